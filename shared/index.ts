@@ -1,0 +1,13 @@
+/**
+ * lanemap's domain core: the one public surface of shared/ for the lanes, serving and infra.
+ * Pure functions over typed arrays and plain records; technologies live in shared/adapters/<tech>/.
+ */
+export * from "./errors.js";
+export * from "./raster/index.js";
+export * from "./geotiff/index.js";
+export * from "./features/index.js";
+export * from "./classifier/index.js";
+export * from "./accuracy/index.js";
+export * from "./hilbert/index.js";
+export * from "./sample/index.js";
+export * from "./util/index.js";

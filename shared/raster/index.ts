@@ -1,0 +1,1 @@
+export type { BandArray, Bounds, Crs, DType, GeoTransform, Raster, RasterInfo } from "./types.js";

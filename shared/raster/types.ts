@@ -1,0 +1,59 @@
+/** Pixel data types a tile may carry (GeoTIFF SampleFormat x BitsPerSample). */
+export type DType = "uint8" | "int8" | "uint16" | "int16" | "uint32" | "int32" | "float32" | "float64";
+
+/** One band's samples, row-major, `width * height` long. */
+export type BandArray =
+  Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
+
+/**
+ * Affine pixel -> CRS transform in GDAL order:
+ * x = gt[0] + col * gt[1] + row * gt[2];  y = gt[3] + col * gt[4] + row * gt[5]
+ * (col/row are pixel-corner coordinates; the centre of pixel (c, r) is (c + 0.5, r + 0.5)).
+ */
+export type GeoTransform = readonly [number, number, number, number, number, number];
+
+/** A coordinate reference system. `epsg` where the file names one; `proj4` always when known. */
+export interface Crs {
+  readonly epsg: number | null;
+  /** proj4 definition usable with the proj4 package, or null when it could not be derived. */
+  readonly proj4: string | null;
+  /** Human-readable name (citation) if the file carries one. */
+  readonly name: string | null;
+}
+
+export interface Bounds {
+  readonly minX: number;
+  readonly minY: number;
+  readonly maxX: number;
+  readonly maxY: number;
+}
+
+/** Everything about a raster except its pixels: what a header read can tell. */
+export interface RasterInfo {
+  readonly width: number;
+  readonly height: number;
+  readonly bandCount: number;
+  readonly dtype: DType;
+  /** Per band; null = no nodata value. NaN is a valid nodata value for float data. */
+  readonly nodata: readonly (number | null)[];
+  /** Per band: physical value = stored * scale + offset. */
+  readonly scale: readonly number[];
+  readonly offset: readonly number[];
+  readonly geoTransform: GeoTransform | null;
+  readonly crs: Crs | null;
+  /** Bounds in the native CRS (null without a geotransform). */
+  readonly bounds: Bounds | null;
+  /** Bounds in WGS84 lon/lat (null without a geotransform or a usable CRS). */
+  readonly boundsWgs84: Bounds | null;
+  /** Acquisition time from TIFF tags (DateTime / GDAL metadata ACQUISITIONDATETIME), ISO 8601, if any. */
+  readonly acquired: string | null;
+  /** Compression name as stored (e.g. "deflate", "lzw", "none"). */
+  readonly compression: string;
+  /** Tiled (true) or stripped (false) layout. */
+  readonly tiled: boolean;
+}
+
+/** A decoded raster: the header plus one typed array per band. */
+export interface Raster extends RasterInfo {
+  readonly bands: readonly BandArray[];
+}

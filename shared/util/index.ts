@@ -1,0 +1,2 @@
+export { startWorker } from "./worker.js";
+export { workerPayload } from "./worker-data.js";
