@@ -1,0 +1,11 @@
+/** File-system adapters: the master archive, the catalogue and the published batch views. */
+export { ArchiveStore, TileConflictError, contentHash } from "./archive-store.js";
+export {
+  listBatchVersions,
+  readBatchVersion,
+  readCurrentBatch,
+  readCurrentPointer,
+  setCurrentBatch,
+  type BatchVersion,
+} from "./batch-views.js";
+export { createFileDurable, writeFileDurable, fsyncDir } from "./durable.js";

@@ -1,0 +1,2 @@
+/** NATS adapters: the names of the ingest contract and shared buckets. */
+export * from "./names.js";

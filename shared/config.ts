@@ -1,0 +1,207 @@
+/**
+ * Configuration: parsed once from the environment with a schema, validated at start, then passed
+ * down as a plain object. Every variable, its default and its meaning is listed here and in the
+ * README's configuration reference (infra/config.md is generated from `configReference()`).
+ */
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/** One entry per environment variable: its schema, default and meaning. */
+const variables = {
+  LANEMAP_DATA_DIR: {
+    schema: z.string().min(1),
+    default: "./data",
+    doc: "Data directory: master archive, catalogue, views, models, embedded NATS store.",
+  },
+  PORT: {
+    schema: int(0, 65535),
+    default: "8080",
+    doc: "HTTP port of the serving layer (0 = any free port).",
+  },
+  HOST: { schema: z.string().min(1), default: "127.0.0.1", doc: "Interface the serving layer listens on." },
+  NATS_URL: {
+    schema: z.string().min(1).optional(),
+    default: undefined,
+    doc: "NATS server URL(s), comma-separated. Unset: `lanemap start` runs an embedded nats-server in the data directory.",
+  },
+  LANEMAP_OPERATOR_TOKEN: {
+    schema: z.string().min(16, "must be at least 16 characters").optional(),
+    default: undefined,
+    doc: "Bearer token for operator endpoints (POST /v1/batch/runs). Unset: `lanemap start` generates one and prints it; `lanemap serve` disables operator endpoints.",
+  },
+  LANEMAP_LOG_LEVEL: {
+    schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    default: "info",
+    doc: "pino log level.",
+  },
+  LANEMAP_MAX_PIXELS: {
+    schema: int(1),
+    default: "100000000",
+    doc: "Decode budget: a tile with more pixels (width × height) is refused before decoding.",
+  },
+  LANEMAP_DECODE_TIMEOUT_MS: {
+    schema: int(100),
+    default: "10000",
+    doc: "Deadline for decoding and classifying one tile; a tile over it is failed (dead-lettered).",
+  },
+  LANEMAP_BATCH_CRON: {
+    schema: z.string().min(1),
+    default: "0 2 * * *",
+    doc: "node-cron expression of the scheduled batch rebuild (default nightly at 02:00).",
+  },
+  LANEMAP_BATCH_TZ: { schema: z.string().min(1), default: "UTC", doc: "Time zone of the cron expression." },
+  LANEMAP_BATCH_KEEP: { schema: int(1, 1000), default: "5", doc: "Batch view versions kept on disk." },
+  LANEMAP_BATCH_WORKERS: {
+    schema: int(1, 256),
+    default: String(availableParallelism()),
+    doc: "worker_threads of a batch run (default: the number of cores).",
+  },
+  LANEMAP_BATCH_ORDER: {
+    schema: z.enum(["hilbert", "natural", "random", "distance", "hilbert-around"]),
+    default: "hilbert",
+    doc: "Order in which a batch run processes tiles.",
+  },
+  LANEMAP_SPEED_CONCURRENCY: {
+    schema: int(1, 64),
+    default: "2",
+    doc: "Tiles a speed worker process classifies at once (its in-flight bound).",
+  },
+  LANEMAP_STREAM_MAX_BYTES: {
+    schema: z.coerce.number().int().min(-1),
+    default: String(8 * 2 ** 30),
+    doc: "Ingest stream limit in bytes (-1 = unlimited).",
+  },
+  LANEMAP_STREAM_MAX_AGE_S: {
+    schema: int(0),
+    default: String(30 * 86400),
+    doc: "Ingest stream message age limit in seconds (0 = unlimited).",
+  },
+  LANEMAP_DUPLICATE_WINDOW_S: {
+    schema: int(1),
+    default: "600",
+    doc: "JetStream duplicate window (Nats-Msg-Id) in seconds.",
+  },
+  LANEMAP_MAX_DELIVER: {
+    schema: int(1, 100),
+    default: "5",
+    doc: "Deliveries of one tile before it is dead-lettered.",
+  },
+  LANEMAP_ACK_WAIT_S: {
+    schema: int(1),
+    default: "30",
+    doc: "Ack wait in seconds; workers send in-progress heartbeats for slow tiles.",
+  },
+  LANEMAP_STATS_MAX_PIXELS: {
+    schema: int(1),
+    default: String(2_000_000_000),
+    doc: "Largest area (in class-raster pixels) a /v1/stats request may cover.",
+  },
+  LANEMAP_CORS_ORIGINS: {
+    schema: z.string().optional(),
+    default: undefined,
+    doc: "Comma-separated origins allowed by CORS (unset: same origin only; `*`: any).",
+  },
+  LANEMAP_FEED_INTERVAL_S: {
+    schema: z.coerce.number().min(0),
+    default: "20",
+    doc: "`lanemap start`: seconds between fresh sample acquisitions fed to the speed lane (0 = none).",
+  },
+} as const;
+
+type Vars = typeof variables;
+type Raw = { [K in keyof Vars]: z.infer<Vars[K]["schema"]> };
+
+/** The platform's configuration, derived from the environment once. */
+export interface Config {
+  readonly dataDir: string;
+  readonly port: number;
+  readonly host: string;
+  readonly natsUrl: string | undefined;
+  readonly operatorToken: string | undefined;
+  readonly logLevel: Raw["LANEMAP_LOG_LEVEL"];
+  readonly maxPixels: number;
+  readonly decodeTimeoutMs: number;
+  readonly batch: {
+    readonly cron: string;
+    readonly timezone: string;
+    readonly keep: number;
+    readonly workers: number;
+    readonly order: Raw["LANEMAP_BATCH_ORDER"];
+  };
+  readonly speed: {
+    readonly concurrency: number;
+    readonly maxDeliver: number;
+    readonly ackWaitMs: number;
+  };
+  readonly stream: {
+    readonly maxBytes: number;
+    readonly maxAgeS: number;
+    readonly duplicateWindowS: number;
+  };
+  readonly serving: {
+    readonly statsMaxPixels: number;
+    readonly corsOrigins: readonly string[];
+  };
+  readonly feedIntervalS: number;
+}
+
+/**
+ * Parses the configuration from an environment (default `process.env`), applying defaults.
+ * Throws a ConfigError naming every variable that failed validation.
+ */
+export function parseConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, v] of Object.entries(variables)) {
+    const value = env[name] === "" ? undefined : (env[name] ?? v.default);
+    const r = v.schema.safeParse(value);
+    if (r.success) raw[name] = r.data;
+    else problems.push(`${name}=${JSON.stringify(env[name])}: ${r.error.issues[0]?.message ?? "invalid"}`);
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  const r = raw as Raw;
+  return {
+    dataDir: resolve(r.LANEMAP_DATA_DIR),
+    port: r.PORT,
+    host: r.HOST,
+    natsUrl: r.NATS_URL,
+    operatorToken: r.LANEMAP_OPERATOR_TOKEN,
+    logLevel: r.LANEMAP_LOG_LEVEL,
+    maxPixels: r.LANEMAP_MAX_PIXELS,
+    decodeTimeoutMs: r.LANEMAP_DECODE_TIMEOUT_MS,
+    batch: {
+      cron: r.LANEMAP_BATCH_CRON,
+      timezone: r.LANEMAP_BATCH_TZ,
+      keep: r.LANEMAP_BATCH_KEEP,
+      workers: r.LANEMAP_BATCH_WORKERS,
+      order: r.LANEMAP_BATCH_ORDER,
+    },
+    speed: {
+      concurrency: r.LANEMAP_SPEED_CONCURRENCY,
+      maxDeliver: r.LANEMAP_MAX_DELIVER,
+      ackWaitMs: r.LANEMAP_ACK_WAIT_S * 1000,
+    },
+    stream: {
+      maxBytes: r.LANEMAP_STREAM_MAX_BYTES,
+      maxAgeS: r.LANEMAP_STREAM_MAX_AGE_S,
+      duplicateWindowS: r.LANEMAP_DUPLICATE_WINDOW_S,
+    },
+    serving: {
+      statsMaxPixels: r.LANEMAP_STATS_MAX_PIXELS,
+      corsOrigins: (r.LANEMAP_CORS_ORIGINS ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    },
+    feedIntervalS: r.LANEMAP_FEED_INTERVAL_S,
+  };
+}
+
+/** Every variable with its default and meaning, for the README and `lanemap config`. */
+export function configReference(): { name: string; default: string | undefined; doc: string }[] {
+  return Object.entries(variables).map(([name, v]) => ({ name, default: v.default, doc: v.doc }));
+}

@@ -1,0 +1,4 @@
+export * from "./types.js";
+export * from "./merge.js";
+export * from "./paths.js";
+export * from "./raster-codec.js";

@@ -1,0 +1,131 @@
+/**
+ * The view contract shared by the batch lane, the speed lane and serving.
+ *
+ * - Master archive: immutable raw tiles under the data directory plus a catalogue entry per tile,
+ *   carrying its ingest sequence (the JetStream stream sequence of its ingest message; 0 for bulk loads).
+ * - Batch view version V: results for every tile of the archive up to watermark W (the highest ingest
+ *   sequence the run read), frozen and published atomically.
+ * - Live view: the speed lane's results, each with its ingest sequence and acquisition time.
+ * - Merge per cell: candidates are the batch result and the live results with ingest sequence > W;
+ *   the newest acquisition wins, ties to the higher ingest sequence (see merge.ts).
+ */
+import { z } from "zod";
+
+const bounds = z.object({ minX: z.number(), minY: z.number(), maxX: z.number(), maxY: z.number() });
+const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), "must be an ISO 8601 time");
+
+/** Tile ids are safe as file names, NATS header values and URL segments. */
+export const TILE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+export const catalogueEntrySchema = z.object({
+  tileId: z.string().regex(TILE_ID_PATTERN),
+  cell: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  acquired: isoTime,
+  /** JetStream stream sequence of the ingest message; 0 for tiles loaded in bulk. */
+  ingestSeq: z.number().int().min(0),
+  /** sha256 of the raw GeoTIFF bytes (hex); names the archive object. */
+  contentHash: z.string().regex(/^[0-9a-f]{64}$/),
+  bytes: z.number().int().min(0),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  bandCount: z.number().int().positive(),
+  dtype: z.string(),
+  epsg: z.number().int().nullable(),
+  proj4: z.string().nullable(),
+  geoTransform: z.array(z.number()).length(6),
+  bounds: bounds,
+  boundsWgs84: bounds.nullable(),
+  /** Hilbert index (order 16) of the tile centroid in WGS84, for ordering work. */
+  hilbert: z.number().int().min(0).nullable(),
+  /** How the acquisition time was found: "header" (ingest message), "sidecar", "tiff", "filename". */
+  acquiredFrom: z.enum(["header", "sidecar", "tiff", "filename"]),
+  source: z.enum(["bulk", "stream"]),
+  registeredAt: isoTime,
+});
+/** One tile of the master archive. */
+export type CatalogueEntry = z.infer<typeof catalogueEntrySchema>;
+
+export const badTileSchema = z.object({
+  /** Tile id if one was known, else the file name. */
+  key: z.string(),
+  source: z.string(),
+  code: z.string(),
+  reason: z.string(),
+  at: isoTime,
+});
+/** A tile that could not be registered or processed, with the reason. */
+export type BadTileRecord = z.infer<typeof badTileSchema>;
+
+/** Which lane produced a result. */
+export type Lane = "batch" | "live";
+
+/**
+ * The summary of one classified tile, the same shape in both lanes. Per-class arrays are indexed
+ * by class id (index 0 = not classified).
+ */
+export interface TileResult {
+  readonly lane: Lane;
+  readonly tileId: string;
+  readonly cell: string;
+  readonly acquired: string;
+  readonly ingestSeq: number;
+  readonly contentHash: string;
+  readonly modelVersion: string;
+  readonly width: number;
+  readonly height: number;
+  readonly geoTransform: readonly number[];
+  readonly epsg: number | null;
+  readonly proj4: string | null;
+  readonly boundsWgs84: { minX: number; minY: number; maxX: number; maxY: number } | null;
+  readonly validPixels: number;
+  readonly counts: readonly number[];
+  readonly areasM2: readonly number[];
+  readonly dominantClass: number;
+  readonly meanConfidence: number;
+  /** When the lane finished classifying the tile (ISO 8601). */
+  readonly processedAt: string;
+}
+
+export const tileResultSchema = z.object({
+  lane: z.enum(["batch", "live"]),
+  tileId: z.string().regex(TILE_ID_PATTERN),
+  cell: z.string(),
+  acquired: isoTime,
+  ingestSeq: z.number().int().min(0),
+  contentHash: z.string(),
+  modelVersion: z.string(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  geoTransform: z.array(z.number()).length(6),
+  epsg: z.number().int().nullable(),
+  proj4: z.string().nullable(),
+  boundsWgs84: bounds.nullable(),
+  validPixels: z.number().int().min(0),
+  counts: z.array(z.number().int().min(0)),
+  areasM2: z.array(z.number().min(0)),
+  dominantClass: z.number().int().min(0),
+  meanConfidence: z.number().min(0).max(1),
+  processedAt: isoTime,
+});
+
+export const batchManifestSchema = z.object({
+  format: z.literal("lanemap.batch-view/1"),
+  version: z.number().int().positive(),
+  name: z.string().regex(/^v\d{6}$/),
+  watermark: z.number().int().min(0),
+  modelVersion: z.string(),
+  startedAt: isoTime,
+  finishedAt: isoTime,
+  order: z.string(),
+  tiles: z.object({
+    total: z.number().int().min(0),
+    classified: z.number().int().min(0),
+    reused: z.number().int().min(0),
+    failed: z.number().int().min(0),
+  }),
+  cells: z.number().int().min(0),
+  failures: z.array(z.object({ tileId: z.string(), code: z.string(), reason: z.string() })),
+  files: z.record(z.string(), z.object({ bytes: z.number().int().min(0), sha256: z.string() })),
+});
+/** What a published batch view says about itself; written last, after every file is fsynced. */
+export type BatchManifest = z.infer<typeof batchManifestSchema>;
