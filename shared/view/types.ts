@@ -15,7 +15,7 @@ const bounds = z.object({ minX: z.number(), minY: z.number(), maxX: z.number(), 
 const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), "must be an ISO 8601 time");
 
 /** Tile ids are safe as file names, NATS header values and URL segments. */
-export const TILE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+export const TILE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export const catalogueEntrySchema = z.object({
   tileId: z.string().regex(TILE_ID_PATTERN),

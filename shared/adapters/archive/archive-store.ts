@@ -33,7 +33,7 @@ export function contentHash(bytes: Uint8Array): string {
 }
 
 function safeFileKey(key: string): string {
-  return key.replace(/[^A-Za-z0-9_.:-]/g, "_").slice(0, 200) || "_";
+  return key.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 200) || "_";
 }
 
 export class ArchiveStore {

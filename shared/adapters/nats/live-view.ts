@@ -1,0 +1,234 @@
+/**
+ * The live view: the speed lane's results in a JetStream KV bucket, one entry per tile under the
+ * key `<cell>.<tileId>`. Why KV rather than a DuckDB file: a DuckDB file has one writer process,
+ * while any number of speed workers on any machines write results; KV gives durable, replicated,
+ * idempotent writes (the same tile twice is the same key), a revision number that serves as the
+ * live view's position, and a watch that lets every serving process materialise the view in
+ * memory and hear about changes at once, with nothing to rebuild after a restart but a re-watch.
+ *
+ * A value is an envelope: "LMR1", u32 JSON length, the JSON (TileResult + k + raster placement),
+ * then the deflated class raster (shared/view/raster-codec.ts). Rasters that would not fit one
+ * message go to an object store bucket and the envelope keeps only their name.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Kvm, type KV } from "@nats-io/kv";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import { LanemapError } from "../../errors.js";
+import { tileResultSchema, type TileResult } from "../../view/types.js";
+import { LIVE_BUCKET } from "./names.js";
+
+const MAGIC = [0x4c, 0x4d, 0x52, 0x31]; // "LMR1"
+/** Rasters above this go to the object store (leaves room for headers under a 1 MiB max_payload). */
+const INLINE_RASTER_LIMIT = 768 * 1024;
+const RASTER_OBJECTS = `${LIVE_BUCKET}-rasters`;
+
+/** One live result: its summary, the neighbours per vote, and its deflated class raster. */
+export interface LiveRecord {
+  readonly result: TileResult;
+  readonly k: number;
+  readonly raster: Uint8Array;
+}
+
+/** An entry as materialised by a reader: the raster may still be in the object store. */
+export interface LiveEntry {
+  readonly result: TileResult;
+  readonly k: number;
+  /** KV revision of this entry. */
+  readonly revision: number;
+  /** The deflated class raster (fetched from the object store on first use when spilled). */
+  raster(): Promise<Uint8Array>;
+}
+
+/** An immutable view of the live results at one position. */
+export interface LiveSnapshot {
+  /** Highest KV revision applied; grows with every write or delete. */
+  readonly position: number;
+  readonly size: number;
+  readonly byCell: ReadonlyMap<string, readonly LiveEntry[]>;
+  readonly byTile: ReadonlyMap<string, LiveEntry>;
+}
+
+/** The KV key of a result: `<cell>.<tileId>`. */
+export const liveKey = (cell: string, tileId: string): string => `${cell}.${tileId}`;
+
+function encodeEnvelope(meta: unknown, raster: Uint8Array | null): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(meta));
+  const out = new Uint8Array(8 + json.length + (raster?.length ?? 0));
+  out.set(MAGIC, 0);
+  new DataView(out.buffer).setUint32(4, json.length, true);
+  out.set(json, 8);
+  if (raster) out.set(raster, 8 + json.length);
+  return out;
+}
+
+interface EnvelopeMeta {
+  result: TileResult;
+  k: number;
+  rasterObject: string | null;
+}
+
+function decodeEnvelope(bytes: Uint8Array): { meta: EnvelopeMeta; raster: Uint8Array } {
+  if (bytes.length < 8 || MAGIC.some((b, i) => bytes[i] !== b))
+    throw new LanemapError("LIVE_VIEW", "live view entry has no LMR1 envelope");
+  const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
+  if (8 + len > bytes.length) throw new LanemapError("LIVE_VIEW", "live view entry is truncated");
+  const raw = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + len))) as EnvelopeMeta;
+  const result = tileResultSchema.parse(raw.result) as TileResult;
+  if (!Number.isInteger(raw.k) || raw.k < 1) throw new LanemapError("LIVE_VIEW", "live view entry has no k");
+  return {
+    meta: { result, k: raw.k, rasterObject: raw.rasterObject ?? null },
+    raster: bytes.subarray(8 + len),
+  };
+}
+
+/** Reads and writes the live view bucket. */
+export class LiveView {
+  private readonly kv: KV;
+  private readonly objm: Objm;
+  private objects: ObjectStore | undefined;
+
+  private constructor(kv: KV, nc: NatsConnection) {
+    this.kv = kv;
+    this.objm = new Objm(nc);
+  }
+
+  /** Opens the live view bucket, creating it (file storage, history 1) when absent. */
+  static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<LiveView> {
+    const kv = await new Kvm(nc).create(LIVE_BUCKET, {
+      history: 1,
+      storage: "file",
+      replicas: options.replicas ?? 1,
+    } as Parameters<Kvm["create"]>[1]);
+    return new LiveView(kv, nc);
+  }
+
+  private async rasterStore(): Promise<ObjectStore> {
+    this.objects ??= await this.objm.create(RASTER_OBJECTS, { storage: "file" } as Parameters<
+      Objm["create"]
+    >[1]);
+    return this.objects;
+  }
+
+  /** Writes (or rewrites, idempotently) one result; resolves with its KV revision once durable. */
+  async put(record: LiveRecord): Promise<number> {
+    const { result } = record;
+    const key = liveKey(result.cell, result.tileId);
+    let rasterObject: string | null = null;
+    let inline: Uint8Array | null = record.raster;
+    if (record.raster.length > INLINE_RASTER_LIMIT) {
+      rasterObject = key;
+      await (await this.rasterStore()).putBlob({ name: key }, record.raster);
+      inline = null;
+    }
+    return this.kv.put(key, encodeEnvelope({ result, k: record.k, rasterObject }, inline));
+  }
+
+  /** Removes one result (expiry of an absorbed result). */
+  async remove(cell: string, tileId: string): Promise<void> {
+    await this.kv.purge(liveKey(cell, tileId));
+  }
+
+  /** One entry by key, or undefined. */
+  async get(cell: string, tileId: string): Promise<LiveEntry | undefined> {
+    const e = await this.kv.get(liveKey(cell, tileId));
+    if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
+    return this.entry(e.value, e.revision);
+  }
+
+  private entry(value: Uint8Array, revision: number): LiveEntry {
+    const { meta, raster } = decodeEnvelope(value);
+    const copy = meta.rasterObject ? null : raster.slice();
+    const name = meta.rasterObject;
+    return {
+      result: meta.result,
+      k: meta.k,
+      revision,
+      raster: async () => {
+        if (copy) return copy;
+        const blob = name ? await (await this.rasterStore()).getBlob(name) : null;
+        if (!blob) throw new LanemapError("LIVE_VIEW", `raster object ${name ?? "?"} is missing`);
+        return blob;
+      },
+    };
+  }
+
+  /**
+   * Materialises the whole bucket in memory and keeps it current. Resolves once the initial
+   * values are loaded; `onChange` hears every later change (with the entry, or null for a delete).
+   */
+  async follow(
+    onChange?: (change: { key: string; entry: LiveEntry | null; position: number }) => void,
+  ): Promise<LiveFollower> {
+    const follower = new LiveFollower();
+    const status = await this.kv.status();
+    // The bucket's last stream sequence tells when the initial replay is complete.
+    const initialLast = status.streamInfo.state.last_seq;
+    const iter = await this.kv.watch({ key: ">" });
+    let resolveReady!: () => void;
+    const ready = new Promise<void>((r) => (resolveReady = r));
+    if (initialLast === 0 || status.values === 0) resolveReady();
+    void (async () => {
+      for await (const e of iter) {
+        let entry: LiveEntry | null = null;
+        if (e.operation === "PUT" && e.value.length > 0) {
+          try {
+            entry = this.entry(e.value, e.revision);
+          } catch {
+            entry = null; // An unreadable entry is skipped, not fatal to serving.
+          }
+        }
+        follower.apply(e.key, entry, e.revision);
+        if (e.revision >= initialLast) resolveReady();
+        onChange?.({ key: e.key, entry, position: e.revision });
+      }
+    })();
+    follower.stopFn = () => iter.stop();
+    await ready;
+    return follower;
+  }
+
+  /** Every current entry, read once (for operator scripts). */
+  async list(): Promise<LiveEntry[]> {
+    const f = await this.follow();
+    const all = [...f.snapshot().byTile.values()];
+    f.stop();
+    return all;
+  }
+}
+
+/** Keeps a materialised copy of the live view; `snapshot()` is immutable and cheap when unchanged. */
+export class LiveFollower {
+  private readonly entries = new Map<string, LiveEntry>();
+  private position = 0;
+  private cached: LiveSnapshot | undefined;
+  /** @internal */
+  stopFn: (() => void) | undefined;
+
+  /** @internal */
+  apply(key: string, entry: LiveEntry | null, revision: number): void {
+    if (entry) this.entries.set(key, entry);
+    else this.entries.delete(key);
+    this.position = Math.max(this.position, revision);
+    this.cached = undefined;
+  }
+
+  /** The live view as of now; later changes never alter a returned snapshot. */
+  snapshot(): LiveSnapshot {
+    if (this.cached) return this.cached;
+    const byCell = new Map<string, LiveEntry[]>();
+    const byTile = new Map<string, LiveEntry>();
+    for (const e of this.entries.values()) {
+      byTile.set(e.result.tileId, e);
+      const list = byCell.get(e.result.cell);
+      if (list) list.push(e);
+      else byCell.set(e.result.cell, [e]);
+    }
+    this.cached = { position: this.position, size: byTile.size, byCell, byTile };
+    return this.cached;
+  }
+
+  /** Stops following. */
+  stop(): void {
+    this.stopFn?.();
+  }
+}

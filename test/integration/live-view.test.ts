@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { LiveView } from "../../shared/adapters/nats/index.js";
+import { encodeClassRaster, decodeClassRaster, type TileResult } from "../../shared/index.js";
+import { natsFixture, natsMissing } from "../helpers/nats.js";
+
+function result(tileId: string, cell: string, ingestSeq: number): TileResult {
+  return {
+    lane: "live",
+    tileId,
+    cell,
+    acquired: "2026-11-01T10:00:00Z",
+    ingestSeq,
+    contentHash: "a".repeat(64),
+    modelVersion: "m1",
+    width: 2,
+    height: 2,
+    geoTransform: [0, 30, 0, 0, 0, -30],
+    epsg: 32615,
+    proj4: null,
+    boundsWgs84: null,
+    validPixels: 4,
+    counts: [0, 3, 1],
+    areasM2: [0, 2700, 900],
+    dominantClass: 1,
+    meanConfidence: 0.8,
+    processedAt: "2026-11-01T10:00:01Z",
+  };
+}
+
+const raster = encodeClassRaster({
+  width: 2,
+  height: 2,
+  k: 5,
+  classes: new Uint8Array([1, 1, 1, 2]),
+  votes: new Uint8Array([5, 4, 3, 5]),
+});
+
+describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
+  test("a result written twice is one entry, readable with its raster by a follower", async () => {
+    await using f = await natsFixture();
+    const view = await LiveView.open(f.nc);
+    await view.put({ result: result("t1", "c0001r0001", 7), k: 5, raster });
+    await view.put({ result: result("t1", "c0001r0001", 7), k: 5, raster });
+    const follower = await view.follow();
+    const snap = follower.snapshot();
+    assert.equal(snap.size, 1);
+    const entry = snap.byTile.get("t1");
+    assert.ok(entry);
+    assert.equal(entry.result.ingestSeq, 7);
+    const back = decodeClassRaster(await entry.raster(), 2, 2, entry.k);
+    assert.deepEqual([...back.classes], [1, 1, 1, 2]);
+    follower.stop();
+  });
+
+  test("a follower sees later writes and removals, and old snapshots never change", async () => {
+    await using f = await natsFixture();
+    const view = await LiveView.open(f.nc);
+    const changes: string[] = [];
+    const follower = await view.follow((c) => changes.push(`${c.key}:${c.entry ? "put" : "del"}`));
+    const before = follower.snapshot();
+    await view.put({ result: result("t1", "c0001r0001", 1), k: 5, raster });
+    await view.put({ result: result("t2", "c0001r0001", 2), k: 5, raster });
+    await view.remove("c0001r0001", "t1");
+    for (let i = 0; i < 100 && changes.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(changes, ["c0001r0001.t1:put", "c0001r0001.t2:put", "c0001r0001.t1:del"]);
+    assert.equal(before.size, 0);
+    const after = follower.snapshot();
+    assert.deepEqual([...after.byTile.keys()], ["t2"]);
+    assert.ok(after.position > before.position);
+    follower.stop();
+  });
+
+  test("the view survives a nats-server restart: a new follower rebuilds the same entries", async () => {
+    await using f = await natsFixture();
+    const view = await LiveView.open(f.nc);
+    for (let i = 1; i <= 5; i++)
+      await view.put({ result: result(`t${i}`, `c000${i}r0000`, i), k: 5, raster });
+    const first = await view.follow();
+    const a = [...first.snapshot().byTile.keys()].sort();
+    first.stop();
+    await f.server.kill();
+    await f.server.restart();
+    // The client reconnects by itself; wait until the bucket answers again.
+    let again: Awaited<ReturnType<typeof view.follow>> | undefined;
+    for (let i = 0; i < 100 && !again; i++) {
+      again = await view.follow().catch(() => undefined);
+      if (!again) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(again, "live view readable after restart");
+    assert.deepEqual([...again.snapshot().byTile.keys()].sort(), a);
+    again.stop();
+  });
+});
