@@ -2,3 +2,4 @@ export * from "./types.js";
 export * from "./merge.js";
 export * from "./paths.js";
 export * from "./raster-codec.js";
+export * from "./batch-schema.js";

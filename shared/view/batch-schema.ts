@@ -1,0 +1,49 @@
+/**
+ * The published batch view's layout (the contract between the batch writer and every reader).
+ *
+ * views/batch/vNNNNNN/
+ *   view.duckdb      tables below
+ *   summary.parquet  the `tiles` table (COPY ... TO ... (FORMAT parquet))
+ *   summary.arrow    the `tiles` table as an Arrow IPC stream
+ *   model.json       the model artifact the run used (class names and colours for renderers)
+ *   manifest.json    BatchManifest, written last: a folder without it is not a view
+ *
+ * Per-class arrays (`counts`, `areas_m2`) are indexed by class id; index 0 = not classified.
+ * `cells` names, per map cell, the tile this view shows for it (newest acquisition, ties to the
+ * higher ingest sequence: shared/view/merge.ts `newestOf`).
+ */
+export const BATCH_VIEW_FILES = {
+  duckdb: "view.duckdb",
+  parquet: "summary.parquet",
+  arrow: "summary.arrow",
+  model: "model.json",
+  manifest: "manifest.json",
+} as const;
+
+export const BATCH_VIEW_DDL = [
+  `CREATE TABLE tiles (
+    tile_id VARCHAR PRIMARY KEY,
+    cell VARCHAR NOT NULL,
+    acquired TIMESTAMP NOT NULL,
+    ingest_seq BIGINT NOT NULL,
+    content_hash VARCHAR NOT NULL,
+    model_version VARCHAR NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    geo_transform DOUBLE[] NOT NULL,
+    epsg INTEGER,
+    proj4 VARCHAR,
+    min_lon DOUBLE, min_lat DOUBLE, max_lon DOUBLE, max_lat DOUBLE,
+    valid_pixels BIGINT NOT NULL,
+    counts BIGINT[] NOT NULL,
+    areas_m2 DOUBLE[] NOT NULL,
+    dominant_class INTEGER NOT NULL,
+    mean_confidence DOUBLE NOT NULL,
+    processed_at TIMESTAMP NOT NULL,
+    reused BOOLEAN NOT NULL
+  )`,
+  `CREATE TABLE cells (cell VARCHAR PRIMARY KEY, tile_id VARCHAR NOT NULL)`,
+  `CREATE TABLE rasters (tile_id VARCHAR PRIMARY KEY, k UTINYINT NOT NULL, raster BLOB NOT NULL)`,
+  `CREATE TABLE classes (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL, colour VARCHAR NOT NULL)`,
+  `CREATE TABLE failures (tile_id VARCHAR, code VARCHAR, reason VARCHAR)`,
+] as const;
