@@ -7,6 +7,12 @@ import { LanemapError, describeError } from "../../shared/index.js";
 import { UsageError } from "./usage.js";
 import { commands } from "./commands/index.js";
 
+// `lanemap ... | head` closes the pipe early: that is not an error.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
 const program = new Command("lanemap")
   .description(
     "near-real-time thematic mapping of satellite imagery (batch + speed lanes, merged at query time)",
