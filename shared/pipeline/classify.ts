@@ -1,0 +1,92 @@
+/**
+ * Classifying one catalogued tile into the result both lanes publish: the summary (a TileResult,
+ * the same shape in the batch and the live view) and the deflated class raster with votes.
+ * The batch workers and the speed workers call exactly this, so the two lanes cannot drift.
+ */
+import { createClassifier, classSummary, type Classifier, type Model } from "../classifier/index.js";
+import { decodeGeoTiff } from "../geotiff/index.js";
+import type { Raster } from "../raster/types.js";
+import { encodeClassRaster, votesFromConfidence } from "../view/raster-codec.js";
+import type { CatalogueEntry, Lane, TileResult } from "../view/types.js";
+
+/** What a lane stores for one tile. */
+export interface TileOutcome {
+  readonly result: TileResult;
+  /** Neighbours per vote (confidence = votes / k). */
+  readonly k: number;
+  /** encodeClassRaster bytes: class ids then votes, deflated. */
+  readonly raster: Uint8Array;
+}
+
+/** The catalogue fields a result carries. */
+export type ResultSource = Pick<
+  CatalogueEntry,
+  "tileId" | "cell" | "acquired" | "ingestSeq" | "contentHash" | "epsg" | "proj4" | "boundsWgs84"
+>;
+
+/** Builds a classifier for a model (kd-tree built once; reuse it for every tile). */
+export function prepareClassifier(model: Model): Classifier {
+  return createClassifier(model);
+}
+
+/** Classifies a decoded raster (pure, synchronous). */
+export function classifyRaster(
+  raster: Raster,
+  classifier: Classifier,
+  source: ResultSource,
+  lane: Lane,
+  processedAt: Date = new Date(),
+): TileOutcome {
+  const model = classifier.model;
+  const c = classifier.classify(raster);
+  const s = classSummary(c, model, raster);
+  const n = model.classes.length;
+  const counts = new Array<number>(n + 1).fill(0);
+  const areas = new Array<number>(n + 1).fill(0);
+  counts[0] = c.width * c.height - c.validPixels;
+  for (const cls of s.classes) {
+    counts[cls.id] = cls.pixels;
+    areas[cls.id] = cls.areaM2 ?? 0;
+  }
+  const result: TileResult = {
+    lane,
+    tileId: source.tileId,
+    cell: source.cell,
+    acquired: source.acquired,
+    ingestSeq: source.ingestSeq,
+    contentHash: source.contentHash,
+    modelVersion: model.version,
+    width: c.width,
+    height: c.height,
+    geoTransform: [...(raster.geoTransform ?? [0, 1, 0, 0, 0, 1])],
+    epsg: source.epsg,
+    proj4: source.proj4,
+    boundsWgs84: source.boundsWgs84,
+    validPixels: c.validPixels,
+    counts,
+    areasM2: areas,
+    dominantClass: s.dominant?.id ?? 0,
+    meanConfidence: s.meanConfidence ?? 0,
+    processedAt: processedAt.toISOString(),
+  };
+  const raster8 = encodeClassRaster({
+    width: c.width,
+    height: c.height,
+    k: model.k,
+    classes: c.classes,
+    votes: votesFromConfidence(c.confidence, model.k),
+  });
+  return { result, k: model.k, raster: raster8 };
+}
+
+/** Decodes tile bytes and classifies them. */
+export async function classifyTileBytes(
+  bytes: Uint8Array,
+  classifier: Classifier,
+  source: ResultSource,
+  lane: Lane,
+  options: { maxPixels?: number; signal?: AbortSignal } = {},
+): Promise<TileOutcome> {
+  const raster = await decodeGeoTiff(bytes, options);
+  return classifyRaster(raster, classifier, source, lane);
+}
