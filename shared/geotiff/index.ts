@@ -1,1 +1,11 @@
-export {};
+export { DEFAULT_MAX_PIXELS, decodeGeoTiff, readGeoTiffInfo, type DecodeOptions } from "./decode.js";
+export { registerFastDecoders } from "./decoders.js";
+export {
+  DEFAULT_DECODE_TIMEOUT_MS,
+  DecoderPool,
+  decodeGeoTiffIsolated,
+  type DecoderPoolOptions,
+  type IsolatedDecodeOptions,
+} from "./pool.js";
+export { parseDateTime, parseGdalMetadata, parseNodata, type GdalMetadataItem } from "./metadata.js";
+export * from "./encode.js";

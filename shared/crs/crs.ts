@@ -1,0 +1,122 @@
+/**
+ * Coordinate reference systems and transforms between them (proj4). A `Crs` is a plain record
+ * (shared/raster/types.ts), so it crosses worker and process boundaries as data; converters are built
+ * from its proj4 definition on demand and cached.
+ */
+import proj4, { type Converter } from "proj4";
+import { TileInvalidError } from "../errors.js";
+import type { Bounds, Crs } from "../raster/types.js";
+import { lookupEpsg } from "./epsg.js";
+
+/** A CRS cannot be used as asked: unknown EPSG code, no proj4 definition, a transform that fails. */
+export class CrsError extends TileInvalidError {}
+
+/** WGS 84 longitude/latitude (EPSG:4326), in lon, lat axis order. */
+export const WGS84: Crs = Object.freeze({
+  epsg: 4326,
+  proj4: "+proj=longlat +datum=WGS84 +no_defs",
+  name: "WGS 84",
+});
+
+/**
+ * The CRS of an EPSG code, with its proj4 definition and name from the EPSG index.
+ * @throws CrsError when the code is not in the index or has no proj4 form.
+ */
+export function crsFromEpsg(code: number): Crs {
+  if (code === 4326) return WGS84;
+  const entry = lookupEpsg(code);
+  if (entry === null) throw new CrsError(`EPSG:${code} is not a known CRS with a proj4 definition`);
+  return { epsg: code, proj4: entry.proj4, name: entry.name };
+}
+
+const converters = new Map<string, Converter>();
+const MAX_CONVERTERS = 256;
+
+function definition(crs: Crs): string {
+  if (crs.proj4 === null || crs.proj4.trim() === "") {
+    const label = crs.epsg !== null ? `EPSG:${crs.epsg}` : (crs.name ?? "unnamed CRS");
+    throw new CrsError(`${label} has no proj4 definition, so points cannot be transformed`);
+  }
+  return crs.proj4;
+}
+
+function converter(from: Crs, to: Crs): Converter {
+  const a = definition(from);
+  const b = definition(to);
+  const key = `${a}\u0000${b}`;
+  let c = converters.get(key);
+  if (c === undefined) {
+    try {
+      c = proj4(a, b);
+    } catch (err) {
+      throw new CrsError(`cannot build a transform from "${a}" to "${b}"`, { cause: err });
+    }
+    // A bounded cache: definitions come from files, so their number is not ours to trust.
+    if (converters.size >= MAX_CONVERTERS) converters.clear();
+    converters.set(key, c);
+  }
+  return c;
+}
+
+/** True when both records describe the same CRS (same EPSG code, or the same proj4 definition). */
+export function sameCrs(a: Crs, b: Crs): boolean {
+  if (a.epsg !== null && b.epsg !== null) return a.epsg === b.epsg;
+  return a.proj4 !== null && a.proj4 === b.proj4;
+}
+
+/**
+ * Transforms one point from `from` to `to`. Outside a projection's domain the result holds
+ * non-finite numbers (proj4's convention) rather than throwing, so a caller sweeping many points
+ * can skip the ones that do not map.
+ * @throws CrsError when either CRS has no proj4 definition.
+ */
+export function projectPoint(from: Crs, to: Crs, x: number, y: number): [number, number] {
+  if (sameCrs(from, to)) return [x, y];
+  const out = converter(from, to).forward([x, y]);
+  return [out[0] ?? NaN, out[1] ?? NaN];
+}
+
+/** Transforms a point from `crs` to WGS 84 longitude/latitude. */
+export function toWgs84(crs: Crs, x: number, y: number): [number, number] {
+  return projectPoint(crs, WGS84, x, y);
+}
+
+/** Transforms a WGS 84 longitude/latitude into `crs`. */
+export function fromWgs84(crs: Crs, lon: number, lat: number): [number, number] {
+  return projectPoint(WGS84, crs, lon, lat);
+}
+
+/**
+ * Transforms a bounding box: the 4 corners and `densify` evenly spaced points along each edge
+ * (default 1, the edge midpoints) are transformed and their min/max taken, since a projected
+ * rectangle's edges bulge. Points that do not map (outside the target's domain) are skipped.
+ * @throws CrsError when no point maps at all.
+ */
+export function transformBounds(from: Crs, to: Crs, bounds: Bounds, densify = 1): Bounds {
+  if (sameCrs(from, to)) return { ...bounds };
+  const steps = Math.max(1, Math.floor(densify) + 1);
+  let minX = Infinity;
+  let minY = Infinity;
+  let maxX = -Infinity;
+  let maxY = -Infinity;
+  const add = (x: number, y: number): void => {
+    const [px, py] = projectPoint(from, to, x, y);
+    if (!Number.isFinite(px) || !Number.isFinite(py)) return;
+    if (px < minX) minX = px;
+    if (px > maxX) maxX = px;
+    if (py < minY) minY = py;
+    if (py > maxY) maxY = py;
+  };
+  const { minX: x0, minY: y0, maxX: x1, maxY: y1 } = bounds;
+  for (let i = 0; i < steps; i++) {
+    const t = i / steps;
+    // Walk the four edges; each edge contributes its start corner and its inner points.
+    add(x0 + (x1 - x0) * t, y0);
+    add(x1, y0 + (y1 - y0) * t);
+    add(x1 - (x1 - x0) * t, y1);
+    add(x0, y1 - (y1 - y0) * t);
+  }
+  if (minX > maxX || minY > maxY)
+    throw new CrsError("no point of the bounds could be transformed into the target CRS");
+  return { minX, minY, maxX, maxY };
+}

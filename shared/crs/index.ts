@@ -1,0 +1,11 @@
+export {
+  CrsError,
+  WGS84,
+  crsFromEpsg,
+  fromWgs84,
+  projectPoint,
+  sameCrs,
+  toWgs84,
+  transformBounds,
+} from "./crs.js";
+export { lookupEpsg, type EpsgEntry } from "./epsg.js";
