@@ -1,0 +1,53 @@
+import type { Command } from "commander";
+import { pino } from "pino";
+import { parseConfig } from "../../../shared/index.js";
+import { startPlatform } from "../../platform/platform.js";
+
+/**
+ * `lanemap start` (and `npm start`): the whole platform on embedded defaults. Logs go to stderr as
+ * JSON lines; the URLs a person needs are printed on stdout. Ctrl-C / SIGTERM stop everything.
+ */
+export function registerStart(program: Command): void {
+  program
+    .command("start")
+    .description(
+      "run the whole platform: embedded nats-server (unless NATS_URL), sample archive, model, batch, speed worker, serving, feeder",
+    )
+    .action(async () => {
+      const config = parseConfig();
+      const logger = pino({ level: config.logLevel, base: { role: "start" } }, pino.destination(2));
+      const platform = await startPlatform(config, logger);
+      console.log(
+        [
+          "",
+          "lanemap is running",
+          `  web map         ${platform.url}/`,
+          `  API             ${platform.url}/v1/tiles   (OpenAPI: ${platform.url}/openapi.json)`,
+          `  STAC            ${platform.url}/stac`,
+          `  metrics         ${platform.url}/metrics`,
+          `  NATS            ${platform.natsUrl}${platform.embeddedNats ? " (embedded)" : ""}`,
+          `  operator token  ${config.operatorToken ? "(from LANEMAP_OPERATOR_TOKEN)" : platform.operatorToken}`,
+          `  model           ${platform.model.version} (${platform.model.classes.map((c) => c.name).join(", ")})`,
+          `  data            ${config.dataDir}`,
+          config.feedIntervalS > 0
+            ? `  a fresh acquisition is fed every ${config.feedIntervalS} s (LANEMAP_FEED_INTERVAL_S)`
+            : "  feeding disabled (LANEMAP_FEED_INTERVAL_S=0)",
+          "Ctrl-C stops everything.",
+          "",
+        ].join("\n"),
+      );
+      await new Promise<void>((resolve) => {
+        const onSignal = (signal: NodeJS.Signals) => {
+          logger.info({ signal }, "stopping");
+          process.off("SIGINT", onSignal);
+          process.off("SIGTERM", onSignal);
+          resolve();
+        };
+        process.on("SIGINT", onSignal);
+        process.on("SIGTERM", onSignal);
+      });
+      await platform.stop();
+      logger.info("stopped");
+      logger.flush();
+    });
+}

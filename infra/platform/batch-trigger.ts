@@ -1,0 +1,42 @@
+/**
+ * Serving's view of the batch lane: infra adapts the batch runner to serving's BatchTrigger
+ * interface (serving may not import batch/).
+ */
+import type { BatchRunner, RunStatus as BatchRunStatus } from "../../batch/index.js";
+import { BatchRunActiveError, type BatchTrigger, type RunStatus } from "../../serving/index.js";
+
+/** Serving's status shape for a batch run status. */
+export function toServingStatus(s: BatchRunStatus): RunStatus {
+  const version = s.report ? Number(s.report.version.replace(/^v/, "")) : undefined;
+  return {
+    runId: s.runId,
+    state: s.state,
+    ...(s.startedAt ? { startedAt: s.startedAt } : {}),
+    ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
+    ...(s.progress ? { progress: { done: s.progress.done, total: s.progress.total } } : {}),
+    ...(version !== undefined && Number.isFinite(version) ? { publishedVersion: version } : {}),
+    ...(s.error ? { error: `${s.error.code}: ${s.error.message}` } : {}),
+  };
+}
+
+/** Wraps a runner; `signal` aborts triggered runs at shutdown. */
+export function batchTriggerFor(runner: BatchRunner, signal?: AbortSignal): BatchTrigger {
+  return {
+    async trigger(opts) {
+      try {
+        return runner.trigger({
+          ...(opts.full === undefined ? {} : { full: opts.full }),
+          ...(signal ? { signal } : {}),
+        });
+      } catch (err) {
+        if ((err as { code?: string }).code === "BATCH_RUNNING")
+          throw new BatchRunActiveError(runner.current()?.runId, { cause: err });
+        throw err;
+      }
+    },
+    async status(runId) {
+      const s = runner.status(runId);
+      return s ? toServingStatus(s) : undefined;
+    },
+  };
+}

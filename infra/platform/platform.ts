@@ -1,0 +1,273 @@
+/**
+ * The whole platform in one process tree, on embedded defaults: the composition root of
+ * `lanemap start`. It wires the lanes together (they never import each other) and owns the order
+ * of start-up and shut-down:
+ *
+ *   nats-server (embedded unless NATS_URL) -> sample archive (if the catalogue is empty) -> model
+ *   (trained once, activated in NATS) -> first batch run (if no view yet) -> speed worker ->
+ *   serving -> cron schedule -> a feeder of fresh acquisitions (flood, clearing) for the demo.
+ *
+ * Shut-down runs in reverse: nothing new is fed or scheduled, an active batch run is aborted
+ * (its staging is never published), in-flight tiles finish, the server and NATS close last.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { Registry } from "prom-client";
+import {
+  addArchiveFolder,
+  createBatchRunner,
+  scheduleBatchRuns,
+  type BatchRunner,
+  type BatchSchedule,
+} from "../../batch/index.js";
+import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
+import {
+  ModelRegistry,
+  SPEED_CONSUMER,
+  INGEST_STREAM,
+  connectNats,
+  speedLaneStatus,
+} from "../../shared/adapters/nats/index.js";
+import {
+  createFeatureSpec,
+  dataPaths,
+  decodeGeoTiff,
+  generateArchive,
+  generateTile,
+  loadModelFile,
+  parseCellKey,
+  saveModelFile,
+  serializeModel,
+  trainModel,
+  type Config,
+  type Model,
+} from "../../shared/index.js";
+import { createServer, type Listening } from "../../serving/index.js";
+import { publishTile, startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
+import { startNatsServer, type NatsServer } from "../nats/launcher.js";
+import { batchTriggerFor } from "./batch-trigger.js";
+
+/** The sample archive `lanemap start` generates when the catalogue is empty. */
+export const SAMPLE = { grid: { width: 8, height: 8 }, tileSize: 128, seed: 1, red: 3, nir: 4 } as const;
+
+export interface Platform extends AsyncDisposable {
+  readonly url: string;
+  readonly natsUrl: string;
+  readonly operatorToken: string;
+  readonly model: Model;
+  readonly embeddedNats: boolean;
+  /** Publishes one fresh acquisition of a cell (what the feeder does on its timer). */
+  feedOnce(scenario?: "flood" | "clearing" | "none"): Promise<{ cell: string; tileId: string; seq: number }>;
+  stop(): Promise<void>;
+}
+
+async function catalogueIsEmpty(store: ArchiveStore): Promise<boolean> {
+  for await (const _ of store.entries()) return false;
+  return true;
+}
+
+/** The newest model artifact in data/models/, or undefined. */
+async function newestModel(dataDir: string): Promise<Model | undefined> {
+  const dir = dataPaths(dataDir).models;
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith(".json"));
+  } catch {
+    return undefined;
+  }
+  let best: Model | undefined;
+  for (const n of names) {
+    try {
+      const m = await loadModelFile(join(dir, n));
+      if (!best || m.createdAt > best.createdAt) best = m;
+    } catch {
+      // A foreign or broken file in models/ is not ours to judge here; the batch lane reports it.
+    }
+  }
+  return best;
+}
+
+async function trainSampleModel(sampleDir: string, logger: Logger): Promise<Model> {
+  const names = (await readdir(join(sampleDir, "tiles"))).filter((n) => n.endsWith(".tif")).sort();
+  const rasters = [];
+  for (const n of names)
+    rasters.push(await decodeGeoTiff(new Uint8Array(await readFile(join(sampleDir, "tiles", n)))));
+  const geojson: unknown = JSON.parse(await readFile(join(sampleDir, "training.geojson"), "utf8"));
+  const model = trainModel(
+    rasters,
+    { kind: "geojson", geojson },
+    {
+      features: createFeatureSpec(rasters[0]?.bandCount ?? 6, { red: SAMPLE.red, nir: SAMPLE.nir }),
+      k: 5,
+      source: "sample/training.geojson",
+      tileNames: names,
+    },
+  );
+  logger.info(
+    { version: model.version, classes: model.classes.map((c) => c.name) },
+    "trained the sample model",
+  );
+  return model;
+}
+
+/** Starts everything; resolves once serving listens. */
+export async function startPlatform(config: Config, logger: Logger): Promise<Platform> {
+  const stack: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    while (stack.length) {
+      const fn = stack.pop()!;
+      await fn().catch((err: unknown) => logger.warn({ err }, "shutdown step failed"));
+    }
+  };
+  try {
+    const paths = dataPaths(config.dataDir);
+    await mkdir(config.dataDir, { recursive: true });
+
+    // 1. NATS: the configured server, or our own child process in the data directory.
+    let server: NatsServer | undefined;
+    let natsUrl = config.natsUrl;
+    if (!natsUrl) {
+      server = await startNatsServer({ storeDir: paths.nats });
+      stack.push(() => server!.stop());
+      natsUrl = server.url;
+      logger.info({ url: natsUrl, store: paths.nats }, "embedded nats-server started");
+    }
+    const nc: NatsConnection = await connectNats({ servers: natsUrl, name: "lanemap-start", logger });
+    stack.push(async () => {
+      await nc.drain().catch(() => nc.close());
+    });
+
+    // 2. The master archive: a generated sample when the catalogue is empty.
+    const store = new ArchiveStore(config.dataDir);
+    const sampleDir = join(config.dataDir, "sample");
+    if (await catalogueIsEmpty(store)) {
+      logger.info({ dir: sampleDir, ...SAMPLE }, "empty archive: generating a sample archive");
+      await generateArchive({ out: sampleDir, ...SAMPLE, overwrite: true });
+      const report = await addArchiveFolder(store, join(sampleDir, "tiles"), {
+        logger,
+        maxPixels: config.maxPixels,
+      });
+      logger.info({ report }, "sample archive registered");
+    }
+
+    // 3. The model: reuse the newest in data/models/, else train one on the sample.
+    let model = await newestModel(config.dataDir);
+    if (!model) {
+      model = await trainSampleModel(sampleDir, logger);
+      await mkdir(paths.models, { recursive: true });
+      await saveModelFile(join(paths.models, `${model.version}.json`), model);
+    }
+    const registry = await ModelRegistry.open(nc);
+    const current = await registry.current();
+    if (current?.version !== model.version) {
+      await registry.upload(model.version, new TextEncoder().encode(serializeModel(model)), {
+        classes: model.classes.map((c) => c.name),
+      });
+      await registry.activate(model.version);
+      logger.info({ version: model.version }, "model activated for the speed lane");
+    }
+
+    // 4. The batch lane: the watermark is the speed consumer's ack floor (see README, view contract).
+    const jsm = await jetstreamManager(nc);
+    const runner: BatchRunner = createBatchRunner(config, {
+      logger,
+      watermark: async () => {
+        const s = await speedLaneStatus(jsm);
+        return s.consumer ? s.consumer.ackFloorSeq : Number.MAX_SAFE_INTEGER;
+      },
+    });
+    const batchAbort = new AbortController();
+    stack.push(async () => batchAbort.abort());
+    if (!(await readCurrentBatch(config.dataDir))) {
+      logger.info("no batch view yet: running the first batch");
+      const report = await runner.run({ signal: batchAbort.signal });
+      logger.info({ version: report.version, watermark: report.watermark }, "first batch view published");
+    }
+
+    // 5. The speed lane.
+    const metricsRegistry = new Registry();
+    const worker: SpeedWorker = await startSpeedWorker(config, { nc, logger, registry: metricsRegistry });
+    stack.push(() => worker.stop());
+
+    // 6. Serving, with the batch runner behind its operator endpoint.
+    const operatorToken = config.operatorToken ?? randomBytes(24).toString("base64url");
+    const server2 = createServer(
+      { ...config, operatorToken },
+      {
+        logger,
+        nc,
+        metricsRegistry,
+        batchTrigger: batchTriggerFor(runner, batchAbort.signal),
+        consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending,
+      },
+    );
+    const listening: Listening = await server2.listen();
+    stack.push(() => server2.close());
+
+    // 7. The nightly rebuild.
+    const schedule: BatchSchedule = scheduleBatchRuns(runner, config, {
+      logger,
+      options: { signal: batchAbort.signal },
+    });
+    stack.push(() => schedule.stop());
+
+    // 8. Fresh acquisitions so both lanes show on the map.
+    const js = jetstream(nc);
+    const cells = [] as { col: number; row: number }[];
+    for await (const e of store.entries()) {
+      const c = parseCellKey(e.cell);
+      if (c && !cells.some((x) => x.col === c.col && x.row === c.row)) cells.push(c);
+    }
+    cells.sort((a, b) => a.row - b.row || a.col - b.col);
+    let fed = 0;
+    const scenarios = ["flood", "clearing", "none"] as const;
+    const feedOnce = async (scenario?: "flood" | "clearing" | "none") => {
+      const where = cells[(fed * 7919) % Math.max(1, cells.length)];
+      if (!where) throw new Error("no grid cells in the archive to feed");
+      const s = scenario ?? scenarios[fed % scenarios.length]!;
+      fed++;
+      const acquired = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+      const tile = generateTile({
+        seed: SAMPLE.seed,
+        col: where.col,
+        row: where.row,
+        tileSize: SAMPLE.tileSize,
+        acquired,
+        scenario: s,
+      });
+      const tileId = `${tile.cell}-${acquired.replace(/[-:]/g, "")}`;
+      const published = await publishTile(js, tile.bytes, { tileId, cell: tile.cell, acquired });
+      logger.info({ cell: tile.cell, tileId, scenario: s, seq: published.seq }, "fed a fresh acquisition");
+      return { cell: tile.cell, tileId, seq: published.seq };
+    };
+    if (config.feedIntervalS > 0 && cells.length > 0) {
+      const timer = setInterval(() => {
+        feedOnce().catch((err: unknown) => logger.warn({ err }, "feeding a fresh acquisition failed"));
+      }, config.feedIntervalS * 1000);
+      timer.unref();
+      stack.push(async () => clearInterval(timer));
+    }
+
+    let stopped: Promise<void> | undefined;
+    const stop = () => (stopped ??= cleanup());
+    return {
+      url: listening.url,
+      natsUrl,
+      operatorToken,
+      model,
+      embeddedNats: server !== undefined,
+      feedOnce,
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+export { INGEST_STREAM, SPEED_CONSUMER };
