@@ -1,5 +1,40 @@
-/** NATS adapters: the names of the ingest contract and shared buckets, and the live view. */
+/**
+ * NATS adapters: the names of the ingest contract and shared buckets, connecting, the JetStream
+ * resources of the speed lane (streams, consumer, tile objects) and their status, the live view,
+ * the model registry and the dead-letter queue.
+ */
 export * from "./names.js";
+export {
+  connectNats,
+  serverMaxPayload,
+  NatsConnectError,
+  DEFAULT_MAX_PAYLOAD,
+  type ConnectNatsOptions,
+} from "./connection.js";
+export {
+  ensureStreams,
+  ensureSpeedConsumer,
+  ensureTileObjects,
+  ensureSpeedResources,
+  speedLaneStatus,
+  StreamSetupError,
+  type StreamLimits,
+  type ConsumerSettings,
+  type SpeedLaneStatus,
+} from "./streams.js";
+export {
+  ModelRegistry,
+  ModelConflictError,
+  ModelNotFoundError,
+  type ModelRecord,
+  type CurrentModel,
+} from "./model-registry.js";
+export {
+  DeadLetterQueue,
+  DeadLetterNotFoundError,
+  type DeadLetter,
+  type DeadLetterInput,
+} from "./dead-letters.js";
 export {
   LiveView,
   LiveFollower,

@@ -21,15 +21,30 @@ export const dlqSubject = (cell: string): string => `${DLQ_SUBJECT_PREFIX}.${cel
 export const CLASSIFIED_SUBJECT_PREFIX = "tiles.classified";
 export const classifiedSubject = (cell: string): string => `${CLASSIFIED_SUBJECT_PREFIX}.${cell}`;
 
-/** KV bucket holding model artifacts by version and the `current` pointer. */
+/**
+ * KV bucket of the model registry: the `current` pointer (which version workers classify with) and
+ * one small record per uploaded version under `versions.<version>`. The artifacts themselves live
+ * in the object store bucket MODEL_OBJECT_BUCKET: a KV value must fit one message (max_payload,
+ * 1 MiB by default) and a model with 20k training samples is larger than that.
+ */
 export const MODEL_BUCKET = "lanemap-models";
 export const CURRENT_MODEL_KEY = "current";
+/** KV key prefix of the per-version records in MODEL_BUCKET. */
+export const MODEL_VERSION_KEY_PREFIX = "versions";
+/** Object store bucket of model artifacts (the model JSON), one object per version. */
+export const MODEL_OBJECT_BUCKET = "lanemap-model-artifacts";
 
 /** KV bucket of the live view: one entry per classified tile. */
 export const LIVE_BUCKET = "lanemap-live";
 
 /** Object store bucket for tiles larger than the server's max_payload. */
 export const TILE_OBJECT_BUCKET = "lanemap-tiles";
+
+/** Queue group of the speed workers' subscription to max-deliveries advisories (one handles each). */
+export const SPEED_ADVISORY_QUEUE = "lanemap-speed-advisories";
+/** The server's advisory when a message of `stream` reached the consumer's max_deliver unacked. */
+export const maxDeliveriesAdvisory = (stream: string, consumer: string): string =>
+  `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer}`;
 
 /** Ingest message headers. */
 export const HEADERS = {
@@ -47,4 +62,11 @@ export const HEADERS = {
   reason: "Lanemap-Reason",
   code: "Lanemap-Error-Code",
   originalSeq: "Lanemap-Original-Seq",
+  /** Dead letters: the subject the tile was published on and how often it was delivered. */
+  originalSubject: "Lanemap-Original-Subject",
+  deliveries: "Lanemap-Deliveries",
+  /** Dead letters: the producer's Nats-Msg-Id (the dead letter's own id de-duplicates dead-lettering). */
+  originalMsgId: "Lanemap-Original-Msg-Id",
+  /** Dead letters: when the tile was dead-lettered (ISO 8601). */
+  deadAt: "Lanemap-Dead-At",
 } as const;

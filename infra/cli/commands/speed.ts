@@ -1,0 +1,142 @@
+import { createServer, type Server } from "node:http";
+import type { Command } from "commander";
+import { pino, type Logger } from "pino";
+import { Registry, collectDefaultMetrics } from "prom-client";
+import { parseConfig, type Config } from "../../../shared/index.js";
+import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js";
+import { connectForCli } from "../nats-connect.js";
+import { UsageError, positiveInt } from "../usage.js";
+
+interface SpeedFlags {
+  concurrency?: string;
+  metricsPort?: string;
+  nats?: string;
+  name?: string;
+}
+
+/**
+ * Test hook: LANEMAP_TEST_TILE_DELAY_MS=<ms> makes every tile wait that long after it is registered
+ * and before it is decoded (heartbeats keep going), so fault tests can kill a worker mid-tile.
+ * Never set it in production.
+ */
+function testHooks(env: NodeJS.ProcessEnv, logger: Logger): SpeedWorkerHooks {
+  const raw = env["LANEMAP_TEST_TILE_DELAY_MS"];
+  if (!raw) return {};
+  const ms = Number(raw);
+  if (!Number.isFinite(ms) || ms < 0)
+    throw new UsageError(`LANEMAP_TEST_TILE_DELAY_MS must be a number of ms, got "${raw}"`);
+  logger.warn({ delayMs: ms }, "test hook LANEMAP_TEST_TILE_DELAY_MS is set: every tile is slowed down");
+  return {
+    beforeClassify: async (tile) => {
+      logger.info({ tileId: tile.tileId, streamSeq: tile.streamSeq }, "tile started (test delay)");
+      await new Promise((r) => setTimeout(r, ms));
+    },
+  };
+}
+
+/** Serves the registry's metrics at /metrics; resolves with the bound port. */
+function serveMetrics(registry: Registry, port: number, host: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url !== "/metrics") {
+      res.writeHead(404).end("not found: try /metrics\n");
+      return;
+    }
+    registry
+      .metrics()
+      .then((text) => res.writeHead(200, { "content-type": registry.contentType }).end(text))
+      .catch((err: unknown) => res.writeHead(500).end(String(err)));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+function withConcurrency(config: Config, flag: string | undefined): Config {
+  if (flag === undefined) return config;
+  const n = positiveInt("--concurrency", flag, config.speed.concurrency);
+  if (n > 64) throw new UsageError(`--concurrency must be at most 64, got ${n}`);
+  return { ...config, speed: { ...config.speed, concurrency: n } };
+}
+
+/**
+ * `lanemap speed`: one speed worker process. Run as many as needed, on any machines: they share
+ * the durable consumer. SIGTERM/SIGINT stop pulling, finish the tiles in flight, drain the
+ * connection and exit 0.
+ */
+export function registerSpeed(program: Command): void {
+  program
+    .command("speed")
+    .description("run a speed-lane worker: classify fresh tiles from JetStream into the live view")
+    .option("--concurrency <n>", "tiles in flight in this process (default LANEMAP_SPEED_CONCURRENCY)")
+    .option("--metrics-port <port>", "serve Prometheus metrics on this port at /metrics (0 = any free port)")
+    .option("--nats <url>", "NATS server (default NATS_URL, else the embedded server of `lanemap start`)")
+    .option("--name <name>", "worker name in logs (default host:pid)")
+    .action(async (flags: SpeedFlags) => {
+      const config = withConcurrency(parseConfig(), flags.concurrency);
+      const metricsPort =
+        flags.metricsPort === undefined ? undefined : Number.parseInt(flags.metricsPort, 10);
+      if (
+        metricsPort !== undefined &&
+        !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535)
+      )
+        throw new UsageError(`--metrics-port must be a port number, got "${flags.metricsPort}"`);
+      const logger = pino({ level: config.logLevel, base: { role: "speed", pid: process.pid } });
+      const hooks = testHooks(process.env, logger);
+      const nc = await connectForCli(
+        config,
+        flags.nats,
+        `lanemap-speed ${flags.name ?? process.pid}`,
+        logger,
+      );
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry });
+      const worker = await startSpeedWorker(config, {
+        nc,
+        logger,
+        registry,
+        hooks,
+        ...(flags.name ? { name: flags.name } : {}),
+      });
+      worker.on((e) => {
+        // One line per tile outcome, so an operator (and the fault tests) can see who did what.
+        if (e.type === "tile-classified")
+          logger.info(
+            {
+              tileId: e.tileId,
+              cell: e.cell,
+              streamSeq: e.streamSeq,
+              model: e.modelVersion,
+              latencyMs: Math.round(e.latencyMs),
+            },
+            "tile classified",
+          );
+        else if (e.type === "tile-duplicate")
+          logger.info({ tileId: e.tileId, streamSeq: e.streamSeq }, "tile already classified; acknowledged");
+      });
+      let server: Server | undefined;
+      if (metricsPort !== undefined) {
+        server = await serveMetrics(registry, metricsPort, config.host);
+        const addr = server.address();
+        logger.info(
+          { port: typeof addr === "object" && addr ? addr.port : metricsPort },
+          "metrics at /metrics",
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: NodeJS.Signals) => {
+          logger.info({ signal }, "stopping: finishing the tiles in flight");
+          process.off("SIGTERM", shutdown);
+          process.off("SIGINT", shutdown);
+          void (async () => {
+            await worker.stop();
+            server?.close();
+            await nc.drain().catch(() => undefined);
+            resolve();
+          })();
+        };
+        process.on("SIGTERM", shutdown);
+        process.on("SIGINT", shutdown);
+      });
+    });
+}

@@ -1,0 +1,65 @@
+/**
+ * How CLI commands find NATS: `--nats URL`, else NATS_URL, else the embedded nats-server that
+ * `lanemap start` runs in the data directory (it writes its address to a ports file under
+ * `<data>/nats/run/`), so `lanemap ingest` and friends work beside a running `lanemap start`
+ * with no configuration.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { connectNats } from "../../shared/adapters/nats/index.js";
+import { ConfigError, dataPaths, type Config } from "../../shared/index.js";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The URL of a running embedded nats-server of this data directory, or undefined. */
+export async function embeddedNatsUrl(dataDir: string): Promise<string | undefined> {
+  const runDir = join(dataPaths(dataDir).nats, "run");
+  let names: string[];
+  try {
+    names = await readdir(runDir);
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    const m = /_(\d+)\.ports$/.exec(name);
+    if (!m || !alive(Number(m[1]))) continue;
+    try {
+      const ports = JSON.parse(await readFile(join(runDir, name), "utf8")) as { nats?: string[] };
+      const url = ports.nats?.[0];
+      if (url) return url;
+    } catch {
+      // A ports file being rewritten: try the next one.
+    }
+  }
+  return undefined;
+}
+
+/** Resolves the server URL(s) a command should use; throws a ConfigError saying how to set one. */
+export async function natsUrlFor(config: Config, flag: string | undefined): Promise<string> {
+  const url = flag ?? config.natsUrl ?? (await embeddedNatsUrl(config.dataDir));
+  if (!url)
+    throw new ConfigError(
+      `no NATS server: set NATS_URL (or --nats URL), or run \`lanemap start\` with LANEMAP_DATA_DIR=${config.dataDir}`,
+    );
+  return url;
+}
+
+/** Connects a CLI command to NATS (reconnecting forever, status changes logged). */
+export async function connectForCli(
+  config: Config,
+  flag: string | undefined,
+  name: string,
+  logger?: Logger,
+): Promise<NatsConnection> {
+  return connectNats({ servers: await natsUrlFor(config, flag), name, ...(logger ? { logger } : {}) });
+}

@@ -1,0 +1,85 @@
+/**
+ * Connecting to NATS the way every lanemap process should: reconnect forever (a restarted
+ * nats-server must never end a worker or the serving layer), with a short wait between attempts so
+ * a restart costs seconds, and every connection status change logged.
+ */
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { LanemapError } from "../../errors.js";
+
+/** nats-server's default max_payload, assumed when the server did not say. */
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+/** Options of `connectNats`. */
+export interface ConnectNatsOptions {
+  /** Server URL(s); a comma-separated string is split. */
+  readonly servers: string | readonly string[];
+  /** Connection name shown by the server (`nats server report connections`). */
+  readonly name: string;
+  /** Status changes (disconnect, reconnect, errors) are logged here. */
+  readonly logger?: Logger;
+  /** Milliseconds between reconnect attempts (default 250). */
+  readonly reconnectTimeWaitMs?: number;
+  /** Give up the first connection attempt after this long (default 10 s). */
+  readonly timeoutMs?: number;
+}
+
+/** The connection could not be made. */
+export class NatsConnectError extends LanemapError {
+  constructor(servers: readonly string[], options?: { cause?: unknown }) {
+    super(
+      "NATS_CONNECT",
+      `cannot connect to NATS at ${servers.join(", ")}: ${options?.cause instanceof Error ? options.cause.message : String(options?.cause)}`,
+      options,
+    );
+  }
+}
+
+function serverList(servers: string | readonly string[]): string[] {
+  const list = typeof servers === "string" ? servers.split(",") : [...servers];
+  return list.map((s) => s.trim()).filter(Boolean);
+}
+
+/**
+ * Connects with lanemap's reconnect policy (reconnect forever). Resolves once connected; the
+ * status of the connection is logged until it closes.
+ * @throws NatsConnectError when the first connection fails.
+ */
+export async function connectNats(options: ConnectNatsOptions): Promise<NatsConnection> {
+  const servers = serverList(options.servers);
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers,
+      name: options.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: options.reconnectTimeWaitMs ?? 250,
+      timeout: options.timeoutMs ?? 10_000,
+    });
+  } catch (cause) {
+    throw new NatsConnectError(servers, { cause });
+  }
+  const logger = options.logger;
+  if (logger) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === "disconnect" || s.type === "reconnect")
+          logger.info({ nats: s.type, server: s.server }, `nats ${s.type}`);
+        else if (s.type === "error") logger.warn({ nats: s.type, err: s.error }, "nats error");
+        else if (s.type === "reconnecting" || s.type === "ping")
+          logger.debug({ nats: s.type }, "nats status");
+      }
+    })().catch(() => undefined);
+  }
+  return nc;
+}
+
+/**
+ * The largest message payload the connected server accepts, from its INFO. The client refuses to
+ * publish anything bigger before sending it, so producers must know it to decide between an inline
+ * tile and an object store reference.
+ */
+export function serverMaxPayload(nc: NatsConnection): number {
+  const n = nc.info?.max_payload;
+  return typeof n === "number" && n > 0 ? n : DEFAULT_MAX_PAYLOAD;
+}

@@ -1,0 +1,270 @@
+/**
+ * Dead letters: ingest messages the speed lane cannot classify, kept in their own stream
+ * (LANEMAP_DLQ on `tiles.dlq.<cell>`) with why. A dead letter carries the original message whole
+ * (payload, or the object store reference of a large tile, and every original header) plus the
+ * reason, error code, original stream sequence and subject and the number of deliveries, so an
+ * operator can read it, fix what was wrong (a new model, a new tile id) and send it back through
+ * the ingest stream (`retry`), where it gets a new sequence like any fresh tile.
+ *
+ * Dead-lettering is idempotent: the dead letter's Nats-Msg-Id is `dlq-<original sequence>`, so a
+ * worker that dead-letters a tile and crashes before acknowledging it, or the max-deliveries
+ * advisory racing the last delivery's handler, leaves one dead letter within the duplicate window.
+ */
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { ObjectStore } from "@nats-io/obj";
+import { headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { LanemapError } from "../../errors.js";
+import { serverMaxPayload } from "./connection.js";
+import { DLQ_STREAM, DLQ_SUBJECT_PREFIX, HEADERS, INGEST_SUBJECT_PREFIX, dlqSubject } from "./names.js";
+
+/** What to dead-letter: the original message and why. */
+export interface DeadLetterInput {
+  /** Stream sequence of the ingest message. */
+  readonly originalSeq: number;
+  /** Subject it was published on (`tiles.in.<cell>`). */
+  readonly subject: string;
+  readonly headers: MsgHdrs | undefined;
+  /** The payload as received (empty for an object store reference). */
+  readonly data: Uint8Array;
+  /** Stable error code (TILE_DECODE, TILE_INVALID, TILE_CONFLICT, MAX_DELIVER, ...). */
+  readonly code: string;
+  readonly reason: string;
+  /** Deliveries so far. */
+  readonly deliveries: number;
+}
+
+/** One dead letter as listed. */
+export interface DeadLetter {
+  /** Sequence in the dead-letter stream: what `retry` and `remove` take. */
+  readonly seq: number;
+  readonly originalSeq: number;
+  readonly originalSubject: string;
+  readonly cell: string;
+  readonly tileId: string | null;
+  readonly acquired: string | null;
+  readonly code: string;
+  readonly reason: string;
+  readonly deliveries: number;
+  /** When it was dead-lettered (ISO 8601). */
+  readonly at: string;
+  /** Object store name when the tile bytes are in the tile bucket, else null. */
+  readonly object: string | null;
+  /** Payload bytes of the dead letter (0 for an object reference). */
+  readonly bytes: number;
+}
+
+/** The dead letter does not exist (already retried or removed). */
+export class DeadLetterNotFoundError extends LanemapError {
+  constructor(seq: number, options?: { cause?: unknown }) {
+    super(
+      "DLQ_NOT_FOUND",
+      `dead letter ${seq} is not in ${DLQ_STREAM} (already retried or removed?)`,
+      options,
+    );
+  }
+}
+
+/** Room left for headers and protocol overhead below max_payload. */
+const HEADER_ROOM = 8 * 1024;
+
+/** Header values are one line of printable text, bounded. */
+function headerValue(s: string, max = 1024): string {
+  const flat = s.replace(/[\r\n\t]+/g, " ").replace(/[^\x20-\x7e]/g, "?");
+  return flat.length > max ? `${flat.slice(0, max - 1)}…`.replace(/[^\x20-\x7e]/g, ".") : flat;
+}
+
+function cellOf(subject: string): string {
+  const prefix = `${INGEST_SUBJECT_PREFIX}.`;
+  return subject.startsWith(prefix) ? subject.slice(prefix.length) : subject.replace(/^.*\./, "");
+}
+
+function lastHeader(h: MsgHdrs | undefined, key: string): string | null {
+  const v = h?.last(key);
+  return v ? v : null;
+}
+
+/** Our headers on a dead letter; never copied back onto a retried ingest message. */
+const DLQ_ONLY = new Set<string>([
+  HEADERS.reason,
+  HEADERS.code,
+  HEADERS.originalSeq,
+  HEADERS.originalSubject,
+  HEADERS.originalMsgId,
+  HEADERS.deliveries,
+  HEADERS.deadAt,
+]);
+
+/**
+ * The headers worth carrying between the streams: the producer's own, never JetStream's (`Nats-*`:
+ * message id, expectations, sizes), which would mean something else on the other stream.
+ */
+function copyHeaders(from: MsgHdrs | undefined, skip: ReadonlySet<string>): MsgHdrs {
+  const h = natsHeaders();
+  for (const [k, values] of from ?? []) {
+    if (skip.has(k) || k.toLowerCase().startsWith("nats-")) continue;
+    for (const v of values) h.append(k, v);
+  }
+  return h;
+}
+
+/** Reads and writes the dead-letter stream. */
+export class DeadLetterQueue {
+  private readonly nc: NatsConnection;
+  private readonly js: JetStreamClient;
+  private readonly jsm: JetStreamManager;
+  private readonly tiles: ObjectStore | undefined;
+
+  private constructor(nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, tiles?: ObjectStore) {
+    this.nc = nc;
+    this.js = js;
+    this.jsm = jsm;
+    this.tiles = tiles;
+  }
+
+  /**
+   * Opens the queue (the stream must exist: `ensureStreams`). `tiles` is the tile object bucket,
+   * where a payload too large to travel with its dead-letter headers is parked.
+   */
+  static async open(nc: NatsConnection, tiles?: ObjectStore): Promise<DeadLetterQueue> {
+    return new DeadLetterQueue(nc, jetstream(nc), await jetstreamManager(nc), tiles);
+  }
+
+  /** Dead-letters one message; resolves with the dead letter's sequence once it is stored. */
+  async add(input: DeadLetterInput): Promise<{ seq: number; duplicate: boolean }> {
+    const h = copyHeaders(input.headers, DLQ_ONLY);
+    const originalMsgId = lastHeader(input.headers, HEADERS.msgId);
+    if (originalMsgId) h.set(HEADERS.originalMsgId, headerValue(originalMsgId));
+    h.set(HEADERS.reason, headerValue(input.reason));
+    h.set(HEADERS.code, headerValue(input.code, 64));
+    h.set(HEADERS.originalSeq, String(input.originalSeq));
+    h.set(HEADERS.originalSubject, headerValue(input.subject));
+    h.set(HEADERS.deliveries, String(input.deliveries));
+    h.set(HEADERS.deadAt, new Date().toISOString());
+    let data = input.data;
+    if (data.length > 0 && data.length + HEADER_ROOM > serverMaxPayload(this.nc)) {
+      // The original fitted with its own headers; ours may not: park the bytes in the tile bucket.
+      if (!this.tiles)
+        throw new LanemapError(
+          "DLQ",
+          "dead letter is too large to send inline and no tile object bucket was given",
+        );
+      const name = `dlq-${input.originalSeq}`;
+      await this.tiles.putBlob(
+        { name, options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - HEADER_ROOM) } },
+        data,
+      );
+      h.set(HEADERS.object, name);
+      data = new Uint8Array(0);
+    }
+    const ack = await this.js.publish(dlqSubject(cellOf(input.subject)), data, {
+      headers: h,
+      msgID: `dlq-${input.originalSeq}`,
+      expect: { streamName: DLQ_STREAM },
+    });
+    return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /** Number of dead letters. */
+  async count(): Promise<number> {
+    return (await this.jsm.streams.info(DLQ_STREAM)).state.messages;
+  }
+
+  /** Every dead letter, oldest first (headers only: payloads are not transferred). */
+  async list(): Promise<DeadLetter[]> {
+    const info = await this.jsm.streams.info(DLQ_STREAM);
+    if (info.state.messages === 0) return [];
+    const consumer = await this.js.consumers.get(DLQ_STREAM, {
+      filter_subjects: `${DLQ_SUBJECT_PREFIX}.>`,
+      headers_only: true,
+    });
+    const out: DeadLetter[] = [];
+    const last = info.state.last_seq;
+    // Fetch in batches until the stream's last sequence (as of the start) has been seen.
+    for (let done = false; !done;) {
+      const batch = await consumer.fetch({ max_messages: 256, expires: 2000 });
+      let got = 0;
+      for await (const m of batch) {
+        got++;
+        const size = Number(m.headers?.get("Nats-Msg-Size") ?? m.data.length);
+        out.push(this.toLetter(m.seq, m.subject, m.headers, size, m.time));
+        if (m.seq >= last || m.info.pending === 0) {
+          // Leaving the loop stops the fetch, which would otherwise wait out its expiry.
+          done = true;
+          break;
+        }
+      }
+      if (got === 0) done = true;
+    }
+    await consumer.delete().catch(() => undefined);
+    return out;
+  }
+
+  private toLetter(
+    seq: number,
+    subject: string,
+    h: MsgHdrs | undefined,
+    bytes: number,
+    time: Date,
+  ): DeadLetter {
+    const originalSubject = lastHeader(h, HEADERS.originalSubject) ?? subject;
+    return {
+      seq,
+      originalSeq: Number(lastHeader(h, HEADERS.originalSeq) ?? 0),
+      originalSubject,
+      cell: lastHeader(h, HEADERS.cell) ?? cellOf(originalSubject),
+      tileId: lastHeader(h, HEADERS.tileId),
+      acquired: lastHeader(h, HEADERS.acquired),
+      code: lastHeader(h, HEADERS.code) ?? "UNKNOWN",
+      reason: lastHeader(h, HEADERS.reason) ?? "",
+      deliveries: Number(lastHeader(h, HEADERS.deliveries) ?? 0),
+      at: lastHeader(h, HEADERS.deadAt) ?? time.toISOString(),
+      object: lastHeader(h, HEADERS.object),
+      bytes,
+    };
+  }
+
+  /**
+   * One dead letter with its payload.
+   * @throws DeadLetterNotFoundError
+   */
+  async get(seq: number): Promise<{ letter: DeadLetter; data: Uint8Array; headers: MsgHdrs | undefined }> {
+    let m;
+    try {
+      m = await this.jsm.streams.getMessage(DLQ_STREAM, { seq });
+    } catch (cause) {
+      throw new DeadLetterNotFoundError(seq, { cause });
+    }
+    if (!m) throw new DeadLetterNotFoundError(seq);
+    return {
+      letter: this.toLetter(m.seq, m.subject, m.header, m.data.length, m.time),
+      data: m.data,
+      headers: m.header,
+    };
+  }
+
+  /**
+   * Sends a dead letter back through the ingest stream under a new Nats-Msg-Id (its original id may
+   * still be in the duplicate window) and then removes it from the dead-letter stream. Resolves with
+   * the new ingest sequence.
+   * @throws DeadLetterNotFoundError
+   */
+  async retry(seq: number): Promise<{ ingestSeq: number; letter: DeadLetter }> {
+    const { letter, data, headers } = await this.get(seq);
+    const h = copyHeaders(headers, DLQ_ONLY);
+    const ack = await this.js.publish(letter.originalSubject, data, {
+      headers: h,
+      msgID: `retry-${letter.originalSeq}-${nuid.next()}`,
+    });
+    await this.remove(seq);
+    return { ingestSeq: ack.seq, letter };
+  }
+
+  /** Deletes a dead letter (its parked payload, if any, expires with the tile bucket's TTL). */
+  async remove(seq: number): Promise<void> {
+    try {
+      await this.jsm.streams.deleteMessage(DLQ_STREAM, seq, false);
+    } catch (cause) {
+      throw new DeadLetterNotFoundError(seq, { cause });
+    }
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * The model registry in NATS: which model every speed worker classifies with, and the artifacts.
+ *
+ * Two buckets, because the two jobs differ:
+ * - artifacts go to an object store (MODEL_OBJECT_BUCKET), one object per version: a KV value must
+ *   fit one message (max_payload, 1 MiB by default) and a model trained on 20k samples is more
+ *   JSON than that; the object store chunks any size and checks a SHA-256 digest on read;
+ * - the `current` pointer and one small record per version go to a KV bucket (MODEL_BUCKET): a
+ *   single put swaps the pointer atomically, its revision orders activations, and a watch tells
+ *   every worker at once, with no polling and nothing to restart.
+ *
+ * Upload first, then activate: a pointer never names an artifact that is not fully stored.
+ */
+import { createHash } from "node:crypto";
+import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import { StorageType } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { LanemapError, ModelError } from "../../errors.js";
+import { serverMaxPayload } from "./connection.js";
+import { CURRENT_MODEL_KEY, MODEL_BUCKET, MODEL_OBJECT_BUCKET, MODEL_VERSION_KEY_PREFIX } from "./names.js";
+
+/** What the registry knows about one uploaded version. */
+export interface ModelRecord {
+  readonly version: string;
+  /** SHA-256 (hex) of the artifact bytes. */
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly uploadedAt: string;
+  /** Free-form facts for `lanemap model list` (classes, samples, k, ...). */
+  readonly summary: Readonly<Record<string, unknown>>;
+}
+
+/** The active model as the pointer says. */
+export interface CurrentModel {
+  readonly version: string;
+  readonly activatedAt: string;
+  /** KV revision of the pointer: grows with every activation. */
+  readonly revision: number;
+}
+
+/** The same version was uploaded before with different bytes; versions are immutable. */
+export class ModelConflictError extends LanemapError {
+  constructor(version: string) {
+    super(
+      "MODEL_CONFLICT",
+      `model version ${version} is already in the registry with different content; versions are immutable, give the new model a new version`,
+    );
+  }
+}
+
+/** The version is not in the registry (or its artifact is gone). */
+export class ModelNotFoundError extends LanemapError {
+  constructor(version: string) {
+    super("MODEL_NOT_FOUND", `model version ${version} is not in the registry (run \`lanemap model list\`)`);
+  }
+}
+
+const KEY_TOKEN = /^[-_=A-Za-z0-9]+(\.[-_=A-Za-z0-9]+)*$/;
+
+/** The KV key of a version's record; a version must be usable as KV key tokens. */
+function versionKey(version: string): string {
+  if (!KEY_TOKEN.test(version) || version.length > 200)
+    throw new ModelError(
+      `model version "${version}" cannot be a registry key: use letters, digits, "-", "_", "=" and inner dots`,
+    );
+  return `${MODEL_VERSION_KEY_PREFIX}.${version}`;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function parseJson<T>(e: KvEntry, what: string): T {
+  try {
+    return JSON.parse(new TextDecoder().decode(e.value)) as T;
+  } catch (cause) {
+    throw new LanemapError("MODEL_REGISTRY", `registry entry ${what} is not JSON`, { cause });
+  }
+}
+
+/** Reads and writes the model registry buckets. */
+export class ModelRegistry {
+  private readonly kv: KV;
+  private readonly objects: ObjectStore;
+  private readonly nc: NatsConnection;
+
+  private constructor(kv: KV, objects: ObjectStore, nc: NatsConnection) {
+    this.kv = kv;
+    this.objects = objects;
+    this.nc = nc;
+  }
+
+  /** Opens the registry, creating its buckets (file storage) when absent. */
+  static async open(nc: NatsConnection): Promise<ModelRegistry> {
+    // History 16 keeps the last activations of `current` visible to operators (rollback).
+    const kv = await new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File });
+    const objects = await new Objm(nc).create(MODEL_OBJECT_BUCKET, { storage: StorageType.File });
+    return new ModelRegistry(kv, objects, nc);
+  }
+
+  /**
+   * Stores an artifact under its version (idempotent: the same bytes again is a no-op).
+   * @throws ModelConflictError when the version exists with different bytes.
+   */
+  async upload(
+    version: string,
+    artifact: Uint8Array,
+    summary: Record<string, unknown> = {},
+  ): Promise<{ record: ModelRecord; created: boolean }> {
+    const key = versionKey(version);
+    const digest = sha256(artifact);
+    const existing = await this.record(version);
+    if (existing) {
+      if (existing.sha256 !== digest) throw new ModelConflictError(version);
+      // The record is written after the object, so an existing record means a complete artifact.
+      return { record: existing, created: false };
+    }
+    await this.objects.putBlob(
+      {
+        name: version,
+        description: `lanemap model ${version}`,
+        // Chunks are messages: stay under max_payload even on servers configured below 128 KiB.
+        options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096) },
+      },
+      artifact,
+    );
+    const record: ModelRecord = {
+      version,
+      sha256: digest,
+      bytes: artifact.length,
+      uploadedAt: new Date().toISOString(),
+      summary,
+    };
+    try {
+      // create() fails if another process recorded the version first: then compare with theirs.
+      await this.kv.create(key, JSON.stringify(record));
+    } catch (err) {
+      const theirs = await this.record(version);
+      if (!theirs) throw err;
+      if (theirs.sha256 !== digest) throw new ModelConflictError(version);
+      return { record: theirs, created: false };
+    }
+    return { record, created: true };
+  }
+
+  /** The record of a version, or undefined. */
+  async record(version: string): Promise<ModelRecord | undefined> {
+    const e = await this.kv.get(versionKey(version));
+    if (!e || e.operation !== "PUT" || e.length === 0) return undefined;
+    return parseJson<ModelRecord>(e, version);
+  }
+
+  /** Every uploaded version, oldest upload first. */
+  async list(): Promise<ModelRecord[]> {
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys(`${MODEL_VERSION_KEY_PREFIX}.>`)) keys.push(k);
+    const records = await Promise.all(
+      keys.map((k) => this.record(k.slice(MODEL_VERSION_KEY_PREFIX.length + 1))),
+    );
+    return records
+      .filter((r): r is ModelRecord => r !== undefined)
+      .sort((a, b) => a.uploadedAt.localeCompare(b.uploadedAt) || a.version.localeCompare(b.version));
+  }
+
+  /**
+   * The artifact bytes of a version, checked against the recorded digest.
+   * @throws ModelNotFoundError when the version or its artifact is missing.
+   */
+  async artifact(version: string): Promise<Uint8Array> {
+    const record = await this.record(version);
+    if (!record) throw new ModelNotFoundError(version);
+    const bytes = await this.objects.getBlob(version);
+    if (!bytes) throw new ModelNotFoundError(version);
+    if (sha256(bytes) !== record.sha256)
+      throw new LanemapError(
+        "MODEL_REGISTRY",
+        `model ${version}: artifact does not match its recorded digest`,
+      );
+    return bytes;
+  }
+
+  /**
+   * Points `current` at an uploaded version; workers watching switch to it.
+   * @throws ModelNotFoundError when the version was not uploaded.
+   */
+  async activate(version: string): Promise<CurrentModel> {
+    if (!(await this.record(version))) throw new ModelNotFoundError(version);
+    const activatedAt = new Date().toISOString();
+    const revision = await this.kv.put(CURRENT_MODEL_KEY, JSON.stringify({ version, activatedAt }));
+    return { version, activatedAt, revision };
+  }
+
+  /** The active model, or null when none was activated yet. */
+  async current(): Promise<CurrentModel | null> {
+    const e = await this.kv.get(CURRENT_MODEL_KEY);
+    return e ? this.toCurrent(e) : null;
+  }
+
+  private toCurrent(e: KvEntry): CurrentModel | null {
+    if (e.operation !== "PUT" || e.length === 0) return null;
+    const v = parseJson<{ version?: unknown; activatedAt?: unknown }>(e, CURRENT_MODEL_KEY);
+    if (typeof v.version !== "string") return null;
+    return {
+      version: v.version,
+      activatedAt: typeof v.activatedAt === "string" ? v.activatedAt : e.created.toISOString(),
+      revision: e.revision,
+    };
+  }
+
+  /**
+   * Calls `onChange` with the current pointer (at once, when one exists) and with every later
+   * activation, until `stop()`. The watch survives server restarts (the client re-creates it).
+   */
+  async watchCurrent(onChange: (current: CurrentModel | null) => void): Promise<{ stop(): void }> {
+    const iter = await this.kv.watch({ key: CURRENT_MODEL_KEY });
+    void (async () => {
+      for await (const e of iter) {
+        let current: CurrentModel | null;
+        try {
+          current = this.toCurrent(e);
+        } catch {
+          continue; // An unreadable pointer is ignored: workers keep the model they have.
+        }
+        onChange(current);
+      }
+    })().catch(() => undefined);
+    return { stop: () => iter.stop() };
+  }
+}

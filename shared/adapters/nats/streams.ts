@@ -1,0 +1,255 @@
+/**
+ * The JetStream resources of the ingest contract, created or brought up to date from config:
+ * the ingest stream, the dead-letter stream, the shared speed consumer and the object store bucket
+ * for large tiles. Every `ensure*` is idempotent: run it from any number of processes at start-up;
+ * it creates what is missing and updates limits that changed in config (never the storage type,
+ * which JetStream cannot change in place).
+ *
+ * Also the read side serving and infra need: lane status for `/ready`, `lanemap status` and lag.
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  type JetStreamManager,
+  type StreamConfig,
+  type StreamInfo,
+} from "@nats-io/jetstream";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import { nanos, type NatsConnection } from "@nats-io/transport-node";
+import type { Config } from "../../config.js";
+import { LanemapError } from "../../errors.js";
+import {
+  DLQ_STREAM,
+  DLQ_SUBJECT_PREFIX,
+  INGEST_STREAM,
+  INGEST_SUBJECT_PREFIX,
+  SPEED_CONSUMER,
+  TILE_OBJECT_BUCKET,
+} from "./names.js";
+
+/** Stream limits from config (`Config["stream"]`). */
+export type StreamLimits = Config["stream"];
+/** Consumer settings from config (`Config["speed"]`). */
+export type ConsumerSettings = Pick<Config["speed"], "ackWaitMs" | "maxDeliver">;
+
+/** A JetStream resource could not be created or updated. */
+export class StreamSetupError extends LanemapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("NATS_SETUP", message, options);
+  }
+}
+
+const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
+const CONSUMER_NOT_FOUND = JetStreamApiCodes.ConsumerNotFound;
+
+function isApiError(err: unknown, ...codes: number[]): boolean {
+  return err instanceof JetStreamApiError && codes.includes(err.code);
+}
+
+/** The value, or null when the resource does not exist (any other failure is thrown). */
+async function orNull<T>(p: Promise<T>): Promise<T | null> {
+  try {
+    return await p;
+  } catch (err) {
+    if (isApiError(err, STREAM_NOT_FOUND, CONSUMER_NOT_FOUND)) return null;
+    throw err;
+  }
+}
+
+/** The limits part of a stream config, as JetStream stores it (nanoseconds, -1/0 = unlimited). */
+function limitsOf(limits: StreamLimits): Pick<StreamConfig, "max_bytes" | "max_age" | "duplicate_window"> {
+  const maxAge = limits.maxAgeS > 0 ? nanos(limits.maxAgeS * 1000) : 0;
+  // JetStream refuses a duplicate window longer than the age limit: clamp rather than fail start-up.
+  const window =
+    limits.maxAgeS > 0 ? Math.min(limits.duplicateWindowS, limits.maxAgeS) : limits.duplicateWindowS;
+  return { max_bytes: limits.maxBytes, max_age: maxAge, duplicate_window: nanos(window * 1000) };
+}
+
+async function ensureStream(
+  jsm: JetStreamManager,
+  name: string,
+  subject: string,
+  limits: StreamLimits,
+): Promise<StreamInfo> {
+  const wanted = limitsOf(limits);
+  let info: StreamInfo | undefined;
+  try {
+    info = await jsm.streams.info(name);
+  } catch (err) {
+    if (!isApiError(err, STREAM_NOT_FOUND))
+      throw new StreamSetupError(`cannot read stream ${name}`, { cause: err });
+  }
+  try {
+    if (!info) {
+      return await jsm.streams.add({
+        name,
+        subjects: [subject],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        discard: DiscardPolicy.Old,
+        num_replicas: 1,
+        ...wanted,
+      });
+    }
+    const c = info.config;
+    const same =
+      c.max_bytes === wanted.max_bytes &&
+      c.max_age === wanted.max_age &&
+      c.duplicate_window === wanted.duplicate_window &&
+      c.subjects?.length === 1 &&
+      c.subjects[0] === subject;
+    if (same) return info;
+    return await jsm.streams.update(name, { ...c, subjects: [subject], ...wanted });
+  } catch (err) {
+    // Two processes starting at once may both try to add: the loser reads what the winner made.
+    if (!info && err instanceof JetStreamApiError) {
+      const again = await jsm.streams.info(name).catch(() => undefined);
+      if (again) return again;
+    }
+    throw new StreamSetupError(`cannot create or update stream ${name}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Creates or updates the ingest stream (LANEMAP_TILES on `tiles.in.>`) and the dead-letter stream
+ * (LANEMAP_DLQ on `tiles.dlq.>`): file storage, limits retention, the byte/age limits and the
+ * duplicate window (for Nats-Msg-Id) from config.
+ */
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  limits: StreamLimits,
+): Promise<{ ingest: StreamInfo; dlq: StreamInfo }> {
+  const ingest = await ensureStream(jsm, INGEST_STREAM, `${INGEST_SUBJECT_PREFIX}.>`, limits);
+  const dlq = await ensureStream(jsm, DLQ_STREAM, `${DLQ_SUBJECT_PREFIX}.>`, limits);
+  return { ingest, dlq };
+}
+
+/**
+ * Creates or updates the durable pull consumer all speed workers share: explicit ack, ack wait and
+ * max deliveries from config, every message of the ingest stream from the start.
+ */
+export async function ensureSpeedConsumer(
+  jsm: JetStreamManager,
+  settings: ConsumerSettings,
+): Promise<ConsumerInfo> {
+  const wanted: Partial<ConsumerConfig> = {
+    ack_wait: nanos(settings.ackWaitMs),
+    max_deliver: settings.maxDeliver,
+  };
+  let info: ConsumerInfo | undefined;
+  try {
+    info = await jsm.consumers.info(INGEST_STREAM, SPEED_CONSUMER);
+  } catch (err) {
+    if (!isApiError(err, CONSUMER_NOT_FOUND))
+      throw new StreamSetupError(`cannot read consumer ${SPEED_CONSUMER}`, { cause: err });
+  }
+  try {
+    if (!info) {
+      return await jsm.consumers.add(INGEST_STREAM, {
+        durable_name: SPEED_CONSUMER,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: `${INGEST_SUBJECT_PREFIX}.>`,
+        ...wanted,
+      });
+    }
+    if (info.config.ack_wait === wanted.ack_wait && info.config.max_deliver === wanted.max_deliver)
+      return info;
+    return await jsm.consumers.update(INGEST_STREAM, SPEED_CONSUMER, wanted);
+  } catch (err) {
+    if (!info && err instanceof JetStreamApiError) {
+      const again = await jsm.consumers.info(INGEST_STREAM, SPEED_CONSUMER).catch(() => undefined);
+      if (again) return again;
+    }
+    throw new StreamSetupError(
+      `cannot create or update consumer ${SPEED_CONSUMER}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/**
+ * Opens (creating when absent) the object store bucket for tiles over max_payload. Objects expire
+ * with the stream's age limit, so a reference message never outlives its bytes.
+ */
+export async function ensureTileObjects(nc: NatsConnection, limits: StreamLimits): Promise<ObjectStore> {
+  try {
+    return await new Objm(nc).create(TILE_OBJECT_BUCKET, {
+      storage: StorageType.File,
+      ...(limits.maxAgeS > 0 ? { ttl: nanos(limits.maxAgeS * 1000) } : {}),
+    });
+  } catch (err) {
+    throw new StreamSetupError(`cannot open object store ${TILE_OBJECT_BUCKET}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/** Everything the speed lane's JetStream side needs, in one call. */
+export async function ensureSpeedResources(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  config: Pick<Config, "stream" | "speed">,
+): Promise<{ ingest: StreamInfo; dlq: StreamInfo; consumer: ConsumerInfo; tiles: ObjectStore }> {
+  const { ingest, dlq } = await ensureStreams(jsm, config.stream);
+  const consumer = await ensureSpeedConsumer(jsm, config.speed);
+  const tiles = await ensureTileObjects(nc, config.stream);
+  return { ingest, dlq, consumer, tiles };
+}
+
+/** The speed lane as JetStream sees it: what serving's `/ready`, `lanemap status` and metrics show. */
+export interface SpeedLaneStatus {
+  readonly ingest: { readonly messages: number; readonly bytes: number; readonly lastSeq: number } | null;
+  readonly consumer: {
+    /** Messages not yet delivered to any worker: the lane's lag in tiles. */
+    readonly pending: number;
+    /** Delivered, not yet acknowledged (being classified, or waiting for redelivery). */
+    readonly ackPending: number;
+    readonly redelivered: number;
+    /** Pull requests waiting: roughly the idle worker slots. */
+    readonly waiting: number;
+    /** Highest stream sequence delivered, and the one below which everything is acknowledged. */
+    readonly deliveredSeq: number;
+    readonly ackFloorSeq: number;
+  } | null;
+  readonly deadLetters: number | null;
+}
+
+/**
+ * Reads the ingest stream, speed consumer and dead-letter stream state. A resource that does not
+ * exist yet is null (nothing was ingested, or no worker started); other failures throw.
+ */
+export async function speedLaneStatus(jsm: JetStreamManager): Promise<SpeedLaneStatus> {
+  const [ingest, consumer, dlq] = await Promise.all([
+    orNull(jsm.streams.info(INGEST_STREAM)),
+    orNull(jsm.consumers.info(INGEST_STREAM, SPEED_CONSUMER)),
+    orNull(jsm.streams.info(DLQ_STREAM)),
+  ]);
+  return {
+    ingest: ingest
+      ? { messages: ingest.state.messages, bytes: ingest.state.bytes, lastSeq: ingest.state.last_seq }
+      : null,
+    consumer: consumer
+      ? {
+          pending: consumer.num_pending,
+          ackPending: consumer.num_ack_pending,
+          redelivered: consumer.num_redelivered,
+          waiting: consumer.num_waiting,
+          deliveredSeq: consumer.delivered.stream_seq,
+          ackFloorSeq: consumer.ack_floor.stream_seq,
+        }
+      : null,
+    deadLetters: dlq ? dlq.state.messages : null,
+  };
+}

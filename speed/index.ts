@@ -1,0 +1,34 @@
+/**
+ * The speed lane: JetStream consumers that classify fresh tiles within moments and write them to
+ * the live view, dead letters for tiles that cannot be classified, and the producer side of the
+ * ingest contract. See speed/README.md.
+ */
+export {
+  publishTile,
+  checkTileMeta,
+  type PublishTileMeta,
+  type PublishTileOptions,
+  type PublishedTile,
+} from "./publish.js";
+export {
+  startSpeedWorker,
+  type SpeedWorker,
+  type SpeedWorkerDeps,
+  type SpeedWorkerHooks,
+  type ClassifiedEvent,
+} from "./worker.js";
+export { ActiveModel, type LoadedModel, type ModelPreparer } from "./active-model.js";
+export { ClassifierPool, type ClassifierPoolOptions, type ClassifiedTile } from "./classifier-pool.js";
+export { createSpeedMetrics, type SpeedMetrics } from "./metrics.js";
+export { EventHub, type SpeedEvent } from "./events.js";
+export type {
+  TileClassifiedEvent,
+  TileDuplicateEvent,
+  TileFailedEvent,
+  TileRetryEvent,
+  ModelActivatedEvent,
+  ModelFailedEvent,
+  WaitingForModelEvent,
+  ConsumerErrorEvent,
+  StoppedEvent,
+} from "./events.js";

@@ -1,0 +1,130 @@
+/**
+ * The producer side of the ingest contract, for lanemap's own tools (`lanemap ingest`, the feed of
+ * `lanemap start`, tests and benchmarks). Producers in other languages follow the same contract,
+ * described in speed/README.md: GeoTIFF bytes on `tiles.in.<cell>` with the Lanemap-* headers and a
+ * Nats-Msg-Id, or an empty payload with Lanemap-Object when the tile is over max_payload.
+ */
+import { createHash } from "node:crypto";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { Objm } from "@nats-io/obj";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import {
+  HEADERS,
+  INGEST_STREAM,
+  TILE_OBJECT_BUCKET,
+  ingestSubject,
+  serverMaxPayload,
+} from "../shared/adapters/nats/index.js";
+import { TILE_ID_PATTERN, TileInvalidError, isValidCellKey } from "../shared/index.js";
+
+/** What a producer states about a tile (the ingest message headers). */
+export interface PublishTileMeta {
+  /** Unique per acquisition; see TILE_ID_PATTERN. */
+  readonly tileId: string;
+  /** Map cell; also the subject's last token. */
+  readonly cell: string;
+  /** Acquisition time, ISO 8601. */
+  readonly acquired: string;
+  /**
+   * JetStream de-duplication id. Default `<tileId>-<first 16 hex of sha256(bytes)>`: a producer's
+   * retry of the same tile within the duplicate window is dropped by the server.
+   */
+  readonly msgId?: string;
+}
+
+/** Options of `publishTile`. */
+export interface PublishTileOptions {
+  /**
+   * Largest payload to send inline; default the connected server's max_payload. Above it the bytes
+   * go to the object store bucket and the message only references them.
+   */
+  readonly maxPayload?: number;
+  /** JetStream publish timeout in milliseconds (default the client's, 5 s). */
+  readonly timeoutMs?: number;
+}
+
+/** Where a tile went. */
+export interface PublishedTile {
+  /** Stream sequence of the ingest message: the tile's ingest sequence. */
+  readonly seq: number;
+  /** True when the server dropped it as a duplicate of an earlier message with the same id. */
+  readonly duplicate: boolean;
+  readonly subject: string;
+  readonly msgId: string;
+  /** Object name when the bytes went to the object store, else null. */
+  readonly object: string | null;
+}
+
+/** Headers and a little protocol overhead, kept free below max_payload. */
+const HEADER_ROOM = 4 * 1024;
+
+function connectionOf(js: JetStreamClient): NatsConnection | undefined {
+  // The client implementation keeps its connection; the public type does not show it.
+  const impl = js as Partial<{ getConnection(): NatsConnection }>;
+  return typeof impl.getConnection === "function" ? impl.getConnection() : undefined;
+}
+
+/** Checks the headers a worker will rely on; throws TileInvalidError naming the bad one. */
+export function checkTileMeta(meta: PublishTileMeta): void {
+  if (!TILE_ID_PATTERN.test(meta.tileId))
+    throw new TileInvalidError(`tile id "${meta.tileId}" must match ${TILE_ID_PATTERN.source}`);
+  if (!isValidCellKey(meta.cell))
+    throw new TileInvalidError(`cell "${meta.cell}" must match [A-Za-z0-9_-]{1,64}`);
+  if (Number.isNaN(Date.parse(meta.acquired)))
+    throw new TileInvalidError(`acquisition time "${meta.acquired}" is not an ISO 8601 time`);
+  if (meta.msgId !== undefined && !/^[\x21-\x7e]{1,256}$/.test(meta.msgId))
+    throw new TileInvalidError(
+      `message id "${meta.msgId}" must be 1-256 printable characters without spaces`,
+    );
+}
+
+/**
+ * Publishes one tile to the ingest stream and resolves once JetStream stored it (or recognised it
+ * as a duplicate). Tiles over the server's max_payload are uploaded to the `lanemap-tiles` object
+ * store first (named `<tileId>.<hash>`, so a retry re-uses the upload) and referenced by the
+ * Lanemap-Object header of an empty message.
+ * @throws TileInvalidError for malformed metadata; NATS errors as the client throws them.
+ */
+export async function publishTile(
+  js: JetStreamClient,
+  bytes: Uint8Array,
+  meta: PublishTileMeta,
+  options: PublishTileOptions = {},
+): Promise<PublishedTile> {
+  checkTileMeta(meta);
+  const hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+  const msgId = meta.msgId ?? `${meta.tileId}-${hash}`;
+  const h = natsHeaders();
+  h.set(HEADERS.tileId, meta.tileId);
+  h.set(HEADERS.cell, meta.cell);
+  h.set(HEADERS.acquired, meta.acquired);
+  const nc = connectionOf(js);
+  const maxPayload = options.maxPayload ?? (nc ? serverMaxPayload(nc) : 1024 * 1024);
+  let payload = bytes;
+  let object: string | null = null;
+  if (bytes.length + HEADER_ROOM > maxPayload) {
+    object = `${meta.tileId}.${hash}`;
+    const store = await new Objm(js).open(TILE_OBJECT_BUCKET);
+    const existing = await store.info(object);
+    if (!existing || existing.deleted || existing.size !== bytes.length)
+      await store.putBlob(
+        {
+          name: object,
+          description: `tile ${meta.tileId}`,
+          // Chunks are messages too: keep them under max_payload on servers configured below 128 KiB.
+          options: { max_chunk_size: Math.min(128 * 1024, maxPayload - HEADER_ROOM) },
+        },
+        bytes,
+      );
+    h.set(HEADERS.object, object);
+    payload = new Uint8Array(0);
+  }
+  const subject = ingestSubject(meta.cell);
+  const ack = await js.publish(subject, payload, {
+    headers: h,
+    msgID: msgId,
+    expect: { streamName: INGEST_STREAM },
+    ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
+  });
+  return { seq: ack.seq, duplicate: ack.duplicate, subject, msgId, object };
+}

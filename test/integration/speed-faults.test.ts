@@ -1,0 +1,184 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { DeadLetterQueue, LiveView, connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
+import { publishTile, startSpeedWorker, type PublishedTile } from "../../speed/index.js";
+import { natsFixture, natsMissing } from "../helpers/nats.js";
+import {
+  activateModel,
+  js,
+  lanemap,
+  tempDir,
+  testConfig,
+  testEnv,
+  testLogger,
+  testModel,
+  testTile,
+  waitFor,
+} from "./speed-fixtures.js";
+
+const started = (l: Record<string, unknown>) => l["msg"] === "speed worker started";
+const classified = (l: Record<string, unknown>) => l["msg"] === "tile classified";
+
+/** Publishes, retrying while the server is away (as a producer would). */
+async function publishRetrying(
+  nc: Parameters<typeof js>[0],
+  t: ReturnType<typeof testTile>,
+): Promise<PublishedTile> {
+  return waitFor(`publishing ${t.tileId}`, () => publishTile(js(nc), t.bytes, t, { timeoutMs: 1000 }));
+}
+
+describe("the speed lane under faults", { skip: natsMissing() }, () => {
+  test("a worker killed in the middle of a tile loses nothing: another worker classifies it, once", async () => {
+    await using nats = await natsFixture();
+    await using dir = await tempDir();
+    await activateModel(nats.nc, await testModel());
+    const env = testEnv(dir.path, {
+      NATS_URL: nats.server.url,
+      LANEMAP_LOG_LEVEL: "info",
+      LANEMAP_SPEED_CONCURRENCY: "1",
+    });
+
+    await using slow = lanemap(["speed", "--name", "slow"], { ...env, LANEMAP_TEST_TILE_DELAY_MS: "60000" });
+    await slow.waitForLine("the slow worker to start", started);
+    const tile = testTile(2, 3, "2024-08-01T10:00:00Z");
+    const sent = await publishTile(js(nats.nc), tile.bytes, tile);
+    await slow.waitForLine(
+      "the slow worker to be in the tile",
+      (l) => l["msg"] === "tile started (test delay)",
+    );
+    slow.child.kill("SIGKILL");
+    assert.equal(await slow.exited, "SIGKILL");
+
+    await using rescuer = lanemap(["speed", "--name", "rescuer"], env);
+    const line = await rescuer.waitForLine("the tile classified by the second worker", classified);
+    assert.equal(line["tileId"], tile.tileId);
+    assert.equal(line["streamSeq"], sent.seq);
+
+    const live = await LiveView.open(nats.nc);
+    const follower = await live.follow();
+    const snapshot = follower.snapshot();
+    follower.stop();
+    assert.equal(snapshot.size, 1, "exactly one result");
+    assert.equal(snapshot.byTile.get(tile.tileId)?.result.ingestSeq, sent.seq);
+    await waitFor("the tile acknowledged", async () => {
+      const s = await speedLaneStatus(await jetstreamManager(nats.nc));
+      return s.consumer?.ackPending === 0 && s.consumer.ackFloorSeq === sent.seq;
+    });
+    assert.equal(await (await DeadLetterQueue.open(nats.nc)).count(), 0);
+  });
+
+  test("a tile whose worker dies on its last allowed delivery is dead-lettered from the server's advisory", async () => {
+    await using nats = await natsFixture();
+    await using dir = await tempDir();
+    await activateModel(nats.nc, await testModel());
+    const env = testEnv(dir.path, {
+      NATS_URL: nats.server.url,
+      LANEMAP_LOG_LEVEL: "info",
+      LANEMAP_SPEED_CONCURRENCY: "1",
+      LANEMAP_MAX_DELIVER: "1",
+    });
+    await using doomed = lanemap(["speed", "--name", "doomed"], {
+      ...env,
+      LANEMAP_TEST_TILE_DELAY_MS: "60000",
+    });
+    await doomed.waitForLine("the worker to start", started);
+    const tile = testTile(5, 3, "2024-08-04T10:00:00Z");
+    const sent = await publishTile(js(nats.nc), tile.bytes, tile);
+    await doomed.waitForLine("the worker to be in the tile", (l) => l["msg"] === "tile started (test delay)");
+    doomed.child.kill("SIGKILL");
+    await doomed.exited;
+
+    // A healthy worker hears the advisory once ack_wait passes, as the tile will not be delivered again.
+    await using worker = await startSpeedWorker(testConfig(dir.path, { LANEMAP_MAX_DELIVER: "1" }), {
+      nc: nats.nc,
+      logger: testLogger(),
+    });
+    const failed = await waitFor(
+      "the dead letter",
+      async () => (await (await DeadLetterQueue.open(nats.nc)).list())[0],
+    );
+    assert.equal(failed.originalSeq, sent.seq);
+    assert.equal(failed.code, "MAX_DELIVER");
+    assert.equal(failed.tileId, tile.tileId);
+    assert.equal(failed.bytes, tile.bytes.length, "the dead letter carries the tile");
+    assert.equal(worker.modelVersion() !== null, true);
+  });
+
+  test("two worker processes share one consumer: both classify some of the tiles", async () => {
+    await using nats = await natsFixture();
+    await using dir = await tempDir();
+    await activateModel(nats.nc, await testModel());
+    // A small delay per tile keeps each worker busy long enough for the other to take the next one.
+    const env = testEnv(dir.path, {
+      NATS_URL: nats.server.url,
+      LANEMAP_LOG_LEVEL: "info",
+      LANEMAP_SPEED_CONCURRENCY: "1",
+      LANEMAP_TEST_TILE_DELAY_MS: "150",
+    });
+    await using a = lanemap(["speed", "--name", "a", "--metrics-port", "0"], env);
+    await using b = lanemap(["speed", "--name", "b"], env);
+    await Promise.all([a.waitForLine("worker a", started), b.waitForLine("worker b", started)]);
+    const tiles = Array.from({ length: 10 }, (_, i) => testTile(i, 0, "2024-08-02T10:00:00Z"));
+    for (const t of tiles) await publishTile(js(nats.nc), t.bytes, t);
+    await waitFor(
+      "every tile classified",
+      () => a.lines.filter(classified).length + b.lines.filter(classified).length >= tiles.length,
+    );
+    const byA = a.lines.filter(classified).length;
+    const byB = b.lines.filter(classified).length;
+    assert.ok(byA > 0 && byB > 0, `both workers classify tiles (a: ${byA}, b: ${byB})`);
+    assert.equal(byA + byB, tiles.length, "no tile classified twice");
+    const port = (await a.waitForLine("the metrics port", (l) => l["msg"] === "metrics at /metrics"))["port"];
+    const metrics = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text();
+    assert.match(metrics, new RegExp(`lanemap_speed_tiles_total\\{outcome="classified"\\} ${byA}$`, "m"));
+    assert.match(metrics, /lanemap_speed_latency_seconds_count \d+/);
+
+    // SIGTERM: each worker finishes what it holds and exits 0.
+    a.child.kill("SIGTERM");
+    b.child.kill("SIGTERM");
+    assert.deepEqual(await Promise.all([a.exited, b.exited]), [0, 0]);
+  });
+
+  test("workers reconnect after a nats-server restart, nothing published around it is lost, and the live view rebuilds the same", async () => {
+    await using nats = await natsFixture();
+    await using dir = await tempDir();
+    await activateModel(nats.nc, await testModel());
+    // The worker has its own connection, made as `lanemap speed` makes it (reconnecting forever).
+    const workerNc = await connectNats({ servers: nats.server.url, name: "restart-test-worker" });
+    const worker = await startSpeedWorker(testConfig(dir.path), { nc: workerNc, logger: testLogger() });
+    const live = await LiveView.open(nats.nc);
+
+    const before = [0, 1, 2].map((i) => testTile(i, 4, "2024-08-03T10:00:00Z"));
+    for (const t of before) await publishTile(js(nats.nc), t.bytes, t);
+    for (const t of before) await waitFor(t.tileId, () => live.get(t.cell, t.tileId));
+    const first = await live.follow();
+    const snapshotBefore = first.snapshot();
+    first.stop();
+
+    await nats.server.kill();
+    await nats.server.restart();
+    const rebuilt = await waitFor("the live view readable again", () => live.follow());
+    const snapshotAfter = rebuilt.snapshot();
+    rebuilt.stop();
+    const view = (s: typeof snapshotBefore) =>
+      [...s.byTile.values()]
+        .map((e) => ({ key: `${e.result.cell}.${e.result.tileId}`, revision: e.revision, result: e.result }))
+        .sort((x, y) => x.key.localeCompare(y.key));
+    assert.deepEqual(
+      view(snapshotAfter),
+      view(snapshotBefore),
+      "the rebuilt live view equals the one before",
+    );
+    assert.equal(snapshotAfter.position, snapshotBefore.position);
+
+    const after = [3, 4, 5].map((i) => testTile(i, 4, "2024-08-03T10:00:00Z"));
+    for (const t of after) await publishRetrying(nats.nc, t);
+    for (const t of after) await waitFor(`${t.tileId} after the restart`, () => live.get(t.cell, t.tileId));
+    const final = await live.follow();
+    assert.equal(final.snapshot().size, before.length + after.length);
+    final.stop();
+    await worker.stop();
+    await workerNc.close();
+  });
+});
