@@ -1,0 +1,111 @@
+import type { Command } from "commander";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { pino, type Logger } from "pino";
+import { Registry, collectDefaultMetrics } from "prom-client";
+import { createBatchRunner } from "../../../batch/index.js";
+import { connectNats, speedLaneStatus } from "../../../shared/adapters/nats/index.js";
+import { parseConfig } from "../../../shared/index.js";
+import { createServer, type BatchTrigger } from "../../../serving/index.js";
+import { batchTriggerFor } from "../../platform/batch-trigger.js";
+import { embeddedNatsUrl } from "../nats-connect.js";
+import { UsageError } from "../usage.js";
+
+interface ServeFlags {
+  port?: string;
+  host?: string;
+  nats?: string;
+  natsLive?: boolean;
+  batchRuns?: boolean;
+}
+
+async function natsFor(
+  flags: ServeFlags,
+  url: string | undefined,
+  logger: Logger,
+): Promise<NatsConnection | undefined> {
+  if (flags.natsLive === false) return undefined;
+  if (!url) {
+    logger.warn(
+      "no NATS server (set NATS_URL or --nats, or run `lanemap start`): serving the batch view only",
+    );
+    return undefined;
+  }
+  return connectNats({ servers: url, name: `lanemap-serve ${process.pid}`, logger });
+}
+
+/**
+ * `lanemap serve`: the serving layer alone, against NATS_URL (or the embedded server of a running
+ * `lanemap start`) for the live view; without NATS it serves the batch view only. Operator batch
+ * runs are wired in-process when LANEMAP_OPERATOR_TOKEN is set (unless --no-batch-runs).
+ * SIGTERM/SIGINT finish the requests in flight, release the views and exit 0.
+ */
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("serve the merged view over HTTP (JSON, GeoJSON, Arrow, PNG, GeoTIFF, STAC, SSE)")
+    .option("--port <port>", "HTTP port (default PORT, else 8080; 0 = any free port)")
+    .option("--host <host>", "interface to listen on (default HOST, else 127.0.0.1)")
+    .option(
+      "--nats <url>",
+      "NATS server for the live view (default NATS_URL, else the embedded server of `lanemap start`)",
+    )
+    .option("--no-nats-live", "do not follow the live view (batch view only)")
+    .option("--no-batch-runs", "do not wire batch runs to POST /v1/batch/runs")
+    .action(async (flags: ServeFlags) => {
+      const env = { ...process.env };
+      if (flags.port !== undefined) {
+        if (!/^\d{1,5}$/.test(flags.port) || Number(flags.port) > 65535)
+          throw new UsageError(`--port must be a port number (0..65535), got "${flags.port}"`);
+        env["PORT"] = flags.port;
+      }
+      if (flags.host !== undefined) env["HOST"] = flags.host;
+      const config = parseConfig(env);
+      const logger = pino({ level: config.logLevel, base: { role: "serve", pid: process.pid } });
+      const url = flags.nats ?? config.natsUrl ?? (await embeddedNatsUrl(config.dataDir));
+      const nc = await natsFor(flags, url, logger);
+      const jsm = nc ? await jetstreamManager(nc) : undefined;
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry });
+      let batchTrigger: BatchTrigger | undefined;
+      // Stops a triggered run at shutdown: nothing is published, its checkpoint is kept for the next run.
+      const batchAbort = new AbortController();
+      if (flags.batchRuns !== false && config.operatorToken) {
+        const runner = createBatchRunner(config, {
+          logger: logger.child({ role: "batch" }),
+          // The speed consumer's ack floor: tiles the speed lane has not acknowledged stay with it.
+          ...(jsm
+            ? {
+                watermark: async () =>
+                  (await speedLaneStatus(jsm)).consumer?.ackFloorSeq ?? Number.MAX_SAFE_INTEGER,
+              }
+            : {}),
+        });
+        batchTrigger = batchTriggerFor(runner, batchAbort.signal);
+      }
+      const server = createServer(config, {
+        logger,
+        ...(nc ? { nc } : {}),
+        ...(batchTrigger ? { batchTrigger } : {}),
+        metricsRegistry: registry,
+        ...(jsm ? { consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending } : {}),
+      });
+      const listening = await server.listen();
+      console.log(`lanemap serving at ${listening.url}${nc ? "" : " (batch view only)"}`);
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: NodeJS.Signals) => {
+          logger.info({ signal }, "stopping");
+          process.off("SIGTERM", shutdown);
+          process.off("SIGINT", shutdown);
+          void (async () => {
+            batchAbort.abort();
+            await listening.close();
+            await nc?.drain().catch(() => undefined);
+            resolve();
+          })();
+        };
+        process.on("SIGTERM", shutdown);
+        process.on("SIGINT", shutdown);
+      });
+    });
+}

@@ -1,0 +1,29 @@
+/**
+ * How serving starts a batch rebuild without importing the batch lane: infra wraps the batch lane's
+ * runner in this interface and injects it (serving/ may not import batch/, and a serving process
+ * without a trigger simply answers 503 on the operator endpoint).
+ */
+
+/** The state of a batch run as serving reports it. */
+export interface RunStatus {
+  readonly runId: string;
+  readonly state: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+  readonly full?: boolean;
+  readonly startedAt?: string;
+  readonly finishedAt?: string;
+  /** Tiles done and total, while running. */
+  readonly progress?: { readonly done: number; readonly total: number };
+  /** The version the run published, once it succeeded. */
+  readonly publishedVersion?: number;
+  /** Why the run failed. */
+  readonly error?: string;
+}
+
+/**
+ * Starts and inspects batch runs. `trigger` rejects with a BatchRunActiveError (or any error with
+ * code "BATCH_RUN_ACTIVE") when a run is active; `status` resolves undefined for an unknown id.
+ */
+export interface BatchTrigger {
+  trigger(opts: { full?: boolean }): Promise<{ runId: string }>;
+  status(runId: string): Promise<RunStatus | undefined>;
+}

@@ -1,0 +1,121 @@
+/**
+ * Class rasters as images: a palette PNG for display (colours from the model's colour map, class 0
+ * transparent) and a uint8 GeoTIFF with the same colour table on the tile's own grid and CRS, for
+ * GIS tools. Both carry class ids as the pixel values, so a client can read classes back from either.
+ */
+import { encode as encodePng } from "fast-png";
+import {
+  TileEncodeError,
+  encodeGeoTiff,
+  type ClassRaster,
+  type GeoTransform,
+  type Rgb,
+} from "../../shared/index.js";
+import type { ClassInfo } from "../view/batch-view.js";
+import type { ServedResult } from "../view/served-result.js";
+
+/** Colours for class ids the model does not list: a fixed, distinguishable cycle. */
+const FALLBACK: readonly Rgb[] = [
+  [31, 119, 180],
+  [255, 127, 14],
+  [44, 160, 44],
+  [214, 39, 40],
+  [148, 103, 189],
+  [140, 86, 75],
+  [227, 119, 194],
+  [127, 127, 127],
+  [188, 189, 34],
+  [23, 190, 207],
+];
+
+/** "#rrggbb" (or "#rgb") to RGB; null when it is not a hex colour. */
+export function parseColour(s: string): Rgb | null {
+  const m = /^#?([0-9a-f]{6}|[0-9a-f]{3})$/i.exec(s.trim());
+  if (!m) return null;
+  const hex = m[1] as string;
+  const full = hex.length === 3 ? [...hex].map((c) => c + c).join("") : hex;
+  const n = parseInt(full, 16);
+  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+}
+
+/** The colour table over class ids 0..size-1 (class 0 black, drawn transparent by the PNG). */
+export function colourTable(classes: readonly ClassInfo[], size: number): Rgb[] {
+  const out: Rgb[] = [];
+  for (let id = 0; id < size; id++) {
+    if (id === 0) {
+      out.push([0, 0, 0]);
+      continue;
+    }
+    const c = classes.find((x) => x.id === id);
+    out.push((c && parseColour(c.colour)) ?? (FALLBACK[(id - 1) % FALLBACK.length] as Rgb));
+  }
+  return out;
+}
+
+function tableSize(raster: ClassRaster, classes: readonly ClassInfo[]): number {
+  let max = 0;
+  for (const c of classes) max = Math.max(max, c.id);
+  for (let i = 0; i < raster.classes.length; i++) {
+    const v = raster.classes[i] as number;
+    if (v > max) max = v;
+  }
+  return Math.min(256, max + 1);
+}
+
+/** An indexed-colour PNG of the class raster; class 0 (not classified) fully transparent. */
+export function classesPng(raster: ClassRaster, classes: readonly ClassInfo[]): Uint8Array {
+  const table = colourTable(classes, Math.max(2, tableSize(raster, classes)));
+  return encodePng({
+    width: raster.width,
+    height: raster.height,
+    data: raster.classes,
+    depth: 8,
+    channels: 1,
+    palette: table.map(([r, g, b], id) => [r, g, b, id === 0 ? 0 : 255]),
+  });
+}
+
+/** TIFF ASCII fields hold 7-bit text only. */
+const ascii = (s: string): string => s.replace(/[^\x20-\x7e]/g, "?");
+
+/**
+ * A uint8 GeoTIFF of the class raster with the colour table, on the tile's grid and CRS; 0 = nodata.
+ * A CRS that the EPSG index cannot classify is written without GeoKeys (its proj4 definition goes
+ * into the metadata) rather than failing the request.
+ */
+export function classesGeoTiff(
+  r: ServedResult,
+  raster: ClassRaster,
+  classes: readonly ClassInfo[],
+): Uint8Array {
+  const gt = r.summary.geoTransform;
+  const input = {
+    width: raster.width,
+    height: raster.height,
+    bands: [raster.classes],
+    geoTransform: gt.length === 6 ? (gt as unknown as GeoTransform) : null,
+    epsg: r.summary.epsg,
+    nodata: 0,
+    acquired: r.acquired,
+    bandNames: ["class"],
+    description: ascii(`lanemap classes of ${r.tileId} (${r.lane} lane, model ${r.summary.modelVersion})`),
+    metadata: {
+      LANEMAP_TILE_ID: r.tileId,
+      LANEMAP_CELL: r.cell,
+      LANEMAP_LANE: r.lane,
+      LANEMAP_MODEL_VERSION: ascii(r.summary.modelVersion),
+      ...Object.fromEntries(classes.map((c) => [`CLASS_${c.id}`, ascii(c.name)] as const)),
+    },
+    colorMap: colourTable(classes, 256),
+  };
+  try {
+    return encodeGeoTiff(input);
+  } catch (err) {
+    if (!(err instanceof TileEncodeError) || input.epsg === null) throw err;
+    return encodeGeoTiff({
+      ...input,
+      epsg: null,
+      metadata: { ...input.metadata, LANEMAP_CRS: ascii(r.summary.proj4 ?? `EPSG:${input.epsg}`) },
+    });
+  }
+}

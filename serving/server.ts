@@ -1,0 +1,185 @@
+/**
+ * The serving layer's composition: view sources (batch always, live when a NATS connection is
+ * given), the snapshot manager, the route table, the app, and listen/close. Everything comes in
+ * through `config` and `deps`; nothing is a module singleton, so a test runs several servers side
+ * by side, each on a port of its own (`PORT=0` gives a free one and `listen()` says which).
+ */
+import { createServer as createHttpServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Express } from "express";
+import type { Logger } from "pino";
+import { Registry } from "prom-client";
+import { ArchiveStore } from "../shared/adapters/archive/index.js";
+import type { ClassRaster, Config } from "../shared/index.js";
+import { buildOpenApi } from "./api/openapi.js";
+import type { BatchTrigger } from "./batch-trigger.js";
+import { createApp } from "./http/app.js";
+import { EventHub } from "./http/events.js";
+import { ServingMetrics } from "./http/metrics.js";
+import { buildRoutes, type RouteSpec } from "./http/routes.js";
+import type { ServingContext } from "./usecases/context.js";
+import { BatchViewSource } from "./view/batch-source.js";
+import { LiveSource } from "./view/live-source.js";
+import { LruCache } from "./view/lru-cache.js";
+import { SnapshotManager } from "./view/snapshot.js";
+
+/** What the serving layer is given by its composition root. */
+export interface ServerDeps {
+  readonly logger: Logger;
+  /** A NATS connection: serving follows the live view through it. Absent: batch-only serving. */
+  readonly nc?: NatsConnection;
+  /** Starts batch runs (infra wraps the batch lane's runner). Absent: POST /v1/batch/runs is 503. */
+  readonly batchTrigger?: BatchTrigger;
+  /** Registry for /metrics; default a new one. */
+  readonly metricsRegistry?: Registry;
+  /** The speed consumer's pending message count, shown by /v1/views when given. */
+  readonly consumerLag?: () => Promise<number | undefined>;
+}
+
+/** Tuning with sensible defaults; tests shorten the intervals. */
+export interface ServerOptions {
+  /** Budget of decoded class rasters kept in memory (default 256 MiB). */
+  readonly rasterCacheBytes?: number;
+  /** Fallback check of the batch CURRENT pointer (default 2 s; fs.watch usually hears it first). */
+  readonly pollIntervalMs?: number;
+  /** How long a paged snapshot stays available to its cursor after the last page (default 10 min). */
+  readonly cursorRetainMs?: number;
+  /** Largest request body (default 1 MB). */
+  readonly bodyLimit?: string | number;
+  /** Most concurrent /v1/events streams (default 1000). */
+  readonly maxEventStreams?: number;
+}
+
+/** A listening server: its URL (with the real port) and how to stop it. */
+export interface Listening {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** The serving layer before and after it listens. */
+export interface LanemapServer {
+  /** The Express app (routes are live at once; views load on start()). */
+  readonly app: Express;
+  /** The route table the app and /openapi.json are built from. */
+  readonly routes: readonly RouteSpec[];
+  /** The OpenAPI document. */
+  openapi(): Record<string, unknown>;
+  /** Opens the current batch view and starts following the live view (idempotent). */
+  start(): Promise<void>;
+  /** Starts, then listens on config.port (0 = any free port) at config.host. */
+  listen(): Promise<Listening>;
+  /** Stops listening (if it did), ends event streams and releases the views. */
+  close(): Promise<void>;
+}
+
+/** Builds the serving layer. Nothing runs until start() or listen(). */
+export function createServer(config: Config, deps: ServerDeps, options: ServerOptions = {}): LanemapServer {
+  const logger = deps.logger.child({ component: "serving" });
+  const cache = new LruCache<ClassRaster>(
+    options.rasterCacheBytes ?? 256 * 2 ** 20,
+    (r) => 2 * r.width * r.height + 64,
+  );
+  const batch = new BatchViewSource({
+    dataDir: config.dataDir,
+    cache,
+    logger,
+    ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+  });
+  const live = deps.nc ? new LiveSource({ nc: deps.nc, cache, logger }) : null;
+  const snapshots = new SnapshotManager({
+    batch,
+    live,
+    ...(options.cursorRetainMs === undefined ? {} : { cursorRetainMs: options.cursorRetainMs }),
+  });
+  const ctx: ServingContext = {
+    config,
+    logger,
+    batch,
+    live,
+    snapshots,
+    archive: new ArchiveStore(config.dataDir),
+    batchTrigger: deps.batchTrigger,
+    consumerLag: deps.consumerLag,
+    startedAt: Date.now(),
+  };
+  const registry = deps.metricsRegistry ?? new Registry();
+  const metrics = new ServingMetrics(registry, { batch, live, cache });
+  const events = new EventHub({
+    batch,
+    live,
+    ...(options.maxEventStreams === undefined ? {} : { maxClients: options.maxEventStreams }),
+  });
+  let listening: { server: Server; url: string } | null = null;
+  let document: Record<string, unknown> | undefined;
+  const routes = buildRoutes(ctx, {
+    events,
+    registry,
+    openapi: () => (document ??= buildOpenApi(routes, { version: "1.0.0" })),
+    fallbackBase: () => listening?.url ?? `http://${config.host}:${config.port}`,
+  });
+  const app = createApp({
+    routes,
+    logger,
+    metrics,
+    corsOrigins: config.serving.corsOrigins,
+    bodyLimit: options.bodyLimit ?? "1mb",
+  });
+
+  let starting: Promise<void> | null = null;
+  let closed = false;
+  const start = (): Promise<void> => {
+    starting ??= (async () => {
+      await batch.start();
+      await live?.start();
+    })();
+    return starting;
+  };
+
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    events.close();
+    if (listening) {
+      const { server } = listening;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive sockets would hold close() open; the requests on them have been answered.
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
+      });
+      listening = null;
+    }
+    await starting?.catch(() => undefined);
+    live?.close();
+    snapshots.close();
+    await batch.close();
+    logger.info("serving stopped");
+  };
+
+  return {
+    app,
+    routes,
+    openapi: () => (document ??= buildOpenApi(routes, { version: "1.0.0" })),
+    start,
+    async listen() {
+      await start();
+      const server = createHttpServer(app);
+      // Slow clients must not pin sockets forever; the slowest legitimate answer is a stats query.
+      server.requestTimeout = 60_000;
+      server.headersTimeout = 20_000;
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(config.port ?? 0, config.host, () => resolve());
+      });
+      const addr = server.address() as AddressInfo;
+      const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+      const url = `http://${host}:${addr.port}`;
+      listening = { server, url };
+      logger.info({ url }, "serving listening");
+      return { url, port: addr.port, close };
+    },
+    close,
+  };
+}

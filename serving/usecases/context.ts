@@ -1,0 +1,23 @@
+/** What the use cases work with: the view sources, the snapshot manager, the archive and config. */
+import type { Logger } from "pino";
+import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import type { Config } from "../../shared/index.js";
+import type { BatchTrigger } from "../batch-trigger.js";
+import type { BatchViewSource } from "../view/batch-source.js";
+import type { LiveSource } from "../view/live-source.js";
+import type { SnapshotManager } from "../view/snapshot.js";
+
+/** Shared by every use case of one server (nothing here is a module singleton). */
+export interface ServingContext {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly batch: BatchViewSource;
+  readonly live: LiveSource | null;
+  readonly snapshots: SnapshotManager;
+  readonly archive: ArchiveStore;
+  readonly batchTrigger: BatchTrigger | undefined;
+  /** The speed consumer's pending messages, when infra can tell. */
+  readonly consumerLag: (() => Promise<number | undefined>) | undefined;
+  /** Process start, epoch ms. */
+  readonly startedAt: number;
+}

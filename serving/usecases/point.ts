@@ -1,0 +1,58 @@
+/**
+ * The class at a point: among the merged view's winners whose WGS84 box holds the point, those
+ * whose pixel grid really contains it after reprojection into the tile's CRS; if several do
+ * (overlapping footprints of neighbouring cells), the newest by the merge rule's order answers.
+ */
+import { compareCandidates } from "../../shared/index.js";
+import { NotFoundError } from "../errors.js";
+import type { PointBody } from "../api/schemas.js";
+import { pixelAt } from "../geo/pixels.js";
+import type { ServedResult } from "../view/served-result.js";
+import type { SnapshotLease } from "../view/snapshot.js";
+import { className, provenance, snapshotInfo } from "./present.js";
+
+/** Finds the winner covering a lon/lat and the pixel it falls in, or undefined. */
+export function coveringWinner(
+  lease: SnapshotLease,
+  lon: number,
+  lat: number,
+): { result: ServedResult; pixel: { col: number; row: number; x: number; y: number } } | undefined {
+  let best: { result: ServedResult; pixel: { col: number; row: number; x: number; y: number } } | undefined;
+  lease.snapshot.index.winners().search({ minX: lon, minY: lat, maxX: lon, maxY: lat }, (cell) => {
+    const r = cell.winner;
+    if (!r?.crs) return;
+    const pixel = pixelAt(
+      { width: r.summary.width, height: r.summary.height, geoTransform: r.summary.geoTransform, crs: r.crs },
+      lon,
+      lat,
+    );
+    if (pixel && (!best || compareCandidates(r, best.result) < 0)) best = { result: r, pixel };
+  });
+  return best;
+}
+
+/** The class and confidence at a point; 404 when no tile of the merged view covers it. */
+export async function pointQuery(lease: SnapshotLease, lon: number, lat: number): Promise<PointBody> {
+  const hit = coveringWinner(lease, lon, lat);
+  if (!hit)
+    throw new NotFoundError(`no tile of the merged view covers lon ${lon}, lat ${lat}`, "no-coverage");
+  const { result: r, pixel } = hit;
+  const raster = await r.raster();
+  const i = pixel.row * raster.width + pixel.col;
+  const cls = raster.classes[i] ?? 0;
+  const votes = cls === 0 ? 0 : (raster.votes[i] ?? 0);
+  return {
+    lon,
+    lat,
+    cell: r.cell,
+    tileId: r.tileId,
+    class: { id: cls, name: className(lease.snapshot.classes, cls) },
+    confidence: raster.k > 0 ? votes / raster.k : 0,
+    votes,
+    k: raster.k,
+    pixel: { col: pixel.col, row: pixel.row },
+    crs: { epsg: r.summary.epsg, x: pixel.x, y: pixel.y },
+    provenance: provenance(r, lease.snapshot, lease.now),
+    snapshot: snapshotInfo(lease),
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * How results are presented in every answer: the snapshot an answer was read from, each result's
+ * provenance (lane, batch version, watermark, model, acquisition and processing time, staleness)
+ * and class names from the snapshot's model.
+ */
+import type { SnapshotInfoBody, ProvenanceBody, TileSummaryBody } from "../api/schemas.js";
+import type { ClassInfo } from "../view/batch-view.js";
+import type { ServedResult } from "../view/served-result.js";
+import type { Snapshot, SnapshotLease } from "../view/snapshot.js";
+
+const seconds = (ms: number): number => Math.round(ms) / 1000;
+
+/** Names for classes the model does not list (live results without a batch view, say). */
+export function className(classes: readonly ClassInfo[], id: number): string {
+  if (id === 0) return "not classified";
+  return classes.find((c) => c.id === id)?.name ?? `class ${id}`;
+}
+
+/** The snapshot block every answer carries. */
+export function snapshotInfo(lease: SnapshotLease): SnapshotInfoBody {
+  const { snapshot: s, now } = lease;
+  return {
+    id: s.id,
+    takenAt: new Date(now).toISOString(),
+    batch: s.batch
+      ? {
+          version: s.batch.version,
+          name: s.batch.name,
+          watermark: s.batch.manifest.watermark,
+          modelVersion: s.batch.manifest.modelVersion,
+          finishedAt: s.batch.manifest.finishedAt,
+          ageS: seconds(now - s.batch.finishedMs),
+        }
+      : null,
+    live: s.live ? { position: s.live.position, size: s.live.size } : null,
+  };
+}
+
+/** Where a result came from, against the snapshot that served it. */
+export function provenance(r: ServedResult, s: Snapshot, now: number): ProvenanceBody {
+  return {
+    lane: r.lane,
+    batchVersion: s.batch?.version ?? null,
+    watermark: s.batch ? s.batch.manifest.watermark : null,
+    livePosition: s.live?.position ?? null,
+    modelVersion: r.summary.modelVersion,
+    ingestSeq: r.ingestSeq,
+    acquired: r.acquired,
+    processedAt: r.summary.processedAt,
+    staleness: {
+      sinceAcquiredS: seconds(now - r.acquiredMs),
+      viewAgeS: r.lane === "batch" && s.batch ? seconds(now - s.batch.finishedMs) : null,
+    },
+  };
+}
+
+/** One result as the API shows it. */
+export function tileSummary(r: ServedResult, lease: SnapshotLease): TileSummaryBody {
+  const t = r.summary;
+  const b = r.bounds;
+  return {
+    cell: r.cell,
+    tileId: r.tileId,
+    lane: r.lane,
+    acquired: r.acquired,
+    ingestSeq: r.ingestSeq,
+    processedAt: t.processedAt,
+    modelVersion: t.modelVersion,
+    contentHash: t.contentHash,
+    width: t.width,
+    height: t.height,
+    epsg: t.epsg,
+    bbox: b ? [b.minX, b.minY, b.maxX, b.maxY] : null,
+    validPixels: t.validPixels,
+    counts: [...t.counts],
+    areasM2: [...t.areasM2],
+    dominantClass: t.dominantClass,
+    dominantClassName: className(lease.snapshot.classes, t.dominantClass),
+    meanConfidence: t.meanConfidence,
+    provenance: provenance(r, lease.snapshot, lease.now),
+  };
+}
+
+/** GeoJSON polygon of WGS84 bounds (counter-clockwise outer ring, RFC 7946). */
+export function boundsPolygon(
+  b: { minX: number; minY: number; maxX: number; maxY: number } | null,
+): { type: "Polygon"; coordinates: number[][][] } | null {
+  if (!b) return null;
+  return {
+    type: "Polygon",
+    coordinates: [
+      [
+        [b.minX, b.minY],
+        [b.maxX, b.minY],
+        [b.maxX, b.maxY],
+        [b.minX, b.maxY],
+        [b.minX, b.minY],
+      ],
+    ],
+  };
+}

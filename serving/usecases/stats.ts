@@ -1,0 +1,203 @@
+/**
+ * Area statistics over the merged view: pixels and m² per class, each cell once (its winner).
+ * A pixel counts when its centre lies in the area. Cells whose box lies wholly inside the area
+ * answer from their pre-computed class counts; only cells the area's edge cuts need their raster,
+ * and those are fetched in one DuckDB query per batch version. The pixel estimate is checked
+ * against LANEMAP_STATS_MAX_PIXELS before any raster is read (Earth Engine's maxPixels lesson:
+ * refuse early, name the limit and the estimate).
+ *
+ * m² of a partially covered cell: its pixels of a class times that class's mean pixel area in the
+ * tile (areasM2[c] / counts[c] from the tile's own summary), exact for projected CRSs and the
+ * lane's own figure for geographic ones; a wholly covered cell contributes areasM2 as stored.
+ */
+import { z } from "zod";
+import { AreaTooLargeError, InvalidParamsError } from "../errors.js";
+import { invalidParams } from "../api/params.js";
+import type { StatsBody, StatsClassBody } from "../api/schemas.js";
+import {
+  boxInsideArea,
+  boundsIntersect,
+  overlapFraction,
+  polygonArea,
+  type Area,
+  type PolygonRings,
+} from "../geo/area.js";
+import { countClassesInArea } from "../geo/pixels.js";
+import type { ServedResult } from "../view/served-result.js";
+import type { SnapshotLease } from "../view/snapshot.js";
+import { className, snapshotInfo } from "./present.js";
+
+/** Most vertices a request polygon may have (bounds the work before the pixel estimate). */
+export const MAX_POLYGON_VERTICES = 100_000;
+
+const position = z
+  .array(z.number().finite())
+  .min(2, "a position needs a longitude and a latitude")
+  .max(3, "a position has at most three numbers")
+  .refine(([lon = NaN]) => lon >= -180 && lon <= 180, "longitude must lie in -180..180")
+  .refine(([, lat = NaN]) => lat >= -90 && lat <= 90, "latitude must lie in -90..90");
+const ring = z
+  .array(position)
+  .min(4, "a linear ring needs at least four positions")
+  .refine((r) => {
+    const a = r[0];
+    const b = r[r.length - 1];
+    return !!a && !!b && a[0] === b[0] && a[1] === b[1];
+  }, "a linear ring must be closed (first position = last)");
+const polygonCoords = z.array(ring).min(1, "a polygon needs an outer ring");
+const polygon = z.object({ type: z.literal("Polygon"), coordinates: polygonCoords }).loose();
+const multiPolygon = z
+  .object({ type: z.literal("MultiPolygon"), coordinates: z.array(polygonCoords).min(1, "needs a polygon") })
+  .loose();
+const geometry = z.discriminatedUnion("type", [polygon, multiPolygon], {
+  message: "must be a GeoJSON Polygon, MultiPolygon, or a Feature with one",
+});
+const body = z.union([geometry, z.object({ type: z.literal("Feature"), geometry }).loose()], {
+  message: "must be a GeoJSON Polygon, MultiPolygon, or a Feature with one",
+});
+
+/** Parses a POST /v1/stats body into an area, or throws a 400 naming the offending member. */
+export function parseStatsBody(value: unknown): Area {
+  if (value === undefined || value === null || typeof value !== "object" || Array.isArray(value))
+    throw new InvalidParamsError([
+      {
+        name: "body",
+        reason: "must be a GeoJSON object (Content-Type application/json or application/geo+json)",
+      },
+    ]);
+  // Features are unwrapped first, so issues name paths inside the geometry the client sent.
+  const v = value as { type?: unknown; geometry?: unknown };
+  const isFeature = v.type === "Feature";
+  const r = geometry.safeParse(isFeature ? v.geometry : value);
+  if (!r.success) {
+    if (isFeature && (v.geometry === undefined || v.geometry === null))
+      throw new InvalidParamsError([{ name: "body.geometry", reason: "must be a Polygon or MultiPolygon" }]);
+    const params = invalidParams(r.error, isFeature ? "body.geometry" : "body");
+    throw new InvalidParamsError(params.length ? params : [{ name: "body", reason: "is not a polygon" }]);
+  }
+  if (!body.safeParse(value).success)
+    throw new InvalidParamsError([
+      { name: "body", reason: "must be a GeoJSON Polygon, MultiPolygon, or a Feature with one" },
+    ]);
+  const polys = r.data.type === "Polygon" ? [r.data.coordinates] : r.data.coordinates;
+  let vertices = 0;
+  for (const p of polys) for (const rg of p) vertices += rg.length;
+  if (vertices > MAX_POLYGON_VERTICES)
+    throw new InvalidParamsError([
+      { name: "body", reason: `has ${vertices} vertices, more than the ${MAX_POLYGON_VERTICES} allowed` },
+    ]);
+  const rings: PolygonRings[] = polys.map((p) =>
+    p.map((rg) => rg.map(([lon = 0, lat = 0]) => [lon, lat] as const)),
+  );
+  return polygonArea(rings);
+}
+
+interface Job {
+  readonly r: ServedResult;
+  readonly full: boolean;
+}
+
+/** Pixels and m² per class over `area`; 422 before any work when the estimate exceeds `maxPixels`. */
+export async function statsQuery(lease: SnapshotLease, area: Area, maxPixels: number): Promise<StatsBody> {
+  const s = lease.snapshot;
+  const jobs: Job[] = [];
+  let estimate = 0;
+  s.index.winners().search(area.bounds, (cell, b) => {
+    const r = cell.winner;
+    if (!r || !boundsIntersect(area.bounds, b)) return;
+    const full = boxInsideArea(area, b);
+    const pixels = r.summary.width * r.summary.height;
+    estimate += full ? pixels : pixels * overlapFraction(area.bounds, b);
+    jobs.push({ r, full });
+  });
+  estimate = Math.ceil(estimate);
+  if (estimate > maxPixels) throw new AreaTooLargeError(estimate, maxPixels);
+
+  // Rasters of the cut cells: one query for the batch ones (all from this snapshot's version).
+  const cut = jobs.flatMap(({ r, full }) =>
+    !full && r.crs && r.bounds ? [{ r, crs: r.crs, bounds: r.bounds }] : [],
+  );
+  const batchIds = cut.filter((j) => j.r.lane === "batch").map((j) => j.r.tileId);
+  if (s.batch && batchIds.length) await s.batch.prefetchRasters(batchIds);
+  const partial = await Promise.all(
+    cut.map(async ({ r, crs, bounds }) => {
+      const raster = await r.raster();
+      const grid = {
+        width: r.summary.width,
+        height: r.summary.height,
+        geoTransform: r.summary.geoTransform,
+        crs,
+      };
+      return { r, counts: countClassesInArea(grid, bounds, raster, area) };
+    }),
+  );
+
+  const pixels: number[] = [];
+  const areas: number[] = [];
+  const cells = { total: 0, full: 0, partial: 0, batch: 0, live: 0 };
+  const models = new Set<string>();
+  let oldest = Infinity;
+  let newest = -Infinity;
+  const counted = (r: ServedResult, full: boolean): void => {
+    cells.total++;
+    cells[full ? "full" : "partial"]++;
+    cells[r.lane]++;
+    models.add(r.summary.modelVersion);
+    oldest = Math.min(oldest, r.acquiredMs);
+    newest = Math.max(newest, r.acquiredMs);
+  };
+  for (const j of jobs) {
+    if (!j.full) continue;
+    const { counts, areasM2 } = j.r.summary;
+    for (let c = 0; c < counts.length; c++) pixels[c] = (pixels[c] ?? 0) + (counts[c] ?? 0);
+    for (let c = 0; c < areasM2.length; c++) areas[c] = (areas[c] ?? 0) + (areasM2[c] ?? 0);
+    counted(j.r, true);
+  }
+  for (const { r, counts } of partial) {
+    let any = 0;
+    counts.forEach((n, c) => {
+      if (n === 0) return;
+      any += n;
+      pixels[c] = (pixels[c] ?? 0) + n;
+      const tileCount = r.summary.counts[c] ?? 0;
+      const tileArea = r.summary.areasM2[c] ?? 0;
+      areas[c] = (areas[c] ?? 0) + (tileCount > 0 ? (n * tileArea) / tileCount : 0);
+    });
+    if (any > 0) counted(r, false);
+  }
+
+  const ids = new Set<number>(s.classes.map((c) => c.id));
+  pixels.forEach((n, c) => n > 0 && ids.add(c));
+  ids.add(0);
+  const classes: StatsClassBody[] = [...ids]
+    .sort((a, b) => a - b)
+    .map((id) => ({
+      id,
+      name: className(s.classes, id),
+      colour: s.classes.find((c) => c.id === id)?.colour ?? "#808080",
+      pixels: pixels[id] ?? 0,
+      areaM2: areas[id] ?? 0,
+    }));
+  const b = area.bounds;
+  return {
+    area: { kind: area.kind, bbox: [b.minX, b.minY, b.maxX, b.maxY] },
+    cells,
+    pixels: classes.reduce((a, c) => a + c.pixels, 0),
+    classes,
+    provenance: {
+      batchVersion: s.batch?.version ?? null,
+      watermark: s.batch ? s.batch.manifest.watermark : null,
+      livePosition: s.live?.position ?? null,
+      modelVersions: [...models].sort(),
+      acquired:
+        cells.total > 0
+          ? { oldest: new Date(oldest).toISOString(), newest: new Date(newest).toISOString() }
+          : null,
+      staleness: {
+        maxSinceAcquiredS: cells.total > 0 ? Math.round(lease.now - oldest) / 1000 : null,
+        viewAgeS: s.batch && cells.batch > 0 ? Math.round(lease.now - s.batch.finishedMs) / 1000 : null,
+      },
+    },
+    snapshot: snapshotInfo(lease),
+  };
+}

@@ -1,0 +1,292 @@
+/**
+ * One published batch view version, opened read-only. Its small tables (tiles, cells, classes) are
+ * loaded into memory at open, so lookups never touch DuckDB; class rasters are read by tile id with
+ * a bound parameter and kept decoded in the shared LRU. The view counts its users: the source holds
+ * one reference while the version is current and every snapshot holds one, so the DuckDB handle is
+ * closed only after the last request that read this version has finished.
+ */
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
+import type { BatchVersion } from "../../shared/adapters/archive/index.js";
+import {
+  BATCH_VIEW_FILES,
+  LanemapError,
+  decodeClassRaster,
+  tileResultSchema,
+  type BatchManifest,
+  type ClassRaster,
+  type TileResult,
+} from "../../shared/index.js";
+import type { LruCache } from "./lru-cache.js";
+import { servedResult, type ServedResult } from "./served-result.js";
+
+/** A class of the model a view was built with. */
+export interface ClassInfo {
+  readonly id: number;
+  readonly name: string;
+  /** "#rrggbb". */
+  readonly colour: string;
+}
+
+/** A batch view folder cannot be opened or its tables are not what the contract says. */
+export class BatchViewError extends LanemapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("BATCH_VIEW", message, options);
+  }
+}
+
+interface TileRow {
+  tile_id: string;
+  cell: string;
+  acquired_ms: bigint | number;
+  ingest_seq: bigint | number;
+  content_hash: string;
+  model_version: string;
+  width: number;
+  height: number;
+  geo_transform: number[];
+  epsg: number | null;
+  proj4: string | null;
+  min_lon: number | null;
+  min_lat: number | null;
+  max_lon: number | null;
+  max_lat: number | null;
+  valid_pixels: bigint | number;
+  counts: (bigint | number)[];
+  areas_m2: number[];
+  dominant_class: number;
+  mean_confidence: number;
+  processed_ms: bigint | number;
+}
+
+function blobBytes(v: unknown): Uint8Array {
+  if (v instanceof Uint8Array) return v;
+  const bytes = (v as { bytes?: unknown } | null)?.bytes;
+  if (bytes instanceof Uint8Array) return bytes;
+  throw new BatchViewError("raster column is not a BLOB");
+}
+
+let openCounter = 0;
+
+/** One opened batch version: tables in memory, rasters on demand, reference-counted. */
+export class OpenedBatchView {
+  readonly name: string;
+  readonly version: number;
+  readonly dir: string;
+  readonly manifest: BatchManifest;
+  /** Unique per open (a rolled-back version opened again is a new generation): raster cache prefix. */
+  readonly generation: number;
+  /** Every tile of the view by id (including tiles no cell shows any more). */
+  readonly results: ReadonlyMap<string, ServedResult>;
+  /** The result the view shows per cell (its `cells` table). */
+  readonly cellResults: ReadonlyMap<string, ServedResult>;
+  readonly classes: readonly ClassInfo[];
+  /** When the run finished, epoch ms (the view's age is measured from it). */
+  readonly finishedMs: number;
+  private readonly db: DuckDbDatabase;
+  private readonly cache: LruCache<ClassRaster>;
+  private readonly logger: Logger;
+  private refs = 1;
+  private isClosed = false;
+
+  private constructor(
+    v: BatchVersion,
+    db: DuckDbDatabase,
+    cache: LruCache<ClassRaster>,
+    logger: Logger,
+    tables: {
+      results: Map<string, ServedResult>;
+      cellResults: Map<string, ServedResult>;
+      classes: ClassInfo[];
+    },
+    generation: number,
+  ) {
+    this.name = v.name;
+    this.version = v.version;
+    this.dir = v.dir;
+    this.manifest = v.manifest;
+    this.db = db;
+    this.cache = cache;
+    this.logger = logger;
+    this.generation = generation;
+    this.results = tables.results;
+    this.cellResults = tables.cellResults;
+    this.classes = tables.classes;
+    this.finishedMs = Date.parse(v.manifest.finishedAt);
+  }
+
+  /**
+   * Opens a version's view.duckdb read-only and loads its small tables. The returned view holds one
+   * reference (the caller's). Throws BatchViewError when the file or its rows break the contract.
+   */
+  static async open(v: BatchVersion, cache: LruCache<ClassRaster>, logger: Logger): Promise<OpenedBatchView> {
+    const path = join(v.dir, BATCH_VIEW_FILES.duckdb);
+    const db = await DuckDbDatabase.open(path, { readOnly: true, threads: 1 });
+    const generation = ++openCounter;
+    try {
+      const rows = await db.allJS<TileRow>(
+        `SELECT tile_id, cell, epoch_ms(acquired) AS acquired_ms, ingest_seq, content_hash, model_version,
+                width, height, geo_transform, epsg, proj4, min_lon, min_lat, max_lon, max_lat, valid_pixels,
+                counts, areas_m2, dominant_class, mean_confidence, epoch_ms(processed_at) AS processed_ms
+           FROM tiles`,
+      );
+      const cellRows = await db.allJS<{ cell: string; tile_id: string }>(`SELECT cell, tile_id FROM cells`);
+      const classRows = await db.allJS<{ id: number; name: string; colour: string }>(
+        `SELECT id, name, colour FROM classes ORDER BY id`,
+      );
+      // The view object exists before its results so that their raster() closures can reach it.
+      const results = new Map<string, ServedResult>();
+      const cellResults = new Map<string, ServedResult>();
+      const view = new OpenedBatchView(
+        v,
+        db,
+        cache,
+        logger,
+        { results, cellResults, classes: classRows.map((c) => ({ ...c, id: Number(c.id) })) },
+        generation,
+      );
+      for (const row of rows) {
+        const summary = view.toTileResult(row);
+        results.set(summary.tileId, servedResult(summary, view.rasterLoader(summary)));
+      }
+      for (const { cell, tile_id } of cellRows) {
+        const r = results.get(tile_id);
+        if (!r) throw new BatchViewError(`${v.name}: cells names tile ${tile_id}, which is not in tiles`);
+        if (r.cell !== cell)
+          throw new BatchViewError(`${v.name}: cell ${cell} names tile ${tile_id} of ${r.cell}`);
+        cellResults.set(cell, r);
+      }
+      return view;
+    } catch (cause) {
+      db.closeSync();
+      if (cause instanceof BatchViewError) throw cause;
+      throw new BatchViewError(`cannot load batch view ${v.name}: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  private toTileResult(row: TileRow): TileResult {
+    const bounds =
+      row.min_lon === null || row.min_lat === null || row.max_lon === null || row.max_lat === null
+        ? null
+        : { minX: row.min_lon, minY: row.min_lat, maxX: row.max_lon, maxY: row.max_lat };
+    const candidate = {
+      lane: "batch" as const,
+      tileId: row.tile_id,
+      cell: row.cell,
+      acquired: new Date(Number(row.acquired_ms)).toISOString(),
+      ingestSeq: Number(row.ingest_seq),
+      contentHash: row.content_hash,
+      modelVersion: row.model_version,
+      width: row.width,
+      height: row.height,
+      geoTransform: row.geo_transform.map(Number),
+      epsg: row.epsg,
+      proj4: row.proj4,
+      boundsWgs84: bounds,
+      validPixels: Number(row.valid_pixels),
+      counts: row.counts.map(Number),
+      areasM2: row.areas_m2.map(Number),
+      dominantClass: row.dominant_class,
+      meanConfidence: row.mean_confidence,
+      processedAt: new Date(Number(row.processed_ms)).toISOString(),
+    };
+    const parsed = tileResultSchema.safeParse(candidate);
+    if (!parsed.success)
+      throw new BatchViewError(
+        `${this.name}: tile ${row.tile_id} breaks the view contract: ${parsed.error.issues[0]?.message ?? "invalid"} at ${parsed.error.issues[0]?.path.join(".") ?? "?"}`,
+      );
+    return parsed.data as TileResult;
+  }
+
+  private cacheKey(tileId: string): string {
+    return `b${this.generation}:${tileId}`;
+  }
+
+  private rasterLoader(summary: TileResult): {
+    batchVersion: number;
+    revision: null;
+    raster: () => Promise<ClassRaster>;
+  } {
+    return {
+      batchVersion: this.version,
+      revision: null,
+      raster: () =>
+        this.cache.getOrLoad(this.cacheKey(summary.tileId), async () => {
+          this.check();
+          const rows = await this.db.all<{ k: number; raster: unknown }>(
+            `SELECT k, raster FROM rasters WHERE tile_id = $1`,
+            [summary.tileId],
+          );
+          const row = rows[0];
+          if (!row) throw new BatchViewError(`${this.name}: tile ${summary.tileId} has no raster`);
+          return decodeClassRaster(blobBytes(row.raster), summary.width, summary.height, Number(row.k));
+        }),
+    };
+  }
+
+  /**
+   * Loads the rasters of several tiles with one query (bound list parameter) into the cache, so an
+   * area query that cuts many tiles pays one DuckDB round trip rather than one per tile.
+   */
+  async prefetchRasters(tileIds: readonly string[]): Promise<void> {
+    const missing = tileIds.filter((id) => this.cache.get(this.cacheKey(id)) === undefined);
+    if (missing.length === 0) return;
+    this.check();
+    // Tile ids cannot contain a comma (TILE_ID_PATTERN), so one bound string carries the whole list.
+    const rows = await this.db.all<{ tile_id: string; k: number; raster: unknown }>(
+      `SELECT tile_id, k, raster FROM rasters WHERE tile_id IN (SELECT unnest(string_split($1, ',')))`,
+      [missing.join(",")],
+    );
+    for (const row of rows) {
+      const r = this.results.get(row.tile_id);
+      if (!r) continue;
+      try {
+        const raster = decodeClassRaster(
+          blobBytes(row.raster),
+          r.summary.width,
+          r.summary.height,
+          Number(row.k),
+        );
+        this.cache.set(this.cacheKey(row.tile_id), raster);
+      } catch (err) {
+        // Left uncached: the per-tile load reports the same error to the request that needs it.
+        this.logger.warn(
+          { err, tileId: row.tile_id, version: this.name },
+          "stored class raster is unreadable",
+        );
+      }
+    }
+  }
+
+  private check(): void {
+    if (this.isClosed) throw new BatchViewError(`batch view ${this.name} is closed`);
+  }
+
+  /** True once the last reference was released and DuckDB closed. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Current reference count (for tests and /metrics). */
+  get references(): number {
+    return this.refs;
+  }
+
+  /** Takes one more reference. */
+  retain(): this {
+    this.check();
+    this.refs++;
+    return this;
+  }
+
+  /** Drops one reference; the last one closes DuckDB and evicts the view's rasters. */
+  release(): void {
+    if (this.isClosed) return;
+    if (--this.refs > 0) return;
+    this.isClosed = true;
+    this.db.closeSync();
+    this.cache.deletePrefix(`b${this.generation}:`);
+    this.logger.info({ version: this.name }, "closed batch view");
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The merged view of one snapshot, computed once per (batch version, live position) pair with the
+ * shared merge rule and then only read: cells in key order for paging, lookups by cell and by tile
+ * id, and a grid index of the winners' WGS84 bounds for point and area queries.
+ */
+import { mergeViews, newestOf, type MergedCell } from "../../shared/index.js";
+import { GridIndex } from "./grid-index.js";
+import type { ServedResult } from "./served-result.js";
+
+/** Which lane's answer a listing shows per cell. */
+export type LaneSelector = "merged" | "batch" | "live";
+
+/** The merged view of one snapshot and its lookups; immutable once built. */
+export class MergedIndex {
+  /** Every cell either lane knows, in key order, with the rule's outcome. */
+  readonly cells: readonly MergedCell<ServedResult>[];
+  readonly byCell: ReadonlyMap<string, MergedCell<ServedResult>>;
+  /** The live results per cell, every one of them (absorbed or not). */
+  readonly liveByCell: ReadonlyMap<string, readonly ServedResult[]>;
+  /** The batch view's result per cell. */
+  readonly batchByCell: ReadonlyMap<string, ServedResult>;
+  /** The watermark the rule applied (-1 without a batch view: every live result competes). */
+  readonly watermark: number;
+  /** Winners by tile id. */
+  private readonly tiles: ReadonlyMap<string, ServedResult>;
+  private readonly batchTiles: ReadonlyMap<string, ServedResult>;
+  private readonly liveTiles: ReadonlyMap<string, ServedResult>;
+  private grid: GridIndex<MergedCell<ServedResult>> | undefined;
+  private readonly picks = new Map<LaneSelector, readonly ServedResult[]>();
+
+  /**
+   * `batchCells` is the batch view's result per cell and `batchTiles` all of its tiles; `live` the
+   * live results per cell; `watermark` the batch view's (or -1 when there is none).
+   */
+  constructor(
+    batchCells: ReadonlyMap<string, ServedResult>,
+    batchTiles: ReadonlyMap<string, ServedResult>,
+    live: ReadonlyMap<string, readonly ServedResult[]>,
+    watermark: number,
+  ) {
+    this.watermark = watermark;
+    this.batchByCell = batchCells;
+    this.liveByCell = live;
+    this.cells = mergeViews(batchCells, live, watermark);
+    this.byCell = new Map(this.cells.map((c) => [c.cell, c]));
+    this.batchTiles = batchTiles;
+    const liveTiles = new Map<string, ServedResult>();
+    for (const list of live.values()) for (const r of list) liveTiles.set(r.tileId, r);
+    this.liveTiles = liveTiles;
+    // Only the winners are indexed here; batch and live tiles are looked up in their own maps, so a
+    // live change does not copy the batch view's every tile into a new map.
+    const winners = new Map<string, ServedResult>();
+    for (const c of this.cells) if (c.winner) winners.set(c.winner.tileId, c.winner);
+    this.tiles = winners;
+  }
+
+  /**
+   * The result with this tile id in either lane: the one the merged view shows when it shows one,
+   * else the batch view's, else the live view's.
+   */
+  tile(tileId: string): ServedResult | undefined {
+    return this.tiles.get(tileId) ?? this.batchTiles.get(tileId) ?? this.liveTiles.get(tileId);
+  }
+
+  /** The result with this tile id in one lane. */
+  tileInLane(tileId: string, lane: "batch" | "live"): ServedResult | undefined {
+    return (lane === "batch" ? this.batchTiles : this.liveTiles).get(tileId);
+  }
+
+  /**
+   * The result a listing shows per cell, in cell order: the merged winner, the batch view's result,
+   * or the newest live result (the live view on its own, absorbed results included).
+   */
+  picked(lane: LaneSelector): readonly ServedResult[] {
+    const hit = this.picks.get(lane);
+    if (hit) return hit;
+    const out: ServedResult[] = [];
+    for (const c of this.cells) {
+      const r =
+        lane === "merged"
+          ? c.winner
+          : lane === "batch"
+            ? this.batchByCell.get(c.cell)
+            : newestOf(this.liveByCell.get(c.cell) ?? []);
+      if (r) out.push(r);
+    }
+    this.picks.set(lane, out);
+    return out;
+  }
+
+  /** The winners' spatial index (built on first use). */
+  winners(): GridIndex<MergedCell<ServedResult>> {
+    this.grid ??= new GridIndex(
+      this.cells.filter((c) => c.winner),
+      (c) => c.winner?.bounds ?? null,
+    );
+    return this.grid;
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * A result as serving handles it: the lane's TileResult plus what queries need at hand (parsed
+ * acquisition time, resolved CRS, WGS84 bounds) and a way to get its decoded class raster. Both
+ * lanes' results take this one shape, so the merge rule and every use case treat them alike.
+ */
+import {
+  crsFromEpsg,
+  type Bounds,
+  type ClassRaster,
+  type Crs,
+  type Lane,
+  type MergeCandidate,
+  type TileResult,
+} from "../../shared/index.js";
+
+/** One lane's result for one tile, ready for queries. */
+export interface ServedResult extends MergeCandidate {
+  readonly lane: Lane;
+  readonly tileId: string;
+  readonly cell: string;
+  readonly acquired: string;
+  readonly ingestSeq: number;
+  readonly summary: TileResult;
+  /** `acquired` as epoch milliseconds (datetime filters compare numbers). */
+  readonly acquiredMs: number;
+  /** The tile's CRS, or null when it has none usable (such a tile answers no point or area query). */
+  readonly crs: Crs | null;
+  /** WGS84 lon/lat bounds, or null when the tile could not be placed on the globe. */
+  readonly bounds: Bounds | null;
+  /** Batch lane: the version whose view holds this result; live lane: null. */
+  readonly batchVersion: number | null;
+  /** Live lane: the KV revision of the entry; batch lane: null. */
+  readonly revision: number | null;
+  /** The decoded class raster (cached by the view that holds the result). */
+  raster(): Promise<ClassRaster>;
+}
+
+const crsCache = new Map<string, Crs | null>();
+
+/**
+ * The CRS a result names: its EPSG code when the index knows it, else its proj4 definition, else
+ * null. Memoised, since every result of a view typically shares one or two CRSs.
+ */
+export function resolveCrs(epsg: number | null, proj4: string | null): Crs | null {
+  const key = `${epsg ?? ""}|${proj4 ?? ""}`;
+  const hit = crsCache.get(key);
+  if (hit !== undefined) return hit;
+  let crs: Crs | null = null;
+  if (epsg !== null) {
+    try {
+      crs = crsFromEpsg(epsg);
+    } catch {
+      crs = proj4 ? { epsg, proj4, name: null } : null;
+    }
+  } else if (proj4) crs = { epsg: null, proj4, name: null };
+  // Keys come from views we wrote, but bound the memo anyway.
+  if (crsCache.size > 1024) crsCache.clear();
+  crsCache.set(key, crs);
+  return crs;
+}
+
+/** Builds a ServedResult around a lane's TileResult. */
+export function servedResult(
+  summary: TileResult,
+  extra: { batchVersion: number | null; revision: number | null; raster: () => Promise<ClassRaster> },
+): ServedResult {
+  const b = summary.boundsWgs84;
+  const bounds =
+    b && [b.minX, b.minY, b.maxX, b.maxY].every(Number.isFinite) && b.minX <= b.maxX && b.minY <= b.maxY
+      ? b
+      : null;
+  return {
+    lane: summary.lane,
+    tileId: summary.tileId,
+    cell: summary.cell,
+    acquired: summary.acquired,
+    ingestSeq: summary.ingestSeq,
+    summary,
+    acquiredMs: Date.parse(summary.acquired),
+    crs: resolveCrs(summary.epsg, summary.proj4),
+    bounds,
+    batchVersion: extra.batchVersion,
+    revision: extra.revision,
+    raster: extra.raster,
+  };
+}

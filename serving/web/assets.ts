@@ -1,0 +1,73 @@
+/**
+ * The web map's files: the page at `/`, its script and stylesheet under `/web/`, and Leaflet from
+ * node_modules under `/vendor/leaflet/`. Everything comes from this process, so the page works
+ * offline and under the app's CSP ('self' only); there is no basemap to fetch.
+ *
+ * Only the files named here are served: the folder also holds this module's source, which is not
+ * the page's business.
+ */
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import express, { type RequestHandler, type Router } from "express";
+
+/** The page's own files, by the name they are requested as. */
+const PAGE_FILES: ReadonlySet<string> = new Set(["app.js", "style.css", "favicon.svg"]);
+
+/** Route labels for the request metrics: one per kind of file, never one per path. */
+const ROUTE_PAGE = "/";
+const ROUTE_WEB = "/web/{file}";
+const ROUTE_VENDOR = "/vendor/leaflet/{file}";
+
+/** Where Leaflet's distribution files are, wherever npm placed the package. */
+function leafletDist(): string {
+  const require = createRequire(import.meta.url);
+  return join(dirname(require.resolve("leaflet/package.json")), "dist");
+}
+
+function label(route: string): RequestHandler {
+  return (_req, res, next) => {
+    res.locals["route"] = route;
+    next();
+  };
+}
+
+/**
+ * A router serving the web map. Mount it before the 404 handler; it passes every other request on.
+ * Page files are revalidated on each load (they change with the deployment); Leaflet's files are
+ * those of the installed version and may be cached for a day.
+ */
+export function webAssets(): Router {
+  const pageDir = dirname(fileURLToPath(import.meta.url));
+  const router = express.Router();
+
+  router.get("/", label(ROUTE_PAGE), (_req, res, next) => {
+    res.setHeader("Cache-Control", "no-cache");
+    res.sendFile("index.html", { root: pageDir, dotfiles: "deny" }, (err) => {
+      if (err) next(err);
+    });
+  });
+
+  router.get("/web/:file", (req, res, next) => {
+    const file = req.params["file"];
+    if (file === undefined || !PAGE_FILES.has(file)) return next();
+    res.locals["route"] = ROUTE_WEB;
+    res.setHeader("Cache-Control", "no-cache");
+    res.sendFile(file, { root: pageDir, dotfiles: "deny" }, (err) => {
+      if (err) next(err);
+    });
+  });
+
+  router.use(
+    "/vendor/leaflet",
+    label(ROUTE_VENDOR),
+    express.static(leafletDist(), {
+      index: false,
+      dotfiles: "deny",
+      fallthrough: true,
+      maxAge: "1d",
+    }),
+  );
+
+  return router;
+}
