@@ -89,6 +89,8 @@ export function createApp(options: {
           workerSrc: ["'self'", "blob:"],
           objectSrc: ["'none'"],
           frameAncestors: ["'self'"],
+          // Served over plain HTTP on a LAN too: upgrading would make the browser fetch https:// and fail.
+          upgradeInsecureRequests: null,
         },
       },
       crossOriginResourcePolicy: { policy: options.corsOrigins.length ? "cross-origin" : "same-origin" },

@@ -40,7 +40,21 @@ function definition(crs: Crs): string {
   return crs.proj4;
 }
 
+// Hot callers (serving's point and stats queries) pass the same Crs records again and again: look
+// those up by identity first, before building the string key.
+const byRecord = new WeakMap<Crs, WeakMap<Crs, Converter>>();
+
 function converter(from: Crs, to: Crs): Converter {
+  const known = byRecord.get(from)?.get(to);
+  if (known !== undefined) return known;
+  const c = converterByDefinition(from, to);
+  let inner = byRecord.get(from);
+  if (inner === undefined) byRecord.set(from, (inner = new WeakMap()));
+  inner.set(to, c);
+  return c;
+}
+
+function converterByDefinition(from: Crs, to: Crs): Converter {
   const a = definition(from);
   const b = definition(to);
   const key = `${a}\u0000${b}`;
