@@ -43,7 +43,7 @@ test(
   { skip: natsMissing(), timeout: 300_000 },
   async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "lanemap-start-"));
-    const env = {
+    const env: NodeJS.ProcessEnv = {
       ...process.env,
       LANEMAP_DATA_DIR: dataDir,
       PORT: "0",
