@@ -1,7 +1,7 @@
 /**
  * Configuration: parsed once from the environment with a schema, validated at start, then passed
  * down as a plain object. Every variable, its default and its meaning is listed here and in the
- * README's configuration reference (infra/config.md is generated from `configReference()`).
+ * README's configuration reference (printed by `lanemap config`, from `configReference()`).
  */
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
@@ -97,7 +97,7 @@ const variables = {
   },
   LANEMAP_STATS_MAX_PIXELS: {
     schema: int(1),
-    default: String(2_000_000_000),
+    default: String(100_000_000),
     doc: "Largest area (in class-raster pixels) a /v1/stats request may cover.",
   },
   LANEMAP_CORS_ORIGINS: {

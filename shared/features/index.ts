@@ -1,1 +1,14 @@
-export {};
+/** Per-pixel descriptors: the feature spec a model carries and the pure functions that apply it. */
+export {
+  FeatureExtraSchema,
+  FeatureSpecSchema,
+  createFeatureSpec,
+  featureDim,
+  featureNames,
+  parseExtras,
+  parseFeatureSpec,
+  type FeatureExtra,
+  type FeatureSpec,
+  type FeatureSpecOptions,
+} from "./spec.js";
+export { checkRasterForSpec, computeFeatureRows, computeFeatures, type FeatureMatrix } from "./compute.js";

@@ -1,0 +1,86 @@
+import { writeFile } from "node:fs/promises";
+import { basename } from "node:path";
+import type { Command } from "commander";
+import {
+  classSummary,
+  createClassifier,
+  encodeGeoTiff,
+  loadModelFile,
+  parseColour,
+  type Model,
+  type Rgb,
+} from "../../../shared/index.js";
+import { UsageError } from "../usage.js";
+import { readRaster } from "./train.js";
+
+interface ClassifyFlags {
+  model?: string;
+  out?: string;
+}
+
+/** The class raster's palette: index 0 (not classified) black, then each class's colour. */
+function palette(model: Model): Rgb[] {
+  const colours: Rgb[] = [[0, 0, 0]];
+  for (const c of model.classes) colours[c.id] = parseColour(c.colour);
+  for (let i = 0; i < colours.length; i++) colours[i] ??= [0, 0, 0];
+  return colours;
+}
+
+/** `lanemap classify`: one tile -> a uint8 class GeoTIFF and a JSON summary on stdout. */
+export function registerClassify(program: Command): void {
+  program
+    .command("classify")
+    .description(
+      "classify a GeoTIFF tile with a model: writes a uint8 class raster (deflate, colour table, the " +
+        "tile's grid and CRS) and prints per-class pixels and areas as JSON",
+    )
+    .argument("<tile>", "GeoTIFF tile")
+    .option("--model <model.json>", "model file from `lanemap train`")
+    .option("--out <classes.tif>", "where to write the class raster (omit for the summary alone)")
+    .action(async (tile: string, flags: ClassifyFlags) => {
+      if (!flags.model) throw new UsageError("--model <model.json> is required");
+      const model = await loadModelFile(flags.model);
+      const raster = await readRaster(tile);
+      const t0 = performance.now();
+      const classification = createClassifier(model).classify(raster);
+      const seconds = (performance.now() - t0) / 1000;
+      let warning: string | null = null;
+      if (flags.out) {
+        const epsg = raster.crs?.epsg ?? null;
+        if (raster.crs !== null && epsg === null)
+          warning = `${basename(tile)}'s CRS has no EPSG code; ${basename(flags.out)} is written without a CRS`;
+        const bytes = encodeGeoTiff(
+          {
+            width: raster.width,
+            height: raster.height,
+            bands: [classification.classes],
+            geoTransform: raster.geoTransform,
+            epsg,
+            nodata: 0,
+            bandNames: ["class"],
+            colorMap: palette(model),
+            metadata: {
+              LANEMAP_MODEL_VERSION: model.version,
+              LANEMAP_CLASSES: model.classes.map((c) => `${c.id}=${c.name}`).join(","),
+            },
+          },
+          { compression: "deflate" },
+        );
+        await writeFile(flags.out, bytes);
+      }
+      const summary = classSummary(classification, model, raster);
+      console.log(
+        JSON.stringify(
+          {
+            tile,
+            out: flags.out ?? null,
+            ...summary,
+            seconds: Math.round(seconds * 1000) / 1000,
+            ...(warning === null ? {} : { warning }),
+          },
+          null,
+          2,
+        ),
+      );
+    });
+}

@@ -1,0 +1,253 @@
+import { readFile, readdir, stat } from "node:fs/promises";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import type { Command } from "commander";
+import {
+  LanemapError,
+  TrainingDataError,
+  crsFromEpsg,
+  createFeatureSpec,
+  decodeGeoTiff,
+  featureNames,
+  parseConfig,
+  parseExtras,
+  saveModelFile,
+  trainModel,
+  type Crs,
+  type FeatureExtra,
+  type FeatureSpec,
+  type Raster,
+  type TrainingLabels,
+} from "../../../shared/index.js";
+import { UsageError, positiveInt } from "../usage.js";
+
+const TIFF = /\.(tif|tiff|gtif)$/i;
+
+/** A decoded tile and where it came from. */
+export interface LoadedTile {
+  readonly path: string;
+  readonly raster: Raster;
+}
+
+async function statOrNull(path: string): Promise<Awaited<ReturnType<typeof stat>> | null> {
+  try {
+    return await stat(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The GeoTIFF tiles of a folder (.tif, .tiff, .gtif; sorted by name, as the peer sorts them), or the
+ * one file given.
+ * @throws UsageError when the path does not exist or holds no tile.
+ */
+export async function listTiles(option: string, path: string | undefined): Promise<string[]> {
+  if (!path) throw new UsageError(`${option} <dir> is required`);
+  const s = await statOrNull(path);
+  if (s === null) throw new UsageError(`${option}: ${path} does not exist`);
+  if (s.isFile()) return [path];
+  const names = (await readdir(path)).filter((n) => TIFF.test(n)).sort();
+  if (names.length === 0) throw new UsageError(`${option}: no GeoTIFF tiles (.tif, .tiff, .gtif) in ${path}`);
+  return names.map((n) => join(path, n));
+}
+
+/** Reads and decodes one GeoTIFF within the configured pixel budget; errors name the file. */
+export async function readRaster(path: string): Promise<Raster> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (err) {
+    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return await decodeGeoTiff(bytes, { maxPixels: parseConfig().maxPixels });
+  } catch (err) {
+    // The same code and message, prefixed with the file: the CLI prints one line naming both.
+    if (err instanceof LanemapError)
+      throw new LanemapError(err.code, `${basename(path)}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+/** Reads every tile of `--tiles`. */
+export async function readTiles(option: string, path: string | undefined): Promise<LoadedTile[]> {
+  const paths = await listTiles(option, path);
+  const tiles: LoadedTile[] = [];
+  for (const p of paths) tiles.push({ path: p, raster: await readRaster(p) });
+  return tiles;
+}
+
+/** Parses "1=forest,2=water" into a names map for label raster values. */
+export function parseLabelNames(value: string | undefined): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const item of value.split(",")) {
+    const m = /^\s*(-?\d+)\s*=\s*(.+?)\s*$/.exec(item);
+    if (!m) throw new UsageError(`--label-names must look like 1=forest,2=water; "${item}" does not`);
+    out[String(Number(m[1]))] = m[2] as string;
+  }
+  return out;
+}
+
+/** Parses "EPSG:32615" (or "32615") into a CRS. */
+export function parseCrsOption(value: string | undefined): Crs | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(?:EPSG:)?(\d+)$/i.exec(value.trim());
+  if (!m) throw new UsageError(`--crs must look like EPSG:32615, got "${value}"`);
+  try {
+    return crsFromEpsg(Number(m[1]));
+  } catch (err) {
+    throw new UsageError(`--crs: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Training labels from a file: GeoJSON (.geojson, .json) or a label raster (.tif, .tiff, .gtif).
+ * @throws UsageError for a missing file or an unknown extension; TrainingDataError for bad GeoJSON.
+ */
+export async function readLabels(
+  option: string,
+  path: string | undefined,
+  opts: { classProperty?: string; labelNames?: string; crs?: string },
+): Promise<TrainingLabels> {
+  if (!path) throw new UsageError(`${option} <labels.geojson|labels.tif> is required`);
+  const s = await statOrNull(path);
+  if (s === null || !s.isFile()) throw new UsageError(`${option}: ${path} is not a file`);
+  const ext = extname(path).toLowerCase();
+  if (ext === ".geojson" || ext === ".json") {
+    let geojson: unknown;
+    try {
+      geojson = JSON.parse(await readFile(path, "utf8"));
+    } catch (err) {
+      throw new TrainingDataError(`${basename(path)} is not valid JSON: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return {
+      kind: "geojson",
+      geojson,
+      classProperty: opts.classProperty ?? "class",
+      crs: parseCrsOption(opts.crs),
+    };
+  }
+  if (TIFF.test(path))
+    return { kind: "raster", raster: await readRaster(path), names: parseLabelNames(opts.labelNames) };
+  throw new UsageError(
+    `${option}: ${path} must be GeoJSON (.geojson, .json) or a label raster (.tif, .tiff, .gtif)`,
+  );
+}
+
+/** A 1-based band option, or the fallback. */
+export function bandOption(name: string, value: string | undefined, fallback: number | null): number | null {
+  if (value === undefined) return fallback;
+  return positiveInt(name, value, 1);
+}
+
+interface TrainFlags {
+  tiles?: string;
+  train?: string;
+  red?: string;
+  nir?: string;
+  green?: string;
+  k?: string;
+  classProperty?: string;
+  extras?: string;
+  labelNames?: string;
+  crs?: string;
+  out?: string;
+  json?: boolean;
+}
+
+/** `lanemap train`: a model from tiles and labelled polygons, points or a label raster. */
+export function registerTrain(program: Command): void {
+  program
+    .command("train")
+    .description(
+      "train a k-NN model from GeoTIFF tiles and labels (GeoJSON polygons/points or a label raster)",
+    )
+    .option("--tiles <dir>", "folder of GeoTIFF tiles (or one tile)")
+    .option("--train <file>", "labels: GeoJSON (.geojson) or a label raster aligned with a tile (.tif)")
+    .option("--red <band>", "1-based red band (default 3 with 4+ bands)")
+    .option("--nir <band>", "1-based near-infrared band (default 4 with 4+ bands)")
+    .option("--green <band>", "1-based green band (needed by the ndwi extra)")
+    .option("--k <n>", "neighbours", "5")
+    .option("--class-property <name>", "GeoJSON property holding the class name", "class")
+    .option("--extras <list>", "extra features: ndwi, mean3x3[:feature], std3x3[:feature] (comma-separated)")
+    .option("--label-names <map>", "class names of label raster values, e.g. 1=forest,2=water")
+    .option("--crs <EPSG:code>", "CRS of GeoJSON coordinates without a crs member (default EPSG:4326)")
+    .option("--out <model.json>", "where to write the model")
+    .option("--json", "print the summary as JSON")
+    .action(async (flags: TrainFlags) => {
+      if (!flags.out) throw new UsageError("--out <model.json> is required");
+      const outDir = await statOrNull(dirname(resolve(flags.out)));
+      if (outDir === null || !outDir.isDirectory())
+        throw new UsageError(`--out: the folder of ${flags.out} does not exist`);
+      const k = positiveInt("--k", flags.k, 5);
+      let extras: FeatureExtra[];
+      try {
+        extras = flags.extras === undefined ? [] : parseExtras(flags.extras);
+      } catch (err) {
+        throw new UsageError(`--extras: ${(err as Error).message}`, { cause: err });
+      }
+      const labels = await readLabels("--train", flags.train, flags);
+      const tiles = await readTiles("--tiles", flags.tiles);
+      const first = tiles[0] as LoadedTile;
+      const bandCount = first.raster.bands.length;
+      for (const t of tiles)
+        if (t.raster.bands.length !== bandCount)
+          throw new UsageError(
+            `--tiles: ${basename(t.path)} has ${t.raster.bands.length} bands, ${basename(first.path)} has ${bandCount}; a model needs tiles of one layout`,
+          );
+      const fallbackRed = bandCount >= 4 ? 3 : null;
+      const fallbackNir = bandCount >= 4 ? 4 : null;
+      const red = bandOption("--red", flags.red, fallbackRed);
+      const nir = bandOption("--nir", flags.nir, fallbackNir);
+      if (red === null || nir === null)
+        throw new UsageError(
+          `--red and --nir are required for tiles with ${bandCount} band${bandCount === 1 ? "" : "s"}`,
+        );
+      const green = bandOption("--green", flags.green, null);
+      if (extras.some((e) => e.kind === "ndwi") && green === null)
+        throw new UsageError("--extras ndwi needs --green <band>");
+      let spec: FeatureSpec;
+      try {
+        spec = createFeatureSpec(bandCount, { red, nir, green, extras });
+      } catch (err) {
+        throw new UsageError((err as Error).message, { cause: err });
+      }
+      const model = trainModel(
+        tiles.map((t) => t.raster),
+        labels,
+        {
+          features: spec,
+          k,
+          source: basename(flags.train as string),
+          tileNames: tiles.map((t) => basename(t.path)),
+        },
+      );
+      await saveModelFile(flags.out, model);
+      const summary = {
+        model: model.version,
+        out: flags.out,
+        tiles: tiles.length,
+        samples: model.samples.y.length,
+        k: model.k,
+        features: featureNames(model.features),
+        classes: model.classes.map((c) => ({
+          id: c.id,
+          name: c.name,
+          colour: c.colour,
+          samples: model.training.samplesPerClass[c.name],
+        })),
+      };
+      if (flags.json) {
+        console.log(JSON.stringify(summary, null, 2));
+        return;
+      }
+      console.log(`model ${model.version} -> ${flags.out}`);
+      console.log(`classes: ${summary.classes.map((c) => `${c.id} ${c.name} (${c.samples})`).join(", ")}`);
+      console.log(
+        `samples: ${summary.samples} from ${tiles.length} tile${tiles.length === 1 ? "" : "s"}; k = ${k}; features: ${summary.features.join(", ")}`,
+      );
+    });
+}

@@ -1,0 +1,535 @@
+/**
+ * Training data -> labelled pixels -> samples -> a model.
+ *
+ * Labels come from GeoJSON polygons or points (in any CRS, reprojected into each tile's) or from a
+ * label raster aligned with a tile. Samples are taken in the peer's order — tile by tile, then
+ * feature by feature, then pixels in row-major order — because scikit-learn's kd-tree breaks
+ * distance ties by sample index, and the comparison with the peer is pixel by pixel.
+ */
+import { TrainingDataError } from "../errors.js";
+import { WGS84, crsFromEpsg, projectPoint, sameCrs } from "../crs/index.js";
+import { computeFeatures, featureDim, type FeatureSpec } from "../features/index.js";
+import type { Crs, GeoTransform, Raster, RasterInfo } from "../raster/types.js";
+import { defaultColours } from "./colours.js";
+import { MAX_CLASSES } from "./engine.js";
+import { MODEL_FORMAT, sealModel, type Model, type ModelContent } from "./model.js";
+import { invertGeoTransform, pointPixel, polygonPixels, toPixel } from "./rasterize.js";
+
+/** One labelled geometry of a GeoJSON source, coordinates still in the source CRS. */
+export interface LabelledGeometry {
+  /** Position in the source's feature list (0-based), for messages. */
+  readonly index: number;
+  readonly name: string;
+  readonly kind: "polygon" | "point";
+  /** Polygon: every ring of every part (GDAL fills them together). Point: one [x, y] per point. */
+  readonly parts: readonly (readonly (readonly [number, number])[])[];
+}
+
+/** Labels as GeoJSON polygons or points. */
+export interface GeoJsonLabels {
+  readonly kind: "geojson";
+  /** Parsed GeoJSON: a FeatureCollection or a single Feature. */
+  readonly geojson: unknown;
+  /** Property holding the class name (default "class"). */
+  readonly classProperty?: string;
+  /**
+   * CRS of coordinates when the GeoJSON has no legacy `crs` member; default WGS 84 lon/lat
+   * (RFC 7946).
+   */
+  readonly crs?: Crs | null;
+}
+
+/** Labels as a raster aligned with a tile (same size and geotransform); 0 = unlabelled. */
+export interface RasterLabels {
+  readonly kind: "raster";
+  readonly raster: Raster;
+  /** Class name of each label value (keys are the values as strings); default: the value itself. */
+  readonly names?: Readonly<Record<string, string>>;
+}
+
+/** Where training labels come from. */
+export type TrainingLabels = GeoJsonLabels | RasterLabels;
+
+/** Labelled pixels of one tile: pixel index and class name index, in sample order. */
+export interface LabelledPixels {
+  readonly pixels: Int32Array;
+  /** Index into `names` per pixel. */
+  readonly labels: Int32Array;
+  readonly names: readonly string[];
+}
+
+/** Training samples: raw (unscaled) features and their class, in the order they were taken. */
+export interface TrainingSamples {
+  /** Point-major, `dim` values per sample. */
+  readonly x: Float64Array;
+  readonly dim: number;
+  /** Class id per sample (1-based index into `classNames`). */
+  readonly y: Int32Array;
+  /** Sorted distinct class names: class id i is classNames[i - 1]. */
+  readonly classNames: readonly string[];
+  /** Tile index and pixel index of each sample. */
+  readonly tile: Int32Array;
+  readonly pixel: Int32Array;
+}
+
+/**
+ * Python's order for strings: by code point. JavaScript's `<` compares UTF-16 code units, which
+ * disagrees for characters beyond the Basic Multilingual Plane (surrogate pairs).
+ */
+function compareCodePoints(a: string, b: string): number {
+  const ia = [...a];
+  const ib = [...b];
+  for (let i = 0; i < Math.min(ia.length, ib.length); i++) {
+    const ca = (ia[i] as string).codePointAt(0) as number;
+    const cb = (ib[i] as string).codePointAt(0) as number;
+    if (ca !== cb) return ca - cb;
+  }
+  return ia.length - ib.length;
+}
+
+/** Class names sorted as Python's sorted() sorts strings (the peer numbers classes that way). */
+export function sortClassNames(names: Iterable<string>): string[] {
+  return [...new Set(names)].sort(compareCodePoints);
+}
+
+const CRS_NAME = [
+  /^urn:ogc:def:crs:EPSG:[^:]*:(\d+)$/i,
+  /^EPSG:(\d+)$/i,
+  /^https?:\/\/www\.opengis\.net\/def\/crs\/EPSG\/[^/]+\/(\d+)$/i,
+];
+
+/**
+ * The CRS named by a GeoJSON legacy `crs` member, or null when there is none.
+ * @throws TrainingDataError for a `crs` member lanemap cannot interpret.
+ */
+export function geoJsonCrs(geojson: unknown): Crs | null {
+  if (geojson === null || typeof geojson !== "object" || !("crs" in geojson)) return null;
+  const crs = (geojson as { crs: unknown }).crs;
+  if (crs === null || crs === undefined) return null;
+  const name =
+    typeof crs === "object" && "properties" in crs
+      ? ((crs as { properties?: { name?: unknown } }).properties?.name ?? null)
+      : null;
+  if (typeof name !== "string")
+    throw new TrainingDataError('the GeoJSON "crs" member has no properties.name');
+  if (/^(urn:ogc:def:crs:OGC:[^:]*:)?CRS84$/i.test(name) || /\/OGC\/[^/]+\/CRS84$/i.test(name)) return WGS84;
+  for (const re of CRS_NAME) {
+    const m = re.exec(name);
+    if (m) {
+      try {
+        return crsFromEpsg(Number(m[1]));
+      } catch (err) {
+        throw new TrainingDataError(`the GeoJSON names CRS "${name}", which lanemap cannot use`, {
+          cause: err,
+        });
+      }
+    }
+  }
+  throw new TrainingDataError(`the GeoJSON names CRS "${name}"; expected an EPSG code or CRS84`);
+}
+
+function position(value: unknown, where: string): [number, number] {
+  if (!Array.isArray(value) || value.length < 2)
+    throw new TrainingDataError(`${where}: a position must be [x, y]`);
+  const [x, y] = value as unknown[];
+  if (typeof x !== "number" || typeof y !== "number" || !Number.isFinite(x) || !Number.isFinite(y))
+    throw new TrainingDataError(`${where}: coordinates must be finite numbers`);
+  return [x, y];
+}
+
+function rings(value: unknown, where: string): [number, number][][] {
+  if (!Array.isArray(value))
+    throw new TrainingDataError(`${where}: polygon coordinates must be an array of rings`);
+  return value.map((ring, r) => {
+    if (!Array.isArray(ring))
+      throw new TrainingDataError(`${where}: ring ${r} must be an array of positions`);
+    return ring.map((p) => position(p, where));
+  });
+}
+
+/**
+ * The labelled geometries of a GeoJSON FeatureCollection (or single Feature).
+ * @throws TrainingDataError when there are no features, a feature has no class property, or a
+ *   geometry is not a (Multi)Polygon or (Multi)Point.
+ */
+export function labelledGeometries(geojson: unknown, classProperty = "class"): LabelledGeometry[] {
+  if (geojson === null || typeof geojson !== "object")
+    throw new TrainingDataError("training data is not a GeoJSON object");
+  const g = geojson as { type?: unknown; features?: unknown };
+  const features: unknown[] =
+    g.type === "FeatureCollection" && Array.isArray(g.features)
+      ? g.features
+      : g.type === "Feature"
+        ? [g]
+        : [];
+  if (g.type !== "FeatureCollection" && g.type !== "Feature")
+    throw new TrainingDataError(
+      `training data must be a GeoJSON FeatureCollection or Feature, got type ${String(g.type)}`,
+    );
+  if (features.length === 0) throw new TrainingDataError("the GeoJSON has no features");
+  return features.map((f, index): LabelledGeometry => {
+    const where = `feature ${index + 1}`;
+    if (f === null || typeof f !== "object") throw new TrainingDataError(`${where} is not a GeoJSON Feature`);
+    const { properties, geometry } = f as { properties?: unknown; geometry?: unknown };
+    const value =
+      properties !== null && typeof properties === "object"
+        ? (properties as Record<string, unknown>)[classProperty]
+        : undefined;
+    if (value === undefined || value === null)
+      throw new TrainingDataError(`${where} has no "${classProperty}" property`);
+    if (typeof value === "object")
+      throw new TrainingDataError(`${where}: "${classProperty}" must be a string or a number`);
+    // The peer takes str() of the property; for strings and integers JavaScript's String() agrees.
+    const name = String(value);
+    if (geometry === null || typeof geometry !== "object")
+      throw new TrainingDataError(`${where} has no geometry`);
+    const { type, coordinates } = geometry as { type?: unknown; coordinates?: unknown };
+    switch (type) {
+      case "Polygon":
+        return { index, name, kind: "polygon", parts: rings(coordinates, where) };
+      case "MultiPolygon":
+        if (!Array.isArray(coordinates))
+          throw new TrainingDataError(`${where}: MultiPolygon coordinates must be an array`);
+        return { index, name, kind: "polygon", parts: coordinates.flatMap((poly) => rings(poly, where)) };
+      case "Point":
+        return { index, name, kind: "point", parts: [[position(coordinates, where)]] };
+      case "MultiPoint":
+        if (!Array.isArray(coordinates))
+          throw new TrainingDataError(`${where}: MultiPoint coordinates must be an array`);
+        return { index, name, kind: "point", parts: [coordinates.map((p) => position(p, where))] };
+      default:
+        throw new TrainingDataError(
+          `${where} has a ${String(type)} geometry; training labels must be Polygon, MultiPolygon, Point or MultiPoint`,
+        );
+    }
+  });
+}
+
+/** The geometry's parts in the tile's CRS. */
+function toTileCrs(geom: LabelledGeometry, from: Crs, tile: RasterInfo): [number, number][][] {
+  const to = tile.crs as Crs;
+  // No transform at all for the same CRS, so coordinates reach the rasteriser bit for bit.
+  if (sameCrs(from, to)) return geom.parts.map((part) => part.map(([x, y]) => [x, y]));
+  return geom.parts.map((part) => part.map(([x, y]) => projectPoint(from, to, x, y)));
+}
+
+/** True when the parts' pixel-space bounding box overlaps the tile. */
+function touchesTile(
+  parts: readonly (readonly [number, number])[][],
+  inv: GeoTransform,
+  width: number,
+  height: number,
+): boolean {
+  let minX = Infinity;
+  let minY = Infinity;
+  let maxX = -Infinity;
+  let maxY = -Infinity;
+  for (const part of parts)
+    for (const [x, y] of part) {
+      const [px, py] = toPixel(inv, x, y);
+      minX = Math.min(minX, px);
+      maxX = Math.max(maxX, px);
+      minY = Math.min(minY, py);
+      maxY = Math.max(maxY, py);
+    }
+  return maxX >= 0 && minX <= width && maxY >= 0 && minY <= height;
+}
+
+function tileName(i: number, names?: readonly string[]): string {
+  return names?.[i] ?? `tile ${i + 1}`;
+}
+
+/**
+ * Labelled pixels of each tile from GeoJSON: for every feature in order, the pixels whose centres
+ * it covers (polygons) or that contain it (points), row-major.
+ * @throws TrainingDataError for unusable GeoJSON, a tile without CRS or geotransform, or a feature
+ *   outside every tile.
+ */
+export function labelsFromGeoJson(
+  tiles: readonly RasterInfo[],
+  labels: GeoJsonLabels,
+  tileNames?: readonly string[],
+): LabelledPixels[] {
+  const geoms = labelledGeometries(labels.geojson, labels.classProperty ?? "class");
+  const from = geoJsonCrs(labels.geojson) ?? labels.crs ?? WGS84;
+  const names = sortClassNames(geoms.map((g) => g.name));
+  const nameIndex = new Map(names.map((n, i) => [n, i]));
+  const touched = new Uint8Array(geoms.length);
+  const out = tiles.map((tile, t): LabelledPixels => {
+    if (tile.geoTransform === null)
+      throw new TrainingDataError(
+        `${tileName(t, tileNames)} has no geotransform, so labelled geometries cannot be placed on it`,
+      );
+    if (tile.crs === null)
+      throw new TrainingDataError(
+        `${tileName(t, tileNames)} has no CRS, so labelled geometries cannot be placed on it`,
+      );
+    const inv = invertGeoTransform(tile.geoTransform);
+    if (inv === null) throw new TrainingDataError(`${tileName(t, tileNames)} has a degenerate geotransform`);
+    const pixels: number[] = [];
+    const lab: number[] = [];
+    const gt = tile.geoTransform;
+    for (const g of geoms) {
+      const parts = toTileCrs(g, from, tile);
+      if (!touchesTile(parts, inv, tile.width, tile.height)) continue;
+      touched[g.index] = 1;
+      const label = nameIndex.get(g.name) as number;
+      const found =
+        g.kind === "polygon"
+          ? polygonPixels(parts, gt, tile.width, tile.height)
+          : (parts[0] ?? [])
+              .map(([x, y]) => pointPixel(x, y, gt, tile.width, tile.height))
+              .filter((p) => p >= 0);
+      for (const p of found) {
+        pixels.push(p);
+        lab.push(label);
+      }
+    }
+    return { pixels: Int32Array.from(pixels), labels: Int32Array.from(lab), names };
+  });
+  const outside = geoms.filter((g) => touched[g.index] === 0);
+  if (outside.length > 0) {
+    const first = outside[0] as LabelledGeometry;
+    throw new TrainingDataError(
+      `${outside.length === geoms.length ? "every feature" : `${outside.length} of ${geoms.length} features`} ` +
+        `(first: feature ${first.index + 1}, class "${first.name}") lie outside every tile` +
+        (labels.crs === undefined && geoJsonCrs(labels.geojson) === null
+          ? "; the GeoJSON has no crs member, so its coordinates were read as WGS 84 lon/lat"
+          : ""),
+    );
+  }
+  return out;
+}
+
+const ALIGN_TOLERANCE = 1e-9;
+
+function aligned(a: RasterInfo, b: RasterInfo): boolean {
+  if (a.width !== b.width || a.height !== b.height) return false;
+  if (a.geoTransform === null || b.geoTransform === null) return a.geoTransform === b.geoTransform;
+  const gb = b.geoTransform;
+  const scale = Math.max(Math.abs(a.geoTransform[1]), Math.abs(a.geoTransform[5]), 1e-12);
+  // A relative tolerance: the same grid written by two tools may differ in the last digits.
+  return a.geoTransform.every(
+    (v, i) => Math.abs(v - (gb[i] as number)) <= ALIGN_TOLERANCE * Math.max(scale, Math.abs(v)),
+  );
+}
+
+/**
+ * Labelled pixels of each tile from a label raster: in every tile aligned with it (same size and
+ * geotransform), the pixels whose label is not 0 (nor the label raster's nodata), row-major. Tiles
+ * not aligned with it get no labels.
+ * @throws TrainingDataError when the label raster is aligned with no tile, has several bands or
+ *   non-integer labels.
+ */
+export function labelsFromRaster(tiles: readonly RasterInfo[], labels: RasterLabels): LabelledPixels[] {
+  const lab = labels.raster;
+  const band = lab.bands[0];
+  if (band === undefined || lab.bands.length !== 1)
+    throw new TrainingDataError(`a label raster must have exactly 1 band, this one has ${lab.bands.length}`);
+  if (!tiles.some((t) => aligned(t, lab))) {
+    const gt = lab.geoTransform ? `[${lab.geoTransform.join(", ")}]` : "none";
+    const first = tiles[0];
+    const firstGt = first?.geoTransform ? `[${first.geoTransform.join(", ")}]` : "none";
+    throw new TrainingDataError(
+      `the label raster (${lab.width}x${lab.height}, geotransform ${gt}) is not aligned with ` +
+        (tiles.length === 1
+          ? `the tile (${first?.width}x${first?.height}, geotransform ${firstGt})`
+          : `any of the ${tiles.length} tiles`),
+    );
+  }
+  const nodata = lab.nodata[0] ?? null;
+  const values = new Set<number>();
+  for (let p = 0; p < band.length; p++) {
+    const v = band[p] as number;
+    if (v === 0 || v === nodata || v !== v) continue;
+    if (!Number.isInteger(v))
+      throw new TrainingDataError(`label raster pixel ${p} holds ${v}; labels must be integers`);
+    values.add(v);
+  }
+  if (values.size === 0)
+    throw new TrainingDataError("the label raster has no labelled pixels (all 0 or nodata)");
+  const nameOf = (v: number): string => labels.names?.[String(v)] ?? String(v);
+  const names = sortClassNames([...values].map(nameOf));
+  const index = new Map(names.map((n, i) => [n, i]));
+  const labelOf = new Map([...values].map((v) => [v, index.get(nameOf(v)) as number]));
+  return tiles.map((tile): LabelledPixels => {
+    if (!aligned(tile, lab)) return { pixels: new Int32Array(0), labels: new Int32Array(0), names };
+    const pixels: number[] = [];
+    const ls: number[] = [];
+    for (let p = 0; p < band.length; p++) {
+      const l = labelOf.get(band[p] as number);
+      if (l !== undefined) {
+        pixels.push(p);
+        ls.push(l);
+      }
+    }
+    return { pixels: Int32Array.from(pixels), labels: Int32Array.from(ls), names };
+  });
+}
+
+/**
+ * Training samples: the features of every labelled, valid pixel of every tile, in order.
+ * @throws TrainingDataError when a class ends with no valid sample, or nothing is labelled.
+ * @throws TileInvalidError when a tile does not fit the feature spec.
+ */
+export function collectSamples(
+  tiles: readonly Raster[],
+  labels: TrainingLabels,
+  spec: FeatureSpec,
+  tileNames?: readonly string[],
+): TrainingSamples {
+  const labelled =
+    labels.kind === "geojson" ? labelsFromGeoJson(tiles, labels, tileNames) : labelsFromRaster(tiles, labels);
+  const names = labelled[0]?.names ?? [];
+  if (names.length > MAX_CLASSES)
+    throw new TrainingDataError(`there are ${names.length} classes; a model holds at most ${MAX_CLASSES}`);
+  const dim = featureDim(spec);
+  const x: number[] = [];
+  const y: number[] = [];
+  const tileOf: number[] = [];
+  const pixelOf: number[] = [];
+  tiles.forEach((raster, t) => {
+    const lp = labelled[t] as LabelledPixels;
+    if (lp.pixels.length === 0) return;
+    const f = computeFeatures(raster, spec);
+    for (let i = 0; i < lp.pixels.length; i++) {
+      const p = lp.pixels[i] as number;
+      if (f.valid[p] !== 1) continue;
+      for (let j = 0; j < dim; j++) x.push((f.data[p * dim + j] as number) + 0); // + 0 turns -0 into 0
+      y.push((lp.labels[i] as number) + 1);
+      tileOf.push(t);
+      pixelOf.push(p);
+    }
+  });
+  const counts = new Array<number>(names.length).fill(0);
+  for (const c of y) counts[c - 1] = (counts[c - 1] as number) + 1;
+  const empty = names.filter((_, i) => counts[i] === 0);
+  if (y.length === 0)
+    throw new TrainingDataError(
+      "no valid labelled pixel: every labelled pixel is nodata or outside the tiles",
+    );
+  if (empty.length > 0)
+    throw new TrainingDataError(
+      `class${empty.length > 1 ? "es" : ""} ${empty.map((n) => `"${n}"`).join(", ")} ha${empty.length > 1 ? "ve" : "s"} no valid samples ` +
+        "(its geometries cover no pixel centre, or only nodata pixels)",
+    );
+  return {
+    x: Float64Array.from(x),
+    dim,
+    y: Int32Array.from(y),
+    classNames: names,
+    tile: Int32Array.from(tileOf),
+    pixel: Int32Array.from(pixelOf),
+  };
+}
+
+/** The samples at `indices` (in that order), keeping all class names. */
+export function subsetSamples(samples: TrainingSamples, indices: ArrayLike<number>): TrainingSamples {
+  const { dim } = samples;
+  const n = indices.length;
+  const x = new Float64Array(n * dim);
+  const y = new Int32Array(n);
+  const tile = new Int32Array(n);
+  const pixel = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = indices[i] as number;
+    x.set(samples.x.subarray(s * dim, (s + 1) * dim), i * dim);
+    y[i] = samples.y[s] as number;
+    tile[i] = samples.tile[s] as number;
+    pixel[i] = samples.pixel[s] as number;
+  }
+  return { x, dim, y, classNames: samples.classNames, tile, pixel };
+}
+
+/**
+ * Mean and population std of each feature, summed in sample order as numpy does for
+ * `x.mean(axis=0)` / `x.std(axis=0)` on a C-ordered array (so the scaled features, and hence the
+ * neighbours, are the peer's); a std of 0 becomes 1.
+ */
+export function scalingOf(x: Float64Array, dim: number): { mean: number[]; std: number[] } {
+  const n = x.length / dim;
+  const sum = new Float64Array(dim);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < dim; j++) sum[j] = (sum[j] as number) + (x[i * dim + j] as number);
+  const mean = Array.from(sum, (s) => s / n);
+  const ss = new Float64Array(dim);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < dim; j++) {
+      const d = (x[i * dim + j] as number) - (mean[j] as number);
+      ss[j] = (ss[j] as number) + d * d;
+    }
+  const std = Array.from(ss, (s) => Math.sqrt(s / n) || 1);
+  return { mean, std };
+}
+
+/** Options of `modelFromSamples` / `trainModel`. */
+export interface TrainOptions {
+  readonly features: FeatureSpec;
+  /** Neighbours (default 5). */
+  readonly k?: number;
+  /** Where the labels came from, recorded in the model. */
+  readonly source: string;
+  /** Creation time recorded in the model (default now). */
+  readonly createdAt?: Date | string;
+  /** Colours by class name, overriding the defaults. */
+  readonly colours?: Readonly<Record<string, string>>;
+}
+
+/**
+ * A model from samples. Classes that have no sample in `samples` (e.g. a training subset) are
+ * dropped and the rest renumbered by sorted name.
+ * @throws TrainingDataError when there are fewer samples than k, or no samples at all.
+ */
+export function modelFromSamples(samples: TrainingSamples, options: TrainOptions): Model {
+  const k = options.k ?? 5;
+  if (!Number.isInteger(k) || k < 1) throw new TrainingDataError(`k must be a positive integer, got ${k}`);
+  const n = samples.y.length;
+  if (n === 0) throw new TrainingDataError("there are no training samples");
+  if (k > n) throw new TrainingDataError(`k = ${k} needs at least ${k} training samples, there are ${n}`);
+  if (samples.dim !== featureDim(options.features))
+    throw new TrainingDataError(
+      `samples have ${samples.dim} features, the spec makes ${featureDim(options.features)}`,
+    );
+  const present = new Set<number>();
+  for (const c of samples.y) present.add(c);
+  const kept = samples.classNames.filter((_, i) => present.has(i + 1));
+  const newId = new Map<number, number>();
+  samples.classNames.forEach((name, i) => {
+    const j = kept.indexOf(name);
+    if (j >= 0) newId.set(i + 1, j + 1);
+  });
+  const y = Array.from(samples.y, (c) => newId.get(c) as number);
+  const colours = defaultColours(kept);
+  const samplesPerClass: Record<string, number> = {};
+  for (const name of kept) samplesPerClass[name] = 0;
+  for (const c of y) {
+    const name = kept[c - 1] as string;
+    samplesPerClass[name] = (samplesPerClass[name] as number) + 1;
+  }
+  const content: ModelContent = {
+    format: MODEL_FORMAT,
+    classes: kept.map((name, i) => ({
+      id: i + 1,
+      name,
+      colour: options.colours?.[name] ?? (colours[i] as string),
+    })),
+    features: options.features,
+    scaling: scalingOf(samples.x, samples.dim),
+    k,
+    samples: { x: Array.from(samples.x), y },
+    training: { source: options.source, samplesPerClass },
+  };
+  return sealModel(content, options.createdAt);
+}
+
+/**
+ * Trains a model from tiles and labels: collects the samples (see `collectSamples`) and seals them
+ * with their scaling into a model.
+ */
+export function trainModel(
+  tiles: readonly Raster[],
+  labels: TrainingLabels,
+  options: TrainOptions & { readonly tileNames?: readonly string[] },
+): Model {
+  return modelFromSamples(collectSamples(tiles, labels, options.features, options.tileNames), options);
+}

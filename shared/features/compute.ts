@@ -1,0 +1,256 @@
+/**
+ * Per-pixel descriptors. Pure functions over a decoded raster's typed arrays.
+ *
+ * Arithmetic follows the peer exactly (float64, `stored * scale + offset`, then `(n - r) / (n + r)`),
+ * operation for operation, so the same tile gives bit-identical features here and in numpy: the
+ * classifier comparison with scikit-learn is pixel by pixel, and distance ties must tie in both.
+ */
+import { TileInvalidError } from "../errors.js";
+import type { BandArray, Raster } from "../raster/types.js";
+import { featureDim, type FeatureSpec } from "./spec.js";
+
+/** Descriptors of a block of pixels. */
+export interface FeatureMatrix {
+  /** Pixel-major rows, `dim` values per pixel; rows of invalid pixels are all zeros. */
+  readonly data: Float64Array;
+  readonly dim: number;
+  /** 1 where the pixel is valid (no band at its nodata value, no band NaN). */
+  readonly valid: Uint8Array;
+  readonly validCount: number;
+}
+
+/**
+ * Checks that a raster fits a spec: same band count, every referenced band present.
+ * @throws TileInvalidError naming the band and the count.
+ */
+export function checkRasterForSpec(
+  raster: Pick<Raster, "bands" | "width" | "height">,
+  spec: FeatureSpec,
+): void {
+  const count = raster.bands.length;
+  for (const key of ["red", "nir", "green"] as const) {
+    const b = spec[key];
+    if (b !== null && (b < 1 || b > count))
+      throw new TileInvalidError(
+        `${key} band ${b} does not exist: the raster has ${count} band${count === 1 ? "" : "s"}`,
+      );
+  }
+  if (count !== spec.bands)
+    throw new TileInvalidError(`the raster has ${count} bands, the feature spec expects ${spec.bands}`);
+  const n = raster.width * raster.height;
+  for (const [i, band] of raster.bands.entries())
+    if (band.length !== n)
+      throw new TileInvalidError(`band ${i + 1} has ${band.length} samples, expected ${n}`);
+}
+
+/** Descriptors of every pixel of `raster` as defined by `spec`. */
+export function computeFeatures(raster: Raster, spec: FeatureSpec): FeatureMatrix {
+  return computeFeatureRows(raster, spec, 0, raster.height);
+}
+
+/**
+ * Descriptors of rows `[rowStart, rowEnd)` of `raster`, for callers that classify large tiles in
+ * blocks to bound memory. Window extras read the rows just outside the block, so blocks give exactly
+ * the rows a whole-tile computation gives.
+ * @throws TileInvalidError when the raster does not fit the spec or the rows are out of range.
+ */
+export function computeFeatureRows(
+  raster: Raster,
+  spec: FeatureSpec,
+  rowStart: number,
+  rowEnd: number,
+): FeatureMatrix {
+  checkRasterForSpec(raster, spec);
+  const { width, height } = raster;
+  if (
+    !Number.isInteger(rowStart) ||
+    !Number.isInteger(rowEnd) ||
+    rowStart < 0 ||
+    rowEnd > height ||
+    rowStart > rowEnd
+  )
+    throw new TileInvalidError(`rows ${rowStart}..${rowEnd} are outside the raster's 0..${height}`);
+  const windowed = spec.extras.some((e) => e.kind !== "ndwi");
+  // Window extras need one row of context on each side (cut at the tile's edges).
+  const ctxStart = windowed ? Math.max(0, rowStart - 1) : rowStart;
+  const ctxEnd = windowed ? Math.min(height, rowEnd + 1) : rowEnd;
+  const ctxOffset = ctxStart * width;
+  const ctxN = (ctxEnd - ctxStart) * width;
+
+  const bandCount = spec.bands;
+  const baseCount = bandCount + 1 + (spec.extras.some((e) => e.kind === "ndwi") ? 1 : 0);
+  // Base planes (bands, ndvi, ndwi) over the context rows, one Float64Array each: plane-major so
+  // the window extras read one plane, and every inner loop sees a single array type.
+  const planes: Float64Array[] = [];
+  const validCtx = new Uint8Array(ctxN).fill(1);
+  for (let b = 0; b < bandCount; b++) {
+    const src = raster.bands[b] as BandArray;
+    const nodata = raster.nodata[b] ?? null;
+    const scale = raster.scale[b] ?? 1;
+    const offset = raster.offset[b] ?? 0;
+    const plane = new Float64Array(ctxN);
+    scaleBand(src, ctxOffset, plane, validCtx, scale, offset, nodata);
+    planes.push(plane);
+  }
+  planes.push(
+    normalisedDifference(planes[spec.nir - 1] as Float64Array, planes[spec.red - 1] as Float64Array),
+  );
+  if (baseCount > bandCount + 1 && spec.green !== null)
+    planes.push(
+      normalisedDifference(planes[spec.green - 1] as Float64Array, planes[spec.nir - 1] as Float64Array),
+    );
+
+  const dim = featureDim(spec);
+  const rows = rowEnd - rowStart;
+  const n = rows * width;
+  const skip = (rowStart - ctxStart) * width;
+  const data = new Float64Array(n * dim);
+  const valid = validCtx.subarray(skip, skip + n);
+  let validCount = 0;
+  for (let p = 0; p < n; p++) if (valid[p] === 1) validCount++;
+
+  // Bands and NDVI fill the first columns; each extra then takes the next column in declared order.
+  for (let j = 0; j <= bandCount; j++) copyColumn(planes[j] as Float64Array, skip, valid, data, dim, j);
+  const planeOf = basePlaneIndex(spec);
+  let column = bandCount + 1;
+  for (const e of spec.extras) {
+    if (e.kind === "ndwi") copyColumn(planes[bandCount + 1] as Float64Array, skip, valid, data, dim, column);
+    else {
+      const plane = planes[planeOf(e.of)] as Float64Array;
+      windowStat(
+        e.kind,
+        plane,
+        validCtx,
+        width,
+        ctxEnd - ctxStart,
+        rowStart - ctxStart,
+        rows,
+        data,
+        dim,
+        column,
+      );
+    }
+    column++;
+  }
+  return { data, dim, valid: valid.slice(), validCount };
+}
+
+/** The base plane a window extra reads: bands are 0..N-1, ndvi N, ndwi N+1. */
+function basePlaneIndex(spec: FeatureSpec): (name: string) => number {
+  const hasNdwi = spec.extras.some((e) => e.kind === "ndwi");
+  return (name) => {
+    if (name === "ndvi") return spec.bands;
+    if (name === "ndwi" && hasNdwi) return spec.bands + 1;
+    const m = /^b(\d+)$/.exec(name);
+    const b = m ? Number(m[1]) : NaN;
+    if (!(b >= 1 && b <= spec.bands))
+      throw new TileInvalidError(`feature "${name}" does not exist in a spec of ${spec.bands} bands`);
+    return b - 1;
+  };
+}
+
+function copyColumn(
+  plane: Float64Array,
+  skip: number,
+  valid: Uint8Array,
+  data: Float64Array,
+  dim: number,
+  column: number,
+): void {
+  for (let p = 0, o = column; p < valid.length; p++, o += dim)
+    if (valid[p] === 1) data[o] = plane[skip + p] as number;
+}
+
+/**
+ * Physical values of one band for `out.length` pixels from `start`, clearing `valid` where the
+ * stored value is NaN or equals the band's nodata value (compared before scaling, as the peer does;
+ * a NaN nodata value only means "NaN is invalid", which is checked anyway).
+ */
+function scaleBand(
+  src: BandArray,
+  start: number,
+  out: Float64Array,
+  valid: Uint8Array,
+  scale: number,
+  offset: number,
+  nodata: number | null,
+): void {
+  // One conversion to float64 up front keeps the loops below monomorphic whatever the band type.
+  const v =
+    src instanceof Float64Array
+      ? src.subarray(start, start + out.length)
+      : new Float64Array(src.subarray(start, start + out.length));
+  const nd = nodata === null || Number.isNaN(nodata) ? null : nodata;
+  const n = out.length;
+  for (let p = 0; p < n; p++) {
+    const x = v[p] as number;
+    if (x !== x || x === nd) valid[p] = 0;
+    out[p] = x * scale + offset;
+  }
+}
+
+/** (a - b) / (a + b), 0 where a + b == 0 (NDVI with a = nir, b = red; NDWI with a = green, b = nir). */
+function normalisedDifference(a: Float64Array, b: Float64Array): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let p = 0; p < a.length; p++) {
+    const x = a[p] as number;
+    const y = b[p] as number;
+    const denom = x + y;
+    // `denom !== 0` mirrors numpy's `np.where(denom != 0, ...)`: NaN denominators divide (to NaN).
+    out[p] = denom !== 0 ? (x - y) / denom : 0;
+  }
+  return out;
+}
+
+/**
+ * Mean or population std over the valid pixels of each 3x3 window, for `rows` rows starting at
+ * context row `first`, written to column `column` of `data`. The centre is always valid when written
+ * (invalid pixels' rows stay zero).
+ */
+function windowStat(
+  kind: "mean3x3" | "std3x3",
+  plane: Float64Array,
+  valid: Uint8Array,
+  width: number,
+  ctxRows: number,
+  first: number,
+  rows: number,
+  data: Float64Array,
+  dim: number,
+  column: number,
+): void {
+  const vals = new Float64Array(9);
+  for (let r = 0; r < rows; r++) {
+    const cr = first + r;
+    const r0 = Math.max(0, cr - 1);
+    const r1 = Math.min(ctxRows - 1, cr + 1);
+    for (let c = 0; c < width; c++) {
+      const centre = cr * width + c;
+      if (valid[centre] !== 1) continue;
+      const c0 = Math.max(0, c - 1);
+      const c1 = Math.min(width - 1, c + 1);
+      let count = 0;
+      let sum = 0;
+      for (let rr = r0; rr <= r1; rr++)
+        for (let cc = c0; cc <= c1; cc++) {
+          const q = rr * width + cc;
+          if (valid[q] !== 1) continue;
+          const x = plane[q] as number;
+          vals[count++] = x;
+          sum += x;
+        }
+      const mean = sum / count;
+      let out = mean;
+      if (kind === "std3x3") {
+        // Two passes over at most 9 values: exact enough and immune to cancellation.
+        let ss = 0;
+        for (let i = 0; i < count; i++) {
+          const d = (vals[i] as number) - mean;
+          ss += d * d;
+        }
+        out = Math.sqrt(ss / count);
+      }
+      data[(r * width + c) * dim + column] = out;
+    }
+  }
+}
