@@ -1,0 +1,351 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { CommanderError, type Command } from "commander";
+import { pino, type Logger } from "pino";
+import {
+  DeadLetterQueue,
+  LiveView,
+  ModelRegistry,
+  connectNats,
+  ensureStreams,
+} from "../../../shared/adapters/nats/index.js";
+import { LanemapError, describeError, parseConfig, type Config } from "../../../shared/index.js";
+import {
+  OPS_EXIT,
+  OPS_EXIT_HELP,
+  collectStatus,
+  diffLanes,
+  expireAbsorbed,
+  formatDiff,
+  formatDiffCsv,
+  formatExpire,
+  formatReplay,
+  formatStatus,
+  previewDlqRetry,
+  previewModelActivate,
+  previewRollback,
+  replayIngest,
+  type NatsAccess,
+} from "../../ops/index.js";
+import { connectForCli, natsUrlFor } from "../nats-connect.js";
+import { UsageError, positiveInt } from "../usage.js";
+import { registerDlq } from "./dlq.js";
+import { registerModel } from "./model.js";
+import { registerViews } from "./views.js";
+
+interface OpsFlags {
+  json?: boolean;
+  dataDir?: string;
+  nats?: string;
+}
+
+/** `ops status --require-nats` and NATS is not there. */
+export class NatsRequiredError extends LanemapError {
+  constructor(reason: string) {
+    super("NATS_REQUIRED", `NATS is unavailable (--require-nats): ${reason}`);
+  }
+}
+
+/**
+ * A dry run has printed what it would do: ends the command with exit code 0 before the real action
+ * runs, the way commander ends `--help` (main.ts turns a CommanderError into its exit code).
+ */
+class DryRunComplete extends CommanderError {
+  constructor() {
+    super(OPS_EXIT.ok, "lanemap.dryRun", "dry run complete");
+  }
+}
+
+const NATS_HELP = "NATS server (default NATS_URL, else the embedded server of `lanemap start`)";
+const DATA_DIR_HELP = "data directory (default: LANEMAP_DATA_DIR, else ./data)";
+
+/** --json, --data-dir and --nats: what every ops command takes. */
+function common(c: Command): Command {
+  return c
+    .option("--json", "print JSON")
+    .option("--data-dir <dir>", DATA_DIR_HELP)
+    .option("--nats <url>", NATS_HELP);
+}
+
+function setup(flags: OpsFlags): { config: Config; logger: Logger } {
+  const config = parseConfig(
+    flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
+  );
+  // Logs go to stderr, so stdout stays the report (JSON or CSV a script can parse).
+  const logger = pino({ level: config.logLevel, base: { role: "ops" } }, pino.destination(2));
+  return { config, logger };
+}
+
+/** NATS for `status`: a connection, or why there is none (never throws). */
+async function natsAccess(config: Config, flag: string | undefined, logger: Logger): Promise<NatsAccess> {
+  let url: string;
+  try {
+    url = await natsUrlFor(config, flag);
+  } catch (err) {
+    return { nc: null, url: null, error: describeError(err) };
+  }
+  try {
+    return { nc: await connectNats({ servers: url, name: "lanemap-ops", logger, timeoutMs: 5_000 }), url };
+  } catch (err) {
+    return { nc: null, url, error: describeError(err) };
+  }
+}
+
+async function withNats<T>(
+  config: Config,
+  flags: OpsFlags,
+  logger: Logger,
+  fn: (nc: NatsConnection) => Promise<T>,
+): Promise<T> {
+  const nc = await connectForCli(config, flags.nats, "lanemap-ops", logger);
+  try {
+    return await fn(nc);
+  } finally {
+    await nc.drain().catch(() => undefined);
+  }
+}
+
+/** Runs `fn` with an AbortSignal that Ctrl-C / SIGTERM fires (the operation stops between steps). */
+async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const onSignal = () => ac.abort(new LanemapError("INTERRUPTED", "interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return await fn(ac.signal);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+function threshold(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || n > 1)
+    throw new UsageError(`--threshold must be a share between 0 and 1 (e.g. 0.1 = 10 %), got "${value}"`);
+  return n;
+}
+
+function seqs(values: string[] | undefined): number[] {
+  return (values ?? []).flatMap((v) => v.split(",")).map((v) => positiveInt("--seq", v.trim(), 0));
+}
+
+const child = (parent: Command, name: string): Command => {
+  const c = parent.commands.find((x) => x.name() === name);
+  // Only a renamed borrowed command can get here: a wiring mistake, caught by any `lanemap` run.
+  if (!c) throw new LanemapError("CLI_WIRING", `the ${parent.name()} command has no ${name} subcommand`);
+  return c;
+};
+
+/** Adds whichever of --json, --data-dir, --nats a borrowed command lacks. */
+function completeOptions(c: Command, natsNote?: string): void {
+  const has = (flag: string) => c.options.some((o) => o.long === flag);
+  if (!has("--json")) c.option("--json", "print JSON");
+  if (!has("--data-dir")) c.option("--data-dir <dir>", DATA_DIR_HELP);
+  if (!has("--nats")) c.option("--nats <url>", natsNote ?? NATS_HELP);
+}
+
+/**
+ * `ops dlq|views|model`: the existing commands themselves (one implementation), registered under
+ * `ops` with the options every ops command takes and a `--dry-run` for the destructive ones.
+ */
+function borrowCommands(ops: Command): void {
+  registerDlq(ops);
+  registerViews(ops);
+  registerModel(ops);
+  const dlq = child(ops, "dlq");
+  const views = child(ops, "views");
+  const model = child(ops, "model");
+  for (const group of [dlq, model]) {
+    for (const c of group.commands) completeOptions(c);
+    // These read the data directory from the environment (to find the embedded nats-server).
+    group.hook("preAction", (_group, action) => {
+      const dir = (action.opts() as OpsFlags).dataDir;
+      if (dir) process.env["LANEMAP_DATA_DIR"] = dir;
+    });
+  }
+  for (const c of views.commands) completeOptions(c, "accepted for uniformity; batch views are files");
+
+  child(dlq, "retry")
+    .option("--dry-run", "list the dead letters that would be retried; change nothing")
+    .hook("preAction", async (cmd) => {
+      const flags = cmd.opts() as OpsFlags & { dryRun?: boolean; all?: boolean; seq?: string[] };
+      if (!flags.dryRun) return;
+      const wanted = seqs(flags.seq);
+      if (flags.all && wanted.length > 0) throw new UsageError("give either --all or --seq, not both");
+      if (!flags.all && wanted.length === 0)
+        throw new UsageError("say which dead letters: --all or --seq N...");
+      const { config, logger } = setup(flags);
+      const preview = await withNats(config, flags, logger, async (nc) => {
+        await ensureStreams(await jetstreamManager(nc), config.stream);
+        return previewDlqRetry(await DeadLetterQueue.open(nc), flags.all ? { all: true } : { seqs: wanted });
+      });
+      if (flags.json) console.log(JSON.stringify({ dryRun: true, ...preview }, null, 2));
+      else {
+        for (const d of preview.letters)
+          console.log(
+            `would retry dead letter ${d.seq} (tile ${d.tileId ?? "?"}, ${d.code}) to ${d.originalSubject}`,
+          );
+        for (const s of preview.missing) console.log(`dead letter ${s} is not in the DLQ`);
+        console.log(`dry run: ${preview.letters.length} dead letter(s) would be retried`);
+      }
+      // The real retry fails on these (exit 1); so does its dry run.
+      if (preview.missing.length > 0)
+        throw new LanemapError(
+          "DLQ_NOT_FOUND",
+          `${preview.missing.length} of ${wanted.length} dead letter(s) are not in the DLQ: ${preview.missing.join(", ")}`,
+        );
+      throw new DryRunComplete();
+    });
+
+  child(views, "rollback")
+    .option("--dry-run", "check the version and show the switch; leave CURRENT alone")
+    .hook("preAction", async (cmd) => {
+      const flags = cmd.opts() as OpsFlags & { dryRun?: boolean };
+      if (!flags.dryRun) return;
+      const { config } = setup(flags);
+      const p = await previewRollback(config.dataDir, String(cmd.args[0] ?? ""));
+      if (flags.json) console.log(JSON.stringify({ dryRun: true, ...p }, null, 2));
+      else
+        console.log(
+          `dry run: CURRENT ${p.from ?? "(none)"} -> ${p.to} (watermark ${p.watermark}, model ${p.modelVersion}, ${p.tiles} tiles)`,
+        );
+      throw new DryRunComplete();
+    });
+
+  child(model, "activate")
+    .option("--dry-run", "validate the file or version and show the switch; activate nothing")
+    .hook("preAction", async (cmd) => {
+      const flags = cmd.opts() as OpsFlags & { dryRun?: boolean };
+      if (!flags.dryRun) return;
+      const target = String(cmd.args[0] ?? "");
+      const { config, logger } = setup(flags);
+      const p = await withNats(config, flags, logger, async (nc) =>
+        previewModelActivate(await ModelRegistry.open(nc), target),
+      );
+      if (flags.json) console.log(JSON.stringify({ dryRun: true, ...p }, null, 2));
+      else
+        console.log(
+          `dry run: current model ${p.from ?? "(none)"} -> ${p.version}${p.upload ? " (would be uploaded)" : ""}`,
+        );
+      throw new DryRunComplete();
+    });
+}
+
+/**
+ * `lanemap ops ...`: the operator's reconciliation scripts (status, diff, expire, replay) and the
+ * dead-letter, view and model commands under one roof. See infra/ops/README.md.
+ */
+export function registerOps(program: Command): void {
+  const ops = program
+    .command("ops")
+    .description("operator scripts: status, diff, expire, replay; dlq, views and model administration")
+    .addHelpText("after", OPS_EXIT_HELP);
+  // Commander's own usage errors (unknown option, missing argument) exit 2 like ours; subcommands
+  // created below inherit this.
+  ops.exitOverride((err) => {
+    throw err.exitCode === OPS_EXIT.ok ? err : new CommanderError(OPS_EXIT.usage, err.code, err.message);
+  });
+
+  common(ops.command("status"))
+    .description(
+      "batch versions and CURRENT, live view size and lag, ingest stream, consumer lag, DLQ, current model",
+    )
+    .option("--require-nats", "exit 1 when NATS is unavailable (default: report it and exit 0)")
+    .action(async (flags: OpsFlags & { requireNats?: boolean }) => {
+      const { config, logger } = setup(flags);
+      const access = await natsAccess(config, flags.nats, logger);
+      try {
+        const s = await collectStatus({ dataDir: config.dataDir, nats: access, logger });
+        console.log(flags.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+        if (!s.nats.ok && flags.requireNats) throw new NatsRequiredError(s.nats.error);
+      } finally {
+        await access.nc?.drain().catch(() => undefined);
+      }
+    });
+
+  common(ops.command("diff"))
+    .description(
+      "per cell, class-share differences between the current batch view and the live view (absorbed results included); exit 3 over the threshold",
+    )
+    .option("--threshold <share>", "largest tolerated class-share difference, 0..1", "0.1")
+    .option("--format <format>", "text, json or csv (default text; --json = --format json)")
+    .option(
+      "--any-tile",
+      "also compare cells without a live result of the batch's tile, with their newest one (change on the ground counts too)",
+    )
+    .action(async (flags: OpsFlags & { threshold: string; format?: string; anyTile?: boolean }) => {
+      const limit = threshold(flags.threshold);
+      if (flags.format !== undefined && !["text", "json", "csv"].includes(flags.format))
+        throw new UsageError(`--format must be text, json or csv, got "${flags.format}"`);
+      if (flags.json && flags.format !== undefined && flags.format !== "json")
+        throw new UsageError(`--json contradicts --format ${flags.format}`);
+      const format = flags.json ? "json" : (flags.format ?? "text");
+      const { config, logger } = setup(flags);
+      const report = await withNats(config, flags, logger, async (nc) =>
+        diffLanes({
+          dataDir: config.dataDir,
+          live: await LiveView.open(nc),
+          threshold: limit,
+          anyTile: flags.anyTile ?? false,
+          logger,
+        }),
+      );
+      if (format === "json") console.log(JSON.stringify(report, null, 2));
+      else if (format === "csv") process.stdout.write(formatDiffCsv(report));
+      else console.log(formatDiff(report));
+      if (report.summary.exceeding > 0) process.exitCode = OPS_EXIT.checkFailed;
+    });
+
+  common(ops.command("expire"))
+    .description(
+      "remove live results absorbed by the current batch view (ingest seq <= its watermark); idempotent, safe while workers run",
+    )
+    .option("--dry-run", "list what would be removed; change nothing")
+    .action(async (flags: OpsFlags & { dryRun?: boolean }) => {
+      const { config, logger } = setup(flags);
+      const report = await interruptible((signal) =>
+        withNats(config, flags, logger, async (nc) =>
+          expireAbsorbed({
+            dataDir: config.dataDir,
+            live: await LiveView.open(nc),
+            dryRun: flags.dryRun ?? false,
+            logger,
+            signal,
+          }),
+        ),
+      );
+      console.log(flags.json ? JSON.stringify(report, null, 2) : formatExpire(report));
+    });
+
+  common(ops.command("replay"))
+    .description(
+      "republish stored ingest messages FROM..TO (fresh message ids) so the speed workers re-drive them",
+    )
+    .option("--from-seq <n>", "first stream sequence of LANEMAP_TILES to replay (required)")
+    .option("--to-seq <m>", "last one, inclusive (default: the stream's last sequence now)")
+    .option("--dry-run", "list the messages that would be republished; publish nothing")
+    .action(async (flags: OpsFlags & { fromSeq?: string; toSeq?: string; dryRun?: boolean }) => {
+      if (flags.fromSeq === undefined) throw new UsageError("say where to start: --from-seq N");
+      const fromSeq = positiveInt("--from-seq", flags.fromSeq, 1);
+      const toSeq = flags.toSeq === undefined ? undefined : positiveInt("--to-seq", flags.toSeq, 1);
+      if (toSeq !== undefined && toSeq < fromSeq)
+        throw new UsageError(`--to-seq ${toSeq} is before --from-seq ${fromSeq}`);
+      const { config, logger } = setup(flags);
+      const report = await interruptible((signal) =>
+        withNats(config, flags, logger, (nc) =>
+          replayIngest({
+            nc,
+            fromSeq,
+            ...(toSeq === undefined ? {} : { toSeq }),
+            dryRun: flags.dryRun ?? false,
+            logger,
+            signal,
+          }),
+        ),
+      );
+      console.log(flags.json ? JSON.stringify(report, null, 2) : formatReplay(report));
+    });
+
+  borrowCommands(ops);
+}

@@ -1,0 +1,64 @@
+/**
+ * The batch side of a reconciliation: per map cell, the tile a published batch view shows for it and
+ * that tile's class counts, read from the version's `view.duckdb` (opened read-only, so a serving
+ * process reading the same file is undisturbed) and closed again before returning.
+ */
+import { join } from "node:path";
+import type { BatchVersion } from "../../shared/adapters/archive/index.js";
+import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
+import { BATCH_VIEW_FILES } from "../../shared/index.js";
+
+/** What a batch view says about one cell. */
+export interface BatchCellResult {
+  readonly cell: string;
+  readonly tileId: string;
+  readonly ingestSeq: number;
+  readonly modelVersion: string;
+  /** Pixels per class id (index 0 = not classified). */
+  readonly counts: readonly number[];
+}
+
+/** A class of the model the view was built with. */
+export interface ViewClass {
+  readonly id: number;
+  readonly name: string;
+}
+
+interface CellRow {
+  cell: string;
+  tile_id: string;
+  ingest_seq: bigint | number;
+  model_version: string;
+  counts: (bigint | number)[];
+}
+
+/** Every cell of a published version with its tile's counts (cell order), and the view's classes. */
+export async function readBatchCells(
+  version: BatchVersion,
+): Promise<{ cells: BatchCellResult[]; classes: ViewClass[] }> {
+  const db = await DuckDbDatabase.open(join(version.dir, BATCH_VIEW_FILES.duckdb), {
+    readOnly: true,
+    threads: 1,
+  });
+  try {
+    // allJS turns DuckDB LIST values into arrays (BIGINT elements may stay bigint: Number() below).
+    const rows = await db.allJS<CellRow>(
+      `SELECT c.cell, t.tile_id, t.ingest_seq, t.model_version, t.counts
+         FROM cells c JOIN tiles t ON t.tile_id = c.tile_id
+        ORDER BY c.cell`,
+    );
+    const classes = await db.allJS<{ id: number; name: string }>("SELECT id, name FROM classes ORDER BY id");
+    return {
+      cells: rows.map((r) => ({
+        cell: r.cell,
+        tileId: r.tile_id,
+        ingestSeq: Number(r.ingest_seq),
+        modelVersion: r.model_version,
+        counts: r.counts.map(Number),
+      })),
+      classes: classes.map((c) => ({ id: Number(c.id), name: c.name })),
+    };
+  } finally {
+    db.closeSync();
+  }
+}

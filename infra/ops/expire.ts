@@ -1,0 +1,137 @@
+/**
+ * `lanemap ops expire`: drops the live results the current batch view has absorbed (ingest sequence
+ * <= its watermark W). Serving already ignores them (shared/view/merge.ts), so removing them changes
+ * no answer; it only keeps the live view, and every serving process's in-memory copy of it, small.
+ *
+ * Safe while speed workers run:
+ * - W is read once, from the manifest of the version CURRENT names when the command starts. A tile's
+ *   live result always carries the ingest sequence of the tile's first catalogue entry (first write
+ *   wins), so a key at or below W stays at or below W whatever a worker rewrites meanwhile; results
+ *   above W (tiles still flowing in) are never touched.
+ * - The one unsafe change is the watermark moving backwards: an operator rolling CURRENT back to a
+ *   version with a lower watermark while we delete would make serving need results we are removing.
+ *   CURRENT is re-read before every chunk of deletions and the command stops at once when the
+ *   version it names has a lower watermark than the one it started with.
+ * - Idempotent: a second run finds nothing at or below W. A worker that rewrites an absorbed result
+ *   after we removed it (a replay) only leaves work for the next run.
+ */
+import type { Logger } from "pino";
+import { readCurrentBatch } from "../../shared/adapters/archive/index.js";
+import type { LiveView } from "../../shared/adapters/nats/index.js";
+import { LanemapError } from "../../shared/index.js";
+
+/** CURRENT now names a version with a lower watermark than the one expiry started from. */
+export class WatermarkMovedBackError extends LanemapError {
+  readonly removed: number;
+  constructor(
+    from: { name: string; watermark: number },
+    to: { name: string; watermark: number } | null,
+    removed: number,
+  ) {
+    super(
+      "WATERMARK_BACK",
+      `stopped after removing ${removed} result(s): CURRENT moved from ${from.name} (watermark ${from.watermark}) to ` +
+        (to ? `${to.name} (watermark ${to.watermark})` : "nothing") +
+        "; the remaining absorbed results are kept, run `lanemap ops expire` again against the new view",
+    );
+    this.removed = removed;
+  }
+}
+
+/** One absorbed live result. */
+export interface ExpiredResult {
+  readonly cell: string;
+  readonly tileId: string;
+  readonly ingestSeq: number;
+}
+
+/** What expiry found and did. */
+export interface ExpireReport {
+  /** The version whose watermark was used, or null when nothing is published (nothing expires). */
+  readonly version: string | null;
+  readonly watermark: number | null;
+  readonly dryRun: boolean;
+  /** Live results read. */
+  readonly scanned: number;
+  /** Of those, at or below the watermark. */
+  readonly absorbed: number;
+  /** Removed (0 on a dry run). */
+  readonly removed: number;
+  /** Left in the live view (above the watermark). */
+  readonly kept: number;
+  /** The absorbed results (removed, or that would be on a dry run), in ingest order. */
+  readonly results: readonly ExpiredResult[];
+}
+
+/** Options of {@link expireAbsorbed}. */
+export interface ExpireOptions {
+  readonly dataDir: string;
+  /** The live view (only reading it whole and removing results are needed). */
+  readonly live: Pick<LiveView, "list" | "remove">;
+  readonly dryRun: boolean;
+  readonly logger: Logger;
+  /** Deletions between two checks of CURRENT (default 64). */
+  readonly chunk?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Removes (or, on a dry run, lists) the live results absorbed by the current batch view.
+ * @throws WatermarkMovedBackError when CURRENT is rolled back to a lower watermark meanwhile.
+ */
+export async function expireAbsorbed(options: ExpireOptions): Promise<ExpireReport> {
+  const { live, logger, dryRun } = options;
+  const current = await readCurrentBatch(options.dataDir);
+  const entries = await live.list();
+  if (!current) {
+    logger.info({ scanned: entries.length }, "no batch view published: no live result is absorbed");
+    return {
+      version: null,
+      watermark: null,
+      dryRun,
+      scanned: entries.length,
+      absorbed: 0,
+      removed: 0,
+      kept: entries.length,
+      results: [],
+    };
+  }
+  const from = { name: current.name, watermark: current.manifest.watermark };
+  const absorbed: ExpiredResult[] = entries
+    .filter((e) => e.result.ingestSeq <= from.watermark)
+    .map((e) => ({ cell: e.result.cell, tileId: e.result.tileId, ingestSeq: e.result.ingestSeq }))
+    .sort((a, b) => a.ingestSeq - b.ingestSeq || (a.tileId < b.tileId ? -1 : 1));
+  let removed = 0;
+  if (!dryRun) {
+    const chunk = Math.max(1, options.chunk ?? 64);
+    for (let i = 0; i < absorbed.length; i += chunk) {
+      options.signal?.throwIfAborted();
+      const now = await readCurrentBatch(options.dataDir);
+      if (!now || now.manifest.watermark < from.watermark)
+        throw new WatermarkMovedBackError(
+          from,
+          now ? { name: now.name, watermark: now.manifest.watermark } : null,
+          removed,
+        );
+      for (const r of absorbed.slice(i, i + chunk)) {
+        await live.remove(r.cell, r.tileId);
+        removed++;
+      }
+    }
+  }
+  const report: ExpireReport = {
+    version: from.name,
+    watermark: from.watermark,
+    dryRun,
+    scanned: entries.length,
+    absorbed: absorbed.length,
+    removed,
+    kept: entries.length - absorbed.length,
+    results: absorbed,
+  };
+  logger.info(
+    { version: report.version, watermark: report.watermark, dryRun, absorbed: report.absorbed, removed },
+    dryRun ? "absorbed live results listed (dry run)" : "absorbed live results expired",
+  );
+  return report;
+}

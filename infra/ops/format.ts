@@ -1,0 +1,143 @@
+/**
+ * The text an operator reads: each ops report as a few aligned lines. `--json` prints the reports
+ * themselves instead; these functions only decide what a person needs first.
+ */
+import type { DiffReport } from "./diff.js";
+import type { ExpireReport } from "./expire.js";
+import type { ReplayReport } from "./replay.js";
+import type { OpsStatus } from "./status.js";
+
+/** "3d 4h", "5m 12s", "40s". */
+export function formatAge(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+
+/** `ops status` as text. */
+export function formatStatus(s: OpsStatus): string {
+  const out: string[] = [];
+  const c = s.batch.current;
+  out.push(
+    c
+      ? `batch     CURRENT ${c.name}  watermark ${c.watermark}  model ${c.modelVersion}  ` +
+          `tiles ${c.tiles.total} (${c.tiles.reused} reused, ${c.tiles.failed} failed)  cells ${c.cells}  ` +
+          `finished ${c.finishedAt} (${formatAge(c.ageS)} ago)`
+      : "batch     no view published (run `lanemap batch run`)",
+  );
+  if (s.batch.versions.length)
+    out.push(
+      `          versions ${s.batch.versions.map((v) => `${v.name}${v.current ? "*" : ""} (W ${v.watermark})`).join(", ")}`,
+    );
+  if (!s.nats.ok) {
+    out.push(`nats      UNAVAILABLE${s.nats.url ? ` at ${s.nats.url}` : ""}: ${s.nats.error}`);
+    return out.join("\n");
+  }
+  out.push(`nats      ${s.nats.url} ok`);
+  const l = s.live;
+  if (l)
+    out.push(
+      `live      ${l.size} result(s): ${l.aboveWatermark} above the watermark, ${l.absorbed} absorbed  ` +
+        `position ${l.position}  ` +
+        (l.newestProcessedAt
+          ? `newest ${l.newestProcessedAt} (${formatAge(l.lagS ?? 0)} ago)`
+          : "no result yet"),
+    );
+  out.push(
+    s.ingest
+      ? `ingest    ${s.ingest.messages} message(s), last seq ${s.ingest.lastSeq}, ${(s.ingest.bytes / 1024 / 1024).toFixed(1)} MB`
+      : "ingest    stream not created yet (nothing ingested, no worker started)",
+  );
+  const k = s.consumer;
+  out.push(
+    k
+      ? `consumer  pending ${k.pending}  ack pending ${k.ackPending}  ack floor ${k.ackFloorSeq}  ` +
+          `unacknowledged ${k.unacknowledged}  redelivered ${k.redelivered}  waiting pulls ${k.waiting}`
+      : "consumer  not created yet (no speed worker started)",
+  );
+  out.push(`dlq       ${s.deadLetters ?? 0} dead letter(s)`);
+  const m = s.model;
+  if (m)
+    out.push(
+      m.current
+        ? `model     current ${m.current.version} (activated ${m.current.activatedAt}), ${m.versions} version(s) uploaded`
+        : `model     none active (${m.versions} version(s) uploaded): run \`lanemap ops model activate FILE\``,
+    );
+  return out.join("\n");
+}
+
+/** `ops diff` as text: the cells over the threshold, else the worst few, then the summary. */
+export function formatDiff(r: DiffReport): string {
+  const name = (id: number | null): string =>
+    id === null ? "-" : (r.classes.find((c) => c.id === id)?.name ?? `class ${id}`);
+  const shown = r.cells.filter((c) => c.exceeds);
+  const rows = shown.length ? shown : r.cells.slice(0, 5);
+  const out: string[] = [
+    `batch ${r.version} (watermark ${r.watermark}) vs live view, threshold ${pct(r.threshold)}` +
+      (r.anyTile ? ", newest live result where the batch's tile has none" : ""),
+  ];
+  if (rows.length) {
+    out.push(shown.length ? "cells over the threshold:" : "largest differences:");
+    for (const c of rows)
+      out.push(
+        `  ${c.cell.padEnd(12)} ${pct(c.maxDiff).padStart(6)} (${name(c.worstClass)})  ` +
+          `batch ${c.batchTileId}  live ${c.liveTileId}` +
+          (c.sameTile ? "" : " (another tile)") +
+          (c.batchModel === c.liveModel ? "" : `  models ${c.batchModel} / ${c.liveModel}`),
+      );
+  }
+  const s = r.summary;
+  out.push(
+    `${s.compared} cell(s) compared (${s.sameTile} same tile) of ${s.batchCells} batch / ${s.liveCells} live; ` +
+      `${s.exceeding} over ${pct(r.threshold)}; mean ${pct(s.meanMaxDiff)}, max ${pct(s.maxMaxDiff)}` +
+      (s.worstCell ? ` (${s.worstCell})` : ""),
+  );
+  if (s.otherTileOnly > 0 && !r.anyTile)
+    out.push(
+      `${s.otherTileOnly} cell(s) have only other tiles in the live view (newer acquisitions): not compared; --any-tile compares them`,
+    );
+  return out.join("\n");
+}
+
+/** `ops expire` as text. */
+export function formatExpire(r: ExpireReport): string {
+  if (r.version === null)
+    return `no batch view published: nothing is absorbed (${r.scanned} live result(s) kept)`;
+  const head = r.dryRun
+    ? `dry run: would remove ${r.absorbed} of ${r.scanned} live result(s) absorbed by ${r.version} (watermark ${r.watermark})`
+    : `removed ${r.removed} of ${r.scanned} live result(s) absorbed by ${r.version} (watermark ${r.watermark})`;
+  const lines = [head];
+  if (r.dryRun)
+    for (const x of r.results.slice(0, 50)) lines.push(`  seq ${x.ingestSeq}  ${x.cell}  ${x.tileId}`);
+  if (r.dryRun && r.results.length > 50)
+    lines.push(`  ... and ${r.results.length - 50} more (--json lists all)`);
+  lines.push(`${r.kept} result(s) above the watermark kept`);
+  return lines.join("\n");
+}
+
+/** `ops replay` as text. */
+export function formatReplay(r: ReplayReport): string {
+  const lines: string[] = [];
+  const range = `${r.stream} ${r.fromSeq}..${r.toSeq}`;
+  if (r.fromSeq < r.firstStoredSeq)
+    lines.push(`note: sequences before ${r.firstStoredSeq} are no longer stored (stream limits)`);
+  for (const m of r.messages.slice(0, 50))
+    lines.push(
+      m.skipped
+        ? `  seq ${m.origSeq}  ${m.tileId ?? "?"}  skipped: ${m.skipped}`
+        : `  seq ${m.origSeq}  ${m.subject}  ${m.tileId ?? "?"}` +
+            (m.newSeq === null ? "" : `  -> seq ${m.newSeq}`),
+    );
+  if (r.messages.length > 50) lines.push(`  ... and ${r.messages.length - 50} more (--json lists all)`);
+  lines.push(
+    r.dryRun
+      ? `dry run: would republish ${r.read - r.skipped} of ${r.read} stored message(s) of ${range}`
+      : `republished ${r.republished} of ${r.read} stored message(s) of ${range}; ` +
+          "the speed workers re-drive them (tiles whose live result exists are acknowledged as duplicates)",
+  );
+  return lines.join("\n");
+}

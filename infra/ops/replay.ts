@@ -1,0 +1,226 @@
+/**
+ * `lanemap ops replay`: re-drives stored ingest messages through the speed lane, for example after
+ * the live view lost results (a bucket restored from an old backup, results expired by mistake) or
+ * after a consumer was recreated past messages it never handled.
+ *
+ * How: the stored messages of LANEMAP_TILES from sequence N to M are read with an ordered consumer
+ * (an ephemeral, flow-controlled reader that acknowledges nothing and leaves the durable
+ * `lanemap-speed` alone) and published again to their own subjects, payload and producer headers
+ * unchanged, under a fresh Nats-Msg-Id `<tileId>-replay-<origSeq>-<run stamp>` so the stream's
+ * duplicate window does not drop them, and with `Lanemap-Replay-Of: <origSeq>`. The running speed
+ * workers then take them from the durable consumer like any fresh tile.
+ *
+ * Why republish rather than a temporary consumer starting at N: a consumer only delivers; something
+ * would still have to classify what it delivers, i.e. a second kind of speed worker bound to another
+ * consumer, and a consumer cannot stop at M. Resetting the shared durable (delete and re-create at
+ * N; nats-server 2.9 has no consumer reset) would re-deliver everything after N as well, lose the
+ * ack state of tiles in flight, and break the ack floor the batch watermark is taken from.
+ * Republishing is bounded (exactly N..M), needs nothing but the workers already running, and keeps
+ * the durable's ack floor, hence the batch watermark, moving forwards only.
+ *
+ * What a replayed tile becomes (speed/README.md, "Exactly one result"):
+ * - it gets a new stream sequence, but the catalogue keeps the tile's first entry (first write
+ *   wins), so the archive is not duplicated and the result carries the ORIGINAL ingest sequence:
+ *   a replayed tile already absorbed by the batch view stays absorbed and never outranks it;
+ * - the live view key is `<cell>.<tileId>`: a result is rewritten in place, never added twice;
+ * - a tile whose live result is still there with the same content is acknowledged as a duplicate
+ *   without being classified again; only missing results are recomputed, with the current model;
+ * - a tile that failed before fails again and gets a new dead letter; a tile whose bytes were in the
+ *   object store (`Lanemap-Object`) needs its object, which expires with the stream's age limit.
+ */
+import {
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type JsMsg,
+  type StreamInfo,
+} from "@nats-io/jetstream";
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { HEADERS, INGEST_STREAM } from "../../shared/adapters/nats/index.js";
+import { LanemapError } from "../../shared/index.js";
+
+/** Header a replayed copy carries: the stream sequence of the message it copies. */
+export const REPLAY_OF_HEADER = "Lanemap-Replay-Of";
+
+/** The range cannot be replayed (no stream, or nothing stored in it). */
+export class ReplayRangeError extends LanemapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("REPLAY_RANGE", message, options);
+  }
+}
+
+/** Options of {@link replayIngest}. */
+export interface ReplayOptions {
+  readonly nc: NatsConnection;
+  /** First stream sequence to replay (inclusive). */
+  readonly fromSeq: number;
+  /** Last one (inclusive); default the stream's last sequence when the replay starts. */
+  readonly toSeq?: number;
+  readonly dryRun: boolean;
+  readonly logger: Logger;
+  /** Messages read per fetch (default 64). */
+  readonly batch?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** One message of the range. */
+export interface ReplayedMessage {
+  readonly origSeq: number;
+  readonly subject: string;
+  readonly tileId: string | null;
+  /** The copy's stream sequence; null on a dry run or when skipped. */
+  readonly newSeq: number | null;
+  /** The copy's Nats-Msg-Id; null when skipped. */
+  readonly msgId: string | null;
+  /** Why it was not republished, or null. */
+  readonly skipped: string | null;
+}
+
+/** What a replay read and republished. */
+export interface ReplayReport {
+  readonly stream: string;
+  readonly dryRun: boolean;
+  /** The range asked for and the part of it the stream still holds. */
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly firstStoredSeq: number;
+  readonly lastStoredSeq: number;
+  /** Messages read from the range (sequences deleted by limits are gaps, not counted). */
+  readonly read: number;
+  readonly republished: number;
+  readonly skipped: number;
+  readonly messages: readonly ReplayedMessage[];
+}
+
+function streamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
+}
+
+/** The producer's headers without JetStream's own (`Nats-*`), which belong to the original message. */
+function replayHeaders(from: MsgHdrs | undefined, origSeq: number): MsgHdrs {
+  const h = natsHeaders();
+  for (const [k, values] of from ?? []) {
+    if (k.toLowerCase().startsWith("nats-") || k === REPLAY_OF_HEADER) continue;
+    for (const v of values) h.append(k, v);
+  }
+  h.set(REPLAY_OF_HEADER, String(origSeq));
+  return h;
+}
+
+/** A Nats-Msg-Id is one token of printable characters; tile ids already are (TILE_ID_PATTERN). */
+function replayMsgId(tileId: string | null, origSeq: number, stamp: string): string {
+  return `${tileId ?? "seq"}-replay-${origSeq}-${stamp}`;
+}
+
+/**
+ * Republishes (or, on a dry run, lists) the stored ingest messages from `fromSeq` to `toSeq`.
+ * A message that is itself a replayed copy of a message inside the range is skipped: its original
+ * is being replayed, and copying copies would only multiply the work.
+ * @throws ReplayRangeError when the ingest stream does not exist or the range is past its end.
+ */
+export async function replayIngest(options: ReplayOptions): Promise<ReplayReport> {
+  const { nc, logger, dryRun } = options;
+  const jsm = await jetstreamManager(nc);
+  let info: StreamInfo;
+  try {
+    info = await jsm.streams.info(INGEST_STREAM);
+  } catch (cause) {
+    if (streamNotFound(cause))
+      throw new ReplayRangeError(`the ingest stream ${INGEST_STREAM} does not exist: nothing to replay`, {
+        cause,
+      });
+    throw cause;
+  }
+  const { first_seq: firstStored, last_seq: lastStored, messages: stored } = info.state;
+  if (options.fromSeq > lastStored)
+    throw new ReplayRangeError(
+      `--from-seq ${options.fromSeq} is past the end of ${INGEST_STREAM} (last sequence ${lastStored})`,
+    );
+  // Freeze the end now: the copies we publish land after it and must never be read back.
+  const toSeq = Math.min(options.toSeq ?? lastStored, lastStored);
+  const start = Math.max(options.fromSeq, firstStored);
+  const stamp = Date.now().toString(36);
+  const messages: ReplayedMessage[] = [];
+  let republished = 0;
+  const report = (): ReplayReport => ({
+    stream: INGEST_STREAM,
+    dryRun,
+    fromSeq: options.fromSeq,
+    toSeq,
+    firstStoredSeq: firstStored,
+    lastStoredSeq: lastStored,
+    read: messages.length,
+    republished,
+    skipped: messages.filter((m) => m.skipped !== null).length,
+    messages,
+  });
+  if (stored === 0 || start > toSeq) {
+    logger.info({ fromSeq: options.fromSeq, toSeq, firstStored }, "nothing stored in the replay range");
+    return report();
+  }
+
+  const js = jetstream(nc);
+  const reader = await js.consumers.get(INGEST_STREAM, {
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: start,
+  });
+  const handle = async (m: JsMsg): Promise<void> => {
+    const tileId = m.headers?.get(HEADERS.tileId) || null;
+    const copyOf = Number(m.headers?.get(REPLAY_OF_HEADER) || Number.NaN);
+    if (Number.isInteger(copyOf) && copyOf >= start && copyOf <= toSeq) {
+      messages.push({
+        origSeq: m.seq,
+        subject: m.subject,
+        tileId,
+        newSeq: null,
+        msgId: null,
+        skipped: `a replayed copy of ${copyOf}, which this range replays`,
+      });
+      return;
+    }
+    const msgId = replayMsgId(tileId, m.seq, stamp);
+    let newSeq: number | null = null;
+    if (!dryRun) {
+      const ack = await js.publish(m.subject, m.data, {
+        headers: replayHeaders(m.headers, m.seq),
+        msgID: msgId,
+        expect: { streamName: INGEST_STREAM },
+      });
+      newSeq = ack.seq;
+      republished++;
+    }
+    messages.push({ origSeq: m.seq, subject: m.subject, tileId, newSeq, msgId, skipped: null });
+  };
+
+  // Fetch until the frozen end: a message past it (ours, or a producer's) or an empty fetch (the
+  // end's own message was deleted and nothing came after) ends the range.
+  for (let done = false; !done;) {
+    options.signal?.throwIfAborted();
+    const batch = await reader.fetch({ max_messages: Math.max(1, options.batch ?? 64), expires: 2_000 });
+    let got = 0;
+    for await (const m of batch) {
+      got++;
+      if (m.seq > toSeq) {
+        done = true;
+        break;
+      }
+      await handle(m);
+      if (m.seq >= toSeq) {
+        // Leaving the loop stops the fetch, which would otherwise wait out its expiry.
+        done = true;
+        break;
+      }
+    }
+    if (got === 0) done = true;
+  }
+  await reader.delete().catch(() => undefined);
+  const out = report();
+  logger.info(
+    { fromSeq: out.fromSeq, toSeq, read: out.read, republished, skipped: out.skipped, dryRun },
+    dryRun ? "ingest replay listed (dry run)" : "ingest messages replayed",
+  );
+  return out;
+}

@@ -1,0 +1,198 @@
+/**
+ * `lanemap ops status`: both lanes at a glance. The batch side comes from the data directory alone
+ * (published versions, CURRENT, its watermark and age), so it is reported even when NATS is down;
+ * the NATS side (live view, ingest stream, speed consumer, dead letters, model registry) is reported
+ * when a connection is given, and as unavailable, with the reason, otherwise.
+ */
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstreamManager,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { listViews, type ViewListing } from "../../batch/index.js";
+import {
+  LIVE_BUCKET,
+  LiveView,
+  MODEL_BUCKET,
+  ModelRegistry,
+  speedLaneStatus,
+  type CurrentModel,
+  type LiveEntry,
+  type SpeedLaneStatus,
+} from "../../shared/adapters/nats/index.js";
+import { describeError } from "../../shared/index.js";
+
+/** The current batch view. */
+export interface CurrentBatchStatus {
+  readonly name: string;
+  readonly watermark: number;
+  readonly modelVersion: string;
+  readonly tiles: ViewListing["tiles"];
+  readonly cells: number;
+  readonly finishedAt: string;
+  /** Seconds since the run finished. */
+  readonly ageS: number;
+}
+
+/** The live view. */
+export interface LiveStatus {
+  readonly size: number;
+  /** KV revision of the last change: the live view's position. */
+  readonly position: number;
+  /** Results at or below the current watermark: serving ignores them, `ops expire` removes them. */
+  readonly absorbed: number;
+  /** Results above the watermark: what the speed lane adds to the batch view. */
+  readonly aboveWatermark: number;
+  /** The newest `processedAt` of any result, or null when the view is empty. */
+  readonly newestProcessedAt: string | null;
+  /** Seconds since then: how long ago the speed lane last wrote a result. */
+  readonly lagS: number | null;
+}
+
+/** Everything `ops status` reports. */
+export interface OpsStatus {
+  readonly at: string;
+  readonly dataDir: string;
+  readonly batch: {
+    readonly current: CurrentBatchStatus | null;
+    /** Every complete version, oldest first. */
+    readonly versions: readonly ViewListing[];
+  };
+  readonly nats:
+    | { readonly ok: true; readonly url: string }
+    | { readonly ok: false; readonly url: string | null; readonly error: string };
+  /** Null when NATS is unavailable. */
+  readonly live: LiveStatus | null;
+  readonly ingest: SpeedLaneStatus["ingest"];
+  readonly consumer:
+    | (NonNullable<SpeedLaneStatus["consumer"]> & {
+        /** Stream messages above the ack floor: neither classified nor dead-lettered yet. */
+        readonly unacknowledged: number;
+      })
+    | null;
+  readonly deadLetters: number | null;
+  readonly model: { readonly current: CurrentModel | null; readonly versions: number } | null;
+}
+
+/** How `collectStatus` reaches NATS: a connection, or why there is none. */
+export type NatsAccess =
+  | { readonly nc: NatsConnection; readonly url: string }
+  | { readonly nc: null; readonly url: string | null; readonly error: string };
+
+/** Options of {@link collectStatus}. */
+export interface StatusOptions {
+  readonly dataDir: string;
+  readonly nats: NatsAccess;
+  readonly logger: Logger;
+  /** The clock (tests pass a fixed one; default now). */
+  readonly now?: Date;
+}
+
+/**
+ * Whether a KV bucket exists (its stream is `KV_<bucket>`). Status only reads: opening a bucket
+ * through its adapter would create it, on a server that may be the wrong one.
+ */
+async function bucketExists(jsm: JetStreamManager, bucket: string): Promise<boolean> {
+  try {
+    await jsm.streams.info(`KV_${bucket}`);
+    return true;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return false;
+    throw err;
+  }
+}
+
+const seconds = (from: string, to: Date): number => Math.max(0, (to.getTime() - Date.parse(from)) / 1000);
+
+/** Collects the status of both lanes. Never throws for NATS trouble: it is reported instead. */
+export async function collectStatus(options: StatusOptions): Promise<OpsStatus> {
+  const now = options.now ?? new Date();
+  // One read of CURRENT (inside listViews) for both the list and the current version.
+  const versions = await listViews(options.dataDir);
+  const current = versions.find((v) => v.current);
+  const batch = {
+    current: current
+      ? {
+          name: current.name,
+          watermark: current.watermark,
+          modelVersion: current.modelVersion,
+          tiles: current.tiles,
+          cells: current.cells,
+          finishedAt: current.finishedAt,
+          ageS: seconds(current.finishedAt, now),
+        }
+      : null,
+    versions,
+  };
+  const base = { at: now.toISOString(), dataDir: options.dataDir, batch };
+  const unavailable = (url: string | null, error: string): OpsStatus => ({
+    ...base,
+    nats: { ok: false, url, error },
+    live: null,
+    ingest: null,
+    consumer: null,
+    deadLetters: null,
+    model: null,
+  });
+  const access = options.nats;
+  if (access.nc === null) return unavailable(access.url, access.error);
+
+  try {
+    const nc = access.nc;
+    const jsm = await jetstreamManager(nc);
+    const lane = await speedLaneStatus(jsm);
+    // A bucket nobody created yet is an empty live view / registry, reported as such.
+    let entries: LiveEntry[] = [];
+    let position = 0;
+    if (await bucketExists(jsm, LIVE_BUCKET)) {
+      // The follower's position counts removals too, which the entries alone would not show.
+      const follower = await (await LiveView.open(nc)).follow();
+      const snapshot = follower.snapshot();
+      follower.stop();
+      entries = [...snapshot.byTile.values()];
+      position = snapshot.position;
+    }
+    const watermark = batch.current?.watermark ?? null;
+    let newest: string | null = null;
+    let absorbed = 0;
+    for (const e of entries) {
+      if (newest === null || Date.parse(e.result.processedAt) > Date.parse(newest))
+        newest = e.result.processedAt;
+      if (watermark !== null && e.result.ingestSeq <= watermark) absorbed++;
+    }
+    let model: OpsStatus["model"] = { current: null, versions: 0 };
+    if (await bucketExists(jsm, MODEL_BUCKET)) {
+      const registry = await ModelRegistry.open(nc);
+      const [currentModel, models] = await Promise.all([registry.current(), registry.list()]);
+      model = { current: currentModel, versions: models.length };
+    }
+    return {
+      ...base,
+      nats: { ok: true, url: access.url },
+      live: {
+        size: entries.length,
+        position,
+        absorbed,
+        aboveWatermark: entries.length - absorbed,
+        newestProcessedAt: newest,
+        lagS: newest === null ? null : seconds(newest, now),
+      },
+      ingest: lane.ingest,
+      consumer: lane.consumer
+        ? {
+            ...lane.consumer,
+            unacknowledged: Math.max(0, (lane.ingest?.lastSeq ?? 0) - lane.consumer.ackFloorSeq),
+          }
+        : null,
+      deadLetters: lane.deadLetters,
+      model,
+    };
+  } catch (err) {
+    // A server that accepts connections but not JetStream requests is as good as down here.
+    options.logger.debug({ err: describeError(err) }, "reading the NATS side failed");
+    return unavailable(access.url, describeError(err));
+  }
+}
