@@ -1,0 +1,149 @@
+/**
+ * The catalogue side of the batch lane: bulk-loading a folder of GeoTIFFs into the master archive,
+ * and reading the set of entries a run covers (everything up to the watermark). Entries are small
+ * records (no pixels), so a run may hold all of them; pixels are only ever read by the workers.
+ */
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { Logger } from "pino";
+import type { ArchiveStore } from "../shared/adapters/archive/index.js";
+import {
+  LanemapError,
+  describeError,
+  readSidecar,
+  registerTile,
+  type CatalogueEntry,
+} from "../shared/index.js";
+
+/** A file that could not be registered, with the reason (also stored with `store.recordBad`). */
+export interface BadFile {
+  readonly file: string;
+  readonly code: string;
+  readonly reason: string;
+}
+
+/** What a bulk load did. */
+export interface ArchiveAddReport {
+  readonly dir: string;
+  /** .tif/.tiff files found. */
+  readonly files: number;
+  /** Tiles new to the archive. */
+  readonly added: number;
+  /** Tiles already in the archive with the same content (registering is idempotent). */
+  readonly present: number;
+  readonly bad: readonly BadFile[];
+}
+
+/** Options of {@link addArchiveFolder}. */
+export interface ArchiveAddOptions {
+  readonly logger: Logger;
+  /** Decode budget in pixels; larger tiles are recorded as bad. */
+  readonly maxPixels: number;
+  /** Files registered at once (each one is a header read, a hash and a few fsyncs). Default 4. */
+  readonly concurrency?: number;
+  readonly signal?: AbortSignal;
+}
+
+const TIFF_FILE = /\.tiff?$/i;
+
+/**
+ * Registers every .tif/.tiff file directly in `dir` in the master archive, as bulk tiles (ingest
+ * sequence 0). A file that cannot be registered is recorded with its reason and skipped; it never
+ * stops the load. Throws only when `dir` cannot be listed.
+ */
+export async function addArchiveFolder(
+  store: ArchiveStore,
+  dir: string,
+  options: ArchiveAddOptions,
+): Promise<ArchiveAddReport> {
+  const root = resolve(dir);
+  let names: string[];
+  try {
+    names = (await readdir(root)).filter((n) => TIFF_FILE.test(n) && !n.startsWith(".")).sort();
+  } catch (cause) {
+    throw new LanemapError("ARCHIVE_DIR", `cannot list ${root}: ${describeError(cause)}`, { cause });
+  }
+  let added = 0;
+  let present = 0;
+  const bad: BadFile[] = [];
+  let next = 0;
+
+  const registerOne = async (name: string): Promise<void> => {
+    const path = join(root, name);
+    try {
+      if (!(await stat(path)).isFile()) return;
+      const bytes = new Uint8Array(await readFile(path));
+      const sidecar = await readSidecar(path);
+      const { entry, created } = await registerTile(
+        store,
+        bytes,
+        { ingestSeq: 0, source: "bulk", fileName: name, sidecar },
+        { maxPixels: options.maxPixels },
+      );
+      if (created) added++;
+      else present++;
+      options.logger.debug({ file: name, tileId: entry.tileId, created }, "tile registered");
+    } catch (err) {
+      const code =
+        err instanceof LanemapError ? err.code : err instanceof SyntaxError ? "SIDECAR" : "UNREADABLE";
+      const reason = describeError(err);
+      bad.push({ file: name, code, reason });
+      options.logger.warn({ file: name, code, reason }, "tile not registered");
+      await store.recordBad({ key: name, source: path, code, reason, at: new Date().toISOString() });
+    }
+  };
+
+  const worker = async (): Promise<void> => {
+    while (next < names.length) {
+      options.signal?.throwIfAborted();
+      const name = names[next++];
+      if (name !== undefined) await registerOne(name);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
+  return { dir: root, files: names.length, added, present, bad };
+}
+
+/** The entries of one run and the watermark that selected them. */
+export interface RunSet {
+  /** Entries with ingestSeq <= watermark, in catalogue (directory) order. */
+  readonly entries: CatalogueEntry[];
+  /** W: the highest ingest sequence this run covers. */
+  readonly watermark: number;
+  /** The highest ingest sequence in the catalogue. */
+  readonly maxSeq: number;
+  /** Entries above the watermark, left to the speed lane. */
+  readonly excluded: number;
+}
+
+/**
+ * Supplies the speed lane's acknowledged floor: every stream message up to it is in the catalogue
+ * (infra wires the speed consumer's ack floor; tests pass a function).
+ */
+export type WatermarkProvider = () => number | Promise<number>;
+
+/**
+ * Reads the catalogue and picks a run's entries. Without a provider the watermark is the highest
+ * ingest sequence in the catalogue; with one it is min(provider(), that), so an entry registered by
+ * the speed lane but not yet acknowledged stays with the speed lane until a later run.
+ */
+export async function readRunSet(store: ArchiveStore, watermark?: WatermarkProvider): Promise<RunSet> {
+  const all: CatalogueEntry[] = [];
+  let maxSeq = 0;
+  for await (const entry of store.entries()) {
+    all.push(entry);
+    if (entry.ingestSeq > maxSeq) maxSeq = entry.ingestSeq;
+  }
+  let w = maxSeq;
+  if (watermark) {
+    const floor = await watermark();
+    if (!Number.isInteger(floor) || floor < 0)
+      throw new LanemapError(
+        "WATERMARK",
+        `the watermark provider returned ${floor}, not a non-negative integer`,
+      );
+    w = Math.min(floor, maxSeq);
+  }
+  const entries = all.filter((e) => e.ingestSeq <= w);
+  return { entries, watermark: w, maxSeq, excluded: all.length - entries.length };
+}

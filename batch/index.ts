@@ -1,0 +1,69 @@
+/**
+ * The batch lane's public surface: bulk catalogue loads, the batch runner (scheduler, worker pool,
+ * view writer, atomic publisher), the cron schedule and view administration. infra and serving import
+ * this file only.
+ */
+export {
+  addArchiveFolder,
+  readRunSet,
+  type ArchiveAddOptions,
+  type ArchiveAddReport,
+  type BadFile,
+  type RunSet,
+  type WatermarkProvider,
+} from "./catalogue.js";
+export {
+  createBatchRunner,
+  newRunId,
+  type BatchRunOptions,
+  type BatchRunner,
+  type BatchRunnerDeps,
+  type RunReport,
+  type RunState,
+  type RunStatus,
+} from "./runner.js";
+export { scheduleBatchRuns, type BatchSchedule } from "./cron.js";
+export {
+  acquireBatchLock,
+  batchLockPath,
+  BatchRunningError,
+  type BatchLock,
+  type LockOptions,
+  type LockOwner,
+} from "./lock.js";
+export { NoModelError, resolveModelPath } from "./models.js";
+export {
+  ORDER_KINDS,
+  centroidOf,
+  chooseOrdering,
+  orderEntries,
+  placeEntries,
+  resolveAround,
+  type OrderKind,
+  type PlacedEntry,
+  type Placement,
+} from "./ordering.js";
+export {
+  createProgressSink,
+  type ProgressSink,
+  type ProgressSinkOptions,
+  type RunProgress,
+} from "./progress.js";
+export {
+  applyRetention,
+  listViews,
+  nextVersionNumber,
+  publishStagedView,
+  rollbackBatchView,
+  type ManifestDraft,
+  type RetentionReport,
+  type ViewListing,
+} from "./publisher.js";
+export { testHooksFromEnv, type BatchTestHooks } from "./test-hooks.js";
+export type { FinishedTile, TileFailure, ViewClass } from "./view-store.js";
+export {
+  TileWorkerPool,
+  WorkerStartError,
+  type TileJobOutcome,
+  type TileWorkerPoolOptions,
+} from "./worker-pool.js";

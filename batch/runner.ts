@@ -1,0 +1,452 @@
+/**
+ * The batch runner: one run reads the catalogue up to the watermark, reuses what the current version
+ * already has (same content, same model), classifies the rest on a worker pool in the chosen order,
+ * and publishes a new frozen version atomically. `createBatchRunner` is what infra and serving call;
+ * the CLI's `lanemap batch run` and the cron schedule go through it too.
+ *
+ * Overlap is prevented by the batch lock (lock.ts), across processes; a crash leaves only a staging
+ * folder whose DuckDB file is the checkpoint the next run resumes from (staging.ts).
+ */
+import { randomBytes } from "node:crypto";
+import { copyFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import { ArchiveStore, readCurrentBatch } from "../shared/adapters/archive/index.js";
+import {
+  BATCH_VIEW_FILES,
+  LanemapError,
+  describeError,
+  loadModelFile,
+  type CatalogueEntry,
+  type Config,
+} from "../shared/index.js";
+import { rowsToArrowIpc } from "./arrow-export.js";
+import { readRunSet, type WatermarkProvider } from "./catalogue.js";
+import { acquireBatchLock, type BatchLock } from "./lock.js";
+import { resolveModelPath } from "./models.js";
+import { chooseOrdering, orderEntries, placeEntries, resolveAround, type OrderKind } from "./ordering.js";
+import { createProgressSink, type ProgressSink, type RunProgress } from "./progress.js";
+import { applyRetention, publishStagedView, type RetentionReport } from "./publisher.js";
+import { openStaging } from "./staging.js";
+import { testHooksFromEnv, type BatchTestHooks } from "./test-hooks.js";
+import type { FinishedTile, TileFailure } from "./view-store.js";
+import { TileWorkerPool } from "./worker-pool.js";
+
+/** Options of one run. */
+export interface BatchRunOptions {
+  /** Recompute every tile instead of reusing unchanged ones from the current version. */
+  readonly full?: boolean;
+  /** Point of interest: a tile id, a cell key or "lon,lat"; implies hilbert-around unless `order` is given. */
+  readonly around?: string;
+  /** Processing order (default config.batch.order, or hilbert-around with `around`). */
+  readonly order?: OrderKind;
+  /** Model artifact to apply (default: the newest in data/models/). */
+  readonly modelPath?: string;
+  /** Stops the run: no more tiles are dispatched, nothing is published, the checkpoint is kept. */
+  readonly signal?: AbortSignal;
+}
+
+/** What a finished run did. */
+export interface RunReport {
+  readonly runId: string;
+  /** The published version's name (e.g. "v000007") and folder. */
+  readonly version: string;
+  readonly dir: string;
+  readonly watermark: number;
+  readonly modelVersion: string;
+  /** The ordering, e.g. "hilbert" or "hilbert-around@12.5,3.5". */
+  readonly order: string;
+  readonly tiles: {
+    /** Tiles in this run (catalogue entries up to the watermark). */
+    readonly total: number;
+    /** Classified by this run's workers. */
+    readonly classified: number;
+    /** Copied from the previous version (same content hash and model). */
+    readonly reused: number;
+    /** Taken from the checkpoint of an interrupted run. */
+    readonly resumed: number;
+    readonly failed: number;
+    /** Catalogue entries above the watermark, left to the speed lane. */
+    readonly excluded: number;
+  };
+  readonly cells: number;
+  /** Pixels (width x height) classified by this run's workers. */
+  readonly pixels: number;
+  /** Of those, the valid ones (not nodata), which is what the peer counts. */
+  readonly validPixels: number;
+  readonly failures: readonly TileFailure[];
+  readonly workers: number;
+  readonly replacedWorkers: number;
+  readonly resumedFrom: string | undefined;
+  readonly retention: RetentionReport;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly durationMs: number;
+}
+
+/** A run's lifecycle. */
+export type RunState = "queued" | "running" | "succeeded" | "failed";
+
+/** What `status()` tells about a run. */
+export interface RunStatus {
+  readonly runId: string;
+  readonly state: RunState;
+  readonly queuedAt: string;
+  readonly startedAt?: string;
+  readonly finishedAt?: string;
+  readonly progress?: { readonly done: number; readonly total: number; readonly failed: number };
+  readonly report?: RunReport;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+/** What a runner needs besides the configuration. */
+export interface BatchRunnerDeps {
+  readonly logger: Logger;
+  /**
+   * The speed lane's acknowledged floor (infra wires the JetStream consumer's ack floor when NATS is
+   * configured). Without it the watermark is the highest ingest sequence in the catalogue.
+   */
+  readonly watermark?: WatermarkProvider;
+  /** Progress of each run (default: structured log lines). */
+  readonly progress?: ProgressSink;
+  /** Test hooks (default: read from process.env, see test-hooks.ts). */
+  readonly hooks?: BatchTestHooks;
+}
+
+/** Starts and reports batch runs. */
+export interface BatchRunner {
+  /** Runs now and resolves with the report; throws BatchRunningError when a run is active anywhere. */
+  run(options?: BatchRunOptions): Promise<RunReport>;
+  /**
+   * Starts a run in the background and returns its id at once; throws BatchRunningError (code
+   * BATCH_RUNNING) when a run is active anywhere. Follow it with `status(runId)`.
+   */
+  trigger(options?: BatchRunOptions): { runId: string };
+  /** A run of this runner (the last 100 are remembered), or undefined. */
+  status(runId: string): RunStatus | undefined;
+  /** The run this runner has queued or running, or undefined when it is idle. */
+  current(): RunStatus | undefined;
+}
+
+const KEEP_STATUSES = 100;
+/** Results appended per committed checkpoint batch, and the longest a result waits unwritten. */
+const FLUSH_ROWS = 32;
+const FLUSH_MS = 1000;
+
+/** A new run id: UTC start time (so ids sort by age) and a random suffix. */
+export function newRunId(now = new Date()): string {
+  const t = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+  return `${t}-${randomBytes(3).toString("hex")}`;
+}
+
+/** Creates a runner for the data directory and batch settings of `config`. */
+export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchRunner {
+  const statuses = new Map<string, RunStatus>();
+  let active: string | undefined;
+  const hooks = deps.hooks ?? testHooksFromEnv(process.env);
+
+  const setStatus = (s: RunStatus) => {
+    statuses.set(s.runId, s);
+    while (statuses.size > KEEP_STATUSES) {
+      const oldest = statuses.keys().next().value;
+      if (oldest === undefined || oldest === active) break;
+      statuses.delete(oldest);
+    }
+  };
+  const patch = (runId: string, p: Partial<RunStatus>) => {
+    const s = statuses.get(runId);
+    if (s) setStatus({ ...s, ...p });
+  };
+
+  /** Takes the lock synchronously so that a second trigger is refused at once. */
+  const begin = (): { runId: string; lock: BatchLock } => {
+    const runId = newRunId();
+    const lock = acquireBatchLock(config.dataDir, { runId, logger: deps.logger });
+    active = runId;
+    setStatus({ runId, state: "queued", queuedAt: new Date().toISOString() });
+    return { runId, lock };
+  };
+
+  const execute = async (runId: string, lock: BatchLock, options: BatchRunOptions): Promise<RunReport> => {
+    const log = deps.logger.child({ runId });
+    patch(runId, { state: "running", startedAt: new Date().toISOString() });
+    try {
+      const report = await executeRun(config, { ...deps, hooks, logger: log }, runId, options, (p) =>
+        patch(runId, { progress: { done: p.done, total: p.total, failed: p.failed } }),
+      );
+      patch(runId, { state: "succeeded", finishedAt: report.finishedAt, report });
+      return report;
+    } catch (err) {
+      const code = err instanceof LanemapError ? err.code : "BATCH_FAILED";
+      log.error({ code, err: describeError(err) }, "batch run failed");
+      patch(runId, {
+        state: "failed",
+        finishedAt: new Date().toISOString(),
+        error: { code, message: describeError(err) },
+      });
+      throw err;
+    } finally {
+      lock.releaseSync();
+      if (active === runId) active = undefined;
+    }
+  };
+
+  return {
+    run(options = {}) {
+      let started: { runId: string; lock: BatchLock };
+      try {
+        started = begin();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return execute(started.runId, started.lock, options);
+    },
+    trigger(options = {}) {
+      const { runId, lock } = begin();
+      // The outcome is kept in the run's status; the background promise must not go unhandled.
+      setImmediate(() => void execute(runId, lock, options).catch(() => undefined));
+      return { runId };
+    },
+    status: (runId) => statuses.get(runId),
+    current: () => (active ? statuses.get(active) : undefined),
+  };
+}
+
+/** One run, under the lock. */
+async function executeRun(
+  config: Config,
+  deps: BatchRunnerDeps & { hooks: BatchTestHooks },
+  runId: string,
+  options: BatchRunOptions,
+  onProgress: (p: RunProgress) => void,
+): Promise<RunReport> {
+  const log = deps.logger;
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const signal = options.signal;
+  const store = new ArchiveStore(config.dataDir);
+
+  const modelPath = await resolveModelPath(config.dataDir, options.modelPath);
+  const model = await loadModelFile(modelPath);
+  const modelVersion = model.version;
+  const runSet = await readRunSet(store, deps.watermark);
+  if (runSet.entries.length === 0)
+    throw new LanemapError(
+      "EMPTY_ARCHIVE",
+      `no catalogue entry up to watermark ${runSet.watermark}; add tiles first (lanemap archive add DIR)`,
+    );
+
+  const placement = placeEntries(runSet.entries);
+  const around = options.around === undefined ? undefined : resolveAround(options.around, placement);
+  const ordering = chooseOrdering(options.order, around, config.batch.order, runId);
+  const orderName =
+    "around" in ordering ? `${ordering.kind}@${ordering.around.x},${ordering.around.y}` : ordering.kind;
+  const ordered = orderEntries(placement, ordering);
+  log.info(
+    {
+      watermark: runSet.watermark,
+      tiles: runSet.entries.length,
+      excluded: runSet.excluded,
+      model: modelVersion,
+      order: orderName,
+      full: options.full ?? false,
+    },
+    "batch run started",
+  );
+
+  const staging = await openStaging(config.dataDir, runId, { logger: log });
+  const view = staging.view;
+  let closed = false;
+  try {
+    await view.setRunSet(runSet.entries);
+    const resumed = await view.pruneCheckpoint(modelVersion);
+    let reused = 0;
+    const previous = await readCurrentBatch(config.dataDir);
+    if (!options.full && previous) {
+      reused = await view.reuseFrom(join(previous.dir, BATCH_VIEW_FILES.duckdb), modelVersion);
+    }
+    const finished = await view.finishedTileIds();
+    const todo = ordered.filter((e) => !finished.has(e.tileId));
+    log.info({ resumed, reused, todo: todo.length, previous: previous?.name ?? null }, "batch work planned");
+
+    const outcome = await classifyAll(config, deps, runId, modelPath, todo, view, signal, onProgress);
+    if (outcome.failures.length) await view.appendFailures(outcome.failures);
+    signal?.throwIfAborted();
+
+    const cells = await view.finalize(model.classes);
+    const tally = await view.tally();
+    if (tally.tiles === 0)
+      throw new LanemapError(
+        "BATCH_FAILED",
+        `every one of the ${runSet.entries.length} tiles failed (first: ${outcome.failures[0]?.reason ?? "?"}); nothing published`,
+      );
+
+    log.info({ tiles: tally.tiles, cells }, "batch view complete; writing exports and publishing");
+    await view.exportParquet(join(staging.dir, BATCH_VIEW_FILES.parquet));
+    const { columns, rows } = await view.tileRows();
+    await writeFile(join(staging.dir, BATCH_VIEW_FILES.arrow), rowsToArrowIpc(columns, rows));
+    closed = true;
+    await view.closeCheckpointed();
+    await copyFile(modelPath, join(staging.dir, BATCH_VIEW_FILES.model));
+
+    const finishedAt = new Date().toISOString();
+    const classified = tally.tiles - tally.reused;
+    const published = await publishStagedView(
+      config.dataDir,
+      staging.dir,
+      {
+        watermark: runSet.watermark,
+        modelVersion,
+        startedAt,
+        finishedAt,
+        order: orderName,
+        tiles: { total: runSet.entries.length, classified, reused: tally.reused, failed: tally.failed },
+        cells,
+        failures: outcome.failures,
+      },
+      {
+        logger: log,
+        beforeRename: deps.hooks.publishDelayMs
+          ? async () => {
+              log.info(
+                { delayMs: deps.hooks.publishDelayMs },
+                "test hook: pausing before the publish rename",
+              );
+              await sleep(deps.hooks.publishDelayMs);
+            }
+          : undefined,
+      },
+    );
+    const retention = await applyRetention(config.dataDir, config.batch.keep, { logger: log });
+    const report: RunReport = {
+      runId,
+      version: published.name,
+      dir: published.dir,
+      watermark: runSet.watermark,
+      modelVersion,
+      order: orderName,
+      tiles: {
+        total: runSet.entries.length,
+        classified: classified - resumed,
+        reused: tally.reused,
+        resumed,
+        failed: tally.failed,
+        excluded: runSet.excluded,
+      },
+      cells,
+      pixels: outcome.pixels,
+      validPixels: outcome.validPixels,
+      failures: outcome.failures,
+      workers: outcome.workers,
+      replacedWorkers: outcome.replaced,
+      resumedFrom: staging.resumedFrom,
+      retention,
+      startedAt,
+      finishedAt,
+      durationMs: Math.round(performance.now() - t0),
+    };
+    log.info(
+      { version: report.version, tiles: report.tiles, durationMs: report.durationMs },
+      "batch run succeeded",
+    );
+    return report;
+  } finally {
+    // On failure the staging file stays as the checkpoint; closing without CHECKPOINT keeps the WAL.
+    if (!closed) view.closeSync();
+  }
+}
+
+/** Classifies `todo` on a worker pool, appending results to the checkpoint as they arrive. */
+async function classifyAll(
+  config: Config,
+  deps: BatchRunnerDeps & { hooks: BatchTestHooks },
+  runId: string,
+  modelPath: string,
+  todo: readonly CatalogueEntry[],
+  view: { appendFinished(t: readonly FinishedTile[]): Promise<void> },
+  signal: AbortSignal | undefined,
+  onProgress: (p: RunProgress) => void,
+): Promise<{
+  failures: TileFailure[];
+  pixels: number;
+  validPixels: number;
+  workers: number;
+  replaced: number;
+}> {
+  const failures: TileFailure[] = [];
+  if (todo.length === 0) return { failures, pixels: 0, validPixels: 0, workers: 0, replaced: 0 };
+  const log = deps.logger;
+  const sink = deps.progress ?? createProgressSink({ logger: log });
+  const size = Math.min(config.batch.workers, todo.length);
+  const pool = await TileWorkerPool.start({
+    size,
+    workerData: {
+      dataDir: config.dataDir,
+      modelPath,
+      maxPixels: config.maxPixels,
+      tileDelayMs: deps.hooks.tileDelayMs,
+    },
+    deadlineMs: config.decodeTimeoutMs,
+    logger: log,
+  });
+  let pixels = 0;
+  let validPixels = 0;
+  let done = 0;
+  let buffer: FinishedTile[] = [];
+  let lastFlush = performance.now();
+  // Checkpoint writes are serialised; a lane waits for its flush, which bounds what is held.
+  let writing: Promise<void> = Promise.resolve();
+  const flush = () => {
+    const batch = buffer;
+    buffer = [];
+    lastFlush = performance.now();
+    if (batch.length === 0) return writing;
+    writing = writing.then(async () => {
+      await view.appendFinished(batch);
+      log.debug({ rows: batch.length }, "checkpoint written");
+    });
+    return writing;
+  };
+  const progress = (tileId?: string): RunProgress => ({
+    runId,
+    total: todo.length,
+    done,
+    failed: failures.length,
+    tileId,
+  });
+  sink.start(progress());
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < todo.length) {
+      signal?.throwIfAborted();
+      const entry = todo[next++];
+      if (!entry) break;
+      const o = await pool.process(entry);
+      done++;
+      if (o.ok) {
+        pixels += o.result.width * o.result.height;
+        validPixels += o.result.validPixels;
+        buffer.push({ result: o.result, k: o.k, raster: o.raster });
+        if (buffer.length >= FLUSH_ROWS || performance.now() - lastFlush >= FLUSH_MS) await flush();
+      } else {
+        failures.push({ tileId: entry.tileId, code: o.code, reason: o.reason });
+        log.warn({ tileId: entry.tileId, code: o.code, reason: o.reason }, "tile failed");
+      }
+      const p = progress(entry.tileId);
+      onProgress(p);
+      sink.update(p);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: size }, lane));
+  } finally {
+    await flush();
+    sink.stop(progress());
+    await pool.close();
+  }
+  return { failures, pixels, validPixels, workers: size, replaced: pool.replaced };
+}

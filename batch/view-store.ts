@@ -1,0 +1,326 @@
+/**
+ * The DuckDB file of a batch view while it is being built. It lives in the run's staging folder and
+ * doubles as the run's checkpoint: finished tiles are appended in small batches, each batch one
+ * committed (WAL-fsynced) transaction, so a crashed run's file still holds every tile it finished and
+ * a restart resumes from it. Once complete it is checkpointed, closed and published as view.duckdb.
+ *
+ * Bulk inserts go through DuckDB data chunks handed to an appender (measured ~5 M rows/s against
+ * ~1.6 M appending value by value). Reused rows are copied from the previous version's file, attached
+ * read-only, with INSERT ... SELECT: no row passes through JavaScript.
+ */
+import {
+  DuckDBDataChunk,
+  blobValue,
+  listValue,
+  quotedString,
+  timestampValue,
+  type DuckDBValue,
+} from "@duckdb/node-api";
+import { DuckDbDatabase } from "../shared/adapters/duckdb/index.js";
+import { BATCH_VIEW_DDL, newestOf, type CatalogueEntry, type TileResult } from "../shared/index.js";
+
+/** A classified tile ready to append. */
+export interface FinishedTile {
+  readonly result: TileResult;
+  readonly k: number;
+  /** encodeClassRaster output. */
+  readonly raster: Uint8Array;
+}
+
+/** A tile that could not be classified. */
+export interface TileFailure {
+  readonly tileId: string;
+  readonly code: string;
+  readonly reason: string;
+}
+
+/** A class of the model, as the `classes` table stores it. */
+export interface ViewClass {
+  readonly id: number;
+  readonly name: string;
+  readonly colour: string;
+}
+
+/** The most rows one data chunk holds (DuckDB's vector size). */
+const CHUNK_ROWS = 2048;
+
+function micros(iso: string): DuckDBValue {
+  return timestampValue(BigInt(Date.parse(iso)) * 1000n);
+}
+
+function tileRow(r: TileResult, reused: boolean): DuckDBValue[] {
+  const b = r.boundsWgs84;
+  // Column order of BATCH_VIEW_DDL's `tiles`.
+  return [
+    r.tileId,
+    r.cell,
+    micros(r.acquired),
+    BigInt(r.ingestSeq),
+    r.contentHash,
+    r.modelVersion,
+    r.width,
+    r.height,
+    listValue([...r.geoTransform]),
+    r.epsg,
+    r.proj4,
+    b ? b.minX : null,
+    b ? b.minY : null,
+    b ? b.maxX : null,
+    b ? b.maxY : null,
+    BigInt(r.validPixels),
+    listValue(r.counts.map((c) => BigInt(c))),
+    listValue([...r.areasM2]),
+    r.dominantClass,
+    r.meanConfidence,
+    micros(r.processedAt),
+    reused,
+  ];
+}
+
+/** The staging DuckDB file of a batch view (see the module comment); one writer, never read by serving. */
+export class StagingViewStore {
+  private readonly db: DuckDbDatabase;
+  readonly path: string;
+
+  private constructor(db: DuckDbDatabase, path: string) {
+    this.db = db;
+    this.path = path;
+  }
+
+  /**
+   * Opens the staging file at `path`, creating the view's tables when they are missing. Throws a
+   * DuckDbError when the file is unusable (the caller then starts from a fresh file).
+   */
+  static async open(
+    path: string,
+    options: { threads?: number; memoryLimit?: string } = {},
+  ): Promise<StagingViewStore> {
+    const db = await DuckDbDatabase.open(path, {
+      threads: options.threads ?? 2,
+      memoryLimit: options.memoryLimit ?? "128MB",
+    });
+    try {
+      const have = new Set(
+        (
+          await db.all<{ name: string }>(
+            "SELECT table_name AS name FROM duckdb_tables() WHERE database_name = current_database()",
+          )
+        ).map((r) => r.name),
+      );
+      for (const ddl of BATCH_VIEW_DDL) {
+        const name = /CREATE TABLE (\w+)/.exec(ddl)?.[1];
+        if (name && !have.has(name)) await db.run(ddl);
+      }
+    } catch (err) {
+      db.closeSync();
+      throw err;
+    }
+    return new StagingViewStore(db, path);
+  }
+
+  /**
+   * Records the run's tile set (id + content hash) in a scratch table the pruning and reuse
+   * statements join against; dropped again before the view is published.
+   */
+  async setRunSet(entries: readonly CatalogueEntry[]): Promise<void> {
+    await this.db.run("DROP TABLE IF EXISTS run_set");
+    await this.db.run("CREATE TABLE run_set (tile_id VARCHAR PRIMARY KEY, content_hash VARCHAR NOT NULL)");
+    await this.appendRows(
+      "run_set",
+      entries.map((e) => [e.tileId, e.contentHash]),
+    );
+  }
+
+  /**
+   * Keeps only the checkpointed rows a restart may trust: computed by this model, for a tile of the
+   * run set with the same content. Rows that were copied from a previous version are dropped too
+   * (copying them again is cheap and the previous version may have changed). Failures are cleared so
+   * that they are retried. Returns the rows kept.
+   */
+  async pruneCheckpoint(modelVersion: string): Promise<number> {
+    await this.db.run(
+      `DELETE FROM tiles WHERE reused OR model_version <> $1 OR NOT EXISTS (
+         SELECT 1 FROM run_set r WHERE r.tile_id = tiles.tile_id AND r.content_hash = tiles.content_hash)`,
+      [modelVersion],
+    );
+    await this.db.run("DELETE FROM rasters WHERE tile_id NOT IN (SELECT tile_id FROM tiles)");
+    await this.db.run("DELETE FROM failures");
+    await this.db.run("DELETE FROM cells");
+    await this.db.run("DELETE FROM classes");
+    return this.countTiles();
+  }
+
+  /**
+   * Copies, from a previous version's DuckDB file (attached read-only), the row and raster of every
+   * run-set tile whose content hash and model version are unchanged and that this file lacks.
+   * Returns the rows copied.
+   */
+  async reuseFrom(previousDuckdb: string, modelVersion: string): Promise<number> {
+    const before = await this.countTiles();
+    await this.db.run(`ATTACH ${quotedString(previousDuckdb)} AS prev (READ_ONLY)`);
+    try {
+      await this.db.run("BEGIN TRANSACTION");
+      await this.db.run(
+        `INSERT INTO tiles
+         SELECT p.* REPLACE (true AS reused) FROM prev.tiles p
+         JOIN run_set r ON r.tile_id = p.tile_id AND r.content_hash = p.content_hash
+         WHERE p.model_version = $1 AND p.tile_id NOT IN (SELECT tile_id FROM tiles)`,
+        [modelVersion],
+      );
+      await this.db.run(
+        `INSERT INTO rasters
+         SELECT p.* FROM prev.rasters p
+         WHERE p.tile_id IN (SELECT tile_id FROM tiles WHERE reused)
+           AND p.tile_id NOT IN (SELECT tile_id FROM rasters)`,
+      );
+      await this.db.run("COMMIT");
+    } catch (err) {
+      await this.db.run("ROLLBACK").catch(() => undefined);
+      throw err;
+    } finally {
+      await this.db.run("DETACH prev");
+    }
+    return (await this.countTiles()) - before;
+  }
+
+  /** Ids of the tiles this file already has a result for. */
+  async finishedTileIds(): Promise<Set<string>> {
+    const rows = await this.db.all<{ tile_id: string }>("SELECT tile_id FROM tiles");
+    return new Set(rows.map((r) => r.tile_id));
+  }
+
+  /** Tile rows in the file. */
+  async countTiles(): Promise<number> {
+    const [row] = await this.db.all<{ n: bigint }>("SELECT count(*) AS n FROM tiles");
+    return Number(row?.n ?? 0n);
+  }
+
+  /**
+   * Appends classified tiles (rows and rasters) as one committed transaction: after this returns,
+   * they survive a crash.
+   */
+  async appendFinished(tiles: readonly FinishedTile[]): Promise<void> {
+    if (tiles.length === 0) return;
+    await this.db.run("BEGIN TRANSACTION");
+    try {
+      await this.appendRows(
+        "tiles",
+        tiles.map((t) => tileRow(t.result, false)),
+      );
+      await this.appendRows(
+        "rasters",
+        tiles.map((t) => [t.result.tileId, t.k, blobValue(t.raster)]),
+      );
+      await this.db.run("COMMIT");
+    } catch (err) {
+      await this.db.run("ROLLBACK").catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Appends failure records. */
+  async appendFailures(failures: readonly TileFailure[]): Promise<void> {
+    await this.appendRows(
+      "failures",
+      failures.map((f) => [f.tileId, f.code, f.reason]),
+    );
+  }
+
+  /**
+   * Fills `cells` (per cell, the newest tile by shared/view's `newestOf`) and `classes`, drops the
+   * scratch table, and returns the number of cells.
+   */
+  async finalize(classes: readonly ViewClass[]): Promise<number> {
+    const rows = await this.db.all<{ tile_id: string; cell: string; t: number | bigint; ingest_seq: bigint }>(
+      "SELECT tile_id, cell, epoch_ms(acquired) AS t, ingest_seq FROM tiles",
+    );
+    const byCell = new Map<
+      string,
+      { lane: "batch"; tileId: string; cell: string; acquired: string; ingestSeq: number }[]
+    >();
+    for (const r of rows) {
+      const list = byCell.get(r.cell) ?? [];
+      list.push({
+        lane: "batch",
+        tileId: r.tile_id,
+        cell: r.cell,
+        acquired: new Date(Number(r.t)).toISOString(),
+        ingestSeq: Number(r.ingest_seq),
+      });
+      byCell.set(r.cell, list);
+    }
+    const cells: DuckDBValue[][] = [];
+    for (const [cell, list] of byCell) {
+      const winner = newestOf(list);
+      if (winner) cells.push([cell, winner.tileId]);
+    }
+    await this.db.run("DELETE FROM cells");
+    await this.db.run("DELETE FROM classes");
+    await this.appendRows("cells", cells);
+    await this.appendRows(
+      "classes",
+      classes.map((c) => [c.id, c.name, c.colour]),
+    );
+    await this.db.run("DROP TABLE IF EXISTS run_set");
+    return cells.length;
+  }
+
+  /** Counts of the tiles table by origin. */
+  async tally(): Promise<{ tiles: number; reused: number; failed: number }> {
+    const [t] = await this.db.all<{ n: bigint; reused: bigint | null }>(
+      "SELECT count(*) AS n, sum(CASE WHEN reused THEN 1 ELSE 0 END) AS reused FROM tiles",
+    );
+    const [f] = await this.db.all<{ n: bigint }>("SELECT count(*) AS n FROM failures");
+    return { tiles: Number(t?.n ?? 0n), reused: Number(t?.reused ?? 0n), failed: Number(f?.n ?? 0n) };
+  }
+
+  /** Writes the `tiles` table, in tile id order, as Parquet with DuckDB's COPY. */
+  async exportParquet(path: string): Promise<void> {
+    await this.db.run(
+      `COPY (SELECT * FROM tiles ORDER BY tile_id) TO ${quotedString(path)} (FORMAT parquet)`,
+    );
+  }
+
+  /** The `tiles` table in tile id order, as DuckDB values, with its column types (for the Arrow export). */
+  async tileRows(): Promise<{
+    columns: { name: string; type: string }[];
+    rows: Record<string, DuckDBValue>[];
+  }> {
+    const columns = (await this.db.all<{ column_name: string; column_type: string }>("DESCRIBE tiles")).map(
+      (c) => ({ name: c.column_name, type: c.column_type }),
+    );
+    const rows = await this.db.all<Record<string, DuckDBValue>>("SELECT * FROM tiles ORDER BY tile_id");
+    return { columns, rows };
+  }
+
+  /** Merges the WAL into the file and closes it, so the published file is self-contained. */
+  async closeCheckpointed(): Promise<void> {
+    try {
+      await this.db.run("CHECKPOINT");
+    } finally {
+      this.db.closeSync();
+    }
+  }
+
+  /** Closes without a checkpoint (error paths; the WAL keeps what was committed). */
+  closeSync(): void {
+    this.db.closeSync();
+  }
+
+  private async appendRows(table: string, rows: readonly (readonly DuckDBValue[])[]): Promise<void> {
+    if (rows.length === 0) return;
+    const appender = await this.db.appender(table);
+    try {
+      const types = Array.from({ length: appender.columnCount }, (_, i) => appender.columnType(i));
+      for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
+        const part = rows.slice(start, start + CHUNK_ROWS);
+        const chunk = DuckDBDataChunk.create(types, part.length);
+        chunk.setRows(part);
+        appender.appendDataChunk(chunk);
+      }
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
+    }
+  }
+}

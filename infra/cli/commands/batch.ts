@@ -1,0 +1,129 @@
+import type { Command } from "commander";
+import { pino, type Logger } from "pino";
+import {
+  ORDER_KINDS,
+  createBatchRunner,
+  createProgressSink,
+  scheduleBatchRuns,
+  type BatchRunOptions,
+  type OrderKind,
+  type RunReport,
+} from "../../../batch/index.js";
+import { parseConfig, type Config } from "../../../shared/index.js";
+import { UsageError, positiveInt } from "../usage.js";
+
+interface BatchFlags {
+  dataDir?: string;
+  full?: boolean;
+  around?: string;
+  order?: string;
+  model?: string;
+  workers?: string;
+  json?: boolean;
+}
+
+function setup(flags: BatchFlags): { config: Config; logger: Logger } {
+  const env = { ...process.env };
+  if (flags.dataDir) env["LANEMAP_DATA_DIR"] = flags.dataDir;
+  if (flags.workers !== undefined)
+    env["LANEMAP_BATCH_WORKERS"] = String(positiveInt("--workers", flags.workers, 1));
+  const config = parseConfig(env);
+  const logger = pino({ level: config.logLevel, base: { role: "batch" } }, pino.destination(2));
+  return { config, logger };
+}
+
+function runOptions(flags: BatchFlags): BatchRunOptions {
+  if (flags.order !== undefined && !(ORDER_KINDS as readonly string[]).includes(flags.order))
+    throw new UsageError(`--order must be one of ${ORDER_KINDS.join(", ")}, got "${flags.order}"`);
+  return {
+    full: flags.full ?? false,
+    around: flags.around,
+    order: flags.order as OrderKind | undefined,
+    modelPath: flags.model,
+  };
+}
+
+function printReport(r: RunReport): void {
+  const t = r.tiles;
+  console.log(
+    `published ${r.version} (watermark ${r.watermark}, model ${r.modelVersion}, order ${r.order}) in ${(r.durationMs / 1000).toFixed(1)} s`,
+  );
+  console.log(
+    `  tiles  ${t.total} total: ${t.classified} classified, ${t.reused} reused, ${t.resumed} resumed from checkpoint, ${t.failed} failed` +
+      (t.excluded ? `; ${t.excluded} above the watermark left to the speed lane` : ""),
+  );
+  console.log(
+    `  cells  ${r.cells}   pixels classified ${r.pixels}   workers ${r.workers} (${r.replacedWorkers} replaced)`,
+  );
+  for (const f of r.failures) console.log(`  failed ${f.tileId}  ${f.code}: ${f.reason}`);
+  if (r.retention.deletedVersions.length)
+    console.log(`  retention removed ${r.retention.deletedVersions.join(", ")}`);
+}
+
+const commonOptions = (c: Command): Command =>
+  c
+    .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
+    .option("--full", "recompute every tile (default: reuse tiles whose content and model are unchanged)")
+    .option(
+      "--around <tile|lon,lat>",
+      "process the area around a tile id, cell or WGS84 point first (hilbert-around)",
+    )
+    .option("--order <order>", `processing order: ${ORDER_KINDS.join(", ")} (default LANEMAP_BATCH_ORDER)`)
+    .option("--model <file>", "model artifact (default: the newest *.json in <data-dir>/models/)")
+    .option("--workers <n>", "worker threads (default LANEMAP_BATCH_WORKERS, else the number of cores)");
+
+/** `lanemap batch run|schedule`: rebuild the batch view now, or on the cron schedule. */
+export function registerBatch(program: Command): void {
+  const batch = program.command("batch").description("the batch lane: rebuild and publish the batch view");
+  commonOptions(
+    batch
+      .command("run")
+      .description("rebuild the batch view now and publish it as a new version (one run at a time)"),
+  )
+    .option("--json", "print the run report as JSON")
+    .action(async (flags: BatchFlags) => {
+      const options = runOptions(flags);
+      const { config, logger } = setup(flags);
+      const runner = createBatchRunner(config, {
+        logger,
+        progress: createProgressSink({ logger, stream: process.stderr }),
+      });
+      // Ctrl-C stops dispatching and keeps the checkpoint; the next run resumes from it.
+      const ac = new AbortController();
+      const onSignal = () => ac.abort(new Error("interrupted"));
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      try {
+        const report = await runner.run({ ...options, signal: ac.signal });
+        if (flags.json) console.log(JSON.stringify(report, null, 2));
+        else printReport(report);
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+    });
+  commonOptions(
+    batch
+      .command("schedule")
+      .description(
+        "run the batch rebuild on LANEMAP_BATCH_CRON in LANEMAP_BATCH_TZ (default nightly 02:00 UTC) until stopped",
+      ),
+  )
+    .option("--now", "also run once immediately")
+    .action(async (flags: BatchFlags & { now?: boolean }) => {
+      const options = runOptions(flags);
+      const { config, logger } = setup(flags);
+      const runner = createBatchRunner(config, { logger });
+      const schedule = scheduleBatchRuns(runner, config, { logger, options });
+      console.log(
+        `batch schedule "${config.batch.cron}" (${config.batch.timezone}); next run ${schedule.nextRun()?.toISOString() ?? "never"}; Ctrl-C stops`,
+      );
+      if (flags.now) await schedule.tick();
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+      await schedule.stop();
+    });
+}

@@ -1,0 +1,80 @@
+import type { Command } from "commander";
+import { listViews, rollbackBatchView } from "../../../batch/index.js";
+import { parseConfig } from "../../../shared/index.js";
+
+interface ViewsFlags {
+  dataDir?: string;
+  json?: boolean;
+}
+
+function configFor(flags: ViewsFlags) {
+  return parseConfig(flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env);
+}
+
+/** `lanemap views list|rollback`: the published batch view versions and the CURRENT pointer. */
+export function registerViews(program: Command): void {
+  const views = program.command("views").description("published batch view versions");
+  views
+    .command("list")
+    .description("list complete batch view versions, oldest first (* marks CURRENT)")
+    .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
+    .option("--json", "print JSON")
+    .action(async (flags: ViewsFlags) => {
+      const list = await listViews(configFor(flags).dataDir);
+      if (flags.json) {
+        console.log(JSON.stringify(list, null, 2));
+        return;
+      }
+      if (list.length === 0) {
+        console.log("no batch view published yet (run `lanemap batch run`)");
+        return;
+      }
+      const rows = [
+        ["", "version", "watermark", "model", "tiles", "reused", "failed", "cells", "finished"],
+        ...list.map((v) => [
+          v.current ? "*" : "",
+          v.name,
+          String(v.watermark),
+          v.modelVersion,
+          String(v.tiles.total),
+          String(v.tiles.reused),
+          String(v.tiles.failed),
+          String(v.cells),
+          v.finishedAt,
+        ]),
+      ];
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+      for (const r of rows)
+        console.log(
+          r
+            .map((c, i) => c.padEnd(widths[i] ?? 0))
+            .join("  ")
+            .trimEnd(),
+        );
+    });
+  views
+    .command("rollback")
+    .argument("<version>", "a complete version, e.g. v000003 or 3")
+    .description(
+      "point CURRENT at an older (or newer) complete version; readers switch on their next request",
+    )
+    .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
+    .option("--json", "print JSON")
+    .action(async (version: string, flags: ViewsFlags) => {
+      const v = await rollbackBatchView(configFor(flags).dataDir, version);
+      if (flags.json) {
+        console.log(
+          JSON.stringify({
+            current: v.name,
+            watermark: v.manifest.watermark,
+            modelVersion: v.manifest.modelVersion,
+            tiles: v.manifest.tiles,
+          }),
+        );
+        return;
+      }
+      console.log(
+        `CURRENT -> ${v.name} (watermark ${v.manifest.watermark}, model ${v.manifest.modelVersion}, ${v.manifest.tiles.total} tiles)`,
+      );
+    });
+}
