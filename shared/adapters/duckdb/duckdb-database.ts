@@ -4,7 +4,8 @@
  * Views are opened read-only by readers (serving, operator scripts) and read-write only by the
  * batch writer, on a staging copy that no reader sees until it is published.
  */
-import { DuckDBConnection, DuckDBInstance, type DuckDBAppender, type DuckDBValue } from "@duckdb/node-api";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { DuckDBInstance, type DuckDBAppender, type DuckDBValue } from "@duckdb/node-api";
 import { LanemapError } from "../../errors.js";
 
 /** Parameters of a statement: positional ($1, $2, ...) or named ($name). */
