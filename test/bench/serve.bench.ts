@@ -200,6 +200,11 @@ async function main(): Promise<void> {
       rows.push([name, m.rps, m.p50, m.p99, m.rps / base.rps]);
       if (m.errors || m.non2xx) console.warn(`${name}: ${m.errors} errors, ${m.non2xx} non-2xx`);
     }
+    // The same fixed rate against the bare endpoint: how much of the tail is the machine (client and
+    // server sharing two cores) rather than the point query.
+    const bareFixed = await cannon(bare.url, ["/ok"], { connections: 32, rate: 2000, seconds: DURATION_S + 2 });
+    results["bare @ 2,000 req/s"] = { ...bareFixed, ratio: 1 };
+    rows.push(["bare Express @ 2,000 req/s", bareFixed.rps, bareFixed.p50, bareFixed.p99, null]);
     const fixed = await cannon(srv.url, points, { connections: 32, rate: 2000, seconds: DURATION_S + 2 });
     results["point @ 2,000 req/s"] = { ...fixed, ratio: fixed.rps / base.rps };
     rows.push(["point @ 2,000 req/s", fixed.rps, fixed.p50, fixed.p99, null]);
