@@ -202,7 +202,11 @@ async function main(): Promise<void> {
     }
     // The same fixed rate against the bare endpoint: how much of the tail is the machine (client and
     // server sharing two cores) rather than the point query.
-    const bareFixed = await cannon(bare.url, ["/ok"], { connections: 32, rate: 2000, seconds: DURATION_S + 2 });
+    const bareFixed = await cannon(bare.url, ["/ok"], {
+      connections: 32,
+      rate: 2000,
+      seconds: DURATION_S + 2,
+    });
     results["bare @ 2,000 req/s"] = { ...bareFixed, ratio: 1 };
     rows.push(["bare Express @ 2,000 req/s", bareFixed.rps, bareFixed.p50, bareFixed.p99, null]);
     const fixed = await cannon(srv.url, points, { connections: 32, rate: 2000, seconds: DURATION_S + 2 });
