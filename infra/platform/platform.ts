@@ -18,20 +18,16 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import {
+  NoModelError,
   addArchiveFolder,
   createBatchRunner,
+  resolveModelPath,
   scheduleBatchRuns,
   type BatchRunner,
   type BatchSchedule,
 } from "../../batch/index.js";
 import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
-import {
-  ModelRegistry,
-  SPEED_CONSUMER,
-  INGEST_STREAM,
-  connectNats,
-  speedLaneStatus,
-} from "../../shared/adapters/nats/index.js";
+import { ModelRegistry, connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import {
   createFeatureSpec,
   dataPaths,
@@ -70,25 +66,17 @@ async function catalogueIsEmpty(store: ArchiveStore): Promise<boolean> {
   return true;
 }
 
-/** The newest model artifact in data/models/, or undefined. */
-async function newestModel(dataDir: string): Promise<Model | undefined> {
-  const dir = dataPaths(dataDir).models;
-  let names: string[];
+/**
+ * The model the batch lane would apply (batch's own rule: the newest artifact in data/models/), so
+ * the speed lane is given the same one; undefined when there is none yet.
+ */
+async function currentModel(dataDir: string): Promise<Model | undefined> {
   try {
-    names = (await readdir(dir)).filter((n) => n.endsWith(".json"));
-  } catch {
-    return undefined;
+    return await loadModelFile(await resolveModelPath(dataDir));
+  } catch (err) {
+    if (err instanceof NoModelError) return undefined;
+    throw err;
   }
-  let best: Model | undefined;
-  for (const n of names) {
-    try {
-      const m = await loadModelFile(join(dir, n));
-      if (!best || m.createdAt > best.createdAt) best = m;
-    } catch {
-      // A foreign or broken file in models/ is not ours to judge here; the batch lane reports it.
-    }
-  }
-  return best;
 }
 
 async function trainSampleModel(sampleDir: string, logger: Logger): Promise<Model> {
@@ -155,7 +143,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     }
 
     // 3. The model: reuse the newest in data/models/, else train one on the sample.
-    let model = await newestModel(config.dataDir);
+    let model = await currentModel(config.dataDir);
     if (!model) {
       model = await trainSampleModel(sampleDir, logger);
       await mkdir(paths.models, { recursive: true });
@@ -269,5 +257,3 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     throw err;
   }
 }
-
-export { INGEST_STREAM, SPEED_CONSUMER };
