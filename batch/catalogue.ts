@@ -13,12 +13,13 @@ import {
   readSidecar,
   registerTile,
   type CatalogueEntry,
+  type ErrorCode,
 } from "../shared/index.js";
 
 /** A file that could not be registered, with the reason (also stored with `store.recordBad`). */
 export interface BadFile {
   readonly file: string;
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly reason: string;
 }
 
@@ -61,7 +62,7 @@ export async function addArchiveFolder(
   try {
     names = (await readdir(root)).filter((n) => TIFF_FILE.test(n) && !n.startsWith(".")).sort();
   } catch (cause) {
-    throw new LanemapError("ARCHIVE_DIR", `cannot list ${root}: ${describeError(cause)}`, { cause });
+    throw new LanemapError("UNREADABLE", `cannot list ${root}: ${describeError(cause)}`, { cause });
   }
   let added = 0;
   let present = 0;

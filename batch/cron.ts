@@ -41,7 +41,7 @@ export function scheduleBatchRuns(
       );
       return report;
     } catch (err) {
-      if (err instanceof LanemapError && err.code === "BATCH_RUNNING") {
+      if (err instanceof LanemapError && err.code === "BATCH_RUN_ACTIVE") {
         log.warn({ err: describeError(err) }, "scheduled batch run skipped: another run is active");
         return undefined;
       }

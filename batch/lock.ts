@@ -37,7 +37,7 @@ export class BatchRunningError extends LanemapError {
   readonly owner: LockOwner | null;
   constructor(owner: LockOwner | null, lockPath: string) {
     super(
-      "BATCH_RUNNING",
+      "BATCH_RUN_ACTIVE",
       owner
         ? `a batch run is already active: run ${owner.runId} (pid ${owner.pid} on ${owner.hostname}, started ${owner.startedAt}); lock ${lockPath}`
         : `a batch run is already active (lock ${lockPath} is being written)`,

@@ -11,7 +11,7 @@ import { LanemapError, dataPaths } from "../shared/index.js";
 export class NoModelError extends LanemapError {
   constructor(dir: string) {
     super(
-      "NO_MODEL",
+      "MODEL_NOT_FOUND",
       `no model to apply: ${dir} holds no *.json artifact; train one (lanemap train ...) or pass --model FILE`,
     );
   }
@@ -24,7 +24,7 @@ export async function resolveModelPath(dataDir: string, explicit?: string): Prom
     try {
       if (!(await stat(path)).isFile()) throw new Error("not a file");
     } catch (cause) {
-      throw new LanemapError("NO_MODEL", `model file ${path} cannot be read`, { cause });
+      throw new LanemapError("MODEL_NOT_FOUND", `model file ${path} cannot be read`, { cause });
     }
     return path;
   }

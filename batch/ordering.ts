@@ -107,7 +107,7 @@ export function placeEntries(entries: readonly CatalogueEntry[]): Placement {
 
 /**
  * The grid point of `--around`: a tile id, a cell key or "lon,lat". Throws a LanemapError (code
- * AROUND) when it names nothing in the run.
+ * ORDERING) when it names nothing in the run.
  */
 export function resolveAround(text: string, placement: Placement): GridPoint {
   const spec = text.trim();
@@ -119,13 +119,13 @@ export function resolveAround(text: string, placement: Placement): GridPoint {
   const m = /^(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)$/.exec(spec);
   if (!m)
     throw new LanemapError(
-      "AROUND",
+      "ORDERING",
       `--around "${text}" is neither a tile id nor a cell of this run, nor "lon,lat"`,
     );
   const lon = Number(m[1]);
   const lat = Number(m[2]);
   if (Math.abs(lon) > 180 || Math.abs(lat) > 90)
-    throw new LanemapError("AROUND", `--around ${lon},${lat} is not a WGS84 longitude,latitude`);
+    throw new LanemapError("ORDERING", `--around ${lon},${lat} is not a WGS84 longitude,latitude`);
   let best: PlacedEntry | undefined;
   let bestD = Infinity;
   for (const p of placement.placed) {
@@ -139,7 +139,7 @@ export function resolveAround(text: string, placement: Placement): GridPoint {
       best = p;
     }
   }
-  if (!best) throw new LanemapError("AROUND", `--around ${lon},${lat}: no tile of this run has a location`);
+  if (!best) throw new LanemapError("ORDERING", `--around ${lon},${lat}: no tile of this run has a location`);
   return centre(best);
 }
 
@@ -161,7 +161,7 @@ export function chooseOrdering(
     case "distance":
     case "hilbert-around":
       if (!around)
-        throw new LanemapError("ORDER", `order "${k}" needs a point of interest (--around TILE|lon,lat)`);
+        throw new LanemapError("ORDERING", `order "${k}" needs a point of interest (--around TILE|lon,lat)`);
       return { kind: k, around };
   }
 }

@@ -20,6 +20,7 @@ import {
   loadModelFile,
   type CatalogueEntry,
   type Config,
+  type ErrorCode,
 } from "../shared/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
 import { readRunSet, type WatermarkProvider } from "./catalogue.js";
@@ -97,7 +98,7 @@ export interface RunStatus {
   readonly finishedAt?: string;
   readonly progress?: { readonly done: number; readonly total: number; readonly failed: number };
   readonly report?: RunReport;
-  readonly error?: { readonly code: string; readonly message: string };
+  readonly error?: { readonly code: ErrorCode; readonly message: string };
 }
 
 /** What a runner needs besides the configuration. */
@@ -120,7 +121,7 @@ export interface BatchRunner {
   run(options?: BatchRunOptions): Promise<RunReport>;
   /**
    * Starts a run in the background and returns its id at once; throws BatchRunningError (code
-   * BATCH_RUNNING) when a run is active anywhere. Follow it with `status(runId)`.
+   * BATCH_RUN_ACTIVE) when a run is active anywhere. Follow it with `status(runId)`.
    */
   trigger(options?: BatchRunOptions): { runId: string };
   /** A run of this runner (the last 100 are remembered), or undefined. */
@@ -236,7 +237,7 @@ async function executeRun(
   const runSet = await readRunSet(store, deps.watermark);
   if (runSet.entries.length === 0)
     throw new LanemapError(
-      "EMPTY_ARCHIVE",
+      "ARCHIVE_EMPTY",
       `no catalogue entry up to watermark ${runSet.watermark}; add tiles first (lanemap archive add DIR)`,
     );
 

@@ -15,6 +15,7 @@ import {
   loadModelFile,
   workerPayload,
   type Classifier,
+  errorCode,
 } from "../shared/index.js";
 import type { FromWorker, TileWorkerData, ToWorker } from "./worker-protocol.js";
 
@@ -58,7 +59,7 @@ function serve(classifier: Classifier): void {
         post({
           type: "failed",
           job,
-          code: err instanceof LanemapError ? err.code : "CLASSIFY",
+          code: errorCode(err),
           reason: describeError(err),
         });
       }

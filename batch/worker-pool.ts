@@ -6,7 +6,13 @@
  */
 import type { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
-import { LanemapError, startWorker, type CatalogueEntry, type TileResult } from "../shared/index.js";
+import {
+  LanemapError,
+  startWorker,
+  type CatalogueEntry,
+  type ErrorCode,
+  type TileResult,
+} from "../shared/index.js";
 import type { FromWorker, TileWorkerData, ToWorker } from "./worker-protocol.js";
 
 /** A worker could not start (model unreadable, entry module broken): the run cannot go on. */
@@ -19,7 +25,7 @@ export class WorkerStartError extends LanemapError {
 /** The outcome of one tile. */
 export type TileJobOutcome =
   | { readonly ok: true; readonly result: TileResult; readonly k: number; readonly raster: Uint8Array }
-  | { readonly ok: false; readonly code: string; readonly reason: string };
+  | { readonly ok: false; readonly code: ErrorCode; readonly reason: string };
 
 /** Options of {@link TileWorkerPool.start}. */
 export interface TileWorkerPoolOptions {
@@ -72,7 +78,7 @@ export class TileWorkerPool {
   /** Starts `size` workers and waits until every one has loaded the model. */
   static async start(options: TileWorkerPoolOptions): Promise<TileWorkerPool> {
     if (!Number.isInteger(options.size) || options.size < 1)
-      throw new LanemapError("POOL", `pool size must be a positive integer, got ${options.size}`);
+      throw new LanemapError("CONFIG", `pool size must be a positive integer, got ${options.size}`);
     const pool = new TileWorkerPool(options);
     try {
       const slots = await Promise.all(Array.from({ length: options.size }, () => pool.spawn()));
@@ -176,7 +182,7 @@ export class TileWorkerPool {
   }
 
   /** Fails the slot's tile, terminates the worker and starts a replacement. */
-  private lost(slot: Slot, code: string, reason: string): void {
+  private lost(slot: Slot, code: ErrorCode, reason: string): void {
     this.finish(slot, { ok: false, code, reason });
     this.retire(slot);
     if (this.closing) return;

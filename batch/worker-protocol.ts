@@ -4,7 +4,7 @@
  * pixels; only the small summary and the compressed class raster come back (the raster's buffer is
  * transferred, not copied).
  */
-import type { CatalogueEntry, TileResult } from "../shared/index.js";
+import type { CatalogueEntry, ErrorCode, TileResult } from "../shared/index.js";
 
 /** What a worker is started with. */
 export interface TileWorkerData {
@@ -21,7 +21,7 @@ export type ToWorker = { readonly type: "tile"; readonly job: number; readonly e
 /** From a worker to the run: started (or not), and each tile's result or failure. */
 export type FromWorker =
   | { readonly type: "ready"; readonly modelVersion: string }
-  | { readonly type: "init-failed"; readonly code: string; readonly message: string }
+  | { readonly type: "init-failed"; readonly code: ErrorCode; readonly message: string }
   | {
       readonly type: "done";
       readonly job: number;
@@ -31,4 +31,4 @@ export type FromWorker =
       /** encodeClassRaster output. */
       readonly raster: Uint8Array;
     }
-  | { readonly type: "failed"; readonly job: number; readonly code: string; readonly reason: string };
+  | { readonly type: "failed"; readonly job: number; readonly code: ErrorCode; readonly reason: string };

@@ -2,7 +2,7 @@
  * Errors the serving layer throws on purpose. Each becomes one RFC 9457 problem body in the single
  * error middleware (serving/http/problem.ts); routes and use cases never write error responses.
  */
-import { LanemapError } from "../shared/index.js";
+import { LanemapError, codeOfSlug, type ProblemSlug } from "../shared/index.js";
 
 /** One bad parameter of a request: its name (query key, path segment, `body` or a body path) and why. */
 export interface InvalidParam {
@@ -16,16 +16,18 @@ export const PROBLEM_BASE = "/problems/";
 /**
  * An error that is an HTTP answer: status, a stable problem slug (the `type`), a short title and a
  * detail for this occurrence. `extensions` are extra members of the problem body (RFC 9457 §3.2).
+ * The slug is an error code of shared/errors.ts in kebab case, and the code is that one: a problem
+ * type is a word of the same closed vocabulary as every other error.
  */
 export class ProblemError extends LanemapError {
   readonly status: number;
-  readonly slug: string;
+  readonly slug: ProblemSlug;
   readonly title: string;
   readonly extensions: Readonly<Record<string, unknown>>;
   readonly headers: Readonly<Record<string, string>>;
   constructor(
     status: number,
-    slug: string,
+    slug: ProblemSlug,
     title: string,
     detail: string,
     options: {
@@ -34,7 +36,7 @@ export class ProblemError extends LanemapError {
       headers?: Record<string, string>;
     } = {},
   ) {
-    super(`HTTP_${status}`, detail, options.cause === undefined ? undefined : { cause: options.cause });
+    super(codeOfSlug(slug), detail, options.cause === undefined ? undefined : { cause: options.cause });
     this.status = status;
     this.slug = slug;
     this.title = title;
@@ -63,7 +65,7 @@ export class InvalidParamsError extends ProblemError {
 
 /** 404: the id names nothing in this snapshot (or the route does not exist). */
 export class NotFoundError extends ProblemError {
-  constructor(detail: string, slug = "not-found") {
+  constructor(detail: string, slug: ProblemSlug = "not-found") {
     super(404, slug, "Not found", detail);
   }
 }
@@ -90,7 +92,8 @@ export class AreaTooLargeError extends ProblemError {
 
 /**
  * A batch run cannot start because one is active. A BatchTrigger adapter throws this (or any error
- * with code "BATCH_RUN_ACTIVE") so that POST /v1/batch/runs answers 409 naming the active run.
+ * with code BATCH_RUN_ACTIVE, as the batch lane's lock does) so that POST /v1/batch/runs answers 409
+ * naming the active run.
  */
 export class BatchRunActiveError extends LanemapError {
   readonly activeRunId: string | undefined;

@@ -1,11 +1,175 @@
 /**
- * Named errors. Every error lanemap throws on purpose is a `LanemapError` with a stable `code`
- * (for problem bodies, dead-letter reasons and CLI messages) and keeps its `cause`.
+ * Named errors and their closed vocabulary. Every error lanemap throws on purpose is a `LanemapError`
+ * whose `code` is a key of `ERROR_CODES`: one table says, per code, the HTTP status serving answers,
+ * whether retrying the same input could ever help, the CLI's exit code and what the code means. The
+ * serving problem+json mapping, the CLI and the speed lane's retry policy read this table and nothing
+ * else, so a new code is one line here (pattern: nats.js `jetstream/src/jserrors.ts`, titiler's
+ * `errors.py` status table).
+ *
+ * Errors cross worker threads and processes (dead letters) as one plain record, `encodeError` /
+ * `decodeError`: structured clone keeps only `message` of an Error, and a code outlives a class.
  */
+
+/** One row of the table. */
+export interface ErrorSpec {
+  /** HTTP status of a problem+json answer carrying this code (RFC 9110 §15). */
+  readonly status: number;
+  /** True when retrying the same input can never succeed (dead-letter it, don't retry). */
+  readonly permanent: boolean;
+  /** Exit code of the `lanemap` CLI when a command ends with this error. */
+  readonly exit: number;
+  /** One line: what the code means. Also the problem `title` when no route gives one. */
+  readonly meaning: string;
+}
+
+/**
+ * The closed vocabulary, one line per code: [HTTP status, permanent or transient, CLI exit code,
+ * meaning]. "permanent": the same input fails the same way, so retrying cannot help (the speed lane
+ * dead-letters it); "transient": a later try may succeed. Problem `type` slugs are the codes in
+ * kebab case. Keep it grouped by where the code arises.
+ */
+export const ERROR_TABLE = {
+  // Tiles and rasters: properties of the input, so permanent.
+  TILE_DECODE: [422, "permanent", 1, "the bytes are not a GeoTIFF lanemap can decode"],
+  TILE_ENCODE: [500, "permanent", 1, "a raster cannot be written as a GeoTIFF"],
+  TILE_INVALID: [422, "permanent", 1, "a decoded tile cannot be used as asked"],
+  TILE_CONFLICT: [409, "permanent", 1, "the tile id is archived with other content"],
+  PIXEL_BUDGET: [422, "permanent", 1, "the image has more pixels than the budget"],
+  DEADLINE: [504, "permanent", 1, "the work did not finish within its deadline"],
+  OBJECT_MISSING: [404, "permanent", 1, "a referenced tile object is not in the store"],
+  SIDECAR: [422, "permanent", 1, "a tile's JSON sidecar is not valid"],
+  CELL: [400, "permanent", 1, "grid cell indices are out of range"],
+  RASTER: [500, "transient", 1, "a stored class raster is corrupt"],
+  // Models and training.
+  MODEL: [422, "permanent", 1, "a model is malformed or does not fit the data"],
+  MODEL_NOT_FOUND: [404, "transient", 1, "no model, or not the version asked for"],
+  MODEL_CONFLICT: [409, "permanent", 1, "the model version exists with other content"],
+  MODEL_REGISTRY: [500, "transient", 1, "the model registry holds a bad entry"],
+  TRAINING_DATA: [422, "permanent", 1, "training polygons, points or labels are unusable"],
+  // Configuration and the command line.
+  CONFIG: [500, "permanent", 1, "configuration failed validation"],
+  USAGE: [400, "permanent", 2, "bad command-line usage"],
+  UNREADABLE: [500, "permanent", 1, "a file or folder cannot be read"],
+  INGEST_REFUSED: [422, "permanent", 1, "some files were refused for ingest"],
+  // The master archive and its catalogue.
+  ARCHIVE_EMPTY: [422, "permanent", 1, "there are no tiles to work on"],
+  ARCHIVE_UNREADABLE: [422, "permanent", 1, "no file of the folder could be archived"],
+  ARCHIVE_EXISTS: [409, "permanent", 1, "the output folder is not empty"],
+  CATALOGUE: [500, "transient", 1, "a catalogue entry is unreadable"],
+  // The batch lane.
+  BATCH_RUN_ACTIVE: [409, "transient", 1, "a batch run is already active"],
+  BATCH_FAILED: [500, "transient", 1, "a batch run failed"],
+  ORDERING: [400, "permanent", 1, "the processing order cannot be built"],
+  WATERMARK: [500, "transient", 1, "the watermark provider gave no usable value"],
+  WATERMARK_BACK: [409, "transient", 1, "the published watermark moved back"],
+  PUBLISH: [500, "transient", 1, "a batch view could not be published"],
+  LOCK: [500, "transient", 1, "the batch lock file cannot be written"],
+  ARROW_EXPORT: [500, "permanent", 1, "a view column has no Arrow type"],
+  // Views.
+  VIEW_NOT_FOUND: [404, "permanent", 1, "no batch view, or not the version asked for"],
+  BATCH_VIEW: [500, "transient", 1, "a batch view cannot be opened or is malformed"],
+  LIVE_VIEW: [500, "transient", 1, "a live view entry is malformed"],
+  DUCKDB: [500, "transient", 1, "DuckDB failed"],
+  // Worker threads and pools.
+  WORKER_START: [500, "transient", 1, "a worker thread failed to start"],
+  WORKER_CRASHED: [500, "transient", 1, "a worker thread crashed or exited"],
+  POOL_CLOSED: [503, "transient", 1, "the worker pool is closed"],
+  CANCELLED: [503, "transient", 1, "the work was stopped on purpose"],
+  // NATS, JetStream and dead letters.
+  NATS_CONNECT: [503, "transient", 1, "NATS is unreachable"],
+  NATS_SETUP: [503, "transient", 1, "JetStream streams, buckets or consumers failed"],
+  NATS_SERVER: [500, "transient", 1, "the nats-server child process failed"],
+  NATS_SERVER_MISSING: [500, "permanent", 1, "nats-server is not installed"],
+  MAX_DELIVER: [500, "permanent", 1, "a tile failed on every allowed delivery"],
+  DLQ: [500, "transient", 1, "a dead letter cannot be written or read"],
+  DLQ_NOT_FOUND: [404, "permanent", 1, "the dead letter does not exist"],
+  DLQ_RETRY: [500, "transient", 1, "some dead letters could not be retried"],
+  REPLAY_RANGE: [400, "permanent", 1, "the replay range is not in the stream"],
+  // HTTP answers of serving (problem types).
+  BAD_REQUEST: [400, "permanent", 1, "Bad request"],
+  INVALID_PARAMETERS: [400, "permanent", 1, "Invalid request parameters"],
+  UNAUTHORIZED: [401, "permanent", 1, "Unauthorized"],
+  FORBIDDEN: [403, "permanent", 1, "Forbidden"],
+  NOT_FOUND: [404, "permanent", 1, "Not found"],
+  ROUTE_NOT_FOUND: [404, "permanent", 1, "Not found: no such route"],
+  TILE_NOT_FOUND: [404, "permanent", 1, "Not found: no such tile"],
+  COLLECTION_NOT_FOUND: [404, "permanent", 1, "Not found: no such STAC collection"],
+  RUN_NOT_FOUND: [404, "permanent", 1, "Not found: no such batch run"],
+  NO_COVERAGE: [404, "permanent", 1, "Not found: no tile covers the point"],
+  SOURCE_NOT_ARCHIVED: [404, "permanent", 1, "Not found: the source tile is not archived"],
+  METHOD_NOT_ALLOWED: [405, "permanent", 1, "Method not allowed"],
+  NOT_ACCEPTABLE: [406, "permanent", 1, "Not acceptable"],
+  CURSOR_EXPIRED: [410, "permanent", 1, "Cursor expired"],
+  BODY_TOO_LARGE: [413, "permanent", 1, "Request body too large"],
+  UNSUPPORTED_MEDIA_TYPE: [415, "permanent", 1, "Unsupported media type"],
+  AREA_TOO_LARGE: [422, "permanent", 1, "Area too large"],
+  OPERATOR_DISABLED: [503, "permanent", 1, "Operator endpoints disabled"],
+  BATCH_UNAVAILABLE: [503, "permanent", 1, "Batch runs unavailable"],
+  TOO_MANY_STREAMS: [503, "transient", 1, "Too many event streams"],
+  // Anything not thrown on purpose: a bug or an unexpected failure; retrying may help.
+  INTERNAL: [500, "transient", 1, "an unexpected failure"],
+} as const satisfies Record<string, readonly [number, "permanent" | "transient", number, string]>;
+
+/** A code of the closed vocabulary. */
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+/** The table as records: `ERROR_CODES[code].status`, `.permanent`, `.exit`, `.meaning`. */
+export const ERROR_CODES: Readonly<Record<ErrorCode, ErrorSpec>> = Object.freeze(
+  Object.fromEntries(
+    Object.entries(ERROR_TABLE).map(([code, [status, kind, exit, meaning]]) => [
+      code,
+      Object.freeze({ status, permanent: kind === "permanent", exit, meaning }),
+    ]),
+  ) as Record<ErrorCode, ErrorSpec>,
+);
+
+/** `TILE_NOT_FOUND` -> `tile-not-found`, as a type. */
+type Kebab<S extends string> = S extends `${infer A}_${infer B}`
+  ? `${Lowercase<A>}-${Kebab<B>}`
+  : Lowercase<S>;
+
+/** A problem `type` slug (RFC 9457): an error code in kebab case. */
+export type ProblemSlug = Kebab<ErrorCode>;
+
+/** True when `s` is a code of the table. */
+export function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === "string" && Object.hasOwn(ERROR_TABLE, s);
+}
+
+/** The table row of a code. */
+export function errorSpec(code: ErrorCode): ErrorSpec {
+  return ERROR_CODES[code];
+}
+
+/** The problem `type` slug of a code: `TILE_NOT_FOUND` -> `tile-not-found`. */
+export function problemSlug(code: ErrorCode): ProblemSlug {
+  return code.toLowerCase().replaceAll("_", "-") as ProblemSlug;
+}
+
+/** The code of a problem slug: `tile-not-found` -> `TILE_NOT_FOUND`. */
+export function codeOfSlug(slug: ProblemSlug): ErrorCode {
+  return slug.toUpperCase().replaceAll("-", "_") as ErrorCode;
+}
+
+/** The code of any thrown value: its own for a LanemapError, `INTERNAL` for anything else. */
+export function errorCode(err: unknown): ErrorCode {
+  return err instanceof LanemapError ? err.code : "INTERNAL";
+}
+
+/** True when retrying the work that threw `err` can never succeed (the table's `permanent`). */
+export function isPermanent(err: unknown): boolean {
+  return ERROR_CODES[errorCode(err)].permanent;
+}
+
+/** The CLI exit code for a command that ended with `err` (the table's `exit`). */
+export function exitCodeOf(err: unknown): number {
+  return ERROR_CODES[errorCode(err)].exit;
+}
+
 export class LanemapError extends Error {
-  /** Stable machine-readable code, e.g. "TILE_DECODE". */
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  /** Stable machine-readable code of the closed vocabulary, e.g. "TILE_DECODE". */
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -69,4 +233,77 @@ export class DeadlineError extends LanemapError {
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message.split("\n")[0] ?? err.name;
   return String(err);
+}
+
+/**
+ * An error as plain data, the one encoding for worker-thread messages and other processes.
+ * `code` is a string on the wire: a record from a newer process may carry a code this one lacks.
+ */
+export interface WireError {
+  readonly code: string;
+  /** The class name where it was thrown (`TileDecodeError`, `TypeError`, ...). */
+  readonly name: string;
+  readonly message: string;
+  /** PixelBudgetError's numbers. */
+  readonly pixels?: number;
+  readonly budget?: number;
+  readonly stack?: string;
+  readonly cause?: WireError;
+}
+
+/** Causes nested deeper than this are dropped: a cycle or a pathological chain must not hang the send. */
+const MAX_CAUSE_DEPTH = 8;
+
+/**
+ * Flattens any thrown value (and its `cause` chain) into plain data: a LanemapError keeps its code,
+ * anything else is `INTERNAL` under its own name.
+ */
+export function encodeError(err: unknown, depth = 0): WireError {
+  if (!(err instanceof Error)) return { code: "INTERNAL", name: "Error", message: String(err) };
+  const wire: {
+    code: string;
+    name: string;
+    message: string;
+    pixels?: number;
+    budget?: number;
+    stack?: string;
+    cause?: WireError;
+  } = { code: errorCode(err), name: err.name, message: err.message };
+  if (err instanceof PixelBudgetError) {
+    wire.pixels = err.pixels;
+    wire.budget = err.budget;
+  }
+  if (err.stack !== undefined) wire.stack = err.stack;
+  if (err.cause !== undefined && depth < MAX_CAUSE_DEPTH) wire.cause = encodeError(err.cause, depth + 1);
+  return wire;
+}
+
+/** The classes `decodeError` rebuilds by name, so `instanceof` works on both sides of a boundary. */
+const REBUILT: Readonly<Record<string, (w: WireError, options?: { cause?: unknown }) => LanemapError>> = {
+  TileDecodeError: (w, o) => new TileDecodeError(w.message, o),
+  PixelBudgetError: (w) => new PixelBudgetError(w.pixels ?? NaN, w.budget ?? NaN),
+  TileInvalidError: (w, o) => new TileInvalidError(w.message, o),
+  TrainingDataError: (w, o) => new TrainingDataError(w.message, o),
+  ModelError: (w, o) => new ModelError(w.message, o),
+  ConfigError: (w, o) => new ConfigError(w.message, o),
+  DeadlineError: (w, o) => new DeadlineError(w.message, o),
+};
+
+/**
+ * Rebuilds an error from `encodeError`'s record: the named class of this module where one applies,
+ * else a LanemapError with the record's code (`INTERNAL` for a code this process does not know) and
+ * the original class name. The original stack is kept: it is where the error happened.
+ */
+export function decodeError(wire: WireError): LanemapError {
+  const cause = wire.cause !== undefined ? decodeError(wire.cause) : undefined;
+  const options = cause !== undefined ? { cause } : undefined;
+  const rebuild = REBUILT[wire.name];
+  let err: LanemapError;
+  if (rebuild && isErrorCode(wire.code) && wire.code !== "INTERNAL") err = rebuild(wire, options);
+  else {
+    err = new LanemapError(isErrorCode(wire.code) ? wire.code : "INTERNAL", wire.message, options);
+    err.name = wire.name;
+  }
+  if (wire.stack !== undefined) err.stack = wire.stack;
+  return err;
 }

@@ -16,10 +16,12 @@ import type { Worker } from "node:worker_threads";
 import {
   DeadlineError,
   LanemapError,
+  decodeError,
   startWorker,
   type CatalogueEntry,
   type Raster,
   type TileResult,
+  type WireError,
 } from "../shared/index.js";
 
 /** What a classified tile becomes: the live record's parts. */
@@ -28,12 +30,6 @@ export interface ClassifiedTile {
   readonly k: number;
   /** Deflated class raster (shared/view/raster-codec.ts). */
   readonly raster: Uint8Array;
-}
-
-interface WireError {
-  readonly name: string;
-  readonly code: string | null;
-  readonly message: string;
 }
 
 /** Main thread -> classifier thread. */
@@ -83,13 +79,6 @@ interface Thread {
 
 const entry = new URL(`./classifier-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
-function fromWire(w: WireError): Error {
-  if (w.code !== null) return new LanemapError(w.code, w.message);
-  const err = new Error(w.message);
-  err.name = w.name;
-  return err;
-}
-
 /** Worker threads that classify decoded tiles with a deadline. */
 export class ClassifierPool {
   private readonly threads: Thread[] = [];
@@ -130,7 +119,7 @@ export class ClassifierPool {
         if (msg.ok) resolve();
         else {
           t.models.delete(version);
-          reject(fromWire(msg.error));
+          reject(decodeError(msg.error));
         }
       };
       t.worker.on("message", onMessage);
@@ -229,7 +218,7 @@ export class ClassifierPool {
     if (msg.type !== "job" || t.job === null || t.job.id !== msg.id) return;
     const job = this.settle(t) as Job;
     if (msg.ok) job.resolve(msg.out);
-    else job.reject(fromWire(msg.error));
+    else job.reject(decodeError(msg.error));
     this.pump();
   }
 
@@ -255,7 +244,7 @@ export class ClassifierPool {
     const wasReady = t.ready;
     job?.reject(
       new LanemapError(
-        "CLASSIFIER_THREAD",
+        "WORKER_CRASHED",
         `the classifier thread failed: ${err instanceof Error ? err.message : String(err)}`,
         {
           cause: err,

@@ -8,7 +8,7 @@ import { parentPort } from "node:worker_threads";
 import {
   LanemapError,
   classifyRaster,
-  describeError,
+  encodeError,
   parseModel,
   prepareClassifier,
   type Classifier,
@@ -38,7 +38,7 @@ port.on("message", (req: ThreadRequest) => {
         type: "model",
         version: req.version,
         ok: false,
-        error: wire(err),
+        error: encodeError(err),
       } satisfies ThreadReply);
     }
     return;
@@ -54,17 +54,9 @@ port.on("message", (req: ThreadRequest) => {
     reply = { type: "job", id: req.id, ok: true, out: { ...out, raster } };
     transfer = [raster.buffer];
   } catch (err) {
-    reply = { type: "job", id: req.id, ok: false, error: wire(err) };
+    reply = { type: "job", id: req.id, ok: false, error: encodeError(err) };
   }
   port.postMessage(reply, transfer);
 });
-
-function wire(err: unknown): { name: string; code: string | null; message: string } {
-  return {
-    name: err instanceof Error ? err.name : "Error",
-    code: err instanceof LanemapError ? err.code : null,
-    message: describeError(err),
-  };
-}
 
 port.postMessage({ type: "ready" } satisfies ThreadReply);

@@ -3,6 +3,7 @@
  * that are not fatal — a bad tile, a retry, a model swap, a lost connection — are events, never
  * throws; the worker keeps consuming.
  */
+import type { ErrorCode } from "../shared/index.js";
 
 /** A tile classified and written to the live view. */
 export interface TileClassifiedEvent {
@@ -39,7 +40,7 @@ export interface TileFailedEvent {
   readonly tileId: string | null;
   readonly cell: string | null;
   readonly streamSeq: number;
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly reason: string;
   readonly deliveries: number;
   /** Sequence of the dead letter in LANEMAP_DLQ. */

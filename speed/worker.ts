@@ -49,6 +49,9 @@ import {
   LanemapError,
   TileInvalidError,
   describeError,
+  errorCode,
+  isPermanent,
+  type ErrorCode,
   registerTile,
   type CatalogueEntry,
   type Config,
@@ -115,23 +118,12 @@ export interface ClassifiedEvent {
   readonly processedAt: string;
 }
 
-/** Error codes that mean the tile itself can never be classified (with this model): dead-letter it. */
-const PERMANENT_CODES = new Set([
-  "TILE_DECODE",
-  "PIXEL_BUDGET",
-  "TILE_INVALID",
-  "TILE_CONFLICT",
-  "DEADLINE",
-  "MODEL",
-  "OBJECT_MISSING",
-]);
-
-/** The code of a failure, and whether retrying could help. */
-function classify(err: unknown): { code: string; permanent: boolean } {
-  if (err instanceof LanemapError) return { code: err.code, permanent: PERMANENT_CODES.has(err.code) };
-  // A catalogue entry that fails its schema is a property of the tile, not of the moment.
-  if (err instanceof Error && err.name === "ZodError") return { code: "TILE_INVALID", permanent: true };
-  return { code: "TRANSIENT", permanent: false };
+/**
+ * The code of a failure, and whether retrying could help: the error table's `permanent` flag (a
+ * permanent failure is a property of the tile, with this model: dead-letter it).
+ */
+function classify(err: unknown): { code: ErrorCode; permanent: boolean } {
+  return { code: errorCode(err), permanent: isPermanent(err) };
 }
 
 /** Redelivery delay after the n-th failed delivery: 0.5 s, 1 s, 2 s, ... up to 30 s. */
@@ -278,7 +270,7 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
-      stopping.abort(new LanemapError("STOPPED", "the speed worker is stopping"));
+      stopping.abort(new LanemapError("CANCELLED", "the speed worker is stopping"));
       for (const f of fetches) await f.close().catch(() => undefined);
       await Promise.all(slots);
       clearInterval(poll);
@@ -546,7 +538,7 @@ class TilePipeline {
   async deadLetter(
     original: OriginalMessage,
     ctx: TileContext,
-    code: string,
+    code: ErrorCode,
     reason: string,
   ): Promise<boolean> {
     const { dlq, archive, logger, metrics, events } = this.d;

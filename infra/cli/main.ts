@@ -3,8 +3,7 @@
  * and register themselves on the program; errors end as one line on stderr and a non-zero exit.
  */
 import { Command, CommanderError } from "commander";
-import { LanemapError, describeError } from "../../shared/index.js";
-import { UsageError } from "./usage.js";
+import { LanemapError, describeError, exitCodeOf } from "../../shared/index.js";
 import { commands } from "./commands/index.js";
 
 // `lanemap ... | head` closes the pipe early: that is not an error.
@@ -28,15 +27,10 @@ try {
   if (err instanceof CommanderError) {
     // Help and version output end here too, with exit code 0.
     process.exitCode = err.exitCode;
-  } else if (err instanceof UsageError) {
-    console.error(`lanemap: ${err.message}`);
-    process.exitCode = 2;
-  } else if (err instanceof LanemapError) {
-    console.error(`lanemap: ${err.message}`);
-    process.exitCode = 1;
   } else {
-    console.error(`lanemap: ${describeError(err)}`);
-    if (process.env["LANEMAP_DEBUG"]) console.error(err);
-    process.exitCode = 1;
+    // The exit code is the error table's (shared/errors.ts): 2 for usage, 1 for the rest.
+    console.error(`lanemap: ${err instanceof LanemapError ? err.message : describeError(err)}`);
+    if (!(err instanceof LanemapError) && process.env["LANEMAP_DEBUG"]) console.error(err);
+    process.exitCode = exitCodeOf(err);
   }
 }

@@ -23,7 +23,7 @@ import { readBatchCells, type BatchCellResult, type ViewClass } from "./batch-ce
 export class NoBatchViewError extends LanemapError {
   constructor(dataDir: string) {
     super(
-      "NO_BATCH_VIEW",
+      "VIEW_NOT_FOUND",
       `no batch view is published in ${dataDir} (views/batch/CURRENT is missing): run \`lanemap batch run\``,
     );
   }

@@ -4,6 +4,7 @@
  */
 import type { BatchRunner, RunStatus as BatchRunStatus } from "../../batch/index.js";
 import { BatchRunActiveError, type BatchTrigger, type RunStatus } from "../../serving/index.js";
+import { errorCode } from "../../shared/index.js";
 
 /** Serving's status shape for a batch run status. */
 export function toServingStatus(s: BatchRunStatus): RunStatus {
@@ -29,7 +30,7 @@ export function batchTriggerFor(runner: BatchRunner, signal?: AbortSignal): Batc
           ...(signal ? { signal } : {}),
         });
       } catch (err) {
-        if ((err as { code?: string }).code === "BATCH_RUNNING")
+        if (errorCode(err) === "BATCH_RUN_ACTIVE")
           throw new BatchRunActiveError(runner.current()?.runId, { cause: err });
         throw err;
       }

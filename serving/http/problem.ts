@@ -7,6 +7,7 @@
  */
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from "express";
 import type { Logger } from "pino";
+import { ERROR_CODES, describeError, errorCode, problemSlug } from "../../shared/index.js";
 import { InvalidParamsError, NotFoundError, PROBLEM_BASE, ProblemError } from "../errors.js";
 
 /** RFC 9457 media type of every error answer. */
@@ -99,6 +100,27 @@ export function notFound(): RequestHandler {
     next(new NotFoundError(`no route ${req.method} ${req.path}`, "route-not-found"));
 }
 
+/**
+ * Everything else answers with its code's row of the error table (shared/errors.ts): a LanemapError
+ * with a 4xx code is the client's to fix and says so (`type` = the code in kebab case, `title` = its
+ * meaning); a 5xx, or anything not thrown on purpose, keeps its detail in the log, not the body.
+ */
+function fromThrown(err: unknown): ProblemError {
+  const code = errorCode(err);
+  const { status, meaning } = ERROR_CODES[code];
+  if (status < 500)
+    return new ProblemError(status, problemSlug(code), meaning, describeError(err), { cause: err });
+  return new ProblemError(
+    status,
+    "internal",
+    "Internal error",
+    "the server failed to answer; the error was logged",
+    {
+      cause: err,
+    },
+  );
+}
+
 /** The error middleware (register last). */
 export function problemMiddleware(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
@@ -112,19 +134,9 @@ export function problemMiddleware(logger: Logger): ErrorRequestHandler {
       sendProblem(req, res, mapped);
       return;
     }
-    logger.error({ err, method: req.method, url: req.originalUrl }, "request failed");
-    sendProblem(
-      req,
-      res,
-      new ProblemError(
-        500,
-        "internal",
-        "Internal error",
-        "the server failed to answer; the error was logged",
-        {
-          cause: err,
-        },
-      ),
-    );
+    const problem = fromThrown(err);
+    if (problem.status >= 500)
+      logger.error({ err, method: req.method, url: req.originalUrl }, "request failed");
+    sendProblem(req, res, problem);
   };
 }

@@ -5,6 +5,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { RunAcceptedBody, RunStatusBody } from "../api/schemas.js";
+import { errorCode } from "../../shared/index.js";
 import { NotFoundError, ProblemError } from "../errors.js";
 import type { ServingContext } from "./context.js";
 
@@ -53,8 +54,7 @@ export async function triggerRun(ctx: ServingContext, full: boolean, base: strin
     ctx.logger.info({ runId, full }, "batch run triggered");
     return { runId, status: `${base}/v1/batch/runs/${encodeURIComponent(runId)}` };
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    if (code === "BATCH_RUN_ACTIVE" || code === "BATCH_RUNNING") {
+    if (errorCode(err) === "BATCH_RUN_ACTIVE") {
       const active = (err as { activeRunId?: unknown }).activeRunId;
       throw new ProblemError(409, "batch-run-active", "Batch run active", (err as Error).message, {
         cause: err,

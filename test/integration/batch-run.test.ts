@@ -218,7 +218,7 @@ describe("a batch run end to end", () => {
     assert.equal(manifest.watermark, 5);
   });
 
-  test("trigger runs in the background with statuses, and a second trigger meanwhile is refused with BATCH_RUNNING", async () => {
+  test("trigger runs in the background with statuses, and a second trigger meanwhile is refused with BATCH_RUN_ACTIVE", async () => {
     const fx = await makeDataDir(set, "trigger");
     const runner = createBatchRunner(fx.config(), {
       logger: fx.logger,
@@ -229,9 +229,9 @@ describe("a batch run end to end", () => {
     assert.equal(runner.current()?.runId, runId);
     assert.throws(
       () => runner.trigger(),
-      (err: unknown) => (err as { code?: string }).code === "BATCH_RUNNING",
+      (err: unknown) => (err as { code?: string }).code === "BATCH_RUN_ACTIVE",
     );
-    await assert.rejects(runner.run(), { code: "BATCH_RUNNING" });
+    await assert.rejects(runner.run(), { code: "BATCH_RUN_ACTIVE" });
     while (["queued", "running"].includes(runner.status(runId)!.state))
       await new Promise((r) => setTimeout(r, 50));
     const done = runner.status(runId)!;
@@ -248,7 +248,7 @@ describe("a batch run end to end", () => {
     while (["queued", "running"].includes(runner.status(runId)!.state))
       await new Promise((r) => setTimeout(r, 20));
     assert.equal(runner.status(runId)!.state, "failed");
-    assert.equal(runner.status(runId)!.error?.code, "NO_MODEL");
+    assert.equal(runner.status(runId)!.error?.code, "MODEL_NOT_FOUND");
     assert.equal(await readCurrentBatch(fx.dataDir), null);
   });
 

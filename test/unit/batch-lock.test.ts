@@ -28,14 +28,14 @@ describe("the batch lock", () => {
   });
   afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  test("a second acquisition while the first is held is refused with BATCH_RUNNING naming the holder", () => {
+  test("a second acquisition while the first is held is refused with BATCH_RUN_ACTIVE naming the holder", () => {
     const { logger } = captureLogger();
     const first = acquireBatchLock(dataDir, { runId: "run-a", logger });
     try {
       assert.throws(
         () => acquireBatchLock(dataDir, { runId: "run-b", logger }),
         (err: unknown) =>
-          err instanceof BatchRunningError && err.code === "BATCH_RUNNING" && /run-a/.test(err.message),
+          err instanceof BatchRunningError && err.code === "BATCH_RUN_ACTIVE" && /run-a/.test(err.message),
       );
     } finally {
       first.releaseSync();

@@ -42,7 +42,7 @@ interface OpsFlags {
 /** `ops status --require-nats` and NATS is not there. */
 export class NatsRequiredError extends LanemapError {
   constructor(reason: string) {
-    super("NATS_REQUIRED", `NATS is unavailable (--require-nats): ${reason}`);
+    super("NATS_CONNECT", `NATS is unavailable (--require-nats): ${reason}`);
   }
 }
 
@@ -108,7 +108,7 @@ async function withNats<T>(
 /** Runs `fn` with an AbortSignal that Ctrl-C / SIGTERM fires (the operation stops between steps). */
 async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
-  const onSignal = () => ac.abort(new LanemapError("INTERRUPTED", "interrupted"));
+  const onSignal = () => ac.abort(new LanemapError("CANCELLED", "interrupted"));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
@@ -133,7 +133,7 @@ function seqs(values: string[] | undefined): number[] {
 const child = (parent: Command, name: string): Command => {
   const c = parent.commands.find((x) => x.name() === name);
   // Only a renamed borrowed command can get here: a wiring mistake, caught by any `lanemap` run.
-  if (!c) throw new LanemapError("CLI_WIRING", `the ${parent.name()} command has no ${name} subcommand`);
+  if (!c) throw new LanemapError("INTERNAL", `the ${parent.name()} command has no ${name} subcommand`);
   return c;
 };
 

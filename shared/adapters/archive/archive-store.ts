@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { opendir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { LanemapError } from "../../errors.js";
+import { LanemapError, TileInvalidError } from "../../errors.js";
 import { dataPaths, type DataPaths } from "../../view/paths.js";
 import {
   badTileSchema,
@@ -64,9 +64,19 @@ export class ArchiveStore {
   /**
    * Adds a catalogue entry. First write wins: registering an id again returns the existing entry
    * (`created: false`) when the content is the same, and throws TileConflictError when it differs.
+   * @throws TileInvalidError when the entry fails its schema.
+   * @throws TileConflictError when the id is registered with other content.
    */
   async register(entry: CatalogueEntry): Promise<{ entry: CatalogueEntry; created: boolean }> {
-    const valid = catalogueEntrySchema.parse(entry);
+    // An entry that fails its schema is a property of the tile (its metadata), not of the moment.
+    const parsed = catalogueEntrySchema.safeParse(entry);
+    if (!parsed.success)
+      throw new TileInvalidError(
+        `catalogue entry ${entry.tileId}: ` +
+          parsed.error.issues.map((i) => `${i.path.join(".") || "entry"} ${i.message}`).join("; "),
+        { cause: parsed.error },
+      );
+    const valid = parsed.data;
     const path = join(this.paths.catalogue, `${valid.tileId}.json`);
     if (await createFileDurable(path, JSON.stringify(valid) + "\n")) return { entry: valid, created: true };
     const existing = await this.get(valid.tileId);

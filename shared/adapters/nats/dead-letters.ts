@@ -13,7 +13,7 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import { headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import { LanemapError } from "../../errors.js";
+import { LanemapError, isErrorCode, type ErrorCode } from "../../errors.js";
 import { serverMaxPayload } from "./connection.js";
 import { DLQ_STREAM, DLQ_SUBJECT_PREFIX, HEADERS, INGEST_SUBJECT_PREFIX, dlqSubject } from "./names.js";
 
@@ -26,8 +26,8 @@ export interface DeadLetterInput {
   readonly headers: MsgHdrs | undefined;
   /** The payload as received (empty for an object store reference). */
   readonly data: Uint8Array;
-  /** Stable error code (TILE_DECODE, TILE_INVALID, TILE_CONFLICT, MAX_DELIVER, ...). */
-  readonly code: string;
+  /** Error code (TILE_DECODE, TILE_INVALID, TILE_CONFLICT, MAX_DELIVER, ...). */
+  readonly code: ErrorCode;
   readonly reason: string;
   /** Deliveries so far. */
   readonly deliveries: number;
@@ -42,7 +42,8 @@ export interface DeadLetter {
   readonly cell: string;
   readonly tileId: string | null;
   readonly acquired: string | null;
-  readonly code: string;
+  /** Error code; INTERNAL when the header is missing or names a code this version lacks. */
+  readonly code: ErrorCode;
   readonly reason: string;
   readonly deliveries: number;
   /** When it was dead-lettered (ISO 8601). */
@@ -62,6 +63,11 @@ export class DeadLetterNotFoundError extends LanemapError {
       options,
     );
   }
+}
+
+/** A dead letter's code header as a code of the table (the pair code + reason is encodeError's). */
+function codeHeader(value: string | null): ErrorCode {
+  return isErrorCode(value) ? value : "INTERNAL";
 }
 
 /** Room left for headers and protocol overhead below max_payload. */
@@ -214,7 +220,7 @@ export class DeadLetterQueue {
       cell: lastHeader(h, HEADERS.cell) ?? cellOf(originalSubject),
       tileId: lastHeader(h, HEADERS.tileId),
       acquired: lastHeader(h, HEADERS.acquired),
-      code: lastHeader(h, HEADERS.code) ?? "UNKNOWN",
+      code: codeHeader(lastHeader(h, HEADERS.code)),
       reason: lastHeader(h, HEADERS.reason) ?? "",
       deliveries: Number(lastHeader(h, HEADERS.deliveries) ?? 0),
       at: lastHeader(h, HEADERS.deadAt) ?? time.toISOString(),
