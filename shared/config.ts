@@ -152,6 +152,7 @@ export interface Config {
 /**
  * Parses the configuration from an environment (default `process.env`), applying defaults.
  * Throws a ConfigError naming every variable that failed validation.
+ * @throws ConfigError naming every variable that failed validation.
  */
 export function parseConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
   const raw: Record<string, unknown> = {};

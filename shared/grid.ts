@@ -7,7 +7,10 @@ import { LanemapError } from "./errors.js";
 
 const CELL = /^c(\d{4,6})r(\d{4,6})$/;
 
-/** The cell key of grid column `col` and row `row` (both >= 0). */
+/**
+ * The cell key of grid column `col` and row `row` (both >= 0).
+ * @throws LanemapError CELL when an index is not an integer in 0..999999.
+ */
 export function cellKey(col: number, row: number): string {
   if (!Number.isInteger(col) || !Number.isInteger(row) || col < 0 || row < 0 || col > 999999 || row > 999999)
     throw new LanemapError("CELL", `cell indices must be integers in 0..999999, got ${col},${row}`);

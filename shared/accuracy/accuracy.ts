@@ -112,7 +112,10 @@ export function confusionMatrix(
   return { labels: [...labels], matrix: m };
 }
 
-/** Sum of confusion matrices over the same labels (e.g. the folds of a cross-validation). */
+/**
+ * Sum of confusion matrices over the same labels (e.g. the folds of a cross-validation).
+ * @throws RangeError when the matrices are over different labels.
+ */
 export function addConfusion(a: ConfusionMatrix, b: ConfusionMatrix): ConfusionMatrix {
   if (a.labels.length !== b.labels.length || a.labels.some((l, i) => l !== b.labels[i]))
     throw new RangeError("confusion matrices over different labels cannot be added");

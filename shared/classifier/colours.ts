@@ -51,7 +51,10 @@ export function defaultColours(names: readonly string[]): string[] {
   });
 }
 
-/** "#rrggbb" -> [r, g, b]. */
+/**
+ * "#rrggbb" -> [r, g, b].
+ * @throws RangeError when `colour` is not #rrggbb.
+ */
 export function parseColour(colour: string): [number, number, number] {
   const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(colour);
   if (!m) throw new RangeError(`"${colour}" is not a #rrggbb colour`);

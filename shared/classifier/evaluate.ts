@@ -122,6 +122,8 @@ export function holdoutEvaluation(
 /**
  * Seeded stratified k-fold cross-validation: every sample is tested once, by a model trained on the
  * other folds; the report is of the pooled confusion matrix, with per-fold figures.
+ * @throws RangeError when the folds do not fit the samples.
+ * @throws TrainingDataError when a fold has fewer samples than k.
  */
 export function crossValidation(
   samples: TrainingSamples,

@@ -525,6 +525,8 @@ export function modelFromSamples(samples: TrainingSamples, options: TrainOptions
 /**
  * Trains a model from tiles and labels: collects the samples (see `collectSamples`) and seals them
  * with their scaling into a model.
+ * @throws TrainingDataError when a class has no valid sample, nothing is labelled, or there are fewer samples than k.
+ * @throws TileInvalidError when a tile does not fit the feature spec.
  */
 export function trainModel(
   tiles: readonly Raster[],

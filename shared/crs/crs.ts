@@ -90,12 +90,18 @@ export function projectPoint(from: Crs, to: Crs, x: number, y: number): [number,
   return [out[0] ?? NaN, out[1] ?? NaN];
 }
 
-/** Transforms a point from `crs` to WGS 84 longitude/latitude. */
+/**
+ * Transforms a point from `crs` to WGS 84 longitude/latitude.
+ * @throws CrsError when the CRS has no proj4 definition.
+ */
 export function toWgs84(crs: Crs, x: number, y: number): [number, number] {
   return projectPoint(crs, WGS84, x, y);
 }
 
-/** Transforms a WGS 84 longitude/latitude into `crs`. */
+/**
+ * Transforms a WGS 84 longitude/latitude into `crs`.
+ * @throws CrsError when the CRS has no proj4 definition.
+ */
 export function fromWgs84(crs: Crs, lon: number, lat: number): [number, number] {
   return projectPoint(WGS84, crs, lon, lat);
 }

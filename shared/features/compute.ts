@@ -43,7 +43,10 @@ export function checkRasterForSpec(
       throw new TileInvalidError(`band ${i + 1} has ${band.length} samples, expected ${n}`);
 }
 
-/** Descriptors of every pixel of `raster` as defined by `spec`. */
+/**
+ * Descriptors of every pixel of `raster` as defined by `spec`.
+ * @throws TileInvalidError when the raster does not fit the spec.
+ */
 export function computeFeatures(raster: Raster, spec: FeatureSpec): FeatureMatrix {
   return computeFeatureRows(raster, spec, 0, raster.height);
 }

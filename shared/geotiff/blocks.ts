@@ -205,6 +205,7 @@ function predicted32(bands: Uint32Array[], src: Uint32Array, p: BlockPlacement):
  * running sum, modulo 2^bits, of its row's differences. One pass instead of an in-place accumulation
  * followed by a copy. Only the pixels inside the image are summed: the predictor runs left to right,
  * so a tile's overhang never affects them.
+ * @throws RangeError for a sample size the horizontal predictor does not define.
  */
 export function placePredictedBlock(
   bands: readonly ArrayBuffer[],

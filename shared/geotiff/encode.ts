@@ -238,6 +238,7 @@ function littleEndianBytes(a: BandArray): Uint8Array {
  * striped, deflate-compressed by default, with nodata, scale/offset, metadata, acquisition time,
  * an optional palette and a GeoKey directory naming the EPSG CRS. Deterministic: the same input
  * gives the same bytes.
+ * @throws TileEncodeError when the size, bands, types or options cannot make a valid GeoTIFF.
  */
 export function encodeGeoTiff(input: GeoTiffInput, options: GeoTiffEncodeOptions = {}): Uint8Array {
   const { width, height, bands } = input;

@@ -19,6 +19,7 @@ function checkOrder(order: number): number {
 /**
  * The Hilbert index of cell (x, y) on a 2^order x 2^order grid. Index 0 is cell (0, 0) and the
  * last index, 4^order - 1, is cell (2^order - 1, 0).
+ * @throws RangeError when the cell is outside the grid or the order is out of range.
  */
 export function hilbertIndex(order: number, x: number, y: number): number {
   const n = checkOrder(order);
@@ -45,7 +46,10 @@ export function hilbertIndex(order: number, x: number, y: number): number {
   return d;
 }
 
-/** The cell at Hilbert index `d` on a 2^order x 2^order grid: the inverse of {@link hilbertIndex}. */
+/**
+ * The cell at Hilbert index `d` on a 2^order x 2^order grid: the inverse of {@link hilbertIndex}.
+ * @throws RangeError when `d` is outside 0..4^order - 1.
+ */
 export function hilbertPoint(order: number, d: number): { x: number; y: number } {
   const n = checkOrder(order);
   if (!Number.isInteger(d) || d < 0 || d >= n * n)
@@ -77,6 +81,7 @@ export function hilbertPoint(order: number, d: number): { x: number; y: number }
  * The Hilbert index of a point in any CRS, after normalising it within `bounds` (for example the
  * archive's extent) onto a 2^order grid. Points on or beyond the bounds clamp to the edge cells, so
  * tile centroids of an archive always get an index. Use it to order tiles that are not on one grid.
+ * @throws RangeError when the bounds have no extent or the point is not finite.
  */
 export function hilbertIndexOfPoint(bounds: Bounds, x: number, y: number, order = MAX_HILBERT_ORDER): number {
   const n = checkOrder(order);
@@ -90,7 +95,10 @@ export function hilbertIndexOfPoint(bounds: Bounds, x: number, y: number, order 
   return hilbertIndex(order, cell(x, bounds.minX, w), cell(y, bounds.minY, h));
 }
 
-/** The smallest order whose 2^order grid holds `cells` cells along its longer side. */
+/**
+ * The smallest order whose 2^order grid holds `cells` cells along its longer side.
+ * @throws RangeError when `cells` is outside 1..2^MAX_HILBERT_ORDER.
+ */
 export function hilbertOrderFor(cells: number): number {
   if (!Number.isInteger(cells) || cells < 1 || cells > 2 ** MAX_HILBERT_ORDER)
     throw new RangeError(`a Hilbert grid side must be 1..${2 ** MAX_HILBERT_ORDER} cells, got ${cells}`);

@@ -57,6 +57,7 @@ export interface TileBlock {
  * size the tile is the centre; for an even size no tile is, and the tile is the north-west one of
  * the four central tiles (a 10 x 10 block spans col - 4 .. col + 5). Near an edge the block is
  * clipped, not shifted: the AOI of a corner tile is the part of its surroundings that exists.
+ * @throws RangeError when a size is not a positive integer or the tile is outside the grid.
  */
 export function blockAround(col: number, row: number, size: number, gridW: number, gridH: number): TileBlock {
   for (const [name, v] of [
@@ -89,6 +90,7 @@ function checkPoint(p: GridPoint): void {
  * Returns the tiles in the given order, as a new array. Deterministic and independent of the input
  * order: every ordering breaks its remaining ties by tile id. Tiles need non-negative integer
  * col/row; ids should be unique.
+ * @throws LanemapError ORDERING when a tile has no valid grid position or the point to order around is not finite.
  */
 export function orderTiles<T extends GridTile>(tiles: readonly T[], ordering: Ordering): T[] {
   let maxSide = 1;
@@ -145,6 +147,7 @@ export function orderTiles<T extends GridTile>(tiles: readonly T[], ordering: Or
  * Splits 0..n into `parts` contiguous half-open ranges [start, end) whose lengths differ by at most
  * one (the longer ones first): a Hilbert-ordered list split this way gives each worker a compact
  * region. Some ranges are empty when parts > n.
+ * @throws RangeError when `n` or `parts` is not a valid count.
  */
 export function splitRanges(n: number, parts: number): Array<[start: number, end: number]> {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be a non-negative integer, got ${n}`);
@@ -166,6 +169,7 @@ export function splitRanges(n: number, parts: number): Array<[start: number, end
  * How many tiles are processed, in `orderedIds` order, before every tile of the block is done: one
  * plus the latest position of a block tile (0 for an empty block). The figure of merit of an
  * ordering for an area of interest. Throws when a block tile is not in the order at all.
+ * @throws LanemapError ORDERING when a block tile is not in the order.
  */
 export function aoiCompletion(orderedIds: readonly string[], blockIds: Iterable<string>): number {
   const position = new Map<string, number>();

@@ -24,12 +24,19 @@ export type ResultSource = Pick<
   "tileId" | "cell" | "acquired" | "ingestSeq" | "contentHash" | "epsg" | "proj4" | "boundsWgs84"
 >;
 
-/** Builds a classifier for a model (kd-tree built once; reuse it for every tile). */
+/**
+ * Builds a classifier for a model (kd-tree built once; reuse it for every tile).
+ * @throws ModelError when the model cannot be used (see createClassifier).
+ */
 export function prepareClassifier(model: Model): Classifier {
   return createClassifier(model);
 }
 
-/** Classifies a decoded raster (pure, synchronous). */
+/**
+ * Classifies a decoded raster (pure, synchronous).
+ * @throws TileInvalidError when the raster does not fit the model's feature spec.
+ * @throws LanemapError RASTER when the class raster cannot be encoded.
+ */
 export function classifyRaster(
   raster: Raster,
   classifier: Classifier,
@@ -79,7 +86,11 @@ export function classifyRaster(
   return { result, k: model.k, raster: raster8 };
 }
 
-/** Decodes tile bytes and classifies them. */
+/**
+ * Decodes tile bytes and classifies them.
+ * @throws TileDecodeError or PixelBudgetError from decoding.
+ * @throws TileInvalidError when the raster does not fit the model's feature spec.
+ */
 export async function classifyTileBytes(
   bytes: Uint8Array,
   classifier: Classifier,

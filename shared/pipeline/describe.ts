@@ -89,6 +89,9 @@ function stem(fileName: string | undefined): string | undefined {
  * Reads a tile's header and returns its catalogue entry. Throws TileDecodeError (not a readable
  * GeoTIFF), PixelBudgetError (too large) or TileInvalidError (not georeferenced, no acquisition
  * time, bad id or cell).
+ * @throws TileDecodeError when the bytes are not a readable GeoTIFF.
+ * @throws PixelBudgetError when the image is over the pixel budget.
+ * @throws TileInvalidError when it is not georeferenced, has no acquisition time, or a bad id or cell.
  */
 export async function describeTile(
   bytes: Uint8Array,

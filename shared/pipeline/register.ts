@@ -9,7 +9,11 @@ import type { ArchiveStore } from "../adapters/archive/index.js";
 import type { CatalogueEntry } from "../view/types.js";
 import { describeTile, type DescribeOptions, type TileMeta } from "./describe.js";
 
-/** Describes, stores and catalogues one tile. */
+/**
+ * Describes, stores and catalogues one tile.
+ * @throws TileDecodeError, PixelBudgetError or TileInvalidError from describeTile.
+ * @throws TileConflictError when the tile id is archived with other content.
+ */
 export async function registerTile(
   store: ArchiveStore,
   bytes: Uint8Array,

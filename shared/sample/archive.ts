@@ -136,6 +136,8 @@ async function prepareOut(out: string, overwrite: boolean): Promise<void> {
 /**
  * Generates a sample archive into `options.out`: tiles/<cell>.tif, truth/<cell>.tif,
  * training.geojson and archive.json. Deterministic in its options; tiles are written one by one.
+ * @throws ConfigError when an option is out of range.
+ * @throws ArchiveExistsError when `out` is not empty and `overwrite` is not set.
  */
 export async function generateArchive(options: ArchiveOptions): Promise<ArchiveSummary> {
   const t0 = performance.now();

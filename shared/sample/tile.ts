@@ -85,7 +85,10 @@ export interface GeneratedTile {
   readonly nodataPixels: number;
 }
 
-/** Checks the integer options every generator entry point shares. */
+/**
+ * Checks the integer options every generator entry point shares.
+ * @throws ConfigError naming the first option out of range.
+ */
 export function checkSampleOptions(o: { seed: number; tileSize: number; bands: number }): void {
   if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff)
     throw new ConfigError(`seed must be an integer in 0..4294967295, got ${o.seed}`);
@@ -148,7 +151,10 @@ export const SAMPLE_TRUTH_COLORS: readonly (readonly [number, number, number])[]
   return out;
 })();
 
-/** Generates one tile (image and truth) of a cell. Deterministic in its request. */
+/**
+ * Generates one tile (image and truth) of a cell. Deterministic in its request.
+ * @throws ConfigError when an option, the time or the scenario is invalid.
+ */
 export function generateTile(request: TileRequest): GeneratedTile {
   const { seed, col, row, acquired } = request;
   const tileSize = request.tileSize ?? 256;

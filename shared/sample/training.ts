@@ -72,6 +72,7 @@ export function findPatches(
 /**
  * An irregular polygon of 5 to 8 vertices, star-shaped around the window centre with every vertex
  * within MAX_RADIUS pixels of it, so it lies inside the homogeneous window; coordinates in CRS units.
+ * @throws RangeError when the candidate's class id is not a sample class.
  */
 export function patchPolygon(
   candidate: PatchCandidate,

@@ -44,6 +44,7 @@ function splitmix32(state: number): [next: number, out: number] {
 /**
  * A seeded generator. Numbers are reduced to 32 bits (non-integers are hashed via their string
  * form so 1.5 and 1 differ); strings are hashed. The same seed always gives the same stream.
+ * @throws RangeError from `int(n)` when n is not an integer in 1..2^32.
  */
 export function createRandom(seed: number | string): Random {
   let s: number;

@@ -18,7 +18,10 @@ export interface ClassRaster {
   readonly k: number;
 }
 
-/** Deflates a class raster (classes plane, then votes plane). */
+/**
+ * Deflates a class raster (classes plane, then votes plane).
+ * @throws LanemapError RASTER when a plane does not have width × height pixels.
+ */
 export function encodeClassRaster(r: ClassRaster): Uint8Array {
   const n = r.width * r.height;
   if (r.classes.length !== n || r.votes.length !== n)
@@ -29,7 +32,10 @@ export function encodeClassRaster(r: ClassRaster): Uint8Array {
   return deflateRawSync(buf, { level: 1 });
 }
 
-/** Inflates what encodeClassRaster wrote; the size must match. */
+/**
+ * Inflates what encodeClassRaster wrote; the size must match.
+ * @throws LanemapError RASTER when the stored bytes are corrupt or of the wrong size.
+ */
 export function decodeClassRaster(bytes: Uint8Array, width: number, height: number, k: number): ClassRaster {
   const n = width * height;
   let raw: Buffer;

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import express from "express";
 import { pino } from "pino";
@@ -29,6 +31,7 @@ import {
   problemSlug,
   type ErrorCode,
 } from "../../shared/index.js";
+import { projectRoot } from "../helpers/env.js";
 
 const codes = Object.keys(ERROR_TABLE) as ErrorCode[];
 
@@ -68,6 +71,21 @@ describe("the error table", () => {
     assert.equal(exitCodeOf(new UsageError("--k must be a positive integer")), 2);
     assert.equal(exitCodeOf(new TileDecodeError("not a TIFF")), 1);
     assert.equal(exitCodeOf(new Error("boom")), 1);
+  });
+
+  test("the README's Errors section lists every code as the table says", () => {
+    const readme = readFileSync(join(projectRoot, "README.md"), "utf8");
+    const rows = [...readme.matchAll(/^\| `([A-Z_0-9]+)` \| (\d+) \| (\d+) \| (yes|no) \| (.+) \|$/gm)];
+    assert.deepEqual(
+      rows.map((m) => [m[1], Number(m[2]), Number(m[3]), m[4] === "yes", m[5]]),
+      codes.map((c) => [
+        c,
+        ERROR_CODES[c].status,
+        ERROR_CODES[c].exit,
+        ERROR_CODES[c].permanent,
+        ERROR_CODES[c].meaning,
+      ]),
+    );
   });
 
   test("serving's problem classes answer with their code's status", () => {

@@ -67,7 +67,10 @@ export async function readCurrentBatch(dataDir: string): Promise<BatchVersion | 
   return name ? readBatchVersion(dataDir, name) : null;
 }
 
-/** Points CURRENT at a complete version (publish or rollback). */
+/**
+ * Points CURRENT at a complete version (publish or rollback).
+ * @throws LanemapError VIEW_NOT_FOUND when the version does not exist or is incomplete.
+ */
 export async function setCurrentBatch(dataDir: string, name: string): Promise<BatchVersion> {
   const v = await readBatchVersion(dataDir, name);
   if (!v) throw new LanemapError("VIEW_NOT_FOUND", `batch view ${name} does not exist or is incomplete`);

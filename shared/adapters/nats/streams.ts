@@ -136,6 +136,7 @@ export async function ensureStreams(
 /**
  * Creates or updates the durable pull consumer all speed workers share: explicit ack, ack wait and
  * max deliveries from config, every message of the ingest stream from the start.
+ * @throws StreamSetupError (NATS_SETUP) when the consumer cannot be read, created or updated.
  */
 export async function ensureSpeedConsumer(
   jsm: JetStreamManager,
@@ -182,6 +183,7 @@ export async function ensureSpeedConsumer(
 /**
  * Opens (creating when absent) the object store bucket for tiles over max_payload. Objects expire
  * with the stream's age limit, so a reference message never outlives its bytes.
+ * @throws StreamSetupError (NATS_SETUP) when the bucket cannot be opened or created.
  */
 export async function ensureTileObjects(nc: NatsConnection, limits: StreamLimits): Promise<ObjectStore> {
   try {
@@ -196,7 +198,10 @@ export async function ensureTileObjects(nc: NatsConnection, limits: StreamLimits
   }
 }
 
-/** Everything the speed lane's JetStream side needs, in one call. */
+/**
+ * Everything the speed lane's JetStream side needs, in one call.
+ * @throws StreamSetupError (NATS_SETUP) when a stream, consumer or bucket cannot be created or updated.
+ */
 export async function ensureSpeedResources(
   nc: NatsConnection,
   jsm: JetStreamManager,
