@@ -15,7 +15,11 @@ const lane = (self, others) => ({
             message: `${self}/ may not import ${o}/: dependencies point shared <- batch, speed, serving <- infra.`,
           })),
           {
-            // Siblings reach shared only through its public entries, never deep paths.
+            group: ["**/sample/**", "**/sample/*"],
+            message: `${self}/ may not import sample/: the sample generator is for infra and tests.`,
+          },
+          {
+            // Siblings reach shared only through its public entries, never deep paths nor internals.
             regex: "^(\\.\\./)+shared/(?!index\\.js$|adapters/[a-z]+/index\\.js$).+",
             message: "Import shared/ through shared/index.js or shared/adapters/<tech>/index.js.",
           },
@@ -68,8 +72,29 @@ export default tseslint.config(
         {
           patterns: [
             {
+              group: ["**/batch/**", "**/speed/**", "**/serving/**", "**/infra/**", "**/sample/**"],
+              message: "shared/ is the core: it imports no lane, no infra and not the sample generator.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The sample generator builds on shared/ (its face and internals) and nothing else.
+    files: ["sample/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
               group: ["**/batch/**", "**/speed/**", "**/serving/**", "**/infra/**"],
-              message: "shared/ is the core: it imports no lane and no infra.",
+              message: "sample/ builds on shared/ only: it imports no lane and no infra.",
+            },
+            {
+              regex: "^(\\.\\./)+shared/(?!index\\.js$|internal\\.js$|adapters/[a-z]+/index\\.js$).+",
+              message: "Import shared/ through shared/index.js or shared/internal.js.",
             },
           ],
         },

@@ -10,7 +10,6 @@ export * from "./features/index.js";
 export * from "./classifier/index.js";
 export * from "./accuracy/index.js";
 export * from "./hilbert/index.js";
-export * from "./sample/index.js";
 export * from "./util/index.js";
 export * from "./grid.js";
 export * from "./config.js";

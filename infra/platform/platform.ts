@@ -32,8 +32,6 @@ import {
   createFeatureSpec,
   dataPaths,
   decodeGeoTiff,
-  generateArchive,
-  generateTile,
   loadModelFile,
   parseCellKey,
   saveModelFile,
@@ -42,6 +40,7 @@ import {
   type Config,
   type Model,
 } from "../../shared/index.js";
+import { generateArchive, generateTile } from "../../sample/index.js";
 import { createServer, type Listening } from "../../serving/index.js";
 import { publishTile, startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
 import { startNatsServer, type NatsServer } from "../nats/launcher.js";

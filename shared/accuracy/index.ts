@@ -1,10 +1,7 @@
 /** Accuracy assessment: seeded splits, confusion matrix, overall accuracy, kappa, per-class figures. */
 export {
-  addConfusion,
   assessAccuracy,
   confusionMatrix,
-  kFoldSplits,
-  stratifiedSplit,
   type AccuracyReport,
   type ClassAccuracy,
   type ConfusionMatrix,

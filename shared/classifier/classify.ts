@@ -4,7 +4,8 @@
  * builds the kd-tree once, so a long-running worker pays only for the search per tile.
  */
 import { ModelError } from "../errors.js";
-import { checkRasterForSpec, computeFeatureRows, featureDim } from "../features/index.js";
+import { checkRasterForSpec, computeFeatureRows } from "../features/compute.js";
+import { featureDim } from "../features/index.js";
 import type { Raster, RasterInfo } from "../raster/types.js";
 import { pixelArea } from "./area.js";
 import { KnnEngine, MAX_CLASSES } from "./engine.js";

@@ -10,7 +10,7 @@ import {
   confusionMatrix,
   kFoldSplits,
   stratifiedSplit,
-} from "../accuracy/index.js";
+} from "../accuracy/accuracy.js";
 import type { AccuracyReport, ConfusionMatrix } from "../accuracy/index.js";
 import { TrainingDataError } from "../errors.js";
 import type { FeatureSpec } from "../features/index.js";

@@ -1,7 +1,5 @@
 /** The k-nearest-neighbour classifier: training, the model artifact, prediction and class summaries. */
-export { KnnEngine, MAX_CLASSES } from "./engine.js";
-export { DEFAULT_LEAF_SIZE, KdTree, referenceKernel, type SearchKernel } from "./kdtree.js";
-export { mortonOrder } from "./order.js";
+export { MAX_CLASSES } from "./engine.js";
 export { defaultColours, parseColour } from "./colours.js";
 export {
   MODEL_FORMAT,
@@ -17,27 +15,11 @@ export {
   type ModelContent,
 } from "./model.js";
 export {
-  fillPolygon,
-  invertGeoTransform,
-  isClockwise,
-  pixelAt,
-  pointPixel,
-  polygonPixels,
-  toPixel,
-} from "./rasterize.js";
-export {
   collectSamples,
-  geoJsonCrs,
-  labelledGeometries,
   labelsFromGeoJson,
   labelsFromRaster,
-  modelFromSamples,
-  scalingOf,
-  sortClassNames,
-  subsetSamples,
   trainModel,
   type GeoJsonLabels,
-  type LabelledGeometry,
   type LabelledPixels,
   type RasterLabels,
   type TrainOptions,

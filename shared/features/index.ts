@@ -11,4 +11,4 @@ export {
   type FeatureSpec,
   type FeatureSpecOptions,
 } from "./spec.js";
-export { checkRasterForSpec, computeFeatureRows, computeFeatures, type FeatureMatrix } from "./compute.js";
+export { computeFeatures, type FeatureMatrix } from "./compute.js";

@@ -1,11 +1,3 @@
 export { DEFAULT_MAX_PIXELS, decodeGeoTiff, readGeoTiffInfo, type DecodeOptions } from "./decode.js";
-export { registerFastDecoders } from "./decoders.js";
-export {
-  DEFAULT_DECODE_TIMEOUT_MS,
-  DecoderPool,
-  decodeGeoTiffIsolated,
-  type DecoderPoolOptions,
-  type IsolatedDecodeOptions,
-} from "./pool.js";
-export { parseDateTime, parseGdalMetadata, parseNodata, type GdalMetadataItem } from "./metadata.js";
+export { DEFAULT_DECODE_TIMEOUT_MS, DecoderPool, type DecoderPoolOptions } from "./pool.js";
 export * from "./encode.js";

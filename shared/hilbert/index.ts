@@ -1,17 +1,2 @@
-export {
-  MAX_HILBERT_ORDER,
-  hilbertIndex,
-  hilbertIndexOfPoint,
-  hilbertOrderFor,
-  hilbertPoint,
-} from "./curve.js";
-export {
-  aoiCompletion,
-  blockAround,
-  orderTiles,
-  splitRanges,
-  type GridPoint,
-  type GridTile,
-  type Ordering,
-  type TileBlock,
-} from "./ordering.js";
+export { MAX_HILBERT_ORDER, hilbertPoint } from "./curve.js";
+export { orderTiles, type GridPoint, type GridTile, type Ordering } from "./ordering.js";

@@ -16,7 +16,7 @@
 import { PixelBudgetError, TileInvalidError } from "../errors.js";
 import { DEFAULT_MAX_PIXELS, readGeoTiffInfo } from "../geotiff/index.js";
 import { isValidCellKey } from "../grid.js";
-import { hilbertIndexOfPoint } from "../hilbert/index.js";
+import { hilbertIndexOfPoint } from "../hilbert/curve.js";
 import { contentHash } from "../adapters/archive/index.js";
 import { TILE_ID_PATTERN, type CatalogueEntry } from "../view/types.js";
 

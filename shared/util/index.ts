@@ -1,3 +1,2 @@
 export { startWorker } from "./worker.js";
 export { workerPayload } from "./worker-data.js";
-export { createRandom, hashSeed, type Random } from "./random.js";

@@ -42,8 +42,6 @@ import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
 import {
   BATCH_VIEW_DDL,
   BATCH_VIEW_FILES,
-  SAMPLE_NIR_BAND,
-  SAMPLE_RED_BAND,
   aoiCompletion,
   blockAround,
   cellKey,
@@ -52,14 +50,14 @@ import {
   decodeClassRaster,
   decodeGeoTiff,
   encodeClassRaster,
-  generateArchive,
   orderTiles,
   parseCellKey,
   saveModelFile,
   trainModel,
   type GridTile,
   type Ordering,
-} from "../../shared/index.js";
+} from "../../shared/internal.js";
+import { SAMPLE_NIR_BAND, SAMPLE_RED_BAND, generateArchive } from "../../sample/index.js";
 import { missing, peerScript, projectRoot } from "../helpers/env.js";
 import { median, printTable, writeResults, type Cell } from "./harness.js";
 

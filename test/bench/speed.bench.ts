@@ -17,7 +17,8 @@ import { parseArgs } from "node:util";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import { LiveView } from "../../shared/adapters/nats/index.js";
-import { createClassifier, decodeGeoTiff, generateTile } from "../../shared/index.js";
+import { createClassifier, decodeGeoTiff } from "../../shared/index.js";
+import { generateTile } from "../../sample/index.js";
 import { startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
 import { publishTile } from "../../speed/index.js";
 import {

@@ -11,7 +11,7 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { generateTile } from "../../shared/index.js";
+import { generateTile } from "../../sample/index.js";
 import { projectRoot } from "../helpers/env.js";
 import { natsMissing } from "../helpers/nats.js";
 

@@ -18,14 +18,10 @@ import { addArchiveFolder, createBatchRunner, type RunReport } from "../../batch
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { ModelRegistry } from "../../shared/adapters/nats/index.js";
 import {
-  SAMPLE_NIR_BAND,
-  SAMPLE_RED_BAND,
   createFeatureSpec,
   dataPaths,
   decodeGeoTiff,
   describeTile,
-  generateArchive,
-  generateTile,
   parseCellKey,
   parseConfig,
   saveModelFile,
@@ -33,8 +29,14 @@ import {
   trainModel,
   type Config,
   type Model,
-  type Scenario,
 } from "../../shared/index.js";
+import {
+  SAMPLE_NIR_BAND,
+  SAMPLE_RED_BAND,
+  generateArchive,
+  generateTile,
+  type Scenario,
+} from "../../sample/index.js";
 import { createServer } from "../../serving/index.js";
 import {
   publishTile,

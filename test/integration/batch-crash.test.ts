@@ -6,7 +6,8 @@ import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { batchLockPath, type RunReport } from "../../batch/index.js";
 import { listBatchVersions, readCurrentPointer } from "../../shared/adapters/archive/index.js";
-import { dataPaths, generateTile } from "../../shared/index.js";
+import { dataPaths } from "../../shared/index.js";
+import { generateTile } from "../../sample/index.js";
 import { missing, sharedData } from "../helpers/env.js";
 import { lanemap, makeDataDir, makeSampleSet, type SampleSet } from "./batch-fixture.js";
 

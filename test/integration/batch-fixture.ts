@@ -11,17 +11,15 @@ import { pino, type Logger } from "pino";
 import { addArchiveFolder } from "../../batch/index.js";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import {
-  SAMPLE_NIR_BAND,
-  SAMPLE_RED_BAND,
   createFeatureSpec,
   decodeGeoTiff,
-  generateArchive,
   parseConfig,
   saveModelFile,
   trainModel,
   type Config,
   type Model,
 } from "../../shared/index.js";
+import { SAMPLE_NIR_BAND, SAMPLE_RED_BAND, generateArchive } from "../../sample/index.js";
 import { projectRoot } from "../helpers/env.js";
 
 /** A generated sample archive and the model trained on it, made once per test file. */

@@ -9,7 +9,8 @@ import {
   readCurrentPointer,
 } from "../../shared/adapters/archive/index.js";
 import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
-import { BATCH_VIEW_FILES, dataPaths, generateTile } from "../../shared/index.js";
+import { BATCH_VIEW_FILES, dataPaths } from "../../shared/index.js";
+import { generateTile } from "../../sample/index.js";
 import { lanemap, makeDataDir, makeSampleSet, type SampleSet } from "./batch-fixture.js";
 
 let set: SampleSet;

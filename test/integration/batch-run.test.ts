@@ -13,10 +13,10 @@ import {
   classifyTileBytes,
   createClassifier,
   decodeClassRaster,
-  generateTile,
   registerTile,
   type CatalogueEntry,
 } from "../../shared/index.js";
+import { generateTile } from "../../sample/index.js";
 import { missing, sharedData } from "../helpers/env.js";
 import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
 

@@ -29,7 +29,7 @@ import {
   type AccuracyReport,
   type GeoTransform,
   type Raster,
-} from "../../shared/index.js";
+} from "../../shared/internal.js";
 import { missing, peerScript, sharedData } from "../helpers/env.js";
 
 const skip = missing({ shared: true, peer: true });

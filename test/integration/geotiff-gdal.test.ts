@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fromArrayBuffer } from "geotiff";
-import { type BandArray, type Raster, decodeGeoTiff, registerFastDecoders } from "../../shared/index.js";
+import { type BandArray, type Raster, decodeGeoTiff, registerFastDecoders } from "../../shared/internal.js";
 import { missing, sharedData } from "../helpers/env.js";
 
 const skip = missing({ shared: true, gdal: true });

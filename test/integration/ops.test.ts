@@ -14,7 +14,8 @@ import type { Logger } from "pino";
 import { createBatchRunner, type RunReport } from "../../batch/index.js";
 import { ArchiveStore, readCurrentPointer, setCurrentBatch } from "../../shared/adapters/archive/index.js";
 import { LiveView, ModelRegistry, speedLaneStatus } from "../../shared/adapters/nats/index.js";
-import { generateTile, serializeModel, type Config } from "../../shared/index.js";
+import { serializeModel, type Config } from "../../shared/index.js";
+import { generateTile } from "../../sample/index.js";
 import { publishTile, startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
 import {
   collectStatus,

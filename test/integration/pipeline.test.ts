@@ -10,12 +10,12 @@ import {
   decodeClassRaster,
   decodeGeoTiff,
   describeTile,
-  generateArchive,
   prepareClassifier,
   registerTile,
   trainModel,
   type Model,
 } from "../../shared/index.js";
+import { generateArchive } from "../../sample/index.js";
 
 describe("the tile pipeline both lanes share", () => {
   let dir: string;

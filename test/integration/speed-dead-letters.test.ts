@@ -11,7 +11,7 @@ import {
   ingestSubject,
 } from "../../shared/adapters/nats/index.js";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { generateTile } from "../../shared/index.js";
+import { generateTile } from "../../sample/index.js";
 import { publishTile, startSpeedWorker, type SpeedEvent, type TileFailedEvent } from "../../speed/index.js";
 import { missing, sharedData } from "../helpers/env.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";

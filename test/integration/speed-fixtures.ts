@@ -12,19 +12,16 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { pino, type Logger } from "pino";
 import { ModelRegistry } from "../../shared/adapters/nats/index.js";
 import {
-  SAMPLE_CLASSES,
-  SAMPLE_NIR_BAND,
-  SAMPLE_RED_BAND,
   createClassifier,
   createFeatureSpec,
   decodeGeoTiff,
-  generateTile,
   parseConfig,
   serializeModel,
   trainModel,
   type Config,
   type Model,
 } from "../../shared/index.js";
+import { SAMPLE_CLASSES, SAMPLE_NIR_BAND, SAMPLE_RED_BAND, generateTile } from "../../sample/index.js";
 import { projectRoot } from "../helpers/env.js";
 
 /** Seed of every generated tile in these tests. */

@@ -9,7 +9,7 @@ import {
   createRandom,
   kFoldSplits,
   stratifiedSplit,
-} from "../../shared/index.js";
+} from "../../shared/internal.js";
 import { missing } from "../helpers/env.js";
 
 const close = (a: number | null, b: number, tolerance = 1e-12): boolean =>

@@ -40,6 +40,64 @@ describe("the one-way architecture", () => {
     );
   });
 
+  test("lanes never reach shared/'s internals", async () => {
+    for (const lane of ["batch", "speed", "serving"])
+      assert.equal(
+        (await importErrors(`${lane}/x.ts`, 'export { KdTree } from "../shared/internal.js";\n')).length,
+        1,
+        lane,
+      );
+  });
+
+  test("the sample generator is for infra and tests: no lane and not shared imports it", async () => {
+    for (const lane of ["batch", "speed", "serving"]) {
+      const errors = await importErrors(
+        `${lane}/x.ts`,
+        'export { generateTile } from "../sample/index.js";\n',
+      );
+      assert.equal(errors.length, 1, lane);
+      assert.match(errors[0]!, /may not import sample\//);
+    }
+    assert.equal(
+      (await importErrors("shared/view/x.ts", 'export * from "../../sample/index.js";\n')).length,
+      1,
+    );
+    assert.deepEqual(await importErrors("infra/x.ts", 'export * from "../sample/index.js";\n'), []);
+    assert.deepEqual(await importErrors("test/x.ts", 'export * from "../sample/index.js";\n'), []);
+  });
+
+  test("the sample generator builds on shared's faces only", async () => {
+    assert.deepEqual(
+      await importErrors("sample/x.ts", 'export { createRandom } from "../shared/internal.js";\n'),
+      [],
+    );
+    assert.deepEqual(await importErrors("sample/x.ts", 'export * from "../shared/index.js";\n'), []);
+    assert.equal(
+      (await importErrors("sample/x.ts", 'export * from "../shared/util/random.js";\n')).length,
+      1,
+    );
+    assert.equal((await importErrors("sample/x.ts", 'export * from "../batch/index.js";\n')).length, 1);
+  });
+
+  test("shared/index.ts is the domain face: internals and the sample generator are not on it", async () => {
+    const face = await import("../../shared/index.js");
+    const internal = await import("../../shared/internal.js");
+    for (const name of [
+      "KdTree",
+      "referenceKernel",
+      "mortonOrder",
+      "fillPolygon",
+      "createRandom",
+      "hilbertIndex",
+    ]) {
+      assert.equal(name in face, false, name);
+      assert.equal(name in internal, true, name);
+    }
+    for (const name of ["generateTile", "generateArchive", "SAMPLE_SPECTRA"])
+      assert.equal(name in internal, false, name);
+    for (const name of Object.keys(face)) assert.ok(name in internal, `internal.ts re-exports ${name}`);
+  });
+
   test("infra may import every lane", async () => {
     assert.deepEqual(await importErrors("infra/x.ts", 'export * from "../batch/index.js";\n'), []);
   });

@@ -8,7 +8,7 @@ import { tableFromIPC } from "apache-arrow";
 import { rowsToArrowIpc } from "../../batch/arrow-export.js";
 import { StagingViewStore, type FinishedTile } from "../../batch/view-store.js";
 import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
-import { cellKey, createRandom, encodeClassRaster, type CatalogueEntry } from "../../shared/index.js";
+import { cellKey, createRandom, encodeClassRaster, type CatalogueEntry } from "../../shared/internal.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lanemap-viewstore-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

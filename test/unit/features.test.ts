@@ -11,7 +11,7 @@ import {
   parseFeatureSpec,
   type BandArray,
   type Raster,
-} from "../../shared/index.js";
+} from "../../shared/internal.js";
 
 /** A synthetic raster: bands as given, no georeferencing unless asked. */
 function raster(width: number, height: number, bands: BandArray[], extra: Partial<Raster> = {}): Raster {

@@ -13,20 +13,19 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromArrayBuffer } from "geotiff";
+import { ConfigError, createRandom } from "../../shared/internal.js";
 import {
   ArchiveExistsError,
   CLASS_ID,
-  ConfigError,
   SAMPLE_CLASSES,
   SAMPLE_SPECTRA,
-  createRandom,
   generateArchive,
   generateTile,
   landCover,
   sampleGeoTransform,
   type ArchiveManifest,
   type ArchiveSummary,
-} from "../../shared/index.js";
+} from "../../sample/index.js";
 import { missing } from "../helpers/env.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lanemap-generate-"));

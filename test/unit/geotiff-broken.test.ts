@@ -15,7 +15,7 @@ import {
   TileDecodeError,
   decodeGeoTiff,
   decodeGeoTiffIsolated,
-} from "../../shared/index.js";
+} from "../../shared/internal.js";
 import { missing, sharedData } from "../helpers/env.js";
 import { buildTiff, deflateBlock, lzwBlock } from "../helpers/tiff-bytes.js";
 

@@ -12,7 +12,7 @@ import {
   parseNodata,
   readGeoTiffInfo,
   toWgs84,
-} from "../../shared/index.js";
+} from "../../shared/internal.js";
 import { missing, sharedData } from "../helpers/env.js";
 import { type TagSpec, buildTiff, deflateBlock, sampleBytes } from "../helpers/tiff-bytes.js";
 

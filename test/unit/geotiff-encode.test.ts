@@ -12,7 +12,7 @@ import {
   type BandArray,
   type GeoTiffEncodeOptions,
   type GeoTiffInput,
-} from "../../shared/index.js";
+} from "../../shared/internal.js";
 import { missing } from "../helpers/env.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lanemap-encode-"));

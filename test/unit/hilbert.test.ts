@@ -14,7 +14,7 @@ import {
   orderTiles,
   splitRanges,
   type Ordering,
-} from "../../shared/index.js";
+} from "../../shared/internal.js";
 
 function grid(w: number, h: number) {
   const tiles: { id: string; col: number; row: number }[] = [];

@@ -13,7 +13,7 @@ import {
   mortonOrder,
   referenceKernel,
   type Random,
-} from "../../shared/index.js";
+} from "../../shared/internal.js";
 import { missing } from "../helpers/env.js";
 
 /** ml-knn, the reference implementation (CommonJS, untyped). */

@@ -26,7 +26,7 @@ import {
   type GeoTransform,
   type Model,
   type Raster,
-} from "../../shared/index.js";
+} from "../../shared/internal.js";
 import { missing, sharedData } from "../helpers/env.js";
 
 const UTM15: Crs = crsFromEpsg(32615);

@@ -4,7 +4,7 @@ import {
   SAMPLE_BAND_NAMES,
   generateArchive,
   type ArchiveSummary,
-} from "../../../shared/index.js";
+} from "../../../sample/index.js";
 import { UsageError, gridSize, positiveInt } from "../usage.js";
 
 interface GenerateFlags {

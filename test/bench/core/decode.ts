@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { fromArrayBuffer } from "geotiff";
-import { decodeGeoTiff, registerFastDecoders } from "../../../shared/index.js";
+import { decodeGeoTiff, registerFastDecoders } from "../../../shared/internal.js";
 import { hasGdal, projectRoot, sharedData } from "../../helpers/env.js";
 import { type Cell, type Table, median, printTable, writeResults } from "../harness.js";
 

@@ -9,13 +9,8 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import {
-  createClassifier,
-  createFeatureSpec,
-  decodeGeoTiff,
-  generateArchive,
-  trainModel,
-} from "../../../shared/index.js";
+import { createClassifier, createFeatureSpec, decodeGeoTiff, trainModel } from "../../../shared/index.js";
+import { generateArchive } from "../../../sample/index.js";
 import { hasPeerPython, peerScript } from "../../helpers/env.js";
 import { printTable, writeResults, type Table } from "../harness.js";
 

@@ -21,7 +21,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { KnnEngine, createRandom, type Random } from "../../../shared/index.js";
+import { KnnEngine, createRandom, type Random } from "../../../shared/internal.js";
 import { hasPeerPython } from "../../helpers/env.js";
 import { median, printTable, writeResults, type Table } from "../harness.js";
 

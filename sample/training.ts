@@ -3,8 +3,7 @@
  * cloud-free patches of one class, found tile by tile and kept in a bounded per-class reservoir so
  * that an archive of any size yields a fixed, well-spread number of polygons per class.
  */
-import type { GeoTransform } from "../raster/types.js";
-import type { Random } from "../util/random.js";
+import type { GeoTransform, Random } from "../shared/internal.js";
 import { SAMPLE_CLASSES, type SampleClassName } from "./spectra.js";
 
 /** Half-size of the homogeneous window a polygon sits in: a (2R+1)^2-pixel square. */

@@ -5,8 +5,7 @@
  */
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ConfigError, LanemapError } from "../errors.js";
-import { createRandom } from "../util/random.js";
+import { ConfigError, LanemapError, createRandom } from "../shared/internal.js";
 import {
   SAMPLE_BAND_NAMES,
   SAMPLE_BAND_WAVELENGTHS,

@@ -4,11 +4,14 @@
  * its ground-truth class raster. A pure function of its request: any cell can be regenerated alone,
  * and a fresh acquisition of a cell (another time, a scenario) shares the cell's base land cover.
  */
-import { ConfigError } from "../errors.js";
-import { encodeGeoTiff } from "../geotiff/encode.js";
-import { cellKey } from "../grid.js";
-import type { GeoTransform } from "../raster/types.js";
-import { createRandom, hashSeed } from "../util/random.js";
+import {
+  ConfigError,
+  cellKey,
+  createRandom,
+  encodeGeoTiff,
+  hashSeed,
+  type GeoTransform,
+} from "../shared/internal.js";
 import { landCover, type Scenario } from "./landcover.js";
 import { fbm, latticeValue, mixSalt } from "./noise.js";
 import {
