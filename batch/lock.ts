@@ -22,7 +22,7 @@ import {
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { LanemapError, dataPaths } from "../shared/index.js";
+import { LanemapError, dataPaths, pidAlive } from "../shared/index.js";
 
 /** What a lock file says about its owner. */
 export interface LockOwner {
@@ -85,16 +85,6 @@ function readOwner(path: string): LockOwner | null {
     // Missing, half-written or not JSON: the caller decides by the file's age.
   }
   return null;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Why a lock is stale, or null when its owner may still be running. */

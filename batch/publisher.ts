@@ -13,11 +13,11 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open, readdir, rename, rm, stat } from "node:fs/promises";
+import { readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
-  fsyncDir,
+  fsyncPath,
   listBatchVersions,
   readBatchVersion,
   readCurrentPointer,
@@ -32,20 +32,12 @@ import {
   dataPaths,
   parseVersionName,
   versionName,
+  versionNameOf,
   type BatchManifest,
 } from "../shared/index.js";
 
 /** The manifest without what publishing fills in (version, name, files). */
 export type ManifestDraft = Omit<BatchManifest, "format" | "version" | "name" | "files">;
-
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
@@ -84,7 +76,7 @@ export async function publishStagedView(
   for (const key of ["duckdb", "parquet", "arrow", "model"] as const) {
     const name = BATCH_VIEW_FILES[key];
     const path = join(stagingDir, name);
-    await fsyncFile(path);
+    await fsyncPath(path);
     files[name] = { bytes: (await stat(path)).size, sha256: await sha256File(path) };
   }
   // Only tables and the exports belong in a view: a leftover WAL means the file was not checkpointed.
@@ -108,13 +100,13 @@ export async function publishStagedView(
     join(stagingDir, BATCH_VIEW_FILES.manifest),
     JSON.stringify(manifest, null, 2) + "\n",
   );
-  await fsyncDir(stagingDir);
+  await fsyncPath(stagingDir);
   await options.beforeRename?.();
 
   const target = join(paths.batchViews, name);
   await rename(stagingDir, target);
-  await fsyncDir(paths.batchViews);
-  await fsyncDir(paths.batchStaging).catch(() => undefined);
+  await fsyncPath(paths.batchViews);
+  await fsyncPath(paths.batchStaging).catch(() => undefined);
   const published = await setCurrentBatch(dataDir, name);
   options.logger.info(
     { version: name, watermark: manifest.watermark, tiles: manifest.tiles },
@@ -208,9 +200,8 @@ export async function listViews(dataDir: string): Promise<ViewListing[]> {
  * LanemapError VIEW_NOT_FOUND when the version does not exist or is incomplete.
  */
 export async function rollbackBatchView(dataDir: string, version: string): Promise<BatchVersion> {
-  const spec = version.trim();
-  const name = /^\d+$/.test(spec) ? versionName(Number(spec)) : spec;
-  if (parseVersionName(name) === null)
+  const name = versionNameOf(version);
+  if (name === null)
     throw new LanemapError(
       "VIEW_NOT_FOUND",
       `"${version}" is not a batch view version (expected e.g. v000042 or 42)`,

@@ -9,17 +9,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { connectNats } from "../../shared/adapters/nats/index.js";
-import { ConfigError, dataPaths, type Config } from "../../shared/index.js";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+import { ConfigError, dataPaths, pidAlive, type Config } from "../../shared/index.js";
 
 /** The URL of a running embedded nats-server of this data directory, or undefined. */
 export async function embeddedNatsUrl(dataDir: string): Promise<string | undefined> {
@@ -32,7 +22,7 @@ export async function embeddedNatsUrl(dataDir: string): Promise<string | undefin
   }
   for (const name of names) {
     const m = /_(\d+)\.ports$/.exec(name);
-    if (!m || !alive(Number(m[1]))) continue;
+    if (!m || !pidAlive(Number(m[1]))) continue;
     try {
       const ports = JSON.parse(await readFile(join(runDir, name), "utf8")) as { nats?: string[] };
       const url = ports.nats?.[0];

@@ -16,7 +16,7 @@ import {
   type DeadLetterQueue,
   type ModelRegistry,
 } from "../../shared/adapters/nats/index.js";
-import { LanemapError, loadModelFile, parseVersionName, versionName } from "../../shared/index.js";
+import { LanemapError, loadModelFile, versionNameOf } from "../../shared/index.js";
 
 /** What `views rollback V` would do. */
 export interface RollbackPreview {
@@ -32,10 +32,8 @@ export interface RollbackPreview {
  * @throws LanemapError VIEW_NOT_FOUND when it is not a complete version.
  */
 export async function previewRollback(dataDir: string, spec: string): Promise<RollbackPreview> {
-  const trimmed = spec.trim();
-  const name = /^\d+$/.test(trimmed) ? versionName(Number(trimmed)) : trimmed;
-  const v: BatchVersion | null =
-    parseVersionName(name) === null ? null : await readBatchVersion(dataDir, name);
+  const name = versionNameOf(spec);
+  const v: BatchVersion | null = name === null ? null : await readBatchVersion(dataDir, name);
   if (!v) {
     const known = (await listBatchVersions(dataDir)).map((x) => x.name);
     throw new LanemapError(

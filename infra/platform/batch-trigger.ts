@@ -4,11 +4,11 @@
  */
 import type { BatchRunner, RunStatus as BatchRunStatus } from "../../batch/index.js";
 import { BatchRunActiveError, type BatchTrigger, type RunStatus } from "../../serving/index.js";
-import { errorCode } from "../../shared/index.js";
+import { errorCode, parseVersionName } from "../../shared/index.js";
 
 /** Serving's status shape for a batch run status. */
 export function toServingStatus(s: BatchRunStatus): RunStatus {
-  const version = s.report ? Number(s.report.version.replace(/^v/, "")) : undefined;
+  const version = s.report ? (parseVersionName(s.report.version) ?? undefined) : undefined;
   return {
     runId: s.runId,
     state: s.state,

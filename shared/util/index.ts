@@ -1,2 +1,3 @@
 export { startWorker } from "./worker.js";
 export { workerPayload } from "./worker-data.js";
+export { pidAlive } from "./process.js";

@@ -52,3 +52,13 @@ export function parseVersionName(name: string): number | null {
   const m = /^v(\d{6})$/.exec(name);
   return m ? Number(m[1]) : null;
 }
+
+/**
+ * The version an operator names: "v000042" or "42" (surrounding blanks ignored) -> "v000042";
+ * null for anything else. What `views rollback` and the ops previews accept.
+ */
+export function versionNameOf(spec: string): string | null {
+  const s = spec.trim();
+  const name = /^\d+$/.test(s) ? versionName(Number(s)) : s;
+  return parseVersionName(name) === null ? null : name;
+}

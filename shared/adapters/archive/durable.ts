@@ -7,8 +7,13 @@ import { randomBytes } from "node:crypto";
 import { link, mkdir, open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
+/**
+ * Flushes a file or a folder to disk (fsync(2) on a read-only handle; for a folder, its entries:
+ * a new or renamed name survives a crash only after this).
+ * @throws the file system's error (ENOENT, EACCES, ...).
+ */
+export async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, "r");
   try {
     await fh.sync();
   } finally {
@@ -39,7 +44,7 @@ export async function writeFileDurable(path: string, data: Uint8Array | string):
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  await fsyncDir(dirname(path));
+  await fsyncPath(dirname(path));
 }
 
 /**
@@ -56,8 +61,6 @@ export async function createFileDurable(path: string, data: Uint8Array | string)
   } finally {
     await unlink(tmp).catch(() => undefined);
   }
-  await fsyncDir(dirname(path));
+  await fsyncPath(dirname(path));
   return true;
 }
-
-export { fsyncDir };

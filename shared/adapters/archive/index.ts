@@ -8,4 +8,4 @@ export {
   setCurrentBatch,
   type BatchVersion,
 } from "./batch-views.js";
-export { createFileDurable, writeFileDurable, fsyncDir } from "./durable.js";
+export { createFileDurable, writeFileDurable, fsyncPath } from "./durable.js";
