@@ -15,6 +15,10 @@ const lane = (self, others) => ({
             message: `${self}/ may not import ${o}/: dependencies point shared <- batch, speed, serving <- infra.`,
           })),
           {
+            group: ["@duckdb/*"],
+            message: `${self}/ reaches DuckDB only through shared/adapters/duckdb/index.js (its values stay there).`,
+          },
+          {
             group: ["**/sample/**", "**/sample/*"],
             message: `${self}/ may not import sample/: the sample generator is for infra and tests.`,
           },

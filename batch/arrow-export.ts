@@ -20,7 +20,6 @@ import {
   type DataType,
   type Vector,
 } from "apache-arrow";
-import { DuckDBListValue, DuckDBTimestampValue, type DuckDBValue } from "@duckdb/node-api";
 import { LanemapError } from "../shared/index.js";
 
 /** A column of a DuckDB result: its name and DuckDB type name (as DESCRIBE prints it). */
@@ -51,16 +50,20 @@ function arrowType(duckType: string): DataType {
   }
 }
 
-function jsValue(v: DuckDBValue): unknown {
-  if (v instanceof DuckDBTimestampValue) return Number(v.micros / 1000n);
-  if (v instanceof DuckDBListValue) return v.items.map(jsValue);
+function jsValue(v: unknown): unknown {
+  if (v instanceof Date) return v.getTime();
+  if (Array.isArray(v)) return v.map(jsValue);
   return v;
 }
 
-/** Encodes rows (as DuckDB returned them) with their column types as an Arrow IPC stream. */
+/**
+ * Encodes rows (as the DuckDB adapter's `allJS` returns them) with their column types as an Arrow
+ * IPC stream.
+ * @throws LanemapError ARROW_EXPORT for a column type with no Arrow counterpart here.
+ */
 export function rowsToArrowIpc(
   columns: readonly ColumnInfo[],
-  rows: readonly Record<string, DuckDBValue>[],
+  rows: readonly Record<string, unknown>[],
 ): Uint8Array {
   const vectors: Record<string, Vector> = {};
   for (const c of columns) {

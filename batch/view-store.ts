@@ -9,14 +9,11 @@
  * read-only, with INSERT ... SELECT: no row passes through JavaScript.
  */
 import {
-  DuckDBDataChunk,
-  blobValue,
-  listValue,
+  DuckDbDatabase,
   quotedString,
-  timestampValue,
-  type DuckDBValue,
-} from "@duckdb/node-api";
-import { DuckDbDatabase } from "../shared/adapters/duckdb/index.js";
+  rasterRowValues,
+  tileRowValues,
+} from "../shared/adapters/duckdb/index.js";
 import { BATCH_VIEW_DDL, newestOf, type CatalogueEntry, type TileResult } from "../shared/index.js";
 
 /** A classified tile ready to append. */
@@ -39,42 +36,6 @@ export interface ViewClass {
   readonly id: number;
   readonly name: string;
   readonly colour: string;
-}
-
-/** The most rows one data chunk holds (DuckDB's vector size). */
-const CHUNK_ROWS = 2048;
-
-function micros(iso: string): DuckDBValue {
-  return timestampValue(BigInt(Date.parse(iso)) * 1000n);
-}
-
-function tileRow(r: TileResult, reused: boolean): DuckDBValue[] {
-  const b = r.boundsWgs84;
-  // Column order of BATCH_VIEW_DDL's `tiles`.
-  return [
-    r.tileId,
-    r.cell,
-    micros(r.acquired),
-    BigInt(r.ingestSeq),
-    r.contentHash,
-    r.modelVersion,
-    r.width,
-    r.height,
-    listValue([...r.geoTransform]),
-    r.epsg,
-    r.proj4,
-    b ? b.minX : null,
-    b ? b.minY : null,
-    b ? b.maxX : null,
-    b ? b.maxY : null,
-    BigInt(r.validPixels),
-    listValue(r.counts.map((c) => BigInt(c))),
-    listValue([...r.areasM2]),
-    r.dominantClass,
-    r.meanConfidence,
-    micros(r.processedAt),
-    reused,
-  ];
 }
 
 /** The staging DuckDB file of a batch view (see the module comment); one writer, never read by serving. */
@@ -125,7 +86,7 @@ export class StagingViewStore {
   async setRunSet(entries: readonly CatalogueEntry[]): Promise<void> {
     await this.db.run("DROP TABLE IF EXISTS run_set");
     await this.db.run("CREATE TABLE run_set (tile_id VARCHAR PRIMARY KEY, content_hash VARCHAR NOT NULL)");
-    await this.appendRows(
+    await this.db.appendRows(
       "run_set",
       entries.map((e) => [e.tileId, e.contentHash]),
     );
@@ -203,13 +164,13 @@ export class StagingViewStore {
     if (tiles.length === 0) return;
     await this.db.run("BEGIN TRANSACTION");
     try {
-      await this.appendRows(
+      await this.db.appendRows(
         "tiles",
-        tiles.map((t) => tileRow(t.result, false)),
+        tiles.map((t) => tileRowValues(t.result, false)),
       );
-      await this.appendRows(
+      await this.db.appendRows(
         "rasters",
-        tiles.map((t) => [t.result.tileId, t.k, blobValue(t.raster)]),
+        tiles.map((t) => rasterRowValues(t.result.tileId, t.k, t.raster)),
       );
       await this.db.run("COMMIT");
     } catch (err) {
@@ -220,7 +181,7 @@ export class StagingViewStore {
 
   /** Appends failure records. */
   async appendFailures(failures: readonly TileFailure[]): Promise<void> {
-    await this.appendRows(
+    await this.db.appendRows(
       "failures",
       failures.map((f) => [f.tileId, f.code, f.reason]),
     );
@@ -249,15 +210,15 @@ export class StagingViewStore {
       });
       byCell.set(r.cell, list);
     }
-    const cells: DuckDBValue[][] = [];
+    const cells: string[][] = [];
     for (const [cell, list] of byCell) {
       const winner = newestOf(list);
       if (winner) cells.push([cell, winner.tileId]);
     }
     await this.db.run("DELETE FROM cells");
     await this.db.run("DELETE FROM classes");
-    await this.appendRows("cells", cells);
-    await this.appendRows(
+    await this.db.appendRows("cells", cells);
+    await this.db.appendRows(
       "classes",
       classes.map((c) => [c.id, c.name, c.colour]),
     );
@@ -281,15 +242,18 @@ export class StagingViewStore {
     );
   }
 
-  /** The `tiles` table in tile id order, as DuckDB values, with its column types (for the Arrow export). */
+  /**
+   * The `tiles` table in tile id order, as plain JS (TIMESTAMP -> Date, BIGINT -> bigint, lists as
+   * arrays), with its DuckDB column types (for the Arrow export).
+   */
   async tileRows(): Promise<{
     columns: { name: string; type: string }[];
-    rows: Record<string, DuckDBValue>[];
+    rows: Record<string, unknown>[];
   }> {
     const columns = (await this.db.all<{ column_name: string; column_type: string }>("DESCRIBE tiles")).map(
       (c) => ({ name: c.column_name, type: c.column_type }),
     );
-    const rows = await this.db.all<Record<string, DuckDBValue>>("SELECT * FROM tiles ORDER BY tile_id");
+    const rows = await this.db.allJS<Record<string, unknown>>("SELECT * FROM tiles ORDER BY tile_id");
     return { columns, rows };
   }
 
@@ -305,22 +269,5 @@ export class StagingViewStore {
   /** Closes without a checkpoint (error paths; the WAL keeps what was committed). */
   closeSync(): void {
     this.db.closeSync();
-  }
-
-  private async appendRows(table: string, rows: readonly (readonly DuckDBValue[])[]): Promise<void> {
-    if (rows.length === 0) return;
-    const appender = await this.db.appender(table);
-    try {
-      const types = Array.from({ length: appender.columnCount }, (_, i) => appender.columnType(i));
-      for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
-        const part = rows.slice(start, start + CHUNK_ROWS);
-        const chunk = DuckDBDataChunk.create(types, part.length);
-        chunk.setRows(part);
-        appender.appendDataChunk(chunk);
-      }
-      appender.flushSync();
-    } finally {
-      appender.closeSync();
-    }
   }
 }

@@ -5,7 +5,12 @@
  */
 import { join } from "node:path";
 import type { BatchVersion } from "../../shared/adapters/archive/index.js";
-import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
+import {
+  DuckDbDatabase,
+  TILE_ROW_SELECT,
+  tileResultFromRow,
+  type TileRow,
+} from "../../shared/adapters/duckdb/index.js";
 import { BATCH_VIEW_FILES } from "../../shared/index.js";
 
 /** What a batch view says about one cell. */
@@ -24,14 +29,6 @@ export interface ViewClass {
   readonly name: string;
 }
 
-interface CellRow {
-  cell: string;
-  tile_id: string;
-  ingest_seq: bigint | number;
-  model_version: string;
-  counts: (bigint | number)[];
-}
-
 /** Every cell of a published version with its tile's counts (cell order), and the view's classes. */
 export async function readBatchCells(
   version: BatchVersion,
@@ -41,21 +38,24 @@ export async function readBatchCells(
     threads: 1,
   });
   try {
-    // allJS turns DuckDB LIST values into arrays (BIGINT elements may stay bigint: Number() below).
-    const rows = await db.allJS<CellRow>(
-      `SELECT c.cell, t.tile_id, t.ingest_seq, t.model_version, t.counts
-         FROM cells c JOIN tiles t ON t.tile_id = c.tile_id
+    // The tiles row is read as every reader reads it (the DuckDB adapter's one row mapping).
+    const rows = await db.allJS<TileRow & { view_cell: string }>(
+      `SELECT c.cell AS view_cell, t.*
+         FROM cells c JOIN (SELECT ${TILE_ROW_SELECT} FROM tiles) t ON t.tile_id = c.tile_id
         ORDER BY c.cell`,
     );
     const classes = await db.allJS<{ id: number; name: string }>("SELECT id, name FROM classes ORDER BY id");
     return {
-      cells: rows.map((r) => ({
-        cell: r.cell,
-        tileId: r.tile_id,
-        ingestSeq: Number(r.ingest_seq),
-        modelVersion: r.model_version,
-        counts: r.counts.map(Number),
-      })),
+      cells: rows.map((r) => {
+        const t = tileResultFromRow(r);
+        return {
+          cell: r.view_cell,
+          tileId: t.tileId,
+          ingestSeq: t.ingestSeq,
+          modelVersion: t.modelVersion,
+          counts: t.counts,
+        };
+      }),
       classes: classes.map((c) => ({ id: Number(c.id), name: c.name })),
     };
   } finally {

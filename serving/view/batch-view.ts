@@ -7,13 +7,18 @@
  */
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
+import {
+  DuckDbDatabase,
+  TILE_ROW_SELECT,
+  tileResultFromRow,
+  type TileRow,
+} from "../../shared/adapters/duckdb/index.js";
 import type { BatchVersion } from "../../shared/adapters/archive/index.js";
 import {
   BATCH_VIEW_FILES,
   LanemapError,
   decodeClassRaster,
-  tileResultSchema,
+  describeError,
   type BatchManifest,
   type ClassRaster,
   type TileResult,
@@ -34,30 +39,6 @@ export class BatchViewError extends LanemapError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("BATCH_VIEW", message, options);
   }
-}
-
-interface TileRow {
-  tile_id: string;
-  cell: string;
-  acquired_ms: bigint | number;
-  ingest_seq: bigint | number;
-  content_hash: string;
-  model_version: string;
-  width: number;
-  height: number;
-  geo_transform: number[];
-  epsg: number | null;
-  proj4: string | null;
-  min_lon: number | null;
-  min_lat: number | null;
-  max_lon: number | null;
-  max_lat: number | null;
-  valid_pixels: bigint | number;
-  counts: (bigint | number)[];
-  areas_m2: number[];
-  dominant_class: number;
-  mean_confidence: number;
-  processed_ms: bigint | number;
 }
 
 function blobBytes(v: unknown): Uint8Array {
@@ -125,12 +106,7 @@ export class OpenedBatchView {
     const db = await DuckDbDatabase.open(path, { readOnly: true, threads: 1 });
     const generation = ++openCounter;
     try {
-      const rows = await db.allJS<TileRow>(
-        `SELECT tile_id, cell, epoch_ms(acquired) AS acquired_ms, ingest_seq, content_hash, model_version,
-                width, height, geo_transform, epsg, proj4, min_lon, min_lat, max_lon, max_lat, valid_pixels,
-                counts, areas_m2, dominant_class, mean_confidence, epoch_ms(processed_at) AS processed_ms
-           FROM tiles`,
-      );
+      const rows = await db.allJS<TileRow>(`SELECT ${TILE_ROW_SELECT} FROM tiles`);
       const cellRows = await db.allJS<{ cell: string; tile_id: string }>(`SELECT cell, tile_id FROM cells`);
       const classRows = await db.allJS<{ id: number; name: string; colour: string }>(
         `SELECT id, name, colour FROM classes ORDER BY id`,
@@ -166,37 +142,11 @@ export class OpenedBatchView {
   }
 
   private toTileResult(row: TileRow): TileResult {
-    const bounds =
-      row.min_lon === null || row.min_lat === null || row.max_lon === null || row.max_lat === null
-        ? null
-        : { minX: row.min_lon, minY: row.min_lat, maxX: row.max_lon, maxY: row.max_lat };
-    const candidate = {
-      lane: "batch" as const,
-      tileId: row.tile_id,
-      cell: row.cell,
-      acquired: new Date(Number(row.acquired_ms)).toISOString(),
-      ingestSeq: Number(row.ingest_seq),
-      contentHash: row.content_hash,
-      modelVersion: row.model_version,
-      width: row.width,
-      height: row.height,
-      geoTransform: row.geo_transform.map(Number),
-      epsg: row.epsg,
-      proj4: row.proj4,
-      boundsWgs84: bounds,
-      validPixels: Number(row.valid_pixels),
-      counts: row.counts.map(Number),
-      areasM2: row.areas_m2.map(Number),
-      dominantClass: row.dominant_class,
-      meanConfidence: row.mean_confidence,
-      processedAt: new Date(Number(row.processed_ms)).toISOString(),
-    };
-    const parsed = tileResultSchema.safeParse(candidate);
-    if (!parsed.success)
-      throw new BatchViewError(
-        `${this.name}: tile ${row.tile_id} breaks the view contract: ${parsed.error.issues[0]?.message ?? "invalid"} at ${parsed.error.issues[0]?.path.join(".") ?? "?"}`,
-      );
-    return parsed.data as TileResult;
+    try {
+      return tileResultFromRow(row);
+    } catch (err) {
+      throw new BatchViewError(`${this.name}: ${describeError(err)}`, { cause: err });
+    }
   }
 
   private cacheKey(tileId: string): string {

@@ -98,6 +98,22 @@ describe("the one-way architecture", () => {
     for (const name of Object.keys(face)) assert.ok(name in internal, `internal.ts re-exports ${name}`);
   });
 
+  test("DuckDB's values stay behind its adapter: no lane imports @duckdb/node-api", async () => {
+    for (const lane of ["batch", "speed", "serving"])
+      assert.equal(
+        (await importErrors(`${lane}/x.ts`, 'export { listValue } from "@duckdb/node-api";\n')).length,
+        1,
+        lane,
+      );
+    assert.deepEqual(
+      await importErrors(
+        "batch/x.ts",
+        'export { DuckDbDatabase } from "../shared/adapters/duckdb/index.js";\n',
+      ),
+      [],
+    );
+  });
+
   test("infra may import every lane", async () => {
     assert.deepEqual(await importErrors("infra/x.ts", 'export * from "../batch/index.js";\n'), []);
   });
