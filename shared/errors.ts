@@ -70,3 +70,24 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message.split("\n")[0] ?? err.name;
   return String(err);
 }
+
+/** A worker thread could not start (its entry module or its setup failed): it would fail again. */
+export class WorkerStartError extends LanemapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("WORKER_START", message, options);
+  }
+}
+
+/** A worker thread died (crashed or exited) while it held a job; the pool replaces it. */
+export class WorkerCrashError extends LanemapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("WORKER_CRASHED", message, options);
+  }
+}
+
+/** A worker pool was closed before the job finished (or the job came after the close). */
+export class PoolClosedError extends LanemapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("POOL_CLOSED", message, options);
+  }
+}

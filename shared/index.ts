@@ -12,6 +12,7 @@ export * from "./accuracy/index.js";
 export * from "./hilbert/index.js";
 export * from "./sample/index.js";
 export * from "./util/index.js";
+export * from "./workers/index.js";
 export * from "./grid.js";
 export * from "./config.js";
 export * from "./view/index.js";

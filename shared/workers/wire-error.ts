@@ -1,9 +1,20 @@
 /**
  * Errors across the worker boundary. Structured clone keeps only `message` (and, for plain Errors,
- * `name`) of an error, so the decoder worker sends a plain record and the pool rebuilds the same named
- * class on its side: a caller's `instanceof TileDecodeError` works whether or not a worker decoded.
+ * `name`) of an error, so a pooled worker sends a plain record and WorkerPool rebuilds the same named
+ * class on its side: a caller's `instanceof TileDecodeError` works whether or not a worker decoded,
+ * and every LanemapError keeps its `code` (the speed lane's retry policy reads it).
+ *
+ * This is the pool's local encoding until shared/errors.ts has the one wire encoding of the house
+ * (encodeError/decodeError, issue 10 item 1); then these two functions become calls to those.
  */
-import { DeadlineError, LanemapError, PixelBudgetError, TileDecodeError } from "../errors.js";
+import {
+  DeadlineError,
+  LanemapError,
+  ModelError,
+  PixelBudgetError,
+  TileDecodeError,
+  TileInvalidError,
+} from "../errors.js";
 
 /** An error as plain data. */
 export interface WireError {
@@ -56,9 +67,18 @@ export function fromWireError(w: WireError): Error {
     case "DeadlineError":
       err = new DeadlineError(w.message, opts);
       break;
+    case "TileInvalidError":
+      err = new TileInvalidError(w.message, opts);
+      break;
+    case "ModelError":
+      err = new ModelError(w.message, opts);
+      break;
     default:
-      if (w.code !== undefined) err = new LanemapError(w.code, w.message, opts);
-      else {
+      if (w.code !== undefined) {
+        err = new LanemapError(w.code, w.message, opts);
+        // The class is not rebuilt, its name is: logs and problem bodies still say ModelError, ...
+        err.name = w.name;
+      } else {
         err = new Error(w.message, opts);
         err.name = w.name;
       }
