@@ -65,6 +65,12 @@ export class TilePool {
       size: options.size,
       timeoutMs: options.timeoutMs,
       ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
+      // A replacement thread builds the models in use before its first tile, outside its deadline.
+      warmUp: () =>
+        [...this.artifacts].map(([version, artifact]): TileJob => ({
+          kind: "model",
+          model: { version, artifact },
+        })),
     });
   }
 
@@ -88,9 +94,9 @@ export class TilePool {
 
   /**
    * Makes a model usable by `classify`: one job per live thread parses, validates and builds its
-   * classifier now, so on a warmed, idle pool every thread has it before its first tile (a thread
-   * that was busy, or started later, builds it with its first tile of that version, within that
-   * tile's deadline).
+   * classifier now, so on a warmed, idle pool every thread has it before its first tile. A thread
+   * started later builds the loaded models before its first tile; one that was busy builds it with
+   * its first tile of that version, within that tile's deadline.
    * `version` is checked against the artifact; null takes the artifact's own.
    * @throws ModelError when the artifact is not a usable model; DeadlineError, PoolClosedError.
    */

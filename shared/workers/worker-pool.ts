@@ -26,7 +26,7 @@ import type { FromWorker, ToWorker } from "./protocol.js";
 import { fromWireError } from "./wire-error.js";
 
 /** Options of a WorkerPool. */
-export interface WorkerPoolOptions {
+export interface WorkerPoolOptions<J = unknown> {
   /** The worker's entry module (.ts or .js), which calls `serveJobs`. */
   readonly entry: URL;
   /** What the workers are, for error messages ("decoder", "tile"). */
@@ -39,6 +39,14 @@ export interface WorkerPoolOptions {
   readonly workerData?: unknown;
   /** V8 limits per worker: a runaway job kills its worker, not the process. */
   readonly resourceLimits?: ResourceLimits;
+  /**
+   * Jobs every new worker runs once it is ready and before it takes a queued job, each with the
+   * pool's deadline: they bring a replacement up to date (build the models in use) so that this
+   * work never counts against a caller's deadline. Their results are dropped and a failed one is
+   * skipped (the next real job reports it); a worker that dies or passes the deadline on them has
+   * failed to start.
+   */
+  readonly warmUp?: () => readonly J[];
 }
 
 /** Options of one job. */
@@ -68,7 +76,10 @@ interface Job<J, R> {
 
 interface Slot<J, R> {
   readonly worker: Worker;
+  /** Said ready and ran its warm-up jobs: it takes queued jobs. */
   ready: boolean;
+  /** Warm-up jobs still to run (see WorkerPoolOptions.warmUp). */
+  warming: J[];
   /** Set once the worker is given up (terminated, crashed, closed): its late events are ignored. */
   gone: boolean;
   job: Job<J, R> | null;
@@ -98,7 +109,7 @@ export class WorkerPool<J, R> {
   private isClosed = false;
 
   /** @throws RangeError when size is not a positive integer or timeoutMs not a positive number. */
-  constructor(private readonly options: WorkerPoolOptions) {
+  constructor(private readonly options: WorkerPoolOptions<J>) {
     if (!Number.isInteger(options.size) || options.size < 1)
       throw new RangeError(`size must be a positive integer, got ${options.size}`);
     this.size = options.size;
@@ -221,6 +232,7 @@ export class WorkerPool<J, R> {
     const slot: Slot<J, R> = {
       worker,
       ready: false,
+      warming: [],
       gone: false,
       job: null,
       timer: null,
@@ -265,10 +277,8 @@ export class WorkerPool<J, R> {
     if (slot.gone) return;
     switch (msg.type) {
       case "ready":
-        slot.ready = true;
-        if (slot.job === null) slot.worker.unref();
-        slot.startedResolve();
-        this.pump();
+        slot.warming = [...(this.options.warmUp?.() ?? [])];
+        this.warmUp(slot);
         return;
       case "start-failed":
         this.startFailed(slot, fromWireError(msg.error));
@@ -283,6 +293,28 @@ export class WorkerPool<J, R> {
         return;
       }
     }
+  }
+
+  /** Runs the slot's next warm-up job, or makes it ready for queued jobs when none is left. */
+  private warmUp(slot: Slot<J, R>): void {
+    if (slot.gone) return;
+    const payload = slot.warming.shift();
+    if (payload === undefined) {
+      slot.ready = true;
+      slot.worker.unref();
+      slot.startedResolve();
+      this.pump();
+      return;
+    }
+    const next = () => this.warmUp(slot);
+    this.dispatch(slot, {
+      id: this.nextId++,
+      payload,
+      transfer: [],
+      timeoutMs: this.timeoutMs,
+      resolve: next,
+      reject: next,
+    });
   }
 
   private onDeath(slot: Slot<J, R>, err: unknown): void {
@@ -300,6 +332,12 @@ export class WorkerPool<J, R> {
   private onDeadline(slot: Slot<J, R>): void {
     const job = slot.job;
     if (slot.gone || job === null) return;
+    if (!slot.ready) {
+      // A warm-up job: a replacement would stall on it again.
+      this.settle(slot);
+      this.startFailed(slot, new DeadlineError(`its warm-up did not finish within ${job.timeoutMs} ms`));
+      return;
+    }
     this.lose(
       slot,
       new DeadlineError(`the ${this.options.name} job did not finish within ${job.timeoutMs} ms`),

@@ -7,6 +7,8 @@ import { TileInvalidError, serveJobs, transferableBuffers, workerPayload } from 
 /** What a test worker is told to do. */
 export type PoolTestJob =
   | { readonly kind: "echo"; readonly value: string }
+  /** Keeps `value` in the thread (a warm-up job's state), echoed by every later answer. */
+  | { readonly kind: "remember"; readonly value: string }
   /** Doubles the samples in place and sends them back transferred. */
   | { readonly kind: "double"; readonly samples: Float64Array }
   | { readonly kind: "sleep"; readonly ms: number }
@@ -17,7 +19,12 @@ export type PoolTestJob =
 
 /** What it answers. */
 export type PoolTestResult =
-  | { readonly kind: "echo"; readonly value: string; readonly threadId: number }
+  | {
+      readonly kind: "echo";
+      readonly value: string;
+      readonly threadId: number;
+      readonly remembered: readonly string[];
+    }
   | { readonly kind: "double"; readonly samples: Float64Array; readonly received: number };
 
 /** The test worker's start-up behaviour. */
@@ -27,12 +34,16 @@ export interface PoolTestWorkerData {
 
 const { threadId } = await import("node:worker_threads");
 const data = workerPayload<PoolTestWorkerData | undefined>();
+const remembered: string[] = [];
 
 serveJobs<PoolTestJob, PoolTestResult>(
   async (job) => {
     switch (job.kind) {
       case "echo":
-        return { result: { kind: "echo", value: job.value, threadId } };
+        return { result: { kind: "echo", value: job.value, threadId, remembered } };
+      case "remember":
+        remembered.push(job.value);
+        return { result: { kind: "echo", value: job.value, threadId, remembered } };
       case "double": {
         for (let i = 0; i < job.samples.length; i++) job.samples[i] = (job.samples[i] as number) * 2;
         return {
@@ -42,7 +53,7 @@ serveJobs<PoolTestJob, PoolTestResult>(
       }
       case "sleep":
         await new Promise((r) => setTimeout(r, job.ms));
-        return { result: { kind: "echo", value: "slept", threadId } };
+        return { result: { kind: "echo", value: "slept", threadId, remembered } };
       case "hang":
         // A synchronous loop: nothing inside this thread can interrupt it.
         for (;;);

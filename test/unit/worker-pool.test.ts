@@ -23,7 +23,7 @@ const pools: WorkerPool<PoolTestJob, PoolTestResult>[] = [];
 after(() => Promise.all(pools.map((p) => p.close())));
 
 function pool(
-  options: Partial<WorkerPoolOptions> & { workerData?: PoolTestWorkerData } = {},
+  options: Partial<WorkerPoolOptions<PoolTestJob>> & { workerData?: PoolTestWorkerData } = {},
 ): WorkerPool<PoolTestJob, PoolTestResult> {
   const p = new WorkerPool<PoolTestJob, PoolTestResult>({
     entry,
@@ -111,6 +111,30 @@ describe("WorkerPool", () => {
     assert.equal((await p.run({ kind: "sleep", ms: 50 }, { timeoutMs: 1000 })).kind, "echo");
     await assert.rejects(p.run({ kind: "sleep", ms: 5000 }, { timeoutMs: 100 }), DeadlineError);
     await assert.rejects(p.run({ kind: "echo", value: "x" }, { timeoutMs: 0 }), RangeError);
+  });
+
+  test("a new worker runs the warm-up jobs of the moment before it takes a queued job, outside that job's deadline", async () => {
+    let model = "v1";
+    const p = pool({ timeoutMs: 300, warmUp: () => [{ kind: "remember", value: model }] });
+    const first = await p.run({ kind: "echo", value: "a" });
+    assert.ok(first.kind === "echo");
+    assert.deepEqual(first.remembered, ["v1"]);
+    await assert.rejects(p.run({ kind: "hang" }), DeadlineError);
+    model = "v2";
+    const second = await p.run({ kind: "echo", value: "b" });
+    assert.ok(second.kind === "echo");
+    assert.notEqual(second.threadId, first.threadId);
+    assert.deepEqual(second.remembered, ["v2"], "the replacement was brought up to date");
+  });
+
+  test("a worker that passes the deadline on a warm-up job has failed to start", async () => {
+    const p = pool({ timeoutMs: 300, warmUp: () => [{ kind: "hang" }] });
+    await assert.rejects(p.run({ kind: "echo", value: "x" }), (err: unknown) => {
+      assert.ok(err instanceof WorkerStartError, `got ${String(err)}`);
+      assert.match(err.message, /warm-up did not finish within 300 ms/);
+      return true;
+    });
+    assert.equal(p.workerCount, 0);
   });
 
   test("a worker that crashes fails only its job with WorkerCrashError, and is replaced", async () => {
