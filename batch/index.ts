@@ -63,7 +63,7 @@ export { testHooksFromEnv, type BatchTestHooks } from "./test-hooks.js";
 export type { FinishedTile, TileFailure, ViewClass } from "./view-store.js";
 export {
   TileWorkerPool,
-  WorkerStartError,
   type TileJobOutcome,
+  type TileWorkerData,
   type TileWorkerPoolOptions,
 } from "./worker-pool.js";

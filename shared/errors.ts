@@ -287,6 +287,9 @@ const REBUILT: Readonly<Record<string, (w: WireError, options?: { cause?: unknow
   ModelError: (w, o) => new ModelError(w.message, o),
   ConfigError: (w, o) => new ConfigError(w.message, o),
   DeadlineError: (w, o) => new DeadlineError(w.message, o),
+  WorkerStartError: (w, o) => new WorkerStartError(w.message, o),
+  WorkerCrashError: (w, o) => new WorkerCrashError(w.message, o),
+  PoolClosedError: (w, o) => new PoolClosedError(w.message, o),
 };
 
 /**
@@ -306,4 +309,23 @@ export function decodeError(wire: WireError): LanemapError {
   }
   if (wire.stack !== undefined) err.stack = wire.stack;
   return err;
+/** A worker thread could not start (its entry module or its setup failed): it would fail again. */
+export class WorkerStartError extends LanemapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("WORKER_START", message, options);
+  }
+}
+
+/** A worker thread died (crashed or exited) while it held a job; the pool replaces it. */
+export class WorkerCrashError extends LanemapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("WORKER_CRASHED", message, options);
+  }
+}
+
+/** A worker pool was closed before the job finished (or the job came after the close). */
+export class PoolClosedError extends LanemapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("POOL_CLOSED", message, options);
+  }
 }

@@ -11,6 +11,7 @@ export * from "./classifier/index.js";
 export * from "./accuracy/index.js";
 export * from "./hilbert/index.js";
 export * from "./util/index.js";
+export * from "./workers/index.js";
 export * from "./grid.js";
 export * from "./config.js";
 export * from "./view/index.js";

@@ -10,15 +10,9 @@ export {
   type PublishTileOptions,
   type PublishedTile,
 } from "./publish.js";
-export {
-  startSpeedWorker,
-  type SpeedWorker,
-  type SpeedWorkerDeps,
-  type SpeedWorkerHooks,
-  type ClassifiedEvent,
-} from "./worker.js";
+export { startSpeedWorker, type SpeedWorker, type SpeedWorkerDeps } from "./worker.js";
+export { type SpeedWorkerHooks, type ClassifiedEvent } from "./pipeline.js";
 export { ActiveModel, type LoadedModel, type ModelPreparer } from "./active-model.js";
-export { ClassifierPool, type ClassifierPoolOptions, type ClassifiedTile } from "./classifier-pool.js";
 export { createSpeedMetrics, type SpeedMetrics } from "./metrics.js";
 export { EventHub, type SpeedEvent } from "./events.js";
 export type {

@@ -1,31 +1,26 @@
 /**
- * A speed worker: pulls fresh tiles from the shared durable consumer and turns each into a live
- * result, all before acknowledging it:
+ * A speed worker's lifecycle (the per-message work is pipeline.ts): make sure the streams, consumer
+ * and buckets exist, keep the active model loaded in the worker's TilePool, pull fresh tiles from
+ * the shared durable consumer with one pull per free slot, dead-letter what the max-deliveries
+ * advisory reports, poll the lag metrics, and stop cleanly.
  *
- *   fetch bytes (inline, or from the object store) -> register in the master archive (ingest
- *   sequence = stream sequence) -> decode in the DecoderPool (deadline) -> classify with the current
- *   model in the ClassifierPool (deadline) -> LiveView.put (durable) -> `tiles.classified.<cell>`
- *   event -> ack
- *
- * Both CPU-heavy steps run in worker threads, so the event loop stays free for heartbeats, acks and
- * the model watch however long a tile takes, and a hostile tile costs at most its deadline.
+ * The CPU-heavy step (decode + classify) runs in worker threads, so the event loop stays free for
+ * heartbeats, acks and the model watch however long a tile takes, and a hostile tile costs at most
+ * its deadline.
  *
  * Any number of worker processes share the consumer; each holds at most `config.speed.concurrency`
  * tiles (one pull request per free slot, so a busy worker never hoards messages an idle one could
- * take). A tile that cannot be classified is dead-lettered and terminated; a transient failure is
- * nak'd with a growing delay; a slow tile sends in-progress heartbeats so it is not redelivered.
- * Nothing is lost if a worker dies: an unacknowledged tile is redelivered after ack_wait, and
+ * take). Nothing is lost if a worker dies: an unacknowledged tile is redelivered after ack_wait, and
  * every step is idempotent (see speed/README.md, "Exactly one result").
  */
+
 import { hostname } from "node:os";
 import {
   jetstream,
   jetstreamManager,
   type ConsumerMessages,
   type JetStreamManager,
-  type JsMsg,
 } from "@nats-io/jetstream";
-import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
@@ -34,42 +29,19 @@ import {
   DeadLetterQueue,
   HEADERS,
   INGEST_STREAM,
-  INGEST_SUBJECT_PREFIX,
   LiveView,
   ModelRegistry,
   SPEED_ADVISORY_QUEUE,
   SPEED_CONSUMER,
-  classifiedSubject,
   ensureSpeedResources,
   maxDeliveriesAdvisory,
   speedLaneStatus,
 } from "../shared/adapters/nats/index.js";
-import {
-  DecoderPool,
-  LanemapError,
-  TileInvalidError,
-  describeError,
-  errorCode,
-  isPermanent,
-  type ErrorCode,
-  registerTile,
-  type CatalogueEntry,
-  type Config,
-  type TileResult,
-} from "../shared/index.js";
-import { ActiveModel, type LoadedModel } from "./active-model.js";
-import { ClassifierPool } from "./classifier-pool.js";
+import { LanemapError, TilePool, describeError, type Config } from "../shared/index.js";
+import { ActiveModel } from "./active-model.js";
 import { EventHub, type SpeedEvent } from "./events.js";
 import { createSpeedMetrics, type SpeedMetrics } from "./metrics.js";
-
-/** Test and operator hooks into a worker's pipeline. */
-export interface SpeedWorkerHooks {
-  /**
-   * Runs after a tile is registered and before it is decoded, with heartbeats going. The CLI wires
-   * LANEMAP_TEST_TILE_DELAY_MS to a sleep here, so fault tests can kill a worker mid-tile.
-   */
-  readonly beforeClassify?: (tile: { tileId: string; cell: string; streamSeq: number }) => Promise<void>;
-}
+import { TilePipeline, cellOfSubject, type SpeedWorkerHooks } from "./pipeline.js";
 
 /** What a worker needs besides config. */
 export interface SpeedWorkerDeps {
@@ -79,10 +51,8 @@ export interface SpeedWorkerDeps {
   readonly registry?: Registry;
   /** The master archive (default the one in config.dataDir). */
   readonly archive?: ArchiveStore;
-  /** Decoder threads (default a pool of one thread per slot, closed on stop). */
-  readonly decoder?: DecoderPool;
-  /** Classifier threads (default a pool of one thread per slot, closed on stop). */
-  readonly classifiers?: ClassifierPool;
+  /** Tile threads, decode + classify (default a pool of one thread per slot, closed on stop). */
+  readonly pool?: TilePool;
   readonly hooks?: SpeedWorkerHooks;
   /** Name in logs and events (default host:pid). */
   readonly name?: string;
@@ -105,32 +75,6 @@ export interface SpeedWorker extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-/** The JSON summary published on `tiles.classified.<cell>` (core NATS, no payload beyond this). */
-export interface ClassifiedEvent {
-  readonly tileId: string;
-  readonly cell: string;
-  readonly acquired: string;
-  readonly ingestSeq: number;
-  readonly modelVersion: string;
-  readonly counts: readonly number[];
-  readonly dominantClass: number;
-  readonly meanConfidence: number;
-  readonly processedAt: string;
-}
-
-/**
- * The code of a failure, and whether retrying could help: the error table's `permanent` flag (a
- * permanent failure is a property of the tile, with this model: dead-letter it).
- */
-function classify(err: unknown): { code: ErrorCode; permanent: boolean } {
-  return { code: errorCode(err), permanent: isPermanent(err) };
-}
-
-/** Redelivery delay after the n-th failed delivery: 0.5 s, 1 s, 2 s, ... up to 30 s. */
-function retryDelayMs(deliveries: number): number {
-  return Math.min(30_000, 500 * 2 ** Math.max(0, deliveries - 1));
-}
-
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     if (signal.aborted) return resolve();
@@ -142,12 +86,6 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     }
     signal.addEventListener("abort", done, { once: true });
   });
-
-/** What the handler has learnt about a tile so far, for its dead letter and events. */
-interface TileContext {
-  tileId: string | null;
-  cell: string | null;
-}
 
 /**
  * Starts a speed worker: makes sure the streams, consumer and buckets exist (limits from config),
@@ -172,23 +110,21 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
   const models = await ModelRegistry.open(nc);
   const consumer = await js.consumers.get(INGEST_STREAM, SPEED_CONSUMER);
 
-  const ownDecoder = deps.decoder === undefined;
-  const decoder =
-    deps.decoder ??
-    new DecoderPool({ size: concurrency, timeoutMs: config.decodeTimeoutMs, maxPixels: config.maxPixels });
-  const ownClassifiers = deps.classifiers === undefined;
-  const classifiers =
-    deps.classifiers ?? new ClassifierPool({ size: concurrency, timeoutMs: config.decodeTimeoutMs });
+  const ownPool = deps.pool === undefined;
+  const pool = deps.pool ?? new TilePool({ size: concurrency, timeoutMs: config.decodeTimeoutMs });
   const closePools = async (): Promise<void> => {
-    if (ownDecoder) await decoder.close();
-    if (ownClassifiers) await classifiers.close();
+    if (ownPool) await pool.close();
   };
   let active: ActiveModel;
   try {
-    // A model is ready once every classifier thread has built it (and so validated it).
+    // Threads start now: their start-up is not paid by the first tile.
+    await pool.warm();
+    // A model is ready once every tile thread has built it (and so validated it).
     active = await ActiveModel.start(
       models,
-      (artifact, version) => classifiers.preload(version, artifact),
+      async (artifact, version) => {
+        await pool.loadModel(artifact, version);
+      },
       logger,
       events,
       metrics,
@@ -206,8 +142,7 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
     metrics,
     events,
     archive,
-    decoder,
-    classifiers,
+    pool,
     live,
     tiles,
     dlq,
@@ -332,259 +267,4 @@ function subscribeMaxDeliveries(
       );
     },
   });
-}
-
-function cellOfSubject(subject: string): string | null {
-  const prefix = `${INGEST_SUBJECT_PREFIX}.`;
-  return subject.startsWith(prefix) ? subject.slice(prefix.length) : null;
-}
-
-/** A message as the dead-letter path needs it (a live JsMsg or the stream's stored copy). */
-interface OriginalMessage {
-  readonly seq: number;
-  readonly subject: string;
-  readonly headers: JsMsg["headers"];
-  readonly data: Uint8Array;
-  readonly deliveries: number;
-}
-
-interface PipelineDeps {
-  readonly nc: NatsConnection;
-  readonly logger: Logger;
-  readonly metrics: SpeedMetrics;
-  readonly events: EventHub<SpeedEvent>;
-  readonly archive: ArchiveStore;
-  readonly decoder: DecoderPool;
-  readonly classifiers: ClassifierPool;
-  readonly live: LiveView;
-  readonly tiles: ObjectStore;
-  readonly dlq: DeadLetterQueue;
-  readonly hooks: SpeedWorkerHooks;
-}
-
-/** The per-message work of a worker, and what to do when it fails. */
-class TilePipeline {
-  constructor(
-    private readonly config: Config,
-    private readonly d: PipelineDeps,
-  ) {}
-
-  /** Handles one message to its end: ack, term (dead-lettered) or nak (retry later). Never throws. */
-  async handle(m: JsMsg, model: LoadedModel): Promise<void> {
-    const { metrics } = this.d;
-    const started = performance.now();
-    const ctx: TileContext = { tileId: null, cell: null };
-    metrics.inFlight.inc();
-    // Heartbeats keep a slow tile (a big decode, the test delay hook) from being redelivered.
-    const beat = setInterval(() => m.working(), Math.max(200, this.config.speed.ackWaitMs / 3));
-    try {
-      await this.process(m, model, ctx, started);
-      m.ack();
-    } catch (err) {
-      await this.failed(m, err, ctx);
-    } finally {
-      clearInterval(beat);
-      metrics.inFlight.dec();
-      metrics.processing.observe((performance.now() - started) / 1000);
-    }
-  }
-
-  private async tileBytes(m: JsMsg): Promise<Uint8Array> {
-    const object = m.headers?.get(HEADERS.object);
-    if (object) {
-      const bytes = await this.d.tiles.getBlob(object);
-      if (!bytes)
-        throw new LanemapError(
-          "OBJECT_MISSING",
-          `the tile's object ${object} is not in the tile object store`,
-        );
-      return bytes;
-    }
-    if (m.data.length === 0)
-      throw new TileInvalidError("the message has no payload and no Lanemap-Object header");
-    return m.data;
-  }
-
-  private async process(m: JsMsg, model: LoadedModel, ctx: TileContext, started: number): Promise<void> {
-    const { archive, live, decoder, classifiers, metrics, events, hooks } = this.d;
-    const h = m.headers;
-    const subjectCell = cellOfSubject(m.subject);
-    const headerCell = h?.get(HEADERS.cell) || undefined;
-    ctx.tileId = h?.get(HEADERS.tileId) || null;
-    ctx.cell = headerCell ?? subjectCell;
-    if (headerCell && subjectCell && headerCell !== subjectCell)
-      throw new TileInvalidError(
-        `header ${HEADERS.cell}=${headerCell} contradicts the subject's cell ${subjectCell}`,
-      );
-    const bytes = await this.tileBytes(m);
-    const streamSeq = m.info.streamSequence;
-    const { entry, created } = await registerTile(
-      archive,
-      bytes,
-      {
-        tileId: ctx.tileId ?? undefined,
-        cell: ctx.cell ?? undefined,
-        acquired: h?.get(HEADERS.acquired) || undefined,
-        ingestSeq: streamSeq,
-        source: "stream",
-      },
-      { maxPixels: this.config.maxPixels },
-    );
-    ctx.tileId = entry.tileId;
-    ctx.cell = entry.cell;
-    if (!created) {
-      // Seen before (a re-sent tile, or a redelivery after a crash): if its result is written, done.
-      const existing = await live.get(entry.cell, entry.tileId);
-      if (
-        existing &&
-        existing.result.contentHash === entry.contentHash &&
-        existing.result.ingestSeq === entry.ingestSeq
-      ) {
-        metrics.tiles.inc({ outcome: "duplicate" });
-        events.emit({
-          type: "tile-duplicate",
-          tileId: entry.tileId,
-          cell: entry.cell,
-          ingestSeq: entry.ingestSeq,
-          streamSeq,
-        });
-        return;
-      }
-    }
-    await hooks.beforeClassify?.({ tileId: entry.tileId, cell: entry.cell, streamSeq });
-    const raster = await decoder.decode(bytes, {
-      maxPixels: this.config.maxPixels,
-      timeoutMs: this.config.decodeTimeoutMs,
-    });
-    const out = await classifiers.classify(model.version, raster, entry);
-    const revision = await live.put({ result: out.result, k: out.k, raster: out.raster });
-    this.announce(entry, out.result);
-    const latencyMs = Date.now() - m.info.timestampNanos / 1e6;
-    metrics.tiles.inc({ outcome: "classified" });
-    metrics.latency.observe(Math.max(0, latencyMs) / 1000);
-    events.emit({
-      type: "tile-classified",
-      tileId: entry.tileId,
-      cell: entry.cell,
-      ingestSeq: entry.ingestSeq,
-      streamSeq,
-      modelVersion: out.result.modelVersion,
-      latencyMs,
-      processMs: performance.now() - started,
-      liveRevision: revision,
-    });
-  }
-
-  private announce(entry: CatalogueEntry, r: TileResult): void {
-    const summary: ClassifiedEvent = {
-      tileId: r.tileId,
-      cell: r.cell,
-      acquired: r.acquired,
-      ingestSeq: r.ingestSeq,
-      modelVersion: r.modelVersion,
-      counts: r.counts,
-      dominantClass: r.dominantClass,
-      meanConfidence: r.meanConfidence,
-      processedAt: r.processedAt,
-    };
-    try {
-      this.d.nc.publish(classifiedSubject(entry.cell), JSON.stringify(summary));
-    } catch (err) {
-      // The event is a notification; the result is already durable in the live view.
-      this.d.logger.warn(
-        { err: describeError(err), tileId: entry.tileId },
-        "cannot publish the classified event",
-      );
-    }
-  }
-
-  private async failed(m: JsMsg, err: unknown, ctx: TileContext): Promise<void> {
-    const { code, permanent } = classify(err);
-    const deliveries = m.info.deliveryCount;
-    const reason = describeError(err);
-    const original: OriginalMessage = {
-      seq: m.info.streamSequence,
-      subject: m.subject,
-      headers: m.headers,
-      data: m.data,
-      deliveries,
-    };
-    if (permanent || deliveries >= this.config.speed.maxDeliver) {
-      const finalCode = permanent ? code : "MAX_DELIVER";
-      const finalReason = permanent ? reason : `failed ${deliveries} deliveries; last: ${reason}`;
-      if (await this.deadLetter(original, ctx, finalCode, finalReason)) {
-        m.term();
-        return;
-      }
-    }
-    const delayMs = retryDelayMs(deliveries);
-    this.d.logger.warn(
-      { err: reason, code, streamSeq: original.seq, deliveries, delayMs },
-      "tile failed; will retry",
-    );
-    this.d.metrics.tiles.inc({ outcome: "retried" });
-    this.d.events.emit({
-      type: "tile-retry",
-      tileId: ctx.tileId,
-      streamSeq: original.seq,
-      deliveries,
-      reason,
-      delayMs,
-    });
-    m.nak(delayMs);
-  }
-
-  /** Writes the dead letter (and a bad-tile record); true when it is stored. */
-  async deadLetter(
-    original: OriginalMessage,
-    ctx: TileContext,
-    code: ErrorCode,
-    reason: string,
-  ): Promise<boolean> {
-    const { dlq, archive, logger, metrics, events } = this.d;
-    let seq: number;
-    try {
-      ({ seq } = await dlq.add({
-        originalSeq: original.seq,
-        subject: original.subject,
-        headers: original.headers,
-        data: original.data,
-        code,
-        reason,
-        deliveries: original.deliveries,
-      }));
-    } catch (err) {
-      logger.error(
-        { err: describeError(err), streamSeq: original.seq },
-        "cannot dead-letter a tile; it will be retried",
-      );
-      return false;
-    }
-    await archive
-      .recordBad({
-        key: ctx.tileId ?? `stream-${original.seq}`,
-        source: "stream",
-        code,
-        reason,
-        at: new Date().toISOString(),
-      })
-      .catch(() => undefined); // The dead letter is the record that matters; this is a convenience copy.
-    metrics.tiles.inc({ outcome: "failed" });
-    metrics.deadLetters.inc();
-    logger.warn(
-      { code, reason, tileId: ctx.tileId, streamSeq: original.seq, deadLetter: seq },
-      "tile dead-lettered",
-    );
-    events.emit({
-      type: "tile-failed",
-      tileId: ctx.tileId,
-      cell: ctx.cell,
-      streamSeq: original.seq,
-      code,
-      reason,
-      deliveries: original.deliveries,
-      deadLetterSeq: seq,
-    });
-    return true;
-  }
 }

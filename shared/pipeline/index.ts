@@ -8,3 +8,14 @@ export {
   type ResultSource,
   type TileOutcome,
 } from "./classify.js";
+export {
+  ClassifierCache,
+  runTileJob,
+  type ClassifyTileJob,
+  type LoadModelJob,
+  type ModelRef,
+  type TileBytes,
+  type TileJob,
+  type TileJobResult,
+} from "./tile-job.js";
+export { TilePool, type LoadedTileModel, type TileInput, type TilePoolOptions } from "./tile-pool.js";

@@ -1,0 +1,149 @@
+/**
+ * Tiles decoded and classified in worker threads, with a deadline: the house WorkerPool running the
+ * one tile job of both lanes (tile-job.ts). k-NN over a 256² tile is a few hundred milliseconds of
+ * CPU and a large tile minutes, and a hostile file can make a decoder loop; on a lane's main thread
+ * either would stall heartbeats, acks and checkpoints. A tile past its deadline costs its thread,
+ * which is terminated and replaced; the lane goes on.
+ */
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ResourceLimits } from "node:worker_threads";
+import { ModelError } from "../errors.js";
+import type { Lane } from "../view/types.js";
+import { WorkerPool } from "../workers/index.js";
+import type { TileOutcome, ResultSource } from "./classify.js";
+import type { TileBytes, TileJob, TileJobResult } from "./tile-job.js";
+
+/** Options of a TilePool. */
+export interface TilePoolOptions {
+  /** Threads, one tile each at a time. */
+  readonly size: number;
+  /** Deadline of one tile (read + decode + classify, and a model build the thread lacked), in ms. */
+  readonly timeoutMs: number;
+  /** V8 limits per thread: a runaway tile kills its thread, not the process. */
+  readonly resourceLimits?: ResourceLimits;
+}
+
+/** One tile to classify. */
+export interface TileInput {
+  readonly lane: Lane;
+  readonly source: ResultSource;
+  readonly bytes: TileBytes;
+  readonly maxPixels: number;
+  /** Test hook: the thread sleeps this long first. */
+  readonly delayMs?: number;
+}
+
+/** A model the pool has loaded. */
+export interface LoadedTileModel {
+  readonly version: string;
+  /** Neighbours per vote. */
+  readonly k: number;
+}
+
+// The entry sits beside this module, with this module's extension (.ts under tsx, .js if built).
+const entry = new URL(`./tile-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+
+/** The artifact in shared memory: every job message then shares it instead of copying it. */
+function shared(artifact: Uint8Array): Uint8Array {
+  const out = new Uint8Array(new SharedArrayBuffer(artifact.byteLength));
+  out.set(artifact);
+  return out;
+}
+
+/** Worker threads that turn tiles into lane results with a deadline (see the module comment). */
+export class TilePool {
+  private readonly pool: WorkerPool<TileJob, TileJobResult>;
+  /** Artifacts of the models tiles may still name (the two newest), by version. */
+  private readonly artifacts = new Map<string, Uint8Array>();
+
+  /** @throws RangeError for a size or timeoutMs that is not positive. */
+  constructor(options: TilePoolOptions) {
+    this.pool = new WorkerPool({
+      entry,
+      name: "tile",
+      size: options.size,
+      timeoutMs: options.timeoutMs,
+      ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
+      // A replacement thread builds the models in use before its first tile, outside its deadline.
+      warmUp: () =>
+        [...this.artifacts].map(([version, artifact]): TileJob => ({
+          kind: "model",
+          model: { version, artifact },
+        })),
+    });
+  }
+
+  /** Threads terminated and replaced after a deadline, an abort or a crash. */
+  get replaced(): number {
+    return this.pool.replaced;
+  }
+
+  /** Live threads. */
+  get workerCount(): number {
+    return this.pool.workerCount;
+  }
+
+  /**
+   * Starts every thread and waits until each is ready.
+   * @throws WorkerStartError, PoolClosedError.
+   */
+  warm(): Promise<void> {
+    return this.pool.warm();
+  }
+
+  /**
+   * Makes a model usable by `classify`: one job per live thread parses, validates and builds its
+   * classifier now, so on a warmed, idle pool every thread has it before its first tile. A thread
+   * started later builds the loaded models before its first tile; one that was busy builds it with
+   * its first tile of that version, within that tile's deadline.
+   * `version` is checked against the artifact; null takes the artifact's own.
+   * @throws ModelError when the artifact is not a usable model; DeadlineError, PoolClosedError.
+   */
+  async loadModel(artifact: Uint8Array, version: string | null = null): Promise<LoadedTileModel> {
+    const model = { version, artifact: shared(artifact) };
+    const threads = Math.max(1, this.pool.workerCount);
+    const replies = await Promise.all(
+      Array.from({ length: threads }, () => this.pool.run({ kind: "model", model })),
+    );
+    const reply = replies[0];
+    if (reply?.kind !== "model") throw new ModelError("the tile thread did not load the model");
+    this.artifacts.set(reply.version, model.artifact);
+    // Keep only what tiles in flight and new tiles may name: the two newest.
+    while (this.artifacts.size > 2) this.artifacts.delete(this.artifacts.keys().next().value as string);
+    return { version: reply.version, k: reply.k };
+  }
+
+  /**
+   * Classifies one tile with model `version` (loaded by `loadModel`). Inline bytes are copied once;
+   * the caller's stay usable.
+   * @throws TileDecodeError, PixelBudgetError, TileInvalidError, ModelError (from the thread, as
+   *   the same classes); DeadlineError past the deadline; WorkerCrashError; WorkerStartError;
+   *   PoolClosedError; `signal.reason` when aborted.
+   */
+  async classify(
+    tile: TileInput,
+    version: string,
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<TileOutcome> {
+    const artifact = this.artifacts.get(version);
+    if (!artifact) throw new ModelError(`model ${version} was never loaded into the tile pool`);
+    let job: TileJob = { kind: "tile", model: { version, artifact }, ...tile };
+    let transfer: ArrayBuffer[] = [];
+    if (tile.bytes.kind === "inline") {
+      // A copy of its own, moved: cloning a view (a NATS message's payload) would copy its whole
+      // underlying buffer, and the caller keeps its bytes (a dead letter needs them).
+      const bytes = Uint8Array.prototype.slice.call(tile.bytes.bytes);
+      job = { ...job, bytes: { kind: "inline", bytes } };
+      transfer = [bytes.buffer];
+    }
+    const reply = await this.pool.run(job, { ...options, transfer });
+    if (reply.kind !== "tile") throw new ModelError("the tile thread answered a tile with a model");
+    return reply.outcome;
+  }
+
+  /** Terminates every thread; queued and running tiles reject with PoolClosedError. */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
