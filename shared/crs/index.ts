@@ -9,3 +9,10 @@ export {
   transformBounds,
 } from "./crs.js";
 export { lookupEpsg, type EpsgEntry } from "./epsg.js";
+export {
+  loadProjEngine,
+  loadedProjEngine,
+  type GdalCrsReading,
+  type PointsTransform,
+  type ProjEngine,
+} from "./proj.js";

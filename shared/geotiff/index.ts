@@ -1,4 +1,17 @@
-export { DEFAULT_MAX_PIXELS, decodeGeoTiff, readGeoTiffInfo, type DecodeOptions } from "./decode.js";
+export {
+  DEFAULT_MAX_PIXELS,
+  decodeGeoTiff,
+  readGeoTiffInfo,
+  type CrsReading,
+  type DecodeOptions,
+} from "./decode.js";
+export {
+  PROJ4_AGREEMENT_M,
+  readCrsWithProj,
+  resolveCrs,
+  resolveRasterCrs,
+  type ResolvedCrs,
+} from "./crs-resolve.js";
 export { registerFastDecoders } from "./decoders.js";
 export {
   DEFAULT_DECODE_TIMEOUT_MS,

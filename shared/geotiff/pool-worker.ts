@@ -17,7 +17,11 @@ port.on("message", (req: PoolRequest) => {
     let reply: PoolReply;
     let transfer: ArrayBuffer[] = [];
     try {
-      const raster = await decodeGeoTiff(new Uint8Array(req.bytes), { maxPixels: req.maxPixels });
+      // "keys": PROJ stays on the loading thread; callers take the CRS from the catalogue entry.
+      const raster = await decodeGeoTiff(new Uint8Array(req.bytes), {
+        maxPixels: req.maxPixels,
+        crs: "keys",
+      });
       reply = { id: req.id, ok: true, raster };
       // Every band owns a fresh ArrayBuffer (decode.ts allocates one per band): transfer, do not copy.
       transfer = [...new Set(raster.bands.map((b: BandArray) => b.buffer as ArrayBuffer))];
