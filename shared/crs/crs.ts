@@ -32,11 +32,23 @@ export function crsFromEpsg(code: number): Crs {
 const converters = new Map<string, Converter>();
 const MAX_CONVERTERS = 256;
 
+/**
+ * True when proj4js would need a grid file for this definition (+nadgrids other than @null, or
+ * +datum=NAD27, which proj4js maps to the NADCON grids). proj4js has no grid files, and then returns
+ * NaN for every point: such a definition must never reach a transform.
+ */
+export function proj4NeedsGrid(def: string): boolean {
+  return /\+nadgrids=(?!@?null\b)/i.test(def) || /\+datum=NAD27\b/i.test(def);
+}
+
 function definition(crs: Crs): string {
-  if (crs.proj4 === null || crs.proj4.trim() === "") {
-    const label = crs.epsg !== null ? `EPSG:${crs.epsg}` : (crs.name ?? "unnamed CRS");
+  const label = crs.epsg !== null ? `EPSG:${crs.epsg}` : (crs.name ?? "unnamed CRS");
+  if (crs.proj4 === null || crs.proj4.trim() === "")
     throw new CrsError(`${label} has no proj4 definition, so points cannot be transformed`);
-  }
+  if (proj4NeedsGrid(crs.proj4))
+    throw new CrsError(
+      `${label}: its proj4 definition needs a datum grid file that proj4js cannot load (${crs.proj4}); read the tile again so that PROJ resolves its CRS`,
+    );
   return crs.proj4;
 }
 

@@ -4,6 +4,7 @@ export {
   crsFromEpsg,
   fromWgs84,
   projectPoint,
+  proj4NeedsGrid,
   sameCrs,
   toWgs84,
   transformBounds,

@@ -20,6 +20,7 @@ import {
   WGS84,
   loadProjEngine,
   projectPoint,
+  proj4NeedsGrid,
   type GdalCrsReading,
   type ProjEngine,
 } from "../crs/index.js";
@@ -115,14 +116,6 @@ function withoutDatum(def: string, e: { a: number; b: number }): string {
     .split(/\s+/)
     .filter((t) => t !== "" && !/^\+(datum|towgs84|nadgrids|ellps|a|b|rf|f|R)=/.test(t));
   return [...kept, `+a=${e.a}`, `+b=${e.b}`].join(" ");
-}
-
-/**
- * True when proj4js would look for a grid file for this definition (+nadgrids, or +datum=NAD27, which
- * proj4js maps to NADCON grids): it has none, so such a definition is never a candidate.
- */
-function needsGrid(def: string): boolean {
-  return /\+nadgrids=(?!@?null\b)/i.test(def) || /\+datum=NAD27\b/i.test(def);
 }
 
 function geocentric(lonDeg: number, latDeg: number, a: number, b: number): [number, number, number] {
@@ -314,7 +307,7 @@ export async function resolveCrs(
   const candidates =
     def0 === null
       ? []
-      : [needsGrid(def0) ? null : def0, ballpark(def0), () => fittedHelmert(def0, xs, ys, lon, lat)];
+      : [proj4NeedsGrid(def0) ? null : def0, ballpark(def0), () => fittedHelmert(def0, xs, ys, lon, lat)];
   let best = Infinity;
   for (const c of candidates) {
     const def = typeof c === "function" ? c() : c;

@@ -180,11 +180,8 @@ function gdalMetadataXml(input: GeoTiffInput, bandCount: number): string | null 
 function copiedGeoTags(g: GeoTiffGeoTags): Tag[] {
   const tags: Tag[] = [];
   const d = g.directory;
-  if (
-    d.length < 4 ||
-    d.length !== 4 + 4 * (d[3] ?? 0) ||
-    !d.every((v) => Number.isInteger(v) && v >= 0 && v <= 65535)
-  )
+  // Some writers leave padding after the keys (libgeotiff's cassini_soldner.tif): kept verbatim.
+  if (d.length < 4 + 4 * (d[3] ?? 0) || !d.every((v) => Number.isInteger(v) && v >= 0 && v <= 65535))
     throw new TileEncodeError("geoTags.directory is not a GeoKey directory (4 + 4 x key count SHORTs)");
   if (g.pixelScale) tags.push({ id: 33550, type: DOUBLE, values: [...g.pixelScale] });
   if (g.tiepoints) tags.push({ id: 33922, type: DOUBLE, values: [...g.tiepoints] });
