@@ -337,3 +337,35 @@ export async function resolveRasterCrs<T extends RasterInfo>(info: T): Promise<T
   if (r === null) return { ...info, crs: null, boundsWgs84: null };
   return { ...info, crs: r.crs, boundsWgs84: r.boundsWgs84 };
 }
+
+/**
+ * The CRS of an EPSG code as PROJ reads it (a GeoKey directory naming the code, resolved like a
+ * tile's), with its proj4 definition checked against PROJ over `area` (in that CRS's coordinates),
+ * e.g. the bounding box of training labels. Without an area PROJ's export is taken unchecked.
+ * @throws CrsError when PROJ does not know the code, or as `resolveCrs`.
+ */
+export async function resolveEpsgCrs(code: number, area: Bounds | null): Promise<Crs> {
+  if (code === 4326) return WGS84;
+  if (!Number.isInteger(code) || code <= 0 || code > 65535)
+    throw new CrsError(`EPSG:${code} is not a code a GeoTIFF can name`);
+  // Projected first; a geographic code read as projected finds no CRS in GDAL, so try both.
+  for (const [modelType, key] of [
+    [1, 3072],
+    [2, 2048],
+  ] as const) {
+    const directory = [1, 1, 0, 3, 1024, 0, 1, modelType, 1025, 0, 1, 1, key, 0, 1, code];
+    const tags = {
+      directory,
+      doubles: null,
+      ascii: null,
+      pixelScale: null,
+      tiepoints: null,
+      transformation: null,
+    };
+    const reading = await readCrsWithProj(tags);
+    if (reading === null || reading.epsg !== code) continue;
+    const r = await resolveCrs(tags, area);
+    if (r !== null) return r.crs;
+  }
+  throw new CrsError(`EPSG:${code} is not a projected or geographic CRS PROJ knows`);
+}

@@ -9,6 +9,7 @@ export {
   PROJ4_AGREEMENT_M,
   readCrsWithProj,
   resolveCrs,
+  resolveEpsgCrs,
   resolveRasterCrs,
   type ResolvedCrs,
 } from "./crs-resolve.js";
