@@ -15,6 +15,7 @@ import {
   TilePool,
   WorkerStartError,
   describeError,
+  errorCode,
   type CatalogueEntry,
   type ErrorCode,
   type TileResult,
@@ -126,7 +127,7 @@ export class TileWorkerPool {
       }
       return {
         ok: false,
-        code: err instanceof LanemapError ? err.code : "CLASSIFY",
+        code: errorCode(err),
         reason: describeError(err),
       };
     }

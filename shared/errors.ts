@@ -309,6 +309,8 @@ export function decodeError(wire: WireError): LanemapError {
   }
   if (wire.stack !== undefined) err.stack = wire.stack;
   return err;
+}
+
 /** A worker thread could not start (its entry module or its setup failed): it would fail again. */
 export class WorkerStartError extends LanemapError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -251,7 +251,9 @@ export function labelsFromGeoJson(
   tileNames?: readonly string[],
 ): LabelledPixels[] {
   const geoms = labelledGeometries(labels.geojson, labels.classProperty ?? "class");
-  const from = geoJsonCrs(labels.geojson) ?? labels.crs ?? WGS84;
+  // `labels.crs`, when a loader gives it, is already the member's (or its option's) CRS as PROJ reads
+  // it (infra/cli/commands/train.ts `labelsCrs`), so it wins over re-reading the member here.
+  const from = labels.crs ?? geoJsonCrs(labels.geojson) ?? WGS84;
   const names = sortClassNames(geoms.map((g) => g.name));
   const nameIndex = new Map(names.map((n, i) => [n, i]));
   const touched = new Uint8Array(geoms.length);

@@ -32,11 +32,23 @@ export function crsFromEpsg(code: number): Crs {
 const converters = new Map<string, Converter>();
 const MAX_CONVERTERS = 256;
 
+/**
+ * True when proj4js would need a grid file for this definition (+nadgrids other than @null, or
+ * +datum=NAD27, which proj4js maps to the NADCON grids). proj4js has no grid files, and then returns
+ * NaN for every point: such a definition must never reach a transform.
+ */
+export function proj4NeedsGrid(def: string): boolean {
+  return /\+nadgrids=(?!@?null\b)/i.test(def) || /\+datum=NAD27\b/i.test(def);
+}
+
 function definition(crs: Crs): string {
-  if (crs.proj4 === null || crs.proj4.trim() === "") {
-    const label = crs.epsg !== null ? `EPSG:${crs.epsg}` : (crs.name ?? "unnamed CRS");
+  const label = crs.epsg !== null ? `EPSG:${crs.epsg}` : (crs.name ?? "unnamed CRS");
+  if (crs.proj4 === null || crs.proj4.trim() === "")
     throw new CrsError(`${label} has no proj4 definition, so points cannot be transformed`);
-  }
+  if (proj4NeedsGrid(crs.proj4))
+    throw new CrsError(
+      `${label}: its proj4 definition needs a datum grid file that proj4js cannot load (${crs.proj4}); read the tile again so that PROJ resolves its CRS`,
+    );
   return crs.proj4;
 }
 
@@ -54,6 +66,59 @@ function converter(from: Crs, to: Crs): Converter {
   return c;
 }
 
+/** The +axis term of a proj4 definition ("enu" when absent) and the definition without it. */
+function splitAxis(def: string): { axis: string; bare: string } {
+  const m = /(?:^|\s)\+axis=([a-z]{3})(?=\s|$)/i.exec(def);
+  if (m === null) return { axis: "enu", bare: def };
+  return { axis: (m[1] as string).toLowerCase(), bare: def.replace(m[0], " ").trim() };
+}
+
+/** Easting/northing from coordinates in an axis order (x = first axis, as GDAL hands them over). */
+function fromAxis(axis: string, u: number, v: number): [number, number] {
+  let e = NaN;
+  let n = NaN;
+  for (const [c, val] of [
+    [axis[0], u],
+    [axis[1], v],
+  ] as const) {
+    if (c === "e") e = val;
+    else if (c === "w") e = -val;
+    else if (c === "n") n = val;
+    else if (c === "s") n = -val;
+  }
+  return [e, n];
+}
+
+/** The inverse of fromAxis. */
+function toAxis(axis: string, e: number, n: number): [number, number] {
+  const out: number[] = [];
+  for (const c of [axis[0], axis[1]])
+    out.push(c === "e" ? e : c === "w" ? -e : c === "n" ? n : c === "s" ? -n : NaN);
+  return [out[0] as number, out[1] as number];
+}
+
+/**
+ * A proj4js converter with the axis order applied by us: proj4js negates the wrong side for
+ * westing/southing axes (`+axis=wsu`, e.g. EPSG:2046 south-oriented Transverse Mercator, lands in
+ * the other hemisphere), so the axis term is stripped and the coordinates are flipped around it.
+ */
+function axisAware(a: string, b: string): Converter {
+  const from = splitAxis(a);
+  const to = splitAxis(b);
+  const inner = proj4(from.bare, to.bare);
+  if (from.axis.startsWith("en") && to.axis.startsWith("en")) return inner;
+  const run = (p: [number, number], forward: boolean): number[] => {
+    const [fa, ta] = forward ? [from.axis, to.axis] : [to.axis, from.axis];
+    const [e, n] = fromAxis(fa, p[0], p[1]);
+    const out = forward ? inner.forward([e, n]) : inner.inverse([e, n]);
+    return toAxis(ta, out[0] ?? NaN, out[1] ?? NaN);
+  };
+  return {
+    forward: ((p: number[]) => run([p[0] ?? NaN, p[1] ?? NaN], true)) as Converter["forward"],
+    inverse: ((p: number[]) => run([p[0] ?? NaN, p[1] ?? NaN], false)) as Converter["inverse"],
+  } as Converter;
+}
+
 function converterByDefinition(from: Crs, to: Crs): Converter {
   const a = definition(from);
   const b = definition(to);
@@ -61,7 +126,7 @@ function converterByDefinition(from: Crs, to: Crs): Converter {
   let c = converters.get(key);
   if (c === undefined) {
     try {
-      c = proj4(a, b);
+      c = axisAware(a, b);
     } catch (err) {
       throw new CrsError(`cannot build a transform from "${a}" to "${b}"`, { cause: err });
     }

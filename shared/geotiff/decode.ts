@@ -12,6 +12,7 @@ import type { BandArray, DType, Raster, RasterInfo } from "../raster/types.js";
 import { placeBlock, placePredictedBlock, swapBytes, undoFloatingPointPredictor } from "./blocks.js";
 import { type BlockParameters, registerFastDecoders } from "./decoders.js";
 import { checkPixelBudget, imageSize, type ImageLayout, readLayout } from "./layout.js";
+import { resolveRasterCrs } from "./crs-resolve.js";
 import { rasterInfoOf } from "./metadata.js";
 import { parseTiffStructure } from "./tiff.js";
 
@@ -24,7 +25,17 @@ export interface DecodeOptions {
   readonly maxPixels?: number;
   /** Aborts the decode between blocks; the promise then rejects with the signal's reason. */
   readonly signal?: AbortSignal;
+  /**
+   * "proj" (default): the CRS and lon/lat bounds as GDAL/PROJ read them (`resolveRasterCrs`: the PROJ
+   * engine starts once per process, about 2–3 s, then costs nothing per tile of a known CRS).
+   * "keys": the GeoKeys as parsed, without PROJ — for decoder worker threads, whose callers take the
+   * CRS from the catalogue entry the loading thread resolved.
+   */
+  readonly crs?: CrsReading;
 }
+
+/** How the CRS of a decoded tile is settled (see DecodeOptions.crs). */
+export type CrsReading = "proj" | "keys";
 
 /** A band array of `dtype` over its own buffer. */
 function bandView(dtype: DType, buffer: ArrayBuffer): BandArray {
@@ -278,15 +289,18 @@ function checkMaxPixels(maxPixels: number): void {
  */
 export async function readGeoTiffInfo(
   bytes: Uint8Array,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; crs?: CrsReading } = {},
 ): Promise<RasterInfo> {
   options.signal?.throwIfAborted();
+  let info: RasterInfo;
   try {
     const s = parseTiffStructure(plain(bytes));
-    return rasterInfoOf(s, readLayout(s));
+    info = rasterInfoOf(s, readLayout(s));
   } catch (err) {
     throw asDecodeError(err, options.signal);
   }
+  // Outside the try: a CRS PROJ refuses is a CrsError about the tile, not a decoding failure.
+  return (options.crs ?? "proj") === "proj" ? resolveRasterCrs(info) : info;
 }
 
 /**
@@ -300,6 +314,7 @@ export async function decodeGeoTiff(bytes: Uint8Array, options: DecodeOptions = 
   checkMaxPixels(maxPixels);
   const { signal } = options;
   signal?.throwIfAborted();
+  let raster: Raster;
   try {
     const s = parseTiffStructure(plain(bytes));
     const { width, height } = imageSize(s);
@@ -307,8 +322,9 @@ export async function decodeGeoTiff(bytes: Uint8Array, options: DecodeOptions = 
     const layout = readLayout(s);
     const info = rasterInfoOf(s, layout);
     const bands = await decodePixels(s.bytes, layout, info.nodata, signal);
-    return { ...info, bands };
+    raster = { ...info, bands };
   } catch (err) {
     throw asDecodeError(err, signal);
   }
+  return (options.crs ?? "proj") === "proj" ? resolveRasterCrs(raster) : raster;
 }

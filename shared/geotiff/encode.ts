@@ -11,7 +11,7 @@ import { createRequire } from "node:module";
 import { endianness } from "node:os";
 import { deflateSync } from "node:zlib";
 import { LanemapError } from "../errors.js";
-import type { BandArray, DType, GeoTransform } from "../raster/types.js";
+import type { BandArray, DType, GeoTiffGeoTags, GeoTransform } from "../raster/types.js";
 
 /** A raster could not be encoded as asked (inconsistent bands, unsupported option, too large, ...). */
 export class TileEncodeError extends LanemapError {
@@ -33,6 +33,13 @@ export interface GeoTiffInput {
   readonly geoTransform?: GeoTransform | null;
   /** EPSG code of the CRS (projected or geographic). */
   readonly epsg?: number | null;
+  /**
+   * Georeferencing tags to copy verbatim (a source raster's `geoTags`): the GeoKey directory with its
+   * parameter tags and the pixel scale/tie points or transformation matrix. When given, it replaces
+   * `geoTransform` and `epsg`, so a derived raster carries exactly its source's georeferencing
+   * whatever the CRS, including those without an EPSG code.
+   */
+  readonly geoTags?: GeoTiffGeoTags | null;
   /** Whether `epsg` names a projected or a geographic CRS; looked up in epsg-index when omitted. */
   readonly crsKind?: "projected" | "geographic";
   /** Nodata value for every band (GDAL_NODATA); NaN is allowed for float data. */
@@ -169,8 +176,28 @@ function gdalMetadataXml(input: GeoTiffInput, bandCount: number): string | null 
   return `<GDALMetadata>\n${items.join("\n")}\n</GDALMetadata>`;
 }
 
+/** The source's georeferencing tags, verbatim (types as GeoTIFF 1.1 §7 defines them). */
+function copiedGeoTags(g: GeoTiffGeoTags): Tag[] {
+  const tags: Tag[] = [];
+  const d = g.directory;
+  // Some writers leave padding after the keys (libgeotiff's cassini_soldner.tif): kept verbatim.
+  if (d.length < 4 + 4 * (d[3] ?? 0) || !d.every((v) => Number.isInteger(v) && v >= 0 && v <= 65535))
+    throw new TileEncodeError("geoTags.directory is not a GeoKey directory (4 + 4 x key count SHORTs)");
+  if (g.pixelScale) tags.push({ id: 33550, type: DOUBLE, values: [...g.pixelScale] });
+  if (g.tiepoints) tags.push({ id: 33922, type: DOUBLE, values: [...g.tiepoints] });
+  if (g.transformation) tags.push({ id: 34264, type: DOUBLE, values: [...g.transformation] });
+  tags.push({ id: 34735, type: SHORT, values: [...d] });
+  if (g.doubles) tags.push({ id: 34736, type: DOUBLE, values: [...g.doubles] });
+  if (g.ascii !== null) tags.push({ id: 34737, type: ASCII, values: g.ascii });
+  for (const t of tags)
+    if (typeof t.values !== "string" && !t.values.every(Number.isFinite))
+      throw new TileEncodeError(`georeferencing tag ${t.id} holds a non-finite number`);
+  return tags;
+}
+
 /** GeoTIFF georeferencing tags for a GDAL geotransform and an EPSG code. */
 function geoTags(input: GeoTiffInput): Tag[] {
+  if (input.geoTags) return copiedGeoTags(input.geoTags);
   const tags: Tag[] = [];
   const gt = input.geoTransform;
   if (gt) {

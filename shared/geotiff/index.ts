@@ -1,3 +1,17 @@
-export { DEFAULT_MAX_PIXELS, decodeGeoTiff, readGeoTiffInfo, type DecodeOptions } from "./decode.js";
+export {
+  DEFAULT_MAX_PIXELS,
+  decodeGeoTiff,
+  readGeoTiffInfo,
+  type CrsReading,
+  type DecodeOptions,
+} from "./decode.js";
+export {
+  PROJ4_AGREEMENT_M,
+  readCrsWithProj,
+  resolveCrs,
+  resolveEpsgCrs,
+  resolveRasterCrs,
+  type ResolvedCrs,
+} from "./crs-resolve.js";
 export { DEFAULT_DECODE_TIMEOUT_MS, DecoderPool, type DecoderPoolOptions } from "./pool.js";
 export * from "./encode.js";

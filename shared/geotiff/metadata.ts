@@ -3,7 +3,7 @@
  * ModelTransformation and the GeoKeys), GDAL's nodata and metadata tags, and the acquisition time.
  */
 import { CrsError, WGS84, transformBounds } from "../crs/index.js";
-import type { Bounds, Crs, GeoTransform, RasterInfo } from "../raster/types.js";
+import type { Bounds, Crs, GeoTiffGeoTags, GeoTransform, RasterInfo } from "../raster/types.js";
 import { crsFromGeoKeys, isPixelIsPoint, parseGeoKeys, type GeoKeys } from "./geokeys.js";
 import { type ImageLayout, Tag, compressionName } from "./layout.js";
 import { type TiffStructure, tagNumbers, tagString } from "./tiff.js";
@@ -178,6 +178,19 @@ function perBand(
   return out;
 }
 
+/** The georeferencing tags verbatim, or null without a GeoKey directory. */
+function geoTagsOf(s: TiffStructure, directory: readonly number[] | null): GeoTiffGeoTags | null {
+  if (directory === null) return null;
+  return {
+    directory,
+    doubles: tagNumbers(s, Tag.GeoDoubleParams),
+    ascii: tagString(s, Tag.GeoAsciiParams),
+    pixelScale: tagNumbers(s, Tag.ModelPixelScale),
+    tiepoints: tagNumbers(s, Tag.ModelTiepoint),
+    transformation: tagNumbers(s, Tag.ModelTransformation),
+  };
+}
+
 /** Builds the RasterInfo of IFD 0 from its validated layout and tags. */
 export function rasterInfoOf(s: TiffStructure, layout: ImageLayout): RasterInfo {
   const directory = tagNumbers(s, Tag.GeoKeyDirectory);
@@ -218,5 +231,6 @@ export function rasterInfoOf(s: TiffStructure, layout: ImageLayout): RasterInfo 
     acquired,
     compression: compressionName(layout.compression),
     tiled: layout.tiled,
+    geoTags: geoTagsOf(s, directory),
   };
 }

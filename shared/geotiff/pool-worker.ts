@@ -8,7 +8,8 @@ import { decodeGeoTiff } from "./decode.js";
 import type { DecodeJob } from "./pool.js";
 
 serveJobs<DecodeJob, Raster>(async (job) => {
-  const raster = await decodeGeoTiff(job.bytes, { maxPixels: job.maxPixels });
+  // "keys": PROJ stays on the loading thread; callers take the CRS from the catalogue entry.
+  const raster = await decodeGeoTiff(job.bytes, { maxPixels: job.maxPixels, crs: "keys" });
   // Every band owns a fresh ArrayBuffer (decode.ts allocates one per band): transfer, do not copy.
   return { result: raster, transfer: transferableBuffers(...raster.bands) };
 });

@@ -46,7 +46,13 @@ export function classifyRaster(
 ): TileOutcome {
   const model = classifier.model;
   const c = classifier.classify(raster);
-  const s = classSummary(c, model, raster);
+  // Areas use the CRS the loading thread resolved with PROJ (the catalogue entry's), not the worker's
+  // own reading of the GeoKeys.
+  const grid =
+    source.proj4 !== null
+      ? { ...raster, crs: { epsg: source.epsg, proj4: source.proj4, name: null } }
+      : raster;
+  const s = classSummary(c, model, grid);
   const n = model.classes.length;
   const counts = new Array<number>(n + 1).fill(0);
   const areas = new Array<number>(n + 1).fill(0);
@@ -98,6 +104,7 @@ export async function classifyTileBytes(
   lane: Lane,
   options: { maxPixels?: number; signal?: AbortSignal } = {},
 ): Promise<TileOutcome> {
-  const raster = await decodeGeoTiff(bytes, options);
+  // Runs in batch worker threads: the CRS comes from `source` (resolved when the tile was registered).
+  const raster = await decodeGeoTiff(bytes, { ...options, crs: "keys" });
   return classifyRaster(raster, classifier, source, lane);
 }

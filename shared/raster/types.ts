@@ -12,13 +12,34 @@ export type BandArray =
  */
 export type GeoTransform = readonly [number, number, number, number, number, number];
 
-/** A coordinate reference system. `epsg` where the file names one; `proj4` always when known. */
+/**
+ * A coordinate reference system. `epsg` where PROJ identifies one; `proj4` when proj4js can run it.
+ * A CRS resolved by the PROJ engine (shared/crs/proj.ts) carries PROJ's WKT2 too, and its `proj4` is
+ * PROJ's own export, checked to reproduce PROJ's transform within 1 cm on the tile it came from.
+ */
 export interface Crs {
   readonly epsg: number | null;
   /** proj4 definition usable with the proj4 package, or null when it could not be derived. */
   readonly proj4: string | null;
-  /** Human-readable name (citation) if the file carries one. */
+  /** Human-readable name: PROJ's CRS name, or the file's citation. */
   readonly name: string | null;
+  /** WKT2 (2019) as GDAL/PROJ print it, when the CRS was resolved by the PROJ engine. */
+  readonly wkt?: string | null;
+}
+
+/**
+ * A GeoTIFF's georeferencing tags exactly as stored (GeoTIFF 1.1 §7): the GeoKey directory (34735)
+ * with its double (34736) and ASCII (34737) parameters, and the raster-to-model tags — pixel scale
+ * (33550) and tie points (33922), or the model transformation (34264). Kept verbatim so that the CRS
+ * can be handed to PROJ as the file says it, and copied unchanged into derived rasters.
+ */
+export interface GeoTiffGeoTags {
+  readonly directory: readonly number[];
+  readonly doubles: readonly number[] | null;
+  readonly ascii: string | null;
+  readonly pixelScale: readonly number[] | null;
+  readonly tiepoints: readonly number[] | null;
+  readonly transformation: readonly number[] | null;
 }
 
 export interface Bounds {
@@ -51,6 +72,8 @@ export interface RasterInfo {
   readonly compression: string;
   /** Tiled (true) or stripped (false) layout. */
   readonly tiled: boolean;
+  /** The georeferencing tags as stored, when the file has a GeoKey directory. */
+  readonly geoTags?: GeoTiffGeoTags | null;
 }
 
 /** A decoded raster: the header plus one typed array per band. */

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import { generateArchive } from "../../sample/index.js";
 import {
   ModelError,
   TileDecodeError,
@@ -16,7 +17,6 @@ import {
   classifyTileBytes,
   createFeatureSpec,
   decodeGeoTiff,
-  generateArchive,
   prepareClassifier,
   registerTile,
   serializeModel,

@@ -10,14 +10,17 @@ import {
   featureNames,
   parseConfig,
   parseExtras,
+  resolveEpsgCrs,
   saveModelFile,
   trainModel,
+  type Bounds,
   type Crs,
   type FeatureExtra,
   type FeatureSpec,
   type Raster,
   type TrainingLabels,
 } from "../../../shared/index.js";
+import { geoJsonCrs } from "../../../shared/internal.js";
 import { UsageError, positiveInt } from "../usage.js";
 
 const TIFF = /\.(tif|tiff|gtif)$/i;
@@ -101,6 +104,48 @@ export function parseCrsOption(value: string | undefined): Crs | undefined {
   }
 }
 
+/** The bounding box of every coordinate pair in a GeoJSON value, or null when it has none. */
+function geoJsonBounds(value: unknown): Bounds | null {
+  let minX = Infinity;
+  let minY = Infinity;
+  let maxX = -Infinity;
+  let maxY = -Infinity;
+  const walk = (v: unknown): void => {
+    if (!Array.isArray(v)) {
+      if (v !== null && typeof v === "object")
+        for (const [k, child] of Object.entries(v)) if (k !== "properties" && k !== "crs") walk(child);
+      return;
+    }
+    if (v.length >= 2 && typeof v[0] === "number" && typeof v[1] === "number") {
+      if (!Number.isFinite(v[0]) || !Number.isFinite(v[1])) return;
+      minX = Math.min(minX, v[0]);
+      maxX = Math.max(maxX, v[0]);
+      minY = Math.min(minY, v[1]);
+      maxY = Math.max(maxY, v[1]);
+      return;
+    }
+    for (const child of v) walk(child);
+  };
+  walk(value);
+  return minX <= maxX ? { minX, minY, maxX, maxY } : null;
+}
+
+/**
+ * The CRS of GeoJSON label coordinates (its legacy `crs` member, else --crs, else WGS 84) as PROJ reads
+ * it, with proj4js checked against PROJ over the labels' own bounding box: labels are reprojected
+ * into each tile's CRS by the same engine that read the tile.
+ * @throws TrainingDataError when PROJ cannot transform the labels' CRS.
+ */
+async function labelsCrs(geojson: unknown, option: Crs | undefined): Promise<Crs | undefined> {
+  const named = geoJsonCrs(geojson) ?? option;
+  if (named === undefined || named.epsg === null || named.epsg === 4326) return named;
+  try {
+    return await resolveEpsgCrs(named.epsg, geoJsonBounds(geojson));
+  } catch (err) {
+    throw new TrainingDataError(`the labels' CRS cannot be used: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /**
  * Training labels from a file: GeoJSON (.geojson, .json) or a label raster (.tif, .tiff, .gtif).
  * @throws UsageError for a missing file or an unknown extension; TrainingDataError for bad GeoJSON.
@@ -127,7 +172,7 @@ export async function readLabels(
       kind: "geojson",
       geojson,
       classProperty: opts.classProperty ?? "class",
-      crs: parseCrsOption(opts.crs),
+      crs: await labelsCrs(geojson, parseCrsOption(opts.crs)),
     };
   }
   if (TIFF.test(path))
