@@ -3,6 +3,7 @@
  * ModelTransformation and the GeoKeys), GDAL's nodata and metadata tags, and the acquisition time.
  */
 import { CrsError, WGS84, transformBounds } from "../crs/index.js";
+import { nodataAsCompared } from "../raster/nodata.js";
 import type { Bounds, Crs, GeoTransform, RasterInfo } from "../raster/types.js";
 import { crsFromGeoKeys, isPixelIsPoint, parseGeoKeys, type GeoKeys } from "./geokeys.js";
 import { type ImageLayout, Tag, compressionName } from "./layout.js";
@@ -208,7 +209,7 @@ export function rasterInfoOf(s: TiffStructure, layout: ImageLayout): RasterInfo 
     height: layout.height,
     bandCount: bands,
     dtype: layout.dtype,
-    nodata: new Array<number | null>(bands).fill(nodataValue),
+    nodata: new Array<number | null>(bands).fill(nodataAsCompared(nodataValue, layout.dtype)),
     scale: perBand(items, "scale", bands, 1),
     offset: perBand(items, "offset", bands, 0),
     geoTransform,
