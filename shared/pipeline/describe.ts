@@ -13,6 +13,7 @@
  * Map cell: header/flag, sidecar `cell`, else the file name's stem (which is the cell key for
  * generated archives). Tile id: header/flag, sidecar `tileId`, else `<cell>-<yyyymmddThhmmssZ>`.
  */
+import { boxCentre } from "../lonlat/index.js";
 import { PixelBudgetError, TileInvalidError } from "../errors.js";
 import { DEFAULT_MAX_PIXELS, readGeoTiffInfo } from "../geotiff/index.js";
 import { isValidCellKey } from "../grid.js";
@@ -137,7 +138,7 @@ export async function describeTile(
     throw new TileInvalidError(`tile id "${tileId}" must match ${TILE_ID_PATTERN.source}`);
 
   const w = info.boundsWgs84;
-  const hilbert = w ? hilbertIndexOfPoint(WORLD, (w.minX + w.maxX) / 2, (w.minY + w.maxY) / 2) : null;
+  const hilbert = w ? hilbertIndexOfPoint(WORLD, ...boxCentre(w)) : null;
   return {
     tileId,
     cell,
