@@ -48,6 +48,7 @@ import {
   DecoderPool,
   LanemapError,
   TileInvalidError,
+  applyPam,
   describeError,
   registerTile,
   type CatalogueEntry,
@@ -57,6 +58,7 @@ import {
 import { ActiveModel, type LoadedModel } from "./active-model.js";
 import { ClassifierPool } from "./classifier-pool.js";
 import { EventHub, type SpeedEvent } from "./events.js";
+import { pamFromHeader } from "./publish.js";
 import { createSpeedMetrics, type SpeedMetrics } from "./metrics.js";
 
 /** Test and operator hooks into a worker's pipeline. */
@@ -435,6 +437,7 @@ class TilePipeline {
         acquired: h?.get(HEADERS.acquired) || undefined,
         ingestSeq: streamSeq,
         source: "stream",
+        pam: pamFromHeader(h?.get(HEADERS.pam) || undefined),
       },
       { maxPixels: this.config.maxPixels },
     );
@@ -460,10 +463,14 @@ class TilePipeline {
       }
     }
     await hooks.beforeClassify?.({ tileId: entry.tileId, cell: entry.cell, streamSeq });
-    const raster = await decoder.decode(bytes, {
-      maxPixels: this.config.maxPixels,
-      timeoutMs: this.config.decodeTimeoutMs,
-    });
+    // The sidecar's band nodata/scale/offset, carried by the entry: the bytes do not hold them.
+    const raster = applyPam(
+      await decoder.decode(bytes, {
+        maxPixels: this.config.maxPixels,
+        timeoutMs: this.config.decodeTimeoutMs,
+      }),
+      entry.pam,
+    );
     const out = await classifiers.classify(model.version, raster, entry);
     const revision = await live.put({ result: out.result, k: out.k, raster: out.raster });
     this.announce(entry, out.result);

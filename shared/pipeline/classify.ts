@@ -4,7 +4,7 @@
  * The batch workers and the speed workers call exactly this, so the two lanes cannot drift.
  */
 import { createClassifier, classSummary, type Classifier, type Model } from "../classifier/index.js";
-import { decodeGeoTiff } from "../geotiff/index.js";
+import { type Pam, applyPam, decodeGeoTiff } from "../geotiff/index.js";
 import type { Raster } from "../raster/types.js";
 import { encodeClassRaster, votesFromConfidence } from "../view/raster-codec.js";
 import type { CatalogueEntry, Lane, TileResult } from "../view/types.js";
@@ -79,14 +79,17 @@ export function classifyRaster(
   return { result, k: model.k, raster: raster8 };
 }
 
-/** Decodes tile bytes and classifies them. */
+/**
+ * Decodes tile bytes and classifies them. A catalogue entry's `pam` (the file's .aux.xml band values,
+ * which the archived bytes do not hold) is applied first, so the batch lane masks what GDAL masks.
+ */
 export async function classifyTileBytes(
   bytes: Uint8Array,
   classifier: Classifier,
-  source: ResultSource,
+  source: ResultSource & { readonly pam?: Pam | undefined },
   lane: Lane,
   options: { maxPixels?: number; signal?: AbortSignal } = {},
 ): Promise<TileOutcome> {
-  const raster = await decodeGeoTiff(bytes, options);
+  const raster = applyPam(await decodeGeoTiff(bytes, options), source.pam);
   return classifyRaster(raster, classifier, source, lane);
 }

@@ -15,7 +15,7 @@
  */
 import { boxCentre } from "../lonlat/index.js";
 import { PixelBudgetError, TileInvalidError } from "../errors.js";
-import { DEFAULT_MAX_PIXELS, readGeoTiffInfo } from "../geotiff/index.js";
+import { DEFAULT_MAX_PIXELS, type Pam, readGeoTiffInfo } from "../geotiff/index.js";
 import { isValidCellKey } from "../grid.js";
 import { hilbertIndexOfPoint } from "../hilbert/index.js";
 import { contentHash } from "../adapters/archive/index.js";
@@ -33,6 +33,8 @@ export interface TileMeta {
   readonly fileName?: string | undefined;
   /** Parsed sidecar JSON, if one was found. */
   readonly sidecar?: { acquired?: unknown; cell?: unknown; tileId?: unknown } | undefined;
+  /** The file's GDAL PAM sidecar (`.aux.xml`) band values, recorded in the entry. */
+  readonly pam?: Pam | undefined;
 }
 
 export interface DescribeOptions {
@@ -159,5 +161,6 @@ export async function describeTile(
     acquiredFrom,
     source: meta.source,
     registeredAt: new Date().toISOString(),
+    ...(meta.pam && meta.pam.bands.length > 0 ? { pam: meta.pam } : {}),
   };
 }

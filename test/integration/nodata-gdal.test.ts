@@ -6,14 +6,19 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { pino } from "pino";
+import { addArchiveFolder } from "../../batch/index.js";
+import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import {
+  applyPam,
   computeFeatures,
   createFeatureSpec,
   decodeGeoTiff,
+  readPamSidecar,
   registerFastDecoders,
   type Raster,
 } from "../../shared/index.js";
@@ -131,4 +136,79 @@ describe("nodata is compared in the band's sample type, as GDAL does", { skip },
       assert.deepEqual(lanemapValid(raster), oracle(file).valid);
     });
   }
+});
+
+/**
+ * A 2-band int16 file whose TIFF says nodata 1 for both bands, then (opened read-only, as GDAL does
+ * for a file it may not rewrite) band 2 gets nodata 3 and scale/offset 0.5/10, band 1 scale 7: GDAL
+ * writes those to <file>.aux.xml. Band 1 keeps the TIFF's own scale 2 / offset 1 (the TIFF wins).
+ */
+const WRITE_PAM = `
+import sys
+import numpy as np
+from osgeo import gdal
+gdal.UseExceptions()
+path = sys.argv[1]
+ds = gdal.GetDriverByName("GTiff").Create(path, 4, 2, 2, gdal.GDT_Int16)
+ds.SetGeoTransform([500000, 30, 0, 1800000, 0, -30])
+ds.SetProjection("EPSG:32615")
+for b in (1, 2):
+    ds.GetRasterBand(b).WriteArray(np.array([[1, 2, 3, 4], [3, 1, 5, 6]], dtype="int16"))
+    ds.GetRasterBand(b).SetNoDataValue(1)
+ds.GetRasterBand(1).SetScale(2)
+ds.GetRasterBand(1).SetOffset(1)
+ds = None
+ds = gdal.Open(path, gdal.GA_ReadOnly)
+ds.GetRasterBand(2).SetNoDataValue(3)
+ds.GetRasterBand(2).SetScale(0.5)
+ds.GetRasterBand(2).SetOffset(10)
+ds.GetRasterBand(1).SetScale(7)
+ds = None
+`;
+
+describe("a GDAL PAM sidecar (.aux.xml) changes the mask and values as GDAL applies it", { skip }, () => {
+  let dir: string;
+  let file: string;
+  before(() => {
+    registerFastDecoders();
+    dir = mkdtempSync(join(tmpdir(), "lanemap-pam-"));
+    mkdirSync(join(dir, "tiles"));
+    file = join(dir, "tiles", "scene_2024-05-01.tif");
+    python([file], dir, WRITE_PAM);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("band 2's own nodata from the sidecar masks the pixels rasterio masks", async () => {
+    const pam = await readPamSidecar(file);
+    assert.ok(pam, "GDAL wrote the sidecar");
+    const raster = applyPam(await decodeGeoTiff(readFileSync(file)), pam);
+    const expected = oracle(file);
+    assert.deepEqual(lanemapValid(raster), expected.valid);
+    assert.deepEqual(raster.nodata, expected.nodata);
+    assert.deepEqual(
+      raster.scale,
+      expected.scale,
+      "band 1 keeps the TIFF's scale; band 2 takes the sidecar's",
+    );
+    assert.deepEqual(raster.offset, expected.offset);
+    // Without the sidecar, band 2's pixels of value 3 would count as valid.
+    const bare = await decodeGeoTiff(readFileSync(file));
+    assert.notDeepEqual(lanemapValid(bare), expected.valid);
+  });
+
+  test("archive add records the sidecar in the catalogue, so the archived bytes mask the same pixels", async () => {
+    const store = new ArchiveStore(join(dir, "data"));
+    const report = await addArchiveFolder(store, join(dir, "tiles"), {
+      logger: pino({ level: "silent" }),
+      maxPixels: 1e6,
+    });
+    assert.equal(report.added, 1, JSON.stringify(report.bad));
+    const entries = [];
+    for await (const e of store.entries()) entries.push(e);
+    const entry = entries[0];
+    assert.ok(entry?.pam, "the entry carries the sidecar's band values");
+    const bytes = await store.readObject(entry.contentHash);
+    const raster = applyPam(await decodeGeoTiff(bytes), entry.pam);
+    assert.deepEqual(lanemapValid(raster), oracle(file).valid);
+  });
 });

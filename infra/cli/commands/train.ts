@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import {
   LanemapError,
   TrainingDataError,
+  applyPam,
   crsFromEpsg,
   createFeatureSpec,
   decodeGeoTiff,
@@ -12,6 +13,7 @@ import {
   collectSamples,
   modelFromSamples,
   parseExtras,
+  readPamSidecar,
   saveModelFile,
   type Crs,
   type FeatureExtra,
@@ -62,7 +64,9 @@ export async function readRaster(path: string): Promise<Raster> {
     throw new UsageError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    return await decodeGeoTiff(bytes, { maxPixels: parseConfig().maxPixels });
+    // The file's .aux.xml (GDAL PAM) band nodata/scale/offset apply as GDAL applies them.
+    const pam = await readPamSidecar(path);
+    return applyPam(await decodeGeoTiff(bytes, { maxPixels: parseConfig().maxPixels }), pam);
   } catch (err) {
     // The same code and message, prefixed with the file: the CLI prints one line naming both.
     if (err instanceof LanemapError)
