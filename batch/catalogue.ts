@@ -10,6 +10,7 @@ import type { ArchiveStore } from "../shared/adapters/archive/index.js";
 import {
   LanemapError,
   describeError,
+  readPamSidecar,
   readSidecar,
   registerTile,
   type CatalogueEntry,
@@ -75,10 +76,11 @@ export async function addArchiveFolder(
       if (!(await stat(path)).isFile()) return;
       const bytes = new Uint8Array(await readFile(path));
       const sidecar = await readSidecar(path);
+      const pam = await readPamSidecar(path);
       const { entry, created } = await registerTile(
         store,
         bytes,
-        { ingestSeq: 0, source: "bulk", fileName: name, sidecar },
+        { ingestSeq: 0, source: "bulk", fileName: name, sidecar, pam },
         { maxPixels: options.maxPixels },
       );
       if (created) added++;

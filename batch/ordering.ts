@@ -13,6 +13,8 @@
 import {
   LanemapError,
   MAX_HILBERT_ORDER,
+  boxCentre,
+  boxContains,
   hilbertPoint,
   orderTiles,
   parseCellKey,
@@ -44,11 +46,10 @@ export interface Placement {
 
 /** The WGS84 centroid of a tile, or null when it has no known location. */
 export function centroidOf(e: CatalogueEntry): { lon: number; lat: number } | null {
-  if (e.boundsWgs84)
-    return {
-      lon: (e.boundsWgs84.minX + e.boundsWgs84.maxX) / 2,
-      lat: (e.boundsWgs84.minY + e.boundsWgs84.maxY) / 2,
-    };
+  if (e.boundsWgs84) {
+    const [lon, lat] = boxCentre(e.boundsWgs84); // across 180° too
+    return { lon, lat };
+  }
   if (e.hilbert !== null) {
     // The catalogue's index is over the whole world at the maximum order (shared/pipeline).
     const n = 2 ** MAX_HILBERT_ORDER;
@@ -130,7 +131,7 @@ export function resolveAround(text: string, placement: Placement): GridPoint {
   let bestD = Infinity;
   for (const p of placement.placed) {
     const b = p.entry.boundsWgs84;
-    if (b && lon >= b.minX && lon <= b.maxX && lat >= b.minY && lat <= b.maxY) return centre(p);
+    if (b && boxContains(b, lon, lat)) return centre(p);
     const c = centroidOf(p.entry);
     if (!c) continue;
     const d = (c.lon - lon) ** 2 + (c.lat - lat) ** 2;

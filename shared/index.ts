@@ -16,3 +16,4 @@ export * from "./grid.js";
 export * from "./config.js";
 export * from "./view/index.js";
 export * from "./pipeline/index.js";
+export * from "./lonlat/index.js";

@@ -36,6 +36,7 @@ import {
 } from "../shared/index.js";
 import type { LoadedModel } from "./active-model.js";
 import type { EventHub, SpeedEvent } from "./events.js";
+import { pamFromHeader } from "./publish.js";
 import type { SpeedMetrics } from "./metrics.js";
 
 /** Test and operator hooks into a worker's pipeline. */
@@ -174,6 +175,7 @@ export class TilePipeline {
         acquired: h?.get(HEADERS.acquired) || undefined,
         ingestSeq: streamSeq,
         source: "stream",
+        pam: pamFromHeader(h?.get(HEADERS.pam) || undefined),
       },
       { maxPixels: this.config.maxPixels },
     );

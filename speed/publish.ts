@@ -15,7 +15,7 @@ import {
   ingestSubject,
   serverMaxPayload,
 } from "../shared/adapters/nats/index.js";
-import { TILE_ID_PATTERN, TileInvalidError, isValidCellKey } from "../shared/index.js";
+import { TILE_ID_PATTERN, TileInvalidError, isValidCellKey, pamSchema, type Pam } from "../shared/index.js";
 
 /** What a producer states about a tile (the ingest message headers). */
 export interface PublishTileMeta {
@@ -30,6 +30,28 @@ export interface PublishTileMeta {
    * retry of the same tile within the duplicate window is dropped by the server.
    */
   readonly msgId?: string;
+  /** The file's .aux.xml band values (sent as the Lanemap-Pam header), when it has a sidecar. */
+  readonly pam?: Pam | undefined;
+}
+
+/**
+ * The Lanemap-Pam header's band values, or undefined without the header.
+ * @throws TileInvalidError when the header is not pamSchema JSON (a permanent fault of the message).
+ */
+export function pamFromHeader(value: string | undefined): Pam | undefined {
+  if (value === undefined || value === "") return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch (cause) {
+    throw new TileInvalidError(`header ${HEADERS.pam} is not JSON`, { cause });
+  }
+  const r = pamSchema.safeParse(json);
+  if (!r.success)
+    throw new TileInvalidError(
+      `header ${HEADERS.pam} is not a PAM band record: ${r.error.issues[0]?.message ?? ""}`,
+    );
+  return r.data;
 }
 
 /** Options of `publishTile`. */
@@ -98,6 +120,7 @@ export async function publishTile(
   h.set(HEADERS.tileId, meta.tileId);
   h.set(HEADERS.cell, meta.cell);
   h.set(HEADERS.acquired, meta.acquired);
+  if (meta.pam && meta.pam.bands.length > 0) h.set(HEADERS.pam, JSON.stringify(meta.pam));
   const nc = connectionOf(js);
   const maxPayload = options.maxPayload ?? (nc ? serverMaxPayload(nc) : 1024 * 1024);
   let payload = bytes;

@@ -39,11 +39,14 @@ export const bboxParam = z
     if (minX < -180 || maxX > 180) return fail("longitudes must lie in -180..180");
     if (minY < -90 || maxY > 90) return fail("latitudes must lie in -90..90");
     if (minY > maxY) return fail("minLat must not exceed maxLat");
-    if (minX > maxX)
-      return fail("minLon must not exceed maxLon (boxes crossing the antimeridian are not supported)");
+    // minLon > maxLon is a box across the antimeridian (RFC 7946 §5.2, STAC API item search).
     return { minX, minY, maxX, maxY };
   })
-  .meta({ description: "minLon,minLat,maxLon,maxLat (WGS84 degrees)", example: "12.3,45.1,12.6,45.4" });
+  .meta({
+    description:
+      "minLon,minLat,maxLon,maxLat (WGS84 degrees); minLon > maxLon means a box across the antimeridian (RFC 7946 §5.2)",
+    example: "12.3,45.1,12.6,45.4",
+  });
 
 /** STAC `datetime`: an RFC 3339 instant, or an interval `a/b` with `..` (or empty) for an open end. */
 export const datetimeParam = z

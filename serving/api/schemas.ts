@@ -16,7 +16,10 @@ function component<S extends z.ZodType>(id: string, schema: S, description?: str
 
 const isoTime = z.string().meta({ format: "date-time" });
 const count = z.number().int().min(0);
-const bbox4 = z.array(z.number()).length(4).meta({ description: "[minLon, minLat, maxLon, maxLat]" });
+const bbox4 = z
+  .array(z.number())
+  .length(4)
+  .meta({ description: "[west, south, east, north]; west > east across the antimeridian (RFC 7946 §5.2)" });
 
 // Each answer schema below is registered as an OpenAPI component under its id (the first argument).
 
@@ -116,10 +119,11 @@ export const TileList = component(
   }),
 );
 
-const polygonGeometry = z.object({
-  type: z.literal("Polygon"),
-  coordinates: z.array(z.array(z.array(z.number()))),
-});
+// A footprint across the antimeridian is a MultiPolygon of its two halves (RFC 7946 §3.1.9).
+const polygonGeometry = z.union([
+  z.object({ type: z.literal("Polygon"), coordinates: z.array(z.array(z.array(z.number()))) }),
+  z.object({ type: z.literal("MultiPolygon"), coordinates: z.array(z.array(z.array(z.array(z.number())))) }),
+]);
 const pointGeometry = z.object({ type: z.literal("Point"), coordinates: z.array(z.number()) });
 
 export const TileFeature = component(

@@ -3,7 +3,16 @@
  * statistics use — does a tile's box lie wholly inside (then its pre-computed class counts answer),
  * and the area clipped to a tile's box (then only the raster work near the edge remains).
  */
-import type { Bounds } from "../../shared/index.js";
+import {
+  boxIntersection,
+  boxUnion,
+  boxWithin,
+  boxesIntersect,
+  crossesAntimeridian,
+  lonWidth,
+  splitAtAntimeridian,
+  type Bounds,
+} from "../../shared/index.js";
 
 /** A ring of [lon, lat] positions, closed (first = last). */
 export type Ring = readonly (readonly [number, number])[];
@@ -17,49 +26,66 @@ export interface Area {
   readonly bounds: Bounds;
 }
 
-/** The area of a lon/lat bbox. */
+/** The area of a lon/lat bbox; one across the antimeridian (west > east) is its two halves. */
 export function bboxArea(b: Bounds): Area {
-  const ring: Ring = [
-    [b.minX, b.minY],
-    [b.maxX, b.minY],
-    [b.maxX, b.maxY],
-    [b.minX, b.maxY],
-    [b.minX, b.minY],
-  ];
-  return { kind: "bbox", polygons: [[ring]], bounds: { ...b } };
+  const polygons = splitAtAntimeridian(b).map((p): PolygonRings => [
+    [
+      [p.minX, p.minY],
+      [p.maxX, p.minY],
+      [p.maxX, p.maxY],
+      [p.minX, p.maxY],
+      [p.minX, p.minY],
+    ],
+  ]);
+  return { kind: "bbox", polygons, bounds: { ...b } };
 }
 
 /** The area of GeoJSON polygon coordinates (already validated: closed rings of finite positions). */
+/**
+ * The area of GeoJSON polygon coordinates (already validated: closed rings of finite positions). Its
+ * bounds are the union of the polygons' boxes the short way round, so a MultiPolygon split at the
+ * antimeridian (RFC 7946 §3.1.9) gets a narrow west > east box, not every longitude.
+ */
 export function polygonArea(polygons: readonly PolygonRings[]): Area {
-  let minX = Infinity;
-  let minY = Infinity;
-  let maxX = -Infinity;
-  let maxY = -Infinity;
-  for (const p of polygons)
+  let bounds: Bounds | null = null;
+  for (const p of polygons) {
+    let minX = Infinity;
+    let minY = Infinity;
+    let maxX = -Infinity;
+    let maxY = -Infinity;
     for (const [x, y] of p[0] ?? []) {
       minX = Math.min(minX, x);
       minY = Math.min(minY, y);
       maxX = Math.max(maxX, x);
       maxY = Math.max(maxY, y);
     }
-  return { kind: "polygon", polygons, bounds: { minX, minY, maxX, maxY } };
+    if (minX > maxX) continue;
+    const box = { minX, minY, maxX, maxY };
+    bounds = bounds === null ? box : boxUnion(bounds, box);
+  }
+  return {
+    kind: "polygon",
+    polygons,
+    bounds: bounds ?? { minX: Infinity, minY: Infinity, maxX: -Infinity, maxY: -Infinity },
+  };
 }
 
-/** True when the closed boxes share at least a point. */
+/** True when the closed boxes share at least a point (either may cross the antimeridian). */
 export function boundsIntersect(a: Bounds, b: Bounds): boolean {
-  return a.minX <= b.maxX && a.maxX >= b.minX && a.minY <= b.maxY && a.maxY >= b.minY;
+  return boxesIntersect(a, b);
 }
 
 /** Area of the intersection of two boxes over the area of `b` (0..1; 1 for a degenerate b inside a). */
 export function overlapFraction(a: Bounds, b: Bounds): number {
-  const w = Math.min(a.maxX, b.maxX) - Math.max(a.minX, b.minX);
-  const h = Math.min(a.maxY, b.maxY) - Math.max(a.minY, b.minY);
-  if (w < 0 || h < 0) return 0;
-  const bw = b.maxX - b.minX;
+  const bw = lonWidth(b);
   const bh = b.maxY - b.minY;
-  const fx = bw > 0 ? w / bw : 1;
-  const fy = bh > 0 ? h / bh : 1;
-  return fx * fy;
+  let sum = 0;
+  for (const p of boxIntersection(a, b)) {
+    const fx = bw > 0 ? lonWidth(p) / bw : 1;
+    const fy = bh > 0 ? (p.maxY - p.minY) / bh : 1;
+    sum += fx * fy;
+  }
+  return Math.min(1, sum);
 }
 
 /** Even-odd point-in-polygon over all rings of one polygon (holes exclude). */
@@ -104,10 +130,9 @@ function segmentMeetsBox(x0: number, y0: number, x1: number, y1: number, b: Boun
  * counts as not inside, which costs raster work but never a wrong count.
  */
 export function boxInsideArea(area: Area, box: Bounds): boolean {
-  if (area.kind === "bbox") {
-    const a = area.bounds;
-    return box.minX >= a.minX && box.maxX <= a.maxX && box.minY >= a.minY && box.maxY <= a.maxY;
-  }
+  if (area.kind === "bbox") return boxWithin(box, area.bounds);
+  // The polygon test below works in plain longitudes; a box across 180° takes the raster path.
+  if (crossesAntimeridian(box)) return false;
   const corners: [number, number][] = [
     [box.minX, box.minY],
     [box.maxX, box.minY],

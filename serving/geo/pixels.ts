@@ -4,7 +4,16 @@
  * sweep scanlines through the pixel centres). Working in pixel space keeps the per-pixel cost to
  * integer stepping: the polygon is transformed once per tile, never once per pixel.
  */
-import { WGS84, projectPoint, sameCrs, type Bounds, type ClassRaster, type Crs } from "../../shared/index.js";
+import {
+  WGS84,
+  lonWidth,
+  projectPoint,
+  sameCrs,
+  splitAtAntimeridian,
+  type Bounds,
+  type ClassRaster,
+  type Crs,
+} from "../../shared/index.js";
 import { clipRing, type Area } from "./area.js";
 
 /** The inverse of a GDAL geotransform: CRS (x, y) -> pixel (col, row), corner-based. */
@@ -122,14 +131,16 @@ export function countClassesInArea(
   const inv = inverseOf(grid.geoTransform);
   if (!inv) return counts;
   const identity = sameCrs(grid.crs, WGS84);
-  const mx = (bounds.maxX - bounds.minX) * 0.01 + 1e-9;
+  const mx = lonWidth(bounds) * 0.01 + 1e-9;
   const my = (bounds.maxY - bounds.minY) * 0.01 + 1e-9;
-  const clipBox = {
-    minX: bounds.minX - mx,
-    minY: bounds.minY - my,
-    maxX: bounds.maxX + mx,
-    maxY: bounds.maxY + my,
-  };
+  // A tile across the antimeridian is clipped against each half of its box: the area's rings lie in
+  // -180..180, so each half yields its own piece (the union below counts a pixel once).
+  const clipBoxes = splitAtAntimeridian(bounds).map((p) => ({
+    minX: p.minX - mx,
+    minY: p.minY - my,
+    maxX: p.maxX + mx,
+    maxY: p.maxY + my,
+  }));
   const crs = grid.crs;
   const toPixel = identity
     ? (lon: number, lat: number) => inv(lon, lat)
@@ -139,17 +150,18 @@ export function countClassesInArea(
       };
   // Each polygon becomes its rings in pixel space; even-odd within a polygon, union across polygons.
   const polygons: Float64Array[][] = [];
-  for (const rings of area.polygons) {
-    const out: Float64Array[] = [];
-    for (const ring of rings) {
-      const clipped = clipRing(ring, clipBox);
-      if (clipped.length < 3) continue;
-      const pts = ringToPixels(clipped, toPixel, identity);
-      if (pts.some((v) => !Number.isFinite(v))) continue;
-      out.push(pts);
+  for (const rings of area.polygons)
+    for (const clipBox of clipBoxes) {
+      const out: Float64Array[] = [];
+      for (const ring of rings) {
+        const clipped = clipRing(ring, clipBox);
+        if (clipped.length < 3) continue;
+        const pts = ringToPixels(clipped, toPixel, identity);
+        if (pts.some((v) => !Number.isFinite(v))) continue;
+        out.push(pts);
+      }
+      if (out.length) polygons.push(out);
     }
-    if (out.length) polygons.push(out);
-  }
   if (polygons.length === 0) return counts;
   const { width, height, classes } = raster;
   const xs: number[] = [];

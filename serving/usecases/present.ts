@@ -3,6 +3,7 @@
  * provenance (lane, batch version, watermark, model, acquisition and processing time, staleness)
  * and class names from the snapshot's model.
  */
+import { boxGeometry } from "../../shared/index.js";
 import type { SnapshotInfoBody, ProvenanceBody, TileSummaryBody } from "../api/schemas.js";
 import type { ClassInfo } from "../view/batch-view.js";
 import type { ServedResult } from "../view/served-result.js";
@@ -81,21 +82,12 @@ export function tileSummary(r: ServedResult, lease: SnapshotLease): TileSummaryB
   };
 }
 
-/** GeoJSON polygon of WGS84 bounds (counter-clockwise outer ring, RFC 7946). */
+/**
+ * GeoJSON geometry of WGS84 bounds (counter-clockwise outer ring, RFC 7946): a Polygon, or a
+ * MultiPolygon of the two halves when the box crosses the antimeridian (west > east, §3.1.9).
+ */
 export function boundsPolygon(
   b: { minX: number; minY: number; maxX: number; maxY: number } | null,
-): { type: "Polygon"; coordinates: number[][][] } | null {
-  if (!b) return null;
-  return {
-    type: "Polygon",
-    coordinates: [
-      [
-        [b.minX, b.minY],
-        [b.maxX, b.minY],
-        [b.maxX, b.maxY],
-        [b.minX, b.maxY],
-        [b.minX, b.minY],
-      ],
-    ],
-  };
+): ReturnType<typeof boxGeometry> | null {
+  return b ? boxGeometry(b) : null;
 }

@@ -12,6 +12,7 @@ import type {
   StacItemCollectionBody,
   StacLandingBody,
 } from "../api/schemas.js";
+import { WHOLE_GLOBE, boxUnion, type Bounds } from "../../shared/index.js";
 import { NotFoundError } from "../errors.js";
 import type { ServedResult } from "../view/served-result.js";
 import type { SnapshotLease } from "../view/snapshot.js";
@@ -62,10 +63,7 @@ export function stacLanding(base: string): StacLandingBody {
 
 /** The collection, its extent taken from the merged view of the snapshot. */
 export function stacCollection(lease: SnapshotLease, base: string): StacCollectionBody {
-  let minX = Infinity;
-  let minY = Infinity;
-  let maxX = -Infinity;
-  let maxY = -Infinity;
+  let extent: Bounds | null = null;
   let t0 = Infinity;
   let t1 = -Infinity;
   for (const r of lease.snapshot.index.picked("merged")) {
@@ -73,12 +71,11 @@ export function stacCollection(lease: SnapshotLease, base: string): StacCollecti
     t1 = Math.max(t1, r.acquiredMs);
     const b = r.bounds;
     if (!b) continue;
-    minX = Math.min(minX, b.minX);
-    minY = Math.min(minY, b.minY);
-    maxX = Math.max(maxX, b.maxX);
-    maxY = Math.max(maxY, b.maxY);
+    // The union the short way round: tiles either side of 180° make a west > east extent.
+    extent = extent === null ? { ...b } : boxUnion(extent, b);
   }
-  const bbox = minX <= maxX ? [minX, minY, maxX, maxY] : [-180, -90, 180, 90];
+  const e = extent ?? WHOLE_GLOBE;
+  const bbox = [e.minX, e.minY, e.maxX, e.maxY];
   const interval: (string | null)[] =
     t0 <= t1 ? [new Date(t0).toISOString(), new Date(t1).toISOString()] : [null, null];
   return {

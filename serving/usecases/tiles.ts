@@ -3,7 +3,7 @@
  * detail with both lanes' candidates, and resolving an id (cell key or tile id) to the result a
  * renderer draws.
  */
-import { CELL_KEY_PATTERN, type Bounds, type MergedCell } from "../../shared/index.js";
+import { CELL_KEY_PATTERN, boxesIntersect, type Bounds, type MergedCell } from "../../shared/index.js";
 import { InvalidParamsError, NotFoundError } from "../errors.js";
 import type { TimeInterval } from "../api/params.js";
 import type { TileDetailBody } from "../api/schemas.js";
@@ -55,9 +55,8 @@ export function resolveClass(value: string, classes: readonly ClassInfo[], name 
 /** True when a result passes the filters. */
 function matches(r: ServedResult, q: TileQuery, classId: number | null): boolean {
   if (q.bbox) {
-    const b = r.bounds;
-    if (!b || b.minX > q.bbox.maxX || b.maxX < q.bbox.minX || b.minY > q.bbox.maxY || b.maxY < q.bbox.minY)
-      return false;
+    // Either box may cross the antimeridian (west > east).
+    if (!r.bounds || !boxesIntersect(r.bounds, q.bbox)) return false;
   }
   if (q.datetime) {
     if (q.datetime.start !== null && r.acquiredMs < q.datetime.start) return false;

@@ -1,9 +1,10 @@
 /**
  * A uniform grid over WGS84 bounds: each item is filed under every bin its bounds touch, so a point
  * or box query looks at a few bins instead of every cell. Map cells are near-uniform tiles, which
- * is the case a uniform grid serves best; the bin size follows the median item size.
+ * is the case a uniform grid serves best; the bin size follows the median item size. A box across the
+ * antimeridian (west > east) is filed, and searched, as its two halves either side of 180°.
  */
-import type { Bounds } from "../../shared/index.js";
+import { boxesIntersect, splitAtAntimeridian, type Bounds } from "../../shared/index.js";
 
 /** Items spanning more bins than this go to a list every query scans (a bad or global footprint). */
 const MAX_BINS_PER_ITEM = 4096;
@@ -44,7 +45,8 @@ export class GridIndex<T> {
     let maxY = -Infinity;
     const ws: number[] = [];
     const hs: number[] = [];
-    for (const b of kb) {
+    const parts = kb.map(splitAtAntimeridian);
+    for (const b of parts.flat()) {
       minX = Math.min(minX, b.minX);
       minY = Math.min(minY, b.minY);
       maxX = Math.max(maxX, b.maxX);
@@ -63,19 +65,20 @@ export class GridIndex<T> {
     this.cols = Math.max(1, Math.ceil(spanX / this.binW) + 1);
     this.rows = Math.max(1, Math.ceil(spanY / this.binH) + 1);
     for (let i = 0; i < kb.length; i++) {
-      const b = kb[i] as Bounds;
-      const [c0, r0, c1, r1] = this.binRange(b);
-      if ((c1 - c0 + 1) * (r1 - r0 + 1) > MAX_BINS_PER_ITEM) {
+      const ranges = (parts[i] as Bounds[]).map((b) => this.binRange(b));
+      const binCount = ranges.reduce((n, [c0, r0, c1, r1]) => n + (c1 - c0 + 1) * (r1 - r0 + 1), 0);
+      if (binCount > MAX_BINS_PER_ITEM) {
         this.oversized.push(i);
         continue;
       }
-      for (let r = r0; r <= r1; r++)
-        for (let c = c0; c <= c1; c++) {
-          const key = r * this.cols + c;
-          const list = this.bins.get(key);
-          if (list) list.push(i);
-          else this.bins.set(key, [i]);
-        }
+      for (const [c0, r0, c1, r1] of ranges)
+        for (let r = r0; r <= r1; r++)
+          for (let c = c0; c <= c1; c++) {
+            const key = r * this.cols + c;
+            const list = this.bins.get(key);
+            if (list) list.push(i);
+            else this.bins.set(key, [i]);
+          }
     }
   }
 
@@ -104,16 +107,19 @@ export class GridIndex<T> {
     return this.stamp;
   }
 
-  /** Items whose bounds intersect `q` (closed intervals), each once, with their bounds. */
+  /**
+   * Items whose bounds intersect `q` (closed intervals; either may cross the antimeridian), each
+   * once, with their bounds.
+   */
   search(q: Bounds, visit: (item: T, bounds: Bounds) => void): void {
     if (this.items.length === 0) return;
-    const [c0, r0, c1, r1] = this.binRange(q);
+    const ranges = splitAtAntimeridian(q).map((p) => this.binRange(p));
+    const binCount = ranges.reduce((n, [c0, r0, c1, r1]) => n + (c1 - c0 + 1) * (r1 - r0 + 1), 0);
     // A query over a large share of the bins is cheaper as one pass over the items.
-    if ((c1 - c0 + 1) * (r1 - r0 + 1) * 4 >= this.cols * this.rows) {
+    if (binCount * 4 >= this.cols * this.rows) {
       for (let i = 0; i < this.items.length; i++) {
         const b = this.boundsOf[i] as Bounds;
-        if (b.minX <= q.maxX && b.maxX >= q.minX && b.minY <= q.maxY && b.maxY >= q.minY)
-          visit(this.items[i] as T, b);
+        if (boxesIntersect(b, q)) visit(this.items[i] as T, b);
       }
       return;
     }
@@ -122,14 +128,14 @@ export class GridIndex<T> {
       if (this.marks[i] === stamp) return;
       this.marks[i] = stamp;
       const b = this.boundsOf[i] as Bounds;
-      if (b.minX <= q.maxX && b.maxX >= q.minX && b.minY <= q.maxY && b.maxY >= q.minY)
-        visit(this.items[i] as T, b);
+      if (boxesIntersect(b, q)) visit(this.items[i] as T, b);
     };
     for (const i of this.oversized) test(i);
-    for (let r = r0; r <= r1; r++)
-      for (let c = c0; c <= c1; c++) {
-        const list = this.bins.get(r * this.cols + c);
-        if (list) for (const i of list) test(i);
-      }
+    for (const [c0, r0, c1, r1] of ranges)
+      for (let r = r0; r <= r1; r++)
+        for (let c = c0; c <= c1; c++) {
+          const list = this.bins.get(r * this.cols + c);
+          if (list) for (const i of list) test(i);
+        }
   }
 }

@@ -65,8 +65,13 @@ export function servedResult(
   extra: { batchVersion: number | null; revision: number | null; raster: () => Promise<ClassRaster> },
 ): ServedResult {
   const b = summary.boundsWgs84;
+  // minX > maxX is a box across the antimeridian (RFC 7946 §5.2), not a bad one.
   const bounds =
-    b && [b.minX, b.minY, b.maxX, b.maxY].every(Number.isFinite) && b.minX <= b.maxX && b.minY <= b.maxY
+    b &&
+    [b.minX, b.minY, b.maxX, b.maxY].every(Number.isFinite) &&
+    b.minX >= -180 &&
+    b.maxX <= 180 &&
+    b.minY <= b.maxY
       ? b
       : null;
   return {

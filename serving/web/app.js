@@ -379,7 +379,9 @@ function markShown(entry) {
 function boundsOf(summary) {
   const b = summary.bbox;
   if (!Array.isArray(b) || b.length !== 4) return null;
-  return L.latLngBounds([b[1], b[0]], [b[3], b[2]]);
+  // west > east: the cell crosses the antimeridian (RFC 7946); Leaflet draws it whole past 180°.
+  const east = b[2] < b[0] ? b[2] + 360 : b[2];
+  return L.latLngBounds([b[1], b[0]], [b[3], east]);
 }
 
 function outlineStyle(entry) {

@@ -239,17 +239,22 @@ function tileName(i: number, names?: readonly string[]): string {
   return names?.[i] ?? `tile ${i + 1}`;
 }
 
-/**
- * Labelled pixels of each tile from GeoJSON: for every feature in order, the pixels whose centres
- * it covers (polygons) or that contain it (points), row-major.
- * @throws TrainingDataError for unusable GeoJSON, a tile without CRS or geotransform, or a feature
- *   outside every tile.
- */
-export function labelsFromGeoJson(
+/** Labelled pixels per tile from GeoJSON, with what fell outside every tile. */
+interface PlacedGeoJson {
+  readonly labelled: LabelledPixels[];
+  readonly geometries: readonly LabelledGeometry[];
+  /** Geometries whose extent touches no tile, in source order. */
+  readonly outside: readonly LabelledGeometry[];
+  /** Points (of Point and MultiPoint features) that fall on no tile's pixel. */
+  readonly pointsOutside: number;
+  readonly points: number;
+}
+
+function placeGeoJson(
   tiles: readonly RasterInfo[],
   labels: GeoJsonLabels,
   tileNames?: readonly string[],
-): LabelledPixels[] {
+): PlacedGeoJson {
   const geoms = labelledGeometries(labels.geojson, labels.classProperty ?? "class");
   // `labels.crs`, when a loader gives it, is already the member's (or its option's) CRS as PROJ reads
   // it (infra/cli/commands/train.ts `labelsCrs`), so it wins over re-reading the member here.
@@ -257,7 +262,11 @@ export function labelsFromGeoJson(
   const names = sortClassNames(geoms.map((g) => g.name));
   const nameIndex = new Map(names.map((n, i) => [n, i]));
   const touched = new Uint8Array(geoms.length);
-  const out = tiles.map((tile, t): LabelledPixels => {
+  // Per point feature, which of its points landed on some tile's pixel.
+  const pointHit = new Map<number, Uint8Array>();
+  for (const g of geoms)
+    if (g.kind === "point") pointHit.set(g.index, new Uint8Array(g.parts[0]?.length ?? 0));
+  const labelled = tiles.map((tile, t): LabelledPixels => {
     if (tile.geoTransform === null)
       throw new TrainingDataError(
         `${tileName(t, tileNames)} has no geotransform, so labelled geometries cannot be placed on it`,
@@ -276,31 +285,63 @@ export function labelsFromGeoJson(
       if (!touchesTile(parts, inv, tile.width, tile.height)) continue;
       touched[g.index] = 1;
       const label = nameIndex.get(g.name) as number;
-      const found =
-        g.kind === "polygon"
-          ? polygonPixels(parts, gt, tile.width, tile.height)
-          : (parts[0] ?? [])
-              .map(([x, y]) => pointPixel(x, y, gt, tile.width, tile.height))
-              .filter((p) => p >= 0);
-      for (const p of found) {
-        pixels.push(p);
+      let found: ArrayLike<number>;
+      if (g.kind === "polygon") found = polygonPixels(parts, gt, tile.width, tile.height);
+      else {
+        const hit = pointHit.get(g.index) as Uint8Array;
+        const inTile: number[] = [];
+        (parts[0] ?? []).forEach(([x, y], i) => {
+          const p = pointPixel(x, y, gt, tile.width, tile.height);
+          if (p < 0) return;
+          hit[i] = 1;
+          inTile.push(p);
+        });
+        found = inTile;
+      }
+      for (let i = 0; i < found.length; i++) {
+        pixels.push(found[i] as number);
         lab.push(label);
       }
     }
     return { pixels: Int32Array.from(pixels), labels: Int32Array.from(lab), names };
   });
-  const outside = geoms.filter((g) => touched[g.index] === 0);
-  if (outside.length > 0) {
-    const first = outside[0] as LabelledGeometry;
-    throw new TrainingDataError(
-      `${outside.length === geoms.length ? "every feature" : `${outside.length} of ${geoms.length} features`} ` +
-        `(first: feature ${first.index + 1}, class "${first.name}") lie outside every tile` +
-        (labels.crs === undefined && geoJsonCrs(labels.geojson) === null
-          ? "; the GeoJSON has no crs member, so its coordinates were read as WGS 84 lon/lat"
-          : ""),
-    );
+  let points = 0;
+  let pointsOutside = 0;
+  for (const hit of pointHit.values()) {
+    points += hit.length;
+    for (const h of hit) if (h === 0) pointsOutside++;
   }
-  return out;
+  const outside = geoms.filter((g) => touched[g.index] === 0);
+  return { labelled, geometries: geoms, outside, pointsOutside, points };
+}
+
+function outsideMessage(placed: PlacedGeoJson, labels: GeoJsonLabels): string {
+  const { outside, geometries } = placed;
+  const first = outside[0] as LabelledGeometry;
+  return (
+    `${outside.length === geometries.length ? "every feature" : `${outside.length} of ${geometries.length} features`} ` +
+    `(first: feature ${first.index + 1}, class "${first.name}") lie outside every tile` +
+    (labels.crs === undefined && geoJsonCrs(labels.geojson) === null
+      ? "; the GeoJSON has no crs member, so its coordinates were read as WGS 84 lon/lat"
+      : "")
+  );
+}
+
+/**
+ * Labelled pixels of each tile from GeoJSON: for every feature in order, the pixels whose centres
+ * it covers (polygons) or that contain it (points), row-major. Strict: every feature must touch a
+ * tile (`collectSamples` is lenient by default and reports what it left out instead).
+ * @throws TrainingDataError for unusable GeoJSON, a tile without CRS or geotransform, or a feature
+ *   outside every tile.
+ */
+export function labelsFromGeoJson(
+  tiles: readonly RasterInfo[],
+  labels: GeoJsonLabels,
+  tileNames?: readonly string[],
+): LabelledPixels[] {
+  const placed = placeGeoJson(tiles, labels, tileNames);
+  if (placed.outside.length > 0) throw new TrainingDataError(outsideMessage(placed, labels));
+  return placed.labelled;
 }
 
 const ALIGN_TOLERANCE = 1e-9;
@@ -370,8 +411,45 @@ export function labelsFromRaster(tiles: readonly RasterInfo[], labels: RasterLab
 }
 
 /**
- * Training samples: the features of every labelled, valid pixel of every tile, in order.
- * @throws TrainingDataError when a class ends with no valid sample, or nothing is labelled.
+ * What of the training labels could be used: the counts `lanemap train` reports. A field campaign's
+ * point set always has some points beyond the scenes and some under clouds; training keeps the rest.
+ */
+export interface LabelCoverage {
+  /** GeoJSON features read (0 for a label raster). */
+  readonly features: number;
+  /** Features whose geometry touches no tile. */
+  readonly featuresOutside: number;
+  /** Points of Point/MultiPoint features, and those that fall on no tile's pixel. */
+  readonly points: number;
+  readonly pointsOutside: number;
+  /** Labelled pixels found on the tiles, and those left out because a band is nodata (or NaN) there. */
+  readonly labelledPixels: number;
+  readonly onNodata: number;
+  /** Classes left with no sample (every geometry outside, between pixel centres or on nodata). */
+  readonly classesWithoutSamples: readonly string[];
+}
+
+/** Training samples with the coverage report of the labels they came from. */
+export interface CollectedSamples extends TrainingSamples {
+  readonly coverage: LabelCoverage;
+}
+
+/** Options of `collectSamples`. */
+export interface CollectOptions {
+  /**
+   * Refuse the whole label set when any feature lies outside every tile or any class ends without a
+   * sample (the behaviour before lenient training). Default false: use what falls inside and report
+   * the rest in `coverage`.
+   */
+  readonly strict?: boolean;
+}
+
+/**
+ * Training samples: the features of every labelled, valid pixel of every tile, in order. Leniently
+ * (the default, like the peer) features outside every tile and labelled pixels on nodata are left out
+ * and counted, and classes left without a sample are dropped (the others renumbered by sorted name).
+ * @throws TrainingDataError when no usable sample remains, or — strict — when any feature lies outside
+ *   every tile or a class has no valid sample.
  * @throws TileInvalidError when a tile does not fit the feature spec.
  */
 export function collectSamples(
@@ -379,49 +457,78 @@ export function collectSamples(
   labels: TrainingLabels,
   spec: FeatureSpec,
   tileNames?: readonly string[],
-): TrainingSamples {
-  const labelled =
-    labels.kind === "geojson" ? labelsFromGeoJson(tiles, labels, tileNames) : labelsFromRaster(tiles, labels);
-  const names = labelled[0]?.names ?? [];
-  if (names.length > MAX_CLASSES)
-    throw new TrainingDataError(`there are ${names.length} classes; a model holds at most ${MAX_CLASSES}`);
+  options: CollectOptions = {},
+): CollectedSamples {
+  const strict = options.strict ?? false;
+  const placed = labels.kind === "geojson" ? placeGeoJson(tiles, labels, tileNames) : null;
+  if (strict && placed !== null && placed.outside.length > 0)
+    throw new TrainingDataError(outsideMessage(placed, labels as GeoJsonLabels));
+  const labelled = placed !== null ? placed.labelled : labelsFromRaster(tiles, labels as RasterLabels);
+  const allNames = labelled[0]?.names ?? [];
+  if (allNames.length > MAX_CLASSES)
+    throw new TrainingDataError(`there are ${allNames.length} classes; a model holds at most ${MAX_CLASSES}`);
   const dim = featureDim(spec);
   const x: number[] = [];
   const y: number[] = [];
   const tileOf: number[] = [];
   const pixelOf: number[] = [];
+  let labelledPixels = 0;
+  let onNodata = 0;
   tiles.forEach((raster, t) => {
     const lp = labelled[t] as LabelledPixels;
     if (lp.pixels.length === 0) return;
     const f = computeFeatures(raster, spec);
+    labelledPixels += lp.pixels.length;
     for (let i = 0; i < lp.pixels.length; i++) {
       const p = lp.pixels[i] as number;
-      if (f.valid[p] !== 1) continue;
+      if (f.valid[p] !== 1) {
+        onNodata++;
+        continue;
+      }
       for (let j = 0; j < dim; j++) x.push((f.data[p * dim + j] as number) + 0); // + 0 turns -0 into 0
       y.push((lp.labels[i] as number) + 1);
       tileOf.push(t);
       pixelOf.push(p);
     }
   });
-  const counts = new Array<number>(names.length).fill(0);
+  const counts = new Array<number>(allNames.length).fill(0);
   for (const c of y) counts[c - 1] = (counts[c - 1] as number) + 1;
-  const empty = names.filter((_, i) => counts[i] === 0);
+  const empty = allNames.filter((_, i) => counts[i] === 0);
+  const coverage: LabelCoverage = {
+    features: placed?.geometries.length ?? 0,
+    featuresOutside: placed?.outside.length ?? 0,
+    points: placed?.points ?? 0,
+    pointsOutside: placed?.pointsOutside ?? 0,
+    labelledPixels,
+    onNodata,
+    classesWithoutSamples: empty,
+  };
   if (y.length === 0)
     throw new TrainingDataError(
-      "no valid labelled pixel: every labelled pixel is nodata or outside the tiles",
+      "no valid labelled pixel: every labelled pixel is nodata or outside the tiles" +
+        (placed !== null
+          ? ` (${coverage.featuresOutside} of ${coverage.features} features outside every tile, ` +
+            `${onNodata} labelled pixel${onNodata === 1 ? "" : "s"} on nodata)`
+          : ""),
     );
-  if (empty.length > 0)
+  if (strict && empty.length > 0)
     throw new TrainingDataError(
       `class${empty.length > 1 ? "es" : ""} ${empty.map((n) => `"${n}"`).join(", ")} ha${empty.length > 1 ? "ve" : "s"} no valid samples ` +
         "(its geometries cover no pixel centre, or only nodata pixels)",
     );
+  // Classes without samples are dropped and the rest renumbered, as the peer numbers only the
+  // classes it saw.
+  const names = allNames.filter((_, i) => counts[i] !== 0);
+  const renumber = new Int32Array(allNames.length + 1);
+  allNames.forEach((n, i) => (renumber[i + 1] = names.indexOf(n) + 1));
   return {
     x: Float64Array.from(x),
     dim,
-    y: Int32Array.from(y),
+    y: Int32Array.from(y, (c) => renumber[c] as number),
     classNames: names,
     tile: Int32Array.from(tileOf),
     pixel: Int32Array.from(pixelOf),
+    coverage,
   };
 }
 
@@ -533,7 +640,10 @@ export function modelFromSamples(samples: TrainingSamples, options: TrainOptions
 export function trainModel(
   tiles: readonly Raster[],
   labels: TrainingLabels,
-  options: TrainOptions & { readonly tileNames?: readonly string[] },
+  options: TrainOptions & CollectOptions & { readonly tileNames?: readonly string[] },
 ): Model {
-  return modelFromSamples(collectSamples(tiles, labels, options.features, options.tileNames), options);
+  return modelFromSamples(
+    collectSamples(tiles, labels, options.features, options.tileNames, options),
+    options,
+  );
 }

@@ -1,3 +1,4 @@
+export { MAX_PAM_BYTES, applyPam, pamSchema, parsePam, type Pam } from "./pam.js";
 export {
   DEFAULT_MAX_PIXELS,
   decodeGeoTiff,

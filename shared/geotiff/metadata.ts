@@ -2,7 +2,9 @@
  * RasterInfo from IFD 0's tags: georeferencing (GDAL's reading of ModelTiepoint/ModelPixelScale/
  * ModelTransformation and the GeoKeys), GDAL's nodata and metadata tags, and the acquisition time.
  */
-import { CrsError, WGS84, transformBounds } from "../crs/index.js";
+import { CrsError, toWgs84 } from "../crs/index.js";
+import { densifiedRing, ringFootprint } from "../lonlat/index.js";
+import { nodataAsCompared } from "../raster/nodata.js";
 import type { Bounds, Crs, GeoTiffGeoTags, GeoTransform, RasterInfo } from "../raster/types.js";
 import { crsFromGeoKeys, isPixelIsPoint, parseGeoKeys, type GeoKeys } from "./geokeys.js";
 import { type ImageLayout, Tag, compressionName } from "./layout.js";
@@ -149,13 +151,18 @@ export function boundsOf(gt: GeoTransform, width: number, height: number): Bound
   return { minX: Math.min(...xs), minY: Math.min(...ys), maxX: Math.max(...xs), maxY: Math.max(...ys) };
 }
 
+/**
+ * The lon/lat footprint of the native bounds: the edge densified (21 points per side, as rasterio's
+ * `transform_bounds`), each point transformed, then `ringFootprint` — so a tile across 180° gets a
+ * west > east box (RFC 7946 §5.2), not min/max of its corners (which spans the whole globe).
+ */
 function wgs84Bounds(crs: Crs | null, bounds: Bounds | null): Bounds | null {
   if (crs === null || bounds === null || crs.proj4 === null) return null;
   try {
-    return transformBounds(crs, WGS84, bounds);
+    return ringFootprint(densifiedRing(bounds).map(([x, y]) => toWgs84(crs, x, y)));
   } catch (err) {
-    // A CRS proj4 cannot handle, or bounds entirely outside its domain: the tile simply has no
-    // lon/lat footprint; anything else is a bug and must surface.
+    // A CRS proj4 cannot handle: the tile simply has no lon/lat footprint; anything else is a bug
+    // and must surface.
     if (err instanceof CrsError) return null;
     throw err;
   }
@@ -221,7 +228,7 @@ export function rasterInfoOf(s: TiffStructure, layout: ImageLayout): RasterInfo 
     height: layout.height,
     bandCount: bands,
     dtype: layout.dtype,
-    nodata: new Array<number | null>(bands).fill(nodataValue),
+    nodata: new Array<number | null>(bands).fill(nodataAsCompared(nodataValue, layout.dtype)),
     scale: perBand(items, "scale", bands, 1),
     offset: perBand(items, "offset", bands, 0),
     geoTransform,

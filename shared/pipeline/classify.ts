@@ -4,7 +4,7 @@
  * The batch workers and the speed workers call exactly this, so the two lanes cannot drift.
  */
 import { createClassifier, classSummary, type Classifier, type Model } from "../classifier/index.js";
-import { decodeGeoTiff } from "../geotiff/index.js";
+import { type Pam, applyPam, decodeGeoTiff } from "../geotiff/index.js";
 import type { Raster } from "../raster/types.js";
 import { encodeClassRaster, votesFromConfidence } from "../view/raster-codec.js";
 import type { CatalogueEntry, Lane, TileResult } from "../view/types.js";
@@ -93,18 +93,19 @@ export function classifyRaster(
 }
 
 /**
- * Decodes tile bytes and classifies them.
+ * Decodes tile bytes and classifies them. A catalogue entry's `pam` (the file's .aux.xml band values,
+ * which the archived bytes do not hold) is applied first, so the batch lane masks what GDAL masks.
  * @throws TileDecodeError or PixelBudgetError from decoding.
  * @throws TileInvalidError when the raster does not fit the model's feature spec.
  */
 export async function classifyTileBytes(
   bytes: Uint8Array,
   classifier: Classifier,
-  source: ResultSource,
+  source: ResultSource & { readonly pam?: Pam | undefined },
   lane: Lane,
   options: { maxPixels?: number; signal?: AbortSignal } = {},
 ): Promise<TileOutcome> {
-  // Runs in batch worker threads: the CRS comes from `source` (resolved when the tile was registered).
-  const raster = await decodeGeoTiff(bytes, { ...options, crs: "keys" });
+  // Runs in worker threads: the CRS comes from `source` (resolved when the tile was registered).
+  const raster = applyPam(await decodeGeoTiff(bytes, { ...options, crs: "keys" }), source.pam);
   return classifyRaster(raster, classifier, source, lane);
 }

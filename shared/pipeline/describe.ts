@@ -13,8 +13,9 @@
  * Map cell: header/flag, sidecar `cell`, else the file name's stem (which is the cell key for
  * generated archives). Tile id: header/flag, sidecar `tileId`, else `<cell>-<yyyymmddThhmmssZ>`.
  */
+import { boxCentre } from "../lonlat/index.js";
 import { PixelBudgetError, TileInvalidError } from "../errors.js";
-import { DEFAULT_MAX_PIXELS, readGeoTiffInfo } from "../geotiff/index.js";
+import { DEFAULT_MAX_PIXELS, type Pam, readGeoTiffInfo } from "../geotiff/index.js";
 import { isValidCellKey } from "../grid.js";
 import { hilbertIndexOfPoint } from "../hilbert/curve.js";
 import { contentHash } from "../adapters/archive/index.js";
@@ -32,6 +33,8 @@ export interface TileMeta {
   readonly fileName?: string | undefined;
   /** Parsed sidecar JSON, if one was found. */
   readonly sidecar?: { acquired?: unknown; cell?: unknown; tileId?: unknown } | undefined;
+  /** The file's GDAL PAM sidecar (`.aux.xml`) band values, recorded in the entry. */
+  readonly pam?: Pam | undefined;
 }
 
 export interface DescribeOptions {
@@ -140,7 +143,7 @@ export async function describeTile(
     throw new TileInvalidError(`tile id "${tileId}" must match ${TILE_ID_PATTERN.source}`);
 
   const w = info.boundsWgs84;
-  const hilbert = w ? hilbertIndexOfPoint(WORLD, (w.minX + w.maxX) / 2, (w.minY + w.maxY) / 2) : null;
+  const hilbert = w ? hilbertIndexOfPoint(WORLD, ...boxCentre(w)) : null;
   return {
     tileId,
     cell,
@@ -161,5 +164,6 @@ export async function describeTile(
     acquiredFrom,
     source: meta.source,
     registeredAt: new Date().toISOString(),
+    ...(meta.pam && meta.pam.bands.length > 0 ? { pam: meta.pam } : {}),
   };
 }

@@ -4,7 +4,9 @@
  * never names bytes that are not there; a crash between the two leaves an unreferenced object that
  * the next registration of the same bytes reuses.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import { TileInvalidError } from "../errors.js";
+import { MAX_PAM_BYTES, type Pam, parsePam } from "../geotiff/index.js";
 import type { ArchiveStore } from "../adapters/archive/index.js";
 import type { CatalogueEntry } from "../view/types.js";
 import { describeTile, type DescribeOptions, type TileMeta } from "./describe.js";
@@ -23,6 +25,23 @@ export async function registerTile(
   const entry = await describeTile(bytes, meta, options);
   await store.putObject(bytes);
   return store.register(entry);
+}
+
+/**
+ * Reads and parses a tile file's GDAL PAM sidecar (`<file>.aux.xml`), or undefined when there is none.
+ * @throws TileInvalidError when it is larger than MAX_PAM_BYTES or malformed.
+ */
+export async function readPamSidecar(path: string): Promise<Pam | undefined> {
+  const file = `${path}.aux.xml`;
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch {
+    return undefined;
+  }
+  if (size > MAX_PAM_BYTES)
+    throw new TileInvalidError(`${file} is ${size} bytes, over the ${MAX_PAM_BYTES} a PAM sidecar may have`);
+  return parsePam(await readFile(file, "utf8"));
 }
 
 /** Reads the sidecar JSON of a tile file (`<file>.json` or `<stem>.json`), or undefined. */

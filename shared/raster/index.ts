@@ -1,1 +1,2 @@
 export type { BandArray, Bounds, Crs, DType, GeoTransform, Raster, RasterInfo } from "./types.js";
+export { nodataAsCompared } from "./nodata.js";

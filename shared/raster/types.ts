@@ -55,7 +55,11 @@ export interface RasterInfo {
   readonly height: number;
   readonly bandCount: number;
   readonly dtype: DType;
-  /** Per band; null = no nodata value. NaN is a valid nodata value for float data. */
+  /**
+   * Per band, the nodata value as GDAL compares it: cast to the band's sample type (`nodataAsCompared`),
+   * so `sample === nodata` finds exactly GDAL's nodata pixels; null = no nodata pixel (no value, or one
+   * outside the type's range). NaN (float data) means NaN samples are nodata.
+   */
   readonly nodata: readonly (number | null)[];
   /** Per band: physical value = stored * scale + offset. */
   readonly scale: readonly number[];

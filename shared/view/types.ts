@@ -10,6 +10,7 @@
  *   the newest acquisition wins, ties to the higher ingest sequence (see merge.ts).
  */
 import { z } from "zod";
+import { pamSchema } from "../geotiff/pam.js";
 
 const bounds = z.object({ minX: z.number(), minY: z.number(), maxX: z.number(), maxY: z.number() });
 const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), "must be an ISO 8601 time");
@@ -41,6 +42,11 @@ export const catalogueEntrySchema = z.object({
   acquiredFrom: z.enum(["header", "sidecar", "tiff", "filename"]),
   source: z.enum(["bulk", "stream"]),
   registeredAt: isoTime,
+  /**
+   * The tile file's GDAL PAM sidecar (`<file>.aux.xml`) band values, when it had one: the archive
+   * object is the TIFF alone, so every lane applies these after decoding (shared/geotiff/pam.ts).
+   */
+  pam: pamSchema.optional(),
 });
 /** One tile of the master archive. */
 export type CatalogueEntry = z.infer<typeof catalogueEntrySchema>;

@@ -248,7 +248,7 @@ describe("the serving API over a published batch view", () => {
     const cases: [string, string, string, { headers?: Record<string, string>; body?: string }?][] = [
       ["GET", "/v1/tiles?bbox=1,2,3", "bbox"],
       ["GET", "/v1/tiles?bbox=a,b,c,d", "bbox"],
-      ["GET", "/v1/tiles?bbox=11,50,10,51", "bbox"],
+      ["GET", "/v1/tiles?bbox=11,51,12,50", "bbox"],
       ["GET", "/v1/tiles?bbox=0,-91,1,1", "bbox"],
       ["GET", "/v1/tiles?bbox=1,2,3,4&bbox=1,2,3,4", "bbox"],
       ["GET", "/v1/tiles?datetime=yesterday", "datetime"],

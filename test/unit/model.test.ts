@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  collectSamples,
   ModelError,
   TrainingDataError,
   classSummary,
@@ -89,11 +90,20 @@ function collection(features: object[], crs: string | null = "urn:ogc:def:crs:EP
 
 const pixel = (row: number, col: number): number => row * 10 + col;
 
-function train(geojson: object, extra: { crs?: Crs; property?: string; k?: number } = {}): Model {
+function train(
+  geojson: object,
+  extra: { crs?: Crs; property?: string; k?: number; strict?: boolean } = {},
+): Model {
   return trainModel(
     [tile()],
     { kind: "geojson", geojson, classProperty: extra.property, crs: extra.crs },
-    { features: spec, k: extra.k ?? 1, source: "test", createdAt: "2024-01-01T00:00:00.000Z" },
+    {
+      features: spec,
+      k: extra.k ?? 1,
+      source: "test",
+      createdAt: "2024-01-01T00:00:00.000Z",
+      strict: extra.strict ?? false,
+    },
   );
 }
 
@@ -249,10 +259,70 @@ describe("training samples from GeoJSON", () => {
     ];
     for (const [geojson, message] of cases)
       assert.throws(
-        () => train(geojson),
+        () => train(geojson, { strict: true }),
         (err: unknown) => err instanceof TrainingDataError && message.test(err.message),
         String(message),
       );
+  });
+});
+
+describe("training on labels partly outside the tiles", () => {
+  const square = (c: number, r: number): object => ({ type: "Polygon", coordinates: [rect(c, c, r, r)] });
+  const point = (c: number, r: number): object => ({
+    type: "Point",
+    coordinates: [X0 + c * 30 + 15, Y0 - r * 30 - 15],
+  });
+  const labels = collection([
+    feature("a", square(1, 1)),
+    feature("b", point(5, 5)),
+    feature("b", point(50, 5)), // 1.4 km east of the 300 m tile
+    feature("c", point(-20, -20)), // the only "c", outside
+    feature("a", {
+      type: "MultiPoint",
+      coordinates: [(point(2, 2) as { coordinates: number[] }).coordinates, [0, 0]],
+    }),
+  ]);
+
+  test("trains on what falls inside and counts the features and points that fall outside", () => {
+    const samples = collectSamples([tile()], { kind: "geojson", geojson: labels }, spec);
+    assert.deepEqual(samples.classNames, ["a", "b"], 'class "c" had no sample and is not a class');
+    assert.deepEqual(Array.from(samples.pixel), [pixel(1, 1), pixel(5, 5), pixel(2, 2)], "feature order");
+    assert.deepEqual(Array.from(samples.y), [1, 2, 1]);
+    assert.deepEqual(samples.coverage, {
+      features: 5,
+      featuresOutside: 2,
+      points: 5,
+      pointsOutside: 3,
+      labelledPixels: 3,
+      onNodata: 0,
+      classesWithoutSamples: ["c"],
+    });
+  });
+
+  test("leaves out labelled pixels on nodata and counts them", () => {
+    const t = tile();
+    (t.bands[0] as Int16Array)[pixel(1, 1)] = -9999;
+    const samples = collectSamples([t], { kind: "geojson", geojson: labels }, spec);
+    assert.equal(samples.coverage.onNodata, 1);
+    assert.equal(samples.coverage.labelledPixels, 3);
+    assert.deepEqual(Array.from(samples.pixel), [pixel(5, 5), pixel(2, 2)]);
+  });
+
+  test("fails, with the counts, only when nothing usable remains", () => {
+    const nothing = collection([feature("a", point(40, 40)), feature("b", point(-3, 2))]);
+    assert.throws(
+      () => collectSamples([tile()], { kind: "geojson", geojson: nothing }, spec),
+      (err: unknown) =>
+        err instanceof TrainingDataError &&
+        /2 of 2 features outside every tile, 0 labelled pixels on nodata/.test(err.message),
+    );
+  });
+
+  test("strict refuses the whole set when any feature is outside, as before", () => {
+    assert.throws(
+      () => collectSamples([tile()], { kind: "geojson", geojson: labels }, spec, undefined, { strict: true }),
+      /2 of 5 features \(first: feature 3, class "b"\) lie outside every tile/,
+    );
   });
 });
 

@@ -8,6 +8,7 @@ import {
   describeError,
   describeTile,
   parseConfig,
+  readPamSidecar,
   readSidecar,
 } from "../../../shared/index.js";
 import { publishTile } from "../../../speed/index.js";
@@ -83,6 +84,7 @@ export function registerIngest(program: Command): void {
                 source: "stream",
                 fileName: basename(file),
                 sidecar: await readSidecar(file),
+                pam: await readPamSidecar(file),
               },
               { maxPixels: config.maxPixels },
             );
@@ -90,6 +92,7 @@ export function registerIngest(program: Command): void {
               tileId: entry.tileId,
               cell: entry.cell,
               acquired: entry.acquired,
+              pam: entry.pam,
             });
             if (flags.json) {
               console.log(

@@ -4,12 +4,16 @@ import type { Command } from "commander";
 import {
   LanemapError,
   TrainingDataError,
+  applyPam,
   crsFromEpsg,
   createFeatureSpec,
   decodeGeoTiff,
   featureNames,
   parseConfig,
+  collectSamples,
+  modelFromSamples,
   parseExtras,
+  readPamSidecar,
   resolveEpsgCrs,
   saveModelFile,
   trainModel,
@@ -17,6 +21,7 @@ import {
   type Crs,
   type FeatureExtra,
   type FeatureSpec,
+  type LabelCoverage,
   type Raster,
   type TrainingLabels,
 } from "../../../shared/index.js";
@@ -63,7 +68,9 @@ export async function readRaster(path: string): Promise<Raster> {
     throw new UsageError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    return await decodeGeoTiff(bytes, { maxPixels: parseConfig().maxPixels });
+    // The file's .aux.xml (GDAL PAM) band nodata/scale/offset apply as GDAL applies them.
+    const pam = await readPamSidecar(path);
+    return applyPam(await decodeGeoTiff(bytes, { maxPixels: parseConfig().maxPixels }), pam);
   } catch (err) {
     // The same code and message, prefixed with the file: the CLI prints one line naming both.
     if (err instanceof LanemapError)
@@ -201,6 +208,24 @@ interface TrainFlags {
   crs?: string;
   out?: string;
   json?: boolean;
+  strict?: boolean;
+}
+
+/** The human summary's lines about labels left out (none when every label was used). */
+export function coverageLines(c: LabelCoverage): string[] {
+  const lines: string[] = [];
+  const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+  if (c.featuresOutside > 0)
+    lines.push(`left out: ${c.featuresOutside} of ${plural(c.features, "feature")} outside every tile`);
+  if (c.pointsOutside > 0)
+    lines.push(`left out: ${c.pointsOutside} of ${plural(c.points, "point")} on no tile`);
+  if (c.onNodata > 0)
+    lines.push(`left out: ${c.onNodata} of ${plural(c.labelledPixels, "labelled pixel")} on nodata`);
+  if (c.classesWithoutSamples.length > 0)
+    lines.push(
+      `classes without samples (not in the model): ${c.classesWithoutSamples.map((n) => `"${n}"`).join(", ")}`,
+    );
+  return lines;
 }
 
 /** `lanemap train`: a model from tiles and labelled polygons, points or a label raster. */
@@ -222,6 +247,10 @@ export function registerTrain(program: Command): void {
     .option("--crs <EPSG:code>", "CRS of GeoJSON coordinates without a crs member (default EPSG:4326)")
     .option("--out <model.json>", "where to write the model")
     .option("--json", "print the summary as JSON")
+    .option(
+      "--strict",
+      "refuse the labels when any feature lies outside every tile or a class ends without a sample",
+    )
     .action(async (flags: TrainFlags) => {
       if (!flags.out) throw new UsageError("--out <model.json> is required");
       const outDir = await statOrNull(dirname(resolve(flags.out)));
@@ -260,16 +289,15 @@ export function registerTrain(program: Command): void {
       } catch (err) {
         throw new UsageError((err as Error).message, { cause: err });
       }
-      const model = trainModel(
+      const samples = collectSamples(
         tiles.map((t) => t.raster),
         labels,
-        {
-          features: spec,
-          k,
-          source: basename(flags.train as string),
-          tileNames: tiles.map((t) => basename(t.path)),
-        },
+        spec,
+        tiles.map((t) => basename(t.path)),
+        { strict: flags.strict === true },
       );
+      const model = modelFromSamples(samples, { features: spec, k, source: basename(flags.train as string) });
+      const { coverage } = samples;
       await saveModelFile(flags.out, model);
       const summary = {
         model: model.version,
@@ -284,6 +312,7 @@ export function registerTrain(program: Command): void {
           colour: c.colour,
           samples: model.training.samplesPerClass[c.name],
         })),
+        labels: coverage,
       };
       if (flags.json) {
         console.log(JSON.stringify(summary, null, 2));
@@ -294,5 +323,6 @@ export function registerTrain(program: Command): void {
       console.log(
         `samples: ${summary.samples} from ${tiles.length} tile${tiles.length === 1 ? "" : "s"}; k = ${k}; features: ${summary.features.join(", ")}`,
       );
+      for (const line of coverageLines(coverage)) console.log(line);
     });
 }

@@ -54,6 +54,11 @@ export const HEADERS = {
   cell: "Lanemap-Cell",
   /** Acquisition time, ISO 8601. */
   acquired: "Lanemap-Acquired",
+  /**
+   * The tile file's GDAL PAM sidecar band values (`<file>.aux.xml`: per-band nodata, scale, offset) as
+   * JSON (shared/geotiff `pamSchema`); the sidecar does not travel with the bytes, its effect does.
+   */
+  pam: "Lanemap-Pam",
   /** Set when the GeoTIFF bytes live in the object store: the object's name. */
   object: "Lanemap-Object",
   /** JetStream de-duplication id (a producer's retry within the duplicate window is dropped). */

@@ -1,0 +1,16 @@
+export {
+  WHOLE_GLOBE,
+  boxCentre,
+  boxContains,
+  boxGeometry,
+  boxIntersection,
+  boxUnion,
+  boxWithin,
+  boxesIntersect,
+  crossesAntimeridian,
+  densifiedRing,
+  lonWidth,
+  ringFootprint,
+  splitAtAntimeridian,
+  wrapLongitude,
+} from "./box.js";
