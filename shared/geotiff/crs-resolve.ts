@@ -25,6 +25,7 @@ import {
   type ProjEngine,
 } from "../crs/index.js";
 import type { Bounds, Crs, GeoTiffGeoTags, RasterInfo } from "../raster/types.js";
+import { densifiedRing, ringFootprint } from "../lonlat/index.js";
 import { encodeGeoTiff } from "./encode.js";
 
 /** proj4js must agree with PROJ this closely (metres) at every check point. */
@@ -288,17 +289,15 @@ export async function resolveCrs(
       throw new CrsError(
         `${label(reading)}: PROJ cannot transform the tile's point (${xs[i]}, ${ys[i]}) to longitude/latitude`,
       );
-  let minX = Infinity;
-  let minY = Infinity;
-  let maxX = -Infinity;
-  let maxY = -Infinity;
-  for (let i = 0; i < lon.length; i++) {
-    minX = Math.min(minX, lon[i] as number);
-    maxX = Math.max(maxX, lon[i] as number);
-    minY = Math.min(minY, lat[i] as number);
-    maxY = Math.max(maxY, lat[i] as number);
-  }
-  const boundsWgs84 = { minX, minY, maxX, maxY };
+  // The footprint from PROJ's transform of the densified edge (21 points a side, as rasterio's
+  // transform_bounds), as a west > east box across 180° (RFC 7946 §5.2), never min/max of corners.
+  const ring = densifiedRing(bounds);
+  const ringLon = Float64Array.from(ring, ([x]) => x);
+  const ringLat = Float64Array.from(ring, ([, y]) => y);
+  engine.transformer(reading.wkt, "EPSG:4326")(ringLon, ringLat);
+  const boundsWgs84 = ringFootprint(
+    ring.map((_, i) => [ringLon[i] as number, ringLat[i] as number] as const),
+  );
   if (reading.epsg === 4326) {
     const crs = { epsg: 4326, proj4: WGS84.proj4, name: reading.name, wkt: reading.wkt };
     return { crs, boundsWgs84, reading, proj4AgreementM: 0 };

@@ -16,11 +16,11 @@ import {
   decodeGeoTiff,
   densifiedRing,
   encodeGeoTiff,
-  registerFastDecoders,
   ringFootprint,
   toWgs84,
   type Bounds,
 } from "../../shared/index.js";
+import { registerFastDecoders } from "../../shared/internal.js";
 import { missing } from "../helpers/env.js";
 import { startServing, type ServingFixture } from "../helpers/serving-server.js";
 import {

@@ -19,9 +19,9 @@ import {
   createFeatureSpec,
   decodeGeoTiff,
   readPamSidecar,
-  registerFastDecoders,
   type Raster,
 } from "../../shared/index.js";
+import { registerFastDecoders } from "../../shared/internal.js";
 import { missing, projectRoot, sharedData } from "../helpers/env.js";
 
 const skip = missing({ peer: true, gdal: true });

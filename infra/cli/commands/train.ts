@@ -11,12 +11,10 @@ import {
   featureNames,
   parseConfig,
   collectSamples,
-  modelFromSamples,
   parseExtras,
   readPamSidecar,
   resolveEpsgCrs,
   saveModelFile,
-  trainModel,
   type Bounds,
   type Crs,
   type FeatureExtra,
@@ -25,7 +23,7 @@ import {
   type Raster,
   type TrainingLabels,
 } from "../../../shared/index.js";
-import { geoJsonCrs } from "../../../shared/internal.js";
+import { geoJsonCrs, modelFromSamples } from "../../../shared/internal.js";
 import { UsageError, positiveInt } from "../usage.js";
 
 const TIFF = /\.(tif|tiff|gtif)$/i;
