@@ -38,8 +38,9 @@ import type { SpeedMetrics } from "./metrics.js";
 /** Test and operator hooks into a worker's pipeline. */
 export interface SpeedWorkerHooks {
   /**
-   * Runs after a tile is registered and before it is decoded and classified, with heartbeats going. The CLI wires
-   * LANEMAP_TEST_TILE_DELAY_MS to a sleep here, so fault tests can kill a worker mid-tile.
+   * Runs after a tile is registered and before it is decoded and classified, with heartbeats going.
+   * The CLI wires LANEMAP_TEST_TILE_DELAY_MS to a sleep here, so fault tests can kill a worker
+   * mid-tile.
    */
   readonly beforeClassify?: (tile: { tileId: string; cell: string; streamSeq: number }) => Promise<void>;
 }
@@ -69,7 +70,7 @@ const PERMANENT_CODES = new Set([
 ]);
 
 /** The code of a failure, and whether retrying could help. */
-function failureOf(err: unknown): { code: string; permanent: boolean } {
+function classify(err: unknown): { code: string; permanent: boolean } {
   if (err instanceof LanemapError) return { code: err.code, permanent: PERMANENT_CODES.has(err.code) };
   // A catalogue entry that fails its schema is a property of the tile, not of the moment.
   if (err instanceof Error && err.name === "ZodError") return { code: "TILE_INVALID", permanent: true };
@@ -255,7 +256,7 @@ export class TilePipeline {
   }
 
   private async failed(m: JsMsg, err: unknown, ctx: TileContext): Promise<void> {
-    const { code, permanent } = failureOf(err);
+    const { code, permanent } = classify(err);
     const deliveries = m.info.deliveryCount;
     const reason = describeError(err);
     const original: OriginalMessage = {
