@@ -42,8 +42,9 @@ import type { SpeedMetrics } from "./metrics.js";
 /** Test and operator hooks into a worker's pipeline. */
 export interface SpeedWorkerHooks {
   /**
-   * Runs after a tile is registered and before it is decoded and classified, with heartbeats going. The CLI wires
-   * LANEMAP_TEST_TILE_DELAY_MS to a sleep here, so fault tests can kill a worker mid-tile.
+   * Runs after a tile is registered and before it is decoded and classified, with heartbeats going.
+   * The CLI wires LANEMAP_TEST_TILE_DELAY_MS to a sleep here, so fault tests can kill a worker
+   * mid-tile.
    */
   readonly beforeClassify?: (tile: { tileId: string; cell: string; streamSeq: number }) => Promise<void>;
 }
@@ -65,7 +66,7 @@ export interface ClassifiedEvent {
  * The code of a failure, and whether retrying could help: the error table's `permanent` flag (a
  * permanent failure is a property of the tile, with this model: dead-letter it).
  */
-function failureOf(err: unknown): { code: ErrorCode; permanent: boolean } {
+function classify(err: unknown): { code: ErrorCode; permanent: boolean } {
   return { code: errorCode(err), permanent: isPermanent(err) };
 }
 
@@ -249,7 +250,7 @@ export class TilePipeline {
   }
 
   private async failed(m: JsMsg, err: unknown, ctx: TileContext): Promise<void> {
-    const { code, permanent } = failureOf(err);
+    const { code, permanent } = classify(err);
     const deliveries = m.info.deliveryCount;
     const reason = describeError(err);
     const original: OriginalMessage = {
