@@ -73,7 +73,7 @@ function decodeEnvelope(bytes: Uint8Array): { meta: EnvelopeMeta; raster: Uint8A
   const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
   if (8 + len > bytes.length) throw new LanemapError("LIVE_VIEW", "live view entry is truncated");
   const raw = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + len))) as EnvelopeMeta;
-  const result = tileResultSchema.parse(raw.result) as TileResult;
+  const result = tileResultSchema.parse(raw.result);
   if (!Number.isInteger(raw.k) || raw.k < 1) throw new LanemapError("LIVE_VIEW", "live view entry has no k");
   return {
     meta: { result, k: raw.k, rasterObject: raw.rasterObject ?? null },
