@@ -10,8 +10,8 @@ import {
   LanemapError,
   startWorker,
   type CatalogueEntry,
+  type ClassifiedTile,
   type ErrorCode,
-  type TileResult,
 } from "../shared/index.js";
 import type { FromWorker, TileWorkerData, ToWorker } from "./worker-protocol.js";
 
@@ -24,7 +24,7 @@ export class WorkerStartError extends LanemapError {
 
 /** The outcome of one tile. */
 export type TileJobOutcome =
-  | { readonly ok: true; readonly result: TileResult; readonly k: number; readonly raster: Uint8Array }
+  | ({ readonly ok: true } & ClassifiedTile)
   | { readonly ok: false; readonly code: ErrorCode; readonly reason: string };
 
 /** Options of {@link TileWorkerPool.start}. */

@@ -19,18 +19,10 @@ import {
   decodeError,
   startWorker,
   type CatalogueEntry,
+  type ClassifiedTile,
   type Raster,
-  type TileResult,
   type WireError,
 } from "../shared/index.js";
-
-/** What a classified tile becomes: the live record's parts. */
-export interface ClassifiedTile {
-  readonly result: TileResult;
-  readonly k: number;
-  /** Deflated class raster (shared/view/raster-codec.ts). */
-  readonly raster: Uint8Array;
-}
 
 /** Main thread -> classifier thread. */
 export type ThreadRequest =

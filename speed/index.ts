@@ -18,7 +18,7 @@ export {
   type ClassifiedEvent,
 } from "./worker.js";
 export { ActiveModel, type LoadedModel, type ModelPreparer } from "./active-model.js";
-export { ClassifierPool, type ClassifierPoolOptions, type ClassifiedTile } from "./classifier-pool.js";
+export { ClassifierPool, type ClassifierPoolOptions } from "./classifier-pool.js";
 export { createSpeedMetrics, type SpeedMetrics } from "./metrics.js";
 export { EventHub, type SpeedEvent } from "./events.js";
 export type {

@@ -7,16 +7,7 @@ import { createClassifier, classSummary, type Classifier, type Model } from "../
 import { decodeGeoTiff } from "../geotiff/index.js";
 import type { Raster } from "../raster/types.js";
 import { encodeClassRaster, votesFromConfidence } from "../view/raster-codec.js";
-import type { CatalogueEntry, Lane, TileResult } from "../view/types.js";
-
-/** What a lane stores for one tile. */
-export interface TileOutcome {
-  readonly result: TileResult;
-  /** Neighbours per vote (confidence = votes / k). */
-  readonly k: number;
-  /** encodeClassRaster bytes: class ids then votes, deflated. */
-  readonly raster: Uint8Array;
-}
+import type { CatalogueEntry, ClassifiedTile, Lane, TileResult } from "../view/types.js";
 
 /** The catalogue fields a result carries. */
 export type ResultSource = Pick<
@@ -43,7 +34,7 @@ export function classifyRaster(
   source: ResultSource,
   lane: Lane,
   processedAt: Date = new Date(),
-): TileOutcome {
+): ClassifiedTile {
   const model = classifier.model;
   const c = classifier.classify(raster);
   const s = classSummary(c, model, raster);
@@ -97,7 +88,7 @@ export async function classifyTileBytes(
   source: ResultSource,
   lane: Lane,
   options: { maxPixels?: number; signal?: AbortSignal } = {},
-): Promise<TileOutcome> {
+): Promise<ClassifiedTile> {
   const raster = await decodeGeoTiff(bytes, options);
   return classifyRaster(raster, classifier, source, lane);
 }

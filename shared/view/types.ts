@@ -90,6 +90,16 @@ export const tileResultSchema = z
 /** One classified tile's summary (see tileResultSchema). */
 export type TileResult = z.infer<typeof tileResultSchema>;
 
+/**
+ * A classified tile as both lanes produce and store it (batch view rows, live view entries): its
+ * summary, k (confidence = votes / k) and its class raster as encodeClassRaster deflates it.
+ */
+export interface ClassifiedTile {
+  readonly result: TileResult;
+  readonly k: number;
+  readonly raster: Uint8Array;
+}
+
 export const batchManifestSchema = z.object({
   format: z.literal("lanemap.batch-view/1"),
   version: z.number().int().positive(),
