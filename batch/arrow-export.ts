@@ -1,25 +1,11 @@
 /**
  * The Arrow IPC export of a view's `tiles` table (summary.arrow). DuckDB's arrow extension cannot be
- * installed offline, so the rows are read through the DuckDB client and encoded with apache-arrow's
- * `tableToIPC`. Column types follow the DuckDB column types one to one; TIMESTAMP becomes
- * Timestamp<MILLISECOND> (the batch lane writes times at millisecond precision, so nothing is lost).
+ * installed offline, so the rows are read through the DuckDB adapter and encoded by the Arrow
+ * adapter, the same encoder serving's Arrow answers use. Column types follow the DuckDB column types
+ * one to one; TIMESTAMP becomes Timestamp<MILLISECOND> (the batch lane writes times at millisecond
+ * precision, so nothing is lost).
  */
-import {
-  Bool,
-  Field,
-  Float64,
-  Int32,
-  Int64,
-  List,
-  Table,
-  TimestampMillisecond,
-  Uint8,
-  Utf8,
-  tableToIPC,
-  vectorFromArray,
-  type DataType,
-  type Vector,
-} from "apache-arrow";
+import { arrowColumn, encodeArrowStream, type ArrowColumnType } from "../shared/adapters/arrow/index.js";
 import { LanemapError } from "../shared/index.js";
 
 /** A column of a DuckDB result: its name and DuckDB type name (as DESCRIBE prints it). */
@@ -28,33 +14,18 @@ export interface ColumnInfo {
   readonly type: string;
 }
 
-function arrowType(duckType: string): DataType {
-  if (duckType.endsWith("[]")) return new List(new Field("item", arrowType(duckType.slice(0, -2)), true));
-  switch (duckType) {
-    case "VARCHAR":
-      return new Utf8();
-    case "BIGINT":
-      return new Int64();
-    case "INTEGER":
-      return new Int32();
-    case "UTINYINT":
-      return new Uint8();
-    case "DOUBLE":
-      return new Float64();
-    case "BOOLEAN":
-      return new Bool();
-    case "TIMESTAMP":
-      return new TimestampMillisecond();
-    default:
-      throw new LanemapError("ARROW_EXPORT", `no Arrow type for DuckDB type ${duckType}`);
-  }
-}
-
-function jsValue(v: unknown): unknown {
-  if (v instanceof Date) return v.getTime();
-  if (Array.isArray(v)) return v.map(jsValue);
-  return v;
-}
+/** DuckDB column type (DESCRIBE's name) -> the Arrow adapter's column type. */
+const ARROW_TYPE_OF: Readonly<Record<string, ArrowColumnType>> = {
+  VARCHAR: "utf8",
+  BIGINT: "int64",
+  INTEGER: "int32",
+  UTINYINT: "uint8",
+  DOUBLE: "float64",
+  BOOLEAN: "bool",
+  TIMESTAMP: "timestamp-ms",
+  "DOUBLE[]": "float64-list",
+  "BIGINT[]": "int64-list",
+};
 
 /**
  * Encodes rows (as the DuckDB adapter's `allJS` returns them) with their column types as an Arrow
@@ -65,10 +36,14 @@ export function rowsToArrowIpc(
   columns: readonly ColumnInfo[],
   rows: readonly Record<string, unknown>[],
 ): Uint8Array {
-  const vectors: Record<string, Vector> = {};
-  for (const c of columns) {
-    const values = rows.map((r) => jsValue(r[c.name] ?? null));
-    vectors[c.name] = vectorFromArray(values, arrowType(c.type));
-  }
-  return tableToIPC(new Table(vectors), "stream");
+  return encodeArrowStream(
+    rows,
+    columns.map((c) => {
+      const type = ARROW_TYPE_OF[c.type];
+      if (type === undefined)
+        throw new LanemapError("ARROW_EXPORT", `no Arrow type for DuckDB type ${c.type}`);
+      // The value's type is the column's by construction: DuckDB typed it.
+      return arrowColumn(c.name, type, (r: Record<string, unknown>) => (r[c.name] ?? null) as never);
+    }),
+  );
 }

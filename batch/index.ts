@@ -60,7 +60,7 @@ export {
   type ViewListing,
 } from "./publisher.js";
 export { testHooksFromEnv, type BatchTestHooks } from "./test-hooks.js";
-export type { FinishedTile, TileFailure, ViewClass } from "./view-store.js";
+export type { TileFailure } from "./view-store.js";
 export {
   TileWorkerPool,
   type TileJobOutcome,

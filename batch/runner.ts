@@ -20,6 +20,7 @@ import {
   loadModelFile,
   type CatalogueEntry,
   type Config,
+  type ClassifiedTile,
   type ErrorCode,
 } from "../shared/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
@@ -31,7 +32,7 @@ import { createProgressSink, type ProgressSink, type RunProgress } from "./progr
 import { applyRetention, publishStagedView, type RetentionReport } from "./publisher.js";
 import { openStaging } from "./staging.js";
 import { testHooksFromEnv, type BatchTestHooks } from "./test-hooks.js";
-import type { FinishedTile, TileFailure } from "./view-store.js";
+import type { TileFailure } from "./view-store.js";
 import { TileWorkerPool } from "./worker-pool.js";
 
 /** Options of one run. */
@@ -368,7 +369,7 @@ async function classifyAll(
   runId: string,
   modelPath: string,
   todo: readonly CatalogueEntry[],
-  view: { appendFinished(t: readonly FinishedTile[]): Promise<void> },
+  view: { appendFinished(t: readonly ClassifiedTile[]): Promise<void> },
   signal: AbortSignal | undefined,
   onProgress: (p: RunProgress) => void,
 ): Promise<{
@@ -397,7 +398,7 @@ async function classifyAll(
   let pixels = 0;
   let validPixels = 0;
   let done = 0;
-  let buffer: FinishedTile[] = [];
+  let buffer: ClassifiedTile[] = [];
   let lastFlush = performance.now();
   // Checkpoint writes are serialised; a lane waits for its flush, which bounds what is held.
   let writing: Promise<void> = Promise.resolve();

@@ -14,28 +14,19 @@ import {
   rasterRowValues,
   tileRowValues,
 } from "../shared/adapters/duckdb/index.js";
-import { BATCH_VIEW_DDL, newestOf, type CatalogueEntry, type TileResult } from "../shared/index.js";
-
-/** A classified tile ready to append. */
-export interface FinishedTile {
-  readonly result: TileResult;
-  readonly k: number;
-  /** encodeClassRaster output. */
-  readonly raster: Uint8Array;
-}
+import {
+  BATCH_VIEW_DDL,
+  newestOf,
+  type CatalogueEntry,
+  type ClassifiedTile,
+  type ModelClass,
+} from "../shared/index.js";
 
 /** A tile that could not be classified. */
 export interface TileFailure {
   readonly tileId: string;
   readonly code: string;
   readonly reason: string;
-}
-
-/** A class of the model, as the `classes` table stores it. */
-export interface ViewClass {
-  readonly id: number;
-  readonly name: string;
-  readonly colour: string;
 }
 
 /** The staging DuckDB file of a batch view (see the module comment); one writer, never read by serving. */
@@ -160,7 +151,7 @@ export class StagingViewStore {
    * Appends classified tiles (rows and rasters) as one committed transaction: after this returns,
    * they survive a crash.
    */
-  async appendFinished(tiles: readonly FinishedTile[]): Promise<void> {
+  async appendFinished(tiles: readonly ClassifiedTile[]): Promise<void> {
     if (tiles.length === 0) return;
     await this.db.run("BEGIN TRANSACTION");
     try {
@@ -191,7 +182,7 @@ export class StagingViewStore {
    * Fills `cells` (per cell, the newest tile by shared/view's `newestOf`) and `classes`, drops the
    * scratch table, and returns the number of cells.
    */
-  async finalize(classes: readonly ViewClass[]): Promise<number> {
+  async finalize(classes: readonly ModelClass[]): Promise<number> {
     const rows = await this.db.all<{ tile_id: string; cell: string; t: number | bigint; ingest_seq: bigint }>(
       "SELECT tile_id, cell, epoch_ms(acquired) AS t, ingest_seq FROM tiles",
     );

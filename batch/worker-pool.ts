@@ -17,13 +17,13 @@ import {
   describeError,
   errorCode,
   type CatalogueEntry,
+  type ClassifiedTile,
   type ErrorCode,
-  type TileResult,
 } from "../shared/index.js";
 
 /** The outcome of one tile. */
 export type TileJobOutcome =
-  | { readonly ok: true; readonly result: TileResult; readonly k: number; readonly raster: Uint8Array }
+  | ({ readonly ok: true } & ClassifiedTile)
   | { readonly ok: false; readonly code: ErrorCode; readonly reason: string };
 
 /** What the workers of a run work with. */

@@ -11,7 +11,7 @@ import {
   tileResultFromRow,
   type TileRow,
 } from "../../shared/adapters/duckdb/index.js";
-import { BATCH_VIEW_FILES } from "../../shared/index.js";
+import { BATCH_VIEW_FILES, type ModelClass } from "../../shared/index.js";
 
 /** What a batch view says about one cell. */
 export interface BatchCellResult {
@@ -23,11 +23,8 @@ export interface BatchCellResult {
   readonly counts: readonly number[];
 }
 
-/** A class of the model the view was built with. */
-export interface ViewClass {
-  readonly id: number;
-  readonly name: string;
-}
+/** A class of the model the view was built with (the model's class type, without its colour). */
+export type ViewClass = Pick<ModelClass, "id" | "name">;
 
 /** Every cell of a published version with its tile's counts (cell order), and the view's classes. */
 export async function readBatchCells(

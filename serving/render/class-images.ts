@@ -10,8 +10,8 @@ import {
   type ClassRaster,
   type GeoTransform,
   type Rgb,
+  type ModelClass,
 } from "../../shared/index.js";
-import type { ClassInfo } from "../view/batch-view.js";
 import type { ServedResult } from "../view/served-result.js";
 
 /** Colours for class ids the model does not list: a fixed, distinguishable cycle. */
@@ -39,7 +39,7 @@ export function parseColour(s: string): Rgb | null {
 }
 
 /** The colour table over class ids 0..size-1 (class 0 black, drawn transparent by the PNG). */
-export function colourTable(classes: readonly ClassInfo[], size: number): Rgb[] {
+export function colourTable(classes: readonly ModelClass[], size: number): Rgb[] {
   const out: Rgb[] = [];
   for (let id = 0; id < size; id++) {
     if (id === 0) {
@@ -52,7 +52,7 @@ export function colourTable(classes: readonly ClassInfo[], size: number): Rgb[] 
   return out;
 }
 
-function tableSize(raster: ClassRaster, classes: readonly ClassInfo[]): number {
+function tableSize(raster: ClassRaster, classes: readonly ModelClass[]): number {
   let max = 0;
   for (const c of classes) max = Math.max(max, c.id);
   for (let i = 0; i < raster.classes.length; i++) {
@@ -63,7 +63,7 @@ function tableSize(raster: ClassRaster, classes: readonly ClassInfo[]): number {
 }
 
 /** An indexed-colour PNG of the class raster; class 0 (not classified) fully transparent. */
-export function classesPng(raster: ClassRaster, classes: readonly ClassInfo[]): Uint8Array {
+export function classesPng(raster: ClassRaster, classes: readonly ModelClass[]): Uint8Array {
   const table = colourTable(classes, Math.max(2, tableSize(raster, classes)));
   return encodePng({
     width: raster.width,
@@ -86,7 +86,7 @@ const ascii = (s: string): string => s.replace(/[^\x20-\x7e]/g, "?");
 export function classesGeoTiff(
   r: ServedResult,
   raster: ClassRaster,
-  classes: readonly ClassInfo[],
+  classes: readonly ModelClass[],
 ): Uint8Array {
   const gt = r.summary.geoTransform;
   const input = {

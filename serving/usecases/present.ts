@@ -3,16 +3,15 @@
  * provenance (lane, batch version, watermark, model, acquisition and processing time, staleness)
  * and class names from the snapshot's model.
  */
-import { boxGeometry } from "../../shared/index.js";
+import { boxGeometry, type ModelClass } from "../../shared/index.js";
 import type { SnapshotInfoBody, ProvenanceBody, TileSummaryBody } from "../api/schemas.js";
-import type { ClassInfo } from "../view/batch-view.js";
 import type { ServedResult } from "../view/served-result.js";
 import type { Snapshot, SnapshotLease } from "../view/snapshot.js";
 
 const seconds = (ms: number): number => Math.round(ms) / 1000;
 
 /** Names for classes the model does not list (live results without a batch view, say). */
-export function className(classes: readonly ClassInfo[], id: number): string {
+export function className(classes: readonly ModelClass[], id: number): string {
   if (id === 0) return "not classified";
   return classes.find((c) => c.id === id)?.name ?? `class ${id}`;
 }

@@ -3,11 +3,16 @@
  * detail with both lanes' candidates, and resolving an id (cell key or tile id) to the result a
  * renderer draws.
  */
-import { CELL_KEY_PATTERN, boxesIntersect, type Bounds, type MergedCell } from "../../shared/index.js";
+import {
+  CELL_KEY_PATTERN,
+  boxesIntersect,
+  type Bounds,
+  type MergedCell,
+  type ModelClass,
+} from "../../shared/index.js";
 import { InvalidParamsError, NotFoundError } from "../errors.js";
 import type { TimeInterval } from "../api/params.js";
 import type { TileDetailBody } from "../api/schemas.js";
-import type { ClassInfo } from "../view/batch-view.js";
 import type { LaneSelector } from "../view/merged-index.js";
 import type { ServedResult } from "../view/served-result.js";
 import type { SnapshotLease, SnapshotManager } from "../view/snapshot.js";
@@ -33,7 +38,7 @@ export interface TilePage {
 }
 
 /** Resolves a `class` parameter (id or case-insensitive name) against the snapshot's model. */
-export function resolveClass(value: string, classes: readonly ClassInfo[], name = "class"): number {
+export function resolveClass(value: string, classes: readonly ModelClass[], name = "class"): number {
   if (/^\d+$/.test(value)) {
     const id = Number(value);
     if (id > 255) throw new InvalidParamsError([{ name, reason: "class ids lie in 0..255" }]);

@@ -21,18 +21,11 @@ import {
   describeError,
   type BatchManifest,
   type ClassRaster,
+  type ModelClass,
   type TileResult,
 } from "../../shared/index.js";
 import type { LruCache } from "./lru-cache.js";
 import { servedResult, type ServedResult } from "./served-result.js";
-
-/** A class of the model a view was built with. */
-export interface ClassInfo {
-  readonly id: number;
-  readonly name: string;
-  /** "#rrggbb". */
-  readonly colour: string;
-}
 
 /** A batch view folder cannot be opened or its tables are not what the contract says. */
 export class BatchViewError extends LanemapError {
@@ -62,7 +55,7 @@ export class OpenedBatchView {
   readonly results: ReadonlyMap<string, ServedResult>;
   /** The result the view shows per cell (its `cells` table). */
   readonly cellResults: ReadonlyMap<string, ServedResult>;
-  readonly classes: readonly ClassInfo[];
+  readonly classes: readonly ModelClass[];
   /** When the run finished, epoch ms (the view's age is measured from it). */
   readonly finishedMs: number;
   private readonly db: DuckDbDatabase;
@@ -79,7 +72,7 @@ export class OpenedBatchView {
     tables: {
       results: Map<string, ServedResult>;
       cellResults: Map<string, ServedResult>;
-      classes: ClassInfo[];
+      classes: ModelClass[];
     },
     generation: number,
   ) {

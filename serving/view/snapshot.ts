@@ -12,8 +12,9 @@
  */
 import { randomUUID } from "node:crypto";
 import type { LiveSnapshot } from "../../shared/adapters/nats/index.js";
+import type { ModelClass } from "../../shared/index.js";
 import type { BatchViewSource } from "./batch-source.js";
-import type { ClassInfo, OpenedBatchView } from "./batch-view.js";
+import type { OpenedBatchView } from "./batch-view.js";
 import type { LiveSource } from "./live-source.js";
 import { MergedIndex } from "./merged-index.js";
 import type { ServedResult } from "./served-result.js";
@@ -58,7 +59,7 @@ export class Snapshot {
   }
 
   /** The classes of the batch view's model (empty without a batch view). */
-  get classes(): readonly ClassInfo[] {
+  get classes(): readonly ModelClass[] {
     return this.batch?.classes ?? [];
   }
 

@@ -7,16 +7,7 @@ import { createClassifier, classSummary, type Classifier, type Model } from "../
 import { type Pam, applyPam, decodeGeoTiff } from "../geotiff/index.js";
 import type { Raster } from "../raster/types.js";
 import { encodeClassRaster, votesFromConfidence } from "../view/raster-codec.js";
-import type { CatalogueEntry, Lane, TileResult } from "../view/types.js";
-
-/** What a lane stores for one tile. */
-export interface TileOutcome {
-  readonly result: TileResult;
-  /** Neighbours per vote (confidence = votes / k). */
-  readonly k: number;
-  /** encodeClassRaster bytes: class ids then votes, deflated. */
-  readonly raster: Uint8Array;
-}
+import type { CatalogueEntry, ClassifiedTile, Lane, TileResult } from "../view/types.js";
 
 /** The catalogue fields a result carries. */
 export type ResultSource = Pick<
@@ -43,7 +34,7 @@ export function classifyRaster(
   source: ResultSource,
   lane: Lane,
   processedAt: Date = new Date(),
-): TileOutcome {
+): ClassifiedTile {
   const model = classifier.model;
   const c = classifier.classify(raster);
   // Areas use the CRS the loading thread resolved with PROJ (the catalogue entry's), not the worker's
@@ -104,7 +95,7 @@ export async function classifyTileBytes(
   source: ResultSource & { readonly pam?: Pam | undefined },
   lane: Lane,
   options: { maxPixels?: number; signal?: AbortSignal } = {},
-): Promise<TileOutcome> {
+): Promise<ClassifiedTile> {
   // Runs in worker threads: the CRS comes from `source` (resolved when the tile was registered).
   const raster = applyPam(await decodeGeoTiff(bytes, { ...options, crs: "keys" }), source.pam);
   return classifyRaster(raster, classifier, source, lane);

@@ -17,7 +17,8 @@ import { ModelError } from "../errors.js";
 import type { Lane } from "../view/types.js";
 import type { JobReply } from "../workers/index.js";
 import { transferableBuffers } from "../workers/index.js";
-import { classifyTileBytes, type ResultSource, type TileOutcome } from "./classify.js";
+import type { ClassifiedTile } from "../view/types.js";
+import { classifyTileBytes, type ResultSource } from "./classify.js";
 
 /** A model as jobs carry it. */
 export interface ModelRef {
@@ -57,7 +58,7 @@ export type TileJob = ClassifyTileJob | LoadModelJob;
 
 /** Its result. */
 export type TileJobResult =
-  | { readonly kind: "tile"; readonly outcome: TileOutcome }
+  | { readonly kind: "tile"; readonly outcome: ClassifiedTile }
   | { readonly kind: "model"; readonly version: string; readonly k: number };
 
 /** The classifiers a thread has built, by model version (the `keep` newest). */

@@ -11,7 +11,8 @@ import type { ResourceLimits } from "node:worker_threads";
 import { ModelError } from "../errors.js";
 import type { Lane } from "../view/types.js";
 import { WorkerPool } from "../workers/index.js";
-import type { TileOutcome, ResultSource } from "./classify.js";
+import type { ClassifiedTile } from "../view/types.js";
+import type { ResultSource } from "./classify.js";
 import type { TileBytes, TileJob, TileJobResult } from "./tile-job.js";
 
 /** Options of a TilePool. */
@@ -125,7 +126,7 @@ export class TilePool {
     tile: TileInput,
     version: string,
     options: { signal?: AbortSignal; timeoutMs?: number } = {},
-  ): Promise<TileOutcome> {
+  ): Promise<ClassifiedTile> {
     const artifact = this.artifacts.get(version);
     if (!artifact) throw new ModelError(`model ${version} was never loaded into the tile pool`);
     let job: TileJob = { kind: "tile", model: { version, artifact }, ...tile };

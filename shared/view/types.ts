@@ -66,53 +66,45 @@ export type BadTileRecord = z.infer<typeof badTileSchema>;
 export type Lane = "batch" | "live";
 
 /**
- * The summary of one classified tile, the same shape in both lanes. Per-class arrays are indexed
- * by class id (index 0 = not classified).
+ * The summary of one classified tile, the same shape in both lanes (the schema is the record; the
+ * type is inferred from it). Per-class arrays are indexed by class id (index 0 = not classified).
  */
-export interface TileResult {
-  readonly lane: Lane;
-  readonly tileId: string;
-  readonly cell: string;
-  readonly acquired: string;
-  readonly ingestSeq: number;
-  readonly contentHash: string;
-  readonly modelVersion: string;
-  readonly width: number;
-  readonly height: number;
-  readonly geoTransform: readonly number[];
-  readonly epsg: number | null;
-  readonly proj4: string | null;
-  readonly boundsWgs84: { minX: number; minY: number; maxX: number; maxY: number } | null;
-  readonly validPixels: number;
-  readonly counts: readonly number[];
-  readonly areasM2: readonly number[];
-  readonly dominantClass: number;
-  readonly meanConfidence: number;
-  /** When the lane finished classifying the tile (ISO 8601). */
-  readonly processedAt: string;
-}
+export const tileResultSchema = z
+  .object({
+    lane: z.enum(["batch", "live"]),
+    tileId: z.string().regex(TILE_ID_PATTERN),
+    cell: z.string(),
+    acquired: isoTime,
+    ingestSeq: z.number().int().min(0),
+    contentHash: z.string(),
+    modelVersion: z.string(),
+    width: z.number().int().positive(),
+    height: z.number().int().positive(),
+    geoTransform: z.array(z.number()).length(6).readonly(),
+    epsg: z.number().int().nullable(),
+    proj4: z.string().nullable(),
+    boundsWgs84: bounds.nullable(),
+    validPixels: z.number().int().min(0),
+    counts: z.array(z.number().int().min(0)).readonly(),
+    areasM2: z.array(z.number().min(0)).readonly(),
+    dominantClass: z.number().int().min(0),
+    meanConfidence: z.number().min(0).max(1),
+    /** When the lane finished classifying the tile (ISO 8601). */
+    processedAt: isoTime,
+  })
+  .readonly();
+/** One classified tile's summary (see tileResultSchema). */
+export type TileResult = z.infer<typeof tileResultSchema>;
 
-export const tileResultSchema = z.object({
-  lane: z.enum(["batch", "live"]),
-  tileId: z.string().regex(TILE_ID_PATTERN),
-  cell: z.string(),
-  acquired: isoTime,
-  ingestSeq: z.number().int().min(0),
-  contentHash: z.string(),
-  modelVersion: z.string(),
-  width: z.number().int().positive(),
-  height: z.number().int().positive(),
-  geoTransform: z.array(z.number()).length(6),
-  epsg: z.number().int().nullable(),
-  proj4: z.string().nullable(),
-  boundsWgs84: bounds.nullable(),
-  validPixels: z.number().int().min(0),
-  counts: z.array(z.number().int().min(0)),
-  areasM2: z.array(z.number().min(0)),
-  dominantClass: z.number().int().min(0),
-  meanConfidence: z.number().min(0).max(1),
-  processedAt: isoTime,
-});
+/**
+ * A classified tile as both lanes produce and store it (batch view rows, live view entries): its
+ * summary, k (confidence = votes / k) and its class raster as encodeClassRaster deflates it.
+ */
+export interface ClassifiedTile {
+  readonly result: TileResult;
+  readonly k: number;
+  readonly raster: Uint8Array;
+}
 
 export const batchManifestSchema = z.object({
   format: z.literal("lanemap.batch-view/1"),

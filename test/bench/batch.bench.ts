@@ -36,7 +36,7 @@ import {
 import { encode as encodePng } from "fast-png";
 import { pino } from "pino";
 import { addArchiveFolder, type RunReport } from "../../batch/index.js";
-import { StagingViewStore, type FinishedTile } from "../../batch/view-store.js";
+import { StagingViewStore } from "../../batch/view-store.js";
 import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
 import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
 import {
@@ -56,6 +56,7 @@ import {
   trainModel,
   type GridTile,
   type Ordering,
+  type ClassifiedTile,
 } from "../../shared/internal.js";
 import { SAMPLE_NIR_BAND, SAMPLE_RED_BAND, generateArchive } from "../../sample/index.js";
 import { missing, peerScript, projectRoot } from "../helpers/env.js";
@@ -301,7 +302,7 @@ async function appendRates(): Promise<{
   // The real path: StagingViewStore.appendFinished, rows + ~realistic raster BLOBs, committed.
   const store = await StagingViewStore.open(join(dir, "finished.duckdb"));
   const M = 2000;
-  const tiles: FinishedTile[] = [];
+  const tiles: ClassifiedTile[] = [];
   for (let i = 0; i < M; i++) {
     const classes = new Uint8Array(256 * 256).map((_, p) => 1 + ((p >> 9) % 4));
     const votes = classes.map(() => 3 + rnd.int(3));

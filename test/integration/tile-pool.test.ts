@@ -23,11 +23,11 @@ import {
   trainModel,
   type CatalogueEntry,
   type Model,
-  type TileOutcome,
+  type ClassifiedTile,
 } from "../../shared/index.js";
 
 /** An outcome without its processing time, which differs between any two runs. */
-function comparable(o: TileOutcome): unknown {
+function comparable(o: ClassifiedTile): unknown {
   return { ...o, result: { ...o.result, processedAt: "" }, raster: Array.from(o.raster) };
 }
 

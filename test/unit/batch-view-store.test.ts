@@ -6,9 +6,15 @@ import { after, describe, test } from "node:test";
 import type { DuckDBBlobValue } from "@duckdb/node-api";
 import { tableFromIPC } from "apache-arrow";
 import { rowsToArrowIpc } from "../../batch/arrow-export.js";
-import { StagingViewStore, type FinishedTile } from "../../batch/view-store.js";
+import { StagingViewStore } from "../../batch/view-store.js";
 import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
-import { cellKey, createRandom, encodeClassRaster, type CatalogueEntry } from "../../shared/internal.js";
+import {
+  cellKey,
+  createRandom,
+  encodeClassRaster,
+  type CatalogueEntry,
+  type ClassifiedTile,
+} from "../../shared/internal.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lanemap-viewstore-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,9 +24,9 @@ function generate(
   n: number,
   modelVersion: string,
   seed = 1,
-): { tiles: FinishedTile[]; entries: CatalogueEntry[] } {
+): { tiles: ClassifiedTile[]; entries: CatalogueEntry[] } {
   const rnd = createRandom(seed);
-  const tiles: FinishedTile[] = [];
+  const tiles: ClassifiedTile[] = [];
   const entries: CatalogueEntry[] = [];
   for (let i = 0; i < n; i++) {
     const cell = cellKey(i % 7, 0);

@@ -10,10 +10,12 @@ import {
   Field,
   Float64,
   Int32,
+  Int64,
   List,
   Schema,
   Table,
   TimestampMillisecond,
+  Uint8,
   Utf8,
   tableFromIPC,
   tableToIPC,
@@ -25,18 +27,26 @@ import {
 /** The media type of an Arrow IPC stream (what `Accept` asks for and `Content-Type` says). */
 export const ARROW_STREAM_MEDIA_TYPE = "application/vnd.apache.arrow.stream";
 
-/** Column types the adapter writes; a deliberately small set that every Arrow reader maps cleanly. */
-export type ArrowColumnType = "utf8" | "int32" | "float64" | "bool" | "timestamp-ms" | "float64-list";
+/**
+ * Column types the adapter writes; a deliberately small set that every Arrow reader maps cleanly.
+ * Both Arrow outputs use it: serving's answers and the batch view's summary.arrow.
+ */
+export type ArrowColumnType =
+  "utf8" | "int32" | "int64" | "uint8" | "float64" | "bool" | "timestamp-ms" | "float64-list" | "int64-list";
 
 /** The JS value a column of each type reads from a row (null for a missing value). */
 export interface ArrowColumnValue {
   utf8: string;
   int32: number;
+  /** A bigint, or a number that is a safe integer. */
+  int64: bigint | number;
+  uint8: number;
   float64: number;
   bool: boolean;
-  /** An ISO 8601 instant or epoch milliseconds. */
-  "timestamp-ms": string | number;
+  /** An ISO 8601 instant, epoch milliseconds or a Date. */
+  "timestamp-ms": string | number | Date;
   "float64-list": readonly number[];
+  "int64-list": readonly (bigint | number)[];
 }
 
 /** One column: its name, its type and how to read it from a row. */
@@ -61,6 +71,10 @@ function arrowType(type: ArrowColumnType): DataType {
       return new Utf8();
     case "int32":
       return new Int32();
+    case "int64":
+      return new Int64();
+    case "uint8":
+      return new Uint8();
     case "float64":
       return new Float64();
     case "bool":
@@ -69,13 +83,18 @@ function arrowType(type: ArrowColumnType): DataType {
       return new TimestampMillisecond();
     case "float64-list":
       return new List(new Field("item", new Float64(), false));
+    case "int64-list":
+      return new List(new Field("item", new Int64(), false));
   }
 }
 
 function normalise(type: ArrowColumnType, v: unknown): unknown {
   if (v === null || v === undefined) return null;
   if (type === "timestamp-ms" && typeof v === "string") return Date.parse(v);
+  if (type === "timestamp-ms" && v instanceof Date) return v.getTime();
+  if (type === "int64" && typeof v === "number") return BigInt(v);
   if (type === "float64-list") return [...(v as readonly number[])];
+  if (type === "int64-list") return (v as readonly (bigint | number)[]).map((x) => BigInt(x));
   return v;
 }
 

@@ -115,5 +115,5 @@ export function tileResultFromRow(row: TileRow): TileResult {
       "BATCH_VIEW",
       `tile ${row.tile_id} breaks the view contract: ${parsed.error.issues[0]?.message ?? "invalid"} at ${parsed.error.issues[0]?.path.join(".") ?? "?"}`,
     );
-  return parsed.data as TileResult;
+  return parsed.data;
 }

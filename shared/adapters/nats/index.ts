@@ -35,11 +35,4 @@ export {
   type DeadLetter,
   type DeadLetterInput,
 } from "./dead-letters.js";
-export {
-  LiveView,
-  LiveFollower,
-  liveKey,
-  type LiveEntry,
-  type LiveRecord,
-  type LiveSnapshot,
-} from "./live-view.js";
+export { LiveView, LiveFollower, liveKey, type LiveEntry, type LiveSnapshot } from "./live-view.js";

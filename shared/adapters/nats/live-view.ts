@@ -14,20 +14,13 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { LanemapError } from "../../errors.js";
-import { tileResultSchema, type TileResult } from "../../view/types.js";
+import { tileResultSchema, type ClassifiedTile, type TileResult } from "../../view/types.js";
 import { LIVE_BUCKET } from "./names.js";
 
 const MAGIC = [0x4c, 0x4d, 0x52, 0x31]; // "LMR1"
 /** Rasters above this go to the object store (leaves room for headers under a 1 MiB max_payload). */
 const INLINE_RASTER_LIMIT = 768 * 1024;
 const RASTER_OBJECTS = `${LIVE_BUCKET}-rasters`;
-
-/** One live result: its summary, the neighbours per vote, and its deflated class raster. */
-export interface LiveRecord {
-  readonly result: TileResult;
-  readonly k: number;
-  readonly raster: Uint8Array;
-}
 
 /** An entry as materialised by a reader: the raster may still be in the object store. */
 export interface LiveEntry {
@@ -73,7 +66,7 @@ function decodeEnvelope(bytes: Uint8Array): { meta: EnvelopeMeta; raster: Uint8A
   const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
   if (8 + len > bytes.length) throw new LanemapError("LIVE_VIEW", "live view entry is truncated");
   const raw = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + len))) as EnvelopeMeta;
-  const result = tileResultSchema.parse(raw.result) as TileResult;
+  const result = tileResultSchema.parse(raw.result);
   if (!Number.isInteger(raw.k) || raw.k < 1) throw new LanemapError("LIVE_VIEW", "live view entry has no k");
   return {
     meta: { result, k: raw.k, rasterObject: raw.rasterObject ?? null },
@@ -110,7 +103,7 @@ export class LiveView {
   }
 
   /** Writes (or rewrites, idempotently) one result; resolves with its KV revision once durable. */
-  async put(record: LiveRecord): Promise<number> {
+  async put(record: ClassifiedTile): Promise<number> {
     const { result } = record;
     const key = liveKey(result.cell, result.tileId);
     let rasterObject: string | null = null;
