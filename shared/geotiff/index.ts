@@ -23,3 +23,4 @@ export {
 } from "./pool.js";
 export { parseDateTime, parseGdalMetadata, parseNodata, type GdalMetadataItem } from "./metadata.js";
 export * from "./encode.js";
+export { pamCategoryNamesXml } from "./pam-write.js";
