@@ -256,9 +256,13 @@ function placeGeoJson(
   tileNames?: readonly string[],
 ): PlacedGeoJson {
   const geoms = labelledGeometries(labels.geojson, labels.classProperty ?? "class");
-  // `labels.crs`, when a loader gives it, is already the member's (or its option's) CRS as PROJ reads
-  // it (infra/cli/commands/train.ts `labelsCrs`), so it wins over re-reading the member here.
-  const from = labels.crs ?? geoJsonCrs(labels.geojson) ?? WGS84;
+  // A legacy crs member wins over the caller's CRS; but a loader that resolved the member with PROJ
+  // (infra/cli/commands/train.ts `labelsCrs`) passes that record for the same code: use it.
+  const member = geoJsonCrs(labels.geojson);
+  const from =
+    member !== null && labels.crs != null && labels.crs.epsg === member.epsg
+      ? labels.crs
+      : (member ?? labels.crs ?? WGS84);
   const names = sortClassNames(geoms.map((g) => g.name));
   const nameIndex = new Map(names.map((n, i) => [n, i]));
   const touched = new Uint8Array(geoms.length);

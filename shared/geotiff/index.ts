@@ -16,3 +16,4 @@ export {
 } from "./crs-resolve.js";
 export { DEFAULT_DECODE_TIMEOUT_MS, DecoderPool, type DecoderPoolOptions } from "./pool.js";
 export * from "./encode.js";
+export { pamCategoryNamesXml } from "./pam-write.js";

@@ -1,11 +1,11 @@
 import { writeFile } from "node:fs/promises";
-import { basename } from "node:path";
 import type { Command } from "commander";
 import {
   classSummary,
   createClassifier,
   encodeGeoTiff,
   loadModelFile,
+  pamCategoryNamesXml,
   parseColour,
   type Model,
   type Rgb,
@@ -26,13 +26,20 @@ function palette(model: Model): Rgb[] {
   return colours;
 }
 
+/** Category names by pixel value: 0 is "not classified", then each class at its id. */
+function categoryNames(model: Model): string[] {
+  const names = ["not classified"];
+  for (const c of model.classes) names[c.id] = c.name;
+  return Array.from(names, (n) => n ?? "");
+}
+
 /** `lanemap classify`: one tile -> a uint8 class GeoTIFF and a JSON summary on stdout. */
 export function registerClassify(program: Command): void {
   program
     .command("classify")
     .description(
       "classify a GeoTIFF tile with a model: writes a uint8 class raster (deflate, colour table, the " +
-        "tile's grid and CRS) and prints per-class pixels and areas as JSON",
+        "tile's own georeferencing tags, class names in <out>.aux.xml) and prints per-class pixels and areas as JSON",
     )
     .argument("<tile>", "GeoTIFF tile")
     .option("--model <model.json>", "model file from `lanemap train`")
@@ -44,18 +51,16 @@ export function registerClassify(program: Command): void {
       const t0 = performance.now();
       const classification = createClassifier(model).classify(raster);
       const seconds = (performance.now() - t0) / 1000;
-      let warning: string | null = null;
       if (flags.out) {
-        const epsg = raster.crs?.epsg ?? null;
-        if (raster.crs !== null && epsg === null)
-          warning = `${basename(tile)}'s CRS has no EPSG code; ${basename(flags.out)} is written without a CRS`;
         const bytes = encodeGeoTiff(
           {
             width: raster.width,
             height: raster.height,
             bands: [classification.classes],
+            // The tile's georeferencing tags verbatim (GeoKeys, parameters, tie points or matrix):
+            // the class raster has exactly the tile's CRS and grid, EPSG code or not.
+            geoTags: raster.geoTags ?? null,
             geoTransform: raster.geoTransform,
-            epsg,
             nodata: 0,
             bandNames: ["class"],
             colorMap: palette(model),
@@ -67,6 +72,8 @@ export function registerClassify(program: Command): void {
           { compression: "deflate" },
         );
         await writeFile(flags.out, bytes);
+        // Class names where GDAL reads them (gdalinfo "Categories:", QGIS, rasterio).
+        await writeFile(`${flags.out}.aux.xml`, pamCategoryNamesXml(categoryNames(model)));
       }
       const summary = classSummary(classification, model, raster);
       console.log(
@@ -76,7 +83,6 @@ export function registerClassify(program: Command): void {
             out: flags.out ?? null,
             ...summary,
             seconds: Math.round(seconds * 1000) / 1000,
-            ...(warning === null ? {} : { warning }),
           },
           null,
           2,

@@ -7,6 +7,7 @@ import { registerStart } from "./start.js";
 import { registerDlq } from "./dlq.js";
 import { registerEvaluate } from "./evaluate.js";
 import { registerGenerate } from "./generate.js";
+import { registerInfo } from "./info.js";
 import { registerIngest } from "./ingest.js";
 import { registerModel } from "./model.js";
 import { registerOps } from "./ops.js";
@@ -25,6 +26,7 @@ export const commands: RegisterCommand[] = [
   registerArchive,
   registerTrain,
   registerClassify,
+  registerInfo,
   registerEvaluate,
   registerBatch,
   registerViews,
