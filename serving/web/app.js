@@ -916,7 +916,9 @@ function renderLag() {
     batchEl.title = b.error
       ? `The newest version could not be opened: ${b.error}`
       : `model ${current.modelVersion}` +
-        (failed > 0 ? `; ${failed} of ${current.tiles.total} tiles failed (lanemap ops status, /v1/views)` : "");
+        (failed > 0
+          ? `; ${failed} of ${current.tiles.total} tiles failed (lanemap ops status, /v1/views)`
+          : "");
   } else {
     batchEl.textContent = b.state === "none-yet" ? "Batch: none published yet" : `Batch: ${b.state}`;
     batchEl.dataset.state = b.state === "none-yet" ? "off" : "warn";
