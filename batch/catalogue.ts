@@ -24,16 +24,26 @@ export interface BadFile {
   readonly reason: string;
 }
 
+/** A tile a bulk load registered (new or already present). */
+export interface RegisteredFile {
+  readonly file: string;
+  readonly tileId: string;
+  readonly bandCount: number;
+  readonly created: boolean;
+}
+
 /** What a bulk load did. */
 export interface ArchiveAddReport {
   readonly dir: string;
-  /** .tif/.tiff files found. */
+  /** GeoTIFF files found (.tif, .tiff, .gtif, .gtiff). */
   readonly files: number;
   /** Tiles new to the archive. */
   readonly added: number;
   /** Tiles already in the archive with the same content (registering is idempotent). */
   readonly present: number;
   readonly bad: readonly BadFile[];
+  /** Every tile registered or already present, in file order. */
+  readonly registered: readonly RegisteredFile[];
 }
 
 /** Options of {@link addArchiveFolder}. */
@@ -44,13 +54,19 @@ export interface ArchiveAddOptions {
   /** Files registered at once (each one is a header read, a hash and a few fsyncs). Default 4. */
   readonly concurrency?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Acquisition time for every file (ISO 8601), as `lanemap ingest --acquired` gives it; it wins
+   * over sidecars, TIFF tags and file names, like the ingest header.
+   */
+  readonly acquired?: string;
 }
 
-const TIFF_FILE = /\.tiff?$/i;
+/** The GeoTIFF names `lanemap ingest`, `train` and `classify` take too. */
+export const TIFF_FILE = /\.(tiff?|gtiff?)$/i;
 
 /**
- * Registers every .tif/.tiff file directly in `dir` in the master archive, as bulk tiles (ingest
- * sequence 0). A file that cannot be registered is recorded with its reason and skipped; it never
+ * Registers every GeoTIFF (.tif, .tiff, .gtif, .gtiff) directly in `dir` in the master archive, as
+ * bulk tiles (ingest sequence 0), with each file's JSON and .aux.xml sidecars. A file that cannot be registered is recorded with its reason and skipped; it never
  * stops the load. Throws only when `dir` cannot be listed.
  */
 export async function addArchiveFolder(
@@ -68,6 +84,7 @@ export async function addArchiveFolder(
   let added = 0;
   let present = 0;
   const bad: BadFile[] = [];
+  const registered: RegisteredFile[] = [];
   let next = 0;
 
   const registerOne = async (name: string): Promise<void> => {
@@ -80,11 +97,12 @@ export async function addArchiveFolder(
       const { entry, created } = await registerTile(
         store,
         bytes,
-        { ingestSeq: 0, source: "bulk", fileName: name, sidecar, pam },
+        { ingestSeq: 0, source: "bulk", fileName: name, sidecar, pam, acquired: options.acquired },
         { maxPixels: options.maxPixels },
       );
       if (created) added++;
       else present++;
+      registered.push({ file: name, tileId: entry.tileId, bandCount: entry.bandCount, created });
       options.logger.debug({ file: name, tileId: entry.tileId, created }, "tile registered");
     } catch (err) {
       const code =
@@ -104,7 +122,8 @@ export async function addArchiveFolder(
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
-  return { dir: root, files: names.length, added, present, bad };
+  registered.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+  return { dir: root, files: names.length, added, present, bad, registered };
 }
 
 /** The entries of one run and the watermark that selected them. */

@@ -9,6 +9,7 @@ export {
   type ArchiveAddOptions,
   type ArchiveAddReport,
   type BadFile,
+  type RegisteredFile,
   type RunSet,
   type WatermarkProvider,
 } from "./catalogue.js";
@@ -31,7 +32,7 @@ export {
   type LockOptions,
   type LockOwner,
 } from "./lock.js";
-export { NoModelError, resolveModelPath } from "./models.js";
+export { NoModelError, modelLayouts, resolveModelPath, type ModelLayout } from "./models.js";
 export {
   ORDER_KINDS,
   centroidOf,

@@ -5,7 +5,7 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { LanemapError, dataPaths } from "../shared/index.js";
+import { LanemapError, dataPaths, loadModelFile } from "../shared/index.js";
 
 /** No model was given and data/models/ holds none. */
 export class NoModelError extends LanemapError {
@@ -15,6 +15,37 @@ export class NoModelError extends LanemapError {
       `no model to apply: ${dir} holds no *.json artifact; train one (lanemap train ...) or pass --model FILE`,
     );
   }
+}
+
+/** A model artifact in data/models/ and the band count its feature spec expects. */
+export interface ModelLayout {
+  readonly path: string;
+  readonly version: string;
+  readonly bands: number;
+}
+
+/**
+ * The band layout of every model artifact in data/models/ (unreadable files are skipped): what
+ * `archive add` checks new tiles against, since a tile no model fits fails every batch run.
+ */
+export async function modelLayouts(dataDir: string): Promise<ModelLayout[]> {
+  const dir = dataPaths(dataDir).models;
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith(".json") && !n.startsWith(".")).sort();
+  } catch {
+    return [];
+  }
+  const out: ModelLayout[] = [];
+  for (const name of names) {
+    try {
+      const model = await loadModelFile(join(dir, name));
+      out.push({ path: join(dir, name), version: model.version, bands: model.features.bands });
+    } catch {
+      // Not a model artifact: resolveModelPath will say so when a run picks it.
+    }
+  }
+  return out;
 }
 
 /** The model file a run uses: `explicit` (checked to exist) or the newest in data/models/. */

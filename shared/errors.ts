@@ -59,6 +59,7 @@ export const ERROR_TABLE = {
   // The batch lane.
   BATCH_RUN_ACTIVE: [409, "transient", 1, "a batch run is already active"],
   BATCH_FAILED: [500, "transient", 1, "a batch run failed"],
+  BATCH_TILES_FAILED: [500, "transient", 1, "a batch view was published without some tiles"],
   ORDERING: [400, "permanent", 1, "the processing order cannot be built"],
   WATERMARK: [500, "transient", 1, "the watermark provider gave no usable value"],
   WATERMARK_BACK: [409, "transient", 1, "the published watermark moved back"],

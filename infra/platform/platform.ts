@@ -55,6 +55,11 @@ export interface Platform extends AsyncDisposable {
   readonly operatorToken: string;
   readonly model: Model;
   readonly embeddedNats: boolean;
+  /**
+   * True when the sample feeder runs: feeding is on and the archive has generated grid cells to feed
+   * (a real archive's cells are its scenes: nothing is fed there).
+   */
+  readonly feeding: boolean;
   /** Publishes one fresh acquisition of a cell (what the feeder does on its timer). */
   feedOnce(scenario?: "flood" | "clearing" | "none"): Promise<{ cell: string; tileId: string; seq: number }>;
   stop(): Promise<void>;
@@ -231,7 +236,8 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       logger.info({ cell: tile.cell, tileId, scenario: s, seq: published.seq }, "fed a fresh acquisition");
       return { cell: tile.cell, tileId, seq: published.seq };
     };
-    if (config.feedIntervalS > 0 && cells.length > 0) {
+    const feeding = config.feedIntervalS > 0 && cells.length > 0;
+    if (feeding) {
       const timer = setInterval(() => {
         feedOnce().catch((err: unknown) => logger.warn({ err }, "feeding a fresh acquisition failed"));
       }, config.feedIntervalS * 1000);
@@ -247,6 +253,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       operatorToken,
       model,
       embeddedNats: server !== undefined,
+      feeding,
       feedOnce,
       stop,
       [Symbol.asyncDispose]: stop,

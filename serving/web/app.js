@@ -907,11 +907,18 @@ function renderLag() {
   const current = b.versions.find((v) => v.current);
   const batchEl = $("lag-batch");
   if (current) {
-    batchEl.textContent = `Batch ${current.name} · watermark ${current.watermark} · ${formatAge(current.ageS + elapsed)} old`;
-    batchEl.dataset.state = b.error ? "warn" : "ok";
+    // Tiles the run could not classify (e.g. a band layout the model does not fit) are not on the map.
+    const failed = current.tiles.failed;
+    batchEl.textContent =
+      `Batch ${current.name} · watermark ${current.watermark} · ${formatAge(current.ageS + elapsed)} old` +
+      (failed > 0 ? ` · ${failed} tile${failed === 1 ? "" : "s"} failed` : "");
+    batchEl.dataset.state = b.error || failed > 0 ? "warn" : "ok";
     batchEl.title = b.error
       ? `The newest version could not be opened: ${b.error}`
-      : `model ${current.modelVersion}`;
+      : `model ${current.modelVersion}` +
+        (failed > 0
+          ? `; ${failed} of ${current.tiles.total} tiles failed (lanemap ops status, /v1/views)`
+          : "");
   } else {
     batchEl.textContent = b.state === "none-yet" ? "Batch: none published yet" : `Batch: ${b.state}`;
     batchEl.dataset.state = b.state === "none-yet" ? "off" : "warn";

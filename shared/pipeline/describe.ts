@@ -127,7 +127,7 @@ export async function describeTile(
     acquiredFrom = "filename";
   } else {
     throw new TileInvalidError(
-      "no acquisition time: give one (ingest header or --acquired), a sidecar JSON with `acquired`, a TIFF DateTime tag, or a date in the file name",
+      "no acquisition time: give one with --acquired (lanemap archive add, lanemap ingest), a sidecar <file>.json with `acquired`, a TIFF DateTime tag, or a date in the file name",
     );
   }
 

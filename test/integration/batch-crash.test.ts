@@ -133,7 +133,7 @@ describe("batch runs in real processes", () => {
     mkdirSync(empty, { recursive: true });
     const none = lanemap(["archive", "add", empty, "--data-dir", fx.dataDir]);
     assert.equal((await none.exited).code, 1);
-    assert.match(none.stderr(), /no \.tif\/\.tiff files/);
+    assert.match(none.stderr(), /no GeoTIFF files/);
 
     const reason = missing({ shared: true });
     if (reason) return t.skip(`broken-file part: ${reason}`);

@@ -1,18 +1,41 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { pino } from "pino";
-import { addArchiveFolder } from "../../../batch/index.js";
+import {
+  addArchiveFolder,
+  modelLayouts,
+  type ArchiveAddReport,
+  type ModelLayout,
+} from "../../../batch/index.js";
 import { ArchiveStore } from "../../../shared/adapters/archive/index.js";
 import { LanemapError, parseConfig } from "../../../shared/index.js";
 import { UsageError } from "../usage.js";
 
 interface ArchiveAddFlags {
   dataDir?: string;
+  acquired?: string;
   json?: boolean;
 }
 
 /**
- * `lanemap archive add DIR`: bulk-registers every .tif/.tiff of DIR in the master archive. Bad tiles
+ * Warnings for registered tiles whose band count no model in data/models/ expects: such a tile
+ * would be accepted now and then fail every batch run.
+ */
+export function layoutWarnings(report: ArchiveAddReport, models: readonly ModelLayout[]): string[] {
+  if (models.length === 0 || report.registered.length === 0) return [];
+  const fits = new Set(models.map((m) => m.bands));
+  const expected = [...fits].sort((a, b) => a - b).join(" or ");
+  return report.registered
+    .filter((r) => !fits.has(r.bandCount))
+    .map(
+      (r) =>
+        `warning: ${r.file} has ${r.bandCount} band${r.bandCount === 1 ? "" : "s"}; the models in data/models/ expect ${expected}, ` +
+        "so batch runs will fail this tile until a model for its layout is trained (lanemap train ... --activate)",
+    );
+}
+
+/**
+ * `lanemap archive add DIR`: bulk-registers every GeoTIFF of DIR in the master archive. Bad tiles
  * are recorded with their reason and never stop the load; the exit code is 1 only when nothing at all
  * could be read, 2 on bad arguments.
  */
@@ -24,10 +47,14 @@ export function registerArchive(program: Command): void {
     .command("add")
     .argument(
       "<dir>",
-      "folder of GeoTIFF tiles (.tif/.tiff; a <file>.json sidecar may give acquired/cell/tileId)",
+      "folder of GeoTIFF tiles (.tif/.tiff/.gtif; a <file>.json sidecar may give acquired/cell/tileId, a <file>.aux.xml GDAL's band nodata/scale/offset)",
     )
     .description("register every GeoTIFF of a folder in the master archive (bulk load, ingest sequence 0)")
     .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
+    .option(
+      "--acquired <time>",
+      "acquisition time of every file, ISO 8601 (default: sidecar JSON, TIFF tags, file name — as ingest)",
+    )
     .option("--json", "print the summary as JSON")
     .action(async (dir: string, flags: ArchiveAddFlags) => {
       try {
@@ -35,20 +62,33 @@ export function registerArchive(program: Command): void {
       } catch (cause) {
         throw new UsageError(`${dir} is not a readable directory`, { cause });
       }
+      if (flags.acquired !== undefined && Number.isNaN(Date.parse(flags.acquired)))
+        throw new UsageError(`--acquired must be an ISO 8601 time, got "${flags.acquired}"`);
       const config = parseConfig(
         flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
       );
       const logger = pino({ level: config.logLevel, base: { role: "archive" } }, pino.destination(2));
       const store = new ArchiveStore(config.dataDir);
-      const report = await addArchiveFolder(store, dir, { logger, maxPixels: config.maxPixels });
-      if (flags.json) console.log(JSON.stringify(report, null, 2));
+      const report = await addArchiveFolder(store, dir, {
+        logger,
+        maxPixels: config.maxPixels,
+        ...(flags.acquired !== undefined ? { acquired: flags.acquired } : {}),
+      });
+      const warnings = layoutWarnings(report, await modelLayouts(config.dataDir));
+      if (flags.json) console.log(JSON.stringify({ ...report, warnings }, null, 2));
       else {
         console.log(
           `archive ${config.dataDir}: ${report.added} added, ${report.present} already present, ${report.bad.length} bad (of ${report.files} files in ${report.dir})`,
         );
+        for (const r of report.registered)
+          console.log(
+            `  ${r.created ? "added" : "present"}  ${r.file}  tile ${r.tileId}, ${r.bandCount} bands`,
+          );
         for (const b of report.bad) console.log(`  bad  ${b.file}  ${b.code}: ${b.reason}`);
+        for (const w of warnings) console.error(w);
       }
-      if (report.files === 0) throw new LanemapError("ARCHIVE_EMPTY", `no .tif/.tiff files in ${report.dir}`);
+      if (report.files === 0)
+        throw new LanemapError("ARCHIVE_EMPTY", `no GeoTIFF files (.tif, .tiff, .gtif) in ${report.dir}`);
       if (report.added + report.present === 0)
         throw new LanemapError(
           "ARCHIVE_UNREADABLE",

@@ -9,7 +9,7 @@ import {
   type OrderKind,
   type RunReport,
 } from "../../../batch/index.js";
-import { parseConfig, type Config } from "../../../shared/index.js";
+import { LanemapError, parseConfig, type Config } from "../../../shared/index.js";
 import { UsageError, positiveInt } from "../usage.js";
 
 interface BatchFlags {
@@ -97,6 +97,12 @@ export function registerBatch(program: Command): void {
         const report = await runner.run({ ...options, signal: ac.signal });
         if (flags.json) console.log(JSON.stringify(report, null, 2));
         else printReport(report);
+        // Published, but without some tiles: say so in the exit code, so a script or a cron job notices.
+        if (report.tiles.failed > 0)
+          throw new LanemapError(
+            "BATCH_TILES_FAILED",
+            `${report.tiles.failed} of ${report.tiles.total} tiles failed and are not in ${report.version} (see "failed" above)`,
+          );
       } finally {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);

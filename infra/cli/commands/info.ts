@@ -4,7 +4,6 @@ import type { Command } from "commander";
 import {
   CrsError,
   acquiredFromFileName,
-  parseDateTime,
   readCrsWithProj,
   readGeoTiffInfo,
   readSidecar,
@@ -15,6 +14,7 @@ import {
   type RasterInfo,
   type ResolvedCrs,
 } from "../../../shared/index.js";
+import { parseDateTime } from "../../../shared/internal.js";
 import { UsageError } from "../usage.js";
 
 interface InfoFlags {

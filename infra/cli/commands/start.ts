@@ -29,9 +29,11 @@ export function registerStart(program: Command): void {
           `  operator token  ${config.operatorToken ? "(from LANEMAP_OPERATOR_TOKEN)" : platform.operatorToken}`,
           `  model           ${platform.model.version} (${platform.model.classes.map((c) => c.name).join(", ")})`,
           `  data            ${config.dataDir}`,
-          config.feedIntervalS > 0
-            ? `  a fresh acquisition is fed every ${config.feedIntervalS} s (LANEMAP_FEED_INTERVAL_S)`
-            : "  feeding disabled (LANEMAP_FEED_INTERVAL_S=0)",
+          platform.feeding
+            ? `  a fresh sample acquisition is fed every ${config.feedIntervalS} s (LANEMAP_FEED_INTERVAL_S)`
+            : config.feedIntervalS > 0
+              ? "  no sample feed: the archive holds your own scenes; publish new ones with `lanemap ingest FILE...`"
+              : "  feeding disabled (LANEMAP_FEED_INTERVAL_S=0)",
           "Ctrl-C stops everything.",
           "",
         ].join("\n"),

@@ -1,4 +1,4 @@
-import { readFile, readdir, stat } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import {
@@ -7,6 +7,7 @@ import {
   applyPam,
   crsFromEpsg,
   createFeatureSpec,
+  dataPaths,
   decodeGeoTiff,
   featureNames,
   parseConfig,
@@ -207,6 +208,8 @@ interface TrainFlags {
   out?: string;
   json?: boolean;
   strict?: boolean;
+  activate?: boolean;
+  dataDir?: string;
 }
 
 /** The human summary's lines about labels left out (none when every label was used). */
@@ -243,17 +246,29 @@ export function registerTrain(program: Command): void {
     .option("--extras <list>", "extra features: ndwi, mean3x3[:feature], std3x3[:feature] (comma-separated)")
     .option("--label-names <map>", "class names of label raster values, e.g. 1=forest,2=water")
     .option("--crs <EPSG:code>", "CRS of GeoJSON coordinates without a crs member (default EPSG:4326)")
-    .option("--out <model.json>", "where to write the model")
+    .option("--out <model.json>", "where to write the model (optional with --activate)")
+    .option(
+      "--activate",
+      "also write the model to <data-dir>/models/<version>.json, where batch runs and `lanemap start` take the newest",
+    )
+    .option("--data-dir <dir>", "data directory for --activate (default: LANEMAP_DATA_DIR, else ./data)")
     .option("--json", "print the summary as JSON")
     .option(
       "--strict",
       "refuse the labels when any feature lies outside every tile or a class ends without a sample",
     )
     .action(async (flags: TrainFlags) => {
-      if (!flags.out) throw new UsageError("--out <model.json> is required");
-      const outDir = await statOrNull(dirname(resolve(flags.out)));
-      if (outDir === null || !outDir.isDirectory())
-        throw new UsageError(`--out: the folder of ${flags.out} does not exist`);
+      if (!flags.out && !flags.activate)
+        throw new UsageError(
+          "--out <model.json> is required (or --activate to write it into the data directory)",
+        );
+      if (flags.dataDir !== undefined && !flags.activate)
+        throw new UsageError("--data-dir is where --activate writes the model: give --activate with it");
+      if (flags.out) {
+        const outDir = await statOrNull(dirname(resolve(flags.out)));
+        if (outDir === null || !outDir.isDirectory())
+          throw new UsageError(`--out: the folder of ${flags.out} does not exist`);
+      }
       const k = positiveInt("--k", flags.k, 5);
       let extras: FeatureExtra[];
       try {
@@ -296,10 +311,22 @@ export function registerTrain(program: Command): void {
       );
       const model = modelFromSamples(samples, { features: spec, k, source: basename(flags.train as string) });
       const { coverage } = samples;
-      await saveModelFile(flags.out, model);
+      if (flags.out) await saveModelFile(flags.out, model);
+      let activated: string | null = null;
+      if (flags.activate) {
+        const config = parseConfig(
+          flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
+        );
+        const dir = dataPaths(config.dataDir).models;
+        await mkdir(dir, { recursive: true });
+        activated = join(dir, `${model.version}.json`);
+        // Written now, so it is the newest artifact: the one the batch lane's rule picks.
+        await saveModelFile(activated, model);
+      }
       const summary = {
         model: model.version,
-        out: flags.out,
+        out: flags.out ?? null,
+        activated,
         tiles: tiles.length,
         samples: model.samples.y.length,
         k: model.k,
@@ -316,7 +343,11 @@ export function registerTrain(program: Command): void {
         console.log(JSON.stringify(summary, null, 2));
         return;
       }
-      console.log(`model ${model.version} -> ${flags.out}`);
+      console.log(`model ${model.version} -> ${[flags.out, activated].filter(Boolean).join(", ")}`);
+      if (activated)
+        console.log(
+          "active for batch runs and `lanemap start` (the newest model in the data directory); speed workers already running switch with `lanemap model activate`",
+        );
       console.log(`classes: ${summary.classes.map((c) => `${c.id} ${c.name} (${c.samples})`).join(", ")}`);
       console.log(
         `samples: ${summary.samples} from ${tiles.length} tile${tiles.length === 1 ? "" : "s"}; k = ${k}; features: ${summary.features.join(", ")}`,
