@@ -115,5 +115,5 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { table, results } = await runE2eBench();
   printTable(table);
-  writeResults("core-e2e", results);
+  writeResults("core-e2e", results, [table]);
 }
