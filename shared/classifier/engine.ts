@@ -22,6 +22,8 @@ export class KnnEngine {
   private readonly heapPos: Int32Array;
   private readonly heapDist: Float64Array;
   private readonly votes: Int32Array;
+  /** Neighbours of the last batch, k tree positions per query; grown as batches need. */
+  private found = new Int32Array(0);
 
   /**
    * @param x scaled training samples, point-major, `dim` per sample
@@ -96,14 +98,31 @@ export class KnnEngine {
     confidence: Float32Array,
     outOffset = 0,
   ): void {
-    const dim = this.dim;
     const k = this.k;
-    const ordered = mortonOrder(q, count, dim, this.tree.extent);
-    for (let j = 0; j < count; j++) {
-      const i = ordered[j] as number;
-      const c = this.predictOne(q, i * dim);
-      classes[outOffset + i] = c;
-      confidence[outOffset + i] = (this.votes[c] as number) / k;
+    const ordered = mortonOrder(q, count, this.dim, this.tree.extent);
+    if (this.found.length < count * k) this.found = new Int32Array(count * k);
+    const found = this.found;
+    this.tree.knnBatch(q, ordered, count, found, this.heapPos, this.heapDist);
+    // Votes in a loop of their own, after the search: see KdTree.knnBatch for why the search runs
+    // as one call.
+    const labels = this.labels;
+    const votes = this.votes;
+    const classTop = votes.length;
+    for (let i = 0; i < count; i++) {
+      votes.fill(0);
+      for (let j = i * k, e = j + k; j < e; j++) {
+        const c = labels[found[j] as number] as number;
+        votes[c] = (votes[c] as number) + 1;
+      }
+      let best = 1;
+      let bestVotes = votes[1] as number;
+      for (let c = 2; c < classTop; c++)
+        if ((votes[c] as number) > bestVotes) {
+          best = c;
+          bestVotes = votes[c] as number;
+        }
+      classes[outOffset + i] = best;
+      confidence[outOffset + i] = bestVotes / k;
     }
   }
 

@@ -242,6 +242,11 @@ export class KdTree {
     this.search = kernel ?? searchKernel(dim);
   }
 
+  /** Coordinates in tree order (`dim` per point), read-only by contract. */
+  get coordinates(): Float64Array {
+    return this.coords;
+  }
+
   /** Lower (`j`) and upper (`dim + j`) bounds of all training points: the root node's box. */
   get extent(): Float64Array {
     return this.bounds.subarray(0, 2 * this.dim);
@@ -253,9 +258,34 @@ export class KdTree {
    * Both arrays must have length k; k must not exceed `size`.
    */
   knn(q: Float64Array, qo: number, heapPos: Int32Array, heapDist: Float64Array): void {
+    this.knnBatch(q.subarray(qo, qo + this.dim), ONE, 1, heapPos, heapPos, heapDist);
+  }
+
+  /**
+   * The k nearest points of `count` queries (point-major in `q` from offset 0), answered in the
+   * order `order[0 .. count)` (query indices): on return `outPos[i * k .. i * k + k)` holds the tree
+   * positions of query i's neighbours (see `order`), as `knn` would return them. `heapPos` and
+   * `heapDist` (length k, which must not exceed `size`) are scratch; after the call they hold the
+   * heap of the last query answered.
+   *
+   * One call for a whole batch because the search is then one function with its own loops, which V8
+   * compiles once and the same way in every process; a per-query call from an outer loop was inlined
+   * into that loop or not depending on when the background compiler ran, and the same build ran
+   * 1.6x slower in one fresh process than in the next.
+   */
+  knnBatch(
+    q: Float64Array,
+    order: Int32Array,
+    count: number,
+    outPos: Int32Array,
+    heapPos: Int32Array,
+    heapDist: Float64Array,
+  ): void {
     this.search(
       q,
-      qo,
+      order,
+      count,
+      outPos,
       heapPos,
       heapDist,
       this.coords,
@@ -269,10 +299,15 @@ export class KdTree {
   }
 }
 
-/** One k-NN search over a tree's arrays (see `KdTree.knn`). */
+/** The one-query order `knn` passes to the batch search. */
+const ONE = new Int32Array(1);
+
+/** A batch of k-NN searches over a tree's arrays (see `KdTree.knnBatch`). */
 export type SearchKernel = (
   q: Float64Array,
-  qo: number,
+  order: Int32Array,
+  count: number,
+  outPos: Int32Array,
   heapPos: Int32Array,
   heapDist: Float64Array,
   coords: Float64Array,
@@ -295,6 +330,12 @@ const kernels = new Map<number, SearchKernel>();
  * integer `dim`, never on data. The arithmetic is written in scikit-learn's order: the squared
  * distance is summed left to right over dimensions (((t0*t0 + t1*t1) + t2*t2) + ...), exactly as its
  * `euclidean_rdist` loop does, so distances — and their ties — are bit-identical.
+ *
+ * Two shortcuts that cannot change an answer: a point's sum is checked against the k-th distance
+ * after the first half of the dimensions (squares only add, and a rounded sum of non-negative terms
+ * never decreases, so a partial sum that reaches it means the whole one does); and a box's per-axis
+ * gap is found with two comparisons instead of a three-way Math.max (it picks the same value), which
+ * V8 compiles to cheaper code in the inner loop.
  */
 function searchKernel(dim: number): SearchKernel {
   const cached = kernels.get(dim);
@@ -302,16 +343,21 @@ function searchKernel(dim: number): SearchKernel {
   const js: string[] = [];
   const dims = Array.from({ length: dim }, (_, j) => j);
   const sum = (term: (j: number) => string): string => dims.map(term).join(" + ");
-  for (const j of dims) js.push(`const q${j} = q[qo + ${j}];`);
   // Lower bound of the squared distance to node n's box: per dimension max(lo - x, x - hi, 0)^2,
   // which is what scikit-learn's min_rdist computes as (0.5 * (d_lo + |d_lo| + d_hi + |d_hi|))^2.
   const bound = (n: string, out: string): void => {
     js.push(`{ const b = ${n} * ${2 * dim};`);
     for (const j of dims)
-      js.push(`const m${j} = Math.max(bounds[b + ${j}] - q${j}, q${j} - bounds[b + ${dim + j}], 0);`);
+      js.push(
+        `let m${j} = bounds[b + ${j}] - q${j};`,
+        `if (!(m${j} > 0)) { m${j} = q${j} - bounds[b + ${dim + j}]; if (!(m${j} > 0)) m${j} = 0; }`,
+      );
     js.push(`${out} = ${sum((j) => `m${j} * m${j}`)}; }`);
   };
   js.push("const k = heapDist.length;");
+  js.push("for (let qn = 0; qn < count; qn++) {");
+  js.push(`const qi = order[qn]; const qo = qi * ${dim};`);
+  for (const j of dims) js.push(`const q${j} = q[qo + ${j}];`);
   js.push("heapDist.fill(Infinity); heapPos.fill(0);");
   js.push("let top = 0; stackNode[0] = 0; let rootBound = 0;");
   bound("0", "rootBound");
@@ -324,8 +370,14 @@ function searchKernel(dim: number): SearchKernel {
   js.push("if (nodeBound >= worst) continue;");
   js.push("if (leaf[node] === 1) {");
   js.push(`for (let i = start[node], hi = end[node], base = i * ${dim}; i < hi; i++, base += ${dim}) {`);
-  for (const j of dims) js.push(`const t${j} = q${j} - coords[base + ${j}];`);
-  js.push(`const s = ${sum((j) => `t${j} * t${j}`)};`);
+  const head = dims.slice(0, Math.ceil(dim / 2));
+  const tail = dims.slice(head.length);
+  for (const j of head) js.push(`const t${j} = q${j} - coords[base + ${j}];`);
+  js.push(`let s = ${head.map((j) => `t${j} * t${j}`).join(" + ")};`);
+  if (tail.length > 0) {
+    js.push("if (s >= worst) continue;");
+    for (const j of tail) js.push(`const t${j} = q${j} - coords[base + ${j}];`, `s = s + t${j} * t${j};`);
+  }
   js.push("if (s >= worst) continue;");
   // NeighborsHeap._push, step for step: which of several equal distances is evicted matters.
   js.push("let h = 0;");
@@ -354,11 +406,15 @@ function searchKernel(dim: number): SearchKernel {
   js.push("}");
   js.push("}");
   js.push("}");
+  js.push("for (let j = 0, o = qi * k; j < k; j++) outPos[o + j] = heapPos[j];");
+  js.push("}");
   let kernel: SearchKernel;
   try {
     kernel = new Function(
       "q",
-      "qo",
+      "order",
+      "count",
+      "outPos",
       "heapPos",
       "heapDist",
       "coords",
@@ -394,7 +450,19 @@ export function referenceKernel(dim: number): SearchKernel {
     }
     return r;
   };
-  return (q, qo, heapPos, heapDist, coords, bounds, start, end, leaf, stackNode, stackBound) => {
+  const one = (
+    q: Float64Array,
+    qo: number,
+    heapPos: Int32Array,
+    heapDist: Float64Array,
+    coords: Float64Array,
+    bounds: Float64Array,
+    start: Int32Array,
+    end: Int32Array,
+    leaf: Uint8Array,
+    stackNode: Int32Array,
+    stackBound: Float64Array,
+  ): void => {
     const k = heapDist.length;
     heapDist.fill(Infinity);
     heapPos.fill(0);
@@ -452,6 +520,28 @@ export function referenceKernel(dim: number): SearchKernel {
           stackBound[top] = nearBound;
         }
       }
+    }
+  };
+  return (
+    q,
+    order,
+    count,
+    outPos,
+    heapPos,
+    heapDist,
+    coords,
+    bounds,
+    start,
+    end,
+    leaf,
+    stackNode,
+    stackBound,
+  ) => {
+    const k = heapDist.length;
+    for (let n = 0; n < count; n++) {
+      const qi = order[n] as number;
+      one(q, qi * dim, heapPos, heapDist, coords, bounds, start, end, leaf, stackNode, stackBound);
+      for (let j = 0; j < k; j++) outPos[qi * k + j] = heapPos[j] as number;
     }
   };
 }

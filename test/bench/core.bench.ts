@@ -1,6 +1,9 @@
 /**
- * `npm run bench:core`: GeoTIFF decoding vs gdal_translate, kNN predictions/s vs scikit-learn and
- * ml-knn, end-to-end classification vs the PyData peer — each against its peer in the same run.
+ * `npm run bench:core [decode] [knn] [e2e]`: GeoTIFF decoding vs GDAL in process, kNN predictions/s
+ * vs scipy's cKDTree, FAISS and scikit-learn, end-to-end classification vs the PyData peer — each
+ * against its anchors in the same run. Each section writes test/results/bench/core-<section>.json
+ * (figures, machine, load at the start, the printed table), so a section can be re-run alone and
+ * `npm run bench:readme` puts the newest tables into the README.
  */
 import { printTable, writeResults } from "./harness.js";
 import { runDecodeBench } from "./core/decode.js";
@@ -9,11 +12,9 @@ import { runKnnBench } from "./core/knn.js";
 
 const sections = { decode: runDecodeBench, knn: runKnnBench, e2e: runE2eBench };
 const only = process.argv.slice(2);
-const results: Record<string, unknown> = {};
 for (const [name, run] of Object.entries(sections)) {
   if (only.length && !only.includes(name)) continue;
-  const { table, results: r } = await run();
+  const { table, results } = await run();
   printTable(table);
-  results[name] = r;
+  writeResults(`core-${name}`, results, [table]);
 }
-writeResults("core", results);

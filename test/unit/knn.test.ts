@@ -137,6 +137,47 @@ describe("generated search kernel", () => {
   });
 });
 
+describe("batched search", () => {
+  test("answers every query of a batch exactly as one-query searches do, among many equal distances", () => {
+    const rng = createRandom("knn-batch-ties");
+    for (const [n, dim, k] of [
+      [300, 2, 5],
+      [2000, 4, 5],
+      [1500, 7, 9],
+    ] as const) {
+      // Three values per axis and duplicated points: most k-th distances are tied several ways.
+      const { x } = randomSet(rng, n, dim, 1, 3);
+      x.copyWithin(0, x.length / 2);
+      const tree = new KdTree(x, dim);
+      const count = 400;
+      const q = randomSet(rng, count, dim, 1, 4).x;
+      const order = Int32Array.from({ length: count }, (_, i) => (i * 7919) % count);
+      const found = new Int32Array(count * k);
+      tree.knnBatch(q, order, count, found, new Int32Array(k), new Float64Array(k));
+      const pos = new Int32Array(k);
+      const dist = new Float64Array(k);
+      for (let i = 0; i < count; i++) {
+        tree.knn(q, i * dim, pos, dist);
+        assert.deepEqual(Array.from(found.subarray(i * k, i * k + k)), Array.from(pos), `query ${i}`);
+      }
+    }
+  });
+
+  test("predicts for a batch with ties what one-query prediction predicts, in any batch order", () => {
+    const rng = createRandom("knn-predict-ties");
+    const { x, y } = randomSet(rng, 900, 3, 4, 3);
+    const engine = new KnnEngine(x, y, 3, 5);
+    const q = randomSet(rng, 500, 3, 1, 4).x;
+    const cls = new Uint8Array(500);
+    const conf = new Float32Array(500);
+    engine.predict(q, 500, cls, conf);
+    for (let i = 0; i < 500; i++) {
+      assert.equal(engine.predictOne(q, 3 * i), cls[i], `query ${i}`);
+      assert.equal(Math.fround((engine.lastVotes()[cls[i] as number] as number) / 5), conf[i]);
+    }
+  });
+});
+
 describe("k-NN voting", () => {
   test("predicts a training point's own label with k = 1 (distinct points)", () => {
     fc.assert(
