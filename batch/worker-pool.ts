@@ -4,6 +4,8 @@
  * flat however large the archive is. A tile that overruns its deadline, or whose worker dies, is
  * failed with a reason; that worker is terminated and replaced, and the run goes on.
  */
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { LanemapError, startWorker, type CatalogueEntry, type TileResult } from "../shared/index.js";
@@ -49,7 +51,8 @@ interface Slot {
   retired: boolean;
 }
 
-const DEFAULT_ENTRY = new URL("./tile-worker.ts", import.meta.url);
+// The entry sits beside this module, with its extension (.ts from source, .js compiled).
+const DEFAULT_ENTRY = new URL(`./tile-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
 /** A fixed-size pool of tile workers (see the module comment). */
 export class TileWorkerPool {

@@ -1,11 +1,14 @@
 /**
  * The `lanemap` CLI: one composition root per command. Commands live in ./commands/, one file each,
  * and register themselves on the program; errors end as one line on stderr and a non-zero exit.
+ *
+ * Only the command named on the command line is loaded (see ./commands/index.ts); every other one
+ * is listed by name and summary. So `lanemap --help` and `--version` load commander alone, and
+ * the error classes are loaded only when there is an error to report.
  */
 import { Command, CommanderError } from "commander";
-import { LanemapError, describeError } from "../../shared/index.js";
-import { UsageError } from "./usage.js";
 import { commands } from "./commands/index.js";
+import { packageVersion } from "./version.js";
 
 // `lanemap ... | head` closes the pipe early: that is not an error.
 process.stdout.on("error", (err: NodeJS.ErrnoException) => {
@@ -13,14 +16,26 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+/** The command a command line runs: its first word, or the one after `help`. */
+function commandNamed(argv: readonly string[]): string | undefined {
+  const words = argv.filter((a) => !a.startsWith("-"));
+  return words[0] === "help" ? words[1] : words[0];
+}
+
 const program = new Command("lanemap")
   .description(
     "near-real-time thematic mapping of satellite imagery (batch + speed lanes, merged at query time)",
   )
+  .version(packageVersion(), "-V, --version", "print lanemap's version")
   .showHelpAfterError("(run `lanemap --help` for usage)")
+  .addHelpText("after", "\nRun `lanemap <command> --help` for a command's options.")
   .exitOverride();
 
-for (const register of commands) register(program);
+const named = commandNamed(process.argv.slice(2));
+for (const entry of commands) {
+  if (entry.name === named) (await entry.load())(program);
+  else program.command(entry.args ? `${entry.name} ${entry.args}` : entry.name).description(entry.summary);
+}
 
 try {
   await program.parseAsync(process.argv);
@@ -28,15 +43,19 @@ try {
   if (err instanceof CommanderError) {
     // Help and version output end here too, with exit code 0.
     process.exitCode = err.exitCode;
-  } else if (err instanceof UsageError) {
-    console.error(`lanemap: ${err.message}`);
-    process.exitCode = 2;
-  } else if (err instanceof LanemapError) {
-    console.error(`lanemap: ${err.message}`);
-    process.exitCode = 1;
   } else {
-    console.error(`lanemap: ${describeError(err)}`);
-    if (process.env["LANEMAP_DEBUG"]) console.error(err);
-    process.exitCode = 1;
+    const { LanemapError, describeError } = await import("../../shared/index.js");
+    const { UsageError } = await import("./usage.js");
+    if (err instanceof UsageError) {
+      console.error(`lanemap: ${err.message}`);
+      process.exitCode = 2;
+    } else if (err instanceof LanemapError) {
+      console.error(`lanemap: ${err.message}`);
+      process.exitCode = 1;
+    } else {
+      console.error(`lanemap: ${describeError(err)}`);
+      if (process.env["LANEMAP_DEBUG"]) console.error(err);
+      process.exitCode = 1;
+    }
   }
 }

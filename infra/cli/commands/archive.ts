@@ -5,6 +5,7 @@ import { addArchiveFolder } from "../../../batch/index.js";
 import { ArchiveStore } from "../../../shared/adapters/archive/index.js";
 import { LanemapError, parseConfig } from "../../../shared/index.js";
 import { UsageError } from "../usage.js";
+import { commandSummary } from "./index.js";
 
 interface ArchiveAddFlags {
   dataDir?: string;
@@ -17,9 +18,7 @@ interface ArchiveAddFlags {
  * could be read, 2 on bad arguments.
  */
 export function registerArchive(program: Command): void {
-  const archive = program
-    .command("archive")
-    .description("the master archive (raw tiles and their catalogue)");
+  const archive = program.command("archive").description(commandSummary("archive"));
   archive
     .command("add")
     .argument(

@@ -11,6 +11,7 @@ import {
 } from "../../../batch/index.js";
 import { parseConfig, type Config } from "../../../shared/index.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { commandSummary } from "./index.js";
 
 interface BatchFlags {
   dataDir?: string;
@@ -74,7 +75,7 @@ const commonOptions = (c: Command): Command =>
 
 /** `lanemap batch run|schedule`: rebuild the batch view now, or on the cron schedule. */
 export function registerBatch(program: Command): void {
-  const batch = program.command("batch").description("the batch lane: rebuild and publish the batch view");
+  const batch = program.command("batch").description(commandSummary("batch"));
   commonOptions(
     batch
       .command("run")

@@ -32,6 +32,7 @@ import { UsageError, positiveInt } from "../usage.js";
 import { registerDlq } from "./dlq.js";
 import { registerModel } from "./model.js";
 import { registerViews } from "./views.js";
+import { commandSummary } from "./index.js";
 
 interface OpsFlags {
   json?: boolean;
@@ -237,10 +238,7 @@ function borrowCommands(ops: Command): void {
  * dead-letter, view and model commands under one roof. See infra/ops/README.md.
  */
 export function registerOps(program: Command): void {
-  const ops = program
-    .command("ops")
-    .description("operator scripts: status, diff, expire, replay; dlq, views and model administration")
-    .addHelpText("after", OPS_EXIT_HELP);
+  const ops = program.command("ops").description(commandSummary("ops")).addHelpText("after", OPS_EXIT_HELP);
   // Commander's own usage errors (unknown option, missing argument) exit 2 like ours; subcommands
   // created below inherit this.
   ops.exitOverride((err) => {

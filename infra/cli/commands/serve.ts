@@ -10,6 +10,7 @@ import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
+import { commandSummary } from "./index.js";
 
 interface ServeFlags {
   port?: string;
@@ -43,7 +44,7 @@ async function natsFor(
 export function registerServe(program: Command): void {
   program
     .command("serve")
-    .description("serve the merged view over HTTP (JSON, GeoJSON, Arrow, PNG, GeoTIFF, STAC, SSE)")
+    .description(commandSummary("serve"))
     .option("--port <port>", "HTTP port (default PORT, else 8080; 0 = any free port)")
     .option("--host <host>", "interface to listen on (default HOST, else 127.0.0.1)")
     .option(

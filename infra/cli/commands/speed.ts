@@ -6,6 +6,7 @@ import { parseConfig, type Config } from "../../../shared/index.js";
 import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { commandSummary } from "./index.js";
 
 interface SpeedFlags {
   concurrency?: string;
@@ -67,7 +68,7 @@ function withConcurrency(config: Config, flag: string | undefined): Config {
 export function registerSpeed(program: Command): void {
   program
     .command("speed")
-    .description("run a speed-lane worker: classify fresh tiles from JetStream into the live view")
+    .description(commandSummary("speed"))
     .option("--concurrency <n>", "tiles in flight in this process (default LANEMAP_SPEED_CONCURRENCY)")
     .option("--metrics-port <port>", "serve Prometheus metrics on this port at /metrics (0 = any free port)")
     .option("--nats <url>", "NATS server (default NATS_URL, else the embedded server of `lanemap start`)")
