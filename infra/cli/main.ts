@@ -57,5 +57,10 @@ try {
       if (process.env["LANEMAP_DEBUG"]) console.error(err);
       process.exitCode = 1;
     }
+    // A role whose start failed may hold what it opened before the failing step (a NATS
+    // connection reconnecting forever, a cron timer): it must still exit, so a supervisor
+    // (systemd's Restart=on-failure) sees the failure. stderr is synchronous here (pipes, files
+    // and TTYs are on Linux), so the line above is out before the exit.
+    process.exit();
   }
 }

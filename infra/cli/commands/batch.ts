@@ -1,3 +1,4 @@
+import { mkdir } from "node:fs/promises";
 import type { Command } from "commander";
 import { pino, type Logger } from "pino";
 import {
@@ -114,6 +115,8 @@ export function registerBatch(program: Command): void {
     .action(async (flags: BatchFlags & { now?: boolean }) => {
       const options = runOptions(flags);
       const { config, logger } = setup(flags);
+      // A data directory that cannot be made is a start failure, not a failure of every nightly run.
+      await mkdir(config.dataDir, { recursive: true });
       const runner = createBatchRunner(config, { logger });
       const schedule = scheduleBatchRuns(runner, config, { logger, options });
       console.log(
