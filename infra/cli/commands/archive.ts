@@ -1,10 +1,10 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
-import { pino } from "pino";
 import { addArchiveFolder } from "../../../batch/index.js";
 import { ArchiveStore } from "../../../shared/adapters/archive/index.js";
 import { LanemapError, parseConfig } from "../../../shared/index.js";
 import { UsageError } from "../usage.js";
+import { cliLogger } from "../logger.js";
 import { commandSummary } from "./index.js";
 
 interface ArchiveAddFlags {
@@ -37,7 +37,7 @@ export function registerArchive(program: Command): void {
       const config = parseConfig(
         flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
       );
-      const logger = pino({ level: config.logLevel, base: { role: "archive" } }, pino.destination(2));
+      const logger = await cliLogger(config.logLevel, { role: "archive" });
       const store = new ArchiveStore(config.dataDir);
       const report = await addArchiveFolder(store, dir, { logger, maxPixels: config.maxPixels });
       if (flags.json) console.log(JSON.stringify(report, null, 2));

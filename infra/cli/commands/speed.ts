@@ -1,11 +1,12 @@
 import { createServer, type Server } from "node:http";
 import type { Command } from "commander";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { parseConfig, type Config } from "../../../shared/index.js";
 import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { cliLogger } from "../logger.js";
 import { commandSummary } from "./index.js";
 
 interface SpeedFlags {
@@ -82,7 +83,7 @@ export function registerSpeed(program: Command): void {
         !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535)
       )
         throw new UsageError(`--metrics-port must be a port number, got "${flags.metricsPort}"`);
-      const logger = pino({ level: config.logLevel, base: { role: "speed", pid: process.pid } });
+      const logger = await cliLogger(config.logLevel, { role: "speed", pid: process.pid });
       const hooks = testHooks(process.env, logger);
       const nc = await connectForCli(
         config,

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { pino } from "pino";
 import { parseConfig } from "../../../shared/index.js";
 import { startPlatform } from "../../platform/platform.js";
 import { commandSummary } from "./index.js";
+import { cliLogger } from "../logger.js";
 
 /**
  * `lanemap start` (and `npm start`): the whole platform on embedded defaults. Logs go to stderr as
@@ -14,7 +14,7 @@ export function registerStart(program: Command): void {
     .description(commandSummary("start"))
     .action(async () => {
       const config = parseConfig();
-      const logger = pino({ level: config.logLevel, base: { role: "start" } }, pino.destination(2));
+      const logger = await cliLogger(config.logLevel, { role: "start" });
       const platform = await startPlatform(config, logger);
       console.log(
         [
