@@ -34,7 +34,7 @@ const lane = (self, others) => ({
 });
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "data/**", "test/results/**", "serving/web/vendor/**"] },
+  { ignores: ["node_modules/**", "dist/**", "data/**", "test/results/**", "serving/web/vendor/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

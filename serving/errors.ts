@@ -77,6 +77,24 @@ export class CursorExpiredError extends ProblemError {
   }
 }
 
+/**
+ * The geometry would cost more scanline work than one request may take: its vertices times the
+ * raster rows of the cells its edge cuts (every row of a cut cell is intersected with every edge).
+ * Refused before any of it is done, so a small area with a very long outline cannot hold the event
+ * loop (and every other request) for seconds.
+ */
+export class GeometryTooComplexError extends ProblemError {
+  constructor(vertexRows: number, limit: number, vertices: number) {
+    super(
+      422,
+      "geometry-too-complex",
+      "Geometry too complex",
+      `the polygon's ${vertices} vertices times the raster rows of the cells its edge cuts make ${vertexRows} vertex-rows of work, over the limit of ${limit} (MAX_STATS_VERTEX_ROWS); simplify the polygon or split it into smaller areas`,
+      { extensions: { limit, estimated_vertex_rows: vertexRows, vertices } },
+    );
+  }
+}
+
 /** 422: a statistics area covers more class-raster pixels than the configured limit. */
 export class AreaTooLargeError extends ProblemError {
   constructor(estimatedPixels: number, limit: number) {

@@ -104,6 +104,7 @@ export const ERROR_TABLE = {
   BODY_TOO_LARGE: [413, "permanent", 1, "Request body too large"],
   UNSUPPORTED_MEDIA_TYPE: [415, "permanent", 1, "Unsupported media type"],
   AREA_TOO_LARGE: [422, "permanent", 1, "Area too large"],
+  GEOMETRY_TOO_COMPLEX: [422, "permanent", 1, "Geometry too complex"],
   OPERATOR_DISABLED: [503, "permanent", 1, "Operator endpoints disabled"],
   BATCH_UNAVAILABLE: [503, "permanent", 1, "Batch runs unavailable"],
   TOO_MANY_STREAMS: [503, "transient", 1, "Too many event streams"],

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// `npm test`: type-check, lint and format-check (fail fast), then every test file under test/
-// with Node's built-in runner. With file arguments it runs only those files and skips the checks.
+// `npm test`: type-check, lint and format-check (fail fast), build dist/ if it is stale (tests that
+// spawn `lanemap` then run the compiled CLI, as users do), then every test file under test/ with
+// Node's built-in runner. With file arguments it runs only those files and skips the checks and the
+// build (a stale dist/ makes `lanemap` run its sources through tsx: slower, never stale).
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -35,6 +37,8 @@ if (files.length === 0) {
   run(bin("eslint"), ["."]);
   console.log("› prettier --check .");
   run(bin("prettier"), ["--check", "--log-level", "warn", "."]);
+  console.log("› build (dist/)");
+  run(process.execPath, [join(root, "infra", "bin", "build.js")]);
   files = findTests(join(root, "test"));
 }
 run(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", ...flags, ...files]);

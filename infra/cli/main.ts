@@ -1,10 +1,14 @@
 /**
  * The `lanemap` CLI: one composition root per command. Commands live in ./commands/, one file each,
  * and register themselves on the program; errors end as one line on stderr and a non-zero exit.
+ *
+ * Only the command named on the command line is loaded (see ./commands/index.ts); every other one
+ * is listed by name and summary. So `lanemap --help` and `--version` load commander alone, and
+ * the error classes are loaded only when there is an error to report.
  */
 import { Command, CommanderError } from "commander";
-import { LanemapError, describeError, exitCodeOf } from "../../shared/index.js";
 import { commands } from "./commands/index.js";
+import { packageVersion } from "./version.js";
 
 // `lanemap ... | head` closes the pipe early: that is not an error.
 process.stdout.on("error", (err: NodeJS.ErrnoException) => {
@@ -12,14 +16,26 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+/** The command a command line runs: its first word, or the one after `help`. */
+function commandNamed(argv: readonly string[]): string | undefined {
+  const words = argv.filter((a) => !a.startsWith("-"));
+  return words[0] === "help" ? words[1] : words[0];
+}
+
 const program = new Command("lanemap")
   .description(
     "near-real-time thematic mapping of satellite imagery (batch + speed lanes, merged at query time)",
   )
+  .version(packageVersion(), "-V, --version", "print lanemap's version")
   .showHelpAfterError("(run `lanemap --help` for usage)")
+  .addHelpText("after", "\nRun `lanemap <command> --help` for a command's options.")
   .exitOverride();
 
-for (const register of commands) register(program);
+const named = commandNamed(process.argv.slice(2));
+for (const entry of commands) {
+  if (entry.name === named) (await entry.load())(program);
+  else program.command(entry.args ? `${entry.name} ${entry.args}` : entry.name).description(entry.summary);
+}
 
 try {
   await program.parseAsync(process.argv);
@@ -29,8 +45,14 @@ try {
     process.exitCode = err.exitCode;
   } else {
     // The exit code is the error table's (shared/errors.ts): 2 for usage, 1 for the rest.
+    const { LanemapError, describeError, exitCodeOf } = await import("../../shared/index.js");
     console.error(`lanemap: ${err instanceof LanemapError ? err.message : describeError(err)}`);
     if (!(err instanceof LanemapError) && process.env["LANEMAP_DEBUG"]) console.error(err);
     process.exitCode = exitCodeOf(err);
+    // A role whose start failed may hold what it opened before the failing step (a NATS
+    // connection reconnecting forever, a cron timer): it must still exit, so a supervisor
+    // (systemd's Restart=on-failure) sees the failure. stderr is synchronous here (pipes, files
+    // and TTYs are on Linux), so the line above is out before the exit.
+    process.exit();
   }
 }

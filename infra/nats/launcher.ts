@@ -103,7 +103,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         "",
       ].join("\n"),
     );
-    child = spawn("nats-server", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
+    // Its own process group: a Ctrl-C at the terminal signals the whole foreground group, and the
+    // server must outlive it until lanemap has stopped in order (speed workers ack their tiles in
+    // flight, the connection drains), then lanemap stops it.
+    child = spawn("nats-server", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"], detached: true });
     child.stderr?.on("data", (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);
     });

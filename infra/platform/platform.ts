@@ -106,6 +106,22 @@ async function trainSampleModel(sampleDir: string, logger: Logger): Promise<Mode
   return model;
 }
 
+/** How long stopping waits for the NATS connection to drain before closing it. */
+const DRAIN_TIMEOUT_MS = 5_000;
+
+/** Drains `nc`, or closes it when draining has not finished within `ms` (or failed). */
+async function drainWithin(nc: NatsConnection, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), ms);
+  });
+  const outcome = await Promise.race([nc.drain().then(() => "drained" as const), late]).catch(
+    () => "failed" as const,
+  );
+  clearTimeout(timer);
+  if (outcome !== "drained") await nc.close().catch(() => undefined);
+}
+
 /** Starts everything; resolves once serving listens. */
 export async function startPlatform(config: Config, logger: Logger): Promise<Platform> {
   const stack: (() => Promise<void>)[] = [];
@@ -130,8 +146,11 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     }
     const nc: NatsConnection = await connectNats({ servers: natsUrl, name: "lanemap-start", logger });
     stack.push(async () => {
-      await nc.drain().catch(() => nc.close());
+      // A server that went away would keep drain() waiting for a reconnect that never comes.
+      await drainWithin(nc, DRAIN_TIMEOUT_MS);
     });
+    // Fails fast on a server without JetStream (or one gone again), before the sample and model.
+    const jsm = await jetstreamManager(nc);
 
     // 2. The master archive: a generated sample when the catalogue is empty.
     const store = new ArchiveStore(config.dataDir);
@@ -164,7 +183,6 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     }
 
     // 4. The batch lane: the watermark is the speed consumer's ack floor (see README, view contract).
-    const jsm = await jetstreamManager(nc);
     const runner: BatchRunner = createBatchRunner(config, {
       logger,
       watermark: async () => {

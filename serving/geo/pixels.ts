@@ -164,46 +164,58 @@ export function countClassesInArea(
     }
   if (polygons.length === 0) return counts;
   const { width, height, classes } = raster;
-  const xs: number[] = [];
+  // Crossings go to a typed buffer sorted natively: a comparator sort of tens of thousands of
+  // crossings per row, and a tuple per span, cost most of a long outline's time.
+  let edges = 0;
+  for (const rings of polygons) for (const p of rings) edges += p.length / 2;
+  const xs = new Float64Array(edges);
   const spans: number[] = [];
+  const add = (c0: number, c1: number, base: number): void => {
+    for (let c = c0; c < c1; c++) {
+      const k = classes[base + c] as number;
+      counts[k] = (counts[k] ?? 0) + 1;
+    }
+  };
   for (let row = 0; row < height; row++) {
     const yc = row + 0.5;
     spans.length = 0;
     for (const rings of polygons) {
-      xs.length = 0;
+      let n = 0;
       for (const p of rings) {
-        const n = p.length / 2;
-        for (let i = 0, j = n - 1; i < n; j = i++) {
+        const m = p.length / 2;
+        for (let i = 0, j = m - 1; i < m; j = i++) {
           const yi = p[2 * i + 1] as number;
           const yj = p[2 * j + 1] as number;
           // Half-open in y, so a vertex on the scanline is counted by exactly one of its edges.
           if (yi > yc !== yj > yc) {
             const xi = p[2 * i] as number;
             const xj = p[2 * j] as number;
-            xs.push(xi + ((yc - yi) * (xj - xi)) / (yj - yi));
+            xs[n++] = xi + ((yc - yi) * (xj - xi)) / (yj - yi);
           }
         }
       }
-      xs.sort((a, b) => a - b);
-      for (let i = 0; i + 1 < xs.length; i += 2) {
+      const sorted = xs.subarray(0, n).sort();
+      for (let i = 0; i + 1 < n; i += 2) {
         // Columns whose centre c + 0.5 lies in [xa, xb).
-        const c0 = Math.max(0, Math.ceil((xs[i] as number) - 0.5));
-        const c1 = Math.min(width, Math.ceil((xs[i + 1] as number) - 0.5));
+        const c0 = Math.max(0, Math.ceil((sorted[i] as number) - 0.5));
+        const c1 = Math.min(width, Math.ceil((sorted[i + 1] as number) - 0.5));
         if (c1 > c0) spans.push(c0, c1);
       }
     }
     if (spans.length === 0) continue;
+    const base = row * width;
+    // One polygon's spans are sorted and disjoint already.
+    if (polygons.length === 1) {
+      for (let i = 0; i < spans.length; i += 2) add(spans[i] as number, spans[i + 1] as number, base);
+      continue;
+    }
     // Union of spans across polygons (overlapping parts of a MultiPolygon counted once).
     const pairs: [number, number][] = [];
     for (let i = 0; i < spans.length; i += 2) pairs.push([spans[i] as number, spans[i + 1] as number]);
     pairs.sort((a, b) => a[0] - b[0]);
     let cur = -1;
-    const base = row * width;
     for (const [a, b] of pairs) {
-      for (let c = Math.max(a, cur); c < b; c++) {
-        const k = classes[base + c] as number;
-        counts[k] = (counts[k] ?? 0) + 1;
-      }
+      add(Math.max(a, cur), b, base);
       cur = Math.max(cur, b);
     }
   }

@@ -35,13 +35,16 @@ export function cors(origins: readonly string[]): RequestHandler {
   };
 }
 
-/** Logs each finished request at info (skipped cheaply when info is off). */
+/**
+ * Logs each finished request at debug (skipped cheaply when debug is off): one line per request
+ * at info drowned what an operator needs to see; the request metrics count them anyway.
+ */
 function requestLog(logger: Logger): RequestHandler {
   return (req, res, next) => {
-    if (!logger.isLevelEnabled("info")) return next();
+    if (!logger.isLevelEnabled("debug")) return next();
     const start = performance.now();
     res.once("finish", () => {
-      logger.info(
+      logger.debug(
         {
           method: req.method,
           url: req.originalUrl,

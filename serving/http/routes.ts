@@ -486,7 +486,9 @@ export function buildRoutes(
         "406": problem("The Accept header allows none of the formats"),
         "413": problem("The body is over 1 MB"),
         "415": problem("The body is not JSON"),
-        "422": problem("The area covers more pixels than LANEMAP_STATS_MAX_PIXELS"),
+        "422": problem(
+          "The area covers more pixels than LANEMAP_STATS_MAX_PIXELS, or its outline more vertex-rows of work than MAX_STATS_VERTEX_ROWS",
+        ),
       },
       handle: async (req, res) => {
         const q = parseQuery(formatOnly, req.query);

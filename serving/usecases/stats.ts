@@ -11,7 +11,8 @@
  * lane's own figure for geographic ones; a wholly covered cell contributes areasM2 as stored.
  */
 import { z } from "zod";
-import { AreaTooLargeError, InvalidParamsError } from "../errors.js";
+import type { Bounds } from "../../shared/index.js";
+import { AreaTooLargeError, GeometryTooComplexError, InvalidParamsError } from "../errors.js";
 import { invalidParams } from "../api/params.js";
 import type { StatsBody, StatsClassBody } from "../api/schemas.js";
 import {
@@ -30,31 +31,64 @@ import { className, snapshotInfo } from "./present.js";
 /** Most vertices a request polygon may have (bounds the work before the pixel estimate). */
 export const MAX_POLYGON_VERTICES = 100_000;
 
-const position = z
-  .array(z.number().finite())
-  .min(2, "a position needs a longitude and a latitude")
-  .max(3, "a position has at most three numbers")
-  .refine(([lon = NaN]) => lon >= -180 && lon <= 180, "longitude must lie in -180..180")
-  .refine(([, lat = NaN]) => lat >= -90 && lat <= 90, "latitude must lie in -90..90");
-const ring = z
-  .array(position)
-  .min(4, "a linear ring needs at least four positions")
-  .refine((r) => {
-    const a = r[0];
-    const b = r[r.length - 1];
-    return !!a && !!b && a[0] === b[0] && a[1] === b[1];
-  }, "a linear ring must be closed (first position = last)");
-const polygonCoords = z.array(ring).min(1, "a polygon needs an outer ring");
-const polygon = z.object({ type: z.literal("Polygon"), coordinates: polygonCoords }).loose();
-const multiPolygon = z
-  .object({ type: z.literal("MultiPolygon"), coordinates: z.array(polygonCoords).min(1, "needs a polygon") })
-  .loose();
-const geometry = z.discriminatedUnion("type", [polygon, multiPolygon], {
-  message: "must be a GeoJSON Polygon, MultiPolygon, or a Feature with one",
-});
-const body = z.union([geometry, z.object({ type: z.literal("Feature"), geometry }).loose()], {
-  message: "must be a GeoJSON Polygon, MultiPolygon, or a Feature with one",
-});
+/**
+ * Most vertex-rows one area query may cost: the area's vertices times the raster rows of every
+ * cell its edge cuts (the scanline fill tests each row of a cut cell against every edge). About
+ * 0.1 s of CPU at the limit; a 20,000-tooth comb of 40,000 vertices over one 128-row tile (5.1 M)
+ * is refused, a 2,000-vertex field over four 256-row cells (2 M) is not.
+ */
+export const MAX_STATS_VERTEX_ROWS = 4_000_000;
+
+const geometry = z.discriminatedUnion(
+  "type",
+  [
+    z.object({ type: z.literal("Polygon"), coordinates: z.unknown() }).loose(),
+    z.object({ type: z.literal("MultiPolygon"), coordinates: z.unknown() }).loose(),
+  ],
+  { message: "must be a GeoJSON Polygon, MultiPolygon, or a Feature with one" },
+);
+
+type Issue = { name: string; reason: string };
+
+/**
+ * Checks a Polygon's coordinates by hand: a schema library's per-number refinements cost about
+ * a second for a 1 MB polygon, on the event loop, before any budget could refuse it. Returns the
+ * rings as [lon, lat] pairs or the first issue, named by its path (body.coordinates.0.1).
+ */
+function polygonRings(value: unknown, path: string): PolygonRings | Issue {
+  if (!Array.isArray(value)) return { name: path, reason: "must be an array of linear rings" };
+  if (value.length < 1) return { name: path, reason: "a polygon needs an outer ring" };
+  const rings: (readonly [number, number])[][] = [];
+  for (let r = 0; r < value.length; r++) {
+    const ring: unknown = value[r];
+    // Paths are built only for the issue returned: one string per position would cost more than the check.
+    const at = (i?: number) => (i === undefined ? `${path}.${r}` : `${path}.${r}.${i}`);
+    if (!Array.isArray(ring)) return { name: at(), reason: "must be an array of positions" };
+    if (ring.length < 4) return { name: at(), reason: "a linear ring needs at least four positions" };
+    const out: (readonly [number, number])[] = [];
+    for (let i = 0; i < ring.length; i++) {
+      const p: unknown = ring[i];
+      if (!Array.isArray(p) || p.length < 2 || p.length > 3)
+        return { name: at(i), reason: "a position is two or three numbers (longitude, latitude[, height])" };
+      for (const v of p as unknown[])
+        if (typeof v !== "number" || !Number.isFinite(v))
+          return { name: at(i), reason: "must hold finite numbers" };
+      const lon = p[0] as number;
+      const lat = p[1] as number;
+      if (lon < -180 || lon > 180) return { name: at(i), reason: "longitude must lie in -180..180" };
+      if (lat < -90 || lat > 90) return { name: at(i), reason: "latitude must lie in -90..90" };
+      out.push([lon, lat]);
+    }
+    const a = out[0]!;
+    const b = out[out.length - 1]!;
+    if (a[0] !== b[0] || a[1] !== b[1])
+      return { name: at(), reason: "a linear ring must be closed (first position = last)" };
+    rings.push(out);
+  }
+  return rings;
+}
+
+const isIssue = (v: PolygonRings | Issue): v is Issue => !Array.isArray(v);
 
 /** Parses a POST /v1/stats body into an area, or throws a 400 naming the offending member. */
 export function parseStatsBody(value: unknown): Area {
@@ -68,28 +102,36 @@ export function parseStatsBody(value: unknown): Area {
   // Features are unwrapped first, so issues name paths inside the geometry the client sent.
   const v = value as { type?: unknown; geometry?: unknown };
   const isFeature = v.type === "Feature";
+  const base = isFeature ? "body.geometry" : "body";
   const r = geometry.safeParse(isFeature ? v.geometry : value);
   if (!r.success) {
     if (isFeature && (v.geometry === undefined || v.geometry === null))
       throw new InvalidParamsError([{ name: "body.geometry", reason: "must be a Polygon or MultiPolygon" }]);
-    const params = invalidParams(r.error, isFeature ? "body.geometry" : "body");
+    const params = invalidParams(r.error, base);
     throw new InvalidParamsError(params.length ? params : [{ name: "body", reason: "is not a polygon" }]);
   }
-  if (!body.safeParse(value).success)
-    throw new InvalidParamsError([
-      { name: "body", reason: "must be a GeoJSON Polygon, MultiPolygon, or a Feature with one" },
-    ]);
-  const polys = r.data.type === "Polygon" ? [r.data.coordinates] : r.data.coordinates;
+  const coords: unknown = r.data.coordinates;
+  const polys: PolygonRings[] = [];
+  if (r.data.type === "Polygon") {
+    const p = polygonRings(coords, `${base}.coordinates`);
+    if (isIssue(p)) throw new InvalidParamsError([p]);
+    polys.push(p);
+  } else {
+    if (!Array.isArray(coords) || coords.length < 1)
+      throw new InvalidParamsError([{ name: `${base}.coordinates`, reason: "needs a polygon" }]);
+    for (let i = 0; i < coords.length; i++) {
+      const p = polygonRings(coords[i], `${base}.coordinates.${i}`);
+      if (isIssue(p)) throw new InvalidParamsError([p]);
+      polys.push(p);
+    }
+  }
   let vertices = 0;
   for (const p of polys) for (const rg of p) vertices += rg.length;
   if (vertices > MAX_POLYGON_VERTICES)
     throw new InvalidParamsError([
       { name: "body", reason: `has ${vertices} vertices, more than the ${MAX_POLYGON_VERTICES} allowed` },
     ]);
-  const rings: PolygonRings[] = polys.map((p) =>
-    p.map((rg) => rg.map(([lon = 0, lat = 0]) => [lon, lat] as const)),
-  );
-  return polygonArea(rings);
+  return polygonArea(polys);
 }
 
 interface Job {
@@ -100,18 +142,28 @@ interface Job {
 /** Pixels and m² per class over `area`; 422 before any work when the estimate exceeds `maxPixels`. */
 export async function statsQuery(lease: SnapshotLease, area: Area, maxPixels: number): Promise<StatsBody> {
   const s = lease.snapshot;
+  let vertices = 0;
+  for (const p of area.polygons) for (const rg of p) vertices += rg.length;
+  const candidates: { r: ServedResult; b: Bounds }[] = [];
+  s.index.winners().search(area.bounds, (cell, b) => {
+    if (cell.winner && boundsIntersect(area.bounds, b)) candidates.push({ r: cell.winner, b });
+  });
+  // Work is bounded before it is done (see MAX_STATS_VERTEX_ROWS): first the box tests (every
+  // vertex against every candidate cell), then the scanline fill of the cells the edge cuts.
+  let work = vertices * candidates.length;
+  if (work > MAX_STATS_VERTEX_ROWS) throw new GeometryTooComplexError(work, MAX_STATS_VERTEX_ROWS, vertices);
   const jobs: Job[] = [];
   let estimate = 0;
-  s.index.winners().search(area.bounds, (cell, b) => {
-    const r = cell.winner;
-    if (!r || !boundsIntersect(area.bounds, b)) return;
+  for (const { r, b } of candidates) {
     const full = boxInsideArea(area, b);
     const pixels = r.summary.width * r.summary.height;
     estimate += full ? pixels : pixels * overlapFraction(area.bounds, b);
     jobs.push({ r, full });
-  });
+  }
   estimate = Math.ceil(estimate);
   if (estimate > maxPixels) throw new AreaTooLargeError(estimate, maxPixels);
+  for (const j of jobs) if (!j.full) work += vertices * j.r.summary.height;
+  if (work > MAX_STATS_VERTEX_ROWS) throw new GeometryTooComplexError(work, MAX_STATS_VERTEX_ROWS, vertices);
 
   // Rasters of the cut cells: one query for the batch ones (all from this snapshot's version).
   const cut = jobs.flatMap(({ r, full }) =>

@@ -1,8 +1,9 @@
 /**
- * `npm start` as a newcomer runs it: the real CLI in a child process on a fresh data directory,
- * with its own embedded nats-server. Start, wait for /ready, query a merged tile and a point,
- * publish a fresh tile with `lanemap ingest` and see it served from the live lane, stop with
- * SIGTERM, and check nothing is left behind: no nats-server, no half-written view.
+ * `npm start` as a newcomer runs it: `npm start` itself in a child process on a fresh data
+ * directory, with its own embedded nats-server. Start, wait for /ready, query a merged tile and a
+ * point, publish a fresh tile with `lanemap ingest` and see it served from the live lane, stop
+ * with SIGTERM to the PID `npm start` gave (as a supervisor would), and check nothing is left
+ * behind: no process of the tree npm started, no nats-server, no half-written view.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -33,6 +34,34 @@ function exited(child: ChildProcess): Promise<number | null> {
     : new Promise((r) => child.once("exit", (c) => r(c)));
 }
 
+/** The PIDs of every live descendant of `pid` (from `ps`: children, their children...). */
+function descendants(pid: number): number[] {
+  const r = spawnSync("ps", ["-eo", "pid=,ppid="], { encoding: "utf8" });
+  const children = new Map<number, number[]>();
+  for (const line of (r.stdout ?? "").trim().split("\n")) {
+    const [child, parent] = line.trim().split(/\s+/).map(Number) as [number, number];
+    children.set(parent, [...(children.get(parent) ?? []), child]);
+  }
+  const out: number[] = [];
+  const todo = [pid];
+  while (todo.length > 0) {
+    for (const c of children.get(todo.pop()!) ?? []) {
+      out.push(c);
+      todo.push(c);
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function natsServersUsing(dir: string): string[] {
   const r = spawnSync("pgrep", ["-af", "nats-server"], { encoding: "utf8" });
   return (r.stdout ?? "").split("\n").filter((l) => l.includes(dir));
@@ -51,7 +80,13 @@ test(
       LANEMAP_LOG_LEVEL: "warn",
     };
     delete env["NATS_URL"];
-    const child = spawn(process.execPath, [cli, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    // npm as a supervisor meets it: `npm start`, whose PID is npm's own, not lanemap's.
+    const child = spawn("npm", ["start", "--silent"], {
+      cwd: projectRoot,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let tree: number[] = [];
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -66,6 +101,8 @@ test(
         return r.status === 200 ? ((await r.json()) as { ready: boolean }) : undefined;
       });
       assert.equal(ready.ready, true);
+      tree = descendants(child.pid!);
+      assert.ok(tree.length >= 2, `npm start runs lanemap and its nats-server: ${tree.join(", ")}`);
 
       const list = (await (await fetch(`${url}/v1/tiles?limit=100`)).json()) as {
         items: { cell: string; lane: string; bbox: number[] }[];
@@ -113,10 +150,23 @@ test(
       });
       assert.equal(live.acquired, acquired);
     } finally {
-      child.kill("SIGTERM");
-      const code = await exited(child);
-      assert.equal(code, 0, `start stopped with ${code}: ${stderr}`);
+      if (tree.length === 0) tree = descendants(child.pid!);
+      process.kill(child.pid!, "SIGTERM");
     }
+    const code = await exited(child);
+    // npm exits once lanemap has; give the kernel a moment to reap what lanemap stopped.
+    const left = await until(
+      "the process tree to be gone",
+      async () => {
+        const running = tree.filter(alive);
+        return running.length === 0 ? running : undefined;
+      },
+      10_000,
+    ).catch(() => tree.filter(alive));
+    // Survivors would hold this test's pipes open: end them before reporting them.
+    for (const pid of left) process.kill(pid, "SIGKILL");
+    assert.equal(code, 0, `npm start stopped with ${code}: ${stderr}`);
+    assert.deepEqual(left, [], "nothing npm start ran is left running");
     assert.deepEqual(natsServersUsing(dataDir), [], "no nats-server left running");
     const views = join(dataDir, "views", "batch");
     for (const name of await readdir(views)) {

@@ -2,6 +2,10 @@
  * A real nats-server per test: free loopback port, temporary JetStream store, removed on dispose.
  * Tests that need it skip visibly when nats-server is not installed.
  */
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { natsServerAvailable, startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
 
@@ -24,6 +28,61 @@ export async function natsFixture(
     async [Symbol.asyncDispose]() {
       await nc.close().catch(() => undefined);
       await server.stop();
+    },
+  };
+}
+
+/** A nats-server started by a test with its own command-line flags, for failure scenarios. */
+export interface BareNatsServer extends AsyncDisposable {
+  readonly url: string;
+  readonly pid: number;
+  /** Resolves when the server has exited (killed or crashed). */
+  readonly exited: Promise<void>;
+}
+
+/**
+ * Starts nats-server on a free loopback port, without the launcher's configuration: with or
+ * without JetStream, and optionally SIGKILLed as soon as a client sends its first JetStream API
+ * request, which is "the server goes away while a role is starting" made exact (the client has
+ * connected, and its start has reached JetStream). Protocol tracing (-DV) tells us when.
+ */
+export async function startBareNatsServer(options: {
+  jetstream: boolean;
+  killOnFirstJetStreamRequest?: boolean;
+}): Promise<BareNatsServer> {
+  const dir = await mkdtemp(join(tmpdir(), "lanemap-bare-nats-"));
+  const args = ["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", dir];
+  if (options.jetstream) args.push("-js", "-sd", join(dir, "js"));
+  if (options.killOnFirstJetStreamRequest) args.push("-DV");
+  const child = spawn("nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let log = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    log = (log + d.toString()).slice(-4000);
+    if (options.killOnFirstJetStreamRequest && /<<- \[PUB \$JS\.API\./.test(log)) child.kill("SIGKILL");
+  });
+  const deadline = Date.now() + 10_000;
+  let url: string | undefined;
+  while (!url) {
+    if (Date.now() > deadline || child.exitCode !== null)
+      throw new Error(`nats-server did not start: ${log.trim().split("\n").pop() ?? ""}`);
+    for (const f of await readdir(dir)) {
+      if (!f.endsWith(".ports")) continue;
+      const ports = JSON.parse(await readFile(join(dir, f), "utf8")) as { nats?: string[] };
+      url = ports.nats?.[0];
+    }
+    if (!url) await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    pid: child.pid!,
+    exited,
+    async [Symbol.asyncDispose]() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -150,8 +150,10 @@ export function js(nc: NatsConnection): JetStreamClient {
 /** A `lanemap` child process with its JSON log lines collected. */
 export interface CliProcess extends AsyncDisposable {
   readonly child: ChildProcess;
-  /** Parsed pino lines from stdout (non-JSON lines are kept as { text }). */
+  /** Parsed lines of stdout and of stderr (pino's), non-JSON ones kept as { text }. */
   readonly lines: Record<string, unknown>[];
+  /** The lines of stdout alone. */
+  readonly out: readonly string[];
   readonly stderr: () => string;
   /** Resolves with the exit code (or signal name). */
   readonly exited: Promise<number | string>;
@@ -171,35 +173,56 @@ export function lanemap(args: string[], env: Record<string, string>): CliProcess
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: Record<string, unknown>[] = [];
-  let buffered = "";
+  const out: string[] = [];
   let err = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    buffered += d.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      const text = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(text) as Record<string, unknown>);
-      } catch {
-        lines.push({ text });
-      }
+  // pino's JSON lines come on stderr, the command's own output on stdout: both are searched by
+  // waitForLine (non-JSON lines kept as { text }); runLanemap reports stdout alone.
+  const splitter = (onLine: (text: string) => void) => {
+    let buffered = "";
+    return {
+      data: (d: Buffer) => {
+        buffered += d.toString();
+        let nl: number;
+        while ((nl = buffered.indexOf("\n")) >= 0) {
+          onLine(buffered.slice(0, nl));
+          buffered = buffered.slice(nl + 1);
+        }
+      },
+      end: () => {
+        if (buffered) onLine(buffered);
+        buffered = "";
+      },
+    };
+  };
+  const parse = (text: string) => {
+    try {
+      lines.push(JSON.parse(text) as Record<string, unknown>);
+    } catch {
+      lines.push({ text });
     }
+  };
+  const stdout = splitter((text) => {
+    out.push(text);
+    parse(text);
   });
+  const stderr = splitter(parse);
+  child.stdout?.on("data", stdout.data);
   child.stderr?.on("data", (d: Buffer) => {
     err = (err + d.toString()).slice(-20_000);
+    stderr.data(d);
   });
-  // "close" (not "exit"): stdout is fully read by then, including a last line without a newline.
+  // "close" (not "exit"): both streams are fully read by then, including a last line without a newline.
   const exited = new Promise<number | string>((resolve) =>
     child.once("close", (code, signal) => {
-      if (buffered) lines.push({ text: buffered });
-      buffered = "";
+      stdout.end();
+      stderr.end();
       resolve(code ?? signal ?? "unknown");
     }),
   );
   return {
     child,
     lines,
+    out,
     stderr: () => err,
     exited,
     waitForLine: (what, pred, timeoutMs = 30_000) =>
@@ -228,8 +251,5 @@ export async function runLanemap(
 ): Promise<{ code: number | string; stdout: string; stderr: string }> {
   const p = lanemap(args, env);
   const code = await p.exited;
-  const stdout = p.lines
-    .map((l) => (typeof l["text"] === "string" ? l["text"] : JSON.stringify(l)))
-    .join("\n");
-  return { code, stdout, stderr: p.stderr() };
+  return { code, stdout: p.out.join("\n"), stderr: p.stderr() };
 }

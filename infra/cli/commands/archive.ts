@@ -1,6 +1,5 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
-import { pino } from "pino";
 import {
   addArchiveFolder,
   modelLayouts,
@@ -10,6 +9,8 @@ import {
 import { ArchiveStore } from "../../../shared/adapters/archive/index.js";
 import { LanemapError, parseConfig } from "../../../shared/index.js";
 import { UsageError } from "../usage.js";
+import { cliLogger } from "../logger.js";
+import { commandSummary } from "./index.js";
 
 interface ArchiveAddFlags {
   dataDir?: string;
@@ -40,9 +41,7 @@ export function layoutWarnings(report: ArchiveAddReport, models: readonly ModelL
  * could be read, 2 on bad arguments.
  */
 export function registerArchive(program: Command): void {
-  const archive = program
-    .command("archive")
-    .description("the master archive (raw tiles and their catalogue)");
+  const archive = program.command("archive").description(commandSummary("archive"));
   archive
     .command("add")
     .argument(
@@ -67,7 +66,7 @@ export function registerArchive(program: Command): void {
       const config = parseConfig(
         flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
       );
-      const logger = pino({ level: config.logLevel, base: { role: "archive" } }, pino.destination(2));
+      const logger = await cliLogger(config.logLevel, { role: "archive" });
       const store = new ArchiveStore(config.dataDir);
       const report = await addArchiveFolder(store, dir, {
         logger,

@@ -1,5 +1,6 @@
+import { mkdir } from "node:fs/promises";
 import type { Command } from "commander";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import {
   ORDER_KINDS,
   createBatchRunner,
@@ -11,6 +12,8 @@ import {
 } from "../../../batch/index.js";
 import { LanemapError, parseConfig, type Config } from "../../../shared/index.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { cliLogger } from "../logger.js";
+import { commandSummary } from "./index.js";
 
 interface BatchFlags {
   dataDir?: string;
@@ -22,13 +25,13 @@ interface BatchFlags {
   json?: boolean;
 }
 
-function setup(flags: BatchFlags): { config: Config; logger: Logger } {
+async function setup(flags: BatchFlags): Promise<{ config: Config; logger: Logger }> {
   const env = { ...process.env };
   if (flags.dataDir) env["LANEMAP_DATA_DIR"] = flags.dataDir;
   if (flags.workers !== undefined)
     env["LANEMAP_BATCH_WORKERS"] = String(positiveInt("--workers", flags.workers, 1));
   const config = parseConfig(env);
-  const logger = pino({ level: config.logLevel, base: { role: "batch" } }, pino.destination(2));
+  const logger = await cliLogger(config.logLevel, { role: "batch" });
   return { config, logger };
 }
 
@@ -74,7 +77,7 @@ const commonOptions = (c: Command): Command =>
 
 /** `lanemap batch run|schedule`: rebuild the batch view now, or on the cron schedule. */
 export function registerBatch(program: Command): void {
-  const batch = program.command("batch").description("the batch lane: rebuild and publish the batch view");
+  const batch = program.command("batch").description(commandSummary("batch"));
   commonOptions(
     batch
       .command("run")
@@ -83,7 +86,7 @@ export function registerBatch(program: Command): void {
     .option("--json", "print the run report as JSON")
     .action(async (flags: BatchFlags) => {
       const options = runOptions(flags);
-      const { config, logger } = setup(flags);
+      const { config, logger } = await setup(flags);
       const runner = createBatchRunner(config, {
         logger,
         progress: createProgressSink({ logger, stream: process.stderr }),
@@ -118,7 +121,9 @@ export function registerBatch(program: Command): void {
     .option("--now", "also run once immediately")
     .action(async (flags: BatchFlags & { now?: boolean }) => {
       const options = runOptions(flags);
-      const { config, logger } = setup(flags);
+      const { config, logger } = await setup(flags);
+      // A data directory that cannot be made is a start failure, not a failure of every nightly run.
+      await mkdir(config.dataDir, { recursive: true });
       const runner = createBatchRunner(config, { logger });
       const schedule = scheduleBatchRuns(runner, config, { logger, options });
       console.log(

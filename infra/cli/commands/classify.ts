@@ -12,6 +12,7 @@ import {
 } from "../../../shared/index.js";
 import { UsageError } from "../usage.js";
 import { readRaster } from "./train.js";
+import { commandSummary } from "./index.js";
 
 interface ClassifyFlags {
   model?: string;
@@ -37,10 +38,7 @@ function categoryNames(model: Model): string[] {
 export function registerClassify(program: Command): void {
   program
     .command("classify")
-    .description(
-      "classify a GeoTIFF tile with a model: writes a uint8 class raster (deflate, colour table, the " +
-        "tile's own georeferencing tags, class names in <out>.aux.xml) and prints per-class pixels and areas as JSON",
-    )
+    .description(commandSummary("classify"))
     .argument("<tile>", "GeoTIFF tile")
     .option("--model <model.json>", "model file from `lanemap train`")
     .option("--out <classes.tif>", "where to write the class raster (omit for the summary alone)")

@@ -1,11 +1,12 @@
 import type { Command } from "commander";
 import { configReference, parseConfig } from "../../../shared/index.js";
+import { commandSummary } from "./index.js";
 
 /** `lanemap config`: every variable with its default, and the effective values (validated). */
 export function registerConfig(program: Command): void {
   program
     .command("config")
-    .description("print the configuration reference and the effective, validated configuration")
+    .description(commandSummary("config"))
     .option("--json", "print JSON")
     .action((opts: { json?: boolean }) => {
       // Throws a ConfigError naming every bad variable: the same check every role runs at start.

@@ -9,6 +9,7 @@ import {
 import { LanemapError, describeError, parseConfig } from "../../../shared/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
+import { commandSummary } from "./index.js";
 
 interface DlqFlags {
   nats?: string;
@@ -56,9 +57,7 @@ function sequences(values: string[] | undefined): number[] {
 
 /** `lanemap dlq list|retry`: reads the speed lane's dead letters and sends them back for another try. */
 export function registerDlq(program: Command): void {
-  const dlq = program
-    .command("dlq")
-    .description("dead letters of the speed lane: tiles that could not be classified, with the reason");
+  const dlq = program.command("dlq").description(commandSummary("dlq"));
 
   dlq
     .command("list")

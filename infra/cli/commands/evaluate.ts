@@ -9,6 +9,7 @@ import {
 } from "../../../shared/index.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { readLabels, readTiles } from "./train.js";
+import { commandSummary } from "./index.js";
 
 interface EvaluateFlags {
   model?: string;
@@ -50,10 +51,7 @@ function report(e: Evaluation, model: string): Record<string, unknown> {
 export function registerEvaluate(program: Command): void {
   program
     .command("evaluate")
-    .description(
-      "accuracy against reference labels: the model itself, or (--holdout / --folds) models with its " +
-        "features and k trained on part of the reference; prints OA, kappa, confusion matrix, PA/UA/F1 as JSON",
-    )
+    .description(commandSummary("evaluate"))
     .option("--model <model.json>", "model file from `lanemap train`")
     .option("--tiles <dir>", "folder of GeoTIFF tiles (or one tile)")
     .option("--reference <file>", "reference labels: GeoJSON (.geojson) or a label raster (.tif)")

@@ -6,6 +6,7 @@ import {
   type ArchiveSummary,
 } from "../../../sample/index.js";
 import { UsageError, gridSize, positiveInt } from "../usage.js";
+import { commandSummary } from "./index.js";
 
 interface GenerateFlags {
   out?: string;
@@ -36,10 +37,7 @@ const percent = (share: number) => `${(share * 100).toFixed(1)} %`;
 export function registerGenerate(program: Command): void {
   program
     .command("generate")
-    .description(
-      "write a deterministic sample archive: GeoTIFF tiles (UTM 15N, Landsat-like reflectance), " +
-        "truth rasters, training polygons and archive.json",
-    )
+    .description(commandSummary("generate"))
     .option("--out <dir>", "output folder (must be empty or absent unless --force)")
     .option("--grid <WxH>", "tiles across and down", "4x4")
     .option("--tile-size <n>", "pixels per tile side (16..4096)", "256")

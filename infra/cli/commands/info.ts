@@ -16,6 +16,7 @@ import {
 } from "../../../shared/index.js";
 import { parseDateTime } from "../../../shared/internal.js";
 import { UsageError } from "../usage.js";
+import { commandSummary } from "./index.js";
 
 interface InfoFlags {
   json?: boolean;
@@ -193,11 +194,7 @@ function text(r: Record<string, unknown>): string {
 export function registerInfo(program: Command): void {
   program
     .command("info")
-    .description(
-      "what lanemap reads from a GeoTIFF: size, bands, sample type, nodata, scale/offset, CRS (EPSG, " +
-        "WKT2, PROJJSON as PROJ reads it), geotransform, corners native and lon/lat, acquisition time " +
-        "and its source; --json uses gdalinfo -json's field names",
-    )
+    .description(commandSummary("info"))
     .argument("<tile>", "GeoTIFF file")
     .option("--json", "print JSON")
     .action(async (tile: string, flags: InfoFlags) => {

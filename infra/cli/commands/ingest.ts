@@ -14,6 +14,7 @@ import {
 import { publishTile } from "../../../speed/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
+import { commandSummary } from "./index.js";
 
 interface IngestFlags {
   cell?: string;
@@ -43,7 +44,7 @@ function size(n: number): string {
 export function registerIngest(program: Command): void {
   program
     .command("ingest")
-    .description("publish GeoTIFF tiles to the speed lane (JetStream stream LANEMAP_TILES)")
+    .description(commandSummary("ingest"))
     .argument("<files...>", "GeoTIFF files")
     .option("--cell <cell>", "map cell (default: sidecar `cell`, else the file name's stem)")
     .option("--tile-id <id>", "tile id (one file only; default: sidecar `tileId`, else <cell>-<time>)")

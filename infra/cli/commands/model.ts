@@ -10,6 +10,7 @@ import {
 } from "../../../shared/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
+import { commandSummary } from "./index.js";
 
 interface ModelFlags {
   nats?: string;
@@ -48,9 +49,7 @@ async function withRegistry<T>(flags: ModelFlags, fn: (r: ModelRegistry) => Prom
 
 /** `lanemap model activate|list`: the model registry the speed workers follow. */
 export function registerModel(program: Command): void {
-  const model = program
-    .command("model")
-    .description("the model registry in NATS: which model the speed workers classify with");
+  const model = program.command("model").description(commandSummary("model"));
 
   model
     .command("activate")

@@ -1,7 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { CommanderError, type Command } from "commander";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import {
   DeadLetterQueue,
   LiveView,
@@ -29,9 +29,11 @@ import {
 } from "../../ops/index.js";
 import { connectForCli, natsUrlFor } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { cliLogger } from "../logger.js";
 import { registerDlq } from "./dlq.js";
 import { registerModel } from "./model.js";
 import { registerViews } from "./views.js";
+import { commandSummary } from "./index.js";
 
 interface OpsFlags {
   json?: boolean;
@@ -67,12 +69,12 @@ function common(c: Command): Command {
     .option("--nats <url>", NATS_HELP);
 }
 
-function setup(flags: OpsFlags): { config: Config; logger: Logger } {
+async function setup(flags: OpsFlags): Promise<{ config: Config; logger: Logger }> {
   const config = parseConfig(
     flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
   );
   // Logs go to stderr, so stdout stays the report (JSON or CSV a script can parse).
-  const logger = pino({ level: config.logLevel, base: { role: "ops" } }, pino.destination(2));
+  const logger = await cliLogger(config.logLevel, { role: "ops" });
   return { config, logger };
 }
 
@@ -175,7 +177,7 @@ function borrowCommands(ops: Command): void {
       if (flags.all && wanted.length > 0) throw new UsageError("give either --all or --seq, not both");
       if (!flags.all && wanted.length === 0)
         throw new UsageError("say which dead letters: --all or --seq N...");
-      const { config, logger } = setup(flags);
+      const { config, logger } = await setup(flags);
       const preview = await withNats(config, flags, logger, async (nc) => {
         await ensureStreams(await jetstreamManager(nc), config.stream);
         return previewDlqRetry(await DeadLetterQueue.open(nc), flags.all ? { all: true } : { seqs: wanted });
@@ -203,7 +205,7 @@ function borrowCommands(ops: Command): void {
     .hook("preAction", async (cmd) => {
       const flags = cmd.opts() as OpsFlags & { dryRun?: boolean };
       if (!flags.dryRun) return;
-      const { config } = setup(flags);
+      const { config } = await setup(flags);
       const p = await previewRollback(config.dataDir, String(cmd.args[0] ?? ""));
       if (flags.json) console.log(JSON.stringify({ dryRun: true, ...p }, null, 2));
       else
@@ -219,7 +221,7 @@ function borrowCommands(ops: Command): void {
       const flags = cmd.opts() as OpsFlags & { dryRun?: boolean };
       if (!flags.dryRun) return;
       const target = String(cmd.args[0] ?? "");
-      const { config, logger } = setup(flags);
+      const { config, logger } = await setup(flags);
       const p = await withNats(config, flags, logger, async (nc) =>
         previewModelActivate(await ModelRegistry.open(nc), target),
       );
@@ -237,10 +239,7 @@ function borrowCommands(ops: Command): void {
  * dead-letter, view and model commands under one roof. See infra/ops/README.md.
  */
 export function registerOps(program: Command): void {
-  const ops = program
-    .command("ops")
-    .description("operator scripts: status, diff, expire, replay; dlq, views and model administration")
-    .addHelpText("after", OPS_EXIT_HELP);
+  const ops = program.command("ops").description(commandSummary("ops")).addHelpText("after", OPS_EXIT_HELP);
   // Commander's own usage errors (unknown option, missing argument) exit 2 like ours; subcommands
   // created below inherit this.
   ops.exitOverride((err) => {
@@ -253,7 +252,7 @@ export function registerOps(program: Command): void {
     )
     .option("--require-nats", "exit 1 when NATS is unavailable (default: report it and exit 0)")
     .action(async (flags: OpsFlags & { requireNats?: boolean }) => {
-      const { config, logger } = setup(flags);
+      const { config, logger } = await setup(flags);
       const access = await natsAccess(config, flags.nats, logger);
       try {
         const s = await collectStatus({ dataDir: config.dataDir, nats: access, logger });
@@ -281,7 +280,7 @@ export function registerOps(program: Command): void {
       if (flags.json && flags.format !== undefined && flags.format !== "json")
         throw new UsageError(`--json contradicts --format ${flags.format}`);
       const format = flags.json ? "json" : (flags.format ?? "text");
-      const { config, logger } = setup(flags);
+      const { config, logger } = await setup(flags);
       const report = await withNats(config, flags, logger, async (nc) =>
         diffLanes({
           dataDir: config.dataDir,
@@ -303,7 +302,7 @@ export function registerOps(program: Command): void {
     )
     .option("--dry-run", "list what would be removed; change nothing")
     .action(async (flags: OpsFlags & { dryRun?: boolean }) => {
-      const { config, logger } = setup(flags);
+      const { config, logger } = await setup(flags);
       const report = await interruptible((signal) =>
         withNats(config, flags, logger, async (nc) =>
           expireAbsorbed({
@@ -331,7 +330,7 @@ export function registerOps(program: Command): void {
       const toSeq = flags.toSeq === undefined ? undefined : positiveInt("--to-seq", flags.toSeq, 1);
       if (toSeq !== undefined && toSeq < fromSeq)
         throw new UsageError(`--to-seq ${toSeq} is before --from-seq ${fromSeq}`);
-      const { config, logger } = setup(flags);
+      const { config, logger } = await setup(flags);
       const report = await interruptible((signal) =>
         withNats(config, flags, logger, (nc) =>
           replayIngest({

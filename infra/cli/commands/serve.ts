@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { createBatchRunner } from "../../../batch/index.js";
 import { connectNats, speedLaneStatus } from "../../../shared/adapters/nats/index.js";
@@ -10,6 +10,8 @@ import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
+import { cliLogger } from "../logger.js";
+import { commandSummary } from "./index.js";
 
 interface ServeFlags {
   port?: string;
@@ -43,7 +45,7 @@ async function natsFor(
 export function registerServe(program: Command): void {
   program
     .command("serve")
-    .description("serve the merged view over HTTP (JSON, GeoJSON, Arrow, PNG, GeoTIFF, STAC, SSE)")
+    .description(commandSummary("serve"))
     .option("--port <port>", "HTTP port (default PORT, else 8080; 0 = any free port)")
     .option("--host <host>", "interface to listen on (default HOST, else 127.0.0.1)")
     .option(
@@ -61,7 +63,7 @@ export function registerServe(program: Command): void {
       }
       if (flags.host !== undefined) env["HOST"] = flags.host;
       const config = parseConfig(env);
-      const logger = pino({ level: config.logLevel, base: { role: "serve", pid: process.pid } });
+      const logger = await cliLogger(config.logLevel, { role: "serve", pid: process.pid });
       const url = flags.nats ?? config.natsUrl ?? (await embeddedNatsUrl(config.dataDir));
       const nc = await natsFor(flags, url, logger);
       const jsm = nc ? await jetstreamManager(nc) : undefined;

@@ -1,11 +1,13 @@
 import { createServer, type Server } from "node:http";
 import type { Command } from "commander";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { parseConfig, type Config } from "../../../shared/index.js";
 import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { cliLogger } from "../logger.js";
+import { commandSummary } from "./index.js";
 
 interface SpeedFlags {
   concurrency?: string;
@@ -67,7 +69,7 @@ function withConcurrency(config: Config, flag: string | undefined): Config {
 export function registerSpeed(program: Command): void {
   program
     .command("speed")
-    .description("run a speed-lane worker: classify fresh tiles from JetStream into the live view")
+    .description(commandSummary("speed"))
     .option("--concurrency <n>", "tiles in flight in this process (default LANEMAP_SPEED_CONCURRENCY)")
     .option("--metrics-port <port>", "serve Prometheus metrics on this port at /metrics (0 = any free port)")
     .option("--nats <url>", "NATS server (default NATS_URL, else the embedded server of `lanemap start`)")
@@ -81,7 +83,7 @@ export function registerSpeed(program: Command): void {
         !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535)
       )
         throw new UsageError(`--metrics-port must be a port number, got "${flags.metricsPort}"`);
-      const logger = pino({ level: config.logLevel, base: { role: "speed", pid: process.pid } });
+      const logger = await cliLogger(config.logLevel, { role: "speed", pid: process.pid });
       const hooks = testHooks(process.env, logger);
       const nc = await connectForCli(
         config,

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
-import { pino } from "pino";
 import { parseConfig } from "../../../shared/index.js";
 import { startPlatform } from "../../platform/platform.js";
+import { commandSummary } from "./index.js";
+import { cliLogger } from "../logger.js";
 
 /**
  * `lanemap start` (and `npm start`): the whole platform on embedded defaults. Logs go to stderr as
@@ -10,12 +11,10 @@ import { startPlatform } from "../../platform/platform.js";
 export function registerStart(program: Command): void {
   program
     .command("start")
-    .description(
-      "run the whole platform: embedded nats-server (unless NATS_URL), sample archive, model, batch, speed worker, serving, feeder",
-    )
+    .description(commandSummary("start"))
     .action(async () => {
       const config = parseConfig();
-      const logger = pino({ level: config.logLevel, base: { role: "start" } }, pino.destination(2));
+      const logger = await cliLogger(config.logLevel, { role: "start" });
       const platform = await startPlatform(config, logger);
       console.log(
         [

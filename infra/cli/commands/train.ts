@@ -26,6 +26,7 @@ import {
 } from "../../../shared/index.js";
 import { geoJsonCrs, modelFromSamples } from "../../../shared/internal.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { commandSummary } from "./index.js";
 
 const TIFF = /\.(tif|tiff|gtif)$/i;
 
@@ -233,9 +234,7 @@ export function coverageLines(c: LabelCoverage): string[] {
 export function registerTrain(program: Command): void {
   program
     .command("train")
-    .description(
-      "train a k-NN model from GeoTIFF tiles and labels (GeoJSON polygons/points or a label raster)",
-    )
+    .description(commandSummary("train"))
     .option("--tiles <dir>", "folder of GeoTIFF tiles (or one tile)")
     .option("--train <file>", "labels: GeoJSON (.geojson) or a label raster aligned with a tile (.tif)")
     .option("--red <band>", "1-based red band (default 3 with 4+ bands)")

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { listViews, rollbackBatchView } from "../../../batch/index.js";
 import { parseConfig } from "../../../shared/index.js";
+import { commandSummary } from "./index.js";
 
 interface ViewsFlags {
   dataDir?: string;
@@ -13,7 +14,7 @@ function configFor(flags: ViewsFlags) {
 
 /** `lanemap views list|rollback`: the published batch view versions and the CURRENT pointer. */
 export function registerViews(program: Command): void {
-  const views = program.command("views").description("published batch view versions");
+  const views = program.command("views").description(commandSummary("views"));
   views
     .command("list")
     .description("list complete batch view versions, oldest first (* marks CURRENT)")

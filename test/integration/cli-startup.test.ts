@@ -1,0 +1,81 @@
+/**
+ * How `lanemap` starts: the command catalogue is the one source of the top-level help, only the
+ * command named on the command line is loaded, and the compiled CLI in dist/ (when built) answers
+ * like the sources do.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { Command } from "commander";
+import { commands } from "../../infra/cli/commands/index.js";
+import { projectRoot } from "../helpers/env.js";
+
+const CLI = join(projectRoot, "infra", "bin", "lanemap.js");
+const DIST_MAIN = join(projectRoot, "dist", "infra", "cli", "main.js");
+const version = (JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as { version: string })
+  .version;
+
+function run(entry: string, ...args: string[]) {
+  return spawnSync(process.execPath, [entry, ...args], { encoding: "utf8", cwd: projectRoot });
+}
+
+describe("lanemap's start-up", () => {
+  test("every command in the catalogue registers itself under its name with the catalogue's summary", async () => {
+    for (const entry of commands) {
+      const program = new Command("lanemap");
+      (await entry.load())(program);
+      assert.deepEqual(
+        program.commands.map((c) => c.name()),
+        [entry.name],
+      );
+      const command = program.commands[0]!;
+      assert.equal(command.description(), entry.summary, entry.name);
+      const args = command.registeredArguments.map((a) =>
+        a.required ? `<${a.name()}${a.variadic ? "..." : ""}>` : `[${a.name()}]`,
+      );
+      assert.equal(args.join(" ") || undefined, entry.args, `${entry.name}'s arguments`);
+    }
+  });
+
+  test("lanemap --version prints the package version and --help lists every command", () => {
+    const v = run(CLI, "--version");
+    assert.equal(v.status, 0, v.stderr);
+    assert.equal(v.stdout.trim(), version);
+    const help = run(CLI, "--help");
+    assert.equal(help.status, 0, help.stderr);
+    for (const entry of commands) assert.match(help.stdout, new RegExp(`^  ${entry.name}\\b`, "m"));
+  });
+
+  test("lanemap help <command> and <command> --help show that command's own options", () => {
+    for (const args of [
+      ["help", "serve"],
+      ["serve", "--help"],
+    ]) {
+      const r = run(CLI, ...args);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^Usage: lanemap serve \[options\]/m);
+      assert.match(r.stdout, /--port <port>/);
+    }
+  });
+
+  test("an unknown command is a usage error that suggests the closest one", () => {
+    const r = run(CLI, "serv");
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /unknown command 'serv'/);
+    assert.match(r.stderr, /Did you mean serve\?/);
+  });
+
+  test(
+    "the compiled CLI in dist/ answers --version and --help like the sources",
+    { skip: existsSync(DIST_MAIN) ? false : "dist/ is not built (npm run build)" },
+    () => {
+      const v = run(DIST_MAIN, "--version");
+      assert.equal(v.stdout.trim(), version);
+      const help = run(DIST_MAIN, "--help");
+      assert.equal(help.status, 0, help.stderr);
+      assert.equal(help.stdout, run(CLI, "--help").stdout);
+    },
+  );
+});
