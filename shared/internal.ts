@@ -10,15 +10,7 @@ export * from "./index.js";
 export { KnnEngine } from "./classifier/engine.js";
 export { DEFAULT_LEAF_SIZE, KdTree, referenceKernel, type SearchKernel } from "./classifier/kdtree.js";
 export { mortonOrder } from "./classifier/order.js";
-export {
-  fillPolygon,
-  invertGeoTransform,
-  isClockwise,
-  pixelAt,
-  pointPixel,
-  polygonPixels,
-  toPixel,
-} from "./classifier/rasterize.js";
+export { fillPolygon, isClockwise, pixelAt, pointPixel, polygonPixels } from "./classifier/rasterize.js";
 export {
   geoJsonCrs,
   labelledGeometries,

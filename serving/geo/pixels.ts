@@ -6,10 +6,12 @@
  */
 import {
   WGS84,
+  invertGeoTransform,
   lonWidth,
   projectPoint,
   sameCrs,
   splitAtAntimeridian,
+  toPixel,
   type Bounds,
   type ClassRaster,
   type Crs,
@@ -21,16 +23,14 @@ export interface PixelTransform {
   (x: number, y: number): [col: number, row: number];
 }
 
-/** The inverse affine map, or null for a degenerate (non-invertible) geotransform. */
-export function invertGeoTransform(gt: readonly number[]): PixelTransform | null {
-  const [x0 = 0, a = 0, b = 0, y0 = 0, d = 0, e = 0] = gt;
-  const det = a * e - b * d;
-  if (!Number.isFinite(det) || det === 0) return null;
-  return (x, y) => {
-    const dx = x - x0;
-    const dy = y - y0;
-    return [(e * dx - b * dy) / det, (-d * dx + a * dy) / det];
-  };
+/**
+ * The inverse affine map as a function, or null for a degenerate (non-invertible) geotransform:
+ * shared's invertGeoTransform (GDALInvGeoTransform's arithmetic), the one the training rasteriser uses.
+ */
+export function pixelTransform(gt: readonly number[]): PixelTransform | null {
+  const [g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0] = gt;
+  const inv = invertGeoTransform([g0, g1, g2, g3, g4, g5]);
+  return inv ? (x, y) => toPixel(inv, x, y) : null;
 }
 
 /** What a tile needs for pixel lookups. */
@@ -46,7 +46,7 @@ const inverses = new WeakMap<readonly number[], PixelTransform | null>();
 function inverseOf(gt: readonly number[]): PixelTransform | null {
   let inv = inverses.get(gt);
   if (inv === undefined) {
-    inv = invertGeoTransform(gt);
+    inv = pixelTransform(gt);
     inverses.set(gt, inv);
   }
   return inv;

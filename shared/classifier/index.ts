@@ -1,6 +1,7 @@
 /** The k-nearest-neighbour classifier: training, the model artifact, prediction and class summaries. */
 export { MAX_CLASSES } from "./engine.js";
 export { defaultColours, parseColour } from "./colours.js";
+export { invertGeoTransform, toPixel } from "./rasterize.js";
 export {
   MODEL_FORMAT,
   canonicalJson,

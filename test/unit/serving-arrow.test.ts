@@ -30,7 +30,7 @@ describe("the Arrow adapter", () => {
     const table = tableFromIPC(bytes);
     assert.deepEqual(
       table.schema.fields.map((f) => String(f.type)),
-      ["Utf8", "Int32", "Float64", "Timestamp<MILLISECOND>", "Bool", "List<Float64>"],
+      ["Utf8", "Int32", "Float64", "Timestamp<MILLISECOND, UTC>", "Bool", "List<Float64>"],
     );
     const back = decodeArrowStream(bytes);
     assert.deepEqual(back.rows, [
@@ -38,6 +38,25 @@ describe("the Arrow adapter", () => {
       { name: null, n: -7, x: -1.75, at: Date.parse("2026-01-01T00:00:00Z"), ok: null, list: [] },
     ]);
     assert.equal(back.metadata["lanemap:snapshot"], '{"id":"s1"}');
+  });
+
+  test("counts and sequences are 64-bit integers, times are UTC instants, and both read back as numbers", () => {
+    const cols = [
+      arrowColumn("seq", "int64", (r: { seq: number; counts: number[]; at: string }) => r.seq),
+      arrowColumn("counts", "int64-list", (r: { seq: number; counts: number[]; at: string }) => r.counts),
+      arrowColumn("at", "timestamp-ms", (r: { seq: number; counts: number[]; at: string }) => r.at),
+    ];
+    const bytes = encodeArrowStream(
+      [{ seq: 2 ** 40 + 1, counts: [0, 7, 3], at: "2026-03-04T05:06:07Z" }],
+      cols,
+    );
+    assert.deepEqual(
+      tableFromIPC(bytes).schema.fields.map((f) => String(f.type)),
+      ["Int64", "List<Int64>", "Timestamp<MILLISECOND, UTC>"],
+    );
+    assert.deepEqual(decodeArrowStream(bytes).rows, [
+      { seq: 2 ** 40 + 1, counts: [0, 7, 3], at: Date.parse("2026-03-04T05:06:07Z") },
+    ]);
   });
 
   test("an empty answer still carries its schema", () => {

@@ -80,7 +80,8 @@ function arrowType(type: ArrowColumnType): DataType {
     case "bool":
       return new Bool();
     case "timestamp-ms":
-      return new TimestampMillisecond();
+      // Zoned: an instant, not a wall-clock time (pyarrow reads timestamp[ms, tz=UTC]).
+      return new TimestampMillisecond("UTC");
     case "float64-list":
       return new List(new Field("item", new Float64(), false));
     case "int64-list":
@@ -120,9 +121,17 @@ export function encodeArrowStream<R>(
   return tableToIPC(new Table(schema, vectors), "stream");
 }
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A 64-bit integer as a number when it is exactly one (|n| <= 2^53 - 1), else as the bigint. */
+function plainInteger(v: unknown): unknown {
+  return typeof v === "bigint" && v >= -MAX_SAFE && v <= MAX_SAFE ? Number(v) : v;
+}
+
 /**
- * Decodes an Arrow IPC stream back to plain rows (lists as arrays, timestamps as epoch ms) and the
- * schema metadata; the inverse of encodeArrowStream, for tests and operator scripts.
+ * Decodes an Arrow IPC stream back to plain rows (lists as arrays, timestamps as epoch ms, 64-bit
+ * integers as numbers where exact) and the schema metadata; the inverse of encodeArrowStream, for
+ * tests and operator scripts.
  */
 export function decodeArrowStream(bytes: Uint8Array): {
   rows: Record<string, unknown>[];
@@ -134,7 +143,9 @@ export function decodeArrowStream(bytes: Uint8Array): {
   const rows = table.toArray().map((r: { toJSON(): Record<string, unknown> }) => {
     const o = r.toJSON();
     for (const [k, v] of Object.entries(o)) {
-      if (v !== null && typeof v === "object" && Symbol.iterator in v) o[k] = [...(v as Iterable<unknown>)];
+      if (v !== null && typeof v === "object" && Symbol.iterator in v)
+        o[k] = [...(v as Iterable<unknown>)].map(plainInteger);
+      else o[k] = plainInteger(v);
     }
     return o;
   });
