@@ -266,7 +266,9 @@ function readingOf(info: unknown, warnings: readonly string[]): GdalCrsReading |
   if (typeof info !== "object" || info === null) return null;
   const cs = (info as { coordinateSystem?: { wkt?: unknown; proj4?: unknown } }).coordinateSystem;
   const wkt = typeof cs?.wkt === "string" && cs.wkt.trim() !== "" ? cs.wkt : null;
-  if (wkt === null) return null;
+  // Keys that name no CRS (a RasterType key alone) read as an engineering CRS with an unknown datum:
+  // nothing a point can be transformed from, so no CRS.
+  if (wkt === null || /^\s*ENGCRS\[/.test(wkt)) return null;
   const stac = (info as { stac?: Record<string, unknown> }).stac ?? {};
   const epsg = stac["proj:epsg"];
   const projjson = stac["proj:projjson"] ?? null;
