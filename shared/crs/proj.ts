@@ -83,6 +83,7 @@ function takeMessages(): string[] {
 
 const OAMS_TRADITIONAL_GIS_ORDER = 0;
 const SCRATCH_POINTS = 1024;
+const MAX_TRANSFORMS = 256;
 
 let loading: Promise<ProjEngine> | null = null;
 let loaded: ProjEngine | null = null;
@@ -130,6 +131,7 @@ async function start(): Promise<ProjEngine> {
 class GdalProjEngine implements ProjEngine {
   private readonly m: EmscriptenModule;
   private readonly transforms = new Map<string, PointsTransform>();
+  private readonly handles = new Map<string, number>();
   private readonly scratch: number;
   private serial = 0;
 
@@ -221,8 +223,22 @@ class GdalProjEngine implements ProjEngine {
       throw new CrsError(
         `PROJ finds no transformation from ${short(from)} to ${short(to)}: ${this.lastError()}`,
       );
-    const run: PointsTransform = (xs, ys) => this.run(ct as number, xs, ys);
+    // A caller may keep the function: after an eviction it rebuilds the transform, never touching a
+    // freed handle.
+    const run: PointsTransform = (xs, ys) => {
+      const handle = this.handles.get(key);
+      if (handle === undefined) this.transformer(from, to)(xs, ys);
+      else this.run(handle, xs, ys);
+    };
+    // Bounded: CRSs come from files; evicted handles are freed.
+    if (this.transforms.size >= MAX_TRANSFORMS) {
+      for (const handle of this.handles.values())
+        this.m.ccall("OCTDestroyCoordinateTransformation", null, ["number"], [handle]);
+      this.transforms.clear();
+      this.handles.clear();
+    }
     this.transforms.set(key, run);
+    this.handles.set(key, ct as number);
     return run;
   }
 
