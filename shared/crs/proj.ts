@@ -25,6 +25,8 @@ export interface GdalCrsReading {
   readonly proj4: string | null;
   /** The CRS's name from PROJJSON, or null. */
   readonly name: string | null;
+  /** What GDAL warned while reading the keys (e.g. keys that differ from the EPSG registry's). */
+  readonly warnings: readonly string[];
 }
 
 /** Transforms points in place; a point that does not map becomes NaN, NaN. */
@@ -66,10 +68,22 @@ interface Gdal3 {
   readonly Module: EmscriptenModule;
 }
 
-type InitGdalJs = (config: { path: string; useWorker?: boolean }) => Promise<Gdal3>;
+type InitGdalJs = (config: {
+  path: string;
+  useWorker?: boolean;
+  logHandler?: (message: string, stream: string) => void;
+  errorHandler?: (message: string, stream: string) => void;
+}) => Promise<Gdal3>;
+
+/** GDAL's messages since the last `takeMessages()`: kept for the caller, never printed on stderr. */
+const messages: string[] = [];
+function takeMessages(): string[] {
+  return messages.splice(0, messages.length);
+}
 
 const OAMS_TRADITIONAL_GIS_ORDER = 0;
 const SCRATCH_POINTS = 1024;
+const MAX_TRANSFORMS = 256;
 
 let loading: Promise<ProjEngine> | null = null;
 let loaded: ProjEngine | null = null;
@@ -102,13 +116,22 @@ async function start(): Promise<ProjEngine> {
   // gdal3.js reads its data file as "./" + path in Node, so the path must be relative to the
   // working directory (an absolute one would become ".//abs/path").
   const dir = relative(process.cwd(), join(dirname(pkg), "dist", "package"));
-  const gdal = await init({ path: dir === "" ? "." : dir, useWorker: false });
+  const gdal = await init({
+    path: dir === "" ? "." : dir,
+    useWorker: false,
+    // GDAL's warnings belong to the reading they concern (GdalCrsReading.warnings), not to stderr.
+    logHandler: () => {},
+    errorHandler: (message) => {
+      if (messages.length < 100) messages.push(message);
+    },
+  });
   return new GdalProjEngine(gdal, version);
 }
 
 class GdalProjEngine implements ProjEngine {
   private readonly m: EmscriptenModule;
   private readonly transforms = new Map<string, PointsTransform>();
+  private readonly handles = new Map<string, number>();
   private readonly scratch: number;
   private serial = 0;
 
@@ -132,13 +155,14 @@ class GdalProjEngine implements ProjEngine {
     const path = `/lanemap-crs/${this.serial++}.tif`;
     this.m.FS.writeFile(path, bytes);
     let ds = 0;
+    takeMessages();
     try {
       this.m.ccall("CPLErrorReset", null, [], []);
       ds = this.m.ccall("GDALOpen", "number", ["string", "number"], [path, 0]) as number;
       if (ds === 0) throw new CrsError(`GDAL cannot open the GeoTIFF: ${this.lastError()}`);
       // GDALInfo (the library behind `gdalinfo -json -proj4`) called directly: synchronous.
       const json = this.m.ccall("GDALInfo", "string", ["number", "number"], [ds, this.infoOptions()]);
-      return readingOf(JSON.parse(json as string) as unknown);
+      return readingOf(JSON.parse(json as string) as unknown, takeMessages());
     } finally {
       if (ds !== 0) this.m.ccall("GDALClose", null, ["number"], [ds]);
       this.m.FS.unlink(path);
@@ -199,8 +223,22 @@ class GdalProjEngine implements ProjEngine {
       throw new CrsError(
         `PROJ finds no transformation from ${short(from)} to ${short(to)}: ${this.lastError()}`,
       );
-    const run: PointsTransform = (xs, ys) => this.run(ct as number, xs, ys);
+    // A caller may keep the function: after an eviction it rebuilds the transform, never touching a
+    // freed handle.
+    const run: PointsTransform = (xs, ys) => {
+      const handle = this.handles.get(key);
+      if (handle === undefined) this.transformer(from, to)(xs, ys);
+      else this.run(handle, xs, ys);
+    };
+    // Bounded: CRSs come from files; evicted handles are freed.
+    if (this.transforms.size >= MAX_TRANSFORMS) {
+      for (const handle of this.handles.values())
+        this.m.ccall("OCTDestroyCoordinateTransformation", null, ["number"], [handle]);
+      this.transforms.clear();
+      this.handles.clear();
+    }
     this.transforms.set(key, run);
+    this.handles.set(key, ct as number);
     return run;
   }
 
@@ -240,11 +278,13 @@ function short(definition: string): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-function readingOf(info: unknown): GdalCrsReading | null {
+function readingOf(info: unknown, warnings: readonly string[]): GdalCrsReading | null {
   if (typeof info !== "object" || info === null) return null;
   const cs = (info as { coordinateSystem?: { wkt?: unknown; proj4?: unknown } }).coordinateSystem;
   const wkt = typeof cs?.wkt === "string" && cs.wkt.trim() !== "" ? cs.wkt : null;
-  if (wkt === null) return null;
+  // Keys that name no CRS (a RasterType key alone) read as an engineering CRS with an unknown datum:
+  // nothing a point can be transformed from, so no CRS.
+  if (wkt === null || /^\s*ENGCRS\[/.test(wkt)) return null;
   const stac = (info as { stac?: Record<string, unknown> }).stac ?? {};
   const epsg = stac["proj:epsg"];
   const projjson = stac["proj:projjson"] ?? null;
@@ -260,5 +300,6 @@ function readingOf(info: unknown): GdalCrsReading | null {
     epsg: typeof epsg === "number" && Number.isInteger(epsg) ? epsg : null,
     proj4: typeof cs?.proj4 === "string" && cs.proj4.trim() !== "" ? cs.proj4.trim() : null,
     name,
+    warnings,
   };
 }

@@ -1,7 +1,9 @@
 /**
- * GeoTIFF GeoKeys -> a `Crs`. EPSG-coded systems take their proj4 definition from the EPSG index;
- * user-defined ones (ProjectedCSTypeGeoKey = 32767, as GDAL writes for CRSs it cannot name) are rebuilt
- * from the projection and ellipsoid keys, covering the projections satellite tiles actually use.
+ * GeoTIFF GeoKeys: the directory parser, and the keys-only reading of a CRS used where the PROJ engine
+ * does not run (decoder worker threads, `crs: "keys"`). That reading is provisional: EPSG-coded systems
+ * take their proj4 definition from the EPSG index, user-defined ones (ProjectedCSTypeGeoKey = 32767)
+ * are approximated from the projection keys. Every loader resolves the CRS with PROJ instead
+ * (crs-resolve.ts), and the lanes take it from the catalogue entry.
  */
 import { lookupEpsg } from "../crs/index.js";
 import type { Crs } from "../raster/types.js";

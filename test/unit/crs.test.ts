@@ -7,6 +7,7 @@ import {
   crsFromEpsg,
   fromWgs84,
   projectPoint,
+  proj4NeedsGrid,
   toWgs84,
   transformBounds,
 } from "../../shared/index.js";
@@ -73,5 +74,38 @@ describe("CRS helpers", () => {
       () => toWgs84({ epsg: null, proj4: null, name: "local grid" }, 1, 2),
       /local grid has no proj4/,
     );
+  });
+});
+
+describe("proj4js as lanemap runs it", () => {
+  // PROJ's own proj4 export of EPSG:2046 (Hartebeesthoek94 / Lo15): westing and southing axes.
+  const lo15 = {
+    epsg: null,
+    proj4:
+      "+proj=tmerc +axis=wsu +lat_0=0 +lon_0=15 +k=1 +x_0=0 +y_0=0 +ellps=WGS84 +towgs84=0,0,0,0,0,0,0 +units=m +no_defs",
+    name: "Lo15",
+  };
+
+  test("westing/southing axes (+axis=wsu) land in the southern hemisphere, where GDAL puts them", () => {
+    const [lon, lat] = toWgs84(lo15, 440720, 3751320);
+    close(lon, 10.2429147, 1e-7, "lon");
+    close(lat, -33.7968587, 1e-7, "lat");
+    const [x, y] = fromWgs84(lo15, lon, lat);
+    close(x, 440720, 1e-6, "westing back");
+    close(y, 3751320, 1e-6, "southing back");
+  });
+
+  test("a definition that needs a datum grid is a CrsError naming the CRS, not NaN coordinates", () => {
+    for (const proj4 of [
+      "+proj=longlat +datum=NAD27 +no_defs",
+      "+proj=tmerc +ellps=bessel +nadgrids=BETA2007.gsb",
+    ]) {
+      assert.equal(proj4NeedsGrid(proj4), true, proj4);
+      assert.throws(
+        () => toWgs84({ epsg: 4267, proj4, name: null }, -100, 40),
+        /EPSG:4267: .*needs a datum grid/,
+      );
+    }
+    assert.equal(proj4NeedsGrid("+proj=longlat +ellps=clrk66 +nadgrids=@null"), false);
   });
 });

@@ -111,6 +111,7 @@ export async function tileInfo(path: string): Promise<Record<string, unknown>> {
             proj4: resolved.crs.proj4,
             // Worst distance between proj4js (lanemap's hot paths) and PROJ at the tile's check points.
             proj4AgreementM: resolved.proj4AgreementM,
+            warnings: resolved.reading.warnings,
           }
         : refused !== null
           ? {
@@ -155,12 +156,14 @@ function text(r: Record<string, unknown>): string {
     name: string | null;
     proj4: string | null;
     refused?: string;
+    warnings?: string[];
   } | null;
   lines.push(
     cs === null
       ? "CRS: none"
       : `CRS: ${cs.epsg !== null ? `EPSG:${cs.epsg} ` : ""}${cs.name ?? "(unnamed)"}\n  proj4: ${cs.proj4 ?? "none"}` +
-          (cs.refused !== undefined ? `\n  refused: ${cs.refused}` : ""),
+          (cs.refused !== undefined ? `\n  refused: ${cs.refused}` : "") +
+          (cs.warnings ?? []).map((w) => `\n  GDAL: ${w}`).join(""),
   );
   if (r["geoTransform"] !== null) lines.push(`geotransform: ${(r["geoTransform"] as number[]).join(", ")}`);
   const corners = r["cornerCoordinates"] as Record<string, Point> | null;
