@@ -209,4 +209,23 @@ describe("serving answers for a tile across the antimeridian", () => {
     assert.equal(west.body.pixels + east.body.pixels, 64);
     assert.ok(west.body.pixels > 0 && east.body.pixels > 0);
   });
+
+  test("POST /v1/stats with a MultiPolygon split at 180° (RFC 7946 §3.1.9) counts the whole tile", async () => {
+    const ring = (w: number, e: number): number[][] => [
+      [w, -18],
+      [e, -18],
+      [e, -17],
+      [w, -17],
+      [w, -18],
+    ];
+    const res = await fetch(`${srv.url}/v1/stats`, {
+      method: "POST",
+      headers: { "content-type": "application/geo+json" },
+      body: JSON.stringify({ type: "MultiPolygon", coordinates: [[ring(179, 180)], [ring(-180, -179)]] }),
+    });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { pixels: number; area: { bbox: number[] } };
+    assert.equal(body.pixels, 64);
+    assert.deepEqual(body.area.bbox, [179, -18, -179, -17], "its bounds: one narrow box across 180°");
+  });
 });

@@ -24,7 +24,13 @@ import {
 import { registerFastDecoders } from "../../shared/internal.js";
 import { missing, projectRoot, sharedData } from "../helpers/env.js";
 
-const skip = missing({ peer: true, gdal: true });
+/** GDAL's Python bindings write the test files (python3-gdal; .ci/run installs it). */
+function osgeoMissing(): string | undefined {
+  const r = spawnSync("/usr/bin/python3", ["-c", "from osgeo import gdal"], { stdio: "ignore" });
+  return r.status === 0 ? undefined : "GDAL's Python bindings are absent (apt-get install python3-gdal)";
+}
+
+const skip = missing({ peer: true, gdal: true }) ?? osgeoMissing();
 const ORACLE = join(projectRoot, "test", "helpers", "gdal-masks.py");
 
 interface OracleAnswer {

@@ -95,6 +95,9 @@ export function registerEvaluate(program: Command): void {
           : folds !== null
             ? crossValidation(samples, { ...options, folds })
             : evaluateModel(model, samples);
-      console.log(JSON.stringify(report(evaluation, model.version), null, 2));
+      // What of the reference was usable: features outside every tile and pixels on nodata are left out.
+      console.log(
+        JSON.stringify({ ...report(evaluation, model.version), labels: samples.coverage }, null, 2),
+      );
     });
 }
