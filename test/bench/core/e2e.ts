@@ -248,7 +248,7 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
         classify: number[],
         cpu: number[],
         wall: number[],
-        threads: number,
+        threads: string,
       ): Cell[] => [
         c.name,
         side,
@@ -272,18 +272,18 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
           ours.map((x) => x.classify.cpuS),
           oursCpu,
           wallTotal(ours),
-          1,
+          "1",
         ),
       );
       if (withPeer)
         rows.push(
           row(
             "peer (rasterio + sklearn)",
-            [],
-            [],
+            peer.map((x) => x.trainS),
+            peer.map((x) => x.totalS - x.trainS),
             peer.map((x) => x.cpuS),
             peer.map((x) => x.wallS),
-            1,
+            "1",
           ),
         );
       if (withOtb)
@@ -294,7 +294,7 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
             otb.map((x) => x.classify.cpuS),
             cpuTotal(otb),
             wallTotal(otb),
-            2,
+            "2",
           ),
         );
       results.push({ case: c.name, pixels: c.pixels, lanemap: ours, peer, otb });

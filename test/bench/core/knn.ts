@@ -8,8 +8,8 @@
  * - every side runs in a fresh process (knn-side.ts, knn_anchors.py) per round, ROUNDS rounds, the
  *   sides interleaved within a round (lanemap, scikit-learn, cKDTree, FAISS, then the next round),
  *   so a burst of load elsewhere hits every side alike;
- * - a process answers all queries once to warm up, then INNER more times; its rate is the median of
- *   those, in CPU time (user + system: other load on the machine does not count), wall time kept in
+ * - a process answers the first tenth of the queries to warm up, then all of them INNER times; its
+ *   rate is the median of those, in CPU time (user + system: other load on the machine does not count), wall time kept in
  *   the JSON;
  * - ratios are paired round by round (lanemap's rate over the anchor's in the same round) and
  *   reported as min / median / max; "spread" is max / min of a side's rates over its fresh processes;
@@ -29,7 +29,7 @@ import { median, minMedMax, printTable, spreadOf, writeResults, type Table } fro
 import { DIM, K, QUERIES, writeKnnCases } from "./knn-data.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const INNER = 2;
+const INNER = 1;
 /** ml-knn visits every node (see README): give it this much time per size, at least 20 queries. */
 const ML_KNN_BUDGET_MS = 1_500;
 const HERE = fileURLToPath(new URL(".", import.meta.url));
@@ -162,7 +162,7 @@ export function knnTable(results: readonly CaseResult[], notes: readonly string[
     ]),
     notes: [
       `Each side in ${ROUNDS} fresh processes, interleaved round by round; a process's rate is the median of ` +
-        `${INNER} timed passes over all queries after one warm-up pass, in CPU time (user + system). ` +
+        `${INNER} timed pass(es) over all queries after a warm-up on the first tenth, in CPU time (user + system). ` +
         "Ratios are lanemap's rate over the anchor's in the same round (min / median / max); spread = max / min " +
         "of lanemap's rates over its processes. Every side includes the majority vote. " +
         `ml-knn: wall clock on its first queries for ~${ML_KNN_BUDGET_MS / 1000} s, in this process.`,
@@ -175,10 +175,13 @@ export function knnTable(results: readonly CaseResult[], notes: readonly string[
 }
 
 /** Runs the benchmark and returns its table and raw results. */
-export async function runKnnBench(): Promise<{ table: Table; results: unknown }> {
+export async function runKnnBench(
+  onCase?: (partial: { table: Table; results: unknown }) => void,
+): Promise<{ table: Table; results: unknown }> {
   const dir = mkdtempSync(join(tmpdir(), "lanemap-knn-bench-"));
   try {
-    const cases = writeKnnCases(dir);
+    // Smallest N first, both data sets at each N: an interrupted run has compared every data set.
+    const cases = writeKnnCases(dir).sort((a, b) => a.n - b.n);
     const notes = new Set<string>();
     const results: CaseResult[] = [];
     for (const c of cases) {
@@ -216,7 +219,7 @@ export async function runKnnBench(): Promise<{ table: Table; results: unknown }>
         agreementWithSklearn: agreement(dir, c.name, "lanemap", "sklearn"),
         faissAgreementWithSklearn: agreement(dir, c.name, "faiss", "sklearn"),
       });
-      console.error(`knn ${c.name}: done`);
+      onCase?.({ table: knnTable(results, [...notes]), results });
     }
 
     return { table: knnTable(results, [...notes]), results };
@@ -226,7 +229,10 @@ export async function runKnnBench(): Promise<{ table: Table; results: unknown }>
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const { table, results } = await runKnnBench();
+  // Written after every case too, so an interrupted run still leaves its finished cases.
+  const { table, results } = await runKnnBench((partial) =>
+    writeResults("core-knn", partial.results, [partial.table]),
+  );
   printTable(table);
   writeResults("core-knn", results, [table]);
 }
