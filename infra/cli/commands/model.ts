@@ -1,32 +1,15 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { ModelRegistry, type ModelRecord } from "../../../shared/adapters/nats/index.js";
-import {
-  featureNames,
-  loadModelFile,
-  parseConfig,
-  serializeModel,
-  type Model,
-} from "../../../shared/index.js";
+import { loadModelFile, parseConfig, serializeModel } from "../../../shared/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
+import { modelSummary } from "../../platform/model-summary.js";
 import { commandSummary } from "./index.js";
 
 interface ModelFlags {
   nats?: string;
   json?: boolean;
-}
-
-/** What `lanemap model list` shows about a version, kept in the registry record. */
-function summaryOf(model: Model): Record<string, unknown> {
-  return {
-    classes: model.classes.map((c) => c.name),
-    samples: model.samples.y.length,
-    k: model.k,
-    features: featureNames(model.features),
-    createdAt: model.createdAt,
-    source: model.training.source,
-  };
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -75,7 +58,7 @@ export function registerModel(program: Command): void {
           uploaded = await registry.upload(
             parsed.version,
             new TextEncoder().encode(serializeModel(parsed)),
-            summaryOf(parsed),
+            modelSummary(parsed),
           );
         const version = parsed?.version ?? target;
         const current = await registry.activate(version);
