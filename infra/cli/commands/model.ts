@@ -1,14 +1,17 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { ModelRegistry, type ModelRecord } from "../../../shared/adapters/nats/index.js";
-import { loadModelFile, parseConfig, serializeModel } from "../../../shared/index.js";
+import { loadModelFile, serializeModel } from "../../../shared/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
 import { modelSummary } from "../../platform/model-summary.js";
+import { cliConfig } from "../config.js";
 import { commandSummary } from "./index.js";
 
 interface ModelFlags {
   nats?: string;
+  /** Set when run as `lanemap ops model ... --data-dir`. */
+  dataDir?: string;
   json?: boolean;
 }
 
@@ -21,7 +24,7 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 async function withRegistry<T>(flags: ModelFlags, fn: (r: ModelRegistry) => Promise<T>): Promise<T> {
-  const config = parseConfig();
+  const config = cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
   const nc = await connectForCli(config, flags.nats, "lanemap-model");
   try {
     return await fn(await ModelRegistry.open(nc));
