@@ -60,7 +60,7 @@ export {
   type RetentionReport,
   type ViewListing,
 } from "./publisher.js";
-export { testHooksFromEnv, type BatchTestHooks } from "./test-hooks.js";
+export { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
 export type { TileFailure } from "./view-store.js";
 export {
   TileWorkerPool,

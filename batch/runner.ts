@@ -31,7 +31,7 @@ import { chooseOrdering, orderEntries, placeEntries, resolveAround, type OrderKi
 import { createProgressSink, type ProgressSink, type RunProgress } from "./progress.js";
 import { applyRetention, publishStagedView, type RetentionReport } from "./publisher.js";
 import { openStaging } from "./staging.js";
-import { testHooksFromEnv, type BatchTestHooks } from "./test-hooks.js";
+import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
 import type { TileFailure } from "./view-store.js";
 import { TileWorkerPool } from "./worker-pool.js";
 
@@ -112,7 +112,7 @@ export interface BatchRunnerDeps {
   readonly watermark?: WatermarkProvider;
   /** Progress of each run (default: structured log lines). */
   readonly progress?: ProgressSink;
-  /** Test hooks (default: read from process.env, see test-hooks.ts). */
+  /** Test hooks, parsed by the composition root (default: none). */
   readonly hooks?: BatchTestHooks;
 }
 
@@ -149,7 +149,7 @@ export function newRunId(now = new Date()): string {
 export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchRunner {
   const statuses = new Map<string, RunStatus>();
   let active: string | undefined;
-  const hooks = deps.hooks ?? testHooksFromEnv(process.env);
+  const hooks = deps.hooks ?? NO_TEST_HOOKS;
 
   const setStatus = (s: RunStatus) => {
     statuses.set(s.runId, s);

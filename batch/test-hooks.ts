@@ -1,6 +1,7 @@
 /**
- * Test hooks of the batch runner, read from the environment by the runner only (never by another
- * component) so that crash tests can SIGKILL a real `lanemap batch run` at a known point:
+ * Test hooks of the batch runner, parsed from the environment once by the composition root
+ * (infra/cli/test-hooks.ts) and passed in, so that crash tests can SIGKILL a real
+ * `lanemap batch run` at a known point:
  *
  *   LANEMAP_TEST_TILE_DELAY_MS     each worker sleeps this long before classifying a tile
  *   LANEMAP_TEST_PUBLISH_DELAY_MS  the run pauses this long after the manifest is written into
@@ -15,15 +16,5 @@ export interface BatchTestHooks {
   readonly publishDelayMs: number;
 }
 
-function ms(value: string | undefined): number {
-  const n = Number(value ?? "0");
-  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
-}
-
-/** The hooks set in `env`. */
-export function testHooksFromEnv(env: Readonly<Record<string, string | undefined>>): BatchTestHooks {
-  return {
-    tileDelayMs: ms(env["LANEMAP_TEST_TILE_DELAY_MS"]),
-    publishDelayMs: ms(env["LANEMAP_TEST_PUBLISH_DELAY_MS"]),
-  };
-}
+/** No delays: what a runner uses unless its composition root passes hooks. */
+export const NO_TEST_HOOKS: BatchTestHooks = Object.freeze({ tileDelayMs: 0, publishDelayMs: 0 });

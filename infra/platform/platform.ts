@@ -44,6 +44,7 @@ import { generateArchive, generateTile } from "../../sample/index.js";
 import { createServer, type Listening } from "../../serving/index.js";
 import { publishTile, startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
 import { startNatsServer, type NatsServer } from "../nats/launcher.js";
+import { modelSummary } from "./model-summary.js";
 import { batchTriggerFor } from "./batch-trigger.js";
 
 /** The sample archive `lanemap start` generates when the catalogue is empty. */
@@ -175,9 +176,11 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     const registry = await ModelRegistry.open(nc);
     const current = await registry.current();
     if (current?.version !== model.version) {
-      await registry.upload(model.version, new TextEncoder().encode(serializeModel(model)), {
-        classes: model.classes.map((c) => c.name),
-      });
+      await registry.upload(
+        model.version,
+        new TextEncoder().encode(serializeModel(model)),
+        modelSummary(model),
+      );
       await registry.activate(model.version);
       logger.info({ version: model.version }, "model activated for the speed lane");
     }

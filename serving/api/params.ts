@@ -23,6 +23,26 @@ function parseInstant(s: string): number | null {
   return Number.isFinite(t) ? t : null;
 }
 
+/** A plain calendar date (RFC 3339 full-date), as people type them: `2026-01-31`. */
+const FULL_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const DAY_MS = 86_400_000;
+
+/**
+ * A plain date's UTC day as [first ms, last ms], or null when `s` is not a real calendar date.
+ * (Date.parse would roll 2026-02-30 over into March; the round trip refuses it.)
+ */
+function parseDay(s: string): [number, number] | null {
+  if (!FULL_DATE.test(s)) return null;
+  const t = Date.parse(`${s}T00:00:00Z`);
+  if (!Number.isFinite(t) || new Date(t).toISOString().slice(0, 10) !== s) return null;
+  return [t, t + DAY_MS - 1];
+}
+
+/** An interval end: an instant, or a plain date standing for the start or the end of its UTC day. */
+function parseBound(s: string, side: 0 | 1): number | null {
+  return parseInstant(s) ?? parseDay(s)?.[side] ?? null;
+}
+
 /** `minLon,minLat,maxLon,maxLat` in WGS84 degrees. */
 export const bboxParam = z
   .string()
@@ -48,7 +68,10 @@ export const bboxParam = z
     example: "12.3,45.1,12.6,45.4",
   });
 
-/** STAC `datetime`: an RFC 3339 instant, or an interval `a/b` with `..` (or empty) for an open end. */
+/**
+ * STAC `datetime`: an RFC 3339 instant, or an interval `a/b` with `..` (or empty) for an open end.
+ * A plain date is accepted too, for the whole UTC day (as a start: its first ms; as an end: its last).
+ */
 export const datetimeParam = z
   .string()
   .transform((s, ctx): TimeInterval => {
@@ -59,22 +82,27 @@ export const datetimeParam = z
     const parts = s.split("/");
     if (parts.length === 1) {
       const t = parseInstant(s);
-      if (t === null) return fail("must be an RFC 3339 date-time with a time zone, or an interval a/b");
-      return { start: t, end: t };
+      if (t !== null) return { start: t, end: t };
+      const day = parseDay(s);
+      if (day) return { start: day[0], end: day[1] };
+      return fail(
+        "must be an RFC 3339 date-time with a time zone, a date (a whole UTC day), or an interval a/b",
+      );
     }
     if (parts.length !== 2) return fail("an interval has exactly one '/'");
     const [a = "", b = ""] = parts;
     const open = (p: string) => p === ".." || p === "";
     if (open(a) && open(b)) return fail("an interval needs at least one closed end");
-    const start = open(a) ? null : parseInstant(a);
-    const end = open(b) ? null : parseInstant(b);
-    if (!open(a) && start === null) return fail(`interval start "${a}" is not an RFC 3339 date-time`);
-    if (!open(b) && end === null) return fail(`interval end "${b}" is not an RFC 3339 date-time`);
+    const start = open(a) ? null : parseBound(a, 0);
+    const end = open(b) ? null : parseBound(b, 1);
+    if (!open(a) && start === null) return fail(`interval start "${a}" is not an RFC 3339 date-time or date`);
+    if (!open(b) && end === null) return fail(`interval end "${b}" is not an RFC 3339 date-time or date`);
     if (start !== null && end !== null && start > end) return fail("interval start is after its end");
     return { start, end };
   })
   .meta({
-    description: "RFC 3339 instant, or interval start/end with '..' for an open end (STAC)",
+    description:
+      "RFC 3339 instant or date (a whole UTC day), or interval start/end with '..' for an open end (STAC)",
     example: "2026-01-01T00:00:00Z/..",
   });
 

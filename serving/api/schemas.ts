@@ -301,12 +301,12 @@ export const StatsRequestBody = component(
   "StatsRequestBody",
   z
     .object({
-      type: z.enum(["Polygon", "MultiPolygon", "Feature"]),
+      type: z.enum(["Polygon", "MultiPolygon", "Feature", "FeatureCollection"]),
     })
     .loose()
     .meta({
       description:
-        "A GeoJSON Polygon or MultiPolygon in WGS84 lon/lat, or a Feature with one as its geometry; rings closed",
+        "A GeoJSON Polygon or MultiPolygon in WGS84 lon/lat, a Feature with one as its geometry, or a FeatureCollection of such Features (their union); rings closed",
     }),
 );
 

@@ -90,7 +90,10 @@ function polygonRings(value: unknown, path: string): PolygonRings | Issue {
 
 const isIssue = (v: PolygonRings | Issue): v is Issue => !Array.isArray(v);
 
-/** Parses a POST /v1/stats body into an area, or throws a 400 naming the offending member. */
+/**
+ * Parses a POST /v1/stats body — a Polygon, MultiPolygon, a Feature with one, or a FeatureCollection
+ * of such Features — into an area, or throws a 400 naming the offending member.
+ */
 export function parseStatsBody(value: unknown): Area {
   if (value === undefined || value === null || typeof value !== "object" || Array.isArray(value))
     throw new InvalidParamsError([
@@ -99,8 +102,38 @@ export function parseStatsBody(value: unknown): Area {
         reason: "must be a GeoJSON object (Content-Type application/json or application/geo+json)",
       },
     ]);
+  const v = value as { type?: unknown; geometry?: unknown; features?: unknown };
+  // A FeatureCollection (what GIS tools export) is the union of its features' (Multi)Polygons.
+  if (v.type === "FeatureCollection") {
+    if (!Array.isArray(v.features) || v.features.length === 0)
+      throw new InvalidParamsError([
+        { name: "body.features", reason: "must be a non-empty array of Features" },
+      ]);
+    const polygons: PolygonRings[] = [];
+    v.features.forEach((f: unknown, i: number) => {
+      const name = `body.features.${i}`;
+      if (f === null || typeof f !== "object" || (f as { type?: unknown }).type !== "Feature")
+        throw new InvalidParamsError([{ name, reason: "must be a Feature with a Polygon or MultiPolygon" }]);
+      try {
+        polygons.push(...parseStatsBody(f).polygons);
+      } catch (err) {
+        // Name the member inside this feature: body.geometry... -> body.features.<i>.geometry...
+        if (err instanceof InvalidParamsError)
+          throw new InvalidParamsError(
+            err.invalidParams.map((p) => ({ ...p, name: p.name.replace(/^body/, name) })),
+          );
+        throw err;
+      }
+    });
+    let vertices = 0;
+    for (const p of polygons) for (const rg of p) vertices += rg.length;
+    if (vertices > MAX_POLYGON_VERTICES)
+      throw new InvalidParamsError([
+        { name: "body", reason: `has ${vertices} vertices, more than the ${MAX_POLYGON_VERTICES} allowed` },
+      ]);
+    return polygonArea(polygons);
+  }
   // Features are unwrapped first, so issues name paths inside the geometry the client sent.
-  const v = value as { type?: unknown; geometry?: unknown };
   const isFeature = v.type === "Feature";
   const base = isFeature ? "body.geometry" : "body";
   const r = geometry.safeParse(isFeature ? v.geometry : value);

@@ -158,8 +158,9 @@ async function blockDecoder(layout: ImageLayout): Promise<BlockDecoder> {
   if (layout.jpegTables !== null) params.JPEGTables = layout.jpegTables;
   const decoder = await getDecoder(compression, params);
   return async (raw) => {
-    // The codecs take an ArrayBuffer; a copy of just this block's bytes is one memcpy.
-    const out = await decoder.decodeBlock(raw.slice().buffer);
+    // The codecs take an ArrayBuffer; a copy of just this block's bytes is one memcpy (through
+    // Uint8Array's slice: a Buffer's own slice() is a view sharing the whole file's memory).
+    const out = await decoder.decodeBlock(Uint8Array.prototype.slice.call(raw).buffer as ArrayBuffer);
     return finish(new Uint8Array(out));
   };
 }

@@ -45,7 +45,9 @@ function ownBuffer(view: Uint8Array): ArrayBuffer {
     view.buffer instanceof ArrayBuffer
   )
     return view.buffer;
-  return view.slice().buffer;
+  // Not view.slice(): on a Buffer that is subarray() (shared memory, no copy), so .buffer would be
+  // zlib's whole pool; Node 20 happened to put the output at offset 0 of it, Node 26 does not.
+  return Uint8Array.prototype.slice.call(view).buffer as ArrayBuffer;
 }
 
 /** Deflate (8, 32946) through node:zlib, bounded to the block's decoded size. */

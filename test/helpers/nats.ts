@@ -42,24 +42,26 @@ export interface BareNatsServer extends AsyncDisposable {
 
 /**
  * Starts nats-server on a free loopback port, without the launcher's configuration: with or
- * without JetStream, and optionally SIGKILLed as soon as a client sends its first JetStream API
- * request, which is "the server goes away while a role is starting" made exact (the client has
- * connected, and its start has reached JetStream). Protocol tracing (-DV) tells us when.
+ * without JetStream, and optionally SIGKILLed as soon as a client sends its CONNECT, which is "the
+ * server goes away while a role is starting" made exact: every start step the role takes after
+ * opening its connection (JetStream checks, streams, consumers) meets a server that is gone.
+ * (Killing at the first JetStream request instead races with the server's reply.) Protocol
+ * tracing (-DV) tells us when.
  */
 export async function startBareNatsServer(options: {
   jetstream: boolean;
-  killOnFirstJetStreamRequest?: boolean;
+  killOnConnect?: boolean;
 }): Promise<BareNatsServer> {
   const dir = await mkdtemp(join(tmpdir(), "lanemap-bare-nats-"));
   const args = ["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", dir];
   if (options.jetstream) args.push("-js", "-sd", join(dir, "js"));
-  if (options.killOnFirstJetStreamRequest) args.push("-DV");
+  if (options.killOnConnect) args.push("-DV");
   const child = spawn("nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   let log = "";
   child.stderr!.on("data", (d: Buffer) => {
     log = (log + d.toString()).slice(-4000);
-    if (options.killOnFirstJetStreamRequest && /<<- \[PUB \$JS\.API\./.test(log)) child.kill("SIGKILL");
+    if (options.killOnConnect && /<<- \[CONNECT /.test(log)) child.kill("SIGKILL");
   });
   const deadline = Date.now() + 10_000;
   let url: string | undefined;

@@ -1,8 +1,7 @@
 /**
  * A role whose start fails exits non-zero, so a supervisor (systemd's Restart=on-failure) can
  * restart it: `lanemap speed`, `serve` and `start` against a nats-server without JetStream and
- * against one that goes away (SIGKILL) at the role's first JetStream request, after its
- * connection is open; `lanemap batch schedule` on a data directory it cannot use.
+ * against one that goes away (SIGKILL) as the role connects; `lanemap batch schedule` on a data directory it cannot use.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -72,11 +71,11 @@ describe("a role whose start fails exits non-zero", { skip: natsMissing() }, () 
     });
 
     test(`lanemap ${role} exits 1 when the nats-server goes away while it starts`, async () => {
-      await using server = await startBareNatsServer({ jetstream: true, killOnFirstJetStreamRequest: true });
+      await using server = await startBareNatsServer({ jetstream: true, killOnConnect: true });
       const dataDir = await mkdtemp(join(tmpdir(), `lanemap-fail-${role}-`));
       try {
         const r = await runRole(args, { NATS_URL: server.url, LANEMAP_DATA_DIR: dataDir });
-        await server.exited; // it did go away, after the role's connection was open
+        await server.exited; // it did go away, as the role connected
         assert.equal(r.code, 1, `exit code; stderr:\n${r.stderr}`);
         assert.match(reason(r.stderr), /^lanemap: ./);
       } finally {

@@ -252,7 +252,7 @@ describe("the serving API over a published batch view", () => {
       ["GET", "/v1/tiles?bbox=0,-91,1,1", "bbox"],
       ["GET", "/v1/tiles?bbox=1,2,3,4&bbox=1,2,3,4", "bbox"],
       ["GET", "/v1/tiles?datetime=yesterday", "datetime"],
-      ["GET", "/v1/tiles?datetime=2026-01-01", "datetime"],
+      ["GET", "/v1/tiles?datetime=2026-02-30", "datetime"],
       ["GET", "/v1/tiles?datetime=../..", "datetime"],
       ["GET", "/v1/tiles?datetime=2026-02-01T00:00:00Z/2026-01-01T00:00:00Z", "datetime"],
       ["GET", "/v1/tiles?limit=0", "limit"],

@@ -91,6 +91,36 @@ describe("the work of a request is bounded before it is done", () => {
     assert.ok(stats.pixels > 0.15 * 65_536 && stats.pixels < 0.25 * 65_536, `${stats.pixels} pixels`);
   });
 
+  test("a FeatureCollection (a GIS export) counts the union of its features, and a bad feature is named", async () => {
+    const feature = (text: string) => ({
+      type: "Feature",
+      properties: {},
+      geometry: JSON.parse(text) as unknown,
+    });
+    const one = (await (await post(comb(100))).json()) as { pixels: number };
+    const res = await post(
+      JSON.stringify({ type: "FeatureCollection", features: [feature(comb(100)), feature(comb(100))] }),
+    );
+    assert.equal(res.status, 200);
+    assert.equal(
+      ((await res.json()) as { pixels: number }).pixels,
+      one.pixels,
+      "the same area twice counts once",
+    );
+    const bad = await post(
+      JSON.stringify({
+        type: "FeatureCollection",
+        features: [
+          feature(comb(100)),
+          { type: "Feature", geometry: { type: "Point", coordinates: [10, 50] } },
+        ],
+      }),
+    );
+    assert.equal(bad.status, 400);
+    const problem = (await bad.json()) as { invalid_params: { name: string }[] };
+    assert.match(problem.invalid_params[0]?.name ?? "", /^body\.features\.1\.geometry/);
+  });
+
   test("/health answers at once while several such polygons are POSTed", async () => {
     const inFlight = Array.from({ length: 4 }, () => post(body).then((r) => r.status));
     const latencies: number[] = [];

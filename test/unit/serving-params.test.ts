@@ -21,10 +21,15 @@ describe("query parameters", () => {
       ["2026-01-01T00:00:00Z/..", { start: t("2026-01-01T00:00:00Z"), end: null }],
       ["../2026-01-01T00:00:00Z", { start: null, end: t("2026-01-01T00:00:00Z") }],
       ["/2026-01-01T00:00:00Z", { start: null, end: t("2026-01-01T00:00:00Z") }],
+      // A plain date is its whole UTC day, alone or as either end of an interval.
+      ["2026-01-01", { start: t("2026-01-01T00:00:00Z"), end: t("2026-01-01T23:59:59.999Z") }],
+      ["2026-01-01/2026-01-31", { start: t("2026-01-01T00:00:00Z"), end: t("2026-01-31T23:59:59.999Z") }],
+      ["2026-01-01/..", { start: t("2026-01-01T00:00:00Z"), end: null }],
     ];
     for (const [s, want] of ok) assert.deepEqual(datetimeParam.parse(s), want, s);
     const bad: [string, RegExp][] = [
-      ["2026-01-01", /RFC 3339/],
+      ["2026-02-30", /RFC 3339/],
+      ["2026-1-01", /RFC 3339/],
       ["2026-01-01T00:00:00", /RFC 3339/],
       ["../..", /closed end/],
       ["a/b/c", /one '\/'/],

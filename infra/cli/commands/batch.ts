@@ -10,9 +10,11 @@ import {
   type OrderKind,
   type RunReport,
 } from "../../../batch/index.js";
-import { LanemapError, parseConfig, type Config } from "../../../shared/index.js";
+import { LanemapError, type Config } from "../../../shared/index.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { cliConfig } from "../config.js";
 import { cliLogger } from "../logger.js";
+import { parseTestHooks } from "../test-hooks.js";
 import { commandSummary } from "./index.js";
 
 interface BatchFlags {
@@ -26,11 +28,11 @@ interface BatchFlags {
 }
 
 async function setup(flags: BatchFlags): Promise<{ config: Config; logger: Logger }> {
-  const env = { ...process.env };
-  if (flags.dataDir) env["LANEMAP_DATA_DIR"] = flags.dataDir;
-  if (flags.workers !== undefined)
-    env["LANEMAP_BATCH_WORKERS"] = String(positiveInt("--workers", flags.workers, 1));
-  const config = parseConfig(env);
+  const config = cliConfig({
+    LANEMAP_DATA_DIR: flags.dataDir,
+    LANEMAP_BATCH_WORKERS:
+      flags.workers === undefined ? undefined : String(positiveInt("--workers", flags.workers, 1)),
+  });
   const logger = await cliLogger(config.logLevel, { role: "batch" });
   return { config, logger };
 }
@@ -90,6 +92,7 @@ export function registerBatch(program: Command): void {
       const runner = createBatchRunner(config, {
         logger,
         progress: createProgressSink({ logger, stream: process.stderr }),
+        hooks: parseTestHooks(process.env),
       });
       // Ctrl-C stops dispatching and keeps the checkpoint; the next run resumes from it.
       const ac = new AbortController();
@@ -124,7 +127,7 @@ export function registerBatch(program: Command): void {
       const { config, logger } = await setup(flags);
       // A data directory that cannot be made is a start failure, not a failure of every nightly run.
       await mkdir(config.dataDir, { recursive: true });
-      const runner = createBatchRunner(config, { logger });
+      const runner = createBatchRunner(config, { logger, hooks: parseTestHooks(process.env) });
       const schedule = scheduleBatchRuns(runner, config, { logger, options });
       console.log(
         `batch schedule "${config.batch.cron}" (${config.batch.timezone}); next run ${schedule.nextRun()?.toISOString() ?? "never"}; Ctrl-C stops`,

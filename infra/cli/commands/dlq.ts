@@ -6,13 +6,16 @@ import {
   ensureTileObjects,
   type DeadLetter,
 } from "../../../shared/adapters/nats/index.js";
-import { LanemapError, describeError, parseConfig } from "../../../shared/index.js";
+import { LanemapError, describeError } from "../../../shared/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
+import { cliConfig } from "../config.js";
 import { commandSummary } from "./index.js";
 
 interface DlqFlags {
   nats?: string;
+  /** Set when run as `lanemap ops dlq ... --data-dir`. */
+  dataDir?: string;
   json?: boolean;
 }
 
@@ -35,7 +38,7 @@ function oneLine(d: DeadLetter): string {
 }
 
 async function withQueue<T>(flags: DlqFlags, fn: (q: DeadLetterQueue) => Promise<T>): Promise<T> {
-  const config = parseConfig();
+  const config = cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
   const nc = await connectForCli(config, flags.nats, "lanemap-dlq");
   try {
     await ensureStreams(await jetstreamManager(nc), config.stream);

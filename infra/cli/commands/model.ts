@@ -1,32 +1,18 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { ModelRegistry, type ModelRecord } from "../../../shared/adapters/nats/index.js";
-import {
-  featureNames,
-  loadModelFile,
-  parseConfig,
-  serializeModel,
-  type Model,
-} from "../../../shared/index.js";
+import { loadModelFile, serializeModel } from "../../../shared/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
+import { modelSummary } from "../../platform/model-summary.js";
+import { cliConfig } from "../config.js";
 import { commandSummary } from "./index.js";
 
 interface ModelFlags {
   nats?: string;
+  /** Set when run as `lanemap ops model ... --data-dir`. */
+  dataDir?: string;
   json?: boolean;
-}
-
-/** What `lanemap model list` shows about a version, kept in the registry record. */
-function summaryOf(model: Model): Record<string, unknown> {
-  return {
-    classes: model.classes.map((c) => c.name),
-    samples: model.samples.y.length,
-    k: model.k,
-    features: featureNames(model.features),
-    createdAt: model.createdAt,
-    source: model.training.source,
-  };
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -38,7 +24,7 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 async function withRegistry<T>(flags: ModelFlags, fn: (r: ModelRegistry) => Promise<T>): Promise<T> {
-  const config = parseConfig();
+  const config = cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
   const nc = await connectForCli(config, flags.nats, "lanemap-model");
   try {
     return await fn(await ModelRegistry.open(nc));
@@ -75,7 +61,7 @@ export function registerModel(program: Command): void {
           uploaded = await registry.upload(
             parsed.version,
             new TextEncoder().encode(serializeModel(parsed)),
-            summaryOf(parsed),
+            modelSummary(parsed),
           );
         const version = parsed?.version ?? target;
         const current = await registry.activate(version);

@@ -9,7 +9,7 @@ import {
   connectNats,
   ensureStreams,
 } from "../../../shared/adapters/nats/index.js";
-import { LanemapError, describeError, parseConfig, type Config } from "../../../shared/index.js";
+import { LanemapError, describeError, type Config } from "../../../shared/index.js";
 import {
   OPS_EXIT,
   OPS_EXIT_HELP,
@@ -29,6 +29,7 @@ import {
 } from "../../ops/index.js";
 import { connectForCli, natsUrlFor } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { cliConfig } from "../config.js";
 import { cliLogger } from "../logger.js";
 import { registerDlq } from "./dlq.js";
 import { registerModel } from "./model.js";
@@ -70,9 +71,7 @@ function common(c: Command): Command {
 }
 
 async function setup(flags: OpsFlags): Promise<{ config: Config; logger: Logger }> {
-  const config = parseConfig(
-    flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
-  );
+  const config = cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
   // Logs go to stderr, so stdout stays the report (JSON or CSV a script can parse).
   const logger = await cliLogger(config.logLevel, { role: "ops" });
   return { config, logger };
@@ -158,14 +157,8 @@ function borrowCommands(ops: Command): void {
   const dlq = child(ops, "dlq");
   const views = child(ops, "views");
   const model = child(ops, "model");
-  for (const group of [dlq, model]) {
-    for (const c of group.commands) completeOptions(c);
-    // These read the data directory from the environment (to find the embedded nats-server).
-    group.hook("preAction", (_group, action) => {
-      const dir = (action.opts() as OpsFlags).dataDir;
-      if (dir) process.env["LANEMAP_DATA_DIR"] = dir;
-    });
-  }
+  // Their --data-dir (to find the embedded nats-server) reaches their config as an override.
+  for (const group of [dlq, model]) for (const c of group.commands) completeOptions(c);
   for (const c of views.commands) completeOptions(c, "accepted for uniformity; batch views are files");
 
   child(dlq, "retry")

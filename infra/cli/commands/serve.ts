@@ -5,11 +5,11 @@ import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { createBatchRunner } from "../../../batch/index.js";
 import { connectNats, speedLaneStatus } from "../../../shared/adapters/nats/index.js";
-import { parseConfig } from "../../../shared/index.js";
 import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
+import { cliConfig } from "../config.js";
 import { cliLogger } from "../logger.js";
 import { commandSummary } from "./index.js";
 
@@ -55,14 +55,9 @@ export function registerServe(program: Command): void {
     .option("--no-nats-live", "do not follow the live view (batch view only)")
     .option("--no-batch-runs", "do not wire batch runs to POST /v1/batch/runs")
     .action(async (flags: ServeFlags) => {
-      const env = { ...process.env };
-      if (flags.port !== undefined) {
-        if (!/^\d{1,5}$/.test(flags.port) || Number(flags.port) > 65535)
-          throw new UsageError(`--port must be a port number (0..65535), got "${flags.port}"`);
-        env["PORT"] = flags.port;
-      }
-      if (flags.host !== undefined) env["HOST"] = flags.host;
-      const config = parseConfig(env);
+      if (flags.port !== undefined && (!/^\d{1,5}$/.test(flags.port) || Number(flags.port) > 65535))
+        throw new UsageError(`--port must be a port number (0..65535), got "${flags.port}"`);
+      const config = cliConfig({ PORT: flags.port, HOST: flags.host });
       const logger = await cliLogger(config.logLevel, { role: "serve", pid: process.pid });
       const url = flags.nats ?? config.natsUrl ?? (await embeddedNatsUrl(config.dataDir));
       const nc = await natsFor(flags, url, logger);

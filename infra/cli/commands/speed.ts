@@ -7,6 +7,7 @@ import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js
 import { connectForCli } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { cliLogger } from "../logger.js";
+import { parseTestHooks } from "../test-hooks.js";
 import { commandSummary } from "./index.js";
 
 interface SpeedFlags {
@@ -21,12 +22,9 @@ interface SpeedFlags {
  * and before it is decoded (heartbeats keep going), so fault tests can kill a worker mid-tile.
  * Never set it in production.
  */
-function testHooks(env: NodeJS.ProcessEnv, logger: Logger): SpeedWorkerHooks {
-  const raw = env["LANEMAP_TEST_TILE_DELAY_MS"];
-  if (!raw) return {};
-  const ms = Number(raw);
-  if (!Number.isFinite(ms) || ms < 0)
-    throw new UsageError(`LANEMAP_TEST_TILE_DELAY_MS must be a number of ms, got "${raw}"`);
+function testHooks(logger: Logger): SpeedWorkerHooks {
+  const ms = parseTestHooks(process.env).tileDelayMs;
+  if (ms === 0) return {};
   logger.warn({ delayMs: ms }, "test hook LANEMAP_TEST_TILE_DELAY_MS is set: every tile is slowed down");
   return {
     beforeClassify: async (tile) => {
@@ -84,7 +82,7 @@ export function registerSpeed(program: Command): void {
       )
         throw new UsageError(`--metrics-port must be a port number, got "${flags.metricsPort}"`);
       const logger = await cliLogger(config.logLevel, { role: "speed", pid: process.pid });
-      const hooks = testHooks(process.env, logger);
+      const hooks = testHooks(logger);
       const nc = await connectForCli(
         config,
         flags.nats,

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { listViews, rollbackBatchView } from "../../../batch/index.js";
-import { parseConfig } from "../../../shared/index.js";
+import { cliConfig } from "../config.js";
 import { commandSummary } from "./index.js";
 
 interface ViewsFlags {
@@ -9,7 +9,7 @@ interface ViewsFlags {
 }
 
 function configFor(flags: ViewsFlags) {
-  return parseConfig(flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env);
+  return cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
 }
 
 /** `lanemap views list|rollback`: the published batch view versions and the CURRENT pointer. */
