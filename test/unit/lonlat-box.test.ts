@@ -37,10 +37,14 @@ const box = fc
 
 const point = fc.tuple(fc.integer({ min: -180, max: 180 }), fc.integer({ min: -90, max: 90 }));
 
-/** Naive reference: every integer lon/lat point of a box (edges included). */
+/**
+ * Naive reference: the box's lon/lat points every half degree of longitude (edges included). Edges
+ * are whole degrees, so a gap between two boxes is at least 1° wide and holds a half-degree point:
+ * sampling whole degrees alone would miss the open interval between two adjacent edges.
+ */
 function gridPoints(b: Bounds): [number, number][] {
   const out: [number, number][] = [];
-  for (let d = 0; d <= lonWidth(b); d++)
+  for (let d = 0; d <= lonWidth(b); d += 0.5)
     for (let lat = Math.ceil(b.minY); lat <= b.maxY; lat += 3) out.push([wrapLongitude(b.minX + d), lat]);
   return out;
 }
