@@ -116,7 +116,8 @@ export function classesGeoTiff(
       LANEMAP_MODEL_VERSION: ascii(r.summary.modelVersion),
       ...Object.fromEntries(classes.map((c) => [`CLASS_${c.id}`, ascii(c.name)] as const)),
     },
-    colorMap: colourTable(classes, 256),
+    // The entries up to the largest id in use or listed; GDAL pads a uint8 palette to 256 with black.
+    colorMap: colourTable(classes, tableSize(raster, classes)),
   };
   try {
     return encodeGeoTiff(input);

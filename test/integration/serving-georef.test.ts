@@ -135,7 +135,7 @@ describe(
       assert.deepEqual([...(decoded.bands[0] as Uint8Array)], [...raster.classes]);
     });
 
-    test("the colour table gives each model class its colour and 0 black, with 0 as nodata", async () => {
+    test("the colour table gives each model class its colour, 0 black as nodata, and unused entries black", async () => {
       const got = await gdalinfo(`/vsicurl/${srv.url}/v1/tiles/tm-feet-20240101/classes.tif`, {
         GDAL_DISABLE_READDIR_ON_OPEN: "EMPTY_DIR",
       });
@@ -148,6 +148,9 @@ describe(
         const n = parseInt(c.colour.slice(1), 16);
         assert.deepEqual(entries[c.id], [(n >> 16) & 255, (n >> 8) & 255, n & 255, 255], c.name);
       }
+      assert.equal(entries.length, 256);
+      for (let id = TEST_CLASSES.length + 1; id < 256; id++)
+        assert.deepEqual(entries[id], [0, 0, 0, 255], `unused entry ${id}`);
       for (const c of TEST_CLASSES) assert.equal(got.metadata?.[""]?.[`CLASS_${c.id}`], c.name);
     });
 
