@@ -10,6 +10,7 @@ import type { Request, Response } from "express";
 import { z } from "zod";
 import type { Registry } from "prom-client";
 import { ARROW_STREAM_MEDIA_TYPE } from "../../shared/adapters/arrow/index.js";
+import { pamCategoryNamesXml } from "../../shared/index.js";
 import {
   bboxParam,
   classParam,
@@ -27,11 +28,12 @@ import {
 import * as S from "../api/schemas.js";
 import { InvalidParamsError, NotFoundError, ProblemError } from "../errors.js";
 import { bboxArea } from "../geo/area.js";
-import { classesGeoTiff, classesPng } from "../render/class-images.js";
+import { categoryNames, classesGeoTiff, classesPng } from "../render/class-images.js";
 import { statsArrow, tilesArrow } from "../render/arrow-tables.js";
 import { authorizeOperator, runStatus, triggerRun } from "../usecases/batch-runs.js";
 import type { ServingContext } from "../usecases/context.js";
 import { pointQuery } from "../usecases/point.js";
+import { SourceGeoref } from "../usecases/source-georef.js";
 import { boundsPolygon, snapshotInfo, tileSummary } from "../usecases/present.js";
 import {
   requireCollection,
@@ -133,6 +135,7 @@ export function buildRoutes(
   deps: { events: EventHub; registry: Registry; openapi: () => unknown; fallbackBase: () => string },
 ): RouteSpec[] {
   const base = (req: Request) => baseUrl(req, deps.fallbackBase());
+  const georef = new SourceGeoref(ctx.archive);
 
   const sendTilePage = (
     req: Request,
@@ -357,11 +360,37 @@ export function buildRoutes(
       },
       handle: async (req, res) => {
         const { lease, drawn } = target(req, res);
-        const tif = classesGeoTiff(drawn, await drawn.raster(), lease.snapshot.classes);
+        const sourceTags = await georef.geoTags(drawn.summary);
+        const tif = classesGeoTiff(drawn, await drawn.raster(), lease.snapshot.classes, sourceTags);
         res.setHeader("Lanemap-Tile-Id", drawn.tileId);
         res.setHeader("Lanemap-Lane", drawn.lane);
         res.setHeader("Content-Disposition", `inline; filename="${drawn.tileId}.classes.tif"`);
         sendBytes(res, tif, "image/tiff; application=geotiff");
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/tiles/{id}/classes.tif.aux.xml",
+      operationId: "getTileClassesPam",
+      summary:
+        "GDAL's PAM sidecar of classes.tif: the class names as band 1 category names (GDAL keeps them only there)",
+      tags: ["tiles"],
+      query: noQuery,
+      pathParams: idParam,
+      responses: {
+        "200": ok("PAM XML", { "application/xml": "text" }),
+        "400": badRequest,
+        "404": tileNotFound,
+      },
+      handle: async (req, res) => {
+        const { lease, drawn } = target(req, res);
+        res.setHeader("Lanemap-Tile-Id", drawn.tileId);
+        res.setHeader("Lanemap-Lane", drawn.lane);
+        sendBytes(
+          res,
+          new TextEncoder().encode(pamCategoryNamesXml(categoryNames(lease.snapshot.classes))),
+          "application/xml",
+        );
       },
     },
     {

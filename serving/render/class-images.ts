@@ -8,11 +8,15 @@ import {
   TileEncodeError,
   encodeGeoTiff,
   type ClassRaster,
+  type RasterInfo,
   type GeoTransform,
   type Rgb,
   type ModelClass,
 } from "../../shared/index.js";
 import type { ServedResult } from "../view/served-result.js";
+
+/** A source raster's georeferencing tags as the decoder reads them. */
+type GeoTiffGeoTags = NonNullable<RasterInfo["geoTags"]>;
 
 /** Colours for class ids the model does not list: a fixed, distinguishable cycle. */
 const FALLBACK: readonly Rgb[] = [
@@ -80,13 +84,18 @@ const ascii = (s: string): string => s.replace(/[^\x20-\x7e]/g, "?");
 
 /**
  * A uint8 GeoTIFF of the class raster with the colour table, on the tile's grid and CRS; 0 = nodata.
- * A CRS that the EPSG index cannot classify is written without GeoKeys (its proj4 definition goes
- * into the metadata) rather than failing the request.
+ * With the archived source's georeferencing tags (`sourceGeoTags`, from `SourceGeoref`) they are copied
+ * verbatim, so the CRS is exactly the source's whatever it is, EPSG code or not (issue 9 item 7);
+ * without them the view's geotransform and EPSG code are written. A CRS that the EPSG index cannot
+ * classify is then written without GeoKeys (its proj4 definition goes into the metadata) rather than
+ * failing the request. Class names go into the GDAL metadata as CLASS_<id> items: GDAL's GTiff driver
+ * keeps category names only in a PAM sidecar (served next to this file as `classes.tif.aux.xml`).
  */
 export function classesGeoTiff(
   r: ServedResult,
   raster: ClassRaster,
   classes: readonly ModelClass[],
+  sourceGeoTags: GeoTiffGeoTags | null = null,
 ): Uint8Array {
   const gt = r.summary.geoTransform;
   const input = {
@@ -95,6 +104,7 @@ export function classesGeoTiff(
     bands: [raster.classes],
     geoTransform: gt.length === 6 ? (gt as unknown as GeoTransform) : null,
     epsg: r.summary.epsg,
+    geoTags: sourceGeoTags,
     nodata: 0,
     acquired: r.acquired,
     bandNames: ["class"],
@@ -106,16 +116,25 @@ export function classesGeoTiff(
       LANEMAP_MODEL_VERSION: ascii(r.summary.modelVersion),
       ...Object.fromEntries(classes.map((c) => [`CLASS_${c.id}`, ascii(c.name)] as const)),
     },
-    colorMap: colourTable(classes, 256),
+    // The entries up to the largest id in use or listed; GDAL pads a uint8 palette to 256 with black.
+    colorMap: colourTable(classes, tableSize(raster, classes)),
   };
   try {
     return encodeGeoTiff(input);
   } catch (err) {
-    if (!(err instanceof TileEncodeError) || input.epsg === null) throw err;
+    if (!(err instanceof TileEncodeError) || (input.epsg === null && input.geoTags === null)) throw err;
     return encodeGeoTiff({
       ...input,
       epsg: null,
+      geoTags: null,
       metadata: { ...input.metadata, LANEMAP_CRS: ascii(r.summary.proj4 ?? `EPSG:${input.epsg}`) },
     });
   }
+}
+
+/** Category names by class id for GDAL (index = pixel value; 0 "not classified", unlisted ids unnamed). */
+export function categoryNames(classes: readonly ModelClass[]): string[] {
+  const names: string[] = ["not classified"];
+  for (const c of classes) if (c.id > 0 && c.id < 256) names[c.id] = c.name;
+  return Array.from(names, (n) => n ?? "");
 }

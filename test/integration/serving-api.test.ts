@@ -188,6 +188,7 @@ describe("the serving API over a published batch view", () => {
       ["GET", "/v1/tiles/c0009r0009"],
       ["GET", "/v1/tiles/t11/classes.png"],
       ["GET", "/v1/tiles/c0002r0002/classes.tif"],
+      ["GET", "/v1/tiles/c0002r0002/classes.tif.aux.xml"],
       ["GET", "/v1/tiles/t11/source.tif"],
       ["GET", "/v1/tiles/t00/source.tif"],
       ["GET", "/v1/point?lon=10.045&lat=49.955"],
