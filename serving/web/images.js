@@ -10,7 +10,7 @@ import { map } from "./map.js";
 import { cellChanged } from "./live.js";
 import { reportError } from "./status.js";
 
-/** Cells waiting for their image, each at most once (`entry.queued`). @type {CellEntry[]} */
+/** Cells waiting for their image, each at most once (`entry.queued`). @type {import("./state.js").CellEntry[]} */
 const imageQueue = [];
 let imagesInFlight = 0;
 
