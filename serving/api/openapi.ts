@@ -4,7 +4,7 @@
  * each route's strict query schema in its input form, responses from each route's spec.
  */
 import { z } from "zod";
-import type { Media, RouteSpec } from "../http/routes.js";
+import type { Media, RouteSpec } from "./route-spec.js";
 import { apiRegistry } from "./schemas.js";
 
 type Json = Record<string, unknown>;

@@ -7,7 +7,7 @@ import express, { type Express, type RequestHandler } from "express";
 import helmet from "helmet";
 import type { Logger } from "pino";
 import { ProblemError } from "../errors.js";
-import { JSON_BODY_TYPES, type RouteSpec } from "./routes.js";
+import { JSON_BODY_TYPES, type RouteSpec } from "../api/route-spec.js";
 import type { ServingMetrics } from "./metrics.js";
 import { notFound, problemMiddleware } from "./problem.js";
 import { webAssets } from "../web/assets.js";

@@ -11,8 +11,28 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import express, { type RequestHandler, type Router } from "express";
 
-/** The page's own files, by the name they are requested as. */
-const PAGE_FILES: ReadonlySet<string> = new Set(["app.js", "style.css", "favicon.svg"]);
+/**
+ * The page's own files, by the name they are requested as: `app.js` is the entry module and imports
+ * the others (native ES modules, no bundler), so each one the page loads must be listed here.
+ */
+const PAGE_FILES: ReadonlySet<string> = new Set([
+  "app.js",
+  "constants.js",
+  "dom.js",
+  "format.js",
+  "api.js",
+  "state.js",
+  "map.js",
+  "images.js",
+  "cells.js",
+  "loading.js",
+  "panel.js",
+  "live.js",
+  "freshness.js",
+  "status.js",
+  "style.css",
+  "favicon.svg",
+]);
 
 /** Route labels for the request metrics: one per kind of file, never one per path. */
 const ROUTE_PAGE = "/";

@@ -1,0 +1,31 @@
+/**
+ * What every route module of the table shares: the dependencies the app injects once (as titiler's
+ * factories take theirs), the base URL of a request, the query schemas of endpoints that take no or
+ * only a format parameter, and the problem responses many endpoints document.
+ */
+import type { Request } from "express";
+import { z } from "zod";
+import type { Registry } from "prom-client";
+import { formatParam } from "../../api/params.js";
+import { problem } from "../../api/route-spec.js";
+import type { EventHub } from "../events.js";
+import { baseUrl } from "../respond.js";
+
+/** The app's parts the route modules need besides the serving context. */
+export interface RouteDeps {
+  readonly events: EventHub;
+  readonly registry: Registry;
+  readonly openapi: () => unknown;
+  readonly fallbackBase: () => string;
+}
+
+/** The base URL links in an answer start with: the request's, or the configured fallback. */
+export const requestBase =
+  (deps: RouteDeps) =>
+  (req: Request): string =>
+    baseUrl(req, deps.fallbackBase());
+
+export const formatOnly = z.strictObject({ f: formatParam.optional() });
+export const noQuery = z.strictObject({});
+
+export const badRequest = problem("A parameter is malformed; `invalid_params` names it");

@@ -1,0 +1,100 @@
+/**
+ * Stats routes: pixels and m² per class in a lon/lat bbox (GET) or a GeoJSON area (POST), each cell
+ * counted once (its winner).
+ */
+import { z } from "zod";
+import { ARROW_STREAM_MEDIA_TYPE } from "../../../shared/adapters/arrow/index.js";
+import { bboxParam, formatParam, parseQuery } from "../../api/params.js";
+import { JSON_BODY_TYPES, ok, problem, type RouteSpec } from "../../api/route-spec.js";
+import * as S from "../../api/schemas.js";
+import { ProblemError } from "../../errors.js";
+import { bboxArea } from "../../geo/area.js";
+import { statsArrow } from "../../render/arrow-tables.js";
+import type { ServingContext } from "../../usecases/context.js";
+import { parseStatsBody, statsQuery } from "../../usecases/stats.js";
+import { hold, negotiate, sendBytes, sendJson } from "../respond.js";
+import { badRequest, formatOnly } from "./common.js";
+
+const statsGetQuery = z.strictObject({ bbox: bboxParam, f: formatParam.optional() });
+
+/** GET and POST /v1/stats. */
+export function registerStatsRoutes(ctx: ServingContext): RouteSpec[] {
+  return [
+    {
+      method: "get",
+      path: "/v1/stats",
+      operationId: "statsBbox",
+      summary: "Pixels and m² per class in a lon/lat bbox, each cell once",
+      tags: ["queries"],
+      query: statsGetQuery,
+      responses: {
+        "200": ok("Per-class totals", {
+          "application/json": S.StatsAnswer,
+          [ARROW_STREAM_MEDIA_TYPE]: "binary",
+        }),
+        "400": badRequest,
+        "406": problem("The Accept header allows none of the formats"),
+        "422": problem("The area covers more pixels than LANEMAP_STATS_MAX_PIXELS"),
+      },
+      handle: async (req, res) => {
+        const q = parseQuery(statsGetQuery, req.query);
+        const format = negotiate(req, q.f, ["json", "arrow"]);
+        const lease = hold(res, ctx.snapshots.acquire());
+        const body = await statsQuery(lease, bboxArea(q.bbox), ctx.config.serving.statsMaxPixels);
+        if (format === "arrow") return sendBytes(res, statsArrow(body), ARROW_STREAM_MEDIA_TYPE);
+        sendJson(res, body);
+      },
+    },
+    {
+      method: "post",
+      path: "/v1/stats",
+      operationId: "statsPolygon",
+      summary: "Pixels and m² per class in a GeoJSON (Multi)Polygon, each cell once",
+      tags: ["queries"],
+      query: formatOnly,
+      body: {
+        description: "GeoJSON Polygon, MultiPolygon or Feature (WGS84 lon/lat), at most 1 MB",
+        required: true,
+        content: { "application/json": S.StatsRequestBody, "application/geo+json": S.StatsRequestBody },
+      },
+      responses: {
+        "200": ok("Per-class totals", {
+          "application/json": S.StatsAnswer,
+          [ARROW_STREAM_MEDIA_TYPE]: "binary",
+        }),
+        "400": badRequest,
+        "406": problem("The Accept header allows none of the formats"),
+        "413": problem("The body is over 1 MB"),
+        "415": problem("The body is not JSON"),
+        "422": problem(
+          "The area covers more pixels than LANEMAP_STATS_MAX_PIXELS, or its outline more vertex-rows of work than MAX_STATS_VERTEX_ROWS",
+        ),
+      },
+      handle: async (req, res) => {
+        const q = parseQuery(formatOnly, req.query);
+        const format = negotiate(req, q.f, ["json", "arrow"]);
+        const hasBody =
+          req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
+        if (hasBody && !req.is(JSON_BODY_TYPES))
+          throw new ProblemError(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the polygon as application/json or application/geo+json",
+            {
+              extensions: {
+                invalid_params: [
+                  { name: "Content-Type", reason: "must be application/json or application/geo+json" },
+                ],
+              },
+            },
+          );
+        const area = parseStatsBody(req.body);
+        const lease = hold(res, ctx.snapshots.acquire());
+        const body = await statsQuery(lease, area, ctx.config.serving.statsMaxPixels);
+        if (format === "arrow") return sendBytes(res, statsArrow(body), ARROW_STREAM_MEDIA_TYPE);
+        sendJson(res, body);
+      },
+    },
+  ];
+}
