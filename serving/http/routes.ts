@@ -40,6 +40,7 @@ import {
   stacItem,
   stacItemCollection,
   stacLanding,
+  parseStacSearchBody,
 } from "../usecases/stac.js";
 import { parseStatsBody, statsQuery } from "../usecases/stats.js";
 import { listTiles, resolveTarget, tileDetail } from "../usecases/tiles.js";
@@ -743,6 +744,43 @@ export function buildRoutes(
             ]);
         }
         stacSearch(req, res, q);
+      },
+    },
+    {
+      method: "post",
+      path: "/stac/search",
+      operationId: "stacSearchPost",
+      summary: "STAC item search (POST): bbox or intersects, datetime, collections, ids, limit, token",
+      tags: ["stac"],
+      query: noQuery,
+      body: {
+        description: "STAC API item search body; the `next` link carries the token to POST back",
+        required: false,
+        content: { "application/json": S.StacSearchRequest },
+      },
+      responses: {
+        "200": ok("Items", { "application/geo+json": S.StacItemCollection }),
+        "400": badRequest,
+        "410": problem("The token's snapshot is no longer retained"),
+      },
+      handle: (req, res) => {
+        parseQuery(noQuery, req.query);
+        const q = parseStacSearchBody(req.body);
+        const page = listTiles(
+          ctx.snapshots,
+          { ...q, lane: "merged", cursor: q.token },
+          "stac-search-post",
+          "body.token",
+        );
+        hold(res, page.lease);
+        const b = base(req);
+        const next = (token: string) => ({
+          href: `${b}/stac/search`,
+          method: "POST",
+          body: { token },
+          merge: true,
+        });
+        sendJson(res, stacItemCollection(page, b, `${b}/stac/search`, next), MEDIA.geojson);
       },
     },
   ];

@@ -20,8 +20,8 @@ export async function viewsQuery(ctx: ServingContext, lease: SnapshotLease): Pro
     position: null,
     size: null,
     newestProcessedAt: null,
-    lagS: null,
-    consumerLag: null,
+    sinceNewestResultS: null,
+    consumerPendingMessages: null,
   };
   if (ctx.live) {
     const snap = lease.snapshot.live;
@@ -40,8 +40,8 @@ export async function viewsQuery(ctx: ServingContext, lease: SnapshotLease): Pro
       position: snap?.position ?? null,
       size: snap?.size ?? null,
       newestProcessedAt: newest === null ? null : new Date(newest).toISOString(),
-      lagS: newest === null ? null : Math.max(0, now - newest) / 1000,
-      consumerLag,
+      sinceNewestResultS: newest === null ? null : Math.max(0, now - newest) / 1000,
+      consumerPendingMessages: consumerLag,
     };
   }
   return {
