@@ -18,6 +18,7 @@ import { createApp } from "./http/app.js";
 import { EventHub } from "./http/events.js";
 import { ServingMetrics } from "./http/metrics.js";
 import { buildRoutes, type RouteSpec } from "./http/routes.js";
+import { BatchRunLedger } from "./usecases/batch-runs.js";
 import type { ServingContext } from "./usecases/context.js";
 import { BatchViewSource } from "./view/batch-source.js";
 import { LiveSource } from "./view/live-source.js";
@@ -93,6 +94,16 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     live,
     ...(options.cursorRetainMs === undefined ? {} : { cursorRetainMs: options.cursorRetainMs }),
   });
+  const registry = deps.metricsRegistry ?? new Registry();
+  let batchRuns: BatchRunLedger | undefined;
+  const metrics = new ServingMetrics(registry, {
+    batch,
+    live,
+    cache,
+    refreshRuns: () => batchRuns?.refresh() ?? Promise.resolve(),
+  });
+  if (deps.batchTrigger)
+    batchRuns = new BatchRunLedger(deps.batchTrigger, (s) => metrics.batchRunFinished(s));
   const ctx: ServingContext = {
     config,
     logger,
@@ -101,11 +112,10 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     snapshots,
     archive: new ArchiveStore(config.dataDir),
     batchTrigger: deps.batchTrigger,
+    batchRuns,
     consumerLag: deps.consumerLag,
     startedAt: Date.now(),
   };
-  const registry = deps.metricsRegistry ?? new Registry();
-  const metrics = new ServingMetrics(registry, { batch, live, cache });
   const events = new EventHub({
     batch,
     live,

@@ -283,6 +283,9 @@ export const RunStatusSchema = component(
     startedAt: isoTime.optional(),
     finishedAt: isoTime.optional(),
     progress: z.object({ done: count, total: count }).optional(),
+    failedTiles: count
+      .optional()
+      .meta({ description: "tiles that failed to classify (so far, while running)" }),
     publishedVersion: count.optional(),
     error: z.string().optional(),
   }),

@@ -47,7 +47,8 @@ class InMemoryTrigger implements BatchTrigger {
       this.runs.set(id, {
         ...s,
         state: "succeeded",
-        finishedAt: new Date().toISOString(),
+        finishedAt: new Date(Date.parse(s.startedAt ?? "") + 90_000).toISOString(),
+        failedTiles: 3,
         publishedVersion: 2,
       });
     this.active = undefined;
@@ -806,6 +807,53 @@ describe("the serving API over a published batch view", () => {
     );
     assert.match(text, /lanemap_batch_view_version 1/);
     assert.match(text, /lanemap_batch_view_watermark 100/);
+  });
+
+  test("metrics count the batch runs serving triggered by status, with duration and failed tiles, and describe the published view", async () => {
+    const scrape = async () => await (await srv.get("/metrics")).text();
+    const value = (text: string, series: string): number => {
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      return line === undefined ? NaN : Number(line.slice(series.length + 1));
+    };
+    trigger.finish();
+    const before = await scrape();
+    const succeeded = value(before, 'lanemap_batch_runs_total{status="succeeded"}');
+    const timed = value(before, 'lanemap_batch_run_duration_seconds_count{status="succeeded"}');
+    const failedTiles = value(before, "lanemap_batch_run_failed_tiles_total");
+    assert.ok(succeeded >= 0 && timed >= 0 && failedTiles >= 0);
+    const ok = await exchange(srv.url, "POST", "/v1/batch/runs", {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(ok.status, 202);
+    // Still running: nothing counted yet.
+    assert.equal(value(await scrape(), 'lanemap_batch_runs_total{status="succeeded"}'), succeeded);
+    trigger.finish();
+    // The scrape itself asks about the open run; the next scrapes do not count it again.
+    for (let i = 0; i < 2; i++) {
+      const after = await scrape();
+      assert.equal(value(after, 'lanemap_batch_runs_total{status="succeeded"}'), succeeded + 1);
+      assert.equal(value(after, 'lanemap_batch_run_duration_seconds_count{status="succeeded"}'), timed + 1);
+      assert.ok(value(after, 'lanemap_batch_run_duration_seconds_bucket{le="120",status="succeeded"}') >= 1);
+      assert.equal(value(after, "lanemap_batch_run_failed_tiles_total"), failedTiles + 3);
+      assert.equal(value(after, "lanemap_batch_run_last_failed_tiles"), 3);
+      assert.equal(value(after, 'lanemap_batch_runs_total{status="failed"}'), 0);
+    }
+    // The published view's own record: its publish time, build time and failed tiles.
+    const views = await srv.json<{ batch: { versions: { startedAt: string; finishedAt: string }[] } }>(
+      "/v1/views",
+    );
+    const v = views.body.batch.versions[0];
+    assert.ok(v);
+    const text = await scrape();
+    assert.equal(
+      value(text, "lanemap_batch_last_publish_timestamp_seconds"),
+      Date.parse(v.finishedAt) / 1000,
+    );
+    assert.equal(
+      value(text, "lanemap_batch_view_build_duration_seconds"),
+      (Date.parse(v.finishedAt) - Date.parse(v.startedAt)) / 1000,
+    );
+    assert.equal(value(text, "lanemap_batch_view_failed_tiles"), 0);
   });
 
   test("fuzzed query strings and paths never produce a 5xx, and every 4xx is a problem", async () => {
