@@ -13,6 +13,8 @@ export interface RunStatus {
   readonly finishedAt?: string;
   /** Tiles done and total, while running. */
   readonly progress?: { readonly done: number; readonly total: number };
+  /** Tiles that failed to classify so far (while running) or in the end (once finished). */
+  readonly failedTiles?: number;
   /** The version the run published, once it succeeded. */
   readonly publishedVersion?: number;
   /** Why the run failed. */

@@ -19,6 +19,7 @@ import { EventHub } from "./http/events.js";
 import { ServingMetrics } from "./http/metrics.js";
 import type { RouteSpec } from "./api/route-spec.js";
 import { buildRoutes } from "./http/routes/index.js";
+import { BatchRunLedger } from "./usecases/batch-runs.js";
 import type { ServingContext } from "./usecases/context.js";
 import { BatchViewSource } from "./view/batch-source.js";
 import { LiveSource } from "./view/live-source.js";
@@ -94,6 +95,16 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     live,
     ...(options.cursorRetainMs === undefined ? {} : { cursorRetainMs: options.cursorRetainMs }),
   });
+  const registry = deps.metricsRegistry ?? new Registry();
+  let batchRuns: BatchRunLedger | undefined;
+  const metrics = new ServingMetrics(registry, {
+    batch,
+    live,
+    cache,
+    refreshRuns: () => batchRuns?.refresh() ?? Promise.resolve(),
+  });
+  if (deps.batchTrigger)
+    batchRuns = new BatchRunLedger(deps.batchTrigger, (s) => metrics.batchRunFinished(s));
   const ctx: ServingContext = {
     config,
     logger,
@@ -102,11 +113,10 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     snapshots,
     archive: new ArchiveStore(config.dataDir),
     batchTrigger: deps.batchTrigger,
+    batchRuns,
     consumerLag: deps.consumerLag,
     startedAt: Date.now(),
   };
-  const registry = deps.metricsRegistry ?? new Registry();
-  const metrics = new ServingMetrics(registry, { batch, live, cache });
   const events = new EventHub({
     batch,
     live,

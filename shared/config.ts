@@ -110,6 +110,11 @@ const variables = {
     default: "20",
     doc: "`lanemap start`: seconds between fresh sample acquisitions fed to the speed lane (0 = none).",
   },
+  LANEMAP_FEED_MAX_TILES: {
+    schema: z.coerce.number().int().min(0),
+    default: "500",
+    doc: "`lanemap start`: most sample acquisitions fed over the data directory's life, earlier runs included (0 = no cap); bounds its growth.",
+  },
 } as const;
 
 type Vars = typeof variables;
@@ -147,6 +152,7 @@ export interface Config {
     readonly corsOrigins: readonly string[];
   };
   readonly feedIntervalS: number;
+  readonly feedMaxTiles: number;
 }
 
 /**
@@ -199,6 +205,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>> = 
         .filter(Boolean),
     },
     feedIntervalS: r.LANEMAP_FEED_INTERVAL_S,
+    feedMaxTiles: r.LANEMAP_FEED_MAX_TILES,
   };
 }
 

@@ -23,7 +23,7 @@ import {
   type LiveEntry,
   type SpeedLaneStatus,
 } from "../../shared/adapters/nats/index.js";
-import { describeError } from "../../shared/index.js";
+import { describeError, utcTimestamp } from "../../shared/index.js";
 
 /** The current batch view. */
 export interface CurrentBatchStatus {
@@ -121,7 +121,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
           modelVersion: current.modelVersion,
           tiles: current.tiles,
           cells: current.cells,
-          finishedAt: current.finishedAt,
+          finishedAt: utcTimestamp(current.finishedAt),
           ageS: seconds(current.finishedAt, now),
         }
       : null,
@@ -177,7 +177,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         position,
         absorbed,
         aboveWatermark: entries.length - absorbed,
-        newestProcessedAt: newest,
+        newestProcessedAt: newest === null ? null : utcTimestamp(newest),
         lagS: newest === null ? null : seconds(newest, now),
       },
       ingest: lane.ingest,

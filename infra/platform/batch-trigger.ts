@@ -9,12 +9,14 @@ import { errorCode, parseVersionName } from "../../shared/index.js";
 /** Serving's status shape for a batch run status. */
 export function toServingStatus(s: BatchRunStatus): RunStatus {
   const version = s.report ? (parseVersionName(s.report.version) ?? undefined) : undefined;
+  const failed = s.report?.tiles.failed ?? s.progress?.failed;
   return {
     runId: s.runId,
     state: s.state,
     ...(s.startedAt ? { startedAt: s.startedAt } : {}),
     ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
     ...(s.progress ? { progress: { done: s.progress.done, total: s.progress.total } } : {}),
+    ...(failed !== undefined ? { failedTiles: failed } : {}),
     ...(version !== undefined && Number.isFinite(version) ? { publishedVersion: version } : {}),
     ...(s.error ? { error: `${s.error.code}: ${s.error.message}` } : {}),
   };

@@ -1,4 +1,4 @@
-import { featureNames, type Model } from "../../shared/index.js";
+import { featureNames, utcTimestamp, type Model } from "../../shared/index.js";
 
 /**
  * What `lanemap model list` shows about a version, kept in its registry record. Every uploader
@@ -11,7 +11,7 @@ export function modelSummary(model: Model): Record<string, unknown> {
     samples: model.samples.y.length,
     k: model.k,
     features: featureNames(model.features),
-    createdAt: model.createdAt,
+    createdAt: utcTimestamp(model.createdAt),
     source: model.training.source,
   };
 }

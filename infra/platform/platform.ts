@@ -41,6 +41,7 @@ import {
   type Model,
 } from "../../shared/index.js";
 import { generateArchive, generateTile } from "../../sample/index.js";
+import { isFedEntry, startFeeder } from "./feeder.js";
 import { createServer, type Listening } from "../../serving/index.js";
 import { publishTile, startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
 import { startNatsServer, type NatsServer } from "../nats/launcher.js";
@@ -61,6 +62,8 @@ export interface Platform extends AsyncDisposable {
    * (a real archive's cells are its scenes: nothing is fed there).
    */
   readonly feeding: boolean;
+  /** Sample acquisitions earlier runs fed into this data directory (they count against the cap). */
+  readonly alreadyFed: number;
   /** Publishes one fresh acquisition of a cell (what the feeder does on its timer). */
   feedOnce(scenario?: "flood" | "clearing" | "none"): Promise<{ cell: string; tileId: string; seq: number }>;
   stop(): Promise<void>;
@@ -231,7 +234,9 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     // 8. Fresh acquisitions so both lanes show on the map.
     const js = jetstream(nc);
     const cells = [] as { col: number; row: number }[];
+    let alreadyFed = 0;
     for await (const e of store.entries()) {
+      if (isFedEntry(e)) alreadyFed++;
       const c = parseCellKey(e.cell);
       if (c && !cells.some((x) => x.col === c.col && x.row === c.row)) cells.push(c);
     }
@@ -259,11 +264,14 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     };
     const feeding = config.feedIntervalS > 0 && cells.length > 0;
     if (feeding) {
-      const timer = setInterval(() => {
-        feedOnce().catch((err: unknown) => logger.warn({ err }, "feeding a fresh acquisition failed"));
-      }, config.feedIntervalS * 1000);
-      timer.unref();
-      stack.push(async () => clearInterval(timer));
+      const feeder = startFeeder({
+        intervalS: config.feedIntervalS,
+        maxTiles: config.feedMaxTiles,
+        alreadyFed,
+        feedOnce: () => feedOnce(),
+        logger,
+      });
+      stack.push(async () => feeder.stop());
     }
 
     let stopped: Promise<void> | undefined;
@@ -275,6 +283,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       model,
       embeddedNats: server !== undefined,
       feeding,
+      alreadyFed,
       feedOnce,
       stop,
       [Symbol.asyncDispose]: stop,

@@ -256,8 +256,14 @@ export const ViewsAnswer = component(
       position: count.nullable(),
       size: count.nullable(),
       newestProcessedAt: isoTime.nullable(),
-      lagS: z.number().nullable().meta({ description: "now - newest live processedAt" }),
-      consumerLag: z.number().nullable().meta({ description: "speed consumer's pending messages, if known" }),
+      sinceNewestResultS: z.number().nullable().meta({
+        description:
+          "time since the newest live result was processed (now - newestProcessedAt), seconds; a quiet feed grows it too",
+      }),
+      consumerPendingMessages: z.number().int().nullable().meta({
+        description:
+          "consumer lag in messages: tile events the speed consumer has not yet delivered (JetStream num_pending), if known",
+      }),
     }),
     snapshot: SnapshotInfo,
   }),
@@ -277,6 +283,9 @@ export const RunStatusSchema = component(
     startedAt: isoTime.optional(),
     finishedAt: isoTime.optional(),
     progress: z.object({ done: count, total: count }).optional(),
+    failedTiles: count
+      .optional()
+      .meta({ description: "tiles that failed to classify (so far, while running)" }),
     publishedVersion: count.optional(),
     error: z.string().optional(),
   }),
@@ -319,7 +328,38 @@ export const StacLink = component(
     type: z.string().optional(),
     method: z.string().optional(),
     title: z.string().optional(),
+    body: z.record(z.string(), z.unknown()).optional().meta({
+      description: "for a POST `next` link: the body to send (STAC API item search, paging)",
+    }),
+    merge: z.boolean().optional().meta({ description: "merge `body` into the previous request's body" }),
   }),
+);
+
+export const StacSearchRequest = component(
+  "StacSearchRequest",
+  z.strictObject({
+    bbox: z
+      .array(z.number())
+      .optional()
+      .meta({ description: "[minLon, minLat, maxLon, maxLat] WGS84 degrees; minLon > maxLon crosses 180°" }),
+    intersects: z
+      .object({ type: z.string() })
+      .loose()
+      .optional()
+      .meta({ description: "GeoJSON Polygon or MultiPolygon (WGS84); not together with bbox" }),
+    datetime: z
+      .string()
+      .optional()
+      .meta({ description: "RFC 3339 instant or date, or interval start/end with '..' for an open end" }),
+    collections: z.array(z.string()).optional().meta({ description: "collection ids (lanemap-tiles)" }),
+    ids: z.array(z.string()).optional().meta({ description: "item ids (tile ids) to return, at most 1000" }),
+    limit: z.number().optional().meta({ description: "page size, 1..1000 (default 10)" }),
+    token: z
+      .string()
+      .optional()
+      .meta({ description: "paging token from the previous page's `next` link body" }),
+  }),
+  "STAC API item search body (POST /stac/search)",
 );
 
 export const StacLanding = component(
@@ -433,4 +473,5 @@ export type StacLandingBody = z.infer<typeof StacLanding>;
 export type StacCollectionBody = z.infer<typeof StacCollection>;
 export type StacCollectionsBody = z.infer<typeof StacCollections>;
 export type StacItemBody = z.infer<typeof StacItem>;
+export type StacSearchRequestBody = z.infer<typeof StacSearchRequest>;
 export type StacItemCollectionBody = z.infer<typeof StacItemCollection>;

@@ -201,3 +201,37 @@ export function clipRing(ring: Ring, b: Bounds): [number, number][] {
   if (pts.length) pts = clipAgainst(pts, (p) => p[1] <= b.maxY, atY(b.maxY));
   return pts;
 }
+
+/** Shoelace area of an open vertex list (degrees², unsigned). */
+function shoelace(pts: readonly (readonly [number, number])[]): number {
+  let a = 0;
+  for (let i = 0; i < pts.length; i++) {
+    const [x0, y0] = pts[i] as readonly [number, number];
+    const [x1, y1] = pts[(i + 1) % pts.length] as readonly [number, number];
+    a += x0 * y1 - x1 * y0;
+  }
+  return Math.abs(a) / 2;
+}
+
+/**
+ * True when the area and the closed box share at least a point (STAC `intersects`, OGC
+ * "intersects": touching counts). The box may cross the antimeridian; it is tested as its two
+ * halves. A polygon meets the box when its outer ring clipped to the box is not empty, unless one
+ * of its holes covers the whole box.
+ */
+export function areaMeetsBox(area: Area, box: Bounds): boolean {
+  if (!boxesIntersect(area.bounds, box)) return false;
+  if (area.kind === "bbox") return true;
+  for (const half of splitAtAntimeridian(box)) {
+    const boxArea = (half.maxX - half.minX) * (half.maxY - half.minY);
+    for (const rings of area.polygons) {
+      const outer = rings[0];
+      if (!outer || clipRing(outer, half).length === 0) continue;
+      const inHole = rings
+        .slice(1)
+        .some((hole) => boxArea > 0 && shoelace(clipRing(hole, half)) >= boxArea * (1 - 1e-12));
+      if (!inHole) return true;
+    }
+  }
+  return false;
+}

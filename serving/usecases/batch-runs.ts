@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { RunAcceptedBody, RunStatusBody } from "../api/schemas.js";
 import { errorCode } from "../../shared/index.js";
 import { NotFoundError, ProblemError } from "../errors.js";
+import type { BatchTrigger, RunStatus } from "../batch-trigger.js";
 import type { ServingContext } from "./context.js";
 
 const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
@@ -51,6 +52,7 @@ export async function triggerRun(ctx: ServingContext, full: boolean, base: strin
   if (!ctx.batchTrigger) throw noTrigger();
   try {
     const { runId } = await ctx.batchTrigger.trigger({ full });
+    ctx.batchRuns?.track(runId);
     ctx.logger.info({ runId, full }, "batch run triggered");
     return { runId, status: `${base}/v1/batch/runs/${encodeURIComponent(runId)}` };
   } catch (err) {
@@ -70,5 +72,62 @@ export async function runStatus(ctx: ServingContext, runId: string): Promise<Run
   if (!ctx.batchTrigger) throw noTrigger();
   const s = await ctx.batchTrigger.status(runId);
   if (!s) throw new NotFoundError(`no batch run ${runId}`, "run-not-found");
+  ctx.batchRuns?.settle(s);
   return { ...s, ...(s.progress ? { progress: { ...s.progress } } : {}) };
+}
+
+/** The states after which a run changes no more. */
+const FINAL_STATES: ReadonlySet<RunStatus["state"]> = new Set(["succeeded", "failed", "cancelled"]);
+
+/** Most runs followed at once; the batch runner itself remembers its last 100. */
+const MAX_TRACKED_RUNS = 100;
+
+/**
+ * The batch runs this server triggered, followed until each ends so /metrics can count it once:
+ * `track` on trigger, `refresh` at scrape time (asks the trigger about the runs still open) and
+ * `settle` whenever a status is read anyway. `onFinished` hears each run exactly once.
+ */
+export class BatchRunLedger {
+  private readonly open = new Set<string>();
+  private refreshing: Promise<void> | null = null;
+
+  constructor(
+    private readonly trigger: BatchTrigger,
+    private readonly onFinished: (s: RunStatus) => void,
+  ) {}
+
+  /** Follows a run just triggered. */
+  track(runId: string): void {
+    if (this.open.size >= MAX_TRACKED_RUNS) {
+      // The oldest open run is the one the runner has most likely forgotten.
+      const oldest = this.open.values().next();
+      if (!oldest.done) this.open.delete(oldest.value);
+    }
+    this.open.add(runId);
+  }
+
+  /** Counts a run that reached a final state, once. */
+  settle(s: RunStatus): void {
+    if (!FINAL_STATES.has(s.state) || !this.open.delete(s.runId)) return;
+    this.onFinished(s);
+  }
+
+  /** Asks the trigger about every open run (concurrent callers share one pass). */
+  refresh(): Promise<void> {
+    if (this.refreshing) return this.refreshing;
+    const pass = (async () => {
+      for (const runId of [...this.open]) {
+        // A status that cannot be read now is asked again at the next scrape, never failing this one.
+        const s = await this.trigger.status(runId).catch(() => null);
+        if (s === null) continue;
+        if (s === undefined) this.open.delete(runId);
+        else this.settle(s);
+      }
+    })();
+    // Cleared after the pass settles (never inside it: a pass with nothing to ask ends at once).
+    this.refreshing = pass.finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
 }

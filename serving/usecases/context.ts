@@ -6,6 +6,7 @@ import type { BatchTrigger } from "../batch-trigger.js";
 import type { BatchViewSource } from "../view/batch-source.js";
 import type { LiveSource } from "../view/live-source.js";
 import type { SnapshotManager } from "../view/snapshot.js";
+import type { BatchRunLedger } from "./batch-runs.js";
 
 /** Shared by every use case of one server (nothing here is a module singleton). */
 export interface ServingContext {
@@ -16,6 +17,8 @@ export interface ServingContext {
   readonly snapshots: SnapshotManager;
   readonly archive: ArchiveStore;
   readonly batchTrigger: BatchTrigger | undefined;
+  /** The runs this server triggered, followed for /metrics (present with a trigger). */
+  readonly batchRuns: BatchRunLedger | undefined;
   /** The speed consumer's pending messages, when infra can tell. */
   readonly consumerLag: (() => Promise<number | undefined>) | undefined;
   /** Process start, epoch ms. */

@@ -3,7 +3,7 @@
  * provenance (lane, batch version, watermark, model, acquisition and processing time, staleness)
  * and class names from the snapshot's model.
  */
-import { boxGeometry, type ModelClass } from "../../shared/index.js";
+import { boxGeometry, utcTimestamp, type ModelClass } from "../../shared/index.js";
 import type { SnapshotInfoBody, ProvenanceBody, TileSummaryBody } from "../api/schemas.js";
 import type { ServedResult } from "../view/served-result.js";
 import type { Snapshot, SnapshotLease } from "../view/snapshot.js";
@@ -28,7 +28,7 @@ export function snapshotInfo(lease: SnapshotLease): SnapshotInfoBody {
           name: s.batch.name,
           watermark: s.batch.manifest.watermark,
           modelVersion: s.batch.manifest.modelVersion,
-          finishedAt: s.batch.manifest.finishedAt,
+          finishedAt: utcTimestamp(s.batch.manifest.finishedAt),
           ageS: seconds(now - s.batch.finishedMs),
         }
       : null,

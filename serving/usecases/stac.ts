@@ -11,9 +11,15 @@ import type {
   StacItemBody,
   StacItemCollectionBody,
   StacLandingBody,
+  StacLinkBody,
+  StacSearchRequestBody,
 } from "../api/schemas.js";
+import { StacSearchRequest } from "../api/schemas.js";
+import { bboxParam, datetimeParam, invalidParams, type TimeInterval } from "../api/params.js";
+import type { Area } from "../geo/area.js";
+import { parseStatsBody } from "./stats.js";
 import { WHOLE_GLOBE, boxUnion, type Bounds } from "../../shared/index.js";
-import { NotFoundError } from "../errors.js";
+import { InvalidParamsError, NotFoundError } from "../errors.js";
 import type { ServedResult } from "../view/served-result.js";
 import type { SnapshotLease } from "../view/snapshot.js";
 import { boundsPolygon, provenance } from "./present.js";
@@ -52,6 +58,7 @@ export function stacLanding(base: string): StacLandingBody {
       { rel: "data", href: `${base}/stac/collections`, type: JSON_TYPE },
       { rel: "child", href: `${base}/stac/collections/${COLLECTION_ID}`, type: JSON_TYPE },
       { rel: "search", href: `${base}/stac/search`, type: GEOJSON, method: "GET" },
+      { rel: "search", href: `${base}/stac/search`, type: GEOJSON, method: "POST" },
       {
         rel: "service-desc",
         href: `${base}/openapi.json`,
@@ -180,22 +187,102 @@ export function stacItem(r: ServedResult, lease: SnapshotLease, base: string): S
   };
 }
 
-/** A search page as an ItemCollection; `nextHref` builds the next link from the page's token. */
+/**
+ * A search page as an ItemCollection; `nextHref` builds the next link from the page's token: a URL
+ * (GET), or a link that POSTs `{token}` merged into the previous body (STAC API item search, POST).
+ */
 export function stacItemCollection(
   page: TilePage,
   base: string,
   selfHref: string,
-  nextHref: (token: string) => string,
+  nextHref: (token: string) => string | Omit<StacLinkBody, "rel" | "type">,
 ): StacItemCollectionBody {
-  const links = [
+  const links: StacLinkBody[] = [
     { rel: "self", href: selfHref, type: GEOJSON },
     { rel: "root", href: `${base}/stac`, type: JSON_TYPE },
   ];
-  if (page.cursor) links.push({ rel: "next", href: nextHref(page.cursor), type: GEOJSON });
+  if (page.cursor) {
+    const next = nextHref(page.cursor);
+    links.push({ rel: "next", type: GEOJSON, ...(typeof next === "string" ? { href: next } : next) });
+  }
   return {
     type: "FeatureCollection",
     features: page.items.map((r) => stacItem(r, page.lease, base)),
     numberReturned: page.items.length,
     links,
   };
+}
+
+/** Most `ids` one search may name. */
+export const MAX_SEARCH_IDS = 1000;
+
+/** A POST /stac/search body, checked: the filters of a listing plus paging. */
+export interface StacSearch {
+  readonly bbox?: Bounds | undefined;
+  readonly intersects?: Area | undefined;
+  readonly datetime?: TimeInterval | undefined;
+  readonly ids?: readonly string[] | undefined;
+  readonly limit: number;
+  readonly token?: string | undefined;
+}
+
+/** 400 unless every collection named is the one collection; `name` is the member it came in. */
+export function requireKnownCollections(collections: readonly string[], name: string): void {
+  const unknown = collections.filter((c) => c !== COLLECTION_ID);
+  if (unknown.length)
+    throw new InvalidParamsError([{ name, reason: `names unknown collections: ${unknown.join(", ")}` }]);
+}
+
+/**
+ * Parses a POST /stac/search body (STAC API item search: bbox, intersects, datetime, collections,
+ * ids, limit, token) or throws a 400 whose invalid_params name each bad member (`body.bbox`,
+ * `body.intersects.coordinates.0.3`). An empty or absent body searches everything.
+ * @throws InvalidParamsError on a body that is not an object, an unknown member, a bad value, or
+ *   both `bbox` and `intersects` (the STAC API allows only one).
+ */
+export function parseStacSearchBody(value: unknown): StacSearch {
+  if (value === undefined || value === null) return { limit: 10 };
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new InvalidParamsError([{ name: "body", reason: "must be a JSON object (STAC item search)" }]);
+  const r = StacSearchRequest.safeParse(value);
+  if (!r.success) throw new InvalidParamsError(invalidParams(r.error, "body"));
+  const b: StacSearchRequestBody = r.data;
+  const issues: { name: string; reason: string }[] = [];
+  let bbox: Bounds | undefined;
+  if (b.bbox !== undefined) {
+    // A 3D bbox (STAC allows six numbers) drops its heights: [minX, minY, minZ, maxX, maxY, maxZ].
+    const flat = b.bbox.length === 6 ? [b.bbox[0], b.bbox[1], b.bbox[3], b.bbox[4]] : b.bbox;
+    const p = bboxParam.safeParse(flat.join(","));
+    if (p.success) bbox = p.data;
+    else issues.push({ name: "body.bbox", reason: p.error.issues[0]?.message ?? "is not a bbox" });
+  }
+  let datetime: TimeInterval | undefined;
+  if (b.datetime !== undefined) {
+    const p = datetimeParam.safeParse(b.datetime);
+    if (p.success) datetime = p.data;
+    else issues.push({ name: "body.datetime", reason: p.error.issues[0]?.message ?? "is not a datetime" });
+  }
+  let intersects: Area | undefined;
+  if (b.intersects !== undefined) {
+    if (bbox !== undefined || b.bbox !== undefined)
+      issues.push({ name: "body.intersects", reason: "give bbox or intersects, not both" });
+    else
+      try {
+        intersects = parseStatsBody(b.intersects);
+      } catch (err) {
+        if (!(err instanceof InvalidParamsError)) throw err;
+        issues.push(
+          ...err.invalidParams.map((p) => ({ ...p, name: p.name.replace(/^body/, "body.intersects") })),
+        );
+      }
+  }
+  if (b.collections !== undefined) requireKnownCollections(b.collections, "body.collections");
+  if (b.ids !== undefined && b.ids.length > MAX_SEARCH_IDS)
+    issues.push({ name: "body.ids", reason: `names more than ${MAX_SEARCH_IDS} items` });
+  if (b.limit !== undefined && (!Number.isInteger(b.limit) || b.limit < 1 || b.limit > 1000))
+    issues.push({ name: "body.limit", reason: "must be an integer from 1 to 1000" });
+  if (b.token !== undefined && !/^[A-Za-z0-9_-]{1,1024}$/.test(b.token))
+    issues.push({ name: "body.token", reason: "is not a token this service issued" });
+  if (issues.length) throw new InvalidParamsError(issues);
+  return { bbox, intersects, datetime, ids: b.ids, limit: b.limit ?? 10, token: b.token };
 }

@@ -12,6 +12,7 @@ import {
 } from "../../shared/index.js";
 import { InvalidParamsError, NotFoundError } from "../errors.js";
 import type { TimeInterval } from "../api/params.js";
+import { areaMeetsBox, type Area } from "../geo/area.js";
 import type { TileDetailBody } from "../api/schemas.js";
 import type { LaneSelector } from "../view/merged-index.js";
 import type { ServedResult } from "../view/served-result.js";
@@ -25,6 +26,10 @@ export interface TileQuery {
   readonly datetime?: TimeInterval | undefined;
   /** Class id or name, matched against the dominant class. */
   readonly class?: string | undefined;
+  /** A (Multi)Polygon the result's bounds must meet (STAC `intersects`). */
+  readonly intersects?: Area | undefined;
+  /** Tile ids the result must be one of (STAC `ids`). */
+  readonly ids?: readonly string[] | undefined;
   readonly lane: LaneSelector;
   readonly limit: number;
   readonly cursor?: string | undefined;
@@ -58,10 +63,19 @@ export function resolveClass(value: string, classes: readonly ModelClass[], name
 }
 
 /** True when a result passes the filters. */
-function matches(r: ServedResult, q: TileQuery, classId: number | null): boolean {
+function matches(
+  r: ServedResult,
+  q: TileQuery,
+  classId: number | null,
+  ids: ReadonlySet<string> | null,
+): boolean {
+  if (ids && !ids.has(r.tileId)) return false;
   if (q.bbox) {
     // Either box may cross the antimeridian (west > east).
     if (!r.bounds || !boxesIntersect(r.bounds, q.bbox)) return false;
+  }
+  if (q.intersects) {
+    if (!r.bounds || !areaMeetsBox(q.intersects, r.bounds)) return false;
   }
   if (q.datetime) {
     if (q.datetime.start !== null && r.acquiredMs < q.datetime.start) return false;
@@ -100,6 +114,8 @@ export function listTiles(
     datetime: q.datetime ?? null,
     class: q.class ?? null,
     lane: q.lane,
+    intersects: q.intersects?.polygons ?? null,
+    ids: q.ids ?? null,
   });
   let lease: SnapshotLease;
   let after = "";
@@ -108,11 +124,12 @@ export function listTiles(
   try {
     const classId = q.class === undefined ? null : resolveClass(q.class, lease.snapshot.classes);
     const picked = lease.snapshot.index.picked(q.lane);
+    const ids = q.ids ? new Set(q.ids) : null;
     const items: ServedResult[] = [];
     let more = false;
     for (let i = after ? firstAfter(picked, after) : 0; i < picked.length; i++) {
       const r = picked[i] as ServedResult;
-      if (!matches(r, q, classId)) continue;
+      if (!matches(r, q, classId, ids)) continue;
       if (items.length === q.limit) {
         more = true;
         break;

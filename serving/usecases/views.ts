@@ -3,6 +3,7 @@
  * position, size and lag, and readiness.
  */
 import { listBatchVersions } from "../../shared/adapters/archive/index.js";
+import { utcTimestamp } from "../../shared/index.js";
 import type { ReadyBody, ViewsBody } from "../api/schemas.js";
 import type { SnapshotLease } from "../view/snapshot.js";
 import type { ServingContext } from "./context.js";
@@ -20,8 +21,8 @@ export async function viewsQuery(ctx: ServingContext, lease: SnapshotLease): Pro
     position: null,
     size: null,
     newestProcessedAt: null,
-    lagS: null,
-    consumerLag: null,
+    sinceNewestResultS: null,
+    consumerPendingMessages: null,
   };
   if (ctx.live) {
     const snap = lease.snapshot.live;
@@ -40,8 +41,8 @@ export async function viewsQuery(ctx: ServingContext, lease: SnapshotLease): Pro
       position: snap?.position ?? null,
       size: snap?.size ?? null,
       newestProcessedAt: newest === null ? null : new Date(newest).toISOString(),
-      lagS: newest === null ? null : Math.max(0, now - newest) / 1000,
-      consumerLag,
+      sinceNewestResultS: newest === null ? null : Math.max(0, now - newest) / 1000,
+      consumerPendingMessages: consumerLag,
     };
   }
   return {
@@ -55,8 +56,8 @@ export async function viewsQuery(ctx: ServingContext, lease: SnapshotLease): Pro
         current: v.name === current,
         watermark: v.manifest.watermark,
         modelVersion: v.manifest.modelVersion,
-        startedAt: v.manifest.startedAt,
-        finishedAt: v.manifest.finishedAt,
+        startedAt: utcTimestamp(v.manifest.startedAt),
+        finishedAt: utcTimestamp(v.manifest.finishedAt),
         ageS: Math.max(0, now - Date.parse(v.manifest.finishedAt)) / 1000,
         cells: v.manifest.cells,
         tiles: v.manifest.tiles,

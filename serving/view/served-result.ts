@@ -11,6 +11,7 @@ import {
   type Lane,
   type MergeCandidate,
   type TileResult,
+  utcTimestamp,
 } from "../../shared/index.js";
 
 /** One lane's result for one tile, ready for queries. */
@@ -61,9 +62,16 @@ export function resolveCrs(epsg: number | null, proj4: string | null): Crs | nul
 
 /** Builds a ServedResult around a lane's TileResult. */
 export function servedResult(
-  summary: TileResult,
+  given: TileResult,
   extra: { batchVersion: number | null; revision: number | null; raster: () => Promise<ClassRaster> },
 ): ServedResult {
+  // Answers carry RFC 3339 UTC with Z; a record written with an offset is rewritten once, here.
+  const acquired = utcTimestamp(given.acquired);
+  const processedAt = utcTimestamp(given.processedAt);
+  const summary =
+    acquired === given.acquired && processedAt === given.processedAt
+      ? given
+      : { ...given, acquired, processedAt };
   const b = summary.boundsWgs84;
   // minX > maxX is a box across the antimeridian (RFC 7946 §5.2), not a bad one.
   const bounds =

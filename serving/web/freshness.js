@@ -65,8 +65,8 @@ export function renderLag() {
     liveEl.dataset.state = "off";
   } else {
     const parts = [`Live ${l.state}`, counted(l.size ?? 0, "result")];
-    if (l.lagS !== null) parts.push(`newest ${formatAge(l.lagS + elapsed)} ago`);
-    if (l.consumerLag !== null) parts.push(`${formatCount(l.consumerLag)} queued`);
+    if (l.sinceNewestResultS !== null) parts.push(`newest ${formatAge(l.sinceNewestResultS + elapsed)} ago`);
+    if (l.consumerPendingMessages !== null) parts.push(`${formatCount(l.consumerPendingMessages)} queued`);
     liveEl.textContent = parts.join(" · ");
     liveEl.dataset.state = l.state === "following" ? "ok" : "warn";
   }

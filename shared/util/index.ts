@@ -1,3 +1,4 @@
 export { startWorker } from "./worker.js";
 export { workerPayload } from "./worker-data.js";
 export { pidAlive } from "./process.js";
+export { utcTimestamp } from "./time.js";

@@ -47,7 +47,8 @@ class InMemoryTrigger implements BatchTrigger {
       this.runs.set(id, {
         ...s,
         state: "succeeded",
-        finishedAt: new Date().toISOString(),
+        finishedAt: new Date(Date.parse(s.startedAt ?? "") + 90_000).toISOString(),
+        failedTiles: 3,
         publishedVersion: 2,
       });
     this.active = undefined;
@@ -217,6 +218,8 @@ describe("the serving API over a published batch view", () => {
       ["GET", "/stac/collections/lanemap-tiles/items/t11"],
       ["GET", "/stac/search?limit=2"],
       ["GET", stacNext.replace(srv.url, "")],
+      ["POST", "/stac/search", { headers: json, body: JSON.stringify({ limit: 2, datetime: "2026-01-02" }) }],
+      ["POST", "/stac/search", { headers: json, body: JSON.stringify({ bbox: [1, 2, 3] }) }],
       ["GET", "/nope"],
       ["DELETE", "/v1/tiles"],
     ];
@@ -344,6 +347,64 @@ describe("the serving API over a published batch view", () => {
       ["GET", "/stac/search?limit=0", "limit"],
       ["GET", "/stac/search?token=zz", "token"],
       ["GET", "/stac/search?collections=other", "collections"],
+      ["POST", "/stac/search", "body.bbox", { headers: auth, body: JSON.stringify({ bbox: [1, 2, 3] }) }],
+      ["POST", "/stac/search", "body.limit", { headers: auth, body: JSON.stringify({ limit: 0 }) }],
+      [
+        "POST",
+        "/stac/search",
+        "body.datetime",
+        { headers: auth, body: JSON.stringify({ datetime: "soon" }) },
+      ],
+      ["POST", "/stac/search", "body.ids", { headers: auth, body: JSON.stringify({ ids: "t11" }) }],
+      ["POST", "/stac/search", "body.token", { headers: auth, body: JSON.stringify({ token: "zz" }) }],
+      ["POST", "/stac/search", "body.filter", { headers: auth, body: JSON.stringify({ filter: {} }) }],
+      [
+        "POST",
+        "/stac/search",
+        "body.collections",
+        { headers: auth, body: JSON.stringify({ collections: ["other"] }) },
+      ],
+      [
+        "POST",
+        "/stac/search",
+        "body.intersects",
+        {
+          headers: auth,
+          body: JSON.stringify({
+            bbox: [0, 0, 1, 1],
+            intersects: JSON.parse(
+              poly([
+                [
+                  [0, 0],
+                  [1, 0],
+                  [0, 1],
+                  [0, 0],
+                ],
+              ]),
+            ),
+          }),
+        },
+      ],
+      [
+        "POST",
+        "/stac/search",
+        "body.intersects.coordinates.0",
+        {
+          headers: auth,
+          body: JSON.stringify({
+            intersects: JSON.parse(
+              poly([
+                [
+                  [0, 0],
+                  [1, 0],
+                  [0, 1],
+                  [1, 1],
+                ],
+              ]),
+            ),
+          }),
+        },
+      ],
       ["GET", "/stac/collections/lanemap-tiles/items?bbox=x", "bbox"],
       ["GET", "/stac/collections/lanemap%20tiles", "collectionId"],
     ];
@@ -565,6 +626,109 @@ describe("the serving API over a published batch view", () => {
     assert.deepEqual(stac, ["t00", "t01", "t02", "t10", "t11", "t12", "t20", "t21", "t22"]);
   });
 
+  test("POST /stac/search filters by ids, intersects, datetime and bbox, and pages by POSTing the next link's body", async () => {
+    type Page = {
+      features: { id: string; bbox: number[] }[];
+      links: {
+        rel: string;
+        href: string;
+        method?: string;
+        body?: Record<string, unknown>;
+        merge?: boolean;
+      }[];
+    };
+    const search = async (body: unknown) => {
+      const res = await fetch(`${srv.url}/stac/search`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type") ?? "", /^application\/geo\+json/);
+      return (await res.json()) as Page;
+    };
+    const ids = (p: Page) => p.features.map((f) => f.id);
+    // Paging: the next link says POST, carries the token in its body and asks for a merge.
+    const request: Record<string, unknown> = { limit: 4 };
+    const seen: string[] = [];
+    for (let page = await search(request); ;) {
+      seen.push(...ids(page));
+      const next = page.links.find((l) => l.rel === "next");
+      if (!next) break;
+      assert.equal(next.method, "POST");
+      assert.equal(next.merge, true);
+      assert.equal(next.href, `${srv.url}/stac/search`);
+      page = await search({ ...request, ...next.body });
+    }
+    assert.deepEqual(seen, ["t00", "t01", "t02", "t10", "t11", "t12", "t20", "t21", "t22"]);
+    // A token belongs to its query: POSTed with other filters it is refused, naming body.token.
+    const first = await search({ limit: 4 });
+    const token = first.links.find((l) => l.rel === "next")?.body?.["token"];
+    const wrong = await fetch(`${srv.url}/stac/search`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ limit: 4, datetime: "2026-01-02", token }),
+    });
+    assert.equal(wrong.status, 400);
+    assert.equal(
+      ((await wrong.json()) as { invalid_params: { name: string }[] }).invalid_params[0]?.name,
+      "body.token",
+    );
+
+    assert.deepEqual(ids(await search({ ids: ["t21", "t11", "old00"] })), ["t11", "t21"]);
+    assert.deepEqual(ids(await search({ datetime: "2026-01-02" })), ["t01", "t11", "t21"]);
+    assert.deepEqual(ids(await search({ collections: ["lanemap-tiles"], datetime: "../2026-01-01" })), [
+      "t00",
+      "t10",
+      "t20",
+    ]);
+    // A small triangle in the middle of t11's box meets t11 alone; the same as a bbox agrees.
+    const [minX, minY, maxX, maxY] = (await search({ ids: ["t11"] })).features[0]?.bbox ?? [];
+    assert.ok(minX !== undefined && minY !== undefined && maxX !== undefined && maxY !== undefined);
+    const cx = (minX + maxX) / 2;
+    const cy = (minY + maxY) / 2;
+    const d = (maxX - minX) / 10;
+    const triangle = {
+      type: "Polygon",
+      coordinates: [
+        [
+          [cx - d, cy - d],
+          [cx + d, cy - d],
+          [cx, cy + d],
+          [cx - d, cy - d],
+        ],
+      ],
+    };
+    assert.deepEqual(ids(await search({ intersects: triangle })), ["t11"]);
+    assert.deepEqual(ids(await search({ bbox: [cx - d, cy - d, cx + d, cy + d] })), ["t11"]);
+    // A polygon with a hole that holds t11's whole box meets its eight neighbours, not t11.
+    const w = maxX - minX;
+    const h = maxY - minY;
+    const ring = (x0: number, y0: number, x1: number, y1: number) => [
+      [x0, y0],
+      [x1, y0],
+      [x1, y1],
+      [x0, y1],
+      [x0, y0],
+    ];
+    const donut = {
+      type: "Polygon",
+      coordinates: [
+        ring(minX - w / 2, minY - h / 2, maxX + w / 2, maxY + h / 2),
+        ring(minX - w / 100, minY - h / 100, maxX + w / 100, maxY + h / 100),
+      ],
+    };
+    const around = ids(await search({ intersects: donut }));
+    assert.equal(around.includes("t11"), false);
+    assert.equal(around.length, 8);
+    // The landing page advertises both search methods.
+    const landing = await srv.json<{ links: { rel: string; method?: string }[] }>("/stac");
+    assert.deepEqual(
+      landing.body.links.filter((l) => l.rel === "search").map((l) => l.method),
+      ["GET", "POST"],
+    );
+  });
+
   test("tile detail lists the cell's candidates and names the winner; a superseded tile id resolves to its cell", async () => {
     const d = await srv.json<{
       cell: string;
@@ -644,6 +808,53 @@ describe("the serving API over a published batch view", () => {
     );
     assert.match(text, /lanemap_batch_view_version 1/);
     assert.match(text, /lanemap_batch_view_watermark 100/);
+  });
+
+  test("metrics count the batch runs serving triggered by status, with duration and failed tiles, and describe the published view", async () => {
+    const scrape = async () => await (await srv.get("/metrics")).text();
+    const value = (text: string, series: string): number => {
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      return line === undefined ? NaN : Number(line.slice(series.length + 1));
+    };
+    trigger.finish();
+    const before = await scrape();
+    const succeeded = value(before, 'lanemap_batch_runs_total{status="succeeded"}');
+    const timed = value(before, 'lanemap_batch_run_duration_seconds_count{status="succeeded"}');
+    const failedTiles = value(before, "lanemap_batch_run_failed_tiles_total");
+    assert.ok(succeeded >= 0 && timed >= 0 && failedTiles >= 0);
+    const ok = await exchange(srv.url, "POST", "/v1/batch/runs", {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(ok.status, 202);
+    // Still running: nothing counted yet.
+    assert.equal(value(await scrape(), 'lanemap_batch_runs_total{status="succeeded"}'), succeeded);
+    trigger.finish();
+    // The scrape itself asks about the open run; the next scrapes do not count it again.
+    for (let i = 0; i < 2; i++) {
+      const after = await scrape();
+      assert.equal(value(after, 'lanemap_batch_runs_total{status="succeeded"}'), succeeded + 1);
+      assert.equal(value(after, 'lanemap_batch_run_duration_seconds_count{status="succeeded"}'), timed + 1);
+      assert.ok(value(after, 'lanemap_batch_run_duration_seconds_bucket{le="120",status="succeeded"}') >= 1);
+      assert.equal(value(after, "lanemap_batch_run_failed_tiles_total"), failedTiles + 3);
+      assert.equal(value(after, "lanemap_batch_run_last_failed_tiles"), 3);
+      assert.equal(value(after, 'lanemap_batch_runs_total{status="failed"}'), 0);
+    }
+    // The published view's own record: its publish time, build time and failed tiles.
+    const views = await srv.json<{ batch: { versions: { startedAt: string; finishedAt: string }[] } }>(
+      "/v1/views",
+    );
+    const v = views.body.batch.versions[0];
+    assert.ok(v);
+    const text = await scrape();
+    assert.equal(
+      value(text, "lanemap_batch_last_publish_timestamp_seconds"),
+      Date.parse(v.finishedAt) / 1000,
+    );
+    assert.equal(
+      value(text, "lanemap_batch_view_build_duration_seconds"),
+      (Date.parse(v.finishedAt) - Date.parse(v.startedAt)) / 1000,
+    );
+    assert.equal(value(text, "lanemap_batch_view_failed_tiles"), 0);
   });
 
   test("fuzzed query strings and paths never produce a 5xx, and every 4xx is a problem", async () => {

@@ -169,7 +169,7 @@ describe("serving with the live view", { skip: natsMissing() }, () => {
         position: number;
         size: number;
         newestProcessedAt: string;
-        lagS: number;
+        sinceNewestResultS: number;
       };
       batch: { state: string };
     }>("/v1/views");
@@ -179,7 +179,7 @@ describe("serving with the live view", { skip: natsMissing() }, () => {
     assert.equal(v.body.live.size, 1);
     assert.ok(v.body.live.position >= 1);
     assert.equal(v.body.live.newestProcessedAt, processedAt);
-    assert.ok(v.body.live.lagS >= 60);
+    assert.ok(v.body.live.sinceNewestResultS >= 60);
     // Nothing published yet: the live result alone answers, with no batch in its provenance.
     const list = await srv.json<{ items: Item[] }>("/v1/tiles");
     assert.equal(list.body.items[0]?.provenance.batchVersion, null);

@@ -29,7 +29,11 @@ export function registerStart(program: Command): void {
           `  model           ${platform.model.version} (${platform.model.classes.map((c) => c.name).join(", ")})`,
           `  data            ${config.dataDir}`,
           platform.feeding
-            ? `  a fresh sample acquisition is fed every ${config.feedIntervalS} s (LANEMAP_FEED_INTERVAL_S)`
+            ? `  a fresh sample acquisition is fed every ${config.feedIntervalS} s (LANEMAP_FEED_INTERVAL_S)${
+                config.feedMaxTiles > 0
+                  ? `, up to ${config.feedMaxTiles} in this data dir (LANEMAP_FEED_MAX_TILES; ${platform.alreadyFed} fed before)`
+                  : ""
+              }`
             : config.feedIntervalS > 0
               ? "  no sample feed: the archive holds your own scenes; publish new ones with `lanemap ingest FILE...`"
               : "  feeding disabled (LANEMAP_FEED_INTERVAL_S=0)",

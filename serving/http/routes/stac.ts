@@ -23,6 +23,7 @@ import {
   stacItem,
   stacItemCollection,
   stacLanding,
+  parseStacSearchBody,
 } from "../../usecases/stac.js";
 import { listTiles, resolveTarget } from "../../usecases/tiles.js";
 import { hold, MEDIA, sendJson, withParam } from "../respond.js";
@@ -195,6 +196,43 @@ export function registerStacRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
             ]);
         }
         stacSearch(req, res, q);
+      },
+    },
+    {
+      method: "post",
+      path: "/stac/search",
+      operationId: "stacSearchPost",
+      summary: "STAC item search (POST): bbox or intersects, datetime, collections, ids, limit, token",
+      tags: ["stac"],
+      query: noQuery,
+      body: {
+        description: "STAC API item search body; the `next` link carries the token to POST back",
+        required: false,
+        content: { "application/json": S.StacSearchRequest },
+      },
+      responses: {
+        "200": ok("Items", { "application/geo+json": S.StacItemCollection }),
+        "400": badRequest,
+        "410": problem("The token's snapshot is no longer retained"),
+      },
+      handle: (req, res) => {
+        parseQuery(noQuery, req.query);
+        const q = parseStacSearchBody(req.body);
+        const page = listTiles(
+          ctx.snapshots,
+          { ...q, lane: "merged", cursor: q.token },
+          "stac-search-post",
+          "body.token",
+        );
+        hold(res, page.lease);
+        const b = base(req);
+        const next = (token: string) => ({
+          href: `${b}/stac/search`,
+          method: "POST",
+          body: { token },
+          merge: true,
+        });
+        sendJson(res, stacItemCollection(page, b, `${b}/stac/search`, next), MEDIA.geojson);
       },
     },
   ];
