@@ -5,6 +5,10 @@
  *
  * Pure functions over already-transformed lon/lat points: how points get from a tile's CRS to lon/lat
  * is the CRS module's business; the footprint of a ring of them, and the box algebra, are this one's.
+ *
+ * Known limit: longitude -180 and 180 are one meridian, but an edge at exactly -180 is not identified
+ * with one at 180 (a degenerate box at -180 does not meet one ending at 180). Boxes built here from
+ * footprints and unions never start at -180 unless they cover the whole globe.
  */
 import type { Bounds } from "../raster/types.js";
 

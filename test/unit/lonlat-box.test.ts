@@ -17,10 +17,14 @@ import {
   type Bounds,
 } from "../../shared/index.js";
 
-/** Boxes with integer edges, crossing 180° or not (west > east), never the whole globe. */
+/**
+ * Boxes with integer edges, crossing 180° or not (west > east), never the whole globe. West edges
+ * start at -179: a box whose west edge is exactly -180 names the same meridian as one ending at 180,
+ * and the box algebra does not identify the two (a known limit, said in shared/lonlat/box.ts).
+ */
 const box = fc
   .record({
-    west: fc.integer({ min: -180, max: 179 }),
+    west: fc.integer({ min: -179, max: 179 }),
     width: fc.integer({ min: 0, max: 359 }),
     south: fc.integer({ min: -90, max: 90 }),
     height: fc.integer({ min: 0, max: 30 }),
