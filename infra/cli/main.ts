@@ -41,8 +41,9 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    // Help and version output end here too, with exit code 0.
-    process.exitCode = err.exitCode;
+    // Help and version output end here too, with exit code 0. Commander's own refusals (unknown
+    // command or option, missing argument) are usage errors: exit 2, as the error table's USAGE.
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else {
     // The exit code is the error table's (shared/errors.ts): 2 for usage, 1 for the rest.
     const { LanemapError, describeError, exitCodeOf } = await import("../../shared/index.js");

@@ -62,7 +62,7 @@ describe("lanemap's start-up", () => {
 
   test("an unknown command is a usage error that suggests the closest one", () => {
     const r = run(CLI, "serv");
-    assert.equal(r.status, 1);
+    assert.equal(r.status, 2);
     assert.match(r.stderr, /unknown command 'serv'/);
     assert.match(r.stderr, /Did you mean serve\?/);
   });
