@@ -21,6 +21,7 @@ import type { RouteSpec } from "./api/route-spec.js";
 import { buildRoutes } from "./http/routes/index.js";
 import { BatchRunLedger } from "./usecases/batch-runs.js";
 import type { ServingContext } from "./usecases/context.js";
+import { SourceImagery } from "./usecases/source-image.js";
 import { BatchViewSource } from "./view/batch-source.js";
 import { LiveSource } from "./view/live-source.js";
 import { LruCache } from "./view/lru-cache.js";
@@ -105,13 +106,19 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
   });
   if (deps.batchTrigger)
     batchRuns = new BatchRunLedger(deps.batchTrigger, (s) => metrics.batchRunFinished(s));
+  const archive = new ArchiveStore(config.dataDir);
+  const sourceImages = new SourceImagery(archive, {
+    maxPixels: config.maxPixels,
+    timeoutMs: config.decodeTimeoutMs,
+  });
   const ctx: ServingContext = {
     config,
     logger,
     batch,
     live,
     snapshots,
-    archive: new ArchiveStore(config.dataDir),
+    archive,
+    sourceImages,
     batchTrigger: deps.batchTrigger,
     batchRuns,
     consumerLag: deps.consumerLag,
@@ -165,6 +172,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     await starting?.catch(() => undefined);
     live?.close();
     snapshots.close();
+    await sourceImages.close();
     await batch.close();
     logger.info("serving stopped");
   };

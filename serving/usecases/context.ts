@@ -7,6 +7,7 @@ import type { BatchViewSource } from "../view/batch-source.js";
 import type { LiveSource } from "../view/live-source.js";
 import type { SnapshotManager } from "../view/snapshot.js";
 import type { BatchRunLedger } from "./batch-runs.js";
+import type { SourceImagery } from "./source-image.js";
 
 /** Shared by every use case of one server (nothing here is a module singleton). */
 export interface ServingContext {
@@ -16,6 +17,8 @@ export interface ServingContext {
   readonly live: LiveSource | null;
   readonly snapshots: SnapshotManager;
   readonly archive: ArchiveStore;
+  /** Renders archived source tiles (its decoder worker ends with the server). */
+  readonly sourceImages: SourceImagery;
   readonly batchTrigger: BatchTrigger | undefined;
   /** The runs this server triggered, followed for /metrics (present with a trigger). */
   readonly batchRuns: BatchRunLedger | undefined;

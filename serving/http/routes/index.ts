@@ -10,6 +10,7 @@ import type { ServingContext } from "../../usecases/context.js";
 import { registerBatchRunRoutes } from "./batch-runs.js";
 import type { RouteDeps } from "./common.js";
 import { registerEventRoutes } from "./events.js";
+import { registerLayerRoutes } from "./layers.js";
 import { registerMetaRoutes } from "./meta.js";
 import { registerPointRoutes } from "./point.js";
 import { registerStacRoutes } from "./stac.js";
@@ -24,6 +25,7 @@ export function buildRoutes(ctx: ServingContext, deps: RouteDeps): RouteSpec[] {
   return [
     ...registerMetaRoutes(ctx, deps),
     ...registerTileRoutes(ctx, deps),
+    ...registerLayerRoutes(ctx),
     ...registerPointRoutes(ctx),
     ...registerStatsRoutes(ctx),
     ...registerViewRoutes(ctx),

@@ -1,0 +1,186 @@
+/**
+ * Map layers of a tile beside its classes: the archived source scene as a true- or false-colour PNG
+ * (render parameters in titiler's vocabulary: `bidx`, `rescale`; see usecases/source-image.ts) and
+ * the per-pixel kNN vote share as a confidence PNG (render/confidence.ts). Both take a cell key (the
+ * cell's merged answer, what the map shows) or a tile id, as classes.png does.
+ */
+import type { Request, Response } from "express";
+import { z } from "zod";
+import { parsePathParam, parseQuery, tileIdSegment } from "../../api/params.js";
+import { ok, problem, type RouteSpec } from "../../api/route-spec.js";
+import { InvalidParamsError, NotFoundError } from "../../errors.js";
+import { confidencePng } from "../../render/confidence.js";
+import { DEFAULT_PERCENTILES } from "../../render/stretch.js";
+import type { ServingContext } from "../../usecases/context.js";
+import { SOURCE_PRESETS, type SourceRenderRequest } from "../../usecases/source-image.js";
+import { resolveTarget } from "../../usecases/tiles.js";
+import { hold, sendBytes } from "../respond.js";
+import { badRequest, noQuery } from "./common.js";
+
+/** A query value Express may give as a string or, for a repeated key, an array of strings. */
+const repeatable = z.union([z.string(), z.array(z.string())]);
+
+/** Every value of a repeatable parameter, comma lists split (`bidx=4,3,2` = `bidx=4&bidx=3&bidx=2`). */
+const listOf = (v: string | string[]): string[] => (Array.isArray(v) ? v : [v]);
+
+const bidxParam = repeatable
+  .transform((v, ctx): number[] => {
+    const parts = listOf(v).flatMap((s) => s.split(","));
+    const nums = parts.map((p) => (/^\s*\d+\s*$/.test(p) ? Number(p) : NaN));
+    if (!nums.every((n) => Number.isInteger(n) && n >= 1)) {
+      ctx.addIssue({ code: "custom", message: "must be 1-based band indexes (integers from 1)" });
+      return z.NEVER;
+    }
+    if (nums.length !== 1 && nums.length !== 3) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must name 1 band (grey) or 3 (red, green, blue), got ${nums.length}`,
+      });
+      return z.NEVER;
+    }
+    return nums;
+  })
+  .meta({
+    description:
+      "1-based band indexes drawn as red, green, blue (or one band as grey), repeated or comma-separated (titiler's `bidx`)",
+    example: "4,3,2",
+  });
+
+/** "a,b" with a < b, two finite numbers. */
+function pair(s: string): [number, number] | null {
+  const parts = s.split(",");
+  if (parts.length !== 2) return null;
+  const [a, b] = parts.map((p) => (p.trim() === "" ? NaN : Number(p))) as [number, number];
+  return Number.isFinite(a) && Number.isFinite(b) && a < b ? [a, b] : null;
+}
+
+const rescaleParam = repeatable
+  .transform((v, ctx) => {
+    const ranges = listOf(v).map(pair);
+    if (!ranges.every((r) => r !== null)) {
+      ctx.addIssue({
+        code: "custom",
+        message: 'must be "min,max" with min < max (stored values), repeated per band',
+      });
+      return z.NEVER;
+    }
+    return ranges.map(([min, max]) => ({ min, max }));
+  })
+  .meta({
+    description:
+      "Stretch limits \"min,max\" in the bands' stored values: once for every band, or once per band (titiler's `rescale`); default: the `percentiles` cut",
+    example: "0,3000",
+  });
+
+const percentilesParam = z
+  .string()
+  .transform((s, ctx): [number, number] => {
+    const p = pair(s);
+    if (!p || p[0] < 0 || p[1] > 100) {
+      ctx.addIssue({ code: "custom", message: 'must be "low,high" percents with 0 <= low < high <= 100' });
+      return z.NEVER;
+    }
+    return p;
+  })
+  .meta({
+    description:
+      "Each band's low and high percentiles of its valid pixels stretched to 0 and 255 when no `rescale` is given (QGIS's cumulative count cut; default 2,98)",
+    example: "2,98",
+  });
+
+const sourceQuery = z.strictObject({
+  preset: z.enum(SOURCE_PRESETS).optional().meta({
+    description:
+      "true-colour (bands 3,2,1) or false-colour (4,3,2: near infrared as red) for Landsat-like band order; default true-colour",
+  }),
+  bidx: bidxParam.optional(),
+  rescale: rescaleParam.optional(),
+  percentiles: percentilesParam.optional(),
+});
+
+/** GET /v1/tiles/{id}/source.png and /v1/tiles/{id}/confidence.png. */
+export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
+  const idParam = { id: tileIdSegment };
+  const tileNotFound = problem("No cell or tile with this id in the current snapshot");
+
+  const drawnOf = (req: Request, res: Response) => {
+    const id = parsePathParam("id", tileIdSegment, req.params["id"]);
+    const lease = hold(res, ctx.snapshots.acquire());
+    const t = resolveTarget(lease, id);
+    if (!t.drawn)
+      throw new NotFoundError(
+        `cell ${t.merged.cell} has no result to draw (every live result was absorbed)`,
+        "tile-not-found",
+      );
+    return t.drawn;
+  };
+
+  return [
+    {
+      method: "get",
+      path: "/v1/tiles/{id}/source.png",
+      operationId: "getTileSourcePng",
+      summary:
+        "The archived source scene as an RGBA PNG (true or false colour, per-band 2-98 % stretch by default; nodata transparent)",
+      tags: ["tiles"],
+      query: sourceQuery,
+      pathParams: idParam,
+      responses: {
+        "200": ok("PNG; headers Lanemap-Bands and Lanemap-Rescale say what was drawn", {
+          "image/png": "binary",
+        }),
+        "400": badRequest,
+        "404": problem("No such cell or tile, or its source is not in the archive"),
+        "422": problem("The archived source cannot be decoded or is over the pixel budget"),
+      },
+      handle: async (req, res) => {
+        const q = parseQuery(sourceQuery, req.query);
+        const drawn = drawnOf(req, res);
+        const render: SourceRenderRequest = {
+          bidx: q.bidx ?? null,
+          preset: q.preset ?? null,
+          rescale: q.rescale ?? null,
+          percentiles: q.percentiles ?? DEFAULT_PERCENTILES,
+        };
+        if (render.bidx && render.preset)
+          throw new InvalidParamsError([{ name: "preset", reason: "give either preset or bidx, not both" }]);
+        const image = await ctx.sourceImages.render(drawn, render);
+        res.setHeader("Lanemap-Tile-Id", drawn.tileId);
+        res.setHeader("Lanemap-Lane", drawn.lane);
+        res.setHeader("Lanemap-Bands", image.bands.join(","));
+        res.setHeader(
+          "Lanemap-Rescale",
+          image.ranges.map((r) => (r ? `${r.min},${r.max}` : "none")).join(";"),
+        );
+        sendBytes(res, image.png, "image/png");
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/tiles/{id}/confidence.png",
+      operationId: "getTileConfidencePng",
+      summary:
+        "Per-pixel kNN vote share (votes / k) as a palette PNG on ColorBrewer YlOrRd reversed: the lower the share, the deeper the red; not classified transparent",
+      tags: ["tiles"],
+      query: noQuery,
+      pathParams: idParam,
+      responses: {
+        "200": ok("PNG; headers Lanemap-K and Lanemap-Model-Version", { "image/png": "binary" }),
+        "400": badRequest,
+        "404": tileNotFound,
+      },
+      handle: async (req, res) => {
+        parseQuery(noQuery, req.query);
+        const drawn = drawnOf(req, res);
+        const raster = await drawn.raster();
+        const png = confidencePng(raster);
+        res.setHeader("Lanemap-Tile-Id", drawn.tileId);
+        res.setHeader("Lanemap-Lane", drawn.lane);
+        // Header values are 7-bit text; model versions are hex digests, but never fail an answer on one.
+        res.setHeader("Lanemap-Model-Version", drawn.summary.modelVersion.replace(/[^\x20-\x7e]/g, "?"));
+        res.setHeader("Lanemap-K", String(raster.k));
+        sendBytes(res, png, "image/png");
+      },
+    },
+  ];
+}

@@ -1,0 +1,173 @@
+/**
+ * Source imagery: a tile's archived source GeoTIFF rendered as a true- or false-colour PNG, so an
+ * analyst can check a class against the scene under the class overlay.
+ *
+ * The render parameters follow titiler / rio-tiler's vocabulary: `bidx` (1-based band indexes, one
+ * for grey or three for red, green, blue), `rescale` ("min,max" in stored values, once for every
+ * band or once per band); without `rescale` each band is stretched between its own `percentiles`
+ * (default 2,98: QGIS's "cumulative count cut"), see render/stretch.ts. `preset` names the usual
+ * band combinations of Landsat-like tiles (bands 1-4 blue, green, red, near infrared, as Landsat
+ * 4-7 TM/ETM+ and the sample archive order them): `true-colour` = 3,2,1 and `false-colour`
+ * (colour infrared) = 4,3,2; a tile of three bands is read as red, green, blue and one of one or
+ * two bands as grey. Serving does not know a tile's band names (the catalogue does not record them),
+ * so a tile in another band order needs an explicit `bidx`.
+ *
+ * Decoding goes through the house decoder: a DecoderPool of one worker with the configured deadline
+ * and pixel budget (a hostile or huge archived object costs at most that and never blocks the event
+ * loop), then the catalogue entry's PAM values (the `.aux.xml` nodata the archived TIFF does not
+ * hold) are applied, so the transparent pixels are exactly the ones GDAL masks. Decoded rasters and
+ * rendered PNGs are kept in byte-bounded LRU caches keyed by content hash (archive objects never
+ * change); concurrent requests for one image share one decode and one render.
+ */
+import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import { DecoderPool, applyPam, type BandArray, type Raster } from "../../shared/index.js";
+import { encode as encodePng } from "fast-png";
+import { InvalidParamsError, NotFoundError } from "../errors.js";
+import { LruCache } from "../view/lru-cache.js";
+import type { ServedResult } from "../view/served-result.js";
+import { bandPercentiles, stretchToRgba, type StretchBand, type StretchRange } from "../render/stretch.js";
+
+/** The named band combinations. */
+export const SOURCE_PRESETS = ["true-colour", "false-colour"] as const;
+export type SourcePreset = (typeof SOURCE_PRESETS)[number];
+
+/** How to render a source tile (parsed query parameters; band indexes are 1-based). */
+export interface SourceRenderRequest {
+  readonly bidx: readonly number[] | null;
+  readonly preset: SourcePreset | null;
+  /** One range for every band, or one per band; null: percentile stretch. */
+  readonly rescale: readonly StretchRange[] | null;
+  readonly percentiles: readonly [number, number];
+}
+
+/** A rendered source image and what was drawn. */
+export interface SourceImage {
+  readonly png: Uint8Array;
+  /** The 1-based bands drawn as red, green, blue (or the one grey band). */
+  readonly bands: readonly number[];
+  /** Each drawn band's stretch limits in stored values (null: the band has no valid pixel). */
+  readonly ranges: readonly (StretchRange | null)[];
+}
+
+/** Byte budgets of the caches: a few dozen decoded tiles of the sample's size, many PNGs. */
+const RASTER_CACHE_BYTES = 128 * 1024 * 1024;
+const PNG_CACHE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The bands a request draws, checked against the tile's band count.
+ * @throws InvalidParamsError naming `bidx` or `preset`.
+ */
+export function resolveSourceBands(req: SourceRenderRequest, bandCount: number): number[] {
+  if (req.bidx) {
+    const over = req.bidx.find((b) => b > bandCount);
+    if (over !== undefined)
+      throw new InvalidParamsError([
+        { name: "bidx", reason: `band ${over} does not exist: the tile has ${bandCount} band(s)` },
+      ]);
+    return [...req.bidx];
+  }
+  const preset = req.preset ?? "true-colour";
+  if (bandCount >= 4) return preset === "true-colour" ? [3, 2, 1] : [4, 3, 2];
+  if (preset === "false-colour")
+    throw new InvalidParamsError([
+      {
+        name: "preset",
+        reason: `false-colour needs a near-infrared band 4 (Landsat order); the tile has ${bandCount} band(s): name the bands with bidx`,
+      },
+    ]);
+  return bandCount === 3 ? [1, 2, 3] : [1];
+}
+
+/** Decodes, caches and renders archived source tiles (one per server; close it with the server). */
+export class SourceImagery {
+  private pool: DecoderPool | null = null;
+  private readonly rasters = new LruCache<Raster>(RASTER_CACHE_BYTES, (r) =>
+    r.bands.reduce((n, b) => n + b.byteLength, 0),
+  );
+  private readonly images = new LruCache<SourceImage>(PNG_CACHE_BYTES, (i) => i.png.byteLength);
+
+  constructor(
+    private readonly archive: ArchiveStore,
+    private readonly options: { readonly maxPixels: number; readonly timeoutMs: number },
+  ) {}
+
+  /**
+   * The tile's source rendered as `req` asks.
+   * @throws NotFoundError `source-not-archived` when the tile's source object is not in the archive.
+   * @throws InvalidParamsError naming `bidx`, `preset` or `rescale` when they do not fit the tile.
+   * @throws TileDecodeError or PixelBudgetError (422) when the archived object cannot be decoded.
+   */
+  async render(tile: ServedResult, req: SourceRenderRequest): Promise<SourceImage> {
+    const raster = await this.raster(tile);
+    const bands = resolveSourceBands(req, raster.bandCount);
+    if (req.rescale && req.rescale.length !== 1 && req.rescale.length !== bands.length)
+      throw new InvalidParamsError([
+        {
+          name: "rescale",
+          reason: `give one "min,max" for every band or one per band (${bands.length}), not ${req.rescale.length}`,
+        },
+      ]);
+    const how = req.rescale
+      ? `r${req.rescale.map((r) => `${r.min},${r.max}`).join(";")}`
+      : `p${req.percentiles.join(",")}`;
+    const key = `${tile.summary.contentHash}|${tile.tileId}|${bands.join(",")}|${how}`;
+    return this.images.getOrLoad(key, async () => renderSource(raster, bands, req));
+  }
+
+  /** Ends the decoder worker (pending decodes reject). */
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = null;
+  }
+
+  private raster(tile: ServedResult): Promise<Raster> {
+    const hash = tile.summary.contentHash;
+    // The path comes from the content hash the view stores, checked to be hex; never from the URL.
+    if (!/^[0-9a-f]{64}$/.test(hash))
+      throw new NotFoundError(`tile ${tile.tileId} has no archive content hash`, "source-not-archived");
+    // By tile id too: the PAM values belong to the catalogue entry, not to the bytes. No caller's
+    // AbortSignal reaches the shared load: one client leaving must not fail the others waiting on it.
+    return this.rasters.getOrLoad(`${hash}|${tile.tileId}`, async () => {
+      let bytes: Uint8Array;
+      try {
+        bytes = await this.archive.readObject(hash);
+      } catch {
+        throw new NotFoundError(
+          `the source of tile ${tile.tileId} is not in this archive`,
+          "source-not-archived",
+        );
+      }
+      this.pool ??= new DecoderPool({
+        size: 1,
+        timeoutMs: this.options.timeoutMs,
+        maxPixels: this.options.maxPixels,
+      });
+      const decoded = await this.pool.decode(bytes);
+      // The catalogue keeps the tile file's .aux.xml values; the archived object is the TIFF alone.
+      const entry = await this.archive.get(tile.tileId);
+      return applyPam(decoded, entry?.contentHash === hash ? entry.pam : undefined);
+    });
+  }
+}
+
+/** Stretches and encodes (pure but for the PNG encoder). */
+function renderSource(raster: Raster, bands: readonly number[], req: SourceRenderRequest): SourceImage {
+  const drawn: StretchBand[] = [];
+  const ranges: (StretchRange | null)[] = [];
+  bands.forEach((b, i) => {
+    const samples = raster.bands[b - 1] as BandArray;
+    const nodata = raster.nodata[b - 1] ?? null;
+    let range: StretchRange | null;
+    if (req.rescale) range = (req.rescale.length === 1 ? req.rescale[0] : req.rescale[i]) ?? null;
+    else {
+      const p = bandPercentiles(samples, nodata, req.percentiles);
+      range = p ? { min: p[0] as number, max: p[1] as number } : null;
+    }
+    ranges.push(range);
+    // A band without a valid pixel draws nothing; any range will do.
+    drawn.push({ samples, nodata, range: range ?? { min: 0, max: 1 } });
+  });
+  const rgba = stretchToRgba(drawn);
+  const png = encodePng({ width: raster.width, height: raster.height, data: rgba, depth: 8, channels: 4 });
+  return { png, bands, ranges };
+}
