@@ -148,6 +148,19 @@ export const TileFeatureCollection = component(
   }),
 );
 
+/** render/confidence.ts `confidenceSummary` of the drawn result's class raster. */
+export const TileConfidence = component(
+  "TileConfidence",
+  z.object({
+    classifiedPixels: count,
+    mean: z.number().min(0).max(1).nullable(),
+    lowShare: z.number().min(0).max(1).nullable(),
+    lowThreshold: z.number().min(0).max(1),
+    k: count,
+  }),
+  "Vote shares (votes / k) of the drawn result's classified pixels: their mean, and the share of pixels whose vote share is at most lowThreshold (no majority of the k neighbours)",
+);
+
 export const TileDetail = component(
   "TileDetail",
   z.object({
@@ -158,7 +171,17 @@ export const TileDetail = component(
     batch: TileSummary.nullable(),
     candidates: z.array(TileSummary),
     absorbed: z.array(TileSummary),
-    links: z.object({ classesPng: z.string(), classesTif: z.string(), sourceTif: z.string() }).nullable(),
+    links: z
+      .object({
+        classesPng: z.string(),
+        classesTif: z.string(),
+        sourceTif: z.string(),
+        sourcePng: z.string(),
+        confidencePng: z.string(),
+      })
+      .nullable(),
+    /** Of the drawn result (the named tile, else the winner); null when nothing is drawn. */
+    confidence: TileConfidence.nullable(),
     snapshot: SnapshotInfo,
   }),
   "One cell: both lanes' candidates newest first, which won, and the live results the batch absorbed",

@@ -198,8 +198,12 @@ export function tileDetail(lease: SnapshotLease, id: string, base: string): Tile
           classesPng: `${path}/classes.png`,
           classesTif: `${path}/classes.tif`,
           sourceTif: `${path}/source.tif`,
+          sourcePng: `${path}/source.png`,
+          confidencePng: `${path}/confidence.png`,
         }
       : null,
+    // Needs the decoded raster: the (async) route fills it in.
+    confidence: null,
     snapshot: snapshotInfo(lease),
   };
 }

@@ -15,7 +15,7 @@ import { decode as decodePng } from "fast-png";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { decodeGeoTiff, encodeGeoTiff, type Bounds, type CatalogueEntry } from "../../shared/index.js";
 import { registerFastDecoders } from "../../shared/internal.js";
-import { confidenceColour } from "../../serving/render/confidence.js";
+import { confidenceColour, confidenceSummary } from "../../serving/render/confidence.js";
 import { missing, sharedData } from "../helpers/env.js";
 import { startServing, type ServingFixture } from "../helpers/serving-server.js";
 import {
@@ -246,6 +246,21 @@ describe("source.png and confidence.png over HTTP", () => {
         else assert.deepEqual(entry, [...confidenceColour((votes[i] as number) / k), 255], `pixel ${i}`);
       }
     }
+  });
+
+  test("the tile's JSON answer gives the drawn raster's mean vote share, its low-confidence share and both layers' links", async () => {
+    for (const id of ["gen-20240101", fixtureCell(0, 0)]) {
+      const { status, body } = await srv.json<{
+        confidence: unknown;
+        links: Record<string, string>;
+      }>(`/v1/tiles/${id}`);
+      assert.equal(status, 200);
+      assert.deepEqual(body.confidence, confidenceSummary(generated.raster));
+      assert.match(body.links["sourcePng"] ?? "", new RegExp(`/v1/tiles/${id}/source\\.png$`));
+      assert.match(body.links["confidencePng"] ?? "", new RegExp(`/v1/tiles/${id}/confidence\\.png$`));
+    }
+    const s = confidenceSummary(generated.raster);
+    assert.ok(s.lowShare !== null && s.lowShare > 0 && s.lowShare < 1, "the fixture has both kinds of pixel");
   });
 
   test(

@@ -25,6 +25,7 @@ import * as S from "../../api/schemas.js";
 import { NotFoundError } from "../../errors.js";
 import { tilesArrow } from "../../render/arrow-tables.js";
 import { categoryNames, classesGeoTiff, classesPng } from "../../render/class-images.js";
+import { confidenceSummary } from "../../render/confidence.js";
 import type { ServingContext } from "../../usecases/context.js";
 import { boundsPolygon, snapshotInfo, tileSummary } from "../../usecases/present.js";
 import { SourceGeoref } from "../../usecases/source-georef.js";
@@ -150,12 +151,14 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
         "404": tileNotFound,
         "406": problem("The Accept header allows none of the formats"),
       },
-      handle: (req, res) => {
+      handle: async (req, res) => {
         const q = parseQuery(formatOnly, req.query);
         const id = parsePathParam("id", tileIdSegment, req.params["id"]);
         const format = negotiate(req, q.f, ["json", "geojson"]);
         const lease = hold(res, ctx.snapshots.acquire());
-        const detail = tileDetail(lease, id, base(req));
+        let detail = tileDetail(lease, id, base(req));
+        const drawn = resolveTarget(lease, id).drawn;
+        if (drawn) detail = { ...detail, confidence: confidenceSummary(await drawn.raster()) };
         if (format === "geojson") {
           const shown = detail.winner ?? detail.candidates[0] ?? null;
           const b = shown?.bbox ?? null;
