@@ -25,6 +25,7 @@ import { refreshPanel, selectCell } from "./panel.js";
 import { connectEvents } from "./live.js";
 import { refreshViews, renderLag } from "./freshness.js";
 import { reportError } from "./status.js";
+import { initLayers } from "./layers.js";
 
 function renderLaneControls() {
   for (const input of document.querySelectorAll('input[name="lane"]')) {
@@ -60,6 +61,7 @@ async function start() {
   document.body.dataset.lane = state.lane;
   document.body.dataset.state = "loading";
   renderLaneControls();
+  initLayers();
   // Listen first, so no change between the listing and the stream's start is missed.
   connectEvents();
   try {

@@ -24,6 +24,7 @@ const PAGE_FILES: ReadonlySet<string> = new Set([
   "state.js",
   "map.js",
   "images.js",
+  "layers.js",
   "cells.js",
   "loading.js",
   "panel.js",

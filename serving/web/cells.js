@@ -7,6 +7,7 @@ import { h } from "./dom.js";
 import { olderThan, snapshotOrder, state } from "./state.js";
 import { map } from "./map.js";
 import { requestImage } from "./images.js";
+import { dropCellLayers, syncCellLayers } from "./layers.js";
 import { selectCell } from "./panel.js";
 
 function boundsOf(summary) {
@@ -76,12 +77,14 @@ export function upsertCell(summary, snapshot) {
   entry.outline.getElement()?.setAttribute("data-cell", entry.cell);
   entry.outline.getElement()?.setAttribute("data-lane", summary.lane);
   requestImage(entry);
+  syncCellLayers(entry);
 }
 
 export function removeCell(cell) {
   const entry = state.cells.get(cell);
   if (!entry) return;
   state.cells.delete(cell);
+  dropCellLayers(cell);
   entry.outline.remove();
   entry.overlay?.remove();
   if (entry.shown) URL.revokeObjectURL(entry.shown.url);

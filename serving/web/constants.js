@@ -7,6 +7,8 @@ export const LANES = ["merged", "batch", "live"];
 export const PAGE_SIZE = 1000;
 /** Class PNGs fetched at once (a browser opens about six connections per host anyway). */
 export const IMAGE_CONCURRENCY = 6;
+/** Source and confidence layer PNGs fetched at once (images.js fetches the class PNGs). */
+export const LAYER_CONCURRENCY = 4;
 /** Cell refreshes fetched at once after live changes. */
 export const REFRESH_CONCURRENCY = 4;
 /** More changed cells than this at once (a replay, a reconnect) reloads the listing instead. */

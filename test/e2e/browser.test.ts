@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { confidenceColour } from "../../serving/render/confidence.js";
 import { projectRoot } from "../helpers/env.js";
 import { natsMissing } from "../helpers/nats.js";
 import { startTestPlatform, type TestPlatform } from "../helpers/platform.js";
@@ -59,7 +60,7 @@ declare const document: {
     listener: (e: { violatedDirective: string; blockedURI: string }) => void,
   ): void;
 };
-declare function getComputedStyle(element: DomElement): { backgroundColor: string };
+declare function getComputedStyle(element: DomElement): { backgroundColor: string; zIndex: string };
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = join(projectRoot, "test", "results", "e2e");
@@ -366,6 +367,96 @@ describe("the web map at /", { skip: skip ?? false }, () => {
     await page.waitForFunction(
       (cell) => document.querySelector(`img.lm-classes[data-cell="${cell}"]`)?.dataset["lane"] === "live",
       FLOOD_CELL,
+      { timeout: WAIT_MS },
+    );
+  });
+
+  test("the layer toggles draw the source scene under the classes and the vote share over them", async () => {
+    const cells = platform.cells.length;
+    /** Waits until every cell has a decoded overlay of `kind` whose key ends with `suffix`. */
+    const waitForLayer = (kind: string, suffix: string) =>
+      page.waitForFunction(
+        ({ kind, suffix, cells }) => {
+          const imgs = [...document.querySelectorAll(`img.lm-${kind}`)] as DomImage[];
+          return (
+            imgs.length === cells &&
+            imgs.every((i) => i.complete && i.naturalWidth > 0 && (i.dataset["key"] ?? "").endsWith(suffix))
+          );
+        },
+        { kind, suffix, cells },
+        { timeout: WAIT_MS, polling: 50 },
+      );
+    /** Colour counts of one layer image's opaque pixels, and how many pixels are opaque. */
+    const pixels = (kind: string, cell: string) =>
+      page.$eval(`img.lm-${kind}[data-cell="${cell}"]`, (element) => {
+        const img = element as unknown as DomImage;
+        const canvas = document.createElement("canvas");
+        canvas.width = img.naturalWidth;
+        canvas.height = img.naturalHeight;
+        const ctx = canvas.getContext("2d");
+        if (!ctx) throw new Error("no 2d context");
+        ctx.drawImage(img, 0, 0);
+        const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+        const colours: Record<string, number> = {};
+        let opaque = 0;
+        for (let i = 0; i < data.length; i += 4) {
+          if ((data[i + 3] ?? 0) === 0) continue;
+          opaque++;
+          const hex =
+            "#" +
+            [data[i], data[i + 1], data[i + 2]].map((v) => (v ?? 0).toString(16).padStart(2, "0")).join("");
+          colours[hex] = (colours[hex] ?? 0) + 1;
+        }
+        return { opaque, total: data.length / 4, colours };
+      });
+
+    await page.getByRole("radio", { name: "False colour" }).check();
+    await waitForLayer("source", "|false-colour");
+    assert.equal(await page.evaluate(() => document.body.dataset["sourceLayer"]), "false-colour");
+    const scene = await pixels("source", FLOOD_CELL);
+    assert.equal(scene.opaque, scene.total, "the sample scene has no nodata: every pixel is drawn");
+    assert.ok(Object.keys(scene.colours).length > 100, "a stretched scene, not a flat fill");
+    // Under the classes: turn their opacity down to see the scene through them.
+    await page.locator("#classes-opacity").fill("35");
+    await shoot(page, "05-false-colour-under-classes");
+
+    await page.getByRole("radio", { name: "True colour" }).check();
+    await waitForLayer("source", "|true-colour");
+
+    await page.getByRole("checkbox", { name: /Confidence/ }).check();
+    await waitForLayer("confidence", "");
+    const k = platform.model.k;
+    const ramp = new Set(
+      Array.from({ length: k + 1 }, (_, v) => {
+        const [r, g, b] = confidenceColour(v / k);
+        return "#" + [r, g, b].map((x) => x.toString(16).padStart(2, "0")).join("");
+      }),
+    );
+    for (const cell of platform.cells) {
+      const shares = await pixels("confidence", cell);
+      assert.ok(shares.opaque > 0, `${cell} has classified pixels`);
+      for (const hex of Object.keys(shares.colours))
+        assert.ok(ramp.has(hex), `${cell}: ${hex} is a vote share's colour on the ramp`);
+    }
+    const z = await page.evaluate(() =>
+      ["source", "classes", "confidence", "overlay"].map((p) =>
+        Number(getComputedStyle(document.querySelector(`.leaflet-${p}-pane`) as DomElement).zIndex),
+      ),
+    );
+    assert.deepEqual(
+      [...z].sort((a, b) => a - b),
+      z,
+      `source < classes < confidence < outlines: ${z.join(" < ")}`,
+    );
+    await page.locator("#classes-opacity").fill("100");
+    await shoot(page, "06-true-colour-and-confidence");
+
+    await page.getByRole("radio", { name: "Off" }).check();
+    await page.getByRole("checkbox", { name: /Confidence/ }).uncheck();
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll("img.lm-source, img.lm-confidence")[Symbol.iterator]().next().done === true,
+      undefined,
       { timeout: WAIT_MS },
     );
   });

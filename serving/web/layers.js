@@ -1,0 +1,204 @@
+/**
+ * Map layers beside the classes, so an analyst can check a class against the scene and see where
+ * more labels would help:
+ *
+ * - source imagery under the class overlay: each cell's archived scene as true colour (bands 3,2,1)
+ *   or false colour (4,3,2, vegetation red), `/v1/tiles/{tileId}/source.png?preset=…`, stretched
+ *   2-98 % per band by the server;
+ * - confidence above it: each classified pixel's kNN vote share, `/v1/tiles/{tileId}/confidence.png`
+ *   (ColorBrewer YlOrRd reversed: the deeper the red, the fewer neighbours agreed);
+ * - an opacity per layer, the class overlay's too (the source shows through it).
+ *
+ * Images are fetched as blobs for the cells near the view only, a few at a time, as the class images
+ * are (images.js); a cell's source image is kept while its tile id stays, its confidence image while
+ * its class image key stays. Controls: the "Layers" card of index.html. Each overlay
+ * `<img class="lm-source">` / `<img class="lm-confidence">` carries `data-cell`, `data-tile-id` and
+ * `data-key` once decoded; `body[data-source-layer]` and `body[data-confidence-layer]` say what is on.
+ */
+import * as L from "/vendor/leaflet/leaflet-src.esm.js";
+import { LAYER_CONCURRENCY } from "./constants.js";
+import { $ } from "./dom.js";
+import { ApiError, tilePath } from "./api.js";
+import { imageKey, state } from "./state.js";
+import { map } from "./map.js";
+import { reportError } from "./status.js";
+
+const SOURCE_MODES = ["off", "true-colour", "false-colour"];
+
+const layers = {
+  /** "off", "true-colour" or "false-colour". */
+  source: "off",
+  confidence: false,
+};
+
+/**
+ * Per cell and layer: the overlay and its image.
+ * @type {Map<string, {source: LayerImage, confidence: LayerImage}>}
+ * @typedef {{overlay: L.ImageOverlay | null, key: string | null, url: string | null, loading: string | null}} LayerImage
+ */
+const images = new Map();
+const queue = [];
+let inFlight = 0;
+
+const blank = () => ({ overlay: null, key: null, url: null, loading: null });
+
+/** The image a layer should show for a cell now, or null when the layer is off. */
+function wanted(kind, entry) {
+  const s = entry.summary;
+  if (kind === "source")
+    return layers.source === "off"
+      ? null
+      : {
+          key: `${s.tileId}|${layers.source}`,
+          path: `${tilePath(s.tileId)}/source.png?preset=${layers.source}`,
+        };
+  return layers.confidence ? { key: imageKey(s), path: `${tilePath(s.tileId)}/confidence.png` } : null;
+}
+
+function near(entry) {
+  return map.getBounds().pad(0.5).intersects(entry.bounds);
+}
+
+/** Brings one cell's layer images up to date (called by cells.js whenever a cell is shown or changes). */
+export function syncCellLayers(entry) {
+  let slot = images.get(entry.cell);
+  if (!slot) {
+    slot = { source: blank(), confidence: blank() };
+    images.set(entry.cell, slot);
+  }
+  for (const kind of ["source", "confidence"]) {
+    const img = slot[kind];
+    const want = wanted(kind, entry);
+    if (!want) {
+      clear(img);
+      continue;
+    }
+    if (img.overlay && !img.overlay.getBounds().equals(entry.bounds)) img.overlay.setBounds(entry.bounds);
+    if (want.key === img.key || want.key === img.loading || !near(entry)) continue;
+    img.loading = want.key;
+    queue.push({ cell: entry.cell, kind, ...want });
+  }
+  pump();
+}
+
+/** Drops a cell's layer images (called by cells.js when a cell leaves the map). */
+export function dropCellLayers(cell) {
+  const slot = images.get(cell);
+  if (!slot) return;
+  images.delete(cell);
+  clear(slot.source);
+  clear(slot.confidence);
+}
+
+function clear(img) {
+  img.overlay?.remove();
+  if (img.url) URL.revokeObjectURL(img.url);
+  Object.assign(img, blank());
+}
+
+function syncAll() {
+  for (const entry of state.cells.values()) syncCellLayers(entry);
+}
+
+function pump() {
+  while (inFlight < LAYER_CONCURRENCY && queue.length) {
+    const job = queue.shift();
+    const img = images.get(job.cell)?.[job.kind];
+    if (!img || img.loading !== job.key) continue;
+    inFlight++;
+    load(job, img)
+      .catch((err) => {
+        if (img.loading === job.key) img.loading = null;
+        reportError(`Could not load the ${job.kind} layer of ${job.cell}`, err);
+      })
+      .finally(() => {
+        inFlight--;
+        pump();
+      });
+  }
+}
+
+async function load(job, img) {
+  // Confidence follows the classes (same tile id, new model): never a cached image for it.
+  const res = await fetch(job.path, job.kind === "confidence" ? { cache: "no-store" } : {});
+  if (img.loading !== job.key || images.get(job.cell)?.[job.kind] !== img) return;
+  if (res.status === 404) {
+    // No archived source (a tile registered elsewhere), or the tile just left the view: nothing to draw.
+    img.loading = null;
+    img.key = job.key;
+    img.overlay?.remove();
+    img.overlay = null;
+    return;
+  }
+  if (!res.ok) throw new ApiError(job.path, res.status, res.statusText);
+  const url = URL.createObjectURL(await res.blob());
+  if (img.loading !== job.key || images.get(job.cell)?.[job.kind] !== img) {
+    URL.revokeObjectURL(url);
+    return;
+  }
+  const entry = state.cells.get(job.cell);
+  if (!entry) return URL.revokeObjectURL(url);
+  const old = img.url;
+  img.url = url;
+  img.key = job.key;
+  img.loading = null;
+  const tileId = entry.summary.tileId;
+  if (!img.overlay) {
+    img.overlay = L.imageOverlay(url, entry.bounds, {
+      pane: job.kind,
+      className: `lm-${job.kind}`,
+      interactive: false,
+      alt: job.kind === "source" ? `Source scene of cell ${job.cell}` : `Confidence of cell ${job.cell}`,
+    });
+    img.overlay.addTo(map);
+  } else img.overlay.setUrl(url);
+  const el = img.overlay.getElement();
+  el?.addEventListener(
+    "load",
+    () => {
+      if (old) URL.revokeObjectURL(old);
+      if (el.src !== url) return;
+      el.dataset.cell = job.cell;
+      el.dataset.tileId = tileId;
+      el.dataset.key = job.key;
+    },
+    { once: true },
+  );
+}
+
+function setOpacity(pane, input) {
+  const apply = () => {
+    map.getPane(pane).style.opacity = String(Number(input.value) / 100);
+  };
+  input.addEventListener("input", apply);
+  apply();
+}
+
+/** Creates the panes and wires the "Layers" card; call once the map exists. */
+export function initLayers() {
+  // Source under the classes (350), confidence over them and under the outlines (overlayPane, 400).
+  map.createPane("source");
+  map.createPane("confidence");
+  for (const input of document.querySelectorAll('input[name="source-layer"]')) {
+    input.checked = input.value === layers.source;
+    input.addEventListener("change", () => {
+      if (!input.checked || !SOURCE_MODES.includes(input.value)) return;
+      layers.source = input.value;
+      document.body.dataset.sourceLayer = layers.source;
+      syncAll();
+    });
+  }
+  const confidence = $("layer-confidence");
+  confidence.checked = layers.confidence;
+  confidence.addEventListener("change", () => {
+    layers.confidence = confidence.checked;
+    document.body.dataset.confidenceLayer = layers.confidence ? "on" : "off";
+    syncAll();
+  });
+  document.body.dataset.sourceLayer = layers.source;
+  document.body.dataset.confidenceLayer = "off";
+  setOpacity("source", $("source-opacity"));
+  setOpacity("confidence", $("confidence-opacity"));
+  setOpacity("classes", $("classes-opacity"));
+  map.on("moveend", syncAll);
+}
