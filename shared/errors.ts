@@ -108,6 +108,7 @@ export const ERROR_TABLE = {
   OPERATOR_DISABLED: [503, "permanent", 1, "Operator endpoints disabled"],
   BATCH_UNAVAILABLE: [503, "permanent", 1, "Batch runs unavailable"],
   TOO_MANY_STREAMS: [503, "transient", 1, "Too many event streams"],
+  RENDER_BUSY: [503, "transient", 1, "Too many source images being decoded"],
   // Anything not thrown on purpose: a bug or an unexpected failure; retrying may help.
   INTERNAL: [500, "transient", 1, "an unexpected failure"],
 } as const satisfies Record<string, readonly [number, "permanent" | "transient", number, string]>;

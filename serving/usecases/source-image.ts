@@ -22,7 +22,7 @@
 import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { DecoderPool, applyPam, type BandArray, type Raster } from "../../shared/index.js";
 import { encode as encodePng } from "fast-png";
-import { InvalidParamsError, NotFoundError } from "../errors.js";
+import { InvalidParamsError, NotFoundError, ProblemError } from "../errors.js";
 import { LruCache } from "../view/lru-cache.js";
 import type { ServedResult } from "../view/served-result.js";
 import { bandPercentiles, stretchToRgba, type StretchBand, type StretchRange } from "../render/stretch.js";
@@ -48,6 +48,12 @@ export interface SourceImage {
   /** Each drawn band's stretch limits in stored values (null: the band has no valid pixel). */
   readonly ranges: readonly (StretchRange | null)[];
 }
+
+/**
+ * Source decodes waiting or running at once; past it a request for an image not cached is a 503
+ * (`render-busy`, Retry-After: 1) rather than one more archived object read into memory and queued.
+ */
+export const MAX_PENDING_DECODES = 8;
 
 /** Byte budgets of the caches: a few dozen decoded tiles of the sample's size, many PNGs. */
 const RASTER_CACHE_BYTES = 128 * 1024 * 1024;
@@ -81,6 +87,7 @@ export function resolveSourceBands(req: SourceRenderRequest, bandCount: number):
 /** Decodes, caches and renders archived source tiles (one per server; close it with the server). */
 export class SourceImagery {
   private pool: DecoderPool | null = null;
+  private pendingDecodes = 0;
   private readonly rasters = new LruCache<Raster>(RASTER_CACHE_BYTES, (r) =>
     r.bands.reduce((n, b) => n + b.byteLength, 0),
   );
@@ -96,6 +103,7 @@ export class SourceImagery {
    * @throws NotFoundError `source-not-archived` when the tile's source object is not in the archive.
    * @throws InvalidParamsError naming `bidx`, `preset` or `rescale` when they do not fit the tile.
    * @throws TileDecodeError or PixelBudgetError (422) when the archived object cannot be decoded.
+   * @throws ProblemError `render-busy` (503) when MAX_PENDING_DECODES decodes are already under way.
    */
   async render(tile: ServedResult, req: SourceRenderRequest): Promise<SourceImage> {
     const raster = await this.raster(tile);
@@ -128,25 +136,43 @@ export class SourceImagery {
     // By tile id too: the PAM values belong to the catalogue entry, not to the bytes. No caller's
     // AbortSignal reaches the shared load: one client leaving must not fail the others waiting on it.
     return this.rasters.getOrLoad(`${hash}|${tile.tileId}`, async () => {
-      let bytes: Uint8Array;
-      try {
-        bytes = await this.archive.readObject(hash);
-      } catch {
-        throw new NotFoundError(
-          `the source of tile ${tile.tileId} is not in this archive`,
-          "source-not-archived",
+      if (this.pendingDecodes >= MAX_PENDING_DECODES)
+        throw new ProblemError(
+          503,
+          "render-busy",
+          "Too many source images being decoded",
+          `${this.pendingDecodes} source tiles are being decoded; try again shortly`,
+          { headers: { "Retry-After": "1" } },
         );
+      this.pendingDecodes++;
+      try {
+        return await this.decode(tile, hash);
+      } finally {
+        this.pendingDecodes--;
       }
-      this.pool ??= new DecoderPool({
-        size: 1,
-        timeoutMs: this.options.timeoutMs,
-        maxPixels: this.options.maxPixels,
-      });
-      const decoded = await this.pool.decode(bytes);
-      // The catalogue keeps the tile file's .aux.xml values; the archived object is the TIFF alone.
-      const entry = await this.archive.get(tile.tileId);
-      return applyPam(decoded, entry?.contentHash === hash ? entry.pam : undefined);
     });
+  }
+
+  /** Reads, decodes (in the worker) and applies the catalogue's PAM values. */
+  private async decode(tile: ServedResult, hash: string): Promise<Raster> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.archive.readObject(hash);
+    } catch {
+      throw new NotFoundError(
+        `the source of tile ${tile.tileId} is not in this archive`,
+        "source-not-archived",
+      );
+    }
+    this.pool ??= new DecoderPool({
+      size: 1,
+      timeoutMs: this.options.timeoutMs,
+      maxPixels: this.options.maxPixels,
+    });
+    const decoded = await this.pool.decode(bytes);
+    // The catalogue keeps the tile file's .aux.xml values; the archived object is the TIFF alone.
+    const entry = await this.archive.get(tile.tileId);
+    return applyPam(decoded, entry?.contentHash === hash ? entry.pam : undefined);
   }
 }
 

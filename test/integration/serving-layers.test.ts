@@ -15,7 +15,10 @@ import { decode as decodePng } from "fast-png";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { decodeGeoTiff, encodeGeoTiff, type Bounds, type CatalogueEntry } from "../../shared/index.js";
 import { registerFastDecoders } from "../../shared/internal.js";
+import { ProblemError } from "../../serving/errors.js";
 import { confidenceColour, confidenceSummary } from "../../serving/render/confidence.js";
+import { MAX_PENDING_DECODES, SourceImagery } from "../../serving/usecases/source-image.js";
+import type { ServedResult } from "../../serving/view/served-result.js";
 import { missing, sharedData } from "../helpers/env.js";
 import { startServing, type ServingFixture } from "../helpers/serving-server.js";
 import {
@@ -330,4 +333,37 @@ describe("source.png and confidence.png over HTTP", () => {
       assert.ok(worst <= 1, `largest difference from gdal_translate: ${worst} DN`);
     },
   );
+});
+
+describe("source decoding is bounded", () => {
+  test("past MAX_PENDING_DECODES waiting decodes a new image is a 503 render-busy, and decodes once the burst has drained", async () => {
+    registerFastDecoders();
+    await using data = await tempDataDir();
+    const archive = new ArchiveStore(data.dir);
+    const { contentHash } = await archive.putObject(generatedTif());
+    const images = new SourceImagery(archive, { maxPixels: 1e6, timeoutMs: 30_000 });
+    try {
+      const tile = (i: number) => ({
+        ...sourceTile(`gen-${i}`, "c", contentHash, N).result,
+        summary: { contentHash },
+      });
+      const req = { bidx: [1], preset: null, rescale: null, percentiles: [2, 98] as const };
+      const burst = Array.from({ length: MAX_PENDING_DECODES + 3 }, (_, i) =>
+        images.render(tile(i) as unknown as ServedResult, req),
+      );
+      const settled = await Promise.allSettled(burst);
+      const busy = settled.filter(
+        (r) => r.status === "rejected" && r.reason instanceof ProblemError && r.reason.slug === "render-busy",
+      );
+      assert.equal(settled.filter((r) => r.status === "fulfilled").length, MAX_PENDING_DECODES);
+      assert.equal(busy.length, 3);
+      const refused = (busy[0] as PromiseRejectedResult).reason as ProblemError;
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers["Retry-After"], "1");
+      // Once the burst is over the same tile decodes.
+      await images.render(tile(MAX_PENDING_DECODES + 1) as unknown as ServedResult, req);
+    } finally {
+      await images.close();
+    }
+  });
 });

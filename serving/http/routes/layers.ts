@@ -132,6 +132,9 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
         "400": badRequest,
         "404": problem("No such cell or tile, or its source is not in the archive"),
         "422": problem("The archived source cannot be decoded or is over the pixel budget"),
+        "503": problem(
+          "Too many source tiles are being decoded (render-busy); Retry-After says when to retry",
+        ),
       },
       handle: async (req, res) => {
         const q = parseQuery(sourceQuery, req.query);
