@@ -130,6 +130,16 @@ async function load(job, img) {
     img.overlay = null;
     return;
   }
+  if (res.status === 503) {
+    // The server is decoding many scenes (render-busy): ask again when it says, not as an error.
+    img.loading = null;
+    const wait = 1000 * (Number(res.headers.get("Retry-After")) || 1);
+    setTimeout(() => {
+      const entry = state.cells.get(job.cell);
+      if (entry) syncCellLayers(entry);
+    }, wait);
+    return;
+  }
   if (!res.ok) throw new ApiError(job.path, res.status, res.statusText);
   const url = URL.createObjectURL(await res.blob());
   if (img.loading !== job.key || images.get(job.cell)?.[job.kind] !== img) {
