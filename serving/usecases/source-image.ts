@@ -6,11 +6,14 @@
  * for grey or three for red, green, blue), `rescale` ("min,max" in stored values, once for every
  * band or once per band); without `rescale` each band is stretched between its own `percentiles`
  * (default 2,98: QGIS's "cumulative count cut"), see render/stretch.ts. `preset` names the usual
- * band combinations of Landsat-like tiles (bands 1-4 blue, green, red, near infrared, as Landsat
- * 4-7 TM/ETM+ and the sample archive order them): `true-colour` = 3,2,1 and `false-colour`
- * (colour infrared) = 4,3,2; a tile of three bands is read as red, green, blue and one of one or
- * two bands as grey. Serving does not know a tile's band names (the catalogue does not record them),
- * so a tile in another band order needs an explicit `bidx`.
+ * band combinations. When the model that classified the tile names its red and near-infrared bands
+ * (its feature spec, usecases/model-bands.ts) they come from there: false colour (colour infrared)
+ * is NIR, red, green and true colour red, green, blue, with green the spec's or the band below red
+ * and blue the band below green (visible bands stacked in wavelength order, as Landsat 4-9 and
+ * Sentinel-2 stacks are). Otherwise tiles of 4+ bands are taken in Landsat TM/ETM+ order (bands 1-4
+ * blue, green, red, NIR, as the sample archive too): `true-colour` = 3,2,1, `false-colour` = 4,3,2;
+ * a tile of three bands is read as red, green, blue and one of one or two bands as grey. The
+ * catalogue records no band names, so a tile in another order without a model spec needs `bidx`.
  *
  * Decoding goes through the house decoder: a DecoderPool of one worker with the configured deadline
  * and pixel budget (a hostile or huge archived object costs at most that and never blocks the event
@@ -24,6 +27,7 @@ import { DecoderPool, applyPam, type BandArray, type Raster } from "../../shared
 import { encode as encodePng } from "fast-png";
 import { InvalidParamsError, NotFoundError, ProblemError } from "../errors.js";
 import { LruCache } from "../view/lru-cache.js";
+import type { SpectralBands } from "./model-bands.js";
 import type { ServedResult } from "../view/served-result.js";
 import { bandPercentiles, stretchToRgba, type StretchBand, type StretchRange } from "../render/stretch.js";
 
@@ -45,6 +49,8 @@ export interface SourceImage {
   readonly png: Uint8Array;
   /** The 1-based bands drawn as red, green, blue (or the one grey band). */
   readonly bands: readonly number[];
+  /** Where the bands came from: the request's `bidx`, the model's feature spec, or Landsat order. */
+  readonly bandsFrom: BandsFrom;
   /** Each drawn band's stretch limits in stored values (null: the band has no valid pixel). */
   readonly ranges: readonly (StretchRange | null)[];
 }
@@ -59,21 +65,39 @@ export const MAX_PENDING_DECODES = 8;
 const RASTER_CACHE_BYTES = 128 * 1024 * 1024;
 const PNG_CACHE_BYTES = 32 * 1024 * 1024;
 
+/** Where a source image's bands came from. */
+export type BandsFrom = "bidx" | "feature-spec" | "landsat-order";
+
+/** A preset's bands from a model's spectral bands, or null when they do not fit the tile. */
+function presetFromSpec(preset: SourcePreset, s: SpectralBands, bandCount: number): number[] | null {
+  const green = s.green ?? s.red - 1;
+  const bands = preset === "false-colour" ? [s.nir, s.red, green] : [s.red, green, green - 1];
+  return bands.every((b) => b >= 1 && b <= bandCount) ? bands : null;
+}
+
 /**
- * The bands a request draws, checked against the tile's band count.
+ * The bands a request draws, checked against the tile's band count: `bidx`, else the preset from the
+ * model's spectral bands (`spectral`, when known and fitting the tile), else Landsat order.
  * @throws InvalidParamsError naming `bidx` or `preset`.
  */
-export function resolveSourceBands(req: SourceRenderRequest, bandCount: number): number[] {
+export function resolveSourceBands(
+  req: SourceRenderRequest,
+  bandCount: number,
+  spectral: SpectralBands | null = null,
+): { bands: number[]; from: BandsFrom } {
   if (req.bidx) {
     const over = req.bidx.find((b) => b > bandCount);
     if (over !== undefined)
       throw new InvalidParamsError([
         { name: "bidx", reason: `band ${over} does not exist: the tile has ${bandCount} band(s)` },
       ]);
-    return [...req.bidx];
+    return { bands: [...req.bidx], from: "bidx" };
   }
   const preset = req.preset ?? "true-colour";
-  if (bandCount >= 4) return preset === "true-colour" ? [3, 2, 1] : [4, 3, 2];
+  const fromSpec = spectral ? presetFromSpec(preset, spectral, bandCount) : null;
+  if (fromSpec) return { bands: fromSpec, from: "feature-spec" };
+  const landsat = (bands: number[]) => ({ bands, from: "landsat-order" as const });
+  if (bandCount >= 4) return landsat(preset === "true-colour" ? [3, 2, 1] : [4, 3, 2]);
   if (preset === "false-colour")
     throw new InvalidParamsError([
       {
@@ -81,7 +105,7 @@ export function resolveSourceBands(req: SourceRenderRequest, bandCount: number):
         reason: `false-colour needs a near-infrared band 4 (Landsat order); the tile has ${bandCount} band(s): name the bands with bidx`,
       },
     ]);
-  return bandCount === 3 ? [1, 2, 3] : [1];
+  return landsat(bandCount === 3 ? [1, 2, 3] : [1]);
 }
 
 /** Decodes, caches and renders archived source tiles (one per server; close it with the server). */
@@ -105,9 +129,13 @@ export class SourceImagery {
    * @throws TileDecodeError or PixelBudgetError (422) when the archived object cannot be decoded.
    * @throws ProblemError `render-busy` (503) when MAX_PENDING_DECODES decodes are already under way.
    */
-  async render(tile: ServedResult, req: SourceRenderRequest): Promise<SourceImage> {
+  async render(
+    tile: ServedResult,
+    req: SourceRenderRequest,
+    spectral: SpectralBands | null = null,
+  ): Promise<SourceImage> {
     const raster = await this.raster(tile);
-    const bands = resolveSourceBands(req, raster.bandCount);
+    const { bands, from } = resolveSourceBands(req, raster.bandCount, spectral);
     if (req.rescale && req.rescale.length !== 1 && req.rescale.length !== bands.length)
       throw new InvalidParamsError([
         {
@@ -119,7 +147,7 @@ export class SourceImagery {
       ? `r${req.rescale.map((r) => `${r.min},${r.max}`).join(";")}`
       : `p${req.percentiles.join(",")}`;
     const key = `${tile.summary.contentHash}|${tile.tileId}|${bands.join(",")}|${how}`;
-    return this.images.getOrLoad(key, async () => renderSource(raster, bands, req));
+    return this.images.getOrLoad(key, async () => renderSource(raster, bands, from, req));
   }
 
   /** Ends the decoder worker (pending decodes reject). */
@@ -177,7 +205,12 @@ export class SourceImagery {
 }
 
 /** Stretches and encodes (pure but for the PNG encoder). */
-function renderSource(raster: Raster, bands: readonly number[], req: SourceRenderRequest): SourceImage {
+function renderSource(
+  raster: Raster,
+  bands: readonly number[],
+  bandsFrom: BandsFrom,
+  req: SourceRenderRequest,
+): SourceImage {
   const drawn: StretchBand[] = [];
   const ranges: (StretchRange | null)[] = [];
   bands.forEach((b, i) => {
@@ -195,5 +228,5 @@ function renderSource(raster: Raster, bands: readonly number[], req: SourceRende
   });
   const rgba = stretchToRgba(drawn);
   const png = encodePng({ width: raster.width, height: raster.height, data: rgba, depth: 8, channels: 4 });
-  return { png, bands, ranges };
+  return { png, bands, bandsFrom, ranges };
 }

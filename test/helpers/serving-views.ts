@@ -223,6 +223,8 @@ export interface BatchViewSpec {
   readonly modelVersion?: string;
   readonly tiles: readonly TileFixture[];
   readonly classes?: readonly { id: number; name: string; colour: string }[];
+  /** The model's feature spec, written into the view's model.json (default: none). */
+  readonly features?: unknown;
   readonly finishedAt?: string;
   /** Point CURRENT at it once written (default true). */
   readonly publish?: boolean;
@@ -309,7 +311,11 @@ export async function writeBatchView(dataDir: string, spec: BatchViewSpec): Prom
   const modelVersion = spec.modelVersion ?? "m1";
   await writeFile(
     join(staging, BATCH_VIEW_FILES.model),
-    JSON.stringify({ version: modelVersion, classes: classes.map((c) => ({ ...c })) }) + "\n",
+    JSON.stringify({
+      version: modelVersion,
+      classes: classes.map((c) => ({ ...c })),
+      ...(spec.features === undefined ? {} : { features: spec.features }),
+    }) + "\n",
   );
   const files: Record<string, { bytes: number; sha256: string }> = {};
   for (const f of [BATCH_VIEW_FILES.duckdb, BATCH_VIEW_FILES.parquet, BATCH_VIEW_FILES.model])

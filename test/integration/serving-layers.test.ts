@@ -58,7 +58,14 @@ function generatedTif(): Uint8Array {
 }
 
 /** A batch-lane view row for an archived source: the view's summary names its content hash. */
-function sourceTile(tileId: string, cell: string, contentHash: string, size: number, k = 5): TileFixture {
+function sourceTile(
+  tileId: string,
+  cell: string,
+  contentHash: string,
+  size: number,
+  k = 5,
+  modelVersion = "m-layers",
+): TileFixture {
   const raster = makeRaster(
     size,
     (c, r) => ((c + r) % 7 === 0 ? 0 : ((c + r) % 3) + 1),
@@ -73,7 +80,7 @@ function sourceTile(tileId: string, cell: string, contentHash: string, size: num
       acquired: "2024-01-01T00:00:00Z",
       ingestSeq: 0,
       contentHash,
-      modelVersion: "m-layers",
+      modelVersion,
       width: size,
       height: size,
       geoTransform: [10, 0.0025, 0, 50.04, 0, -0.0025],
@@ -365,5 +372,58 @@ describe("source decoding is bounded", () => {
     } finally {
       await images.close();
     }
+  });
+});
+
+describe("source.png presets follow the feature spec of the model that classified the tile", () => {
+  let srv: ServingFixture;
+  let data: { dir: string } & AsyncDisposable;
+
+  before(async () => {
+    registerFastDecoders();
+    data = await tempDataDir();
+    // A Landsat 8 OLI-like stack: 1 coastal, 2 blue, 3 green, 4 red, 5 NIR, 6 SWIR.
+    const bands = [1, 2, 3, 4, 5, 6].map((b) => Int16Array.from({ length: N * N }, (_, i) => sample(b, i)));
+    const bytes = encodeGeoTiff({
+      width: N,
+      height: N,
+      bands,
+      geoTransform: [10, 0.0025, 0, 50.04, 0, -0.0025],
+      epsg: 4326,
+    });
+    const { contentHash } = await new ArchiveStore(data.dir).putObject(bytes);
+    await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 0,
+      modelVersion: "m-l8",
+      features: { bands: 6, red: 4, nir: 5, green: null, extras: [] },
+      tiles: [
+        sourceTile("l8-20240101", fixtureCell(0, 0), contentHash, N, 5, "m-l8"),
+        // The same scene classified by a model this view does not hold: its bands are unknown here.
+        sourceTile("l8-other-20240101", fixtureCell(1, 0), contentHash, N, 5, "m-other"),
+      ],
+    });
+    srv = await startServing({ dataDir: data.dir });
+  });
+  after(async () => {
+    await srv?.[Symbol.asyncDispose]();
+    await data?.[Symbol.asyncDispose]();
+  });
+
+  const bandsOf = async (path: string) => {
+    const res = await srv.get(path);
+    assert.equal(res.status, 200, await res.clone().text());
+    await res.arrayBuffer();
+    return `${res.headers.get("lanemap-bands")} ${res.headers.get("lanemap-bands-from")}`;
+  };
+
+  test("red 4 and NIR 5 in the spec make true colour 4,3,2 and false colour 5,4,3", async () => {
+    assert.equal(await bandsOf("/v1/tiles/l8-20240101/source.png"), "4,3,2 feature-spec");
+    assert.equal(await bandsOf("/v1/tiles/l8-20240101/source.png?preset=false-colour"), "5,4,3 feature-spec");
+    assert.equal(await bandsOf("/v1/tiles/l8-20240101/source.png?bidx=6,5,4"), "6,5,4 bidx");
+  });
+
+  test("a result of another model falls back to Landsat TM/ETM+ order", async () => {
+    assert.equal(await bandsOf("/v1/tiles/l8-other-20240101/source.png"), "3,2,1 landsat-order");
   });
 });

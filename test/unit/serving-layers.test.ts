@@ -175,13 +175,14 @@ describe("the bands a source image draws", () => {
   });
 
   test("a Landsat-like tile of 4+ bands is 3,2,1 in true colour and 4,3,2 in false colour", () => {
-    assert.deepEqual(resolveSourceBands(req({}), 8), [3, 2, 1]);
-    assert.deepEqual(resolveSourceBands(req({ preset: "false-colour" }), 6), [4, 3, 2]);
+    const landsat = (bands: number[]) => ({ bands, from: "landsat-order" });
+    assert.deepEqual(resolveSourceBands(req({}), 8), landsat([3, 2, 1]));
+    assert.deepEqual(resolveSourceBands(req({ preset: "false-colour" }), 6), landsat([4, 3, 2]));
   });
 
   test("three bands are red, green, blue; one or two are grey; false colour without band 4 names `preset`", () => {
-    assert.deepEqual(resolveSourceBands(req({}), 3), [1, 2, 3]);
-    assert.deepEqual(resolveSourceBands(req({}), 1), [1]);
+    assert.deepEqual(resolveSourceBands(req({}), 3).bands, [1, 2, 3]);
+    assert.deepEqual(resolveSourceBands(req({}), 1).bands, [1]);
     assert.throws(
       () => resolveSourceBands(req({ preset: "false-colour" }), 3),
       (e: unknown) => e instanceof InvalidParamsError && e.invalidParams[0]?.name === "preset",
@@ -189,10 +190,35 @@ describe("the bands a source image draws", () => {
   });
 
   test("explicit bidx wins and a band the tile lacks names `bidx`", () => {
-    assert.deepEqual(resolveSourceBands(req({ bidx: [5, 4, 2] }), 6), [5, 4, 2]);
+    const spec = { red: 4, nir: 5, green: null };
+    assert.deepEqual(resolveSourceBands(req({ bidx: [5, 4, 2] }), 6, spec), {
+      bands: [5, 4, 2],
+      from: "bidx",
+    });
     assert.throws(
       () => resolveSourceBands(req({ bidx: [7, 4, 2] }), 6),
       (e: unknown) => e instanceof InvalidParamsError && e.invalidParams[0]?.name === "bidx",
     );
+  });
+
+  test("a model's feature spec places the presets: a Landsat 8 stack (red 4, NIR 5) is 4,3,2 and 5,4,3", () => {
+    const l8 = { red: 4, nir: 5, green: null };
+    assert.deepEqual(resolveSourceBands(req({}), 7, l8), { bands: [4, 3, 2], from: "feature-spec" });
+    assert.deepEqual(resolveSourceBands(req({ preset: "false-colour" }), 7, l8), {
+      bands: [5, 4, 3],
+      from: "feature-spec",
+    });
+    // A spec with its own green (NDWI) takes it, and blue is the band below it.
+    const withGreen = { red: 5, nir: 6, green: 3 };
+    assert.deepEqual(resolveSourceBands(req({}), 6, withGreen).bands, [5, 3, 2]);
+    assert.deepEqual(resolveSourceBands(req({ preset: "false-colour" }), 6, withGreen).bands, [6, 5, 3]);
+  });
+
+  test("a spec that does not fit the tile (no band below red for blue, or past its bands) falls back", () => {
+    assert.deepEqual(resolveSourceBands(req({}), 4, { red: 2, nir: 4, green: null }), {
+      bands: [3, 2, 1],
+      from: "landsat-order",
+    });
+    assert.equal(resolveSourceBands(req({}), 4, { red: 5, nir: 6, green: null }).from, "landsat-order");
   });
 });

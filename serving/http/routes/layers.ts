@@ -12,6 +12,7 @@ import { InvalidParamsError, NotFoundError } from "../../errors.js";
 import { confidencePng } from "../../render/confidence.js";
 import { DEFAULT_PERCENTILES } from "../../render/stretch.js";
 import type { ServingContext } from "../../usecases/context.js";
+import { ModelBands } from "../../usecases/model-bands.js";
 import { SOURCE_PRESETS, type SourceRenderRequest } from "../../usecases/source-image.js";
 import { resolveTarget } from "../../usecases/tiles.js";
 import { hold, sendBytes } from "../respond.js";
@@ -91,7 +92,7 @@ const percentilesParam = z
 const sourceQuery = z.strictObject({
   preset: z.enum(SOURCE_PRESETS).optional().meta({
     description:
-      "true-colour (bands 3,2,1) or false-colour (4,3,2: near infrared as red) for Landsat-like band order; default true-colour",
+      "true-colour (red, green, blue) or false-colour (near infrared, red, green), from the model's feature spec when it names red and NIR, else Landsat TM/ETM+ order (3,2,1 and 4,3,2); default true-colour",
   }),
   bidx: bidxParam.optional(),
   rescale: rescaleParam.optional(),
@@ -101,6 +102,7 @@ const sourceQuery = z.strictObject({
 /** GET /v1/tiles/{id}/source.png and /v1/tiles/{id}/confidence.png. */
 export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
   const idParam = { id: tileIdSegment };
+  const modelBands = new ModelBands();
   const tileNotFound = problem("No cell or tile with this id in the current snapshot");
 
   const drawnOf = (req: Request, res: Response) => {
@@ -112,7 +114,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
         `cell ${t.merged.cell} has no result to draw (every live result was absorbed)`,
         "tile-not-found",
       );
-    return t.drawn;
+    return { lease, drawn: t.drawn };
   };
 
   return [
@@ -126,9 +128,12 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
       query: sourceQuery,
       pathParams: idParam,
       responses: {
-        "200": ok("PNG; headers Lanemap-Bands and Lanemap-Rescale say what was drawn", {
-          "image/png": "binary",
-        }),
+        "200": ok(
+          "PNG; headers Lanemap-Bands (and Lanemap-Bands-From: bidx, feature-spec or landsat-order) and Lanemap-Rescale say what was drawn",
+          {
+            "image/png": "binary",
+          },
+        ),
         "400": badRequest,
         "404": problem("No such cell or tile, or its source is not in the archive"),
         "422": problem("The archived source cannot be decoded or is over the pixel budget"),
@@ -138,7 +143,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
       },
       handle: async (req, res) => {
         const q = parseQuery(sourceQuery, req.query);
-        const drawn = drawnOf(req, res);
+        const { lease, drawn } = drawnOf(req, res);
         const render: SourceRenderRequest = {
           bidx: q.bidx ?? null,
           preset: q.preset ?? null,
@@ -147,10 +152,12 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
         };
         if (render.bidx && render.preset)
           throw new InvalidParamsError([{ name: "preset", reason: "give either preset or bidx, not both" }]);
-        const image = await ctx.sourceImages.render(drawn, render);
+        const spectral = render.bidx ? null : await modelBands.of(lease, drawn);
+        const image = await ctx.sourceImages.render(drawn, render, spectral);
         res.setHeader("Lanemap-Tile-Id", drawn.tileId);
         res.setHeader("Lanemap-Lane", drawn.lane);
         res.setHeader("Lanemap-Bands", image.bands.join(","));
+        res.setHeader("Lanemap-Bands-From", image.bandsFrom);
         res.setHeader(
           "Lanemap-Rescale",
           image.ranges.map((r) => (r ? `${r.min},${r.max}` : "none")).join(";"),
@@ -174,7 +181,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
       },
       handle: async (req, res) => {
         parseQuery(noQuery, req.query);
-        const drawn = drawnOf(req, res);
+        const { drawn } = drawnOf(req, res);
         const raster = await drawn.raster();
         const png = confidencePng(raster);
         res.setHeader("Lanemap-Tile-Id", drawn.tileId);
