@@ -118,6 +118,7 @@ export function renderPanel(detail) {
       `${dominant?.name ?? shown.dominantClassName} · confidence ${formatPercent(shown.meanConfidence)}`,
       { "data-field": "dominant" },
     ),
+    ...lowConfidenceRow(detail, shown),
   );
   const links = detail.links
     ? h(
@@ -134,6 +135,22 @@ export function renderPanel(detail) {
     sharesTable(shown),
     candidatesList(detail),
     links,
+  );
+}
+
+/**
+ * The share of pixels without a majority of their k neighbours (`detail.confidence`, computed for the
+ * cell's winner): where the confidence layer is red and more labels would help. Empty for another result.
+ */
+function lowConfidenceRow(detail, shown) {
+  const c = detail.confidence;
+  if (!c || c.lowShare === null || detail.winner?.tileId !== shown.tileId) return [];
+  return row(
+    "Low confidence",
+    `${formatPercent(c.lowShare)} of pixels won by at most ${Math.floor(c.k * c.lowThreshold + 1e-9)} of ${c.k} votes`,
+    {
+      "data-field": "low-confidence",
+    },
   );
 }
 

@@ -449,6 +449,11 @@ describe("the web map at /", { skip: skip ?? false }, () => {
       `source < classes < confidence < outlines: ${z.join(" < ")}`,
     );
     await page.locator("#classes-opacity").fill("100");
+    // The panel (showing the flooded cell's winner) says how much of it lacks a majority.
+    assert.match(
+      await page.locator('#tile-panel [data-field="low-confidence"]').innerText(),
+      /^\d+(\.\d+)? % of pixels won by at most \d+ of \d+ votes$/,
+    );
     await shoot(page, "06-true-colour-and-confidence");
 
     await page.getByRole("radio", { name: "Off" }).check();
