@@ -1,0 +1,214 @@
+// The k-NN search of kdtree.ts as a WebAssembly SIMD kernel, written in AssemblyScript.
+//
+// Built by `node infra/bin/build-knn-wasm.js` into knn-wasm.ts (the module's bytes, base64), which
+// is committed, so running lanemap needs neither AssemblyScript nor a build step; a unit test checks
+// that the committed bytes are what this source compiles to. (The extension is .as, not .ts, so the
+// project's tsc, eslint and prettier leave this dialect alone; the build script hands it to asc.)
+//
+// It answers exactly what the JS kernel answers: the same tree (built in JS), the same visiting
+// order (nearer child first, the left one on a tie), the same heap (NeighborsHeap._push step for
+// step), and bit-identical distances. SIMD lanes never mix terms of one sum: a lane is one point
+// (leaf scan) or one child box (bounds), and each lane sums its squares left to right over the
+// dimensions as scikit-learn's euclidean_rdist and min_rdist do; f64x2 mul and add round like the
+// scalar ones and nothing is fused.
+//
+// Memory (imported; the host lays it out and passes byte offsets to configure):
+//   coords  f64, dimension-major: coordinate j of tree position i at coords + (j * stride + i) * 8,
+//           stride >= size + 1 so a leaf's last pair may read one position past its end
+//   pairs   per internal node n, its two children's boxes as lanes (left child lane 0):
+//           lower bounds j at pairs + (n * 2 * dim + j) * 16, upper at pairs + (n * 2 * dim + dim + j) * 16
+//   root    the root's box: dim lower then dim upper bounds, f64
+//   start, end   per node, i32 (tree positions [start, end)); leaf per node, i32 (1 = leaf)
+//   stack (node i32, bound f64), heap (position i32, distance f64), qv (dim splatted query values)
+
+let dim: i32 = 0;
+let stride: i32 = 0;
+let coords: usize = 0;
+let pairs: usize = 0;
+let root: usize = 0;
+let starts: usize = 0;
+let ends: usize = 0;
+let leafs: usize = 0;
+let stackNode: usize = 0;
+let stackBound: usize = 0;
+let heapPos: usize = 0;
+let heapDist: usize = 0;
+let qv: usize = 0;
+
+export function configure(
+  dim_: i32,
+  stride_: i32,
+  coords_: usize,
+  pairs_: usize,
+  root_: usize,
+  starts_: usize,
+  ends_: usize,
+  leafs_: usize,
+  stackNode_: usize,
+  stackBound_: usize,
+  heapPos_: usize,
+  heapDist_: usize,
+  qv_: usize,
+): void {
+  dim = dim_;
+  stride = stride_;
+  coords = coords_;
+  pairs = pairs_;
+  root = root_;
+  starts = starts_;
+  ends = ends_;
+  leafs = leafs_;
+  stackNode = stackNode_;
+  stackBound = stackBound_;
+  heapPos = heapPos_;
+  heapDist = heapDist_;
+  qv = qv_;
+}
+
+// NeighborsHeap._push: which of several equal distances is evicted matters, so step for step.
+function push(k: i32, s: f64, pos: i32): void {
+  let h: i32 = 0;
+  while (true) {
+    const c1 = 2 * h + 1;
+    const c2 = c1 + 1;
+    let sw: i32 = 0;
+    if (c1 >= k) break;
+    const d1 = load<f64>(heapDist + (<usize>c1 << 3));
+    if (c2 >= k) {
+      if (d1 > s) sw = c1;
+      else break;
+    } else {
+      const d2 = load<f64>(heapDist + (<usize>c2 << 3));
+      if (d1 >= d2) {
+        if (s < d1) sw = c1;
+        else break;
+      } else if (s < d2) sw = c2;
+      else break;
+    }
+    store<f64>(heapDist + (<usize>h << 3), load<f64>(heapDist + (<usize>sw << 3)));
+    store<i32>(heapPos + (<usize>h << 2), load<i32>(heapPos + (<usize>sw << 2)));
+    h = sw;
+  }
+  store<f64>(heapDist + (<usize>h << 3), s);
+  store<i32>(heapPos + (<usize>h << 2), pos);
+}
+
+// The k nearest of `count` queries stored point-major (f64, dim each) at q; query n's k tree
+// positions (heap order) go to out + (n * k + j) * 4.
+export function search(q: usize, count: i32, out: usize, k: i32): void {
+  const rowBytes = <usize>stride << 3;
+  const half = (dim + 1) >> 1;
+  const zero = f64x2.splat(0);
+  for (let n: i32 = 0; n < count; n++) {
+    const qo = q + ((<usize>n * <usize>dim) << 3);
+    for (let j: i32 = 0; j < dim; j++) v128.store(qv + (<usize>j << 4), f64x2.splat(load<f64>(qo + (<usize>j << 3))));
+    for (let j: i32 = 0; j < k; j++) {
+      store<f64>(heapDist + (<usize>j << 3), Infinity);
+      store<i32>(heapPos + (<usize>j << 2), 0);
+    }
+    // The root's bound, as min_rdist: per dimension max(lo - x, x - hi, 0)^2, summed left to right.
+    let rootBound: f64 = 0;
+    for (let j: i32 = 0; j < dim; j++) {
+      const x = load<f64>(qo + (<usize>j << 3));
+      let m = load<f64>(root + (<usize>j << 3)) - x;
+      if (!(m > 0)) {
+        m = x - load<f64>(root + (<usize>(dim + j) << 3));
+        if (!(m > 0)) m = 0;
+      }
+      rootBound += m * m;
+    }
+    let top: i32 = 0;
+    store<i32>(stackNode, 0);
+    store<f64>(stackBound, rootBound);
+    while (top >= 0) {
+      const node = load<i32>(stackNode + (<usize>top << 2));
+      const nodeBound = load<f64>(stackBound + (<usize>top << 3));
+      top--;
+      let worst = load<f64>(heapDist);
+      // scikit-learn prunes on bound > worst; its heap rejects dist >= worst, so >= is the same.
+      if (nodeBound >= worst) continue;
+      if (load<i32>(leafs + (<usize>node << 2)) == 1) {
+        const hi = load<i32>(ends + (<usize>node << 2));
+        let worstV = f64x2.splat(worst);
+        for (let i = load<i32>(starts + (<usize>node << 2)); i < hi; i += 2) {
+          // Lanes are positions i and i + 1; each lane's sum runs over the dimensions in order.
+          let p = coords + (<usize>i << 3);
+          let t = f64x2.sub(v128.load(qv), v128.load(p));
+          let acc = f64x2.mul(t, t);
+          let j: i32 = 1;
+          for (; j < half; j++) {
+            p += rowBytes;
+            t = f64x2.sub(v128.load(qv + (<usize>j << 4)), v128.load(p));
+            acc = f64x2.add(acc, f64x2.mul(t, t));
+          }
+          // Squares only add (and a rounded sum of non-negative terms never decreases): a partial
+          // sum at or past the k-th distance rejects the point.
+          if (i64x2.all_true(f64x2.ge(acc, worstV))) continue;
+          for (; j < dim; j++) {
+            p += rowBytes;
+            t = f64x2.sub(v128.load(qv + (<usize>j << 4)), v128.load(p));
+            acc = f64x2.add(acc, f64x2.mul(t, t));
+          }
+          const s0 = f64x2.extract_lane(acc, 0);
+          if (s0 < worst) {
+            push(k, s0, i);
+            worst = load<f64>(heapDist);
+            worstV = f64x2.splat(worst);
+          }
+          if (i + 1 < hi) {
+            const s1 = f64x2.extract_lane(acc, 1);
+            if (s1 < worst) {
+              push(k, s1, i + 1);
+              worst = load<f64>(heapDist);
+              worstV = f64x2.splat(worst);
+            }
+          }
+        }
+      } else {
+        // Both children's bounds at once: lane 0 the left child, lane 1 the right one.
+        let b = pairs + ((<usize>node * <usize>dim) << 5);
+        let acc = zero;
+        for (let j: i32 = 0; j < dim; j++) {
+          const x = v128.load(qv + (<usize>j << 4));
+          const lo = f64x2.sub(v128.load(b), x);
+          const up = f64x2.sub(x, v128.load(b + (<usize>dim << 4)));
+          // max(lo - x, x - hi, 0): at most one of the two is positive, since lo <= hi.
+          const m = f64x2.max(f64x2.max(lo, up), zero);
+          acc = f64x2.add(acc, f64x2.mul(m, m));
+          b += 16;
+        }
+        const b1 = f64x2.extract_lane(acc, 0);
+        const b2 = f64x2.extract_lane(acc, 1);
+        const c1 = 2 * node + 1;
+        const c2 = c1 + 1;
+        // Nearer child on top of the stack so it is searched first; the left one on a tie. A child
+        // whose bound already reaches the k-th distance would be pruned when popped: not pushed.
+        if (b1 <= b2) {
+          if (b2 < worst) {
+            top++;
+            store<i32>(stackNode + (<usize>top << 2), c2);
+            store<f64>(stackBound + (<usize>top << 3), b2);
+          }
+          if (b1 < worst) {
+            top++;
+            store<i32>(stackNode + (<usize>top << 2), c1);
+            store<f64>(stackBound + (<usize>top << 3), b1);
+          }
+        } else {
+          if (b1 < worst) {
+            top++;
+            store<i32>(stackNode + (<usize>top << 2), c1);
+            store<f64>(stackBound + (<usize>top << 3), b1);
+          }
+          if (b2 < worst) {
+            top++;
+            store<i32>(stackNode + (<usize>top << 2), c2);
+            store<f64>(stackBound + (<usize>top << 3), b2);
+          }
+        }
+      }
+    }
+    const o = out + ((<usize>n * <usize>k) << 2);
+    for (let j: i32 = 0; j < k; j++) store<i32>(o + (<usize>j << 2), load<i32>(heapPos + (<usize>j << 2)));
+  }
+}
