@@ -14,7 +14,7 @@
 //
 // Memory (imported; the host lays it out and passes byte offsets to configure):
 //   coords  f64, dimension-major: coordinate j of tree position i at coords + (j * stride + i) * 8,
-//           stride >= size + 1 so a leaf's last pair may read one position past its end
+//           stride >= size + 3 so a leaf's last step of four may read three positions past its end
 //   pairs   per internal node n, its two children's boxes as lanes (left child lane 0):
 //           lower bounds j at pairs + (n * 2 * dim + j) * 16, upper at pairs + (n * 2 * dim + dim + j) * 16
 //   root    the root's box: dim lower then dim upper bounds, f64
@@ -66,6 +66,7 @@ export function configure(
 }
 
 // NeighborsHeap._push: which of several equal distances is evicted matters, so step for step.
+@inline
 function push(k: i32, s: f64, pos: i32): void {
   let h: i32 = 0;
   while (true) {
@@ -130,38 +131,61 @@ export function search(q: usize, count: i32, out: usize, k: i32): void {
       if (load<i32>(leafs + (<usize>node << 2)) == 1) {
         const hi = load<i32>(ends + (<usize>node << 2));
         let worstV = f64x2.splat(worst);
-        for (let i = load<i32>(starts + (<usize>node << 2)); i < hi; i += 2) {
-          // Lanes are positions i and i + 1; each lane's sum runs over the dimensions in order.
+        // Four positions per step, i .. i + 3 as two f64x2 lanes pairs: two independent sums in flight.
+        for (let i = load<i32>(starts + (<usize>node << 2)); i < hi; i += 4) {
           let p = coords + (<usize>i << 3);
-          let t = f64x2.sub(v128.load(qv), v128.load(p));
+          let x = v128.load(qv);
+          let t = f64x2.sub(x, v128.load(p));
+          let u = f64x2.sub(x, v128.load(p, 16));
           let acc = f64x2.mul(t, t);
+          let acd = f64x2.mul(u, u);
           let j: i32 = 1;
           for (; j < half; j++) {
             p += rowBytes;
-            t = f64x2.sub(v128.load(qv + (<usize>j << 4)), v128.load(p));
+            x = v128.load(qv + (<usize>j << 4));
+            t = f64x2.sub(x, v128.load(p));
+            u = f64x2.sub(x, v128.load(p, 16));
             acc = f64x2.add(acc, f64x2.mul(t, t));
+            acd = f64x2.add(acd, f64x2.mul(u, u));
           }
           // Squares only add (and a rounded sum of non-negative terms never decreases): a partial
           // sum at or past the k-th distance rejects the point.
-          if (i64x2.all_true(f64x2.ge(acc, worstV))) continue;
+          if (i64x2.all_true(v128.and(f64x2.ge(acc, worstV), f64x2.ge(acd, worstV)))) continue;
           for (; j < dim; j++) {
             p += rowBytes;
-            t = f64x2.sub(v128.load(qv + (<usize>j << 4)), v128.load(p));
+            x = v128.load(qv + (<usize>j << 4));
+            t = f64x2.sub(x, v128.load(p));
+            u = f64x2.sub(x, v128.load(p, 16));
             acc = f64x2.add(acc, f64x2.mul(t, t));
+            acd = f64x2.add(acd, f64x2.mul(u, u));
           }
+          // In position order, each against the k-th distance as the pushes before it left it.
           const s0 = f64x2.extract_lane(acc, 0);
           if (s0 < worst) {
             push(k, s0, i);
             worst = load<f64>(heapDist);
             worstV = f64x2.splat(worst);
           }
-          if (i + 1 < hi) {
-            const s1 = f64x2.extract_lane(acc, 1);
-            if (s1 < worst) {
-              push(k, s1, i + 1);
-              worst = load<f64>(heapDist);
-              worstV = f64x2.splat(worst);
-            }
+          if (i + 1 >= hi) break;
+          const s1 = f64x2.extract_lane(acc, 1);
+          if (s1 < worst) {
+            push(k, s1, i + 1);
+            worst = load<f64>(heapDist);
+            worstV = f64x2.splat(worst);
+          }
+          if (i + 2 >= hi) break;
+          const s2 = f64x2.extract_lane(acd, 0);
+          if (s2 < worst) {
+            push(k, s2, i + 2);
+            worst = load<f64>(heapDist);
+            worstV = f64x2.splat(worst);
+          }
+          if (i + 3 >= hi) break;
+          const s3 = f64x2.extract_lane(acd, 1);
+          if (s3 < worst) {
+            push(k, s3, i + 3);
+            worst = load<f64>(heapDist);
+            worstV = f64x2.splat(worst);
           }
         }
       } else {

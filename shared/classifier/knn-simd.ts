@@ -96,7 +96,8 @@ export class SimdSearch {
     if (!module) throw new Error("WebAssembly SIMD is not available in this runtime");
     const { size, dim, coords, bounds, start, end, leaf, stackDepth } = tree;
     const nodeCount = start.length;
-    const stride = size + 1;
+    // Three spare positions: a leaf's last step of four may read past its end (the values unused).
+    const stride = size + 3;
     let top = 16;
     const take = (bytes: number): number => {
       const at = top;

@@ -7,7 +7,6 @@
 
 /** Bits of a Morton code kept (two 26-bit halves; exact in a float64). */
 const KEY_BITS = 52;
-const HALF = 2 ** 26;
 const RADIX_BITS = 13;
 const RADIX = 1 << RADIX_BITS;
 
@@ -26,22 +25,34 @@ export function mortonOrder(q: Float64Array, count: number, dim: number, extent:
     const range = (extent[dim + j] as number) - (extent[j] as number);
     scale[j] = range > 0 ? cells / range : 0;
   }
+  // Each dimension's cell number spread to its key bits (bit b of dimension j lands on key bit
+  // b * dim + dim - 1 - j), split into the key's two 26-bit halves: a key is then 2 * dim lookups
+  // and ORs, not bits * dim float operations per query.
+  const spreadLo = new Int32Array(dim * cells);
+  const spreadHi = new Int32Array(dim * cells);
+  for (let j = 0; j < dim; j++)
+    for (let c = 0; c < cells; c++)
+      for (let b = 0; b < bits; b++)
+        if ((c >> b) & 1) {
+          const at = b * dim + dim - 1 - j;
+          if (at < 26) spreadLo[j * cells + c] = (spreadLo[j * cells + c] as number) | (1 << at);
+          else spreadHi[j * cells + c] = (spreadHi[j * cells + c] as number) | (1 << (at - 26));
+        }
   const hiKey = new Int32Array(count);
   const loKey = new Int32Array(count);
-  const cell = new Int32Array(dim);
   for (let i = 0; i < count; i++) {
     const o = i * dim;
+    let high = 0;
+    let low = 0;
     for (let j = 0; j < dim; j++) {
       const c = Math.floor(((q[o + j] as number) - (lo[j] as number)) * (scale[j] as number));
       // NaN (never for valid pixels) and out-of-range values land in the edge cells.
-      cell[j] = c >= 0 ? (c < cells ? c : cells - 1) : 0;
+      const at = j * cells + (c >= 0 ? (c < cells ? c : cells - 1) : 0);
+      high |= spreadHi[at] as number;
+      low |= spreadLo[at] as number;
     }
-    let key = 0;
-    for (let b = bits - 1; b >= 0; b--)
-      for (let j = 0; j < dim; j++) key = key * 2 + (((cell[j] as number) >> b) & 1);
-    const high = Math.floor(key / HALF);
     hiKey[i] = high;
-    loKey[i] = key - high * HALF;
+    loKey[i] = low;
   }
   let order = new Int32Array(count);
   for (let i = 0; i < count; i++) order[i] = i;
