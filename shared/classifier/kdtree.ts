@@ -266,6 +266,29 @@ export class KdTree {
     this.kernelName = typeof kernel === "function" ? "custom" : this.useSimd ? "simd" : "js";
   }
 
+  /**
+   * The SIMD search for k neighbours, or null when this tree answers in JS (kernelName). Made on
+   * first use and kept; a different k makes a new one.
+   */
+  simdFor(k: number): SimdSearch | null {
+    if (!this.useSimd) return null;
+    if (this.simd?.k !== k)
+      this.simd = new SimdSearch(
+        {
+          size: this.size,
+          dim: this.dim,
+          coords: this.coords,
+          bounds: this.bounds,
+          start: this.start,
+          end: this.end,
+          leaf: this.leaf,
+          stackDepth: this.stackNode.length,
+        },
+        k,
+      );
+    return this.simd;
+  }
+
   /** Coordinates in tree order (`dim` per point), read-only by contract. */
   get coordinates(): Float64Array {
     return this.coords;
@@ -305,23 +328,9 @@ export class KdTree {
     heapPos: Int32Array,
     heapDist: Float64Array,
   ): void {
-    if (this.useSimd) {
-      const k = heapDist.length;
-      if (this.simd?.k !== k)
-        this.simd = new SimdSearch(
-          {
-            size: this.size,
-            dim: this.dim,
-            coords: this.coords,
-            bounds: this.bounds,
-            start: this.start,
-            end: this.end,
-            leaf: this.leaf,
-            stackDepth: this.stackNode.length,
-          },
-          k,
-        );
-      this.simd.knnBatch(q, order, count, outPos, heapPos, heapDist);
+    const simd = this.simdFor(heapDist.length);
+    if (simd) {
+      simd.knnBatch(q, order, count, outPos, heapPos, heapDist);
       return;
     }
     this.search(

@@ -6,12 +6,15 @@
  * from fixed bytes rather than from whatever type feedback a process happened to gather.
  */
 import { KNN_WASM_BASE64 } from "./knn-wasm.js";
+import { mortonParameters } from "./order.js";
 
-/** Queries copied into the module per call: small enough for L1/L2, and V8 tiers the module up
- * from its baseline compiler to the optimising one between calls (never inside a running call),
- * so a batch of many chunks runs almost entirely in optimised code. */
+/** Queries answered per call into the module. V8 first runs a module from its baseline compile and
+ * swaps in the optimised one between calls, never inside a running call: in chunks, a batch runs
+ * almost entirely optimised however large it is. */
 const CHUNK = 1024;
 const PAGE = 65_536;
+/** Buckets of one radix pass of the Morton sort (13 bits, as order.ts). */
+const RADIX = 8192;
 
 interface KernelExports {
   configure(
@@ -29,14 +32,42 @@ interface KernelExports {
     heapDist: number,
     qv: number,
   ): void;
-  search(q: number, count: number, out: number, k: number): void;
+  neighbours(q: number, order: number, first: number, count: number, out: number, k: number): void;
+  classify(
+    q: number,
+    order: number,
+    first: number,
+    count: number,
+    k: number,
+    labels: number,
+    classTop: number,
+    votes: number,
+    classes: number,
+    confidence: number,
+  ): void;
+  mortonKeys(
+    q: number,
+    count: number,
+    lo: number,
+    scale: number,
+    cells: number,
+    spreadLo: number,
+    spreadHi: number,
+    hiKey: number,
+    loKey: number,
+  ): void;
+  radixOrder(count: number, hiKey: number, loKey: number, order: number, spare: number, counts: number): void;
 }
 
 /** The part of the WebAssembly JS API used here (the project's lib and @types/node 20 declare none). */
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
-  Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer };
+  Memory: new (descriptor: { initial: number }) => WasmMemory;
   Instance: new (module: object, imports: object) => { readonly exports: object };
+}
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
 }
 const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
@@ -80,11 +111,12 @@ export class SimdSearch {
   readonly k: number;
   private readonly dim: number;
   private readonly kernel: KernelExports;
-  private readonly memory: { readonly buffer: ArrayBuffer };
-  private readonly qPtr: number;
-  private readonly outPtr: number;
+  private readonly memory: WasmMemory;
   private readonly heapPosPtr: number;
   private readonly heapDistPtr: number;
+  /** Start of the per-batch area (queries, order, answers), after the tree. */
+  private readonly batchBase: number;
+  private readonly size: number;
 
   /**
    * @param tree the tree's arrays (copied; the tree may keep its own)
@@ -115,8 +147,7 @@ export class SimdSearch {
     const leafs = take(nodeCount * 4);
     const pairs = take(nodeCount * 2 * dim * 16);
     const coordsT = take(stride * dim * 8);
-    const qPtr = take(CHUNK * dim * 8);
-    const outPtr = take(CHUNK * k * 4);
+    const batchBase = top;
     const api = wasm as WasmApi;
     const memory = new api.Memory({ initial: Math.ceil(top / PAGE) });
     const buf = memory.buffer;
@@ -161,10 +192,37 @@ export class SimdSearch {
     this.k = k;
     this.dim = dim;
     this.memory = memory;
-    this.qPtr = qPtr;
-    this.outPtr = outPtr;
+    this.batchBase = batchBase;
+    this.size = size;
     this.heapPosPtr = heapPos;
     this.heapDistPtr = heapDist;
+  }
+
+  /**
+   * Lays out a batch of `count` queries after the tree (growing the memory when needed) and copies
+   * the queries and their order (if given) in; returns the byte offsets of the areas `more` asks for.
+   */
+  private batch(
+    q: Float64Array,
+    order: Int32Array | null,
+    count: number,
+    more: readonly number[],
+  ): { q: number; order: number; more: number[] } {
+    let top = this.batchBase;
+    const take = (bytes: number): number => {
+      const at = top;
+      top += Math.ceil(bytes / 16) * 16;
+      return at;
+    };
+    const qAt = take(count * this.dim * 8);
+    const orderAt = take(count * 4);
+    const areas = more.map(take);
+    const missing = top - this.memory.buffer.byteLength;
+    if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
+    const buf = this.memory.buffer;
+    new Float64Array(buf, qAt, count * this.dim).set(q.subarray(0, count * this.dim));
+    if (order) new Int32Array(buf, orderAt, count).set(order.subarray(0, count));
+    return { q: qAt, order: orderAt, more: areas };
   }
 
   /** As `KdTree.knnBatch` (k = this.k): the neighbours of `count` queries, answered in `order`. */
@@ -176,25 +234,136 @@ export class SimdSearch {
     heapPos: Int32Array,
     heapDist: Float64Array,
   ): void {
-    const { dim, k, kernel } = this;
+    const k = this.k;
+    const at = this.batch(q, order, count, [count * k * 4]);
+    const out = at.more[0] as number;
+    // In chunks: V8 swaps in the optimised compile of the module between calls, never inside one.
+    for (let first = 0; first < count; first += CHUNK)
+      this.kernel.neighbours(at.q, at.order, first, Math.min(CHUNK, count - first), out, k);
     const buf = this.memory.buffer;
-    const chunkQ = new Float64Array(buf, this.qPtr, CHUNK * dim);
-    const chunkOut = new Int32Array(buf, this.outPtr, CHUNK * k);
-    for (let first = 0; first < count; first += CHUNK) {
-      const m = Math.min(CHUNK, count - first);
-      for (let t = 0; t < m; t++) {
-        const src = (order[first + t] as number) * dim;
-        for (let j = 0, dst = t * dim; j < dim; j++) chunkQ[dst + j] = q[src + j] as number;
-      }
-      kernel.search(this.qPtr, m, this.outPtr, k);
-      for (let t = 0; t < m; t++) {
-        const o = (order[first + t] as number) * k;
-        for (let j = 0, src = t * k; j < k; j++) outPos[o + j] = chunkOut[src + j] as number;
-      }
-    }
+    outPos.set(new Int32Array(buf, out, count * k));
     if (count > 0) {
       heapPos.set(new Int32Array(buf, this.heapPosPtr, k));
       heapDist.set(new Float64Array(buf, this.heapDistPtr, k));
     }
+  }
+
+  /**
+   * As `KnnEngine.predict`: the majority class of the k nearest of each of `count` queries to
+   * `classes[outOffset + i]`, the winner's share of the votes to `confidence`. Queries are answered
+   * in `mortonOrder` over `extent`, computed in the module.
+   * @param labels class id (1..classTop - 1) per tree position
+   */
+  classify(
+    q: Float64Array,
+    count: number,
+    extent: Float64Array,
+    labels: Uint8Array,
+    classTop: number,
+    classes: Uint8Array,
+    confidence: Float32Array,
+    outOffset: number,
+  ): void {
+    const k = this.k;
+    const dim = this.dim;
+    const m = mortonParameters(dim, extent);
+    const at = this.batch(q, null, count, [
+      this.size,
+      classTop * 4,
+      count,
+      count * 4,
+      dim * 8,
+      dim * 8,
+      m.spreadLo.length * 4,
+      m.spreadHi.length * 4,
+      count * 4,
+      count * 4,
+      count * 4,
+      RADIX * 4,
+    ]);
+    const [
+      labelsAt,
+      votesAt,
+      classesAt,
+      confidenceAt,
+      loAt,
+      scaleAt,
+      spreadLoAt,
+      spreadHiAt,
+      hiAt,
+      lowAt,
+      spareAt,
+      countsAt,
+    ] = at.more as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const buf = this.memory.buffer;
+    new Uint8Array(buf, labelsAt, this.size).set(labels);
+    new Float64Array(buf, loAt, dim).set(m.lo);
+    new Float64Array(buf, scaleAt, dim).set(m.scale);
+    new Int32Array(buf, spreadLoAt, m.spreadLo.length).set(m.spreadLo);
+    new Int32Array(buf, spreadHiAt, m.spreadHi.length).set(m.spreadHi);
+    const kernel = this.kernel;
+    kernel.mortonKeys(at.q, count, loAt, scaleAt, m.cells, spreadLoAt, spreadHiAt, hiAt, lowAt);
+    kernel.radixOrder(count, hiAt, lowAt, at.order, spareAt, countsAt);
+    for (let first = 0; first < count; first += CHUNK)
+      kernel.classify(
+        at.q,
+        at.order,
+        first,
+        Math.min(CHUNK, count - first),
+        k,
+        labelsAt,
+        classTop,
+        votesAt,
+        classesAt,
+        confidenceAt,
+      );
+    classes.set(new Uint8Array(buf, classesAt, count), outOffset);
+    confidence.set(new Float32Array(buf, confidenceAt, count), outOffset);
+  }
+
+  /** `mortonOrder(q, count, dim, extent)` computed in the module (tests compare the two). */
+  mortonOrder(q: Float64Array, count: number, extent: Float64Array): Int32Array {
+    const m = mortonParameters(this.dim, extent);
+    const at = this.batch(q, null, count, [
+      this.dim * 8,
+      this.dim * 8,
+      m.spreadLo.length * 4,
+      m.spreadHi.length * 4,
+      count * 4,
+      count * 4,
+      count * 4,
+      RADIX * 4,
+    ]);
+    const [loAt, scaleAt, spreadLoAt, spreadHiAt, hiAt, lowAt, spareAt, countsAt] = at.more as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const buf = this.memory.buffer;
+    new Float64Array(buf, loAt, this.dim).set(m.lo);
+    new Float64Array(buf, scaleAt, this.dim).set(m.scale);
+    new Int32Array(buf, spreadLoAt, m.spreadLo.length).set(m.spreadLo);
+    new Int32Array(buf, spreadHiAt, m.spreadHi.length).set(m.spreadHi);
+    this.kernel.mortonKeys(at.q, count, loAt, scaleAt, m.cells, spreadLoAt, spreadHiAt, hiAt, lowAt);
+    this.kernel.radixOrder(count, hiAt, lowAt, at.order, spareAt, countsAt);
+    return new Int32Array(buf, at.order, count).slice();
   }
 }

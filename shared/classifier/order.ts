@@ -10,12 +10,21 @@ const KEY_BITS = 52;
 const RADIX_BITS = 13;
 const RADIX = 1 << RADIX_BITS;
 
-/**
- * The permutation that visits `count` queries (point-major in `q`, `dim` values each) in Morton
- * order over the box `extent` (lower bounds at 0..dim-1, upper at dim..2·dim-1; queries outside are
- * clamped to it). Stable: queries with equal codes keep their input order.
- */
-export function mortonOrder(q: Float64Array, count: number, dim: number, extent: Float64Array): Int32Array {
+/** What a Morton key of `dim` coordinates is made of, for a given box (see `mortonOrder`). */
+export interface MortonParameters {
+  /** Cells per axis (2^bits). */
+  cells: number;
+  /** Per axis, the box's lower bound and cells per unit. */
+  lo: Float64Array;
+  scale: Float64Array;
+  /** Per axis and cell (index j * cells + cell), the cell's bits at their key positions, in the
+   * key's low and high 26-bit halves. */
+  spreadLo: Int32Array;
+  spreadHi: Int32Array;
+}
+
+/** The Morton key layout for `dim` coordinates over `extent` (lower bounds, then upper). */
+export function mortonParameters(dim: number, extent: Float64Array): MortonParameters {
   const bits = Math.max(1, Math.min(8, Math.floor(KEY_BITS / dim)));
   const cells = 2 ** bits;
   const lo = new Float64Array(dim);
@@ -38,6 +47,17 @@ export function mortonOrder(q: Float64Array, count: number, dim: number, extent:
           if (at < 26) spreadLo[j * cells + c] = (spreadLo[j * cells + c] as number) | (1 << at);
           else spreadHi[j * cells + c] = (spreadHi[j * cells + c] as number) | (1 << (at - 26));
         }
+  return { cells, lo, scale, spreadLo, spreadHi };
+}
+
+/**
+ * The permutation that visits `count` queries (point-major in `q`, `dim` values each) in Morton
+ * order over the box `extent` (lower bounds at 0..dim-1, upper at dim..2·dim-1; queries outside are
+ * clamped to it). Stable: queries with equal codes keep their input order. The SIMD kernel
+ * (knn-kernel.as) computes the same permutation in its own memory.
+ */
+export function mortonOrder(q: Float64Array, count: number, dim: number, extent: Float64Array): Int32Array {
+  const { cells, lo, scale, spreadLo, spreadHi } = mortonParameters(dim, extent);
   const hiKey = new Int32Array(count);
   const loKey = new Int32Array(count);
   for (let i = 0; i < count; i++) {

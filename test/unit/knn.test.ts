@@ -220,6 +220,46 @@ describe("SIMD kernel", () => {
     }
   });
 
+  test("predicts the JS kernel's classes and confidences, in batches of several chunks, with tied votes", () => {
+    const rng = createRandom("knn-simd-predict");
+    for (const [n, dim, k, classes] of [
+      [900, 3, 5, 4],
+      [3000, 7, 6, 9],
+      [40, 2, 40, 3],
+    ] as const) {
+      const { x, y } = randomSet(rng, n, dim, classes, 4);
+      const count = 2500;
+      const q = randomSet(rng, count, dim, 1, 5).x;
+      const answers = KERNELS.map((kernel) => {
+        const engine = new KnnEngine(x, y, dim, k, { kernel });
+        const cls = new Uint8Array(count + 3);
+        const conf = new Float32Array(count + 3);
+        engine.predict(q, count, cls, conf, 3);
+        return { cls, conf };
+      });
+      assert.deepEqual(answers[0], answers[1], `n=${n}, d=${dim}, k=${k}`);
+    }
+  });
+
+  test("orders queries as mortonOrder does", () => {
+    const rng = createRandom("knn-simd-morton");
+    for (const dim of [1, 3, 7, 12]) {
+      const { x } = randomSet(rng, 200, dim, 1);
+      const tree = new KdTree(x, dim);
+      const q = randomSet(rng, 5000, dim, 1, 9).x;
+      // Outside the training box too, and a NaN: clamped to the edge cells alike.
+      q[0] = 1e9;
+      q[1] = NaN;
+      const simd = tree.simdFor(5);
+      assert.ok(simd);
+      assert.deepEqual(
+        simd.mortonOrder(q, 5000, tree.extent),
+        mortonOrder(q, 5000, dim, tree.extent),
+        `d=${dim}`,
+      );
+    }
+  });
+
   test("loads and answers in a worker thread as in the main thread", async () => {
     const { x, y } = randomSet(createRandom("knn-worker"), 800, 7, 4);
     const q = randomSet(createRandom("knn-worker-q"), 300, 7, 1).x;
