@@ -14,6 +14,11 @@
  * no per-query allocation or interpreter overhead, a node skipped as soon as its lower bound reaches
  * the k-th distance (every point in it would be rejected by the heap anyway), and a point's distance
  * abandoned once its partial sum reaches the k-th distance (squares only add).
+ *
+ * Two kernels run that search: by default a WebAssembly SIMD one (knn-kernel.as, laid out by
+ * knn-simd.ts), which measures two points or two child boxes per instruction, and a JS one generated
+ * per dimension (`searchKernel`), the fallback where WebAssembly SIMD is missing. Both are checked
+ * against ml-knn and scikit-learn in the tests, and against each other on tie-heavy data.
  */
 
 import { SimdSearch, simdAvailable } from "./knn-simd.js";
