@@ -8,7 +8,14 @@
  */
 export * from "./index.js";
 export { KnnEngine } from "./classifier/engine.js";
-export { DEFAULT_LEAF_SIZE, KdTree, referenceKernel, type SearchKernel } from "./classifier/kdtree.js";
+export {
+  DEFAULT_LEAF_SIZE,
+  KdTree,
+  referenceKernel,
+  type KernelName,
+  type SearchKernel,
+} from "./classifier/kdtree.js";
+export { simdAvailable } from "./classifier/knn-simd.js";
 export { mortonOrder } from "./classifier/order.js";
 export { fillPolygon, isClockwise, pixelAt, pointPixel, polygonPixels } from "./classifier/rasterize.js";
 export {

@@ -3,7 +3,7 @@
  * the most votes wins and ties in votes go to the smallest class id (scikit-learn's
  * KNeighborsClassifier: `scipy.stats.mode` returns the smallest of the most frequent labels).
  */
-import { KdTree } from "./kdtree.js";
+import { KdTree, type KernelName } from "./kdtree.js";
 import { mortonOrder } from "./order.js";
 
 /** Class ids are 1..255 so a class raster is uint8 with 0 = not classified. */
@@ -28,9 +28,17 @@ export class KnnEngine {
   /**
    * @param x scaled training samples, point-major, `dim` per sample
    * @param y class id (1..255) of each sample
+   * @param options.kernel the search that answers (see KernelName; default "simd"); every kernel
+   *   gives the same answers, tests pin each one
    * @throws RangeError on inconsistent sizes, a bad k or a class id out of range
    */
-  constructor(x: Float64Array, y: ArrayLike<number>, dim: number, k: number) {
+  constructor(
+    x: Float64Array,
+    y: ArrayLike<number>,
+    dim: number,
+    k: number,
+    options: { kernel?: KernelName } = {},
+  ) {
     if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`dim must be a positive integer, got ${dim}`);
     if (x.length !== y.length * dim)
       throw new RangeError(`${x.length} values are not ${y.length} samples of ${dim} features`);
@@ -47,7 +55,7 @@ export class KnnEngine {
     this.k = k;
     this.size = y.length;
     this.classCount = classCount;
-    this.tree = new KdTree(x, dim);
+    this.tree = new KdTree(x, dim, undefined, options.kernel ?? "simd");
     this.labels = new Uint8Array(y.length);
     for (let i = 0; i < y.length; i++) this.labels[i] = y[this.tree.order[i] as number] as number;
     this.heapPos = new Int32Array(k);
@@ -78,6 +86,11 @@ export class KnnEngine {
     return best;
   }
 
+  /** The search that answers this engine's queries ("simd" or "js"). */
+  get kernelName(): string {
+    return this.tree.kernelName;
+  }
+
   /** Per-class votes of the last `predictOne` (index = class id; index 0 unused). */
   lastVotes(): Readonly<Int32Array> {
     return this.votes;
@@ -99,6 +112,23 @@ export class KnnEngine {
     outOffset = 0,
   ): void {
     const k = this.k;
+    const simd = this.tree.simdFor(k);
+    if (simd) {
+      // Order, search and votes in the module: the same answers as the loops below, and none of
+      // it depends on how far V8 has optimised JS in this process (a fresh process answered its
+      // first batch 1.3-2x slower when the Morton sort ran in JS).
+      simd.classify(
+        q,
+        count,
+        this.tree.extent,
+        this.labels,
+        this.votes.length,
+        classes,
+        confidence,
+        outOffset,
+      );
+      return;
+    }
     const ordered = mortonOrder(q, count, this.dim, this.tree.extent);
     if (this.found.length < count * k) this.found = new Int32Array(count * k);
     const found = this.found;

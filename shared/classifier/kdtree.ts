@@ -14,7 +14,14 @@
  * no per-query allocation or interpreter overhead, a node skipped as soon as its lower bound reaches
  * the k-th distance (every point in it would be rejected by the heap anyway), and a point's distance
  * abandoned once its partial sum reaches the k-th distance (squares only add).
+ *
+ * Two kernels run that search: by default a WebAssembly SIMD one (knn-kernel.as, laid out by
+ * knn-simd.ts), which measures two points or two child boxes per instruction, and a JS one generated
+ * per dimension (`searchKernel`), the fallback where WebAssembly SIMD is missing. Both are checked
+ * against ml-knn and scikit-learn in the tests, and against each other on tie-heavy data.
  */
+
+import { SimdSearch, simdAvailable } from "./knn-simd.js";
 
 /** scikit-learn's default leaf size for KNeighborsClassifier. */
 export const DEFAULT_LEAF_SIZE = 30;
@@ -148,6 +155,15 @@ function nthElement(
   insertionSort(first, last);
 }
 
+/**
+ * Which search answers a tree's queries; both give the same neighbours, bit for bit.
+ * - "simd": the WebAssembly SIMD kernel (knn-kernel.as), or "js" where the runtime lacks
+ *   WebAssembly SIMD;
+ * - "js": the search generated as JavaScript for the tree's dimension (the fallback, and the
+ *   kernel tests compare with ml-knn besides the SIMD one).
+ */
+export type KernelName = "simd" | "js";
+
 /** An immutable kd-tree over `size` points of `dim` coordinates. Build once, query many times. */
 export class KdTree {
   readonly size: number;
@@ -165,13 +181,24 @@ export class KdTree {
   private readonly stackNode: Int32Array;
   private readonly stackBound: Float64Array;
   private readonly search: SearchKernel;
+  /** The SIMD search, made for the k of the first batch (and remade if k changes); null = JS. */
+  private simd: SimdSearch | null = null;
+  private readonly useSimd: boolean;
+  /** The search that answers: "simd", "js", or "custom" (a kernel passed in). */
+  readonly kernelName: KernelName | "custom";
 
   /**
    * Builds the tree. `points` holds `size * dim` coordinates, point-major; it is not kept.
-   * `kernel` replaces the generated search (tests pass `referenceKernel(dim)`).
+   * `kernel` names the search (see KernelName; default "simd") or replaces it (tests pass
+   * `referenceKernel(dim)`).
    * @throws RangeError on an empty set, a ragged array or non-finite coordinates.
    */
-  constructor(points: Float64Array, dim: number, leafSize = DEFAULT_LEAF_SIZE, kernel?: SearchKernel) {
+  constructor(
+    points: Float64Array,
+    dim: number,
+    leafSize = DEFAULT_LEAF_SIZE,
+    kernel: SearchKernel | KernelName = "simd",
+  ) {
     if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`dim must be a positive integer, got ${dim}`);
     if (!Number.isInteger(leafSize) || leafSize < 1)
       throw new RangeError(`leafSize must be a positive integer, got ${leafSize}`);
@@ -239,7 +266,32 @@ export class KdTree {
       this.coords.set(points.subarray((order[i] as number) * dim, ((order[i] as number) + 1) * dim), i * dim);
     this.stackNode = new Int32Array(levels + 2);
     this.stackBound = new Float64Array(levels + 2);
-    this.search = kernel ?? searchKernel(dim);
+    this.search = typeof kernel === "function" ? kernel : searchKernel(dim);
+    this.useSimd = kernel === "simd" && simdAvailable();
+    this.kernelName = typeof kernel === "function" ? "custom" : this.useSimd ? "simd" : "js";
+  }
+
+  /**
+   * The SIMD search for k neighbours, or null when this tree answers in JS (kernelName). Made on
+   * first use and kept; a different k makes a new one.
+   */
+  simdFor(k: number): SimdSearch | null {
+    if (!this.useSimd) return null;
+    if (this.simd?.k !== k)
+      this.simd = new SimdSearch(
+        {
+          size: this.size,
+          dim: this.dim,
+          coords: this.coords,
+          bounds: this.bounds,
+          start: this.start,
+          end: this.end,
+          leaf: this.leaf,
+          stackDepth: this.stackNode.length,
+        },
+        k,
+      );
+    return this.simd;
   }
 
   /** Coordinates in tree order (`dim` per point), read-only by contract. */
@@ -281,6 +333,11 @@ export class KdTree {
     heapPos: Int32Array,
     heapDist: Float64Array,
   ): void {
+    const simd = this.simdFor(heapDist.length);
+    if (simd) {
+      simd.knnBatch(q, order, count, outPos, heapPos, heapDist);
+      return;
+    }
     this.search(
       q,
       order,

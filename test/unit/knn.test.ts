@@ -12,9 +12,12 @@ import {
   createRandom,
   mortonOrder,
   referenceKernel,
+  simdAvailable,
+  startWorker,
+  type KernelName,
   type Random,
 } from "../../shared/internal.js";
-import { missing } from "../helpers/env.js";
+import { missing, projectRoot } from "../helpers/env.js";
 
 /** ml-knn, the reference implementation (CommonJS, untyped). */
 interface MlKnn {
@@ -54,87 +57,105 @@ function bruteKDistances(x: Float64Array, dim: number, q: Float64Array, qo: numb
   return d.sort((a, b) => a - b).slice(0, k);
 }
 
+/** Why the kernel's build cannot be checked here (assemblyscript is a devDependency), or false. */
+function assemblyScriptMissing(): string | false {
+  try {
+    createRequire(import.meta.url).resolve("assemblyscript/package.json");
+    return false;
+  } catch {
+    return "assemblyscript is not installed (npm install without --omit=dev)";
+  }
+}
+
+/** Both searches, each checked against the oracles: the SIMD one answers, the JS one is its fallback. */
+const KERNELS = ["simd", "js"] as const satisfies readonly KernelName[];
+
 describe("k-NN engine against ml-knn (the oracle)", () => {
-  test("finds the same neighbours and the same class as ml-knn on small random sets", () => {
-    const rng = createRandom("knn-oracle");
-    for (const [n, dim, k, classes] of [
-      [150, 2, 1, 3],
-      [300, 4, 5, 4],
-      [500, 7, 5, 5],
-      [400, 9, 7, 6],
-    ] as const) {
-      const { x, y } = randomSet(rng, n, dim, classes);
-      const rows = Array.from({ length: n }, (_, i) => Array.from(x.subarray(i * dim, (i + 1) * dim)));
-      const ml = new MlKnnClass(rows, Array.from(y), { k });
-      const engine = new KnnEngine(x, y, dim, k);
-      const index = new Map(rows.map((r, i) => [r.join(","), i]));
-      const queries = randomSet(rng, 200, dim, classes).x;
-      let compared = 0;
-      for (let q = 0; q < 200; q++) {
-        const point = Array.from(queries.subarray(q * dim, (q + 1) * dim));
-        const theirs = ml.kdTree
-          .nearest(point, k)
-          .map(([p]) => index.get(p.slice(0, dim).join(",")))
-          .sort((a, b) => (a as number) - (b as number));
-        const ours = engine.neighbours(queries, q * dim).sort((a, b) => a - b);
-        assert.deepEqual(ours, theirs, `neighbours of query ${q} (n=${n}, d=${dim}, k=${k})`);
-        const predicted = engine.predictOne(queries, q * dim);
-        const votes = engine.lastVotes();
-        const top = Math.max(...votes);
-        // ml-knn breaks vote ties by neighbour order, lanemap by smallest id: compare untied votes.
-        if (votes.filter((v) => v === top).length === 1) {
-          assert.equal(predicted, ml.predict([point])[0], `class of query ${q}`);
-          compared++;
+  for (const kernel of KERNELS)
+    test(`finds the same neighbours and the same class as ml-knn on small random sets (${kernel} kernel)`, () => {
+      const rng = createRandom("knn-oracle");
+      for (const [n, dim, k, classes] of [
+        [150, 2, 1, 3],
+        [300, 4, 5, 4],
+        [500, 7, 5, 5],
+        [400, 9, 7, 6],
+      ] as const) {
+        const { x, y } = randomSet(rng, n, dim, classes);
+        const rows = Array.from({ length: n }, (_, i) => Array.from(x.subarray(i * dim, (i + 1) * dim)));
+        const ml = new MlKnnClass(rows, Array.from(y), { k });
+        const engine = new KnnEngine(x, y, dim, k, { kernel });
+        assert.equal(engine.kernelName, kernel);
+        const index = new Map(rows.map((r, i) => [r.join(","), i]));
+        const queries = randomSet(rng, 200, dim, classes).x;
+        let compared = 0;
+        for (let q = 0; q < 200; q++) {
+          const point = Array.from(queries.subarray(q * dim, (q + 1) * dim));
+          const theirs = ml.kdTree
+            .nearest(point, k)
+            .map(([p]) => index.get(p.slice(0, dim).join(",")))
+            .sort((a, b) => (a as number) - (b as number));
+          const ours = engine.neighbours(queries, q * dim).sort((a, b) => a - b);
+          assert.deepEqual(ours, theirs, `neighbours of query ${q} (n=${n}, d=${dim}, k=${k})`);
+          const predicted = engine.predictOne(queries, q * dim);
+          const votes = engine.lastVotes();
+          const top = Math.max(...votes);
+          // ml-knn breaks vote ties by neighbour order, lanemap by smallest id: compare untied votes.
+          if (votes.filter((v) => v === top).length === 1) {
+            assert.equal(predicted, ml.predict([point])[0], `class of query ${q}`);
+            compared++;
+          }
+        }
+        assert.ok(compared > 100, `too few untied votes to compare (${compared})`);
+      }
+    });
+
+  for (const kernel of KERNELS)
+    test(`returns exactly the k smallest distances, also with many duplicate points (${kernel} kernel)`, () => {
+      const rng = createRandom("knn-duplicates");
+      for (const [n, dim, k] of [
+        [40, 2, 3],
+        [700, 3, 5],
+        [2000, 5, 9],
+      ] as const) {
+        const { x } = randomSet(rng, n, dim, 1, 4);
+        const tree = new KdTree(x, dim, 30, kernel);
+        const pos = new Int32Array(k);
+        const dist = new Float64Array(k);
+        const q = randomSet(rng, 100, dim, 1, 5).x;
+        for (let i = 0; i < 100; i++) {
+          tree.knn(q, i * dim, pos, dist);
+          assert.deepEqual(
+            Array.from(dist).sort((a, b) => a - b),
+            bruteKDistances(x, dim, q, i * dim, k),
+          );
         }
       }
-      assert.ok(compared > 100, `too few untied votes to compare (${compared})`);
-    }
-  });
-
-  test("returns exactly the k smallest distances, also with many duplicate points", () => {
-    const rng = createRandom("knn-duplicates");
-    for (const [n, dim, k] of [
-      [40, 2, 3],
-      [700, 3, 5],
-      [2000, 5, 9],
-    ] as const) {
-      const { x } = randomSet(rng, n, dim, 1, 4);
-      const tree = new KdTree(x, dim);
-      const pos = new Int32Array(k);
-      const dist = new Float64Array(k);
-      const q = randomSet(rng, 100, dim, 1, 5).x;
-      for (let i = 0; i < 100; i++) {
-        tree.knn(q, i * dim, pos, dist);
-        assert.deepEqual(
-          Array.from(dist).sort((a, b) => a - b),
-          bruteKDistances(x, dim, q, i * dim, k),
-        );
-      }
-    }
-  });
+    });
 });
 
-describe("generated search kernel", () => {
-  test("returns exactly the plain reference kernel's heap for every dimension from 1 to 12", () => {
-    const rng = createRandom("kernels");
-    for (let dim = 1; dim <= 12; dim++) {
-      // Few distinct values per axis: many equal distances, where order of discovery matters.
-      const { x } = randomSet(rng, 400, dim, 1, 3);
-      const generated = new KdTree(x, dim);
-      const reference = new KdTree(x, dim, 30, referenceKernel(dim));
-      const q = randomSet(rng, 100, dim, 1, 4).x;
-      const k = 1 + (dim % 7);
-      const pa = new Int32Array(k);
-      const da = new Float64Array(k);
-      const pb = new Int32Array(k);
-      const db = new Float64Array(k);
-      for (let i = 0; i < 100; i++) {
-        generated.knn(q, i * dim, pa, da);
-        reference.knn(q, i * dim, pb, db);
-        assert.deepEqual([pa, da], [pb, db], `dim ${dim}, query ${i}`);
+describe("generated and SIMD search kernels", () => {
+  for (const kernel of KERNELS)
+    test(`${kernel}: returns exactly the plain reference kernel's heap for every dimension from 1 to 12`, () => {
+      const rng = createRandom("kernels");
+      for (let dim = 1; dim <= 12; dim++) {
+        // Few distinct values per axis: many equal distances, where order of discovery matters.
+        const { x } = randomSet(rng, 400, dim, 1, 3);
+        const generated = new KdTree(x, dim, 30, kernel);
+        assert.equal(generated.kernelName, kernel);
+        const reference = new KdTree(x, dim, 30, referenceKernel(dim));
+        const q = randomSet(rng, 100, dim, 1, 4).x;
+        const k = 1 + (dim % 7);
+        const pa = new Int32Array(k);
+        const da = new Float64Array(k);
+        const pb = new Int32Array(k);
+        const db = new Float64Array(k);
+        for (let i = 0; i < 100; i++) {
+          generated.knn(q, i * dim, pa, da);
+          reference.knn(q, i * dim, pb, db);
+          assert.deepEqual([pa, da], [pb, db], `dim ${dim}, query ${i}`);
+        }
       }
-    }
-  });
+    });
 });
 
 describe("batched search", () => {
@@ -176,6 +197,111 @@ describe("batched search", () => {
       assert.equal(Math.fround((engine.lastVotes()[cls[i] as number] as number) / 5), conf[i]);
     }
   });
+});
+
+describe("SIMD kernel", () => {
+  test("answers by default wherever the runtime has WebAssembly SIMD (every supported Node)", () => {
+    assert.ok(simdAvailable());
+    const { x, y } = randomSet(createRandom("knn-default"), 50, 3, 2);
+    assert.equal(new KnnEngine(x, y, 3, 5).kernelName, "simd");
+  });
+
+  test("answers batches of several chunks exactly as the JS kernel, for leaves of odd and even size", () => {
+    const rng = createRandom("knn-simd-chunks");
+    for (const [n, dim, k, leafSize] of [
+      [1, 3, 1, 30],
+      [7, 2, 3, 2],
+      [5000, 7, 5, 30],
+      [2001, 5, 8, 7],
+    ] as const) {
+      // Integer grid: most k-th distances are tied, so any difference in visiting order shows.
+      const { x } = randomSet(rng, n, dim, 1, 5);
+      const count = 3000;
+      const q = randomSet(rng, count, dim, 1, 6).x;
+      const order = Int32Array.from({ length: count }, (_, i) => (i * 7919) % count);
+      const answers = KERNELS.map((kernel) => {
+        const tree = new KdTree(x, dim, leafSize, kernel);
+        const found = new Int32Array(count * k);
+        const heapDist = new Float64Array(k);
+        tree.knnBatch(q, order, count, found, new Int32Array(k), heapDist);
+        return { found, heapDist };
+      });
+      assert.deepEqual(answers[0], answers[1], `n=${n}, d=${dim}, k=${k}, leaf size ${leafSize}`);
+    }
+  });
+
+  test("predicts the JS kernel's classes and confidences, in batches of several chunks, with tied votes", () => {
+    const rng = createRandom("knn-simd-predict");
+    for (const [n, dim, k, classes] of [
+      [900, 3, 5, 4],
+      [3000, 7, 6, 9],
+      [40, 2, 40, 3],
+    ] as const) {
+      const { x, y } = randomSet(rng, n, dim, classes, 4);
+      const count = 2500;
+      const q = randomSet(rng, count, dim, 1, 5).x;
+      const answers = KERNELS.map((kernel) => {
+        const engine = new KnnEngine(x, y, dim, k, { kernel });
+        const cls = new Uint8Array(count + 3);
+        const conf = new Float32Array(count + 3);
+        engine.predict(q, count, cls, conf, 3);
+        return { cls, conf };
+      });
+      assert.deepEqual(answers[0], answers[1], `n=${n}, d=${dim}, k=${k}`);
+    }
+  });
+
+  test("orders queries as mortonOrder does", () => {
+    const rng = createRandom("knn-simd-morton");
+    for (const dim of [1, 3, 7, 12]) {
+      const { x } = randomSet(rng, 200, dim, 1);
+      const tree = new KdTree(x, dim);
+      const q = randomSet(rng, 5000, dim, 1, 9).x;
+      // Outside the training box too, and a NaN: clamped to the edge cells alike.
+      q[0] = 1e9;
+      q[1] = NaN;
+      const simd = tree.simdFor(5);
+      assert.ok(simd);
+      assert.deepEqual(
+        simd.mortonOrder(q, 5000, tree.extent),
+        mortonOrder(q, 5000, dim, tree.extent),
+        `d=${dim}`,
+      );
+    }
+  });
+
+  test("loads and answers in a worker thread as in the main thread", async () => {
+    const { x, y } = randomSet(createRandom("knn-worker"), 800, 7, 4);
+    const q = randomSet(createRandom("knn-worker-q"), 300, 7, 1).x;
+    const main = new Uint8Array(300);
+    const engine = new KnnEngine(x, y, 7, 5);
+    engine.predict(q, 300, main, new Float32Array(300));
+    const worker = startWorker(new URL("../helpers/knn-worker.ts", import.meta.url), {
+      workerData: { x, y, q, dim: 7, k: 5 },
+    });
+    const answer = await new Promise<{ kernel: string; classes: Uint8Array }>((resolve, reject) => {
+      worker.once("message", resolve);
+      worker.once("error", reject);
+    });
+    await worker.terminate();
+    assert.equal(answer.kernel, "simd");
+    assert.deepEqual(answer.classes, main);
+  });
+
+  test(
+    "is committed as what its AssemblyScript source compiles to",
+    { skip: assemblyScriptMissing() },
+    () => {
+      const r = spawnSync(
+        process.execPath,
+        [join(projectRoot, "infra", "bin", "build-knn-wasm.js"), "--check"],
+        {
+          encoding: "utf8",
+        },
+      );
+      assert.equal(r.status, 0, r.stderr);
+    },
+  );
 });
 
 describe("k-NN voting", () => {
@@ -336,19 +462,24 @@ describe("kd-tree against scikit-learn", () => {
         assert.equal(r.status, 0, r.stderr);
         const ints = (file: string): Int32Array =>
           new Int32Array(new Uint8Array(readFileSync(join(dir, file))).buffer);
-        for (const [name, s] of Object.entries(sets)) {
-          const tree = new KdTree(s.x, s.dim);
-          assert.deepEqual(Array.from(tree.order), Array.from(ints(`${name}.order`)), `${name}: tree order`);
-          const nn = ints(`${name}.nn`);
-          const pos = new Int32Array(5);
-          const dist = new Float64Array(5);
-          for (let i = 0; i < 500; i++) {
-            tree.knn(s.q, i * s.dim, pos, dist);
-            const ours = Array.from(pos, (p) => tree.order[p] as number).sort((a, b) => a - b);
-            const theirs = Array.from(nn.subarray(i * 5, i * 5 + 5)).sort((a, b) => a - b);
-            assert.deepEqual(ours, theirs, `${name}: neighbours of query ${i}`);
+        for (const [name, s] of Object.entries(sets))
+          for (const kernel of KERNELS) {
+            const tree = new KdTree(s.x, s.dim, 30, kernel);
+            assert.deepEqual(
+              Array.from(tree.order),
+              Array.from(ints(`${name}.order`)),
+              `${name}: tree order`,
+            );
+            const nn = ints(`${name}.nn`);
+            const pos = new Int32Array(5);
+            const dist = new Float64Array(5);
+            for (let i = 0; i < 500; i++) {
+              tree.knn(s.q, i * s.dim, pos, dist);
+              const ours = Array.from(pos, (p) => tree.order[p] as number).sort((a, b) => a - b);
+              const theirs = Array.from(nn.subarray(i * 5, i * 5 + 5)).sort((a, b) => a - b);
+              assert.deepEqual(ours, theirs, `${name}, ${kernel} kernel: neighbours of query ${i}`);
+            }
           }
-        }
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
