@@ -192,6 +192,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
         logger,
         nc,
         metricsRegistry,
+        models,
         batchTrigger: batchTriggerFor(runner, batchAbort.signal),
         consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending,
       },

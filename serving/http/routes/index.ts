@@ -11,6 +11,7 @@ import { registerBatchRunRoutes } from "./batch-runs.js";
 import type { RouteDeps } from "./common.js";
 import { registerEventRoutes } from "./events.js";
 import { registerMetaRoutes } from "./meta.js";
+import { registerModelRoutes } from "./models.js";
 import { registerPointRoutes } from "./point.js";
 import { registerStacRoutes } from "./stac.js";
 import { registerStatsRoutes } from "./stats.js";
@@ -28,6 +29,7 @@ export function buildRoutes(ctx: ServingContext, deps: RouteDeps): RouteSpec[] {
     ...registerStatsRoutes(ctx),
     ...registerViewRoutes(ctx),
     ...registerBatchRunRoutes(ctx, deps),
+    ...registerModelRoutes(ctx, deps),
     ...registerEventRoutes(deps),
     ...registerStacRoutes(ctx, deps),
   ];
