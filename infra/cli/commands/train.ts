@@ -23,6 +23,8 @@ import {
   type LabelCoverage,
   type Raster,
   type TrainingLabels,
+  type ClassCatalogue,
+  type Model,
 } from "../../../shared/index.js";
 import { geoJsonCrs, modelFromSamples } from "../../../shared/internal.js";
 import { UsageError, positiveInt } from "../usage.js";
@@ -326,28 +328,42 @@ export function registerTrain(program: Command): void {
         tiles.map((t) => basename(t.path)),
         { strict: flags.strict === true },
       );
-      const model = modelFromSamples(samples, { features: spec, k, source: basename(flags.train as string) });
+      const train = (catalogue?: ClassCatalogue) =>
+        modelFromSamples(samples, {
+          features: spec,
+          k,
+          source: basename(flags.train as string),
+          ...(catalogue ? { catalogue } : {}),
+        });
       const { coverage } = samples;
-      if (flags.out) await saveModelFile(flags.out, model);
+      let model: Model;
       let stored: { backend: string; created: boolean; activated: boolean; revision: number | null } | null =
         null;
       if (intoRegistry) {
         const config = parseConfig(
           flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
         );
-        stored = await withModelRegistry(config, flags.nats, "lanemap-train", async (registry) => {
-          const { created } = await registry.put(model, { trainedBy: trainer() });
+        // Class ids come from the data directory's catalogue: a name keeps its id across trainings.
+        const out = await withModelRegistry(config, flags.nats, "lanemap-train", async (registry) => {
+          const trained = train(await registry.classes());
+          const { created } = await registry.put(trained, { trainedBy: trainer() });
           // The first model of a data directory is activated: there is nothing else to apply.
           const activate = flags.activate === true || (await registry.active()) === null;
-          const pointer = activate ? await registry.activate(model.version) : null;
+          const pointer = activate ? await registry.activate(trained.version) : null;
           return {
-            backend: registry.backend,
-            created,
-            activated: pointer !== null,
-            revision: pointer?.revision ?? null,
+            model: trained,
+            stored: {
+              backend: registry.backend,
+              created,
+              activated: pointer !== null,
+              revision: pointer?.revision ?? null,
+            },
           };
         });
-      }
+        model = out.model;
+        stored = out.stored;
+      } else model = train();
+      if (flags.out) await saveModelFile(flags.out, model);
       const summary = {
         model: model.version,
         out: flags.out ?? null,
