@@ -146,6 +146,14 @@ describe("two models with different class sets over one archive", () => {
     );
     assert.equal(point.status, 200);
     assert.equal(point.body.class.name, nameOf(point.body.class.id));
+    // Every answer carries the legend that names its ids: the catalogue, retired classes included.
+    const legend = (
+      await srv.json<{ snapshot: { legend: { id: number; name: string }[] } }>("/v1/tiles?limit=1")
+    ).body.snapshot.legend;
+    assert.deepEqual(
+      legend.map((c) => `${c.id} ${c.name}`),
+      catalogue.map((c) => `${c.id} ${c.name}`),
+    );
 
     const current = await readCurrentBatch(fx.dataDir);
     const arrow = tableFromIPC(readFileSync(join(current!.dir, BATCH_VIEW_FILES.arrow)));
