@@ -10,8 +10,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Express } from "express";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
-import { ArchiveStore } from "../shared/adapters/archive/index.js";
-import type { ClassRaster, Config } from "../shared/index.js";
+import { ArchiveStore, FileModelRegistry } from "../shared/adapters/archive/index.js";
+import type { ClassRaster, Config, ModelRegistry } from "../shared/index.js";
 import { buildOpenApi } from "./api/openapi.js";
 import type { BatchTrigger } from "./batch-trigger.js";
 import { createApp } from "./http/app.js";
@@ -36,6 +36,11 @@ export interface ServerDeps {
   readonly batchTrigger?: BatchTrigger;
   /** Registry for /metrics; default a new one. */
   readonly metricsRegistry?: Registry;
+  /**
+   * The model registry both lanes read (infra passes the deployment's: NATS mirrored to files, or
+   * files). Absent: the data directory's file registry.
+   */
+  readonly models?: ModelRegistry;
   /** The speed consumer's pending message count, shown by /v1/views when given. */
   readonly consumerLag?: () => Promise<number | undefined>;
 }
@@ -111,6 +116,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     maxPixels: config.maxPixels,
     timeoutMs: config.decodeTimeoutMs,
   });
+  let modelsOpened: Promise<ModelRegistry> | undefined;
   const ctx: ServingContext = {
     config,
     logger,
@@ -122,6 +128,8 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     batchTrigger: deps.batchTrigger,
     batchRuns,
     consumerLag: deps.consumerLag,
+    models: () =>
+      (modelsOpened ??= deps.models ? Promise.resolve(deps.models) : FileModelRegistry.open(config.dataDir)),
     startedAt: Date.now(),
   };
   const events = new EventHub({
@@ -147,10 +155,23 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
 
   let starting: Promise<void> | null = null;
   let closed = false;
+  // The class catalogue names ids in every answer; it only grows when a model is stored, so a poll
+  // at the batch pointer's pace is enough (an unreadable registry keeps the last catalogue).
+  const refreshCatalogue = async (): Promise<void> => {
+    try {
+      snapshots.setCatalogue((await (await ctx.models()).classes()).classes);
+    } catch (err) {
+      logger.warn({ err }, "cannot read the class catalogue; answers keep the last one");
+    }
+  };
+  let catalogueTimer: NodeJS.Timeout | undefined;
   const start = (): Promise<void> => {
     starting ??= (async () => {
       await batch.start();
       await live?.start();
+      await refreshCatalogue();
+      catalogueTimer = setInterval(() => void refreshCatalogue(), options.pollIntervalMs ?? 2000);
+      catalogueTimer.unref();
     })();
     return starting;
   };
@@ -170,6 +191,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
       listening = null;
     }
     await starting?.catch(() => undefined);
+    clearInterval(catalogueTimer);
     live?.close();
     snapshots.close();
     await sourceImages.close();

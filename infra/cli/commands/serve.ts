@@ -3,10 +3,11 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
-import { createBatchRunner } from "../../../batch/index.js";
 import { connectNats, speedLaneStatus } from "../../../shared/adapters/nats/index.js";
 import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
+import { buildBatchRunner } from "../../platform/batch-runners.js";
+import { openModelRegistry } from "../../platform/models.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
 import { cliConfig } from "../config.js";
@@ -64,19 +65,15 @@ export function registerServe(program: Command): void {
       const jsm = nc ? await jetstreamManager(nc) : undefined;
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
+      const models = await openModelRegistry(config, nc, logger);
       let batchTrigger: BatchTrigger | undefined;
       // Stops a triggered run at shutdown: nothing is published, its checkpoint is kept for the next run.
       const batchAbort = new AbortController();
       if (flags.batchRuns !== false && config.operatorToken) {
-        const runner = createBatchRunner(config, {
+        const { runner } = await buildBatchRunner(config, {
           logger: logger.child({ role: "batch" }),
-          // The speed consumer's ack floor: tiles the speed lane has not acknowledged stay with it.
-          ...(jsm
-            ? {
-                watermark: async () =>
-                  (await speedLaneStatus(jsm)).consumer?.ackFloorSeq ?? Number.MAX_SAFE_INTEGER,
-              }
-            : {}),
+          models,
+          ...(nc ? { nc } : {}),
         });
         batchTrigger = batchTriggerFor(runner, batchAbort.signal);
       }
@@ -85,6 +82,7 @@ export function registerServe(program: Command): void {
         ...(nc ? { nc } : {}),
         ...(batchTrigger ? { batchTrigger } : {}),
         metricsRegistry: registry,
+        models,
         ...(jsm ? { consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending } : {}),
       });
       const listening = await server.listen();

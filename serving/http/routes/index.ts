@@ -12,6 +12,7 @@ import type { RouteDeps } from "./common.js";
 import { registerEventRoutes } from "./events.js";
 import { registerLayerRoutes } from "./layers.js";
 import { registerMetaRoutes } from "./meta.js";
+import { registerModelRoutes } from "./models.js";
 import { registerPointRoutes } from "./point.js";
 import { registerStacRoutes } from "./stac.js";
 import { registerStatsRoutes } from "./stats.js";
@@ -30,6 +31,7 @@ export function buildRoutes(ctx: ServingContext, deps: RouteDeps): RouteSpec[] {
     ...registerStatsRoutes(ctx),
     ...registerViewRoutes(ctx),
     ...registerBatchRunRoutes(ctx, deps),
+    ...registerModelRoutes(ctx, deps),
     ...registerEventRoutes(deps),
     ...registerStacRoutes(ctx, deps),
   ];
