@@ -150,3 +150,48 @@ export function pixelCandidates<T extends MergeCandidate>(
   ordered.sort(compareCandidates);
   return { ordered, absorbed };
 }
+
+/** The class counts and areas of one source, as its tile summary has them (index 0 = not classified). */
+export interface SourceTally {
+  readonly counts: readonly number[];
+  readonly areasM2: readonly number[];
+}
+
+/**
+ * Pixels and m² per class of a composite. A pixel's area is its source tile's mean pixel area for
+ * that class (areasM2[c] / counts[c], the lane's own figure, exact for projected CRSs), or the tile's
+ * mean over all its valid pixels when the tile has no pixel of that class. counts[0] = pixels with
+ * no source. Arrays have `slots` entries (class ids 0..slots-1).
+ */
+export function compositeTally(
+  c: PixelComposite,
+  sources: readonly SourceTally[],
+  slots: number,
+): { validPixels: number; counts: number[]; areasM2: number[] } {
+  const perPixel = sources.map((s) => {
+    let n = 0;
+    let a = 0;
+    for (let k = 1; k < s.counts.length; k++) {
+      n += s.counts[k] ?? 0;
+      a += s.areasM2[k] ?? 0;
+    }
+    const mean = n > 0 ? a / n : 0;
+    return Float64Array.from({ length: slots }, (_, k) => {
+      const ck = s.counts[k] ?? 0;
+      return ck > 0 ? (s.areasM2[k] ?? 0) / ck : mean;
+    });
+  });
+  const counts = new Array<number>(slots).fill(0);
+  const areasM2 = new Array<number>(slots).fill(0);
+  let validPixels = 0;
+  for (let i = 0; i < c.classes.length; i++) {
+    const s = c.source[i] as number;
+    if (s === NO_SOURCE) continue;
+    const k = c.classes[i] as number;
+    validPixels++;
+    counts[k] = (counts[k] ?? 0) + 1;
+    areasM2[k] = (areasM2[k] ?? 0) + ((perPixel[s]?.[k] as number | undefined) ?? 0);
+  }
+  counts[0] = c.classes.length - validPixels;
+  return { validPixels, counts, areasM2 };
+}
