@@ -148,6 +148,23 @@ export const TileFeatureCollection = component(
   }),
 );
 
+export const CompositeBreakdown = component(
+  "CompositeBreakdown",
+  z.object({
+    sources: z.array(
+      z.object({
+        tileId: z.string(),
+        lane: z.enum(["batch", "live"]),
+        acquired: isoTime,
+        modelVersion: z.string(),
+        pixels: count,
+      }),
+    ),
+    noSourcePixels: count,
+  }),
+  "Per-pixel composite of a cell: its sources newest first and the pixels each gives (the newest valid pixel wins)",
+);
+
 export const TileDetail = component(
   "TileDetail",
   z.object({
@@ -159,6 +176,7 @@ export const TileDetail = component(
     candidates: z.array(TileSummary),
     absorbed: z.array(TileSummary),
     links: z.object({ classesPng: z.string(), classesTif: z.string(), sourceTif: z.string() }).nullable(),
+    composite: CompositeBreakdown.nullable().optional(),
     snapshot: SnapshotInfo,
   }),
   "One cell: both lanes' candidates newest first, which won, and the live results the batch absorbed",
@@ -176,6 +194,19 @@ export const TileDetailFeature = component(
 
 const classRef = z.object({ id: count, name: z.string() });
 
+export const PixelSource = component(
+  "PixelSource",
+  z.object({
+    lane: z.enum(["batch", "live"]),
+    tileId: z.string(),
+    acquired: isoTime,
+    ingestSeq: count,
+    modelVersion: z.string(),
+    ageDays: z.number().meta({ description: "days from the pixel's acquisition to the request" }),
+  }),
+  "The acquisition one pixel's class came from (the newest in which the pixel is valid)",
+);
+
 export const PointAnswer = component(
   "PointAnswer",
   z.object({
@@ -189,6 +220,8 @@ export const PointAnswer = component(
     k: count,
     pixel: z.object({ col: count, row: count }),
     crs: z.object({ epsg: z.number().int().nullable(), x: z.number(), y: z.number() }),
+    source: PixelSource.nullable().optional(),
+    ageDays: z.number().nullable().optional(),
     provenance: Provenance,
     snapshot: SnapshotInfo,
   }),
@@ -459,6 +492,8 @@ export type TileFeatureCollectionBody = z.infer<typeof TileFeatureCollection>;
 export type TileDetailBody = z.infer<typeof TileDetail>;
 export type TileDetailFeatureBody = z.infer<typeof TileDetailFeature>;
 export type PointBody = z.infer<typeof PointAnswer>;
+export type PixelSourceBody = z.infer<typeof PixelSource>;
+export type CompositeBreakdownBody = z.infer<typeof CompositeBreakdown>;
 export type PointFeatureBody = z.infer<typeof PointFeature>;
 export type StatsBody = z.infer<typeof StatsAnswer>;
 export type StatsClassBody = z.infer<typeof StatsClass>;

@@ -5,6 +5,7 @@
  */
 import { mergeViews, newestOf, type MergedCell } from "../../shared/index.js";
 import { GridIndex } from "./grid-index.js";
+import { composeMergedCell, type StoredComposites } from "./pixel-composite.js";
 import type { ServedResult } from "./served-result.js";
 
 /** Which lane's answer a listing shows per cell. */
@@ -30,18 +31,23 @@ export class MergedIndex {
 
   /**
    * `batchCells` is the batch view's result per cell and `batchTiles` all of its tiles; `live` the
-   * live results per cell; `watermark` the batch view's (or -1 when there is none).
+   * live results per cell; `watermark` the batch view's (or -1 when there is none); `composites`
+   * the batch view's stored per-pixel composites. A cell's winner is its per-pixel composite when
+   * it needs one (pixel-composite.ts), else the per-cell rule's winner itself.
    */
   constructor(
     batchCells: ReadonlyMap<string, ServedResult>,
     batchTiles: ReadonlyMap<string, ServedResult>,
     live: ReadonlyMap<string, readonly ServedResult[]>,
     watermark: number,
+    composites: StoredComposites | null = null,
   ) {
     this.watermark = watermark;
     this.batchByCell = batchCells;
     this.liveByCell = live;
-    this.cells = mergeViews(batchCells, live, watermark);
+    this.cells = mergeViews(batchCells, live, watermark).map((c) =>
+      composeMergedCell(c, composites, batchTiles, watermark),
+    );
     this.byCell = new Map(this.cells.map((c) => [c.cell, c]));
     this.batchTiles = batchTiles;
     const liveTiles = new Map<string, ServedResult>();
@@ -50,7 +56,9 @@ export class MergedIndex {
     // Only the winners are indexed here; batch and live tiles are looked up in their own maps, so a
     // live change does not copy the batch view's every tile into a new map.
     const winners = new Map<string, ServedResult>();
-    for (const c of this.cells) if (c.winner) winners.set(c.winner.tileId, c.winner);
+    // A composite winner's tile id names its newest source, which is what a tile id draws.
+    for (const c of this.cells)
+      if (c.winner) winners.set(c.winner.tileId, c.winner.composite?.top ?? c.winner);
     this.tiles = winners;
   }
 
