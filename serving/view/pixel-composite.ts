@@ -9,6 +9,9 @@
  * - live above W over batch (or several live results): composed on first use from the stored
  *   composite and the live rasters with `overlayComposite`, memoised in the winner.
  *
+ * A cell's `candidates` stay the per-cell rule's (batch cell result and live above W); the composite's
+ * own sources are `winner.composite.sources`.
+ *
  * Only sources on the newest candidate's pixel grid (size and geotransform) take part; a candidate
  * on another grid stays listed but gives no pixel. Votes are shown against the newest source's k.
  */
@@ -129,7 +132,8 @@ export function composeMergedCell(
   const { ordered } = pixelCandidates(batchSources, live, watermark);
   const sources = ordered.filter((r) => sameGrid(r.summary, top.summary));
   if (sources.length < 2) return merged;
-  const candidates = ordered;
+  // The detail's candidates stay the per-cell rule's; the composite's sources are listed apart.
+  const candidates = merged.candidates;
   const n = top.summary.width * top.summary.height;
   const slots = Math.max(...sources.map((r) => r.summary.counts.length));
 

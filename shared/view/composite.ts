@@ -161,7 +161,7 @@ export interface SourceTally {
  * Pixels and m² per class of a composite. A pixel's area is its source tile's mean pixel area for
  * that class (areasM2[c] / counts[c], the lane's own figure, exact for projected CRSs), or the tile's
  * mean over all its valid pixels when the tile has no pixel of that class. counts[0] = pixels with
- * no source. Arrays have `slots` entries (class ids 0..slots-1).
+ * no source, their area the newest source's figure for class 0. Arrays have `slots` entries (class ids 0..slots-1).
  */
 export function compositeTally(
   c: PixelComposite,
@@ -186,7 +186,11 @@ export function compositeTally(
   let validPixels = 0;
   for (let i = 0; i < c.classes.length; i++) {
     const s = c.source[i] as number;
-    if (s === NO_SOURCE) continue;
+    if (s === NO_SOURCE) {
+      // A pixel no source has: the newest source's own figure for its class-0 pixels.
+      areasM2[0] = (areasM2[0] ?? 0) + ((perPixel[0]?.[0] as number | undefined) ?? 0);
+      continue;
+    }
     const k = c.classes[i] as number;
     validPixels++;
     counts[k] = (counts[k] ?? 0) + 1;
