@@ -25,6 +25,7 @@ import { refreshPanel, selectCell } from "./panel.js";
 import { connectEvents } from "./live.js";
 import { refreshViews, renderLag } from "./freshness.js";
 import { reportError } from "./status.js";
+import "./composite.js";
 
 function renderLaneControls() {
   for (const input of document.querySelectorAll('input[name="lane"]')) {
