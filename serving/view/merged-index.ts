@@ -28,6 +28,7 @@ export class MergedIndex {
   private readonly liveTiles: ReadonlyMap<string, ServedResult>;
   private grid: GridIndex<MergedCell<ServedResult>> | undefined;
   private readonly picks = new Map<LaneSelector, readonly ServedResult[]>();
+  private readonly composites: StoredComposites | null;
 
   /**
    * `batchCells` is the batch view's result per cell and `batchTiles` all of its tiles; `live` the
@@ -44,6 +45,7 @@ export class MergedIndex {
   ) {
     this.watermark = watermark;
     this.batchByCell = batchCells;
+    this.composites = composites;
     this.liveByCell = live;
     this.cells = mergeViews(batchCells, live, watermark).map((c) =>
       composeMergedCell(c, composites, batchTiles, watermark),
@@ -76,8 +78,8 @@ export class MergedIndex {
   }
 
   /**
-   * The result a listing shows per cell, in cell order: the merged winner, the batch view's result,
-   * or the newest live result (the live view on its own, absorbed results included).
+   * The result a listing shows per cell, in cell order: the merged winner, the batch view's result
+   * (its per-pixel composite where it stored one), or the newest live result (the live view on its own, absorbed results included).
    */
   picked(lane: LaneSelector): readonly ServedResult[] {
     const hit = this.picks.get(lane);
@@ -88,12 +90,24 @@ export class MergedIndex {
         lane === "merged"
           ? c.winner
           : lane === "batch"
-            ? this.batchByCell.get(c.cell)
+            ? this.batchView(c.cell)
             : newestOf(this.liveByCell.get(c.cell) ?? []);
       if (r) out.push(r);
     }
     this.picks.set(lane, out);
     return out;
+  }
+
+  /** The batch view's answer for a cell: its stored per-pixel composite, else its newest tile. */
+  private batchView(cell: string): ServedResult | undefined {
+    const b = this.batchByCell.get(cell);
+    if (!b || !this.composites?.byCell.has(cell)) return b;
+    return composeMergedCell(
+      { cell, winner: b, candidates: [b], absorbed: [] },
+      this.composites,
+      this.batchTiles,
+      this.watermark,
+    ).winner;
   }
 
   /** The winners' spatial index (built on first use). */

@@ -165,6 +165,12 @@ describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
     assert.deepEqual([p4.body.class.id, p4.body.source?.lane, p4.body.source?.tileId], [1, "batch", "clear"]);
     const s2 = await srv.json<Stats>(`/v1/stats?bbox=${bbox}`);
     assert.deepEqual(s2.body.classes, s1.body.classes);
+    // The batch lane on its own shows the batch view's composite too.
+    const batchList = await srv.json<{ items: { counts: number[]; tileId: string }[] }>(
+      "/v1/tiles?lane=batch",
+    );
+    assert.deepEqual(batchList.body.items[0]?.counts.slice(0, 3), [0, 16, 48]);
+    assert.equal(batchList.body.items[0]?.tileId, "cloudy");
     const png2 = decodePng(
       new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
     );
