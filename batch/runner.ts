@@ -289,7 +289,7 @@ async function executeRun(
     if (outcome.failures.length) await view.appendFailures(outcome.failures);
     signal?.throwIfAborted();
 
-    const cells = await view.finalize(model.classes);
+    const { cells, composited } = await view.finalizeComposites(model.classes);
     const tally = await view.tally();
     if (tally.tiles === 0)
       throw new LanemapError(
@@ -297,7 +297,10 @@ async function executeRun(
         `every one of the ${runSet.entries.length} tiles failed (first: ${outcome.failures[0]?.reason ?? "?"}); nothing published`,
       );
 
-    log.info({ tiles: tally.tiles, cells }, "batch view complete; writing exports and publishing");
+    log.info(
+      { tiles: tally.tiles, cells, composited },
+      "batch view complete; writing exports and publishing",
+    );
     await view.exportParquet(join(staging.dir, BATCH_VIEW_FILES.parquet));
     const { columns, rows } = await view.tileRows();
     await writeFile(join(staging.dir, BATCH_VIEW_FILES.arrow), rowsToArrowIpc(columns, rows));

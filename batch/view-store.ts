@@ -10,17 +10,47 @@
  */
 import {
   DuckDbDatabase,
+  compositeRowValues,
   quotedString,
   rasterRowValues,
   tileRowValues,
 } from "../shared/adapters/duckdb/index.js";
 import {
   BATCH_VIEW_DDL,
+  compareCandidates,
+  compositePixels,
+  compositeTally,
+  decodeClassRaster,
+  encodeClassRaster,
+  encodeSourceIndex,
   newestOf,
+  MAX_COMPOSITE_SOURCES,
   type CatalogueEntry,
   type ClassifiedTile,
+  type ClassRaster,
   type ModelClass,
 } from "../shared/index.js";
+
+/** One tile of a cell as finalize reads it. */
+interface CellTile {
+  readonly lane: "batch";
+  readonly tileId: string;
+  readonly cell: string;
+  readonly acquired: string;
+  readonly ingestSeq: number;
+  readonly validPixels: number;
+  readonly width: number;
+  readonly height: number;
+  /** The geotransform as text: tiles composite only on the very same pixel grid. */
+  readonly grid: string;
+}
+
+function blobBytes(v: unknown): Uint8Array {
+  if (v instanceof Uint8Array) return v;
+  const bytes = (v as { bytes?: unknown } | null)?.bytes;
+  if (bytes instanceof Uint8Array) return bytes;
+  throw new Error("raster column is not a BLOB");
+}
 
 /** A tile that could not be classified. */
 export interface TileFailure {
@@ -98,6 +128,8 @@ export class StagingViewStore {
     await this.db.run("DELETE FROM rasters WHERE tile_id NOT IN (SELECT tile_id FROM tiles)");
     await this.db.run("DELETE FROM failures");
     await this.db.run("DELETE FROM cells");
+    await this.db.run("DELETE FROM composites");
+    await this.db.run("DELETE FROM composite_sources");
     await this.db.run("DELETE FROM classes");
     return this.countTiles();
   }
@@ -179,17 +211,30 @@ export class StagingViewStore {
   }
 
   /**
-   * Fills `cells` (per cell, the newest tile by shared/view's `newestOf`) and `classes`, drops the
-   * scratch table, and returns the number of cells.
+   * Fills `cells` (per cell, the newest tile by shared/view's `newestOf`), `composites` (per cell
+   * whose newest tile is not fully valid, the per-pixel composite of its tiles) and `classes`, drops
+   * the scratch table, and returns the number of cells and of composited cells.
    */
   async finalize(classes: readonly ModelClass[]): Promise<number> {
-    const rows = await this.db.all<{ tile_id: string; cell: string; t: number | bigint; ingest_seq: bigint }>(
-      "SELECT tile_id, cell, epoch_ms(acquired) AS t, ingest_seq FROM tiles",
+    return (await this.finalizeComposites(classes)).cells;
+  }
+
+  /** finalize, also telling how many cells needed a composite. */
+  async finalizeComposites(classes: readonly ModelClass[]): Promise<{ cells: number; composited: number }> {
+    const rows = await this.db.all<{
+      tile_id: string;
+      cell: string;
+      t: number | bigint;
+      ingest_seq: bigint;
+      valid_pixels: bigint;
+      width: number;
+      height: number;
+      grid: string;
+    }>(
+      `SELECT tile_id, cell, epoch_ms(acquired) AS t, ingest_seq, valid_pixels, width, height,
+         geo_transform::VARCHAR AS grid FROM tiles`,
     );
-    const byCell = new Map<
-      string,
-      { lane: "batch"; tileId: string; cell: string; acquired: string; ingestSeq: number }[]
-    >();
+    const byCell = new Map<string, CellTile[]>();
     for (const r of rows) {
       const list = byCell.get(r.cell) ?? [];
       list.push({
@@ -198,23 +243,111 @@ export class StagingViewStore {
         cell: r.cell,
         acquired: new Date(Number(r.t)).toISOString(),
         ingestSeq: Number(r.ingest_seq),
+        validPixels: Number(r.valid_pixels),
+        width: r.width,
+        height: r.height,
+        grid: r.grid,
       });
       byCell.set(r.cell, list);
     }
     const cells: string[][] = [];
+    await this.db.run("DELETE FROM cells");
+    await this.db.run("DELETE FROM composites");
+    await this.db.run("DELETE FROM composite_sources");
+    await this.db.run("DELETE FROM classes");
+    let composited = 0;
     for (const [cell, list] of byCell) {
       const winner = newestOf(list);
-      if (winner) cells.push([cell, winner.tileId]);
+      if (!winner) continue;
+      cells.push([cell, winner.tileId]);
+      // The short-circuit: a fully valid newest tile is the cell's composite; nothing more is read.
+      if (list.length < 2 || winner.validPixels >= winner.width * winner.height) continue;
+      if (await this.compositeCell(cell, winner, list, classes.length + 1)) composited++;
     }
-    await this.db.run("DELETE FROM cells");
-    await this.db.run("DELETE FROM classes");
     await this.db.appendRows("cells", cells);
     await this.db.appendRows(
       "classes",
       classes.map((c) => [c.id, c.name, c.colour]),
     );
     await this.db.run("DROP TABLE IF EXISTS run_set");
-    return cells.length;
+    return { cells: cells.length, composited };
+  }
+
+  /**
+   * Composites one cell: its tiles on the newest tile's pixel grid, newest first, decoded one at a
+   * time until every pixel has a valid source (or the tiles run out), then stored. Returns false
+   * when no older tile shares the grid (the newest tile alone is the answer).
+   */
+  private async compositeCell(
+    cell: string,
+    winner: CellTile,
+    list: readonly CellTile[],
+    slots: number,
+  ): Promise<boolean> {
+    const same = list
+      .filter((t) => t.width === winner.width && t.height === winner.height && t.grid === winner.grid)
+      .sort(compareCandidates)
+      .slice(0, MAX_COMPOSITE_SOURCES);
+    if (same.length < 2) return false;
+    const n = winner.width * winner.height;
+    const stored = await this.db.allJS<{
+      tile_id: string;
+      k: number;
+      raster: unknown;
+      counts: (bigint | number)[];
+      areas_m2: number[];
+    }>(
+      `SELECT t.tile_id, r.k, r.raster, t.counts, t.areas_m2 FROM tiles t JOIN rasters r USING (tile_id)
+       WHERE t.cell = $1`,
+      [cell],
+    );
+    const byId = new Map(stored.map((r) => [r.tile_id, r]));
+    const layers: ClassRaster[] = [];
+    const tallies: { counts: number[]; areasM2: number[] }[] = [];
+    const used: CellTile[] = [];
+    const filled = new Uint8Array(n);
+    let holes = n;
+    for (const t of same) {
+      const row = byId.get(t.tileId);
+      if (!row) continue;
+      const r = decodeClassRaster(blobBytes(row.raster), t.width, t.height, Number(row.k));
+      layers.push(r);
+      tallies.push({ counts: row.counts.map(Number), areasM2: row.areas_m2.map(Number) });
+      used.push(t);
+      for (let i = 0; i < n; i++)
+        if (filled[i] === 0 && r.classes[i] !== 0) {
+          filled[i] = 1;
+          holes--;
+        }
+      if (holes === 0) break;
+    }
+    if (layers.length < 2) return false;
+    const c = compositePixels(layers, n);
+    const tally = compositeTally(c, tallies, slots);
+    const k = (layers[0] as ClassRaster).k;
+    const { composite, sources } = compositeRowValues(
+      {
+        cell,
+        k,
+        width: winner.width,
+        height: winner.height,
+        validPixels: tally.validPixels,
+        counts: tally.counts,
+        areasM2: tally.areasM2,
+        sources: used.map((t, i) => ({ tileId: t.tileId, pixels: c.contributions[i] ?? 0 })),
+      },
+      encodeClassRaster({
+        width: winner.width,
+        height: winner.height,
+        k,
+        classes: c.classes,
+        votes: c.votes,
+      }),
+      encodeSourceIndex(c.source),
+    );
+    await this.db.appendRows("composites", [composite]);
+    await this.db.appendRows("composite_sources", sources);
+    return true;
   }
 
   /** Counts of the tiles table by origin. */

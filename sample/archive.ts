@@ -38,6 +38,11 @@ export interface ArchiveOptions {
   readonly seed?: number;
   /** Bands per tile, 1..6 (default 6). */
   readonly bands?: number;
+  /**
+   * Append a Landsat C2 QA_PIXEL band to every tile (default false): clouds bright and flagged in it
+   * rather than nodata (sample/tile.ts `quality`).
+   */
+  readonly quality?: boolean;
   /** Training polygons kept per class (default 25). */
   readonly polygonsPerClass?: number;
   /**
@@ -92,6 +97,8 @@ export interface ArchiveManifest {
   readonly bands: readonly { readonly index: number; readonly name: string; readonly wavelength: number }[];
   readonly redBand: number;
   readonly nirBand: number;
+  /** 1-based QA_PIXEL band, when the tiles carry one. */
+  readonly qaBand?: number;
   readonly classes: readonly { readonly id: number; readonly name: string; readonly color: string }[];
   readonly training: string;
   readonly tiles: readonly {
@@ -166,7 +173,15 @@ export async function generateArchive(options: ArchiveOptions): Promise<ArchiveS
   for (let row = 0; row < grid.height; row++)
     for (let col = 0; col < grid.width; col++) {
       const acquired = archiveAcquisition(seed, col, row);
-      const tile = generateTile({ seed, col, row, tileSize, bands: bandCount, acquired });
+      const tile = generateTile({
+        seed,
+        col,
+        row,
+        tileSize,
+        bands: bandCount,
+        acquired,
+        quality: options.quality ?? false,
+      });
       const path = `tiles/${tile.cell}.tif`;
       const truth = `truth/${tile.cell}.tif`;
       await writeFile(join(options.out, path), tile.bytes);
@@ -211,6 +226,7 @@ export async function generateArchive(options: ArchiveOptions): Promise<ArchiveS
     })),
     redBand: SAMPLE_RED_BAND,
     nirBand: SAMPLE_NIR_BAND,
+    ...(options.quality ? { qaBand: bandCount + 1 } : {}),
     classes: SAMPLE_CLASSES.map((c) => ({ id: c.id, name: c.name, color: hex(c.color) })),
     training: "training.geojson",
     tiles,

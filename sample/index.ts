@@ -25,6 +25,8 @@ export {
   SAMPLE_NODATA,
   SAMPLE_ORIGIN,
   SAMPLE_PIXEL_SIZE,
+  SAMPLE_QA,
+  SAMPLE_QA_BAND_NAME,
   SAMPLE_TRUTH_COLORS,
   archiveAcquisition,
   generateTile,

@@ -61,7 +61,31 @@ export interface TileRequest {
   readonly acquired: string;
   /** A change to the base land cover (default "none"). */
   readonly scenario?: Scenario;
+  /**
+   * Append a Landsat Collection 2 QA_PIXEL band (default false). Clouds are then bright pixels
+   * flagged in it (cloud, dilated cloud around them, cloud shadow cast south-east), as in a real
+   * Level-2 scene, instead of nodata; `valid` is 0 where the band flags a pixel.
+   */
+  readonly quality?: boolean;
+  /** Share of the tile under cloud, 0..1 (default: the field's own, about 3 %). */
+  readonly cloudCover?: number;
 }
+
+/** Name of the QA band generated tiles carry with `quality`. */
+export const SAMPLE_QA_BAND_NAME = "QA_PIXEL";
+/** QA_PIXEL codes written (USGS LSDS-1619 Table 6-3): clear, cloud (high confidence), dilated, shadow. */
+export const SAMPLE_QA = {
+  clear: 1 << 6,
+  cloud: (1 << 3) | (3 << 8),
+  dilated: 1 << 1,
+  shadow: 1 << 4,
+} as const;
+/** Cloud field margin flagged as dilated cloud around a cloud. */
+const DILATE = 0.04;
+/** Shadows fall this many pixels south-east of their cloud (a sun in the north-west). */
+const SHADOW_SHIFT = 6;
+/** Surface reflectance x 1e4 of a cloud top: bright and flat across the bands. */
+const CLOUD_REFLECTANCE = 5200;
 
 /** A generated tile: the image and truth GeoTIFFs and what an archive needs to know about them. */
 export interface GeneratedTile {
@@ -81,7 +105,7 @@ export interface GeneratedTile {
    * `valid` when scoring a classification of the image.
    */
   readonly truth: Uint8Array;
-  /** 1 where the image has data, 0 where it is nodata (cloud). */
+  /** 1 where the image has usable data, 0 where it is nodata (cloud) or flagged by the QA band. */
   readonly valid: Uint8Array;
   /** Pixels per class id (index 0 unused). */
   readonly classCounts: readonly number[];
@@ -163,7 +187,11 @@ export function generateTile(request: TileRequest): GeneratedTile {
   const tileSize = request.tileSize ?? 256;
   const bandCount = request.bands ?? SAMPLE_BAND_NAMES.length;
   const scenario = request.scenario ?? "none";
+  const quality = request.quality ?? false;
   checkSampleOptions({ seed, tileSize, bands: bandCount });
+  const cover = request.cloudCover;
+  if (cover !== undefined && !(cover >= 0 && cover <= 1))
+    throw new ConfigError(`cloud cover must lie in 0..1, got ${cover}`);
   const cell = cellKey(col, row);
   const time = Date.parse(acquired);
   if (!Number.isFinite(time)) throw new ConfigError(`acquired must be an ISO 8601 time, got "${acquired}"`);
@@ -182,24 +210,54 @@ export function generateTile(request: TileRequest): GeneratedTile {
   const table = normals();
 
   const bands = Array.from({ length: bandCount }, () => new Uint16Array(n));
+  const qa = new Uint16Array(quality ? n : 0);
   const valid = new Uint8Array(n);
   const classCounts = new Array<number>(SAMPLE_CLASSES.length + 1).fill(0);
   let nodataPixels = 0;
+  // A requested cover is the field's own quantile, so a tile is clouded by exactly that share.
+  const level =
+    cover === undefined
+      ? CLOUD_LEVEL
+      : cover >= 1
+        ? -Infinity
+        : (Float32Array.from(cloud).sort()[Math.min(n - 1, Math.floor((1 - cover) * n))] ?? CLOUD_LEVEL);
   for (let i = 0; i < n; i++) {
     const c = truth[i] ?? 0;
     classCounts[c] = (classCounts[c] ?? 0) + 1;
-    // Clouded pixels stay 0 in every band: nodata.
-    if ((cloud[i] ?? 0) > CLOUD_LEVEL) {
+    const f = cloud[i] ?? 0;
+    if (f > level) {
       nodataPixels++;
+      // Without a QA band clouded pixels stay 0 in every band (nodata); with one they are bright.
+      if (quality) {
+        qa[i] = SAMPLE_QA.cloud;
+        for (let b = 0; b < bandCount; b++)
+          (bands[b] as Uint16Array)[i] = CLOUD_REFLECTANCE + (rnd.uint32() >>> 24);
+      }
       continue;
     }
-    valid[i] = 1;
+    let dim = 1;
+    if (quality) {
+      const x = i % tileSize;
+      const y = (i - x) / tileSize;
+      const sx = x - SHADOW_SHIFT;
+      const sy = y - SHADOW_SHIFT;
+      const shadow = sx >= 0 && sy >= 0 && (cloud[sy * tileSize + sx] ?? 0) > level;
+      const near = f > level - DILATE;
+      qa[i] = shadow
+        ? SAMPLE_QA.shadow | (near ? SAMPLE_QA.dilated : 0)
+        : near
+          ? SAMPLE_QA.dilated
+          : SAMPLE_QA.clear;
+      if (shadow) dim = 0.45;
+      if (shadow || near) nodataPixels++;
+      else valid[i] = 1;
+    } else valid[i] = 1;
     const spectrum = SPECTRA_BY_ID[c];
     if (!spectrum) continue;
     const common = SHARED * (table[rnd.uint32() >>> 20] ?? 0) + TEXTURE * TEXTURE_GAIN * (texture[i] ?? 0);
     for (let b = 0; b < bandCount; b++) {
       const z = common + SENSOR * (table[rnd.uint32() >>> 20] ?? 0);
-      const v = Math.round((spectrum.mean[b] ?? 0) + (spectrum.std[b] ?? 0) * z);
+      const v = Math.round(((spectrum.mean[b] ?? 0) + (spectrum.std[b] ?? 0) * z) * dim);
       // Valid reflectance is never 0, so 0 stays unambiguous nodata.
       (bands[b] as Uint16Array)[i] = v < 1 ? 1 : v > 65535 ? 65535 : v;
     }
@@ -211,11 +269,11 @@ export function generateTile(request: TileRequest): GeneratedTile {
     {
       width: tileSize,
       height: tileSize,
-      bands,
+      bands: quality ? [...bands, qa] : bands,
       ...georef,
-      scale: new Array<number>(bandCount).fill(SAMPLE_REFLECTANCE_SCALE),
-      offset: new Array<number>(bandCount).fill(0),
-      bandNames: SAMPLE_BAND_NAMES.slice(0, bandCount),
+      scale: [...new Array<number>(bandCount).fill(SAMPLE_REFLECTANCE_SCALE), ...(quality ? [1] : [])],
+      offset: new Array<number>(bandCount + (quality ? 1 : 0)).fill(0),
+      bandNames: [...SAMPLE_BAND_NAMES.slice(0, bandCount), ...(quality ? [SAMPLE_QA_BAND_NAME] : [])],
       acquired,
       description: `lanemap sample tile ${cell} (seed ${seed})`,
       metadata: { LANEMAP_CELL: cell, LANEMAP_SEED: String(seed), LANEMAP_SCENARIO: scenario },

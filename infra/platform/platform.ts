@@ -26,6 +26,7 @@ import {
 import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
 import { connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import {
+  LANDSAT_DEFAULT_MASK,
   createFeatureSpec,
   dataPaths,
   decodeGeoTiff,
@@ -45,7 +46,19 @@ import { buildBatchRunner } from "./batch-runners.js";
 import { openModelRegistry } from "./models.js";
 
 /** The sample archive `lanemap start` generates when the catalogue is empty. */
-export const SAMPLE = { grid: { width: 8, height: 8 }, tileSize: 128, seed: 1, red: 3, nir: 4 } as const;
+export const SAMPLE = {
+  grid: { width: 8, height: 8 },
+  tileSize: 128,
+  seed: 1,
+  red: 3,
+  nir: 4,
+  // Tiles carry a Landsat C2 QA_PIXEL band (band 7): the model masks clouds by it (issue 13).
+  quality: true,
+} as const;
+/** Share of each fed acquisition under cloud: partly cloudy, so per-pixel compositing shows. */
+export const FEED_CLOUD_COVER = 0.35;
+/** The QA band of the sample's 6 + 1 band tiles and its mask (the usual cloud mask). */
+const SAMPLE_QUALITY = { band: 7, kind: "landsat-c2-qa-pixel", mask: [...LANDSAT_DEFAULT_MASK] } as const;
 
 export interface Platform extends AsyncDisposable {
   readonly url: string;
@@ -84,7 +97,14 @@ async function trainSampleModel(
     rasters,
     { kind: "geojson", geojson },
     {
-      features: createFeatureSpec(rasters[0]?.bandCount ?? 6, { red: SAMPLE.red, nir: SAMPLE.nir }),
+      features: createFeatureSpec(rasters[0]?.bandCount ?? 6, {
+        red: SAMPLE.red,
+        nir: SAMPLE.nir,
+        // An archive generated before the QA band has 6 bands and no mask.
+        ...(rasters[0]?.bandCount === SAMPLE_QUALITY.band
+          ? { quality: { ...SAMPLE_QUALITY, mask: [...SAMPLE_QUALITY.mask] } }
+          : {}),
+      }),
       k: 5,
       source: "sample/training.geojson",
       tileNames: names,
@@ -238,6 +258,9 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
         tileSize: SAMPLE.tileSize,
         acquired,
         scenario: s,
+        // Partly cloudy: flagged in a QA band when the model reads one, else clouds as nodata.
+        quality: model.features.quality !== undefined,
+        cloudCover: FEED_CLOUD_COVER,
       });
       const tileId = `${tile.cell}-${acquired.replace(/[-:]/g, "")}`;
       const published = await publishTile(js, tile.bytes, { tileId, cell: tile.cell, acquired });

@@ -165,6 +165,23 @@ export const TileConfidence = component(
   "Vote shares (votes / k) of the drawn result's classified pixels: their mean, and the share of pixels whose vote share is at most lowThreshold (no majority of the k neighbours)",
 );
 
+export const CompositeBreakdown = component(
+  "CompositeBreakdown",
+  z.object({
+    sources: z.array(
+      z.object({
+        tileId: z.string(),
+        lane: z.enum(["batch", "live"]),
+        acquired: isoTime,
+        modelVersion: z.string(),
+        pixels: count,
+      }),
+    ),
+    noSourcePixels: count,
+  }),
+  "Per-pixel composite of a cell: its sources newest first and the pixels each gives (the newest valid pixel wins)",
+);
+
 export const TileDetail = component(
   "TileDetail",
   z.object({
@@ -186,6 +203,7 @@ export const TileDetail = component(
       .nullable(),
     /** Of the drawn result (the named tile, else the winner); null when nothing is drawn. */
     confidence: TileConfidence.nullable(),
+    composite: CompositeBreakdown.nullable().optional(),
     snapshot: SnapshotInfo,
   }),
   "One cell: both lanes' candidates newest first, which won, and the live results the batch absorbed",
@@ -203,6 +221,19 @@ export const TileDetailFeature = component(
 
 const classRef = z.object({ id: count, name: z.string() });
 
+export const PixelSource = component(
+  "PixelSource",
+  z.object({
+    lane: z.enum(["batch", "live"]),
+    tileId: z.string(),
+    acquired: isoTime,
+    ingestSeq: count,
+    modelVersion: z.string(),
+    ageDays: z.number().meta({ description: "days from the pixel's acquisition to the request" }),
+  }),
+  "The acquisition one pixel's class came from (the newest in which the pixel is valid)",
+);
+
 export const PointAnswer = component(
   "PointAnswer",
   z.object({
@@ -216,6 +247,8 @@ export const PointAnswer = component(
     k: count,
     pixel: z.object({ col: count, row: count }),
     crs: z.object({ epsg: z.number().int().nullable(), x: z.number(), y: z.number() }),
+    source: PixelSource.nullable().optional(),
+    ageDays: z.number().nullable().optional(),
     provenance: Provenance,
     snapshot: SnapshotInfo,
   }),
@@ -486,6 +519,8 @@ export type TileFeatureCollectionBody = z.infer<typeof TileFeatureCollection>;
 export type TileDetailBody = z.infer<typeof TileDetail>;
 export type TileDetailFeatureBody = z.infer<typeof TileDetailFeature>;
 export type PointBody = z.infer<typeof PointAnswer>;
+export type PixelSourceBody = z.infer<typeof PixelSource>;
+export type CompositeBreakdownBody = z.infer<typeof CompositeBreakdown>;
 export type PointFeatureBody = z.infer<typeof PointFeature>;
 export type StatsBody = z.infer<typeof StatsAnswer>;
 export type StatsClassBody = z.infer<typeof StatsClass>;

@@ -7,9 +7,10 @@ import { compareCandidates } from "../../shared/index.js";
 import { NotFoundError } from "../errors.js";
 import type { PointBody } from "../api/schemas.js";
 import { pixelAt } from "../geo/pixels.js";
+import { sourceAt } from "../view/pixel-composite.js";
 import type { ServedResult } from "../view/served-result.js";
 import type { SnapshotLease } from "../view/snapshot.js";
-import { className, provenance, snapshotInfo } from "./present.js";
+import { className, pixelSourceBody, provenance, snapshotInfo } from "./present.js";
 
 /** Finds the winner covering a lon/lat and the pixel it falls in, or undefined. */
 export function coveringWinner(
@@ -37,22 +38,29 @@ export async function pointQuery(lease: SnapshotLease, lon: number, lat: number)
   if (!hit)
     throw new NotFoundError(`no tile of the merged view covers lon ${lon}, lat ${lat}`, "no-coverage");
   const { result: r, pixel } = hit;
-  const raster = await r.raster();
-  const i = pixel.row * raster.width + pixel.col;
+  const i = pixel.row * r.summary.width + pixel.col;
+  // The pixel's own source: a composite names it per pixel; a plain winner is its valid pixels' source.
+  const composed = r.composite ? await r.composite.compose() : undefined;
+  const raster = composed ? composed.raster : await r.raster();
   const cls = raster.classes[i] ?? 0;
+  const src = composed ? sourceAt(composed, i) : cls === 0 ? null : r;
+  const shown = src ?? r;
   const votes = cls === 0 ? 0 : (raster.votes[i] ?? 0);
+  const source = src ? pixelSourceBody(src, lease.now) : null;
   return {
     lon,
     lat,
     cell: r.cell,
-    tileId: r.tileId,
+    tileId: shown.tileId,
     class: { id: cls, name: className(lease.snapshot.classes, cls) },
     confidence: raster.k > 0 ? votes / raster.k : 0,
     votes,
     k: raster.k,
     pixel: { col: pixel.col, row: pixel.row },
     crs: { epsg: r.summary.epsg, x: pixel.x, y: pixel.y },
-    provenance: provenance(r, lease.snapshot, lease.now),
+    source,
+    ageDays: source ? source.ageDays : null,
+    provenance: provenance(shown, lease.snapshot, lease.now),
     snapshot: snapshotInfo(lease),
   };
 }

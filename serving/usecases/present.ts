@@ -4,7 +4,7 @@
  * and class names from the snapshot's model.
  */
 import { boxGeometry, utcTimestamp, type ModelClass } from "../../shared/index.js";
-import type { SnapshotInfoBody, ProvenanceBody, TileSummaryBody } from "../api/schemas.js";
+import type { PixelSourceBody, SnapshotInfoBody, ProvenanceBody, TileSummaryBody } from "../api/schemas.js";
 import type { ServedResult } from "../view/served-result.js";
 import type { Snapshot, SnapshotLease } from "../view/snapshot.js";
 
@@ -52,6 +52,21 @@ export function provenance(r: ServedResult, s: Snapshot, now: number): Provenanc
       sinceAcquiredS: seconds(now - r.acquiredMs),
       viewAgeS: r.lane === "batch" && s.batch ? seconds(now - s.batch.finishedMs) : null,
     },
+  };
+}
+
+/** Milliseconds per day: a pixel's age is told in days since its acquisition. */
+export const DAY_MS = 86_400_000;
+
+/** The acquisition one pixel came from, and its age in days at `now` (3 decimals). */
+export function pixelSourceBody(r: ServedResult, now: number): PixelSourceBody {
+  return {
+    lane: r.lane,
+    tileId: r.tileId,
+    acquired: r.acquired,
+    ingestSeq: r.ingestSeq,
+    modelVersion: r.summary.modelVersion,
+    ageDays: Math.round(((now - r.acquiredMs) / DAY_MS) * 1000) / 1000,
   };
 }
 

@@ -198,6 +198,8 @@ export async function statsQuery(lease: SnapshotLease, area: Area, maxPixels: nu
   for (const j of jobs) if (!j.full) work += vertices * j.r.summary.height;
   if (work > MAX_STATS_VERTEX_ROWS) throw new GeometryTooComplexError(work, MAX_STATS_VERTEX_ROWS, vertices);
 
+  // A composite winner's tally is known once composed (at once when the batch view stored it).
+  await Promise.all(jobs.map((j) => j.r.composite?.compose()));
   // Rasters of the cut cells: one query for the batch ones (all from this snapshot's version).
   const cut = jobs.flatMap(({ r, full }) =>
     !full && r.crs && r.bounds ? [{ r, crs: r.crs, bounds: r.bounds }] : [],

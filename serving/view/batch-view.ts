@@ -8,9 +8,12 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
+  COMPOSITE_ROW_SELECT,
   DuckDbDatabase,
   TILE_ROW_SELECT,
+  compositeFromRow,
   tileResultFromRow,
+  type CompositeRow,
   type TileRow,
 } from "../../shared/adapters/duckdb/index.js";
 import type { BatchVersion } from "../../shared/adapters/archive/index.js";
@@ -18,8 +21,10 @@ import {
   BATCH_VIEW_FILES,
   LanemapError,
   decodeClassRaster,
+  decodeSourceIndex,
   describeError,
   type BatchManifest,
+  type CellComposite,
   type ClassRaster,
   type ModelClass,
   type TileResult,
@@ -56,6 +61,11 @@ export class OpenedBatchView {
   /** The result the view shows per cell (its `cells` table). */
   readonly cellResults: ReadonlyMap<string, ServedResult>;
   readonly classes: readonly ModelClass[];
+  /**
+   * Per cell whose newest tile is not fully valid, the stored per-pixel composite's summary (sources
+   * newest first); empty for views published before compositing.
+   */
+  readonly composites: ReadonlyMap<string, CellComposite>;
   /** When the run finished, epoch ms (the view's age is measured from it). */
   readonly finishedMs: number;
   private readonly db: DuckDbDatabase;
@@ -73,6 +83,7 @@ export class OpenedBatchView {
       results: Map<string, ServedResult>;
       cellResults: Map<string, ServedResult>;
       classes: ModelClass[];
+      composites: Map<string, CellComposite>;
     },
     generation: number,
   ) {
@@ -87,6 +98,7 @@ export class OpenedBatchView {
     this.results = tables.results;
     this.cellResults = tables.cellResults;
     this.classes = tables.classes;
+    this.composites = tables.composites;
     this.finishedMs = Date.parse(v.manifest.finishedAt);
   }
 
@@ -104,6 +116,21 @@ export class OpenedBatchView {
       const classRows = await db.allJS<{ id: number; name: string; colour: string }>(
         `SELECT id, name, colour FROM classes ORDER BY id`,
       );
+      const hasComposites =
+        (
+          await db.all<{ n: bigint }>(
+            "SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'composites' AND database_name = current_database()",
+          )
+        )[0]?.n === 1n;
+      const composites = new Map<string, CellComposite>();
+      if (hasComposites)
+        for (const row of await db.allJS<CompositeRow>(COMPOSITE_ROW_SELECT)) {
+          try {
+            composites.set(row.cell, compositeFromRow(row));
+          } catch (err) {
+            throw new BatchViewError(`${v.name}: ${describeError(err)}`, { cause: err });
+          }
+        }
       // The view object exists before its results so that their raster() closures can reach it.
       const results = new Map<string, ServedResult>();
       const cellResults = new Map<string, ServedResult>();
@@ -112,7 +139,12 @@ export class OpenedBatchView {
         db,
         cache,
         logger,
-        { results, cellResults, classes: classRows.map((c) => ({ ...c, id: Number(c.id) })) },
+        {
+          results,
+          cellResults,
+          classes: classRows.map((c) => ({ ...c, id: Number(c.id) })),
+          composites,
+        },
         generation,
       );
       for (const row of rows) {
@@ -126,6 +158,12 @@ export class OpenedBatchView {
           throw new BatchViewError(`${v.name}: cell ${cell} names tile ${tile_id} of ${r.cell}`);
         cellResults.set(cell, r);
       }
+      for (const c of composites.values())
+        for (const src of c.sources)
+          if (results.get(src.tileId)?.cell !== c.cell)
+            throw new BatchViewError(
+              `${v.name}: composite of ${c.cell} names tile ${src.tileId}, not of that cell`,
+            );
       return view;
     } catch (cause) {
       db.closeSync();
@@ -166,6 +204,29 @@ export class OpenedBatchView {
           return decodeClassRaster(blobBytes(row.raster), summary.width, summary.height, Number(row.k));
         }),
     };
+  }
+
+  /**
+   * The stored composite of a cell (classes + votes and the per-pixel source index into
+   * `composites.get(cell).sources`), decoded and cached like a tile raster.
+   * @throws BatchViewError when the cell has no composite or its BLOBs are unreadable.
+   */
+  compositeRaster(cell: string): Promise<ClassRaster & { readonly source: Uint8Array }> {
+    const c = this.composites.get(cell);
+    if (!c) return Promise.reject(new BatchViewError(`${this.name}: cell ${cell} has no composite`));
+    // Cell keys cannot hold ":", tile ids neither: the key cannot meet a tile's.
+    const loaded = this.cache.getOrLoad(`b${this.generation}:composite:${cell}`, async () => {
+      this.check();
+      const rows = await this.db.all<{ raster: unknown; source: unknown }>(
+        `SELECT raster, source FROM composites WHERE cell = $1`,
+        [cell],
+      );
+      const row = rows[0];
+      if (!row) throw new BatchViewError(`${this.name}: composite of ${cell} has no raster`);
+      const raster = decodeClassRaster(blobBytes(row.raster), c.width, c.height, c.k);
+      return { ...raster, source: decodeSourceIndex(blobBytes(row.source), c.width * c.height) };
+    });
+    return loaded as Promise<ClassRaster & { readonly source: Uint8Array }>;
   }
 
   /**

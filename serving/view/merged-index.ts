@@ -5,6 +5,7 @@
  */
 import { mergeViews, newestOf, type MergedCell } from "../../shared/index.js";
 import { GridIndex } from "./grid-index.js";
+import { composeMergedCell, type StoredComposites } from "./pixel-composite.js";
 import type { ServedResult } from "./served-result.js";
 
 /** Which lane's answer a listing shows per cell. */
@@ -27,21 +28,28 @@ export class MergedIndex {
   private readonly liveTiles: ReadonlyMap<string, ServedResult>;
   private grid: GridIndex<MergedCell<ServedResult>> | undefined;
   private readonly picks = new Map<LaneSelector, readonly ServedResult[]>();
+  private readonly composites: StoredComposites | null;
 
   /**
    * `batchCells` is the batch view's result per cell and `batchTiles` all of its tiles; `live` the
-   * live results per cell; `watermark` the batch view's (or -1 when there is none).
+   * live results per cell; `watermark` the batch view's (or -1 when there is none); `composites`
+   * the batch view's stored per-pixel composites. A cell's winner is its per-pixel composite when
+   * it needs one (pixel-composite.ts), else the per-cell rule's winner itself.
    */
   constructor(
     batchCells: ReadonlyMap<string, ServedResult>,
     batchTiles: ReadonlyMap<string, ServedResult>,
     live: ReadonlyMap<string, readonly ServedResult[]>,
     watermark: number,
+    composites: StoredComposites | null = null,
   ) {
     this.watermark = watermark;
     this.batchByCell = batchCells;
+    this.composites = composites;
     this.liveByCell = live;
-    this.cells = mergeViews(batchCells, live, watermark);
+    this.cells = mergeViews(batchCells, live, watermark).map((c) =>
+      composeMergedCell(c, composites, batchTiles, watermark),
+    );
     this.byCell = new Map(this.cells.map((c) => [c.cell, c]));
     this.batchTiles = batchTiles;
     const liveTiles = new Map<string, ServedResult>();
@@ -50,7 +58,9 @@ export class MergedIndex {
     // Only the winners are indexed here; batch and live tiles are looked up in their own maps, so a
     // live change does not copy the batch view's every tile into a new map.
     const winners = new Map<string, ServedResult>();
-    for (const c of this.cells) if (c.winner) winners.set(c.winner.tileId, c.winner);
+    // A composite winner's tile id names its newest source, which is what a tile id draws.
+    for (const c of this.cells)
+      if (c.winner) winners.set(c.winner.tileId, c.winner.composite?.top ?? c.winner);
     this.tiles = winners;
   }
 
@@ -68,8 +78,8 @@ export class MergedIndex {
   }
 
   /**
-   * The result a listing shows per cell, in cell order: the merged winner, the batch view's result,
-   * or the newest live result (the live view on its own, absorbed results included).
+   * The result a listing shows per cell, in cell order: the merged winner, the batch view's result
+   * (its per-pixel composite where it stored one), or the newest live result (the live view on its own, absorbed results included).
    */
   picked(lane: LaneSelector): readonly ServedResult[] {
     const hit = this.picks.get(lane);
@@ -80,12 +90,24 @@ export class MergedIndex {
         lane === "merged"
           ? c.winner
           : lane === "batch"
-            ? this.batchByCell.get(c.cell)
+            ? this.batchView(c.cell)
             : newestOf(this.liveByCell.get(c.cell) ?? []);
       if (r) out.push(r);
     }
     this.picks.set(lane, out);
     return out;
+  }
+
+  /** The batch view's answer for a cell: its stored per-pixel composite, else its newest tile. */
+  private batchView(cell: string): ServedResult | undefined {
+    const b = this.batchByCell.get(cell);
+    if (!b || !this.composites?.byCell.has(cell)) return b;
+    return composeMergedCell(
+      { cell, winner: b, candidates: [b], absorbed: [] },
+      this.composites,
+      this.batchTiles,
+      this.watermark,
+    ).winner;
   }
 
   /** The winners' spatial index (built on first use). */

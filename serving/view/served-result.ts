@@ -34,6 +34,35 @@ export interface ServedResult extends MergeCandidate {
   readonly revision: number | null;
   /** The decoded class raster (cached by the view that holds the result). */
   raster(): Promise<ClassRaster>;
+  /**
+   * Present when this result is a cell's per-pixel composite (pixel-composite.ts): the fields above
+   * are then the newest source's, `raster()` gives the composite and `summary`'s counts are the
+   * composite's when they are known without reading rasters.
+   */
+  readonly composite?: ServedComposite;
+}
+
+/** A cell's per-pixel composite as a winner carries it (built by pixel-composite.ts). */
+export interface ServedComposite {
+  /** The newest source itself (what the per-cell rule would show; what its tile id names). */
+  readonly top: ServedResult;
+  /** Every candidate of the per-pixel rule, newest first (source indices point here). */
+  readonly sources: readonly ServedResult[];
+  /** The composite raster, its per-pixel source index and each source's pixel count (memoised). */
+  compose(): Promise<ComposedCell>;
+}
+
+/** A composed cell: classes and votes per pixel, which source gave each, and the tally. */
+export interface ComposedCell {
+  readonly raster: ClassRaster;
+  /** Per pixel, an index into `sources`; NO_SOURCE (255) where no source is valid. */
+  readonly source: Uint8Array;
+  readonly sources: readonly ServedResult[];
+  /** Pixels each source gives, by index. */
+  readonly contributions: readonly number[];
+  readonly validPixels: number;
+  readonly counts: readonly number[];
+  readonly areasM2: readonly number[];
 }
 
 const crsCache = new Map<string, Crs | null>();

@@ -58,6 +58,7 @@ export class Snapshot {
       batch?.results ?? new Map(),
       liveByCell,
       batch ? batch.manifest.watermark : -1,
+      batch ? { byCell: batch.composites, raster: (cell) => batch.compositeRaster(cell) } : null,
     );
   }
 

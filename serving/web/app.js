@@ -26,6 +26,7 @@ import { connectEvents } from "./live.js";
 import { refreshViews, renderLag } from "./freshness.js";
 import { reportError } from "./status.js";
 import { initLayers } from "./layers.js";
+import "./composite.js";
 
 function renderLaneControls() {
   for (const input of document.querySelectorAll('input[name="lane"]')) {

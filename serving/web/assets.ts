@@ -31,6 +31,7 @@ const PAGE_FILES: ReadonlySet<string> = new Set([
   "live.js",
   "freshness.js",
   "status.js",
+  "composite.js",
   "style.css",
   "favicon.svg",
 ]);

@@ -51,7 +51,8 @@ function pumpImages() {
 
 async function loadImage(entry, key) {
   const { tileId, lane } = entry.summary;
-  const path = `${tilePath(tileId)}/classes.png`;
+  // The merged view draws the cell (its per-pixel composite); one lane draws that lane's tile.
+  const path = `${tilePath(state.lane === "merged" ? entry.cell : tileId)}/classes.png`;
   const res = await fetch(path, { cache: "no-store" });
   // Superseded while in flight (a newer result, another lane, the cell gone): drop this one.
   const current = () => state.cells.get(entry.cell) === entry && entry.loadingKey === key;

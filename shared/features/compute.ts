@@ -7,6 +7,7 @@
  */
 import { TileInvalidError } from "../errors.js";
 import type { BandArray, Raster } from "../raster/types.js";
+import { applyQualityMask } from "./quality.js";
 import { featureDim, type FeatureSpec } from "./spec.js";
 
 /** Descriptors of a block of pixels. */
@@ -14,9 +15,11 @@ export interface FeatureMatrix {
   /** Pixel-major rows, `dim` values per pixel; rows of invalid pixels are all zeros. */
   readonly data: Float64Array;
   readonly dim: number;
-  /** 1 where the pixel is valid (no band at its nodata value, no band NaN). */
+  /** 1 where the pixel is valid (no band at its nodata value, no band NaN, not masked by quality). */
   readonly valid: Uint8Array;
   readonly validCount: number;
+  /** Of the pixels with data, those the spec's quality band masked (cloud, shadow, ...): the reason. */
+  readonly maskedCount: number;
 }
 
 /**
@@ -86,7 +89,13 @@ export function computeFeatureRows(
   // the window extras read one plane, and every inner loop sees a single array type.
   const planes: Float64Array[] = [];
   const validCtx = new Uint8Array(ctxN).fill(1);
+  const qualityIndex = spec.quality ? spec.quality.band - 1 : -1;
   for (let b = 0; b < bandCount; b++) {
+    // The quality band is never a feature; its codes (not its nodata value) say what it masks.
+    if (b === qualityIndex) {
+      planes.push(new Float64Array(0));
+      continue;
+    }
     const src = raster.bands[b] as BandArray;
     const nodata = raster.nodata[b] ?? null;
     const scale = raster.scale[b] ?? 1;
@@ -108,14 +117,19 @@ export function computeFeatureRows(
   const n = rows * width;
   const skip = (rowStart - ctxStart) * width;
   const data = new Float64Array(n * dim);
+  // Masked after nodata, so that the count says how many pixels with data the quality band removed.
+  const maskedCount = spec.quality
+    ? applyQualityMask(spec.quality, raster.bands[qualityIndex] as BandArray, ctxOffset, validCtx)
+    : 0;
   const valid = validCtx.subarray(skip, skip + n);
   let validCount = 0;
   for (let p = 0; p < n; p++) if (valid[p] === 1) validCount++;
 
   // Bands and NDVI fill the first columns; each extra then takes the next column in declared order.
-  for (let j = 0; j <= bandCount; j++) copyColumn(planes[j] as Float64Array, skip, valid, data, dim, j);
+  let column = 0;
+  for (let j = 0; j <= bandCount; j++)
+    if (j !== qualityIndex) copyColumn(planes[j] as Float64Array, skip, valid, data, dim, column++);
   const planeOf = basePlaneIndex(spec);
-  let column = bandCount + 1;
   for (const e of spec.extras) {
     if (e.kind === "ndwi") copyColumn(planes[bandCount + 1] as Float64Array, skip, valid, data, dim, column);
     else {
@@ -135,7 +149,7 @@ export function computeFeatureRows(
     }
     column++;
   }
-  return { data, dim, valid: valid.slice(), validCount };
+  return { data, dim, valid: valid.slice(), validCount, maskedCount };
 }
 
 /** The base plane a window extra reads: bands are 0..N-1, ndvi N, ndwi N+1. */

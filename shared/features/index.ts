@@ -12,3 +12,14 @@ export {
   type FeatureSpecOptions,
 } from "./spec.js";
 export { computeFeatures, type FeatureMatrix } from "./compute.js";
+export {
+  LANDSAT_DEFAULT_MASK,
+  LANDSAT_QA_PIXEL_BITS,
+  QualitySpecSchema,
+  SENTINEL2_DEFAULT_MASK,
+  applyQualityMask,
+  parseQualityOption,
+  qaPixelBits,
+  type LandsatQaFlag,
+  type QualitySpec,
+} from "./quality.js";

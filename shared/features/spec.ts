@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { TileInvalidError } from "../errors.js";
+import { QualitySpecSchema, type QualitySpec } from "./quality.js";
 
 /** NDWI (McFeeters 1996): (green - nir) / (green + nir), 0 where green + nir == 0. Needs `green`. */
 const NdwiExtra = z.object({ kind: z.literal("ndwi") }).strict();
@@ -36,6 +37,11 @@ export const FeatureSpecSchema = z
     /** 1-based green band, needed only by the "ndwi" extra. */
     green: band.nullable(),
     extras: z.array(FeatureExtraSchema),
+    /**
+     * The quality band (QA_PIXEL, SCL) and what it masks: read for the mask, never a feature
+     * (shared/features/quality.ts). Absent: only nodata makes a pixel invalid.
+     */
+    quality: QualitySpecSchema.optional(),
   })
   .strict()
   .superRefine((spec, ctx) => {
@@ -47,7 +53,19 @@ export const FeatureSpecSchema = z
           path: [key],
           message: `${key} band ${b} does not exist: the spec has ${spec.bands} bands`,
         });
+      if (b !== null && spec.quality && b === spec.quality.band)
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `${key} band ${b} is the quality band, which is never a feature`,
+        });
     }
+    if (spec.quality && spec.quality.band > spec.bands)
+      ctx.addIssue({
+        code: "custom",
+        path: ["quality", "band"],
+        message: `quality band ${spec.quality.band} does not exist: the spec has ${spec.bands} bands`,
+      });
     const problem = extrasProblem(spec);
     if (problem !== null) ctx.addIssue({ code: "custom", path: ["extras"], message: problem });
   });
@@ -56,15 +74,15 @@ export const FeatureSpecSchema = z
 export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;
 
 /** Names of the features an extra may refer to: the bands, NDVI and (when declared) NDWI. */
-function baseNames(spec: Pick<FeatureSpec, "bands" | "extras">): string[] {
+function baseNames(spec: Pick<FeatureSpec, "bands" | "extras" | "quality">): string[] {
   const names: string[] = [];
-  for (let b = 1; b <= spec.bands; b++) names.push(`b${b}`);
+  for (let b = 1; b <= spec.bands; b++) if (b !== spec.quality?.band) names.push(`b${b}`);
   names.push("ndvi");
   if (spec.extras.some((e) => e.kind === "ndwi")) names.push("ndwi");
   return names;
 }
 
-function extrasProblem(spec: Pick<FeatureSpec, "bands" | "extras" | "green">): string | null {
+function extrasProblem(spec: Pick<FeatureSpec, "bands" | "extras" | "green" | "quality">): string | null {
   const bases = new Set(baseNames(spec));
   const seen = new Set<string>();
   for (const e of spec.extras) {
@@ -82,10 +100,13 @@ function extraName(e: FeatureExtra): string {
   return e.kind === "ndwi" ? "ndwi" : `${e.kind}(${e.of})`;
 }
 
-/** Names of the features in the order they appear in a descriptor row: b1..bN, ndvi, extras. */
+/**
+ * Names of the features in the order they appear in a descriptor row: b1..bN (without the quality
+ * band), ndvi, extras.
+ */
 export function featureNames(spec: FeatureSpec): string[] {
   const names: string[] = [];
-  for (let b = 1; b <= spec.bands; b++) names.push(`b${b}`);
+  for (let b = 1; b <= spec.bands; b++) if (b !== spec.quality?.band) names.push(`b${b}`);
   names.push("ndvi");
   for (const e of spec.extras) names.push(extraName(e));
   return names;
@@ -93,7 +114,7 @@ export function featureNames(spec: FeatureSpec): string[] {
 
 /** Number of features per pixel. */
 export function featureDim(spec: FeatureSpec): number {
-  return spec.bands + 1 + spec.extras.length;
+  return spec.bands - (spec.quality ? 1 : 0) + 1 + spec.extras.length;
 }
 
 /** Options for `createFeatureSpec`; band numbers are 1-based. */
@@ -102,6 +123,8 @@ export interface FeatureSpecOptions {
   nir: number;
   green?: number | null;
   extras?: readonly FeatureExtra[];
+  /** The quality band and its mask (shared/features/quality.ts). */
+  quality?: QualitySpec;
 }
 
 /**
@@ -124,6 +147,7 @@ export function createFeatureSpec(bandCount: number, options: FeatureSpecOptions
     nir: options.nir,
     green: options.green ?? null,
     extras: [...(options.extras ?? [])],
+    ...(options.quality ? { quality: options.quality } : {}),
   });
 }
 

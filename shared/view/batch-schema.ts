@@ -11,6 +11,10 @@
  * Per-class arrays (`counts`, `areas_m2`) are indexed by class id; index 0 = not classified.
  * `cells` names, per map cell, the tile this view shows for it (newest acquisition, ties to the
  * higher ingest sequence: shared/view/merge.ts `newestOf`).
+ * `composites` holds, per cell whose newest tile is not fully valid (clouds, nodata) and that has
+ * older tiles, the per-pixel composite of its tiles (shared/view/composite.ts) and its uint8 source
+ * index; `composite_sources` names the tiles the index points at (idx 0 = newest). A cell without a
+ * row is its newest tile alone: a clear cell costs what it cost before compositing.
  */
 export const BATCH_VIEW_FILES = {
   duckdb: "view.duckdb",
@@ -44,6 +48,24 @@ export const BATCH_VIEW_DDL = [
   )`,
   `CREATE TABLE cells (cell VARCHAR PRIMARY KEY, tile_id VARCHAR NOT NULL)`,
   `CREATE TABLE rasters (tile_id VARCHAR PRIMARY KEY, k UTINYINT NOT NULL, raster BLOB NOT NULL)`,
+  `CREATE TABLE composites (
+    cell VARCHAR PRIMARY KEY,
+    k UTINYINT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    valid_pixels BIGINT NOT NULL,
+    counts BIGINT[] NOT NULL,
+    areas_m2 DOUBLE[] NOT NULL,
+    raster BLOB NOT NULL,
+    source BLOB NOT NULL
+  )`,
+  `CREATE TABLE composite_sources (
+    cell VARCHAR NOT NULL,
+    idx UTINYINT NOT NULL,
+    tile_id VARCHAR NOT NULL,
+    pixels BIGINT NOT NULL,
+    PRIMARY KEY (cell, idx)
+  )`,
   `CREATE TABLE classes (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL, colour VARCHAR NOT NULL)`,
   `CREATE TABLE failures (tile_id VARCHAR, code VARCHAR, reason VARCHAR)`,
 ] as const;

@@ -3,3 +3,4 @@ export * from "./merge.js";
 export * from "./paths.js";
 export * from "./raster-codec.js";
 export * from "./batch-schema.js";
+export * from "./composite.js";

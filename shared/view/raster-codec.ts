@@ -55,3 +55,24 @@ export function votesFromConfidence(confidence: Float32Array, k: number): Uint8A
   for (let i = 0; i < confidence.length; i++) out[i] = Math.round((confidence[i] ?? 0) * k);
   return out;
 }
+
+/** Deflates a composite's per-pixel source index (uint8, composite.ts NO_SOURCE = none). */
+export function encodeSourceIndex(source: Uint8Array): Uint8Array {
+  return deflateRawSync(source, { level: 1 });
+}
+
+/**
+ * Inflates what encodeSourceIndex wrote; the size must be `n`.
+ * @throws LanemapError RASTER when the stored bytes are corrupt or of the wrong size.
+ */
+export function decodeSourceIndex(bytes: Uint8Array, n: number): Uint8Array {
+  let raw: Buffer;
+  try {
+    raw = inflateRawSync(bytes, { maxOutputLength: n + 1 });
+  } catch (cause) {
+    throw new LanemapError("RASTER", "stored source index is corrupt", { cause });
+  }
+  if (raw.length !== n)
+    throw new LanemapError("RASTER", `stored source index has ${raw.length} bytes, expected ${n}`);
+  return new Uint8Array(raw.buffer, raw.byteOffset, raw.length);
+}

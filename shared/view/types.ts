@@ -106,6 +106,34 @@ export interface ClassifiedTile {
   readonly raster: Uint8Array;
 }
 
+/**
+ * Per cell of a batch view whose newest acquisition is not fully valid: the per-pixel composite of
+ * the cell's acquisitions up to the watermark (shared/view/composite.ts), summarised. `sources` lists
+ * the acquisitions newest first; the stored source index (uint8 per pixel) points into it. Per-class
+ * arrays are indexed by class id (index 0 = pixels no acquisition has valid). The rasters themselves
+ * (classes + votes as encodeClassRaster, the source index as encodeSourceIndex) are BLOBs beside it.
+ */
+export const cellCompositeSchema = z
+  .object({
+    cell: z.string(),
+    k: z.number().int().min(1).max(255),
+    width: z.number().int().positive(),
+    height: z.number().int().positive(),
+    validPixels: z.number().int().min(0),
+    counts: z.array(z.number().int().min(0)).readonly(),
+    areasM2: z.array(z.number().min(0)).readonly(),
+    sources: z
+      .array(
+        z.object({ tileId: z.string().regex(TILE_ID_PATTERN), pixels: z.number().int().min(0) }).readonly(),
+      )
+      .min(1)
+      .max(255)
+      .readonly(),
+  })
+  .readonly();
+/** One cell's stored composite summary (see cellCompositeSchema). */
+export type CellComposite = z.infer<typeof cellCompositeSchema>;
+
 export const batchManifestSchema = z.object({
   format: z.literal("lanemap.batch-view/1"),
   version: z.number().int().positive(),

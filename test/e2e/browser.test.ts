@@ -466,6 +466,39 @@ describe("the web map at /", { skip: skip ?? false }, () => {
     );
   });
 
+  test("clicking a pixel names the acquisition it came from, and the Age toggle lays each cell's pixel ages over the map", async () => {
+    await page.locator(`path[data-cell="${FLOOD_CELL}"]`).click();
+    await page.waitForFunction(
+      () => (document.getElementById("pixel-panel")?.dataset["tileId"] ?? "") !== "",
+      undefined,
+      {
+        timeout: WAIT_MS,
+      },
+    );
+    const pixel = await page.evaluate(() => {
+      const p = document.getElementById("pixel-panel") as DomElement;
+      return { lane: p.dataset["lane"], tileId: p.dataset["tileId"], text: p.textContent ?? "" };
+    });
+    // The fresh acquisition, or the batch one under one of its clouds.
+    assert.ok(pixel.lane === "live" || pixel.lane === "batch", `lane ${pixel.lane}`);
+    assert.match(pixel.text, /Source/);
+    assert.match(pixel.text, /days/);
+    await page.locator("#age-toggle").check();
+    await page.waitForFunction(
+      (count) => {
+        const imgs = [...document.querySelectorAll("img.lm-age")] as DomImage[];
+        return imgs.length === count && imgs.every((img) => img.complete && img.naturalWidth > 0);
+      },
+      platform.cells.length,
+      { timeout: WAIT_MS, polling: 50 },
+    );
+    await shoot(page, "07-age-layer");
+    await page.locator("#age-toggle").uncheck();
+    await page.waitForFunction(() => [...document.querySelectorAll("img.lm-age")].length === 0, undefined, {
+      timeout: WAIT_MS,
+    });
+  });
+
   test("the page logged no errors and broke no content security rule", () => {
     assert.deepEqual(problems, []);
   });

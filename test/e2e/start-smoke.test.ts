@@ -130,6 +130,8 @@ test(
         tileSize: 128,
         acquired,
         scenario: "flood",
+        // The sample archive of `lanemap start` carries a QA_PIXEL band, and so does its model.
+        quality: true,
       });
       const file = join(dataDir, "fresh.tif");
       await writeFile(file, fresh.bytes);

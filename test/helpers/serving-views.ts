@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIGINT, DOUBLE, LIST, listValue, timestampValue } from "@duckdb/node-api";
+import { StagingViewStore } from "../../batch/view-store.js";
 import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
 import { setCurrentBatch } from "../../shared/adapters/archive/index.js";
 import type { LiveView } from "../../shared/adapters/nats/index.js";
@@ -228,6 +229,8 @@ export interface BatchViewSpec {
   readonly finishedAt?: string;
   /** Point CURRENT at it once written (default true). */
   readonly publish?: boolean;
+  /** Also store per-pixel composites as a batch run does (batch/view-store.ts; default false). */
+  readonly composite?: boolean;
 }
 
 async function sha256File(path: string): Promise<{ bytes: number; sha256: string }> {
@@ -307,6 +310,11 @@ export async function writeBatchView(dataDir: string, spec: BatchViewSpec): Prom
     await db.run(`COPY tiles TO '${parquet}' (FORMAT parquet)`);
   } finally {
     db.closeSync();
+  }
+  if (spec.composite) {
+    const store = await StagingViewStore.open(join(staging, BATCH_VIEW_FILES.duckdb), { threads: 1 });
+    await store.finalizeComposites(classes.map((c) => ({ ...c })));
+    await store.closeCheckpointed();
   }
   const modelVersion = spec.modelVersion ?? "m1";
   await writeFile(

@@ -188,6 +188,7 @@ describe("the serving API over a published batch view", () => {
       ["GET", "/v1/tiles/c0001r0001", { headers: { accept: "application/geo+json" } }],
       ["GET", "/v1/tiles/c0009r0009"],
       ["GET", "/v1/tiles/t11/classes.png"],
+      ["GET", "/v1/tiles/t11/age.png"],
       ["GET", "/v1/tiles/c0002r0002/classes.tif"],
       ["GET", "/v1/tiles/c0002r0002/classes.tif.aux.xml"],
       ["GET", "/v1/tiles/t11/source.tif"],

@@ -148,7 +148,7 @@ describe("the staging view store", () => {
       const tables = await db.all<{ n: string }>("SELECT table_name AS n FROM duckdb_tables() ORDER BY 1");
       assert.deepEqual(
         tables.map((t) => t.n),
-        ["cells", "classes", "failures", "rasters", "tiles"],
+        ["cells", "classes", "composite_sources", "composites", "failures", "rasters", "tiles"],
       );
     } finally {
       db.closeSync();

@@ -8,6 +8,7 @@ import {
   applyPam,
   crsFromEpsg,
   createFeatureSpec,
+  parseQualityOption,
   decodeGeoTiff,
   featureNames,
   parseConfig,
@@ -20,6 +21,7 @@ import {
   type Crs,
   type FeatureExtra,
   type FeatureSpec,
+  type QualitySpec,
   type LabelCoverage,
   type Raster,
   type TrainingLabels,
@@ -207,6 +209,7 @@ interface TrainFlags {
   k?: string;
   classProperty?: string;
   extras?: string;
+  quality?: string;
   labelNames?: string;
   crs?: string;
   out?: string;
@@ -256,6 +259,10 @@ export function registerTrain(program: Command): void {
     .option("--k <n>", "neighbours", "5")
     .option("--class-property <name>", "GeoJSON property holding the class name", "class")
     .option("--extras <list>", "extra features: ndwi, mean3x3[:feature], std3x3[:feature] (comma-separated)")
+    .option(
+      "--quality <band:kind[:mask]>",
+      "quality band read for a mask, never a feature: 7:landsat-c2-qa-pixel[:cloud+cloud-shadow...] or 13:sentinel2-scl[:3+8+9+10]",
+    )
     .option("--label-names <map>", "class names of label raster values, e.g. 1=forest,2=water")
     .option("--crs <EPSG:code>", "CRS of GeoJSON coordinates without a crs member (default EPSG:4326)")
     .option("--out <model.json>", "also (or only) write the model to this file")
@@ -315,9 +322,15 @@ export function registerTrain(program: Command): void {
       const green = bandOption("--green", flags.green, null);
       if (extras.some((e) => e.kind === "ndwi") && green === null)
         throw new UsageError("--extras ndwi needs --green <band>");
+      let quality: QualitySpec | undefined;
+      try {
+        quality = flags.quality === undefined ? undefined : parseQualityOption(flags.quality);
+      } catch (err) {
+        throw new UsageError(`--quality: ${(err as Error).message}`, { cause: err });
+      }
       let spec: FeatureSpec;
       try {
-        spec = createFeatureSpec(bandCount, { red, nir, green, extras });
+        spec = createFeatureSpec(bandCount, { red, nir, green, extras, ...(quality ? { quality } : {}) });
       } catch (err) {
         throw new UsageError((err as Error).message, { cause: err });
       }

@@ -29,7 +29,8 @@ import { confidenceSummary } from "../../render/confidence.js";
 import type { ServingContext } from "../../usecases/context.js";
 import { boundsPolygon, snapshotInfo, tileSummary } from "../../usecases/present.js";
 import { SourceGeoref } from "../../usecases/source-georef.js";
-import { listTiles, resolveTarget, tileDetail } from "../../usecases/tiles.js";
+import { agePng, tileDetailWithComposite } from "../../usecases/composite.js";
+import { listTiles, resolveTarget } from "../../usecases/tiles.js";
 import { hold, MEDIA, negotiate, sendBytes, sendJson, withParam } from "../respond.js";
 import { badRequest, formatOnly, noQuery, requestBase, type RouteDeps } from "./common.js";
 
@@ -122,7 +123,7 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
         "406": problem("The Accept header allows none of the formats"),
         "410": problem("The cursor's snapshot is no longer retained: start again"),
       },
-      handle: (req, res) => {
+      handle: async (req, res) => {
         const q = parseQuery(tilesQuery, req.query);
         const format = negotiate(req, q.f, ["json", "geojson", "arrow"]);
         const lane = q.lane ?? "merged";
@@ -131,6 +132,9 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
           { bbox: q.bbox, datetime: q.datetime, class: q.class, lane, limit: q.limit, cursor: q.cursor },
           "tiles",
         );
+        // A live-over-batch composite knows its counts once composed (release is idempotent).
+        hold(res, page.lease);
+        await Promise.all(page.items.map((r) => r.composite?.compose()));
         sendTilePage(req, res, page, lane, format);
       },
     },
@@ -156,7 +160,7 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
         const id = parsePathParam("id", tileIdSegment, req.params["id"]);
         const format = negotiate(req, q.f, ["json", "geojson"]);
         const lease = hold(res, ctx.snapshots.acquire());
-        let detail = tileDetail(lease, id, base(req));
+        let detail = await tileDetailWithComposite(lease, id, base(req));
         const drawn = resolveTarget(lease, id).drawn;
         if (drawn) detail = { ...detail, confidence: confidenceSummary(await drawn.raster()) };
         if (format === "geojson") {
@@ -187,6 +191,24 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
       handle: async (req, res) => {
         const { lease, drawn } = target(req, res);
         const png = classesPng(await drawn.raster(), lease.snapshot.classes);
+        res.setHeader("Lanemap-Tile-Id", drawn.tileId);
+        res.setHeader("Lanemap-Lane", drawn.lane);
+        sendBytes(res, png, "image/png");
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/tiles/{id}/age.png",
+      operationId: "getTileAgePng",
+      summary:
+        "Days since each pixel's acquisition (the per-pixel composite's source) as a palette PNG: index 1 + days, fresh bright, 64+ days dark, no source transparent",
+      tags: ["tiles"],
+      query: noQuery,
+      pathParams: idParam,
+      responses: { "200": ok("PNG", { "image/png": "binary" }), "400": badRequest, "404": tileNotFound },
+      handle: async (req, res) => {
+        const { lease, drawn } = target(req, res);
+        const png = await agePng(drawn, lease.now);
         res.setHeader("Lanemap-Tile-Id", drawn.tileId);
         res.setHeader("Lanemap-Lane", drawn.lane);
         sendBytes(res, png, "image/png");

@@ -6,7 +6,12 @@
  */
 import { blobValue, listValue, timestampValue, type DuckDBValue } from "@duckdb/node-api";
 import { LanemapError } from "../../errors.js";
-import { tileResultSchema, type TileResult } from "../../view/types.js";
+import {
+  cellCompositeSchema,
+  tileResultSchema,
+  type CellComposite,
+  type TileResult,
+} from "../../view/types.js";
 
 /** A TIMESTAMP value (microseconds since the epoch, UTC) from an ISO 8601 instant. */
 function micros(iso: string): DuckDBValue {
@@ -114,6 +119,73 @@ export function tileResultFromRow(row: TileRow): TileResult {
     throw new LanemapError(
       "BATCH_VIEW",
       `tile ${row.tile_id} breaks the view contract: ${parsed.error.issues[0]?.message ?? "invalid"} at ${parsed.error.issues[0]?.path.join(".") ?? "?"}`,
+    );
+  return parsed.data;
+}
+
+/**
+ * The rows of one cell's composite: its `composites` row (summary + the deflated class raster and
+ * source index) and one `composite_sources` row per source, newest first.
+ */
+export function compositeRowValues(
+  c: CellComposite,
+  raster: Uint8Array,
+  source: Uint8Array,
+): { composite: DuckDBValue[]; sources: DuckDBValue[][] } {
+  return {
+    composite: [
+      c.cell,
+      c.k,
+      c.width,
+      c.height,
+      BigInt(c.validPixels),
+      listValue(c.counts.map((n) => BigInt(n))),
+      listValue([...c.areasM2]),
+      blobValue(raster),
+      blobValue(source),
+    ],
+    sources: c.sources.map((s, idx) => [c.cell, idx, s.tileId, BigInt(s.pixels)]),
+  };
+}
+
+/** The SELECT that reads every composite summary with its sources (no BLOBs), one row per cell. */
+export const COMPOSITE_ROW_SELECT = `SELECT c.cell, c.k, c.width, c.height, c.valid_pixels, c.counts, c.areas_m2,
+  list(s.tile_id ORDER BY s.idx) AS tile_ids, list(s.pixels ORDER BY s.idx) AS pixels
+  FROM composites c JOIN composite_sources s ON s.cell = c.cell
+  GROUP BY ALL`;
+
+/** A row of COMPOSITE_ROW_SELECT as `allJS` returns it. */
+export interface CompositeRow {
+  cell: string;
+  k: number;
+  width: number;
+  height: number;
+  valid_pixels: bigint | number;
+  counts: (bigint | number)[];
+  areas_m2: number[];
+  tile_ids: string[];
+  pixels: (bigint | number)[];
+}
+
+/**
+ * The CellComposite of a COMPOSITE_ROW_SELECT row, checked against the view contract.
+ * @throws LanemapError BATCH_VIEW when the row breaks the contract.
+ */
+export function compositeFromRow(row: CompositeRow): CellComposite {
+  const parsed = cellCompositeSchema.safeParse({
+    cell: row.cell,
+    k: Number(row.k),
+    width: row.width,
+    height: row.height,
+    validPixels: Number(row.valid_pixels),
+    counts: row.counts.map(Number),
+    areasM2: row.areas_m2.map(Number),
+    sources: row.tile_ids.map((tileId, i) => ({ tileId, pixels: Number(row.pixels[i] ?? 0) })),
+  });
+  if (!parsed.success)
+    throw new LanemapError(
+      "BATCH_VIEW",
+      `composite of cell ${row.cell} breaks the view contract: ${parsed.error.issues[0]?.message ?? "invalid"}`,
     );
   return parsed.data;
 }

@@ -2,9 +2,13 @@
 export { quotedString } from "@duckdb/node-api";
 export { DuckDbDatabase, DuckDbError, type SqlParams } from "./duckdb-database.js";
 export {
+  COMPOSITE_ROW_SELECT,
   TILE_ROW_SELECT,
+  compositeFromRow,
+  compositeRowValues,
   rasterRowValues,
   tileResultFromRow,
   tileRowValues,
+  type CompositeRow,
   type TileRow,
 } from "./batch-view-rows.js";

@@ -1,0 +1,241 @@
+/**
+ * Serving's per-pixel merge: per cell, the batch view's stored composite (its sources up to W) and
+ * the live results above W, newest first; each pixel from the first source in which it is valid
+ * (shared/view/composite.ts). The per-cell outcome (merge.ts) decides which cells need this at all:
+ *
+ * - the newest candidate is fully valid, or the cell has one candidate: it is the answer, exactly as
+ *   before compositing, and nothing more is read (the short-circuit that keeps clear cells cheap);
+ * - only batch sources: the batch view's stored composite, counts known without reading a raster;
+ * - live above W over batch (or several live results): composed on first use from the stored
+ *   composite and the live rasters with `overlayComposite`, memoised in the winner.
+ *
+ * A cell's `candidates` stay the per-cell rule's (batch cell result and live above W); the composite's
+ * own sources are `winner.composite.sources`.
+ *
+ * Only sources on the newest candidate's pixel grid (size and geotransform) take part; a candidate
+ * on another grid stays listed but gives no pixel. Votes are shown against the newest source's k.
+ */
+import {
+  NO_SOURCE,
+  compositeTally,
+  overlayComposite,
+  pixelCandidates,
+  singleLayerComposite,
+  type CellComposite,
+  type ClassRaster,
+  type MergedCell,
+  type PixelComposite,
+  type TileResult,
+} from "../../shared/index.js";
+import type { ComposedCell, ServedComposite, ServedResult } from "./served-result.js";
+
+/** What the batch view offers the per-pixel merge. */
+export interface StoredComposites {
+  readonly byCell: ReadonlyMap<string, CellComposite>;
+  raster(cell: string): Promise<ClassRaster & { readonly source: Uint8Array }>;
+}
+
+function sameGrid(a: TileResult, b: TileResult): boolean {
+  if (a.width !== b.width || a.height !== b.height) return false;
+  for (let i = 0; i < 6; i++) if (a.geoTransform[i] !== b.geoTransform[i]) return false;
+  return true;
+}
+
+/** The tally as a summary: counts, areas, valid pixels and the dominant class of the composite. */
+function talliedSummary(
+  top: TileResult,
+  t: { validPixels: number; counts: readonly number[]; areasM2: readonly number[] },
+): TileResult {
+  let dominant = 0;
+  let most = 0;
+  for (let c = 1; c < t.counts.length; c++)
+    if ((t.counts[c] ?? 0) > most) {
+      most = t.counts[c] ?? 0;
+      dominant = c;
+    }
+  return {
+    ...top,
+    validPixels: t.validPixels,
+    counts: [...t.counts],
+    areasM2: [...t.areasM2],
+    dominantClass: dominant,
+  };
+}
+
+/** A winner that is a composite: the newest source's identity, the composite's raster and tally. */
+function compositeWinner(
+  top: ServedResult,
+  sources: readonly ServedResult[],
+  compose: () => Promise<ComposedCell>,
+  known: TileResult | null,
+): ServedResult {
+  let composed: Promise<ComposedCell> | undefined;
+  let tallied: TileResult | null = known;
+  const composite: ServedComposite = {
+    top,
+    sources,
+    compose() {
+      composed ??= compose().then((c) => {
+        tallied ??= talliedSummary(top.summary, c);
+        return c;
+      });
+      // A failed load is not memoised: the next request tries again.
+      composed.catch(() => (composed = undefined));
+      return composed;
+    },
+  };
+  return {
+    lane: top.lane,
+    tileId: top.tileId,
+    cell: top.cell,
+    acquired: top.acquired,
+    ingestSeq: top.ingestSeq,
+    acquiredMs: top.acquiredMs,
+    crs: top.crs,
+    bounds: top.bounds,
+    batchVersion: top.batchVersion,
+    revision: top.revision,
+    // The composite's counts once known (at once for a stored composite; after composing otherwise).
+    get summary() {
+      return tallied ?? top.summary;
+    },
+    raster: () => composite.compose().then((c) => c.raster),
+    composite,
+  };
+}
+
+/**
+ * The per-pixel outcome of one cell, from its per-cell outcome `merged` (whose candidates are the
+ * batch view's cell result and the live results above W). Returns `merged` itself when the cell
+ * needs no composite.
+ */
+export function composeMergedCell(
+  merged: MergedCell<ServedResult>,
+  stored: StoredComposites | null,
+  batchTiles: ReadonlyMap<string, ServedResult>,
+  watermark: number,
+): MergedCell<ServedResult> {
+  const cell = merged.cell;
+  const storedCell = stored?.byCell.get(cell);
+  const live = merged.candidates.filter((r) => r.lane === "live");
+  if (!storedCell && live.length === 0) return merged;
+  const top = merged.winner;
+  if (!top || top.summary.validPixels >= top.summary.width * top.summary.height) return merged;
+  const batchCell = merged.candidates.find((r) => r.lane === "batch");
+  const batchSources: ServedResult[] = [];
+  if (storedCell)
+    for (const s of storedCell.sources) {
+      const r = batchTiles.get(s.tileId);
+      if (r) batchSources.push(r);
+    }
+  else if (batchCell) batchSources.push(batchCell);
+  const { ordered } = pixelCandidates(batchSources, live, watermark);
+  const sources = ordered.filter((r) => sameGrid(r.summary, top.summary));
+  if (sources.length < 2) return merged;
+  // The detail's candidates stay the per-cell rule's; the composite's sources are listed apart.
+  const candidates = merged.candidates;
+  const n = top.summary.width * top.summary.height;
+  const slots = Math.max(...sources.map((r) => r.summary.counts.length));
+
+  if (storedCell && live.length === 0 && sources.length === storedCell.sources.length && stored) {
+    // Batch alone: the stored composite as it is, its tally from the view.
+    const known = talliedSummary(top.summary, storedCell);
+    const winner = compositeWinner(
+      top,
+      sources,
+      async () => {
+        const r = await stored.raster(cell);
+        return {
+          raster: r,
+          source: r.source,
+          sources,
+          contributions: storedCell.sources.map((s) => s.pixels),
+          validPixels: storedCell.validPixels,
+          counts: storedCell.counts,
+          areasM2: storedCell.areasM2,
+        };
+      },
+      known,
+    );
+    return { cell, winner, candidates, absorbed: merged.absorbed };
+  }
+
+  const rank = new Map(sources.map((r, i) => [r, i]));
+  const winner = compositeWinner(
+    top,
+    sources,
+    async () => {
+      // The base: the stored composite when all its sources take part, else the batch cell's tile.
+      let base: PixelComposite | undefined;
+      let baseRanks: number[] = [];
+      const storedRanks = storedCell?.sources.map((s) => {
+        const r = batchTiles.get(s.tileId);
+        return r ? (rank.get(r) ?? -1) : -1;
+      });
+      if (storedCell && stored && storedRanks && storedRanks.every((r) => r >= 0)) {
+        const r = await stored.raster(cell);
+        base = { ...r, contributions: storedCell.sources.map((s) => s.pixels) };
+        baseRanks = storedRanks;
+      } else if (batchCell && rank.has(batchCell)) {
+        base = singleLayerComposite(await batchCell.raster());
+        baseRanks = [rank.get(batchCell) as number];
+      }
+      const layers = sources.filter((r) => r.lane === "live");
+      const rasters = await Promise.all(layers.map((r) => r.raster()));
+      const c = overlayComposite(
+        base,
+        baseRanks,
+        rasters,
+        layers.map((r) => rank.get(r) as number),
+        n,
+      );
+      const tally = compositeTally(
+        c,
+        sources.map((r) => r.summary),
+        slots,
+      );
+      const { k } = await top.raster();
+      return {
+        raster: {
+          width: top.summary.width,
+          height: top.summary.height,
+          k,
+          classes: c.classes,
+          votes: c.votes,
+        },
+        source: c.source,
+        sources,
+        contributions: c.contributions,
+        ...tally,
+      };
+    },
+    null,
+  );
+  return { cell, winner, candidates, absorbed: merged.absorbed };
+}
+
+/**
+ * The per-pixel sources of any winner: a composite's, or for a plain result itself on its valid
+ * pixels and nothing elsewhere.
+ */
+export async function pixelSources(r: ServedResult): Promise<ComposedCell> {
+  if (r.composite) return r.composite.compose();
+  const raster = await r.raster();
+  const c = singleLayerComposite(raster);
+  const s = r.summary;
+  return {
+    raster,
+    source: c.source,
+    sources: [r],
+    contributions: c.contributions,
+    validPixels: s.validPixels,
+    counts: s.counts,
+    areasM2: s.areasM2,
+  };
+}
+
+/** The source of pixel `i` of a composed cell, or null where no source is valid. */
+export function sourceAt(c: ComposedCell, i: number): ServedResult | null {
+  const s = c.source[i] ?? NO_SOURCE;
+  return s === NO_SOURCE ? null : (c.sources[s] ?? null);
+}

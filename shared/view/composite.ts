@@ -1,0 +1,201 @@
+/**
+ * The per-pixel merge rule, pure: within one cell, the candidates are ordered newest first exactly
+ * as the per-cell rule orders them (merge.ts `compareCandidates`: acquisition, then ingest sequence;
+ * live results only above the watermark), and each pixel takes the class of the first candidate in
+ * which it is valid. A pixel is valid when its class is not 0: class 0 ("not classified") is what
+ * nodata and quality-masked pixels (shared/features/quality.ts) become, so a cloud in a fresh scene
+ * shows the older clear pixel under it instead of a hole. Every pixel has exactly one source (or
+ * none), so nothing is counted twice. This is Earth Engine's `ImageCollection.mosaic()` over a
+ * collection sorted by time, newest on top.
+ *
+ * A composite can itself be a layer: the batch view stores, per cell, the composite of its archived
+ * acquisitions with a per-pixel source index, and serving lays the live results above the watermark
+ * over it. `overlayComposite` does that without the batch tiles' rasters and gives exactly what the
+ * rule gives over all of them (every batch acquisition before a pixel's batch source is invalid
+ * there; every one after it is irrelevant).
+ */
+import { LanemapError } from "../errors.js";
+import { compareCandidates, type MergeCandidate } from "./merge.js";
+
+/** The source index of a pixel no candidate has valid. */
+export const NO_SOURCE = 255;
+/** Most candidates one composite can name (source indices are uint8; NO_SOURCE is reserved). */
+export const MAX_COMPOSITE_SOURCES = 255;
+
+/** One candidate's class raster as the rule reads it. */
+export interface PixelLayer {
+  /** Class per pixel; 0 = not valid here (nodata or masked). */
+  readonly classes: Uint8Array;
+  /** Winning votes per pixel (confidence = votes / k). */
+  readonly votes: Uint8Array;
+}
+
+/** A composite raster: classes and votes per pixel and, per pixel, which source gave them. */
+export interface PixelComposite extends PixelLayer {
+  /** Index of the pixel's source in the composite's source list (newest first); NO_SOURCE = none. */
+  readonly source: Uint8Array;
+  /** Pixels each source contributes, by source index. */
+  readonly contributions: readonly number[];
+}
+
+function checkLayer(l: PixelLayer, n: number, what: string): void {
+  if (l.classes.length !== n || l.votes.length !== n)
+    throw new LanemapError("RASTER", `${what} has ${l.classes.length} pixels, the composite ${n}`);
+}
+
+/**
+ * The per-pixel composite of `layers`, ordered newest first: pixel i takes the first layer whose
+ * class at i is not 0, and `source[i]` is that layer's index.
+ * @throws LanemapError RASTER when a layer's size is not `n` or there are more than 255 layers.
+ */
+export function compositePixels(layers: readonly PixelLayer[], n: number): PixelComposite {
+  return overlayComposite(
+    undefined,
+    [],
+    layers,
+    layers.map((_, i) => i),
+    n,
+  );
+}
+
+/**
+ * Lays `layers` over an existing composite `base`, all sources placed in one newest-first order:
+ * `baseRanks[s]` is the rank of the base's source s, `layerRanks[j]` the rank of layer j (ranks are
+ * distinct and 0 = newest). Pixel i takes, among the layers ranked before its base source, the first
+ * in which it is valid, else the base's pixel. The result's `source` indexes the merged order (rank).
+ * @throws LanemapError RASTER on a size mismatch, unsorted layer ranks or more than 255 sources.
+ */
+export function overlayComposite(
+  base: PixelComposite | undefined,
+  baseRanks: readonly number[],
+  layers: readonly PixelLayer[],
+  layerRanks: readonly number[],
+  n: number,
+): PixelComposite {
+  const total = baseRanks.length + layers.length;
+  if (total > MAX_COMPOSITE_SOURCES)
+    throw new LanemapError(
+      "RASTER",
+      `a composite names at most ${MAX_COMPOSITE_SOURCES} sources, got ${total}`,
+    );
+  if (layerRanks.length !== layers.length)
+    throw new LanemapError("RASTER", "every layer needs a rank in the merged order");
+  for (let j = 1; j < layerRanks.length; j++)
+    if ((layerRanks[j] as number) <= (layerRanks[j - 1] as number))
+      throw new LanemapError("RASTER", "layers must be given newest first (increasing ranks)");
+  if (base) checkLayer(base, n, "the base composite");
+  layers.forEach((l, j) => checkLayer(l, n, `layer ${j}`));
+
+  const classes = new Uint8Array(n);
+  const votes = new Uint8Array(n);
+  const source = new Uint8Array(n).fill(NO_SOURCE);
+  const contributions = new Array<number>(total).fill(0);
+  // Base source index -> merged rank, as a table the pixel loop reads (NO_SOURCE -> past every layer).
+  const baseRank = new Int32Array(256).fill(total);
+  baseRanks.forEach((r, s) => (baseRank[s] = r));
+  const ranks = Int32Array.from(layerRanks);
+  const m = layers.length;
+  const layerClasses = layers.map((l) => l.classes);
+  for (let i = 0; i < n; i++) {
+    const bs = base ? (base.source[i] as number) : NO_SOURCE;
+    const limit = baseRank[bs] as number;
+    let taken = false;
+    for (let j = 0; j < m; j++) {
+      const r = ranks[j] as number;
+      if (r >= limit) break;
+      const c = (layerClasses[j] as Uint8Array)[i] as number;
+      if (c !== 0) {
+        classes[i] = c;
+        votes[i] = (layers[j] as PixelLayer).votes[i] as number;
+        source[i] = r;
+        contributions[r] = (contributions[r] as number) + 1;
+        taken = true;
+        break;
+      }
+    }
+    if (!taken && base && bs !== NO_SOURCE) {
+      classes[i] = base.classes[i] as number;
+      votes[i] = base.votes[i] as number;
+      source[i] = limit;
+      contributions[limit] = (contributions[limit] as number) + 1;
+    }
+  }
+  return { classes, votes, source, contributions };
+}
+
+/** A layer's own composite: its valid pixels from itself (source 0), the rest from nobody. */
+export function singleLayerComposite(layer: PixelLayer): PixelComposite {
+  const n = layer.classes.length;
+  const source = new Uint8Array(n);
+  let valid = 0;
+  for (let i = 0; i < n; i++)
+    if (layer.classes[i] === 0) source[i] = NO_SOURCE;
+    else valid++;
+  return { classes: layer.classes, votes: layer.votes, source, contributions: [valid] };
+}
+
+/**
+ * The candidates of one cell for the per-pixel rule: the batch composite's sources and the live
+ * results above the watermark, newest first by `compareCandidates`; live results at or below the
+ * watermark are absorbed (the batch run read them) and never compete, as in the per-cell rule.
+ */
+export function pixelCandidates<T extends MergeCandidate>(
+  batchSources: readonly T[],
+  live: readonly T[],
+  watermark: number,
+): { ordered: T[]; absorbed: T[] } {
+  const ordered: T[] = [...batchSources];
+  const absorbed: T[] = [];
+  for (const r of live) (r.ingestSeq > watermark ? ordered : absorbed).push(r);
+  ordered.sort(compareCandidates);
+  return { ordered, absorbed };
+}
+
+/** The class counts and areas of one source, as its tile summary has them (index 0 = not classified). */
+export interface SourceTally {
+  readonly counts: readonly number[];
+  readonly areasM2: readonly number[];
+}
+
+/**
+ * Pixels and m² per class of a composite. A pixel's area is its source tile's mean pixel area for
+ * that class (areasM2[c] / counts[c], the lane's own figure, exact for projected CRSs), or the tile's
+ * mean over all its valid pixels when the tile has no pixel of that class. counts[0] = pixels with
+ * no source, their area the newest source's figure for class 0. Arrays have `slots` entries (class ids 0..slots-1).
+ */
+export function compositeTally(
+  c: PixelComposite,
+  sources: readonly SourceTally[],
+  slots: number,
+): { validPixels: number; counts: number[]; areasM2: number[] } {
+  const perPixel = sources.map((s) => {
+    let n = 0;
+    let a = 0;
+    for (let k = 1; k < s.counts.length; k++) {
+      n += s.counts[k] ?? 0;
+      a += s.areasM2[k] ?? 0;
+    }
+    const mean = n > 0 ? a / n : 0;
+    return Float64Array.from({ length: slots }, (_, k) => {
+      const ck = s.counts[k] ?? 0;
+      return ck > 0 ? (s.areasM2[k] ?? 0) / ck : mean;
+    });
+  });
+  const counts = new Array<number>(slots).fill(0);
+  const areasM2 = new Array<number>(slots).fill(0);
+  let validPixels = 0;
+  for (let i = 0; i < c.classes.length; i++) {
+    const s = c.source[i] as number;
+    if (s === NO_SOURCE) {
+      // A pixel no source has: the newest source's own figure for its class-0 pixels.
+      areasM2[0] = (areasM2[0] ?? 0) + ((perPixel[0]?.[0] as number | undefined) ?? 0);
+      continue;
+    }
+    const k = c.classes[i] as number;
+    validPixels++;
+    counts[k] = (counts[k] ?? 0) + 1;
+    areasM2[k] = (areasM2[k] ?? 0) + ((perPixel[s]?.[k] as number | undefined) ?? 0);
+  }
+  counts[0] = c.classes.length - validPixels;
+  return { validPixels, counts, areasM2 };
+}

@@ -1,0 +1,194 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { decode as decodePng } from "fast-png";
+import { LiveView } from "../../shared/adapters/nats/index.js";
+import { natsFixture, natsMissing } from "../helpers/nats.js";
+import { startServing } from "../helpers/serving-server.js";
+import {
+  cellBounds,
+  lonLatTile,
+  makeRaster,
+  putLive,
+  tempDataDir,
+  writeBatchView,
+  type LonLatGrid,
+} from "../helpers/serving-views.js";
+
+const GRID: LonLatGrid = { lon0: 10, lat0: 50, size: 0.08, pixels: 8 };
+/** The cloud block of the fresh scene: rows and columns 2..5 (16 of 64 pixels). */
+const inBlock = (c: number, r: number) => c >= 2 && c < 6 && r >= 2 && r < 6;
+/** The lon/lat of pixel (c, r)'s centre in cell (0, 0). */
+const centre = (c: number, r: number) => {
+  const d = GRID.size / GRID.pixels;
+  return { lon: GRID.lon0 + (c + 0.5) * d, lat: GRID.lat0 - (r + 0.5) * d };
+};
+
+// Recent acquisitions, so that their ages fall inside the age PNG's day codes (0..254).
+const DAY = 86_400_000;
+const noon = Math.floor(Date.now() / DAY) * DAY + DAY / 2;
+const CLEAR_AT = new Date(noon - 6 * DAY).toISOString();
+const CLOUDY_AT = new Date(noon - 2 * DAY).toISOString();
+
+const clear = (seq: number) =>
+  lonLatTile(GRID, {
+    col: 0,
+    row: 0,
+    tileId: "clear",
+    lane: "batch",
+    acquired: CLEAR_AT,
+    ingestSeq: seq,
+    raster: makeRaster(8, () => 1),
+  });
+const cloudy = (lane: "batch" | "live", seq: number) =>
+  lonLatTile(GRID, {
+    col: 0,
+    row: 0,
+    tileId: "cloudy",
+    lane,
+    acquired: CLOUDY_AT,
+    ingestSeq: seq,
+    raster: makeRaster(8, (c, r) => (inBlock(c, r) ? 0 : 2)),
+  });
+
+interface Point {
+  tileId: string;
+  class: { id: number };
+  source: { lane: string; tileId: string; acquired: string; modelVersion: string; ageDays: number } | null;
+  ageDays: number | null;
+  provenance: { lane: string };
+}
+interface Stats {
+  classes: { id: number; pixels: number }[];
+  pixels: number;
+}
+
+const b = cellBounds(GRID, 0, 0);
+const bbox = `${b.minX},${b.minY},${b.maxX},${b.maxY}`;
+
+describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
+  test("a clear batch scene shows through the cloud block of a newer live scene, and the next batch run keeps the same composite", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    await putLive(await LiveView.open(nats.nc), [cloudy("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+
+    const inside = centre(3, 3);
+    const p1 = await srv.json<Point>(`/v1/point?lon=${inside.lon}&lat=${inside.lat}`);
+    assert.equal(p1.status, 200);
+    assert.deepEqual(
+      [
+        p1.body.class.id,
+        p1.body.source?.lane,
+        p1.body.source?.tileId,
+        p1.body.provenance.lane,
+        p1.body.tileId,
+      ],
+      [1, "batch", "clear", "batch", "clear"],
+    );
+    assert.equal(p1.body.source?.acquired, CLEAR_AT);
+    assert.equal(p1.body.source?.modelVersion, "m1");
+    const outside = centre(0, 7);
+    const p2 = await srv.json<Point>(`/v1/point?lon=${outside.lon}&lat=${outside.lat}`);
+    assert.deepEqual(
+      [p2.body.class.id, p2.body.source?.lane, p2.body.source?.tileId, p2.body.provenance.lane],
+      [2, "live", "cloudy", "live"],
+    );
+    // The batch pixel is four days older than the live one.
+    assert.ok(Math.abs((p1.body.ageDays ?? 0) - (p2.body.ageDays ?? 0) - 4) < 0.01);
+
+    // Stats over the cell recount the composite: 16 batch pixels of class 1, 48 live of class 2.
+    const s1 = await srv.json<Stats>(`/v1/stats?bbox=${bbox}`);
+    assert.equal(s1.status, 200);
+    const byId = (s: Stats) => Object.fromEntries(s.classes.map((c) => [c.id, c.pixels]));
+    assert.deepEqual([byId(s1.body)[0], byId(s1.body)[1], byId(s1.body)[2]], [0, 16, 48]);
+    assert.equal(s1.body.pixels, 64);
+
+    // The cell's detail lists the sources and the pixels each gives.
+    const d1 = await srv.json<{ composite: { sources: { tileId: string; lane: string; pixels: number }[] } }>(
+      "/v1/tiles/c0000r0000",
+    );
+    assert.deepEqual(
+      d1.body.composite.sources.map((s) => [s.tileId, s.lane, s.pixels]),
+      [
+        ["cloudy", "live", 48],
+        ["clear", "batch", 16],
+      ],
+    );
+    // The listing's counts are the composite's.
+    const list = await srv.json<{ items: { cell: string; counts: number[]; validPixels: number }[] }>(
+      "/v1/tiles",
+    );
+    assert.deepEqual(list.body.items[0]?.counts.slice(0, 3), [0, 16, 48]);
+    assert.equal(list.body.items[0]?.validPixels, 64);
+
+    // The class PNG is the composite; the age PNG tells the two acquisitions apart.
+    const png = decodePng(
+      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+    );
+    const composite1 = [...png.data];
+    for (let r = 0; r < 8; r++)
+      for (let c = 0; c < 8; c++) assert.equal(composite1[r * 8 + c], inBlock(c, r) ? 1 : 2);
+    const age = decodePng(
+      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/age.png")).arrayBuffer()),
+    );
+    const a = [...age.data];
+    assert.equal((a[3 * 8 + 3] ?? 0) - (a[0] ?? 0), 4, "the cloud block is four days older");
+    // A tile id still draws that very tile: the fresh scene with its hole.
+    const own = decodePng(
+      new Uint8Array(await (await srv.get("/v1/tiles/cloudy/classes.png")).arrayBuffer()),
+    );
+    assert.equal(own.data[3 * 8 + 3], 0);
+
+    // The next batch run reads the cloudy scene too (W above its sequence): the composite is the
+    // batch view's alone, the same pixels, the same stats, the batch lane everywhere.
+    await writeBatchView(data.dir, {
+      version: 2,
+      watermark: 200,
+      tiles: [clear(10), cloudy("batch", 150)],
+      composite: true,
+    });
+    let p3: Point | undefined;
+    for (let i = 0; i < 100; i++) {
+      const r = await srv.json<Point & { snapshot: { batch: { version: number } } }>(
+        `/v1/point?lon=${outside.lon}&lat=${outside.lat}`,
+      );
+      if (r.body.snapshot.batch.version === 2) {
+        p3 = r.body;
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(p3, "serving switched to v2");
+    assert.deepEqual([p3.class.id, p3.source?.lane, p3.source?.tileId], [2, "batch", "cloudy"]);
+    const p4 = await srv.json<Point>(`/v1/point?lon=${inside.lon}&lat=${inside.lat}`);
+    assert.deepEqual([p4.body.class.id, p4.body.source?.lane, p4.body.source?.tileId], [1, "batch", "clear"]);
+    const s2 = await srv.json<Stats>(`/v1/stats?bbox=${bbox}`);
+    assert.deepEqual(s2.body.classes, s1.body.classes);
+    // The batch lane on its own shows the batch view's composite too.
+    const batchList = await srv.json<{ items: { counts: number[]; tileId: string }[] }>(
+      "/v1/tiles?lane=batch",
+    );
+    assert.deepEqual(batchList.body.items[0]?.counts.slice(0, 3), [0, 16, 48]);
+    assert.equal(batchList.body.items[0]?.tileId, "cloudy");
+    const png2 = decodePng(
+      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+    );
+    assert.deepEqual([...png2.data], composite1);
+    const d2 = await srv.json<{
+      composite: { sources: { tileId: string; lane: string; pixels: number }[] };
+      absorbed: { tileId: string }[];
+    }>("/v1/tiles/c0000r0000");
+    assert.deepEqual(
+      d2.body.composite.sources.map((s) => [s.tileId, s.lane, s.pixels]),
+      [
+        ["cloudy", "batch", 48],
+        ["clear", "batch", 16],
+      ],
+    );
+    assert.deepEqual(
+      d2.body.absorbed.map((x) => x.tileId),
+      ["cloudy"],
+    );
+  });
+});
