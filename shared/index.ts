@@ -17,3 +17,4 @@ export * from "./config.js";
 export * from "./view/index.js";
 export * from "./pipeline/index.js";
 export * from "./lonlat/index.js";
+export * from "./labels/index.js";

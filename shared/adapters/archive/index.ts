@@ -9,3 +9,4 @@ export {
   type BatchVersion,
 } from "./batch-views.js";
 export { createFileDurable, writeFileDurable, fsyncPath } from "./durable.js";
+export { LabelStore, LabelNotFoundError, LabelStoreError } from "./label-store.js";
