@@ -123,6 +123,7 @@ export function buildOpenApi(routes: readonly RouteSpec[], info: { version: stri
       { name: "queries", description: "Point and area queries over the merged view" },
       { name: "stac", description: "STAC catalogue of the merged view" },
       { name: "operations", description: "Health, readiness, metrics, views, batch runs, events" },
+      { name: "labels", description: "The versioned label set the analyst trains models from" },
     ],
     paths,
     components: {

@@ -11,3 +11,4 @@ export {
   type LabelSet,
   type ParseLabelOptions,
 } from "./labels.js";
+export { labelInputCrs } from "./crs.js";

@@ -10,6 +10,7 @@ import type { ServingContext } from "../../usecases/context.js";
 import { registerBatchRunRoutes } from "./batch-runs.js";
 import type { RouteDeps } from "./common.js";
 import { registerEventRoutes } from "./events.js";
+import { registerLabelRoutes } from "./labels.js";
 import { registerMetaRoutes } from "./meta.js";
 import { registerPointRoutes } from "./point.js";
 import { registerStacRoutes } from "./stac.js";
@@ -30,5 +31,6 @@ export function buildRoutes(ctx: ServingContext, deps: RouteDeps): RouteSpec[] {
     ...registerBatchRunRoutes(ctx, deps),
     ...registerEventRoutes(deps),
     ...registerStacRoutes(ctx, deps),
+    ...registerLabelRoutes(ctx, deps),
   ];
 }
