@@ -17,4 +17,5 @@ export * from "./config.js";
 export * from "./view/index.js";
 export * from "./pipeline/index.js";
 export * from "./lonlat/index.js";
+export * from "./models/index.js";
 export * from "./labels/index.js";

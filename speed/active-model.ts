@@ -8,8 +8,7 @@
  * has.
  */
 import type { Logger } from "pino";
-import type { CurrentModel, ModelRegistry } from "../shared/adapters/nats/index.js";
-import { describeError } from "../shared/index.js";
+import { describeError, type ActiveModelPointer, type ModelRegistry } from "../shared/index.js";
 import type { EventHub, SpeedEvent } from "./events.js";
 import type { SpeedMetrics } from "./metrics.js";
 
@@ -50,12 +49,12 @@ export class ActiveModel {
     metrics: SpeedMetrics,
   ): Promise<ActiveModel> {
     const active = new ActiveModel(registry, prepare, logger, events, metrics);
-    const initial = await registry.current();
+    const initial = await registry.active();
     if (initial) {
       active.latestRevision = initial.revision;
       await active.apply(initial);
     }
-    const watch = await registry.watchCurrent((c) => {
+    const watch = await registry.watch((c) => {
       if (!c || c.revision <= active.latestRevision) return;
       active.latestRevision = c.revision;
       active.chain = active.chain.then(() => active.apply(c));
@@ -87,7 +86,7 @@ export class ActiveModel {
     });
   }
 
-  private async apply(pointer: CurrentModel): Promise<void> {
+  private async apply(pointer: ActiveModelPointer): Promise<void> {
     // A newer activation is queued behind this one: loading this one would be wasted work.
     if (pointer.revision < this.latestRevision || pointer.revision <= this.appliedRevision) return;
     if (this.loaded?.version === pointer.version) {

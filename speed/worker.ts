@@ -30,7 +30,7 @@ import {
   HEADERS,
   INGEST_STREAM,
   LiveView,
-  ModelRegistry,
+  NatsModelRegistry,
   SPEED_ADVISORY_QUEUE,
   SPEED_CONSUMER,
   ensureSpeedResources,
@@ -107,7 +107,7 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
   const js = jetstream(nc);
   const live = await LiveView.open(nc);
   const dlq = await DeadLetterQueue.open(nc, tiles);
-  const models = await ModelRegistry.open(nc);
+  const models = await NatsModelRegistry.open(nc);
   const consumer = await js.consumers.get(INGEST_STREAM, SPEED_CONSUMER);
 
   const ownPool = deps.pool === undefined;

@@ -14,7 +14,7 @@ import {
   ModelNotFoundError,
   type DeadLetter,
   type DeadLetterQueue,
-  type ModelRegistry,
+  type NatsModelRegistry,
 } from "../../shared/adapters/nats/index.js";
 import { LanemapError, loadModelFile, versionNameOf } from "../../shared/index.js";
 
@@ -92,7 +92,7 @@ async function isFile(path: string): Promise<boolean> {
  * @throws ModelError for an invalid file, ModelNotFoundError for an unknown version.
  */
 export async function previewModelActivate(
-  registry: ModelRegistry,
+  registry: NatsModelRegistry,
   target: string,
 ): Promise<ModelActivatePreview> {
   const from = (await registry.current())?.version ?? null;

@@ -17,7 +17,7 @@ import {
   LIVE_BUCKET,
   LiveView,
   MODEL_BUCKET,
-  ModelRegistry,
+  NatsModelRegistry,
   speedLaneStatus,
   type CurrentModel,
   type LiveEntry,
@@ -165,8 +165,8 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     }
     let model: OpsStatus["model"] = { current: null, versions: 0 };
     if (await bucketExists(jsm, MODEL_BUCKET)) {
-      const registry = await ModelRegistry.open(nc);
-      const [currentModel, models] = await Promise.all([registry.current(), registry.list()]);
+      const registry = await NatsModelRegistry.open(nc);
+      const [currentModel, models] = await Promise.all([registry.current(), registry.records()]);
       model = { current: currentModel, versions: models.length };
     }
     return {

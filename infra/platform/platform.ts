@@ -27,7 +27,7 @@ import {
   type BatchSchedule,
 } from "../../batch/index.js";
 import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
-import { ModelRegistry, connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
+import { NatsModelRegistry, connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import {
   createFeatureSpec,
   dataPaths,
@@ -176,7 +176,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       await mkdir(paths.models, { recursive: true });
       await saveModelFile(join(paths.models, `${model.version}.json`), model);
     }
-    const registry = await ModelRegistry.open(nc);
+    const registry = await NatsModelRegistry.open(nc);
     const current = await registry.current();
     if (current?.version !== model.version) {
       await registry.upload(

@@ -16,7 +16,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { pino, type Logger } from "pino";
 import { addArchiveFolder, createBatchRunner, type RunReport } from "../../batch/index.js";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
-import { ModelRegistry } from "../../shared/adapters/nats/index.js";
+import { NatsModelRegistry } from "../../shared/adapters/nats/index.js";
 import {
   createFeatureSpec,
   dataPaths,
@@ -148,7 +148,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     await saveModelFile(join(modelsDir, `${model.version}.json`), model);
     const batch = await createBatchRunner(config, { logger }).run();
 
-    const registry = await ModelRegistry.open(nc);
+    const registry = await NatsModelRegistry.open(nc);
     await registry.upload(model.version, new TextEncoder().encode(serializeModel(model)));
     await registry.activate(model.version);
 

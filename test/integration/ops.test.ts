@@ -13,7 +13,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { createBatchRunner, type RunReport } from "../../batch/index.js";
 import { ArchiveStore, readCurrentPointer, setCurrentBatch } from "../../shared/adapters/archive/index.js";
-import { LiveView, ModelRegistry, speedLaneStatus } from "../../shared/adapters/nats/index.js";
+import { LiveView, NatsModelRegistry, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import { serializeModel, type Config } from "../../shared/index.js";
 import { generateTile } from "../../sample/index.js";
 import { publishTile, startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
@@ -78,7 +78,7 @@ async function opsWorld(): Promise<OpsWorld> {
       LANEMAP_MAX_DELIVER: "3",
     });
     const logger = testLogger();
-    const registry = await ModelRegistry.open(nats.nc);
+    const registry = await NatsModelRegistry.open(nats.nc);
     await registry.upload(set.model.version, new TextEncoder().encode(serializeModel(set.model)));
     await registry.activate(set.model.version);
     worker = await startSpeedWorker(config, { nc: nats.nc, logger, name: "ops-test" });

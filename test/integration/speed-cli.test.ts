@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { DeadLetterQueue, LiveView, ModelRegistry } from "../../shared/adapters/nats/index.js";
+import { DeadLetterQueue, LiveView, NatsModelRegistry } from "../../shared/adapters/nats/index.js";
 import { encodeGeoTiff, serializeModel } from "../../shared/index.js";
 import { startSpeedWorker, type TileFailedEvent } from "../../speed/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
@@ -82,7 +82,7 @@ describe("the speed lane's commands", { skip: natsMissing() }, () => {
     const bad = await runLanemap(["model", "activate", broken], env);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^lanemap: .*version/m);
-    const registry = await ModelRegistry.open(nats.nc);
+    const registry = await NatsModelRegistry.open(nats.nc);
     assert.equal(await registry.current(), null, "a refused model changes nothing");
 
     const ok = await runLanemap(["model", "activate", file], env);

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { pino, type Logger } from "pino";
-import { ModelRegistry } from "../../shared/adapters/nats/index.js";
+import { NatsModelRegistry } from "../../shared/adapters/nats/index.js";
 import {
   createClassifier,
   createFeatureSpec,
@@ -83,7 +83,7 @@ export async function directCounts(model: Model, bytes: Uint8Array): Promise<num
 
 /** Uploads and activates a model in the registry. */
 export async function activateModel(nc: NatsConnection, model: Model): Promise<void> {
-  const registry = await ModelRegistry.open(nc);
+  const registry = await NatsModelRegistry.open(nc);
   await registry.upload(model.version, new TextEncoder().encode(serializeModel(model)));
   await registry.activate(model.version);
 }

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import {
   LiveView,
-  ModelRegistry,
+  NatsModelRegistry,
   classifiedSubject,
   ensureSpeedConsumer,
   ensureStreams,
@@ -126,7 +126,7 @@ describe("the speed worker", { skip: natsMissing() }, () => {
     const gauge = await worker.registry.getSingleMetricAsString("lanemap_speed_model_info");
     assert.match(gauge, new RegExp(`version="${m2.version}"} 1`));
     assert.doesNotMatch(gauge, new RegExp(`version="${m1.version}"`));
-    const registry = await ModelRegistry.open(nats.nc);
+    const registry = await NatsModelRegistry.open(nats.nc);
     assert.deepEqual((await registry.list()).map((r) => r.version).sort(), [m1.version, m2.version].sort());
   });
 

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
-import { ModelRegistry, type ModelRecord } from "../../../shared/adapters/nats/index.js";
+import { NatsModelRegistry, type ModelRecord } from "../../../shared/adapters/nats/index.js";
 import { loadModelFile, serializeModel } from "../../../shared/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
@@ -23,11 +23,11 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-async function withRegistry<T>(flags: ModelFlags, fn: (r: ModelRegistry) => Promise<T>): Promise<T> {
+async function withRegistry<T>(flags: ModelFlags, fn: (r: NatsModelRegistry) => Promise<T>): Promise<T> {
   const config = cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
   const nc = await connectForCli(config, flags.nats, "lanemap-model");
   try {
-    return await fn(await ModelRegistry.open(nc));
+    return await fn(await NatsModelRegistry.open(nc));
   } finally {
     await nc.drain().catch(() => undefined);
   }
@@ -81,7 +81,7 @@ export function registerModel(program: Command): void {
     .option("--json", "print JSON")
     .action(async (flags: ModelFlags) => {
       const { records, current } = await withRegistry(flags, async (r) => ({
-        records: await r.list(),
+        records: await r.records(),
         current: await r.current(),
       }));
       if (flags.json) {

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import {
   DeadLetterQueue,
   LiveView,
-  ModelRegistry,
+  NatsModelRegistry,
   connectNats,
   ensureStreams,
 } from "../../../shared/adapters/nats/index.js";
@@ -216,7 +216,7 @@ function borrowCommands(ops: Command): void {
       const target = String(cmd.args[0] ?? "");
       const { config, logger } = await setup(flags);
       const p = await withNats(config, flags, logger, async (nc) =>
-        previewModelActivate(await ModelRegistry.open(nc), target),
+        previewModelActivate(await NatsModelRegistry.open(nc), target),
       );
       if (flags.json) console.log(JSON.stringify({ dryRun: true, ...p }, null, 2));
       else

@@ -23,7 +23,7 @@ export {
   type SpeedLaneStatus,
 } from "./streams.js";
 export {
-  ModelRegistry,
+  NatsModelRegistry,
   ModelConflictError,
   ModelNotFoundError,
   type ModelRecord,

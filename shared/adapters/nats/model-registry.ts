@@ -11,12 +11,23 @@
  *
  * Upload first, then activate: a pointer never names an artifact that is not fully stored.
  */
-import { createHash } from "node:crypto";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { StorageType } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { parseModel, serializeModel, type Model } from "../../classifier/index.js";
 import { LanemapError, ModelError } from "../../errors.js";
+import {
+  ModelConflictError,
+  ModelNotFoundError,
+  artifactDigest as sha256,
+  modelEntryOf,
+  type ActiveModelPointer,
+  type ModelEntry,
+  type ModelMeta,
+  type ModelRegistry,
+  type RegistryWatch,
+} from "../../models/index.js";
 import { serverMaxPayload } from "./connection.js";
 import { CURRENT_MODEL_KEY, MODEL_BUCKET, MODEL_OBJECT_BUCKET, MODEL_VERSION_KEY_PREFIX } from "./names.js";
 
@@ -29,32 +40,14 @@ export interface ModelRecord {
   readonly uploadedAt: string;
   /** Free-form facts for `lanemap model list` (classes, samples, k, ...). */
   readonly summary: Readonly<Record<string, unknown>>;
+  /** The registry entry (classes, features, k, who/when, accuracy); absent on records stored before it. */
+  readonly entry?: ModelEntry;
 }
 
-/** The active model as the pointer says. */
-export interface CurrentModel {
-  readonly version: string;
-  readonly activatedAt: string;
-  /** KV revision of the pointer: grows with every activation. */
-  readonly revision: number;
-}
+/** The active model as the pointer says (the registry's `ActiveModelPointer`). */
+export type CurrentModel = ActiveModelPointer;
 
-/** The same version was uploaded before with different bytes; versions are immutable. */
-export class ModelConflictError extends LanemapError {
-  constructor(version: string) {
-    super(
-      "MODEL_CONFLICT",
-      `model version ${version} is already in the registry with different content; versions are immutable, give the new model a new version`,
-    );
-  }
-}
-
-/** The version is not in the registry (or its artifact is gone). */
-export class ModelNotFoundError extends LanemapError {
-  constructor(version: string) {
-    super("MODEL_NOT_FOUND", `model version ${version} is not in the registry (run \`lanemap model list\`)`);
-  }
-}
+export { ModelConflictError, ModelNotFoundError };
 
 const KEY_TOKEN = /^[-_=A-Za-z0-9]+(\.[-_=A-Za-z0-9]+)*$/;
 
@@ -67,10 +60,6 @@ function versionKey(version: string): string {
   return `${MODEL_VERSION_KEY_PREFIX}.${version}`;
 }
 
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
 function parseJson<T>(e: KvEntry, what: string): T {
   try {
     return JSON.parse(new TextDecoder().decode(e.value)) as T;
@@ -79,8 +68,9 @@ function parseJson<T>(e: KvEntry, what: string): T {
   }
 }
 
-/** Reads and writes the model registry buckets. */
-export class ModelRegistry {
+/** The model registry in NATS: `ModelRegistry` on a KV bucket and an object store. */
+export class NatsModelRegistry implements ModelRegistry {
+  readonly backend = "nats" as const;
   private readonly kv: KV;
   private readonly objects: ObjectStore;
   private readonly nc: NatsConnection;
@@ -92,11 +82,11 @@ export class ModelRegistry {
   }
 
   /** Opens the registry, creating its buckets (file storage) when absent. */
-  static async open(nc: NatsConnection): Promise<ModelRegistry> {
+  static async open(nc: NatsConnection): Promise<NatsModelRegistry> {
     // History 16 keeps the last activations of `current` visible to operators (rollback).
     const kv = await new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File });
     const objects = await new Objm(nc).create(MODEL_OBJECT_BUCKET, { storage: StorageType.File });
-    return new ModelRegistry(kv, objects, nc);
+    return new NatsModelRegistry(kv, objects, nc);
   }
 
   /**
@@ -107,6 +97,7 @@ export class ModelRegistry {
     version: string,
     artifact: Uint8Array,
     summary: Record<string, unknown> = {},
+    entry?: ModelEntry,
   ): Promise<{ record: ModelRecord; created: boolean }> {
     const key = versionKey(version);
     const digest = sha256(artifact);
@@ -129,8 +120,9 @@ export class ModelRegistry {
       version,
       sha256: digest,
       bytes: artifact.length,
-      uploadedAt: new Date().toISOString(),
+      uploadedAt: entry?.storedAt ?? new Date().toISOString(),
       summary,
+      ...(entry === undefined ? {} : { entry }),
     };
     try {
       // create() fails if another process recorded the version first: then compare with theirs.
@@ -152,7 +144,7 @@ export class ModelRegistry {
   }
 
   /** Every uploaded version, oldest upload first. */
-  async list(): Promise<ModelRecord[]> {
+  async records(): Promise<ModelRecord[]> {
     const keys: string[] = [];
     for await (const k of await this.kv.keys(`${MODEL_VERSION_KEY_PREFIX}.>`)) keys.push(k);
     const records = await Promise.all(
@@ -184,7 +176,7 @@ export class ModelRegistry {
    * Points `current` at an uploaded version; workers watching switch to it.
    * @throws ModelNotFoundError when the version was not uploaded.
    */
-  async activate(version: string): Promise<CurrentModel> {
+  async activate(version: string): Promise<ActiveModelPointer> {
     if (!(await this.record(version))) throw new ModelNotFoundError(version);
     const activatedAt = new Date().toISOString();
     const revision = await this.kv.put(CURRENT_MODEL_KEY, JSON.stringify({ version, activatedAt }));
@@ -192,12 +184,12 @@ export class ModelRegistry {
   }
 
   /** The active model, or null when none was activated yet. */
-  async current(): Promise<CurrentModel | null> {
+  async current(): Promise<ActiveModelPointer | null> {
     const e = await this.kv.get(CURRENT_MODEL_KEY);
     return e ? this.toCurrent(e) : null;
   }
 
-  private toCurrent(e: KvEntry): CurrentModel | null {
+  private toCurrent(e: KvEntry): ActiveModelPointer | null {
     if (e.operation !== "PUT" || e.length === 0) return null;
     const v = parseJson<{ version?: unknown; activatedAt?: unknown }>(e, CURRENT_MODEL_KEY);
     if (typeof v.version !== "string") return null;
@@ -212,11 +204,11 @@ export class ModelRegistry {
    * Calls `onChange` with the current pointer (at once, when one exists) and with every later
    * activation, until `stop()`. The watch survives server restarts (the client re-creates it).
    */
-  async watchCurrent(onChange: (current: CurrentModel | null) => void): Promise<{ stop(): void }> {
+  async watchCurrent(onChange: (current: ActiveModelPointer | null) => void): Promise<{ stop(): void }> {
     const iter = await this.kv.watch({ key: CURRENT_MODEL_KEY });
     void (async () => {
       for await (const e of iter) {
-        let current: CurrentModel | null;
+        let current: ActiveModelPointer | null;
         try {
           current = this.toCurrent(e);
         } catch {
@@ -226,5 +218,40 @@ export class ModelRegistry {
       }
     })().catch(() => undefined);
     return { stop: () => iter.stop() };
+  }
+
+  async put(model: Model, meta: ModelMeta = {}): Promise<{ entry: ModelEntry; created: boolean }> {
+    const bytes = new TextEncoder().encode(serializeModel(model));
+    const entry = modelEntryOf(model, bytes, meta);
+    const summary = { classes: model.classes.map((c) => c.name), samples: entry.samples, k: model.k };
+    const { record, created } = await this.upload(model.version, bytes, summary, entry);
+    return { entry: record.entry ?? (await this.entryOf(record)), created };
+  }
+
+  async get(version: string): Promise<ModelEntry | undefined> {
+    const record = await this.record(version);
+    return record === undefined ? undefined : (record.entry ?? (await this.entryOf(record)));
+  }
+
+  async model(version: string): Promise<Model> {
+    return parseModel(new TextDecoder().decode(await this.artifact(version)));
+  }
+
+  async list(): Promise<ModelEntry[]> {
+    return Promise.all((await this.records()).map((r) => r.entry ?? this.entryOf(r)));
+  }
+
+  active(): Promise<ActiveModelPointer | null> {
+    return this.current();
+  }
+
+  watch(onChange: (active: ActiveModelPointer | null) => void): Promise<RegistryWatch> {
+    return this.watchCurrent(onChange);
+  }
+
+  /** The entry of a record stored before records carried one: derived from its artifact. */
+  private async entryOf(record: ModelRecord): Promise<ModelEntry> {
+    const bytes = await this.artifact(record.version);
+    return modelEntryOf(parseModel(new TextDecoder().decode(bytes)), bytes, {}, new Date(record.uploadedAt));
   }
 }

@@ -1,0 +1,15 @@
+/** The model registry interface both lanes and serving read, and what its adapters share. */
+export {
+  ModelConflictError,
+  ModelNotFoundError,
+  NoActiveModelError,
+  artifactDigest,
+  modelEntryOf,
+  resolveActiveModel,
+  type ActiveModelPointer,
+  type ModelEntry,
+  type ModelMeta,
+  type ModelRegistry,
+  type ModelRegistryBackend,
+  type RegistryWatch,
+} from "./registry.js";
