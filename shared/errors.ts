@@ -52,6 +52,7 @@ export const ERROR_TABLE = {
   LABEL_STORE: [500, "transient", 1, "the label store cannot be read or written"],
   TRAIN_JOB_ACTIVE: [409, "transient", 1, "a training job is already running"],
   TRAIN_JOB_NOT_FOUND: [404, "permanent", 1, "no training job with that id"],
+  TRAINING_UNAVAILABLE: [503, "permanent", 1, "this server has no model trainer wired"],
   // Configuration and the command line.
   CONFIG: [500, "permanent", 1, "configuration failed validation"],
   USAGE: [400, "permanent", 2, "bad command-line usage"],

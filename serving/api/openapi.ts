@@ -124,6 +124,7 @@ export function buildOpenApi(routes: readonly RouteSpec[], info: { version: stri
       { name: "stac", description: "STAC catalogue of the merged view" },
       { name: "operations", description: "Health, readiness, metrics, views, batch runs, events" },
       { name: "labels", description: "The versioned label set the analyst trains models from" },
+      { name: "models", description: "Training models from the label set, as jobs" },
     ],
     paths,
     components: {

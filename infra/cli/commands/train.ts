@@ -11,7 +11,7 @@ import {
   decodeGeoTiff,
   featureNames,
   parseConfig,
-  collectSamples,
+  trainFromRasters,
   parseExtras,
   readPamSidecar,
   resolveEpsgCrs,
@@ -24,7 +24,7 @@ import {
   type Raster,
   type TrainingLabels,
 } from "../../../shared/index.js";
-import { geoJsonCrs, modelFromSamples } from "../../../shared/internal.js";
+import { geoJsonCrs } from "../../../shared/internal.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { commandSummary } from "./index.js";
 
@@ -301,14 +301,17 @@ export function registerTrain(program: Command): void {
       } catch (err) {
         throw new UsageError((err as Error).message, { cause: err });
       }
-      const samples = collectSamples(
+      const { model, samples } = trainFromRasters(
         tiles.map((t) => t.raster),
         labels,
-        spec,
-        tiles.map((t) => basename(t.path)),
-        { strict: flags.strict === true },
+        {
+          features: spec,
+          k,
+          source: basename(flags.train as string),
+          tileNames: tiles.map((t) => basename(t.path)),
+          strict: flags.strict === true,
+        },
       );
-      const model = modelFromSamples(samples, { features: spec, k, source: basename(flags.train as string) });
       const { coverage } = samples;
       if (flags.out) await saveModelFile(flags.out, model);
       let activated: string | null = null;

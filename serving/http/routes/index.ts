@@ -11,6 +11,7 @@ import { registerBatchRunRoutes } from "./batch-runs.js";
 import type { RouteDeps } from "./common.js";
 import { registerEventRoutes } from "./events.js";
 import { registerLabelRoutes } from "./labels.js";
+import { registerTrainJobRoutes } from "./train-jobs.js";
 import { registerMetaRoutes } from "./meta.js";
 import { registerPointRoutes } from "./point.js";
 import { registerStacRoutes } from "./stac.js";
@@ -32,5 +33,6 @@ export function buildRoutes(ctx: ServingContext, deps: RouteDeps): RouteSpec[] {
     ...registerEventRoutes(deps),
     ...registerStacRoutes(ctx, deps),
     ...registerLabelRoutes(ctx, deps),
+    ...registerTrainJobRoutes(ctx, deps),
   ];
 }

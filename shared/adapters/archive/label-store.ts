@@ -12,7 +12,9 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, stat, truncate, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { LanemapError, dataPaths, type Label, type LabelDraft, type LabelSet } from "../../index.js";
+import { LanemapError } from "../../errors.js";
+import type { Label, LabelDraft, LabelSet } from "../../labels/index.js";
+import { dataPaths } from "../../view/paths.js";
 
 /** One line of the log. */
 type LogEntry =
