@@ -32,7 +32,7 @@ export {
   type LockOptions,
   type LockOwner,
 } from "./lock.js";
-export { NoModelError, modelLayouts, resolveModelPath, type ModelLayout } from "./models.js";
+export { modelLayouts, resolveRunModel, type ModelLayout } from "./models.js";
 export {
   ORDER_KINDS,
   centroidOf,

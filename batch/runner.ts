@@ -8,25 +8,26 @@
  * folder whose DuckDB file is the checkpoint the next run resumes from (staging.ts).
  */
 import { randomBytes } from "node:crypto";
-import { copyFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { ArchiveStore, readCurrentBatch } from "../shared/adapters/archive/index.js";
+import { ArchiveStore, FileModelRegistry, readCurrentBatch } from "../shared/adapters/archive/index.js";
 import {
   BATCH_VIEW_FILES,
   LanemapError,
   describeError,
-  loadModelFile,
+  serializeModel,
   type CatalogueEntry,
   type Config,
   type ClassifiedTile,
   type ErrorCode,
+  type ModelRegistry,
 } from "../shared/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
 import { readRunSet, type WatermarkProvider } from "./catalogue.js";
 import { acquireBatchLock, type BatchLock } from "./lock.js";
-import { resolveModelPath } from "./models.js";
+import { resolveRunModel } from "./models.js";
 import { chooseOrdering, orderEntries, placeEntries, resolveAround, type OrderKind } from "./ordering.js";
 import { createProgressSink, type ProgressSink, type RunProgress } from "./progress.js";
 import { applyRetention, publishStagedView, type RetentionReport } from "./publisher.js";
@@ -43,8 +44,8 @@ export interface BatchRunOptions {
   readonly around?: string;
   /** Processing order (default config.batch.order, or hilbert-around with `around`). */
   readonly order?: OrderKind;
-  /** Model artifact to apply (default: the newest in data/models/). */
-  readonly modelPath?: string;
+  /** Model to apply: a stored version or a model file (default: the registry's active model). */
+  readonly model?: string;
   /** Stops the run: no more tiles are dispatched, nothing is published, the checkpoint is kept. */
   readonly signal?: AbortSignal;
 }
@@ -110,6 +111,11 @@ export interface BatchRunnerDeps {
    * configured). Without it the watermark is the highest ingest sequence in the catalogue.
    */
   readonly watermark?: WatermarkProvider;
+  /**
+   * The model registry whose active model runs apply (default: the data directory's file registry;
+   * infra passes the NATS one when NATS is configured, so both lanes read one pointer).
+   */
+  readonly models?: ModelRegistry;
   /** Progress of each run (default: structured log lines). */
   readonly progress?: ProgressSink;
   /** Test hooks, parsed by the composition root (default: none). */
@@ -232,8 +238,8 @@ async function executeRun(
   const signal = options.signal;
   const store = new ArchiveStore(config.dataDir);
 
-  const modelPath = await resolveModelPath(config.dataDir, options.modelPath);
-  const model = await loadModelFile(modelPath);
+  const registry = deps.models ?? (await FileModelRegistry.open(config.dataDir));
+  const model = await resolveRunModel(registry, options.model);
   const modelVersion = model.version;
   const runSet = await readRunSet(store, deps.watermark);
   if (runSet.entries.length === 0)
@@ -263,6 +269,10 @@ async function executeRun(
   const staging = await openStaging(config.dataDir, runId, { logger: log });
   const view = staging.view;
   let closed = false;
+  // The artifact goes into the version folder first: the workers load it from there, and the
+  // published view carries exactly the model that made it.
+  const modelPath = join(staging.dir, BATCH_VIEW_FILES.model);
+  await writeFile(modelPath, serializeModel(model));
   try {
     await view.setRunSet(runSet.entries);
     const resumed = await view.pruneCheckpoint(modelVersion);
@@ -293,7 +303,6 @@ async function executeRun(
     await writeFile(join(staging.dir, BATCH_VIEW_FILES.arrow), rowsToArrowIpc(columns, rows));
     closed = true;
     await view.closeCheckpointed();
-    await copyFile(modelPath, join(staging.dir, BATCH_VIEW_FILES.model));
 
     const finishedAt = new Date().toISOString();
     const classified = tally.tiles - tally.reused;

@@ -37,7 +37,7 @@ import {
   maxDeliveriesAdvisory,
   speedLaneStatus,
 } from "../shared/adapters/nats/index.js";
-import { LanemapError, TilePool, describeError, type Config } from "../shared/index.js";
+import { LanemapError, TilePool, describeError, type Config, type ModelRegistry } from "../shared/index.js";
 import { ActiveModel } from "./active-model.js";
 import { EventHub, type SpeedEvent } from "./events.js";
 import { createSpeedMetrics, type SpeedMetrics } from "./metrics.js";
@@ -54,6 +54,11 @@ export interface SpeedWorkerDeps {
   /** Tile threads, decode + classify (default a pool of one thread per slot, closed on stop). */
   readonly pool?: TilePool;
   readonly hooks?: SpeedWorkerHooks;
+  /**
+   * The model registry whose active pointer the worker follows (default: the NATS registry on `nc`;
+   * infra passes the deployment's, mirrored to the data directory, so both lanes read one pointer).
+   */
+  readonly models?: ModelRegistry;
   /** Name in logs and events (default host:pid). */
   readonly name?: string;
   /** How often consumer lag and the DLQ size are polled for the metrics (default 5 s). */
@@ -107,7 +112,7 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
   const js = jetstream(nc);
   const live = await LiveView.open(nc);
   const dlq = await DeadLetterQueue.open(nc, tiles);
-  const models = await NatsModelRegistry.open(nc);
+  const models = deps.models ?? (await NatsModelRegistry.open(nc));
   const consumer = await js.consumers.get(INGEST_STREAM, SPEED_CONSUMER);
 
   const ownPool = deps.pool === undefined;

@@ -18,24 +18,18 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import {
-  NoModelError,
   addArchiveFolder,
-  createBatchRunner,
-  resolveModelPath,
   scheduleBatchRuns,
   type BatchRunner,
   type BatchSchedule,
 } from "../../batch/index.js";
 import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
-import { NatsModelRegistry, connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
+import { connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import {
   createFeatureSpec,
   dataPaths,
   decodeGeoTiff,
-  loadModelFile,
   parseCellKey,
-  saveModelFile,
-  serializeModel,
   trainModel,
   type Config,
   type Model,
@@ -45,8 +39,9 @@ import { isFedEntry, startFeeder } from "./feeder.js";
 import { createServer, type Listening } from "../../serving/index.js";
 import { publishTile, startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
 import { startNatsServer, type NatsServer } from "../nats/launcher.js";
-import { modelSummary } from "./model-summary.js";
 import { batchTriggerFor } from "./batch-trigger.js";
+import { buildBatchRunner } from "./batch-runners.js";
+import { openModelRegistry } from "./models.js";
 
 /** The sample archive `lanemap start` generates when the catalogue is empty. */
 export const SAMPLE = { grid: { width: 8, height: 8 }, tileSize: 128, seed: 1, red: 3, nir: 4 } as const;
@@ -72,19 +67,6 @@ export interface Platform extends AsyncDisposable {
 async function catalogueIsEmpty(store: ArchiveStore): Promise<boolean> {
   for await (const _ of store.entries()) return false;
   return true;
-}
-
-/**
- * The model the batch lane would apply (batch's own rule: the newest artifact in data/models/), so
- * the speed lane is given the same one; undefined when there is none yet.
- */
-async function currentModel(dataDir: string): Promise<Model | undefined> {
-  try {
-    return await loadModelFile(await resolveModelPath(dataDir));
-  } catch (err) {
-    if (err instanceof NoModelError) return undefined;
-    throw err;
-  }
 }
 
 async function trainSampleModel(sampleDir: string, logger: Logger): Promise<Model> {
@@ -169,33 +151,21 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       logger.info({ report }, "sample archive registered");
     }
 
-    // 3. The model: reuse the newest in data/models/, else train one on the sample.
-    let model = await currentModel(config.dataDir);
-    if (!model) {
+    // 3. The model: the registry's active one (NATS, mirrored to the data directory; models trained
+    //    with `lanemap train --activate` before this start are adopted), else train one on the sample.
+    const models = await openModelRegistry(config, nc, logger);
+    const active = await models.active();
+    let model: Model;
+    if (active) model = await models.model(active.version);
+    else {
       model = await trainSampleModel(sampleDir, logger);
-      await mkdir(paths.models, { recursive: true });
-      await saveModelFile(join(paths.models, `${model.version}.json`), model);
-    }
-    const registry = await NatsModelRegistry.open(nc);
-    const current = await registry.current();
-    if (current?.version !== model.version) {
-      await registry.upload(
-        model.version,
-        new TextEncoder().encode(serializeModel(model)),
-        modelSummary(model),
-      );
-      await registry.activate(model.version);
-      logger.info({ version: model.version }, "model activated for the speed lane");
+      await models.put(model, { trainedBy: "lanemap start", labelSet: "sample/training.geojson" });
+      await models.activate(model.version);
+      logger.info({ version: model.version }, "model activated for both lanes");
     }
 
     // 4. The batch lane: the watermark is the speed consumer's ack floor (see README, view contract).
-    const runner: BatchRunner = createBatchRunner(config, {
-      logger,
-      watermark: async () => {
-        const s = await speedLaneStatus(jsm);
-        return s.consumer ? s.consumer.ackFloorSeq : Number.MAX_SAFE_INTEGER;
-      },
-    });
+    const { runner }: { runner: BatchRunner } = await buildBatchRunner(config, { logger, nc, models });
     const batchAbort = new AbortController();
     stack.push(async () => batchAbort.abort());
     if (!(await readCurrentBatch(config.dataDir))) {
@@ -206,7 +176,12 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
 
     // 5. The speed lane.
     const metricsRegistry = new Registry();
-    const worker: SpeedWorker = await startSpeedWorker(config, { nc, logger, registry: metricsRegistry });
+    const worker: SpeedWorker = await startSpeedWorker(config, {
+      nc,
+      logger,
+      registry: metricsRegistry,
+      models,
+    });
     stack.push(() => worker.stop());
 
     // 6. Serving, with the batch runner behind its operator endpoint.

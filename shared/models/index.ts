@@ -13,3 +13,4 @@ export {
   type ModelRegistryBackend,
   type RegistryWatch,
 } from "./registry.js";
+export { MirroredModelRegistry, metaOf, reconcileRegistries } from "./mirrored.js";

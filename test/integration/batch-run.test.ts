@@ -244,7 +244,7 @@ describe("a batch run end to end", () => {
   test("a failed run is reported with its error and publishes nothing", async () => {
     const fx = await makeDataDir(set, "failing");
     const runner = createBatchRunner(fx.config(), { logger: fx.logger });
-    const { runId } = runner.trigger({ modelPath: join(set.root, "no-such-model.json") });
+    const { runId } = runner.trigger({ model: join(set.root, "no-such-model.json") });
     while (["queued", "running"].includes(runner.status(runId)!.state))
       await new Promise((r) => setTimeout(r, 20));
     assert.equal(runner.status(runId)!.state, "failed");

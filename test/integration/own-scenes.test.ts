@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { resolveModelPath } from "../../batch/index.js";
+import { FileModelRegistry } from "../../shared/adapters/archive/index.js";
 import { missing, projectRoot, sharedData } from "../helpers/env.js";
 
 const CLI = join(projectRoot, "infra", "bin", "lanemap.js");
@@ -38,7 +38,7 @@ describe("using your own scenes", { skip: missing({ shared: true }) }, () => {
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  test("train --activate writes the model where batch runs and lanemap start take the newest", async () => {
+  test("train --activate stores the model in the data directory's registry and makes it the active one", async () => {
     const r = lanemap(
       "train",
       "--tiles",
@@ -55,10 +55,18 @@ describe("using your own scenes", { skip: missing({ shared: true }) }, () => {
       "--json",
     );
     assert.equal(r.status, 0, r.stderr);
-    const summary = JSON.parse(r.stdout) as { model: string; activated: string; out: string | null };
+    const summary = JSON.parse(r.stdout) as {
+      model: string;
+      activated: boolean;
+      registry: string | null;
+      out: string | null;
+    };
     assert.equal(summary.out, null);
-    assert.equal(await resolveModelPath(data), summary.activated);
-    assert.equal(summary.activated, join(data, "models", `${summary.model}.json`));
+    assert.equal(summary.activated, true);
+    assert.equal(summary.registry, "files");
+    const registry = await FileModelRegistry.open(data);
+    assert.equal((await registry.active())?.version, summary.model);
+    assert.match((await registry.get(summary.model))?.trainedBy ?? "", /lanemap train/);
   });
 
   test("archive add takes .gtif, names --acquired when a file has no date, and takes --acquired", () => {

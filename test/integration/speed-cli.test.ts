@@ -93,11 +93,11 @@ describe("the speed lane's commands", { skip: natsMissing() }, () => {
     const list = await runLanemap(["model", "list", "--json"], env);
     const listed = JSON.parse(list.stdout) as {
       current: { version: string };
-      models: { version: string; summary: { k: number } }[];
+      models: { version: string; k: number }[];
     };
     assert.equal(listed.current.version, model.version);
     assert.deepEqual(
-      listed.models.map((m) => [m.version, m.summary.k]),
+      listed.models.map((m) => [m.version, m.k]),
       [[model.version, 7]],
     );
   });

@@ -1,16 +1,19 @@
 import { mkdir } from "node:fs/promises";
 import type { Command } from "commander";
 import type { Logger } from "pino";
+import type { NatsConnection } from "@nats-io/transport-node";
 import {
   ORDER_KINDS,
-  createBatchRunner,
   createProgressSink,
   scheduleBatchRuns,
   type BatchRunOptions,
   type OrderKind,
   type RunReport,
 } from "../../../batch/index.js";
+import { connectNats } from "../../../shared/adapters/nats/index.js";
 import { LanemapError, type Config } from "../../../shared/index.js";
+import { buildBatchRunner } from "../../platform/batch-runners.js";
+import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { cliConfig } from "../config.js";
 import { cliLogger } from "../logger.js";
@@ -23,6 +26,7 @@ interface BatchFlags {
   around?: string;
   order?: string;
   model?: string;
+  nats?: string;
   workers?: string;
   json?: boolean;
 }
@@ -44,8 +48,29 @@ function runOptions(flags: BatchFlags): BatchRunOptions {
     full: flags.full ?? false,
     around: flags.around,
     order: flags.order as OrderKind | undefined,
-    modelPath: flags.model,
+    model: flags.model,
   };
+}
+
+/**
+ * NATS when this deployment has it (`--nats`, NATS_URL, or the embedded server of a running `lanemap
+ * start`): the runner then takes the speed consumer's ack floor as watermark and the NATS model
+ * registry's active model. A configured server that cannot be reached fails the command rather than
+ * running without the ack floor (the race the watermark exists to prevent).
+ */
+async function natsIfConfigured(
+  config: Config,
+  flags: BatchFlags,
+  logger: Logger,
+): Promise<NatsConnection | undefined> {
+  const url = flags.nats ?? config.natsUrl ?? (await embeddedNatsUrl(config.dataDir));
+  if (url === undefined) {
+    logger.info(
+      "no NATS configured: the watermark is the catalogue's highest sequence, the model the data directory's active one",
+    );
+    return undefined;
+  }
+  return connectNats({ servers: url, name: "lanemap-batch", logger });
 }
 
 function printReport(r: RunReport): void {
@@ -74,7 +99,14 @@ const commonOptions = (c: Command): Command =>
       "process the area around a tile id, cell or WGS84 point first (hilbert-around)",
     )
     .option("--order <order>", `processing order: ${ORDER_KINDS.join(", ")} (default LANEMAP_BATCH_ORDER)`)
-    .option("--model <file>", "model artifact (default: the newest *.json in <data-dir>/models/)")
+    .option(
+      "--model <version|file>",
+      "model to apply: a stored version or a model file (default: the registry's active model)",
+    )
+    .option(
+      "--nats <url>",
+      "NATS server whose speed consumer's ack floor is the watermark (default NATS_URL, else the embedded server of `lanemap start`)",
+    )
     .option("--workers <n>", "worker threads (default LANEMAP_BATCH_WORKERS, else the number of cores)");
 
 /** `lanemap batch run|schedule`: rebuild the batch view now, or on the cron schedule. */
@@ -89,10 +121,15 @@ export function registerBatch(program: Command): void {
     .action(async (flags: BatchFlags) => {
       const options = runOptions(flags);
       const { config, logger } = await setup(flags);
-      const runner = createBatchRunner(config, {
+      const nc = await natsIfConfigured(config, flags, logger);
+      const { runner } = await buildBatchRunner(config, {
         logger,
+        ...(nc ? { nc } : {}),
         progress: createProgressSink({ logger, stream: process.stderr }),
         hooks: parseTestHooks(process.env),
+      }).catch(async (err: unknown) => {
+        await nc?.close();
+        throw err;
       });
       // Ctrl-C stops dispatching and keeps the checkpoint; the next run resumes from it.
       const ac = new AbortController();
@@ -112,6 +149,7 @@ export function registerBatch(program: Command): void {
       } finally {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
+        await nc?.drain().catch(() => undefined);
       }
     });
   commonOptions(
@@ -127,7 +165,12 @@ export function registerBatch(program: Command): void {
       const { config, logger } = await setup(flags);
       // A data directory that cannot be made is a start failure, not a failure of every nightly run.
       await mkdir(config.dataDir, { recursive: true });
-      const runner = createBatchRunner(config, { logger, hooks: parseTestHooks(process.env) });
+      const nc = await natsIfConfigured(config, flags, logger);
+      const { runner } = await buildBatchRunner(config, {
+        logger,
+        ...(nc ? { nc } : {}),
+        hooks: parseTestHooks(process.env),
+      });
       const schedule = scheduleBatchRuns(runner, config, { logger, options });
       console.log(
         `batch schedule "${config.batch.cron}" (${config.batch.timezone}); next run ${schedule.nextRun()?.toISOString() ?? "never"}; Ctrl-C stops`,
@@ -139,5 +182,6 @@ export function registerBatch(program: Command): void {
         process.once("SIGTERM", stop);
       });
       await schedule.stop();
+      await nc?.drain().catch(() => undefined);
     });
 }

@@ -105,7 +105,8 @@ export const commands: readonly CommandEntry[] = [
   },
   {
     name: "model",
-    summary: "the model registry in NATS: which model the speed workers classify with",
+    summary:
+      "the model registry (NATS, else the data directory): stored versions and the one both lanes apply",
     load: async () => (await import("./model.js")).registerModel,
   },
   {

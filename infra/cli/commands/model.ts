@@ -1,19 +1,26 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
-import { NatsModelRegistry, type ModelRecord } from "../../../shared/adapters/nats/index.js";
-import { loadModelFile, serializeModel } from "../../../shared/index.js";
-import { connectForCli } from "../nats-connect.js";
+import {
+  ModelNotFoundError,
+  loadModelFile,
+  type ModelEntry,
+  type ModelRegistry,
+} from "../../../shared/index.js";
 import { UsageError } from "../usage.js";
-import { modelSummary } from "../../platform/model-summary.js";
 import { cliConfig } from "../config.js";
+import { withModelRegistry } from "../../platform/models.js";
 import { commandSummary } from "./index.js";
 
 interface ModelFlags {
   nats?: string;
-  /** Set when run as `lanemap ops model ... --data-dir`. */
   dataDir?: string;
   json?: boolean;
 }
+
+const VERSION = /^[0-9a-f]{16}$/;
+const NATS_HELP =
+  "NATS server (default NATS_URL, else the embedded server of `lanemap start`; without one, the data directory's files)";
+const DATA_DIR_HELP = "data directory (default: LANEMAP_DATA_DIR, else ./data)";
 
 async function isFile(path: string): Promise<boolean> {
   try {
@@ -23,83 +30,122 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-async function withRegistry<T>(flags: ModelFlags, fn: (r: NatsModelRegistry) => Promise<T>): Promise<T> {
-  const config = cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
-  const nc = await connectForCli(config, flags.nats, "lanemap-model");
-  try {
-    return await fn(await NatsModelRegistry.open(nc));
-  } finally {
-    await nc.drain().catch(() => undefined);
-  }
+function withRegistry<T>(flags: ModelFlags, fn: (r: ModelRegistry) => Promise<T>): Promise<T> {
+  return withModelRegistry(cliConfig({ LANEMAP_DATA_DIR: flags.dataDir }), flags.nats, "lanemap-model", fn);
 }
 
-/** `lanemap model activate|list`: the model registry the speed workers follow. */
+const fixed = (v: number | null | undefined, digits = 3): string =>
+  v === null || v === undefined ? "-" : v.toFixed(digits);
+
+/** One line per version for `model list`. */
+function listLine(e: ModelEntry, active: boolean): string {
+  const acc = e.accuracy ? `  OA ${fixed(e.accuracy.oa)} kappa ${fixed(e.accuracy.kappa)}` : "";
+  return (
+    `${active ? "*" : " "} ${e.version}  trained ${e.createdAt} by ${e.trainedBy}  k=${e.k}  ${e.samples} samples${acc}  ` +
+    `classes: ${e.classes.map((c) => `${c.id} ${c.name}`).join(", ")}`
+  );
+}
+
+/** `lanemap model list|show|activate`: the model registry both lanes and serving read. */
 export function registerModel(program: Command): void {
   const model = program.command("model").description(commandSummary("model"));
 
   model
     .command("activate")
     .description(
-      "validate and upload a model file and make it current (speed workers switch without a restart); " +
-        "or give an uploaded version to switch back to it",
+      "make a model the active one of both lanes (speed workers switch for their next tile, the next batch " +
+        "run applies it): a stored version, or a model file, which is checked and stored first",
     )
     .argument(
       "<file-or-version>",
-      "model JSON file (from `lanemap train`), or a version from `lanemap model list`",
+      "model JSON file (from `lanemap train --out`), or a version from `lanemap model list`",
     )
-    .option("--nats <url>", "NATS server (default NATS_URL, else the embedded server of `lanemap start`)")
+    .option("--nats <url>", NATS_HELP)
+    .option("--data-dir <dir>", DATA_DIR_HELP)
     .option("--json", "print JSON")
     .action(async (target: string, flags: ModelFlags) => {
       const fromFile = await isFile(target);
-      if (!fromFile && !/^[0-9a-f]{16}$/.test(target))
+      if (!fromFile && !VERSION.test(target))
         throw new UsageError(`"${target}" is neither a model file nor a model version (16 hex digits)`);
       // Validate before connecting: a bad file is refused without touching the registry.
       const parsed = fromFile ? await loadModelFile(target) : null;
       const out = await withRegistry(flags, async (registry) => {
-        let uploaded: { record: ModelRecord; created: boolean } | null = null;
-        if (parsed)
-          uploaded = await registry.upload(
-            parsed.version,
-            new TextEncoder().encode(serializeModel(parsed)),
-            modelSummary(parsed),
-          );
+        const created = parsed
+          ? (await registry.put(parsed, { trainedBy: "lanemap model activate" })).created
+          : false;
         const version = parsed?.version ?? target;
         const current = await registry.activate(version);
-        return { version, uploaded: uploaded?.created ?? false, current };
+        return { version, uploaded: created, current, backend: registry.backend };
       });
       if (flags.json) console.log(JSON.stringify(out));
       else
         console.log(
-          `model ${out.version} is current${out.uploaded ? " (uploaded)" : ""}; speed workers switch to it for their next tile`,
+          `model ${out.version} is current${out.uploaded ? " (uploaded)" : ""} (revision ${out.current.revision}, ${out.backend} registry); ` +
+            "speed workers switch to it for their next tile, the next batch run applies it",
         );
     });
 
   model
     .command("list")
-    .description("list uploaded model versions; * marks the current one")
-    .option("--nats <url>", "NATS server (default NATS_URL, else the embedded server of `lanemap start`)")
+    .description("list stored model versions (oldest first); * marks the active one")
+    .option("--nats <url>", NATS_HELP)
+    .option("--data-dir <dir>", DATA_DIR_HELP)
     .option("--json", "print JSON")
     .action(async (flags: ModelFlags) => {
-      const { records, current } = await withRegistry(flags, async (r) => ({
-        records: await r.records(),
-        current: await r.current(),
+      const { models, current, backend } = await withRegistry(flags, async (r) => ({
+        models: await r.list(),
+        current: await r.active(),
+        backend: r.backend,
       }));
       if (flags.json) {
-        console.log(JSON.stringify({ current, models: records }, null, 2));
+        console.log(JSON.stringify({ backend, current, models }, null, 2));
         return;
       }
-      if (records.length === 0) {
-        console.log("no models: run `lanemap model activate FILE`");
-        return;
-      }
-      for (const r of records) {
-        const mark = r.version === current?.version ? "*" : " ";
-        const s = r.summary as { classes?: string[]; samples?: number; k?: number };
+      if (models.length === 0) {
         console.log(
-          `${mark} ${r.version}  uploaded ${r.uploadedAt}  ${(r.bytes / 1024).toFixed(0)} KB  ` +
-            `k=${s.k ?? "?"}  ${s.samples ?? "?"} samples  classes: ${(s.classes ?? []).join(", ")}`,
+          `no models in the ${backend} registry: run \`lanemap train ... --activate\` or \`lanemap model activate FILE\``,
         );
+        return;
       }
-      if (current) console.log(`\ncurrent since ${current.activatedAt}`);
+      for (const e of models) console.log(listLine(e, e.version === current?.version));
+      if (current)
+        console.log(
+          `\nactive since ${current.activatedAt} (revision ${current.revision}, ${backend} registry)`,
+        );
+    });
+
+  model
+    .command("show")
+    .description("one stored version: classes with ids and colours, features, k, who/when, accuracy")
+    .argument("<version>", "a version from `lanemap model list`")
+    .option("--nats <url>", NATS_HELP)
+    .option("--data-dir <dir>", DATA_DIR_HELP)
+    .option("--json", "print JSON")
+    .action(async (version: string, flags: ModelFlags) => {
+      if (!VERSION.test(version)) throw new UsageError(`"${version}" is not a model version (16 hex digits)`);
+      const { entry, current } = await withRegistry(flags, async (r) => ({
+        entry: await r.get(version),
+        current: await r.active(),
+      }));
+      if (!entry) throw new ModelNotFoundError(version);
+      const active = entry.version === current?.version;
+      if (flags.json) {
+        console.log(JSON.stringify({ ...entry, active }, null, 2));
+        return;
+      }
+      console.log(`model ${entry.version}${active ? " (active)" : ""}`);
+      console.log(`  trained   ${entry.createdAt} by ${entry.trainedBy}; stored ${entry.storedAt}`);
+      console.log(`  labels    ${entry.source}${entry.labelSet ? ` (label set ${entry.labelSet})` : ""}`);
+      console.log(`  k ${entry.k}, ${entry.samples} samples, ${entry.features.bands} bands`);
+      for (const c of entry.classes)
+        console.log(
+          `  class ${String(c.id).padStart(3)}  ${c.colour}  ${c.name} (${entry.samplesPerClass[c.name] ?? 0} samples)`,
+        );
+      if (entry.accuracy) {
+        console.log(
+          `  accuracy  OA ${fixed(entry.accuracy.oa)}  kappa ${fixed(entry.accuracy.kappa)}  (n ${entry.accuracy.n})`,
+        );
+        for (const c of entry.accuracy.perClass) console.log(`    ${c.name}  F1 ${fixed(c.f1)}`);
+      }
     });
 }

@@ -3,10 +3,10 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
-import { createBatchRunner } from "../../../batch/index.js";
 import { connectNats, speedLaneStatus } from "../../../shared/adapters/nats/index.js";
 import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
+import { buildBatchRunner } from "../../platform/batch-runners.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
 import { cliConfig } from "../config.js";
@@ -68,15 +68,9 @@ export function registerServe(program: Command): void {
       // Stops a triggered run at shutdown: nothing is published, its checkpoint is kept for the next run.
       const batchAbort = new AbortController();
       if (flags.batchRuns !== false && config.operatorToken) {
-        const runner = createBatchRunner(config, {
+        const { runner } = await buildBatchRunner(config, {
           logger: logger.child({ role: "batch" }),
-          // The speed consumer's ack floor: tiles the speed lane has not acknowledged stay with it.
-          ...(jsm
-            ? {
-                watermark: async () =>
-                  (await speedLaneStatus(jsm)).consumer?.ackFloorSeq ?? Number.MAX_SAFE_INTEGER,
-              }
-            : {}),
+          ...(nc ? { nc } : {}),
         });
         batchTrigger = batchTriggerFor(runner, batchAbort.signal);
       }

@@ -5,6 +5,7 @@ import { Registry, collectDefaultMetrics } from "prom-client";
 import { parseConfig, type Config } from "../../../shared/index.js";
 import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js";
 import { connectForCli } from "../nats-connect.js";
+import { openModelRegistry } from "../../platform/models.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { cliLogger } from "../logger.js";
 import { parseTestHooks } from "../test-hooks.js";
@@ -95,6 +96,7 @@ export function registerSpeed(program: Command): void {
         nc,
         logger,
         registry,
+        models: await openModelRegistry(config, nc, logger),
         hooks,
         ...(flags.name ? { name: flags.name } : {}),
       });

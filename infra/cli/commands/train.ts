@@ -1,5 +1,6 @@
-import { mkdir, readFile, readdir, stat } from "node:fs/promises";
+import { readFile, readdir, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
+import { userInfo } from "node:os";
 import type { Command } from "commander";
 import {
   LanemapError,
@@ -7,7 +8,6 @@ import {
   applyPam,
   crsFromEpsg,
   createFeatureSpec,
-  dataPaths,
   decodeGeoTiff,
   featureNames,
   parseConfig,
@@ -26,6 +26,7 @@ import {
 } from "../../../shared/index.js";
 import { geoJsonCrs } from "../../../shared/internal.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { withModelRegistry } from "../../platform/models.js";
 import { commandSummary } from "./index.js";
 
 const TIFF = /\.(tif|tiff|gtif)$/i;
@@ -211,6 +212,7 @@ interface TrainFlags {
   strict?: boolean;
   activate?: boolean;
   dataDir?: string;
+  nats?: string;
 }
 
 /** The human summary's lines about labels left out (none when every label was used). */
@@ -230,6 +232,15 @@ export function coverageLines(c: LabelCoverage): string[] {
   return lines;
 }
 
+/** Who trains, for the registry entry: the OS user running the CLI. */
+function trainer(): string {
+  try {
+    return `${userInfo().username} (lanemap train)`;
+  } catch {
+    return "lanemap train";
+  }
+}
+
 /** `lanemap train`: a model from tiles and labelled polygons, points or a label raster. */
 export function registerTrain(program: Command): void {
   program
@@ -245,24 +256,31 @@ export function registerTrain(program: Command): void {
     .option("--extras <list>", "extra features: ndwi, mean3x3[:feature], std3x3[:feature] (comma-separated)")
     .option("--label-names <map>", "class names of label raster values, e.g. 1=forest,2=water")
     .option("--crs <EPSG:code>", "CRS of GeoJSON coordinates without a crs member (default EPSG:4326)")
-    .option("--out <model.json>", "where to write the model (optional with --activate)")
+    .option("--out <model.json>", "also (or only) write the model to this file")
     .option(
       "--activate",
-      "also write the model to <data-dir>/models/<version>.json, where batch runs and `lanemap start` take the newest",
+      "store the model in the data directory's model registry and make it the active model of both lanes " +
+        "(the first model stored is activated even without it)",
     )
-    .option("--data-dir <dir>", "data directory for --activate (default: LANEMAP_DATA_DIR, else ./data)")
+    .option(
+      "--data-dir <dir>",
+      "store the model in this data directory's registry (default with --activate: LANEMAP_DATA_DIR, else ./data)",
+    )
+    .option(
+      "--nats <url>",
+      "registry in NATS (default NATS_URL, else the embedded server of `lanemap start`; without one, files)",
+    )
     .option("--json", "print the summary as JSON")
     .option(
       "--strict",
       "refuse the labels when any feature lies outside every tile or a class ends without a sample",
     )
     .action(async (flags: TrainFlags) => {
-      if (!flags.out && !flags.activate)
+      const intoRegistry = flags.activate === true || flags.dataDir !== undefined;
+      if (!flags.out && !intoRegistry)
         throw new UsageError(
-          "--out <model.json> is required (or --activate to write it into the data directory)",
+          "--out <model.json> is required (or --activate / --data-dir to store it in the data directory's registry)",
         );
-      if (flags.dataDir !== undefined && !flags.activate)
-        throw new UsageError("--data-dir is where --activate writes the model: give --activate with it");
       if (flags.out) {
         const outDir = await statOrNull(dirname(resolve(flags.out)));
         if (outDir === null || !outDir.isDirectory())
@@ -314,21 +332,30 @@ export function registerTrain(program: Command): void {
       );
       const { coverage } = samples;
       if (flags.out) await saveModelFile(flags.out, model);
-      let activated: string | null = null;
-      if (flags.activate) {
+      let stored: { backend: string; created: boolean; activated: boolean; revision: number | null } | null =
+        null;
+      if (intoRegistry) {
         const config = parseConfig(
           flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
         );
-        const dir = dataPaths(config.dataDir).models;
-        await mkdir(dir, { recursive: true });
-        activated = join(dir, `${model.version}.json`);
-        // Written now, so it is the newest artifact: the one the batch lane's rule picks.
-        await saveModelFile(activated, model);
+        stored = await withModelRegistry(config, flags.nats, "lanemap-train", async (registry) => {
+          const { created } = await registry.put(model, { trainedBy: trainer() });
+          // The first model of a data directory is activated: there is nothing else to apply.
+          const activate = flags.activate === true || (await registry.active()) === null;
+          const pointer = activate ? await registry.activate(model.version) : null;
+          return {
+            backend: registry.backend,
+            created,
+            activated: pointer !== null,
+            revision: pointer?.revision ?? null,
+          };
+        });
       }
       const summary = {
         model: model.version,
         out: flags.out ?? null,
-        activated,
+        registry: stored?.backend ?? null,
+        activated: stored?.activated ?? false,
         tiles: tiles.length,
         samples: model.samples.y.length,
         k: model.k,
@@ -345,10 +372,15 @@ export function registerTrain(program: Command): void {
         console.log(JSON.stringify(summary, null, 2));
         return;
       }
-      console.log(`model ${model.version} -> ${[flags.out, activated].filter(Boolean).join(", ")}`);
-      if (activated)
+      const where = stored ? `the ${stored.backend} model registry` : null;
+      console.log(`model ${model.version} -> ${[flags.out, where].filter(Boolean).join(", ")}`);
+      if (stored?.activated)
         console.log(
-          "active for batch runs and `lanemap start` (the newest model in the data directory); speed workers already running switch with `lanemap model activate`",
+          `active (revision ${stored.revision}) for both lanes: the next batch run applies it, running speed workers switch for their next tile`,
+        );
+      else if (stored)
+        console.log(
+          `stored, not active: \`lanemap model activate ${model.version}\` switches both lanes to it`,
         );
       console.log(`classes: ${summary.classes.map((c) => `${c.id} ${c.name} (${c.samples})`).join(", ")}`);
       console.log(
