@@ -30,6 +30,7 @@ import {
   dataPaths,
   decodeGeoTiff,
   parseCellKey,
+  TrainPool,
   trainModel,
   type Config,
   type Model,
@@ -40,6 +41,7 @@ import { createServer, type Listening } from "../../serving/index.js";
 import { publishTile, startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
 import { startNatsServer, type NatsServer } from "../nats/launcher.js";
 import { batchTriggerFor } from "./batch-trigger.js";
+import { modelTrainerFor } from "./trainer.js";
 import { buildBatchRunner } from "./batch-runners.js";
 import { openModelRegistry } from "./models.js";
 
@@ -91,6 +93,9 @@ async function trainSampleModel(sampleDir: string, logger: Logger): Promise<Mode
   );
   return model;
 }
+
+/** Deadline of one training job (POST /v1/models): decode, train and assess in its thread. */
+const TRAIN_TIMEOUT_MS = 10 * 60_000;
 
 /** How long stopping waits for the NATS connection to drain before closing it. */
 const DRAIN_TIMEOUT_MS = 5_000;
@@ -184,7 +189,9 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     });
     stack.push(() => worker.stop());
 
-    // 6. Serving, with the batch runner behind its operator endpoint.
+    // 6. Serving, with the batch runner and the trainer (one worker thread) behind its operator endpoints.
+    const trainPool = new TrainPool({ timeoutMs: TRAIN_TIMEOUT_MS });
+    stack.push(() => trainPool.close());
     const operatorToken = config.operatorToken ?? randomBytes(24).toString("base64url");
     const server2 = createServer(
       { ...config, operatorToken },
@@ -193,6 +200,12 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
         nc,
         metricsRegistry,
         batchTrigger: batchTriggerFor(runner, batchAbort.signal),
+        modelTrainer: modelTrainerFor({
+          dataDir: config.dataDir,
+          registry: models,
+          pool: trainPool,
+          maxPixels: config.maxPixels,
+        }),
         consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending,
       },
     );
