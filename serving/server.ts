@@ -10,8 +10,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Express } from "express";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
-import { ArchiveStore } from "../shared/adapters/archive/index.js";
-import type { ClassRaster, Config } from "../shared/index.js";
+import { ArchiveStore, FileModelRegistry } from "../shared/adapters/archive/index.js";
+import type { ClassRaster, Config, ModelRegistry } from "../shared/index.js";
 import { buildOpenApi } from "./api/openapi.js";
 import type { BatchTrigger } from "./batch-trigger.js";
 import type { ModelTrainer } from "./model-trainer.js";
@@ -39,6 +39,11 @@ export interface ServerDeps {
   readonly modelTrainer?: ModelTrainer;
   /** Registry for /metrics; default a new one. */
   readonly metricsRegistry?: Registry;
+  /**
+   * The model registry both lanes read (infra passes the deployment's: NATS mirrored to files, or
+   * files). Absent: the data directory's file registry.
+   */
+  readonly models?: ModelRegistry;
   /** The speed consumer's pending message count, shown by /v1/views when given. */
   readonly consumerLag?: () => Promise<number | undefined>;
 }
@@ -118,6 +123,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
         (s) => logger.info({ job: s.jobId, state: s.state, message: s.message }, "training job"),
       )
     : undefined;
+  let modelsOpened: Promise<ModelRegistry> | undefined;
   const ctx: ServingContext = {
     config,
     logger,
@@ -129,6 +135,8 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     batchRuns,
     consumerLag: deps.consumerLag,
     trainJobs,
+    models: () =>
+      (modelsOpened ??= deps.models ? Promise.resolve(deps.models) : FileModelRegistry.open(config.dataDir)),
     startedAt: Date.now(),
   };
   const events = new EventHub({

@@ -199,6 +199,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
         logger,
         nc,
         metricsRegistry,
+        models,
         batchTrigger: batchTriggerFor(runner, batchAbort.signal),
         modelTrainer: modelTrainerFor({
           dataDir: config.dataDir,

@@ -124,7 +124,11 @@ export function buildOpenApi(routes: readonly RouteSpec[], info: { version: stri
       { name: "stac", description: "STAC catalogue of the merged view" },
       { name: "operations", description: "Health, readiness, metrics, views, batch runs, events" },
       { name: "labels", description: "The versioned label set the analyst trains models from" },
-      { name: "models", description: "Training models from the label set, as jobs" },
+      {
+        name: "models",
+        description:
+          "The model registry: versions, legends, accuracy, activation; training from the label set as a job",
+      },
     ],
     paths,
     components: {

@@ -1,7 +1,7 @@
 /** What the use cases work with: the view sources, the snapshot manager, the archive and config. */
 import type { Logger } from "pino";
 import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
-import type { Config } from "../../shared/index.js";
+import type { Config, ModelRegistry } from "../../shared/index.js";
 import type { BatchTrigger } from "../batch-trigger.js";
 import type { BatchViewSource } from "../view/batch-source.js";
 import type { LiveSource } from "../view/live-source.js";
@@ -24,6 +24,8 @@ export interface ServingContext {
   readonly consumerLag: (() => Promise<number | undefined>) | undefined;
   /** Training jobs (present with a model trainer). */
   readonly trainJobs?: TrainJobs | undefined;
+  /** The model registry both lanes read (opened once, on first use). */
+  readonly models: () => Promise<ModelRegistry>;
   /** Process start, epoch ms. */
   readonly startedAt: number;
 }

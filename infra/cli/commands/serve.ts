@@ -7,6 +7,7 @@ import { connectNats, speedLaneStatus } from "../../../shared/adapters/nats/inde
 import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
 import { buildBatchRunner } from "../../platform/batch-runners.js";
+import { openModelRegistry } from "../../platform/models.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
 import { cliConfig } from "../config.js";
@@ -64,12 +65,14 @@ export function registerServe(program: Command): void {
       const jsm = nc ? await jetstreamManager(nc) : undefined;
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
+      const models = await openModelRegistry(config, nc, logger);
       let batchTrigger: BatchTrigger | undefined;
       // Stops a triggered run at shutdown: nothing is published, its checkpoint is kept for the next run.
       const batchAbort = new AbortController();
       if (flags.batchRuns !== false && config.operatorToken) {
         const { runner } = await buildBatchRunner(config, {
           logger: logger.child({ role: "batch" }),
+          models,
           ...(nc ? { nc } : {}),
         });
         batchTrigger = batchTriggerFor(runner, batchAbort.signal);
@@ -79,6 +82,7 @@ export function registerServe(program: Command): void {
         ...(nc ? { nc } : {}),
         ...(batchTrigger ? { batchTrigger } : {}),
         metricsRegistry: registry,
+        models,
         ...(jsm ? { consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending } : {}),
       });
       const listening = await server.listen();

@@ -13,6 +13,7 @@ import { registerEventRoutes } from "./events.js";
 import { registerLabelRoutes } from "./labels.js";
 import { registerTrainJobRoutes } from "./train-jobs.js";
 import { registerMetaRoutes } from "./meta.js";
+import { registerModelRoutes } from "./models.js";
 import { registerPointRoutes } from "./point.js";
 import { registerStacRoutes } from "./stac.js";
 import { registerStatsRoutes } from "./stats.js";
@@ -30,6 +31,7 @@ export function buildRoutes(ctx: ServingContext, deps: RouteDeps): RouteSpec[] {
     ...registerStatsRoutes(ctx),
     ...registerViewRoutes(ctx),
     ...registerBatchRunRoutes(ctx, deps),
+    ...registerModelRoutes(ctx, deps),
     ...registerEventRoutes(deps),
     ...registerStacRoutes(ctx, deps),
     ...registerLabelRoutes(ctx, deps),
