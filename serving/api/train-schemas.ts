@@ -76,3 +76,25 @@ export const TrainAccepted = component(
     events: z.string().meta({ description: "URL of the event stream that carries `train-job` events" }),
   }),
 );
+
+export const ActivateRequestBody = component(
+  "ActivateRequestBody",
+  z.strictObject({
+    around: z
+      .strictObject({ lon: z.number().min(-180).max(180), lat: z.number().min(-90).max(90) })
+      .optional()
+      .meta({
+        description:
+          "the analyst's viewport centre (WGS 84): a batch run starts at once and reclassifies the tiles nearest it first",
+      }),
+  }),
+);
+
+export const BatchRunAfterActivation = component(
+  "BatchRunAfterActivation",
+  z.object({
+    runId: z.string().nullable(),
+    status: z.string().nullable().meta({ description: "URL of the run's status" }),
+    skipped: z.string().optional().meta({ description: "why no run was started (one is active, no runner)" }),
+  }),
+);
