@@ -23,7 +23,7 @@ import {
   type BatchRunner,
   type BatchSchedule,
 } from "../../batch/index.js";
-import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
+import { ArchiveStore, LabelStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
 import { connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import {
   createFeatureSpec,
@@ -31,6 +31,8 @@ import {
   decodeGeoTiff,
   parseCellKey,
   TrainPool,
+  labelInputCrs,
+  parseLabelFeatures,
   trainModel,
   type Config,
   type Model,
@@ -154,6 +156,22 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
         maxPixels: config.maxPixels,
       });
       logger.info({ report }, "sample archive registered");
+      // The sample's training polygons start the label set, so the map's labelling loop has labels
+      // to add to (they are the analyst's to remove).
+      const labels = new LabelStore(config.dataDir);
+      if ((await labels.read()).version === 0) {
+        const geojson: unknown = JSON.parse(await readFile(join(sampleDir, "training.geojson"), "utf8"));
+        const drafts = parseLabelFeatures(geojson, {
+          crs: await labelInputCrs(geojson),
+          author: "lanemap start (sample)",
+          now: new Date().toISOString(),
+        });
+        const added = await labels.add(drafts);
+        logger.info(
+          { labelSetVersion: added.version, labels: added.ids.length },
+          "label set started from the sample",
+        );
+      }
     }
 
     // 3. The model: the registry's active one (NATS, mirrored to the data directory; models trained

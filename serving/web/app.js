@@ -25,6 +25,7 @@ import { refreshPanel, selectCell } from "./panel.js";
 import { connectEvents } from "./live.js";
 import { refreshViews, renderLag } from "./freshness.js";
 import { reportError } from "./status.js";
+import { startLoop } from "./loop.js";
 
 function renderLaneControls() {
   for (const input of document.querySelectorAll('input[name="lane"]')) {
@@ -70,6 +71,7 @@ async function start() {
     document.body.dataset.state = "error";
     reportError("Could not load the map", err);
   }
+  void startLoop();
   setInterval(() => void refreshViews(), VIEWS_REFRESH_MS);
   // Ages tick between refreshes.
   setInterval(renderLag, 1000);

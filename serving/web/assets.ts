@@ -30,6 +30,7 @@ const PAGE_FILES: ReadonlySet<string> = new Set([
   "live.js",
   "freshness.js",
   "status.js",
+  "loop.js",
   "style.css",
   "favicon.svg",
 ]);
@@ -38,11 +39,18 @@ const PAGE_FILES: ReadonlySet<string> = new Set([
 const ROUTE_PAGE = "/";
 const ROUTE_WEB = "/web/{file}";
 const ROUTE_VENDOR = "/vendor/leaflet/{file}";
+const ROUTE_GEOMAN = "/vendor/geoman/{file}";
 
 /** Where Leaflet's distribution files are, wherever npm placed the package. */
 function leafletDist(): string {
   const require = createRequire(import.meta.url);
   return join(dirname(require.resolve("leaflet/package.json")), "dist");
+}
+
+/** Where leaflet-geoman's distribution files are (the drawing tools of the labelling loop). */
+function geomanDist(): string {
+  const require = createRequire(import.meta.url);
+  return join(dirname(require.resolve("@geoman-io/leaflet-geoman-free/package.json")), "dist");
 }
 
 function label(route: string): RequestHandler {
@@ -87,6 +95,12 @@ export function webAssets(): Router {
       fallthrough: true,
       maxAge: "1d",
     }),
+  );
+
+  router.use(
+    "/vendor/geoman",
+    label(ROUTE_GEOMAN),
+    express.static(geomanDist(), { index: false, dotfiles: "deny", fallthrough: true, maxAge: "1d" }),
   );
 
   return router;
