@@ -50,7 +50,8 @@ function leafletDist(): string {
 /** Where leaflet-geoman's distribution files are (the drawing tools of the labelling loop). */
 function geomanDist(): string {
   const require = createRequire(import.meta.url);
-  return join(dirname(require.resolve("@geoman-io/leaflet-geoman-free/package.json")), "dist");
+  // The package exports its CSS but not its package.json.
+  return dirname(require.resolve("@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css"));
 }
 
 function label(route: string): RequestHandler {
