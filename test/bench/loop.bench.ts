@@ -118,7 +118,12 @@ try {
       await sleep(50);
     }
     const t4 = performance.now();
-    runStatus = await call("GET", run.status);
+    // The view switches before the run records its end: wait (bounded) for its final state.
+    for (let i = 0; i < 200; i++) {
+      runStatus = await call("GET", run.status);
+      if (runStatus["state"] !== "running" && runStatus["state"] !== "queued") break;
+      await sleep(50);
+    }
     const timings = result.timings;
     rounds.push({
       total: t4 - t0,
