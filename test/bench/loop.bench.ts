@@ -42,7 +42,23 @@ const config = parseConfig({
   LANEMAP_LOG_LEVEL: "silent",
 });
 const tStart = performance.now();
-const platform = await startPlatform(config, pino({ level: "silent" }));
+// The batch lane's own log lines mark where a run's time goes: planned (model loaded, results of
+// the previous view checked for reuse), tiles classified, exports written and published.
+const marks: { msg: string; t: number }[] = [];
+const MARKS = /^batch (run started|work planned|view complete|view published|run succeeded)/;
+const sink = {
+  write(line: string): void {
+    try {
+      const o = JSON.parse(line) as { msg?: string };
+      if (o.msg && MARKS.test(o.msg)) marks.push({ msg: o.msg, t: performance.now() });
+    } catch {
+      // not a JSON log line
+    }
+  },
+};
+const platform = await startPlatform(config, pino({ level: "info" }, sink));
+const since = (msg: string, from: number): number =>
+  (marks.find((m) => m.t >= from && m.msg.startsWith(msg))?.t ?? NaN) - from;
 const startS = (performance.now() - tStart) / 1000;
 try {
   // The viewport: the central 4×4 cells, as a lon/lat box, and its centre.
@@ -125,6 +141,9 @@ try {
       await sleep(50);
     }
     const timings = result.timings;
+    const started = marks.find((m) => m.t >= t2 && m.msg.startsWith("batch run started"))?.t ?? NaN;
+    const planned = since("batch work planned", started);
+    const classified = since("batch view complete", started);
     rounds.push({
       total: t4 - t0,
       label: t1 - t0,
@@ -138,6 +157,9 @@ try {
       reclassify: t4 - t3,
       batchRunMs:
         Date.parse(String(runStatus["finishedAt"] ?? "")) - Date.parse(String(runStatus["startedAt"] ?? "")),
+      runPlan: planned,
+      runClassify: classified - planned,
+      runPublish: since("batch run succeeded", started) - classified,
       samples: result.samples,
       oa: result.accuracy?.oa ?? NaN,
     });
@@ -160,6 +182,9 @@ try {
       row("POST /v1/models/{v}/activate (+ batch trigger)", "activate"),
       row("activation -> viewport served by the new model", "reclassify"),
       row("  · the batch run (start to publish)", "batchRunMs"),
+      row("    · plan: load the model, check reuse", "runPlan"),
+      row("    · classify the 64 tiles (worker threads)", "runClassify"),
+      row("    · export Parquet/Arrow, publish", "runPublish"),
     ],
     notes: [
       `Samples per model: ${minMedMax(col("samples"))}; OA ${minMedMax(col("oa"), 3)}. Platform start-up (sample, first model, first batch run): ${startS.toFixed(1)} s.`,
