@@ -111,14 +111,18 @@ describe("the label -> retrain -> see-the-map-change loop in the web map", { ski
     await page.locator("#operator-token").fill(TOKEN);
     await page.locator("#operator-token").dispatchEvent("change");
 
-    // Draw a polygon with geoman's tool: four clicks in the map, then the first vertex again.
+    // Draw a polygon with geoman's tool: four clicks in the map, then the first vertex again. Zoomed in
+    // two steps first, so a square well apart from geoman's 20-pixel snapping is still a small label
+    // (about 25 × 25 pixels of one cover), not a land-cover map of its own.
+    await page.locator(".leaflet-control-zoom-in").click();
+    await page.locator(".leaflet-control-zoom-in").click();
+    await page.waitForTimeout(800); // the zoom animation; the clicks below need the final view
     const box = await page.locator("#map").boundingBox();
     assert.ok(box);
     await page.locator(".leaflet-pm-icon-polygon").click();
     const cx = box.x + box.width * 0.5;
     const cy = box.y + box.height * 0.5;
-    // A small square (about 20 × 20 pixels of one cover): a label, not a land-cover map of its own.
-    const d = Math.min(box.width, box.height) * 0.012;
+    const d = 40;
     const corners: [number, number][] = [
       [cx - d, cy - d],
       [cx + d, cy - d],
@@ -132,6 +136,9 @@ describe("the label -> retrain -> see-the-map-change loop in the web map", { ski
     await page.locator("#label-note").fill("drawn in the browser test");
     await page.screenshot({ path: join(SHOTS, "loop-01-labelled.png") });
     await page.locator("#label-save").click();
+    // Back to the whole archive, so every cell's overlay is in view again.
+    await page.locator(".leaflet-control-zoom-out").click();
+    await page.locator(".leaflet-control-zoom-out").click();
     await page.waitForFunction(
       () => /^Label set v2: .*wetland 1/.test(document.getElementById("label-count")?.textContent ?? ""),
       null,
