@@ -163,10 +163,23 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
 
   let starting: Promise<void> | null = null;
   let closed = false;
+  // The class catalogue names ids in every answer; it only grows when a model is stored, so a poll
+  // at the batch pointer's pace is enough (an unreadable registry keeps the last catalogue).
+  const refreshCatalogue = async (): Promise<void> => {
+    try {
+      snapshots.setCatalogue((await (await ctx.models()).classes()).classes);
+    } catch (err) {
+      logger.warn({ err }, "cannot read the class catalogue; answers keep the last one");
+    }
+  };
+  let catalogueTimer: NodeJS.Timeout | undefined;
   const start = (): Promise<void> => {
     starting ??= (async () => {
       await batch.start();
       await live?.start();
+      await refreshCatalogue();
+      catalogueTimer = setInterval(() => void refreshCatalogue(), options.pollIntervalMs ?? 2000);
+      catalogueTimer.unref();
     })();
     return starting;
   };
@@ -187,6 +200,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
       listening = null;
     }
     await starting?.catch(() => undefined);
+    clearInterval(catalogueTimer);
     live?.close();
     snapshots.close();
     await batch.close();

@@ -34,6 +34,7 @@ import {
   labelInputCrs,
   parseLabelFeatures,
   trainModel,
+  type ClassCatalogue,
   type Config,
   type Model,
 } from "../../shared/index.js";
@@ -73,7 +74,11 @@ async function catalogueIsEmpty(store: ArchiveStore): Promise<boolean> {
   return true;
 }
 
-async function trainSampleModel(sampleDir: string, logger: Logger): Promise<Model> {
+async function trainSampleModel(
+  sampleDir: string,
+  logger: Logger,
+  catalogue: ClassCatalogue,
+): Promise<Model> {
   const names = (await readdir(join(sampleDir, "tiles"))).filter((n) => n.endsWith(".tif")).sort();
   const rasters = [];
   for (const n of names)
@@ -87,6 +92,7 @@ async function trainSampleModel(sampleDir: string, logger: Logger): Promise<Mode
       k: 5,
       source: "sample/training.geojson",
       tileNames: names,
+      catalogue,
     },
   );
   logger.info(
@@ -181,7 +187,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     let model: Model;
     if (active) model = await models.model(active.version);
     else {
-      model = await trainSampleModel(sampleDir, logger);
+      model = await trainSampleModel(sampleDir, logger, await models.classes());
       await models.put(model, { trainedBy: "lanemap start", labelSet: "sample/training.geojson" });
       await models.activate(model.version);
       logger.info({ version: model.version }, "model activated for both lanes");

@@ -58,8 +58,12 @@ export const SnapshotInfo = component(
       })
       .nullable(),
     live: z.object({ position: count, size: count }).nullable(),
+    legend: z.array(z.object({ id: count, name: z.string(), colour: z.string() })).meta({
+      description:
+        "every class id of this answer by name and colour: the data directory's class catalogue (ids are stable per name across models) plus the batch view's model's classes",
+    }),
   }),
-  "The one view snapshot an answer was read from: batch version + watermark, live position",
+  "The one view snapshot an answer was read from: batch version + watermark, live position, the class legend",
 );
 
 export const Provenance = component(

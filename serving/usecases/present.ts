@@ -33,6 +33,7 @@ export function snapshotInfo(lease: SnapshotLease): SnapshotInfoBody {
         }
       : null,
     live: s.live ? { position: s.live.position, size: s.live.size } : null,
+    legend: s.classes.map((c) => ({ id: c.id, name: c.name, colour: c.colour })),
   };
 }
 

@@ -30,9 +30,17 @@ export class Snapshot {
   /** Whether this process follows a live view at all (false: batch-only serving). */
   readonly liveConfigured: boolean;
   readonly index: MergedIndex;
+  /** The deployment's class catalogue when the snapshot was built (every id ever given, by name). */
+  readonly catalogue: readonly ModelClass[];
   private refs = 0;
 
-  constructor(batch: OpenedBatchView | null, live: LiveSnapshot | null, liveSource: LiveSource | null) {
+  constructor(
+    batch: OpenedBatchView | null,
+    live: LiveSnapshot | null,
+    liveSource: LiveSource | null,
+    catalogue: readonly ModelClass[] = [],
+  ) {
+    this.catalogue = catalogue;
     this.id = randomUUID();
     this.builtAt = Date.now();
     this.batch = batch;
@@ -58,9 +66,16 @@ export class Snapshot {
     return { batchVersion: this.batch?.version ?? null, livePosition: this.live?.position ?? null };
   }
 
-  /** The classes of the batch view's model (empty without a batch view). */
+  /**
+   * The legend of every id this snapshot can answer: the class catalogue (a live result from a newer
+   * model may carry an id the batch view's model never had; catalogue ids are stable per name), plus
+   * any id of the batch view's model the catalogue lacks (a view from before the catalogue). Sorted by id.
+   */
   get classes(): readonly ModelClass[] {
-    return this.batch?.classes ?? [];
+    const own = this.batch?.classes ?? [];
+    if (this.catalogue.length === 0) return own;
+    const ids = new Set(this.catalogue.map((c) => c.id));
+    return [...this.catalogue, ...own.filter((c) => !ids.has(c.id))].sort((a, b) => a.id - b.id);
   }
 
   /** @internal */
@@ -103,6 +118,7 @@ export class SnapshotManager {
   private readonly retainMs: number;
   private readonly maxRetained: number;
   private latest: Snapshot | null = null;
+  private catalogue: readonly ModelClass[] = [];
   private readonly retained = new Map<string, { snapshot: Snapshot; expires: number }>();
 
   constructor(options: {
@@ -119,14 +135,26 @@ export class SnapshotManager {
     this.maxRetained = options.maxRetained ?? 16;
   }
 
+  /** Sets the class catalogue later snapshots name ids with (a catalogue only grows). */
+  setCatalogue(classes: readonly ModelClass[]): void {
+    const same =
+      classes.length === this.catalogue.length &&
+      classes.every((c, i) => {
+        const o = this.catalogue[i];
+        return o !== undefined && o.id === c.id && o.name === c.name && o.colour === c.colour;
+      });
+    if (!same) this.catalogue = classes;
+  }
+
   /** The snapshot of the views as they are now, held for the caller. */
   acquire(): SnapshotLease {
     const batch = this.batch.peek();
     const live = this.live?.snapshot() ?? null;
     const cur = this.latest;
-    if (cur && cur.batch === batch && cur.live === live) return lease(cur);
+    if (cur && cur.batch === batch && cur.live === live && cur.catalogue === this.catalogue)
+      return lease(cur);
     // The new snapshot takes its own reference on the batch version it reads.
-    const next = new Snapshot(batch ? batch.retain() : null, live, this.live);
+    const next = new Snapshot(batch ? batch.retain() : null, live, this.live, this.catalogue);
     next.retain(); // the manager's, while it is the latest
     this.latest = next;
     cur?.release();

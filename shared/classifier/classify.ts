@@ -19,7 +19,7 @@ export interface Classification {
   readonly classes: Uint8Array;
   /** Vote share of the winning class per pixel (k-ths, in [1/k, 1]); 0 where not classified. */
   readonly confidence: Float32Array;
-  /** Pixels per class id (index 0: not classified). */
+  /** Pixels per class id, indexes 0..highest id of the model (0: not classified; gaps hold 0). */
   readonly counts: number[];
   /** Pixels that were valid, hence classified. */
   readonly validPixels: number;
@@ -69,9 +69,23 @@ export function createClassifier(model: Model): Classifier {
   for (let i = 0; i < n; i++)
     for (let j = 0; j < dim; j++)
       x[i * dim + j] = ((model.samples.x[i * dim + j] as number) - (mean[j] as number)) / (std[j] as number);
+  // The engine votes over dense labels 1..n (its vote arrays are indexed by label); the model's ids
+  // are catalogue ids, possibly with gaps, so labels map to ids and back. Classes are sorted by id,
+  // so the engine's smallest-label tie-break is the smallest id, as before.
+  const denseOf = new Map(model.classes.map((c, i) => [c.id, i + 1]));
+  const idOfDense = Uint8Array.from([0, ...model.classes.map((c) => c.id)]);
+  const contiguous = model.classes.every((c, i) => c.id === i + 1);
+  const denseY = contiguous ? model.samples.y : model.samples.y.map((id) => denseOf.get(id) ?? 0);
+  /** Maps engine labels to class ids in place (a no-op for 1..n ids). */
+  const toIds = (labels: Uint8Array): Uint8Array => {
+    if (!contiguous)
+      for (let i = 0; i < labels.length; i++) labels[i] = idOfDense[labels[i] as number] as number;
+    return labels;
+  };
+  const topId = model.classes.reduce((m, c) => Math.max(m, c.id), 0);
   let engine: KnnEngine;
   try {
-    engine = new KnnEngine(x, model.samples.y, dim, model.k);
+    engine = new KnnEngine(x, denseY, dim, model.k);
   } catch (err) {
     throw new ModelError(`model ${model.version} cannot be used: ${(err as Error).message}`, { cause: err });
   }
@@ -118,6 +132,7 @@ export function createClassifier(model: Model): Classifier {
         const blockClasses = new Uint8Array(f.validCount);
         const blockConfidence = new Float32Array(f.validCount);
         engine.predict(scaled, f.validCount, blockClasses, blockConfidence);
+        toIds(blockClasses);
         for (let p = 0, i = 0, o = r0 * width; p < rows; p++, o++) {
           if (f.valid[p] !== 1) continue;
           classes[o] = blockClasses[i] as number;
@@ -126,7 +141,7 @@ export function createClassifier(model: Model): Classifier {
         }
         validPixels += f.validCount;
       }
-      const counts = new Array<number>(model.classes.length + 1).fill(0);
+      const counts = new Array<number>(topId + 1).fill(0);
       for (let p = 0; p < classes.length; p++) {
         const c = classes[p] as number;
         counts[c] = (counts[c] as number) + 1;
@@ -140,7 +155,7 @@ export function createClassifier(model: Model): Classifier {
       const classes = new Uint8Array(count);
       const confidence = new Float32Array(count);
       engine.predict(scaled, count, classes, confidence);
-      return { classes, confidence };
+      return { classes: toIds(classes), confidence };
     },
   };
 }
@@ -183,9 +198,9 @@ export interface ClassSummary {
  */
 export function classSummary(classification: Classification, model: Model, raster: RasterInfo): ClassSummary {
   const { classes, confidence, width, height } = classification;
-  const nClasses = model.classes.length;
-  const pixels = new Float64Array(nClasses + 1);
-  const area = new Float64Array(nClasses + 1);
+  const topId = model.classes.reduce((m, c) => Math.max(m, c.id), 0);
+  const pixels = new Float64Array(topId + 1);
+  const area = new Float64Array(topId + 1);
   const pa = pixelArea(raster);
   let confSum = 0;
   for (let r = 0, p = 0; r < height; r++) {

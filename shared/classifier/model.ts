@@ -13,7 +13,10 @@ import { MAX_CLASSES } from "./engine.js";
 /** The artifact's format tag; a new tag for any incompatible change. */
 export const MODEL_FORMAT = "lanemap.model/1";
 
-/** One thematic class: id 1..255 (0 is "not classified" in a class raster). */
+/**
+ * One thematic class: id 1..255 (0 is "not classified" in a class raster). The id is the data
+ * directory's class catalogue id (shared/models/catalogue.ts), stable for the name.
+ */
 export interface ModelClass {
   readonly id: number;
   readonly name: string;
@@ -28,7 +31,10 @@ export interface Model {
   readonly version: string;
   /** ISO 8601. */
   readonly createdAt: string;
-  /** Sorted by id; ids are 1..n, names are the sorted distinct training class names. */
+  /**
+   * Sorted by id; ids are distinct but not necessarily contiguous (catalogue ids; a model trained
+   * without a catalogue numbers its sorted class names from 1).
+   */
   readonly classes: readonly ModelClass[];
   readonly features: FeatureSpec;
   /** z-score of each feature: (x - mean) / std, std 0 replaced by 1. */
@@ -80,8 +86,11 @@ const ModelSchema = z
       ctx.addIssue({ code: "custom", path, message });
     };
     m.classes.forEach((c, i) => {
-      if (c.id !== i + 1) issue(["classes", i, "id"], `must be ${i + 1}: class ids run 1..n in order`);
+      const prev = m.classes[i - 1];
+      if (prev !== undefined && c.id <= prev.id)
+        issue(["classes", i, "id"], `must be greater than ${prev.id}: classes are sorted by distinct id`);
     });
+    const byId = new Map(m.classes.map((c) => [c.id, c]));
     const names = new Set(m.classes.map((c) => c.name));
     if (names.size !== m.classes.length) issue(["classes"], "class names must be distinct");
     const dim = featureDim(m.features);
@@ -94,7 +103,7 @@ const ModelSchema = z
     const counts = new Map<string, number>();
     for (let i = 0; i < n; i++) {
       const id = m.samples.y[i] as number;
-      const cls = m.classes[id - 1];
+      const cls = byId.get(id);
       if (cls === undefined) {
         issue(["samples", "y", i], `class id ${id} is not one of the model's ${m.classes.length} classes`);
         return;

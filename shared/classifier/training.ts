@@ -12,7 +12,8 @@ import { computeFeatures, featureDim, type FeatureSpec } from "../features/index
 import type { Crs, GeoTransform, Raster, RasterInfo } from "../raster/types.js";
 import { defaultColours } from "./colours.js";
 import { MAX_CLASSES } from "./engine.js";
-import { MODEL_FORMAT, sealModel, type Model, type ModelContent } from "./model.js";
+import { MODEL_FORMAT, sealModel, type Model, type ModelClass, type ModelContent } from "./model.js";
+import { assignClasses, type ClassCatalogue } from "../models/catalogue.js";
 import { invertGeoTransform, pointPixel, polygonPixels, toPixel } from "./rasterize.js";
 
 /** One labelled geometry of a GeoJSON source, coordinates still in the source CRS. */
@@ -584,8 +585,13 @@ export interface TrainOptions {
   readonly source: string;
   /** Creation time recorded in the model (default now). */
   readonly createdAt?: Date | string;
-  /** Colours by class name, overriding the defaults. */
+  /** Colours by class name, overriding the defaults (for names the catalogue does not have yet). */
   readonly colours?: Readonly<Record<string, string>>;
+  /**
+   * The data directory's class catalogue: catalogued names keep their ids and colours, new names get
+   * new ids (see shared/models/catalogue.ts). Without it, ids are the sorted names from 1.
+   */
+  readonly catalogue?: ClassCatalogue;
 }
 
 /**
@@ -611,21 +617,26 @@ export function modelFromSamples(samples: TrainingSamples, options: TrainOptions
     const j = kept.indexOf(name);
     if (j >= 0) newId.set(i + 1, j + 1);
   });
-  const y = Array.from(samples.y, (c) => newId.get(c) as number);
-  const colours = defaultColours(kept);
+  const classes: ModelClass[] =
+    options.catalogue === undefined
+      ? kept.map((name, i) => ({
+          id: i + 1,
+          name,
+          colour: options.colours?.[name] ?? (defaultColours(kept)[i] as string),
+        }))
+      : assignClasses(options.catalogue, kept, options.colours);
+  const idOf = new Map(classes.map((c) => [c.name, c.id]));
+  // Sample class -> its name (kept order) -> the model's id for that name.
+  const y = Array.from(samples.y, (c) => idOf.get(kept[(newId.get(c) as number) - 1] as string) as number);
   const samplesPerClass: Record<string, number> = {};
   for (const name of kept) samplesPerClass[name] = 0;
-  for (const c of y) {
-    const name = kept[c - 1] as string;
+  for (const c of samples.y) {
+    const name = kept[(newId.get(c) as number) - 1] as string;
     samplesPerClass[name] = (samplesPerClass[name] as number) + 1;
   }
   const content: ModelContent = {
     format: MODEL_FORMAT,
-    classes: kept.map((name, i) => ({
-      id: i + 1,
-      name,
-      colour: options.colours?.[name] ?? (colours[i] as string),
-    })),
+    classes,
     features: options.features,
     scaling: scalingOf(samples.x, samples.dim),
     k,

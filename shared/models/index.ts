@@ -14,3 +14,4 @@ export {
   type RegistryWatch,
 } from "./registry.js";
 export { MirroredModelRegistry, metaOf, reconcileRegistries } from "./mirrored.js";
+export { EMPTY_CATALOGUE, assignClasses, mergeClasses, type ClassCatalogue } from "./catalogue.js";

@@ -5,6 +5,7 @@
  * to the primary only; a write is done on the primary first, then on the mirror.
  */
 import type { Model } from "../classifier/index.js";
+import type { ClassCatalogue } from "./catalogue.js";
 import type {
   ActiveModelPointer,
   ModelEntry,
@@ -29,6 +30,10 @@ export class MirroredModelRegistry implements ModelRegistry {
     const out = await this.primary.put(model, meta);
     await this.mirror.put(model, metaOf(out.entry));
     return out;
+  }
+
+  classes(): Promise<ClassCatalogue> {
+    return this.primary.classes();
   }
 
   get(version: string): Promise<ModelEntry | undefined> {

@@ -18,6 +18,7 @@ import type { AccuracyReport } from "../accuracy/index.js";
 import { LanemapError } from "../errors.js";
 import type { FeatureSpec } from "../features/index.js";
 import type { Model, ModelClass } from "../classifier/index.js";
+import type { ClassCatalogue } from "./catalogue.js";
 
 /** What the trainer knows about a model beyond its content: who, from which labels, how good. */
 export interface ModelMeta {
@@ -81,10 +82,16 @@ export interface ModelRegistry {
   readonly backend: ModelRegistryBackend;
   /**
    * Stores a model under its version (idempotent: the same content again is a no-op and keeps the
-   * first entry's meta). Does not activate it.
-   * @throws ModelConflictError when the version is stored with different bytes.
+   * first entry's meta), adding its class names the catalogue lacks. Does not activate it.
+   * @throws ModelConflictError when the version is stored with different bytes; ModelError when its
+   * class ids disagree with the class catalogue (it was trained against another one).
    */
   put(model: Model, meta?: ModelMeta): Promise<{ readonly entry: ModelEntry; readonly created: boolean }>;
+  /**
+   * The class catalogue of the deployment: every class name ever stored with its stable id and
+   * colour (train with it: `TrainOptions.catalogue`).
+   */
+  classes(): Promise<ClassCatalogue>;
   /** The entry of a version, or undefined. */
   get(version: string): Promise<ModelEntry | undefined>;
   /**

@@ -44,7 +44,8 @@ export function classifyRaster(
       ? { ...raster, crs: { epsg: source.epsg, proj4: source.proj4, name: null } }
       : raster;
   const s = classSummary(c, model, grid);
-  const n = model.classes.length;
+  // Indexed by catalogue id: as long as the model's highest id (ids may have gaps, which hold 0).
+  const n = model.classes.reduce((m, c) => Math.max(m, c.id), 0);
   const counts = new Array<number>(n + 1).fill(0);
   const areas = new Array<number>(n + 1).fill(0);
   counts[0] = c.width * c.height - c.validPixels;

@@ -1,6 +1,6 @@
 /**
  * "Use your own scenes" as the README walks it, with real Landsat scenes from ../shared/data: train
- * writes where the batch lane looks, archive add takes .gtif and --acquired and warns about a band
+ * stores into the data directory's model registry and activates, archive add takes .gtif and --acquired and warns about a band
  * layout no model fits, and the batch run's exit code and `ops status` say that a tile failed.
  */
 import assert from "node:assert/strict";

@@ -115,7 +115,7 @@ describe("the model registry on files", () => {
       await registry.activate(model.version);
       await registry.activate(model.version);
       const names = (await readdir(join(dir, "models"))).sort();
-      assert.deepEqual(names, [`${model.version}.json`, "ACTIVE", "registry"]);
+      assert.deepEqual(names, [`${model.version}.json`, "ACTIVE", "classes.json", "registry"]);
       const pointer = JSON.parse(await readFile(join(dir, "models", "ACTIVE"), "utf8")) as ActiveModelPointer;
       assert.equal(pointer.revision, 2);
     }));
@@ -124,7 +124,7 @@ describe("the model registry on files", () => {
     withDataDir(async (dir) => {
       const registry = await FileModelRegistry.open(dir);
       const a = tinyModel(["forest"]);
-      const b = tinyModel(["water"]);
+      const b = tinyModel(["water"], { ids: [2] });
       await registry.put(a);
       await registry.put(b);
       await registry.activate(a.version);
@@ -139,6 +139,44 @@ describe("the model registry on files", () => {
       } finally {
         watch.stop();
       }
+    }));
+
+  test("the class catalogue grows with each stored model, and a model whose ids disagree with it is refused before it is stored", () =>
+    withDataDir(async (dir) => {
+      const registry = await FileModelRegistry.open(dir);
+      await registry.put(tinyModel(["forest", "water"]));
+      await registry.put(tinyModel(["forest", "water", "wetland"]));
+      assert.deepEqual(
+        (await registry.classes()).classes.map((c) => `${c.id} ${c.name}`),
+        ["1 forest", "2 water", "3 wetland"],
+      );
+      // "Sorted names from 1" would make cloud 1 and forest 2: the catalogue refuses it.
+      const renumbered = tinyModel(["cloud", "forest", "water"]);
+      await assert.rejects(
+        registry.put(renumbered),
+        (err: unknown) => (err as { code?: string }).code === "MODEL",
+      );
+      assert.equal(await registry.get(renumbered.version), undefined);
+      assert.equal((await registry.list()).length, 2);
+    }));
+
+  test("migration registers the newest artifact first and skips an older one whose sorted-name ids disagree", () =>
+    withDataDir(async (dir) => {
+      const models = join(dir, "models");
+      await mkdir(models, { recursive: true });
+      const older = tinyModel(["forest", "water"]);
+      const newer = tinyModel(["cloud", "forest", "water"]);
+      await writeFile(join(models, `${older.version}.json`), serializeModel(older));
+      await writeFile(join(models, `${newer.version}.json`), serializeModel(newer));
+      await utimes(join(models, `${older.version}.json`), new Date(1e12), new Date(1e12));
+      await utimes(join(models, `${newer.version}.json`), new Date(2e12), new Date(2e12));
+      const registry = await FileModelRegistry.open(dir);
+      assert.deepEqual(registry.migration.registered, [newer.version]);
+      assert.deepEqual(
+        registry.migration.skipped.map((s) => s.version),
+        [older.version],
+      );
+      assert.equal(registry.migration.activated, newer.version);
     }));
 
   test("a directory from before the registry is migrated: artifacts registered, the newest by mtime activated once", () =>
@@ -159,7 +197,7 @@ describe("the model registry on files", () => {
       // Once migrated, mtimes no longer decide: touching the older artifact changes nothing.
       await utimes(join(models, `${older.version}.json`), new Date(3e12), new Date(3e12));
       const reopened = await FileModelRegistry.open(dir);
-      assert.deepEqual(reopened.migration, { registered: [], activated: null });
+      assert.deepEqual(reopened.migration, { registered: [], skipped: [], activated: null });
       assert.equal((await reopened.active())?.version, newer.version);
     }));
 });

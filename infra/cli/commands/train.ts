@@ -11,7 +11,7 @@ import {
   decodeGeoTiff,
   featureNames,
   parseConfig,
-  trainFromRasters,
+  collectSamples,
   parseExtras,
   readPamSidecar,
   resolveEpsgCrs,
@@ -23,8 +23,10 @@ import {
   type LabelCoverage,
   type Raster,
   type TrainingLabels,
+  type ClassCatalogue,
+  type Model,
 } from "../../../shared/index.js";
-import { geoJsonCrs } from "../../../shared/internal.js";
+import { geoJsonCrs, modelFromSamples } from "../../../shared/internal.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { withModelRegistry } from "../../platform/models.js";
 import { commandSummary } from "./index.js";
@@ -319,38 +321,49 @@ export function registerTrain(program: Command): void {
       } catch (err) {
         throw new UsageError((err as Error).message, { cause: err });
       }
-      const { model, samples } = trainFromRasters(
+      const samples = collectSamples(
         tiles.map((t) => t.raster),
         labels,
-        {
+        spec,
+        tiles.map((t) => basename(t.path)),
+        { strict: flags.strict === true },
+      );
+      const train = (catalogue?: ClassCatalogue) =>
+        modelFromSamples(samples, {
           features: spec,
           k,
           source: basename(flags.train as string),
-          tileNames: tiles.map((t) => basename(t.path)),
-          strict: flags.strict === true,
-        },
-      );
+          ...(catalogue ? { catalogue } : {}),
+        });
       const { coverage } = samples;
-      if (flags.out) await saveModelFile(flags.out, model);
+      let model: Model;
       let stored: { backend: string; created: boolean; activated: boolean; revision: number | null } | null =
         null;
       if (intoRegistry) {
         const config = parseConfig(
           flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
         );
-        stored = await withModelRegistry(config, flags.nats, "lanemap-train", async (registry) => {
-          const { created } = await registry.put(model, { trainedBy: trainer() });
+        // Class ids come from the data directory's catalogue: a name keeps its id across trainings.
+        const out = await withModelRegistry(config, flags.nats, "lanemap-train", async (registry) => {
+          const trained = train(await registry.classes());
+          const { created } = await registry.put(trained, { trainedBy: trainer() });
           // The first model of a data directory is activated: there is nothing else to apply.
           const activate = flags.activate === true || (await registry.active()) === null;
-          const pointer = activate ? await registry.activate(model.version) : null;
+          const pointer = activate ? await registry.activate(trained.version) : null;
           return {
-            backend: registry.backend,
-            created,
-            activated: pointer !== null,
-            revision: pointer?.revision ?? null,
+            model: trained,
+            stored: {
+              backend: registry.backend,
+              created,
+              activated: pointer !== null,
+              revision: pointer?.revision ?? null,
+            },
           };
         });
-      }
+        model = out.model;
+        stored = out.stored;
+      } else model = train();
+      if (flags.out) await saveModelFile(flags.out, model);
       const summary = {
         model: model.version,
         out: flags.out ?? null,

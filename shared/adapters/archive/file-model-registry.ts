@@ -5,6 +5,7 @@
  *   <data>/models/<version>.json           the artifact (`serializeModel`), written once
  *   <data>/models/registry/<version>.json  its entry (classes, features, k, who/when, accuracy)
  *   <data>/models/ACTIVE                   the active pointer {version, activatedAt, revision}
+ *   <data>/models/classes.json             the class catalogue (name -> stable id and colour)
  *
  * Artifact, then entry, then pointer — each written to a temporary name, fsynced and renamed (or
  * linked, create-only), with the folder fsynced — so the pointer never names a half-stored model and a
@@ -17,17 +18,20 @@
  * when there is no pointer yet, activates the artifact that old rule would have picked — once, so an
  * existing directory keeps applying the model it applied; from then on only the pointer decides.
  */
-import { open as openFile, readdir, readFile, stat, unlink } from "node:fs/promises";
+import { mkdir, open as openFile, readdir, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { parseModel, serializeModel, type Model } from "../../classifier/index.js";
 import { LanemapError } from "../../errors.js";
 import {
+  EMPTY_CATALOGUE,
   ModelConflictError,
   ModelNotFoundError,
   artifactDigest,
+  mergeClasses,
   modelEntryOf,
+  type ClassCatalogue,
   type ActiveModelPointer,
   type ModelEntry,
   type ModelMeta,
@@ -54,6 +58,11 @@ const PointerSchema = z
 export interface ModelMigration {
   /** Versions of artifacts that were registered (had no entry). */
   readonly registered: readonly string[];
+  /**
+   * Artifacts left unregistered because their class ids disagree with the catalogue the earlier
+   * ones made (ids were "sorted names from 1": two models with different class sets disagree).
+   */
+  readonly skipped: readonly { readonly version: string; readonly reason: string }[];
   /** The version activated because there was no pointer (the newest artifact by mtime), or null. */
   readonly activated: string | null;
 }
@@ -69,14 +78,16 @@ export class FileModelRegistry implements ModelRegistry {
   private readonly entriesDir: string;
   private readonly pointerPath: string;
   private readonly lockPath: string;
+  private readonly cataloguePath: string;
   /** What `open` migrated (empty when the directory was already a registry). */
-  migration: ModelMigration = { registered: [], activated: null };
+  migration: ModelMigration = { registered: [], skipped: [], activated: null };
 
   private constructor(dataDir: string) {
     this.dir = dataPaths(dataDir).models;
     this.entriesDir = join(this.dir, "registry");
     this.pointerPath = join(this.dir, "ACTIVE");
     this.lockPath = join(this.dir, ".ACTIVE.lock");
+    this.cataloguePath = join(this.dir, "classes.json");
   }
 
   /** Opens the registry of a data directory (nothing is created until a model is put), migrating old artifacts. */
@@ -104,6 +115,12 @@ export class FileModelRegistry implements ModelRegistry {
       if (existing.sha256 !== digest) throw new ModelConflictError(model.version);
       return { entry: existing, created: false };
     }
+    // Catalogue first: a model whose ids disagree is refused before anything of it is stored.
+    await this.withLock(async () => {
+      const before = await this.classes();
+      const after = mergeClasses(before, model.classes);
+      if (after !== before) await writeFileDurable(this.cataloguePath, JSON.stringify(after, null, 2) + "\n");
+    });
     const path = this.artifactPath(model.version);
     if (!(await createFileDurable(path, bytes))) {
       // Another process (or an old-style `train --out`) wrote the artifact first: same bytes or a conflict.
@@ -117,6 +134,21 @@ export class FileModelRegistry implements ModelRegistry {
       return { entry: theirs, created: false };
     }
     return { entry, created: true };
+  }
+
+  async classes(): Promise<ClassCatalogue> {
+    let text: string;
+    try {
+      text = await readFile(this.cataloguePath, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return EMPTY_CATALOGUE;
+      throw registryError(`cannot read ${this.cataloguePath}`, err);
+    }
+    try {
+      return JSON.parse(text) as ClassCatalogue;
+    } catch (cause) {
+      throw registryError(`${this.cataloguePath} is not JSON`, cause);
+    }
   }
 
   async get(version: string): Promise<ModelEntry | undefined> {
@@ -233,6 +265,7 @@ export class FileModelRegistry implements ModelRegistry {
   }
 
   private async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    await mkdir(this.dir, { recursive: true });
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (;;) {
       try {
@@ -270,40 +303,43 @@ export class FileModelRegistry implements ModelRegistry {
     try {
       names = await readdir(this.dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { registered: [], activated: null };
+      if ((err as NodeJS.ErrnoException).code === "ENOENT")
+        return { registered: [], skipped: [], activated: null };
       throw registryError(`cannot read ${this.dir}`, err);
     }
-    const registered: string[] = [];
-    let newest: { version: string; mtimeMs: number; name: string } | undefined;
-    for (const name of names.sort()) {
-      if (!name.endsWith(".json") || name.startsWith(".")) continue;
+    const found: { model: Model; mtimeMs: number; name: string }[] = [];
+    for (const name of names) {
+      if (!name.endsWith(".json") || name.startsWith(".") || name === "classes.json") continue;
       const path = join(this.dir, name);
-      let model: Model;
-      let mtimeMs: number;
       try {
         const bytes = new Uint8Array(await readFile(path));
-        mtimeMs = (await stat(path)).mtimeMs;
-        model = parseModel(new TextDecoder().decode(bytes));
+        const { mtimeMs } = await stat(path);
+        found.push({ model: parseModel(new TextDecoder().decode(bytes)), mtimeMs, name });
       } catch {
-        continue; // Not a model artifact: left alone, as before.
+        // Not a model artifact: left alone, as before.
       }
+    }
+    // Newest first, the old rule's order: the model the directory applied defines the catalogue's
+    // ids, and an older one whose "sorted names from 1" disagree is skipped (and said so).
+    found.sort((a, b) => b.mtimeMs - a.mtimeMs || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
+    const registered: string[] = [];
+    const skipped: { version: string; reason: string }[] = [];
+    for (const { model } of found) {
       if ((await this.get(model.version)) !== undefined) continue;
-      if (name !== `${model.version}.json`) {
-        // An artifact under another name (`train --out models/x.json`): store it under its version.
+      try {
         await this.put(model);
-      } else {
-        const bytes = new Uint8Array(await readFile(path));
-        const entry = modelEntryOf(model, bytes, {}, new Date(mtimeMs));
-        await createFileDurable(this.entryPath(model.version), JSON.stringify(entry, null, 2) + "\n");
+      } catch (err) {
+        if (!(err instanceof LanemapError) || err.code !== "MODEL") throw err;
+        skipped.push({ version: model.version, reason: err.message });
+        continue;
       }
       registered.push(model.version);
-      if (!newest || mtimeMs > newest.mtimeMs || (mtimeMs === newest.mtimeMs && name > newest.name))
-        newest = { version: model.version, mtimeMs, name };
     }
+    const newest = registered[0] === undefined ? undefined : { version: registered[0] };
     if (newest && (await this.active()) === null) {
       await this.activate(newest.version);
-      return { registered, activated: newest.version };
+      return { registered, skipped, activated: newest.version };
     }
-    return { registered, activated: null };
+    return { registered, skipped, activated: null };
   }
 }

@@ -18,8 +18,11 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { parseModel, serializeModel, type Model } from "../../classifier/index.js";
 import { LanemapError, ModelError } from "../../errors.js";
 import {
+  EMPTY_CATALOGUE,
   ModelConflictError,
   ModelNotFoundError,
+  mergeClasses,
+  type ClassCatalogue,
   artifactDigest as sha256,
   modelEntryOf,
   type ActiveModelPointer,
@@ -29,7 +32,13 @@ import {
   type RegistryWatch,
 } from "../../models/index.js";
 import { serverMaxPayload } from "./connection.js";
-import { CURRENT_MODEL_KEY, MODEL_BUCKET, MODEL_OBJECT_BUCKET, MODEL_VERSION_KEY_PREFIX } from "./names.js";
+import {
+  CLASS_CATALOGUE_KEY,
+  CURRENT_MODEL_KEY,
+  MODEL_BUCKET,
+  MODEL_OBJECT_BUCKET,
+  MODEL_VERSION_KEY_PREFIX,
+} from "./names.js";
 
 /** What the registry knows about one uploaded version. */
 export interface ModelRecord {
@@ -220,7 +229,37 @@ export class NatsModelRegistry implements ModelRegistry {
     return { stop: () => iter.stop() };
   }
 
+  async classes(): Promise<ClassCatalogue> {
+    const e = await this.kv.get(CLASS_CATALOGUE_KEY);
+    if (!e || e.operation !== "PUT" || e.length === 0) return EMPTY_CATALOGUE;
+    return parseJson<ClassCatalogue>(e, CLASS_CATALOGUE_KEY);
+  }
+
+  /**
+   * Adds the classes of a model to the catalogue: compare-and-set on the key's revision, retried
+   * when another process changed it meanwhile, so two trainings never give one id to two names.
+   * @throws ModelError when the model's ids disagree with the catalogue.
+   */
+  private async mergeCatalogue(classes: Model["classes"]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const e = await this.kv.get(CLASS_CATALOGUE_KEY);
+      const live = e && e.operation === "PUT" && e.length > 0;
+      const before = live ? parseJson<ClassCatalogue>(e, CLASS_CATALOGUE_KEY) : EMPTY_CATALOGUE;
+      const after = mergeClasses(before, classes);
+      if (after === before) return;
+      try {
+        if (live) await this.kv.update(CLASS_CATALOGUE_KEY, JSON.stringify(after), e.revision);
+        else await this.kv.create(CLASS_CATALOGUE_KEY, JSON.stringify(after));
+        return;
+      } catch (err) {
+        if (attempt >= 20) throw err; // Not a lost race: a real failure.
+      }
+    }
+  }
+
   async put(model: Model, meta: ModelMeta = {}): Promise<{ entry: ModelEntry; created: boolean }> {
+    // Catalogue first: a model whose ids disagree is refused before anything of it is stored.
+    await this.mergeCatalogue(model.classes);
     const bytes = new TextEncoder().encode(serializeModel(model));
     const entry = modelEntryOf(model, bytes, meta);
     const summary = { classes: model.classes.map((c) => c.name), samples: entry.samples, k: model.k };

@@ -29,6 +29,8 @@ export const classifiedSubject = (cell: string): string => `${CLASSIFIED_SUBJECT
  */
 export const MODEL_BUCKET = "lanemap-models";
 export const CURRENT_MODEL_KEY = "current";
+/** KV key of the class catalogue in MODEL_BUCKET (name -> stable id and colour). */
+export const CLASS_CATALOGUE_KEY = "classes";
 /** KV key prefix of the per-version records in MODEL_BUCKET. */
 export const MODEL_VERSION_KEY_PREFIX = "versions";
 /** Object store bucket of model artifacts (the model JSON), one object per version. */

@@ -1,0 +1,149 @@
+/**
+ * The model registry on both backends: `lanemap model list|show|activate` on a data directory
+ * without NATS (files), the NATS registry's class catalogue (compare-and-set in KV), and the
+ * reconciliation that lets a model trained without NATS be the one `lanemap start` applies.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { openModelRegistry } from "../../infra/platform/models.js";
+import { FileModelRegistry } from "../../shared/adapters/archive/index.js";
+import { NatsModelRegistry } from "../../shared/adapters/nats/index.js";
+import { parseConfig, serializeModel } from "../../shared/index.js";
+import { projectRoot } from "../helpers/env.js";
+import { tinyModel } from "../helpers/models.js";
+import { natsFixture, natsMissing } from "../helpers/nats.js";
+
+const CLI = join(projectRoot, "infra", "bin", "lanemap.js");
+
+function lanemap(
+  args: string[],
+  dataDir: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    LANEMAP_LOG_LEVEL: "error",
+  };
+  delete env["NATS_URL"];
+  const child = spawn(process.execPath, [CLI, ...args, "--data-dir", dataDir], { cwd: projectRoot, env });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "lanemap-backends-"));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe("the model registry's backends", () => {
+  test("without NATS, lanemap model activate|list|show work on the data directory's files", () =>
+    withDir(async (dir) => {
+      const a = tinyModel(["forest", "water"]);
+      const b = tinyModel(["forest", "water", "wetland"]);
+      const file = join(dir, "b.json");
+      await writeFile(file, serializeModel(b));
+      await (await FileModelRegistry.open(dir)).put(a, { trainedBy: "ana" });
+
+      const activated = await lanemap(["model", "activate", file, "--json"], dir);
+      assert.equal(activated.code, 0, activated.stderr);
+      const out = JSON.parse(activated.stdout) as {
+        version: string;
+        backend: string;
+        current: { revision: number };
+      };
+      assert.deepEqual([out.version, out.backend, out.current.revision], [b.version, "files", 1]);
+
+      const list = await lanemap(["model", "list"], dir);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(
+        list.stdout,
+        new RegExp(`^\\* ${b.version} .*classes: 1 forest, 2 water, 3 wetland$`, "m"),
+      );
+      assert.match(list.stdout, new RegExp(`^  ${a.version} .*by ana`, "m"));
+
+      const back = await lanemap(["model", "activate", a.version], dir);
+      assert.equal(back.code, 0, back.stderr);
+      assert.match(back.stdout, /revision 2, files registry/);
+      const show = await lanemap(["model", "show", a.version], dir);
+      assert.equal(show.code, 0, show.stderr);
+      assert.match(show.stdout, new RegExp(`model ${a.version} \\(active\\)`));
+      assert.match(show.stdout, /class {3}2 {2}#[0-9a-f]{6} {2}water \(2 samples\)/);
+
+      const unknown = await lanemap(["model", "show", "0123456789abcdef"], dir);
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /0123456789abcdef is not in the registry/);
+    }));
+
+  test(
+    "the NATS registry keeps the class catalogue and refuses a model whose ids disagree",
+    { skip: natsMissing() },
+    async () => {
+      await using nats = await natsFixture();
+      const registry = await NatsModelRegistry.open(nats.nc);
+      await registry.put(tinyModel(["forest", "water"]));
+      await registry.put(tinyModel(["forest", "water", "wetland"]));
+      assert.deepEqual(
+        (await registry.classes()).classes.map((c) => `${c.id} ${c.name}`),
+        ["1 forest", "2 water", "3 wetland"],
+      );
+      await assert.rejects(
+        registry.put(tinyModel(["cloud", "forest"])),
+        (e: unknown) => (e as { code?: string }).code === "MODEL",
+      );
+      // Concurrent writers of new names never give one id to two names (compare-and-set on the key).
+      const other = await NatsModelRegistry.open(nats.nc);
+      const results = await Promise.allSettled([
+        registry.put(tinyModel(["forest", "water", "wetland", "cloud"], { ids: [1, 2, 3, 4] })),
+        other.put(tinyModel(["forest", "water", "wetland", "snow"], { ids: [1, 2, 3, 4], salt: 1 })),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.status).sort(),
+        ["fulfilled", "rejected"],
+        "exactly one of two models giving id 4 to different names is stored",
+      );
+      const ids = (await registry.classes()).classes.map((c) => c.id);
+      assert.equal(new Set(ids).size, ids.length);
+    },
+  );
+
+  test(
+    "a model activated on files before NATS is adopted by the NATS registry, and NATS activations reach the files",
+    { skip: natsMissing() },
+    async () => {
+      await using nats = await natsFixture();
+      await withDir(async (dir) => {
+        const config = parseConfig({ LANEMAP_DATA_DIR: dir, LANEMAP_LOG_LEVEL: "silent" });
+        const files = await FileModelRegistry.open(dir);
+        const offline = tinyModel(["forest", "water"]);
+        await files.put(offline, { trainedBy: "offline" });
+        await files.activate(offline.version);
+
+        const registry = await openModelRegistry(config, nats.nc);
+        assert.equal(registry.backend, "nats");
+        assert.equal((await registry.active())?.version, offline.version, "the later (only) activation wins");
+        assert.equal((await registry.get(offline.version))?.trainedBy, "offline");
+
+        const online = tinyModel(["forest", "water", "wetland"]);
+        await registry.put(online, { trainedBy: "online" });
+        await registry.activate(online.version);
+        const pointer = await files.active();
+        assert.equal(pointer?.version, online.version, "the files mirror the NATS activation");
+        assert.equal((await files.get(online.version))?.trainedBy, "online");
+        assert.deepEqual(
+          (await files.classes()).classes.map((c) => c.name),
+          ["forest", "water", "wetland"],
+        );
+      });
+    },
+  );
+});
