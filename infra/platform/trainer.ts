@@ -155,6 +155,8 @@ export function modelTrainerFor(options: TrainerOptions): ModelTrainer {
           source: `label set v${set.version}`,
           seed: set.version,
           maxPixels: options.maxPixels,
+          // Class ids from the deployment's catalogue: a name keeps its id across retrainings.
+          catalogue: await options.registry.classes(),
         },
         signal,
       );

@@ -12,6 +12,7 @@ import { serializeModel, type LabelCoverage } from "../classifier/index.js";
 import { TrainingDataError } from "../errors.js";
 import type { Raster } from "../raster/types.js";
 import type { JobReply } from "../workers/index.js";
+import type { ClassCatalogue } from "../models/index.js";
 import { assessSamples, trainFromRasters, type Assessment } from "./train-labels.js";
 
 /** One archive tile to train on, as its catalogue entry names it. */
@@ -36,6 +37,8 @@ export interface TrainJob {
   readonly source: string;
   readonly seed: number;
   readonly maxPixels: number;
+  /** The registry's class catalogue, so class ids stay stable across models (null: ids by sorted name). */
+  readonly catalogue: ClassCatalogue | null;
 }
 
 /** What the job answers: the model artifact, its assessment, label coverage, and where time went. */
@@ -84,6 +87,7 @@ export async function runTrainJob(job: TrainJob): Promise<JobReply<TrainJobResul
       k: job.k,
       source: job.source,
       tileNames: job.tiles.map((t) => t.tileId),
+      ...(job.catalogue ? { catalogue: job.catalogue } : {}),
     },
   );
   const t2 = performance.now();

@@ -21,6 +21,7 @@ import {
   type TrainingSamples,
 } from "../classifier/index.js";
 import { modelFromSamples } from "../classifier/training.js";
+import type { ClassCatalogue } from "../models/index.js";
 
 /** Options of `trainFromRasters`. */
 export interface TrainFromRastersOptions {
@@ -35,6 +36,8 @@ export interface TrainFromRastersOptions {
   readonly strict?: boolean;
   /** Creation time recorded in the model (default now). */
   readonly createdAt?: Date | string;
+  /** The deployment's class catalogue: known names keep their ids and colours, new names get new ids. */
+  readonly catalogue?: ClassCatalogue;
 }
 
 /**
@@ -55,6 +58,7 @@ export function trainFromRasters(
     k: options.k ?? 5,
     source: options.source,
     ...(options.createdAt === undefined ? {} : { createdAt: options.createdAt }),
+    ...(options.catalogue === undefined ? {} : { catalogue: options.catalogue }),
   });
   return { model, samples };
 }

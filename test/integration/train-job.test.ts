@@ -140,6 +140,43 @@ describe("POST /v1/models: training from the label set as a job", () => {
     assert.deepEqual([...new Set(phases)], ["selecting", "training", "storing", "done"]);
   });
 
+  test("a retraining with a new class keeps every known class's id (the registry's catalogue) and gives the new one the next id", async () => {
+    const store = new LabelStore(data.dir);
+    const first = (await registry.list()).at(-1)!;
+    // A point on the first label's first vertex: inside the archive, now named "cloud" (sorts mid-list).
+    const at = (await store.read()).labels[0]!.geometry;
+    const [lon, lat] = (
+      at.type === "Polygon"
+        ? at.coordinates[0]![0]
+        : at.type === "Point"
+          ? at.coordinates
+          : at.coordinates[0]![0]![0]
+    ) as [number, number];
+    await store.add(
+      parseLabelFeatures(
+        {
+          type: "Feature",
+          properties: { class: "cloud" },
+          geometry: { type: "Point", coordinates: [lon, lat] },
+        },
+        { author: "test", now: new Date().toISOString() },
+      ),
+    );
+    const res = await fetch(`${listening.url}/v1/models`, { method: "POST", headers: auth });
+    const { status } = (await res.json()) as { status: string };
+    let s: Record<string, unknown>;
+    do {
+      await new Promise((r) => setTimeout(r, 100));
+      s = await jobStatus(status);
+    } while (s["state"] === "running");
+    assert.equal(s["state"], "succeeded", JSON.stringify(s["error"]));
+    const classes = (s["result"] as { classes: { id: number; name: string }[] }).classes;
+    for (const c of first.classes)
+      assert.equal(classes.find((x) => x.name === c.name)?.id, c.id, `${c.name} keeps id ${c.id}`);
+    const cloud = classes.find((c) => c.name === "cloud");
+    assert.equal(cloud?.id, Math.max(...first.classes.map((c) => c.id)) + 1);
+  });
+
   test("an unknown job id is a 404 and a bad body names the member", async () => {
     const missing = await fetch(`${listening.url}/v1/jobs/train-nothing`);
     assert.equal(missing.status, 404);
