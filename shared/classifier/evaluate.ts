@@ -43,8 +43,9 @@ function predictAs(
   const { classes } = createClassifier(model).classifyFeatures(sub.x, indices.length);
   // The model was trained on a subset of these samples, so its classes are among theirs.
   const sampleId = new Map(samples.classNames.map((n, i) => [n, i + 1]));
-  const predictedId = model.classes.map((c) => sampleId.get(c.name) as number);
-  const predicted = Int32Array.from(classes, (c) => (c === 0 ? 0 : (predictedId[c - 1] as number)));
+  // By class id, not position: a model's ids are catalogue ids and may have gaps.
+  const predictedId = new Map(model.classes.map((c) => [c.id, sampleId.get(c.name) as number]));
+  const predicted = Int32Array.from(classes, (c) => (c === 0 ? 0 : (predictedId.get(c) as number)));
   return { reference: sub.y, predicted };
 }
 
@@ -69,11 +70,15 @@ export function evaluateModel(model: Model, reference: TrainingSamples): Evaluat
   const extra = model.classes.filter((c) => !reference.classNames.includes(c.name));
   const names = [...reference.classNames, ...extra.map((c) => c.name)];
   const extraId = new Map(extra.map((c, i) => [c.name, reference.classNames.length + i + 1]));
-  const modelToCol = model.classes.map(
-    (c) => reference.classNames.indexOf(c.name) + 1 || (extraId.get(c.name) as number),
+  // By class id, not position: a model's ids are catalogue ids and may have gaps.
+  const modelToCol = new Map(
+    model.classes.map((c) => [
+      c.id,
+      reference.classNames.indexOf(c.name) + 1 || (extraId.get(c.name) as number),
+    ]),
   );
   const { classes } = createClassifier(model).classifyFeatures(reference.x, reference.y.length);
-  const predicted = Int32Array.from(classes, (c) => (c === 0 ? 0 : (modelToCol[c - 1] as number)));
+  const predicted = Int32Array.from(classes, (c) => (c === 0 ? 0 : (modelToCol.get(c) as number)));
   const cm = confusionMatrix(
     reference.y,
     predicted,
