@@ -22,10 +22,11 @@ export interface RunStatus {
 }
 
 /**
- * Starts and inspects batch runs. `trigger` rejects with a BatchRunActiveError (or any error with
+ * Starts and inspects batch runs. `around` is a point of interest (WGS 84): the run processes the
+ * tiles nearest it first (hilbert-around order), e.g. the analyst's viewport after a model switch. `trigger` rejects with a BatchRunActiveError (or any error with
  * code "BATCH_RUN_ACTIVE") when a run is active; `status` resolves undefined for an unknown id.
  */
 export interface BatchTrigger {
-  trigger(opts: { full?: boolean }): Promise<{ runId: string }>;
+  trigger(opts: { full?: boolean; around?: { lon: number; lat: number } }): Promise<{ runId: string }>;
   status(runId: string): Promise<RunStatus | undefined>;
 }

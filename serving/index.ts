@@ -10,4 +10,5 @@ export {
   type ServerOptions,
 } from "./server.js";
 export type { BatchTrigger, RunStatus } from "./batch-trigger.js";
+export type { ModelTrainer, TrainAccuracy, TrainOutcome, TrainProgress } from "./model-trainer.js";
 export { BatchRunActiveError, ProblemError, type InvalidParam } from "./errors.js";

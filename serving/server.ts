@@ -14,6 +14,8 @@ import { ArchiveStore, FileModelRegistry } from "../shared/adapters/archive/inde
 import type { ClassRaster, Config, ModelRegistry } from "../shared/index.js";
 import { buildOpenApi } from "./api/openapi.js";
 import type { BatchTrigger } from "./batch-trigger.js";
+import type { ModelTrainer } from "./model-trainer.js";
+import { TrainJobs } from "./usecases/train-jobs.js";
 import { createApp } from "./http/app.js";
 import { EventHub } from "./http/events.js";
 import { ServingMetrics } from "./http/metrics.js";
@@ -34,6 +36,8 @@ export interface ServerDeps {
   readonly nc?: NatsConnection;
   /** Starts batch runs (infra wraps the batch lane's runner). Absent: POST /v1/batch/runs is 503. */
   readonly batchTrigger?: BatchTrigger;
+  /** Trains models from the label set (infra wires a worker thread and the registry). Absent: POST /v1/models is 503. */
+  readonly modelTrainer?: ModelTrainer;
   /** Registry for /metrics; default a new one. */
   readonly metricsRegistry?: Registry;
   /**
@@ -116,6 +120,15 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     maxPixels: config.maxPixels,
     timeoutMs: config.decodeTimeoutMs,
   });
+  // Training jobs publish on the event hub, which is built after the context: a late-bound sink.
+  let publishJob: (s: unknown) => void = () => undefined;
+  const trainJobs = deps.modelTrainer
+    ? new TrainJobs(
+        deps.modelTrainer,
+        (s) => publishJob(s),
+        (s) => logger.info({ job: s.jobId, state: s.state, message: s.message }, "training job"),
+      )
+    : undefined;
   let modelsOpened: Promise<ModelRegistry> | undefined;
   const ctx: ServingContext = {
     config,
@@ -128,6 +141,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     batchTrigger: deps.batchTrigger,
     batchRuns,
     consumerLag: deps.consumerLag,
+    trainJobs,
     models: () =>
       (modelsOpened ??= deps.models ? Promise.resolve(deps.models) : FileModelRegistry.open(config.dataDir)),
     startedAt: Date.now(),
@@ -137,6 +151,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     live,
     ...(options.maxEventStreams === undefined ? {} : { maxClients: options.maxEventStreams }),
   });
+  publishJob = (s) => events.publish("train-job", s);
   let listening: { server: Server; url: string } | null = null;
   let document: Record<string, unknown> | undefined;
   const routes = buildRoutes(ctx, {
@@ -179,6 +194,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
+    trainJobs?.close();
     events.close();
     if (listening) {
       const { server } = listening;

@@ -46,6 +46,13 @@ export const ERROR_TABLE = {
   MODEL_CONFLICT: [409, "permanent", 1, "the model version exists with other content"],
   MODEL_REGISTRY: [500, "transient", 1, "the model registry holds a bad entry"],
   TRAINING_DATA: [422, "permanent", 1, "training polygons, points or labels are unusable"],
+  // Labels as data and training jobs.
+  LABEL_INVALID: [422, "permanent", 1, "a submitted label is not a valid labelled GeoJSON Feature"],
+  LABEL_NOT_FOUND: [404, "permanent", 1, "no label with that id in the current label set"],
+  LABEL_STORE: [500, "transient", 1, "the label store cannot be read or written"],
+  TRAIN_JOB_ACTIVE: [409, "transient", 1, "a training job is already running"],
+  TRAIN_JOB_NOT_FOUND: [404, "permanent", 1, "no training job with that id"],
+  TRAINING_UNAVAILABLE: [503, "permanent", 1, "this server has no model trainer wired"],
   // Configuration and the command line.
   CONFIG: [500, "permanent", 1, "configuration failed validation"],
   USAGE: [400, "permanent", 2, "bad command-line usage"],
@@ -215,6 +222,20 @@ export class TrainingDataError extends LanemapError {
 export class ModelError extends LanemapError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("MODEL", message, options);
+  }
+}
+
+/**
+ * A submitted label is unusable; `field` names where, as a path into the submitted JSON
+ * (`features[2].properties.class`, `geometry.coordinates`), so an answer can point at it.
+ */
+export class LabelInvalidError extends LanemapError {
+  readonly field: string;
+  readonly reason: string;
+  constructor(field: string, reason: string, options?: { cause?: unknown }) {
+    super("LABEL_INVALID", `${field} ${reason}`, options);
+    this.field = field;
+    this.reason = reason;
   }
 }
 

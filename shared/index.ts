@@ -18,3 +18,4 @@ export * from "./view/index.js";
 export * from "./pipeline/index.js";
 export * from "./lonlat/index.js";
 export * from "./models/index.js";
+export * from "./labels/index.js";

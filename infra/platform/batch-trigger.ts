@@ -29,6 +29,7 @@ export function batchTriggerFor(runner: BatchRunner, signal?: AbortSignal): Batc
       try {
         return runner.trigger({
           ...(opts.full === undefined ? {} : { full: opts.full }),
+          ...(opts.around === undefined ? {} : { around: `${opts.around.lon},${opts.around.lat}` }),
           ...(signal ? { signal } : {}),
         });
       } catch (err) {

@@ -23,7 +23,7 @@ import {
   type BatchRunner,
   type BatchSchedule,
 } from "../../batch/index.js";
-import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
+import { ArchiveStore, LabelStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
 import { connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import {
   LANDSAT_DEFAULT_MASK,
@@ -31,6 +31,9 @@ import {
   dataPaths,
   decodeGeoTiff,
   parseCellKey,
+  TrainPool,
+  labelInputCrs,
+  parseLabelFeatures,
   trainModel,
   type ClassCatalogue,
   type Config,
@@ -42,6 +45,7 @@ import { createServer, type Listening } from "../../serving/index.js";
 import { publishTile, startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
 import { startNatsServer, type NatsServer } from "../nats/launcher.js";
 import { batchTriggerFor } from "./batch-trigger.js";
+import { modelTrainerFor } from "./trainer.js";
 import { buildBatchRunner } from "./batch-runners.js";
 import { openModelRegistry } from "./models.js";
 
@@ -118,6 +122,9 @@ async function trainSampleModel(
   return model;
 }
 
+/** Deadline of one training job (POST /v1/models): decode, train and assess in its thread. */
+const TRAIN_TIMEOUT_MS = 10 * 60_000;
+
 /** How long stopping waits for the NATS connection to drain before closing it. */
 const DRAIN_TIMEOUT_MS = 5_000;
 
@@ -175,6 +182,22 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
         maxPixels: config.maxPixels,
       });
       logger.info({ report }, "sample archive registered");
+      // The sample's training polygons start the label set, so the map's labelling loop has labels
+      // to add to (they are the analyst's to remove).
+      const labels = new LabelStore(config.dataDir);
+      if ((await labels.read()).version === 0) {
+        const geojson: unknown = JSON.parse(await readFile(join(sampleDir, "training.geojson"), "utf8"));
+        const drafts = parseLabelFeatures(geojson, {
+          crs: await labelInputCrs(geojson),
+          author: "lanemap start (sample)",
+          now: new Date().toISOString(),
+        });
+        const added = await labels.add(drafts);
+        logger.info(
+          { labelSetVersion: added.version, labels: added.ids.length },
+          "label set started from the sample",
+        );
+      }
     }
 
     // 3. The model: the registry's active one (NATS, mirrored to the data directory; models trained
@@ -210,7 +233,9 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     });
     stack.push(() => worker.stop());
 
-    // 6. Serving, with the batch runner behind its operator endpoint.
+    // 6. Serving, with the batch runner and the trainer (one worker thread) behind its operator endpoints.
+    const trainPool = new TrainPool({ timeoutMs: TRAIN_TIMEOUT_MS });
+    stack.push(() => trainPool.close());
     const operatorToken = config.operatorToken ?? randomBytes(24).toString("base64url");
     const server2 = createServer(
       { ...config, operatorToken },
@@ -220,6 +245,12 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
         metricsRegistry,
         models,
         batchTrigger: batchTriggerFor(runner, batchAbort.signal),
+        modelTrainer: modelTrainerFor({
+          dataDir: config.dataDir,
+          registry: models,
+          pool: trainPool,
+          maxPixels: config.maxPixels,
+        }),
         consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending,
       },
     );

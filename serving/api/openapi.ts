@@ -123,7 +123,12 @@ export function buildOpenApi(routes: readonly RouteSpec[], info: { version: stri
       { name: "queries", description: "Point and area queries over the merged view" },
       { name: "stac", description: "STAC catalogue of the merged view" },
       { name: "operations", description: "Health, readiness, metrics, views, batch runs, events" },
-      { name: "models", description: "The model registry: versions, legends, accuracy, activation" },
+      { name: "labels", description: "The versioned label set the analyst trains models from" },
+      {
+        name: "models",
+        description:
+          "The model registry: versions, legends, accuracy, activation; training from the label set as a job",
+      },
     ],
     paths,
     components: {

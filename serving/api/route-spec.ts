@@ -20,7 +20,7 @@ export interface ResponseSpec {
 
 /** One endpoint: its OpenAPI description and its handler. */
 export interface RouteSpec {
-  readonly method: "get" | "post";
+  readonly method: "get" | "post" | "delete";
   /** OpenAPI form, e.g. /v1/tiles/{id}. */
   readonly path: string;
   readonly operationId: string;

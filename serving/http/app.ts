@@ -24,7 +24,7 @@ export function cors(origins: readonly string[]): RequestHandler {
       res.setHeader("Access-Control-Allow-Origin", any ? "*" : origin);
       res.setHeader("Access-Control-Expose-Headers", "Link, Location, Lanemap-Tile-Id, Lanemap-Lane");
       if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
-        res.setHeader("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        res.setHeader("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         res.setHeader("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept");
         res.setHeader("Access-Control-Max-Age", "600");
         res.status(204).end();
@@ -118,6 +118,7 @@ export function createApp(options: {
       }
     };
     if (r.method === "post") app.post(path, label, guard, json, handler);
+    else if (r.method === "delete") app.delete(path, label, guard, handler);
     else app.get(path, label, guard, handler);
     const list = methods.get(path) ?? [];
     list.push(r.method.toUpperCase());

@@ -31,6 +31,14 @@ export class EventHub {
     this.heartbeat.unref();
   }
 
+  /**
+   * Sends one event to every open stream: the hook other parts of serving (label changes, training
+   * jobs) use to tell the map, besides the view changes the hub follows itself.
+   */
+  publish(event: string, data: unknown): void {
+    this.broadcast(event, data);
+  }
+
   private broadcast(event: string, data: unknown): void {
     const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
     for (const res of this.clients) res.write(frame);

@@ -48,12 +48,17 @@ function noTrigger(): ProblemError {
 }
 
 /** Starts a run; 409 when one is active. */
-export async function triggerRun(ctx: ServingContext, full: boolean, base: string): Promise<RunAcceptedBody> {
+export async function triggerRun(
+  ctx: ServingContext,
+  full: boolean,
+  base: string,
+  around?: { lon: number; lat: number },
+): Promise<RunAcceptedBody> {
   if (!ctx.batchTrigger) throw noTrigger();
   try {
-    const { runId } = await ctx.batchTrigger.trigger({ full });
+    const { runId } = await ctx.batchTrigger.trigger(around ? { full, around } : { full });
     ctx.batchRuns?.track(runId);
-    ctx.logger.info({ runId, full }, "batch run triggered");
+    ctx.logger.info({ runId, full, around }, "batch run triggered");
     return { runId, status: `${base}/v1/batch/runs/${encodeURIComponent(runId)}` };
   } catch (err) {
     if (errorCode(err) === "BATCH_RUN_ACTIVE") {

@@ -8,6 +8,7 @@ import type { LiveSource } from "../view/live-source.js";
 import type { SnapshotManager } from "../view/snapshot.js";
 import type { BatchRunLedger } from "./batch-runs.js";
 import type { SourceImagery } from "./source-image.js";
+import type { TrainJobs } from "./train-jobs.js";
 
 /** Shared by every use case of one server (nothing here is a module singleton). */
 export interface ServingContext {
@@ -24,6 +25,8 @@ export interface ServingContext {
   readonly batchRuns: BatchRunLedger | undefined;
   /** The speed consumer's pending messages, when infra can tell. */
   readonly consumerLag: (() => Promise<number | undefined>) | undefined;
+  /** Training jobs (present with a model trainer). */
+  readonly trainJobs?: TrainJobs | undefined;
   /** The model registry both lanes read (opened once, on first use). */
   readonly models: () => Promise<ModelRegistry>;
   /** Process start, epoch ms. */

@@ -27,6 +27,7 @@ import { refreshViews, renderLag } from "./freshness.js";
 import { reportError } from "./status.js";
 import { initLayers } from "./layers.js";
 import "./composite.js";
+import { startLoop } from "./loop.js";
 
 function renderLaneControls() {
   for (const input of document.querySelectorAll('input[name="lane"]')) {
@@ -73,6 +74,7 @@ async function start() {
     document.body.dataset.state = "error";
     reportError("Could not load the map", err);
   }
+  void startLoop();
   setInterval(() => void refreshViews(), VIEWS_REFRESH_MS);
   // Ages tick between refreshes.
   setInterval(renderLag, 1000);

@@ -32,6 +32,7 @@ const PAGE_FILES: ReadonlySet<string> = new Set([
   "freshness.js",
   "status.js",
   "composite.js",
+  "loop.js",
   "style.css",
   "favicon.svg",
 ]);
@@ -40,11 +41,19 @@ const PAGE_FILES: ReadonlySet<string> = new Set([
 const ROUTE_PAGE = "/";
 const ROUTE_WEB = "/web/{file}";
 const ROUTE_VENDOR = "/vendor/leaflet/{file}";
+const ROUTE_GEOMAN = "/vendor/geoman/{file}";
 
 /** Where Leaflet's distribution files are, wherever npm placed the package. */
 function leafletDist(): string {
   const require = createRequire(import.meta.url);
   return join(dirname(require.resolve("leaflet/package.json")), "dist");
+}
+
+/** Where leaflet-geoman's distribution files are (the drawing tools of the labelling loop). */
+function geomanDist(): string {
+  const require = createRequire(import.meta.url);
+  // The package exports its CSS but not its package.json.
+  return dirname(require.resolve("@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css"));
 }
 
 function label(route: string): RequestHandler {
@@ -89,6 +98,12 @@ export function webAssets(): Router {
       fallthrough: true,
       maxAge: "1d",
     }),
+  );
+
+  router.use(
+    "/vendor/geoman",
+    label(ROUTE_GEOMAN),
+    express.static(geomanDist(), { index: false, dotfiles: "deny", fallthrough: true, maxAge: "1d" }),
   );
 
   return router;

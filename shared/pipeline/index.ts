@@ -13,3 +13,13 @@ export {
   type TileJobResult,
 } from "./tile-job.js";
 export { TilePool, type LoadedTileModel, type TileInput, type TilePoolOptions } from "./tile-pool.js";
+export {
+  ASSESSMENT_FOLDS,
+  ASSESSMENT_TEST_FRACTION,
+  assessSamples,
+  trainFromRasters,
+  type Assessment,
+  type TrainFromRastersOptions,
+} from "./train-labels.js";
+export { runTrainJob, type TrainJob, type TrainJobResult, type TrainTileRef } from "./train-job.js";
+export { TrainPool } from "./train-pool.js";

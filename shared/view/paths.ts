@@ -8,6 +8,7 @@
  *   views/batch/CURRENT               the current version's name, swapped by rename
  *   views/batch/.staging/             versions being written (never read by serving)
  *   models/<version>.json             model artifacts
+ *   labels/log.jsonl                  the versioned label set (one change per line)
  *   locks/                            cross-process locks (batch run)
  *   nats/                             the embedded nats-server's JetStream store
  */
@@ -22,6 +23,8 @@ export interface DataPaths {
   readonly batchCurrent: string;
   readonly batchStaging: string;
   readonly models: string;
+  /** The label set's append-only log (labels/log.jsonl). */
+  readonly labels: string;
   readonly locks: string;
   readonly nats: string;
 }
@@ -37,6 +40,7 @@ export function dataPaths(root: string): DataPaths {
     batchCurrent: join(root, "views", "batch", "CURRENT"),
     batchStaging: join(root, "views", "batch", ".staging"),
     models: join(root, "models"),
+    labels: join(root, "labels"),
     locks: join(root, "locks"),
     nats: join(root, "nats"),
   };

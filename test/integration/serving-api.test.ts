@@ -216,6 +216,23 @@ describe("the serving API over a published batch view", () => {
       ["GET", "/v1/models"],
       ["GET", "/v1/models/0123456789abcdef"],
       ["POST", "/v1/models/0123456789abcdef/activate", { headers: auth }],
+      ["POST", "/v1/models", { headers: auth }],
+      ["GET", "/v1/jobs/train-unknown"],
+      [
+        "POST",
+        "/v1/labels",
+        {
+          headers: { ...auth, ...json },
+          body: JSON.stringify({
+            type: "Feature",
+            properties: { class: "crop" },
+            geometry: { type: "Point", coordinates: [10.02, 49.95] },
+          }),
+        },
+      ],
+      ["POST", "/v1/labels", { headers: { ...auth, ...json }, body: JSON.stringify({ type: "Feature" }) }],
+      ["GET", "/v1/labels"],
+      ["DELETE", "/v1/labels/lbl-000000000000", { headers: auth }],
       ["GET", "/v1/events"],
       ["GET", "/stac"],
       ["GET", "/stac/conformance"],

@@ -49,6 +49,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import("./train.js")).registerTrain,
   },
   {
+    name: "labels",
+    summary: "the versioned label set of the data directory: add GeoJSON labels, list, export, remove",
+    load: async () => (await import("./labels.js")).registerLabels,
+  },
+  {
     name: "classify",
     args: "<tile>",
     summary:

@@ -8,6 +8,8 @@ import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
 import { buildBatchRunner } from "../../platform/batch-runners.js";
 import { openModelRegistry } from "../../platform/models.js";
+import { modelTrainerFor } from "../../platform/trainer.js";
+import { TrainPool } from "../../../shared/index.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
 import { cliConfig } from "../config.js";
@@ -77,10 +79,22 @@ export function registerServe(program: Command): void {
         });
         batchTrigger = batchTriggerFor(runner, batchAbort.signal);
       }
+      const trainPool = new TrainPool({ timeoutMs: 10 * 60_000 });
       const server = createServer(config, {
         logger,
         ...(nc ? { nc } : {}),
         ...(batchTrigger ? { batchTrigger } : {}),
+        // POST /v1/models trains in one worker thread started on the first job.
+        ...(config.operatorToken
+          ? {
+              modelTrainer: modelTrainerFor({
+                dataDir: config.dataDir,
+                registry: models,
+                pool: trainPool,
+                maxPixels: config.maxPixels,
+              }),
+            }
+          : {}),
         metricsRegistry: registry,
         models,
         ...(jsm ? { consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending } : {}),
@@ -95,6 +109,7 @@ export function registerServe(program: Command): void {
           void (async () => {
             batchAbort.abort();
             await listening.close();
+            await trainPool.close();
             await nc?.drain().catch(() => undefined);
             resolve();
           })();

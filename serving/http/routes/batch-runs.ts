@@ -17,7 +17,19 @@ const runsPostQuery = z.strictObject({
     .optional()
     .meta({ description: "rebuild every tile rather than reuse unchanged results" }),
 });
-const runsPostBody = z.strictObject({ full: z.boolean({ message: "must be a boolean" }).optional() });
+const runsPostBody = z.strictObject({
+  full: z.boolean({ message: "must be a boolean" }).optional(),
+  around: z
+    .strictObject({
+      lon: z.number().min(-180).max(180),
+      lat: z.number().min(-90).max(90),
+    })
+    .optional()
+    .meta({
+      description:
+        "a point of interest (WGS 84), e.g. the centre of the analyst's viewport: the run processes the tiles nearest it first (hilbert-around)",
+    }),
+});
 
 /** POST /v1/batch/runs and GET /v1/batch/runs/{id}. */
 export function registerBatchRunRoutes(ctx: ServingContext, deps: RouteDeps): RouteSpec[] {
@@ -33,7 +45,7 @@ export function registerBatchRunRoutes(ctx: ServingContext, deps: RouteDeps): Ro
       guard: (req) => authorizeOperator(ctx, req.headers.authorization),
       query: runsPostQuery,
       body: {
-        description: 'optional {"full": true}',
+        description: 'optional {"full": true, "around": {"lon": -93.3, "lat": 15.7}}',
         required: false,
         content: { "application/json": runsPostBody },
       },
@@ -48,6 +60,7 @@ export function registerBatchRunRoutes(ctx: ServingContext, deps: RouteDeps): Ro
       handle: async (req, res) => {
         const q = parseQuery(runsPostQuery, req.query);
         let full = q.full === "true";
+        let around: { lon: number; lat: number } | undefined;
         if (
           req.body !== undefined &&
           req.body !== null &&
@@ -65,8 +78,9 @@ export function registerBatchRunRoutes(ctx: ServingContext, deps: RouteDeps): Ro
               })),
             );
           full = b.data.full ?? full;
+          around = b.data.around;
         }
-        const accepted = await triggerRun(ctx, full, base(req));
+        const accepted = await triggerRun(ctx, full, base(req), around);
         res.status(202).setHeader("Location", accepted.status);
         sendJson(res, accepted);
       },

@@ -11,6 +11,8 @@ import { registerBatchRunRoutes } from "./batch-runs.js";
 import type { RouteDeps } from "./common.js";
 import { registerEventRoutes } from "./events.js";
 import { registerLayerRoutes } from "./layers.js";
+import { registerLabelRoutes } from "./labels.js";
+import { registerTrainJobRoutes } from "./train-jobs.js";
 import { registerMetaRoutes } from "./meta.js";
 import { registerModelRoutes } from "./models.js";
 import { registerPointRoutes } from "./point.js";
@@ -34,5 +36,7 @@ export function buildRoutes(ctx: ServingContext, deps: RouteDeps): RouteSpec[] {
     ...registerModelRoutes(ctx, deps),
     ...registerEventRoutes(deps),
     ...registerStacRoutes(ctx, deps),
+    ...registerLabelRoutes(ctx, deps),
+    ...registerTrainJobRoutes(ctx, deps),
   ];
 }

@@ -9,6 +9,9 @@ import { ok, problem, type RouteSpec } from "../../api/route-spec.js";
 import { authorizeOperator } from "../../usecases/batch-runs.js";
 import type { ServingContext } from "../../usecases/context.js";
 import { activateModel, getModel, listModels } from "../../usecases/models.js";
+import { parseActivateBody } from "../../usecases/activate-body.js";
+import { reclassifyAround } from "../../usecases/reclassify.js";
+import * as T from "../../api/train-schemas.js";
 import { sendJson } from "../respond.js";
 import { badRequest, noQuery, requestBase, type RouteDeps } from "./common.js";
 
@@ -67,9 +70,15 @@ export function registerModelRoutes(ctx: ServingContext, deps: RouteDeps): Route
       guard: (req) => authorizeOperator(ctx, req.headers.authorization),
       query: noQuery,
       pathParams: { version: versionSegment },
+      body: {
+        description:
+          'optional {"around": {"lon": -93.3, "lat": 15.7}}: also start a batch run around that point',
+        required: false,
+        content: { "application/json": T.ActivateRequestBody },
+      },
       responses: {
         "200": ok("The new active pointer; speed workers switch for their next tile, batch on its next run", {
-          "application/json": M.ActiveModelPointer,
+          "application/json": M.ActiveModelPointer.extend({ batchRun: T.BatchRunAfterActivation.optional() }),
         }),
         "400": badRequest,
         "401": problem("No bearer token"),
@@ -80,7 +89,14 @@ export function registerModelRoutes(ctx: ServingContext, deps: RouteDeps): Route
       handle: async (req, res) => {
         parseQuery(noQuery, req.query);
         const version = parsePathParam("version", versionSegment, req.params["version"]);
-        sendJson(res, await activateModel(ctx, version));
+        const body = parseActivateBody(req.body);
+        const pointer = await activateModel(ctx, version);
+        sendJson(
+          res,
+          body.around
+            ? { ...pointer, batchRun: await reclassifyAround(ctx, body.around, base(req)) }
+            : pointer,
+        );
       },
     },
   ];

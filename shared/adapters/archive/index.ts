@@ -10,3 +10,4 @@ export {
 } from "./batch-views.js";
 export { createFileDurable, writeFileDurable, fsyncPath } from "./durable.js";
 export { FileModelRegistry, type ModelMigration } from "./file-model-registry.js";
+export { LabelStore, LabelNotFoundError, LabelStoreError } from "./label-store.js";

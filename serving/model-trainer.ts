@@ -1,0 +1,63 @@
+/**
+ * How serving trains a model without owning the work: infra implements this interface over the
+ * label store, the archive, a training worker thread and the model registry, and injects it (as the
+ * batch runner comes in through BatchTrigger). A serving process without one answers 503 on
+ * POST /v1/models.
+ */
+
+/** One step of a training job, for progress events. */
+export interface TrainProgress {
+  readonly phase: "selecting" | "training" | "storing";
+  /** One line for a person: what is being done. */
+  readonly message: string;
+}
+
+/** The accuracy of a trained model as the job reports it (names, not positions). */
+export interface TrainAccuracy {
+  /** How it was assessed: stratified k-fold or hold-out on the label set's samples. */
+  readonly method: "folds" | "holdout";
+  /** Folds (k-fold) or the test share (hold-out). */
+  readonly folds?: number;
+  readonly n: number;
+  readonly oa: number | null;
+  readonly kappa: number | null;
+  readonly perClass: readonly {
+    readonly name: string;
+    readonly f1: number | null;
+    readonly producers: number | null;
+    readonly users: number | null;
+  }[];
+}
+
+/** What a finished training job produced. */
+export interface TrainOutcome {
+  /** The model version (content hash) now in the registry. */
+  readonly version: string;
+  /** False when the registry already held this exact model (same labels, same tiles). */
+  readonly created: boolean;
+  readonly labelSetVersion: number;
+  readonly classes: readonly { readonly id: number; readonly name: string; readonly colour: string }[];
+  readonly samples: number;
+  readonly tiles: number;
+  readonly k: number;
+  /** Null when the samples were too few to assess; `accuracyNote` says why. */
+  readonly accuracy: TrainAccuracy | null;
+  readonly accuracyNote?: string;
+  /** Milliseconds per phase: selecting, decode, train, assess, storing. */
+  readonly timings: Readonly<Record<string, number>>;
+}
+
+/** Trains a model from the current label set. */
+export interface ModelTrainer {
+  /**
+   * Trains from the current label set on the archive's tiles, stores the model (not activated) and
+   * resolves with what was stored.
+   * @throws TrainingDataError (empty label set, no tile under the labels, too few samples), and the
+   * registry's and decoder's errors.
+   */
+  train(
+    options: { readonly k?: number },
+    onProgress: (p: TrainProgress) => void,
+    signal: AbortSignal,
+  ): Promise<TrainOutcome>;
+}

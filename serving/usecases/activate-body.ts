@@ -1,0 +1,24 @@
+/** The optional body of POST /v1/models/{version}/activate, checked with parameter names in errors. */
+import { ActivateRequestBody } from "../api/train-schemas.js";
+import { InvalidParamsError } from "../errors.js";
+
+/**
+ * `{}` for no body; else the parsed `{around?}`.
+ * @throws InvalidParamsError naming `body.around.lon` etc.
+ */
+export function parseActivateBody(body: unknown): { around?: { lon: number; lat: number } } {
+  if (body === undefined || body === null || (typeof body === "object" && Object.keys(body).length === 0))
+    return {};
+  const b = ActivateRequestBody.safeParse(body);
+  if (!b.success)
+    throw new InvalidParamsError(
+      b.error.issues.map((i) => ({
+        name:
+          i.code === "unrecognized_keys"
+            ? `body.${i.keys.join(",")}`
+            : ["body", ...i.path.map(String)].join("."),
+        reason: i.code === "unrecognized_keys" ? "is not a member of this body" : i.message,
+      })),
+    );
+  return b.data.around ? { around: b.data.around } : {};
+}

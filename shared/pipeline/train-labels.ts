@@ -1,0 +1,106 @@
+/**
+ * Training as a use case both `lanemap train` and the training job (POST /v1/models) call: labels on
+ * rasters -> samples -> a model, and the model's accuracy assessment on the same samples.
+ *
+ * Assessment: a seeded stratified k-fold (5 folds) when every class has at least 5 samples and every
+ * training part keeps at least k samples; else a seeded stratified hold-out (30 % test) when every
+ * class has 2; else none, and the reason says why (one labelled point per class cannot be assessed).
+ * Sources: Congalton & Green, "Assessing the Accuracy of Remotely Sensed Data" (stratified reference
+ * samples, confusion matrix, OA, kappa); scikit-learn's StratifiedKFold for the fold rule.
+ */
+import type { Raster } from "../raster/types.js";
+import type { FeatureSpec } from "../features/index.js";
+import {
+  collectSamples,
+  crossValidation,
+  holdoutEvaluation,
+  type CollectedSamples,
+  type Evaluation,
+  type Model,
+  type TrainingLabels,
+  type TrainingSamples,
+} from "../classifier/index.js";
+import { modelFromSamples } from "../classifier/training.js";
+import type { ClassCatalogue } from "../models/index.js";
+
+/** Options of `trainFromRasters`. */
+export interface TrainFromRastersOptions {
+  readonly features: FeatureSpec;
+  /** Neighbours (default 5). */
+  readonly k?: number;
+  /** Where the labels came from, recorded in the model. */
+  readonly source: string;
+  /** Tile names for messages (default "tile N"). */
+  readonly tileNames?: readonly string[];
+  /** Refuse labels outside every tile or classes without samples (see `collectSamples`). */
+  readonly strict?: boolean;
+  /** Creation time recorded in the model (default now). */
+  readonly createdAt?: Date | string;
+  /** The deployment's class catalogue: known names keep their ids and colours, new names get new ids. */
+  readonly catalogue?: ClassCatalogue;
+}
+
+/**
+ * Samples and a model from rasters and labels.
+ * @throws TrainingDataError (no usable sample, fewer samples than k, strict refusals);
+ *   TileInvalidError (a tile that does not fit the feature spec).
+ */
+export function trainFromRasters(
+  rasters: readonly Raster[],
+  labels: TrainingLabels,
+  options: TrainFromRastersOptions,
+): { model: Model; samples: CollectedSamples } {
+  const samples = collectSamples(rasters, labels, options.features, options.tileNames, {
+    strict: options.strict === true,
+  });
+  const model = modelFromSamples(samples, {
+    features: options.features,
+    k: options.k ?? 5,
+    source: options.source,
+    ...(options.createdAt === undefined ? {} : { createdAt: options.createdAt }),
+    ...(options.catalogue === undefined ? {} : { catalogue: options.catalogue }),
+  });
+  return { model, samples };
+}
+
+/** An assessment, or why none was made. */
+export type Assessment =
+  | { readonly made: true; readonly evaluation: Evaluation }
+  | { readonly made: false; readonly reason: string };
+
+/** Folds of the k-fold assessment. */
+export const ASSESSMENT_FOLDS = 5;
+/** Test share of the hold-out assessment. */
+export const ASSESSMENT_TEST_FRACTION = 0.3;
+
+/**
+ * The accuracy assessment of a model trained with `features` and `k` on `samples` (see the module
+ * header for the rule). Deterministic for a seed.
+ */
+export function assessSamples(
+  samples: TrainingSamples,
+  options: { readonly features: FeatureSpec; readonly k: number; readonly seed?: number | string },
+): Assessment {
+  const counts = new Map<number, number>();
+  for (const c of samples.y) counts.set(c, (counts.get(c) ?? 0) + 1);
+  const smallest = Math.min(...counts.values());
+  const n = samples.y.length;
+  const seed = options.seed ?? 1;
+  const base = { features: options.features, k: options.k, seed };
+  if (counts.size < 2) return { made: false, reason: "one class only: accuracy needs two or more" };
+  // Each training part of k folds holds about (folds - 1) / folds of the samples.
+  if (
+    smallest >= ASSESSMENT_FOLDS &&
+    Math.floor((n * (ASSESSMENT_FOLDS - 1)) / ASSESSMENT_FOLDS) >= options.k
+  )
+    return { made: true, evaluation: crossValidation(samples, { ...base, folds: ASSESSMENT_FOLDS }) };
+  if (smallest >= 2 && Math.floor(n * (1 - ASSESSMENT_TEST_FRACTION)) >= options.k)
+    return {
+      made: true,
+      evaluation: holdoutEvaluation(samples, { ...base, testFraction: ASSESSMENT_TEST_FRACTION }),
+    };
+  return {
+    made: false,
+    reason: `too few samples to assess: the smallest class has ${smallest} (a hold-out needs 2 per class and ${options.k} to train on)`,
+  };
+}

@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { assessSamples, createFeatureSpec, type TrainingSamples } from "../../shared/index.js";
+
+/** `perClass[i]` samples of class i + 1, in 1-band + NDVI feature space, classes well apart. */
+function samples(perClass: readonly number[]): TrainingSamples {
+  const x: number[] = [];
+  const y: number[] = [];
+  perClass.forEach((n, c) => {
+    for (let i = 0; i < n; i++) {
+      x.push(c * 10 + i * 0.01, c * 10 - i * 0.01, c * 10, c * 10, 0);
+      y.push(c + 1);
+    }
+  });
+  return {
+    x: Float64Array.from(x),
+    dim: 5,
+    y: Int32Array.from(y),
+    classNames: perClass.map((_, c) => `class${c + 1}`),
+    tile: new Int32Array(y.length),
+    pixel: Int32Array.from(y, (_, i) => i),
+  };
+}
+const features = createFeatureSpec(4, { red: 3, nir: 4 });
+
+describe("assessSamples: which accuracy assessment a label set gets", () => {
+  test("5 or more samples in every class: a stratified 5-fold cross-validation", () => {
+    const a = assessSamples(samples([8, 6, 5]), { features, k: 3 });
+    assert.ok(a.made);
+    assert.equal(a.evaluation.method, "folds");
+    assert.equal(a.evaluation.folds?.length, 5);
+    assert.equal(a.evaluation.oa, 1);
+  });
+
+  test("a class with 2 to 4 samples: a stratified hold-out", () => {
+    const a = assessSamples(samples([8, 3]), { features, k: 3 });
+    assert.ok(a.made);
+    assert.equal(a.evaluation.method, "holdout");
+  });
+
+  test("a class with a single sample, or one class only: no assessment, and the reason", () => {
+    const single = assessSamples(samples([8, 1]), { features, k: 3 });
+    assert.equal(single.made, false);
+    assert.match(single.made ? "" : single.reason, /smallest class has 1/);
+    const one = assessSamples(samples([9]), { features, k: 3 });
+    assert.equal(one.made, false);
+    assert.match(one.made ? "" : one.reason, /one class only/);
+  });
+
+  test("the same samples and seed give the same assessment", () => {
+    const s = samples([7, 9, 6]);
+    assert.deepEqual(
+      assessSamples(s, { features, k: 3, seed: 4 }),
+      assessSamples(s, { features, k: 3, seed: 4 }),
+    );
+  });
+});
