@@ -414,7 +414,18 @@ describe("the web map at /", { skip: skip ?? false }, () => {
     await waitForLayer("source", "|false-colour");
     assert.equal(await page.evaluate(() => document.body.dataset["sourceLayer"]), "false-colour");
     const scene = await pixels("source", FLOOD_CELL);
-    assert.equal(scene.opaque, scene.total, "the sample scene has no nodata: every pixel is drawn");
+    // The layer draws the cell's winning acquisition, transparent exactly where it is nodata (the sample's
+    // clouds): as many opaque pixels as the classification counted valid.
+    const detail = (await (await fetch(`${platform.url}/v1/tiles/${FLOOD_CELL}`)).json()) as {
+      winner: { validPixels: number } | null;
+    };
+    assert.ok(detail.winner, `${FLOOD_CELL} has a winner`);
+    assert.equal(
+      scene.opaque,
+      detail.winner.validPixels,
+      "every valid pixel of the scene is drawn, nodata is not",
+    );
+    assert.ok(scene.opaque > scene.total / 2, "most of the scene is drawn");
     assert.ok(Object.keys(scene.colours).length > 100, "a stretched scene, not a flat fill");
     // Under the classes: turn their opacity down to see the scene through them.
     await page.locator("#classes-opacity").fill("35");
