@@ -37,7 +37,8 @@ import { applyRetention, publishStagedView, type RetentionReport } from "./publi
 import { openStaging } from "./staging.js";
 import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
 import { StagingViewStore, type TileFailure } from "./view-store.js";
-import { TileWorkerPool } from "./worker-pool.js";
+import { TileWorkerPool, createTilePool } from "./worker-pool.js";
+import type { TilePool } from "../shared/index.js";
 
 /** Options of one run. */
 export interface BatchRunOptions {
@@ -187,6 +188,20 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
   const statuses = new Map<string, RunStatus>();
   let active: string | undefined;
   const hooks = deps.hooks ?? NO_TEST_HOOKS;
+  // One set of tile threads for every run of this runner, started by the first run and kept warm
+  // (idle threads keep the process alive no more than a closed pool): a run after a model
+  // activation starts classifying at once instead of after ~2 s of CPU per thread spent loading
+  // modules. A run that fails or is stopped closes it; the next run starts a new one.
+  let warm: TilePool | undefined;
+  const warmPool = {
+    get: (): TilePool =>
+      (warm ??= createTilePool({ size: config.batch.workers, deadlineMs: config.decodeTimeoutMs })),
+    drop: async (): Promise<void> => {
+      const w = warm;
+      warm = undefined;
+      await w?.close();
+    },
+  };
 
   const setStatus = (s: RunStatus) => {
     statuses.set(s.runId, s);
@@ -214,12 +229,17 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
     const log = deps.logger.child({ runId });
     patch(runId, { state: "running", startedAt: new Date().toISOString() });
     try {
-      const report = await executeRun(config, { ...deps, hooks, logger: log }, runId, options, (p) =>
-        patch(runId, { progress: { done: p.done, total: p.total, failed: p.failed } }),
+      const report = await executeRun(
+        config,
+        { ...deps, hooks, logger: log, warmPool },
+        runId,
+        options,
+        (p) => patch(runId, { progress: { done: p.done, total: p.total, failed: p.failed } }),
       );
       patch(runId, { state: "succeeded", finishedAt: report.finishedAt, report });
       return report;
     } catch (err) {
+      await warmPool.drop();
       const code = err instanceof LanemapError ? err.code : "BATCH_FAILED";
       log.error({ code, err: describeError(err) }, "batch run failed");
       patch(runId, {
@@ -255,10 +275,16 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
   };
 }
 
+/** The runner's warm tile threads (see createBatchRunner). */
+interface WarmPool {
+  get(): TilePool;
+  drop(): Promise<void>;
+}
+
 /** One run, under the lock. */
 async function executeRun(
   config: Config,
-  deps: BatchRunnerDeps & { hooks: BatchTestHooks },
+  deps: BatchRunnerDeps & { hooks: BatchTestHooks; warmPool?: WarmPool },
   runId: string,
   options: BatchRunOptions,
   onProgress: (p: RunProgress) => void,
@@ -457,7 +483,7 @@ async function executeRun(
  */
 async function classifyAll(
   config: Config,
-  deps: BatchRunnerDeps & { hooks: BatchTestHooks },
+  deps: BatchRunnerDeps & { hooks: BatchTestHooks; warmPool?: WarmPool },
   runId: string,
   modelPath: string,
   phases: readonly (readonly CatalogueEntry[])[],
@@ -488,6 +514,7 @@ async function classifyAll(
     },
     deadlineMs: config.decodeTimeoutMs,
     logger: log,
+    ...(deps.warmPool ? { warm: deps.warmPool.get() } : {}),
   });
   let pixels = 0;
   let validPixels = 0;
@@ -551,7 +578,8 @@ async function classifyAll(
   } finally {
     await flush();
     sink.stop(progress());
-    await pool.close();
+    // A stopped run's tiles in flight are cancelled, as before: the warm threads go with them.
+    await pool.close({ force: signal?.aborted ?? false });
   }
   return { failures, pixels, validPixels, workers: size, replaced: pool.replaced };
 }

@@ -77,6 +77,7 @@ try {
     maxX: Math.max(...central.map(([, b]) => b.maxX)),
     maxY: Math.max(...central.map(([, b]) => b.maxY)),
   };
+  const centralCells = new Set(central.map(([cell]) => cell));
   const around = { lon: (view.minX + view.maxX) / 2, lat: (view.minY + view.maxY) / 2 };
   // Shrunk by a hair so the cells that only touch the viewport's edges are not listed.
   const e = 1e-6;
@@ -133,7 +134,11 @@ try {
     let runStatus: Record<string, unknown> = {};
     for (;;) {
       const page = await call("GET", `${platform.url}/v1/tiles?bbox=${bbox}&limit=1000`);
-      const versions = (page["items"] as { modelVersion: string }[]).map((f) => f.modelVersion);
+      // Only the viewport's own cells: /v1/tiles also lists the ring of cells whose lon/lat boxes
+      // overlap the viewport's by a sliver (UTM tiles' boxes in WGS 84), which the map shows no more of.
+      const versions = (page["items"] as { cell: string; modelVersion: string }[])
+        .filter((f) => centralCells.has(f.cell))
+        .map((f) => f.modelVersion);
       if (versions.length >= central.length && versions.every((v) => v === result.version)) break;
       runStatus = await call("GET", run.status);
       if (runStatus["state"] === "failed") throw new Error(`batch run failed: ${String(runStatus["error"])}`);
