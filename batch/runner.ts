@@ -167,6 +167,12 @@ export interface BatchRunner {
   status(runId: string): RunStatus | undefined;
   /** The run this runner has queued or running, or undefined when it is idle. */
   current(): RunStatus | undefined;
+  /**
+   * Terminates the tile threads the runner keeps warm between runs (idle ones do not keep the
+   * process alive, so this is for an orderly stop). A later run starts new ones. Stop a run in
+   * progress with its `signal` first.
+   */
+  close(): Promise<void>;
 }
 
 const KEEP_STATUSES = 100;
@@ -272,6 +278,7 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
     },
     status: (runId) => statuses.get(runId),
     current: () => (active ? statuses.get(active) : undefined),
+    close: () => warmPool.drop(),
   };
 }
 
