@@ -361,6 +361,7 @@ async function executeRun(
         phases = [phase1, phase2];
         between = async (failures) => {
           signal?.throwIfAborted();
+          log.info({ tiles: phase1.length }, "batch viewport classified; publishing the interim view");
           interim = await publishInterim(config, log, {
             runId,
             staging: view,

@@ -47,7 +47,7 @@ const tStart = performance.now();
 // the previous view checked for reuse), tiles classified, exports written and published.
 const marks: { msg: string; t: number }[] = [];
 const MARKS =
-  /^batch (run started|work planned|interim view published|view complete|view published|run succeeded)/;
+  /^batch (run started|work planned|viewport classified|interim view published|view complete|view published|run succeeded)/;
 const sink = {
   write(line: string): void {
     try {
@@ -156,6 +156,7 @@ try {
     const planned = since("batch work planned", started);
     const classified = since("batch view complete", started);
     const interim = since("batch interim view published", started);
+    const viewportDone = since("batch viewport classified", started);
     rounds.push({
       total: t4 - t0,
       label: t1 - t0,
@@ -173,6 +174,8 @@ try {
       runClassify: classified - planned,
       runPublish: since("batch run succeeded", started) - classified,
       runInterim: interim,
+      runViewport: viewportDone - planned,
+      runInterimPublish: interim - viewportDone,
       samples: result.samples,
       oa: result.accuracy?.oa ?? NaN,
     });
@@ -195,6 +198,8 @@ try {
       row("POST /v1/models/{v}/activate (+ batch trigger)", "activate"),
       row("activation -> viewport served by the new model", "reclassify"),
       row("  · the run's start -> interim view published (viewport tiles)", "runInterim"),
+      row("    · classify the viewport's 16 tiles (warm threads)", "runViewport"),
+      row("    · interim view: copy, carry, export, publish", "runInterimPublish"),
       row("  · the batch run (start to final publish)", "batchRunMs"),
       row("    · plan: load the model, check reuse", "runPlan"),
       row("    · classify the 64 tiles (worker threads)", "runClassify"),
