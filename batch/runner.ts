@@ -8,7 +8,7 @@
  * folder whose DuckDB file is the checkpoint the next run resumes from (staging.ts).
  */
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
@@ -16,14 +16,17 @@ import { ArchiveStore, FileModelRegistry, readCurrentBatch } from "../shared/ada
 import {
   BATCH_VIEW_FILES,
   LanemapError,
+  dataPaths,
   describeError,
   serializeModel,
   type CatalogueEntry,
   type Config,
   type ClassifiedTile,
   type ErrorCode,
+  type ModelClass,
   type ModelRegistry,
 } from "../shared/index.js";
+import type { BatchVersion } from "../shared/adapters/archive/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
 import { readRunSet, type WatermarkProvider } from "./catalogue.js";
 import { acquireBatchLock, type BatchLock } from "./lock.js";
@@ -33,8 +36,9 @@ import { createProgressSink, type ProgressSink, type RunProgress } from "./progr
 import { applyRetention, publishStagedView, type RetentionReport } from "./publisher.js";
 import { openStaging } from "./staging.js";
 import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
-import type { TileFailure } from "./view-store.js";
-import { TileWorkerPool } from "./worker-pool.js";
+import { StagingViewStore, type TileFailure } from "./view-store.js";
+import { TileWorkerPool, createTilePool } from "./worker-pool.js";
+import type { TilePool } from "../shared/index.js";
 
 /** Options of one run. */
 export interface BatchRunOptions {
@@ -48,7 +52,33 @@ export interface BatchRunOptions {
   readonly model?: string;
   /** Stops the run: no more tiles are dispatched, nothing is published, the checkpoint is kept. */
   readonly signal?: AbortSignal;
+  /**
+   * Progressive publish: classify the viewport's tiles first, publish an interim view that carries
+   * the current view's rows for every other tile, then go on to the final view (see
+   * {@link InterimRequest}). Without a current view to carry from there is no interim.
+   */
+  readonly interim?: InterimRequest;
 }
+
+/** Which tiles an interim view waits for. */
+export interface InterimRequest {
+  /**
+   * The analyst's viewport in WGS 84 degrees: the tiles it shows at least 5 % of (by their lon/lat
+   * bounds; a tile that only touches an edge is outside). Without it, the first `tiles` of the
+   * run's order.
+   */
+  readonly viewport?: {
+    readonly minLon: number;
+    readonly minLat: number;
+    readonly maxLon: number;
+    readonly maxLat: number;
+  };
+  /** Tiles to wait for without a viewport (default {@link DEFAULT_INTERIM_TILES}). */
+  readonly tiles?: number;
+}
+
+/** Tiles an interim view waits for when the request names no viewport: a 4×4 map of cells. */
+export const DEFAULT_INTERIM_TILES = 16;
 
 /** What a finished run did. */
 export interface RunReport {
@@ -82,6 +112,8 @@ export interface RunReport {
   readonly workers: number;
   readonly replacedWorkers: number;
   readonly resumedFrom: string | undefined;
+  /** The interim view published on the way (progressive publish), if any. */
+  readonly interim?: { readonly version: string; readonly tiles: number; readonly carried: number };
   readonly retention: RetentionReport;
   readonly startedAt: string;
   readonly finishedAt: string;
@@ -135,6 +167,12 @@ export interface BatchRunner {
   status(runId: string): RunStatus | undefined;
   /** The run this runner has queued or running, or undefined when it is idle. */
   current(): RunStatus | undefined;
+  /**
+   * Terminates the tile threads the runner keeps warm between runs (idle ones do not keep the
+   * process alive, so this is for an orderly stop). A later run starts new ones. Stop a run in
+   * progress with its `signal` first.
+   */
+  close(): Promise<void>;
 }
 
 const KEEP_STATUSES = 100;
@@ -156,6 +194,20 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
   const statuses = new Map<string, RunStatus>();
   let active: string | undefined;
   const hooks = deps.hooks ?? NO_TEST_HOOKS;
+  // One set of tile threads for every run of this runner, started by the first run and kept warm
+  // (idle threads keep the process alive no more than a closed pool): a run after a model
+  // activation starts classifying at once instead of after ~2 s of CPU per thread spent loading
+  // modules. A run that fails or is stopped closes it; the next run starts a new one.
+  let warm: TilePool | undefined;
+  const warmPool = {
+    get: (): TilePool =>
+      (warm ??= createTilePool({ size: config.batch.workers, deadlineMs: config.decodeTimeoutMs })),
+    drop: async (): Promise<void> => {
+      const w = warm;
+      warm = undefined;
+      await w?.close();
+    },
+  };
 
   const setStatus = (s: RunStatus) => {
     statuses.set(s.runId, s);
@@ -183,12 +235,17 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
     const log = deps.logger.child({ runId });
     patch(runId, { state: "running", startedAt: new Date().toISOString() });
     try {
-      const report = await executeRun(config, { ...deps, hooks, logger: log }, runId, options, (p) =>
-        patch(runId, { progress: { done: p.done, total: p.total, failed: p.failed } }),
+      const report = await executeRun(
+        config,
+        { ...deps, hooks, logger: log, warmPool },
+        runId,
+        options,
+        (p) => patch(runId, { progress: { done: p.done, total: p.total, failed: p.failed } }),
       );
       patch(runId, { state: "succeeded", finishedAt: report.finishedAt, report });
       return report;
     } catch (err) {
+      await warmPool.drop();
       const code = err instanceof LanemapError ? err.code : "BATCH_FAILED";
       log.error({ code, err: describeError(err) }, "batch run failed");
       patch(runId, {
@@ -221,13 +278,20 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
     },
     status: (runId) => statuses.get(runId),
     current: () => (active ? statuses.get(active) : undefined),
+    close: () => warmPool.drop(),
   };
+}
+
+/** The runner's warm tile threads (see createBatchRunner). */
+interface WarmPool {
+  get(): TilePool;
+  drop(): Promise<void>;
 }
 
 /** One run, under the lock. */
 async function executeRun(
   config: Config,
-  deps: BatchRunnerDeps & { hooks: BatchTestHooks },
+  deps: BatchRunnerDeps & { hooks: BatchTestHooks; warmPool?: WarmPool },
   runId: string,
   options: BatchRunOptions,
   onProgress: (p: RunProgress) => void,
@@ -283,9 +347,54 @@ async function executeRun(
     }
     const finished = await view.finishedTileIds();
     const todo = ordered.filter((e) => !finished.has(e.tileId));
-    log.info({ resumed, reused, todo: todo.length, previous: previous?.name ?? null }, "batch work planned");
+    // Progressive publish: the viewport's tiles (and any tile the current view cannot stand in for)
+    // first, then an interim view, then the rest.
+    let phases: (readonly CatalogueEntry[])[] = [todo];
+    let between: ((failures: readonly TileFailure[]) => Promise<void>) | undefined;
+    let interim: RunReport["interim"];
+    if (options.interim && previous) {
+      const carryable = await view.carryableTileIds(join(previous.dir, BATCH_VIEW_FILES.duckdb));
+      const first = interimFirst(ordered, options.interim);
+      const phase1 = todo.filter((e) => first.has(e.tileId) || !carryable.has(e.tileId));
+      const phase2 = todo.filter((e) => !first.has(e.tileId) && carryable.has(e.tileId));
+      if (phase2.length > 0) {
+        phases = [phase1, phase2];
+        between = async (failures) => {
+          signal?.throwIfAborted();
+          log.info({ tiles: phase1.length }, "batch viewport classified; publishing the interim view");
+          interim = await publishInterim(config, log, {
+            runId,
+            staging: view,
+            previous,
+            model,
+            draft: { watermark: runSet.watermark, startedAt, order: orderName, total: runSet.entries.length },
+            failures,
+          });
+        };
+      }
+    }
+    log.info(
+      {
+        resumed,
+        reused,
+        todo: todo.length,
+        previous: previous?.name ?? null,
+        ...(phases.length > 1 ? { interimAfter: phases[0]?.length } : {}),
+      },
+      "batch work planned",
+    );
 
-    const outcome = await classifyAll(config, deps, runId, modelPath, todo, view, signal, onProgress);
+    const outcome = await classifyAll(
+      config,
+      deps,
+      runId,
+      modelPath,
+      phases,
+      between,
+      view,
+      signal,
+      onProgress,
+    );
     if (outcome.failures.length) await view.appendFailures(outcome.failures);
     signal?.throwIfAborted();
 
@@ -358,6 +467,7 @@ async function executeRun(
       workers: outcome.workers,
       replacedWorkers: outcome.replaced,
       resumedFrom: staging.resumedFrom,
+      ...(interim ? { interim } : {}),
       retention,
       startedAt,
       finishedAt,
@@ -374,13 +484,18 @@ async function executeRun(
   }
 }
 
-/** Classifies `todo` on a worker pool, appending results to the checkpoint as they arrive. */
+/**
+ * Classifies the tiles of each phase in turn on one worker pool, appending results to the checkpoint
+ * as they arrive; once a phase is done and written, `between` runs (the interim publish) before the
+ * next phase starts.
+ */
 async function classifyAll(
   config: Config,
-  deps: BatchRunnerDeps & { hooks: BatchTestHooks },
+  deps: BatchRunnerDeps & { hooks: BatchTestHooks; warmPool?: WarmPool },
   runId: string,
   modelPath: string,
-  todo: readonly CatalogueEntry[],
+  phases: readonly (readonly CatalogueEntry[])[],
+  between: ((failures: readonly TileFailure[]) => Promise<void>) | undefined,
   view: { appendFinished(t: readonly ClassifiedTile[]): Promise<void> },
   signal: AbortSignal | undefined,
   onProgress: (p: RunProgress) => void,
@@ -392,10 +507,11 @@ async function classifyAll(
   replaced: number;
 }> {
   const failures: TileFailure[] = [];
-  if (todo.length === 0) return { failures, pixels: 0, validPixels: 0, workers: 0, replaced: 0 };
+  const total = phases.reduce((n, p) => n + p.length, 0);
+  if (total === 0) return { failures, pixels: 0, validPixels: 0, workers: 0, replaced: 0 };
   const log = deps.logger;
   const sink = deps.progress ?? createProgressSink({ logger: log });
-  const size = Math.min(config.batch.workers, todo.length);
+  const size = Math.min(config.batch.workers, total);
   const pool = await TileWorkerPool.start({
     size,
     workerData: {
@@ -406,6 +522,7 @@ async function classifyAll(
     },
     deadlineMs: config.decodeTimeoutMs,
     logger: log,
+    ...(deps.warmPool ? { warm: deps.warmPool.get() } : {}),
   });
   let pixels = 0;
   let validPixels = 0;
@@ -427,12 +544,13 @@ async function classifyAll(
   };
   const progress = (tileId?: string): RunProgress => ({
     runId,
-    total: todo.length,
+    total,
     done,
     failed: failures.length,
     tileId,
   });
   sink.start(progress());
+  let todo: readonly CatalogueEntry[] = [];
   let next = 0;
   const lane = async (): Promise<void> => {
     while (next < todo.length) {
@@ -456,11 +574,128 @@ async function classifyAll(
     }
   };
   try {
-    await Promise.all(Array.from({ length: size }, lane));
+    for (const [i, phase] of phases.entries()) {
+      if (i > 0 && between) {
+        await flush();
+        await between(failures);
+      }
+      todo = phase;
+      next = 0;
+      await Promise.all(Array.from({ length: Math.min(size, Math.max(1, phase.length)) }, lane));
+    }
   } finally {
     await flush();
     sink.stop(progress());
-    await pool.close();
+    // A stopped run's tiles in flight are cancelled, as before: the warm threads go with them.
+    await pool.close({ force: signal?.aborted ?? false });
   }
   return { failures, pixels, validPixels, workers: size, replaced: pool.replaced };
+}
+
+/**
+ * Least share of a tile's WGS 84 bounds a viewport must cover for the tile to count as visible: the
+ * lon/lat bounds of tiles in a projected CRS are boxes around a slightly curved footprint, so
+ * neighbours' boxes overlap by a sliver, and a viewport fitted to 4×4 cells would otherwise also
+ * wait for the ring around them.
+ */
+const VIEWPORT_SHARE = 0.05;
+
+/** The tile ids an interim view waits for (see InterimRequest). */
+function interimFirst(ordered: readonly CatalogueEntry[], request: InterimRequest): Set<string> {
+  const v = request.viewport;
+  if (!v) return new Set(ordered.slice(0, request.tiles ?? DEFAULT_INTERIM_TILES).map((e) => e.tileId));
+  return new Set(
+    ordered
+      .filter((e) => {
+        const b = e.boundsWgs84;
+        if (b === null) return false;
+        const w = Math.min(b.maxX, v.maxLon) - Math.max(b.minX, v.minLon);
+        const h = Math.min(b.maxY, v.maxLat) - Math.max(b.minY, v.minLat);
+        return w > 0 && h > 0 && w * h >= VIEWPORT_SHARE * (b.maxX - b.minX) * (b.maxY - b.minY);
+      })
+      .map((e) => e.tileId),
+  );
+}
+
+/**
+ * Publishes an interim view: the rows the run has so far (its checkpoint) plus, for every other
+ * run-set tile, the current view's row as it is, with the union of both models' classes. The same
+ * publisher as the final view (atomic rename, next version number, same watermark); the checkpoint
+ * is not touched. A failure is logged and the run goes on to its final view: the interim only ever
+ * makes the viewport appear sooner.
+ */
+async function publishInterim(
+  config: Config,
+  log: Logger,
+  p: {
+    runId: string;
+    staging: StagingViewStore;
+    previous: BatchVersion;
+    model: Parameters<typeof serializeModel>[0];
+    draft: { watermark: number; startedAt: string; order: string; total: number };
+    failures: readonly TileFailure[];
+  },
+): Promise<RunReport["interim"]> {
+  // Named to sort before run ids, so a crash's leftover is never adopted as the run's checkpoint.
+  const dir = join(dataPaths(config.dataDir).batchStaging, `.interim-${p.runId}`);
+  try {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const dbPath = join(dir, BATCH_VIEW_FILES.duckdb);
+    (await StagingViewStore.open(dbPath)).closeSync();
+    const { carried, previousClasses } = await p.staging.copyInterim(
+      dbPath,
+      join(p.previous.dir, BATCH_VIEW_FILES.duckdb),
+    );
+    const classes = new Map<number, ModelClass>(previousClasses.map((c) => [c.id, c]));
+    for (const c of p.model.classes) classes.set(c.id, c);
+    const iv = await StagingViewStore.open(dbPath);
+    let closed = false;
+    let cells: number;
+    let tally: { tiles: number; reused: number };
+    let modelVersions: string[];
+    try {
+      ({ cells } = await iv.finalizeComposites([...classes.values()].sort((a, b) => a.id - b.id)));
+      tally = await iv.tally();
+      modelVersions = await iv.modelVersions();
+      await iv.exportParquet(join(dir, BATCH_VIEW_FILES.parquet));
+      const { columns, rows } = await iv.tileRows();
+      await writeFile(join(dir, BATCH_VIEW_FILES.arrow), rowsToArrowIpc(columns, rows));
+      closed = true;
+      await iv.closeCheckpointed();
+    } finally {
+      if (!closed) iv.closeSync();
+    }
+    await writeFile(join(dir, BATCH_VIEW_FILES.model), serializeModel(p.model));
+    const published = await publishStagedView(
+      config.dataDir,
+      dir,
+      {
+        watermark: p.draft.watermark,
+        modelVersion: p.model.version,
+        startedAt: p.draft.startedAt,
+        finishedAt: new Date().toISOString(),
+        order: p.draft.order,
+        tiles: {
+          total: p.draft.total,
+          classified: tally.tiles - tally.reused,
+          reused: tally.reused - carried,
+          failed: p.failures.length,
+        },
+        cells,
+        failures: [...p.failures],
+        carried: { tiles: carried, fromVersion: p.previous.name, modelVersions },
+      },
+      { logger: log },
+    );
+    log.info(
+      { version: published.name, tiles: tally.tiles - carried, carried, fromVersion: p.previous.name },
+      "batch interim view published",
+    );
+    return { version: published.name, tiles: tally.tiles - carried, carried };
+  } catch (err) {
+    log.warn({ err: describeError(err) }, "batch interim view not published; the run goes on");
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    return undefined;
+  }
 }

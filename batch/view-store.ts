@@ -167,6 +167,84 @@ export class StagingViewStore {
     return (await this.countTiles()) - before;
   }
 
+  /**
+   * Ids of the run-set tiles a previous version's file can stand in for in an interim view: its row
+   * is for the same content (any model). A run-set tile without one must be classified before an
+   * interim view is published, or the interim would lose a tile the final view has.
+   */
+  async carryableTileIds(previousDuckdb: string): Promise<Set<string>> {
+    await this.db.run(`ATTACH ${quotedString(previousDuckdb)} AS prev (READ_ONLY)`);
+    try {
+      const rows = await this.db.all<{ tile_id: string }>(
+        `SELECT p.tile_id FROM prev.tiles p
+         JOIN run_set r ON r.tile_id = p.tile_id AND r.content_hash = p.content_hash`,
+      );
+      return new Set(rows.map((r) => r.tile_id));
+    } finally {
+      await this.db.run("DETACH prev");
+    }
+  }
+
+  /**
+   * Fills the (fresh, empty) view file at `interimDuckdb` with every row and raster this file holds
+   * so far, then, for each other run-set tile, the previous version's row and raster as they are
+   * (their own model version, marked reused), and returns how many were carried and the previous
+   * version's classes (so the interim's legend covers both models; ids come from one catalogue).
+   * This file stays the run's checkpoint, untouched.
+   */
+  async copyInterim(
+    interimDuckdb: string,
+    previousDuckdb: string,
+  ): Promise<{ carried: number; previousClasses: ModelClass[] }> {
+    await this.db.run(`ATTACH ${quotedString(interimDuckdb)} AS iv`);
+    try {
+      await this.db.run(`ATTACH ${quotedString(previousDuckdb)} AS prev (READ_ONLY)`);
+      try {
+        await this.db.run("BEGIN TRANSACTION");
+        try {
+          await this.db.run("INSERT INTO iv.tiles SELECT * FROM tiles");
+          await this.db.run("INSERT INTO iv.rasters SELECT * FROM rasters");
+          await this.db.run(
+            `INSERT INTO iv.tiles
+             SELECT p.* REPLACE (true AS reused) FROM prev.tiles p
+             JOIN run_set r ON r.tile_id = p.tile_id AND r.content_hash = p.content_hash
+             WHERE p.tile_id NOT IN (SELECT tile_id FROM tiles)`,
+          );
+          await this.db.run(
+            `INSERT INTO iv.rasters
+             SELECT p.* FROM prev.rasters p
+             WHERE p.tile_id IN (SELECT tile_id FROM iv.tiles)
+               AND p.tile_id NOT IN (SELECT tile_id FROM rasters)`,
+          );
+          await this.db.run("COMMIT");
+        } catch (err) {
+          await this.db.run("ROLLBACK").catch(() => undefined);
+          throw err;
+        }
+        const [row] = await this.db.all<{ n: bigint }>(
+          "SELECT count(*) AS n FROM iv.tiles WHERE tile_id NOT IN (SELECT tile_id FROM tiles)",
+        );
+        const previousClasses = await this.db.all<{ id: number; name: string; colour: string }>(
+          "SELECT id, name, colour FROM prev.classes ORDER BY id",
+        );
+        return {
+          carried: Number(row?.n ?? 0n),
+          previousClasses: previousClasses.map((c) => ({ id: c.id, name: c.name, colour: c.colour })),
+        };
+      } finally {
+        await this.db.run("DETACH prev");
+      }
+    } finally {
+      await this.db.run("DETACH iv");
+    }
+  }
+
+  /** The distinct model versions of the rows in this file, sorted. */
+  async modelVersions(): Promise<string[]> {
+    const rows = await this.db.all<{ v: string }>("SELECT DISTINCT model_version AS v FROM tiles ORDER BY v");
+    return rows.map((r) => r.v);
+  }
+
   /** Ids of the tiles this file already has a result for. */
   async finishedTileIds(): Promise<Set<string>> {
     const rows = await this.db.all<{ tile_id: string }>("SELECT tile_id FROM tiles");

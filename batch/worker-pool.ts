@@ -44,6 +44,26 @@ export interface TileWorkerPoolOptions {
   readonly logger: Logger;
   /** V8 old-space cap per worker: a runaway tile kills its worker, not the run. Default 512 MB. */
   readonly maxOldGenerationSizeMb?: number;
+  /**
+   * Threads kept warm by the runner between its runs (see {@link createTilePool}): this run uses
+   * them instead of starting its own, and `close()` leaves them running. Starting a thread loads
+   * the decoder, the classifier and their modules, about 2 s of CPU each, which a run ordered
+   * around the analyst's viewport would otherwise pay before its first tile.
+   */
+  readonly warm?: TilePool;
+}
+
+/** The thread pool of a run's workers, for a runner that keeps it warm between runs. */
+export function createTilePool(options: {
+  size: number;
+  deadlineMs: number;
+  maxOldGenerationSizeMb?: number;
+}): TilePool {
+  return new TilePool({
+    size: options.size,
+    timeoutMs: options.deadlineMs,
+    resourceLimits: { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? 512 },
+  });
 }
 
 /** A fixed-size pool of tile workers (see the module comment). */
@@ -53,6 +73,8 @@ export class TileWorkerPool {
     private readonly pool: TilePool,
     /** The model version the workers classify with. */
     readonly modelVersion: string,
+    /** Replacements the pool had made before this run (a warm pool's count goes on across runs). */
+    private readonly replacedBefore: number,
   ) {}
 
   /**
@@ -64,11 +86,13 @@ export class TileWorkerPool {
     if (!Number.isInteger(options.size) || options.size < 1)
       throw new LanemapError("CONFIG", `pool size must be a positive integer, got ${options.size}`);
     const { modelPath } = options.workerData;
-    const pool = new TilePool({
-      size: options.size,
-      timeoutMs: options.deadlineMs,
-      resourceLimits: { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? 512 },
-    });
+    const pool =
+      options.warm ??
+      createTilePool({
+        size: options.size,
+        deadlineMs: options.deadlineMs,
+        ...(options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : {}),
+      });
     try {
       await pool.warm();
       let version: string;
@@ -79,16 +103,16 @@ export class TileWorkerPool {
           cause: err,
         });
       }
-      return new TileWorkerPool(options, pool, version);
+      return new TileWorkerPool(options, pool, version, pool.replaced);
     } catch (err) {
       await pool.close();
       throw err;
     }
   }
 
-  /** Workers replaced after a deadline or a crash. */
+  /** Workers replaced after a deadline or a crash, during this run. */
   get replaced(): number {
-    return this.pool.replaced;
+    return this.pool.replaced - this.replacedBefore;
   }
 
   /**
@@ -133,8 +157,13 @@ export class TileWorkerPool {
     }
   }
 
-  /** Terminates every worker. Queued and in-flight tiles are failed with code CANCELLED. */
-  close(): Promise<void> {
+  /**
+   * Ends the run's use of the workers: terminates them, failing queued and in-flight tiles with code
+   * CANCELLED, unless they are a warm pool and `force` is not set (then they stay, idle, for the
+   * next run; idle threads do not keep the process alive).
+   */
+  close(options: { force?: boolean } = {}): Promise<void> {
+    if (this.options.warm && !options.force) return Promise.resolve();
     return this.pool.close();
   }
 }

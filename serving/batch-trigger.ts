@@ -4,6 +4,20 @@
  * without a trigger simply answers 503 on the operator endpoint).
  */
 
+/**
+ * A progressive publish: the run publishes an interim view once the tiles of `viewport` (WGS 84
+ * degrees), or without one the first tiles of its order, carry the new model; every other tile keeps
+ * the current view's row (and its model version) until the final view.
+ */
+export interface InterimRequest {
+  readonly viewport?: {
+    readonly minLon: number;
+    readonly minLat: number;
+    readonly maxLon: number;
+    readonly maxLat: number;
+  };
+}
+
 /** The state of a batch run as serving reports it. */
 export interface RunStatus {
   readonly runId: string;
@@ -23,10 +37,15 @@ export interface RunStatus {
 
 /**
  * Starts and inspects batch runs. `around` is a point of interest (WGS 84): the run processes the
- * tiles nearest it first (hilbert-around order), e.g. the analyst's viewport after a model switch. `trigger` rejects with a BatchRunActiveError (or any error with
+ * tiles nearest it first (hilbert-around order), e.g. the analyst's viewport after a model switch;
+ * `interim` asks for a progressive publish (an interim view once the viewport is classified). `trigger` rejects with a BatchRunActiveError (or any error with
  * code "BATCH_RUN_ACTIVE") when a run is active; `status` resolves undefined for an unknown id.
  */
 export interface BatchTrigger {
-  trigger(opts: { full?: boolean; around?: { lon: number; lat: number } }): Promise<{ runId: string }>;
+  trigger(opts: {
+    full?: boolean;
+    around?: { lon: number; lat: number };
+    interim?: InterimRequest;
+  }): Promise<{ runId: string }>;
   status(runId: string): Promise<RunStatus | undefined>;
 }

@@ -9,6 +9,6 @@ export {
   type ServerDeps,
   type ServerOptions,
 } from "./server.js";
-export type { BatchTrigger, RunStatus } from "./batch-trigger.js";
+export type { BatchTrigger, InterimRequest, RunStatus } from "./batch-trigger.js";
 export type { ModelTrainer, TrainAccuracy, TrainOutcome, TrainProgress } from "./model-trainer.js";
 export { BatchRunActiveError, ProblemError, type InvalidParam } from "./errors.js";

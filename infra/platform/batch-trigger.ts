@@ -30,6 +30,7 @@ export function batchTriggerFor(runner: BatchRunner, signal?: AbortSignal): Batc
         return runner.trigger({
           ...(opts.full === undefined ? {} : { full: opts.full }),
           ...(opts.around === undefined ? {} : { around: `${opts.around.lon},${opts.around.lat}` }),
+          ...(opts.interim === undefined ? {} : { interim: opts.interim }),
           ...(signal ? { signal } : {}),
         });
       } catch (err) {

@@ -215,6 +215,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
 
     // 4. The batch lane: the watermark is the speed consumer's ack floor (see README, view contract).
     const { runner }: { runner: BatchRunner } = await buildBatchRunner(config, { logger, nc, models });
+    stack.push(() => runner.close());
     const batchAbort = new AbortController();
     stack.push(async () => batchAbort.abort());
     if (!(await readCurrentBatch(config.dataDir))) {

@@ -87,6 +87,19 @@ export const ActivateRequestBody = component(
         description:
           "the analyst's viewport centre (WGS 84): a batch run starts at once and reclassifies the tiles nearest it first",
       }),
+    bbox: z
+      .tuple([
+        z.number().min(-180).max(180),
+        z.number().min(-90).max(90),
+        z.number().min(-180).max(180),
+        z.number().min(-90).max(90),
+      ])
+      .refine((b) => b[0] < b[2] && b[1] < b[3], "must be [minLon, minLat, maxLon, maxLat] with min < max")
+      .optional()
+      .meta({
+        description:
+          "the analyst's viewport [minLon, minLat, maxLon, maxLat] (WGS 84): the batch run publishes an interim view as soon as the tiles it shows carry the new model (the rest keep the current view's rows), then the final view; `around` defaults to its centre",
+      }),
   }),
 );
 

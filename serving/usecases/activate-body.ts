@@ -2,11 +2,22 @@
 import { ActivateRequestBody } from "../api/train-schemas.js";
 import { InvalidParamsError } from "../errors.js";
 
+/** The viewport of an activation, WGS 84 degrees. */
+export interface Viewport {
+  readonly minLon: number;
+  readonly minLat: number;
+  readonly maxLon: number;
+  readonly maxLat: number;
+}
+
 /**
- * `{}` for no body; else the parsed `{around?}`.
+ * `{}` for no body; else the parsed `{around?, viewport?}` (`around` defaults to the viewport's centre).
  * @throws InvalidParamsError naming `body.around.lon` etc.
  */
-export function parseActivateBody(body: unknown): { around?: { lon: number; lat: number } } {
+export function parseActivateBody(body: unknown): {
+  around?: { lon: number; lat: number };
+  viewport?: Viewport;
+} {
   if (body === undefined || body === null || (typeof body === "object" && Object.keys(body).length === 0))
     return {};
   const b = ActivateRequestBody.safeParse(body);
@@ -20,5 +31,11 @@ export function parseActivateBody(body: unknown): { around?: { lon: number; lat:
         reason: i.code === "unrecognized_keys" ? "is not a member of this body" : i.message,
       })),
     );
-  return b.data.around ? { around: b.data.around } : {};
+  const bbox = b.data.bbox;
+  if (!bbox) return b.data.around ? { around: b.data.around } : {};
+  const [minLon, minLat, maxLon, maxLat] = bbox;
+  return {
+    around: b.data.around ?? { lon: (minLon + maxLon) / 2, lat: (minLat + maxLat) / 2 },
+    viewport: { minLon, minLat, maxLon, maxLat },
+  };
 }

@@ -7,7 +7,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { RunAcceptedBody, RunStatusBody } from "../api/schemas.js";
 import { errorCode } from "../../shared/index.js";
 import { NotFoundError, ProblemError } from "../errors.js";
-import type { BatchTrigger, RunStatus } from "../batch-trigger.js";
+import type { BatchTrigger, InterimRequest, RunStatus } from "../batch-trigger.js";
 import type { ServingContext } from "./context.js";
 
 const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
@@ -53,10 +53,15 @@ export async function triggerRun(
   full: boolean,
   base: string,
   around?: { lon: number; lat: number },
+  interim?: InterimRequest,
 ): Promise<RunAcceptedBody> {
   if (!ctx.batchTrigger) throw noTrigger();
   try {
-    const { runId } = await ctx.batchTrigger.trigger(around ? { full, around } : { full });
+    const { runId } = await ctx.batchTrigger.trigger({
+      full,
+      ...(around ? { around } : {}),
+      ...(interim ? { interim } : {}),
+    });
     ctx.batchRuns?.track(runId);
     ctx.logger.info({ runId, full, around }, "batch run triggered");
     return { runId, status: `${base}/v1/batch/runs/${encodeURIComponent(runId)}` };

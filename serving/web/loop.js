@@ -249,9 +249,16 @@ async function loadModels() {
 
 async function activate(version) {
   const c = map.getCenter();
+  const b = map.getBounds();
+  const lon = (x) => Math.max(-180, Math.min(180, x));
+  const lat = (y) => Math.max(-90, Math.min(90, y));
+  const bbox = [lon(b.getWest()), lat(b.getSouth()), lon(b.getEast()), lat(b.getNorth())];
   try {
+    // The viewport as `bbox`: the run publishes an interim view as soon as the visible tiles carry
+    // the new model, before it reclassifies the rest.
     const answer = await operatorCall("POST", `/v1/models/${version}/activate`, {
-      around: { lon: Math.max(-180, Math.min(180, c.lng)), lat: Math.max(-90, Math.min(90, c.lat)) },
+      around: { lon: lon(c.lng), lat: lat(c.lat) },
+      ...(bbox[0] < bbox[2] && bbox[1] < bbox[3] ? { bbox } : {}),
     });
     loop.activatedAt = performance.now();
     document.body.dataset.reclassifying = "true";

@@ -151,6 +151,19 @@ export const batchManifestSchema = z.object({
   }),
   cells: z.number().int().min(0),
   failures: z.array(z.object({ tileId: z.string(), code: z.string(), reason: z.string() })),
+  /**
+   * Present on an interim view only (a progressive publish, batch/README.md): `tiles` rows were
+   * carried unchanged from view `fromVersion` (each keeps its own model version) while the run that
+   * publishes the final view goes on; `modelVersions` lists every model whose rows the view holds.
+   * `modelVersion` above is the run's model, which classified the rest.
+   */
+  carried: z
+    .object({
+      tiles: z.number().int().min(0),
+      fromVersion: z.string().regex(/^v\d{6}$/),
+      modelVersions: z.array(z.string()),
+    })
+    .optional(),
   files: z.record(z.string(), z.object({ bytes: z.number().int().min(0), sha256: z.string() })),
 });
 /** What a published batch view says about itself; written last, after every file is fsynced. */

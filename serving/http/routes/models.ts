@@ -94,7 +94,7 @@ export function registerModelRoutes(ctx: ServingContext, deps: RouteDeps): Route
         sendJson(
           res,
           body.around
-            ? { ...pointer, batchRun: await reclassifyAround(ctx, body.around, base(req)) }
+            ? { ...pointer, batchRun: await reclassifyAround(ctx, body.around, base(req), body.viewport) }
             : pointer,
         );
       },
