@@ -178,8 +178,13 @@ export const CompositeBreakdown = component(
       }),
     ),
     noSourcePixels: count,
+    validPixels: count,
+    counts: z.array(count),
+    areasM2: z.array(z.number()),
   }),
-  "Per-pixel composite of a cell: its sources newest first and the pixels each gives (the newest valid pixel wins)",
+  "Per-pixel composite of a cell: its sources newest first and the pixels each gives (the newest valid pixel wins), " +
+    "and the composite's own tally: validPixels, and per class id `counts` (pixels) and `areasM2` (m²). These are the " +
+    "figures /v1/stats, /v1/tiles?bbox= and classes.tif use for the cell; `winner.counts` is the newest tile's own tally.",
 );
 
 export const TileDetail = component(
