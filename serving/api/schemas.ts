@@ -380,7 +380,8 @@ export const StatsRequestBody = component(
     .loose()
     .meta({
       description:
-        "A GeoJSON Polygon or MultiPolygon in WGS84 lon/lat, a Feature with one as its geometry, or a FeatureCollection of such Features (their union); rings closed",
+        "A GeoJSON Polygon or MultiPolygon, a Feature with one as its geometry, or a FeatureCollection of such Features (their union); rings closed. " +
+        'Positions are WGS 84 lon/lat (RFC 7946), or in the EPSG CRS a legacy `crs` member names ({"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32615"}}), as POST /v1/labels accepts; they are reprojected to WGS 84',
     }),
 );
 

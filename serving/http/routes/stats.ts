@@ -11,7 +11,7 @@ import { ProblemError } from "../../errors.js";
 import { bboxArea } from "../../geo/area.js";
 import { statsArrow } from "../../render/arrow-tables.js";
 import type { ServingContext } from "../../usecases/context.js";
-import { parseStatsBody, statsQuery } from "../../usecases/stats.js";
+import { parseStatsBody, statsBodyCrs, statsQuery } from "../../usecases/stats.js";
 import { hold, negotiate, sendBytes, sendJson } from "../respond.js";
 import { badRequest, formatOnly } from "./common.js";
 
@@ -53,7 +53,9 @@ export function registerStatsRoutes(ctx: ServingContext): RouteSpec[] {
       tags: ["queries"],
       query: formatOnly,
       body: {
-        description: "GeoJSON Polygon, MultiPolygon or Feature (WGS84 lon/lat), at most 1 MB",
+        description:
+          "GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection, at most 1 MB: WGS 84 lon/lat (RFC 7946), " +
+          'or any EPSG CRS named by a legacy `crs` member ({"type": "name", "properties": {"name": "EPSG:32615"}}), reprojected',
         required: true,
         content: { "application/json": S.StatsRequestBody, "application/geo+json": S.StatsRequestBody },
       },
@@ -89,7 +91,7 @@ export function registerStatsRoutes(ctx: ServingContext): RouteSpec[] {
               },
             },
           );
-        const area = parseStatsBody(req.body);
+        const area = parseStatsBody(req.body, await statsBodyCrs(req.body));
         const lease = hold(res, ctx.snapshots.acquire());
         const body = await statsQuery(lease, area, ctx.config.serving.statsMaxPixels);
         if (format === "arrow") return sendBytes(res, statsArrow(body), ARROW_STREAM_MEDIA_TYPE);
