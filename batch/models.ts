@@ -22,6 +22,8 @@ const VERSION = /^[0-9a-f]{16}$/;
 export interface ModelLayout {
   readonly version: string;
   readonly bands: number;
+  /** True for the registry's active model (the one a batch run applies). */
+  readonly active: boolean;
 }
 
 /**
@@ -30,7 +32,12 @@ export interface ModelLayout {
  */
 export async function modelLayouts(dataDir: string): Promise<ModelLayout[]> {
   const registry = await FileModelRegistry.open(dataDir);
-  return (await registry.list()).map((e) => ({ version: e.version, bands: e.features.bands }));
+  const current = await registry.active();
+  return (await registry.list()).map((e) => ({
+    version: e.version,
+    bands: e.features.bands,
+    active: e.version === current?.version,
+  }));
 }
 
 /**

@@ -178,8 +178,13 @@ export const CompositeBreakdown = component(
       }),
     ),
     noSourcePixels: count,
+    validPixels: count,
+    counts: z.array(count),
+    areasM2: z.array(z.number()),
   }),
-  "Per-pixel composite of a cell: its sources newest first and the pixels each gives (the newest valid pixel wins)",
+  "Per-pixel composite of a cell: its sources newest first and the pixels each gives (the newest valid pixel wins), " +
+    "and the composite's own tally: validPixels, and per class id `counts` (pixels) and `areasM2` (m²). These are the " +
+    "figures /v1/stats, /v1/tiles?bbox= and classes.tif use for the cell; `winner.counts` is the newest tile's own tally.",
 );
 
 export const TileDetail = component(
@@ -375,7 +380,8 @@ export const StatsRequestBody = component(
     .loose()
     .meta({
       description:
-        "A GeoJSON Polygon or MultiPolygon in WGS84 lon/lat, a Feature with one as its geometry, or a FeatureCollection of such Features (their union); rings closed",
+        "A GeoJSON Polygon or MultiPolygon, a Feature with one as its geometry, or a FeatureCollection of such Features (their union); rings closed. " +
+        'Positions are WGS 84 lon/lat (RFC 7946), or in the EPSG CRS a legacy `crs` member names ({"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32615"}}), as POST /v1/labels accepts; they are reprojected to WGS 84',
     }),
 );
 

@@ -79,7 +79,11 @@ export async function agePng(r: ServedResult, now: number): Promise<Uint8Array> 
   });
 }
 
-/** A drawn result's sources newest first with the pixels each gives, and the pixels none gives. */
+/**
+ * A drawn result's sources newest first with the pixels each gives, the pixels none gives, and the
+ * composite's tally (validPixels; pixels and m² per class id): the figures stats and listings use
+ * for the cell, where the detail's `winner` carries the newest tile's own.
+ */
 export async function compositeBreakdown(r: ServedResult): Promise<CompositeBreakdownBody> {
   const c = await pixelSources(r);
   const given = c.contributions.reduce((a, b) => a + b, 0);
@@ -92,6 +96,9 @@ export async function compositeBreakdown(r: ServedResult): Promise<CompositeBrea
       pixels: c.contributions[i] ?? 0,
     })),
     noSourcePixels: c.source.length - given,
+    validPixels: c.validPixels,
+    counts: [...c.counts],
+    areasM2: [...c.areasM2],
   };
 }
 

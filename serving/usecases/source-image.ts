@@ -21,6 +21,11 @@
  * hold) are applied, so the transparent pixels are exactly the ones GDAL masks. Decoded rasters and
  * rendered PNGs are kept in byte-bounded LRU caches keyed by content hash (archive objects never
  * change); concurrent requests for one image share one decode and one render.
+ *
+ * A cell's per-pixel composite (issue 13) draws, per pixel, the acquisition its class composite took
+ * that pixel from (`renderComposite`): each contributing source is decoded through the same bounded
+ * path and cache, its bands resolved as for the tile alone, and the percentile stretch is taken over
+ * the composite's pixels, so the imagery under a class is the scene that class came from.
  */
 import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { DecoderPool, applyPam, type BandArray, type Raster } from "../../shared/index.js";
@@ -28,7 +33,7 @@ import { encode as encodePng } from "fast-png";
 import { InvalidParamsError, NotFoundError, ProblemError } from "../errors.js";
 import { LruCache } from "../view/lru-cache.js";
 import type { SpectralBands } from "./model-bands.js";
-import type { ServedResult } from "../view/served-result.js";
+import type { ComposedCell, ServedResult } from "../view/served-result.js";
 import { bandPercentiles, stretchToRgba, type StretchBand, type StretchRange } from "../render/stretch.js";
 
 /** The named band combinations. */
@@ -150,6 +155,95 @@ export class SourceImagery {
     return this.images.getOrLoad(key, async () => renderSource(raster, bands, from, req));
   }
 
+  /**
+   * A cell's composite drawn from its sources: pixel i from `composed.sources[composed.source[i]]`'s
+   * scene (transparent where no source is valid), bands resolved per source as `render` resolves
+   * them (the headers' bands are the newest contributing source's), the percentile stretch over the
+   * composite's pixels. `spectralOf` gives a source's model bands (null: Landsat order).
+   * @throws as `render` does, for any contributing source; InvalidParamsError when the sources'
+   * scenes do not share the class raster's size or draw different numbers of bands.
+   */
+  async renderComposite(
+    composed: ComposedCell,
+    req: SourceRenderRequest,
+    spectralOf: (r: ServedResult) => Promise<SpectralBands | null>,
+  ): Promise<SourceImage & { readonly sources: readonly ServedResult[] }> {
+    const used = composed.sources.flatMap((_, i) => ((composed.contributions[i] ?? 0) > 0 ? [i] : []));
+    const width = composed.raster.width;
+    const height = composed.raster.height;
+    const how = req.rescale
+      ? `r${req.rescale.map((r) => `${r.min},${r.max}`).join(";")}`
+      : `p${req.percentiles.join(",")}`;
+    const what = req.bidx ? `b${req.bidx.join(",")}` : `s${req.preset ?? "true-colour"}`;
+    // The sources (in order) fix the per-pixel choice: the same list composes the same cell.
+    const key = `composite|${composed.sources.map((r) => `${r.tileId}@${r.summary.contentHash}`).join(";")}|${what}|${how}`;
+    const image = await this.images.getOrLoad(key, async () => {
+      const layers = await Promise.all(
+        used.map(async (i) => {
+          const r = composed.sources[i] as ServedResult;
+          const raster = await this.raster(r);
+          if (raster.width !== width || raster.height !== height)
+            throw new InvalidParamsError([
+              {
+                name: "id",
+                reason: `the scene of tile ${r.tileId} is ${raster.width}x${raster.height}, its classes ${width}x${height}: draw it by its tile id`,
+              },
+            ]);
+          const spectral = req.bidx ? null : await spectralOf(r);
+          return { index: i, raster, ...resolveSourceBands(req, raster.bandCount, spectral) };
+        }),
+      );
+      const first = layers[0];
+      if (!first) {
+        const empty = new Uint8Array(width * height * 4);
+        return {
+          png: encodePng({ width, height, data: empty, depth: 8, channels: 4 }),
+          bands: [],
+          bandsFrom: "landsat-order" as const,
+          ranges: [],
+        };
+      }
+      const drawnBands = first.bands.length;
+      const mismatched = layers.find((l) => l.bands.length !== drawnBands);
+      if (mismatched)
+        throw new InvalidParamsError([
+          {
+            name: "bidx",
+            reason: `the cell's sources draw ${drawnBands} and ${mismatched.bands.length} band(s): name the bands with bidx`,
+          },
+        ]);
+      const byIndex = new Map(layers.map((l) => [l.index, l]));
+      // The composite's samples per drawn band; NaN (never valid, see stretch.ts) where no source is
+      // valid or the source's own sample is nodata. Float32 holds 8- and 16-bit scenes exactly.
+      const n = width * height;
+      const bands: Float32Array[] = Array.from({ length: drawnBands }, () => new Float32Array(n).fill(NaN));
+      for (let i = 0; i < n; i++) {
+        const l = byIndex.get(composed.source[i] as number);
+        if (!l) continue;
+        for (let b = 0; b < drawnBands; b++) {
+          const band = (l.bands[b] as number) - 1;
+          const v = (l.raster.bands[band] as BandArray)[i] as number;
+          const nodata = l.raster.nodata[band] ?? null;
+          if (v !== nodata) (bands[b] as Float32Array)[i] = v;
+        }
+      }
+      const composite: Raster = {
+        ...first.raster,
+        bands,
+        nodata: bands.map(() => null),
+        bandCount: drawnBands,
+      };
+      return renderSource(
+        composite,
+        bands.map((_, b) => b + 1),
+        first.from,
+        req,
+        first.bands,
+      );
+    });
+    return { ...image, sources: used.map((i) => composed.sources[i] as ServedResult) };
+  }
+
   /** Ends the decoder worker (pending decodes reject). */
   async close(): Promise<void> {
     await this.pool?.close();
@@ -210,6 +304,7 @@ function renderSource(
   bands: readonly number[],
   bandsFrom: BandsFrom,
   req: SourceRenderRequest,
+  named: readonly number[] = bands,
 ): SourceImage {
   const drawn: StretchBand[] = [];
   const ranges: (StretchRange | null)[] = [];
@@ -228,5 +323,5 @@ function renderSource(
   });
   const rgba = stretchToRgba(drawn);
   const png = encodePng({ width: raster.width, height: raster.height, data: rgba, depth: 8, channels: 4 });
-  return { png, bands, bandsFrom, ranges };
+  return { png, bands: named, bandsFrom, ranges };
 }

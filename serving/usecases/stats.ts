@@ -11,7 +11,15 @@
  * lane's own figure for geographic ones; a wholly covered cell contributes areasM2 as stored.
  */
 import { z } from "zod";
-import type { Bounds } from "../../shared/index.js";
+import {
+  LabelInvalidError,
+  WGS84,
+  labelInputCrs,
+  sameCrs,
+  toWgs84,
+  type Bounds,
+  type Crs,
+} from "../../shared/index.js";
 import { AreaTooLargeError, GeometryTooComplexError, InvalidParamsError } from "../errors.js";
 import { invalidParams } from "../api/params.js";
 import type { StatsBody, StatsClassBody } from "../api/schemas.js";
@@ -54,8 +62,11 @@ type Issue = { name: string; reason: string };
  * Checks a Polygon's coordinates by hand: a schema library's per-number refinements cost about
  * a second for a 1 MB polygon, on the event loop, before any budget could refuse it. Returns the
  * rings as [lon, lat] pairs or the first issue, named by its path (body.coordinates.0.1).
+ * Positions in `crs` (not WGS 84) are reprojected vertex by vertex, then checked as lon/lat; edges
+ * are not densified, so a long edge's curvature in lon/lat is lost (well under a pixel for a field
+ * or a few tiles' width in UTM).
  */
-function polygonRings(value: unknown, path: string): PolygonRings | Issue {
+function polygonRings(value: unknown, path: string, crs: Crs | null): PolygonRings | Issue {
   if (!Array.isArray(value)) return { name: path, reason: "must be an array of linear rings" };
   if (value.length < 1) return { name: path, reason: "a polygon needs an outer ring" };
   const rings: (readonly [number, number])[][] = [];
@@ -73,8 +84,13 @@ function polygonRings(value: unknown, path: string): PolygonRings | Issue {
       for (const v of p as unknown[])
         if (typeof v !== "number" || !Number.isFinite(v))
           return { name: at(i), reason: "must hold finite numbers" };
-      const lon = p[0] as number;
-      const lat = p[1] as number;
+      let lon = p[0] as number;
+      let lat = p[1] as number;
+      if (crs) {
+        [lon, lat] = toWgs84(crs, lon, lat);
+        if (!Number.isFinite(lon) || !Number.isFinite(lat))
+          return { name: at(i), reason: `does not reproject from ${crsLabel(crs)} to WGS 84` };
+      }
       if (lon < -180 || lon > 180) return { name: at(i), reason: "longitude must lie in -180..180" };
       if (lat < -90 || lat > 90) return { name: at(i), reason: "latitude must lie in -90..90" };
       out.push([lon, lat]);
@@ -90,11 +106,32 @@ function polygonRings(value: unknown, path: string): PolygonRings | Issue {
 
 const isIssue = (v: PolygonRings | Issue): v is Issue => !Array.isArray(v);
 
+const crsLabel = (crs: Crs): string => (crs.epsg !== null ? `EPSG:${crs.epsg}` : (crs.name ?? "its CRS"));
+
+/**
+ * The CRS of a POST /v1/stats body's positions: the legacy GeoJSON `crs` member, read and resolved
+ * as POST /v1/labels reads it (shared/labels/crs.ts: `{"type": "name", "properties": {"name":
+ * "urn:ogc:def:crs:EPSG::32615"}}` or "EPSG:32615"), as GDAL/OGR also accept it; null for WGS 84, which
+ * RFC 7946 §4 makes the default (and only) CRS of GeoJSON.
+ * @throws InvalidParamsError (400, `body.crs`) for a member lanemap cannot read or PROJ cannot use.
+ */
+export async function statsBodyCrs(value: unknown): Promise<Crs | null> {
+  try {
+    const crs = await labelInputCrs(value);
+    return crs === null || sameCrs(crs, WGS84) ? null : crs;
+  } catch (err) {
+    if (err instanceof LabelInvalidError)
+      throw new InvalidParamsError([{ name: `body.${err.field}`, reason: err.reason }]);
+    throw err;
+  }
+}
+
 /**
  * Parses a POST /v1/stats body — a Polygon, MultiPolygon, a Feature with one, or a FeatureCollection
- * of such Features — into an area, or throws a 400 naming the offending member.
+ * of such Features — into a WGS 84 area, or throws a 400 naming the offending member. `crs` is the
+ * CRS of the positions (`statsBodyCrs`), null for WGS 84 lon/lat.
  */
-export function parseStatsBody(value: unknown): Area {
+export function parseStatsBody(value: unknown, crs: Crs | null = null): Area {
   if (value === undefined || value === null || typeof value !== "object" || Array.isArray(value))
     throw new InvalidParamsError([
       {
@@ -115,7 +152,7 @@ export function parseStatsBody(value: unknown): Area {
       if (f === null || typeof f !== "object" || (f as { type?: unknown }).type !== "Feature")
         throw new InvalidParamsError([{ name, reason: "must be a Feature with a Polygon or MultiPolygon" }]);
       try {
-        polygons.push(...parseStatsBody(f).polygons);
+        polygons.push(...parseStatsBody(f, crs).polygons);
       } catch (err) {
         // Name the member inside this feature: body.geometry... -> body.features.<i>.geometry...
         if (err instanceof InvalidParamsError)
@@ -146,14 +183,14 @@ export function parseStatsBody(value: unknown): Area {
   const coords: unknown = r.data.coordinates;
   const polys: PolygonRings[] = [];
   if (r.data.type === "Polygon") {
-    const p = polygonRings(coords, `${base}.coordinates`);
+    const p = polygonRings(coords, `${base}.coordinates`, crs);
     if (isIssue(p)) throw new InvalidParamsError([p]);
     polys.push(p);
   } else {
     if (!Array.isArray(coords) || coords.length < 1)
       throw new InvalidParamsError([{ name: `${base}.coordinates`, reason: "needs a polygon" }]);
     for (let i = 0; i < coords.length; i++) {
-      const p = polygonRings(coords[i], `${base}.coordinates.${i}`);
+      const p = polygonRings(coords[i], `${base}.coordinates.${i}`, crs);
       if (isIssue(p)) throw new InvalidParamsError([p]);
       polys.push(p);
     }

@@ -3,15 +3,15 @@
  * more labels would help:
  *
  * - source imagery under the class overlay: each cell's archived scene as true colour (bands 3,2,1)
- *   or false colour (4,3,2, vegetation red), `/v1/tiles/{tileId}/source.png?preset=…`, stretched
- *   2-98 % per band by the server;
- * - confidence above it: each classified pixel's kNN vote share, `/v1/tiles/{tileId}/confidence.png`
+ *   or false colour (4,3,2, vegetation red), `/v1/tiles/{cell}/source.png?preset=…` (per pixel the
+ *   acquisition the class composite took it from), stretched 2-98 % per band by the server;
+ * - confidence above it: each classified pixel's kNN vote share, `/v1/tiles/{cell}/confidence.png`
  *   (ColorBrewer YlOrRd reversed: the deeper the red, the fewer neighbours agreed);
  * - an opacity per layer, the class overlay's too (the source shows through it).
  *
  * Images are fetched as blobs for the cells near the view only, a few at a time, as the class images
- * are (images.js); a cell's source image is kept while its tile id stays, its confidence image while
- * its class image key stays. Controls: the "Layers" card of index.html. Each overlay
+ * are (images.js), by cell key in the merged view and by tile id in one lane's; a layer image is
+ * kept while the cell's class image key stays (one lane's source while its tile id stays). Controls: the "Layers" card of index.html. Each overlay
  * `<img class="lm-source">` / `<img class="lm-confidence">` carries `data-cell`, `data-tile-id` and
  * `data-key` once decoded; `body[data-source-layer]` and `body[data-confidence-layer]` say what is on.
  */
@@ -42,17 +42,27 @@ let inFlight = 0;
 
 const blank = () => ({ overlay: null, key: null, url: null, loading: null });
 
-/** The image a layer should show for a cell now, or null when the layer is off. */
+/**
+ * The image a layer should show for a cell now, or null when the layer is off. The merged view asks
+ * by cell key, as the classes do (images.js): the per-pixel composite's confidence, and its source
+ * drawn per pixel from the acquisition each class came from, so imagery, classes and confidence
+ * agree pixel for pixel. One lane asks for that lane's tile. A composite follows the classes (a new
+ * source or model changes it), so by cell its key is the class image's; a tile's scene never changes.
+ */
 function wanted(kind, entry) {
   const s = entry.summary;
+  const merged = state.lane === "merged";
+  const id = merged ? entry.cell : s.tileId;
+  const drawn = merged ? `cell:${imageKey(s)}` : `tile:${imageKey(s)}`;
   if (kind === "source")
     return layers.source === "off"
       ? null
       : {
-          key: `${s.tileId}|${layers.source}`,
-          path: `${tilePath(s.tileId)}/source.png?preset=${layers.source}`,
+          key: `${merged ? drawn : `tile:${s.tileId}`}|${layers.source}`,
+          path: `${tilePath(id)}/source.png?preset=${layers.source}`,
+          fresh: merged,
         };
-  return layers.confidence ? { key: imageKey(s), path: `${tilePath(s.tileId)}/confidence.png` } : null;
+  return layers.confidence ? { key: drawn, path: `${tilePath(id)}/confidence.png`, fresh: true } : null;
 }
 
 function near(entry) {
@@ -119,8 +129,9 @@ function pump() {
 }
 
 async function load(job, img) {
-  // Confidence follows the classes (same tile id, new model): never a cached image for it.
-  const res = await fetch(job.path, job.kind === "confidence" ? { cache: "no-store" } : {});
+  // Confidence and a cell's composite follow the classes (same URL, new model or source): never a
+  // cached image for them; a tile's own scene never changes.
+  const res = await fetch(job.path, job.fresh ? { cache: "no-store" } : {});
   if (img.loading !== job.key || images.get(job.cell)?.[job.kind] !== img) return;
   if (res.status === 404) {
     // No archived source (a tile registered elsewhere), or the tile just left the view: nothing to draw.

@@ -60,3 +60,10 @@ export function parseColour(colour: string): [number, number, number] {
   if (!m) throw new RangeError(`"${colour}" is not a #rrggbb colour`);
   return [parseInt(m[1] as string, 16), parseInt(m[2] as string, 16), parseInt(m[3] as string, 16)];
 }
+
+/** The conventional land-cover colour of a recognised class name, or null for any other name. */
+export function conventionalColour(name: string): string | null {
+  const lower = name.toLowerCase();
+  for (const [pattern, colour] of NAMED) if (pattern.test(lower)) return colour;
+  return null;
+}

@@ -8,10 +8,11 @@
  * The catalogue is kept by the model registry (files or NATS KV, like the models): it grows when a
  * model with new names is stored. These functions are the pure rules.
  */
-import { defaultColours } from "../classifier/colours.js";
+import { conventionalColour } from "../classifier/colours.js";
 import { MAX_CLASSES } from "../classifier/engine.js";
 import type { ModelClass } from "../classifier/model.js";
 import { ModelError, TrainingDataError } from "../errors.js";
+import { distinctClassColour } from "./class-colours.js";
 
 /** The catalogue: every class ever stored, by id. */
 export interface ClassCatalogue {
@@ -23,9 +24,12 @@ export const EMPTY_CATALOGUE: ClassCatalogue = { classes: [] };
 
 /**
  * The classes of a model trained on `names`: a catalogued name keeps its id and colour, a new one
- * gets the next id after the highest ever given and the colour `defaultColours` gives it after the
- * catalogue's names (so colours do not depend on which names one training happens to have).
- * `colours` overrides colours of new names only (a catalogued colour is stable).
+ * gets the next id after the highest ever given and a colour far from every colour the catalogue
+ * (and the names before it in this call) has (`distinctClassColour`: its conventional land-cover
+ * colour when that stands apart, else the palette colour of greatest least CIEDE2000 difference;
+ * never white, black or grey). The choice depends on the catalogue alone, not on which names one
+ * training happens to have. `colours` overrides colours of new names only (a catalogued colour is
+ * stable for the life of the data directory).
  * @returns sorted by id.
  * @throws TrainingDataError when the ids would run past 255 (a class raster is uint8).
  */
@@ -36,7 +40,7 @@ export function assignClasses(
 ): ModelClass[] {
   const byName = new Map(catalogue.classes.map((c) => [c.name, c]));
   let next = catalogue.classes.reduce((m, c) => Math.max(m, c.id), 0) + 1;
-  const known = catalogue.classes.map((c) => c.name);
+  const taken = catalogue.classes.map((c) => c.colour);
   const out: ModelClass[] = [];
   for (const name of names) {
     const have = byName.get(name);
@@ -48,8 +52,8 @@ export function assignClasses(
       throw new TrainingDataError(
         `class "${name}" would get id ${next}: a data directory holds at most ${MAX_CLASSES} class ids over its life`,
       );
-    known.push(name);
-    const colour = colours[name] ?? (defaultColours(known)[known.length - 1] as string);
+    const colour = colours[name] ?? distinctClassColour(taken, conventionalColour(name));
+    taken.push(colour);
     const cls: ModelClass = { id: next++, name, colour };
     byName.set(name, cls);
     out.push(cls);

@@ -15,3 +15,11 @@ export {
 } from "./registry.js";
 export { MirroredModelRegistry, metaOf, reconcileRegistries } from "./mirrored.js";
 export { EMPTY_CATALOGUE, assignClasses, mergeClasses, type ClassCatalogue } from "./catalogue.js";
+export {
+  MIN_CLASS_DELTA_E,
+  deltaE2000,
+  distinctClassColour,
+  hexToLab,
+  unusableClassColour,
+  type Lab,
+} from "./class-colours.js";

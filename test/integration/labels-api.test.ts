@@ -173,6 +173,21 @@ describe("labels as data: POST/GET/DELETE /v1/labels and `lanemap labels`", () =
     assert.equal((await call("GET", "/v1/labels")).body["labelSetVersion"], 2);
   });
 
+  test("a label body sent as text/plain is a 415 problem naming the Content-Type, and makes no version", async () => {
+    const versionBefore = (await call("GET", "/v1/labels")).body["labelSetVersion"];
+    const r = await call(
+      "POST",
+      "/v1/labels",
+      { type: "Feature", properties: { class: "water" }, geometry: square(-93, 15) },
+      { authorization: `Bearer ${TOKEN}`, "content-type": "text/plain" },
+    );
+    assert.equal(r.status, 415);
+    assert.match(r.contentType, /^application\/problem\+json/);
+    assert.equal(r.body["type"], "/problems/unsupported-media-type");
+    assert.equal((r.body["invalid_params"] as { name: string }[])[0]?.name, "Content-Type");
+    assert.equal((await call("GET", "/v1/labels")).body["labelSetVersion"], versionBefore);
+  });
+
   test("DELETE removes a label as a new version; an unknown id is 404", async () => {
     const list = await call("GET", "/v1/labels");
     const id = (list.body["features"] as { id: string }[])[2]?.id as string;

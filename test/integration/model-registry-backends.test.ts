@@ -12,7 +12,7 @@ import { describe, test } from "node:test";
 import { openModelRegistry } from "../../infra/platform/models.js";
 import { FileModelRegistry } from "../../shared/adapters/archive/index.js";
 import { NatsModelRegistry } from "../../shared/adapters/nats/index.js";
-import { parseConfig, serializeModel } from "../../shared/index.js";
+import { parseConfig, sealModel, serializeModel, type Model } from "../../shared/index.js";
 import { projectRoot } from "../helpers/env.js";
 import { tinyModel } from "../helpers/models.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
@@ -82,6 +82,53 @@ describe("the model registry's backends", () => {
       const unknown = await lanemap(["model", "show", "0123456789abcdef"], dir);
       assert.equal(unknown.code, 1);
       assert.match(unknown.stderr, /0123456789abcdef is not in the registry/);
+    }));
+
+  test("lanemap model show takes a unique version prefix, lists the candidates of an ambiguous one, and names the label set once", () =>
+    withDir(async (dir) => {
+      const base = tinyModel(["forest", "water", "crop"]);
+      // What the trainer stores: source "label set v1", label set "v1".
+      const trained = sealModel(
+        {
+          format: base.format,
+          classes: base.classes,
+          features: base.features,
+          scaling: base.scaling,
+          k: base.k,
+          samples: base.samples,
+          training: { ...base.training, source: "label set v1" },
+        },
+        "2026-01-01T00:00:00.000Z",
+      );
+      const registry = await FileModelRegistry.open(dir);
+      await registry.put(trained, { trainedBy: "job-1", labelSet: "v1" });
+      const show = await lanemap(["model", "show", trained.version.slice(0, 6)], dir);
+      assert.equal(show.code, 0, show.stderr);
+      assert.match(show.stdout, new RegExp(`model ${trained.version}`));
+      assert.match(show.stdout, /labels {4}label set v1\n/);
+      assert.doesNotMatch(show.stdout, /label set v1 \(label set/);
+
+      // Models until two share a 4-digit prefix (a salt changes the content, so the version).
+      const seen = new Map<string, Model>();
+      let shared: string[] | undefined;
+      for (let salt = 1; !shared && salt < 5000; salt++) {
+        const m = tinyModel(["forest", "water"], { salt });
+        const twin = seen.get(m.version.slice(0, 4));
+        if (twin) {
+          await registry.put(twin, { trainedBy: "ana" });
+          await registry.put(m, { trainedBy: "ana" });
+          shared = [twin.version, m.version];
+        } else seen.set(m.version.slice(0, 4), m);
+      }
+      assert.ok(shared, "two versions share a 4-digit prefix");
+      const ambiguous = await lanemap(["model", "show", (shared[0] as string).slice(0, 4)], dir);
+      assert.equal(ambiguous.code, 2, ambiguous.stderr);
+      for (const v of shared) assert.match(ambiguous.stderr, new RegExp(v));
+      const none = await lanemap(["model", "show", "ffff0000"], dir);
+      assert.notEqual(none.code, 0);
+      const short = await lanemap(["model", "show", "abc"], dir);
+      assert.equal(short.code, 2);
+      assert.match(short.stderr, /4 or more hex digits/);
     }));
 
   test(

@@ -105,9 +105,11 @@ describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
     assert.equal(s1.body.pixels, 64);
 
     // The cell's detail lists the sources and the pixels each gives.
-    const d1 = await srv.json<{ composite: { sources: { tileId: string; lane: string; pixels: number }[] } }>(
-      "/v1/tiles/c0000r0000",
-    );
+    const d1 = await srv.json<{
+      composite: { sources: { tileId: string; lane: string; pixels: number }[]; counts: number[] };
+    }>("/v1/tiles/c0000r0000");
+    // ...and the composite's tally, the figures the stats above use.
+    assert.deepEqual(d1.body.composite.counts.slice(0, 3), [0, 16, 48]);
     assert.deepEqual(
       d1.body.composite.sources.map((s) => [s.tileId, s.lane, s.pixels]),
       [
@@ -190,5 +192,32 @@ describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
       d2.body.absorbed.map((x) => x.tileId),
       ["cloudy"],
     );
+  });
+});
+
+describe("a cell's composite tally", () => {
+  test("the tile detail gives the composite's counts, m² and valid pixels, equal to /v1/stats over the cell", async () => {
+    await using data = await tempDataDir();
+    await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 200,
+      tiles: [clear(10), cloudy("batch", 150)],
+      composite: true,
+    });
+    await using srv = await startServing({ dataDir: data.dir });
+    const d = await srv.json<{
+      composite: { counts: number[]; areasM2: number[]; validPixels: number };
+    }>("/v1/tiles/c0000r0000");
+    assert.equal(d.status, 200);
+    const s = await srv.json<Stats & { classes: { id: number; pixels: number; areaM2: number }[] }>(
+      `/v1/stats?bbox=${bbox}`,
+    );
+    assert.equal(d.body.composite.validPixels, 64);
+    assert.equal(d.body.composite.validPixels, s.body.pixels);
+    for (const c of s.body.classes) {
+      assert.equal(d.body.composite.counts[c.id] ?? 0, c.pixels, `class ${c.id} pixels`);
+      assert.ok(Math.abs((d.body.composite.areasM2[c.id] ?? 0) - c.areaM2) < 1e-6, `class ${c.id} m²`);
+    }
+    assert.deepEqual(d.body.composite.counts.slice(0, 3), [0, 16, 48]);
   });
 });

@@ -427,3 +427,113 @@ describe("source.png presets follow the feature spec of the model that classifie
     assert.equal(await bandsOf("/v1/tiles/l8-other-20240101/source.png"), "3,2,1 landsat-order");
   });
 });
+
+describe("source.png of a per-pixel composite", () => {
+  /** The newer scene's cloud block: rows and columns 4..11; its classes there are 0 (masked). */
+  const inBlock = (c: number, r: number) => c >= 4 && c < 12 && r >= 4 && r < 12;
+  /** A 3-band scene whose band b at pixel i is `value(b, i)`. */
+  const scene = (value: (b: number, i: number) => number) =>
+    encodeGeoTiff({
+      width: N,
+      height: N,
+      bands: [1, 2, 3].map((b) => Int16Array.from({ length: N * N }, (_, i) => value(b, i))),
+      geoTransform: [10, 0.0025, 0, 50.04, 0, -0.0025],
+      epsg: 4326,
+      nodata: NODATA,
+    });
+  const classified = (
+    tileId: string,
+    contentHash: string,
+    acquired: string,
+    seq: number,
+    cls: (c: number, r: number) => number,
+  ): TileFixture => {
+    const raster = makeRaster(N, cls, 5);
+    const result = summarise(
+      {
+        lane: "batch",
+        tileId,
+        cell: fixtureCell(0, 0),
+        acquired,
+        ingestSeq: seq,
+        contentHash,
+        modelVersion: "m-layers",
+        width: N,
+        height: N,
+        geoTransform: [10, 0.0025, 0, 50.04, 0, -0.0025],
+        epsg: 4326,
+        proj4: null,
+        boundsWgs84: { minX: 10, minY: 50, maxX: 10.04, maxY: 50.04 } as Bounds,
+        processedAt: acquired,
+      },
+      raster,
+      100,
+    );
+    return { result, raster };
+  };
+
+  test("by cell key it draws each pixel from the acquisition its class came from: the older clear scene inside the newer one's cloud block", async () => {
+    registerFastDecoders();
+    await using data = await tempDataDir();
+    const archive = new ArchiveStore(data.dir);
+    // The clear scene: dark ramps. The cloudy one: other ramps, and bright cloud over the block.
+    const clear = await archive.putObject(scene((b, i) => 300 * b + (i % 97)));
+    const cloudy = await archive.putObject(
+      scene((b, i) => (inBlock(i % N, Math.floor(i / N)) ? 4000 : 200 * b + (i % 89))),
+    );
+    await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 10,
+      modelVersion: "m-layers",
+      composite: true,
+      tiles: [
+        classified("clear-20240101", clear.contentHash, "2024-01-01T00:00:00Z", 1, () => 1),
+        classified("cloudy-20240201", cloudy.contentHash, "2024-02-01T00:00:00Z", 2, (c, r) =>
+          inBlock(c, r) ? 0 : 2,
+        ),
+      ],
+    });
+    await using srv = await startServing({ dataDir: data.dir });
+    const png = async (path: string) => {
+      const res = await srv.get(path);
+      assert.equal(
+        res.status,
+        200,
+        `${path}: ${res.status} ${res.status === 200 ? "" : await res.clone().text()}`,
+      );
+      return { res, image: decodePng(new Uint8Array(await res.arrayBuffer())) };
+    };
+
+    // A fixed rescale makes each tile's own rendering comparable with the composite's, pixel by pixel.
+    const q = "?bidx=3,2,1&rescale=0,4500";
+    const cell = await png(`/v1/tiles/${fixtureCell(0, 0)}/source.png${q}`);
+    assert.equal(cell.res.headers.get("lanemap-sources"), "cloudy-20240201,clear-20240101");
+    const older = (await png(`/v1/tiles/clear-20240101/source.png${q}`)).image.data;
+    const newer = (await png(`/v1/tiles/cloudy-20240201/source.png${q}`)).image.data;
+    for (let r = 0; r < N; r++)
+      for (let c = 0; c < N; c++) {
+        const i = (r * N + c) * 4;
+        const want = inBlock(c, r) ? older : newer;
+        assert.deepEqual(
+          [...cell.image.data.slice(i, i + 4)],
+          [...want.slice(i, i + 4)],
+          `pixel (${c}, ${r}) comes from the ${inBlock(c, r) ? "older" : "newer"} scene`,
+        );
+      }
+    // The cloud is nowhere in the composite: its bright value never shows.
+    const cloudGrey = newer[(4 * N + 4) * 4];
+    assert.ok(cloudGrey !== undefined && cloudGrey > 200);
+
+    // The percentile stretch is taken over the composite's pixels, so the cloud does not compress it:
+    // every pixel is opaque, and the brightest red is from the scenes' own ramps.
+    const stretched = await png(`/v1/tiles/${fixtureCell(0, 0)}/source.png`);
+    let opaque = 0;
+    for (let i = 0; i < N * N; i++) if (stretched.image.data[i * 4 + 3] === 255) opaque++;
+    assert.equal(opaque, N * N);
+    const detail = await srv.json<{ composite: { validPixels: number } }>(`/v1/tiles/${fixtureCell(0, 0)}`);
+    assert.equal(detail.body.composite.validPixels, N * N);
+    // The range the header reports is within the clear pixels' values, not stretched up to the cloud's 4000.
+    const red = stretched.res.headers.get("lanemap-rescale")?.split(";")[0]?.split(",").map(Number) ?? [];
+    assert.ok((red[1] ?? Infinity) < 4000, `red range ${red.join(",")}`);
+  });
+});

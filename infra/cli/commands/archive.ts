@@ -7,7 +7,7 @@ import {
   type ModelLayout,
 } from "../../../batch/index.js";
 import { ArchiveStore } from "../../../shared/adapters/archive/index.js";
-import { LanemapError, parseConfig } from "../../../shared/index.js";
+import { LanemapError, dataPaths, parseConfig } from "../../../shared/index.js";
 import { UsageError } from "../usage.js";
 import { cliLogger } from "../logger.js";
 import { commandSummary } from "./index.js";
@@ -19,18 +19,30 @@ interface ArchiveAddFlags {
 }
 
 /**
- * Warnings for registered tiles whose band count no model in data/models/ expects: such a tile
- * would be accepted now and then fail every batch run.
+ * Warnings for registered tiles whose band count no model in the registry (`modelsDir`, the data
+ * directory's models/) expects: such a tile would be accepted now and then fail every batch run.
+ * The warning names the active model, the one batch runs apply, when there is one.
  */
-export function layoutWarnings(report: ArchiveAddReport, models: readonly ModelLayout[]): string[] {
+export function layoutWarnings(
+  report: ArchiveAddReport,
+  models: readonly ModelLayout[],
+  modelsDir: string,
+): string[] {
   if (models.length === 0 || report.registered.length === 0) return [];
   const fits = new Set(models.map((m) => m.bands));
   const expected = [...fits].sort((a, b) => a - b).join(" or ");
+  const active = models.find((m) => m.active);
+  const who = active
+    ? `the registry's active model ${active.version} expects ${active.bands}` +
+      (models.length > 1
+        ? ` (the ${models.length} models in ${modelsDir} expect ${expected})`
+        : ` (in ${modelsDir})`)
+    : `the models in ${modelsDir} (none active) expect ${expected}`;
   return report.registered
     .filter((r) => !fits.has(r.bandCount))
     .map(
       (r) =>
-        `warning: ${r.file} has ${r.bandCount} band${r.bandCount === 1 ? "" : "s"}; the models in data/models/ expect ${expected}, ` +
+        `warning: ${r.file} has ${r.bandCount} band${r.bandCount === 1 ? "" : "s"}; ${who}, ` +
         "so batch runs will fail this tile until a model for its layout is trained (lanemap train ... --activate)",
     );
 }
@@ -73,7 +85,11 @@ export function registerArchive(program: Command): void {
         maxPixels: config.maxPixels,
         ...(flags.acquired !== undefined ? { acquired: flags.acquired } : {}),
       });
-      const warnings = layoutWarnings(report, await modelLayouts(config.dataDir));
+      const warnings = layoutWarnings(
+        report,
+        await modelLayouts(config.dataDir),
+        dataPaths(config.dataDir).models,
+      );
       if (flags.json) console.log(JSON.stringify({ ...report, warnings }, null, 2));
       else {
         console.log(

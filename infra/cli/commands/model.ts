@@ -46,6 +46,18 @@ function listLine(e: ModelEntry, active: boolean): string {
   );
 }
 
+/** A version prefix `model show` accepts: 4 to 15 hex digits (git's short hashes start at 4). */
+const VERSION_PREFIX = /^[0-9a-f]{4,15}$/;
+
+/**
+ * The training labels of an entry: its source, and its label set when the source does not already
+ * name it (the trainer's source is "label set v3" and its label set "v3": say it once).
+ */
+function labelsLine(e: ModelEntry): string {
+  if (!e.labelSet || e.source.includes(e.labelSet)) return e.source;
+  return `${e.source} (label set ${e.labelSet})`;
+}
+
 /** `lanemap model list|show|activate`: the model registry both lanes and serving read. */
 export function registerModel(program: Command): void {
   const model = program.command("model").description(commandSummary("model"));
@@ -117,16 +129,28 @@ export function registerModel(program: Command): void {
   model
     .command("show")
     .description("one stored version: classes with ids and colours, features, k, who/when, accuracy")
-    .argument("<version>", "a version from `lanemap model list`")
+    .argument("<version>", "a version from `lanemap model list`, or a unique prefix of one (4+ hex digits)")
     .option("--nats <url>", NATS_HELP)
     .option("--data-dir <dir>", DATA_DIR_HELP)
     .option("--json", "print JSON")
     .action(async (version: string, flags: ModelFlags) => {
-      if (!VERSION.test(version)) throw new UsageError(`"${version}" is not a model version (16 hex digits)`);
-      const { entry, current } = await withRegistry(flags, async (r) => ({
-        entry: await r.get(version),
-        current: await r.active(),
-      }));
+      if (!VERSION.test(version) && !VERSION_PREFIX.test(version))
+        throw new UsageError(
+          `"${version}" is not a model version (16 hex digits) or a prefix of one (4 or more hex digits)`,
+        );
+      const { entry, current } = await withRegistry(flags, async (r) => {
+        let full = version;
+        if (!VERSION.test(version)) {
+          const matches = (await r.list()).filter((e) => e.version.startsWith(version)).map((e) => e.version);
+          if (matches.length > 1)
+            throw new UsageError(
+              `"${version}" is the start of ${matches.length} model versions (${matches.join(", ")}): give more digits`,
+            );
+          if (matches.length === 0) return { entry: undefined, current: await r.active() };
+          full = matches[0] as string;
+        }
+        return { entry: await r.get(full), current: await r.active() };
+      });
       if (!entry) throw new ModelNotFoundError(version);
       const active = entry.version === current?.version;
       if (flags.json) {
@@ -135,7 +159,7 @@ export function registerModel(program: Command): void {
       }
       console.log(`model ${entry.version}${active ? " (active)" : ""}`);
       console.log(`  trained   ${entry.createdAt} by ${entry.trainedBy}; stored ${entry.storedAt}`);
-      console.log(`  labels    ${entry.source}${entry.labelSet ? ` (label set ${entry.labelSet})` : ""}`);
+      console.log(`  labels    ${labelsLine(entry)}`);
       console.log(`  k ${entry.k}, ${entry.samples} samples, ${entry.features.bands} bands`);
       for (const c of entry.classes)
         console.log(

@@ -7,7 +7,8 @@ import type { Request } from "express";
 import { z } from "zod";
 import type { Registry } from "prom-client";
 import { formatParam } from "../../api/params.js";
-import { problem } from "../../api/route-spec.js";
+import { JSON_BODY_TYPES, problem } from "../../api/route-spec.js";
+import { ProblemError } from "../../errors.js";
 import type { EventHub } from "../events.js";
 import { baseUrl } from "../respond.js";
 
@@ -29,3 +30,27 @@ export const formatOnly = z.strictObject({ f: formatParam.optional() });
 export const noQuery = z.strictObject({});
 
 export const badRequest = problem("A parameter is malformed; `invalid_params` names it");
+
+/**
+ * Refuses a body that is not JSON with 415 `unsupported-media-type` (RFC 9110 §15.5.16), before it is
+ * read as anything: a text/plain GeoJSON is the client's mistake of media type, not an invalid label.
+ * @throws ProblemError 415 naming the Content-Type.
+ */
+export function requireJsonBody(req: Request, what: string): void {
+  const hasBody =
+    req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
+  if (hasBody && !req.is(JSON_BODY_TYPES))
+    throw new ProblemError(
+      415,
+      "unsupported-media-type",
+      "Unsupported media type",
+      `send ${what} as application/json or application/geo+json`,
+      {
+        extensions: {
+          invalid_params: [
+            { name: "Content-Type", reason: "must be application/json or application/geo+json" },
+          ],
+        },
+      },
+    );
+}

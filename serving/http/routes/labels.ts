@@ -11,7 +11,7 @@ import { authorizeOperator } from "../../usecases/batch-runs.js";
 import type { ServingContext } from "../../usecases/context.js";
 import { addLabels, listLabels, removeLabel } from "../../usecases/labels.js";
 import { MEDIA, sendJson } from "../respond.js";
-import { badRequest, noQuery, type RouteDeps } from "./common.js";
+import { badRequest, noQuery, requireJsonBody, type RouteDeps } from "./common.js";
 
 const labelsGetQuery = z.strictObject({
   version: z
@@ -53,11 +53,13 @@ export function registerLabelRoutes(ctx: ServingContext, deps: RouteDeps): Route
         "401": problem("No bearer token"),
         "403": problem("Wrong bearer token"),
         "413": problem("The body is over the size limit"),
+        "415": problem("The body is not JSON (Content-Type application/json or application/geo+json)"),
         "422": problem("A label is invalid; `invalid_params` names the field"),
         "503": problem("No operator token configured"),
       },
       handle: async (req, res) => {
         parseQuery(noQuery, req.query);
+        requireJsonBody(req, "the labels");
         const added = await addLabels(ctx, req.body, OPERATOR_AUTHOR);
         deps.events.publish("labels-change", { labelSetVersion: added.labelSetVersion, added: added.ids });
         res.status(201);

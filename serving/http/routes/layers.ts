@@ -2,7 +2,9 @@
  * Map layers of a tile beside its classes: the archived source scene as a true- or false-colour PNG
  * (render parameters in titiler's vocabulary: `bidx`, `rescale`; see usecases/source-image.ts) and
  * the per-pixel kNN vote share as a confidence PNG (render/confidence.ts). Both take a cell key (the
- * cell's merged answer, what the map shows) or a tile id, as classes.png does.
+ * cell's merged answer, what the map shows) or a tile id, as classes.png does. By cell key a
+ * per-pixel composite draws each pixel from the acquisition its class came from, so imagery, classes
+ * and confidence agree pixel for pixel; a tile id draws that very tile.
  */
 import type { Request, Response } from "express";
 import { z } from "zod";
@@ -15,6 +17,7 @@ import type { ServingContext } from "../../usecases/context.js";
 import { ModelBands } from "../../usecases/model-bands.js";
 import { SOURCE_PRESETS, type SourceRenderRequest } from "../../usecases/source-image.js";
 import { resolveTarget } from "../../usecases/tiles.js";
+import { pixelSources } from "../../view/pixel-composite.js";
 import { hold, sendBytes } from "../respond.js";
 import { badRequest, noQuery } from "./common.js";
 
@@ -129,7 +132,9 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
       pathParams: idParam,
       responses: {
         "200": ok(
-          "PNG; headers Lanemap-Bands (and Lanemap-Bands-From: bidx, feature-spec or landsat-order) and Lanemap-Rescale say what was drawn",
+          "PNG; headers Lanemap-Bands (and Lanemap-Bands-From: bidx, feature-spec or landsat-order) and Lanemap-Rescale say what was drawn. " +
+            "By cell key a per-pixel composite draws each pixel from the acquisition its class came from (Lanemap-Sources lists their tile ids, " +
+            "newest first; the stretch is over the composite's pixels; Lanemap-Bands are the newest source's)",
           {
             "image/png": "binary",
           },
@@ -152,6 +157,21 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
         };
         if (render.bidx && render.preset)
           throw new InvalidParamsError([{ name: "preset", reason: "give either preset or bidx, not both" }]);
+        if (drawn.composite) {
+          const image = await ctx.sourceImages.renderComposite(await pixelSources(drawn), render, (r) =>
+            modelBands.of(lease, r),
+          );
+          res.setHeader("Lanemap-Tile-Id", drawn.tileId);
+          res.setHeader("Lanemap-Lane", drawn.lane);
+          res.setHeader("Lanemap-Sources", image.sources.map((r) => r.tileId).join(","));
+          res.setHeader("Lanemap-Bands", image.bands.join(","));
+          res.setHeader("Lanemap-Bands-From", image.bandsFrom);
+          res.setHeader(
+            "Lanemap-Rescale",
+            image.ranges.map((r) => (r ? `${r.min},${r.max}` : "none")).join(";"),
+          );
+          return sendBytes(res, image.png, "image/png");
+        }
         const spectral = render.bidx ? null : await modelBands.of(lease, drawn);
         const image = await ctx.sourceImages.render(drawn, render, spectral);
         res.setHeader("Lanemap-Tile-Id", drawn.tileId);

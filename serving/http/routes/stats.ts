@@ -5,15 +5,14 @@
 import { z } from "zod";
 import { ARROW_STREAM_MEDIA_TYPE } from "../../../shared/adapters/arrow/index.js";
 import { bboxParam, formatParam, parseQuery } from "../../api/params.js";
-import { JSON_BODY_TYPES, ok, problem, type RouteSpec } from "../../api/route-spec.js";
+import { ok, problem, type RouteSpec } from "../../api/route-spec.js";
 import * as S from "../../api/schemas.js";
-import { ProblemError } from "../../errors.js";
 import { bboxArea } from "../../geo/area.js";
 import { statsArrow } from "../../render/arrow-tables.js";
 import type { ServingContext } from "../../usecases/context.js";
-import { parseStatsBody, statsQuery } from "../../usecases/stats.js";
+import { parseStatsBody, statsBodyCrs, statsQuery } from "../../usecases/stats.js";
 import { hold, negotiate, sendBytes, sendJson } from "../respond.js";
-import { badRequest, formatOnly } from "./common.js";
+import { badRequest, formatOnly, requireJsonBody } from "./common.js";
 
 const statsGetQuery = z.strictObject({ bbox: bboxParam, f: formatParam.optional() });
 
@@ -53,7 +52,9 @@ export function registerStatsRoutes(ctx: ServingContext): RouteSpec[] {
       tags: ["queries"],
       query: formatOnly,
       body: {
-        description: "GeoJSON Polygon, MultiPolygon or Feature (WGS84 lon/lat), at most 1 MB",
+        description:
+          "GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection, at most 1 MB: WGS 84 lon/lat (RFC 7946), " +
+          'or any EPSG CRS named by a legacy `crs` member ({"type": "name", "properties": {"name": "EPSG:32615"}}), reprojected',
         required: true,
         content: { "application/json": S.StatsRequestBody, "application/geo+json": S.StatsRequestBody },
       },
@@ -73,23 +74,8 @@ export function registerStatsRoutes(ctx: ServingContext): RouteSpec[] {
       handle: async (req, res) => {
         const q = parseQuery(formatOnly, req.query);
         const format = negotiate(req, q.f, ["json", "arrow"]);
-        const hasBody =
-          req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
-        if (hasBody && !req.is(JSON_BODY_TYPES))
-          throw new ProblemError(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "send the polygon as application/json or application/geo+json",
-            {
-              extensions: {
-                invalid_params: [
-                  { name: "Content-Type", reason: "must be application/json or application/geo+json" },
-                ],
-              },
-            },
-          );
-        const area = parseStatsBody(req.body);
+        requireJsonBody(req, "the polygon");
+        const area = parseStatsBody(req.body, await statsBodyCrs(req.body));
         const lease = hold(res, ctx.snapshots.acquire());
         const body = await statsQuery(lease, area, ctx.config.serving.statsMaxPixels);
         if (format === "arrow") return sendBytes(res, statsArrow(body), ARROW_STREAM_MEDIA_TYPE);
