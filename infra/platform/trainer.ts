@@ -76,8 +76,10 @@ function accuracyOf(result: TrainJobResult): { accuracy: TrainAccuracy | null; n
   const e = a.evaluation;
   return {
     accuracy: {
-      method: e.method === "folds" ? "folds" : "holdout",
+      method: e.method === "group-folds" || e.method === "folds" ? e.method : "holdout",
       ...(e.folds ? { folds: e.folds.length } : {}),
+      ...(e.groupsPerClass ? { groupsPerClass: e.groupsPerClass } : {}),
+      ...(a.note !== undefined ? { note: a.note } : {}),
       n: e.n,
       oa: e.oa,
       kappa: e.kappa,

@@ -28,8 +28,13 @@ export const TrainRequestBody = component(
 export const TrainAccuracySchema = component(
   "TrainAccuracy",
   z.object({
-    method: z.enum(["folds", "holdout"]),
+    method: z.enum(["group-folds", "folds", "holdout"]).meta({
+      description:
+        "group-folds: stratified group k-fold, each label feature wholly in one fold; folds/holdout: by pixel (optimistic), see note",
+    }),
     folds: z.number().int().optional(),
+    groupsPerClass: z.record(z.string(), z.number().int().min(0)).optional(),
+    note: z.string().optional(),
     n: z.number().int().min(0),
     oa: ratio,
     kappa: z.number().nullable(),

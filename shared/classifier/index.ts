@@ -45,6 +45,7 @@ export {
 export {
   crossValidation,
   evaluateModel,
+  groupsPerClass,
   holdoutEvaluation,
   type Evaluation,
   type ValidationOptions,

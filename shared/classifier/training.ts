@@ -57,6 +57,8 @@ export interface LabelledPixels {
   /** Index into `names` per pixel. */
   readonly labels: Int32Array;
   readonly names: readonly string[];
+  /** GeoJSON labels: the feature (0-based index in the source) of each pixel; absent for a label raster. */
+  readonly features?: Int32Array;
 }
 
 /** Training samples: raw (unscaled) features and their class, in the order they were taken. */
@@ -71,6 +73,11 @@ export interface TrainingSamples {
   /** Tile index and pixel index of each sample. */
   readonly tile: Int32Array;
   readonly pixel: Int32Array;
+  /**
+   * The label feature each sample came from (GeoJSON feature index), so an accuracy assessment can
+   * keep a feature's near-identical pixels on one side of a split; absent for a label raster.
+   */
+  readonly group?: Int32Array;
 }
 
 /**
@@ -284,6 +291,7 @@ function placeGeoJson(
     if (inv === null) throw new TrainingDataError(`${tileName(t, tileNames)} has a degenerate geotransform`);
     const pixels: number[] = [];
     const lab: number[] = [];
+    const feat: number[] = [];
     const gt = tile.geoTransform;
     for (const g of geoms) {
       const parts = toTileCrs(g, from, tile);
@@ -306,9 +314,15 @@ function placeGeoJson(
       for (let i = 0; i < found.length; i++) {
         pixels.push(found[i] as number);
         lab.push(label);
+        feat.push(g.index);
       }
     }
-    return { pixels: Int32Array.from(pixels), labels: Int32Array.from(lab), names };
+    return {
+      pixels: Int32Array.from(pixels),
+      labels: Int32Array.from(lab),
+      names,
+      features: Int32Array.from(feat),
+    };
   });
   let points = 0;
   let pointsOutside = 0;
@@ -477,6 +491,7 @@ export function collectSamples(
   const y: number[] = [];
   const tileOf: number[] = [];
   const pixelOf: number[] = [];
+  const groupOf: number[] = [];
   let labelledPixels = 0;
   let onNodata = 0;
   tiles.forEach((raster, t) => {
@@ -494,6 +509,7 @@ export function collectSamples(
       y.push((lp.labels[i] as number) + 1);
       tileOf.push(t);
       pixelOf.push(p);
+      if (lp.features !== undefined) groupOf.push(lp.features[i] as number);
     }
   });
   const counts = new Array<number>(allNames.length).fill(0);
@@ -533,6 +549,7 @@ export function collectSamples(
     classNames: names,
     tile: Int32Array.from(tileOf),
     pixel: Int32Array.from(pixelOf),
+    ...(placed !== null ? { group: Int32Array.from(groupOf) } : {}),
     coverage,
   };
 }
@@ -545,14 +562,17 @@ export function subsetSamples(samples: TrainingSamples, indices: ArrayLike<numbe
   const y = new Int32Array(n);
   const tile = new Int32Array(n);
   const pixel = new Int32Array(n);
+  const from = samples.group;
+  const group = from === undefined ? undefined : new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const s = indices[i] as number;
     x.set(samples.x.subarray(s * dim, (s + 1) * dim), i * dim);
     y[i] = samples.y[s] as number;
     tile[i] = samples.tile[s] as number;
     pixel[i] = samples.pixel[s] as number;
+    if (group !== undefined) group[i] = (from as Int32Array)[s] as number;
   }
-  return { x, dim, y, classNames: samples.classNames, tile, pixel };
+  return { x, dim, y, classNames: samples.classNames, tile, pixel, ...(group ? { group } : {}) };
 }
 
 /**

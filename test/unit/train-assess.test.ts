@@ -55,3 +55,70 @@ describe("assessSamples: which accuracy assessment a label set gets", () => {
     );
   });
 });
+
+describe("assessSamples: label features are not split across folds", () => {
+  /**
+   * `features` polygons per class; the pixels of one polygon are near-identical (jitter 0.001), and
+   * polygons of a class differ widely, so a pixel split finds each test pixel's twin in training.
+   */
+  function polygons(features: readonly number[], pixelsPer = 12): TrainingSamples {
+    const x: number[] = [];
+    const y: number[] = [];
+    const group: number[] = [];
+    let g = 0;
+    features.forEach((n, c) => {
+      for (let f = 0; f < n; f++, g++) {
+        // Polygon centres of the two classes interleave in feature space.
+        const centre = ((g * 37) % 23) * 1.0;
+        for (let i = 0; i < pixelsPer; i++) {
+          x.push(centre + i * 0.001, centre, centre, centre, 0);
+          y.push(c + 1);
+          group.push(g);
+        }
+      }
+    });
+    return {
+      x: Float64Array.from(x),
+      dim: 5,
+      y: Int32Array.from(y),
+      classNames: features.map((_, c) => `class${c + 1}`),
+      tile: new Int32Array(y.length),
+      pixel: Int32Array.from(y, (_, i) => i),
+      group: Int32Array.from(group),
+    };
+  }
+
+  test("grouped 5-fold is lower than the pixel 5-fold on polygons of near-identical pixels", () => {
+    const s = polygons([10, 10]);
+    const grouped = assessSamples(s, { features, k: 3 });
+    assert.ok(grouped.made);
+    assert.equal(grouped.evaluation.method, "group-folds");
+    assert.equal(grouped.note, undefined);
+    assert.deepEqual(grouped.evaluation.groupsPerClass, { class1: 10, class2: 10 });
+    const { group: _dropped, ...pixels } = s;
+    const byPixel = assessSamples(pixels, { features, k: 3 });
+    assert.ok(byPixel.made);
+    assert.equal(byPixel.evaluation.method, "folds");
+    assert.match(byPixel.note ?? "", /optimistic/);
+    assert.equal(byPixel.evaluation.oa, 1);
+    assert.ok(
+      (grouped.evaluation.oa as number) < 0.8,
+      `grouped OA ${grouped.evaluation.oa} should be far below the pixel OA 1`,
+    );
+  });
+
+  test("a class with 2 to 4 features: fewer group folds, and the note says why", () => {
+    const a = assessSamples(polygons([8, 3]), { features, k: 3 });
+    assert.ok(a.made);
+    assert.equal(a.evaluation.method, "group-folds");
+    assert.equal(a.evaluation.folds?.length, 3);
+    assert.match(a.note ?? "", /group 3-fold.*"class2" has only 3 label features/);
+  });
+
+  test("a class with a single feature: by pixel, and the note says the figures are optimistic", () => {
+    const a = assessSamples(polygons([8, 1]), { features, k: 3 });
+    assert.ok(a.made);
+    assert.equal(a.evaluation.method, "folds");
+    assert.match(a.note ?? "", /"class2" has 1 label feature,.*optimistic/);
+  });
+});
