@@ -51,6 +51,8 @@ export interface TrainOutcome {
   /** Null when the samples were too few to assess; `accuracyNote` says why. */
   readonly accuracy: TrainAccuracy | null;
   readonly accuracyNote?: string;
+  /** Label features capped, a class or one feature dominating the samples (empty when none). */
+  readonly warnings: readonly string[];
   /** Milliseconds per phase: selecting, decode, train, assess, storing. */
   readonly timings: Readonly<Record<string, number>>;
 }
@@ -64,7 +66,7 @@ export interface ModelTrainer {
    * registry's and decoder's errors.
    */
   train(
-    options: { readonly k?: number },
+    options: { readonly k?: number; readonly maxSamplesPerFeature?: number },
     onProgress: (p: TrainProgress) => void,
     signal: AbortSignal,
   ): Promise<TrainOutcome>;

@@ -157,6 +157,7 @@ export function modelTrainerFor(options: TrainerOptions): ModelTrainer {
           source: `label set v${set.version}`,
           seed: set.version,
           maxPixels: options.maxPixels,
+          ...(opts.maxSamplesPerFeature === undefined ? {} : { maxPerFeature: opts.maxSamplesPerFeature }),
           // Class ids from the deployment's catalogue: a name keeps its id across retrainings.
           catalogue: await options.registry.classes(),
         },
@@ -183,6 +184,7 @@ export function modelTrainerFor(options: TrainerOptions): ModelTrainer {
         k: model.k,
         accuracy,
         ...(note ? { accuracyNote: note } : {}),
+        warnings: result.warnings,
         timings: {
           selecting: t1 - t0,
           thread: t2 - t1,

@@ -22,6 +22,9 @@ export const TrainRequestBody = component(
       .max(50)
       .optional()
       .meta({ description: "neighbours (default: the active model's k, else 5)" }),
+    maxSamplesPerFeature: z.number().int().min(1).max(1_000_000).optional().meta({
+      description: "cap of samples drawn from one label feature, by a seeded random subsample (default 2000)",
+    }),
   }),
 );
 
@@ -54,6 +57,9 @@ export const TrainOutcomeSchema = component(
     k: z.number().int().min(1),
     accuracy: TrainAccuracySchema.nullable(),
     accuracyNote: z.string().optional(),
+    warnings: z.array(z.string()).meta({
+      description: "label features capped, or a class or one feature holding over half the samples",
+    }),
     timings: z.record(z.string(), z.number()),
   }),
 );

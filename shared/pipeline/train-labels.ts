@@ -17,6 +17,7 @@
 import type { Raster } from "../raster/types.js";
 import type { FeatureSpec } from "../features/index.js";
 import {
+  balanceSamples,
   collectSamples,
   crossValidation,
   groupsPerClass,
@@ -45,10 +46,15 @@ export interface TrainFromRastersOptions {
   readonly createdAt?: Date | string;
   /** The deployment's class catalogue: known names keep their ids and colours, new names get new ids. */
   readonly catalogue?: ClassCatalogue;
+  /** Cap of samples per label feature (default `DEFAULT_MAX_SAMPLES_PER_FEATURE`), see `balanceSamples`. */
+  readonly maxPerFeature?: number;
+  /** Seed of the capping subsample (default 1). */
+  readonly seed?: number | string;
 }
 
 /**
- * Samples and a model from rasters and labels.
+ * Samples and a model from rasters and labels: samples are collected, each label feature capped at
+ * `maxPerFeature` (seeded subsample), and `warnings` says what was capped or still dominates.
  * @throws TrainingDataError (no usable sample, fewer samples than k, strict refusals);
  *   TileInvalidError (a tile that does not fit the feature spec).
  */
@@ -56,10 +62,17 @@ export function trainFromRasters(
   rasters: readonly Raster[],
   labels: TrainingLabels,
   options: TrainFromRastersOptions,
-): { model: Model; samples: CollectedSamples } {
-  const samples = collectSamples(rasters, labels, options.features, options.tileNames, {
-    strict: options.strict === true,
-  });
+): { model: Model; samples: CollectedSamples; warnings: readonly string[] } {
+  const balanced = balanceSamples(
+    collectSamples(rasters, labels, options.features, options.tileNames, {
+      strict: options.strict === true,
+    }),
+    {
+      ...(options.maxPerFeature === undefined ? {} : { maxPerFeature: options.maxPerFeature }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+    },
+  );
+  const samples = balanced.samples;
   const model = modelFromSamples(samples, {
     features: options.features,
     k: options.k ?? 5,
@@ -67,7 +80,7 @@ export function trainFromRasters(
     ...(options.createdAt === undefined ? {} : { createdAt: options.createdAt }),
     ...(options.catalogue === undefined ? {} : { catalogue: options.catalogue }),
   });
-  return { model, samples };
+  return { model, samples, warnings: balanced.warnings };
 }
 
 /** An assessment, or why none was made. */

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { assessSamples, createFeatureSpec, type TrainingSamples } from "../../shared/index.js";
+import {
+  DEFAULT_MAX_SAMPLES_PER_FEATURE,
+  assessSamples,
+  balanceSamples,
+  createFeatureSpec,
+  type TrainingSamples,
+} from "../../shared/index.js";
 
 /** `perClass[i]` samples of class i + 1, in 1-band + NDVI feature space, classes well apart. */
 function samples(perClass: readonly number[]): TrainingSamples {
@@ -120,5 +126,61 @@ describe("assessSamples: label features are not split across folds", () => {
     assert.ok(a.made);
     assert.equal(a.evaluation.method, "folds");
     assert.match(a.note ?? "", /"class2" has 1 label feature,.*optimistic/);
+  });
+});
+
+describe("balanceSamples: one large feature does not outvote the others", () => {
+  /** Class 1: one feature of `big` samples; class 2: three features of 10. */
+  function oneBigPolygon(big: number): TrainingSamples {
+    const y: number[] = [];
+    const group: number[] = [];
+    const add = (c: number, g: number): void => {
+      y.push(c);
+      group.push(g);
+    };
+    for (let i = 0; i < big; i++) add(1, 0);
+    for (let g = 1; g <= 3; g++) for (let i = 0; i < 10; i++) add(2, g);
+    return {
+      x: Float64Array.from(y.flatMap((c, i) => [c, i, 0, 0, 0])),
+      dim: 5,
+      y: Int32Array.from(y),
+      classNames: ["forest", "water"],
+      tile: new Int32Array(y.length),
+      pixel: Int32Array.from(y, (_, i) => i),
+      group: Int32Array.from(group),
+    };
+  }
+
+  test("caps each feature at maxPerFeature by a seeded subsample, keeping sample order", () => {
+    const s = oneBigPolygon(500);
+    const a = balanceSamples(s, { maxPerFeature: 40, seed: 7 });
+    assert.equal(a.samples.y.length, 40 + 30);
+    assert.deepEqual([a.dropped, a.featuresCapped], [460, 1]);
+    const pixels = Array.from(a.samples.pixel);
+    assert.deepEqual(
+      pixels,
+      [...pixels].sort((p, q) => p - q),
+      "kept samples stay in their order",
+    );
+    assert.ok(
+      pixels.slice(0, 40).some((p) => p >= 40),
+      "a random subsample, not the first 40",
+    );
+    assert.deepEqual(balanceSamples(s, { maxPerFeature: 40, seed: 7 }), a);
+    assert.notDeepEqual(balanceSamples(s, { maxPerFeature: 40, seed: 8 }).samples.pixel, a.samples.pixel);
+    assert.match(a.warnings[0] ?? "", /feature 1 \(class "forest"\) gave 500 samples; a random 40/);
+  });
+
+  test("warns when a class or one feature holds more than half the samples", () => {
+    const a = balanceSamples(oneBigPolygon(500), { maxPerFeature: 2000 });
+    assert.equal(a.dropped, 0);
+    assert.ok(a.warnings.some((w) => /class "forest" holds 500 of 530 samples \(94 %\)/.test(w)));
+    assert.ok(a.warnings.some((w) => /feature 1 holds 500 of 530 samples/.test(w)));
+    assert.deepEqual(balanceSamples(oneBigPolygon(30), { maxPerFeature: 2000 }).warnings, []);
+  });
+
+  test("the default cap is 2000 per feature", () => {
+    assert.equal(DEFAULT_MAX_SAMPLES_PER_FEATURE, 2000);
+    assert.equal(balanceSamples(oneBigPolygon(2500)).samples.y.length, 2030);
   });
 });
