@@ -447,6 +447,16 @@ export interface LabelCoverage {
   readonly onNodata: number;
   /** Classes left with no sample (every geometry outside, between pixel centres or on nodata). */
   readonly classesWithoutSamples: readonly string[];
+  /**
+   * GeoJSON labels that lost pixels to nodata (clouds, scene edges): feature (0-based), class, its
+   * labelled pixels and those on nodata, in feature order. Absent for a label raster.
+   */
+  readonly lostToNodata?: readonly {
+    readonly feature: number;
+    readonly name: string;
+    readonly labelled: number;
+    readonly onNodata: number;
+  }[];
 }
 
 /** Training samples with the coverage report of the labels they came from. */
@@ -495,6 +505,9 @@ export function collectSamples(
   const groupOf: number[] = [];
   let labelledPixels = 0;
   let onNodata = 0;
+  // Per GeoJSON feature: labelled pixels and those on nodata.
+  const featLabelled = new Map<number, number>();
+  const featNodata = new Map<number, number>();
   tiles.forEach((raster, t) => {
     const lp = labelled[t] as LabelledPixels;
     if (lp.pixels.length === 0) return;
@@ -502,8 +515,11 @@ export function collectSamples(
     labelledPixels += lp.pixels.length;
     for (let i = 0; i < lp.pixels.length; i++) {
       const p = lp.pixels[i] as number;
+      const feature = lp.features?.[i];
+      if (feature !== undefined) featLabelled.set(feature, (featLabelled.get(feature) ?? 0) + 1);
       if (f.valid[p] !== 1) {
         onNodata++;
+        if (feature !== undefined) featNodata.set(feature, (featNodata.get(feature) ?? 0) + 1);
         continue;
       }
       for (let j = 0; j < dim; j++) x.push((f.data[p * dim + j] as number) + 0); // + 0 turns -0 into 0
@@ -524,6 +540,18 @@ export function collectSamples(
     labelledPixels,
     onNodata,
     classesWithoutSamples: empty,
+    ...(placed !== null
+      ? {
+          lostToNodata: [...featNodata]
+            .sort((a, b) => a[0] - b[0])
+            .map(([feature, n]) => ({
+              feature,
+              name: (placed.geometries[feature] as LabelledGeometry).name,
+              labelled: featLabelled.get(feature) ?? n,
+              onNodata: n,
+            })),
+        }
+      : {}),
   };
   if (y.length === 0)
     throw new TrainingDataError(

@@ -80,7 +80,13 @@ export function trainFromRasters(
     ...(options.createdAt === undefined ? {} : { createdAt: options.createdAt }),
     ...(options.catalogue === undefined ? {} : { catalogue: options.catalogue }),
   });
-  return { model, samples, warnings: balanced.warnings };
+  // Labels under clouds or nodata of the scene trained on lose samples silently otherwise (issue 12).
+  const lost = (samples.coverage.lostToNodata ?? []).map(
+    (l) =>
+      `feature ${l.feature + 1} (class "${l.name}"): ${l.onNodata} of ${l.labelled} labelled pixels are nodata ` +
+      "(clouds, scene edge) on the tiles trained on and gave no sample",
+  );
+  return { model, samples, warnings: [...lost, ...balanced.warnings] };
 }
 
 /** An assessment, or why none was made. */
