@@ -14,10 +14,18 @@ export interface TrainProgress {
 
 /** The accuracy of a trained model as the job reports it (names, not positions). */
 export interface TrainAccuracy {
-  /** How it was assessed: stratified k-fold or hold-out on the label set's samples. */
-  readonly method: "folds" | "holdout";
-  /** Folds (k-fold) or the test share (hold-out). */
+  /**
+   * How it was assessed on the label set's samples: "group-folds" (stratified group k-fold, every
+   * label feature wholly in one fold; the default), or — when a class has a single label feature —
+   * by pixel: "folds" (stratified k-fold) or "holdout"; `note` says why it is not the default.
+   */
+  readonly method: "group-folds" | "folds" | "holdout";
+  /** Folds (k-fold). */
   readonly folds?: number;
+  /** Group k-fold: label features per class name. */
+  readonly groupsPerClass?: Readonly<Record<string, number>>;
+  /** Why the method is not a group 5-fold (fewer folds, or by pixel and so optimistic). */
+  readonly note?: string;
   readonly n: number;
   readonly oa: number | null;
   readonly kappa: number | null;
@@ -43,6 +51,8 @@ export interface TrainOutcome {
   /** Null when the samples were too few to assess; `accuracyNote` says why. */
   readonly accuracy: TrainAccuracy | null;
   readonly accuracyNote?: string;
+  /** Label features capped, a class or one feature dominating the samples (empty when none). */
+  readonly warnings: readonly string[];
   /** Milliseconds per phase: selecting, decode, train, assess, storing. */
   readonly timings: Readonly<Record<string, number>>;
 }
@@ -56,7 +66,7 @@ export interface ModelTrainer {
    * registry's and decoder's errors.
    */
   train(
-    options: { readonly k?: number },
+    options: { readonly k?: number; readonly maxSamplesPerFeature?: number },
     onProgress: (p: TrainProgress) => void,
     signal: AbortSignal,
   ): Promise<TrainOutcome>;

@@ -28,7 +28,12 @@ export {
   type LabelledGeometry,
 } from "./classifier/training.js";
 export { checkRasterForSpec, computeFeatureRows } from "./features/compute.js";
-export { addConfusion, kFoldSplits, stratifiedSplit } from "./accuracy/accuracy.js";
+export {
+  addConfusion,
+  kFoldSplits,
+  stratifiedGroupKFoldSplits,
+  stratifiedSplit,
+} from "./accuracy/accuracy.js";
 export { registerFastDecoders } from "./geotiff/decoders.js";
 export { decodeGeoTiffIsolated, type IsolatedDecodeOptions } from "./geotiff/pool.js";
 export { parseDateTime, parseGdalMetadata, parseNodata, type GdalMetadataItem } from "./geotiff/metadata.js";

@@ -178,7 +178,8 @@ export class TilePipeline {
         source: "stream",
         pam: pamFromHeader(h?.get(HEADERS.pam) || undefined),
       },
-      { maxPixels: this.config.maxPixels },
+      // A live tile from the future would beat every real newer scene of its cell: dead-letter it.
+      { maxPixels: this.config.maxPixels, refuseFutureAcquisition: true },
     );
     ctx.tileId = entry.tileId;
     ctx.cell = entry.cell;

@@ -76,8 +76,10 @@ function accuracyOf(result: TrainJobResult): { accuracy: TrainAccuracy | null; n
   const e = a.evaluation;
   return {
     accuracy: {
-      method: e.method === "folds" ? "folds" : "holdout",
+      method: e.method === "group-folds" || e.method === "folds" ? e.method : "holdout",
       ...(e.folds ? { folds: e.folds.length } : {}),
+      ...(e.groupsPerClass ? { groupsPerClass: e.groupsPerClass } : {}),
+      ...(a.note !== undefined ? { note: a.note } : {}),
       n: e.n,
       oa: e.oa,
       kappa: e.kappa,
@@ -155,6 +157,7 @@ export function modelTrainerFor(options: TrainerOptions): ModelTrainer {
           source: `label set v${set.version}`,
           seed: set.version,
           maxPixels: options.maxPixels,
+          ...(opts.maxSamplesPerFeature === undefined ? {} : { maxPerFeature: opts.maxSamplesPerFeature }),
           // Class ids from the deployment's catalogue: a name keeps its id across retrainings.
           catalogue: await options.registry.classes(),
         },
@@ -181,6 +184,7 @@ export function modelTrainerFor(options: TrainerOptions): ModelTrainer {
         k: model.k,
         accuracy,
         ...(note ? { accuracyNote: note } : {}),
+        warnings: result.warnings,
         timings: {
           selecting: t1 - t0,
           thread: t2 - t1,

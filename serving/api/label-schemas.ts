@@ -65,6 +65,10 @@ export const LabelsAdded = component(
     ids: z.array(z.string()),
     labelSetVersion: z.number().int().min(1),
     count: z.number().int().min(0),
+    warnings: z.array(z.string()).optional().meta({
+      description:
+        "labels that were stored but give no sample yet: outside every archived tile's footprint (the archive can grow)",
+    }),
   }),
 );
 

@@ -22,14 +22,22 @@ export const TrainRequestBody = component(
       .max(50)
       .optional()
       .meta({ description: "neighbours (default: the active model's k, else 5)" }),
+    maxSamplesPerFeature: z.number().int().min(1).max(1_000_000).optional().meta({
+      description: "cap of samples drawn from one label feature, by a seeded random subsample (default 2000)",
+    }),
   }),
 );
 
 export const TrainAccuracySchema = component(
   "TrainAccuracy",
   z.object({
-    method: z.enum(["folds", "holdout"]),
+    method: z.enum(["group-folds", "folds", "holdout"]).meta({
+      description:
+        "group-folds: stratified group k-fold, each label feature wholly in one fold; folds/holdout: by pixel (optimistic), see note",
+    }),
     folds: z.number().int().optional(),
+    groupsPerClass: z.record(z.string(), z.number().int().min(0)).optional(),
+    note: z.string().optional(),
     n: z.number().int().min(0),
     oa: ratio,
     kappa: z.number().nullable(),
@@ -49,6 +57,9 @@ export const TrainOutcomeSchema = component(
     k: z.number().int().min(1),
     accuracy: TrainAccuracySchema.nullable(),
     accuracyNote: z.string().optional(),
+    warnings: z.array(z.string()).meta({
+      description: "label features capped, or a class or one feature holding over half the samples",
+    }),
     timings: z.record(z.string(), z.number()),
   }),
 );

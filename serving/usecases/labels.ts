@@ -3,8 +3,15 @@
  * and remove. A bad label answers 422 naming the field in `invalid_params`, as the other endpoints
  * name bad parameters.
  */
-import { LabelNotFoundError, LabelStore } from "../../shared/adapters/archive/index.js";
-import { LabelInvalidError, labelInputCrs, labelSetGeoJson, parseLabelFeatures } from "../../shared/index.js";
+import { ArchiveStore, LabelNotFoundError, LabelStore } from "../../shared/adapters/archive/index.js";
+import {
+  LabelInvalidError,
+  labelInputCrs,
+  labelSetGeoJson,
+  labelsOutsideFootprints,
+  parseLabelFeatures,
+  type LonLatBox,
+} from "../../shared/index.js";
 import type { LabelRemovedBody, LabelsAddedBody } from "../api/label-schemas.js";
 import { NotFoundError, ProblemError } from "../errors.js";
 import type { ServingContext } from "./context.js";
@@ -36,10 +43,20 @@ export async function addLabels(
 ): Promise<LabelsAddedBody> {
   try {
     const crs = await labelInputCrs(body);
-    const drafts = parseLabelFeatures(body, { crs, author, now: new Date().toISOString() });
-    const { version, ids } = await labelStore(ctx).add(drafts);
-    ctx.logger.info({ labelSetVersion: version, added: ids.length }, "labels added");
-    return { ids, labelSetVersion: version, count: ids.length };
+    const store = labelStore(ctx);
+    const existingClasses = new Set((await store.read()).labels.map((l) => l.class));
+    const drafts = parseLabelFeatures(body, { crs, author, now: new Date().toISOString(), existingClasses });
+    const footprints: LonLatBox[] = [];
+    for await (const e of new ArchiveStore(ctx.config.dataDir).entries())
+      if (e.boundsWgs84 !== null) footprints.push(e.boundsWgs84);
+    const single = !(typeof body === "object" && body !== null && "features" in body);
+    const warnings = labelsOutsideFootprints(drafts, footprints, single ? ["the feature"] : undefined);
+    const { version, ids } = await store.add(drafts);
+    ctx.logger.info(
+      { labelSetVersion: version, added: ids.length, warnings: warnings.length },
+      "labels added",
+    );
+    return { ids, labelSetVersion: version, count: ids.length, ...(warnings.length > 0 ? { warnings } : {}) };
   } catch (err) {
     if (err instanceof LabelInvalidError) throw labelProblem(err);
     throw err;

@@ -42,7 +42,7 @@ export class TrainJobs {
    * Starts a job and resolves with its first status at once; the job goes on in the background.
    * @throws ProblemError 409 (train-job-active) while another job runs.
    */
-  start(options: { k?: number }): TrainJobStatus {
+  start(options: { k?: number; maxSamplesPerFeature?: number }): TrainJobStatus {
     if (this.running)
       throw new ProblemError(
         409,

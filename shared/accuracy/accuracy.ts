@@ -1,5 +1,5 @@
 /**
- * Accuracy assessment: seeded stratified hold-out and k-fold splits, the confusion matrix (rows =
+ * Accuracy assessment: seeded stratified hold-out, k-fold and group k-fold splits, the confusion matrix (rows =
  * reference, columns = predicted), overall accuracy, Cohen's kappa and per-class producer's accuracy
  * (recall), user's accuracy (precision) and F1. Pure functions over plain arrays.
  */
@@ -76,6 +76,99 @@ export function kFoldSplits(labels: ArrayLike<number>, folds: number, seed: numb
     const train: number[] = [];
     const test: number[] = [];
     for (let i = 0; i < fold.length; i++) (fold[i] === f ? test : train).push(i);
+    return { train: Int32Array.from(train), test: Int32Array.from(test) };
+  });
+}
+
+/**
+ * Stratified group k-fold splits: every group (e.g. the label feature a pixel came from) lies wholly
+ * in one fold, and each fold holds about 1/k of every class. Neighbouring pixels of one polygon are
+ * near-duplicates, so splitting pixels lets a test pixel find its twin in the training part and
+ * overstates accuracy; splitting groups does not.
+ *
+ * The rule is scikit-learn's StratifiedGroupKFold (shuffle=True): groups are shuffled (seeded), then
+ * taken in descending order of the standard deviation of their class counts (a stable sort), and
+ * each goes to the fold that minimises the mean over classes of the standard deviation, across
+ * folds, of the fold's share of the class; ties go to the fold with fewer samples, then the lower fold.
+ * @param labels class of each sample.
+ * @param groups group id of each sample (any integers).
+ * @param seed of the group shuffle; null keeps the groups in ascending id order (shuffle=False).
+ * @throws RangeError when the arrays differ in length or folds is not an integer in 2..number of groups.
+ */
+export function stratifiedGroupKFoldSplits(
+  labels: ArrayLike<number>,
+  groups: ArrayLike<number>,
+  folds: number,
+  seed: number | string | null,
+): Split[] {
+  if (labels.length !== groups.length)
+    throw new RangeError(`labels has ${labels.length} values, groups has ${groups.length}`);
+  const classIndex = new Map<number, number>();
+  for (const l of [...new Set(Array.from(labels))].sort((a, b) => a - b)) classIndex.set(l, classIndex.size);
+  const groupIndex = new Map<number, number>();
+  for (const g of [...new Set(Array.from(groups))].sort((a, b) => a - b)) groupIndex.set(g, groupIndex.size);
+  const nGroups = groupIndex.size;
+  const nClasses = classIndex.size;
+  if (!Number.isInteger(folds) || folds < 2 || folds > nGroups)
+    throw new RangeError(`folds must be an integer in 2..${nGroups} (the number of groups), got ${folds}`);
+  const counts = Array.from({ length: nGroups }, () => new Float64Array(nClasses));
+  const classTotal = new Float64Array(nClasses);
+  for (let i = 0; i < labels.length; i++) {
+    const c = classIndex.get(labels[i] as number) as number;
+    const row = counts[groupIndex.get(groups[i] as number) as number] as Float64Array;
+    row[c] = (row[c] as number) + 1;
+    classTotal[c] = (classTotal[c] as number) + 1;
+  }
+  const std = (xs: ArrayLike<number>): number => {
+    let m = 0;
+    for (let i = 0; i < xs.length; i++) m += xs[i] as number;
+    m /= xs.length;
+    let ss = 0;
+    for (let i = 0; i < xs.length; i++) ss += ((xs[i] as number) - m) ** 2;
+    return Math.sqrt(ss / xs.length);
+  };
+  const ascendingGroups = Array.from({ length: nGroups }, (_, g) => g);
+  const order = seed === null ? ascendingGroups : createRandom(seed).shuffle(ascendingGroups);
+  const spread = order.map((g) => std(counts[g] as Float64Array));
+  // Array.prototype.sort is stable, as numpy's mergesort the reference uses.
+  const sorted = order.map((g, i) => [g, spread[i] as number] as const).sort((a, b) => b[1] - a[1]);
+  const perFold = Array.from({ length: folds }, () => new Float64Array(nClasses));
+  const foldSize = new Float64Array(folds);
+  const foldOfGroup = new Int32Array(nGroups);
+  const shares = new Float64Array(folds);
+  for (const [g] of sorted) {
+    const row = counts[g] as Float64Array;
+    let best = -1;
+    let bestEval = Infinity;
+    for (let f = 0; f < folds; f++) {
+      let total = 0;
+      for (let c = 0; c < nClasses; c++) {
+        for (let h = 0; h < folds; h++)
+          shares[h] =
+            (((perFold[h] as Float64Array)[c] as number) + (h === f ? (row[c] as number) : 0)) /
+            (classTotal[c] as number);
+        total += std(shares);
+      }
+      const evalF = total / nClasses;
+      const close = Math.abs(evalF - bestEval) <= 1e-8 + 1e-5 * Math.abs(bestEval);
+      // numpy.isclose tolerances, as the reference compares.
+      if (evalF < bestEval || (close && (foldSize[f] as number) < (foldSize[best] as number))) {
+        best = f;
+        bestEval = evalF;
+      }
+    }
+    const target = perFold[best] as Float64Array;
+    for (let c = 0; c < nClasses; c++) {
+      target[c] = (target[c] as number) + (row[c] as number);
+      foldSize[best] = (foldSize[best] as number) + (row[c] as number);
+    }
+    foldOfGroup[g] = best;
+  }
+  return Array.from({ length: folds }, (_, f) => {
+    const train: number[] = [];
+    const test: number[] = [];
+    for (let i = 0; i < labels.length; i++)
+      (foldOfGroup[groupIndex.get(groups[i] as number) as number] === f ? test : train).push(i);
     return { train: Int32Array.from(train), test: Int32Array.from(test) };
   });
 }

@@ -9,6 +9,7 @@ import {
   assessAccuracy,
   confusionMatrix,
   kFoldSplits,
+  stratifiedGroupKFoldSplits,
   stratifiedSplit,
 } from "../accuracy/accuracy.js";
 import type { AccuracyReport, ConfusionMatrix } from "../accuracy/index.js";
@@ -20,7 +21,13 @@ import { modelFromSamples, subsetSamples, type TrainingSamples } from "./trainin
 
 /** An accuracy report with how it was obtained. */
 export interface Evaluation extends AccuracyReport {
-  readonly method: "model" | "holdout" | "folds";
+  /**
+   * "group-folds": stratified group k-fold, every label feature wholly in one fold; "folds": the
+   * samples (pixels) themselves dealt to folds, optimistic when pixels of one feature are alike.
+   */
+  readonly method: "model" | "holdout" | "folds" | "group-folds";
+  /** Group k-fold: label features (groups) per class name. */
+  readonly groupsPerClass?: Readonly<Record<string, number>>;
   /** Class names, in the order of the confusion matrix's labels. */
   readonly classNames: readonly string[];
   /** Samples the models were trained on (hold-out and folds; the given model's otherwise). */
@@ -92,6 +99,19 @@ export function evaluateModel(model: Model, reference: TrainingSamples): Evaluat
   };
 }
 
+/**
+ * Distinct label features (groups) per class name; empty when the samples carry no groups.
+ */
+export function groupsPerClass(samples: TrainingSamples): Record<string, number> {
+  const out: Record<string, number> = {};
+  const group = samples.group;
+  if (group === undefined) return out;
+  const seen = samples.classNames.map(() => new Set<number>());
+  for (let i = 0; i < samples.y.length; i++) seen[(samples.y[i] as number) - 1]?.add(group[i] as number);
+  samples.classNames.forEach((name, i) => (out[name] = (seen[i] as Set<number>).size));
+  return out;
+}
+
 /** Options of hold-out and cross-validation: how the models under test are made. */
 export interface ValidationOptions {
   readonly features: FeatureSpec;
@@ -126,15 +146,21 @@ export function holdoutEvaluation(
 
 /**
  * Seeded stratified k-fold cross-validation: every sample is tested once, by a model trained on the
- * other folds; the report is of the pooled confusion matrix, with per-fold figures.
+ * other folds; the report is of the pooled confusion matrix, with per-fold figures. `grouped` splits
+ * by label feature (`samples.group`, scikit-learn's StratifiedGroupKFold rule) instead of by sample.
  * @throws RangeError when the folds do not fit the samples.
- * @throws TrainingDataError when a fold has fewer samples than k.
+ * @throws TrainingDataError when a fold has fewer samples than k, or `grouped` without groups.
  */
 export function crossValidation(
   samples: TrainingSamples,
-  options: ValidationOptions & { readonly folds: number },
+  options: ValidationOptions & { readonly folds: number; readonly grouped?: boolean },
 ): Evaluation {
-  const splits = kFoldSplits(samples.y, options.folds, options.seed);
+  const grouped = options.grouped === true;
+  if (grouped && samples.group === undefined)
+    throw new TrainingDataError("a grouped cross-validation needs the samples' label features (group)");
+  const splits = grouped
+    ? stratifiedGroupKFoldSplits(samples.y, samples.group as Int32Array, options.folds, options.seed)
+    : kFoldSplits(samples.y, options.folds, options.seed);
   const labels = labelsOf(samples);
   let pooled: ConfusionMatrix | null = null;
   const folds: { oa: number | null; kappa: number | null; n: number }[] = [];
@@ -155,9 +181,10 @@ export function crossValidation(
   }
   return {
     ...assessAccuracy(pooled as ConfusionMatrix, samples.classNames),
-    method: "folds",
+    method: grouped ? "group-folds" : "folds",
     classNames: samples.classNames,
     trainSamples: Math.round(trained / splits.length),
     folds,
+    ...(grouped ? { groupsPerClass: groupsPerClass(samples) } : {}),
   };
 }

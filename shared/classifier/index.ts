@@ -16,10 +16,14 @@ export {
   type ModelContent,
 } from "./model.js";
 export {
+  DEFAULT_MAX_SAMPLES_PER_FEATURE,
+  DOMINANCE_SHARE,
+  balanceSamples,
   collectSamples,
   labelsFromGeoJson,
   labelsFromRaster,
   trainModel,
+  type BalancedSamples,
   type CollectOptions,
   type CollectedSamples,
   type GeoJsonLabels,
@@ -45,6 +49,7 @@ export {
 export {
   crossValidation,
   evaluateModel,
+  groupsPerClass,
   holdoutEvaluation,
   type Evaluation,
   type ValidationOptions,

@@ -15,6 +15,7 @@ import { MAX_CLASSES } from "./engine.js";
 import { MODEL_FORMAT, sealModel, type Model, type ModelClass, type ModelContent } from "./model.js";
 import { assignClasses, type ClassCatalogue } from "../models/catalogue.js";
 import { invertGeoTransform, pointPixel, polygonPixels, toPixel } from "./rasterize.js";
+import { createRandom } from "../util/random.js";
 
 /** One labelled geometry of a GeoJSON source, coordinates still in the source CRS. */
 export interface LabelledGeometry {
@@ -57,6 +58,8 @@ export interface LabelledPixels {
   /** Index into `names` per pixel. */
   readonly labels: Int32Array;
   readonly names: readonly string[];
+  /** GeoJSON labels: the feature (0-based index in the source) of each pixel; absent for a label raster. */
+  readonly features?: Int32Array;
 }
 
 /** Training samples: raw (unscaled) features and their class, in the order they were taken. */
@@ -71,6 +74,11 @@ export interface TrainingSamples {
   /** Tile index and pixel index of each sample. */
   readonly tile: Int32Array;
   readonly pixel: Int32Array;
+  /**
+   * The label feature each sample came from (GeoJSON feature index), so an accuracy assessment can
+   * keep a feature's near-identical pixels on one side of a split; absent for a label raster.
+   */
+  readonly group?: Int32Array;
 }
 
 /**
@@ -284,6 +292,7 @@ function placeGeoJson(
     if (inv === null) throw new TrainingDataError(`${tileName(t, tileNames)} has a degenerate geotransform`);
     const pixels: number[] = [];
     const lab: number[] = [];
+    const feat: number[] = [];
     const gt = tile.geoTransform;
     for (const g of geoms) {
       const parts = toTileCrs(g, from, tile);
@@ -306,9 +315,15 @@ function placeGeoJson(
       for (let i = 0; i < found.length; i++) {
         pixels.push(found[i] as number);
         lab.push(label);
+        feat.push(g.index);
       }
     }
-    return { pixels: Int32Array.from(pixels), labels: Int32Array.from(lab), names };
+    return {
+      pixels: Int32Array.from(pixels),
+      labels: Int32Array.from(lab),
+      names,
+      features: Int32Array.from(feat),
+    };
   });
   let points = 0;
   let pointsOutside = 0;
@@ -432,6 +447,16 @@ export interface LabelCoverage {
   readonly onNodata: number;
   /** Classes left with no sample (every geometry outside, between pixel centres or on nodata). */
   readonly classesWithoutSamples: readonly string[];
+  /**
+   * GeoJSON labels that lost pixels to nodata (clouds, scene edges): feature (0-based), class, its
+   * labelled pixels and those on nodata, in feature order. Absent for a label raster.
+   */
+  readonly lostToNodata?: readonly {
+    readonly feature: number;
+    readonly name: string;
+    readonly labelled: number;
+    readonly onNodata: number;
+  }[];
 }
 
 /** Training samples with the coverage report of the labels they came from. */
@@ -477,8 +502,12 @@ export function collectSamples(
   const y: number[] = [];
   const tileOf: number[] = [];
   const pixelOf: number[] = [];
+  const groupOf: number[] = [];
   let labelledPixels = 0;
   let onNodata = 0;
+  // Per GeoJSON feature: labelled pixels and those on nodata.
+  const featLabelled = new Map<number, number>();
+  const featNodata = new Map<number, number>();
   tiles.forEach((raster, t) => {
     const lp = labelled[t] as LabelledPixels;
     if (lp.pixels.length === 0) return;
@@ -486,14 +515,18 @@ export function collectSamples(
     labelledPixels += lp.pixels.length;
     for (let i = 0; i < lp.pixels.length; i++) {
       const p = lp.pixels[i] as number;
+      const feature = lp.features?.[i];
+      if (feature !== undefined) featLabelled.set(feature, (featLabelled.get(feature) ?? 0) + 1);
       if (f.valid[p] !== 1) {
         onNodata++;
+        if (feature !== undefined) featNodata.set(feature, (featNodata.get(feature) ?? 0) + 1);
         continue;
       }
       for (let j = 0; j < dim; j++) x.push((f.data[p * dim + j] as number) + 0); // + 0 turns -0 into 0
       y.push((lp.labels[i] as number) + 1);
       tileOf.push(t);
       pixelOf.push(p);
+      if (lp.features !== undefined) groupOf.push(lp.features[i] as number);
     }
   });
   const counts = new Array<number>(allNames.length).fill(0);
@@ -507,6 +540,18 @@ export function collectSamples(
     labelledPixels,
     onNodata,
     classesWithoutSamples: empty,
+    ...(placed !== null
+      ? {
+          lostToNodata: [...featNodata]
+            .sort((a, b) => a[0] - b[0])
+            .map(([feature, n]) => ({
+              feature,
+              name: (placed.geometries[feature] as LabelledGeometry).name,
+              labelled: featLabelled.get(feature) ?? n,
+              onNodata: n,
+            })),
+        }
+      : {}),
   };
   if (y.length === 0)
     throw new TrainingDataError(
@@ -533,8 +578,101 @@ export function collectSamples(
     classNames: names,
     tile: Int32Array.from(tileOf),
     pixel: Int32Array.from(pixelOf),
+    ...(placed !== null ? { group: Int32Array.from(groupOf) } : {}),
     coverage,
   };
+}
+
+/** Default cap of samples drawn from one label feature (see `balanceSamples`). */
+export const DEFAULT_MAX_SAMPLES_PER_FEATURE = 2000;
+/** Share of all samples above which one class or one label feature is reported as dominating. */
+export const DOMINANCE_SHARE = 0.5;
+
+/** Samples after `balanceSamples`, with what was capped and what still dominates. */
+export interface BalancedSamples<S extends TrainingSamples> {
+  readonly samples: S;
+  /** Samples left out by the cap, and the features capped. */
+  readonly dropped: number;
+  readonly featuresCapped: number;
+  /** One line each: a feature capped, a class or feature above `DOMINANCE_SHARE` of the samples. */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Caps the samples of each label feature at `maxPerFeature` by a seeded random subsample (a
+ * partial Fisher–Yates shuffle of the feature's samples from `createRandom(seed)`, features in
+ * ascending id), keeping the kept samples in their original order — one large drawn polygon
+ * otherwise outvotes every other feature of the k-NN (issue 12: one polygon gave 11k of 15.6k
+ * samples and kappa fell from 0.865 to 0.491). Then warns when one class or one feature still
+ * holds more than half the samples. Samples without groups (a label raster) are only checked by
+ * class. Pure and deterministic for a seed.
+ * @throws RangeError when maxPerFeature is not a positive integer.
+ */
+export function balanceSamples<S extends TrainingSamples>(
+  samples: S,
+  options: { readonly maxPerFeature?: number; readonly seed?: number | string } = {},
+): BalancedSamples<S> {
+  const cap = options.maxPerFeature ?? DEFAULT_MAX_SAMPLES_PER_FEATURE;
+  if (!Number.isInteger(cap) || cap < 1)
+    throw new RangeError(`the samples per feature cap must be a positive integer, got ${cap}`);
+  const warnings: string[] = [];
+  const group = samples.group;
+  let kept: S = samples;
+  let dropped = 0;
+  let featuresCapped = 0;
+  if (group !== undefined) {
+    const members = new Map<number, number[]>();
+    for (let i = 0; i < group.length; i++) {
+      const g = group[i] as number;
+      let m = members.get(g);
+      if (m === undefined) members.set(g, (m = []));
+      m.push(i);
+    }
+    const rng = createRandom(options.seed ?? 1);
+    const keep = new Uint8Array(group.length).fill(1);
+    for (const g of [...members.keys()].sort((a, b) => a - b)) {
+      const m = members.get(g) as number[];
+      if (m.length <= cap) continue;
+      // Partial Fisher–Yates: the first `cap` positions are a uniform sample without replacement.
+      for (let i = 0; i < cap; i++) {
+        const j = i + rng.int(m.length - i);
+        [m[i], m[j]] = [m[j] as number, m[i] as number];
+      }
+      for (let i = cap; i < m.length; i++) keep[m[i] as number] = 0;
+      const cls = samples.classNames[(samples.y[m[0] as number] as number) - 1];
+      warnings.push(
+        `feature ${g + 1} (class "${cls}") gave ${m.length} samples; a random ${cap} of them are used (max samples per feature)`,
+      );
+      dropped += m.length - cap;
+      featuresCapped++;
+    }
+    if (dropped > 0) {
+      const indices: number[] = [];
+      for (let i = 0; i < keep.length; i++) if (keep[i] === 1) indices.push(i);
+      kept = { ...samples, ...subsetSamples(samples, indices) };
+    }
+  }
+  const n = kept.y.length;
+  const perClass = new Array<number>(kept.classNames.length).fill(0);
+  for (const c of kept.y) perClass[c - 1] = (perClass[c - 1] as number) + 1;
+  perClass.forEach((count, i) => {
+    if (perClass.length > 1 && count > DOMINANCE_SHARE * n)
+      warnings.push(
+        `class "${kept.classNames[i]}" holds ${count} of ${n} samples (${Math.round((100 * count) / n)} %); ` +
+          "the k-NN favours it: label more of the other classes or lower the max samples per feature",
+      );
+  });
+  if (kept.group !== undefined) {
+    const perFeature = new Map<number, number>();
+    for (const g of kept.group) perFeature.set(g, (perFeature.get(g) ?? 0) + 1);
+    if (perFeature.size > 1)
+      for (const [g, count] of [...perFeature].sort((a, b) => a[0] - b[0]))
+        if (count > DOMINANCE_SHARE * n)
+          warnings.push(
+            `feature ${g + 1} holds ${count} of ${n} samples (${Math.round((100 * count) / n)} %): one drawn geometry dominates the model`,
+          );
+  }
+  return { samples: kept, dropped, featuresCapped, warnings };
 }
 
 /** The samples at `indices` (in that order), keeping all class names. */
@@ -545,14 +683,17 @@ export function subsetSamples(samples: TrainingSamples, indices: ArrayLike<numbe
   const y = new Int32Array(n);
   const tile = new Int32Array(n);
   const pixel = new Int32Array(n);
+  const from = samples.group;
+  const group = from === undefined ? undefined : new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const s = indices[i] as number;
     x.set(samples.x.subarray(s * dim, (s + 1) * dim), i * dim);
     y[i] = samples.y[s] as number;
     tile[i] = samples.tile[s] as number;
     pixel[i] = samples.pixel[s] as number;
+    if (group !== undefined) group[i] = (from as Int32Array)[s] as number;
   }
-  return { x, dim, y, classNames: samples.classNames, tile, pixel };
+  return { x, dim, y, classNames: samples.classNames, tile, pixel, ...(group ? { group } : {}) };
 }
 
 /**

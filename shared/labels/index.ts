@@ -3,12 +3,16 @@ export {
   LABEL_LIMITS,
   labelFeature,
   labelSetGeoJson,
+  labelBox,
+  labelsOutsideFootprints,
   labelsPerClass,
   parseLabelFeatures,
+  ringSelfIntersection,
   type Label,
   type LabelDraft,
   type LabelGeometry,
   type LabelSet,
+  type LonLatBox,
   type ParseLabelOptions,
 } from "./labels.js";
 export { labelInputCrs } from "./crs.js";

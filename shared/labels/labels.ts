@@ -75,8 +75,13 @@ function text(value: unknown, field: string, max: number, opts: { required: bool
     if (opts.required) throw new LabelInvalidError(field, "is required");
     return null;
   }
-  if (typeof value === "number" && Number.isInteger(value) && field.endsWith(".class")) return String(value); // a numeric class code, as `lanemap train` takes str() of it
-  if (typeof value !== "string") throw new LabelInvalidError(field, "must be a string");
+  // A numeric class (3) is refused rather than stringified: a label set's classes are names, and a
+  // code silently becoming "3" makes a class nobody meant (issue 12).
+  if (typeof value !== "string")
+    throw new LabelInvalidError(
+      field,
+      field.endsWith(".class") ? 'class must be a string name (e.g. "forest")' : "must be a string",
+    );
   const s = value.trim();
   if (s.length === 0) {
     if (opts.required) throw new LabelInvalidError(field, "must not be empty");
@@ -99,6 +104,102 @@ function closedRings(rings: readonly (readonly (readonly [number, number])[])[],
       throw new LabelInvalidError(
         `${field}.coordinates`,
         `ring ${r} is not closed: its first and last positions differ (RFC 7946 §3.1.6)`,
+      );
+  });
+}
+
+/** Orientation of the triangle a, b, c: > 0 counter-clockwise, < 0 clockwise, 0 collinear. */
+function orient(a: readonly number[], b: readonly number[], c: readonly number[]): number {
+  return (
+    ((b[0] as number) - (a[0] as number)) * ((c[1] as number) - (a[1] as number)) -
+    ((b[1] as number) - (a[1] as number)) * ((c[0] as number) - (a[0] as number))
+  );
+}
+
+function onSegment(a: readonly number[], b: readonly number[], p: readonly number[]): boolean {
+  return (
+    Math.min(a[0] as number, b[0] as number) <= (p[0] as number) &&
+    (p[0] as number) <= Math.max(a[0] as number, b[0] as number) &&
+    Math.min(a[1] as number, b[1] as number) <= (p[1] as number) &&
+    (p[1] as number) <= Math.max(a[1] as number, b[1] as number)
+  );
+}
+
+/** True when segments ab and cd share a point (crossing, touching or overlapping). */
+function segmentsMeet(
+  a: readonly number[],
+  b: readonly number[],
+  c: readonly number[],
+  d: readonly number[],
+): boolean {
+  const o1 = orient(a, b, c);
+  const o2 = orient(a, b, d);
+  const o3 = orient(c, d, a);
+  const o4 = orient(c, d, b);
+  if (((o1 > 0 && o2 < 0) || (o1 < 0 && o2 > 0)) && ((o3 > 0 && o4 < 0) || (o3 < 0 && o4 > 0))) return true;
+  return (
+    (o1 === 0 && onSegment(a, b, c)) ||
+    (o2 === 0 && onSegment(a, b, d)) ||
+    (o3 === 0 && onSegment(c, d, a)) ||
+    (o4 === 0 && onSegment(c, d, b))
+  );
+}
+
+/**
+ * The first pair of non-adjacent edges of a closed ring that meet, or null when the ring is simple —
+ * OGC Simple Features (ISO 19125-1 §6.1.7) requires a polygon's rings to be simple, and a bow-tie
+ * has no well-defined inside (rasterisers disagree on it). A sweep over edges sorted by their least
+ * x, so a typical ring costs about n log n; consecutive edges share a vertex and are not compared.
+ */
+export function ringSelfIntersection(
+  ring: readonly (readonly [number, number])[],
+): { readonly edges: readonly [number, number] } | null {
+  const n = ring.length - 1; // edges; the ring is closed
+  if (n < 3) return null;
+  const minX = (i: number): number =>
+    Math.min((ring[i] as readonly number[])[0] as number, (ring[i + 1] as readonly number[])[0] as number);
+  const maxX = (i: number): number =>
+    Math.max((ring[i] as readonly number[])[0] as number, (ring[i + 1] as readonly number[])[0] as number);
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => minX(a) - minX(b));
+  for (let u = 0; u < n; u++) {
+    const i = order[u] as number;
+    const right = maxX(i);
+    for (let v = u + 1; v < n; v++) {
+      const j = order[v] as number;
+      if (minX(j) > right) break;
+      const gap = Math.abs(i - j);
+      if (gap === 1 || gap === n - 1) continue; // adjacent edges share their common vertex
+      if (
+        segmentsMeet(
+          ring[i] as readonly number[],
+          ring[i + 1] as readonly number[],
+          ring[j] as readonly number[],
+          ring[j + 1] as readonly number[],
+        )
+      )
+        return { edges: [Math.min(i, j), Math.max(i, j)] };
+    }
+  }
+  return null;
+}
+
+function simpleRings(rings: readonly (readonly (readonly [number, number])[])[], field: string): void {
+  rings.forEach((ring, r) => {
+    // Repeated consecutive positions are valid (zero-length edges), but would make edges two apart
+    // share a vertex: drop them first.
+    const hit = ringSelfIntersection(
+      ring.filter(
+        (p, i) =>
+          i === 0 ||
+          p[0] !== (ring[i - 1] as readonly number[])[0] ||
+          p[1] !== (ring[i - 1] as readonly number[])[1],
+      ),
+    );
+    if (hit !== null)
+      throw new LabelInvalidError(
+        `${field}.coordinates`,
+        `ring ${r} intersects itself (edges ${hit.edges[0]} and ${hit.edges[1]} meet, e.g. a bow-tie); ` +
+          "a polygon's rings must be simple (OGC Simple Features): split it into polygons that do not cross",
       );
   });
 }
@@ -156,6 +257,11 @@ export interface ParseLabelOptions {
   readonly author: string;
   /** Time of features without a `time` property (RFC 3339 UTC). */
   readonly now: string;
+  /**
+   * Class names already in the label set: a new class that differs from one of them (or from an
+   * earlier one of the submission) only by letter case is refused, naming the existing spelling.
+   */
+  readonly existingClasses?: Iterable<string>;
 }
 
 /**
@@ -191,6 +297,10 @@ export function parseLabelFeatures(input: unknown, options: ParseLabelOptions): 
   const wgs84 = sameCrs(crs, WGS84);
   const crsName = crs.epsg !== null ? `EPSG:${crs.epsg}` : (crs.name ?? "unknown");
   let positions = 0;
+  // Lower-cased name -> the spelling first seen (the label set's, then the submission's).
+  const spelling = new Map<string, string>();
+  for (const c of options.existingClasses ?? [])
+    if (!spelling.has(c.toLowerCase())) spelling.set(c.toLowerCase(), c);
   return features.map((f, i): LabelDraft => {
     const at = collection ? `features[${i}]` : "";
     const field = (name: string) => (at ? `${at}.${name}` : name);
@@ -202,6 +312,13 @@ export function parseLabelFeatures(input: unknown, options: ParseLabelOptions): 
     const cls = text(props["class"], field("properties.class"), LABEL_LIMITS.classLength, {
       required: true,
     }) as string;
+    const known = spelling.get(cls.toLowerCase());
+    if (known === undefined) spelling.set(cls.toLowerCase(), cls);
+    else if (known !== cls)
+      throw new LabelInvalidError(
+        field("properties.class"),
+        `"${cls}" differs from the existing class "${known}" only by case; use "${known}" (class names are case-sensitive)`,
+      );
     const note = text(props["note"], field("properties.note"), LABEL_LIMITS.noteLength, { required: false });
     const author =
       text(props["author"], field("properties.author"), LABEL_LIMITS.authorLength, { required: false }) ??
@@ -231,11 +348,17 @@ export function parseLabelFeatures(input: unknown, options: ParseLabelOptions): 
       });
     }
     const original = geometryOf(g as { type: string; coordinates: unknown });
-    if (original.type === "Polygon") closedRings(original.coordinates, field("geometry"));
+    if (original.type === "Polygon") {
+      closedRings(original.coordinates, field("geometry"));
+      simpleRings(original.coordinates, field("geometry"));
+    }
     if (original.type === "MultiPolygon") {
       if (original.coordinates.length === 0)
         throw new LabelInvalidError(field("geometry.coordinates"), "must hold at least one polygon");
-      for (const poly of original.coordinates) closedRings(poly, field("geometry"));
+      for (const poly of original.coordinates) {
+        closedRings(poly, field("geometry"));
+        simpleRings(poly, field("geometry"));
+      }
     }
     if (original.type === "Polygon" && original.coordinates.length === 0)
       throw new LabelInvalidError(field("geometry.coordinates"), "must hold at least one ring");
@@ -314,6 +437,57 @@ export function labelSetGeoJson(set: LabelSet): {
     updatedAt: set.updatedAt,
     features: set.labels.map(labelFeature),
   };
+}
+
+/** A lon/lat box; west > east when it crosses the antimeridian (RFC 7946 §5.2). */
+export interface LonLatBox {
+  readonly minX: number;
+  readonly minY: number;
+  readonly maxX: number;
+  readonly maxY: number;
+}
+
+/** The lon/lat bounding box of a label geometry. */
+export function labelBox(geometry: LabelGeometry): LonLatBox {
+  const b = { minX: Infinity, minY: Infinity, maxX: -Infinity, maxY: -Infinity };
+  mapPositions(geometry, ([x, y]) => {
+    b.minX = Math.min(b.minX, x);
+    b.maxX = Math.max(b.maxX, x);
+    b.minY = Math.min(b.minY, y);
+    b.maxY = Math.max(b.maxY, y);
+    return [x, y];
+  });
+  return b;
+}
+
+function boxesMeet(footprint: LonLatBox, label: LonLatBox): boolean {
+  if (label.minY > footprint.maxY || label.maxY < footprint.minY) return false;
+  if (footprint.minX > footprint.maxX) return label.maxX >= footprint.minX || label.minX <= footprint.maxX;
+  return label.minX <= footprint.maxX && label.maxX >= footprint.minX;
+}
+
+/**
+ * Warnings for labels whose bounding box meets no archived tile's footprint (lon/lat boxes). Such a
+ * label is kept — the archive can grow — but it gives no sample until a tile covers it. An empty
+ * archive warns once for the submission rather than per label.
+ * @param fields the field name of each draft, for the message (e.g. `features[2]`).
+ */
+export function labelsOutsideFootprints(
+  drafts: readonly LabelDraft[],
+  footprints: readonly LonLatBox[],
+  fields: readonly string[] = drafts.map((_, i) => `features[${i}]`),
+): string[] {
+  if (drafts.length === 0) return [];
+  if (footprints.length === 0)
+    return ["the archive holds no tile yet: these labels give no training sample until tiles cover them"];
+  return drafts.flatMap((d, i) =>
+    footprints.some((f) => boxesMeet(f, labelBox(d.geometry)))
+      ? []
+      : [
+          `${fields[i] ?? `features[${i}]`} (class "${d.class}") lies outside every archived tile's footprint; ` +
+            "it is kept, but gives no training sample until a tile covers it",
+        ],
+  );
 }
 
 /** Label counts per class name, sorted by name. */

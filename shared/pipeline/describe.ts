@@ -39,6 +39,35 @@ export interface TileMeta {
 
 export interface DescribeOptions {
   readonly maxPixels?: number;
+  /**
+   * Refuse an acquisition time more than `FUTURE_ACQUISITION_TOLERANCE_MS` after `now` (the speed
+   * lane and `lanemap ingest` set it: live tiles cannot come from the future). Default false.
+   */
+  readonly refuseFutureAcquisition?: boolean;
+  /** The present, for that check (default: the system clock). */
+  readonly now?: Date;
+}
+
+/**
+ * How far in the future an acquisition time may lie before a tile is refused: clock skew between the
+ * producer and this host. A scene cannot be acquired later than now; a future time makes the tile
+ * beat every real newer scene of its cell in the merge rule (issue 13: ageDays -0.004).
+ */
+export const FUTURE_ACQUISITION_TOLERANCE_MS = 5 * 60 * 1000;
+
+/**
+ * Null when `acquired` is not more than `FUTURE_ACQUISITION_TOLERANCE_MS` after `now`, else the
+ * reason it is refused (one line, for a usage error, a dead-letter header or a bad-tile record).
+ */
+export function futureAcquisition(acquired: string, now: Date = new Date()): string | null {
+  const ahead = Date.parse(acquired) - now.getTime();
+  if (!(ahead > FUTURE_ACQUISITION_TOLERANCE_MS)) return null;
+  const minutes = ahead / 60_000;
+  const span = minutes < 120 ? `${minutes.toFixed(1)} min` : `${(minutes / 1440).toFixed(2)} days`;
+  return (
+    `acquisition time ${acquired} is ${span} in the future (now ${iso(now.getTime())}); ` +
+    `at most ${FUTURE_ACQUISITION_TOLERANCE_MS / 60_000} min of clock skew is allowed`
+  );
 }
 
 const WORLD = { minX: -180, minY: -90, maxX: 180, maxY: 90 };
@@ -94,7 +123,8 @@ function stem(fileName: string | undefined): string | undefined {
  * time, bad id or cell).
  * @throws TileDecodeError when the bytes are not a readable GeoTIFF.
  * @throws PixelBudgetError when the image is over the pixel budget.
- * @throws TileInvalidError when it is not georeferenced, has no acquisition time, or a bad id or cell.
+ * @throws TileInvalidError when it is not georeferenced, has no acquisition time (or one more than
+ *   `FUTURE_ACQUISITION_TOLERANCE_MS` in the future), or a bad id or cell.
  */
 export async function describeTile(
   bytes: Uint8Array,
@@ -130,6 +160,8 @@ export async function describeTile(
       "no acquisition time: give one with --acquired (lanemap archive add, lanemap ingest), a sidecar <file>.json with `acquired`, a TIFF DateTime tag, or a date in the file name",
     );
   }
+  const future = options.refuseFutureAcquisition === true ? futureAcquisition(acquired, options.now) : null;
+  if (future !== null) throw new TileInvalidError(future);
 
   const sidecarCell = typeof meta.sidecar?.cell === "string" ? meta.sidecar.cell : undefined;
   const cell = meta.cell ?? sidecarCell ?? stem(meta.fileName);

@@ -1,5 +1,12 @@
 /** The tile pipeline both lanes share: describe and register a tile, classify it into a result. */
-export { acquiredFromFileName, describeTile, type DescribeOptions, type TileMeta } from "./describe.js";
+export {
+  FUTURE_ACQUISITION_TOLERANCE_MS,
+  acquiredFromFileName,
+  describeTile,
+  futureAcquisition,
+  type DescribeOptions,
+  type TileMeta,
+} from "./describe.js";
 export { readPamSidecar, readSidecar, registerTile } from "./register.js";
 export { classifyRaster, classifyTileBytes, prepareClassifier, type ResultSource } from "./classify.js";
 export {

@@ -37,6 +37,8 @@ export interface TrainJob {
   readonly source: string;
   readonly seed: number;
   readonly maxPixels: number;
+  /** Cap of samples per label feature (default `DEFAULT_MAX_SAMPLES_PER_FEATURE`). */
+  readonly maxPerFeature?: number;
   /** The registry's class catalogue, so class ids stay stable across models (null: ids by sorted name). */
   readonly catalogue: ClassCatalogue | null;
 }
@@ -49,6 +51,8 @@ export interface TrainJobResult {
   readonly assessment: Assessment;
   readonly coverage: LabelCoverage;
   readonly samples: number;
+  /** What `balanceSamples` capped or found dominating. */
+  readonly warnings: readonly string[];
   /** Milliseconds per phase, measured in the thread. */
   readonly timings: { readonly decode: number; readonly train: number; readonly assess: number };
 }
@@ -79,7 +83,7 @@ export async function runTrainJob(job: TrainJob): Promise<JobReply<TrainJobResul
       `the tiles have ${bandCount} bands; NDVI needs red and NIR bands (4 or more)`,
     );
   const features = job.features ?? createFeatureSpec(bandCount, { red: 3, nir: 4 });
-  const { model, samples } = trainFromRasters(
+  const { model, samples, warnings } = trainFromRasters(
     rasters,
     { kind: "geojson", geojson: job.labels },
     {
@@ -87,6 +91,8 @@ export async function runTrainJob(job: TrainJob): Promise<JobReply<TrainJobResul
       k: job.k,
       source: job.source,
       tileNames: job.tiles.map((t) => t.tileId),
+      seed: job.seed,
+      ...(job.maxPerFeature === undefined ? {} : { maxPerFeature: job.maxPerFeature }),
       ...(job.catalogue ? { catalogue: job.catalogue } : {}),
     },
   );
@@ -100,6 +106,7 @@ export async function runTrainJob(job: TrainJob): Promise<JobReply<TrainJobResul
       assessment,
       coverage: samples.coverage,
       samples: samples.y.length,
+      warnings,
       timings: { decode: t1 - t0, train: t2 - t1, assess: t3 - t2 },
     },
   };

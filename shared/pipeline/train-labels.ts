@@ -2,17 +2,25 @@
  * Training as a use case both `lanemap train` and the training job (POST /v1/models) call: labels on
  * rasters -> samples -> a model, and the model's accuracy assessment on the same samples.
  *
- * Assessment: a seeded stratified k-fold (5 folds) when every class has at least 5 samples and every
- * training part keeps at least k samples; else a seeded stratified hold-out (30 % test) when every
- * class has 2; else none, and the reason says why (one labelled point per class cannot be assessed).
- * Sources: Congalton & Green, "Assessing the Accuracy of Remotely Sensed Data" (stratified reference
- * samples, confusion matrix, OA, kappa); scikit-learn's StratifiedKFold for the fold rule.
+ * Assessment, for samples that carry their label feature (GeoJSON labels): a seeded stratified group
+ * k-fold — every feature wholly in one fold, since a polygon's neighbouring pixels are near-duplicates
+ * and a pixel split overstates accuracy — with 5 folds, or as many as the class with the fewest
+ * features has when that is 2..4 (the report's `note` says so). When a class has a single feature,
+ * or for a label raster (no features), it falls back to the pixel rule, and the note says the figures
+ * are optimistic: a seeded stratified k-fold (5 folds) when every class has at least 5 samples and
+ * every training part keeps at least k samples; else a seeded stratified hold-out (30 % test) when
+ * every class has 2; else none, and the reason says why (one labelled point per class cannot be
+ * assessed). Sources: Congalton & Green, "Assessing the Accuracy of Remotely Sensed Data" (stratified
+ * reference samples, confusion matrix, OA, kappa); scikit-learn's StratifiedKFold and
+ * StratifiedGroupKFold for the fold rules.
  */
 import type { Raster } from "../raster/types.js";
 import type { FeatureSpec } from "../features/index.js";
 import {
+  balanceSamples,
   collectSamples,
   crossValidation,
+  groupsPerClass,
   holdoutEvaluation,
   type CollectedSamples,
   type Evaluation,
@@ -38,10 +46,15 @@ export interface TrainFromRastersOptions {
   readonly createdAt?: Date | string;
   /** The deployment's class catalogue: known names keep their ids and colours, new names get new ids. */
   readonly catalogue?: ClassCatalogue;
+  /** Cap of samples per label feature (default `DEFAULT_MAX_SAMPLES_PER_FEATURE`), see `balanceSamples`. */
+  readonly maxPerFeature?: number;
+  /** Seed of the capping subsample (default 1). */
+  readonly seed?: number | string;
 }
 
 /**
- * Samples and a model from rasters and labels.
+ * Samples and a model from rasters and labels: samples are collected, each label feature capped at
+ * `maxPerFeature` (seeded subsample), and `warnings` says what was capped or still dominates.
  * @throws TrainingDataError (no usable sample, fewer samples than k, strict refusals);
  *   TileInvalidError (a tile that does not fit the feature spec).
  */
@@ -49,10 +62,17 @@ export function trainFromRasters(
   rasters: readonly Raster[],
   labels: TrainingLabels,
   options: TrainFromRastersOptions,
-): { model: Model; samples: CollectedSamples } {
-  const samples = collectSamples(rasters, labels, options.features, options.tileNames, {
-    strict: options.strict === true,
-  });
+): { model: Model; samples: CollectedSamples; warnings: readonly string[] } {
+  const balanced = balanceSamples(
+    collectSamples(rasters, labels, options.features, options.tileNames, {
+      strict: options.strict === true,
+    }),
+    {
+      ...(options.maxPerFeature === undefined ? {} : { maxPerFeature: options.maxPerFeature }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+    },
+  );
+  const samples = balanced.samples;
   const model = modelFromSamples(samples, {
     features: options.features,
     k: options.k ?? 5,
@@ -60,12 +80,23 @@ export function trainFromRasters(
     ...(options.createdAt === undefined ? {} : { createdAt: options.createdAt }),
     ...(options.catalogue === undefined ? {} : { catalogue: options.catalogue }),
   });
-  return { model, samples };
+  // Labels under clouds or nodata of the scene trained on lose samples silently otherwise (issue 12).
+  const lost = (samples.coverage.lostToNodata ?? []).map(
+    (l) =>
+      `feature ${l.feature + 1} (class "${l.name}"): ${l.onNodata} of ${l.labelled} labelled pixels are nodata ` +
+      "(clouds, scene edge) on the tiles trained on and gave no sample",
+  );
+  return { model, samples, warnings: [...lost, ...balanced.warnings] };
 }
 
 /** An assessment, or why none was made. */
 export type Assessment =
-  | { readonly made: true; readonly evaluation: Evaluation }
+  | {
+      readonly made: true;
+      readonly evaluation: Evaluation;
+      /** Why the assessment is not the default group 5-fold (fewer folds, or by pixel), if it is not. */
+      readonly note?: string;
+    }
   | { readonly made: false; readonly reason: string };
 
 /** Folds of the k-fold assessment. */
@@ -88,16 +119,40 @@ export function assessSamples(
   const seed = options.seed ?? 1;
   const base = { features: options.features, k: options.k, seed };
   if (counts.size < 2) return { made: false, reason: "one class only: accuracy needs two or more" };
+  const groups = groupsPerClass(samples);
+  const fewest = Object.entries(groups).sort((a, b) => a[1] - b[1])[0];
+  let note: string | undefined;
+  if (fewest !== undefined) {
+    const [name, g] = fewest;
+    const folds = Math.min(ASSESSMENT_FOLDS, g);
+    // Each training part keeps every group but one fold's; the smallest such part must hold k samples.
+    if (folds >= 2 && Math.floor((n * (folds - 1)) / folds) >= options.k) {
+      const evaluation = crossValidation(samples, { ...base, folds, grouped: true });
+      const trainMin = Math.min(...(evaluation.folds ?? []).map((f) => n - f.n));
+      if (trainMin >= options.k)
+        return folds === ASSESSMENT_FOLDS
+          ? { made: true, evaluation }
+          : {
+              made: true,
+              evaluation,
+              note: `group ${folds}-fold, not ${ASSESSMENT_FOLDS}: class "${name}" has only ${g} label features`,
+            };
+    }
+    note =
+      `by pixel, not by label feature: class "${name}" has ${g} label feature${g === 1 ? "" : "s"}, ` +
+      "so pixels of one feature are both trained on and tested, and the figures are optimistic";
+  } else note = "by pixel: a label raster has no label features, so the figures may be optimistic";
   // Each training part of k folds holds about (folds - 1) / folds of the samples.
   if (
     smallest >= ASSESSMENT_FOLDS &&
     Math.floor((n * (ASSESSMENT_FOLDS - 1)) / ASSESSMENT_FOLDS) >= options.k
   )
-    return { made: true, evaluation: crossValidation(samples, { ...base, folds: ASSESSMENT_FOLDS }) };
+    return { made: true, evaluation: crossValidation(samples, { ...base, folds: ASSESSMENT_FOLDS }), note };
   if (smallest >= 2 && Math.floor(n * (1 - ASSESSMENT_TEST_FRACTION)) >= options.k)
     return {
       made: true,
       evaluation: holdoutEvaluation(samples, { ...base, testFraction: ASSESSMENT_TEST_FRACTION }),
+      note,
     };
   return {
     made: false,

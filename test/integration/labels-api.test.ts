@@ -99,6 +99,8 @@ describe("labels as data: POST/GET/DELETE /v1/labels and `lanemap labels`", () =
     });
     assert.equal(a.status, 201);
     assert.equal(a.body["labelSetVersion"], 1);
+    // Accepted (the archive can grow), with a warning: no archived tile covers it yet.
+    assert.match(String((a.body["warnings"] as string[])[0]), /archive holds no tile yet/);
     const utm = crsFromEpsg(32615);
     const [x, y] = projectPoint(WGS84, utm, -93.2, 15.6);
     const b = await call("POST", "/v1/labels", {
@@ -170,6 +172,48 @@ describe("labels as data: POST/GET/DELETE /v1/labels and `lanemap labels`", () =
       },
     });
     assert.equal((bad.body["invalid_params"] as { name: string }[])[0]?.name, "geometry.type");
+    const bowTie = await call("POST", "/v1/labels", {
+      type: "FeatureCollection",
+      features: [
+        { type: "Feature", properties: { class: "water" }, geometry: square(-93, 15) },
+        {
+          type: "Feature",
+          properties: { class: "water" },
+          geometry: {
+            type: "Polygon",
+            coordinates: [
+              [
+                [-93, 15],
+                [-92.99, 15.01],
+                [-92.99, 15],
+                [-93, 15.01],
+                [-93, 15],
+              ],
+            ],
+          },
+        },
+      ],
+    });
+    assert.equal(bowTie.status, 422);
+    assert.deepEqual(
+      (bowTie.body["invalid_params"] as { name: string }[]).map((p) => p.name),
+      ["features[1].geometry.coordinates"],
+    );
+    assert.match(String(bowTie.body["detail"]), /intersects itself/);
+    const cased = await call("POST", "/v1/labels", {
+      type: "Feature",
+      properties: { class: "Water" },
+      geometry: square(-93, 15),
+    });
+    assert.equal(cased.status, 422);
+    assert.match(String(cased.body["detail"]), /use "water"/);
+    const numeric = await call("POST", "/v1/labels", {
+      type: "Feature",
+      properties: { class: 3 },
+      geometry: square(-93, 15),
+    });
+    assert.equal(numeric.status, 422);
+    assert.match(String(numeric.body["detail"]), /class must be a string name/);
     assert.equal((await call("GET", "/v1/labels")).body["labelSetVersion"], 2);
   });
 
@@ -248,6 +292,16 @@ describe("labels as data: POST/GET/DELETE /v1/labels and `lanemap labels`", () =
     const refused = await cli("labels", "add", file);
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /properties\.class is required/);
+    // A shapefile: say GeoJSON is wanted and how to convert, not "Unexpected token".
+    const shp = join(data.dir, "training_data.shp");
+    writeFileSync(shp, Buffer.from([0x00, 0x00, 0x27, 0x0a, 0x00, 0x00]));
+    const shape = await cli("labels", "add", shp);
+    assert.equal(shape.status, 1);
+    assert.match(
+      shape.stderr,
+      /is not GeoJSON.*ogr2ogr -f GeoJSON .*training_data\.geojson .*training_data\.shp/,
+    );
+    assert.doesNotMatch(shape.stderr, /Unexpected token/);
     assert.equal((await call("GET", "/v1/labels")).body["labelSetVersion"], 5);
   });
 });

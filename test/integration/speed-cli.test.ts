@@ -69,6 +69,25 @@ describe("the speed lane's commands", { skip: natsMissing() }, () => {
     assert.deepEqual([...entry.result.counts], await directCounts(model, tile.bytes));
   });
 
+  test("lanemap ingest refuses acquisition times beyond the clock-skew tolerance in the future", async () => {
+    await using nats = await natsFixture();
+    await using dir = await tempDir();
+    const env = testEnv(dir.path, { NATS_URL: nats.server.url });
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
+    const good = join(dir.path, "c0004r0003.tif");
+    await writeFile(good, testTile(4, 3, "2024-09-01T10:00:00Z").bytes);
+    // --acquired in the future: a usage error, exit 2, before anything is published.
+    const flag = await runLanemap(["ingest", good, "--acquired", tomorrow], env);
+    assert.equal(flag.code, 2, flag.stderr);
+    assert.match(flag.stderr, /--acquired: acquisition time .* in the future .*at most 5 min of clock skew/);
+    // A file whose own TIFF DateTime lies in the future: that file is refused (exit 1).
+    const tagged = join(dir.path, "c0004r0004.tif");
+    await writeFile(tagged, testTile(4, 4, tomorrow).bytes);
+    const tag = await runLanemap(["ingest", tagged], env);
+    assert.equal(tag.code, 1, tag.stderr);
+    assert.match(tag.stderr, /refused .*c0004r0004\.tif: acquisition time .* in the future/);
+  });
+
   test("lanemap model activate validates, uploads and switches; model list marks the current one", async () => {
     await using nats = await natsFixture();
     await using dir = await tempDir();

@@ -156,6 +156,30 @@ describe("dead letters of the speed lane", { skip: natsMissing() }, () => {
     assert.equal(await dlq.count(), 0, "a retried dead letter leaves the queue");
   });
 
+  test("a tile whose acquired header lies beyond the clock-skew tolerance in the future is dead-lettered with the reason", async () => {
+    await using nats = await natsFixture();
+    await using dir = await tempDir();
+    await activateModel(nats.nc, await testModel());
+    await using worker = await startSpeedWorker(testConfig(dir.path), { nc: nats.nc, logger: testLogger() });
+    const failed: TileFailedEvent[] = [];
+    worker.on((e) => e.type === "tile-failed" && failed.push(e));
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
+    const future = testTile(9, 1, "2024-07-04T10:00:00Z");
+    const sent = await publishTile(js(nats.nc), future.bytes, { ...future, acquired: tomorrow });
+    // Within the tolerance (clock skew): accepted.
+    const skewed = testTile(9, 2, new Date(Date.now() + 60_000).toISOString());
+    await publishTile(js(nats.nc), skewed.bytes, skewed);
+    const e = await waitFor("the future tile dead-lettered", () =>
+      failed.find((f) => f.streamSeq === sent.seq),
+    );
+    assert.equal(e.code, "TILE_INVALID");
+    const [letter] = await (await DeadLetterQueue.open(nats.nc)).list();
+    assert.equal(letter?.originalSeq, sent.seq);
+    assert.match(letter?.reason ?? "", /is 1\.00 days in the future .*at most 5 min of clock skew/);
+    const live = await LiveView.open(nats.nc);
+    await waitFor("the skewed tile", () => live.get(skewed.cell, skewed.tileId));
+  });
+
   test("a tile id reused for other bytes is dead-lettered as a conflict", async () => {
     await using nats = await natsFixture();
     await using dir = await tempDir();

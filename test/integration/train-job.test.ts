@@ -118,11 +118,26 @@ describe("POST /v1/models: training from the label set as a job", () => {
     const result = status["result"] as {
       version: string;
       labelSetVersion: number;
-      accuracy: { method: string; oa: number; kappa: number; perClass: { name: string }[] };
+      accuracy: {
+        method: string;
+        folds: number;
+        groupsPerClass: Record<string, number>;
+        oa: number;
+        kappa: number;
+        perClass: { name: string }[];
+      };
       classes: { name: string }[];
     };
     assert.equal(result.labelSetVersion, 1);
-    assert.equal(result.accuracy.method, "folds");
+    // Folds by label feature: every polygon's pixels wholly in one fold.
+    assert.equal(result.accuracy.method, "group-folds");
+    const groups = Object.values(result.accuracy.groupsPerClass);
+    assert.equal(groups.length, result.classes.length);
+    assert.equal(result.accuracy.folds, Math.min(5, ...groups));
+    // The generated polygons are small: none is capped (a class may still be reported as dominating).
+    const warnings = (status["result"] as { warnings: string[] }).warnings;
+    assert.ok(Array.isArray(warnings));
+    assert.ok(!warnings.some((w) => /max samples per feature\)$/.test(w)), JSON.stringify(warnings));
     assert.ok(result.accuracy.oa > 0.5 && result.accuracy.kappa > 0.3, JSON.stringify(result.accuracy));
     assert.deepEqual(
       result.accuracy.perClass.map((c) => c.name),

@@ -8,6 +8,7 @@ import {
   confusionMatrix,
   createRandom,
   kFoldSplits,
+  stratifiedGroupKFoldSplits,
   stratifiedSplit,
 } from "../../shared/internal.js";
 import { missing } from "../helpers/env.js";
@@ -209,4 +210,93 @@ describe("splits", () => {
     assert.throws(() => kFoldSplits(labels, 1, 1), /folds must be an integer in 2\.\.78/);
     assert.throws(() => kFoldSplits([1, 2], 3, 1), /folds must be/);
   });
+});
+
+describe("stratified group k-fold splits", () => {
+  /** `groupsPerClass[c]` groups of class c + 1, group g holding 1 + (g * 7) % 11 samples. */
+  function grouped(groupsPerClass: readonly number[]): { labels: number[]; groups: number[] } {
+    const labels: number[] = [];
+    const groups: number[] = [];
+    let g = 0;
+    groupsPerClass.forEach((n, c) => {
+      for (let i = 0; i < n; i++, g++)
+        for (let j = 0; j < 1 + ((g * 7) % 11); j++) {
+          labels.push(c + 1);
+          groups.push(g);
+        }
+    });
+    return { labels, groups };
+  }
+
+  test("put every group wholly in one fold and test every sample exactly once", () => {
+    const { labels, groups } = grouped([9, 6, 12]);
+    const folds = stratifiedGroupKFoldSplits(labels, groups, 5, 2);
+    const foldOf = new Map<number, number>();
+    folds.forEach((f, k) => {
+      for (const i of f.test) {
+        const g = groups[i] as number;
+        assert.equal(foldOf.get(g) ?? k, k, `group ${g} is in folds ${foldOf.get(g)} and ${k}`);
+        foldOf.set(g, k);
+      }
+      assert.equal(f.train.length + f.test.length, labels.length);
+    });
+    assert.deepEqual(
+      folds.flatMap((f) => Array.from(f.test)).sort((a, b) => a - b),
+      labels.map((_, i) => i),
+    );
+  });
+
+  test("are stratified: with at least k groups per class, every fold tests every class (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 5, max: 12 }), { minLength: 2, maxLength: 4 }),
+        fc.integer({ min: 2, max: 5 }),
+        fc.integer(),
+        (perClass, k, seed) => {
+          const { labels, groups } = grouped(perClass);
+          const folds = stratifiedGroupKFoldSplits(labels, groups, k, seed);
+          for (const f of folds) {
+            const classes = new Set(Array.from(f.test, (i) => labels[i]));
+            assert.equal(classes.size, perClass.length, "a fold misses a class");
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  test("refuse more folds than groups", () => {
+    assert.throws(() => stratifiedGroupKFoldSplits([1, 1, 2, 2], [0, 0, 1, 1], 3, 1), RangeError);
+  });
+
+  const PYTHON_SGKF = String.raw`
+import json, sys
+from sklearn.model_selection import StratifiedGroupKFold
+d = json.load(sys.stdin)
+print(json.dumps([
+  [sorted(int(i) for i in test) for _, test in
+   StratifiedGroupKFold(n_splits=k, shuffle=False).split(d["labels"], d["labels"], d["groups"])]
+  for k in d["ks"]
+]))
+`;
+
+  test(
+    "without a shuffle (seed null), make scikit-learn's StratifiedGroupKFold(shuffle=False) folds",
+    { skip: missing({ peer: true }) },
+    () => {
+      const { labels, groups } = grouped([7, 5, 9, 6]);
+      const ks = [2, 3, 5];
+      const out = spawnSync("/usr/bin/python3", ["-c", PYTHON_SGKF], {
+        input: JSON.stringify({ labels, groups, ks }),
+        encoding: "utf8",
+      });
+      assert.equal(out.status, 0, out.stderr);
+      const byFirst = (a: number[], b: number[]): number => (a[0] ?? 0) - (b[0] ?? 0);
+      (JSON.parse(out.stdout) as number[][][]).forEach((sk, i) => {
+        const k = ks[i] as number;
+        const ours = stratifiedGroupKFoldSplits(labels, groups, k, null).map((f) => Array.from(f.test));
+        assert.deepEqual(ours.sort(byFirst), sk.sort(byFirst), `k = ${k}`);
+      });
+    },
+  );
 });

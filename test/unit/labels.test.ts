@@ -8,7 +8,9 @@ import {
   LabelInvalidError,
   crsFromEpsg,
   labelSetGeoJson,
+  labelsOutsideFootprints,
   parseLabelFeatures,
+  ringSelfIntersection,
   projectPoint,
   WGS84,
 } from "../../shared/index.js";
@@ -63,7 +65,7 @@ describe("parseLabelFeatures", () => {
             properties: { class: "forest", author: "bo" },
             geometry: { type: "Point", coordinates: [-93, 15, 7] },
           },
-          { type: "Feature", properties: { class: 3 }, geometry: square(-93, 15) },
+          { type: "Feature", properties: { class: "3" }, geometry: square(-93, 15) },
           {
             type: "Feature",
             properties: { class: "urban" },
@@ -262,4 +264,115 @@ describe("LabelStore", () => {
         ["water", "forest"],
       );
     }));
+});
+
+describe("parseLabelFeatures: questionable input (issue 12)", () => {
+  const bowTie = {
+    type: "Polygon",
+    coordinates: [
+      [
+        [0, 0],
+        [1, 1],
+        [1, 0],
+        [0, 1],
+        [0, 0],
+      ],
+    ],
+  };
+  const feature = (cls: unknown, geometry: unknown = square(0, 0)) => ({
+    type: "Feature",
+    properties: { class: cls },
+    geometry,
+  });
+  const collection = (...features: unknown[]) => ({ type: "FeatureCollection", features });
+
+  test("a self-intersecting (bow-tie) polygon is refused, naming the feature and the crossing edges", () => {
+    invalid(collection(feature("forest"), feature("forest", bowTie)), "features[1].geometry.coordinates");
+    assert.throws(
+      () => parseLabelFeatures(feature("forest", bowTie), opts),
+      /ring 0 intersects itself \(edges 0 and 2 meet/,
+    );
+    invalid(
+      feature("forest", {
+        type: "MultiPolygon",
+        coordinates: [square(5, 5).coordinates, bowTie.coordinates],
+      }),
+      "geometry.coordinates",
+    );
+  });
+
+  test("simple rings pass: squares, concave rings, holes, repeated consecutive positions", () => {
+    const concave = [
+      [0, 0],
+      [4, 0],
+      [4, 4],
+      [2, 1],
+      [0, 4],
+      [0, 0],
+    ] as [number, number][];
+    assert.equal(ringSelfIntersection(concave), null);
+    assert.equal(ringSelfIntersection(square(0, 0).coordinates[0] as [number, number][]), null);
+    const repeated = [
+      [0, 0],
+      [1, 0],
+      [1, 0],
+      [1, 1],
+      [0, 1],
+      [0, 0],
+    ] as [number, number][];
+    assert.equal(
+      parseLabelFeatures(feature("w", { type: "Polygon", coordinates: [repeated] }), opts).length,
+      1,
+    );
+    // A ring that touches itself at a vertex (figure eight) is not simple either.
+    const eight = [
+      [0, 0],
+      [2, 2],
+      [4, 0],
+      [4, 4],
+      [2, 2],
+      [0, 4],
+      [0, 0],
+    ] as [number, number][];
+    assert.notEqual(ringSelfIntersection(eight), null);
+  });
+
+  test("a non-string class (3) is refused: class must be a string name", () => {
+    invalid(feature(3), "properties.class");
+    assert.throws(() => parseLabelFeatures(feature(3), opts), /class must be a string name/);
+  });
+
+  test("a class differing only by case from an existing class is refused, suggesting the existing name", () => {
+    assert.throws(
+      () => parseLabelFeatures(feature("Forest"), { ...opts, existingClasses: ["forest", "water"] }),
+      (err: unknown) =>
+        err instanceof LabelInvalidError &&
+        err.field === "properties.class" &&
+        /"Forest" differs from the existing class "forest" only by case; use "forest"/.test(err.message),
+    );
+    // Within one submission too: the first spelling is the existing one.
+    assert.throws(
+      () => parseLabelFeatures(collection(feature("water"), feature("Water")), opts),
+      /existing class "water"/,
+    );
+    assert.equal(parseLabelFeatures(feature("forest"), { ...opts, existingClasses: ["forest"] }).length, 1);
+  });
+
+  test("labels outside every archived tile's footprint are named in warnings; inside ones are not", () => {
+    const drafts = parseLabelFeatures(
+      collection(feature("a", square(-93, 15)), feature("b", square(10, 50))),
+      opts,
+    );
+    const footprints = [{ minX: -94, minY: 14, maxX: -92, maxY: 16 }];
+    const warnings = labelsOutsideFootprints(drafts, footprints);
+    assert.equal(warnings.length, 1);
+    assert.match(
+      warnings[0] ?? "",
+      /^features\[1\] \(class "b"\) lies outside every archived tile's footprint/,
+    );
+    // Across the antimeridian a footprint is stored west > east.
+    const far = parseLabelFeatures(feature("c", square(179.5, 0)), opts);
+    assert.deepEqual(labelsOutsideFootprints(far, [{ minX: 179, minY: -1, maxX: -179, maxY: 1 }]), []);
+    assert.match(labelsOutsideFootprints(far, [])[0] ?? "", /archive holds no tile yet/);
+  });
 });

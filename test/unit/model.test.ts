@@ -296,6 +296,7 @@ describe("training on labels partly outside the tiles", () => {
       labelledPixels: 3,
       onNodata: 0,
       classesWithoutSamples: ["c"],
+      lostToNodata: [],
     });
   });
 
@@ -306,6 +307,8 @@ describe("training on labels partly outside the tiles", () => {
     assert.equal(samples.coverage.onNodata, 1);
     assert.equal(samples.coverage.labelledPixels, 3);
     assert.deepEqual(Array.from(samples.pixel), [pixel(5, 5), pixel(2, 2)]);
+    // Named per label, so training can warn which labels lost samples under clouds or nodata.
+    assert.deepEqual(samples.coverage.lostToNodata, [{ feature: 0, name: "a", labelled: 1, onNodata: 1 }]);
   });
 
   test("fails, with the counts, only when nothing usable remains", () => {

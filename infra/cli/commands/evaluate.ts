@@ -3,6 +3,7 @@ import {
   collectSamples,
   crossValidation,
   evaluateModel,
+  groupsPerClass,
   holdoutEvaluation,
   loadModelFile,
   type Evaluation,
@@ -30,6 +31,7 @@ function report(e: Evaluation, model: string): Record<string, unknown> {
   return {
     model,
     method: e.method,
+    ...(e.groupsPerClass ? { groupsPerClass: e.groupsPerClass } : {}),
     samples: e.n,
     trainSamples: e.trainSamples,
     oa: round(e.oa),
@@ -57,7 +59,10 @@ export function registerEvaluate(program: Command): void {
     .option("--reference <file>", "reference labels: GeoJSON (.geojson) or a label raster (.tif)")
     .option("--holdout <fraction>", "test on this stratified fraction, train on the rest (e.g. 0.3)")
     .option("--seed <n>", "seed of the hold-out or fold assignment", "1")
-    .option("--folds <n>", "stratified k-fold cross-validation")
+    .option(
+      "--folds <n>",
+      "stratified k-fold cross-validation, grouped by GeoJSON feature (each feature wholly in one fold)",
+    )
     .option("--class-property <name>", "GeoJSON property holding the class name", "class")
     .option("--label-names <map>", "class names of label raster values, e.g. 1=forest,2=water")
     .option("--crs <EPSG:code>", "CRS of GeoJSON coordinates without a crs member (default EPSG:4326)")
@@ -89,15 +94,37 @@ export function registerEvaluate(program: Command): void {
       if (folds !== null && folds > samples.y.length)
         throw new UsageError(`--folds ${folds} is more than the ${samples.y.length} reference samples`);
       const options = { features: model.features, k: model.k, seed };
+      // Folds group a feature's pixels (near-duplicates) when the reference has features enough;
+      // a label raster, or fewer features than folds, falls back to pixels, and the note says so.
+      const groups = groupsPerClass(samples);
+      const featureCount = samples.group === undefined ? 0 : new Set(samples.group).size;
+      const grouped = folds !== null && featureCount >= folds;
+      const few = Object.entries(groups).filter(([, g]) => folds !== null && g < folds);
+      const note =
+        folds === null
+          ? undefined
+          : !grouped
+            ? `by pixel, not by label feature: ${samples.group === undefined ? "a label raster has no features" : `${featureCount} features are fewer than ${folds} folds`}, so the figures are optimistic`
+            : few.length > 0
+              ? `class${few.length > 1 ? "es" : ""} ${few.map(([n, g]) => `"${n}" (${g})`).join(", ")} ha${few.length > 1 ? "ve" : "s"} fewer label features than folds: some folds test none of ${few.length > 1 ? "them" : "it"}`
+              : undefined;
       const evaluation =
         holdout !== null
           ? holdoutEvaluation(samples, { ...options, testFraction: holdout })
           : folds !== null
-            ? crossValidation(samples, { ...options, folds })
+            ? crossValidation(samples, { ...options, folds, grouped })
             : evaluateModel(model, samples);
       // What of the reference was usable: features outside every tile and pixels on nodata are left out.
       console.log(
-        JSON.stringify({ ...report(evaluation, model.version), labels: samples.coverage }, null, 2),
+        JSON.stringify(
+          {
+            ...report(evaluation, model.version),
+            ...(note !== undefined ? { note } : {}),
+            labels: samples.coverage,
+          },
+          null,
+          2,
+        ),
       );
     });
 }

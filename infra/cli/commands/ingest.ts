@@ -7,6 +7,7 @@ import {
   LanemapError,
   describeError,
   describeTile,
+  futureAcquisition,
   parseConfig,
   readPamSidecar,
   readSidecar,
@@ -56,6 +57,11 @@ export function registerIngest(program: Command): void {
         throw new UsageError("--tile-id names one tile: give one file with it");
       if (flags.acquired !== undefined && Number.isNaN(Date.parse(flags.acquired)))
         throw new UsageError(`--acquired must be an ISO 8601 time, got "${flags.acquired}"`);
+      const future =
+        flags.acquired === undefined
+          ? null
+          : futureAcquisition(new Date(Date.parse(flags.acquired)).toISOString());
+      if (future !== null) throw new UsageError(`--acquired: ${future}`);
       const config = parseConfig();
       const nc = await connectForCli(config, flags.nats, "lanemap-ingest");
       let refused = 0;
@@ -87,7 +93,7 @@ export function registerIngest(program: Command): void {
                 sidecar: await readSidecar(file),
                 pam: await readPamSidecar(file),
               },
-              { maxPixels: config.maxPixels },
+              { maxPixels: config.maxPixels, refuseFutureAcquisition: true },
             );
             const sent = await publishTile(js, bytes, {
               tileId: entry.tileId,

@@ -1,13 +1,15 @@
 import { readFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import type { Command } from "commander";
-import { LabelStore } from "../../../shared/adapters/archive/index.js";
+import { ArchiveStore, LabelStore } from "../../../shared/adapters/archive/index.js";
 import {
   TrainingDataError,
   labelInputCrs,
   labelSetGeoJson,
+  labelsOutsideFootprints,
   labelsPerClass,
   parseLabelFeatures,
+  type LonLatBox,
 } from "../../../shared/index.js";
 import { writeFileDurable } from "../../../shared/adapters/archive/index.js";
 import { cliConfig } from "../config.js";
@@ -22,8 +24,20 @@ interface LabelsFlags {
   at?: string;
 }
 
-const storeFor = (flags: LabelsFlags) =>
-  new LabelStore(cliConfig({ LANEMAP_DATA_DIR: flags.dataDir }).dataDir);
+const dataDirOf = (flags: LabelsFlags): string => cliConfig({ LANEMAP_DATA_DIR: flags.dataDir }).dataDir;
+const storeFor = (flags: LabelsFlags) => new LabelStore(dataDirOf(flags));
+
+/** Formats lanemap reads as labels only through a conversion, and the command that converts them. */
+const NOT_GEOJSON = /\.(shp|gpkg|kml|kmz|gml|tab|csv|zip|dbf|shx)$/i;
+
+function notJson(file: string, detail: string, cause: unknown): TrainingDataError {
+  const out = file.replace(/\.[^./]+$/, "") + ".geojson";
+  return new TrainingDataError(
+    `${file} is not GeoJSON${NOT_GEOJSON.test(file) ? "" : ` (${detail})`}: \`labels add\` reads a GeoJSON ` +
+      `Feature or FeatureCollection; convert other vector formats with GDAL: ogr2ogr -f GeoJSON ${out} ${file}`,
+    { cause },
+  );
+}
 
 function defaultAuthor(): string {
   try {
@@ -62,17 +76,32 @@ export function registerLabels(program: Command): void {
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         if (e.code === "ENOENT" || e.code === "EISDIR") throw new UsageError(`${file} is not a file`);
-        throw new TrainingDataError(`${file} is not valid JSON: ${e.message}`, { cause: err });
+        throw notJson(file, e.message, err);
       }
       const crs = await labelInputCrs(input);
+      const store = storeFor(flags);
       const drafts = parseLabelFeatures(input, {
         crs,
         author: flags.author ?? defaultAuthor(),
         now: new Date().toISOString(),
+        existingClasses: new Set((await store.read()).labels.map((l) => l.class)),
       });
-      const added = await storeFor(flags).add(drafts);
-      if (flags.json) console.log(JSON.stringify({ ids: added.ids, labelSetVersion: added.version }));
+      const footprints: LonLatBox[] = [];
+      for await (const e of new ArchiveStore(dataDirOf(flags)).entries())
+        if (e.boundsWgs84 !== null) footprints.push(e.boundsWgs84);
+      // Kept, since the archive can grow; said, since such a label gives no sample yet.
+      const warnings = labelsOutsideFootprints(drafts, footprints);
+      const added = await store.add(drafts);
+      if (flags.json)
+        console.log(
+          JSON.stringify({
+            ids: added.ids,
+            labelSetVersion: added.version,
+            ...(warnings.length > 0 ? { warnings } : {}),
+          }),
+        );
       else {
+        for (const w of warnings) console.error(`warning: ${w}`);
         console.log(
           `label set v${added.version}: ${added.ids.length} label${added.ids.length === 1 ? "" : "s"} added`,
         );

@@ -12,6 +12,8 @@ import {
   decodeGeoTiff,
   featureNames,
   parseConfig,
+  DEFAULT_MAX_SAMPLES_PER_FEATURE,
+  balanceSamples,
   collectSamples,
   parseExtras,
   readPamSidecar,
@@ -215,6 +217,8 @@ interface TrainFlags {
   out?: string;
   json?: boolean;
   strict?: boolean;
+  maxPerFeature?: string;
+  seed?: string;
   activate?: boolean;
   dataDir?: string;
   nats?: string;
@@ -281,6 +285,12 @@ export function registerTrain(program: Command): void {
     )
     .option("--json", "print the summary as JSON")
     .option(
+      "--max-per-feature <n>",
+      "use at most this many samples of one label feature, a seeded random subsample",
+      String(DEFAULT_MAX_SAMPLES_PER_FEATURE),
+    )
+    .option("--seed <n>", "seed of the --max-per-feature subsample", "1")
+    .option(
       "--strict",
       "refuse the labels when any feature lies outside every tile or a class ends without a sample",
     )
@@ -334,12 +344,22 @@ export function registerTrain(program: Command): void {
       } catch (err) {
         throw new UsageError((err as Error).message, { cause: err });
       }
-      const samples = collectSamples(
-        tiles.map((t) => t.raster),
-        labels,
-        spec,
-        tiles.map((t) => basename(t.path)),
-        { strict: flags.strict === true },
+      const maxPerFeature = positiveInt(
+        "--max-per-feature",
+        flags.maxPerFeature,
+        DEFAULT_MAX_SAMPLES_PER_FEATURE,
+      );
+      const seed = Number(flags.seed ?? "1");
+      if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got "${flags.seed}"`);
+      const { samples, warnings } = balanceSamples(
+        collectSamples(
+          tiles.map((t) => t.raster),
+          labels,
+          spec,
+          tiles.map((t) => basename(t.path)),
+          { strict: flags.strict === true },
+        ),
+        { maxPerFeature, seed },
       );
       const train = (catalogue?: ClassCatalogue) =>
         modelFromSamples(samples, {
@@ -393,6 +413,7 @@ export function registerTrain(program: Command): void {
           samples: model.training.samplesPerClass[c.name],
         })),
         labels: coverage,
+        warnings,
       };
       if (flags.json) {
         console.log(JSON.stringify(summary, null, 2));
@@ -413,5 +434,6 @@ export function registerTrain(program: Command): void {
         `samples: ${summary.samples} from ${tiles.length} tile${tiles.length === 1 ? "" : "s"}; k = ${k}; features: ${summary.features.join(", ")}`,
       );
       for (const line of coverageLines(coverage)) console.log(line);
+      for (const w of warnings) console.error(`warning: ${w}`);
     });
 }

@@ -58,6 +58,7 @@ export function registerTrainJobRoutes(ctx: ServingContext, deps: RouteDeps): Ro
       handle: (req, res) => {
         parseQuery(noQuery, req.query);
         let k: number | undefined;
+        let maxSamplesPerFeature: number | undefined;
         const body: unknown = req.body;
         if (
           body !== undefined &&
@@ -76,8 +77,12 @@ export function registerTrainJobRoutes(ctx: ServingContext, deps: RouteDeps): Ro
               })),
             );
           k = b.data.k;
+          maxSamplesPerFeature = b.data.maxSamplesPerFeature;
         }
-        const s = jobs(ctx).start(k === undefined ? {} : { k });
+        const s = jobs(ctx).start({
+          ...(k === undefined ? {} : { k }),
+          ...(maxSamplesPerFeature === undefined ? {} : { maxSamplesPerFeature }),
+        });
         const status = `${base(req)}/v1/jobs/${encodeURIComponent(s.jobId)}`;
         res.status(202).setHeader("Location", status);
         sendJson(res, { jobId: s.jobId, status, events: `${base(req)}/v1/events` });
