@@ -286,8 +286,8 @@ export function registerTrain(program: Command): void {
     .option("--json", "print the summary as JSON")
     .option(
       "--max-per-feature <n>",
-      "use at most this many samples of one label feature, a seeded random subsample",
-      String(DEFAULT_MAX_SAMPLES_PER_FEATURE),
+      "use at most this many samples of one label feature, a seeded random subsample (default: every " +
+        `sample, as scikit-learn and the peer do; the web map's training jobs use ${DEFAULT_MAX_SAMPLES_PER_FEATURE})`,
     )
     .option("--seed <n>", "seed of the --max-per-feature subsample", "1")
     .option(
@@ -344,11 +344,9 @@ export function registerTrain(program: Command): void {
       } catch (err) {
         throw new UsageError((err as Error).message, { cause: err });
       }
-      const maxPerFeature = positiveInt(
-        "--max-per-feature",
-        flags.maxPerFeature,
-        DEFAULT_MAX_SAMPLES_PER_FEATURE,
-      );
+      // A file of labels is the analyst's deliberate sample: keep every pixel unless asked (the peer,
+      // rasterio + scikit-learn, does). Drawn polygons in the web map are capped by the training job.
+      const maxPerFeature = positiveInt("--max-per-feature", flags.maxPerFeature, Number.MAX_SAFE_INTEGER);
       const seed = Number(flags.seed ?? "1");
       if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got "${flags.seed}"`);
       const { samples, warnings } = balanceSamples(
