@@ -202,6 +202,19 @@ export function parseQuery<S extends z.ZodType>(schema: S, query: unknown): z.ou
   throw new InvalidParamsError(invalidParams(r.error, "query"));
 }
 
+/**
+ * Parses an optional JSON request body with a strict schema: an absent, null or empty-object body is
+ * `undefined` (the endpoint's defaults), anything else must match.
+ * @throws InvalidParamsError (400) naming every bad member as `body.<path>`.
+ */
+export function parseOptionalBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> | undefined {
+  if (body === undefined || body === null || (typeof body === "object" && Object.keys(body).length === 0))
+    return undefined;
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  throw new InvalidParamsError(invalidParams(r.error, "body"));
+}
+
 /** Parses one path parameter or throws a 400 naming it. */
 export function parsePathParam<S extends z.ZodType>(name: string, schema: S, value: unknown): z.output<S> {
   const r = schema.safeParse(value);

@@ -2,10 +2,9 @@
  * Batch-run routes: start a rebuild (operator bearer token) and read a run's status.
  */
 import { z } from "zod";
-import { parsePathParam, parseQuery, runIdSegment } from "../../api/params.js";
+import { parseOptionalBody, parsePathParam, parseQuery, runIdSegment } from "../../api/params.js";
 import { ok, problem, type RouteSpec } from "../../api/route-spec.js";
 import * as S from "../../api/schemas.js";
-import { InvalidParamsError } from "../../errors.js";
 import { authorizeOperator, runStatus, triggerRun } from "../../usecases/batch-runs.js";
 import type { ServingContext } from "../../usecases/context.js";
 import { sendJson } from "../respond.js";
@@ -59,27 +58,9 @@ export function registerBatchRunRoutes(ctx: ServingContext, deps: RouteDeps): Ro
       },
       handle: async (req, res) => {
         const q = parseQuery(runsPostQuery, req.query);
-        let full = q.full === "true";
-        let around: { lon: number; lat: number } | undefined;
-        if (
-          req.body !== undefined &&
-          req.body !== null &&
-          !(typeof req.body === "object" && Object.keys(req.body as object).length === 0)
-        ) {
-          const b = runsPostBody.safeParse(req.body);
-          if (!b.success)
-            throw new InvalidParamsError(
-              b.error.issues.map((i) => ({
-                name:
-                  i.code === "unrecognized_keys"
-                    ? `body.${i.keys.join(",")}`
-                    : ["body", ...i.path.map(String)].join("."),
-                reason: i.code === "unrecognized_keys" ? "is not a member of this body" : i.message,
-              })),
-            );
-          full = b.data.full ?? full;
-          around = b.data.around;
-        }
+        const b = parseOptionalBody(runsPostBody, req.body);
+        const full = b?.full ?? q.full === "true";
+        const around = b?.around;
         const accepted = await triggerRun(ctx, full, base(req), around);
         res.status(202).setHeader("Location", accepted.status);
         sendJson(res, accepted);

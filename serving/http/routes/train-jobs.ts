@@ -4,10 +4,10 @@
  * step is a `train-job` event on /v1/events.
  */
 import { z } from "zod";
-import { parsePathParam, parseQuery } from "../../api/params.js";
+import { parseOptionalBody, parsePathParam, parseQuery } from "../../api/params.js";
 import { ok, problem, type RouteSpec } from "../../api/route-spec.js";
 import * as T from "../../api/train-schemas.js";
-import { InvalidParamsError, ProblemError } from "../../errors.js";
+import { ProblemError } from "../../errors.js";
 import { authorizeOperator } from "../../usecases/batch-runs.js";
 import type { ServingContext } from "../../usecases/context.js";
 import { sendJson } from "../respond.js";
@@ -57,28 +57,9 @@ export function registerTrainJobRoutes(ctx: ServingContext, deps: RouteDeps): Ro
       },
       handle: (req, res) => {
         parseQuery(noQuery, req.query);
-        let k: number | undefined;
-        let maxSamplesPerFeature: number | undefined;
-        const body: unknown = req.body;
-        if (
-          body !== undefined &&
-          body !== null &&
-          !(typeof body === "object" && Object.keys(body).length === 0)
-        ) {
-          const b = T.TrainRequestBody.safeParse(body);
-          if (!b.success)
-            throw new InvalidParamsError(
-              b.error.issues.map((i) => ({
-                name:
-                  i.code === "unrecognized_keys"
-                    ? `body.${i.keys.join(",")}`
-                    : ["body", ...i.path.map(String)].join("."),
-                reason: i.code === "unrecognized_keys" ? "is not a member of this body" : i.message,
-              })),
-            );
-          k = b.data.k;
-          maxSamplesPerFeature = b.data.maxSamplesPerFeature;
-        }
+        const b = parseOptionalBody(T.TrainRequestBody, req.body);
+        const k = b?.k;
+        const maxSamplesPerFeature = b?.maxSamplesPerFeature;
         const s = jobs(ctx).start({
           ...(k === undefined ? {} : { k }),
           ...(maxSamplesPerFeature === undefined ? {} : { maxSamplesPerFeature }),
