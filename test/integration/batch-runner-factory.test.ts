@@ -20,7 +20,30 @@ import { speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import { BATCH_VIEW_FILES } from "../../shared/index.js";
 import { publishTile, startSpeedWorker } from "../../speed/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
-import { tempDir, testConfig, testLogger, testModel, testTile, waitFor } from "./speed-fixtures.js";
+import {
+  lanemap,
+  runLanemap,
+  tempDir,
+  testConfig,
+  testEnv,
+  testLogger,
+  testModel,
+  testTile,
+  waitFor,
+} from "./speed-fixtures.js";
+
+const started = (l: Record<string, unknown>) => l["msg"] === "speed worker started";
+const classified = (l: Record<string, unknown>) => l["msg"] === "tile classified";
+
+/** The tile ids and the watermark of the current batch view of `dataDir`. */
+async function currentView(dataDir: string): Promise<{ watermark: number; tiles: Set<string> }> {
+  const current = await readCurrentBatch(dataDir);
+  assert.ok(current, "a view is published");
+  const table = tableFromIPC(readFileSync(join(current.dir, BATCH_VIEW_FILES.arrow)));
+  const tiles = new Set<string>();
+  for (let r = 0; r < table.numRows; r++) tiles.add((table.get(r)!.toJSON() as { tile_id: string }).tile_id);
+  return { watermark: current.manifest.watermark, tiles };
+}
 
 describe("batch runners built by the one factory", { skip: natsMissing() }, () => {
   test("under live ingest, every scheduled run's watermark stays at or below the speed ack floor and its view holds only catalogued tiles", async () => {
@@ -51,7 +74,7 @@ describe("batch runners built by the one factory", { skip: natsMissing() }, () =
     let feeding = true;
     const feeder = (async () => {
       for (let i = 0; feeding && i < 24; i++) {
-        const t = testTile(i % 4, Math.floor(i / 4) % 3, new Date(Date.UTC(2030, 0, 1 + i)).toISOString());
+        const t = testTile(i % 4, Math.floor(i / 4) % 3, new Date(Date.UTC(2024, 0, 1 + i)).toISOString());
         published.push(
           (await publishTile(js, t.bytes, { tileId: t.tileId, cell: t.cell, acquired: t.acquired })).seq,
         );
@@ -122,5 +145,61 @@ describe("batch runners built by the one factory", { skip: natsMissing() }, () =
       return (s.consumer?.ackFloorSeq ?? 0) >= Math.max(...published);
     });
     void worker;
+  });
+
+  test("`lanemap batch run` beside a speed worker SIGKILLed in the middle of a tile leaves that tile to the speed lane until it is acknowledged", async () => {
+    await using nats = await natsFixture();
+    await using dir = await tempDir("lanemap-factory-kill-");
+    const env = testEnv(dir.path, { NATS_URL: nats.server.url, LANEMAP_LOG_LEVEL: "info" });
+    const models = await openModelRegistry(testConfig(dir.path), nats.nc);
+    const model = await testModel();
+    await models.put(model, { trainedBy: "test" });
+    await models.activate(model.version);
+
+    // A first tile, classified and acknowledged by an ordinary worker.
+    const first = testTile(0, 0, "2024-08-01T10:00:00Z");
+    {
+      await using worker = lanemap(["speed", "--name", "first"], env);
+      await worker.waitForLine("the first worker to start", started);
+      const sent = await publishTile(jetstream(nats.nc), first.bytes, first);
+      await worker.waitForLine(
+        "the first tile classified",
+        (l) => classified(l) && l["streamSeq"] === sent.seq,
+      );
+    }
+    // A second tile: the slow worker registers it in the catalogue, then dies before classifying it.
+    const second = testTile(1, 0, "2024-08-02T10:00:00Z");
+    await using slow = lanemap(["speed", "--name", "slow"], { ...env, LANEMAP_TEST_TILE_DELAY_MS: "60000" });
+    await slow.waitForLine("the slow worker to start", started);
+    const sentSecond = await publishTile(jetstream(nats.nc), second.bytes, second);
+    await slow.waitForLine("the slow worker in the tile", (l) => l["msg"] === "tile started (test delay)");
+    slow.child.kill("SIGKILL");
+    assert.equal(await slow.exited, "SIGKILL");
+
+    // The CLI's runner (built by the one factory) takes the ack floor, not the catalogue's highest sequence.
+    const run = await runLanemap(["batch", "run"], env);
+    assert.equal(run.code, 0, run.stderr);
+    const before = await currentView(dir.path);
+    assert.ok(before.watermark < sentSecond.seq, `watermark ${before.watermark} < ${sentSecond.seq}`);
+    assert.ok(before.tiles.has(first.tileId), "the acknowledged tile is in the view");
+    assert.ok(!before.tiles.has(second.tileId), "the unacknowledged tile is left to the speed lane");
+
+    // Redelivered to a new worker, acknowledged, then absorbed by the next run.
+    {
+      await using rescuer = lanemap(["speed", "--name", "rescuer"], env);
+      await rescuer.waitForLine(
+        "the second tile classified by the rescuer",
+        (l) => classified(l) && l["tileId"] === second.tileId,
+      );
+      await waitFor("the second tile acknowledged", async () => {
+        const s = await speedLaneStatus(await jetstreamManager(nats.nc));
+        return (s.consumer?.ackFloorSeq ?? 0) >= sentSecond.seq;
+      });
+    }
+    const again = await runLanemap(["batch", "run"], env);
+    assert.equal(again.code, 0, again.stderr);
+    const after = await currentView(dir.path);
+    assert.ok(after.watermark >= sentSecond.seq, `watermark ${after.watermark} >= ${sentSecond.seq}`);
+    assert.ok(after.tiles.has(second.tileId), "the acknowledged tile is absorbed");
   });
 });
