@@ -162,6 +162,20 @@ export interface TileTarget {
  * Resolves an id: a cell key first (the cell's merged answer), then a tile id of either lane
  * (that very tile, even when another result now wins its cell). 404 when it names nothing.
  */
+/**
+ * The result a tile or cell id draws (the named tile, else the cell's winner).
+ * @throws NotFoundError (404 tile-not-found) for an unknown id, or a cell whose every live result was absorbed.
+ */
+export function drawnTarget(lease: SnapshotLease, id: string): ServedResult {
+  const t = resolveTarget(lease, id);
+  if (!t.drawn)
+    throw new NotFoundError(
+      `cell ${t.merged.cell} has no result to draw (every live result was absorbed)`,
+      "tile-not-found",
+    );
+  return t.drawn;
+}
+
 export function resolveTarget(lease: SnapshotLease, id: string): TileTarget {
   const index = lease.snapshot.index;
   if (CELL_KEY_PATTERN.test(id)) {

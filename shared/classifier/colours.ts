@@ -19,7 +19,7 @@ const NAMED: readonly (readonly [RegExp, string])[] = [
 ];
 
 /** Distinct colours for classes without a conventional one (ColorBrewer Set1/Dark2). */
-const PALETTE = [
+export const PALETTE = [
   "#e41a1c",
   "#377eb8",
   "#4daf4a",

@@ -9,7 +9,7 @@
  * data, and mathematical observations", Color Res. Appl. 30 (2005), whose test pairs the unit test
  * checks.
  */
-import { parseColour } from "../classifier/colours.js";
+import { PALETTE, parseColour } from "../classifier/colours.js";
 
 /** A CIELAB colour (D65 white): L* 0..100, a*, b*. */
 export type Lab = readonly [number, number, number];
@@ -100,34 +100,18 @@ export function unusableClassColour(lab: Lab): boolean {
 const hex2 = (v: number) => v.toString(16).padStart(2, "0");
 
 /**
- * The candidates, in preference order: ColorBrewer Set1/Dark2 (the old palette, so the first new
+ * The candidates, in preference order: ColorBrewer Set1/Dark2 (`PALETTE`, whose greys the filter drops; the old palette, so the first new
  * classes of a fresh directory look as before), then the 6×6×6 sRGB cube (steps of 0x33), each
  * without the unusable colours.
  */
 const CANDIDATES: readonly { hex: string; lab: Lab }[] = (() => {
-  const brewer = [
-    "#e41a1c",
-    "#377eb8",
-    "#4daf4a",
-    "#984ea3",
-    "#ff7f00",
-    "#a65628",
-    "#f781bf",
-    "#1b9e77",
-    "#d95f02",
-    "#7570b3",
-    "#e7298a",
-    "#66a61e",
-    "#e6ab02",
-    "#a6761d",
-  ];
   const cube: string[] = [];
   for (let r = 0; r < 6; r++)
     for (let g = 0; g < 6; g++)
       for (let b = 0; b < 6; b++) cube.push(`#${hex2(r * 51)}${hex2(g * 51)}${hex2(b * 51)}`);
   const seen = new Set<string>();
   const out: { hex: string; lab: Lab }[] = [];
-  for (const hex of [...brewer, ...cube]) {
+  for (const hex of [...PALETTE, ...cube]) {
     if (seen.has(hex)) continue;
     seen.add(hex);
     const lab = hexToLab(hex);

@@ -10,13 +10,13 @@ import type { Request, Response } from "express";
 import { z } from "zod";
 import { parsePathParam, parseQuery, tileIdSegment } from "../../api/params.js";
 import { ok, problem, type RouteSpec } from "../../api/route-spec.js";
-import { InvalidParamsError, NotFoundError } from "../../errors.js";
+import { InvalidParamsError } from "../../errors.js";
 import { confidencePng } from "../../render/confidence.js";
 import { DEFAULT_PERCENTILES } from "../../render/stretch.js";
 import type { ServingContext } from "../../usecases/context.js";
 import { ModelBands } from "../../usecases/model-bands.js";
 import { SOURCE_PRESETS, type SourceRenderRequest } from "../../usecases/source-image.js";
-import { resolveTarget } from "../../usecases/tiles.js";
+import { drawnTarget } from "../../usecases/tiles.js";
 import { pixelSources } from "../../view/pixel-composite.js";
 import { hold, sendBytes } from "../respond.js";
 import { badRequest, noQuery } from "./common.js";
@@ -111,13 +111,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
   const drawnOf = (req: Request, res: Response) => {
     const id = parsePathParam("id", tileIdSegment, req.params["id"]);
     const lease = hold(res, ctx.snapshots.acquire());
-    const t = resolveTarget(lease, id);
-    if (!t.drawn)
-      throw new NotFoundError(
-        `cell ${t.merged.cell} has no result to draw (every live result was absorbed)`,
-        "tile-not-found",
-      );
-    return { lease, drawn: t.drawn };
+    return { lease, drawn: drawnTarget(lease, id) };
   };
 
   return [

@@ -30,7 +30,7 @@ import type { ServingContext } from "../../usecases/context.js";
 import { boundsPolygon, snapshotInfo, tileSummary } from "../../usecases/present.js";
 import { SourceGeoref } from "../../usecases/source-georef.js";
 import { agePng, tileDetailWithComposite } from "../../usecases/composite.js";
-import { listTiles, resolveTarget } from "../../usecases/tiles.js";
+import { drawnTarget, listTiles, resolveTarget } from "../../usecases/tiles.js";
 import { hold, MEDIA, negotiate, sendBytes, sendJson, withParam } from "../respond.js";
 import { badRequest, formatOnly, noQuery, requestBase, type RouteDeps } from "./common.js";
 
@@ -93,13 +93,7 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
     parseQuery(noQuery, req.query);
     const id = parsePathParam("id", tileIdSegment, req.params["id"]);
     const lease = hold(res, ctx.snapshots.acquire());
-    const t = resolveTarget(lease, id);
-    if (!t.drawn)
-      throw new NotFoundError(
-        `cell ${t.merged.cell} has no result to draw (every live result was absorbed)`,
-        "tile-not-found",
-      );
-    return { lease, drawn: t.drawn };
+    return { lease, drawn: drawnTarget(lease, id) };
   };
 
   const idParam = { id: tileIdSegment };
