@@ -65,6 +65,21 @@ const variables = {
     default: "hilbert",
     doc: "Order in which a batch run processes tiles.",
   },
+  LANEMAP_BATCH_EXECUTOR: {
+    schema: z.enum(["threads", "stream"]),
+    default: "threads",
+    doc: "Where a batch run classifies its tiles: `threads` (this process's worker_threads) or `stream` (one task per tile on the JetStream work queue, for `lanemap worker` processes on any machine; needs NATS).",
+  },
+  LANEMAP_STORAGE: {
+    schema: z.enum(["files", "nats"]),
+    default: "files",
+    doc: "Where the master archive, model artefacts and published batch views live: `files` (the data directory, one machine) or `nats` (JetStream object store + KV, reached by every machine of a cluster; needs NATS).",
+  },
+  LANEMAP_NATS_REPLICAS: {
+    schema: int(1, 5),
+    default: "1",
+    doc: "JetStream replicas of lanemap's streams, KV buckets and object stores (3 on a 3-node cluster).",
+  },
   LANEMAP_SPEED_CONCURRENCY: {
     schema: int(1, 64),
     default: "2",
@@ -136,6 +151,12 @@ export interface Config {
     readonly keep: number;
     readonly workers: number;
     readonly order: Raw["LANEMAP_BATCH_ORDER"];
+    readonly executor: Raw["LANEMAP_BATCH_EXECUTOR"];
+  };
+  /** Where shared state lives (shared/storage) and how JetStream replicates it. */
+  readonly storage: {
+    readonly backend: Raw["LANEMAP_STORAGE"];
+    readonly replicas: number;
   };
   readonly speed: {
     readonly concurrency: number;
@@ -186,7 +207,9 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>> = 
       keep: r.LANEMAP_BATCH_KEEP,
       workers: r.LANEMAP_BATCH_WORKERS,
       order: r.LANEMAP_BATCH_ORDER,
+      executor: r.LANEMAP_BATCH_EXECUTOR,
     },
+    storage: { backend: r.LANEMAP_STORAGE, replicas: r.LANEMAP_NATS_REPLICAS },
     speed: {
       concurrency: r.LANEMAP_SPEED_CONCURRENCY,
       maxDeliver: r.LANEMAP_MAX_DELIVER,

@@ -78,6 +78,15 @@ export const ERROR_TABLE = {
   BATCH_VIEW: [500, "transient", 1, "a batch view cannot be opened or is malformed"],
   LIVE_VIEW: [500, "transient", 1, "a live view entry is malformed"],
   DUCKDB: [500, "transient", 1, "DuckDB failed"],
+  VIEW_POINTER_CONFLICT: [
+    409,
+    "transient",
+    1,
+    "CURRENT moved since it was read (another publish or rollback)",
+  ],
+  VIEW_IN_USE: [409, "permanent", 1, "the batch view is the current one and cannot be removed"],
+  // Shared storage (files or JetStream object store + KV).
+  STORAGE: [503, "transient", 1, "shared storage failed (a file system or a JetStream bucket)"],
   // Worker threads and pools.
   WORKER_START: [500, "transient", 1, "a worker thread failed to start"],
   WORKER_CRASHED: [500, "transient", 1, "a worker thread crashed or exited"],

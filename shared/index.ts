@@ -19,3 +19,4 @@ export * from "./pipeline/index.js";
 export * from "./lonlat/index.js";
 export * from "./models/index.js";
 export * from "./labels/index.js";
+export * from "./storage/index.js";

@@ -15,6 +15,7 @@ import {
   type BadTileRecord,
   type CatalogueEntry,
 } from "../../view/types.js";
+import type { TileArchive } from "../../storage/index.js";
 import { createFileDurable, writeFileDurable } from "./durable.js";
 
 /** The same tile id was registered before with different content. */
@@ -36,7 +37,9 @@ function safeFileKey(key: string): string {
   return key.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 200) || "_";
 }
 
-export class ArchiveStore {
+/** The master archive in a data directory (the files backend of `TileArchive`). */
+export class ArchiveStore implements TileArchive {
+  readonly backend = "files" as const;
   readonly paths: DataPaths;
 
   constructor(dataDir: string) {
@@ -56,9 +59,18 @@ export class ArchiveStore {
     return { contentHash: hash, path, created };
   }
 
-  /** Reads a stored object back. */
+  /**
+   * Reads a stored object back.
+   * @throws LanemapError OBJECT_MISSING when no object has this hash.
+   */
   async readObject(hash: string): Promise<Uint8Array> {
-    return new Uint8Array(await readFile(this.objectPath(hash)));
+    try {
+      return new Uint8Array(await readFile(this.objectPath(hash)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT")
+        throw new LanemapError("OBJECT_MISSING", `no archived object ${hash}`, { cause: err });
+      throw err;
+    }
   }
 
   /**

@@ -5,7 +5,9 @@ export {
   readBatchVersion,
   readCurrentBatch,
   readCurrentPointer,
+  readCurrentRevision,
   setCurrentBatch,
+  FilePublishedViews,
   type BatchVersion,
 } from "./batch-views.js";
 export { createFileDurable, writeFileDurable, fsyncPath } from "./durable.js";

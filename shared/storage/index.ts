@@ -1,0 +1,8 @@
+/** Storage every machine reaches: the archive and published-view interfaces (backends in shared/adapters). */
+export {
+  ViewPointerConflictError,
+  type PublishedVersion,
+  type PublishedViews,
+  type TileArchive,
+  type ViewPointer,
+} from "./storage.js";

@@ -1,0 +1,110 @@
+/**
+ * Storage every machine of a deployment reaches, behind two interfaces the lanes, serving and infra
+ * program against (issue 14): the master archive (tile objects + catalogue + bad-tile records) and
+ * the published batch views with their CURRENT pointer. Model artefacts have their own interface,
+ * `ModelRegistry` (shared/models). Backends, chosen by `config.storage.backend` in the composition
+ * roots (infra/platform), never by a lane:
+ *
+ *   files  the data directory (shared/adapters/archive): one machine, or a shared file system;
+ *   nats   JetStream object stores + KV buckets (shared/adapters/nats), replicated with the stream
+ *          (`config.storage.replicas`, R3 on a 3-node cluster): every machine that reaches NATS.
+ *
+ * Both keep the same guarantees: objects are content-addressed and immutable, a catalogue entry is
+ * first-write-wins, a published version is complete before any reader can name it, and CURRENT
+ * moves by compare-and-set on its revision, so two coordinators can never both publish over the
+ * same pointer unseen.
+ */
+import { LanemapError } from "../errors.js";
+import type { BadTileRecord, BatchManifest, CatalogueEntry } from "../view/types.js";
+
+/** The master archive: raw tiles by content hash, one catalogue entry per tile id, bad-tile records. */
+export interface TileArchive {
+  /** Which backend this is (for logs, `lanemap status` and tests). */
+  readonly backend: "files" | "nats";
+  /**
+   * Stores raw tile bytes under their sha256 (hex); a no-op when already stored.
+   * @throws the backend's I/O errors (LanemapError STORAGE).
+   */
+  putObject(bytes: Uint8Array): Promise<{ readonly contentHash: string; readonly created: boolean }>;
+  /**
+   * The bytes stored under `contentHash`.
+   * @throws LanemapError OBJECT_MISSING when no such object is stored.
+   */
+  readObject(contentHash: string): Promise<Uint8Array>;
+  /**
+   * Adds a catalogue entry, first write wins: the same id again returns the stored entry
+   * (`created: false`) when the content hash is the same.
+   * @throws TileInvalidError when the entry fails its schema; TileConflictError (TILE_CONFLICT) when
+   *   the id is registered with other content.
+   */
+  register(entry: CatalogueEntry): Promise<{ readonly entry: CatalogueEntry; readonly created: boolean }>;
+  /** The catalogue entry of a tile, or undefined. */
+  get(tileId: string): Promise<CatalogueEntry | undefined>;
+  /** Every catalogue entry, one at a time (no order promised; callers sort). */
+  entries(): AsyncIterable<CatalogueEntry>;
+  /** Records a tile that could not be registered or processed (replacing an older record of its key). */
+  recordBad(record: BadTileRecord): Promise<void>;
+  /** Every bad-tile record. */
+  badTiles(): AsyncIterable<BadTileRecord>;
+}
+
+/** Where CURRENT points: a version name ("v000042") and the pointer's revision (opaque, grows on every move). */
+export interface ViewPointer {
+  readonly name: string;
+  readonly revision: number;
+}
+
+/** A complete published version as the store lists it (no local folder implied). */
+export interface PublishedVersion {
+  readonly name: string;
+  readonly version: number;
+  readonly manifest: BatchManifest;
+}
+
+/** CURRENT moved since the revision the caller read: another coordinator published or rolled back. */
+export class ViewPointerConflictError extends LanemapError {
+  constructor(name: string, expected: number | null, actual: ViewPointer | null) {
+    super(
+      "VIEW_POINTER_CONFLICT",
+      `CURRENT was not moved to ${name}: expected revision ${expected ?? "none"}, found ${
+        actual ? `${actual.name} at revision ${actual.revision}` : "no pointer"
+      }`,
+    );
+  }
+}
+
+/** Published batch views and their CURRENT pointer. */
+export interface PublishedViews {
+  readonly backend: "files" | "nats";
+  /** Every complete version, oldest first. */
+  list(): Promise<PublishedVersion[]>;
+  /** The pointer, or null when nothing was published yet. */
+  current(): Promise<ViewPointer | null>;
+  /**
+   * Makes a complete version readable on this machine and returns its local folder: the files
+   * backend's own folder; the nats backend downloads it once into its cache folder (every file
+   * checked against the manifest's digests) and returns that copy.
+   * @throws LanemapError VIEW_NOT_FOUND when the version does not exist or is incomplete.
+   */
+  materialize(name: string): Promise<string>;
+  /**
+   * Makes the complete local version folder `localDir` (manifest.json present) available to every
+   * reader as `name`, manifest last; idempotent. The files backend's versions are written in place
+   * by the publisher, so there it only checks the folder is its own.
+   */
+  publish(localDir: string, name: string): Promise<void>;
+  /**
+   * Points CURRENT at a complete version (publish or rollback) if the pointer's revision is still
+   * `expectedRevision` (null: no pointer yet; undefined: do not check).
+   * @throws LanemapError VIEW_NOT_FOUND for a missing or incomplete version; ViewPointerConflictError
+   *   when the pointer moved.
+   */
+  setCurrent(name: string, expectedRevision?: number | null): Promise<ViewPointer>;
+  /** Removes a version that CURRENT does not name (retention). @throws LanemapError VIEW_IN_USE for the current one. */
+  remove(name: string): Promise<void>;
+  /**
+   * Calls `onChange` with the pointer after every move (and once at start with the pointer then);
+   * the files backend watches the folder and polls, the nats backend watches the KV key.
+   */
+  watch(onChange: (pointer: ViewPointer | null) => void): { stop(): Promise<void> };
+}
