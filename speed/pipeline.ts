@@ -16,16 +16,17 @@ import type { Logger } from "pino";
 import type { ArchiveStore } from "../shared/adapters/archive/index.js";
 import {
   HEADERS,
-  INGEST_SUBJECT_PREFIX,
   classifiedSubject,
   type DeadLetterQueue,
   type LiveView,
 } from "../shared/adapters/nats/index.js";
 import {
-  LanemapError,
-  TileInvalidError,
+  cellOfSubject,
   describeError,
   errorCode,
+  ingestDescribeOptions,
+  ingestTileBytes,
+  ingestTileMeta,
   isPermanent,
   registerTile,
   type ErrorCode,
@@ -36,7 +37,6 @@ import {
 } from "../shared/index.js";
 import type { LoadedModel } from "./active-model.js";
 import type { EventHub, SpeedEvent } from "./events.js";
-import { pamFromHeader } from "./publish.js";
 import type { SpeedMetrics } from "./metrics.js";
 
 /** Test and operator hooks into a worker's pipeline. */
@@ -81,11 +81,8 @@ export interface TileContext {
   cell: string | null;
 }
 
-/** The map cell of an ingest subject (`tiles.in.<cell>`), or null. */
-export function cellOfSubject(subject: string): string | null {
-  const prefix = `${INGEST_SUBJECT_PREFIX}.`;
-  return subject.startsWith(prefix) ? subject.slice(prefix.length) : null;
-}
+/** The map cell of an ingest subject (moved to shared/pipeline with the rest of the derivation). */
+export { cellOfSubject } from "../shared/index.js";
 
 /** A message as the dead-letter path needs it (a live JsMsg or the stream's stored copy). */
 export interface OriginalMessage {
@@ -138,48 +135,20 @@ export class TilePipeline {
     }
   }
 
-  private async tileBytes(m: JsMsg): Promise<Uint8Array> {
-    const object = m.headers?.get(HEADERS.object);
-    if (object) {
-      const bytes = await this.d.tiles.getBlob(object);
-      if (!bytes)
-        throw new LanemapError(
-          "OBJECT_MISSING",
-          `the tile's object ${object} is not in the tile object store`,
-        );
-      return bytes;
-    }
-    if (m.data.length === 0)
-      throw new TileInvalidError("the message has no payload and no Lanemap-Object header");
-    return m.data;
-  }
-
   private async process(m: JsMsg, model: LoadedModel, ctx: TileContext, started: number): Promise<void> {
     const { archive, live, pool, metrics, events, hooks } = this.d;
     const h = m.headers;
-    const subjectCell = cellOfSubject(m.subject);
-    const headerCell = h?.get(HEADERS.cell) || undefined;
-    ctx.tileId = h?.get(HEADERS.tileId) || null;
-    ctx.cell = headerCell ?? subjectCell;
-    if (headerCell && subjectCell && headerCell !== subjectCell)
-      throw new TileInvalidError(
-        `header ${HEADERS.cell}=${headerCell} contradicts the subject's cell ${subjectCell}`,
-      );
-    const bytes = await this.tileBytes(m);
     const streamSeq = m.info.streamSequence;
+    ctx.tileId = h?.get(HEADERS.tileId) || null;
+    ctx.cell = (h?.get(HEADERS.cell) || undefined) ?? cellOfSubject(m.subject);
+    // The derivation `lanemap batch run --from-stream` replays too (shared/pipeline).
+    const meta = ingestTileMeta({ subject: m.subject, headers: h, streamSeq });
+    const bytes = await ingestTileBytes(m, this.d.tiles);
     const { entry, created } = await registerTile(
       archive,
       bytes,
-      {
-        tileId: ctx.tileId ?? undefined,
-        cell: ctx.cell ?? undefined,
-        acquired: h?.get(HEADERS.acquired) || undefined,
-        ingestSeq: streamSeq,
-        source: "stream",
-        pam: pamFromHeader(h?.get(HEADERS.pam) || undefined),
-      },
-      // A live tile from the future would beat every real newer scene of its cell: dead-letter it.
-      { maxPixels: this.config.maxPixels, refuseFutureAcquisition: true },
+      meta,
+      ingestDescribeOptions(this.config.maxPixels),
     );
     ctx.tileId = entry.tileId;
     ctx.cell = entry.cell;

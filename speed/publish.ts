@@ -15,7 +15,7 @@ import {
   ingestSubject,
   serverMaxPayload,
 } from "../shared/adapters/nats/index.js";
-import { TILE_ID_PATTERN, TileInvalidError, isValidCellKey, pamSchema, type Pam } from "../shared/index.js";
+import { TILE_ID_PATTERN, TileInvalidError, isValidCellKey, type Pam } from "../shared/index.js";
 
 /** What a producer states about a tile (the ingest message headers). */
 export interface PublishTileMeta {
@@ -34,25 +34,8 @@ export interface PublishTileMeta {
   readonly pam?: Pam | undefined;
 }
 
-/**
- * The Lanemap-Pam header's band values, or undefined without the header.
- * @throws TileInvalidError when the header is not pamSchema JSON (a permanent fault of the message).
- */
-export function pamFromHeader(value: string | undefined): Pam | undefined {
-  if (value === undefined || value === "") return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(value);
-  } catch (cause) {
-    throw new TileInvalidError(`header ${HEADERS.pam} is not JSON`, { cause });
-  }
-  const r = pamSchema.safeParse(json);
-  if (!r.success)
-    throw new TileInvalidError(
-      `header ${HEADERS.pam} is not a PAM band record: ${r.error.issues[0]?.message ?? ""}`,
-    );
-  return r.data;
-}
+/** The Lanemap-Pam header's parser lives with the rest of the message derivation (shared/pipeline). */
+export { pamFromHeader } from "../shared/index.js";
 
 /** Options of `publishTile`. */
 export interface PublishTileOptions {

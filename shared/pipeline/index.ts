@@ -8,6 +8,16 @@ export {
   type TileMeta,
 } from "./describe.js";
 export { readPamSidecar, readSidecar, registerTile } from "./register.js";
+export {
+  cellOfSubject,
+  ingestDescribeOptions,
+  ingestTileBytes,
+  ingestTileMeta,
+  pamFromHeader,
+  type IngestHeaders,
+  type IngestMessage,
+  type TileObjects,
+} from "./ingest-message.js";
 export { classifyRaster, classifyTileBytes, prepareClassifier, type ResultSource } from "./classify.js";
 export {
   ClassifierCache,
