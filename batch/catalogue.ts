@@ -15,6 +15,7 @@ import {
   registerTile,
   type CatalogueEntry,
   type ErrorCode,
+  type StreamReplay,
 } from "../shared/index.js";
 
 /** A file that could not be registered, with the reason (also stored with `store.recordBad`). */
@@ -134,8 +135,15 @@ export interface RunSet {
   readonly watermark: number;
   /** The highest ingest sequence in the catalogue. */
   readonly maxSeq: number;
-  /** Entries above the watermark, left to the speed lane. */
+  /** Entries above the watermark, left to the speed lane (stream messages, for a stream replay). */
   readonly excluded: number;
+  /**
+   * Where the entries came from: the catalogue (readRunSet; absent means the same) or a replay of
+   * the ingest stream (readStreamRunSet in stream-run-set.ts, kappa mode), whose range and left-out
+   * messages are in `stream`. The manifest records both.
+   */
+  readonly source?: "catalogue" | "stream";
+  readonly stream?: StreamReplay;
 }
 
 /**
@@ -156,16 +164,26 @@ export async function readRunSet(store: ArchiveStore, watermark?: WatermarkProvi
     all.push(entry);
     if (entry.ingestSeq > maxSeq) maxSeq = entry.ingestSeq;
   }
-  let w = maxSeq;
-  if (watermark) {
-    const floor = await watermark();
-    if (!Number.isInteger(floor) || floor < 0)
-      throw new LanemapError(
-        "WATERMARK",
-        `the watermark provider returned ${floor}, not a non-negative integer`,
-      );
-    w = Math.min(floor, maxSeq);
-  }
+  const w = await resolveWatermark(watermark, maxSeq);
   const entries = all.filter((e) => e.ingestSeq <= w);
-  return { entries, watermark: w, maxSeq, excluded: all.length - entries.length };
+  return { entries, watermark: w, maxSeq, excluded: all.length - entries.length, source: "catalogue" };
+}
+
+/**
+ * W for a run set whose highest sequence is `maxSeq`: min(provider(), maxSeq), or maxSeq without a
+ * provider.
+ * @throws LanemapError WATERMARK when the provider gives anything but a non-negative integer.
+ */
+export async function resolveWatermark(
+  watermark: WatermarkProvider | undefined,
+  maxSeq: number,
+): Promise<number> {
+  if (!watermark) return maxSeq;
+  const floor = await watermark();
+  if (!Number.isInteger(floor) || floor < 0)
+    throw new LanemapError(
+      "WATERMARK",
+      `the watermark provider returned ${floor}, not a non-negative integer`,
+    );
+  return Math.min(floor, maxSeq);
 }

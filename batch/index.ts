@@ -6,6 +6,7 @@
 export {
   addArchiveFolder,
   readRunSet,
+  resolveWatermark,
   type ArchiveAddOptions,
   type ArchiveAddReport,
   type BadFile,
@@ -25,6 +26,12 @@ export {
   type RunState,
   type RunStatus,
 } from "./runner.js";
+export {
+  StreamRangeError,
+  readStreamRunSet,
+  type StreamRunSet,
+  type StreamRunSetOptions,
+} from "./stream-run-set.js";
 export { scheduleBatchRuns, type BatchSchedule } from "./cron.js";
 export {
   acquireBatchLock,

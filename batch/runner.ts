@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { ArchiveStore, FileModelRegistry, readCurrentBatch } from "../shared/adapters/archive/index.js";
 import {
@@ -25,10 +26,11 @@ import {
   type ErrorCode,
   type ModelClass,
   type ModelRegistry,
+  type StreamReplay,
 } from "../shared/index.js";
 import type { BatchVersion } from "../shared/adapters/archive/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
-import { readRunSet, type WatermarkProvider } from "./catalogue.js";
+import { readRunSet, type RunSet, type WatermarkProvider } from "./catalogue.js";
 import { acquireBatchLock, type BatchLock } from "./lock.js";
 import { resolveRunModel } from "./models.js";
 import { chooseOrdering, orderEntries, placeEntries, resolveAround, type OrderKind } from "./ordering.js";
@@ -36,6 +38,7 @@ import { createProgressSink, type ProgressSink, type RunProgress } from "./progr
 import { applyRetention, publishStagedView, type RetentionReport } from "./publisher.js";
 import { openStaging } from "./staging.js";
 import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
+import { readStreamRunSet } from "./stream-run-set.js";
 import { StagingViewStore, type TileFailure } from "./view-store.js";
 import { TileWorkerPool, createTilePool } from "./worker-pool.js";
 import type { TilePool } from "../shared/index.js";
@@ -58,6 +61,11 @@ export interface BatchRunOptions {
    * {@link InterimRequest}). Without a current view to carry from there is no interim.
    */
   readonly interim?: InterimRequest;
+  /**
+   * Kappa mode: take the run set from the ingest stream, from `fromSeq` (default 1) up to the
+   * watermark, instead of the catalogue (stream-run-set.ts). Needs `deps.nc`.
+   */
+  readonly fromStream?: { readonly fromSeq?: number };
 }
 
 /** Which tiles an interim view waits for. */
@@ -88,6 +96,9 @@ export interface RunReport {
   readonly dir: string;
   readonly watermark: number;
   readonly modelVersion: string;
+  /** Where the tiles came from; for "stream", the range replayed and the messages left out. */
+  readonly source: "catalogue" | "stream";
+  readonly stream?: StreamReplay;
   /** The ordering, e.g. "hilbert" or "hilbert-around@12.5,3.5". */
   readonly order: string;
   readonly tiles: {
@@ -152,6 +163,8 @@ export interface BatchRunnerDeps {
   readonly progress?: ProgressSink;
   /** Test hooks, parsed by the composition root (default: none). */
   readonly hooks?: BatchTestHooks;
+  /** The deployment's NATS connection: `fromStream` runs replay its ingest stream. */
+  readonly nc?: NatsConnection;
 }
 
 /** Starts and reports batch runs. */
@@ -305,12 +318,18 @@ async function executeRun(
   const registry = deps.models ?? (await FileModelRegistry.open(config.dataDir));
   const model = await resolveRunModel(registry, options.model);
   const modelVersion = model.version;
-  const runSet = await readRunSet(store, deps.watermark);
+  const runSet = await takeRunSet(config, deps, store, options);
   if (runSet.entries.length === 0)
     throw new LanemapError(
       "ARCHIVE_EMPTY",
-      `no catalogue entry up to watermark ${runSet.watermark}; add tiles first (lanemap archive add DIR)`,
+      runSet.stream
+        ? `no tile in ${runSet.stream.stream} from sequence ${runSet.stream.fromSeq} up to watermark ${runSet.watermark}`
+        : `no catalogue entry up to watermark ${runSet.watermark}; add tiles first (lanemap archive add DIR)`,
     );
+  const provenance = {
+    source: runSet.source ?? "catalogue",
+    ...(runSet.stream ? { stream: runSet.stream } : {}),
+  };
 
   const placement = placeEntries(runSet.entries);
   const around = options.around === undefined ? undefined : resolveAround(options.around, placement);
@@ -367,7 +386,13 @@ async function executeRun(
             staging: view,
             previous,
             model,
-            draft: { watermark: runSet.watermark, startedAt, order: orderName, total: runSet.entries.length },
+            draft: {
+              watermark: runSet.watermark,
+              startedAt,
+              order: orderName,
+              total: runSet.entries.length,
+              provenance,
+            },
             failures,
           });
         };
@@ -430,6 +455,7 @@ async function executeRun(
         tiles: { total: runSet.entries.length, classified, reused: tally.reused, failed: tally.failed },
         cells,
         failures: outcome.failures,
+        ...provenance,
       },
       {
         logger: log,
@@ -451,6 +477,7 @@ async function executeRun(
       dir: published.dir,
       watermark: runSet.watermark,
       modelVersion,
+      ...provenance,
       order: orderName,
       tiles: {
         total: runSet.entries.length,
@@ -482,6 +509,27 @@ async function executeRun(
     // On failure the staging file stays as the checkpoint; closing without CHECKPOINT keeps the WAL.
     if (!closed) view.closeSync();
   }
+}
+
+/** The run set the options name: the catalogue up to the watermark, or a replay of the ingest stream. */
+async function takeRunSet(
+  config: Config,
+  deps: BatchRunnerDeps,
+  store: ArchiveStore,
+  options: BatchRunOptions,
+): Promise<RunSet> {
+  if (!options.fromStream) return readRunSet(store, deps.watermark);
+  if (!deps.nc)
+    throw new LanemapError("CONFIG", "a run from the ingest stream needs NATS (NATS_URL or --nats)");
+  return readStreamRunSet({
+    nc: deps.nc,
+    archive: store,
+    maxPixels: config.maxPixels,
+    logger: deps.logger,
+    ...(deps.watermark ? { watermark: deps.watermark } : {}),
+    ...(options.fromStream.fromSeq === undefined ? {} : { fromSeq: options.fromStream.fromSeq }),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
 }
 
 /**
@@ -632,7 +680,13 @@ async function publishInterim(
     staging: StagingViewStore;
     previous: BatchVersion;
     model: Parameters<typeof serializeModel>[0];
-    draft: { watermark: number; startedAt: string; order: string; total: number };
+    draft: {
+      watermark: number;
+      startedAt: string;
+      order: string;
+      total: number;
+      provenance: Pick<RunReport, "source" | "stream">;
+    };
     failures: readonly TileFailure[];
   },
 ): Promise<RunReport["interim"]> {
@@ -685,6 +739,7 @@ async function publishInterim(
         cells,
         failures: [...p.failures],
         carried: { tiles: carried, fromVersion: p.previous.name, modelVersions },
+        ...p.draft.provenance,
       },
       { logger: log },
     );

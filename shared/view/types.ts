@@ -134,6 +134,39 @@ export const cellCompositeSchema = z
 /** One cell's stored composite summary (see cellCompositeSchema). */
 export type CellComposite = z.infer<typeof cellCompositeSchema>;
 
+/**
+ * What a kappa-mode run (`lanemap batch run --from-stream`, batch/stream-run-set.ts) replayed: the
+ * sequence range of the ingest stream it read, what the stream still held, and the messages it
+ * left out with the reason (the ones the speed lane dead-lettered: not a GeoTIFF, a contradicting
+ * header, a tile id archived with other content, ...).
+ */
+export const streamReplaySchema = z.object({
+  /** The ingest stream's name (LANEMAP_TILES). */
+  stream: z.string(),
+  /** First sequence asked for (1 unless `--from-seq`) and the last one read: the watermark. */
+  fromSeq: z.number().int().min(1),
+  toSeq: z.number().int().min(0),
+  /** The stream's first and last stored sequences when the replay started. */
+  firstSeq: z.number().int().min(0),
+  lastSeq: z.number().int().min(0),
+  /** Messages read in the range (sequences removed by limits are gaps, not counted). */
+  messages: z.number().int().min(0),
+  /** Messages whose tile id an earlier message of the range already gave, same content (kept once). */
+  duplicates: z.number().int().min(0),
+  excluded: z.array(
+    z.object({
+      seq: z.number().int().min(1),
+      tileId: z.string().nullable(),
+      code: z.string(),
+      reason: z.string(),
+      /** The message's dead letter in LANEMAP_DLQ, when the speed lane dead-lettered it. */
+      deadLetterSeq: z.number().int().min(1).nullable(),
+    }),
+  ),
+});
+/** A kappa-mode run's replay of the ingest stream (see streamReplaySchema). */
+export type StreamReplay = z.infer<typeof streamReplaySchema>;
+
 export const batchManifestSchema = z.object({
   format: z.literal("lanemap.batch-view/1"),
   version: z.number().int().positive(),
@@ -164,6 +197,10 @@ export const batchManifestSchema = z.object({
       modelVersions: z.array(z.string()),
     })
     .optional(),
+  /** Where the run's tiles came from; absent in views published before kappa mode (the catalogue). */
+  source: z.enum(["catalogue", "stream"]).optional(),
+  /** With source "stream": the ingest stream range replayed and what it left out. */
+  stream: streamReplaySchema.optional(),
   files: z.record(z.string(), z.object({ bytes: z.number().int().min(0), sha256: z.string() })),
 });
 /** What a published batch view says about itself; written last, after every file is fsynced. */

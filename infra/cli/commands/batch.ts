@@ -29,6 +29,8 @@ interface BatchFlags {
   nats?: string;
   workers?: string;
   json?: boolean;
+  fromStream?: boolean;
+  fromSeq?: string;
 }
 
 async function setup(flags: BatchFlags): Promise<{ config: Config; logger: Logger }> {
@@ -49,6 +51,17 @@ function runOptions(flags: BatchFlags): BatchRunOptions {
     around: flags.around,
     order: flags.order as OrderKind | undefined,
     model: flags.model,
+  };
+}
+
+/** Kappa mode (`--from-stream [--from-seq N]`): the run set from the ingest stream. */
+function streamOption(flags: BatchFlags): Pick<BatchRunOptions, "fromStream"> {
+  if (!flags.fromStream) {
+    if (flags.fromSeq !== undefined) throw new UsageError("--from-seq goes with --from-stream");
+    return {};
+  }
+  return {
+    fromStream: flags.fromSeq === undefined ? {} : { fromSeq: positiveInt("--from-seq", flags.fromSeq, 1) },
   };
 }
 
@@ -86,6 +99,18 @@ function printReport(r: RunReport): void {
     `  cells  ${r.cells}   pixels classified ${r.pixels}   workers ${r.workers} (${r.replacedWorkers} replaced)`,
   );
   for (const f of r.failures) console.log(`  failed ${f.tileId}  ${f.code}: ${f.reason}`);
+  const s = r.stream;
+  if (s) {
+    console.log(
+      `  stream ${s.stream} sequences ${s.fromSeq}..${s.toSeq} (stored ${s.firstSeq}..${s.lastSeq}): ` +
+        `${s.messages} messages, ${s.duplicates} duplicates, ${s.excluded.length} left out`,
+    );
+    for (const x of s.excluded)
+      console.log(
+        `  left out seq ${x.seq} ${x.tileId ?? "(no tile id)"}  ${x.code}: ${x.reason}` +
+          (x.deadLetterSeq === null ? "" : ` (dead letter ${x.deadLetterSeq})`),
+      );
+  }
   if (r.retention.deletedVersions.length)
     console.log(`  retention removed ${r.retention.deletedVersions.join(", ")}`);
 }
@@ -118,10 +143,19 @@ export function registerBatch(program: Command): void {
       .description("rebuild the batch view now and publish it as a new version (one run at a time)"),
   )
     .option("--json", "print the run report as JSON")
+    .option(
+      "--from-stream",
+      "kappa mode: rebuild from the ingest stream (replayed up to the watermark) instead of the catalogue",
+    )
+    .option("--from-seq <n>", "with --from-stream: the first stream sequence to replay (default 1)")
     .action(async (flags: BatchFlags) => {
-      const options = runOptions(flags);
+      const options = { ...runOptions(flags), ...streamOption(flags) };
       const { config, logger } = await setup(flags);
       const nc = await natsIfConfigured(config, flags, logger);
+      if (options.fromStream && !nc)
+        throw new UsageError(
+          "--from-stream replays the ingest stream, and NATS is not configured: give --nats URL or NATS_URL (or run beside `lanemap start`)",
+        );
       const { runner } = await buildBatchRunner(config, {
         logger,
         ...(nc ? { nc } : {}),

@@ -36,3 +36,12 @@ export {
   type DeadLetterInput,
 } from "./dead-letters.js";
 export { LiveView, LiveFollower, liveKey, type LiveEntry, type LiveSnapshot } from "./live-view.js";
+export {
+  deadLetterSeqs,
+  ingestStreamRange,
+  readIngestMessages,
+  tileObjectsReader,
+  type IngestStreamRange,
+  type ReadIngestOptions,
+  type StoredIngestMessage,
+} from "./ingest-reader.js";
