@@ -103,7 +103,7 @@ function printReport(r: RunReport): void {
   if (s) {
     console.log(
       `  stream ${s.stream} sequences ${s.fromSeq}..${s.toSeq} (stored ${s.firstSeq}..${s.lastSeq}): ` +
-        `${s.messages} messages, ${s.duplicates} duplicates, ${s.excluded.length} left out`,
+        `${s.messages} messages, ${s.duplicates} duplicate${s.duplicates === 1 ? "" : "s"}, ${s.excluded.length} left out`,
     );
     for (const x of s.excluded)
       console.log(
