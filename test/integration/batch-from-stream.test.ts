@@ -1,7 +1,8 @@
 /**
  * Kappa mode (issue 14, item 4): `lanemap batch run --from-stream` rebuilds the batch view from the
  * ingest stream instead of the catalogue. Tiles go in through the ingest contract (several cells,
- * two acquisitions of one cell, a re-sent tile, a producer retry the server drops, a file that is
+ * two acquisitions of one cell, a re-sent tile, a producer retry the server drops, a tile acquired
+ * tomorrow, a file that is
  * not a GeoTIFF), a real speed worker handles them, and the catalogue-driven run of that data
  * directory is compared with a stream-driven run into a second, empty one.
  */
@@ -62,7 +63,7 @@ async function viewContent(dataDir: string): Promise<{
 }
 
 describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }, () => {
-  test("replaying the ingest stream into an empty data directory publishes the catalogue run's view tile for tile, lists the bad tile with its reason, and refuses a range the stream does not hold", async () => {
+  test("replaying the ingest stream into an empty data directory publishes the catalogue run's view tile for tile, lists the broken and the future tile with the reasons the speed lane gave, and refuses a range the stream does not hold", async () => {
     await using nats = await natsFixture();
     await using catalogueDir = await tempDir("lanemap-kappa-catalogue-");
     await using streamDir = await tempDir("lanemap-kappa-stream-");
@@ -101,8 +102,16 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
       cell: "c0003r0000",
       acquired: jan,
     });
+    // Acquired tomorrow: the speed lane refuses a tile from the future, and so does the replay (its
+    // "now" is when the stream stored the message).
+    const tomorrow = testTile(2, 1, new Date(Date.now() + 86_400_000).toISOString());
+    const future = await send(tomorrow);
     const last = (await send(testTile(1, 1, jan))).seq;
-    assert.equal(last, 8, "seven tiles and the broken file are stored, the dropped retry is not");
+    assert.equal(
+      last,
+      9,
+      "seven tiles, the broken file and the future one are stored, the dropped retry is not",
+    );
 
     const jsm = await jetstreamManager(nats.nc);
     await waitFor(
@@ -113,8 +122,8 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
     const letters = await (await DeadLetterQueue.open(nats.nc)).list();
     assert.deepEqual(
       letters.map((l) => l.originalSeq),
-      [broken.seq],
-      "the speed lane dead-lettered the broken file only",
+      [broken.seq, future.seq],
+      "the speed lane dead-lettered the broken file and the future tile only",
     );
 
     // The catalogue-driven run of the speed lane's data directory.
@@ -149,7 +158,7 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
         toSeq: last,
         firstSeq: 1,
         lastSeq: last,
-        messages: 8,
+        messages: 9,
         duplicates: 1,
         excluded: [
           {
@@ -157,6 +166,12 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
             tileId: "c0003r0000-20240110T164000Z",
             code: "TILE_DECODE",
             deadLetterSeq: letters[0]!.seq,
+          },
+          {
+            seq: future.seq,
+            tileId: tomorrow.tileId,
+            code: "TILE_INVALID",
+            deadLetterSeq: letters[1]!.seq,
           },
         ],
       },
@@ -167,6 +182,8 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
       letters[0]!.reason,
       "the broken file's reason is the one the speed lane dead-lettered it with",
     );
+    for (const reason of [byStream.stream?.excluded[1]?.reason, letters[1]!.reason])
+      assert.match(reason ?? "", new RegExp(`acquisition time ${tomorrow.acquired} is .* in the future`));
 
     const a = await viewContent(catalogueDir.path);
     const b = await viewContent(streamDir.path);
@@ -223,6 +240,35 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
       /^lanemap: --from-stream replays the ingest stream, and NATS is not configured/,
     );
 
+    // The speed lane's ack floor bounds a replay as it bounds a catalogue run.
+    await using behindDir = await tempDir("lanemap-kappa-behind-");
+    const behind = await readStreamRunSet({
+      nc: nats.nc,
+      archive: new ArchiveStore(behindDir.path),
+      maxPixels: config.maxPixels,
+      logger,
+      watermark: () => 2,
+    });
+    assert.deepEqual(
+      {
+        watermark: behind.watermark,
+        seqs: behind.entries.map((e) => e.ingestSeq),
+        excluded: behind.excluded,
+      },
+      { watermark: 2, seqs: [1, 2], excluded: last - 2 },
+      "an ack floor of 2 replays sequences 1 and 2 and leaves the rest to the speed lane",
+    );
+    await assert.rejects(
+      readStreamRunSet({
+        nc: nats.nc,
+        archive: new ArchiveStore(behindDir.path),
+        maxPixels: config.maxPixels,
+        logger,
+        fromSeq: 3,
+        watermark: () => 2,
+      }),
+      (err: unknown) => err instanceof StreamRangeError && /acknowledged up to 2 only/.test(err.message),
+    );
     // Once limits have removed the oldest messages, a replay from 1 says where the stream starts now.
     await jsm.streams.purge(INGEST_STREAM, { seq: 4 });
     await using partialDir = await tempDir("lanemap-kappa-partial-");
@@ -243,7 +289,7 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
     });
     assert.deepEqual(
       rest.entries.map((e) => e.ingestSeq).sort((x, y) => x - y),
-      [4, 5, 6, 8],
+      [4, 5, 6, 9],
       "--from-seq 4 replays what is left: the fourth and fifth tiles, the re-sent one (its first copy is gone), the last",
     );
   });
