@@ -1,8 +1,9 @@
 /**
  * Kappa mode (issue 14, item 4): `lanemap batch run --from-stream` rebuilds the batch view from the
  * ingest stream instead of the catalogue. Tiles go in through the ingest contract (several cells,
- * two acquisitions of one cell, a re-sent tile, a producer retry the server drops, a tile acquired
- * tomorrow, a file that is not a GeoTIFF), a real speed worker handles them, and the
+ * two acquisitions of one cell, a re-sent tile, a producer retry the server drops, a tile in the
+ * object store, a tile acquired tomorrow, a file that is not a GeoTIFF), a real speed worker handles
+ * them, and the
  * catalogue-driven run of that data directory is compared with a stream-driven run into a second,
  * empty one.
  */
@@ -106,11 +107,20 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
     // "now" is when the stream stored the message).
     const tomorrow = testTile(2, 1, new Date(Date.now() + 86_400_000).toISOString());
     const future = await send(tomorrow);
+    // Over the (here lowered) max_payload: the bytes go to the lanemap-tiles object store.
+    const large = testTile(2, 2, jan);
+    const byObject = await publishTile(
+      js,
+      large.bytes,
+      { tileId: large.tileId, cell: large.cell, acquired: large.acquired },
+      { maxPayload: 16 * 1024 },
+    );
+    assert.ok(byObject.object, "the tile travels as an object store reference");
     const last = (await send(testTile(1, 1, jan))).seq;
     assert.equal(
       last,
-      9,
-      "seven tiles, the broken file and the future one are stored, the dropped retry is not",
+      10,
+      "eight tiles, the broken file and the future one are stored, the dropped retry is not",
     );
 
     const jsm = await jetstreamManager(nats.nc);
@@ -131,7 +141,7 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
     const byCatalogue = await runner.run();
     await runner.close();
     assert.equal(byCatalogue.source, "catalogue");
-    assert.equal(byCatalogue.tiles.total, 6);
+    assert.equal(byCatalogue.tiles.total, 7);
 
     // The stream-driven run, as an operator runs it, into an empty data directory.
     const env = testEnv(streamDir.path, { LANEMAP_BATCH_WORKERS: "2" });
@@ -158,7 +168,7 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
         toSeq: last,
         firstSeq: 1,
         lastSeq: last,
-        messages: 9,
+        messages: 10,
         duplicates: 1,
         excluded: [
           {
@@ -289,7 +299,7 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
     });
     assert.deepEqual(
       rest.entries.map((e) => e.ingestSeq).sort((x, y) => x - y),
-      [4, 5, 6, 9],
+      [4, 5, 6, 9, 10],
       "--from-seq 4 replays what is left: the fourth and fifth tiles, the re-sent one (its first copy is gone), the last",
     );
   });
