@@ -3,9 +3,8 @@
  * ingest stream instead of the catalogue. Tiles go in through the ingest contract (several cells,
  * two acquisitions of one cell, a re-sent tile, a producer retry the server drops, a tile in the
  * object store, a tile acquired tomorrow, a file that is not a GeoTIFF), a real speed worker handles
- * them, and the
- * catalogue-driven run of that data directory is compared with a stream-driven run into a second,
- * empty one.
+ * them, and the catalogue-driven run of that data directory is compared with a stream-driven run
+ * into a second, empty one.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
