@@ -88,12 +88,12 @@ const variables = {
   LANEMAP_STREAM_MAX_BYTES: {
     schema: z.coerce.number().int().min(-1),
     default: String(8 * 2 ** 30),
-    doc: "Ingest stream limit in bytes (-1 = unlimited).",
+    doc: "Ingest stream limit in bytes (-1 = unlimited); bounds how far back `batch run --from-stream` reaches.",
   },
   LANEMAP_STREAM_MAX_AGE_S: {
     schema: int(0),
     default: String(30 * 86400),
-    doc: "Ingest stream message age limit in seconds (0 = unlimited).",
+    doc: "Ingest stream message age limit in seconds (0 = unlimited); bounds how far back `batch run --from-stream` reaches.",
   },
   LANEMAP_DUPLICATE_WINDOW_S: {
     schema: int(1),
