@@ -20,6 +20,7 @@ import {
 import { serializeModel } from "../../shared/index.js";
 import { publishTile, type PublishedTile } from "../../speed/index.js";
 import { NODE_NAMES, startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
+import { collectStatus, formatStatus } from "../../infra/ops/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { DEFAULT_GRID, lonLatTile, makeRaster, putLive } from "../helpers/serving-views.js";
 import {
@@ -28,6 +29,7 @@ import {
   tempDir,
   testConfig,
   testEnv,
+  testLogger,
   testModel,
   testTile,
   waitFor,
@@ -114,6 +116,23 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
       );
     }
 
+    const status = await collectStatus({
+      dataDir: dir.path,
+      nats: { nc: cluster.nc, url: cluster.natsUrl },
+      logger: testLogger(),
+    });
+    assert.deepEqual(
+      status.streams
+        ?.map((p) => p.stream)
+        .filter((s) => LANE_STREAMS.includes(s))
+        .sort(),
+      [...LANE_STREAMS].sort(),
+    );
+    assert.match(
+      formatStatus(status),
+      /^(?:streams)? +KV_lanemap-live {2}R3 {2}cluster lanemap-test {2}leader n[123] {2}peers n[123], n[123] {2}0 msg$/m,
+    );
+
     // And back: an operator may scale down too.
     await ensureSpeedResources(cluster.nc, jsm, r1);
     assert.equal((await jsm.streams.info(INGEST_STREAM)).config.num_replicas, 1);
@@ -130,6 +149,14 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
     );
     await assert.rejects(LiveView.open(nats.nc, { replicas: 3 }), /replicas > 1 not supported/);
     await assert.rejects(jsm.streams.info(INGEST_STREAM), /stream not found/);
+
+    await ensureSpeedResources(nats.nc, jsm, testConfig(dir.path));
+    const status = await collectStatus({
+      dataDir: dir.path,
+      nats: { nc: nats.nc, url: nats.server.url },
+      logger: testLogger(),
+    });
+    assert.match(formatStatus(status), /^streams {3}LANEMAP_DLQ {2}R1 {2}single server {2}0 msg$/m);
   });
 
   test("with the model bucket's leader SIGKILLed, the active model and the live view stay readable and writable", async () => {
