@@ -243,6 +243,8 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
       (isBad ? bad : good).set(meta.tileId, sent);
       if (i === 10) {
         // Mid-stream: the leader of the ingest stream dies, with tiles queued and in flight.
+        const c = await jsm.consumers.info(INGEST_STREAM, SPEED_CONSUMER);
+        assert.ok(c.num_pending + c.num_ack_pending > 0, "tiles are still queued or in flight at the kill");
         victim = await leaderOf(cluster, INGEST_STREAM);
         await cluster.kill(victim);
       }
