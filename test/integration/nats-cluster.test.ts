@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import {
@@ -85,7 +86,22 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
     const r3 = testConfig(dir.path, { LANEMAP_NATS_REPLICAS: "3" });
     assert.equal(r3.storage.replicas, 3);
     await ensureSpeedResources(cluster.nc, jsm, r3);
-    await LiveView.open(cluster.nc, { replicas: r3.storage.replicas });
+    const live3 = await LiveView.open(cluster.nc, { replicas: r3.storage.replicas });
+    // A raster over the inline limit goes to the live view's object store, created at R3 too.
+    const big = lonLatTile(DEFAULT_GRID, {
+      col: 0,
+      row: 0,
+      tileId: "big",
+      lane: "live",
+      acquired: "2026-01-05T10:00:00Z",
+      ingestSeq: 1,
+      raster: makeRaster(4, () => 1),
+    });
+    await live3.put({ result: big.result, k: big.raster.k, raster: randomBytes(800 * 1024) });
+    assert.equal(
+      (await jsm.streams.info(objectStoreStreamName(`${LIVE_BUCKET}-rasters`))).config.num_replicas,
+      3,
+    );
     const registry3 = await NatsModelRegistry.open(cluster.nc, { replicas: r3.storage.replicas });
     for (const s of LANE_STREAMS) assert.equal((await jsm.streams.info(s)).config.num_replicas, 3, s);
     assert.equal((await registry3.current())?.version, model.version, "the active pointer survives");
@@ -130,7 +146,7 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
     );
     assert.match(
       formatStatus(status),
-      /^(?:streams)? +KV_lanemap-live {2}R3 {2}cluster lanemap-test {2}leader n[123] {2}peers n[123], n[123] {2}0 msg$/m,
+      /^(?:streams)? +KV_lanemap-live {2}R3 {2}cluster lanemap-test {2}leader n[123] {2}peers n[123], n[123] {2}1 msg$/m,
     );
 
     // And back: an operator may scale down too.
