@@ -110,9 +110,9 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
   const jsm = await jetstreamManager(nc);
   const { tiles } = await ensureSpeedResources(nc, jsm, config);
   const js = jetstream(nc);
-  const live = await LiveView.open(nc);
+  const live = await LiveView.open(nc, { replicas: config.storage.replicas });
   const dlq = await DeadLetterQueue.open(nc, tiles);
-  const models = deps.models ?? (await NatsModelRegistry.open(nc));
+  const models = deps.models ?? (await NatsModelRegistry.open(nc, { replicas: config.storage.replicas }));
   const consumer = await js.consumers.get(INGEST_STREAM, SPEED_CONSUMER);
 
   const ownPool = deps.pool === undefined;

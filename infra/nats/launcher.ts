@@ -3,6 +3,7 @@
  * `port: -1` + a ports file, never a fixed port), with its store in a folder of ours. Used by
  * `lanemap start` (embedded mode, store in the data directory) and by every test that needs NATS
  * (store in a temporary folder that dispose removes whole). Modelled on nats.js's nst launcher.
+ * With `cluster` it starts one node of a JetStream cluster (test/helpers/nats-cluster.ts starts three).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -29,6 +30,15 @@ export interface NatsServerOptions {
   port?: number;
   /** Stop waiting for the server to come up after this long. */
   startTimeoutMs?: number;
+  /** The node's name in a cluster (`server_name`; JetStream peers are known by it). */
+  serverName?: string;
+  /**
+   * Makes this server a node of a JetStream cluster: its route listener on loopback `port` (a fixed
+   * port, since the other nodes' routes name it) and routes to the other nodes' route `routes`.
+   */
+  cluster?: { readonly name: string; readonly port: number; readonly routes: readonly number[] };
+  /** Serve the monitoring endpoints (/varz, /jsz) on a free loopback port (`monitoringUrl`). */
+  monitoring?: boolean;
 }
 
 export interface NatsServer extends AsyncDisposable {
@@ -36,6 +46,8 @@ export interface NatsServer extends AsyncDisposable {
   readonly port: number;
   readonly pid: number;
   readonly storeDir: string;
+  /** `http://127.0.0.1:<port>` of /varz, /jsz, ... when started with `monitoring`, else null. */
+  readonly monitoringUrl: string | null;
   /** Stops the server (SIGTERM, then SIGKILL) and removes a temporary store. */
   stop(): Promise<void>;
   /** Kills the server without cleaning up (to test restarts); `restart()` brings it back. */
@@ -50,7 +62,13 @@ export function natsServerAvailable(): boolean {
   return r.status === 0;
 }
 
-async function waitForPort(dir: string, child: ChildProcess, deadline: number): Promise<number> {
+/** The ports file nats-server writes into `ports_file_dir` once it listens. */
+interface PortsFile {
+  nats?: string[];
+  monitoring?: string[];
+}
+
+async function waitForPort(dir: string, child: ChildProcess, deadline: number): Promise<PortsFile> {
   for (;;) {
     if (child.exitCode !== null)
       throw new LanemapError("NATS_SERVER", `nats-server exited with code ${child.exitCode}`);
@@ -58,9 +76,8 @@ async function waitForPort(dir: string, child: ChildProcess, deadline: number): 
       const names = await readdir(dir);
       const f = names.find((n) => n.endsWith(".ports"));
       if (f) {
-        const ports = JSON.parse(await readFile(join(dir, f), "utf8")) as { nats?: string[] };
-        const u = ports.nats?.[0];
-        if (u) return Number(new URL(u).port);
+        const ports = JSON.parse(await readFile(join(dir, f), "utf8")) as PortsFile;
+        if (ports.nats?.[0]) return ports;
       }
     } catch {
       // Not written yet.
@@ -85,6 +102,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const runDir = join(storeDir, "run");
   await mkdir(runDir, { recursive: true });
   let port = options.port ?? -1;
+  let monitoringUrl: string | null = null;
   let child: ChildProcess;
   let stderr = "";
 
@@ -92,14 +110,25 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     await rm(runDir, { recursive: true, force: true });
     await mkdir(runDir, { recursive: true });
     const conf = join(runDir, "nats.conf");
+    const { cluster } = options;
     await writeFile(
       conf,
       [
+        ...(options.serverName === undefined ? [] : [`server_name: ${JSON.stringify(options.serverName)}`]),
         `listen: 127.0.0.1:${port}`,
-        `http: 0`,
+        options.monitoring ? `http: "127.0.0.1:-1"` : `http: 0`,
         `ports_file_dir: ${JSON.stringify(runDir)}`,
         `max_payload: ${options.maxPayload ?? 1024 * 1024}`,
         `jetstream { store_dir: ${JSON.stringify(join(storeDir, "jetstream"))} }`,
+        ...(cluster === undefined
+          ? []
+          : [
+              `cluster {`,
+              `  name: ${JSON.stringify(cluster.name)}`,
+              `  listen: "127.0.0.1:${cluster.port}"`,
+              `  routes: [${cluster.routes.map((p) => `"nats-route://127.0.0.1:${p}"`).join(", ")}]`,
+              `}`,
+            ]),
         "",
       ].join("\n"),
     );
@@ -111,7 +140,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       stderr = (stderr + d.toString()).slice(-4000);
     });
     try {
-      port = await waitForPort(runDir, child, Date.now() + (options.startTimeoutMs ?? 10_000));
+      const ports = await waitForPort(runDir, child, Date.now() + (options.startTimeoutMs ?? 10_000));
+      port = Number(new URL(ports.nats![0]!).port);
+      monitoringUrl = ports.monitoring?.[0] ?? null;
     } catch (err) {
       child.kill("SIGKILL");
       throw new LanemapError(
@@ -149,6 +180,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     },
     get pid() {
       return child.pid ?? -1;
+    },
+    get monitoringUrl() {
+      return monitoringUrl;
     },
     storeDir,
     stop,

@@ -67,6 +67,18 @@ export function formatStatus(s: OpsStatus): string {
         ? `model     current ${m.current.version} (activated ${m.current.activatedAt}), ${m.versions} version(s) uploaded`
         : `model     none active (${m.versions} version(s) uploaded): run \`lanemap ops model activate FILE\``,
     );
+  for (const [i, p] of (s.streams ?? []).entries()) {
+    // A peer that is not current is catching up, or (offline) on a node that is down.
+    const peers = p.peers.map((r) => `${r.name}${r.offline ? " offline" : r.current ? "" : " behind"}`);
+    const where =
+      p.cluster === null
+        ? "single server"
+        : `cluster ${p.cluster}  leader ${p.leader ?? "NONE (no quorum)"}` +
+          (peers.length ? `  peers ${peers.join(", ")}` : "");
+    out.push(
+      `${i === 0 ? "streams   " : "          "}${p.stream}  R${p.replicas}  ${where}  ${p.messages} msg`,
+    );
+  }
   return out.join("\n");
 }
 

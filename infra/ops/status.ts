@@ -2,7 +2,8 @@
  * `lanemap ops status`: both lanes at a glance. The batch side comes from the data directory alone
  * (published versions, CURRENT, its watermark and age), so it is reported even when NATS is down;
  * the NATS side (live view, ingest stream, speed consumer, dead letters, model registry) is reported
- * when a connection is given, and as unavailable, with the reason, otherwise.
+ * when a connection is given, and as unavailable, with the reason, otherwise; so are the replicas
+ * and the cluster placement (leader, peers) of every lanemap stream and bucket.
  */
 import {
   JetStreamApiCodes,
@@ -18,7 +19,9 @@ import {
   LiveView,
   MODEL_BUCKET,
   NatsModelRegistry,
+  lanemapStreamPlacements,
   speedLaneStatus,
+  type StreamPlacement,
   type CurrentModel,
   type LiveEntry,
   type SpeedLaneStatus,
@@ -75,6 +78,11 @@ export interface OpsStatus {
     | null;
   readonly deadLetters: number | null;
   readonly model: { readonly current: CurrentModel | null; readonly versions: number } | null;
+  /**
+   * Every lanemap stream and bucket (KV_*, OBJ_* included): replicas, and on a cluster the leader
+   * and the other peers with whether they are current. Null when NATS is unavailable.
+   */
+  readonly streams: readonly StreamPlacement[] | null;
 }
 
 /** How `collectStatus` reaches NATS: a connection, or why there is none. */
@@ -136,6 +144,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     consumer: null,
     deadLetters: null,
     model: null,
+    streams: null,
   });
   const access = options.nats;
   if (access.nc === null) return unavailable(access.url, access.error);
@@ -143,7 +152,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
   try {
     const nc = access.nc;
     const jsm = await jetstreamManager(nc);
-    const lane = await speedLaneStatus(jsm);
+    const [lane, streams] = await Promise.all([speedLaneStatus(jsm), lanemapStreamPlacements(jsm)]);
     // A bucket nobody created yet is an empty live view / registry, reported as such.
     let entries: LiveEntry[] = [];
     let position = 0;
@@ -189,6 +198,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         : null,
       deadLetters: lane.deadLetters,
       model,
+      streams,
     };
   } catch (err) {
     // A server that accepts connections but not JetStream requests is as good as down here.

@@ -33,7 +33,7 @@ export async function openModelRegistry(
       "registered model artifacts from before the registry",
     );
   if (!nc) return files;
-  const nats = await NatsModelRegistry.open(nc);
+  const nats = await NatsModelRegistry.open(nc, { replicas: config.storage.replicas });
   const changes = await reconcileRegistries(nats, files);
   if (changes.copied.length > 0 || changes.activated)
     logger?.info(changes, "model registry: NATS and the data directory's files reconciled");

@@ -41,8 +41,9 @@ async function withQueue<T>(flags: DlqFlags, fn: (q: DeadLetterQueue) => Promise
   const config = cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
   const nc = await connectForCli(config, flags.nats, "lanemap-dlq");
   try {
-    await ensureStreams(await jetstreamManager(nc), config.stream);
-    return await fn(await DeadLetterQueue.open(nc, await ensureTileObjects(nc, config.stream)));
+    await ensureStreams(await jetstreamManager(nc), config.stream, config.storage.replicas);
+    const tiles = await ensureTileObjects(nc, config.stream, config.storage.replicas);
+    return await fn(await DeadLetterQueue.open(nc, tiles));
   } finally {
     await nc.drain().catch(() => undefined);
   }

@@ -67,8 +67,8 @@ export function registerIngest(program: Command): void {
       let refused = 0;
       try {
         // Producers may run before any worker: make sure the stream exists, as workers would.
-        await ensureStreams(await jetstreamManager(nc), config.stream);
-        await ensureTileObjects(nc, config.stream);
+        await ensureStreams(await jetstreamManager(nc), config.stream, config.storage.replicas);
+        await ensureTileObjects(nc, config.stream, config.storage.replicas);
         const js = jetstream(nc);
         for (const [i, file] of files.entries()) {
           const progress = files.length > 1 ? `[${i + 1}/${files.length}] ` : "";

@@ -172,7 +172,7 @@ function borrowCommands(ops: Command): void {
         throw new UsageError("say which dead letters: --all or --seq N...");
       const { config, logger } = await setup(flags);
       const preview = await withNats(config, flags, logger, async (nc) => {
-        await ensureStreams(await jetstreamManager(nc), config.stream);
+        await ensureStreams(await jetstreamManager(nc), config.stream, config.storage.replicas);
         return previewDlqRetry(await DeadLetterQueue.open(nc), flags.all ? { all: true } : { seqs: wanted });
       });
       if (flags.json) console.log(JSON.stringify({ dryRun: true, ...preview }, null, 2));

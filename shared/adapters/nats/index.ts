@@ -1,7 +1,7 @@
 /**
  * NATS adapters: the names of the ingest contract and shared buckets, connecting, the JetStream
  * resources of the speed lane (streams, consumer, tile objects) and their status, the live view,
- * the model registry and the dead-letter queue.
+ * the model registry and the dead-letter queue, and the replicas of all of them (replicas.ts).
  */
 export * from "./names.js";
 export {
@@ -35,6 +35,15 @@ export {
   type DeadLetter,
   type DeadLetterInput,
 } from "./dead-letters.js";
+export {
+  ensureReplicas,
+  checkReplicas,
+  kvStreamName,
+  objectStoreStreamName,
+  placementOf,
+  lanemapStreamPlacements,
+  type StreamPlacement,
+} from "./replicas.js";
 export { LiveView, LiveFollower, liveKey, type LiveEntry, type LiveSnapshot } from "./live-view.js";
 export {
   deadLetterSeqs,

@@ -11,11 +11,13 @@
  * message go to an object store bucket and the envelope keeps only their name.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { LanemapError } from "../../errors.js";
 import { tileResultSchema, type ClassifiedTile, type TileResult } from "../../view/types.js";
 import { LIVE_BUCKET } from "./names.js";
+import { checkReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 
 const MAGIC = [0x4c, 0x4d, 0x52, 0x31]; // "LMR1"
 /** Rasters above this go to the object store (leaves room for headers under a 1 MiB max_payload). */
@@ -79,27 +81,49 @@ export class LiveView {
   private readonly kv: KV;
   private readonly objm: Objm;
   private objects: ObjectStore | undefined;
+  private readonly nc: NatsConnection;
+  private readonly replicas: number | undefined;
 
-  private constructor(kv: KV, nc: NatsConnection) {
+  private constructor(kv: KV, nc: NatsConnection, replicas: number | undefined) {
     this.kv = kv;
+    this.nc = nc;
     this.objm = new Objm(nc);
+    this.replicas = replicas;
   }
 
-  /** Opens the live view bucket, creating it (file storage, history 1) when absent. */
+  /**
+   * Opens the live view bucket, creating it (file storage, history 1) when absent. With `replicas`
+   * (`config.storage.replicas`) the bucket and its raster objects are brought to that many replicas,
+   * in place when they exist; without, a new bucket gets 1 and an existing one keeps its own (a
+   * reader never rescales what the writers set up).
+   * @throws LanemapError (NATS_SETUP) when the replicas cannot be set.
+   */
   static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<LiveView> {
+    const { replicas } = options;
     const kv = await new Kvm(nc).create(LIVE_BUCKET, {
       history: 1,
       storage: "file",
-      replicas: options.replicas ?? 1,
+      replicas: replicas === undefined ? 1 : checkReplicas(replicas),
     } as Parameters<Kvm["create"]>[1]);
-    return new LiveView(kv, nc);
+    if (replicas !== undefined)
+      await ensureReplicas(await jetstreamManager(nc), kvStreamName(LIVE_BUCKET), replicas);
+    return new LiveView(kv, nc, replicas);
   }
 
   private async rasterStore(): Promise<ObjectStore> {
-    this.objects ??= await this.objm.create(RASTER_OBJECTS, { storage: "file" } as Parameters<
-      Objm["create"]
-    >[1]);
-    return this.objects;
+    if (this.objects) return this.objects;
+    const objects = await this.objm.create(RASTER_OBJECTS, {
+      storage: "file",
+      ...(this.replicas === undefined ? {} : { replicas: this.replicas }),
+    } as Parameters<Objm["create"]>[1]);
+    if (this.replicas !== undefined)
+      await ensureReplicas(
+        await jetstreamManager(this.nc),
+        objectStoreStreamName(RASTER_OBJECTS),
+        this.replicas,
+      );
+    this.objects = objects;
+    return objects;
   }
 
   /** Writes (or rewrites, idempotently) one result; resolves with its KV revision once durable. */

@@ -13,10 +13,11 @@
  */
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
-import { StorageType } from "@nats-io/jetstream";
+import { StorageType, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { parseModel, serializeModel, type Model } from "../../classifier/index.js";
 import { LanemapError, ModelError } from "../../errors.js";
+import { checkReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import {
   EMPTY_CATALOGUE,
   ModelConflictError,
@@ -90,11 +91,24 @@ export class NatsModelRegistry implements ModelRegistry {
     this.nc = nc;
   }
 
-  /** Opens the registry, creating its buckets (file storage) when absent. */
-  static async open(nc: NatsConnection): Promise<NatsModelRegistry> {
+  /**
+   * Opens the registry, creating its buckets (file storage) when absent. With `replicas`
+   * (`config.storage.replicas`) both buckets (the KV of pointers and records, and the artifacts'
+   * object store) are brought to that many replicas, in place when they exist; without, new
+   * buckets get 1 and existing ones keep theirs.
+   * @throws LanemapError (NATS_SETUP) when the replicas cannot be set.
+   */
+  static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<NatsModelRegistry> {
+    const { replicas } = options;
+    const r = replicas === undefined ? {} : { replicas: checkReplicas(replicas) };
     // History 16 keeps the last activations of `current` visible to operators (rollback).
-    const kv = await new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File });
-    const objects = await new Objm(nc).create(MODEL_OBJECT_BUCKET, { storage: StorageType.File });
+    const kv = await new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File, ...r });
+    const objects = await new Objm(nc).create(MODEL_OBJECT_BUCKET, { storage: StorageType.File, ...r });
+    if (replicas !== undefined) {
+      const jsm = await jetstreamManager(nc);
+      await ensureReplicas(jsm, kvStreamName(MODEL_BUCKET), replicas);
+      await ensureReplicas(jsm, objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas);
+    }
     return new NatsModelRegistry(kv, objects, nc);
   }
 

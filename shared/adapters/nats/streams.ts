@@ -2,8 +2,10 @@
  * The JetStream resources of the ingest contract, created or brought up to date from config:
  * the ingest stream, the dead-letter stream, the shared speed consumer and the object store bucket
  * for large tiles. Every `ensure*` is idempotent: run it from any number of processes at start-up;
- * it creates what is missing and updates limits that changed in config (never the storage type,
- * which JetStream cannot change in place).
+ * it creates what is missing and updates limits and replicas that changed in config (never the
+ * storage type, which JetStream cannot change in place). Replicas (`config.storage.replicas`) are
+ * optional in these calls: omitted, a new resource gets 1 and an existing one keeps its own, so a
+ * tool that does not know the deployment never scales an R3 stream down.
  *
  * Also the read side serving and infra need: lane status for `/ready`, `lanemap status` and lag.
  */
@@ -14,6 +16,7 @@ import {
   JetStreamApiCodes,
   JetStreamApiError,
   RetentionPolicy,
+  jetstreamManager,
   StorageType,
   type ConsumerConfig,
   type ConsumerInfo,
@@ -25,6 +28,7 @@ import { Objm, type ObjectStore } from "@nats-io/obj";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../../config.js";
 import { LanemapError } from "../../errors.js";
+import { checkReplicas, ensureReplicas, objectStoreStreamName } from "./replicas.js";
 import {
   DLQ_STREAM,
   DLQ_SUBJECT_PREFIX,
@@ -77,8 +81,10 @@ async function ensureStream(
   name: string,
   subject: string,
   limits: StreamLimits,
+  replicas: number | undefined,
 ): Promise<StreamInfo> {
   const wanted = limitsOf(limits);
+  if (replicas !== undefined) checkReplicas(replicas);
   let info: StreamInfo | undefined;
   try {
     info = await jsm.streams.info(name);
@@ -94,7 +100,7 @@ async function ensureStream(
         storage: StorageType.File,
         retention: RetentionPolicy.Limits,
         discard: DiscardPolicy.Old,
-        num_replicas: 1,
+        num_replicas: replicas ?? 1,
         ...wanted,
       });
     }
@@ -104,9 +110,16 @@ async function ensureStream(
       c.max_age === wanted.max_age &&
       c.duplicate_window === wanted.duplicate_window &&
       c.subjects?.length === 1 &&
-      c.subjects[0] === subject;
+      c.subjects[0] === subject &&
+      (replicas === undefined || (c.num_replicas || 1) === replicas);
     if (same) return info;
-    return await jsm.streams.update(name, { ...c, subjects: [subject], ...wanted });
+    // One update for limits and replicas: JetStream changes num_replicas in place (replicas.ts).
+    return await jsm.streams.update(name, {
+      ...c,
+      subjects: [subject],
+      ...wanted,
+      ...(replicas === undefined ? {} : { num_replicas: replicas }),
+    });
   } catch (err) {
     // Two processes starting at once may both try to add: the loser reads what the winner made.
     if (!info && err instanceof JetStreamApiError) {
@@ -122,20 +135,25 @@ async function ensureStream(
 /**
  * Creates or updates the ingest stream (LANEMAP_TILES on `tiles.in.>`) and the dead-letter stream
  * (LANEMAP_DLQ on `tiles.dlq.>`): file storage, limits retention, the byte/age limits and the
- * duplicate window (for Nats-Msg-Id) from config.
+ * duplicate window (for Nats-Msg-Id) from config, and `replicas` (`config.storage.replicas`; omitted:
+ * 1 for a new stream, an existing one keeps its own).
+ * @throws StreamSetupError (NATS_SETUP) when a stream cannot be read, created or updated (for
+ * instance replicas above 1 on a server without a cluster).
  */
 export async function ensureStreams(
   jsm: JetStreamManager,
   limits: StreamLimits,
+  replicas?: number,
 ): Promise<{ ingest: StreamInfo; dlq: StreamInfo }> {
-  const ingest = await ensureStream(jsm, INGEST_STREAM, `${INGEST_SUBJECT_PREFIX}.>`, limits);
-  const dlq = await ensureStream(jsm, DLQ_STREAM, `${DLQ_SUBJECT_PREFIX}.>`, limits);
+  const ingest = await ensureStream(jsm, INGEST_STREAM, `${INGEST_SUBJECT_PREFIX}.>`, limits, replicas);
+  const dlq = await ensureStream(jsm, DLQ_STREAM, `${DLQ_SUBJECT_PREFIX}.>`, limits, replicas);
   return { ingest, dlq };
 }
 
 /**
  * Creates or updates the durable pull consumer all speed workers share: explicit ack, ack wait and
- * max deliveries from config, every message of the ingest stream from the start.
+ * max deliveries from config, every message of the ingest stream from the start. Its replicas are
+ * the stream's (num_replicas 0): the server scales the consumer with the stream.
  * @throws StreamSetupError (NATS_SETUP) when the consumer cannot be read, created or updated.
  */
 export async function ensureSpeedConsumer(
@@ -182,15 +200,24 @@ export async function ensureSpeedConsumer(
 
 /**
  * Opens (creating when absent) the object store bucket for tiles over max_payload. Objects expire
- * with the stream's age limit, so a reference message never outlives its bytes.
- * @throws StreamSetupError (NATS_SETUP) when the bucket cannot be opened or created.
+ * with the stream's age limit, so a reference message never outlives its bytes. `replicas` as in
+ * {@link ensureStreams}.
+ * @throws StreamSetupError (NATS_SETUP) when the bucket cannot be opened, created or rescaled.
  */
-export async function ensureTileObjects(nc: NatsConnection, limits: StreamLimits): Promise<ObjectStore> {
+export async function ensureTileObjects(
+  nc: NatsConnection,
+  limits: StreamLimits,
+  replicas?: number,
+): Promise<ObjectStore> {
   try {
-    return await new Objm(nc).create(TILE_OBJECT_BUCKET, {
+    const store = await new Objm(nc).create(TILE_OBJECT_BUCKET, {
       storage: StorageType.File,
+      ...(replicas === undefined ? {} : { replicas: checkReplicas(replicas) }),
       ...(limits.maxAgeS > 0 ? { ttl: nanos(limits.maxAgeS * 1000) } : {}),
     });
+    if (replicas !== undefined)
+      await ensureReplicas(await jetstreamManager(nc), objectStoreStreamName(TILE_OBJECT_BUCKET), replicas);
+    return store;
   } catch (err) {
     throw new StreamSetupError(`cannot open object store ${TILE_OBJECT_BUCKET}: ${(err as Error).message}`, {
       cause: err,
@@ -199,17 +226,18 @@ export async function ensureTileObjects(nc: NatsConnection, limits: StreamLimits
 }
 
 /**
- * Everything the speed lane's JetStream side needs, in one call.
+ * Everything the speed lane's JetStream side needs, in one call, at `config.storage.replicas`.
  * @throws StreamSetupError (NATS_SETUP) when a stream, consumer or bucket cannot be created or updated.
  */
 export async function ensureSpeedResources(
   nc: NatsConnection,
   jsm: JetStreamManager,
-  config: Pick<Config, "stream" | "speed">,
+  config: Pick<Config, "stream" | "speed" | "storage">,
 ): Promise<{ ingest: StreamInfo; dlq: StreamInfo; consumer: ConsumerInfo; tiles: ObjectStore }> {
-  const { ingest, dlq } = await ensureStreams(jsm, config.stream);
+  const { replicas } = config.storage;
+  const { ingest, dlq } = await ensureStreams(jsm, config.stream, replicas);
   const consumer = await ensureSpeedConsumer(jsm, config.speed);
-  const tiles = await ensureTileObjects(nc, config.stream);
+  const tiles = await ensureTileObjects(nc, config.stream, replicas);
   return { ingest, dlq, consumer, tiles };
 }
 

@@ -1,0 +1,123 @@
+/**
+ * JetStream replicas of lanemap's resources (`config.storage.replicas`, `LANEMAP_NATS_REPLICAS`):
+ * R1 on a single server, R3 on a 3-node cluster, where a stream keeps accepting writes and
+ * answering reads with one node down (a RAFT group of 3 keeps its quorum with 2).
+ *
+ * KV buckets and object stores are streams too (`KV_<bucket>`, `OBJ_<bucket>`), but nats.js's
+ * `Kvm.create` / `Objm.create` only set replicas when they create the stream; on an existing one
+ * they keep whatever it has. So every lanemap resource goes through {@link ensureReplicas} after it
+ * is opened: a stream whose `num_replicas` differs from config is updated in place
+ * (`$JS.API.STREAM.UPDATE`, which JetStream allows for num_replicas since 2.7): the server adds or
+ * removes peers of the stream's RAFT group and catches the new peers up from the leader; the
+ * stream's messages, sequences, KV revisions and object chunks stay as they are, and durable
+ * consumers with the stream's replicas (num_replicas 0, "as the stream") follow it.
+ *
+ * Scaling up needs as many JetStream servers in the cluster as replicas; a single server refuses
+ * replicas above 1 ("replicas > 1 not supported in non-clustered mode"), reported as NATS_SETUP.
+ */
+import { type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
+import { LanemapError } from "../../errors.js";
+
+/** The JetStream stream behind a KV bucket (nats.js and the server name it so). */
+export const kvStreamName = (bucket: string): string => `KV_${bucket}`;
+/** The JetStream stream behind an object store bucket. */
+export const objectStoreStreamName = (bucket: string): string => `OBJ_${bucket}`;
+
+/** Replicas to ask for, from config: at least 1. */
+export interface ReplicaSettings {
+  /** `config.storage.replicas` (1 on a single server, 3 on a 3-node cluster). */
+  readonly replicas: number;
+}
+
+/** Checks a replicas count before JetStream sees it (JetStream allows 1 to 5). */
+export function checkReplicas(replicas: number): number {
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)
+    throw new LanemapError(
+      "NATS_SETUP",
+      `JetStream replicas must be an integer from 1 to 5, not ${replicas}`,
+    );
+  return replicas;
+}
+
+/**
+ * Brings an existing stream (a lanemap stream, or the stream of a KV or object store bucket) to
+ * `replicas`, in place; a stream that already has them is left alone (no update request, so any
+ * number of processes may call this at start-up).
+ * @returns the stream's info after the change.
+ * @throws LanemapError (NATS_SETUP) when the stream cannot be read or the server refuses the change.
+ */
+export async function ensureReplicas(
+  jsm: JetStreamManager,
+  stream: string,
+  replicas: number,
+): Promise<StreamInfo> {
+  const wanted = checkReplicas(replicas);
+  try {
+    const info = await jsm.streams.info(stream);
+    if ((info.config.num_replicas || 1) === wanted) return info;
+    return await jsm.streams.update(stream, { ...info.config, num_replicas: wanted });
+  } catch (err) {
+    throw new LanemapError(
+      "NATS_SETUP",
+      `cannot set ${wanted} replica(s) on stream ${stream}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
+/** Where one stream lives in the cluster: what `lanemap ops status` shows per stream. */
+export interface StreamPlacement {
+  readonly stream: string;
+  /** Replicas asked for (`num_replicas`). */
+  readonly replicas: number;
+  readonly messages: number;
+  readonly bytes: number;
+  /** The cluster's name, or null on a single server without a cluster block. */
+  readonly cluster: string | null;
+  /** The server whose RAFT leader writes go through, or null (single server, or no leader now). */
+  readonly leader: string | null;
+  /** The other replicas: `current` when caught up with the leader, `offline` when unreachable. */
+  readonly peers: readonly {
+    readonly name: string;
+    readonly current: boolean;
+    readonly offline: boolean;
+    /** Seconds since the leader last heard from it. */
+    readonly activeS: number;
+    /** Operations it is behind the leader. */
+    readonly lag: number;
+  }[];
+}
+
+/** The placement of one stream from its StreamInfo (`StreamInfo.cluster`, nanoseconds to seconds). */
+export function placementOf(info: StreamInfo): StreamPlacement {
+  const c = info.cluster;
+  return {
+    stream: info.config.name,
+    replicas: info.config.num_replicas || 1,
+    messages: info.state.messages,
+    bytes: info.state.bytes,
+    cluster: c?.name ?? null,
+    leader: c?.leader ?? null,
+    peers: (c?.replicas ?? []).map((p) => ({
+      name: p.name,
+      current: p.current,
+      offline: p.offline === true,
+      activeS: p.active / 1e9,
+      lag: p.lag ?? 0,
+    })),
+  };
+}
+
+/**
+ * Every lanemap stream on the server (streams and buckets whose name contains "lanemap", in any
+ * case: LANEMAP_TILES, KV_lanemap-live, OBJ_lanemap-tiles, ...) with its replicas and placement,
+ * sorted by name. Listing rather than naming them keeps the report complete when a part of
+ * lanemap adds a bucket.
+ */
+export async function lanemapStreamPlacements(jsm: JetStreamManager): Promise<StreamPlacement[]> {
+  const out: StreamPlacement[] = [];
+  for await (const info of jsm.streams.list()) {
+    if (/lanemap/i.test(info.config.name)) out.push(placementOf(info));
+  }
+  return out.sort((a, b) => a.stream.localeCompare(b.stream));
+}

@@ -1,0 +1,187 @@
+/**
+ * A real 3-node NATS JetStream cluster on loopback, for tests that lose a node: three nats-server
+ * processes (infra/nats/launcher.ts), each with its own store folder under one temporary root,
+ * client ports chosen by the servers (`-1` + ports file), route ports chosen here by binding port 0
+ * and releasing it (the routes of each node must name the others' ports before they start, so the
+ * server cannot pick them). Another process may take such a port between our release and the
+ * server's bind: then the whole start is retried with new ports, never a fixed one.
+ *
+ * The start resolves once every node's /jsz shows a JetStream meta leader and both other peers
+ * current (`meta_cluster`), so an R3 stream can be created at once. The connection it opens lists
+ * all three client URLs and reconnects forever, as a lanemap process on a cluster should.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
+
+/** The cluster's name (`cluster.name` of every node). */
+export const CLUSTER_NAME = "lanemap-test";
+/** The nodes' server names, in order: `kill(0)` kills "n1". */
+export const NODE_NAMES = ["n1", "n2", "n3"] as const;
+
+export interface NatsCluster extends AsyncDisposable {
+  /** The three nodes, in NODE_NAMES order. */
+  readonly servers: readonly NatsServer[];
+  /** The client URLs of all three nodes (what NATS_URL lists, comma-separated). */
+  readonly urls: readonly string[];
+  /** `urls` joined by commas: the NATS_URL of a lanemap child process. */
+  readonly natsUrl: string;
+  /** A connection of the test's own, to all three URLs, reconnecting forever. */
+  readonly nc: NatsConnection;
+  /** Kills node `i` (SIGKILL by default: a machine that dies), keeping its store for `restart`. */
+  kill(i: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts node `i` again on the same ports and store, and waits until it is back in the meta group. */
+  restart(i: number): Promise<void>;
+  /** Resolves once every running node sees a meta leader and its peers current. */
+  waitForMetaLeader(timeoutMs?: number): Promise<void>;
+}
+
+/** A free loopback TCP port: bound to port 0, read, released. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const address = s.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The meta group as one node's /jsz reports it. */
+interface Jsz {
+  meta_cluster?: { leader?: string; replicas?: { name: string; current: boolean; offline?: boolean }[] };
+}
+
+/** What one node's /jsz says of the meta group, or null when it does not answer. */
+async function metaOf(server: NatsServer): Promise<NonNullable<Jsz["meta_cluster"]> | null> {
+  if (server.monitoringUrl === null) return null;
+  try {
+    const res = await fetch(`${server.monitoringUrl}/jsz`, { signal: AbortSignal.timeout(1000) });
+    return res.ok ? (((await res.json()) as Jsz).meta_cluster ?? null) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function startOnce(root: string, attempt: number): Promise<NatsServer[]> {
+  const routePorts: number[] = [];
+  while (routePorts.length < NODE_NAMES.length) {
+    const p = await freePort();
+    if (!routePorts.includes(p)) routePorts.push(p);
+  }
+  const started: NatsServer[] = [];
+  try {
+    // All three start at once: each node's routes retry until the others listen.
+    const servers = await Promise.all(
+      NODE_NAMES.map(async (name, i) => {
+        const server = await startNatsServer({
+          storeDir: join(root, `${name}-${attempt}`),
+          serverName: name,
+          monitoring: true,
+          cluster: {
+            name: CLUSTER_NAME,
+            port: routePorts[i]!,
+            routes: routePorts.filter((_, j) => j !== i),
+          },
+        });
+        started.push(server);
+        return server;
+      }),
+    );
+    return servers;
+  } catch (err) {
+    await Promise.all(started.map((s) => s.kill("SIGKILL")));
+    throw err;
+  }
+}
+
+/**
+ * Starts the cluster and connects to it; dispose closes the connection, stops the nodes and
+ * removes every store folder.
+ * @throws Error when no start succeeds in 3 attempts or the meta group has no leader within 30 s.
+ */
+export async function startNatsCluster(): Promise<NatsCluster> {
+  const root = await mkdtemp(join(tmpdir(), "lanemap-nats-cluster-"));
+  let servers: NatsServer[] | undefined;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 3 && servers === undefined; attempt++) {
+    try {
+      servers = await startOnce(root, attempt);
+    } catch (err) {
+      // A route port taken by someone else between freePort() and the server's bind.
+      lastError = err;
+    }
+  }
+  if (servers === undefined) {
+    await rm(root, { recursive: true, force: true });
+    throw new Error(`the 3-node cluster did not start: ${(lastError as Error).message}`, {
+      cause: lastError,
+    });
+  }
+  const nodes = servers;
+  const down = new Set<number>();
+
+  const waitForMetaLeader = async (timeoutMs = 30_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const up = [0, 1, 2].filter((i) => !down.has(i));
+      const metas = await Promise.all(up.map((i) => metaOf(nodes[i]!)));
+      // Every running node follows the same leader, and the leader (only it knows how its
+      // followers are doing) sees the other running nodes current.
+      const leader = metas[0]?.leader;
+      const agreed = leader !== undefined && metas.every((m) => m?.leader === leader);
+      const atLeader = metas[up.findIndex((i) => NODE_NAMES[i] === leader)];
+      const current = (atLeader?.replicas ?? []).filter((r) => r.current && r.offline !== true).length;
+      if (agreed && current >= up.length - 1) return;
+      if (Date.now() > deadline)
+        throw new Error(`no JetStream meta leader with ${up.length} current peers after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(nodes.map((s) => s.stop()));
+    await rm(root, { recursive: true, force: true });
+  };
+
+  let nc: NatsConnection;
+  try {
+    await waitForMetaLeader();
+    nc = await connect({
+      servers: nodes.map((s) => s.url),
+      name: "lanemap-test-cluster",
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+
+  const urls = nodes.map((s) => s.url);
+  return {
+    servers: nodes,
+    urls,
+    natsUrl: urls.join(","),
+    nc,
+    waitForMetaLeader,
+    async kill(i, signal = "SIGKILL") {
+      await nodes[i]!.kill(signal);
+      down.add(i);
+    },
+    async restart(i) {
+      await nodes[i]!.restart();
+      down.delete(i);
+      await waitForMetaLeader();
+    },
+    async [Symbol.asyncDispose]() {
+      await nc.close().catch(() => undefined);
+      await stopAll();
+    },
+  };
+}
