@@ -136,7 +136,8 @@ export class NatsTileArchive implements TileArchive {
       this.objects.getBlob(contentHash),
     );
     if (bytes === null) throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash}`);
-    return bytes;
+    // A one-chunk object comes back as the message's Buffer: hand out a plain view, as the files backend does.
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   /**
