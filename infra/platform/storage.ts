@@ -10,7 +10,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { NatsTileArchive, connectNats } from "../../shared/adapters/nats/index.js";
 import { ConfigError, type Config } from "../../shared/index.js";
-import type { TileArchive } from "../../shared/storage/index.js";
+import type { TileArchive } from "../../shared/index.js";
 
 /**
  * Opens the archive the configuration names.
