@@ -2,7 +2,8 @@
  * Issue 14, the archive half: with LANEMAP_STORAGE=nats nothing but NATS is shared. A speed worker
  * on one machine registers a fresh tile in the JetStream archive; a batch run (threads executor) on
  * "another machine", with an empty data directory of its own, finds it in the NATS catalogue, reads
- * its object through the run's thread and classifies it exactly as a direct classification does.
+ * its object through the run's thread and classifies it exactly as a direct classification does, and
+ * serves the tile's source GeoTIFF from the NATS object store.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -16,6 +17,7 @@ import { openTileArchive } from "../../infra/platform/storage.js";
 import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
 import { LiveView } from "../../shared/adapters/nats/index.js";
 import { BATCH_VIEW_FILES, ConfigError } from "../../shared/index.js";
+import { createServer } from "../../serving/index.js";
 import { publishTile, startSpeedWorker } from "../../speed/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import {
@@ -85,6 +87,24 @@ describe("the master archive on NATS", { skip: natsMissing() }, () => {
     const row = table.get(0)!.toJSON() as { tile_id: string; counts: Iterable<bigint> };
     assert.equal(row.tile_id, tile.tileId);
     assert.deepEqual([...row.counts].map(Number), await directCounts(model, tile.bytes));
+
+    // Machine B serves the tile's source GeoTIFF out of the NATS archive (no object file here).
+    const server = createServer(batchConfig, {
+      logger,
+      archive: await openTileArchive(batchConfig, nats.nc),
+    });
+    const listening = await server.listen();
+    try {
+      const res = await fetch(`${listening.url}/v1/tiles/${tile.tileId}/source.tif`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("lanemap-tile-id"), tile.tileId);
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), tile.bytes);
+      const missing = await fetch(`${listening.url}/v1/tiles/nope/source.tif`);
+      assert.equal(missing.status, 404);
+    } finally {
+      await listening.close();
+      await server.close();
+    }
   });
 
   test("LANEMAP_STORAGE=nats without a NATS connection is refused with one CONFIG line", async () => {
