@@ -37,7 +37,9 @@ import { applyRetention, publishStagedView, type RetentionReport } from "./publi
 import { openStaging } from "./staging.js";
 import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
 import { StagingViewStore, type TileFailure } from "./view-store.js";
-import { TileWorkerPool, createTilePool } from "./worker-pool.js";
+import { createTilePool } from "./worker-pool.js";
+import { openTileExecutor, type ExecutorKind } from "./executor.js";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { TilePool } from "../shared/index.js";
 
 /** Options of one run. */
@@ -58,6 +60,8 @@ export interface BatchRunOptions {
    * {@link InterimRequest}). Without a current view to carry from there is no interim.
    */
   readonly interim?: InterimRequest;
+  /** Where tiles are classified (default config.batch.executor; `stream` needs `deps.nc`). */
+  readonly executor?: ExecutorKind;
 }
 
 /** Which tiles an interim view waits for. */
@@ -152,6 +156,8 @@ export interface BatchRunnerDeps {
   readonly progress?: ProgressSink;
   /** Test hooks, parsed by the composition root (default: none). */
   readonly hooks?: BatchTestHooks;
+  /** The NATS connection the stream executor publishes tasks on (executor.ts). */
+  readonly nc?: NatsConnection;
 }
 
 /** Starts and reports batch runs. */
@@ -394,6 +400,8 @@ async function executeRun(
       view,
       signal,
       onProgress,
+      // A resumed run keeps its work-queue id, so the old incarnation's tasks and results count.
+      { kind: options.executor ?? config.batch.executor, runId: staging.resumedFrom ?? runId },
     );
     if (outcome.failures.length) await view.appendFailures(outcome.failures);
     signal?.throwIfAborted();
@@ -499,6 +507,7 @@ async function classifyAll(
   view: { appendFinished(t: readonly ClassifiedTile[]): Promise<void> },
   signal: AbortSignal | undefined,
   onProgress: (p: RunProgress) => void,
+  exec: { kind: ExecutorKind; runId: string },
 ): Promise<{
   failures: TileFailure[];
   pixels: number;
@@ -511,19 +520,20 @@ async function classifyAll(
   if (total === 0) return { failures, pixels: 0, validPixels: 0, workers: 0, replaced: 0 };
   const log = deps.logger;
   const sink = deps.progress ?? createProgressSink({ logger: log });
-  const size = Math.min(config.batch.workers, total);
-  const pool = await TileWorkerPool.start({
-    size,
-    workerData: {
-      dataDir: config.dataDir,
-      modelPath,
-      maxPixels: config.maxPixels,
-      tileDelayMs: deps.hooks.tileDelayMs,
-    },
-    deadlineMs: config.decodeTimeoutMs,
+  const pool = await openTileExecutor({
+    kind: exec.kind,
+    config,
     logger: log,
-    ...(deps.warmPool ? { warm: deps.warmPool.get() } : {}),
+    modelPath,
+    size: Math.min(config.batch.workers, total),
+    tileDelayMs: deps.hooks.tileDelayMs,
+    ...(deps.warmPool && exec.kind === "threads" ? { warm: deps.warmPool.get() } : {}),
+    ...(deps.nc ? { nc: deps.nc } : {}),
+    ...(deps.models ? { models: deps.models } : {}),
+    runId: exec.runId,
+    tileIds: new Set(phases.flatMap((p) => p.map((e) => e.tileId))),
   });
+  const size = Math.min(pool.slots, total);
   let pixels = 0;
   let validPixels = 0;
   let done = 0;

@@ -54,7 +54,7 @@ export async function buildBatchRunner(
   const runner = createBatchRunner(config, {
     logger: setup.logger,
     models,
-    ...(setup.nc ? { watermark: ackFloorWatermark(setup.nc) } : {}),
+    ...(setup.nc ? { watermark: ackFloorWatermark(setup.nc), nc: setup.nc } : {}),
     ...(setup.progress ? { progress: setup.progress } : {}),
     ...(setup.hooks ? { hooks: setup.hooks } : {}),
   });
