@@ -121,15 +121,16 @@ export class StreamTileExecutor {
       filter_subjects: batchResultSubject(runId),
     });
     const results = await consumer.consume();
-    let self: StreamTileExecutor | undefined;
+    // The advisory callback needs the executor, which needs the subscription: a late-bound holder.
+    const ref: { self?: StreamTileExecutor } = {};
     const advisories = nc.subscribe(maxDeliveriesAdvisory(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER), {
       callback: (err, msg) => {
-        if (err || !self) return;
+        if (err || !ref.self) return;
         const a = msg.json<{ stream_seq?: number; deliveries?: number }>();
-        if (typeof a.stream_seq === "number") void self.onMaxDeliveries(a.stream_seq, a.deliveries ?? 0);
+        if (typeof a.stream_seq === "number") void ref.self.onMaxDeliveries(a.stream_seq, a.deliveries ?? 0);
       },
     });
-    self = new StreamTileExecutor(
+    const self = new StreamTileExecutor(
       options,
       js,
       rasters,
@@ -138,6 +139,7 @@ export class StreamTileExecutor {
       model.version,
       options.window ?? DEFAULT_STREAM_WINDOW,
     );
+    ref.self = self;
     options.logger.info(
       { runId, model: model.version, window: self.slots, tiles: options.tileIds.size },
       "batch tiles go to the work queue",
