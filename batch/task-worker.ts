@@ -196,7 +196,13 @@ export async function startBatchTaskWorker(
         log.info({ runId: task.runId, tileId, deliveries: m.info.deliveryCount }, "batch tile classified");
       else
         log.warn(
-          { runId: task.runId, tileId, code: outcome.code, reason: outcome.reason },
+          {
+            runId: task.runId,
+            tileId,
+            code: outcome.code,
+            reason: outcome.reason,
+            deliveries: m.info.deliveryCount,
+          },
           "batch tile failed",
         );
       emit({ type: "task-done", runId: task.runId, tileId, ok: outcome.ok });
