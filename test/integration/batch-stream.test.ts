@@ -127,6 +127,52 @@ describe("batch runs on the JetStream work queue", { skip: natsMissing() }, () =
     }
   });
 
+  test("a stopped coordinator resumes: the next run keeps the queue id, re-publishes only what is missing, and every tile is classified exactly once", async () => {
+    await using nats = await natsFixture();
+    const logger = testLogger();
+    const a = await makeDataDir(set, "resume-threads");
+    await createBatchRunner(a.config(), { logger }).run({ model: set.modelPath });
+    const reference = await viewRasters(a.dataDir);
+    const c = await makeDataDir(set, "resume-stream");
+    await using worker = lanemap(
+      ["worker", "--name", "w1"],
+      testEnv(c.dataDir, {
+        NATS_URL: nats.server.url,
+        LANEMAP_BATCH_WORKERS: "1",
+        LANEMAP_TEST_TILE_DELAY_MS: "300",
+        LANEMAP_LOG_LEVEL: "info",
+      }),
+    );
+    await worker.waitForLine("worker ready", workerStarted, 60_000);
+    const config = c.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" });
+    const { runner } = await buildBatchRunner(config, { logger, nc: nats.nc });
+    const ac = new AbortController();
+    const first = runner.run({ model: set.modelPath, signal: ac.signal });
+    await waitFor(
+      "three batch tiles",
+      () => worker.lines.filter((l) => l["msg"] === "batch tile classified").length >= 3 || undefined,
+      60_000,
+    );
+    ac.abort(new Error("operator stop"));
+    await assert.rejects(first);
+
+    const report = await runner.run({ model: set.modelPath });
+    assert.ok(report.resumedFrom, "the second run adopted the first one's checkpoint");
+    assert.equal(report.tiles.failed, 0);
+    const done = worker.lines.filter((l) => l["msg"] === "batch tile classified");
+    const classified = done.map((l) => String(l["tileId"]));
+    assert.equal(new Set(classified).size, classified.length, "no tile was classified twice");
+    assert.equal(classified.length, reference.size, "every tile was classified once, across both runs");
+    assert.ok(
+      done.every((l) => l["runId"] === report.resumedFrom),
+      "every task carried the first run's queue id",
+    );
+    const streamed = await viewRasters(c.dataDir);
+    assert.deepEqual([...streamed.keys()], [...reference.keys()]);
+    for (const [tileId, raster] of reference)
+      assert.ok(raster.equals(streamed.get(tileId)!), `class raster of ${tileId} equals the threads view's`);
+  });
+
   test("a duplicate result of a tile is ignored: the first one wins", async () => {
     await using nats = await natsFixture();
     const b = await makeDataDir(set, "duplicates");
