@@ -281,7 +281,13 @@ async function main(): Promise<void> {
       }
       base ??= median(rates);
       fleetData.push({ n, tiles: tiles.length, tps: rates });
-      fleetRows.push([n, tiles.length, minMedMax(rates, 2), median(rates) / base, n * 0.8]);
+      fleetRows.push([
+        String(n),
+        String(tiles.length),
+        minMedMax(rates, 2),
+        median(rates) / base,
+        (n * 0.8).toFixed(1),
+      ]);
       console.error(`fleet ${n} done`);
     }
     tables.push({
