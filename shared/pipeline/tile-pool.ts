@@ -45,6 +45,9 @@ export interface LoadedTileModel {
 // The entry sits beside this module, with this module's extension (.ts under tsx, .js if built).
 const entry = new URL(`./tile-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
+/** Queue priority of live-lane tiles over batch tiles (shared/workers RunOptions.priority). */
+const LIVE_PRIORITY = 1;
+
 /** The artifact in shared memory: every job message then shares it instead of copying it. */
 function shared(artifact: Uint8Array): Uint8Array {
   const out = new Uint8Array(new SharedArrayBuffer(artifact.byteLength));
@@ -109,8 +112,9 @@ export class TilePool {
     );
     const reply = replies[0];
     if (reply?.kind !== "model") throw new ModelError("the tile thread did not load the model");
+    this.artifacts.delete(reply.version);
     this.artifacts.set(reply.version, model.artifact);
-    // Keep only what tiles in flight and new tiles may name: the two newest.
+    // Keep only what tiles in flight and new tiles may name: the two most recently used.
     while (this.artifacts.size > 2) this.artifacts.delete(this.artifacts.keys().next().value as string);
     return { version: reply.version, k: reply.k };
   }
@@ -129,6 +133,10 @@ export class TilePool {
   ): Promise<ClassifiedTile> {
     const artifact = this.artifacts.get(version);
     if (!artifact) throw new ModelError(`model ${version} was never loaded into the tile pool`);
+    // Least recently used goes first: in a process serving both lanes (`lanemap worker`) a batch run's
+    // model must not push out the live lane's active one, which every live tile touches.
+    this.artifacts.delete(version);
+    this.artifacts.set(version, artifact);
     let job: TileJob = { kind: "tile", model: { version, artifact }, ...tile };
     let transfer: ArrayBuffer[] = [];
     if (tile.bytes.kind === "inline") {
@@ -138,9 +146,17 @@ export class TilePool {
       job = { ...job, bytes: { kind: "inline", bytes } };
       transfer = [bytes.buffer];
     }
-    const reply = await this.pool.run(job, { ...options, transfer });
+    // Live tiles first: a fresh acquisition must not wait behind a batch backlog in a process that
+    // serves both lanes (`lanemap worker`).
+    const priority = tile.lane === "live" ? LIVE_PRIORITY : 0;
+    const reply = await this.pool.run(job, { ...options, transfer, priority });
     if (reply.kind !== "tile") throw new ModelError("the tile thread answered a tile with a model");
     return reply.outcome;
+  }
+
+  /** True when model `version` is loaded (a `classify` with it will not throw for want of it). */
+  hasModel(version: string): boolean {
+    return this.artifacts.has(version);
   }
 
   /** Terminates every thread; queued and running tiles reject with PoolClosedError. */

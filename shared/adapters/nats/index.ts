@@ -55,3 +55,4 @@ export {
   type StoredIngestMessage,
 } from "./ingest-reader.js";
 export { NatsTileArchive, kvKey } from "./nats-archive.js";
+export { ensureBatchQueue, BATCH_RESULT_MAX_AGE_S, type BatchQueueSettings } from "./batch-queue.js";
