@@ -7,7 +7,8 @@
  *     <!-- bench:core-knn -->  ...generated...  <!-- /bench:core-knn -->
  *
  * A block is replaced by: when and where it was measured (date, nproc, CPU model, Node, the load
- * average when the bench started), then every table the bench printed, with its notes. A block whose
+ * average when the bench started), for a comparison of two trees (`npm run bench:compare`) which
+ * commits were compared, then every table the bench printed, with its notes. A block whose
  * results file is missing is left as it is and reported, so a figure is never silently kept as if
  * it were new. Text outside the markers is not touched.
  *
@@ -30,6 +31,13 @@ interface Results {
     startedAt?: string;
   };
   tables?: Table[];
+  /** A comparison's two trees (compare.bench.ts): the commit each side had checked out. */
+  data?: { before?: Commit; after?: Commit };
+}
+
+interface Commit {
+  commit?: string;
+  subject?: string;
 }
 
 /** The generated markdown of one results file. */
@@ -40,6 +48,13 @@ export function renderBlock(r: Results): string {
     `_Measured ${(m.startedAt ?? r.at).slice(0, 16).replace("T", " ")} UTC by \`${r.name}\` on ${m.nproc ?? m.cpus ?? "?"} × ${m.cpu ?? "?"}, ` +
       `Node ${m.node ?? "?"}; load average at the start (1 / 5 / 15 min): ${load}._`,
   ];
+  const { before, after } = r.data ?? {};
+  if (before?.commit && after?.commit) {
+    // Subjects can be paragraphs long: the first words are enough to recognise the commit.
+    const short = (t: string) => (t.length > 60 ? `${t.slice(0, 59).trimEnd()}…` : t);
+    const side = (c: Commit) => `\`${c.commit}\`${c.subject ? ` (“${short(c.subject)}”)` : ""}`;
+    lines.push("", `_Compared: before = ${side(before)}, after = ${side(after)}._`);
+  }
   for (const t of r.tables ?? []) {
     lines.push("", `**${t.title}**`, "", renderTable(t));
     for (const n of t.notes ?? []) lines.push("", n);

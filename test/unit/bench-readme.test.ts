@@ -40,6 +40,31 @@ describe("README benchmark tables", () => {
     }
   });
 
+  test("names the two commits a comparison was measured on, their subjects cut to a readable length", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lanemap-readme-"));
+    try {
+      const compare = {
+        ...results,
+        name: "compare-serve",
+        data: {
+          before: { commit: "50280d2", subject: "Merge branch 'h-registry' into int" },
+          after: { commit: "120bcd0", subject: "shared/storage: " + "a very long subject ".repeat(10) },
+        },
+      };
+      writeFileSync(join(dir, "compare-serve.json"), JSON.stringify(compare));
+      const { text } = refreshReadme(
+        "<!-- bench:compare-serve -->\nold\n<!-- /bench:compare-serve -->\n",
+        dir,
+      );
+      assert.match(
+        text,
+        /_Compared: before = `50280d2` \(“Merge branch 'h-registry' into int”\), after = `120bcd0` \(“shared\/storage: a very long subject [^”]{0,44}…”\)\._/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("leaves a block whose results file is missing as it was and reports it as stale", () => {
     const dir = mkdtempSync(join(tmpdir(), "lanemap-readme-"));
     try {
