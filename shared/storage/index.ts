@@ -1,6 +1,7 @@
 /** Storage every machine reaches: the archive and published-view interfaces (backends in shared/adapters). */
 export {
   ViewPointerConflictError,
+  validCatalogueEntry,
   type PublishedVersion,
   type PublishedViews,
   type TileArchive,

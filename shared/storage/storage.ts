@@ -14,8 +14,30 @@
  * moves by compare-and-set on its revision, so two coordinators can never both publish over the
  * same pointer unseen.
  */
-import { LanemapError } from "../errors.js";
-import type { BadTileRecord, BatchManifest, CatalogueEntry } from "../view/types.js";
+import { LanemapError, TileInvalidError } from "../errors.js";
+import {
+  catalogueEntrySchema,
+  type BadTileRecord,
+  type BatchManifest,
+  type CatalogueEntry,
+} from "../view/types.js";
+
+/**
+ * The entry as every archive backend stores it: validated by `catalogueEntrySchema` (and stripped
+ * of unknown members). An entry that fails is a property of the tile (its metadata), not of the
+ * moment, so it is a permanent TILE_INVALID, not a storage failure.
+ * @throws TileInvalidError naming every failing member.
+ */
+export function validCatalogueEntry(entry: CatalogueEntry): CatalogueEntry {
+  const parsed = catalogueEntrySchema.safeParse(entry);
+  if (!parsed.success)
+    throw new TileInvalidError(
+      `catalogue entry ${entry.tileId}: ` +
+        parsed.error.issues.map((i) => `${i.path.join(".") || "entry"} ${i.message}`).join("; "),
+      { cause: parsed.error },
+    );
+  return parsed.data;
+}
 
 /** The master archive: raw tiles by content hash, one catalogue entry per tile id, bad-tile records. */
 export interface TileArchive {

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { opendir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { LanemapError, TileInvalidError } from "../../errors.js";
+import { LanemapError } from "../../errors.js";
 import { dataPaths, type DataPaths } from "../../view/paths.js";
 import {
   badTileSchema,
@@ -15,7 +15,7 @@ import {
   type BadTileRecord,
   type CatalogueEntry,
 } from "../../view/types.js";
-import type { TileArchive } from "../../storage/index.js";
+import { validCatalogueEntry, type TileArchive } from "../../storage/index.js";
 import { createFileDurable, writeFileDurable } from "./durable.js";
 
 /** The same tile id was registered before with different content. */
@@ -80,15 +80,7 @@ export class ArchiveStore implements TileArchive {
    * @throws TileConflictError when the id is registered with other content.
    */
   async register(entry: CatalogueEntry): Promise<{ entry: CatalogueEntry; created: boolean }> {
-    // An entry that fails its schema is a property of the tile (its metadata), not of the moment.
-    const parsed = catalogueEntrySchema.safeParse(entry);
-    if (!parsed.success)
-      throw new TileInvalidError(
-        `catalogue entry ${entry.tileId}: ` +
-          parsed.error.issues.map((i) => `${i.path.join(".") || "entry"} ${i.message}`).join("; "),
-        { cause: parsed.error },
-      );
-    const valid = parsed.data;
+    const valid = validCatalogueEntry(entry);
     const path = join(this.paths.catalogue, `${valid.tileId}.json`);
     if (await createFileDurable(path, JSON.stringify(valid) + "\n")) return { entry: valid, created: true };
     const existing = await this.get(valid.tileId);

@@ -19,8 +19,8 @@ import { DeliverPolicy, jetstream, StorageType, type JetStreamClient, type JsMsg
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { LanemapError, TileInvalidError } from "../../errors.js";
-import type { TileArchive } from "../../storage/index.js";
+import { LanemapError } from "../../errors.js";
+import { validCatalogueEntry, type TileArchive } from "../../storage/index.js";
 import {
   badTileSchema,
   catalogueEntrySchema,
@@ -146,14 +146,7 @@ export class NatsTileArchive implements TileArchive {
    *   registered with other content; LanemapError STORAGE when the broker fails.
    */
   async register(entry: CatalogueEntry): Promise<{ entry: CatalogueEntry; created: boolean }> {
-    const parsed = catalogueEntrySchema.safeParse(entry);
-    if (!parsed.success)
-      throw new TileInvalidError(
-        `catalogue entry ${entry.tileId}: ` +
-          parsed.error.issues.map((i) => `${i.path.join(".") || "entry"} ${i.message}`).join("; "),
-        { cause: parsed.error },
-      );
-    const valid = parsed.data;
+    const valid = validCatalogueEntry(entry);
     try {
       await this.catalogue.create(kvKey(valid.tileId), JSON.stringify(valid));
       return { entry: valid, created: true };
