@@ -36,3 +36,4 @@ export {
   type DeadLetterInput,
 } from "./dead-letters.js";
 export { LiveView, LiveFollower, liveKey, type LiveEntry, type LiveSnapshot } from "./live-view.js";
+export { NatsPublishedViews } from "./nats-views.js";
