@@ -8,6 +8,7 @@ import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
 import { buildBatchRunner } from "../../platform/batch-runners.js";
 import { openModelRegistry } from "../../platform/models.js";
+import { openPublishedViews } from "../../platform/views.js";
 import { modelTrainerFor } from "../../platform/trainer.js";
 import { TrainPool } from "../../../shared/index.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
@@ -68,6 +69,7 @@ export function registerServe(program: Command): void {
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
       const models = await openModelRegistry(config, nc, logger);
+      const views = await openPublishedViews(config, nc);
       let batchTrigger: BatchTrigger | undefined;
       // Stops a triggered run at shutdown: nothing is published, its checkpoint is kept for the next run.
       const batchAbort = new AbortController();
@@ -97,6 +99,7 @@ export function registerServe(program: Command): void {
           : {}),
         metricsRegistry: registry,
         models,
+        views,
         ...(jsm ? { consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending } : {}),
       });
       const listening = await server.listen();

@@ -15,7 +15,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -283,6 +283,24 @@ export class NatsPublishedViews implements PublishedViews {
       names.sort((a, b) => Number(b.endsWith(`/${MANIFEST}`)) - Number(a.endsWith(`/${MANIFEST}`)));
       for (const n of names) await this.objects.delete(n);
     });
+  }
+
+  async evictLocal(keep: readonly string[]): Promise<string[]> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.cacheDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+    const removed: string[] = [];
+    for (const entry of entries) {
+      // A `.partial` of a download under way belongs to it; a stale one goes with its next try.
+      if (parseVersionName(entry) === null || keep.includes(entry) || this.downloads.has(entry)) continue;
+      await rm(join(this.cacheDir, entry), { recursive: true, force: true });
+      removed.push(entry);
+    }
+    return removed;
   }
 
   watch(onChange: (pointer: ViewPointer | null) => void): { stop(): Promise<void> } {
