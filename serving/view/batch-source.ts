@@ -18,6 +18,7 @@ import {
   describeError,
   parseVersionName,
   type ClassRaster,
+  type PublishedVersion,
   type PublishedViews,
 } from "../../shared/index.js";
 import { OpenedBatchView } from "./batch-view.js";
@@ -119,6 +120,11 @@ export class BatchViewSource {
       };
     if (this.failure) return { state: "error", pointer: this.failure.name, error: this.failure.error };
     return { state: "none-yet" };
+  }
+
+  /** Every complete published version, oldest first, as the store lists it (for /v1/views). */
+  publishedVersions(): Promise<PublishedVersion[]> {
+    return this.views.list();
   }
 
   /** Calls `listener` on every switch; returns the unsubscribe function. */
