@@ -12,7 +12,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { ArchiveStore, FileModelRegistry, readCurrentBatch } from "../shared/adapters/archive/index.js";
+import { ArchiveStore, FileModelRegistry, FilePublishedViews } from "../shared/adapters/archive/index.js";
 import {
   BATCH_VIEW_FILES,
   LanemapError,
@@ -25,6 +25,7 @@ import {
   type ErrorCode,
   type ModelClass,
   type ModelRegistry,
+  type PublishedViews,
 } from "../shared/index.js";
 import type { BatchVersion } from "../shared/adapters/archive/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
@@ -33,7 +34,13 @@ import { acquireBatchLock, type BatchLock } from "./lock.js";
 import { resolveRunModel } from "./models.js";
 import { chooseOrdering, orderEntries, placeEntries, resolveAround, type OrderKind } from "./ordering.js";
 import { createProgressSink, type ProgressSink, type RunProgress } from "./progress.js";
-import { applyRetention, publishStagedView, type RetentionReport } from "./publisher.js";
+import {
+  applyRetention,
+  publishStagedView,
+  readCurrentVersion,
+  type PointerLease,
+  type RetentionReport,
+} from "./publisher.js";
 import { openStaging } from "./staging.js";
 import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
 import { StagingViewStore, type TileFailure } from "./view-store.js";
@@ -148,6 +155,11 @@ export interface BatchRunnerDeps {
    * infra passes the NATS one when NATS is configured, so both lanes read one pointer).
    */
   readonly models?: ModelRegistry;
+  /**
+   * Where versions are published and CURRENT moves (default: the data directory's views/batch/;
+   * infra passes the NATS store with LANEMAP_STORAGE=nats). The previous version is read through it.
+   */
+  readonly views?: PublishedViews;
   /** Progress of each run (default: structured log lines). */
   readonly progress?: ProgressSink;
   /** Test hooks, parsed by the composition root (default: none). */
@@ -303,6 +315,7 @@ async function executeRun(
   const store = new ArchiveStore(config.dataDir);
 
   const registry = deps.models ?? (await FileModelRegistry.open(config.dataDir));
+  const views = deps.views ?? new FilePublishedViews(config.dataDir);
   const model = await resolveRunModel(registry, options.model);
   const modelVersion = model.version;
   const runSet = await readRunSet(store, deps.watermark);
@@ -341,7 +354,8 @@ async function executeRun(
     await view.setRunSet(runSet.entries);
     const resumed = await view.pruneCheckpoint(modelVersion);
     let reused = 0;
-    const previous = await readCurrentBatch(config.dataDir);
+    // CURRENT as the run found it: its publishes move the pointer only from this revision.
+    const { version: previous, lease } = await readCurrentVersion(views);
     if (!options.full && previous) {
       reused = await view.reuseFrom(join(previous.dir, BATCH_VIEW_FILES.duckdb), modelVersion);
     }
@@ -366,6 +380,8 @@ async function executeRun(
             runId,
             staging: view,
             previous,
+            views,
+            lease,
             model,
             draft: { watermark: runSet.watermark, startedAt, order: orderName, total: runSet.entries.length },
             failures,
@@ -433,6 +449,8 @@ async function executeRun(
       },
       {
         logger: log,
+        views,
+        lease,
         beforeRename: deps.hooks.publishDelayMs
           ? async () => {
               log.info(
@@ -444,7 +462,7 @@ async function executeRun(
           : undefined,
       },
     );
-    const retention = await applyRetention(config.dataDir, config.batch.keep, { logger: log });
+    const retention = await applyRetention(config.dataDir, config.batch.keep, { logger: log, views });
     const report: RunReport = {
       runId,
       version: published.name,
@@ -631,6 +649,8 @@ async function publishInterim(
     runId: string;
     staging: StagingViewStore;
     previous: BatchVersion;
+    views: PublishedViews;
+    lease: PointerLease;
     model: Parameters<typeof serializeModel>[0];
     draft: { watermark: number; startedAt: string; order: string; total: number };
     failures: readonly TileFailure[];
@@ -686,7 +706,7 @@ async function publishInterim(
         failures: [...p.failures],
         carried: { tiles: carried, fromVersion: p.previous.name, modelVersions },
       },
-      { logger: log },
+      { logger: log, views: p.views, lease: p.lease },
     );
     log.info(
       { version: published.name, tiles: tally.tiles - carried, carried, fromVersion: p.previous.name },

@@ -19,6 +19,7 @@ import {
 import { speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import type { Config, ModelRegistry } from "../../shared/index.js";
 import { openModelRegistry } from "./models.js";
+import { openPublishedViews } from "./views.js";
 
 /** What a runner is built from besides the configuration. */
 export interface BatchRunnerSetup {
@@ -54,6 +55,8 @@ export async function buildBatchRunner(
   const runner = createBatchRunner(config, {
     logger: setup.logger,
     models,
+    // Where versions are published and CURRENT moves (LANEMAP_STORAGE: files, or NATS via `nc`).
+    views: await openPublishedViews(config, setup.nc),
     ...(setup.nc ? { watermark: ackFloorWatermark(setup.nc) } : {}),
     ...(setup.progress ? { progress: setup.progress } : {}),
     ...(setup.hooks ? { hooks: setup.hooks } : {}),
