@@ -23,7 +23,7 @@ import {
   type BatchRunner,
   type BatchSchedule,
 } from "../../batch/index.js";
-import { ArchiveStore, LabelStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
+import { ArchiveStore, LabelStore } from "../../shared/adapters/archive/index.js";
 import { connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import {
   LANDSAT_DEFAULT_MASK,
@@ -48,6 +48,7 @@ import { batchTriggerFor } from "./batch-trigger.js";
 import { modelTrainerFor } from "./trainer.js";
 import { buildBatchRunner } from "./batch-runners.js";
 import { openModelRegistry } from "./models.js";
+import { openPublishedViews } from "./views.js";
 
 /** The sample archive `lanemap start` generates when the catalogue is empty. */
 export const SAMPLE = {
@@ -218,7 +219,9 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     stack.push(() => runner.close());
     const batchAbort = new AbortController();
     stack.push(async () => batchAbort.abort());
-    if (!(await readCurrentBatch(config.dataDir))) {
+    // The published views (LANEMAP_STORAGE): the batch lane publishes there, serving follows them.
+    const views = await openPublishedViews(config, nc);
+    if (!(await views.current())) {
       logger.info("no batch view yet: running the first batch");
       const report = await runner.run({ signal: batchAbort.signal });
       logger.info({ version: report.version, watermark: report.watermark }, "first batch view published");
@@ -245,6 +248,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
         nc,
         metricsRegistry,
         models,
+        views,
         batchTrigger: batchTriggerFor(runner, batchAbort.signal),
         modelTrainer: modelTrainerFor({
           dataDir: config.dataDir,

@@ -234,3 +234,40 @@ for (const backend of backends) {
     });
   });
 }
+
+describe(
+  "NatsPublishedViews' local cache and failures",
+  { ...(natsMissing() ? { skip: natsMissing()! } : {}) },
+  () => {
+    test("a download cut short leaves only a .partial folder, which the next materialize replaces", async () => {
+      await using nats = await natsFixture();
+      await using source = await tempDataDir();
+      await using cache = await tempDataDir();
+      const cacheDir = join(cache.dir, "cache", "views");
+      const views = await NatsPublishedViews.open(nats.nc, { cacheDir });
+      const name = await writeVersion(source.dir, 1);
+      await views.publish(join(dataPaths(source.dir).batchViews, name), name);
+      await mkdir(join(cacheDir, `${name}.partial`), { recursive: true });
+      await writeFile(join(cacheDir, `${name}.partial`, BATCH_VIEW_FILES.duckdb), "half a file");
+      assert.equal(await views.materialize(name), join(cacheDir, name));
+      assert.deepEqual(await readdir(cacheDir), [name]);
+      await views.setCurrent(name);
+      assert.deepEqual(await views.evictLocal([]), [name], "eviction removes local copies only");
+      assert.deepEqual(await readdir(cacheDir), []);
+      assert.deepEqual(
+        (await views.list()).map((v) => v.name),
+        [name],
+      );
+    });
+
+    test("a broker that is gone is a STORAGE error", async () => {
+      await using nats = await natsFixture();
+      await using cache = await tempDataDir();
+      const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(cache.dir, "views") });
+      await nats.nc.close();
+      await rejectsWith(views.list(), "STORAGE");
+      await rejectsWith(views.current(), "STORAGE");
+      await rejectsWith(views.materialize("v000001"), "STORAGE");
+    });
+  },
+);
