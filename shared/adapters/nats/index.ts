@@ -1,7 +1,7 @@
 /**
  * NATS adapters: the names of the ingest contract and shared buckets, connecting, the JetStream
  * resources of the speed lane (streams, consumer, tile objects) and their status, the live view,
- * the model registry and the dead-letter queue.
+ * the model registry, the dead-letter queue and the published batch views.
  */
 export * from "./names.js";
 export {
