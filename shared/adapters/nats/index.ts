@@ -1,7 +1,8 @@
 /**
  * NATS adapters: the names of the ingest contract and shared buckets, connecting, the JetStream
  * resources of the speed lane (streams, consumer, tile objects) and their status, the live view,
- * the model registry and the dead-letter queue, and the replicas of all of them (replicas.ts).
+ * the model registry, the dead-letter queue, the published batch views, and the replicas of all
+ * of them (replicas.ts).
  */
 export * from "./names.js";
 export {
@@ -56,3 +57,4 @@ export {
 } from "./ingest-reader.js";
 export { NatsTileArchive, kvKey } from "./nats-archive.js";
 export { ensureBatchQueue, BATCH_RESULT_MAX_AGE_S, type BatchQueueSettings } from "./batch-queue.js";
+export { NatsPublishedViews } from "./nats-views.js";

@@ -111,3 +111,12 @@ export const BATCH_HEADERS = {
   /** The worker (host:pid) that produced a result. */
   worker: "Lanemap-Worker",
 } as const;
+
+/**
+ * Published batch views (shared/storage `PublishedViews`, nats backend): one object per file of a
+ * version, named `<version>/<file>` (manifest.json stored last), and the CURRENT pointer as the KV
+ * key VIEW_POINTER_KEY (value `{"name":"v000042"}`), moved by compare-and-set on its revision.
+ */
+export const VIEW_OBJECT_BUCKET = "lanemap-views";
+export const VIEW_POINTER_BUCKET = "lanemap-view-pointer";
+export const VIEW_POINTER_KEY = "current";
