@@ -6,7 +6,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
-import type { ArchiveStore } from "../shared/adapters/archive/index.js";
+import type { TileArchive } from "../shared/index.js";
 import {
   LanemapError,
   describeError,
@@ -71,7 +71,7 @@ export const TIFF_FILE = /\.(tiff?|gtiff?)$/i;
  * stops the load. Throws only when `dir` cannot be listed.
  */
 export async function addArchiveFolder(
-  store: ArchiveStore,
+  store: TileArchive,
   dir: string,
   options: ArchiveAddOptions,
 ): Promise<ArchiveAddReport> {
@@ -106,6 +106,8 @@ export async function addArchiveFolder(
       registered.push({ file: name, tileId: entry.tileId, bandCount: entry.bandCount, created });
       options.logger.debug({ file: name, tileId: entry.tileId, created }, "tile registered");
     } catch (err) {
+      // The shared archive failing is not the file's fault: stop the load instead of marking it bad.
+      if (err instanceof LanemapError && err.code === "STORAGE") throw err;
       const code =
         err instanceof LanemapError ? err.code : err instanceof SyntaxError ? "SIDECAR" : "UNREADABLE";
       const reason = describeError(err);
@@ -157,7 +159,7 @@ export type WatermarkProvider = () => number | Promise<number>;
  * ingest sequence in the catalogue; with one it is min(provider(), that), so an entry registered by
  * the speed lane but not yet acknowledged stays with the speed lane until a later run.
  */
-export async function readRunSet(store: ArchiveStore, watermark?: WatermarkProvider): Promise<RunSet> {
+export async function readRunSet(store: TileArchive, watermark?: WatermarkProvider): Promise<RunSet> {
   const all: CatalogueEntry[] = [];
   let maxSeq = 0;
   for await (const entry of store.entries()) {

@@ -28,6 +28,7 @@ import {
   type ModelRegistry,
   type StreamReplay,
 } from "../shared/index.js";
+import type { TileArchive } from "../shared/index.js";
 import type { BatchVersion } from "../shared/adapters/archive/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
 import { readRunSet, type RunSet, type WatermarkProvider } from "./catalogue.js";
@@ -159,6 +160,11 @@ export interface BatchRunnerDeps {
    * infra passes the NATS one when NATS is configured, so both lanes read one pointer).
    */
   readonly models?: ModelRegistry;
+  /**
+   * The master archive runs read (default: the files archive in config.dataDir; infra passes the
+   * one `config.storage.backend` names, see infra/platform/storage.ts).
+   */
+  readonly archive?: TileArchive;
   /** Progress of each run (default: structured log lines). */
   readonly progress?: ProgressSink;
   /** Test hooks, parsed by the composition root (default: none). */
@@ -313,7 +319,7 @@ async function executeRun(
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
   const signal = options.signal;
-  const store = new ArchiveStore(config.dataDir);
+  const store = deps.archive ?? new ArchiveStore(config.dataDir);
 
   const registry = deps.models ?? (await FileModelRegistry.open(config.dataDir));
   const model = await resolveRunModel(registry, options.model);
@@ -515,7 +521,7 @@ async function executeRun(
 async function takeRunSet(
   config: Config,
   deps: BatchRunnerDeps,
-  store: ArchiveStore,
+  store: TileArchive,
   options: BatchRunOptions,
 ): Promise<RunSet> {
   if (!options.fromStream) return readRunSet(store, deps.watermark);
@@ -571,6 +577,7 @@ async function classifyAll(
     deadlineMs: config.decodeTimeoutMs,
     logger: log,
     ...(deps.warmPool ? { warm: deps.warmPool.get() } : {}),
+    ...(deps.archive ? { archive: deps.archive } : {}),
   });
   let pixels = 0;
   let validPixels = 0;

@@ -20,6 +20,7 @@ import {
   type ClassifiedTile,
   type ErrorCode,
 } from "../shared/index.js";
+import type { TileArchive } from "../shared/index.js";
 
 /** The outcome of one tile. */
 export type TileJobOutcome =
@@ -51,6 +52,12 @@ export interface TileWorkerPoolOptions {
    * around the analyst's viewport would otherwise pay before its first tile.
    */
   readonly warm?: TilePool;
+  /**
+   * The master archive the run reads, when it is not the files one in `workerData.dataDir`: then
+   * this thread reads each tile's object and sends the bytes inline (a worker thread has no NATS
+   * connection of its own). The files archive is read by the workers themselves.
+   */
+  readonly archive?: TileArchive;
 }
 
 /** The thread pool of a run's workers, for a runner that keeps it warm between runs. */
@@ -122,12 +129,16 @@ export class TileWorkerPool {
    */
   async process(entry: CatalogueEntry): Promise<TileJobOutcome> {
     const { dataDir, maxPixels, tileDelayMs } = this.options.workerData;
+    const archive = this.options.archive;
     try {
       const out = await this.pool.classify(
         {
           lane: "batch",
           source: entry,
-          bytes: { kind: "archive", dataDir },
+          bytes:
+            archive && archive.backend !== "files"
+              ? { kind: "inline", bytes: await archive.readObject(entry.contentHash) }
+              : { kind: "archive", dataDir },
           maxPixels,
           delayMs: tileDelayMs,
         },

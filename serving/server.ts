@@ -28,6 +28,7 @@ import { BatchViewSource } from "./view/batch-source.js";
 import { LiveSource } from "./view/live-source.js";
 import { LruCache } from "./view/lru-cache.js";
 import { SnapshotManager } from "./view/snapshot.js";
+import type { TileArchive } from "../shared/index.js";
 
 /** What the serving layer is given by its composition root. */
 export interface ServerDeps {
@@ -47,6 +48,11 @@ export interface ServerDeps {
   readonly models?: ModelRegistry;
   /** The speed consumer's pending message count, shown by /v1/views when given. */
   readonly consumerLag?: () => Promise<number | undefined>;
+  /**
+   * The master archive source tiles are read from (infra passes the one `config.storage.backend`
+   * names). Absent: the data directory's files.
+   */
+  readonly archive?: TileArchive;
 }
 
 /** Tuning with sensible defaults; tests shorten the intervals. */
@@ -115,7 +121,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
   });
   if (deps.batchTrigger)
     batchRuns = new BatchRunLedger(deps.batchTrigger, (s) => metrics.batchRunFinished(s));
-  const archive = new ArchiveStore(config.dataDir);
+  const archive = deps.archive ?? new ArchiveStore(config.dataDir);
   const sourceImages = new SourceImagery(archive, {
     maxPixels: config.maxPixels,
     timeoutMs: config.decodeTimeoutMs,

@@ -13,7 +13,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import type { ArchiveStore } from "../shared/adapters/archive/index.js";
+import type { TileArchive } from "../shared/index.js";
 import {
   HEADERS,
   classifiedSubject,
@@ -99,7 +99,7 @@ export interface PipelineDeps {
   readonly logger: Logger;
   readonly metrics: SpeedMetrics;
   readonly events: EventHub<SpeedEvent>;
-  readonly archive: ArchiveStore;
+  readonly archive: TileArchive;
   /** Tile threads: decode + classify, with the deadline. */
   readonly pool: TilePool;
   readonly live: LiveView;

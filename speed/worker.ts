@@ -25,12 +25,14 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { ArchiveStore } from "../shared/adapters/archive/index.js";
+import type { TileArchive } from "../shared/index.js";
 import {
   DeadLetterQueue,
   HEADERS,
   INGEST_STREAM,
   LiveView,
   NatsModelRegistry,
+  NatsTileArchive,
   SPEED_ADVISORY_QUEUE,
   SPEED_CONSUMER,
   ensureSpeedResources,
@@ -49,8 +51,11 @@ export interface SpeedWorkerDeps {
   readonly logger: Logger;
   /** Where the metrics go (default a private Registry). */
   readonly registry?: Registry;
-  /** The master archive (default the one in config.dataDir). */
-  readonly archive?: ArchiveStore;
+  /**
+   * The master archive fresh tiles are registered in (default: as `config.storage.backend` says,
+   * the data directory's files or the JetStream buckets over `nc`).
+   */
+  readonly archive?: TileArchive;
   /** Tile threads, decode + classify (default a pool of one thread per slot, closed on stop). */
   readonly pool?: TilePool;
   readonly hooks?: SpeedWorkerHooks;
@@ -104,7 +109,11 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
   const registry = deps.registry ?? new Registry();
   const metrics = createSpeedMetrics(registry);
   const events = new EventHub<SpeedEvent>();
-  const archive = deps.archive ?? new ArchiveStore(config.dataDir);
+  const archive =
+    deps.archive ??
+    (config.storage.backend === "nats"
+      ? await NatsTileArchive.open(nc, { replicas: config.storage.replicas })
+      : new ArchiveStore(config.dataDir));
   const concurrency = config.speed.concurrency;
 
   const jsm = await jetstreamManager(nc);

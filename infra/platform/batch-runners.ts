@@ -17,8 +17,9 @@ import {
   type WatermarkProvider,
 } from "../../batch/index.js";
 import { speedLaneStatus } from "../../shared/adapters/nats/index.js";
-import type { Config, ModelRegistry } from "../../shared/index.js";
+import type { Config, ModelRegistry, TileArchive } from "../../shared/index.js";
 import { openModelRegistry } from "./models.js";
+import { openTileArchive } from "./storage.js";
 
 /** What a runner is built from besides the configuration. */
 export interface BatchRunnerSetup {
@@ -27,6 +28,8 @@ export interface BatchRunnerSetup {
   readonly nc?: NatsConnection;
   /** The registry the process already opened (default: opened here, NATS when `nc`, else files). */
   readonly models?: ModelRegistry;
+  /** The archive the process already opened (default: opened here as `config.storage.backend` says). */
+  readonly archive?: TileArchive;
   readonly progress?: ProgressSink;
   readonly hooks?: BatchTestHooks;
 }
@@ -51,9 +54,11 @@ export async function buildBatchRunner(
   setup: BatchRunnerSetup,
 ): Promise<{ readonly runner: BatchRunner; readonly models: ModelRegistry }> {
   const models = setup.models ?? (await openModelRegistry(config, setup.nc, setup.logger));
+  const archive = setup.archive ?? (await openTileArchive(config, setup.nc));
   const runner = createBatchRunner(config, {
     logger: setup.logger,
     models,
+    archive,
     ...(setup.nc ? { watermark: ackFloorWatermark(setup.nc), nc: setup.nc } : {}),
     ...(setup.progress ? { progress: setup.progress } : {}),
     ...(setup.hooks ? { hooks: setup.hooks } : {}),

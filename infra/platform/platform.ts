@@ -23,7 +23,8 @@ import {
   type BatchRunner,
   type BatchSchedule,
 } from "../../batch/index.js";
-import { ArchiveStore, LabelStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
+import { LabelStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
+import { openTileArchive } from "./storage.js";
 import { connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import {
   LANDSAT_DEFAULT_MASK,
@@ -38,6 +39,7 @@ import {
   type ClassCatalogue,
   type Config,
   type Model,
+  type TileArchive,
 } from "../../shared/index.js";
 import { generateArchive, generateTile } from "../../sample/index.js";
 import { isFedEntry, startFeeder } from "./feeder.js";
@@ -82,7 +84,7 @@ export interface Platform extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-async function catalogueIsEmpty(store: ArchiveStore): Promise<boolean> {
+async function catalogueIsEmpty(store: TileArchive): Promise<boolean> {
   for await (const _ of store.entries()) return false;
   return true;
 }
@@ -172,7 +174,8 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     const jsm = await jetstreamManager(nc);
 
     // 2. The master archive: a generated sample when the catalogue is empty.
-    const store = new ArchiveStore(config.dataDir);
+    // The embedded default is files (LANEMAP_STORAGE); nats puts the archive in this NATS.
+    const store = await openTileArchive(config, nc);
     const sampleDir = join(config.dataDir, "sample");
     if (await catalogueIsEmpty(store)) {
       logger.info({ dir: sampleDir, ...SAMPLE }, "empty archive: generating a sample archive");
@@ -214,7 +217,12 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     }
 
     // 4. The batch lane: the watermark is the speed consumer's ack floor (see README, view contract).
-    const { runner }: { runner: BatchRunner } = await buildBatchRunner(config, { logger, nc, models });
+    const { runner }: { runner: BatchRunner } = await buildBatchRunner(config, {
+      logger,
+      nc,
+      models,
+      archive: store,
+    });
     stack.push(() => runner.close());
     const batchAbort = new AbortController();
     stack.push(async () => batchAbort.abort());
@@ -231,6 +239,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       logger,
       registry: metricsRegistry,
       models,
+      archive: store,
     });
     stack.push(() => worker.stop());
 
@@ -245,12 +254,14 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
         nc,
         metricsRegistry,
         models,
+        archive: store,
         batchTrigger: batchTriggerFor(runner, batchAbort.signal),
         modelTrainer: modelTrainerFor({
           dataDir: config.dataDir,
           registry: models,
           pool: trainPool,
           maxPixels: config.maxPixels,
+          archive: store,
         }),
         consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending,
       },

@@ -19,6 +19,7 @@ import {
   type FeatureSpec,
   type LabelSet,
   type ModelRegistry,
+  type TileArchive,
   type TrainJobResult,
   type TrainPool,
   type TrainTileRef,
@@ -94,12 +95,14 @@ export interface TrainerOptions {
   readonly registry: ModelRegistry;
   readonly pool: TrainPool;
   readonly maxPixels: number;
+  /** The master archive (default: the files one in `dataDir`; see infra/platform/storage.ts). */
+  readonly archive?: TileArchive;
 }
 
 /** The trainer over one data directory and registry. */
 export function modelTrainerFor(options: TrainerOptions): ModelTrainer {
   const labels = new LabelStore(options.dataDir);
-  const archive = new ArchiveStore(options.dataDir);
+  const archive = options.archive ?? new ArchiveStore(options.dataDir);
   return {
     async train(opts, onProgress, signal) {
       const t0 = performance.now();
@@ -140,13 +143,18 @@ export function modelTrainerFor(options: TrainerOptions): ModelTrainer {
         phase: "training",
         message: `training on ${chosen.length} tile${chosen.length === 1 ? "" : "s"} with ${set.labels.length} labels (label set v${set.version})`,
       });
-      const tiles: TrainTileRef[] = chosen.map((e) => ({
-        tileId: e.tileId,
-        contentHash: e.contentHash,
-        epsg: e.epsg,
-        proj4: e.proj4,
-        ...(e.pam ? { pam: e.pam } : {}),
-      }));
+      // The training thread reads a files archive itself; any other archive's bytes go with the job.
+      const inline = archive.backend !== "files";
+      const tiles: TrainTileRef[] = [];
+      for (const e of chosen)
+        tiles.push({
+          tileId: e.tileId,
+          contentHash: e.contentHash,
+          epsg: e.epsg,
+          proj4: e.proj4,
+          ...(e.pam ? { pam: e.pam } : {}),
+          ...(inline ? { bytes: await archive.readObject(e.contentHash) } : {}),
+        });
       const result = await options.pool.run(
         {
           dataDir: options.dataDir,

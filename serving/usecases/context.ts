@@ -1,6 +1,6 @@
 /** What the use cases work with: the view sources, the snapshot manager, the archive and config. */
 import type { Logger } from "pino";
-import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import type { TileArchive } from "../../shared/index.js";
 import type { Config, ModelRegistry } from "../../shared/index.js";
 import type { BatchTrigger } from "../batch-trigger.js";
 import type { BatchViewSource } from "../view/batch-source.js";
@@ -17,7 +17,7 @@ export interface ServingContext {
   readonly batch: BatchViewSource;
   readonly live: LiveSource | null;
   readonly snapshots: SnapshotManager;
-  readonly archive: ArchiveStore;
+  readonly archive: TileArchive;
   /** Renders archived source tiles (its decoder worker ends with the server). */
   readonly sourceImages: SourceImagery;
   readonly batchTrigger: BatchTrigger | undefined;

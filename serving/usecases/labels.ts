@@ -3,7 +3,7 @@
  * and remove. A bad label answers 422 naming the field in `invalid_params`, as the other endpoints
  * name bad parameters.
  */
-import { ArchiveStore, LabelNotFoundError, LabelStore } from "../../shared/adapters/archive/index.js";
+import { LabelNotFoundError, LabelStore } from "../../shared/adapters/archive/index.js";
 import {
   LabelInvalidError,
   labelInputCrs,
@@ -47,8 +47,7 @@ export async function addLabels(
     const existingClasses = new Set((await store.read()).labels.map((l) => l.class));
     const drafts = parseLabelFeatures(body, { crs, author, now: new Date().toISOString(), existingClasses });
     const footprints: LonLatBox[] = [];
-    for await (const e of new ArchiveStore(ctx.config.dataDir).entries())
-      if (e.boundsWgs84 !== null) footprints.push(e.boundsWgs84);
+    for await (const e of ctx.archive.entries()) if (e.boundsWgs84 !== null) footprints.push(e.boundsWgs84);
     const single = !(typeof body === "object" && body !== null && "features" in body);
     const warnings = labelsOutsideFootprints(drafts, footprints, single ? ["the feature"] : undefined);
     const { version, ids } = await store.add(drafts);

@@ -7,8 +7,7 @@
  * cached, serves every later request, and no catalogue or view format changes. A miss costs one
  * object read plus an IFD parse (median 8 ms for the 1 MB Chiapas stack; figures in serving/README.md).
  */
-import { readFile } from "node:fs/promises";
-import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import type { TileArchive } from "../../shared/index.js";
 import { readGeoTiffInfo, type RasterInfo } from "../../shared/index.js";
 
 /** A source raster's georeferencing tags as the decoder reads them. */
@@ -21,7 +20,7 @@ const CACHE_ENTRIES = 1024;
 export class SourceGeoref {
   private readonly cache = new Map<string, GeoTiffGeoTags | null>();
 
-  constructor(private readonly archive: ArchiveStore) {}
+  constructor(private readonly archive: TileArchive) {}
 
   /**
    * The source's tags when its object is archived, is a GeoTIFF with a GeoKey directory and has the
@@ -40,7 +39,7 @@ export class SourceGeoref {
     if (this.cache.has(key)) return this.cache.get(key) ?? null;
     let tags: GeoTiffGeoTags | null = null;
     try {
-      const bytes = await readFile(this.archive.objectPath(hash));
+      const bytes = await this.archive.readObject(hash);
       // "keys": only the tags are wanted, so PROJ is not asked to resolve the CRS.
       const info = await readGeoTiffInfo(bytes, { crs: "keys" });
       if (info.width === tile.width && info.height === tile.height) tags = info.geoTags ?? null;

@@ -27,7 +27,7 @@
  * path and cache, its bands resolved as for the tile alone, and the percentile stretch is taken over
  * the composite's pixels, so the imagery under a class is the scene that class came from.
  */
-import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import type { TileArchive } from "../../shared/index.js";
 import { DecoderPool, applyPam, type BandArray, type Raster } from "../../shared/index.js";
 import { encode as encodePng } from "fast-png";
 import { InvalidParamsError, NotFoundError, ProblemError } from "../errors.js";
@@ -123,7 +123,7 @@ export class SourceImagery {
   private readonly images = new LruCache<SourceImage>(PNG_CACHE_BYTES, (i) => i.png.byteLength);
 
   constructor(
-    private readonly archive: ArchiveStore,
+    private readonly archive: TileArchive,
     private readonly options: { readonly maxPixels: number; readonly timeoutMs: number },
   ) {}
 

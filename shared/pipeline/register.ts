@@ -7,7 +7,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { TileInvalidError } from "../errors.js";
 import { MAX_PAM_BYTES, type Pam, parsePam } from "../geotiff/index.js";
-import type { ArchiveStore } from "../adapters/archive/index.js";
+import type { TileArchive } from "../storage/index.js";
 import type { CatalogueEntry } from "../view/types.js";
 import { describeTile, type DescribeOptions, type TileMeta } from "./describe.js";
 
@@ -17,7 +17,7 @@ import { describeTile, type DescribeOptions, type TileMeta } from "./describe.js
  * @throws TileConflictError when the tile id is archived with other content.
  */
 export async function registerTile(
-  store: ArchiveStore,
+  store: TileArchive,
   bytes: Uint8Array,
   meta: TileMeta,
   options: DescribeOptions = {},

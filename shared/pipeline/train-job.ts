@@ -22,6 +22,11 @@ export interface TrainTileRef {
   readonly epsg: number | null;
   readonly proj4: string | null;
   readonly pam?: Pam | undefined;
+  /**
+   * The object's bytes, sent inline when the master archive is not the files one in `dataDir` (a
+   * JetStream archive: the thread has no NATS connection of its own); absent: read from `dataDir`.
+   */
+  readonly bytes?: Uint8Array | undefined;
 }
 
 /** A training job: tiles, labels (GeoJSON, WGS 84) and how to train. */
@@ -71,7 +76,10 @@ export async function runTrainJob(job: TrainJob): Promise<JobReply<TrainJobResul
   const rasters: Raster[] = [];
   for (const t of job.tiles) {
     const decoded = applyPam(
-      await decodeGeoTiff(await store.readObject(t.contentHash), { crs: "keys", maxPixels: job.maxPixels }),
+      await decodeGeoTiff(t.bytes ?? (await store.readObject(t.contentHash)), {
+        crs: "keys",
+        maxPixels: job.maxPixels,
+      }),
       t.pam,
     );
     rasters.push({ ...decoded, crs: { epsg: t.epsg, proj4: t.proj4, name: null } });

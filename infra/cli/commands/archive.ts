@@ -6,7 +6,7 @@ import {
   type ArchiveAddReport,
   type ModelLayout,
 } from "../../../batch/index.js";
-import { ArchiveStore } from "../../../shared/adapters/archive/index.js";
+import { withTileArchive } from "../../platform/storage.js";
 import { LanemapError, dataPaths, parseConfig } from "../../../shared/index.js";
 import { UsageError } from "../usage.js";
 import { cliLogger } from "../logger.js";
@@ -15,6 +15,7 @@ import { commandSummary } from "./index.js";
 interface ArchiveAddFlags {
   dataDir?: string;
   acquired?: string;
+  nats?: string;
   json?: boolean;
 }
 
@@ -66,6 +67,7 @@ export function registerArchive(program: Command): void {
       "--acquired <time>",
       "acquisition time of every file, ISO 8601 (default: sidecar JSON, TIFF tags, file name — as ingest)",
     )
+    .option("--nats <url>", "NATS server of a LANEMAP_STORAGE=nats archive (default NATS_URL)")
     .option("--json", "print the summary as JSON")
     .action(async (dir: string, flags: ArchiveAddFlags) => {
       try {
@@ -79,12 +81,13 @@ export function registerArchive(program: Command): void {
         flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env,
       );
       const logger = await cliLogger(config.logLevel, { role: "archive" });
-      const store = new ArchiveStore(config.dataDir);
-      const report = await addArchiveFolder(store, dir, {
-        logger,
-        maxPixels: config.maxPixels,
-        ...(flags.acquired !== undefined ? { acquired: flags.acquired } : {}),
-      });
+      const report = await withTileArchive(config, flags.nats ?? config.natsUrl, "lanemap-archive", (store) =>
+        addArchiveFolder(store, dir, {
+          logger,
+          maxPixels: config.maxPixels,
+          ...(flags.acquired !== undefined ? { acquired: flags.acquired } : {}),
+        }),
+      );
       const warnings = layoutWarnings(
         report,
         await modelLayouts(config.dataDir),
@@ -93,7 +96,7 @@ export function registerArchive(program: Command): void {
       if (flags.json) console.log(JSON.stringify({ ...report, warnings }, null, 2));
       else {
         console.log(
-          `archive ${config.dataDir}: ${report.added} added, ${report.present} already present, ${report.bad.length} bad (of ${report.files} files in ${report.dir})`,
+          `archive ${config.storage.backend === "nats" ? "(NATS)" : config.dataDir}: ${report.added} added, ${report.present} already present, ${report.bad.length} bad (of ${report.files} files in ${report.dir})`,
         );
         for (const r of report.registered)
           console.log(

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import type { Command } from "commander";
-import { ArchiveStore, LabelStore } from "../../../shared/adapters/archive/index.js";
+import { LabelStore } from "../../../shared/adapters/archive/index.js";
 import {
   TrainingDataError,
   labelInputCrs,
@@ -12,6 +12,7 @@ import {
   type LonLatBox,
 } from "../../../shared/index.js";
 import { writeFileDurable } from "../../../shared/adapters/archive/index.js";
+import { withTileArchive } from "../../platform/storage.js";
 import { cliConfig } from "../config.js";
 import { UsageError } from "../usage.js";
 import { commandSummary } from "./index.js";
@@ -87,8 +88,10 @@ export function registerLabels(program: Command): void {
         existingClasses: new Set((await store.read()).labels.map((l) => l.class)),
       });
       const footprints: LonLatBox[] = [];
-      for await (const e of new ArchiveStore(dataDirOf(flags)).entries())
-        if (e.boundsWgs84 !== null) footprints.push(e.boundsWgs84);
+      const config = cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
+      await withTileArchive(config, config.natsUrl, "lanemap-labels", async (archive) => {
+        for await (const e of archive.entries()) if (e.boundsWgs84 !== null) footprints.push(e.boundsWgs84);
+      });
       // Kept, since the archive can grow; said, since such a label gives no sample yet.
       const warnings = labelsOutsideFootprints(drafts, footprints);
       const added = await store.add(drafts);

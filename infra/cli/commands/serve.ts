@@ -8,6 +8,7 @@ import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
 import { buildBatchRunner } from "../../platform/batch-runners.js";
 import { openModelRegistry } from "../../platform/models.js";
+import { openTileArchive } from "../../platform/storage.js";
 import { modelTrainerFor } from "../../platform/trainer.js";
 import { TrainPool } from "../../../shared/index.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
@@ -68,6 +69,7 @@ export function registerServe(program: Command): void {
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
       const models = await openModelRegistry(config, nc, logger);
+      const archive = await openTileArchive(config, nc);
       let batchTrigger: BatchTrigger | undefined;
       // Stops a triggered run at shutdown: nothing is published, its checkpoint is kept for the next run.
       const batchAbort = new AbortController();
@@ -75,6 +77,7 @@ export function registerServe(program: Command): void {
         const { runner } = await buildBatchRunner(config, {
           logger: logger.child({ role: "batch" }),
           models,
+          archive,
           ...(nc ? { nc } : {}),
         });
         batchTrigger = batchTriggerFor(runner, batchAbort.signal);
@@ -92,11 +95,13 @@ export function registerServe(program: Command): void {
                 registry: models,
                 pool: trainPool,
                 maxPixels: config.maxPixels,
+                archive,
               }),
             }
           : {}),
         metricsRegistry: registry,
         models,
+        archive,
         ...(jsm ? { consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending } : {}),
       });
       const listening = await server.listen();

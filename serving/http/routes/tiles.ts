@@ -7,7 +7,8 @@ import { stat } from "node:fs/promises";
 import type { Request, Response } from "express";
 import { z } from "zod";
 import { ARROW_STREAM_MEDIA_TYPE } from "../../../shared/adapters/arrow/index.js";
-import { pamCategoryNamesXml } from "../../../shared/index.js";
+import { ArchiveStore } from "../../../shared/adapters/archive/index.js";
+import { errorCode, pamCategoryNamesXml } from "../../../shared/index.js";
 import {
   bboxParam,
   classParam,
@@ -275,6 +276,28 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
         // The path comes from the content hash the view stores, checked to be hex; never from the URL.
         if (!/^[0-9a-f]{64}$/.test(hash))
           throw new NotFoundError(`tile ${drawn.tileId} has no archive content hash`, "source-not-archived");
+        const notArchived = () =>
+          new NotFoundError(
+            `the source of tile ${drawn.tileId} is not in this archive`,
+            "source-not-archived",
+          );
+        const headers = () => {
+          res.setHeader("Content-Disposition", `inline; filename="${drawn.tileId}.tif"`);
+          res.setHeader("Lanemap-Tile-Id", drawn.tileId);
+        };
+        if (!(ctx.archive instanceof ArchiveStore)) {
+          // A shared archive (JetStream) has no file to stream: its object store hands out the bytes.
+          let bytes: Uint8Array;
+          try {
+            bytes = await ctx.archive.readObject(hash);
+          } catch (err) {
+            if (errorCode(err) === "OBJECT_MISSING") throw notArchived();
+            throw err;
+          }
+          headers();
+          sendBytes(res.status(200), bytes, "image/tiff; application=geotiff");
+          return;
+        }
         const path = ctx.archive.objectPath(hash);
         let size: number;
         try {

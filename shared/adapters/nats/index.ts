@@ -54,3 +54,4 @@ export {
   type ReadIngestOptions,
   type StoredIngestMessage,
 } from "./ingest-reader.js";
+export { NatsTileArchive, kvKey } from "./nats-archive.js";

@@ -39,6 +39,14 @@ export const MODEL_OBJECT_BUCKET = "lanemap-model-artifacts";
 /** KV bucket of the live view: one entry per classified tile. */
 export const LIVE_BUCKET = "lanemap-live";
 
+/**
+ * The master archive on JetStream (config LANEMAP_STORAGE=nats): tile objects by sha256 (hex) in an
+ * object store, one catalogue entry per tile id and one bad-tile record per key in KV buckets.
+ */
+export const ARCHIVE_OBJECT_BUCKET = "lanemap-archive";
+export const CATALOGUE_BUCKET = "lanemap-catalogue";
+export const BAD_TILE_BUCKET = "lanemap-bad";
+
 /** Object store bucket for tiles larger than the server's max_payload. */
 export const TILE_OBJECT_BUCKET = "lanemap-tiles";
 

@@ -1,0 +1,237 @@
+/**
+ * The master archive on JetStream (issue 14): the `TileArchive` every machine reaches through NATS
+ * alone, so a second machine needs no shared file system.
+ *
+ * Three buckets, each created on open with `replicas` replicas, file storage and history 1:
+ * - ARCHIVE_OBJECT_BUCKET, an object store: one object per tile, named by its sha256 (hex). The
+ *   store chunks any size (tiles are larger than max_payload) and records its own SHA-256 digest,
+ *   which `putObject` compares before writing, so storing the same bytes twice is a no-op;
+ * - CATALOGUE_BUCKET, a KV bucket: one entry per tile id (the entry JSON). KV `create()` succeeds
+ *   only when the key has no value, which is exactly first-write-wins across machines;
+ * - BAD_TILE_BUCKET, a KV bucket: one bad-tile record per record key (last write wins, as files).
+ *
+ * Keys: KV keys allow `[-/_=.A-Za-z0-9]` with no empty dot-separated token, so `kvKey` escapes every
+ * other byte and every "." and "=" as `=XX` (hex of the UTF-8 byte): injective, and a tile id made of
+ * letters and digits stays readable in `nats kv ls`.
+ */
+import { createHash } from "node:crypto";
+import { DeliverPolicy, jetstream, StorageType, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { LanemapError, TileInvalidError } from "../../errors.js";
+import type { TileArchive } from "../../storage/index.js";
+import {
+  badTileSchema,
+  catalogueEntrySchema,
+  type BadTileRecord,
+  type CatalogueEntry,
+} from "../../view/types.js";
+import { TileConflictError } from "../archive/index.js";
+import { serverMaxPayload } from "./connection.js";
+import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./names.js";
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** Messages asked of the server per pull while streaming a bucket: bounds what `entries()` holds. */
+const STREAM_BATCH = 256;
+
+/**
+ * A KV-safe, injective form of any string: `[A-Za-z0-9_-]` kept, every other UTF-8 byte (including
+ * "." and "=") written `=XX`. "tile.2024" -> "tile=2E2024".
+ */
+export function kvKey(s: string): string {
+  let out = "";
+  for (const byte of new TextEncoder().encode(s)) {
+    const c = String.fromCharCode(byte);
+    out += /[A-Za-z0-9_-]/.test(c) ? c : `=${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out || "=";
+}
+
+/** The hex sha256 an object store digest ("SHA-256=<base64url>") names, or undefined for another type. */
+function digestHex(digest: string): string | undefined {
+  const prefix = "SHA-256=";
+  if (!digest.startsWith(prefix)) return undefined;
+  return Buffer.from(digest.slice(prefix.length), "base64url").toString("hex");
+}
+
+/** A broker failure as the transient STORAGE error the interface promises (domain errors pass). */
+function storageError(what: string, err: unknown): Error {
+  if (err instanceof LanemapError) return err;
+  return new LanemapError("STORAGE", `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
+async function guarded<T>(what: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    throw storageError(what, err);
+  }
+}
+
+/** The master archive in JetStream: `TileArchive` on an object store and two KV buckets. */
+export class NatsTileArchive implements TileArchive {
+  readonly backend = "nats" as const;
+  private readonly nc: NatsConnection;
+  private readonly js: JetStreamClient;
+  private readonly objects: ObjectStore;
+  private readonly catalogue: KV;
+  private readonly bad: KV;
+
+  private constructor(nc: NatsConnection, objects: ObjectStore, catalogue: KV, bad: KV) {
+    this.nc = nc;
+    this.js = jetstream(nc);
+    this.objects = objects;
+    this.catalogue = catalogue;
+    this.bad = bad;
+  }
+
+  /**
+   * Opens the archive, creating its buckets when absent (an existing bucket is used as it is).
+   * @param replicas stream replicas of every bucket (1 on a single server, 3 on a 3-node cluster).
+   * @throws LanemapError STORAGE when JetStream cannot be reached or a bucket cannot be created.
+   */
+  static async open(nc: NatsConnection, options: { replicas: number }): Promise<NatsTileArchive> {
+    const common = { replicas: options.replicas, storage: StorageType.File } as const;
+    return guarded("cannot open the NATS tile archive", async () => {
+      const objects = await new Objm(nc).create(ARCHIVE_OBJECT_BUCKET, common);
+      const kvm = new Kvm(nc);
+      const catalogue = await kvm.create(CATALOGUE_BUCKET, { ...common, history: 1 });
+      const bad = await kvm.create(BAD_TILE_BUCKET, { ...common, history: 1 });
+      return new NatsTileArchive(nc, objects, catalogue, bad);
+    });
+  }
+
+  /**
+   * Stores raw tile bytes as the object named by their sha256 (hex); a no-op when an object of that
+   * name exists with that digest (the object store's own SHA-256).
+   * @throws LanemapError STORAGE when the broker fails.
+   */
+  async putObject(bytes: Uint8Array): Promise<{ contentHash: string; created: boolean }> {
+    const hash = createHash("sha256").update(bytes).digest("hex");
+    return guarded(`cannot store object ${hash.slice(0, 12)}`, async () => {
+      const info = await this.objects.info(hash);
+      if (info && !info.deleted && digestHex(info.digest) === hash)
+        return { contentHash: hash, created: false };
+      await this.objects.putBlob(
+        {
+          name: hash,
+          // Chunks are messages: stay under max_payload even on servers configured below 128 KiB.
+          options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096) },
+        },
+        bytes,
+      );
+      return { contentHash: hash, created: true };
+    });
+  }
+
+  /**
+   * The bytes of the object `contentHash` (the object store checks its digest while reading).
+   * @throws LanemapError OBJECT_MISSING when no such object is stored; STORAGE when the broker fails.
+   */
+  async readObject(contentHash: string): Promise<Uint8Array> {
+    if (!SHA256_HEX.test(contentHash))
+      throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash} (not a sha256)`);
+    const bytes = await guarded(`cannot read object ${contentHash.slice(0, 12)}`, () =>
+      this.objects.getBlob(contentHash),
+    );
+    if (bytes === null) throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash}`);
+    // A one-chunk object comes back as the message's Buffer: hand out a plain view, as the files backend does.
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /**
+   * Adds a catalogue entry, first write wins (KV `create()`).
+   * @throws TileInvalidError when the entry fails its schema; TileConflictError when the id is
+   *   registered with other content; LanemapError STORAGE when the broker fails.
+   */
+  async register(entry: CatalogueEntry): Promise<{ entry: CatalogueEntry; created: boolean }> {
+    const parsed = catalogueEntrySchema.safeParse(entry);
+    if (!parsed.success)
+      throw new TileInvalidError(
+        `catalogue entry ${entry.tileId}: ` +
+          parsed.error.issues.map((i) => `${i.path.join(".") || "entry"} ${i.message}`).join("; "),
+        { cause: parsed.error },
+      );
+    const valid = parsed.data;
+    try {
+      await this.catalogue.create(kvKey(valid.tileId), JSON.stringify(valid));
+      return { entry: valid, created: true };
+    } catch (err) {
+      // create() refuses a key that has a value: read the winner. No value means the broker failed.
+      const existing = await this.get(valid.tileId);
+      if (!existing) throw storageError(`cannot register tile ${valid.tileId}`, err);
+      if (existing.contentHash !== valid.contentHash)
+        throw new TileConflictError(valid.tileId, existing.contentHash, valid.contentHash);
+      return { entry: existing, created: false };
+    }
+  }
+
+  /** The catalogue entry of a tile, or undefined. @throws LanemapError STORAGE when the broker fails. */
+  async get(tileId: string): Promise<CatalogueEntry | undefined> {
+    const e = await guarded(`cannot read catalogue entry ${tileId}`, () => this.catalogue.get(kvKey(tileId)));
+    if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
+    return catalogueEntrySchema.parse(e.json());
+  }
+
+  /**
+   * Streams every catalogue entry (bucket order) without holding the catalogue: an ordered pull
+   * consumer on the bucket's stream, last value per key, fetched STREAM_BATCH messages at a time.
+   * @throws LanemapError STORAGE when the broker fails.
+   */
+  async *entries(): AsyncGenerator<CatalogueEntry> {
+    for await (const json of this.lastValues(CATALOGUE_BUCKET, this.catalogue))
+      yield catalogueEntrySchema.parse(json);
+  }
+
+  /** Records a bad tile (replacing an older record of its key). @throws LanemapError STORAGE. */
+  async recordBad(record: BadTileRecord): Promise<void> {
+    const valid = badTileSchema.parse(record);
+    await guarded(`cannot record bad tile ${valid.key}`, () =>
+      this.bad.put(kvKey(valid.key), JSON.stringify(valid)),
+    );
+  }
+
+  /** Streams the bad-tile records. @throws LanemapError STORAGE when the broker fails. */
+  async *badTiles(): AsyncGenerator<BadTileRecord> {
+    for await (const json of this.lastValues(BAD_TILE_BUCKET, this.bad)) yield badTileSchema.parse(json);
+  }
+
+  /** The last value of every key of a KV bucket, deletes skipped, parsed as JSON. */
+  private async *lastValues(bucket: string, kv: KV): AsyncGenerator<unknown> {
+    const status = await guarded(`cannot read bucket ${bucket}`, () => kv.status());
+    // An empty stream would leave a consumer waiting for a first message that never comes.
+    if (status.values === 0) return;
+    const consumer = await guarded(`cannot read bucket ${bucket}`, () =>
+      this.js.consumers.get(`KV_${bucket}`, {
+        filter_subjects: `$KV.${bucket}.>`,
+        deliver_policy: DeliverPolicy.LastPerSubject,
+      }),
+    );
+    const messages = await guarded(`cannot read bucket ${bucket}`, () =>
+      consumer.consume({ max_messages: STREAM_BATCH }),
+    );
+    try {
+      for await (const m of messages) {
+        if (isValue(m)) {
+          try {
+            yield m.json<unknown>();
+          } catch (cause) {
+            throw new LanemapError("CATALOGUE", `${bucket} entry ${m.subject} is not JSON`, { cause });
+          }
+        }
+        if (m.info.pending === 0) break;
+      }
+    } catch (err) {
+      throw storageError(`cannot read bucket ${bucket}`, err);
+    } finally {
+      await messages.close().catch(() => undefined);
+    }
+  }
+}
+
+/** A KV message that holds a value (not a delete or purge marker). */
+function isValue(m: JsMsg): boolean {
+  const op = m.headers?.get("KV-Operation");
+  return op !== "DEL" && op !== "PURGE" && m.data.length > 0;
+}
