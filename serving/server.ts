@@ -11,7 +11,7 @@ import type { Express } from "express";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { ArchiveStore, FileModelRegistry } from "../shared/adapters/archive/index.js";
-import type { ClassRaster, Config, ModelRegistry } from "../shared/index.js";
+import type { ClassRaster, Config, ModelRegistry, PublishedViews } from "../shared/index.js";
 import { buildOpenApi } from "./api/openapi.js";
 import type { BatchTrigger } from "./batch-trigger.js";
 import type { ModelTrainer } from "./model-trainer.js";
@@ -46,6 +46,11 @@ export interface ServerDeps {
    * files). Absent: the data directory's file registry.
    */
   readonly models?: ModelRegistry;
+  /**
+   * The published batch views serving follows (infra passes the deployment's: files or NATS with a
+   * local cache). Absent: the data directory's views/batch/.
+   */
+  readonly views?: PublishedViews;
   /** The speed consumer's pending message count, shown by /v1/views when given. */
   readonly consumerLag?: () => Promise<number | undefined>;
   /**
@@ -101,6 +106,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
   );
   const batch = new BatchViewSource({
     dataDir: config.dataDir,
+    ...(deps.views ? { views: deps.views } : {}),
     cache,
     logger,
     ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),

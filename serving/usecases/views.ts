@@ -1,8 +1,7 @@
 /**
- * Operational state: the batch versions on disk and the one serving reads, the live view's
+ * Operational state: the published batch versions (files or NATS) and the one serving reads, the live view's
  * position, size and lag, and readiness.
  */
-import { listBatchVersions } from "../../shared/adapters/archive/index.js";
 import { utcTimestamp } from "../../shared/index.js";
 import type { ReadyBody, ViewsBody } from "../api/schemas.js";
 import type { SnapshotLease } from "../view/snapshot.js";
@@ -14,7 +13,7 @@ export async function viewsQuery(ctx: ServingContext, lease: SnapshotLease): Pro
   const now = lease.now;
   const state = ctx.batch.state();
   const current = state.state === "open" ? state.name : null;
-  const versions = await listBatchVersions(ctx.config.dataDir);
+  const versions = await ctx.batch.publishedVersions();
   let live: ViewsBody["live"] = {
     configured: false,
     state: "not-configured",

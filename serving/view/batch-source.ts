@@ -1,15 +1,26 @@
 /**
- * Follows the CURRENT pointer of the published batch views and keeps the version it names open.
- * The batch lane publishes by renaming CURRENT, so watching its folder hears a publish or a
- * rollback at once; a periodic check covers what fs.watch can miss (network file systems, a folder
- * that did not exist yet, coalesced events). A switch opens and loads the new version fully before
- * swapping it in, then drops the source's reference to the old one, which closes only when the
- * requests still reading it have finished.
+ * Follows the CURRENT pointer of the published batch views (shared/storage `PublishedViews`) and
+ * keeps the version it names open. The store's watch hears a publish or a rollback at once (the
+ * files backend watches the folder, the nats backend the KV key); a periodic check covers what a
+ * watch can miss. A switch first materializes the version on this machine (the nats backend
+ * downloads it into the local cache and checks every digest, like Druid historicals loading a
+ * segment from deep storage), opens and loads it fully, then swaps it in and drops the source's
+ * reference to the old one, which closes only when the requests still reading it have finished.
+ * Local copies other than the current and the previous one are evicted once closed.
  */
-import { watch, type FSWatcher } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { Logger } from "pino";
-import { readCurrentPointer, readBatchVersion } from "../../shared/adapters/archive/index.js";
-import { dataPaths, describeError, type ClassRaster } from "../../shared/index.js";
+import { FilePublishedViews, type BatchVersion } from "../../shared/adapters/archive/index.js";
+import {
+  BATCH_VIEW_FILES,
+  batchManifestSchema,
+  describeError,
+  parseVersionName,
+  type ClassRaster,
+  type PublishedVersion,
+  type PublishedViews,
+} from "../../shared/index.js";
 import { OpenedBatchView } from "./batch-view.js";
 import type { LruCache } from "./lru-cache.js";
 
@@ -37,13 +48,15 @@ const RETRY_FAILED_MS = 30_000;
 
 /** Keeps the version CURRENT names open and switches on publish or rollback. */
 export class BatchViewSource {
-  private readonly dataDir: string;
+  private readonly views: PublishedViews;
   private readonly cache: LruCache<ClassRaster>;
   private readonly logger: Logger;
   private readonly pollIntervalMs: number;
   private currentView: OpenedBatchView | null = null;
   private failure: { name: string; at: number; error: string } | null = null;
-  private watcher: FSWatcher | null = null;
+  private watcher: { stop(): Promise<void> } | null = null;
+  /** Versions this source opened and let go, newest last: their local copies await eviction. */
+  private retired: OpenedBatchView[] = [];
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> | null = null;
   private recheck = false;
@@ -52,20 +65,24 @@ export class BatchViewSource {
 
   constructor(options: {
     dataDir: string;
+    /** Where the versions are published (default: the data directory's files). */
+    views?: PublishedViews;
     cache: LruCache<ClassRaster>;
     logger: Logger;
     /** Period of the fallback check of CURRENT (default 2 s). */
     pollIntervalMs?: number;
   }) {
-    this.dataDir = options.dataDir;
     this.cache = options.cache;
     this.logger = options.logger;
     this.pollIntervalMs = options.pollIntervalMs ?? 2000;
+    this.views =
+      options.views ?? new FilePublishedViews(options.dataDir, { pollIntervalMs: this.pollIntervalMs });
   }
 
   /** Opens the current version (if any) and starts watching; resolves after the first check. */
   async start(): Promise<void> {
     await this.check();
+    if (!this.stopped && !this.watcher) this.watcher = this.views.watch(() => void this.check());
     this.timer = setInterval(() => void this.check(), this.pollIntervalMs);
     this.timer.unref();
   }
@@ -74,7 +91,7 @@ export class BatchViewSource {
   async close(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    this.watcher?.close();
+    await this.watcher?.stop();
     this.watcher = null;
     await this.checking;
     this.currentView?.release();
@@ -105,6 +122,11 @@ export class BatchViewSource {
     return { state: "none-yet" };
   }
 
+  /** Every complete published version, oldest first, as the store lists it (for /v1/views). */
+  publishedVersions(): Promise<PublishedVersion[]> {
+    return this.views.list();
+  }
+
   /** Calls `listener` on every switch; returns the unsubscribe function. */
   onSwitch(listener: (s: BatchSwitch) => void): () => void {
     this.listeners.add(listener);
@@ -133,40 +155,23 @@ export class BatchViewSource {
     return this.checking;
   }
 
-  private armWatcher(): void {
-    if (this.watcher || this.stopped) return;
-    try {
-      // The folder, not the file: CURRENT is replaced by rename, which a watch on the file misses.
-      this.watcher = watch(dataPaths(this.dataDir).batchViews, { persistent: false }, (_event, file) => {
-        if (file === null || file.startsWith("CURRENT")) void this.check();
-      });
-      this.watcher.on("error", () => {
-        this.watcher?.close();
-        this.watcher = null;
-      });
-    } catch {
-      this.watcher = null; // The folder does not exist yet; the periodic check re-arms.
-    }
-  }
-
   private async checkOnce(): Promise<void> {
     if (this.stopped) return;
-    this.armWatcher();
     let name: string | null;
     try {
-      name = await readCurrentPointer(this.dataDir);
+      name = (await this.views.current())?.name ?? null;
     } catch (err) {
       this.logger.warn({ err }, "cannot read the batch CURRENT pointer");
       return;
     }
     const open = this.currentView;
+    await this.evictRetired();
     if (name === null || name === open?.name) return;
     if (this.failure?.name === name && Date.now() - this.failure.at < RETRY_FAILED_MS) return;
     let next: OpenedBatchView;
     try {
-      const version = await readBatchVersion(this.dataDir, name);
-      if (!version) throw new Error(`CURRENT names ${name}, which has no valid manifest`);
-      next = await OpenedBatchView.open(version, this.cache, this.logger);
+      const dir = await this.views.materialize(name);
+      next = await OpenedBatchView.open(await versionIn(dir, name), this.cache, this.logger);
     } catch (err) {
       this.failure = { name, at: Date.now(), error: describeError(err) };
       this.logger.error(
@@ -187,6 +192,7 @@ export class BatchViewSource {
     );
     // Requests that took a snapshot of the old version keep it open until they finish.
     open?.release();
+    if (open) this.retired.push(open);
     const event: BatchSwitch = {
       from: open ? { name: open.name, version: open.version } : null,
       to: { name: next.name, version: next.version, watermark: next.manifest.watermark },
@@ -200,4 +206,39 @@ export class BatchViewSource {
       }
     }
   }
+
+  /**
+   * Drops local copies (the nats backend's cache) of versions older than the previous one once no
+   * request holds them; the previous copy stays for a quick rollback.
+   */
+  private async evictRetired(): Promise<void> {
+    const evict = this.views.evictLocal?.bind(this.views);
+    if (!evict) {
+      this.retired = this.retired.filter((v) => !v.closed);
+      return;
+    }
+    const previous = this.retired.at(-1);
+    const keep = new Set<string>();
+    if (this.currentView) keep.add(this.currentView.name);
+    if (previous) keep.add(previous.name);
+    for (const v of this.retired) if (!v.closed) keep.add(v.name);
+    this.retired = this.retired.filter((v) => keep.has(v.name));
+    try {
+      const removed = await evict([...keep]);
+      if (removed.length > 0) this.logger.info({ removed }, "evicted local copies of batch views");
+    } catch (err) {
+      this.logger.warn({ err: describeError(err) }, "cannot evict local copies of batch views");
+    }
+  }
+}
+
+/** The version in a materialized folder, as OpenedBatchView opens it. */
+async function versionIn(dir: string, name: string): Promise<BatchVersion> {
+  const version = parseVersionName(name);
+  const parsed = batchManifestSchema.safeParse(
+    JSON.parse(await readFile(join(dir, BATCH_VIEW_FILES.manifest), "utf8")),
+  );
+  if (version === null || !parsed.success || parsed.data.name !== name)
+    throw new Error(`CURRENT names ${name}, which has no valid manifest`);
+  return { name, version, dir, manifest: parsed.data };
 }

@@ -107,4 +107,10 @@ export interface PublishedViews {
    * the files backend watches the folder and polls, the nats backend watches the KV key.
    */
   watch(onChange: (pointer: ViewPointer | null) => void): { stop(): Promise<void> };
+  /**
+   * Removes this machine's local copies of versions (made by `materialize`) except those named in
+   * `keep`; returns the names removed. Absent on a backend that makes no copies (files). The caller
+   * keeps every version a reader still has open.
+   */
+  evictLocal?(keep: readonly string[]): Promise<string[]>;
 }

@@ -9,6 +9,7 @@ import { batchTriggerFor } from "../../platform/batch-trigger.js";
 import { buildBatchRunner } from "../../platform/batch-runners.js";
 import { openModelRegistry } from "../../platform/models.js";
 import { openTileArchive } from "../../platform/storage.js";
+import { openPublishedViews } from "../../platform/views.js";
 import { modelTrainerFor } from "../../platform/trainer.js";
 import { TrainPool } from "../../../shared/index.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
@@ -70,6 +71,7 @@ export function registerServe(program: Command): void {
       collectDefaultMetrics({ register: registry });
       const models = await openModelRegistry(config, nc, logger);
       const archive = await openTileArchive(config, nc);
+      const views = await openPublishedViews(config, nc);
       let batchTrigger: BatchTrigger | undefined;
       // Stops a triggered run at shutdown: nothing is published, its checkpoint is kept for the next run.
       const batchAbort = new AbortController();
@@ -102,6 +104,7 @@ export function registerServe(program: Command): void {
         metricsRegistry: registry,
         models,
         archive,
+        views,
         ...(jsm ? { consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending } : {}),
       });
       const listening = await server.listen();

@@ -55,3 +55,4 @@ export {
   type StoredIngestMessage,
 } from "./ingest-reader.js";
 export { NatsTileArchive, kvKey } from "./nats-archive.js";
+export { NatsPublishedViews } from "./nats-views.js";

@@ -85,3 +85,12 @@ export const HEADERS = {
   /** Dead letters: when the tile was dead-lettered (ISO 8601). */
   deadAt: "Lanemap-Dead-At",
 } as const;
+
+/**
+ * Published batch views (shared/storage `PublishedViews`, nats backend): one object per file of a
+ * version, named `<version>/<file>` (manifest.json stored last), and the CURRENT pointer as the KV
+ * key VIEW_POINTER_KEY (value `{"name":"v000042"}`), moved by compare-and-set on its revision.
+ */
+export const VIEW_OBJECT_BUCKET = "lanemap-views";
+export const VIEW_POINTER_BUCKET = "lanemap-view-pointer";
+export const VIEW_POINTER_KEY = "current";

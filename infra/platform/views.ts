@@ -1,0 +1,34 @@
+/**
+ * The one place that decides which published-views backend a process uses (issue 14), so the batch
+ * publisher, serving and `lanemap views` agree: `LANEMAP_STORAGE=files` reads and writes the data
+ * directory's views/batch/ (one machine, or a shared file system); `nats` keeps versions in the
+ * JetStream object store with CURRENT in KV, and downloads what this machine reads into
+ * `<dataDir>/cache/views`.
+ */
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { FilePublishedViews } from "../../shared/adapters/archive/index.js";
+import { NatsPublishedViews } from "../../shared/adapters/nats/index.js";
+import { ConfigError, type Config, type PublishedViews } from "../../shared/index.js";
+
+/** The local cache of downloaded versions for the nats backend. */
+export function viewCacheDir(dataDir: string): string {
+  return join(dataDir, "cache", "views");
+}
+
+/**
+ * Opens the deployment's published views.
+ * @throws ConfigError (CONFIG) when `LANEMAP_STORAGE=nats` and no NATS connection is given;
+ *   LanemapError STORAGE when the view buckets cannot be opened.
+ */
+export async function openPublishedViews(config: Config, nc?: NatsConnection): Promise<PublishedViews> {
+  if (config.storage.backend === "files") return new FilePublishedViews(config.dataDir);
+  if (!nc)
+    throw new ConfigError(
+      "LANEMAP_STORAGE=nats needs a NATS server (--nats, NATS_URL or a running `lanemap start`) for the published views",
+    );
+  return NatsPublishedViews.open(nc, {
+    cacheDir: viewCacheDir(config.dataDir),
+    replicas: config.storage.replicas,
+  });
+}

@@ -1,0 +1,341 @@
+/**
+ * Published batch views in NATS (the nats backend of `PublishedViews`), so every machine that
+ * reaches the broker reaches them, like Druid historicals loading segments from deep storage:
+ *
+ * - each version's files are objects of the object store VIEW_OBJECT_BUCKET named
+ *   `<version>/<file>`; manifest.json goes up LAST, so a version is listed (and can be made current)
+ *   only once every file it names is stored;
+ * - CURRENT is the key `current` of the KV bucket VIEW_POINTER_BUCKET, value `{"name":"v000042"}`;
+ *   its revision is the KV revision, and a move with an expected revision is a KV `update` on that
+ *   revision (`create` when no pointer is expected), which the server refuses when the key moved:
+ *   two coordinators can never both publish over the same pointer unseen;
+ * - `materialize` downloads a version once into `<cacheDir>/<name>.partial/`, checks every file's
+ *   size and sha256 against the manifest, then renames the folder to `<cacheDir>/<name>`: a crash
+ *   leaves only a `.partial` (removed on the next try), a complete folder is reused.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import { StorageType } from "@nats-io/jetstream";
+import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { LanemapError } from "../../errors.js";
+import {
+  ViewPointerConflictError,
+  type PublishedVersion,
+  type PublishedViews,
+  type ViewPointer,
+} from "../../storage/index.js";
+import { parseVersionName } from "../../view/paths.js";
+import { BATCH_VIEW_FILES } from "../../view/batch-schema.js";
+import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
+import { serverMaxPayload } from "./connection.js";
+import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./names.js";
+
+const MANIFEST = BATCH_VIEW_FILES.manifest;
+
+/** Any failure of the broker (gone, timed out, refused) as the STORAGE error; ours pass through. */
+function storageError(what: string, err: unknown): LanemapError {
+  if (err instanceof LanemapError) return err;
+  return new LanemapError(
+    "STORAGE",
+    `published views in NATS: ${what} failed: ${err instanceof Error ? err.message : String(err)}`,
+    { cause: err },
+  );
+}
+
+async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw storageError(what, err);
+  }
+}
+
+function notFound(name: string): LanemapError {
+  return new LanemapError("VIEW_NOT_FOUND", `batch view ${name} does not exist or is incomplete`);
+}
+
+/** A folder of `<cacheDir>` holding a complete copy: its manifest is the last thing renamed in. */
+async function hasManifest(dir: string): Promise<boolean> {
+  return stat(join(dir, MANIFEST)).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/** Published batch views on a JetStream object store and a KV pointer. */
+export class NatsPublishedViews implements PublishedViews {
+  readonly backend = "nats" as const;
+  /** One download per version at a time in this process (serving and the runner may both ask). */
+  private readonly downloads = new Map<string, Promise<string>>();
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly objects: ObjectStore,
+    private readonly kv: KV,
+    private readonly cacheDir: string,
+  ) {}
+
+  /**
+   * Opens (creating when absent, file storage, `replicas` copies) the two buckets.
+   * @param cacheDir where `materialize` keeps downloaded versions (`<dataDir>/cache/views`).
+   * @throws LanemapError STORAGE when the broker or JetStream is unreachable.
+   */
+  static async open(
+    nc: NatsConnection,
+    options: { cacheDir: string; replicas?: number },
+  ): Promise<NatsPublishedViews> {
+    const replicas = options.replicas ?? 1;
+    return guarded("opening the view buckets", async () => {
+      const objects = await new Objm(nc).create(VIEW_OBJECT_BUCKET, {
+        storage: StorageType.File,
+        replicas,
+      });
+      // History keeps the last moves of CURRENT visible to operators.
+      const kv = await new Kvm(nc).create(VIEW_POINTER_BUCKET, {
+        history: 16,
+        storage: StorageType.File,
+        replicas,
+      });
+      return new NatsPublishedViews(nc, objects, kv, options.cacheDir);
+    });
+  }
+
+  /** The manifest of a complete version (manifest stored and every file it names stored), or null. */
+  private async manifestOf(name: string, stored?: Map<string, number>): Promise<BatchManifest | null> {
+    if (parseVersionName(name) === null) return null;
+    const bytes = await this.objects.getBlob(`${name}/${MANIFEST}`);
+    if (!bytes) return null;
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      return null;
+    }
+    const parsed = batchManifestSchema.safeParse(json);
+    if (!parsed.success || parsed.data.name !== name) return null;
+    for (const [file, { bytes: size }] of Object.entries(parsed.data.files)) {
+      const have = stored
+        ? stored.get(`${name}/${file}`)
+        : ((await this.objects.info(`${name}/${file}`)) ?? undefined)?.size;
+      if (have !== size) return null;
+    }
+    return parsed.data;
+  }
+
+  async list(): Promise<PublishedVersion[]> {
+    return guarded("listing views", async () => {
+      const infos = (await this.objects.list()).filter((i) => !i.deleted);
+      const stored = new Map(infos.map((i) => [i.name, i.size]));
+      const names = infos
+        .filter((i) => i.name.endsWith(`/${MANIFEST}`))
+        .map((i) => i.name.slice(0, -MANIFEST.length - 1))
+        .filter((n) => parseVersionName(n) !== null)
+        .sort();
+      const out: PublishedVersion[] = [];
+      for (const name of names) {
+        const manifest = await this.manifestOf(name, stored);
+        if (manifest) out.push({ name, version: manifest.version, manifest });
+      }
+      return out;
+    });
+  }
+
+  private pointerOf(e: KvEntry | null): ViewPointer | null {
+    if (!e || e.operation !== "PUT" || e.length === 0) return null;
+    try {
+      const v = JSON.parse(new TextDecoder().decode(e.value)) as { name?: unknown };
+      if (typeof v.name !== "string" || parseVersionName(v.name) === null) return null;
+      return { name: v.name, revision: e.revision };
+    } catch {
+      return null;
+    }
+  }
+
+  current(): Promise<ViewPointer | null> {
+    return guarded("reading CURRENT", async () => this.pointerOf(await this.kv.get(VIEW_POINTER_KEY)));
+  }
+
+  materialize(name: string): Promise<string> {
+    const running = this.downloads.get(name);
+    if (running) return running;
+    const p = this.download(name).finally(() => this.downloads.delete(name));
+    this.downloads.set(name, p);
+    return p;
+  }
+
+  private async download(name: string): Promise<string> {
+    const target = join(this.cacheDir, name);
+    if (parseVersionName(name) === null) throw notFound(name);
+    if (await hasManifest(target)) return target;
+    const manifest = await guarded(`reading ${name}`, () => this.manifestOf(name));
+    if (!manifest) throw notFound(name);
+    const partial = `${target}.partial`;
+    await rm(partial, { recursive: true, force: true });
+    await rm(target, { recursive: true, force: true });
+    await mkdir(partial, { recursive: true });
+    for (const [file, expected] of Object.entries(manifest.files)) {
+      const path = join(partial, file);
+      await guarded(`downloading ${name}/${file}`, async () => {
+        const result = await this.objects.get(`${name}/${file}`);
+        if (!result) throw notFound(name);
+        await pipeline(
+          Readable.fromWeb(result.data as unknown as WebReadableStream<Uint8Array>),
+          createWriteStream(path),
+        );
+        const err = await result.error;
+        if (err) throw err;
+      });
+      const size = (await stat(path)).size;
+      const digest = await sha256File(path);
+      if (size !== expected.bytes || digest !== expected.sha256)
+        throw new LanemapError(
+          "BATCH_VIEW",
+          `batch view ${name}: ${file} does not match its manifest (${size} bytes, sha256 ${digest}; expected ${expected.bytes} bytes, sha256 ${expected.sha256})`,
+        );
+    }
+    // The manifest is written last, from the very bytes that were listed: the copy is complete.
+    await guarded(`downloading ${name}/${MANIFEST}`, async () => {
+      const bytes = await this.objects.getBlob(`${name}/${MANIFEST}`);
+      if (!bytes) throw notFound(name);
+      await mkdir(partial, { recursive: true });
+      await writeFile(join(partial, MANIFEST), bytes);
+    });
+    await rename(partial, target);
+    return target;
+  }
+
+  async publish(localDir: string, name: string): Promise<void> {
+    if (parseVersionName(name) === null) throw notFound(name);
+    let manifest: BatchManifest;
+    try {
+      manifest = batchManifestSchema.parse(JSON.parse(await readFile(join(localDir, MANIFEST), "utf8")));
+    } catch (cause) {
+      throw new LanemapError("PUBLISH", `${localDir} is not a complete version folder (manifest.json)`, {
+        cause,
+      });
+    }
+    if (manifest.name !== name)
+      throw new LanemapError("PUBLISH", `${localDir} holds version ${manifest.name}, not ${name}`);
+    // Idempotent: a version whose manifest is stored was uploaded completely before.
+    if (await guarded(`reading ${name}`, () => this.manifestOf(name))) return;
+    const chunk = Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096);
+    for (const file of Object.keys(manifest.files)) {
+      await guarded(`uploading ${name}/${file}`, () =>
+        this.objects.put(
+          { name: `${name}/${file}`, options: { max_chunk_size: chunk } },
+          Readable.toWeb(createReadStream(join(localDir, file))) as unknown as ReadableStream<Uint8Array>,
+        ),
+      );
+    }
+    const manifestBytes = await readFile(join(localDir, MANIFEST));
+    await guarded(`uploading ${name}/${MANIFEST}`, () =>
+      this.objects.putBlob(
+        { name: `${name}/${MANIFEST}`, options: { max_chunk_size: chunk } },
+        new Uint8Array(manifestBytes),
+      ),
+    );
+  }
+
+  async setCurrent(name: string, expectedRevision?: number | null): Promise<ViewPointer> {
+    if (!(await guarded(`reading ${name}`, () => this.manifestOf(name)))) throw notFound(name);
+    const value = JSON.stringify({ name });
+    let revision: number;
+    try {
+      revision =
+        expectedRevision === undefined
+          ? await this.kv.put(VIEW_POINTER_KEY, value)
+          : expectedRevision === null
+            ? await this.kv.create(VIEW_POINTER_KEY, value)
+            : await this.kv.update(VIEW_POINTER_KEY, value, expectedRevision);
+    } catch (err) {
+      // The server refuses a wrong revision; anything else (broker gone) is a storage failure.
+      const actual = await this.current();
+      if (expectedRevision !== undefined && (actual?.revision ?? null) !== expectedRevision)
+        throw new ViewPointerConflictError(name, expectedRevision, actual);
+      throw storageError("moving CURRENT", err);
+    }
+    return { name, revision };
+  }
+
+  async remove(name: string): Promise<void> {
+    if (parseVersionName(name) === null) throw notFound(name);
+    if ((await this.current())?.name === name)
+      throw new LanemapError("VIEW_IN_USE", `batch view ${name} is the current one`);
+    await guarded(`removing ${name}`, async () => {
+      const prefix = `${name}/`;
+      const names = (await this.objects.list())
+        .filter((i) => !i.deleted && i.name.startsWith(prefix))
+        .map((i) => i.name);
+      // The manifest goes first: the version stops being listed before any of its files goes.
+      names.sort((a, b) => Number(b.endsWith(`/${MANIFEST}`)) - Number(a.endsWith(`/${MANIFEST}`)));
+      for (const n of names) await this.objects.delete(n);
+    });
+  }
+
+  async evictLocal(keep: readonly string[]): Promise<string[]> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.cacheDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+    const removed: string[] = [];
+    for (const entry of entries) {
+      // A `.partial` of a download under way belongs to it; a stale one goes with its next try.
+      if (parseVersionName(entry) === null || keep.includes(entry) || this.downloads.has(entry)) continue;
+      await rm(join(this.cacheDir, entry), { recursive: true, force: true });
+      removed.push(entry);
+    }
+    return removed;
+  }
+
+  watch(onChange: (pointer: ViewPointer | null) => void): { stop(): Promise<void> } {
+    let stopped = false;
+    // Revisions only grow: the watch's first entry and the read below may name the same move, and a
+    // buffered older entry must never follow a newer one.
+    let lastRevision: number | undefined;
+    const emit = (p: ViewPointer | null): void => {
+      if (stopped) return;
+      if (p === null) {
+        if (lastRevision !== undefined) return;
+        lastRevision = 0;
+      } else {
+        if (lastRevision !== undefined && p.revision <= lastRevision) return;
+        lastRevision = p.revision;
+      }
+      onChange(p);
+    };
+    let stopWatch: (() => void) | undefined;
+    const started = (async () => {
+      // The KV watch delivers the last value first (nothing when there is no key yet), then every
+      // move; the client re-creates it after a reconnect. The read tells "no pointer yet" at once.
+      const iter = await this.kv.watch({ key: VIEW_POINTER_KEY, ignoreDeletes: true });
+      stopWatch = () => iter.stop();
+      if (stopped) return iter.stop();
+      const initial = await this.current().catch(() => undefined);
+      if (initial !== undefined) emit(initial);
+      for await (const e of iter) emit(this.pointerOf(e));
+    })().catch(() => undefined);
+    return {
+      stop: async () => {
+        stopped = true;
+        stopWatch?.();
+        await started;
+      },
+    };
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * The `PublishedViews` contract (shared/storage), run against both backends: the data directory's
+ * files and NATS (JetStream object store + KV pointer on a real nats-server). Each backend must
+ * list only complete versions, move CURRENT by compare-and-set, refuse to remove the current
+ * version, hand out a readable folder, and tell a watcher about every move.
+ */
+import assert from "node:assert/strict";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { Objm } from "@nats-io/obj";
+import { FilePublishedViews } from "../../shared/adapters/archive/index.js";
+import { NatsPublishedViews, VIEW_OBJECT_BUCKET } from "../../shared/adapters/nats/index.js";
+import {
+  BATCH_VIEW_FILES,
+  LanemapError,
+  dataPaths,
+  versionName,
+  type PublishedViews,
+  type ViewPointer,
+} from "../../shared/index.js";
+import { natsFixture, natsMissing } from "../helpers/nats.js";
+import { eventually } from "../helpers/serving-server.js";
+import {
+  DEFAULT_GRID,
+  lonLatTile,
+  makeRaster,
+  tempDataDir,
+  writeBatchView,
+} from "../helpers/serving-views.js";
+
+/** A backend under test: the store, how a complete version gets into it, and how to damage one. */
+interface Harness extends AsyncDisposable {
+  readonly views: PublishedViews;
+  /** Writes version `v` as the batch lane does and publishes it (CURRENT untouched). */
+  addVersion(v: number): Promise<string>;
+  /** Stores every file of version `v` except its manifest: a publisher that died half way. */
+  addIncomplete(v: number): Promise<string>;
+  /** Replaces one stored file of a version with other bytes; undefined when the backend cannot. */
+  readonly corrupt?: (name: string, file: string) => Promise<void>;
+}
+
+async function writeVersion(dataDir: string, v: number): Promise<string> {
+  return writeBatchView(dataDir, {
+    version: v,
+    watermark: v * 100,
+    modelVersion: `m-v${v}`,
+    publish: false,
+    tiles: [
+      lonLatTile(DEFAULT_GRID, {
+        col: 0,
+        row: 0,
+        tileId: `t-v${v}`,
+        lane: "batch",
+        acquired: "2026-03-01T10:00:00Z",
+        ingestSeq: v,
+        raster: makeRaster(4, () => v % 4),
+      }),
+    ],
+  });
+}
+
+async function filesHarness(): Promise<Harness> {
+  const data = await tempDataDir();
+  const views = new FilePublishedViews(data.dir, { pollIntervalMs: 50 });
+  return {
+    views,
+    async addVersion(v) {
+      const name = await writeVersion(data.dir, v);
+      await views.publish(join(dataPaths(data.dir).batchViews, name), name);
+      return name;
+    },
+    async addIncomplete(v) {
+      const name = versionName(v);
+      const dir = join(dataPaths(data.dir).batchViews, name);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, BATCH_VIEW_FILES.model), "{}\n");
+      return name;
+    },
+    [Symbol.asyncDispose]: () => data[Symbol.asyncDispose](),
+  };
+}
+
+async function natsHarness(): Promise<Harness> {
+  const nats = await natsFixture();
+  const source = await tempDataDir();
+  const cache = await tempDataDir();
+  const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(cache.dir, "cache", "views") });
+  const objects = await new Objm(nats.nc).open(VIEW_OBJECT_BUCKET);
+  return {
+    views,
+    async addVersion(v) {
+      const name = await writeVersion(source.dir, v);
+      await views.publish(join(dataPaths(source.dir).batchViews, name), name);
+      return name;
+    },
+    async addIncomplete(v) {
+      const name = await writeVersion(source.dir, v);
+      const dir = join(dataPaths(source.dir).batchViews, name);
+      for (const f of await readdir(dir))
+        if (f !== BATCH_VIEW_FILES.manifest)
+          await objects.putBlob({ name: `${name}/${f}` }, new Uint8Array(await readFile(join(dir, f))));
+      return name;
+    },
+    async corrupt(name, file) {
+      const info = await objects.info(`${name}/${file}`);
+      assert.ok(info, `${name}/${file} is stored`);
+      // Same size, other bytes: only the manifest's digest can tell.
+      await objects.putBlob({ name: `${name}/${file}` }, new Uint8Array(info.size).fill(7));
+    },
+    async [Symbol.asyncDispose]() {
+      await cache[Symbol.asyncDispose]();
+      await source[Symbol.asyncDispose]();
+      await nats[Symbol.asyncDispose]();
+    },
+  };
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof LanemapError, `a LanemapError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+const backends: { name: string; skip?: string; open: () => Promise<Harness> }[] = [
+  { name: "files", open: filesHarness },
+  { name: "nats", open: natsHarness, ...(natsMissing() ? { skip: natsMissing()! } : {}) },
+];
+
+for (const backend of backends) {
+  describe(`published views on ${backend.name}`, { ...(backend.skip ? { skip: backend.skip } : {}) }, () => {
+    test("lists complete versions oldest first, and never one whose manifest is missing", async () => {
+      await using h = await backend.open();
+      assert.deepEqual(await h.views.list(), []);
+      assert.equal(await h.views.current(), null);
+      await h.addVersion(1);
+      await h.addIncomplete(2);
+      await h.addVersion(3);
+      const listed = await h.views.list();
+      assert.deepEqual(
+        listed.map((v) => [v.name, v.version, v.manifest.modelVersion]),
+        [
+          ["v000001", 1, "m-v1"],
+          ["v000003", 3, "m-v3"],
+        ],
+      );
+      await rejectsWith(h.views.setCurrent("v000002"), "VIEW_NOT_FOUND");
+      await rejectsWith(h.views.materialize("v000002"), "VIEW_NOT_FOUND");
+      await rejectsWith(h.views.materialize("v000009"), "VIEW_NOT_FOUND");
+    });
+
+    test("CURRENT moves by compare-and-set: a stale revision is a VIEW_POINTER_CONFLICT and the pointer stays", async () => {
+      await using h = await backend.open();
+      const a = await h.addVersion(1);
+      const b = await h.addVersion(2);
+      const first = await h.views.setCurrent(a, null);
+      assert.equal(first.name, a);
+      await rejectsWith(h.views.setCurrent(b, null), "VIEW_POINTER_CONFLICT", /expected revision none/);
+      const second = await h.views.setCurrent(b, first.revision);
+      assert.ok(second.revision > first.revision);
+      // A coordinator that read `first` before the move above must not publish over it.
+      await rejectsWith(h.views.setCurrent(a, first.revision), "VIEW_POINTER_CONFLICT", /v000002/);
+      assert.deepEqual(await h.views.current(), second);
+    });
+
+    test("rollback points CURRENT at an older complete version, and the current one cannot be removed", async () => {
+      await using h = await backend.open();
+      const a = await h.addVersion(1);
+      const b = await h.addVersion(2);
+      await h.views.setCurrent(b);
+      const back = await h.views.setCurrent(a);
+      assert.equal((await h.views.current())?.name, a);
+      assert.equal(back.name, a);
+      await rejectsWith(h.views.remove(a), "VIEW_IN_USE");
+      await h.views.remove(b);
+      assert.deepEqual(
+        (await h.views.list()).map((v) => v.name),
+        [a],
+      );
+      await rejectsWith(h.views.setCurrent(b), "VIEW_NOT_FOUND");
+    });
+
+    test("materialize hands out a folder whose files match the manifest", async () => {
+      await using h = await backend.open();
+      const a = await h.addVersion(1);
+      const dir = await h.views.materialize(a);
+      const manifest = JSON.parse(await readFile(join(dir, BATCH_VIEW_FILES.manifest), "utf8")) as {
+        name: string;
+        files: Record<string, { bytes: number }>;
+      };
+      assert.equal(manifest.name, a);
+      for (const [file, { bytes }] of Object.entries(manifest.files))
+        assert.equal((await readFile(join(dir, file))).length, bytes, file);
+      assert.equal(await h.views.materialize(a), dir, "a complete copy is reused");
+    });
+
+    test("materialize checks every file's digest: a corrupted object is a BATCH_VIEW error naming the file", async (t) => {
+      await using h = await backend.open();
+      if (!h.corrupt) {
+        t.skip("the files backend serves the version's own folder in place (nothing is copied)");
+        return;
+      }
+      const a = await h.addVersion(1);
+      await h.corrupt(a, BATCH_VIEW_FILES.duckdb);
+      await rejectsWith(h.views.materialize(a), "BATCH_VIEW", /view\.duckdb/);
+      await rejectsWith(h.views.materialize(a), "BATCH_VIEW", /view\.duckdb/);
+    });
+
+    test("a watcher hears the pointer at start and every move after", async () => {
+      await using h = await backend.open();
+      const a = await h.addVersion(1);
+      const b = await h.addVersion(2);
+      const heard: (ViewPointer | null)[] = [];
+      const w = h.views.watch((p) => heard.push(p));
+      try {
+        await eventually(() => (heard.length >= 1 ? true : undefined));
+        assert.equal(heard[0], null);
+        await h.views.setCurrent(a);
+        await eventually(() => (heard.at(-1)?.name === a ? true : undefined));
+        await h.views.setCurrent(b);
+        await eventually(() => (heard.at(-1)?.name === b ? true : undefined));
+      } finally {
+        await w.stop();
+      }
+      const revisions = heard.filter((p) => p !== null).map((p) => p.revision);
+      assert.deepEqual(
+        revisions,
+        [...revisions].sort((x, y) => x - y),
+        "moves arrive in order",
+      );
+    });
+  });
+}
