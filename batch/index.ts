@@ -77,3 +77,17 @@ export {
   type TileWorkerData,
   type TileWorkerPoolOptions,
 } from "./worker-pool.js";
+export { openTileExecutor, type ExecutorKind, type TileExecutor, type TileExecutorSpec } from "./executor.js";
+export {
+  StreamTileExecutor,
+  batchQueueSettings,
+  DEFAULT_STREAM_WINDOW,
+  STREAM_ACK_MARGIN_MS,
+  type StreamExecutorOptions,
+} from "./stream-executor.js";
+export {
+  startBatchTaskWorker,
+  type BatchTaskEvent,
+  type BatchTaskWorker,
+  type BatchTaskWorkerDeps,
+} from "./task-worker.js";

@@ -41,7 +41,8 @@ import { openStaging } from "./staging.js";
 import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
 import { readStreamRunSet } from "./stream-run-set.js";
 import { StagingViewStore, type TileFailure } from "./view-store.js";
-import { TileWorkerPool, createTilePool } from "./worker-pool.js";
+import { createTilePool } from "./worker-pool.js";
+import { openTileExecutor, type ExecutorKind } from "./executor.js";
 import type { TilePool } from "../shared/index.js";
 
 /** Options of one run. */
@@ -67,6 +68,8 @@ export interface BatchRunOptions {
    * watermark, instead of the catalogue (stream-run-set.ts). Needs `deps.nc`.
    */
   readonly fromStream?: { readonly fromSeq?: number };
+  /** Where tiles are classified (default config.batch.executor; `stream` needs `deps.nc`). */
+  readonly executor?: ExecutorKind;
 }
 
 /** Which tiles an interim view waits for. */
@@ -169,7 +172,7 @@ export interface BatchRunnerDeps {
   readonly progress?: ProgressSink;
   /** Test hooks, parsed by the composition root (default: none). */
   readonly hooks?: BatchTestHooks;
-  /** The deployment's NATS connection: `fromStream` runs replay its ingest stream. */
+  /** The deployment's NATS connection: `fromStream` runs replay its ingest stream, the stream executor publishes tasks on it (executor.ts). */
   readonly nc?: NatsConnection;
 }
 
@@ -425,6 +428,8 @@ async function executeRun(
       view,
       signal,
       onProgress,
+      // A resumed run keeps its work-queue id, so the old incarnation's tasks and results count.
+      { kind: options.executor ?? config.batch.executor, runId: staging.resumedFrom ?? runId },
     );
     if (outcome.failures.length) await view.appendFailures(outcome.failures);
     signal?.throwIfAborted();
@@ -553,6 +558,7 @@ async function classifyAll(
   view: { appendFinished(t: readonly ClassifiedTile[]): Promise<void> },
   signal: AbortSignal | undefined,
   onProgress: (p: RunProgress) => void,
+  exec: { kind: ExecutorKind; runId: string },
 ): Promise<{
   failures: TileFailure[];
   pixels: number;
@@ -565,20 +571,21 @@ async function classifyAll(
   if (total === 0) return { failures, pixels: 0, validPixels: 0, workers: 0, replaced: 0 };
   const log = deps.logger;
   const sink = deps.progress ?? createProgressSink({ logger: log });
-  const size = Math.min(config.batch.workers, total);
-  const pool = await TileWorkerPool.start({
-    size,
-    workerData: {
-      dataDir: config.dataDir,
-      modelPath,
-      maxPixels: config.maxPixels,
-      tileDelayMs: deps.hooks.tileDelayMs,
-    },
-    deadlineMs: config.decodeTimeoutMs,
+  const pool = await openTileExecutor({
+    kind: exec.kind,
+    config,
     logger: log,
-    ...(deps.warmPool ? { warm: deps.warmPool.get() } : {}),
+    modelPath,
+    size: Math.min(config.batch.workers, total),
+    tileDelayMs: deps.hooks.tileDelayMs,
+    ...(deps.warmPool && exec.kind === "threads" ? { warm: deps.warmPool.get() } : {}),
+    ...(deps.nc ? { nc: deps.nc } : {}),
+    ...(deps.models ? { models: deps.models } : {}),
+    runId: exec.runId,
+    tileIds: new Set(phases.flatMap((p) => p.map((e) => e.tileId))),
     ...(deps.archive ? { archive: deps.archive } : {}),
   });
+  const size = Math.min(pool.slots, total);
   let pixels = 0;
   let validPixels = 0;
   let done = 0;

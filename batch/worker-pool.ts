@@ -117,6 +117,11 @@ export class TileWorkerPool {
     }
   }
 
+  /** Tiles in flight at once: one per worker. */
+  get slots(): number {
+    return this.options.size;
+  }
+
   /** Workers replaced after a deadline or a crash, during this run. */
   get replaced(): number {
     return this.pool.replaced - this.replacedBefore;

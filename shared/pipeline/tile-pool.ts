@@ -45,6 +45,9 @@ export interface LoadedTileModel {
 // The entry sits beside this module, with this module's extension (.ts under tsx, .js if built).
 const entry = new URL(`./tile-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
+/** Queue priority of live-lane tiles over batch tiles (shared/workers RunOptions.priority). */
+const LIVE_PRIORITY = 1;
+
 /** The artifact in shared memory: every job message then shares it instead of copying it. */
 function shared(artifact: Uint8Array): Uint8Array {
   const out = new Uint8Array(new SharedArrayBuffer(artifact.byteLength));
@@ -138,9 +141,17 @@ export class TilePool {
       job = { ...job, bytes: { kind: "inline", bytes } };
       transfer = [bytes.buffer];
     }
-    const reply = await this.pool.run(job, { ...options, transfer });
+    // Live tiles first: a fresh acquisition must not wait behind a batch backlog in a process that
+    // serves both lanes (`lanemap worker`).
+    const priority = tile.lane === "live" ? LIVE_PRIORITY : 0;
+    const reply = await this.pool.run(job, { ...options, transfer, priority });
     if (reply.kind !== "tile") throw new ModelError("the tile thread answered a tile with a model");
     return reply.outcome;
+  }
+
+  /** True when model `version` is loaded (a `classify` with it will not throw for want of it). */
+  hasModel(version: string): boolean {
+    return this.artifacts.has(version);
   }
 
   /** Terminates every thread; queued and running tiles reject with PoolClosedError. */

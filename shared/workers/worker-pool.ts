@@ -63,6 +63,12 @@ export interface RunOptions {
    * Not SharedArrayBuffers: those are shared by any message without being listed.
    */
   readonly transfer?: readonly Transferable[];
+  /**
+   * Queue priority (default 0): a queued job waits behind every queued job of a higher or equal
+   * priority and ahead of those of a lower one. The tile pool puts live tiles ahead of batch tiles
+   * in a process that serves both lanes (`lanemap worker`). A running job is never pre-empted.
+   */
+  readonly priority?: number;
 }
 
 interface Job<J, R> {
@@ -70,6 +76,7 @@ interface Job<J, R> {
   readonly payload: J;
   readonly transfer: readonly Transferable[];
   readonly timeoutMs: number;
+  readonly priority: number;
   readonly resolve: (r: R) => void;
   readonly reject: (e: unknown) => void;
 }
@@ -168,6 +175,7 @@ export class WorkerPool<J, R> {
         payload: job,
         transfer: options.transfer ?? [],
         timeoutMs,
+        priority: options.priority ?? 0,
         resolve: (r) => {
           done();
           resolve(r);
@@ -178,7 +186,10 @@ export class WorkerPool<J, R> {
         },
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.queue.push(entry);
+      // Behind every job of its priority or higher (FIFO within a priority), ahead of lower ones.
+      const at = this.queue.findIndex((q) => q.priority < entry.priority);
+      if (at < 0) this.queue.push(entry);
+      else this.queue.splice(at, 0, entry);
       this.pump();
     });
   }
@@ -312,6 +323,7 @@ export class WorkerPool<J, R> {
       payload,
       transfer: [],
       timeoutMs: this.timeoutMs,
+      priority: 0,
       resolve: next,
       reject: next,
     });

@@ -61,6 +61,18 @@ describe("WorkerPool", () => {
     assert.deepEqual(order.slice(0, 2).sort(), ["1", "2"], "the first two ran first");
   });
 
+  test("a queued job of a higher priority runs before queued jobs of a lower one, FIFO within each", async () => {
+    const p = pool({ size: 1 });
+    await p.warm();
+    const order: string[] = [];
+    const run = (v: string, priority: number) =>
+      p.run({ kind: "sleep", ms: 30 }, { priority }).then(() => order.push(v));
+    // The first batch job takes the only worker; the rest queue behind it.
+    const jobs = [run("b1", 0), run("b2", 0), run("b3", 0), run("live1", 1), run("live2", 1)];
+    await Promise.all(jobs);
+    assert.deepEqual(order, ["b1", "live1", "live2", "b2", "b3"]);
+  });
+
   test("warm starts every worker and resolves once all are ready", async () => {
     const p = pool({ size: 3 });
     await p.warm();

@@ -28,6 +28,7 @@ interface BatchFlags {
   model?: string;
   nats?: string;
   workers?: string;
+  executor?: string;
   json?: boolean;
   fromStream?: boolean;
   fromSeq?: string;
@@ -46,7 +47,10 @@ async function setup(flags: BatchFlags): Promise<{ config: Config; logger: Logge
 function runOptions(flags: BatchFlags): BatchRunOptions {
   if (flags.order !== undefined && !(ORDER_KINDS as readonly string[]).includes(flags.order))
     throw new UsageError(`--order must be one of ${ORDER_KINDS.join(", ")}, got "${flags.order}"`);
+  if (flags.executor !== undefined && flags.executor !== "threads" && flags.executor !== "stream")
+    throw new UsageError(`--executor must be threads or stream, got "${flags.executor}"`);
   return {
+    ...(flags.executor ? { executor: flags.executor } : {}),
     full: flags.full ?? false,
     around: flags.around,
     order: flags.order as OrderKind | undefined,
@@ -132,7 +136,11 @@ const commonOptions = (c: Command): Command =>
       "--nats <url>",
       "NATS server whose speed consumer's ack floor is the watermark (default NATS_URL, else the embedded server of `lanemap start`)",
     )
-    .option("--workers <n>", "worker threads (default LANEMAP_BATCH_WORKERS, else the number of cores)");
+    .option("--workers <n>", "worker threads (default LANEMAP_BATCH_WORKERS, else the number of cores)")
+    .option(
+      "--executor <threads|stream>",
+      "where tiles are classified: this process's threads, or the JetStream work queue for `lanemap worker` processes (default LANEMAP_BATCH_EXECUTOR)",
+    );
 
 /** `lanemap batch run|schedule`: rebuild the batch view now, or on the cron schedule. */
 export function registerBatch(program: Command): void {

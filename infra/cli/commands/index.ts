@@ -104,6 +104,12 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import("./speed.js")).registerSpeed,
   },
   {
+    name: "worker",
+    summary:
+      "run a worker for both lanes: the speed consumer and the batch work queue on one pool of threads, live tiles first",
+    load: async () => (await import("./worker.js")).registerWorker,
+  },
+  {
     name: "model",
     summary:
       "the model registry (NATS, else the data directory): stored versions and the one both lanes apply",

@@ -56,3 +56,4 @@ export {
 } from "./ingest-reader.js";
 export { NatsTileArchive, kvKey } from "./nats-archive.js";
 export { NatsPublishedViews } from "./nats-views.js";
+export { ensureBatchQueue, BATCH_RESULT_MAX_AGE_S, type BatchQueueSettings } from "./batch-queue.js";

@@ -94,3 +94,29 @@ export const HEADERS = {
 export const VIEW_OBJECT_BUCKET = "lanemap-views";
 export const VIEW_POINTER_BUCKET = "lanemap-view-pointer";
 export const VIEW_POINTER_KEY = "current";
+
+/**
+ * The batch lane's work queue (issue 14): one task per tile of a run on `batch.task.<runId>`
+ * (work-queue retention: a task is gone once a worker acknowledges it), pulled by every
+ * `lanemap worker` through one durable consumer.
+ */
+export const BATCH_TASK_STREAM = "LANEMAP_BATCH_TASKS";
+export const BATCH_TASK_SUBJECT_PREFIX = "batch.task";
+export const batchTaskSubject = (runId: string): string => `${BATCH_TASK_SUBJECT_PREFIX}.${runId}`;
+/** Durable pull consumer every batch task worker shares. */
+export const BATCH_TASK_CONSUMER = "lanemap-batch-tasks";
+/** Results of a run's tasks on `batch.result.<runId>` (limits retention, a max age), read by its coordinator. */
+export const BATCH_RESULT_STREAM = "LANEMAP_BATCH_RESULTS";
+export const BATCH_RESULT_SUBJECT_PREFIX = "batch.result";
+export const batchResultSubject = (runId: string): string => `${BATCH_RESULT_SUBJECT_PREFIX}.${runId}`;
+/** Object store bucket of class rasters too large for one result message, named `<runId>.<tileId>`. */
+export const BATCH_RASTER_BUCKET = "lanemap-batch-rasters";
+
+/** Batch task and result headers. */
+export const BATCH_HEADERS = {
+  runId: "Lanemap-Run-Id",
+  tileId: "Lanemap-Tile-Id",
+  modelVersion: "Lanemap-Model-Version",
+  /** The worker (host:pid) that produced a result. */
+  worker: "Lanemap-Worker",
+} as const;

@@ -1,0 +1,270 @@
+/**
+ * The coordinator side of a batch run on the JetStream work queue (issue 14, "batch runs as a
+ * scheduled stream"). The runner has already ordered the tiles (Hilbert, around a tile of interest);
+ * each `process` call publishes that tile's task on `batch.task.<runId>`, in the runner's order and
+ * never more than `slots` at once, and resolves when the tile's result comes back on
+ * `batch.result.<runId>`, which this executor reads with an ordered consumer of its own.
+ *
+ * - A task's Nats-Msg-Id is `<runId>:<tileId>`: a re-publish (a resumed coordinator) within the
+ *   duplicate window is dropped by the server, never classified twice.
+ * - Results are read from the start of the run's subject, so a coordinator that resumes a crashed
+ *   run's checkpoint (same run id, see batch/staging.ts) takes the results the old incarnation
+ *   missed instead of asking for them again; a result of another model version is dropped.
+ * - The first result of a tile wins; later ones (a worker that died after publishing, before its
+ *   ack) are counted and ignored.
+ * - A task nobody acknowledged within max_deliver deliveries (its worker died or overran ack_wait
+ *   every time) is reported by the server's max-deliveries advisory: the coordinator publishes a
+ *   MAX_DELIVER failure result for it (so a resumed coordinator sees it too) and removes the task.
+ */
+import { hostname } from "node:os";
+import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient } from "@nats-io/jetstream";
+import type { ObjectStore } from "@nats-io/obj";
+import { headers as natsHeaders, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import {
+  BATCH_HEADERS,
+  BATCH_RESULT_MAX_AGE_S,
+  BATCH_RESULT_STREAM,
+  BATCH_TASK_CONSUMER,
+  BATCH_TASK_STREAM,
+  NatsModelRegistry,
+  batchResultSubject,
+  batchTaskSubject,
+  ensureBatchQueue,
+  maxDeliveriesAdvisory,
+  type BatchQueueSettings,
+} from "../shared/adapters/nats/index.js";
+import {
+  describeError,
+  parseModel,
+  type CatalogueEntry,
+  type Config,
+  type ModelRegistry,
+} from "../shared/index.js";
+import { decodeResult, encodeResult, encodeTask, type ResultHead } from "./task-wire.js";
+import type { TileJobOutcome } from "./worker-pool.js";
+
+/** ack_wait beyond the tile deadline: a live worker's DEADLINE failure always comes first. */
+export const STREAM_ACK_MARGIN_MS = 5_000;
+
+/** Tasks in flight per run unless told otherwise: enough to keep a fleet of workers busy. */
+export const DEFAULT_STREAM_WINDOW = 64;
+
+/** The work queue's settings from config, the same for coordinators and workers. */
+export function batchQueueSettings(config: Config): BatchQueueSettings {
+  return {
+    replicas: config.storage.replicas,
+    ackWaitMs: config.decodeTimeoutMs + STREAM_ACK_MARGIN_MS,
+    maxDeliver: config.speed.maxDeliver,
+    resultMaxAgeS: BATCH_RESULT_MAX_AGE_S,
+    duplicateWindowS: config.stream.duplicateWindowS,
+  };
+}
+
+/** Options of {@link StreamTileExecutor.start}. */
+export interface StreamExecutorOptions {
+  readonly nc: NatsConnection;
+  readonly config: Config;
+  readonly logger: Logger;
+  /** The run's id on the queue: a resumed run keeps the id of the run whose checkpoint it adopted. */
+  readonly runId: string;
+  /** The model JSON the run applies; stored in `models` first when it is not there yet. */
+  readonly artifact: Uint8Array;
+  /** The registry workers load models from (default the NATS registry on `nc`). */
+  readonly models?: ModelRegistry;
+  /** The tiles this run still needs: results of any other tile are dropped. */
+  readonly tileIds: ReadonlySet<string>;
+  /** Tasks in flight at once (default {@link DEFAULT_STREAM_WINDOW}). */
+  readonly window?: number;
+}
+
+/** The coordinator of one run on the work queue (see the module comment). */
+export class StreamTileExecutor {
+  readonly replaced = 0;
+  /** Results dropped because an earlier one of the same tile was taken (first wins). */
+  duplicates = 0;
+  private readonly waiting = new Map<string, (o: TileJobOutcome) => void>();
+  /** Results that came before their tile was asked for (a resumed run's late results). */
+  private readonly arrived = new Map<string, TileJobOutcome>();
+  /** Tiles whose first result was accepted (its raster may still be downloading). */
+  private readonly accepted = new Set<string>();
+  private closed = false;
+  private readonly reading: Promise<void>;
+
+  private constructor(
+    private readonly options: StreamExecutorOptions,
+    private readonly js: JetStreamClient,
+    private readonly rasters: ObjectStore,
+    private readonly results: ConsumerMessages,
+    private readonly advisories: Subscription,
+    readonly modelVersion: string,
+    readonly slots: number,
+  ) {
+    this.reading = this.read();
+  }
+
+  /**
+   * Makes sure the queue's streams, consumer and bucket exist, stores the model in the registry
+   * when it is not there, and starts reading the run's results.
+   * @throws StreamSetupError (NATS_SETUP); ModelError for an artifact that is not a model;
+   *   the registry's errors (a model whose classes disagree with its catalogue).
+   */
+  static async start(options: StreamExecutorOptions): Promise<StreamTileExecutor> {
+    const { nc, config, runId } = options;
+    const jsm = await jetstreamManager(nc);
+    const { rasters } = await ensureBatchQueue(nc, jsm, batchQueueSettings(config));
+    const model = parseModel(new TextDecoder().decode(options.artifact));
+    const models = options.models ?? (await NatsModelRegistry.open(nc));
+    if (!(await models.get(model.version))) await models.put(model);
+    const js = jetstream(nc);
+    const consumer = await js.consumers.get(BATCH_RESULT_STREAM, {
+      filter_subjects: batchResultSubject(runId),
+    });
+    const results = await consumer.consume();
+    // The advisory callback needs the executor, which needs the subscription: a late-bound holder.
+    const ref: { self?: StreamTileExecutor } = {};
+    const advisories = nc.subscribe(maxDeliveriesAdvisory(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER), {
+      callback: (err, msg) => {
+        if (err || !ref.self) return;
+        const a = msg.json<{ stream_seq?: number; deliveries?: number }>();
+        if (typeof a.stream_seq === "number") void ref.self.onMaxDeliveries(a.stream_seq, a.deliveries ?? 0);
+      },
+    });
+    const self = new StreamTileExecutor(
+      options,
+      js,
+      rasters,
+      results,
+      advisories,
+      model.version,
+      options.window ?? DEFAULT_STREAM_WINDOW,
+    );
+    ref.self = self;
+    options.logger.info(
+      { runId, model: model.version, window: self.slots, tiles: options.tileIds.size },
+      "batch tiles go to the work queue",
+    );
+    return self;
+  }
+
+  /**
+   * Publishes the tile's task (unless its result already came) and resolves with its result.
+   * @throws what publishing throws (NATS unreachable): the run fails and keeps its checkpoint.
+   */
+  async process(entry: CatalogueEntry): Promise<TileJobOutcome> {
+    const { tileId } = entry;
+    if (this.closed) return { ok: false, code: "CANCELLED", reason: "the run was stopped" };
+    const early = this.arrived.get(tileId);
+    if (early) {
+      this.arrived.delete(tileId);
+      return early;
+    }
+    const outcome = new Promise<TileJobOutcome>((resolve) => this.waiting.set(tileId, resolve));
+    if (this.accepted.has(tileId)) return outcome; // its result is on its way
+    const { runId } = this.options;
+    const h = natsHeaders();
+    h.set(BATCH_HEADERS.runId, runId);
+    h.set(BATCH_HEADERS.tileId, tileId);
+    h.set(BATCH_HEADERS.modelVersion, this.modelVersion);
+    try {
+      await this.js.publish(
+        batchTaskSubject(runId),
+        encodeTask({
+          runId,
+          modelVersion: this.modelVersion,
+          maxPixels: this.options.config.maxPixels,
+          entry,
+        }),
+        { msgID: `${runId}:${tileId}`, headers: h },
+      );
+    } catch (err) {
+      this.waiting.delete(tileId);
+      throw err;
+    }
+    return outcome;
+  }
+
+  /** Stops reading results; tiles still waiting resolve as CANCELLED. Tasks stay queued for a resume. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.advisories.unsubscribe();
+    await this.results.close().catch(() => undefined);
+    await this.reading;
+    for (const resolve of this.waiting.values())
+      resolve({ ok: false, code: "CANCELLED", reason: "the run was stopped" });
+    this.waiting.clear();
+  }
+
+  private async read(): Promise<void> {
+    for await (const m of this.results) {
+      try {
+        const { head, raster } = decodeResult(m.data);
+        await this.onResult(head, raster);
+      } catch (err) {
+        this.options.logger.warn(
+          { err: describeError(err), subject: m.subject },
+          "unreadable batch result dropped",
+        );
+      }
+    }
+  }
+
+  private async onResult(head: ResultHead, raster: Uint8Array): Promise<void> {
+    const { tileId } = head;
+    const log = this.options.logger;
+    if (head.runId !== this.options.runId || !this.options.tileIds.has(tileId)) return;
+    if (head.modelVersion !== this.modelVersion) {
+      log.warn({ tileId, model: head.modelVersion }, "batch result of another model dropped");
+      return;
+    }
+    if (this.accepted.has(tileId)) {
+      this.duplicates++;
+      log.debug({ tileId, worker: head.worker }, "duplicate batch result ignored (first wins)");
+      return;
+    }
+    this.accepted.add(tileId);
+    const o = head.outcome;
+    let outcome: TileJobOutcome;
+    if (!o.ok) outcome = o;
+    else if (o.rasterObject === undefined) outcome = { ok: true, result: o.result, k: o.k, raster };
+    else {
+      const stored = await this.rasters.getBlob(o.rasterObject).catch(() => null);
+      outcome = stored
+        ? { ok: true, result: o.result, k: o.k, raster: stored }
+        : { ok: false, code: "OBJECT_MISSING", reason: `class raster ${o.rasterObject} is not in the store` };
+    }
+    const resolve = this.waiting.get(tileId);
+    if (resolve) {
+      this.waiting.delete(tileId);
+      resolve(outcome);
+    } else this.arrived.set(tileId, outcome);
+  }
+
+  /** A task of this run exhausted its deliveries: record its failure as its result (see the module comment). */
+  private async onMaxDeliveries(seq: number, deliveries: number): Promise<void> {
+    const log = this.options.logger;
+    try {
+      const jsm = await jetstreamManager(this.options.nc);
+      const stored = await jsm.streams.getMessage(BATCH_TASK_STREAM, { seq });
+      const tileId = stored?.header?.get(BATCH_HEADERS.tileId);
+      if (!stored || stored.header?.get(BATCH_HEADERS.runId) !== this.options.runId || !tileId) return;
+      const head: ResultHead = {
+        runId: this.options.runId,
+        tileId,
+        modelVersion: this.modelVersion,
+        worker: `${hostname()}:${process.pid} (coordinator)`,
+        outcome: {
+          ok: false,
+          code: "MAX_DELIVER",
+          reason: `not acknowledged after ${deliveries} deliveries (a worker died or overran the ack wait each time)`,
+        },
+      };
+      await this.js.publish(batchResultSubject(this.options.runId), encodeResult(head));
+      await jsm.streams.deleteMessage(BATCH_TASK_STREAM, seq, false);
+      log.warn({ tileId, deliveries }, "batch task exhausted its deliveries; failing it");
+    } catch (err) {
+      log.error({ err: describeError(err), seq }, "cannot fail a batch task that exhausted its deliveries");
+    }
+  }
+}

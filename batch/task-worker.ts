@@ -1,0 +1,261 @@
+/**
+ * The worker side of the batch work queue (issue 14): pulls tasks from the shared durable consumer,
+ * loads the model version each task names from the model registry (any machine reaches the NATS
+ * one), has the tile's bytes read from the master archive, classifies it through the TilePool it is
+ * given (in `lanemap worker`, the same pool and so the same code path as the speed lane), publishes
+ * the result on `batch.result.<runId>` and only then acknowledges the task. While a tile waits or
+ * runs, the task is kept alive with in-progress heartbeats, so ack_wait only ever fires for a worker
+ * that is gone.
+ *
+ * One pull per free slot (`concurrency`, the pool's size): a busy worker never hoards tasks an idle
+ * one could take, and live tiles, which the pool queues ahead of batch tiles, wait at most for the
+ * batch tiles already running.
+ *
+ * A tile's own failure (a broken TIFF, over its pixel budget or its deadline) is a result with its
+ * code and reason, acknowledged like a success: the coordinator reports it, nobody retries it.
+ */
+import { hostname } from "node:os";
+import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import type { ObjectStore } from "@nats-io/obj";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { ArchiveStore } from "../shared/adapters/archive/index.js";
+import {
+  BATCH_TASK_CONSUMER,
+  BATCH_TASK_STREAM,
+  batchResultSubject,
+  ensureBatchQueue,
+  serverMaxPayload,
+} from "../shared/adapters/nats/index.js";
+import {
+  DeadlineError,
+  LanemapError,
+  PoolClosedError,
+  WorkerStartError,
+  describeError,
+  errorCode,
+  type Config,
+  type ModelRegistry,
+  type TileArchive,
+  type TileBytes,
+  type TilePool,
+} from "../shared/index.js";
+import { batchQueueSettings } from "./stream-executor.js";
+import {
+  decodeTask,
+  encodeResult,
+  type BatchTask,
+  type ResultHead,
+  type ResultOutcome,
+} from "./task-wire.js";
+
+/** What a task worker needs besides config. */
+export interface BatchTaskWorkerDeps {
+  readonly nc: NatsConnection;
+  readonly logger: Logger;
+  /** The tile threads (shared with the speed lane in `lanemap worker`); not closed by `stop`. */
+  readonly pool: TilePool;
+  /** Tasks in flight in this process: one pull per free slot. */
+  readonly concurrency: number;
+  /** Where task models are loaded from. */
+  readonly models: ModelRegistry;
+  /** The master archive the tiles are read from. */
+  readonly archive: TileArchive;
+  /** Name in logs and results (default host:pid). */
+  readonly name?: string;
+  /** Test hook: each tile's thread sleeps this long first (a fixed per-tile cost). 0 in production. */
+  readonly tileDelayMs?: number;
+}
+
+/** What a task worker reports per task, for logs and tests. */
+export type BatchTaskEvent =
+  | { readonly type: "task-done"; readonly runId: string; readonly tileId: string; readonly ok: boolean }
+  | { readonly type: "task-error"; readonly reason: string };
+
+/** A running task worker. */
+export interface BatchTaskWorker {
+  readonly name: string;
+  /** Calls `fn` for every later event; returns the unsubscribe function. */
+  on(fn: (e: BatchTaskEvent) => void): () => void;
+  /** Stops pulling, lets the tasks in flight finish (result + ack), then stops. */
+  stop(): Promise<void>;
+}
+
+/** Room for the result's JSON head and headers in a message, beyond the raster. */
+const HEAD_ROOM = 64 * 1024;
+
+/**
+ * Starts pulling batch tasks (creating the queue's streams and consumer when absent).
+ * @throws StreamSetupError (NATS_SETUP) when the queue cannot be created or read.
+ */
+export async function startBatchTaskWorker(
+  config: Config,
+  deps: BatchTaskWorkerDeps,
+): Promise<BatchTaskWorker> {
+  const name = deps.name ?? `${hostname()}:${process.pid}`;
+  const log = deps.logger.child({ worker: name, lane: "batch" });
+  const { nc, pool } = deps;
+  const settings = batchQueueSettings(config);
+  const jsm = await jetstreamManager(nc);
+  const { rasters } = await ensureBatchQueue(nc, jsm, settings);
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
+  const listeners = new Set<(e: BatchTaskEvent) => void>();
+  const emit = (e: BatchTaskEvent) => {
+    for (const fn of listeners) fn(e);
+  };
+  const maxInline = serverMaxPayload(nc) - HEAD_ROOM;
+  const loading = new Map<string, Promise<void>>();
+
+  /** Loads a model version into the pool once, however many tasks name it at once. */
+  const ensureModel = async (version: string): Promise<void> => {
+    if (pool.hasModel(version)) return;
+    let p = loading.get(version);
+    if (!p) {
+      p = (async () => {
+        await pool.loadModel(await deps.models.artifact(version), version);
+        log.info({ model: version }, "batch model loaded");
+      })().finally(() => loading.delete(version));
+      loading.set(version, p);
+    }
+    await p;
+  };
+
+  const bytesOf = async (task: BatchTask): Promise<TileBytes> =>
+    deps.archive instanceof ArchiveStore
+      ? { kind: "archive", dataDir: deps.archive.paths.root }
+      : { kind: "inline", bytes: await deps.archive.readObject(task.entry.contentHash) };
+
+  /** The task's outcome, or null when the pool is closing (the task is then left for another worker). */
+  const classify = async (
+    task: BatchTask,
+  ): Promise<{ outcome: ResultOutcome; raster: Uint8Array } | null> => {
+    try {
+      await ensureModel(task.modelVersion);
+      const out = await pool.classify(
+        {
+          lane: "batch",
+          source: task.entry,
+          bytes: await bytesOf(task),
+          maxPixels: task.maxPixels,
+          ...(deps.tileDelayMs ? { delayMs: deps.tileDelayMs } : {}),
+        },
+        task.modelVersion,
+      );
+      return { outcome: { ok: true, result: out.result, k: out.k }, raster: out.raster };
+    } catch (err) {
+      if (err instanceof PoolClosedError || err instanceof WorkerStartError) {
+        log.warn(
+          { tileId: task.entry.tileId, err: describeError(err) },
+          "tile threads unavailable; task left to another worker",
+        );
+        return null;
+      }
+      const reason =
+        err instanceof DeadlineError
+          ? `no result within the ${config.decodeTimeoutMs} ms deadline`
+          : describeError(err);
+      return { outcome: { ok: false, code: errorCode(err), reason }, raster: new Uint8Array(0) };
+    }
+  };
+
+  const handle = async (m: JsMsg): Promise<void> => {
+    let task: BatchTask;
+    try {
+      task = decodeTask(m.data);
+    } catch (err) {
+      log.error({ err: describeError(err), seq: m.seq }, "unreadable batch task terminated");
+      m.term(describeError(err));
+      return;
+    }
+    const { tileId } = task.entry;
+    const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(settings.ackWaitMs / 3)));
+    try {
+      const done = await classify(task);
+      if (!done) {
+        m.nak();
+        return;
+      }
+      let { outcome, raster } = done;
+      if (outcome.ok && raster.byteLength > maxInline) {
+        const object = `${task.runId}.${tileId}`;
+        await (rasters as ObjectStore).putBlob({ name: object }, raster);
+        outcome = { ...outcome, rasterObject: object };
+        raster = new Uint8Array(0);
+      }
+      const head: ResultHead = {
+        runId: task.runId,
+        tileId,
+        modelVersion: task.modelVersion,
+        worker: name,
+        outcome,
+      };
+      await js.publish(batchResultSubject(task.runId), encodeResult(head, raster));
+      m.ack();
+      if (outcome.ok)
+        log.info({ runId: task.runId, tileId, deliveries: m.info.deliveryCount }, "batch tile classified");
+      else
+        log.warn(
+          {
+            runId: task.runId,
+            tileId,
+            code: outcome.code,
+            reason: outcome.reason,
+            deliveries: m.info.deliveryCount,
+          },
+          "batch tile failed",
+        );
+      emit({ type: "task-done", runId: task.runId, tileId, ok: outcome.ok });
+    } finally {
+      clearInterval(heartbeat);
+    }
+  };
+
+  const stopping = new AbortController();
+  const fetches = new Set<ConsumerMessages>();
+  const slot = async (): Promise<void> => {
+    let failures = 0;
+    while (!stopping.signal.aborted) {
+      let batch: ConsumerMessages | undefined;
+      try {
+        batch = await consumer.fetch({ max_messages: 1, expires: 5_000 });
+        fetches.add(batch);
+        for await (const m of batch) await handle(m);
+        failures = 0;
+      } catch (err) {
+        if (stopping.signal.aborted) break;
+        failures++;
+        const reason = describeError(err);
+        if (failures === 1 || failures % 20 === 0)
+          log.warn({ err: reason, failures }, "pulling batch tasks failed; retrying");
+        emit({ type: "task-error", reason });
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(failures, 6))));
+      } finally {
+        if (batch) fetches.delete(batch);
+      }
+    }
+  };
+  if (!Number.isInteger(deps.concurrency) || deps.concurrency < 1)
+    throw new LanemapError(
+      "CONFIG",
+      `batch task concurrency must be a positive integer, got ${deps.concurrency}`,
+    );
+  const slots = Array.from({ length: deps.concurrency }, slot);
+  log.info({ concurrency: deps.concurrency }, "batch task worker started");
+
+  let stopped: Promise<void> | undefined;
+  return {
+    name,
+    on: (fn) => {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    stop: () =>
+      (stopped ??= (async () => {
+        stopping.abort();
+        for (const f of fetches) await f.close().catch(() => undefined);
+        await Promise.all(slots);
+        log.info("batch task worker stopped");
+      })()),
+  };
+}

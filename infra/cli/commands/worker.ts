@@ -1,0 +1,78 @@
+import type { Command } from "commander";
+import { parseConfig } from "../../../shared/index.js";
+import { startLanemapWorker } from "../../platform/worker.js";
+import { connectForCli } from "../nats-connect.js";
+import { cliLogger } from "../logger.js";
+import { parseTestHooks } from "../test-hooks.js";
+import { UsageError, positiveInt } from "../usage.js";
+import { commandSummary } from "./index.js";
+
+interface WorkerFlags {
+  threads?: string;
+  nats?: string;
+  name?: string;
+}
+
+/**
+ * `lanemap worker`: one process for both lanes (infra/platform/worker.ts): the speed consumer and
+ * the batch work queue on one pool of LANEMAP_BATCH_WORKERS threads, live tiles first. Run as many
+ * as needed, on any machines. SIGTERM/SIGINT stop pulling, finish the tiles in flight (result +
+ * ack), drain the connection and exit 0.
+ */
+export function registerWorker(program: Command): void {
+  program
+    .command("worker")
+    .description(commandSummary("worker"))
+    .option("--threads <n>", "tile threads shared by both lanes (default LANEMAP_BATCH_WORKERS)")
+    .option("--nats <url>", "NATS server (default NATS_URL, else the embedded server of `lanemap start`)")
+    .option("--name <name>", "worker name in logs and results (default host:pid)")
+    .action(async (flags: WorkerFlags) => {
+      let config = parseConfig();
+      if (flags.threads !== undefined) {
+        const n = positiveInt("--threads", flags.threads, config.batch.workers);
+        if (n > 256) throw new UsageError(`--threads must be at most 256, got ${n}`);
+        config = { ...config, batch: { ...config.batch, workers: n } };
+      }
+      const logger = await cliLogger(config.logLevel, { role: "worker", pid: process.pid });
+      const { tileDelayMs } = parseTestHooks(process.env);
+      if (tileDelayMs > 0)
+        logger.warn(
+          { delayMs: tileDelayMs },
+          "test hook LANEMAP_TEST_TILE_DELAY_MS is set: every batch tile is slowed down",
+        );
+      const nc = await connectForCli(
+        config,
+        flags.nats,
+        `lanemap-worker ${flags.name ?? process.pid}`,
+        logger,
+      );
+      const worker = await startLanemapWorker(config, {
+        nc,
+        logger,
+        batchTileDelayMs: tileDelayMs,
+        ...(flags.name ? { name: flags.name } : {}),
+      });
+      worker.speed.on((e) => {
+        if (e.type === "tile-classified")
+          logger.info(
+            { lane: "live", tileId: e.tileId, streamSeq: e.streamSeq, model: e.modelVersion },
+            "tile classified",
+          );
+      });
+      logger.info({ threads: config.batch.workers, name: worker.name }, "worker ready: speed + batch");
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: NodeJS.Signals) => {
+          logger.info({ signal }, "stopping: finishing the tiles in flight");
+          process.off("SIGTERM", shutdown);
+          process.off("SIGINT", shutdown);
+          void (async () => {
+            await worker.stop();
+            await nc.drain().catch(() => undefined);
+            resolve();
+          })();
+        };
+        process.on("SIGTERM", shutdown);
+        process.on("SIGINT", shutdown);
+      });
+    });
+}

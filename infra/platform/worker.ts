@@ -1,0 +1,86 @@
+/**
+ * `lanemap worker` composed (issue 14, "one worker for both lanes"): one process serving the speed
+ * consumer and the batch work queue through ONE TilePool of `config.batch.workers` threads, so
+ * there is one place where pixels become classes. Live work goes first: the pool queues live tiles
+ * ahead of batch tiles (shared/workers priority), and the batch consumer pulls only for its free
+ * slots, so a fresh tile waits at most for the batch tiles already running. Run any number of
+ * workers on any machines; they share both durable consumers.
+ */
+import { hostname } from "node:os";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { startBatchTaskWorker, type BatchTaskWorker } from "../../batch/index.js";
+import { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import { TilePool, type Config, type ModelRegistry, type TileArchive } from "../../shared/index.js";
+import { startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
+import { openModelRegistry } from "./models.js";
+
+/** What a worker process is built from besides the configuration. */
+export interface WorkerSetup {
+  readonly nc: NatsConnection;
+  readonly logger: Logger;
+  /** The model registry (default: the deployment's, NATS when `nc`). */
+  readonly models?: ModelRegistry;
+  /** The master archive batch tiles are read from (default the data directory's). */
+  readonly archive?: TileArchive;
+  /** Name in logs and results (default host:pid). */
+  readonly name?: string;
+  /** Test hook: each batch tile costs this long more in its thread (LANEMAP_TEST_TILE_DELAY_MS). */
+  readonly batchTileDelayMs?: number;
+}
+
+/** A running `lanemap worker`. */
+export interface LanemapWorker {
+  readonly name: string;
+  readonly speed: SpeedWorker;
+  readonly batch: BatchTaskWorker;
+  readonly pool: TilePool;
+  /** Stops both consumers (tiles in flight finish), then the threads. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the shared tile threads, the speed worker and the batch task worker on them.
+ * @throws WorkerStartError when the threads cannot start; StreamSetupError (NATS_SETUP).
+ */
+export async function startLanemapWorker(config: Config, setup: WorkerSetup): Promise<LanemapWorker> {
+  const name = setup.name ?? `${hostname()}:${process.pid}`;
+  const pool = new TilePool({
+    size: config.batch.workers,
+    timeoutMs: config.decodeTimeoutMs,
+    resourceLimits: { maxOldGenerationSizeMb: 512 },
+  });
+  let speed: SpeedWorker | undefined;
+  try {
+    await pool.warm();
+    const models = setup.models ?? (await openModelRegistry(config, setup.nc, setup.logger));
+    speed = await startSpeedWorker(config, { nc: setup.nc, logger: setup.logger, pool, models, name });
+    const batch = await startBatchTaskWorker(config, {
+      nc: setup.nc,
+      logger: setup.logger,
+      pool,
+      concurrency: config.batch.workers,
+      models,
+      archive: setup.archive ?? new ArchiveStore(config.dataDir),
+      name,
+      tileDelayMs: setup.batchTileDelayMs ?? 0,
+    });
+    const started = speed;
+    let stopped: Promise<void> | undefined;
+    return {
+      name,
+      speed: started,
+      batch,
+      pool,
+      stop: () =>
+        (stopped ??= (async () => {
+          await Promise.all([batch.stop(), started.stop()]);
+          await pool.close();
+        })()),
+    };
+  } catch (err) {
+    await speed?.stop().catch(() => undefined);
+    await pool.close();
+    throw err;
+  }
+}

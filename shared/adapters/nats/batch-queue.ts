@@ -1,0 +1,150 @@
+/**
+ * The JetStream resources of the batch lane's work queue (issue 14): the task stream every
+ * `lanemap worker` pulls from through one durable consumer, the results stream a run's coordinator
+ * reads, and the object store bucket for class rasters too large for one message. Like the speed
+ * lane's `ensure*`, idempotent and safe to run from any number of processes at start-up.
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import { nanos, type NatsConnection } from "@nats-io/transport-node";
+import {
+  BATCH_RASTER_BUCKET,
+  BATCH_RESULT_STREAM,
+  BATCH_RESULT_SUBJECT_PREFIX,
+  BATCH_TASK_CONSUMER,
+  BATCH_TASK_STREAM,
+  BATCH_TASK_SUBJECT_PREFIX,
+} from "./names.js";
+import { StreamSetupError } from "./streams.js";
+
+/** Settings of the batch work queue. */
+export interface BatchQueueSettings {
+  /** JetStream replicas of the streams and the bucket (`config.storage.replicas`). */
+  readonly replicas: number;
+  /**
+   * How long a delivered task may go unacknowledged (with no heartbeat) before it is redelivered,
+   * in ms: the tile deadline plus a margin, so a live worker always answers first.
+   */
+  readonly ackWaitMs: number;
+  /** Deliveries of one task before the max-deliveries advisory reports it (`config.speed.maxDeliver`). */
+  readonly maxDeliver: number;
+  /** How long results (and large rasters) are kept for a resuming coordinator, in seconds. */
+  readonly resultMaxAgeS: number;
+  /** Nats-Msg-Id de-duplication window of tasks and results, in seconds. */
+  readonly duplicateWindowS: number;
+}
+
+/** Results and their rasters outlive any run: a day (a crashed coordinator resumes within it). */
+export const BATCH_RESULT_MAX_AGE_S = 86_400;
+
+async function ensureStream(jsm: JetStreamManager, wanted: Partial<StreamConfig> & { name: string }) {
+  try {
+    const info = await jsm.streams.info(wanted.name).catch((err: unknown) => {
+      if (err instanceof JetStreamApiError) return undefined;
+      throw err;
+    });
+    if (!info) return await jsm.streams.add(wanted);
+    const c = info.config;
+    if (
+      c.max_age === wanted.max_age &&
+      c.duplicate_window === wanted.duplicate_window &&
+      c.num_replicas === wanted.num_replicas
+    )
+      return info;
+    return await jsm.streams.update(wanted.name, { ...c, ...wanted });
+  } catch (err) {
+    // Two processes starting at once may both try to add: the loser reads what the winner made.
+    const again = await jsm.streams.info(wanted.name).catch(() => undefined);
+    if (again) return again;
+    throw new StreamSetupError(`cannot create or update stream ${wanted.name}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Creates or updates the task stream (work-queue retention, `batch.task.>`), its shared durable
+ * pull consumer (explicit ack, ack wait and max deliveries from `settings`), the results stream
+ * (limits retention, `batch.result.>`, results kept `resultMaxAgeS`) and the raster bucket.
+ * @throws StreamSetupError (NATS_SETUP) when a resource cannot be created or updated.
+ */
+export async function ensureBatchQueue(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  settings: BatchQueueSettings,
+): Promise<{ rasters: ObjectStore }> {
+  const window = nanos(Math.min(settings.duplicateWindowS, settings.resultMaxAgeS) * 1000);
+  await ensureStream(jsm, {
+    name: BATCH_TASK_STREAM,
+    subjects: [`${BATCH_TASK_SUBJECT_PREFIX}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Workqueue,
+    discard: DiscardPolicy.Old,
+    num_replicas: settings.replicas,
+    max_age: nanos(settings.resultMaxAgeS * 1000),
+    duplicate_window: window,
+  });
+  await ensureStream(jsm, {
+    name: BATCH_RESULT_STREAM,
+    subjects: [`${BATCH_RESULT_SUBJECT_PREFIX}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: settings.replicas,
+    max_age: nanos(settings.resultMaxAgeS * 1000),
+    duplicate_window: window,
+  });
+  const wanted: Partial<ConsumerConfig> = {
+    ack_wait: nanos(settings.ackWaitMs),
+    max_deliver: settings.maxDeliver,
+  };
+  try {
+    const info = await jsm.consumers.info(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER).catch((err: unknown) => {
+      if (err instanceof JetStreamApiError) return undefined;
+      throw err;
+    });
+    if (!info)
+      await jsm.consumers
+        .add(BATCH_TASK_STREAM, {
+          durable_name: BATCH_TASK_CONSUMER,
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          ...wanted,
+        })
+        .catch(async (err: unknown) => {
+          if (!(await jsm.consumers.info(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER).catch(() => undefined)))
+            throw err;
+        });
+    else if (info.config.ack_wait !== wanted.ack_wait || info.config.max_deliver !== wanted.max_deliver)
+      await jsm.consumers.update(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER, wanted);
+  } catch (err) {
+    throw new StreamSetupError(
+      `cannot create or update consumer ${BATCH_TASK_CONSUMER}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  try {
+    const rasters = await new Objm(nc).create(BATCH_RASTER_BUCKET, {
+      storage: StorageType.File,
+      replicas: settings.replicas,
+      ttl: nanos(settings.resultMaxAgeS * 1000),
+    });
+    return { rasters };
+  } catch (err) {
+    throw new StreamSetupError(`cannot open object store ${BATCH_RASTER_BUCKET}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}

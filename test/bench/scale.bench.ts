@@ -1,0 +1,320 @@
+/**
+ * `npm run bench:scale` (issue 14): the batch lane's work queue against the in-process pool.
+ *
+ *   - tiles/s with 1 and 2 `lanemap worker` processes (one tile thread each) against the in-process
+ *     pool with 1 and 2 threads, on the same tiles, interleaved runs (min / median / max);
+ *   - the distribution overhead per tile: (stream − threads) time per tile with one thread, against
+ *     the in-process time per tile (the issue's target: ≤ 10 %);
+ *   - the coordinator's CPU per tile (this process: publishing tasks, reading results);
+ *   - a simulated fleet: N = 1, 2, 4, 8, 16 worker processes whose every tile costs a fixed
+ *     LANEMAP_TEST_TILE_DELAY_MS (a sleep in the tile thread, no CPU), 8 tiles per worker: tiles/s
+ *     against N × one worker's, which shows whether the coordinator and NATS keep up.
+ *
+ * Both executors are driven directly (batch/executor.ts), as the runner drives them, so the figures
+ * are the dispatch and classification alone, not the view's DuckDB writes and publish, which are the
+ * same for both. Workers are started once per configuration and excluded from the timings.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { StreamTileExecutor, openTileExecutor, type TileExecutor } from "../../batch/index.js";
+import { startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
+import { NatsModelRegistry, connectNats } from "../../shared/adapters/nats/index.js";
+import { serializeModel, type CatalogueEntry, type Config } from "../../shared/index.js";
+import { projectRoot } from "../helpers/env.js";
+import { makeDataDir, makeSampleSet, type SampleSet } from "../integration/batch-fixture.js";
+import { median, minMedMax, printTable, writeResults, type Table } from "./harness.js";
+
+const ROUNDS = Number(process.env["SCALE_ROUNDS"] ?? 3);
+const FLEET = (process.env["SCALE_FLEET"] ?? "1,2,4,8,16").split(",").map(Number);
+const FLEET_DELAY_MS = 400;
+const FLEET_TILES_PER_WORKER = 8;
+const logger = pino({ level: "silent" });
+
+/** Classifies every entry through `ex` with `ex.slots` lanes, as the runner does; returns ms. */
+async function drive(ex: TileExecutor, entries: readonly CatalogueEntry[]): Promise<number> {
+  let next = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(ex.slots, entries.length) }, async () => {
+      while (next < entries.length) {
+        const o = await ex.process(entries[next++]!);
+        if (!o.ok) failed++;
+      }
+    }),
+  );
+  const ms = performance.now() - t0;
+  if (failed) throw new Error(`${failed} tiles failed`);
+  return ms;
+}
+
+/** `n` `lanemap worker` processes on `server`, each with one tile thread, ready. */
+async function startWorkers(
+  n: number,
+  server: NatsServer,
+  dataDir: string,
+  env: Record<string, string> = {},
+) {
+  const children: ChildProcess[] = [];
+  await Promise.all(
+    Array.from({ length: n }, (_, i) => {
+      const child = spawn(
+        process.execPath,
+        [join(projectRoot, "infra", "bin", "lanemap.js"), "worker", "--name", `w${i}`],
+        {
+          cwd: projectRoot,
+          env: {
+            ...process.env,
+            NATS_URL: server.url,
+            LANEMAP_DATA_DIR: dataDir,
+            LANEMAP_BATCH_WORKERS: "1",
+            LANEMAP_SPEED_CONCURRENCY: "1",
+            LANEMAP_LOG_LEVEL: "info",
+            ...env,
+          },
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
+      children.push(child);
+      return new Promise<void>((resolve, reject) => {
+        let err = "";
+        child.stderr!.on("data", (d: Buffer) => {
+          err = (err + d.toString()).slice(-4000);
+          if (err.includes("worker ready")) resolve();
+        });
+        child.once("exit", (code) => reject(new Error(`worker exited ${code}: ${err}`)));
+      });
+    }),
+  );
+  return {
+    async stop() {
+      await Promise.all(
+        children.map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              if (c.exitCode !== null) return resolve();
+              c.once("exit", () => resolve());
+              c.kill("SIGTERM");
+            }),
+        ),
+      );
+    },
+  };
+}
+
+async function entriesOf(
+  set: SampleSet,
+  name: string,
+): Promise<{ config: Config; entries: CatalogueEntry[] }> {
+  const fx = await makeDataDir(set, name);
+  const entries: CatalogueEntry[] = [];
+  for await (const e of fx.store.entries()) entries.push(e);
+  entries.sort((a, b) => a.tileId.localeCompare(b.tileId));
+  return { config: fx.config({ LANEMAP_DECODE_TIMEOUT_MS: "60000" }), entries };
+}
+
+let runSeq = 0;
+const runId = () => `20260101T000000Z-b${String(runSeq++).padStart(5, "0")}`;
+
+async function main(): Promise<void> {
+  const tables: Table[] = [];
+  const set = await makeSampleSet({ width: 8, height: 6, tileSize: 128, seed: 3 });
+  const fleetSet = await makeSampleSet({ width: 16, height: 8, tileSize: 32, seed: 5 });
+  const servers: NatsServer[] = [];
+  try {
+    const { config, entries } = await entriesOf(set, "data");
+    const artifact = new TextEncoder().encode(serializeModel(set.model));
+    const modelPath = set.modelPath;
+
+    // One nats-server per worker count, so the 1-worker runs never share the queue with the 2-worker fleet.
+    const mk = async (n: number) => {
+      const server = await startNatsServer();
+      servers.push(server);
+      const nc = await connectNats({ servers: server.url, name: "bench-scale" });
+      const models = await NatsModelRegistry.open(nc);
+      await models.put(set.model);
+      const workers = await startWorkers(n, server, config.dataDir);
+      return { nc, models, workers };
+    };
+    const one = await mk(1);
+    const two = await mk(2);
+    const figures: Record<string, number[]> = {
+      threads1: [],
+      threads2: [],
+      stream1: [],
+      stream2: [],
+      cpu1: [],
+      cpu2: [],
+    };
+    const threadsRun = async (size: number) => {
+      const ex = await openTileExecutor({
+        kind: "threads",
+        config,
+        logger,
+        modelPath,
+        size,
+        tileDelayMs: 0,
+        runId: "x",
+        tileIds: new Set(),
+      });
+      try {
+        return await drive(ex, entries);
+      } finally {
+        await ex.close({ force: true });
+      }
+    };
+    const streamRun = async (q: Awaited<ReturnType<typeof mk>>) => {
+      const id = runId();
+      const ex = await StreamTileExecutor.start({
+        nc: q.nc,
+        config,
+        logger,
+        runId: id,
+        artifact,
+        models: q.models,
+        tileIds: new Set(entries.map((e) => e.tileId)),
+      });
+      const cpu0 = process.cpuUsage();
+      try {
+        const ms = await drive(ex, entries);
+        const cpu = process.cpuUsage(cpu0);
+        return { ms, cpuMsPerTile: (cpu.user + cpu.system) / 1000 / entries.length };
+      } finally {
+        await ex.close();
+      }
+    };
+    // A warm-up of each, then interleaved rounds.
+    await threadsRun(1);
+    await streamRun(one);
+    await streamRun(two);
+    for (let r = 0; r < ROUNDS; r++) {
+      figures["threads1"]!.push(await threadsRun(1));
+      const s1 = await streamRun(one);
+      figures["stream1"]!.push(s1.ms);
+      figures["cpu1"]!.push(s1.cpuMsPerTile);
+      figures["threads2"]!.push(await threadsRun(2));
+      const s2 = await streamRun(two);
+      figures["stream2"]!.push(s2.ms);
+      figures["cpu2"]!.push(s2.cpuMsPerTile);
+      console.error(`round ${r + 1}/${ROUNDS} done`);
+    }
+    await one.workers.stop();
+    await two.workers.stop();
+    const tps = (ms: number[]) => ms.map((m) => (entries.length * 1000) / m);
+    const perTile = (ms: number[]) => ms.map((m) => m / entries.length);
+    const overhead = figures["stream1"]!.map((s, i) => (s - figures["threads1"]![i]!) / entries.length);
+    const classifyMs = median(perTile(figures["threads1"]!));
+    tables.push({
+      title: `Batch executors: ${entries.length} tiles of 128² x 6 bands (${ROUNDS} interleaved runs, min / median / max)`,
+      columns: ["executor", "tiles/s", "ms per tile", "coordinator CPU ms per tile"],
+      rows: [
+        [
+          "in-process pool, 1 thread",
+          minMedMax(tps(figures["threads1"]!), 1),
+          minMedMax(perTile(figures["threads1"]!), 1),
+          null,
+        ],
+        [
+          "stream, 1 `lanemap worker`",
+          minMedMax(tps(figures["stream1"]!), 1),
+          minMedMax(perTile(figures["stream1"]!), 1),
+          minMedMax(figures["cpu1"]!, 2),
+        ],
+        [
+          "in-process pool, 2 threads",
+          minMedMax(tps(figures["threads2"]!), 1),
+          minMedMax(perTile(figures["threads2"]!), 1),
+          null,
+        ],
+        [
+          "stream, 2 `lanemap worker`",
+          minMedMax(tps(figures["stream2"]!), 1),
+          minMedMax(perTile(figures["stream2"]!), 1),
+          minMedMax(figures["cpu2"]!, 2),
+        ],
+      ],
+      notes: [
+        `Distribution overhead per tile (stream − threads, one thread, paired runs): ${minMedMax(overhead, 2, " ms")}, ` +
+          `${((median(overhead) / classifyMs) * 100).toFixed(1)} % of the in-process ${classifyMs.toFixed(1)} ms per tile (target ≤ 10 %).`,
+      ],
+    });
+
+    // The simulated fleet.
+    const fleet = await entriesOf(fleetSet, "fleet");
+    const fleetArtifact = new TextEncoder().encode(serializeModel(fleetSet.model));
+    const fleetRows: (string | number | null)[][] = [];
+    const fleetData: { n: number; tiles: number; tps: number[] }[] = [];
+    let base: number | undefined;
+    for (const n of FLEET) {
+      const server = await startNatsServer();
+      servers.push(server);
+      const nc = await connectNats({ servers: server.url, name: "bench-fleet" });
+      const models = await NatsModelRegistry.open(nc);
+      await models.put(fleetSet.model);
+      const workers = await startWorkers(n, server, fleet.config.dataDir, {
+        LANEMAP_TEST_TILE_DELAY_MS: String(FLEET_DELAY_MS),
+      });
+      const tiles = fleet.entries.slice(0, n * FLEET_TILES_PER_WORKER);
+      const rates: number[] = [];
+      try {
+        for (let r = 0; r < ROUNDS; r++) {
+          const ex = await StreamTileExecutor.start({
+            nc,
+            config: fleet.config,
+            logger,
+            runId: runId(),
+            artifact: fleetArtifact,
+            models,
+            tileIds: new Set(tiles.map((e) => e.tileId)),
+          });
+          try {
+            rates.push((tiles.length * 1000) / (await drive(ex, tiles)));
+          } finally {
+            await ex.close();
+          }
+        }
+      } finally {
+        await workers.stop();
+        await nc.close();
+      }
+      base ??= median(rates);
+      fleetData.push({ n, tiles: tiles.length, tps: rates });
+      fleetRows.push([
+        String(n),
+        String(tiles.length),
+        minMedMax(rates, 2),
+        median(rates) / base,
+        (n * 0.8).toFixed(1),
+      ]);
+      console.error(`fleet ${n} done`);
+    }
+    tables.push({
+      title: `Simulated fleet: worker processes with a fixed ${FLEET_DELAY_MS} ms per tile, ${FLEET_TILES_PER_WORKER} tiles per worker (${ROUNDS} runs, min / median / max)`,
+      columns: ["workers N", "tiles", "tiles/s", "× one worker (median)", "target 0.8·N"],
+      rows: fleetRows,
+      notes: [
+        `Measured on ${availableParallelism()} cores shared with other jobs; the per-tile cost is a sleep, so N workers need no N cores.`,
+      ],
+    });
+    for (const t of tables) printTable(t);
+    writeResults(
+      "scale",
+      {
+        tiles: entries.length,
+        figures,
+        overheadMsPerTile: overhead,
+        classifyMsPerTile: classifyMs,
+        fleet: fleetData,
+      },
+      tables,
+    );
+  } finally {
+    for (const s of servers) await s.stop().catch(() => undefined);
+    set.dispose();
+    fleetSet.dispose();
+  }
+}
+
+await main();
