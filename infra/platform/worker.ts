@@ -10,10 +10,10 @@ import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { startBatchTaskWorker, type BatchTaskWorker } from "../../batch/index.js";
-import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { TilePool, type Config, type ModelRegistry, type TileArchive } from "../../shared/index.js";
 import { startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
 import { openModelRegistry } from "./models.js";
+import { openTileArchive } from "./storage.js";
 
 /** What a worker process is built from besides the configuration. */
 export interface WorkerSetup {
@@ -21,7 +21,7 @@ export interface WorkerSetup {
   readonly logger: Logger;
   /** The model registry (default: the deployment's, NATS when `nc`). */
   readonly models?: ModelRegistry;
-  /** The master archive batch tiles are read from (default the data directory's). */
+  /** The master archive both lanes use (default: as `config.storage.backend` says, storage.ts). */
   readonly archive?: TileArchive;
   /** Name in logs and results (default host:pid). */
   readonly name?: string;
@@ -54,14 +54,22 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
   try {
     await pool.warm();
     const models = setup.models ?? (await openModelRegistry(config, setup.nc, setup.logger));
-    speed = await startSpeedWorker(config, { nc: setup.nc, logger: setup.logger, pool, models, name });
+    const archive = setup.archive ?? (await openTileArchive(config, setup.nc));
+    speed = await startSpeedWorker(config, {
+      nc: setup.nc,
+      logger: setup.logger,
+      pool,
+      models,
+      archive,
+      name,
+    });
     const batch = await startBatchTaskWorker(config, {
       nc: setup.nc,
       logger: setup.logger,
       pool,
       concurrency: config.batch.workers,
       models,
-      archive: setup.archive ?? new ArchiveStore(config.dataDir),
+      archive,
       name,
       tileDelayMs: setup.batchTileDelayMs ?? 0,
     });
