@@ -7,6 +7,11 @@
  *      appears complete or not at all (a folder without a manifest is not a view);
  *   3. CURRENT is swapped to the new name by rename (shared/adapters/archive `setCurrentBatch`).
  *
+ * With a `PublishedViews` (shared/storage) step 3 goes through it: the complete folder is
+ * `publish`ed (the nats backend uploads it, manifest last) and CURRENT moves by compare-and-set on
+ * the revision the run read at its start (`PointerLease`): a pointer moved meanwhile (an operator's
+ * rollback, another coordinator) fails the run with VIEW_POINTER_CONFLICT and leaves CURRENT as it is.
+ *
  * A crash before 2 leaves only a staging folder (never read by serving); between 2 and 3 a complete
  * version that is not current yet. Readers that opened an older version keep reading it: the version
  * CURRENT names is never deleted, and retention only removes versions beyond the newest `keep`.
@@ -17,6 +22,7 @@ import { readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
+  FilePublishedViews,
   fsyncPath,
   listBatchVersions,
   readBatchVersion,
@@ -34,6 +40,8 @@ import {
   versionName,
   versionNameOf,
   type BatchManifest,
+  type PublishedVersion,
+  type PublishedViews,
 } from "../shared/index.js";
 
 /** The manifest without what publishing fills in (version, name, files). */
@@ -45,8 +53,32 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** The next version number: one above every version folder present, complete or not. */
-export async function nextVersionNumber(dataDir: string): Promise<number> {
+/**
+ * CURRENT's revision as a run read it at its start; each publish of the run moves it by
+ * compare-and-set from this revision and records the new one (an interim view, then the final).
+ */
+export interface PointerLease {
+  expected: number | null;
+}
+
+/** The version CURRENT names, readable on this machine (materialized), with the pointer read. */
+export async function readCurrentVersion(
+  views: PublishedViews,
+): Promise<{ readonly version: BatchVersion | null; readonly lease: PointerLease }> {
+  const pointer = await views.current();
+  const lease: PointerLease = { expected: pointer?.revision ?? null };
+  if (!pointer) return { version: null, lease };
+  const listed = (await views.list()).find((v) => v.name === pointer.name);
+  if (!listed) return { version: null, lease };
+  const dir = await views.materialize(pointer.name);
+  return { version: { name: listed.name, version: listed.version, dir, manifest: listed.manifest }, lease };
+}
+
+/**
+ * The next version number: one above every version folder present, complete or not, and (with
+ * `views`) every version the shared store lists or CURRENT names.
+ */
+export async function nextVersionNumber(dataDir: string, views?: PublishedViews): Promise<number> {
   let names: string[] = [];
   try {
     names = await readdir(dataPaths(dataDir).batchViews);
@@ -57,19 +89,32 @@ export async function nextVersionNumber(dataDir: string): Promise<number> {
   for (const n of names) max = Math.max(max, parseVersionName(n) ?? 0);
   const current = await readCurrentPointer(dataDir);
   if (current) max = Math.max(max, parseVersionName(current) ?? 0);
+  if (views && views.backend !== "files") {
+    for (const v of await views.list()) max = Math.max(max, v.version);
+    const pointer = await views.current();
+    if (pointer) max = Math.max(max, parseVersionName(pointer.name) ?? 0);
+  }
   return max + 1;
 }
 
 /**
  * Publishes a complete staging folder (every file of BATCH_VIEW_FILES but the manifest) as the next
  * version and makes it current. `beforeRename` runs after the manifest is durable and before the
- * rename (the crash tests pause there).
+ * rename (the crash tests pause there). With `views` the version is published through it and
+ * CURRENT moves from `lease.expected` (then holds the new revision).
+ * @throws ViewPointerConflictError (VIEW_POINTER_CONFLICT) when CURRENT moved since the lease;
+ *   LanemapError STORAGE when the shared store fails.
  */
 export async function publishStagedView(
   dataDir: string,
   stagingDir: string,
   draft: ManifestDraft,
-  options: { logger: Logger; beforeRename?: () => Promise<void> },
+  options: {
+    logger: Logger;
+    beforeRename?: () => Promise<void>;
+    views?: PublishedViews;
+    lease?: PointerLease;
+  },
 ): Promise<BatchVersion> {
   const paths = dataPaths(dataDir);
   const files: BatchManifest["files"] = {};
@@ -87,7 +132,7 @@ export async function publishStagedView(
         `staging folder ${stagingDir} still holds ${extra}; refusing to publish`,
       );
 
-  const version = await nextVersionNumber(dataDir);
+  const version = await nextVersionNumber(dataDir, options.views);
   const name = versionName(version);
   const manifest = batchManifestSchema.parse({
     format: "lanemap.batch-view/1",
@@ -107,7 +152,13 @@ export async function publishStagedView(
   await rename(stagingDir, target);
   await fsyncPath(paths.batchViews);
   await fsyncPath(paths.batchStaging).catch(() => undefined);
-  const published = await setCurrentBatch(dataDir, name);
+  let published: BatchVersion;
+  if (options.views) {
+    await options.views.publish(target, name);
+    const pointer = await options.views.setCurrent(name, options.lease?.expected);
+    if (options.lease) options.lease.expected = pointer.revision;
+    published = { name, version, dir: target, manifest };
+  } else published = await setCurrentBatch(dataDir, name);
   options.logger.info(
     { version: name, watermark: manifest.watermark, tiles: manifest.tiles },
     "batch view published",
@@ -130,15 +181,27 @@ export interface RetentionReport {
 export async function applyRetention(
   dataDir: string,
   keep: number,
-  options: { logger: Logger; activeStaging?: string },
+  options: { logger: Logger; activeStaging?: string; views?: PublishedViews },
 ): Promise<RetentionReport> {
   const paths = dataPaths(dataDir);
-  const current = await readCurrentPointer(dataDir);
-  const complete = await listBatchVersions(dataDir);
+  const views = options.views ?? new FilePublishedViews(dataDir);
+  const current = (await views.current())?.name ?? null;
+  const complete = await views.list();
   const keepNames = new Set(complete.slice(-Math.max(1, keep)).map((v) => v.name));
   if (current) keepNames.add(current);
   const completeNames = new Set(complete.map((v) => v.name));
   const report: RetentionReport = { deletedVersions: [], deletedIncomplete: [], deletedStaging: [] };
+  for (const v of complete) {
+    if (keepNames.has(v.name)) continue;
+    try {
+      await views.remove(v.name);
+    } catch (err) {
+      // A rollback to it since the read above: it is current again, so it stays.
+      if (err instanceof LanemapError && err.code === "VIEW_IN_USE") continue;
+      throw err;
+    }
+    report.deletedVersions.push(v.name);
+  }
 
   let names: string[] = [];
   try {
@@ -146,10 +209,11 @@ export async function applyRetention(
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
+  // What is left here: incomplete folders, and (nats backend) this machine's copies of versions.
   for (const n of names) {
     if (parseVersionName(n) === null || keepNames.has(n)) continue;
     await rm(join(paths.batchViews, n), { recursive: true, force: true });
-    (completeNames.has(n) ? report.deletedVersions : report.deletedIncomplete).push(n);
+    if (!completeNames.has(n)) report.deletedIncomplete.push(n);
   }
   let staging: string[] = [];
   try {
@@ -180,10 +244,14 @@ export interface ViewListing {
   readonly finishedAt: string;
 }
 
-/** Every complete version, oldest first, with the current one marked. */
-export async function listViews(dataDir: string): Promise<ViewListing[]> {
-  const current = await readCurrentPointer(dataDir);
-  return (await listBatchVersions(dataDir)).map((v) => ({
+/**
+ * Every complete version, oldest first, with the current one marked: the data directory's, or
+ * (with `views`) the store's.
+ */
+export async function listViews(dataDir: string, views?: PublishedViews): Promise<ViewListing[]> {
+  const current = views ? ((await views.current())?.name ?? null) : await readCurrentPointer(dataDir);
+  const versions = views ? await views.list() : await listBatchVersions(dataDir);
+  return versions.map((v) => ({
     name: v.name,
     version: v.version,
     current: v.name === current,
@@ -196,16 +264,37 @@ export async function listViews(dataDir: string): Promise<ViewListing[]> {
 }
 
 /**
- * Points CURRENT back (or forward) at a complete version. Accepts "v000042" or "42". Throws a
- * LanemapError VIEW_NOT_FOUND when the version does not exist or is incomplete.
+ * Points CURRENT back (or forward) at a complete version. Accepts "v000042" or "42". With a
+ * `views` store other than the data directory's files the move goes through it (compare-and-set
+ * on the revision read just before).
+ * @throws LanemapError VIEW_NOT_FOUND when the version does not exist or is incomplete;
+ *   ViewPointerConflictError when CURRENT moved between the read and the move.
  */
-export async function rollbackBatchView(dataDir: string, version: string): Promise<BatchVersion> {
+export async function rollbackBatchView(
+  dataDir: string,
+  version: string,
+  views?: PublishedViews,
+): Promise<PublishedVersion> {
   const name = versionNameOf(version);
   if (name === null)
     throw new LanemapError(
       "VIEW_NOT_FOUND",
       `"${version}" is not a batch view version (expected e.g. v000042 or 42)`,
     );
+  if (views && views.backend !== "files") {
+    const pointer = await views.current();
+    const known = await views.list();
+    const v = known.find((x) => x.name === name);
+    if (!v)
+      throw new LanemapError(
+        "VIEW_NOT_FOUND",
+        `batch view ${name} does not exist or is incomplete; complete versions: ${
+          known.length ? known.map((x) => x.name).join(", ") : "none"
+        }`,
+      );
+    await views.setCurrent(name, pointer?.revision ?? null);
+    return v;
+  }
   const v = await readBatchVersion(dataDir, name);
   if (!v) {
     const known = (await listBatchVersions(dataDir)).map((x) => x.name);

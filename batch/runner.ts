@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { ArchiveStore, FileModelRegistry, readCurrentBatch } from "../shared/adapters/archive/index.js";
+import { ArchiveStore, FileModelRegistry, FilePublishedViews } from "../shared/adapters/archive/index.js";
 import {
   BATCH_VIEW_FILES,
   LanemapError,
@@ -27,6 +27,7 @@ import {
   type ModelClass,
   type ModelRegistry,
   type StreamReplay,
+  type PublishedViews,
 } from "../shared/index.js";
 import type { TileArchive } from "../shared/index.js";
 import type { BatchVersion } from "../shared/adapters/archive/index.js";
@@ -36,7 +37,13 @@ import { acquireBatchLock, type BatchLock } from "./lock.js";
 import { resolveRunModel } from "./models.js";
 import { chooseOrdering, orderEntries, placeEntries, resolveAround, type OrderKind } from "./ordering.js";
 import { createProgressSink, type ProgressSink, type RunProgress } from "./progress.js";
-import { applyRetention, publishStagedView, type RetentionReport } from "./publisher.js";
+import {
+  applyRetention,
+  publishStagedView,
+  readCurrentVersion,
+  type PointerLease,
+  type RetentionReport,
+} from "./publisher.js";
 import { openStaging } from "./staging.js";
 import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
 import { readStreamRunSet } from "./stream-run-set.js";
@@ -168,6 +175,11 @@ export interface BatchRunnerDeps {
    * one `config.storage.backend` names, see infra/platform/storage.ts).
    */
   readonly archive?: TileArchive;
+  /**
+   * Where versions are published and CURRENT moves (default: the data directory's views/batch/;
+   * infra passes the NATS store with LANEMAP_STORAGE=nats). The previous version is read through it.
+   */
+  readonly views?: PublishedViews;
   /** Progress of each run (default: structured log lines). */
   readonly progress?: ProgressSink;
   /** Test hooks, parsed by the composition root (default: none). */
@@ -325,6 +337,7 @@ async function executeRun(
   const store = deps.archive ?? new ArchiveStore(config.dataDir);
 
   const registry = deps.models ?? (await FileModelRegistry.open(config.dataDir));
+  const views = deps.views ?? new FilePublishedViews(config.dataDir);
   const model = await resolveRunModel(registry, options.model);
   const modelVersion = model.version;
   const runSet = await takeRunSet(config, deps, store, options);
@@ -369,7 +382,8 @@ async function executeRun(
     await view.setRunSet(runSet.entries);
     const resumed = await view.pruneCheckpoint(modelVersion);
     let reused = 0;
-    const previous = await readCurrentBatch(config.dataDir);
+    // CURRENT as the run found it: its publishes move the pointer only from this revision.
+    const { version: previous, lease } = await readCurrentVersion(views);
     if (!options.full && previous) {
       reused = await view.reuseFrom(join(previous.dir, BATCH_VIEW_FILES.duckdb), modelVersion);
     }
@@ -394,6 +408,8 @@ async function executeRun(
             runId,
             staging: view,
             previous,
+            views,
+            lease,
             model,
             draft: {
               watermark: runSet.watermark,
@@ -470,6 +486,8 @@ async function executeRun(
       },
       {
         logger: log,
+        views,
+        lease,
         beforeRename: deps.hooks.publishDelayMs
           ? async () => {
               log.info(
@@ -481,7 +499,7 @@ async function executeRun(
           : undefined,
       },
     );
-    const retention = await applyRetention(config.dataDir, config.batch.keep, { logger: log });
+    const retention = await applyRetention(config.dataDir, config.batch.keep, { logger: log, views });
     const report: RunReport = {
       runId,
       version: published.name,
@@ -693,6 +711,8 @@ async function publishInterim(
     runId: string;
     staging: StagingViewStore;
     previous: BatchVersion;
+    views: PublishedViews;
+    lease: PointerLease;
     model: Parameters<typeof serializeModel>[0];
     draft: {
       watermark: number;
@@ -755,7 +775,7 @@ async function publishInterim(
         carried: { tiles: carried, fromVersion: p.previous.name, modelVersions },
         ...p.draft.provenance,
       },
-      { logger: log },
+      { logger: log, views: p.views, lease: p.lease },
     );
     log.info(
       { version: published.name, tiles: tally.tiles - carried, carried, fromVersion: p.previous.name },

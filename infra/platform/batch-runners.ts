@@ -20,6 +20,7 @@ import { speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import type { Config, ModelRegistry, TileArchive } from "../../shared/index.js";
 import { openModelRegistry } from "./models.js";
 import { openTileArchive } from "./storage.js";
+import { openPublishedViews } from "./views.js";
 
 /** What a runner is built from besides the configuration. */
 export interface BatchRunnerSetup {
@@ -59,6 +60,8 @@ export async function buildBatchRunner(
     logger: setup.logger,
     models,
     archive,
+    // Where versions are published and CURRENT moves (LANEMAP_STORAGE: files, or NATS via `nc`).
+    views: await openPublishedViews(config, setup.nc),
     ...(setup.nc ? { watermark: ackFloorWatermark(setup.nc), nc: setup.nc } : {}),
     ...(setup.progress ? { progress: setup.progress } : {}),
     ...(setup.hooks ? { hooks: setup.hooks } : {}),

@@ -8,8 +8,9 @@
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { FilePublishedViews } from "../../shared/adapters/archive/index.js";
-import { NatsPublishedViews } from "../../shared/adapters/nats/index.js";
+import { NatsPublishedViews, connectNats } from "../../shared/adapters/nats/index.js";
 import { ConfigError, type Config, type PublishedViews } from "../../shared/index.js";
+import { embeddedNatsUrl } from "../cli/nats-connect.js";
 
 /** The local cache of downloaded versions for the nats backend. */
 export function viewCacheDir(dataDir: string): string {
@@ -31,4 +32,27 @@ export async function openPublishedViews(config: Config, nc?: NatsConnection): P
     cacheDir: viewCacheDir(config.dataDir),
     replicas: config.storage.replicas,
   });
+}
+
+/**
+ * Runs `fn` with the deployment's published views: the files, or with `LANEMAP_STORAGE=nats` the
+ * NATS store at `--nats`, NATS_URL or the embedded server of this data directory (connecting for
+ * the call and draining after).
+ * @throws ConfigError when `LANEMAP_STORAGE=nats` and no NATS server is known.
+ */
+export async function withPublishedViews<T>(
+  config: Config,
+  natsFlag: string | undefined,
+  name: string,
+  fn: (views: PublishedViews) => Promise<T>,
+): Promise<T> {
+  if (config.storage.backend === "files") return fn(await openPublishedViews(config));
+  const url = natsFlag ?? config.natsUrl ?? (await embeddedNatsUrl(config.dataDir));
+  if (url === undefined) return fn(await openPublishedViews(config));
+  const nc = await connectNats({ servers: url, name });
+  try {
+    return await fn(await openPublishedViews(config, nc));
+  } finally {
+    await nc.drain().catch(() => undefined);
+  }
 }

@@ -1,12 +1,17 @@
 import type { Command } from "commander";
 import { listViews, rollbackBatchView } from "../../../batch/index.js";
+import { withPublishedViews } from "../../platform/views.js";
 import { cliConfig } from "../config.js";
 import { commandSummary } from "./index.js";
 
 interface ViewsFlags {
   dataDir?: string;
   json?: boolean;
+  nats?: string;
 }
+
+const NATS_FLAG =
+  "NATS server of LANEMAP_STORAGE=nats (default NATS_URL, else the embedded server of `lanemap start`)";
 
 function configFor(flags: ViewsFlags) {
   return cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
@@ -20,8 +25,12 @@ export function registerViews(program: Command): void {
     .description("list complete batch view versions, oldest first (* marks CURRENT)")
     .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
     .option("--json", "print JSON")
+    .option("--nats <url>", NATS_FLAG)
     .action(async (flags: ViewsFlags) => {
-      const list = await listViews(configFor(flags).dataDir);
+      const config = configFor(flags);
+      const list = await withPublishedViews(config, flags.nats, "lanemap views list", (v) =>
+        listViews(config.dataDir, v),
+      );
       if (flags.json) {
         console.log(JSON.stringify(list, null, 2));
         return;
@@ -61,8 +70,12 @@ export function registerViews(program: Command): void {
     )
     .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
     .option("--json", "print JSON")
+    .option("--nats <url>", NATS_FLAG)
     .action(async (version: string, flags: ViewsFlags) => {
-      const v = await rollbackBatchView(configFor(flags).dataDir, version);
+      const config = configFor(flags);
+      const v = await withPublishedViews(config, flags.nats, "lanemap views rollback", (views) =>
+        rollbackBatchView(config.dataDir, version, views),
+      );
       if (flags.json) {
         console.log(
           JSON.stringify({
