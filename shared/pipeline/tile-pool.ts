@@ -112,8 +112,9 @@ export class TilePool {
     );
     const reply = replies[0];
     if (reply?.kind !== "model") throw new ModelError("the tile thread did not load the model");
+    this.artifacts.delete(reply.version);
     this.artifacts.set(reply.version, model.artifact);
-    // Keep only what tiles in flight and new tiles may name: the two newest.
+    // Keep only what tiles in flight and new tiles may name: the two most recently used.
     while (this.artifacts.size > 2) this.artifacts.delete(this.artifacts.keys().next().value as string);
     return { version: reply.version, k: reply.k };
   }
@@ -132,6 +133,10 @@ export class TilePool {
   ): Promise<ClassifiedTile> {
     const artifact = this.artifacts.get(version);
     if (!artifact) throw new ModelError(`model ${version} was never loaded into the tile pool`);
+    // Least recently used goes first: in a process serving both lanes (`lanemap worker`) a batch run's
+    // model must not push out the live lane's active one, which every live tile touches.
+    this.artifacts.delete(version);
+    this.artifacts.set(version, artifact);
     let job: TileJob = { kind: "tile", model: { version, artifact }, ...tile };
     let transfer: ArrayBuffer[] = [];
     if (tile.bytes.kind === "inline") {
