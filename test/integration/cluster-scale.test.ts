@@ -168,12 +168,12 @@ describe("issue 14: one batch run and live ingest on a 3-node cluster", { skip: 
           for (const p of processes) await p[Symbol.asyncDispose]();
         },
       };
-      // Each batch tile costs 300 ms more in a worker's thread, so the run lasts long enough to
+      // Each batch tile costs 400 ms more in a worker's thread, so the run lasts long enough to
       // lose a node and a worker in the middle of it.
       const startWorker = (i: number) => {
         const w = lanemap(
           ["worker", "--name", `w${i + 1}`],
-          env(workerDirs[i]!.path, { LANEMAP_TEST_TILE_DELAY_MS: "300" }),
+          env(workerDirs[i]!.path, { LANEMAP_TEST_TILE_DELAY_MS: "400" }),
         );
         processes.push(w);
         return w;
@@ -247,8 +247,11 @@ describe("issue 14: one batch run and live ingest on a 3-node cluster", { skip: 
       // so with the node gone a third of archive reads time out (the workers retry those tiles on a
       // redelivery) and so would the publisher's listing of the views.
       await cluster.restart(victim);
+      t.diagnostic(
+        `node ${NODE_NAMES[victim]} back; the coordinator ${coordinator.child.exitCode === null ? "still running" : "already done"}`,
+      );
 
-      // The run finishes on the two nodes and two workers left, and publishes.
+      // The run finishes on the two workers left, and publishes.
       const code = await exitWithin(coordinator, "the coordinator", 180_000);
       const warnings = () =>
         workers
