@@ -23,7 +23,7 @@ import {
   type BatchRunner,
   type BatchSchedule,
 } from "../../batch/index.js";
-import { LabelStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
+import { LabelStore } from "../../shared/adapters/archive/index.js";
 import { openTileArchive } from "./storage.js";
 import { connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import {
@@ -50,6 +50,7 @@ import { batchTriggerFor } from "./batch-trigger.js";
 import { modelTrainerFor } from "./trainer.js";
 import { buildBatchRunner } from "./batch-runners.js";
 import { openModelRegistry } from "./models.js";
+import { openPublishedViews } from "./views.js";
 
 /** The sample archive `lanemap start` generates when the catalogue is empty. */
 export const SAMPLE = {
@@ -226,7 +227,9 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     stack.push(() => runner.close());
     const batchAbort = new AbortController();
     stack.push(async () => batchAbort.abort());
-    if (!(await readCurrentBatch(config.dataDir))) {
+    // The published views (LANEMAP_STORAGE): the batch lane publishes there, serving follows them.
+    const views = await openPublishedViews(config, nc);
+    if (!(await views.current())) {
       logger.info("no batch view yet: running the first batch");
       const report = await runner.run({ signal: batchAbort.signal });
       logger.info({ version: report.version, watermark: report.watermark }, "first batch view published");
@@ -255,6 +258,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
         metricsRegistry,
         models,
         archive: store,
+        views,
         batchTrigger: batchTriggerFor(runner, batchAbort.signal),
         modelTrainer: modelTrainerFor({
           dataDir: config.dataDir,

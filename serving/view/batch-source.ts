@@ -165,7 +165,7 @@ export class BatchViewSource {
       return;
     }
     const open = this.currentView;
-    await this.evictRetired();
+    await this.evictRetired(name);
     if (name === null || name === open?.name) return;
     if (this.failure?.name === name && Date.now() - this.failure.at < RETRY_FAILED_MS) return;
     let next: OpenedBatchView;
@@ -211,7 +211,7 @@ export class BatchViewSource {
    * Drops local copies (the nats backend's cache) of versions older than the previous one once no
    * request holds them; the previous copy stays for a quick rollback.
    */
-  private async evictRetired(): Promise<void> {
+  private async evictRetired(pointer: string | null): Promise<void> {
     const evict = this.views.evictLocal?.bind(this.views);
     if (!evict) {
       this.retired = this.retired.filter((v) => !v.closed);
@@ -219,6 +219,8 @@ export class BatchViewSource {
     }
     const previous = this.retired.at(-1);
     const keep = new Set<string>();
+    // The version CURRENT names is about to be opened: a copy of it from an earlier start stays.
+    if (pointer) keep.add(pointer);
     if (this.currentView) keep.add(this.currentView.name);
     if (previous) keep.add(previous.name);
     for (const v of this.retired) if (!v.closed) keep.add(v.name);

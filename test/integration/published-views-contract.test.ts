@@ -5,6 +5,7 @@
  * version, hand out a readable folder, and tell a watcher about every move.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -19,6 +20,7 @@ import {
   type PublishedViews,
   type ViewPointer,
 } from "../../shared/index.js";
+import { projectRoot } from "../helpers/env.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { eventually } from "../helpers/serving-server.js";
 import {
@@ -234,3 +236,88 @@ for (const backend of backends) {
     });
   });
 }
+
+describe(
+  "NatsPublishedViews' local cache and failures",
+  { ...(natsMissing() ? { skip: natsMissing()! } : {}) },
+  () => {
+    test("a download cut short leaves only a .partial folder, which the next materialize replaces", async () => {
+      await using nats = await natsFixture();
+      await using source = await tempDataDir();
+      await using cache = await tempDataDir();
+      const cacheDir = join(cache.dir, "cache", "views");
+      const views = await NatsPublishedViews.open(nats.nc, { cacheDir });
+      const name = await writeVersion(source.dir, 1);
+      await views.publish(join(dataPaths(source.dir).batchViews, name), name);
+      await mkdir(join(cacheDir, `${name}.partial`), { recursive: true });
+      await writeFile(join(cacheDir, `${name}.partial`, BATCH_VIEW_FILES.duckdb), "half a file");
+      assert.equal(await views.materialize(name), join(cacheDir, name));
+      assert.deepEqual(await readdir(cacheDir), [name]);
+      await views.setCurrent(name);
+      assert.deepEqual(await views.evictLocal([]), [name], "eviction removes local copies only");
+      assert.deepEqual(await readdir(cacheDir), []);
+      assert.deepEqual(
+        (await views.list()).map((v) => v.name),
+        [name],
+      );
+    });
+
+    test("a broker that is gone is a STORAGE error", async () => {
+      await using nats = await natsFixture();
+      await using cache = await tempDataDir();
+      const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(cache.dir, "views") });
+      await nats.nc.close();
+      await rejectsWith(views.list(), "STORAGE");
+      await rejectsWith(views.current(), "STORAGE");
+      await rejectsWith(views.materialize("v000001"), "STORAGE");
+    });
+  },
+);
+
+describe("lanemap views on NATS", { ...(natsMissing() ? { skip: natsMissing()! } : {}) }, () => {
+  test("views list and rollback with LANEMAP_STORAGE=nats read and move the pointer in KV", async () => {
+    await using nats = await natsFixture();
+    await using source = await tempDataDir();
+    await using empty = await tempDataDir();
+    const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(source.dir, "cache", "views") });
+    for (const v of [1, 2]) {
+      const name = await writeVersion(source.dir, v);
+      await views.publish(join(dataPaths(source.dir).batchViews, name), name);
+      await views.setCurrent(name);
+    }
+    const cli = (...args: string[]) =>
+      spawnSync(
+        process.execPath,
+        [join(projectRoot, "infra", "bin", "lanemap.js"), "views", ...args, "--nats", nats.server.url],
+        {
+          cwd: projectRoot,
+          encoding: "utf8",
+          env: {
+            ...process.env,
+            LANEMAP_DATA_DIR: empty.dir,
+            LANEMAP_STORAGE: "nats",
+            LANEMAP_LOG_LEVEL: "error",
+          },
+        },
+      );
+    const list = cli("list", "--json");
+    assert.equal(list.status, 0, list.stderr);
+    assert.deepEqual(
+      (JSON.parse(list.stdout) as { name: string; current: boolean }[]).map((v) => [v.name, v.current]),
+      [
+        ["v000001", false],
+        ["v000002", true],
+      ],
+    );
+    const rollback = cli("rollback", "1", "--json");
+    assert.equal(rollback.status, 0, rollback.stderr);
+    assert.equal((JSON.parse(rollback.stdout) as { current: string }).current, "v000001");
+    assert.equal((await views.current())?.name, "v000001");
+    const unknown = cli("rollback", "9");
+    assert.equal(unknown.status, 1);
+    assert.match(
+      unknown.stderr,
+      /v000009 does not exist or is incomplete; complete versions: v000001, v000002/,
+    );
+  });
+});

@@ -174,6 +174,15 @@ describe("serving on NATS-published views", { ...(skip ? { skip } : {}) }, () =>
       for (const d of [dirA.dir, dirB.dir])
         assert.deepEqual((await readdir(join(d, "cache", "views"))).sort(), ["v000001", "v000002"]);
       assert.deepEqual(await readdir(dataPaths(dirA.dir).root).then((e) => e.includes("views")), false);
+
+      // A third version: each cache keeps the current and the previous copy, the oldest goes once closed.
+      await publish(3, second.revision);
+      for (const s of [a, b]) await servingVersion(s, "v000003");
+      for (const d of [dirA.dir, dirB.dir])
+        await eventually(async () => {
+          const cached = (await readdir(join(d, "cache", "views"))).sort();
+          return cached.join() === "v000002,v000003" ? true : undefined;
+        }, 1200);
     } finally {
       await stop(a);
       await stop(b);

@@ -1,7 +1,8 @@
 /**
  * NATS adapters: the names of the ingest contract and shared buckets, connecting, the JetStream
  * resources of the speed lane (streams, consumer, tile objects) and their status, the live view,
- * the model registry and the dead-letter queue, and the replicas of all of them (replicas.ts).
+ * the model registry, the dead-letter queue, the published batch views, and the replicas of all of
+ * them (replicas.ts).
  */
 export * from "./names.js";
 export {
