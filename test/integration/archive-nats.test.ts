@@ -14,14 +14,10 @@ import { tableFromIPC } from "apache-arrow";
 import { buildBatchRunner } from "../../infra/platform/batch-runners.js";
 import { openModelRegistry } from "../../infra/platform/models.js";
 import { openTileArchive } from "../../infra/platform/storage.js";
+import { openPublishedViews } from "../../infra/platform/views.js";
 import { addArchiveFolder } from "../../batch/index.js";
 import { modelTrainerFor } from "../../infra/platform/trainer.js";
-import {
-  ArchiveStore,
-  FileModelRegistry,
-  LabelStore,
-  readCurrentBatch,
-} from "../../shared/adapters/archive/index.js";
+import { ArchiveStore, FileModelRegistry, LabelStore } from "../../shared/adapters/archive/index.js";
 import { LiveView, NatsTileArchive } from "../../shared/adapters/nats/index.js";
 import {
   BATCH_VIEW_FILES,
@@ -96,9 +92,12 @@ describe("the master archive on NATS", { skip: natsMissing() }, () => {
     } finally {
       await runner.close();
     }
-    const current = await readCurrentBatch(batchDir.path);
+    // With LANEMAP_STORAGE=nats the view is published to the NATS views store (infra/platform/views.ts).
+    const views = await openPublishedViews(batchConfig, nats.nc);
+    const current = await views.current();
     assert.ok(current, "machine B published a view");
-    const table = tableFromIPC(readFileSync(join(current.dir, BATCH_VIEW_FILES.arrow)));
+    const viewDir = await views.materialize(current.name);
+    const table = tableFromIPC(readFileSync(join(viewDir, BATCH_VIEW_FILES.arrow)));
     assert.equal(table.numRows, 1);
     const row = table.get(0)!.toJSON() as { tile_id: string; counts: Iterable<bigint> };
     assert.equal(row.tile_id, tile.tileId);
@@ -108,11 +107,15 @@ describe("the master archive on NATS", { skip: natsMissing() }, () => {
     const server = createServer(batchConfig, {
       logger,
       archive: await openTileArchive(batchConfig, nats.nc),
+      views,
     });
     const listening = await server.listen();
     try {
-      const res = await fetch(`${listening.url}/v1/tiles/${tile.tileId}/source.tif`);
-      assert.equal(res.status, 200);
+      // Serving opens the view CURRENT names once it has downloaded it into its cache.
+      const res = await waitFor("the tile served from the view", async () => {
+        const r = await fetch(`${listening.url}/v1/tiles/${tile.tileId}/source.tif`);
+        return r.status === 200 ? r : undefined;
+      });
       assert.equal(res.headers.get("lanemap-tile-id"), tile.tileId);
       assert.deepEqual(new Uint8Array(await res.arrayBuffer()), tile.bytes);
       const missing = await fetch(`${listening.url}/v1/tiles/nope/source.tif`);
