@@ -34,6 +34,7 @@ import {
   WorkerStartError,
   describeError,
   errorCode,
+  isPermanent,
   type Config,
   type ModelRegistry,
   type TileArchive,
@@ -81,6 +82,9 @@ export interface BatchTaskWorker {
   stop(): Promise<void>;
 }
 
+/** How long a task left for redelivery waits before it is delivered again (ms). */
+const TRANSIENT_RETRY_MS = 500;
+
 /** Room for the result's JSON head and headers in a message, beyond the raster. */
 const HEAD_ROOM = 64 * 1024;
 
@@ -126,7 +130,10 @@ export async function startBatchTaskWorker(
       ? { kind: "archive", dataDir: deps.archive.paths.root }
       : { kind: "inline", bytes: await deps.archive.readObject(task.entry.contentHash) };
 
-  /** The task's outcome, or null when the pool is closing (the task is then left for another worker). */
+  /**
+   * The task's outcome, or null when the pool is closing or the failure is transient (the task is
+   * then left for a redelivery, to this or another worker).
+   */
   const classify = async (
     task: BatchTask,
   ): Promise<{ outcome: ResultOutcome; raster: Uint8Array } | null> => {
@@ -148,6 +155,16 @@ export async function startBatchTaskWorker(
         log.warn(
           { tileId: task.entry.tileId, err: describeError(err) },
           "tile threads unavailable; task left to another worker",
+        );
+        return null;
+      }
+      // Not the tile's own failure (e.g. STORAGE: the archive's object or the model unreadable while
+      // the cluster elects a new leader): retried on a redelivery, as the speed lane retries it,
+      // up to the consumer's max deliveries (then the coordinator records MAX_DELIVER).
+      if (!isPermanent(err)) {
+        log.warn(
+          { tileId: task.entry.tileId, code: errorCode(err), err: describeError(err) },
+          "transient failure; task left for redelivery",
         );
         return null;
       }
@@ -173,7 +190,8 @@ export async function startBatchTaskWorker(
     try {
       const done = await classify(task);
       if (!done) {
-        m.nak();
+        // A short delay: a broker that just lost a node is not asked again at once.
+        m.nak(TRANSIENT_RETRY_MS);
         return;
       }
       let { outcome, raster } = done;

@@ -111,8 +111,11 @@ describe("the master archive on NATS", { skip: natsMissing() }, () => {
     });
     const listening = await server.listen();
     try {
-      const res = await fetch(`${listening.url}/v1/tiles/${tile.tileId}/source.tif`);
-      assert.equal(res.status, 200);
+      // Serving opens the view CURRENT names once it has downloaded it into its cache.
+      const res = await waitFor("the tile served from the view", async () => {
+        const r = await fetch(`${listening.url}/v1/tiles/${tile.tileId}/source.tif`);
+        return r.status === 200 ? r : undefined;
+      });
       assert.equal(res.headers.get("lanemap-tile-id"), tile.tileId);
       assert.deepEqual(new Uint8Array(await res.arrayBuffer()), tile.bytes);
       const missing = await fetch(`${listening.url}/v1/tiles/nope/source.tif`);
