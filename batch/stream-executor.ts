@@ -35,6 +35,7 @@ import {
   type BatchQueueSettings,
 } from "../shared/adapters/nats/index.js";
 import {
+  ERROR_CODES,
   describeError,
   parseModel,
   type CatalogueEntry,
@@ -89,6 +90,14 @@ export class StreamTileExecutor {
   /** Tiles whose first result was accepted (its raster may still be downloading). */
   private readonly accepted = new Set<string>();
   private closed = false;
+  /** When this incarnation started reading results (ms since the epoch). */
+  private readonly startedAtMs = Date.now();
+  /**
+   * Tiles whose only result so far is an earlier incarnation's transient failure (a storage timeout
+   * while a node was down): tried again under a fresh message id, the old one may still be in the
+   * server's duplicate window.
+   */
+  private readonly retried = new Set<string>();
   private readonly reading: Promise<void>;
 
   private constructor(
@@ -175,7 +184,10 @@ export class StreamTileExecutor {
           maxPixels: this.options.config.maxPixels,
           entry,
         }),
-        { msgID: `${runId}:${tileId}`, headers: h },
+        {
+          msgID: this.retried.has(tileId) ? `${runId}:${tileId}:${this.startedAtMs}` : `${runId}:${tileId}`,
+          headers: h,
+        },
       );
     } catch (err) {
       this.waiting.delete(tileId);
@@ -200,7 +212,7 @@ export class StreamTileExecutor {
     for await (const m of this.results) {
       try {
         const { head, raster } = decodeResult(m.data);
-        await this.onResult(head, raster);
+        await this.onResult(head, raster, m.info.timestampNanos / 1e6 < this.startedAtMs);
       } catch (err) {
         this.options.logger.warn(
           { err: describeError(err), subject: m.subject },
@@ -210,7 +222,7 @@ export class StreamTileExecutor {
     }
   }
 
-  private async onResult(head: ResultHead, raster: Uint8Array): Promise<void> {
+  private async onResult(head: ResultHead, raster: Uint8Array, earlier: boolean): Promise<void> {
     const { tileId } = head;
     const log = this.options.logger;
     if (head.runId !== this.options.runId || !this.options.tileIds.has(tileId)) return;
@@ -223,8 +235,17 @@ export class StreamTileExecutor {
       log.debug({ tileId, worker: head.worker }, "duplicate batch result ignored (first wins)");
       return;
     }
-    this.accepted.add(tileId);
     const o = head.outcome;
+    if (earlier && !o.ok && !ERROR_CODES[o.code].permanent) {
+      // A resumed run must not inherit a transient failure (STORAGE, DEADLINE, ...): classify again.
+      this.retried.add(tileId);
+      log.info(
+        { tileId, code: o.code },
+        "an earlier incarnation's transient failure: the tile is tried again",
+      );
+      return;
+    }
+    this.accepted.add(tileId);
     let outcome: TileJobOutcome;
     if (!o.ok) outcome = o;
     else if (o.rasterObject === undefined) outcome = { ok: true, result: o.result, k: o.k, raster };

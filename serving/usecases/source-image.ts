@@ -28,7 +28,7 @@
  * the composite's pixels, so the imagery under a class is the scene that class came from.
  */
 import type { TileArchive } from "../../shared/index.js";
-import { DecoderPool, applyPam, type BandArray, type Raster } from "../../shared/index.js";
+import { DecoderPool, applyPam, errorCode, type BandArray, type Raster } from "../../shared/index.js";
 import { encode as encodePng } from "fast-png";
 import { InvalidParamsError, NotFoundError, ProblemError } from "../errors.js";
 import { LruCache } from "../view/lru-cache.js";
@@ -280,7 +280,10 @@ export class SourceImagery {
     let bytes: Uint8Array;
     try {
       bytes = await this.archive.readObject(hash);
-    } catch {
+    } catch (err) {
+      // Only a missing object is a 404: a storage failure (a node of the cluster going away) is
+      // transient and answers as such (STORAGE, 503), not as "not archived".
+      if (errorCode(err) !== "OBJECT_MISSING") throw err;
       throw new NotFoundError(
         `the source of tile ${tile.tileId} is not in this archive`,
         "source-not-archived",

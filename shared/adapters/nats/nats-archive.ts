@@ -15,7 +15,14 @@
  * letters and digits stays readable in `nats kv ls`.
  */
 import { createHash } from "node:crypto";
-import { DeliverPolicy, jetstream, StorageType, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import {
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  StorageType,
+  type JetStreamClient,
+  type JsMsg,
+} from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -29,6 +36,8 @@ import {
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
 import { serverMaxPayload } from "./connection.js";
+import { READ_RETRIES, guarded, storageError } from "./guarded.js";
+import { ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./names.js";
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -53,20 +62,6 @@ function digestHex(digest: string): string | undefined {
   const prefix = "SHA-256=";
   if (!digest.startsWith(prefix)) return undefined;
   return Buffer.from(digest.slice(prefix.length), "base64url").toString("hex");
-}
-
-/** A broker failure as the transient STORAGE error the interface promises (domain errors pass). */
-function storageError(what: string, err: unknown): Error {
-  if (err instanceof LanemapError) return err;
-  return new LanemapError("STORAGE", `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-}
-
-async function guarded<T>(what: string, op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (err) {
-    throw storageError(what, err);
-  }
 }
 
 /** The master archive in JetStream: `TileArchive` on an object store and two KV buckets. */
@@ -98,6 +93,11 @@ export class NatsTileArchive implements TileArchive {
       const kvm = new Kvm(nc);
       const catalogue = await kvm.create(CATALOGUE_BUCKET, { ...common, history: 1 });
       const bad = await kvm.create(BAD_TILE_BUCKET, { ...common, history: 1 });
+      // create() leaves an existing bucket's replicas as they are: bring all three to the deployment's.
+      const jsm = await jetstreamManager(nc);
+      await ensureReplicas(jsm, objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), options.replicas);
+      await ensureReplicas(jsm, kvStreamName(CATALOGUE_BUCKET), options.replicas);
+      await ensureReplicas(jsm, kvStreamName(BAD_TILE_BUCKET), options.replicas);
       return new NatsTileArchive(nc, objects, catalogue, bad);
     });
   }
@@ -132,8 +132,10 @@ export class NatsTileArchive implements TileArchive {
   async readObject(contentHash: string): Promise<Uint8Array> {
     if (!SHA256_HEX.test(contentHash))
       throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash} (not a sha256)`);
-    const bytes = await guarded(`cannot read object ${contentHash.slice(0, 12)}`, () =>
-      this.objects.getBlob(contentHash),
+    const bytes = await guarded(
+      `cannot read object ${contentHash.slice(0, 12)}`,
+      () => this.objects.getBlob(contentHash),
+      READ_RETRIES,
     );
     if (bytes === null) throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash}`);
     // A one-chunk object comes back as the message's Buffer: hand out a plain view, as the files backend does.
@@ -162,7 +164,11 @@ export class NatsTileArchive implements TileArchive {
 
   /** The catalogue entry of a tile, or undefined. @throws LanemapError STORAGE when the broker fails. */
   async get(tileId: string): Promise<CatalogueEntry | undefined> {
-    const e = await guarded(`cannot read catalogue entry ${tileId}`, () => this.catalogue.get(kvKey(tileId)));
+    const e = await guarded(
+      `cannot read catalogue entry ${tileId}`,
+      () => this.catalogue.get(kvKey(tileId)),
+      READ_RETRIES,
+    );
     if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
     return catalogueEntrySchema.parse(e.json());
   }

@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
-import { StorageType } from "@nats-io/jetstream";
+import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -35,26 +35,20 @@ import { parseVersionName } from "../../view/paths.js";
 import { BATCH_VIEW_FILES } from "../../view/batch-schema.js";
 import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
 import { serverMaxPayload } from "./connection.js";
+import { READ_RETRIES, guarded, storageError } from "./guarded.js";
+import { ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./names.js";
 
 const MANIFEST = BATCH_VIEW_FILES.manifest;
 
-/** Any failure of the broker (gone, timed out, refused) as the STORAGE error; ours pass through. */
-function storageError(what: string, err: unknown): LanemapError {
-  if (err instanceof LanemapError) return err;
-  return new LanemapError(
-    "STORAGE",
-    `published views in NATS: ${what} failed: ${err instanceof Error ? err.message : String(err)}`,
-    { cause: err },
-  );
+/** A read of the store, retried on a timeout (guarded.ts), its failure as STORAGE. */
+function viewRead<T>(what: string, op: () => Promise<T>): Promise<T> {
+  return guarded(`published views in NATS: ${what} failed`, op, READ_RETRIES);
 }
 
-async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw storageError(what, err);
-  }
+/** A write or set-up step, its failure as STORAGE (not retried). */
+function viewWrite<T>(what: string, op: () => Promise<T>): Promise<T> {
+  return guarded(`published views in NATS: ${what} failed`, op);
 }
 
 function notFound(name: string): LanemapError {
@@ -98,7 +92,7 @@ export class NatsPublishedViews implements PublishedViews {
     options: { cacheDir: string; replicas?: number },
   ): Promise<NatsPublishedViews> {
     const replicas = options.replicas ?? 1;
-    return guarded("opening the view buckets", async () => {
+    return viewWrite("opening the view buckets", async () => {
       const objects = await new Objm(nc).create(VIEW_OBJECT_BUCKET, {
         storage: StorageType.File,
         replicas,
@@ -109,6 +103,12 @@ export class NatsPublishedViews implements PublishedViews {
         storage: StorageType.File,
         replicas,
       });
+      if (options.replicas !== undefined) {
+        // create() leaves an existing bucket's replicas as they are: bring both to the deployment's.
+        const jsm = await jetstreamManager(nc);
+        await ensureReplicas(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas);
+        await ensureReplicas(jsm, kvStreamName(VIEW_POINTER_BUCKET), replicas);
+      }
       return new NatsPublishedViews(nc, objects, kv, options.cacheDir);
     });
   }
@@ -136,7 +136,7 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   async list(): Promise<PublishedVersion[]> {
-    return guarded("listing views", async () => {
+    return viewRead("listing views", async () => {
       const infos = (await this.objects.list()).filter((i) => !i.deleted);
       const stored = new Map(infos.map((i) => [i.name, i.size]));
       const names = infos
@@ -165,7 +165,7 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   current(): Promise<ViewPointer | null> {
-    return guarded("reading CURRENT", async () => this.pointerOf(await this.kv.get(VIEW_POINTER_KEY)));
+    return viewRead("reading CURRENT", async () => this.pointerOf(await this.kv.get(VIEW_POINTER_KEY)));
   }
 
   materialize(name: string): Promise<string> {
@@ -180,7 +180,7 @@ export class NatsPublishedViews implements PublishedViews {
     const target = join(this.cacheDir, name);
     if (parseVersionName(name) === null) throw notFound(name);
     if (await hasManifest(target)) return target;
-    const manifest = await guarded(`reading ${name}`, () => this.manifestOf(name));
+    const manifest = await viewRead(`reading ${name}`, () => this.manifestOf(name));
     if (!manifest) throw notFound(name);
     const partial = `${target}.partial`;
     await rm(partial, { recursive: true, force: true });
@@ -188,7 +188,7 @@ export class NatsPublishedViews implements PublishedViews {
     await mkdir(partial, { recursive: true });
     for (const [file, expected] of Object.entries(manifest.files)) {
       const path = join(partial, file);
-      await guarded(`downloading ${name}/${file}`, async () => {
+      await viewRead(`downloading ${name}/${file}`, async () => {
         const result = await this.objects.get(`${name}/${file}`);
         if (!result) throw notFound(name);
         await pipeline(
@@ -207,7 +207,7 @@ export class NatsPublishedViews implements PublishedViews {
         );
     }
     // The manifest is written last, from the very bytes that were listed: the copy is complete.
-    await guarded(`downloading ${name}/${MANIFEST}`, async () => {
+    await viewRead(`downloading ${name}/${MANIFEST}`, async () => {
       const bytes = await this.objects.getBlob(`${name}/${MANIFEST}`);
       if (!bytes) throw notFound(name);
       await mkdir(partial, { recursive: true });
@@ -230,10 +230,10 @@ export class NatsPublishedViews implements PublishedViews {
     if (manifest.name !== name)
       throw new LanemapError("PUBLISH", `${localDir} holds version ${manifest.name}, not ${name}`);
     // Idempotent: a version whose manifest is stored was uploaded completely before.
-    if (await guarded(`reading ${name}`, () => this.manifestOf(name))) return;
+    if (await viewRead(`reading ${name}`, () => this.manifestOf(name))) return;
     const chunk = Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096);
     for (const file of Object.keys(manifest.files)) {
-      await guarded(`uploading ${name}/${file}`, () =>
+      await viewWrite(`uploading ${name}/${file}`, () =>
         this.objects.put(
           { name: `${name}/${file}`, options: { max_chunk_size: chunk } },
           Readable.toWeb(createReadStream(join(localDir, file))) as unknown as ReadableStream<Uint8Array>,
@@ -241,7 +241,7 @@ export class NatsPublishedViews implements PublishedViews {
       );
     }
     const manifestBytes = await readFile(join(localDir, MANIFEST));
-    await guarded(`uploading ${name}/${MANIFEST}`, () =>
+    await viewWrite(`uploading ${name}/${MANIFEST}`, () =>
       this.objects.putBlob(
         { name: `${name}/${MANIFEST}`, options: { max_chunk_size: chunk } },
         new Uint8Array(manifestBytes),
@@ -250,7 +250,7 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   async setCurrent(name: string, expectedRevision?: number | null): Promise<ViewPointer> {
-    if (!(await guarded(`reading ${name}`, () => this.manifestOf(name)))) throw notFound(name);
+    if (!(await viewRead(`reading ${name}`, () => this.manifestOf(name)))) throw notFound(name);
     const value = JSON.stringify({ name });
     let revision: number;
     try {
@@ -265,7 +265,7 @@ export class NatsPublishedViews implements PublishedViews {
       const actual = await this.current();
       if (expectedRevision !== undefined && (actual?.revision ?? null) !== expectedRevision)
         throw new ViewPointerConflictError(name, expectedRevision, actual);
-      throw storageError("moving CURRENT", err);
+      throw storageError("published views in NATS: moving CURRENT failed", err);
     }
     return { name, revision };
   }
@@ -274,7 +274,7 @@ export class NatsPublishedViews implements PublishedViews {
     if (parseVersionName(name) === null) throw notFound(name);
     if ((await this.current())?.name === name)
       throw new LanemapError("VIEW_IN_USE", `batch view ${name} is the current one`);
-    await guarded(`removing ${name}`, async () => {
+    await viewWrite(`removing ${name}`, async () => {
       const prefix = `${name}/`;
       const names = (await this.objects.list())
         .filter((i) => !i.deleted && i.name.startsWith(prefix))
