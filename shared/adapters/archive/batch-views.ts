@@ -171,17 +171,23 @@ export class FilePublishedViews implements PublishedViews {
   watch(onChange: (pointer: ViewPointer | null) => void): { stop(): Promise<void> } {
     // CURRENT moves by rename, which fs.watch on the folder hears at once; the poll covers what
     // it can miss (network file systems, a folder created later, coalesced events).
-    let last: string | undefined;
+    // Checks run one at a time (a check that starts while one runs waits for it), and a pointer is
+    // delivered only when its revision is newer than the last one delivered: fs.watch events, the
+    // poll and the first check overlap, and a slow read must not report an older move last.
+    let last: number | null | undefined;
     let stopped = false;
-    const check = async (): Promise<void> => {
+    let chain: Promise<void> = Promise.resolve();
+    const checkOnce = async (): Promise<void> => {
       if (stopped) return;
       const p = await this.current().catch(() => undefined);
       if (p === undefined || stopped) return;
-      const key = p ? `${p.name}@${p.revision}` : "";
-      if (key === last) return;
-      last = key;
+      const revision = p ? p.revision : null;
+      if (last !== undefined && (revision === null ? last === null : last !== null && revision <= last))
+        return;
+      last = revision;
       onChange(p);
     };
+    const check = (): Promise<void> => (chain = chain.then(checkOnce));
     let watcher: FSWatcher | null = null;
     try {
       watcher = watch(dataPaths(this.dataDir).batchViews, () => void check());
