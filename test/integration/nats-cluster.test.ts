@@ -87,6 +87,14 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
     assert.equal(r3.storage.replicas, 3);
     await ensureSpeedResources(cluster.nc, jsm, r3);
     const live3 = await LiveView.open(cluster.nc, { replicas: r3.storage.replicas });
+    // A rescaled stream re-forms its RAFT group: a write before it has a leader meets "no responders".
+    for (const s of [kvStreamName(LIVE_BUCKET), ...LANE_STREAMS]) {
+      const until = Date.now() + 20_000;
+      while (!(await jsm.streams.info(s).catch(() => null))?.cluster?.leader) {
+        assert.ok(Date.now() < until, `${s} elected no leader after the rescale`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     // A raster over the inline limit goes to the live view's object store, created at R3 too.
     const big = lonLatTile(DEFAULT_GRID, {
       col: 0,

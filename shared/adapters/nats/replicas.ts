@@ -55,37 +55,13 @@ export async function ensureReplicas(
   try {
     const info = await jsm.streams.info(stream);
     if ((info.config.num_replicas || 1) === wanted) return info;
-    await jsm.streams.update(stream, { ...info.config, num_replicas: wanted });
-    return await settled(jsm, stream, wanted);
+    return await jsm.streams.update(stream, { ...info.config, num_replicas: wanted });
   } catch (err) {
     throw new LanemapError(
       "NATS_SETUP",
       `cannot set ${wanted} replica(s) on stream ${stream}: ${(err as Error).message}`,
       { cause: err },
     );
-  }
-}
-
-/** How long a rescaled stream may take to elect its leader and bring its new replicas up. */
-const SETTLE_MS = 15_000;
-
-/**
- * Waits until a rescaled stream has a leader and every replica is current: right after the update
- * the stream re-forms its RAFT group, and a write in that moment meets "no responders" (seen in
- * the cluster test as `jetstream is not enabled` on the first put after R1 -> R3).
- * @throws Error when it has not settled within SETTLE_MS.
- */
-async function settled(jsm: JetStreamManager, stream: string, wanted: number): Promise<StreamInfo> {
-  const deadline = Date.now() + SETTLE_MS;
-  for (;;) {
-    const info = await jsm.streams.info(stream).catch(() => null);
-    const c = info?.cluster;
-    // A single server without a cluster block has no RAFT group to wait for.
-    if (info && (!c || (c.leader && (c.replicas ?? []).filter((r) => r.current).length >= wanted - 1)))
-      return info;
-    if (Date.now() > deadline)
-      throw new Error(`stream ${stream} has no leader with ${wanted} current replicas yet`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
