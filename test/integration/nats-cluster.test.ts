@@ -275,7 +275,11 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
       if (i === 20) await cluster.restart(victim);
     }
 
-    const live = await LiveView.open(cluster.nc);
+    // Right after the restart a JetStream API request may time out while the node rejoins (the
+    // workers retry theirs): the test's own open retries too.
+    const live = await waitFor("the live view to open", () =>
+      LiveView.open(cluster.nc).catch(() => undefined),
+    );
     const snapshot = await waitFor(
       "every good tile in the live view",
       async () => {
