@@ -3,6 +3,12 @@
 // spawn `lanemap` then run the compiled CLI, as users do), then every test file under test/ with
 // Node's built-in runner. With file arguments it runs only those files and skips the checks and the
 // build (a stale dist/ makes `lanemap` run its sources through tsx: slower, never stale).
+//
+// Test files run two at a time (LANEMAP_TEST_CONCURRENCY, default 2): most integration files
+// spend their time waiting on child processes, nats-server and timers, so a second file fills a
+// core the first leaves idle. Node's own default is one fewer than the cores (1 on a 2-core CI
+// machine), which leaves the suite serial there. Every file is isolated (own temporary
+// directories, nats-server on port -1), so files never share state.
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -41,4 +47,17 @@ if (files.length === 0) {
   run(process.execPath, [join(root, "infra", "bin", "build.js")]);
   files = findTests(join(root, "test"));
 }
-run(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", ...flags, ...files]);
+const concurrency = process.env["LANEMAP_TEST_CONCURRENCY"] ?? "2";
+if (!/^[1-9][0-9]*$/.test(concurrency)) {
+  console.error(`run-tests: LANEMAP_TEST_CONCURRENCY must be a positive integer, got "${concurrency}"`);
+  process.exit(2);
+}
+run(process.execPath, [
+  "--import",
+  "tsx",
+  "--test",
+  "--test-reporter=spec",
+  `--test-concurrency=${concurrency}`,
+  ...flags,
+  ...files,
+]);
