@@ -42,8 +42,11 @@ export interface TileExecutor {
    * @throws WorkerStartError when the executor cannot go on at all.
    */
   process(entry: CatalogueEntry): Promise<TileJobOutcome>;
-  /** Ends the run's use of the executor (`force`: also what is kept warm between runs). */
-  close(options?: { force?: boolean }): Promise<void>;
+  /**
+   * Ends the run's use of the executor (`force`: also what is kept warm between runs; `purge`: the
+   * run is over, so the stream executor removes its tasks still queued).
+   */
+  close(options?: { force?: boolean; purge?: boolean }): Promise<void>;
 }
 
 /** What {@link openTileExecutor} needs for either kind. */
@@ -65,6 +68,8 @@ export interface TileExecutorSpec {
   readonly models?: ModelRegistry;
   /** Stream: the tiles this run still needs; late results of other tiles are dropped. */
   readonly tileIds: ReadonlySet<string>;
+  /** Stream: the run's stop signal; tiles waiting for a worker reject at once when it aborts. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -102,5 +107,6 @@ export async function openTileExecutor(spec: TileExecutorSpec): Promise<TileExec
     artifact: new Uint8Array(await readFile(spec.modelPath)),
     ...(spec.models ? { models: spec.models } : {}),
     tileIds: spec.tileIds,
+    ...(spec.signal ? { signal: spec.signal } : {}),
   });
 }

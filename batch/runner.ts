@@ -603,6 +603,7 @@ async function classifyAll(
     ...(deps.archive ? { archive: deps.archive } : {}),
     runId: exec.runId,
     tileIds: new Set(phases.flatMap((p) => p.map((e) => e.tileId))),
+    ...(signal ? { signal } : {}),
   });
   const size = Math.min(pool.slots, total);
   let pixels = 0;
@@ -667,8 +668,11 @@ async function classifyAll(
   } finally {
     await flush();
     sink.stop(progress());
-    // A stopped run's tiles in flight are cancelled, as before: the warm threads go with them.
-    await pool.close({ force: signal?.aborted ?? false });
+    // A stopped run's tiles in flight are cancelled, as before: the warm threads go with them. A
+    // run that ends otherwise (done, or failed) leaves no task on the work queue; a stopped one
+    // keeps them for its resume.
+    const stopped = signal?.aborted ?? false;
+    await pool.close({ force: stopped, purge: !stopped });
   }
   return { failures, pixels, validPixels, workers: size, replaced: pool.replaced };
 }
