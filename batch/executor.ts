@@ -37,6 +37,11 @@ export interface TileExecutor {
   /** Workers replaced after a deadline or a crash during this run (threads; 0 for the stream). */
   readonly replaced: number;
   /**
+   * Stream: the distinct `lanemap worker` processes whose results the run took. Absent for threads,
+   * where the run's workers are its slots.
+   */
+  readonly workers?: number;
+  /**
    * Classifies one tile. Never rejects for a tile's own failure (that is an `ok: false` outcome with
    * its code and reason), nor for a close while it waits (code CANCELLED).
    * @throws WorkerStartError when the executor cannot go on at all.

@@ -131,6 +131,10 @@ export interface RunReport {
   /** Of those, the valid ones (not nodata), which is what the peer counts. */
   readonly validPixels: number;
   readonly failures: readonly TileFailure[];
+  /**
+   * Who classified: with the threads executor the worker threads the run used (its slots); with the
+   * stream executor the distinct `lanemap worker` processes that returned results, not the window.
+   */
   readonly workers: number;
   readonly replacedWorkers: number;
   readonly resumedFrom: string | undefined;
@@ -674,7 +678,7 @@ async function classifyAll(
     const stopped = signal?.aborted ?? false;
     await pool.close({ force: stopped, purge: !stopped });
   }
-  return { failures, pixels, validPixels, workers: size, replaced: pool.replaced };
+  return { failures, pixels, validPixels, workers: pool.workers ?? size, replaced: pool.replaced };
 }
 
 /**

@@ -100,6 +100,8 @@ export class StreamTileExecutor {
   readonly replaced = 0;
   /** Results dropped because an earlier one of the same tile was taken (first wins). */
   duplicates = 0;
+  /** The worker processes (their names, host:pid by default) whose results were taken. */
+  private readonly workerNames = new Set<string>();
   private readonly waiting = new Map<string, (o: TileJobOutcome) => void>();
   /** Results that came before their tile was asked for (a resumed run's late results). */
   private readonly arrived = new Map<string, TileJobOutcome>();
@@ -127,6 +129,8 @@ export class StreamTileExecutor {
   private delivered = -1;
   private readonly watchdog: NodeJS.Timeout;
   private readonly onAbort = () => this.halt(this.options.signal?.reason);
+  /** The `worker` of the failure results this coordinator writes itself (MAX_DELIVER). */
+  private readonly coordinatorName = `${hostname()}:${process.pid} (coordinator)`;
 
   private constructor(
     private readonly options: StreamExecutorOptions,
@@ -200,6 +204,11 @@ export class StreamTileExecutor {
       "batch tiles go to the work queue",
     );
     return self;
+  }
+
+  /** Distinct worker processes whose results this run took (the coordinator's own MAX_DELIVER not counted). */
+  get workers(): number {
+    return this.workerNames.size;
   }
 
   /**
@@ -308,6 +317,7 @@ export class StreamTileExecutor {
       return;
     }
     this.accepted.add(tileId);
+    if (head.worker !== this.coordinatorName) this.workerNames.add(head.worker);
     let outcome: TileJobOutcome;
     if (!o.ok) outcome = o;
     else if (o.rasterObject === undefined) outcome = { ok: true, result: o.result, k: o.k, raster };
@@ -386,7 +396,7 @@ export class StreamTileExecutor {
         runId: this.options.runId,
         tileId,
         modelVersion: this.modelVersion,
-        worker: `${hostname()}:${process.pid} (coordinator)`,
+        worker: this.coordinatorName,
         outcome: {
           ok: false,
           code: "MAX_DELIVER",

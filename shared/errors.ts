@@ -67,7 +67,12 @@ export const ERROR_TABLE = {
   BATCH_RUN_ACTIVE: [409, "transient", 1, "a batch run is already active"],
   BATCH_FAILED: [500, "transient", 1, "a batch run failed"],
   BATCH_TILES_FAILED: [500, "transient", 1, "a batch view was published without some tiles"],
-  BATCH_STALLED: [503, "transient", 1, "no worker took a task of a stream batch run within LANEMAP_BATCH_STALL_S"],
+  BATCH_STALLED: [
+    503,
+    "transient",
+    1,
+    "no worker took a task of a stream batch run within LANEMAP_BATCH_STALL_S",
+  ],
   ORDERING: [400, "permanent", 1, "the processing order cannot be built"],
   WATERMARK: [500, "transient", 1, "the watermark provider gave no usable value"],
   WATERMARK_BACK: [409, "transient", 1, "the published watermark moved back"],
