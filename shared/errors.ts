@@ -58,6 +58,7 @@ export const ERROR_TABLE = {
   USAGE: [400, "permanent", 2, "bad command-line usage"],
   UNREADABLE: [500, "permanent", 1, "a file or folder cannot be read"],
   INGEST_REFUSED: [422, "permanent", 1, "some files were refused for ingest"],
+  INGEST_PUBLISH: [503, "transient", 1, "a tile could not be stored in the ingest stream"],
   // The master archive and its catalogue.
   ARCHIVE_EMPTY: [422, "permanent", 1, "there are no tiles to work on"],
   ARCHIVE_UNREADABLE: [422, "permanent", 1, "no file of the folder could be archived"],
