@@ -247,10 +247,11 @@ export function configReference(): { name: string; default: string | undefined; 
 
 /**
  * `LANEMAP_*` variables read outside the configuration: by the CLI (`LANEMAP_DEBUG` prints the
- * stack of an unexpected error) and by `.ci/run` (`LANEMAP_CI_LTS=0` skips the Node LTS pass).
+ * stack of an unexpected error) and by `.ci/` (`LANEMAP_CI_LTS=0` skips the Node LTS pass,
+ * `LANEMAP_CI_CACHE` is where `.ci/node-lts` keeps Node binaries).
  * `LANEMAP_TEST_*` (test hooks) and `LANEMAP_BENCH_*` (benchmarks) are known by prefix.
  */
-const OTHER_VARIABLES: readonly string[] = ["LANEMAP_DEBUG", "LANEMAP_CI_LTS"];
+const OTHER_VARIABLES: readonly string[] = ["LANEMAP_DEBUG", "LANEMAP_CI_LTS", "LANEMAP_CI_CACHE"];
 const OTHER_PREFIXES: readonly string[] = ["LANEMAP_TEST_", "LANEMAP_BENCH_"];
 
 /** A `LANEMAP_*` variable of the environment that nothing reads, and the known one it most resembles. */

@@ -34,6 +34,7 @@ describe("LANEMAP_* variables", () => {
       LANEMAP_BENCH_ROUNDS: "5",
       LANEMAP_DEBUG: "1",
       LANEMAP_CI_LTS: "0",
+      LANEMAP_CI_CACHE: "/tmp/ci",
       PATH: "/usr/bin",
       NATS_URL: "nats://127.0.0.1:4222",
     });
