@@ -123,6 +123,8 @@ export class StreamTileExecutor {
    */
   private readonly halted: Promise<never>;
   private halt!: (err: unknown) => void;
+  /** Why the run was halted, once it was: later `process` calls throw it without publishing. */
+  private haltedBy: { readonly err: unknown } | undefined;
   /** When a task of the queue was last delivered or a result of the run last came (ms since the epoch). */
   private lastSignMs = Date.now();
   /** The task consumer's delivered count at the last look, to tell a new delivery. */
@@ -143,7 +145,12 @@ export class StreamTileExecutor {
     /** The message-id generation of this run's tasks (see the module comment). */
     private readonly generation: string,
   ) {
-    this.halted = new Promise<never>((_, reject) => (this.halt = reject));
+    this.halted = new Promise<never>((_, reject) => {
+      this.halt = (err) => {
+        this.haltedBy ??= { err };
+        reject(err);
+      };
+    });
     this.halted.catch(() => undefined); // observed by every `process`; none may be waiting
     this.reading = this.read();
     const stallMs = options.config.batch.stallMs;
@@ -220,7 +227,7 @@ export class StreamTileExecutor {
   async process(entry: CatalogueEntry): Promise<TileJobOutcome> {
     const { tileId } = entry;
     if (this.closed) return { ok: false, code: "CANCELLED", reason: "the run was stopped" };
-    this.options.signal?.throwIfAborted();
+    if (this.haltedBy) throw this.haltedBy.err;
     const early = this.arrived.get(tileId);
     if (early) {
       this.arrived.delete(tileId);
