@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createBatchRunner } from "../../batch/index.js";
@@ -79,8 +80,10 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
     );
     const t0 = performance.now();
     run.child.kill("SIGTERM");
-    const code = await run.exited;
+    // Bounded: a coordinator that ignores the first signal must fail this test, not hang it.
+    const code = await Promise.race([run.exited, sleep(15_000).then(() => "still running")]);
     const seconds = (performance.now() - t0) / 1000;
+    assert.notEqual(code, "still running", "one SIGTERM stopped the coordinator");
     assert.notEqual(code, 0);
     assert.ok(seconds < 5, `one SIGTERM stopped it, in ${seconds.toFixed(1)} s`);
     assert.equal(
