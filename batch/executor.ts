@@ -37,13 +37,21 @@ export interface TileExecutor {
   /** Workers replaced after a deadline or a crash during this run (threads; 0 for the stream). */
   readonly replaced: number;
   /**
+   * Stream: the distinct `lanemap worker` processes whose results the run took. Absent for threads,
+   * where the run's workers are its slots.
+   */
+  readonly workers?: number;
+  /**
    * Classifies one tile. Never rejects for a tile's own failure (that is an `ok: false` outcome with
    * its code and reason), nor for a close while it waits (code CANCELLED).
    * @throws WorkerStartError when the executor cannot go on at all.
    */
   process(entry: CatalogueEntry): Promise<TileJobOutcome>;
-  /** Ends the run's use of the executor (`force`: also what is kept warm between runs). */
-  close(options?: { force?: boolean }): Promise<void>;
+  /**
+   * Ends the run's use of the executor (`force`: also what is kept warm between runs; `purge`: the
+   * run is over, so the stream executor removes its tasks still queued).
+   */
+  close(options?: { force?: boolean; purge?: boolean }): Promise<void>;
 }
 
 /** What {@link openTileExecutor} needs for either kind. */
@@ -65,6 +73,8 @@ export interface TileExecutorSpec {
   readonly models?: ModelRegistry;
   /** Stream: the tiles this run still needs; late results of other tiles are dropped. */
   readonly tileIds: ReadonlySet<string>;
+  /** Stream: the run's stop signal; tiles waiting for a worker reject at once when it aborts. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -102,5 +112,6 @@ export async function openTileExecutor(spec: TileExecutorSpec): Promise<TileExec
     artifact: new Uint8Array(await readFile(spec.modelPath)),
     ...(spec.models ? { models: spec.models } : {}),
     tileIds: spec.tileIds,
+    ...(spec.signal ? { signal: spec.signal } : {}),
   });
 }

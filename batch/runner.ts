@@ -131,6 +131,10 @@ export interface RunReport {
   /** Of those, the valid ones (not nodata), which is what the peer counts. */
   readonly validPixels: number;
   readonly failures: readonly TileFailure[];
+  /**
+   * Who classified: with the threads executor the worker threads the run used (its slots); with the
+   * stream executor the distinct `lanemap worker` processes that returned results, not the window.
+   */
   readonly workers: number;
   readonly replacedWorkers: number;
   readonly resumedFrom: string | undefined;
@@ -603,6 +607,7 @@ async function classifyAll(
     ...(deps.archive ? { archive: deps.archive } : {}),
     runId: exec.runId,
     tileIds: new Set(phases.flatMap((p) => p.map((e) => e.tileId))),
+    ...(signal ? { signal } : {}),
   });
   const size = Math.min(pool.slots, total);
   let pixels = 0;
@@ -667,10 +672,13 @@ async function classifyAll(
   } finally {
     await flush();
     sink.stop(progress());
-    // A stopped run's tiles in flight are cancelled, as before: the warm threads go with them.
-    await pool.close({ force: signal?.aborted ?? false });
+    // A stopped run's tiles in flight are cancelled, as before: the warm threads go with them. A
+    // run that ends otherwise (done, or failed) leaves no task on the work queue; a stopped one
+    // keeps them for its resume.
+    const stopped = signal?.aborted ?? false;
+    await pool.close({ force: stopped, purge: !stopped });
   }
-  return { failures, pixels, validPixels, workers: size, replaced: pool.replaced };
+  return { failures, pixels, validPixels, workers: pool.workers ?? size, replaced: pool.replaced };
 }
 
 /**

@@ -5,8 +5,11 @@
  * never more than `slots` at once, and resolves when the tile's result comes back on
  * `batch.result.<runId>`, which this executor reads with an ordered consumer of its own.
  *
- * - A task's Nats-Msg-Id is `<runId>:<tileId>`: a re-publish (a resumed coordinator) within the
- *   duplicate window is dropped by the server, never classified twice.
+ * - A task's Nats-Msg-Id is `<runId>:<tileId>:<generation>`, the generation being that of the
+ *   run's tasks still queued when the coordinator starts (a resumed one), else its own start time:
+ *   a re-publish of a queued task within the duplicate window is dropped by the server, never
+ *   classified twice, while a run whose tasks were purged (below) publishes afresh — a filtered
+ *   purge leaves the old ids in the server's duplicate window (nats-server#6782).
  * - Results are read from the start of the run's subject, so a coordinator that resumes a crashed
  *   run's checkpoint (same run id, see batch/staging.ts) takes the results the old incarnation
  *   missed instead of asking for them again; a result of another model version is dropped.
@@ -15,6 +18,13 @@
  * - A task nobody acknowledged within max_deliver deliveries (its worker died or overran ack_wait
  *   every time) is reported by the server's max-deliveries advisory: the coordinator publishes a
  *   MAX_DELIVER failure result for it (so a resumed coordinator sees it too) and removes the task.
+ * - A run never waits forever: when none of its tasks has been delivered to a worker and no result
+ *   has come back for `config.batch.stallMs` (LANEMAP_BATCH_STALL_S) while tiles are owed, every
+ *   waiting `process` rejects with BATCH_STALLED; an abort of `signal` rejects them at once with
+ *   its reason (the first SIGTERM stops a coordinator that waits on an idle queue).
+ * - A run that ends (published, or failed other than by an interruption) purges its tasks still
+ *   queued (`close({ purge: true })`), so a worker started later does not classify them; an
+ *   interrupted one keeps them for its resume.
  */
 import { hostname } from "node:os";
 import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient } from "@nats-io/jetstream";
@@ -36,6 +46,7 @@ import {
 } from "../shared/adapters/nats/index.js";
 import {
   ERROR_CODES,
+  LanemapError,
   describeError,
   parseModel,
   type CatalogueEntry,
@@ -77,13 +88,20 @@ export interface StreamExecutorOptions {
   readonly tileIds: ReadonlySet<string>;
   /** Tasks in flight at once (default {@link DEFAULT_STREAM_WINDOW}). */
   readonly window?: number;
+  /** Stops the run: tiles still waiting reject at once with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
+
+/** How often a waiting coordinator asks the task consumer whether workers take tasks, at most. */
+const STALL_POLL_MS = 5_000;
 
 /** The coordinator of one run on the work queue (see the module comment). */
 export class StreamTileExecutor {
   readonly replaced = 0;
   /** Results dropped because an earlier one of the same tile was taken (first wins). */
   duplicates = 0;
+  /** The worker processes (their names, host:pid by default) whose results were taken. */
+  private readonly workerNames = new Set<string>();
   private readonly waiting = new Map<string, (o: TileJobOutcome) => void>();
   /** Results that came before their tile was asked for (a resumed run's late results). */
   private readonly arrived = new Map<string, TileJobOutcome>();
@@ -99,6 +117,22 @@ export class StreamTileExecutor {
    */
   private readonly retried = new Set<string>();
   private readonly reading: Promise<void>;
+  /**
+   * Rejects when the run cannot go on (stalled queue, aborted): every `process` races it. Never
+   * resolves.
+   */
+  private readonly halted: Promise<never>;
+  private halt!: (err: unknown) => void;
+  /** Why the run was halted, once it was: later `process` calls throw it without publishing. */
+  private haltedBy: { readonly err: unknown } | undefined;
+  /** When a task of the queue was last delivered or a result of the run last came (ms since the epoch). */
+  private lastSignMs = Date.now();
+  /** The task consumer's delivered count at the last look, to tell a new delivery. */
+  private delivered = -1;
+  private readonly watchdog: NodeJS.Timeout;
+  private readonly onAbort = () => this.halt(this.options.signal?.reason);
+  /** The `worker` of the failure results this coordinator writes itself (MAX_DELIVER). */
+  private readonly coordinatorName = `${hostname()}:${process.pid} (coordinator)`;
 
   private constructor(
     private readonly options: StreamExecutorOptions,
@@ -108,8 +142,22 @@ export class StreamTileExecutor {
     private readonly advisories: Subscription,
     readonly modelVersion: string,
     readonly slots: number,
+    /** The message-id generation of this run's tasks (see the module comment). */
+    private readonly generation: string,
   ) {
+    this.halted = new Promise<never>((_, reject) => {
+      this.halt = (err) => {
+        this.haltedBy ??= { err };
+        reject(err);
+      };
+    });
+    this.halted.catch(() => undefined); // observed by every `process`; none may be waiting
     this.reading = this.read();
+    const stallMs = options.config.batch.stallMs;
+    this.watchdog = setInterval(() => void this.checkStall(), Math.min(STALL_POLL_MS, stallMs / 4));
+    this.watchdog.unref();
+    if (options.signal?.aborted) this.onAbort();
+    else options.signal?.addEventListener("abort", this.onAbort, { once: true });
   }
 
   /**
@@ -126,6 +174,14 @@ export class StreamTileExecutor {
     const models = options.models ?? (await NatsModelRegistry.open(nc));
     if (!(await models.get(model.version))) await models.put(model);
     const js = jetstream(nc);
+    // A task of this run still queued is an earlier incarnation's: publish under its generation.
+    const queued = await jsm.streams
+      .getMessage(BATCH_TASK_STREAM, { last_by_subj: batchTaskSubject(runId) })
+      .catch(() => null);
+    const queuedId = queued?.header?.get("Nats-Msg-Id") ?? "";
+    const generation = queuedId.startsWith(`${runId}:`)
+      ? queuedId.slice(queuedId.lastIndexOf(":") + 1)
+      : String(Date.now());
     const consumer = await js.consumers.get(BATCH_RESULT_STREAM, {
       filter_subjects: batchResultSubject(runId),
     });
@@ -147,6 +203,7 @@ export class StreamTileExecutor {
       advisories,
       model.version,
       options.window ?? DEFAULT_STREAM_WINDOW,
+      generation,
     );
     ref.self = self;
     options.logger.info(
@@ -156,19 +213,30 @@ export class StreamTileExecutor {
     return self;
   }
 
+  /** Distinct worker processes whose results this run took (the coordinator's own MAX_DELIVER not counted). */
+  get workers(): number {
+    return this.workerNames.size;
+  }
+
   /**
    * Publishes the tile's task (unless its result already came) and resolves with its result.
-   * @throws what publishing throws (NATS unreachable): the run fails and keeps its checkpoint.
+   * @throws what publishing throws (NATS unreachable): the run fails and keeps its checkpoint;
+   *   LanemapError BATCH_STALLED when no worker takes the run's tasks (see the module comment);
+   *   the signal's reason once the run is aborted.
    */
   async process(entry: CatalogueEntry): Promise<TileJobOutcome> {
     const { tileId } = entry;
     if (this.closed) return { ok: false, code: "CANCELLED", reason: "the run was stopped" };
+    if (this.haltedBy) throw this.haltedBy.err;
     const early = this.arrived.get(tileId);
     if (early) {
       this.arrived.delete(tileId);
       return early;
     }
-    const outcome = new Promise<TileJobOutcome>((resolve) => this.waiting.set(tileId, resolve));
+    const outcome = Promise.race([
+      new Promise<TileJobOutcome>((resolve) => this.waiting.set(tileId, resolve)),
+      this.halted,
+    ]);
     if (this.accepted.has(tileId)) return outcome; // its result is on its way
     const { runId } = this.options;
     const h = natsHeaders();
@@ -185,7 +253,8 @@ export class StreamTileExecutor {
           entry,
         }),
         {
-          msgID: this.retried.has(tileId) ? `${runId}:${tileId}:${this.startedAtMs}` : `${runId}:${tileId}`,
+          // A retried tile's task under the generation may be in the duplicate window: a fresh id.
+          msgID: `${runId}:${tileId}:${this.retried.has(tileId) ? `${this.startedAtMs}r` : this.generation}`,
           headers: h,
         },
       );
@@ -196,10 +265,18 @@ export class StreamTileExecutor {
     return outcome;
   }
 
-  /** Stops reading results; tiles still waiting resolve as CANCELLED. Tasks stay queued for a resume. */
-  async close(): Promise<void> {
+  /**
+   * Stops reading results; tiles still waiting resolve as CANCELLED. Tasks stay queued for a
+   * resume unless `purge`: the run is over (published, or failed other than by an interruption),
+   * and its tasks still queued are removed so that no worker classifies them for nobody. A purge
+   * that fails is logged: the tasks then age out with the stream's max age.
+   */
+  async close(options: { purge?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.watchdog);
+    this.options.signal?.removeEventListener("abort", this.onAbort);
+    if (options.purge) await this.purgeTasks();
     this.advisories.unsubscribe();
     await this.results.close().catch(() => undefined);
     await this.reading;
@@ -210,6 +287,7 @@ export class StreamTileExecutor {
 
   private async read(): Promise<void> {
     for await (const m of this.results) {
+      this.lastSignMs = Date.now();
       try {
         const { head, raster } = decodeResult(m.data);
         await this.onResult(head, raster, m.info.timestampNanos / 1e6 < this.startedAtMs);
@@ -246,6 +324,7 @@ export class StreamTileExecutor {
       return;
     }
     this.accepted.add(tileId);
+    if (head.worker !== this.coordinatorName) this.workerNames.add(head.worker);
     let outcome: TileJobOutcome;
     if (!o.ok) outcome = o;
     else if (o.rasterObject === undefined) outcome = { ok: true, result: o.result, k: o.k, raster };
@@ -262,6 +341,56 @@ export class StreamTileExecutor {
     } else this.arrived.set(tileId, outcome);
   }
 
+  /** Removes this run's tasks still on the queue (see close). */
+  private async purgeTasks(): Promise<void> {
+    const subject = batchTaskSubject(this.options.runId);
+    try {
+      const jsm = await jetstreamManager(this.options.nc);
+      const { purged } = await jsm.streams.purge(BATCH_TASK_STREAM, { filter: subject });
+      if (purged > 0)
+        this.options.logger.info({ purged, subject }, "the run is over: its tasks still queued were removed");
+    } catch (err) {
+      this.options.logger.warn(
+        { err: describeError(err), subject },
+        "cannot remove the run's tasks still queued; they expire with the task stream's max age",
+      );
+    }
+  }
+
+  /**
+   * Fails the run when tiles are owed and neither a delivery of a task (the shared consumer's
+   * delivered count moved: some worker pulls) nor a result has been seen for `stallMs`.
+   */
+  private async checkStall(): Promise<void> {
+    if (this.closed) return;
+    const now = Date.now();
+    if (this.waiting.size === 0) {
+      this.lastSignMs = now; // nothing owed: the runner is between phases or writing
+      return;
+    }
+    try {
+      const jsm = await jetstreamManager(this.options.nc);
+      const info = await jsm.consumers.info(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
+      const delivered = info.delivered.consumer_seq;
+      if (this.delivered >= 0 && delivered !== this.delivered) this.lastSignMs = Date.now();
+      this.delivered = delivered;
+    } catch (err) {
+      // No answer (a leader election, NATS down) is no sign of a worker either.
+      this.options.logger.debug({ err: describeError(err) }, "cannot read the task consumer");
+    }
+    const stallMs = this.options.config.batch.stallMs;
+    if (this.closed || Date.now() - this.lastSignMs < stallMs) return;
+    const { runId } = this.options;
+    const s = Math.round(stallMs / 1000);
+    this.halt(
+      new LanemapError(
+        "BATCH_STALLED",
+        `no \`lanemap worker\` has taken a task of run ${runId} for ${s} s (${this.waiting.size} tiles waiting; LANEMAP_BATCH_STALL_S=${s}); ` +
+          "start one with `lanemap worker` against the same NATS, then run the batch again: it resumes from the checkpoint",
+      ),
+    );
+  }
+
   /** A task of this run exhausted its deliveries: record its failure as its result (see the module comment). */
   private async onMaxDeliveries(seq: number, deliveries: number): Promise<void> {
     const log = this.options.logger;
@@ -274,7 +403,7 @@ export class StreamTileExecutor {
         runId: this.options.runId,
         tileId,
         modelVersion: this.modelVersion,
-        worker: `${hostname()}:${process.pid} (coordinator)`,
+        worker: this.coordinatorName,
         outcome: {
           ok: false,
           code: "MAX_DELIVER",

@@ -70,6 +70,11 @@ const variables = {
     default: "threads",
     doc: "Where a batch run classifies its tiles: `threads` (this process's worker_threads) or `stream` (one task per tile on the JetStream work queue, for `lanemap worker` processes on any machine; needs NATS).",
   },
+  LANEMAP_BATCH_STALL_S: {
+    schema: int(1),
+    default: "300",
+    doc: "`stream` executor: a run fails (BATCH_STALLED, CURRENT untouched, checkpoint kept) when no task of it has been delivered to a `lanemap worker` and no result has come back for this many seconds.",
+  },
   LANEMAP_STORAGE: {
     schema: z.enum(["files", "nats"]),
     default: "files",
@@ -152,6 +157,8 @@ export interface Config {
     readonly workers: number;
     readonly order: Raw["LANEMAP_BATCH_ORDER"];
     readonly executor: Raw["LANEMAP_BATCH_EXECUTOR"];
+    /** Stream executor: milliseconds without a task delivery or a result before a run fails. */
+    readonly stallMs: number;
   };
   /** Where shared state lives (shared/storage) and how JetStream replicates it. */
   readonly storage: {
@@ -208,6 +215,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>> = 
       workers: r.LANEMAP_BATCH_WORKERS,
       order: r.LANEMAP_BATCH_ORDER,
       executor: r.LANEMAP_BATCH_EXECUTOR,
+      stallMs: r.LANEMAP_BATCH_STALL_S * 1000,
     },
     storage: { backend: r.LANEMAP_STORAGE, replicas: r.LANEMAP_NATS_REPLICAS },
     speed: {
@@ -235,4 +243,60 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>> = 
 /** Every variable with its default and meaning, for the README and `lanemap config`. */
 export function configReference(): { name: string; default: string | undefined; doc: string }[] {
   return Object.entries(variables).map(([name, v]) => ({ name, default: v.default, doc: v.doc }));
+}
+
+/**
+ * `LANEMAP_*` variables read outside the configuration: by the CLI (`LANEMAP_DEBUG` prints the
+ * stack of an unexpected error) and by `.ci/` (`LANEMAP_CI_LTS=0` skips the Node LTS pass,
+ * `LANEMAP_CI_CACHE` is where `.ci/node-lts` keeps Node binaries).
+ * `LANEMAP_TEST_*` (test hooks) and `LANEMAP_BENCH_*` (benchmarks) are known by prefix.
+ */
+const OTHER_VARIABLES: readonly string[] = ["LANEMAP_DEBUG", "LANEMAP_CI_LTS", "LANEMAP_CI_CACHE"];
+const OTHER_PREFIXES: readonly string[] = ["LANEMAP_TEST_", "LANEMAP_BENCH_"];
+
+/** A `LANEMAP_*` variable of the environment that nothing reads, and the known one it most resembles. */
+export interface UnknownVariable {
+  readonly name: string;
+  /** The known variable at the smallest edit distance, when it is close enough to be a typo. */
+  readonly suggestion: string | undefined;
+}
+
+/**
+ * The `LANEMAP_*` names of `env` that no part of lanemap reads (a misspelt variable is otherwise
+ * ignored silently and its default applies), each with the closest known name when one is within
+ * a third of its length in Levenshtein distance. Sorted by name.
+ */
+export function unknownVariables(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): UnknownVariable[] {
+  const known = [...Object.keys(variables).filter((n) => n.startsWith("LANEMAP_")), ...OTHER_VARIABLES];
+  const unknown: UnknownVariable[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith("LANEMAP_") || known.includes(name)) continue;
+    if (OTHER_PREFIXES.some((p) => name.startsWith(p))) continue;
+    let best: string | undefined;
+    let bestDistance = Infinity;
+    for (const k of known) {
+      const d = editDistance(name, k);
+      if (d < bestDistance) [best, bestDistance] = [k, d];
+    }
+    // The shared "LANEMAP_" prefix is not evidence of a typo: measure against the rest.
+    const close = bestDistance <= Math.max(2, Math.floor((name.length - "LANEMAP_".length) / 3));
+    unknown.push({ name, suggestion: close ? best : undefined });
+  }
+  return unknown;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions of one character each cost 1). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      row.push(Math.min((previous[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = row;
+  }
+  return previous[b.length] ?? 0;
 }

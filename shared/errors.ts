@@ -58,6 +58,7 @@ export const ERROR_TABLE = {
   USAGE: [400, "permanent", 2, "bad command-line usage"],
   UNREADABLE: [500, "permanent", 1, "a file or folder cannot be read"],
   INGEST_REFUSED: [422, "permanent", 1, "some files were refused for ingest"],
+  INGEST_PUBLISH: [503, "transient", 1, "a tile could not be stored in the ingest stream"],
   // The master archive and its catalogue.
   ARCHIVE_EMPTY: [422, "permanent", 1, "there are no tiles to work on"],
   ARCHIVE_UNREADABLE: [422, "permanent", 1, "no file of the folder could be archived"],
@@ -67,6 +68,12 @@ export const ERROR_TABLE = {
   BATCH_RUN_ACTIVE: [409, "transient", 1, "a batch run is already active"],
   BATCH_FAILED: [500, "transient", 1, "a batch run failed"],
   BATCH_TILES_FAILED: [500, "transient", 1, "a batch view was published without some tiles"],
+  BATCH_STALLED: [
+    503,
+    "transient",
+    1,
+    "no worker took a task of a stream batch run within LANEMAP_BATCH_STALL_S",
+  ],
   ORDERING: [400, "permanent", 1, "the processing order cannot be built"],
   WATERMARK: [500, "transient", 1, "the watermark provider gave no usable value"],
   WATERMARK_BACK: [409, "transient", 1, "the published watermark moved back"],

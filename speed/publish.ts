@@ -5,7 +5,8 @@
  * Nats-Msg-Id, or an empty payload with Lanemap-Object when the tile is over max_payload.
  */
 import { createHash } from "node:crypto";
-import type { JetStreamClient } from "@nats-io/jetstream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import {
@@ -13,9 +14,17 @@ import {
   INGEST_STREAM,
   TILE_OBJECT_BUCKET,
   ingestSubject,
+  isStorageFull,
   serverMaxPayload,
 } from "../shared/adapters/nats/index.js";
-import { TILE_ID_PATTERN, TileInvalidError, isValidCellKey, type Pam } from "../shared/index.js";
+import {
+  LanemapError,
+  TILE_ID_PATTERN,
+  TileInvalidError,
+  describeError,
+  isValidCellKey,
+  type Pam,
+} from "../shared/index.js";
 
 /** What a producer states about a tile (the ingest message headers). */
 export interface PublishTileMeta {
@@ -46,6 +55,35 @@ export interface PublishTileOptions {
   readonly maxPayload?: number;
   /** JetStream publish timeout in milliseconds (default the client's, 5 s). */
   readonly timeoutMs?: number;
+  /**
+   * How long to go on retrying a publish the stream could not take for the moment (no leader during
+   * an election: 503 "jetstream is not enabled" / no responders, or a timeout), in milliseconds
+   * (default {@link PUBLISH_RETRY_MS}; 0 = one attempt).
+   */
+  readonly retryForMs?: number;
+}
+
+/**
+ * Default bound of publish retries: a JetStream leader election takes a few seconds (the Raft
+ * election timeout is 4-9 s in nats-server 2.10), so 30 s rides out one with room to spare.
+ */
+export const PUBLISH_RETRY_MS = 30_000;
+
+/** First and longest pause between publish attempts (doubling between them), in milliseconds. */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 2_000;
+
+/**
+ * True for the failures of a publish that a later attempt may not meet: the stream has no leader
+ * (no responders, which nats.js reports as "jetstream is not enabled"; a 503 API error) or the
+ * answer did not come in time (the leader died after storing, or the election is under way).
+ */
+function isTransientPublishError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === "JetStreamNotEnabled" || err.name === "TimeoutError" || err.name === "NoRespondersError")
+    return true;
+  if (err instanceof JetStreamApiError) return err.status === 503 && !isStorageFull(err);
+  return /no responders|timeout/i.test(err.message) || isTransientPublishError(err.cause);
 }
 
 /** Where a tile went. */
@@ -88,7 +126,11 @@ export function checkTileMeta(meta: PublishTileMeta): void {
  * as a duplicate). Tiles over the server's max_payload are uploaded to the `lanemap-tiles` object
  * store first (named `<tileId>.<hash>`, so a retry re-uses the upload) and referenced by the
  * Lanemap-Object header of an empty message.
- * @throws TileInvalidError for malformed metadata; NATS errors as the client throws them.
+ * A publish the stream cannot take for the moment (a leader election) is retried with the same
+ * Nats-Msg-Id, pausing 250 ms doubling to 2 s, for `options.retryForMs`.
+ * @throws TileInvalidError for malformed metadata; LanemapError INGEST_PUBLISH when the retries ran
+ *   out, or at once when the stream is out of storage (naming LANEMAP_STREAM_MAX_BYTES); other
+ *   NATS errors as the client throws them.
  */
 export async function publishTile(
   js: JetStreamClient,
@@ -126,11 +168,35 @@ export async function publishTile(
     payload = new Uint8Array(0);
   }
   const subject = ingestSubject(meta.cell);
-  const ack = await js.publish(subject, payload, {
-    headers: h,
-    msgID: msgId,
-    expect: { streamName: INGEST_STREAM },
-    ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
-  });
-  return { seq: ack.seq, duplicate: ack.duplicate, subject, msgId, object };
+  const retryForMs = options.retryForMs ?? PUBLISH_RETRY_MS;
+  const t0 = Date.now();
+  // Every attempt carries the same Nats-Msg-Id: when an attempt that "failed" was stored after
+  // all (its ack lost with the old leader), the stream's de-duplication keeps the tile once.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const ack = await js.publish(subject, payload, {
+        headers: h,
+        msgID: msgId,
+        expect: { streamName: INGEST_STREAM },
+        ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
+      });
+      return { seq: ack.seq, duplicate: ack.duplicate, subject, msgId, object };
+    } catch (err) {
+      if (isStorageFull(err))
+        throw new LanemapError(
+          "INGEST_PUBLISH",
+          `stream ${INGEST_STREAM} cannot store tile ${meta.tileId}: ${describeError(err)}; raise LANEMAP_STREAM_MAX_BYTES or the server's JetStream storage (max_file_store)`,
+          { cause: err },
+        );
+      if (!isTransientPublishError(err)) throw err;
+      const pause = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempt - 1));
+      if (Date.now() - t0 + pause > retryForMs)
+        throw new LanemapError(
+          "INGEST_PUBLISH",
+          `stream ${INGEST_STREAM} did not take tile ${meta.tileId} in ${attempt} attempts over ${((Date.now() - t0) / 1000).toFixed(1)} s (${describeError(err)}); is a majority of the JetStream cluster up? (nats stream info ${INGEST_STREAM})`,
+          { cause: err },
+        );
+      await sleep(pause);
+    }
+  }
 }

@@ -31,6 +31,13 @@ const program = new Command("lanemap")
   .addHelpText("after", "\nRun `lanemap <command> --help` for a command's options.")
   .exitOverride();
 
+// A misspelt LANEMAP_* variable would leave its default in force silently: one warning per name
+// before a command runs (not for --help or --version, which load no configuration).
+program.hook("preAction", async () => {
+  const { warnUnknownVariables } = await import("./config.js");
+  warnUnknownVariables(process.env);
+});
+
 const named = commandNamed(process.argv.slice(2));
 for (const entry of commands) {
   if (entry.name === named) (await entry.load())(program);

@@ -27,7 +27,9 @@ export function formatStatus(s: OpsStatus): string {
       ? `batch     CURRENT ${c.name}  watermark ${c.watermark}  model ${c.modelVersion}  ` +
           `tiles ${c.tiles.total} (${c.tiles.reused} reused, ${c.tiles.failed} failed)  cells ${c.cells}  ` +
           `finished ${c.finishedAt} (${formatAge(c.ageS)} ago)`
-      : "batch     no view published (run `lanemap batch run`)",
+      : s.batch.error
+        ? `batch     UNAVAILABLE: ${s.batch.error}`
+        : "batch     no view published (run `lanemap batch run`)",
   );
   if (s.batch.versions.length)
     out.push(

@@ -1,6 +1,8 @@
 /**
- * `lanemap ops status`: both lanes at a glance. The batch side comes from the data directory alone
- * (published versions, CURRENT, its watermark and age), so it is reported even when NATS is down;
+ * `lanemap ops status`: both lanes at a glance. The batch side (published versions, CURRENT, its
+ * watermark and age) comes from where the deployment publishes: the data directory alone with
+ * `LANEMAP_STORAGE=files`, so it is reported even when NATS is down; the JetStream view store with
+ * `nats` (through PublishedViews, as serving reads it), whose unavailability is then reported too;
  * the NATS side (live view, ingest stream, speed consumer, dead letters, model registry) is reported
  * when a connection is given, and as unavailable, with the reason, otherwise; so are the replicas
  * and the cluster placement (leader, peers) of every lanemap stream and bucket.
@@ -18,6 +20,7 @@ import {
   LIVE_BUCKET,
   LiveView,
   MODEL_BUCKET,
+  VIEW_POINTER_BUCKET,
   NatsModelRegistry,
   lanemapStreamPlacements,
   speedLaneStatus,
@@ -26,7 +29,8 @@ import {
   type LiveEntry,
   type SpeedLaneStatus,
 } from "../../shared/adapters/nats/index.js";
-import { describeError, utcTimestamp } from "../../shared/index.js";
+import { describeError, utcTimestamp, type Config, type PublishedViews } from "../../shared/index.js";
+import { openPublishedViews } from "../platform/views.js";
 
 /** The current batch view. */
 export interface CurrentBatchStatus {
@@ -60,9 +64,13 @@ export interface OpsStatus {
   readonly at: string;
   readonly dataDir: string;
   readonly batch: {
+    /** Where the versions were read: the data directory's files or the NATS view store. */
+    readonly storage: Config["storage"]["backend"];
     readonly current: CurrentBatchStatus | null;
     /** Every complete version, oldest first. */
     readonly versions: readonly ViewListing[];
+    /** Why the versions could not be read (the NATS view store unavailable); absent when they were. */
+    readonly error?: string;
   };
   readonly nats:
     | { readonly ok: true; readonly url: string }
@@ -97,6 +105,11 @@ export interface StatusOptions {
   readonly logger: Logger;
   /** The clock (tests pass a fixed one; default now). */
   readonly now?: Date;
+  /**
+   * The deployment's configuration: with `storage.backend` `nats` the published views are read
+   * from NATS (infra/platform/views.ts openPublishedViews). Default: the files of `dataDir`.
+   */
+  readonly config?: Config;
 }
 
 /**
@@ -115,13 +128,39 @@ async function bucketExists(jsm: JetStreamManager, bucket: string): Promise<bool
 
 const seconds = (from: string, to: Date): number => Math.max(0, (to.getTime() - Date.parse(from)) / 1000);
 
+/**
+ * The versions in the NATS view store. Status only reads: no view bucket yet is no version (opening
+ * the store would create its buckets).
+ * @throws when NATS is unavailable or the store cannot be read.
+ */
+async function natsVersions(options: StatusOptions): Promise<ViewListing[]> {
+  const { nats, config } = options;
+  if (nats.nc === null) throw new Error(nats.error);
+  if (!config) return [];
+  if (!(await bucketExists(await jetstreamManager(nats.nc), VIEW_POINTER_BUCKET))) return [];
+  const views: PublishedViews = await openPublishedViews(config, nats.nc);
+  return listViews(options.dataDir, views);
+}
+
 /** Collects the status of both lanes. Never throws for NATS trouble: it is reported instead. */
 export async function collectStatus(options: StatusOptions): Promise<OpsStatus> {
   const now = options.now ?? new Date();
+  const storage = options.config?.storage.backend ?? "files";
   // One read of CURRENT (inside listViews) for both the list and the current version.
-  const versions = await listViews(options.dataDir);
+  let versions: ViewListing[] = [];
+  let error: string | undefined;
+  if (storage === "files") versions = await listViews(options.dataDir);
+  else {
+    try {
+      versions = await natsVersions(options);
+    } catch (err) {
+      error = `the published views are in NATS (LANEMAP_STORAGE=nats): ${describeError(err)}`;
+    }
+  }
   const current = versions.find((v) => v.current);
   const batch = {
+    storage,
+    ...(error === undefined ? {} : { error }),
     current: current
       ? {
           name: current.name,

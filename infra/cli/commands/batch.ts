@@ -213,7 +213,13 @@ export function registerBatch(program: Command): void {
         ...(nc ? { nc } : {}),
         hooks: parseTestHooks(process.env),
       });
-      const schedule = scheduleBatchRuns(runner, config, { logger, options });
+      // The stop signal also stops a run in progress (its checkpoint kept for the next one), so a
+      // stream run waiting for workers does not hold the process after SIGTERM.
+      const ac = new AbortController();
+      const schedule = scheduleBatchRuns(runner, config, {
+        logger,
+        options: { ...options, signal: ac.signal },
+      });
       console.log(
         `batch schedule "${config.batch.cron}" (${config.batch.timezone}); next run ${schedule.nextRun()?.toISOString() ?? "never"}; Ctrl-C stops`,
       );
@@ -223,6 +229,7 @@ export function registerBatch(program: Command): void {
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
       });
+      ac.abort(new Error("interrupted"));
       await schedule.stop();
       await nc?.drain().catch(() => undefined);
     });

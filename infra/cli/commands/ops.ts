@@ -248,7 +248,7 @@ export function registerOps(program: Command): void {
       const { config, logger } = await setup(flags);
       const access = await natsAccess(config, flags.nats, logger);
       try {
-        const s = await collectStatus({ dataDir: config.dataDir, nats: access, logger });
+        const s = await collectStatus({ dataDir: config.dataDir, nats: access, logger, config });
         console.log(flags.json ? JSON.stringify(s, null, 2) : formatStatus(s));
         if (!s.nats.ok && flags.requireNats) throw new NatsRequiredError(s.nats.error);
       } finally {

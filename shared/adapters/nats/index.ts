@@ -19,6 +19,7 @@ export {
   ensureSpeedResources,
   speedLaneStatus,
   StreamSetupError,
+  isStorageFull,
   type StreamLimits,
   type ConsumerSettings,
   type SpeedLaneStatus,

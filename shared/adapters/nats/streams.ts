@@ -126,10 +126,25 @@ async function ensureStream(
       const again = await jsm.streams.info(name).catch(() => undefined);
       if (again) return again;
     }
-    throw new StreamSetupError(`cannot create or update stream ${name}: ${(err as Error).message}`, {
+    const hint = isStorageFull(err)
+      ? ` (it asks for max_bytes ${limits.maxBytes}, LANEMAP_STREAM_MAX_BYTES: lower it, or give JetStream more storage with max_file_store)`
+      : "";
+    throw new StreamSetupError(`cannot create or update stream ${name}: ${(err as Error).message}${hint}`, {
       cause: err,
     });
   }
+}
+
+/**
+ * True when JetStream refused for want of storage: "insufficient storage resources available"
+ * (JetStream API error 10047, a stream's max_bytes above what the server or account may store) or
+ * "maximum bytes exceeded" (a full stream that discards new messages). Messages are the server's
+ * (nats-server `server/errors.json`), matched as text because the codes differ per case.
+ */
+export function isStorageFull(err: unknown): boolean {
+  return (
+    err instanceof Error && /insufficient (storage )?resources|maximum bytes exceeded/i.test(err.message)
+  );
 }
 
 /**
