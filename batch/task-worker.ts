@@ -9,7 +9,9 @@
  *
  * One pull per free slot (`concurrency`, the pool's size): a busy worker never hoards tasks an idle
  * one could take, and live tiles, which the pool queues ahead of batch tiles, wait at most for the
- * batch tiles already running.
+ * batch tiles already running. A slot is free again as soon as its tile thread is: the result is
+ * published and the task acknowledged while the slot already pulls its next task, so the thread
+ * does not idle through that round trip (at most one result per slot is on its way at a time).
  *
  * A tile's own failure (a broken TIFF, over its pixel budget or its deadline) is a result with its
  * code and reason, acknowledged like a success: the coordinator reports it, nobody retries it.
@@ -35,6 +37,7 @@ import {
   describeError,
   errorCode,
   isPermanent,
+  pullBackoff,
   type Config,
   type ModelRegistry,
   type TileArchive,
@@ -80,6 +83,12 @@ export interface BatchTaskWorker {
   on(fn: (e: BatchTaskEvent) => void): () => void;
   /** Stops pulling, lets the tasks in flight finish (result + ack), then stops. */
   stop(): Promise<void>;
+}
+
+/** A classified task: its outcome and, when it succeeded, its class raster. */
+interface Classified {
+  readonly outcome: ResultOutcome;
+  readonly raster: Uint8Array;
 }
 
 /** How long a task left for redelivery waits before it is delivered again (ms). */
@@ -134,9 +143,7 @@ export async function startBatchTaskWorker(
    * The task's outcome, or null when the pool is closing or the failure is transient (the task is
    * then left for a redelivery, to this or another worker).
    */
-  const classify = async (
-    task: BatchTask,
-  ): Promise<{ outcome: ResultOutcome; raster: Uint8Array } | null> => {
+  const classify = async (task: BatchTask): Promise<Classified | null> => {
     try {
       await ensureModel(task.modelVersion);
       const out = await pool.classify(
@@ -176,24 +183,13 @@ export async function startBatchTaskWorker(
     }
   };
 
-  const handle = async (m: JsMsg): Promise<void> => {
-    let task: BatchTask;
-    try {
-      task = decodeTask(m.data);
-    } catch (err) {
-      log.error({ err: describeError(err), seq: m.seq }, "unreadable batch task terminated");
-      m.term(describeError(err));
-      return;
-    }
+  /**
+   * Publishes a classified tile's result, then acknowledges its task. Never rejects: a result that
+   * cannot be published leaves the task unacknowledged, so it is delivered again after ack_wait.
+   */
+  const finish = async (m: JsMsg, task: BatchTask, done: Classified): Promise<void> => {
     const { tileId } = task.entry;
-    const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(settings.ackWaitMs / 3)));
     try {
-      const done = await classify(task);
-      if (!done) {
-        // A short delay: a broker that just lost a node is not asked again at once.
-        m.nak(TRANSIENT_RETRY_MS);
-        return;
-      }
       let { outcome, raster } = done;
       if (outcome.ok && raster.byteLength > maxInline) {
         const object = `${task.runId}.${tileId}`;
@@ -224,21 +220,55 @@ export async function startBatchTaskWorker(
           "batch tile failed",
         );
       emit({ type: "task-done", runId: task.runId, tileId, ok: outcome.ok });
-    } finally {
-      clearInterval(heartbeat);
+    } catch (err) {
+      const reason = describeError(err);
+      log.warn({ tileId, err: reason }, "cannot publish a batch result; task left for redelivery");
+      emit({ type: "task-error", reason });
     }
+  };
+
+  /**
+   * Classifies one task and returns as soon as its tile thread is free again, with the publishing of
+   * its result still under way (`published`): the slot pulls its next task meanwhile, so the thread
+   * does not idle through the result's round trip to the server. `previous` is the slot's result
+   * before this one, awaited before this one is published: a slot has at most one result on its way
+   * while it classifies the next tile, and publishes them in order. Never rejects for a tile.
+   */
+  const handle = async (m: JsMsg, previous: Promise<void>): Promise<{ published: Promise<void> }> => {
+    let task: BatchTask;
+    try {
+      task = decodeTask(m.data);
+    } catch (err) {
+      log.error({ err: describeError(err), seq: m.seq }, "unreadable batch task terminated");
+      m.term(describeError(err));
+      return { published: previous };
+    }
+    const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(settings.ackWaitMs / 3)));
+    const done = await classify(task); // never rejects: a failure is an outcome or null
+    if (!done) {
+      clearInterval(heartbeat);
+      // A short delay: a broker that just lost a node is not asked again at once.
+      m.nak(TRANSIENT_RETRY_MS);
+      return { published: previous };
+    }
+    // The slot's result before this one has had this whole tile to be published; if it has not
+    // been yet (the broker is slow), the slot waits here rather than pile up rasters.
+    await previous;
+    return { published: finish(m, task, done).finally(() => clearInterval(heartbeat)) };
   };
 
   const stopping = new AbortController();
   const fetches = new Set<ConsumerMessages>();
   const slot = async (): Promise<void> => {
     let failures = 0;
+    // The slot's last result still being published (see `handle`).
+    let publishing: Promise<void> = Promise.resolve();
     while (!stopping.signal.aborted) {
       let batch: ConsumerMessages | undefined;
       try {
         batch = await consumer.fetch({ max_messages: 1, expires: 5_000 });
         fetches.add(batch);
-        for await (const m of batch) await handle(m);
+        for await (const m of batch) ({ published: publishing } = await handle(m, publishing));
         failures = 0;
       } catch (err) {
         if (stopping.signal.aborted) break;
@@ -247,11 +277,12 @@ export async function startBatchTaskWorker(
         if (failures === 1 || failures % 20 === 0)
           log.warn({ err: reason, failures }, "pulling batch tasks failed; retrying");
         emit({ type: "task-error", reason });
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(failures, 6))));
+        await pullBackoff(failures, stopping.signal);
       } finally {
         if (batch) fetches.delete(batch);
       }
     }
+    await publishing;
   };
   if (!Number.isInteger(deps.concurrency) || deps.concurrency < 1)
     throw new LanemapError(

@@ -39,7 +39,14 @@ import {
   maxDeliveriesAdvisory,
   speedLaneStatus,
 } from "../shared/adapters/nats/index.js";
-import { LanemapError, TilePool, describeError, type Config, type ModelRegistry } from "../shared/index.js";
+import {
+  LanemapError,
+  TilePool,
+  describeError,
+  pullBackoff,
+  type Config,
+  type ModelRegistry,
+} from "../shared/index.js";
 import { ActiveModel } from "./active-model.js";
 import { EventHub, type SpeedEvent } from "./events.js";
 import { createSpeedMetrics, type SpeedMetrics } from "./metrics.js";
@@ -84,18 +91,6 @@ export interface SpeedWorker extends AsyncDisposable {
   /** Stops pulling, lets in-flight tiles finish (ack or nak), then releases everything it opened. */
   stop(): Promise<void>;
 }
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 
 /**
  * Starts a speed worker: makes sure the streams, consumer and buckets exist (limits from config),
@@ -192,7 +187,7 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
         if (failures === 1 || failures % 20 === 0)
           logger.warn({ err: reason, failures }, "pulling tiles failed; retrying");
         events.emit({ type: "consumer-error", reason });
-        await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), stopping.signal);
+        await pullBackoff(failures, stopping.signal);
       } finally {
         if (batch) fetches.delete(batch);
       }

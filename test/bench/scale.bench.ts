@@ -6,19 +6,29 @@
  *   - the distribution overhead per tile: (stream − threads) time per tile with one thread, against
  *     the in-process time per tile (the issue's target: ≤ 10 %);
  *   - the coordinator's CPU per tile (this process: publishing tasks, reading results);
+ *   - the same overhead in CPU time, which a loaded machine does not inflate as it does wall time:
+ *     (coordinator + worker processes + nats-server CPU) − (this process's CPU with its in-process
+ *     pool) per tile, each read around the same drive (/proc/<pid>/stat for the children);
  *   - a simulated fleet: N = 1, 2, 4, 8, 16 worker processes whose every tile costs a fixed
  *     LANEMAP_TEST_TILE_DELAY_MS (a sleep in the tile thread, no CPU), 8 tiles per worker: tiles/s
- *     against N × one worker's, which shows whether the coordinator and NATS keep up.
+ *     against N × one worker's, which shows whether the coordinator and NATS keep up, and how
+ *     evenly the queue split the tiles (tiles per worker, from the results' `worker`).
+ *     Each fleet size first does one untimed run: a worker's first task of a model loads it from
+ *     the registry and builds its classifier, once per process, and with 8 tiles per worker that
+ *     one-off start-up would weigh as much as a tile in the timed runs, which the issue asks about
+ *     the steady state of (the single-worker figures above have their warm-up run too).
  *
  * Both executors are driven directly (batch/executor.ts), as the runner drives them, so the figures
  * are the dispatch and classification alone, not the view's DuckDB writes and publish, which are the
  * same for both. Workers are started once per configuration and excluded from the timings.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { availableParallelism } from "node:os";
+import { readFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { StreamTileExecutor, openTileExecutor, type TileExecutor } from "../../batch/index.js";
+import { decodeResult } from "../../batch/task-wire.js";
 import { startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
 import { NatsModelRegistry, connectNats } from "../../shared/adapters/nats/index.js";
 import { serializeModel, type CatalogueEntry, type Config } from "../../shared/index.js";
@@ -26,11 +36,37 @@ import { projectRoot } from "../helpers/env.js";
 import { makeDataDir, makeSampleSet, type SampleSet } from "../integration/batch-fixture.js";
 import { median, minMedMax, printTable, writeResults, type Table } from "./harness.js";
 
+const loadAtStart = loadavg()[0]!;
 const ROUNDS = Number(process.env["SCALE_ROUNDS"] ?? 3);
 const FLEET = (process.env["SCALE_FLEET"] ?? "1,2,4,8,16").split(",").map(Number);
 const FLEET_DELAY_MS = 400;
 const FLEET_TILES_PER_WORKER = 8;
 const logger = pino({ level: "silent" });
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** CPU time (user + system, every thread) of processes `pids` so far, in ms; 0 for one gone. */
+function cpuMsOf(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // The process exited: its CPU is not counted.
+    }
+  }
+  return (ticks * 1000) / USER_HZ;
+}
+
+/** This process's CPU time so far (user + system, every thread), in ms. */
+const ownCpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 /** Classifies every entry through `ex` with `ex.slots` lanes, as the runner does; returns ms. */
 async function drive(ex: TileExecutor, entries: readonly CatalogueEntry[]): Promise<number> {
@@ -89,6 +125,7 @@ async function startWorkers(
     }),
   );
   return {
+    pids: children.map((c) => c.pid ?? -1),
     async stop() {
       await Promise.all(
         children.map(
@@ -136,7 +173,7 @@ async function main(): Promise<void> {
       const models = await NatsModelRegistry.open(nc);
       await models.put(set.model);
       const workers = await startWorkers(n, server, config.dataDir);
-      return { nc, models, workers };
+      return { server, nc, models, workers };
     };
     const one = await mk(1);
     const two = await mk(2);
@@ -147,6 +184,8 @@ async function main(): Promise<void> {
       stream2: [],
       cpu1: [],
       cpu2: [],
+      threadsCpu1: [],
+      streamCpu1: [],
     };
     const threadsRun = async (size: number) => {
       const ex = await openTileExecutor({
@@ -160,7 +199,9 @@ async function main(): Promise<void> {
         tileIds: new Set(),
       });
       try {
-        return await drive(ex, entries);
+        const cpu0 = ownCpuMs();
+        const ms = await drive(ex, entries);
+        return { ms, cpuMsPerTile: (ownCpuMs() - cpu0) / entries.length };
       } finally {
         await ex.close({ force: true });
       }
@@ -176,11 +217,18 @@ async function main(): Promise<void> {
         models: q.models,
         tileIds: new Set(entries.map((e) => e.tileId)),
       });
+      const others = [...q.workers.pids, q.server.pid];
       const cpu0 = process.cpuUsage();
+      const othersCpu0 = cpuMsOf(others);
       try {
         const ms = await drive(ex, entries);
         const cpu = process.cpuUsage(cpu0);
-        return { ms, cpuMsPerTile: (cpu.user + cpu.system) / 1000 / entries.length };
+        const coordinatorMs = (cpu.user + cpu.system) / 1000;
+        return {
+          ms,
+          cpuMsPerTile: coordinatorMs / entries.length,
+          allCpuMsPerTile: (coordinatorMs + cpuMsOf(others) - othersCpu0) / entries.length,
+        };
       } finally {
         await ex.close();
       }
@@ -190,11 +238,14 @@ async function main(): Promise<void> {
     await streamRun(one);
     await streamRun(two);
     for (let r = 0; r < ROUNDS; r++) {
-      figures["threads1"]!.push(await threadsRun(1));
+      const t1 = await threadsRun(1);
+      figures["threads1"]!.push(t1.ms);
+      figures["threadsCpu1"]!.push(t1.cpuMsPerTile);
       const s1 = await streamRun(one);
       figures["stream1"]!.push(s1.ms);
       figures["cpu1"]!.push(s1.cpuMsPerTile);
-      figures["threads2"]!.push(await threadsRun(2));
+      figures["streamCpu1"]!.push(s1.allCpuMsPerTile);
+      figures["threads2"]!.push((await threadsRun(2)).ms);
       const s2 = await streamRun(two);
       figures["stream2"]!.push(s2.ms);
       figures["cpu2"]!.push(s2.cpuMsPerTile);
@@ -206,6 +257,8 @@ async function main(): Promise<void> {
     const perTile = (ms: number[]) => ms.map((m) => m / entries.length);
     const overhead = figures["stream1"]!.map((s, i) => (s - figures["threads1"]![i]!) / entries.length);
     const classifyMs = median(perTile(figures["threads1"]!));
+    const cpuOverhead = figures["streamCpu1"]!.map((s, i) => s - figures["threadsCpu1"]![i]!);
+    const classifyCpuMs = median(figures["threadsCpu1"]!);
     tables.push({
       title: `Batch executors: ${entries.length} tiles of 128² x 6 bands (${ROUNDS} interleaved runs, min / median / max)`,
       columns: ["executor", "tiles/s", "ms per tile", "coordinator CPU ms per tile"],
@@ -238,6 +291,9 @@ async function main(): Promise<void> {
       notes: [
         `Distribution overhead per tile (stream − threads, one thread, paired runs): ${minMedMax(overhead, 2, " ms")}, ` +
           `${((median(overhead) / classifyMs) * 100).toFixed(1)} % of the in-process ${classifyMs.toFixed(1)} ms per tile (target ≤ 10 %).`,
+        `The same in CPU time, which load inflates less (coordinator + worker + nats-server CPU − the in-process pool's, one thread, paired runs): ` +
+          `${minMedMax(cpuOverhead, 2, " ms")} per tile, ${((median(cpuOverhead) / classifyCpuMs) * 100).toFixed(1)} % of the in-process ${classifyCpuMs.toFixed(1)} ms of CPU per tile.`,
+        `Load average (1 min) ${loadAtStart.toFixed(1)} when the bench started, ${loadavg()[0]!.toFixed(1)} after these runs.`,
       ],
     });
 
@@ -245,7 +301,13 @@ async function main(): Promise<void> {
     const fleet = await entriesOf(fleetSet, "fleet");
     const fleetArtifact = new TextEncoder().encode(serializeModel(fleetSet.model));
     const fleetRows: (string | number | null)[][] = [];
-    const fleetData: { n: number; tiles: number; tps: number[] }[] = [];
+    const fleetData: {
+      n: number;
+      tiles: number;
+      tps: number[];
+      tilesPerWorker: number[][];
+      coordinatorCpuMsPerTile: number[];
+    }[] = [];
     let base: number | undefined;
     for (const n of FLEET) {
       const server = await startNatsServer();
@@ -258,8 +320,20 @@ async function main(): Promise<void> {
       });
       const tiles = fleet.entries.slice(0, n * FLEET_TILES_PER_WORKER);
       const rates: number[] = [];
+      const splits: number[][] = [];
+      const coordinatorCpu: number[] = [];
+      // Which worker classified each tile, from the results themselves.
+      const byWorker = new Map<string, number>();
+      const results = nc.subscribe("batch.result.>", {
+        callback: (err, m) => {
+          if (err) return;
+          const { worker } = decodeResult(m.data).head;
+          byWorker.set(worker, (byWorker.get(worker) ?? 0) + 1);
+        },
+      });
       try {
-        for (let r = 0; r < ROUNDS; r++) {
+        // r = -1: the untimed run (see the module comment).
+        for (let r = -1; r < ROUNDS; r++) {
           const ex = await StreamTileExecutor.start({
             nc,
             config: fleet.config,
@@ -270,32 +344,62 @@ async function main(): Promise<void> {
             tileIds: new Set(tiles.map((e) => e.tileId)),
           });
           try {
-            rates.push((tiles.length * 1000) / (await drive(ex, tiles)));
+            byWorker.clear();
+            const cpu0 = ownCpuMs();
+            const ms = await drive(ex, tiles);
+            const cpuMsPerTile = (ownCpuMs() - cpu0) / tiles.length;
+            await nc.flush(); // every result the drive took is counted by the subscription too
+            if (r >= 0) {
+              rates.push((tiles.length * 1000) / ms);
+              coordinatorCpu.push(cpuMsPerTile);
+              const counts = Array.from({ length: n }, (_, i) => byWorker.get(`w${i}`) ?? 0);
+              splits.push(counts.sort((a, b) => a - b));
+            }
           } finally {
             await ex.close();
           }
         }
       } finally {
+        results.unsubscribe();
         await workers.stop();
         await nc.close();
       }
       base ??= median(rates);
-      fleetData.push({ n, tiles: tiles.length, tps: rates });
+      fleetData.push({
+        n,
+        tiles: tiles.length,
+        tps: rates,
+        tilesPerWorker: splits,
+        coordinatorCpuMsPerTile: coordinatorCpu,
+      });
+      const fewest = Math.min(...splits.map((c) => c[0] ?? 0));
+      const most = Math.max(...splits.map((c) => c.at(-1) ?? 0));
       fleetRows.push([
         String(n),
         String(tiles.length),
         minMedMax(rates, 2),
         median(rates) / base,
         (n * 0.8).toFixed(1),
+        fewest === most ? String(most) : `${fewest}–${most}`,
+        minMedMax(coordinatorCpu, 2),
       ]);
       console.error(`fleet ${n} done`);
     }
     tables.push({
       title: `Simulated fleet: worker processes with a fixed ${FLEET_DELAY_MS} ms per tile, ${FLEET_TILES_PER_WORKER} tiles per worker (${ROUNDS} runs, min / median / max)`,
-      columns: ["workers N", "tiles", "tiles/s", "× one worker (median)", "target 0.8·N"],
+      columns: [
+        "workers N",
+        "tiles",
+        "tiles/s",
+        "× one worker (median)",
+        "target 0.8·N",
+        "tiles per worker",
+        "coordinator CPU ms per tile",
+      ],
       rows: fleetRows,
       notes: [
-        `Measured on ${availableParallelism()} cores shared with other jobs; the per-tile cost is a sleep, so N workers need no N cores.`,
+        `Measured on ${availableParallelism()} cores shared with other jobs; the per-tile cost is a sleep, so N workers need no N cores. ` +
+          `One untimed run per fleet size first; load average (1 min) ${loadavg()[0]!.toFixed(1)} at the end.`,
       ],
     });
     for (const t of tables) printTable(t);
@@ -305,6 +409,8 @@ async function main(): Promise<void> {
         tiles: entries.length,
         figures,
         overheadMsPerTile: overhead,
+        cpuOverheadMsPerTile: cpuOverhead,
+        classifyCpuMsPerTile: classifyCpuMs,
         classifyMsPerTile: classifyMs,
         fleet: fleetData,
       },
