@@ -8,7 +8,6 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { connectNats } from "../../shared/adapters/nats/index.js";
 import { ConfigError, dataPaths, pidAlive, type Config } from "../../shared/index.js";
 
 /** The URL of a running embedded nats-server of this data directory, or undefined. */
@@ -51,5 +50,9 @@ export async function connectForCli(
   name: string,
   logger?: Logger,
 ): Promise<NatsConnection> {
-  return connectNats({ servers: await natsUrlFor(config, flag), name, ...(logger ? { logger } : {}) });
+  const servers = await natsUrlFor(config, flag);
+  // Loaded here, not at the top: commands that only look for the embedded server's URL (through
+  // platform/models) do not load the NATS client.
+  const { connectNats } = await import("../../shared/adapters/nats/index.js");
+  return connectNats({ servers, name, ...(logger ? { logger } : {}) });
 }

@@ -125,9 +125,19 @@ const ModelSchema = z
       if (!names.has(name)) issue(["training", "samplesPerClass", name], "is not a class of the model");
   });
 
+/** A value JSON.stringify writes the same inside an array as alone (not undefined, not an object). */
+function isJsonPrimitive(v: unknown): boolean {
+  return v === null || typeof v === "number" || typeof v === "string" || typeof v === "boolean";
+}
+
 /** JSON with object keys sorted at every level and no whitespace: the form the version hashes. */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (Array.isArray(value)) {
+    // A model's sample arrays hold tens of thousands of numbers: one JSON.stringify writes them
+    // exactly as the element-by-element form would (150 ms -> a few ms per Chiapas-sized model).
+    if (value.every(isJsonPrimitive)) return JSON.stringify(value);
+    return `[${value.map(canonicalJson).join(",")}]`;
+  }
   if (value !== null && typeof value === "object") {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, v]) => v !== undefined)

@@ -17,3 +17,4 @@ export {
   type PointsTransform,
   type ProjEngine,
 } from "./proj.js";
+export { readGeoTiffCrsOnce, transformPointsOnce } from "./proj-memo.js";

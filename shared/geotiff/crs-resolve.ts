@@ -4,7 +4,8 @@
  * answer:
  *   1. a 1x1 GeoTIFF carrying the tile's GeoKey directory and parameter tags verbatim is opened by
  *      GDAL (gdal3.js), which returns the WKT2, PROJJSON, EPSG code and proj4 export — cached per
- *      GeoKey fingerprint, so a process asks PROJ once per distinct CRS;
+ *      GeoKey fingerprint, so a process asks PROJ once per distinct CRS, and on disk across
+ *      processes (../crs/proj-memo.ts), so a command whose tiles were seen before never starts PROJ;
  *   2. the tile's 4 corners, 4 edge midpoints and centre go to lon/lat through PROJ's operation (the
  *      one GDAL would use, ballpark fallback included); a point that does not map refuses the tile
  *      with a CrsError naming its CRS — never NaN coordinates later;
@@ -18,11 +19,11 @@ import proj4 from "proj4";
 import {
   CrsError,
   WGS84,
-  loadProjEngine,
   projectPoint,
   proj4NeedsGrid,
+  readGeoTiffCrsOnce,
+  transformPointsOnce,
   type GdalCrsReading,
-  type ProjEngine,
 } from "../crs/index.js";
 import type { Bounds, Crs, GeoTiffGeoTags, RasterInfo } from "../raster/types.js";
 import { densifiedRing, ringFootprint } from "../lonlat/index.js";
@@ -67,7 +68,7 @@ export async function readCrsWithProj(g: GeoTiffGeoTags): Promise<GdalCrsReading
   const key = fingerprint(g);
   let hit = readings.get(key);
   if (hit === undefined) {
-    hit = loadProjEngine().then((engine) => engine.readGeoTiffCrs(keysOnlyTiff(g)));
+    hit = readGeoTiffCrsOnce(keysOnlyTiff(g));
     if (readings.size >= MAX_READINGS) readings.clear();
     readings.set(key, hit);
     hit.catch(() => readings.delete(key));
@@ -275,7 +276,6 @@ export async function resolveCrs(
 ): Promise<ResolvedCrs | null> {
   const reading = await readCrsWithProj(geoTags);
   if (reading === null) return null;
-  const engine: ProjEngine = await loadProjEngine();
   if (bounds === null) {
     const crs = { epsg: reading.epsg, proj4: reading.proj4, name: reading.name, wkt: reading.wkt };
     return { crs, boundsWgs84: null, reading, proj4AgreementM: null };
@@ -283,7 +283,7 @@ export async function resolveCrs(
   const [xs, ys] = checkPoints(bounds);
   const lon = xs.slice();
   const lat = ys.slice();
-  engine.transformer(reading.wkt, "EPSG:4326")(lon, lat);
+  await transformPointsOnce(reading.wkt, "EPSG:4326", lon, lat);
   for (let i = 0; i < lon.length; i++)
     if (!Number.isFinite(lon[i]) || !Number.isFinite(lat[i]))
       throw new CrsError(
@@ -294,7 +294,7 @@ export async function resolveCrs(
   const ring = densifiedRing(bounds);
   const ringLon = Float64Array.from(ring, ([x]) => x);
   const ringLat = Float64Array.from(ring, ([, y]) => y);
-  engine.transformer(reading.wkt, "EPSG:4326")(ringLon, ringLat);
+  await transformPointsOnce(reading.wkt, "EPSG:4326", ringLon, ringLat);
   const boundsWgs84 = ringFootprint(
     ring.map((_, i) => [ringLon[i] as number, ringLat[i] as number] as const),
   );
