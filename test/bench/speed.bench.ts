@@ -339,7 +339,14 @@ const row = (
   xs: readonly number[],
   target: string | null = null,
   ok: readonly boolean[] | null = null,
-): Cell[] => [measure, mmm(xs), spreadOf(xs), target, ok ? heldIn(ok) : null];
+): Cell[] => [
+  measure,
+  mmm(xs),
+  // max / min only means something for positive figures (RSS growth can be negative).
+  xs.every((x) => x > 0) ? spreadOf(xs) : null,
+  target,
+  ok ? heldIn(ok) : null,
+];
 const table = {
   title: `Speed lane: ${TILE_SIZE}² x 6-band tiles, model of ${model.samples.y.length} samples (k=${model.k}), ${ROUNDS} interleaved rounds (min / median / max)`,
   columns: ["measure", "min / median / max", "spread (max/min)", "target", "verdict"],
