@@ -195,6 +195,106 @@ describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
   });
 });
 
+/** The same cell at half the resolution: 4×4 pixels of 0.02°. */
+const COARSE: LonLatGrid = { ...GRID, pixels: 4 };
+/** A clear older scene whose class is constant on each 2×2 block (so on each coarse pixel). */
+const blocky = (seq: number, lane: "batch" | "live" = "batch") =>
+  lonLatTile(GRID, {
+    col: 0,
+    row: 0,
+    tileId: "fine",
+    lane,
+    acquired: CLEAR_AT,
+    ingestSeq: seq,
+    raster: makeRaster(8, (c, r) => 1 + (((c >> 1) + (r >> 1)) % 3)),
+  });
+/** A newer coarse scene, its left half (columns 0, 1) cloudy. */
+const coarse = (lane: "batch" | "live", seq: number) =>
+  lonLatTile(COARSE, {
+    col: 0,
+    row: 0,
+    tileId: "coarse",
+    lane,
+    acquired: CLOUDY_AT,
+    ingestSeq: seq,
+    raster: makeRaster(4, (c) => (c < 2 ? 0 : 4)),
+  });
+
+describe("per-pixel compositing across pixel grids", { skip: natsMissing() }, () => {
+  test("a newer scene at half the resolution with a cloudy half keeps the older scene's pixels under its cloud, in serving and in the next batch view", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [blocky(10)] });
+    await putLive(await LiveView.open(nats.nc), [coarse("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    // The composite is on the newest scene's grid (4×4): the cloudy half sampled from the fine scene.
+    const expected = [...Array(16).keys()].map((i) => {
+      const c = i % 4;
+      const r = Math.floor(i / 4);
+      return c < 2 ? 1 + ((c + r) % 3) : 4;
+    });
+    type Detail = {
+      composite: {
+        sources: { tileId: string; lane: string; pixels: number }[];
+        noSourcePixels: number;
+        counts: number[];
+      };
+    };
+    const d1 = await srv.json<Detail>("/v1/tiles/c0000r0000");
+    assert.equal(d1.status, 200);
+    assert.deepEqual(
+      d1.body.composite.sources.map((s) => [s.tileId, s.lane, s.pixels]),
+      [
+        ["coarse", "live", 8],
+        ["fine", "batch", 8],
+      ],
+    );
+    assert.equal(d1.body.composite.noSourcePixels, 0);
+    const png1 = decodePng(
+      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+    );
+    assert.deepEqual([...png1.data], expected);
+    // The point query in the cloudy half answers the fine scene's class and names it.
+    const d = COARSE.size / COARSE.pixels;
+    const at = { lon: GRID.lon0 + 0.5 * d, lat: GRID.lat0 - 1.5 * d };
+    const p = await srv.json<Point>(`/v1/point?lon=${at.lon}&lat=${at.lat}`);
+    assert.deepEqual(
+      [p.body.class.id, p.body.source?.lane, p.body.source?.tileId],
+      [expected[4], "batch", "fine"],
+    );
+    const s1 = await srv.json<Stats>(`/v1/stats?bbox=${bbox}`);
+    assert.equal(s1.body.pixels, 16);
+
+    // The next batch run composites the same way: the batch view alone gives the same composite.
+    await writeBatchView(data.dir, {
+      version: 2,
+      watermark: 200,
+      tiles: [blocky(10), coarse("batch", 150)],
+      composite: true,
+    });
+    let d2: Detail | undefined;
+    for (let i = 0; i < 100 && !d2; i++) {
+      const r = await srv.json<Detail & { snapshot?: unknown }>("/v1/tiles/c0000r0000");
+      if (r.body.composite.sources[0]?.lane === "batch") d2 = r.body;
+      else await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(d2, "serving switched to v2");
+    assert.deepEqual(
+      d2.composite.sources.map((s) => [s.tileId, s.lane, s.pixels]),
+      [
+        ["coarse", "batch", 8],
+        ["fine", "batch", 8],
+      ],
+    );
+    const png2 = decodePng(
+      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+    );
+    assert.deepEqual([...png2.data], expected);
+    const s2 = await srv.json<Stats>(`/v1/stats?bbox=${bbox}`);
+    assert.deepEqual(s2.body.classes, s1.body.classes);
+  });
+});
+
 describe("a cell's composite tally", () => {
   test("the tile detail gives the composite's counts, m² and valid pixels, equal to /v1/stats over the cell", async () => {
     await using data = await tempDataDir();
