@@ -295,6 +295,45 @@ describe("per-pixel compositing across pixel grids", { skip: natsMissing() }, ()
   });
 });
 
+describe("a cell's winner in its detail", { skip: natsMissing() }, () => {
+  type Detail = { winner: { tileId: string; validPixels: number }; composite: { validPixels: number } };
+  const figures = (d: Detail) => [d.winner.tileId, d.winner.validPixels, d.composite.validPixels];
+
+  test("is the newest tile's own summary, by cell key and by tile id, before and after a listing composed the cell", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    await putLive(await LiveView.open(nats.nc), [cloudy("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    const before = await srv.json<Detail>("/v1/tiles/c0000r0000");
+    assert.deepEqual(figures(before.body), ["cloudy", 48, 64]);
+    await srv.json("/v1/tiles?limit=100");
+    const after = await srv.json<Detail>("/v1/tiles/c0000r0000");
+    assert.deepEqual(figures(after.body), ["cloudy", 48, 64]);
+    // By tile id: the same cell, the same winner, the same composite.
+    const byTile = await srv.json<Detail>("/v1/tiles/cloudy");
+    assert.deepEqual(figures(byTile.body), ["cloudy", 48, 64]);
+    const byOlderTile = await srv.json<Detail>("/v1/tiles/clear");
+    assert.deepEqual(figures(byOlderTile.body), ["cloudy", 48, 64]);
+  });
+
+  test("is the newest tile's own summary when the batch view alone stores the composite", async () => {
+    await using data = await tempDataDir();
+    await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 200,
+      tiles: [clear(10), cloudy("batch", 150)],
+      composite: true,
+    });
+    await using srv = await startServing({ dataDir: data.dir });
+    for (const id of ["c0000r0000", "cloudy", "clear"]) {
+      const d = await srv.json<Detail & { batch: { validPixels: number } }>(`/v1/tiles/${id}`);
+      assert.deepEqual(figures(d.body), ["cloudy", 48, 64], id);
+      assert.equal(d.body.batch.validPixels, 48, id);
+    }
+  });
+});
+
 describe("a cell's composite tally", () => {
   test("the tile detail gives the composite's counts, m² and valid pixels, equal to /v1/stats over the cell", async () => {
     await using data = await tempDataDir();
