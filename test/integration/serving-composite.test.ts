@@ -334,6 +334,58 @@ describe("a cell's winner in its detail", { skip: natsMissing() }, () => {
   });
 });
 
+describe("provenance of stats and the listing", { skip: natsMissing() }, () => {
+  test("names the acquisitions of the pixels counted, not the cell's newest scene", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    // Two live scenes: the cloud-block one, then a newer one that is all cloud (no valid pixel).
+    const overcastAt = new Date(noon - DAY).toISOString();
+    const overcast = lonLatTile(GRID, {
+      col: 0,
+      row: 0,
+      tileId: "overcast",
+      lane: "live",
+      acquired: overcastAt,
+      ingestSeq: 160,
+      raster: makeRaster(8, () => 0),
+    });
+    await putLive(await LiveView.open(nats.nc), [cloudy("live", 150), overcast]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    type Provenance = {
+      cells: { total: number; batch: number; live: number };
+      provenance: {
+        acquired: { oldest: string; newest: string } | null;
+        staleness: { maxSinceAcquiredS: number };
+      };
+      snapshot: { takenAt: string };
+    };
+    const whole = await srv.json<Provenance>(`/v1/stats?bbox=${bbox}`);
+    assert.deepEqual(whole.body.provenance.acquired, { oldest: CLEAR_AT, newest: CLOUDY_AT });
+    assert.deepEqual([whole.body.cells.total, whole.body.cells.batch, whole.body.cells.live], [1, 1, 1]);
+
+    // Inside the cloud block every pixel is the batch scene's: provenance and staleness say so.
+    const d = GRID.size / GRID.pixels;
+    const block = [GRID.lon0 + 2.1 * d, GRID.lat0 - 5.9 * d, GRID.lon0 + 5.9 * d, GRID.lat0 - 2.1 * d];
+    const inside = await srv.json<Provenance & { pixels: number }>(`/v1/stats?bbox=${block.join(",")}`);
+    assert.equal(inside.body.pixels, 16);
+    assert.deepEqual(inside.body.provenance.acquired, { oldest: CLEAR_AT, newest: CLEAR_AT });
+    assert.deepEqual([inside.body.cells.batch, inside.body.cells.live], [1, 0]);
+    const since = (Date.parse(inside.body.snapshot.takenAt) - Date.parse(CLEAR_AT)) / 1000;
+    assert.ok(Math.abs(inside.body.provenance.staleness.maxSinceAcquiredS - since) < 1);
+
+    // The listing: the cell's newest scene names it, its acquisition times are its pixels'.
+    const list = await srv.json<{
+      items: { tileId: string; acquired: string; provenance: { acquired: string } }[];
+    }>("/v1/tiles");
+    const item = list.body.items[0];
+    assert.deepEqual(
+      [item?.tileId, item?.acquired, item?.provenance.acquired],
+      ["overcast", CLOUDY_AT, CLEAR_AT],
+    );
+  });
+});
+
 describe("a cell's composite tally", () => {
   test("the tile detail gives the composite's counts, m² and valid pixels, equal to /v1/stats over the cell", async () => {
     await using data = await tempDataDir();
