@@ -20,11 +20,19 @@ import {
   compareCandidates,
   compositePixels,
   compositeTally,
+  crsFromEpsg,
   decodeClassRaster,
   encodeClassRaster,
   encodeSourceIndex,
   newestOf,
+  resampleLayer,
+  sameLayerGrid,
+  sampledTally,
+  samplingIndex,
   MAX_COMPOSITE_SOURCES,
+  type Crs,
+  type LayerGrid,
+  type SourceTally,
   type CatalogueEntry,
   type ClassifiedTile,
   type ClassRaster,
@@ -41,8 +49,21 @@ interface CellTile {
   readonly validPixels: number;
   readonly width: number;
   readonly height: number;
-  /** The geotransform as text: tiles composite only on the very same pixel grid. */
-  readonly grid: string;
+  /** The tile's pixel grid: a tile on another grid than the newest is sampled onto it. */
+  readonly grid: LayerGrid;
+  /** The tile's m² over all its pixels (the area a pixel of its grid stands for, summed). */
+  readonly areaM2: number;
+}
+
+/** A stored tile's CRS: its EPSG code when the index knows it, else its proj4 definition. */
+function storedCrs(epsg: number | null, proj4: string | null): Crs | null {
+  if (epsg !== null)
+    try {
+      return crsFromEpsg(epsg);
+    } catch {
+      return proj4 ? { epsg, proj4, name: null } : null;
+    }
+  return proj4 ? { epsg: null, proj4, name: null } : null;
 }
 
 function blobBytes(v: unknown): Uint8Array {
@@ -299,18 +320,21 @@ export class StagingViewStore {
 
   /** finalize, also telling how many cells needed a composite. */
   async finalizeComposites(classes: readonly ModelClass[]): Promise<{ cells: number; composited: number }> {
-    const rows = await this.db.all<{
+    const rows = await this.db.allJS<{
       tile_id: string;
       cell: string;
       t: number | bigint;
-      ingest_seq: bigint;
-      valid_pixels: bigint;
+      ingest_seq: bigint | number;
+      valid_pixels: bigint | number;
       width: number;
       height: number;
-      grid: string;
+      geo_transform: number[];
+      epsg: number | null;
+      proj4: string | null;
+      area_m2: number | null;
     }>(
       `SELECT tile_id, cell, epoch_ms(acquired) AS t, ingest_seq, valid_pixels, width, height,
-         geo_transform::VARCHAR AS grid FROM tiles`,
+         geo_transform, epsg, proj4, list_sum(areas_m2) AS area_m2 FROM tiles`,
     );
     const byCell = new Map<string, CellTile[]>();
     for (const r of rows) {
@@ -324,7 +348,13 @@ export class StagingViewStore {
         validPixels: Number(r.valid_pixels),
         width: r.width,
         height: r.height,
-        grid: r.grid,
+        grid: {
+          width: r.width,
+          height: r.height,
+          geoTransform: [...r.geo_transform].map(Number),
+          crs: storedCrs(r.epsg, r.proj4),
+        },
+        areaM2: Number(r.area_m2 ?? 0),
       });
       byCell.set(r.cell, list);
     }
@@ -352,9 +382,10 @@ export class StagingViewStore {
   }
 
   /**
-   * Composites one cell: its tiles on the newest tile's pixel grid, newest first, decoded one at a
-   * time until every pixel has a valid source (or the tiles run out), then stored. Returns false
-   * when no older tile shares the grid (the newest tile alone is the answer).
+   * Composites one cell on the newest tile's pixel grid: its tiles newest first, each on another grid
+   * sampled at the newest grid's pixel centres (shared/view/resample.ts, the rule serving follows),
+   * decoded one at a time until every pixel has a valid source (or the tiles run out), then stored.
+   * Returns false when the newest tile alone is the answer.
    */
   private async compositeCell(
     cell: string,
@@ -362,10 +393,7 @@ export class StagingViewStore {
     list: readonly CellTile[],
     slots: number,
   ): Promise<boolean> {
-    const same = list
-      .filter((t) => t.width === winner.width && t.height === winner.height && t.grid === winner.grid)
-      .sort(compareCandidates)
-      .slice(0, MAX_COMPOSITE_SOURCES);
+    const same = [...list].sort(compareCandidates).slice(0, MAX_COMPOSITE_SOURCES);
     if (same.length < 2) return false;
     const n = winner.width * winner.height;
     const stored = await this.db.allJS<{
@@ -381,16 +409,29 @@ export class StagingViewStore {
     );
     const byId = new Map(stored.map((r) => [r.tile_id, r]));
     const layers: ClassRaster[] = [];
-    const tallies: { counts: number[]; areasM2: number[] }[] = [];
+    const tallies: SourceTally[] = [];
     const used: CellTile[] = [];
     const filled = new Uint8Array(n);
     let holes = n;
     for (const t of same) {
       const row = byId.get(t.tileId);
       if (!row) continue;
-      const r = decodeClassRaster(blobBytes(row.raster), t.width, t.height, Number(row.k));
+      const own = decodeClassRaster(blobBytes(row.raster), t.width, t.height, Number(row.k));
+      const onGrid = sameLayerGrid(t.grid, winner.grid);
+      const r = onGrid
+        ? own
+        : {
+            ...own,
+            ...resampleLayer(own, samplingIndex(winner.grid, t.grid)),
+            width: winner.width,
+            height: winner.height,
+          };
       layers.push(r);
-      tallies.push({ counts: row.counts.map(Number), areasM2: row.areas_m2.map(Number) });
+      tallies.push(
+        onGrid
+          ? { counts: row.counts.map(Number), areasM2: row.areas_m2.map(Number) }
+          : sampledTally(n, winner.areaM2),
+      );
       used.push(t);
       for (let i = 0; i < n; i++)
         if (filled[i] === 0 && r.classes[i] !== 0) {

@@ -102,13 +102,16 @@ export async function compositeBreakdown(r: ServedResult): Promise<CompositeBrea
   };
 }
 
-/** tileDetail plus the drawn result's composite breakdown (null when nothing is drawn). */
+/**
+ * tileDetail plus the cell's composite breakdown (null when the cell has no winner): the cell's,
+ * whether the id is its cell key or one of its tile ids, as `winner` is the cell's newest tile.
+ */
 export async function tileDetailWithComposite(
   lease: SnapshotLease,
   id: string,
   base: string,
 ): Promise<TileDetailBody> {
   const detail = tileDetail(lease, id, base);
-  const drawn = resolveTarget(lease, id).drawn;
-  return { ...detail, composite: drawn ? await compositeBreakdown(drawn) : null };
+  const cellWinner = resolveTarget(lease, id).merged.winner;
+  return { ...detail, composite: cellWinner ? await compositeBreakdown(cellWinner) : null };
 }

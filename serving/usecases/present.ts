@@ -5,7 +5,7 @@
  */
 import { boxGeometry, utcTimestamp, type ModelClass } from "../../shared/index.js";
 import type { PixelSourceBody, SnapshotInfoBody, ProvenanceBody, TileSummaryBody } from "../api/schemas.js";
-import type { ServedResult } from "../view/served-result.js";
+import type { ComposedCell, ServedResult } from "../view/served-result.js";
 import type { Snapshot, SnapshotLease } from "../view/snapshot.js";
 
 const seconds = (ms: number): number => Math.round(ms) / 1000;
@@ -71,14 +71,18 @@ export function pixelSourceBody(r: ServedResult, now: number): PixelSourceBody {
 }
 
 /** One result as the API shows it. */
-export function tileSummary(r: ServedResult, lease: SnapshotLease): TileSummaryBody {
+export function tileSummary(r: ServedResult, lease: SnapshotLease, composed?: ComposedCell): TileSummaryBody {
   const t = r.summary;
   const b = r.bounds;
+  const own = provenance(r, lease.snapshot, lease.now);
+  // A composed cell's pixels come from its sources: `acquired` is the newest that gives a pixel and
+  // the provenance's acquisition and staleness the oldest (the stalest pixel counted).
+  const span = composed ? givingSources(composed) : null;
   return {
     cell: r.cell,
     tileId: r.tileId,
     lane: r.lane,
-    acquired: r.acquired,
+    acquired: span ? span.newest.acquired : r.acquired,
     ingestSeq: r.ingestSeq,
     processedAt: t.processedAt,
     modelVersion: t.modelVersion,
@@ -93,8 +97,33 @@ export function tileSummary(r: ServedResult, lease: SnapshotLease): TileSummaryB
     dominantClass: t.dominantClass,
     dominantClassName: className(lease.snapshot.classes, t.dominantClass),
     meanConfidence: t.meanConfidence,
-    provenance: provenance(r, lease.snapshot, lease.now),
+    provenance: span
+      ? {
+          ...own,
+          acquired: span.oldest.acquired,
+          staleness: { ...own.staleness, sinceAcquiredS: seconds(lease.now - span.oldest.acquiredMs) },
+        }
+      : own,
   };
+}
+
+/**
+ * The sources of a composed cell that give at least one pixel (`counts[s]` pixels each, by source
+ * index; default the whole cell's contributions), with the oldest and newest by acquisition; null
+ * when none gives any.
+ */
+export function givingSources(
+  c: ComposedCell,
+  counts: readonly number[] = c.contributions,
+): { giving: ServedResult[]; oldest: ServedResult; newest: ServedResult } | null {
+  const giving = c.sources.filter((_, i) => (counts[i] ?? 0) > 0);
+  let oldest: ServedResult | undefined;
+  let newest: ServedResult | undefined;
+  for (const s of giving) {
+    if (!oldest || s.acquiredMs < oldest.acquiredMs) oldest = s;
+    if (!newest || s.acquiredMs > newest.acquiredMs) newest = s;
+  }
+  return oldest && newest ? { giving, oldest, newest } : null;
 }
 
 /**

@@ -13,11 +13,13 @@
 import { z } from "zod";
 import {
   LabelInvalidError,
+  NO_SOURCE,
   WGS84,
   labelInputCrs,
   sameCrs,
   toWgs84,
   type Bounds,
+  type ClassRaster,
   type Crs,
 } from "../../shared/index.js";
 import { AreaTooLargeError, GeometryTooComplexError, InvalidParamsError } from "../errors.js";
@@ -32,9 +34,9 @@ import {
   type PolygonRings,
 } from "../geo/area.js";
 import { countClassesInArea } from "../geo/pixels.js";
-import type { ServedResult } from "../view/served-result.js";
+import type { ComposedCell, ServedResult } from "../view/served-result.js";
 import type { SnapshotLease } from "../view/snapshot.js";
-import { className, snapshotInfo } from "./present.js";
+import { className, givingSources, snapshotInfo } from "./present.js";
 
 /** Most vertices a request polygon may have (bounds the work before the pixel estimate). */
 export const MAX_POLYGON_VERTICES = 100_000;
@@ -239,7 +241,9 @@ export async function statsQuery(lease: SnapshotLease, area: Area, maxPixels: nu
   // Only composite winners are awaited: a Promise.all over every job (10,000 on a large box) paid a
   // promise and a microtask per cell for nothing, ~0.5 ms of CPU a request (bench:compare, issue 13).
   const composing: Promise<unknown>[] = [];
-  for (const j of jobs) if (j.r.composite) composing.push(j.r.composite.compose());
+  const composedOf = new Map<ServedResult, ComposedCell>();
+  for (const j of jobs)
+    if (j.r.composite) composing.push(j.r.composite.compose().then((c) => composedOf.set(j.r, c)));
   if (composing.length > 0) await Promise.all(composing);
   // Rasters of the cut cells: one query for the batch ones (all from this snapshot's version).
   const cut = jobs.flatMap(({ r, full }) =>
@@ -256,7 +260,14 @@ export async function statsQuery(lease: SnapshotLease, area: Area, maxPixels: nu
         geoTransform: r.summary.geoTransform,
         crs,
       };
-      return { r, counts: countClassesInArea(grid, bounds, raster, area) };
+      const counts = countClassesInArea(grid, bounds, raster, area);
+      // A composite's pixels in the area per source: its source index counted as if it were classes
+      // (index + 1; 0 = no source), through the same pixel-in-area rule.
+      const composed = composedOf.get(r);
+      const bySource = composed
+        ? countClassesInArea(grid, bounds, sourceClasses(composed, raster.k), area).slice(1)
+        : undefined;
+      return { r, counts, bySource };
     }),
   );
 
@@ -266,13 +277,21 @@ export async function statsQuery(lease: SnapshotLease, area: Area, maxPixels: nu
   const models = new Set<string>();
   let oldest = Infinity;
   let newest = -Infinity;
-  const counted = (r: ServedResult, full: boolean): void => {
+  // Provenance describes the pixels counted: a composite's sources that give pixels in the area
+  // (its newest source when none does), a plain result itself. A cell counts in `batch` and `live`
+  // once for each lane among those sources.
+  const counted = (r: ServedResult, full: boolean, bySource?: readonly number[]): void => {
     cells.total++;
     cells[full ? "full" : "partial"]++;
-    cells[r.lane]++;
-    models.add(r.summary.modelVersion);
-    oldest = Math.min(oldest, r.acquiredMs);
-    newest = Math.max(newest, r.acquiredMs);
+    const composed = composedOf.get(r);
+    const from = (composed && givingSources(composed, bySource)?.giving) || [r.composite?.top ?? r];
+    const lanes = new Set(from.map((x) => x.lane));
+    for (const lane of lanes) cells[lane]++;
+    for (const x of from) {
+      models.add(x.summary.modelVersion);
+      oldest = Math.min(oldest, x.acquiredMs);
+      newest = Math.max(newest, x.acquiredMs);
+    }
   };
   for (const j of jobs) {
     if (!j.full) continue;
@@ -281,7 +300,7 @@ export async function statsQuery(lease: SnapshotLease, area: Area, maxPixels: nu
     for (let c = 0; c < areasM2.length; c++) areas[c] = (areas[c] ?? 0) + (areasM2[c] ?? 0);
     counted(j.r, true);
   }
-  for (const { r, counts } of partial) {
+  for (const { r, counts, bySource } of partial) {
     let any = 0;
     counts.forEach((n, c) => {
       if (n === 0) return;
@@ -291,7 +310,7 @@ export async function statsQuery(lease: SnapshotLease, area: Area, maxPixels: nu
       const tileArea = r.summary.areasM2[c] ?? 0;
       areas[c] = (areas[c] ?? 0) + (tileCount > 0 ? (n * tileArea) / tileCount : 0);
     });
-    if (any > 0) counted(r, false);
+    if (any > 0) counted(r, false, bySource);
   }
 
   const ids = new Set<number>(s.classes.map((c) => c.id));
@@ -328,4 +347,14 @@ export async function statsQuery(lease: SnapshotLease, area: Area, maxPixels: nu
     },
     snapshot: snapshotInfo(lease),
   };
+}
+
+/** A composed cell's source index as a class raster: source s as class s + 1, no source as 0. */
+function sourceClasses(c: ComposedCell, k: number): ClassRaster {
+  const classes = new Uint8Array(c.source.length);
+  for (let i = 0; i < classes.length; i++) {
+    const s = c.source[i] as number;
+    classes[i] = s === NO_SOURCE ? 0 : s + 1;
+  }
+  return { width: c.raster.width, height: c.raster.height, k, classes, votes: classes };
 }

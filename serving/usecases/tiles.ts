@@ -203,7 +203,9 @@ export function tileDetail(lease: SnapshotLease, id: string, base: string): Tile
     cell: m.cell,
     requestedTileId: t.tile?.tileId ?? null,
     watermark: lease.snapshot.index.watermark,
-    winner: m.winner ? tileSummary(m.winner, lease) : null,
+    // The newest tile's own summary, never the composite's tally (that is `composite`): the same
+    // answer whether or not a listing has composed the cell already.
+    winner: m.winner ? tileSummary(m.winner.composite?.top ?? m.winner, lease) : null,
     batch: batch ? tileSummary(batch, lease) : null,
     candidates: m.candidates.map((r) => tileSummary(r, lease)),
     absorbed: m.absorbed.map((r) => tileSummary(r, lease)),

@@ -12,19 +12,29 @@
  * A cell's `candidates` stay the per-cell rule's (batch cell result and live above W); the composite's
  * own sources are `winner.composite.sources`.
  *
- * Only sources on the newest candidate's pixel grid (size and geotransform) take part; a candidate
- * on another grid stays listed but gives no pixel. Votes are shown against the newest source's k.
+ * The composite is on the newest candidate's pixel grid; a source on another grid (resolution or
+ * CRS) is sampled at each of its pixel centres by nearest neighbour (shared/view/resample.ts), the
+ * same rule the batch lane's composite follows, so the batch view alone gives the same composite
+ * after the next run. Votes are shown against the newest source's k.
  */
 import {
   NO_SOURCE,
   compositeTally,
   overlayComposite,
   pixelCandidates,
+  resampleLayer,
+  sameLayerGrid,
+  sampledTally,
+  samplingIndex,
   singleLayerComposite,
+  MAX_COMPOSITE_SOURCES,
   type CellComposite,
   type ClassRaster,
   type MergedCell,
+  type LayerGrid,
   type PixelComposite,
+  type PixelLayer,
+  type SourceTally,
   type TileResult,
 } from "../../shared/index.js";
 import type { ComposedCell, ServedComposite, ServedResult } from "./served-result.js";
@@ -35,10 +45,31 @@ export interface StoredComposites {
   raster(cell: string): Promise<ClassRaster & { readonly source: Uint8Array }>;
 }
 
-function sameGrid(a: TileResult, b: TileResult): boolean {
-  if (a.width !== b.width || a.height !== b.height) return false;
-  for (let i = 0; i < 6; i++) if (a.geoTransform[i] !== b.geoTransform[i]) return false;
-  return true;
+/** A result's pixel grid as shared/view/resample.ts reads it. */
+function gridOf(r: ServedResult): LayerGrid {
+  const s = r.summary;
+  return { width: s.width, height: s.height, geoTransform: s.geoTransform, crs: r.crs };
+}
+
+function sameGrid(a: ServedResult, b: ServedResult): boolean {
+  return sameLayerGrid(gridOf(a), gridOf(b));
+}
+
+/** A source's class raster on the grid of `top`: itself, or sampled at top's pixel centres. */
+async function onGridOf(top: ServedResult, r: ServedResult): Promise<PixelLayer> {
+  const raster = await r.raster();
+  if (sameGrid(r, top)) return raster;
+  return resampleLayer(raster, samplingIndex(gridOf(top), gridOf(r)));
+}
+
+/** compositeTally's figures for a source: its own summary, or top's pixel area when sampled. */
+function tallyOf(top: ServedResult, r: ServedResult): SourceTally {
+  if (sameGrid(r, top)) return r.summary;
+  const t = top.summary;
+  return sampledTally(
+    t.width * t.height,
+    t.areasM2.reduce((a, b) => a + b, 0),
+  );
 }
 
 /** The tally as a summary: counts, areas, valid pixels and the dominant class of the composite. */
@@ -130,7 +161,8 @@ export function composeMergedCell(
     }
   else if (batchCell) batchSources.push(batchCell);
   const { ordered } = pixelCandidates(batchSources, live, watermark);
-  const sources = ordered.filter((r) => sameGrid(r.summary, top.summary));
+  // Every candidate takes part, whatever its grid (the newest up to the source index's limit).
+  const sources = ordered.slice(0, MAX_COMPOSITE_SOURCES);
   if (sources.length < 2) return merged;
   // The detail's candidates stay the per-cell rule's; the composite's sources are listed apart.
   const candidates = merged.candidates;
@@ -165,23 +197,29 @@ export function composeMergedCell(
     top,
     sources,
     async () => {
-      // The base: the stored composite when all its sources take part, else the batch cell's tile.
+      // The base: the stored composite when all its sources take part and it lies on top's grid;
+      // otherwise every source is a layer of its own (sampled onto top's grid where it is not on it).
       let base: PixelComposite | undefined;
       let baseRanks: number[] = [];
       const storedRanks = storedCell?.sources.map((s) => {
         const r = batchTiles.get(s.tileId);
         return r ? (rank.get(r) ?? -1) : -1;
       });
-      if (storedCell && stored && storedRanks && storedRanks.every((r) => r >= 0)) {
+      if (
+        storedCell &&
+        stored &&
+        storedRanks &&
+        storedRanks.every((r) => r >= 0) &&
+        batchCell &&
+        sameGrid(batchCell, top)
+      ) {
         const r = await stored.raster(cell);
         base = { ...r, contributions: storedCell.sources.map((s) => s.pixels) };
         baseRanks = storedRanks;
-      } else if (batchCell && rank.has(batchCell)) {
-        base = singleLayerComposite(await batchCell.raster());
-        baseRanks = [rank.get(batchCell) as number];
       }
-      const layers = sources.filter((r) => r.lane === "live");
-      const rasters = await Promise.all(layers.map((r) => r.raster()));
+      const inBase = new Set(baseRanks);
+      const layers = sources.filter((_, i) => !inBase.has(i));
+      const rasters = await Promise.all(layers.map((r) => onGridOf(top, r)));
       const c = overlayComposite(
         base,
         baseRanks,
@@ -191,7 +229,7 @@ export function composeMergedCell(
       );
       const tally = compositeTally(
         c,
-        sources.map((r) => r.summary),
+        sources.map((r) => tallyOf(top, r)),
         slots,
       );
       const { k } = await top.raster();

@@ -22,7 +22,8 @@ import { state } from "./state.js";
 import { reportError } from "./status.js";
 
 const TOKEN_KEY = "lanemap.operatorToken";
-const LABEL_STYLE = { color: "#ffeb3b", weight: 2, fillOpacity: 0.15, dashArray: "4 3" };
+// Magenta: no colour of the age palette (yellow to purple) nor a default class colour.
+const LABEL_STYLE = { color: "#ff00ff", weight: 2, fillOpacity: 0.15, dashArray: "4 3" };
 
 const loop = {
   /** The shape being labelled, until it is saved or dropped. */

@@ -445,17 +445,24 @@ export interface LabelCoverage {
   /** Labelled pixels found on the tiles, and those left out because a band is nodata (or NaN) there. */
   readonly labelledPixels: number;
   readonly onNodata: number;
+  /**
+   * Present when the spec declares a quality band: the labelled pixels left out because that band
+   * masks them (cloud, shadow, ...); they are not counted in `onNodata`.
+   */
+  readonly maskedByQuality?: number;
   /** Classes left with no sample (every geometry outside, between pixel centres or on nodata). */
   readonly classesWithoutSamples: readonly string[];
   /**
-   * GeoJSON labels that lost pixels to nodata (clouds, scene edges): feature (0-based), class, its
-   * labelled pixels and those on nodata, in feature order. Absent for a label raster.
+   * GeoJSON labels that lost pixels to nodata (scene edges) or, with a quality band, to its mask
+   * (clouds): feature (0-based), class, its labelled pixels, those on nodata and (with a quality
+   * band) those masked, in feature order. Absent for a label raster.
    */
   readonly lostToNodata?: readonly {
     readonly feature: number;
     readonly name: string;
     readonly labelled: number;
     readonly onNodata: number;
+    readonly maskedByQuality?: number;
   }[];
 }
 
@@ -505,9 +512,11 @@ export function collectSamples(
   const groupOf: number[] = [];
   let labelledPixels = 0;
   let onNodata = 0;
-  // Per GeoJSON feature: labelled pixels and those on nodata.
+  let maskedByQuality = 0;
+  // Per GeoJSON feature: labelled pixels, those on nodata and those masked by the quality band.
   const featLabelled = new Map<number, number>();
   const featNodata = new Map<number, number>();
+  const featMasked = new Map<number, number>();
   tiles.forEach((raster, t) => {
     const lp = labelled[t] as LabelledPixels;
     if (lp.pixels.length === 0) return;
@@ -518,8 +527,12 @@ export function collectSamples(
       const feature = lp.features?.[i];
       if (feature !== undefined) featLabelled.set(feature, (featLabelled.get(feature) ?? 0) + 1);
       if (f.valid[p] !== 1) {
-        onNodata++;
-        if (feature !== undefined) featNodata.set(feature, (featNodata.get(feature) ?? 0) + 1);
+        // Told apart for the report as computeFeatures decides them: nodata first, then the mask.
+        const masked = spec.quality !== undefined && !nodataAt(raster, spec.quality.band - 1, p);
+        if (masked) maskedByQuality++;
+        else onNodata++;
+        const lost = masked ? featMasked : featNodata;
+        if (feature !== undefined) lost.set(feature, (lost.get(feature) ?? 0) + 1);
         continue;
       }
       for (let j = 0; j < dim; j++) x.push((f.data[p * dim + j] as number) + 0); // + 0 turns -0 into 0
@@ -539,16 +552,18 @@ export function collectSamples(
     pointsOutside: placed?.pointsOutside ?? 0,
     labelledPixels,
     onNodata,
+    ...(spec.quality !== undefined ? { maskedByQuality } : {}),
     classesWithoutSamples: empty,
     ...(placed !== null
       ? {
-          lostToNodata: [...featNodata]
-            .sort((a, b) => a[0] - b[0])
-            .map(([feature, n]) => ({
+          lostToNodata: [...new Set([...featNodata.keys(), ...featMasked.keys()])]
+            .sort((a, b) => a - b)
+            .map((feature) => ({
               feature,
               name: (placed.geometries[feature] as LabelledGeometry).name,
-              labelled: featLabelled.get(feature) ?? n,
-              onNodata: n,
+              labelled: featLabelled.get(feature) ?? 0,
+              onNodata: featNodata.get(feature) ?? 0,
+              ...(spec.quality !== undefined ? { maskedByQuality: featMasked.get(feature) ?? 0 } : {}),
             })),
         }
       : {}),
@@ -558,7 +573,8 @@ export function collectSamples(
       "no valid labelled pixel: every labelled pixel is nodata or outside the tiles" +
         (placed !== null
           ? ` (${coverage.featuresOutside} of ${coverage.features} features outside every tile, ` +
-            `${onNodata} labelled pixel${onNodata === 1 ? "" : "s"} on nodata)`
+            `${onNodata} labelled pixel${onNodata === 1 ? "" : "s"} on nodata` +
+            (spec.quality !== undefined ? `, ${maskedByQuality} masked by the quality band)` : ")")
           : ""),
     );
   if (strict && empty.length > 0)
@@ -581,6 +597,20 @@ export function collectSamples(
     ...(placed !== null ? { group: Int32Array.from(groupOf) } : {}),
     coverage,
   };
+}
+
+/**
+ * True when pixel `p` is nodata in a band other than `skip` (the quality band): NaN, or its nodata
+ * value, as computeFeatures (shared/features/compute.ts `scaleBand`) decides it.
+ */
+function nodataAt(raster: Raster, skip: number, p: number): boolean {
+  for (let b = 0; b < raster.bands.length; b++) {
+    if (b === skip) continue;
+    const x = (raster.bands[b] as Raster["bands"][number])[p] as number;
+    const nd = raster.nodata[b] ?? null;
+    if (x !== x || (nd !== null && !Number.isNaN(nd) && x === nd)) return true;
+  }
+  return false;
 }
 
 /** Default cap of samples drawn from one label feature (see `balanceSamples`). */

@@ -40,6 +40,16 @@ export function checkRasterForSpec(
   }
   if (count !== spec.bands)
     throw new TileInvalidError(`the raster has ${count} bands, the feature spec expects ${spec.bands}`);
+  if (spec.quality) {
+    const q = spec.quality.band;
+    const qa = raster.bands[q - 1];
+    // QA_PIXEL (uint16) and SCL (uint8) are integer codes: a float band's values would be truncated
+    // into codes they are not (22280.7 -> 22280, a cloud) or overflow them (1e9), so it is refused.
+    if (qa instanceof Float32Array || qa instanceof Float64Array)
+      throw new TileInvalidError(
+        `quality band ${q} (${spec.quality.kind}) holds ${qa instanceof Float32Array ? "float32" : "float64"} samples; a quality band must hold integer codes (QA_PIXEL is uint16, SCL uint8)`,
+      );
+  }
   const n = raster.width * raster.height;
   for (const [i, band] of raster.bands.entries())
     if (band.length !== n)

@@ -81,11 +81,16 @@ export function trainFromRasters(
     ...(options.catalogue === undefined ? {} : { catalogue: options.catalogue }),
   });
   // Labels under clouds or nodata of the scene trained on lose samples silently otherwise (issue 12).
-  const lost = (samples.coverage.lostToNodata ?? []).map(
-    (l) =>
-      `feature ${l.feature + 1} (class "${l.name}"): ${l.onNodata} of ${l.labelled} labelled pixels are nodata ` +
-      "(clouds, scene edge) on the tiles trained on and gave no sample",
-  );
+  const lost = (samples.coverage.lostToNodata ?? []).map((l) => {
+    const why = [
+      ...(l.onNodata > 0 ? [`${l.onNodata} are nodata (scene edge)`] : []),
+      ...((l.maskedByQuality ?? 0) > 0 ? [`${l.maskedByQuality} masked by the quality band (clouds)`] : []),
+    ];
+    return (
+      `feature ${l.feature + 1} (class "${l.name}"): of ${l.labelled} labelled pixels, ${why.join(" and ")} ` +
+      "on the tiles trained on and gave no sample"
+    );
+  });
   return { model, samples, warnings: [...lost, ...balanced.warnings] };
 }
 

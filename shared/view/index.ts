@@ -4,3 +4,4 @@ export * from "./paths.js";
 export * from "./raster-codec.js";
 export * from "./batch-schema.js";
 export * from "./composite.js";
+export * from "./resample.js";

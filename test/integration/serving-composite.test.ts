@@ -195,6 +195,197 @@ describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
   });
 });
 
+/** The same cell at half the resolution: 4×4 pixels of 0.02°. */
+const COARSE: LonLatGrid = { ...GRID, pixels: 4 };
+/** A clear older scene whose class is constant on each 2×2 block (so on each coarse pixel). */
+const blocky = (seq: number, lane: "batch" | "live" = "batch") =>
+  lonLatTile(GRID, {
+    col: 0,
+    row: 0,
+    tileId: "fine",
+    lane,
+    acquired: CLEAR_AT,
+    ingestSeq: seq,
+    raster: makeRaster(8, (c, r) => 1 + (((c >> 1) + (r >> 1)) % 3)),
+  });
+/** A newer coarse scene, its left half (columns 0, 1) cloudy. */
+const coarse = (lane: "batch" | "live", seq: number) =>
+  lonLatTile(COARSE, {
+    col: 0,
+    row: 0,
+    tileId: "coarse",
+    lane,
+    acquired: CLOUDY_AT,
+    ingestSeq: seq,
+    raster: makeRaster(4, (c) => (c < 2 ? 0 : 4)),
+  });
+
+describe("per-pixel compositing across pixel grids", { skip: natsMissing() }, () => {
+  test("a newer scene at half the resolution with a cloudy half keeps the older scene's pixels under its cloud, in serving and in the next batch view", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [blocky(10)] });
+    await putLive(await LiveView.open(nats.nc), [coarse("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    // The composite is on the newest scene's grid (4×4): the cloudy half sampled from the fine scene.
+    const expected = [...Array(16).keys()].map((i) => {
+      const c = i % 4;
+      const r = Math.floor(i / 4);
+      return c < 2 ? 1 + ((c + r) % 3) : 4;
+    });
+    type Detail = {
+      composite: {
+        sources: { tileId: string; lane: string; pixels: number }[];
+        noSourcePixels: number;
+        counts: number[];
+      };
+    };
+    const d1 = await srv.json<Detail>("/v1/tiles/c0000r0000");
+    assert.equal(d1.status, 200);
+    assert.deepEqual(
+      d1.body.composite.sources.map((s) => [s.tileId, s.lane, s.pixels]),
+      [
+        ["coarse", "live", 8],
+        ["fine", "batch", 8],
+      ],
+    );
+    assert.equal(d1.body.composite.noSourcePixels, 0);
+    const png1 = decodePng(
+      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+    );
+    assert.deepEqual([...png1.data], expected);
+    // The point query in the cloudy half answers the fine scene's class and names it.
+    const d = COARSE.size / COARSE.pixels;
+    const at = { lon: GRID.lon0 + 0.5 * d, lat: GRID.lat0 - 1.5 * d };
+    const p = await srv.json<Point>(`/v1/point?lon=${at.lon}&lat=${at.lat}`);
+    assert.deepEqual(
+      [p.body.class.id, p.body.source?.lane, p.body.source?.tileId],
+      [expected[4], "batch", "fine"],
+    );
+    const s1 = await srv.json<Stats>(`/v1/stats?bbox=${bbox}`);
+    assert.equal(s1.body.pixels, 16);
+
+    // The next batch run composites the same way: the batch view alone gives the same composite.
+    await writeBatchView(data.dir, {
+      version: 2,
+      watermark: 200,
+      tiles: [blocky(10), coarse("batch", 150)],
+      composite: true,
+    });
+    let d2: Detail | undefined;
+    for (let i = 0; i < 100 && !d2; i++) {
+      const r = await srv.json<Detail & { snapshot?: unknown }>("/v1/tiles/c0000r0000");
+      if (r.body.composite.sources[0]?.lane === "batch") d2 = r.body;
+      else await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(d2, "serving switched to v2");
+    assert.deepEqual(
+      d2.composite.sources.map((s) => [s.tileId, s.lane, s.pixels]),
+      [
+        ["coarse", "batch", 8],
+        ["fine", "batch", 8],
+      ],
+    );
+    const png2 = decodePng(
+      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+    );
+    assert.deepEqual([...png2.data], expected);
+    const s2 = await srv.json<Stats>(`/v1/stats?bbox=${bbox}`);
+    assert.deepEqual(s2.body.classes, s1.body.classes);
+  });
+});
+
+describe("a cell's winner in its detail", { skip: natsMissing() }, () => {
+  type Detail = { winner: { tileId: string; validPixels: number }; composite: { validPixels: number } };
+  const figures = (d: Detail) => [d.winner.tileId, d.winner.validPixels, d.composite.validPixels];
+
+  test("is the newest tile's own summary, by cell key and by tile id, before and after a listing composed the cell", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    await putLive(await LiveView.open(nats.nc), [cloudy("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    const before = await srv.json<Detail>("/v1/tiles/c0000r0000");
+    assert.deepEqual(figures(before.body), ["cloudy", 48, 64]);
+    await srv.json("/v1/tiles?limit=100");
+    const after = await srv.json<Detail>("/v1/tiles/c0000r0000");
+    assert.deepEqual(figures(after.body), ["cloudy", 48, 64]);
+    // By tile id: the same cell, the same winner, the same composite.
+    const byTile = await srv.json<Detail>("/v1/tiles/cloudy");
+    assert.deepEqual(figures(byTile.body), ["cloudy", 48, 64]);
+    const byOlderTile = await srv.json<Detail>("/v1/tiles/clear");
+    assert.deepEqual(figures(byOlderTile.body), ["cloudy", 48, 64]);
+  });
+
+  test("is the newest tile's own summary when the batch view alone stores the composite", async () => {
+    await using data = await tempDataDir();
+    await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 200,
+      tiles: [clear(10), cloudy("batch", 150)],
+      composite: true,
+    });
+    await using srv = await startServing({ dataDir: data.dir });
+    for (const id of ["c0000r0000", "cloudy", "clear"]) {
+      const d = await srv.json<Detail & { batch: { validPixels: number } }>(`/v1/tiles/${id}`);
+      assert.deepEqual(figures(d.body), ["cloudy", 48, 64], id);
+      assert.equal(d.body.batch.validPixels, 48, id);
+    }
+  });
+});
+
+describe("provenance of stats and the listing", { skip: natsMissing() }, () => {
+  test("names the acquisitions of the pixels counted, not the cell's newest scene", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    // Two live scenes: the cloud-block one, then a newer one that is all cloud (no valid pixel).
+    const overcastAt = new Date(noon - DAY).toISOString();
+    const overcast = lonLatTile(GRID, {
+      col: 0,
+      row: 0,
+      tileId: "overcast",
+      lane: "live",
+      acquired: overcastAt,
+      ingestSeq: 160,
+      raster: makeRaster(8, () => 0),
+    });
+    await putLive(await LiveView.open(nats.nc), [cloudy("live", 150), overcast]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    type Provenance = {
+      cells: { total: number; batch: number; live: number };
+      provenance: {
+        acquired: { oldest: string; newest: string } | null;
+        staleness: { maxSinceAcquiredS: number };
+      };
+      snapshot: { takenAt: string };
+    };
+    const whole = await srv.json<Provenance>(`/v1/stats?bbox=${bbox}`);
+    assert.deepEqual(whole.body.provenance.acquired, { oldest: CLEAR_AT, newest: CLOUDY_AT });
+    assert.deepEqual([whole.body.cells.total, whole.body.cells.batch, whole.body.cells.live], [1, 1, 1]);
+
+    // Inside the cloud block every pixel is the batch scene's: provenance and staleness say so.
+    const d = GRID.size / GRID.pixels;
+    const block = [GRID.lon0 + 2.1 * d, GRID.lat0 - 5.9 * d, GRID.lon0 + 5.9 * d, GRID.lat0 - 2.1 * d];
+    const inside = await srv.json<Provenance & { pixels: number }>(`/v1/stats?bbox=${block.join(",")}`);
+    assert.equal(inside.body.pixels, 16);
+    assert.deepEqual(inside.body.provenance.acquired, { oldest: CLEAR_AT, newest: CLEAR_AT });
+    assert.deepEqual([inside.body.cells.batch, inside.body.cells.live], [1, 0]);
+    const since = (Date.parse(inside.body.snapshot.takenAt) - Date.parse(CLEAR_AT)) / 1000;
+    assert.ok(Math.abs(inside.body.provenance.staleness.maxSinceAcquiredS - since) < 1);
+
+    // The listing: the cell's newest scene names it, its acquisition times are its pixels'.
+    const list = await srv.json<{
+      items: { tileId: string; acquired: string; provenance: { acquired: string } }[];
+    }>("/v1/tiles");
+    const item = list.body.items[0];
+    assert.deepEqual(
+      [item?.tileId, item?.acquired, item?.provenance.acquired],
+      ["overcast", CLOUDY_AT, CLEAR_AT],
+    );
+  });
+});
+
 describe("a cell's composite tally", () => {
   test("the tile detail gives the composite's counts, m² and valid pixels, equal to /v1/stats over the cell", async () => {
     await using data = await tempDataDir();

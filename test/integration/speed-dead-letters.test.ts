@@ -11,6 +11,7 @@ import {
   ingestSubject,
 } from "../../shared/adapters/nats/index.js";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { createFeatureSpec, decodeGeoTiff, encodeGeoTiff, trainModel } from "../../shared/index.js";
 import { generateTile } from "../../sample/index.js";
 import { publishTile, startSpeedWorker, type SpeedEvent, type TileFailedEvent } from "../../speed/index.js";
 import { missing, sharedData } from "../helpers/env.js";
@@ -40,7 +41,64 @@ async function publishRaw(
   return (await js(nc).publish(ingestSubject(cell), bytes, { headers: h, msgID: tileId })).seq;
 }
 
+/** A 3-band 8×8 tile, band 3 its QA_PIXEL band (clear, 64), of the given sample type. */
+function qaTile(type: "uint16" | "float32"): Uint8Array {
+  const make = (v: number) => (type === "uint16" ? new Uint16Array(64) : new Float32Array(64)).fill(v);
+  return encodeGeoTiff({
+    width: 8,
+    height: 8,
+    bands: [make(500), make(3000), make(64)],
+    geoTransform: [500_000, 30, 0, 1_700_000, 0, -30],
+    epsg: 32615,
+    acquired: "2024-07-01T00:00:00Z",
+  });
+}
+
 describe("dead letters of the speed lane", { skip: natsMissing() }, () => {
+  test("a tile whose declared quality band holds floats is dead-lettered with the reason naming the band", async () => {
+    await using nats = await natsFixture();
+    await using dir = await tempDir();
+    const truth = encodeGeoTiff({
+      width: 8,
+      height: 8,
+      bands: [new Uint8Array(64).fill(1)],
+      geoTransform: [500_000, 30, 0, 1_700_000, 0, -30],
+      epsg: 32615,
+    });
+    const model = trainModel(
+      [await decodeGeoTiff(qaTile("uint16"))],
+      { kind: "raster", raster: await decodeGeoTiff(truth), names: { "1": "forest" } },
+      {
+        features: createFeatureSpec(3, {
+          red: 1,
+          nir: 2,
+          quality: { band: 3, kind: "landsat-c2-qa-pixel", mask: ["cloud"] },
+        }),
+        k: 1,
+        source: "one uint16 tile",
+        createdAt: "2024-01-01T00:00:00Z",
+      },
+    );
+    await activateModel(nats.nc, model);
+    await using worker = await startSpeedWorker(testConfig(dir.path), { nc: nats.nc, logger: testLogger() });
+    const failed: TileFailedEvent[] = [];
+    worker.on((e) => e.type === "tile-failed" && failed.push(e));
+    const meta = { cell: "c0001r0001", acquired: "2024-07-01T00:00:00Z" };
+    await publishTile(js(nats.nc), qaTile("uint16"), { ...meta, tileId: "integer-qa" });
+    await publishTile(js(nats.nc), qaTile("float32"), { ...meta, tileId: "float-qa" });
+    const live = await LiveView.open(nats.nc);
+    await waitFor("the integer-QA tile classified", () => live.get(meta.cell, "integer-qa"));
+    await waitFor("the float-QA tile dead-lettered", () => failed.length >= 1);
+    const letters = await (await DeadLetterQueue.open(nats.nc)).list();
+    assert.deepEqual(
+      letters.map((l) => [l.tileId, l.code]),
+      [["float-qa", "TILE_INVALID"]],
+    );
+    assert.match(letters[0]?.reason ?? "", /quality band 3 \(landsat-c2-qa-pixel\) holds float32 samples/);
+    assert.equal(await live.get(meta.cell, "float-qa"), undefined);
+    await worker.stop();
+  });
+
   test("truncated and garbage tiles are dead-lettered with their reason while good tiles keep flowing", async () => {
     await using nats = await natsFixture();
     await using dir = await tempDir();

@@ -176,6 +176,20 @@ describe("a feature spec with a quality band", () => {
     );
   });
 
+  test("is refused, naming the band, when the tile's quality band holds floats rather than integer codes", () => {
+    const spec = createFeatureSpec(3, { red: 1, nir: 2, quality: { ...quality, mask: [...quality.mask] } });
+    // 1e9 would read as clear and 22280.7 truncate to a cloud code: neither is a QA_PIXEL value.
+    for (const qa of [Float32Array.from([1e9, 22280.7]), Float64Array.from([CLEAR, CLOUD])])
+      assert.throws(
+        () => computeFeatures(raster(2, 1, [Float64Array.from([1, 2]), Float64Array.from([3, 4]), qa]), spec),
+        (e: unknown) =>
+          e instanceof TileInvalidError &&
+          /^quality band 3 \(landsat-c2-qa-pixel\) holds float(32|64) samples; a quality band must hold integer codes/.test(
+            e.message,
+          ),
+      );
+  });
+
   test("parses from the CLI form, with the kind's default mask when none is listed", () => {
     assert.deepEqual(parseQualityOption("7:landsat-c2-qa-pixel"), {
       band: 7,

@@ -234,6 +234,10 @@ export function coverageLines(c: LabelCoverage): string[] {
     lines.push(`left out: ${c.pointsOutside} of ${plural(c.points, "point")} on no tile`);
   if (c.onNodata > 0)
     lines.push(`left out: ${c.onNodata} of ${plural(c.labelledPixels, "labelled pixel")} on nodata`);
+  if ((c.maskedByQuality ?? 0) > 0)
+    lines.push(
+      `left out: ${c.maskedByQuality} of ${plural(c.labelledPixels, "labelled pixel")} masked by the quality band (clouds, shadow, ...)`,
+    );
   if (c.classesWithoutSamples.length > 0)
     lines.push(
       `classes without samples (not in the model): ${c.classesWithoutSamples.map((n) => `"${n}"`).join(", ")}`,

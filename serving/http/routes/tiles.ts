@@ -32,6 +32,7 @@ import { boundsPolygon, snapshotInfo, tileSummary } from "../../usecases/present
 import { SourceGeoref } from "../../usecases/source-georef.js";
 import { agePng, tileDetailWithComposite } from "../../usecases/composite.js";
 import { drawnTarget, listTiles, resolveTarget } from "../../usecases/tiles.js";
+import type { ComposedCell } from "../../view/served-result.js";
 import { hold, MEDIA, negotiate, sendBytes, sendJson, withParam } from "../respond.js";
 import { badRequest, formatOnly, noQuery, requestBase, type RouteDeps } from "./common.js";
 
@@ -56,10 +57,11 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
     page: ReturnType<typeof listTiles>,
     lane: S.TileListBody["lane"],
     format: string,
+    composed: readonly (ComposedCell | undefined)[],
   ): void => {
     hold(res, page.lease);
     const b = base(req);
-    const items = page.items.map((r) => tileSummary(r, page.lease));
+    const items = page.items.map((r, i) => tileSummary(r, page.lease, composed[i]));
     const next = page.cursor ? withParam(req, b, "cursor", page.cursor) : null;
     const body: S.TileListBody = {
       lane,
@@ -129,8 +131,8 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
         );
         // A live-over-batch composite knows its counts once composed (release is idempotent).
         hold(res, page.lease);
-        await Promise.all(page.items.map((r) => r.composite?.compose()));
-        sendTilePage(req, res, page, lane, format);
+        const composed = await Promise.all(page.items.map((r) => r.composite?.compose()));
+        sendTilePage(req, res, page, lane, format, composed);
       },
     },
     {

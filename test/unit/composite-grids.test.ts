@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import {
+  NO_SOURCE,
+  WGS84,
+  compositePixels,
+  crsFromEpsg,
+  resampleComposite,
+  resampleLayer,
+  sameLayerGrid,
+  samplingIndex,
+  type LayerGrid,
+} from "../../shared/index.js";
+
+/** 4×4 px of 0.01° at 15°E 50°N. */
+const lonLat: LayerGrid = { width: 4, height: 4, geoTransform: [15, 0.01, 0, 50, 0, -0.01], crs: WGS84 };
+/** 40×40 px of 100 m in UTM 33N, covering the lon/lat grid. */
+const utm: LayerGrid = {
+  width: 40,
+  height: 40,
+  geoTransform: [500_000, 100, 0, 5_538_500, 0, -100],
+  crs: crsFromEpsg(32633),
+};
+
+describe("sampling a candidate on another grid", () => {
+  test("each target pixel's centre finds the pixel GDAL's transform puts it in", () => {
+    const index = samplingIndex(lonLat, utm);
+    // gdaltransform -s_srs EPSG:4326 -t_srs EPSG:32633 of the centres of pixels (0,0), (1,2), (3,3):
+    // 500358.37 5538074.79 -> col 3 row 4; 501075.56 5535851.20 -> col 10 row 26;
+    // 502510.17 5534739.84 -> col 25 row 37.
+    assert.equal(index[0], 4 * 40 + 3);
+    assert.equal(index[2 * 4 + 1], 26 * 40 + 10);
+    assert.equal(index[3 * 4 + 3], 37 * 40 + 25);
+  });
+
+  test("a centre outside the candidate samples nothing, so the pixel is not valid there", () => {
+    const small: LayerGrid = { ...lonLat, width: 2, height: 2 };
+    const index = samplingIndex(lonLat, small);
+    assert.deepEqual([...index.slice(0, 4)], [0, 1, -1, -1]);
+    const layer = resampleLayer(
+      { classes: Uint8Array.of(1, 2, 3, 4), votes: Uint8Array.of(5, 5, 5, 5) },
+      index,
+    );
+    assert.deepEqual([...layer.classes.slice(0, 8)], [1, 2, 0, 0, 3, 4, 0, 0]);
+    assert.deepEqual([...layer.votes.slice(0, 8)], [5, 5, 0, 0, 5, 5, 0, 0]);
+  });
+
+  test("a grid is the same grid only with the same size, geotransform and CRS", () => {
+    assert.ok(sameLayerGrid(lonLat, { ...lonLat, geoTransform: [...lonLat.geoTransform] }));
+    assert.ok(!sameLayerGrid(lonLat, { ...lonLat, crs: crsFromEpsg(4258) }));
+    assert.ok(!sameLayerGrid(lonLat, { ...lonLat, geoTransform: [15, 0.02, 0, 50, 0, -0.02] }));
+  });
+
+  test("a coarser newer scene with a cloudy half takes the older fine scene's pixels under its cloud", () => {
+    const coarse: LayerGrid = { ...lonLat, width: 2, height: 2, geoTransform: [15, 0.02, 0, 50, 0, -0.02] };
+    // The older fine scene: class 1 + col + 2·row of the coarse pixel each fine pixel lies in.
+    const fine = new Uint8Array(16);
+    for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) fine[r * 4 + c] = 1 + (c >> 1) + 2 * (r >> 1);
+    const older = resampleLayer({ classes: fine, votes: fine }, samplingIndex(coarse, lonLat));
+    // The newer scene on its own grid: left column cloudy (0), right column class 9.
+    const newer = { classes: Uint8Array.of(0, 9, 0, 9), votes: Uint8Array.of(0, 7, 0, 7) };
+    const c = compositePixels([newer, older], 4);
+    assert.deepEqual([...c.classes], [1, 9, 3, 9]);
+    assert.deepEqual([...c.source], [1, 0, 1, 0]);
+    assert.deepEqual(c.contributions, [2, 2]);
+  });
+
+  test("a sampled composite carries its source index and recounts each source's pixels", () => {
+    const base = compositePixels(
+      [
+        { classes: Uint8Array.of(2, 0, 0, 0), votes: Uint8Array.of(1, 0, 0, 0) },
+        { classes: Uint8Array.of(1, 1, 1, 0), votes: Uint8Array.of(1, 1, 1, 0) },
+      ],
+      4,
+    );
+    const onto: LayerGrid = { ...lonLat, width: 4, height: 4, geoTransform: [15, 0.005, 0, 50, 0, -0.005] };
+    const from: LayerGrid = { ...lonLat, width: 2, height: 2 };
+    const r = resampleComposite(base, samplingIndex(onto, from));
+    // The target has half the pixel size over the same extent: each source pixel becomes a 2×2 block.
+    assert.deepEqual(
+      [...r.source],
+      [0, 0, 1, 1, 0, 0, 1, 1, 1, 1, NO_SOURCE, NO_SOURCE, 1, 1, NO_SOURCE, NO_SOURCE],
+    );
+    assert.deepEqual(r.contributions, [4, 8]);
+    assert.deepEqual([...r.classes.slice(0, 4)], [2, 2, 1, 1]);
+  });
+});
