@@ -121,17 +121,28 @@ describe("the speed lane under faults", { skip: natsMissing() }, () => {
     await Promise.all([a.waitForLine("worker a", started), b.waitForLine("worker b", started)]);
     const tiles = Array.from({ length: 10 }, (_, i) => testTile(i, 0, "2024-08-02T10:00:00Z"));
     for (const t of tiles) await publishTile(js(nats.nc), t.bytes, t);
-    await waitFor(
-      "every tile classified",
-      () => a.lines.filter(classified).length + b.lines.filter(classified).length >= tiles.length,
+    const ids = (w: typeof a) => w.lines.filter(classified).map((l) => String(l["tileId"]));
+    await waitFor("every tile classified", () => new Set([...ids(a), ...ids(b)]).size === tiles.length);
+    assert.ok(
+      ids(a).length > 0 && ids(b).length > 0,
+      `both workers classify tiles (a: ${ids(a).length}, b: ${ids(b).length})`,
     );
-    const byA = a.lines.filter(classified).length;
-    const byB = b.lines.filter(classified).length;
-    assert.ok(byA > 0 && byB > 0, `both workers classify tiles (a: ${byA}, b: ${byB})`);
-    assert.equal(byA + byB, tiles.length, "no tile classified twice");
+    // At least once: on a loaded machine a tile may be redelivered and classified twice, but the
+    // live view holds each tile once (the idempotence the lane promises), and the metrics agree with the log.
+    const follower = await (await LiveView.open(nats.nc)).follow();
+    const snapshot = follower.snapshot();
+    follower.stop();
+    const inView = [...snapshot.byTile.values()].map((e) => e.result.tileId).sort();
+    assert.deepEqual(inView, tiles.map((t) => t.tileId).sort(), "each tile is in the live view exactly once");
     const port = (await a.waitForLine("the metrics port", (l) => l["msg"] === "metrics at /metrics"))["port"];
-    const metrics = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text();
-    assert.match(metrics, new RegExp(`lanemap_speed_tiles_total\\{outcome="classified"\\} ${byA}$`, "m"));
+    const metrics = await waitFor("a's metrics to agree with its log", async () => {
+      const text = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text();
+      const counted = new RegExp(
+        `lanemap_speed_tiles_total\\{outcome="classified"\\} ${ids(a).length}$`,
+        "m",
+      );
+      return counted.test(text) ? text : undefined;
+    });
     assert.match(metrics, /lanemap_speed_latency_seconds_count \d+/);
 
     // SIGTERM: each worker finishes what it holds and exits 0.
