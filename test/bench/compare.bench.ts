@@ -163,7 +163,10 @@ const SERVE_MEASURES: { label: string; key: string; field: keyof ServeMeasure; t
 async function serveOnce(tree: string): Promise<Record<string, ServeMeasure>> {
   const json = join(tree, "test", "results", "bench", "serve.json");
   rmSync(json, { force: true });
-  await timed(tree, process.execPath, ["--import", "tsx", join(tree, "test", "bench", "serve.bench.ts")], {
+  // One round per process: the rounds are interleaved here, tree by tree. This tree's serve.bench.ts
+  // would otherwise run five of its own; a before tree's that predates `--rounds` ignores its arguments.
+  const script = join(tree, "test", "bench", "serve.bench.ts");
+  await timed(tree, process.execPath, ["--import", "tsx", script, "--rounds", "1"], {
     LANEMAP_BENCH_SECONDS: SERVE_SECONDS,
   });
   return (JSON.parse(readFileSync(json, "utf8")) as { data: { results: Record<string, ServeMeasure> } }).data
