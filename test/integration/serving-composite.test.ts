@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { decode as decodePng } from "fast-png";
+import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { LiveView } from "../../shared/adapters/nats/index.js";
+import { encodeGeoTiff } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { startServing } from "../helpers/serving-server.js";
 import {
@@ -12,6 +14,7 @@ import {
   tempDataDir,
   writeBatchView,
   type LonLatGrid,
+  type TileFixture,
 } from "../helpers/serving-views.js";
 
 const GRID: LonLatGrid = { lon0: 10, lat0: 50, size: 0.08, pixels: 8 };
@@ -29,7 +32,7 @@ const noon = Math.floor(Date.now() / DAY) * DAY + DAY / 2;
 const CLEAR_AT = new Date(noon - 6 * DAY).toISOString();
 const CLOUDY_AT = new Date(noon - 2 * DAY).toISOString();
 
-const clear = (seq: number) =>
+const clear = (seq: number, votes = 5) =>
   lonLatTile(GRID, {
     col: 0,
     row: 0,
@@ -37,7 +40,12 @@ const clear = (seq: number) =>
     lane: "batch",
     acquired: CLEAR_AT,
     ingestSeq: seq,
-    raster: makeRaster(8, () => 1),
+    raster: makeRaster(
+      8,
+      () => 1,
+      5,
+      () => votes,
+    ),
   });
 const cloudy = (lane: "batch" | "live", seq: number) =>
   lonLatTile(GRID, {
@@ -192,6 +200,65 @@ describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
       d2.body.absorbed.map((x) => x.tileId),
       ["cloudy"],
     );
+  });
+
+  test("source.png and confidence.png of the cell name both acquisitions in Lanemap-Sources, and of a tile id that tile alone", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // Each tile's scene in the archive (source.png draws it), on the cell's 8×8 grid.
+    const archive = new ArchiveStore(data.dir);
+    const d = GRID.size / GRID.pixels;
+    const archived = async ({ result, raster }: TileFixture, dn: number) => {
+      const scene = encodeGeoTiff({
+        width: 8,
+        height: 8,
+        bands: [1, 2, 3].map((b) => Int16Array.from({ length: 64 }, (_, i) => dn * b + i)),
+        geoTransform: [GRID.lon0, d, 0, GRID.lat0, 0, -d],
+        epsg: 4326,
+        nodata: -9999,
+      });
+      const { contentHash } = await archive.putObject(scene);
+      return { result: { ...result, contentHash }, raster };
+    };
+    // The clear scene's classes have 2 votes of 5, the cloudy one's 5: confidence tells them apart.
+    await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 100,
+      tiles: [await archived(clear(10, 2), 300)],
+    });
+    await putLive(await LiveView.open(nats.nc), [await archived(cloudy("live", 150), 200)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+
+    const layer = async (id: string, name: string) => {
+      const res = await srv.get(`/v1/tiles/${id}/${name}`);
+      assert.equal(
+        res.status,
+        200,
+        `${name} of ${id}: ${res.status === 200 ? "" : await res.clone().text()}`,
+      );
+      return {
+        sources: res.headers.get("lanemap-sources"),
+        png: decodePng(new Uint8Array(await res.arrayBuffer())),
+      };
+    };
+    for (const name of ["source.png", "confidence.png"]) {
+      assert.equal((await layer("c0000r0000", name)).sources, "cloudy,clear", `${name} of the cell`);
+      assert.equal((await layer("cloudy", name)).sources, "cloudy", `${name} of the live tile`);
+      assert.equal((await layer("clear", name)).sources, "clear", `${name} of the batch tile`);
+    }
+
+    // The header is what the cell's confidence drew: each pixel's vote share from its class's source.
+    const cell = (await layer("c0000r0000", "confidence.png")).png.data;
+    const older = (await layer("clear", "confidence.png")).png.data;
+    const newer = (await layer("cloudy", "confidence.png")).png.data;
+    assert.notEqual(older[0], newer[0], "the two scenes' vote shares draw differently");
+    for (let r = 0; r < 8; r++)
+      for (let c = 0; c < 8; c++)
+        assert.equal(
+          cell[r * 8 + c],
+          (inBlock(c, r) ? older : newer)[r * 8 + c],
+          `pixel (${c}, ${r}) from the ${inBlock(c, r) ? "older" : "newer"} scene`,
+        );
   });
 });
 

@@ -18,6 +18,7 @@ import { ModelBands } from "../../usecases/model-bands.js";
 import { SOURCE_PRESETS, type SourceRenderRequest } from "../../usecases/source-image.js";
 import { drawnTarget } from "../../usecases/tiles.js";
 import { pixelSources } from "../../view/pixel-composite.js";
+import type { ServedResult } from "../../view/served-result.js";
 import { hold, sendBytes } from "../respond.js";
 import { badRequest, noQuery } from "./common.js";
 
@@ -102,6 +103,26 @@ const sourceQuery = z.strictObject({
   percentiles: percentilesParam.optional(),
 });
 
+/** What `Lanemap-Sources` means, in both layers' OpenAPI descriptions. */
+const SOURCES_HEADER =
+  "Lanemap-Sources lists the tile ids of the acquisitions drawn, newest first: by cell key with a per-pixel composite, " +
+  "each source that gives at least one pixel (as /v1/tiles/{id} counts them); otherwise the one tile drawn";
+
+/**
+ * Sets `Lanemap-Sources` on a layer of `drawn` (SOURCES_HEADER), so that every layer of a cell
+ * names its acquisitions the same way and a client need not ask /v1/tiles/{id} which they were.
+ * A composite's sources are composed once and memoised, so a layer that drew it pays nothing more.
+ */
+async function setSourcesHeader(res: Response, drawn: ServedResult): Promise<void> {
+  let sources: readonly ServedResult[] = [drawn];
+  if (drawn.composite) {
+    const composed = await drawn.composite.compose();
+    sources = composed.sources.filter((_, i) => (composed.contributions[i] ?? 0) > 0);
+  }
+  // Tile ids match TILE_ID_PATTERN (7-bit, no commas), so the list is a valid header value.
+  res.setHeader("Lanemap-Sources", sources.map((r) => r.tileId).join(","));
+}
+
 /** GET /v1/tiles/{id}/source.png and /v1/tiles/{id}/confidence.png. */
 export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
   const idParam = { id: tileIdSegment };
@@ -127,8 +148,8 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
       responses: {
         "200": ok(
           "PNG; headers Lanemap-Bands (and Lanemap-Bands-From: bidx, feature-spec or landsat-order) and Lanemap-Rescale say what was drawn. " +
-            "By cell key a per-pixel composite draws each pixel from the acquisition its class came from (Lanemap-Sources lists their tile ids, " +
-            "newest first; the stretch is over the composite's pixels; Lanemap-Bands are the newest source's)",
+            "By cell key a per-pixel composite draws each pixel from the acquisition its class came from (the stretch is over the " +
+            `composite's pixels; Lanemap-Bands are the newest source's). ${SOURCES_HEADER}`,
           {
             "image/png": "binary",
           },
@@ -157,7 +178,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
           );
           res.setHeader("Lanemap-Tile-Id", drawn.tileId);
           res.setHeader("Lanemap-Lane", drawn.lane);
-          res.setHeader("Lanemap-Sources", image.sources.map((r) => r.tileId).join(","));
+          await setSourcesHeader(res, drawn);
           res.setHeader("Lanemap-Bands", image.bands.join(","));
           res.setHeader("Lanemap-Bands-From", image.bandsFrom);
           res.setHeader(
@@ -170,6 +191,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
         const image = await ctx.sourceImages.render(drawn, render, spectral);
         res.setHeader("Lanemap-Tile-Id", drawn.tileId);
         res.setHeader("Lanemap-Lane", drawn.lane);
+        await setSourcesHeader(res, drawn);
         res.setHeader("Lanemap-Bands", image.bands.join(","));
         res.setHeader("Lanemap-Bands-From", image.bandsFrom);
         res.setHeader(
@@ -189,7 +211,11 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
       query: noQuery,
       pathParams: idParam,
       responses: {
-        "200": ok("PNG; headers Lanemap-K and Lanemap-Model-Version", { "image/png": "binary" }),
+        "200": ok(
+          "PNG; headers Lanemap-K and Lanemap-Model-Version. By cell key a per-pixel composite gives each pixel the vote share " +
+            `of the acquisition its class came from. ${SOURCES_HEADER}`,
+          { "image/png": "binary" },
+        ),
         "400": badRequest,
         "404": tileNotFound,
       },
@@ -203,6 +229,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
         // Header values are 7-bit text; model versions are hex digests, but never fail an answer on one.
         res.setHeader("Lanemap-Model-Version", drawn.summary.modelVersion.replace(/[^\x20-\x7e]/g, "?"));
         res.setHeader("Lanemap-K", String(raster.k));
+        await setSourcesHeader(res, drawn);
         sendBytes(res, png, "image/png");
       },
     },
