@@ -501,6 +501,19 @@ describe("model artifact", () => {
         /model field samples\.y\.3: class id 9/,
       ],
       [
+        { ...json, samples: { ...json.samples, x: json.samples.x.map((v, i) => (i === 4 ? "1" : v)) } },
+        /model field samples\.x\.4: must hold finite numbers, got "1"/,
+      ],
+      [
+        { ...json, samples: { ...json.samples, x: json.samples.x.map((v, i) => (i === 2 ? Infinity : v)) } },
+        /model field samples\.x\.2: must hold finite numbers, got Infinity/,
+      ],
+      [
+        { ...json, samples: { ...json.samples, y: json.samples.y.map((v, i) => (i === 1 ? 1.5 : v)) } },
+        /model field samples\.y\.1: must hold integers, got 1\.5/,
+      ],
+      [{ ...json, samples: { x: json.samples.x } }, /model field samples\.y: must be an array of integers/],
+      [
         {
           ...json,
           classes: [
