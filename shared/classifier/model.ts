@@ -55,6 +55,32 @@ export type ModelContent = Omit<Model, "version" | "createdAt">;
 
 const finite = z.number().finite();
 
+/**
+ * An array of numbers passing `ok`, checked in one loop: a model's sample arrays hold thousands to
+ * hundreds of thousands of numbers, and a zod schema per element (`z.array(finite)`) cost ~40 ms of a
+ * Chiapas `lanemap classify` (6,462 values) in a fresh process. The issue names the first bad
+ * element's index, as the per-element form did.
+ */
+function numberArray(ok: (v: number) => boolean, expected: string) {
+  // Both issues abort, as a type error does, so the model's cross-field checks never see a bad array.
+  return z
+    .custom<number[]>((v) => Array.isArray(v), { message: `must be an array of ${expected}`, abort: true })
+    .superRefine((v, ctx) => {
+      for (let i = 0; i < v.length; i++) {
+        const x: unknown = v[i];
+        if (typeof x !== "number" || !ok(x)) {
+          ctx.addIssue({
+            code: "custom",
+            path: [i],
+            message: `must hold ${expected}, got ${typeof x === "number" ? String(x) : JSON.stringify(x)}`,
+            continue: false,
+          });
+          return;
+        }
+      }
+    });
+}
+
 const ModelSchema = z
   .object({
     format: z.literal(MODEL_FORMAT),
@@ -75,7 +101,12 @@ const ModelSchema = z
     features: FeatureSpecSchema,
     scaling: z.object({ mean: z.array(finite), std: z.array(finite.positive()) }).strict(),
     k: z.number().int().min(1),
-    samples: z.object({ x: z.array(finite), y: z.array(z.number().int()) }).strict(),
+    samples: z
+      .object({
+        x: numberArray(Number.isFinite, "finite numbers"),
+        y: numberArray(Number.isInteger, "integers"),
+      })
+      .strict(),
     training: z
       .object({ source: z.string(), samplesPerClass: z.record(z.string(), z.number().int().nonnegative()) })
       .strict(),

@@ -8,7 +8,9 @@
  */
 import { TrainingDataError } from "../errors.js";
 import { WGS84, crsFromEpsg, projectPoint, sameCrs } from "../crs/index.js";
-import { computeFeatures, featureDim, type FeatureSpec } from "../features/index.js";
+import { featureDim, type FeatureMatrix, type FeatureSpec } from "../features/index.js";
+// The block form (rows of a tile) is an internal of features/, not on its face.
+import { computeFeatureRows } from "../features/compute.js";
 import type { Crs, GeoTransform, Raster, RasterInfo } from "../raster/types.js";
 import { defaultColours } from "./colours.js";
 import { MAX_CLASSES } from "./engine.js";
@@ -471,6 +473,42 @@ export interface CollectedSamples extends TrainingSamples {
   readonly coverage: LabelCoverage;
 }
 
+/** Descriptors of the rows that hold labelled pixels, looked up by pixel index. */
+interface LabelledRows {
+  /** The block holding pixel `p`'s row, and `p`'s row-major index within it. */
+  at(p: number): { f: FeatureMatrix; local: number };
+}
+
+/**
+ * Descriptors of the runs of consecutive rows of `raster` that hold a labelled pixel, one
+ * `computeFeatureRows` block per run: labels usually cover a small part of a tile, and a block gives
+ * exactly the rows a whole-tile computation gives (window extras read the rows around it), so the
+ * samples are the same doubles at a fraction of the work.
+ */
+function labelledRows(raster: Raster, spec: FeatureSpec, pixels: Int32Array): LabelledRows {
+  const { width, height } = raster;
+  const labelledRow = new Uint8Array(height);
+  for (let i = 0; i < pixels.length; i++) labelledRow[Math.floor((pixels[i] as number) / width)] = 1;
+  const blockOfRow = new Int32Array(height).fill(-1);
+  const blocks: { start: number; f: FeatureMatrix }[] = [];
+  for (let r = 0; r < height;) {
+    if (labelledRow[r] !== 1) {
+      r++;
+      continue;
+    }
+    let end = r;
+    while (end < height && labelledRow[end] === 1) blockOfRow[end++] = blocks.length;
+    blocks.push({ start: r, f: computeFeatureRows(raster, spec, r, end) });
+    r = end;
+  }
+  return {
+    at(p) {
+      const block = blocks[blockOfRow[Math.floor(p / width)] as number] as (typeof blocks)[number];
+      return { f: block.f, local: p - block.start * width };
+    },
+  };
+}
+
 /** Options of `collectSamples`. */
 export interface CollectOptions {
   /**
@@ -520,14 +558,15 @@ export function collectSamples(
   tiles.forEach((raster, t) => {
     const lp = labelled[t] as LabelledPixels;
     if (lp.pixels.length === 0) return;
-    const f = computeFeatures(raster, spec);
+    const rows = labelledRows(raster, spec, lp.pixels);
     labelledPixels += lp.pixels.length;
     for (let i = 0; i < lp.pixels.length; i++) {
       const p = lp.pixels[i] as number;
       const feature = lp.features?.[i];
       if (feature !== undefined) featLabelled.set(feature, (featLabelled.get(feature) ?? 0) + 1);
-      if (f.valid[p] !== 1) {
-        // Told apart for the report as computeFeatures decides them: nodata first, then the mask.
+      const { f, local } = rows.at(p);
+      if (f.valid[local] !== 1) {
+        // Told apart for the report as computeFeatureRows decides them: nodata first, then the mask.
         const masked = spec.quality !== undefined && !nodataAt(raster, spec.quality.band - 1, p);
         if (masked) maskedByQuality++;
         else onNodata++;
@@ -535,7 +574,7 @@ export function collectSamples(
         if (feature !== undefined) lost.set(feature, (lost.get(feature) ?? 0) + 1);
         continue;
       }
-      for (let j = 0; j < dim; j++) x.push((f.data[p * dim + j] as number) + 0); // + 0 turns -0 into 0
+      for (let j = 0; j < dim; j++) x.push((f.data[local * dim + j] as number) + 0); // + 0 turns -0 into 0
       y.push((lp.labels[i] as number) + 1);
       tileOf.push(t);
       pixelOf.push(p);

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   collectSamples,
+  computeFeatures,
   ModelError,
   TrainingDataError,
   classSummary,
@@ -343,6 +344,39 @@ describe("training samples from a label raster", () => {
     };
   }
 
+  test("samples hold the doubles a whole-tile feature computation gives, window extras at block edges included", () => {
+    // Labels on rows 0, 3-4 and 9 only: the samples come from blocks of those rows, whose 3x3
+    // windows must still read the unlabelled rows around them; one pixel of row 4 is nodata.
+    const t = tile();
+    (t.bands[0] as Int16Array)[pixel(4, 6)] = -9999;
+    const values = new Uint8Array(100);
+    for (const [r, c, v] of [
+      [0, 0, 1],
+      [0, 9, 2],
+      [3, 5, 1],
+      [4, 5, 2],
+      [4, 6, 1],
+      [9, 4, 2],
+    ] as const)
+      values[pixel(r, c)] = v;
+    const windowed = createFeatureSpec(3, {
+      red: 2,
+      nir: 3,
+      extras: [
+        { kind: "mean3x3", of: "ndvi" },
+        { kind: "std3x3", of: "b1" },
+      ],
+    });
+    const samples = collectSamples([t], { kind: "raster", raster: labelRaster(values) }, windowed);
+    const whole = computeFeatures(t, windowed);
+    assert.deepEqual(Array.from(samples.pixel), [0, 9, 35, 45, 94]);
+    assert.equal(samples.coverage.onNodata, 1);
+    const expected = Array.from(samples.pixel).flatMap((p) =>
+      Array.from(whole.data.subarray(p * whole.dim, (p + 1) * whole.dim), (v) => v + 0),
+    );
+    assert.deepEqual(Array.from(samples.x), expected);
+  });
+
   test("takes every labelled pixel in row-major order and names classes by value or by the names map", () => {
     const values = new Uint8Array(100);
     values[pixel(0, 3)] = 2;
@@ -466,6 +500,19 @@ describe("model artifact", () => {
         { ...json, samples: { ...json.samples, y: json.samples.y.map((v, i) => (i === 3 ? 9 : v)) } },
         /model field samples\.y\.3: class id 9/,
       ],
+      [
+        { ...json, samples: { ...json.samples, x: json.samples.x.map((v, i) => (i === 4 ? "1" : v)) } },
+        /model field samples\.x\.4: must hold finite numbers, got "1"/,
+      ],
+      [
+        { ...json, samples: { ...json.samples, x: json.samples.x.map((v, i) => (i === 2 ? Infinity : v)) } },
+        /model field samples\.x\.2: must hold finite numbers, got Infinity/,
+      ],
+      [
+        { ...json, samples: { ...json.samples, y: json.samples.y.map((v, i) => (i === 1 ? 1.5 : v)) } },
+        /model field samples\.y\.1: must hold integers, got 1\.5/,
+      ],
+      [{ ...json, samples: { x: json.samples.x } }, /model field samples\.y: must be an array of integers/],
       [
         {
           ...json,

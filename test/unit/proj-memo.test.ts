@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -12,6 +12,7 @@ process.env["XDG_CACHE_HOME"] = cacheHome;
 const { encodeGeoTiff, loadProjEngine, readGeoTiffCrsOnce, transformPointsOnce } =
   await import("../../shared/index.js");
 const { projectRoot } = await import("../helpers/env.js");
+const { MAX_ANSWERS, pruneAnswers } = await import("../../shared/crs/proj-memo.js");
 
 /** A 1x1 GeoTIFF naming EPSG:32615 (WGS 84 / UTM zone 15N), the Chiapas scene's CRS. */
 const utm15n = () =>
@@ -79,5 +80,51 @@ describe("PROJ's answers kept on disk", () => {
     assert.equal(out.epsg, 32615);
     assert.ok(Math.abs(out.lon - -93) < 1e-9, `lon ${out.lon}`);
     assert.equal(out.started, false);
+  });
+
+  test("an answer file that does not parse, or is not shaped like an answer, is ignored and replaced by PROJ's answer", async () => {
+    const bytes = utm15n();
+    const expected = (await loadProjEngine()).readGeoTiffCrs(bytes);
+    await readGeoTiffCrsOnce(bytes);
+    for (const junk of ['{"reading": {"wkt"', JSON.stringify({ reading: { wkt: 42 } })]) {
+      for (const e of answers()) writeFileSync(join(e.parentPath, e.name), junk);
+      assert.deepEqual(await readGeoTiffCrsOnce(bytes), expected);
+    }
+    const stored = answers().map((e) => readFileSync(join(e.parentPath, e.name), "utf8"));
+    assert.ok(stored.some((text) => text === JSON.stringify({ reading: expected })));
+  });
+
+  test("reading an answer marks it as recently used", async () => {
+    const bytes = utm15n();
+    await readGeoTiffCrsOnce(bytes);
+    const old = new Date("2020-01-01T00:00:00Z");
+    for (const e of answers()) utimesSync(join(e.parentPath, e.name), old, old);
+    await readGeoTiffCrsOnce(bytes);
+    assert.ok(answers().some((e) => statSync(join(e.parentPath, e.name)).mtimeMs > old.getTime()));
+  });
+
+  test("past its limit the folder keeps the most recently used three quarters, and drops temporary files a crashed writer left", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lanemap-proj-prune-"));
+    try {
+      const now = Date.parse("2026-06-01T12:00:00Z");
+      const at = (name: string, msAgo: number) => {
+        writeFileSync(join(dir, name), "{}");
+        const t = new Date(now - msAgo);
+        utimesSync(join(dir, name), t, t);
+      };
+      for (let i = 0; i < 9; i++) at(`answer-${i}.json`, (9 - i) * 1000); // answer-8 is the newest
+      at(".answer-x.123.abc", 60 * 60 * 1000);
+      at(".answer-y.456.def", 1000);
+      pruneAnswers(dir, 8, now);
+      assert.deepEqual(readdirSync(dir).sort(), [
+        ".answer-y.456.def",
+        ...[3, 4, 5, 6, 7, 8].map((i) => `answer-${i}.json`),
+      ]);
+      pruneAnswers(dir, 8, now);
+      assert.equal(readdirSync(dir).length, 7, "under the limit nothing more goes");
+      assert.ok(MAX_ANSWERS >= 1024, "the real limit keeps a working set of hundreds of tiles");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
