@@ -27,12 +27,10 @@ import {
   newestOf,
   resampleLayer,
   sameLayerGrid,
-  sampledTally,
   samplingIndex,
   MAX_COMPOSITE_SOURCES,
   type Crs,
   type LayerGrid,
-  type SourceTally,
   type CatalogueEntry,
   type ClassifiedTile,
   type ClassRaster,
@@ -51,8 +49,6 @@ interface CellTile {
   readonly height: number;
   /** The tile's pixel grid: a tile on another grid than the newest is sampled onto it. */
   readonly grid: LayerGrid;
-  /** The tile's m² over all its pixels (the area a pixel of its grid stands for, summed). */
-  readonly areaM2: number;
 }
 
 /** A stored tile's CRS: its EPSG code when the index knows it, else its proj4 definition. */
@@ -331,10 +327,9 @@ export class StagingViewStore {
       geo_transform: number[];
       epsg: number | null;
       proj4: string | null;
-      area_m2: number | null;
     }>(
       `SELECT tile_id, cell, epoch_ms(acquired) AS t, ingest_seq, valid_pixels, width, height,
-         geo_transform, epsg, proj4, list_sum(areas_m2) AS area_m2 FROM tiles`,
+         geo_transform, epsg, proj4 FROM tiles`,
     );
     const byCell = new Map<string, CellTile[]>();
     for (const r of rows) {
@@ -354,7 +349,6 @@ export class StagingViewStore {
           geoTransform: [...r.geo_transform].map(Number),
           crs: storedCrs(r.epsg, r.proj4),
         },
-        areaM2: Number(r.area_m2 ?? 0),
       });
       byCell.set(r.cell, list);
     }
@@ -400,16 +394,13 @@ export class StagingViewStore {
       tile_id: string;
       k: number;
       raster: unknown;
-      counts: (bigint | number)[];
-      areas_m2: number[];
     }>(
-      `SELECT t.tile_id, r.k, r.raster, t.counts, t.areas_m2 FROM tiles t JOIN rasters r USING (tile_id)
+      `SELECT t.tile_id, r.k, r.raster FROM tiles t JOIN rasters r USING (tile_id)
        WHERE t.cell = $1`,
       [cell],
     );
     const byId = new Map(stored.map((r) => [r.tile_id, r]));
     const layers: ClassRaster[] = [];
-    const tallies: SourceTally[] = [];
     const used: CellTile[] = [];
     const filled = new Uint8Array(n);
     let holes = n;
@@ -427,11 +418,6 @@ export class StagingViewStore {
             height: winner.height,
           };
       layers.push(r);
-      tallies.push(
-        onGrid
-          ? { counts: row.counts.map(Number), areasM2: row.areas_m2.map(Number) }
-          : sampledTally(n, winner.areaM2),
-      );
       used.push(t);
       for (let i = 0; i < n; i++)
         if (filled[i] === 0 && r.classes[i] !== 0) {
@@ -442,7 +428,7 @@ export class StagingViewStore {
     }
     if (layers.length < 2) return false;
     const c = compositePixels(layers, n);
-    const tally = compositeTally(c, tallies, slots);
+    const tally = compositeTally(c, winner.grid, slots);
     const k = (layers[0] as ClassRaster).k;
     const { composite, sources } = compositeRowValues(
       {

@@ -24,7 +24,6 @@ import {
   pixelCandidates,
   resampleLayer,
   sameLayerGrid,
-  sampledTally,
   samplingIndex,
   singleLayerComposite,
   MAX_COMPOSITE_SOURCES,
@@ -34,7 +33,6 @@ import {
   type LayerGrid,
   type PixelComposite,
   type PixelLayer,
-  type SourceTally,
   type TileResult,
 } from "../../shared/index.js";
 import type { ComposedCell, ServedComposite, ServedResult } from "./served-result.js";
@@ -60,16 +58,6 @@ async function onGridOf(top: ServedResult, r: ServedResult): Promise<PixelLayer>
   const raster = await r.raster();
   if (sameGrid(r, top)) return raster;
   return resampleLayer(raster, samplingIndex(gridOf(top), gridOf(r)));
-}
-
-/** compositeTally's figures for a source: its own summary, or top's pixel area when sampled. */
-function tallyOf(top: ServedResult, r: ServedResult): SourceTally {
-  if (sameGrid(r, top)) return r.summary;
-  const t = top.summary;
-  return sampledTally(
-    t.width * t.height,
-    t.areasM2.reduce((a, b) => a + b, 0),
-  );
 }
 
 /** The tally as a summary: counts, areas, valid pixels and the dominant class of the composite. */
@@ -227,11 +215,7 @@ export function composeMergedCell(
         layers.map((r) => rank.get(r) as number),
         n,
       );
-      const tally = compositeTally(
-        c,
-        sources.map((r) => tallyOf(top, r)),
-        slots,
-      );
+      const tally = compositeTally(c, gridOf(top), slots);
       const { k } = await top.raster();
       return {
         raster: {

@@ -91,16 +91,3 @@ export function resampleComposite(c: PixelComposite, index: Int32Array): PixelCo
   }
   return { classes, votes, source, contributions };
 }
-
-/**
- * The tally compositeTally reads for a candidate sampled onto a target grid: every pixel it gives is
- * a target pixel, so its area is the target's mean pixel area (`areaM2` over `pixels`), whatever class.
- */
-export function sampledTally(
-  pixels: number,
-  areaM2: number,
-): { counts: readonly number[]; areasM2: readonly number[] } {
-  // compositeTally takes a class without pixels at the tile's mean over classes 1..: one class
-  // holding every pixel makes that mean the grid's pixel area.
-  return { counts: [0, pixels], areasM2: [0, areaM2] };
-}

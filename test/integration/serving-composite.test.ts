@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { decode as decodePng } from "fast-png";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { LiveView } from "../../shared/adapters/nats/index.js";
-import { encodeGeoTiff } from "../../shared/index.js";
+import { WGS84, encodeGeoTiff, pixelArea } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { startServing } from "../helpers/serving-server.js";
 import {
@@ -12,6 +12,7 @@ import {
   makeRaster,
   putLive,
   tempDataDir,
+  utmTile,
   writeBatchView,
   type LonLatGrid,
   type TileFixture,
@@ -477,5 +478,140 @@ describe("a cell's composite tally", () => {
       assert.ok(Math.abs((d.body.composite.areasM2[c.id] ?? 0) - c.areaM2) < 1e-6, `class ${c.id} m²`);
     }
     assert.deepEqual(d.body.composite.counts.slice(0, 3), [0, 16, 48]);
+  });
+});
+
+describe("areas of a composite across pixel grids", { skip: natsMissing() }, () => {
+  type Detail = { composite: { counts: number[]; areasM2: number[]; validPixels: number } };
+  type AreaStats = { pixels: number; classes: { id: number; pixels: number; areaM2: number }[] };
+
+  /** The detail's and the stats' per-class m² of the cell, with the stats' total. */
+  async function areasOf(srv: { json: <T>(p: string) => Promise<{ body: T }> }, box: string) {
+    const d = await srv.json<Detail>("/v1/tiles/c0000r0000");
+    const s = await srv.json<AreaStats>(`/v1/stats?bbox=${box}`);
+    const stats: number[] = [];
+    for (const c of s.body.classes) stats[c.id] = c.areaM2;
+    const total = s.body.classes.reduce((a, c) => a + c.areaM2, 0);
+    return { detail: d.body.composite.areasM2, stats, total, pixels: s.body.pixels };
+  }
+
+  /** Per class, the m² of the composite raster's pixels at `rowArea(row)` each (the oracle). */
+  function recount(classes: ArrayLike<number>, width: number, rowArea: (row: number) => number): number[] {
+    const out = [0, 0, 0, 0, 0];
+    for (let i = 0; i < classes.length; i++) {
+      const c = classes[i] as number;
+      if (c !== 0) out[c] = (out[c] as number) + rowArea(Math.floor(i / width));
+    }
+    return out;
+  }
+
+  function assertAreas(got: readonly (number | undefined)[], want: readonly number[], what: string): void {
+    for (let c = 1; c < want.length; c++)
+      assert.ok(
+        Math.abs((got[c] ?? 0) - (want[c] as number)) <= 1e-6 * Math.max(1, want[c] as number),
+        `${what}: class ${c} is ${got[c]} m², the composite's pixels make ${want[c]}`,
+      );
+  }
+
+  test("a newer coarser scene with a cloudy half over a clear fine one: every pixel has the coarse grid's own area, in serving and in the batch view", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    const fine = blocky(10);
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [fine] });
+    await putLive(await LiveView.open(nats.nc), [coarse("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    // The coarse grid's pixel areas: the WGS 84 ellipsoid's, per row, as the lanes compute a tile's.
+    const cb = cellBounds(COARSE, 0, 0);
+    const d = COARSE.size / COARSE.pixels;
+    const pa = pixelArea({ geoTransform: [cb.minX, d, 0, cb.maxY, 0, -d], crs: WGS84, height: 4 });
+    assert.equal(pa?.kind, "per-row");
+    const rowArea = (r: number) => (pa?.kind === "per-row" ? (pa.m2[r] as number) : NaN);
+    // Both scenes cover the same ground: the composite (all 16 pixels valid) covers what the fine one does.
+    const cellM2 = fine.result.areasM2.reduce((a, b) => a + b, 0);
+
+    for (const lane of ["live over batch", "batch view alone"]) {
+      if (lane === "batch view alone") {
+        await writeBatchView(data.dir, {
+          version: 2,
+          watermark: 200,
+          tiles: [blocky(10), coarse("batch", 150)],
+          composite: true,
+        });
+        for (let i = 0; i < 100; i++) {
+          const r = await srv.json<{ composite: { sources: { lane: string }[] } }>("/v1/tiles/c0000r0000");
+          if (r.body.composite.sources[0]?.lane === "batch") break;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+      }
+      const png = decodePng(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+      );
+      const want = recount(png.data, 4, rowArea);
+      const got = await areasOf(srv, bbox);
+      assert.equal(got.pixels, 16, lane);
+      assertAreas(got.detail, want, `${lane}, /v1/tiles/{id}`);
+      assertAreas(got.stats, want, `${lane}, /v1/stats`);
+      assert.ok(Math.abs(got.total - cellM2) < 1e-6 * cellM2, `${lane}: ${got.total} m² of ${cellM2}`);
+    }
+  });
+
+  test("a newer UTM scene with a cloudy top half over a clear lon/lat one: every pixel has the UTM grid's 200 m × 200 m, in serving and in the batch view", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // Around 15°E 50°N, where UTM zone 33N's x0 ≈ 500 km: a 2 km UTM square inside a lon/lat cell.
+    const lonLat: LonLatGrid = { lon0: 14.96, lat0: 50.02, size: 0.08, pixels: 8 };
+    const older = lonLatTile(lonLat, {
+      col: 0,
+      row: 0,
+      tileId: "lonlat",
+      lane: "batch",
+      acquired: CLEAR_AT,
+      ingestSeq: 10,
+      raster: makeRaster(8, (c) => 1 + (c % 3)),
+    });
+    const utm = (lane: "batch" | "live", seq: number) =>
+      utmTile({
+        x0: 500_000,
+        y0: 5_538_000,
+        pixels: 10,
+        pixelM: 200,
+        cell: "c0000r0000",
+        tileId: "utm",
+        lane,
+        acquired: CLOUDY_AT,
+        ingestSeq: seq,
+        raster: makeRaster(10, (_, r) => (r < 5 ? 0 : 4)),
+      });
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [older] });
+    await putLive(await LiveView.open(nats.nc), [utm("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    const lb = cellBounds(lonLat, 0, 0);
+    const box = `${lb.minX},${lb.minY},${lb.maxX},${lb.maxY}`;
+
+    for (const lane of ["live over batch", "batch view alone"]) {
+      if (lane === "batch view alone") {
+        await writeBatchView(data.dir, {
+          version: 2,
+          watermark: 200,
+          tiles: [older, utm("batch", 150)],
+          composite: true,
+        });
+        for (let i = 0; i < 100; i++) {
+          const r = await srv.json<{ composite: { sources: { lane: string }[] } }>("/v1/tiles/c0000r0000");
+          if (r.body.composite.sources[0]?.lane === "batch") break;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+      }
+      const png = decodePng(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+      );
+      assert.deepEqual([png.width, png.height], [10, 10], lane);
+      const want = recount(png.data, 10, () => 200 * 200);
+      const got = await areasOf(srv, box);
+      assert.equal(got.pixels, 100, lane);
+      assertAreas(got.detail, want, `${lane}, /v1/tiles/{id}`);
+      assertAreas(got.stats, want, `${lane}, /v1/stats`);
+      assert.ok(Math.abs(got.total - 100 * 200 * 200) < 1e-6, `${lane}: ${got.total} m²`);
+    }
   });
 });
