@@ -44,7 +44,7 @@ export interface StoredComposites {
 }
 
 /** A result's pixel grid as shared/view/resample.ts reads it. */
-function gridOf(r: ServedResult): LayerGrid {
+export function gridOf(r: ServedResult): LayerGrid {
   const s = r.summary;
   return { width: s.width, height: s.height, geoTransform: s.geoTransform, crs: r.crs };
 }
@@ -167,6 +167,7 @@ export function composeMergedCell(
         const r = await stored.raster(cell);
         return {
           raster: r,
+          grid: gridOf(top),
           source: r.source,
           sources,
           contributions: storedCell.sources.map((s) => s.pixels),
@@ -225,6 +226,7 @@ export function composeMergedCell(
           classes: c.classes,
           votes: c.votes,
         },
+        grid: gridOf(top),
         source: c.source,
         sources,
         contributions: c.contributions,
@@ -247,6 +249,7 @@ export async function pixelSources(r: ServedResult): Promise<ComposedCell> {
   const s = r.summary;
   return {
     raster,
+    grid: gridOf(r),
     source: c.source,
     sources: [r],
     contributions: c.contributions,

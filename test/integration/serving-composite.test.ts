@@ -615,3 +615,93 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
     }
   });
 });
+
+describe("layers of a composite across pixel grids", { skip: natsMissing() }, () => {
+  test("source.png and confidence.png draw each pixel of a coarser newer scene's cloudy half from the older fine scene, sampled at the pixel's centre", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    const archive = new ArchiveStore(data.dir);
+    // An older scene at a third of the coarse pixel: no coarse pixel centre falls on its pixel edges.
+    const FINE: LonLatGrid = { ...GRID, pixels: 12 };
+    const fine = lonLatTile(FINE, {
+      col: 0,
+      row: 0,
+      tileId: "fine",
+      lane: "batch",
+      acquired: CLEAR_AT,
+      ingestSeq: 10,
+      raster: makeRaster(
+        12,
+        (c, r) => 1 + ((c + r) % 3),
+        5,
+        (c) => 1 + (c % 5),
+      ),
+    });
+    // Each scene on its own grid, every pixel's value distinct (dn·band + pixel index).
+    const archived = async ({ result, raster }: TileFixture, g: LonLatGrid, dn: number) => {
+      const n = g.pixels * g.pixels;
+      const d = g.size / g.pixels;
+      const scene = encodeGeoTiff({
+        width: g.pixels,
+        height: g.pixels,
+        bands: [1, 2, 3].map((b) => Int16Array.from({ length: n }, (_, i) => dn * b + i)),
+        geoTransform: [g.lon0, d, 0, g.lat0, 0, -d],
+        epsg: 4326,
+        nodata: -9999,
+      });
+      const { contentHash } = await archive.putObject(scene);
+      return { result: { ...result, contentHash }, raster };
+    };
+    await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 100,
+      tiles: [await archived(fine, FINE, 300)],
+    });
+    await putLive(await LiveView.open(nats.nc), [await archived(coarse("live", 150), COARSE, 200)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+
+    const layer = async (id: string, name: string) => {
+      const res = await srv.get(`/v1/tiles/${id}/${name}`);
+      assert.equal(
+        res.status,
+        200,
+        `${name} of ${id}: ${res.status === 200 ? "" : await res.clone().text()}`,
+      );
+      return {
+        sources: res.headers.get("lanemap-sources"),
+        png: decodePng(new Uint8Array(await res.arrayBuffer())),
+      };
+    };
+    // One fixed stretch, so a scene value draws the same colour in every image.
+    const q = "source.png?bidx=1,2,3&rescale=0,1200";
+    const cell = await layer("c0000r0000", q);
+    assert.equal(cell.sources, "coarse,fine");
+    assert.deepEqual([cell.png.width, cell.png.height], [4, 4]);
+    const fineOwn = (await layer("fine", q)).png;
+    const coarseOwn = (await layer("coarse", q)).png;
+    const rgba = (png: { data: ArrayLike<number>; width: number }, c: number, r: number) =>
+      Array.from({ length: 4 }, (_, b) => png.data[(r * png.width + c) * 4 + b]);
+    // A coarse pixel's centre lies in fine pixel (3c + 1, 3r + 1).
+    for (let r = 0; r < 4; r++)
+      for (let c = 0; c < 4; c++)
+        assert.deepEqual(
+          rgba(cell.png, c, r),
+          c < 2 ? rgba(fineOwn, 3 * c + 1, 3 * r + 1) : rgba(coarseOwn, c, r),
+          `pixel (${c}, ${r})`,
+        );
+
+    // Confidence: each pixel's vote share from its class's source, on the composite's grid.
+    const conf = await layer("c0000r0000", "confidence.png");
+    assert.equal(conf.sources, "coarse,fine");
+    assert.deepEqual([conf.png.width, conf.png.height], [4, 4]);
+    const fineConf = (await layer("fine", "confidence.png")).png.data;
+    const coarseConf = (await layer("coarse", "confidence.png")).png.data;
+    for (let r = 0; r < 4; r++)
+      for (let c = 0; c < 4; c++)
+        assert.equal(
+          conf.png.data[r * 4 + c],
+          c < 2 ? fineConf[(3 * r + 1) * 12 + 3 * c + 1] : coarseConf[r * 4 + c],
+          `confidence of pixel (${c}, ${r})`,
+        );
+  });
+});
