@@ -428,8 +428,8 @@ export class StagingViewStore {
     }
     if (layers.length < 2) return false;
     const c = compositePixels(layers, n);
-    const tally = compositeTally(c, winner.grid, slots);
     const k = (layers[0] as ClassRaster).k;
+    const tally = compositeTally(c, winner.grid, slots, k);
     const { composite, sources } = compositeRowValues(
       {
         cell,
@@ -439,6 +439,7 @@ export class StagingViewStore {
         validPixels: tally.validPixels,
         counts: tally.counts,
         areasM2: tally.areasM2,
+        meanConfidence: tally.meanConfidence,
         sources: used.map((t, i) => ({ tileId: t.tileId, pixels: c.contributions[i] ?? 0 })),
       },
       encodeClassRaster({

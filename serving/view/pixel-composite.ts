@@ -63,7 +63,12 @@ async function onGridOf(top: ServedResult, r: ServedResult): Promise<PixelLayer>
 /** The tally as a summary: counts, areas, valid pixels and the dominant class of the composite. */
 function talliedSummary(
   top: TileResult,
-  t: { validPixels: number; counts: readonly number[]; areasM2: readonly number[] },
+  t: {
+    validPixels: number;
+    counts: readonly number[];
+    areasM2: readonly number[];
+    meanConfidence: number | null;
+  },
 ): TileResult {
   let dominant = 0;
   let most = 0;
@@ -77,6 +82,8 @@ function talliedSummary(
     validPixels: t.validPixels,
     counts: [...t.counts],
     areasM2: [...t.areasM2],
+    // A view written before composites stored it: the newest tile's own (the pre-fix figure).
+    meanConfidence: t.meanConfidence ?? top.meanConfidence,
     dominantClass: dominant,
   };
 }
@@ -174,6 +181,7 @@ export function composeMergedCell(
           validPixels: storedCell.validPixels,
           counts: storedCell.counts,
           areasM2: storedCell.areasM2,
+          meanConfidence: storedCell.meanConfidence,
         };
       },
       known,
@@ -216,8 +224,8 @@ export function composeMergedCell(
         layers.map((r) => rank.get(r) as number),
         n,
       );
-      const tally = compositeTally(c, gridOf(top), slots);
       const { k } = await top.raster();
+      const tally = compositeTally(c, gridOf(top), slots, k);
       return {
         raster: {
           width: top.summary.width,
@@ -256,6 +264,7 @@ export async function pixelSources(r: ServedResult): Promise<ComposedCell> {
     validPixels: s.validPixels,
     counts: s.counts,
     areasM2: s.areasM2,
+    meanConfidence: s.meanConfidence,
   };
 }
 

@@ -66,6 +66,8 @@ export interface ComposedCell {
   readonly validPixels: number;
   readonly counts: readonly number[];
   readonly areasM2: readonly number[];
+  /** Mean over the valid pixels of votes / k; null for a stored composite of an older view. */
+  readonly meanConfidence: number | null;
 }
 
 const crsCache = new Map<string, Crs | null>();

@@ -162,12 +162,15 @@ export function pixelCandidates<T extends MergeCandidate>(
  * grid, summed in the same order, so a composite of one grid tallies exactly as its tiles do.
  * counts[0] = pixels with no source; areasM2[0] = 0, as a tile's summary has it. Arrays have `slots`
  * entries (class ids 0..slots-1); a grid without a known CRS or geotransform has 0 m² everywhere.
+ * `meanConfidence` is the mean over the composite's valid pixels of votes / `k` (the composite raster's
+ * k), the per-pixel confidence the composite shows; 0 without a valid pixel, as a tile's summary.
  */
 export function compositeTally(
   c: PixelComposite,
   grid: LayerGrid,
   slots: number,
-): { validPixels: number; counts: number[]; areasM2: number[] } {
+  k: number,
+): { validPixels: number; counts: number[]; areasM2: number[]; meanConfidence: number } {
   const n = grid.width * grid.height;
   if (c.classes.length !== n)
     throw new LanemapError("RASTER", `the composite has ${c.classes.length} pixels, its grid ${n}`);
@@ -177,18 +180,21 @@ export function compositeTally(
   const counts = new Array<number>(slots).fill(0);
   const areasM2 = new Array<number>(slots).fill(0);
   let validPixels = 0;
+  let votes = 0;
   for (let r = 0, i = 0; r < grid.height; r++) {
     const rowArea =
       pa === null ? 0 : pa.kind === "constant" ? pa.m2 : pa.kind === "per-row" ? (pa.m2[r] as number) : 0;
     for (let col = 0; col < grid.width; col++, i++) {
       if (c.source[i] === NO_SOURCE) continue;
-      const k = c.classes[i] as number;
+      const cls = c.classes[i] as number;
       validPixels++;
-      counts[k] = (counts[k] ?? 0) + 1;
-      areasM2[k] = (areasM2[k] ?? 0) + (pa?.kind === "per-pixel" ? pa.m2(col, r) : rowArea);
+      votes += c.votes[i] as number;
+      counts[cls] = (counts[cls] ?? 0) + 1;
+      areasM2[cls] = (areasM2[cls] ?? 0) + (pa?.kind === "per-pixel" ? pa.m2(col, r) : rowArea);
     }
   }
   counts[0] = n - validPixels;
   areasM2[0] = 0;
-  return { validPixels, counts, areasM2 };
+  const meanConfidence = validPixels > 0 ? Math.min(1, votes / validPixels / k) : 0;
+  return { validPixels, counts, areasM2, meanConfidence };
 }

@@ -705,3 +705,33 @@ describe("layers of a composite across pixel grids", { skip: natsMissing() }, ()
         );
   });
 });
+
+describe("a composite cell's mean confidence", { skip: natsMissing() }, () => {
+  test("the listing gives the mean vote share the composite shows per pixel, live over batch and from the batch view alone", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // The clear scene's classes have 2 votes of 5 (16 pixels show through), the cloudy one's 5 (48).
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10, 2)] });
+    await putLive(await LiveView.open(nats.nc), [cloudy("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    const want = (16 * (2 / 5) + 48 * (5 / 5)) / 64;
+    type Listing = { items: { tileId: string; lane: string; meanConfidence: number }[] };
+    const live = await srv.json<Listing>("/v1/tiles");
+    assert.equal(live.body.items[0]?.tileId, "cloudy");
+    assert.ok(Math.abs((live.body.items[0]?.meanConfidence ?? 0) - want) < 1e-9, "live over batch");
+
+    await writeBatchView(data.dir, {
+      version: 2,
+      watermark: 200,
+      tiles: [clear(10, 2), cloudy("batch", 150)],
+      composite: true,
+    });
+    let item: Listing["items"][number] | undefined;
+    for (let i = 0; i < 100 && item?.lane !== "batch"; i++) {
+      item = (await srv.json<Listing>("/v1/tiles")).body.items[0];
+      if (item?.lane !== "batch") await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(item?.lane, "batch", "serving switched to v2");
+    assert.ok(Math.abs((item?.meanConfidence ?? 0) - want) < 1e-9, "batch view alone");
+  });
+});
