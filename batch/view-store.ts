@@ -28,6 +28,7 @@ import {
   resampleLayer,
   sameLayerGrid,
   samplingIndex,
+  coveringGridIndex,
   MAX_COMPOSITE_SOURCES,
   type Crs,
   type LayerGrid,
@@ -362,9 +363,13 @@ export class StagingViewStore {
       const winner = newestOf(list);
       if (!winner) continue;
       cells.push([cell, winner.tileId]);
-      // The short-circuit: a fully valid newest tile is the cell's composite; nothing more is read.
-      if (list.length < 2 || winner.validPixels >= winner.width * winner.height) continue;
-      if (await this.compositeCell(cell, winner, list, classes.length + 1)) composited++;
+      if (list.length < 2) continue;
+      // The composite's grid: the tile covering the cell (the newest unless an older one covers more).
+      const same = [...list].sort(compareCandidates).slice(0, MAX_COMPOSITE_SOURCES);
+      const on = same[coveringGridIndex(same.map((t) => t.grid))] ?? winner;
+      // The short-circuit: a fully valid newest tile covering the cell is its composite; nothing more is read.
+      if (on === winner && winner.validPixels >= winner.width * winner.height) continue;
+      if (await this.compositeCell(cell, on, same, classes.length + 1)) composited++;
     }
     await this.db.appendRows("cells", cells);
     await this.db.appendRows(
@@ -376,20 +381,20 @@ export class StagingViewStore {
   }
 
   /**
-   * Composites one cell on the newest tile's pixel grid: its tiles newest first, each on another grid
-   * sampled at the newest grid's pixel centres (shared/view/resample.ts, the rule serving follows),
-   * decoded one at a time until every pixel has a valid source (or the tiles run out), then stored.
-   * Returns false when the newest tile alone is the answer.
+   * Composites one cell on the pixel grid of `on`, the tile covering the cell (coveringGridIndex):
+   * its tiles `same` newest first, each on another grid sampled at that grid's pixel centres
+   * (shared/view/resample.ts, the rule serving follows), decoded one at a time until every pixel has
+   * a valid source and `on` itself is among them (serving finds the grid again from the stored
+   * sources), or the tiles run out; then stored. Returns false when the newest tile alone is the answer.
    */
   private async compositeCell(
     cell: string,
-    winner: CellTile,
-    list: readonly CellTile[],
+    on: CellTile,
+    same: readonly CellTile[],
     slots: number,
   ): Promise<boolean> {
-    const same = [...list].sort(compareCandidates).slice(0, MAX_COMPOSITE_SOURCES);
     if (same.length < 2) return false;
-    const n = winner.width * winner.height;
+    const n = on.width * on.height;
     const stored = await this.db.allJS<{
       tile_id: string;
       k: number;
@@ -408,14 +413,14 @@ export class StagingViewStore {
       const row = byId.get(t.tileId);
       if (!row) continue;
       const own = decodeClassRaster(blobBytes(row.raster), t.width, t.height, Number(row.k));
-      const onGrid = sameLayerGrid(t.grid, winner.grid);
+      const onGrid = sameLayerGrid(t.grid, on.grid);
       const r = onGrid
         ? own
         : {
             ...own,
-            ...resampleLayer(own, samplingIndex(winner.grid, t.grid)),
-            width: winner.width,
-            height: winner.height,
+            ...resampleLayer(own, samplingIndex(on.grid, t.grid)),
+            width: on.width,
+            height: on.height,
           };
       layers.push(r);
       used.push(t);
@@ -424,18 +429,18 @@ export class StagingViewStore {
           filled[i] = 1;
           holes--;
         }
-      if (holes === 0) break;
+      if (holes === 0 && used.includes(on)) break;
     }
     if (layers.length < 2) return false;
     const c = compositePixels(layers, n);
     const k = (layers[0] as ClassRaster).k;
-    const tally = compositeTally(c, winner.grid, slots, k);
+    const tally = compositeTally(c, on.grid, slots, k);
     const { composite, sources } = compositeRowValues(
       {
         cell,
         k,
-        width: winner.width,
-        height: winner.height,
+        width: on.width,
+        height: on.height,
         validPixels: tally.validPixels,
         counts: tally.counts,
         areasM2: tally.areasM2,
@@ -443,8 +448,8 @@ export class StagingViewStore {
         sources: used.map((t, i) => ({ tileId: t.tileId, pixels: c.contributions[i] ?? 0 })),
       },
       encodeClassRaster({
-        width: winner.width,
-        height: winner.height,
+        width: on.width,
+        height: on.height,
         k,
         classes: c.classes,
         votes: c.votes,

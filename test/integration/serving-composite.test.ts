@@ -481,38 +481,39 @@ describe("a cell's composite tally", () => {
   });
 });
 
+/* Areas of a composite cell: its detail and its stats, and an oracle recount. */
+type Detail = { composite: { counts: number[]; areasM2: number[]; validPixels: number } };
+type AreaStats = { pixels: number; classes: { id: number; pixels: number; areaM2: number }[] };
+
+/** The detail's and the stats' per-class m² of the cell, with the stats' total. */
+async function areasOf(srv: { json: <T>(p: string) => Promise<{ body: T }> }, box: string) {
+  const d = await srv.json<Detail>("/v1/tiles/c0000r0000");
+  const s = await srv.json<AreaStats>(`/v1/stats?bbox=${box}`);
+  const stats: number[] = [];
+  for (const c of s.body.classes) stats[c.id] = c.areaM2;
+  const total = s.body.classes.reduce((a, c) => a + c.areaM2, 0);
+  return { detail: d.body.composite.areasM2, stats, total, pixels: s.body.pixels };
+}
+
+/** Per class, the m² of the composite raster's pixels at `rowArea(row)` each (the oracle). */
+function recount(classes: ArrayLike<number>, width: number, rowArea: (row: number) => number): number[] {
+  const out = [0, 0, 0, 0, 0];
+  for (let i = 0; i < classes.length; i++) {
+    const c = classes[i] as number;
+    if (c !== 0) out[c] = (out[c] as number) + rowArea(Math.floor(i / width));
+  }
+  return out;
+}
+
+function assertAreas(got: readonly (number | undefined)[], want: readonly number[], what: string): void {
+  for (let c = 1; c < want.length; c++)
+    assert.ok(
+      Math.abs((got[c] ?? 0) - (want[c] as number)) <= 1e-6 * Math.max(1, want[c] as number),
+      `${what}: class ${c} is ${got[c]} m², the composite's pixels make ${want[c]}`,
+    );
+}
+
 describe("areas of a composite across pixel grids", { skip: natsMissing() }, () => {
-  type Detail = { composite: { counts: number[]; areasM2: number[]; validPixels: number } };
-  type AreaStats = { pixels: number; classes: { id: number; pixels: number; areaM2: number }[] };
-
-  /** The detail's and the stats' per-class m² of the cell, with the stats' total. */
-  async function areasOf(srv: { json: <T>(p: string) => Promise<{ body: T }> }, box: string) {
-    const d = await srv.json<Detail>("/v1/tiles/c0000r0000");
-    const s = await srv.json<AreaStats>(`/v1/stats?bbox=${box}`);
-    const stats: number[] = [];
-    for (const c of s.body.classes) stats[c.id] = c.areaM2;
-    const total = s.body.classes.reduce((a, c) => a + c.areaM2, 0);
-    return { detail: d.body.composite.areasM2, stats, total, pixels: s.body.pixels };
-  }
-
-  /** Per class, the m² of the composite raster's pixels at `rowArea(row)` each (the oracle). */
-  function recount(classes: ArrayLike<number>, width: number, rowArea: (row: number) => number): number[] {
-    const out = [0, 0, 0, 0, 0];
-    for (let i = 0; i < classes.length; i++) {
-      const c = classes[i] as number;
-      if (c !== 0) out[c] = (out[c] as number) + rowArea(Math.floor(i / width));
-    }
-    return out;
-  }
-
-  function assertAreas(got: readonly (number | undefined)[], want: readonly number[], what: string): void {
-    for (let c = 1; c < want.length; c++)
-      assert.ok(
-        Math.abs((got[c] ?? 0) - (want[c] as number)) <= 1e-6 * Math.max(1, want[c] as number),
-        `${what}: class ${c} is ${got[c]} m², the composite's pixels make ${want[c]}`,
-      );
-  }
-
   test("a newer coarser scene with a cloudy half over a clear fine one: every pixel has the coarse grid's own area, in serving and in the batch view", async () => {
     await using nats = await natsFixture();
     await using data = await tempDataDir();
@@ -555,10 +556,11 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
     }
   });
 
-  test("a newer UTM scene with a cloudy top half over a clear lon/lat one: every pixel has the UTM grid's 200 m × 200 m, in serving and in the batch view", async () => {
+  test("a newer UTM scene covering the cell, its top half cloudy, over a clear lon/lat one: every pixel has the UTM grid's 200 m × 200 m, in serving and in the batch view", async () => {
     await using nats = await natsFixture();
     await using data = await tempDataDir();
-    // Around 15°E 50°N, where UTM zone 33N's x0 ≈ 500 km: a 2 km UTM square inside a lon/lat cell.
+    // Around 15°E 50°N, where UTM zone 33N's x0 ≈ 500 km: a 10 km UTM square over a lon/lat cell of
+    // about 5.7 km × 8.9 km, so the composite is on the UTM grid (it covers the most).
     const lonLat: LonLatGrid = { lon0: 14.96, lat0: 50.02, size: 0.08, pixels: 8 };
     const older = lonLatTile(lonLat, {
       col: 0,
@@ -571,22 +573,22 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
     });
     const utm = (lane: "batch" | "live", seq: number) =>
       utmTile({
-        x0: 500_000,
-        y0: 5_538_000,
-        pixels: 10,
+        x0: 495_000,
+        y0: 5_542_000,
+        pixels: 50,
         pixelM: 200,
         cell: "c0000r0000",
         tileId: "utm",
         lane,
         acquired: CLOUDY_AT,
         ingestSeq: seq,
-        raster: makeRaster(10, (_, r) => (r < 5 ? 0 : 4)),
+        raster: makeRaster(50, (_, r) => (r < 25 ? 0 : 4)),
       });
     await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [older] });
     await putLive(await LiveView.open(nats.nc), [utm("live", 150)]);
     await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
-    const lb = cellBounds(lonLat, 0, 0);
-    const box = `${lb.minX},${lb.minY},${lb.maxX},${lb.maxY}`;
+    // Around the whole UTM square (the only cell there).
+    const box = "14.8,49.8,15.2,50.2";
 
     for (const lane of ["live over batch", "batch view alone"]) {
       if (lane === "batch view alone") {
@@ -605,13 +607,15 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
       const png = decodePng(
         new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
       );
-      assert.deepEqual([png.width, png.height], [10, 10], lane);
-      const want = recount(png.data, 10, () => 200 * 200);
+      assert.deepEqual([png.width, png.height], [50, 50], lane);
+      const want = recount(png.data, 50, () => 200 * 200);
       const got = await areasOf(srv, box);
-      assert.equal(got.pixels, 100, lane);
+      assert.equal(got.pixels, 2500, lane);
       assertAreas(got.detail, want, `${lane}, /v1/tiles/{id}`);
       assertAreas(got.stats, want, `${lane}, /v1/stats`);
-      assert.ok(Math.abs(got.total - 100 * 200 * 200) < 1e-6, `${lane}: ${got.total} m²`);
+      // The UTM pixels of its cloudy half outside the lon/lat scene have no source, hence no m².
+      const wantTotal = want.reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(got.total - wantTotal) < 1e-6, `${lane}: ${got.total} m² of ${wantTotal}`);
     }
   });
 });
@@ -733,5 +737,89 @@ describe("a composite cell's mean confidence", { skip: natsMissing() }, () => {
     }
     assert.equal(item?.lane, "batch", "serving switched to v2");
     assert.ok(Math.abs((item?.meanConfidence ?? 0) - want) < 1e-9, "batch view alone");
+  });
+});
+
+describe("a newer scene covering part of the cell", { skip: natsMissing() }, () => {
+  test("contributes only where it has pixels: the older pixels outside its footprint stay, in point, stats, listing and layers, live and from the batch view", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // The patch: 4×4 px of 0.01° over the cell's pixels (2..5, 2..5), fully valid, class 3.
+    const PATCH: LonLatGrid = { lon0: GRID.lon0 + 0.02, lat0: GRID.lat0 - 0.02, size: 0.04, pixels: 4 };
+    const patch = (lane: "batch" | "live", seq: number) =>
+      lonLatTile(PATCH, {
+        col: 0,
+        row: 0,
+        tileId: "patch",
+        lane,
+        acquired: CLOUDY_AT,
+        ingestSeq: seq,
+        raster: makeRaster(4, () => 3),
+      });
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    await putLive(await LiveView.open(nats.nc), [patch("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    const d = GRID.size / GRID.pixels;
+    const pa = pixelArea({ geoTransform: [GRID.lon0, d, 0, GRID.lat0, 0, -d], crs: WGS84, height: 8 });
+    const rowArea = (r: number) => (pa?.kind === "per-row" ? (pa.m2[r] as number) : NaN);
+    const cellM2 = [...Array(8).keys()].reduce((a, r) => a + 8 * rowArea(r), 0);
+
+    for (const lane of ["live over batch", "batch view alone"]) {
+      const patchLane = lane === "live over batch" ? "live" : "batch";
+      if (patchLane === "batch") {
+        await writeBatchView(data.dir, {
+          version: 2,
+          watermark: 200,
+          tiles: [clear(10), patch("batch", 150)],
+          composite: true,
+        });
+        for (let i = 0; i < 100; i++) {
+          const r = await srv.json<{ composite?: { sources: { lane: string }[] } }>("/v1/tiles/c0000r0000");
+          if (r.body.composite?.sources[0]?.lane === "batch") break;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+      }
+      // The composite is on the clear scene's 8×8 grid: the patch inside the block, the older scene around it.
+      const png = decodePng(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+      );
+      assert.deepEqual([png.width, png.height], [8, 8], lane);
+      for (let r = 0; r < 8; r++)
+        for (let c = 0; c < 8; c++)
+          assert.equal(png.data[r * 8 + c], inBlock(c, r) ? 3 : 1, `${lane} (${c}, ${r})`);
+      const out = await srv.json<Point>(`/v1/point?lon=${centre(0, 0).lon}&lat=${centre(0, 0).lat}`);
+      assert.equal(out.status, 200, `${lane}: a point outside the patch`);
+      assert.deepEqual(
+        [out.body.class.id, out.body.source?.tileId, out.body.source?.lane],
+        [1, "clear", "batch"],
+      );
+      const inside = await srv.json<Point>(`/v1/point?lon=${centre(3, 3).lon}&lat=${centre(3, 3).lat}`);
+      assert.deepEqual(
+        [inside.body.class.id, inside.body.source?.tileId, inside.body.source?.lane],
+        [3, "patch", patchLane],
+      );
+      // Stats over the cell: all 64 pixels, the cell's whole area.
+      const got = await areasOf(srv, bbox);
+      assert.equal(got.pixels, 64, lane);
+      assert.ok(Math.abs(got.total - cellM2) < 1e-6 * cellM2, `${lane}: ${got.total} m² of ${cellM2}`);
+      assertAreas(got.detail, recount(png.data, 8, rowArea), `${lane}, /v1/tiles/{id}`);
+      // The listing names the newest scene, with the composite's counts and the cell's geotransform.
+      const list = await srv.json<{ items: { tileId: string; counts: number[]; validPixels: number }[] }>(
+        "/v1/tiles",
+      );
+      assert.deepEqual(
+        [list.body.items[0]?.tileId, list.body.items[0]?.validPixels, list.body.items[0]?.counts.slice(0, 4)],
+        ["patch", 64, [0, 48, 0, 16]],
+        lane,
+      );
+      const age = decodePng(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/age.png")).arrayBuffer()),
+      );
+      assert.equal(
+        (age.data[0] ?? 0) - (age.data[3 * 8 + 3] ?? 0),
+        4,
+        `${lane}: the older pixels are four days older`,
+      );
+    }
   });
 });

@@ -5,6 +5,7 @@ import {
   WGS84,
   compositePixels,
   compositeTally,
+  coveringGridIndex,
   crsFromEpsg,
   pixelArea,
   resampleComposite,
@@ -120,5 +121,34 @@ describe("the tally of a composite", () => {
     const t = compositeTally(c, utm, 4, 5);
     assert.deepEqual([t.counts[3], t.areasM2[3], t.meanConfidence], [1600, 1600 * 100 * 100, 1]);
     assert.throws(() => compositeTally(c, lonLat, 4, 5), /the composite has 1600 pixels, its grid 16/);
+  });
+});
+
+describe("the grid a cell's composite is on", () => {
+  const patch: LayerGrid = {
+    ...lonLat,
+    width: 2,
+    height: 2,
+    geoTransform: [15.01, 0.01, 0, 49.99, 0, -0.01],
+  };
+  const coarse: LayerGrid = { ...lonLat, width: 2, height: 2, geoTransform: [15, 0.02, 0, 50, 0, -0.02] };
+
+  test("is the newest candidate's when it covers as much as any (one extent at two resolutions is a tie)", () => {
+    assert.equal(coveringGridIndex([lonLat, { ...lonLat }]), 0);
+    assert.equal(coveringGridIndex([coarse, lonLat]), 0);
+    assert.equal(coveringGridIndex([lonLat, coarse]), 0);
+  });
+
+  test("is an older candidate's when the newest covers only part of the cell, ties to the newer of the larger", () => {
+    assert.equal(coveringGridIndex([patch, lonLat]), 1);
+    assert.equal(coveringGridIndex([patch, coarse, lonLat]), 1);
+    // A UTM grid of 4 km × 4 km covers more than the lon/lat one (about 2.9 km × 4.4 km).
+    assert.equal(coveringGridIndex([patch, lonLat, utm]), 2);
+  });
+
+  test("counts a grid without a CRS (its footprint unknown) as covering nothing", () => {
+    assert.equal(coveringGridIndex([patch, { ...lonLat, crs: null }]), 0);
+    assert.equal(coveringGridIndex([{ ...lonLat, crs: null }, patch]), 1);
+    assert.equal(coveringGridIndex([]), -1);
   });
 });
