@@ -27,12 +27,11 @@ import {
   newestOf,
   resampleLayer,
   sameLayerGrid,
-  sampledTally,
   samplingIndex,
+  coveringGridIndex,
   MAX_COMPOSITE_SOURCES,
   type Crs,
   type LayerGrid,
-  type SourceTally,
   type CatalogueEntry,
   type ClassifiedTile,
   type ClassRaster,
@@ -51,8 +50,6 @@ interface CellTile {
   readonly height: number;
   /** The tile's pixel grid: a tile on another grid than the newest is sampled onto it. */
   readonly grid: LayerGrid;
-  /** The tile's m² over all its pixels (the area a pixel of its grid stands for, summed). */
-  readonly areaM2: number;
 }
 
 /** A stored tile's CRS: its EPSG code when the index knows it, else its proj4 definition. */
@@ -331,10 +328,9 @@ export class StagingViewStore {
       geo_transform: number[];
       epsg: number | null;
       proj4: string | null;
-      area_m2: number | null;
     }>(
       `SELECT tile_id, cell, epoch_ms(acquired) AS t, ingest_seq, valid_pixels, width, height,
-         geo_transform, epsg, proj4, list_sum(areas_m2) AS area_m2 FROM tiles`,
+         geo_transform, epsg, proj4 FROM tiles`,
     );
     const byCell = new Map<string, CellTile[]>();
     for (const r of rows) {
@@ -354,7 +350,6 @@ export class StagingViewStore {
           geoTransform: [...r.geo_transform].map(Number),
           crs: storedCrs(r.epsg, r.proj4),
         },
-        areaM2: Number(r.area_m2 ?? 0),
       });
       byCell.set(r.cell, list);
     }
@@ -368,9 +363,13 @@ export class StagingViewStore {
       const winner = newestOf(list);
       if (!winner) continue;
       cells.push([cell, winner.tileId]);
-      // The short-circuit: a fully valid newest tile is the cell's composite; nothing more is read.
-      if (list.length < 2 || winner.validPixels >= winner.width * winner.height) continue;
-      if (await this.compositeCell(cell, winner, list, classes.length + 1)) composited++;
+      if (list.length < 2) continue;
+      // The composite's grid: the tile covering the cell (the newest unless an older one covers more).
+      const same = [...list].sort(compareCandidates).slice(0, MAX_COMPOSITE_SOURCES);
+      const on = same[coveringGridIndex(same.map((t) => t.grid))] ?? winner;
+      // The short-circuit: a fully valid newest tile covering the cell is its composite; nothing more is read.
+      if (on === winner && winner.validPixels >= winner.width * winner.height) continue;
+      if (await this.compositeCell(cell, on, same, classes.length + 1)) composited++;
     }
     await this.db.appendRows("cells", cells);
     await this.db.appendRows(
@@ -382,34 +381,31 @@ export class StagingViewStore {
   }
 
   /**
-   * Composites one cell on the newest tile's pixel grid: its tiles newest first, each on another grid
-   * sampled at the newest grid's pixel centres (shared/view/resample.ts, the rule serving follows),
-   * decoded one at a time until every pixel has a valid source (or the tiles run out), then stored.
-   * Returns false when the newest tile alone is the answer.
+   * Composites one cell on the pixel grid of `on`, the tile covering the cell (coveringGridIndex):
+   * its tiles `same` newest first, each on another grid sampled at that grid's pixel centres
+   * (shared/view/resample.ts, the rule serving follows), decoded one at a time until every pixel has
+   * a valid source and `on` itself is among them (serving finds the grid again from the stored
+   * sources), or the tiles run out; then stored. Returns false when the newest tile alone is the answer.
    */
   private async compositeCell(
     cell: string,
-    winner: CellTile,
-    list: readonly CellTile[],
+    on: CellTile,
+    same: readonly CellTile[],
     slots: number,
   ): Promise<boolean> {
-    const same = [...list].sort(compareCandidates).slice(0, MAX_COMPOSITE_SOURCES);
     if (same.length < 2) return false;
-    const n = winner.width * winner.height;
+    const n = on.width * on.height;
     const stored = await this.db.allJS<{
       tile_id: string;
       k: number;
       raster: unknown;
-      counts: (bigint | number)[];
-      areas_m2: number[];
     }>(
-      `SELECT t.tile_id, r.k, r.raster, t.counts, t.areas_m2 FROM tiles t JOIN rasters r USING (tile_id)
+      `SELECT t.tile_id, r.k, r.raster FROM tiles t JOIN rasters r USING (tile_id)
        WHERE t.cell = $1`,
       [cell],
     );
     const byId = new Map(stored.map((r) => [r.tile_id, r]));
     const layers: ClassRaster[] = [];
-    const tallies: SourceTally[] = [];
     const used: CellTile[] = [];
     const filled = new Uint8Array(n);
     let holes = n;
@@ -417,47 +413,43 @@ export class StagingViewStore {
       const row = byId.get(t.tileId);
       if (!row) continue;
       const own = decodeClassRaster(blobBytes(row.raster), t.width, t.height, Number(row.k));
-      const onGrid = sameLayerGrid(t.grid, winner.grid);
+      const onGrid = sameLayerGrid(t.grid, on.grid);
       const r = onGrid
         ? own
         : {
             ...own,
-            ...resampleLayer(own, samplingIndex(winner.grid, t.grid)),
-            width: winner.width,
-            height: winner.height,
+            ...resampleLayer(own, samplingIndex(on.grid, t.grid)),
+            width: on.width,
+            height: on.height,
           };
       layers.push(r);
-      tallies.push(
-        onGrid
-          ? { counts: row.counts.map(Number), areasM2: row.areas_m2.map(Number) }
-          : sampledTally(n, winner.areaM2),
-      );
       used.push(t);
       for (let i = 0; i < n; i++)
         if (filled[i] === 0 && r.classes[i] !== 0) {
           filled[i] = 1;
           holes--;
         }
-      if (holes === 0) break;
+      if (holes === 0 && used.includes(on)) break;
     }
     if (layers.length < 2) return false;
     const c = compositePixels(layers, n);
-    const tally = compositeTally(c, tallies, slots);
     const k = (layers[0] as ClassRaster).k;
+    const tally = compositeTally(c, on.grid, slots, k);
     const { composite, sources } = compositeRowValues(
       {
         cell,
         k,
-        width: winner.width,
-        height: winner.height,
+        width: on.width,
+        height: on.height,
         validPixels: tally.validPixels,
         counts: tally.counts,
         areasM2: tally.areasM2,
+        meanConfidence: tally.meanConfidence,
         sources: used.map((t, i) => ({ tileId: t.tileId, pixels: c.contributions[i] ?? 0 })),
       },
       encodeClassRaster({
-        width: winner.width,
-        height: winner.height,
+        width: on.width,
+        height: on.height,
         k,
         classes: c.classes,
         votes: c.votes,

@@ -28,12 +28,22 @@
  * the composite's pixels, so the imagery under a class is the scene that class came from.
  */
 import type { TileArchive } from "../../shared/index.js";
-import { DecoderPool, applyPam, errorCode, type BandArray, type Raster } from "../../shared/index.js";
+import {
+  DecoderPool,
+  LanemapError,
+  applyPam,
+  errorCode,
+  sameLayerGrid,
+  samplingIndex,
+  type BandArray,
+  type Raster,
+} from "../../shared/index.js";
 import { encode as encodePng } from "fast-png";
 import { InvalidParamsError, NotFoundError, ProblemError } from "../errors.js";
 import { LruCache } from "../view/lru-cache.js";
 import type { SpectralBands } from "./model-bands.js";
 import type { ComposedCell, ServedResult } from "../view/served-result.js";
+import { gridOf } from "../view/pixel-composite.js";
 import { bandPercentiles, stretchToRgba, type StretchBand, type StretchRange } from "../render/stretch.js";
 
 /** The named band combinations. */
@@ -160,8 +170,12 @@ export class SourceImagery {
    * scene (transparent where no source is valid), bands resolved per source as `render` resolves
    * them (the headers' bands are the newest contributing source's), the percentile stretch over the
    * composite's pixels. `spectralOf` gives a source's model bands (null: Landsat order).
-   * @throws as `render` does, for any contributing source; InvalidParamsError when the sources'
-   * scenes do not share the class raster's size or draw different numbers of bands.
+   * A source on another pixel grid than the composite's is read at each composite pixel's centre by
+   * nearest neighbour, through the sampling index its classes were composited with
+   * (shared/view/resample.ts `samplingIndex`), so each pixel shows the scene value its class came from.
+   * @throws as `render` does, for any contributing source; InvalidParamsError naming `bidx` when the
+   * sources draw different numbers of bands; LanemapError RASTER (500) when an archived scene is not
+   * the size of its own classes.
    */
   async renderComposite(
     composed: ComposedCell,
@@ -182,15 +196,19 @@ export class SourceImagery {
         used.map(async (i) => {
           const r = composed.sources[i] as ServedResult;
           const raster = await this.raster(r);
-          if (raster.width !== width || raster.height !== height)
-            throw new InvalidParamsError([
-              {
-                name: "id",
-                reason: `the scene of tile ${r.tileId} is ${raster.width}x${raster.height}, its classes ${width}x${height}: draw it by its tile id`,
-              },
-            ]);
+          const own = gridOf(r);
+          // The archived scene is the grid its classes were computed on; anything else is a
+          // server-side inconsistency (500), never the client's parameter.
+          if (raster.width !== own.width || raster.height !== own.height)
+            throw new LanemapError(
+              "RASTER",
+              `the archived scene of tile ${r.tileId} is ${raster.width}x${raster.height}, its classes ${own.width}x${own.height}`,
+            );
+          // A scene on another grid than the composite's is read where the classes were: at each
+          // composite pixel's centre, by nearest neighbour (the classes' own sampling index).
+          const at = sameLayerGrid(own, composed.grid) ? null : samplingIndex(composed.grid, own);
           const spectral = req.bidx ? null : await spectralOf(r);
-          return { index: i, raster, ...resolveSourceBands(req, raster.bandCount, spectral) };
+          return { index: i, raster, at, ...resolveSourceBands(req, raster.bandCount, spectral) };
         }),
       );
       const first = layers[0];
@@ -220,9 +238,11 @@ export class SourceImagery {
       for (let i = 0; i < n; i++) {
         const l = byIndex.get(composed.source[i] as number);
         if (!l) continue;
+        const j = l.at ? (l.at[i] as number) : i;
+        if (j < 0) continue;
         for (let b = 0; b < drawnBands; b++) {
           const band = (l.bands[b] as number) - 1;
-          const v = (l.raster.bands[band] as BandArray)[i] as number;
+          const v = (l.raster.bands[band] as BandArray)[j] as number;
           const nodata = l.raster.nodata[band] ?? null;
           if (v !== nodata) (bands[b] as Float32Array)[i] = v;
         }

@@ -8,9 +8,9 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
-  COMPOSITE_ROW_SELECT,
   DuckDbDatabase,
   TILE_ROW_SELECT,
+  compositeRowSelect,
   compositeFromRow,
   tileResultFromRow,
   type CompositeRow,
@@ -123,8 +123,15 @@ export class OpenedBatchView {
           )
         )[0]?.n === 1n;
       const composites = new Map<string, CellComposite>();
+      const meanConfidence =
+        hasComposites &&
+        (
+          await db.all<{ n: bigint }>(
+            "SELECT count(*) AS n FROM duckdb_columns() WHERE table_name = 'composites' AND column_name = 'mean_confidence' AND database_name = current_database()",
+          )
+        )[0]?.n === 1n;
       if (hasComposites)
-        for (const row of await db.allJS<CompositeRow>(COMPOSITE_ROW_SELECT)) {
+        for (const row of await db.allJS<CompositeRow>(compositeRowSelect({ meanConfidence }))) {
           try {
             composites.set(row.cell, compositeFromRow(row));
           } catch (err) {

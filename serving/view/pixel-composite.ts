@@ -12,8 +12,10 @@
  * A cell's `candidates` stay the per-cell rule's (batch cell result and live above W); the composite's
  * own sources are `winner.composite.sources`.
  *
- * The composite is on the newest candidate's pixel grid; a source on another grid (resolution or
- * CRS) is sampled at each of its pixel centres by nearest neighbour (shared/view/resample.ts), the
+ * The composite is on the pixel grid of the candidate covering the cell (shared/view/resample.ts
+ * `coveringGridIndex`; the newest when all share one extent) and keeps the newest candidate's
+ * identity; a source on another grid (resolution, CRS, footprint) is sampled at each of its pixel
+ * centres by nearest neighbour (shared/view/resample.ts), the
  * same rule the batch lane's composite follows, so the batch view alone gives the same composite
  * after the next run. Votes are shown against the newest source's k.
  */
@@ -24,8 +26,8 @@ import {
   pixelCandidates,
   resampleLayer,
   sameLayerGrid,
-  sampledTally,
   samplingIndex,
+  coveringGridIndex,
   singleLayerComposite,
   MAX_COMPOSITE_SOURCES,
   type CellComposite,
@@ -34,7 +36,6 @@ import {
   type LayerGrid,
   type PixelComposite,
   type PixelLayer,
-  type SourceTally,
   type TileResult,
 } from "../../shared/index.js";
 import type { ComposedCell, ServedComposite, ServedResult } from "./served-result.js";
@@ -46,7 +47,7 @@ export interface StoredComposites {
 }
 
 /** A result's pixel grid as shared/view/resample.ts reads it. */
-function gridOf(r: ServedResult): LayerGrid {
+export function gridOf(r: ServedResult): LayerGrid {
   const s = r.summary;
   return { width: s.width, height: s.height, geoTransform: s.geoTransform, crs: r.crs };
 }
@@ -55,27 +56,36 @@ function sameGrid(a: ServedResult, b: ServedResult): boolean {
   return sameLayerGrid(gridOf(a), gridOf(b));
 }
 
-/** A source's class raster on the grid of `top`: itself, or sampled at top's pixel centres. */
+/** A source's class raster on the grid of `top` (the composite's): itself, or sampled at its pixel centres. */
 async function onGridOf(top: ServedResult, r: ServedResult): Promise<PixelLayer> {
   const raster = await r.raster();
   if (sameGrid(r, top)) return raster;
   return resampleLayer(raster, samplingIndex(gridOf(top), gridOf(r)));
 }
 
-/** compositeTally's figures for a source: its own summary, or top's pixel area when sampled. */
-function tallyOf(top: ServedResult, r: ServedResult): SourceTally {
-  if (sameGrid(r, top)) return r.summary;
-  const t = top.summary;
-  return sampledTally(
-    t.width * t.height,
-    t.areasM2.reduce((a, b) => a + b, 0),
-  );
+/** `top`'s summary placed on the grid of `on`: size, geotransform, CRS and bounds. */
+function onGridSummary(top: TileResult, on: TileResult): TileResult {
+  if (top === on) return top;
+  return {
+    ...top,
+    width: on.width,
+    height: on.height,
+    geoTransform: on.geoTransform,
+    epsg: on.epsg,
+    proj4: on.proj4,
+    boundsWgs84: on.boundsWgs84,
+  };
 }
 
 /** The tally as a summary: counts, areas, valid pixels and the dominant class of the composite. */
 function talliedSummary(
   top: TileResult,
-  t: { validPixels: number; counts: readonly number[]; areasM2: readonly number[] },
+  t: {
+    validPixels: number;
+    counts: readonly number[];
+    areasM2: readonly number[];
+    meanConfidence: number | null;
+  },
 ): TileResult {
   let dominant = 0;
   let most = 0;
@@ -89,13 +99,19 @@ function talliedSummary(
     validPixels: t.validPixels,
     counts: [...t.counts],
     areasM2: [...t.areasM2],
+    // A view written before composites stored it: the newest tile's own (the pre-fix figure).
+    meanConfidence: t.meanConfidence ?? top.meanConfidence,
     dominantClass: dominant,
   };
 }
 
-/** A winner that is a composite: the newest source's identity, the composite's raster and tally. */
+/**
+ * A winner that is a composite: the newest source's identity on the grid of `on` (the candidate
+ * covering the cell, shared/view/resample.ts `coveringGridIndex`), the composite's raster and tally.
+ */
 function compositeWinner(
   top: ServedResult,
+  on: ServedResult,
   sources: readonly ServedResult[],
   compose: () => Promise<ComposedCell>,
   known: TileResult | null,
@@ -107,7 +123,7 @@ function compositeWinner(
     sources,
     compose() {
       composed ??= compose().then((c) => {
-        tallied ??= talliedSummary(top.summary, c);
+        tallied ??= talliedSummary(onGridSummary(top.summary, on.summary), c);
         return c;
       });
       // A failed load is not memoised: the next request tries again.
@@ -122,13 +138,13 @@ function compositeWinner(
     acquired: top.acquired,
     ingestSeq: top.ingestSeq,
     acquiredMs: top.acquiredMs,
-    crs: top.crs,
-    bounds: top.bounds,
+    crs: on.crs,
+    bounds: on.bounds,
     batchVersion: top.batchVersion,
     revision: top.revision,
     // The composite's counts once known (at once for a stored composite; after composing otherwise).
     get summary() {
-      return tallied ?? top.summary;
+      return tallied ?? onGridSummary(top.summary, on.summary);
     },
     raster: () => composite.compose().then((c) => c.raster),
     composite,
@@ -151,7 +167,7 @@ export function composeMergedCell(
   const live = merged.candidates.filter((r) => r.lane === "live");
   if (!storedCell && live.length === 0) return merged;
   const top = merged.winner;
-  if (!top || top.summary.validPixels >= top.summary.width * top.summary.height) return merged;
+  if (!top) return merged;
   const batchCell = merged.candidates.find((r) => r.lane === "batch");
   const batchSources: ServedResult[] = [];
   if (storedCell)
@@ -164,27 +180,34 @@ export function composeMergedCell(
   // Every candidate takes part, whatever its grid (the newest up to the source index's limit).
   const sources = ordered.slice(0, MAX_COMPOSITE_SOURCES);
   if (sources.length < 2) return merged;
+  // The composite's grid: the candidate covering the cell (the newest unless a candidate covers more).
+  const on = sources[coveringGridIndex(sources.map(gridOf))] ?? top;
+  // The short-circuit: a fully valid newest candidate covering the cell is the answer, as before.
+  if (on === top && top.summary.validPixels >= top.summary.width * top.summary.height) return merged;
   // The detail's candidates stay the per-cell rule's; the composite's sources are listed apart.
   const candidates = merged.candidates;
-  const n = top.summary.width * top.summary.height;
+  const n = on.summary.width * on.summary.height;
   const slots = Math.max(...sources.map((r) => r.summary.counts.length));
 
   if (storedCell && live.length === 0 && sources.length === storedCell.sources.length && stored) {
     // Batch alone: the stored composite as it is, its tally from the view.
-    const known = talliedSummary(top.summary, storedCell);
+    const known = talliedSummary(onGridSummary(top.summary, on.summary), storedCell);
     const winner = compositeWinner(
       top,
+      on,
       sources,
       async () => {
         const r = await stored.raster(cell);
         return {
           raster: r,
+          grid: gridOf(on),
           source: r.source,
           sources,
           contributions: storedCell.sources.map((s) => s.pixels),
           validPixels: storedCell.validPixels,
           counts: storedCell.counts,
           areasM2: storedCell.areasM2,
+          meanConfidence: storedCell.meanConfidence,
         };
       },
       known,
@@ -193,12 +216,15 @@ export function composeMergedCell(
   }
 
   const rank = new Map(sources.map((r, i) => [r, i]));
+  // The stored composite lies on the grid covering its own sources, as the batch lane chose it.
+  const storedOn = storedCell ? batchSources[coveringGridIndex(batchSources.map(gridOf))] : undefined;
   const winner = compositeWinner(
     top,
+    on,
     sources,
     async () => {
-      // The base: the stored composite when all its sources take part and it lies on top's grid;
-      // otherwise every source is a layer of its own (sampled onto top's grid where it is not on it).
+      // The base: the stored composite when all its sources take part and it lies on the composite's
+      // grid; otherwise every source is a layer of its own (sampled onto that grid where it is not on it).
       let base: PixelComposite | undefined;
       let baseRanks: number[] = [];
       const storedRanks = storedCell?.sources.map((s) => {
@@ -210,8 +236,9 @@ export function composeMergedCell(
         stored &&
         storedRanks &&
         storedRanks.every((r) => r >= 0) &&
-        batchCell &&
-        sameGrid(batchCell, top)
+        storedOn &&
+        storedOn.summary.width * storedOn.summary.height === storedCell.width * storedCell.height &&
+        sameGrid(storedOn, on)
       ) {
         const r = await stored.raster(cell);
         base = { ...r, contributions: storedCell.sources.map((s) => s.pixels) };
@@ -219,7 +246,7 @@ export function composeMergedCell(
       }
       const inBase = new Set(baseRanks);
       const layers = sources.filter((_, i) => !inBase.has(i));
-      const rasters = await Promise.all(layers.map((r) => onGridOf(top, r)));
+      const rasters = await Promise.all(layers.map((r) => onGridOf(on, r)));
       const c = overlayComposite(
         base,
         baseRanks,
@@ -227,20 +254,17 @@ export function composeMergedCell(
         layers.map((r) => rank.get(r) as number),
         n,
       );
-      const tally = compositeTally(
-        c,
-        sources.map((r) => tallyOf(top, r)),
-        slots,
-      );
       const { k } = await top.raster();
+      const tally = compositeTally(c, gridOf(on), slots, k);
       return {
         raster: {
-          width: top.summary.width,
-          height: top.summary.height,
+          width: on.summary.width,
+          height: on.summary.height,
           k,
           classes: c.classes,
           votes: c.votes,
         },
+        grid: gridOf(on),
         source: c.source,
         sources,
         contributions: c.contributions,
@@ -263,12 +287,14 @@ export async function pixelSources(r: ServedResult): Promise<ComposedCell> {
   const s = r.summary;
   return {
     raster,
+    grid: gridOf(r),
     source: c.source,
     sources: [r],
     contributions: c.contributions,
     validPixels: s.validPixels,
     counts: s.counts,
     areasM2: s.areasM2,
+    meanConfidence: s.meanConfidence,
   };
 }
 

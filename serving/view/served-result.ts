@@ -9,6 +9,7 @@ import {
   type ClassRaster,
   type Crs,
   type Lane,
+  type LayerGrid,
   type MergeCandidate,
   type TileResult,
   utcTimestamp,
@@ -55,6 +56,8 @@ export interface ServedComposite {
 /** A composed cell: classes and votes per pixel, which source gave each, and the tally. */
 export interface ComposedCell {
   readonly raster: ClassRaster;
+  /** The pixel grid of `raster` and `source`; a source on another grid is sampled onto it. */
+  readonly grid: LayerGrid;
   /** Per pixel, an index into `sources`; NO_SOURCE (255) where no source is valid. */
   readonly source: Uint8Array;
   readonly sources: readonly ServedResult[];
@@ -63,6 +66,8 @@ export interface ComposedCell {
   readonly validPixels: number;
   readonly counts: readonly number[];
   readonly areasM2: readonly number[];
+  /** Mean over the valid pixels of votes / k; null for a stored composite of an older view. */
+  readonly meanConfidence: number | null;
 }
 
 const crsCache = new Map<string, Crs | null>();

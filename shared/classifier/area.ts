@@ -51,7 +51,7 @@ export type PixelArea =
  * Pixel areas in square metres, or null when the raster has no geotransform or its CRS (or its
  * linear unit) is unknown.
  */
-export function pixelArea(info: RasterInfo): PixelArea | null {
+export function pixelArea(info: Pick<RasterInfo, "geoTransform" | "crs" | "height">): PixelArea | null {
   const gt = info.geoTransform;
   const proj4 = info.crs?.proj4 ?? null;
   if (gt === null || proj4 === null) return null;

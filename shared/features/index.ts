@@ -17,6 +17,7 @@ export {
   LANDSAT_QA_PIXEL_BITS,
   QualitySpecSchema,
   SENTINEL2_DEFAULT_MASK,
+  SENTINEL2_SCL_MAX,
   applyQualityMask,
   parseQualityOption,
   qaPixelBits,

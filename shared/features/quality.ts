@@ -77,9 +77,15 @@ export function qaPixelBits(flags: readonly LandsatQaFlag[]): number {
   return bits;
 }
 
+/** Highest Sen2Cor scene class (11 snow or ice); SCL codes are 0..11. */
+export const SENTINEL2_SCL_MAX = 11;
+
 /**
  * Clears `valid[p]` for every pixel `p` of `qa[start + p]` that the quality spec masks, and returns
- * how many valid pixels it cleared. A NaN quality value masks too (it says nothing).
+ * how many valid pixels it cleared. A NaN quality value masks too (it says nothing). An SCL value
+ * outside Sen2Cor's codes 0..11 (255, -1, 12: a nodata fill of a warped or mosaicked product, or not
+ * an SCL band at all) masks as well: L2A's own nodata is class 0, which the default mask lists, and
+ * a code that names no scene class cannot vouch for the pixel.
  */
 export function applyQualityMask(spec: QualitySpec, qa: BandArray, start: number, valid: Uint8Array): number {
   const n = valid.length;
@@ -98,7 +104,8 @@ export function applyQualityMask(spec: QualitySpec, qa: BandArray, start: number
     for (const c of spec.classes) set[c] = 1;
     for (let p = 0; p < n; p++) {
       const v = qa[start + p] as number;
-      if (valid[p] === 1 && (v !== v || (v >= 0 && v < 256 && set[v] === 1))) {
+      // `!(v >= 0 && v <= 11)` is true for NaN too; integer arrays hold whole numbers only.
+      if (valid[p] === 1 && (!(v >= 0 && v <= SENTINEL2_SCL_MAX) || set[v] === 1)) {
         valid[p] = 0;
         masked++;
       }

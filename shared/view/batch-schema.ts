@@ -57,7 +57,8 @@ export const BATCH_VIEW_DDL = [
     counts BIGINT[] NOT NULL,
     areas_m2 DOUBLE[] NOT NULL,
     raster BLOB NOT NULL,
-    source BLOB NOT NULL
+    source BLOB NOT NULL,
+    mean_confidence DOUBLE
   )`,
   `CREATE TABLE composite_sources (
     cell VARCHAR NOT NULL,

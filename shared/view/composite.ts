@@ -16,6 +16,9 @@
  */
 import { LanemapError } from "../errors.js";
 import { compareCandidates, type MergeCandidate } from "./merge.js";
+import { pixelArea } from "../classifier/area.js";
+import type { GeoTransform } from "../raster/types.js";
+import type { LayerGrid } from "./resample.js";
 
 /** The source index of a pixel no candidate has valid. */
 export const NO_SOURCE = 255;
@@ -151,51 +154,47 @@ export function pixelCandidates<T extends MergeCandidate>(
   return { ordered, absorbed };
 }
 
-/** The class counts and areas of one source, as its tile summary has them (index 0 = not classified). */
-export interface SourceTally {
-  readonly counts: readonly number[];
-  readonly areasM2: readonly number[];
-}
-
 /**
- * Pixels and m² per class of a composite. A pixel's area is its source tile's mean pixel area for
- * that class (areasM2[c] / counts[c], the lane's own figure, exact for projected CRSs), or the tile's
- * mean over all its valid pixels when the tile has no pixel of that class. counts[0] = pixels with
- * no source, their area the newest source's figure for class 0. Arrays have `slots` entries (class ids 0..slots-1).
+ * Pixels and m² per class of a composite on `grid` (the composite's own pixel grid). A composite pixel
+ * is a pixel of that grid whatever acquisition its class came from, so its area is the grid's own
+ * pixel area at that pixel (shared/classifier/area.ts `pixelArea`: constant for projected CRSs, per
+ * row on the WGS 84 ellipsoid for geographic ones) — the figure classSummary gives a tile on that
+ * grid, summed in the same order, so a composite of one grid tallies exactly as its tiles do.
+ * counts[0] = pixels with no source; areasM2[0] = 0, as a tile's summary has it. Arrays have `slots`
+ * entries (class ids 0..slots-1); a grid without a known CRS or geotransform has 0 m² everywhere.
+ * `meanConfidence` is the mean over the composite's valid pixels of votes / `k` (the composite raster's
+ * k), the per-pixel confidence the composite shows; 0 without a valid pixel, as a tile's summary.
  */
 export function compositeTally(
   c: PixelComposite,
-  sources: readonly SourceTally[],
+  grid: LayerGrid,
   slots: number,
-): { validPixels: number; counts: number[]; areasM2: number[] } {
-  const perPixel = sources.map((s) => {
-    let n = 0;
-    let a = 0;
-    for (let k = 1; k < s.counts.length; k++) {
-      n += s.counts[k] ?? 0;
-      a += s.areasM2[k] ?? 0;
-    }
-    const mean = n > 0 ? a / n : 0;
-    return Float64Array.from({ length: slots }, (_, k) => {
-      const ck = s.counts[k] ?? 0;
-      return ck > 0 ? (s.areasM2[k] ?? 0) / ck : mean;
-    });
-  });
+  k: number,
+): { validPixels: number; counts: number[]; areasM2: number[]; meanConfidence: number } {
+  const n = grid.width * grid.height;
+  if (c.classes.length !== n)
+    throw new LanemapError("RASTER", `the composite has ${c.classes.length} pixels, its grid ${n}`);
+  const [g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0] = grid.geoTransform;
+  const geoTransform: GeoTransform = [g0, g1, g2, g3, g4, g5];
+  const pa = pixelArea({ geoTransform, crs: grid.crs, height: grid.height });
   const counts = new Array<number>(slots).fill(0);
   const areasM2 = new Array<number>(slots).fill(0);
   let validPixels = 0;
-  for (let i = 0; i < c.classes.length; i++) {
-    const s = c.source[i] as number;
-    if (s === NO_SOURCE) {
-      // A pixel no source has: the newest source's own figure for its class-0 pixels.
-      areasM2[0] = (areasM2[0] ?? 0) + ((perPixel[0]?.[0] as number | undefined) ?? 0);
-      continue;
+  let votes = 0;
+  for (let r = 0, i = 0; r < grid.height; r++) {
+    const rowArea =
+      pa === null ? 0 : pa.kind === "constant" ? pa.m2 : pa.kind === "per-row" ? (pa.m2[r] as number) : 0;
+    for (let col = 0; col < grid.width; col++, i++) {
+      if (c.source[i] === NO_SOURCE) continue;
+      const cls = c.classes[i] as number;
+      validPixels++;
+      votes += c.votes[i] as number;
+      counts[cls] = (counts[cls] ?? 0) + 1;
+      areasM2[cls] = (areasM2[cls] ?? 0) + (pa?.kind === "per-pixel" ? pa.m2(col, r) : rowArea);
     }
-    const k = c.classes[i] as number;
-    validPixels++;
-    counts[k] = (counts[k] ?? 0) + 1;
-    areasM2[k] = (areasM2[k] ?? 0) + ((perPixel[s]?.[k] as number | undefined) ?? 0);
   }
-  counts[0] = c.classes.length - validPixels;
-  return { validPixels, counts, areasM2 };
+  counts[0] = n - validPixels;
+  areasM2[0] = 0;
+  const meanConfidence = validPixels > 0 ? Math.min(1, votes / validPixels / k) : 0;
+  return { validPixels, counts, areasM2, meanConfidence };
 }

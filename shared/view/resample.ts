@@ -1,8 +1,8 @@
 /**
- * Candidates of one cell on different pixel grids (another resolution, another CRS): the composite
- * of a cell is on its newest candidate's grid — the grid of the scene the per-cell rule shows, so
- * the composite keeps that scene's tile id, geotransform, pixel count and point lookups — and every
- * candidate on another grid is sampled at each target pixel's centre by nearest neighbour, as Earth
+ * Candidates of one cell on different pixel grids (another resolution, another CRS, a smaller
+ * footprint): the composite of a cell is on the grid of the candidate covering the cell
+ * (`coveringGridIndex`: the largest footprint, ties to the newest — the newest scene, the one the
+ * per-cell rule shows, whenever all share one extent), and every candidate on another grid is sampled at each target pixel's centre by nearest neighbour, as Earth
  * Engine's `mosaic()` reprojects its inputs onto the output grid (nearest neighbour is its default
  * resampling). The centre goes through the same transforms as a point query (shared/crs
  * `projectPoint`, then GDAL's inverted geotransform, floor): the sampled pixel is the one a
@@ -11,6 +11,7 @@
  * what nodata and quality-masked pixels become.
  */
 import { invertGeoTransform, toPixel } from "../classifier/rasterize.js";
+import { pixelArea } from "../classifier/area.js";
 import { projectPoint, sameCrs } from "../crs/crs.js";
 import type { Crs } from "../raster/types.js";
 import { NO_SOURCE, type PixelComposite, type PixelLayer } from "./composite.js";
@@ -92,15 +93,43 @@ export function resampleComposite(c: PixelComposite, index: Int32Array): PixelCo
   return { classes, votes, source, contributions };
 }
 
+/** A grid's footprint on the ground in m²: the sum of its pixel areas (`pixelArea`), 0 when unknown. */
+export function footprintM2(g: LayerGrid): number {
+  const [g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0] = g.geoTransform;
+  const pa = pixelArea({ geoTransform: [g0, g1, g2, g3, g4, g5], crs: g.crs, height: g.height });
+  if (pa === null) return 0;
+  if (pa.kind === "constant") return pa.m2 * g.width * g.height;
+  let sum = 0;
+  if (pa.kind === "per-row") for (const a of pa.m2) sum += a * g.width;
+  else for (let r = 0; r < g.height; r++) for (let c = 0; c < g.width; c++) sum += pa.m2(c, r);
+  return sum;
+}
+
 /**
- * The tally compositeTally reads for a candidate sampled onto a target grid: every pixel it gives is
- * a target pixel, so its area is the target's mean pixel area (`areaM2` over `pixels`), whatever class.
+ * The grid a cell's composite is on: among `grids` (the cell's candidates, newest first), the one
+ * whose footprint covers the most ground, ties (within a relative 1e-9, so one extent at two
+ * resolutions is a tie) to the newest. Tiles are cut per cell, so the largest footprint is the one
+ * covering the most of the cell; a newer scene covering only part of it then contributes where it
+ * has pixels and the older ones show through elsewhere, as on Earth Engine's fixed `mosaic()` grid.
+ * When every candidate shares one extent this is the newest, the per-cell rule's scene.
+ * @returns the index into `grids`, -1 when it is empty.
  */
-export function sampledTally(
-  pixels: number,
-  areaM2: number,
-): { counts: readonly number[]; areasM2: readonly number[] } {
-  // compositeTally takes a class without pixels at the tile's mean over classes 1..: one class
-  // holding every pixel makes that mean the grid's pixel area.
-  return { counts: [0, pixels], areasM2: [0, areaM2] };
+export function coveringGridIndex(grids: readonly LayerGrid[]): number {
+  const newest = grids[0];
+  if (!newest) return -1;
+  // Candidates on the newest one's very grid tie with it: no footprint to compute (the usual cell,
+  // every acquisition on one tiling, costs a few comparisons).
+  let best = 0;
+  let most = -1;
+  for (let i = 1; i < grids.length; i++) {
+    const g = grids[i] as LayerGrid;
+    if (sameLayerGrid(g, newest)) continue;
+    if (most < 0) most = footprintM2(newest);
+    const m2 = footprintM2(g);
+    if (m2 > most * (1 + 1e-9)) {
+      best = i;
+      most = m2;
+    }
+  }
+  return best;
 }

@@ -122,6 +122,11 @@ export const cellCompositeSchema = z
     validPixels: z.number().int().min(0),
     counts: z.array(z.number().int().min(0)).readonly(),
     areasM2: z.array(z.number().min(0)).readonly(),
+    /**
+     * Mean over the composite's valid pixels of votes / k, the confidence it shows per pixel (0 when
+     * none is valid); null in a view written before the column existed.
+     */
+    meanConfidence: z.number().min(0).max(1).nullable(),
     sources: z
       .array(
         z.object({ tileId: z.string().regex(TILE_ID_PATTERN), pixels: z.number().int().min(0) }).readonly(),

@@ -17,6 +17,7 @@ import {
   BATCH_VIEW_DDL,
   BATCH_VIEW_FILES,
   WGS84,
+  pixelArea,
   crsFromEpsg,
   dataPaths,
   encodeClassRaster,
@@ -81,13 +82,23 @@ export function countsOf(raster: ClassRaster, classes = 4): number[] {
   return counts;
 }
 
-/** A TileResult whose per-class numbers are computed from its raster. */
+/**
+ * A TileResult whose per-class numbers are computed from its raster; `pixelAreaM2` is one area for
+ * every pixel or the area of a pixel of row r (as classSummary sums them, row by row).
+ */
 export function summarise(
   base: Omit<TileResult, "validPixels" | "counts" | "areasM2" | "dominantClass" | "meanConfidence">,
   raster: ClassRaster,
-  pixelAreaM2: number,
+  pixelAreaM2: number | ((row: number) => number),
 ): TileResult {
   const counts = countsOf(raster);
+  const areasM2 = new Array<number>(counts.length).fill(0);
+  for (let i = 0; i < raster.classes.length; i++) {
+    const c = raster.classes[i] as number;
+    if (c === 0) continue;
+    const row = Math.floor(i / raster.width);
+    areasM2[c] = (areasM2[c] as number) + (typeof pixelAreaM2 === "number" ? pixelAreaM2 : pixelAreaM2(row));
+  }
   // The most frequent classified class (0 only when nothing was classified).
   let dominant = 0;
   let best = 0;
@@ -107,7 +118,7 @@ export function summarise(
     ...base,
     validPixels: valid,
     counts,
-    areasM2: counts.map((n) => n * pixelAreaM2),
+    areasM2,
     dominantClass: dominant,
     meanConfidence: valid ? votes / valid / raster.k : 0,
   };
@@ -152,6 +163,8 @@ export function lonLatTile(
 ): TileFixture {
   const b = cellBounds(g, t.col, t.row);
   const d = g.size / g.pixels;
+  const areas = pixelArea({ geoTransform: [b.minX, d, 0, b.maxY, 0, -d], crs: WGS84, height: g.pixels });
+  const rowAreas = areas?.kind === "per-row" ? areas.m2 : new Float64Array(g.pixels);
   const result = summarise(
     {
       lane: t.lane,
@@ -170,8 +183,8 @@ export function lonLatTile(
       processedAt: t.processedAt ?? t.acquired,
     },
     t.raster,
-    // Rough m² of a pixel at 50°N; only consistency with the counts matters to the tests.
-    Math.round(d * 111_320 * Math.cos((50 * Math.PI) / 180) * d * 110_574),
+    // The WGS 84 ellipsoid's area of each row's pixels, as the lanes compute it (classSummary).
+    (row) => rowAreas[row] as number,
   );
   return { result, raster: t.raster };
 }

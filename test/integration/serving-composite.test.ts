@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { decode as decodePng } from "fast-png";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { LiveView } from "../../shared/adapters/nats/index.js";
-import { encodeGeoTiff } from "../../shared/index.js";
+import { WGS84, encodeGeoTiff, pixelArea } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { startServing } from "../helpers/serving-server.js";
 import {
@@ -12,6 +12,7 @@ import {
   makeRaster,
   putLive,
   tempDataDir,
+  utmTile,
   writeBatchView,
   type LonLatGrid,
   type TileFixture,
@@ -477,5 +478,348 @@ describe("a cell's composite tally", () => {
       assert.ok(Math.abs((d.body.composite.areasM2[c.id] ?? 0) - c.areaM2) < 1e-6, `class ${c.id} m²`);
     }
     assert.deepEqual(d.body.composite.counts.slice(0, 3), [0, 16, 48]);
+  });
+});
+
+/* Areas of a composite cell: its detail and its stats, and an oracle recount. */
+type Detail = { composite: { counts: number[]; areasM2: number[]; validPixels: number } };
+type AreaStats = { pixels: number; classes: { id: number; pixels: number; areaM2: number }[] };
+
+/** The detail's and the stats' per-class m² of the cell, with the stats' total. */
+async function areasOf(srv: { json: <T>(p: string) => Promise<{ body: T }> }, box: string) {
+  const d = await srv.json<Detail>("/v1/tiles/c0000r0000");
+  const s = await srv.json<AreaStats>(`/v1/stats?bbox=${box}`);
+  const stats: number[] = [];
+  for (const c of s.body.classes) stats[c.id] = c.areaM2;
+  const total = s.body.classes.reduce((a, c) => a + c.areaM2, 0);
+  return { detail: d.body.composite.areasM2, stats, total, pixels: s.body.pixels };
+}
+
+/** Per class, the m² of the composite raster's pixels at `rowArea(row)` each (the oracle). */
+function recount(classes: ArrayLike<number>, width: number, rowArea: (row: number) => number): number[] {
+  const out = [0, 0, 0, 0, 0];
+  for (let i = 0; i < classes.length; i++) {
+    const c = classes[i] as number;
+    if (c !== 0) out[c] = (out[c] as number) + rowArea(Math.floor(i / width));
+  }
+  return out;
+}
+
+function assertAreas(got: readonly (number | undefined)[], want: readonly number[], what: string): void {
+  for (let c = 1; c < want.length; c++)
+    assert.ok(
+      Math.abs((got[c] ?? 0) - (want[c] as number)) <= 1e-6 * Math.max(1, want[c] as number),
+      `${what}: class ${c} is ${got[c]} m², the composite's pixels make ${want[c]}`,
+    );
+}
+
+describe("areas of a composite across pixel grids", { skip: natsMissing() }, () => {
+  test("a newer coarser scene with a cloudy half over a clear fine one: every pixel has the coarse grid's own area, in serving and in the batch view", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    const fine = blocky(10);
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [fine] });
+    await putLive(await LiveView.open(nats.nc), [coarse("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    // The coarse grid's pixel areas: the WGS 84 ellipsoid's, per row, as the lanes compute a tile's.
+    const cb = cellBounds(COARSE, 0, 0);
+    const d = COARSE.size / COARSE.pixels;
+    const pa = pixelArea({ geoTransform: [cb.minX, d, 0, cb.maxY, 0, -d], crs: WGS84, height: 4 });
+    assert.equal(pa?.kind, "per-row");
+    const rowArea = (r: number) => (pa?.kind === "per-row" ? (pa.m2[r] as number) : NaN);
+    // Both scenes cover the same ground: the composite (all 16 pixels valid) covers what the fine one does.
+    const cellM2 = fine.result.areasM2.reduce((a, b) => a + b, 0);
+
+    for (const lane of ["live over batch", "batch view alone"]) {
+      if (lane === "batch view alone") {
+        await writeBatchView(data.dir, {
+          version: 2,
+          watermark: 200,
+          tiles: [blocky(10), coarse("batch", 150)],
+          composite: true,
+        });
+        for (let i = 0; i < 100; i++) {
+          const r = await srv.json<{ composite: { sources: { lane: string }[] } }>("/v1/tiles/c0000r0000");
+          if (r.body.composite.sources[0]?.lane === "batch") break;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+      }
+      const png = decodePng(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+      );
+      const want = recount(png.data, 4, rowArea);
+      const got = await areasOf(srv, bbox);
+      assert.equal(got.pixels, 16, lane);
+      assertAreas(got.detail, want, `${lane}, /v1/tiles/{id}`);
+      assertAreas(got.stats, want, `${lane}, /v1/stats`);
+      assert.ok(Math.abs(got.total - cellM2) < 1e-6 * cellM2, `${lane}: ${got.total} m² of ${cellM2}`);
+    }
+  });
+
+  test("a newer UTM scene covering the cell, its top half cloudy, over a clear lon/lat one: every pixel has the UTM grid's 200 m × 200 m, in serving and in the batch view", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // Around 15°E 50°N, where UTM zone 33N's x0 ≈ 500 km: a 10 km UTM square over a lon/lat cell of
+    // about 5.7 km × 8.9 km, so the composite is on the UTM grid (it covers the most).
+    const lonLat: LonLatGrid = { lon0: 14.96, lat0: 50.02, size: 0.08, pixels: 8 };
+    const older = lonLatTile(lonLat, {
+      col: 0,
+      row: 0,
+      tileId: "lonlat",
+      lane: "batch",
+      acquired: CLEAR_AT,
+      ingestSeq: 10,
+      raster: makeRaster(8, (c) => 1 + (c % 3)),
+    });
+    const utm = (lane: "batch" | "live", seq: number) =>
+      utmTile({
+        x0: 495_000,
+        y0: 5_542_000,
+        pixels: 50,
+        pixelM: 200,
+        cell: "c0000r0000",
+        tileId: "utm",
+        lane,
+        acquired: CLOUDY_AT,
+        ingestSeq: seq,
+        raster: makeRaster(50, (_, r) => (r < 25 ? 0 : 4)),
+      });
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [older] });
+    await putLive(await LiveView.open(nats.nc), [utm("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    // Around the whole UTM square (the only cell there).
+    const box = "14.8,49.8,15.2,50.2";
+
+    for (const lane of ["live over batch", "batch view alone"]) {
+      if (lane === "batch view alone") {
+        await writeBatchView(data.dir, {
+          version: 2,
+          watermark: 200,
+          tiles: [older, utm("batch", 150)],
+          composite: true,
+        });
+        for (let i = 0; i < 100; i++) {
+          const r = await srv.json<{ composite: { sources: { lane: string }[] } }>("/v1/tiles/c0000r0000");
+          if (r.body.composite.sources[0]?.lane === "batch") break;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+      }
+      const png = decodePng(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+      );
+      assert.deepEqual([png.width, png.height], [50, 50], lane);
+      const want = recount(png.data, 50, () => 200 * 200);
+      const got = await areasOf(srv, box);
+      assert.equal(got.pixels, 2500, lane);
+      assertAreas(got.detail, want, `${lane}, /v1/tiles/{id}`);
+      assertAreas(got.stats, want, `${lane}, /v1/stats`);
+      // The UTM pixels of its cloudy half outside the lon/lat scene have no source, hence no m².
+      const wantTotal = want.reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(got.total - wantTotal) < 1e-6, `${lane}: ${got.total} m² of ${wantTotal}`);
+    }
+  });
+});
+
+describe("layers of a composite across pixel grids", { skip: natsMissing() }, () => {
+  test("source.png and confidence.png draw each pixel of a coarser newer scene's cloudy half from the older fine scene, sampled at the pixel's centre", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    const archive = new ArchiveStore(data.dir);
+    // An older scene at a third of the coarse pixel: no coarse pixel centre falls on its pixel edges.
+    const FINE: LonLatGrid = { ...GRID, pixels: 12 };
+    const fine = lonLatTile(FINE, {
+      col: 0,
+      row: 0,
+      tileId: "fine",
+      lane: "batch",
+      acquired: CLEAR_AT,
+      ingestSeq: 10,
+      raster: makeRaster(
+        12,
+        (c, r) => 1 + ((c + r) % 3),
+        5,
+        (c) => 1 + (c % 5),
+      ),
+    });
+    // Each scene on its own grid, every pixel's value distinct (dn·band + pixel index).
+    const archived = async ({ result, raster }: TileFixture, g: LonLatGrid, dn: number) => {
+      const n = g.pixels * g.pixels;
+      const d = g.size / g.pixels;
+      const scene = encodeGeoTiff({
+        width: g.pixels,
+        height: g.pixels,
+        bands: [1, 2, 3].map((b) => Int16Array.from({ length: n }, (_, i) => dn * b + i)),
+        geoTransform: [g.lon0, d, 0, g.lat0, 0, -d],
+        epsg: 4326,
+        nodata: -9999,
+      });
+      const { contentHash } = await archive.putObject(scene);
+      return { result: { ...result, contentHash }, raster };
+    };
+    await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 100,
+      tiles: [await archived(fine, FINE, 300)],
+    });
+    await putLive(await LiveView.open(nats.nc), [await archived(coarse("live", 150), COARSE, 200)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+
+    const layer = async (id: string, name: string) => {
+      const res = await srv.get(`/v1/tiles/${id}/${name}`);
+      assert.equal(
+        res.status,
+        200,
+        `${name} of ${id}: ${res.status === 200 ? "" : await res.clone().text()}`,
+      );
+      return {
+        sources: res.headers.get("lanemap-sources"),
+        png: decodePng(new Uint8Array(await res.arrayBuffer())),
+      };
+    };
+    // One fixed stretch, so a scene value draws the same colour in every image.
+    const q = "source.png?bidx=1,2,3&rescale=0,1200";
+    const cell = await layer("c0000r0000", q);
+    assert.equal(cell.sources, "coarse,fine");
+    assert.deepEqual([cell.png.width, cell.png.height], [4, 4]);
+    const fineOwn = (await layer("fine", q)).png;
+    const coarseOwn = (await layer("coarse", q)).png;
+    const rgba = (png: { data: ArrayLike<number>; width: number }, c: number, r: number) =>
+      Array.from({ length: 4 }, (_, b) => png.data[(r * png.width + c) * 4 + b]);
+    // A coarse pixel's centre lies in fine pixel (3c + 1, 3r + 1).
+    for (let r = 0; r < 4; r++)
+      for (let c = 0; c < 4; c++)
+        assert.deepEqual(
+          rgba(cell.png, c, r),
+          c < 2 ? rgba(fineOwn, 3 * c + 1, 3 * r + 1) : rgba(coarseOwn, c, r),
+          `pixel (${c}, ${r})`,
+        );
+
+    // Confidence: each pixel's vote share from its class's source, on the composite's grid.
+    const conf = await layer("c0000r0000", "confidence.png");
+    assert.equal(conf.sources, "coarse,fine");
+    assert.deepEqual([conf.png.width, conf.png.height], [4, 4]);
+    const fineConf = (await layer("fine", "confidence.png")).png.data;
+    const coarseConf = (await layer("coarse", "confidence.png")).png.data;
+    for (let r = 0; r < 4; r++)
+      for (let c = 0; c < 4; c++)
+        assert.equal(
+          conf.png.data[r * 4 + c],
+          c < 2 ? fineConf[(3 * r + 1) * 12 + 3 * c + 1] : coarseConf[r * 4 + c],
+          `confidence of pixel (${c}, ${r})`,
+        );
+  });
+});
+
+describe("a composite cell's mean confidence", { skip: natsMissing() }, () => {
+  test("the listing gives the mean vote share the composite shows per pixel, live over batch and from the batch view alone", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // The clear scene's classes have 2 votes of 5 (16 pixels show through), the cloudy one's 5 (48).
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10, 2)] });
+    await putLive(await LiveView.open(nats.nc), [cloudy("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    const want = (16 * (2 / 5) + 48 * (5 / 5)) / 64;
+    type Listing = { items: { tileId: string; lane: string; meanConfidence: number }[] };
+    const live = await srv.json<Listing>("/v1/tiles");
+    assert.equal(live.body.items[0]?.tileId, "cloudy");
+    assert.ok(Math.abs((live.body.items[0]?.meanConfidence ?? 0) - want) < 1e-9, "live over batch");
+
+    await writeBatchView(data.dir, {
+      version: 2,
+      watermark: 200,
+      tiles: [clear(10, 2), cloudy("batch", 150)],
+      composite: true,
+    });
+    let item: Listing["items"][number] | undefined;
+    for (let i = 0; i < 100 && item?.lane !== "batch"; i++) {
+      item = (await srv.json<Listing>("/v1/tiles")).body.items[0];
+      if (item?.lane !== "batch") await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(item?.lane, "batch", "serving switched to v2");
+    assert.ok(Math.abs((item?.meanConfidence ?? 0) - want) < 1e-9, "batch view alone");
+  });
+});
+
+describe("a newer scene covering part of the cell", { skip: natsMissing() }, () => {
+  test("contributes only where it has pixels: the older pixels outside its footprint stay, in point, stats, listing and layers, live and from the batch view", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // The patch: 4×4 px of 0.01° over the cell's pixels (2..5, 2..5), fully valid, class 3.
+    const PATCH: LonLatGrid = { lon0: GRID.lon0 + 0.02, lat0: GRID.lat0 - 0.02, size: 0.04, pixels: 4 };
+    const patch = (lane: "batch" | "live", seq: number) =>
+      lonLatTile(PATCH, {
+        col: 0,
+        row: 0,
+        tileId: "patch",
+        lane,
+        acquired: CLOUDY_AT,
+        ingestSeq: seq,
+        raster: makeRaster(4, () => 3),
+      });
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    await putLive(await LiveView.open(nats.nc), [patch("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    const d = GRID.size / GRID.pixels;
+    const pa = pixelArea({ geoTransform: [GRID.lon0, d, 0, GRID.lat0, 0, -d], crs: WGS84, height: 8 });
+    const rowArea = (r: number) => (pa?.kind === "per-row" ? (pa.m2[r] as number) : NaN);
+    const cellM2 = [...Array(8).keys()].reduce((a, r) => a + 8 * rowArea(r), 0);
+
+    for (const lane of ["live over batch", "batch view alone"]) {
+      const patchLane = lane === "live over batch" ? "live" : "batch";
+      if (patchLane === "batch") {
+        await writeBatchView(data.dir, {
+          version: 2,
+          watermark: 200,
+          tiles: [clear(10), patch("batch", 150)],
+          composite: true,
+        });
+        for (let i = 0; i < 100; i++) {
+          const r = await srv.json<{ composite?: { sources: { lane: string }[] } }>("/v1/tiles/c0000r0000");
+          if (r.body.composite?.sources[0]?.lane === "batch") break;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+      }
+      // The composite is on the clear scene's 8×8 grid: the patch inside the block, the older scene around it.
+      const png = decodePng(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
+      );
+      assert.deepEqual([png.width, png.height], [8, 8], lane);
+      for (let r = 0; r < 8; r++)
+        for (let c = 0; c < 8; c++)
+          assert.equal(png.data[r * 8 + c], inBlock(c, r) ? 3 : 1, `${lane} (${c}, ${r})`);
+      const out = await srv.json<Point>(`/v1/point?lon=${centre(0, 0).lon}&lat=${centre(0, 0).lat}`);
+      assert.equal(out.status, 200, `${lane}: a point outside the patch`);
+      assert.deepEqual(
+        [out.body.class.id, out.body.source?.tileId, out.body.source?.lane],
+        [1, "clear", "batch"],
+      );
+      const inside = await srv.json<Point>(`/v1/point?lon=${centre(3, 3).lon}&lat=${centre(3, 3).lat}`);
+      assert.deepEqual(
+        [inside.body.class.id, inside.body.source?.tileId, inside.body.source?.lane],
+        [3, "patch", patchLane],
+      );
+      // Stats over the cell: all 64 pixels, the cell's whole area.
+      const got = await areasOf(srv, bbox);
+      assert.equal(got.pixels, 64, lane);
+      assert.ok(Math.abs(got.total - cellM2) < 1e-6 * cellM2, `${lane}: ${got.total} m² of ${cellM2}`);
+      assertAreas(got.detail, recount(png.data, 8, rowArea), `${lane}, /v1/tiles/{id}`);
+      // The listing names the newest scene, with the composite's counts and the cell's geotransform.
+      const list = await srv.json<{ items: { tileId: string; counts: number[]; validPixels: number }[] }>(
+        "/v1/tiles",
+      );
+      assert.deepEqual(
+        [list.body.items[0]?.tileId, list.body.items[0]?.validPixels, list.body.items[0]?.counts.slice(0, 4)],
+        ["patch", 64, [0, 48, 0, 16]],
+        lane,
+      );
+      const age = decodePng(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/age.png")).arrayBuffer()),
+      );
+      assert.equal(
+        (age.data[0] ?? 0) - (age.data[3 * 8 + 3] ?? 0),
+        4,
+        `${lane}: the older pixels are four days older`,
+      );
+    }
   });
 });

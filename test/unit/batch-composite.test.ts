@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { StagingViewStore } from "../../batch/view-store.js";
 import {
-  COMPOSITE_ROW_SELECT,
+  compositeRowSelect,
   DuckDbDatabase,
   compositeFromRow,
   type CompositeRow,
@@ -88,7 +88,7 @@ describe("the batch view's per-pixel composite", () => {
 
     const db = await DuckDbDatabase.open(path, { readOnly: true });
     try {
-      const rows = await db.allJS<CompositeRow>(COMPOSITE_ROW_SELECT);
+      const rows = await db.allJS<CompositeRow>(compositeRowSelect({ meanConfidence: true }));
       assert.equal(rows.length, 1, "the clear cell costs nothing: it has no composite row");
       const c = compositeFromRow(rows[0]!);
       // The cloud block is 16 pixels; "mid" fills them all, so "old" is never read.

@@ -4,7 +4,10 @@ import {
   NO_SOURCE,
   WGS84,
   compositePixels,
+  compositeTally,
+  coveringGridIndex,
   crsFromEpsg,
+  pixelArea,
   resampleComposite,
   resampleLayer,
   sameLayerGrid,
@@ -83,5 +86,69 @@ describe("sampling a candidate on another grid", () => {
     );
     assert.deepEqual(r.contributions, [4, 8]);
     assert.deepEqual([...r.classes.slice(0, 4)], [2, 2, 1, 1]);
+  });
+});
+
+describe("the tally of a composite", () => {
+  test("gives each pixel its grid's own area, per row on the ellipsoid, whichever source its class came from", () => {
+    // Newer: top two rows cloudy (0); older: class 2 everywhere. The composite: rows 0-1 class 2, rows 2-3 class 1.
+    const newer = {
+      classes: new Uint8Array(16).fill(1).fill(0, 0, 8),
+      votes: new Uint8Array(16).fill(4).fill(0, 0, 8),
+    };
+    const older = { classes: new Uint8Array(16).fill(2), votes: new Uint8Array(16).fill(2) };
+    const c = compositePixels([newer, older], 16);
+    const pa = pixelArea({ geoTransform: [15, 0.01, 0, 50, 0, -0.01], crs: WGS84, height: 4 });
+    assert.equal(pa?.kind, "per-row");
+    const row = (r: number) => (pa?.kind === "per-row" ? (pa.m2[r] as number) : NaN);
+    // Rows differ by about 0.02 % at 50°N: a mean over the grid would be off for each half.
+    assert.notEqual(row(0), row(3));
+    const t = compositeTally(c, lonLat, 3, 5);
+    assert.deepEqual(t.counts, [0, 8, 8]);
+    assert.equal(t.validPixels, 16);
+    assert.ok(Math.abs((t.areasM2[2] as number) - 4 * (row(0) + row(1))) < 1e-6);
+    assert.ok(Math.abs((t.areasM2[1] as number) - 4 * (row(2) + row(3))) < 1e-6);
+    assert.equal(t.areasM2[0], 0);
+    // Mean vote share of what the composite shows: 8 pixels at 2/5, 8 at 4/5.
+    assert.ok(Math.abs(t.meanConfidence - 0.6) < 1e-12);
+  });
+
+  test("on a projected grid is the pixel count times the pixel's m², and refuses a composite of another size", () => {
+    const c = compositePixels(
+      [{ classes: new Uint8Array(1600).fill(3), votes: new Uint8Array(1600).fill(5) }],
+      1600,
+    );
+    const t = compositeTally(c, utm, 4, 5);
+    assert.deepEqual([t.counts[3], t.areasM2[3], t.meanConfidence], [1600, 1600 * 100 * 100, 1]);
+    assert.throws(() => compositeTally(c, lonLat, 4, 5), /the composite has 1600 pixels, its grid 16/);
+  });
+});
+
+describe("the grid a cell's composite is on", () => {
+  const patch: LayerGrid = {
+    ...lonLat,
+    width: 2,
+    height: 2,
+    geoTransform: [15.01, 0.01, 0, 49.99, 0, -0.01],
+  };
+  const coarse: LayerGrid = { ...lonLat, width: 2, height: 2, geoTransform: [15, 0.02, 0, 50, 0, -0.02] };
+
+  test("is the newest candidate's when it covers as much as any (one extent at two resolutions is a tie)", () => {
+    assert.equal(coveringGridIndex([lonLat, { ...lonLat }]), 0);
+    assert.equal(coveringGridIndex([coarse, lonLat]), 0);
+    assert.equal(coveringGridIndex([lonLat, coarse]), 0);
+  });
+
+  test("is an older candidate's when the newest covers only part of the cell, ties to the newer of the larger", () => {
+    assert.equal(coveringGridIndex([patch, lonLat]), 1);
+    assert.equal(coveringGridIndex([patch, coarse, lonLat]), 1);
+    // A UTM grid of 4 km × 4 km covers more than the lon/lat one (about 2.9 km × 4.4 km).
+    assert.equal(coveringGridIndex([patch, lonLat, utm]), 2);
+  });
+
+  test("counts a grid without a CRS (its footprint unknown) as covering nothing", () => {
+    assert.equal(coveringGridIndex([patch, { ...lonLat, crs: null }]), 0);
+    assert.equal(coveringGridIndex([{ ...lonLat, crs: null }, patch]), 1);
+    assert.equal(coveringGridIndex([]), -1);
   });
 });

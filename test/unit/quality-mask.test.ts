@@ -109,6 +109,19 @@ describe("Sentinel-2 L2A SCL masks", () => {
     applyQualityMask({ band: 1, kind: "sentinel2-scl", classes: [3, 8, 9, 10] }, scl, 0, valid);
     assert.deepEqual([...valid], [1, 0, 1, 1, 1, 0, 0, 0, 1]);
   });
+
+  test("mask a code outside Sen2Cor's 0..11 (a nodata fill such as 255 or -1, or not an SCL band), counted as masked", () => {
+    const scl = Int16Array.from([4, 12, 255, -1, 11, 300]);
+    const valid = new Uint8Array(scl.length).fill(1);
+    const masked = applyQualityMask(
+      { band: 1, kind: "sentinel2-scl", classes: [3, 8, 9, 10] },
+      scl,
+      0,
+      valid,
+    );
+    assert.deepEqual([...valid], [1, 0, 0, 0, 1, 0]);
+    assert.equal(masked, 4);
+  });
 });
 
 describe("a feature spec with a quality band", () => {
@@ -186,7 +199,9 @@ describe("a feature spec with a quality band", () => {
           e instanceof TileInvalidError &&
           /^quality band 3 \(landsat-c2-qa-pixel\) holds float(32|64) samples; a quality band must hold integer codes/.test(
             e.message,
-          ),
+          ) &&
+          // ...and says how to mend the tile.
+          e.message.includes("gdal_translate -ot UInt16 IN.tif OUT.tif"),
       );
   });
 

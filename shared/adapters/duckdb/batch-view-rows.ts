@@ -143,18 +143,27 @@ export function compositeRowValues(
       listValue([...c.areasM2]),
       blobValue(raster),
       blobValue(source),
+      c.meanConfidence,
     ],
     sources: c.sources.map((s, idx) => [c.cell, idx, s.tileId, BigInt(s.pixels)]),
   };
 }
 
-/** The SELECT that reads every composite summary with its sources (no BLOBs), one row per cell. */
-export const COMPOSITE_ROW_SELECT = `SELECT c.cell, c.k, c.width, c.height, c.valid_pixels, c.counts, c.areas_m2,
+/**
+ * The SELECT that reads every composite summary with its sources (no BLOBs), one row per cell. A
+ * view written before `composites.mean_confidence` existed reads it as NULL (`meanConfidence`
+ * false).
+ */
+export function compositeRowSelect(has: { readonly meanConfidence: boolean }): string {
+  const mean = has.meanConfidence ? "c.mean_confidence" : "CAST(NULL AS DOUBLE)";
+  return `SELECT c.cell, c.k, c.width, c.height, c.valid_pixels, c.counts, c.areas_m2,
+  ${mean} AS mean_confidence,
   list(s.tile_id ORDER BY s.idx) AS tile_ids, list(s.pixels ORDER BY s.idx) AS pixels
   FROM composites c JOIN composite_sources s ON s.cell = c.cell
   GROUP BY ALL`;
+}
 
-/** A row of COMPOSITE_ROW_SELECT as `allJS` returns it. */
+/** A row of compositeRowSelect as `allJS` returns it. */
 export interface CompositeRow {
   cell: string;
   k: number;
@@ -163,12 +172,13 @@ export interface CompositeRow {
   valid_pixels: bigint | number;
   counts: (bigint | number)[];
   areas_m2: number[];
+  mean_confidence: number | null;
   tile_ids: string[];
   pixels: (bigint | number)[];
 }
 
 /**
- * The CellComposite of a COMPOSITE_ROW_SELECT row, checked against the view contract.
+ * The CellComposite of a compositeRowSelect row, checked against the view contract.
  * @throws LanemapError BATCH_VIEW when the row breaks the contract.
  */
 export function compositeFromRow(row: CompositeRow): CellComposite {
@@ -180,6 +190,7 @@ export function compositeFromRow(row: CompositeRow): CellComposite {
     validPixels: Number(row.valid_pixels),
     counts: row.counts.map(Number),
     areasM2: row.areas_m2.map(Number),
+    meanConfidence: row.mean_confidence === null ? null : Number(row.mean_confidence),
     sources: row.tile_ids.map((tileId, i) => ({ tileId, pixels: Number(row.pixels[i] ?? 0) })),
   });
   if (!parsed.success)

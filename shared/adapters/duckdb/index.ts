@@ -2,7 +2,7 @@
 export { quotedString } from "@duckdb/node-api";
 export { DuckDbDatabase, DuckDbError, type SqlParams } from "./duckdb-database.js";
 export {
-  COMPOSITE_ROW_SELECT,
+  compositeRowSelect,
   TILE_ROW_SELECT,
   compositeFromRow,
   compositeRowValues,
