@@ -9,6 +9,10 @@
  *   - the same overhead in CPU time, which a loaded machine does not inflate as it does wall time:
  *     (coordinator + worker processes + nats-server CPU) − (this process's CPU with its in-process
  *     pool) per tile, each read around the same drive (/proc/<pid>/stat for the children);
+ *   - where a tile's CPU goes, per thread (/proc/<pid>/task/<tid>/stat): the tile thread, the main
+ *     thread of its process and its other threads (GC, compiler), the coordinator, nats-server —
+ *     the in-process pool's against one `lanemap worker`'s, so the distribution's cost is named
+ *     (the worker's event loop: NATS, JSON, logs; the coordinator; the broker) instead of inferred;
  *   - a simulated fleet: N = 1, 2, 4, 8, 16 worker processes whose every tile costs a fixed
  *     LANEMAP_TEST_TILE_DELAY_MS (a sleep in the tile thread, no CPU), 8 tiles per worker: tiles/s
  *     against N × one worker's, which shows whether the coordinator and NATS keep up, and how
@@ -21,9 +25,17 @@
  * Both executors are driven directly (batch/executor.ts), as the runner drives them, so the figures
  * are the dispatch and classification alone, not the view's DuckDB writes and publish, which are the
  * same for both. Workers are started once per configuration and excluded from the timings.
+ *
+ * The comparison is like for like: neither side's figure includes the staging write (the runner
+ * does it for both, after `process`), both read the tile's bytes from the same files archive in the
+ * tile thread, and both sides' threads are warm — the in-process pool is kept across its runs as
+ * the runner keeps it between runs, since the `lanemap worker` processes are long-lived. (Until
+ * issue 14's third pass the in-process side started a fresh pool per run, whose cold JIT charged it
+ * 50–69 ms of CPU per tile against 54–58 for the stream side at a load of 3–5: a handicap that hid
+ * most of the distribution's real cost.)
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -31,7 +43,7 @@ import { StreamTileExecutor, openTileExecutor, type TileExecutor } from "../../b
 import { decodeResult } from "../../batch/task-wire.js";
 import { startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
 import { NatsModelRegistry, connectNats } from "../../shared/adapters/nats/index.js";
-import { serializeModel, type CatalogueEntry, type Config } from "../../shared/index.js";
+import { TilePool, serializeModel, type CatalogueEntry, type Config } from "../../shared/index.js";
 import { projectRoot } from "../helpers/env.js";
 import { makeDataDir, makeSampleSet, type SampleSet } from "../integration/batch-fixture.js";
 import { median, minMedMax, printTable, writeResults, type Table } from "./harness.js";
@@ -60,6 +72,56 @@ function cpuMsOf(pids: readonly number[]): number {
     }
   }
   return (ticks * 1000) / USER_HZ;
+}
+
+/** CPU time (user + system) of each thread of process `pid` so far, in ms, by thread id. */
+function threadCpuMs(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out; // the process exited
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(Number(tid), ((Number(f[11]) + Number(f[12])) * 1000) / USER_HZ);
+    } catch {
+      // The thread ended: its CPU is not counted.
+    }
+  }
+  return out;
+}
+
+/** A process's CPU between two readings of threadCpuMs, split by thread (see {@link splitCpu}). */
+interface CpuSplit {
+  /** The main thread (the event loop: NATS, JSON, logs, dispatch). */
+  readonly main: number;
+  /** The busiest other thread: with one tile thread, the tile thread. */
+  readonly tile: number;
+  /** Every other thread (V8's GC and compiler helpers, libuv's pool). */
+  readonly other: number;
+}
+
+/**
+ * Splits process `pid`'s CPU between `before` and `after` into its main thread, its busiest other
+ * thread and the rest. Node gives worker threads no name of their own (every thread's comm is
+ * "node"), so the tile thread is told by its CPU: with one tile thread classifying 128² tiles it
+ * is the busiest thread by an order of magnitude.
+ */
+function splitCpu(pid: number, before: Map<number, number>, after: Map<number, number>): CpuSplit {
+  let main = 0;
+  let tile = 0;
+  let all = 0;
+  for (const [tid, ms] of after) {
+    const d = ms - (before.get(tid) ?? 0);
+    all += d;
+    if (tid === pid) main = d;
+    else tile = Math.max(tile, d);
+  }
+  return { main, tile, other: all - main - tile };
 }
 
 /** This process's CPU time so far (user + system, every thread), in ms. */
@@ -187,6 +249,24 @@ async function main(): Promise<void> {
       threadsCpu1: [],
       streamCpu1: [],
     };
+    // The in-process side keeps its threads warm across its runs, as the runner does between runs
+    // (TileWorkerPoolOptions.warm): the `lanemap worker` processes are warm too, and a pool started
+    // per run would charge the in-process side its threads' cold JIT on every run's first tiles
+    // (50–69 ms of CPU per tile against 54–58 warm), which made the overhead look smaller and noisier.
+    const warmPools = new Map<number, TilePool>();
+    const warmPool = async (size: number): Promise<TilePool> => {
+      let pool = warmPools.get(size);
+      if (!pool) {
+        pool = new TilePool({
+          size,
+          timeoutMs: config.decodeTimeoutMs,
+          resourceLimits: { maxOldGenerationSizeMb: 512 },
+        });
+        await pool.warm();
+        warmPools.set(size, pool);
+      }
+      return pool;
+    };
     const threadsRun = async (size: number) => {
       const ex = await openTileExecutor({
         kind: "threads",
@@ -197,13 +277,16 @@ async function main(): Promise<void> {
         tileDelayMs: 0,
         runId: "x",
         tileIds: new Set(),
+        warm: await warmPool(size),
       });
       try {
+        const threads0 = threadCpuMs(process.pid);
         const cpu0 = ownCpuMs();
         const ms = await drive(ex, entries);
-        return { ms, cpuMsPerTile: (ownCpuMs() - cpu0) / entries.length };
+        const cpuMsPerTile = (ownCpuMs() - cpu0) / entries.length;
+        return { ms, cpuMsPerTile, split: splitCpu(process.pid, threads0, threadCpuMs(process.pid)) };
       } finally {
-        await ex.close({ force: true });
+        await ex.close(); // the warm pool stays
       }
     };
     const streamRun = async (q: Awaited<ReturnType<typeof mk>>) => {
@@ -218,6 +301,9 @@ async function main(): Promise<void> {
         tileIds: new Set(entries.map((e) => e.tileId)),
       });
       const others = [...q.workers.pids, q.server.pid];
+      const worker = q.workers.pids[0]!;
+      const worker0 = threadCpuMs(worker);
+      const nats0 = cpuMsOf([q.server.pid]);
       const cpu0 = process.cpuUsage();
       const othersCpu0 = cpuMsOf(others);
       try {
@@ -228,11 +314,17 @@ async function main(): Promise<void> {
           ms,
           cpuMsPerTile: coordinatorMs / entries.length,
           allCpuMsPerTile: (coordinatorMs + cpuMsOf(others) - othersCpu0) / entries.length,
+          // Meaningful for one worker process (its tile thread is its busiest thread).
+          workerSplit: splitCpu(worker, worker0, threadCpuMs(worker)),
+          natsMs: cpuMsOf([q.server.pid]) - nats0,
         };
       } finally {
         await ex.close();
       }
     };
+    // Per run, in ms of CPU for the whole run (divided by the tiles below).
+    const threadSplits: CpuSplit[] = [];
+    const streamSplits: (CpuSplit & { coordinator: number; nats: number })[] = [];
     // A warm-up of each, then interleaved rounds.
     await threadsRun(1);
     await streamRun(one);
@@ -241,10 +333,16 @@ async function main(): Promise<void> {
       const t1 = await threadsRun(1);
       figures["threads1"]!.push(t1.ms);
       figures["threadsCpu1"]!.push(t1.cpuMsPerTile);
+      threadSplits.push(t1.split);
       const s1 = await streamRun(one);
       figures["stream1"]!.push(s1.ms);
       figures["cpu1"]!.push(s1.cpuMsPerTile);
       figures["streamCpu1"]!.push(s1.allCpuMsPerTile);
+      streamSplits.push({
+        ...s1.workerSplit,
+        coordinator: s1.cpuMsPerTile * entries.length,
+        nats: s1.natsMs,
+      });
       figures["threads2"]!.push((await threadsRun(2)).ms);
       const s2 = await streamRun(two);
       figures["stream2"]!.push(s2.ms);
@@ -253,6 +351,7 @@ async function main(): Promise<void> {
     }
     await one.workers.stop();
     await two.workers.stop();
+    for (const pool of warmPools.values()) await pool.close();
     const tps = (ms: number[]) => ms.map((m) => (entries.length * 1000) / m);
     const perTile = (ms: number[]) => ms.map((m) => m / entries.length);
     const overhead = figures["stream1"]!.map((s, i) => (s - figures["threads1"]![i]!) / entries.length);
@@ -294,6 +393,49 @@ async function main(): Promise<void> {
         `The same in CPU time, which load inflates less (coordinator + worker + nats-server CPU − the in-process pool's, one thread, paired runs): ` +
           `${minMedMax(cpuOverhead, 2, " ms")} per tile, ${((median(cpuOverhead) / classifyCpuMs) * 100).toFixed(1)} % of the in-process ${classifyCpuMs.toFixed(1)} ms of CPU per tile.`,
         `Load average (1 min) ${loadAtStart.toFixed(1)} when the bench started, ${loadavg()[0]!.toFixed(1)} after these runs.`,
+      ],
+    });
+
+    const per = (xs: readonly number[]) =>
+      minMedMax(
+        xs.map((x) => x / entries.length),
+        1,
+      );
+    const totalOf = (c: CpuSplit, extra = 0) => c.main + c.tile + c.other + extra;
+    tables.push({
+      title: `Where a tile's CPU goes: ms of CPU per tile by thread, one tile thread (${ROUNDS} paired runs, min / median / max)`,
+      columns: [
+        "executor",
+        "tile thread",
+        "main thread of the tile thread's process",
+        "its other threads",
+        "coordinator process",
+        "nats-server",
+        "total",
+      ],
+      rows: [
+        [
+          "in-process pool, 1 thread",
+          per(threadSplits.map((c) => c.tile)),
+          per(threadSplits.map((c) => c.main)),
+          per(threadSplits.map((c) => c.other)),
+          null,
+          null,
+          per(threadSplits.map((c) => totalOf(c))),
+        ],
+        [
+          "stream, 1 `lanemap worker`",
+          per(streamSplits.map((c) => c.tile)),
+          per(streamSplits.map((c) => c.main)),
+          per(streamSplits.map((c) => c.other)),
+          per(streamSplits.map((c) => c.coordinator)),
+          per(streamSplits.map((c) => c.nats)),
+          per(streamSplits.map((c) => totalOf(c, c.coordinator + c.nats))),
+        ],
+      ],
+      notes: [
+        "In-process, the tile thread's process is the coordinator itself (its main thread dispatches the tiles and takes the results). " +
+          "/proc/<pid>/task/<tid>/stat per thread, read around the same drive; the tile thread is the busiest thread besides the main one.",
       ],
     });
 
@@ -412,6 +554,7 @@ async function main(): Promise<void> {
         cpuOverheadMsPerTile: cpuOverhead,
         classifyCpuMsPerTile: classifyCpuMs,
         classifyMsPerTile: classifyMs,
+        cpuSplitMsPerRun: { threads1: threadSplits, stream1: streamSplits },
         fleet: fleetData,
       },
       tables,
