@@ -40,7 +40,6 @@ import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { StreamTileExecutor, openTileExecutor, type TileExecutor } from "../../batch/index.js";
-import { decodeResult } from "../../batch/task-wire.js";
 import { startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
 import { NatsModelRegistry, connectNats } from "../../shared/adapters/nats/index.js";
 import { TilePool, serializeModel, type CatalogueEntry, type Config } from "../../shared/index.js";
@@ -51,6 +50,12 @@ import { median, minMedMax, printTable, writeResults, type Table } from "./harne
 const loadAtStart = loadavg()[0]!;
 const ROUNDS = Number(process.env["SCALE_ROUNDS"] ?? 3);
 const FLEET = (process.env["SCALE_FLEET"] ?? "1,2,4,8,16").split(",").map(Number);
+/**
+ * Side of the executors' tiles in px (SCALE_TILE_SIZE, default 128, the sample archive's). The
+ * distribution's cost is per task, not per pixel, so its share of the classify time falls as
+ * tiles grow: a larger size shows where a deployment's own tiles would stand.
+ */
+const TILE_SIZE = Number(process.env["SCALE_TILE_SIZE"] ?? 128);
 const FLEET_DELAY_MS = 400;
 const FLEET_TILES_PER_WORKER = 8;
 const logger = pino({ level: "silent" });
@@ -148,6 +153,9 @@ async function drive(ex: TileExecutor, entries: readonly CatalogueEntry[]): Prom
   return ms;
 }
 
+/** What each batch worker logs per tile it classified (task-worker.ts). */
+const CLASSIFIED = '"msg":"batch tile classified"';
+
 /** `n` `lanemap worker` processes on `server`, each with one tile thread, ready. */
 async function startWorkers(
   n: number,
@@ -156,6 +164,7 @@ async function startWorkers(
   env: Record<string, string> = {},
 ) {
   const children: ChildProcess[] = [];
+  const classified = Array.from({ length: n }, () => 0);
   await Promise.all(
     Array.from({ length: n }, (_, i) => {
       const child = spawn(
@@ -178,9 +187,25 @@ async function startWorkers(
       children.push(child);
       return new Promise<void>((resolve, reject) => {
         let err = "";
+        let ready = false;
         child.stderr!.on("data", (d: Buffer) => {
+          // Until ready, the tail of its log (for the error); then only its tiles are counted, from
+          // the "batch tile classified" line each writes per task, so telling which worker did
+          // what costs the coordinator's process no second delivery and decode of every result.
           err = (err + d.toString()).slice(-4000);
-          if (err.includes("worker ready")) resolve();
+          if (!ready && err.includes("worker ready")) {
+            ready = true;
+            err = err.slice(err.lastIndexOf("worker ready"));
+            resolve();
+          }
+          if (!ready) return;
+          let at = err.indexOf(CLASSIFIED);
+          while (at >= 0) {
+            classified[i]!++;
+            err = err.slice(at + CLASSIFIED.length);
+            at = err.indexOf(CLASSIFIED);
+          }
+          err = err.slice(-CLASSIFIED.length); // a line cut between two chunks is counted with the next
         });
         child.once("exit", (code) => reject(new Error(`worker exited ${code}: ${err}`)));
       });
@@ -188,6 +213,8 @@ async function startWorkers(
   );
   return {
     pids: children.map((c) => c.pid ?? -1),
+    /** Tiles each worker has classified so far, by index (its name is `w<index>`). */
+    classified: (): number[] => [...classified],
     async stop() {
       await Promise.all(
         children.map(
@@ -214,12 +241,34 @@ async function entriesOf(
   return { config: fx.config({ LANEMAP_DECODE_TIMEOUT_MS: "60000" }), entries };
 }
 
+/**
+ * What the fleet's figures say of the coordinator and of this machine: the tiles/s one core of
+ * coordinator CPU could absorb (1000 ÷ its median CPU ms per tile over every fleet run) against what
+ * the largest fleet asks, and how many cores the largest fleet's processes kept busy against the
+ * cores there are. A fleet that falls short of 0.8·N while the coordinator's ceiling is far above
+ * its demand and its processes use most of the cores is short of CPU for its N worker processes,
+ * not of coordinator or broker.
+ */
+function coordinatorCeiling(
+  fleet: readonly { n: number; coordinatorCpuMsPerTile: number[]; coresBusy: number[] }[],
+): string {
+  const largest = fleet.at(-1);
+  if (!largest) return "";
+  const cpu = median(fleet.flatMap((f) => f.coordinatorCpuMsPerTile));
+  const asked = (largest.n * 1000) / FLEET_DELAY_MS;
+  return (
+    `One coordinator spends ${cpu.toFixed(2)} ms of CPU per tile (median of every fleet run): one core absorbs about ` +
+    `${Math.round(1000 / cpu)} results/s, against the ${asked.toFixed(0)} tiles/s ${largest.n} workers at ${FLEET_DELAY_MS} ms per tile ask. ` +
+    `At N = ${largest.n} the coordinator, the workers and nats-server kept ${minMedMax(largest.coresBusy, 2)} of the ${availableParallelism()} cores busy.`
+  );
+}
+
 let runSeq = 0;
 const runId = () => `20260101T000000Z-b${String(runSeq++).padStart(5, "0")}`;
 
 async function main(): Promise<void> {
   const tables: Table[] = [];
-  const set = await makeSampleSet({ width: 8, height: 6, tileSize: 128, seed: 3 });
+  const set = await makeSampleSet({ width: 8, height: 6, tileSize: TILE_SIZE, seed: 3 });
   const fleetSet = await makeSampleSet({ width: 16, height: 8, tileSize: 32, seed: 5 });
   const servers: NatsServer[] = [];
   try {
@@ -359,7 +408,7 @@ async function main(): Promise<void> {
     const cpuOverhead = figures["streamCpu1"]!.map((s, i) => s - figures["threadsCpu1"]![i]!);
     const classifyCpuMs = median(figures["threadsCpu1"]!);
     tables.push({
-      title: `Batch executors: ${entries.length} tiles of 128² x 6 bands (${ROUNDS} interleaved runs, min / median / max)`,
+      title: `Batch executors: ${entries.length} tiles of ${TILE_SIZE}² x 6 bands (${ROUNDS} interleaved runs, min / median / max)`,
       columns: ["executor", "tiles/s", "ms per tile", "coordinator CPU ms per tile"],
       rows: [
         [
@@ -449,6 +498,9 @@ async function main(): Promise<void> {
       tps: number[];
       tilesPerWorker: number[][];
       coordinatorCpuMsPerTile: number[];
+      workersCpuMsPerTile: number[];
+      natsCpuMsPerTile: number[];
+      coresBusy: number[];
     }[] = [];
     let base: number | undefined;
     for (const n of FLEET) {
@@ -464,15 +516,9 @@ async function main(): Promise<void> {
       const rates: number[] = [];
       const splits: number[][] = [];
       const coordinatorCpu: number[] = [];
-      // Which worker classified each tile, from the results themselves.
-      const byWorker = new Map<string, number>();
-      const results = nc.subscribe("batch.result.>", {
-        callback: (err, m) => {
-          if (err) return;
-          const { worker } = decodeResult(m.data).head;
-          byWorker.set(worker, (byWorker.get(worker) ?? 0) + 1);
-        },
-      });
+      const workersCpu: number[] = [];
+      const natsCpu: number[] = [];
+      const coresBusy: number[] = [];
       try {
         // r = -1: the untimed run (see the module comment).
         for (let r = -1; r < ROUNDS; r++) {
@@ -486,23 +532,37 @@ async function main(): Promise<void> {
             tileIds: new Set(tiles.map((e) => e.tileId)),
           });
           try {
-            byWorker.clear();
+            const classified0 = workers.classified();
             const cpu0 = ownCpuMs();
+            const workers0 = cpuMsOf(workers.pids);
+            const nats0 = cpuMsOf([server.pid]);
             const ms = await drive(ex, tiles);
-            const cpuMsPerTile = (ownCpuMs() - cpu0) / tiles.length;
-            await nc.flush(); // every result the drive took is counted by the subscription too
+            const coordinatorMs = ownCpuMs() - cpu0;
+            const workersMs = cpuMsOf(workers.pids) - workers0;
+            const natsMs = cpuMsOf([server.pid]) - nats0;
+            const cpuMsPerTile = coordinatorMs / tiles.length;
+            // A worker logs its tile after the ack, so its line may come after the result did.
+            const byWorker = async (): Promise<number[]> => {
+              const until = Date.now() + 5_000;
+              for (;;) {
+                const counts = workers.classified().map((c, i) => c - classified0[i]!);
+                if (counts.reduce((a, b) => a + b, 0) >= tiles.length || Date.now() > until) return counts;
+                await new Promise((resolve) => setTimeout(resolve, 20));
+              }
+            };
             if (r >= 0) {
               rates.push((tiles.length * 1000) / ms);
               coordinatorCpu.push(cpuMsPerTile);
-              const counts = Array.from({ length: n }, (_, i) => byWorker.get(`w${i}`) ?? 0);
-              splits.push(counts.sort((a, b) => a - b));
+              workersCpu.push(workersMs / tiles.length);
+              natsCpu.push(natsMs / tiles.length);
+              coresBusy.push((coordinatorMs + workersMs + natsMs) / ms);
+              splits.push((await byWorker()).sort((a, b) => a - b));
             }
           } finally {
             await ex.close();
           }
         }
       } finally {
-        results.unsubscribe();
         await workers.stop();
         await nc.close();
       }
@@ -513,6 +573,9 @@ async function main(): Promise<void> {
         tps: rates,
         tilesPerWorker: splits,
         coordinatorCpuMsPerTile: coordinatorCpu,
+        workersCpuMsPerTile: workersCpu,
+        natsCpuMsPerTile: natsCpu,
+        coresBusy,
       });
       const fewest = Math.min(...splits.map((c) => c[0] ?? 0));
       const most = Math.max(...splits.map((c) => c.at(-1) ?? 0));
@@ -524,6 +587,9 @@ async function main(): Promise<void> {
         (n * 0.8).toFixed(1),
         fewest === most ? String(most) : `${fewest}–${most}`,
         minMedMax(coordinatorCpu, 2),
+        minMedMax(workersCpu, 1),
+        minMedMax(natsCpu, 2),
+        minMedMax(coresBusy, 2),
       ]);
       console.error(`fleet ${n} done`);
     }
@@ -537,11 +603,15 @@ async function main(): Promise<void> {
         "target 0.8·N",
         "tiles per worker",
         "coordinator CPU ms per tile",
+        "workers' CPU ms per tile",
+        "nats-server CPU ms per tile",
+        "cores busy (CPU ÷ wall)",
       ],
       rows: fleetRows,
       notes: [
         `Measured on ${availableParallelism()} cores shared with other jobs; the per-tile cost is a sleep, so N workers need no N cores. ` +
           `One untimed run per fleet size first; load average (1 min) ${loadavg()[0]!.toFixed(1)} at the end.`,
+        coordinatorCeiling(fleetData),
       ],
     });
     for (const t of tables) printTable(t);
