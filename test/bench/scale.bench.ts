@@ -272,6 +272,9 @@ async function main(): Promise<void> {
   const set = await makeSampleSet({ width: 8, height: 6, tileSize: TILE_SIZE, seed: 3 });
   const fleetSet = await makeSampleSet({ width: 16, height: 8, tileSize: 32, seed: 5 });
   const servers: NatsServer[] = [];
+  // Connections to close before their servers stop: one left open reconnects forever, and the
+  // bench then never exits after writing its results.
+  const connections: { close(): Promise<void> }[] = [];
   try {
     const { config, entries } = await entriesOf(set, "data");
     const artifact = new TextEncoder().encode(serializeModel(set.model));
@@ -282,6 +285,7 @@ async function main(): Promise<void> {
       const server = await startNatsServer();
       servers.push(server);
       const nc = await connectNats({ servers: server.url, name: "bench-scale" });
+      connections.push(nc);
       const models = await NatsModelRegistry.open(nc);
       await models.put(set.model);
       const workers = await startWorkers(n, server, config.dataDir);
@@ -631,6 +635,7 @@ async function main(): Promise<void> {
       tables,
     );
   } finally {
+    for (const c of connections) await c.close().catch(() => undefined);
     for (const s of servers) await s.stop().catch(() => undefined);
     set.dispose();
     fleetSet.dispose();
