@@ -91,6 +91,21 @@ interface Classified {
   readonly raster: Uint8Array;
 }
 
+/**
+ * Where one task's time went, in ms, logged with its outcome: from the task's store in the stream
+ * to its delivery here (queued), through the tile pool (classify: the wait for a thread, the read
+ * of the tile's bytes, decode and classification), and the result's publish until the server's
+ * acknowledgement (publish). What the coordinator sees beyond their sum is the network and its own
+ * reading of the result.
+ */
+interface TaskTimings {
+  readonly queuedMs: number;
+  readonly classifyMs: number;
+}
+
+/** A duration in ms to a tenth, for logs. */
+const tenths = (ms: number): number => Math.round(ms * 10) / 10;
+
 /** How long a task left for redelivery waits before it is delivered again (ms). */
 const TRANSIENT_RETRY_MS = 500;
 
@@ -187,9 +202,10 @@ export async function startBatchTaskWorker(
    * Publishes a classified tile's result, then acknowledges its task. Never rejects: a result that
    * cannot be published leaves the task unacknowledged, so it is delivered again after ack_wait.
    */
-  const finish = async (m: JsMsg, task: BatchTask, done: Classified): Promise<void> => {
+  const finish = async (m: JsMsg, task: BatchTask, done: Classified, times: TaskTimings): Promise<void> => {
     const { tileId } = task.entry;
     try {
+      const publishStart = performance.now();
       let { outcome, raster } = done;
       if (outcome.ok && raster.byteLength > maxInline) {
         const object = `${task.runId}.${tileId}`;
@@ -206,8 +222,12 @@ export async function startBatchTaskWorker(
       };
       await js.publish(batchResultSubject(task.runId), encodeResult(head, raster));
       m.ack();
+      const publishMs = tenths(performance.now() - publishStart);
       if (outcome.ok)
-        log.info({ runId: task.runId, tileId, deliveries: m.info.deliveryCount }, "batch tile classified");
+        log.info(
+          { runId: task.runId, tileId, deliveries: m.info.deliveryCount, ...times, publishMs },
+          "batch tile classified",
+        );
       else
         log.warn(
           {
@@ -244,7 +264,10 @@ export async function startBatchTaskWorker(
       return { published: previous };
     }
     const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(settings.ackWaitMs / 3)));
+    const queuedMs = Math.max(0, tenths(Date.now() - m.info.timestampNanos / 1e6));
+    const classifyStart = performance.now();
     const done = await classify(task); // never rejects: a failure is an outcome or null
+    const classifyMs = tenths(performance.now() - classifyStart);
     if (!done) {
       clearInterval(heartbeat);
       // A short delay: a broker that just lost a node is not asked again at once.
@@ -254,7 +277,9 @@ export async function startBatchTaskWorker(
     // The slot's result before this one has had this whole tile to be published; if it has not
     // been yet (the broker is slow), the slot waits here rather than pile up rasters.
     await previous;
-    return { published: finish(m, task, done).finally(() => clearInterval(heartbeat)) };
+    return {
+      published: finish(m, task, done, { queuedMs, classifyMs }).finally(() => clearInterval(heartbeat)),
+    };
   };
 
   const stopping = new AbortController();

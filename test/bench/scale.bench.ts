@@ -9,6 +9,10 @@
  *   - the same overhead in CPU time, which a loaded machine does not inflate as it does wall time:
  *     (coordinator + worker processes + nats-server CPU) − (this process's CPU with its in-process
  *     pool) per tile, each read around the same drive (/proc/<pid>/stat for the children);
+ *   - where a tile's CPU goes, per thread (/proc/<pid>/task/<tid>/stat): the tile thread, the main
+ *     thread of its process and its other threads (GC, compiler), the coordinator, nats-server —
+ *     the in-process pool's against one `lanemap worker`'s, so the distribution's cost is named
+ *     (the worker's event loop: NATS, JSON, logs; the coordinator; the broker) instead of inferred;
  *   - a simulated fleet: N = 1, 2, 4, 8, 16 worker processes whose every tile costs a fixed
  *     LANEMAP_TEST_TILE_DELAY_MS (a sleep in the tile thread, no CPU), 8 tiles per worker: tiles/s
  *     against N × one worker's, which shows whether the coordinator and NATS keep up, and how
@@ -21,24 +25,38 @@
  * Both executors are driven directly (batch/executor.ts), as the runner drives them, so the figures
  * are the dispatch and classification alone, not the view's DuckDB writes and publish, which are the
  * same for both. Workers are started once per configuration and excluded from the timings.
+ *
+ * The comparison is like for like: neither side's figure includes the staging write (the runner
+ * does it for both, after `process`), both read the tile's bytes from the same files archive in the
+ * tile thread, and both sides' threads are warm — the in-process pool is kept across its runs as
+ * the runner keeps it between runs, since the `lanemap worker` processes are long-lived. (Until
+ * issue 14's third pass the in-process side started a fresh pool per run, whose cold JIT charged it
+ * 50–69 ms of CPU per tile against 54–58 for the stream side at a load of 3–5: a handicap that hid
+ * most of the distribution's real cost.)
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { StreamTileExecutor, openTileExecutor, type TileExecutor } from "../../batch/index.js";
-import { decodeResult } from "../../batch/task-wire.js";
 import { startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
 import { NatsModelRegistry, connectNats } from "../../shared/adapters/nats/index.js";
-import { serializeModel, type CatalogueEntry, type Config } from "../../shared/index.js";
+import { TilePool, serializeModel, type CatalogueEntry, type Config } from "../../shared/index.js";
 import { projectRoot } from "../helpers/env.js";
 import { makeDataDir, makeSampleSet, type SampleSet } from "../integration/batch-fixture.js";
 import { median, minMedMax, printTable, writeResults, type Table } from "./harness.js";
 
 const loadAtStart = loadavg()[0]!;
-const ROUNDS = Number(process.env["SCALE_ROUNDS"] ?? 3);
+/** Interleaved rounds per side (SCALE_ROUNDS); the house asks for at least 5 where a run allows. */
+const ROUNDS = Number(process.env["SCALE_ROUNDS"] ?? 5);
 const FLEET = (process.env["SCALE_FLEET"] ?? "1,2,4,8,16").split(",").map(Number);
+/**
+ * Side of the executors' tiles in px (SCALE_TILE_SIZE, default 128, the sample archive's). The
+ * distribution's cost is per task, not per pixel, so its share of the classify time falls as
+ * tiles grow: a larger size shows where a deployment's own tiles would stand.
+ */
+const TILE_SIZE = Number(process.env["SCALE_TILE_SIZE"] ?? 128);
 const FLEET_DELAY_MS = 400;
 const FLEET_TILES_PER_WORKER = 8;
 const logger = pino({ level: "silent" });
@@ -60,6 +78,56 @@ function cpuMsOf(pids: readonly number[]): number {
     }
   }
   return (ticks * 1000) / USER_HZ;
+}
+
+/** CPU time (user + system) of each thread of process `pid` so far, in ms, by thread id. */
+function threadCpuMs(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out; // the process exited
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(Number(tid), ((Number(f[11]) + Number(f[12])) * 1000) / USER_HZ);
+    } catch {
+      // The thread ended: its CPU is not counted.
+    }
+  }
+  return out;
+}
+
+/** A process's CPU between two readings of threadCpuMs, split by thread (see {@link splitCpu}). */
+interface CpuSplit {
+  /** The main thread (the event loop: NATS, JSON, logs, dispatch). */
+  readonly main: number;
+  /** The busiest other thread: with one tile thread, the tile thread. */
+  readonly tile: number;
+  /** Every other thread (V8's GC and compiler helpers, libuv's pool). */
+  readonly other: number;
+}
+
+/**
+ * Splits process `pid`'s CPU between `before` and `after` into its main thread, its busiest other
+ * thread and the rest. Node gives worker threads no name of their own (every thread's comm is
+ * "node"), so the tile thread is told by its CPU: with one tile thread classifying 128² tiles it
+ * is the busiest thread by an order of magnitude.
+ */
+function splitCpu(pid: number, before: Map<number, number>, after: Map<number, number>): CpuSplit {
+  let main = 0;
+  let tile = 0;
+  let all = 0;
+  for (const [tid, ms] of after) {
+    const d = ms - (before.get(tid) ?? 0);
+    all += d;
+    if (tid === pid) main = d;
+    else tile = Math.max(tile, d);
+  }
+  return { main, tile, other: all - main - tile };
 }
 
 /** This process's CPU time so far (user + system, every thread), in ms. */
@@ -86,6 +154,9 @@ async function drive(ex: TileExecutor, entries: readonly CatalogueEntry[]): Prom
   return ms;
 }
 
+/** What each batch worker logs per tile it classified (task-worker.ts). */
+const CLASSIFIED = '"msg":"batch tile classified"';
+
 /** `n` `lanemap worker` processes on `server`, each with one tile thread, ready. */
 async function startWorkers(
   n: number,
@@ -94,6 +165,7 @@ async function startWorkers(
   env: Record<string, string> = {},
 ) {
   const children: ChildProcess[] = [];
+  const classified = Array.from({ length: n }, () => 0);
   await Promise.all(
     Array.from({ length: n }, (_, i) => {
       const child = spawn(
@@ -116,9 +188,25 @@ async function startWorkers(
       children.push(child);
       return new Promise<void>((resolve, reject) => {
         let err = "";
+        let ready = false;
         child.stderr!.on("data", (d: Buffer) => {
+          // Until ready, the tail of its log (for the error); then only its tiles are counted, from
+          // the "batch tile classified" line each writes per task, so telling which worker did
+          // what costs the coordinator's process no second delivery and decode of every result.
           err = (err + d.toString()).slice(-4000);
-          if (err.includes("worker ready")) resolve();
+          if (!ready && err.includes("worker ready")) {
+            ready = true;
+            err = err.slice(err.lastIndexOf("worker ready"));
+            resolve();
+          }
+          if (!ready) return;
+          let at = err.indexOf(CLASSIFIED);
+          while (at >= 0) {
+            classified[i]!++;
+            err = err.slice(at + CLASSIFIED.length);
+            at = err.indexOf(CLASSIFIED);
+          }
+          err = err.slice(-CLASSIFIED.length); // a line cut between two chunks is counted with the next
         });
         child.once("exit", (code) => reject(new Error(`worker exited ${code}: ${err}`)));
       });
@@ -126,6 +214,8 @@ async function startWorkers(
   );
   return {
     pids: children.map((c) => c.pid ?? -1),
+    /** Tiles each worker has classified so far, by index (its name is `w<index>`). */
+    classified: (): number[] => [...classified],
     async stop() {
       await Promise.all(
         children.map(
@@ -152,14 +242,39 @@ async function entriesOf(
   return { config: fx.config({ LANEMAP_DECODE_TIMEOUT_MS: "60000" }), entries };
 }
 
+/**
+ * What the fleet's figures say of the coordinator and of this machine: the tiles/s one core of
+ * coordinator CPU could absorb (1000 ÷ its median CPU ms per tile over every fleet run) against what
+ * the largest fleet asks, and how many cores the largest fleet's processes kept busy against the
+ * cores there are. A fleet that falls short of 0.8·N while the coordinator's ceiling is far above
+ * its demand and its processes use most of the cores is short of CPU for its N worker processes,
+ * not of coordinator or broker.
+ */
+function coordinatorCeiling(
+  fleet: readonly { n: number; coordinatorCpuMsPerTile: number[]; coresBusy: number[] }[],
+): string {
+  const largest = fleet.at(-1);
+  if (!largest) return "";
+  const cpu = median(fleet.flatMap((f) => f.coordinatorCpuMsPerTile));
+  const asked = (largest.n * 1000) / FLEET_DELAY_MS;
+  return (
+    `One coordinator spends ${cpu.toFixed(2)} ms of CPU per tile (median of every fleet run): one core absorbs about ` +
+    `${Math.round(1000 / cpu)} results/s, against the ${asked.toFixed(0)} tiles/s ${largest.n} workers at ${FLEET_DELAY_MS} ms per tile ask. ` +
+    `At N = ${largest.n} the coordinator, the workers and nats-server kept ${minMedMax(largest.coresBusy, 2)} of the ${availableParallelism()} cores busy.`
+  );
+}
+
 let runSeq = 0;
 const runId = () => `20260101T000000Z-b${String(runSeq++).padStart(5, "0")}`;
 
 async function main(): Promise<void> {
   const tables: Table[] = [];
-  const set = await makeSampleSet({ width: 8, height: 6, tileSize: 128, seed: 3 });
+  const set = await makeSampleSet({ width: 8, height: 6, tileSize: TILE_SIZE, seed: 3 });
   const fleetSet = await makeSampleSet({ width: 16, height: 8, tileSize: 32, seed: 5 });
   const servers: NatsServer[] = [];
+  // Connections to close before their servers stop: one left open reconnects forever, and the
+  // bench then never exits after writing its results.
+  const connections: { close(): Promise<void> }[] = [];
   try {
     const { config, entries } = await entriesOf(set, "data");
     const artifact = new TextEncoder().encode(serializeModel(set.model));
@@ -170,6 +285,7 @@ async function main(): Promise<void> {
       const server = await startNatsServer();
       servers.push(server);
       const nc = await connectNats({ servers: server.url, name: "bench-scale" });
+      connections.push(nc);
       const models = await NatsModelRegistry.open(nc);
       await models.put(set.model);
       const workers = await startWorkers(n, server, config.dataDir);
@@ -187,6 +303,24 @@ async function main(): Promise<void> {
       threadsCpu1: [],
       streamCpu1: [],
     };
+    // The in-process side keeps its threads warm across its runs, as the runner does between runs
+    // (TileWorkerPoolOptions.warm): the `lanemap worker` processes are warm too, and a pool started
+    // per run would charge the in-process side its threads' cold JIT on every run's first tiles
+    // (50–69 ms of CPU per tile against 54–58 warm), which made the overhead look smaller and noisier.
+    const warmPools = new Map<number, TilePool>();
+    const warmPool = async (size: number): Promise<TilePool> => {
+      let pool = warmPools.get(size);
+      if (!pool) {
+        pool = new TilePool({
+          size,
+          timeoutMs: config.decodeTimeoutMs,
+          resourceLimits: { maxOldGenerationSizeMb: 512 },
+        });
+        await pool.warm();
+        warmPools.set(size, pool);
+      }
+      return pool;
+    };
     const threadsRun = async (size: number) => {
       const ex = await openTileExecutor({
         kind: "threads",
@@ -197,13 +331,16 @@ async function main(): Promise<void> {
         tileDelayMs: 0,
         runId: "x",
         tileIds: new Set(),
+        warm: await warmPool(size),
       });
       try {
+        const threads0 = threadCpuMs(process.pid);
         const cpu0 = ownCpuMs();
         const ms = await drive(ex, entries);
-        return { ms, cpuMsPerTile: (ownCpuMs() - cpu0) / entries.length };
+        const cpuMsPerTile = (ownCpuMs() - cpu0) / entries.length;
+        return { ms, cpuMsPerTile, split: splitCpu(process.pid, threads0, threadCpuMs(process.pid)) };
       } finally {
-        await ex.close({ force: true });
+        await ex.close(); // the warm pool stays
       }
     };
     const streamRun = async (q: Awaited<ReturnType<typeof mk>>) => {
@@ -218,6 +355,9 @@ async function main(): Promise<void> {
         tileIds: new Set(entries.map((e) => e.tileId)),
       });
       const others = [...q.workers.pids, q.server.pid];
+      const worker = q.workers.pids[0]!;
+      const worker0 = threadCpuMs(worker);
+      const nats0 = cpuMsOf([q.server.pid]);
       const cpu0 = process.cpuUsage();
       const othersCpu0 = cpuMsOf(others);
       try {
@@ -228,11 +368,17 @@ async function main(): Promise<void> {
           ms,
           cpuMsPerTile: coordinatorMs / entries.length,
           allCpuMsPerTile: (coordinatorMs + cpuMsOf(others) - othersCpu0) / entries.length,
+          // Meaningful for one worker process (its tile thread is its busiest thread).
+          workerSplit: splitCpu(worker, worker0, threadCpuMs(worker)),
+          natsMs: cpuMsOf([q.server.pid]) - nats0,
         };
       } finally {
         await ex.close();
       }
     };
+    // Per run, in ms of CPU for the whole run (divided by the tiles below).
+    const threadSplits: CpuSplit[] = [];
+    const streamSplits: (CpuSplit & { coordinator: number; nats: number })[] = [];
     // A warm-up of each, then interleaved rounds.
     await threadsRun(1);
     await streamRun(one);
@@ -241,10 +387,16 @@ async function main(): Promise<void> {
       const t1 = await threadsRun(1);
       figures["threads1"]!.push(t1.ms);
       figures["threadsCpu1"]!.push(t1.cpuMsPerTile);
+      threadSplits.push(t1.split);
       const s1 = await streamRun(one);
       figures["stream1"]!.push(s1.ms);
       figures["cpu1"]!.push(s1.cpuMsPerTile);
       figures["streamCpu1"]!.push(s1.allCpuMsPerTile);
+      streamSplits.push({
+        ...s1.workerSplit,
+        coordinator: s1.cpuMsPerTile * entries.length,
+        nats: s1.natsMs,
+      });
       figures["threads2"]!.push((await threadsRun(2)).ms);
       const s2 = await streamRun(two);
       figures["stream2"]!.push(s2.ms);
@@ -253,6 +405,7 @@ async function main(): Promise<void> {
     }
     await one.workers.stop();
     await two.workers.stop();
+    for (const pool of warmPools.values()) await pool.close();
     const tps = (ms: number[]) => ms.map((m) => (entries.length * 1000) / m);
     const perTile = (ms: number[]) => ms.map((m) => m / entries.length);
     const overhead = figures["stream1"]!.map((s, i) => (s - figures["threads1"]![i]!) / entries.length);
@@ -260,7 +413,7 @@ async function main(): Promise<void> {
     const cpuOverhead = figures["streamCpu1"]!.map((s, i) => s - figures["threadsCpu1"]![i]!);
     const classifyCpuMs = median(figures["threadsCpu1"]!);
     tables.push({
-      title: `Batch executors: ${entries.length} tiles of 128² x 6 bands (${ROUNDS} interleaved runs, min / median / max)`,
+      title: `Batch executors: ${entries.length} tiles of ${TILE_SIZE}² x 6 bands (${ROUNDS} interleaved runs, min / median / max)`,
       columns: ["executor", "tiles/s", "ms per tile", "coordinator CPU ms per tile"],
       rows: [
         [
@@ -297,6 +450,49 @@ async function main(): Promise<void> {
       ],
     });
 
+    const per = (xs: readonly number[]) =>
+      minMedMax(
+        xs.map((x) => x / entries.length),
+        1,
+      );
+    const totalOf = (c: CpuSplit, extra = 0) => c.main + c.tile + c.other + extra;
+    tables.push({
+      title: `Where a tile's CPU goes: ms of CPU per tile by thread, one tile thread (${ROUNDS} paired runs, min / median / max)`,
+      columns: [
+        "executor",
+        "tile thread",
+        "main thread of the tile thread's process",
+        "its other threads",
+        "coordinator process",
+        "nats-server",
+        "total",
+      ],
+      rows: [
+        [
+          "in-process pool, 1 thread",
+          per(threadSplits.map((c) => c.tile)),
+          per(threadSplits.map((c) => c.main)),
+          per(threadSplits.map((c) => c.other)),
+          null,
+          null,
+          per(threadSplits.map((c) => totalOf(c))),
+        ],
+        [
+          "stream, 1 `lanemap worker`",
+          per(streamSplits.map((c) => c.tile)),
+          per(streamSplits.map((c) => c.main)),
+          per(streamSplits.map((c) => c.other)),
+          per(streamSplits.map((c) => c.coordinator)),
+          per(streamSplits.map((c) => c.nats)),
+          per(streamSplits.map((c) => totalOf(c, c.coordinator + c.nats))),
+        ],
+      ],
+      notes: [
+        "In-process, the tile thread's process is the coordinator itself (its main thread dispatches the tiles and takes the results). " +
+          "/proc/<pid>/task/<tid>/stat per thread, read around the same drive; the tile thread is the busiest thread besides the main one.",
+      ],
+    });
+
     // The simulated fleet.
     const fleet = await entriesOf(fleetSet, "fleet");
     const fleetArtifact = new TextEncoder().encode(serializeModel(fleetSet.model));
@@ -307,6 +503,9 @@ async function main(): Promise<void> {
       tps: number[];
       tilesPerWorker: number[][];
       coordinatorCpuMsPerTile: number[];
+      workersCpuMsPerTile: number[];
+      natsCpuMsPerTile: number[];
+      coresBusy: number[];
     }[] = [];
     let base: number | undefined;
     for (const n of FLEET) {
@@ -322,15 +521,9 @@ async function main(): Promise<void> {
       const rates: number[] = [];
       const splits: number[][] = [];
       const coordinatorCpu: number[] = [];
-      // Which worker classified each tile, from the results themselves.
-      const byWorker = new Map<string, number>();
-      const results = nc.subscribe("batch.result.>", {
-        callback: (err, m) => {
-          if (err) return;
-          const { worker } = decodeResult(m.data).head;
-          byWorker.set(worker, (byWorker.get(worker) ?? 0) + 1);
-        },
-      });
+      const workersCpu: number[] = [];
+      const natsCpu: number[] = [];
+      const coresBusy: number[] = [];
       try {
         // r = -1: the untimed run (see the module comment).
         for (let r = -1; r < ROUNDS; r++) {
@@ -344,23 +537,37 @@ async function main(): Promise<void> {
             tileIds: new Set(tiles.map((e) => e.tileId)),
           });
           try {
-            byWorker.clear();
+            const classified0 = workers.classified();
             const cpu0 = ownCpuMs();
+            const workers0 = cpuMsOf(workers.pids);
+            const nats0 = cpuMsOf([server.pid]);
             const ms = await drive(ex, tiles);
-            const cpuMsPerTile = (ownCpuMs() - cpu0) / tiles.length;
-            await nc.flush(); // every result the drive took is counted by the subscription too
+            const coordinatorMs = ownCpuMs() - cpu0;
+            const workersMs = cpuMsOf(workers.pids) - workers0;
+            const natsMs = cpuMsOf([server.pid]) - nats0;
+            const cpuMsPerTile = coordinatorMs / tiles.length;
+            // A worker logs its tile after the ack, so its line may come after the result did.
+            const byWorker = async (): Promise<number[]> => {
+              const until = Date.now() + 5_000;
+              for (;;) {
+                const counts = workers.classified().map((c, i) => c - classified0[i]!);
+                if (counts.reduce((a, b) => a + b, 0) >= tiles.length || Date.now() > until) return counts;
+                await new Promise((resolve) => setTimeout(resolve, 20));
+              }
+            };
             if (r >= 0) {
               rates.push((tiles.length * 1000) / ms);
               coordinatorCpu.push(cpuMsPerTile);
-              const counts = Array.from({ length: n }, (_, i) => byWorker.get(`w${i}`) ?? 0);
-              splits.push(counts.sort((a, b) => a - b));
+              workersCpu.push(workersMs / tiles.length);
+              natsCpu.push(natsMs / tiles.length);
+              coresBusy.push((coordinatorMs + workersMs + natsMs) / ms);
+              splits.push((await byWorker()).sort((a, b) => a - b));
             }
           } finally {
             await ex.close();
           }
         }
       } finally {
-        results.unsubscribe();
         await workers.stop();
         await nc.close();
       }
@@ -371,6 +578,9 @@ async function main(): Promise<void> {
         tps: rates,
         tilesPerWorker: splits,
         coordinatorCpuMsPerTile: coordinatorCpu,
+        workersCpuMsPerTile: workersCpu,
+        natsCpuMsPerTile: natsCpu,
+        coresBusy,
       });
       const fewest = Math.min(...splits.map((c) => c[0] ?? 0));
       const most = Math.max(...splits.map((c) => c.at(-1) ?? 0));
@@ -382,6 +592,9 @@ async function main(): Promise<void> {
         (n * 0.8).toFixed(1),
         fewest === most ? String(most) : `${fewest}–${most}`,
         minMedMax(coordinatorCpu, 2),
+        minMedMax(workersCpu, 1),
+        minMedMax(natsCpu, 2),
+        minMedMax(coresBusy, 2),
       ]);
       console.error(`fleet ${n} done`);
     }
@@ -395,11 +608,15 @@ async function main(): Promise<void> {
         "target 0.8·N",
         "tiles per worker",
         "coordinator CPU ms per tile",
+        "workers' CPU ms per tile",
+        "nats-server CPU ms per tile",
+        "cores busy (CPU ÷ wall)",
       ],
       rows: fleetRows,
       notes: [
         `Measured on ${availableParallelism()} cores shared with other jobs; the per-tile cost is a sleep, so N workers need no N cores. ` +
           `One untimed run per fleet size first; load average (1 min) ${loadavg()[0]!.toFixed(1)} at the end.`,
+        coordinatorCeiling(fleetData),
       ],
     });
     for (const t of tables) printTable(t);
@@ -412,11 +629,13 @@ async function main(): Promise<void> {
         cpuOverheadMsPerTile: cpuOverhead,
         classifyCpuMsPerTile: classifyCpuMs,
         classifyMsPerTile: classifyMs,
+        cpuSplitMsPerRun: { threads1: threadSplits, stream1: streamSplits },
         fleet: fleetData,
       },
       tables,
     );
   } finally {
+    for (const c of connections) await c.close().catch(() => undefined);
     for (const s of servers) await s.stop().catch(() => undefined);
     set.dispose();
     fleetSet.dispose();
