@@ -14,6 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
 
@@ -144,6 +145,34 @@ export async function startNatsCluster(): Promise<NatsCluster> {
     }
   };
 
+  /**
+   * Resolves once every running node answers a JetStream API request (account info). A node can
+   * report the meta leader a moment before it serves the account's JetStream API; a client sent
+   * there meanwhile hears "jetstream not enabled" (seen once in cluster-scale.test.ts).
+   */
+  const waitForJetStreamApi = async (timeoutMs = 30_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    for (const i of [0, 1, 2].filter((n) => !down.has(n))) {
+      const probe = await connect({ servers: nodes[i]!.url, name: "lanemap-test-cluster-probe" });
+      try {
+        for (;;) {
+          try {
+            await jetstreamManager(probe, { timeout: 2_000 });
+            break;
+          } catch (err) {
+            if (Date.now() > deadline)
+              throw new Error(`node ${i} serves no JetStream API after ${timeoutMs} ms: ${String(err)}`, {
+                cause: err,
+              });
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+      } finally {
+        await probe.close();
+      }
+    }
+  };
+
   const stopAll = async (): Promise<void> => {
     await Promise.all(nodes.map((s) => s.stop()));
     await rm(root, { recursive: true, force: true });
@@ -152,6 +181,7 @@ export async function startNatsCluster(): Promise<NatsCluster> {
   let nc: NatsConnection;
   try {
     await waitForMetaLeader();
+    await waitForJetStreamApi();
     nc = await connect({
       servers: nodes.map((s) => s.url),
       name: "lanemap-test-cluster",
