@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
+import type { JetStreamClient } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import {
@@ -15,6 +15,7 @@ import {
   TILE_OBJECT_BUCKET,
   ingestSubject,
   isStorageFull,
+  isTransientBrokerError,
   serverMaxPayload,
 } from "../shared/adapters/nats/index.js";
 import {
@@ -72,19 +73,6 @@ export const PUBLISH_RETRY_MS = 30_000;
 /** First and longest pause between publish attempts (doubling between them), in milliseconds. */
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 2_000;
-
-/**
- * True for the failures of a publish that a later attempt may not meet: the stream has no leader
- * (no responders, which nats.js reports as "jetstream is not enabled"; a 503 API error) or the
- * answer did not come in time (the leader died after storing, or the election is under way).
- */
-function isTransientPublishError(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  if (err.name === "JetStreamNotEnabled" || err.name === "TimeoutError" || err.name === "NoRespondersError")
-    return true;
-  if (err instanceof JetStreamApiError) return err.status === 503 && !isStorageFull(err);
-  return /no responders|timeout/i.test(err.message) || isTransientPublishError(err.cause);
-}
 
 /** Where a tile went. */
 export interface PublishedTile {
@@ -188,7 +176,7 @@ export async function publishTile(
           `stream ${INGEST_STREAM} cannot store tile ${meta.tileId}: ${describeError(err)}; raise LANEMAP_STREAM_MAX_BYTES or the server's JetStream storage (max_file_store)`,
           { cause: err },
         );
-      if (!isTransientPublishError(err)) throw err;
+      if (!isTransientBrokerError(err)) throw err;
       const pause = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempt - 1));
       if (Date.now() - t0 + pause > retryForMs)
         throw new LanemapError(

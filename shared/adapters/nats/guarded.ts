@@ -1,13 +1,18 @@
 /**
  * Broker failures of the storage adapters (nats-archive.ts, nats-views.ts) as the transient STORAGE
- * error the shared/storage interfaces promise, and a bounded retry of idempotent reads on a timeout.
+ * error the shared/storage interfaces promise, and a bounded retry of idempotent operations on a
+ * transient failure (a timeout, or no responders while an R3 stream elects its leader).
  *
  * Why the retry: with one node of a JetStream cluster down, nats-server before 2.12 may place the
  * ephemeral R1 consumer behind an object-store read or listing on the offline peer (nats-server
  * PR #7165); that read times out, and the same read again lands elsewhere. Debian ships 2.9, so a
  * coordinator publishing while a node is down would otherwise fail its whole run on one listing.
+ * Writes: a bucket created a moment ago at R3 answers "no responders" until its leader is elected
+ * (`lanemap archive add` right after a cluster starts); content-addressed puts and first-write-wins
+ * creates are idempotent, so they wait that out too.
  */
 import { LanemapError } from "../../errors.js";
+import { isTransientBrokerError } from "./streams.js";
 
 /** A broker failure as STORAGE, with `what` and the broker's message; lanemap's own errors pass. */
 export function storageError(what: string, err: unknown): LanemapError {
@@ -17,14 +22,10 @@ export function storageError(what: string, err: unknown): LanemapError {
   });
 }
 
-function isTimeout(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  return err.name === "TimeoutError" || /time ?out/i.test(err.message);
-}
-
 /**
- * Runs `op`, mapping a broker failure to STORAGE. With `retries`, an op that timed out runs again
- * (after 100 ms, 200 ms, ...) up to that many more times: only for reads, which are idempotent.
+ * Runs `op`, mapping a broker failure to STORAGE. With `retries`, an op that failed transiently
+ * (isTransientBrokerError) runs again (after 100 ms, 200 ms, ... at most 2 s) up to that many more
+ * times: only for idempotent operations.
  * @throws LanemapError STORAGE (or `op`'s own LanemapError).
  */
 export async function guarded<T>(what: string, op: () => Promise<T>, retries = 0): Promise<T> {
@@ -32,8 +33,8 @@ export async function guarded<T>(what: string, op: () => Promise<T>, retries = 0
     try {
       return await op();
     } catch (err) {
-      if (attempt < retries && isTimeout(err)) {
-        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      if (attempt < retries && !(err instanceof LanemapError) && isTransientBrokerError(err)) {
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
         continue;
       }
       throw storageError(what, err);
@@ -43,3 +44,6 @@ export async function guarded<T>(what: string, op: () => Promise<T>, retries = 0
 
 /** Retries of a read in the storage adapters (see the module comment). */
 export const READ_RETRIES = 5;
+
+/** Retries of an idempotent write: about 10 s, longer than an R3 leader election. */
+export const WRITE_RETRIES = 8;

@@ -20,6 +20,7 @@ export {
   speedLaneStatus,
   StreamSetupError,
   isStorageFull,
+  isTransientBrokerError,
   type StreamLimits,
   type ConsumerSettings,
   type SpeedLaneStatus,

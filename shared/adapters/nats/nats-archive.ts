@@ -36,7 +36,7 @@ import {
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
 import { serverMaxPayload } from "./connection.js";
-import { READ_RETRIES, guarded, storageError } from "./guarded.js";
+import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./names.js";
 
@@ -109,20 +109,25 @@ export class NatsTileArchive implements TileArchive {
    */
   async putObject(bytes: Uint8Array): Promise<{ contentHash: string; created: boolean }> {
     const hash = createHash("sha256").update(bytes).digest("hex");
-    return guarded(`cannot store object ${hash.slice(0, 12)}`, async () => {
-      const info = await this.objects.info(hash);
-      if (info && !info.deleted && digestHex(info.digest) === hash)
-        return { contentHash: hash, created: false };
-      await this.objects.putBlob(
-        {
-          name: hash,
-          // Chunks are messages: stay under max_payload even on servers configured below 128 KiB.
-          options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096) },
-        },
-        bytes,
-      );
-      return { contentHash: hash, created: true };
-    });
+    return guarded(
+      `cannot store object ${hash.slice(0, 12)}`,
+      // Content-addressed: a retry after a put that was stored after all finds it by info().
+      async () => {
+        const info = await this.objects.info(hash);
+        if (info && !info.deleted && digestHex(info.digest) === hash)
+          return { contentHash: hash, created: false };
+        await this.objects.putBlob(
+          {
+            name: hash,
+            // Chunks are messages: stay under max_payload even on servers configured below 128 KiB.
+            options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096) },
+          },
+          bytes,
+        );
+        return { contentHash: hash, created: true };
+      },
+      WRITE_RETRIES,
+    );
   }
 
   /**
@@ -150,7 +155,13 @@ export class NatsTileArchive implements TileArchive {
   async register(entry: CatalogueEntry): Promise<{ entry: CatalogueEntry; created: boolean }> {
     const valid = validCatalogueEntry(entry);
     try {
-      await this.catalogue.create(kvKey(valid.tileId), JSON.stringify(valid));
+      // First write wins: a retried create that was stored after all is refused as "key exists",
+      // and then the winner read below is this very entry.
+      await guarded(
+        `cannot register tile ${valid.tileId}`,
+        () => this.catalogue.create(kvKey(valid.tileId), JSON.stringify(valid)),
+        WRITE_RETRIES,
+      );
       return { entry: valid, created: true };
     } catch (err) {
       // create() refuses a key that has a value: read the winner. No value means the broker failed.
@@ -186,8 +197,10 @@ export class NatsTileArchive implements TileArchive {
   /** Records a bad tile (replacing an older record of its key). @throws LanemapError STORAGE. */
   async recordBad(record: BadTileRecord): Promise<void> {
     const valid = badTileSchema.parse(record);
-    await guarded(`cannot record bad tile ${valid.key}`, () =>
-      this.bad.put(kvKey(valid.key), JSON.stringify(valid)),
+    await guarded(
+      `cannot record bad tile ${valid.key}`,
+      () => this.bad.put(kvKey(valid.key), JSON.stringify(valid)),
+      WRITE_RETRIES,
     );
   }
 

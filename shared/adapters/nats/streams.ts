@@ -148,6 +148,20 @@ export function isStorageFull(err: unknown): boolean {
 }
 
 /**
+ * True when a JetStream request or publish failed for a moment, not for good: a timeout, or no
+ * responders (nats.js reports those on the JetStream API as "jetstream is not enabled"; a 503 API
+ * error) — what a client sees while an R3 stream elects its leader, just after it is created or
+ * when a node dies. A full stream is not transient (isStorageFull). Retry only what is idempotent.
+ */
+export function isTransientBrokerError(err: unknown): boolean {
+  if (!(err instanceof Error) || isStorageFull(err)) return false;
+  if (err.name === "JetStreamNotEnabled" || err.name === "TimeoutError" || err.name === "NoRespondersError")
+    return true;
+  if (err instanceof JetStreamApiError) return err.status === 503;
+  return /no responders|time ?out/i.test(err.message) || isTransientBrokerError(err.cause);
+}
+
+/**
  * Creates or updates the ingest stream (LANEMAP_TILES on `tiles.in.>`) and the dead-letter stream
  * (LANEMAP_DLQ on `tiles.dlq.>`): file storage, limits retention, the byte/age limits and the
  * duplicate window (for Nats-Msg-Id) from config, and `replicas` (`config.storage.replicas`; omitted:
