@@ -249,6 +249,9 @@ export class SourceImagery {
       }
       const composite: Raster = {
         ...first.raster,
+        // The composite's own grid: it may be an older scene's (the one covering the cell), not this one's.
+        width,
+        height,
         bands,
         nodata: bands.map(() => null),
         bandCount: drawnBands,

@@ -741,6 +741,64 @@ describe("a composite cell's mean confidence", { skip: natsMissing() }, () => {
 });
 
 describe("a newer scene covering part of the cell", { skip: natsMissing() }, () => {
+  test("source.png draws the composite on the covering older scene's grid: the patch's own pixels inside it, the older scene's around it", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    const archive = new ArchiveStore(data.dir);
+    const PATCH: LonLatGrid = { lon0: GRID.lon0 + 0.02, lat0: GRID.lat0 - 0.02, size: 0.04, pixels: 4 };
+    const scene = async (g: LonLatGrid, dn: number) => {
+      const n = g.pixels * g.pixels;
+      const d = g.size / g.pixels;
+      const tif = encodeGeoTiff({
+        width: g.pixels,
+        height: g.pixels,
+        bands: [1, 2, 3].map((b) => Int16Array.from({ length: n }, (_, i) => dn * b + i)),
+        geoTransform: [g.lon0, d, 0, g.lat0, 0, -d],
+        epsg: 4326,
+        nodata: -9999,
+      });
+      return (await archive.putObject(tif)).contentHash;
+    };
+    const older = clear(10);
+    const patch = lonLatTile(PATCH, {
+      col: 0,
+      row: 0,
+      tileId: "patch",
+      lane: "live",
+      acquired: CLOUDY_AT,
+      ingestSeq: 150,
+      raster: makeRaster(4, () => 3),
+    });
+    await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 100,
+      tiles: [{ ...older, result: { ...older.result, contentHash: await scene(GRID, 300) } }],
+    });
+    await putLive(await LiveView.open(nats.nc), [
+      { ...patch, result: { ...patch.result, contentHash: await scene(PATCH, 200) } },
+    ]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    const q = "source.png?bidx=1,2,3&rescale=0,1200";
+    const image = async (id: string) => {
+      const res = await srv.get(`/v1/tiles/${id}/${q}`);
+      assert.equal(res.status, 200, `${id}: ${res.status === 200 ? "" : await res.clone().text()}`);
+      return decodePng(new Uint8Array(await res.arrayBuffer()));
+    };
+    const cell = await image("c0000r0000");
+    assert.deepEqual([cell.width, cell.height], [8, 8], "the covering scene's grid");
+    const olderOwn = await image("clear");
+    const patchOwn = await image("patch");
+    const rgba = (png: { data: ArrayLike<number>; width: number }, c: number, r: number) =>
+      Array.from({ length: 4 }, (_, b) => png.data[(r * png.width + c) * 4 + b]);
+    for (let r = 0; r < 8; r++)
+      for (let c = 0; c < 8; c++)
+        assert.deepEqual(
+          rgba(cell, c, r),
+          inBlock(c, r) ? rgba(patchOwn, c - 2, r - 2) : rgba(olderOwn, c, r),
+          `pixel (${c}, ${r})`,
+        );
+  });
+
   test("contributes only where it has pixels: the older pixels outside its footprint stay, in point, stats, listing and layers, live and from the batch view", async () => {
     await using nats = await natsFixture();
     await using data = await tempDataDir();
