@@ -47,7 +47,7 @@ export function checkRasterForSpec(
     // into codes they are not (22280.7 -> 22280, a cloud) or overflow them (1e9), so it is refused.
     if (qa instanceof Float32Array || qa instanceof Float64Array)
       throw new TileInvalidError(
-        `quality band ${q} (${spec.quality.kind}) holds ${qa instanceof Float32Array ? "float32" : "float64"} samples; a quality band must hold integer codes (QA_PIXEL is uint16, SCL uint8): when every band holds whole numbers (Collection 2 Level-2 and L2A bands do), convert the tile with gdal_translate -ot UInt16 IN.tif OUT.tif (a GeoTIFF's bands share one sample type), else rebuild the stack from the original integer bands`,
+        `quality band ${q} (${spec.quality.kind}) holds ${qa instanceof Float32Array ? "float32" : "float64"} samples; a quality band must hold integer codes (QA_PIXEL is uint16, SCL uint8): when every band holds whole numbers (Collection 2 Level-2 and L2A bands do), convert the tile to an integer type that holds every value and the nodata value (a GeoTIFF's bands share one sample type): gdal_translate -ot UInt16 IN.tif OUT.tif when all are 0..65535, -ot Int16 or Int32 when the nodata or a value is negative (UInt16 would clamp a nodata of -9999 to 0); else rebuild the stack from the original integer bands`,
       );
   }
   const n = raster.width * raster.height;

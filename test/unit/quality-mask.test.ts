@@ -200,8 +200,9 @@ describe("a feature spec with a quality band", () => {
           /^quality band 3 \(landsat-c2-qa-pixel\) holds float(32|64) samples; a quality band must hold integer codes/.test(
             e.message,
           ) &&
-          // ...and says how to mend the tile.
-          e.message.includes("gdal_translate -ot UInt16 IN.tif OUT.tif"),
+          // ...and says how to mend the tile, without losing a negative nodata to UInt16's clamp.
+          e.message.includes("gdal_translate -ot UInt16 IN.tif OUT.tif") &&
+          e.message.includes("-ot Int16 or Int32 when the nodata or a value is negative"),
       );
   });
 
