@@ -18,6 +18,44 @@ import {
   type TileFixture,
 } from "../helpers/serving-views.js";
 
+/**
+ * The tile with its scene in the archive (source.png draws it): three Int16 bands on grid `g`, every
+ * pixel's value distinct (dn·band + pixel index), so a drawn colour tells which scene and pixel it is.
+ */
+async function withScene(
+  archive: ArchiveStore,
+  { result, raster }: TileFixture,
+  g: LonLatGrid,
+  dn: number,
+): Promise<TileFixture> {
+  const n = g.pixels * g.pixels;
+  const d = g.size / g.pixels;
+  const scene = encodeGeoTiff({
+    width: g.pixels,
+    height: g.pixels,
+    bands: [1, 2, 3].map((b) => Int16Array.from({ length: n }, (_, i) => dn * b + i)),
+    geoTransform: [g.lon0, d, 0, g.lat0, 0, -d],
+    epsg: 4326,
+    nodata: -9999,
+  });
+  const { contentHash } = await archive.putObject(scene);
+  return { result: { ...result, contentHash }, raster };
+}
+
+/** A layer image of a tile or cell, asserting 200, with the sources it names. */
+async function layerOf(srv: Awaited<ReturnType<typeof startServing>>, id: string, name: string) {
+  const res = await srv.get(`/v1/tiles/${id}/${name}`);
+  assert.equal(res.status, 200, `${name} of ${id}: ${res.status === 200 ? "" : await res.clone().text()}`);
+  return {
+    sources: res.headers.get("lanemap-sources"),
+    png: decodePng(new Uint8Array(await res.arrayBuffer())),
+  };
+}
+
+/** The RGBA of pixel (c, r) of a decoded PNG. */
+const rgba = (png: { data: ArrayLike<number>; width: number }, c: number, r: number) =>
+  Array.from({ length: 4 }, (_, b) => png.data[(r * png.width + c) * 4 + b]);
+
 const GRID: LonLatGrid = { lon0: 10, lat0: 50, size: 0.08, pixels: 8 };
 /** The cloud block of the fresh scene: rows and columns 2..5 (16 of 64 pixels). */
 const inBlock = (c: number, r: number) => c >= 2 && c < 6 && r >= 2 && r < 6;
@@ -208,19 +246,7 @@ describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
     await using data = await tempDataDir();
     // Each tile's scene in the archive (source.png draws it), on the cell's 8×8 grid.
     const archive = new ArchiveStore(data.dir);
-    const d = GRID.size / GRID.pixels;
-    const archived = async ({ result, raster }: TileFixture, dn: number) => {
-      const scene = encodeGeoTiff({
-        width: 8,
-        height: 8,
-        bands: [1, 2, 3].map((b) => Int16Array.from({ length: 64 }, (_, i) => dn * b + i)),
-        geoTransform: [GRID.lon0, d, 0, GRID.lat0, 0, -d],
-        epsg: 4326,
-        nodata: -9999,
-      });
-      const { contentHash } = await archive.putObject(scene);
-      return { result: { ...result, contentHash }, raster };
-    };
+    const archived = (t: TileFixture, dn: number) => withScene(archive, t, GRID, dn);
     // The clear scene's classes have 2 votes of 5, the cloudy one's 5: confidence tells them apart.
     await writeBatchView(data.dir, {
       version: 1,
@@ -230,18 +256,7 @@ describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
     await putLive(await LiveView.open(nats.nc), [await archived(cloudy("live", 150), 200)]);
     await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
 
-    const layer = async (id: string, name: string) => {
-      const res = await srv.get(`/v1/tiles/${id}/${name}`);
-      assert.equal(
-        res.status,
-        200,
-        `${name} of ${id}: ${res.status === 200 ? "" : await res.clone().text()}`,
-      );
-      return {
-        sources: res.headers.get("lanemap-sources"),
-        png: decodePng(new Uint8Array(await res.arrayBuffer())),
-      };
-    };
+    const layer = (id: string, name: string) => layerOf(srv, id, name);
     for (const name of ["source.png", "confidence.png"]) {
       assert.equal((await layer("c0000r0000", name)).sources, "cloudy,clear", `${name} of the cell`);
       assert.equal((await layer("cloudy", name)).sources, "cloudy", `${name} of the live tile`);
@@ -641,21 +656,7 @@ describe("layers of a composite across pixel grids", { skip: natsMissing() }, ()
         (c) => 1 + (c % 5),
       ),
     });
-    // Each scene on its own grid, every pixel's value distinct (dn·band + pixel index).
-    const archived = async ({ result, raster }: TileFixture, g: LonLatGrid, dn: number) => {
-      const n = g.pixels * g.pixels;
-      const d = g.size / g.pixels;
-      const scene = encodeGeoTiff({
-        width: g.pixels,
-        height: g.pixels,
-        bands: [1, 2, 3].map((b) => Int16Array.from({ length: n }, (_, i) => dn * b + i)),
-        geoTransform: [g.lon0, d, 0, g.lat0, 0, -d],
-        epsg: 4326,
-        nodata: -9999,
-      });
-      const { contentHash } = await archive.putObject(scene);
-      return { result: { ...result, contentHash }, raster };
-    };
+    const archived = (t: TileFixture, g: LonLatGrid, dn: number) => withScene(archive, t, g, dn);
     await writeBatchView(data.dir, {
       version: 1,
       watermark: 100,
@@ -664,18 +665,7 @@ describe("layers of a composite across pixel grids", { skip: natsMissing() }, ()
     await putLive(await LiveView.open(nats.nc), [await archived(coarse("live", 150), COARSE, 200)]);
     await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
 
-    const layer = async (id: string, name: string) => {
-      const res = await srv.get(`/v1/tiles/${id}/${name}`);
-      assert.equal(
-        res.status,
-        200,
-        `${name} of ${id}: ${res.status === 200 ? "" : await res.clone().text()}`,
-      );
-      return {
-        sources: res.headers.get("lanemap-sources"),
-        png: decodePng(new Uint8Array(await res.arrayBuffer())),
-      };
-    };
+    const layer = (id: string, name: string) => layerOf(srv, id, name);
     // One fixed stretch, so a scene value draws the same colour in every image.
     const q = "source.png?bidx=1,2,3&rescale=0,1200";
     const cell = await layer("c0000r0000", q);
@@ -683,8 +673,6 @@ describe("layers of a composite across pixel grids", { skip: natsMissing() }, ()
     assert.deepEqual([cell.png.width, cell.png.height], [4, 4]);
     const fineOwn = (await layer("fine", q)).png;
     const coarseOwn = (await layer("coarse", q)).png;
-    const rgba = (png: { data: ArrayLike<number>; width: number }, c: number, r: number) =>
-      Array.from({ length: 4 }, (_, b) => png.data[(r * png.width + c) * 4 + b]);
     // A coarse pixel's centre lies in fine pixel (3c + 1, 3r + 1).
     for (let r = 0; r < 4; r++)
       for (let c = 0; c < 4; c++)
@@ -746,19 +734,6 @@ describe("a newer scene covering part of the cell", { skip: natsMissing() }, () 
     await using data = await tempDataDir();
     const archive = new ArchiveStore(data.dir);
     const PATCH: LonLatGrid = { lon0: GRID.lon0 + 0.02, lat0: GRID.lat0 - 0.02, size: 0.04, pixels: 4 };
-    const scene = async (g: LonLatGrid, dn: number) => {
-      const n = g.pixels * g.pixels;
-      const d = g.size / g.pixels;
-      const tif = encodeGeoTiff({
-        width: g.pixels,
-        height: g.pixels,
-        bands: [1, 2, 3].map((b) => Int16Array.from({ length: n }, (_, i) => dn * b + i)),
-        geoTransform: [g.lon0, d, 0, g.lat0, 0, -d],
-        epsg: 4326,
-        nodata: -9999,
-      });
-      return (await archive.putObject(tif)).contentHash;
-    };
     const older = clear(10);
     const patch = lonLatTile(PATCH, {
       col: 0,
@@ -772,24 +747,16 @@ describe("a newer scene covering part of the cell", { skip: natsMissing() }, () 
     await writeBatchView(data.dir, {
       version: 1,
       watermark: 100,
-      tiles: [{ ...older, result: { ...older.result, contentHash: await scene(GRID, 300) } }],
+      tiles: [await withScene(archive, older, GRID, 300)],
     });
-    await putLive(await LiveView.open(nats.nc), [
-      { ...patch, result: { ...patch.result, contentHash: await scene(PATCH, 200) } },
-    ]);
+    await putLive(await LiveView.open(nats.nc), [await withScene(archive, patch, PATCH, 200)]);
     await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
     const q = "source.png?bidx=1,2,3&rescale=0,1200";
-    const image = async (id: string) => {
-      const res = await srv.get(`/v1/tiles/${id}/${q}`);
-      assert.equal(res.status, 200, `${id}: ${res.status === 200 ? "" : await res.clone().text()}`);
-      return decodePng(new Uint8Array(await res.arrayBuffer()));
-    };
+    const image = async (id: string) => (await layerOf(srv, id, q)).png;
     const cell = await image("c0000r0000");
     assert.deepEqual([cell.width, cell.height], [8, 8], "the covering scene's grid");
     const olderOwn = await image("clear");
     const patchOwn = await image("patch");
-    const rgba = (png: { data: ArrayLike<number>; width: number }, c: number, r: number) =>
-      Array.from({ length: 4 }, (_, b) => png.data[(r * png.width + c) * 4 + b]);
     for (let r = 0; r < 8; r++)
       for (let c = 0; c < 8; c++)
         assert.deepEqual(
