@@ -52,6 +52,26 @@ async function layerOf(srv: Awaited<ReturnType<typeof startServing>>, id: string
   };
 }
 
+/** Publishes batch view v2 holding `tiles` with their composite and waits until serving answers the cell from it. */
+async function publishBatchComposite(
+  srv: Awaited<ReturnType<typeof startServing>>,
+  dataDir: string,
+  tiles: TileFixture[],
+): Promise<void> {
+  await writeBatchView(dataDir, { version: 2, watermark: 200, tiles, composite: true });
+  for (let i = 0; i < 100; i++) {
+    const r = await srv.json<{ composite?: { sources: { lane: string }[] } }>("/v1/tiles/c0000r0000");
+    if (r.body.composite?.sources[0]?.lane === "batch") return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.fail("serving did not switch to batch view v2");
+}
+
+/** The cell's classes.png, decoded. */
+async function cellClasses(srv: Awaited<ReturnType<typeof startServing>>) {
+  return decodePng(new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()));
+}
+
 /** The RGBA of pixel (c, r) of a decoded PNG. */
 const rgba = (png: { data: ArrayLike<number>; width: number }, c: number, r: number) =>
   Array.from({ length: 4 }, (_, b) => png.data[(r * png.width + c) * 4 + b]);
@@ -172,9 +192,7 @@ describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
     assert.equal(list.body.items[0]?.validPixels, 64);
 
     // The class PNG is the composite; the age PNG tells the two acquisitions apart.
-    const png = decodePng(
-      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
-    );
+    const png = await cellClasses(srv);
     const composite1 = [...png.data];
     for (let r = 0; r < 8; r++)
       for (let c = 0; c < 8; c++) assert.equal(composite1[r * 8 + c], inBlock(c, r) ? 1 : 2);
@@ -220,9 +238,7 @@ describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
     );
     assert.deepEqual(batchList.body.items[0]?.counts.slice(0, 3), [0, 16, 48]);
     assert.equal(batchList.body.items[0]?.tileId, "cloudy");
-    const png2 = decodePng(
-      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
-    );
+    const png2 = await cellClasses(srv);
     assert.deepEqual([...png2.data], composite1);
     const d2 = await srv.json<{
       composite: { sources: { tileId: string; lane: string; pixels: number }[] };
@@ -333,9 +349,7 @@ describe("per-pixel compositing across pixel grids", { skip: natsMissing() }, ()
       ],
     );
     assert.equal(d1.body.composite.noSourcePixels, 0);
-    const png1 = decodePng(
-      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
-    );
+    const png1 = await cellClasses(srv);
     assert.deepEqual([...png1.data], expected);
     // The point query in the cloudy half answers the fine scene's class and names it.
     const d = COARSE.size / COARSE.pixels;
@@ -369,9 +383,7 @@ describe("per-pixel compositing across pixel grids", { skip: natsMissing() }, ()
         ["fine", "batch", 8],
       ],
     );
-    const png2 = decodePng(
-      new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
-    );
+    const png2 = await cellClasses(srv);
     assert.deepEqual([...png2.data], expected);
     const s2 = await srv.json<Stats>(`/v1/stats?bbox=${bbox}`);
     assert.deepEqual(s2.body.classes, s1.body.classes);
@@ -547,21 +559,9 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
 
     for (const lane of ["live over batch", "batch view alone"]) {
       if (lane === "batch view alone") {
-        await writeBatchView(data.dir, {
-          version: 2,
-          watermark: 200,
-          tiles: [blocky(10), coarse("batch", 150)],
-          composite: true,
-        });
-        for (let i = 0; i < 100; i++) {
-          const r = await srv.json<{ composite: { sources: { lane: string }[] } }>("/v1/tiles/c0000r0000");
-          if (r.body.composite.sources[0]?.lane === "batch") break;
-          await new Promise((res) => setTimeout(res, 50));
-        }
+        await publishBatchComposite(srv, data.dir, [blocky(10), coarse("batch", 150)]);
       }
-      const png = decodePng(
-        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
-      );
+      const png = await cellClasses(srv);
       const want = recount(png.data, 4, rowArea);
       const got = await areasOf(srv, bbox);
       assert.equal(got.pixels, 16, lane);
@@ -607,21 +607,9 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
 
     for (const lane of ["live over batch", "batch view alone"]) {
       if (lane === "batch view alone") {
-        await writeBatchView(data.dir, {
-          version: 2,
-          watermark: 200,
-          tiles: [older, utm("batch", 150)],
-          composite: true,
-        });
-        for (let i = 0; i < 100; i++) {
-          const r = await srv.json<{ composite: { sources: { lane: string }[] } }>("/v1/tiles/c0000r0000");
-          if (r.body.composite.sources[0]?.lane === "batch") break;
-          await new Promise((res) => setTimeout(res, 50));
-        }
+        await publishBatchComposite(srv, data.dir, [older, utm("batch", 150)]);
       }
-      const png = decodePng(
-        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
-      );
+      const png = await cellClasses(srv);
       assert.deepEqual([png.width, png.height], [50, 50], lane);
       const want = recount(png.data, 50, () => 200 * 200);
       const got = await areasOf(srv, box);
@@ -792,22 +780,10 @@ describe("a newer scene covering part of the cell", { skip: natsMissing() }, () 
     for (const lane of ["live over batch", "batch view alone"]) {
       const patchLane = lane === "live over batch" ? "live" : "batch";
       if (patchLane === "batch") {
-        await writeBatchView(data.dir, {
-          version: 2,
-          watermark: 200,
-          tiles: [clear(10), patch("batch", 150)],
-          composite: true,
-        });
-        for (let i = 0; i < 100; i++) {
-          const r = await srv.json<{ composite?: { sources: { lane: string }[] } }>("/v1/tiles/c0000r0000");
-          if (r.body.composite?.sources[0]?.lane === "batch") break;
-          await new Promise((res) => setTimeout(res, 50));
-        }
+        await publishBatchComposite(srv, data.dir, [clear(10), patch("batch", 150)]);
       }
       // The composite is on the clear scene's 8×8 grid: the patch inside the block, the older scene around it.
-      const png = decodePng(
-        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.png")).arrayBuffer()),
-      );
+      const png = await cellClasses(srv);
       assert.deepEqual([png.width, png.height], [8, 8], lane);
       for (let r = 0; r < 8; r++)
         for (let c = 0; c < 8; c++)
