@@ -29,11 +29,10 @@ import {
   type Model,
   type Raster,
 } from "../../shared/internal.js";
+import { X0, Y0, rect } from "../helpers/training-fixtures.js";
 import { missing, sharedData } from "../helpers/env.js";
 
 const UTM15: Crs = crsFromEpsg(32615);
-const X0 = 462405;
-const Y0 = 1741815;
 const GT: GeoTransform = [X0, 30, 0, Y0, 0, -30];
 
 /** A 10x10, 3-band georeferenced tile (UTM 15N, 30 m) whose pixel p has values p, 2p, 3p (+ 1). */
@@ -61,21 +60,6 @@ function tile(extra: Partial<Raster> = {}): Raster {
 }
 
 const spec = createFeatureSpec(3, { red: 2, nir: 3 });
-
-/** A rectangle (ring) around the centres of columns c0..c1 and rows r0..r1, 5 m inside the pixels. */
-function rect(c0: number, c1: number, r0: number, r1: number): [number, number][] {
-  const xa = X0 + c0 * 30 + 5;
-  const xb = X0 + (c1 + 1) * 30 - 5;
-  const ya = Y0 - r0 * 30 - 5;
-  const yb = Y0 - (r1 + 1) * 30 + 5;
-  return [
-    [xa, ya],
-    [xb, ya],
-    [xb, yb],
-    [xa, yb],
-    [xa, ya],
-  ];
-}
 
 function feature(name: unknown, geometry: object, property = "class"): object {
   return { type: "Feature", properties: { [property]: name }, geometry };

@@ -14,6 +14,7 @@ import {
   type BandArray,
   type Raster,
 } from "../../shared/internal.js";
+import { CIRRUS, CLEAR, CLOUD, DILATED, FILL, SHADOW, SNOW, WATER } from "../helpers/training-fixtures.js";
 
 function raster(width: number, height: number, bands: BandArray[], nodata: number | null = null): Raster {
   const n = bands.length;
@@ -35,16 +36,6 @@ function raster(width: number, height: number, bands: BandArray[], nodata: numbe
     bands,
   };
 }
-
-// QA_PIXEL values as USGS writes them (LSDS-1619 Table 6-3).
-const FILL = 1 << 0;
-const DILATED = 1 << 1;
-const CIRRUS = 1 << 2;
-const CLOUD = 1 << 3;
-const SHADOW = 1 << 4;
-const SNOW = 1 << 5;
-const CLEAR = 1 << 6;
-const WATER = 1 << 7;
 
 describe("Landsat Collection 2 QA_PIXEL masks", () => {
   test("use the bit positions of the USGS product guide", () => {

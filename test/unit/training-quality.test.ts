@@ -16,21 +16,15 @@ import {
   type GeoTransform,
   type Raster,
 } from "../../shared/internal.js";
+import { DILATED, CIRRUS, CLOUD, SHADOW, SNOW, CLEAR, X0, Y0, rect } from "../helpers/training-fixtures.js";
 
-// QA_PIXEL bits as USGS writes them (LSDS-1619 Table 6-3); the default mask is fill, dilated cloud,
-// cirrus, cloud and cloud shadow, so snow is kept.
-const DILATED = 1 << 1;
-const CIRRUS = 1 << 2;
-const CLOUD = 1 << 3;
-const SHADOW = 1 << 4;
-const SNOW = 1 << 5;
-const CLEAR = 1 << 6;
+// The default QA_PIXEL mask is fill, dilated cloud, cirrus, cloud and cloud shadow, so snow is kept.
 const NODATA = -9999;
 
-const X0 = 462405;
-const Y0 = 1741815;
 const GT: GeoTransform = [X0, 30, 0, Y0, 0, -30];
 const pixel = (row: number, col: number): number => row * 4 + col;
+/** The labelled pixels that are valid (clear or snowy, not nodata): the samples, in label order. */
+const SAMPLE_PIXELS = [pixel(0, 0), pixel(0, 1), pixel(1, 0), pixel(2, 1), pixel(3, 1)];
 
 /**
  * A 4x4 Landsat-like tile (UTM 15N, 30 m): red and NIR (int16, nodata -9999) and a QA_PIXEL band.
@@ -76,21 +70,6 @@ const spec = createFeatureSpec(3, {
   nir: 2,
   quality: { band: 3, kind: "landsat-c2-qa-pixel", mask: [...LANDSAT_DEFAULT_MASK] },
 });
-
-/** A rectangle (ring) around the centres of columns c0..c1 and rows r0..r1, 5 m inside the pixels. */
-function rect(c0: number, c1: number, r0: number, r1: number): [number, number][] {
-  const xa = X0 + c0 * 30 + 5;
-  const xb = X0 + (c1 + 1) * 30 - 5;
-  const ya = Y0 - r0 * 30 - 5;
-  const yb = Y0 - (r1 + 1) * 30 + 5;
-  return [
-    [xa, ya],
-    [xb, ya],
-    [xb, yb],
-    [xa, yb],
-    [xa, ya],
-  ];
-}
 
 /** The centre of pixel (row, col). */
 const centre = (row: number, col: number): [number, number] => [X0 + col * 30 + 15, Y0 - row * 30 - 15];
@@ -141,13 +120,7 @@ describe("training samples under a quality band", () => {
   test("takes no masked pixel as a sample: only the clear (and snowy) labelled pixels, in label order", () => {
     const tile = cloudyTile();
     const samples = collectSamples([tile], { kind: "geojson", geojson: labels }, spec);
-    assert.deepEqual(Array.from(samples.pixel), [
-      pixel(0, 0),
-      pixel(0, 1),
-      pixel(1, 0),
-      pixel(2, 1),
-      pixel(3, 1),
-    ]);
+    assert.deepEqual(Array.from(samples.pixel), SAMPLE_PIXELS);
     assert.deepEqual(samples.classNames, ["forest", "water"]);
     assert.deepEqual(Array.from(samples.y), [1, 1, 1, 2, 2]);
     // Each sample's features are its pixel's red, NIR and NDVI: no QA value, no masked pixel's.
@@ -192,13 +165,7 @@ describe("training samples under a quality band", () => {
     );
     const c = samples.coverage;
     assert.deepEqual([c.labelledPixels, c.onNodata, c.maskedByQuality], [12, 2, 5]);
-    assert.deepEqual(Array.from(samples.pixel), [
-      pixel(0, 0),
-      pixel(0, 1),
-      pixel(1, 0),
-      pixel(2, 1),
-      pixel(3, 1),
-    ]);
+    assert.deepEqual(Array.from(samples.pixel), SAMPLE_PIXELS);
   });
 
   test("fails, naming both counts, when clouds and nodata leave no labelled pixel", () => {
