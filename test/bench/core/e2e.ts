@@ -114,25 +114,13 @@ function lanemapEnv(work: string, round: number): NodeJS.ProcessEnv {
   return env;
 }
 
+/** The arguments `lanemap train` and the peer share (the peer's CLI mirrors lanemap's). */
+function jobArgs(c: Case, out: string): string[] {
+  return ["--tiles", c.tilesDir, "--train", c.training, "--red", "3", "--nir", "4", "--out", out];
+}
+
 function lanemapTrain(c: Case, model: string, env: NodeJS.ProcessEnv): Times {
-  return timed(
-    process.execPath,
-    [
-      LANEMAP,
-      "train",
-      "--tiles",
-      c.tilesDir,
-      "--train",
-      c.training,
-      "--red",
-      "3",
-      "--nir",
-      "4",
-      "--out",
-      model,
-    ],
-    env,
-  );
+  return timed(process.execPath, [LANEMAP, "train", ...jobArgs(c, model)], env);
 }
 
 /** `lanemap train` + one `lanemap classify` per tile. */
@@ -239,23 +227,11 @@ function otbArchiveJob(c: Case, work: string, model: string): Job {
 /** The peer's whole job in a fresh process, one thread, with its own wall-clock stage timers. */
 function peerJob(c: Case, work: string): Job {
   const load1 = loadavg()[0] ?? NaN;
-  const t = timed(
-    "/usr/bin/python3",
-    [
-      peerScript() as string,
-      "--tiles",
-      c.tilesDir,
-      "--train",
-      c.training,
-      "--red",
-      "3",
-      "--nir",
-      "4",
-      "--out",
-      join(work, "peer-out"),
-    ],
-    { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1" },
-  );
+  const t = timed("/usr/bin/python3", [peerScript() as string, ...jobArgs(c, join(work, "peer-out"))], {
+    ...process.env,
+    OMP_NUM_THREADS: "1",
+    OPENBLAS_NUM_THREADS: "1",
+  });
   const last = JSON.parse(t.stdout.trim().split("\n").pop() ?? "{}") as { seconds?: Record<string, number> };
   const trainS = last.seconds?.["train"] ?? NaN;
   const totalS = last.seconds?.["total"] ?? NaN;
