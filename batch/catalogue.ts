@@ -8,11 +8,14 @@ import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { TileArchive } from "../shared/index.js";
 import {
+  ERROR_CODES,
   LanemapError,
   describeError,
+  isErrorCode,
   readPamSidecar,
   readSidecar,
   registerTile,
+  type BadTileRecord,
   type CatalogueEntry,
   type ErrorCode,
   type StreamReplay,
@@ -129,10 +132,44 @@ export async function addArchiveFolder(
   return { dir: root, files: names.length, added, present, bad, registered };
 }
 
+/** A catalogue entry a run leaves out because the speed lane dead-lettered its content as permanently bad. */
+export interface QuarantinedTile {
+  readonly tileId: string;
+  readonly contentHash: string;
+  readonly code: string;
+  readonly reason: string;
+  /** When the speed lane dead-lettered it. */
+  readonly at: string;
+}
+
+/**
+ * True when a bad-tile record quarantines the catalogue entry `entry`: the speed lane dead-lettered
+ * this very content (same tile id and sha256) with a permanent code of the error table
+ * (shared/errors.ts), so classifying it again in a batch run fails the same way. MAX_DELIVER is left
+ * out: a tile that ran out of deliveries failed transiently, and a batch run may well classify it.
+ * A bulk load's records are keyed by file name and carry no hash, so they never match.
+ */
+export function quarantines(record: BadTileRecord, entry: CatalogueEntry): boolean {
+  return (
+    record.source === "stream" &&
+    record.key === entry.tileId &&
+    record.contentHash === entry.contentHash &&
+    isErrorCode(record.code) &&
+    ERROR_CODES[record.code].permanent &&
+    record.code !== "MAX_DELIVER"
+  );
+}
+
 /** The entries of one run and the watermark that selected them. */
 export interface RunSet {
-  /** Entries with ingestSeq <= watermark, in catalogue (directory) order. */
+  /** Entries with ingestSeq <= watermark, in catalogue (directory) order, quarantined ones left out. */
   readonly entries: CatalogueEntry[];
+  /**
+   * Entries up to the watermark left out because the speed lane dead-lettered their content as
+   * permanently bad (see {@link quarantines}); `lanemap dlq retry` after a fix or
+   * `lanemap archive remove` takes them out of this list. Absent on a stream run set.
+   */
+  readonly quarantined?: readonly QuarantinedTile[];
   /** W: the highest ingest sequence this run covers. */
   readonly watermark: number;
   /** The highest ingest sequence in the catalogue. */
@@ -157,7 +194,9 @@ export type WatermarkProvider = () => number | Promise<number>;
 /**
  * Reads the catalogue and picks a run's entries. Without a provider the watermark is the highest
  * ingest sequence in the catalogue; with one it is min(provider(), that), so an entry registered by
- * the speed lane but not yet acknowledged stays with the speed lane until a later run.
+ * the speed lane but not yet acknowledged stays with the speed lane until a later run. Entries the
+ * speed lane dead-lettered as permanently bad are set apart as `quarantined` (issue 14): otherwise
+ * every run would fail them again and exit 1 for ever.
  */
 export async function readRunSet(store: TileArchive, watermark?: WatermarkProvider): Promise<RunSet> {
   const all: CatalogueEntry[] = [];
@@ -166,9 +205,33 @@ export async function readRunSet(store: TileArchive, watermark?: WatermarkProvid
     all.push(entry);
     if (entry.ingestSeq > maxSeq) maxSeq = entry.ingestSeq;
   }
+  const bad = new Map<string, BadTileRecord>();
+  for await (const record of store.badTiles()) if (record.source === "stream") bad.set(record.key, record);
   const w = await resolveWatermark(watermark, maxSeq);
-  const entries = all.filter((e) => e.ingestSeq <= w);
-  return { entries, watermark: w, maxSeq, excluded: all.length - entries.length, source: "catalogue" };
+  const covered = all.filter((e) => e.ingestSeq <= w);
+  const entries: CatalogueEntry[] = [];
+  const quarantined: QuarantinedTile[] = [];
+  for (const e of covered) {
+    const record = bad.get(e.tileId);
+    if (record && quarantines(record, e))
+      quarantined.push({
+        tileId: e.tileId,
+        contentHash: e.contentHash,
+        code: record.code,
+        reason: record.reason,
+        at: record.at,
+      });
+    else entries.push(e);
+  }
+  quarantined.sort((a, b) => (a.tileId < b.tileId ? -1 : a.tileId > b.tileId ? 1 : 0));
+  return {
+    entries,
+    quarantined,
+    watermark: w,
+    maxSeq,
+    excluded: all.length - covered.length,
+    source: "catalogue",
+  };
 }
 
 /**

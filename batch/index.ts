@@ -5,11 +5,13 @@
  */
 export {
   addArchiveFolder,
+  quarantines,
   readRunSet,
   resolveWatermark,
   type ArchiveAddOptions,
   type ArchiveAddReport,
   type BadFile,
+  type QuarantinedTile,
   type RegisteredFile,
   type RunSet,
   type WatermarkProvider,

@@ -32,7 +32,7 @@ import {
 import type { TileArchive } from "../shared/index.js";
 import type { BatchVersion } from "../shared/adapters/archive/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
-import { readRunSet, type RunSet, type WatermarkProvider } from "./catalogue.js";
+import { readRunSet, type QuarantinedTile, type RunSet, type WatermarkProvider } from "./catalogue.js";
 import { acquireBatchLock, type BatchLock } from "./lock.js";
 import { resolveRunModel } from "./models.js";
 import { chooseOrdering, orderEntries, placeEntries, resolveAround, type OrderKind } from "./ordering.js";
@@ -124,6 +124,8 @@ export interface RunReport {
     readonly failed: number;
     /** Catalogue entries above the watermark, left to the speed lane. */
     readonly excluded: number;
+    /** Entries up to the watermark left out as the speed lane's permanent dead letters (not in `total`). */
+    readonly quarantined: number;
   };
   readonly cells: number;
   /** Pixels (width x height) classified by this run's workers. */
@@ -131,6 +133,8 @@ export interface RunReport {
   /** Of those, the valid ones (not nodata), which is what the peer counts. */
   readonly validPixels: number;
   readonly failures: readonly TileFailure[];
+  /** The quarantined entries, by tile id: not failures of this run, so they leave the exit code 0. */
+  readonly quarantined: readonly QuarantinedTile[];
   /**
    * Who classified: with the threads executor the worker threads the run used (its slots); with the
    * stream executor the distinct `lanemap worker` processes that returned results, not the window.
@@ -351,7 +355,9 @@ async function executeRun(
       "ARCHIVE_EMPTY",
       runSet.stream
         ? `no tile in ${runSet.stream.stream} from sequence ${runSet.stream.fromSeq} up to watermark ${runSet.watermark}`
-        : `no catalogue entry up to watermark ${runSet.watermark}; add tiles first (lanemap archive add DIR)`,
+        : runSet.quarantined?.length
+          ? `every catalogue entry up to watermark ${runSet.watermark} is quarantined (${runSet.quarantined.length} dead-lettered by the speed lane; lanemap archive list --bad)`
+          : `no catalogue entry up to watermark ${runSet.watermark}; add tiles first (lanemap archive add DIR)`,
     );
   const provenance = {
     source: runSet.source ?? "catalogue",
@@ -369,6 +375,7 @@ async function executeRun(
       watermark: runSet.watermark,
       tiles: runSet.entries.length,
       excluded: runSet.excluded,
+      quarantined: runSet.quarantined?.length ?? 0,
       model: modelVersion,
       order: orderName,
       full: options.full ?? false,
@@ -520,11 +527,13 @@ async function executeRun(
         resumed,
         failed: tally.failed,
         excluded: runSet.excluded,
+        quarantined: runSet.quarantined?.length ?? 0,
       },
       cells,
       pixels: outcome.pixels,
       validPixels: outcome.validPixels,
       failures: outcome.failures,
+      quarantined: runSet.quarantined ?? [],
       workers: outcome.workers,
       replacedWorkers: outcome.replaced,
       resumedFrom: staging.resumedFrom,

@@ -79,6 +79,8 @@ function retryDelayMs(deliveries: number): number {
 export interface TileContext {
   tileId: string | null;
   cell: string | null;
+  /** Set once the tile is registered: its bad-tile record names the content the batch lane quarantines. */
+  contentHash?: string;
 }
 
 /** The map cell of an ingest subject (moved to shared/pipeline with the rest of the derivation). */
@@ -152,6 +154,7 @@ export class TilePipeline {
     );
     ctx.tileId = entry.tileId;
     ctx.cell = entry.cell;
+    ctx.contentHash = entry.contentHash;
     if (!created) {
       // Seen before (a re-sent tile, or a redelivery after a crash): if its result is written, done.
       const existing = await live.get(entry.cell, entry.tileId);
@@ -179,6 +182,17 @@ export class TilePipeline {
       { timeoutMs: this.config.decodeTimeoutMs },
     );
     const revision = await live.put({ result: out.result, k: out.k, raster: out.raster });
+    // A re-sent tile (`lanemap dlq retry` after a fix) may carry the bad-tile record of its dead
+    // letter, which keeps it out of batch runs: classified now, it is no longer bad.
+    if (!created)
+      await archive
+        .clearBad(entry.tileId)
+        .catch((err: unknown) =>
+          this.d.logger.warn(
+            { err: describeError(err), tileId: entry.tileId },
+            "cannot clear the bad-tile record of a classified tile; `lanemap archive remove --bad` clears it",
+          ),
+        );
     this.announce(entry, out.result);
     const latencyMs = Date.now() - m.info.timestampNanos / 1e6;
     metrics.tiles.inc({ outcome: "classified" });
@@ -288,6 +302,7 @@ export class TilePipeline {
         code,
         reason,
         at: new Date().toISOString(),
+        ...(ctx.contentHash ? { contentHash: ctx.contentHash } : {}),
       })
       .catch(() => undefined); // The dead letter is the record that matters; this is a convenience copy.
     metrics.tiles.inc({ outcome: "failed" });

@@ -68,6 +68,23 @@ export interface TileArchive {
   recordBad(record: BadTileRecord): Promise<void>;
   /** Every bad-tile record. */
   badTiles(): AsyncIterable<BadTileRecord>;
+  /**
+   * Removes the bad-tile record of `key` (a tile id, or the file name of a bulk load); true when
+   * there was one. The speed lane clears a tile's record once a retried delivery classifies it.
+   * @throws the backend's I/O errors (LanemapError STORAGE).
+   */
+  clearBad(key: string): Promise<boolean>;
+  /**
+   * Takes a tile out of the catalogue (`lanemap archive remove`): its entry, and its object unless
+   * another entry names the same content hash (objects are shared by content). The id may then be
+   * registered again, with any content. Returns the removed entry, or undefined when the id has none.
+   * A bulk load registering the same bytes under another id at the same moment can lose its object
+   * (its run then reports OBJECT_MISSING for it): an operator command, not a lane's.
+   * @throws the backend's I/O errors (LanemapError STORAGE).
+   */
+  remove(
+    tileId: string,
+  ): Promise<{ readonly entry: CatalogueEntry; readonly objectRemoved: boolean } | undefined>;
 }
 
 /** Where CURRENT points: a version name ("v000042") and the pointer's revision (opaque, grows on every move). */

@@ -58,6 +58,11 @@ export const badTileSchema = z.object({
   code: z.string(),
   reason: z.string(),
   at: isoTime,
+  /**
+   * The sha256 of the tile's bytes when they were registered before the tile failed (a dead letter
+   * of the speed lane): the batch lane quarantines the catalogue entry with this content.
+   */
+  contentHash: z.string().optional(),
 });
 /** A tile that could not be registered or processed, with the reason. */
 export type BadTileRecord = z.infer<typeof badTileSchema>;

@@ -97,12 +97,20 @@ function printReport(r: RunReport): void {
   );
   console.log(
     `  tiles  ${t.total} total: ${t.classified} classified, ${t.reused} reused, ${t.resumed} resumed from checkpoint, ${t.failed} failed` +
-      (t.excluded ? `; ${t.excluded} above the watermark left to the speed lane` : ""),
+      (t.excluded ? `; ${t.excluded} above the watermark left to the speed lane` : "") +
+      (t.quarantined ? `; ${t.quarantined} quarantined` : ""),
   );
   console.log(
     `  cells  ${r.cells}   pixels classified ${r.pixels}   workers ${r.workers} (${r.replacedWorkers} replaced)`,
   );
   for (const f of r.failures) console.log(`  failed ${f.tileId}  ${f.code}: ${f.reason}`);
+  // Left out, not failed: the speed lane dead-lettered this content as permanently bad.
+  for (const q of r.quarantined)
+    console.log(`  quarantined ${q.tileId}  ${q.code}: ${q.reason} (dead-lettered ${q.at})`);
+  if (r.quarantined.length)
+    console.log(
+      "  (quarantined: `lanemap dlq retry` after a fix, or `lanemap archive remove TILE_ID` to drop them)",
+    );
   const s = r.stream;
   if (s) {
     console.log(

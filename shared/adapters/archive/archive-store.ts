@@ -5,7 +5,7 @@
  * registered twice keeps the first entry, and readers never see a half-written file.
  */
 import { createHash } from "node:crypto";
-import { opendir, readFile } from "node:fs/promises";
+import { opendir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { LanemapError } from "../../errors.js";
 import { dataPaths, type DataPaths } from "../../view/paths.js";
@@ -122,6 +122,25 @@ export class ArchiveStore implements TileArchive {
     for await (const text of this.readJsonFiles(this.paths.bad)) yield badTileSchema.parse(JSON.parse(text));
   }
 
+  /** Removes the bad-tile record of `key`; true when there was one. */
+  async clearBad(key: string): Promise<boolean> {
+    return unlinkIfPresent(join(this.paths.bad, `${safeFileKey(key)}.json`));
+  }
+
+  /**
+   * Takes a tile out of the catalogue, and its object unless another entry has the same content
+   * hash (see TileArchive.remove). The entry goes first, so a crash in between leaves at worst an
+   * unreferenced object, never an entry without its object.
+   */
+  async remove(tileId: string): Promise<{ entry: CatalogueEntry; objectRemoved: boolean } | undefined> {
+    const entry = await this.get(tileId);
+    if (!entry) return undefined;
+    if (!(await unlinkIfPresent(join(this.paths.catalogue, `${safeFileKey(tileId)}.json`)))) return undefined;
+    for await (const other of this.entries())
+      if (other.contentHash === entry.contentHash) return { entry, objectRemoved: false };
+    return { entry, objectRemoved: await unlinkIfPresent(this.objectPath(entry.contentHash)) };
+  }
+
   private async *readJsonFiles(dir: string): AsyncGenerator<string> {
     let handle;
     try {
@@ -134,5 +153,16 @@ export class ArchiveStore implements TileArchive {
       if (!d.isFile() || !d.name.endsWith(".json") || d.name.startsWith(".")) continue;
       yield await readFile(join(dir, d.name), "utf8");
     }
+  }
+}
+
+/** Unlinks a file; false when it was not there. */
+async function unlinkIfPresent(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
   }
 }

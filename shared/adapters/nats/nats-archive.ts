@@ -209,6 +209,49 @@ export class NatsTileArchive implements TileArchive {
     for await (const json of this.lastValues(BAD_TILE_BUCKET, this.bad)) yield badTileSchema.parse(json);
   }
 
+  /** Removes the bad-tile record of `key`; true when there was one. @throws LanemapError STORAGE. */
+  async clearBad(key: string): Promise<boolean> {
+    const k = kvKey(key);
+    return guarded(
+      `cannot clear bad tile ${key}`,
+      async () => {
+        const e = await this.bad.get(k);
+        if (!e || e.operation !== "PUT") return false;
+        await this.bad.delete(k);
+        return true;
+      },
+      WRITE_RETRIES,
+    );
+  }
+
+  /**
+   * Takes a tile out of the catalogue (a KV delete: a later `create()` of the id succeeds), and its
+   * object unless another entry has the same content hash (see TileArchive.remove).
+   * @throws LanemapError STORAGE when the broker fails.
+   */
+  async remove(tileId: string): Promise<{ entry: CatalogueEntry; objectRemoved: boolean } | undefined> {
+    const entry = await this.get(tileId);
+    if (!entry) return undefined;
+    await guarded(
+      `cannot remove catalogue entry ${tileId}`,
+      () => this.catalogue.delete(kvKey(tileId)),
+      WRITE_RETRIES,
+    );
+    for await (const other of this.entries())
+      if (other.contentHash === entry.contentHash) return { entry, objectRemoved: false };
+    const objectRemoved = await guarded(
+      `cannot remove object ${entry.contentHash.slice(0, 12)}`,
+      async () => {
+        const info = await this.objects.info(entry.contentHash);
+        if (!info || info.deleted) return false;
+        await this.objects.delete(entry.contentHash);
+        return true;
+      },
+      WRITE_RETRIES,
+    );
+    return { entry, objectRemoved };
+  }
+
   /** The last value of every key of a KV bucket, deletes skipped, parsed as JSON. */
   private async *lastValues(bucket: string, kv: KV): AsyncGenerator<unknown> {
     const status = await guarded(`cannot read bucket ${bucket}`, () => kv.status());
