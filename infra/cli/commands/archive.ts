@@ -7,7 +7,14 @@ import {
   type ModelLayout,
 } from "../../../batch/index.js";
 import { withTileArchive } from "../../platform/storage.js";
-import { LanemapError, dataPaths, parseConfig } from "../../../shared/index.js";
+import {
+  LanemapError,
+  dataPaths,
+  parseConfig,
+  type BadTileRecord,
+  type CatalogueEntry,
+  type Config,
+} from "../../../shared/index.js";
 import { UsageError } from "../usage.js";
 import { cliLogger } from "../logger.js";
 import { commandSummary } from "./index.js";
@@ -17,6 +24,54 @@ interface ArchiveAddFlags {
   acquired?: string;
   nats?: string;
   json?: boolean;
+}
+
+/** Flags of `archive list` and `archive remove` (`--bad`: the bad-tile records). */
+interface ArchiveListFlags {
+  dataDir?: string;
+  nats?: string;
+  bad?: boolean;
+  json?: boolean;
+}
+
+/** One of the ids given to `lanemap archive remove` is neither a catalogue entry nor a bad-tile record. */
+export class ArchiveTileNotFoundError extends LanemapError {
+  constructor(missing: readonly string[], removed: number) {
+    super(
+      "TILE_NOT_FOUND",
+      `${missing.length === 1 ? "no tile" : "no tiles"} ${missing.join(", ")} in the archive` +
+        (removed > 0 ? ` (the other ${removed} removed)` : "") +
+        "; `lanemap archive list` names the catalogue, `lanemap archive list --bad` the bad tiles",
+    );
+  }
+}
+
+function archiveConfig(flags: { dataDir?: string }): Config {
+  return parseConfig(flags.dataDir ? { ...process.env, LANEMAP_DATA_DIR: flags.dataDir } : process.env);
+}
+
+function where(config: Config): string {
+  return config.storage.backend === "nats" ? "(NATS)" : config.dataDir;
+}
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+const byKey =
+  <T>(key: (x: T) => string) =>
+  (a: T, b: T) =>
+    key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+
+/** What `archive remove` did with one id. */
+interface Removal {
+  readonly id: string;
+  /** The catalogue entry removed, if the id had one (never with --bad). */
+  readonly entry?: { readonly contentHash: string; readonly objectRemoved: boolean };
+  /** Whether a bad-tile record of the id was removed. */
+  readonly badRecord: boolean;
 }
 
 /**
@@ -52,6 +107,9 @@ export function layoutWarnings(
  * `lanemap archive add DIR`: bulk-registers every GeoTIFF of DIR in the master archive. Bad tiles
  * are recorded with their reason and never stop the load; the exit code is 1 only when nothing at all
  * could be read, 2 on bad arguments.
+ * `lanemap archive list [--bad]` and `archive remove ID... [--bad]` (issue 14): what an operator needs
+ * to see and clear the tiles batch runs quarantine; an id with nothing to remove is TILE_NOT_FOUND
+ * (exit 1) after the others are removed.
  */
 export function registerArchive(program: Command): void {
   const archive = program.command("archive").description(commandSummary("archive"));
@@ -112,5 +170,106 @@ export function registerArchive(program: Command): void {
           "ARCHIVE_UNREADABLE",
           `none of the ${report.files} files in ${report.dir} could be registered`,
         );
+    });
+
+  archive
+    .command("list")
+    .description(
+      "list the catalogue (tile id, cell, acquired, ingest seq, bands, content), or with --bad the bad-tile records (dead letters of the speed lane, files a bulk load refused)",
+    )
+    .option("--bad", "list the bad-tile records instead of the catalogue")
+    .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
+    .option("--nats <url>", "NATS server of a LANEMAP_STORAGE=nats archive (default NATS_URL)")
+    .option("--json", "print JSON")
+    .action(async (flags: ArchiveListFlags) => {
+      const config = archiveConfig(flags);
+      if (flags.bad) {
+        const records = await withTileArchive(config, flags.nats ?? config.natsUrl, "lanemap-archive", (a) =>
+          collect<BadTileRecord>(a.badTiles()),
+        );
+        records.sort(byKey((r) => r.key));
+        if (flags.json) console.log(JSON.stringify(records, null, 2));
+        else {
+          for (const r of records)
+            console.log(
+              `${r.key}  ${r.code}  ${r.at}  ${r.source === "stream" ? "speed lane" : r.source}` +
+                (r.contentHash ? `  content ${r.contentHash.slice(0, 12)}` : "") +
+                `\n    ${r.reason}`,
+            );
+          console.log(
+            `${records.length} bad tile record(s) in ${where(config)}` +
+              (records.length
+                ? "; `lanemap archive remove ID` takes a tile out of the archive, `--bad ID` only clears its record"
+                : ""),
+          );
+        }
+        return;
+      }
+      const entries = await withTileArchive(config, flags.nats ?? config.natsUrl, "lanemap-archive", (a) =>
+        collect<CatalogueEntry>(a.entries()),
+      );
+      entries.sort(byKey((e) => e.tileId));
+      if (flags.json) console.log(JSON.stringify(entries, null, 2));
+      else {
+        for (const e of entries)
+          console.log(
+            `${e.tileId}  ${e.cell}  ${e.acquired}  seq ${e.ingestSeq}  ${e.bandCount} bands  ${e.width}x${e.height}  content ${e.contentHash.slice(0, 12)}`,
+          );
+        console.log(
+          `${entries.length} catalogue entr${entries.length === 1 ? "y" : "ies"} in ${where(config)}`,
+        );
+      }
+    });
+
+  archive
+    .command("remove")
+    .argument("<id...>", "tile ids (or, for a bulk load's bad-tile record, its file name)")
+    .description(
+      "take tiles out of the master archive: the catalogue entry, its object unless another entry has the same content, and its bad-tile record; the next batch run's view no longer has them",
+    )
+    .option("--bad", "only clear the bad-tile records of the ids (keep their catalogue entries)")
+    .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
+    .option("--nats <url>", "NATS server of a LANEMAP_STORAGE=nats archive (default NATS_URL)")
+    .option("--json", "print one JSON line per id")
+    .action(async (ids: string[], flags: ArchiveListFlags) => {
+      const config = archiveConfig(flags);
+      const removals = await withTileArchive(
+        config,
+        flags.nats ?? config.natsUrl,
+        "lanemap-archive",
+        async (a) => {
+          const out: Removal[] = [];
+          for (const id of [...new Set(ids)]) {
+            const removed = flags.bad ? undefined : await a.remove(id);
+            const badRecord = await a.clearBad(id);
+            out.push({
+              id,
+              ...(removed
+                ? { entry: { contentHash: removed.entry.contentHash, objectRemoved: removed.objectRemoved } }
+                : {}),
+              badRecord,
+            });
+          }
+          return out;
+        },
+      );
+      const found = removals.filter((r) => r.entry || r.badRecord);
+      for (const r of found) {
+        if (flags.json) console.log(JSON.stringify(r));
+        else
+          console.log(
+            `removed ${r.id}: ` +
+              [
+                r.entry
+                  ? `catalogue entry, content ${r.entry.contentHash.slice(0, 12)} ${r.entry.objectRemoved ? "deleted" : "kept (another entry has it)"}`
+                  : "",
+                r.badRecord ? "bad-tile record" : "",
+              ]
+                .filter(Boolean)
+                .join(", "),
+          );
+      }
+      const missing = removals.filter((r) => !r.entry && !r.badRecord).map((r) => r.id);
+      if (missing.length) throw new ArchiveTileNotFoundError(missing, found.length);
     });
 }
