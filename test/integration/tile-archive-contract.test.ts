@@ -129,6 +129,40 @@ function contract(name: string, open: () => Promise<Backend>, skip?: string): vo
       ]);
     });
 
+    test("clearBad removes one record and says whether there was one", async () => {
+      await backend.archive.recordBad(badOf("cleared.tif", "bad once"));
+      assert.equal(await backend.archive.clearBad("cleared.tif"), true);
+      assert.equal(await backend.archive.clearBad("cleared.tif"), false);
+      assert.equal(await backend.archive.clearBad("never-recorded.tif"), false);
+      const keys = (await collect(backend.archive.badTiles())).map((r) => r.key);
+      assert.ok(!keys.includes("cleared.tif"));
+    });
+
+    test("remove takes an entry out, keeps an object another entry shares, deletes the last one, and frees the id", async () => {
+      const bytes = new TextEncoder().encode("shared by two tile ids");
+      const { contentHash } = await backend.archive.putObject(bytes);
+      await backend.archive.register(entryOf("twin-a", contentHash));
+      await backend.archive.register(entryOf("twin-b", contentHash));
+      const first = await backend.archive.remove("twin-a");
+      assert.equal(first?.entry.tileId, "twin-a");
+      assert.equal(first?.objectRemoved, false);
+      assert.equal(await backend.archive.get("twin-a"), undefined);
+      assert.deepEqual(await backend.archive.readObject(contentHash), bytes);
+      const ids = (await collect(backend.archive.entries())).map((e) => e.tileId);
+      assert.ok(!ids.includes("twin-a") && ids.includes("twin-b"));
+      assert.equal((await backend.archive.remove("twin-b"))?.objectRemoved, true);
+      await assert.rejects(
+        backend.archive.readObject(contentHash),
+        (err: unknown) => err instanceof LanemapError && err.code === "OBJECT_MISSING",
+      );
+      assert.equal(await backend.archive.remove("twin-b"), undefined, "removing twice finds nothing");
+      const other = sha(new TextEncoder().encode("new content"));
+      const again = await backend.archive.register(entryOf("twin-a", other));
+      assert.equal(again.created, true, "a removed id can be registered again, with other content");
+      assert.equal((await backend.archive.get("twin-a"))?.contentHash, other);
+      await backend.archive.remove("twin-a");
+    });
+
     test("entries() streams 1,000 registered entries, each once", async () => {
       const ids = Array.from({ length: 1000 }, (_, i) => `bulk-${String(i).padStart(4, "0")}`);
       for (let i = 0; i < ids.length; i += 50)
