@@ -142,11 +142,15 @@ export interface QuarantinedTile {
   readonly at: string;
 }
 
+/** Permanent codes that say more about the moment than about the tile (see {@link quarantines}). */
+const NOT_QUARANTINED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["MAX_DELIVER", "DEADLINE"]);
+
 /**
  * True when a bad-tile record quarantines the catalogue entry `entry`: the speed lane dead-lettered
  * this very content (same tile id and sha256) with a permanent code of the error table
- * (shared/errors.ts), so classifying it again in a batch run fails the same way. MAX_DELIVER is left
- * out: a tile that ran out of deliveries failed transiently, and a batch run may well classify it.
+ * (shared/errors.ts), so classifying it again in a batch run fails the same way. MAX_DELIVER and
+ * DEADLINE are left out: a tile that ran out of deliveries failed transiently, and one over the speed
+ * lane's deadline (a burst, a slow worker) may well be classified by a batch run.
  * A bulk load's records are keyed by file name and carry no hash, so they never match.
  */
 export function quarantines(record: BadTileRecord, entry: CatalogueEntry): boolean {
@@ -156,7 +160,7 @@ export function quarantines(record: BadTileRecord, entry: CatalogueEntry): boole
     record.contentHash === entry.contentHash &&
     isErrorCode(record.code) &&
     ERROR_CODES[record.code].permanent &&
-    record.code !== "MAX_DELIVER"
+    !NOT_QUARANTINED.has(record.code)
   );
 }
 

@@ -20,12 +20,13 @@ const deadLetter: BadTileRecord = {
 
 describe("quarantined catalogue entries", () => {
   test("a speed-lane dead letter of the same content with a permanent code quarantines the entry", () => {
-    for (const code of ["TILE_DECODE", "TILE_INVALID", "PIXEL_BUDGET", "MODEL", "DEADLINE"])
+    for (const code of ["TILE_DECODE", "TILE_INVALID", "PIXEL_BUDGET", "MODEL", "OBJECT_MISSING"])
       assert.equal(quarantines({ ...deadLetter, code }, entry), true, code);
   });
 
-  test("a tile that ran out of deliveries (MAX_DELIVER) is left to the batch run to try", () => {
+  test("a tile that ran out of deliveries or over the speed lane's deadline is left to the batch run to try", () => {
     assert.equal(quarantines({ ...deadLetter, code: "MAX_DELIVER" }, entry), false);
+    assert.equal(quarantines({ ...deadLetter, code: "DEADLINE" }, entry), false);
   });
 
   test("a transient or unknown code does not quarantine", () => {
