@@ -575,7 +575,8 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
     await using nats = await natsFixture();
     await using data = await tempDataDir();
     // Around 15°E 50°N, where UTM zone 33N's x0 ≈ 500 km: a 10 km UTM square over a lon/lat cell of
-    // about 5.7 km × 8.9 km, so the composite is on the UTM grid (it covers the most).
+    // about 5.7 km × 8.9 km, so the composite is on the UTM grid (it covers the most). The lon/lat cell
+    // spans y 5531960..5540855 (gdaltransform), inside the square: the union grid is the UTM grid.
     const lonLat: LonLatGrid = { lon0: 14.96, lat0: 50.02, size: 0.08, pixels: 8 };
     const older = lonLatTile(lonLat, {
       col: 0,
@@ -589,7 +590,7 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
     const utm = (lane: "batch" | "live", seq: number) =>
       utmTile({
         x0: 495_000,
-        y0: 5_542_000,
+        y0: 5_541_800,
         pixels: 50,
         pixelM: 200,
         cell: "c0000r0000",
