@@ -825,3 +825,146 @@ describe("a newer scene covering part of the cell", { skip: natsMissing() }, () 
     }
   });
 });
+
+describe("two scenes of a cell overlapping in part", { skip: natsMissing() }, () => {
+  test("the composite is the union of both: the newer scene's part beyond the covering older one answers point, stats, listing and layers, live and from the batch view", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // The older batch scene covers lon 10.00..10.08, lat 49.92..50.00 (8×8 px of 0.01°). The newer
+    // one, a path/row shifted between dates, covers 10.04..10.10, 49.91..49.97 (6×6 px on the same
+    // lattice): it overlaps the older one's south-east and reaches 2 columns east and 1 row south of
+    // it. Its north-west 2×2 px are cloud. The older scene covers more ground, so the union grid is
+    // on its lattice: 10 × 9 px from its origin.
+    const EAST: LonLatGrid = { lon0: 10.04, lat0: 49.97, size: 0.06, pixels: 6 };
+    const east = (lane: "batch" | "live", seq: number) =>
+      lonLatTile(EAST, {
+        col: 0,
+        row: 0,
+        tileId: "east",
+        lane,
+        acquired: CLOUDY_AT,
+        ingestSeq: seq,
+        raster: makeRaster(6, (c, r) => (c < 2 && r < 2 ? 0 : 2)),
+      });
+    // The oracle, pixel by pixel on the union grid: the newer scene where it is valid, else the older.
+    const W = 10;
+    const H = 9;
+    const inOlder = (c: number, r: number) => c < 8 && r < 8;
+    const inNewer = (c: number, r: number) => c >= 4 && r >= 3;
+    const newerValid = (c: number, r: number) => inNewer(c, r) && !(c - 4 < 2 && r - 3 < 2);
+    const want = (c: number, r: number) => (newerValid(c, r) ? 2 : inOlder(c, r) ? 1 : 0);
+    let fromNewer = 0;
+    let fromOlder = 0;
+    for (let r = 0; r < H; r++)
+      for (let c = 0; c < W; c++)
+        if (newerValid(c, r)) fromNewer++;
+        else if (inOlder(c, r)) fromOlder++;
+    assert.deepEqual(
+      [fromNewer, fromOlder],
+      [32, 48],
+      "the oracle's own count: 36 less 4 cloud; 64 less the 4 × 5 overlap, plus 4 under the cloud",
+    );
+    const d = GRID.size / GRID.pixels;
+    const pa = pixelArea({ geoTransform: [GRID.lon0, d, 0, GRID.lat0, 0, -d], crs: WGS84, height: H });
+    const rowArea = (r: number) => (pa?.kind === "per-row" ? (pa.m2[r] as number) : NaN);
+    const wantAreas = [0, 0, 0, 0, 0];
+    for (let r = 0; r < H; r++)
+      for (let c = 0; c < W; c++)
+        if (want(c, r)) wantAreas[want(c, r)] = (wantAreas[want(c, r)] as number) + rowArea(r);
+    const at = (c: number, r: number) => ({ lon: GRID.lon0 + (c + 0.5) * d, lat: GRID.lat0 - (r + 0.5) * d });
+
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    await putLive(await LiveView.open(nats.nc), [east("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    let livePng: Uint8Array | undefined;
+    for (const phase of ["live over batch", "batch view alone"]) {
+      const newerLane = phase === "live over batch" ? "live" : "batch";
+      if (newerLane === "batch") await publishBatchComposite(srv, data.dir, [clear(10), east("batch", 150)]);
+      const png = await cellClasses(srv);
+      assert.deepEqual([png.width, png.height], [W, H], `${phase}: the union grid`);
+      for (let r = 0; r < H; r++)
+        for (let c = 0; c < W; c++) assert.equal(png.data[r * W + c], want(c, r), `${phase} (${c}, ${r})`);
+      if (livePng)
+        assert.deepEqual(png.data, livePng, "the batch view's composite is the live one, pixel for pixel");
+      else livePng = png.data as Uint8Array;
+
+      // A point the newer scene alone covers, beyond the covering older scene: its class and source.
+      const beyond = await srv.json<Point & { pixel: { col: number; row: number } }>(
+        `/v1/point?lon=${at(9, 8).lon}&lat=${at(9, 8).lat}`,
+      );
+      assert.equal(beyond.status, 200, `${phase}: a point beyond the older scene`);
+      assert.deepEqual(
+        [beyond.body.tileId, beyond.body.class.id, beyond.body.source?.tileId, beyond.body.source?.lane],
+        ["east", 2, "east", newerLane],
+      );
+      assert.equal(beyond.body.source?.acquired, CLOUDY_AT);
+      assert.deepEqual(beyond.body.pixel, { col: 9, row: 8 });
+      // Under the newer scene's cloud and beyond its footprint: the older scene.
+      for (const [c, r] of [
+        [4, 3],
+        [0, 0],
+      ] as const) {
+        const p = await srv.json<Point>(`/v1/point?lon=${at(c, r).lon}&lat=${at(c, r).lat}`);
+        assert.deepEqual(
+          [p.body.class.id, p.body.source?.tileId, p.body.source?.lane],
+          [1, "clear", "batch"],
+        );
+      }
+      // The union's corner no scene covers: no source, no class.
+      const none = await srv.json<Point>(`/v1/point?lon=${at(9, 0).lon}&lat=${at(9, 0).lat}`);
+      assert.deepEqual([none.status, none.body.class.id, none.body.source], [200, 0, null]);
+
+      // Stats over the union and the cell's detail: every pixel with a source counted once, at the
+      // union grid's own pixel areas; the corners no scene covers are class 0 with no m², as any
+      // pixel of a composite without a source.
+      const noSource = W * H - fromNewer - fromOlder;
+      const got = await areasOf(srv, "10,49.91,10.1,50");
+      assert.equal(got.pixels, W * H, phase);
+      const stats = await srv.json<AreaStats>("/v1/stats?bbox=10,49.91,10.1,50");
+      assert.deepEqual(
+        stats.body.classes
+          .filter((c) => c.pixels > 0)
+          .map((c) => [c.id, c.pixels, c.id === 0 ? c.areaM2 : 1]),
+        [
+          [0, noSource, 0],
+          [1, fromOlder, 1],
+          [2, fromNewer, 1],
+        ],
+        phase,
+      );
+      assertAreas(got.stats, wantAreas, `${phase}, /v1/stats`);
+      assertAreas(got.detail, wantAreas, `${phase}, /v1/tiles/{id}`);
+      const detail = await srv.json<{
+        composite: { sources: { tileId: string; lane: string; pixels: number }[]; noSourcePixels: number };
+      }>("/v1/tiles/c0000r0000");
+      assert.deepEqual(
+        detail.body.composite.sources.map((s) => [s.tileId, s.lane, s.pixels]),
+        [
+          ["east", newerLane, fromNewer],
+          ["clear", "batch", fromOlder],
+        ],
+      );
+      assert.equal(detail.body.composite.noSourcePixels, noSource);
+      // The listing: the newest scene's id on the union grid, its bbox the union's.
+      const list = await srv.json<{
+        items: { tileId: string; width: number; height: number; bbox: number[]; validPixels: number }[];
+      }>("/v1/tiles");
+      const item = list.body.items[0];
+      assert.deepEqual([item?.tileId, item?.width, item?.height, item?.validPixels], ["east", W, H, 80]);
+      (item?.bbox ?? []).forEach((v, i) =>
+        assert.ok(Math.abs(v - [10, 49.91, 10.1, 50][i]!) < 1e-9, `bbox ${item?.bbox}`),
+      );
+      // source.png names both scenes; age.png has no age where no scene is.
+      const age = decodePng(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/age.png")).arrayBuffer()),
+      );
+      assert.deepEqual([age.width, age.height], [W, H]);
+      assert.equal(age.data[9], 0, `${phase}: no age where no scene is`);
+      assert.equal(
+        (age.data[0] ?? 0) - (age.data[8 * W + 9] ?? 0),
+        4,
+        `${phase}: the older pixels are four days older`,
+      );
+    }
+  });
+});
