@@ -270,6 +270,7 @@ export function composeMergedCell(
         return {
           raster: r,
           grid: on.grid,
+          gridClipped: union.clipped,
           source: r.source,
           sources,
           contributions: storedCell.sources.map((s) => s.pixels),
@@ -334,6 +335,7 @@ export function composeMergedCell(
           votes: c.votes,
         },
         grid: on.grid,
+        gridClipped: union.clipped,
         source: c.source,
         sources,
         contributions: c.contributions,
@@ -357,6 +359,7 @@ export async function pixelSources(r: ServedResult): Promise<ComposedCell> {
   return {
     raster,
     grid: gridOf(r),
+    gridClipped: null,
     source: c.source,
     sources: [r],
     contributions: c.contributions,

@@ -935,7 +935,11 @@ describe("two scenes of a cell overlapping in part", { skip: natsMissing() }, ()
       assertAreas(got.stats, wantAreas, `${phase}, /v1/stats`);
       assertAreas(got.detail, wantAreas, `${phase}, /v1/tiles/{id}`);
       const detail = await srv.json<{
-        composite: { sources: { tileId: string; lane: string; pixels: number }[]; noSourcePixels: number };
+        composite: {
+          sources: { tileId: string; lane: string; pixels: number }[];
+          noSourcePixels: number;
+          gridClipped: string | null;
+        };
       }>("/v1/tiles/c0000r0000");
       assert.deepEqual(
         detail.body.composite.sources.map((s) => [s.tileId, s.lane, s.pixels]),
@@ -945,6 +949,7 @@ describe("two scenes of a cell overlapping in part", { skip: natsMissing() }, ()
         ],
       );
       assert.equal(detail.body.composite.noSourcePixels, noSource);
+      assert.equal(detail.body.composite.gridClipped, null);
       // The listing: the newest scene's id on the union grid, its bbox the union's.
       const list = await srv.json<{
         items: { tileId: string; width: number; height: number; bbox: number[]; validPixels: number }[];
@@ -966,5 +971,34 @@ describe("two scenes of a cell overlapping in part", { skip: natsMissing() }, ()
         `${phase}: the older pixels are four days older`,
       );
     }
+  });
+});
+
+describe("two scenes of a cell far apart", () => {
+  test("keep the covering scene's grid, and the cell's detail says the union was over its bound", async () => {
+    await using data = await tempDataDir();
+    // A newer scene 0.5° (50 px) east of the older one, in the same cell, its two west columns cloud:
+    // the union would be 58 × 8 px, over 4 times either scene's 64.
+    const FAR: LonLatGrid = { ...GRID, lon0: GRID.lon0 + 0.5 };
+    const far = lonLatTile(FAR, {
+      col: 0,
+      row: 0,
+      tileId: "far",
+      lane: "batch",
+      acquired: CLOUDY_AT,
+      ingestSeq: 150,
+      raster: makeRaster(8, (c) => (c < 2 ? 0 : 2)),
+    });
+    await writeBatchView(data.dir, { version: 1, watermark: 200, tiles: [clear(10), far], composite: true });
+    await using srv = await startServing({ dataDir: data.dir });
+    const d = await srv.json<{ composite: { gridClipped: string | null; sources: { tileId: string }[] } }>(
+      "/v1/tiles/c0000r0000",
+    );
+    assert.equal(d.status, 200);
+    assert.equal(d.body.composite.gridClipped, "too-large");
+    const png = await cellClasses(srv);
+    assert.deepEqual([png.width, png.height], [8, 8]);
+    // The newer scene's own grid: its cloud stays a hole, the older scene is nowhere under it.
+    for (let i = 0; i < 64; i++) assert.equal(png.data[i], i % 8 < 2 ? 0 : 2, `pixel ${i}`);
   });
 });
