@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { decode as decodePng } from "fast-png";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { LiveView } from "../../shared/adapters/nats/index.js";
-import { WGS84, encodeGeoTiff, pixelArea } from "../../shared/index.js";
+import { WGS84, encodeGeoTiff, pixelArea, readGeoTiffInfo } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { startServing } from "../helpers/serving-server.js";
 import {
@@ -959,7 +959,15 @@ describe("two scenes of a cell overlapping in part", { skip: natsMissing() }, ()
       (item?.bbox ?? []).forEach((v, i) =>
         assert.ok(Math.abs(v - [10, 49.91, 10.1, 50][i]!) < 1e-9, `bbox ${item?.bbox}`),
       );
-      // source.png names both scenes; age.png has no age where no scene is.
+      // classes.tif is georeferenced on the union grid.
+      const tif = await readGeoTiffInfo(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.tif")).arrayBuffer()),
+      );
+      assert.deepEqual([tif.width, tif.height], [W, H]);
+      (tif.geoTransform ?? []).forEach((v, i) =>
+        assert.ok(Math.abs(v - [10, 0.01, 0, 50, 0, -0.01][i]!) < 1e-9, `classes.tif ${tif.geoTransform}`),
+      );
+      // age.png has no age where no scene is.
       const age = decodePng(
         new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/age.png")).arrayBuffer()),
       );
