@@ -436,17 +436,22 @@ export class StagingViewStore {
       [cell],
     );
     const byId = new Map(stored.map((r) => [r.tile_id, r]));
-    // Each tile's sampling index onto the grid (null: on it). When no tile is on the grid (a union
-    // grid), the pixels no tile covers are known up front, so they do not keep every tile decoding.
-    const indices = new Map<CellTile, Int32Array | null>(
-      same.map((t) => [t, sameLayerGrid(t.grid, grid) ? null : samplingIndex(grid, t.grid)]),
-    );
+    // Each tile's sampling index onto the grid (null: on it), computed when first needed.
+    const indices = new Map<CellTile, Int32Array | null>();
+    const indexOf = (t: CellTile): Int32Array | null => {
+      if (!indices.has(t)) indices.set(t, sameLayerGrid(t.grid, grid) ? null : samplingIndex(grid, t.grid));
+      return indices.get(t) ?? null;
+    };
     const filled = new Uint8Array(n);
     let holes = n;
-    if (![...indices.values()].includes(null)) {
+    // When no tile is on the grid (a union grid), the pixels no tile covers are known up front, so
+    // that they do not keep every tile decoding; a tile on the grid covers every pixel.
+    if (!same.some((t) => sameLayerGrid(t.grid, grid))) {
       filled.fill(1);
-      for (const index of indices.values())
-        for (let i = 0; i < n; i++) if (((index as Int32Array)[i] as number) >= 0) filled[i] = 0;
+      for (const t of same) {
+        const index = indexOf(t) as Int32Array;
+        for (let i = 0; i < n; i++) if ((index[i] as number) >= 0) filled[i] = 0;
+      }
       holes = filled.reduce((h, f) => h - f, n);
     }
     const layers: ClassRaster[] = [];
@@ -455,7 +460,7 @@ export class StagingViewStore {
       const row = byId.get(t.tileId);
       if (!row) continue;
       const own = decodeClassRaster(blobBytes(row.raster), t.width, t.height, Number(row.k));
-      const index = indices.get(t) ?? null;
+      const index = indexOf(t);
       const r = index
         ? { ...own, ...resampleLayer(own, index), width: grid.width, height: grid.height }
         : own;
