@@ -1,9 +1,18 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { decode as decodePng } from "fast-png";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { LiveView } from "../../shared/adapters/nats/index.js";
-import { WGS84, encodeGeoTiff, pixelArea, readGeoTiffInfo } from "../../shared/index.js";
+import {
+  WGS84,
+  crsFromEpsg,
+  encodeGeoTiff,
+  pixelArea,
+  readGeoTiffInfo,
+  toWgs84,
+} from "../../shared/index.js";
+import { missing } from "../helpers/env.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { startServing } from "../helpers/serving-server.js";
 import {
@@ -1010,3 +1019,108 @@ describe("two scenes of a cell far apart", () => {
     for (let i = 0; i < 64; i++) assert.equal(png.data[i], i % 8 < 2 ? 0 : 2, `pixel ${i}`);
   });
 });
+
+describe(
+  "a lon/lat scene reaching beyond a covering UTM scene",
+  { skip: natsMissing() ?? missing({ peer: true }) },
+  () => {
+    test("the composite is on the UTM lattice extended to the lon/lat outline, equal to rasterio's oracle pixel for pixel, live and from the batch view", async () => {
+      await using nats = await natsFixture();
+      await using data = await tempDataDir();
+      // The older lon/lat scene (8×8 px of 0.01°, class 1 + column mod 3) reaches about 2.3 km south of
+      // the newer 10 km UTM square (50×50 px of 200 m, its top half cloud, class 4 below), which covers
+      // more ground: the union is on the UTM lattice.
+      const LONLAT: LonLatGrid = { lon0: 14.96, lat0: 50.0, size: 0.08, pixels: 8 };
+      const older = lonLatTile(LONLAT, {
+        col: 0,
+        row: 0,
+        tileId: "lonlat",
+        lane: "batch",
+        acquired: CLEAR_AT,
+        ingestSeq: 10,
+        raster: makeRaster(8, (c) => 1 + (c % 3)),
+      });
+      const utm = (lane: "batch" | "live", seq: number) =>
+        utmTile({
+          x0: 495_000,
+          y0: 5_542_000,
+          pixels: 50,
+          pixelM: 200,
+          cell: "c0000r0000",
+          tileId: "utm",
+          lane,
+          acquired: CLOUDY_AT,
+          ingestSeq: seq,
+          raster: makeRaster(50, (_, r) => (r < 25 ? 0 : 4)),
+        });
+      // The oracle, by rasterio (PROJ): the lon/lat scene's bounds in UTM (transform_bounds, 21 points
+      // per edge) snapped outward onto the UTM lattice and joined with the square; then each union
+      // pixel's centre taken to lon/lat: the UTM class where valid, else the lon/lat pixel it falls in.
+      const py = spawnSync(
+        "/usr/bin/python3",
+        [
+          "-c",
+          [
+            "import json, math, rasterio.warp as w",
+            "x0, y0, m, n = 495000.0, 5542000.0, 200.0, 50",
+            "b = w.transform_bounds('EPSG:4326', 'EPSG:32633', 14.96, 49.92, 15.04, 50.0, densify_pts=21)",
+            "c0 = min(0, math.floor((b[0] - x0) / m)); c1 = max(n, math.ceil((b[2] - x0) / m))",
+            "r0 = min(0, math.floor((y0 - b[3]) / m)); r1 = max(n, math.ceil((y0 - b[1]) / m))",
+            "W, H = c1 - c0, r1 - r0",
+            "xs = [x0 + (c0 + c + 0.5) * m for r in range(H) for c in range(W)]",
+            "ys = [y0 - (r0 + r + 0.5) * m for r in range(H) for c in range(W)]",
+            "lons, lats = w.transform('EPSG:32633', 'EPSG:4326', xs, ys)",
+            "out = []",
+            "for i in range(W * H):",
+            "  r, c = r0 + i // W, c0 + i % W",
+            "  if 25 <= r < n and 0 <= c < n: out.append(4); continue",
+            "  lc, lr = math.floor((lons[i] - 14.96) / 0.01), math.floor((50.0 - lats[i]) / 0.01)",
+            "  out.append(1 + lc % 3 if 0 <= lc < 8 and 0 <= lr < 8 else 0)",
+            "print(json.dumps({'origin': [x0 + c0 * m, y0 - r0 * m], 'width': W, 'height': H, 'classes': out}))",
+          ].join("\n"),
+        ],
+        { encoding: "utf8" },
+      );
+      assert.equal(py.status, 0, py.stderr);
+      const oracle = JSON.parse(py.stdout) as {
+        origin: number[];
+        width: number;
+        height: number;
+        classes: number[];
+      };
+      assert.deepEqual(
+        [oracle.width, oracle.height],
+        [50, 62],
+        "the oracle's union: 12 rows below the square",
+      );
+
+      await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [older] });
+      await putLive(await LiveView.open(nats.nc), [utm("live", 150)]);
+      await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+      for (const phase of ["live over batch", "batch view alone"]) {
+        if (phase === "batch view alone")
+          await publishBatchComposite(srv, data.dir, [older, utm("batch", 150)]);
+        const png = await cellClasses(srv);
+        assert.deepEqual([png.width, png.height], [oracle.width, oracle.height], phase);
+        assert.deepEqual(Array.from(png.data), oracle.classes, `${phase}: classes against rasterio's oracle`);
+        const tif = await readGeoTiffInfo(
+          new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.tif")).arrayBuffer()),
+        );
+        assert.deepEqual(tif.geoTransform, [oracle.origin[0], 200, 0, oracle.origin[1], 0, -200]);
+        // A pixel south of the square: the lon/lat scene's, with its lane, tile and acquisition.
+        const i = oracle.classes.findIndex((c, j) => c !== 0 && Math.floor(j / oracle.width) >= 55);
+        const [x, y] = [
+          oracle.origin[0]! + ((i % oracle.width) + 0.5) * 200,
+          oracle.origin[1]! - (Math.floor(i / oracle.width) + 0.5) * 200,
+        ];
+        const [lon, lat] = toWgs84(crsFromEpsg(32633), x, y);
+        const p = await srv.json<Point>(`/v1/point?lon=${lon}&lat=${lat}`);
+        assert.equal(p.status, 200, `${phase}: a point south of the UTM square`);
+        assert.deepEqual(
+          [p.body.class.id, p.body.source?.tileId, p.body.source?.lane, p.body.source?.acquired],
+          [oracle.classes[i], "lonlat", "batch", CLEAR_AT],
+        );
+      }
+    });
+  },
+);
