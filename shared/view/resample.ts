@@ -108,12 +108,13 @@ export function footprintM2(g: LayerGrid): number {
 }
 
 /**
- * The grid a cell's composite is on: among `grids` (the cell's candidates, newest first), the one
- * whose footprint covers the most ground, ties (within a relative 1e-9, so one extent at two
- * resolutions is a tie) to the newest. Tiles are cut per cell, so the largest footprint is the one
- * covering the most of the cell; a newer scene covering only part of it then contributes where it
- * has pixels and the older ones show through elsewhere, as on Earth Engine's fixed `mosaic()` grid.
- * When every candidate shares one extent this is the newest, the per-cell rule's scene.
+ * The candidate whose pixel lattice a cell's composite takes (`unionGrid` extends it to every
+ * footprint): among `grids` (the cell's candidates, newest first), the one whose footprint covers
+ * the most ground, ties (within a relative 1e-9, so one extent at two resolutions is a tie) to the
+ * newest. Tiles are cut per cell, so the largest footprint is the one covering the most of the cell;
+ * a newer scene covering only part of it then contributes where it has pixels and the older ones
+ * show through elsewhere, as on Earth Engine's `mosaic()` grid. When every candidate shares one
+ * extent this is the newest, the per-cell rule's scene.
  * @returns the index into `grids`, -1 when it is empty.
  */
 export function coveringGridIndex(grids: readonly LayerGrid[]): number {
