@@ -2,9 +2,12 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { decode as decodePng } from "fast-png";
+import { join } from "node:path";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
 import { LiveView } from "../../shared/adapters/nats/index.js";
 import {
+  BATCH_VIEW_FILES,
   WGS84,
   crsFromEpsg,
   encodeGeoTiff,
@@ -1124,3 +1127,50 @@ describe(
     });
   },
 );
+
+describe("a batch view written before composites stored their grid", () => {
+  test("is read on the grid of the tile covering the cell, as it was written", async () => {
+    await using data = await tempDataDir();
+    // A newer 4×4 patch inside the older 8×8 scene: the composite lies on the older scene's grid.
+    const PATCH: LonLatGrid = { lon0: GRID.lon0 + 0.02, lat0: GRID.lat0 - 0.02, size: 0.04, pixels: 4 };
+    const patch = lonLatTile(PATCH, {
+      col: 0,
+      row: 0,
+      tileId: "patch",
+      lane: "batch",
+      acquired: CLOUDY_AT,
+      ingestSeq: 150,
+      raster: makeRaster(4, () => 3),
+    });
+    const name = await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 200,
+      tiles: [clear(10), patch],
+      composite: true,
+    });
+    // The composites table as views had it before the grid columns.
+    const db = await DuckDbDatabase.open(join(data.dir, "views", "batch", name, BATCH_VIEW_FILES.duckdb));
+    try {
+      for (const column of ["geo_transform", "epsg", "proj4"])
+        await db.run(`ALTER TABLE composites DROP COLUMN ${column}`);
+      await db.run("CHECKPOINT");
+    } finally {
+      db.closeSync();
+    }
+    await using srv = await startServing({ dataDir: data.dir });
+    const png = await cellClasses(srv);
+    assert.deepEqual([png.width, png.height], [8, 8]);
+    for (let r = 0; r < 8; r++)
+      for (let c = 0; c < 8; c++) assert.equal(png.data[r * 8 + c], inBlock(c, r) ? 3 : 1, `(${c}, ${r})`);
+    const d = await srv.json<{ composite: { sources: { tileId: string; pixels: number }[] } }>(
+      "/v1/tiles/c0000r0000",
+    );
+    assert.deepEqual(
+      d.body.composite.sources.map((x) => [x.tileId, x.pixels]),
+      [
+        ["patch", 16],
+        ["clear", 48],
+      ],
+    );
+  });
+});
