@@ -462,7 +462,13 @@ async function executeRun(
     if (outcome.failures.length) await view.appendFailures(outcome.failures);
     signal?.throwIfAborted();
 
-    const { cells, composited } = await view.finalizeComposites(model.classes);
+    const { cells, composited, clipped } = await view.finalizeComposites(model.classes);
+    // A union grid over its bound keeps the covering tile's extent: pixels beyond it are left out.
+    if (clipped.length)
+      log.warn(
+        { cells: clipped.slice(0, 10), count: clipped.length },
+        "composite grid is the covering tile's, not the union of the cell's tiles",
+      );
     const tally = await view.tally();
     if (tally.tiles === 0)
       throw new LanemapError(

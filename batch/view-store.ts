@@ -17,6 +17,7 @@ import {
 } from "../shared/adapters/duckdb/index.js";
 import {
   BATCH_VIEW_DDL,
+  COMPOSITES_DDL,
   compareCandidates,
   compositePixels,
   compositeTally,
@@ -28,7 +29,7 @@ import {
   resampleLayer,
   sameLayerGrid,
   samplingIndex,
-  coveringGridIndex,
+  unionGrid,
   MAX_COMPOSITE_SOURCES,
   type Crs,
   type LayerGrid,
@@ -48,8 +49,17 @@ interface CellTile {
   readonly validPixels: number;
   readonly width: number;
   readonly height: number;
-  /** The tile's pixel grid: a tile on another grid than the newest is sampled onto it. */
+  /** The tile's pixel grid: a tile on another grid than the composite's is sampled onto it. */
   readonly grid: LayerGrid;
+  /** The CRS as the tiles table stores it (a composite on this tile's lattice stores the same). */
+  readonly epsg: number | null;
+  readonly proj4: string | null;
+}
+
+/** A cell whose union grid fell back to the covering tile's grid (shared/view `unionGrid`). */
+export interface ClippedUnion {
+  readonly cell: string;
+  readonly reason: "too-large" | "not-placeable";
 }
 
 /** A stored tile's CRS: its EPSG code when the index knows it, else its proj4 definition. */
@@ -146,7 +156,10 @@ export class StagingViewStore {
     await this.db.run("DELETE FROM rasters WHERE tile_id NOT IN (SELECT tile_id FROM tiles)");
     await this.db.run("DELETE FROM failures");
     await this.db.run("DELETE FROM cells");
-    await this.db.run("DELETE FROM composites");
+    // Rebuilt from its DDL rather than emptied: a resumed staging file or a previous view copied for an
+    // incremental run may hold the table as an older version wrote it (no grid columns).
+    await this.db.run("DROP TABLE IF EXISTS composites");
+    await this.db.run(COMPOSITES_DDL);
     await this.db.run("DELETE FROM composite_sources");
     await this.db.run("DELETE FROM classes");
     return this.countTiles();
@@ -315,8 +328,13 @@ export class StagingViewStore {
     return (await this.finalizeComposites(classes)).cells;
   }
 
-  /** finalize, also telling how many cells needed a composite. */
-  async finalizeComposites(classes: readonly ModelClass[]): Promise<{ cells: number; composited: number }> {
+  /**
+   * finalize, also telling how many cells needed a composite and which cells' union grid fell back
+   * to the covering tile's grid (their pixels beyond it are left out; the caller logs them).
+   */
+  async finalizeComposites(
+    classes: readonly ModelClass[],
+  ): Promise<{ cells: number; composited: number; clipped: ClippedUnion[] }> {
     const rows = await this.db.allJS<{
       tile_id: string;
       cell: string;
@@ -350,26 +368,37 @@ export class StagingViewStore {
           geoTransform: [...r.geo_transform].map(Number),
           crs: storedCrs(r.epsg, r.proj4),
         },
+        epsg: r.epsg,
+        proj4: r.proj4,
       });
       byCell.set(r.cell, list);
     }
     const cells: string[][] = [];
     await this.db.run("DELETE FROM cells");
-    await this.db.run("DELETE FROM composites");
+    // Rebuilt from its DDL rather than emptied: a resumed staging file or a previous view copied for an
+    // incremental run may hold the table as an older version wrote it (no grid columns).
+    await this.db.run("DROP TABLE IF EXISTS composites");
+    await this.db.run(COMPOSITES_DDL);
     await this.db.run("DELETE FROM composite_sources");
     await this.db.run("DELETE FROM classes");
     let composited = 0;
+    const clipped: ClippedUnion[] = [];
     for (const [cell, list] of byCell) {
       const winner = newestOf(list);
       if (!winner) continue;
       cells.push([cell, winner.tileId]);
       if (list.length < 2) continue;
-      // The composite's grid: the tile covering the cell (the newest unless an older one covers more).
+      // The composite's grid: the union of the tiles' footprints on the lattice of the tile covering
+      // the cell (the newest's very grid when every tile lies inside it).
       const same = [...list].sort(compareCandidates).slice(0, MAX_COMPOSITE_SOURCES);
-      const on = same[coveringGridIndex(same.map((t) => t.grid))] ?? winner;
-      // The short-circuit: a fully valid newest tile covering the cell is its composite; nothing more is read.
-      if (on === winner && winner.validPixels >= winner.width * winner.height) continue;
-      if (await this.compositeCell(cell, on, same, classes.length + 1)) composited++;
+      const u = unionGrid(same.map((t) => t.grid));
+      if (!u) continue;
+      if (u.clipped) clipped.push({ cell, reason: u.clipped });
+      // The short-circuit: a fully valid newest tile that is the composite's grid is its composite;
+      // nothing more is read.
+      if (sameLayerGrid(u.grid, winner.grid) && winner.validPixels >= winner.width * winner.height) continue;
+      const covering = same[u.covering] ?? winner;
+      if (await this.compositeCell(cell, u.grid, covering, same, classes.length + 1)) composited++;
     }
     await this.db.appendRows("cells", cells);
     await this.db.appendRows(
@@ -377,24 +406,26 @@ export class StagingViewStore {
       classes.map((c) => [c.id, c.name, c.colour]),
     );
     await this.db.run("DROP TABLE IF EXISTS run_set");
-    return { cells: cells.length, composited };
+    return { cells: cells.length, composited, clipped };
   }
 
   /**
-   * Composites one cell on the pixel grid of `on`, the tile covering the cell (coveringGridIndex):
-   * its tiles `same` newest first, each on another grid sampled at that grid's pixel centres
-   * (shared/view/resample.ts, the rule serving follows), decoded one at a time until every pixel has
-   * a valid source and `on` itself is among them (serving finds the grid again from the stored
-   * sources), or the tiles run out; then stored. Returns false when the newest tile alone is the answer.
+   * Composites one cell on `grid` (its union grid, on the lattice of `covering`, shared/view
+   * `unionGrid`): its tiles `same` newest first, each on another grid sampled at that grid's pixel
+   * centres (shared/view/resample.ts, the rule serving follows), decoded one at a time until every
+   * pixel some tile covers has a valid source and the tiles used give the same union grid again
+   * (serving lays live results over the stored composite only on the grid its sources give), or the
+   * tiles run out; then stored with its grid. Returns false when the newest tile alone is the answer.
    */
   private async compositeCell(
     cell: string,
-    on: CellTile,
+    grid: LayerGrid,
+    covering: CellTile,
     same: readonly CellTile[],
     slots: number,
   ): Promise<boolean> {
     if (same.length < 2) return false;
-    const n = on.width * on.height;
+    const n = grid.width * grid.height;
     const stored = await this.db.allJS<{
       tile_id: string;
       k: number;
@@ -405,23 +436,34 @@ export class StagingViewStore {
       [cell],
     );
     const byId = new Map(stored.map((r) => [r.tile_id, r]));
-    const layers: ClassRaster[] = [];
-    const used: CellTile[] = [];
+    // Each tile's sampling index onto the grid (null: on it), computed when first needed.
+    const indices = new Map<CellTile, Int32Array | null>();
+    const indexOf = (t: CellTile): Int32Array | null => {
+      if (!indices.has(t)) indices.set(t, sameLayerGrid(t.grid, grid) ? null : samplingIndex(grid, t.grid));
+      return indices.get(t) ?? null;
+    };
     const filled = new Uint8Array(n);
     let holes = n;
+    // When no tile is on the grid (a union grid), the pixels no tile covers are known up front, so
+    // that they do not keep every tile decoding; a tile on the grid covers every pixel.
+    if (!same.some((t) => sameLayerGrid(t.grid, grid))) {
+      filled.fill(1);
+      for (const t of same) {
+        const index = indexOf(t) as Int32Array;
+        for (let i = 0; i < n; i++) if ((index[i] as number) >= 0) filled[i] = 0;
+      }
+      holes = filled.reduce((h, f) => h - f, n);
+    }
+    const layers: ClassRaster[] = [];
+    const used: CellTile[] = [];
     for (const t of same) {
       const row = byId.get(t.tileId);
       if (!row) continue;
       const own = decodeClassRaster(blobBytes(row.raster), t.width, t.height, Number(row.k));
-      const onGrid = sameLayerGrid(t.grid, on.grid);
-      const r = onGrid
-        ? own
-        : {
-            ...own,
-            ...resampleLayer(own, samplingIndex(on.grid, t.grid)),
-            width: on.width,
-            height: on.height,
-          };
+      const index = indexOf(t);
+      const r = index
+        ? { ...own, ...resampleLayer(own, index), width: grid.width, height: grid.height }
+        : own;
       layers.push(r);
       used.push(t);
       for (let i = 0; i < n; i++)
@@ -429,27 +471,30 @@ export class StagingViewStore {
           filled[i] = 1;
           holes--;
         }
-      if (holes === 0 && used.includes(on)) break;
+      if (holes === 0 && sameLayerGrid(unionGrid(used.map((u) => u.grid))?.grid ?? grid, grid)) break;
     }
     if (layers.length < 2) return false;
     const c = compositePixels(layers, n);
     const k = (layers[0] as ClassRaster).k;
-    const tally = compositeTally(c, on.grid, slots, k);
+    const tally = compositeTally(c, grid, slots, k);
     const { composite, sources } = compositeRowValues(
       {
         cell,
         k,
-        width: on.width,
-        height: on.height,
+        width: grid.width,
+        height: grid.height,
         validPixels: tally.validPixels,
         counts: tally.counts,
         areasM2: tally.areasM2,
         meanConfidence: tally.meanConfidence,
         sources: used.map((t, i) => ({ tileId: t.tileId, pixels: c.contributions[i] ?? 0 })),
+        geoTransform: [...grid.geoTransform],
+        epsg: covering.epsg,
+        proj4: covering.proj4,
       },
       encodeClassRaster({
-        width: on.width,
-        height: on.height,
+        width: grid.width,
+        height: grid.height,
         k,
         classes: c.classes,
         votes: c.votes,

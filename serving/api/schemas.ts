@@ -178,13 +178,17 @@ export const CompositeBreakdown = component(
       }),
     ),
     noSourcePixels: count,
+    gridClipped: z.enum(["too-large", "not-placeable"]).nullable(),
     validPixels: count,
     counts: z.array(count),
     areasM2: z.array(z.number()),
   }),
   "Per-pixel composite of a cell: its sources newest first and the pixels each gives (the newest valid pixel wins), " +
     "and the composite's own tally: validPixels, and per class id `counts` (pixels) and `areasM2` (m²). These are the " +
-    "figures /v1/stats, /v1/tiles?bbox= and classes.tif use for the cell; `winner.counts` is the newest tile's own tally.",
+    "figures /v1/stats, /v1/tiles?bbox= and classes.tif use for the cell; `winner.counts` is the newest tile's own tally. " +
+    "The composite is on the union of its sources' footprints, on the lattice of the one covering the most ground; " +
+    "`gridClipped` says why it is that source's own grid instead although a source reaches beyond it: `too-large` " +
+    "(the union would exceed 4 times its pixels) or `not-placeable` (no CRS or invertible geotransform); null otherwise.",
 );
 
 export const TileDetail = component(

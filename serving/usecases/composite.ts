@@ -96,6 +96,7 @@ export async function compositeBreakdown(r: ServedResult): Promise<CompositeBrea
       pixels: c.contributions[i] ?? 0,
     })),
     noSourcePixels: c.source.length - given,
+    gridClipped: c.gridClipped,
     validPixels: c.validPixels,
     counts: [...c.counts],
     areasM2: [...c.areasM2],

@@ -130,8 +130,15 @@ export class OpenedBatchView {
             "SELECT count(*) AS n FROM duckdb_columns() WHERE table_name = 'composites' AND column_name = 'mean_confidence' AND database_name = current_database()",
           )
         )[0]?.n === 1n;
+      const grid =
+        hasComposites &&
+        (
+          await db.all<{ n: bigint }>(
+            "SELECT count(*) AS n FROM duckdb_columns() WHERE table_name = 'composites' AND column_name = 'geo_transform' AND database_name = current_database()",
+          )
+        )[0]?.n === 1n;
       if (hasComposites)
-        for (const row of await db.allJS<CompositeRow>(compositeRowSelect({ meanConfidence }))) {
+        for (const row of await db.allJS<CompositeRow>(compositeRowSelect({ meanConfidence, grid }))) {
           try {
             composites.set(row.cell, compositeFromRow(row));
           } catch (err) {

@@ -12,16 +12,18 @@
  * A cell's `candidates` stay the per-cell rule's (batch cell result and live above W); the composite's
  * own sources are `winner.composite.sources`.
  *
- * The composite is on the pixel grid of the candidate covering the cell (shared/view/resample.ts
- * `coveringGridIndex`; the newest when all share one extent) and keeps the newest candidate's
- * identity; a source on another grid (resolution, CRS, footprint) is sampled at each of its pixel
- * centres by nearest neighbour (shared/view/resample.ts), the
- * same rule the batch lane's composite follows, so the batch view alone gives the same composite
- * after the next run. Votes are shown against the newest source's k.
+ * The composite is on the cell's union grid (shared/view/resample.ts `unionGrid`: the lattice of the
+ * candidate covering the most ground — the newest when all share one extent, then its very grid —
+ * extended to every candidate's footprint) and keeps the newest candidate's identity; a source on
+ * another grid (resolution, CRS, footprint) is sampled at each of its pixel centres by nearest
+ * neighbour (shared/view/resample.ts), the same rule the batch lane's composite follows, so the
+ * batch view alone gives the same composite after the next run (it stores the grid; a view written
+ * before it did lies on the covering tile's grid). Votes are shown against the newest source's k.
  */
 import {
   NO_SOURCE,
   compositeTally,
+  gridBoundsWgs84,
   overlayComposite,
   pixelCandidates,
   resampleLayer,
@@ -29,8 +31,11 @@ import {
   samplingIndex,
   coveringGridIndex,
   singleLayerComposite,
+  unionGrid,
   MAX_COMPOSITE_SOURCES,
+  type Bounds,
   type CellComposite,
+  type Crs,
   type ClassRaster,
   type MergedCell,
   type LayerGrid,
@@ -38,7 +43,7 @@ import {
   type PixelLayer,
   type TileResult,
 } from "../../shared/index.js";
-import type { ComposedCell, ServedComposite, ServedResult } from "./served-result.js";
+import { resolveCrs, type ComposedCell, type ServedComposite, type ServedResult } from "./served-result.js";
 
 /** What the batch view offers the per-pixel merge. */
 export interface StoredComposites {
@@ -52,28 +57,85 @@ export function gridOf(r: ServedResult): LayerGrid {
   return { width: s.width, height: s.height, geoTransform: s.geoTransform, crs: r.crs };
 }
 
-function sameGrid(a: ServedResult, b: ServedResult): boolean {
-  return sameLayerGrid(gridOf(a), gridOf(b));
-}
-
-/** A source's class raster on the grid of `top` (the composite's): itself, or sampled at its pixel centres. */
-async function onGridOf(top: ServedResult, r: ServedResult): Promise<PixelLayer> {
+/** A source's class raster on `grid` (the composite's): itself, or sampled at its pixel centres. */
+async function onGridOf(grid: LayerGrid, r: ServedResult): Promise<PixelLayer> {
   const raster = await r.raster();
-  if (sameGrid(r, top)) return raster;
-  return resampleLayer(raster, samplingIndex(gridOf(top), gridOf(r)));
+  if (sameLayerGrid(gridOf(r), grid)) return raster;
+  return resampleLayer(raster, samplingIndex(grid, gridOf(r)));
 }
 
-/** `top`'s summary placed on the grid of `on`: size, geotransform, CRS and bounds. */
-function onGridSummary(top: TileResult, on: TileResult): TileResult {
-  if (top === on) return top;
+/** Where a composite lies: its grid and what a winner's summary and the spatial index take from it. */
+interface Placement {
+  readonly grid: LayerGrid;
+  readonly summary: Pick<TileResult, "width" | "height" | "geoTransform" | "epsg" | "proj4" | "boundsWgs84">;
+  readonly crs: Crs | null;
+  readonly bounds: Bounds | null;
+}
+
+/** A candidate's own grid as a placement: exactly its summary's fields, as before union grids. */
+function placementOf(r: ServedResult): Placement {
+  return { grid: gridOf(r), summary: r.summary, crs: r.crs, bounds: r.bounds };
+}
+
+/**
+ * `grid` (a union grid on `covering`'s lattice, or a stored composite's grid with its CRS as
+ * `epsg`/`proj4`) as a placement: `covering`'s own when it is that very grid, else the grid with its
+ * own lon/lat footprint (shared/view `gridBoundsWgs84`).
+ */
+function placementOn(
+  covering: ServedResult,
+  grid: LayerGrid,
+  crs: { readonly epsg: number | null; readonly proj4: string | null } = covering.summary,
+): Placement {
+  if (sameLayerGrid(grid, gridOf(covering))) return placementOf(covering);
+  const b = gridBoundsWgs84(grid);
+  // As servedResult takes a tile's: minX > maxX is a box across the antimeridian, not a bad one.
+  const bounds =
+    b &&
+    [b.minX, b.minY, b.maxX, b.maxY].every(Number.isFinite) &&
+    b.minX >= -180 &&
+    b.maxX <= 180 &&
+    b.minY <= b.maxY
+      ? b
+      : null;
+  return {
+    grid,
+    summary: {
+      width: grid.width,
+      height: grid.height,
+      geoTransform: [...grid.geoTransform],
+      epsg: crs.epsg,
+      proj4: crs.proj4,
+      boundsWgs84: b,
+    },
+    crs: grid.crs,
+    bounds,
+  };
+}
+
+/**
+ * The grid the batch view's composite of a cell lies on: the one it stores, or, in a view written
+ * before it stored one, the grid of the source covering the cell (as the batch lane then chose it).
+ */
+function storedPlacement(c: CellComposite, batchSources: readonly ServedResult[]): Placement | undefined {
+  const covering = batchSources[coveringGridIndex(batchSources.map(gridOf))];
+  if (!covering) return undefined;
+  if (c.geoTransform === null) return placementOf(covering);
+  const crs = resolveCrs(c.epsg, c.proj4);
+  return placementOn(covering, { width: c.width, height: c.height, geoTransform: c.geoTransform, crs }, c);
+}
+
+/** `top`'s summary placed on `on`: size, geotransform, CRS and bounds. */
+function onGridSummary(top: TileResult, on: Placement): TileResult {
+  if (top === on.summary) return top;
   return {
     ...top,
-    width: on.width,
-    height: on.height,
-    geoTransform: on.geoTransform,
-    epsg: on.epsg,
-    proj4: on.proj4,
-    boundsWgs84: on.boundsWgs84,
+    width: on.summary.width,
+    height: on.summary.height,
+    geoTransform: on.summary.geoTransform,
+    epsg: on.summary.epsg,
+    proj4: on.summary.proj4,
+    boundsWgs84: on.summary.boundsWgs84,
   };
 }
 
@@ -106,12 +168,12 @@ function talliedSummary(
 }
 
 /**
- * A winner that is a composite: the newest source's identity on the grid of `on` (the candidate
- * covering the cell, shared/view/resample.ts `coveringGridIndex`), the composite's raster and tally.
+ * A winner that is a composite: the newest source's identity on `on` (the cell's union grid,
+ * shared/view/resample.ts `unionGrid`), the composite's raster and tally.
  */
 function compositeWinner(
   top: ServedResult,
-  on: ServedResult,
+  on: Placement,
   sources: readonly ServedResult[],
   compose: () => Promise<ComposedCell>,
   known: TileResult | null,
@@ -123,7 +185,7 @@ function compositeWinner(
     sources,
     compose() {
       composed ??= compose().then((c) => {
-        tallied ??= talliedSummary(onGridSummary(top.summary, on.summary), c);
+        tallied ??= talliedSummary(onGridSummary(top.summary, on), c);
         return c;
       });
       // A failed load is not memoised: the next request tries again.
@@ -144,7 +206,7 @@ function compositeWinner(
     revision: top.revision,
     // The composite's counts once known (at once for a stored composite; after composing otherwise).
     get summary() {
-      return tallied ?? onGridSummary(top.summary, on.summary);
+      return tallied ?? onGridSummary(top.summary, on);
     },
     raster: () => composite.compose().then((c) => c.raster),
     composite,
@@ -180,18 +242,25 @@ export function composeMergedCell(
   // Every candidate takes part, whatever its grid (the newest up to the source index's limit).
   const sources = ordered.slice(0, MAX_COMPOSITE_SOURCES);
   if (sources.length < 2) return merged;
-  // The composite's grid: the candidate covering the cell (the newest unless a candidate covers more).
-  const on = sources[coveringGridIndex(sources.map(gridOf))] ?? top;
-  // The short-circuit: a fully valid newest candidate covering the cell is the answer, as before.
-  if (on === top && top.summary.validPixels >= top.summary.width * top.summary.height) return merged;
+  // The composite's grid: the union of the candidates' footprints on the lattice of the one covering
+  // the most ground (the newest's very grid when every footprint lies inside it).
+  const union = unionGrid(sources.map(gridOf));
+  if (!union) return merged;
+  // The short-circuit: a fully valid newest candidate that is the composite's grid is the answer, as before.
+  if (
+    sameLayerGrid(union.grid, gridOf(top)) &&
+    top.summary.validPixels >= top.summary.width * top.summary.height
+  )
+    return merged;
   // The detail's candidates stay the per-cell rule's; the composite's sources are listed apart.
   const candidates = merged.candidates;
-  const n = on.summary.width * on.summary.height;
   const slots = Math.max(...sources.map((r) => r.summary.counts.length));
+  const storedOn = storedCell ? storedPlacement(storedCell, batchSources) : undefined;
 
-  if (storedCell && live.length === 0 && sources.length === storedCell.sources.length && stored) {
-    // Batch alone: the stored composite as it is, its tally from the view.
-    const known = talliedSummary(onGridSummary(top.summary, on.summary), storedCell);
+  if (storedCell && storedOn && live.length === 0 && sources.length === storedCell.sources.length && stored) {
+    // Batch alone: the stored composite as it is, on its stored grid, its tally from the view.
+    const on = storedOn;
+    const known = talliedSummary(onGridSummary(top.summary, on), storedCell);
     const winner = compositeWinner(
       top,
       on,
@@ -200,7 +269,8 @@ export function composeMergedCell(
         const r = await stored.raster(cell);
         return {
           raster: r,
-          grid: gridOf(on),
+          grid: on.grid,
+          gridClipped: union.clipped,
           source: r.source,
           sources,
           contributions: storedCell.sources.map((s) => s.pixels),
@@ -215,9 +285,9 @@ export function composeMergedCell(
     return { cell, winner, candidates, absorbed: merged.absorbed };
   }
 
+  const on = placementOn(sources[union.covering] ?? top, union.grid);
+  const n = on.grid.width * on.grid.height;
   const rank = new Map(sources.map((r, i) => [r, i]));
-  // The stored composite lies on the grid covering its own sources, as the batch lane chose it.
-  const storedOn = storedCell ? batchSources[coveringGridIndex(batchSources.map(gridOf))] : undefined;
   const winner = compositeWinner(
     top,
     on,
@@ -237,8 +307,8 @@ export function composeMergedCell(
         storedRanks &&
         storedRanks.every((r) => r >= 0) &&
         storedOn &&
-        storedOn.summary.width * storedOn.summary.height === storedCell.width * storedCell.height &&
-        sameGrid(storedOn, on)
+        storedOn.grid.width * storedOn.grid.height === storedCell.width * storedCell.height &&
+        sameLayerGrid(storedOn.grid, on.grid)
       ) {
         const r = await stored.raster(cell);
         base = { ...r, contributions: storedCell.sources.map((s) => s.pixels) };
@@ -246,7 +316,7 @@ export function composeMergedCell(
       }
       const inBase = new Set(baseRanks);
       const layers = sources.filter((_, i) => !inBase.has(i));
-      const rasters = await Promise.all(layers.map((r) => onGridOf(on, r)));
+      const rasters = await Promise.all(layers.map((r) => onGridOf(on.grid, r)));
       const c = overlayComposite(
         base,
         baseRanks,
@@ -255,16 +325,17 @@ export function composeMergedCell(
         n,
       );
       const { k } = await top.raster();
-      const tally = compositeTally(c, gridOf(on), slots, k);
+      const tally = compositeTally(c, on.grid, slots, k);
       return {
         raster: {
-          width: on.summary.width,
-          height: on.summary.height,
+          width: on.grid.width,
+          height: on.grid.height,
           k,
           classes: c.classes,
           votes: c.votes,
         },
-        grid: gridOf(on),
+        grid: on.grid,
+        gridClipped: union.clipped,
         source: c.source,
         sources,
         contributions: c.contributions,
@@ -288,6 +359,7 @@ export async function pixelSources(r: ServedResult): Promise<ComposedCell> {
   return {
     raster,
     grid: gridOf(r),
+    gridClipped: null,
     source: c.source,
     sources: [r],
     contributions: c.contributions,

@@ -58,6 +58,12 @@ export interface ComposedCell {
   readonly raster: ClassRaster;
   /** The pixel grid of `raster` and `source`; a source on another grid is sampled onto it. */
   readonly grid: LayerGrid;
+  /**
+   * Why `grid` is the covering candidate's although a source reaches beyond it (shared/view
+   * `unionGrid`: the union over its bound, or a covering grid that cannot be extended); null when
+   * `grid` holds every source's footprint.
+   */
+  readonly gridClipped: "too-large" | "not-placeable" | null;
   /** Per pixel, an index into `sources`; NO_SOURCE (255) where no source is valid. */
   readonly source: Uint8Array;
   readonly sources: readonly ServedResult[];

@@ -13,7 +13,7 @@
  * higher ingest sequence: shared/view/merge.ts `newestOf`).
  * `composites` holds, per cell whose newest tile is not fully valid (clouds, nodata) and that has
  * older tiles, the per-pixel composite of its tiles (shared/view/composite.ts) and its uint8 source
- * index; `composite_sources` names the tiles the index points at (idx 0 = newest). A cell without a
+ * index on the cell's union grid; `composite_sources` names the tiles the index points at (idx 0 = newest). A cell without a
  * row is its newest tile alone: a clear cell costs what it cost before compositing.
  */
 export const BATCH_VIEW_FILES = {
@@ -23,6 +23,28 @@ export const BATCH_VIEW_FILES = {
   model: "model.json",
   manifest: "manifest.json",
 } as const;
+
+/**
+ * The `composites` table. A composite's pixel grid is its cell's union grid (shared/view/resample.ts
+ * `unionGrid`), not always a tile's: `geo_transform` (GDAL order) with `width` × `height`, and the
+ * CRS as `tiles` stores it (`epsg`, else `proj4`). Views written before these columns read them as
+ * NULL, and serving takes the covering tile's grid as those views were written on.
+ */
+export const COMPOSITES_DDL = `CREATE TABLE composites (
+    cell VARCHAR PRIMARY KEY,
+    k UTINYINT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    valid_pixels BIGINT NOT NULL,
+    counts BIGINT[] NOT NULL,
+    areas_m2 DOUBLE[] NOT NULL,
+    raster BLOB NOT NULL,
+    source BLOB NOT NULL,
+    mean_confidence DOUBLE,
+    geo_transform DOUBLE[],
+    epsg INTEGER,
+    proj4 VARCHAR
+  )`;
 
 export const BATCH_VIEW_DDL = [
   `CREATE TABLE tiles (
@@ -48,18 +70,7 @@ export const BATCH_VIEW_DDL = [
   )`,
   `CREATE TABLE cells (cell VARCHAR PRIMARY KEY, tile_id VARCHAR NOT NULL)`,
   `CREATE TABLE rasters (tile_id VARCHAR PRIMARY KEY, k UTINYINT NOT NULL, raster BLOB NOT NULL)`,
-  `CREATE TABLE composites (
-    cell VARCHAR PRIMARY KEY,
-    k UTINYINT NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    valid_pixels BIGINT NOT NULL,
-    counts BIGINT[] NOT NULL,
-    areas_m2 DOUBLE[] NOT NULL,
-    raster BLOB NOT NULL,
-    source BLOB NOT NULL,
-    mean_confidence DOUBLE
-  )`,
+  COMPOSITES_DDL,
   `CREATE TABLE composite_sources (
     cell VARCHAR NOT NULL,
     idx UTINYINT NOT NULL,

@@ -1,8 +1,8 @@
 /**
- * Candidates of one cell on different pixel grids (another resolution, another CRS, a smaller
- * footprint): the composite of a cell is on the grid of the candidate covering the cell
- * (`coveringGridIndex`: the largest footprint, ties to the newest — the newest scene, the one the
- * per-cell rule shows, whenever all share one extent), and every candidate on another grid is sampled at each target pixel's centre by nearest neighbour, as Earth
+ * Candidates of one cell on different pixel grids (another resolution, another CRS, a shifted
+ * footprint): the composite of a cell is on the union grid of its candidates (`unionGrid`: the
+ * lattice of the candidate covering the most ground, `coveringGridIndex` — the newest scene whenever
+ * all share one extent — extended to hold every candidate's footprint), and every candidate on another grid is sampled at each target pixel's centre by nearest neighbour, as Earth
  * Engine's `mosaic()` reprojects its inputs onto the output grid (nearest neighbour is its default
  * resampling). The centre goes through the same transforms as a point query (shared/crs
  * `projectPoint`, then GDAL's inverted geotransform, floor): the sampled pixel is the one a
@@ -12,8 +12,10 @@
  */
 import { invertGeoTransform, toPixel } from "../classifier/rasterize.js";
 import { pixelArea } from "../classifier/area.js";
-import { projectPoint, sameCrs } from "../crs/crs.js";
-import type { Crs } from "../raster/types.js";
+import { CrsError, projectPoint, sameCrs, toWgs84 } from "../crs/crs.js";
+import { boundsOf } from "../geotiff/metadata.js";
+import { densifiedRing, ringFootprint } from "../lonlat/box.js";
+import type { Bounds, Crs } from "../raster/types.js";
 import { NO_SOURCE, type PixelComposite, type PixelLayer } from "./composite.js";
 
 /** A candidate's pixel grid: size in pixels, GDAL geotransform, CRS (null = not placeable). */
@@ -106,12 +108,13 @@ export function footprintM2(g: LayerGrid): number {
 }
 
 /**
- * The grid a cell's composite is on: among `grids` (the cell's candidates, newest first), the one
- * whose footprint covers the most ground, ties (within a relative 1e-9, so one extent at two
- * resolutions is a tie) to the newest. Tiles are cut per cell, so the largest footprint is the one
- * covering the most of the cell; a newer scene covering only part of it then contributes where it
- * has pixels and the older ones show through elsewhere, as on Earth Engine's fixed `mosaic()` grid.
- * When every candidate shares one extent this is the newest, the per-cell rule's scene.
+ * The candidate whose pixel lattice a cell's composite takes (`unionGrid` extends it to every
+ * footprint): among `grids` (the cell's candidates, newest first), the one whose footprint covers
+ * the most ground, ties (within a relative 1e-9, so one extent at two resolutions is a tie) to the
+ * newest. Tiles are cut per cell, so the largest footprint is the one covering the most of the cell;
+ * a newer scene covering only part of it then contributes where it has pixels and the older ones
+ * show through elsewhere, as on Earth Engine's `mosaic()` grid. When every candidate shares one
+ * extent this is the newest, the per-cell rule's scene.
  * @returns the index into `grids`, -1 when it is empty.
  */
 export function coveringGridIndex(grids: readonly LayerGrid[]): number {
@@ -132,4 +135,135 @@ export function coveringGridIndex(grids: readonly LayerGrid[]): number {
     }
   }
   return best;
+}
+
+/** How many times the covering grid's pixel count a union grid may have (`unionGrid`'s bound). */
+export const UNION_GRID_MAX_PIXELS_FACTOR = 4;
+
+/** Points per outline edge projected into the covering CRS (GDALSuggestedWarpOutput2's 20 steps). */
+const OUTLINE_STEPS = 20;
+
+/**
+ * Pixel coordinates within a millionth of a lattice line count as on it: an outline on the very
+ * lattice (a scene shifted by whole pixels) must not gain a column from rounding in the transform.
+ */
+const ON_LATTICE = 1e-6;
+
+/** The grid a cell's composite is on, and how it was chosen (`unionGrid`). */
+export interface CompositeGrid {
+  /** The composite's pixel grid: the covering candidate's own grid object, or its lattice extended. */
+  readonly grid: LayerGrid;
+  /** Index into the candidates of the covering one (`coveringGridIndex`), whose lattice `grid` keeps. */
+  readonly covering: number;
+  /**
+   * Why `grid` is the covering grid although a footprint reaches beyond it: "too-large" when the
+   * union would exceed UNION_GRID_MAX_PIXELS_FACTOR times its pixels, "not-placeable" when the
+   * covering grid has no CRS or an invertible geotransform to extend; null when `grid` holds every
+   * footprint.
+   */
+  readonly clipped: "too-large" | "not-placeable" | null;
+}
+
+/**
+ * The union composite grid of one cell's candidates (newest first), as Earth Engine's `mosaic()`
+ * keeps the union of its inputs and `gdalwarp` sizes its output: the covering candidate's CRS,
+ * resolution and pixel phase (its geotransform with the origin moved by whole pixels, GDAL's
+ * `-tap` onto its own lattice), extended to the smallest window of that lattice holding every
+ * candidate's footprint. A footprint in another CRS is its outline — OUTLINE_STEPS points per edge,
+ * GDALSuggestedWarpOutput2's densification — projected into the covering CRS; in the same CRS its
+ * four corners (the map is affine). The window is taken in the covering grid's own pixel space, so
+ * a rotated geotransform extends along its own rows and columns.
+ *
+ * When every footprint lies inside the covering grid (the usual cell: one tiling, one extent) the
+ * result is that very grid object, found with a few comparisons when candidates share it. Pixels of
+ * the union no candidate covers sample class 0 from every candidate: no source, counted nowhere.
+ * Bound: a union of more than `maxFactor` times the covering grid's pixels (scenes of the cell far
+ * apart, a footprint blown up by a projection's edge) falls back to the covering grid, `clipped`
+ * saying so; candidates without a CRS or an invertible geotransform add no footprint, and points
+ * of an outline that do not project are skipped (GDAL drops failed points too).
+ * @returns null when `grids` is empty.
+ * @throws CrsError when a CRS has no proj4 definition.
+ */
+export function unionGrid(
+  grids: readonly LayerGrid[],
+  maxFactor = UNION_GRID_MAX_PIXELS_FACTOR,
+): CompositeGrid | null {
+  const covering = coveringGridIndex(grids);
+  const on = grids[covering];
+  if (!on) return null;
+  const kept = (clipped: CompositeGrid["clipped"]): CompositeGrid => ({ grid: on, covering, clipped });
+  const others = grids.filter((g) => g !== on && !sameLayerGrid(g, on));
+  if (others.length === 0) return kept(null);
+  const [g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0] = on.geoTransform;
+  const inv = invertGeoTransform([g0, g1, g2, g3, g4, g5]);
+  if (!inv || on.crs === null) return kept("not-placeable");
+  let minCol = 0;
+  let minRow = 0;
+  let maxCol = on.width;
+  let maxRow = on.height;
+  for (const g of others) {
+    if (g.crs === null) continue;
+    const [h0 = 0, h1 = 0, h2 = 0, h3 = 0, h4 = 0, h5 = 0] = g.geoTransform;
+    if (!invertGeoTransform([h0, h1, h2, h3, h4, h5])) continue;
+    const reproject = !sameCrs(g.crs, on.crs);
+    const steps = reproject ? OUTLINE_STEPS : 1;
+    const add = (c: number, r: number): void => {
+      const x = h0 + c * h1 + r * h2;
+      const y = h3 + c * h4 + r * h5;
+      const [tx, ty] = reproject ? projectPoint(g.crs as Crs, on.crs as Crs, x, y) : [x, y];
+      if (!Number.isFinite(tx) || !Number.isFinite(ty)) return;
+      const [col, row] = toPixel(inv, tx, ty);
+      if (col < minCol) minCol = col;
+      if (col > maxCol) maxCol = col;
+      if (row < minRow) minRow = row;
+      if (row > maxRow) maxRow = row;
+    };
+    // The outline in the candidate's pixel space, each edge from its start corner.
+    for (let i = 0; i < steps; i++) {
+      const t = i / steps;
+      add(t * g.width, 0);
+      add(g.width, t * g.height);
+      add(g.width - t * g.width, g.height);
+      add(0, g.height - t * g.height);
+    }
+  }
+  const c0 = Math.min(0, Math.floor(minCol + ON_LATTICE));
+  const r0 = Math.min(0, Math.floor(minRow + ON_LATTICE));
+  const c1 = Math.max(on.width, Math.ceil(maxCol - ON_LATTICE));
+  const r1 = Math.max(on.height, Math.ceil(maxRow - ON_LATTICE));
+  if (c0 === 0 && r0 === 0 && c1 === on.width && r1 === on.height) return kept(null);
+  const width = c1 - c0;
+  const height = r1 - r0;
+  if (width * height > maxFactor * on.width * on.height) return kept("too-large");
+  return {
+    grid: {
+      width,
+      height,
+      geoTransform: [g0 + c0 * g1 + r0 * g2, g1, g2, g3 + c0 * g4 + r0 * g5, g4, g5],
+      crs: on.crs,
+    },
+    covering,
+    clipped: null,
+  };
+}
+
+/**
+ * A grid's footprint as a WGS 84 lon/lat box: its edge densified (21 points per side, as a tile's
+ * own `boundsWgs84`) and unwrapped across 180° (`ringFootprint`, RFC 7946 §5.2). Null without a
+ * CRS, or when no point maps.
+ */
+export function gridBoundsWgs84(g: LayerGrid): Bounds | null {
+  if (g.crs === null || g.crs.proj4 === null) return null;
+  const [g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0] = g.geoTransform;
+  const crs = g.crs;
+  try {
+    return ringFootprint(
+      densifiedRing(boundsOf([g0, g1, g2, g3, g4, g5], g.width, g.height)).map(([x, y]) =>
+        toWgs84(crs, x, y),
+      ),
+    );
+  } catch (err) {
+    if (err instanceof CrsError) return null;
+    throw err;
+  }
 }

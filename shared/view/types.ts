@@ -132,6 +132,14 @@ export const cellCompositeSchema = z
      * none is valid); null in a view written before the column existed.
      */
     meanConfidence: z.number().min(0).max(1).nullable(),
+    /**
+     * The composite's pixel grid (the cell's union grid, shared/view/resample.ts `unionGrid`): GDAL
+     * geotransform and the CRS as a tile stores it. geoTransform null in a view written before the
+     * columns existed, whose composite lies on the grid of the tile covering the cell.
+     */
+    geoTransform: z.array(z.number()).length(6).readonly().nullable(),
+    epsg: z.number().int().nullable(),
+    proj4: z.string().nullable(),
     sources: z
       .array(
         z.object({ tileId: z.string().regex(TILE_ID_PATTERN), pixels: z.number().int().min(0) }).readonly(),

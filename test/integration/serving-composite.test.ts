@@ -1,9 +1,21 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { decode as decodePng } from "fast-png";
+import { join } from "node:path";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
 import { LiveView } from "../../shared/adapters/nats/index.js";
-import { WGS84, encodeGeoTiff, pixelArea } from "../../shared/index.js";
+import {
+  BATCH_VIEW_FILES,
+  WGS84,
+  crsFromEpsg,
+  encodeGeoTiff,
+  pixelArea,
+  readGeoTiffInfo,
+  toWgs84,
+} from "../../shared/index.js";
+import { missing } from "../helpers/env.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { startServing } from "../helpers/serving-server.js";
 import {
@@ -575,7 +587,8 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
     await using nats = await natsFixture();
     await using data = await tempDataDir();
     // Around 15°E 50°N, where UTM zone 33N's x0 ≈ 500 km: a 10 km UTM square over a lon/lat cell of
-    // about 5.7 km × 8.9 km, so the composite is on the UTM grid (it covers the most).
+    // about 5.7 km × 8.9 km, so the composite is on the UTM grid (it covers the most). The lon/lat cell
+    // spans y 5531960..5540855 (gdaltransform), inside the square: the union grid is the UTM grid.
     const lonLat: LonLatGrid = { lon0: 14.96, lat0: 50.02, size: 0.08, pixels: 8 };
     const older = lonLatTile(lonLat, {
       col: 0,
@@ -589,7 +602,7 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
     const utm = (lane: "batch" | "live", seq: number) =>
       utmTile({
         x0: 495_000,
-        y0: 5_542_000,
+        y0: 5_541_800,
         pixels: 50,
         pixelM: 200,
         cell: "c0000r0000",
@@ -822,5 +835,342 @@ describe("a newer scene covering part of the cell", { skip: natsMissing() }, () 
         `${lane}: the older pixels are four days older`,
       );
     }
+  });
+});
+
+describe("two scenes of a cell overlapping in part", { skip: natsMissing() }, () => {
+  test("the composite is the union of both: the newer scene's part beyond the covering older one answers point, stats, listing and layers, live and from the batch view", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // The older batch scene covers lon 10.00..10.08, lat 49.92..50.00 (8×8 px of 0.01°). The newer
+    // one, a path/row shifted between dates, covers 10.04..10.10, 49.91..49.97 (6×6 px on the same
+    // lattice): it overlaps the older one's south-east and reaches 2 columns east and 1 row south of
+    // it. Its north-west 2×2 px are cloud. The older scene covers more ground, so the union grid is
+    // on its lattice: 10 × 9 px from its origin.
+    const EAST: LonLatGrid = { lon0: 10.04, lat0: 49.97, size: 0.06, pixels: 6 };
+    const east = (lane: "batch" | "live", seq: number) =>
+      lonLatTile(EAST, {
+        col: 0,
+        row: 0,
+        tileId: "east",
+        lane,
+        acquired: CLOUDY_AT,
+        ingestSeq: seq,
+        raster: makeRaster(6, (c, r) => (c < 2 && r < 2 ? 0 : 2)),
+      });
+    // The oracle, pixel by pixel on the union grid: the newer scene where it is valid, else the older.
+    const W = 10;
+    const H = 9;
+    const inOlder = (c: number, r: number) => c < 8 && r < 8;
+    const inNewer = (c: number, r: number) => c >= 4 && r >= 3;
+    const newerValid = (c: number, r: number) => inNewer(c, r) && !(c - 4 < 2 && r - 3 < 2);
+    const want = (c: number, r: number) => (newerValid(c, r) ? 2 : inOlder(c, r) ? 1 : 0);
+    let fromNewer = 0;
+    let fromOlder = 0;
+    for (let r = 0; r < H; r++)
+      for (let c = 0; c < W; c++)
+        if (newerValid(c, r)) fromNewer++;
+        else if (inOlder(c, r)) fromOlder++;
+    assert.deepEqual(
+      [fromNewer, fromOlder],
+      [32, 48],
+      "the oracle's own count: 36 less 4 cloud; 64 less the 4 × 5 overlap, plus 4 under the cloud",
+    );
+    const d = GRID.size / GRID.pixels;
+    const pa = pixelArea({ geoTransform: [GRID.lon0, d, 0, GRID.lat0, 0, -d], crs: WGS84, height: H });
+    const rowArea = (r: number) => (pa?.kind === "per-row" ? (pa.m2[r] as number) : NaN);
+    const wantAreas = [0, 0, 0, 0, 0];
+    for (let r = 0; r < H; r++)
+      for (let c = 0; c < W; c++)
+        if (want(c, r)) wantAreas[want(c, r)] = (wantAreas[want(c, r)] as number) + rowArea(r);
+    const at = (c: number, r: number) => ({ lon: GRID.lon0 + (c + 0.5) * d, lat: GRID.lat0 - (r + 0.5) * d });
+
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    await putLive(await LiveView.open(nats.nc), [east("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    let livePng: Uint8Array | undefined;
+    for (const phase of ["live over batch", "batch view alone"]) {
+      const newerLane = phase === "live over batch" ? "live" : "batch";
+      if (newerLane === "batch") await publishBatchComposite(srv, data.dir, [clear(10), east("batch", 150)]);
+      const png = await cellClasses(srv);
+      assert.deepEqual([png.width, png.height], [W, H], `${phase}: the union grid`);
+      for (let r = 0; r < H; r++)
+        for (let c = 0; c < W; c++) assert.equal(png.data[r * W + c], want(c, r), `${phase} (${c}, ${r})`);
+      if (livePng)
+        assert.deepEqual(png.data, livePng, "the batch view's composite is the live one, pixel for pixel");
+      else livePng = png.data as Uint8Array;
+
+      // A point the newer scene alone covers, beyond the covering older scene: its class and source.
+      const beyond = await srv.json<Point & { pixel: { col: number; row: number } }>(
+        `/v1/point?lon=${at(9, 8).lon}&lat=${at(9, 8).lat}`,
+      );
+      assert.equal(beyond.status, 200, `${phase}: a point beyond the older scene`);
+      assert.deepEqual(
+        [beyond.body.tileId, beyond.body.class.id, beyond.body.source?.tileId, beyond.body.source?.lane],
+        ["east", 2, "east", newerLane],
+      );
+      assert.equal(beyond.body.source?.acquired, CLOUDY_AT);
+      assert.deepEqual(beyond.body.pixel, { col: 9, row: 8 });
+      // Under the newer scene's cloud and beyond its footprint: the older scene.
+      for (const [c, r] of [
+        [4, 3],
+        [0, 0],
+      ] as const) {
+        const p = await srv.json<Point>(`/v1/point?lon=${at(c, r).lon}&lat=${at(c, r).lat}`);
+        assert.deepEqual(
+          [p.body.class.id, p.body.source?.tileId, p.body.source?.lane],
+          [1, "clear", "batch"],
+        );
+      }
+      // The union's corner no scene covers: no source, no class.
+      const none = await srv.json<Point>(`/v1/point?lon=${at(9, 0).lon}&lat=${at(9, 0).lat}`);
+      assert.deepEqual([none.status, none.body.class.id, none.body.source], [200, 0, null]);
+
+      // Stats over the union and the cell's detail: every pixel with a source counted once, at the
+      // union grid's own pixel areas; the corners no scene covers are class 0 with no m², as any
+      // pixel of a composite without a source.
+      const noSource = W * H - fromNewer - fromOlder;
+      const got = await areasOf(srv, "10,49.91,10.1,50");
+      assert.equal(got.pixels, W * H, phase);
+      const stats = await srv.json<AreaStats>("/v1/stats?bbox=10,49.91,10.1,50");
+      assert.deepEqual(
+        stats.body.classes
+          .filter((c) => c.pixels > 0)
+          .map((c) => [c.id, c.pixels, c.id === 0 ? c.areaM2 : 1]),
+        [
+          [0, noSource, 0],
+          [1, fromOlder, 1],
+          [2, fromNewer, 1],
+        ],
+        phase,
+      );
+      assertAreas(got.stats, wantAreas, `${phase}, /v1/stats`);
+      assertAreas(got.detail, wantAreas, `${phase}, /v1/tiles/{id}`);
+      const detail = await srv.json<{
+        composite: {
+          sources: { tileId: string; lane: string; pixels: number }[];
+          noSourcePixels: number;
+          gridClipped: string | null;
+        };
+      }>("/v1/tiles/c0000r0000");
+      assert.deepEqual(
+        detail.body.composite.sources.map((s) => [s.tileId, s.lane, s.pixels]),
+        [
+          ["east", newerLane, fromNewer],
+          ["clear", "batch", fromOlder],
+        ],
+      );
+      assert.equal(detail.body.composite.noSourcePixels, noSource);
+      assert.equal(detail.body.composite.gridClipped, null);
+      // The listing: the newest scene's id on the union grid, its bbox the union's.
+      const list = await srv.json<{
+        items: { tileId: string; width: number; height: number; bbox: number[]; validPixels: number }[];
+      }>("/v1/tiles");
+      const item = list.body.items[0];
+      assert.deepEqual([item?.tileId, item?.width, item?.height, item?.validPixels], ["east", W, H, 80]);
+      (item?.bbox ?? []).forEach((v, i) =>
+        assert.ok(Math.abs(v - [10, 49.91, 10.1, 50][i]!) < 1e-9, `bbox ${item?.bbox}`),
+      );
+      // classes.tif is georeferenced on the union grid.
+      const tif = await readGeoTiffInfo(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.tif")).arrayBuffer()),
+      );
+      assert.deepEqual([tif.width, tif.height], [W, H]);
+      (tif.geoTransform ?? []).forEach((v, i) =>
+        assert.ok(Math.abs(v - [10, 0.01, 0, 50, 0, -0.01][i]!) < 1e-9, `classes.tif ${tif.geoTransform}`),
+      );
+      // age.png has no age where no scene is.
+      const age = decodePng(
+        new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/age.png")).arrayBuffer()),
+      );
+      assert.deepEqual([age.width, age.height], [W, H]);
+      assert.equal(age.data[9], 0, `${phase}: no age where no scene is`);
+      assert.equal(
+        (age.data[0] ?? 0) - (age.data[8 * W + 9] ?? 0),
+        4,
+        `${phase}: the older pixels are four days older`,
+      );
+    }
+  });
+});
+
+describe("two scenes of a cell far apart", () => {
+  test("keep the covering scene's grid, and the cell's detail says the union was over its bound", async () => {
+    await using data = await tempDataDir();
+    // A newer scene 0.5° (50 px) east of the older one, in the same cell, its two west columns cloud:
+    // the union would be 58 × 8 px, over 4 times either scene's 64.
+    const FAR: LonLatGrid = { ...GRID, lon0: GRID.lon0 + 0.5 };
+    const far = lonLatTile(FAR, {
+      col: 0,
+      row: 0,
+      tileId: "far",
+      lane: "batch",
+      acquired: CLOUDY_AT,
+      ingestSeq: 150,
+      raster: makeRaster(8, (c) => (c < 2 ? 0 : 2)),
+    });
+    await writeBatchView(data.dir, { version: 1, watermark: 200, tiles: [clear(10), far], composite: true });
+    await using srv = await startServing({ dataDir: data.dir });
+    const d = await srv.json<{ composite: { gridClipped: string | null; sources: { tileId: string }[] } }>(
+      "/v1/tiles/c0000r0000",
+    );
+    assert.equal(d.status, 200);
+    assert.equal(d.body.composite.gridClipped, "too-large");
+    const png = await cellClasses(srv);
+    assert.deepEqual([png.width, png.height], [8, 8]);
+    // The newer scene's own grid: its cloud stays a hole, the older scene is nowhere under it.
+    for (let i = 0; i < 64; i++) assert.equal(png.data[i], i % 8 < 2 ? 0 : 2, `pixel ${i}`);
+  });
+});
+
+describe(
+  "a lon/lat scene reaching beyond a covering UTM scene",
+  { skip: natsMissing() ?? missing({ peer: true }) },
+  () => {
+    test("the composite is on the UTM lattice extended to the lon/lat outline, equal to rasterio's oracle pixel for pixel, live and from the batch view", async () => {
+      await using nats = await natsFixture();
+      await using data = await tempDataDir();
+      // The older lon/lat scene (8×8 px of 0.01°, class 1 + column mod 3) reaches about 2.3 km south of
+      // the newer 10 km UTM square (50×50 px of 200 m, its top half cloud, class 4 below), which covers
+      // more ground: the union is on the UTM lattice.
+      const LONLAT: LonLatGrid = { lon0: 14.96, lat0: 50.0, size: 0.08, pixels: 8 };
+      const older = lonLatTile(LONLAT, {
+        col: 0,
+        row: 0,
+        tileId: "lonlat",
+        lane: "batch",
+        acquired: CLEAR_AT,
+        ingestSeq: 10,
+        raster: makeRaster(8, (c) => 1 + (c % 3)),
+      });
+      const utm = (lane: "batch" | "live", seq: number) =>
+        utmTile({
+          x0: 495_000,
+          y0: 5_542_000,
+          pixels: 50,
+          pixelM: 200,
+          cell: "c0000r0000",
+          tileId: "utm",
+          lane,
+          acquired: CLOUDY_AT,
+          ingestSeq: seq,
+          raster: makeRaster(50, (_, r) => (r < 25 ? 0 : 4)),
+        });
+      // The oracle, by rasterio (PROJ): the lon/lat scene's bounds in UTM (transform_bounds, 21 points
+      // per edge) snapped outward onto the UTM lattice and joined with the square; then each union
+      // pixel's centre taken to lon/lat: the UTM class where valid, else the lon/lat pixel it falls in.
+      const py = spawnSync(
+        "/usr/bin/python3",
+        [
+          "-c",
+          [
+            "import json, math, rasterio.warp as w",
+            "x0, y0, m, n = 495000.0, 5542000.0, 200.0, 50",
+            "b = w.transform_bounds('EPSG:4326', 'EPSG:32633', 14.96, 49.92, 15.04, 50.0, densify_pts=21)",
+            "c0 = min(0, math.floor((b[0] - x0) / m)); c1 = max(n, math.ceil((b[2] - x0) / m))",
+            "r0 = min(0, math.floor((y0 - b[3]) / m)); r1 = max(n, math.ceil((y0 - b[1]) / m))",
+            "W, H = c1 - c0, r1 - r0",
+            "xs = [x0 + (c0 + c + 0.5) * m for r in range(H) for c in range(W)]",
+            "ys = [y0 - (r0 + r + 0.5) * m for r in range(H) for c in range(W)]",
+            "lons, lats = w.transform('EPSG:32633', 'EPSG:4326', xs, ys)",
+            "out = []",
+            "for i in range(W * H):",
+            "  r, c = r0 + i // W, c0 + i % W",
+            "  if 25 <= r < n and 0 <= c < n: out.append(4); continue",
+            "  lc, lr = math.floor((lons[i] - 14.96) / 0.01), math.floor((50.0 - lats[i]) / 0.01)",
+            "  out.append(1 + lc % 3 if 0 <= lc < 8 and 0 <= lr < 8 else 0)",
+            "print(json.dumps({'origin': [x0 + c0 * m, y0 - r0 * m], 'width': W, 'height': H, 'classes': out}))",
+          ].join("\n"),
+        ],
+        { encoding: "utf8" },
+      );
+      assert.equal(py.status, 0, py.stderr);
+      const oracle = JSON.parse(py.stdout) as {
+        origin: number[];
+        width: number;
+        height: number;
+        classes: number[];
+      };
+      assert.deepEqual(
+        [oracle.width, oracle.height],
+        [50, 62],
+        "the oracle's union: 12 rows below the square",
+      );
+
+      await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [older] });
+      await putLive(await LiveView.open(nats.nc), [utm("live", 150)]);
+      await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+      for (const phase of ["live over batch", "batch view alone"]) {
+        if (phase === "batch view alone")
+          await publishBatchComposite(srv, data.dir, [older, utm("batch", 150)]);
+        const png = await cellClasses(srv);
+        assert.deepEqual([png.width, png.height], [oracle.width, oracle.height], phase);
+        assert.deepEqual(Array.from(png.data), oracle.classes, `${phase}: classes against rasterio's oracle`);
+        const tif = await readGeoTiffInfo(
+          new Uint8Array(await (await srv.get("/v1/tiles/c0000r0000/classes.tif")).arrayBuffer()),
+        );
+        assert.deepEqual(tif.geoTransform, [oracle.origin[0], 200, 0, oracle.origin[1], 0, -200]);
+        // A pixel south of the square: the lon/lat scene's, with its lane, tile and acquisition.
+        const i = oracle.classes.findIndex((c, j) => c !== 0 && Math.floor(j / oracle.width) >= 55);
+        const [x, y] = [
+          oracle.origin[0]! + ((i % oracle.width) + 0.5) * 200,
+          oracle.origin[1]! - (Math.floor(i / oracle.width) + 0.5) * 200,
+        ];
+        const [lon, lat] = toWgs84(crsFromEpsg(32633), x, y);
+        const p = await srv.json<Point>(`/v1/point?lon=${lon}&lat=${lat}`);
+        assert.equal(p.status, 200, `${phase}: a point south of the UTM square`);
+        assert.deepEqual(
+          [p.body.class.id, p.body.source?.tileId, p.body.source?.lane, p.body.source?.acquired],
+          [oracle.classes[i], "lonlat", "batch", CLEAR_AT],
+        );
+      }
+    });
+  },
+);
+
+describe("a batch view written before composites stored their grid", () => {
+  test("is read on the grid of the tile covering the cell, as it was written", async () => {
+    await using data = await tempDataDir();
+    // A newer 4×4 patch inside the older 8×8 scene: the composite lies on the older scene's grid.
+    const PATCH: LonLatGrid = { lon0: GRID.lon0 + 0.02, lat0: GRID.lat0 - 0.02, size: 0.04, pixels: 4 };
+    const patch = lonLatTile(PATCH, {
+      col: 0,
+      row: 0,
+      tileId: "patch",
+      lane: "batch",
+      acquired: CLOUDY_AT,
+      ingestSeq: 150,
+      raster: makeRaster(4, () => 3),
+    });
+    const name = await writeBatchView(data.dir, {
+      version: 1,
+      watermark: 200,
+      tiles: [clear(10), patch],
+      composite: true,
+    });
+    // The composites table as views had it before the grid columns.
+    const db = await DuckDbDatabase.open(join(data.dir, "views", "batch", name, BATCH_VIEW_FILES.duckdb));
+    try {
+      for (const column of ["geo_transform", "epsg", "proj4"])
+        await db.run(`ALTER TABLE composites DROP COLUMN ${column}`);
+      await db.run("CHECKPOINT");
+    } finally {
+      db.closeSync();
+    }
+    await using srv = await startServing({ dataDir: data.dir });
+    const png = await cellClasses(srv);
+    assert.deepEqual([png.width, png.height], [8, 8]);
+    for (let r = 0; r < 8; r++)
+      for (let c = 0; c < 8; c++) assert.equal(png.data[r * 8 + c], inBlock(c, r) ? 3 : 1, `(${c}, ${r})`);
+    const d = await srv.json<{ composite: { sources: { tileId: string; pixels: number }[] } }>(
+      "/v1/tiles/c0000r0000",
+    );
+    assert.deepEqual(
+      d.body.composite.sources.map((x) => [x.tileId, x.pixels]),
+      [
+        ["patch", 16],
+        ["clear", 48],
+      ],
+    );
   });
 });

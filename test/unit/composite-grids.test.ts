@@ -12,6 +12,8 @@ import {
   resampleLayer,
   sameLayerGrid,
   samplingIndex,
+  unionGrid,
+  UNION_GRID_MAX_PIXELS_FACTOR,
   type LayerGrid,
 } from "../../shared/index.js";
 
@@ -150,5 +152,99 @@ describe("the grid a cell's composite is on", () => {
     assert.equal(coveringGridIndex([patch, { ...lonLat, crs: null }]), 0);
     assert.equal(coveringGridIndex([{ ...lonLat, crs: null }, patch]), 1);
     assert.equal(coveringGridIndex([]), -1);
+  });
+});
+
+describe("the union grid of a cell's candidates", () => {
+  const patch: LayerGrid = {
+    ...lonLat,
+    width: 2,
+    height: 2,
+    geoTransform: [15.01, 0.01, 0, 49.99, 0, -0.01],
+  };
+
+  test("is the covering grid itself when every footprint lies inside it", () => {
+    const same = unionGrid([utm, { ...utm, geoTransform: [...utm.geoTransform] }]);
+    assert.equal(same?.grid, utm);
+    assert.equal(same?.clipped, null);
+    const inside = unionGrid([patch, lonLat]);
+    assert.equal(inside?.grid, lonLat);
+    assert.equal(inside?.covering, 1);
+    assert.equal(unionGrid([]), null);
+  });
+
+  test("of two scenes shifted by 10.5 px east and 5.2 px south keeps the newest's lattice and holds both", () => {
+    // Same size, so the newest covers as much ground as the older and its lattice is kept.
+    const newer: LayerGrid = { ...utm, geoTransform: [501_050, 100, 0, 5_537_980, 0, -100] };
+    const u = unionGrid([newer, utm]);
+    assert.ok(u);
+    assert.equal(u.covering, 0);
+    // The older scene starts 10.5 px west and 5.2 px north of the newer one: 11 and 6 whole pixels more.
+    assert.deepEqual(u.grid.geoTransform, [499_950, 100, 0, 5_538_580, 0, -100]);
+    assert.equal(u.grid.width, 51);
+    assert.equal(u.grid.height, 46);
+    assert.equal(u.grid.crs, utm.crs);
+    // The lattice's phase is the newer scene's: its origin is whole pixels off the union's.
+    assert.ok(Number.isInteger((501_050 - u.grid.geoTransform[0]!) / 100));
+    assert.ok(Number.isInteger((5_537_980 - u.grid.geoTransform[3]!) / 100));
+    // Top right lies in neither scene: no candidate samples it, so no source will.
+    const topRight = 50;
+    assert.equal(samplingIndex(u.grid, newer)[topRight], -1);
+    assert.equal(samplingIndex(u.grid, utm)[topRight], -1);
+    // The older scene's bottom left pixel is row 40 of the union (it starts 0.8 px below the union's
+    // top), where the newer scene is not; the union's bottom right is the newer scene's only.
+    const bottomLeft = 40 * 51;
+    assert.equal(samplingIndex(u.grid, utm)[bottomLeft], 39 * 40 + 0);
+    assert.equal(samplingIndex(u.grid, newer)[bottomLeft], -1);
+    assert.equal(samplingIndex(u.grid, newer)[45 * 51 + 50], 39 * 40 + 39);
+  });
+
+  test("of a lon/lat scene reaching beyond a covering UTM scene holds its projected outline", () => {
+    // 4×4 px of 0.01° at 14.99°E 50.01°N: gdaltransform -s_srs EPSG:4326 -t_srs EPSG:32633 gives its
+    // westmost point 499282.88 (14.99°E 49.97°N: col -7.17) and its northmost 5539742.98
+    // (15.03°E 50.01°N: row -12.43); its east and south edges lie inside the UTM grid.
+    const shifted: LayerGrid = { ...lonLat, geoTransform: [14.99, 0.01, 0, 50.01, 0, -0.01] };
+    const u = unionGrid([shifted, utm]);
+    assert.ok(u);
+    assert.equal(u.covering, 1);
+    assert.deepEqual(u.grid.geoTransform, [499_200, 100, 0, 5_539_800, 0, -100]);
+    assert.equal(u.grid.width, 48);
+    assert.equal(u.grid.height, 53);
+    assert.ok(u.grid.crs && utm.crs && u.grid.crs.epsg === utm.crs.epsg);
+    // Every pixel of the lon/lat scene is found again on the union grid.
+    const index = samplingIndex(u.grid, shifted);
+    const seen = new Set([...index].filter((j) => j >= 0));
+    assert.equal(seen.size, 16);
+  });
+
+  test("extends a rotated covering grid along its own rows and columns", () => {
+    const rotated: LayerGrid = {
+      width: 10,
+      height: 10,
+      geoTransform: [1000, 10, 2, 2000, 1, -10],
+      crs: utm.crs,
+    };
+    const along: LayerGrid = { ...rotated, geoTransform: [1030, 10, 2, 2003, 1, -10] };
+    const u = unionGrid([rotated, along]);
+    assert.deepEqual(u?.grid.geoTransform, [1000, 10, 2, 2000, 1, -10]);
+    assert.equal(u?.grid.width, 13);
+    assert.equal(u?.grid.height, 10);
+  });
+
+  test("falls back to the covering grid, saying why, when the union exceeds its bound", () => {
+    // 100 px east, 20 px wide: the union would be 120 × 40 px, 3 times the covering grid.
+    const far: LayerGrid = { ...utm, width: 20, geoTransform: [510_000, 100, 0, 5_538_500, 0, -100] };
+    assert.equal(UNION_GRID_MAX_PIXELS_FACTOR, 4);
+    assert.equal(unionGrid([far, utm])?.grid.width, 120);
+    const clipped = unionGrid([far, utm], 2.9);
+    assert.equal(clipped?.grid, utm);
+    assert.equal(clipped?.clipped, "too-large");
+    assert.equal(
+      unionGrid([
+        { ...far, crs: null },
+        { ...utm, crs: null },
+      ])?.clipped,
+      "not-placeable",
+    );
   });
 });

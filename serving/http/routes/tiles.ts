@@ -226,7 +226,11 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
       },
       handle: async (req, res) => {
         const { lease, drawn } = target(req, res);
-        const sourceTags = await georef.geoTags(drawn.summary);
+        // A composite on another grid than its newest scene's (the cell's union grid, or an older
+        // covering scene's) must not borrow that scene's tags, even at the same size.
+        const own = drawn.composite?.top.summary ?? drawn.summary;
+        const onOwnGrid = own.geoTransform.every((v, i) => v === drawn.summary.geoTransform[i]);
+        const sourceTags = onOwnGrid ? await georef.geoTags(drawn.summary) : null;
         const tif = classesGeoTiff(drawn, await drawn.raster(), lease.snapshot.classes, sourceTags);
         res.setHeader("Lanemap-Tile-Id", drawn.tileId);
         res.setHeader("Lanemap-Lane", drawn.lane);

@@ -144,6 +144,9 @@ export function compositeRowValues(
       blobValue(raster),
       blobValue(source),
       c.meanConfidence,
+      c.geoTransform === null ? null : listValue([...c.geoTransform]),
+      c.epsg,
+      c.proj4,
     ],
     sources: c.sources.map((s, idx) => [c.cell, idx, s.tileId, BigInt(s.pixels)]),
   };
@@ -152,12 +155,18 @@ export function compositeRowValues(
 /**
  * The SELECT that reads every composite summary with its sources (no BLOBs), one row per cell. A
  * view written before `composites.mean_confidence` existed reads it as NULL (`meanConfidence`
- * false).
+ * false); one written before the grid columns (`grid` false) reads them as NULL.
  */
-export function compositeRowSelect(has: { readonly meanConfidence: boolean }): string {
+export function compositeRowSelect(has: {
+  readonly meanConfidence: boolean;
+  readonly grid: boolean;
+}): string {
   const mean = has.meanConfidence ? "c.mean_confidence" : "CAST(NULL AS DOUBLE)";
+  const grid = has.grid
+    ? "c.geo_transform, c.epsg, c.proj4"
+    : "CAST(NULL AS DOUBLE[]) AS geo_transform, CAST(NULL AS INTEGER) AS epsg, CAST(NULL AS VARCHAR) AS proj4";
   return `SELECT c.cell, c.k, c.width, c.height, c.valid_pixels, c.counts, c.areas_m2,
-  ${mean} AS mean_confidence,
+  ${mean} AS mean_confidence, ${grid},
   list(s.tile_id ORDER BY s.idx) AS tile_ids, list(s.pixels ORDER BY s.idx) AS pixels
   FROM composites c JOIN composite_sources s ON s.cell = c.cell
   GROUP BY ALL`;
@@ -173,6 +182,9 @@ export interface CompositeRow {
   counts: (bigint | number)[];
   areas_m2: number[];
   mean_confidence: number | null;
+  geo_transform: number[] | null;
+  epsg: number | null;
+  proj4: string | null;
   tile_ids: string[];
   pixels: (bigint | number)[];
 }
@@ -191,6 +203,9 @@ export function compositeFromRow(row: CompositeRow): CellComposite {
     counts: row.counts.map(Number),
     areasM2: row.areas_m2.map(Number),
     meanConfidence: row.mean_confidence === null ? null : Number(row.mean_confidence),
+    geoTransform: row.geo_transform === null ? null : [...row.geo_transform].map(Number),
+    epsg: row.epsg === null ? null : Number(row.epsg),
+    proj4: row.proj4,
     sources: row.tile_ids.map((tileId, i) => ({ tileId, pixels: Number(row.pixels[i] ?? 0) })),
   });
   if (!parsed.success)
