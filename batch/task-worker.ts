@@ -262,9 +262,16 @@ export async function startBatchTaskWorker(
    * its result still under way (`published`): the slot pulls its next task meanwhile, so the thread
    * does not idle through the result's round trip to the server. `previous` is the slot's result
    * before this one, awaited before this one is published: a slot has at most one result on its way
-   * while it classifies the next tile, and publishes them in order. Never rejects for a tile.
+   * while it classifies the next tile, and publishes them in order. `free` asks for the slot's next
+   * task: called just before this result is published, in the same tick, so that the pull request
+   * and the result go out in one socket write (on the paths that publish nothing the slot asks
+   * itself). Never rejects for a tile.
    */
-  const handle = async (m: PulledMsg, previous: Promise<void>): Promise<{ published: Promise<void> }> => {
+  const handle = async (
+    m: PulledMsg,
+    previous: Promise<void>,
+    free: () => void,
+  ): Promise<{ published: Promise<void> }> => {
     let task: BatchTask;
     try {
       task = decodeTask(m.data);
@@ -287,6 +294,8 @@ export async function startBatchTaskWorker(
     // The slot's result before this one has had this whole tile to be published; if it has not
     // been yet (the broker is slow), the slot waits here rather than pile up rasters.
     await previous;
+    // nats.js flushes what one tick queued in one write (a microtask): the pull and the result.
+    free();
     return {
       published: finish(m, task, done, { queuedMs, classifyMs }).finally(() => clearInterval(heartbeat)),
     };
@@ -299,11 +308,20 @@ export async function startBatchTaskWorker(
     let publishing: Promise<void> = Promise.resolve();
     // One subscription for the slot's life, one pull request per task it is free for (pull-slot.ts).
     const pulls = new PullSlot(nc, BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
+    const pull = () => pulls.next({ expiresMs: PULL_EXPIRES_MS, signal: stopping.signal });
+    // The next task's pull, asked for by `handle` as soon as the tile thread is free.
+    let asked: Promise<PulledMsg | null> | undefined;
+    const ask = () => {
+      asked = pull();
+      asked.catch(() => undefined); // awaited below: only no "unhandled" report before that
+    };
     try {
       while (!stopping.signal.aborted) {
         try {
-          const m = await pulls.next({ expiresMs: PULL_EXPIRES_MS, signal: stopping.signal });
-          if (m) ({ published: publishing } = await handle(m, publishing));
+          const next = asked ?? pull();
+          asked = undefined;
+          const m = await next;
+          if (m) ({ published: publishing } = await handle(m, publishing, ask));
           failures = 0;
         } catch (err) {
           if (stopping.signal.aborted) break;
