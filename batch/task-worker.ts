@@ -7,9 +7,10 @@
  * runs, the task is kept alive with in-progress heartbeats, so ack_wait only ever fires for a worker
  * that is gone.
  *
- * One pull per free slot (`concurrency`, the pool's size): a busy worker never hoards tasks an idle
- * one could take, and live tiles, which the pool queues ahead of batch tiles, wait at most for the
- * batch tiles already running. A slot is free again as soon as its tile thread is: the result is
+ * One pull request per free slot (`concurrency`, the pool's size), each slot on one long-lived
+ * subscription (shared/adapters/nats PullSlot, not a fetch per task): a busy worker never hoards
+ * tasks an idle one could take, and live tiles, which the pool queues ahead of batch tiles, wait
+ * at most for the batch tiles already running. A slot is free again as soon as its tile thread is: the result is
  * published and the task acknowledged while the slot already pulls its next task, so the thread
  * does not idle through that round trip (at most one result per slot is on its way at a time).
  *
@@ -17,7 +18,7 @@
  * code and reason, acknowledged like a success: the coordinator reports it, nobody retries it.
  */
 import { hostname } from "node:os";
-import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -25,9 +26,11 @@ import { ArchiveStore } from "../shared/adapters/archive/index.js";
 import {
   BATCH_TASK_CONSUMER,
   BATCH_TASK_STREAM,
+  PullSlot,
   batchResultSubject,
   ensureBatchQueue,
   serverMaxPayload,
+  type PulledMsg,
 } from "../shared/adapters/nats/index.js";
 import {
   DeadlineError,
@@ -109,6 +112,9 @@ const tenths = (ms: number): number => Math.round(ms * 10) / 10;
 /** How long a task left for redelivery waits before it is delivered again (ms). */
 const TRANSIENT_RETRY_MS = 500;
 
+/** How long a slot's pull request waits in the server for a task, in ms. */
+const PULL_EXPIRES_MS = 5_000;
+
 /** Room for the result's JSON head and headers in a message, beyond the raster. */
 const HEAD_ROOM = 64 * 1024;
 
@@ -127,7 +133,6 @@ export async function startBatchTaskWorker(
   const jsm = await jetstreamManager(nc);
   const { rasters } = await ensureBatchQueue(nc, jsm, settings);
   const js = jetstream(nc);
-  const consumer = await js.consumers.get(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
   const listeners = new Set<(e: BatchTaskEvent) => void>();
   const emit = (e: BatchTaskEvent) => {
     for (const fn of listeners) fn(e);
@@ -202,7 +207,12 @@ export async function startBatchTaskWorker(
    * Publishes a classified tile's result, then acknowledges its task. Never rejects: a result that
    * cannot be published leaves the task unacknowledged, so it is delivered again after ack_wait.
    */
-  const finish = async (m: JsMsg, task: BatchTask, done: Classified, times: TaskTimings): Promise<void> => {
+  const finish = async (
+    m: PulledMsg,
+    task: BatchTask,
+    done: Classified,
+    times: TaskTimings,
+  ): Promise<void> => {
     const { tileId } = task.entry;
     try {
       const publishStart = performance.now();
@@ -252,9 +262,16 @@ export async function startBatchTaskWorker(
    * its result still under way (`published`): the slot pulls its next task meanwhile, so the thread
    * does not idle through the result's round trip to the server. `previous` is the slot's result
    * before this one, awaited before this one is published: a slot has at most one result on its way
-   * while it classifies the next tile, and publishes them in order. Never rejects for a tile.
+   * while it classifies the next tile, and publishes them in order. `free` asks for the slot's next
+   * task: called just before this result is published, in the same tick, so that the pull request
+   * and the result go out in one socket write (on the paths that publish nothing the slot asks
+   * itself). Never rejects for a tile.
    */
-  const handle = async (m: JsMsg, previous: Promise<void>): Promise<{ published: Promise<void> }> => {
+  const handle = async (
+    m: PulledMsg,
+    previous: Promise<void>,
+    free: () => void,
+  ): Promise<{ published: Promise<void> }> => {
     let task: BatchTask;
     try {
       task = decodeTask(m.data);
@@ -277,37 +294,49 @@ export async function startBatchTaskWorker(
     // The slot's result before this one has had this whole tile to be published; if it has not
     // been yet (the broker is slow), the slot waits here rather than pile up rasters.
     await previous;
+    // nats.js flushes what one tick queued in one write (a microtask): the pull and the result.
+    free();
     return {
       published: finish(m, task, done, { queuedMs, classifyMs }).finally(() => clearInterval(heartbeat)),
     };
   };
 
   const stopping = new AbortController();
-  const fetches = new Set<ConsumerMessages>();
   const slot = async (): Promise<void> => {
     let failures = 0;
     // The slot's last result still being published (see `handle`).
     let publishing: Promise<void> = Promise.resolve();
-    while (!stopping.signal.aborted) {
-      let batch: ConsumerMessages | undefined;
-      try {
-        batch = await consumer.fetch({ max_messages: 1, expires: 5_000 });
-        fetches.add(batch);
-        for await (const m of batch) ({ published: publishing } = await handle(m, publishing));
-        failures = 0;
-      } catch (err) {
-        if (stopping.signal.aborted) break;
-        failures++;
-        const reason = describeError(err);
-        if (failures === 1 || failures % 20 === 0)
-          log.warn({ err: reason, failures }, "pulling batch tasks failed; retrying");
-        emit({ type: "task-error", reason });
-        await pullBackoff(failures, stopping.signal);
-      } finally {
-        if (batch) fetches.delete(batch);
+    // One subscription for the slot's life, one pull request per task it is free for (pull-slot.ts).
+    const pulls = new PullSlot(nc, BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
+    const pull = () => pulls.next({ expiresMs: PULL_EXPIRES_MS, signal: stopping.signal });
+    // The next task's pull, asked for by `handle` as soon as the tile thread is free.
+    let asked: Promise<PulledMsg | null> | undefined;
+    const ask = () => {
+      asked = pull();
+      asked.catch(() => undefined); // awaited below: only no "unhandled" report before that
+    };
+    try {
+      while (!stopping.signal.aborted) {
+        try {
+          const next = asked ?? pull();
+          asked = undefined;
+          const m = await next;
+          if (m) ({ published: publishing } = await handle(m, publishing, ask));
+          failures = 0;
+        } catch (err) {
+          if (stopping.signal.aborted) break;
+          failures++;
+          const reason = describeError(err);
+          if (failures === 1 || failures % 20 === 0)
+            log.warn({ err: reason, failures }, "pulling batch tasks failed; retrying");
+          emit({ type: "task-error", reason });
+          await pullBackoff(failures, stopping.signal);
+        }
       }
+      await publishing;
+    } finally {
+      pulls.close();
     }
-    await publishing;
   };
   if (!Number.isInteger(deps.concurrency) || deps.concurrency < 1)
     throw new LanemapError(
@@ -327,7 +356,6 @@ export async function startBatchTaskWorker(
     stop: () =>
       (stopped ??= (async () => {
         stopping.abort();
-        for (const f of fetches) await f.close().catch(() => undefined);
         await Promise.all(slots);
         log.info("batch task worker stopped");
       })()),

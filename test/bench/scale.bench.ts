@@ -57,6 +57,13 @@ const FLEET = (process.env["SCALE_FLEET"] ?? "1,2,4,8,16").split(",").map(Number
  * tiles grow: a larger size shows where a deployment's own tiles would stand.
  */
 const TILE_SIZE = Number(process.env["SCALE_TILE_SIZE"] ?? 128);
+/**
+ * A second tree to compare with (SCALE_BEFORE=DIR, a checkout with its own `npm run build`, e.g.
+ * the commit before a change): one more `lanemap worker` from DIR on a nats-server of its own,
+ * driven in every round beside this tree's, so a change's effect is read within one run on this
+ * shared machine instead of across runs at different loads.
+ */
+const BEFORE = process.env["SCALE_BEFORE"];
 const FLEET_DELAY_MS = 400;
 const FLEET_TILES_PER_WORKER = 8;
 const logger = pino({ level: "silent" });
@@ -163,6 +170,7 @@ async function startWorkers(
   server: NatsServer,
   dataDir: string,
   env: Record<string, string> = {},
+  root = projectRoot,
 ) {
   const children: ChildProcess[] = [];
   const classified = Array.from({ length: n }, () => 0);
@@ -170,9 +178,9 @@ async function startWorkers(
     Array.from({ length: n }, (_, i) => {
       const child = spawn(
         process.execPath,
-        [join(projectRoot, "infra", "bin", "lanemap.js"), "worker", "--name", `w${i}`],
+        [join(root, "infra", "bin", "lanemap.js"), "worker", "--name", `w${i}`],
         {
-          cwd: projectRoot,
+          cwd: root,
           env: {
             ...process.env,
             NATS_URL: server.url,
@@ -281,18 +289,19 @@ async function main(): Promise<void> {
     const modelPath = set.modelPath;
 
     // One nats-server per worker count, so the 1-worker runs never share the queue with the 2-worker fleet.
-    const mk = async (n: number) => {
+    const mk = async (n: number, root = projectRoot) => {
       const server = await startNatsServer();
       servers.push(server);
       const nc = await connectNats({ servers: server.url, name: "bench-scale" });
       connections.push(nc);
       const models = await NatsModelRegistry.open(nc);
       await models.put(set.model);
-      const workers = await startWorkers(n, server, config.dataDir);
+      const workers = await startWorkers(n, server, config.dataDir, {}, root);
       return { server, nc, models, workers };
     };
     const one = await mk(1);
     const two = await mk(2);
+    const before = BEFORE ? await mk(1, BEFORE) : undefined;
     const figures: Record<string, number[]> = {
       threads1: [],
       threads2: [],
@@ -302,6 +311,8 @@ async function main(): Promise<void> {
       cpu2: [],
       threadsCpu1: [],
       streamCpu1: [],
+      beforeStream1: [],
+      beforeStreamCpu1: [],
     };
     // The in-process side keeps its threads warm across its runs, as the runner does between runs
     // (TileWorkerPoolOptions.warm): the `lanemap worker` processes are warm too, and a pool started
@@ -379,10 +390,12 @@ async function main(): Promise<void> {
     // Per run, in ms of CPU for the whole run (divided by the tiles below).
     const threadSplits: CpuSplit[] = [];
     const streamSplits: (CpuSplit & { coordinator: number; nats: number })[] = [];
+    const beforeSplits: (CpuSplit & { coordinator: number; nats: number })[] = [];
     // A warm-up of each, then interleaved rounds.
     await threadsRun(1);
     await streamRun(one);
     await streamRun(two);
+    if (before) await streamRun(before);
     for (let r = 0; r < ROUNDS; r++) {
       const t1 = await threadsRun(1);
       figures["threads1"]!.push(t1.ms);
@@ -397,6 +410,16 @@ async function main(): Promise<void> {
         coordinator: s1.cpuMsPerTile * entries.length,
         nats: s1.natsMs,
       });
+      if (before) {
+        const b1 = await streamRun(before);
+        figures["beforeStream1"]!.push(b1.ms);
+        figures["beforeStreamCpu1"]!.push(b1.allCpuMsPerTile);
+        beforeSplits.push({
+          ...b1.workerSplit,
+          coordinator: b1.cpuMsPerTile * entries.length,
+          nats: b1.natsMs,
+        });
+      }
       figures["threads2"]!.push((await threadsRun(2)).ms);
       const s2 = await streamRun(two);
       figures["stream2"]!.push(s2.ms);
@@ -405,6 +428,7 @@ async function main(): Promise<void> {
     }
     await one.workers.stop();
     await two.workers.stop();
+    await before?.workers.stop();
     for (const pool of warmPools.values()) await pool.close();
     const tps = (ms: number[]) => ms.map((m) => (entries.length * 1000) / m);
     const perTile = (ms: number[]) => ms.map((m) => m / entries.length);
@@ -412,6 +436,14 @@ async function main(): Promise<void> {
     const classifyMs = median(perTile(figures["threads1"]!));
     const cpuOverhead = figures["streamCpu1"]!.map((s, i) => s - figures["threadsCpu1"]![i]!);
     const classifyCpuMs = median(figures["threadsCpu1"]!);
+    const beforeCpuOverhead = figures["beforeStreamCpu1"]!.map((s, i) => s - figures["threadsCpu1"]![i]!);
+    const beforeNotes = BEFORE
+      ? [
+          `Before (SCALE_BEFORE=${BEFORE}, one \`lanemap worker\` of that tree, same rounds): ${minMedMax(perTile(figures["beforeStream1"]!), 1, " ms")} per tile; ` +
+            `distribution overhead in CPU time ${minMedMax(beforeCpuOverhead, 2, " ms")} per tile, ${((median(beforeCpuOverhead) / classifyCpuMs) * 100).toFixed(1)} % ` +
+            `(this tree: ${minMedMax(cpuOverhead, 2, " ms")}, ${((median(cpuOverhead) / classifyCpuMs) * 100).toFixed(1)} %).`,
+        ]
+      : [];
     tables.push({
       title: `Batch executors: ${entries.length} tiles of ${TILE_SIZE}² x 6 bands (${ROUNDS} interleaved runs, min / median / max)`,
       columns: ["executor", "tiles/s", "ms per tile", "coordinator CPU ms per tile"],
@@ -446,6 +478,7 @@ async function main(): Promise<void> {
           `${((median(overhead) / classifyMs) * 100).toFixed(1)} % of the in-process ${classifyMs.toFixed(1)} ms per tile (target ≤ 10 %).`,
         `The same in CPU time, which load inflates less (coordinator + worker + nats-server CPU − the in-process pool's, one thread, paired runs): ` +
           `${minMedMax(cpuOverhead, 2, " ms")} per tile, ${((median(cpuOverhead) / classifyCpuMs) * 100).toFixed(1)} % of the in-process ${classifyCpuMs.toFixed(1)} ms of CPU per tile.`,
+        ...beforeNotes,
         `Load average (1 min) ${loadAtStart.toFixed(1)} when the bench started, ${loadavg()[0]!.toFixed(1)} after these runs.`,
       ],
     });
@@ -486,6 +519,19 @@ async function main(): Promise<void> {
           per(streamSplits.map((c) => c.nats)),
           per(streamSplits.map((c) => totalOf(c, c.coordinator + c.nats))),
         ],
+        ...(BEFORE
+          ? [
+              [
+                "stream, 1 `lanemap worker` (SCALE_BEFORE)",
+                per(beforeSplits.map((c) => c.tile)),
+                per(beforeSplits.map((c) => c.main)),
+                per(beforeSplits.map((c) => c.other)),
+                per(beforeSplits.map((c) => c.coordinator)),
+                per(beforeSplits.map((c) => c.nats)),
+                per(beforeSplits.map((c) => totalOf(c, c.coordinator + c.nats))),
+              ],
+            ]
+          : []),
       ],
       notes: [
         "In-process, the tile thread's process is the coordinator itself (its main thread dispatches the tiles and takes the results). " +
@@ -629,7 +675,12 @@ async function main(): Promise<void> {
         cpuOverheadMsPerTile: cpuOverhead,
         classifyCpuMsPerTile: classifyCpuMs,
         classifyMsPerTile: classifyMs,
-        cpuSplitMsPerRun: { threads1: threadSplits, stream1: streamSplits },
+        cpuSplitMsPerRun: {
+          threads1: threadSplits,
+          stream1: streamSplits,
+          ...(BEFORE ? { before1: beforeSplits } : {}),
+        },
+        ...(BEFORE ? { before: BEFORE } : {}),
         fleet: fleetData,
       },
       tables,

@@ -59,4 +59,5 @@ export {
 } from "./ingest-reader.js";
 export { NatsTileArchive, kvKey } from "./nats-archive.js";
 export { ensureBatchQueue, BATCH_RESULT_MAX_AGE_S, type BatchQueueSettings } from "./batch-queue.js";
+export { PullSlot, parseAckSubject, type PulledMsg, type PulledInfo, type PullOptions } from "./pull-slot.js";
 export { NatsPublishedViews } from "./nats-views.js";
