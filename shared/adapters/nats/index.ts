@@ -60,3 +60,9 @@ export {
 export { NatsTileArchive, kvKey } from "./nats-archive.js";
 export { ensureBatchQueue, BATCH_RESULT_MAX_AGE_S, type BatchQueueSettings } from "./batch-queue.js";
 export { NatsPublishedViews } from "./nats-views.js";
+export {
+  retryTransient,
+  brokerError,
+  DEFAULT_TRANSIENT_RETRY_MS,
+  type RetryTransientOptions,
+} from "./transient.js";
