@@ -109,6 +109,12 @@ export interface StreamExecutorOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * The watchdog's and failure paths' managers skip nats.js' account-info check: the meta leader
+ * answers it, and while its node is being replaced that check alone times out.
+ */
+const NO_API_CHECK = { checkAPI: false } as const;
+
 /** How often a waiting coordinator asks the task consumer whether workers take tasks, at most. */
 const STALL_POLL_MS = 5_000;
 
@@ -383,7 +389,7 @@ export class StreamTileExecutor {
   private async checkUnreadResults(): Promise<void> {
     let last: number;
     try {
-      const jsm = await jetstreamManager(this.options.nc);
+      const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
       const m = await jsm.streams.getMessage(BATCH_RESULT_STREAM, {
         last_by_subj: batchResultSubject(this.options.runId),
       });
@@ -447,7 +453,7 @@ export class StreamTileExecutor {
   private async purgeTasks(): Promise<void> {
     const subject = batchTaskSubject(this.options.runId);
     try {
-      const jsm = await jetstreamManager(this.options.nc);
+      const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
       const { purged } = await jsm.streams.purge(BATCH_TASK_STREAM, { filter: subject });
       if (purged > 0)
         this.options.logger.info({ purged, subject }, "the run is over: its tasks still queued were removed");
@@ -472,7 +478,7 @@ export class StreamTileExecutor {
     }
     await this.checkUnreadResults();
     try {
-      const jsm = await jetstreamManager(this.options.nc);
+      const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
       const info = await jsm.consumers.info(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
       const delivered = info.delivered.consumer_seq;
       if (this.delivered >= 0 && delivered !== this.delivered) this.lastSignMs = Date.now();
@@ -510,7 +516,7 @@ export class StreamTileExecutor {
   private async onMaxDeliveries(seq: number, deliveries: number): Promise<void> {
     const log = this.options.logger;
     try {
-      const jsm = await jetstreamManager(this.options.nc);
+      const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
       const stored = await jsm.streams.getMessage(BATCH_TASK_STREAM, { seq });
       const tileId = stored?.header?.get(BATCH_HEADERS.tileId);
       if (!stored || stored.header?.get(BATCH_HEADERS.runId) !== this.options.runId || !tileId) return;

@@ -23,6 +23,7 @@ import {
   VIEW_POINTER_BUCKET,
   NatsModelRegistry,
   lanemapStreamPlacements,
+  retryTransient,
   speedLaneStatus,
   type StreamPlacement,
   type CurrentModel,
@@ -133,13 +134,25 @@ const seconds = (from: string, to: Date): number => Math.max(0, (to.getTime() - 
  * the store would create its buckets).
  * @throws when NATS is unavailable or the store cannot be read.
  */
+/** How long status retries the view store through a leader election (a node just died). */
+const VIEW_STORE_RETRY_MS = 10_000;
+
 async function natsVersions(options: StatusOptions): Promise<ViewListing[]> {
   const { nats, config } = options;
   if (nats.nc === null) throw new Error(nats.error);
   if (!config) return [];
-  if (!(await bucketExists(await jetstreamManager(nats.nc), VIEW_POINTER_BUCKET))) return [];
-  const views: PublishedViews = await openPublishedViews(config, nats.nc);
-  return listViews(options.dataDir, views);
+  const nc = nats.nc;
+  // Idempotent reads (the open creates nothing that exists): retried while a leader is elected.
+  return retryTransient(
+    "listing the published views",
+    async () => {
+      if (!(await bucketExists(await jetstreamManager(nc, { checkAPI: false }), VIEW_POINTER_BUCKET)))
+        return [];
+      const views: PublishedViews = await openPublishedViews(config, nc);
+      return listViews(options.dataDir, views);
+    },
+    { deadlineMs: VIEW_STORE_RETRY_MS, logger: options.logger },
+  );
 }
 
 /** Collects the status of both lanes. Never throws for NATS trouble: it is reported instead. */

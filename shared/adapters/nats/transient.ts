@@ -37,7 +37,7 @@ export function brokerError(what: string, err: unknown): LanemapError {
 }
 
 /**
- * Runs `op`; on a transient broker error runs it again after 250 ms, 500 ms, ... at most 4 s between
+ * Runs `op`; on a transient broker error (or a LanemapError caused by one) runs it again after 250 ms, 500 ms, ... at most 4 s between
  * attempts, until `deadlineMs` has passed since the first attempt. Only for idempotent operations
  * (a read, a create-if-absent, a publish with a Nats-Msg-Id inside the duplicate window).
  * @throws LanemapError NATS_CONNECT `"<what>: <broker message>"` (brokerError) when the op still
@@ -54,13 +54,10 @@ export async function retryTransient<T>(
       return await op();
     } catch (err) {
       const waitMs = Math.min(4_000, 250 * 2 ** attempt);
-      if (
-        err instanceof LanemapError ||
-        !isTransientBrokerError(err) ||
-        options.signal?.aborted ||
-        Date.now() + waitMs > until
-      )
-        throw brokerError(what, err);
+      // A lanemap error is retried only when it wraps a transient broker error (STORAGE over a timeout).
+      const transient =
+        err instanceof LanemapError ? isTransientBrokerError(err.cause) : isTransientBrokerError(err);
+      if (!transient || options.signal?.aborted || Date.now() + waitMs > until) throw brokerError(what, err);
       options.logger?.warn(
         {
           what,
