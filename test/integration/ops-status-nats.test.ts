@@ -11,12 +11,15 @@ import { createBatchRunner } from "../../batch/index.js";
 import type { OpsStatus } from "../../infra/ops/index.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import {
+  LIVE_BUCKET,
   NatsPublishedViews,
   VIEW_OBJECT_BUCKET,
+  kvStreamName,
   objectStoreStreamName,
 } from "../../shared/adapters/nats/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { NODE_NAMES, startNatsCluster } from "../helpers/nats-cluster.js";
+import { startServing } from "../helpers/serving-server.js";
 import { makeDataDir, makeSampleSet, type SampleSet } from "./batch-fixture.js";
 import { runLanemap, tempDir, testEnv } from "./speed-fixtures.js";
 
@@ -81,9 +84,21 @@ describe("ops status and the NATS view store", { skip: natsMissing() }, () => {
     );
   });
 
-  test("with one node of a 3-node cluster SIGKILLed, the views are listed in seconds and ops status exits 0", async () => {
+  test("with one node of a 3-node cluster SIGKILLed, the views are listed in seconds and ops status exits 0 (and a serve on the new cluster made the live bucket R3)", async () => {
     await using cluster = await startNatsCluster();
     const a = await makeDataDir(set, "publisher-r3");
+    {
+      // The first process on a new cluster may be a serve: it creates the live bucket, at the
+      // deployment's replicas rather than R1 (until a worker rescaled it).
+      await using serving = await startServing({
+        dataDir: a.dataDir,
+        nc: cluster.nc,
+        env: { LANEMAP_NATS_REPLICAS: "3" },
+      });
+      void serving;
+      const live = await jetstreamManager(cluster.nc).then((m) => m.streams.info(kvStreamName(LIVE_BUCKET)));
+      assert.equal(live.config.num_replicas, 3, "KV_lanemap-live created at R3 by serve");
+    }
     const views = await NatsPublishedViews.open(cluster.nc, {
       cacheDir: join(a.dataDir, "cache", "views"),
       replicas: 3,

@@ -46,6 +46,9 @@ async function natsFor(
   return connectNats({ servers: url, name: `lanemap-serve ${process.pid}`, logger });
 }
 
+/** How long each start-up step retries transient broker errors: longer than an R3 leader election. */
+const START_RETRY_MS = 20_000;
+
 /**
  * `lanemap serve`: the serving layer alone, against NATS_URL (or the embedded server of a running
  * `lanemap start`) for the live view; without NATS it serves the batch view only. Operator batch
@@ -74,7 +77,7 @@ export function registerServe(program: Command): void {
       // Each start-up step on NATS is idempotent (opens, creates what is absent): retried through a
       // leader election, and named when it still fails, never a bare "timeout".
       const startStep = <T>(what: string, op: () => Promise<T>) =>
-        nc ? retryTransient(`serve start-up: ${what}`, op, { logger }) : op();
+        nc ? retryTransient(`serve start-up: ${what}`, op, { logger, deadlineMs: START_RETRY_MS }) : op();
       const jsm = nc ? await startStep("reaching JetStream", () => jetstreamManager(nc)) : undefined;
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });

@@ -118,6 +118,19 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   /**
+   * Opens the two buckets for reading only (`lanemap ops status`): creates nothing, checks and
+   * rescales nothing, so it needs no meta-leader round trip, which a node loss delays.
+   * @throws LanemapError STORAGE when the broker is unreachable.
+   */
+  static async openExisting(nc: NatsConnection, options: { cacheDir: string }): Promise<NatsPublishedViews> {
+    return viewRead("opening the view buckets", async () => {
+      const objects = await new Objm(nc).open(VIEW_OBJECT_BUCKET, false);
+      const kv = await new Kvm(nc).open(VIEW_POINTER_BUCKET);
+      return new NatsPublishedViews(nc, objects, kv, options.cacheDir);
+    });
+  }
+
+  /**
    * A manager for the stream API reads: without the account-info round trip nats.js makes by
    * default (the meta leader answers that one, and it is being re-elected when its node just died),
    * and with a 2 s request timeout instead of 5 s, so that a request lost with a dying node is
