@@ -79,9 +79,14 @@ export function scheduleBatchRuns(
           log.warn({ err: describeError(err) }, "scheduled batch run skipped: another run is active");
           return undefined;
         }
+        if (signal?.aborted) {
+          // A stop (SIGTERM from systemd): not a failure; the process exits 0 and the checkpoint stays.
+          log.info({ err: describeError(err) }, "scheduled batch run stopped; its checkpoint is kept");
+          return undefined;
+        }
         const permanent = err instanceof LanemapError && ERROR_CODES[err.code].permanent;
         const delayMs = delays[attempt];
-        if (permanent || delayMs === undefined || signal?.aborted) {
+        if (permanent || delayMs === undefined) {
           log.error(
             { err: describeError(err), attempts: attempt + 1 },
             "scheduled batch run failed; the next cron tick runs it again",
