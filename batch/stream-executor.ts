@@ -211,8 +211,13 @@ export class StreamTileExecutor {
    */
   static async start(options: StreamExecutorOptions): Promise<StreamTileExecutor> {
     const { nc, config, runId } = options;
-    const jsm = await jetstreamManager(nc);
-    const { rasters } = await ensureBatchQueue(nc, jsm, batchQueueSettings(config));
+    // Idempotent set-up: retried through a leader election (a node lost as the run starts).
+    const { rasters } = await retryTransient(
+      "creating or checking the batch work queue",
+      async () => ensureBatchQueue(nc, await jetstreamManager(nc), batchQueueSettings(config)),
+      { deadlineMs: TRANSIENT_RETRY_MS, logger: options.logger },
+    );
+    const jsm = await jetstreamManager(nc, NO_API_CHECK);
     const model = parseModel(new TextDecoder().decode(options.artifact));
     const models = options.models ?? (await NatsModelRegistry.open(nc));
     if (!(await models.get(model.version))) await models.put(model);
