@@ -3,11 +3,23 @@
  * nightly at 02:00 UTC) and each tick runs one batch run through the runner. Overlap is refused by the
  * runner's lock, which also covers runs started by other processes (a manual `lanemap batch run`, a
  * second scheduler): such a tick is logged and skipped, never queued.
+ *
+ * A tick whose run fails transiently (a NATS node lost mid-run, a stalled queue, storage for a
+ * moment unreachable: any error whose code is not "permanent" in shared/errors.ts) runs again after
+ * 30 s, 2 min and 10 min (`SCHEDULE_RETRY_DELAYS_MS`), in the same process: the run resumes from its
+ * checkpoint (batch/staging.ts), so only the tiles it had not finished are classified again. Why
+ * here and not by exiting for systemd to restart: a restarted scheduler waits for its next cron
+ * tick (tomorrow), so the README's promise — a run in progress resumes — would not hold. A
+ * permanent failure, or the last retry's failure, is logged at error and waits for the next tick.
+ * The stop signal (`options.signal`) ends the wait between retries at once.
  */
 import { schedule, validate, type ScheduledTask } from "node-cron";
 import type { Logger } from "pino";
-import { ConfigError, LanemapError, describeError, type Config } from "../shared/index.js";
+import { ConfigError, ERROR_CODES, LanemapError, describeError, type Config } from "../shared/index.js";
 import type { BatchRunOptions, BatchRunner, RunReport } from "./runner.js";
+
+/** Waits before each retry of a scheduled run that failed transiently (see the module comment). */
+export const SCHEDULE_RETRY_DELAYS_MS: readonly number[] = [30_000, 120_000, 600_000];
 
 /** A running schedule. */
 export interface BatchSchedule {
@@ -25,28 +37,69 @@ export interface BatchSchedule {
 export function scheduleBatchRuns(
   runner: BatchRunner,
   config: Config,
-  deps: { logger: Logger; options?: BatchRunOptions },
+  deps: {
+    logger: Logger;
+    options?: BatchRunOptions;
+    /** Waits before each retry of a transiently failed run (default SCHEDULE_RETRY_DELAYS_MS). */
+    retryDelaysMs?: readonly number[];
+  },
 ): BatchSchedule {
   const { cron, timezone } = config.batch;
   if (!validate(cron)) throw new ConfigError(`LANEMAP_BATCH_CRON="${cron}" is not a valid cron expression`);
   const log = deps.logger;
 
+  const delays = deps.retryDelaysMs ?? SCHEDULE_RETRY_DELAYS_MS;
+  const signal = deps.options?.signal;
+
+  /** Resolves after `ms`, or at once when the stop signal fires. */
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => (clearTimeout(t), signal?.removeEventListener("abort", done), resolve());
+      const t = setTimeout(done, ms);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+
   const tick = async (): Promise<RunReport | undefined> => {
     log.info({ cron, timezone }, "scheduled batch run firing");
-    try {
-      const report = await runner.run(deps.options ?? {});
-      log.info(
-        { runId: report.runId, version: report.version, tiles: report.tiles, durationMs: report.durationMs },
-        "scheduled batch run finished",
-      );
-      return report;
-    } catch (err) {
-      if (err instanceof LanemapError && err.code === "BATCH_RUN_ACTIVE") {
-        log.warn({ err: describeError(err) }, "scheduled batch run skipped: another run is active");
-        return undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const report = await runner.run(deps.options ?? {});
+        log.info(
+          {
+            runId: report.runId,
+            version: report.version,
+            tiles: report.tiles,
+            durationMs: report.durationMs,
+          },
+          "scheduled batch run finished",
+        );
+        return report;
+      } catch (err) {
+        if (err instanceof LanemapError && err.code === "BATCH_RUN_ACTIVE") {
+          log.warn({ err: describeError(err) }, "scheduled batch run skipped: another run is active");
+          return undefined;
+        }
+        if (signal?.aborted) {
+          // A stop (SIGTERM from systemd): not a failure; the process exits 0 and the checkpoint stays.
+          log.info({ err: describeError(err) }, "scheduled batch run stopped; its checkpoint is kept");
+          return undefined;
+        }
+        const permanent = err instanceof LanemapError && ERROR_CODES[err.code].permanent;
+        const delayMs = delays[attempt];
+        if (permanent || delayMs === undefined) {
+          log.error(
+            { err: describeError(err), attempts: attempt + 1 },
+            "scheduled batch run failed; the next cron tick runs it again",
+          );
+          return undefined;
+        }
+        log.warn(
+          { err: describeError(err), attempt: attempt + 1, retryInMs: delayMs },
+          "scheduled batch run failed; retrying, it resumes from its checkpoint",
+        );
+        await pause(delayMs);
+        if (signal?.aborted) return undefined;
       }
-      log.error({ err: describeError(err) }, "scheduled batch run failed");
-      return undefined;
     }
   };
 

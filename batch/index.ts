@@ -34,7 +34,7 @@ export {
   type StreamRunSet,
   type StreamRunSetOptions,
 } from "./stream-run-set.js";
-export { scheduleBatchRuns, type BatchSchedule } from "./cron.js";
+export { scheduleBatchRuns, SCHEDULE_RETRY_DELAYS_MS, type BatchSchedule } from "./cron.js";
 export {
   acquireBatchLock,
   batchLockPath,

@@ -74,7 +74,15 @@ export interface BatchRunOptions {
    * Kappa mode: take the run set from the ingest stream, from `fromSeq` (default 1) up to the
    * watermark, instead of the catalogue (stream-run-set.ts). Needs `deps.nc`.
    */
-  readonly fromStream?: { readonly fromSeq?: number };
+  readonly fromStream?: {
+    readonly fromSeq?: number;
+    /**
+     * Publish even when catalogue tiles up to the watermark are not in the replayed range (bulk
+     * loads with `lanemap archive add` never are): the view then lacks them. Without it such a run
+     * refuses with REPLAY_INCOMPLETE before classifying anything (see takeRunSet).
+     */
+    readonly allowPartial?: boolean;
+  };
   /** Where tiles are classified (default config.batch.executor; `stream` needs `deps.nc`). */
   readonly executor?: ExecutorKind;
 }
@@ -570,7 +578,10 @@ async function takeRunSet(
   if (!options.fromStream) return readRunSet(store, deps.watermark);
   if (!deps.nc)
     throw new LanemapError("CONFIG", "a run from the ingest stream needs NATS (NATS_URL or --nats)");
-  return readStreamRunSet({
+  // The catalogue as it was before the replay registers the stream's tiles in it.
+  const catalogue: CatalogueEntry[] = [];
+  for await (const e of store.entries()) catalogue.push(e);
+  const runSet = await readStreamRunSet({
     nc: deps.nc,
     archive: store,
     maxPixels: config.maxPixels,
@@ -579,6 +590,25 @@ async function takeRunSet(
     ...(options.fromStream.fromSeq === undefined ? {} : { fromSeq: options.fromStream.fromSeq }),
     ...(options.signal ? { signal: options.signal } : {}),
   });
+  // Kappa mode promises the catalogue run's view. A replay that lacks catalogue tiles would publish
+  // a smaller map as CURRENT and every serve instance would drop the missing cells (issue 14: 9 of
+  // 80 tiles, 72 cells gone), so it is refused unless the operator asked for it.
+  const replayed = new Set(runSet.entries.map((e) => e.tileId));
+  for (const x of runSet.stream?.excluded ?? []) if (x.tileId) replayed.add(x.tileId);
+  const absent = catalogue.filter((e) => e.ingestSeq <= runSet.watermark && !replayed.has(e.tileId));
+  if (absent.length > 0) {
+    const bulk = absent.filter((e) => e.source === "bulk").length;
+    const message =
+      `${absent.length} of ${catalogue.length} catalogue tiles are not in the replayed range of ${runSet.stream?.stream ?? "the ingest stream"} ` +
+      `(${bulk} bulk-loaded with \`lanemap archive add\`, e.g. ${absent[0]!.tileId}): a view from the stream would drop them`;
+    if (!options.fromStream.allowPartial)
+      throw new LanemapError(
+        "REPLAY_INCOMPLETE",
+        `${message}; run without --from-stream, or give --allow-partial to publish it anyway`,
+      );
+    deps.logger.warn({ absent: absent.length, catalogue: catalogue.length }, `${message} (--allow-partial)`);
+  }
+  return runSet;
 }
 
 /**

@@ -22,12 +22,28 @@
  *   has come back for `config.batch.stallMs` (LANEMAP_BATCH_STALL_S) while tiles are owed, every
  *   waiting `process` rejects with BATCH_STALLED; an abort of `signal` rejects them at once with
  *   its reason (the first SIGTERM stops a coordinator that waits on an idle queue).
+ * - A node loss is ridden out, not fatal. The result consumer is R1 and lives on one node: when
+ *   that node dies the ordered consumer of nats.js keeps asking the dead one and never delivers
+ *   again (the operator's run 1 of issue 14: 81 results in the stream, 22 read). So the reader
+ *   re-creates its consumer from the last stream sequence it read whenever the consumer ends or
+ *   fails, and the watchdog compares the last result of the run in the stream with the last one
+ *   read: results that wait unread for RESULT_LAG_MS get a new consumer, and a stall while
+ *   results wait unread is reported as such, never blamed on the workers. Task publishes and the
+ *   watchdog's reads retry transient JetStream errors (a leader election: timeouts, "jetstream is
+ *   not enabled") for up to TRANSIENT_RETRY_MS; a task re-published under its Nats-Msg-Id is a
+ *   no-op on the server.
  * - A run that ends (published, or failed other than by an interruption) purges its tasks still
  *   queued (`close({ purge: true })`), so a worker started later does not classify them; an
  *   interrupted one keeps them for its resume.
  */
 import { hostname } from "node:os";
-import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient } from "@nats-io/jetstream";
+import {
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamClient,
+} from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import { headers as natsHeaders, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -42,6 +58,7 @@ import {
   batchTaskSubject,
   ensureBatchQueue,
   maxDeliveriesAdvisory,
+  retryTransient,
   type BatchQueueSettings,
 } from "../shared/adapters/nats/index.js";
 import {
@@ -92,8 +109,23 @@ export interface StreamExecutorOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * The watchdog's and failure paths' managers skip nats.js' account-info check: the meta leader
+ * answers it, and while its node is being replaced that check alone times out.
+ */
+const NO_API_CHECK = { checkAPI: false } as const;
+
 /** How often a waiting coordinator asks the task consumer whether workers take tasks, at most. */
 const STALL_POLL_MS = 5_000;
+
+/**
+ * How long a result of the run may sit in the results stream unread before the coordinator
+ * re-creates its result consumer (see the module comment): longer than a leader election.
+ */
+export const RESULT_LAG_MS = 10_000;
+
+/** How long a task publish retries transient JetStream errors: a few leader elections. */
+export const TRANSIENT_RETRY_MS = 60_000;
 
 /** The coordinator of one run on the work queue (see the module comment). */
 export class StreamTileExecutor {
@@ -117,6 +149,18 @@ export class StreamTileExecutor {
    */
   private readonly retried = new Set<string>();
   private readonly reading: Promise<void>;
+  /** The result consumer's messages now; replaced when the reader re-creates its consumer. */
+  private results: ConsumerMessages | undefined;
+  /** The stream sequence of the last result read: a re-created consumer starts after it. */
+  private lastResultSeq = 0;
+  /** When a result was last read or the result consumer last (re-)created (ms since the epoch). */
+  private lastReadMs = Date.now();
+  /** Result consumers created after the first one (a node loss, a stuck consumer). */
+  resultConsumerResets = 0;
+  /** The last result of the run in the stream at the watchdog's last look that was not read yet. */
+  private unreadSeq = 0;
+  /** Ends the reader's wait between two consumers (close). */
+  private wakeReader: (() => void) | undefined;
   /**
    * Rejects when the run cannot go on (stalled queue, aborted): every `process` races it. Never
    * resolves.
@@ -138,7 +182,6 @@ export class StreamTileExecutor {
     private readonly options: StreamExecutorOptions,
     private readonly js: JetStreamClient,
     private readonly rasters: ObjectStore,
-    private readonly results: ConsumerMessages,
     private readonly advisories: Subscription,
     readonly modelVersion: string,
     readonly slots: number,
@@ -168,8 +211,13 @@ export class StreamTileExecutor {
    */
   static async start(options: StreamExecutorOptions): Promise<StreamTileExecutor> {
     const { nc, config, runId } = options;
-    const jsm = await jetstreamManager(nc);
-    const { rasters } = await ensureBatchQueue(nc, jsm, batchQueueSettings(config));
+    // Idempotent set-up: retried through a leader election (a node lost as the run starts).
+    const { rasters } = await retryTransient(
+      "creating or checking the batch work queue",
+      async () => ensureBatchQueue(nc, await jetstreamManager(nc), batchQueueSettings(config)),
+      { deadlineMs: TRANSIENT_RETRY_MS, logger: options.logger },
+    );
+    const jsm = await jetstreamManager(nc, NO_API_CHECK);
     const model = parseModel(new TextDecoder().decode(options.artifact));
     const models = options.models ?? (await NatsModelRegistry.open(nc));
     if (!(await models.get(model.version))) await models.put(model);
@@ -182,10 +230,6 @@ export class StreamTileExecutor {
     const generation = queuedId.startsWith(`${runId}:`)
       ? queuedId.slice(queuedId.lastIndexOf(":") + 1)
       : String(Date.now());
-    const consumer = await js.consumers.get(BATCH_RESULT_STREAM, {
-      filter_subjects: batchResultSubject(runId),
-    });
-    const results = await consumer.consume();
     // The advisory callback needs the executor, which needs the subscription: a late-bound holder.
     const ref: { self?: StreamTileExecutor } = {};
     const advisories = nc.subscribe(maxDeliveriesAdvisory(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER), {
@@ -199,7 +243,6 @@ export class StreamTileExecutor {
       options,
       js,
       rasters,
-      results,
       advisories,
       model.version,
       options.window ?? DEFAULT_STREAM_WINDOW,
@@ -243,19 +286,23 @@ export class StreamTileExecutor {
     h.set(BATCH_HEADERS.runId, runId);
     h.set(BATCH_HEADERS.tileId, tileId);
     h.set(BATCH_HEADERS.modelVersion, this.modelVersion);
+    const task = encodeTask({
+      runId,
+      modelVersion: this.modelVersion,
+      maxPixels: this.options.config.maxPixels,
+      entry,
+    });
+    // A retried tile's task under the generation may be in the duplicate window: a fresh id.
+    const msgID = `${runId}:${tileId}:${this.retried.has(tileId) ? `${this.startedAtMs}r` : this.generation}`;
     try {
-      await this.js.publish(
-        batchTaskSubject(runId),
-        encodeTask({
-          runId,
-          modelVersion: this.modelVersion,
-          maxPixels: this.options.config.maxPixels,
-          entry,
-        }),
+      // Idempotent under its Nats-Msg-Id: a publish that landed before its answer was lost is a no-op.
+      await retryTransient(
+        `publishing the task of tile ${tileId} on ${batchTaskSubject(runId)}`,
+        () => this.js.publish(batchTaskSubject(runId), task, { msgID, headers: h }),
         {
-          // A retried tile's task under the generation may be in the duplicate window: a fresh id.
-          msgID: `${runId}:${tileId}:${this.retried.has(tileId) ? `${this.startedAtMs}r` : this.generation}`,
-          headers: h,
+          deadlineMs: TRANSIENT_RETRY_MS,
+          logger: this.options.logger,
+          ...(this.options.signal ? { signal: this.options.signal } : {}),
         },
       );
     } catch (err) {
@@ -278,26 +325,92 @@ export class StreamTileExecutor {
     this.options.signal?.removeEventListener("abort", this.onAbort);
     if (options.purge) await this.purgeTasks();
     this.advisories.unsubscribe();
-    await this.results.close().catch(() => undefined);
+    this.wakeReader?.();
+    await this.results?.close().catch(() => undefined);
     await this.reading;
     for (const resolve of this.waiting.values())
       resolve({ ok: false, code: "CANCELLED", reason: "the run was stopped" });
     this.waiting.clear();
   }
 
+  /**
+   * Reads the run's results until closed: one ordered consumer from the start of the run's subject,
+   * then, whenever it ends or fails (its node died, the watchdog stopped it), a new one from the
+   * sequence after the last result read, after 250 ms, 500 ms, ... at most 5 s.
+   */
   private async read(): Promise<void> {
-    for await (const m of this.results) {
-      this.lastSignMs = Date.now();
+    const log = this.options.logger;
+    const subject = batchResultSubject(this.options.runId);
+    for (let attempt = 0; !this.closed; attempt++) {
       try {
-        const { head, raster } = decodeResult(m.data);
-        await this.onResult(head, raster, m.info.timestampNanos / 1e6 < this.startedAtMs);
+        const consumer = await this.js.consumers.get(BATCH_RESULT_STREAM, {
+          filter_subjects: subject,
+          ...(this.lastResultSeq > 0
+            ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.lastResultSeq + 1 }
+            : {}),
+        });
+        const messages = await consumer.consume();
+        this.results = messages;
+        this.lastReadMs = Date.now();
+        if (this.closed) {
+          await messages.close().catch(() => undefined);
+          return;
+        }
+        for await (const m of messages) {
+          attempt = 0;
+          if (m.seq <= this.lastResultSeq) continue; // a re-created consumer's overlap
+          this.lastResultSeq = m.seq;
+          this.lastSignMs = this.lastReadMs = Date.now();
+          try {
+            const { head, raster } = decodeResult(m.data);
+            await this.onResult(head, raster, m.info.timestampNanos / 1e6 < this.startedAtMs);
+          } catch (err) {
+            log.warn({ err: describeError(err), subject: m.subject }, "unreadable batch result dropped");
+          }
+        }
       } catch (err) {
-        this.options.logger.warn(
-          { err: describeError(err), subject: m.subject },
-          "unreadable batch result dropped",
-        );
+        if (!this.closed)
+          log.warn({ err: describeError(err), subject }, "the batch result consumer failed; re-creating it");
       }
+      if (this.closed) return;
+      this.resultConsumerResets++;
+      log.info(
+        { subject, afterSeq: this.lastResultSeq, resets: this.resultConsumerResets },
+        "re-creating the batch result consumer after the last result read",
+      );
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt));
+        this.wakeReader = () => (clearTimeout(t), resolve());
+      });
+      this.wakeReader = undefined;
     }
+  }
+
+  /**
+   * The watchdog's look at the results stream: when the run's last result there is past the last
+   * one read and nothing was read for RESULT_LAG_MS, the consumer is stuck (its node died): stop
+   * it, and the reader makes a new one. A failed look (no leader now) changes nothing.
+   */
+  private async checkUnreadResults(): Promise<void> {
+    let last: number;
+    try {
+      const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
+      const m = await jsm.streams.getMessage(BATCH_RESULT_STREAM, {
+        last_by_subj: batchResultSubject(this.options.runId),
+      });
+      last = m?.seq ?? 0;
+    } catch (err) {
+      this.options.logger.debug({ err: describeError(err) }, "cannot read the run's last result");
+      return;
+    }
+    this.unreadSeq = last > this.lastResultSeq ? last : 0;
+    if (this.unreadSeq === 0 || Date.now() - this.lastReadMs < RESULT_LAG_MS || this.closed) return;
+    this.options.logger.warn(
+      { lastInStream: last, lastRead: this.lastResultSeq, idleMs: Date.now() - this.lastReadMs },
+      "batch results wait unread in the stream: the result consumer is stuck (its node died?); re-creating it",
+    );
+    this.lastReadMs = Date.now(); // one re-creation per RESULT_LAG_MS at most
+    this.results?.stop();
   }
 
   private async onResult(head: ResultHead, raster: Uint8Array, earlier: boolean): Promise<void> {
@@ -345,7 +458,7 @@ export class StreamTileExecutor {
   private async purgeTasks(): Promise<void> {
     const subject = batchTaskSubject(this.options.runId);
     try {
-      const jsm = await jetstreamManager(this.options.nc);
+      const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
       const { purged } = await jsm.streams.purge(BATCH_TASK_STREAM, { filter: subject });
       if (purged > 0)
         this.options.logger.info({ purged, subject }, "the run is over: its tasks still queued were removed");
@@ -368,8 +481,9 @@ export class StreamTileExecutor {
       this.lastSignMs = now; // nothing owed: the runner is between phases or writing
       return;
     }
+    await this.checkUnreadResults();
     try {
-      const jsm = await jetstreamManager(this.options.nc);
+      const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
       const info = await jsm.consumers.info(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
       const delivered = info.delivered.consumer_seq;
       if (this.delivered >= 0 && delivered !== this.delivered) this.lastSignMs = Date.now();
@@ -382,6 +496,18 @@ export class StreamTileExecutor {
     if (this.closed || Date.now() - this.lastSignMs < stallMs) return;
     const { runId } = this.options;
     const s = Math.round(stallMs / 1000);
+    if (this.unreadSeq > 0) {
+      // Workers did their part: the results are in the stream and this coordinator cannot read them.
+      this.halt(
+        new LanemapError(
+          "BATCH_STALLED",
+          `results of run ${runId} wait in ${BATCH_RESULT_STREAM} (up to sequence ${this.unreadSeq}, last read ${this.lastResultSeq}) ` +
+            `that this coordinator could not read for ${s} s despite ${this.resultConsumerResets} new result consumers (${this.waiting.size} tiles waiting); ` +
+            "check the cluster (`lanemap ops status`), then run the batch again: it resumes from the checkpoint and takes those results",
+        ),
+      );
+      return;
+    }
     this.halt(
       new LanemapError(
         "BATCH_STALLED",
@@ -395,7 +521,7 @@ export class StreamTileExecutor {
   private async onMaxDeliveries(seq: number, deliveries: number): Promise<void> {
     const log = this.options.logger;
     try {
-      const jsm = await jetstreamManager(this.options.nc);
+      const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
       const stored = await jsm.streams.getMessage(BATCH_TASK_STREAM, { seq });
       const tileId = stored?.header?.get(BATCH_HEADERS.tileId);
       if (!stored || stored.header?.get(BATCH_HEADERS.runId) !== this.options.runId || !tileId) return;
@@ -410,7 +536,12 @@ export class StreamTileExecutor {
           reason: `not acknowledged after ${deliveries} deliveries (a worker died or overran the ack wait each time)`,
         },
       };
-      await this.js.publish(batchResultSubject(this.options.runId), encodeResult(head));
+      // First result wins: a failure result published twice by a retry is counted as a duplicate.
+      await retryTransient(
+        `publishing the MAX_DELIVER result of tile ${tileId}`,
+        () => this.js.publish(batchResultSubject(this.options.runId), encodeResult(head)),
+        { deadlineMs: TRANSIENT_RETRY_MS, logger: log },
+      );
       await jsm.streams.deleteMessage(BATCH_TASK_STREAM, seq, false);
       log.warn({ tileId, deliveries }, "batch task exhausted its deliveries; failing it");
     } catch (err) {

@@ -111,7 +111,10 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     logger,
     ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
   });
-  const live = deps.nc ? new LiveSource({ nc: deps.nc, cache, logger }) : null;
+  // A cluster deployment's serve may be the first to touch the live bucket: it creates it (or brings
+  // it) at LANEMAP_NATS_REPLICAS, not R1; the default 1 leaves an existing bucket's replicas alone.
+  const liveReplicas = config.storage.replicas > 1 ? { replicas: config.storage.replicas } : {};
+  const live = deps.nc ? new LiveSource({ nc: deps.nc, cache, logger, ...liveReplicas }) : null;
   const snapshots = new SnapshotManager({
     batch,
     live,

@@ -109,6 +109,7 @@ export const ERROR_TABLE = {
   DLQ_NOT_FOUND: [404, "permanent", 1, "the dead letter does not exist"],
   DLQ_RETRY: [500, "transient", 1, "some dead letters could not be retried"],
   REPLAY_RANGE: [400, "permanent", 1, "the replay range is not in the stream"],
+  REPLAY_INCOMPLETE: [409, "permanent", 1, "the ingest stream lacks tiles the catalogue has"],
   // HTTP answers of serving (problem types).
   BAD_REQUEST: [400, "permanent", 1, "Bad request"],
   INVALID_PARAMETERS: [400, "permanent", 1, "Invalid request parameters"],

@@ -22,7 +22,9 @@ import {
   MODEL_BUCKET,
   VIEW_POINTER_BUCKET,
   NatsModelRegistry,
+  NatsPublishedViews,
   lanemapStreamPlacements,
+  retryTransient,
   speedLaneStatus,
   type StreamPlacement,
   type CurrentModel,
@@ -30,7 +32,7 @@ import {
   type SpeedLaneStatus,
 } from "../../shared/adapters/nats/index.js";
 import { describeError, utcTimestamp, type Config, type PublishedViews } from "../../shared/index.js";
-import { openPublishedViews } from "../platform/views.js";
+import { viewCacheDir } from "../platform/views.js";
 
 /** The current batch view. */
 export interface CurrentBatchStatus {
@@ -133,13 +135,31 @@ const seconds = (from: string, to: Date): number => Math.max(0, (to.getTime() - 
  * the store would create its buckets).
  * @throws when NATS is unavailable or the store cannot be read.
  */
+/** How long status retries the view store through a leader election (a node just died). */
+const VIEW_STORE_RETRY_MS = 10_000;
+
+/** How long status retries each NATS-side read (see collectStatus). */
+const NATS_READ_RETRY_MS = 15_000;
+
 async function natsVersions(options: StatusOptions): Promise<ViewListing[]> {
   const { nats, config } = options;
   if (nats.nc === null) throw new Error(nats.error);
   if (!config) return [];
-  if (!(await bucketExists(await jetstreamManager(nats.nc), VIEW_POINTER_BUCKET))) return [];
-  const views: PublishedViews = await openPublishedViews(config, nats.nc);
-  return listViews(options.dataDir, views);
+  const nc = nats.nc;
+  // Idempotent reads (the open creates nothing that exists): retried while a leader is elected.
+  return retryTransient(
+    "listing the published views",
+    async () => {
+      if (!(await bucketExists(await jetstreamManager(nc, { checkAPI: false }), VIEW_POINTER_BUCKET)))
+        return [];
+      // Read-only: status creates nothing (and needs no meta leader to open the buckets).
+      const views: PublishedViews = await NatsPublishedViews.openExisting(nc, {
+        cacheDir: viewCacheDir(config.dataDir),
+      });
+      return listViews(options.dataDir, views);
+    },
+    { deadlineMs: VIEW_STORE_RETRY_MS, logger: options.logger },
+  );
 }
 
 /** Collects the status of both lanes. Never throws for NATS trouble: it is reported instead. */
@@ -190,16 +210,26 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
 
   try {
     const nc = access.nc;
-    const jsm = await jetstreamManager(nc);
-    const [lane, streams] = await Promise.all([speedLaneStatus(jsm), lanemapStreamPlacements(jsm)]);
+    const jsm = await jetstreamManager(nc, { checkAPI: false });
+    // Each read is retried through a leader election; the live view and the registry are read
+    // through consumers, which nats-server before 2.12 may place on a dead node (a timeout, and
+    // the next attempt lands elsewhere: README "Scaling out", Limits).
+    const retried = <T>(what: string, op: () => Promise<T>) =>
+      retryTransient(what, op, { deadlineMs: NATS_READ_RETRY_MS, logger: options.logger });
+    const [lane, streams] = await retried("reading the streams", () =>
+      Promise.all([speedLaneStatus(jsm), lanemapStreamPlacements(jsm)]),
+    );
     // A bucket nobody created yet is an empty live view / registry, reported as such.
     let entries: LiveEntry[] = [];
     let position = 0;
-    if (await bucketExists(jsm, LIVE_BUCKET)) {
+    if (await retried("looking for the live view", () => bucketExists(jsm, LIVE_BUCKET))) {
       // The follower's position counts removals too, which the entries alone would not show.
-      const follower = await (await LiveView.open(nc)).follow();
-      const snapshot = follower.snapshot();
-      follower.stop();
+      const snapshot = await retried("reading the live view", async () => {
+        const follower = await (await LiveView.open(nc)).follow();
+        const s = follower.snapshot();
+        follower.stop();
+        return s;
+      });
       entries = [...snapshot.byTile.values()];
       position = snapshot.position;
     }
@@ -212,10 +242,12 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
       if (watermark !== null && e.result.ingestSeq <= watermark) absorbed++;
     }
     let model: OpsStatus["model"] = { current: null, versions: 0 };
-    if (await bucketExists(jsm, MODEL_BUCKET)) {
-      const registry = await NatsModelRegistry.open(nc);
-      const [currentModel, models] = await Promise.all([registry.current(), registry.records()]);
-      model = { current: currentModel, versions: models.length };
+    if (await retried("looking for the model registry", () => bucketExists(jsm, MODEL_BUCKET))) {
+      model = await retried("reading the model registry", async () => {
+        const registry = await NatsModelRegistry.open(nc);
+        const [currentModel, models] = await Promise.all([registry.current(), registry.records()]);
+        return { current: currentModel, versions: models.length };
+      });
     }
     return {
       ...base,

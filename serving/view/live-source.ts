@@ -46,8 +46,17 @@ export class LiveSource {
   private readonly listeners = new Set<(c: LiveChange) => void>();
   private newest: { snapshot: LiveSnapshot; processedMs: number | null } | null = null;
 
-  constructor(options: { nc: NatsConnection; cache: LruCache<ClassRaster>; logger: Logger }) {
+  /** Replicas the live bucket is created or brought to (absent: created R1, an existing one kept). */
+  private readonly replicas: number | undefined;
+
+  constructor(options: {
+    nc: NatsConnection;
+    cache: LruCache<ClassRaster>;
+    logger: Logger;
+    replicas?: number;
+  }) {
     this.nc = options.nc;
+    this.replicas = options.replicas;
     this.cache = options.cache;
     this.logger = options.logger;
   }
@@ -64,7 +73,10 @@ export class LiveSource {
   private async attempt(delayOnFailure: number): Promise<void> {
     if (this.closed) return;
     try {
-      const view = await LiveView.open(this.nc);
+      const view = await LiveView.open(
+        this.nc,
+        this.replicas === undefined ? {} : { replicas: this.replicas },
+      );
       const follower = await view.follow((c) => this.emit(c));
       if (this.closed) {
         follower.stop();

@@ -17,7 +17,7 @@ import { openModelRegistry } from "../../infra/platform/models.js";
 import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
 import { DeadLetterQueue, INGEST_STREAM, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
-import { BATCH_VIEW_FILES, type BatchManifest } from "../../shared/index.js";
+import { BATCH_VIEW_FILES, registerTile, type BatchManifest } from "../../shared/index.js";
 import { publishTile, startSpeedWorker } from "../../speed/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import {
@@ -237,6 +237,29 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
       `lanemap: sequence ${last + 5} is past the end of ${INGEST_STREAM} (last sequence ${last})`,
     );
     assert.equal((await readCurrentBatch(streamDir.path))?.name, b.version, "nothing was published");
+
+    // A tile bulk-loaded into the catalogue (`lanemap archive add`) is in no stream: a replay would
+    // publish a view without it, so it is refused — one line, nothing published — unless asked for.
+    const bulk = testTile(3, 3, jan);
+    await registerTile(new ArchiveStore(streamDir.path), bulk.bytes, {
+      tileId: bulk.tileId,
+      cell: bulk.cell,
+      acquired: bulk.acquired,
+      ingestSeq: 0,
+      source: "bulk",
+    });
+    const kappa = ["batch", "run", "--from-stream", "--nats", nats.server.url, "--data-dir", streamDir.path];
+    const refused = await runLanemap(kappa, env);
+    assert.equal(refused.code, 1);
+    assert.equal(
+      refused.stderr.trim(),
+      `lanemap: 1 of 8 catalogue tiles are not in the replayed range of ${INGEST_STREAM} (1 bulk-loaded with \`lanemap archive add\`, e.g. ${bulk.tileId}): ` +
+        "a view from the stream would drop them; run without --from-stream, or give --allow-partial to publish it anyway",
+    );
+    assert.equal((await readCurrentBatch(streamDir.path))?.name, b.version, "nothing was published");
+    const partial = await runLanemap([...kappa, "--allow-partial", "--json"], env);
+    assert.equal(partial.code, 0, `--allow-partial publishes (stderr: ${partial.stderr})`);
+    assert.equal((JSON.parse(partial.stdout) as RunReport).tiles.total, byStream.tiles.total);
 
     // Without NATS there is no stream to replay: a usage error naming what to give.
     const noNats = await runLanemap(["batch", "run", "--from-stream", "--data-dir", streamDir.path], {

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { acquireBatchLock, createBatchRunner, scheduleBatchRuns } from "../../batch/index.js";
 import { readCurrentPointer } from "../../shared/adapters/archive/index.js";
@@ -45,6 +47,34 @@ describe("the batch schedule", () => {
     }
     const report = await schedule.tick();
     assert.equal(report?.version, "v000001");
+  });
+
+  test("a scheduled run that fails transiently runs again after its retry delay and publishes", async () => {
+    const fx = await makeDataDir(set, "cron-retry");
+    const lines: { msg: string }[] = [];
+    const logger = testLogger(lines);
+    const config = fx.config({ LANEMAP_BATCH_CRON: "0 2 * * *" });
+    // The first attempt cannot write its view: where the batch views go is a file (a full or
+    // unmounted disk, say); it is gone by the retry.
+    const views = join(fx.dataDir, "views", "batch");
+    await mkdir(join(fx.dataDir, "views"), { recursive: true });
+    await writeFile(views, "not a folder");
+    const schedule = scheduleBatchRuns(createBatchRunner(config, { logger }), config, {
+      logger,
+      retryDelaysMs: [1_000],
+    });
+    try {
+      const report = schedule.tick();
+      while (
+        !lines.some((l) => l.msg === "scheduled batch run failed; retrying, it resumes from its checkpoint")
+      )
+        await new Promise((r) => setTimeout(r, 20));
+      await rm(views);
+      assert.equal((await report)?.version, "v000001");
+    } finally {
+      await schedule.stop();
+    }
+    assert.equal(await readCurrentPointer(fx.dataDir), "v000001");
   });
 
   test("an invalid cron expression is refused at start", async () => {

@@ -17,6 +17,8 @@ const natsDir = join(projectRoot, "infra", "nats");
 const systemdDir = join(projectRoot, "infra", "systemd");
 const natsConfigs = readdirSync(natsDir).filter((f) => f.endsWith(".conf"));
 const units = readdirSync(systemdDir).filter((f) => f.endsWith(".service"));
+/** The units that run a lanemap command (all but the NATS node's own). */
+const lanemapUnits = units.filter((u) => u.startsWith("lanemap-") && u !== "lanemap-nats.service");
 const envExamples = readdirSync(systemdDir).filter((f) => f.endsWith(".env.example"));
 const read = (dir: string, f: string): string => readFileSync(join(dir, f), "utf8");
 
@@ -28,12 +30,31 @@ function serviceLines(unit: string, key: string): string[] {
     .map((l) => l.slice(key.length + 1).trim());
 }
 
-/** An env file as systemd's EnvironmentFile reads it (KEY=value lines, # comments). */
+/**
+ * An env file as systemd's EnvironmentFile reads it (KEY=value lines, # comments, a value in double
+ * quotes stands for what is between them: systemd.exec(5), "EnvironmentFile=").
+ */
 function parseEnvFile(text: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const line of text.split("\n")) {
     const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
-    if (m) env[m[1]!] = m[2]!;
+    if (m) env[m[1]!] = /^"[^"]*"$/.test(m[2]!) ? m[2]!.slice(1, -1) : m[2]!;
+  }
+  return env;
+}
+
+/** The variables an env file sets as `set -a; . FILE` in sh sets them (sh's own env left out). */
+function sourceWithSh(file: string): Record<string, string> {
+  const r = spawnSync("sh", ["-c", 'set -a; . "$1" && env -0', "sh", file], {
+    encoding: "utf8",
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" },
+  });
+  assert.equal(r.status, 0, `sh sources ${file}: ${r.stderr}`);
+  const env: Record<string, string> = {};
+  for (const kv of r.stdout.split("\0")) {
+    const i = kv.indexOf("=");
+    if (i > 0 && /^(LANEMAP_|NATS_URL$|PORT$|HOST$)/.test(kv.slice(0, i)))
+      env[kv.slice(0, i)] = kv.slice(i + 1);
   }
   return env;
 }
@@ -44,7 +65,7 @@ describe("the deployment examples in infra/", () => {
       assert.ok(natsConfigs.includes(`cluster-node-${n}.conf`), `cluster-node-${n}.conf`);
       assert.ok(envExamples.includes(`machine-${n}.env.example`), `machine-${n}.env.example`);
     }
-    for (const u of ["nats-server", "lanemap-worker", "lanemap-serve", "lanemap-batch"])
+    for (const u of ["lanemap-nats", "lanemap-worker", "lanemap-serve", "lanemap-batch"])
       assert.ok(units.includes(`${u}.service`), `${u}.service`);
   });
 
@@ -77,7 +98,18 @@ describe("the deployment examples in infra/", () => {
     for (const n of ["a", "b", "c"]) assert.match(c, new RegExp(`nats-route://lanemap-${n}\\.internal:6222`));
   });
 
-  for (const f of units.filter((u) => u.startsWith("lanemap-"))) {
+  test("every node config's max_file_store holds the ingest and dead-letter streams at their default max bytes", () => {
+    const { maxBytes } = parseConfig({}).stream;
+    const units = { KB: 2 ** 10, MB: 2 ** 20, GB: 2 ** 30, TB: 2 ** 40 } as const;
+    for (const f of natsConfigs) {
+      const m = /^\s*max_file_store: (\d+)(KB|MB|GB|TB)$/m.exec(read(natsDir, f));
+      assert.ok(m, `${f} sets max_file_store`);
+      const bytes = Number(m[1]) * units[m[2] as keyof typeof units];
+      assert.ok(bytes >= 2 * maxBytes, `${f}: max_file_store ${m[1]}${m[2]} >= 2 x ${maxBytes} bytes`);
+    }
+  });
+
+  for (const f of lanemapUnits) {
     const unit = read(systemdDir, f);
     const [execStart] = serviceLines(unit, "ExecStart");
     const args = /\/infra\/bin\/lanemap\.js (.+)$/.exec(execStart ?? "")?.[1]?.split(/\s+/) ?? [];
@@ -105,18 +137,31 @@ describe("the deployment examples in infra/", () => {
     );
   }
 
-  test("nats-server.service checks its config before it starts, and stops in lame duck mode", () => {
-    const unit = read(systemdDir, "nats-server.service");
+  test("lanemap-nats.service runs Debian's /usr/sbin/nats-server, checks its config before it starts, and stops in lame duck mode", () => {
+    // Not named nats-server.service: that is Debian's own unit (user nats), which it would override.
+    assert.ok(!units.includes("nats-server.service"), "no unit named like Debian's nats-server.service");
+    const unit = read(systemdDir, "lanemap-nats.service");
     const conf = "/etc/nats-server/lanemap.conf";
-    assert.deepEqual(serviceLines(unit, "ExecStartPre"), [`/usr/bin/nats-server --config ${conf} -t`]);
-    assert.deepEqual(serviceLines(unit, "ExecStart"), [`/usr/bin/nats-server --config ${conf}`]);
+    assert.deepEqual(serviceLines(unit, "ExecStartPre"), [`/usr/sbin/nats-server --config ${conf} -t`]);
+    assert.deepEqual(serviceLines(unit, "ExecStart"), [`/usr/sbin/nats-server --config ${conf}`]);
     assert.deepEqual(serviceLines(unit, "KillSignal"), ["SIGUSR2"]);
     const ldm = /^lame_duck_duration: "(\d+)s"$/m.exec(read(natsDir, "cluster-node-a.conf"))?.[1];
     const stop = Number(serviceLines(unit, "TimeoutStopSec")[0]);
     assert.ok(Number(ldm) < stop, `lame duck (${ldm ?? "?"} s) ends before systemd's SIGKILL (${stop} s)`);
-    for (const f of units.filter((u) => u.startsWith("lanemap-")))
-      assert.match(read(systemdDir, f), /^After=.*nats-server\.service/m, `${f} starts after the local node`);
+    for (const f of lanemapUnits)
+      assert.match(
+        read(systemdDir, f),
+        /^After=.*lanemap-nats\.service/m,
+        `${f} starts after the local node`,
+      );
   });
+
+  for (const f of envExamples)
+    test(`infra/systemd/${f} sourced by sh (set -a; . FILE) sets the values systemd's EnvironmentFile reads`, () => {
+      const bySh = sourceWithSh(join(systemdDir, f));
+      assert.deepEqual(bySh, parseEnvFile(read(systemdDir, f)));
+      assert.equal(bySh["LANEMAP_BATCH_CRON"], "0 2 * * *");
+    });
 
   for (const f of envExamples)
     test(`infra/systemd/${f} is a valid lanemap configuration`, () => {

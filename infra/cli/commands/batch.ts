@@ -32,6 +32,7 @@ interface BatchFlags {
   json?: boolean;
   fromStream?: boolean;
   fromSeq?: string;
+  allowPartial?: boolean;
 }
 
 async function setup(flags: BatchFlags): Promise<{ config: Config; logger: Logger }> {
@@ -62,10 +63,14 @@ function runOptions(flags: BatchFlags): BatchRunOptions {
 function streamOption(flags: BatchFlags): Pick<BatchRunOptions, "fromStream"> {
   if (!flags.fromStream) {
     if (flags.fromSeq !== undefined) throw new UsageError("--from-seq goes with --from-stream");
+    if (flags.allowPartial) throw new UsageError("--allow-partial goes with --from-stream");
     return {};
   }
   return {
-    fromStream: flags.fromSeq === undefined ? {} : { fromSeq: positiveInt("--from-seq", flags.fromSeq, 1) },
+    fromStream: {
+      ...(flags.fromSeq === undefined ? {} : { fromSeq: positiveInt("--from-seq", flags.fromSeq, 1) }),
+      ...(flags.allowPartial ? { allowPartial: true } : {}),
+    },
   };
 }
 
@@ -164,6 +169,10 @@ export function registerBatch(program: Command): void {
       "kappa mode: rebuild from the ingest stream (replayed up to the watermark) instead of the catalogue",
     )
     .option("--from-seq <n>", "with --from-stream: the first stream sequence to replay (default 1)")
+    .option(
+      "--allow-partial",
+      "with --from-stream: publish even when catalogue tiles (bulk loads) are not in the stream (default: refuse, REPLAY_INCOMPLETE)",
+    )
     .action(async (flags: BatchFlags) => {
       const options = { ...runOptions(flags), ...streamOption(flags) };
       const { config, logger } = await setup(flags);

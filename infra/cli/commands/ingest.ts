@@ -2,7 +2,12 @@ import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Command } from "commander";
-import { ensureStreams, ensureTileObjects } from "../../../shared/adapters/nats/index.js";
+import {
+  INGEST_STREAM,
+  ensureStreams,
+  ensureTileObjects,
+  retryTransient,
+} from "../../../shared/adapters/nats/index.js";
 import {
   LanemapError,
   describeError,
@@ -67,8 +72,11 @@ export function registerIngest(program: Command): void {
       let refused = 0;
       try {
         // Producers may run before any worker: make sure the stream exists, as workers would.
-        await ensureStreams(await jetstreamManager(nc), config.stream, config.storage.replicas);
-        await ensureTileObjects(nc, config.stream, config.storage.replicas);
+        // Idempotent, so retried through a leader election (a node just died).
+        await retryTransient("ingest: creating or checking the ingest stream", async () => {
+          await ensureStreams(await jetstreamManager(nc), config.stream, config.storage.replicas);
+          await ensureTileObjects(nc, config.stream, config.storage.replicas);
+        });
         const js = jetstream(nc);
         for (const [i, file] of files.entries()) {
           const progress = files.length > 1 ? `[${i + 1}/${files.length}] ` : "";
@@ -95,12 +103,16 @@ export function registerIngest(program: Command): void {
               },
               { maxPixels: config.maxPixels, refuseFutureAcquisition: true },
             );
-            const sent = await publishTile(js, bytes, {
-              tileId: entry.tileId,
-              cell: entry.cell,
-              acquired: entry.acquired,
-              pam: entry.pam,
-            });
+            // publishTile retries its publish; the object store upload of a large tile is retried
+            // here (same object name, same Nats-Msg-Id: idempotent), and a failure names the tile.
+            const sent = await retryTransient(`publishing tile ${entry.tileId} to ${INGEST_STREAM}`, () =>
+              publishTile(js, bytes, {
+                tileId: entry.tileId,
+                cell: entry.cell,
+                acquired: entry.acquired,
+                pam: entry.pam,
+              }),
+            );
             if (flags.json) {
               console.log(
                 JSON.stringify({ file, ok: true, ...sent, tileId: entry.tileId, acquired: entry.acquired }),

@@ -50,6 +50,17 @@ export class NatsRequiredError extends LanemapError {
 }
 
 /**
+ * `ops status` reported something the deployment is configured to use as UNAVAILABLE: the batch
+ * view store (LANEMAP_STORAGE=nats unreachable), or a NATS server that is configured (NATS_URL,
+ * --nats, a running `lanemap start`) and does not answer. A monitoring script must not read exit 0.
+ */
+export class StatusUnavailableError extends LanemapError {
+  constructor(what: readonly string[]) {
+    super("NATS_CONNECT", `ops status: ${what.join(" and ")} UNAVAILABLE (see above)`);
+  }
+}
+
+/**
  * A dry run has printed what it would do: ends the command with exit code 0 before the real action
  * runs, the way commander ends `--help` (main.ts turns a CommanderError into its exit code).
  */
@@ -243,7 +254,10 @@ export function registerOps(program: Command): void {
     .description(
       "batch versions and CURRENT, live view size and lag, ingest stream, consumer lag, DLQ, current model",
     )
-    .option("--require-nats", "exit 1 when NATS is unavailable (default: report it and exit 0)")
+    .option(
+      "--require-nats",
+      "exit 1 when NATS is unavailable, even when none is configured (a configured NATS or view store that is unavailable always exits 1)",
+    )
     .action(async (flags: OpsFlags & { requireNats?: boolean }) => {
       const { config, logger } = await setup(flags);
       const access = await natsAccess(config, flags.nats, logger);
@@ -251,6 +265,12 @@ export function registerOps(program: Command): void {
         const s = await collectStatus({ dataDir: config.dataDir, nats: access, logger, config });
         console.log(flags.json ? JSON.stringify(s, null, 2) : formatStatus(s));
         if (!s.nats.ok && flags.requireNats) throw new NatsRequiredError(s.nats.error);
+        // Exit 1 when what is configured is unavailable; NATS merely not configured stays exit 0.
+        const down = [
+          ...(s.batch.error === undefined ? [] : ["batch"]),
+          ...(!s.nats.ok && s.nats.url !== null ? ["nats"] : []),
+        ];
+        if (down.length > 0) throw new StatusUnavailableError(down);
       } finally {
         await access.nc?.drain().catch(() => undefined);
       }

@@ -3,7 +3,12 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
-import { connectNats, speedLaneStatus } from "../../../shared/adapters/nats/index.js";
+import {
+  brokerError,
+  connectNats,
+  retryTransient,
+  speedLaneStatus,
+} from "../../../shared/adapters/nats/index.js";
 import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
 import { buildBatchRunner } from "../../platform/batch-runners.js";
@@ -41,6 +46,9 @@ async function natsFor(
   return connectNats({ servers: url, name: `lanemap-serve ${process.pid}`, logger });
 }
 
+/** How long each start-up step retries transient broker errors: longer than an R3 leader election. */
+const START_RETRY_MS = 20_000;
+
 /**
  * `lanemap serve`: the serving layer alone, against NATS_URL (or the embedded server of a running
  * `lanemap start`) for the live view; without NATS it serves the batch view only. Operator batch
@@ -66,12 +74,18 @@ export function registerServe(program: Command): void {
       const logger = await cliLogger(config.logLevel, { role: "serve", pid: process.pid });
       const url = flags.nats ?? config.natsUrl ?? (await embeddedNatsUrl(config.dataDir));
       const nc = await natsFor(flags, url, logger);
-      const jsm = nc ? await jetstreamManager(nc) : undefined;
+      // Each start-up step on NATS is idempotent (opens, creates what is absent): retried through a
+      // leader election, and named when it still fails, never a bare "timeout".
+      const startStep = <T>(what: string, op: () => Promise<T>) =>
+        nc ? retryTransient(`serve start-up: ${what}`, op, { logger, deadlineMs: START_RETRY_MS }) : op();
+      const jsm = nc ? await startStep("reaching JetStream", () => jetstreamManager(nc)) : undefined;
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
-      const models = await openModelRegistry(config, nc, logger);
-      const archive = await openTileArchive(config, nc);
-      const views = await openPublishedViews(config, nc);
+      const models = await startStep("opening the model registry", () =>
+        openModelRegistry(config, nc, logger),
+      );
+      const archive = await startStep("opening the tile archive", () => openTileArchive(config, nc));
+      const views = await startStep("opening the published views", () => openPublishedViews(config, nc));
       let batchTrigger: BatchTrigger | undefined;
       // Stops a triggered run at shutdown: nothing is published, its checkpoint is kept for the next run.
       const batchAbort = new AbortController();
@@ -107,7 +121,10 @@ export function registerServe(program: Command): void {
         views,
         ...(jsm ? { consumerLag: async () => (await speedLaneStatus(jsm)).consumer?.pending } : {}),
       });
-      const listening = await server.listen();
+      // The view follower's reads retry on their own (guarded.ts); what still fails is named here.
+      const listening = await server.listen().catch((err: unknown) => {
+        throw nc ? brokerError("serve start-up: loading the current batch view and the live view", err) : err;
+      });
       console.log(`lanemap serving at ${listening.url}${nc ? "" : " (batch view only)"}`);
       await new Promise<void>((resolve) => {
         const shutdown = (signal: NodeJS.Signals) => {

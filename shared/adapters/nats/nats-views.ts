@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
-import { jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { jetstreamManager, StorageType, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -35,11 +35,15 @@ import { parseVersionName } from "../../view/paths.js";
 import { BATCH_VIEW_FILES } from "../../view/batch-schema.js";
 import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
 import { serverMaxPayload } from "./connection.js";
+import { listObjectInfos, readOneChunkObject, type StoredObjectInfo } from "./object-reads.js";
 import { READ_RETRIES, guarded, storageError } from "./guarded.js";
 import { ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./names.js";
 
 const MANIFEST = BATCH_VIEW_FILES.manifest;
+
+/** Request timeout of the stream API reads of list() (see NatsPublishedViews.jsm). */
+const VIEW_READ_TIMEOUT_MS = 2_000;
 
 /** A read of the store, retried on a timeout (guarded.ts), its failure as STORAGE. */
 function viewRead<T>(what: string, op: () => Promise<T>): Promise<T> {
@@ -113,10 +117,44 @@ export class NatsPublishedViews implements PublishedViews {
     });
   }
 
-  /** The manifest of a complete version (manifest stored and every file it names stored), or null. */
-  private async manifestOf(name: string, stored?: Map<string, number>): Promise<BatchManifest | null> {
+  /**
+   * Opens the two buckets for reading only (`lanemap ops status`): creates nothing, checks and
+   * rescales nothing, so it needs no meta-leader round trip, which a node loss delays.
+   * @throws LanemapError STORAGE when the broker is unreachable.
+   */
+  static async openExisting(nc: NatsConnection, options: { cacheDir: string }): Promise<NatsPublishedViews> {
+    return viewRead("opening the view buckets", async () => {
+      const objects = await new Objm(nc).open(VIEW_OBJECT_BUCKET, false);
+      const kv = await new Kvm(nc).open(VIEW_POINTER_BUCKET);
+      return new NatsPublishedViews(nc, objects, kv, options.cacheDir);
+    });
+  }
+
+  /**
+   * A manager for the stream API reads: without the account-info round trip nats.js makes by
+   * default (the meta leader answers that one, and it is being re-elected when its node just died),
+   * and with a 2 s request timeout instead of 5 s, so that a request lost with a dying node is
+   * retried (viewRead) while the caller still waits — these reads take milliseconds when answered.
+   */
+  private jsm(): Promise<JetStreamManager> {
+    return jetstreamManager(this.nc, { checkAPI: false, timeout: VIEW_READ_TIMEOUT_MS });
+  }
+
+  /**
+   * The manifest of a complete version (manifest stored and every file it names stored), or null.
+   * With `listed` (list()), the manifest is read without a consumer (object-reads.ts) when it fits
+   * one chunk.
+   */
+  private async manifestOf(
+    name: string,
+    stored?: Map<string, number>,
+    listed?: StoredObjectInfo,
+  ): Promise<BatchManifest | null> {
     if (parseVersionName(name) === null) return null;
-    const bytes = await this.objects.getBlob(`${name}/${MANIFEST}`);
+    const direct = listed
+      ? await readOneChunkObject(await this.jsm(), VIEW_OBJECT_BUCKET, listed)
+      : undefined;
+    const bytes = direct !== undefined ? direct : await this.objects.getBlob(`${name}/${MANIFEST}`);
     if (!bytes) return null;
     let json: unknown;
     try {
@@ -137,8 +175,11 @@ export class NatsPublishedViews implements PublishedViews {
 
   async list(): Promise<PublishedVersion[]> {
     return viewRead("listing views", async () => {
-      const infos = (await this.objects.list()).filter((i) => !i.deleted);
+      // Not ObjectStore.list(): its consumer may sit on a dead node (object-reads.ts).
+      const jsm = await this.jsm();
+      const infos = (await listObjectInfos(jsm, VIEW_OBJECT_BUCKET)).filter((i) => !i.deleted);
       const stored = new Map(infos.map((i) => [i.name, i.size]));
+      const byName = new Map(infos.map((i) => [i.name, i]));
       const names = infos
         .filter((i) => i.name.endsWith(`/${MANIFEST}`))
         .map((i) => i.name.slice(0, -MANIFEST.length - 1))
@@ -146,7 +187,7 @@ export class NatsPublishedViews implements PublishedViews {
         .sort();
       const out: PublishedVersion[] = [];
       for (const name of names) {
-        const manifest = await this.manifestOf(name, stored);
+        const manifest = await this.manifestOf(name, stored, byName.get(`${name}/${MANIFEST}`));
         if (manifest) out.push({ name, version: manifest.version, manifest });
       }
       return out;

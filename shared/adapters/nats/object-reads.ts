@@ -1,0 +1,90 @@
+/**
+ * Object store reads that need no consumer: listing a bucket and reading a one-chunk object with
+ * the stream's own API (STREAM.INFO with a subjects filter, STREAM.MSG.GET by last subject), which
+ * the stream's leader answers.
+ *
+ * Why: nats.js lists an object store (`ObjectStore.list`) and reads an object (`get`) through an
+ * ephemeral R1 consumer, and nats-server before 2.12 (Debian ships 2.9) may place that consumer on
+ * an offline peer (nats-server PR #7165). With one node of the cluster down, about a third of
+ * those listings then time out, and with the adapters' retries `lanemap ops status` took 32–41 s
+ * and `/v1/views` 10–30 s (issue 14, the operator's check). The stream API has no such placement:
+ * it answers in milliseconds whenever the stream has a leader.
+ *
+ * The layout read here is the object store's (ADR-20 of nats-architecture-and-design): the
+ * object's info is the last message on `$O.<bucket>.M.<name as base64url>`, its bytes are the
+ * messages on `$O.<bucket>.C.<nuid>`, and the info's `digest` is `SHA-256=<base64url>` (padded by
+ * nats.js, unpadded by some other clients: compared without the padding).
+ */
+import { createHash } from "node:crypto";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { objectStoreStreamName } from "./replicas.js";
+
+/** What the object store keeps about one object (the fields lanemap reads). */
+export interface StoredObjectInfo {
+  readonly name: string;
+  /** Bytes. */
+  readonly size: number;
+  readonly chunks: number;
+  readonly nuid: string;
+  /** `SHA-256=<base64url of the digest>`. */
+  readonly digest: string;
+  readonly deleted: boolean;
+}
+
+/** Concurrent STREAM.MSG.GET requests of one listing: enough to overlap round trips, not flood. */
+const PARALLEL_GETS = 16;
+
+/**
+ * The info of every object of `bucket` (deleted ones included, flagged), in no particular order.
+ * @throws what the JetStream API throws (a timeout while the stream has no leader; the adapters
+ *   map and retry it, guarded.ts).
+ */
+export async function listObjectInfos(jsm: JetStreamManager, bucket: string): Promise<StoredObjectInfo[]> {
+  const stream = objectStoreStreamName(bucket);
+  const info = await jsm.streams.info(stream, { subjects_filter: `$O.${bucket}.M.>` });
+  const subjects = Object.keys(info.state.subjects ?? {});
+  const out: StoredObjectInfo[] = [];
+  for (let i = 0; i < subjects.length; i += PARALLEL_GETS) {
+    const batch = await Promise.all(
+      subjects
+        .slice(i, i + PARALLEL_GETS)
+        .map((subject) => jsm.streams.getMessage(stream, { last_by_subj: subject })),
+    );
+    for (const m of batch) {
+      if (!m) continue;
+      const v = m.json<Partial<StoredObjectInfo>>();
+      if (typeof v.name !== "string") continue;
+      out.push({
+        name: v.name,
+        size: v.size ?? 0,
+        chunks: v.chunks ?? 0,
+        nuid: v.nuid ?? "",
+        digest: v.digest ?? "",
+        deleted: v.deleted === true,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The bytes of an object stored in at most one chunk (a manifest, a small JSON), checked against
+ * its digest; `undefined` when it has more chunks (read it with the object store instead), `null`
+ * when its chunk is gone or does not match (an object being replaced).
+ * @throws what the JetStream API throws.
+ */
+export async function readOneChunkObject(
+  jsm: JetStreamManager,
+  bucket: string,
+  info: StoredObjectInfo,
+): Promise<Uint8Array | null | undefined> {
+  if (info.deleted) return null;
+  if (info.chunks > 1) return undefined;
+  if (info.size === 0) return new Uint8Array(0);
+  const m = await jsm.streams.getMessage(objectStoreStreamName(bucket), {
+    last_by_subj: `$O.${bucket}.C.${info.nuid}`,
+  });
+  if (!m || m.data.length !== info.size) return null;
+  const digest = `SHA-256=${createHash("sha256").update(m.data).digest("base64url")}`;
+  return digest === info.digest.replace(/=+$/, "") ? m.data : null;
+}
