@@ -156,8 +156,10 @@ describe("the speed lane under faults", { skip: natsMissing() }, () => {
     await using dir = await tempDir();
     // No active model yet: the worker waits for one, as a fresh deployment does.
     const env = testEnv(dir.path, { NATS_URL: nats.server.url, LANEMAP_LOG_LEVEL: "info" });
-    await using worker = lanemap(["speed", "--name", "host-shutdown"], env);
-    await worker.waitForLine("the worker to start", started);
+    await using worker = lanemap(["speed", "--name", "host-shutdown", "--metrics-port", "0"], env);
+    // The metrics line is logged in the same tick as the signal handlers are installed: a SIGTERM
+    // sent on "speed worker started" alone could come before them and kill the process outright.
+    await worker.waitForLine("the worker to start", (l) => l["msg"] === "metrics at /metrics");
     // A host shutting down stops both at once: the worker by SIGTERM, the server as it stops.
     worker.child.kill("SIGTERM");
     await worker.waitForLine("the worker to stop pulling", (l) => /^stopping/.test(String(l["msg"])));
