@@ -178,6 +178,14 @@ export const CompositeBreakdown = component(
       }),
     ),
     noSourcePixels: count,
+    grid: z.object({
+      width: count,
+      height: count,
+      geoTransform: z.array(z.number()).length(6),
+      epsg: z.number().int().nullable(),
+      proj4: z.string().nullable(),
+      bbox: z.array(z.number()).length(4).nullable(),
+    }),
     gridClipped: z.enum(["too-large", "not-placeable"]).nullable(),
     validPixels: count,
     counts: z.array(count),
@@ -187,8 +195,11 @@ export const CompositeBreakdown = component(
     "and the composite's own tally: validPixels, and per class id `counts` (pixels) and `areasM2` (m²). These are the " +
     "figures /v1/stats, /v1/tiles?bbox= and classes.tif use for the cell; `winner.counts` is the newest tile's own tally. " +
     "The composite is on the union of its sources' footprints, on the lattice of the one covering the most ground; " +
-    "`gridClipped` says why it is that source's own grid instead although a source reaches beyond it: `too-large` " +
-    "(the union would exceed 4 times its pixels) or `not-placeable` (no CRS or invertible geotransform); null otherwise.",
+    "`grid` is the composite's pixel grid (width, height, GDAL geotransform, CRS as EPSG code and/or proj4, WGS84 bbox), the one " +
+    "the listing, Arrow and classes.tif give the cell; the newest tile's own when it alone answers. " +
+    "`gridClipped` says why it is that source's own grid instead although a candidate of the cell reaches beyond it: `too-large` " +
+    "(the union would exceed 4 times its pixels) or `not-placeable` (no CRS or invertible geotransform), also when the newest " +
+    "scene alone is shown (as the batch run logs it); null otherwise.",
 );
 
 export const TileDetail = component(

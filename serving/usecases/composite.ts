@@ -87,7 +87,18 @@ export async function agePng(r: ServedResult, now: number): Promise<Uint8Array> 
 export async function compositeBreakdown(r: ServedResult): Promise<CompositeBreakdownBody> {
   const c = await pixelSources(r);
   const given = c.contributions.reduce((a, b) => a + b, 0);
+  const s = r.summary;
+  const b = r.bounds;
   return {
+    // The grid the listing, Arrow and classes.tif give the cell (the union grid of a composite).
+    grid: {
+      width: s.width,
+      height: s.height,
+      geoTransform: [...s.geoTransform],
+      epsg: s.epsg,
+      proj4: s.proj4,
+      bbox: b ? [b.minX, b.minY, b.maxX, b.maxY] : null,
+    },
     sources: c.sources.map((s, i) => ({
       tileId: s.tileId,
       lane: s.lane,
@@ -113,6 +124,11 @@ export async function tileDetailWithComposite(
   base: string,
 ): Promise<TileDetailBody> {
   const detail = tileDetail(lease, id, base);
-  const cellWinner = resolveTarget(lease, id).merged.winner;
-  return { ...detail, composite: cellWinner ? await compositeBreakdown(cellWinner) : null };
+  const cell = resolveTarget(lease, id).merged;
+  if (!cell.winner) return { ...detail, composite: null };
+  const composite = await compositeBreakdown(cell.winner);
+  // A newest scene shown alone (fully valid, on the covering grid) had its union clipped too when an
+  // older scene of the cell lies beyond the bound: the batch run logs it, so the detail says it.
+  const gridClipped = composite.gridClipped ?? lease.snapshot.index.unionClipped(cell.cell);
+  return { ...detail, composite: { ...composite, gridClipped } };
 }

@@ -159,15 +159,20 @@ export interface TileTarget {
 }
 
 /**
- * Resolves an id: a cell key first (the cell's merged answer), then a tile id of either lane
- * (that very tile, even when another result now wins its cell). 404 when it names nothing.
+ * The result a tile or cell id draws (the named tile, else the cell's winner). With `lane`, the
+ * answer that lane's listing (`/v1/tiles?lane=`) gives for the cell the id names: the batch view's
+ * (its stored per-pixel composite, on the grid the listing gives) or the newest live result; so a
+ * lane's image lies on exactly the grid and bbox its listing item gives.
+ * @throws NotFoundError (404 tile-not-found) for an unknown id, a cell whose every live result was
+ *   absorbed, or a cell `lane` has no result for.
  */
-/**
- * The result a tile or cell id draws (the named tile, else the cell's winner).
- * @throws NotFoundError (404 tile-not-found) for an unknown id, or a cell whose every live result was absorbed.
- */
-export function drawnTarget(lease: SnapshotLease, id: string): ServedResult {
+export function drawnTarget(lease: SnapshotLease, id: string, lane?: LaneSelector): ServedResult {
   const t = resolveTarget(lease, id);
+  if (lane !== undefined && lane !== "merged") {
+    const r = lease.snapshot.index.inLane(t.merged.cell, lane);
+    if (!r) throw new NotFoundError(`cell ${t.merged.cell} has no ${lane} result`, "tile-not-found");
+    return r;
+  }
   if (!t.drawn)
     throw new NotFoundError(
       `cell ${t.merged.cell} has no result to draw (every live result was absorbed)`,
@@ -176,6 +181,10 @@ export function drawnTarget(lease: SnapshotLease, id: string): ServedResult {
   return t.drawn;
 }
 
+/**
+ * Resolves an id: a cell key first (the cell's merged answer), then a tile id of either lane
+ * (that very tile, even when another result now wins its cell). 404 when it names nothing.
+ */
 export function resolveTarget(lease: SnapshotLease, id: string): TileTarget {
   const index = lease.snapshot.index;
   if (CELL_KEY_PATTERN.test(id)) {

@@ -3,9 +3,17 @@
  * shared merge rule and then only read: cells in key order for paging, lookups by cell and by tile
  * id, and a grid index of the winners' WGS84 bounds for point and area queries.
  */
-import { mergeViews, newestOf, type MergedCell } from "../../shared/index.js";
+import {
+  MAX_COMPOSITE_SOURCES,
+  mergeViews,
+  newestOf,
+  pixelCandidates,
+  unionGrid,
+  type MergedCell,
+} from "../../shared/index.js";
 import { GridIndex } from "./grid-index.js";
-import { composeMergedCell, type StoredComposites } from "./pixel-composite.js";
+import { composeMergedCell, gridOf, type StoredComposites } from "./pixel-composite.js";
+import type { ComposedCell } from "./served-result.js";
 import type { ServedResult } from "./served-result.js";
 
 /** Which lane's answer a listing shows per cell. */
@@ -28,6 +36,8 @@ export class MergedIndex {
   private readonly liveTiles: ReadonlyMap<string, ServedResult>;
   private grid: GridIndex<MergedCell<ServedResult>> | undefined;
   private readonly picks = new Map<LaneSelector, readonly ServedResult[]>();
+  private readonly picksByCell = new Map<LaneSelector, ReadonlyMap<string, ServedResult>>();
+  private batchTilesByCell: Map<string, ServedResult[]> | undefined;
   private readonly composites: StoredComposites | null;
 
   /**
@@ -96,6 +106,43 @@ export class MergedIndex {
     }
     this.picks.set(lane, out);
     return out;
+  }
+
+  /**
+   * The result one lane shows for a cell, the very one `picked(lane)` lists (so an image drawn from
+   * it lies on the grid and bbox the listing gives), or undefined when that lane has none.
+   */
+  inLane(cell: string, lane: LaneSelector): ServedResult | undefined {
+    let byCell = this.picksByCell.get(lane);
+    if (!byCell) {
+      byCell = new Map(this.picked(lane).map((r) => [r.cell, r]));
+      this.picksByCell.set(lane, byCell);
+    }
+    return byCell.get(cell);
+  }
+
+  /**
+   * Why the union grid of a cell's every candidate — all of the batch view's tiles of the cell (as
+   * the batch run composites them, batch/view-store.ts) and the live results above W — fell back to
+   * the covering grid (shared/view `unionGrid`), or null when it did not. Asked of cells a composite
+   * does not answer too: a fully valid newest scene shown alone still had its union clipped when an
+   * older scene of the cell lies far away, and the batch run logs such a cell. Computed on demand.
+   * @throws CrsError when a candidate's CRS has no proj4 definition.
+   */
+  unionClipped(cell: string): ComposedCell["gridClipped"] {
+    if (!this.batchTilesByCell) {
+      const byCell = new Map<string, ServedResult[]>();
+      for (const r of this.batchTiles.values()) {
+        const list = byCell.get(r.cell);
+        if (list) list.push(r);
+        else byCell.set(r.cell, [r]);
+      }
+      this.batchTilesByCell = byCell;
+    }
+    const live = (this.byCell.get(cell)?.candidates ?? []).filter((r) => r.lane === "live");
+    const { ordered } = pixelCandidates(this.batchTilesByCell.get(cell) ?? [], live, this.watermark);
+    if (ordered.length < 2) return null;
+    return unionGrid(ordered.slice(0, MAX_COMPOSITE_SOURCES).map(gridOf))?.clipped ?? null;
   }
 
   /** The batch view's answer for a cell: its stored per-pixel composite, else its newest tile. */

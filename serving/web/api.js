@@ -27,3 +27,17 @@ export async function api(path) {
 }
 
 export const tilePath = (id) => `/v1/tiles/${encodeURIComponent(id)}`;
+
+/**
+ * The path of a cell's image in `lane`: the merged view's by cell key, one lane's as that lane's
+ * listing (`/v1/tiles?lane=`) answers the cell (`?lane=`: its per-pixel composite on the listing's
+ * grid, or its tile alone), so the image always has the listing's width and height.
+ * @param {string} cell  the cell key
+ * @param {string} name  the image, e.g. "classes.png" or "source.png?preset=true-colour"
+ * @param {"merged" | "batch" | "live"} lane
+ */
+export const cellImagePath = (cell, name, lane) => {
+  const path = `${tilePath(cell)}/${name}`;
+  if (lane === "merged") return path;
+  return `${path}${name.includes("?") ? "&" : "?"}lane=${encodeURIComponent(lane)}`;
+};

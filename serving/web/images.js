@@ -4,7 +4,7 @@
  */
 import * as L from "/vendor/leaflet/leaflet-src.esm.js";
 import { IMAGE_CONCURRENCY } from "./constants.js";
-import { ApiError, tilePath } from "./api.js";
+import { ApiError, cellImagePath } from "./api.js";
 import { imageKey, state } from "./state.js";
 import { map } from "./map.js";
 import { cellChanged } from "./live.js";
@@ -51,8 +51,9 @@ function pumpImages() {
 
 async function loadImage(entry, key) {
   const { tileId, lane } = entry.summary;
-  // The merged view draws the cell (its per-pixel composite); one lane draws that lane's tile.
-  const path = `${tilePath(state.lane === "merged" ? entry.cell : tileId)}/classes.png`;
+  // By cell key in every lane: the merged view's per-pixel composite, or what that lane's listing
+  // gave for the cell (its composite or its tile), on the grid the outline was drawn from.
+  const path = cellImagePath(entry.cell, "classes.png", state.lane);
   const res = await fetch(path, { cache: "no-store" });
   // Superseded while in flight (a newer result, another lane, the cell gone): drop this one.
   const current = () => state.cells.get(entry.cell) === entry && entry.loadingKey === key;

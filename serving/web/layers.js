@@ -10,15 +10,16 @@
  * - an opacity per layer, the class overlay's too (the source shows through it).
  *
  * Images are fetched as blobs for the cells near the view only, a few at a time, as the class images
- * are (images.js), by cell key in the merged view and by tile id in one lane's; a layer image is
- * kept while the cell's class image key stays (one lane's source while its tile id stays). Controls: the "Layers" card of index.html. Each overlay
+ * are (images.js), by cell key with the lane (`?lane=`, api.js `cellImagePath`), so each lies on the
+ * grid the lane's listing gives; a layer image is kept while the cell's class image key stays.
+ * Controls: the "Layers" card of index.html. Each overlay
  * `<img class="lm-source">` / `<img class="lm-confidence">` carries `data-cell`, `data-tile-id` and
  * `data-key` once decoded; `body[data-source-layer]` and `body[data-confidence-layer]` say what is on.
  */
 import * as L from "/vendor/leaflet/leaflet-src.esm.js";
 import { LAYER_CONCURRENCY } from "./constants.js";
 import { $ } from "./dom.js";
-import { ApiError, tilePath } from "./api.js";
+import { ApiError, cellImagePath } from "./api.js";
 import { imageKey, state } from "./state.js";
 import { map } from "./map.js";
 import { reportError } from "./status.js";
@@ -43,26 +44,25 @@ let inFlight = 0;
 const blank = () => ({ overlay: null, key: null, url: null, loading: null });
 
 /**
- * The image a layer should show for a cell now, or null when the layer is off. The merged view asks
- * by cell key, as the classes do (images.js): the per-pixel composite's confidence, and its source
- * drawn per pixel from the acquisition each class came from, so imagery, classes and confidence
- * agree pixel for pixel. One lane asks for that lane's tile. A composite follows the classes (a new
- * source or model changes it), so by cell its key is the class image's; a tile's scene never changes.
+ * The image a layer should show for a cell now, or null when the layer is off. Asked by cell key and
+ * lane, as the classes are (images.js): a per-pixel composite's confidence, and its source drawn per
+ * pixel from the acquisition each class came from, so imagery, classes and confidence agree pixel for
+ * pixel on the lane's grid. A composite follows the classes (a new source or model changes it), so
+ * its key is the class image's.
  */
 function wanted(kind, entry) {
-  const s = entry.summary;
-  const merged = state.lane === "merged";
-  const id = merged ? entry.cell : s.tileId;
-  const drawn = merged ? `cell:${imageKey(s)}` : `tile:${imageKey(s)}`;
+  const drawn = `cell:${imageKey(entry.summary)}`;
   if (kind === "source")
     return layers.source === "off"
       ? null
       : {
-          key: `${merged ? drawn : `tile:${s.tileId}`}|${layers.source}`,
-          path: `${tilePath(id)}/source.png?preset=${layers.source}`,
-          fresh: merged,
+          key: `${drawn}|${layers.source}`,
+          path: cellImagePath(entry.cell, `source.png?preset=${layers.source}`, state.lane),
+          fresh: true,
         };
-  return layers.confidence ? { key: drawn, path: `${tilePath(id)}/confidence.png`, fresh: true } : null;
+  return layers.confidence
+    ? { key: drawn, path: cellImagePath(entry.cell, "confidence.png", state.lane), fresh: true }
+    : null;
 }
 
 function near(entry) {

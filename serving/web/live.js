@@ -1,6 +1,7 @@
 /**
  * Live changes: server-sent events; changed cells gathered and refetched, a batch switch reloads.
  */
+/* global URLSearchParams */
 import { BULK_CHANGES, CHANGE_GATHER_MS, EVENTS_RETRY_MS, REFRESH_CONCURRENCY } from "./constants.js";
 import { ApiError, api, tilePath } from "./api.js";
 import { state } from "./state.js";
@@ -56,9 +57,27 @@ async function refreshCell(cell, generation) {
   if (generation !== state.generation) return;
   noteSnapshot(detail.snapshot);
   const shown = pickForLane(detail, state.lane);
-  if (shown) upsertCell(shown, detail.snapshot);
-  else removeCell(cell);
+  if (!shown) removeCell(cell);
+  else {
+    const listed = await listedSummary(cell, shown);
+    if (generation !== state.generation) return;
+    if (listed) upsertCell(listed.summary, listed.snapshot);
+    else upsertCell(shown, detail.snapshot);
+  }
   if (state.selected === cell) renderPanel(detail);
+}
+
+/**
+ * The cell as the current lane's listing gives it: a per-pixel composite there lies on the cell's
+ * union grid (its width, height and bbox), where the detail's `winner` and `batch` are the newest
+ * tile's own. Asked by the bbox of one of the cell's results, which the union holds.
+ */
+async function listedSummary(cell, shown) {
+  if (!Array.isArray(shown.bbox) || shown.bbox.length !== 4) return null;
+  const q = new URLSearchParams({ lane: state.lane, bbox: shown.bbox.join(","), limit: "1000" });
+  const page = await api(`/v1/tiles?${q}`);
+  const summary = page.items.find((s) => s.cell === cell);
+  return summary ? { summary, snapshot: page.snapshot } : null;
 }
 
 export function connectEvents() {

@@ -44,9 +44,19 @@ function initialLane() {
 
 /**
  * What the overlay image depends on. A tile id names one acquisition, but the same tile can be
- * classified again (a batch run with a new model), so the processing time and model are part of it.
+ * classified again (a batch run with a new model), so the processing time and model are part of it;
+ * and one tile is drawn differently per lane and view (alone, or as the newest source of a per-pixel
+ * composite on the cell's union grid), so the lane, the batch view's version and the grid the
+ * listing gives (pixel size, bbox) are too: an image is never reused on another grid.
  */
-export const imageKey = (s) => `${s.tileId}@${s.processedAt}@${s.modelVersion}`;
+export const imageKey = (s, lane = state.lane) =>
+  [
+    lane,
+    `${s.tileId}@${s.processedAt}@${s.modelVersion}`,
+    `v${s.provenance?.batchVersion ?? "-"}`,
+    `${s.width}x${s.height}`,
+    (s.bbox ?? []).join(","),
+  ].join("|");
 
 /** The snapshot an answer was read from, comparable between answers. */
 export const snapshotOrder = (snapshot) => ({

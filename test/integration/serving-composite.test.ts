@@ -31,6 +31,15 @@ import {
 } from "../helpers/serving-views.js";
 
 /**
+ * The path the web map asks for a cell's image in a lane (serving/web/api.js, browser JavaScript the
+ * type-checker does not read, hence its shape spelled out here).
+ */
+const WEB_API = "../../serving/web/api.js";
+const { cellImagePath } = (await import(WEB_API)) as {
+  cellImagePath: (cell: string, name: string, lane: "merged" | "batch" | "live") => string;
+};
+
+/**
  * The tile with its scene in the archive (source.png draws it): three Int16 bands on grid `g`, every
  * pixel's value distinct (dn·band + pixel index), so a drawn colour tells which scene and pixel it is.
  */
@@ -1020,6 +1029,124 @@ describe("two scenes of a cell far apart", () => {
     assert.deepEqual([png.width, png.height], [8, 8]);
     // The newer scene's own grid: its cloud stays a hole, the older scene is nowhere under it.
     for (let i = 0; i < 64; i++) assert.equal(png.data[i], i % 8 < 2 ? 0 : 2, `pixel ${i}`);
+  });
+});
+
+describe("a clear newest scene far from an older one of its cell", () => {
+  test("is shown alone on its own grid, and the cell's detail still says the union was over its bound", async () => {
+    await using data = await tempDataDir();
+    // As above, but the newer scene is clear: it is the cell's answer alone (the short-circuit), the
+    // batch run stores no composite, and the union of the two would still be 58 × 8 px.
+    const FAR: LonLatGrid = { ...GRID, lon0: GRID.lon0 + 0.5 };
+    const far = lonLatTile(FAR, {
+      col: 0,
+      row: 0,
+      tileId: "far",
+      lane: "batch",
+      acquired: CLOUDY_AT,
+      ingestSeq: 150,
+      raster: makeRaster(8, () => 2),
+    });
+    await writeBatchView(data.dir, { version: 1, watermark: 200, tiles: [clear(10), far], composite: true });
+    await using srv = await startServing({ dataDir: data.dir });
+    const d = await srv.json<{
+      composite: {
+        gridClipped: string | null;
+        sources: { tileId: string; pixels: number }[];
+        grid: { width: number; height: number; geoTransform: number[]; epsg: number | null; bbox: number[] };
+      };
+    }>("/v1/tiles/c0000r0000");
+    assert.equal(d.status, 200);
+    assert.deepEqual(
+      d.body.composite.sources.map((s) => [s.tileId, s.pixels]),
+      [["far", 64]],
+    );
+    assert.equal(d.body.composite.gridClipped, "too-large");
+    // The grid it is on is the newer scene's own, as the listing gives it.
+    const list = await srv.json<{ items: { width: number; height: number; bbox: number[] }[] }>("/v1/tiles");
+    const item = list.body.items[0];
+    const g = d.body.composite.grid;
+    assert.deepEqual([g.width, g.height, g.bbox], [item?.width, item?.height, item?.bbox]);
+    assert.deepEqual([g.width, g.height, g.epsg], [8, 8, 4326]);
+    g.geoTransform.forEach((v, i) =>
+      assert.ok(Math.abs(v - [10.5, 0.01, 0, 50, 0, -0.01][i]!) < 1e-9, `geoTransform ${g.geoTransform}`),
+    );
+  });
+});
+
+describe("each lane's image of a cell", { skip: natsMissing() }, () => {
+  test("is drawn on the grid that lane's listing gives: the same pixel size, whichever way the map reaches it", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // An older batch scene (8×8 px) and a newer one shifted south-east (6×6 px, its north-west 2×2
+    // cloud): their union grid is 10 × 9 px on the older scene's lattice.
+    const EAST: LonLatGrid = { lon0: 10.04, lat0: 49.97, size: 0.06, pixels: 6 };
+    const east = (lane: "batch" | "live", seq: number) =>
+      lonLatTile(EAST, {
+        col: 0,
+        row: 0,
+        tileId: "east",
+        lane,
+        acquired: CLOUDY_AT,
+        ingestSeq: seq,
+        raster: makeRaster(6, (c, r) => (c < 2 && r < 2 ? 0 : 2)),
+      });
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    await putLive(await LiveView.open(nats.nc), [east("live", 150)]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    const sizes = async (lane: "merged" | "batch" | "live") => {
+      const list = await srv.json<{ items: { tileId: string; width: number; height: number }[] }>(
+        `/v1/tiles?lane=${lane}`,
+      );
+      const item = list.body.items[0];
+      const images: number[][] = [];
+      for (const name of ["classes.png", "confidence.png"]) {
+        const res = await srv.get(cellImagePath("c0000r0000", name, lane));
+        assert.equal(res.status, 200, `${lane} ${name}`);
+        const png = decodePng(new Uint8Array(await res.arrayBuffer()));
+        images.push([png.width, png.height]);
+      }
+      return { listed: [item?.tileId, item?.width, item?.height], images };
+    };
+    // Live over batch: the merged composite on the union grid, the batch view's scene and the live
+    // scene each alone, on their own grids.
+    assert.deepEqual(await sizes("merged"), {
+      listed: ["east", 10, 9],
+      images: [
+        [10, 9],
+        [10, 9],
+      ],
+    });
+    assert.deepEqual(await sizes("batch"), {
+      listed: ["clear", 8, 8],
+      images: [
+        [8, 8],
+        [8, 8],
+      ],
+    });
+    assert.deepEqual(await sizes("live"), {
+      listed: ["east", 6, 6],
+      images: [
+        [6, 6],
+        [6, 6],
+      ],
+    });
+    // The batch view alone, with the newer scene in it: its composite on the union grid is the batch
+    // lane's answer, though the newest scene's tile id alone draws that scene's own 6 × 6 px.
+    await publishBatchComposite(srv, data.dir, [clear(10), east("batch", 150)]);
+    assert.deepEqual(await sizes("batch"), {
+      listed: ["east", 10, 9],
+      images: [
+        [10, 9],
+        [10, 9],
+      ],
+    });
+    const alone = decodePng(
+      new Uint8Array(await (await srv.get("/v1/tiles/east/classes.png")).arrayBuffer()),
+    );
+    assert.deepEqual([alone.width, alone.height], [6, 6]);
+    // A lane with no answer for the cell: 404, and an unknown lane: 400.
+    assert.equal((await srv.get("/v1/tiles/c0000r0000/classes.png?lane=orbit")).status, 400);
   });
 });
 

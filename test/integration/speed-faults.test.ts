@@ -151,6 +151,32 @@ describe("the speed lane under faults", { skip: natsMissing() }, () => {
     assert.deepEqual(await Promise.all([a.exited, b.exited]), [0, 0]);
   });
 
+  test("a worker told to stop as its nats-server stops at the same moment exits, closing the connection it cannot drain", async () => {
+    await using nats = await natsFixture();
+    await using dir = await tempDir();
+    // No active model yet: the worker waits for one, as a fresh deployment does.
+    const env = testEnv(dir.path, { NATS_URL: nats.server.url, LANEMAP_LOG_LEVEL: "info" });
+    await using worker = lanemap(["speed", "--name", "host-shutdown", "--metrics-port", "0"], env);
+    // The metrics line is logged in the same tick as the signal handlers are installed: a SIGTERM
+    // sent on "speed worker started" alone could come before them and kill the process outright.
+    await worker.waitForLine("the worker to start", (l) => l["msg"] === "metrics at /metrics");
+    // A host shutting down stops both at once: the worker by SIGTERM, the server as it stops.
+    worker.child.kill("SIGTERM");
+    await worker.waitForLine("the worker to stop pulling", (l) => /^stopping/.test(String(l["msg"])));
+    await nats.server.kill("SIGTERM");
+    // Bounded far above the drain timeout (5 s): before, drain() waited for a reconnect forever.
+    let deadline: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      worker.exited,
+      new Promise<string>((resolve) => {
+        deadline = setTimeout(() => resolve("still running after 30 s"), 30_000);
+      }),
+    ]);
+    clearTimeout(deadline);
+    if (outcome !== 0) worker.child.kill("SIGKILL");
+    assert.equal(outcome, 0, worker.stderr().slice(-2000));
+  });
+
   test("workers reconnect after a nats-server restart, nothing published around it is lost, and the live view rebuilds the same", async () => {
     await using nats = await natsFixture();
     await using dir = await tempDir();

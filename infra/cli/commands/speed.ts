@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { parseConfig, type Config } from "../../../shared/index.js";
 import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js";
-import { connectForCli } from "../nats-connect.js";
+import { connectForCli, drainWithin } from "../nats-connect.js";
 import { openModelRegistry } from "../../platform/models.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { cliLogger } from "../logger.js";
@@ -63,7 +63,8 @@ function withConcurrency(config: Config, flag: string | undefined): Config {
 /**
  * `lanemap speed`: one speed worker process. Run as many as needed, on any machines: they share
  * the durable consumer. SIGTERM/SIGINT stop pulling, finish the tiles in flight, drain the
- * connection and exit 0.
+ * connection (closing it when it has not drained within DRAIN_TIMEOUT_MS: its server may be gone
+ * too) and exit 0.
  */
 export function registerSpeed(program: Command): void {
   program
@@ -133,7 +134,9 @@ export function registerSpeed(program: Command): void {
           void (async () => {
             await worker.stop();
             server?.close();
-            await nc.drain().catch(() => undefined);
+            // Bounded: with nats-server stopping at the same moment, drain() alone never ends.
+            if ((await drainWithin(nc)) === "closed")
+              logger.warn("the NATS connection did not drain in time; closed it");
             resolve();
           })();
         };

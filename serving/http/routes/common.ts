@@ -6,7 +6,7 @@
 import type { Request } from "express";
 import { z } from "zod";
 import type { Registry } from "prom-client";
-import { formatParam } from "../../api/params.js";
+import { formatParam, laneParam } from "../../api/params.js";
 import { JSON_BODY_TYPES, problem } from "../../api/route-spec.js";
 import { ProblemError } from "../../errors.js";
 import type { EventHub } from "../events.js";
@@ -28,6 +28,11 @@ export const requestBase =
 
 export const formatOnly = z.strictObject({ f: formatParam.optional() });
 export const noQuery = z.strictObject({});
+/**
+ * The query of a cell's images: `lane` draws the answer that lane's listing (`/v1/tiles?lane=`)
+ * gives for the cell, on its grid and bbox; without it (or `merged`) the id's own result.
+ */
+export const laneOnly = z.strictObject({ lane: laneParam.optional() });
 
 export const badRequest = problem("A parameter is malformed; `invalid_params` names it");
 

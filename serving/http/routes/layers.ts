@@ -8,7 +8,7 @@
  */
 import type { Request, Response } from "express";
 import { z } from "zod";
-import { parsePathParam, parseQuery, tileIdSegment } from "../../api/params.js";
+import { laneParam, parsePathParam, parseQuery, tileIdSegment } from "../../api/params.js";
 import { ok, problem, type RouteSpec } from "../../api/route-spec.js";
 import { InvalidParamsError } from "../../errors.js";
 import { confidencePng } from "../../render/confidence.js";
@@ -20,7 +20,7 @@ import { drawnTarget } from "../../usecases/tiles.js";
 import { pixelSources } from "../../view/pixel-composite.js";
 import type { ServedResult } from "../../view/served-result.js";
 import { hold, sendBytes } from "../respond.js";
-import { badRequest, noQuery } from "./common.js";
+import { badRequest, laneOnly } from "./common.js";
 
 /** A query value Express may give as a string or, for a repeated key, an array of strings. */
 const repeatable = z.union([z.string(), z.array(z.string())]);
@@ -101,6 +101,7 @@ const sourceQuery = z.strictObject({
   bidx: bidxParam.optional(),
   rescale: rescaleParam.optional(),
   percentiles: percentilesParam.optional(),
+  lane: laneParam.optional(),
 });
 
 /** What `Lanemap-Sources` means, in both layers' OpenAPI descriptions. */
@@ -129,10 +130,10 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
   const modelBands = new ModelBands();
   const tileNotFound = problem("No cell or tile with this id in the current snapshot");
 
-  const drawnOf = (req: Request, res: Response) => {
+  const drawnOf = (req: Request, res: Response, lane: "merged" | "batch" | "live" | undefined) => {
     const id = parsePathParam("id", tileIdSegment, req.params["id"]);
     const lease = hold(res, ctx.snapshots.acquire());
-    return { lease, drawn: drawnTarget(lease, id) };
+    return { lease, drawn: drawnTarget(lease, id, lane) };
   };
 
   return [
@@ -163,7 +164,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
       },
       handle: async (req, res) => {
         const q = parseQuery(sourceQuery, req.query);
-        const { lease, drawn } = drawnOf(req, res);
+        const { lease, drawn } = drawnOf(req, res, q.lane);
         const render: SourceRenderRequest = {
           bidx: q.bidx ?? null,
           preset: q.preset ?? null,
@@ -208,7 +209,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
       summary:
         "Per-pixel kNN vote share (votes / k) as a palette PNG on ColorBrewer YlOrRd reversed: the lower the share, the deeper the red; not classified transparent",
       tags: ["tiles"],
-      query: noQuery,
+      query: laneOnly,
       pathParams: idParam,
       responses: {
         "200": ok(
@@ -220,8 +221,8 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
         "404": tileNotFound,
       },
       handle: async (req, res) => {
-        parseQuery(noQuery, req.query);
-        const { drawn } = drawnOf(req, res);
+        const q = parseQuery(laneOnly, req.query);
+        const { drawn } = drawnOf(req, res, q.lane);
         const raster = await drawn.raster();
         const png = confidencePng(raster);
         res.setHeader("Lanemap-Tile-Id", drawn.tileId);

@@ -34,7 +34,7 @@ import { agePng, tileDetailWithComposite } from "../../usecases/composite.js";
 import { drawnTarget, listTiles, resolveTarget } from "../../usecases/tiles.js";
 import type { ComposedCell } from "../../view/served-result.js";
 import { hold, MEDIA, negotiate, sendBytes, sendJson, withParam } from "../respond.js";
-import { badRequest, formatOnly, noQuery, requestBase, type RouteDeps } from "./common.js";
+import { badRequest, formatOnly, laneOnly, noQuery, requestBase, type RouteDeps } from "./common.js";
 
 const tilesQuery = z.strictObject({
   bbox: bboxParam.optional(),
@@ -92,11 +92,11 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
     sendJson(res, body);
   };
 
-  const target = (req: Request, res: Response) => {
-    parseQuery(noQuery, req.query);
+  const target = (req: Request, res: Response, query: typeof noQuery | typeof laneOnly = noQuery) => {
+    const q: { lane?: S.TileListBody["lane"] | undefined } = parseQuery(query, req.query);
     const id = parsePathParam("id", tileIdSegment, req.params["id"]);
     const lease = hold(res, ctx.snapshots.acquire());
-    return { lease, drawn: drawnTarget(lease, id) };
+    return { lease, drawn: drawnTarget(lease, id, q.lane) };
   };
 
   const idParam = { id: tileIdSegment };
@@ -180,13 +180,14 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
       method: "get",
       path: "/v1/tiles/{id}/classes.png",
       operationId: "getTileClassesPng",
-      summary: "The class raster as a palette PNG (model colours, class 0 transparent)",
+      summary:
+        "The class raster as a palette PNG (model colours, class 0 transparent); `lane` draws that lane's answer for the cell, on the grid its listing gives",
       tags: ["tiles"],
-      query: noQuery,
+      query: laneOnly,
       pathParams: idParam,
       responses: { "200": ok("PNG", { "image/png": "binary" }), "400": badRequest, "404": tileNotFound },
       handle: async (req, res) => {
-        const { lease, drawn } = target(req, res);
+        const { lease, drawn } = target(req, res, laneOnly);
         const png = classesPng(await drawn.raster(), lease.snapshot.classes);
         res.setHeader("Lanemap-Tile-Id", drawn.tileId);
         res.setHeader("Lanemap-Lane", drawn.lane);
