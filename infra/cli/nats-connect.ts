@@ -56,26 +56,3 @@ export async function connectForCli(
   const { connectNats } = await import("../../shared/adapters/nats/index.js");
   return connectNats({ servers, name, ...(logger ? { logger } : {}) });
 }
-
-/** How long a command's shutdown waits for its NATS connection to drain before closing it. */
-export const DRAIN_TIMEOUT_MS = 5_000;
-
-/**
- * Drains `nc`, or closes it when draining has not finished within `ms` (or failed). A connection
- * whose server went away at the same moment (a host shutting down stops nats-server and lanemap
- * together) would keep drain() waiting for a reconnect that never comes, the process with it; a
- * close gives up what was not flushed, which JetStream redelivers. Resolves "drained" or "closed".
- */
-export async function drainWithin(nc: NatsConnection, ms = DRAIN_TIMEOUT_MS): Promise<"drained" | "closed"> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), ms);
-  });
-  const outcome = await Promise.race([nc.drain().then(() => "drained" as const), late]).catch(
-    () => "failed" as const,
-  );
-  clearTimeout(timer);
-  if (outcome === "drained") return outcome;
-  await nc.close().catch(() => undefined);
-  return "closed";
-}

@@ -54,11 +54,11 @@ export async function withModelRegistry<T>(
 ): Promise<T> {
   const url = natsFlag ?? config.natsUrl ?? (await embeddedNatsUrl(config.dataDir));
   if (url === undefined) return fn(await openModelRegistry(config, undefined));
-  const { connectNats } = await import("../../shared/adapters/nats/index.js");
+  const { connectNats, drainWithin } = await import("../../shared/adapters/nats/index.js");
   const nc = await connectNats({ servers: url, name });
   try {
     return await fn(await openModelRegistry(config, nc));
   } finally {
-    await nc.drain().catch(() => undefined);
+    await drainWithin(nc);
   }
 }

@@ -25,7 +25,7 @@ import {
 } from "../../batch/index.js";
 import { LabelStore } from "../../shared/adapters/archive/index.js";
 import { openTileArchive } from "./storage.js";
-import { connectNats, speedLaneStatus } from "../../shared/adapters/nats/index.js";
+import { connectNats, drainWithin, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import {
   LANDSAT_DEFAULT_MASK,
   createFeatureSpec,
@@ -128,22 +128,6 @@ async function trainSampleModel(
 /** Deadline of one training job (POST /v1/models): decode, train and assess in its thread. */
 const TRAIN_TIMEOUT_MS = 10 * 60_000;
 
-/** How long stopping waits for the NATS connection to drain before closing it. */
-const DRAIN_TIMEOUT_MS = 5_000;
-
-/** Drains `nc`, or closes it when draining has not finished within `ms` (or failed). */
-async function drainWithin(nc: NatsConnection, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), ms);
-  });
-  const outcome = await Promise.race([nc.drain().then(() => "drained" as const), late]).catch(
-    () => "failed" as const,
-  );
-  clearTimeout(timer);
-  if (outcome !== "drained") await nc.close().catch(() => undefined);
-}
-
 /** Starts everything; resolves once serving listens. */
 export async function startPlatform(config: Config, logger: Logger): Promise<Platform> {
   const stack: (() => Promise<void>)[] = [];
@@ -169,7 +153,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     const nc: NatsConnection = await connectNats({ servers: natsUrl, name: "lanemap-start", logger });
     stack.push(async () => {
       // A server that went away would keep drain() waiting for a reconnect that never comes.
-      await drainWithin(nc, DRAIN_TIMEOUT_MS);
+      await drainWithin(nc);
     });
     // Fails fast on a server without JetStream (or one gone again), before the sample and model.
     const jsm = await jetstreamManager(nc);

@@ -8,7 +8,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
-import { NatsTileArchive, connectNats } from "../../shared/adapters/nats/index.js";
+import { NatsTileArchive, connectNats, drainWithin } from "../../shared/adapters/nats/index.js";
 import { ConfigError, type Config } from "../../shared/index.js";
 import type { TileArchive } from "../../shared/index.js";
 
@@ -46,6 +46,6 @@ export async function withTileArchive<T>(
   try {
     return await fn(await openTileArchive(config, nc));
   } finally {
-    await nc.drain().catch(() => undefined);
+    await drainWithin(nc);
   }
 }

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { FilePublishedViews } from "../../shared/adapters/archive/index.js";
-import { NatsPublishedViews, connectNats } from "../../shared/adapters/nats/index.js";
+import { NatsPublishedViews, connectNats, drainWithin } from "../../shared/adapters/nats/index.js";
 import { ConfigError, type Config, type PublishedViews } from "../../shared/index.js";
 import { embeddedNatsUrl } from "../cli/nats-connect.js";
 
@@ -53,6 +53,6 @@ export async function withPublishedViews<T>(
   try {
     return await fn(await openPublishedViews(config, nc));
   } finally {
-    await nc.drain().catch(() => undefined);
+    await drainWithin(nc);
   }
 }

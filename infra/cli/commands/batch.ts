@@ -10,7 +10,7 @@ import {
   type OrderKind,
   type RunReport,
 } from "../../../batch/index.js";
-import { connectNats } from "../../../shared/adapters/nats/index.js";
+import { connectNats, drainWithin } from "../../../shared/adapters/nats/index.js";
 import { LanemapError, type Config } from "../../../shared/index.js";
 import { buildBatchRunner } from "../../platform/batch-runners.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
@@ -208,7 +208,7 @@ export function registerBatch(program: Command): void {
       } finally {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
-        await nc?.drain().catch(() => undefined);
+        if (nc) await drainWithin(nc);
       }
     });
   commonOptions(
@@ -248,6 +248,6 @@ export function registerBatch(program: Command): void {
       });
       ac.abort(new Error("interrupted"));
       await schedule.stop();
-      await nc?.drain().catch(() => undefined);
+      if (nc) await drainWithin(nc);
     });
 }

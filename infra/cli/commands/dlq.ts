@@ -5,6 +5,7 @@ import {
   ensureStreams,
   ensureTileObjects,
   type DeadLetter,
+  drainWithin,
 } from "../../../shared/adapters/nats/index.js";
 import { LanemapError, describeError } from "../../../shared/index.js";
 import { connectForCli } from "../nats-connect.js";
@@ -45,7 +46,7 @@ async function withQueue<T>(flags: DlqFlags, fn: (q: DeadLetterQueue) => Promise
     const tiles = await ensureTileObjects(nc, config.stream, config.storage.replicas);
     return await fn(await DeadLetterQueue.open(nc, tiles));
   } finally {
-    await nc.drain().catch(() => undefined);
+    await drainWithin(nc);
   }
 }
 

@@ -7,6 +7,7 @@ import {
   ensureStreams,
   ensureTileObjects,
   retryTransient,
+  drainWithin,
 } from "../../../shared/adapters/nats/index.js";
 import {
   LanemapError,
@@ -136,7 +137,7 @@ export function registerIngest(program: Command): void {
           }
         }
       } finally {
-        await nc.drain().catch(() => undefined);
+        await drainWithin(nc);
       }
       if (refused > 0) throw new IngestRefusedError(refused, files.length);
     });

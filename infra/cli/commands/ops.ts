@@ -8,6 +8,7 @@ import {
   NatsModelRegistry,
   connectNats,
   ensureStreams,
+  drainWithin,
 } from "../../../shared/adapters/nats/index.js";
 import { LanemapError, describeError, type Config } from "../../../shared/index.js";
 import {
@@ -113,7 +114,7 @@ async function withNats<T>(
   try {
     return await fn(nc);
   } finally {
-    await nc.drain().catch(() => undefined);
+    await drainWithin(nc);
   }
 }
 
@@ -272,7 +273,7 @@ export function registerOps(program: Command): void {
         ];
         if (down.length > 0) throw new StatusUnavailableError(down);
       } finally {
-        await access.nc?.drain().catch(() => undefined);
+        if (access.nc) await drainWithin(access.nc);
       }
     });
 

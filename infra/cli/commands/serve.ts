@@ -8,6 +8,7 @@ import {
   connectNats,
   retryTransient,
   speedLaneStatus,
+  drainWithin,
 } from "../../../shared/adapters/nats/index.js";
 import { createServer, type BatchTrigger } from "../../../serving/index.js";
 import { batchTriggerFor } from "../../platform/batch-trigger.js";
@@ -135,7 +136,7 @@ export function registerServe(program: Command): void {
             batchAbort.abort();
             await listening.close();
             await trainPool.close();
-            await nc?.drain().catch(() => undefined);
+            if (nc) await drainWithin(nc);
             resolve();
           })();
         };

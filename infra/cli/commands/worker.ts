@@ -1,3 +1,4 @@
+import { drainWithin } from "../../../shared/adapters/nats/index.js";
 import type { Command } from "commander";
 import { parseConfig } from "../../../shared/index.js";
 import { startLanemapWorker } from "../../platform/worker.js";
@@ -67,7 +68,7 @@ export function registerWorker(program: Command): void {
           process.off("SIGINT", shutdown);
           void (async () => {
             await worker.stop();
-            await nc.drain().catch(() => undefined);
+            await drainWithin(nc);
             resolve();
           })();
         };

@@ -10,6 +10,8 @@ export {
   serverMaxPayload,
   NatsConnectError,
   DEFAULT_MAX_PAYLOAD,
+  DRAIN_TIMEOUT_MS,
+  drainWithin,
   type ConnectNatsOptions,
 } from "./connection.js";
 export {
