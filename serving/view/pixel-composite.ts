@@ -43,7 +43,13 @@ import {
   type PixelLayer,
   type TileResult,
 } from "../../shared/index.js";
-import { resolveCrs, type ComposedCell, type ServedComposite, type ServedResult } from "./served-result.js";
+import {
+  placeableBounds,
+  resolveCrs,
+  type ComposedCell,
+  type ServedComposite,
+  type ServedResult,
+} from "./served-result.js";
 
 /** What the batch view offers the per-pixel merge. */
 export interface StoredComposites {
@@ -89,15 +95,7 @@ function placementOn(
 ): Placement {
   if (sameLayerGrid(grid, gridOf(covering))) return placementOf(covering);
   const b = gridBoundsWgs84(grid);
-  // As servedResult takes a tile's: minX > maxX is a box across the antimeridian, not a bad one.
-  const bounds =
-    b &&
-    [b.minX, b.minY, b.maxX, b.maxY].every(Number.isFinite) &&
-    b.minX >= -180 &&
-    b.maxX <= 180 &&
-    b.minY <= b.maxY
-      ? b
-      : null;
+  const bounds = placeableBounds(b);
   return {
     grid,
     summary: {

@@ -100,6 +100,20 @@ export function resolveCrs(epsg: number | null, proj4: string | null): Crs | nul
   return crs;
 }
 
+/**
+ * A lon/lat box the spatial index can place: finite, longitudes within ±180°, south ≤ north; null
+ * otherwise. minX > maxX is a box across the antimeridian (RFC 7946 §5.2), not a bad one.
+ */
+export function placeableBounds(b: Bounds | null | undefined): Bounds | null {
+  return b &&
+    [b.minX, b.minY, b.maxX, b.maxY].every(Number.isFinite) &&
+    b.minX >= -180 &&
+    b.maxX <= 180 &&
+    b.minY <= b.maxY
+    ? b
+    : null;
+}
+
 /** Builds a ServedResult around a lane's TileResult. */
 export function servedResult(
   given: TileResult,
@@ -112,16 +126,7 @@ export function servedResult(
     acquired === given.acquired && processedAt === given.processedAt
       ? given
       : { ...given, acquired, processedAt };
-  const b = summary.boundsWgs84;
-  // minX > maxX is a box across the antimeridian (RFC 7946 §5.2), not a bad one.
-  const bounds =
-    b &&
-    [b.minX, b.minY, b.maxX, b.maxY].every(Number.isFinite) &&
-    b.minX >= -180 &&
-    b.maxX <= 180 &&
-    b.minY <= b.maxY
-      ? b
-      : null;
+  const bounds = placeableBounds(summary.boundsWgs84);
   return {
     lane: summary.lane,
     tileId: summary.tileId,

@@ -153,6 +153,36 @@ interface Stats {
 const b = cellBounds(GRID, 0, 0);
 const bbox = `${b.minX},${b.minY},${b.maxX},${b.maxY}`;
 
+/**
+ * A clear older lon/lat scene (class 1 + column mod 3) and a newer 10 km UTM 33N square of 50 × 50 px
+ * of 200 m whose top half is cloud (class 0) and bottom half class 4, its top edge at `utmY0`.
+ */
+function utmOverLonLat(lonLat: LonLatGrid, utmY0: number) {
+  const older = lonLatTile(lonLat, {
+    col: 0,
+    row: 0,
+    tileId: "lonlat",
+    lane: "batch",
+    acquired: CLEAR_AT,
+    ingestSeq: 10,
+    raster: makeRaster(lonLat.pixels, (c) => 1 + (c % 3)),
+  });
+  const utm = (lane: "batch" | "live", seq: number) =>
+    utmTile({
+      x0: 495_000,
+      y0: utmY0,
+      pixels: 50,
+      pixelM: 200,
+      cell: "c0000r0000",
+      tileId: "utm",
+      lane,
+      acquired: CLOUDY_AT,
+      ingestSeq: seq,
+      raster: makeRaster(50, (_, r) => (r < 25 ? 0 : 4)),
+    });
+  return { older, utm };
+}
+
 describe("per-pixel compositing across lanes", { skip: natsMissing() }, () => {
   test("a clear batch scene shows through the cloud block of a newer live scene, and the next batch run keeps the same composite", async () => {
     await using nats = await natsFixture();
@@ -599,28 +629,7 @@ describe("areas of a composite across pixel grids", { skip: natsMissing() }, () 
     // about 5.7 km × 8.9 km, so the composite is on the UTM grid (it covers the most). The lon/lat cell
     // spans y 5531960..5540855 (gdaltransform), inside the square: the union grid is the UTM grid.
     const lonLat: LonLatGrid = { lon0: 14.96, lat0: 50.02, size: 0.08, pixels: 8 };
-    const older = lonLatTile(lonLat, {
-      col: 0,
-      row: 0,
-      tileId: "lonlat",
-      lane: "batch",
-      acquired: CLEAR_AT,
-      ingestSeq: 10,
-      raster: makeRaster(8, (c) => 1 + (c % 3)),
-    });
-    const utm = (lane: "batch" | "live", seq: number) =>
-      utmTile({
-        x0: 495_000,
-        y0: 5_541_800,
-        pixels: 50,
-        pixelM: 200,
-        cell: "c0000r0000",
-        tileId: "utm",
-        lane,
-        acquired: CLOUDY_AT,
-        ingestSeq: seq,
-        raster: makeRaster(50, (_, r) => (r < 25 ? 0 : 4)),
-      });
+    const { older, utm } = utmOverLonLat(lonLat, 5_541_800);
     await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [older] });
     await putLive(await LiveView.open(nats.nc), [utm("live", 150)]);
     await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
@@ -1161,28 +1170,7 @@ describe(
       // the newer 10 km UTM square (50×50 px of 200 m, its top half cloud, class 4 below), which covers
       // more ground: the union is on the UTM lattice.
       const LONLAT: LonLatGrid = { lon0: 14.96, lat0: 50.0, size: 0.08, pixels: 8 };
-      const older = lonLatTile(LONLAT, {
-        col: 0,
-        row: 0,
-        tileId: "lonlat",
-        lane: "batch",
-        acquired: CLEAR_AT,
-        ingestSeq: 10,
-        raster: makeRaster(8, (c) => 1 + (c % 3)),
-      });
-      const utm = (lane: "batch" | "live", seq: number) =>
-        utmTile({
-          x0: 495_000,
-          y0: 5_542_000,
-          pixels: 50,
-          pixelM: 200,
-          cell: "c0000r0000",
-          tileId: "utm",
-          lane,
-          acquired: CLOUDY_AT,
-          ingestSeq: seq,
-          raster: makeRaster(50, (_, r) => (r < 25 ? 0 : 4)),
-        });
+      const { older, utm } = utmOverLonLat(LONLAT, 5_542_000);
       // The oracle, by rasterio (PROJ): the lon/lat scene's bounds in UTM (transform_bounds, 21 points
       // per edge) snapped outward onto the UTM lattice and joined with the square; then each union
       // pixel's centre taken to lon/lat: the UTM class where valid, else the lon/lat pixel it falls in.
