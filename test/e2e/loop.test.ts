@@ -41,7 +41,7 @@ const WAIT_MS = 120_000;
 
 const skip = !existsSync(CHROMIUM) ? `${CHROMIUM} is absent (apt-get install chromium)` : natsMissing();
 
-/** The overlay images' keys (tileId@processedAt@modelVersion), when every one is loaded. */
+/** The overlay images' keys (lane|tileId@processedAt@modelVersion|view|size|bbox: web/state.js imageKey), when every one is loaded. */
 function overlayKeys(page: Page): Promise<string[]> {
   return page.$$eval("img.lm-classes", (imgs) =>
     (imgs as unknown as DomElement[]).map((i) =>
@@ -170,7 +170,7 @@ describe("the label -> retrain -> see-the-map-change loop in the web map", { ski
         return (
           imgs.length === 64 &&
           imgs.every(
-            (i) => i.complete && (i.naturalWidth ?? 0) > 0 && (i.dataset["key"] ?? "").endsWith(`@${v}`),
+            (i) => i.complete && (i.naturalWidth ?? 0) > 0 && (i.dataset["key"] ?? "").includes(`@${v}|`),
           )
         );
       },
