@@ -308,7 +308,9 @@ describe("the web map at /", { skip: skip ?? false }, () => {
     assert.ok(water, "the model knows water");
     const waterBefore = (await colourShares(page, FLOOD_CELL))[water.colour.toLowerCase()] ?? 0;
 
-    const sent = await platform.publish(FLOOD_CELL, "flood");
+    // A clear acquisition: under clouds the merged map rightly keeps the older pixels (per-pixel
+    // compositing), which a cloudy draw of the time-driven cloud field made look like too little water.
+    const sent = await platform.publish(FLOOD_CELL, "flood", 0);
     // Only the server-sent event can tell the page: nothing here reloads or polls the map.
     await page.waitForFunction(
       ({ cell, tileId }) => {

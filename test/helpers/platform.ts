@@ -90,9 +90,11 @@ export interface TestPlatform extends AsyncDisposable {
   /**
    * Generates a new acquisition of `cell` (later than any before it; `scenario` "flood" by default)
    * and publishes it to the ingest stream. Resolves once JetStream stored it; the speed lane
-   * classifies it moments later (see `waitClassified`).
+   * classifies it moments later (see `waitClassified`). Its clouds follow the acquisition time
+   * (none to a sixth of the tile, sample/tile.ts) unless `cloudCover` (0..1) fixes their share:
+   * a test that reads the merged map needs 0, or older pixels show through under the clouds.
    */
-  publish(cell: string, scenario?: Scenario): Promise<PublishedAcquisition>;
+  publish(cell: string, scenario?: Scenario, cloudCover?: number): Promise<PublishedAcquisition>;
   /** Resolves when the speed worker has written `tileId` to the live view (bounded by `timeoutMs`). */
   waitClassified(tileId: string, timeoutMs?: number): Promise<TileClassifiedEvent>;
   /** Stops the server, the worker and nats-server, and removes the temporary folder. Idempotent. */
@@ -172,7 +174,11 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
     const js = jetstream(nc);
     let lastAcquiredMs = 0;
 
-    const publish = async (cell: string, scenario: Scenario = "flood"): Promise<PublishedAcquisition> => {
+    const publish = async (
+      cell: string,
+      scenario: Scenario = "flood",
+      cloudCover?: number,
+    ): Promise<PublishedAcquisition> => {
       const at = parseCellKey(cell);
       if (!at || !cells.includes(cell)) throw new Error(`"${cell}" is not a cell of the test archive`);
       // Now, to the second (tile ids carry seconds), and always later than the previous acquisition,
@@ -180,7 +186,15 @@ export async function startTestPlatform(options: TestPlatformOptions = {}): Prom
       const ms = Math.max(Math.floor(Date.now() / 1000) * 1000, lastAcquiredMs + 1000);
       lastAcquiredMs = ms;
       const acquired = new Date(ms).toISOString();
-      const tile = generateTile({ seed, col: at.col, row: at.row, tileSize, acquired, scenario });
+      const tile = generateTile({
+        seed,
+        col: at.col,
+        row: at.row,
+        tileSize,
+        acquired,
+        scenario,
+        ...(cloudCover === undefined ? {} : { cloudCover }),
+      });
       // The tile id a producer would state, derived exactly as `lanemap ingest` derives it.
       const entry = await describeTile(tile.bytes, { cell, acquired, ingestSeq: 0, source: "stream" });
       const sent = await publishTile(js, tile.bytes, { tileId: entry.tileId, cell, acquired });
