@@ -2,6 +2,9 @@
  * The class at a point: among the merged view's winners whose WGS84 box holds the point, those
  * whose pixel grid really contains it after reprojection into the tile's CRS; if several do
  * (overlapping footprints of neighbouring cells), the newest by the merge rule's order answers.
+ * With a lane (`batch` or `live`), each cell answers with what that lane's listing gives for it
+ * (MergedIndex.inLane: the batch view's composite or tile, the newest live tile), so the web map's
+ * Pixel card describes the image the lane draws.
  */
 import { compareCandidates } from "../../shared/index.js";
 import { NotFoundError } from "../errors.js";
@@ -9,18 +12,25 @@ import type { PointBody } from "../api/schemas.js";
 import { pixelAt } from "../geo/pixels.js";
 import { sourceAt } from "../view/pixel-composite.js";
 import type { ServedResult } from "../view/served-result.js";
+import type { LaneSelector } from "../view/merged-index.js";
 import type { SnapshotLease } from "../view/snapshot.js";
 import { className, pixelSourceBody, provenance, snapshotInfo } from "./present.js";
 
-/** Finds the winner covering a lon/lat and the pixel it falls in, or undefined. */
+/**
+ * Finds the winner (or, with `lane` batch/live, that lane's result) covering a lon/lat and the
+ * pixel it falls in, or undefined. A lane's result lies within its cell's merged footprint (the
+ * union of the cell's scenes), so the merged index's boxes find it.
+ */
 export function coveringWinner(
   lease: SnapshotLease,
   lon: number,
   lat: number,
+  lane: LaneSelector = "merged",
 ): { result: ServedResult; pixel: { col: number; row: number; x: number; y: number } } | undefined {
   let best: { result: ServedResult; pixel: { col: number; row: number; x: number; y: number } } | undefined;
-  lease.snapshot.index.winners().search({ minX: lon, minY: lat, maxX: lon, maxY: lat }, (cell) => {
-    const r = cell.winner;
+  const index = lease.snapshot.index;
+  index.winners().search({ minX: lon, minY: lat, maxX: lon, maxY: lat }, (cell) => {
+    const r = lane === "merged" ? cell.winner : index.inLane(cell.cell, lane);
     if (!r?.crs) return;
     const pixel = pixelAt(
       { width: r.summary.width, height: r.summary.height, geoTransform: r.summary.geoTransform, crs: r.crs },
@@ -32,11 +42,19 @@ export function coveringWinner(
   return best;
 }
 
-/** The class and confidence at a point; 404 when no tile of the merged view covers it. */
-export async function pointQuery(lease: SnapshotLease, lon: number, lat: number): Promise<PointBody> {
-  const hit = coveringWinner(lease, lon, lat);
+/**
+ * The class and confidence at a point in the merged view, or in one lane's.
+ * @throws NotFoundError (404 no-coverage) when no tile of that view covers it.
+ */
+export async function pointQuery(
+  lease: SnapshotLease,
+  lon: number,
+  lat: number,
+  lane: LaneSelector = "merged",
+): Promise<PointBody> {
+  const hit = coveringWinner(lease, lon, lat, lane);
   if (!hit)
-    throw new NotFoundError(`no tile of the merged view covers lon ${lon}, lat ${lat}`, "no-coverage");
+    throw new NotFoundError(`no tile of the ${lane} view covers lon ${lon}, lat ${lat}`, "no-coverage");
   const { result: r, pixel } = hit;
   const i = pixel.row * r.summary.width + pixel.col;
   // The pixel's own source: a composite names it per pixel; a plain winner is its valid pixels' source.

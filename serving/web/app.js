@@ -26,7 +26,7 @@ import { connectEvents } from "./live.js";
 import { refreshViews, renderLag } from "./freshness.js";
 import { reportError } from "./status.js";
 import { initLayers } from "./layers.js";
-import "./composite.js";
+import { refreshAgeLayer } from "./composite.js";
 import { startLoop } from "./loop.js";
 
 function renderLaneControls() {
@@ -51,6 +51,7 @@ async function switchLane(lane) {
   document.body.dataset.lane = lane;
   try {
     await loadTiles();
+    refreshAgeLayer();
     if (state.selected) await refreshPanel();
   } catch (err) {
     reportError(`Could not show the ${lane} view`, err);

@@ -4,13 +4,14 @@
  *
  * - The "Age" toggle lays `/v1/tiles/{cell}/age.png` over the classes: days since each pixel's
  *   acquisition, fresh bright yellow to dark purple at 64 days and beyond (the server's ramp), no
- *   source transparent. It shows the merged composite whatever lane is chosen, and is refreshed
- *   while on, since a fresh acquisition makes its pixels young again.
- * - A click on the map asks `/v1/point` and shows, in the Pixel card, the pixel's class and its
- *   source: lane, tile, acquisition time, model and age.
+ *   source transparent. Like the classes, it is the chosen lane's answer for the cell (`?lane=`,
+ *   api.js `cellImagePath`) on the grid that lane's listing gives, so it lies on the cell's outline;
+ *   it is refreshed while on (a fresh acquisition makes its pixels young again) and on a lane switch.
+ * - A click on the map asks `/v1/point` (with the chosen lane) and shows, in the Pixel card, the
+ *   pixel's class and its source: lane, tile, acquisition time, model and age.
  */
 import * as L from "/vendor/leaflet/leaflet-src.esm.js";
-import { api, ApiError, tilePath } from "./api.js";
+import { api, ApiError, cellImagePath } from "./api.js";
 import { $, h } from "./dom.js";
 import { formatTime } from "./format.js";
 import { map } from "./map.js";
@@ -30,9 +31,10 @@ function inView(entry) {
 }
 
 async function loadAge(entry) {
-  const res = await fetch(`${tilePath(entry.cell)}/age.png`, { cache: "no-store" });
+  const path = cellImagePath(entry.cell, "age.png", state.lane);
+  const res = await fetch(path, { cache: "no-store" });
   if (res.status === 404) return; // the cell left the view meanwhile
-  if (!res.ok) throw new ApiError(`${tilePath(entry.cell)}/age.png`, res.status, res.statusText);
+  if (!res.ok) throw new ApiError(path, res.status, res.statusText);
   const url = URL.createObjectURL(await res.blob());
   if (!ageTimer) return URL.revokeObjectURL(url); // switched off while in flight
   const have = ageOverlays.get(entry.cell);
@@ -71,6 +73,11 @@ async function refreshAge() {
     for (let e = todo.shift(); e; e = todo.shift()) await loadAge(e);
   });
   await Promise.all(lanes);
+}
+
+/** Redraws the age layer (when on) for the chosen lane's cells: called after a lane switch. */
+export function refreshAgeLayer() {
+  if (ageTimer) void refreshAge().catch((err) => reportError("Could not load ages", err));
 }
 
 /** Shows or hides the age layer. */
@@ -118,7 +125,8 @@ export function renderPixel(p) {
 map.on("click", async (e) => {
   const { lat, lng } = e.latlng;
   try {
-    renderPixel(await api(`/v1/point?lon=${lng.toFixed(7)}&lat=${lat.toFixed(7)}`));
+    const lane = state.lane === "merged" ? "" : `&lane=${encodeURIComponent(state.lane)}`;
+    renderPixel(await api(`/v1/point?lon=${lng.toFixed(7)}&lat=${lat.toFixed(7)}${lane}`));
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
       $("pixel-panel").replaceChildren(h("p", { className: "hint" }, "No tile covers this point."));

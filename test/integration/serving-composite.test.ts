@@ -1109,7 +1109,7 @@ describe("each lane's image of a cell", { skip: natsMissing() }, () => {
       );
       const item = list.body.items[0];
       const images: number[][] = [];
-      for (const name of ["classes.png", "confidence.png"]) {
+      for (const name of ["classes.png", "confidence.png", "age.png"]) {
         const res = await srv.get(cellImagePath("c0000r0000", name, lane));
         assert.equal(res.status, 200, `${lane} ${name}`);
         const png = decodePng(new Uint8Array(await res.arrayBuffer()));
@@ -1124,11 +1124,13 @@ describe("each lane's image of a cell", { skip: natsMissing() }, () => {
       images: [
         [10, 9],
         [10, 9],
+        [10, 9],
       ],
     });
     assert.deepEqual(await sizes("batch"), {
       listed: ["clear", 8, 8],
       images: [
+        [8, 8],
         [8, 8],
         [8, 8],
       ],
@@ -1138,14 +1140,36 @@ describe("each lane's image of a cell", { skip: natsMissing() }, () => {
       images: [
         [6, 6],
         [6, 6],
+        [6, 6],
       ],
     });
+    // A point answers per lane as that lane's image draws it: where both scenes are valid the merged
+    // and live views give the newer scene's class 2, the batch view its clear scene's class 1; under
+    // the newer scene's cloud the live view says so (class 0) while the merged view shows the batch
+    // pixel through it; beyond the batch scene the batch view has no coverage.
+    const point = async (lon: number, lat: number, lane?: string) => {
+      const res = await srv.json<{ class: { id: number }; tileId: string; source: { lane: string } | null }>(
+        `/v1/point?lon=${lon}&lat=${lat}${lane ? `&lane=${lane}` : ""}`,
+      );
+      return res.status === 200
+        ? [res.body.class.id, res.body.tileId, res.body.source?.lane ?? null]
+        : res.status;
+    };
+    assert.deepEqual(await point(10.065, 49.945), [2, "east", "live"]);
+    assert.deepEqual(await point(10.065, 49.945, "live"), [2, "east", "live"]);
+    assert.deepEqual(await point(10.065, 49.945, "batch"), [1, "clear", "batch"]);
+    assert.deepEqual(await point(10.045, 49.965), [1, "clear", "batch"]);
+    assert.deepEqual(await point(10.045, 49.965, "live"), [0, "east", null]);
+    assert.deepEqual(await point(10.095, 49.915, "batch"), 404);
+    assert.deepEqual(await point(10.095, 49.915, "live"), [2, "east", "live"]);
+    assert.equal((await srv.get("/v1/point?lon=10.065&lat=49.945&lane=orbit")).status, 400);
     // The batch view alone, with the newer scene in it: its composite on the union grid is the batch
     // lane's answer, though the newest scene's tile id alone draws that scene's own 6 × 6 px.
     await publishBatchComposite(srv, data.dir, [clear(10), east("batch", 150)]);
     assert.deepEqual(await sizes("batch"), {
       listed: ["east", 10, 9],
       images: [
+        [10, 9],
         [10, 9],
         [10, 9],
       ],

@@ -1,8 +1,8 @@
 /**
- * The point route: the class and confidence of the merged view at a lon/lat.
+ * The point route: the class and confidence of the merged view (or one lane's) at a lon/lat.
  */
 import { z } from "zod";
-import { formatParam, numberParam, parseQuery } from "../../api/params.js";
+import { formatParam, laneParam, numberParam, parseQuery } from "../../api/params.js";
 import { ok, problem, type RouteSpec } from "../../api/route-spec.js";
 import * as S from "../../api/schemas.js";
 import type { ServingContext } from "../../usecases/context.js";
@@ -14,6 +14,7 @@ const pointQueryParams = z.strictObject({
   lon: numberParam(-180, 180, "longitude, WGS84 degrees"),
   lat: numberParam(-90, 90, "latitude, WGS84 degrees"),
   f: formatParam.optional(),
+  lane: laneParam.optional(),
 });
 
 /** GET /v1/point. */
@@ -23,7 +24,8 @@ export function registerPointRoutes(ctx: ServingContext): RouteSpec[] {
       method: "get",
       path: "/v1/point",
       operationId: "point",
-      summary: "Class and confidence at a lon/lat (class 0 'not classified' on nodata)",
+      summary:
+        "Class and confidence at a lon/lat (class 0 'not classified' on nodata); `lane` answers from that lane's result for the cell, as its listing and images give it",
       tags: ["queries"],
       query: pointQueryParams,
       responses: {
@@ -32,14 +34,14 @@ export function registerPointRoutes(ctx: ServingContext): RouteSpec[] {
           "application/geo+json": S.PointFeature,
         }),
         "400": badRequest,
-        "404": problem("No tile of the merged view covers the point"),
+        "404": problem("No tile of the merged view (or of `lane`) covers the point"),
         "406": problem("The Accept header allows none of the formats"),
       },
       handle: async (req, res) => {
         const q = parseQuery(pointQueryParams, req.query);
         const format = negotiate(req, q.f, ["json", "geojson"]);
         const lease = hold(res, ctx.snapshots.acquire());
-        const body = await pointQuery(lease, q.lon, q.lat);
+        const body = await pointQuery(lease, q.lon, q.lat, q.lane);
         if (format === "geojson")
           return sendJson(
             res,

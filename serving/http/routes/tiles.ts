@@ -199,13 +199,13 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
       path: "/v1/tiles/{id}/age.png",
       operationId: "getTileAgePng",
       summary:
-        "Days since each pixel's acquisition (the per-pixel composite's source) as a palette PNG: index 1 + days, fresh bright, 64+ days dark, no source transparent",
+        "Days since each pixel's acquisition (the per-pixel composite's source) as a palette PNG: index 1 + days, fresh bright, 64+ days dark, no source transparent; `lane` as for classes.png",
       tags: ["tiles"],
-      query: noQuery,
+      query: laneOnly,
       pathParams: idParam,
       responses: { "200": ok("PNG", { "image/png": "binary" }), "400": badRequest, "404": tileNotFound },
       handle: async (req, res) => {
-        const { lease, drawn } = target(req, res);
+        const { lease, drawn } = target(req, res, laneOnly);
         const png = await agePng(drawn, lease.now);
         res.setHeader("Lanemap-Tile-Id", drawn.tileId);
         res.setHeader("Lanemap-Lane", drawn.lane);
