@@ -17,9 +17,8 @@ import type { SnapshotLease } from "../view/snapshot.js";
 import { className, pixelSourceBody, provenance, snapshotInfo } from "./present.js";
 
 /**
- * Finds the winner (or, with `lane` batch/live, that lane's result) covering a lon/lat and the
- * pixel it falls in, or undefined. A lane's result lies within its cell's merged footprint (the
- * union of the cell's scenes), so the merged index's boxes find it.
+ * Finds the winner (or, with `lane` batch/live, that lane's result, found by its own box) covering
+ * a lon/lat and the pixel it falls in, or undefined.
  */
 export function coveringWinner(
   lease: SnapshotLease,
@@ -28,9 +27,7 @@ export function coveringWinner(
   lane: LaneSelector = "merged",
 ): { result: ServedResult; pixel: { col: number; row: number; x: number; y: number } } | undefined {
   let best: { result: ServedResult; pixel: { col: number; row: number; x: number; y: number } } | undefined;
-  const index = lease.snapshot.index;
-  index.winners().search({ minX: lon, minY: lat, maxX: lon, maxY: lat }, (cell) => {
-    const r = lane === "merged" ? cell.winner : index.inLane(cell.cell, lane);
+  const consider = (r: ServedResult | undefined) => {
     if (!r?.crs) return;
     const pixel = pixelAt(
       { width: r.summary.width, height: r.summary.height, geoTransform: r.summary.geoTransform, crs: r.crs },
@@ -38,7 +35,11 @@ export function coveringWinner(
       lat,
     );
     if (pixel && (!best || compareCandidates(r, best.result) < 0)) best = { result: r, pixel };
-  });
+  };
+  const at = { minX: lon, minY: lat, maxX: lon, maxY: lat };
+  const index = lease.snapshot.index;
+  if (lane === "merged") index.winners().search(at, (cell) => consider(cell.winner));
+  else index.laneResults(lane).search(at, consider);
   return best;
 }
 

@@ -37,6 +37,7 @@ export class MergedIndex {
   private grid: GridIndex<MergedCell<ServedResult>> | undefined;
   private readonly picks = new Map<LaneSelector, readonly ServedResult[]>();
   private readonly picksByCell = new Map<LaneSelector, ReadonlyMap<string, ServedResult>>();
+  private readonly laneGrids = new Map<LaneSelector, GridIndex<ServedResult>>();
   private batchTilesByCell: Map<string, ServedResult[]> | undefined;
   private readonly composites: StoredComposites | null;
 
@@ -155,6 +156,20 @@ export class MergedIndex {
       this.batchTiles,
       this.watermark,
     ).winner;
+  }
+
+  /**
+   * One lane's answers (`picked(lane)`) indexed by their own WGS84 boxes, for point queries in that
+   * lane. Not the merged winners' boxes: a lane's answer may lie outside its cell's merged footprint
+   * (a live tile far from the batch scene whose union was clipped to the covering grid).
+   */
+  laneResults(lane: "batch" | "live"): GridIndex<ServedResult> {
+    let g = this.laneGrids.get(lane);
+    if (!g) {
+      g = new GridIndex(this.picked(lane), (r) => r.bounds);
+      this.laneGrids.set(lane, g);
+    }
+    return g;
   }
 
   /** The winners' spatial index (built on first use). */

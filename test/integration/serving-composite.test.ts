@@ -1183,6 +1183,45 @@ describe("each lane's image of a cell", { skip: natsMissing() }, () => {
   });
 });
 
+describe("a point in one lane", { skip: natsMissing() }, () => {
+  test("finds that lane's tile by its own box, even outside the cell's merged footprint", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDataDir();
+    // A newer live scene 0.5° east of the batch scene, smaller than it: their union (54 × 8 px) is
+    // over 4 times the covering batch scene's 64 px, so the merged answer keeps the batch grid and the
+    // live scene lies outside every merged box; the live lane still draws it, and a click on it must
+    // answer, not 404.
+    const FAR: LonLatGrid = { lon0: GRID.lon0 + 0.5, lat0: GRID.lat0, size: 0.04, pixels: 4 };
+    const far = lonLatTile(FAR, {
+      col: 0,
+      row: 0,
+      tileId: "far",
+      lane: "live",
+      acquired: CLOUDY_AT,
+      ingestSeq: 150,
+      raster: makeRaster(4, () => 2),
+    });
+    await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
+    await putLive(await LiveView.open(nats.nc), [far]);
+    await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
+    const d = await srv.json<{ composite: { gridClipped: string | null } }>("/v1/tiles/c0000r0000");
+    assert.equal(d.body.composite.gridClipped, "too-large");
+    const at = (lane: string) =>
+      srv.json<{ tileId: string; class: { id: number } }>(
+        `/v1/point?lon=${FAR.lon0 + 0.015}&lat=${FAR.lat0 - 0.015}&lane=${lane}`,
+      );
+    const live = await at("live");
+    assert.equal(live.status, 200);
+    assert.deepEqual([live.body.tileId, live.body.class.id], ["far", 2]);
+    assert.equal((await at("batch")).status, 404);
+    // The batch scene answers in its own lane and in the merged view.
+    const home = await srv.json<{ tileId: string }>(
+      `/v1/point?lon=${GRID.lon0 + 0.015}&lat=${GRID.lat0 - 0.015}&lane=batch`,
+    );
+    assert.deepEqual([home.status, home.body.tileId], [200, "clear"]);
+  });
+});
+
 describe(
   "a lon/lat scene reaching beyond a covering UTM scene",
   { skip: natsMissing() ?? missing({ peer: true }) },
