@@ -30,6 +30,7 @@ import {
   type PublishedViews,
 } from "../shared/index.js";
 import type { TileArchive } from "../shared/index.js";
+import { isTransientBrokerError } from "../shared/adapters/nats/index.js";
 import type { BatchVersion } from "../shared/adapters/archive/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
 import { readRunSet, type QuarantinedTile, type RunSet, type WatermarkProvider } from "./catalogue.js";
@@ -355,9 +356,19 @@ async function executeRun(
 
   const registry = deps.models ?? (await FileModelRegistry.open(config.dataDir));
   const views = deps.views ?? new FilePublishedViews(config.dataDir);
-  const model = await resolveRunModel(registry, options.model);
+  // The reads before the run starts, each retried through a leader election and named when it fails
+  // (the operator's `batch run` ended with a bare "lanemap: timeout", issue 14). A replay registers
+  // tiles, so it is only named, not retried.
+  const model = await runStep("resolving the run's model", () => resolveRunModel(registry, options.model), {
+    log,
+    signal,
+  });
   const modelVersion = model.version;
-  const runSet = await takeRunSet(config, deps, store, options);
+  const runSet = await runStep(
+    options.fromStream ? "reading the ingest stream's run set" : "reading the catalogue up to the watermark",
+    () => takeRunSet(config, deps, store, options),
+    { log, signal, retry: !options.fromStream },
+  );
   if (runSet.entries.length === 0)
     throw new LanemapError(
       "ARCHIVE_EMPTY",
@@ -565,6 +576,43 @@ async function executeRun(
   } finally {
     // On failure the staging file stays as the checkpoint; closing without CHECKPOINT keeps the WAL.
     if (!closed) view.closeSync();
+  }
+}
+
+/** How long a step before the run starts is retried after its first transient broker error (ms). */
+const STEP_RETRY_MS = 30_000;
+
+/**
+ * Runs one step of a run's start-up: on a transient broker error (isTransientBrokerError: a timeout
+ * or no responders while a stream elects its leader, also under a STORAGE error) it runs again after
+ * 250 ms, 500 ms, ... at most 4 s, for {@link STEP_RETRY_MS}; a failure not already lanemap's is
+ * thrown as `"<what>: <message>"`, NATS_CONNECT when transient, else BATCH_FAILED.
+ */
+async function runStep<T>(
+  what: string,
+  op: () => Promise<T>,
+  opts: { readonly log: Logger; readonly signal?: AbortSignal | undefined; readonly retry?: boolean },
+): Promise<T> {
+  const until = Date.now() + STEP_RETRY_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await op();
+    } catch (err) {
+      const transient = isTransientBrokerError(err);
+      const waitMs = Math.min(4_000, 250 * 2 ** attempt);
+      if (transient && opts.retry !== false && !opts.signal?.aborted && Date.now() + waitMs <= until) {
+        opts.log.warn(
+          { what, err: describeError(err), attempt: attempt + 1, retryInMs: waitMs },
+          "transient broker error (a leader election?): retrying",
+        );
+        await sleep(waitMs);
+        continue;
+      }
+      if (err instanceof LanemapError) throw err;
+      throw new LanemapError(transient ? "NATS_CONNECT" : "BATCH_FAILED", `${what}: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
   }
 }
 

@@ -72,6 +72,11 @@ export interface BatchTaskWorkerDeps {
   readonly name?: string;
   /** Test hook: each tile's thread sleeps this long first (a fixed per-tile cost). 0 in production. */
   readonly tileDelayMs?: number;
+  /**
+   * How long one task may take from delivery to its outcome (model load, archive read, classify),
+   * in ms; default {@link taskDeadlineMs}. Beyond it the task is handed back (test hook).
+   */
+  readonly taskDeadlineMs?: number;
 }
 
 /** What a task worker reports per task, for logs and tests. */
@@ -115,6 +120,22 @@ const TRANSIENT_RETRY_MS = 500;
 /** How long a slot's pull request waits in the server for a task, in ms. */
 const PULL_EXPIRES_MS = 5_000;
 
+/**
+ * Beyond the tile's own deadline (config.decodeTimeoutMs, which the pool enforces), how long a task
+ * may spend loading its model and reading its tile's bytes (ms): the adapters' retries of a
+ * leader election fit in it.
+ */
+const TASK_IO_MARGIN_MS = 60_000;
+
+/**
+ * How long a task may take before the worker hands it back (ms): its heartbeats (`+WPI`) would
+ * otherwise keep a task whose read hangs (a consumer on a dead node) in progress forever, and no
+ * other worker would ever take it (issue 14, the operator's run 3).
+ */
+export function taskDeadlineMs(config: Config): number {
+  return config.decodeTimeoutMs + TASK_IO_MARGIN_MS;
+}
+
 /** Room for the result's JSON head and headers in a message, beyond the raster. */
 const HEAD_ROOM = 64 * 1024;
 
@@ -138,6 +159,7 @@ export async function startBatchTaskWorker(
     for (const fn of listeners) fn(e);
   };
   const maxInline = serverMaxPayload(nc) - HEAD_ROOM;
+  const deadlineMs = deps.taskDeadlineMs ?? taskDeadlineMs(config);
   const loading = new Map<string, Promise<void>>();
 
   /** Loads a model version into the pool once, however many tasks name it at once. */
@@ -283,7 +305,35 @@ export async function startBatchTaskWorker(
     const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(settings.ackWaitMs / 3)));
     const queuedMs = Math.max(0, tenths(Date.now() - m.info.timestampNanos / 1e6));
     const classifyStart = performance.now();
-    const done = await classify(task); // never rejects: a failure is an outcome or null
+    // Never rejects: a failure is an outcome or null; null too when the task outlives its deadline
+    // (the hung read goes on in the background, its outcome unused).
+    let deadline: NodeJS.Timeout | undefined;
+    let stopGrace: NodeJS.Timeout | undefined;
+    let removeOnStop = () => {};
+    const done = await Promise.race([
+      classify(task),
+      new Promise<null>((resolve) => {
+        deadline = setTimeout(() => {
+          log.warn(
+            { tileId: task.entry.tileId, deadlineMs: deadlineMs },
+            "batch task outlived its deadline (a read that hangs?); handed back for redelivery",
+          );
+          resolve(null);
+        }, deadlineMs);
+      }),
+      // A stop waits for a tile in flight as long as its own deadline, not for a read that hangs.
+      new Promise<null>((resolve) => {
+        const onStop = () => {
+          stopGrace = setTimeout(() => resolve(null), config.decodeTimeoutMs);
+        };
+        if (stopping.signal.aborted) onStop();
+        else stopping.signal.addEventListener("abort", onStop, { once: true });
+        removeOnStop = () => stopping.signal.removeEventListener("abort", onStop);
+      }),
+    ]);
+    clearTimeout(deadline);
+    clearTimeout(stopGrace);
+    removeOnStop();
     const classifyMs = tenths(performance.now() - classifyStart);
     if (!done) {
       clearInterval(heartbeat);

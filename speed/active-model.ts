@@ -5,12 +5,19 @@
  * that reference to the end; a newly activated model is loaded and its classifier built off to the
  * side, and only then does the reference change, so the next tile to start uses it. Activations are
  * applied in pointer order; one that cannot be loaded is reported and the worker keeps the model it
- * has.
+ * has. A load that failed transiently (a timeout while a node of the cluster is down) is tried
+ * again, backing off, until it loads or a newer activation replaces it: otherwise a worker started
+ * while a node was down never loaded its model and never started its speed lane (issue 14).
  */
 import type { Logger } from "pino";
+import { isTransientBrokerError } from "../shared/adapters/nats/index.js";
 import { describeError, type ActiveModelPointer, type ModelRegistry } from "../shared/index.js";
 import type { EventHub, SpeedEvent } from "./events.js";
 import type { SpeedMetrics } from "./metrics.js";
+
+/** The first retry of a transiently failed model load, doubling up to {@link RETRY_MAX_MS} (ms). */
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 15_000;
 
 /** A model ready to classify with. */
 export interface LoadedModel {
@@ -31,6 +38,10 @@ export class ActiveModel {
   private chain: Promise<void> = Promise.resolve();
   private waiters: Array<(m: LoadedModel) => void> = [];
   private stopWatch: (() => void) | undefined;
+  private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
+  /** Transient load failures of the latest activation in a row (for the retry's backoff). */
+  private failures = 0;
 
   private constructor(
     private readonly registry: ModelRegistry,
@@ -68,6 +79,14 @@ export class ActiveModel {
     return this.loaded;
   }
 
+  /**
+   * True when an activation is known but its model is not loaded yet (its load failed transiently
+   * and is being retried), as opposed to none activated at all.
+   */
+  get loading(): boolean {
+    return this.latestRevision > this.appliedRevision;
+  }
+
   /** Resolves with the current model, waiting for the first activation if there is none yet. */
   whenReady(signal: AbortSignal): Promise<LoadedModel> {
     if (this.loaded) return Promise.resolve(this.loaded);
@@ -100,22 +119,37 @@ export class ActiveModel {
       const previous = this.loaded?.version ?? null;
       this.loaded = model;
       this.appliedRevision = pointer.revision;
+      this.failures = 0;
       this.metrics.model.reset();
       this.metrics.model.set({ version: model.version }, 1);
       this.logger.info({ model: model.version, previous }, "model activated");
       this.events.emit({ type: "model-activated", version: model.version, previous });
       for (const w of this.waiters.splice(0)) w(model);
     } catch (err) {
+      const transient = isTransientBrokerError(err);
+      const retryInMs = transient ? Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.failures++) : undefined;
       this.logger.error(
-        { model: pointer.version, err },
-        "cannot load the activated model; keeping the current one",
+        { model: pointer.version, err, ...(retryInMs ? { retryInMs } : {}) },
+        transient
+          ? "cannot load the activated model yet (transient broker error); retrying, keeping the current one"
+          : "cannot load the activated model; keeping the current one",
       );
       this.events.emit({ type: "model-failed", version: pointer.version, reason: describeError(err) });
+      if (retryInMs !== undefined && !this.stopped) {
+        clearTimeout(this.retry);
+        this.retry = setTimeout(() => {
+          // A newer activation replaced this one meanwhile: that one is loaded instead.
+          if (this.stopped || pointer.revision < this.latestRevision) return;
+          this.chain = this.chain.then(() => this.apply(pointer));
+        }, retryInMs);
+      }
     }
   }
 
-  /** Stops watching the registry. */
+  /** Stops watching the registry (and retrying a load). */
   stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
     this.stopWatch?.();
   }
 }

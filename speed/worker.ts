@@ -164,7 +164,9 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
       if (!active.current) {
         if (index === 0) {
           events.emit({ type: "waiting-for-model" });
-          logger.warn("no active model: run `lanemap model activate FILE`; waiting");
+          if (active.loading)
+            logger.warn("the activated model is not loaded yet (retrying its load); waiting");
+          else logger.warn("no active model: run `lanemap model activate FILE`; waiting");
         }
         await active.whenReady(stopping.signal).catch(() => undefined);
         continue;

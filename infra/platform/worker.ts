@@ -27,6 +27,8 @@ export interface WorkerSetup {
   readonly name?: string;
   /** Test hook: each batch tile costs this long more in its thread (LANEMAP_TEST_TILE_DELAY_MS). */
   readonly batchTileDelayMs?: number;
+  /** Test hook: a batch task's deadline in ms (default batch/task-worker.ts `taskDeadlineMs`). */
+  readonly batchTaskDeadlineMs?: number;
 }
 
 /** A running `lanemap worker`. */
@@ -73,6 +75,7 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
       archive,
       name,
       tileDelayMs: setup.batchTileDelayMs ?? 0,
+      ...(setup.batchTaskDeadlineMs ? { taskDeadlineMs: setup.batchTaskDeadlineMs } : {}),
     });
     const started = speed;
     let stopped: Promise<void> | undefined;

@@ -33,6 +33,7 @@ import {
   type RegistryWatch,
 } from "../../models/index.js";
 import { serverMaxPayload } from "./connection.js";
+import { getBlobWithin } from "./object-reads.js";
 import {
   CLASS_CATALOGUE_KEY,
   CURRENT_MODEL_KEY,
@@ -185,7 +186,8 @@ export class NatsModelRegistry implements ModelRegistry {
   async artifact(version: string): Promise<Uint8Array> {
     const record = await this.record(version);
     if (!record) throw new ModelNotFoundError(version);
-    const bytes = await this.objects.getBlob(version);
+    // Bounded: a read behind a consumer on a dead node is given up (transient) rather than awaited for ever.
+    const bytes = await getBlobWithin(this.objects, version);
     if (!bytes) throw new ModelNotFoundError(version);
     if (sha256(bytes) !== record.sha256)
       throw new LanemapError(

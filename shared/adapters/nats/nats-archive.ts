@@ -36,6 +36,7 @@ import {
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
 import { serverMaxPayload } from "./connection.js";
+import { getBlobWithin } from "./object-reads.js";
 import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./names.js";
@@ -139,7 +140,7 @@ export class NatsTileArchive implements TileArchive {
       throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash} (not a sha256)`);
     const bytes = await guarded(
       `cannot read object ${contentHash.slice(0, 12)}`,
-      () => this.objects.getBlob(contentHash),
+      () => getBlobWithin(this.objects, contentHash),
       READ_RETRIES,
     );
     if (bytes === null) throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash}`);

@@ -17,6 +17,7 @@
  */
 import { createHash } from "node:crypto";
 import type { JetStreamManager } from "@nats-io/jetstream";
+import type { ObjectStore } from "@nats-io/obj";
 import { objectStoreStreamName } from "./replicas.js";
 
 /** What the object store keeps about one object (the fields lanemap reads). */
@@ -87,4 +88,80 @@ export async function readOneChunkObject(
   if (!m || m.data.length !== info.size) return null;
   const digest = `SHA-256=${createHash("sha256").update(m.data).digest("base64url")}`;
   return digest === info.digest.replace(/=+$/, "") ? m.data : null;
+}
+
+/** How long an object read may go without a chunk before it is given up (ms); see {@link getBlobWithin}. */
+export const OBJECT_READ_IDLE_MS = 10_000;
+
+/**
+ * An object's bytes as `ObjectStore.getBlob`, or null when it is absent — but given up (a rejection
+ * named TimeoutError, which isTransientBrokerError and so the adapters' retries take as transient)
+ * when no chunk came for `idleMs`, its ordered consumer stopped.
+ *
+ * Why: nats.js reads the chunks through an ordered push consumer with a 30 s idle heartbeat; placed
+ * on a node that just died (nats-server PR #7165) it never delivers, and `getBlob` waited for ever —
+ * a batch task worker then kept its task in progress with heartbeats and stopped taking tasks
+ * (issue 14, the operator's run 3). The deadline is per chunk, not per object, so a large tile on a
+ * slow link is not cut off while it still arrives.
+ * @throws Error named TimeoutError after `idleMs` without progress; what `get` throws.
+ */
+export async function getBlobWithin(
+  store: ObjectStore,
+  name: string,
+  idleMs = OBJECT_READ_IDLE_MS,
+): Promise<Uint8Array | null> {
+  let timer: NodeJS.Timeout | undefined;
+  let given = false;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let fail: (err: Error) => void = () => undefined;
+  const stalled = new Promise<never>((_, reject) => (fail = reject));
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      given = true;
+      reader?.cancel().catch(() => undefined); // stops the ordered consumer
+      const err = new Error(`reading object ${name}: no data for ${idleMs} ms`);
+      err.name = "TimeoutError";
+      fail(err);
+    }, idleMs);
+  };
+  const read = async (): Promise<Uint8Array | null> => {
+    const r = await store.get(name);
+    if (r === null) return null;
+    if (given) {
+      await r.data.cancel().catch(() => undefined);
+      return null;
+    }
+    arm();
+    reader = r.data.getReader();
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (value?.length) {
+        parts.push(value);
+        size += value.length;
+        arm();
+      }
+    }
+    const err = await r.error;
+    if (err) throw err;
+    if (parts.length === 1) return parts[0]!;
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  };
+  arm();
+  const reading = read();
+  reading.catch(() => undefined); // settled after a timeout: nobody waits for it any more
+  try {
+    return await Promise.race([reading, stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
