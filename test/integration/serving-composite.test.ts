@@ -154,6 +154,22 @@ const b = cellBounds(GRID, 0, 0);
 const bbox = `${b.minX},${b.minY},${b.maxX},${b.maxY}`;
 
 /**
+ * The newer scene of a path/row shifted between dates: lon 10.04..10.10, lat 49.91..49.97 (6×6 px
+ * of 0.01° on `GRID`'s lattice, overlapping its south-east), class 2, its north-west 2×2 px cloud.
+ */
+const EAST: LonLatGrid = { lon0: 10.04, lat0: 49.97, size: 0.06, pixels: 6 };
+const east = (lane: "batch" | "live", seq: number) =>
+  lonLatTile(EAST, {
+    col: 0,
+    row: 0,
+    tileId: "east",
+    lane,
+    acquired: CLOUDY_AT,
+    ingestSeq: seq,
+    raster: makeRaster(6, (c, r) => (c < 2 && r < 2 ? 0 : 2)),
+  });
+
+/**
  * A clear older lon/lat scene (class 1 + column mod 3) and a newer 10 km UTM 33N square of 50 × 50 px
  * of 200 m whose top half is cloud (class 0) and bottom half class 4, its top edge at `utmY0`.
  */
@@ -865,17 +881,6 @@ describe("two scenes of a cell overlapping in part", { skip: natsMissing() }, ()
     // lattice): it overlaps the older one's south-east and reaches 2 columns east and 1 row south of
     // it. Its north-west 2×2 px are cloud. The older scene covers more ground, so the union grid is
     // on its lattice: 10 × 9 px from its origin.
-    const EAST: LonLatGrid = { lon0: 10.04, lat0: 49.97, size: 0.06, pixels: 6 };
-    const east = (lane: "batch" | "live", seq: number) =>
-      lonLatTile(EAST, {
-        col: 0,
-        row: 0,
-        tileId: "east",
-        lane,
-        acquired: CLOUDY_AT,
-        ingestSeq: seq,
-        raster: makeRaster(6, (c, r) => (c < 2 && r < 2 ? 0 : 2)),
-      });
     // The oracle, pixel by pixel on the union grid: the newer scene where it is valid, else the older.
     const W = 10;
     const H = 9;
@@ -1089,17 +1094,6 @@ describe("each lane's image of a cell", { skip: natsMissing() }, () => {
     await using data = await tempDataDir();
     // An older batch scene (8×8 px) and a newer one shifted south-east (6×6 px, its north-west 2×2
     // cloud): their union grid is 10 × 9 px on the older scene's lattice.
-    const EAST: LonLatGrid = { lon0: 10.04, lat0: 49.97, size: 0.06, pixels: 6 };
-    const east = (lane: "batch" | "live", seq: number) =>
-      lonLatTile(EAST, {
-        col: 0,
-        row: 0,
-        tileId: "east",
-        lane,
-        acquired: CLOUDY_AT,
-        ingestSeq: seq,
-        raster: makeRaster(6, (c, r) => (c < 2 && r < 2 ? 0 : 2)),
-      });
     await writeBatchView(data.dir, { version: 1, watermark: 100, tiles: [clear(10)] });
     await putLive(await LiveView.open(nats.nc), [east("live", 150)]);
     await using srv = await startServing({ dataDir: data.dir, nc: nats.nc });
