@@ -30,7 +30,7 @@ import {
   type PublishedViews,
 } from "../shared/index.js";
 import type { TileArchive } from "../shared/index.js";
-import { isTransientBrokerError } from "../shared/adapters/nats/index.js";
+import { retryTransient } from "../shared/adapters/nats/index.js";
 import type { BatchVersion } from "../shared/adapters/archive/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
 import { readRunSet, type QuarantinedTile, type RunSet, type WatermarkProvider } from "./catalogue.js";
@@ -583,37 +583,21 @@ async function executeRun(
 const STEP_RETRY_MS = 30_000;
 
 /**
- * Runs one step of a run's start-up: on a transient broker error (isTransientBrokerError: a timeout
- * or no responders while a stream elects its leader, also under a STORAGE error) it runs again after
- * 250 ms, 500 ms, ... at most 4 s, for {@link STEP_RETRY_MS}; a failure not already lanemap's is
- * thrown as `"<what>: <message>"`, NATS_CONNECT when transient, else BATCH_FAILED.
+ * Runs one step of a run's start-up through transient broker errors (a leader election:
+ * retryTransient, for {@link STEP_RETRY_MS}; not at all with `retry: false`); a failure not already
+ * lanemap's is thrown as `"<what>: <message>"`, NATS_CONNECT when transient, else BATCH_FAILED.
  */
-async function runStep<T>(
+function runStep<T>(
   what: string,
   op: () => Promise<T>,
   opts: { readonly log: Logger; readonly signal?: AbortSignal | undefined; readonly retry?: boolean },
 ): Promise<T> {
-  const until = Date.now() + STEP_RETRY_MS;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await op();
-    } catch (err) {
-      const transient = isTransientBrokerError(err);
-      const waitMs = Math.min(4_000, 250 * 2 ** attempt);
-      if (transient && opts.retry !== false && !opts.signal?.aborted && Date.now() + waitMs <= until) {
-        opts.log.warn(
-          { what, err: describeError(err), attempt: attempt + 1, retryInMs: waitMs },
-          "transient broker error (a leader election?): retrying",
-        );
-        await sleep(waitMs);
-        continue;
-      }
-      if (err instanceof LanemapError) throw err;
-      throw new LanemapError(transient ? "NATS_CONNECT" : "BATCH_FAILED", `${what}: ${describeError(err)}`, {
-        cause: err,
-      });
-    }
-  }
+  return retryTransient(what, op, {
+    deadlineMs: opts.retry === false ? 0 : STEP_RETRY_MS,
+    logger: opts.log,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    failureCode: "BATCH_FAILED",
+  });
 }
 
 /** The run set the options name: the catalogue up to the watermark, or a replay of the ingest stream. */

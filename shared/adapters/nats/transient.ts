@@ -10,7 +10,7 @@
  * operation in the error it throws, so an operator never reads a bare "lanemap: timeout".
  */
 import type { Logger } from "pino";
-import { LanemapError } from "../../errors.js";
+import { LanemapError, type ErrorCode } from "../../errors.js";
 import { isTransientBrokerError } from "./streams.js";
 
 /** How long an operation is retried after its first transient failure unless told otherwise: two elections. */
@@ -24,16 +24,18 @@ export interface RetryTransientOptions {
   readonly logger?: Logger;
   /** Stops retrying: the last error is thrown at once. */
   readonly signal?: AbortSignal;
+  /** The code of a failure that was not transient (default NATS_CONNECT, as a transient one's). */
+  readonly failureCode?: ErrorCode;
 }
 
 /**
  * A broker error as a LanemapError naming the operation: NATS_CONNECT ("NATS is unreachable") for
  * a transient one that outlived its retries, the broker's message kept; lanemap's own errors pass.
  */
-export function brokerError(what: string, err: unknown): LanemapError {
+export function brokerError(what: string, err: unknown, code: ErrorCode = "NATS_CONNECT"): LanemapError {
   if (err instanceof LanemapError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  return new LanemapError("NATS_CONNECT", `${what}: ${message}`, { cause: err });
+  return new LanemapError(code, `${what}: ${message}`, { cause: err });
 }
 
 /**
@@ -57,7 +59,8 @@ export async function retryTransient<T>(
       // A lanemap error is retried only when it wraps a transient broker error (STORAGE over a timeout).
       const transient =
         err instanceof LanemapError ? isTransientBrokerError(err.cause) : isTransientBrokerError(err);
-      if (!transient || options.signal?.aborted || Date.now() + waitMs > until) throw brokerError(what, err);
+      if (!transient) throw brokerError(what, err, options.failureCode);
+      if (options.signal?.aborted || Date.now() + waitMs > until) throw brokerError(what, err);
       options.logger?.warn(
         {
           what,
