@@ -1,0 +1,80 @@
+/**
+ * The file commands' code cache (infra/bin/lanemap.js): a successful run leaves V8's code cache of
+ * its bundle in $XDG_CACHE_HOME/lanemap/code-cache, the next run reads it and answers the same, a
+ * cache V8 refuses is written anew, and a failed run writes none.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { generateArchive } from "../../sample/index.js";
+import { projectRoot } from "../helpers/env.js";
+
+const CLI = join(projectRoot, "infra", "bin", "lanemap.js");
+const DIST_MAIN = join(projectRoot, "dist", "infra", "cli", "main.js");
+
+describe(
+  "the file commands' code cache",
+  { skip: existsSync(DIST_MAIN) ? false : "dist/ is not built (npm run build)" },
+  () => {
+    let work = "";
+    let cacheHome = "";
+    const codeCache = () => join(cacheHome, "lanemap", "code-cache");
+    const cacheFiles = () => (existsSync(codeCache()) ? readdirSync(codeCache()).sort() : []);
+
+    function train(tiles: string, out: string) {
+      return spawnSync(
+        process.execPath,
+        [CLI, "train", "--tiles", tiles, "--train", join(work, "training.geojson"), "--out", out],
+        { encoding: "utf8", cwd: projectRoot, env: { ...process.env, XDG_CACHE_HOME: cacheHome } },
+      );
+    }
+
+    /** A model file without its creation time, the one field two runs may differ in. */
+    const modelOf = (path: string) => readFileSync(path, "utf8").replace(/"createdAt": "[^"]*"/, "");
+
+    before(async () => {
+      work = mkdtempSync(join(tmpdir(), "lanemap-code-cache-"));
+      cacheHome = join(work, "xdg");
+      await generateArchive({ out: work, grid: { width: 1, height: 1 }, tileSize: 64, seed: 3 });
+    });
+    after(() => {
+      if (work) rmSync(work, { recursive: true, force: true });
+    });
+
+    test("a failed run writes no cache", () => {
+      const r = train(join(work, "absent"), join(work, "never.json"));
+      assert.equal(r.status, 2, r.stderr);
+      assert.deepEqual(cacheFiles(), []);
+    });
+
+    test("a successful run writes the cache, and the next run reads it and trains the same model", () => {
+      const first = train(join(work, "tiles"), join(work, "first.json"));
+      assert.equal(first.status, 0, first.stderr);
+      const files = cacheFiles();
+      assert.equal(files.length, 1, `one cache file: ${files.join(", ")}`);
+      assert.match(files[0]!, /^train-[0-9a-f]{16}-node.+\.v8$/);
+      const cache = join(codeCache(), files[0]!);
+      const written = statSync(cache).mtimeMs;
+
+      const second = train(join(work, "tiles"), join(work, "second.json"));
+      assert.equal(second.status, 0, second.stderr);
+      assert.equal(second.stdout.replace("second.json", "first.json"), first.stdout);
+      assert.equal(modelOf(join(work, "second.json")), modelOf(join(work, "first.json")));
+      assert.equal(statSync(cache).mtimeMs, written, "a cache V8 accepts is read, not written again");
+    });
+
+    test("a cache V8 refuses is written anew, and the run answers as without it", () => {
+      const [name] = cacheFiles();
+      const cache = join(codeCache(), name!);
+      writeFileSync(cache, Buffer.alloc(4096, 7));
+      const r = train(join(work, "tiles"), join(work, "third.json"));
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(modelOf(join(work, "third.json")), modelOf(join(work, "first.json")));
+      assert.notDeepEqual(readFileSync(cache), Buffer.alloc(4096, 7));
+      assert.deepEqual(cacheFiles(), [name]);
+    });
+  },
+);
