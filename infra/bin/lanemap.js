@@ -68,10 +68,13 @@ function codeCachePath(command, id) {
   return join(base, "lanemap", "code-cache", `${command}-${id}-node${process.version}-${process.arch}.v8`);
 }
 
+/** Caches kept per command: a few builds (checkouts, worktrees sharing a home) side by side. */
+const CODE_CACHES_PER_COMMAND = 4;
+
 /**
  * Writes a code cache atomically (temporary file + rename: a concurrent reader sees a whole file or
- * none) and removes the command's caches of other bundles. A folder that cannot be written only
- * means no cache.
+ * none) and removes the command's oldest caches past CODE_CACHES_PER_COMMAND. A folder that cannot
+ * be written only means no cache.
  */
 function writeCodeCache(path, data, command) {
   try {
@@ -80,9 +83,12 @@ function writeCodeCache(path, data, command) {
     const temp = `${path}.${process.pid}.tmp`;
     writeFileSync(temp, data);
     renameSync(temp, path);
-    for (const name of readdirSync(folder))
-      if (name.startsWith(`${command}-`) && join(folder, name) !== path && !name.endsWith(".tmp"))
-        unlinkSync(join(folder, name));
+    const older = readdirSync(folder)
+      .filter((n) => n.startsWith(`${command}-`) && n.endsWith(".v8"))
+      .map((n) => ({ path: join(folder, n), mtimeMs: statSync(join(folder, n)).mtimeMs }))
+      .sort((a, b) => b.mtimeMs - a.mtimeMs)
+      .slice(CODE_CACHES_PER_COMMAND);
+    for (const o of older) unlinkSync(o.path);
   } catch {
     // No cache this time.
   }

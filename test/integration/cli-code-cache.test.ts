@@ -1,11 +1,20 @@
 /**
  * The file commands' code cache (infra/bin/lanemap.js): a successful run leaves V8's code cache of
  * its bundle in $XDG_CACHE_HOME/lanemap/code-cache, the next run reads it and answers the same, a
- * cache V8 refuses is written anew, and a failed run writes none.
+ * cache V8 refuses is written anew, a failed run writes none, and a few builds' caches are kept.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -75,6 +84,23 @@ describe(
       assert.equal(modelOf(join(work, "third.json")), modelOf(join(work, "first.json")));
       assert.notDeepEqual(readFileSync(cache), Buffer.alloc(4096, 7));
       assert.deepEqual(cacheFiles(), [name]);
+    });
+
+    test("the four most recently written caches of a command are kept, older ones removed", () => {
+      // Four caches of other builds, written an hour ago and older, then this build's anew.
+      for (const name of cacheFiles()) rmSync(join(codeCache(), name));
+      const others = [1, 2, 3, 4].map((i) => join(codeCache(), `train-${String(i).repeat(16)}-other.v8`));
+      others.forEach((path, i) => {
+        writeFileSync(path, "another build's cache");
+        const t = new Date(Date.now() - (i + 1) * 3_600_000);
+        utimesSync(path, t, t);
+      });
+      const r = train(join(work, "tiles"), join(work, "fourth.json"));
+      assert.equal(r.status, 0, r.stderr);
+      const kept = cacheFiles();
+      assert.equal(kept.length, 4, kept.join(", "));
+      assert.ok(!existsSync(others[3]!), "the oldest is removed");
+      assert.ok(kept.some((n) => /^train-[0-9a-f]{16}-node/.test(n)));
     });
   },
 );
