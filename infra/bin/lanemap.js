@@ -131,7 +131,10 @@ if (distIsFresh()) {
   const argv = process.argv.slice(2);
   const command = commandNamed(argv);
   const ownBundle = command && /^[a-z-]+$/.test(command) ? join(root, "dist", "cli", `${command}.cjs`) : null;
-  if (ownBundle && existsSync(ownBundle)) runWithCodeCache(ownBundle, command, argv);
+  // A command's CommonJS bundle require()s the ES module packages it leaves outside (NATS, when
+  // `train --activate` stores into a NATS registry): only where Node loads ES modules with require().
+  if (ownBundle && process.features.require_module === true && existsSync(ownBundle))
+    runWithCodeCache(ownBundle, command, argv);
   else if (existsSync(join(root, "dist", "cli", "main.js"))) await import("../../dist/cli/main.js");
   else await import("../../dist/infra/cli/main.js");
 } else {

@@ -2,6 +2,8 @@
  * The file commands' code cache (infra/bin/lanemap.js): a successful run leaves V8's code cache of
  * its bundle in $XDG_CACHE_HOME/lanemap/code-cache, the next run reads it and answers the same, a
  * cache V8 refuses is written anew, a failed run writes none, and a few builds' caches are kept.
+ * The bundle leaves NATS's packages (ES modules) outside and require()s them: `train --activate`
+ * with NATS_URL stores into the NATS registry from it.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -18,8 +20,10 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { NatsModelRegistry } from "../../shared/adapters/nats/index.js";
 import { generateArchive } from "../../sample/index.js";
 import { projectRoot } from "../helpers/env.js";
+import { natsFixture, natsMissing } from "../helpers/nats.js";
 
 const CLI = join(projectRoot, "infra", "bin", "lanemap.js");
 const DIST_MAIN = join(projectRoot, "dist", "infra", "cli", "main.js");
@@ -34,10 +38,12 @@ describe(
     const cacheFiles = () => (existsSync(codeCache()) ? readdirSync(codeCache()).sort() : []);
 
     function train(tiles: string, out: string) {
+      const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: cacheHome };
+      delete env["NATS_URL"];
       return spawnSync(
         process.execPath,
         [CLI, "train", "--tiles", tiles, "--train", join(work, "training.geojson"), "--out", out],
-        { encoding: "utf8", cwd: projectRoot, env: { ...process.env, XDG_CACHE_HOME: cacheHome } },
+        { encoding: "utf8", cwd: projectRoot, env },
       );
     }
 
@@ -101,6 +107,37 @@ describe(
       assert.equal(kept.length, 4, kept.join(", "));
       assert.ok(!existsSync(others[3]!), "the oldest is removed");
       assert.ok(kept.some((n) => /^train-[0-9a-f]{16}-node/.test(n)));
+    });
+
+    test("train --activate stores its model into the NATS registry", { skip: natsMissing() }, async () => {
+      await using nats = await natsFixture();
+      const r = spawnSync(
+        process.execPath,
+        [
+          CLI,
+          "train",
+          "--tiles",
+          join(work, "tiles"),
+          "--train",
+          join(work, "training.geojson"),
+          "--activate",
+        ],
+        {
+          encoding: "utf8",
+          cwd: projectRoot,
+          env: {
+            ...process.env,
+            XDG_CACHE_HOME: cacheHome,
+            NATS_URL: nats.server.url,
+            LANEMAP_LOG_LEVEL: "error",
+          },
+        },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const version = /^model ([0-9a-f]{16}) -> /.exec(r.stdout)?.[1];
+      assert.ok(version, r.stdout);
+      const registry = await NatsModelRegistry.open(nats.nc);
+      assert.equal((await registry.active())?.version, version);
     });
   },
 );
