@@ -38,29 +38,38 @@ program.hook("preAction", async () => {
   warnUnknownVariables(process.env);
 });
 
-const named = commandNamed(process.argv.slice(2));
-for (const entry of commands) {
-  if (entry.name === named) (await entry.load())(program);
-  else program.command(entry.args ? `${entry.name} ${entry.args}` : entry.name).description(entry.summary);
-}
-
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    // Help and version output end here too, with exit code 0. Commander's own refusals (unknown
-    // command or option, missing argument) are usage errors: exit 2, as the error table's USAGE.
-    process.exitCode = err.exitCode === 0 ? 0 : 2;
-  } else {
-    // The exit code is the error table's (shared/errors.ts): 2 for usage, 1 for the rest.
-    const { LanemapError, describeError, exitCodeOf } = await import("../../shared/index.js");
-    console.error(`lanemap: ${err instanceof LanemapError ? err.message : describeError(err)}`);
-    if (!(err instanceof LanemapError) && process.env["LANEMAP_DEBUG"]) console.error(err);
-    process.exitCode = exitCodeOf(err);
-    // A role whose start failed may hold what it opened before the failing step (a NATS
-    // connection reconnecting forever, a cron timer): it must still exit, so a supervisor
-    // (systemd's Restart=on-failure) sees the failure. stderr is synchronous here (pipes, files
-    // and TTYs are on Linux), so the line above is out before the exit.
-    process.exit();
+/**
+ * Runs the command line: loads the command it names, parses, and turns what is thrown into one
+ * line on stderr and the exit code. An async function, not top-level await, so the file commands'
+ * CommonJS bundles (see infra/bin/build.js) can hold it as well as the ES module bundle.
+ */
+async function main(argv: readonly string[]): Promise<void> {
+  const named = commandNamed(argv.slice(2));
+  for (const entry of commands) {
+    if (entry.name === named) (await entry.load())(program);
+    else program.command(entry.args ? `${entry.name} ${entry.args}` : entry.name).description(entry.summary);
+  }
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version output end here too, with exit code 0. Commander's own refusals (unknown
+      // command or option, missing argument) are usage errors: exit 2, as the error table's USAGE.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+    } else {
+      // The exit code is the error table's (shared/errors.ts): 2 for usage, 1 for the rest.
+      const { LanemapError, describeError, exitCodeOf } = await import("../../shared/index.js");
+      console.error(`lanemap: ${err instanceof LanemapError ? err.message : describeError(err)}`);
+      if (!(err instanceof LanemapError) && process.env["LANEMAP_DEBUG"]) console.error(err);
+      process.exitCode = exitCodeOf(err);
+      // A role whose start failed may hold what it opened before the failing step (a NATS
+      // connection reconnecting forever, a cron timer): it must still exit, so a supervisor
+      // (systemd's Restart=on-failure) sees the failure. stderr is synchronous here (pipes, files
+      // and TTYs are on Linux), so the line above is out before the exit.
+      process.exit();
+    }
   }
 }
+
+// A command that fails to load rejects here, as the top-level await did: Node prints it, exit 1.
+void main(process.argv);

@@ -8,7 +8,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const projectRoot = fileURLToPath(new URL("../..", import.meta.url));
-const sharedRoot = join(projectRoot, "..", "shared");
+/**
+ * The folder holding data/ and peer/: ../shared beside the project, or LANEMAP_TEST_SHARED (a
+ * git worktree elsewhere than beside it still finds the samples).
+ */
+const sharedRoot = process.env["LANEMAP_TEST_SHARED"] || join(projectRoot, "..", "shared");
 
 /** Absolute path of a file in ../shared/data, or null when ../shared/data is absent. */
 export function sharedData(...parts: string[]): string | null {

@@ -5,8 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, test } from "node:test";
 import { Command } from "commander";
 import { commands } from "../../infra/cli/commands/index.js";
@@ -76,6 +78,47 @@ describe("lanemap's start-up", () => {
       const help = run(DIST_MAIN, "--help");
       assert.equal(help.status, 0, help.stderr);
       assert.equal(help.stdout, run(CLI, "--help").stdout);
+    },
+  );
+
+  test(
+    "lanemap classify loads its code from a handful of bundled files, not ~300 modules one by one",
+    { skip: existsSync(DIST_MAIN) ? false : "dist/ is not built (npm run build)" },
+    () => {
+      // A module hook that writes down every JavaScript file the command loads from the project.
+      const dir = mkdtempSync(join(tmpdir(), "lanemap-startup-"));
+      try {
+        const log = join(dir, "loaded.txt");
+        const hooks = join(dir, "hooks.mjs");
+        writeFileSync(
+          hooks,
+          `import { appendFileSync } from "node:fs";
+export async function load(url, context, next) {
+  if (url.startsWith(${JSON.stringify(pathToFileURL(projectRoot).href)})) appendFileSync(${JSON.stringify(log)}, url + "\\n");
+  return next(url, context);
+}`,
+        );
+        const register = join(dir, "register.mjs");
+        writeFileSync(
+          register,
+          `import { register } from "node:module"; register(${JSON.stringify(pathToFileURL(hooks).href)});`,
+        );
+        // `classify --help` loads the classify command and everything it imports, and runs nothing.
+        const r = spawnSync(
+          process.execPath,
+          ["--import", pathToFileURL(register).href, CLI, "classify", "--help"],
+          {
+            encoding: "utf8",
+            cwd: projectRoot,
+          },
+        );
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /^Usage: lanemap classify/m);
+        const loaded = readFileSync(log, "utf8").trim().split("\n");
+        assert.ok(loaded.length <= 40, `${loaded.length} files loaded:\n${loaded.slice(0, 20).join("\n")}`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   );
 });
