@@ -11,8 +11,11 @@
  * subscription (shared/adapters/nats PullSlot, not a fetch per task): a busy worker never hoards
  * tasks an idle one could take, and live tiles, which the pool queues ahead of batch tiles, wait
  * at most for the batch tiles already running. A slot is free again as soon as its tile thread is: the result is
- * published and the task acknowledged while the slot already pulls its next task, so the thread
- * does not idle through that round trip (at most one result per slot is on its way at a time).
+ * published while the slot already pulls its next task, so the thread does not idle through that
+ * round trip (at most one result per slot is on its way at a time). A task is acknowledged once its
+ * result is stored, with the slot's next pull (`+NXT`, one message instead of an ack and a pull): a
+ * task stays unacknowledged, kept alive by its heartbeats, until its slot asks for more work or
+ * stops — at least once, as before, and one broker message and one socket write fewer per task.
  *
  * A tile's own failure (a broken TIFF, over its pixel budget or its deadline) is a result with its
  * code and reason, acknowledged like a success: the coordinator reports it, nobody retries it.
@@ -226,14 +229,17 @@ export async function startBatchTaskWorker(
   };
 
   /**
-   * Publishes a classified tile's result, then acknowledges its task. Never rejects: a result that
-   * cannot be published leaves the task unacknowledged, so it is delivered again after ack_wait.
+   * Publishes a classified tile's result, then hands its task to `stored`, which acknowledges it
+   * with the slot's next pull. Never rejects: a result that cannot be published leaves the task
+   * unacknowledged (`failed`), so it is delivered again after ack_wait.
    */
   const finish = async (
     m: PulledMsg,
     task: BatchTask,
     done: Classified,
     times: TaskTimings,
+    stored: () => void,
+    failed: () => void,
   ): Promise<void> => {
     const { tileId } = task.entry;
     try {
@@ -253,7 +259,7 @@ export async function startBatchTaskWorker(
         outcome,
       };
       await js.publish(batchResultSubject(task.runId), encodeResult(head, raster));
-      m.ack();
+      stored();
       const publishMs = tenths(performance.now() - publishStart);
       if (outcome.ok)
         log.info(
@@ -273,6 +279,7 @@ export async function startBatchTaskWorker(
         );
       emit({ type: "task-done", runId: task.runId, tileId, ok: outcome.ok });
     } catch (err) {
+      failed();
       const reason = describeError(err);
       log.warn({ tileId, err: reason }, "cannot publish a batch result; task left for redelivery");
       emit({ type: "task-error", reason });
@@ -286,13 +293,15 @@ export async function startBatchTaskWorker(
    * before this one, awaited before this one is published: a slot has at most one result on its way
    * while it classifies the next tile, and publishes them in order. `free` asks for the slot's next
    * task: called just before this result is published, in the same tick, so that the pull request
-   * and the result go out in one socket write (on the paths that publish nothing the slot asks
-   * itself). Never rejects for a tile.
+   * (carrying the previous task's ack) and the result go out in one socket write (on the paths that
+   * publish nothing the slot asks itself). `stored(m, heartbeat)` takes the task once its result is
+   * stored, to be acknowledged with the slot's next pull. Never rejects for a tile.
    */
   const handle = async (
     m: PulledMsg,
     previous: Promise<void>,
     free: () => void,
+    stored: (m: PulledMsg, heartbeat: NodeJS.Timeout) => void,
   ): Promise<{ published: Promise<void> }> => {
     let task: BatchTask;
     try {
@@ -347,7 +356,14 @@ export async function startBatchTaskWorker(
     // nats.js flushes what one tick queued in one write (a microtask): the pull and the result.
     free();
     return {
-      published: finish(m, task, done, { queuedMs, classifyMs }).finally(() => clearInterval(heartbeat)),
+      published: finish(
+        m,
+        task,
+        done,
+        { queuedMs, classifyMs },
+        () => stored(m, heartbeat),
+        () => clearInterval(heartbeat),
+      ),
     };
   };
 
@@ -358,7 +374,24 @@ export async function startBatchTaskWorker(
     let publishing: Promise<void> = Promise.resolve();
     // One subscription for the slot's life, one pull request per task it is free for (pull-slot.ts).
     const pulls = new PullSlot(nc, BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
-    const pull = () => pulls.next({ expiresMs: PULL_EXPIRES_MS, signal: stopping.signal });
+    // The slot's last task whose result is stored: acknowledged with its next pull (`+NXT`), its
+    // heartbeats going on until then (a slot waiting on an empty queue sends it when its pull
+    // expires, within PULL_EXPIRES_MS; a stopping one at once).
+    let unacked: { readonly m: PulledMsg; readonly heartbeat: NodeJS.Timeout } | undefined;
+    const takeUnacked = (): PulledMsg | undefined => {
+      const u = unacked;
+      unacked = undefined;
+      if (u) clearInterval(u.heartbeat);
+      return u?.m;
+    };
+    const stored = (m: PulledMsg, heartbeat: NodeJS.Timeout) => {
+      takeUnacked()?.ack(); // not expected: every pull in between took it
+      unacked = { m, heartbeat };
+    };
+    const pull = () => {
+      const ack = takeUnacked();
+      return pulls.next({ expiresMs: PULL_EXPIRES_MS, signal: stopping.signal, ...(ack ? { ack } : {}) });
+    };
     // The next task's pull, asked for by `handle` as soon as the tile thread is free.
     let asked: Promise<PulledMsg | null> | undefined;
     const ask = () => {
@@ -371,7 +404,7 @@ export async function startBatchTaskWorker(
           const next = asked ?? pull();
           asked = undefined;
           const m = await next;
-          if (m) ({ published: publishing } = await handle(m, publishing, ask));
+          if (m) ({ published: publishing } = await handle(m, publishing, ask, stored));
           failures = 0;
         } catch (err) {
           if (stopping.signal.aborted) break;
@@ -385,6 +418,7 @@ export async function startBatchTaskWorker(
       }
       await publishing;
     } finally {
+      takeUnacked()?.ack();
       pulls.close();
     }
   };

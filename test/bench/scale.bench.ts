@@ -13,6 +13,9 @@
  *     thread of its process and its other threads (GC, compiler), the coordinator, nats-server —
  *     the in-process pool's against one `lanemap worker`'s, so the distribution's cost is named
  *     (the worker's event loop: NATS, JSON, logs; the coordinator; the broker) instead of inferred;
+ *   - the same pair (in-process pool, one `lanemap worker`) on larger tiles (SCALE_LARGE_TILE_SIZE,
+ *     default 512², 8 tiles; 0 leaves it out), clearly labelled rows in the same rounds: the
+ *     distribution costs per task, so its share of a realistic tile's classify time is smaller;
  *   - a simulated fleet: N = 1, 2, 4, 8, 16 worker processes whose every tile costs a fixed
  *     LANEMAP_TEST_TILE_DELAY_MS (a sleep in the tile thread, no CPU), 8 tiles per worker: tiles/s
  *     against N × one worker's, which shows whether the coordinator and NATS keep up, and how
@@ -64,6 +67,14 @@ const TILE_SIZE = Number(process.env["SCALE_TILE_SIZE"] ?? 128);
  * shared machine instead of across runs at different loads.
  */
 const BEFORE = process.env["SCALE_BEFORE"];
+/**
+ * Side of the tiles of an extra pair of rows (SCALE_LARGE_TILE_SIZE, default 512; 0 leaves them
+ * out): the in-process pool against one `lanemap worker` on LARGE_TILES tiles of that size, paired
+ * in the same rounds, for a deployment whose tiles are larger than the sample archive's 128² — the
+ * distribution's cost is per task, so its share falls as the tiles grow.
+ */
+const LARGE_TILE_SIZE = Number(process.env["SCALE_LARGE_TILE_SIZE"] ?? 512);
+const LARGE_TILES = 8;
 const FLEET_DELAY_MS = 400;
 const FLEET_TILES_PER_WORKER = 8;
 const logger = pino({ level: "silent" });
@@ -279,29 +290,51 @@ async function main(): Promise<void> {
   const tables: Table[] = [];
   const set = await makeSampleSet({ width: 8, height: 6, tileSize: TILE_SIZE, seed: 3 });
   const fleetSet = await makeSampleSet({ width: 16, height: 8, tileSize: 32, seed: 5 });
+  const largeSet =
+    LARGE_TILE_SIZE > 0
+      ? await makeSampleSet({ width: 4, height: LARGE_TILES / 4, tileSize: LARGE_TILE_SIZE, seed: 7 })
+      : undefined;
   const servers: NatsServer[] = [];
   // Connections to close before their servers stop: one left open reconnects forever, and the
   // bench then never exits after writing its results.
   const connections: { close(): Promise<void> }[] = [];
   try {
     const { config, entries } = await entriesOf(set, "data");
-    const artifact = new TextEncoder().encode(serializeModel(set.model));
-    const modelPath = set.modelPath;
+    /** What one executor run classifies: its tiles, their data directory and the model. */
+    interface Job {
+      readonly config: Config;
+      readonly entries: readonly CatalogueEntry[];
+      readonly modelPath: string;
+      readonly artifact: Uint8Array;
+    }
+    const jobOf = async (s: SampleSet, name: string): Promise<Job> => ({
+      ...(await entriesOf(s, name)),
+      modelPath: s.modelPath,
+      artifact: new TextEncoder().encode(serializeModel(s.model)),
+    });
+    const job: Job = {
+      config,
+      entries,
+      modelPath: set.modelPath,
+      artifact: new TextEncoder().encode(serializeModel(set.model)),
+    };
+    const largeJob = largeSet ? await jobOf(largeSet, "large") : undefined;
 
     // One nats-server per worker count, so the 1-worker runs never share the queue with the 2-worker fleet.
-    const mk = async (n: number, root = projectRoot) => {
+    const mk = async (n: number, root = projectRoot, j: Job = job, model = set.model) => {
       const server = await startNatsServer();
       servers.push(server);
       const nc = await connectNats({ servers: server.url, name: "bench-scale" });
       connections.push(nc);
       const models = await NatsModelRegistry.open(nc);
-      await models.put(set.model);
-      const workers = await startWorkers(n, server, config.dataDir, {}, root);
+      await models.put(model);
+      const workers = await startWorkers(n, server, j.config.dataDir, {}, root);
       return { server, nc, models, workers };
     };
     const one = await mk(1);
     const two = await mk(2);
     const before = BEFORE ? await mk(1, BEFORE) : undefined;
+    const large = largeSet && largeJob ? await mk(1, projectRoot, largeJob, largeSet.model) : undefined;
     const figures: Record<string, number[]> = {
       threads1: [],
       threads2: [],
@@ -313,6 +346,10 @@ async function main(): Promise<void> {
       streamCpu1: [],
       beforeStream1: [],
       beforeStreamCpu1: [],
+      largeThreads1: [],
+      largeThreadsCpu1: [],
+      largeStream1: [],
+      largeStreamCpu1: [],
     };
     // The in-process side keeps its threads warm across its runs, as the runner does between runs
     // (TileWorkerPoolOptions.warm): the `lanemap worker` processes are warm too, and a pool started
@@ -332,12 +369,13 @@ async function main(): Promise<void> {
       }
       return pool;
     };
-    const threadsRun = async (size: number) => {
+    const threadsRun = async (size: number, j: Job = job) => {
+      const { config, entries } = j;
       const ex = await openTileExecutor({
         kind: "threads",
         config,
         logger,
-        modelPath,
+        modelPath: j.modelPath,
         size,
         tileDelayMs: 0,
         runId: "x",
@@ -354,14 +392,15 @@ async function main(): Promise<void> {
         await ex.close(); // the warm pool stays
       }
     };
-    const streamRun = async (q: Awaited<ReturnType<typeof mk>>) => {
+    const streamRun = async (q: Awaited<ReturnType<typeof mk>>, j: Job = job) => {
+      const { config, entries } = j;
       const id = runId();
       const ex = await StreamTileExecutor.start({
         nc: q.nc,
         config,
         logger,
         runId: id,
-        artifact,
+        artifact: j.artifact,
         models: q.models,
         tileIds: new Set(entries.map((e) => e.tileId)),
       });
@@ -396,6 +435,10 @@ async function main(): Promise<void> {
     await streamRun(one);
     await streamRun(two);
     if (before) await streamRun(before);
+    if (large && largeJob) {
+      await threadsRun(1, largeJob);
+      await streamRun(large, largeJob);
+    }
     for (let r = 0; r < ROUNDS; r++) {
       const t1 = await threadsRun(1);
       figures["threads1"]!.push(t1.ms);
@@ -420,6 +463,14 @@ async function main(): Promise<void> {
           nats: b1.natsMs,
         });
       }
+      if (large && largeJob) {
+        const lt = await threadsRun(1, largeJob);
+        figures["largeThreads1"]!.push(lt.ms);
+        figures["largeThreadsCpu1"]!.push(lt.cpuMsPerTile);
+        const ls = await streamRun(large, largeJob);
+        figures["largeStream1"]!.push(ls.ms);
+        figures["largeStreamCpu1"]!.push(ls.allCpuMsPerTile);
+      }
       figures["threads2"]!.push((await threadsRun(2)).ms);
       const s2 = await streamRun(two);
       figures["stream2"]!.push(s2.ms);
@@ -429,14 +480,43 @@ async function main(): Promise<void> {
     await one.workers.stop();
     await two.workers.stop();
     await before?.workers.stop();
+    await large?.workers.stop();
     for (const pool of warmPools.values()) await pool.close();
-    const tps = (ms: number[]) => ms.map((m) => (entries.length * 1000) / m);
+    const tps = (ms: number[], tiles = entries.length) => ms.map((m) => (tiles * 1000) / m);
     const perTile = (ms: number[]) => ms.map((m) => m / entries.length);
     const overhead = figures["stream1"]!.map((s, i) => (s - figures["threads1"]![i]!) / entries.length);
     const classifyMs = median(perTile(figures["threads1"]!));
     const cpuOverhead = figures["streamCpu1"]!.map((s, i) => s - figures["threadsCpu1"]![i]!);
     const classifyCpuMs = median(figures["threadsCpu1"]!);
     const beforeCpuOverhead = figures["beforeStreamCpu1"]!.map((s, i) => s - figures["threadsCpu1"]![i]!);
+    const largePerTile = (ms: number[]) => ms.map((m) => m / LARGE_TILES);
+    const largeCpuOverhead = figures["largeStreamCpu1"]!.map((s, i) => s - figures["largeThreadsCpu1"]![i]!);
+    const largeOverhead = figures["largeStream1"]!.map(
+      (s, i) => (s - figures["largeThreads1"]![i]!) / LARGE_TILES,
+    );
+    const largeRows = large
+      ? [
+          [
+            `in-process pool, 1 thread — ${LARGE_TILE_SIZE}² tiles (${LARGE_TILES})`,
+            minMedMax(tps(figures["largeThreads1"]!, LARGE_TILES), 2),
+            minMedMax(largePerTile(figures["largeThreads1"]!), 1),
+            null,
+          ],
+          [
+            `stream, 1 \`lanemap worker\` — ${LARGE_TILE_SIZE}² tiles (${LARGE_TILES})`,
+            minMedMax(tps(figures["largeStream1"]!, LARGE_TILES), 2),
+            minMedMax(largePerTile(figures["largeStream1"]!), 1),
+            null,
+          ],
+        ]
+      : [];
+    const largeNotes = large
+      ? [
+          `At ${LARGE_TILE_SIZE}² (the last two rows, ${LARGE_TILES} tiles, same rounds): distribution overhead per tile ${minMedMax(largeOverhead, 1, " ms")} in wall time, ` +
+            `${((median(largeOverhead) / median(largePerTile(figures["largeThreads1"]!))) * 100).toFixed(1)} % of the in-process ${median(largePerTile(figures["largeThreads1"]!)).toFixed(1)} ms; ` +
+            `in CPU time ${minMedMax(largeCpuOverhead, 2, " ms")}, ${((median(largeCpuOverhead) / median(figures["largeThreadsCpu1"]!)) * 100).toFixed(1)} % of the in-process ${median(figures["largeThreadsCpu1"]!).toFixed(1)} ms of CPU per tile.`,
+        ]
+      : [];
     const beforeNotes = BEFORE
       ? [
           `Before (SCALE_BEFORE=${BEFORE}, one \`lanemap worker\` of that tree, same rounds): ${minMedMax(perTile(figures["beforeStream1"]!), 1, " ms")} per tile; ` +
@@ -472,6 +552,7 @@ async function main(): Promise<void> {
           minMedMax(perTile(figures["stream2"]!), 1),
           minMedMax(figures["cpu2"]!, 2),
         ],
+        ...largeRows,
       ],
       notes: [
         `Distribution overhead per tile (stream − threads, one thread, paired runs): ${minMedMax(overhead, 2, " ms")}, ` +
@@ -479,6 +560,7 @@ async function main(): Promise<void> {
         `The same in CPU time, which load inflates less (coordinator + worker + nats-server CPU − the in-process pool's, one thread, paired runs): ` +
           `${minMedMax(cpuOverhead, 2, " ms")} per tile, ${((median(cpuOverhead) / classifyCpuMs) * 100).toFixed(1)} % of the in-process ${classifyCpuMs.toFixed(1)} ms of CPU per tile.`,
         ...beforeNotes,
+        ...largeNotes,
         `Load average (1 min) ${loadAtStart.toFixed(1)} when the bench started, ${loadavg()[0]!.toFixed(1)} after these runs.`,
       ],
     });
@@ -681,6 +763,16 @@ async function main(): Promise<void> {
           ...(BEFORE ? { before1: beforeSplits } : {}),
         },
         ...(BEFORE ? { before: BEFORE } : {}),
+        ...(large
+          ? {
+              large: {
+                tileSize: LARGE_TILE_SIZE,
+                tiles: LARGE_TILES,
+                overheadMsPerTile: largeOverhead,
+                cpuOverheadMsPerTile: largeCpuOverhead,
+              },
+            }
+          : {}),
         fleet: fleetData,
       },
       tables,
@@ -690,6 +782,7 @@ async function main(): Promise<void> {
     for (const s of servers) await s.stop().catch(() => undefined);
     set.dispose();
     fleetSet.dispose();
+    largeSet?.dispose();
   }
 }
 

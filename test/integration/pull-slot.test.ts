@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { AckPolicy, RetentionPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { nanos, type NatsConnection } from "@nats-io/transport-node";
+import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { PullSlot, StreamSetupError, parseAckSubject } from "../../shared/adapters/nats/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 
@@ -81,6 +81,43 @@ describe("PullSlot, one message per pull on one subscription", { skip: natsMissi
       assert.equal(await q.messagesLeft(), 0);
     } finally {
       slot.close();
+    }
+  });
+
+  test("a next() that carries the previous message's ack sends one +NXT on its ack subject: acknowledged, and the next message delivered, with no separate pull request", async () => {
+    await using nats = await natsFixture();
+    const q = await queueOf(nats.nc, 3);
+    // What crosses the broker: every ack of the stream and every pull request, seen from a second connection.
+    const spy = await connect({ servers: nats.server.url });
+    const seen: string[] = [];
+    spy.subscribe(`$JS.ACK.${STREAM}.>`, { callback: (_e, m) => void seen.push(`ack ${text(m.data)}`) });
+    spy.subscribe(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.>`, { callback: () => void seen.push("pull") });
+    await spy.flush();
+    const slot = new PullSlot(nats.nc, STREAM, CONSUMER);
+    try {
+      const first = await slot.next({ expiresMs: 2_000 });
+      const second = await slot.next({ expiresMs: 2_000, ack: first! });
+      assert.equal(text(second!.data), "task 2");
+      assert.deepEqual(await q.settledAt({ ackPending: 1, undelivered: 1 }), {
+        ackPending: 1,
+        undelivered: 1,
+      });
+      assert.equal(await q.messagesLeft(), 2, "task 1 acknowledged: out of the work queue");
+      first!.ack(); // already acknowledged: nothing more is sent
+      const third = await slot.next({ expiresMs: 2_000, ack: second! });
+      assert.equal(text(third!.data), "task 3");
+      // The queue is empty: the pull that acknowledges task 3 expires with nothing.
+      assert.equal(await slot.next({ expiresMs: 300, ack: third! }), null);
+      await nats.nc.flush();
+      await spy.flush();
+      assert.equal(await q.messagesLeft(), 0);
+      assert.deepEqual(
+        seen.map((s) => s.replace(/\{.*\}/, "{...}")),
+        ["pull", "ack +NXT {...}", "ack +NXT {...}", "ack +NXT {...}"],
+      );
+    } finally {
+      slot.close();
+      await spy.close();
     }
   });
 

@@ -17,7 +17,11 @@
  *
  * The acknowledgements are nats.js's (`JsMsg`): `+ACK`, `-NAK {delay}`, `+WPI`, `+TERM reason`
  * published to the message's `$JS.ACK...` reply subject (ADR-15 of nats-io/nats-architecture-and-design);
- * the delivery info is parsed from that subject as nats.js's `parseInfo` does.
+ * the delivery info is parsed from that subject as nats.js's `parseInfo` does. A `next` may carry the
+ * acknowledgement of the slot's previous message (`ack`): then the pull request is that message's
+ * `+NXT {batch, expires}` on its ack subject, whose reply subject the server delivers to — one
+ * message to the broker instead of an `+ACK` and a pull request (ADR-15, "AckNext"; nats-server
+ * acknowledges, then serves it as a pull request of the same consumer).
  */
 import {
   createInbox,
@@ -107,6 +111,17 @@ class Pulled implements PulledMsg {
   ack(): void {
     this.reply(ACK);
   }
+  /**
+   * Acknowledges it with `+NXT <pull>`, its reply subject `reply`: the server then delivers the
+   * consumer's next message there, as for a pull request. False (nothing sent) when it already
+   * had its final acknowledgement.
+   */
+  ackNext(pull: string, reply: string): boolean {
+    if (this.done) return false;
+    this.done = true;
+    this.msg.respond(encoder.encode(`+NXT ${pull}`), { reply });
+    return true;
+  }
   nak(delayMs?: number): void {
     this.reply(delayMs ? encoder.encode(`-NAK ${JSON.stringify({ delay: nanos(delayMs) })}`) : NAK);
   }
@@ -124,6 +139,11 @@ export interface PullOptions {
   readonly expiresMs: number;
   /** Stops waiting: `next` resolves null at once. */
   readonly signal?: AbortSignal;
+  /**
+   * A message of this slot to acknowledge with this pull, in one `+NXT` (see the module comment);
+   * acknowledged even when the pull then fails or is aborted.
+   */
+  readonly ack?: PulledMsg;
 }
 
 /** Beyond `expiresMs`, how long the slot waits for the server's 408 before it gives the pull up itself. */
@@ -161,7 +181,10 @@ export class PullSlot {
    */
   next(options: PullOptions): Promise<PulledMsg | null> {
     if (this.waiting) throw new Error("PullSlot.next: a pull is already waiting");
-    if (options.signal?.aborted) return Promise.resolve(null);
+    if (options.signal?.aborted) {
+      options.ack?.ack();
+      return Promise.resolve(null);
+    }
     const token = ++this.serial;
     return new Promise<PulledMsg | null>((resolve, reject) => {
       const timer = setTimeout(() => settle(null), options.expiresMs + EXPIRY_MARGIN_MS);
@@ -177,11 +200,14 @@ export class PullSlot {
       this.waiting = { token, settle };
       options.signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        this.nc.publish(
-          this.nextSubject,
-          encoder.encode(JSON.stringify({ batch: 1, expires: nanos(options.expiresMs) })),
-          { reply: `${this.prefix}.${token}` },
-        );
+        const pull = JSON.stringify({ batch: 1, expires: nanos(options.expiresMs) });
+        const reply = `${this.prefix}.${token}`;
+        const { ack } = options;
+        const sent = ack instanceof Pulled && ack.ackNext(pull, reply);
+        if (!sent) {
+          ack?.ack(); // another slot's message, or one already acknowledged (then a no-op)
+          this.nc.publish(this.nextSubject, encoder.encode(pull), { reply });
+        }
       } catch (err) {
         settle(null, this.refused(String((err as Error).message ?? err), err));
       }
