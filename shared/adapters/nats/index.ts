@@ -9,6 +9,8 @@ export {
   connectNats,
   serverMaxPayload,
   NatsConnectError,
+  JetStreamMissingError,
+  requireJetStream,
   DEFAULT_MAX_PAYLOAD,
   DRAIN_TIMEOUT_MS,
   drainWithin,
