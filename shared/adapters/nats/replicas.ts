@@ -65,6 +65,15 @@ export async function ensureReplicas(
   }
 }
 
+/**
+ * Seconds without a word from a replica after which it counts as offline. Why not the server's own
+ * `offline` flag alone: nats-server sets it only when the node said goodbye or its statsz went
+ * silent for minutes; a SIGKILLed node stays `offline: false`, `current: true` for 10 s and then
+ * reads "not current" like a replica catching up (issue 14: `ops status` showed a dead node as
+ * "behind"). A live replica answers its leader's heartbeats (once a second) and shows tens of ms.
+ */
+export const PEER_SILENT_OFFLINE_S = 3;
+
 /** Where one stream lives in the cluster: what `lanemap ops status` shows per stream. */
 export interface StreamPlacement {
   readonly stream: string;
@@ -76,7 +85,15 @@ export interface StreamPlacement {
   readonly cluster: string | null;
   /** The server whose RAFT leader writes go through, or null (single server, or no leader now). */
   readonly leader: string | null;
-  /** The other replicas: `current` when caught up with the leader, `offline` when unreachable. */
+  /**
+   * True when the stream has everything it asked for: on a cluster a leader, and every other
+   * replica current and online. A stream that is not is degraded (`lanemap ops status` exits 3).
+   */
+  readonly healthy: boolean;
+  /**
+   * The other replicas: `current` when caught up with the leader; `offline` when the server says
+   * so or the leader has not heard from it for {@link PEER_SILENT_OFFLINE_S} s (a dead node).
+   */
   readonly peers: readonly {
     readonly name: string;
     readonly current: boolean;
@@ -91,20 +108,29 @@ export interface StreamPlacement {
 /** The placement of one stream from its StreamInfo (`StreamInfo.cluster`, nanoseconds to seconds). */
 export function placementOf(info: StreamInfo): StreamPlacement {
   const c = info.cluster;
+  const replicas = info.config.num_replicas || 1;
+  const peers = (c?.replicas ?? []).map((p) => ({
+    name: p.name,
+    current: p.current,
+    // active 0 and not current: this leader (elected after the node died) never heard from it.
+    offline: p.offline === true || p.active / 1e9 > PEER_SILENT_OFFLINE_S || (!p.current && p.active === 0),
+    activeS: p.active / 1e9,
+    lag: p.lag ?? 0,
+  }));
+  // A clustered stream's info lists the replicas other than the leader: missing ones are gone too.
+  const clustered = c?.name !== undefined && replicas > 1;
+  const healthy =
+    !clustered ||
+    (!!c?.leader && peers.length === replicas - 1 && peers.every((p) => p.current && !p.offline));
   return {
     stream: info.config.name,
-    replicas: info.config.num_replicas || 1,
+    replicas,
     messages: info.state.messages,
     bytes: info.state.bytes,
     cluster: c?.name ?? null,
     leader: c?.leader ?? null,
-    peers: (c?.replicas ?? []).map((p) => ({
-      name: p.name,
-      current: p.current,
-      offline: p.offline === true,
-      activeS: p.active / 1e9,
-      lag: p.lag ?? 0,
-    })),
+    healthy,
+    peers,
   };
 }
 
@@ -119,5 +145,15 @@ export async function lanemapStreamPlacements(jsm: JetStreamManager): Promise<St
   for await (const info of jsm.streams.list()) {
     if (/lanemap/i.test(info.config.name)) out.push(placementOf(info));
   }
-  return out.sort((a, b) => a.stream.localeCompare(b.stream));
+  // A node is one machine: offline for one stream's leader, it is offline for every stream whose
+  // leader has not noticed yet (and shows it "not current").
+  const offline = new Set(out.flatMap((p) => p.peers.filter((r) => r.offline).map((r) => r.name)));
+  return out
+    .map((p) => ({
+      ...p,
+      peers: p.peers.map((r) =>
+        !r.offline && !r.current && offline.has(r.name) ? { ...r, offline: true } : r,
+      ),
+    }))
+    .sort((a, b) => a.stream.localeCompare(b.stream));
 }
