@@ -45,6 +45,10 @@ export {
 export {
   ensureReplicas,
   checkReplicas,
+  atReplicas,
+  replicasRefusal,
+  ReplicasRefusedError,
+  PEER_SILENT_OFFLINE_S,
   kvStreamName,
   objectStoreStreamName,
   placementOf,

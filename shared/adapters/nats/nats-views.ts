@@ -37,7 +37,7 @@ import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
 import { serverMaxPayload } from "./connection.js";
 import { listObjectInfos, readOneChunkObject, type StoredObjectInfo } from "./object-reads.js";
 import { READ_RETRIES, guarded, storageError } from "./guarded.js";
-import { ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
+import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./names.js";
 
 const MANIFEST = BATCH_VIEW_FILES.manifest;
@@ -97,16 +97,13 @@ export class NatsPublishedViews implements PublishedViews {
   ): Promise<NatsPublishedViews> {
     const replicas = options.replicas ?? 1;
     return viewWrite("opening the view buckets", async () => {
-      const objects = await new Objm(nc).create(VIEW_OBJECT_BUCKET, {
-        storage: StorageType.File,
-        replicas,
-      });
+      const objects = await atReplicas(objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas, () =>
+        new Objm(nc).create(VIEW_OBJECT_BUCKET, { storage: StorageType.File, replicas }),
+      );
       // History keeps the last moves of CURRENT visible to operators.
-      const kv = await new Kvm(nc).create(VIEW_POINTER_BUCKET, {
-        history: 16,
-        storage: StorageType.File,
-        replicas,
-      });
+      const kv = await atReplicas(kvStreamName(VIEW_POINTER_BUCKET), replicas, () =>
+        new Kvm(nc).create(VIEW_POINTER_BUCKET, { history: 16, storage: StorageType.File, replicas }),
+      );
       if (options.replicas !== undefined) {
         // create() leaves an existing bucket's replicas as they are: bring both to the deployment's.
         const jsm = await jetstreamManager(nc);
