@@ -57,6 +57,8 @@ import {
   batchResultSubject,
   batchTaskSubject,
   ensureBatchQueue,
+  getBlobWithin,
+  isTransientBrokerError,
   maxDeliveriesAdvisory,
   retryTransient,
   type BatchQueueSettings,
@@ -442,10 +444,25 @@ export class StreamTileExecutor {
     if (!o.ok) outcome = o;
     else if (o.rasterObject === undefined) outcome = { ok: true, result: o.result, k: o.k, raster };
     else {
-      const stored = await this.rasters.getBlob(o.rasterObject).catch(() => null);
-      outcome = stored
-        ? { ok: true, result: o.result, k: o.k, raster: stored }
-        : { ok: false, code: "OBJECT_MISSING", reason: `class raster ${o.rasterObject} is not in the store` };
+      // Bounded (object-reads.ts): a read that gives up (its consumer on a dead node) is a
+      // transient STORAGE failure, tried again, not a missing raster.
+      const stored = await getBlobWithin(this.rasters, o.rasterObject).catch((err: unknown) =>
+        err instanceof Error ? err : new Error(String(err)),
+      );
+      outcome =
+        stored instanceof Error
+          ? {
+              ok: false,
+              code: isTransientBrokerError(stored) ? "STORAGE" : "OBJECT_MISSING",
+              reason: `reading class raster ${o.rasterObject}: ${stored.message}`,
+            }
+          : stored
+            ? { ok: true, result: o.result, k: o.k, raster: stored }
+            : {
+                ok: false,
+                code: "OBJECT_MISSING",
+                reason: `class raster ${o.rasterObject} is not in the store`,
+              };
     }
     const resolve = this.waiting.get(tileId);
     if (resolve) {

@@ -75,3 +75,4 @@ export {
   DEFAULT_TRANSIENT_RETRY_MS,
   type RetryTransientOptions,
 } from "./transient.js";
+export { boundedObjects, getBlobWithin, OBJECT_READ_IDLE_MS } from "./object-reads.js";

@@ -16,7 +16,9 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { LanemapError } from "../../errors.js";
 import { tileResultSchema, type ClassifiedTile, type TileResult } from "../../view/types.js";
+import { READ_RETRIES, guarded } from "./guarded.js";
 import { LIVE_BUCKET } from "./names.js";
+import { getBlobWithin } from "./object-reads.js";
 import {
   atReplicas,
   checkReplicas,
@@ -172,7 +174,14 @@ export class LiveView {
       revision,
       raster: async () => {
         if (copy) return copy;
-        const blob = name ? await (await this.rasterStore()).getBlob(name) : null;
+        // Bounded (object-reads.ts): a read from a dead node's consumer is a transient STORAGE error.
+        const blob = name
+          ? await guarded(
+              `reading live raster object ${name}`,
+              async () => getBlobWithin(await this.rasterStore(), name),
+              READ_RETRIES,
+            )
+          : null;
         if (!blob) throw new LanemapError("LIVE_VIEW", `raster object ${name ?? "?"} is missing`);
         return blob;
       },

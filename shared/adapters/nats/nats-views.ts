@@ -35,7 +35,7 @@ import { parseVersionName } from "../../view/paths.js";
 import { BATCH_VIEW_FILES } from "../../view/batch-schema.js";
 import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
 import { serverMaxPayload } from "./connection.js";
-import { listObjectInfos, readOneChunkObject, type StoredObjectInfo } from "./object-reads.js";
+import { getBlobWithin, listObjectInfos, readOneChunkObject, type StoredObjectInfo } from "./object-reads.js";
 import { READ_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./names.js";
@@ -151,7 +151,7 @@ export class NatsPublishedViews implements PublishedViews {
     const direct = listed
       ? await readOneChunkObject(await this.jsm(), VIEW_OBJECT_BUCKET, listed)
       : undefined;
-    const bytes = direct !== undefined ? direct : await this.objects.getBlob(`${name}/${MANIFEST}`);
+    const bytes = direct !== undefined ? direct : await getBlobWithin(this.objects, `${name}/${MANIFEST}`);
     if (!bytes) return null;
     let json: unknown;
     try {
@@ -246,7 +246,7 @@ export class NatsPublishedViews implements PublishedViews {
     }
     // The manifest is written last, from the very bytes that were listed: the copy is complete.
     await viewRead(`downloading ${name}/${MANIFEST}`, async () => {
-      const bytes = await this.objects.getBlob(`${name}/${MANIFEST}`);
+      const bytes = await getBlobWithin(this.objects, `${name}/${MANIFEST}`);
       if (!bytes) throw notFound(name);
       await mkdir(partial, { recursive: true });
       await writeFile(join(partial, MANIFEST), bytes);
