@@ -12,6 +12,7 @@ import {
 } from "../../../batch/index.js";
 import { connectNats, drainWithin } from "../../../shared/adapters/nats/index.js";
 import { LanemapError, type Config } from "../../../shared/index.js";
+import { STOP_DRAIN_MS, stopSignal } from "../stop.js";
 import { buildBatchRunner } from "../../platform/batch-runners.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
@@ -237,17 +238,15 @@ export function registerBatch(program: Command): void {
         logger,
         options: { ...options, signal: ac.signal },
       });
+      const stopping = stopSignal(logger);
       console.log(
         `batch schedule "${config.batch.cron}" (${config.batch.timezone}); next run ${schedule.nextRun()?.toISOString() ?? "never"}; Ctrl-C stops`,
       );
       if (flags.now) await schedule.tick();
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once("SIGINT", stop);
-        process.once("SIGTERM", stop);
-      });
+      // A run in progress stops with its checkpoint kept; the whole within STOP_DEADLINE_MS (stop.ts).
+      await stopping;
       ac.abort(new Error("interrupted"));
       await schedule.stop();
-      if (nc) await drainWithin(nc);
+      if (nc) await drainWithin(nc, STOP_DRAIN_MS);
     });
 }

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { parseConfig, type Config } from "../../../shared/index.js";
+import { STOP_DRAIN_MS, stopSignal } from "../stop.js";
 import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js";
 import { drainWithin } from "../../../shared/adapters/nats/index.js";
 import { connectForCli } from "../nats-connect.js";
@@ -102,6 +103,7 @@ export function registerSpeed(program: Command): void {
         hooks,
         ...(flags.name ? { name: flags.name } : {}),
       });
+      const stopping = stopSignal(logger, "stopping: finishing the tiles in flight");
       worker.on((e) => {
         // One line per tile outcome, so an operator (and the fault tests) can see who did what.
         if (e.type === "tile-classified")
@@ -127,22 +129,13 @@ export function registerSpeed(program: Command): void {
           "metrics at /metrics",
         );
       }
-      await new Promise<void>((resolve) => {
-        const shutdown = (signal: NodeJS.Signals) => {
-          logger.info({ signal }, "stopping: finishing the tiles in flight");
-          process.off("SIGTERM", shutdown);
-          process.off("SIGINT", shutdown);
-          void (async () => {
-            await worker.stop();
-            server?.close();
-            // Bounded: with nats-server stopping at the same moment, drain() alone never ends.
-            if ((await drainWithin(nc)) === "closed")
-              logger.warn("the NATS connection did not drain in time; closed it");
-            resolve();
-          })();
-        };
-        process.on("SIGTERM", shutdown);
-        process.on("SIGINT", shutdown);
-      });
+      // Tiles still in flight at the deadline are not acknowledged: JetStream redelivers them (stop.ts).
+      await stopping;
+      await worker.stop();
+      server?.close();
+      server?.closeAllConnections();
+      // Bounded: with nats-server stopping at the same moment, drain() alone never ends.
+      if ((await drainWithin(nc, STOP_DRAIN_MS)) === "closed")
+        logger.warn("the NATS connection did not drain in time; closed it");
     });
 }
