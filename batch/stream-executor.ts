@@ -134,6 +134,11 @@ export class StreamTileExecutor {
   readonly replaced = 0;
   /** Results dropped because an earlier one of the same tile was taken (first wins). */
   duplicates = 0;
+  /**
+   * Tiles whose taken result came from a redelivered task: a worker was lost holding it (SIGKILL,
+   * its machine gone) or missed its deadline, and another (or the same, restarted) took it again.
+   */
+  redelivered = 0;
   /** The worker processes (their names, host:pid by default) whose results were taken. */
   private readonly workerNames = new Set<string>();
   private readonly waiting = new Map<string, (o: TileJobOutcome) => void>();
@@ -440,6 +445,7 @@ export class StreamTileExecutor {
     }
     this.accepted.add(tileId);
     if (head.worker !== this.coordinatorName) this.workerNames.add(head.worker);
+    if ((head.deliveries ?? 1) > 1) this.redelivered++;
     let outcome: TileJobOutcome;
     if (!o.ok) outcome = o;
     else if (o.rasterObject === undefined) outcome = { ok: true, result: o.result, k: o.k, raster };

@@ -96,6 +96,22 @@ async function natsIfConfigured(
   return connectNats({ servers: url, name: "lanemap-batch", logger });
 }
 
+/**
+ * Who classified, truthfully per executor: threads are the run's own, replaced when one crashes or
+ * misses its deadline; `lanemap worker` processes are not replaced by the run, so for the stream
+ * executor the line says how many returned results and how many tiles had to be redelivered (a
+ * worker lost holding its task, or past its deadline).
+ */
+export function workersSummary(
+  r: Pick<RunReport, "workers" | "replacedWorkers" | "redeliveredTasks">,
+): string {
+  if (r.redeliveredTasks === undefined) return `workers ${r.workers} (${r.replacedWorkers} replaced)`;
+  return (
+    `workers ${r.workers} lanemap worker process(es) returned results; ` +
+    `${r.redeliveredTasks} tile(s) redelivered after a worker was lost or missed its deadline`
+  );
+}
+
 function printReport(r: RunReport): void {
   const t = r.tiles;
   console.log(
@@ -106,9 +122,7 @@ function printReport(r: RunReport): void {
       (t.excluded ? `; ${t.excluded} above the watermark left to the speed lane` : "") +
       (t.quarantined ? `; ${t.quarantined} quarantined` : ""),
   );
-  console.log(
-    `  cells  ${r.cells}   pixels classified ${r.pixels}   workers ${r.workers} (${r.replacedWorkers} replaced)`,
-  );
+  console.log(`  cells  ${r.cells}   pixels classified ${r.pixels}   ${workersSummary(r)}`);
   for (const f of r.failures) console.log(`  failed ${f.tileId}  ${f.code}: ${f.reason}`);
   // Left out, not failed: the speed lane dead-lettered this content as permanently bad.
   for (const q of r.quarantined)
