@@ -95,6 +95,9 @@ export function registerSpeed(program: Command): void {
       );
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
+      // Listening for the stop signal before the worker says it started: a supervisor may stop it at
+      // once (a signal during the start is answered right after it).
+      const stopping = stopSignal(logger, "stopping: finishing the tiles in flight");
       const worker = await startSpeedWorker(config, {
         nc,
         logger,
@@ -103,7 +106,6 @@ export function registerSpeed(program: Command): void {
         hooks,
         ...(flags.name ? { name: flags.name } : {}),
       });
-      const stopping = stopSignal(logger, "stopping: finishing the tiles in flight");
       worker.on((e) => {
         // One line per tile outcome, so an operator (and the fault tests) can see who did what.
         if (e.type === "tile-classified")
