@@ -42,6 +42,11 @@ export interface TileExecutor {
    */
   readonly workers?: number;
   /**
+   * Stream: tiles whose result came from a redelivered task (a worker lost or past its deadline).
+   * Absent for threads, where a lost worker thread is `replaced`.
+   */
+  readonly redelivered?: number;
+  /**
    * Classifies one tile. Never rejects for a tile's own failure (that is an `ok: false` outcome with
    * its code and reason), nor for a close while it waits (code CANCELLED).
    * @throws WorkerStartError when the executor cannot go on at all.

@@ -149,7 +149,13 @@ export interface RunReport {
    * stream executor the distinct `lanemap worker` processes that returned results, not the window.
    */
   readonly workers: number;
+  /** Threads: worker threads replaced after a deadline or a crash. Stream: always 0 (see below). */
   readonly replacedWorkers: number;
+  /**
+   * Stream executor only: tiles whose result came from a redelivered task, i.e. a `lanemap worker`
+   * was lost holding it (or missed its deadline) and another took it. Absent for threads.
+   */
+  readonly redeliveredTasks?: number;
   readonly resumedFrom: string | undefined;
   /** The interim view published on the way (progressive publish), if any. */
   readonly interim?: { readonly version: string; readonly tiles: number; readonly carried: number };
@@ -561,6 +567,7 @@ async function executeRun(
       quarantined: runSet.quarantined ?? [],
       workers: outcome.workers,
       replacedWorkers: outcome.replaced,
+      ...(outcome.redelivered === undefined ? {} : { redeliveredTasks: outcome.redelivered }),
       resumedFrom: staging.resumedFrom,
       ...(interim ? { interim } : {}),
       retention,
@@ -665,10 +672,19 @@ async function classifyAll(
   validPixels: number;
   workers: number;
   replaced: number;
+  redelivered: number | undefined;
 }> {
   const failures: TileFailure[] = [];
   const total = phases.reduce((n, p) => n + p.length, 0);
-  if (total === 0) return { failures, pixels: 0, validPixels: 0, workers: 0, replaced: 0 };
+  if (total === 0)
+    return {
+      failures,
+      pixels: 0,
+      validPixels: 0,
+      workers: 0,
+      replaced: 0,
+      redelivered: exec.kind === "stream" ? 0 : undefined,
+    };
   const log = deps.logger;
   const sink = deps.progress ?? createProgressSink({ logger: log });
   const pool = await openTileExecutor({
@@ -755,7 +771,14 @@ async function classifyAll(
     const stopped = signal?.aborted ?? false;
     await pool.close({ force: stopped, purge: !stopped });
   }
-  return { failures, pixels, validPixels, workers: pool.workers ?? size, replaced: pool.replaced };
+  return {
+    failures,
+    pixels,
+    validPixels,
+    workers: pool.workers ?? size,
+    replaced: pool.replaced,
+    redelivered: pool.redelivered,
+  };
 }
 
 /**

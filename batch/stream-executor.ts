@@ -57,6 +57,8 @@ import {
   batchResultSubject,
   batchTaskSubject,
   ensureBatchQueue,
+  getBlobWithin,
+  isTransientBrokerError,
   maxDeliveriesAdvisory,
   retryTransient,
   type BatchQueueSettings,
@@ -132,6 +134,11 @@ export class StreamTileExecutor {
   readonly replaced = 0;
   /** Results dropped because an earlier one of the same tile was taken (first wins). */
   duplicates = 0;
+  /**
+   * Tiles whose taken result came from a redelivered task: a worker was lost holding it (SIGKILL,
+   * its machine gone) or missed its deadline, and another (or the same, restarted) took it again.
+   */
+  redelivered = 0;
   /** The worker processes (their names, host:pid by default) whose results were taken. */
   private readonly workerNames = new Set<string>();
   private readonly waiting = new Map<string, (o: TileJobOutcome) => void>();
@@ -438,14 +445,30 @@ export class StreamTileExecutor {
     }
     this.accepted.add(tileId);
     if (head.worker !== this.coordinatorName) this.workerNames.add(head.worker);
+    if ((head.deliveries ?? 1) > 1) this.redelivered++;
     let outcome: TileJobOutcome;
     if (!o.ok) outcome = o;
     else if (o.rasterObject === undefined) outcome = { ok: true, result: o.result, k: o.k, raster };
     else {
-      const stored = await this.rasters.getBlob(o.rasterObject).catch(() => null);
-      outcome = stored
-        ? { ok: true, result: o.result, k: o.k, raster: stored }
-        : { ok: false, code: "OBJECT_MISSING", reason: `class raster ${o.rasterObject} is not in the store` };
+      // Bounded (object-reads.ts): a read that gives up (its consumer on a dead node) is a
+      // transient STORAGE failure, tried again, not a missing raster.
+      const stored = await getBlobWithin(this.rasters, o.rasterObject).catch((err: unknown) =>
+        err instanceof Error ? err : new Error(String(err)),
+      );
+      outcome =
+        stored instanceof Error
+          ? {
+              ok: false,
+              code: isTransientBrokerError(stored) ? "STORAGE" : "OBJECT_MISSING",
+              reason: `reading class raster ${o.rasterObject}: ${stored.message}`,
+            }
+          : stored
+            ? { ok: true, result: o.result, k: o.k, raster: stored }
+            : {
+                ok: false,
+                code: "OBJECT_MISSING",
+                reason: `class raster ${o.rasterObject} is not in the store`,
+              };
     }
     const resolve = this.waiting.get(tileId);
     if (resolve) {

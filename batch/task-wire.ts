@@ -74,6 +74,11 @@ export interface ResultHead {
   readonly modelVersion: string;
   /** Who classified it (host:pid), for logs. */
   readonly worker: string;
+  /**
+   * The task's delivery count when it was classified: above 1 when the task was redelivered (a
+   * worker lost, or past its deadline). Absent from an older worker's results (read as 1).
+   */
+  readonly deliveries?: number;
   readonly outcome: ResultOutcome;
 }
 
@@ -82,6 +87,7 @@ const headSchema = z.object({
   tileId: z.string().min(1),
   modelVersion: z.string().min(1),
   worker: z.string(),
+  deliveries: z.number().int().min(1).optional(),
   outcome: z.discriminatedUnion("ok", [
     z.object({
       ok: z.literal(true),

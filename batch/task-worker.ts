@@ -256,6 +256,7 @@ export async function startBatchTaskWorker(
         tileId,
         modelVersion: task.modelVersion,
         worker: name,
+        deliveries: m.info.deliveryCount,
         outcome,
       };
       await js.publish(batchResultSubject(task.runId), encodeResult(head, raster));

@@ -217,7 +217,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
         server.close(() => resolve());
         // Keep-alive sockets would hold close() open; the requests on them have been answered.
         server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
+        setTimeout(() => server.closeAllConnections(), 1000).unref();
       });
       listening = null;
     }

@@ -39,7 +39,11 @@ export function formatStatus(s: OpsStatus): string {
     out.push(`nats      UNAVAILABLE${s.nats.url ? ` at ${s.nats.url}` : ""}: ${s.nats.error}`);
     return out.join("\n");
   }
-  out.push(`nats      ${s.nats.url} ok`);
+  out.push(
+    s.degraded.length === 0
+      ? `nats      ${s.nats.url} ok`
+      : `nats      ${s.nats.url} DEGRADED: ${s.degraded.join("; ")}`,
+  );
   const l = s.live;
   if (l)
     out.push(
@@ -71,14 +75,17 @@ export function formatStatus(s: OpsStatus): string {
     );
   for (const [i, p] of (s.streams ?? []).entries()) {
     // A peer that is not current is catching up, or (offline) on a node that is down.
-    const peers = p.peers.map((r) => `${r.name}${r.offline ? " offline" : r.current ? "" : " behind"}`);
+    const peers = p.peers.map(
+      (r) => `${r.name}${r.offline ? " offline" : r.current ? "" : ` behind (lag ${r.lag})`}`,
+    );
     const where =
       p.cluster === null
         ? "single server"
         : `cluster ${p.cluster}  leader ${p.leader ?? "NONE (no quorum)"}` +
           (peers.length ? `  peers ${peers.join(", ")}` : "");
     out.push(
-      `${i === 0 ? "streams   " : "          "}${p.stream}  R${p.replicas}  ${where}  ${p.messages} msg`,
+      `${i === 0 ? "streams   " : "          "}${p.stream}  R${p.replicas}  ${where}  ${p.messages} msg` +
+        (p.healthy ? "" : "  DEGRADED"),
     );
   }
   return out.join("\n");

@@ -42,6 +42,7 @@ export {
 } from "./replay.js";
 export {
   collectStatus,
+  degradedReasons,
   type CurrentBatchStatus,
   type LiveStatus,
   type NatsAccess,

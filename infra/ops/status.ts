@@ -93,6 +93,38 @@ export interface OpsStatus {
    * and the other peers with whether they are current. Null when NATS is unavailable.
    */
   readonly streams: readonly StreamPlacement[] | null;
+  /**
+   * ok: everything configured answers and every stream has all its replicas; degraded: NATS
+   * answers but a stream or bucket lacks a replica (a node offline, a replica behind, no leader);
+   * unavailable: the configured NATS or view store does not answer. `ops status` exits 0, 3, 1.
+   */
+  readonly health: "ok" | "degraded" | "unavailable";
+  /** What makes it degraded, one line per node or stream ("node n3 offline: KV_lanemap-live, ..."). */
+  readonly degraded: readonly string[];
+}
+
+/**
+ * Why a set of stream placements is degraded, grouped by node so an operator reads "node n3
+ * offline" once rather than once per bucket; empty when every stream is healthy.
+ */
+export function degradedReasons(streams: readonly StreamPlacement[]): string[] {
+  const offline = new Map<string, string[]>();
+  const behind = new Map<string, string[]>();
+  const out: string[] = [];
+  for (const p of streams) {
+    if (p.healthy) continue;
+    if (p.cluster !== null && p.leader === null) out.push(`${p.stream} has no leader (no quorum)`);
+    for (const r of p.peers) {
+      if (r.offline) offline.set(r.name, [...(offline.get(r.name) ?? []), p.stream]);
+      else if (!r.current) behind.set(r.name, [...(behind.get(r.name) ?? []), `${p.stream} (lag ${r.lag})`]);
+    }
+    const missing = p.replicas - 1 - p.peers.length;
+    if (p.leader !== null && missing > 0) out.push(`${p.stream} has ${missing} replica(s) unplaced`);
+  }
+  for (const [node, names] of offline)
+    out.unshift(`node ${node} offline (not heard from): ${names.join(", ")} without it`);
+  for (const [node, names] of behind) out.push(`node ${node} behind on ${names.join(", ")}`);
+  return out;
 }
 
 /** How `collectStatus` reaches NATS: a connection, or why there is none. */
@@ -197,6 +229,9 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
   const base = { at: now.toISOString(), dataDir: options.dataDir, batch };
   const unavailable = (url: string | null, error: string): OpsStatus => ({
     ...base,
+    // NATS merely not configured (no URL) leaves the files deployment ok.
+    health: url !== null || batch.error !== undefined ? "unavailable" : "ok",
+    degraded: [],
     nats: { ok: false, url, error },
     live: null,
     ingest: null,
@@ -249,8 +284,11 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         return { current: currentModel, versions: models.length };
       });
     }
+    const degraded = degradedReasons(streams);
     return {
       ...base,
+      health: batch.error !== undefined ? "unavailable" : degraded.length > 0 ? "degraded" : "ok",
+      degraded,
       nats: { ok: true, url: access.url },
       live: {
         size: entries.length,

@@ -53,11 +53,15 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
     resourceLimits: { maxOldGenerationSizeMb: 512 },
   });
   let speed: SpeedWorker | undefined;
+  // The threads warm while the buckets open, so a deployment that cannot open them (replicas the
+  // cluster cannot place) is told at once, not after every thread has loaded.
+  const warming = pool.warm();
+  warming.catch(() => undefined); // awaited below
   try {
-    await pool.warm();
     const models = setup.models ?? (await openModelRegistry(config, setup.nc, setup.logger));
     // One archive for both consumers: the data directory's, or the JetStream buckets (LANEMAP_STORAGE).
     const archive = setup.archive ?? (await openTileArchive(config, setup.nc));
+    await warming;
     speed = await startSpeedWorker(config, {
       nc: setup.nc,
       logger: setup.logger,
@@ -92,6 +96,7 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
     };
   } catch (err) {
     await speed?.stop().catch(() => undefined);
+    await warming.catch(() => undefined);
     await pool.close();
     throw err;
   }

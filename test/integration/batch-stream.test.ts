@@ -113,6 +113,19 @@ describe("batch runs on the JetStream work queue", { skip: natsMissing() }, () =
           Number(l["deliveries"]) > 1,
       );
       assert.ok(redelivered.length >= 1, "w2 classified the task w1 died holding, on its redelivery");
+      // The summary says what happened: two worker processes, tiles redelivered (not "0 replaced").
+      assert.equal(report.workers, 2, "both worker processes returned results");
+      assert.ok(
+        report.redeliveredTasks !== undefined &&
+          report.redeliveredTasks >= 1 &&
+          report.redeliveredTasks <= redelivered.length,
+        `redelivered tiles reported: ${report.redeliveredTasks} (w2 classified ${redelivered.length} redeliveries)`,
+      );
+      assert.equal(
+        threads.redeliveredTasks,
+        undefined,
+        "the threads executor reports replaced threads instead",
+      );
 
       const streamed = await viewRasters(b.dataDir);
       reference.delete(poisoned.tileId);

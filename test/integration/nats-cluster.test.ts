@@ -171,7 +171,10 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
       (err: Error & { code?: string }) =>
         err.code === "NATS_SETUP" && err.message.includes(INGEST_STREAM) && /replicas/.test(err.message),
     );
-    await assert.rejects(LiveView.open(nats.nc, { replicas: 3 }), /replicas > 1 not supported/);
+    await assert.rejects(
+      LiveView.open(nats.nc, { replicas: 3 }),
+      /NATS_SETUP: KV_lanemap-live asks for 3 replicas \(LANEMAP_NATS_REPLICAS=3\), but this nats-server is not clustered and offers 1; set LANEMAP_NATS_REPLICAS=1/,
+    );
     await assert.rejects(jsm.streams.info(INGEST_STREAM), /stream not found/);
 
     await ensureSpeedResources(nats.nc, jsm, testConfig(dir.path));

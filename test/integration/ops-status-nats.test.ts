@@ -84,7 +84,7 @@ describe("ops status and the NATS view store", { skip: natsMissing() }, () => {
     );
   });
 
-  test("with one node of a 3-node cluster SIGKILLed, the views are listed in seconds and ops status exits 0 (and a serve on the new cluster made the live bucket R3)", async () => {
+  test("with one node of a 3-node cluster SIGKILLed, the views are listed in seconds and ops status names the node offline and exits 3, degraded (and a serve on the new cluster made the live bucket R3)", async () => {
     await using cluster = await startNatsCluster();
     const a = await makeDataDir(set, "publisher-r3");
     {
@@ -109,6 +109,7 @@ describe("ops status and the NATS view store", { skip: natsMissing() }, () => {
     const leader = (await jsm.streams.info(objectStoreStreamName(VIEW_OBJECT_BUCKET))).cluster?.leader;
     const victim = NODE_NAMES.findIndex((n) => n !== leader);
     await cluster.kill(victim);
+    const killedAt = Date.now();
     // The first request may be lost with the node the connection was on: retried, not timed here.
     await views.list();
     // nats-server < 2.12 placed one listing's consumer in three on the dead node (a 5 s timeout, then
@@ -124,13 +125,24 @@ describe("ops status and the NATS view store", { skip: natsMissing() }, () => {
       assert.ok(ms < 3_000, `listing ${i + 1} took ${Math.round(ms)} ms with a node down`);
     }
     await using empty = await tempDir("lanemap-ops-status-r3-");
+    // A dead node is one its leaders have not heard from for 3 s (PEER_SILENT_OFFLINE_S).
+    await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 3_500 - Date.now())));
     const r = await runLanemap(
       ["ops", "status", "--json"],
       testEnv(empty.path, { NATS_URL: cluster.natsUrl, LANEMAP_STORAGE: "nats", LANEMAP_NATS_REPLICAS: "3" }),
     );
-    assert.equal(r.code, 0, `${r.stderr}\n${r.stdout}`);
+    assert.equal(r.code, 3, `degraded is exit 3:\n${r.stderr}\n${r.stdout}`);
     const s = JSON.parse(r.stdout) as OpsStatus;
     assert.equal(s.batch.error, undefined);
     assert.equal(s.batch.current?.name, report.version);
+    const dead = NODE_NAMES[victim]!;
+    assert.equal(s.health, "degraded");
+    assert.match(s.degraded[0] ?? "", new RegExp(`^node ${dead} offline .*OBJ_lanemap-views`));
+    for (const p of (s.streams ?? []).filter((x) => x.replicas === 3)) {
+      assert.equal(p.healthy, false, `${p.stream} lacks its replica on ${dead}`);
+      const peer = p.peers.find((x) => x.name === dead);
+      if (peer) assert.equal(peer.offline, true, `${p.stream}: ${dead} offline, not behind`);
+    }
+    assert.match(r.stderr, new RegExp(`lanemap: ops status: DEGRADED: node ${dead} offline`));
   });
 });

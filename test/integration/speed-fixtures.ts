@@ -229,9 +229,12 @@ export function lanemap(args: string[], env: Record<string, string>): CliProcess
       waitFor(
         what,
         () => {
+          // The line first: a process may print it and exit before the next poll (a prompt stop).
+          const line = lines.find(pred);
+          if (line) return line;
           if (child.exitCode !== null)
             throw new Error(`the process exited (${child.exitCode}): ${err.trim().split("\n").pop() ?? ""}`);
-          return lines.find(pred);
+          return undefined;
         },
         timeoutMs,
       ),

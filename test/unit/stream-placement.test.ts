@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { StreamInfo } from "@nats-io/jetstream";
-import { formatStatus, type OpsStatus } from "../../infra/ops/index.js";
+import { degradedReasons, formatStatus, type OpsStatus } from "../../infra/ops/index.js";
 import { checkReplicas, placementOf } from "../../shared/adapters/nats/index.js";
 
 /** A StreamInfo as the server sends it, with only what placementOf reads. */
@@ -17,6 +17,8 @@ const status = (streams: OpsStatus["streams"]): OpsStatus => ({
   dataDir: "/var/lib/lanemap/data",
   batch: { storage: "files", current: null, versions: [] },
   nats: { ok: true, url: "nats://a:4222,nats://b:4222,nats://c:4222" },
+  health: "ok",
+  degraded: [],
   live: null,
   ingest: null,
   consumer: null,
@@ -35,6 +37,7 @@ describe("where a stream lives in the cluster", () => {
       bytes: 1024,
       cluster: null,
       leader: null,
+      healthy: true,
       peers: [],
     });
   });
@@ -65,7 +68,7 @@ describe("where a stream lives in the cluster", () => {
             name: "lanemap",
             leader: "lanemap-a",
             replicas: [
-              { name: "lanemap-b", current: false, offline: false, active: 0, lag: 3 },
+              { name: "lanemap-b", current: false, offline: false, active: 200_000_000, lag: 3 },
               { name: "lanemap-c", current: false, offline: true, active: 0, lag: 0 },
             ],
           }),
@@ -76,9 +79,70 @@ describe("where a stream lives in the cluster", () => {
     );
     const lines = text.split("\n").filter((l) => /KV_|LANEMAP_/.test(l));
     assert.deepEqual(lines, [
-      "streams   KV_lanemap-live  R3  cluster lanemap  leader lanemap-a  peers lanemap-b behind, lanemap-c offline  7 msg",
-      "          LANEMAP_DLQ  R3  cluster lanemap  leader NONE (no quorum)  7 msg",
+      "streams   KV_lanemap-live  R3  cluster lanemap  leader lanemap-a  peers lanemap-b behind (lag 3), lanemap-c offline  7 msg  DEGRADED",
+      "          LANEMAP_DLQ  R3  cluster lanemap  leader NONE (no quorum)  7 msg  DEGRADED",
       "          LANEMAP_TILES  R1  single server  7 msg",
+    ]);
+  });
+
+  test("a SIGKILLed node, which the server still calls online and current for 10 s, reads offline once silent for 3 s, and its streams degraded", () => {
+    // What nats-server 2.9 answers 4 s after `kill -9` of n3 (offline false, current still true).
+    const killed = placementOf(
+      info("LANEMAP_TILES", 3, {
+        name: "lanemap",
+        leader: "n1",
+        replicas: [
+          { name: "n2", current: true, offline: false, active: 36_037_647, lag: 0 },
+          { name: "n3", current: true, offline: false, active: 4_035_427_729, lag: 0 },
+        ],
+      }),
+    );
+    assert.equal(killed.healthy, false);
+    assert.deepEqual(
+      killed.peers.map((r) => [r.name, r.offline]),
+      [
+        ["n2", false],
+        ["n3", true],
+      ],
+    );
+    const alive = placementOf(
+      info("KV_lanemap-live", 3, {
+        name: "lanemap",
+        leader: "n2",
+        replicas: [
+          { name: "n1", current: true, offline: false, active: 28_060_417, lag: 0 },
+          { name: "n3", current: true, offline: false, active: 1_027_096_434, lag: 0 },
+        ],
+      }),
+    );
+    assert.equal(alive.healthy, true, "one second of silence is a heartbeat in flight, not a dead node");
+    assert.deepEqual(degradedReasons([killed, alive]), [
+      "node n3 offline (not heard from): LANEMAP_TILES without it",
+    ]);
+    const text = formatStatus({
+      ...status([killed, alive]),
+      health: "degraded",
+      degraded: degradedReasons([killed]),
+    });
+    assert.match(text, /^nats +nats:\/\/a:4222,\S+ DEGRADED: node n3 offline/m);
+    assert.match(
+      text,
+      /LANEMAP_TILES {2}R3 {2}cluster lanemap {2}leader n1 {2}peers n2, n3 offline {2}7 msg {2}DEGRADED$/m,
+    );
+  });
+
+  test("a replica catching up is behind, not offline, and a stream short of a replica is degraded", () => {
+    const p = placementOf(
+      info("OBJ_lanemap-views", 3, {
+        name: "lanemap",
+        leader: "n1",
+        replicas: [{ name: "n2", current: false, offline: false, active: 120_000_000, lag: 12 }],
+      }),
+    );
+    assert.equal(p.healthy, false);
+    assert.deepEqual(degradedReasons([p]), [
+      "OBJ_lanemap-views has 1 replica(s) unplaced",
+      "node n2 behind on OBJ_lanemap-views (lag 12)",
     ]);
   });
 

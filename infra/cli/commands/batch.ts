@@ -12,6 +12,7 @@ import {
 } from "../../../batch/index.js";
 import { connectNats, drainWithin } from "../../../shared/adapters/nats/index.js";
 import { LanemapError, type Config } from "../../../shared/index.js";
+import { STOP_DRAIN_MS, stopSignal } from "../stop.js";
 import { buildBatchRunner } from "../../platform/batch-runners.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
@@ -95,6 +96,22 @@ async function natsIfConfigured(
   return connectNats({ servers: url, name: "lanemap-batch", logger });
 }
 
+/**
+ * Who classified, truthfully per executor: threads are the run's own, replaced when one crashes or
+ * misses its deadline; `lanemap worker` processes are not replaced by the run, so for the stream
+ * executor the line says how many returned results and how many tiles had to be redelivered (a
+ * worker lost holding its task, or past its deadline).
+ */
+export function workersSummary(
+  r: Pick<RunReport, "workers" | "replacedWorkers" | "redeliveredTasks">,
+): string {
+  if (r.redeliveredTasks === undefined) return `workers ${r.workers} (${r.replacedWorkers} replaced)`;
+  return (
+    `workers ${r.workers} lanemap worker process(es) returned results; ` +
+    `${r.redeliveredTasks} tile(s) redelivered after a worker was lost or missed its deadline`
+  );
+}
+
 function printReport(r: RunReport): void {
   const t = r.tiles;
   console.log(
@@ -105,9 +122,7 @@ function printReport(r: RunReport): void {
       (t.excluded ? `; ${t.excluded} above the watermark left to the speed lane` : "") +
       (t.quarantined ? `; ${t.quarantined} quarantined` : ""),
   );
-  console.log(
-    `  cells  ${r.cells}   pixels classified ${r.pixels}   workers ${r.workers} (${r.replacedWorkers} replaced)`,
-  );
+  console.log(`  cells  ${r.cells}   pixels classified ${r.pixels}   ${workersSummary(r)}`);
   for (const f of r.failures) console.log(`  failed ${f.tileId}  ${f.code}: ${f.reason}`);
   // Left out, not failed: the speed lane dead-lettered this content as permanently bad.
   for (const q of r.quarantined)
@@ -237,17 +252,15 @@ export function registerBatch(program: Command): void {
         logger,
         options: { ...options, signal: ac.signal },
       });
+      const stopping = stopSignal(logger);
       console.log(
         `batch schedule "${config.batch.cron}" (${config.batch.timezone}); next run ${schedule.nextRun()?.toISOString() ?? "never"}; Ctrl-C stops`,
       );
       if (flags.now) await schedule.tick();
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once("SIGINT", stop);
-        process.once("SIGTERM", stop);
-      });
+      // A run in progress stops with its checkpoint kept; the whole within STOP_DEADLINE_MS (stop.ts).
+      await stopping;
       ac.abort(new Error("interrupted"));
       await schedule.stop();
-      if (nc) await drainWithin(nc);
+      if (nc) await drainWithin(nc, STOP_DRAIN_MS);
     });
 }

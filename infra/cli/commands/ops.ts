@@ -272,6 +272,11 @@ export function registerOps(program: Command): void {
           ...(!s.nats.ok && s.nats.url !== null ? ["nats"] : []),
         ];
         if (down.length > 0) throw new StatusUnavailableError(down);
+        // Everything answers but a stream lacks a replica: a check failed, not an error (exit 3).
+        if (s.health === "degraded") {
+          console.error(`lanemap: ops status: DEGRADED: ${s.degraded.join("; ")}`);
+          process.exitCode = OPS_EXIT.checkFailed;
+        }
       } finally {
         if (access.nc) await drainWithin(access.nc);
       }

@@ -18,6 +18,7 @@ import { openTileArchive } from "../../platform/storage.js";
 import { openPublishedViews } from "../../platform/views.js";
 import { modelTrainerFor } from "../../platform/trainer.js";
 import { TrainPool } from "../../../shared/index.js";
+import { STOP_DRAIN_MS, stopSignal } from "../stop.js";
 import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
 import { cliConfig } from "../config.js";
@@ -126,22 +127,15 @@ export function registerServe(program: Command): void {
       const listening = await server.listen().catch((err: unknown) => {
         throw nc ? brokerError("serve start-up: loading the current batch view and the live view", err) : err;
       });
+      // Listening for the stop signal before saying "serving": a supervisor may stop it at once.
+      const stopping = stopSignal(logger);
       console.log(`lanemap serving at ${listening.url}${nc ? "" : " (batch view only)"}`);
-      await new Promise<void>((resolve) => {
-        const shutdown = (signal: NodeJS.Signals) => {
-          logger.info({ signal }, "stopping");
-          process.off("SIGTERM", shutdown);
-          process.off("SIGINT", shutdown);
-          void (async () => {
-            batchAbort.abort();
-            await listening.close();
-            await trainPool.close();
-            if (nc) await drainWithin(nc);
-            resolve();
-          })();
-        };
-        process.on("SIGTERM", shutdown);
-        process.on("SIGINT", shutdown);
-      });
+      // Bounded (stop.ts): keep-alive and half-sent requests closed after a second, NATS drained
+      // for at most STOP_DRAIN_MS, the whole within STOP_DEADLINE_MS.
+      await stopping;
+      batchAbort.abort();
+      await listening.close();
+      await trainPool.close();
+      if (nc) await drainWithin(nc, STOP_DRAIN_MS);
     });
 }

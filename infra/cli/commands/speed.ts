@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { parseConfig, type Config } from "../../../shared/index.js";
+import { STOP_DRAIN_MS, stopSignal } from "../stop.js";
 import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js";
 import { drainWithin } from "../../../shared/adapters/nats/index.js";
 import { connectForCli } from "../nats-connect.js";
@@ -94,6 +95,9 @@ export function registerSpeed(program: Command): void {
       );
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
+      // Listening for the stop signal before the worker says it started: a supervisor may stop it at
+      // once (a signal during the start is answered right after it).
+      const stopping = stopSignal(logger, "stopping: finishing the tiles in flight");
       const worker = await startSpeedWorker(config, {
         nc,
         logger,
@@ -127,22 +131,13 @@ export function registerSpeed(program: Command): void {
           "metrics at /metrics",
         );
       }
-      await new Promise<void>((resolve) => {
-        const shutdown = (signal: NodeJS.Signals) => {
-          logger.info({ signal }, "stopping: finishing the tiles in flight");
-          process.off("SIGTERM", shutdown);
-          process.off("SIGINT", shutdown);
-          void (async () => {
-            await worker.stop();
-            server?.close();
-            // Bounded: with nats-server stopping at the same moment, drain() alone never ends.
-            if ((await drainWithin(nc)) === "closed")
-              logger.warn("the NATS connection did not drain in time; closed it");
-            resolve();
-          })();
-        };
-        process.on("SIGTERM", shutdown);
-        process.on("SIGINT", shutdown);
-      });
+      // Tiles still in flight at the deadline are not acknowledged: JetStream redelivers them (stop.ts).
+      await stopping;
+      await worker.stop();
+      server?.close();
+      server?.closeAllConnections();
+      // Bounded: with nats-server stopping at the same moment, drain() alone never ends.
+      if ((await drainWithin(nc, STOP_DRAIN_MS)) === "closed")
+        logger.warn("the NATS connection did not drain in time; closed it");
     });
 }

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { parseConfig } from "../../../shared/index.js";
+import { stopSignal } from "../stop.js";
 import { startPlatform } from "../../platform/platform.js";
 import { commandSummary } from "./index.js";
 import { cliLogger } from "../logger.js";
@@ -16,6 +17,8 @@ export function registerStart(program: Command): void {
       const config = parseConfig();
       const logger = await cliLogger(config.logLevel, { role: "start" });
       const platform = await startPlatform(config, logger);
+      // Listening for the stop signal before saying "running": a supervisor may stop it at once.
+      const stopping = stopSignal(logger);
       console.log(
         [
           "",
@@ -41,16 +44,8 @@ export function registerStart(program: Command): void {
           "",
         ].join("\n"),
       );
-      await new Promise<void>((resolve) => {
-        const onSignal = (signal: NodeJS.Signals) => {
-          logger.info({ signal }, "stopping");
-          process.off("SIGINT", onSignal);
-          process.off("SIGTERM", onSignal);
-          resolve();
-        };
-        process.on("SIGINT", onSignal);
-        process.on("SIGTERM", onSignal);
-      });
+      // Everything closes in order, the whole within STOP_DEADLINE_MS (stop.ts).
+      await stopping;
       await platform.stop();
       logger.info("stopped");
       logger.flush();

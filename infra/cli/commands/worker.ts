@@ -1,6 +1,7 @@
 import { drainWithin } from "../../../shared/adapters/nats/index.js";
 import type { Command } from "commander";
 import { parseConfig } from "../../../shared/index.js";
+import { STOP_DRAIN_MS, stopSignal } from "../stop.js";
 import { startLanemapWorker } from "../../platform/worker.js";
 import { connectForCli } from "../nats-connect.js";
 import { cliLogger } from "../logger.js";
@@ -60,20 +61,11 @@ export function registerWorker(program: Command): void {
             "tile classified",
           );
       });
+      const stopping = stopSignal(logger, "stopping: finishing the tiles in flight");
       logger.info({ threads: config.batch.workers, name: worker.name }, "worker ready: speed + batch");
-      await new Promise<void>((resolve) => {
-        const shutdown = (signal: NodeJS.Signals) => {
-          logger.info({ signal }, "stopping: finishing the tiles in flight");
-          process.off("SIGTERM", shutdown);
-          process.off("SIGINT", shutdown);
-          void (async () => {
-            await worker.stop();
-            await drainWithin(nc);
-            resolve();
-          })();
-        };
-        process.on("SIGTERM", shutdown);
-        process.on("SIGINT", shutdown);
-      });
+      // Tiles still in flight at the deadline are not acknowledged: JetStream redelivers them (stop.ts).
+      await stopping;
+      await worker.stop();
+      await drainWithin(nc, STOP_DRAIN_MS);
     });
 }

@@ -25,7 +25,9 @@ import {
   BATCH_TASK_STREAM,
   BATCH_TASK_SUBJECT_PREFIX,
 } from "./names.js";
+import { LanemapError } from "../../errors.js";
 import { StreamSetupError } from "./streams.js";
+import { atReplicas, objectStoreStreamName, replicasRefusal } from "./replicas.js";
 
 /** Settings of the batch work queue. */
 export interface BatchQueueSettings {
@@ -66,6 +68,8 @@ async function ensureStream(jsm: JetStreamManager, wanted: Partial<StreamConfig>
     // Two processes starting at once may both try to add: the loser reads what the winner made.
     const again = await jsm.streams.info(wanted.name).catch(() => undefined);
     if (again) return again;
+    const refused = replicasRefusal(wanted.name, wanted.num_replicas, err);
+    if (refused) throw refused;
     throw new StreamSetupError(`cannot create or update stream ${wanted.name}: ${(err as Error).message}`, {
       cause: err,
     });
@@ -136,13 +140,16 @@ export async function ensureBatchQueue(
     );
   }
   try {
-    const rasters = await new Objm(nc).create(BATCH_RASTER_BUCKET, {
-      storage: StorageType.File,
-      replicas: settings.replicas,
-      ttl: nanos(settings.resultMaxAgeS * 1000),
-    });
+    const rasters = await atReplicas(objectStoreStreamName(BATCH_RASTER_BUCKET), settings.replicas, () =>
+      new Objm(nc).create(BATCH_RASTER_BUCKET, {
+        storage: StorageType.File,
+        replicas: settings.replicas,
+        ttl: nanos(settings.resultMaxAgeS * 1000),
+      }),
+    );
     return { rasters };
   } catch (err) {
+    if (err instanceof LanemapError) throw err;
     throw new StreamSetupError(`cannot open object store ${BATCH_RASTER_BUCKET}: ${(err as Error).message}`, {
       cause: err,
     });

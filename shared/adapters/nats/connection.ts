@@ -3,7 +3,7 @@
  * nats-server must never end a worker or the serving layer), with a short wait between attempts so
  * a restart costs seconds, and every connection status change logged.
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { RequestError, connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
 
@@ -22,6 +22,51 @@ export interface ConnectNatsOptions {
   readonly reconnectTimeWaitMs?: number;
   /** Give up the first connection attempt after this long (default 10 s). */
   readonly timeoutMs?: number;
+  /**
+   * Check at once that the server offers JetStream (default true: every lanemap role stores in
+   * JetStream); false only for a caller that uses core NATS alone.
+   */
+  readonly requireJetStream?: boolean;
+}
+
+/**
+ * The server answers but offers no JetStream (nats-server started without `-js` or a `jetstream {}`
+ * block). Not transient: no retry brings JetStream, so it is NATS_SETUP and said at once.
+ */
+export class JetStreamMissingError extends LanemapError {
+  constructor(server: string) {
+    super(
+      "NATS_SETUP",
+      `NATS_SETUP: ${server} has no JetStream; start nats-server with -js or a jetstream {} block in its config`,
+    );
+  }
+}
+
+/** How long the JetStream check waits for an answer from the JetStream API (ms). */
+const JETSTREAM_CHECK_MS = 1_500;
+
+/**
+ * Throws JetStreamMissingError when nothing on `nc`'s cluster answers the JetStream API.
+ *
+ * Why here and not in each role: nats.js reports "no responders" on the JetStream API as
+ * "jetstream is not enabled", which is also what a client sees for a moment while an R3 stream
+ * elects a leader, so the roles retry it (transient.ts) — for 30 s against a server that will never
+ * have JetStream. One check right after connecting tells the two apart: the server's INFO says
+ * `jetstream: true` when it runs JetStream itself; otherwise `$JS.API.INFO` is asked once, which
+ * another node of a cluster answers, and "no responders" then means no JetStream anywhere. A
+ * timeout is left to the roles' own retries (a cluster without a meta leader yet).
+ * @throws JetStreamMissingError (NATS_SETUP).
+ */
+export async function requireJetStream(nc: NatsConnection): Promise<void> {
+  if (nc.info?.jetstream === true) return;
+  try {
+    await nc.request("$JS.API.INFO", undefined, { timeout: JETSTREAM_CHECK_MS });
+  } catch (err) {
+    const noResponders =
+      (err instanceof RequestError && err.isNoResponders()) ||
+      (err instanceof Error && err.name === "NoRespondersError");
+    if (noResponders) throw new JetStreamMissingError(`nats://${nc.getServer()}`);
+  }
 }
 
 /** The connection could not be made. */
@@ -41,9 +86,11 @@ function serverList(servers: string | readonly string[]): string[] {
 }
 
 /**
- * Connects with lanemap's reconnect policy (reconnect forever). Resolves once connected; the
- * status of the connection is logged until it closes.
- * @throws NatsConnectError when the first connection fails.
+ * Connects with lanemap's reconnect policy (reconnect forever) and checks that the server offers
+ * JetStream (requireJetStream). Resolves once connected; the status of the connection is logged
+ * until it closes.
+ * @throws NatsConnectError when the first connection fails; JetStreamMissingError (NATS_SETUP) when
+ *   the server has no JetStream (the connection is closed first).
  */
 export async function connectNats(options: ConnectNatsOptions): Promise<NatsConnection> {
   const servers = serverList(options.servers);
@@ -58,6 +105,14 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
     });
   } catch (cause) {
     throw new NatsConnectError(servers, { cause });
+  }
+  if (options.requireJetStream !== false) {
+    try {
+      await requireJetStream(nc);
+    } catch (err) {
+      await nc.close().catch(() => undefined);
+      throw err;
+    }
   }
   const logger = options.logger;
   if (logger) {

@@ -9,6 +9,8 @@ export {
   connectNats,
   serverMaxPayload,
   NatsConnectError,
+  JetStreamMissingError,
+  requireJetStream,
   DEFAULT_MAX_PAYLOAD,
   DRAIN_TIMEOUT_MS,
   drainWithin,
@@ -43,6 +45,10 @@ export {
 export {
   ensureReplicas,
   checkReplicas,
+  atReplicas,
+  replicasRefusal,
+  ReplicasRefusedError,
+  PEER_SILENT_OFFLINE_S,
   kvStreamName,
   objectStoreStreamName,
   placementOf,
@@ -69,3 +75,4 @@ export {
   DEFAULT_TRANSIENT_RETRY_MS,
   type RetryTransientOptions,
 } from "./transient.js";
+export { boundedObjects, getBlobWithin, OBJECT_READ_IDLE_MS } from "./object-reads.js";

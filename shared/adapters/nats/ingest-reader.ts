@@ -21,6 +21,7 @@ import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { IngestMessage, TileObjects } from "../../pipeline/ingest-message.js";
 import { DeadLetterQueue } from "./dead-letters.js";
+import { boundedObjects } from "./object-reads.js";
 import { INGEST_STREAM, TILE_OBJECT_BUCKET } from "./names.js";
 
 /** The ingest stream's stored range. An empty stream has `messages` 0 and firstSeq = lastSeq + 1. */
@@ -131,7 +132,8 @@ export async function tileObjectsReader(nc: NatsConnection): Promise<TileObjects
           bucket = null;
         }
       }
-      return bucket ? bucket.getBlob(name) : null;
+      // Bounded (object-reads.ts); one that gives up is STORAGE, transient.
+      return bucket ? boundedObjects(bucket, "tile object").getBlob(name) : null;
     },
   };
 }

@@ -16,8 +16,16 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { LanemapError } from "../../errors.js";
 import { tileResultSchema, type ClassifiedTile, type TileResult } from "../../view/types.js";
+import { READ_RETRIES, guarded } from "./guarded.js";
 import { LIVE_BUCKET } from "./names.js";
-import { checkReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
+import { getBlobWithin } from "./object-reads.js";
+import {
+  atReplicas,
+  checkReplicas,
+  ensureReplicas,
+  kvStreamName,
+  objectStoreStreamName,
+} from "./replicas.js";
 
 const MAGIC = [0x4c, 0x4d, 0x52, 0x31]; // "LMR1"
 /** Rasters above this go to the object store (leaves room for headers under a 1 MiB max_payload). */
@@ -100,11 +108,13 @@ export class LiveView {
    */
   static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<LiveView> {
     const { replicas } = options;
-    const kv = await new Kvm(nc).create(LIVE_BUCKET, {
-      history: 1,
-      storage: "file",
-      replicas: replicas === undefined ? 1 : checkReplicas(replicas),
-    } as Parameters<Kvm["create"]>[1]);
+    const kv = await atReplicas(kvStreamName(LIVE_BUCKET), replicas, () =>
+      new Kvm(nc).create(LIVE_BUCKET, {
+        history: 1,
+        storage: "file",
+        replicas: replicas === undefined ? 1 : checkReplicas(replicas),
+      } as Parameters<Kvm["create"]>[1]),
+    );
     if (replicas !== undefined)
       await ensureReplicas(await jetstreamManager(nc), kvStreamName(LIVE_BUCKET), replicas);
     return new LiveView(kv, nc, replicas);
@@ -112,10 +122,12 @@ export class LiveView {
 
   private async rasterStore(): Promise<ObjectStore> {
     if (this.objects) return this.objects;
-    const objects = await this.objm.create(RASTER_OBJECTS, {
-      storage: "file",
-      ...(this.replicas === undefined ? {} : { replicas: this.replicas }),
-    } as Parameters<Objm["create"]>[1]);
+    const objects = await atReplicas(objectStoreStreamName(RASTER_OBJECTS), this.replicas, () =>
+      this.objm.create(RASTER_OBJECTS, {
+        storage: "file",
+        ...(this.replicas === undefined ? {} : { replicas: this.replicas }),
+      } as Parameters<Objm["create"]>[1]),
+    );
     if (this.replicas !== undefined)
       await ensureReplicas(
         await jetstreamManager(this.nc),
@@ -162,7 +174,14 @@ export class LiveView {
       revision,
       raster: async () => {
         if (copy) return copy;
-        const blob = name ? await (await this.rasterStore()).getBlob(name) : null;
+        // Bounded (object-reads.ts): a read from a dead node's consumer is a transient STORAGE error.
+        const blob = name
+          ? await guarded(
+              `reading live raster object ${name}`,
+              async () => getBlobWithin(await this.rasterStore(), name),
+              READ_RETRIES,
+            )
+          : null;
         if (!blob) throw new LanemapError("LIVE_VIEW", `raster object ${name ?? "?"} is missing`);
         return blob;
       },

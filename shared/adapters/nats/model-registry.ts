@@ -17,7 +17,13 @@ import { StorageType, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { parseModel, serializeModel, type Model } from "../../classifier/index.js";
 import { LanemapError, ModelError } from "../../errors.js";
-import { checkReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
+import {
+  atReplicas,
+  checkReplicas,
+  ensureReplicas,
+  kvStreamName,
+  objectStoreStreamName,
+} from "./replicas.js";
 import {
   EMPTY_CATALOGUE,
   ModelConflictError,
@@ -103,8 +109,12 @@ export class NatsModelRegistry implements ModelRegistry {
     const { replicas } = options;
     const r = replicas === undefined ? {} : { replicas: checkReplicas(replicas) };
     // History 16 keeps the last activations of `current` visible to operators (rollback).
-    const kv = await new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File, ...r });
-    const objects = await new Objm(nc).create(MODEL_OBJECT_BUCKET, { storage: StorageType.File, ...r });
+    const kv = await atReplicas(kvStreamName(MODEL_BUCKET), replicas, () =>
+      new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File, ...r }),
+    );
+    const objects = await atReplicas(objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas, () =>
+      new Objm(nc).create(MODEL_OBJECT_BUCKET, { storage: StorageType.File, ...r }),
+    );
     if (replicas !== undefined) {
       const jsm = await jetstreamManager(nc);
       await ensureReplicas(jsm, kvStreamName(MODEL_BUCKET), replicas);

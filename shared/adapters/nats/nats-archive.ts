@@ -38,7 +38,7 @@ import { TileConflictError } from "../archive/index.js";
 import { serverMaxPayload } from "./connection.js";
 import { getBlobWithin } from "./object-reads.js";
 import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
-import { ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
+import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./names.js";
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -90,10 +90,17 @@ export class NatsTileArchive implements TileArchive {
   static async open(nc: NatsConnection, options: { replicas: number }): Promise<NatsTileArchive> {
     const common = { replicas: options.replicas, storage: StorageType.File } as const;
     return guarded("cannot open the NATS tile archive", async () => {
-      const objects = await new Objm(nc).create(ARCHIVE_OBJECT_BUCKET, common);
+      const r = options.replicas;
+      const objects = await atReplicas(objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), r, () =>
+        new Objm(nc).create(ARCHIVE_OBJECT_BUCKET, common),
+      );
       const kvm = new Kvm(nc);
-      const catalogue = await kvm.create(CATALOGUE_BUCKET, { ...common, history: 1 });
-      const bad = await kvm.create(BAD_TILE_BUCKET, { ...common, history: 1 });
+      const catalogue = await atReplicas(kvStreamName(CATALOGUE_BUCKET), r, () =>
+        kvm.create(CATALOGUE_BUCKET, { ...common, history: 1 }),
+      );
+      const bad = await atReplicas(kvStreamName(BAD_TILE_BUCKET), r, () =>
+        kvm.create(BAD_TILE_BUCKET, { ...common, history: 1 }),
+      );
       // create() leaves an existing bucket's replicas as they are: bring all three to the deployment's.
       const jsm = await jetstreamManager(nc);
       await ensureReplicas(jsm, objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), options.replicas);

@@ -35,9 +35,9 @@ import { parseVersionName } from "../../view/paths.js";
 import { BATCH_VIEW_FILES } from "../../view/batch-schema.js";
 import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
 import { serverMaxPayload } from "./connection.js";
-import { listObjectInfos, readOneChunkObject, type StoredObjectInfo } from "./object-reads.js";
+import { getBlobWithin, listObjectInfos, readOneChunkObject, type StoredObjectInfo } from "./object-reads.js";
 import { READ_RETRIES, guarded, storageError } from "./guarded.js";
-import { ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
+import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./names.js";
 
 const MANIFEST = BATCH_VIEW_FILES.manifest;
@@ -97,16 +97,13 @@ export class NatsPublishedViews implements PublishedViews {
   ): Promise<NatsPublishedViews> {
     const replicas = options.replicas ?? 1;
     return viewWrite("opening the view buckets", async () => {
-      const objects = await new Objm(nc).create(VIEW_OBJECT_BUCKET, {
-        storage: StorageType.File,
-        replicas,
-      });
+      const objects = await atReplicas(objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas, () =>
+        new Objm(nc).create(VIEW_OBJECT_BUCKET, { storage: StorageType.File, replicas }),
+      );
       // History keeps the last moves of CURRENT visible to operators.
-      const kv = await new Kvm(nc).create(VIEW_POINTER_BUCKET, {
-        history: 16,
-        storage: StorageType.File,
-        replicas,
-      });
+      const kv = await atReplicas(kvStreamName(VIEW_POINTER_BUCKET), replicas, () =>
+        new Kvm(nc).create(VIEW_POINTER_BUCKET, { history: 16, storage: StorageType.File, replicas }),
+      );
       if (options.replicas !== undefined) {
         // create() leaves an existing bucket's replicas as they are: bring both to the deployment's.
         const jsm = await jetstreamManager(nc);
@@ -154,7 +151,7 @@ export class NatsPublishedViews implements PublishedViews {
     const direct = listed
       ? await readOneChunkObject(await this.jsm(), VIEW_OBJECT_BUCKET, listed)
       : undefined;
-    const bytes = direct !== undefined ? direct : await this.objects.getBlob(`${name}/${MANIFEST}`);
+    const bytes = direct !== undefined ? direct : await getBlobWithin(this.objects, `${name}/${MANIFEST}`);
     if (!bytes) return null;
     let json: unknown;
     try {
@@ -249,7 +246,7 @@ export class NatsPublishedViews implements PublishedViews {
     }
     // The manifest is written last, from the very bytes that were listed: the copy is complete.
     await viewRead(`downloading ${name}/${MANIFEST}`, async () => {
-      const bytes = await this.objects.getBlob(`${name}/${MANIFEST}`);
+      const bytes = await getBlobWithin(this.objects, `${name}/${MANIFEST}`);
       if (!bytes) throw notFound(name);
       await mkdir(partial, { recursive: true });
       await writeFile(join(partial, MANIFEST), bytes);

@@ -18,6 +18,7 @@
 import { createHash } from "node:crypto";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
+import { READ_RETRIES, guarded } from "./guarded.js";
 import { objectStoreStreamName } from "./replicas.js";
 
 /** What the object store keeps about one object (the fields lanemap reads). */
@@ -164,4 +165,20 @@ export async function getBlobWithin(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * `store` as the one `getBlob` the pipeline reads tiles with (shared/pipeline TileObjects), bounded
+ * by {@link getBlobWithin} and retried a few times on a transient failure; a read that still gives
+ * up is a LanemapError STORAGE (transient: the speed lane naks the tile and it is redelivered).
+ */
+export function boundedObjects(
+  store: ObjectStore,
+  what = "object",
+  idleMs = OBJECT_READ_IDLE_MS,
+): { getBlob(name: string): Promise<Uint8Array | null> } {
+  return {
+    getBlob: (name) =>
+      guarded(`reading ${what} ${name}`, () => getBlobWithin(store, name, idleMs), READ_RETRIES),
+  };
 }

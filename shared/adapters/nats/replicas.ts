@@ -40,11 +40,82 @@ export function checkReplicas(replicas: number): number {
 }
 
 /**
+ * A stream or bucket asked for more replicas than the server or cluster can place: the error names
+ * the resource, the replicas asked, what the server offers, and what to set. Not transient: the
+ * same request fails the same way until the deployment changes, so nothing retries it.
+ */
+export class ReplicasRefusedError extends LanemapError {
+  constructor(resource: string, wanted: number, clustered: boolean, options?: { cause?: unknown }) {
+    const why = clustered
+      ? `the cluster cannot place them (fewer than ${wanted} JetStream servers up, or not enough storage on them: ${causeMessage(options?.cause)})`
+      : "this nats-server is not clustered and offers 1";
+    const fix = clustered
+      ? `bring the missing nodes back, or set LANEMAP_NATS_REPLICAS to the number of nodes up`
+      : `set LANEMAP_NATS_REPLICAS=1, or run a cluster of ${wanted} nodes (README "Scaling out")`;
+    super(
+      "NATS_SETUP",
+      `NATS_SETUP: ${resource} asks for ${wanted} replicas (LANEMAP_NATS_REPLICAS=${wanted}), but ${why}; ${fix}`,
+      options,
+    );
+  }
+}
+
+function causeMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The server's refusals of a replicas count (nats-server `server/errors.json`, matched as text: the
+ * codes differ per version): a single server ("replicas > 1 not supported in non-clustered mode"),
+ * a cluster short of peers ("no suitable peers for placement", or in 2.9 "insufficient
+ * resources", which also covers storage: both named in the message).
+ */
+function refusalOf(err: unknown): "single" | "cluster" | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (/non-clustered mode/i.test(e.message)) return "single";
+    if (/no suitable peers|insufficient resources|peers? (are )?(offline|unavailable)/i.test(e.message))
+      return "cluster";
+  }
+  return undefined;
+}
+
+/**
+ * Runs `op`, which creates or rescales `resource` (a stream, `KV_<bucket>`, `OBJ_<bucket>`) at
+ * `replicas`; a refusal of the replicas count becomes ReplicasRefusedError. Every other failure
+ * is thrown as it was.
+ * @throws ReplicasRefusedError (NATS_SETUP).
+ */
+export async function atReplicas<T>(
+  resource: string,
+  replicas: number | undefined,
+  op: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    throw replicasRefusal(resource, replicas, err) ?? err;
+  }
+}
+
+/** `err` as a ReplicasRefusedError when it is the server refusing `replicas` for `resource`. */
+export function replicasRefusal(
+  resource: string,
+  replicas: number | undefined,
+  err: unknown,
+): ReplicasRefusedError | undefined {
+  const refusal = replicas !== undefined && replicas > 1 ? refusalOf(err) : undefined;
+  return refusal
+    ? new ReplicasRefusedError(resource, replicas!, refusal === "cluster", { cause: err })
+    : undefined;
+}
+
+/**
  * Brings an existing stream (a lanemap stream, or the stream of a KV or object store bucket) to
  * `replicas`, in place; a stream that already has them is left alone (no update request, so any
  * number of processes may call this at start-up).
  * @returns the stream's info after the change.
- * @throws LanemapError (NATS_SETUP) when the stream cannot be read or the server refuses the change.
+ * @throws ReplicasRefusedError (NATS_SETUP) when the server cannot place `replicas`; LanemapError
+ *   (NATS_SETUP) when the stream cannot be read or the server refuses the change otherwise.
  */
 export async function ensureReplicas(
   jsm: JetStreamManager,
@@ -55,8 +126,11 @@ export async function ensureReplicas(
   try {
     const info = await jsm.streams.info(stream);
     if ((info.config.num_replicas || 1) === wanted) return info;
-    return await jsm.streams.update(stream, { ...info.config, num_replicas: wanted });
+    return await atReplicas(stream, wanted, () =>
+      jsm.streams.update(stream, { ...info.config, num_replicas: wanted }),
+    );
   } catch (err) {
+    if (err instanceof ReplicasRefusedError) throw err;
     throw new LanemapError(
       "NATS_SETUP",
       `cannot set ${wanted} replica(s) on stream ${stream}: ${(err as Error).message}`,
@@ -64,6 +138,15 @@ export async function ensureReplicas(
     );
   }
 }
+
+/**
+ * Seconds without a word from a replica after which it counts as offline. Why not the server's own
+ * `offline` flag alone: nats-server sets it only when the node said goodbye or its statsz went
+ * silent for minutes; a SIGKILLed node stays `offline: false`, `current: true` for 10 s and then
+ * reads "not current" like a replica catching up (issue 14: `ops status` showed a dead node as
+ * "behind"). A live replica answers its leader's heartbeats (once a second) and shows tens of ms.
+ */
+export const PEER_SILENT_OFFLINE_S = 3;
 
 /** Where one stream lives in the cluster: what `lanemap ops status` shows per stream. */
 export interface StreamPlacement {
@@ -76,7 +159,15 @@ export interface StreamPlacement {
   readonly cluster: string | null;
   /** The server whose RAFT leader writes go through, or null (single server, or no leader now). */
   readonly leader: string | null;
-  /** The other replicas: `current` when caught up with the leader, `offline` when unreachable. */
+  /**
+   * True when the stream has everything it asked for: on a cluster a leader, and every other
+   * replica current and online. A stream that is not is degraded (`lanemap ops status` exits 3).
+   */
+  readonly healthy: boolean;
+  /**
+   * The other replicas: `current` when caught up with the leader; `offline` when the server says
+   * so or the leader has not heard from it for {@link PEER_SILENT_OFFLINE_S} s (a dead node).
+   */
   readonly peers: readonly {
     readonly name: string;
     readonly current: boolean;
@@ -91,20 +182,29 @@ export interface StreamPlacement {
 /** The placement of one stream from its StreamInfo (`StreamInfo.cluster`, nanoseconds to seconds). */
 export function placementOf(info: StreamInfo): StreamPlacement {
   const c = info.cluster;
+  const replicas = info.config.num_replicas || 1;
+  const peers = (c?.replicas ?? []).map((p) => ({
+    name: p.name,
+    current: p.current,
+    // active 0 and not current: this leader (elected after the node died) never heard from it.
+    offline: p.offline === true || p.active / 1e9 > PEER_SILENT_OFFLINE_S || (!p.current && p.active === 0),
+    activeS: p.active / 1e9,
+    lag: p.lag ?? 0,
+  }));
+  // A clustered stream's info lists the replicas other than the leader: missing ones are gone too.
+  const clustered = c?.name !== undefined && replicas > 1;
+  const healthy =
+    !clustered ||
+    (!!c?.leader && peers.length === replicas - 1 && peers.every((p) => p.current && !p.offline));
   return {
     stream: info.config.name,
-    replicas: info.config.num_replicas || 1,
+    replicas,
     messages: info.state.messages,
     bytes: info.state.bytes,
     cluster: c?.name ?? null,
     leader: c?.leader ?? null,
-    peers: (c?.replicas ?? []).map((p) => ({
-      name: p.name,
-      current: p.current,
-      offline: p.offline === true,
-      activeS: p.active / 1e9,
-      lag: p.lag ?? 0,
-    })),
+    healthy,
+    peers,
   };
 }
 
@@ -119,5 +219,15 @@ export async function lanemapStreamPlacements(jsm: JetStreamManager): Promise<St
   for await (const info of jsm.streams.list()) {
     if (/lanemap/i.test(info.config.name)) out.push(placementOf(info));
   }
-  return out.sort((a, b) => a.stream.localeCompare(b.stream));
+  // A node is one machine: offline for one stream's leader, it is offline for every stream whose
+  // leader has not noticed yet (and shows it "not current").
+  const offline = new Set(out.flatMap((p) => p.peers.filter((r) => r.offline).map((r) => r.name)));
+  return out
+    .map((p) => ({
+      ...p,
+      peers: p.peers.map((r) =>
+        !r.offline && !r.current && offline.has(r.name) ? { ...r, offline: true } : r,
+      ),
+    }))
+    .sort((a, b) => a.stream.localeCompare(b.stream));
 }

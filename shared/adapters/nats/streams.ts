@@ -28,7 +28,14 @@ import { Objm, type ObjectStore } from "@nats-io/obj";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../../config.js";
 import { LanemapError } from "../../errors.js";
-import { checkReplicas, ensureReplicas, objectStoreStreamName } from "./replicas.js";
+import {
+  ReplicasRefusedError,
+  atReplicas,
+  replicasRefusal,
+  checkReplicas,
+  ensureReplicas,
+  objectStoreStreamName,
+} from "./replicas.js";
 import {
   DLQ_STREAM,
   DLQ_SUBJECT_PREFIX,
@@ -126,6 +133,8 @@ async function ensureStream(
       const again = await jsm.streams.info(name).catch(() => undefined);
       if (again) return again;
     }
+    const refused = replicasRefusal(name, replicas, err);
+    if (refused) throw refused;
     const hint = isStorageFull(err)
       ? ` (it asks for max_bytes ${limits.maxBytes}, LANEMAP_STREAM_MAX_BYTES: lower it, or give JetStream more storage with max_file_store)`
       : "";
@@ -239,15 +248,18 @@ export async function ensureTileObjects(
   replicas?: number,
 ): Promise<ObjectStore> {
   try {
-    const store = await new Objm(nc).create(TILE_OBJECT_BUCKET, {
-      storage: StorageType.File,
-      ...(replicas === undefined ? {} : { replicas: checkReplicas(replicas) }),
-      ...(limits.maxAgeS > 0 ? { ttl: nanos(limits.maxAgeS * 1000) } : {}),
-    });
+    const store = await atReplicas(objectStoreStreamName(TILE_OBJECT_BUCKET), replicas, () =>
+      new Objm(nc).create(TILE_OBJECT_BUCKET, {
+        storage: StorageType.File,
+        ...(replicas === undefined ? {} : { replicas: checkReplicas(replicas) }),
+        ...(limits.maxAgeS > 0 ? { ttl: nanos(limits.maxAgeS * 1000) } : {}),
+      }),
+    );
     if (replicas !== undefined)
       await ensureReplicas(await jetstreamManager(nc), objectStoreStreamName(TILE_OBJECT_BUCKET), replicas);
     return store;
   } catch (err) {
+    if (err instanceof ReplicasRefusedError) throw err;
     throw new StreamSetupError(`cannot open object store ${TILE_OBJECT_BUCKET}: ${(err as Error).message}`, {
       cause: err,
     });
