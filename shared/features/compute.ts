@@ -202,13 +202,24 @@ function scaleBand(
   offset: number,
   nodata: number | null,
 ): void {
+  const n = out.length;
+  if (scale === 1 && offset === 0 && !(src instanceof Float32Array || src instanceof Float64Array)) {
+    // Integers, stored as physical values (most tiles): an integer is never NaN and x * 1 + 0 is x,
+    // so the copy and the nodata search the loop below would do are the typed-array built-ins'
+    // (native code), not a loop a short-lived process runs mostly in V8's interpreter: 3-4 ms
+    // instead of 10-18 ms of CPU for Chiapas's 8 bands of 250² in a fresh process. indexOf
+    // compares as `===` does.
+    const v = src.subarray(start, start + n);
+    out.set(v);
+    if (nodata !== null) for (let p = v.indexOf(nodata); p !== -1; p = v.indexOf(nodata, p + 1)) valid[p] = 0;
+    return;
+  }
   // One conversion to float64 up front keeps the loops below monomorphic whatever the band type.
   const v =
     src instanceof Float64Array
       ? src.subarray(start, start + out.length)
       : new Float64Array(src.subarray(start, start + out.length));
   const nd = nodata === null || Number.isNaN(nodata) ? null : nodata;
-  const n = out.length;
   for (let p = 0; p < n; p++) {
     const x = v[p] as number;
     if (x !== x || x === nd) valid[p] = 0;

@@ -99,12 +99,18 @@ export function unusableClassColour(lab: Lab): boolean {
 
 const hex2 = (v: number) => v.toString(16).padStart(2, "0");
 
+/** The candidates, computed by the first `distinctClassColour` that needs them (see `candidates`). */
+let candidateList: readonly { hex: string; lab: Lab }[] | null = null;
+
 /**
  * The candidates, in preference order: ColorBrewer Set1/Dark2 (`PALETTE`, whose greys the filter drops; the old palette, so the first new
  * classes of a fresh directory look as before), then the 6×6×6 sRGB cube (steps of 0x33), each
- * without the unusable colours.
+ * without the unusable colours. Built on first use rather than when the module loads: every
+ * command loads this module, few name a new class, and the ~230 colour conversions cost a
+ * `lanemap classify` a few ms of start-up.
  */
-const CANDIDATES: readonly { hex: string; lab: Lab }[] = (() => {
+function candidates(): readonly { hex: string; lab: Lab }[] {
+  if (candidateList !== null) return candidateList;
   const cube: string[] = [];
   for (let r = 0; r < 6; r++)
     for (let g = 0; g < 6; g++)
@@ -117,8 +123,9 @@ const CANDIDATES: readonly { hex: string; lab: Lab }[] = (() => {
     const lab = hexToLab(hex);
     if (!unusableClassColour(lab)) out.push({ hex, lab });
   }
+  candidateList = out;
   return out;
-})();
+}
 
 /** The least ΔE00 from `lab` to any of `taken` (Infinity when there are none). */
 function nearest(lab: Lab, taken: readonly Lab[]): number {
@@ -146,9 +153,10 @@ export function distinctClassColour(taken: readonly string[], conventional: stri
     const lab = hexToLab(conventional);
     if (!unusableClassColour(lab) && nearest(lab, labs) >= MIN_CLASS_DELTA_E) return conventional;
   }
-  let best = CANDIDATES[0] as { hex: string; lab: Lab };
+  const list = candidates();
+  let best = list[0] as { hex: string; lab: Lab };
   let bestD = -1;
-  for (const c of CANDIDATES) {
+  for (const c of list) {
     const d = nearest(c.lab, labs);
     if (d > bestD) {
       best = c;

@@ -211,6 +211,51 @@ describe("computeFeatures", () => {
     );
   });
 
+  test("gives integer bands the features of the same values stored as float64, nodata at any pixel", () => {
+    // Integer bands without scale or offset take a path of their own (typed-array built-ins); the
+    // float64 copy takes the general loop: both must mark and copy the same pixels.
+    const types = [Int16Array, Uint16Array, Uint8Array, Int32Array, Uint32Array, Int8Array] as const;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 0, max: types.length - 1 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        (width, height, type, block, seed) => {
+          let s = seed;
+          // Values 0..4; 0 is band 1's nodata, 3 band 2's, so both appear first, last and in runs.
+          const rnd = (): number => (s = (s * 1103515245 + 12345) % 2 ** 31) % 5;
+          const values = [0, 1, 2].map(() => Array.from({ length: width * height }, rnd));
+          const Type = types[type] as (typeof types)[number];
+          const nodata = [0, 3, null];
+          const ints = raster(
+            width,
+            height,
+            values.map((v) => Type.from(v)),
+            { nodata },
+          );
+          const floats = raster(
+            width,
+            height,
+            values.map((v) => Float64Array.from(v)),
+            { nodata },
+          );
+          const spec = createFeatureSpec(3, { red: 1, nir: 2, extras: [{ kind: "mean3x3", of: "b3" }] });
+          for (let r0 = 0; r0 < height; r0 += block) {
+            const r1 = Math.min(height, r0 + block);
+            const a = computeFeatureRows(ints, spec, r0, r1);
+            const b = computeFeatureRows(floats, spec, r0, r1);
+            assert.deepEqual(a.valid, b.valid);
+            assert.deepEqual(a.data, b.data);
+            assert.equal(a.validCount, b.validCount);
+          }
+        },
+      ),
+      { numRuns: 120 },
+    );
+  });
+
   test("refuses a raster whose band count differs from the spec's", () => {
     const spec = createFeatureSpec(3, { red: 1, nir: 2 });
     assert.throws(
