@@ -26,7 +26,17 @@ import { dataPaths, versionName } from "../../shared/index.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { natsMissing } from "../helpers/nats.js";
 import { DEFAULT_GRID, lonLatTile, makeRaster, writeBatchView } from "../helpers/serving-views.js";
-import { runLanemap, tempDir, testConfig, testEnv, testLogger, testModel } from "./speed-fixtures.js";
+import {
+  lanemap,
+  runLanemap,
+  tempDir,
+  testConfig,
+  testEnv,
+  testLogger,
+  testModel,
+} from "./speed-fixtures.js";
+
+const workerReady = (l: Record<string, unknown>): boolean => l["msg"] === "worker ready: speed + batch";
 
 /** Times each step runs in a row with the node down. */
 const RUNS = 5;
@@ -61,6 +71,20 @@ describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: na
         reason: "not a TIFF",
         deliveries: 1,
       });
+    {
+      // A deployment that ran before the node died: one worker has made every stream and bucket at
+      // R3 (a new R3 stream cannot be placed on two nodes; that is not what this test is about).
+      await using data = await tempDir("lanemap-node-down-worker-");
+      await using worker = lanemap(
+        ["worker", "--name", "w0"],
+        testEnv(data.path, {
+          NATS_URL: cluster.natsUrl,
+          LANEMAP_NATS_REPLICAS: "3",
+          LANEMAP_LOG_LEVEL: "info",
+        }),
+      );
+      await worker.waitForLine("w0 ready", workerReady, 60_000);
+    }
     await cluster.kill(DEAD);
     await cluster.waitForMetaLeader();
   });
@@ -150,6 +174,21 @@ describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: na
       const dlq = await runLanemap(["dlq", "list", "--json"], env);
       assert.equal(dlq.code, 0, `run ${run}: ${dlq.stderr}`);
       assert.equal((JSON.parse(dlq.stdout) as unknown[]).length, LETTERS);
+    }
+  });
+
+  test("`lanemap worker` starts and is ready 3 times in a row, each on an empty data directory", async () => {
+    for (let run = 1; run <= 3; run++) {
+      await using data = await tempDir("lanemap-node-down-worker-");
+      await using worker = lanemap(
+        ["worker", "--name", `w${run}`],
+        testEnv(data.path, {
+          NATS_URL: cluster.natsUrl,
+          LANEMAP_NATS_REPLICAS: "3",
+          LANEMAP_LOG_LEVEL: "info",
+        }),
+      );
+      await worker.waitForLine(`run ${run}: worker ready`, workerReady, 60_000);
     }
   });
 });
