@@ -100,7 +100,9 @@ export class NatsPublishedViews implements PublishedViews {
     options: { cacheDir: string; replicas?: number; logger?: Logger },
   ): Promise<NatsPublishedViews> {
     const replicas = options.replicas ?? 1;
-    return viewWrite("opening the view buckets", async () => {
+    // Idempotent (create-if-absent, replicas brought to config), so retried like a read: the meta
+    // leader that answers it is re-elected for a few seconds after a node dies.
+    return viewRead("opening the view buckets", async () => {
       const objects = await new Objm(nc).create(VIEW_OBJECT_BUCKET, {
         storage: StorageType.File,
         replicas,
