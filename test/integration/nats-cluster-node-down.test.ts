@@ -16,13 +16,15 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import { applyRetention } from "../../batch/index.js";
 import { openModelRegistry } from "../../infra/platform/models.js";
+import { BatchViewSource } from "../../serving/view/batch-source.js";
+import { LruCache } from "../../serving/view/lru-cache.js";
 import {
   DeadLetterQueue,
   NatsModelRegistry,
   NatsPublishedViews,
   ensureStreams,
 } from "../../shared/adapters/nats/index.js";
-import { dataPaths, versionName } from "../../shared/index.js";
+import { dataPaths, versionName, type ClassRaster } from "../../shared/index.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { natsMissing } from "../helpers/nats.js";
 import { DEFAULT_GRID, lonLatTile, makeRaster, writeBatchView } from "../helpers/serving-views.js";
@@ -38,12 +40,34 @@ import {
 
 const workerReady = (l: Record<string, unknown>): boolean => l["msg"] === "worker ready: speed + batch";
 
+/** A switch slower than this fails the test (all nodes up it takes about 0.5 s; with a consumer on the dead node it took 11-37 s). */
+const SWITCH_BOUND_MS = 10_000;
 /** Times each step runs in a row with the node down. */
 const RUNS = 5;
 /** Dead letters stored before the node is killed. */
 const LETTERS = 3;
 /** The node killed: not the one the test's connection prefers (it reconnects either way). */
 const DEAD = 2;
+
+/** Writes version `v` as the batch lane does, in `dataDir`'s views/batch/ (CURRENT untouched). */
+function writeVersion(dataDir: string, v: number): Promise<string> {
+  return writeBatchView(dataDir, {
+    version: v,
+    watermark: v * 10,
+    publish: false,
+    tiles: [
+      lonLatTile(DEFAULT_GRID, {
+        col: 0,
+        row: 0,
+        tileId: `t-v${v}`,
+        lane: "batch",
+        acquired: "2026-03-01T10:00:00Z",
+        ingestSeq: v,
+        raster: makeRaster(4, () => v % 4),
+      }),
+    ],
+  });
+}
 
 describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: natsMissing() }, () => {
   let cluster: NatsCluster;
@@ -132,22 +156,7 @@ describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: na
     });
     const logger = testLogger();
     for (let v = 1; v <= RUNS + 2; v++) {
-      const name = await writeBatchView(source, {
-        version: v,
-        watermark: v * 10,
-        publish: false,
-        tiles: [
-          lonLatTile(DEFAULT_GRID, {
-            col: 0,
-            row: 0,
-            tileId: `t-v${v}`,
-            lane: "batch",
-            acquired: "2026-03-01T10:00:00Z",
-            ingestSeq: v,
-            raster: makeRaster(4, () => v % 4),
-          }),
-        ],
-      });
+      const name = await writeVersion(source, v);
       await views.publish(join(dataPaths(source).batchViews, name), name);
       await views.setCurrent(name);
       const retention = await applyRetention(source, 2, { logger, views });
@@ -189,6 +198,45 @@ describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: na
         }),
       );
       await worker.waitForLine(`run ${run}: worker ready`, workerReady, 60_000);
+    }
+  });
+
+  test(`a serving view source switches to each of ${RUNS} newly published versions`, async (t) => {
+    const publisher = join(dir.path, "switch-publisher");
+    const views = await NatsPublishedViews.open(cluster.nc, {
+      cacheDir: join(publisher, "cache", "views"),
+      replicas: 3,
+    });
+    const follower = await NatsPublishedViews.open(cluster.nc, {
+      cacheDir: join(dir.path, "switch-serve", "cache", "views"),
+      replicas: 3,
+    });
+    const source = new BatchViewSource({
+      dataDir: join(dir.path, "switch-serve"),
+      views: follower,
+      cache: new LruCache<ClassRaster>(1 << 20, (r) => r.classes.length * 2),
+      logger: testLogger(),
+    });
+    await source.start();
+    try {
+      const took: number[] = [];
+      for (let v = 101; v < 101 + RUNS; v++) {
+        const name = await writeVersion(publisher, v);
+        await views.publish(join(dataPaths(publisher).batchViews, name), name);
+        const at = performance.now();
+        await views.setCurrent(name);
+        while (source.peek()?.name !== name) {
+          assert.ok(
+            performance.now() - at < SWITCH_BOUND_MS,
+            `${name}: switched within ${SWITCH_BOUND_MS} ms`,
+          );
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        took.push(Math.round(performance.now() - at));
+      }
+      t.diagnostic(`switch after CURRENT moved, ms: ${took.join(", ")}`);
+    } finally {
+      await source.close();
     }
   });
 });
