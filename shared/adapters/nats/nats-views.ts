@@ -391,7 +391,7 @@ export class NatsPublishedViews implements PublishedViews {
       // The KV watch delivers the last value first (nothing when there is no key yet), then every
       // move; the client re-creates it after a reconnect. The read tells "no pointer yet" at once.
       // Its creation is a consumer nats-server 2.9 may place on a dead node: retried with a
-      // warning, until stopped (a caller's periodic check of CURRENT covers the wait).
+      // warning for up to 30 s or until stopped (a caller's periodic check of CURRENT covers the wait).
       const iter = await retryTransient(
         "watching the CURRENT view pointer",
         () => this.kv.watch({ key: VIEW_POINTER_KEY, ignoreDeletes: true }),
