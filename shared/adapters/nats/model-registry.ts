@@ -171,11 +171,32 @@ export class NatsModelRegistry implements ModelRegistry {
     return { record, created: true };
   }
 
-  /** The record of a version, or undefined. */
+  /**
+   * The record of a version, or undefined. A miss is confirmed by the bucket stream's leader
+   * (STREAM.MSG.GET): `KV.get` is a direct get, which any replica answers, and a follower a write
+   * behind answered "no such version" to an `activate` right after its `upload` on an R3 cluster
+   * (seen once in cluster-scale.test.ts). A hit is final: a record is written once and never changed.
+   */
   async record(version: string): Promise<ModelRecord | undefined> {
-    const e = await this.kv.get(versionKey(version));
-    if (!e || e.operation !== "PUT" || e.length === 0) return undefined;
-    return parseJson<ModelRecord>(e, version);
+    const key = versionKey(version);
+    const e = await this.kv.get(key);
+    if (e && e.operation === "PUT" && e.length > 0) return parseJson<ModelRecord>(e, version);
+    const m = await retryTransient(
+      `reading the registry record of model ${version}`,
+      async () =>
+        (await jetstreamManager(this.nc, { checkAPI: false })).streams.getMessage(
+          kvStreamName(MODEL_BUCKET),
+          { last_by_subj: `$KV.${MODEL_BUCKET}.${key}` },
+        ),
+      this.logger ? { logger: this.logger } : {},
+    );
+    const op = m?.header?.get("KV-Operation");
+    if (!m || op === "DEL" || op === "PURGE" || m.data.length === 0) return undefined;
+    try {
+      return JSON.parse(new TextDecoder().decode(m.data)) as ModelRecord;
+    } catch (cause) {
+      throw new LanemapError("MODEL_REGISTRY", `registry entry ${version} is not JSON`, { cause });
+    }
   }
 
   /**
