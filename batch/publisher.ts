@@ -36,6 +36,7 @@ import {
   LanemapError,
   batchManifestSchema,
   dataPaths,
+  describeError,
   parseVersionName,
   versionName,
   versionNameOf,
@@ -171,12 +172,19 @@ export interface RetentionReport {
   readonly deletedVersions: string[];
   readonly deletedIncomplete: string[];
   readonly deletedStaging: string[];
+  /** Old versions this run could not remove (a broker timeout): warned about, left to the next run. */
+  readonly deferredVersions: string[];
 }
 
 /**
  * Keeps the newest `keep` complete versions and the current one; deletes older versions, version
  * folders without a manifest (a crash between rename and manifest cannot produce one, but a manual
  * copy can) and staging folders other than `activeStaging`. Run it under the batch lock only.
+ *
+ * Housekeeping after a publish, so it never fails the run that published: a store that cannot be
+ * read or a version that cannot be removed (a broker timeout while a node is down) is a warning,
+ * and the next run's retention removes it (issue 14: a run printed "removing v000004 failed:
+ * timeout" and exited 1 after publishing v000009).
  */
 export async function applyRetention(
   dataDir: string,
@@ -185,12 +193,27 @@ export async function applyRetention(
 ): Promise<RetentionReport> {
   const paths = dataPaths(dataDir);
   const views = options.views ?? new FilePublishedViews(dataDir);
-  const current = (await views.current())?.name ?? null;
-  const complete = await views.list();
+  let current: string | null;
+  let complete: PublishedVersion[];
+  try {
+    current = (await views.current())?.name ?? null;
+    complete = await views.list();
+  } catch (err) {
+    options.logger.warn(
+      { err: describeError(err) },
+      "batch view retention: cannot list the published versions; the next run removes old ones",
+    );
+    return { deletedVersions: [], deletedIncomplete: [], deletedStaging: [], deferredVersions: [] };
+  }
   const keepNames = new Set(complete.slice(-Math.max(1, keep)).map((v) => v.name));
   if (current) keepNames.add(current);
   const completeNames = new Set(complete.map((v) => v.name));
-  const report: RetentionReport = { deletedVersions: [], deletedIncomplete: [], deletedStaging: [] };
+  const report: RetentionReport = {
+    deletedVersions: [],
+    deletedIncomplete: [],
+    deletedStaging: [],
+    deferredVersions: [],
+  };
   for (const v of complete) {
     if (keepNames.has(v.name)) continue;
     try {
@@ -198,7 +221,12 @@ export async function applyRetention(
     } catch (err) {
       // A rollback to it since the read above: it is current again, so it stays.
       if (err instanceof LanemapError && err.code === "VIEW_IN_USE") continue;
-      throw err;
+      options.logger.warn(
+        { version: v.name, err: describeError(err) },
+        "batch view retention: cannot remove an old version; the next run tries again",
+      );
+      report.deferredVersions.push(v.name);
+      continue;
     }
     report.deletedVersions.push(v.name);
   }

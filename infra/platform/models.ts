@@ -34,9 +34,17 @@ export async function openModelRegistry(
   if (!nc) return files;
   // Loaded only with a connection: a command on files alone (`lanemap train`, `classify`) does not
   // pay the NATS client's start-up (about 0.1-0.17 s of CPU).
-  const { NatsModelRegistry } = await import("../../shared/adapters/nats/index.js");
-  const nats = await NatsModelRegistry.open(nc, { replicas: config.storage.replicas });
-  const changes = await reconcileRegistries(nats, files);
+  const { NatsModelRegistry, brokerError, retryTransient } =
+    await import("../../shared/adapters/nats/index.js");
+  // Every step named when it fails, never a bare "timeout"; the reads inside retry on their own.
+  const nats = await retryTransient(
+    "opening the model registry",
+    () => NatsModelRegistry.open(nc, { replicas: config.storage.replicas, ...(logger ? { logger } : {}) }),
+    logger ? { logger } : {},
+  );
+  const changes = await reconcileRegistries(nats, files).catch((err: unknown) => {
+    throw brokerError("reconciling the model registry with the data directory's files", err);
+  });
   if (changes.copied.length > 0 || changes.activated)
     logger?.info(changes, "model registry: NATS and the data directory's files reconciled");
   return new MirroredModelRegistry(nats, files);

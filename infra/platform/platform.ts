@@ -212,7 +212,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     const batchAbort = new AbortController();
     stack.push(async () => batchAbort.abort());
     // The published views (LANEMAP_STORAGE): the batch lane publishes there, serving follows them.
-    const views = await openPublishedViews(config, nc);
+    const views = await openPublishedViews(config, nc, logger);
     if (!(await views.current())) {
       logger.info("no batch view yet: running the first batch");
       const report = await runner.run({ signal: batchAbort.signal });

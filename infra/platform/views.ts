@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
 import { FilePublishedViews } from "../../shared/adapters/archive/index.js";
 import { NatsPublishedViews, connectNats, drainWithin } from "../../shared/adapters/nats/index.js";
 import { ConfigError, type Config, type PublishedViews } from "../../shared/index.js";
@@ -18,11 +19,15 @@ export function viewCacheDir(dataDir: string): string {
 }
 
 /**
- * Opens the deployment's published views.
+ * Opens the deployment's published views; `logger` hears the retries of the nats backend's watch.
  * @throws ConfigError (CONFIG) when `LANEMAP_STORAGE=nats` and no NATS connection is given;
  *   LanemapError STORAGE when the view buckets cannot be opened.
  */
-export async function openPublishedViews(config: Config, nc?: NatsConnection): Promise<PublishedViews> {
+export async function openPublishedViews(
+  config: Config,
+  nc?: NatsConnection,
+  logger?: Logger,
+): Promise<PublishedViews> {
   if (config.storage.backend === "files") return new FilePublishedViews(config.dataDir);
   if (!nc)
     throw new ConfigError(
@@ -31,6 +36,7 @@ export async function openPublishedViews(config: Config, nc?: NatsConnection): P
   return NatsPublishedViews.open(nc, {
     cacheDir: viewCacheDir(config.dataDir),
     replicas: config.storage.replicas,
+    ...(logger ? { logger } : {}),
   });
 }
 

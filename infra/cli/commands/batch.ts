@@ -145,6 +145,10 @@ function printReport(r: RunReport): void {
   }
   if (r.retention.deletedVersions.length)
     console.log(`  retention removed ${r.retention.deletedVersions.join(", ")}`);
+  if (r.retention.deferredVersions.length)
+    console.log(
+      `  retention could not remove ${r.retention.deferredVersions.join(", ")} (see the warning); the next run tries again`,
+    );
 }
 
 const commonOptions = (c: Command): Command =>

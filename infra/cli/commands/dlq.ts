@@ -8,6 +8,8 @@ import {
   drainWithin,
 } from "../../../shared/adapters/nats/index.js";
 import { LanemapError, describeError } from "../../../shared/index.js";
+import type { Logger } from "pino";
+import { cliLogger } from "../logger.js";
 import { connectForCli } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
 import { cliConfig } from "../config.js";
@@ -38,13 +40,25 @@ function oneLine(d: DeadLetter): string {
   return `${String(d.seq).padStart(6)}  ${d.at}  ${d.cell}  ${tile}  seq ${d.originalSeq}  ${d.code}  ${d.deliveries}x  ${where}\n        ${d.reason}`;
 }
 
-async function withQueue<T>(flags: DlqFlags, fn: (q: DeadLetterQueue) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with the dead-letter queue. `retry` writes (it republishes to the ingest stream), so it
+ * brings the streams up to config first; `list` only reads, and creates or updates nothing: a
+ * read-only command must not rewrite a stream's limits or replicas from whatever environment the
+ * operator ran it in (issue 14, F4), nor wait for the meta leader a node loss is re-electing.
+ */
+async function withQueue<T>(
+  flags: DlqFlags,
+  mode: "read" | "write",
+  fn: (q: DeadLetterQueue, logger: Logger) => Promise<T>,
+): Promise<T> {
   const config = cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
+  const logger = await cliLogger(config.logLevel, { role: "dlq", pid: process.pid });
   const nc = await connectForCli(config, flags.nats, "lanemap-dlq");
   try {
+    if (mode === "read") return await fn(await DeadLetterQueue.open(nc), logger);
     await ensureStreams(await jetstreamManager(nc), config.stream, config.storage.replicas);
     const tiles = await ensureTileObjects(nc, config.stream, config.storage.replicas);
-    return await fn(await DeadLetterQueue.open(nc, tiles));
+    return await fn(await DeadLetterQueue.open(nc, tiles), logger);
   } finally {
     await drainWithin(nc);
   }
@@ -70,7 +84,7 @@ export function registerDlq(program: Command): void {
     .option("--json", "print JSON")
     .option("--nats <url>", "NATS server (default NATS_URL, else the embedded server of `lanemap start`)")
     .action(async (flags: DlqFlags) => {
-      const letters = await withQueue(flags, (q) => q.list());
+      const letters = await withQueue(flags, "read", (q, logger) => q.list({ logger }));
       if (flags.json) {
         console.log(JSON.stringify(letters, null, 2));
         return;
@@ -100,8 +114,8 @@ export function registerDlq(program: Command): void {
         throw new UsageError("say which dead letters: --all or --seq N...");
       let failed = 0;
       let total = 0;
-      await withQueue(flags, async (q) => {
-        const seqs = flags.all ? (await q.list()).map((d) => d.seq) : wanted;
+      await withQueue(flags, "write", async (q, logger) => {
+        const seqs = flags.all ? (await q.list({ logger })).map((d) => d.seq) : wanted;
         total = seqs.length;
         for (const seq of seqs) {
           try {

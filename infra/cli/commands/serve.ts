@@ -87,7 +87,9 @@ export function registerServe(program: Command): void {
         openModelRegistry(config, nc, logger),
       );
       const archive = await startStep("opening the tile archive", () => openTileArchive(config, nc));
-      const views = await startStep("opening the published views", () => openPublishedViews(config, nc));
+      const views = await startStep("opening the published views", () =>
+        openPublishedViews(config, nc, logger),
+      );
       let batchTrigger: BatchTrigger | undefined;
       // Stops a triggered run at shutdown: nothing is published, its checkpoint is kept for the next run.
       const batchAbort = new AbortController();

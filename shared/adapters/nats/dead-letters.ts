@@ -10,11 +10,21 @@
  * worker that dead-letters a tile and crashes before acknowledging it, or the max-deliveries
  * advisory racing the last delivery's handler, leaves one dead letter within the duplicate window.
  */
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+  type StreamInfo,
+} from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import { headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { LanemapError, isErrorCode, type ErrorCode } from "../../errors.js";
+import type { Logger } from "pino";
 import { serverMaxPayload } from "./connection.js";
+import { retryTransient } from "./transient.js";
 import { DLQ_STREAM, DLQ_SUBJECT_PREFIX, HEADERS, INGEST_SUBJECT_PREFIX, dlqSubject } from "./names.js";
 
 /** What to dead-letter: the original message and why. */
@@ -69,6 +79,9 @@ export class DeadLetterNotFoundError extends LanemapError {
 function codeHeader(value: string | null): ErrorCode {
   return isErrorCode(value) ? value : "INTERNAL";
 }
+
+/** How long one fetch of `list()` waits for a dead letter before the listing is retried (ms). */
+const LIST_FETCH_EXPIRES_MS = 3_000;
 
 /** Room left for headers and protocol overhead below max_payload. */
 const HEADER_ROOM = 8 * 1024;
@@ -175,9 +188,29 @@ export class DeadLetterQueue {
     return (await this.jsm.streams.info(DLQ_STREAM)).state.messages;
   }
 
-  /** Every dead letter, oldest first (headers only: payloads are not transferred). */
-  async list(): Promise<DeadLetter[]> {
-    const info = await this.jsm.streams.info(DLQ_STREAM);
+  /**
+   * Every dead letter, oldest first (headers only: payloads are not transferred); none when the
+   * stream does not exist (nothing was dead-lettered here yet: a read creates nothing).
+   *
+   * The headers come through an ordered consumer (the stream API has no headers-only read on
+   * nats-server 2.9), which 2.9 may place on an offline peer (nats-server PR #7165): then nothing
+   * comes before the fetch expires. A listing that did not reach the stream's last sequence is
+   * therefore a transient failure, retried whole (a warning to `logger` naming it) for up to 30 s —
+   * never a short list presented as the whole queue.
+   * @throws LanemapError NATS_CONNECT "listing the dead letters: <broker message>" when it still fails.
+   */
+  async list(options: { logger?: Logger } = {}): Promise<DeadLetter[]> {
+    return retryTransient("listing the dead letters", () => this.listOnce(), options);
+  }
+
+  private async listOnce(): Promise<DeadLetter[]> {
+    let info: StreamInfo;
+    try {
+      info = await this.jsm.streams.info(DLQ_STREAM);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return [];
+      throw err;
+    }
     if (info.state.messages === 0) return [];
     const consumer = await this.js.consumers.get(DLQ_STREAM, {
       filter_subjects: `${DLQ_SUBJECT_PREFIX}.>`,
@@ -185,23 +218,32 @@ export class DeadLetterQueue {
     });
     const out: DeadLetter[] = [];
     const last = info.state.last_seq;
-    // Fetch in batches until the stream's last sequence (as of the start) has been seen.
-    for (let done = false; !done;) {
-      const batch = await consumer.fetch({ max_messages: 256, expires: 2000 });
-      let got = 0;
-      for await (const m of batch) {
-        got++;
-        const size = Number(m.headers?.get("Nats-Msg-Size") ?? m.data.length);
-        out.push(this.toLetter(m.seq, m.subject, m.headers, size, m.time));
-        if (m.seq >= last || m.info.pending === 0) {
-          // Leaving the loop stops the fetch, which would otherwise wait out its expiry.
-          done = true;
-          break;
+    try {
+      // Fetch in batches until the stream's last sequence (as of the start) has been seen.
+      for (let done = false; !done;) {
+        const batch = await consumer.fetch({ max_messages: 256, expires: LIST_FETCH_EXPIRES_MS });
+        let got = 0;
+        for await (const m of batch) {
+          got++;
+          const size = Number(m.headers?.get("Nats-Msg-Size") ?? m.data.length);
+          out.push(this.toLetter(m.seq, m.subject, m.headers, size, m.time));
+          if (m.seq >= last || m.info.pending === 0) {
+            // Leaving the loop stops the fetch, which would otherwise wait out its expiry.
+            done = true;
+            break;
+          }
+        }
+        if (got === 0 && !done) {
+          const err = new Error(
+            `no dead letter came for ${LIST_FETCH_EXPIRES_MS} ms (${out.length} of ${info.state.messages} read)`,
+          );
+          err.name = "TimeoutError";
+          throw err;
         }
       }
-      if (got === 0) done = true;
+    } finally {
+      await consumer.delete().catch(() => undefined);
     }
-    await consumer.delete().catch(() => undefined);
     return out;
   }
 

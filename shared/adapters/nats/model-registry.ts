@@ -13,8 +13,9 @@
  */
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
-import { StorageType, jetstreamManager } from "@nats-io/jetstream";
+import { StorageType, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
 import { parseModel, serializeModel, type Model } from "../../classifier/index.js";
 import { LanemapError, ModelError } from "../../errors.js";
 import {
@@ -39,7 +40,8 @@ import {
   type RegistryWatch,
 } from "../../models/index.js";
 import { serverMaxPayload } from "./connection.js";
-import { getBlobWithin } from "./object-reads.js";
+import { getBlobWithin, listKvKeys } from "./object-reads.js";
+import { retryTransient } from "./transient.js";
 import {
   CLASS_CATALOGUE_KEY,
   CURRENT_MODEL_KEY,
@@ -66,6 +68,9 @@ export type CurrentModel = ActiveModelPointer;
 
 export { ModelConflictError, ModelNotFoundError };
 
+/** Request timeout of the registry's stream API reads (records()): they take milliseconds when answered. */
+const REGISTRY_READ_TIMEOUT_MS = 2_000;
+
 const KEY_TOKEN = /^[-_=A-Za-z0-9]+(\.[-_=A-Za-z0-9]+)*$/;
 
 /** The KV key of a version's record; a version must be usable as KV key tokens. */
@@ -91,21 +96,27 @@ export class NatsModelRegistry implements ModelRegistry {
   private readonly kv: KV;
   private readonly objects: ObjectStore;
   private readonly nc: NatsConnection;
+  private readonly logger: Logger | undefined;
 
-  private constructor(kv: KV, objects: ObjectStore, nc: NatsConnection) {
+  private constructor(kv: KV, objects: ObjectStore, nc: NatsConnection, logger: Logger | undefined) {
     this.kv = kv;
     this.objects = objects;
     this.nc = nc;
+    this.logger = logger;
   }
 
   /**
    * Opens the registry, creating its buckets (file storage) when absent. With `replicas`
    * (`config.storage.replicas`) both buckets (the KV of pointers and records, and the artifacts'
    * object store) are brought to that many replicas, in place when they exist; without, new
-   * buckets get 1 and existing ones keep theirs.
+   * buckets get 1 and existing ones keep theirs. `logger` hears (at warn) every retry of a read
+   * that met a transient broker error, named.
    * @throws LanemapError (NATS_SETUP) when the replicas cannot be set.
    */
-  static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<NatsModelRegistry> {
+  static async open(
+    nc: NatsConnection,
+    options: { replicas?: number; logger?: Logger } = {},
+  ): Promise<NatsModelRegistry> {
     const { replicas } = options;
     const r = replicas === undefined ? {} : { replicas: checkReplicas(replicas) };
     // History 16 keeps the last activations of `current` visible to operators (rollback).
@@ -120,7 +131,7 @@ export class NatsModelRegistry implements ModelRegistry {
       await ensureReplicas(jsm, kvStreamName(MODEL_BUCKET), replicas);
       await ensureReplicas(jsm, objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas);
     }
-    return new NatsModelRegistry(kv, objects, nc);
+    return new NatsModelRegistry(kv, objects, nc, options.logger);
   }
 
   /**
@@ -170,23 +181,61 @@ export class NatsModelRegistry implements ModelRegistry {
     return { record, created: true };
   }
 
-  /** The record of a version, or undefined. */
+  /**
+   * The record of a version, or undefined. A miss is confirmed by the bucket stream's leader
+   * (STREAM.MSG.GET): `KV.get` is a direct get, which any replica answers, and a follower a write
+   * behind answered "no such version" to an `activate` right after its `upload` on an R3 cluster
+   * (seen once in cluster-scale.test.ts). A hit is final: a record is written once and never changed.
+   */
   async record(version: string): Promise<ModelRecord | undefined> {
-    const e = await this.kv.get(versionKey(version));
-    if (!e || e.operation !== "PUT" || e.length === 0) return undefined;
-    return parseJson<ModelRecord>(e, version);
+    const key = versionKey(version);
+    const e = await this.kv.get(key);
+    if (e && e.operation === "PUT" && e.length > 0) return parseJson<ModelRecord>(e, version);
+    const m = await retryTransient(
+      `reading the registry record of model ${version}`,
+      async () =>
+        (await jetstreamManager(this.nc, { checkAPI: false })).streams.getMessage(
+          kvStreamName(MODEL_BUCKET),
+          { last_by_subj: `$KV.${MODEL_BUCKET}.${key}` },
+        ),
+      this.logger ? { logger: this.logger } : {},
+    );
+    const op = m?.header?.get("KV-Operation");
+    if (!m || op === "DEL" || op === "PURGE" || m.data.length === 0) return undefined;
+    try {
+      return JSON.parse(new TextDecoder().decode(m.data)) as ModelRecord;
+    } catch (cause) {
+      throw new LanemapError("MODEL_REGISTRY", `registry entry ${version} is not JSON`, { cause });
+    }
   }
 
-  /** Every uploaded version, oldest upload first. */
+  /**
+   * Every uploaded version, oldest upload first. Read without a consumer (the bucket's stream info
+   * for the keys, a get per record), retried through a transient broker error for up to 30 s.
+   * @throws LanemapError NATS_CONNECT "reading the model registry: <broker message>" when it still fails.
+   */
   async records(): Promise<ModelRecord[]> {
-    const keys: string[] = [];
-    for await (const k of await this.kv.keys(`${MODEL_VERSION_KEY_PREFIX}.>`)) keys.push(k);
-    const records = await Promise.all(
-      keys.map((k) => this.record(k.slice(MODEL_VERSION_KEY_PREFIX.length + 1))),
+    const records = await retryTransient(
+      "reading the model registry",
+      async () => {
+        const keys = await listKvKeys(await this.jsm(), MODEL_BUCKET, `${MODEL_VERSION_KEY_PREFIX}.>`);
+        // A deleted record's key is listed too (its marker is a message): record() reads it as undefined.
+        return Promise.all(keys.map((k) => this.record(k.slice(MODEL_VERSION_KEY_PREFIX.length + 1))));
+      },
+      this.logger ? { logger: this.logger } : {},
     );
     return records
       .filter((r): r is ModelRecord => r !== undefined)
       .sort((a, b) => a.uploadedAt.localeCompare(b.uploadedAt) || a.version.localeCompare(b.version));
+  }
+
+  /**
+   * A manager for the stream API reads: without nats.js's account-info round trip (the meta leader
+   * answers it, and it is being re-elected when its node just died) and with a 2 s request timeout,
+   * so a request lost with a dying node is retried while the caller still waits.
+   */
+  private jsm(): Promise<JetStreamManager> {
+    return jetstreamManager(this.nc, { checkAPI: false, timeout: REGISTRY_READ_TIMEOUT_MS });
   }
 
   /**
@@ -196,8 +245,13 @@ export class NatsModelRegistry implements ModelRegistry {
   async artifact(version: string): Promise<Uint8Array> {
     const record = await this.record(version);
     if (!record) throw new ModelNotFoundError(version);
-    // Bounded: a read behind a consumer on a dead node is given up (transient) rather than awaited for ever.
-    const bytes = await getBlobWithin(this.objects, version);
+    // Bounded: a read behind a consumer on a dead node is given up (transient) rather than awaited
+    // for ever, and tried again (the next consumer lands elsewhere), a warning naming it.
+    const bytes = await retryTransient(
+      `reading model ${version}'s artifact`,
+      () => getBlobWithin(this.objects, version),
+      this.logger ? { logger: this.logger } : {},
+    );
     if (!bytes) throw new ModelNotFoundError(version);
     if (sha256(bytes) !== record.sha256)
       throw new LanemapError(
@@ -238,9 +292,16 @@ export class NatsModelRegistry implements ModelRegistry {
   /**
    * Calls `onChange` with the current pointer (at once, when one exists) and with every later
    * activation, until `stop()`. The watch survives server restarts (the client re-creates it).
+   * Its creation is a consumer, which nats-server 2.9 may place on an offline peer: it is retried
+   * (each try bounded by the request timeout, a warning naming it) for up to 30 s.
+   * @throws LanemapError NATS_CONNECT "watching the active model: <broker message>" when it still fails.
    */
   async watchCurrent(onChange: (current: ActiveModelPointer | null) => void): Promise<{ stop(): void }> {
-    const iter = await this.kv.watch({ key: CURRENT_MODEL_KEY });
+    const iter = await retryTransient(
+      "watching the active model",
+      () => this.kv.watch({ key: CURRENT_MODEL_KEY }),
+      this.logger ? { logger: this.logger } : {},
+    );
     void (async () => {
       for await (const e of iter) {
         let current: ActiveModelPointer | null;

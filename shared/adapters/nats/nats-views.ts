@@ -24,6 +24,7 @@ import { jetstreamManager, StorageType, type JetStreamManager } from "@nats-io/j
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
 import {
   ViewPointerConflictError,
@@ -38,6 +39,7 @@ import { serverMaxPayload } from "./connection.js";
 import { getBlobWithin, listObjectInfos, readOneChunkObject, type StoredObjectInfo } from "./object-reads.js";
 import { READ_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
+import { retryTransient } from "./transient.js";
 import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./names.js";
 
 const MANIFEST = BATCH_VIEW_FILES.manifest;
@@ -84,19 +86,23 @@ export class NatsPublishedViews implements PublishedViews {
     private readonly objects: ObjectStore,
     private readonly kv: KV,
     private readonly cacheDir: string,
+    private readonly logger?: Logger,
   ) {}
 
   /**
    * Opens (creating when absent, file storage, `replicas` copies) the two buckets.
    * @param cacheDir where `materialize` keeps downloaded versions (`<dataDir>/cache/views`).
+   * @param logger hears (at warn) every retry of the CURRENT watch, named.
    * @throws LanemapError STORAGE when the broker or JetStream is unreachable.
    */
   static async open(
     nc: NatsConnection,
-    options: { cacheDir: string; replicas?: number },
+    options: { cacheDir: string; replicas?: number; logger?: Logger },
   ): Promise<NatsPublishedViews> {
     const replicas = options.replicas ?? 1;
-    return viewWrite("opening the view buckets", async () => {
+    // Idempotent (create-if-absent, replicas brought to config), so retried like a read: the meta
+    // leader that answers it is re-elected for a few seconds after a node dies.
+    return viewRead("opening the view buckets", async () => {
       const objects = await atReplicas(objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas, () =>
         new Objm(nc).create(VIEW_OBJECT_BUCKET, { storage: StorageType.File, replicas }),
       );
@@ -110,7 +116,7 @@ export class NatsPublishedViews implements PublishedViews {
         await ensureReplicas(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas);
         await ensureReplicas(jsm, kvStreamName(VIEW_POINTER_BUCKET), replicas);
       }
-      return new NatsPublishedViews(nc, objects, kv, options.cacheDir);
+      return new NatsPublishedViews(nc, objects, kv, options.cacheDir, options.logger);
     });
   }
 
@@ -139,8 +145,9 @@ export class NatsPublishedViews implements PublishedViews {
 
   /**
    * The manifest of a complete version (manifest stored and every file it names stored), or null.
-   * With `listed` (list()), the manifest is read without a consumer (object-reads.ts) when it fits
-   * one chunk.
+   * The manifest's info (`listed` by list(), else its last meta message) and, when it fits one
+   * chunk, its bytes are read without a consumer (object-reads.ts): a publish, a switch and
+   * `setCurrent` each read it, and a consumer on a dead node made a switch wait 11–37 s (issue 14, F7).
    */
   private async manifestOf(
     name: string,
@@ -148,10 +155,7 @@ export class NatsPublishedViews implements PublishedViews {
     listed?: StoredObjectInfo,
   ): Promise<BatchManifest | null> {
     if (parseVersionName(name) === null) return null;
-    const direct = listed
-      ? await readOneChunkObject(await this.jsm(), VIEW_OBJECT_BUCKET, listed)
-      : undefined;
-    const bytes = direct !== undefined ? direct : await getBlobWithin(this.objects, `${name}/${MANIFEST}`);
+    const bytes = await this.objectBytes(`${name}/${MANIFEST}`, listed);
     if (!bytes) return null;
     let json: unknown;
     try {
@@ -168,6 +172,18 @@ export class NatsPublishedViews implements PublishedViews {
       if (have !== size) return null;
     }
     return parsed.data;
+  }
+
+  /**
+   * An object's bytes, or null when it is absent: read without a consumer (its info from its last
+   * meta message, or `listed`; its one chunk by STREAM.MSG.GET) when it fits one chunk, else
+   * through the object store.
+   */
+  private async objectBytes(objectName: string, listed?: StoredObjectInfo): Promise<Uint8Array | null> {
+    const info = listed ?? (await this.objects.info(objectName));
+    if (!info || info.deleted) return null;
+    const direct = await readOneChunkObject(await this.jsm(), VIEW_OBJECT_BUCKET, info);
+    return direct !== undefined ? direct : await getBlobWithin(this.objects, objectName);
   }
 
   async list(): Promise<PublishedVersion[]> {
@@ -227,6 +243,13 @@ export class NatsPublishedViews implements PublishedViews {
     for (const [file, expected] of Object.entries(manifest.files)) {
       const path = join(partial, file);
       await viewRead(`downloading ${name}/${file}`, async () => {
+        // A file of one chunk needs no consumer (object-reads.ts); a larger one is streamed.
+        const info = await this.objects.info(`${name}/${file}`);
+        const direct = info ? await readOneChunkObject(await this.jsm(), VIEW_OBJECT_BUCKET, info) : null;
+        if (direct) {
+          await writeFile(path, direct);
+          return;
+        }
         const result = await this.objects.get(`${name}/${file}`);
         if (!result) throw notFound(name);
         await pipeline(
@@ -246,7 +269,7 @@ export class NatsPublishedViews implements PublishedViews {
     }
     // The manifest is written last, from the very bytes that were listed: the copy is complete.
     await viewRead(`downloading ${name}/${MANIFEST}`, async () => {
-      const bytes = await getBlobWithin(this.objects, `${name}/${MANIFEST}`);
+      const bytes = await this.objectBytes(`${name}/${MANIFEST}`);
       if (!bytes) throw notFound(name);
       await mkdir(partial, { recursive: true });
       await writeFile(join(partial, MANIFEST), bytes);
@@ -312,9 +335,11 @@ export class NatsPublishedViews implements PublishedViews {
     if (parseVersionName(name) === null) throw notFound(name);
     if ((await this.current())?.name === name)
       throw new LanemapError("VIEW_IN_USE", `batch view ${name} is the current one`);
-    await viewWrite(`removing ${name}`, async () => {
+    // Listed with the stream API (no consumer: object-reads.ts) and retried like a read: every
+    // step is idempotent, a delete of what is gone already is a no-op.
+    await viewRead(`removing ${name}`, async () => {
       const prefix = `${name}/`;
-      const names = (await this.objects.list())
+      const names = (await listObjectInfos(await this.jsm(), VIEW_OBJECT_BUCKET))
         .filter((i) => !i.deleted && i.name.startsWith(prefix))
         .map((i) => i.name);
       // The manifest goes first: the version stops being listed before any of its files goes.
@@ -358,19 +383,34 @@ export class NatsPublishedViews implements PublishedViews {
       onChange(p);
     };
     let stopWatch: (() => void) | undefined;
+    const watching = new AbortController();
     const started = (async () => {
       // The KV watch delivers the last value first (nothing when there is no key yet), then every
       // move; the client re-creates it after a reconnect. The read tells "no pointer yet" at once.
-      const iter = await this.kv.watch({ key: VIEW_POINTER_KEY, ignoreDeletes: true });
+      // Its creation is a consumer nats-server 2.9 may place on a dead node: retried with a
+      // warning for up to 30 s or until stopped (a caller's periodic check of CURRENT covers the wait).
+      const iter = await retryTransient(
+        "watching the CURRENT view pointer",
+        () => this.kv.watch({ key: VIEW_POINTER_KEY, ignoreDeletes: true }),
+        { ...(this.logger ? { logger: this.logger } : {}), signal: watching.signal },
+      );
       stopWatch = () => iter.stop();
       if (stopped) return iter.stop();
       const initial = await this.current().catch(() => undefined);
       if (initial !== undefined) emit(initial);
       for await (const e of iter) emit(this.pointerOf(e));
-    })().catch(() => undefined);
+    })().catch((err: unknown) => {
+      // Said, not thrown: the caller's periodic check of CURRENT still sees every move, later.
+      if (!stopped)
+        this.logger?.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "watching the CURRENT view pointer failed: switches wait for the periodic check",
+        );
+    });
     return {
       stop: async () => {
         stopped = true;
+        watching.abort();
         stopWatch?.();
         await started;
       },

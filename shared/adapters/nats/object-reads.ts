@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import { READ_RETRIES, guarded } from "./guarded.js";
-import { objectStoreStreamName } from "./replicas.js";
+import { kvStreamName, objectStoreStreamName } from "./replicas.js";
 
 /** What the object store keeps about one object (the fields lanemap reads). */
 export interface StoredObjectInfo {
@@ -67,6 +67,25 @@ export async function listObjectInfos(jsm: JetStreamManager, bucket: string): Pr
     }
   }
   return out;
+}
+
+/**
+ * The keys of a KV bucket under `filter` (a KV key pattern, `>` for all) that have a message —
+ * deleted and purged keys included (their marker is a message): read each value with `KV.get`
+ * (a STREAM.MSG.GET or direct get, no consumer either) to tell them apart. In no particular order.
+ *
+ * Why not `KV.keys()`: it creates an ordered push consumer, which nats-server 2.9 may place on an
+ * offline peer (nats-server PR #7165); with a node down, `lanemap model list` and every start-up
+ * that reconciled the model registry failed at random with a bare "timeout" (issue 14, F1).
+ * Stream info with a subjects filter is answered by the stream's leader (paged by nats.js).
+ * @throws what the JetStream API throws (a timeout while the stream has no leader).
+ */
+export async function listKvKeys(jsm: JetStreamManager, bucket: string, filter = ">"): Promise<string[]> {
+  const prefix = `$KV.${bucket}.`;
+  const info = await jsm.streams.info(kvStreamName(bucket), { subjects_filter: `${prefix}${filter}` });
+  return Object.keys(info.state.subjects ?? {})
+    .filter((s) => s.startsWith(prefix))
+    .map((s) => s.slice(prefix.length));
 }
 
 /**

@@ -70,7 +70,16 @@ export async function retryTransient<T>(
         },
         "transient broker error (a leader election?): retrying",
       );
-      await new Promise((r) => setTimeout(r, waitMs));
+      // An abort ends the wait at once: the next failure is then thrown (a watch being stopped).
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, waitMs);
+        function done(): void {
+          clearTimeout(timer);
+          options.signal?.removeEventListener("abort", done);
+          resolve();
+        }
+        options.signal?.addEventListener("abort", done, { once: true });
+      });
     }
   }
 }
