@@ -363,6 +363,31 @@ export async function writeBatchView(dataDir: string, spec: BatchViewSpec): Prom
   return name;
 }
 
+/**
+ * Writes batch view number `v` as the batch lane does, in `dataDir`'s views/batch/ (CURRENT
+ * untouched): one 4×4 tile `t-v<v>` of class `v % 4`, watermark `v × 100`, model `m-v<v>`, so each
+ * version is told apart by its content. Used by the published-views tests of both backends.
+ */
+export function writeNumberedVersion(dataDir: string, v: number): Promise<string> {
+  return writeBatchView(dataDir, {
+    version: v,
+    watermark: v * 100,
+    modelVersion: `m-v${v}`,
+    publish: false,
+    tiles: [
+      lonLatTile(DEFAULT_GRID, {
+        col: 0,
+        row: 0,
+        tileId: `t-v${v}`,
+        lane: "batch",
+        acquired: "2026-03-01T10:00:00Z",
+        ingestSeq: v,
+        raster: makeRaster(4, () => v % 4),
+      }),
+    ],
+  });
+}
+
 /** Writes live results through LiveView (the speed lane's writer); returns their KV revisions. */
 export async function putLive(view: LiveView, tiles: readonly TileFixture[]): Promise<number[]> {
   const out: number[] = [];

@@ -27,7 +27,7 @@ import {
 import { dataPaths, versionName, type ClassRaster } from "../../shared/index.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { natsMissing } from "../helpers/nats.js";
-import { DEFAULT_GRID, lonLatTile, makeRaster, writeBatchView } from "../helpers/serving-views.js";
+import { writeNumberedVersion } from "../helpers/serving-views.js";
 import {
   lanemap,
   runLanemap,
@@ -48,26 +48,6 @@ const RUNS = 5;
 const LETTERS = 3;
 /** The node killed: not the one the test's connection prefers (it reconnects either way). */
 const DEAD = 2;
-
-/** Writes version `v` as the batch lane does, in `dataDir`'s views/batch/ (CURRENT untouched). */
-function writeVersion(dataDir: string, v: number): Promise<string> {
-  return writeBatchView(dataDir, {
-    version: v,
-    watermark: v * 10,
-    publish: false,
-    tiles: [
-      lonLatTile(DEFAULT_GRID, {
-        col: 0,
-        row: 0,
-        tileId: `t-v${v}`,
-        lane: "batch",
-        acquired: "2026-03-01T10:00:00Z",
-        ingestSeq: v,
-        raster: makeRaster(4, () => v % 4),
-      }),
-    ],
-  });
-}
 
 describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: natsMissing() }, () => {
   let cluster: NatsCluster;
@@ -156,7 +136,7 @@ describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: na
     });
     const logger = testLogger();
     for (let v = 1; v <= RUNS + 2; v++) {
-      const name = await writeVersion(source, v);
+      const name = await writeNumberedVersion(source, v);
       await views.publish(join(dataPaths(source).batchViews, name), name);
       await views.setCurrent(name);
       const retention = await applyRetention(source, 2, { logger, views });
@@ -221,7 +201,7 @@ describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: na
     try {
       const took: number[] = [];
       for (let v = 101; v < 101 + RUNS; v++) {
-        const name = await writeVersion(publisher, v);
+        const name = await writeNumberedVersion(publisher, v);
         await views.publish(join(dataPaths(publisher).batchViews, name), name);
         const at = performance.now();
         await views.setCurrent(name);

@@ -23,13 +23,7 @@ import {
 import { projectRoot } from "../helpers/env.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { eventually } from "../helpers/serving-server.js";
-import {
-  DEFAULT_GRID,
-  lonLatTile,
-  makeRaster,
-  tempDataDir,
-  writeBatchView,
-} from "../helpers/serving-views.js";
+import { tempDataDir, writeNumberedVersion } from "../helpers/serving-views.js";
 
 /** A backend under test: the store, how a complete version gets into it, and how to damage one. */
 interface Harness extends AsyncDisposable {
@@ -42,33 +36,13 @@ interface Harness extends AsyncDisposable {
   readonly corrupt?: (name: string, file: string) => Promise<void>;
 }
 
-async function writeVersion(dataDir: string, v: number): Promise<string> {
-  return writeBatchView(dataDir, {
-    version: v,
-    watermark: v * 100,
-    modelVersion: `m-v${v}`,
-    publish: false,
-    tiles: [
-      lonLatTile(DEFAULT_GRID, {
-        col: 0,
-        row: 0,
-        tileId: `t-v${v}`,
-        lane: "batch",
-        acquired: "2026-03-01T10:00:00Z",
-        ingestSeq: v,
-        raster: makeRaster(4, () => v % 4),
-      }),
-    ],
-  });
-}
-
 async function filesHarness(): Promise<Harness> {
   const data = await tempDataDir();
   const views = new FilePublishedViews(data.dir, { pollIntervalMs: 50 });
   return {
     views,
     async addVersion(v) {
-      const name = await writeVersion(data.dir, v);
+      const name = await writeNumberedVersion(data.dir, v);
       await views.publish(join(dataPaths(data.dir).batchViews, name), name);
       return name;
     },
@@ -92,12 +66,12 @@ async function natsHarness(): Promise<Harness> {
   return {
     views,
     async addVersion(v) {
-      const name = await writeVersion(source.dir, v);
+      const name = await writeNumberedVersion(source.dir, v);
       await views.publish(join(dataPaths(source.dir).batchViews, name), name);
       return name;
     },
     async addIncomplete(v) {
-      const name = await writeVersion(source.dir, v);
+      const name = await writeNumberedVersion(source.dir, v);
       const dir = join(dataPaths(source.dir).batchViews, name);
       for (const f of await readdir(dir))
         if (f !== BATCH_VIEW_FILES.manifest)
@@ -249,7 +223,7 @@ describe(
       await using cache = await tempDataDir();
       const cacheDir = join(cache.dir, "cache", "views");
       const views = await NatsPublishedViews.open(nats.nc, { cacheDir });
-      const name = await writeVersion(source.dir, 1);
+      const name = await writeNumberedVersion(source.dir, 1);
       await views.publish(join(dataPaths(source.dir).batchViews, name), name);
       await mkdir(join(cacheDir, `${name}.partial`), { recursive: true });
       await writeFile(join(cacheDir, `${name}.partial`, BATCH_VIEW_FILES.duckdb), "half a file");
@@ -283,7 +257,7 @@ describe("lanemap views on NATS", { ...(natsMissing() ? { skip: natsMissing()! }
     await using empty = await tempDataDir();
     const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(source.dir, "cache", "views") });
     for (const v of [1, 2]) {
-      const name = await writeVersion(source.dir, v);
+      const name = await writeNumberedVersion(source.dir, v);
       await views.publish(join(dataPaths(source.dir).batchViews, name), name);
       await views.setCurrent(name);
     }
