@@ -113,6 +113,12 @@ export function degradedReasons(streams: readonly StreamPlacement[]): string[] {
   const out: string[] = [];
   for (const p of streams) {
     if (p.healthy) continue;
+    if (p.cluster === null) {
+      out.push(
+        `${p.stream} asks for ${p.replicas} replicas on a single server (not clustered, it keeps 1 copy): set LANEMAP_NATS_REPLICAS=1, or run a cluster of ${p.replicas} nodes`,
+      );
+      continue;
+    }
     if (p.cluster !== null && p.leader === null) out.push(`${p.stream} has no leader (no quorum)`);
     for (const r of p.peers) {
       if (r.offline) offline.set(r.name, [...(offline.get(r.name) ?? []), p.stream]);

@@ -14,6 +14,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { projectRoot } from "../helpers/env.js";
 import { natsMissing, startBareNatsServer } from "../helpers/nats.js";
 
@@ -141,3 +143,71 @@ describe("LANEMAP_NATS_REPLICAS=3 on a single nats-server", { skip: natsMissing(
     });
   }
 });
+
+/**
+ * nats-server 2.9 refuses num_replicas 3 on a stream create when not clustered, but takes it on an
+ * UPDATE of an existing stream (and keeps one copy): streams made at R1, then a command at R3,
+ * must meet the same refusal as on a fresh server, not a silent "rescale" (issue 14).
+ */
+describe(
+  "LANEMAP_NATS_REPLICAS=3 on a single nats-server whose streams exist at R1",
+  { skip: natsMissing() },
+  () => {
+    for (const c of REPLICAS_COMMANDS) {
+      test(`lanemap ${c.name} fails at once with the same NATS_SETUP line and leaves the streams at R1`, async () => {
+        await using server = await startBareNatsServer({ jetstream: true });
+        const dataDir = await mkdtemp(join(tmpdir(), "lanemap-r1-then-r3-"));
+        try {
+          const env = { NATS_URL: server.url, LANEMAP_DATA_DIR: dataDir, LANEMAP_STORAGE: "nats" };
+          for (const args of [
+            ["model", "list"],
+            ["archive", "list"],
+          ]) {
+            const made = await run(args, { ...env, LANEMAP_NATS_REPLICAS: "1" });
+            assert.equal(made.code, 0, `lanemap ${args.join(" ")} at R1; stderr:\n${made.stderr}`);
+          }
+          const r = await run(c.args, { ...env, LANEMAP_NATS_REPLICAS: "3", ...c.env });
+          assert.notEqual(r.code, "hung", `still running; stderr:\n${r.stderr}`);
+          assert.notEqual(r.code, 0, `exit code; stderr:\n${r.stderr}`);
+          const lines = r.stderr
+            .trim()
+            .split("\n")
+            .filter((l) => l.startsWith("lanemap: "));
+          assert.equal(lines.length, 1, `one line naming the failure:\n${r.stderr}`);
+          assert.match(
+            lines[0]!,
+            /^lanemap: NATS_SETUP: (LANEMAP_\w+|KV_lanemap-[\w-]+|OBJ_lanemap-[\w-]+) asks for 3 replicas \(LANEMAP_NATS_REPLICAS=3\), but this nats-server is not clustered and offers 1; set LANEMAP_NATS_REPLICAS=1, or run a cluster of 3 nodes/,
+          );
+          await using nc = await connect({ servers: server.url });
+          const jsm = await jetstreamManager(nc);
+          for await (const info of jsm.streams.list())
+            assert.equal(info.config.num_replicas, 1, `${info.config.name} rescaled`);
+        } finally {
+          await rm(dataDir, { recursive: true, force: true });
+        }
+      });
+    }
+
+    test("ops status reports a stream rescaled to R3 on the single server as degraded (exit 3), naming it", async () => {
+      await using server = await startBareNatsServer({ jetstream: true });
+      const dataDir = await mkdtemp(join(tmpdir(), "lanemap-r3-status-"));
+      try {
+        const env = { NATS_URL: server.url, LANEMAP_DATA_DIR: dataDir, LANEMAP_STORAGE: "nats" };
+        const made = await run(["model", "list"], { ...env, LANEMAP_NATS_REPLICAS: "1" });
+        assert.equal(made.code, 0, `lanemap model list at R1; stderr:\n${made.stderr}`);
+        // What an earlier lanemap (or any client) left behind: the server takes this update.
+        await using nc = await connect({ servers: server.url });
+        const jsm = await jetstreamManager(nc);
+        const info = await jsm.streams.info("KV_lanemap-models");
+        await jsm.streams.update("KV_lanemap-models", { ...info.config, num_replicas: 3 });
+
+        const r = await run(["ops", "status"], { ...env, LANEMAP_NATS_REPLICAS: "1" });
+        assert.equal(r.code, 3, `exit code; stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+        assert.match(r.stdout, /DEGRADED/);
+        assert.match(r.stdout, /KV_lanemap-models asks for 3 replicas on a single server/);
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    });
+  },
+);

@@ -27,7 +27,13 @@ import {
 } from "./names.js";
 import { LanemapError } from "../../errors.js";
 import { StreamSetupError } from "./streams.js";
-import { atReplicas, objectStoreStreamName, replicasRefusal } from "./replicas.js";
+import {
+  atReplicas,
+  objectStoreStreamName,
+  refuseUnclustered,
+  ReplicasRefusedError,
+  replicasRefusal,
+} from "./replicas.js";
 
 /** Settings of the batch work queue. */
 export interface BatchQueueSettings {
@@ -56,6 +62,7 @@ async function ensureStream(jsm: JetStreamManager, wanted: Partial<StreamConfig>
       throw err;
     });
     if (!info) return await jsm.streams.add(wanted);
+    refuseUnclustered(info, wanted.num_replicas);
     const c = info.config;
     if (
       c.max_age === wanted.max_age &&
@@ -65,6 +72,7 @@ async function ensureStream(jsm: JetStreamManager, wanted: Partial<StreamConfig>
       return info;
     return await jsm.streams.update(wanted.name, { ...c, ...wanted });
   } catch (err) {
+    if (err instanceof ReplicasRefusedError) throw err;
     // Two processes starting at once may both try to add: the loser reads what the winner made.
     const again = await jsm.streams.info(wanted.name).catch(() => undefined);
     if (again) return again;

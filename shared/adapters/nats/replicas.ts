@@ -125,6 +125,7 @@ export async function ensureReplicas(
   const wanted = checkReplicas(replicas);
   try {
     const info = await jsm.streams.info(stream);
+    refuseUnclustered(info, wanted);
     if ((info.config.num_replicas || 1) === wanted) return info;
     return await atReplicas(stream, wanted, () =>
       jsm.streams.update(stream, { ...info.config, num_replicas: wanted }),
@@ -137,6 +138,25 @@ export async function ensureReplicas(
       { cause: err },
     );
   }
+}
+
+/**
+ * Refuses `replicas` above 1 for an existing stream on a server that is not clustered, before any
+ * update: nats-server 2.9 refuses them on a create but takes them on an UPDATE (and keeps one copy),
+ * so without this a single server silently "rescales" every stream to R3 (issue 14).
+ * @throws ReplicasRefusedError (NATS_SETUP).
+ */
+export function refuseUnclustered(info: StreamInfo, replicas: number | undefined): void {
+  if (replicas !== undefined && replicas > 1 && !isClustered(info))
+    throw new ReplicasRefusedError(info.config.name, replicas, false);
+}
+
+/**
+ * Whether the server holding a stream is part of a JetStream cluster: a clustered stream's info
+ * names its cluster; a single server's names none (at most its own server as `leader`).
+ */
+export function isClustered(info: StreamInfo): boolean {
+  return info.cluster?.name !== undefined;
 }
 
 /**
@@ -161,7 +181,9 @@ export interface StreamPlacement {
   readonly leader: string | null;
   /**
    * True when the stream has everything it asked for: on a cluster a leader, and every other
-   * replica current and online. A stream that is not is degraded (`lanemap ops status` exits 3).
+   * replica current and online; on a single server at most 1 replica (one with more, rescaled by an
+   * UPDATE the server took, has one copy). A stream that is not is degraded (`lanemap ops status`
+   * exits 3).
    */
   readonly healthy: boolean;
   /**
@@ -192,10 +214,12 @@ export function placementOf(info: StreamInfo): StreamPlacement {
     lag: p.lag ?? 0,
   }));
   // A clustered stream's info lists the replicas other than the leader: missing ones are gone too.
-  const clustered = c?.name !== undefined && replicas > 1;
   const healthy =
-    !clustered ||
-    (!!c?.leader && peers.length === replicas - 1 && peers.every((p) => p.current && !p.offline));
+    replicas === 1 ||
+    (isClustered(info) &&
+      !!c?.leader &&
+      peers.length === replicas - 1 &&
+      peers.every((p) => p.current && !p.offline));
   return {
     stream: info.config.name,
     replicas,

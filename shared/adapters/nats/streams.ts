@@ -31,6 +31,7 @@ import { LanemapError } from "../../errors.js";
 import {
   ReplicasRefusedError,
   atReplicas,
+  refuseUnclustered,
   replicasRefusal,
   checkReplicas,
   ensureReplicas,
@@ -111,6 +112,7 @@ async function ensureStream(
         ...wanted,
       });
     }
+    refuseUnclustered(info, replicas);
     const c = info.config;
     const same =
       c.max_bytes === wanted.max_bytes &&
@@ -128,6 +130,7 @@ async function ensureStream(
       ...(replicas === undefined ? {} : { num_replicas: replicas }),
     });
   } catch (err) {
+    if (err instanceof ReplicasRefusedError) throw err;
     // Two processes starting at once may both try to add: the loser reads what the winner made.
     if (!info && err instanceof JetStreamApiError) {
       const again = await jsm.streams.info(name).catch(() => undefined);
