@@ -440,6 +440,8 @@ async function executeRun(
         phases = [phase1, phase2];
         between = async (failures) => {
           signal?.throwIfAborted();
+          // Nor an interim view without them (see throwIfObjectsUnreadable).
+          throwIfObjectsUnreadable(failures);
           log.info({ tiles: phase1.length }, "batch viewport classified; publishing the interim view");
           interim = await publishInterim(config, log, {
             runId,
@@ -484,8 +486,9 @@ async function executeRun(
       // A resumed run keeps its work-queue id, so the old incarnation's tasks and results count.
       { kind: options.executor ?? config.batch.executor, runId: staging.resumedFrom ?? runId },
     );
-    if (outcome.failures.length) await view.appendFailures(outcome.failures);
     signal?.throwIfAborted();
+    throwIfObjectsUnreadable(outcome.failures);
+    if (outcome.failures.length) await view.appendFailures(outcome.failures);
 
     const { cells, composited, clipped } = await view.finalizeComposites(model.classes);
     // A union grid over its bound keeps the covering tile's extent: pixels beyond it are left out.
@@ -584,6 +587,24 @@ async function executeRun(
     // On failure the staging file stays as the checkpoint; closing without CHECKPOINT keeps the WAL.
     if (!closed) view.closeSync();
   }
+}
+
+/**
+ * Fails the run, before anything is published, when some catalogued tiles' objects could not be
+ * read (OBJECT_MISSING after every delivery): storage lost sight of them (a replica that diverged
+ * after node restarts, issue 14), the tiles are not bad, so a view without them must not replace
+ * the current one. Not recorded as the checkpoint's failures: a re-run (resumed) tries them again.
+ * @throws LanemapError ARCHIVE_OBJECTS_UNREADABLE naming how many tiles and the first one's cause.
+ */
+function throwIfObjectsUnreadable(failures: readonly TileFailure[]): void {
+  const missing = failures.filter((f) => f.code === "OBJECT_MISSING");
+  const first = missing[0];
+  if (!first) return;
+  throw new LanemapError(
+    "ARCHIVE_OBJECTS_UNREADABLE",
+    `archive objects unreadable: ${missing.length} tiles (e.g. ${first.tileId}: ${first.reason}); ` +
+      "the previous view stays current; check `lanemap ops status`",
+  );
 }
 
 /** How long a step before the run starts is retried after its first transient broker error (ms). */

@@ -120,6 +120,9 @@ const tenths = (ms: number): number => Math.round(ms * 10) / 10;
 /** How long a task left for redelivery waits before it is delivered again (ms). */
 const TRANSIENT_RETRY_MS = 500;
 
+/** The longest wait before a redelivery of a task left for it: the delay doubles per delivery (ms). */
+const TRANSIENT_RETRY_MAX_MS = 8_000;
+
 /** How long a slot's pull request waits in the server for a task, in ms. */
 const PULL_EXPIRES_MS = 5_000;
 
@@ -188,7 +191,7 @@ export async function startBatchTaskWorker(
    * The task's outcome, or null when the pool is closing or the failure is transient (the task is
    * then left for a redelivery, to this or another worker).
    */
-  const classify = async (task: BatchTask): Promise<Classified | null> => {
+  const classify = async (task: BatchTask, lastDelivery: boolean): Promise<Classified | null> => {
     try {
       await ensureModel(task.modelVersion);
       const out = await pool.classify(
@@ -212,7 +215,14 @@ export async function startBatchTaskWorker(
       }
       // Not the tile's own failure (e.g. STORAGE: the archive's object or the model unreadable while
       // the cluster elects a new leader): retried on a redelivery, as the speed lane retries it,
-      // up to the consumer's max deliveries (then the coordinator records MAX_DELIVER).
+      // up to the consumer's max deliveries (then the coordinator records MAX_DELIVER). A catalogued
+      // tile whose object is still missing on its last delivery is reported as OBJECT_MISSING, not
+      // MAX_DELIVER: the coordinator then fails the run instead of publishing a view without it.
+      if (lastDelivery && errorCode(err) === "OBJECT_MISSING")
+        return {
+          outcome: { ok: false, code: "OBJECT_MISSING", reason: describeError(err) },
+          raster: new Uint8Array(0),
+        };
       if (!isPermanent(err)) {
         log.warn(
           { tileId: task.entry.tileId, code: errorCode(err), err: describeError(err) },
@@ -321,7 +331,7 @@ export async function startBatchTaskWorker(
     let stopGrace: NodeJS.Timeout | undefined;
     let removeOnStop = () => {};
     const done = await Promise.race([
-      classify(task),
+      classify(task, m.info.deliveryCount >= settings.maxDeliver),
       new Promise<null>((resolve) => {
         deadline = setTimeout(() => {
           log.warn(
@@ -347,8 +357,9 @@ export async function startBatchTaskWorker(
     const classifyMs = tenths(performance.now() - classifyStart);
     if (!done) {
       clearInterval(heartbeat);
-      // A short delay: a broker that just lost a node is not asked again at once.
-      m.nak(TRANSIENT_RETRY_MS);
+      // A growing delay: a broker that just lost a node is not asked again at once, and a replica
+      // that lost sight of an object has a few seconds to catch up or lose its leadership.
+      m.nak(Math.min(TRANSIENT_RETRY_MAX_MS, TRANSIENT_RETRY_MS * 2 ** (m.info.deliveryCount - 1)));
       return { published: previous };
     }
     // The slot's result before this one has had this whole tile to be published; if it has not

@@ -36,7 +36,9 @@ export const ERROR_TABLE = {
   TILE_CONFLICT: [409, "permanent", 1, "the tile id is archived with other content"],
   PIXEL_BUDGET: [422, "permanent", 1, "the image has more pixels than the budget"],
   DEADLINE: [504, "permanent", 1, "the work did not finish within its deadline"],
-  OBJECT_MISSING: [404, "permanent", 1, "a referenced tile object is not in the store"],
+  // Transient: a catalogued object the store cannot find is storage that lost sight of it (a
+  // diverged replica after node restarts, issue 14), not a bad tile; a later read may find it.
+  OBJECT_MISSING: [404, "transient", 1, "a referenced tile object is not in the store"],
   SIDECAR: [422, "permanent", 1, "a tile's JSON sidecar is not valid"],
   CELL: [400, "permanent", 1, "grid cell indices are out of range"],
   RASTER: [500, "transient", 1, "a stored class raster is corrupt"],
@@ -68,6 +70,12 @@ export const ERROR_TABLE = {
   BATCH_RUN_ACTIVE: [409, "transient", 1, "a batch run is already active"],
   BATCH_FAILED: [500, "transient", 1, "a batch run failed"],
   BATCH_TILES_FAILED: [500, "transient", 1, "a batch view was published without some tiles"],
+  ARCHIVE_OBJECTS_UNREADABLE: [
+    503,
+    "transient",
+    1,
+    "catalogued tiles' archive objects cannot be read; the batch run published nothing",
+  ],
   BATCH_STALLED: [
     503,
     "transient",
