@@ -128,6 +128,9 @@ describe(
           env: {
             ...process.env,
             XDG_CACHE_HOME: cacheHome,
+            // Its own data directory: the checkout's default one may hold a model of this version
+            // from an earlier run, which the registry rightly refuses as different content.
+            LANEMAP_DATA_DIR: join(work, "data"),
             NATS_URL: nats.server.url,
             LANEMAP_LOG_LEVEL: "error",
           },

@@ -90,6 +90,9 @@ function parseJson<T>(e: KvEntry, what: string): T {
   }
 }
 
+/** How long the active-model watch is retried while its consumer lands on an offline peer. */
+const WATCH_RETRY_MS = 60_000;
+
 /** The model registry in NATS: `ModelRegistry` on a KV bucket and an object store. */
 export class NatsModelRegistry implements ModelRegistry {
   readonly backend = "nats" as const;
@@ -293,14 +296,16 @@ export class NatsModelRegistry implements ModelRegistry {
    * Calls `onChange` with the current pointer (at once, when one exists) and with every later
    * activation, until `stop()`. The watch survives server restarts (the client re-creates it).
    * Its creation is a consumer, which nats-server 2.9 may place on an offline peer: it is retried
-   * (each try bounded by the request timeout, a warning naming it) for up to 30 s.
+   * (each try bounded by the request timeout, a warning naming it) for up to 60 s — each try is
+   * placed anew, so more tries make a start with a node down fail less often, and every worker and
+   * serve start needs this watch.
    * @throws LanemapError NATS_CONNECT "watching the active model: <broker message>" when it still fails.
    */
   async watchCurrent(onChange: (current: ActiveModelPointer | null) => void): Promise<{ stop(): void }> {
     const iter = await retryTransient(
       "watching the active model",
       () => this.kv.watch({ key: CURRENT_MODEL_KEY }),
-      this.logger ? { logger: this.logger } : {},
+      { deadlineMs: WATCH_RETRY_MS, ...(this.logger ? { logger: this.logger } : {}) },
     );
     void (async () => {
       for await (const e of iter) {
