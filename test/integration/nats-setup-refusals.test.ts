@@ -100,18 +100,10 @@ describe("a nats-server without JetStream", { skip: natsMissing() }, () => {
   }
 });
 
-const REPLICAS_COMMANDS: { name: string; args: string[]; env?: Record<string, string> }[] = [
-  { name: "worker", args: ["worker"] },
-  { name: "ingest", args: ["ingest", "tile.tif"] },
-  { name: "serve", args: ["serve", "--no-batch-runs"] },
-  { name: "batch run with the stream executor", args: ["batch", "run", "--executor", "stream"] },
-  { name: "model list (the registry)", args: ["model", "list"] },
-  {
-    name: "archive list with LANEMAP_STORAGE=nats",
-    args: ["archive", "list"],
-    env: { LANEMAP_STORAGE: "nats" },
-  },
-];
+/** The commands that create or rescale streams: all of the above but the files storage and ops status. */
+const REPLICAS_COMMANDS = COMMANDS.filter(
+  (c) => c.name !== "batch run on the files storage" && c.name !== "ops status",
+);
 
 describe("LANEMAP_NATS_REPLICAS=3 on a single nats-server", { skip: natsMissing() }, () => {
   for (const c of REPLICAS_COMMANDS) {
