@@ -195,12 +195,15 @@ export class DeadLetterQueue {
    * The headers come through an ordered consumer (the stream API has no headers-only read on
    * nats-server 2.9), which 2.9 may place on an offline peer (nats-server PR #7165): then nothing
    * comes before the fetch expires. A listing that did not reach the stream's last sequence is
-   * therefore a transient failure, retried whole (a warning to `logger` naming it) for up to 30 s —
-   * never a short list presented as the whole queue.
+   * therefore a transient failure, retried whole (a warning to `logger` naming it) for up to 60 s —
+   * each try's consumer is placed anew — never a short list presented as the whole queue.
    * @throws LanemapError NATS_CONNECT "listing the dead letters: <broker message>" when it still fails.
    */
   async list(options: { logger?: Logger } = {}): Promise<DeadLetter[]> {
-    return retryTransient("listing the dead letters", () => this.listOnce(), options);
+    return retryTransient("listing the dead letters", () => this.listOnce(), {
+      ...options,
+      deadlineMs: 60_000,
+    });
   }
 
   private async listOnce(): Promise<DeadLetter[]> {
