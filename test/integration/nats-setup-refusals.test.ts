@@ -100,6 +100,21 @@ describe("a nats-server without JetStream", { skip: natsMissing() }, () => {
   }
 });
 
+/** The command failed, promptly or not, with one NATS_SETUP line refusing 3 replicas on one server. */
+function assertReplicasRefused(r: { code: number | "hung"; stderr: string }): void {
+  assert.notEqual(r.code, "hung", `still running; stderr:\n${r.stderr}`);
+  assert.notEqual(r.code, 0, `exit code; stderr:\n${r.stderr}`);
+  const lines = r.stderr
+    .trim()
+    .split("\n")
+    .filter((l) => l.startsWith("lanemap: "));
+  assert.equal(lines.length, 1, `one line naming the failure:\n${r.stderr}`);
+  assert.match(
+    lines[0]!,
+    /^lanemap: NATS_SETUP: (LANEMAP_\w+|KV_lanemap-[\w-]+|OBJ_lanemap-[\w-]+) asks for 3 replicas \(LANEMAP_NATS_REPLICAS=3\), but this nats-server is not clustered and offers 1; set LANEMAP_NATS_REPLICAS=1, or run a cluster of 3 nodes/,
+  );
+}
+
 /** The commands that create or rescale streams: all of the above but the files storage and ops status. */
 const REPLICAS_COMMANDS = COMMANDS.filter(
   (c) => c.name !== "batch run on the files storage" && c.name !== "ops status",
@@ -117,17 +132,7 @@ describe("LANEMAP_NATS_REPLICAS=3 on a single nats-server", { skip: natsMissing(
           LANEMAP_NATS_REPLICAS: "3",
           ...c.env,
         });
-        assert.notEqual(r.code, "hung", `still running; stderr:\n${r.stderr}`);
-        assert.notEqual(r.code, 0, `exit code; stderr:\n${r.stderr}`);
-        const lines = r.stderr
-          .trim()
-          .split("\n")
-          .filter((l) => l.startsWith("lanemap: "));
-        assert.equal(lines.length, 1, `one line naming the failure:\n${r.stderr}`);
-        assert.match(
-          lines[0]!,
-          /^lanemap: NATS_SETUP: (LANEMAP_\w+|KV_lanemap-[\w-]+|OBJ_lanemap-[\w-]+) asks for 3 replicas \(LANEMAP_NATS_REPLICAS=3\), but this nats-server is not clustered and offers 1; set LANEMAP_NATS_REPLICAS=1, or run a cluster of 3 nodes/,
-        );
+        assertReplicasRefused(r);
         assert.ok(r.ms < PROMPT_MS, `took ${r.ms} ms (limit ${PROMPT_MS})`);
       } finally {
         await rm(dataDir, { recursive: true, force: true });
@@ -159,17 +164,7 @@ describe(
             assert.equal(made.code, 0, `lanemap ${args.join(" ")} at R1; stderr:\n${made.stderr}`);
           }
           const r = await run(c.args, { ...env, LANEMAP_NATS_REPLICAS: "3", ...c.env });
-          assert.notEqual(r.code, "hung", `still running; stderr:\n${r.stderr}`);
-          assert.notEqual(r.code, 0, `exit code; stderr:\n${r.stderr}`);
-          const lines = r.stderr
-            .trim()
-            .split("\n")
-            .filter((l) => l.startsWith("lanemap: "));
-          assert.equal(lines.length, 1, `one line naming the failure:\n${r.stderr}`);
-          assert.match(
-            lines[0]!,
-            /^lanemap: NATS_SETUP: (LANEMAP_\w+|KV_lanemap-[\w-]+|OBJ_lanemap-[\w-]+) asks for 3 replicas \(LANEMAP_NATS_REPLICAS=3\), but this nats-server is not clustered and offers 1; set LANEMAP_NATS_REPLICAS=1, or run a cluster of 3 nodes/,
-          );
+          assertReplicasRefused(r);
           await using nc = await connect({ servers: server.url });
           const jsm = await jetstreamManager(nc);
           for await (const info of jsm.streams.list())
