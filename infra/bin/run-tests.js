@@ -9,6 +9,13 @@
 // core the first leaves idle. Node's own default is one fewer than the cores (1 on a 2-core CI
 // machine), which leaves the suite serial there. Every file is isolated (own temporary
 // directories, nats-server on port -1), so files never share state.
+//
+// No file can hold the suite: Node 20 times out a whole test file (not each test) after
+// --test-timeout, kills it and reports it failed, so a file stuck on an unbounded wait costs at most
+// LANEMAP_TEST_FILE_TIMEOUT_S (default 900 s; the slowest file takes about 2 min here) instead of CI's
+// whole 90 minutes (it did once: a run that never ended). --test-force-exit ends a file's process once
+// its tests are done even when something it started still holds the event loop (a child's pipe, a
+// timer): such a leak must fail a test, not hang the run.
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -47,17 +54,24 @@ if (files.length === 0) {
   run(process.execPath, [join(root, "infra", "bin", "build.js")]);
   files = findTests(join(root, "test"));
 }
-const concurrency = process.env["LANEMAP_TEST_CONCURRENCY"] ?? "2";
-if (!/^[1-9][0-9]*$/.test(concurrency)) {
-  console.error(`run-tests: LANEMAP_TEST_CONCURRENCY must be a positive integer, got "${concurrency}"`);
-  process.exit(2);
+function positiveInteger(name, fallback) {
+  const v = process.env[name] ?? fallback;
+  if (!/^[1-9][0-9]*$/.test(v)) {
+    console.error(`run-tests: ${name} must be a positive integer, got "${v}"`);
+    process.exit(2);
+  }
+  return Number(v);
 }
+const concurrency = positiveInteger("LANEMAP_TEST_CONCURRENCY", "2");
+const fileTimeoutS = positiveInteger("LANEMAP_TEST_FILE_TIMEOUT_S", "900");
 run(process.execPath, [
   "--import",
   "tsx",
   "--test",
   "--test-reporter=spec",
   `--test-concurrency=${concurrency}`,
+  `--test-timeout=${fileTimeoutS * 1000}`,
+  "--test-force-exit",
   ...flags,
   ...files,
 ]);

@@ -4,12 +4,19 @@
  * client ports chosen by the servers (`-1` + ports file), route ports chosen here by binding port 0
  * and releasing it (the routes of each node must name the others' ports before they start, so the
  * server cannot pick them). Another process may take such a port between our release and the
- * server's bind: then the whole start is retried with new ports, never a fixed one.
+ * server's bind: then the whole start is retried with new ports, never a fixed one, and every node of
+ * the failed attempt is killed — also those that came up after the first failure: a node left running
+ * keeps the test file's process alive (its stderr pipe), so the file never exits and the suite hangs.
+ *
+ * Each cluster gets a name of its own: test files run two at a time, and two clusters of one name can
+ * merge when a route port freed by one attempt is taken by the other file's node (nats-server accepts
+ * a route from any server of its cluster name); nodes of different names refuse each other's routes.
  *
  * The start resolves once every node's /jsz shows a JetStream meta leader and both other peers
  * current (`meta_cluster`), so an R3 stream can be created at once. The connection it opens lists
  * all three client URLs and reconnects forever, as a lanemap process on a cluster should.
  */
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,12 +25,14 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
 
-/** The cluster's name (`cluster.name` of every node). */
-export const CLUSTER_NAME = "lanemap-test";
+/** The prefix of every test cluster's name (`cluster.name` of its nodes: the prefix and 6 hex digits). */
+export const CLUSTER_NAME_PREFIX = "lanemap-test-";
 /** The nodes' server names, in order: `kill(0)` kills "n1". */
 export const NODE_NAMES = ["n1", "n2", "n3"] as const;
 
 export interface NatsCluster extends AsyncDisposable {
+  /** The cluster's name (`cluster.name` of every node), {@link CLUSTER_NAME_PREFIX} and 6 hex digits. */
+  readonly name: string;
   /** The three nodes, in NODE_NAMES order. */
   readonly servers: readonly NatsServer[];
   /** The client URLs of all three nodes (what NATS_URL lists, comma-separated). */
@@ -69,36 +78,32 @@ async function metaOf(server: NatsServer): Promise<NonNullable<Jsz["meta_cluster
   }
 }
 
-async function startOnce(root: string, attempt: number): Promise<NatsServer[]> {
+async function startOnce(root: string, name: string, attempt: number): Promise<NatsServer[]> {
   const routePorts: number[] = [];
   while (routePorts.length < NODE_NAMES.length) {
     const p = await freePort();
     if (!routePorts.includes(p)) routePorts.push(p);
   }
-  const started: NatsServer[] = [];
-  try {
-    // All three start at once: each node's routes retry until the others listen.
-    const servers = await Promise.all(
-      NODE_NAMES.map(async (name, i) => {
-        const server = await startNatsServer({
-          storeDir: join(root, `${name}-${attempt}`),
-          serverName: name,
-          monitoring: true,
-          cluster: {
-            name: CLUSTER_NAME,
-            port: routePorts[i]!,
-            routes: routePorts.filter((_, j) => j !== i),
-          },
-        });
-        started.push(server);
-        return server;
+  // All three start at once: each node's routes retry until the others listen.
+  const starts = await Promise.allSettled(
+    NODE_NAMES.map((serverName, i) =>
+      startNatsServer({
+        storeDir: join(root, `${serverName}-${attempt}`),
+        serverName,
+        monitoring: true,
+        cluster: {
+          name,
+          port: routePorts[i]!,
+          routes: routePorts.filter((_, j) => j !== i),
+        },
       }),
-    );
-    return servers;
-  } catch (err) {
-    await Promise.all(started.map((s) => s.kill("SIGKILL")));
-    throw err;
-  }
+    ),
+  );
+  const servers = starts.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const failed = starts.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed === undefined) return servers;
+  await Promise.all(servers.map((s) => s.kill("SIGKILL")));
+  throw failed.reason;
 }
 
 /**
@@ -108,11 +113,12 @@ async function startOnce(root: string, attempt: number): Promise<NatsServer[]> {
  */
 export async function startNatsCluster(): Promise<NatsCluster> {
   const root = await mkdtemp(join(tmpdir(), "lanemap-nats-cluster-"));
+  const name = `${CLUSTER_NAME_PREFIX}${randomBytes(3).toString("hex")}`;
   let servers: NatsServer[] | undefined;
   let lastError: unknown;
   for (let attempt = 1; attempt <= 3 && servers === undefined; attempt++) {
     try {
-      servers = await startOnce(root, attempt);
+      servers = await startOnce(root, name, attempt);
     } catch (err) {
       // A route port taken by someone else between freePort() and the server's bind.
       lastError = err;
@@ -195,6 +201,7 @@ export async function startNatsCluster(): Promise<NatsCluster> {
 
   const urls = nodes.map((s) => s.url);
   return {
+    name,
     servers: nodes,
     urls,
     natsUrl: urls.join(","),

@@ -131,7 +131,7 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
     });
     for (const p of placements) {
       assert.equal(p.replicas, 3, p.stream);
-      assert.equal(p.cluster, "lanemap-test");
+      assert.equal(p.cluster, cluster.name);
       assert.ok(NODE_NAMES.includes(p.leader as (typeof NODE_NAMES)[number]), `${p.stream} has a leader`);
       assert.deepEqual(
         [p.leader, ...p.peers.map((r) => r.name)].sort(),
@@ -154,7 +154,10 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
     );
     assert.match(
       formatStatus(status),
-      /^(?:streams)? +KV_lanemap-live {2}R3 {2}cluster lanemap-test {2}leader n[123] {2}peers n[123], n[123] {2}1 msg$/m,
+      new RegExp(
+        `^(?:streams)? +KV_lanemap-live {2}R3 {2}cluster ${cluster.name} {2}leader n[123] {2}peers n[123], n[123] {2}1 msg$`,
+        "m",
+      ),
     );
 
     // And back: an operator may scale down too.
