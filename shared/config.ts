@@ -50,8 +50,8 @@ const variables = {
   },
   LANEMAP_DECODE_MS_PER_MSAMPLE: {
     schema: int(0),
-    default: "2000",
-    doc: "A tile's deadline allowance per million announced samples (width × height × bands), in ms, on top of LANEMAP_DECODE_TIMEOUT_MS: big valid tiles get time in proportion to their work, a hostile one still ends in DEADLINE. The default is ~4× the ~500 ms/Msample decode + descriptors + k-NN took on a loaded 2-core machine (a 1536² × 6 tile: 14.2 Msample, 38.3 s deadline); 0 = the base alone for every tile.",
+    default: "3000",
+    doc: "A tile's deadline allowance per million announced samples (width × height × bands), in ms, on top of LANEMAP_DECODE_TIMEOUT_MS: big valid tiles get time in proportion to their work, a hostile one still ends in DEADLINE. The default is ~4× the CPU time decode + descriptors + k-NN took per Msample on a 2-core machine (median ~690 ms), ~1.6× the slowest wall time seen with the machine 6× oversubscribed (1.9 s); a 1536² × 6 tile (14.2 Msample) gets 52.5 s. 0 = the base alone for every tile.",
   },
   LANEMAP_BATCH_CRON: {
     schema: z.string().min(1),

@@ -50,8 +50,8 @@ const MAX_SAMPLES = MAX_DECODED_BYTES;
 /**
  * The deadline of a tile of announced `size` (null or undefined when its header could not be read:
  * the base alone applies). A size that is not made of positive finite numbers counts as unknown.
- * @example tileDeadline({ decodeTimeoutMs: 10_000, decodeMsPerMsample: 2_000 },
- *   { width: 1536, height: 1536, bandCount: 6 }).ms // 38312 (10 000 + 14.16 Msample × 2 000)
+ * @example tileDeadline({ decodeTimeoutMs: 10_000, decodeMsPerMsample: 3_000 },
+ *   { width: 1536, height: 1536, bandCount: 6 }).ms // 52468 (10 000 + 14.16 Msample × 3 000)
  */
 export function tileDeadline(
   rule: TileDeadlineRule,
@@ -67,8 +67,8 @@ export function tileDeadline(
 }
 
 /**
- * The deadline and its derivation, for a DEADLINE reason: `38312 ms (10000 ms base + 14.2 Msample
- * × 2000 ms)`, or `10000 ms (the base; the tile's size is unknown)`.
+ * The deadline and its derivation, for a DEADLINE reason: `52468 ms (10000 ms base + 14.2 Msample
+ * × 3000 ms)`, or `10000 ms (the base; the tile's size is unknown)`.
  */
 export function describeTileDeadline(d: TileDeadline): string {
   if (d.msamples === null) return `${d.ms} ms (the base; the tile's size is unknown)`;

@@ -62,8 +62,8 @@ describe("a tile's deadline", () => {
 
   test("takes its base and allowance from LANEMAP_DECODE_TIMEOUT_MS and LANEMAP_DECODE_MS_PER_MSAMPLE", () => {
     const defaults = parseConfig({});
-    assert.deepEqual([defaults.decodeTimeoutMs, defaults.decodeMsPerMsample], [10_000, 2_000]);
-    assert.equal(tileDeadline(defaults, { width: 1536, height: 1536, bandCount: 6 }).ms, 38_312);
+    assert.deepEqual([defaults.decodeTimeoutMs, defaults.decodeMsPerMsample], [10_000, 3_000]);
+    assert.equal(tileDeadline(defaults, { width: 1536, height: 1536, bandCount: 6 }).ms, 52_468);
     const set = parseConfig({ LANEMAP_DECODE_TIMEOUT_MS: "500", LANEMAP_DECODE_MS_PER_MSAMPLE: "0" });
     assert.equal(tileDeadline(set, { width: 1536, height: 1536, bandCount: 6 }).ms, 500);
     assert.throws(
