@@ -75,7 +75,13 @@ import {
 import { decodeResult, encodeResult, encodeTask, type ResultHead } from "./task-wire.js";
 import type { TileJobOutcome } from "./worker-pool.js";
 
-/** ack_wait beyond the tile deadline: a live worker's DEADLINE failure always comes first. */
+/**
+ * ack_wait beyond the base tile deadline. ack_wait is one setting of the shared consumer, not one
+ * per tile, and it does not need to cover a tile's own deadline (which grows with the tile's size,
+ * shared/pipeline/deadline.ts): a live task worker sends in-progress heartbeats every ack_wait / 3
+ * from its event loop while the tile runs in a thread, so ack_wait only ever fires for a worker that
+ * is gone, and its task goes to another within about this long.
+ */
 export const STREAM_ACK_MARGIN_MS = 5_000;
 
 /** Tasks in flight per run unless told otherwise: enough to keep a fleet of workers busy. */
