@@ -3,7 +3,8 @@
  * base plus an allowance per million samples its header announces, in the speed lane and in both
  * batch executors. Scaled down to stay fast: a 1 s base, which a 768² × 6 tile (3.5 Msample, 2-9 s
  * of decode + classify on a 2-core machine) overruns, so under the old flat deadline every one of
- * these tiles was dead-lettered or failed; with 20 s per Msample each gets ~72 s. Real nats-server,
+ * these tiles was dead-lettered or failed; with 20 s per Msample each gets ~72 s. A stream run's
+ * stall bound does not fail a run whose worker holds such a tile either. Real nats-server,
  * the real speed worker, `lanemap worker` composition and batch runners.
  */
 import assert from "node:assert/strict";
@@ -76,6 +77,30 @@ describe("tiles larger than the base deadline allows", { skip: natsMissing(), ti
     const logger = testLogger();
     const models = await openModelRegistry(config, nats.nc, logger);
     const worker = await startLanemapWorker(config, { nc: nats.nc, logger, models });
+    try {
+      const { runner } = await buildBatchRunner(config, { logger, nc: nats.nc, models });
+      const report = await runner.run({ model: set.modelPath, executor: "stream" });
+      assert.deepEqual(report.failures, [], "no tile failed");
+      assert.equal(report.tiles.total, 2);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test("a stream run is not failed as stalled while a `lanemap worker` holds a tile longer than LANEMAP_BATCH_STALL_S", async () => {
+    await using nats = await natsFixture();
+    const fx = await makeDataDir(set, "stall");
+    const config = fx.config({
+      ...SCALED,
+      NATS_URL: nats.server.url,
+      LANEMAP_BATCH_EXECUTOR: "stream",
+      LANEMAP_BATCH_WORKERS: "1",
+      LANEMAP_BATCH_STALL_S: "1",
+    });
+    const logger = testLogger();
+    const models = await openModelRegistry(config, nats.nc, logger);
+    // Each tile holds the worker 4 s beyond its classification: four stall bounds with no delivery.
+    const worker = await startLanemapWorker(config, { nc: nats.nc, logger, models, batchTileDelayMs: 4_000 });
     try {
       const { runner } = await buildBatchRunner(config, { logger, nc: nats.nc, models });
       const report = await runner.run({ model: set.modelPath, executor: "stream" });
