@@ -98,7 +98,7 @@ export async function openTileExecutor(spec: TileExecutorSpec): Promise<TileExec
     return TileWorkerPool.start({
       size: spec.size,
       workerData,
-      deadlineMs: spec.config.decodeTimeoutMs,
+      deadline: spec.config,
       logger: spec.logger,
       ...(spec.warm ? { warm: spec.warm } : {}),
       ...(spec.archive ? { archive: spec.archive } : {}),

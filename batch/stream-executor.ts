@@ -18,8 +18,9 @@
  * - A task nobody acknowledged within max_deliver deliveries (its worker died or overran ack_wait
  *   every time) is reported by the server's max-deliveries advisory: the coordinator publishes a
  *   MAX_DELIVER failure result for it (so a resumed coordinator sees it too) and removes the task.
- * - A run never waits forever: when none of its tasks has been delivered to a worker and no result
- *   has come back for `config.batch.stallMs` (LANEMAP_BATCH_STALL_S) while tiles are owed, every
+ * - A run never waits forever: when none of its tasks has been delivered to a worker, no task is
+ *   held in progress by one and no result has come back for `config.batch.stallMs`
+ *   (LANEMAP_BATCH_STALL_S) while tiles are owed, every
  *   waiting `process` rejects with BATCH_STALLED; an abort of `signal` rejects them at once with
  *   its reason (the first SIGTERM stops a coordinator that waits on an idle queue).
  * - A node loss is ridden out, not fatal. The result consumer is R1 and lives on one node: when
@@ -75,7 +76,13 @@ import {
 import { decodeResult, encodeResult, encodeTask, type ResultHead } from "./task-wire.js";
 import type { TileJobOutcome } from "./worker-pool.js";
 
-/** ack_wait beyond the tile deadline: a live worker's DEADLINE failure always comes first. */
+/**
+ * ack_wait beyond the base tile deadline. ack_wait is one setting of the shared consumer, not one
+ * per tile, and it does not need to cover a tile's own deadline (which grows with the tile's size,
+ * shared/pipeline/deadline.ts): a live task worker sends in-progress heartbeats every ack_wait / 3
+ * from its event loop while the tile runs in a thread, so ack_wait only ever fires for a worker that
+ * is gone, and its task goes to another within about this long.
+ */
 export const STREAM_ACK_MARGIN_MS = 5_000;
 
 /** Tasks in flight per run unless told otherwise: enough to keep a fleet of workers busy. */
@@ -495,7 +502,8 @@ export class StreamTileExecutor {
 
   /**
    * Fails the run when tiles are owed and neither a delivery of a task (the shared consumer's
-   * delivered count moved: some worker pulls) nor a result has been seen for `stallMs`.
+   * delivered count moved: some worker pulls), nor a task held in progress by a worker, nor a
+   * result has been seen for `stallMs`.
    */
   private async checkStall(): Promise<void> {
     if (this.closed) return;
@@ -510,6 +518,11 @@ export class StreamTileExecutor {
       const info = await jsm.consumers.info(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
       const delivered = info.delivered.consumer_seq;
       if (this.delivered >= 0 && delivered !== this.delivered) this.lastSignMs = Date.now();
+      // A task held in progress is a worker at work on it: one tile may take longer than stallMs
+      // (its deadline grows with its size, shared/pipeline/deadline.ts), its heartbeats keep it,
+      // and a dead or hung worker's task is handed on (the delivered count moves) within the ack
+      // wait or the task's own deadline.
+      if (info.num_ack_pending > 0) this.lastSignMs = Date.now();
       this.delivered = delivered;
     } catch (err) {
       // No answer (a leader election, NATS down) is no sign of a worker either.

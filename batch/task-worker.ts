@@ -36,7 +36,6 @@ import {
   type PulledMsg,
 } from "../shared/adapters/nats/index.js";
 import {
-  DeadlineError,
   LanemapError,
   PoolClosedError,
   WorkerStartError,
@@ -44,6 +43,8 @@ import {
   errorCode,
   isPermanent,
   pullBackoff,
+  tileDeadline,
+  type AnnouncedTileSize,
   type Config,
   type ModelRegistry,
   type TileArchive,
@@ -77,7 +78,8 @@ export interface BatchTaskWorkerDeps {
   readonly tileDelayMs?: number;
   /**
    * How long one task may take from delivery to its outcome (model load, archive read, classify),
-   * in ms; default {@link taskDeadlineMs}. Beyond it the task is handed back (test hook).
+   * in ms, whatever its tile's size; default {@link taskDeadlineMs} of each task's tile. Beyond it
+   * the task is handed back (test hook).
    */
   readonly taskDeadlineMs?: number;
 }
@@ -127,19 +129,20 @@ const TRANSIENT_RETRY_MAX_MS = 8_000;
 const PULL_EXPIRES_MS = 5_000;
 
 /**
- * Beyond the tile's own deadline (config.decodeTimeoutMs, which the pool enforces), how long a task
- * may spend loading its model and reading its tile's bytes (ms): the adapters' retries of a
- * leader election fit in it.
+ * Beyond the tile's own deadline (`tileDeadline`, which the pool enforces), how long a task may
+ * spend loading its model and reading its tile's bytes (ms): the adapters' retries of a leader
+ * election fit in it.
  */
 const TASK_IO_MARGIN_MS = 60_000;
 
 /**
- * How long a task may take before the worker hands it back (ms): its heartbeats (`+WPI`) would
+ * How long a task of tile `entry` may take before the worker hands it back (ms): the tile's own
+ * deadline, scaled to its announced size, plus the I/O margin. Its heartbeats (`+WPI`) would
  * otherwise keep a task whose read hangs (a consumer on a dead node) in progress forever, and no
  * other worker would ever take it (issue 14, the operator's run 3).
  */
-export function taskDeadlineMs(config: Config): number {
-  return config.decodeTimeoutMs + TASK_IO_MARGIN_MS;
+export function taskDeadlineMs(config: Config, entry: AnnouncedTileSize | null): number {
+  return tileDeadline(config, entry).ms + TASK_IO_MARGIN_MS;
 }
 
 /** Room for the result's JSON head and headers in a message, beyond the raster. */
@@ -165,7 +168,6 @@ export async function startBatchTaskWorker(
     for (const fn of listeners) fn(e);
   };
   const maxInline = serverMaxPayload(nc) - HEAD_ROOM;
-  const deadlineMs = deps.taskDeadlineMs ?? taskDeadlineMs(config);
   const loading = new Map<string, Promise<void>>();
 
   /** Loads a model version into the pool once, however many tasks name it at once. */
@@ -203,6 +205,7 @@ export async function startBatchTaskWorker(
           ...(deps.tileDelayMs ? { delayMs: deps.tileDelayMs } : {}),
         },
         task.modelVersion,
+        { deadline: tileDeadline(config, task.entry) },
       );
       return { outcome: { ok: true, result: out.result, k: out.k }, raster: out.raster };
     } catch (err) {
@@ -230,11 +233,11 @@ export async function startBatchTaskWorker(
         );
         return null;
       }
-      const reason =
-        err instanceof DeadlineError
-          ? `no result within the ${config.decodeTimeoutMs} ms deadline`
-          : describeError(err);
-      return { outcome: { ok: false, code: errorCode(err), reason }, raster: new Uint8Array(0) };
+      // A DEADLINE's reason names the tile's deadline and its derivation (TilePool.classify).
+      return {
+        outcome: { ok: false, code: errorCode(err), reason: describeError(err) },
+        raster: new Uint8Array(0),
+      };
     }
   };
 
@@ -323,6 +326,8 @@ export async function startBatchTaskWorker(
       return { published: previous };
     }
     const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(settings.ackWaitMs / 3)));
+    const tileMs = tileDeadline(config, task.entry).ms;
+    const deadlineMs = deps.taskDeadlineMs ?? taskDeadlineMs(config, task.entry);
     const queuedMs = Math.max(0, tenths(Date.now() - m.info.timestampNanos / 1e6));
     const classifyStart = performance.now();
     // Never rejects: a failure is an outcome or null; null too when the task outlives its deadline
@@ -344,7 +349,7 @@ export async function startBatchTaskWorker(
       // A stop waits for a tile in flight as long as its own deadline, not for a read that hangs.
       new Promise<null>((resolve) => {
         const onStop = () => {
-          stopGrace = setTimeout(() => resolve(null), config.decodeTimeoutMs);
+          stopGrace = setTimeout(() => resolve(null), tileMs);
         };
         if (stopping.signal.aborted) onStop();
         else stopping.signal.addEventListener("abort", onStop, { once: true });

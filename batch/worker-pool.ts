@@ -15,10 +15,13 @@ import {
   TilePool,
   WorkerStartError,
   describeError,
+  describeTileDeadline,
   errorCode,
+  tileDeadline,
   type CatalogueEntry,
   type ClassifiedTile,
   type ErrorCode,
+  type TileDeadlineRule,
 } from "../shared/index.js";
 import type { TileArchive } from "../shared/index.js";
 
@@ -40,8 +43,11 @@ export interface TileWorkerData {
 export interface TileWorkerPoolOptions {
   readonly size: number;
   readonly workerData: TileWorkerData;
-  /** Per-tile deadline from dispatch to result, in ms. */
-  readonly deadlineMs: number;
+  /**
+   * The tile deadline rule (a Config has it): each tile's deadline from dispatch to result is
+   * `tileDeadline(deadline, entry)`, scaled to its announced size; the base bounds a model load.
+   */
+  readonly deadline: TileDeadlineRule;
   readonly logger: Logger;
   /** V8 old-space cap per worker: a runaway tile kills its worker, not the run. Default 512 MB. */
   readonly maxOldGenerationSizeMb?: number;
@@ -97,7 +103,7 @@ export class TileWorkerPool {
       options.warm ??
       createTilePool({
         size: options.size,
-        deadlineMs: options.deadlineMs,
+        deadlineMs: options.deadline.decodeTimeoutMs,
         ...(options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : {}),
       });
     try {
@@ -135,6 +141,7 @@ export class TileWorkerPool {
   async process(entry: CatalogueEntry): Promise<TileJobOutcome> {
     const { dataDir, maxPixels, tileDelayMs } = this.options.workerData;
     const archive = this.options.archive;
+    const deadline = tileDeadline(this.options.deadline, entry);
     try {
       const out = await this.pool.classify(
         {
@@ -148,6 +155,7 @@ export class TileWorkerPool {
           delayMs: tileDelayMs,
         },
         this.modelVersion,
+        { deadline },
       );
       return { ok: true, result: out.result, k: out.k, raster: out.raster };
     } catch (err) {
@@ -156,13 +164,13 @@ export class TileWorkerPool {
         return { ok: false, code: "CANCELLED", reason: "the run was stopped" };
       if (err instanceof DeadlineError) {
         this.options.logger.warn(
-          { tileId: entry.tileId, deadlineMs: this.options.deadlineMs },
+          { tileId: entry.tileId, deadlineMs: deadline.ms },
           "tile over its deadline: terminating its worker",
         );
         return {
           ok: false,
           code: "DEADLINE",
-          reason: `no result within the ${this.options.deadlineMs} ms deadline`,
+          reason: `no result within the ${describeTileDeadline(deadline)} deadline`,
         };
       }
       return {

@@ -133,7 +133,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
   const archive = deps.archive ?? new ArchiveStore(config.dataDir);
   const sourceImages = new SourceImagery(archive, {
     maxPixels: config.maxPixels,
-    timeoutMs: config.decodeTimeoutMs,
+    deadline: config,
   });
   // Training jobs publish on the event hub, which is built after the context: a late-bound sink.
   let publishJob: (s: unknown) => void = () => undefined;

@@ -46,7 +46,12 @@ const variables = {
   LANEMAP_DECODE_TIMEOUT_MS: {
     schema: int(100),
     default: "10000",
-    doc: "Deadline for decoding and classifying one tile; a tile over it is failed (dead-lettered).",
+    doc: "Base of a tile's deadline (read + decode + classify; a tile over its deadline is failed with DEADLINE, dead-lettered by the speed lane). Each tile's deadline is this plus LANEMAP_DECODE_MS_PER_MSAMPLE per million samples its header announces (width × height × bands); a tile whose header cannot be read gets this alone.",
+  },
+  LANEMAP_DECODE_MS_PER_MSAMPLE: {
+    schema: int(0),
+    default: "3000",
+    doc: "A tile's deadline allowance per million announced samples (width × height × bands), in ms, on top of LANEMAP_DECODE_TIMEOUT_MS: big valid tiles get time in proportion to their work, a hostile one still ends in DEADLINE. The default is ~4× the CPU time decode + descriptors + k-NN took per Msample on a 2-core machine (median ~690 ms), ~1.6× the slowest wall time seen with the machine 6× oversubscribed (1.9 s); a 1536² × 6 tile (14.2 Msample) gets 52.5 s. 0 = the base alone for every tile.",
   },
   LANEMAP_BATCH_CRON: {
     schema: z.string().min(1),
@@ -73,7 +78,7 @@ const variables = {
   LANEMAP_BATCH_STALL_S: {
     schema: int(1),
     default: "300",
-    doc: "`stream` executor: a run fails (BATCH_STALLED, CURRENT untouched, checkpoint kept) when no task of it has been delivered to a `lanemap worker` and no result has come back for this many seconds.",
+    doc: "`stream` executor: a run fails (BATCH_STALLED, CURRENT untouched, checkpoint kept) when no task has been delivered to a `lanemap worker`, none is held in progress by one (a big tile may take longer than this) and no result has come back for this many seconds.",
   },
   LANEMAP_STORAGE: {
     schema: z.enum(["files", "nats"]),
@@ -149,7 +154,10 @@ export interface Config {
   readonly operatorToken: string | undefined;
   readonly logLevel: Raw["LANEMAP_LOG_LEVEL"];
   readonly maxPixels: number;
+  /** Base of a tile's deadline, in ms (shared/pipeline/deadline.ts `tileDeadline`). */
   readonly decodeTimeoutMs: number;
+  /** A tile's deadline allowance per million announced samples, in ms. */
+  readonly decodeMsPerMsample: number;
   readonly batch: {
     readonly cron: string;
     readonly timezone: string;
@@ -208,6 +216,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>> = 
     logLevel: r.LANEMAP_LOG_LEVEL,
     maxPixels: r.LANEMAP_MAX_PIXELS,
     decodeTimeoutMs: r.LANEMAP_DECODE_TIMEOUT_MS,
+    decodeMsPerMsample: r.LANEMAP_DECODE_MS_PER_MSAMPLE,
     batch: {
       cron: r.LANEMAP_BATCH_CRON,
       timezone: r.LANEMAP_BATCH_TZ,

@@ -4,7 +4,7 @@
  *
  *   fetch bytes (inline, or from the object store) -> register in the master archive (ingest
  *   sequence = stream sequence) -> decode + classify with the tile's model in one job of the
- *   TilePool (one thread, deadline) -> LiveView.put (durable) -> `tiles.classified.<cell>` event -> ack
+ *   TilePool (one thread, the tile's deadline: shared/pipeline/deadline.ts) -> LiveView.put (durable) -> `tiles.classified.<cell>` event -> ack
  *
  * and what to do when that fails: a tile that can never be classified is dead-lettered and
  * terminated, a transient failure is nak'd with a growing delay (speed/README.md).
@@ -30,6 +30,7 @@ import {
   ingestTileMeta,
   isPermanent,
   registerTile,
+  tileDeadline,
   type ErrorCode,
   type CatalogueEntry,
   type Config,
@@ -182,7 +183,8 @@ export class TilePipeline {
     const out = await pool.classify(
       { lane: "live", source: entry, bytes: { kind: "inline", bytes }, maxPixels: this.config.maxPixels },
       model.version,
-      { timeoutMs: this.config.decodeTimeoutMs },
+      // Scaled to the work the tile's header announces: a big valid tile is not a hostile one.
+      { deadline: tileDeadline(this.config, entry) },
     );
     const revision = await live.put({ result: out.result, k: out.k, raster: out.raster });
     // A re-sent tile (`lanemap dlq retry` after a fix) may carry the bad-tile record of its dead

@@ -120,6 +120,7 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
   const consumer = await js.consumers.get(INGEST_STREAM, SPEED_CONSUMER);
 
   const ownPool = deps.pool === undefined;
+  // The pool's own deadline is the base (model loads); each tile brings its own (pipeline.ts).
   const pool = deps.pool ?? new TilePool({ size: concurrency, timeoutMs: config.decodeTimeoutMs });
   const closePools = async (): Promise<void> => {
     if (ownPool) await pool.close();

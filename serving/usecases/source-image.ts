@@ -15,8 +15,8 @@
  * a tile of three bands is read as red, green, blue and one of one or two bands as grey. The
  * catalogue records no band names, so a tile in another order without a model spec needs `bidx`.
  *
- * Decoding goes through the house decoder: a DecoderPool of one worker with the configured deadline
- * and pixel budget (a hostile or huge archived object costs at most that and never blocks the event
+ * Decoding goes through the house decoder: a DecoderPool of one worker with the tile's deadline
+ * (shared/pipeline/deadline.ts, scaled to its size) and the pixel budget (a hostile or huge archived object costs at most that and never blocks the event
  * loop), then the catalogue entry's PAM values (the `.aux.xml` nodata the archived TIFF does not
  * hold) are applied, so the transparent pixels are exactly the ones GDAL masks. Decoded rasters and
  * rendered PNGs are kept in byte-bounded LRU caches keyed by content hash (archive objects never
@@ -35,8 +35,10 @@ import {
   errorCode,
   sameLayerGrid,
   samplingIndex,
+  tileDeadline,
   type BandArray,
   type Raster,
+  type TileDeadlineRule,
 } from "../../shared/index.js";
 import { encode as encodePng } from "fast-png";
 import { InvalidParamsError, NotFoundError, ProblemError } from "../errors.js";
@@ -134,7 +136,8 @@ export class SourceImagery {
 
   constructor(
     private readonly archive: TileArchive,
-    private readonly options: { readonly maxPixels: number; readonly timeoutMs: number },
+    /** The pixel budget and the tile deadline rule of each decode (a Config has both). */
+    private readonly options: { readonly maxPixels: number; readonly deadline: TileDeadlineRule },
   ) {}
 
   /**
@@ -314,13 +317,15 @@ export class SourceImagery {
     }
     this.pool ??= new DecoderPool({
       size: 1,
-      timeoutMs: this.options.timeoutMs,
+      timeoutMs: this.options.deadline.decodeTimeoutMs,
       maxPixels: this.options.maxPixels,
     });
-    const decoded = await this.pool.decode(bytes);
-    // The catalogue keeps the tile file's .aux.xml values; the archived object is the TIFF alone.
+    // The catalogue keeps the tile file's .aux.xml values (the archived object is the TIFF alone)
+    // and its announced size, which the decode's deadline scales with as the lanes' do.
     const entry = await this.archive.get(tile.tileId);
-    return applyPam(decoded, entry?.contentHash === hash ? entry.pam : undefined);
+    const own = entry?.contentHash === hash ? entry : undefined;
+    const decoded = await this.pool.decode(bytes, { timeoutMs: tileDeadline(this.options.deadline, own).ms });
+    return applyPam(decoded, own?.pam);
   }
 }
 

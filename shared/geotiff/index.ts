@@ -15,5 +15,6 @@ export {
   type ResolvedCrs,
 } from "./crs-resolve.js";
 export { DEFAULT_DECODE_TIMEOUT_MS, DecoderPool, type DecoderPoolOptions } from "./pool.js";
+export { MAX_DECODED_BYTES } from "./layout.js";
 export * from "./encode.js";
 export { pamCategoryNamesXml } from "./pam-write.js";

@@ -29,6 +29,13 @@ export {
   type TileJob,
   type TileJobResult,
 } from "./tile-job.js";
+export {
+  describeTileDeadline,
+  tileDeadline,
+  type AnnouncedTileSize,
+  type TileDeadline,
+  type TileDeadlineRule,
+} from "./deadline.js";
 export { TilePool, type LoadedTileModel, type TileInput, type TilePoolOptions } from "./tile-pool.js";
 export {
   ASSESSMENT_FOLDS,

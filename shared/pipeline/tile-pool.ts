@@ -8,18 +8,22 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ResourceLimits } from "node:worker_threads";
-import { ModelError } from "../errors.js";
+import { DeadlineError, ModelError } from "../errors.js";
 import type { Lane } from "../view/types.js";
 import { WorkerPool } from "../workers/index.js";
 import type { ClassifiedTile } from "../view/types.js";
 import type { ResultSource } from "./classify.js";
+import { describeTileDeadline, type TileDeadline } from "./deadline.js";
 import type { TileBytes, TileJob, TileJobResult } from "./tile-job.js";
 
 /** Options of a TilePool. */
 export interface TilePoolOptions {
   /** Threads, one tile each at a time. */
   readonly size: number;
-  /** Deadline of one tile (read + decode + classify, and a model build the thread lacked), in ms. */
+  /**
+   * Default deadline of one job, in ms: a model load, a thread's warm-up, and a tile classified
+   * without a `deadline` of its own (the lanes give each tile one, see deadline.ts).
+   */
   readonly timeoutMs: number;
   /** V8 limits per thread: a runaway tile kills its thread, not the process. */
   readonly resourceLimits?: ResourceLimits;
@@ -121,15 +125,16 @@ export class TilePool {
 
   /**
    * Classifies one tile with model `version` (loaded by `loadModel`). Inline bytes are copied once;
-   * the caller's stay usable.
+   * the caller's stay usable. Its deadline is `options.deadline` (the tile's own, from
+   * `tileDeadline`), else `options.timeoutMs`, else the pool's.
    * @throws TileDecodeError, PixelBudgetError, TileInvalidError, ModelError (from the thread, as
-   *   the same classes); DeadlineError past the deadline; WorkerCrashError; WorkerStartError;
-   *   PoolClosedError; `signal.reason` when aborted.
+   *   the same classes); DeadlineError past the deadline (naming it and, with `deadline`, its
+   *   derivation); WorkerCrashError; WorkerStartError; PoolClosedError; `signal.reason` when aborted.
    */
   async classify(
     tile: TileInput,
     version: string,
-    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+    options: { signal?: AbortSignal; timeoutMs?: number; deadline?: TileDeadline } = {},
   ): Promise<ClassifiedTile> {
     const artifact = this.artifacts.get(version);
     if (!artifact) throw new ModelError(`model ${version} was never loaded into the tile pool`);
@@ -149,7 +154,23 @@ export class TilePool {
     // Live tiles first: a fresh acquisition must not wait behind a batch backlog in a process that
     // serves both lanes (`lanemap worker`).
     const priority = tile.lane === "live" ? LIVE_PRIORITY : 0;
-    const reply = await this.pool.run(job, { ...options, transfer, priority });
+    const { deadline, ...run } = options;
+    let reply: TileJobResult;
+    try {
+      reply = await this.pool.run(job, {
+        ...run,
+        ...(deadline ? { timeoutMs: deadline.ms } : {}),
+        transfer,
+        priority,
+      });
+    } catch (err) {
+      // The reason a dead letter or a batch report carries: which deadline, and why that long.
+      if (deadline && err instanceof DeadlineError)
+        throw new DeadlineError(`the tile job did not finish within ${describeTileDeadline(deadline)}`, {
+          cause: err,
+        });
+      throw err;
+    }
     if (reply.kind !== "tile") throw new ModelError("the tile thread answered a tile with a model");
     return reply.outcome;
   }

@@ -326,12 +326,16 @@ describe("the tile worker pool", () => {
     const pool = await TileWorkerPool.start({
       size: 1,
       workerData: { dataDir: fx.dataDir, modelPath: set.modelPath, maxPixels: 1e8, tileDelayMs: 5000 },
-      deadlineMs: 300,
+      deadline: { decodeTimeoutMs: 300, decodeMsPerMsample: 0 },
       logger: testLogger(lines),
     });
     try {
       const first = await pool.process(entries[0]!);
       assert.deepEqual([first.ok, !first.ok && first.code], [false, "DEADLINE"]);
+      assert.match(
+        !first.ok ? first.reason : "",
+        /within the 300 ms \(300 ms base \+ 0\.0246 Msample × 0 ms\)/,
+      );
       const second = await pool.process(entries[1]!);
       assert.deepEqual([second.ok, !second.ok && second.code], [false, "DEADLINE"]);
       assert.equal(pool.replaced, 2);
@@ -348,7 +352,7 @@ describe("the tile worker pool", () => {
       TileWorkerPool.start({
         size: 1,
         workerData: { dataDir: set.root, modelPath: broken, maxPixels: 1e8, tileDelayMs: 0 },
-        deadlineMs: 1000,
+        deadline: { decodeTimeoutMs: 1000, decodeMsPerMsample: 0 },
         logger: testLogger(),
       }),
       { code: "WORKER_START" },

@@ -12,7 +12,7 @@ import { openModelRegistry } from "../../infra/platform/models.js";
 import { startLanemapWorker } from "../../infra/platform/worker.js";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { batchTaskSubject } from "../../shared/adapters/nats/index.js";
-import { describeTile, type TileArchive } from "../../shared/index.js";
+import { describeTile, tileDeadline, type TileArchive } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { tempDir, testConfig, testLogger, testModel, testTile } from "./speed-fixtures.js";
 
@@ -91,9 +91,9 @@ test(
       const stopStart = Date.now();
       await worker.stop();
       stopped = true;
-      // A stop waits for a tile in flight as long as its decode deadline, never for the hung read.
+      // A stop waits for a tile in flight as long as its own deadline, never for the hung read.
       assert.ok(
-        Date.now() - stopStart < config.decodeTimeoutMs + 3_000,
+        Date.now() - stopStart < tileDeadline(config, entry).ms + 3_000,
         `stopped in ${Date.now() - stopStart} ms`,
       );
     } finally {

@@ -348,7 +348,10 @@ describe("source decoding is bounded", () => {
     await using data = await tempDataDir();
     const archive = new ArchiveStore(data.dir);
     const { contentHash } = await archive.putObject(generatedTif());
-    const images = new SourceImagery(archive, { maxPixels: 1e6, timeoutMs: 30_000 });
+    const images = new SourceImagery(archive, {
+      maxPixels: 1e6,
+      deadline: { decodeTimeoutMs: 30_000, decodeMsPerMsample: 0 },
+    });
     try {
       const tile = (i: number) => ({
         ...sourceTile(`gen-${i}`, "c", contentHash, N).result,

@@ -261,8 +261,10 @@ describe("dead letters of the speed lane", { skip: natsMissing() }, () => {
     await using nats = await natsFixture();
     await using dir = await tempDir();
     await activateModel(nats.nc, await testModel());
-    // 1 s is ~50x what a 64² test tile takes and a fraction of what a 1024² tile takes.
-    await using worker = await startSpeedWorker(testConfig(dir.path, { LANEMAP_DECODE_TIMEOUT_MS: "1000" }), {
+    // 1 s is ~50x what a 64² test tile takes and a fraction of what a 1024² tile takes; 10 ms per
+    // Msample adds 63 ms to the 1024² × 6 tile's deadline, far less than the ~0.5 s per Msample it needs.
+    const env = { LANEMAP_DECODE_TIMEOUT_MS: "1000", LANEMAP_DECODE_MS_PER_MSAMPLE: "10" };
+    await using worker = await startSpeedWorker(testConfig(dir.path, env), {
       nc: nats.nc,
       logger: testLogger(),
     });
@@ -283,7 +285,8 @@ describe("dead letters of the speed lane", { skip: natsMissing() }, () => {
     });
     const e = await waitFor("the deadline dead letter", () => failed.find((f) => f.streamSeq === sent.seq));
     assert.equal(e.code, "DEADLINE");
-    assert.match(e.reason, /within 1000 ms/);
+    // The reason names the deadline it applied and how it was derived from the tile's size.
+    assert.match(e.reason, /within 1063 ms \(1000 ms base \+ 6\.29 Msample × 10 ms\)/);
     const small = testTile(3, 3, "2024-07-06T10:00:00Z");
     await publishTile(js(nats.nc), small.bytes, small);
     const live = await LiveView.open(nats.nc);
