@@ -97,8 +97,9 @@ export const OBJECT_READ_IDLE_MS = 10_000;
 
 /**
  * STREAM.MSG.GET requests of one object read in flight at once. One request per chunk (128 KiB)
- * waits a round trip each; a few in flight overlap them (the 30 MB read in the report of issue
- * 14's object reads: 8 in flight brings it to nats.js's consumer read), without flooding a leader.
+ * would wait a round trip each; a few in flight overlap them without flooding a leader. Measured on
+ * one server (2 cores, load 9-10; median of 7): 30 MB in 1.77 s against 2.67 s for nats.js's
+ * getBlob, 4 MB in 0.22 s against 0.32 s; 2 or 16 in flight did no better there.
  */
 const CHUNKS_IN_FLIGHT = 8;
 
@@ -203,6 +204,17 @@ async function chunksFrom(
   return parts;
 }
 
+/** `parts` one after the other, as a plain Uint8Array of its own (not a Buffer, whose `slice` shares). */
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** The object's bytes when its chunks match its info, else why not. */
 async function readChunks(
   jsm: JetStreamManager,
@@ -220,7 +232,7 @@ async function readChunks(
   }
   if (parts.length !== info.chunks)
     return { problem: `${parts.length} of its ${info.chunks} chunks are stored` };
-  const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  const bytes = parts.length === 1 ? parts[0]! : concat(parts);
   if (bytes.length !== info.size)
     return { problem: `its chunks hold ${bytes.length} bytes, its info says ${info.size}` };
   const digest = `SHA-256=${createHash("sha256").update(bytes).digest("base64url")}`;
