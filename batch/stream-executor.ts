@@ -45,11 +45,11 @@ import {
   type ConsumerMessages,
   type JetStreamClient,
 } from "@nats-io/jetstream";
-import type { ObjectStore } from "@nats-io/obj";
 import { headers as natsHeaders, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import {
   BATCH_HEADERS,
+  BATCH_RASTER_BUCKET,
   BATCH_RESULT_MAX_AGE_S,
   BATCH_RESULT_STREAM,
   BATCH_TASK_CONSUMER,
@@ -58,8 +58,8 @@ import {
   batchResultSubject,
   batchTaskSubject,
   ensureBatchQueue,
-  getBlobWithin,
   isTransientBrokerError,
+  readObjectBytes,
   maxDeliveriesAdvisory,
   retryTransient,
   type BatchQueueSettings,
@@ -195,7 +195,6 @@ export class StreamTileExecutor {
   private constructor(
     private readonly options: StreamExecutorOptions,
     private readonly js: JetStreamClient,
-    private readonly rasters: ObjectStore,
     private readonly advisories: Subscription,
     readonly modelVersion: string,
     readonly slots: number,
@@ -226,7 +225,7 @@ export class StreamTileExecutor {
   static async start(options: StreamExecutorOptions): Promise<StreamTileExecutor> {
     const { nc, config, runId } = options;
     // Idempotent set-up: retried through a leader election (a node lost as the run starts).
-    const { rasters } = await retryTransient(
+    await retryTransient(
       "creating or checking the batch work queue",
       async () => ensureBatchQueue(nc, await jetstreamManager(nc), batchQueueSettings(config)),
       { deadlineMs: TRANSIENT_RETRY_MS, logger: options.logger },
@@ -256,7 +255,6 @@ export class StreamTileExecutor {
     const self = new StreamTileExecutor(
       options,
       js,
-      rasters,
       advisories,
       model.version,
       options.window ?? DEFAULT_STREAM_WINDOW,
@@ -457,10 +455,10 @@ export class StreamTileExecutor {
     if (!o.ok) outcome = o;
     else if (o.rasterObject === undefined) outcome = { ok: true, result: o.result, k: o.k, raster };
     else {
-      // Bounded (object-reads.ts): a read that gives up (its consumer on a dead node) is a
-      // transient STORAGE failure, tried again, not a missing raster.
-      const stored = await getBlobWithin(this.rasters, o.rasterObject).catch((err: unknown) =>
-        err instanceof Error ? err : new Error(String(err)),
+      // No consumer (object-reads.ts): a read that fails on the broker is a transient STORAGE
+      // failure, tried again, not a missing raster.
+      const stored = await readObjectBytes(this.options.nc, BATCH_RASTER_BUCKET, o.rasterObject).catch(
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
       );
       outcome =
         stored instanceof Error

@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import type { TileArchive } from "../shared/index.js";
 import {
   HEADERS,
+  TILE_OBJECT_BUCKET,
   boundedObjects,
   classifiedSubject,
   type DeadLetterQueue,
@@ -147,9 +148,8 @@ export class TilePipeline {
     ctx.cell = (h?.get(HEADERS.cell) || undefined) ?? cellOfSubject(m.subject);
     // The derivation `lanemap batch run --from-stream` replays too (shared/pipeline).
     const meta = ingestTileMeta({ subject: m.subject, headers: h, streamSeq });
-    // Bounded: a tile object read from a dead node's consumer fails (STORAGE, the tile is nak'ed)
-    // instead of holding this slot for ever (shared/adapters/nats/object-reads.ts).
-    const bytes = await ingestTileBytes(m, boundedObjects(this.d.tiles, "tile object"));
+    // No consumer (shared/adapters/nats/object-reads.ts); a read that fails is STORAGE, the tile nak'ed.
+    const bytes = await ingestTileBytes(m, boundedObjects(this.d.nc, TILE_OBJECT_BUCKET, "tile object"));
     const { entry, created } = await registerTile(
       archive,
       bytes,

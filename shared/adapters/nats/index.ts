@@ -75,4 +75,10 @@ export {
   DEFAULT_TRANSIENT_RETRY_MS,
   type RetryTransientOptions,
 } from "./transient.js";
-export { boundedObjects, getBlobWithin, OBJECT_READ_IDLE_MS } from "./object-reads.js";
+export {
+  boundedObjects,
+  CorruptObjectError,
+  OBJECT_READ_IDLE_MS,
+  readObjectBytes,
+  type ReadObjectOptions,
+} from "./object-reads.js";

@@ -17,7 +17,6 @@ import {
   jetstreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { IngestMessage, TileObjects } from "../../pipeline/ingest-message.js";
 import { DeadLetterQueue } from "./dead-letters.js";
@@ -118,24 +117,11 @@ export async function* readIngestMessages(
 
 /**
  * The tile object store for reading (`lanemap-tiles`, where tiles over max_payload are): a missing
- * bucket reads as no object, which the caller reports as OBJECT_MISSING.
+ * bucket reads as no object, which the caller reports as OBJECT_MISSING. No consumer
+ * (object-reads.ts); a read that still fails is STORAGE, transient.
  */
 export async function tileObjectsReader(nc: NatsConnection): Promise<TileObjects> {
-  let bucket: Awaited<ReturnType<Objm["open"]>> | null | undefined;
-  return {
-    async getBlob(name) {
-      if (bucket === undefined) {
-        try {
-          bucket = await new Objm(nc).open(TILE_OBJECT_BUCKET);
-        } catch (err) {
-          if (!notFound(err)) throw err;
-          bucket = null;
-        }
-      }
-      // Bounded (object-reads.ts); one that gives up is STORAGE, transient.
-      return bucket ? boundedObjects(bucket, "tile object").getBlob(name) : null;
-    },
-  };
+  return boundedObjects(nc, TILE_OBJECT_BUCKET, "tile object");
 }
 
 /**

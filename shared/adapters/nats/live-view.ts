@@ -18,7 +18,7 @@ import { LanemapError } from "../../errors.js";
 import { tileResultSchema, type ClassifiedTile, type TileResult } from "../../view/types.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
 import { LIVE_BUCKET } from "./names.js";
-import { getBlobWithin } from "./object-reads.js";
+import { readObjectBytes } from "./object-reads.js";
 import {
   atReplicas,
   checkReplicas,
@@ -174,11 +174,11 @@ export class LiveView {
       revision,
       raster: async () => {
         if (copy) return copy;
-        // Bounded (object-reads.ts): a read from a dead node's consumer is a transient STORAGE error.
+        // No consumer (object-reads.ts); a broker failure is a transient STORAGE error.
         const blob = name
           ? await guarded(
               `reading live raster object ${name}`,
-              async () => getBlobWithin(await this.rasterStore(), name),
+              () => readObjectBytes(this.nc, RASTER_OBJECTS, name),
               READ_RETRIES,
             )
           : null;

@@ -40,7 +40,7 @@ import {
   type RegistryWatch,
 } from "../../models/index.js";
 import { serverMaxPayload } from "./connection.js";
-import { getBlobWithin, listKvKeys } from "./object-reads.js";
+import { listKvKeys, readObjectBytes } from "./object-reads.js";
 import { retryTransient } from "./transient.js";
 import {
   CLASS_CATALOGUE_KEY,
@@ -248,11 +248,11 @@ export class NatsModelRegistry implements ModelRegistry {
   async artifact(version: string): Promise<Uint8Array> {
     const record = await this.record(version);
     if (!record) throw new ModelNotFoundError(version);
-    // Bounded: a read behind a consumer on a dead node is given up (transient) rather than awaited
-    // for ever, and tried again (the next consumer lands elsewhere), a warning naming it.
+    // No consumer (object-reads.ts): the stream's leader answers; a request lost with a dying
+    // node is given up (transient) and tried again, a warning naming it.
     const bytes = await retryTransient(
       `reading model ${version}'s artifact`,
-      () => getBlobWithin(this.objects, version),
+      () => readObjectBytes(this.nc, MODEL_OBJECT_BUCKET, version),
       this.logger ? { logger: this.logger } : {},
     );
     if (!bytes) throw new ModelNotFoundError(version);

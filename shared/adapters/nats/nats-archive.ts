@@ -36,7 +36,7 @@ import {
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
 import { serverMaxPayload } from "./connection.js";
-import { getBlobWithin } from "./object-reads.js";
+import { readObjectBytes } from "./object-reads.js";
 import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./names.js";
@@ -139,7 +139,8 @@ export class NatsTileArchive implements TileArchive {
   }
 
   /**
-   * The bytes of the object `contentHash` (the object store checks its digest while reading).
+   * The bytes of the object `contentHash`, read without a consumer (object-reads.ts: its chunks,
+   * size and digest checked).
    * @throws LanemapError OBJECT_MISSING when no such object is stored; STORAGE when the broker fails.
    */
   async readObject(contentHash: string): Promise<Uint8Array> {
@@ -147,7 +148,7 @@ export class NatsTileArchive implements TileArchive {
       throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash} (not a sha256)`);
     const bytes = await guarded(
       `cannot read object ${contentHash.slice(0, 12)}`,
-      () => getBlobWithin(this.objects, contentHash),
+      () => readObjectBytes(this.nc, ARCHIVE_OBJECT_BUCKET, contentHash),
       READ_RETRIES,
     );
     if (bytes === null) throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash}`);

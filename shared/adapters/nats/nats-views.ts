@@ -14,12 +14,10 @@
  *   leaves only a `.partial` (removed on the next try), a complete folder is reused.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { jetstreamManager, StorageType, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
@@ -36,7 +34,7 @@ import { parseVersionName } from "../../view/paths.js";
 import { BATCH_VIEW_FILES } from "../../view/batch-schema.js";
 import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
 import { serverMaxPayload } from "./connection.js";
-import { getBlobWithin, listObjectInfos, readOneChunkObject, type StoredObjectInfo } from "./object-reads.js";
+import { listObjectInfos, readObjectBytes, type StoredObjectInfo } from "./object-reads.js";
 import { READ_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { retryTransient } from "./transient.js";
@@ -175,15 +173,14 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   /**
-   * An object's bytes, or null when it is absent: read without a consumer (its info from its last
-   * meta message, or `listed`; its one chunk by STREAM.MSG.GET) when it fits one chunk, else
-   * through the object store.
+   * An object's bytes, or null when it is absent: read without a consumer (object-reads.ts; its
+   * info from `listed`, else its last meta message), each request bounded as the stream API reads.
    */
   private async objectBytes(objectName: string, listed?: StoredObjectInfo): Promise<Uint8Array | null> {
-    const info = listed ?? (await this.objects.info(objectName));
-    if (!info || info.deleted) return null;
-    const direct = await readOneChunkObject(await this.jsm(), VIEW_OBJECT_BUCKET, info);
-    return direct !== undefined ? direct : await getBlobWithin(this.objects, objectName);
+    return readObjectBytes(this.nc, VIEW_OBJECT_BUCKET, objectName, {
+      idleMs: VIEW_READ_TIMEOUT_MS,
+      ...(listed ? { info: listed } : {}),
+    });
   }
 
   async list(): Promise<PublishedVersion[]> {
@@ -243,21 +240,10 @@ export class NatsPublishedViews implements PublishedViews {
     for (const [file, expected] of Object.entries(manifest.files)) {
       const path = join(partial, file);
       await viewRead(`downloading ${name}/${file}`, async () => {
-        // A file of one chunk needs no consumer (object-reads.ts); a larger one is streamed.
-        const info = await this.objects.info(`${name}/${file}`);
-        const direct = info ? await readOneChunkObject(await this.jsm(), VIEW_OBJECT_BUCKET, info) : null;
-        if (direct) {
-          await writeFile(path, direct);
-          return;
-        }
-        const result = await this.objects.get(`${name}/${file}`);
-        if (!result) throw notFound(name);
-        await pipeline(
-          Readable.fromWeb(result.data as unknown as WebReadableStream<Uint8Array>),
-          createWriteStream(path),
-        );
-        const err = await result.error;
-        if (err) throw err;
+        // No consumer (object-reads.ts): a file is read whole, its chunks checked, then written.
+        const bytes = await readObjectBytes(this.nc, VIEW_OBJECT_BUCKET, `${name}/${file}`);
+        if (!bytes) throw notFound(name);
+        await writeFile(path, bytes);
       });
       const size = (await stat(path)).size;
       const digest = await sha256File(path);
