@@ -8,22 +8,19 @@
 // CommonJS bundle of its own (dist/cli/<command>.cjs: train, classify...) runs it through V8's
 // code cache, kept beside PROJ's answers in $XDG_CACHE_HOME/lanemap (else ~/.cache/lanemap): a
 // process then compiles next to nothing of the bundle, where compiling it costs ~0.1 s of CPU.
-import {
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from "node:fs";
-import Module, { createRequire } from "node:module";
-import { homedir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { setFlagsFromString } from "node:v8";
-import vm from "node:vm";
+// Node's built-ins through process.getBuiltinModule (Node 20.16+, 22.3+), as require() gets them:
+// an ES module `import` of a built-in makes the ES module loader build a module record of each
+// (seven here: a few ms of CPU per command). An older Node imports them.
+const builtin =
+  process.getBuiltinModule?.bind(process) ?? (await import("node:module")).createRequire(import.meta.url);
+const { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } =
+  builtin("node:fs");
+const Module = builtin("node:module");
+const { createRequire } = Module;
+const { homedir } = builtin("node:os");
+const { dirname, join } = builtin("node:path");
+const { fileURLToPath } = builtin("node:url");
+const vm = builtin("node:vm");
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const SOURCE_DIRS = ["shared", "batch", "speed", "serving", "infra"];
@@ -104,7 +101,8 @@ function runWithCodeCache(file, command, argv) {
   const source = readFileSync(file, "utf8");
   // The first line: `// lanemap-bundle <content hash> <V8 flags the command sets>...`.
   const [id, ...v8Flags] = /^\/\/ lanemap-bundle ([^\n]+)\n/.exec(source)?.[1].split(" ") ?? [];
-  for (const flag of v8Flags) setFlagsFromString(flag);
+  // node:v8 only when the command sets flags: it loads Node's heap utilities with it.
+  for (const flag of v8Flags) builtin("node:v8").setFlagsFromString(flag);
   const cachePath = id === undefined ? null : codeCachePath(command, id);
   let cachedData;
   try {
