@@ -5,7 +5,8 @@
 // up-to-date dist/ costs a few seconds. The web map's own files (HTML, CSS, the ES modules of the
 // page) are copied beside the compiled serving code, which serves them from its own folder.
 // The CLI is then bundled from the compiled files into dist/cli/ (see bundleCli below).
-// dist/BUILT is written last: infra/bin/lanemap.js runs dist/ only while no source is newer.
+// dist/SOURCES lists the source files dist/ is built from and dist/BUILT is written last:
+// infra/bin/lanemap.js runs dist/ only while every listed source exists and none is newer.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -186,5 +187,24 @@ async function bundleCli() {
     );
   }
 }
+/**
+ * The source files dist/ is built from, relative to the root with "/" separators: the TypeScript
+ * of the five folders (their node_modules and vendor folders aside) and the web page's files.
+ */
+function sourceFiles(dir, out = []) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === "node_modules" || entry.name === "vendor") continue;
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) sourceFiles(p, out);
+    else if (
+      entry.name.endsWith(".ts") ||
+      (dir.endsWith(join("serving", "web")) && !entry.name.endsWith(".md"))
+    )
+      out.push(relative(root, p).split(sep).join("/"));
+  }
+  return out;
+}
 await bundleCli();
+const sources = ["shared", "batch", "speed", "serving", "infra"].flatMap((d) => sourceFiles(join(root, d)));
+writeFileSync(join(dist, "SOURCES"), `${sources.sort().join("\n")}\n`);
 writeFileSync(join(dist, "BUILT"), `${new Date().toISOString()}\n`);
