@@ -130,6 +130,29 @@ async function bundleCli() {
       });
     },
   });
+  /**
+   * commander requires node:child_process at load for one thing, running a subcommand that is an
+   * executable of its own (lanemap has none), and child_process brings ~30 of Node's modules with
+   * it (net, dgram, streams: ~2 % of a cached `lanemap classify`'s CPU). Bundled, the require is
+   * deferred to that use. A commander whose source no longer has the line is bundled as it is.
+   */
+  const lazyChildProcess = {
+    name: "lazy-child-process",
+    setup(build) {
+      build.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+        const source = readFileSync(args.path, "utf8");
+        const eager = "const childProcess = require('node:child_process');";
+        if (!source.includes(eager)) return undefined;
+        return {
+          contents: source.replace(
+            eager,
+            "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };",
+          ),
+          loader: "js",
+        };
+      });
+    },
+  };
   const common = {
     entryPoints: [join(dist, "infra", "cli", "main.js")],
     bundle: true,
@@ -146,7 +169,7 @@ async function bundleCli() {
     outdir: out,
     splitting: true,
     format: "esm",
-    plugins: [keepLocation("import.meta.url")],
+    plugins: [lazyChildProcess, keepLocation("import.meta.url")],
     // CommonJS packages bundled into ESM (commander, proj4) call require() for Node's built-ins.
     banner: {
       js: 'import { createRequire as __lanemapCreateRequire } from "node:module"; const require = __lanemapCreateRequire(import.meta.url);',
@@ -172,7 +195,7 @@ async function bundleCli() {
       outfile: join(out, `${command}.cjs`),
       write: false,
       format: "cjs",
-      plugins: [onlyCommand, keepLocation("__lanemapBundleUrl")],
+      plugins: [onlyCommand, lazyChildProcess, keepLocation("__lanemapBundleUrl")],
       // "use strict" first: the bundle's own directive, after the banner, would no longer be one.
       banner: {
         js: '"use strict"; var __lanemapBundleUrl = require("node:url").pathToFileURL(__filename).href;',
