@@ -5,7 +5,8 @@
 // up-to-date dist/ costs a few seconds. The web map's own files (HTML, CSS, the ES modules of the
 // page) are copied beside the compiled serving code, which serves them from its own folder.
 // The CLI is then bundled from the compiled files into dist/cli/ (see bundleCli below).
-// dist/BUILT is written last: infra/bin/lanemap.js runs dist/ only while no source is newer.
+// dist/SOURCES lists the source files dist/ is built from and dist/BUILT is written last:
+// infra/bin/lanemap.js runs dist/ only while every listed source exists and none is newer.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -129,6 +130,29 @@ async function bundleCli() {
       });
     },
   });
+  /**
+   * commander requires node:child_process at load for one thing, running a subcommand that is an
+   * executable of its own (lanemap has none), and child_process brings ~30 of Node's modules with
+   * it (net, dgram, streams: ~2 % of a cached `lanemap classify`'s CPU). Bundled, the require is
+   * deferred to that use. A commander whose source no longer has the line is bundled as it is.
+   */
+  const lazyChildProcess = {
+    name: "lazy-child-process",
+    setup(build) {
+      build.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+        const source = readFileSync(args.path, "utf8");
+        const eager = "const childProcess = require('node:child_process');";
+        if (!source.includes(eager)) return undefined;
+        return {
+          contents: source.replace(
+            eager,
+            "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };",
+          ),
+          loader: "js",
+        };
+      });
+    },
+  };
   const common = {
     entryPoints: [join(dist, "infra", "cli", "main.js")],
     bundle: true,
@@ -145,7 +169,7 @@ async function bundleCli() {
     outdir: out,
     splitting: true,
     format: "esm",
-    plugins: [keepLocation("import.meta.url")],
+    plugins: [lazyChildProcess, keepLocation("import.meta.url")],
     // CommonJS packages bundled into ESM (commander, proj4) call require() for Node's built-ins.
     banner: {
       js: 'import { createRequire as __lanemapCreateRequire } from "node:module"; const require = __lanemapCreateRequire(import.meta.url);',
@@ -171,7 +195,7 @@ async function bundleCli() {
       outfile: join(out, `${command}.cjs`),
       write: false,
       format: "cjs",
-      plugins: [onlyCommand, keepLocation("__lanemapBundleUrl")],
+      plugins: [onlyCommand, lazyChildProcess, keepLocation("__lanemapBundleUrl")],
       // "use strict" first: the bundle's own directive, after the banner, would no longer be one.
       banner: {
         js: '"use strict"; var __lanemapBundleUrl = require("node:url").pathToFileURL(__filename).href;',
@@ -186,5 +210,24 @@ async function bundleCli() {
     );
   }
 }
+/**
+ * The source files dist/ is built from, relative to the root with "/" separators: the TypeScript
+ * of the five folders (their node_modules and vendor folders aside) and the web page's files.
+ */
+function sourceFiles(dir, out = []) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === "node_modules" || entry.name === "vendor") continue;
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) sourceFiles(p, out);
+    else if (
+      entry.name.endsWith(".ts") ||
+      (dir.endsWith(join("serving", "web")) && !entry.name.endsWith(".md"))
+    )
+      out.push(relative(root, p).split(sep).join("/"));
+  }
+  return out;
+}
 await bundleCli();
+const sources = ["shared", "batch", "speed", "serving", "infra"].flatMap((d) => sourceFiles(join(root, d)));
+writeFileSync(join(dist, "SOURCES"), `${sources.sort().join("\n")}\n`);
 writeFileSync(join(dist, "BUILT"), `${new Date().toISOString()}\n`);

@@ -5,9 +5,20 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, test } from "node:test";
 import { Command } from "commander";
@@ -67,6 +78,51 @@ describe("lanemap's start-up", () => {
     assert.equal(r.status, 2);
     assert.match(r.stderr, /unknown command 'serv'/);
     assert.match(r.stderr, /Did you mean serve\?/);
+  });
+
+  test("the launcher runs dist/ while every source dist/SOURCES lists exists and none is newer, else the sources", () => {
+    // A project of two sources whose dist/ and sources each say which one ran.
+    const dir = mkdtempSync(join(tmpdir(), "lanemap-fresh-"));
+    try {
+      const file = (rel: string, text: string): string => {
+        const p = join(dir, rel);
+        mkdirSync(dirname(p), { recursive: true });
+        writeFileSync(p, text);
+        return p;
+      };
+      copyFileSync(CLI, file("infra/bin/lanemap.js", ""));
+      symlinkSync(join(projectRoot, "node_modules"), join(dir, "node_modules"));
+      file("package.json", '{ "type": "module" }\n');
+      const main = file("infra/cli/main.ts", 'console.log("sources");\n');
+      const shared = file("shared/a.ts", "export const a = 1;\n");
+      file("dist/infra/cli/main.js", 'console.log("dist");\n');
+      const sources = file("dist/SOURCES", "infra/cli/main.ts\nshared/a.ts\n");
+      file("dist/BUILT", "built\n");
+      const past = new Date(Date.now() - 3_600_000);
+      const later = new Date(Date.now() + 3_600_000);
+      for (const p of [main, shared]) utimesSync(p, past, past);
+      const ran = (): string => {
+        const r = run(join(dir, "infra", "bin", "lanemap.js"));
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout.trim();
+      };
+      assert.equal(ran(), "dist", "built after every source");
+      // A new file nothing imports yet: importing it means editing a listed source.
+      file("shared/b.ts", "export const b = 2;\n");
+      assert.equal(ran(), "dist", "a file added since the build, imported by none");
+      utimesSync(shared, later, later);
+      assert.equal(ran(), "sources", "a listed source edited since the build");
+      utimesSync(shared, past, past);
+      unlinkSync(shared);
+      assert.equal(ran(), "sources", "a listed source removed since the build");
+      file("shared/a.ts", "export const a = 1;\n");
+      utimesSync(shared, past, past);
+      assert.equal(ran(), "dist");
+      unlinkSync(sources);
+      assert.equal(ran(), "sources", "a dist/ built before SOURCES existed");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test(
