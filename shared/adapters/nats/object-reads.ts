@@ -110,6 +110,71 @@ export async function readOneChunkObject(
   return digest === info.digest.replace(/=+$/, "") ? m.data : null;
 }
 
+/**
+ * The chunks of an object, in order, read one STREAM.MSG.GET each (`next_by_subj` on the object's
+ * chunk subject from the sequence after the last one read): no consumer, so no placement on a dead
+ * peer (nats-server PR #7165), and each request is bounded by `jsm`'s request timeout. The count
+ * and total size are checked against `info`; the digest is left to the caller (the views check the
+ * manifest's sha256 of every file, {@link readObjectDirect} the object's own).
+ *
+ * Why: a switch of `lanemap serve` downloads a version's view.duckdb (many chunks) and read it with
+ * `ObjectStore.get`, an ordered consumer; with a node down its creation waited its 5 s timeout and
+ * was retried without a word, one switch in three (issue 14, F7).
+ * @throws Error (not transient) when a chunk is missing or the sizes disagree (an object being
+ *   replaced); what the JetStream API throws (a timeout: transient, guarded.ts retries it).
+ */
+export async function* objectChunks(
+  jsm: JetStreamManager,
+  bucket: string,
+  info: StoredObjectInfo,
+): AsyncGenerator<Uint8Array> {
+  const stream = objectStoreStreamName(bucket);
+  const subject = `$O.${bucket}.C.${info.nuid}`;
+  let seq = 0;
+  let size = 0;
+  for (let chunk = 0; chunk < info.chunks; chunk++) {
+    // next_by_subj is part of STREAM.MSG.GET since nats-server 2.9; nats.js types it only for direct gets.
+    const query = { seq: seq + 1, next_by_subj: subject } as unknown as { seq: number };
+    const m = await jsm.streams.getMessage(stream, query);
+    if (!m || m.subject !== subject)
+      throw new Error(`object ${info.name}: chunk ${chunk + 1} of ${info.chunks} is missing`);
+    seq = m.seq;
+    size += m.data.length;
+    yield m.data;
+  }
+  if (size !== info.size)
+    throw new Error(`object ${info.name}: ${size} bytes read, ${info.size} expected (object replaced?)`);
+}
+
+/**
+ * An object's bytes read without a consumer ({@link objectChunks}), checked against its digest;
+ * null when it is deleted or does not match (an object being replaced).
+ * @throws what {@link objectChunks} throws.
+ */
+export async function readObjectDirect(
+  jsm: JetStreamManager,
+  bucket: string,
+  info: StoredObjectInfo,
+): Promise<Uint8Array | null> {
+  if (info.deleted) return null;
+  const hash = createHash("sha256");
+  const out = new Uint8Array(info.size);
+  let at = 0;
+  try {
+    for await (const part of objectChunks(jsm, bucket, info)) {
+      if (at + part.length > out.length) return null;
+      out.set(part, at);
+      at += part.length;
+      hash.update(part);
+    }
+  } catch (err) {
+    if (err instanceof Error && err.message.startsWith(`object ${info.name}: `)) return null;
+    throw err;
+  }
+  const digest = `SHA-256=${hash.digest("base64url")}`;
+  return digest === info.digest.replace(/=+$/, "") ? out : null;
+}
+
 /** How long an object read may go without a chunk before it is given up (ms); see {@link getBlobWithin}. */
 export const OBJECT_READ_IDLE_MS = 10_000;
 
