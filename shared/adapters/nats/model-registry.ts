@@ -40,7 +40,7 @@ import {
   type RegistryWatch,
 } from "../../models/index.js";
 import { serverMaxPayload } from "./connection.js";
-import { getBlobWithin, listKvKeys } from "./object-reads.js";
+import { listKvKeys, readObjectDirect } from "./object-reads.js";
 import { retryTransient } from "./transient.js";
 import {
   CLASS_CATALOGUE_KEY,
@@ -248,11 +248,23 @@ export class NatsModelRegistry implements ModelRegistry {
   async artifact(version: string): Promise<Uint8Array> {
     const record = await this.record(version);
     if (!record) throw new ModelNotFoundError(version);
-    // Bounded: a read behind a consumer on a dead node is given up (transient) rather than awaited
-    // for ever, and tried again (the next consumer lands elsewhere), a warning naming it.
+    // Without a consumer (object-reads.ts): the ordered consumer of ObjectStore.get may be placed
+    // on a dead node, and every serve/worker start and `lanemap model list` (which reconcile the
+    // registry, reading artifacts) then waited out its 5 s creation, one try in three (issue 14,
+    // N3). Each request is bounded by the 2 s timeout, each retry said.
     const bytes = await retryTransient(
       `reading model ${version}'s artifact`,
-      () => getBlobWithin(this.objects, version),
+      async () => {
+        const info = await this.objects.info(version);
+        if (!info || info.deleted) return null;
+        const read = await readObjectDirect(await this.jsm(), MODEL_OBJECT_BUCKET, info);
+        if (read === null)
+          throw new LanemapError(
+            "MODEL_REGISTRY",
+            `model ${version}: artifact does not match its stored digest`,
+          );
+        return read;
+      },
       this.logger ? { logger: this.logger } : {},
     );
     if (!bytes) throw new ModelNotFoundError(version);
