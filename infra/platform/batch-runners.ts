@@ -55,7 +55,7 @@ export async function buildBatchRunner(
   setup: BatchRunnerSetup,
 ): Promise<{ readonly runner: BatchRunner; readonly models: ModelRegistry }> {
   const models = setup.models ?? (await openModelRegistry(config, setup.nc, setup.logger));
-  const archive = setup.archive ?? (await openTileArchive(config, setup.nc));
+  const archive = setup.archive ?? (await openTileArchive(config, setup.nc, setup.logger));
   const runner = createBatchRunner(config, {
     logger: setup.logger,
     models,

@@ -26,6 +26,7 @@ import {
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
 import { validCatalogueEntry, type TileArchive } from "../../storage/index.js";
 import {
@@ -36,7 +37,7 @@ import {
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
 import { serverMaxPayload } from "./connection.js";
-import { getBlobWithin } from "./object-reads.js";
+import { readObjectDirect } from "./object-reads.js";
 import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./names.js";
@@ -44,6 +45,8 @@ import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./name
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Messages asked of the server per pull while streaming a bucket: bounds what `entries()` holds. */
 const STREAM_BATCH = 256;
+/** Request timeout of a tile object's reads (they take milliseconds when answered; retried). */
+const ARCHIVE_READ_TIMEOUT_MS = 2_000;
 
 /**
  * A KV-safe, injective form of any string: `[A-Za-z0-9_-]` kept, every other UTF-8 byte (including
@@ -74,7 +77,13 @@ export class NatsTileArchive implements TileArchive {
   private readonly catalogue: KV;
   private readonly bad: KV;
 
-  private constructor(nc: NatsConnection, objects: ObjectStore, catalogue: KV, bad: KV) {
+  private constructor(
+    nc: NatsConnection,
+    objects: ObjectStore,
+    catalogue: KV,
+    bad: KV,
+    private readonly logger?: Logger,
+  ) {
     this.nc = nc;
     this.js = jetstream(nc);
     this.objects = objects;
@@ -85,9 +94,13 @@ export class NatsTileArchive implements TileArchive {
   /**
    * Opens the archive, creating its buckets when absent (an existing bucket is used as it is).
    * @param replicas stream replicas of every bucket (1 on a single server, 3 on a 3-node cluster).
+   * @param logger hears (at warn) every retry of a tile object's read, named.
    * @throws LanemapError STORAGE when JetStream cannot be reached or a bucket cannot be created.
    */
-  static async open(nc: NatsConnection, options: { replicas: number }): Promise<NatsTileArchive> {
+  static async open(
+    nc: NatsConnection,
+    options: { replicas: number; logger?: Logger },
+  ): Promise<NatsTileArchive> {
     const common = { replicas: options.replicas, storage: StorageType.File } as const;
     return guarded("cannot open the NATS tile archive", async () => {
       const r = options.replicas;
@@ -106,7 +119,7 @@ export class NatsTileArchive implements TileArchive {
       await ensureReplicas(jsm, objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), options.replicas);
       await ensureReplicas(jsm, kvStreamName(CATALOGUE_BUCKET), options.replicas);
       await ensureReplicas(jsm, kvStreamName(BAD_TILE_BUCKET), options.replicas);
-      return new NatsTileArchive(nc, objects, catalogue, bad);
+      return new NatsTileArchive(nc, objects, catalogue, bad, options.logger);
     });
   }
 
@@ -145,10 +158,22 @@ export class NatsTileArchive implements TileArchive {
   async readObject(contentHash: string): Promise<Uint8Array> {
     if (!SHA256_HEX.test(contentHash))
       throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash} (not a sha256)`);
+    // Chunk by chunk with the stream API (object-reads.ts), not ObjectStore.get: its ordered
+    // consumer may be placed on a dead node, and a batch run then waited out the consumer's 5 s
+    // creation on a tile, unlogged (issue 14, N3). Each request is bounded by a 2 s timeout.
     const bytes = await guarded(
       `cannot read object ${contentHash.slice(0, 12)}`,
-      () => getBlobWithin(this.objects, contentHash),
+      async () => {
+        const info = await this.objects.info(contentHash);
+        if (!info || info.deleted) return null;
+        const jsm = await jetstreamManager(this.nc, { checkAPI: false, timeout: ARCHIVE_READ_TIMEOUT_MS });
+        const read = await readObjectDirect(jsm, ARCHIVE_OBJECT_BUCKET, info);
+        if (read === null)
+          throw new LanemapError("STORAGE", `archived object ${contentHash} does not match its digest`);
+        return read;
+      },
       READ_RETRIES,
+      this.logger,
     );
     if (bytes === null) throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash}`);
     // A one-chunk object comes back as the message's Buffer: hand out a plain view, as the files backend does.
