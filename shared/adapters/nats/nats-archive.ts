@@ -45,6 +45,8 @@ import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./name
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Messages asked of the server per pull while streaming a bucket: bounds what `entries()` holds. */
 const STREAM_BATCH = 256;
+/** How long a bucket listing (entries(), badTiles()) may go without an entry before it is given up. */
+const LAST_VALUES_IDLE_MS = 3_000;
 /** Request timeout of a tile object's reads (they take milliseconds when answered; retried). */
 const ARCHIVE_READ_TIMEOUT_MS = 2_000;
 
@@ -299,20 +301,55 @@ export class NatsTileArchive implements TileArchive {
     const messages = await guarded(`cannot read bucket ${bucket}`, () =>
       consumer.consume({ max_messages: STREAM_BATCH }),
     );
+    // Bounded: the ordered consumer may be placed on a dead node (nats-server PR #7165), and nats.js
+    // then re-creates it without a word; a batch run sat 13-26 s silent on it (issue 14, N3). Given
+    // up after LAST_VALUES_IDLE_MS without an entry, as a timeout, which the callers retry whole
+    // with a warning (the batch runner's "reading the catalogue up to the watermark").
+    let idle: NodeJS.Timeout | undefined;
+    let stalled = false;
+    let read = 0;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        stalled = true;
+        messages.stop();
+      }, LAST_VALUES_IDLE_MS);
+    };
     try {
+      arm();
+      let complete = false;
       for await (const m of messages) {
+        clearTimeout(idle);
+        read++;
         if (isValue(m)) {
+          let json: unknown;
           try {
-            yield m.json<unknown>();
+            json = m.json<unknown>();
           } catch (cause) {
             throw new LanemapError("CATALOGUE", `${bucket} entry ${m.subject} is not JSON`, { cause });
           }
+          // The caller's time with an entry is not the consumer's silence.
+          yield json;
         }
-        if (m.info.pending === 0) break;
+        if (m.info.pending === 0) {
+          complete = true;
+          break;
+        }
+        arm();
+      }
+      if (!complete) {
+        const err = new Error(
+          stalled
+            ? `no entry came for ${LAST_VALUES_IDLE_MS} ms (${read} read)`
+            : `the listing ended early (${read} read)`,
+        );
+        err.name = "TimeoutError";
+        throw err;
       }
     } catch (err) {
       throw storageError(`cannot read bucket ${bucket}`, err);
     } finally {
+      clearTimeout(idle);
       await messages.close().catch(() => undefined);
     }
   }
