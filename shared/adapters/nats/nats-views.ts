@@ -470,10 +470,24 @@ export class NatsPublishedViews implements PublishedViews {
         stalled.stop();
       }
     };
-    let polling: Promise<void> = poll();
+    let reading = false;
+    const tick = (): Promise<void> => {
+      // One read at a time: a tick that finds one under way is skipped, not queued.
+      if (reading) return polling;
+      reading = true;
+      return poll()
+        .catch((err: unknown) =>
+          this.logger?.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            "reading the CURRENT view pointer failed",
+          ),
+        )
+        .finally(() => (reading = false));
+    };
+    let polling: Promise<void> = Promise.resolve();
+    polling = tick();
     const timer = setInterval(() => {
-      // One read at a time: a slow one is not stacked on.
-      polling = polling.then(poll);
+      polling = tick();
     }, pollMs);
     timer.unref();
     return {
