@@ -61,7 +61,7 @@ export async function buildBatchRunner(
     models,
     archive,
     // Where versions are published and CURRENT moves (LANEMAP_STORAGE: files, or NATS via `nc`).
-    views: await openPublishedViews(config, setup.nc),
+    views: await openPublishedViews(config, setup.nc, setup.logger),
     ...(setup.nc ? { watermark: ackFloorWatermark(setup.nc), nc: setup.nc } : {}),
     ...(setup.progress ? { progress: setup.progress } : {}),
     ...(setup.hooks ? { hooks: setup.hooks } : {}),
