@@ -55,13 +55,13 @@ export async function buildBatchRunner(
   setup: BatchRunnerSetup,
 ): Promise<{ readonly runner: BatchRunner; readonly models: ModelRegistry }> {
   const models = setup.models ?? (await openModelRegistry(config, setup.nc, setup.logger));
-  const archive = setup.archive ?? (await openTileArchive(config, setup.nc));
+  const archive = setup.archive ?? (await openTileArchive(config, setup.nc, setup.logger));
   const runner = createBatchRunner(config, {
     logger: setup.logger,
     models,
     archive,
     // Where versions are published and CURRENT moves (LANEMAP_STORAGE: files, or NATS via `nc`).
-    views: await openPublishedViews(config, setup.nc),
+    views: await openPublishedViews(config, setup.nc, setup.logger),
     ...(setup.nc ? { watermark: ackFloorWatermark(setup.nc), nc: setup.nc } : {}),
     ...(setup.progress ? { progress: setup.progress } : {}),
     ...(setup.hooks ? { hooks: setup.hooks } : {}),

@@ -7,6 +7,7 @@
  *          over the process's NATS connection (every machine that reaches NATS).
  */
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { NatsTileArchive, connectNats, drainWithin } from "../../shared/adapters/nats/index.js";
 import { ConfigError, type Config } from "../../shared/index.js";
@@ -15,19 +16,21 @@ import type { TileArchive } from "../../shared/index.js";
 /**
  * Opens the archive the configuration names.
  * @param nc the process's NATS connection; required for `nats`.
+ * @param logger hears (at warn) every retry of a tile read on `nats`.
  * @throws ConfigError (CONFIG) when LANEMAP_STORAGE=nats and no NATS connection is given;
  *   LanemapError STORAGE when the NATS buckets cannot be opened.
  */
 export async function openTileArchive(
   config: Pick<Config, "dataDir" | "storage">,
   nc?: NatsConnection,
+  logger?: Logger,
 ): Promise<TileArchive> {
   if (config.storage.backend === "files") return new ArchiveStore(config.dataDir);
   if (!nc)
     throw new ConfigError(
       "LANEMAP_STORAGE=nats needs a NATS connection: give --nats <url> or NATS_URL, or use LANEMAP_STORAGE=files",
     );
-  return NatsTileArchive.open(nc, { replicas: config.storage.replicas });
+  return NatsTileArchive.open(nc, { replicas: config.storage.replicas, ...(logger ? { logger } : {}) });
 }
 
 /**

@@ -19,7 +19,7 @@ export function viewCacheDir(dataDir: string): string {
 }
 
 /**
- * Opens the deployment's published views; `logger` hears the retries of the nats backend's watch.
+ * Opens the deployment's published views; `logger` hears the retries of the nats backend's reads and watch.
  * @throws ConfigError (CONFIG) when `LANEMAP_STORAGE=nats` and no NATS connection is given;
  *   LanemapError STORAGE when the view buckets cannot be opened.
  */

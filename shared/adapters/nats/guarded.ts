@@ -11,6 +11,7 @@
  * (`lanemap archive add` right after a cluster starts); content-addressed puts and first-write-wins
  * creates are idempotent, so they wait that out too.
  */
+import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
 import { isTransientBrokerError } from "./streams.js";
 
@@ -25,16 +26,28 @@ export function storageError(what: string, err: unknown): LanemapError {
 /**
  * Runs `op`, mapping a broker failure to STORAGE. With `retries`, an op that failed transiently
  * (isTransientBrokerError) runs again (after 100 ms, 200 ms, ... at most 2 s) up to that many more
- * times: only for idempotent operations.
+ * times: only for idempotent operations. Every retry is said to `logger` (warn, naming `what`):
+ * a read that waited out a request timeout and tried again was silent, and an operator with a node
+ * down saw a command sit 6–11 s without a word (issue 14, N3).
  * @throws LanemapError STORAGE (or `op`'s own LanemapError).
  */
-export async function guarded<T>(what: string, op: () => Promise<T>, retries = 0): Promise<T> {
+export async function guarded<T>(
+  what: string,
+  op: () => Promise<T>,
+  retries = 0,
+  logger?: Logger,
+): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await op();
     } catch (err) {
       if (attempt < retries && !(err instanceof LanemapError) && isTransientBrokerError(err)) {
-        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+        const retryInMs = Math.min(2_000, 100 * 2 ** attempt);
+        logger?.warn(
+          { what, err: err instanceof Error ? err.message : String(err), attempt: attempt + 1, retryInMs },
+          "transient broker error on a storage read: retrying",
+        );
+        await new Promise((r) => setTimeout(r, retryInMs));
         continue;
       }
       throw storageError(what, err);

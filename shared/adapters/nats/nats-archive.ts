@@ -26,6 +26,7 @@ import {
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
 import { validCatalogueEntry, type TileArchive } from "../../storage/index.js";
 import {
@@ -44,6 +45,10 @@ import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./name
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Messages asked of the server per pull while streaming a bucket: bounds what `entries()` holds. */
 const STREAM_BATCH = 256;
+/** How long a bucket listing (entries(), badTiles()) may go without an entry before it is given up. */
+const LAST_VALUES_IDLE_MS = 3_000;
+/** Request timeout of a tile object's reads (they take milliseconds when answered; retried). */
+const ARCHIVE_READ_TIMEOUT_MS = 2_000;
 
 /**
  * A KV-safe, injective form of any string: `[A-Za-z0-9_-]` kept, every other UTF-8 byte (including
@@ -74,7 +79,13 @@ export class NatsTileArchive implements TileArchive {
   private readonly catalogue: KV;
   private readonly bad: KV;
 
-  private constructor(nc: NatsConnection, objects: ObjectStore, catalogue: KV, bad: KV) {
+  private constructor(
+    nc: NatsConnection,
+    objects: ObjectStore,
+    catalogue: KV,
+    bad: KV,
+    private readonly logger?: Logger,
+  ) {
     this.nc = nc;
     this.js = jetstream(nc);
     this.objects = objects;
@@ -85,9 +96,13 @@ export class NatsTileArchive implements TileArchive {
   /**
    * Opens the archive, creating its buckets when absent (an existing bucket is used as it is).
    * @param replicas stream replicas of every bucket (1 on a single server, 3 on a 3-node cluster).
+   * @param logger hears (at warn) every retry of a tile object's read, named.
    * @throws LanemapError STORAGE when JetStream cannot be reached or a bucket cannot be created.
    */
-  static async open(nc: NatsConnection, options: { replicas: number }): Promise<NatsTileArchive> {
+  static async open(
+    nc: NatsConnection,
+    options: { replicas: number; logger?: Logger },
+  ): Promise<NatsTileArchive> {
     const common = { replicas: options.replicas, storage: StorageType.File } as const;
     return guarded("cannot open the NATS tile archive", async () => {
       const r = options.replicas;
@@ -106,7 +121,7 @@ export class NatsTileArchive implements TileArchive {
       await ensureReplicas(jsm, objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), options.replicas);
       await ensureReplicas(jsm, kvStreamName(CATALOGUE_BUCKET), options.replicas);
       await ensureReplicas(jsm, kvStreamName(BAD_TILE_BUCKET), options.replicas);
-      return new NatsTileArchive(nc, objects, catalogue, bad);
+      return new NatsTileArchive(nc, objects, catalogue, bad, options.logger);
     });
   }
 
@@ -146,10 +161,14 @@ export class NatsTileArchive implements TileArchive {
   async readObject(contentHash: string): Promise<Uint8Array> {
     if (!SHA256_HEX.test(contentHash))
       throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash} (not a sha256)`);
+    // Chunk by chunk with the stream API (object-reads.ts), not ObjectStore.get: its ordered
+    // consumer may be placed on a dead node, and a batch run then waited out the consumer's 5 s
+    // creation on a tile, unlogged (issue 14, N3). Each request is bounded by a 2 s timeout.
     const bytes = await guarded(
       `cannot read object ${contentHash.slice(0, 12)}`,
-      () => readObjectBytes(this.nc, ARCHIVE_OBJECT_BUCKET, contentHash),
+      () => readObjectBytes(this.nc, ARCHIVE_OBJECT_BUCKET, contentHash, { idleMs: ARCHIVE_READ_TIMEOUT_MS }),
       READ_RETRIES,
+      this.logger,
     );
     if (bytes === null) throw new LanemapError("OBJECT_MISSING", `no archived object ${contentHash}`);
     // A one-chunk object comes back as the message's Buffer: hand out a plain view, as the files backend does.
@@ -275,20 +294,55 @@ export class NatsTileArchive implements TileArchive {
     const messages = await guarded(`cannot read bucket ${bucket}`, () =>
       consumer.consume({ max_messages: STREAM_BATCH }),
     );
+    // Bounded: the ordered consumer may be placed on a dead node (nats-server PR #7165), and nats.js
+    // then re-creates it without a word; a batch run sat 13-26 s silent on it (issue 14, N3). Given
+    // up after LAST_VALUES_IDLE_MS without an entry, as a timeout, which the callers retry whole
+    // with a warning (the batch runner's "reading the catalogue up to the watermark").
+    let idle: NodeJS.Timeout | undefined;
+    let stalled = false;
+    let read = 0;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        stalled = true;
+        messages.stop();
+      }, LAST_VALUES_IDLE_MS);
+    };
     try {
+      arm();
+      let complete = false;
       for await (const m of messages) {
+        clearTimeout(idle);
+        read++;
         if (isValue(m)) {
+          let json: unknown;
           try {
-            yield m.json<unknown>();
+            json = m.json<unknown>();
           } catch (cause) {
             throw new LanemapError("CATALOGUE", `${bucket} entry ${m.subject} is not JSON`, { cause });
           }
+          // The caller's time with an entry is not the consumer's silence.
+          yield json;
         }
-        if (m.info.pending === 0) break;
+        if (m.info.pending === 0) {
+          complete = true;
+          break;
+        }
+        arm();
+      }
+      if (!complete) {
+        const err = new Error(
+          stalled
+            ? `no entry came for ${LAST_VALUES_IDLE_MS} ms (${read} read)`
+            : `the listing ended early (${read} read)`,
+        );
+        err.name = "TimeoutError";
+        throw err;
       }
     } catch (err) {
       throw storageError(`cannot read bucket ${bucket}`, err);
     } finally {
+      clearTimeout(idle);
       await messages.close().catch(() => undefined);
     }
   }

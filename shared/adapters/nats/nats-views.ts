@@ -42,12 +42,18 @@ import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./nam
 
 const MANIFEST = BATCH_VIEW_FILES.manifest;
 
+/** Period of the consumer-free read of CURRENT beside the watch (see NatsPublishedViews.watch). */
+const CURRENT_POLL_MS = 1_000;
+
+/** How long one read of CURRENT by the poll may wait before the next tick reads again. */
+const CURRENT_READ_BOUND_MS = 2_000;
+
 /** Request timeout of the stream API reads of list() (see NatsPublishedViews.jsm). */
 const VIEW_READ_TIMEOUT_MS = 2_000;
 
-/** A read of the store, retried on a timeout (guarded.ts), its failure as STORAGE. */
-function viewRead<T>(what: string, op: () => Promise<T>): Promise<T> {
-  return guarded(`published views in NATS: ${what} failed`, op, READ_RETRIES);
+/** A read of the store, retried on a timeout (guarded.ts, each retry said to `logger`), its failure as STORAGE. */
+function viewRead<T>(what: string, op: () => Promise<T>, logger?: Logger): Promise<T> {
+  return guarded(`published views in NATS: ${what} failed`, op, READ_RETRIES, logger);
 }
 
 /** A write or set-up step, its failure as STORAGE (not retried). */
@@ -100,22 +106,26 @@ export class NatsPublishedViews implements PublishedViews {
     const replicas = options.replicas ?? 1;
     // Idempotent (create-if-absent, replicas brought to config), so retried like a read: the meta
     // leader that answers it is re-elected for a few seconds after a node dies.
-    return viewRead("opening the view buckets", async () => {
-      const objects = await atReplicas(objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas, () =>
-        new Objm(nc).create(VIEW_OBJECT_BUCKET, { storage: StorageType.File, replicas }),
-      );
-      // History keeps the last moves of CURRENT visible to operators.
-      const kv = await atReplicas(kvStreamName(VIEW_POINTER_BUCKET), replicas, () =>
-        new Kvm(nc).create(VIEW_POINTER_BUCKET, { history: 16, storage: StorageType.File, replicas }),
-      );
-      if (options.replicas !== undefined) {
-        // create() leaves an existing bucket's replicas as they are: bring both to the deployment's.
-        const jsm = await jetstreamManager(nc);
-        await ensureReplicas(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas);
-        await ensureReplicas(jsm, kvStreamName(VIEW_POINTER_BUCKET), replicas);
-      }
-      return new NatsPublishedViews(nc, objects, kv, options.cacheDir, options.logger);
-    });
+    return viewRead(
+      "opening the view buckets",
+      async () => {
+        const objects = await atReplicas(objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas, () =>
+          new Objm(nc).create(VIEW_OBJECT_BUCKET, { storage: StorageType.File, replicas }),
+        );
+        // History keeps the last moves of CURRENT visible to operators.
+        const kv = await atReplicas(kvStreamName(VIEW_POINTER_BUCKET), replicas, () =>
+          new Kvm(nc).create(VIEW_POINTER_BUCKET, { history: 16, storage: StorageType.File, replicas }),
+        );
+        if (options.replicas !== undefined) {
+          // create() leaves an existing bucket's replicas as they are: bring both to the deployment's.
+          const jsm = await jetstreamManager(nc);
+          await ensureReplicas(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas);
+          await ensureReplicas(jsm, kvStreamName(VIEW_POINTER_BUCKET), replicas);
+        }
+        return new NatsPublishedViews(nc, objects, kv, options.cacheDir, options.logger);
+      },
+      options.logger,
+    );
   }
 
   /**
@@ -184,24 +194,28 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   async list(): Promise<PublishedVersion[]> {
-    return viewRead("listing views", async () => {
-      // Not ObjectStore.list(): its consumer may sit on a dead node (object-reads.ts).
-      const jsm = await this.jsm();
-      const infos = (await listObjectInfos(jsm, VIEW_OBJECT_BUCKET)).filter((i) => !i.deleted);
-      const stored = new Map(infos.map((i) => [i.name, i.size]));
-      const byName = new Map(infos.map((i) => [i.name, i]));
-      const names = infos
-        .filter((i) => i.name.endsWith(`/${MANIFEST}`))
-        .map((i) => i.name.slice(0, -MANIFEST.length - 1))
-        .filter((n) => parseVersionName(n) !== null)
-        .sort();
-      const out: PublishedVersion[] = [];
-      for (const name of names) {
-        const manifest = await this.manifestOf(name, stored, byName.get(`${name}/${MANIFEST}`));
-        if (manifest) out.push({ name, version: manifest.version, manifest });
-      }
-      return out;
-    });
+    return viewRead(
+      "listing views",
+      async () => {
+        // Not ObjectStore.list(): its consumer may sit on a dead node (object-reads.ts).
+        const jsm = await this.jsm();
+        const infos = (await listObjectInfos(jsm, VIEW_OBJECT_BUCKET)).filter((i) => !i.deleted);
+        const stored = new Map(infos.map((i) => [i.name, i.size]));
+        const byName = new Map(infos.map((i) => [i.name, i]));
+        const names = infos
+          .filter((i) => i.name.endsWith(`/${MANIFEST}`))
+          .map((i) => i.name.slice(0, -MANIFEST.length - 1))
+          .filter((n) => parseVersionName(n) !== null)
+          .sort();
+        const out: PublishedVersion[] = [];
+        for (const name of names) {
+          const manifest = await this.manifestOf(name, stored, byName.get(`${name}/${MANIFEST}`));
+          if (manifest) out.push({ name, version: manifest.version, manifest });
+        }
+        return out;
+      },
+      this.logger,
+    );
   }
 
   private pointerOf(e: KvEntry | null): ViewPointer | null {
@@ -216,7 +230,11 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   current(): Promise<ViewPointer | null> {
-    return viewRead("reading CURRENT", async () => this.pointerOf(await this.kv.get(VIEW_POINTER_KEY)));
+    return viewRead(
+      "reading CURRENT",
+      async () => this.pointerOf(await this.kv.get(VIEW_POINTER_KEY)),
+      this.logger,
+    );
   }
 
   materialize(name: string): Promise<string> {
@@ -231,7 +249,7 @@ export class NatsPublishedViews implements PublishedViews {
     const target = join(this.cacheDir, name);
     if (parseVersionName(name) === null) throw notFound(name);
     if (await hasManifest(target)) return target;
-    const manifest = await viewRead(`reading ${name}`, () => this.manifestOf(name));
+    const manifest = await viewRead(`reading ${name}`, () => this.manifestOf(name), this.logger);
     if (!manifest) throw notFound(name);
     const partial = `${target}.partial`;
     await rm(partial, { recursive: true, force: true });
@@ -239,12 +257,16 @@ export class NatsPublishedViews implements PublishedViews {
     await mkdir(partial, { recursive: true });
     for (const [file, expected] of Object.entries(manifest.files)) {
       const path = join(partial, file);
-      await viewRead(`downloading ${name}/${file}`, async () => {
-        // No consumer (object-reads.ts): a file is read whole, its chunks checked, then written.
-        const bytes = await readObjectBytes(this.nc, VIEW_OBJECT_BUCKET, `${name}/${file}`);
-        if (!bytes) throw notFound(name);
-        await writeFile(path, bytes);
-      });
+      await viewRead(
+        `downloading ${name}/${file}`,
+        async () => {
+          // No consumer (object-reads.ts): a file is read whole, its chunks checked, then written.
+          const bytes = await readObjectBytes(this.nc, VIEW_OBJECT_BUCKET, `${name}/${file}`);
+          if (!bytes) throw notFound(name);
+          await writeFile(path, bytes);
+        },
+        this.logger,
+      );
       const size = (await stat(path)).size;
       const digest = await sha256File(path);
       if (size !== expected.bytes || digest !== expected.sha256)
@@ -254,12 +276,16 @@ export class NatsPublishedViews implements PublishedViews {
         );
     }
     // The manifest is written last, from the very bytes that were listed: the copy is complete.
-    await viewRead(`downloading ${name}/${MANIFEST}`, async () => {
-      const bytes = await this.objectBytes(`${name}/${MANIFEST}`);
-      if (!bytes) throw notFound(name);
-      await mkdir(partial, { recursive: true });
-      await writeFile(join(partial, MANIFEST), bytes);
-    });
+    await viewRead(
+      `downloading ${name}/${MANIFEST}`,
+      async () => {
+        const bytes = await this.objectBytes(`${name}/${MANIFEST}`);
+        if (!bytes) throw notFound(name);
+        await mkdir(partial, { recursive: true });
+        await writeFile(join(partial, MANIFEST), bytes);
+      },
+      this.logger,
+    );
     await rename(partial, target);
     return target;
   }
@@ -277,7 +303,7 @@ export class NatsPublishedViews implements PublishedViews {
     if (manifest.name !== name)
       throw new LanemapError("PUBLISH", `${localDir} holds version ${manifest.name}, not ${name}`);
     // Idempotent: a version whose manifest is stored was uploaded completely before.
-    if (await viewRead(`reading ${name}`, () => this.manifestOf(name))) return;
+    if (await viewRead(`reading ${name}`, () => this.manifestOf(name), this.logger)) return;
     const chunk = Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096);
     for (const file of Object.keys(manifest.files)) {
       await viewWrite(`uploading ${name}/${file}`, () =>
@@ -297,7 +323,7 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   async setCurrent(name: string, expectedRevision?: number | null): Promise<ViewPointer> {
-    if (!(await viewRead(`reading ${name}`, () => this.manifestOf(name)))) throw notFound(name);
+    if (!(await viewRead(`reading ${name}`, () => this.manifestOf(name), this.logger))) throw notFound(name);
     const value = JSON.stringify({ name });
     let revision: number;
     try {
@@ -323,15 +349,19 @@ export class NatsPublishedViews implements PublishedViews {
       throw new LanemapError("VIEW_IN_USE", `batch view ${name} is the current one`);
     // Listed with the stream API (no consumer: object-reads.ts) and retried like a read: every
     // step is idempotent, a delete of what is gone already is a no-op.
-    await viewRead(`removing ${name}`, async () => {
-      const prefix = `${name}/`;
-      const names = (await listObjectInfos(await this.jsm(), VIEW_OBJECT_BUCKET))
-        .filter((i) => !i.deleted && i.name.startsWith(prefix))
-        .map((i) => i.name);
-      // The manifest goes first: the version stops being listed before any of its files goes.
-      names.sort((a, b) => Number(b.endsWith(`/${MANIFEST}`)) - Number(a.endsWith(`/${MANIFEST}`)));
-      for (const n of names) await this.objects.delete(n);
-    });
+    await viewRead(
+      `removing ${name}`,
+      async () => {
+        const prefix = `${name}/`;
+        const names = (await listObjectInfos(await this.jsm(), VIEW_OBJECT_BUCKET))
+          .filter((i) => !i.deleted && i.name.startsWith(prefix))
+          .map((i) => i.name);
+        // The manifest goes first: the version stops being listed before any of its files goes.
+        names.sort((a, b) => Number(b.endsWith(`/${MANIFEST}`)) - Number(a.endsWith(`/${MANIFEST}`)));
+        for (const n of names) await this.objects.delete(n);
+      },
+      this.logger,
+    );
   }
 
   async evictLocal(keep: readonly string[]): Promise<string[]> {
@@ -352,54 +382,128 @@ export class NatsPublishedViews implements PublishedViews {
     return removed;
   }
 
-  watch(onChange: (pointer: ViewPointer | null) => void): { stop(): Promise<void> } {
+  /**
+   * Calls `onChange` with CURRENT (at once) and with every later move, until `stop()`. Two paths,
+   * whichever hears a move first: the KV watch (an ordered consumer) and a read of the key every
+   * `pollMs` (a direct get, which any live replica answers: no consumer). A move the read sees
+   * first means the watch is stalled — nats-server 2.9 may place its consumer on a dead node
+   * (nats-server PR #7165), and an operator then saw switches take 0.3–21 s, unlogged (issue 14,
+   * F7) — so that is said (warn, "CURRENT view pointer watch stalled") and the watch recreated.
+   * Moves reach `onChange` once each, in revision order.
+   */
+  watch(
+    onChange: (pointer: ViewPointer | null) => void,
+    options: { pollMs?: number } = {},
+  ): { stop(): Promise<void> } {
+    const pollMs = options.pollMs ?? CURRENT_POLL_MS;
     let stopped = false;
-    // Revisions only grow: the watch's first entry and the read below may name the same move, and a
+    // Revisions only grow: the watch's first entry and a read may name the same move, and a
     // buffered older entry must never follow a newer one.
     let lastRevision: number | undefined;
-    const emit = (p: ViewPointer | null): void => {
-      if (stopped) return;
+    const emit = (p: ViewPointer | null): boolean => {
+      if (stopped) return false;
       if (p === null) {
-        if (lastRevision !== undefined) return;
+        if (lastRevision !== undefined) return false;
         lastRevision = 0;
       } else {
-        if (lastRevision !== undefined && p.revision <= lastRevision) return;
+        if (lastRevision !== undefined && p.revision <= lastRevision) return false;
         lastRevision = p.revision;
       }
       onChange(p);
+      return true;
     };
-    let stopWatch: (() => void) | undefined;
+    let iter: { stop(): void } | undefined;
+    /** The newest revision the watch itself delivered, and a move the read saw first (when). */
+    let watchedRevision = 0;
+    let missed: { revision: number; at: number } | undefined;
     const watching = new AbortController();
-    const started = (async () => {
-      // The KV watch delivers the last value first (nothing when there is no key yet), then every
-      // move; the client re-creates it after a reconnect. The read tells "no pointer yet" at once.
-      // Its creation is a consumer nats-server 2.9 may place on a dead node: retried with a
-      // warning for up to 30 s or until stopped (a caller's periodic check of CURRENT covers the wait).
-      const iter = await retryTransient(
-        "watching the CURRENT view pointer",
-        () => this.kv.watch({ key: VIEW_POINTER_KEY, ignoreDeletes: true }),
-        { ...(this.logger ? { logger: this.logger } : {}), signal: watching.signal },
-      );
-      stopWatch = () => iter.stop();
-      if (stopped) return iter.stop();
-      const initial = await this.current().catch(() => undefined);
-      if (initial !== undefined) emit(initial);
-      for await (const e of iter) emit(this.pointerOf(e));
-    })().catch((err: unknown) => {
-      // Said, not thrown: the caller's periodic check of CURRENT still sees every move, later.
+    const log = this.logger ? { logger: this.logger } : {};
+    const follow = async (): Promise<void> => {
+      while (!stopped) {
+        // The KV watch delivers the last value first (nothing when there is no key yet), then every
+        // move; the client re-creates it after a reconnect. Its creation is a consumer nats-server
+        // 2.9 may place on a dead node: retried with a warning for up to 30 s or until stopped.
+        const it = await retryTransient(
+          "watching the CURRENT view pointer",
+          () => this.kv.watch({ key: VIEW_POINTER_KEY, ignoreDeletes: true }),
+          { ...log, signal: watching.signal },
+        );
+        iter = it;
+        if (stopped) return it.stop();
+        for await (const e of it) {
+          watchedRevision = Math.max(watchedRevision, e.revision);
+          emit(this.pointerOf(e));
+        }
+        // Ended by stop() or by the poll below, which found it stalled: then a new one.
+      }
+    };
+    const followed = follow().catch((err: unknown) => {
+      // Said, not thrown: the read below still sees every move.
       if (!stopped)
         this.logger?.warn(
           { err: err instanceof Error ? err.message : String(err) },
-          "watching the CURRENT view pointer failed: switches wait for the periodic check",
+          "watching the CURRENT view pointer failed: switches follow the 1 s read of CURRENT",
         );
     });
+    const poll = async (): Promise<void> => {
+      const pointer = await within(CURRENT_READ_BOUND_MS, this.kv.get(VIEW_POINTER_KEY)).then(
+        (e) => this.pointerOf(e),
+        () => undefined, // unanswered or failed: the next tick reads again
+      );
+      if (pointer === undefined || stopped) return;
+      if (emit(pointer) && pointer !== null && pointer.revision > watchedRevision)
+        missed ??= { revision: pointer.revision, at: Date.now() };
+      if (missed && watchedRevision >= missed.revision) missed = undefined;
+      // The watch had a whole period after the read to deliver the move: it is stalled.
+      if (missed && Date.now() - missed.at >= pollMs && iter) {
+        this.logger?.warn(
+          { revision: missed.revision, watchedRevision, behindMs: Date.now() - missed.at },
+          "CURRENT view pointer watch stalled: the move came by the read of CURRENT first; recreating the watch",
+        );
+        missed = undefined;
+        const stalled = iter;
+        iter = undefined;
+        stalled.stop();
+      }
+    };
+    let reading = false;
+    const tick = (): Promise<void> => {
+      // One read at a time: a tick that finds one under way is skipped, not queued.
+      if (reading) return polling;
+      reading = true;
+      return poll()
+        .catch((err: unknown) =>
+          this.logger?.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            "reading the CURRENT view pointer failed",
+          ),
+        )
+        .finally(() => (reading = false));
+    };
+    let polling: Promise<void> = Promise.resolve();
+    polling = tick();
+    const timer = setInterval(() => {
+      polling = tick();
+    }, pollMs);
+    timer.unref();
     return {
       stop: async () => {
         stopped = true;
+        clearInterval(timer);
         watching.abort();
-        stopWatch?.();
-        await started;
+        iter?.stop();
+        await Promise.all([followed, polling]);
       },
     };
   }
+}
+
+/** `p`, or a rejection after `ms` (p's late answer is then dropped). */
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  p.catch(() => undefined);
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
