@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { test } from "node:test";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Objm, type ObjectStore } from "@nats-io/obj";
@@ -18,6 +19,7 @@ import {
   boundedObjects,
   listObjectInfos,
   readObjectBytes,
+  readObjectToFile,
 } from "../../shared/adapters/nats/object-reads.js";
 import { isTransientBrokerError } from "../../shared/adapters/nats/streams.js";
 import { ERROR_CODES, LanemapError } from "../../shared/index.js";
@@ -36,13 +38,24 @@ function metaSubject(bucket: string, name: string): string {
   return `$O.${bucket}.M.${Buffer.from(name).toString("base64").replace(/\+/g, "-").replace(/\//g, "_")}`;
 }
 
-/** Asserts readObjectBytes returns exactly what nats.js's getBlob returns for `name`. */
+/**
+ * Asserts readObjectBytes returns exactly what nats.js's getBlob returns for `name`, and that
+ * readObjectToFile writes exactly those bytes.
+ */
 async function assertReadsAsGetBlob(nc: NatsConnection, store: ObjectStore, bucket: string, name: string) {
   const expected = await store.getBlob(name);
   const read = await readObjectBytes(nc, bucket, name, { idleMs: 2_000 });
   assert.ok(expected && read, `${name}: both reads find it`);
   assert.equal(read.byteLength, expected.byteLength, `${name}: size`);
   assert.ok(Buffer.from(read).equals(Buffer.from(expected)), `${name}: bytes`);
+  const dir = await mkdtemp(join(tmpdir(), "lanemap-object-read-"));
+  try {
+    const path = join(dir, "object");
+    assert.equal(await readObjectToFile(nc, bucket, name, path, { idleMs: 2_000 }), true);
+    assert.ok((await readFile(path)).equals(Buffer.from(expected)), `${name}: the file's bytes`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 test(
@@ -61,6 +74,10 @@ test(
       assert.equal(await put(store, name, new Uint8Array(randomBytes(size))), chunks, `${name}: chunks`);
     for (const [name] of cases) await assertReadsAsGetBlob(nats.nc, store, "reads", name);
     assert.equal(await readObjectBytes(nats.nc, "reads", "absent"), null);
+    const dir = await mkdtemp(join(tmpdir(), "lanemap-object-read-"));
+    assert.equal(await readObjectToFile(nats.nc, "reads", "absent", join(dir, "absent")), false);
+    assert.equal((await readFile(join(dir, "absent"))).length, 0, "an absent object leaves the file empty");
+    await rm(dir, { recursive: true, force: true });
     assert.equal(await readObjectBytes(nats.nc, "no-such-bucket", "tile"), null);
     await store.delete("four-chunks");
     assert.equal(await readObjectBytes(nats.nc, "reads", "four-chunks"), null);

@@ -34,7 +34,7 @@ import { parseVersionName } from "../../view/paths.js";
 import { BATCH_VIEW_FILES } from "../../view/batch-schema.js";
 import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
 import { serverMaxPayload } from "./connection.js";
-import { listObjectInfos, readObjectBytes, type StoredObjectInfo } from "./object-reads.js";
+import { listObjectInfos, readObjectBytes, readObjectToFile, type StoredObjectInfo } from "./object-reads.js";
 import { READ_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { retryTransient } from "./transient.js";
@@ -260,10 +260,9 @@ export class NatsPublishedViews implements PublishedViews {
       await viewRead(
         `downloading ${name}/${file}`,
         async () => {
-          // No consumer (object-reads.ts): a file is read whole, its chunks checked, then written.
-          const bytes = await readObjectBytes(this.nc, VIEW_OBJECT_BUCKET, `${name}/${file}`);
-          if (!bytes) throw notFound(name);
-          await writeFile(path, bytes);
+          // No consumer (object-reads.ts): written as its chunks come, checked against its info.
+          if (!(await readObjectToFile(this.nc, VIEW_OBJECT_BUCKET, `${name}/${file}`, path)))
+            throw notFound(name);
         },
         this.logger,
       );

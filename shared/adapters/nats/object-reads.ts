@@ -2,7 +2,8 @@
  * Object store reads that need no consumer: listing a bucket and reading an object with the
  * stream's own API (STREAM.INFO with a subjects filter, STREAM.MSG.GET by last subject or by
  * `{ seq, next_by_subj }`), which the stream's leader answers. Every object read of lanemap goes
- * through {@link readObjectBytes} (or {@link boundedObjects}, the same as a TileObjects).
+ * through {@link readObjectBytes} (or {@link boundedObjects}, the same as a TileObjects), or
+ * {@link readObjectToFile} for one written to a file as it comes.
  *
  * Why: nats.js lists an object store (`ObjectStore.list`) and reads an object (`get`, `getBlob`)
  * through an ephemeral R1 consumer, and nats-server before 2.12 (Debian ships 2.9) may place that
@@ -18,6 +19,7 @@
  * nats.js, unpadded by some other clients: compared without the padding).
  */
 import { createHash } from "node:crypto";
+import { open } from "node:fs/promises";
 import {
   JetStreamApiCodes,
   JetStreamApiError,
@@ -174,7 +176,8 @@ async function chunksFrom(
   subject: string,
   want: number,
   from: number,
-): Promise<Uint8Array[]> {
+  take: (part: Uint8Array) => Promise<void>,
+): Promise<number> {
   const asked = new Map<number, Promise<StoredMsg | null>>();
   const ask = (seq: number): Promise<StoredMsg | null> => {
     let p = asked.get(seq);
@@ -188,20 +191,31 @@ async function chunksFrom(
     }
     return p;
   };
-  const parts: Uint8Array[] = [];
+  let got = 0;
   let next = from;
   // From a guessed position the first chunks are likely next to it; from 0 nothing is known.
   const ahead = from > 0 ? CHUNKS_IN_FLIGHT : 1;
   for (let i = 0; i < Math.min(ahead, want); i++) ask(from + i);
-  while (parts.length < want) {
+  while (got < want) {
     const m = await ask(next);
     if (!m) break;
-    parts.push(m.data); // a getter that decodes base64 on each use: once
     next = m.seq + 1;
     for (const seq of asked.keys()) if (seq < next) asked.delete(seq);
-    for (let i = 0; i < Math.min(CHUNKS_IN_FLIGHT, want - parts.length); i++) ask(next + i);
+    // The next requests go out before this chunk is taken (written to a file, say).
+    for (let i = 0; i < Math.min(CHUNKS_IN_FLIGHT, want - got - 1); i++) ask(next + i);
+    await take(m.data); // a getter that decodes base64 on each use: once
+    got++;
   }
-  return parts;
+  return got;
+}
+
+/**
+ * Where an object read puts the chunks, in order: `add` takes the next one, `reset` drops all taken
+ * so far (the read starts again from the stream's first message, or under a replaced object's info).
+ */
+interface ChunkSink {
+  add(part: Uint8Array): Promise<void>;
+  reset(): Promise<void>;
 }
 
 /** `parts` one after the other, as a plain Uint8Array of its own (not a Buffer, whose `slice` shares). */
@@ -215,30 +229,42 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The object's bytes when its chunks match its info, else why not. */
+/** Puts the object's chunks into `sink`; null when they match its info, else why not. */
 async function readChunks(
   jsm: JetStreamManager,
   bucket: string,
   info: StoredObjectInfo,
-): Promise<{ bytes: Uint8Array } | { problem: string }> {
+  sink: ChunkSink,
+): Promise<string | null> {
   const stream = objectStoreStreamName(bucket);
   const subject = `$O.${bucket}.C.${info.nuid}`;
-  let parts: Uint8Array[] = [];
+  let hash = createHash("sha256");
+  let size = 0;
+  const take = async (part: Uint8Array): Promise<void> => {
+    hash.update(part);
+    size += part.length;
+    await sink.add(part);
+  };
+  let count = 0;
   if (info.chunks > 0) {
     // nats.js writes the info right after the chunks: start where they would be, else from the first message.
     const guess = info.revision !== undefined ? info.revision - info.chunks : 0;
-    if (guess > 0) parts = await chunksFrom(jsm, stream, subject, info.chunks, guess);
-    if (parts.length < info.chunks) parts = await chunksFrom(jsm, stream, subject, info.chunks, 0);
+    if (guess > 0) count = await chunksFrom(jsm, stream, subject, info.chunks, guess, take);
+    if (count < info.chunks) {
+      if (guess > 0) {
+        hash = createHash("sha256");
+        size = 0;
+        await sink.reset();
+      }
+      count = await chunksFrom(jsm, stream, subject, info.chunks, 0, take);
+    }
   }
-  if (parts.length !== info.chunks)
-    return { problem: `${parts.length} of its ${info.chunks} chunks are stored` };
-  const bytes = parts.length === 1 ? parts[0]! : concat(parts);
-  if (bytes.length !== info.size)
-    return { problem: `its chunks hold ${bytes.length} bytes, its info says ${info.size}` };
-  const digest = `SHA-256=${createHash("sha256").update(bytes).digest("base64url")}`;
+  if (count !== info.chunks) return `${count} of its ${info.chunks} chunks are stored`;
+  if (size !== info.size) return `its chunks hold ${size} bytes, its info says ${info.size}`;
+  const digest = `SHA-256=${hash.digest("base64url")}`;
   if (digest !== info.digest.replace(/=+$/, ""))
-    return { problem: `its bytes' digest is ${digest}, its info says ${info.digest}` };
-  return { bytes };
+    return `its bytes' digest is ${digest}, its info says ${info.digest}`;
+  return null;
 }
 
 /** Options of {@link readObjectBytes}. */
@@ -274,20 +300,75 @@ export async function readObjectBytes(
   name: string,
   options: ReadObjectOptions = {},
 ): Promise<Uint8Array | null> {
+  let parts: Uint8Array[] = [];
+  const found = await readObjectInto(nc, bucket, name, options, {
+    add: async (part) => {
+      parts.push(part);
+    },
+    reset: async () => {
+      parts = [];
+    },
+  });
+  if (!found) return null;
+  return parts.length === 1 ? parts[0]! : concat(parts);
+}
+
+/**
+ * Writes the object `name` of `bucket` to the file `path` (created or truncated) as it is read,
+ * chunk by chunk — the same read and checks as {@link readObjectBytes}, in the memory of a few
+ * chunks whatever the object's size (a published view's files can be hundreds of MB). False, and
+ * the file left empty, when the object is absent or deleted.
+ * @throws what {@link readObjectBytes} throws; what writing the file throws. On a throw the file
+ *   holds a part of the object: the caller removes it or reads it again.
+ */
+export async function readObjectToFile(
+  nc: NatsConnection,
+  bucket: string,
+  name: string,
+  path: string,
+  options: ReadObjectOptions = {},
+): Promise<boolean> {
+  const file = await open(path, "w");
+  try {
+    let position = 0;
+    return await readObjectInto(nc, bucket, name, options, {
+      add: async (part) => {
+        await file.write(part, 0, part.length, position);
+        position += part.length;
+      },
+      reset: async () => {
+        await file.truncate(0);
+        position = 0;
+      },
+    });
+  } finally {
+    await file.close();
+  }
+}
+
+/** The read of {@link readObjectBytes} into `sink`; false when the object is absent or deleted. */
+async function readObjectInto(
+  nc: NatsConnection,
+  bucket: string,
+  name: string,
+  options: ReadObjectOptions,
+  sink: ChunkSink,
+): Promise<boolean> {
   const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: options.idleMs ?? OBJECT_READ_IDLE_MS });
   let info = options.info?.name === name ? options.info : await readInfo(jsm, bucket, name);
   for (let replaced = 0; ; replaced++) {
-    if (!info || info.deleted) return null;
+    if (!info || info.deleted) return false;
     if (info.link)
       throw new CorruptObjectError(bucket, name, "it is a link, which lanemap neither writes nor follows");
-    const read = await readChunks(jsm, bucket, info);
-    if ("bytes" in read) return read.bytes;
+    const problem = await readChunks(jsm, bucket, info, sink);
+    if (problem === null) return true;
     // Replaced (or deleted) meanwhile: its old chunks were purged; the info says so.
     const now = await readInfo(jsm, bucket, name);
-    if (now?.nuid === info.nuid && !now.deleted) throw new CorruptObjectError(bucket, name, read.problem);
+    if (now?.nuid === info.nuid && !now.deleted) throw new CorruptObjectError(bucket, name, problem);
     if (replaced === REPLACED_RETRIES)
       throw new CorruptObjectError(bucket, name, `replaced ${replaced + 1} times while it was read`);
     info = now;
+    await sink.reset();
   }
 }
 
