@@ -32,6 +32,42 @@ describe("tiles larger than the base deadline allows", { skip: natsMissing(), ti
   });
   after(() => set?.dispose());
 
+  /**
+   * A stream-executor batch run of the set on `nats` (under SCALED and `env`), its tiles classified
+   * by a `lanemap worker` that holds each tile `holdMs` beyond its classification: no tile fails.
+   */
+  async function assertStreamRunClassifiesAll(
+    nats: Awaited<ReturnType<typeof natsFixture>>,
+    name: string,
+    env: Record<string, string>,
+    holdMs?: number,
+  ): Promise<void> {
+    const fx = await makeDataDir(set, name);
+    const config = fx.config({
+      ...SCALED,
+      ...env,
+      NATS_URL: nats.server.url,
+      LANEMAP_BATCH_EXECUTOR: "stream",
+      LANEMAP_BATCH_WORKERS: "1",
+    });
+    const logger = testLogger();
+    const models = await openModelRegistry(config, nats.nc, logger);
+    const worker = await startLanemapWorker(config, {
+      nc: nats.nc,
+      logger,
+      models,
+      ...(holdMs === undefined ? {} : { batchTileDelayMs: holdMs }),
+    });
+    try {
+      const { runner } = await buildBatchRunner(config, { logger, nc: nats.nc, models });
+      const report = await runner.run({ model: set.modelPath, executor: "stream" });
+      assert.deepEqual(report.failures, [], "no tile failed");
+      assert.equal(report.tiles.total, 2);
+    } finally {
+      await worker.stop();
+    }
+  }
+
   test("a 768² × 6 tile is classified by the speed worker, not dead-lettered", async () => {
     await using nats = await natsFixture();
     await using dir = await tempDir();
@@ -67,47 +103,12 @@ describe("tiles larger than the base deadline allows", { skip: natsMissing(), ti
 
   test("a batch run on the work queue, classified by a `lanemap worker`, classifies every 768² × 6 tile", async () => {
     await using nats = await natsFixture();
-    const fx = await makeDataDir(set, "stream");
-    const config = fx.config({
-      ...SCALED,
-      NATS_URL: nats.server.url,
-      LANEMAP_BATCH_EXECUTOR: "stream",
-      LANEMAP_BATCH_WORKERS: "1",
-    });
-    const logger = testLogger();
-    const models = await openModelRegistry(config, nats.nc, logger);
-    const worker = await startLanemapWorker(config, { nc: nats.nc, logger, models });
-    try {
-      const { runner } = await buildBatchRunner(config, { logger, nc: nats.nc, models });
-      const report = await runner.run({ model: set.modelPath, executor: "stream" });
-      assert.deepEqual(report.failures, [], "no tile failed");
-      assert.equal(report.tiles.total, 2);
-    } finally {
-      await worker.stop();
-    }
+    await assertStreamRunClassifiesAll(nats, "stream", {});
   });
 
   test("a stream run is not failed as stalled while a `lanemap worker` holds a tile longer than LANEMAP_BATCH_STALL_S", async () => {
     await using nats = await natsFixture();
-    const fx = await makeDataDir(set, "stall");
-    const config = fx.config({
-      ...SCALED,
-      NATS_URL: nats.server.url,
-      LANEMAP_BATCH_EXECUTOR: "stream",
-      LANEMAP_BATCH_WORKERS: "1",
-      LANEMAP_BATCH_STALL_S: "1",
-    });
-    const logger = testLogger();
-    const models = await openModelRegistry(config, nats.nc, logger);
     // Each tile holds the worker 4 s beyond its classification: four stall bounds with no delivery.
-    const worker = await startLanemapWorker(config, { nc: nats.nc, logger, models, batchTileDelayMs: 4_000 });
-    try {
-      const { runner } = await buildBatchRunner(config, { logger, nc: nats.nc, models });
-      const report = await runner.run({ model: set.modelPath, executor: "stream" });
-      assert.deepEqual(report.failures, [], "no tile failed");
-      assert.equal(report.tiles.total, 2);
-    } finally {
-      await worker.stop();
-    }
+    await assertStreamRunClassifiesAll(nats, "stall", { LANEMAP_BATCH_STALL_S: "1" }, 4_000);
   });
 });
