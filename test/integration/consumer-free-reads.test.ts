@@ -1,7 +1,8 @@
 /**
  * The objects lanemap reads whole — a published view's files (a serve switch), a model artifact
  * (every worker and serve start, `lanemap model list`'s reconcile) and an archive tile (a batch
- * run) — are read without creating a consumer: chunk by chunk with STREAM.MSG.GET.
+ * run) — are read without creating a consumer: chunk by chunk with STREAM.MSG.GET; so are the
+ * catalogue and the bad tiles listed (every batch run, `lanemap archive list`).
  *
  * Why: nats-server before 2.12 (Debian ships 2.9) may place an ephemeral consumer on an offline
  * peer (nats-server PR #7165); with one node of a cluster down, each of these reads then waited out
@@ -16,6 +17,7 @@ import { describe, test } from "node:test";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { NatsModelRegistry, NatsPublishedViews, NatsTileArchive } from "../../shared/adapters/nats/index.js";
 import { BATCH_VIEW_FILES, dataPaths, serializeModel } from "../../shared/index.js";
+import { badOf, entryOf } from "../helpers/archive-entries.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { writeNumberedVersion } from "../helpers/serving-views.js";
 import { tempDir, testModel } from "./speed-fixtures.js";
@@ -91,5 +93,27 @@ describe("reads of whole objects create no consumer", { skip: natsMissing(), tim
 
     assert.deepEqual(created, [], "no consumer was created to read the tile");
     assert.ok(Buffer.from(bytes).equals(Buffer.from(tile)));
+  });
+
+  test("the catalogue and the bad tiles are listed with no consumer: every live entry once, removed ones left out", async () => {
+    await using nats = await natsFixture();
+    const archive = await NatsTileArchive.open(nats.nc, { replicas: 1 });
+    // More entries than one round of last-value gets, one of them removed.
+    const ids = Array.from({ length: 70 }, (_, i) => `tile.${i}`);
+    for (const id of ids) await archive.register(entryOf(id, "a".repeat(64)));
+    await archive.remove("tile.7");
+    for (const key of ["broken.tif", "scene 7/ä.tif"]) await archive.recordBad(badOf(key, "bad"));
+
+    const { result, created } = await consumersCreatedBy(nats.nc, async () => {
+      const entries: string[] = [];
+      for await (const e of archive.entries()) entries.push(e.tileId);
+      const bad: string[] = [];
+      for await (const b of archive.badTiles()) bad.push(b.key);
+      return { entries, bad };
+    });
+
+    assert.deepEqual(created, [], "no consumer was created to list the catalogue or the bad tiles");
+    assert.deepEqual(result.entries.sort(), ids.filter((id) => id !== "tile.7").sort());
+    assert.deepEqual(result.bad.sort(), ["broken.tif", "scene 7/ä.tif"]);
   });
 });

@@ -11,39 +11,11 @@ import { ArchiveStore, TileConflictError } from "../../shared/adapters/archive/i
 import { NatsTileArchive, kvKey } from "../../shared/adapters/nats/index.js";
 import { LanemapError, TileInvalidError, isPermanent } from "../../shared/errors.js";
 import type { TileArchive } from "../../shared/storage/index.js";
-import type { BadTileRecord, CatalogueEntry } from "../../shared/view/types.js";
+import { badOf, entryOf } from "../helpers/archive-entries.js";
 import { natsFixture, natsMissing, startNatsServer } from "../helpers/nats.js";
 import { tempDir } from "./speed-fixtures.js";
 
 const sha = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
-
-function entryOf(tileId: string, contentHash: string): CatalogueEntry {
-  return {
-    tileId,
-    cell: "c3_4",
-    acquired: "2024-06-01T10:40:00Z",
-    ingestSeq: 0,
-    contentHash,
-    bytes: 1234,
-    width: 64,
-    height: 64,
-    bandCount: 6,
-    dtype: "uint16",
-    epsg: 32615,
-    proj4: null,
-    geoTransform: [500000, 30, 0, 1800000, 0, -30],
-    bounds: { minX: 500000, minY: 1798080, maxX: 501920, maxY: 1800000 },
-    boundsWgs84: null,
-    hilbert: 42,
-    acquiredFrom: "header",
-    source: "bulk",
-    registeredAt: "2024-06-01T10:41:00Z",
-  };
-}
-
-function badOf(key: string, reason: string): BadTileRecord {
-  return { key, source: "bulk", code: "TILE_DECODE", reason, at: "2024-06-01T10:41:00Z" };
-}
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];

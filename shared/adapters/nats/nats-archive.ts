@@ -15,14 +15,7 @@
  * letters and digits stays readable in `nats kv ls`.
  */
 import { createHash } from "node:crypto";
-import {
-  DeliverPolicy,
-  jetstream,
-  jetstreamManager,
-  StorageType,
-  type JetStreamClient,
-  type JsMsg,
-} from "@nats-io/jetstream";
+import { jetstreamManager, StorageType, type StoredMsg } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -37,16 +30,16 @@ import {
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
 import { serverMaxPayload } from "./connection.js";
-import { readObjectBytes } from "./object-reads.js";
+import { listKvKeys, readObjectBytes } from "./object-reads.js";
 import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./names.js";
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-/** Messages asked of the server per pull while streaming a bucket: bounds what `entries()` holds. */
-const STREAM_BATCH = 256;
-/** How long a bucket listing (entries(), badTiles()) may go without an entry before it is given up. */
-const LAST_VALUES_IDLE_MS = 3_000;
+/** Last-value gets of a bucket listing (entries(), badTiles()) in flight: overlaps round trips, bounds what is held. */
+const LAST_VALUE_GETS = 32;
+/** Request timeout of a bucket listing's requests (its STREAM.INFO pages subjects; retried). */
+const LISTING_TIMEOUT_MS = 5_000;
 /** Request timeout of a tile object's reads (they take milliseconds when answered; retried). */
 const ARCHIVE_READ_TIMEOUT_MS = 2_000;
 
@@ -74,7 +67,6 @@ function digestHex(digest: string): string | undefined {
 export class NatsTileArchive implements TileArchive {
   readonly backend = "nats" as const;
   private readonly nc: NatsConnection;
-  private readonly js: JetStreamClient;
   private readonly objects: ObjectStore;
   private readonly catalogue: KV;
   private readonly bad: KV;
@@ -87,7 +79,6 @@ export class NatsTileArchive implements TileArchive {
     private readonly logger?: Logger,
   ) {
     this.nc = nc;
-    this.js = jetstream(nc);
     this.objects = objects;
     this.catalogue = catalogue;
     this.bad = bad;
@@ -104,25 +95,33 @@ export class NatsTileArchive implements TileArchive {
     options: { replicas: number; logger?: Logger },
   ): Promise<NatsTileArchive> {
     const common = { replicas: options.replicas, storage: StorageType.File } as const;
-    return guarded("cannot open the NATS tile archive", async () => {
-      const r = options.replicas;
-      const objects = await atReplicas(objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), r, () =>
-        new Objm(nc).create(ARCHIVE_OBJECT_BUCKET, common),
-      );
-      const kvm = new Kvm(nc);
-      const catalogue = await atReplicas(kvStreamName(CATALOGUE_BUCKET), r, () =>
-        kvm.create(CATALOGUE_BUCKET, { ...common, history: 1 }),
-      );
-      const bad = await atReplicas(kvStreamName(BAD_TILE_BUCKET), r, () =>
-        kvm.create(BAD_TILE_BUCKET, { ...common, history: 1 }),
-      );
-      // create() leaves an existing bucket's replicas as they are: bring all three to the deployment's.
-      const jsm = await jetstreamManager(nc);
-      await ensureReplicas(jsm, objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), options.replicas);
-      await ensureReplicas(jsm, kvStreamName(CATALOGUE_BUCKET), options.replicas);
-      await ensureReplicas(jsm, kvStreamName(BAD_TILE_BUCKET), options.replicas);
-      return new NatsTileArchive(nc, objects, catalogue, bad, options.logger);
-    });
+    // Retried (every step is idempotent: create-if-absent, rescale-if-different): right after a node
+    // dies its requests time out while the streams elect new leaders (issue 14, the operator's recheck:
+    // a batch run failed at once on "cannot open the NATS tile archive: timeout").
+    return guarded(
+      "cannot open the NATS tile archive",
+      async () => {
+        const r = options.replicas;
+        const objects = await atReplicas(objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), r, () =>
+          new Objm(nc).create(ARCHIVE_OBJECT_BUCKET, common),
+        );
+        const kvm = new Kvm(nc);
+        const catalogue = await atReplicas(kvStreamName(CATALOGUE_BUCKET), r, () =>
+          kvm.create(CATALOGUE_BUCKET, { ...common, history: 1 }),
+        );
+        const bad = await atReplicas(kvStreamName(BAD_TILE_BUCKET), r, () =>
+          kvm.create(BAD_TILE_BUCKET, { ...common, history: 1 }),
+        );
+        // create() leaves an existing bucket's replicas as they are: bring all three to the deployment's.
+        const jsm = await jetstreamManager(nc);
+        await ensureReplicas(jsm, objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), options.replicas);
+        await ensureReplicas(jsm, kvStreamName(CATALOGUE_BUCKET), options.replicas);
+        await ensureReplicas(jsm, kvStreamName(BAD_TILE_BUCKET), options.replicas);
+        return new NatsTileArchive(nc, objects, catalogue, bad, options.logger);
+      },
+      WRITE_RETRIES,
+      options.logger,
+    );
   }
 
   /**
@@ -213,13 +212,12 @@ export class NatsTileArchive implements TileArchive {
   }
 
   /**
-   * Streams every catalogue entry (bucket order) without holding the catalogue: an ordered pull
-   * consumer on the bucket's stream, last value per key, fetched STREAM_BATCH messages at a time.
+   * Streams every catalogue entry (no order) without holding the catalogue's values: the bucket's
+   * keys, then each key's last value, read without a consumer (see lastValues).
    * @throws LanemapError STORAGE when the broker fails.
    */
   async *entries(): AsyncGenerator<CatalogueEntry> {
-    for await (const json of this.lastValues(CATALOGUE_BUCKET, this.catalogue))
-      yield catalogueEntrySchema.parse(json);
+    for await (const json of this.lastValues(CATALOGUE_BUCKET)) yield catalogueEntrySchema.parse(json);
   }
 
   /** Records a bad tile (replacing an older record of its key). @throws LanemapError STORAGE. */
@@ -234,7 +232,7 @@ export class NatsTileArchive implements TileArchive {
 
   /** Streams the bad-tile records. @throws LanemapError STORAGE when the broker fails. */
   async *badTiles(): AsyncGenerator<BadTileRecord> {
-    for await (const json of this.lastValues(BAD_TILE_BUCKET, this.bad)) yield badTileSchema.parse(json);
+    for await (const json of this.lastValues(BAD_TILE_BUCKET)) yield badTileSchema.parse(json);
   }
 
   /** Removes the bad-tile record of `key`; true when there was one. @throws LanemapError STORAGE. */
@@ -280,76 +278,55 @@ export class NatsTileArchive implements TileArchive {
     return { entry, objectRemoved };
   }
 
-  /** The last value of every key of a KV bucket, deletes skipped, parsed as JSON. */
-  private async *lastValues(bucket: string, kv: KV): AsyncGenerator<unknown> {
-    const status = await guarded(`cannot read bucket ${bucket}`, () => kv.status());
-    // An empty stream would leave a consumer waiting for a first message that never comes.
-    if (status.values === 0) return;
-    const consumer = await guarded(`cannot read bucket ${bucket}`, () =>
-      this.js.consumers.get(`KV_${bucket}`, {
-        filter_subjects: `$KV.${bucket}.>`,
-        deliver_policy: DeliverPolicy.LastPerSubject,
-      }),
-    );
-    const messages = await guarded(`cannot read bucket ${bucket}`, () =>
-      consumer.consume({ max_messages: STREAM_BATCH }),
-    );
-    // Bounded: the ordered consumer may be placed on a dead node (nats-server PR #7165), and nats.js
-    // then re-creates it without a word; a batch run sat 13-26 s silent on it (issue 14, N3). Given
-    // up after LAST_VALUES_IDLE_MS without an entry, as a timeout, which the callers retry whole
-    // with a warning (the batch runner's "reading the catalogue up to the watermark").
-    let idle: NodeJS.Timeout | undefined;
-    let stalled = false;
-    let read = 0;
-    const arm = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        stalled = true;
-        messages.stop();
-      }, LAST_VALUES_IDLE_MS);
-    };
-    try {
-      arm();
-      let complete = false;
-      for await (const m of messages) {
-        clearTimeout(idle);
-        read++;
-        if (isValue(m)) {
-          let json: unknown;
-          try {
-            json = m.json<unknown>();
-          } catch (cause) {
-            throw new LanemapError("CATALOGUE", `${bucket} entry ${m.subject} is not JSON`, { cause });
-          }
-          // The caller's time with an entry is not the consumer's silence.
-          yield json;
+  /**
+   * The last value of every key of a KV bucket, deletes skipped, parsed as JSON, in no particular
+   * order — read without a consumer: the keys are the subjects of the bucket's stream
+   * (`listKvKeys`: STREAM.INFO with a subjects filter), each key's value the last message on its
+   * subject (STREAM.MSG.GET), LAST_VALUE_GETS at a time; each step bounded and retried (logged).
+   * Only the keys are held, never the values.
+   *
+   * Why not a consumer: an ordered consumer (DeliverPolicy.LastPerSubject) may be placed on a dead
+   * node by nats-server 2.9 (nats-server PR #7165); even given up after 3 s and retried, with one
+   * node of 3 down `lanemap archive list` failed 5 of 20 times and `lanemap batch run` 2 of 10
+   * ("cannot read bucket lanemap-catalogue: timeout", issue 14, the operator's recheck).
+   * @throws LanemapError STORAGE when the broker still fails after the retries; CATALOGUE when a
+   *   value is not JSON.
+   */
+  private async *lastValues(bucket: string): AsyncGenerator<unknown> {
+    const what = `cannot read bucket ${bucket}`;
+    const stream = kvStreamName(bucket);
+    const jsm = () => jetstreamManager(this.nc, { checkAPI: false, timeout: LISTING_TIMEOUT_MS });
+    const keys = await guarded(what, async () => listKvKeys(await jsm(), bucket), READ_RETRIES, this.logger);
+    for (let i = 0; i < keys.length; i += LAST_VALUE_GETS) {
+      const batch = await guarded(
+        what,
+        async () => {
+          const m = await jsm();
+          return Promise.all(
+            keys
+              .slice(i, i + LAST_VALUE_GETS)
+              .map((k) => m.streams.getMessage(stream, { last_by_subj: `$KV.${bucket}.${k}` })),
+          );
+        },
+        READ_RETRIES,
+        this.logger,
+      );
+      for (const m of batch) {
+        if (!m || !isValue(m)) continue;
+        let json: unknown;
+        try {
+          json = m.json<unknown>();
+        } catch (cause) {
+          throw new LanemapError("CATALOGUE", `${bucket} entry ${m.subject} is not JSON`, { cause });
         }
-        if (m.info.pending === 0) {
-          complete = true;
-          break;
-        }
-        arm();
+        yield json;
       }
-      if (!complete) {
-        const err = new Error(
-          stalled
-            ? `no entry came for ${LAST_VALUES_IDLE_MS} ms (${read} read)`
-            : `the listing ended early (${read} read)`,
-        );
-        err.name = "TimeoutError";
-        throw err;
-      }
-    } catch (err) {
-      throw storageError(`cannot read bucket ${bucket}`, err);
-    } finally {
-      clearTimeout(idle);
-      await messages.close().catch(() => undefined);
     }
   }
 }
 
 /** A KV message that holds a value (not a delete or purge marker). */
-function isValue(m: JsMsg): boolean {
-  const op = m.headers?.get("KV-Operation");
+function isValue(m: StoredMsg): boolean {
+  const op = m.header?.get("KV-Operation");
   return op !== "DEL" && op !== "PURGE" && m.data.length > 0;
 }

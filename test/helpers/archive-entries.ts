@@ -1,0 +1,32 @@
+/** Valid catalogue entries and bad-tile records for archive tests (any content hash). */
+import type { BadTileRecord, CatalogueEntry } from "../../shared/view/types.js";
+
+/** A valid catalogue entry of a 64² × 6 uint16 UTM tile: `tileId` with `contentHash`. */
+export function entryOf(tileId: string, contentHash: string): CatalogueEntry {
+  return {
+    tileId,
+    cell: "c3_4",
+    acquired: "2024-06-01T10:40:00Z",
+    ingestSeq: 0,
+    contentHash,
+    bytes: 1234,
+    width: 64,
+    height: 64,
+    bandCount: 6,
+    dtype: "uint16",
+    epsg: 32615,
+    proj4: null,
+    geoTransform: [500000, 30, 0, 1800000, 0, -30],
+    bounds: { minX: 500000, minY: 1798080, maxX: 501920, maxY: 1800000 },
+    boundsWgs84: null,
+    hilbert: 42,
+    acquiredFrom: "header",
+    source: "bulk",
+    registeredAt: "2024-06-01T10:41:00Z",
+  };
+}
+
+/** A TILE_DECODE bad-tile record of `key`. */
+export function badOf(key: string, reason: string): BadTileRecord {
+  return { key, source: "bulk", code: "TILE_DECODE", reason, at: "2024-06-01T10:41:00Z" };
+}
