@@ -128,6 +128,15 @@ const NO_API_CHECK = { checkAPI: false } as const;
 const STALL_POLL_MS = 5_000;
 
 /**
+ * A coordinator that has had no result for this long (or half LANEMAP_BATCH_STALL_S, when shorter:
+ * before the stall watchdog could fail the run) says, as often, what it waits on (the tiles owed,
+ * how many tasks workers hold in progress and how many are queued, a few tile ids):
+ * big tiles legitimately hold workers for minutes (their deadline grows with their size), and an
+ * operator saw a run silent for 5 minutes not knowing why (issue 14, the operator's recheck).
+ */
+export const WAITING_REPORT_MS = 30_000;
+
+/**
  * How long a result of the run may sit in the results stream unread before the coordinator
  * re-creates its result consumer (see the module comment): longer than a leader election.
  */
@@ -187,6 +196,8 @@ export class StreamTileExecutor {
   private lastSignMs = Date.now();
   /** The task consumer's delivered count at the last look, to tell a new delivery. */
   private delivered = -1;
+  /** When a result of the run last came, or the last "waiting" report was logged (ms since the epoch). */
+  private lastHeardMs = Date.now();
   private readonly watchdog: NodeJS.Timeout;
   private readonly onAbort = () => this.halt(this.options.signal?.reason);
   /** The `worker` of the failure results this coordinator writes itself (MAX_DELIVER). */
@@ -475,6 +486,7 @@ export class StreamTileExecutor {
                 reason: `class raster ${o.rasterObject} is not in the store`,
               };
     }
+    this.lastHeardMs = Date.now();
     const resolve = this.waiting.get(tileId);
     if (resolve) {
       this.waiting.delete(tileId);
@@ -522,6 +534,20 @@ export class StreamTileExecutor {
       // wait or the task's own deadline.
       if (info.num_ack_pending > 0) this.lastSignMs = Date.now();
       this.delivered = delivered;
+      const reportMs = Math.min(WAITING_REPORT_MS, this.options.config.batch.stallMs / 2);
+      if (Date.now() - this.lastHeardMs >= reportMs) {
+        this.lastHeardMs = Date.now();
+        this.options.logger.info(
+          {
+            runId: this.options.runId,
+            owed: this.waiting.size,
+            heldByWorkers: info.num_ack_pending,
+            queued: info.num_pending,
+            tiles: [...this.waiting.keys()].slice(0, 5),
+          },
+          `batch run waiting: no result for ${(reportMs / 1000).toFixed(1)} s or more; ${this.waiting.size} tiles owed, ${info.num_ack_pending} held in progress by workers, ${info.num_pending} queued`,
+        );
+      }
     } catch (err) {
       // No answer (a leader election, NATS down) is no sign of a worker either.
       this.options.logger.debug({ err: describeError(err) }, "cannot read the task consumer");

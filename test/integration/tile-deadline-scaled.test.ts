@@ -41,6 +41,7 @@ describe("tiles larger than the base deadline allows", { skip: natsMissing(), ti
     name: string,
     env: Record<string, string>,
     holdMs?: number,
+    lines?: { msg: string; [k: string]: unknown }[],
   ): Promise<void> {
     const fx = await makeDataDir(set, name);
     const config = fx.config({
@@ -50,7 +51,7 @@ describe("tiles larger than the base deadline allows", { skip: natsMissing(), ti
       LANEMAP_BATCH_EXECUTOR: "stream",
       LANEMAP_BATCH_WORKERS: "1",
     });
-    const logger = testLogger();
+    const logger = testLogger(lines);
     const models = await openModelRegistry(config, nats.nc, logger);
     const worker = await startLanemapWorker(config, {
       nc: nats.nc,
@@ -109,6 +110,15 @@ describe("tiles larger than the base deadline allows", { skip: natsMissing(), ti
   test("a stream run is not failed as stalled while a `lanemap worker` holds a tile longer than LANEMAP_BATCH_STALL_S", async () => {
     await using nats = await natsFixture();
     // Each tile holds the worker 4 s beyond its classification: four stall bounds with no delivery.
-    await assertStreamRunClassifiesAll(nats, "stall", { LANEMAP_BATCH_STALL_S: "1" }, 4_000);
+    const lines: { msg: string; [k: string]: unknown }[] = [];
+    await assertStreamRunClassifiesAll(nats, "stall", { LANEMAP_BATCH_STALL_S: "1" }, 4_000, lines);
+    // Meanwhile the coordinator said what it waited on (every half stall bound without a result).
+    const waiting = lines.filter((l) => l.msg.startsWith("batch run waiting:"));
+    assert.ok(waiting.length >= 2, `the coordinator said it waited (${waiting.length} lines)`);
+    assert.ok(
+      waiting.every((l) => Array.isArray(l["tiles"]) && l["tiles"].length >= 1) &&
+        waiting.some((l) => l["heldByWorkers"] === 1),
+      `each names the tiles owed, one the task a worker holds: ${JSON.stringify(waiting.map((l) => [l["heldByWorkers"], l["queued"], l["tiles"]]))}`,
+    );
   });
 });
