@@ -309,6 +309,8 @@ export async function readGeoTiffInfo(
  * band-sequential typed arrays plus its RasterInfo.
  * @throws PixelBudgetError when width * height exceeds `maxPixels` (checked before any pixel is decoded).
  * @throws TileDecodeError when the bytes are corrupt, truncated or use an unsupported encoding.
+ * @throws CrsError (a TileInvalidError) when PROJ cannot place the tile (a point of it does not map
+ *   to lon/lat, e.g. a corrupt geotransform) or proj4js cannot reproduce PROJ on it (crs "proj").
  */
 export async function decodeGeoTiff(bytes: Uint8Array, options: DecodeOptions = {}): Promise<Raster> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
