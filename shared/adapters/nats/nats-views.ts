@@ -141,6 +141,11 @@ export class NatsPublishedViews implements PublishedViews {
     });
   }
 
+  /** {@link viewRead} with this store's logger, which hears every retry. */
+  private read<T>(what: string, op: () => Promise<T>): Promise<T> {
+    return viewRead(what, op, this.logger);
+  }
+
   /**
    * A manager for the stream API reads: without the account-info round trip nats.js makes by
    * default (the meta leader answers that one, and it is being re-elected when its node just died),
@@ -194,28 +199,24 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   async list(): Promise<PublishedVersion[]> {
-    return viewRead(
-      "listing views",
-      async () => {
-        // Not ObjectStore.list(): its consumer may sit on a dead node (object-reads.ts).
-        const jsm = await this.jsm();
-        const infos = (await listObjectInfos(jsm, VIEW_OBJECT_BUCKET)).filter((i) => !i.deleted);
-        const stored = new Map(infos.map((i) => [i.name, i.size]));
-        const byName = new Map(infos.map((i) => [i.name, i]));
-        const names = infos
-          .filter((i) => i.name.endsWith(`/${MANIFEST}`))
-          .map((i) => i.name.slice(0, -MANIFEST.length - 1))
-          .filter((n) => parseVersionName(n) !== null)
-          .sort();
-        const out: PublishedVersion[] = [];
-        for (const name of names) {
-          const manifest = await this.manifestOf(name, stored, byName.get(`${name}/${MANIFEST}`));
-          if (manifest) out.push({ name, version: manifest.version, manifest });
-        }
-        return out;
-      },
-      this.logger,
-    );
+    return this.read("listing views", async () => {
+      // Not ObjectStore.list(): its consumer may sit on a dead node (object-reads.ts).
+      const jsm = await this.jsm();
+      const infos = (await listObjectInfos(jsm, VIEW_OBJECT_BUCKET)).filter((i) => !i.deleted);
+      const stored = new Map(infos.map((i) => [i.name, i.size]));
+      const byName = new Map(infos.map((i) => [i.name, i]));
+      const names = infos
+        .filter((i) => i.name.endsWith(`/${MANIFEST}`))
+        .map((i) => i.name.slice(0, -MANIFEST.length - 1))
+        .filter((n) => parseVersionName(n) !== null)
+        .sort();
+      const out: PublishedVersion[] = [];
+      for (const name of names) {
+        const manifest = await this.manifestOf(name, stored, byName.get(`${name}/${MANIFEST}`));
+        if (manifest) out.push({ name, version: manifest.version, manifest });
+      }
+      return out;
+    });
   }
 
   private pointerOf(e: KvEntry | null): ViewPointer | null {
@@ -230,11 +231,7 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   current(): Promise<ViewPointer | null> {
-    return viewRead(
-      "reading CURRENT",
-      async () => this.pointerOf(await this.kv.get(VIEW_POINTER_KEY)),
-      this.logger,
-    );
+    return this.read("reading CURRENT", async () => this.pointerOf(await this.kv.get(VIEW_POINTER_KEY)));
   }
 
   materialize(name: string): Promise<string> {
@@ -249,7 +246,7 @@ export class NatsPublishedViews implements PublishedViews {
     const target = join(this.cacheDir, name);
     if (parseVersionName(name) === null) throw notFound(name);
     if (await hasManifest(target)) return target;
-    const manifest = await viewRead(`reading ${name}`, () => this.manifestOf(name), this.logger);
+    const manifest = await this.read(`reading ${name}`, () => this.manifestOf(name));
     if (!manifest) throw notFound(name);
     const partial = `${target}.partial`;
     await rm(partial, { recursive: true, force: true });
@@ -257,15 +254,11 @@ export class NatsPublishedViews implements PublishedViews {
     await mkdir(partial, { recursive: true });
     for (const [file, expected] of Object.entries(manifest.files)) {
       const path = join(partial, file);
-      await viewRead(
-        `downloading ${name}/${file}`,
-        async () => {
-          // No consumer (object-reads.ts): written as its chunks come, checked against its info.
-          if (!(await readObjectToFile(this.nc, VIEW_OBJECT_BUCKET, `${name}/${file}`, path)))
-            throw notFound(name);
-        },
-        this.logger,
-      );
+      await this.read(`downloading ${name}/${file}`, async () => {
+        // No consumer (object-reads.ts): written as its chunks come, checked against its info.
+        if (!(await readObjectToFile(this.nc, VIEW_OBJECT_BUCKET, `${name}/${file}`, path)))
+          throw notFound(name);
+      });
       const size = (await stat(path)).size;
       const digest = await sha256File(path);
       if (size !== expected.bytes || digest !== expected.sha256)
@@ -275,16 +268,12 @@ export class NatsPublishedViews implements PublishedViews {
         );
     }
     // The manifest is written last, from the very bytes that were listed: the copy is complete.
-    await viewRead(
-      `downloading ${name}/${MANIFEST}`,
-      async () => {
-        const bytes = await this.objectBytes(`${name}/${MANIFEST}`);
-        if (!bytes) throw notFound(name);
-        await mkdir(partial, { recursive: true });
-        await writeFile(join(partial, MANIFEST), bytes);
-      },
-      this.logger,
-    );
+    await this.read(`downloading ${name}/${MANIFEST}`, async () => {
+      const bytes = await this.objectBytes(`${name}/${MANIFEST}`);
+      if (!bytes) throw notFound(name);
+      await mkdir(partial, { recursive: true });
+      await writeFile(join(partial, MANIFEST), bytes);
+    });
     await rename(partial, target);
     return target;
   }
@@ -302,7 +291,7 @@ export class NatsPublishedViews implements PublishedViews {
     if (manifest.name !== name)
       throw new LanemapError("PUBLISH", `${localDir} holds version ${manifest.name}, not ${name}`);
     // Idempotent: a version whose manifest is stored was uploaded completely before.
-    if (await viewRead(`reading ${name}`, () => this.manifestOf(name), this.logger)) return;
+    if (await this.read(`reading ${name}`, () => this.manifestOf(name))) return;
     const chunk = Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096);
     for (const file of Object.keys(manifest.files)) {
       await viewWrite(`uploading ${name}/${file}`, () =>
@@ -322,7 +311,7 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   async setCurrent(name: string, expectedRevision?: number | null): Promise<ViewPointer> {
-    if (!(await viewRead(`reading ${name}`, () => this.manifestOf(name), this.logger))) throw notFound(name);
+    if (!(await this.read(`reading ${name}`, () => this.manifestOf(name)))) throw notFound(name);
     const value = JSON.stringify({ name });
     let revision: number;
     try {
@@ -348,19 +337,15 @@ export class NatsPublishedViews implements PublishedViews {
       throw new LanemapError("VIEW_IN_USE", `batch view ${name} is the current one`);
     // Listed with the stream API (no consumer: object-reads.ts) and retried like a read: every
     // step is idempotent, a delete of what is gone already is a no-op.
-    await viewRead(
-      `removing ${name}`,
-      async () => {
-        const prefix = `${name}/`;
-        const names = (await listObjectInfos(await this.jsm(), VIEW_OBJECT_BUCKET))
-          .filter((i) => !i.deleted && i.name.startsWith(prefix))
-          .map((i) => i.name);
-        // The manifest goes first: the version stops being listed before any of its files goes.
-        names.sort((a, b) => Number(b.endsWith(`/${MANIFEST}`)) - Number(a.endsWith(`/${MANIFEST}`)));
-        for (const n of names) await this.objects.delete(n);
-      },
-      this.logger,
-    );
+    await this.read(`removing ${name}`, async () => {
+      const prefix = `${name}/`;
+      const names = (await listObjectInfos(await this.jsm(), VIEW_OBJECT_BUCKET))
+        .filter((i) => !i.deleted && i.name.startsWith(prefix))
+        .map((i) => i.name);
+      // The manifest goes first: the version stops being listed before any of its files goes.
+      names.sort((a, b) => Number(b.endsWith(`/${MANIFEST}`)) - Number(a.endsWith(`/${MANIFEST}`)));
+      for (const n of names) await this.objects.delete(n);
+    });
   }
 
   async evictLocal(keep: readonly string[]): Promise<string[]> {
