@@ -20,6 +20,7 @@ import {
   jetstreamManager,
   type ConsumerMessages,
   type JetStreamManager,
+  type JsMsg,
 } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -176,7 +177,18 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
       try {
         batch = await consumer.fetch({ max_messages: 1, expires: 5_000 });
         fetches.add(batch);
-        for await (const m of batch) {
+        let m: JsMsg | undefined;
+        for await (const got of batch) {
+          m = got;
+          break;
+        }
+        // The fetch ends before the tile is worked on: its one message came, so the server sends
+        // it no more heartbeats, and nats.js's monitor (idle heartbeat = half the expiry) would
+        // give the finished pull up as "heartbeats missed" 5-7.5 s into every slow tile — a
+        // spurious "pulling tiles failed" and a backoff before the next pull (issue 14).
+        batch.stop();
+        fetches.delete(batch);
+        if (m) {
           // Take the model once: the whole tile uses it even if another is activated meanwhile.
           // (A loaded model is only ever replaced, never unset, so this is the one checked above.)
           const model = active.current ?? (await active.whenReady(stopping.signal));
