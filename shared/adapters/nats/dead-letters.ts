@@ -80,8 +80,11 @@ function codeHeader(value: string | null): ErrorCode {
   return isErrorCode(value) ? value : "INTERNAL";
 }
 
-/** How long one fetch of `list()` waits for a dead letter before the listing is retried (ms). */
-const LIST_FETCH_EXPIRES_MS = 3_000;
+/** How long one request of `list()` waits for its answer before the listing is retried (ms). */
+const LIST_REQUEST_TIMEOUT_MS = 2_000;
+
+/** STREAM.MSG.GET requests of one `list()` in flight at once: enough to overlap round trips, not flood a leader. */
+const LIST_GETS_IN_FLIGHT = 16;
 
 /** Room left for headers and protocol overhead below max_payload. */
 const HEADER_ROOM = 8 * 1024;
@@ -189,65 +192,61 @@ export class DeadLetterQueue {
   }
 
   /**
-   * Every dead letter, oldest first (headers only: payloads are not transferred); none when the
-   * stream does not exist (nothing was dead-lettered here yet: a read creates nothing).
+   * Every dead letter, oldest first; none when the stream does not exist (nothing was
+   * dead-lettered here yet: a read creates nothing). Read without a consumer: the stream's info
+   * gives its first and last sequence, and the letters are the stream's messages between them, each
+   * read with STREAM.MSG.GET `{ seq, next_by_subj }` (which skips removed ones), {@link LIST_GETS_IN_FLIGHT}
+   * requests in flight, all answered by the stream's leader.
    *
-   * The headers come through an ordered consumer (the stream API has no headers-only read on
-   * nats-server 2.9), which 2.9 may place on an offline peer (nats-server PR #7165): then nothing
-   * comes before the fetch expires. A listing that did not reach the stream's last sequence is
-   * therefore a transient failure, retried whole (a warning to `logger` naming it) for up to 60 s —
-   * each try's consumer is placed anew — never a short list presented as the whole queue.
+   * Why not a consumer: the headers-only ordered consumer this used is placed by nats-server 2.9
+   * anywhere, an offline peer included (nats-server PR #7165); with one node of three down a listing
+   * then waited out its fetch and was retried, and `lanemap dlq list` took 10-30 s, at random
+   * (issue 14). The cost: a get carries the payload too (an inline one is under max_payload, a
+   * larger tile is parked in the tile bucket), where the consumer sent headers only.
+   *
+   * Each request waits at most 2 s; a listing that met a transient broker error (no leader yet,
+   * a request lost with a dying node) is retried whole for up to 30 s, a warning to `logger` naming it.
    * @throws LanemapError NATS_CONNECT "listing the dead letters: <broker message>" when it still fails.
    */
   async list(options: { logger?: Logger } = {}): Promise<DeadLetter[]> {
-    return retryTransient("listing the dead letters", () => this.listOnce(), {
-      ...options,
-      deadlineMs: 60_000,
-    });
+    return retryTransient("listing the dead letters", () => this.listOnce(), options);
   }
 
   private async listOnce(): Promise<DeadLetter[]> {
+    const jsm = await jetstreamManager(this.nc, { checkAPI: false, timeout: LIST_REQUEST_TIMEOUT_MS });
     let info: StreamInfo;
     try {
-      info = await this.jsm.streams.info(DLQ_STREAM);
+      info = await jsm.streams.info(DLQ_STREAM);
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return [];
       throw err;
     }
     if (info.state.messages === 0) return [];
-    const consumer = await this.js.consumers.get(DLQ_STREAM, {
-      filter_subjects: `${DLQ_SUBJECT_PREFIX}.>`,
-      headers_only: true,
-    });
-    const out: DeadLetter[] = [];
     const last = info.state.last_seq;
-    try {
-      // Fetch in batches until the stream's last sequence (as of the start) has been seen.
-      for (let done = false; !done;) {
-        const batch = await consumer.fetch({ max_messages: 256, expires: LIST_FETCH_EXPIRES_MS });
-        let got = 0;
-        for await (const m of batch) {
-          got++;
-          const size = Number(m.headers?.get("Nats-Msg-Size") ?? m.data.length);
-          out.push(this.toLetter(m.seq, m.subject, m.headers, size, m.time));
-          if (m.seq >= last || m.info.pending === 0) {
-            // Leaving the loop stops the fetch, which would otherwise wait out its expiry.
-            done = true;
-            break;
-          }
-        }
-        if (got === 0 && !done) {
-          const err = new Error(
-            `no dead letter came for ${LIST_FETCH_EXPIRES_MS} ms (${out.length} of ${info.state.messages} read)`,
-          );
-          err.name = "TimeoutError";
-          throw err;
-        }
+    const subject = `${DLQ_SUBJECT_PREFIX}.>`;
+    const seen = new Set<number>();
+    const out: DeadLetter[] = [];
+    // Each request of a window asks for the first letter at or after its sequence: together they
+    // cover every letter from `next` to the highest one answered, however many were removed between.
+    for (let next = info.state.first_seq; next <= last;) {
+      const window = Array.from({ length: Math.min(LIST_GETS_IN_FLIGHT, last - next + 1) }, (_, i) => {
+        // nats.js types STREAM.MSG.GET without next_by_subj, which nats-server 2.9 takes.
+        const request = { seq: next + i, next_by_subj: subject };
+        return jsm.streams.getMessage(DLQ_STREAM, request);
+      });
+      const answers = await Promise.all(window);
+      let highest = 0;
+      for (const m of answers) {
+        if (!m || m.seq > last) continue; // a letter added since the listing began is the next listing's
+        highest = Math.max(highest, m.seq);
+        if (seen.has(m.seq)) continue;
+        seen.add(m.seq);
+        out.push(this.toLetter(m.seq, m.subject, m.header, m.data.length, m.time));
       }
-    } finally {
-      await consumer.delete().catch(() => undefined);
+      if (highest === 0) break; // none left at or after `next` (up to the last as of the start)
+      next = highest + 1;
     }
-    return out;
+    return out.sort((a, b) => a.seq - b.seq);
   }
 
   private toLetter(
