@@ -40,6 +40,7 @@ import {
   type RegistryWatch,
 } from "../../models/index.js";
 import { serverMaxPayload } from "./connection.js";
+import { watchKvKey } from "./key-watch.js";
 import { listKvKeys, readObjectBytes } from "./object-reads.js";
 import { retryTransient } from "./transient.js";
 import {
@@ -89,9 +90,6 @@ function parseJson<T>(e: KvEntry, what: string): T {
     throw new LanemapError("MODEL_REGISTRY", `registry entry ${what} is not JSON`, { cause });
   }
 }
-
-/** How long the active-model watch is retried while its consumer lands on an offline peer. */
-const WATCH_RETRY_MS = 60_000;
 
 /** The model registry in NATS: `ModelRegistry` on a KV bucket and an object store. */
 export class NatsModelRegistry implements ModelRegistry {
@@ -293,32 +291,30 @@ export class NatsModelRegistry implements ModelRegistry {
   }
 
   /**
-   * Calls `onChange` with the current pointer (at once, when one exists) and with every later
-   * activation, until `stop()`. The watch survives server restarts (the client re-creates it).
-   * Its creation is a consumer, which nats-server 2.9 may place on an offline peer: it is retried
-   * (each try bounded by the request timeout, a warning naming it) for up to 60 s — each try is
-   * placed anew, so more tries make a start with a node down fail less often, and every worker and
-   * serve start needs this watch.
-   * @throws LanemapError NATS_CONNECT "watching the active model: <broker message>" when it still fails.
+   * Calls `onChange` with the current pointer (at once: null when none was activated yet) and with
+   * every later activation, until `stop()`, each once and in revision order. Two paths, whichever
+   * hears an activation first (watchKvKey, key-watch.ts): the KV watch, and a KV get of `current`
+   * every `pollMs` (default 1 s; a direct get, no consumer). Resolves at once: it never waits for
+   * the watch's consumer, which nats-server 2.9 may place on an offline peer (nats-server PR #7165)
+   * — every worker and serve start waited up to 60 s on its creation with a node down (issue 14);
+   * a stalled watch is logged ("active model pointer watch stalled") and recreated.
    */
-  async watchCurrent(onChange: (current: ActiveModelPointer | null) => void): Promise<{ stop(): void }> {
-    const iter = await retryTransient(
-      "watching the active model",
-      () => this.kv.watch({ key: CURRENT_MODEL_KEY }),
-      { deadlineMs: WATCH_RETRY_MS, ...(this.logger ? { logger: this.logger } : {}) },
+  async watchCurrent(
+    onChange: (current: ActiveModelPointer | null) => void,
+    options: { pollMs?: number } = {},
+  ): Promise<{ stop(): void }> {
+    const watch = watchKvKey(
+      this.kv,
+      CURRENT_MODEL_KEY,
+      {
+        what: "active model pointer",
+        valueOf: (e) => (e ? this.toCurrent(e) : null),
+        ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+        logger: this.logger,
+      },
+      onChange,
     );
-    void (async () => {
-      for await (const e of iter) {
-        let current: ActiveModelPointer | null;
-        try {
-          current = this.toCurrent(e);
-        } catch {
-          continue; // An unreadable pointer is ignored: workers keep the model they have.
-        }
-        onChange(current);
-      }
-    })().catch(() => undefined);
-    return { stop: () => iter.stop() };
+    return { stop: () => void watch.stop() };
   }
 
   async classes(): Promise<ClassCatalogue> {

@@ -37,16 +37,13 @@ import { serverMaxPayload } from "./connection.js";
 import { listObjectInfos, readObjectBytes, readObjectToFile, type StoredObjectInfo } from "./object-reads.js";
 import { READ_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
-import { retryTransient } from "./transient.js";
+import { watchKvKey } from "./key-watch.js";
 import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./names.js";
 
 const MANIFEST = BATCH_VIEW_FILES.manifest;
 
 /** Period of the consumer-free read of CURRENT beside the watch (see NatsPublishedViews.watch). */
 const CURRENT_POLL_MS = 1_000;
-
-/** How long one read of CURRENT by the poll may wait before the next tick reads again. */
-const CURRENT_READ_BOUND_MS = 2_000;
 
 /** Request timeout of the stream API reads of list() (see NatsPublishedViews.jsm). */
 const VIEW_READ_TIMEOUT_MS = 2_000;
@@ -373,121 +370,22 @@ export class NatsPublishedViews implements PublishedViews {
    * first means the watch is stalled — nats-server 2.9 may place its consumer on a dead node
    * (nats-server PR #7165), and an operator then saw switches take 0.3–21 s, unlogged (issue 14,
    * F7) — so that is said (warn, "CURRENT view pointer watch stalled") and the watch recreated.
-   * Moves reach `onChange` once each, in revision order.
+   * Moves reach `onChange` once each, in revision order (watchKvKey, key-watch.ts).
    */
   watch(
     onChange: (pointer: ViewPointer | null) => void,
     options: { pollMs?: number } = {},
   ): { stop(): Promise<void> } {
-    const pollMs = options.pollMs ?? CURRENT_POLL_MS;
-    let stopped = false;
-    // Revisions only grow: the watch's first entry and a read may name the same move, and a
-    // buffered older entry must never follow a newer one.
-    let lastRevision: number | undefined;
-    const emit = (p: ViewPointer | null): boolean => {
-      if (stopped) return false;
-      if (p === null) {
-        if (lastRevision !== undefined) return false;
-        lastRevision = 0;
-      } else {
-        if (lastRevision !== undefined && p.revision <= lastRevision) return false;
-        lastRevision = p.revision;
-      }
-      onChange(p);
-      return true;
-    };
-    let iter: { stop(): void } | undefined;
-    /** The newest revision the watch itself delivered, and a move the read saw first (when). */
-    let watchedRevision = 0;
-    let missed: { revision: number; at: number } | undefined;
-    const watching = new AbortController();
-    const log = this.logger ? { logger: this.logger } : {};
-    const follow = async (): Promise<void> => {
-      while (!stopped) {
-        // The KV watch delivers the last value first (nothing when there is no key yet), then every
-        // move; the client re-creates it after a reconnect. Its creation is a consumer nats-server
-        // 2.9 may place on a dead node: retried with a warning for up to 30 s or until stopped.
-        const it = await retryTransient(
-          "watching the CURRENT view pointer",
-          () => this.kv.watch({ key: VIEW_POINTER_KEY, ignoreDeletes: true }),
-          { ...log, signal: watching.signal },
-        );
-        iter = it;
-        if (stopped) return it.stop();
-        for await (const e of it) {
-          watchedRevision = Math.max(watchedRevision, e.revision);
-          emit(this.pointerOf(e));
-        }
-        // Ended by stop() or by the poll below, which found it stalled: then a new one.
-      }
-    };
-    const followed = follow().catch((err: unknown) => {
-      // Said, not thrown: the read below still sees every move.
-      if (!stopped)
-        this.logger?.warn(
-          { err: err instanceof Error ? err.message : String(err) },
-          "watching the CURRENT view pointer failed: switches follow the 1 s read of CURRENT",
-        );
-    });
-    const poll = async (): Promise<void> => {
-      const pointer = await within(CURRENT_READ_BOUND_MS, this.kv.get(VIEW_POINTER_KEY)).then(
-        (e) => this.pointerOf(e),
-        () => undefined, // unanswered or failed: the next tick reads again
-      );
-      if (pointer === undefined || stopped) return;
-      if (emit(pointer) && pointer !== null && pointer.revision > watchedRevision)
-        missed ??= { revision: pointer.revision, at: Date.now() };
-      if (missed && watchedRevision >= missed.revision) missed = undefined;
-      // The watch had a whole period after the read to deliver the move: it is stalled.
-      if (missed && Date.now() - missed.at >= pollMs && iter) {
-        this.logger?.warn(
-          { revision: missed.revision, watchedRevision, behindMs: Date.now() - missed.at },
-          "CURRENT view pointer watch stalled: the move came by the read of CURRENT first; recreating the watch",
-        );
-        missed = undefined;
-        const stalled = iter;
-        iter = undefined;
-        stalled.stop();
-      }
-    };
-    let reading = false;
-    const tick = (): Promise<void> => {
-      // One read at a time: a tick that finds one under way is skipped, not queued.
-      if (reading) return polling;
-      reading = true;
-      return poll()
-        .catch((err: unknown) =>
-          this.logger?.warn(
-            { err: err instanceof Error ? err.message : String(err) },
-            "reading the CURRENT view pointer failed",
-          ),
-        )
-        .finally(() => (reading = false));
-    };
-    let polling: Promise<void> = Promise.resolve();
-    polling = tick();
-    const timer = setInterval(() => {
-      polling = tick();
-    }, pollMs);
-    timer.unref();
-    return {
-      stop: async () => {
-        stopped = true;
-        clearInterval(timer);
-        watching.abort();
-        iter?.stop();
-        await Promise.all([followed, polling]);
+    return watchKvKey(
+      this.kv,
+      VIEW_POINTER_KEY,
+      {
+        what: "CURRENT view pointer",
+        valueOf: (e) => this.pointerOf(e),
+        pollMs: options.pollMs ?? CURRENT_POLL_MS,
+        logger: this.logger,
       },
-    };
+      onChange,
+    );
   }
-}
-
-/** `p`, or a rejection after `ms` (p's late answer is then dropped). */
-function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  p.catch(() => undefined);
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
