@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { connect } from "@nats-io/transport-node";
 import { LiveView } from "../../shared/adapters/nats/index.js";
 import { encodeClassRaster, decodeClassRaster, type TileResult } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
@@ -51,6 +52,42 @@ describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
     const back = decodeClassRaster(await entry.raster(), 2, 2, entry.k);
     assert.deepEqual([...back.classes], [1, 1, 1, 2]);
     follower.stop();
+  });
+
+  test("list() reads every current entry, removals left out, without creating a consumer", async () => {
+    await using f = await natsFixture();
+    const view = await LiveView.open(f.nc);
+    // More entries than one round of gets (32); one removed, one rewritten.
+    for (let i = 0; i < 40; i++)
+      await view.put({ result: result(`t${i}`, `c${String(i).padStart(4, "0")}r0001`, i + 1), k: 5, raster });
+    await view.remove("c0003r0001", "t3");
+    await view.put({ result: result("t5", "c0005r0001", 99), k: 5, raster });
+    // Every consumer creation is a request on $JS.API.CONSUMER.CREATE (an ordered one for a KV watch).
+    const spy = await connect({ servers: f.server.url, name: "consumer-spy" });
+    const creates: string[] = [];
+    const sub = spy.subscribe("$JS.API.CONSUMER.>", { callback: (_, m) => void creates.push(m.subject) });
+    await spy.flush();
+    const listed = await view.list();
+    await f.nc.flush();
+    await spy.flush();
+    sub.unsubscribe();
+    await spy.close();
+    assert.deepEqual(creates, [], "no consumer was created to list it");
+    assert.equal(listed.length, 39);
+    assert.ok(!listed.some((e) => e.result.tileId === "t3"), "the removed entry is left out");
+    assert.equal(
+      listed.find((e) => e.result.tileId === "t5")?.result.ingestSeq,
+      99,
+      "the rewrite, not the first",
+    );
+    const follower = await view.follow();
+    const followed = [...follower.snapshot().byTile.values()];
+    follower.stop();
+    const byTile = (es: readonly { result: TileResult; revision: number }[]) =>
+      es.map((e) => `${e.result.tileId}@${e.revision}`).sort();
+    assert.deepEqual(byTile(listed), byTile(followed), "the entries a follower holds, at their revisions");
+    const back = decodeClassRaster(await listed[0]!.raster(), 2, 2, listed[0]!.k);
+    assert.deepEqual([...back.classes], [1, 1, 1, 2]);
   });
 
   test("a follower sees later writes and removals, and old snapshots never change", async () => {

@@ -18,7 +18,7 @@ import { LanemapError } from "../../errors.js";
 import { tileResultSchema, type ClassifiedTile, type TileResult } from "../../view/types.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
 import { LIVE_BUCKET } from "./names.js";
-import { readObjectBytes } from "./object-reads.js";
+import { listKvKeys, readObjectBytes } from "./object-reads.js";
 import {
   atReplicas,
   checkReplicas,
@@ -31,6 +31,12 @@ const MAGIC = [0x4c, 0x4d, 0x52, 0x31]; // "LMR1"
 /** Rasters above this go to the object store (leaves room for headers under a 1 MiB max_payload). */
 const INLINE_RASTER_LIMIT = 768 * 1024;
 const RASTER_OBJECTS = `${LIVE_BUCKET}-rasters`;
+
+/** How long one request of `list()` waits for its answer before the step is retried (ms). */
+const LIVE_READ_TIMEOUT_MS = 2_000;
+
+/** STREAM.MSG.GET requests of one `list()` in flight at once (as the catalogue listing's). */
+const LIVE_GETS_IN_FLIGHT = 32;
 
 /** An entry as materialised by a reader: the raster may still be in the object store. */
 export interface LiveEntry {
@@ -223,12 +229,48 @@ export class LiveView {
     return follower;
   }
 
-  /** Every current entry, read once (for operator scripts). */
+  /**
+   * Every current entry, read once (for operator scripts: `ops expire`, `ops diff`), oldest
+   * revision first; an unreadable entry is skipped, as {@link follow} does. Read without a
+   * consumer: the keys are the subjects of the bucket's stream (`listKvKeys`), each key's value the
+   * last message on its subject (STREAM.MSG.GET), {@link LIVE_GETS_IN_FLIGHT} at a time, each step
+   * bounded (2 s a request) and retried.
+   *
+   * Why not {@link follow}: its KV watch is a consumer, which nats-server 2.9 may place on an
+   * offline peer (nats-server PR #7165); with a node down the read then waited for an initial
+   * replay that never came (issue 14).
+   * @throws LanemapError STORAGE "reading the live view failed: …" when the broker still fails.
+   */
   async list(): Promise<LiveEntry[]> {
-    const f = await this.follow();
-    const all = [...f.snapshot().byTile.values()];
-    f.stop();
-    return all;
+    const what = "reading the live view failed";
+    const stream = kvStreamName(LIVE_BUCKET);
+    const jsm = () => jetstreamManager(this.nc, { checkAPI: false, timeout: LIVE_READ_TIMEOUT_MS });
+    const keys = await guarded(what, async () => listKvKeys(await jsm(), LIVE_BUCKET), READ_RETRIES);
+    const out: LiveEntry[] = [];
+    for (let i = 0; i < keys.length; i += LIVE_GETS_IN_FLIGHT) {
+      const batch = await guarded(
+        what,
+        async () => {
+          const m = await jsm();
+          return Promise.all(
+            keys
+              .slice(i, i + LIVE_GETS_IN_FLIGHT)
+              .map((k) => m.streams.getMessage(stream, { last_by_subj: `$KV.${LIVE_BUCKET}.${k}` })),
+          );
+        },
+        READ_RETRIES,
+      );
+      for (const m of batch) {
+        const op = m?.header?.get("KV-Operation");
+        if (!m || op === "DEL" || op === "PURGE" || m.data.length === 0) continue;
+        try {
+          out.push(this.entry(m.data, m.seq));
+        } catch {
+          // An unreadable entry is skipped, as follow() skips it.
+        }
+      }
+    }
+    return out.sort((a, b) => a.revision - b.revision);
   }
 }
 
