@@ -51,6 +51,31 @@ const LETTERS = 3;
 /** The node killed: not the one the test's connection prefers (it reconnects either way). */
 const DEAD = 2;
 
+/**
+ * Waits until every stream (and so every bucket) has a leader again. The streams the killed node
+ * led elect a new one a few seconds after the kill (up to 11 s at load 9-15 on 2 cores): that is
+ * the kill's cost, paid once, not what the cases below measure — each run of a step with the
+ * node down, bounded by RUN_BOUND_MS.
+ */
+async function streamLeadersElected(cluster: NatsCluster, timeoutMs = 60_000): Promise<void> {
+  const jsm = await jetstreamManager(cluster.nc, { checkAPI: false, timeout: 2_000 });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const leaderless: string[] = [];
+    try {
+      for (const name of await jsm.streams.names().next()) {
+        const info = await jsm.streams.info(name).catch(() => null);
+        if (!info?.cluster?.leader) leaderless.push(name);
+      }
+      if (leaderless.length === 0) return;
+    } catch {
+      leaderless.push("(stream names)");
+    }
+    if (Date.now() > deadline) throw new Error(`no leader after ${timeoutMs} ms: ${leaderless.join(", ")}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: natsMissing() }, () => {
   let cluster: NatsCluster;
   let dir: { path: string } & AsyncDisposable;
@@ -93,6 +118,7 @@ describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: na
     }
     await cluster.kill(DEAD);
     await cluster.waitForMetaLeader();
+    await streamLeadersElected(cluster);
   });
 
   after(async () => {
@@ -121,7 +147,7 @@ describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: na
       assert.equal(heard, modelVersion, `run ${run}: the watch hears the active model`);
       const ms = performance.now() - at;
       took.push(`${Math.round(ms)} (open ${Math.round(opened - at)}, list ${Math.round(listed - opened)})`);
-      assert.ok(ms < RUN_BOUND_MS, `run ${run}: took ${Math.round(ms)} ms, under ${RUN_BOUND_MS} ms`);
+      assert.ok(ms < RUN_BOUND_MS, `run ${run}: took ${took.at(-1)} ms, under ${RUN_BOUND_MS} ms`);
     }
     t.diagnostic(`each run, ms: ${took.join(", ")}`);
   });
