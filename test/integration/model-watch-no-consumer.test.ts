@@ -6,67 +6,26 @@
  * once and hear each activation by its read of the pointer, within a few periods of it.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, test } from "node:test";
 import { connect } from "@nats-io/transport-node";
 import { NatsModelRegistry } from "../../shared/adapters/nats/index.js";
 import { natsMissing } from "../helpers/nats.js";
+import { startNatsServerWithUsers } from "../helpers/nats-permissions.js";
 import { testModel } from "./speed-fixtures.js";
-
-/** A nats-server with JetStream and two users: `admin` may do anything, `reader` may create no consumer. */
-async function serverRefusingConsumers(): Promise<{ url: string } & AsyncDisposable> {
-  const dir = await mkdtemp(join(tmpdir(), "lanemap-no-consumer-"));
-  const conf = join(dir, "server.conf");
-  await writeFile(
-    conf,
-    `listen: "127.0.0.1:-1"
-ports_file_dir: "${dir}"
-jetstream { store_dir: "${join(dir, "js")}" }
-authorization {
-  users: [
-    { user: admin, password: admin }
-    { user: reader, password: reader, permissions: {
-        publish: { allow: [">"], deny: ["$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>"] } } }
-  ]
-}
-`,
-  );
-  const child = spawn("nats-server", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  let log = "";
-  child.stderr!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-2000)));
-  const deadline = Date.now() + 10_000;
-  let url: string | undefined;
-  while (!url) {
-    if (Date.now() > deadline || child.exitCode !== null)
-      throw new Error(`nats-server did not start: ${log.trim().split("\n").pop() ?? ""}`);
-    for (const f of await readdir(dir)) {
-      if (!f.endsWith(".ports")) continue;
-      url = (JSON.parse(await readFile(join(dir, f), "utf8")) as { nats?: string[] }).nats?.[0];
-    }
-    if (!url) await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    url,
-    async [Symbol.asyncDispose]() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGKILL");
-        await exited;
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 /** How long the watch may take to start and to hear an activation (its read runs every 1 s). */
 const BOUND_MS = 5_000;
 
 describe("the active-model watch without a consumer", { skip: natsMissing() }, () => {
   test("starts at once and hears every activation by its read of the pointer when no consumer can be created", async () => {
-    await using server = await serverRefusingConsumers();
+    await using server = await startNatsServerWithUsers([
+      { user: "admin", password: "admin" },
+      {
+        user: "reader",
+        password: "reader",
+        denyPublish: ["$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>"],
+      },
+    ]);
     const admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
     const reader = await connect({ servers: server.url, user: "reader", pass: "reader" });
     try {
