@@ -32,6 +32,9 @@ const MAGIC = [0x4c, 0x4d, 0x52, 0x31]; // "LMR1"
 const INLINE_RASTER_LIMIT = 768 * 1024;
 const RASTER_OBJECTS = `${LIVE_BUCKET}-rasters`;
 
+/** How long an initial replay of `follow()` may deliver nothing before it is given up (ms). */
+const FOLLOW_IDLE_MS = 10_000;
+
 /** How long one request of `list()` waits for its answer before the step is retried (ms). */
 const LIVE_READ_TIMEOUT_MS = 2_000;
 
@@ -197,20 +200,33 @@ export class LiveView {
   /**
    * Materialises the whole bucket in memory and keeps it current. Resolves once the initial
    * values are loaded; `onChange` hears every later change (with the entry, or null for a delete).
+   * An initial replay that delivers nothing for `idleMs` (default {@link FOLLOW_IDLE_MS}) is given
+   * up: the watch is a consumer nats-server 2.9 may place on an offline peer (nats-server
+   * PR #7165), whose replay then never comes, and `serve` awaited it at start (issue 14).
+   * @throws a TimeoutError (transient: serving follows again) when the replay stalls; what the
+   *   watch throws.
    */
   async follow(
     onChange?: (change: { key: string; entry: LiveEntry | null; position: number }) => void,
+    options: { idleMs?: number } = {},
   ): Promise<LiveFollower> {
+    const idleMs = options.idleMs ?? FOLLOW_IDLE_MS;
     const follower = new LiveFollower();
     const status = await this.kv.status();
     // The bucket's last stream sequence tells when the initial replay is complete.
     const initialLast = status.streamInfo.state.last_seq;
     const iter = await this.kv.watch({ key: ">" });
     let resolveReady!: () => void;
-    const ready = new Promise<void>((r) => (resolveReady = r));
+    let rejectReady!: (err: unknown) => void;
+    const ready = new Promise<void>((resolve, reject) => {
+      resolveReady = resolve;
+      rejectReady = reject;
+    });
     if (initialLast === 0 || status.values === 0) resolveReady();
+    let heard = Date.now();
     void (async () => {
       for await (const e of iter) {
+        heard = Date.now();
         let entry: LiveEntry | null = null;
         if (e.operation === "PUT" && e.value.length > 0) {
           try {
@@ -223,9 +239,27 @@ export class LiveView {
         if (e.revision >= initialLast) resolveReady();
         onChange?.({ key: e.key, entry, position: e.revision });
       }
-    })();
+    })().catch((err: unknown) => rejectReady(err)); // a rejection after the replay is dropped
     follower.stopFn = () => iter.stop();
-    await ready;
+    const stalled = setInterval(
+      () => {
+        if (Date.now() - heard < idleMs) return;
+        const err = new Error(
+          `following the live view: its watch delivered nothing for ${idleMs} ms of the initial replay (${follower.snapshot().position} of revision ${initialLast})`,
+        );
+        err.name = "TimeoutError";
+        rejectReady(err);
+      },
+      Math.min(1_000, idleMs),
+    );
+    try {
+      await ready;
+    } catch (err) {
+      iter.stop();
+      throw err;
+    } finally {
+      clearInterval(stalled);
+    }
     return follower;
   }
 
