@@ -23,8 +23,11 @@ import {
   VIEW_POINTER_BUCKET,
   NatsModelRegistry,
   NatsPublishedViews,
+  checkReplicaAgreement,
   lanemapStreamPlacements,
   retryTransient,
+  type ReplicaAgreement,
+  type ReplicaDivergence,
   speedLaneStatus,
   type StreamPlacement,
   type CurrentModel,
@@ -94,8 +97,21 @@ export interface OpsStatus {
    */
   readonly streams: readonly StreamPlacement[] | null;
   /**
+   * Every lanemap stream's copies compared across the nodes of LANEMAP_NATS_MONITOR_URLS (each
+   * node's own /jsz): the nodes as they answered, and the copies that diverged. Null when no
+   * monitoring URL is configured (not checked) or NATS is unavailable.
+   */
+  readonly replicaCopies: {
+    readonly nodes: readonly (
+      | { readonly url: string; readonly node: string }
+      | { readonly url: string; readonly node: null; readonly error: string }
+    )[];
+    readonly divergences: readonly ReplicaDivergence[];
+  } | null;
+  /**
    * ok: everything configured answers and every stream has all its replicas; degraded: NATS
-   * answers but a stream or bucket lacks a replica (a node offline, a replica behind, no leader);
+   * answers but a stream or bucket lacks a replica (a node offline, a replica behind, no leader),
+   * or a node's copy of one diverged from the others (LANEMAP_NATS_MONITOR_URLS);
    * unavailable: the configured NATS or view store does not answer. `ops status` exits 0, 3, 1.
    */
   readonly health: "ok" | "degraded" | "unavailable";
@@ -130,6 +146,24 @@ export function degradedReasons(streams: readonly StreamPlacement[]): string[] {
   for (const [node, names] of offline)
     out.unshift(`node ${node} offline (not heard from): ${names.join(", ")} without it`);
   for (const [node, names] of behind) out.push(`node ${node} behind on ${names.join(", ")}`);
+  return out;
+}
+
+/**
+ * Why the copies of the streams make the cluster degraded: one line per diverged copy, naming the
+ * stream, the node, both sets of figures and the remedy; one per monitoring URL that did not answer.
+ */
+export function divergenceReasons(agreement: ReplicaAgreement): string[] {
+  const out: string[] = [];
+  for (const n of agreement.nodes)
+    if (n.node === null)
+      out.push(`node monitoring ${n.url} does not answer (${n.error}): its copies not compared`);
+  for (const d of agreement.divergences)
+    out.push(
+      `${d.stream} diverged on node ${d.node}${d.isLeader ? " (its leader)" : ""}: ${d.why}` +
+        `${d.agreeing.length > 0 ? ` (${d.agreeing.join(", ")} agree)` : ""}; ` +
+        `repair: lanemap ops repair-replicas --stream ${d.stream} (README "Operations", replicas that diverge)`,
+    );
   return out;
 }
 
@@ -245,6 +279,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     deadLetters: null,
     model: null,
     streams: null,
+    replicaCopies: null,
   });
   const access = options.nats;
   if (access.nc === null) return unavailable(access.url, access.error);
@@ -290,7 +325,11 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         return { current: currentModel, versions: models.length };
       });
     }
-    const degraded = degradedReasons(streams);
+    // Each node's own copies (STREAM.INFO answers for the leader's only): a copy can diverge while
+    // its leader reports it current (nats-server 2.9 after abrupt stops, README "Operations").
+    const monitorUrls = options.config?.storage.monitorUrls ?? [];
+    const agreement = monitorUrls.length > 0 ? await checkReplicaAgreement(monitorUrls) : null;
+    const degraded = [...degradedReasons(streams), ...(agreement ? divergenceReasons(agreement) : [])];
     return {
       ...base,
       health: batch.error !== undefined ? "unavailable" : degraded.length > 0 ? "degraded" : "ok",
@@ -314,6 +353,14 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
       deadLetters: lane.deadLetters,
       model,
       streams,
+      replicaCopies: agreement
+        ? {
+            nodes: agreement.nodes.map((n) =>
+              n.node === null ? { url: n.url, node: null, error: n.error } : { url: n.url, node: n.node },
+            ),
+            divergences: agreement.divergences,
+          }
+        : null,
     };
   } catch (err) {
     // A server that accepts connections but not JetStream requests is as good as down here.

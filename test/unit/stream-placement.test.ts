@@ -25,6 +25,7 @@ const status = (streams: OpsStatus["streams"]): OpsStatus => ({
   deadLetters: 0,
   model: null,
   streams,
+  replicaCopies: null,
 });
 
 describe("where a stream lives in the cluster", () => {

@@ -54,6 +54,16 @@ export {
   placementOf,
   lanemapStreamPlacements,
   type StreamPlacement,
+  checkReplicaAgreement,
+  copyDisagreement,
+  nodeReport,
+  replaceReplica,
+  replicaDivergences,
+  type NodeCopies,
+  type NodeReport,
+  type ReplicaAgreement,
+  type ReplicaCopy,
+  type ReplicaDivergence,
 } from "./replicas.js";
 export { LiveView, LiveFollower, liveKey, type LiveEntry, type LiveSnapshot } from "./live-view.js";
 export {

@@ -1,0 +1,130 @@
+/**
+ * Replicas that diverge (issue 14 F3): nats-server 2.9 can leave one node's copy of a stream with
+ * other messages than its peers after abrupt stops during catch-up, while the stream's leader
+ * reports that replica current. `lanemap ops status` compares every node's own copy (its /jsz,
+ * through LANEMAP_NATS_MONITOR_URLS) and `lanemap ops repair-replicas` replaces the odd one.
+ *
+ * The divergence is made the way it was reproduced on nats-server 2.9.10: a node stopped cleanly
+ * (SIGTERM: it snapshots its RAFT state, so its log starts after the stream's last message), its
+ * message blocks removed, the stream written meanwhile, the node started again: RAFT replays nothing
+ * before its snapshot and the node serves the 30 newer messages alone (first_seq 201) where its
+ * peers hold all 230, and STREAM.INFO calls it current. On a real 3-node cluster, never a mock.
+ */
+import assert from "node:assert/strict";
+import { readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { OpsStatus, RepairReplicasReport } from "../../infra/ops/index.js";
+import { nodeReport } from "../../shared/adapters/nats/index.js";
+import { natsMissing } from "../helpers/nats.js";
+import { NODE_NAMES, startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
+import { runLanemap, tempDir, testEnv, waitFor } from "./speed-fixtures.js";
+
+const STREAM = "LANEMAP_DIVERGENCE_TEST";
+
+const monitorUrls = (cluster: NatsCluster): string => cluster.servers.map((s) => s.monitoringUrl).join(",");
+
+/** Every node's copy of STREAM as [messages, first_seq, last_seq], in NODE_NAMES order. */
+async function copies(cluster: NatsCluster): Promise<(number[] | null)[]> {
+  const reports = await Promise.all(cluster.servers.map((s) => nodeReport(s.monitoringUrl!)));
+  return reports.map((r) => {
+    const c = r.node === null ? undefined : r.streams.get(STREAM);
+    return c ? [c.messages, c.firstSeq, c.lastSeq] : null;
+  });
+}
+
+describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, () => {
+  test("ops status says ok while every node's copy agrees, names the stream and the node of a copy that diverged (exit 3), and ops repair-replicas brings it back from the leader", async () => {
+    await using cluster = await startNatsCluster();
+    await using data = await tempDir("lanemap-replica-divergence-");
+    const jsm = await jetstreamManager(cluster.nc);
+    await jsm.streams.add({ name: STREAM, subjects: ["lanemap-divergence.>"], num_replicas: 3 });
+    const js = jetstream(cluster.nc);
+    for (let i = 0; i < 200; i++) await js.publish(`lanemap-divergence.${i % 5}`, new Uint8Array(100));
+    const ops = (args: string[]) =>
+      runLanemap(
+        ["ops", ...args, "--json"],
+        testEnv(data.path, { NATS_URL: cluster.natsUrl, LANEMAP_NATS_MONITOR_URLS: monitorUrls(cluster) }),
+      );
+
+    const healthy = await ops(["status"]);
+    assert.equal(healthy.code, 0, `${healthy.stderr}\n${healthy.stdout}`);
+    const ok = JSON.parse(healthy.stdout) as OpsStatus;
+    assert.equal(ok.health, "ok");
+    assert.deepEqual(
+      ok.replicaCopies?.nodes.map((n) => n.node),
+      [...NODE_NAMES],
+      "every node's monitoring answered",
+    );
+    assert.deepEqual(ok.replicaCopies?.divergences, []);
+
+    const leader = (await jsm.streams.info(STREAM)).cluster?.leader;
+    const victim = NODE_NAMES.findIndex((n) => n !== leader);
+    const node = NODE_NAMES[victim]!;
+    await cluster.kill(victim, "SIGTERM");
+    const blocks = join(
+      cluster.servers[victim]!.storeDir,
+      "jetstream",
+      "jetstream",
+      "$G",
+      "streams",
+      STREAM,
+      "msgs",
+    );
+    for (const f of await readdir(blocks)) await rm(join(blocks, f));
+    for (let i = 200; i < 230; i++) await js.publish(`lanemap-divergence.${i % 5}`, new Uint8Array(100));
+    await cluster.restart(victim);
+    const expected = [230, 1, 230];
+    // Back at the stream's last_seq and unchanged for half a second: it has caught up as far as it
+    // will (right after the start it shows an empty copy, then replays its log).
+    let seen = "";
+    await waitFor("the restarted node's copy at last_seq 230, settled", async () => {
+      const now = JSON.stringify((await copies(cluster))[victim]);
+      const settled = now === seen && (JSON.parse(now) as number[] | null)?.[2] === 230;
+      seen = now;
+      if (!settled) await new Promise((r) => setTimeout(r, 500));
+      return settled;
+    });
+    const diverged = await copies(cluster);
+    assert.deepEqual(diverged[victim], [30, 201, 230], "the made divergence: the node lost messages 1-200");
+    const peers = (await jsm.streams.info(STREAM)).cluster?.replicas ?? [];
+    assert.ok(
+      peers.every((p) => p.current),
+      "STREAM.INFO calls every replica current: the leader's view does not show it",
+    );
+
+    const bad = await ops(["status"]);
+    assert.equal(bad.code, 3, `degraded is exit 3:\n${bad.stderr}\n${bad.stdout}`);
+    const s = JSON.parse(bad.stdout) as OpsStatus;
+    assert.equal(s.health, "degraded");
+    assert.deepEqual(
+      s.replicaCopies?.divergences.map((d) => [d.stream, d.node]),
+      [[STREAM, node]],
+    );
+    const line = s.degraded.find((l) => l.startsWith(`${STREAM} diverged on node ${node}`));
+    assert.ok(line, s.degraded.join("\n"));
+    assert.match(
+      line,
+      /holds 30 msgs, first_seq 201, last_seq 230, .* where the others hold 230 msgs, first_seq 1, last_seq 230/,
+    );
+    assert.match(line, /repair: lanemap ops repair-replicas --stream LANEMAP_DIVERGENCE_TEST/);
+    assert.match(bad.stderr, new RegExp(`DEGRADED: .*${STREAM} diverged on node ${node}`));
+
+    const dry = await ops(["repair-replicas", "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual((await copies(cluster))[victim], [30, 201, 230], "a dry run changes nothing");
+
+    const repaired = await ops(["repair-replicas", "--stream", STREAM]);
+    assert.equal(repaired.code, 0, `${repaired.stderr}\n${repaired.stdout}`);
+    const r = JSON.parse(repaired.stdout) as RepairReplicasReport;
+    assert.deepEqual(
+      r.repairs.map((x) => [x.stream, x.node, x.refused]),
+      [[STREAM, node, undefined]],
+    );
+    assert.deepEqual(r.remaining, []);
+    assert.deepEqual(await copies(cluster), [expected, expected, expected], "every copy holds all 230 again");
+    const after = await ops(["status"]);
+    assert.equal(after.code, 0, `${after.stderr}\n${after.stdout}`);
+  });
+});
