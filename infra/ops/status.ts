@@ -26,6 +26,7 @@ import {
   checkReplicaAgreement,
   lanemapStreamPlacements,
   retryTransient,
+  type DamagedVersion,
   type ReplicaAgreement,
   type ReplicaDivergence,
   speedLaneStatus,
@@ -76,6 +77,11 @@ export interface OpsStatus {
     readonly versions: readonly ViewListing[];
     /** Why the versions could not be read (the NATS view store unavailable); absent when they were. */
     readonly error?: string;
+    /**
+     * NATS view store: published versions that lost objects (left out of `versions`), and CURRENT
+     * when it names an incomplete one; each makes the report degraded. Absent with `files`.
+     */
+    readonly damaged?: readonly DamagedVersion[];
   };
   readonly nats:
     | { readonly ok: true; readonly url: string }
@@ -213,22 +219,23 @@ const VIEW_STORE_RETRY_MS = 10_000;
 /** How long status retries each NATS-side read (see collectStatus). */
 const NATS_READ_RETRY_MS = 15_000;
 
-async function natsVersions(options: StatusOptions): Promise<ViewListing[]> {
+async function natsVersions(
+  options: StatusOptions,
+): Promise<{ versions: ViewListing[]; damaged: DamagedVersion[] }> {
   const { nats, config } = options;
   if (nats.nc === null) throw new Error(nats.error);
-  if (!config) return [];
+  if (!config) return { versions: [], damaged: [] };
   const nc = nats.nc;
   // Idempotent reads (the open creates nothing that exists): retried while a leader is elected.
   return retryTransient(
     "listing the published views",
     async () => {
       if (!(await bucketExists(await jetstreamManager(nc, { checkAPI: false }), VIEW_POINTER_BUCKET)))
-        return [];
+        return { versions: [], damaged: [] };
       // Read-only: status creates nothing (and needs no meta leader to open the buckets).
-      const views: PublishedViews = await NatsPublishedViews.openExisting(nc, {
-        cacheDir: viewCacheDir(config.dataDir),
-      });
-      return listViews(options.dataDir, views);
+      const store = await NatsPublishedViews.openExisting(nc, { cacheDir: viewCacheDir(config.dataDir) });
+      const views: PublishedViews = store;
+      return { versions: await listViews(options.dataDir, views), damaged: await store.damaged() };
     },
     { deadlineMs: VIEW_STORE_RETRY_MS, logger: options.logger },
   );
@@ -240,11 +247,12 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
   const storage = options.config?.storage.backend ?? "files";
   // One read of CURRENT (inside listViews) for both the list and the current version.
   let versions: ViewListing[] = [];
+  let damaged: DamagedVersion[] | undefined;
   let error: string | undefined;
   if (storage === "files") versions = await listViews(options.dataDir);
   else {
     try {
-      versions = await natsVersions(options);
+      ({ versions, damaged } = await natsVersions(options));
     } catch (err) {
       error = `the published views are in NATS (LANEMAP_STORAGE=nats): ${describeError(err)}`;
     }
@@ -253,6 +261,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
   const batch = {
     storage,
     ...(error === undefined ? {} : { error }),
+    ...(damaged === undefined ? {} : { damaged }),
     current: current
       ? {
           name: current.name,
@@ -329,7 +338,14 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     // its leader reports it current (nats-server 2.9 after abrupt stops, README "Operations").
     const monitorUrls = options.config?.storage.monitorUrls ?? [];
     const agreement = monitorUrls.length > 0 ? await checkReplicaAgreement(monitorUrls) : null;
-    const degraded = [...degradedReasons(streams), ...(agreement ? divergenceReasons(agreement) : [])];
+    const degraded = [
+      ...degradedReasons(streams),
+      ...(agreement ? divergenceReasons(agreement) : []),
+      ...(batch.damaged ?? []).map(
+        (v) =>
+          `published view ${v.name} lost objects (${v.problems.join(", ")}): it cannot be served; a replica that diverged? (README "Operations")`,
+      ),
+    ];
     return {
       ...base,
       health: batch.error !== undefined ? "unavailable" : degraded.length > 0 ? "degraded" : "ok",

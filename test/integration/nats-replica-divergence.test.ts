@@ -16,8 +16,16 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { OpsStatus, RepairReplicasReport } from "../../infra/ops/index.js";
-import { nodeReport } from "../../shared/adapters/nats/index.js";
-import { natsMissing } from "../helpers/nats.js";
+import { createBatchRunner } from "../../batch/index.js";
+import {
+  NatsPublishedViews,
+  VIEW_OBJECT_BUCKET,
+  nodeReport,
+  objectStoreStreamName,
+} from "../../shared/adapters/nats/index.js";
+import { Objm } from "@nats-io/obj";
+import { natsFixture, natsMissing } from "../helpers/nats.js";
+import { makeDataDir, makeSampleSet } from "./batch-fixture.js";
 import { NODE_NAMES, startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { runLanemap, tempDir, testEnv, waitFor } from "./speed-fixtures.js";
 
@@ -126,5 +134,50 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
     assert.deepEqual(await copies(cluster), [expected, expected, expected], "every copy holds all 230 again");
     const after = await ops(["status"]);
     assert.equal(after.code, 0, `${after.stderr}\n${after.stdout}`);
+  });
+
+  test("a published view whose objects lost messages without a delete marker is reported by ops status (degraded, exit 3), naming the version and the object, though views list still shows it", async () => {
+    await using nats = await natsFixture();
+    const set = await makeSampleSet({ width: 2, height: 2, tileSize: 64, seed: 5 });
+    try {
+      const a = await makeDataDir(set, "publisher");
+      const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(a.dataDir, "cache", "views") });
+      const report = await createBatchRunner(a.config(), { logger: a.logger, views }).run();
+      const published = (await views.list()).find((v) => v.name === report.version);
+      const file = Object.keys(published?.manifest.files ?? {}).sort()[0]!;
+      // One chunk of the file gone, as from a replica that lost messages (no delete marker).
+      const info = await new Objm(nats.nc)
+        .open(VIEW_OBJECT_BUCKET)
+        .then((os) => os.info(`${report.version}/${file}`));
+      const jsm = await jetstreamManager(nats.nc);
+      const stream = objectStoreStreamName(VIEW_OBJECT_BUCKET);
+      const chunk = await jsm.streams.getMessage(stream, {
+        last_by_subj: `$O.${VIEW_OBJECT_BUCKET}.C.${info!.nuid}`,
+      });
+      await jsm.streams.deleteMessage(stream, chunk!.seq, false);
+      // Still listed (its objects' infos are whole): only the chunk count shows the loss, and a
+      // serve instance would fail its download's checksum.
+      assert.deepEqual(
+        (await views.list()).map((v) => v.name),
+        [report.version],
+      );
+
+      await using empty = await tempDir("lanemap-damaged-view-");
+      const r = await runLanemap(
+        ["ops", "status", "--json"],
+        testEnv(empty.path, { NATS_URL: nats.server.url, LANEMAP_STORAGE: "nats" }),
+      );
+      assert.equal(r.code, 3, `${r.stderr}\n${r.stdout}`);
+      const s = JSON.parse(r.stdout) as OpsStatus;
+      assert.deepEqual(s.batch.damaged, [
+        { name: report.version, problems: [`${file} has ${info!.chunks - 1} of ${info!.chunks} chunks`] },
+      ]);
+      assert.match(
+        s.degraded.join("\n"),
+        new RegExp(`published view ${report.version} lost objects \\(${file} has`),
+      );
+    } finally {
+      await set.dispose();
+    }
   });
 });
