@@ -6,9 +6,11 @@
  * LANEMAP_NATS_MONITOR_URLS); each odd copy is dropped and copied again from the leader
  * (shared/adapters/nats/replicas.ts `replaceReplica`), then the copies are compared again.
  *
- * A copy is replaced only when a strict majority of its stream's group holds the reference copy
- * and every node's monitoring answered: with fewer good copies there is no copy to trust, and
- * with a node unseen the stream may be down to the one copy being removed.
+ * A copy is replaced only when every node's monitoring answered (with a node unseen the stream may
+ * be down to the one copy being removed) and a strict majority of its stream's group holds the
+ * reference copy, or the operator chose the leader's (`trustLeader`): when all three copies differ
+ * (seen in 1 of 3 rolling-kill reproductions) no count says which is right, and the leader's is
+ * the one every client has been reading.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -29,6 +31,11 @@ export interface RepairReplicasOptions {
   readonly stream?: string;
   /** List what would be replaced; change nothing. */
   readonly dryRun: boolean;
+  /**
+   * With no majority of a stream's copies agreeing, replace every other copy from the leader's
+   * (`--trust-leader`): what only the others held is lost. Default false: such a stream is refused.
+   */
+  readonly trustLeader?: boolean;
   readonly logger: Logger;
 }
 
@@ -78,8 +85,9 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
     const refused =
       unseen.length > 0
         ? `node monitoring ${unseen.join(", ")} does not answer: the stream may have no other copy`
-        : d.agreeing.length * 2 <= group
-          ? `no majority of ${d.stream}'s copies agree (${d.agreeing.join(", ") || "none"}): no copy to trust; see README "Operations"`
+        : d.agreeing.length * 2 <= group &&
+            !(options.trustLeader && d.agreeing.includes(d.reference.leader ?? ""))
+          ? `no majority of ${d.stream}'s copies agree (${d.agreeing.join(", ") || "none"}): no copy to trust; --trust-leader replaces the others from the leader's (README "Operations")`
           : undefined;
     if (refused !== undefined || options.dryRun) {
       repairs.push({

@@ -290,7 +290,11 @@ export function registerOps(program: Command): void {
     )
     .option("--stream <name>", "only this stream (e.g. OBJ_lanemap-views)")
     .option("--dry-run", "list the copies that would be replaced; change nothing")
-    .action(async (flags: OpsFlags & { stream?: string; dryRun?: boolean }) => {
+    .option(
+      "--trust-leader",
+      "when no majority of a stream's copies agree, replace the others from the leader's (what only they held is lost)",
+    )
+    .action(async (flags: OpsFlags & { stream?: string; dryRun?: boolean; trustLeader?: boolean }) => {
       const { config, logger } = await setup(flags);
       const report = await withNats(config, flags, logger, (nc) =>
         repairReplicas({
@@ -298,6 +302,7 @@ export function registerOps(program: Command): void {
           monitorUrls: config.storage.monitorUrls,
           ...(flags.stream === undefined ? {} : { stream: flags.stream }),
           dryRun: flags.dryRun ?? false,
+          trustLeader: flags.trustLeader ?? false,
           logger,
         }),
       );
