@@ -42,6 +42,37 @@ async function copies(cluster: NatsCluster): Promise<(number[] | null)[]> {
   });
 }
 
+/**
+ * Makes node `victim`'s copy of STREAM diverge (see the header): stopped cleanly, its message
+ * blocks removed, messages `from`..`to - 1` published without it, restarted; resolves once its copy
+ * is back at last_seq `to` and unchanged for half a second (right after the start it shows an empty
+ * copy, then replays its log).
+ */
+async function diverge(cluster: NatsCluster, victim: number, from: number, to: number): Promise<void> {
+  await cluster.kill(victim, "SIGTERM");
+  const blocks = join(
+    cluster.servers[victim]!.storeDir,
+    "jetstream",
+    "jetstream",
+    "$G",
+    "streams",
+    STREAM,
+    "msgs",
+  );
+  for (const f of await readdir(blocks)) await rm(join(blocks, f));
+  const js = jetstream(cluster.nc);
+  for (let i = from; i < to; i++) await js.publish(`lanemap-divergence.${i % 5}`, new Uint8Array(100));
+  await cluster.restart(victim);
+  let seen = "";
+  await waitFor(`node ${NODE_NAMES[victim]}'s copy at last_seq ${to}, settled`, async () => {
+    const now = JSON.stringify((await copies(cluster))[victim]);
+    const settled = now === seen && (JSON.parse(now) as number[] | null)?.[2] === to;
+    seen = now;
+    if (!settled) await new Promise((r) => setTimeout(r, 500));
+    return settled;
+  });
+}
+
 describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, () => {
   test("ops status says ok while every node's copy agrees, names the stream and the node of a copy that diverged (exit 3), and ops repair-replicas brings it back from the leader", async () => {
     await using cluster = await startNatsCluster();
@@ -70,30 +101,8 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
     const leader = (await jsm.streams.info(STREAM)).cluster?.leader;
     const victim = NODE_NAMES.findIndex((n) => n !== leader);
     const node = NODE_NAMES[victim]!;
-    await cluster.kill(victim, "SIGTERM");
-    const blocks = join(
-      cluster.servers[victim]!.storeDir,
-      "jetstream",
-      "jetstream",
-      "$G",
-      "streams",
-      STREAM,
-      "msgs",
-    );
-    for (const f of await readdir(blocks)) await rm(join(blocks, f));
-    for (let i = 200; i < 230; i++) await js.publish(`lanemap-divergence.${i % 5}`, new Uint8Array(100));
-    await cluster.restart(victim);
+    await diverge(cluster, victim, 200, 230);
     const expected = [230, 1, 230];
-    // Back at the stream's last_seq and unchanged for half a second: it has caught up as far as it
-    // will (right after the start it shows an empty copy, then replays its log).
-    let seen = "";
-    await waitFor("the restarted node's copy at last_seq 230, settled", async () => {
-      const now = JSON.stringify((await copies(cluster))[victim]);
-      const settled = now === seen && (JSON.parse(now) as number[] | null)?.[2] === 230;
-      seen = now;
-      if (!settled) await new Promise((r) => setTimeout(r, 500));
-      return settled;
-    });
     const diverged = await copies(cluster);
     assert.deepEqual(diverged[victim], [30, 201, 230], "the made divergence: the node lost messages 1-200");
     const peers = (await jsm.streams.info(STREAM)).cluster?.replicas ?? [];
@@ -134,6 +143,45 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
     assert.deepEqual(await copies(cluster), [expected, expected, expected], "every copy holds all 230 again");
     const after = await ops(["status"]);
     assert.equal(after.code, 0, `${after.stderr}\n${after.stdout}`);
+  });
+
+  test("when all three copies differ, ops repair-replicas refuses (no majority to trust) and --trust-leader replaces both others from the leader's", async () => {
+    await using cluster = await startNatsCluster();
+    await using data = await tempDir("lanemap-replica-three-way-");
+    const jsm = await jetstreamManager(cluster.nc);
+    await jsm.streams.add({ name: STREAM, subjects: ["lanemap-divergence.>"], num_replicas: 3 });
+    const js = jetstream(cluster.nc);
+    for (let i = 0; i < 200; i++) await js.publish(`lanemap-divergence.${i % 5}`, new Uint8Array(100));
+    const leader = (await jsm.streams.info(STREAM)).cluster?.leader;
+    const [x, y] = NODE_NAMES.flatMap((n, i) => (n === leader ? [] : [i]));
+    await diverge(cluster, x!, 200, 230);
+    await diverge(cluster, y!, 230, 250);
+    assert.equal((await jsm.streams.info(STREAM)).cluster?.leader, leader, "the leader stayed");
+    const three = await copies(cluster);
+    assert.equal(
+      new Set(three.map((c) => JSON.stringify(c))).size,
+      3,
+      `three different copies: ${JSON.stringify(three)}`,
+    );
+    const ops = (args: string[]) =>
+      runLanemap(
+        ["ops", ...args, "--json"],
+        testEnv(data.path, { NATS_URL: cluster.natsUrl, LANEMAP_NATS_MONITOR_URLS: monitorUrls(cluster) }),
+      );
+
+    const refused = await ops(["repair-replicas"]);
+    assert.equal(refused.code, 3, `${refused.stderr}\n${refused.stdout}`);
+    const r1 = JSON.parse(refused.stdout) as RepairReplicasReport;
+    assert.deepEqual(
+      r1.repairs.map((r) => [r.node, /no majority/.test(r.refused ?? "")]),
+      [x, y].map((i) => [NODE_NAMES[i!], true]),
+    );
+    assert.deepEqual(await copies(cluster), three, "nothing changed");
+
+    const trusted = await ops(["repair-replicas", "--trust-leader"]);
+    assert.equal(trusted.code, 0, `${trusted.stderr}\n${trusted.stdout}`);
+    const all = [250, 1, 250];
+    assert.deepEqual(await copies(cluster), [all, all, all], "every copy is the leader's");
   });
 
   test("a published view whose objects lost messages without a delete marker is reported by ops status (degraded, exit 3), naming the version and the object, though views list still shows it", async () => {
