@@ -74,7 +74,7 @@ async function diverge(cluster: NatsCluster, victim: number, from: number, to: n
 }
 
 describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, () => {
-  test("ops status says ok while every node's copy agrees, names the stream and the node of a copy that diverged (exit 3), and ops repair-replicas brings it back from the leader", async () => {
+  test("ops status says ok while every node's copy agrees, names the stream and the node of a copy that diverged (exit 3), and ops repair-replicas steps it down and brings it back from the new leader", async () => {
     await using cluster = await startNatsCluster();
     await using data = await tempDir("lanemap-replica-divergence-");
     const jsm = await jetstreamManager(cluster.nc);
@@ -110,16 +110,26 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
       peers.every((p) => p.current),
       "STREAM.INFO calls every replica current: the leader's view does not show it",
     );
+    // The worst case: the odd copy leads (every read is served from it). A step-down elects one of
+    // the two other peers at random; a few of them make the diverged node the leader.
+    for (let i = 0; i < 12 && (await jsm.streams.info(STREAM)).cluster?.leader !== node; i++) {
+      await cluster.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${STREAM}`, "", { timeout: 5_000 });
+      await waitFor("a new leader", async () => {
+        const l = (await jsm.streams.info(STREAM).catch(() => null))?.cluster?.leader;
+        return l !== undefined && l !== null;
+      });
+    }
+    assert.equal((await jsm.streams.info(STREAM)).cluster?.leader, node, `${node} leads`);
 
     const bad = await ops(["status"]);
     assert.equal(bad.code, 3, `degraded is exit 3:\n${bad.stderr}\n${bad.stdout}`);
     const s = JSON.parse(bad.stdout) as OpsStatus;
     assert.equal(s.health, "degraded");
     assert.deepEqual(
-      s.replicaCopies?.divergences.map((d) => [d.stream, d.node]),
-      [[STREAM, node]],
+      s.replicaCopies?.divergences.map((d) => [d.stream, d.node, d.isLeader]),
+      [[STREAM, node, true]],
     );
-    const line = s.degraded.find((l) => l.startsWith(`${STREAM} diverged on node ${node}`));
+    const line = s.degraded.find((l) => l.startsWith(`${STREAM} diverged on node ${node} (its leader): `));
     assert.ok(line, s.degraded.join("\n"));
     assert.match(
       line,
@@ -139,6 +149,7 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
       r.repairs.map((x) => [x.stream, x.node, x.refused]),
       [[STREAM, node, undefined]],
     );
+    assert.match(r.repairs[0]?.steps[0] ?? "", new RegExp(`^${node} stepped down as leader`));
     assert.deepEqual(r.remaining, []);
     assert.deepEqual(await copies(cluster), [expected, expected, expected], "every copy holds all 230 again");
     const after = await ops(["status"]);
