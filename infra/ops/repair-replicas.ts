@@ -9,7 +9,7 @@
  * A copy is replaced only when every node's monitoring answered (with a node unseen the stream may
  * be down to the one copy being removed) and a strict majority of its stream's group holds the
  * reference copy, or the operator chose the leader's (`trustLeader`): when all three copies differ
- * (5 of 10 divergences in a rolling-kill reproduction, README "Scaling out") no count says which is right, and the leader's is
+ * (6 of 11 divergences in a rolling-kill reproduction, README "Scaling out") no count says which is right, and the leader's is
  * the one every client has been reading.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
