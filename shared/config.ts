@@ -90,6 +90,17 @@ const variables = {
     default: "1",
     doc: "JetStream replicas of lanemap's streams, KV buckets and object stores (3 on a 3-node cluster).",
   },
+  LANEMAP_NATS_MONITOR_URLS: {
+    schema: z
+      .string()
+      .optional()
+      .refine(
+        (v) => (v ?? "").split(",").every((u) => u.trim() === "" || /^https?:\/\/[^/\s]+/.test(u.trim())),
+        "must be http:// or https:// URLs, comma-separated",
+      ),
+    default: undefined,
+    doc: "Comma-separated monitoring URLs (`http:` of nats-server) of every cluster node, e.g. `http://lanemap-a.internal:8222,...`: `lanemap ops status` compares each lanemap stream's copies across them and `ops repair-replicas` replaces a copy that diverged. Unset: not checked.",
+  },
   LANEMAP_SPEED_CONCURRENCY: {
     schema: int(1, 64),
     default: "2",
@@ -172,6 +183,8 @@ export interface Config {
   readonly storage: {
     readonly backend: Raw["LANEMAP_STORAGE"];
     readonly replicas: number;
+    /** Every cluster node's monitoring URL (LANEMAP_NATS_MONITOR_URLS), or none. */
+    readonly monitorUrls: readonly string[];
   };
   readonly speed: {
     readonly concurrency: number;
@@ -226,7 +239,14 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>> = 
       executor: r.LANEMAP_BATCH_EXECUTOR,
       stallMs: r.LANEMAP_BATCH_STALL_S * 1000,
     },
-    storage: { backend: r.LANEMAP_STORAGE, replicas: r.LANEMAP_NATS_REPLICAS },
+    storage: {
+      backend: r.LANEMAP_STORAGE,
+      replicas: r.LANEMAP_NATS_REPLICAS,
+      monitorUrls: (r.LANEMAP_NATS_MONITOR_URLS ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    },
     speed: {
       concurrency: r.LANEMAP_SPEED_CONCURRENCY,
       maxDeliver: r.LANEMAP_MAX_DELIVER,

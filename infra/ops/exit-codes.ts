@@ -14,7 +14,8 @@ export const OPS_EXIT = {
   usage: ERROR_CODES.USAGE.exit,
   /**
    * Ran fine, and a check failed: a cell over the diff threshold; `ops status` found the cluster
-   * degraded (a node offline, a replica behind, a stream without a leader).
+   * degraded (a node offline, a replica behind, a stream without a leader, a copy diverged);
+   * `ops repair-replicas` left copies that disagree.
    */
   checkFailed: 3,
 } as const;
@@ -26,7 +27,8 @@ Exit codes (every ops command):
   ${OPS_EXIT.error}  error (NATS unreachable where required, no batch view, a refused operation); one line on stderr
   ${OPS_EXIT.usage}  usage error (unknown option, malformed value)
   ${OPS_EXIT.checkFailed}  ran fine but a check failed: \`ops diff\` found a cell over --threshold, or
-     \`ops status\` found NATS degraded (a node offline, a replica behind, a stream without a leader)
+     \`ops status\` found NATS degraded (a node offline, a replica behind, a stream without a leader,
+     a node's copy diverged), or \`ops repair-replicas\` left copies that still disagree
 
 Every command takes --json, --data-dir DIR and --nats URL. The ones that change state (expire,
 replay, dlq retry, views rollback, model activate) take --dry-run: print what they would do, change

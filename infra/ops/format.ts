@@ -88,6 +88,16 @@ export function formatStatus(s: OpsStatus): string {
         (p.healthy ? "" : "  DEGRADED"),
     );
   }
+  const r = s.replicaCopies;
+  if (r) {
+    const answered = r.nodes.filter((n) => n.node !== null).length;
+    const diverged = new Set(r.divergences.map((d) => `${d.stream} on ${d.node}`));
+    out.push(
+      `copies    ${answered} of ${r.nodes.length} node(s) compared: ` +
+        (diverged.size === 0 ? "every stream's copies agree" : `DIVERGED ${[...diverged].join(", ")}`),
+    );
+  } else if ((s.streams ?? []).some((p) => p.cluster !== null))
+    out.push("copies    not compared (set LANEMAP_NATS_MONITOR_URLS to every node's monitoring URL)");
   return out.join("\n");
 }
 

@@ -41,8 +41,16 @@ export {
   type ReplayedMessage,
 } from "./replay.js";
 export {
+  formatRepairReplicas,
+  repairReplicas,
+  type RepairReplicasOptions,
+  type RepairReplicasReport,
+  type ReplicaRepair,
+} from "./repair-replicas.js";
+export {
   collectStatus,
   degradedReasons,
+  divergenceReasons,
   type CurrentBatchStatus,
   type LiveStatus,
   type NatsAccess,

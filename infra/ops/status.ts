@@ -23,8 +23,12 @@ import {
   VIEW_POINTER_BUCKET,
   NatsModelRegistry,
   NatsPublishedViews,
+  checkReplicaAgreement,
   lanemapStreamPlacements,
   retryTransient,
+  type DamagedVersion,
+  type ReplicaAgreement,
+  type ReplicaDivergence,
   speedLaneStatus,
   type StreamPlacement,
   type CurrentModel,
@@ -73,6 +77,11 @@ export interface OpsStatus {
     readonly versions: readonly ViewListing[];
     /** Why the versions could not be read (the NATS view store unavailable); absent when they were. */
     readonly error?: string;
+    /**
+     * NATS view store: published versions that lost objects (left out of `versions`), and CURRENT
+     * when it names an incomplete one; each makes the report degraded. Absent with `files`.
+     */
+    readonly damaged?: readonly DamagedVersion[];
   };
   readonly nats:
     | { readonly ok: true; readonly url: string }
@@ -94,8 +103,21 @@ export interface OpsStatus {
    */
   readonly streams: readonly StreamPlacement[] | null;
   /**
+   * Every lanemap stream's copies compared across the nodes of LANEMAP_NATS_MONITOR_URLS (each
+   * node's own /jsz): the nodes as they answered, and the copies that diverged. Null when no
+   * monitoring URL is configured (not checked) or NATS is unavailable.
+   */
+  readonly replicaCopies: {
+    readonly nodes: readonly (
+      | { readonly url: string; readonly node: string }
+      | { readonly url: string; readonly node: null; readonly error: string }
+    )[];
+    readonly divergences: readonly ReplicaDivergence[];
+  } | null;
+  /**
    * ok: everything configured answers and every stream has all its replicas; degraded: NATS
-   * answers but a stream or bucket lacks a replica (a node offline, a replica behind, no leader);
+   * answers but a stream or bucket lacks a replica (a node offline, a replica behind, no leader),
+   * or a node's copy of one diverged from the others (LANEMAP_NATS_MONITOR_URLS);
    * unavailable: the configured NATS or view store does not answer. `ops status` exits 0, 3, 1.
    */
   readonly health: "ok" | "degraded" | "unavailable";
@@ -130,6 +152,24 @@ export function degradedReasons(streams: readonly StreamPlacement[]): string[] {
   for (const [node, names] of offline)
     out.unshift(`node ${node} offline (not heard from): ${names.join(", ")} without it`);
   for (const [node, names] of behind) out.push(`node ${node} behind on ${names.join(", ")}`);
+  return out;
+}
+
+/**
+ * Why the copies of the streams make the cluster degraded: one line per diverged copy, naming the
+ * stream, the node, both sets of figures and the remedy; one per monitoring URL that did not answer.
+ */
+export function divergenceReasons(agreement: ReplicaAgreement): string[] {
+  const out: string[] = [];
+  for (const n of agreement.nodes)
+    if (n.node === null)
+      out.push(`node monitoring ${n.url} does not answer (${n.error}): its copies not compared`);
+  for (const d of agreement.divergences)
+    out.push(
+      `${d.stream} diverged on node ${d.node}${d.isLeader ? " (its leader)" : ""}: ${d.why}` +
+        `${d.agreeing.length > 0 ? ` (${d.agreeing.join(", ")} agree)` : ""}; ` +
+        `repair: lanemap ops repair-replicas --stream ${d.stream} (README "Operations", replicas that diverge)`,
+    );
   return out;
 }
 
@@ -179,22 +219,23 @@ const VIEW_STORE_RETRY_MS = 10_000;
 /** How long status retries each NATS-side read (see collectStatus). */
 const NATS_READ_RETRY_MS = 15_000;
 
-async function natsVersions(options: StatusOptions): Promise<ViewListing[]> {
+async function natsVersions(
+  options: StatusOptions,
+): Promise<{ versions: ViewListing[]; damaged: DamagedVersion[] }> {
   const { nats, config } = options;
   if (nats.nc === null) throw new Error(nats.error);
-  if (!config) return [];
+  if (!config) return { versions: [], damaged: [] };
   const nc = nats.nc;
   // Idempotent reads (the open creates nothing that exists): retried while a leader is elected.
   return retryTransient(
     "listing the published views",
     async () => {
       if (!(await bucketExists(await jetstreamManager(nc, { checkAPI: false }), VIEW_POINTER_BUCKET)))
-        return [];
+        return { versions: [], damaged: [] };
       // Read-only: status creates nothing (and needs no meta leader to open the buckets).
-      const views: PublishedViews = await NatsPublishedViews.openExisting(nc, {
-        cacheDir: viewCacheDir(config.dataDir),
-      });
-      return listViews(options.dataDir, views);
+      const store = await NatsPublishedViews.openExisting(nc, { cacheDir: viewCacheDir(config.dataDir) });
+      const views: PublishedViews = store;
+      return { versions: await listViews(options.dataDir, views), damaged: await store.damaged() };
     },
     { deadlineMs: VIEW_STORE_RETRY_MS, logger: options.logger },
   );
@@ -206,11 +247,12 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
   const storage = options.config?.storage.backend ?? "files";
   // One read of CURRENT (inside listViews) for both the list and the current version.
   let versions: ViewListing[] = [];
+  let damaged: DamagedVersion[] | undefined;
   let error: string | undefined;
   if (storage === "files") versions = await listViews(options.dataDir);
   else {
     try {
-      versions = await natsVersions(options);
+      ({ versions, damaged } = await natsVersions(options));
     } catch (err) {
       error = `the published views are in NATS (LANEMAP_STORAGE=nats): ${describeError(err)}`;
     }
@@ -219,6 +261,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
   const batch = {
     storage,
     ...(error === undefined ? {} : { error }),
+    ...(damaged === undefined ? {} : { damaged }),
     current: current
       ? {
           name: current.name,
@@ -245,6 +288,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     deadLetters: null,
     model: null,
     streams: null,
+    replicaCopies: null,
   });
   const access = options.nats;
   if (access.nc === null) return unavailable(access.url, access.error);
@@ -290,7 +334,18 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         return { current: currentModel, versions: models.length };
       });
     }
-    const degraded = degradedReasons(streams);
+    // Each node's own copies (STREAM.INFO answers for the leader's only): a copy can diverge while
+    // its leader reports it current (nats-server 2.9 after abrupt stops, README "Operations").
+    const monitorUrls = options.config?.storage.monitorUrls ?? [];
+    const agreement = monitorUrls.length > 0 ? await checkReplicaAgreement(monitorUrls) : null;
+    const degraded = [
+      ...degradedReasons(streams),
+      ...(agreement ? divergenceReasons(agreement) : []),
+      ...(batch.damaged ?? []).map(
+        (v) =>
+          `published view ${v.name} lost objects (${v.problems.join(", ")}): it cannot be served; a replica that diverged? (README "Operations")`,
+      ),
+    ];
     return {
       ...base,
       health: batch.error !== undefined ? "unavailable" : degraded.length > 0 ? "degraded" : "ok",
@@ -314,6 +369,14 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
       deadLetters: lane.deadLetters,
       model,
       streams,
+      replicaCopies: agreement
+        ? {
+            nodes: agreement.nodes.map((n) =>
+              n.node === null ? { url: n.url, node: null, error: n.error } : { url: n.url, node: n.node },
+            ),
+            divergences: agreement.divergences,
+          }
+        : null,
     };
   } catch (err) {
     // A server that accepts connections but not JetStream requests is as good as down here.

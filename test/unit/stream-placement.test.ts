@@ -25,6 +25,7 @@ const status = (streams: OpsStatus["streams"]): OpsStatus => ({
   deadLetters: 0,
   model: null,
   streams,
+  replicaCopies: null,
 });
 
 describe("where a stream lives in the cluster", () => {
@@ -77,12 +78,17 @@ describe("where a stream lives in the cluster", () => {
         placementOf(info("LANEMAP_TILES", 1)),
       ]),
     );
-    const lines = text.split("\n").filter((l) => /KV_|LANEMAP_/.test(l));
+    const lines = text.split("\n").filter((l) => /^(streams| {10})/.test(l));
     assert.deepEqual(lines, [
       "streams   KV_lanemap-live  R3  cluster lanemap  leader lanemap-a  peers lanemap-b behind (lag 3), lanemap-c offline  7 msg  DEGRADED",
       "          LANEMAP_DLQ  R3  cluster lanemap  leader NONE (no quorum)  7 msg  DEGRADED",
       "          LANEMAP_TILES  R1  single server  7 msg",
     ]);
+    // A cluster whose copies were not compared says how to have them compared.
+    assert.match(
+      text,
+      /^copies +not compared \(set LANEMAP_NATS_MONITOR_URLS to every node's monitoring URL\)$/m,
+    );
   });
 
   test("a SIGKILLed node, which the server still calls online and current for 10 s, reads offline once silent for 3 s, and its streams degraded", () => {

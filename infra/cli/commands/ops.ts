@@ -21,10 +21,12 @@ import {
   formatDiffCsv,
   formatExpire,
   formatReplay,
+  formatRepairReplicas,
   formatStatus,
   previewDlqRetry,
   previewModelActivate,
   previewRollback,
+  repairReplicas,
   replayIngest,
   type NatsAccess,
 } from "../../ops/index.js";
@@ -280,6 +282,33 @@ export function registerOps(program: Command): void {
       } finally {
         if (access.nc) await drainWithin(access.nc);
       }
+    });
+
+  common(ops.command("repair-replicas"))
+    .description(
+      "replace the copies of lanemap streams that diverged from the others (ops status names them) with fresh ones from the leader; needs LANEMAP_NATS_MONITOR_URLS",
+    )
+    .option("--stream <name>", "only this stream (e.g. OBJ_lanemap-views)")
+    .option("--dry-run", "list the copies that would be replaced; change nothing")
+    .option(
+      "--trust-leader",
+      "when no majority of a stream's copies agree, replace the others from the leader's (what only they held is lost)",
+    )
+    .action(async (flags: OpsFlags & { stream?: string; dryRun?: boolean; trustLeader?: boolean }) => {
+      const { config, logger } = await setup(flags);
+      const report = await withNats(config, flags, logger, (nc) =>
+        repairReplicas({
+          nc,
+          monitorUrls: config.storage.monitorUrls,
+          ...(flags.stream === undefined ? {} : { stream: flags.stream }),
+          dryRun: flags.dryRun ?? false,
+          trustLeader: flags.trustLeader ?? false,
+          logger,
+        }),
+      );
+      console.log(flags.json ? JSON.stringify(report, null, 2) : formatRepairReplicas(report));
+      // Copies still diverged (or, on a dry run, found): a check failed, as in ops status.
+      if (!report.dryRun && report.remaining.length > 0) process.exitCode = OPS_EXIT.checkFailed;
     });
 
   common(ops.command("diff"))

@@ -54,6 +54,16 @@ export {
   placementOf,
   lanemapStreamPlacements,
   type StreamPlacement,
+  checkReplicaAgreement,
+  copyDisagreement,
+  nodeReport,
+  replaceReplica,
+  replicaDivergences,
+  type NodeCopies,
+  type NodeReport,
+  type ReplicaAgreement,
+  type ReplicaCopy,
+  type ReplicaDivergence,
 } from "./replicas.js";
 export { LiveView, LiveFollower, liveKey, type LiveEntry, type LiveSnapshot } from "./live-view.js";
 export {
@@ -68,7 +78,7 @@ export {
 export { NatsTileArchive, kvKey } from "./nats-archive.js";
 export { ensureBatchQueue, BATCH_RESULT_MAX_AGE_S, type BatchQueueSettings } from "./batch-queue.js";
 export { PullSlot, parseAckSubject, type PulledMsg, type PulledInfo, type PullOptions } from "./pull-slot.js";
-export { NatsPublishedViews } from "./nats-views.js";
+export { NatsPublishedViews, type DamagedVersion } from "./nats-views.js";
 export {
   retryTransient,
   brokerError,

@@ -42,6 +42,14 @@ import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./nam
 
 const MANIFEST = BATCH_VIEW_FILES.manifest;
 
+/** A published version that lost objects (NatsPublishedViews.damaged). */
+export interface DamagedVersion {
+  /** The version's name (`v000042`). */
+  readonly name: string;
+  /** What is wrong with it, one phrase per object ("class.bin missing", "... has 3 of 5 chunks"). */
+  readonly problems: readonly string[];
+}
+
 /** Period of the consumer-free read of CURRENT beside the watch (see NatsPublishedViews.watch). */
 const CURRENT_POLL_MS = 1_000;
 
@@ -212,6 +220,69 @@ export class NatsPublishedViews implements PublishedViews {
         const manifest = await this.manifestOf(name, stored, byName.get(`${name}/${MANIFEST}`));
         if (manifest) out.push({ name, version: manifest.version, manifest });
       }
+      return out;
+    });
+  }
+
+  /**
+   * The published versions that lost objects (what a replica that diverged takes from the user):
+   * a version whose manifest is stored but whose manifest cannot be read, or a file it names is
+   * missing, of another size, or has fewer chunk messages in the stream than its info counts; and the
+   * version CURRENT names when its manifest is missing. list() leaves out a version missing a file
+   * and lists one missing chunks (it reads infos only; the download's checksum fails later), and says
+   * neither: `lanemap ops status` reports these. A version without
+   * a manifest is not one (a publish in progress stores it last). One STREAM.INFO for the chunk
+   * counts, besides list()'s reads.
+   */
+  async damaged(): Promise<DamagedVersion[]> {
+    return this.read("checking the published views' objects", async () => {
+      const jsm = await this.jsm();
+      const infos = (await listObjectInfos(jsm, VIEW_OBJECT_BUCKET)).filter((i) => !i.deleted);
+      const byName = new Map(infos.map((i) => [i.name, i]));
+      const chunkSubjects = (
+        await jsm.streams.info(objectStoreStreamName(VIEW_OBJECT_BUCKET), {
+          subjects_filter: `$O.${VIEW_OBJECT_BUCKET}.C.>`,
+        })
+      ).state.subjects;
+      const chunksOf = (i: StoredObjectInfo) => chunkSubjects?.[`$O.${VIEW_OBJECT_BUCKET}.C.${i.nuid}`] ?? 0;
+      const out: DamagedVersion[] = [];
+      const names = infos
+        .filter((i) => i.name.endsWith(`/${MANIFEST}`))
+        .map((i) => i.name.slice(0, -MANIFEST.length - 1))
+        .filter((n) => parseVersionName(n) !== null)
+        .sort();
+      for (const name of names) {
+        const listed = byName.get(`${name}/${MANIFEST}`)!;
+        const problems: string[] = [];
+        if (chunksOf(listed) < listed.chunks)
+          problems.push(`${MANIFEST} has ${chunksOf(listed)} of ${listed.chunks} chunks`);
+        const bytes = problems.length > 0 ? null : await this.objectBytes(`${name}/${MANIFEST}`, listed);
+        const parsed = bytes
+          ? batchManifestSchema.safeParse(
+              (() => {
+                try {
+                  return JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+                } catch {
+                  return null;
+                }
+              })(),
+            )
+          : null;
+        if (!parsed?.success) {
+          if (problems.length === 0) problems.push(`${MANIFEST} unreadable`);
+        } else
+          for (const [file, { bytes: size }] of Object.entries(parsed.data.files)) {
+            const i = byName.get(`${name}/${file}`);
+            if (!i) problems.push(`${file} missing`);
+            else if (i.size !== size) problems.push(`${file} has ${i.size} bytes, the manifest ${size}`);
+            else if (chunksOf(i) < i.chunks)
+              problems.push(`${file} has ${chunksOf(i)} of ${i.chunks} chunks`);
+          }
+        if (problems.length > 0) out.push({ name, problems });
+      }
+      const current = this.pointerOf(await this.kv.get(VIEW_POINTER_KEY));
+      if (current && !names.includes(current.name))
+        out.push({ name: current.name, problems: [`CURRENT names it, and its ${MANIFEST} is missing`] });
       return out;
     });
   }

@@ -16,6 +16,7 @@
  * replicas above 1 ("replicas > 1 not supported in non-clustered mode"), reported as NATS_SETUP.
  */
 import { type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { LanemapError } from "../../errors.js";
 
 /** The JetStream stream behind a KV bucket (nats.js and the server name it so). */
@@ -254,4 +255,359 @@ export async function lanemapStreamPlacements(jsm: JetStreamManager): Promise<St
       ),
     }))
     .sort((a, b) => a.stream.localeCompare(b.stream));
+}
+
+/**
+ * One node's copy of one stream, as that node's own monitoring endpoint reports it (`/jsz`): each
+ * node describes the store it holds, where STREAM.INFO answers for the leader's copy only.
+ */
+export interface ReplicaCopy {
+  readonly messages: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** Interior deletes (KV updates, object deletes, `msg delete`). */
+  readonly numDeleted: number;
+  /** The stream's leader as this node sees it, or null (no leader known). */
+  readonly leader: string | null;
+  /** The other peers of the stream's RAFT group this node names (it holds the group with them). */
+  readonly peers: readonly string[];
+}
+
+/** The lanemap streams one node holds copies of, by stream name. */
+export interface NodeCopies {
+  /** The node's `server_name`. */
+  readonly node: string;
+  readonly streams: ReadonlyMap<string, ReplicaCopy>;
+}
+
+/** A copy of a stream that disagrees with the others in a way catching up does not explain. */
+export interface ReplicaDivergence {
+  readonly stream: string;
+  /** The node holding the odd copy. */
+  readonly node: string;
+  /** Whether that node leads the stream now (a repair steps it down first). */
+  readonly isLeader: boolean;
+  /** Its copy, or null when it holds none though the stream's group names it. */
+  readonly copy: ReplicaCopy | null;
+  /** The copy the others agree on (or the leader's when no majority agrees). */
+  readonly reference: ReplicaCopy;
+  /** The nodes holding the reference copy. */
+  readonly agreeing: readonly string[];
+  /** What is wrong, in words. */
+  readonly why: string;
+}
+
+const sameCopy = (a: ReplicaCopy, b: ReplicaCopy): boolean =>
+  a.messages === b.messages && a.firstSeq === b.firstSeq && a.lastSeq === b.lastSeq;
+
+const figures = (c: ReplicaCopy): string =>
+  `${c.messages} msgs, first_seq ${c.firstSeq}, last_seq ${c.lastSeq}, ${c.numDeleted} deleted`;
+
+/**
+ * Why `copy` is not `reference` caught up or running ahead, or null when it may be: a replica in
+ * flight differs only in how far it applied the stream's log, so its last_seq differs and its
+ * first_seq, which moves only forward as the log removes messages, differs the same way or not at
+ * all. A copy at the same last_seq with other messages, or with first_seq and last_seq on opposite
+ * sides, lost or gained messages outside the log (nats-server 2.9 after an abrupt stop during
+ * catch-up, PRs nats-io/nats-server#5054, #5939, #6459). `settled`: no copy of the stream changed
+ * between two samples, so any difference at all is one catching up does not explain.
+ */
+export function copyDisagreement(copy: ReplicaCopy, reference: ReplicaCopy, settled: boolean): string | null {
+  if (sameCopy(copy, reference)) return null;
+  const last = Math.sign(copy.lastSeq - reference.lastSeq);
+  const first = Math.sign(copy.firstSeq - reference.firstSeq);
+  if (last === 0)
+    return `holds ${figures(copy)} where the others hold ${figures(reference)} at the same last_seq`;
+  if (first !== 0 && first !== last)
+    return `holds ${figures(copy)}: first_seq and last_seq on opposite sides of the others' (${figures(reference)})`;
+  if (settled)
+    return `holds ${figures(copy)} and has not moved towards the others' ${figures(reference)} while the stream was idle`;
+  return null;
+}
+
+/**
+ * The copies of every lanemap stream that disagree with the others beyond a replica catching up,
+ * from one sample of every answering node's copies. Per stream the reference is the copy a strict
+ * majority of its group holds (an odd leader is named like any other node: a repair steps it down),
+ * else the leader's; a node the group names that holds no copy is named too. `settled`: streams
+ * no copy of which changed between two samples (see {@link copyDisagreement}). Sorted by stream,
+ * then node.
+ */
+export function replicaDivergences(
+  sample: readonly NodeCopies[],
+  settled: ReadonlySet<string> = new Set(),
+): ReplicaDivergence[] {
+  const streams = [...new Set(sample.flatMap((n) => [...n.streams.keys()]))].sort();
+  const answered = new Set(sample.map((n) => n.node));
+  const out: ReplicaDivergence[] = [];
+  for (const stream of streams) {
+    const copies = new Map<string, ReplicaCopy>();
+    for (const n of sample) {
+      const c = n.streams.get(stream);
+      if (c) copies.set(n.node, c);
+    }
+    // The group: every node holding a copy and every peer they name.
+    const group = new Set<string>(copies.keys());
+    for (const c of copies.values())
+      for (const p of [...c.peers, ...(c.leader ? [c.leader] : [])]) group.add(p);
+    const leaders = [...copies.values()].map((c) => c.leader).filter((l): l is string => l !== null);
+    const leader = leaders.length > 0 ? leaders[0]! : null;
+    let reference: ReplicaCopy | undefined;
+    for (const c of copies.values()) {
+      const agree = [...copies.values()].filter((d) => sameCopy(c, d)).length;
+      if (agree * 2 > group.size) reference = c;
+    }
+    reference ??= leader === null ? undefined : copies.get(leader);
+    if (reference === undefined) continue; // no leader and no majority: "no leader" elsewhere
+    const ref = reference;
+    const agreeing = [...copies].filter(([, c]) => sameCopy(c, ref)).map(([n]) => n);
+    for (const node of [...group].sort()) {
+      if (!answered.has(node)) continue; // its monitoring did not answer: reported as such
+      const copy = copies.get(node) ?? null;
+      const why =
+        copy === null
+          ? `holds no copy though the stream's group names it (the others hold ${figures(ref)})`
+          : copyDisagreement(copy, ref, settled.has(stream));
+      if (why !== null)
+        out.push({ stream, node, isLeader: node === leader, copy, reference: ref, agreeing, why });
+    }
+  }
+  return out;
+}
+
+/** One node's monitoring endpoint: the copies it holds, or why it did not say. */
+export type NodeReport =
+  | { readonly url: string; readonly node: string; readonly streams: ReadonlyMap<string, ReplicaCopy> }
+  | { readonly url: string; readonly node: null; readonly error: string };
+
+/** What `/jsz?accounts=true&streams=true` of nats-server 2.9 returns, the fields read here. */
+interface JszStreams {
+  account_details?: {
+    name: string;
+    stream_detail?: {
+      name: string;
+      cluster?: { leader?: string; replicas?: { name: string }[] };
+      state: { messages: number; first_seq: number; last_seq: number; num_deleted?: number };
+    }[];
+  }[];
+}
+
+/** How long one monitoring request may take. */
+const MONITOR_TIMEOUT_MS = 3_000;
+
+async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
+  const timeout = AbortSignal.timeout(MONITOR_TIMEOUT_MS);
+  const res = await fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+  if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
+
+/**
+ * The lanemap streams (names containing "lanemap", any case; KV_ and OBJ_ streams included) whose
+ * copies one node holds, from its monitoring endpoint (`http:` in its config): `/varz` for its
+ * server name, `/jsz?accounts=true&streams=true` for its copies (every account but `$SYS`).
+ * Never throws: a node that does not answer is a report with the reason.
+ */
+export async function nodeReport(url: string, signal?: AbortSignal): Promise<NodeReport> {
+  const base = url.replace(/\/+$/, "");
+  try {
+    const [varz, jsz] = await Promise.all([
+      getJson<{ server_name?: string }>(`${base}/varz`, signal),
+      getJson<JszStreams>(`${base}/jsz?accounts=true&streams=true`, signal),
+    ]);
+    const node = varz.server_name;
+    if (!node) throw new Error(`${base}/varz names no server_name`);
+    const streams = new Map<string, ReplicaCopy>();
+    for (const account of jsz.account_details ?? []) {
+      if (account.name === "$SYS") continue;
+      for (const d of account.stream_detail ?? []) {
+        if (!/lanemap/i.test(d.name)) continue;
+        streams.set(d.name, {
+          messages: d.state.messages,
+          firstSeq: d.state.first_seq,
+          lastSeq: d.state.last_seq,
+          numDeleted: d.state.num_deleted ?? 0,
+          leader: d.cluster?.leader ?? null,
+          peers: (d.cluster?.replicas ?? []).map((r) => r.name).filter((n) => n !== node),
+        });
+      }
+    }
+    return { url: base, node, streams };
+  } catch (err) {
+    return { url: base, node: null, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** Whether every node's copy of `stream` is `copy`, and every node its group names holds one. */
+function alike(nodes: readonly NodeCopies[], stream: string, copy: ReplicaCopy): boolean {
+  const names = new Set(nodes.map((n) => n.node));
+  const group = [copy.leader, ...copy.peers].filter((n): n is string => n !== null && names.has(n));
+  return (
+    group.every((n) => nodes.some((m) => m.node === n && m.streams.has(stream))) &&
+    nodes.every((n) => {
+      const c = n.streams.get(stream);
+      return c === undefined || sameCopy(c, copy);
+    })
+  );
+}
+
+/** How long {@link checkReplicaAgreement} waits before looking again at copies that disagree. */
+export const REPLICA_RESAMPLE_MS = 1_500;
+
+/** What {@link checkReplicaAgreement} found. */
+export interface ReplicaAgreement {
+  /** Every node's report from the last sample. */
+  readonly nodes: readonly NodeReport[];
+  /** Copies that disagreed in both samples (the second sample's figures). */
+  readonly divergences: readonly ReplicaDivergence[];
+}
+
+/**
+ * Compares every lanemap stream's copies across the nodes whose monitoring endpoints `urls` name.
+ * Copies that disagree are looked at again after {@link REPLICA_RESAMPLE_MS}; only those that
+ * disagree both times are reported (a write landing between two nodes' answers makes copies
+ * differ for a moment), and a stream none of whose copies changed in between counts as settled.
+ */
+export async function checkReplicaAgreement(
+  urls: readonly string[],
+  options: { signal?: AbortSignal; resampleMs?: number } = {},
+): Promise<ReplicaAgreement> {
+  const sample = () => Promise.all(urls.map((u) => nodeReport(u, options.signal)));
+  const answered = (r: readonly NodeReport[]): NodeCopies[] =>
+    r.flatMap((n) => (n.node === null ? [] : [{ node: n.node, streams: n.streams }]));
+  const first = await sample();
+  const copies = answered(first);
+  // Every copy alike everywhere: nothing to look at twice (the common case costs one sample).
+  if (copies.every((n) => [...n.streams].every(([stream, c]) => alike(copies, stream, c))))
+    return { nodes: first, divergences: [] };
+  const before = replicaDivergences(copies);
+  await new Promise((r) => setTimeout(r, options.resampleMs ?? REPLICA_RESAMPLE_MS));
+  const second = await sample();
+  const after = answered(second);
+  const settled = new Set<string>();
+  for (const stream of new Set(copies.flatMap((n) => [...n.streams.keys()]))) {
+    const was = new Map(copies.map((n) => [n.node, n.streams.get(stream)]));
+    const unchanged = after.every((n) => {
+      const [p, c] = [was.get(n.node), n.streams.get(stream)];
+      return p === c || (p !== undefined && c !== undefined && sameCopy(p, c));
+    });
+    if (unchanged) settled.add(stream);
+  }
+  const seen = new Set(before.map((d) => `${d.stream}\u0000${d.node}`));
+  const divergences = replicaDivergences(after, settled).filter(
+    (d) => settled.has(d.stream) || seen.has(`${d.stream}\u0000${d.node}`),
+  );
+  return { nodes: second, divergences };
+}
+
+/** How long each step of {@link replaceReplica} may take before it gives up. */
+export const REPAIR_STEP_TIMEOUT_MS = 30_000;
+
+/** The server's answer to a JetStream API request, the fields read here. */
+interface ApiAnswer {
+  error?: { code: number; err_code?: number; description?: string };
+}
+
+async function jsApi(nc: NatsConnection, subject: string, body: unknown): Promise<ApiAnswer> {
+  const m = await nc.request(subject, JSON.stringify(body), { timeout: 5_000 });
+  return m.json<ApiAnswer>();
+}
+
+async function until(
+  jsm: JetStreamManager,
+  stream: string,
+  what: string,
+  done: (info: StreamInfo) => boolean,
+  timeoutMs: number,
+): Promise<StreamInfo> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await jsm.streams.info(stream).catch(() => null);
+    if (info && done(info)) return info;
+    if (Date.now() > deadline)
+      throw new LanemapError("NATS_SETUP", `${stream}: ${what} did not happen within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const peerNames = (info: StreamInfo): string[] => [
+  ...(info.cluster?.leader ? [info.cluster.leader] : []),
+  ...(info.cluster?.replicas ?? []).map((r) => r.name),
+];
+
+/**
+ * Replaces `node`'s copy of `stream` with a fresh one copied from the leader: the repair of a copy
+ * {@link replicaDivergences} names. Steps, each awaited in STREAM.INFO:
+ * 1. when `node` leads the stream, `$JS.API.STREAM.LEADER.STEPDOWN.<stream>` until another leads;
+ * 2. `$JS.API.STREAM.PEER.REMOVE.<stream>` `{"peer": node}`: the server drops `node` from the
+ *    stream's group and deletes its copy. With no spare server to place the replica on (3 nodes,
+ *    R3) nats-server 2.9.10 answers 503 "peer remap failed" (err_code 10075) and still drops it;
+ * 3. when the group is now short of `num_replicas`, `$JS.API.STREAM.UPDATE` to the peers left and
+ *    back to `num_replicas`: the server places the missing replica (on `node`, the only server
+ *    left) as a new peer, which catches up from the leader's copy;
+ * 4. until every peer is current again.
+ * While it runs the stream has one copy fewer (R3: a quorum of 2 out of 2, so no node may die).
+ * @returns the steps taken, in words.
+ * @throws LanemapError (NATS_SETUP) when the server refuses a step or a step does not complete in
+ *   `timeoutMs`.
+ */
+export async function replaceReplica(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  stream: string,
+  node: string,
+  timeoutMs = REPAIR_STEP_TIMEOUT_MS,
+): Promise<string[]> {
+  const steps: string[] = [];
+  const refused = (what: string, a: ApiAnswer) =>
+    new LanemapError(
+      "NATS_SETUP",
+      `${stream}: ${what} refused: ${a.error?.description ?? "?"} (${a.error?.err_code ?? a.error?.code})`,
+    );
+  let info = await jsm.streams.info(stream);
+  const wanted = info.config.num_replicas || 1;
+  if (!peerNames(info).includes(node))
+    throw new LanemapError(
+      "NATS_SETUP",
+      `${stream}: node ${node} holds no replica of it (peers ${peerNames(info).join(", ")})`,
+    );
+  if (info.cluster?.leader === node) {
+    const a = await jsApi(nc, `$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, {});
+    if (a.error) throw refused(`leader step-down of ${node}`, a);
+    info = await until(
+      jsm,
+      stream,
+      `a leader other than ${node}`,
+      (i) => !!i.cluster?.leader && i.cluster.leader !== node,
+      timeoutMs,
+    );
+    steps.push(`${node} stepped down as leader; ${info.cluster?.leader} leads`);
+  }
+  const removed = await jsApi(nc, `$JS.API.STREAM.PEER.REMOVE.${stream}`, { peer: node });
+  // 10075 "peer remap failed": no spare server for a new replica; the peer is dropped all the same.
+  if (removed.error && removed.error.err_code !== 10075) throw refused(`removing peer ${node}`, removed);
+  info = await until(
+    jsm,
+    stream,
+    `${node} leaving the group`,
+    (i) => !peerNames(i).includes(node) && !!i.cluster?.leader,
+    timeoutMs,
+  );
+  steps.push(`${node}'s copy removed (peers now ${peerNames(info).join(", ")})`);
+  const left = peerNames(info).length;
+  if (left < wanted) {
+    await jsm.streams.update(stream, { ...info.config, num_replicas: left });
+    info = await jsm.streams.info(stream);
+    await jsm.streams.update(stream, { ...info.config, num_replicas: wanted });
+    steps.push(`rescaled R${left} -> R${wanted}: a new replica placed`);
+  }
+  info = await until(
+    jsm,
+    stream,
+    `${wanted} current replicas`,
+    (i) => peerNames(i).length === wanted && (i.cluster?.replicas ?? []).every((r) => r.current),
+    timeoutMs,
+  );
+  steps.push(`peers ${peerNames(info).join(", ")} current`);
+  return steps;
 }
