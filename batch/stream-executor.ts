@@ -5,7 +5,12 @@
  * never more than `slots` at once, and resolves when the tile's result comes back on
  * `batch.result.<runId>`, which this executor reads with an ordered consumer of its own.
  *
- * - A task's Nats-Msg-Id is `<runId>:<tileId>:<generation>`, the generation being that of the
+ * - A task carries one tile, or up to TASK_MAX_TILES small ones (TASK_MAX_SAMPLES announced samples
+ *   in all): the tiles asked for in one tick are packed into full tasks, and a partial one waits for
+ *   more tiles only while half the window is still on the queue or in workers' hands (a result,
+ *   then its successor's `process`, comes soon); the run's start and tail publish it at once. Each
+ *   tile still has its own result, so everything below holds per tile.
+ * - A task's Nats-Msg-Id is `<runId>:<tileIds, comma-separated>:<generation>`, the generation being that of the
  *   run's tasks still queued when the coordinator starts (a resumed one), else its own start time:
  *   a re-publish of a queued task within the duplicate window is dropped by the server, never
  *   classified twice, while a run whose tasks were purged (below) publishes afresh — a filtered
@@ -44,6 +49,7 @@ import {
   jetstreamManager,
   type ConsumerMessages,
   type JetStreamClient,
+  type JetStreamManager,
 } from "@nats-io/jetstream";
 import { headers as natsHeaders, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -85,8 +91,52 @@ import type { TileJobOutcome } from "./worker-pool.js";
  */
 export const STREAM_ACK_MARGIN_MS = 5_000;
 
-/** Tasks in flight per run unless told otherwise: enough to keep a fleet of workers busy. */
+/** Tiles in flight per run unless told otherwise: enough to keep a fleet of workers busy. */
 export const DEFAULT_STREAM_WINDOW = 64;
+
+/**
+ * The most tiles one task carries. A task of several small tiles costs the queue one task message,
+ * one pull, one ack and one gap in the tile thread for all of them (a worker hands them to its
+ * pool at once): at 128² those cost more than 10 % of a tile's classification (issue 14). Four
+ * keeps a 64-tile window split over 16 workers.
+ */
+export const TASK_MAX_TILES = 4;
+
+/**
+ * The most announced samples (width × height × bands) of one task of several tiles: four 128² ×
+ * 6-band tiles, about a third of a second of classification. A tile as large alone is a task of
+ * its own, as every tile was before: its classification dwarfs what a task costs.
+ */
+export const TASK_MAX_SAMPLES = 4 * 128 * 128 * 6;
+
+/**
+ * The tile ids of the tasks on `subject` still in the task stream (queued, or held by a worker),
+ * read one stored message after the other (no consumer); none when they cannot be read (the
+ * message ids then still drop a re-published task of the same tiles).
+ */
+async function tilesQueued(jsm: JetStreamManager, subject: string): Promise<Set<string>> {
+  const tiles = new Set<string>();
+  try {
+    for (let seq = 1; ;) {
+      // STREAM.MSG.GET's `next_by_subj` (nats-server 2.9): the first message on `subject` from `seq`.
+      const query = { seq, next_by_subj: subject } as unknown as { seq: number };
+      const m = await jsm.streams.getMessage(BATCH_TASK_STREAM, query);
+      if (!m) break;
+      for (const id of m.header?.get(BATCH_HEADERS.tileId)?.split(",") ?? []) if (id) tiles.add(id);
+      seq = m.seq + 1;
+    }
+  } catch {
+    // No leader now, an older server: the message ids are the only guard, as before.
+  }
+  return tiles;
+}
+
+/** A tile whose task is not published yet, and its `process` call's wait for that publish. */
+interface PendingTile {
+  readonly entry: CatalogueEntry;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
 
 /** The work queue's settings from config, the same for coordinators and workers. */
 export function batchQueueSettings(config: Config): BatchQueueSettings {
@@ -112,8 +162,13 @@ export interface StreamExecutorOptions {
   readonly models?: ModelRegistry;
   /** The tiles this run still needs: results of any other tile are dropped. */
   readonly tileIds: ReadonlySet<string>;
-  /** Tasks in flight at once (default {@link DEFAULT_STREAM_WINDOW}). */
+  /** Tiles in flight at once (default {@link DEFAULT_STREAM_WINDOW}). */
   readonly window?: number;
+  /**
+   * The most tiles one task carries (default {@link TASK_MAX_TILES}; fewer in a window under 16).
+   * 1 publishes every tile as a task of its own, which workers of every version read.
+   */
+  readonly tilesPerTask?: number;
   /** Stops the run: tiles still waiting reject at once with the signal's reason. */
   readonly signal?: AbortSignal;
 }
@@ -163,6 +218,11 @@ export class StreamTileExecutor {
   /** Tiles whose first result was accepted (its raster may still be downloading). */
   private readonly accepted = new Set<string>();
   private closed = false;
+  /** Tiles asked for whose task is not published yet (see {@link pack}), in the runner's order. */
+  private readonly pending: PendingTile[] = [];
+  private packScheduled = false;
+  /** The most tiles one task carries: up to TASK_MAX_TILES, fewer in a small window. */
+  private readonly tilesPerTask: number;
   /** When this incarnation started reading results (ms since the epoch). */
   private readonly startedAtMs = Date.now();
   /**
@@ -211,6 +271,8 @@ export class StreamTileExecutor {
     readonly slots: number,
     /** The message-id generation of this run's tasks (see the module comment). */
     private readonly generation: string,
+    /** Tiles of an earlier incarnation's tasks still on the queue: not published again. */
+    private readonly queuedTiles: Set<string>,
   ) {
     this.halted = new Promise<never>((_, reject) => {
       this.halt = (err) => {
@@ -219,6 +281,8 @@ export class StreamTileExecutor {
       };
     });
     this.halted.catch(() => undefined); // observed by every `process`; none may be waiting
+    // A window of a few tasks keeps one tile per task: several workers each get one.
+    this.tilesPerTask = Math.max(1, Math.min(options.tilesPerTask ?? TASK_MAX_TILES, Math.floor(slots / 4)));
     this.reading = this.read();
     const stallMs = options.config.batch.stallMs;
     this.watchdog = setInterval(() => void this.checkStall(), Math.min(STALL_POLL_MS, stallMs / 4));
@@ -251,9 +315,11 @@ export class StreamTileExecutor {
       .getMessage(BATCH_TASK_STREAM, { last_by_subj: batchTaskSubject(runId) })
       .catch(() => null);
     const queuedId = queued?.header?.get("Nats-Msg-Id") ?? "";
-    const generation = queuedId.startsWith(`${runId}:`)
-      ? queuedId.slice(queuedId.lastIndexOf(":") + 1)
-      : String(Date.now());
+    const resumed = queuedId.startsWith(`${runId}:`);
+    const generation = resumed ? queuedId.slice(queuedId.lastIndexOf(":") + 1) : String(Date.now());
+    // The tiles of the earlier incarnation's tasks still queued (or in a worker's hands): their
+    // results will come, and this incarnation may pack them differently, under other message ids.
+    const queuedTiles = resumed ? await tilesQueued(jsm, batchTaskSubject(runId)) : new Set<string>();
     // The advisory callback needs the executor, which needs the subscription: a late-bound holder.
     const ref: { self?: StreamTileExecutor } = {};
     const advisories = nc.subscribe(maxDeliveriesAdvisory(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER), {
@@ -270,6 +336,7 @@ export class StreamTileExecutor {
       model.version,
       options.window ?? DEFAULT_STREAM_WINDOW,
       generation,
+      queuedTiles,
     );
     ref.self = self;
     options.logger.info(
@@ -304,23 +371,76 @@ export class StreamTileExecutor {
       this.halted,
     ]);
     if (this.accepted.has(tileId)) return outcome; // its result is on its way
+    // Its task from an earlier incarnation is still queued: its result will come.
+    if (this.queuedTiles.delete(tileId)) return outcome;
+    const published = new Promise<void>((resolve, reject) => this.pending.push({ entry, resolve, reject }));
+    this.schedulePack();
+    try {
+      await published;
+    } catch (err) {
+      this.waiting.delete(tileId);
+      throw err;
+    }
+    return outcome;
+  }
+
+  /** Packs the waiting tiles into tasks once this tick's `process` calls are in (see {@link pack}). */
+  private schedulePack(): void {
+    if (this.packScheduled || this.pending.length === 0) return;
+    this.packScheduled = true;
+    setImmediate(() => {
+      this.packScheduled = false;
+      this.pack();
+    });
+  }
+
+  /**
+   * Publishes the tiles waiting to be published as tasks (see the module comment, "a task of several
+   * tiles"): as many full tasks as they make, then the rest as one more only when fewer than half
+   * the window's tiles are on the queue or in workers' hands (the run's tail, or its start): while
+   * more are, a result comes soon and its tile's successor fills the task.
+   */
+  private pack(): void {
+    if (this.closed || this.haltedBy) return;
+    while (this.pending.length > 0) {
+      let n = 0;
+      let samples = 0;
+      for (const { entry } of this.pending) {
+        const s = entry.width * entry.height * entry.bandCount;
+        if (n >= this.tilesPerTask || (n > 0 && samples + s > TASK_MAX_SAMPLES)) break;
+        n++;
+        samples += s;
+      }
+      const full = n < this.pending.length || n >= this.tilesPerTask;
+      const onTheQueue = this.waiting.size - this.pending.length;
+      if (!full && onTheQueue >= this.slots / 2) return;
+      void this.publishTask(this.pending.splice(0, n));
+    }
+  }
+
+  /** Publishes one task of `tiles` and settles each tile's `published` with its outcome. */
+  private async publishTask(tiles: readonly PendingTile[]): Promise<void> {
     const { runId } = this.options;
+    const entries = tiles.map((t) => t.entry);
+    const ids = entries.map((e) => e.tileId);
     const h = natsHeaders();
     h.set(BATCH_HEADERS.runId, runId);
-    h.set(BATCH_HEADERS.tileId, tileId);
+    h.set(BATCH_HEADERS.tileId, ids.join(","));
     h.set(BATCH_HEADERS.modelVersion, this.modelVersion);
     const task = encodeTask({
       runId,
       modelVersion: this.modelVersion,
       maxPixels: this.options.config.maxPixels,
-      entry,
+      entries,
     });
-    // A retried tile's task under the generation may be in the duplicate window: a fresh id.
-    const msgID = `${runId}:${tileId}:${this.retried.has(tileId) ? `${this.startedAtMs}r` : this.generation}`;
+    // A retried tile's task under the generation may be in the duplicate window: a fresh id. The id
+    // names every tile of the task, so two tasks share one only when they carry the same tiles.
+    const retried = ids.some((id) => this.retried.has(id));
+    const msgID = `${runId}:${ids.join(",")}:${retried ? `${this.startedAtMs}r` : this.generation}`;
     try {
       // Idempotent under its Nats-Msg-Id: a publish that landed before its answer was lost is a no-op.
       await retryTransient(
-        `publishing the task of tile ${tileId} on ${batchTaskSubject(runId)}`,
+        `publishing the task of tile${ids.length > 1 ? "s" : ""} ${ids.join(", ")} on ${batchTaskSubject(runId)}`,
         () => this.js.publish(batchTaskSubject(runId), task, { msgID, headers: h }),
         {
           deadlineMs: TRANSIENT_RETRY_MS,
@@ -328,11 +448,10 @@ export class StreamTileExecutor {
           ...(this.options.signal ? { signal: this.options.signal } : {}),
         },
       );
+      for (const t of tiles) t.resolve();
     } catch (err) {
-      this.waiting.delete(tileId);
-      throw err;
+      for (const t of tiles) t.reject(err);
     }
-    return outcome;
   }
 
   /**
@@ -346,6 +465,8 @@ export class StreamTileExecutor {
     this.closed = true;
     clearInterval(this.watchdog);
     this.options.signal?.removeEventListener("abort", this.onAbort);
+    // Tiles never published: their `process` calls resolve CANCELLED with the others below.
+    for (const t of this.pending.splice(0)) t.resolve();
     if (options.purge) await this.purgeTasks();
     this.advisories.unsubscribe();
     this.wakeReader?.();
@@ -492,6 +613,8 @@ export class StreamTileExecutor {
       this.waiting.delete(tileId);
       resolve(outcome);
     } else this.arrived.set(tileId, outcome);
+    // Fewer tiles on the queue now: a partial task may have to go (the run's tail).
+    this.schedulePack();
   }
 
   /** Removes this run's tasks still on the queue (see close). */
@@ -583,27 +706,32 @@ export class StreamTileExecutor {
     try {
       const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
       const stored = await jsm.streams.getMessage(BATCH_TASK_STREAM, { seq });
-      const tileId = stored?.header?.get(BATCH_HEADERS.tileId);
-      if (!stored || stored.header?.get(BATCH_HEADERS.runId) !== this.options.runId || !tileId) return;
-      const head: ResultHead = {
-        runId: this.options.runId,
-        tileId,
-        modelVersion: this.modelVersion,
-        worker: this.coordinatorName,
-        outcome: {
-          ok: false,
-          code: "MAX_DELIVER",
-          reason: `not acknowledged after ${deliveries} deliveries (a worker died or overran the ack wait each time)`,
-        },
-      };
-      // First result wins: a failure result published twice by a retry is counted as a duplicate.
-      await retryTransient(
-        `publishing the MAX_DELIVER result of tile ${tileId}`,
-        () => this.js.publish(batchResultSubject(this.options.runId), encodeResult(head)),
-        { deadlineMs: TRANSIENT_RETRY_MS, logger: log },
-      );
+      // The header names the task's tiles, one or several (comma-separated; no tile id has a comma).
+      const tileIds = stored?.header?.get(BATCH_HEADERS.tileId)?.split(",").filter(Boolean) ?? [];
+      if (!stored || stored.header?.get(BATCH_HEADERS.runId) !== this.options.runId || tileIds.length === 0)
+        return;
+      for (const tileId of tileIds) {
+        const head: ResultHead = {
+          runId: this.options.runId,
+          tileId,
+          modelVersion: this.modelVersion,
+          worker: this.coordinatorName,
+          outcome: {
+            ok: false,
+            code: "MAX_DELIVER",
+            reason: `not acknowledged after ${deliveries} deliveries (a worker died or overran the ack wait each time)`,
+          },
+        };
+        // First result wins: a failure result published twice by a retry is counted as a duplicate,
+        // and so is one of a tile of the task whose result a worker did publish.
+        await retryTransient(
+          `publishing the MAX_DELIVER result of tile ${tileId}`,
+          () => this.js.publish(batchResultSubject(this.options.runId), encodeResult(head)),
+          { deadlineMs: TRANSIENT_RETRY_MS, logger: log },
+        );
+      }
       await jsm.streams.deleteMessage(BATCH_TASK_STREAM, seq, false);
-      log.warn({ tileId, deliveries }, "batch task exhausted its deliveries; failing it");
+      log.warn({ tiles: tileIds, deliveries }, "batch task exhausted its deliveries; failing it");
     } catch (err) {
       log.error({ err: describeError(err), seq }, "cannot fail a batch task that exhausted its deliveries");
     }

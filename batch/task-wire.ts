@@ -1,8 +1,11 @@
 /**
  * The batch work queue's messages (issue 14), shared by the coordinator (stream-executor.ts) and the
- * workers (task-worker.ts): a task names the run, the tile's catalogue entry, the model version and
- * the decode budget; a result carries the tile's outcome. Both are checked when read, since a task
- * or a result may come from another lanemap version on another machine.
+ * workers (task-worker.ts): a task names the run, the catalogue entries of its tiles (one, or a few
+ * small ones: see stream-executor.ts, "a task of several tiles"), the model version and the decode
+ * budget; a result carries one tile's outcome, so a task of several tiles has one result per tile
+ * and a redelivered one is as idempotent as a task of one. Both are checked when read, since a task
+ * or a result may come from another lanemap version on another machine: a task of one tile is
+ * written as before (`entry`), so a worker of an earlier version still reads it.
  *
  * A result is one binary frame, so the deflated class raster travels without base64:
  *   uint32 BE n | n bytes of JSON (ResultHead) | the raster bytes (when not in the object store)
@@ -18,25 +21,39 @@ import {
   type TileResult,
 } from "../shared/index.js";
 
-/** One tile of a run, as published on `batch.task.<runId>`. */
+/** One task of a run, as published on `batch.task.<runId>`: one tile, or a few small ones. */
 export interface BatchTask {
   readonly runId: string;
   readonly modelVersion: string;
-  /** Pixel budget of the decode. */
+  /** Pixel budget of the decode (of each tile). */
   readonly maxPixels: number;
-  readonly entry: CatalogueEntry;
+  /** The task's tiles, at least one, each classified and reported on its own. */
+  readonly entries: readonly CatalogueEntry[];
 }
 
-const taskSchema = z.object({
-  runId: z.string().min(1),
-  modelVersion: z.string().min(1),
-  maxPixels: z.number().int().positive(),
-  entry: catalogueEntrySchema,
-});
+const taskSchema = z
+  .object({
+    runId: z.string().min(1),
+    modelVersion: z.string().min(1),
+    maxPixels: z.number().int().positive(),
+    /** A task of one tile (every task of a worker before multi-tile tasks). */
+    entry: catalogueEntrySchema.optional(),
+    entries: z.array(catalogueEntrySchema).min(2).optional(),
+  })
+  .refine((t) => (t.entry === undefined) !== (t.entries === undefined), {
+    message: "a task names either one entry or several entries",
+  });
 
-/** The JSON of a task. */
+/**
+ * The JSON of a task: `entry` for a task of one tile (what workers of every version read),
+ * `entries` for several.
+ * @throws LanemapError BAD_REQUEST for a task without tiles.
+ */
 export function encodeTask(task: BatchTask): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(task));
+  const { entries, ...rest } = task;
+  if (entries.length === 0) throw new LanemapError("BAD_REQUEST", "a batch task names no tile");
+  const wire = entries.length === 1 ? { ...rest, entry: entries[0] } : { ...rest, entries };
+  return new TextEncoder().encode(JSON.stringify(wire));
 }
 
 /**
@@ -53,7 +70,8 @@ export function decodeTask(bytes: Uint8Array): BatchTask {
   const r = taskSchema.safeParse(json);
   if (!r.success)
     throw new LanemapError("BAD_REQUEST", `not a batch task: ${r.error.issues[0]?.message ?? "invalid"}`);
-  return r.data as BatchTask;
+  const { entry, entries, ...rest } = r.data;
+  return { ...rest, entries: (entries ?? [entry]) as CatalogueEntry[] };
 }
 
 /** A tile's outcome as its result message says it. */

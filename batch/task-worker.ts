@@ -45,6 +45,7 @@ import {
   pullBackoff,
   tileDeadline,
   type AnnouncedTileSize,
+  type CatalogueEntry,
   type Config,
   type ModelRegistry,
   type TileArchive,
@@ -136,13 +137,14 @@ const PULL_EXPIRES_MS = 5_000;
 const TASK_IO_MARGIN_MS = 60_000;
 
 /**
- * How long a task of tile `entry` may take before the worker hands it back (ms): the tile's own
- * deadline, scaled to its announced size, plus the I/O margin. Its heartbeats (`+WPI`) would
- * otherwise keep a task whose read hangs (a consumer on a dead node) in progress forever, and no
- * other worker would ever take it (issue 14, the operator's run 3).
+ * How long a task of the tiles `entries` may take before the worker hands it back (ms): the sum of
+ * its tiles' own deadlines, each scaled to its announced size (its pool runs them one after the
+ * other at worst), plus the I/O margin. Its heartbeats (`+WPI`) would otherwise keep a task whose
+ * read hangs (a consumer on a dead node) in progress forever, and no other worker would ever take
+ * it (issue 14, the operator's run 3).
  */
-export function taskDeadlineMs(config: Config, entry: AnnouncedTileSize | null): number {
-  return tileDeadline(config, entry).ms + TASK_IO_MARGIN_MS;
+export function taskDeadlineMs(config: Config, entries: readonly (AnnouncedTileSize | null)[]): number {
+  return entries.reduce((ms, e) => ms + tileDeadline(config, e).ms, 0) + TASK_IO_MARGIN_MS;
 }
 
 /** Room for the result's JSON head and headers in a message, beyond the raster. */
@@ -184,34 +186,38 @@ export async function startBatchTaskWorker(
     await p;
   };
 
-  const bytesOf = async (task: BatchTask): Promise<TileBytes> =>
+  const bytesOf = async (entry: CatalogueEntry): Promise<TileBytes> =>
     deps.archive instanceof ArchiveStore
       ? { kind: "archive", dataDir: deps.archive.paths.root }
-      : { kind: "inline", bytes: await deps.archive.readObject(task.entry.contentHash) };
+      : { kind: "inline", bytes: await deps.archive.readObject(entry.contentHash) };
 
   /**
-   * The task's outcome, or null when the pool is closing or the failure is transient (the task is
-   * then left for a redelivery, to this or another worker).
+   * The outcome of the task's tile `entry`, or null when the pool is closing or the failure is
+   * transient (the task is then left for a redelivery, to this or another worker).
    */
-  const classify = async (task: BatchTask, lastDelivery: boolean): Promise<Classified | null> => {
+  const classify = async (
+    task: BatchTask,
+    entry: CatalogueEntry,
+    lastDelivery: boolean,
+  ): Promise<Classified | null> => {
     try {
       await ensureModel(task.modelVersion);
       const out = await pool.classify(
         {
           lane: "batch",
-          source: task.entry,
-          bytes: await bytesOf(task),
+          source: entry,
+          bytes: await bytesOf(entry),
           maxPixels: task.maxPixels,
           ...(deps.tileDelayMs ? { delayMs: deps.tileDelayMs } : {}),
         },
         task.modelVersion,
-        { deadline: tileDeadline(config, task.entry) },
+        { deadline: tileDeadline(config, entry) },
       );
       return { outcome: { ok: true, result: out.result, k: out.k }, raster: out.raster };
     } catch (err) {
       if (err instanceof PoolClosedError || err instanceof WorkerStartError) {
         log.warn(
-          { tileId: task.entry.tileId, err: describeError(err) },
+          { tileId: entry.tileId, err: describeError(err) },
           "tile threads unavailable; task left to another worker",
         );
         return null;
@@ -228,7 +234,7 @@ export async function startBatchTaskWorker(
         };
       if (!isPermanent(err)) {
         log.warn(
-          { tileId: task.entry.tileId, code: errorCode(err), err: describeError(err) },
+          { tileId: entry.tileId, code: errorCode(err), err: describeError(err) },
           "transient failure; task left for redelivery",
         );
         return null;
@@ -242,74 +248,77 @@ export async function startBatchTaskWorker(
   };
 
   /**
-   * Publishes a classified tile's result, then hands its task to `stored`, which acknowledges it
-   * with the slot's next pull. Never rejects: a result that cannot be published leaves the task
-   * unacknowledged (`failed`), so it is delivered again after ack_wait.
+   * Publishes the result of the task's classified tile `entry` (its raster in the raster bucket
+   * when too large for the message) and logs it.
+   * @throws what publishing throws: the caller leaves the task unacknowledged.
    */
-  const finish = async (
+  const publishTile = async (
     m: PulledMsg,
     task: BatchTask,
-    done: Classified,
+    entry: CatalogueEntry,
+    classified: Classified,
     times: TaskTimings,
-    stored: () => void,
-    failed: () => void,
   ): Promise<void> => {
-    const { tileId } = task.entry;
-    try {
-      const publishStart = performance.now();
-      let { outcome, raster } = done;
-      if (outcome.ok && raster.byteLength > maxInline) {
-        const object = `${task.runId}.${tileId}`;
-        await (rasters as ObjectStore).putBlob({ name: object }, raster);
-        outcome = { ...outcome, rasterObject: object };
-        raster = new Uint8Array(0);
-      }
-      const head: ResultHead = {
-        runId: task.runId,
-        tileId,
-        modelVersion: task.modelVersion,
-        worker: name,
-        deliveries: m.info.deliveryCount,
-        outcome,
-      };
-      await js.publish(batchResultSubject(task.runId), encodeResult(head, raster));
-      stored();
-      const publishMs = tenths(performance.now() - publishStart);
-      if (outcome.ok)
-        log.info(
-          { runId: task.runId, tileId, deliveries: m.info.deliveryCount, ...times, publishMs },
-          "batch tile classified",
-        );
-      else
-        log.warn(
-          {
-            runId: task.runId,
-            tileId,
-            code: outcome.code,
-            reason: outcome.reason,
-            deliveries: m.info.deliveryCount,
-          },
-          "batch tile failed",
-        );
-      emit({ type: "task-done", runId: task.runId, tileId, ok: outcome.ok });
-    } catch (err) {
-      failed();
-      const reason = describeError(err);
-      log.warn({ tileId, err: reason }, "cannot publish a batch result; task left for redelivery");
-      emit({ type: "task-error", reason });
+    const { tileId } = entry;
+    const publishStart = performance.now();
+    let { outcome, raster } = classified;
+    if (outcome.ok && raster.byteLength > maxInline) {
+      const object = `${task.runId}.${tileId}`;
+      await (rasters as ObjectStore).putBlob({ name: object }, raster);
+      outcome = { ...outcome, rasterObject: object };
+      raster = new Uint8Array(0);
     }
+    const head: ResultHead = {
+      runId: task.runId,
+      tileId,
+      modelVersion: task.modelVersion,
+      worker: name,
+      deliveries: m.info.deliveryCount,
+      outcome,
+    };
+    await js.publish(batchResultSubject(task.runId), encodeResult(head, raster));
+    const publishMs = tenths(performance.now() - publishStart);
+    if (outcome.ok)
+      log.info(
+        {
+          runId: task.runId,
+          tileId,
+          deliveries: m.info.deliveryCount,
+          ...(task.entries.length > 1 ? { tiles: task.entries.length } : {}),
+          ...times,
+          publishMs,
+        },
+        "batch tile classified",
+      );
+    else
+      log.warn(
+        {
+          runId: task.runId,
+          tileId,
+          code: outcome.code,
+          reason: outcome.reason,
+          deliveries: m.info.deliveryCount,
+        },
+        "batch tile failed",
+      );
+    emit({ type: "task-done", runId: task.runId, tileId, ok: outcome.ok });
   };
 
   /**
    * Classifies one task and returns as soon as its tile thread is free again, with the publishing of
-   * its result still under way (`published`): the slot pulls its next task meanwhile, so the thread
-   * does not idle through the result's round trip to the server. `previous` is the slot's result
-   * before this one, awaited before this one is published: a slot has at most one result on its way
-   * while it classifies the next tile, and publishes them in order. `free` asks for the slot's next
-   * task: called just before this result is published, in the same tick, so that the pull request
-   * (carrying the previous task's ack) and the result go out in one socket write (on the paths that
-   * publish nothing the slot asks itself). `stored(m, heartbeat)` takes the task once its result is
-   * stored, to be acknowledged with the slot's next pull. Never rejects for a tile.
+   * its results still under way (`published`): the slot pulls its next task meanwhile, so the thread
+   * does not idle through the results' round trips to the server. Every tile of the task goes to the
+   * pool at once, so its thread takes the next as soon as one is done, and each tile's result is
+   * published as soon as it is classified (a worker that dies midway has published the tiles it did:
+   * the redelivered task classifies them again, and the coordinator keeps the first result of a
+   * tile). `previous` is the slot's results before this task, awaited before this task's are
+   * published: a slot publishes in order, and waits for a slow broker rather than pile up rasters.
+   * `free` asks for the slot's next task once every tile is classified (on the paths that publish
+   * nothing the slot asks itself). `stored(m, heartbeat)` takes the task once every tile's result
+   * is stored, to be acknowledged with the slot's next pull; a task with a tile left for a
+   * redelivery (transient failure, deadline) goes back (`nak`) once the others' results are out; one
+   * whose result cannot be published is left unacknowledged, delivered again after ack_wait. Never
+   * rejects for a tile.
    */
   const handle = async (
     m: PulledMsg,
@@ -326,61 +335,85 @@ export async function startBatchTaskWorker(
       return { published: previous };
     }
     const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(settings.ackWaitMs / 3)));
-    const tileMs = tileDeadline(config, task.entry).ms;
-    const deadlineMs = deps.taskDeadlineMs ?? taskDeadlineMs(config, task.entry);
+    // A stop waits for the task's tiles as long as their own deadlines, one after the other at worst.
+    const tilesMs = task.entries.reduce((ms, e) => ms + tileDeadline(config, e).ms, 0);
+    const deadlineMs = deps.taskDeadlineMs ?? taskDeadlineMs(config, task.entries);
     const queuedMs = Math.max(0, tenths(Date.now() - m.info.timestampNanos / 1e6));
     const classifyStart = performance.now();
-    // Never rejects: a failure is an outcome or null; null too when the task outlives its deadline
-    // (the hung read goes on in the background, its outcome unused).
+    const lastDelivery = m.info.deliveryCount >= settings.maxDeliver;
+    // Each tile's outcome as it settles (never rejects: a failure is an outcome, or null when left
+    // for a redelivery); a tile still running when the task outlives its deadline or its worker
+    // stops stays null and unreported (the hung read goes on in the background, unused).
+    const done: (Classified | null)[] = task.entries.map(() => null);
+    let over = false;
+    let publishing = previous;
+    let unpublished: unknown;
+    const classified = async (entry: CatalogueEntry, i: number): Promise<void> => {
+      const c = await classify(task, entry, lastDelivery);
+      if (over || !c) return;
+      done[i] = c;
+      const times = { queuedMs, classifyMs: tenths(performance.now() - classifyStart) };
+      publishing = publishing.then(async () => {
+        if (unpublished === undefined)
+          await publishTile(m, task, entry, c, times).catch((err: unknown) => (unpublished = err));
+      });
+    };
     let deadline: NodeJS.Timeout | undefined;
     let stopGrace: NodeJS.Timeout | undefined;
     let removeOnStop = () => {};
-    const done = await Promise.race([
-      classify(task, m.info.deliveryCount >= settings.maxDeliver),
-      new Promise<null>((resolve) => {
+    await Promise.race([
+      Promise.all(task.entries.map(classified)),
+      new Promise<void>((resolve) => {
         deadline = setTimeout(() => {
           log.warn(
-            { tileId: task.entry.tileId, deadlineMs: deadlineMs },
+            { tiles: task.entries.map((e) => e.tileId), deadlineMs: deadlineMs },
             "batch task outlived its deadline (a read that hangs?); handed back for redelivery",
           );
-          resolve(null);
+          resolve();
         }, deadlineMs);
       }),
-      // A stop waits for a tile in flight as long as its own deadline, not for a read that hangs.
-      new Promise<null>((resolve) => {
+      // A stop waits for the tiles in flight as long as their own deadlines, not for a read that hangs.
+      new Promise<void>((resolve) => {
         const onStop = () => {
-          stopGrace = setTimeout(() => resolve(null), tileMs);
+          stopGrace = setTimeout(resolve, tilesMs);
         };
         if (stopping.signal.aborted) onStop();
         else stopping.signal.addEventListener("abort", onStop, { once: true });
         removeOnStop = () => stopping.signal.removeEventListener("abort", onStop);
       }),
     ]);
+    over = true;
     clearTimeout(deadline);
     clearTimeout(stopGrace);
     removeOnStop();
-    const classifyMs = tenths(performance.now() - classifyStart);
-    if (!done) {
+    // A growing delay: a broker that just lost a node is not asked again at once, and a replica
+    // that lost sight of an object has a few seconds to catch up or lose its leadership.
+    const redeliver = () => {
       clearInterval(heartbeat);
-      // A growing delay: a broker that just lost a node is not asked again at once, and a replica
-      // that lost sight of an object has a few seconds to catch up or lose its leadership.
       m.nak(Math.min(TRANSIENT_RETRY_MAX_MS, TRANSIENT_RETRY_MS * 2 ** (m.info.deliveryCount - 1)));
+    };
+    if (done.every((c) => c === null)) {
+      redeliver();
       return { published: previous };
     }
-    // The slot's result before this one has had this whole tile to be published; if it has not
-    // been yet (the broker is slow), the slot waits here rather than pile up rasters.
+    // The slot's results before this task have had this whole task to be published; if they have
+    // not been yet (the broker is slow), the slot waits here rather than pile up rasters.
     await previous;
-    // nats.js flushes what one tick queued in one write (a microtask): the pull and the result.
     free();
+    const complete = done.every((c) => c !== null);
     return {
-      published: finish(
-        m,
-        task,
-        done,
-        { queuedMs, classifyMs },
-        () => stored(m, heartbeat),
-        () => clearInterval(heartbeat),
-      ),
+      published: publishing.then(() => {
+        if (unpublished !== undefined) {
+          clearInterval(heartbeat);
+          const reason = describeError(unpublished);
+          log.warn(
+            { tiles: task.entries.map((e) => e.tileId), err: reason },
+            "cannot publish a batch result; task left for redelivery",
+          );
+          emit({ type: "task-error", reason });
+        } else if (complete) stored(m, heartbeat);
+        else redeliver(); // the tiles left for a redelivery go back with the task
+      }),
     };
   };
 

@@ -62,7 +62,9 @@ const FLEET = (process.env["SCALE_FLEET"] ?? "1,2,4,8,16").split(",").map(Number
 const TILE_SIZE = Number(process.env["SCALE_TILE_SIZE"] ?? 128);
 /**
  * A second tree to compare with (SCALE_BEFORE=DIR, a checkout with its own `npm run build`, e.g.
- * the commit before a change): one more `lanemap worker` from DIR on a nats-server of its own,
+ * the commit before a change): one more `lanemap worker` from DIR on a nats-server of its own, sent
+ * tasks of one tile each (what a worker of any version reads; DIR = this tree compares the tasks of
+ * several tiles with tasks of one, on the same worker code),
  * driven in every round beside this tree's, so a change's effect is read within one run on this
  * shared machine instead of across runs at different loads.
  */
@@ -76,6 +78,12 @@ const BEFORE = process.env["SCALE_BEFORE"];
 const LARGE_TILE_SIZE = Number(process.env["SCALE_LARGE_TILE_SIZE"] ?? 512);
 const LARGE_TILES = 8;
 const FLEET_DELAY_MS = 400;
+/**
+ * A folder for V8 CPU profiles of the `lanemap worker` processes (SCALE_CPU_PROF=DIR; run the bench
+ * itself with `node --cpu-prof --cpu-prof-dir=DIR` for the coordinator and the in-process pool):
+ * where the distribution's ms per tile go, by function, on the bench's own tiles.
+ */
+const PROF_DIR = process.env["SCALE_CPU_PROF"];
 const FLEET_TILES_PER_WORKER = 8;
 const logger = pino({ level: "silent" });
 
@@ -189,7 +197,13 @@ async function startWorkers(
     Array.from({ length: n }, (_, i) => {
       const child = spawn(
         process.execPath,
-        [join(root, "infra", "bin", "lanemap.js"), "worker", "--name", `w${i}`],
+        [
+          ...(PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`] : []),
+          join(root, "infra", "bin", "lanemap.js"),
+          "worker",
+          "--name",
+          `w${i}`,
+        ],
         {
           cwd: root,
           env: {
@@ -392,7 +406,7 @@ async function main(): Promise<void> {
         await ex.close(); // the warm pool stays
       }
     };
-    const streamRun = async (q: Awaited<ReturnType<typeof mk>>, j: Job = job) => {
+    const streamRun = async (q: Awaited<ReturnType<typeof mk>>, j: Job = job, tilesPerTask?: number) => {
       const { config, entries } = j;
       const id = runId();
       const ex = await StreamTileExecutor.start({
@@ -403,6 +417,7 @@ async function main(): Promise<void> {
         artifact: j.artifact,
         models: q.models,
         tileIds: new Set(entries.map((e) => e.tileId)),
+        ...(tilesPerTask ? { tilesPerTask } : {}),
       });
       const others = [...q.workers.pids, q.server.pid];
       const worker = q.workers.pids[0]!;
@@ -434,7 +449,7 @@ async function main(): Promise<void> {
     await threadsRun(1);
     await streamRun(one);
     await streamRun(two);
-    if (before) await streamRun(before);
+    if (before) await streamRun(before, job, 1);
     if (large && largeJob) {
       await threadsRun(1, largeJob);
       await streamRun(large, largeJob);
@@ -454,7 +469,7 @@ async function main(): Promise<void> {
         nats: s1.natsMs,
       });
       if (before) {
-        const b1 = await streamRun(before);
+        const b1 = await streamRun(before, job, 1);
         figures["beforeStream1"]!.push(b1.ms);
         figures["beforeStreamCpu1"]!.push(b1.allCpuMsPerTile);
         beforeSplits.push({
@@ -489,6 +504,9 @@ async function main(): Promise<void> {
     const cpuOverhead = figures["streamCpu1"]!.map((s, i) => s - figures["threadsCpu1"]![i]!);
     const classifyCpuMs = median(figures["threadsCpu1"]!);
     const beforeCpuOverhead = figures["beforeStreamCpu1"]!.map((s, i) => s - figures["threadsCpu1"]![i]!);
+    const beforeOverhead = figures["beforeStream1"]!.map(
+      (s, i) => (s - figures["threads1"]![i]!) / entries.length,
+    );
     const largePerTile = (ms: number[]) => ms.map((m) => m / LARGE_TILES);
     const largeCpuOverhead = figures["largeStreamCpu1"]!.map((s, i) => s - figures["largeThreadsCpu1"]![i]!);
     const largeOverhead = figures["largeStream1"]!.map(
@@ -519,7 +537,9 @@ async function main(): Promise<void> {
       : [];
     const beforeNotes = BEFORE
       ? [
-          `Before (SCALE_BEFORE=${BEFORE}, one \`lanemap worker\` of that tree, same rounds): ${minMedMax(perTile(figures["beforeStream1"]!), 1, " ms")} per tile; ` +
+          `Before (SCALE_BEFORE=${BEFORE}, one \`lanemap worker\` of that tree, tasks of one tile, same rounds): ${minMedMax(perTile(figures["beforeStream1"]!), 1, " ms")} per tile; ` +
+            `distribution overhead in wall time ${minMedMax(beforeOverhead, 2, " ms")} per tile, ${((median(beforeOverhead) / classifyMs) * 100).toFixed(1)} % ` +
+            `(this tree: ${minMedMax(overhead, 2, " ms")}, ${((median(overhead) / classifyMs) * 100).toFixed(1)} %); ` +
             `distribution overhead in CPU time ${minMedMax(beforeCpuOverhead, 2, " ms")} per tile, ${((median(beforeCpuOverhead) / classifyCpuMs) * 100).toFixed(1)} % ` +
             `(this tree: ${minMedMax(cpuOverhead, 2, " ms")}, ${((median(cpuOverhead) / classifyCpuMs) * 100).toFixed(1)} %).`,
         ]

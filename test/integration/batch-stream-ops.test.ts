@@ -14,7 +14,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { createBatchRunner } from "../../batch/index.js";
 import { encodeResult, type ResultHead } from "../../batch/task-wire.js";
 import { readCurrentBatch } from "../../shared/adapters/archive/index.js";
-import { BATCH_TASK_STREAM, batchResultSubject } from "../../shared/adapters/nats/index.js";
+import { BATCH_HEADERS, BATCH_TASK_STREAM, batchResultSubject } from "../../shared/adapters/nats/index.js";
 import { dataPaths, type CatalogueEntry } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
@@ -25,6 +25,19 @@ async function queuedTasks(nc: NatsConnection): Promise<number> {
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(BATCH_TASK_STREAM).catch(() => null);
   return info?.state.messages ?? 0;
+}
+
+/** How many tiles the tasks on the work queue name (a task names one tile or a few small ones). */
+async function queuedTiles(nc: NatsConnection): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(BATCH_TASK_STREAM).catch(() => null);
+  if (!info) return 0;
+  let tiles = 0;
+  for (let seq = info.state.first_seq; seq > 0 && seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(BATCH_TASK_STREAM, { seq }).catch(() => null);
+    tiles += m?.header?.get(BATCH_HEADERS.tileId)?.split(",").length ?? 0;
+  }
+  return tiles;
 }
 
 describe("operating a stream batch run", { skip: natsMissing() }, () => {
@@ -74,8 +87,8 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
     const entries: CatalogueEntry[] = [];
     for await (const e of d.store.entries()) entries.push(e);
     await waitFor(
-      "every task queued",
-      async () => (await queuedTasks(nats.nc)) === entries.length || undefined,
+      "every tile's task queued",
+      async () => (await queuedTiles(nats.nc)) === entries.length || undefined,
       60_000,
     );
     const t0 = performance.now();
@@ -87,7 +100,7 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
     assert.notEqual(code, 0);
     assert.ok(seconds < 5, `one SIGTERM stopped it, in ${seconds.toFixed(1)} s`);
     assert.equal(
-      await queuedTasks(nats.nc),
+      await queuedTiles(nats.nc),
       entries.length,
       "the interrupted run's tasks stay queued for its resume",
     );

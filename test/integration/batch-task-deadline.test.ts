@@ -82,7 +82,7 @@ test(
       const runId = "20240301T000000Z-hang01";
       await jetstream(nats.nc).publish(
         batchTaskSubject(runId),
-        encodeTask({ runId, modelVersion: model.version, maxPixels: 1 << 24, entry }),
+        encodeTask({ runId, modelVersion: model.version, maxPixels: 1 << 24, entries: [entry] }),
       );
       // Heartbeats every ack_wait/3 kept the hung task in progress for ever: one read only.
       const start = Date.now();

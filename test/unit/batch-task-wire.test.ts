@@ -96,10 +96,37 @@ describe("batch task and result messages", () => {
       acquired: "2024-01-01T00:00:00Z",
     });
     const entry = await describeTile(t.bytes, { ingestSeq: 3, source: "bulk", fileName: "t.tif" });
-    const task = { runId: "r1", modelVersion: "m1", maxPixels: 100, entry };
+    const task = { runId: "r1", modelVersion: "m1", maxPixels: 100, entries: [entry] };
     assert.deepEqual(decodeTask(encodeTask(task)), task);
     const noEntry = { runId: "r1", modelVersion: "m1", maxPixels: 1 };
     assert.throws(() => decodeTask(new TextEncoder().encode(JSON.stringify(noEntry))), badRequest);
     assert.throws(() => decodeTask(new TextEncoder().encode("{")), badRequest);
+    assert.throws(() => encodeTask({ ...task, entries: [] }), badRequest);
+  });
+
+  test("a task of one tile is written as every worker version reads it, one of several names them all", async () => {
+    const entries = await Promise.all(
+      [0, 1, 2].map(async (col) =>
+        describeTile(
+          generateTile({ seed: 1, col, row: 0, tileSize: 16, bands: 6, acquired: "2024-01-01T00:00:00Z" })
+            .bytes,
+          { ingestSeq: col, source: "bulk", fileName: `t${col}.tif` },
+        ),
+      ),
+    );
+    const one = JSON.parse(
+      new TextDecoder().decode(
+        encodeTask({ runId: "r1", modelVersion: "m1", maxPixels: 100, entries: [entries[0]!] }),
+      ),
+    ) as Record<string, unknown>;
+    assert.deepEqual(one["entry"], entries[0]);
+    assert.equal(one["entries"], undefined);
+    const several = { runId: "r1", modelVersion: "m1", maxPixels: 100, entries };
+    assert.deepEqual(decodeTask(encodeTask(several)), several);
+    // Both forms at once, or a list of one, are not what an encoder writes.
+    const both = { runId: "r1", modelVersion: "m1", maxPixels: 1, entry: entries[0], entries };
+    assert.throws(() => decodeTask(new TextEncoder().encode(JSON.stringify(both))), badRequest);
+    const listOfOne = { runId: "r1", modelVersion: "m1", maxPixels: 1, entries: [entries[0]] };
+    assert.throws(() => decodeTask(new TextEncoder().encode(JSON.stringify(listOfOne))), badRequest);
   });
 });

@@ -1,0 +1,261 @@
+/**
+ * Tasks of several small tiles on the batch work queue (issue 14: the distribution's cost per task
+ * at 128²): each tile of a task still has its own result, so a task that goes back to the queue
+ * with some of its tiles done is as idempotent as a task of one tile, and the class rasters equal
+ * the in-process executor's byte for byte; a resumed coordinator does not publish again the tiles of
+ * its earlier incarnation's tasks still queued, however it packs the rest. Real nats-server, the
+ * real task worker and tile threads, the real files archive.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import {
+  StreamTileExecutor,
+  batchQueueSettings,
+  openTileExecutor,
+  startBatchTaskWorker,
+  type BatchTaskEvent,
+} from "../../batch/index.js";
+import { encodeTask } from "../../batch/task-wire.js";
+import { openModelRegistry } from "../../infra/platform/models.js";
+import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import {
+  BATCH_HEADERS,
+  BATCH_TASK_STREAM,
+  batchTaskSubject,
+  ensureBatchQueue,
+} from "../../shared/adapters/nats/index.js";
+import {
+  LanemapError,
+  TilePool,
+  serializeModel,
+  type CatalogueEntry,
+  type Config,
+  type TileArchive,
+} from "../../shared/index.js";
+import { natsFixture, natsMissing } from "../helpers/nats.js";
+import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
+
+/** The files archive, except that the first read of one object fails as a broker's would (STORAGE). */
+class FailsOnceFor implements TileArchive {
+  readonly backend = "files" as const;
+  failed = 0;
+  constructor(
+    private readonly store: ArchiveStore,
+    private readonly contentHash: string,
+  ) {}
+  putObject(bytes: Uint8Array) {
+    return this.store.putObject(bytes);
+  }
+  async readObject(hash: string): Promise<Uint8Array> {
+    if (hash === this.contentHash && this.failed++ === 0)
+      throw new LanemapError("STORAGE", "object read timed out (a leader election)");
+    return this.store.readObject(hash);
+  }
+  register(...a: Parameters<ArchiveStore["register"]>) {
+    return this.store.register(...a);
+  }
+  get(tileId: string) {
+    return this.store.get(tileId);
+  }
+  entries() {
+    return this.store.entries();
+  }
+  recordBad(...a: Parameters<ArchiveStore["recordBad"]>) {
+    return this.store.recordBad(...a);
+  }
+  badTiles() {
+    return this.store.badTiles();
+  }
+  remove(...a: Parameters<ArchiveStore["remove"]>) {
+    return this.store.remove(...a);
+  }
+  clearBad(key: string) {
+    return this.store.clearBad(key);
+  }
+}
+
+/** The class raster of every entry, by tile id, from the in-process (threads) executor. */
+async function inProcessRasters(
+  config: Config,
+  modelPath: string,
+  entries: readonly CatalogueEntry[],
+): Promise<Map<string, Uint8Array>> {
+  const ex = await openTileExecutor({
+    kind: "threads",
+    config,
+    logger: testLogger(),
+    modelPath,
+    size: 1,
+    tileDelayMs: 0,
+    runId: "reference",
+    tileIds: new Set(),
+  });
+  try {
+    const out = new Map<string, Uint8Array>();
+    for (const e of entries) {
+      const o = await ex.process(e);
+      assert.ok(o.ok, `the in-process executor classifies ${e.tileId}`);
+      out.set(e.tileId, o.raster);
+    }
+    return out;
+  } finally {
+    await ex.close();
+  }
+}
+
+describe("tasks of several tiles on the batch work queue", { skip: natsMissing() }, () => {
+  let set: SampleSet;
+  before(async () => {
+    set = await makeSampleSet({ width: 4, height: 2, tileSize: 64, seed: 11 });
+  });
+  after(() => set?.dispose());
+
+  test("a task whose tile fails transiently goes back with its other tiles' results out: every tile classified, the others' second results are duplicates, the rasters equal the in-process executor's", async () => {
+    await using nats = await natsFixture();
+    const fx = await makeDataDir(set, "flaky");
+    const config = fx.config({ NATS_URL: nats.server.url, LANEMAP_DECODE_TIMEOUT_MS: "10000" });
+    const entries: CatalogueEntry[] = [];
+    for await (const e of fx.store.entries()) entries.push(e);
+    entries.sort((a, b) => a.tileId.localeCompare(b.tileId));
+    const reference = await inProcessRasters(config, set.modelPath, entries);
+    const flaky = entries[1]!;
+    const archive = new FailsOnceFor(fx.store, flaky.contentHash);
+    const models = await openModelRegistry(config, nats.nc);
+    const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
+    const worker = await startBatchTaskWorker(config, {
+      nc: nats.nc,
+      logger: testLogger(),
+      pool,
+      concurrency: 1,
+      models,
+      archive,
+      name: "w1",
+    });
+    const done: Extract<BatchTaskEvent, { type: "task-done" }>[] = [];
+    worker.on((e) => void (e.type === "task-done" && done.push(e)));
+    const executor = await StreamTileExecutor.start({
+      nc: nats.nc,
+      config,
+      logger: testLogger(),
+      runId: "20260101T000000Z-multi1",
+      artifact: new TextEncoder().encode(serializeModel(set.model)),
+      models,
+      tileIds: new Set(entries.map((e) => e.tileId)),
+    });
+    try {
+      // Asked for in one tick, as the runner asks for a window: two tasks of four 64² tiles.
+      const outcomes = await Promise.all(entries.map((e) => executor.process(e)));
+      for (const [i, o] of outcomes.entries()) {
+        const { tileId } = entries[i]!;
+        assert.ok(o.ok, `${tileId} is classified`);
+        assert.ok(
+          Buffer.from(o.raster).equals(reference.get(tileId)!),
+          `class raster of ${tileId} equals the in-process one`,
+        );
+      }
+      assert.equal(archive.failed, 2, "the flaky tile was read twice: its failure, then its redelivery");
+      // The flaky tile's task (the first four) went back once; its three other tiles were classified
+      // again on the redelivery, and the coordinator kept their first results.
+      await new Promise((r) => setTimeout(r, 500)); // the redelivery's last results reach the coordinator
+      const times = (id: string) => done.filter((d) => d.tileId === id).length;
+      const firstTask = entries.slice(0, 4).map((e) => e.tileId);
+      assert.deepEqual(
+        firstTask.map(times),
+        firstTask.map((id) => (id === flaky.tileId ? 1 : 2)),
+        "the first task's tiles: the flaky one classified once (on the redelivery), the others twice",
+      );
+      assert.deepEqual(
+        entries.slice(4).map((e) => times(e.tileId)),
+        [1, 1, 1, 1],
+        "the second task's tiles once each",
+      );
+      assert.equal(executor.duplicates, 3, "the others' second results are duplicates");
+      assert.equal(executor.redelivered, 1, "only the flaky tile's taken result came from a redelivery");
+    } finally {
+      await executor.close({ purge: true });
+      await worker.stop();
+      await pool.close();
+    }
+  });
+
+  test("a resumed coordinator does not publish again the tiles of its earlier incarnation's queued tasks, however it packs the rest", async () => {
+    await using nats = await natsFixture();
+    const fx = await makeDataDir(set, "resume");
+    const config = fx.config({ NATS_URL: nats.server.url, LANEMAP_DECODE_TIMEOUT_MS: "10000" });
+    const entries: CatalogueEntry[] = [];
+    for await (const e of fx.store.entries()) entries.push(e);
+    entries.sort((a, b) => a.tileId.localeCompare(b.tileId));
+    const reference = await inProcessRasters(config, set.modelPath, entries);
+    const models = await openModelRegistry(config, nats.nc);
+    await models.put(set.model);
+    const runId = "20260101T000000Z-multi2";
+    const subject = batchTaskSubject(runId);
+    // The earlier incarnation's task still queued: tiles 2-5, under its generation.
+    const queued = entries.slice(1, 5);
+    const ids = queued.map((e) => e.tileId);
+    const h = natsHeaders();
+    h.set(BATCH_HEADERS.runId, runId);
+    h.set(BATCH_HEADERS.tileId, ids.join(","));
+    h.set(BATCH_HEADERS.modelVersion, set.model.version);
+    await ensureBatchQueue(nats.nc, await jetstreamManager(nats.nc), batchQueueSettings(config));
+    await jetstream(nats.nc).publish(
+      subject,
+      encodeTask({ runId, modelVersion: set.model.version, maxPixels: config.maxPixels, entries: queued }),
+      { msgID: `${runId}:${ids.join(",")}:1700000000000`, headers: h },
+    );
+    const executor = await StreamTileExecutor.start({
+      nc: nats.nc,
+      config,
+      logger: testLogger(),
+      runId,
+      artifact: new TextEncoder().encode(serializeModel(set.model)),
+      models,
+      tileIds: new Set(entries.slice(0, 6).map((e) => e.tileId)),
+    });
+    const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
+    const done: string[] = [];
+    let worker: Awaited<ReturnType<typeof startBatchTaskWorker>> | undefined;
+    try {
+      // Tiles 1-6 asked for at once: packed afresh they would make tasks of other message ids.
+      const outcomes = Promise.all(entries.slice(0, 6).map((e) => executor.process(e)));
+      await new Promise((r) => setTimeout(r, 300)); // the tasks are published
+      const jsm = await jetstreamManager(nats.nc);
+      const info = await jsm.streams.info(BATCH_TASK_STREAM, { subjects_filter: subject });
+      assert.equal(
+        info.state.subjects?.[subject],
+        2,
+        "one new task (tiles 1 and 6) beside the queued one (tiles 2-5)",
+      );
+      worker = await startBatchTaskWorker(config, {
+        nc: nats.nc,
+        logger: testLogger(),
+        pool,
+        concurrency: 1,
+        models,
+        archive: fx.store,
+        name: "w1",
+      });
+      worker.on((e) => void (e.type === "task-done" && done.push(e.tileId)));
+      for (const [i, o] of (await outcomes).entries()) {
+        const { tileId } = entries[i]!;
+        assert.ok(o.ok, `${tileId} is classified`);
+        assert.ok(
+          Buffer.from(o.raster).equals(reference.get(tileId)!),
+          `class raster of ${tileId} equals the in-process one`,
+        );
+      }
+      assert.deepEqual(
+        [...done].sort(),
+        entries.slice(0, 6).map((e) => e.tileId),
+        "every tile classified exactly once",
+      );
+      assert.equal(executor.duplicates, 0);
+    } finally {
+      await executor.close({ purge: true });
+      await worker?.stop();
+      await pool.close();
+    }
+  });
+});
