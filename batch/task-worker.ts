@@ -17,8 +17,10 @@
  * task stays unacknowledged, kept alive by its heartbeats, until its slot asks for more work or
  * stops — at least once, as before, and one broker message and one socket write fewer per task.
  *
- * A tile's own failure (a broken TIFF, over its pixel budget or its deadline) is a result with its
- * code and reason, acknowledged like a success: the coordinator reports it, nobody retries it.
+ * A tile's own failure (a broken TIFF, over its pixel budget) is a result with its code and reason,
+ * acknowledged like a success: the coordinator reports it, nobody retries it. A missed deadline on
+ * the task's first delivery is handed back instead, for one more try on any worker
+ * (deadline-retry.ts): it says more about the moment (a frozen or starved worker) than the tile.
  */
 import { hostname } from "node:os";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -51,6 +53,7 @@ import {
   type TileBytes,
   type TilePool,
 } from "../shared/index.js";
+import { deadlineTriedAgain } from "./deadline-retry.js";
 import { batchQueueSettings } from "./stream-executor.js";
 import {
   decodeTask,
@@ -360,7 +363,16 @@ export async function startBatchTaskWorker(
     clearTimeout(stopGrace);
     removeOnStop();
     const classifyMs = tenths(performance.now() - classifyStart);
-    if (!done) {
+    const again =
+      done !== null &&
+      !done.outcome.ok &&
+      deadlineTriedAgain(done.outcome.code, m.info.deliveryCount, settings.maxDeliver);
+    if (again)
+      log.warn(
+        { tileId: task.entry.tileId, code: "DEADLINE", deliveries: m.info.deliveryCount, classifyMs },
+        "batch tile missed its deadline (a frozen or starved worker?); handed back for one more try",
+      );
+    if (!done || again) {
       clearInterval(heartbeat);
       // A growing delay: a broker that just lost a node is not asked again at once, and a replica
       // that lost sight of an object has a few seconds to catch up or lose its leadership.
