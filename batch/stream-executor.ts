@@ -148,6 +148,13 @@ export const RESULT_LAG_MS = 10_000;
 /** How long a task publish retries transient JetStream errors: a few leader elections. */
 export const TRANSIENT_RETRY_MS = 60_000;
 
+/**
+ * How long `close` waits for the purge of the run's tasks and for its result reader to stop, in ms:
+ * a reader stuck on a frozen or lost server must not hold the run's end — the error that ended the
+ * run would never be reported and a SIGTERM would be ignored (issue 14, F3: a resume hung 10 min).
+ */
+export const CLOSE_WITHIN_MS = 10_000;
+
 /** The coordinator of one run on the work queue (see the module comment). */
 export class StreamTileExecutor {
   readonly replaced = 0;
@@ -354,14 +361,31 @@ export class StreamTileExecutor {
     this.closed = true;
     clearInterval(this.watchdog);
     this.options.signal?.removeEventListener("abort", this.onAbort);
-    if (options.purge) await this.purgeTasks();
-    this.advisories.unsubscribe();
-    this.wakeReader?.();
-    await this.results?.close().catch(() => undefined);
-    await this.reading;
     for (const resolve of this.waiting.values())
       resolve({ ok: false, code: "CANCELLED", reason: "the run was stopped" });
     this.waiting.clear();
+    this.advisories.unsubscribe();
+    this.wakeReader?.();
+    const ended = (async () => {
+      if (options.purge) await this.purgeTasks();
+      await this.results?.close().catch(() => undefined);
+      await this.reading;
+    })();
+    ended.catch(() => undefined); // awaited below, possibly past its bound
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      ended.then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_WITHIN_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!inTime) {
+      // The reader stops by itself once its consumer ends: `closed` is set.
+      this.results?.stop();
+      this.options.logger.warn(
+        { runId: this.options.runId, withinMs: CLOSE_WITHIN_MS, purge: options.purge ?? false },
+        "the batch result reader (or the purge of the run's tasks) did not stop in time; given up (NATS frozen or unreachable?)",
+      );
+    }
   }
 
   /**
