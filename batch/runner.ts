@@ -50,7 +50,7 @@ import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
 import { readStreamRunSet } from "./stream-run-set.js";
 import { StagingViewStore, type TileFailure } from "./view-store.js";
 import { createTilePool } from "./worker-pool.js";
-import { openTileExecutor, type ExecutorKind } from "./executor.js";
+import { checkExecutor, openTileExecutor, type ExecutorKind } from "./executor.js";
 import type { TilePool } from "../shared/index.js";
 
 /** Options of one run. */
@@ -358,6 +358,7 @@ async function executeRun(
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
   const signal = options.signal;
+  checkExecutor(options.executor ?? config.batch.executor, deps.nc);
   const store = deps.archive ?? new ArchiveStore(config.dataDir);
 
   const registry = deps.models ?? (await FileModelRegistry.open(config.dataDir));

@@ -66,6 +66,16 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
     assert.equal(await queuedTasks(nats.nc), 0, "the failed run's tasks were removed from the work queue");
   });
 
+  test("`batch run --executor stream` without NATS is refused as CONFIG even when there is nothing to classify", async () => {
+    const d = await makeDataDir(set, "no-nats");
+    await createBatchRunner(d.config(), { logger: testLogger() }).run({ model: set.modelPath });
+    const env = testEnv(d.dataDir);
+    delete env["NATS_URL"];
+    await using run = lanemap(["batch", "run", "--model", set.modelPath, "--executor", "stream"], env);
+    assert.equal(await run.exited, 1, "refused, not an empty run that exits 0");
+    assert.match(run.stderr().trim().split("\n").pop() ?? "", /^lanemap: the stream executor needs NATS/);
+  });
+
   test("the first SIGTERM stops a coordinator waiting for workers and keeps its tasks; the resume classifies a tile whose earlier result was a transient failure again", async () => {
     await using nats = await natsFixture();
     const d = await makeDataDir(set, "sigterm");
