@@ -286,8 +286,10 @@ export class StreamTileExecutor {
       generation,
     );
     ref.self = self;
+    // `queueRunId`, not `runId`: the runner's logger already carries this run's id, and a resumed
+    // run's queue id is the interrupted run's (one JSON line had two different `runId` keys).
     options.logger.info(
-      { runId, model: model.version, window: self.slots, tiles: options.tileIds.size },
+      { queueRunId: runId, model: model.version, window: self.slots, tiles: options.tileIds.size },
       "batch tiles go to the work queue",
     );
     return self;
@@ -382,7 +384,7 @@ export class StreamTileExecutor {
       // The reader stops by itself once its consumer ends: `closed` is set.
       this.results?.stop();
       this.options.logger.warn(
-        { runId: this.options.runId, withinMs: CLOSE_WITHIN_MS, purge: options.purge ?? false },
+        { queueRunId: this.options.runId, withinMs: CLOSE_WITHIN_MS, purge: options.purge ?? false },
         "the batch result reader (or the purge of the run's tasks) did not stop in time; given up (NATS frozen or unreachable?)",
       );
     }
@@ -645,7 +647,7 @@ export class StreamTileExecutor {
     const awaited = this.waiting.size;
     this.options.logger.warn(
       {
-        runId: this.options.runId,
+        queueRunId: this.options.runId,
         tilesLeft: left,
         tilesTotal: total,
         awaited,

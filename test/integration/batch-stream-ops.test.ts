@@ -134,6 +134,11 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
       version: string;
     };
     assert.equal(report.resumedFrom, runId, "the resume kept the interrupted run's queue id");
+    const twice = resume
+      .stderr()
+      .split("\n")
+      .filter((l) => (l.match(/"runId":/g) ?? []).length > 1);
+    assert.deepEqual(twice, [], "no log line of the resume carries runId twice");
     assert.deepEqual(report.failures, [], "the transient failure was not inherited");
     assert.equal(report.tiles.failed, 0);
     assert.equal(report.workers, 1, "one worker process returned the results");
