@@ -656,6 +656,7 @@ async function takeRunSet(
   // 80 tiles, 72 cells gone), so it is refused unless the operator asked for it.
   const replayed = new Set(runSet.entries.map((e) => e.tileId));
   for (const x of runSet.stream?.excluded ?? []) if (x.tileId) replayed.add(x.tileId);
+  for (const q of runSet.quarantined ?? []) replayed.add(q.tileId);
   const absent = catalogue.filter((e) => e.ingestSeq <= runSet.watermark && !replayed.has(e.tileId));
   if (absent.length > 0) {
     const bulk = absent.filter((e) => e.source === "bulk").length;
