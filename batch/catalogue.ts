@@ -171,7 +171,7 @@ export interface RunSet {
   /**
    * Entries up to the watermark left out because the speed lane dead-lettered their content as
    * permanently bad (see {@link quarantines}); `lanemap dlq retry` after a fix or
-   * `lanemap archive remove` takes them out of this list. Absent on a stream run set.
+   * `lanemap archive remove` takes them out of this list. A stream run set applies the same rule.
    */
   readonly quarantined?: readonly QuarantinedTile[];
   /** W: the highest ingest sequence this run covers. */
@@ -209,10 +209,30 @@ export async function readRunSet(store: TileArchive, watermark?: WatermarkProvid
     all.push(entry);
     if (entry.ingestSeq > maxSeq) maxSeq = entry.ingestSeq;
   }
-  const bad = new Map<string, BadTileRecord>();
-  for await (const record of store.badTiles()) if (record.source === "stream") bad.set(record.key, record);
   const w = await resolveWatermark(watermark, maxSeq);
   const covered = all.filter((e) => e.ingestSeq <= w);
+  const { entries, quarantined } = await setApartQuarantined(store, covered);
+  return {
+    entries,
+    quarantined,
+    watermark: w,
+    maxSeq,
+    excluded: all.length - covered.length,
+    source: "catalogue",
+  };
+}
+
+/**
+ * Splits a run's entries into those to classify and those a bad-tile record of the speed lane
+ * quarantines (see {@link quarantines}), sorted by tile id: the same rule for a catalogue run and a
+ * replay of the ingest stream, so both leave such a tile out (exit 0) instead of one failing it.
+ */
+export async function setApartQuarantined(
+  store: TileArchive,
+  covered: readonly CatalogueEntry[],
+): Promise<{ entries: CatalogueEntry[]; quarantined: QuarantinedTile[] }> {
+  const bad = new Map<string, BadTileRecord>();
+  for await (const record of store.badTiles()) if (record.source === "stream") bad.set(record.key, record);
   const entries: CatalogueEntry[] = [];
   const quarantined: QuarantinedTile[] = [];
   for (const e of covered) {
@@ -228,14 +248,7 @@ export async function readRunSet(store: TileArchive, watermark?: WatermarkProvid
     else entries.push(e);
   }
   quarantined.sort((a, b) => (a.tileId < b.tileId ? -1 : a.tileId > b.tileId ? 1 : 0));
-  return {
-    entries,
-    quarantined,
-    watermark: w,
-    maxSeq,
-    excluded: all.length - covered.length,
-    source: "catalogue",
-  };
+  return { entries, quarantined };
 }
 
 /**

@@ -83,6 +83,26 @@ export interface TileExecutorSpec {
 }
 
 /**
+ * The connection a `kind` executor needs: the stream one cannot run without NATS, and a run asked
+ * for it is refused even when it has nothing to classify, so a misconfigured schedule fails on its
+ * first night rather than on the first night with new tiles.
+ * @throws LanemapError CONFIG for the stream executor without a NATS connection.
+ */
+export function checkExecutor(kind: ExecutorKind, nc: NatsConnection | undefined): void {
+  if (kind === "stream") streamConnection(nc);
+}
+
+/** `nc`, which the stream executor needs. @throws LanemapError CONFIG when there is none. */
+function streamConnection(nc: NatsConnection | undefined): NatsConnection {
+  if (!nc)
+    throw new LanemapError(
+      "CONFIG",
+      "the stream executor needs NATS: set NATS_URL (or run under `lanemap start`), or use --executor threads",
+    );
+  return nc;
+}
+
+/**
  * Starts the executor of `spec.kind`.
  * @throws LanemapError CONFIG for the stream executor without a NATS connection; what
  *   TileWorkerPool.start and StreamTileExecutor.start throw.
@@ -104,13 +124,9 @@ export async function openTileExecutor(spec: TileExecutorSpec): Promise<TileExec
       ...(spec.archive ? { archive: spec.archive } : {}),
     });
   }
-  if (!spec.nc)
-    throw new LanemapError(
-      "CONFIG",
-      "the stream executor needs NATS: set NATS_URL (or run under `lanemap start`), or use --executor threads",
-    );
+  const nc = streamConnection(spec.nc);
   return StreamTileExecutor.start({
-    nc: spec.nc,
+    nc,
     config: spec.config,
     logger: spec.logger,
     runId: spec.runId,

@@ -50,7 +50,7 @@ import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
 import { readStreamRunSet } from "./stream-run-set.js";
 import { StagingViewStore, type TileFailure } from "./view-store.js";
 import { createTilePool } from "./worker-pool.js";
-import { openTileExecutor, type ExecutorKind } from "./executor.js";
+import { checkExecutor, openTileExecutor, type ExecutorKind } from "./executor.js";
 import type { TilePool } from "../shared/index.js";
 
 /** Options of one run. */
@@ -358,6 +358,7 @@ async function executeRun(
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
   const signal = options.signal;
+  checkExecutor(options.executor ?? config.batch.executor, deps.nc);
   const store = deps.archive ?? new ArchiveStore(config.dataDir);
 
   const registry = deps.models ?? (await FileModelRegistry.open(config.dataDir));
@@ -655,6 +656,7 @@ async function takeRunSet(
   // 80 tiles, 72 cells gone), so it is refused unless the operator asked for it.
   const replayed = new Set(runSet.entries.map((e) => e.tileId));
   for (const x of runSet.stream?.excluded ?? []) if (x.tileId) replayed.add(x.tileId);
+  for (const q of runSet.quarantined ?? []) replayed.add(q.tileId);
   const absent = catalogue.filter((e) => e.ingestSeq <= runSet.watermark && !replayed.has(e.tileId));
   if (absent.length > 0) {
     const bulk = absent.filter((e) => e.source === "bulk").length;

@@ -23,11 +23,12 @@
  * - A task nobody acknowledged within max_deliver deliveries (its worker died or overran ack_wait
  *   every time) is reported by the server's max-deliveries advisory: the coordinator publishes a
  *   MAX_DELIVER failure result for it (so a resumed coordinator sees it too) and removes the task.
- * - A run never waits forever: when none of its tasks has been delivered to a worker, no task is
- *   held in progress by one and no result has come back for `config.batch.stallMs`
- *   (LANEMAP_BATCH_STALL_S) while tiles are owed, every
- *   waiting `process` rejects with BATCH_STALLED; an abort of `signal` rejects them at once with
- *   its reason (the first SIGTERM stops a coordinator that waits on an idle queue).
+ * - A run never waits forever: when no new task has been taken by a worker, no result has come
+ *   back and no task was held in progress by one for `config.batch.stallMs` (LANEMAP_BATCH_STALL_S)
+ *   while tiles are owed, every waiting `process` rejects with BATCH_STALLED; a held task counts
+ *   as work only up to the longest deadline of the tasks owed since the last progress, since a
+ *   frozen worker holds its task for ever (stall-rule.ts). An abort of `signal` rejects them at
+ *   once with its reason (the first SIGTERM stops a coordinator that waits on an idle queue).
  * - A node loss is ridden out, not fatal. The result consumer is R1 and lives on one node: when
  *   that node dies the ordered consumer of nats.js keeps asking the dead one and never delivers
  *   again (the operator's run 1 of issue 14: 81 results in the stream, 22 read). So the reader
@@ -79,7 +80,9 @@ import {
   type Config,
   type ModelRegistry,
 } from "../shared/index.js";
+import { lookForStall } from "./stall-rule.js";
 import { decodeResult, encodeResult, encodeTask, type ResultHead } from "./task-wire.js";
+import { taskDeadlineMs } from "./task-worker.js";
 import type { TileJobOutcome } from "./worker-pool.js";
 
 /**
@@ -200,6 +203,13 @@ export const RESULT_LAG_MS = 10_000;
 /** How long a task publish retries transient JetStream errors: a few leader elections. */
 export const TRANSIENT_RETRY_MS = 60_000;
 
+/**
+ * How long `close` waits for the purge of the run's tasks and for its result reader to stop, in ms:
+ * a reader stuck on a frozen or lost server must not hold the run's end — the error that ended the
+ * run would never be reported and a SIGTERM would be ignored (issue 14, F3: a resume hung 10 min).
+ */
+export const CLOSE_WITHIN_MS = 10_000;
+
 /** The coordinator of one run on the work queue (see the module comment). */
 export class StreamTileExecutor {
   readonly replaced = 0;
@@ -252,10 +262,14 @@ export class StreamTileExecutor {
   private halt!: (err: unknown) => void;
   /** Why the run was halted, once it was: later `process` calls throw it without publishing. */
   private haltedBy: { readonly err: unknown } | undefined;
-  /** When a task of the queue was last delivered or a result of the run last came (ms since the epoch). */
+  /** When a sign of work was last seen: progress, or a task held within its bound (stall-rule.ts). */
   private lastSignMs = Date.now();
-  /** The task consumer's delivered count at the last look, to tell a new delivery. */
+  /** When a new task of the queue was last taken or a result of the run last came (ms since the epoch). */
+  private progressMs = Date.now();
+  /** The task consumer's last delivered stream sequence at the last look, to tell a new task taken. */
   private delivered = -1;
+  /** Each published tile's task deadline (taskDeadlineMs), in ms: what a held task may take. */
+  private readonly taskBoundMs = new Map<string, number>();
   /** When a result of the run last came, or the last "waiting" report was logged (ms since the epoch). */
   private lastHeardMs = Date.now();
   private readonly watchdog: NodeJS.Timeout;
@@ -339,8 +353,10 @@ export class StreamTileExecutor {
       queuedTiles,
     );
     ref.self = self;
+    // `queueRunId`, not `runId`: the runner's logger already carries this run's id, and a resumed
+    // run's queue id is the interrupted run's (one JSON line had two different `runId` keys).
     options.logger.info(
-      { runId, model: model.version, window: self.slots, tiles: options.tileIds.size },
+      { queueRunId: runId, model: model.version, window: self.slots, tiles: options.tileIds.size },
       "batch tiles go to the work queue",
     );
     return self;
@@ -370,6 +386,12 @@ export class StreamTileExecutor {
       new Promise<TileJobOutcome>((resolve) => this.waiting.set(tileId, resolve)),
       this.halted,
     ]);
+    // Until its task is published (publishTask sets the task's own): the deadline of a task of
+    // tiles of this size, full (a task of tiles queued by an earlier incarnation keeps this one).
+    this.taskBoundMs.set(
+      tileId,
+      taskDeadlineMs(this.options.config, Array<CatalogueEntry>(this.tilesPerTask).fill(entry)),
+    );
     if (this.accepted.has(tileId)) return outcome; // its result is on its way
     // Its task from an earlier incarnation is still queued: its result will come.
     if (this.queuedTiles.delete(tileId)) return outcome;
@@ -423,6 +445,8 @@ export class StreamTileExecutor {
     const { runId } = this.options;
     const entries = tiles.map((t) => t.entry);
     const ids = entries.map((e) => e.tileId);
+    const boundMs = taskDeadlineMs(this.options.config, entries);
+    for (const id of ids) this.taskBoundMs.set(id, boundMs);
     const h = natsHeaders();
     h.set(BATCH_HEADERS.runId, runId);
     h.set(BATCH_HEADERS.tileId, ids.join(","));
@@ -467,14 +491,31 @@ export class StreamTileExecutor {
     this.options.signal?.removeEventListener("abort", this.onAbort);
     // Tiles never published: their `process` calls resolve CANCELLED with the others below.
     for (const t of this.pending.splice(0)) t.resolve();
-    if (options.purge) await this.purgeTasks();
-    this.advisories.unsubscribe();
-    this.wakeReader?.();
-    await this.results?.close().catch(() => undefined);
-    await this.reading;
     for (const resolve of this.waiting.values())
       resolve({ ok: false, code: "CANCELLED", reason: "the run was stopped" });
     this.waiting.clear();
+    this.advisories.unsubscribe();
+    this.wakeReader?.();
+    const ended = (async () => {
+      if (options.purge) await this.purgeTasks();
+      await this.results?.close().catch(() => undefined);
+      await this.reading;
+    })();
+    ended.catch(() => undefined); // awaited below, possibly past its bound
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      ended.then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_WITHIN_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!inTime) {
+      // The reader stops by itself once its consumer ends: `closed` is set.
+      this.results?.stop();
+      this.options.logger.warn(
+        { queueRunId: this.options.runId, withinMs: CLOSE_WITHIN_MS, purge: options.purge ?? false },
+        "the batch result reader (or the purge of the run's tasks) did not stop in time; given up (NATS frozen or unreachable?)",
+      );
+    }
   }
 
   /**
@@ -504,7 +545,7 @@ export class StreamTileExecutor {
           attempt = 0;
           if (m.seq <= this.lastResultSeq) continue; // a re-created consumer's overlap
           this.lastResultSeq = m.seq;
-          this.lastSignMs = this.lastReadMs = Date.now();
+          this.lastSignMs = this.progressMs = this.lastReadMs = Date.now();
           try {
             const { head, raster } = decodeResult(m.data);
             await this.onResult(head, raster, m.info.timestampNanos / 1e6 < this.startedAtMs);
@@ -634,49 +675,45 @@ export class StreamTileExecutor {
   }
 
   /**
-   * Fails the run when tiles are owed and neither a delivery of a task (the shared consumer's
-   * delivered count moved: some worker pulls), nor a task held in progress by a worker, nor a
-   * result has been seen for `stallMs`.
+   * Fails the run when tiles are owed and there has been no sign of work for `stallMs`: no new
+   * task taken (the shared consumer's delivered stream sequence moved: some worker pulls), no
+   * result, and no task held in progress by a worker within its deadline (stall-rule.ts).
    */
   private async checkStall(): Promise<void> {
     if (this.closed) return;
     const now = Date.now();
     if (this.waiting.size === 0) {
-      this.lastSignMs = now; // nothing owed: the runner is between phases or writing
+      this.lastSignMs = this.progressMs = now; // nothing owed: the runner is between phases or writing
       return;
     }
     await this.checkUnreadResults();
+    let held = 0;
     try {
       const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
       const info = await jsm.consumers.info(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
-      const delivered = info.delivered.consumer_seq;
-      if (this.delivered >= 0 && delivered !== this.delivered) this.lastSignMs = Date.now();
-      // A task held in progress is a worker at work on it: one tile may take longer than stallMs
-      // (its deadline grows with its size, shared/pipeline/deadline.ts), its heartbeats keep it,
-      // and a dead or hung worker's task is handed on (the delivered count moves) within the ack
-      // wait or the task's own deadline.
-      if (info.num_ack_pending > 0) this.lastSignMs = Date.now();
+      // The stream sequence, not the delivery count: a redelivery to a frozen worker's open pull
+      // moves the count and is no progress.
+      const delivered = info.delivered.stream_seq;
+      if (this.delivered >= 0 && delivered !== this.delivered) this.progressMs = Date.now();
       this.delivered = delivered;
-      const reportMs = Math.min(WAITING_REPORT_MS, this.options.config.batch.stallMs / 2);
-      if (Date.now() - this.lastHeardMs >= reportMs) {
-        this.lastHeardMs = Date.now();
-        this.options.logger.info(
-          {
-            runId: this.options.runId,
-            owed: this.waiting.size,
-            heldByWorkers: info.num_ack_pending,
-            queued: info.num_pending,
-            tiles: [...this.waiting.keys()].slice(0, 5),
-          },
-          `batch run waiting: no result for ${(reportMs / 1000).toFixed(1)} s or more; ${this.waiting.size} tiles owed, ${info.num_ack_pending} held in progress by workers, ${info.num_pending} queued`,
-        );
-      }
+      held = info.num_ack_pending;
+      this.reportWaiting(held, info.num_pending);
     } catch (err) {
       // No answer (a leader election, NATS down) is no sign of a worker either.
       this.options.logger.debug({ err: describeError(err) }, "cannot read the task consumer");
     }
     const stallMs = this.options.config.batch.stallMs;
-    if (this.closed || Date.now() - this.lastSignMs < stallMs) return;
+    const heldBoundMs = this.heldBoundMs();
+    const verdict = lookForStall({
+      nowMs: Date.now(),
+      progressMs: this.progressMs,
+      signMs: this.lastSignMs,
+      held,
+      heldBoundMs,
+      stallMs,
+    });
+    this.lastSignMs = verdict.signMs;
+    if (this.closed || !verdict.stalled) return;
     const { runId } = this.options;
     const s = Math.round(stallMs / 1000);
     if (this.unreadSeq > 0) {
@@ -691,12 +728,67 @@ export class StreamTileExecutor {
       );
       return;
     }
+    if (verdict.cause === "held") {
+      const idleS = Math.round((Date.now() - this.progressMs) / 1000);
+      this.halt(
+        new LanemapError(
+          "BATCH_STALLED",
+          `workers hold ${held} tasks of the task queue in progress past their deadline: no result of run ${runId} and no new task taken for ${idleS} s ` +
+            `(the tasks' deadline ${Math.round(heldBoundMs / 1000)} s + LANEMAP_BATCH_STALL_S=${s}; ${this.waiting.size} tiles waiting, e.g. ${this.sampleOwed()}); ` +
+            "a worker is frozen or hung: check the `lanemap worker` processes (stopped, swapping, a read that hangs), then run the batch again: it resumes from the checkpoint",
+        ),
+      );
+      return;
+    }
     this.halt(
       new LanemapError(
         "BATCH_STALLED",
         `no \`lanemap worker\` has taken a task of run ${runId} for ${s} s (${this.waiting.size} tiles waiting; LANEMAP_BATCH_STALL_S=${s}); ` +
           "start one with `lanemap worker` against the same NATS, then run the batch again: it resumes from the checkpoint",
       ),
+    );
+  }
+
+  /** How long a held task counts as work after the last progress: the longest deadline of the tiles owed (ms). */
+  private heldBoundMs(): number {
+    let ms = 0;
+    for (const tileId of this.waiting.keys()) ms = Math.max(ms, this.taskBoundMs.get(tileId) ?? 0);
+    return ms;
+  }
+
+  /** A few tile ids owed, for a message. */
+  private sampleOwed(): string {
+    const ids = [...this.waiting.keys()];
+    return ids.slice(0, 5).join(", ") + (ids.length > 5 ? ", ..." : "");
+  }
+
+  /**
+   * Says what the run waits on when no result came for a while (see WAITING_REPORT_MS), in figures
+   * that add up: the run's tiles without a result are those whose task is published and awaited
+   * (the window) plus those not published yet; held and queued are the shared task queue's, every
+   * run's tasks, not this run's alone.
+   */
+  private reportWaiting(held: number, queued: number): void {
+    const reportMs = Math.min(WAITING_REPORT_MS, this.options.config.batch.stallMs / 2);
+    if (Date.now() - this.lastHeardMs < reportMs) return;
+    this.lastHeardMs = Date.now();
+    const total = this.options.tileIds.size;
+    const left = Math.max(this.waiting.size, total - this.accepted.size);
+    const awaited = this.waiting.size;
+    this.options.logger.warn(
+      {
+        queueRunId: this.options.runId,
+        tilesLeft: left,
+        tilesTotal: total,
+        awaited,
+        notPublished: left - awaited,
+        heldByWorkers: held,
+        queued,
+        tiles: [...this.waiting.keys()].slice(0, 5),
+      },
+      `batch run waiting: no result for ${(reportMs / 1000).toFixed(1)} s or more; ${left} of ${total} tiles have no result yet ` +
+        `(${awaited} published and awaited, ${left - awaited} not published yet); ` +
+        `the task queue (all runs) has ${held} tasks held in progress by workers and ${queued} waiting for a worker`,
     );
   }
 

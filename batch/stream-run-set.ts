@@ -45,7 +45,7 @@ import {
   type CatalogueEntry,
   type StreamReplay,
 } from "../shared/index.js";
-import { resolveWatermark, type RunSet, type WatermarkProvider } from "./catalogue.js";
+import { resolveWatermark, setApartQuarantined, type RunSet, type WatermarkProvider } from "./catalogue.js";
 
 /** The ingest stream does not hold the range a replay asks for (code REPLAY_RANGE). */
 export class StreamRangeError extends LanemapError {
@@ -156,12 +156,21 @@ export async function readStreamRunSet(options: StreamRunSetOptions): Promise<St
     seen.add(entry.tileId);
     entries.push(entry);
   }
+  // A tile the speed lane dead-lettered after cataloguing it is quarantined, as in a catalogue run.
+  const { entries: todo, quarantined } = await setApartQuarantined(options.archive, entries);
   logger.info(
-    { messages, tiles: entries.length, duplicates, excluded: excluded.length },
+    {
+      messages,
+      tiles: entries.length,
+      duplicates,
+      excluded: excluded.length,
+      quarantined: quarantined.length,
+    },
     "ingest stream replayed",
   );
   return {
-    entries,
+    entries: todo,
+    quarantined,
     watermark,
     maxSeq: range.lastSeq,
     excluded: range.lastSeq - watermark,

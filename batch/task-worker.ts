@@ -17,8 +17,10 @@
  * task stays unacknowledged, kept alive by its heartbeats, until its slot asks for more work or
  * stops — at least once, as before, and one broker message and one socket write fewer per task.
  *
- * A tile's own failure (a broken TIFF, over its pixel budget or its deadline) is a result with its
- * code and reason, acknowledged like a success: the coordinator reports it, nobody retries it.
+ * A tile's own failure (a broken TIFF, over its pixel budget) is a result with its code and reason,
+ * acknowledged like a success: the coordinator reports it, nobody retries it. A missed deadline on
+ * the task's first delivery is handed back instead, for one more try on any worker
+ * (deadline-retry.ts): it says more about the moment (a frozen or starved worker) than the tile.
  */
 import { hostname } from "node:os";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -52,6 +54,7 @@ import {
   type TileBytes,
   type TilePool,
 } from "../shared/index.js";
+import { deadlineTriedAgain } from "./deadline-retry.js";
 import { batchQueueSettings } from "./stream-executor.js";
 import {
   decodeTask,
@@ -198,8 +201,9 @@ export async function startBatchTaskWorker(
   const classify = async (
     task: BatchTask,
     entry: CatalogueEntry,
-    lastDelivery: boolean,
+    deliveries: number,
   ): Promise<Classified | null> => {
+    const lastDelivery = deliveries >= settings.maxDeliver;
     try {
       await ensureModel(task.modelVersion);
       const out = await pool.classify(
@@ -236,6 +240,13 @@ export async function startBatchTaskWorker(
         log.warn(
           { tileId: entry.tileId, code: errorCode(err), err: describeError(err) },
           "transient failure; task left for redelivery",
+        );
+        return null;
+      }
+      if (deadlineTriedAgain(errorCode(err), deliveries, settings.maxDeliver)) {
+        log.warn(
+          { tileId: entry.tileId, code: "DEADLINE", deliveries, err: describeError(err) },
+          "batch tile missed its deadline (a frozen or starved worker?); handed back for one more try",
         );
         return null;
       }
@@ -340,7 +351,6 @@ export async function startBatchTaskWorker(
     const deadlineMs = deps.taskDeadlineMs ?? taskDeadlineMs(config, task.entries);
     const queuedMs = Math.max(0, tenths(Date.now() - m.info.timestampNanos / 1e6));
     const classifyStart = performance.now();
-    const lastDelivery = m.info.deliveryCount >= settings.maxDeliver;
     // Each tile's outcome as it settles (never rejects: a failure is an outcome, or null when left
     // for a redelivery); a tile still running when the task outlives its deadline or its worker
     // stops stays null and unreported (the hung read goes on in the background, unused).
@@ -349,7 +359,7 @@ export async function startBatchTaskWorker(
     let publishing = previous;
     let unpublished: unknown;
     const classified = async (entry: CatalogueEntry, i: number): Promise<void> => {
-      const c = await classify(task, entry, lastDelivery);
+      const c = await classify(task, entry, m.info.deliveryCount);
       if (over || !c) return;
       done[i] = c;
       const times = { queuedMs, classifyMs: tenths(performance.now() - classifyStart) };

@@ -4,7 +4,8 @@
  * size and memory stays flat however large the archive is. Each worker reads a tile's bytes from the
  * archive itself (the run's thread never holds pixels), decodes and classifies it. A tile that
  * overruns its deadline, or whose worker dies, is failed with a reason; that worker is terminated
- * and replaced, and the run goes on.
+ * and replaced, and the run goes on. A tile that overran its deadline is tried once more on a fresh
+ * thread first (deadline-retry.ts): a missed deadline says more about the moment than the tile.
  */
 import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
@@ -24,6 +25,7 @@ import {
   type TileDeadlineRule,
 } from "../shared/index.js";
 import type { TileArchive } from "../shared/index.js";
+import { DEADLINE_TRIES, deadlineTriedAgain } from "./deadline-retry.js";
 
 /** The outcome of one tile. */
 export type TileJobOutcome =
@@ -139,6 +141,18 @@ export class TileWorkerPool {
    * @throws WorkerStartError when no worker can be started any more: the run cannot go on.
    */
   async process(entry: CatalogueEntry): Promise<TileJobOutcome> {
+    for (let tried = 1; ; tried++) {
+      const o = await this.classifyOnce(entry);
+      if (o.ok || !deadlineTriedAgain(o.code, tried, DEADLINE_TRIES)) return o;
+      this.options.logger.warn(
+        { tileId: entry.tileId, tried },
+        "tile missed its deadline: trying it once more on a fresh thread",
+      );
+    }
+  }
+
+  /** One try of `process`. */
+  private async classifyOnce(entry: CatalogueEntry): Promise<TileJobOutcome> {
     const { dataDir, maxPixels, tileDelayMs } = this.options.workerData;
     const archive = this.options.archive;
     const deadline = tileDeadline(this.options.deadline, entry);

@@ -78,7 +78,7 @@ const variables = {
   LANEMAP_BATCH_STALL_S: {
     schema: int(1),
     default: "300",
-    doc: "`stream` executor: a run fails (BATCH_STALLED, CURRENT untouched, checkpoint kept) when no task has been delivered to a `lanemap worker`, none is held in progress by one (a big tile may take longer than this) and no result has come back for this many seconds.",
+    doc: "`stream` executor: a run fails (BATCH_STALLED, CURRENT untouched, checkpoint kept) when no new task has been taken by a `lanemap worker`, none is held in progress by one (a big tile may take longer than this; a held task counts only up to its task deadline since the last result, so frozen workers fail the run too) and no result has come back for this many seconds.",
   },
   LANEMAP_STORAGE: {
     schema: z.enum(["files", "nats"]),

@@ -80,7 +80,7 @@ export const ERROR_TABLE = {
     503,
     "transient",
     1,
-    "no worker took a task of a stream batch run within LANEMAP_BATCH_STALL_S",
+    "no worker took a task of a stream batch run within LANEMAP_BATCH_STALL_S, or workers held its tasks past their deadline with no result",
   ],
   ORDERING: [400, "permanent", 1, "the processing order cannot be built"],
   WATERMARK: [500, "transient", 1, "the watermark provider gave no usable value"],

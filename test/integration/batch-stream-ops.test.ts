@@ -79,6 +79,16 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
     assert.equal(await queuedTasks(nats.nc), 0, "the failed run's tasks were removed from the work queue");
   });
 
+  test("`batch run --executor stream` without NATS is refused as CONFIG even when there is nothing to classify", async () => {
+    const d = await makeDataDir(set, "no-nats");
+    await createBatchRunner(d.config(), { logger: testLogger() }).run({ model: set.modelPath });
+    const env = testEnv(d.dataDir);
+    delete env["NATS_URL"];
+    await using run = lanemap(["batch", "run", "--model", set.modelPath, "--executor", "stream"], env);
+    assert.equal(await run.exited, 1, "refused, not an empty run that exits 0");
+    assert.match(run.stderr().trim().split("\n").pop() ?? "", /^lanemap: the stream executor needs NATS/);
+  });
+
   test("the first SIGTERM stops a coordinator waiting for workers and keeps its tasks; the resume classifies a tile whose earlier result was a transient failure again", async () => {
     await using nats = await natsFixture();
     const d = await makeDataDir(set, "sigterm");
@@ -137,6 +147,11 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
       version: string;
     };
     assert.equal(report.resumedFrom, runId, "the resume kept the interrupted run's queue id");
+    const twice = resume
+      .stderr()
+      .split("\n")
+      .filter((l) => (l.match(/"runId":/g) ?? []).length > 1);
+    assert.deepEqual(twice, [], "no log line of the resume carries runId twice");
     assert.deepEqual(report.failures, [], "the transient failure was not inherited");
     assert.equal(report.tiles.failed, 0);
     assert.equal(report.workers, 1, "one worker process returned the results");

@@ -36,6 +36,27 @@ interface BatchFlags {
   allowPartial?: boolean;
 }
 
+/**
+ * How long an interrupted `batch run` may take to stop before the process exits anyway (ms): the run
+ * stops between tiles and its close is bounded (CLOSE_WITHIN_MS), but a store that never answers
+ * must not make the first SIGTERM ignored (issue 14, F3: a resume hung 10 min, killed by a second).
+ */
+const RUN_STOP_MS = 30_000;
+
+/** After a stop signal: exits (code 1, saying so) unless the process has ended within `ms`. */
+function exitIfStillRunning(logger: Logger, ms: number): void {
+  setTimeout(() => {
+    logger.error(
+      { withinMs: ms },
+      "the interrupted batch run did not stop in time: exiting, its checkpoint kept",
+    );
+    process.stderr.write(
+      `lanemap: interrupted, and the run did not stop within ${ms / 1000} s: exiting; its checkpoint is kept and the next run resumes from it\n`,
+    );
+    process.exit(1);
+  }, ms).unref();
+}
+
 async function setup(flags: BatchFlags): Promise<{ config: Config; logger: Logger }> {
   const config = cliConfig({
     LANEMAP_DATA_DIR: flags.dataDir,
@@ -211,7 +232,10 @@ export function registerBatch(program: Command): void {
       });
       // Ctrl-C stops dispatching and keeps the checkpoint; the next run resumes from it.
       const ac = new AbortController();
-      const onSignal = () => ac.abort(new Error("interrupted"));
+      const onSignal = () => {
+        ac.abort(new Error("interrupted"));
+        exitIfStillRunning(logger, RUN_STOP_MS);
+      };
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
       try {

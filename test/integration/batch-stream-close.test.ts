@@ -1,0 +1,56 @@
+/**
+ * Ending a stream batch run is bounded (issue 14, F3): a resume whose run failed at once hung for
+ * 10 minutes in the executor's close, so its error was never reported and the first SIGTERM was
+ * ignored. Here the run's nats-server freezes (SIGSTOP) with a tile owed: close still returns within
+ * CLOSE_WITHIN_MS, the tile owed is cancelled, and it says what it gave up. Real nats-server.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, before, test } from "node:test";
+import { CLOSE_WITHIN_MS, StreamTileExecutor } from "../../batch/stream-executor.js";
+import { natsFixture, natsMissing } from "../helpers/nats.js";
+import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
+
+let set: SampleSet;
+before(async () => {
+  set = await makeSampleSet({ width: 2, height: 1, tileSize: 64, seed: 3 });
+});
+after(() => set?.dispose());
+
+test(
+  "a stream run's executor closes within its bound when its nats-server froze, cancelling the tiles owed",
+  { skip: natsMissing(), timeout: 120_000 },
+  async () => {
+    await using nats = await natsFixture();
+    const d = await makeDataDir(set, "close");
+    const entries = [];
+    for await (const e of d.store.entries()) entries.push(e);
+    const lines: { msg: string; [k: string]: unknown }[] = [];
+    const executor = await StreamTileExecutor.start({
+      nc: nats.nc,
+      config: d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" }),
+      logger: testLogger(lines),
+      runId: "20240301T000000Z-close1",
+      artifact: new Uint8Array(readFileSync(set.modelPath)),
+      tileIds: new Set(entries.map((e) => e.tileId)),
+    });
+    // No worker: the tile is owed when the server freezes.
+    const owed = executor.process(entries[0]!);
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(nats.server.pid, "SIGSTOP");
+    try {
+      const t0 = performance.now();
+      const closed = await Promise.race([
+        executor.close({ purge: true }).then(() => "closed" as const),
+        new Promise((r) => setTimeout(() => r("still closing"), CLOSE_WITHIN_MS + 20_000)),
+      ]);
+      const ms = performance.now() - t0;
+      assert.equal(closed, "closed", "close returned");
+      assert.ok(ms < CLOSE_WITHIN_MS + 3_000, `within its bound (${Math.round(ms)} ms)`);
+      const o = await owed;
+      assert.deepEqual([o.ok, !o.ok && o.code], [false, "CANCELLED"], "the tile owed was cancelled");
+    } finally {
+      process.kill(nats.server.pid, "SIGCONT");
+    }
+  },
+);
