@@ -6,7 +6,7 @@
  * KV buckets and object stores are streams too (`KV_<bucket>`, `OBJ_<bucket>`), but nats.js's
  * `Kvm.create` / `Objm.create` only set replicas when they create the stream; on an existing one
  * they keep whatever it has. So every lanemap resource goes through {@link ensureReplicas} after it
- * is opened: a stream whose `num_replicas` differs from config is updated in place
+ * is opened: a stream with fewer `num_replicas` than config is updated in place
  * (`$JS.API.STREAM.UPDATE`, which JetStream allows for num_replicas since 2.7): the server adds or
  * removes peers of the stream's RAFT group and catches the new peers up from the leader; the
  * stream's messages, sequences, KV revisions and object chunks stay as they are, and durable
@@ -111,9 +111,45 @@ export function replicasRefusal(
 }
 
 /**
- * Brings an existing stream (a lanemap stream, or the stream of a KV or object store bucket) to
- * `replicas`, in place; a stream that already has them is left alone (no update request, so any
- * number of processes may call this at start-up).
+ * The replicas a stream that has `current` is given when config asks `wanted`: config raises
+ * replicas, never lowers them. Why: every lanemap command opens the resources it reads, and
+ * `LANEMAP_NATS_REPLICAS` defaults to 1, so one operator shell without the machine's env file
+ * (`lanemap views list`) would otherwise drop every R3 stream of the cluster to R1 and with it the
+ * cluster's protection against a node loss (issue 14, F4). Lowering is an operator's act
+ * (`nats stream edit <stream> --replicas N`, README "Scaling out").
+ */
+export function replicasToSet(current: number, wanted: number): number {
+  return Math.max(current || 1, wanted);
+}
+
+/** Something that hears a warning: a pino Logger fits. */
+export interface ReplicasWarnings {
+  warn(fields: object, message: string): void;
+}
+
+/**
+ * Warns (when `logger` is given) that config asks fewer replicas than `stream` has, and says that
+ * they are kept. Returns whether it warned.
+ */
+export function warnIfFewer(
+  stream: string,
+  current: number,
+  wanted: number,
+  logger: ReplicasWarnings | undefined,
+): boolean {
+  if ((current || 1) <= wanted) return false;
+  logger?.warn(
+    { stream, replicas: current, configured: wanted },
+    `${stream} has ${current} replicas and LANEMAP_NATS_REPLICAS asks ${wanted}: kept at ${current} (config never lowers replicas; README "Scaling out" says how to)`,
+  );
+  return true;
+}
+
+/**
+ * Brings an existing stream (a lanemap stream, or the stream of a KV or object store bucket) up to
+ * `replicas`, in place; a stream that already has them, or more, is left alone (no update request,
+ * so any number of processes may call this at start-up). A stream with more replicas than asked
+ * keeps them ({@link replicasToSet}) and `logger` hears a warning naming it.
  * @returns the stream's info after the change.
  * @throws ReplicasRefusedError (NATS_SETUP) when the server cannot place `replicas`; LanemapError
  *   (NATS_SETUP) when the stream cannot be read or the server refuses the change otherwise.
@@ -122,12 +158,15 @@ export async function ensureReplicas(
   jsm: JetStreamManager,
   stream: string,
   replicas: number,
+  logger?: ReplicasWarnings,
 ): Promise<StreamInfo> {
   const wanted = checkReplicas(replicas);
   try {
     const info = await jsm.streams.info(stream);
     refuseUnclustered(info, wanted);
-    if ((info.config.num_replicas || 1) === wanted) return info;
+    const current = info.config.num_replicas || 1;
+    warnIfFewer(stream, current, wanted, logger);
+    if (replicasToSet(current, wanted) === current) return info;
     return await atReplicas(stream, wanted, () =>
       jsm.streams.update(stream, { ...info.config, num_replicas: wanted }),
     );
