@@ -25,6 +25,7 @@ import {
   kvStreamName,
   objectStoreStreamName,
 } from "./replicas.js";
+import { LEADER_READS } from "./leader-reads.js";
 import {
   EMPTY_CATALOGUE,
   ModelConflictError,
@@ -122,15 +123,15 @@ export class NatsModelRegistry implements ModelRegistry {
     const r = replicas === undefined ? {} : { replicas: checkReplicas(replicas) };
     // History 16 keeps the last activations of `current` visible to operators (rollback).
     const kv = await atReplicas(kvStreamName(MODEL_BUCKET), replicas, () =>
-      new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File, ...r }),
+      new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File, ...r, ...LEADER_READS }),
     );
     const objects = await atReplicas(objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas, () =>
       new Objm(nc).create(MODEL_OBJECT_BUCKET, { storage: StorageType.File, ...r }),
     );
     if (replicas !== undefined) {
       const jsm = await jetstreamManager(nc);
-      await ensureReplicas(jsm, kvStreamName(MODEL_BUCKET), replicas);
-      await ensureReplicas(jsm, objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas);
+      await ensureReplicas(jsm, kvStreamName(MODEL_BUCKET), replicas, options.logger);
+      await ensureReplicas(jsm, objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas, options.logger);
     }
     return new NatsModelRegistry(kv, objects, nc, options.logger);
   }

@@ -1,0 +1,143 @@
+/**
+ * Cluster test (3-node JetStream cluster on loopback, one node frozen with SIGSTOP, as a hung VM or
+ * a paused host looks): the ordinary commands succeed every time, within a bound.
+ *
+ * Why: a killed node closes its TCP connections at once and everyone notices; a frozen one keeps
+ * its routes and client connections open and answers nothing. An operator check on main (issue 14,
+ * F6) saw `lanemap batch run` fail 3 times in 4 with "reading the model registry: timeout" three
+ * minutes after such a freeze. Also here, before the freeze (issue 14, F4): a command run with a
+ * config of 1 replica leaves the cluster's R3 streams at R3.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { openModelRegistry } from "../../infra/platform/models.js";
+import {
+  MODEL_BUCKET,
+  MODEL_OBJECT_BUCKET,
+  NatsModelRegistry,
+  NatsPublishedViews,
+  VIEW_OBJECT_BUCKET,
+  VIEW_POINTER_BUCKET,
+  connectNats,
+  kvStreamName,
+  objectStoreStreamName,
+} from "../../shared/adapters/nats/index.js";
+import { dataPaths } from "../../shared/index.js";
+import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
+import { natsMissing } from "../helpers/nats.js";
+import { writeNumberedVersion } from "../helpers/serving-views.js";
+import { runLanemap, tempDir, testConfig, testEnv, testLogger, testModel } from "./speed-fixtures.js";
+
+/** The node frozen: any one of the three; a fresh client may connect to it. */
+const FROZEN = 2;
+/** Times each step runs in a row with the node frozen. */
+const RUNS = 5;
+/**
+ * A run slower than this fails the test. All nodes up a run takes under 1 s; the first run after
+ * the freeze pays for noticing it (route and client pings every 2 s, 2 unanswered: 4-6 s).
+ */
+const RUN_BOUND_MS = 15_000;
+
+const R3_STREAMS = [
+  kvStreamName(MODEL_BUCKET),
+  objectStoreStreamName(MODEL_OBJECT_BUCKET),
+  kvStreamName(VIEW_POINTER_BUCKET),
+  objectStoreStreamName(VIEW_OBJECT_BUCKET),
+];
+
+describe("cluster test: with one node of a 3-node cluster frozen (SIGSTOP)", { skip: natsMissing() }, () => {
+  let cluster: NatsCluster;
+  let dir: { path: string } & AsyncDisposable;
+  let modelVersion: string;
+
+  before(async () => {
+    cluster = await startNatsCluster();
+    dir = await tempDir("lanemap-node-frozen-");
+    const registry = await NatsModelRegistry.open(cluster.nc, { replicas: 3 });
+    const model = await testModel();
+    await registry.put(model);
+    await registry.activate(model.version);
+    modelVersion = model.version;
+    await NatsPublishedViews.open(cluster.nc, { cacheDir: join(dir.path, "cache"), replicas: 3 });
+  });
+
+  after(async () => {
+    await dir?.[Symbol.asyncDispose]();
+    await cluster?.[Symbol.asyncDispose]();
+  });
+
+  test("R3 streams opened by a command configured for 1 replica stay at 3, and the command warns naming each", async () => {
+    const jsm = await jetstreamManager(cluster.nc);
+    const warned: string[] = [];
+    const logger = { warn: (fields: object) => warned.push((fields as { stream: string }).stream) };
+    await NatsModelRegistry.open(cluster.nc, { replicas: 1, logger: logger as never });
+    await NatsPublishedViews.open(cluster.nc, {
+      cacheDir: join(dir.path, "cache-r1"),
+      replicas: 1,
+      logger: logger as never,
+    });
+    for (const stream of R3_STREAMS)
+      assert.equal((await jsm.streams.info(stream)).config.num_replicas, 3, `${stream} is still R3`);
+    assert.deepEqual(warned.sort(), [...R3_STREAMS].sort(), "one warning per stream kept above config");
+  });
+
+  test(`the model registry is read and a version published ${RUNS} times in a row, each within ${RUN_BOUND_MS / 1000} s of the freeze`, async (t) => {
+    const views = await NatsPublishedViews.open(cluster.nc, {
+      cacheDir: join(dir.path, "publisher", "cache"),
+      replicas: 3,
+    });
+    const source = join(dir.path, "publisher");
+    cluster.freeze(FROZEN, true);
+    const took: number[] = [];
+    try {
+      for (let run = 1; run <= RUNS; run++) {
+        const at = performance.now();
+        // A fresh connection per run, as each CLI command makes: it may pick the frozen node.
+        const nc = await connectNats({ servers: cluster.urls, name: `frozen-run-${run}` });
+        try {
+          const config = testConfig(join(dir.path, `run-${run}`), { LANEMAP_NATS_REPLICAS: "3" });
+          const registry = await openModelRegistry(config, nc, testLogger());
+          assert.deepEqual(
+            (await registry.list()).map((e) => e.version),
+            [modelVersion],
+            `run ${run}: the one model is listed`,
+          );
+          assert.equal((await registry.active())?.version, modelVersion, `run ${run}: it is active`);
+          const name = await writeNumberedVersion(source, run);
+          await views.publish(join(dataPaths(source).batchViews, name), name);
+          await views.setCurrent(name);
+          assert.equal((await views.current())?.name, name, `run ${run}: the new version is current`);
+        } finally {
+          await nc.close().catch(() => undefined);
+        }
+        const ms = performance.now() - at;
+        took.push(Math.round(ms));
+        assert.ok(ms < RUN_BOUND_MS, `run ${run}: took ${Math.round(ms)} ms, under ${RUN_BOUND_MS} ms`);
+      }
+    } finally {
+      t.diagnostic(`each run, ms: ${took.join(", ")}`);
+    }
+  });
+
+  test("`lanemap model list` and `lanemap views list` succeed 3 times in a row each with the node frozen", async (t) => {
+    const env = testEnv(join(dir.path, "cli"), {
+      NATS_URL: cluster.natsUrl,
+      LANEMAP_NATS_REPLICAS: "3",
+      LANEMAP_STORAGE: "nats",
+    });
+    const took: number[] = [];
+    for (let run = 1; run <= 3; run++) {
+      const at = performance.now();
+      const models = await runLanemap(["model", "list"], env);
+      assert.equal(models.code, 0, `run ${run}: ${models.stderr}`);
+      const views = await runLanemap(["views", "list"], env);
+      assert.equal(views.code, 0, `run ${run}: ${views.stderr}`);
+      const ms = performance.now() - at;
+      took.push(Math.round(ms));
+      assert.ok(ms < RUN_BOUND_MS, `run ${run}: took ${Math.round(ms)} ms, under ${RUN_BOUND_MS} ms`);
+    }
+    t.diagnostic(`each run (model list + views list), ms: ${took.join(", ")}`);
+  });
+});
