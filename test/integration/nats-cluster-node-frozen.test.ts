@@ -35,10 +35,18 @@ const FROZEN = 2;
 /** Times each step runs in a row with the node frozen. */
 const RUNS = 5;
 /**
- * A run slower than this fails the test. All nodes up a run takes under 1 s; the first run after
- * the freeze pays for noticing it (route and client pings every 2 s, 2 unanswered: 4-6 s).
+ * A run slower than this fails the test. All nodes up a run takes under 1 s; a run whose fresh
+ * connection tries the frozen node first pays its dial timeout (4 s: connection.ts DIAL_TIMEOUT_MS),
+ * which was nats.js's 10 s before issue 14.
  */
-const RUN_BOUND_MS = 15_000;
+const RUN_BOUND_MS = 8_000;
+/**
+ * The first run after the freeze also pays for noticing it: the RAFT groups the frozen node led
+ * (the meta group, streams, buckets) elect another leader after missing its heartbeats (3-11 s).
+ */
+const FIRST_RUN_BOUND_MS = 15_000;
+/** A `lanemap` command slower than this fails the test (its start-up, and a dial as above). */
+const CLI_BOUND_MS = 10_000;
 
 const R3_STREAMS = [
   kvStreamName(MODEL_BUCKET),
@@ -83,11 +91,7 @@ describe("cluster test: with one node of a 3-node cluster frozen (SIGSTOP)", { s
     assert.deepEqual(warned.sort(), [...R3_STREAMS].sort(), "one warning per stream kept above config");
   });
 
-  test(`the model registry is read and a version published ${RUNS} times in a row, each within ${RUN_BOUND_MS / 1000} s of the freeze`, async (t) => {
-    const views = await NatsPublishedViews.open(cluster.nc, {
-      cacheDir: join(dir.path, "publisher", "cache"),
-      replicas: 3,
-    });
+  test(`the model registry is read and a version published ${RUNS} times in a row, the first within ${FIRST_RUN_BOUND_MS / 1000} s of the freeze, each other within ${RUN_BOUND_MS / 1000} s`, async (t) => {
     const source = join(dir.path, "publisher");
     cluster.freeze(FROZEN, true);
     const took: number[] = [];
@@ -105,6 +109,10 @@ describe("cluster test: with one node of a 3-node cluster frozen (SIGSTOP)", { s
             `run ${run}: the one model is listed`,
           );
           assert.equal((await registry.active())?.version, modelVersion, `run ${run}: it is active`);
+          const views = await NatsPublishedViews.open(nc, {
+            cacheDir: join(source, "cache", "views"),
+            replicas: 3,
+          });
           const name = await writeNumberedVersion(source, run);
           await views.publish(join(dataPaths(source).batchViews, name), name);
           await views.setCurrent(name);
@@ -114,7 +122,8 @@ describe("cluster test: with one node of a 3-node cluster frozen (SIGSTOP)", { s
         }
         const ms = performance.now() - at;
         took.push(Math.round(ms));
-        assert.ok(ms < RUN_BOUND_MS, `run ${run}: took ${Math.round(ms)} ms, under ${RUN_BOUND_MS} ms`);
+        const bound = run === 1 ? FIRST_RUN_BOUND_MS : RUN_BOUND_MS;
+        assert.ok(ms < bound, `run ${run}: took ${Math.round(ms)} ms, under ${bound} ms`);
       }
     } finally {
       t.diagnostic(`each run, ms: ${took.join(", ")}`);
@@ -129,15 +138,18 @@ describe("cluster test: with one node of a 3-node cluster frozen (SIGSTOP)", { s
     });
     const took: number[] = [];
     for (let run = 1; run <= 3; run++) {
-      const at = performance.now();
-      const models = await runLanemap(["model", "list"], env);
-      assert.equal(models.code, 0, `run ${run}: ${models.stderr}`);
-      const views = await runLanemap(["views", "list"], env);
-      assert.equal(views.code, 0, `run ${run}: ${views.stderr}`);
-      const ms = performance.now() - at;
-      took.push(Math.round(ms));
-      assert.ok(ms < RUN_BOUND_MS, `run ${run}: took ${Math.round(ms)} ms, under ${RUN_BOUND_MS} ms`);
+      for (const command of [
+        ["model", "list"],
+        ["views", "list"],
+      ]) {
+        const at = performance.now();
+        const r = await runLanemap(command, env);
+        assert.equal(r.code, 0, `run ${run}, ${command.join(" ")}: ${r.stderr}`);
+        const ms = performance.now() - at;
+        took.push(Math.round(ms));
+        assert.ok(ms < CLI_BOUND_MS, `run ${run}, ${command.join(" ")}: took ${Math.round(ms)} ms`);
+      }
     }
-    t.diagnostic(`each run (model list + views list), ms: ${took.join(", ")}`);
+    t.diagnostic(`each command (model list, views list, ...), ms: ${took.join(", ")}`);
   });
 });
