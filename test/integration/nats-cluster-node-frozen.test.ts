@@ -42,9 +42,10 @@ const RUNS = 5;
 const RUN_BOUND_MS = 8_000;
 /**
  * The first run after the freeze also pays for noticing it: the RAFT groups the frozen node led
- * (the meta group, streams, buckets) elect another leader after missing its heartbeats (3-11 s).
+ * (the meta group, streams, buckets) elect another leader after missing its heartbeats (3-12 s
+ * measured at load 4-9 on 2 cores), and the run may dial the frozen node first (4 s).
  */
-const FIRST_RUN_BOUND_MS = 15_000;
+const FIRST_RUN_BOUND_MS = 20_000;
 /** A `lanemap` command slower than this fails the test (its start-up, and a dial as above). */
 const CLI_BOUND_MS = 10_000;
 

@@ -66,7 +66,7 @@ async function ensureStream(jsm: JetStreamManager, wanted: Partial<StreamConfig>
     refuseUnclustered(info, wanted.num_replicas);
     const c = info.config;
     // Config raises replicas, never lowers them (replicas.ts replicasToSet).
-    const replicas = replicasToSet(c.num_replicas, wanted.num_replicas ?? 1);
+    const replicas = replicasToSet(info, wanted.num_replicas ?? 1);
     if (
       c.max_age === wanted.max_age &&
       c.duplicate_window === wanted.duplicate_window &&

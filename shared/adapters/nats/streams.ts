@@ -121,7 +121,7 @@ async function ensureStream(
       c.duplicate_window === wanted.duplicate_window &&
       c.subjects?.length === 1 &&
       c.subjects[0] === subject &&
-      (replicas === undefined || replicasToSet(c.num_replicas, replicas) === (c.num_replicas || 1));
+      (replicas === undefined || replicasToSet(info, replicas) === (c.num_replicas || 1));
     if (same) return info;
     // One update for limits and replicas: JetStream changes num_replicas in place (replicas.ts);
     // config raises replicas, never lowers them (replicasToSet).
@@ -129,7 +129,7 @@ async function ensureStream(
       ...c,
       subjects: [subject],
       ...wanted,
-      ...(replicas === undefined ? {} : { num_replicas: replicasToSet(c.num_replicas, replicas) }),
+      ...(replicas === undefined ? {} : { num_replicas: replicasToSet(info, replicas) }),
     });
   } catch (err) {
     if (err instanceof ReplicasRefusedError) throw err;
