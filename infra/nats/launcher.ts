@@ -21,6 +21,14 @@ export class NatsServerMissingError extends LanemapError {
   }
 }
 
+/**
+ * The ping settings of a cluster node, the same as infra/nats/cluster-node-*.conf's (a deployment
+ * test compares them): a node pings its routes and clients every `interval` and drops one that
+ * leaves `max` pings unanswered. nats-server's default (2 min x 2) kept the routes and clients of a
+ * frozen node (SIGSTOP, a hung VM) for 4-6 minutes (issue 14, F6); these drop them in 15-20 s.
+ */
+export const CLUSTER_PING = { interval: "5s", max: 3 } as const;
+
 export interface NatsServerOptions {
   /** JetStream store folder; default a new temporary folder removed on stop. */
   storeDir?: string;
@@ -123,6 +131,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         ...(cluster === undefined
           ? []
           : [
+              `ping_interval: ${JSON.stringify(CLUSTER_PING.interval)}`,
+              `ping_max: ${CLUSTER_PING.max}`,
               `cluster {`,
               `  name: ${JSON.stringify(cluster.name)}`,
               `  listen: "127.0.0.1:${cluster.port}"`,

@@ -83,10 +83,13 @@ export function formatStatus(s: OpsStatus): string {
         ? "single server"
         : `cluster ${p.cluster}  leader ${p.leader ?? "NONE (no quorum)"}` +
           (peers.length ? `  peers ${peers.join(", ")}` : "");
-    out.push(
-      `${i === 0 ? "streams   " : "          "}${p.stream}  R${p.replicas}  ${where}  ${p.messages} msg` +
-        (p.healthy ? "" : "  DEGRADED"),
-    );
+    const lead = i === 0 ? "streams   " : "          ";
+    // Left out of a listing during an election and not answering STREAM.INFO: nothing to show.
+    if (p.noAnswer !== undefined) out.push(`${lead}${p.stream}  no answer now  DEGRADED`);
+    else
+      out.push(
+        `${lead}${p.stream}  R${p.replicas}  ${where}  ${p.messages} msg` + (p.healthy ? "" : "  DEGRADED"),
+      );
   }
   const r = s.replicaCopies;
   if (r) {

@@ -135,6 +135,10 @@ export function degradedReasons(streams: readonly StreamPlacement[]): string[] {
   const out: string[] = [];
   for (const p of streams) {
     if (p.healthy) continue;
+    if (p.noAnswer !== undefined) {
+      out.push(`${p.stream}: no answer now (${p.noAnswer})`);
+      continue;
+    }
     if (p.cluster === null) {
       out.push(
         `${p.stream} asks for ${p.replicas} replicas on a single server (not clustered, it keeps 1 copy): set LANEMAP_NATS_REPLICAS=1, or run a cluster of ${p.replicas} nodes`,
@@ -302,7 +306,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     const retried = <T>(what: string, op: () => Promise<T>) =>
       retryTransient(what, op, { deadlineMs: NATS_READ_RETRY_MS, logger: options.logger });
     const [lane, streams] = await retried("reading the streams", () =>
-      Promise.all([speedLaneStatus(jsm), lanemapStreamPlacements(jsm)]),
+      Promise.all([speedLaneStatus(jsm), lanemapStreamPlacements(nc, jsm)]),
     );
     // A bucket nobody created yet is an empty live view / registry, reported as such.
     let entries: LiveEntry[] = [];

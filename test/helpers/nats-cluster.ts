@@ -43,6 +43,12 @@ export interface NatsCluster extends AsyncDisposable {
   readonly nc: NatsConnection;
   /** Kills node `i` (SIGKILL by default: a machine that dies), keeping its store for `restart`. */
   kill(i: number, signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Freezes node `i` (SIGSTOP: a hung VM or a paused host) with `true`, thaws it (SIGCONT) with
+   * `false`. A frozen node keeps its routes and client connections open and answers nothing;
+   * dispose thaws every node before stopping it.
+   */
+  freeze(i: number, frozen: boolean): void;
   /** Starts node `i` again on the same ports and store, and waits until it is back in the meta group. */
   restart(i: number): Promise<void>;
   /** Resolves once every running node sees a meta leader and its peers current. */
@@ -179,7 +185,15 @@ export async function startNatsCluster(): Promise<NatsCluster> {
     }
   };
 
+  const frozen = new Set<number>();
+  const freeze = (i: number, on: boolean): void => {
+    process.kill(nodes[i]!.pid, on ? "SIGSTOP" : "SIGCONT");
+    if (on) frozen.add(i);
+    else frozen.delete(i);
+  };
   const stopAll = async (): Promise<void> => {
+    // A stopped process hears SIGTERM only once it runs again.
+    for (const i of [...frozen]) freeze(i, false);
     await Promise.all(nodes.map((s) => s.stop()));
     await rm(root, { recursive: true, force: true });
   };
@@ -207,6 +221,7 @@ export async function startNatsCluster(): Promise<NatsCluster> {
     natsUrl: urls.join(","),
     nc,
     waitForMetaLeader,
+    freeze,
     async kill(i, signal = "SIGKILL") {
       await nodes[i]!.kill(signal);
       down.add(i);

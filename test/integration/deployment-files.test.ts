@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { commands } from "../../infra/cli/commands/index.js";
+import { CLUSTER_PING } from "../../infra/nats/launcher.js";
 import { parseConfig } from "../../shared/index.js";
 import { projectRoot } from "../helpers/env.js";
 import { natsMissing } from "../helpers/nats.js";
@@ -96,6 +97,14 @@ describe("the deployment examples in infra/", () => {
     assert.match(c, /^jetstream \{[^}]*store_dir: /m, "JetStream with a file store");
     assert.match(c, /^cluster \{[^]*name: lanemap\n/m);
     for (const n of ["a", "b", "c"]) assert.match(c, new RegExp(`nats-route://lanemap-${n}\\.internal:6222`));
+  });
+
+  test("the node configs ping routes and clients as the test clusters do (a frozen node is dropped in seconds)", () => {
+    for (const n of ["a", "b", "c"]) {
+      const c = read(natsDir, `cluster-node-${n}.conf`);
+      assert.equal(/^ping_interval: (".*")$/m.exec(c)?.[1], JSON.stringify(CLUSTER_PING.interval), n);
+      assert.equal(/^ping_max: (\d+)$/m.exec(c)?.[1], String(CLUSTER_PING.max), n);
+    }
   });
 
   test("every node config's max_file_store holds the ingest and dead-letter streams at their default max bytes", () => {

@@ -124,7 +124,7 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
 
     // What `lanemap ops status` shows: each stream's replicas, leader and two current peers.
     const placements = await waitFor("every replica caught up", async () => {
-      const p = await lanemapStreamPlacements(jsm);
+      const p = await lanemapStreamPlacements(cluster.nc, jsm);
       const lane = p.filter((s) => LANE_STREAMS.includes(s.stream));
       const ok = lane.length === LANE_STREAMS.length && lane.every((s) => s.peers.every((r) => r.current));
       return ok ? lane : undefined;
@@ -160,9 +160,10 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
       ),
     );
 
-    // And back: an operator may scale down too.
+    // And not back: a config of 1 replica leaves R3 streams at R3; lowering is an operator's act
+    // (README "Scaling out"), never a side effect of a command run without the env file (issue 14, F4).
     await ensureSpeedResources(cluster.nc, jsm, r1);
-    assert.equal((await jsm.streams.info(INGEST_STREAM)).config.num_replicas, 1);
+    assert.equal((await jsm.streams.info(INGEST_STREAM)).config.num_replicas, 3);
   });
 
   test("a single server refuses to create R3 streams and buckets: NATS_SETUP naming the stream, not a silent R1", async () => {

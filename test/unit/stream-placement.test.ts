@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { StreamInfo } from "@nats-io/jetstream";
 import { degradedReasons, formatStatus, type OpsStatus } from "../../infra/ops/index.js";
-import { checkReplicas, placementOf } from "../../shared/adapters/nats/index.js";
+import {
+  LANEMAP_STREAMS,
+  checkReplicas,
+  mergeStreamPages,
+  placementOf,
+  type StreamListPage,
+} from "../../shared/adapters/nats/index.js";
 
 /** A StreamInfo as the server sends it, with only what placementOf reads. */
 const info = (name: string, replicas: number, cluster?: StreamInfo["cluster"]): StreamInfo =>
@@ -156,5 +162,79 @@ describe("where a stream lives in the cluster", () => {
     assert.equal(checkReplicas(3), 3);
     for (const bad of [0, 6, 2.5, Number.NaN])
       assert.throws(() => checkReplicas(bad), { code: "NATS_SETUP" });
+  });
+});
+
+describe("merging the pages of a stream listing taken during a leader election", () => {
+  const page = (offset: number, names: string[], missing?: string[]): StreamListPage => ({
+    total: 5,
+    offset,
+    limit: 2,
+    streams: names.map((n) => info(n, 3)),
+    ...(missing ? { missing } : {}),
+  });
+  const names = (found: ReadonlyMap<string, StreamInfo>) => [...found.keys()].sort();
+
+  test("a stream on two pages is taken once, and an expected one no page lists is looked up", () => {
+    // Page 2 repeats OBJ_lanemap-views from page 1 and so skips LANEMAP_BATCH_RESULTS (issue 14, F2).
+    const merged = mergeStreamPages(
+      [
+        page(0, ["KV_lanemap-models", "OBJ_lanemap-views"]),
+        page(2, ["OBJ_lanemap-views", "LANEMAP_TILES"]),
+        page(4, ["other-app-stream"]),
+      ],
+      ["KV_lanemap-models", "OBJ_lanemap-views", "LANEMAP_TILES", "LANEMAP_BATCH_RESULTS"],
+    );
+    assert.deepEqual(names(merged.found), ["KV_lanemap-models", "LANEMAP_TILES", "OBJ_lanemap-views"]);
+    assert.deepEqual(merged.lookUp, ["LANEMAP_BATCH_RESULTS"]);
+  });
+
+  test("a stream the server names missing is looked up even when lanemap does not expect it", () => {
+    const merged = mergeStreamPages(
+      [page(0, ["LANEMAP_TILES"], ["KV_lanemap-new-bucket", "not-ours"])],
+      ["LANEMAP_TILES"],
+    );
+    assert.deepEqual(merged.lookUp, ["KV_lanemap-new-bucket"]);
+  });
+
+  test("a complete listing leaves nothing to look up and no stream twice", () => {
+    const merged = mergeStreamPages([page(0, [...LANEMAP_STREAMS])]);
+    assert.deepEqual(names(merged.found), [...LANEMAP_STREAMS].sort());
+    assert.deepEqual(merged.lookUp, []);
+  });
+
+  test("a stream that did not answer is degraded, named, with the reason", () => {
+    const text = formatStatus({
+      ...status([
+        {
+          stream: "LANEMAP_BATCH_RESULTS",
+          replicas: 0,
+          messages: 0,
+          bytes: 0,
+          cluster: null,
+          leader: null,
+          healthy: false,
+          peers: [],
+          noAnswer: "left out of the listing, and STREAM.INFO LANEMAP_BATCH_RESULTS: timeout",
+        },
+      ]),
+    });
+    assert.match(text, /LANEMAP_BATCH_RESULTS {2}no answer now {2}DEGRADED$/m);
+    assert.deepEqual(
+      degradedReasons([
+        {
+          stream: "LANEMAP_BATCH_RESULTS",
+          replicas: 0,
+          messages: 0,
+          bytes: 0,
+          cluster: null,
+          leader: null,
+          healthy: false,
+          peers: [],
+          noAnswer: "timeout",
+        },
+      ]),
+      ["LANEMAP_BATCH_RESULTS: no answer now (timeout)"],
+    );
   });
 });

@@ -33,6 +33,7 @@ import {
   refuseUnclustered,
   ReplicasRefusedError,
   replicasRefusal,
+  replicasToSet,
 } from "./replicas.js";
 
 /** Settings of the batch work queue. */
@@ -64,13 +65,15 @@ async function ensureStream(jsm: JetStreamManager, wanted: Partial<StreamConfig>
     if (!info) return await jsm.streams.add(wanted);
     refuseUnclustered(info, wanted.num_replicas);
     const c = info.config;
+    // Config raises replicas, never lowers them (replicas.ts replicasToSet).
+    const replicas = replicasToSet(info, wanted.num_replicas ?? 1);
     if (
       c.max_age === wanted.max_age &&
       c.duplicate_window === wanted.duplicate_window &&
-      c.num_replicas === wanted.num_replicas
+      c.num_replicas === replicas
     )
       return info;
-    return await jsm.streams.update(wanted.name, { ...c, ...wanted });
+    return await jsm.streams.update(wanted.name, { ...c, ...wanted, num_replicas: replicas });
   } catch (err) {
     if (err instanceof ReplicasRefusedError) throw err;
     // Two processes starting at once may both try to add: the loser reads what the winner made.

@@ -20,8 +20,15 @@ export interface ConnectNatsOptions {
   readonly logger?: Logger;
   /** Milliseconds between reconnect attempts (default 250). */
   readonly reconnectTimeWaitMs?: number;
-  /** Give up the first connection attempt after this long (default 10 s). */
+  /**
+   * How long one server may take to answer a connection (its INFO and the first PONG) before the
+   * next listed server is tried, in ms (default {@link DIAL_TIMEOUT_MS}).
+   */
   readonly timeoutMs?: number;
+  /** Milliseconds between the client's pings of its server (default {@link PING_INTERVAL_MS}). */
+  readonly pingIntervalMs?: number;
+  /** Pings left unanswered before the server counts as gone (default {@link MAX_PINGS_OUT}). */
+  readonly maxPingsOut?: number;
   /**
    * Check at once that the server offers JetStream (default true: every lanemap role stores in
    * JetStream); false only for a caller that uses core NATS alone.
@@ -41,6 +48,23 @@ export class JetStreamMissingError extends LanemapError {
     );
   }
 }
+
+/**
+ * How long one server may take to answer a new connection before the next is tried. A frozen node
+ * (SIGSTOP, a hung VM) accepts the TCP connection in its kernel and never sends INFO: with nats.js's
+ * wait of 10 s, every command that picked it from NATS_URL paid 10 s (issue 14, F6). A live
+ * nats-server answers in milliseconds, a loaded one well under a second.
+ */
+export const DIAL_TIMEOUT_MS = 4_000;
+/**
+ * Client pings: a connection whose server leaves {@link MAX_PINGS_OUT} pings unanswered is dropped
+ * and made again to another listed server, within 8-12 s of the server freezing. nats.js's default
+ * (2 min x 2) kept a client of a frozen node waiting up to 4 minutes (issue 14, F6): a killed node
+ * closes its sockets and is noticed at once; a frozen one only by pings.
+ */
+export const PING_INTERVAL_MS = 4_000;
+/** Unanswered pings after which the server counts as gone (see {@link PING_INTERVAL_MS}). */
+export const MAX_PINGS_OUT = 2;
 
 /** How long the JetStream check waits for an answer from the JetStream API (ms). */
 const JETSTREAM_CHECK_MS = 1_500;
@@ -101,7 +125,9 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
       name: options.name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: options.reconnectTimeWaitMs ?? 250,
-      timeout: options.timeoutMs ?? 10_000,
+      timeout: options.timeoutMs ?? DIAL_TIMEOUT_MS,
+      pingInterval: options.pingIntervalMs ?? PING_INTERVAL_MS,
+      maxPingOut: options.maxPingsOut ?? MAX_PINGS_OUT,
     });
   } catch (cause) {
     throw new NatsConnectError(servers, { cause });

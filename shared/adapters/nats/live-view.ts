@@ -26,6 +26,7 @@ import {
   kvStreamName,
   objectStoreStreamName,
 } from "./replicas.js";
+import { LEADER_READS } from "./leader-reads.js";
 
 const MAGIC = [0x4c, 0x4d, 0x52, 0x31]; // "LMR1"
 /** Rasters above this go to the object store (leaves room for headers under a 1 MiB max_payload). */
@@ -121,6 +122,7 @@ export class LiveView {
       new Kvm(nc).create(LIVE_BUCKET, {
         history: 1,
         storage: "file",
+        ...LEADER_READS,
         replicas: replicas === undefined ? 1 : checkReplicas(replicas),
       } as Parameters<Kvm["create"]>[1]),
     );

@@ -25,6 +25,7 @@ import {
   kvStreamName,
   objectStoreStreamName,
 } from "./replicas.js";
+import { LEADER_READS } from "./leader-reads.js";
 import {
   EMPTY_CATALOGUE,
   ModelConflictError,
@@ -122,15 +123,15 @@ export class NatsModelRegistry implements ModelRegistry {
     const r = replicas === undefined ? {} : { replicas: checkReplicas(replicas) };
     // History 16 keeps the last activations of `current` visible to operators (rollback).
     const kv = await atReplicas(kvStreamName(MODEL_BUCKET), replicas, () =>
-      new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File, ...r }),
+      new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File, ...r, ...LEADER_READS }),
     );
     const objects = await atReplicas(objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas, () =>
       new Objm(nc).create(MODEL_OBJECT_BUCKET, { storage: StorageType.File, ...r }),
     );
     if (replicas !== undefined) {
       const jsm = await jetstreamManager(nc);
-      await ensureReplicas(jsm, kvStreamName(MODEL_BUCKET), replicas);
-      await ensureReplicas(jsm, objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas);
+      await ensureReplicas(jsm, kvStreamName(MODEL_BUCKET), replicas, options.logger);
+      await ensureReplicas(jsm, objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas, options.logger);
     }
     return new NatsModelRegistry(kv, objects, nc, options.logger);
   }
@@ -190,7 +191,11 @@ export class NatsModelRegistry implements ModelRegistry {
    */
   async record(version: string): Promise<ModelRecord | undefined> {
     const key = versionKey(version);
-    const e = await this.kv.get(key);
+    const e = await retryTransient(
+      `reading the registry record of model ${version} (${kvStreamName(MODEL_BUCKET)})`,
+      () => this.kv.get(key),
+      this.logger ? { logger: this.logger } : {},
+    );
     if (e && e.operation === "PUT" && e.length > 0) return parseJson<ModelRecord>(e, version);
     const m = await retryTransient(
       `reading the registry record of model ${version}`,
@@ -217,7 +222,7 @@ export class NatsModelRegistry implements ModelRegistry {
    */
   async records(): Promise<ModelRecord[]> {
     const records = await retryTransient(
-      "reading the model registry",
+      `reading the model registry (${kvStreamName(MODEL_BUCKET)})`,
       async () => {
         const keys = await listKvKeys(await this.jsm(), MODEL_BUCKET, `${MODEL_VERSION_KEY_PREFIX}.>`);
         // A deleted record's key is listed too (its marker is a message): record() reads it as undefined.
@@ -273,9 +278,17 @@ export class NatsModelRegistry implements ModelRegistry {
     return { version, activatedAt, revision };
   }
 
-  /** The active model, or null when none was activated yet. */
+  /**
+   * The active model, or null when none was activated yet. Read through the bucket stream's leader
+   * (leader-reads.ts), retried through a leader election for up to 30 s, each retry logged.
+   * @throws LanemapError NATS_CONNECT naming the stream and key when it still fails.
+   */
   async current(): Promise<ActiveModelPointer | null> {
-    const e = await this.kv.get(CURRENT_MODEL_KEY);
+    const e = await retryTransient(
+      `reading the active model pointer (${kvStreamName(MODEL_BUCKET)} key ${CURRENT_MODEL_KEY})`,
+      () => this.kv.get(CURRENT_MODEL_KEY),
+      this.logger ? { logger: this.logger } : {},
+    );
     return e ? this.toCurrent(e) : null;
   }
 

@@ -33,6 +33,7 @@ import { serverMaxPayload } from "./connection.js";
 import { listKvKeys, readObjectBytes } from "./object-reads.js";
 import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
+import { LEADER_READS } from "./leader-reads.js";
 import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./names.js";
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -107,16 +108,21 @@ export class NatsTileArchive implements TileArchive {
         );
         const kvm = new Kvm(nc);
         const catalogue = await atReplicas(kvStreamName(CATALOGUE_BUCKET), r, () =>
-          kvm.create(CATALOGUE_BUCKET, { ...common, history: 1 }),
+          kvm.create(CATALOGUE_BUCKET, { ...common, history: 1, ...LEADER_READS }),
         );
         const bad = await atReplicas(kvStreamName(BAD_TILE_BUCKET), r, () =>
-          kvm.create(BAD_TILE_BUCKET, { ...common, history: 1 }),
+          kvm.create(BAD_TILE_BUCKET, { ...common, history: 1, ...LEADER_READS }),
         );
         // create() leaves an existing bucket's replicas as they are: bring all three to the deployment's.
         const jsm = await jetstreamManager(nc);
-        await ensureReplicas(jsm, objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), options.replicas);
-        await ensureReplicas(jsm, kvStreamName(CATALOGUE_BUCKET), options.replicas);
-        await ensureReplicas(jsm, kvStreamName(BAD_TILE_BUCKET), options.replicas);
+        await ensureReplicas(
+          jsm,
+          objectStoreStreamName(ARCHIVE_OBJECT_BUCKET),
+          options.replicas,
+          options.logger,
+        );
+        await ensureReplicas(jsm, kvStreamName(CATALOGUE_BUCKET), options.replicas, options.logger);
+        await ensureReplicas(jsm, kvStreamName(BAD_TILE_BUCKET), options.replicas, options.logger);
         return new NatsTileArchive(nc, objects, catalogue, bad, options.logger);
       },
       WRITE_RETRIES,

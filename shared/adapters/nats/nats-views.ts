@@ -37,6 +37,7 @@ import { serverMaxPayload } from "./connection.js";
 import { listObjectInfos, readObjectBytes, readObjectToFile, type StoredObjectInfo } from "./object-reads.js";
 import { READ_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
+import { LEADER_READS } from "./leader-reads.js";
 import { watchKvKey } from "./key-watch.js";
 import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./names.js";
 
@@ -119,13 +120,18 @@ export class NatsPublishedViews implements PublishedViews {
         );
         // History keeps the last moves of CURRENT visible to operators.
         const kv = await atReplicas(kvStreamName(VIEW_POINTER_BUCKET), replicas, () =>
-          new Kvm(nc).create(VIEW_POINTER_BUCKET, { history: 16, storage: StorageType.File, replicas }),
+          new Kvm(nc).create(VIEW_POINTER_BUCKET, {
+            history: 16,
+            storage: StorageType.File,
+            replicas,
+            ...LEADER_READS,
+          }),
         );
         if (options.replicas !== undefined) {
           // create() leaves an existing bucket's replicas as they are: bring both to the deployment's.
           const jsm = await jetstreamManager(nc);
-          await ensureReplicas(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas);
-          await ensureReplicas(jsm, kvStreamName(VIEW_POINTER_BUCKET), replicas);
+          await ensureReplicas(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas, options.logger);
+          await ensureReplicas(jsm, kvStreamName(VIEW_POINTER_BUCKET), replicas, options.logger);
         }
         return new NatsPublishedViews(nc, objects, kv, options.cacheDir, options.logger);
       },

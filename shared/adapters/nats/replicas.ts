@@ -6,7 +6,7 @@
  * KV buckets and object stores are streams too (`KV_<bucket>`, `OBJ_<bucket>`), but nats.js's
  * `Kvm.create` / `Objm.create` only set replicas when they create the stream; on an existing one
  * they keep whatever it has. So every lanemap resource goes through {@link ensureReplicas} after it
- * is opened: a stream whose `num_replicas` differs from config is updated in place
+ * is opened: a stream with fewer `num_replicas` than config is updated in place
  * (`$JS.API.STREAM.UPDATE`, which JetStream allows for num_replicas since 2.7): the server adds or
  * removes peers of the stream's RAFT group and catches the new peers up from the leader; the
  * stream's messages, sequences, KV revisions and object chunks stay as they are, and durable
@@ -15,9 +15,30 @@
  * Scaling up needs as many JetStream servers in the cluster as replicas; a single server refuses
  * replicas above 1 ("replicas > 1 not supported in non-clustered mode"), reported as NATS_SETUP.
  */
-import { type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  type StreamInfo,
+} from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { LanemapError } from "../../errors.js";
+import {
+  ARCHIVE_OBJECT_BUCKET,
+  BAD_TILE_BUCKET,
+  BATCH_RASTER_BUCKET,
+  BATCH_RESULT_STREAM,
+  BATCH_TASK_STREAM,
+  CATALOGUE_BUCKET,
+  DLQ_STREAM,
+  INGEST_STREAM,
+  LIVE_BUCKET,
+  MODEL_BUCKET,
+  MODEL_OBJECT_BUCKET,
+  TILE_OBJECT_BUCKET,
+  VIEW_OBJECT_BUCKET,
+  VIEW_POINTER_BUCKET,
+} from "./names.js";
 
 /** The JetStream stream behind a KV bucket (nats.js and the server name it so). */
 export const kvStreamName = (bucket: string): string => `KV_${bucket}`;
@@ -111,9 +132,48 @@ export function replicasRefusal(
 }
 
 /**
- * Brings an existing stream (a lanemap stream, or the stream of a KV or object store bucket) to
- * `replicas`, in place; a stream that already has them is left alone (no update request, so any
- * number of processes may call this at start-up).
+ * The replicas a stream with `info` is given when config asks `wanted`: on a cluster, config raises
+ * replicas and never lowers them. Why: every lanemap command opens the resources it reads, and
+ * `LANEMAP_NATS_REPLICAS` defaults to 1, so one operator shell without the machine's env file
+ * (`lanemap views list`) would otherwise drop every R3 stream of the cluster to R1 and with it the
+ * cluster's protection against a node loss (issue 14, F4). Lowering is an operator's act
+ * (`nats stream edit <stream> --replicas N`, README "Scaling out"). On a single server a stream
+ * with more than 1 (an UPDATE the server took, see {@link refuseUnclustered}) holds one copy all the
+ * same: config's 1 mends it.
+ */
+export function replicasToSet(info: StreamInfo, wanted: number): number {
+  const current = info.config.num_replicas || 1;
+  return isClustered(info) ? Math.max(current, wanted) : wanted;
+}
+
+/** Something that hears a warning: a pino Logger fits. */
+export interface ReplicasWarnings {
+  warn(fields: object, message: string): void;
+}
+
+/**
+ * Warns (when `logger` is given) that config asks fewer replicas than `stream` has, and says that
+ * they are kept. Returns whether it warned.
+ */
+export function warnIfFewer(
+  stream: string,
+  current: number,
+  wanted: number,
+  logger: ReplicasWarnings | undefined,
+): boolean {
+  if ((current || 1) <= wanted) return false;
+  logger?.warn(
+    { stream, replicas: current, configured: wanted },
+    `${stream} has ${current} replicas and LANEMAP_NATS_REPLICAS asks ${wanted}: kept at ${current} (config never lowers replicas; README "Scaling out" says how to)`,
+  );
+  return true;
+}
+
+/**
+ * Brings an existing stream (a lanemap stream, or the stream of a KV or object store bucket) up to
+ * `replicas`, in place; a stream that already has them, or more, is left alone (no update request,
+ * so any number of processes may call this at start-up). A stream with more replicas than asked
+ * keeps them ({@link replicasToSet}) and `logger` hears a warning naming it.
  * @returns the stream's info after the change.
  * @throws ReplicasRefusedError (NATS_SETUP) when the server cannot place `replicas`; LanemapError
  *   (NATS_SETUP) when the stream cannot be read or the server refuses the change otherwise.
@@ -122,15 +182,23 @@ export async function ensureReplicas(
   jsm: JetStreamManager,
   stream: string,
   replicas: number,
+  logger?: ReplicasWarnings,
 ): Promise<StreamInfo> {
   const wanted = checkReplicas(replicas);
   try {
     const info = await jsm.streams.info(stream);
     refuseUnclustered(info, wanted);
-    if ((info.config.num_replicas || 1) === wanted) return info;
-    return await atReplicas(stream, wanted, () =>
-      jsm.streams.update(stream, { ...info.config, num_replicas: wanted }),
+    const current = info.config.num_replicas || 1;
+    if (isClustered(info)) warnIfFewer(stream, current, wanted, logger);
+    if (replicasToSet(info, wanted) === current) return info;
+    const updated = await atReplicas(stream, wanted, () =>
+      jsm.streams.update(stream, { ...info.config, num_replicas: replicasToSet(info, wanted) }),
     );
+    // The rescaled group elects its leader anew; reads go through the leader (leader-reads.ts), so
+    // a read right after the open would time out until then.
+    return updated.cluster?.leader || !isClustered(updated)
+      ? updated
+      : await until(jsm, stream, "a leader after the rescale", (i) => !!i.cluster?.leader, RESCALE_LEADER_MS);
   } catch (err) {
     if (err instanceof ReplicasRefusedError) throw err;
     throw new LanemapError(
@@ -140,6 +208,9 @@ export async function ensureReplicas(
     );
   }
 }
+
+/** How long {@link ensureReplicas} waits for a rescaled stream's new leader. */
+export const RESCALE_LEADER_MS = 20_000;
 
 /**
  * Refuses `replicas` above 1 for an existing stream on a server that is not clustered, before any
@@ -200,6 +271,11 @@ export interface StreamPlacement {
     /** Operations it is behind the leader. */
     readonly lag: number;
   }[];
+  /**
+   * Set when nothing answered for the stream now (the listing left it out and its STREAM.INFO
+   * failed: a leader election): why, in words. The other figures are then unknown (0, null).
+   */
+  readonly noAnswer?: string;
 }
 
 /** The placement of one stream from its StreamInfo (`StreamInfo.cluster`, nanoseconds to seconds). */
@@ -233,17 +309,125 @@ export function placementOf(info: StreamInfo): StreamPlacement {
   };
 }
 
+/** One page of the server's answer to `$JS.API.STREAM.LIST`, the fields read here. */
+export interface StreamListPage {
+  readonly total: number;
+  readonly offset: number;
+  readonly limit: number;
+  readonly streams: readonly StreamInfo[] | null;
+  /**
+   * Streams the meta leader knows of whose info it did not get in time (nats-server fills it while
+   * a stream's group has no leader, or a node does not answer).
+   */
+  readonly missing?: readonly string[] | null;
+}
+
+/**
+ * Every stream lanemap may create (a deployment that does not use a part has not created its
+ * streams): each is accounted for in `ops status` even when a listing page leaves it out.
+ */
+export const LANEMAP_STREAMS: readonly string[] = [
+  INGEST_STREAM,
+  DLQ_STREAM,
+  BATCH_TASK_STREAM,
+  BATCH_RESULT_STREAM,
+  ...[MODEL_BUCKET, LIVE_BUCKET, CATALOGUE_BUCKET, BAD_TILE_BUCKET, VIEW_POINTER_BUCKET].map(kvStreamName),
+  ...[
+    MODEL_OBJECT_BUCKET,
+    `${LIVE_BUCKET}-rasters`,
+    ARCHIVE_OBJECT_BUCKET,
+    TILE_OBJECT_BUCKET,
+    BATCH_RASTER_BUCKET,
+    VIEW_OBJECT_BUCKET,
+  ].map(objectStoreStreamName),
+];
+
+const isLanemapStream = (name: string): boolean => /lanemap/i.test(name);
+
+/** What {@link mergeStreamPages} makes of a listing's pages. */
+export interface MergedStreamListing {
+  /** Each lanemap stream's info, once, by name (a stream on two pages: the later page's). */
+  readonly found: ReadonlyMap<string, StreamInfo>;
+  /**
+   * Lanemap streams no page gave the info of, to look up one by one: those a page names `missing`,
+   * and those of `expected` no page lists. Sorted.
+   */
+  readonly lookUp: readonly string[];
+}
+
+/**
+ * Merges the pages of a stream listing into one entry per lanemap stream. Why not take the pages as
+ * they come: the server answers each page from the meta leader's view at that moment, by offset,
+ * and during a leader election a page may repeat a stream of the previous page and leave another
+ * out (issue 14, F2: `ops status` listed OBJ_lanemap-views twice and LANEMAP_BATCH_RESULTS not at
+ * all, 4 s after a node was killed).
+ */
+export function mergeStreamPages(
+  pages: readonly StreamListPage[],
+  expected: readonly string[] = LANEMAP_STREAMS,
+): MergedStreamListing {
+  const found = new Map<string, StreamInfo>();
+  const missing = new Set<string>();
+  for (const page of pages) {
+    for (const info of page.streams ?? [])
+      if (isLanemapStream(info.config.name)) found.set(info.config.name, info);
+    for (const name of page.missing ?? []) if (isLanemapStream(name)) missing.add(name);
+  }
+  const lookUp = [...new Set([...missing, ...expected])].filter((n) => !found.has(n)).sort();
+  return { found, lookUp };
+}
+
+/** At most this many pages of a listing are read (nats-server pages 256 streams). */
+const MAX_LIST_PAGES = 64;
+
+/** Every page of `$JS.API.STREAM.LIST`, from offset 0 until a page is short or empty. */
+async function streamListPages(nc: NatsConnection, timeoutMs: number): Promise<StreamListPage[]> {
+  const pages: StreamListPage[] = [];
+  let offset = 0;
+  while (pages.length < MAX_LIST_PAGES) {
+    const m = await nc.request("$JS.API.STREAM.LIST", JSON.stringify({ offset }), { timeout: timeoutMs });
+    const page = m.json<StreamListPage & ApiAnswer>();
+    if (page.error)
+      throw new LanemapError(
+        "NATS_SETUP",
+        `listing the streams: ${page.error.description ?? "?"} (${page.error.err_code ?? page.error.code})`,
+      );
+    pages.push(page);
+    const n = page.streams?.length ?? 0;
+    offset += n;
+    if (n === 0 || offset >= page.total) break;
+  }
+  return pages;
+}
+
+/** How long one page of the listing, or one STREAM.INFO of a stream it left out, may take. */
+export const STREAM_LIST_TIMEOUT_MS = 5_000;
+
 /**
  * Every lanemap stream on the server (streams and buckets whose name contains "lanemap", in any
  * case: LANEMAP_TILES, KV_lanemap-live, OBJ_lanemap-tiles, ...) with its replicas and placement,
- * sorted by name. Listing rather than naming them keeps the report complete when a part of
- * lanemap adds a bucket.
+ * once each, sorted by name. Listing rather than naming them keeps the report complete when a part
+ * of lanemap adds a bucket; every stream of {@link LANEMAP_STREAMS} and every one the listing names
+ * missing that no page gave is looked up by STREAM.INFO ({@link mergeStreamPages}): one that does
+ * not exist is left out, one whose lookup fails is reported with `noAnswer`.
  */
-export async function lanemapStreamPlacements(jsm: JetStreamManager): Promise<StreamPlacement[]> {
-  const out: StreamPlacement[] = [];
-  for await (const info of jsm.streams.list()) {
-    if (/lanemap/i.test(info.config.name)) out.push(placementOf(info));
-  }
+export async function lanemapStreamPlacements(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+): Promise<StreamPlacement[]> {
+  const { found, lookUp } = mergeStreamPages(await streamListPages(nc, STREAM_LIST_TIMEOUT_MS));
+  const out = [...found.values()].map(placementOf);
+  const looked = await Promise.all(
+    lookUp.map(async (stream): Promise<StreamPlacement | null> => {
+      try {
+        return placementOf(await jsm.streams.info(stream));
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return null;
+        return noAnswerPlacement(stream, err);
+      }
+    }),
+  );
+  for (const p of looked) if (p !== null) out.push(p);
   // A node is one machine: offline for one stream's leader, it is offline for every stream whose
   // leader has not noticed yet (and shows it "not current").
   const offline = new Set(out.flatMap((p) => p.peers.filter((r) => r.offline).map((r) => r.name)));
@@ -255,6 +439,20 @@ export async function lanemapStreamPlacements(jsm: JetStreamManager): Promise<St
       ),
     }))
     .sort((a, b) => a.stream.localeCompare(b.stream));
+}
+
+function noAnswerPlacement(stream: string, err: unknown): StreamPlacement {
+  return {
+    stream,
+    replicas: 0,
+    messages: 0,
+    bytes: 0,
+    cluster: null,
+    leader: null,
+    healthy: false,
+    peers: [],
+    noAnswer: `left out of the listing, and STREAM.INFO ${stream}: ${err instanceof Error ? err.message : String(err)}`,
+  };
 }
 
 /**

@@ -33,6 +33,7 @@ import {
   atReplicas,
   refuseUnclustered,
   replicasRefusal,
+  replicasToSet,
   checkReplicas,
   ensureReplicas,
   objectStoreStreamName,
@@ -120,14 +121,15 @@ async function ensureStream(
       c.duplicate_window === wanted.duplicate_window &&
       c.subjects?.length === 1 &&
       c.subjects[0] === subject &&
-      (replicas === undefined || (c.num_replicas || 1) === replicas);
+      (replicas === undefined || replicasToSet(info, replicas) === (c.num_replicas || 1));
     if (same) return info;
-    // One update for limits and replicas: JetStream changes num_replicas in place (replicas.ts).
+    // One update for limits and replicas: JetStream changes num_replicas in place (replicas.ts);
+    // config raises replicas, never lowers them (replicasToSet).
     return await jsm.streams.update(name, {
       ...c,
       subjects: [subject],
       ...wanted,
-      ...(replicas === undefined ? {} : { num_replicas: replicas }),
+      ...(replicas === undefined ? {} : { num_replicas: replicasToSet(info, replicas) }),
     });
   } catch (err) {
     if (err instanceof ReplicasRefusedError) throw err;
