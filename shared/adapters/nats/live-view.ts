@@ -18,7 +18,7 @@ import { LanemapError } from "../../errors.js";
 import { tileResultSchema, type ClassifiedTile, type TileResult } from "../../view/types.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
 import { LIVE_BUCKET } from "./names.js";
-import { listKvKeys, readObjectBytes } from "./object-reads.js";
+import { kvValues, readObjectBytes } from "./object-reads.js";
 import {
   atReplicas,
   checkReplicas,
@@ -279,31 +279,17 @@ export class LiveView {
    */
   async list(): Promise<LiveEntry[]> {
     const what = "reading the live view failed";
-    const stream = kvStreamName(LIVE_BUCKET);
-    const jsm = () => jetstreamManager(this.nc, { checkAPI: false, timeout: LIVE_READ_TIMEOUT_MS });
-    const keys = await guarded(what, async () => listKvKeys(await jsm(), LIVE_BUCKET), READ_RETRIES);
     const out: LiveEntry[] = [];
-    for (let i = 0; i < keys.length; i += LIVE_GETS_IN_FLIGHT) {
-      const batch = await guarded(
-        what,
-        async () => {
-          const m = await jsm();
-          return Promise.all(
-            keys
-              .slice(i, i + LIVE_GETS_IN_FLIGHT)
-              .map((k) => m.streams.getMessage(stream, { last_by_subj: `$KV.${LIVE_BUCKET}.${k}` })),
-          );
-        },
-        READ_RETRIES,
-      );
-      for (const m of batch) {
-        const op = m?.header?.get("KV-Operation");
-        if (!m || op === "DEL" || op === "PURGE" || m.data.length === 0) continue;
-        try {
-          out.push(this.entry(m.data, m.seq));
-        } catch {
-          // An unreadable entry is skipped, as follow() skips it.
-        }
+    const values = kvValues(this.nc, LIVE_BUCKET, {
+      what,
+      timeoutMs: LIVE_READ_TIMEOUT_MS,
+      inFlight: LIVE_GETS_IN_FLIGHT,
+    });
+    for await (const m of values) {
+      try {
+        out.push(this.entry(m.data, m.seq));
+      } catch {
+        // An unreadable entry is skipped, as follow() skips it.
       }
     }
     return out.sort((a, b) => a.revision - b.revision);

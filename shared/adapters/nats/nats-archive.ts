@@ -15,7 +15,7 @@
  * letters and digits stays readable in `nats kv ls`.
  */
 import { createHash } from "node:crypto";
-import { jetstreamManager, StorageType, type StoredMsg } from "@nats-io/jetstream";
+import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -30,7 +30,7 @@ import {
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
 import { serverMaxPayload } from "./connection.js";
-import { listKvKeys, readObjectBytes } from "./object-reads.js";
+import { kvValues, readObjectBytes } from "./object-reads.js";
 import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { LEADER_READS } from "./leader-reads.js";
@@ -300,39 +300,20 @@ export class NatsTileArchive implements TileArchive {
    */
   private async *lastValues(bucket: string): AsyncGenerator<unknown> {
     const what = `cannot read bucket ${bucket}`;
-    const stream = kvStreamName(bucket);
-    const jsm = () => jetstreamManager(this.nc, { checkAPI: false, timeout: LISTING_TIMEOUT_MS });
-    const keys = await guarded(what, async () => listKvKeys(await jsm(), bucket), READ_RETRIES, this.logger);
-    for (let i = 0; i < keys.length; i += LAST_VALUE_GETS) {
-      const batch = await guarded(
-        what,
-        async () => {
-          const m = await jsm();
-          return Promise.all(
-            keys
-              .slice(i, i + LAST_VALUE_GETS)
-              .map((k) => m.streams.getMessage(stream, { last_by_subj: `$KV.${bucket}.${k}` })),
-          );
-        },
-        READ_RETRIES,
-        this.logger,
-      );
-      for (const m of batch) {
-        if (!m || !isValue(m)) continue;
-        let json: unknown;
-        try {
-          json = m.json<unknown>();
-        } catch (cause) {
-          throw new LanemapError("CATALOGUE", `${bucket} entry ${m.subject} is not JSON`, { cause });
-        }
-        yield json;
+    const values = kvValues(this.nc, bucket, {
+      what,
+      timeoutMs: LISTING_TIMEOUT_MS,
+      inFlight: LAST_VALUE_GETS,
+      logger: this.logger,
+    });
+    for await (const m of values) {
+      let json: unknown;
+      try {
+        json = m.json<unknown>();
+      } catch (cause) {
+        throw new LanemapError("CATALOGUE", `${bucket} entry ${m.subject} is not JSON`, { cause });
       }
+      yield json;
     }
   }
-}
-
-/** A KV message that holds a value (not a delete or purge marker). */
-function isValue(m: StoredMsg): boolean {
-  const op = m.header?.get("KV-Operation");
-  return op !== "DEL" && op !== "PURGE" && m.data.length > 0;
 }

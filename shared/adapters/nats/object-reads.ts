@@ -28,6 +28,7 @@ import {
   type StoredMsg,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
 import { kvStreamName, objectStoreStreamName } from "./replicas.js";
@@ -92,6 +93,45 @@ export async function listKvKeys(jsm: JetStreamManager, bucket: string, filter =
   return Object.keys(info.state.subjects ?? {})
     .filter((s) => s.startsWith(prefix))
     .map((s) => s.slice(prefix.length));
+}
+
+/**
+ * Every value of KV bucket `bucket` (delete and purge markers and empty values left out), in
+ * batches of `inFlight`, read without a consumer: the keys by {@link listKvKeys}, each key's value
+ * the last message on its subject (STREAM.MSG.GET `last_by_subj`), `inFlight` requests at a time.
+ * Each step (the key listing, each batch) has its own `timeoutMs` and is retried through `guarded`
+ * (READ_RETRIES, said to `logger`). Only the keys are held, never more than one batch of values.
+ * Shared by the catalogue listing (nats-archive.ts) and the live view's (live-view.ts).
+ * @throws LanemapError STORAGE (`what`) when a step still fails after the retries.
+ */
+export async function* kvValues(
+  nc: NatsConnection,
+  bucket: string,
+  options: { what: string; timeoutMs: number; inFlight: number; logger?: Logger },
+): AsyncGenerator<StoredMsg> {
+  const { what, timeoutMs, inFlight, logger } = options;
+  const stream = kvStreamName(bucket);
+  const jsm = () => jetstreamManager(nc, { checkAPI: false, timeout: timeoutMs });
+  const keys = await guarded(what, async () => listKvKeys(await jsm(), bucket), READ_RETRIES, logger);
+  for (let i = 0; i < keys.length; i += inFlight) {
+    const batch = await guarded(
+      what,
+      async () => {
+        const m = await jsm();
+        return Promise.all(
+          keys
+            .slice(i, i + inFlight)
+            .map((k) => m.streams.getMessage(stream, { last_by_subj: `$KV.${bucket}.${k}` })),
+        );
+      },
+      READ_RETRIES,
+      logger,
+    );
+    for (const m of batch) {
+      const op = m?.header?.get("KV-Operation");
+      if (m && op !== "DEL" && op !== "PURGE" && m.data.length > 0) yield m;
+    }
+  }
 }
 
 /** How long one request of an object read may wait for its answer (ms); see {@link readObjectBytes}. */
