@@ -1,4 +1,6 @@
-/** Valid catalogue entries and bad-tile records for archive tests (any content hash). */
+/** Valid catalogue entries and bad-tile records for archive tests (any content hash), and an archive to subclass. */
+import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import type { TileArchive } from "../../shared/index.js";
 import type { BadTileRecord, CatalogueEntry } from "../../shared/view/types.js";
 
 /** A valid catalogue entry of a 64² × 6 uint16 UTM tile: `tileId` with `contentHash`. */
@@ -29,4 +31,40 @@ export function entryOf(tileId: string, contentHash: string): CatalogueEntry {
 /** A TILE_DECODE bad-tile record of `key`. */
 export function badOf(key: string, reason: string): BadTileRecord {
   return { key, source: "bulk", code: "TILE_DECODE", reason, at: "2024-06-01T10:41:00Z" };
+}
+
+/**
+ * A files archive that passes every call through to `store`: tests subclass it and override the one
+ * call they make fail, hang or count (`readObject` for a flaky or a hung tile read).
+ */
+export class DelegatingArchive implements TileArchive {
+  readonly backend = "files" as const;
+  constructor(protected readonly store: ArchiveStore) {}
+  putObject(bytes: Uint8Array) {
+    return this.store.putObject(bytes);
+  }
+  readObject(hash: string): Promise<Uint8Array> {
+    return this.store.readObject(hash);
+  }
+  register(...a: Parameters<ArchiveStore["register"]>) {
+    return this.store.register(...a);
+  }
+  get(tileId: string) {
+    return this.store.get(tileId);
+  }
+  entries() {
+    return this.store.entries();
+  }
+  recordBad(...a: Parameters<ArchiveStore["recordBad"]>) {
+    return this.store.recordBad(...a);
+  }
+  badTiles() {
+    return this.store.badTiles();
+  }
+  remove(...a: Parameters<ArchiveStore["remove"]>) {
+    return this.store.remove(...a);
+  }
+  clearBad(key: string) {
+    return this.store.clearBad(key);
+  }
 }

@@ -32,47 +32,24 @@ import {
   serializeModel,
   type CatalogueEntry,
   type Config,
-  type TileArchive,
 } from "../../shared/index.js";
+import { DelegatingArchive } from "../helpers/archive-entries.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
 
 /** The files archive, except that the first read of one object fails as a broker's would (STORAGE). */
-class FailsOnceFor implements TileArchive {
-  readonly backend = "files" as const;
+class FailsOnceFor extends DelegatingArchive {
   failed = 0;
   constructor(
-    private readonly store: ArchiveStore,
+    store: ArchiveStore,
     private readonly contentHash: string,
-  ) {}
-  putObject(bytes: Uint8Array) {
-    return this.store.putObject(bytes);
+  ) {
+    super(store);
   }
-  async readObject(hash: string): Promise<Uint8Array> {
+  override async readObject(hash: string): Promise<Uint8Array> {
     if (hash === this.contentHash && this.failed++ === 0)
       throw new LanemapError("STORAGE", "object read timed out (a leader election)");
     return this.store.readObject(hash);
-  }
-  register(...a: Parameters<ArchiveStore["register"]>) {
-    return this.store.register(...a);
-  }
-  get(tileId: string) {
-    return this.store.get(tileId);
-  }
-  entries() {
-    return this.store.entries();
-  }
-  recordBad(...a: Parameters<ArchiveStore["recordBad"]>) {
-    return this.store.recordBad(...a);
-  }
-  badTiles() {
-    return this.store.badTiles();
-  }
-  remove(...a: Parameters<ArchiveStore["remove"]>) {
-    return this.store.remove(...a);
-  }
-  clearBad(key: string) {
-    return this.store.clearBad(key);
   }
 }
 

@@ -12,42 +12,17 @@ import { openModelRegistry } from "../../infra/platform/models.js";
 import { startLanemapWorker } from "../../infra/platform/worker.js";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { batchTaskSubject } from "../../shared/adapters/nats/index.js";
-import { describeTile, tileDeadline, type TileArchive } from "../../shared/index.js";
+import { describeTile, tileDeadline } from "../../shared/index.js";
+import { DelegatingArchive } from "../helpers/archive-entries.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { tempDir, testConfig, testLogger, testModel, testTile } from "./speed-fixtures.js";
 
 /** The data directory's archive, except that reading an object never answers (a hung read). */
-class HangingReads implements TileArchive {
-  readonly backend = "files" as const;
+class HangingReads extends DelegatingArchive {
   reads = 0;
-  constructor(private readonly store: ArchiveStore) {}
-  putObject(bytes: Uint8Array) {
-    return this.store.putObject(bytes);
-  }
-  readObject(): Promise<Uint8Array> {
+  override readObject(): Promise<Uint8Array> {
     this.reads++;
     return new Promise(() => undefined);
-  }
-  register(...a: Parameters<ArchiveStore["register"]>) {
-    return this.store.register(...a);
-  }
-  get(tileId: string) {
-    return this.store.get(tileId);
-  }
-  entries() {
-    return this.store.entries();
-  }
-  recordBad(...a: Parameters<ArchiveStore["recordBad"]>) {
-    return this.store.recordBad(...a);
-  }
-  badTiles() {
-    return this.store.badTiles();
-  }
-  remove(...a: Parameters<ArchiveStore["remove"]>) {
-    return this.store.remove(...a);
-  }
-  clearBad(key: string) {
-    return this.store.clearBad(key);
   }
 }
 
