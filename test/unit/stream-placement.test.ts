@@ -204,37 +204,23 @@ describe("merging the pages of a stream listing taken during a leader election",
   });
 
   test("a stream that did not answer is degraded, named, with the reason", () => {
+    const silent = (noAnswer: string) => ({
+      stream: "LANEMAP_BATCH_RESULTS",
+      replicas: 0,
+      messages: 0,
+      bytes: 0,
+      cluster: null,
+      leader: null,
+      healthy: false,
+      peers: [],
+      noAnswer,
+    });
     const text = formatStatus({
-      ...status([
-        {
-          stream: "LANEMAP_BATCH_RESULTS",
-          replicas: 0,
-          messages: 0,
-          bytes: 0,
-          cluster: null,
-          leader: null,
-          healthy: false,
-          peers: [],
-          noAnswer: "left out of the listing, and STREAM.INFO LANEMAP_BATCH_RESULTS: timeout",
-        },
-      ]),
+      ...status([silent("left out of the listing, and STREAM.INFO LANEMAP_BATCH_RESULTS: timeout")]),
     });
     assert.match(text, /LANEMAP_BATCH_RESULTS {2}no answer now {2}DEGRADED$/m);
-    assert.deepEqual(
-      degradedReasons([
-        {
-          stream: "LANEMAP_BATCH_RESULTS",
-          replicas: 0,
-          messages: 0,
-          bytes: 0,
-          cluster: null,
-          leader: null,
-          healthy: false,
-          peers: [],
-          noAnswer: "timeout",
-        },
-      ]),
-      ["LANEMAP_BATCH_RESULTS: no answer now (timeout)"],
-    );
+    assert.deepEqual(degradedReasons([silent("timeout")]), [
+      "LANEMAP_BATCH_RESULTS: no answer now (timeout)",
+    ]);
   });
 });
