@@ -16,6 +16,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import {
   CATALOGUE_BUCKET,
+  MODEL_BUCKET,
   MODEL_OBJECT_BUCKET,
   NatsModelRegistry,
   NatsTileArchive,
@@ -73,6 +74,9 @@ describe(
       for (const id of tileIds) await archive.register(entryOf(id, "a".repeat(64)));
       await cluster.kill(DEAD);
       await cluster.waitForMetaLeader();
+      // KV values are read through their stream's leader (leader-reads.ts): the model records'
+      // stream elects too, or the first artifact read waits out its election (5.4 s at load 13).
+      await waitForLeader(cluster, kvStreamName(MODEL_BUCKET));
       await waitForLeader(cluster, objectStoreStreamName(MODEL_OBJECT_BUCKET));
       await waitForLeader(cluster, objectStoreStreamName(TILE_OBJECT_BUCKET));
       await waitForLeader(cluster, kvStreamName(CATALOGUE_BUCKET));
