@@ -41,6 +41,11 @@ describe("which copies of a stream diverged", () => {
     assert.deepEqual(replicaDivergences(sample("a", [262, 5, 266], [262, 5, 266], [262, 5, 266])), []);
   });
 
+  test("empty copies agree whatever first_seq each node reports (0 never written, last_seq + 1 after)", () => {
+    assert.deepEqual(replicaDivergences(sample("b", [0, 0, 0], [0, 1, 0], [0, 1, 0])), []);
+    assert.equal(copyDisagreement(copy("a", "b", 0, 0, 0), copy("b", "b", 0, 1, 0), true), null);
+  });
+
   test("a follower behind its leader, or a leader ahead of its followers, is catching up, not diverged", () => {
     assert.deepEqual(replicaDivergences(sample("a", [262, 5, 266], [250, 5, 254], [262, 5, 266])), []);
     assert.deepEqual(replicaDivergences(sample("a", [270, 9, 278], [262, 5, 266], [262, 5, 266])), []);

@@ -495,8 +495,13 @@ export interface ReplicaDivergence {
   readonly why: string;
 }
 
+/**
+ * Two copies hold the same messages. An empty copy's first_seq says nothing: nats-server reports 0
+ * for a stream a node never stored a message of and last_seq + 1 once it has (a false "diverged"
+ * on six empty streams in an operator's check).
+ */
 const sameCopy = (a: ReplicaCopy, b: ReplicaCopy): boolean =>
-  a.messages === b.messages && a.firstSeq === b.firstSeq && a.lastSeq === b.lastSeq;
+  a.messages === b.messages && a.lastSeq === b.lastSeq && (a.messages === 0 || a.firstSeq === b.firstSeq);
 
 const figures = (c: ReplicaCopy): string =>
   `${c.messages} msgs, first_seq ${c.firstSeq}, last_seq ${c.lastSeq}, ${c.numDeleted} deleted`;
