@@ -292,6 +292,10 @@ export class StreamTileExecutor {
       this.halt = (err) => {
         this.haltedBy ??= { err };
         reject(err);
+        // Tiles still waiting to be packed never will be (pack() stops once halted): their
+        // `process` calls end with the halt's reason instead of waiting for a close that the
+        // run's lanes, waiting on them, would never reach.
+        for (const t of this.pending.splice(0)) t.reject(err);
       };
     });
     this.halted.catch(() => undefined); // observed by every `process`; none may be waiting
@@ -386,6 +390,10 @@ export class StreamTileExecutor {
       new Promise<TileJobOutcome>((resolve) => this.waiting.set(tileId, resolve)),
       this.halted,
     ]);
+    // Awaited by the caller once returned; until then (the task still being packed or published) a
+    // halt must not reject it unobserved: Node ends the process on an unhandled rejection (an
+    // operator's BATCH_STALLED came out as a crash dump instead of `lanemap: ...`).
+    outcome.catch(() => undefined);
     // Until its task is published (publishTask sets the task's own): the deadline of a task of
     // tiles of this size, full (a task of tiles queued by an earlier incarnation keeps this one).
     this.taskBoundMs.set(

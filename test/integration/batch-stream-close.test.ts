@@ -54,3 +54,43 @@ test(
     }
   },
 );
+
+test(
+  "a run halted while tiles wait to be packed into tasks rejects each of their `process` calls with the reason, and nothing goes unhandled",
+  { skip: natsMissing(), timeout: 60_000 },
+  async () => {
+    await using nats = await natsFixture();
+    const d = await makeDataDir(set, "halt");
+    const entries = [];
+    for await (const e of d.store.entries()) entries.push(e);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    const ac = new AbortController();
+    const executor = await StreamTileExecutor.start({
+      nc: nats.nc,
+      config: d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" }),
+      logger: testLogger([]),
+      runId: "20240301T000000Z-halt1",
+      artifact: new Uint8Array(readFileSync(set.modelPath)),
+      tileIds: new Set(entries.map((e) => e.tileId)),
+      signal: ac.signal,
+    });
+    try {
+      // Both tiles are asked for in one tick and no worker runs: the halt finds them owed, the
+      // second perhaps not yet published (a task waits for more tiles while the window is busy).
+      const calls = entries.map((e) => executor.process(e));
+      ac.abort(new Error("interrupted"));
+      const settled = await Promise.allSettled(calls);
+      await new Promise((r) => setTimeout(r, 200)); // Node reports an unhandled rejection after a turn
+      for (const s of settled) {
+        assert.equal(s.status, "rejected", "a halted run's tile is not reported as an outcome");
+        assert.match(String((s as PromiseRejectedResult).reason), /interrupted/);
+      }
+      assert.deepEqual(unhandled, [], "no rejection went unobserved");
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      await executor.close({ purge: true });
+    }
+  },
+);
