@@ -148,7 +148,10 @@ export class DeadLetterQueue {
    * where a payload too large to travel with its dead-letter headers is parked.
    */
   static async open(nc: NatsConnection, tiles?: ObjectStore): Promise<DeadLetterQueue> {
-    return new DeadLetterQueue(nc, jetstream(nc), await jetstreamManager(nc), tiles);
+    // No $JS.API.INFO check on open: right after a node is lost the meta leader is being elected,
+    // and that one unretried request failed `lanemap dlq list` with a bare "timeout" 3 times in 7
+    // kills (an operator's check); every request below is bounded, retried and named.
+    return new DeadLetterQueue(nc, jetstream(nc), await jetstreamManager(nc, { checkAPI: false }), tiles);
   }
 
   /** Dead-letters one message; resolves with the dead letter's sequence once it is stored. */
