@@ -159,9 +159,18 @@ export function quarantines(record: BadTileRecord, entry: CatalogueEntry): boole
     record.key === entry.tileId &&
     record.contentHash === entry.contentHash &&
     isErrorCode(record.code) &&
-    ERROR_CODES[record.code].permanent &&
-    !NOT_QUARANTINED.has(record.code)
+    isTilesOwnFailure(record.code)
   );
+}
+
+/**
+ * True when a failure with `code` is the tile's own (its bytes or layout: it fails the same way
+ * every time): a permanent code of the error table (shared/errors.ts) but MAX_DELIVER and DEADLINE,
+ * which say more about the moment (a burst, a slow or frozen worker) than about the tile. Such a
+ * failure is not carried into a later try: a quarantine, or a resumed run's earlier results.
+ */
+export function isTilesOwnFailure(code: ErrorCode): boolean {
+  return ERROR_CODES[code].permanent && !NOT_QUARANTINED.has(code);
 }
 
 /** The entries of one run and the watermark that selected them. */

@@ -72,7 +72,6 @@ import {
   type BatchQueueSettings,
 } from "../shared/adapters/nats/index.js";
 import {
-  ERROR_CODES,
   LanemapError,
   describeError,
   parseModel,
@@ -80,6 +79,7 @@ import {
   type Config,
   type ModelRegistry,
 } from "../shared/index.js";
+import { isTilesOwnFailure } from "./catalogue.js";
 import { lookForStall } from "./stall-rule.js";
 import { decodeResult, encodeResult, encodeTask, type ResultHead } from "./task-wire.js";
 import { taskDeadlineMs } from "./task-worker.js";
@@ -620,8 +620,10 @@ export class StreamTileExecutor {
       return;
     }
     const o = head.outcome;
-    if (earlier && !o.ok && !ERROR_CODES[o.code].permanent) {
-      // A resumed run must not inherit a transient failure (STORAGE, DEADLINE, ...): classify again.
+    if (earlier && !o.ok && !isTilesOwnFailure(o.code)) {
+      // A resumed run inherits only a tile's own failure: a transient one (STORAGE, ...), a DEADLINE
+      // or MAX_DELIVER is tried again (a run whose every tile missed its deadline on frozen workers
+      // failed every resume of it in 0.6 s on those old results, an operator's check).
       this.retried.add(tileId);
       log.info(
         { tileId, code: o.code },

@@ -17,12 +17,13 @@ import {
   startBatchTaskWorker,
   type BatchTaskEvent,
 } from "../../batch/index.js";
-import { encodeTask } from "../../batch/task-wire.js";
+import { encodeResult, encodeTask } from "../../batch/task-wire.js";
 import { openModelRegistry } from "../../infra/platform/models.js";
 import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import {
   BATCH_HEADERS,
   BATCH_TASK_STREAM,
+  batchResultSubject,
   batchTaskSubject,
   ensureBatchQueue,
 } from "../../shared/adapters/nats/index.js";
@@ -232,6 +233,61 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
     } finally {
       await executor.close({ purge: true });
       await worker?.stop();
+      await pool.close();
+    }
+  });
+  test("a resumed coordinator does not inherit its earlier incarnation's DEADLINE failure of a tile: the tile is classified again", async () => {
+    await using nats = await natsFixture();
+    const fx = await makeDataDir(set, "resume-deadline");
+    const config = fx.config({ NATS_URL: nats.server.url, LANEMAP_DECODE_TIMEOUT_MS: "10000" });
+    const entries: CatalogueEntry[] = [];
+    for await (const e of fx.store.entries()) entries.push(e);
+    entries.sort((a, b) => a.tileId.localeCompare(b.tileId));
+    const tile = entries[0]!;
+    const models = await openModelRegistry(config, nats.nc);
+    await models.put(set.model);
+    const runId = "20260101T000000Z-multi3";
+    await ensureBatchQueue(nats.nc, await jetstreamManager(nats.nc), batchQueueSettings(config));
+    // The earlier incarnation's result: the tile missed its deadline (frozen workers) on both tries.
+    const head = {
+      runId,
+      tileId: tile.tileId,
+      modelVersion: set.model.version,
+      worker: "w0",
+      deliveries: 2,
+      outcome: {
+        ok: false as const,
+        code: "DEADLINE" as const,
+        reason: "the tile job did not finish within 100 ms",
+      },
+    };
+    await jetstream(nats.nc).publish(batchResultSubject(runId), encodeResult(head, new Uint8Array(0)));
+    await new Promise((r) => setTimeout(r, 20)); // stored before this incarnation starts
+    const executor = await StreamTileExecutor.start({
+      nc: nats.nc,
+      config,
+      logger: testLogger(),
+      runId,
+      artifact: new TextEncoder().encode(serializeModel(set.model)),
+      models,
+      tileIds: new Set([tile.tileId]),
+    });
+    const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
+    const worker = await startBatchTaskWorker(config, {
+      nc: nats.nc,
+      logger: testLogger(),
+      pool,
+      concurrency: 1,
+      models,
+      archive: fx.store,
+      name: "w1",
+    });
+    try {
+      const o = await executor.process(tile);
+      assert.ok(o.ok, `the tile is classified, not failed again (${o.ok ? "" : `${o.code}: ${o.reason}`})`);
+    } finally {
+      await executor.close({ purge: true });
+      await worker.stop();
       await pool.close();
     }
   });
