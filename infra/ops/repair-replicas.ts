@@ -56,6 +56,11 @@ export interface RepairReplicasReport {
   readonly repairs: readonly ReplicaRepair[];
   /** Copies that still disagree after the repairs (empty on success; the divergences on a dry run). */
   readonly remaining: readonly ReplicaDivergence[];
+  /**
+   * Monitoring URLs that did not answer (a node down or frozen): their nodes' copies were not
+   * compared, so "nothing to repair" cannot be said (an operator's check with a node SIGSTOPped).
+   */
+  readonly unanswered: readonly string[];
 }
 
 /**
@@ -108,12 +113,15 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
     options.dryRun || repairs.every((r) => r.steps.length === 0)
       ? targets
       : (await checkReplicaAgreement(monitorUrls)).divergences.filter(mine);
-  return { dryRun: options.dryRun, repairs, remaining };
+  return { dryRun: options.dryRun, repairs, remaining, unanswered: unseen };
 }
 
 /** `ops repair-replicas` as text. */
 export function formatRepairReplicas(r: RepairReplicasReport): string {
-  if (r.repairs.length === 0) return "every stream's copies agree: nothing to repair";
+  if (r.repairs.length === 0)
+    return r.unanswered.length === 0
+      ? "every stream's copies agree: nothing to repair"
+      : `the answering nodes' copies agree; not compared: ${r.unanswered.join(", ")} (its monitoring does not answer), so nothing is repaired until it does`;
   const out: string[] = [];
   for (const x of r.repairs) {
     out.push(`${x.stream} on node ${x.node}: ${x.why}`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { divergenceReasons } from "../../infra/ops/index.js";
+import { divergenceReasons, formatRepairReplicas } from "../../infra/ops/index.js";
 import {
   copyDisagreement,
   replicaDivergences,
@@ -112,5 +112,23 @@ describe("which copies of a stream diverged", () => {
       "node monitoring http://c:8222 does not answer (connect ECONNREFUSED): its copies not compared",
       `OBJ_lanemap-views diverged on node a (its leader): ${divergences[0]!.why} (b, c agree); repair: lanemap ops repair-replicas --stream OBJ_lanemap-views (README "Operations", replicas that diverge)`,
     ]);
+  });
+});
+
+describe("ops repair-replicas' report", () => {
+  test("with a node's monitoring silent it does not say there is nothing to repair: it names the node not compared", () => {
+    const text = formatRepairReplicas({
+      dryRun: false,
+      repairs: [],
+      remaining: [],
+      unanswered: ["http://127.0.0.1:8222"],
+    });
+    assert.doesNotMatch(text, /nothing to repair$/);
+    assert.match(text, /not compared: http:\/\/127\.0\.0\.1:8222 \(its monitoring does not answer\)/);
+  });
+
+  test("with every node answering and no copy diverged there is nothing to repair", () => {
+    const text = formatRepairReplicas({ dryRun: false, repairs: [], remaining: [], unanswered: [] });
+    assert.equal(text, "every stream's copies agree: nothing to repair");
   });
 });

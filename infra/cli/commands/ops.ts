@@ -307,8 +307,10 @@ export function registerOps(program: Command): void {
         }),
       );
       console.log(flags.json ? JSON.stringify(report, null, 2) : formatRepairReplicas(report));
-      // Copies still diverged (or, on a dry run, found): a check failed, as in ops status.
-      if (!report.dryRun && report.remaining.length > 0) process.exitCode = OPS_EXIT.checkFailed;
+      // Copies still diverged (or, on a dry run, found), or a node's copies not compared: a check
+      // failed, as in ops status.
+      if ((!report.dryRun && report.remaining.length > 0) || report.unanswered.length > 0)
+        process.exitCode = OPS_EXIT.checkFailed;
     });
 
   common(ops.command("diff"))
