@@ -100,16 +100,17 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
     return { fx, config, entries };
   }
 
-  test("a task whose tile fails transiently goes back with its other tiles' results out: every tile classified, the others' second results are duplicates, the rasters equal the in-process executor's", async () => {
-    await using nats = await natsFixture();
-    const { fx, config, entries } = await catalogued("flaky", nats.server.url);
-    const reference = await inProcessRasters(config, set.modelPath, entries);
-    const flaky = entries[1]!;
-    const archive = new FailsOnceFor(fx.store, flaky.contentHash);
-    const models = await openModelRegistry(config, nats.nc);
+  type WorkerOptions = Parameters<typeof startBatchTaskWorker>[1];
+  /** One worker's batch consumer in this process: one tile thread, one task at a time. */
+  async function oneWorker(
+    config: Config,
+    nc: WorkerOptions["nc"],
+    models: WorkerOptions["models"],
+    archive: WorkerOptions["archive"],
+  ) {
     const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
     const worker = await startBatchTaskWorker(config, {
-      nc: nats.nc,
+      nc,
       logger: testLogger(),
       pool,
       concurrency: 1,
@@ -117,17 +118,51 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
       archive,
       name: "w1",
     });
-    const done: Extract<BatchTaskEvent, { type: "task-done" }>[] = [];
-    worker.on((e) => void (e.type === "task-done" && done.push(e)));
-    const executor = await StreamTileExecutor.start({
-      nc: nats.nc,
+    return {
+      worker,
+      async stop() {
+        await worker.stop();
+        await pool.close();
+      },
+    };
+  }
+
+  /** The run's coordinator, with the sample set's model, for `tileIds`. */
+  function coordinator(
+    config: Config,
+    nc: WorkerOptions["nc"],
+    models: WorkerOptions["models"],
+    runId: string,
+    tileIds: Iterable<string>,
+  ) {
+    return StreamTileExecutor.start({
+      nc,
       config,
       logger: testLogger(),
-      runId: "20260101T000000Z-multi1",
+      runId,
       artifact: new TextEncoder().encode(serializeModel(set.model)),
       models,
-      tileIds: new Set(entries.map((e) => e.tileId)),
+      tileIds: new Set(tileIds),
     });
+  }
+
+  test("a task whose tile fails transiently goes back with its other tiles' results out: every tile classified, the others' second results are duplicates, the rasters equal the in-process executor's", async () => {
+    await using nats = await natsFixture();
+    const { fx, config, entries } = await catalogued("flaky", nats.server.url);
+    const reference = await inProcessRasters(config, set.modelPath, entries);
+    const flaky = entries[1]!;
+    const archive = new FailsOnceFor(fx.store, flaky.contentHash);
+    const models = await openModelRegistry(config, nats.nc);
+    const w = await oneWorker(config, nats.nc, models, archive);
+    const done: Extract<BatchTaskEvent, { type: "task-done" }>[] = [];
+    w.worker.on((e) => void (e.type === "task-done" && done.push(e)));
+    const executor = await coordinator(
+      config,
+      nats.nc,
+      models,
+      "20260101T000000Z-multi1",
+      entries.map((e) => e.tileId),
+    );
     try {
       // Asked for in one tick, as the runner asks for a window: two tasks of four 64² tiles.
       const outcomes = await Promise.all(entries.map((e) => executor.process(e)));
@@ -159,8 +194,7 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
       assert.equal(executor.redelivered, 1, "only the flaky tile's taken result came from a redelivery");
     } finally {
       await executor.close({ purge: true });
-      await worker.stop();
-      await pool.close();
+      await w.stop();
     }
   });
 
@@ -185,18 +219,15 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
       encodeTask({ runId, modelVersion: set.model.version, maxPixels: config.maxPixels, entries: queued }),
       { msgID: `${runId}:${ids.join(",")}:1700000000000`, headers: h },
     );
-    const executor = await StreamTileExecutor.start({
-      nc: nats.nc,
+    const executor = await coordinator(
       config,
-      logger: testLogger(),
-      runId,
-      artifact: new TextEncoder().encode(serializeModel(set.model)),
+      nats.nc,
       models,
-      tileIds: new Set(entries.slice(0, 6).map((e) => e.tileId)),
-    });
-    const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
+      runId,
+      entries.slice(0, 6).map((e) => e.tileId),
+    );
     const done: string[] = [];
-    let worker: Awaited<ReturnType<typeof startBatchTaskWorker>> | undefined;
+    let w: Awaited<ReturnType<typeof oneWorker>> | undefined;
     try {
       // Tiles 1-6 asked for at once: packed afresh they would make tasks of other message ids.
       const outcomes = Promise.all(entries.slice(0, 6).map((e) => executor.process(e)));
@@ -208,16 +239,8 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
         2,
         "one new task (tiles 1 and 6) beside the queued one (tiles 2-5)",
       );
-      worker = await startBatchTaskWorker(config, {
-        nc: nats.nc,
-        logger: testLogger(),
-        pool,
-        concurrency: 1,
-        models,
-        archive: fx.store,
-        name: "w1",
-      });
-      worker.on((e) => void (e.type === "task-done" && done.push(e.tileId)));
+      w = await oneWorker(config, nats.nc, models, fx.store);
+      w.worker.on((e) => void (e.type === "task-done" && done.push(e.tileId)));
       for (const [i, o] of (await outcomes).entries()) {
         const { tileId } = entries[i]!;
         assert.ok(o.ok, `${tileId} is classified`);
@@ -234,8 +257,7 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
       assert.equal(executor.duplicates, 0);
     } finally {
       await executor.close({ purge: true });
-      await worker?.stop();
-      await pool.close();
+      await w?.stop();
     }
   });
 
@@ -262,32 +284,14 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
     };
     await jetstream(nats.nc).publish(batchResultSubject(runId), encodeResult(head, new Uint8Array(0)));
     await new Promise((r) => setTimeout(r, 20)); // stored before this incarnation starts
-    const executor = await StreamTileExecutor.start({
-      nc: nats.nc,
-      config,
-      logger: testLogger(),
-      runId,
-      artifact: new TextEncoder().encode(serializeModel(set.model)),
-      models,
-      tileIds: new Set([tile.tileId]),
-    });
-    const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
-    const worker = await startBatchTaskWorker(config, {
-      nc: nats.nc,
-      logger: testLogger(),
-      pool,
-      concurrency: 1,
-      models,
-      archive: fx.store,
-      name: "w1",
-    });
+    const executor = await coordinator(config, nats.nc, models, runId, [tile.tileId]);
+    const w = await oneWorker(config, nats.nc, models, fx.store);
     try {
       const o = await executor.process(tile);
       assert.ok(o.ok, `the tile is classified, not failed again (${o.ok ? "" : `${o.code}: ${o.reason}`})`);
     } finally {
       await executor.close({ purge: true });
-      await worker.stop();
-      await pool.close();
+      await w.stop();
     }
   });
 });
