@@ -844,8 +844,10 @@ export async function placeReplicas(
   let failure = "";
   for (let attempt = 1; attempt <= attempts && peerNames(info).length < wanted; attempt++) {
     const placed = peerNames(info);
+    let step = `R${wanted}`;
     try {
       if ((info.config.num_replicas || 1) !== placed.length) {
+        step = `the scale-down to R${placed.length}`;
         await jsm.streams.update(stream, { ...info.config, num_replicas: placed.length });
         info = await until(
           jsm,
@@ -854,11 +856,12 @@ export async function placeReplicas(
           (i) => led(i) && (i.config.num_replicas || 1) === placed.length,
           timeoutMs,
         );
+        step = `R${wanted}`;
       }
       await new Promise((r) => setTimeout(r, META_SETTLE_MS * attempt));
       info = await jsm.streams.update(stream, { ...info.config, num_replicas: wanted });
     } catch (err) {
-      failure = `R${wanted} refused: ${refusalText(err)}`;
+      failure = `${step} refused: ${refusalText(err)}`;
       steps.push(`attempt ${attempt}: ${failure}`);
       info = await until(jsm, stream, "a leader", led, timeoutMs);
       continue;
