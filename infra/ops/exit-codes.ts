@@ -15,7 +15,8 @@ export const OPS_EXIT = {
   /**
    * Ran fine, and a check failed: a cell over the diff threshold; `ops status` found the cluster
    * degraded (a node offline, a replica behind, a stream without a leader, a copy diverged);
-   * `ops repair-replicas` left copies that disagree.
+   * `ops repair-replicas` left copies that disagree or a replica unplaced (a repair it tried and
+   * failed is an error: exit 1).
    */
   checkFailed: 3,
 } as const;
@@ -28,7 +29,8 @@ Exit codes (every ops command):
   ${OPS_EXIT.usage}  usage error (unknown option, malformed value)
   ${OPS_EXIT.checkFailed}  ran fine but a check failed: \`ops diff\` found a cell over --threshold, or
      \`ops status\` found NATS degraded (a node offline, a replica behind, a stream without a leader,
-     a node's copy diverged), or \`ops repair-replicas\` left copies that still disagree
+     a node's copy diverged, a replica unplaced), or \`ops repair-replicas\` left copies that
+     still disagree or a replica unplaced (a repair it tried and failed: 1)
 
 Every command takes --json, --data-dir DIR and --nats URL. The ones that change state (expire,
 replay, dlq retry, views rollback, model activate) take --dry-run: print what they would do, change

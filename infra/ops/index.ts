@@ -42,9 +42,12 @@ export {
 } from "./replay.js";
 export {
   formatRepairReplicas,
+  repairExitCode,
+  repairFailures,
   repairReplicas,
   type RepairReplicasOptions,
   type RepairReplicasReport,
+  type ReplicaPlacement,
   type ReplicaRepair,
 } from "./repair-replicas.js";
 export {

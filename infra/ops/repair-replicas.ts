@@ -6,6 +6,15 @@
  * LANEMAP_NATS_MONITOR_URLS); each odd copy is dropped and copied again from the leader
  * (shared/adapters/nats/replicas.ts `replaceReplica`), then the copies are compared again.
  *
+ * A stream with fewer placed replicas than it should have is repaired too: one whose group has
+ * fewer peers than its num_replicas ("unplaced", as `ops status` says: a PEER.REMOVE with no spare
+ * server, or a repair whose scale-up placed nothing), or whose num_replicas a failed repair left
+ * below LANEMAP_NATS_REPLICAS (shared/adapters/nats/replicas.ts `replicaShortfall`). Its placed
+ * copies may all agree: that is not "nothing to repair" (an operator's check, after a repair that
+ * failed with "3 current replicas did not happen within 30 s"). It is rescaled to its placed peers
+ * and up again until the replica is placed (`placeReplicas`), or left in a stated state with the
+ * command to run again.
+ *
  * A copy is replaced only when every node's monitoring answered (with a node unseen the stream may
  * be down to the one copy being removed) and a strict majority of its stream's group holds the
  * reference copy, or the operator chose the leader's (`trustLeader`): when all three copies differ
@@ -17,10 +26,15 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import {
   checkReplicaAgreement,
+  lanemapStreamPlacements,
+  placeReplicas,
   replaceReplica,
+  replicaShortfall,
   type ReplicaDivergence,
+  type ReplicaShortfall,
 } from "../../shared/adapters/nats/index.js";
 import { LanemapError } from "../../shared/index.js";
+import { OPS_EXIT } from "./exit-codes.js";
 
 /** Options of {@link repairReplicas}. */
 export interface RepairReplicasOptions {
@@ -36,6 +50,11 @@ export interface RepairReplicasOptions {
    * (`--trust-leader`): what only the others held is lost. Default false: such a stream is refused.
    */
   readonly trustLeader?: boolean;
+  /**
+   * The replicas config asks (config.storage.replicas, LANEMAP_NATS_REPLICAS): a stream with fewer
+   * is a repair target. Default 1 (then only a stream with fewer peers than its own num_replicas).
+   */
+  readonly replicas?: number;
   readonly logger: Logger;
 }
 
@@ -48,14 +67,28 @@ export interface ReplicaRepair {
   readonly steps: readonly string[];
   /** Why the copy was not replaced, when it was not. */
   readonly refused?: string;
+  /** The repair was tried and failed: the error's one line (what the stream was left at). */
+  readonly failed?: string;
+}
+
+/** A stream short of placed replicas, placed again or not. */
+export interface ReplicaPlacement extends ReplicaShortfall {
+  /** The steps taken (empty on a dry run or when it failed before any). */
+  readonly steps: readonly string[];
+  /** The placement was tried and failed: the error's one line (what the stream was left at). */
+  readonly failed?: string;
 }
 
 /** What {@link repairReplicas} did. */
 export interface RepairReplicasReport {
   readonly dryRun: boolean;
   readonly repairs: readonly ReplicaRepair[];
+  /** Streams found short of placed replicas, and what was done about each. */
+  readonly placements: readonly ReplicaPlacement[];
   /** Copies that still disagree after the repairs (empty on success; the divergences on a dry run). */
   readonly remaining: readonly ReplicaDivergence[];
+  /** Streams still short of placed replicas after the repairs (on a dry run: those found). */
+  readonly unplaced: readonly ReplicaShortfall[];
   /**
    * Monitoring URLs that did not answer (a node down or frozen): their nodes' copies were not
    * compared, so "nothing to repair" cannot be said (an operator's check with a node SIGSTOPped).
@@ -64,9 +97,11 @@ export interface RepairReplicasReport {
 }
 
 /**
- * Finds the diverged copies and replaces each from the leader's (see the module header).
- * @throws LanemapError (NATS_SETUP) when no monitoring URL is configured; what `replaceReplica`
- *   throws when the server refuses a step.
+ * Finds the diverged copies and replaces each from the leader's, then places the replicas of every
+ * stream short of them (see the module header). A repair the server refuses does not stop the
+ * others: it is reported with its error (`failed`, see {@link repairFailures}).
+ * @throws LanemapError (NATS_SETUP) when no monitoring URL is configured, or a stream's placement
+ *   cannot be read.
  */
 export async function repairReplicas(options: RepairReplicasOptions): Promise<RepairReplicasReport> {
   const { nc, monitorUrls, logger } = options;
@@ -75,12 +110,17 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
       "NATS_SETUP",
       "ops repair-replicas compares each node's copies through its monitoring endpoint: set LANEMAP_NATS_MONITOR_URLS to every node's (README \"Operations\")",
     );
-  const mine = (d: ReplicaDivergence) => options.stream === undefined || d.stream === options.stream;
+  const mine = (d: { stream: string }) => options.stream === undefined || d.stream === options.stream;
+  const configured = options.replicas ?? 1;
   const found = await checkReplicaAgreement(monitorUrls);
   const unseen = found.nodes.flatMap((n) => (n.node === null ? [n.url] : []));
   const targets = found.divergences.filter(mine);
   const repairs: ReplicaRepair[] = [];
   const jsm = await jetstreamManager(nc, { checkAPI: false });
+  const shortfalls = async (): Promise<ReplicaShortfall[]> =>
+    (await lanemapStreamPlacements(nc, jsm))
+      .map((p) => replicaShortfall(p, configured))
+      .filter((x): x is ReplicaShortfall => x !== null && mine(x));
   for (const d of targets) {
     // The stream's group: the nodes holding the reference copy and every node named diverged.
     const group = new Set([
@@ -105,35 +145,106 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
       continue;
     }
     logger.warn({ stream: d.stream, node: d.node, why: d.why }, "replacing a diverged replica");
-    const steps = await replaceReplica(nc, jsm, d.stream, d.node);
-    logger.info({ stream: d.stream, node: d.node, steps }, "replica replaced");
-    repairs.push({ stream: d.stream, node: d.node, why: d.why, steps });
+    try {
+      const steps = await replaceReplica(nc, jsm, d.stream, d.node);
+      logger.info({ stream: d.stream, node: d.node, steps }, "replica replaced");
+      repairs.push({ stream: d.stream, node: d.node, why: d.why, steps });
+    } catch (err) {
+      if (!(err instanceof LanemapError)) throw err;
+      logger.error({ stream: d.stream, node: d.node, err: err.message }, "replica not replaced");
+      repairs.push({ stream: d.stream, node: d.node, why: d.why, steps: [], failed: err.message });
+    }
   }
+  // After the replacements (each ends by placing its stream's replicas): what is still short.
+  const failedStreams = new Set(repairs.filter((r) => r.failed !== undefined).map((r) => r.stream));
+  const placements: ReplicaPlacement[] = [];
+  for (const short of await shortfalls()) {
+    // A stream whose replacement just failed was left as its error says: not tried twice in a run.
+    if (options.dryRun || failedStreams.has(short.stream)) {
+      placements.push({ ...short, steps: [] });
+      continue;
+    }
+    logger.warn({ stream: short.stream, why: short.why }, "placing a stream's missing replicas");
+    try {
+      const steps = await placeReplicas(jsm, short.stream, short.wanted);
+      logger.info({ stream: short.stream, steps }, "replicas placed");
+      placements.push({ ...short, steps });
+    } catch (err) {
+      if (!(err instanceof LanemapError)) throw err;
+      logger.error({ stream: short.stream, err: err.message }, "replicas not placed");
+      placements.push({ ...short, steps: [], failed: err.message });
+    }
+  }
+  const changed = repairs.some((r) => r.steps.length > 0 || r.failed) || placements.length > 0;
   const remaining =
-    options.dryRun || repairs.every((r) => r.steps.length === 0)
+    options.dryRun || !changed
       ? targets
       : (await checkReplicaAgreement(monitorUrls)).divergences.filter(mine);
-  return { dryRun: options.dryRun, repairs, remaining, unanswered: unseen };
+  const unplaced = options.dryRun ? placements.map(shortfallOf) : await shortfalls();
+  return { dryRun: options.dryRun, repairs, placements, remaining, unplaced, unanswered: unseen };
+}
+
+const shortfallOf = (p: ReplicaPlacement): ReplicaShortfall => ({
+  stream: p.stream,
+  wanted: p.wanted,
+  replicas: p.replicas,
+  placed: p.placed,
+  why: p.why,
+});
+
+/** The one-line errors of the repairs and placements that were tried and failed. */
+export function repairFailures(r: RepairReplicasReport): string[] {
+  return [...r.repairs, ...r.placements].flatMap((x) => (x.failed === undefined ? [] : [x.failed]));
+}
+
+/**
+ * The exit code of `ops repair-replicas` (README "Operations", infra/ops/README.md): 1 when a
+ * repair was tried and failed (the CLI prints its error on stderr); 3 when copies still disagree,
+ * a replica is still unplaced, or a node's monitoring did not answer (its copies not compared);
+ * 0 otherwise, and on a dry run that found only what it would repair.
+ */
+export function repairExitCode(r: RepairReplicasReport): number {
+  if (repairFailures(r).length > 0) return OPS_EXIT.error;
+  if (r.unanswered.length > 0) return OPS_EXIT.checkFailed;
+  if (!r.dryRun && (r.remaining.length > 0 || r.unplaced.length > 0)) return OPS_EXIT.checkFailed;
+  return OPS_EXIT.ok;
 }
 
 /** `ops repair-replicas` as text. */
 export function formatRepairReplicas(r: RepairReplicasReport): string {
-  if (r.repairs.length === 0)
+  if (r.repairs.length === 0 && r.placements.length === 0)
     return r.unanswered.length === 0
-      ? "every stream's copies agree: nothing to repair"
+      ? "every stream's copies agree and every replica is placed: nothing to repair"
       : `the answering nodes' copies agree; not compared: ${r.unanswered.join(", ")} (its monitoring does not answer), so nothing is repaired until it does`;
   const out: string[] = [];
   for (const x of r.repairs) {
     out.push(`${x.stream} on node ${x.node}: ${x.why}`);
     if (x.refused) out.push(`  NOT REPAIRED: ${x.refused}`);
+    else if (x.failed) out.push(`  FAILED: ${x.failed}`);
     else if (r.dryRun) out.push("  would be replaced by a fresh copy from the leader (dry run)");
     else for (const s of x.steps) out.push(`  ${s}`);
   }
-  if (!r.dryRun)
+  for (const x of r.placements) {
+    out.push(`${x.stream}: ${x.why}`);
+    if (x.failed) {
+      for (const s of x.steps) out.push(`  ${s}`);
+      out.push(`  FAILED: ${x.failed}`);
+    } else if (r.dryRun)
+      out.push(
+        `  would be rescaled to its ${x.placed.length} placed peer(s) and back to R${x.wanted} until placed (dry run)`,
+      );
+    else for (const s of x.steps) out.push(`  ${s}`);
+  }
+  if (!r.dryRun) {
     out.push(
       r.remaining.length === 0
         ? "every stream's copies agree now"
         : `still diverged: ${r.remaining.map((d) => `${d.stream} on ${d.node}`).join(", ")}`,
     );
+    if (r.unplaced.length > 0)
+      out.push(`still short of replicas: ${r.unplaced.map((u) => `${u.stream} (${u.why})`).join(", ")}`);
+  }
+  if (r.unanswered.length > 0)
+    out.push(`not compared: ${r.unanswered.join(", ")} (its monitoring does not answer)`);
   return out.join("\n");
 }

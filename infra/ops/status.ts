@@ -25,6 +25,7 @@ import {
   NatsPublishedViews,
   checkReplicaAgreement,
   lanemapStreamPlacements,
+  replicaShortfall,
   retryTransient,
   type DamagedVersion,
   type ReplicaAgreement,
@@ -127,14 +128,17 @@ export interface OpsStatus {
 
 /**
  * Why a set of stream placements is degraded, grouped by node so an operator reads "node n3
- * offline" once rather than once per bucket; empty when every stream is healthy.
+ * offline" once rather than once per bucket; empty when every stream is healthy. A stream short of
+ * placed replicas (unplaced, or num_replicas below `configured`, LANEMAP_NATS_REPLICAS: see
+ * replicaShortfall) is named with its repair, `lanemap ops repair-replicas --stream S`.
  */
-export function degradedReasons(streams: readonly StreamPlacement[]): string[] {
+export function degradedReasons(streams: readonly StreamPlacement[], configured = 1): string[] {
   const offline = new Map<string, string[]>();
   const behind = new Map<string, string[]>();
   const out: string[] = [];
   for (const p of streams) {
-    if (p.healthy) continue;
+    const short = replicaShortfall(p, configured);
+    if (p.healthy && short === null) continue;
     if (p.noAnswer !== undefined) {
       out.push(`${p.stream}: no answer now (${p.noAnswer})`);
       continue;
@@ -150,8 +154,10 @@ export function degradedReasons(streams: readonly StreamPlacement[]): string[] {
       if (r.offline) offline.set(r.name, [...(offline.get(r.name) ?? []), p.stream]);
       else if (!r.current) behind.set(r.name, [...(behind.get(r.name) ?? []), `${p.stream} (lag ${r.lag})`]);
     }
-    const missing = p.replicas - 1 - p.peers.length;
-    if (p.leader !== null && missing > 0) out.push(`${p.stream} has ${missing} replica(s) unplaced`);
+    if (short !== null)
+      out.push(
+        `${p.stream}: ${short.why}; repair: lanemap ops repair-replicas --stream ${p.stream} (README "Operations")`,
+      );
   }
   for (const [node, names] of offline)
     out.unshift(`node ${node} offline (not heard from): ${names.join(", ")} without it`);
@@ -343,7 +349,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     const monitorUrls = options.config?.storage.monitorUrls ?? [];
     const agreement = monitorUrls.length > 0 ? await checkReplicaAgreement(monitorUrls) : null;
     const degraded = [
-      ...degradedReasons(streams),
+      ...degradedReasons(streams, options.config?.storage.replicas),
       ...(agreement ? divergenceReasons(agreement) : []),
       ...(batch.damaged ?? []).map(
         (v) =>

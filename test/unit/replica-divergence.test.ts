@@ -1,9 +1,18 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { divergenceReasons, formatRepairReplicas } from "../../infra/ops/index.js";
+import {
+  degradedReasons,
+  divergenceReasons,
+  formatRepairReplicas,
+  repairExitCode,
+  repairFailures,
+  type RepairReplicasReport,
+} from "../../infra/ops/index.js";
 import {
   copyDisagreement,
+  placementOf,
   replicaDivergences,
+  replicaShortfall,
   type NodeCopies,
   type ReplicaCopy,
 } from "../../shared/adapters/nats/index.js";
@@ -115,20 +124,143 @@ describe("which copies of a stream diverged", () => {
   });
 });
 
-describe("ops repair-replicas' report", () => {
-  test("with a node's monitoring silent it does not say there is nothing to repair: it names the node not compared", () => {
-    const text = formatRepairReplicas({
-      dryRun: false,
-      repairs: [],
-      remaining: [],
-      unanswered: ["http://127.0.0.1:8222"],
+/** A clustered stream's placement: num_replicas `replicas`, led by `leader`, other peers `peers`. */
+const placed = (stream: string, replicas: number, leader: string, ...peers: string[]) =>
+  placementOf({
+    config: { name: stream, num_replicas: replicas },
+    state: { messages: 230, bytes: 23_000 },
+    cluster: {
+      name: "lanemap",
+      leader,
+      replicas: peers.map((name) => ({ name, current: true, offline: false, active: 50_000_000, lag: 0 })),
+    },
+  } as unknown as Parameters<typeof placementOf>[0]);
+
+describe("a stream short of placed replicas", () => {
+  test("num_replicas 3 with two peers placed is one replica unplaced, named with the peers it has", () => {
+    const short = replicaShortfall(placed("OBJ_lanemap-views", 3, "n2", "n3"));
+    assert.deepEqual(short, {
+      stream: "OBJ_lanemap-views",
+      wanted: 3,
+      replicas: 3,
+      placed: ["n2", "n3"],
+      why: "num_replicas 3 but 2 placed (n2, n3): 1 replica(s) unplaced",
     });
-    assert.doesNotMatch(text, /nothing to repair$/);
-    assert.match(text, /not compared: http:\/\/127\.0\.0\.1:8222 \(its monitoring does not answer\)/);
   });
 
-  test("with every node answering and no copy diverged there is nothing to repair", () => {
-    const text = formatRepairReplicas({ dryRun: false, repairs: [], remaining: [], unanswered: [] });
-    assert.equal(text, "every stream's copies agree: nothing to repair");
+  test("num_replicas lowered below LANEMAP_NATS_REPLICAS (a repair whose scale-up was refused) is short; unknown config leaves it alone", () => {
+    const p = placed("OBJ_lanemap-views", 2, "n2", "n3");
+    assert.equal(replicaShortfall(p), null);
+    assert.deepEqual(replicaShortfall(p, 3), {
+      stream: "OBJ_lanemap-views",
+      wanted: 3,
+      replicas: 2,
+      placed: ["n2", "n3"],
+      why: "num_replicas 2 (n2, n3) where LANEMAP_NATS_REPLICAS asks 3: lowered",
+    });
+  });
+
+  test("a stream with every replica placed, or more than config asks, is not short", () => {
+    assert.equal(replicaShortfall(placed("KV_lanemap-live", 3, "n1", "n2", "n3"), 3), null);
+    assert.equal(replicaShortfall(placed("KV_lanemap-live", 3, "n1", "n2", "n3"), 1), null);
+  });
+
+  test("ops status calls a lowered stream degraded and names the repair", () => {
+    assert.deepEqual(degradedReasons([placed("OBJ_lanemap-views", 2, "n2", "n3")], 3), [
+      'OBJ_lanemap-views: num_replicas 2 (n2, n3) where LANEMAP_NATS_REPLICAS asks 3: lowered; repair: lanemap ops repair-replicas --stream OBJ_lanemap-views (README "Operations")',
+    ]);
+    assert.deepEqual(degradedReasons([placed("OBJ_lanemap-views", 2, "n2", "n3")]), []);
+  });
+});
+
+const report = (r: Partial<RepairReplicasReport>): RepairReplicasReport => ({
+  dryRun: false,
+  repairs: [],
+  placements: [],
+  remaining: [],
+  unplaced: [],
+  unanswered: [],
+  ...r,
+});
+
+const unplacedViews = replicaShortfall(placed("OBJ_lanemap-views", 3, "n2", "n3"))!;
+
+describe("ops repair-replicas' report", () => {
+  test("with a node's monitoring silent it does not say there is nothing to repair: it names the node not compared", () => {
+    const r = report({ unanswered: ["http://127.0.0.1:8222"] });
+    const text = formatRepairReplicas(r);
+    assert.doesNotMatch(text, /nothing to repair$/);
+    assert.match(text, /not compared: http:\/\/127\.0\.0\.1:8222 \(its monitoring does not answer\)/);
+    assert.equal(repairExitCode(r), 3);
+  });
+
+  test("with every node answering, no copy diverged and every replica placed there is nothing to repair (exit 0)", () => {
+    const r = report({});
+    assert.equal(
+      formatRepairReplicas(r),
+      "every stream's copies agree and every replica is placed: nothing to repair",
+    );
+    assert.equal(repairExitCode(r), 0);
+  });
+
+  test("a dry run lists an unplaced replica though the placed copies agree, and exits 0", () => {
+    const r = report({
+      dryRun: true,
+      placements: [{ ...unplacedViews, steps: [] }],
+      unplaced: [unplacedViews],
+    });
+    const text = formatRepairReplicas(r);
+    assert.equal(
+      text,
+      "OBJ_lanemap-views: num_replicas 3 but 2 placed (n2, n3): 1 replica(s) unplaced\n" +
+        "  would be rescaled to its 2 placed peer(s) and back to R3 until placed (dry run)",
+    );
+    assert.equal(repairExitCode(r), 0);
+  });
+
+  test("an unplaced replica placed is reported with its steps (exit 0); one still short after the run is exit 3", () => {
+    const steps = ["rescaled R2 -> R3: 1 new replica(s) placed", "peers n2, n3, n1 current"];
+    const done = report({ placements: [{ ...unplacedViews, steps }] });
+    assert.equal(
+      formatRepairReplicas(done),
+      "OBJ_lanemap-views: num_replicas 3 but 2 placed (n2, n3): 1 replica(s) unplaced\n" +
+        "  rescaled R2 -> R3: 1 new replica(s) placed\n  peers n2, n3, n1 current\n" +
+        "every stream's copies agree now",
+    );
+    assert.equal(repairExitCode(done), 0);
+    const still = report({ placements: [{ ...unplacedViews, steps }], unplaced: [unplacedViews] });
+    assert.match(
+      formatRepairReplicas(still),
+      /still short of replicas: OBJ_lanemap-views \(num_replicas 3 but 2 placed/,
+    );
+    assert.equal(repairExitCode(still), 3);
+  });
+
+  test("a placement or replacement the server refused is FAILED with its one line, and the command exits 1", () => {
+    const failed =
+      "OBJ_lanemap-views: 3 replicas not placed after 3 attempt(s) (last: R3 refused: no suitable peers for placement, peer offline (10005)); left at num_replicas 2 with 2 placed (n2, n3); run again once every node is up and current: lanemap ops repair-replicas --stream OBJ_lanemap-views";
+    const r = report({ placements: [{ ...unplacedViews, steps: [], failed }], unplaced: [unplacedViews] });
+    assert.match(formatRepairReplicas(r), new RegExp(`\n  FAILED: ${failed.replace(/[()]/g, "\\$&")}\n`));
+    assert.deepEqual(repairFailures(r), [failed]);
+    assert.equal(repairExitCode(r), 1);
+    const replaced = report({
+      repairs: [
+        {
+          stream: "KV_lanemap-live",
+          node: "n1",
+          why: "holds no copy",
+          steps: [],
+          failed: "KV_lanemap-live: x",
+        },
+      ],
+    });
+    assert.deepEqual(repairFailures(replaced), ["KV_lanemap-live: x"]);
+    assert.equal(repairExitCode(replaced), 1);
+  });
+
+  test("copies still diverged after the repairs exit 3; on a dry run the divergences found exit 0", () => {
+    const d = replicaDivergences(sample("b", [141, 126, 266], [262, 5, 266], [262, 5, 266]));
+    assert.equal(repairExitCode(report({ remaining: d })), 3);
+    assert.equal(repairExitCode(report({ dryRun: true, remaining: d })), 0);
   });
 });

@@ -153,7 +153,7 @@ describe("where a stream lives in the cluster", () => {
     );
     assert.equal(p.healthy, false);
     assert.deepEqual(degradedReasons([p]), [
-      "OBJ_lanemap-views has 1 replica(s) unplaced",
+      'OBJ_lanemap-views: num_replicas 3 but 2 placed (n1, n2): 1 replica(s) unplaced; repair: lanemap ops repair-replicas --stream OBJ_lanemap-views (README "Operations")',
       "node n2 behind on OBJ_lanemap-views (lag 12)",
     ]);
   });

@@ -26,6 +26,8 @@ import {
   previewDlqRetry,
   previewModelActivate,
   previewRollback,
+  repairExitCode,
+  repairFailures,
   repairReplicas,
   replayIngest,
   type NatsAccess,
@@ -303,14 +305,17 @@ export function registerOps(program: Command): void {
           ...(flags.stream === undefined ? {} : { stream: flags.stream }),
           dryRun: flags.dryRun ?? false,
           trustLeader: flags.trustLeader ?? false,
+          replicas: config.storage.replicas,
           logger,
         }),
       );
       console.log(flags.json ? JSON.stringify(report, null, 2) : formatRepairReplicas(report));
-      // Copies still diverged (or, on a dry run, found), or a node's copies not compared: a check
-      // failed, as in ops status.
-      if ((!report.dryRun && report.remaining.length > 0) || report.unanswered.length > 0)
-        process.exitCode = OPS_EXIT.checkFailed;
+      // A repair tried and failed is an error (its line on stderr: what the stream was left at and
+      // the command to run again); copies still diverged, a replica still unplaced, or a node's
+      // copies not compared are a check that failed, as in ops status.
+      const failures = repairFailures(report);
+      if (failures.length > 0) throw new LanemapError("NATS_SETUP", failures.join("; "));
+      process.exitCode = repairExitCode(report);
     });
 
   common(ops.command("diff"))

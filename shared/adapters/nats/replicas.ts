@@ -309,6 +309,39 @@ export function placementOf(info: StreamInfo): StreamPlacement {
   };
 }
 
+/** What {@link replicaShortfall} found: a stream with fewer placed replicas than it should have. */
+export interface ReplicaShortfall {
+  readonly stream: string;
+  /** The replicas it should have: its num_replicas, or config's when that is more. */
+  readonly wanted: number;
+  /** Its num_replicas now. */
+  readonly replicas: number;
+  /** The nodes holding its replicas (leader first), as STREAM.INFO names them. */
+  readonly placed: readonly string[];
+  /** What is short, in words. */
+  readonly why: string;
+}
+
+/**
+ * Whether a clustered stream with a leader has fewer placed replicas than it should: fewer peers
+ * than its num_replicas ("unplaced": a PEER.REMOVE with no spare server, or a repair whose scale-up
+ * placed nothing), or num_replicas below `configured` (LANEMAP_NATS_REPLICAS; a repair whose
+ * scale-up the server refused leaves the stream at the peers it has). Null when it is not short,
+ * or has no leader or no answer (reported as such elsewhere). Why config counts: nothing else
+ * remembers what a lowered stream had (nats-server 2.9 has no stream metadata).
+ */
+export function replicaShortfall(p: StreamPlacement, configured = 1): ReplicaShortfall | null {
+  if (p.noAnswer !== undefined || p.cluster === null || p.leader === null) return null;
+  const placed = [p.leader, ...p.peers.map((r) => r.name)];
+  const wanted = Math.max(p.replicas, configured);
+  if (placed.length >= wanted) return null;
+  const why =
+    placed.length < p.replicas
+      ? `num_replicas ${p.replicas} but ${placed.length} placed (${placed.join(", ")}): ${p.replicas - placed.length} replica(s) unplaced`
+      : `num_replicas ${p.replicas} (${placed.join(", ")}) where LANEMAP_NATS_REPLICAS asks ${configured}: lowered`;
+  return { stream: p.stream, wanted, replicas: p.replicas, placed, why };
+}
+
 /** One page of the server's answer to `$JS.API.STREAM.LIST`, the fields read here. */
 export interface StreamListPage {
   readonly total: number;
@@ -738,21 +771,156 @@ const peerNames = (info: StreamInfo): string[] => [
   ...(info.cluster?.replicas ?? []).map((r) => r.name),
 ];
 
+/** How many times {@link placeReplicas} scales a stream down to its placed peers and up again. */
+export const PLACE_ATTEMPTS = 3;
+/** How long {@link placeReplicas} waits for an accepted scale-up to name every peer, per attempt. */
+export const PLACE_WAIT_MS = 10_000;
+/**
+ * How long {@link placeReplicas} first waits for a missing peer to come back by itself: right after
+ * a node restarts, its stream leaders' STREAM.INFO leaves it out for a few seconds (about 5 s seen
+ * here on 2.9.10) though the stream's assignment still names it.
+ */
+export const PLACE_SETTLE_MS = 6_000;
+/** The pause between a scale-down and the scale-up that follows it (times the attempt). */
+export const META_SETTLE_MS = 1_000;
+
+/** Why a step of {@link placeReplicas} was refused or did not happen, in the server's words. */
+const refusalText = (err: unknown): string => {
+  if (err instanceof JetStreamApiError) return `${err.message} (${err.code})`;
+  return err instanceof Error ? err.message : String(err);
+};
+
+/**
+ * Brings `stream` to `wanted` placed, current replicas: the repair of an unplaced replica (a group
+ * with fewer peers than `num_replicas`, as `lanemap ops status` says) or of replicas lowered below
+ * config, and the last step of {@link replaceReplica}. A stream whose peers already number
+ * `wanted` is only awaited current. Otherwise, up to {@link PLACE_ATTEMPTS} times: scale down to
+ * the placed peers (`$JS.API.STREAM.UPDATE`, num_replicas = the peers STREAM.INFO names), wait
+ * for the meta layer, scale up to `wanted`, and wait until STREAM.INFO names `wanted` peers.
+ *
+ * Why down and up, and why again: nats-server 2.9.10 places new peers only on a replicas change
+ * (`jsClusteredStreamUpdateRequest`: `isReplicaChange` compares the request with the meta
+ * leader's assignment), so a stream at R3 with 2 peers, as a PEER.REMOVE with no spare server
+ * leaves it, is not mended by asking R3 again: it is accepted and places nothing. The scale-up
+ * is compared with what the meta leader has *applied*, while the scale-down's answer comes from
+ * the stream's leader once *it* applied it: a scale-up that reaches a meta leader still at R3 is
+ * the same no-op (accepted, "num_replicas back at 3 but only 2 placed"), so the pause grows with
+ * each attempt. The placement itself is refused (an error, not the no-op: "no suitable peers for
+ * placement, peer offline" (10005) seen here with a node stopped; "insufficient resources" in other
+ * 2.9 paths) while the meta leader counts a node offline or has no JetStream statistics of it yet
+ * (a node just restarted). "could not replace peer" in nats-server's log is the PEER.REMOVE before
+ * (no spare server on 3 nodes), logged by every repair, not this refusal.
+ *
+ * It always ends in a known state: `wanted` current replicas, or a LanemapError stating what the
+ * stream was left at: num_replicas `wanted` with fewer placed when the last scale-up was accepted
+ * (visible as "unplaced" to `ops status` from any shell), or num_replicas = the placed peers when
+ * the server refused it (it cannot be raised now).
+ * @returns the steps taken, in words.
+ * @throws LanemapError (NATS_SETUP) naming the stream, the peers it has, what was refused or did
+ *   not happen, what it was left at and the command to run again.
+ */
+export async function placeReplicas(
+  jsm: JetStreamManager,
+  stream: string,
+  wanted: number,
+  options: { timeoutMs?: number; settleMs?: number; placeMs?: number; attempts?: number } = {},
+): Promise<string[]> {
+  const timeoutMs = options.timeoutMs ?? REPAIR_STEP_TIMEOUT_MS;
+  const attempts = options.attempts ?? PLACE_ATTEMPTS;
+  const steps: string[] = [];
+  const led = (i: StreamInfo) => !!i.cluster?.leader;
+  let info = await until(jsm, stream, "a leader", led, timeoutMs);
+  if (peerNames(info).length < wanted) {
+    // A peer left out just after its node restarted comes back by itself: nothing to place then.
+    const back = await until(
+      jsm,
+      stream,
+      "",
+      (i) => led(i) && peerNames(i).length >= wanted,
+      options.settleMs ?? PLACE_SETTLE_MS,
+    ).catch(() => null);
+    if (back !== null) info = back;
+  }
+  let failure = "";
+  for (let attempt = 1; attempt <= attempts && peerNames(info).length < wanted; attempt++) {
+    const placed = peerNames(info);
+    let step = `R${wanted}`;
+    try {
+      if ((info.config.num_replicas || 1) !== placed.length) {
+        step = `the scale-down to R${placed.length}`;
+        await jsm.streams.update(stream, { ...info.config, num_replicas: placed.length });
+        info = await until(
+          jsm,
+          stream,
+          `num_replicas ${placed.length}`,
+          (i) => led(i) && (i.config.num_replicas || 1) === placed.length,
+          timeoutMs,
+        );
+        step = `R${wanted}`;
+      }
+      await new Promise((r) => setTimeout(r, META_SETTLE_MS * attempt));
+      info = await jsm.streams.update(stream, { ...info.config, num_replicas: wanted });
+    } catch (err) {
+      failure = `${step} refused: ${refusalText(err)}`;
+      steps.push(`attempt ${attempt}: ${failure}`);
+      info = await until(jsm, stream, "a leader", led, timeoutMs);
+      continue;
+    }
+    const now = await until(
+      jsm,
+      stream,
+      "",
+      (i) => led(i) && peerNames(i).length >= wanted,
+      options.placeMs ?? PLACE_WAIT_MS,
+    ).catch(() => null);
+    if (now !== null) {
+      info = now;
+      steps.push(`rescaled R${placed.length} -> R${wanted}: ${wanted - placed.length} new replica(s) placed`);
+      break;
+    }
+    info = await until(jsm, stream, "a leader", led, timeoutMs);
+    failure = `R${wanted} accepted but only ${peerNames(info).length} peer(s) placed within ${(options.placeMs ?? PLACE_WAIT_MS) / 1000} s`;
+    steps.push(`attempt ${attempt}: ${failure}`);
+  }
+  const peers = peerNames(info);
+  if (peers.length < wanted)
+    throw new LanemapError(
+      "NATS_SETUP",
+      `${stream}: ${wanted} replicas not placed after ${attempts} attempt(s) (last: ${failure}); left at num_replicas ${info.config.num_replicas || 1} with ${peers.length} placed (${peers.join(", ")}); run again once every node is up and current: lanemap ops repair-replicas --stream ${stream}`,
+    );
+  const current = (i: StreamInfo) =>
+    peerNames(i).length >= wanted && (i.cluster?.replicas ?? []).every((r) => r.current);
+  const done = await until(jsm, stream, "", current, timeoutMs).catch(() => null);
+  if (done === null) {
+    // Placed on a node that does not catch up: one the meta leader still counts online though it
+    // died (a SIGKILLed node reads online for a while), or a copy larger than the wait.
+    const last = await jsm.streams.info(stream).catch(() => info);
+    const behind = (last.cluster?.replicas ?? []).filter((r) => !r.current).map((r) => r.name);
+    throw new LanemapError(
+      "NATS_SETUP",
+      `${stream}: ${wanted} replicas placed (${peerNames(last).join(", ")}) but ${behind.join(", ") || "a peer"} not current within ${timeoutMs / 1000} s; left at num_replicas ${last.config.num_replicas || 1}; once every node is up, see lanemap ops status and run again: lanemap ops repair-replicas --stream ${stream}`,
+    );
+  }
+  steps.push(`peers ${peerNames(done).join(", ")} current`);
+  return steps;
+}
+
 /**
  * Replaces `node`'s copy of `stream` with a fresh one copied from the leader: the repair of a copy
  * {@link replicaDivergences} names. Steps, each awaited in STREAM.INFO:
  * 1. when `node` leads the stream, `$JS.API.STREAM.LEADER.STEPDOWN.<stream>` until another leads;
  * 2. `$JS.API.STREAM.PEER.REMOVE.<stream>` `{"peer": node}`: the server drops `node` from the
  *    stream's group and deletes its copy. With no spare server to place the replica on (3 nodes,
- *    R3) nats-server 2.9.10 answers 503 "peer remap failed" (err_code 10075) and still drops it;
- * 3. when the group is now short of `num_replicas`, `$JS.API.STREAM.UPDATE` to the peers left and
- *    back to `num_replicas`: the server places the missing replica (on `node`, the only server
- *    left) as a new peer, which catches up from the leader's copy;
- * 4. until every peer is current again.
+ *    R3) nats-server 2.9.10 answers 503 "peer remap failed" (err_code 10075), logs "could not
+ *    replace peer", and still drops it: the stream is left at num_replicas 3 with 2 peers;
+ * 3. {@link placeReplicas}: rescaled to the peers left and back to `num_replicas` until the missing
+ *    replica is placed (on `node`, the only server left) as a new peer, which catches up from the
+ *    leader's copy, and every peer is current.
  * While it runs the stream has one copy fewer (R3: a quorum of 2 out of 2, so no node may die).
  * @returns the steps taken, in words.
- * @throws LanemapError (NATS_SETUP) when the server refuses a step or a step does not complete in
- *   `timeoutMs`.
+ * @throws LanemapError (NATS_SETUP) when the server refuses a step, a step does not complete in
+ *   `timeoutMs`, or the replica cannot be placed again (what {@link placeReplicas} throws: the
+ *   stream's state and the command to run again).
  */
 export async function replaceReplica(
   nc: NatsConnection,
@@ -797,20 +965,7 @@ export async function replaceReplica(
     timeoutMs,
   );
   steps.push(`${node}'s copy removed (peers now ${peerNames(info).join(", ")})`);
-  const left = peerNames(info).length;
-  if (left < wanted) {
-    await jsm.streams.update(stream, { ...info.config, num_replicas: left });
-    info = await jsm.streams.info(stream);
-    await jsm.streams.update(stream, { ...info.config, num_replicas: wanted });
-    steps.push(`rescaled R${left} -> R${wanted}: a new replica placed`);
-  }
-  info = await until(
-    jsm,
-    stream,
-    `${wanted} current replicas`,
-    (i) => peerNames(i).length === wanted && (i.cluster?.replicas ?? []).every((r) => r.current),
-    timeoutMs,
-  );
-  steps.push(`peers ${peerNames(info).join(", ")} current`);
+  // No settling wait: the peer just removed is not coming back by itself.
+  steps.push(...(await placeReplicas(jsm, stream, wanted, { timeoutMs, settleMs: 0 })));
   return steps;
 }
