@@ -92,14 +92,18 @@ export function createClassifier(model: Model): Classifier {
   const meanArr = Float64Array.from(mean);
   const stdArr = Float64Array.from(std);
 
-  /** z-scores the rows flagged in `valid` (all when null) of `raw` into a compact buffer. */
+  /**
+   * z-scores the rows flagged in `valid` (all when null) of `raw` into the first `count` rows of
+   * `out`. `out` may be `raw` itself: row p is written to row i <= p, after its values are read, so
+   * no value is overwritten before it is read. In place, a tile's classification allocates (and
+   * page-faults, and later collects) one feature matrix fewer: 4.5 MB for a 250² tile of 9 features.
+   */
   const scaleRows = (
     raw: Float64Array,
     rows: number,
     valid: Uint8Array | null,
-    count: number,
+    out: Float64Array,
   ): Float64Array => {
-    const out = new Float64Array(count * dim);
     for (let p = 0, o = 0; p < rows; p++) {
       if (valid !== null && valid[p] !== 1) continue;
       const b = p * dim;
@@ -128,16 +132,26 @@ export function createClassifier(model: Model): Classifier {
         const r1 = Math.min(height, r0 + blockRows);
         const f = computeFeatureRows(raster, model.features, r0, r1);
         const rows = (r1 - r0) * width;
-        const scaled = scaleRows(f.data, rows, f.valid, f.validCount);
-        const blockClasses = new Uint8Array(f.validCount);
-        const blockConfidence = new Float32Array(f.validCount);
-        engine.predict(scaled, f.validCount, blockClasses, blockConfidence);
-        toIds(blockClasses);
-        for (let p = 0, i = 0, o = r0 * width; p < rows; p++, o++) {
-          if (f.valid[p] !== 1) continue;
-          classes[o] = blockClasses[i] as number;
-          confidence[o] = blockConfidence[i] as number;
-          i++;
+        // The block's feature matrix is computeFeatureRows' own and used once: scaled in place.
+        const scaled = scaleRows(f.data, rows, f.valid, f.data);
+        if (f.validCount === rows) {
+          // Every pixel valid (most tiles): the answers are the block's pixels in order, written
+          // straight into the tile's arrays instead of through a per-pixel copy.
+          const o = r0 * width;
+          const blockClasses = classes.subarray(o, o + rows);
+          engine.predict(scaled, rows, blockClasses, confidence.subarray(o, o + rows));
+          toIds(blockClasses);
+        } else {
+          const blockClasses = new Uint8Array(f.validCount);
+          const blockConfidence = new Float32Array(f.validCount);
+          engine.predict(scaled, f.validCount, blockClasses, blockConfidence);
+          toIds(blockClasses);
+          for (let p = 0, i = 0, o = r0 * width; p < rows; p++, o++) {
+            if (f.valid[p] !== 1) continue;
+            classes[o] = blockClasses[i] as number;
+            confidence[o] = blockConfidence[i] as number;
+            i++;
+          }
         }
         validPixels += f.validCount;
       }
@@ -151,7 +165,8 @@ export function createClassifier(model: Model): Classifier {
     classifyFeatures(features: Float64Array, count = features.length / dim) {
       if (!Number.isInteger(count) || count < 0 || count * dim > features.length)
         throw new RangeError(`${features.length} values do not hold ${count} rows of ${dim} features`);
-      const scaled = scaleRows(features, count, null, count);
+      // The caller's features stay as they were: scaled into a buffer of their own.
+      const scaled = scaleRows(features, count, null, new Float64Array(count * dim));
       const classes = new Uint8Array(count);
       const confidence = new Float32Array(count);
       engine.predict(scaled, count, classes, confidence);
