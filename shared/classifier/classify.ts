@@ -92,20 +92,12 @@ export function createClassifier(model: Model): Classifier {
   const meanArr = Float64Array.from(mean);
   const stdArr = Float64Array.from(std);
 
-  /**
-   * z-scores the rows flagged in `valid` (all when null) of `raw` into the first `count` rows of
-   * `out`. `out` may be `raw` itself: row p is written to row i <= p, after its values are read, so
-   * no value is overwritten before it is read. In place, a tile's classification allocates (and
-   * page-faults, and later collects) one feature matrix fewer: 4.5 MB for a 250² tile of 9 features.
-   */
-  const scaleRows = (
-    raw: Float64Array,
-    rows: number,
-    valid: Uint8Array | null,
-    out: Float64Array,
-  ): Float64Array => {
-    for (let p = 0, o = 0; p < rows; p++) {
-      if (valid !== null && valid[p] !== 1) continue;
+  const standardise = { mean: meanArr, std: stdArr };
+
+  /** z-scores `count` rows of `raw` into a buffer of their own. */
+  const scaleRows = (raw: Float64Array, count: number): Float64Array => {
+    const out = new Float64Array(count * dim);
+    for (let p = 0, o = 0; p < count; p++) {
       const b = p * dim;
       // (x - mean) / std, the peer's `(x[idx] - mean) / std`, operation for operation.
       for (let j = 0; j < dim; j++)
@@ -130,10 +122,11 @@ export function createClassifier(model: Model): Classifier {
       for (let r0 = 0; r0 < height; r0 += blockRows) {
         options.signal?.throwIfAborted();
         const r1 = Math.min(height, r0 + blockRows);
-        const f = computeFeatureRows(raster, model.features, r0, r1);
+        // z-scored as computeFeatureRows writes them (the same values as z-scoring its rows after,
+        // one per-pixel pass fewer), into a matrix of its own, used once.
+        const f = computeFeatureRows(raster, model.features, r0, r1, standardise);
         const rows = (r1 - r0) * width;
-        // The block's feature matrix is computeFeatureRows' own and used once: scaled in place.
-        const scaled = scaleRows(f.data, rows, f.valid, f.data);
+        const scaled = f.data;
         if (f.validCount === rows) {
           // Every pixel valid (most tiles): the answers are the block's pixels in order, written
           // straight into the tile's arrays instead of through a per-pixel copy.
@@ -142,6 +135,13 @@ export function createClassifier(model: Model): Classifier {
           engine.predict(scaled, rows, blockClasses, confidence.subarray(o, o + rows));
           toIds(blockClasses);
         } else {
+          // The valid pixels' rows first, in order (row p moves to row i <= p: nothing is
+          // overwritten before it moves).
+          for (let p = 0, i = 0; p < rows; p++)
+            if (f.valid[p] === 1) {
+              if (i !== p) scaled.copyWithin(i * dim, p * dim, (p + 1) * dim);
+              i++;
+            }
           const blockClasses = new Uint8Array(f.validCount);
           const blockConfidence = new Float32Array(f.validCount);
           engine.predict(scaled, f.validCount, blockClasses, blockConfidence);
@@ -165,8 +165,7 @@ export function createClassifier(model: Model): Classifier {
     classifyFeatures(features: Float64Array, count = features.length / dim) {
       if (!Number.isInteger(count) || count < 0 || count * dim > features.length)
         throw new RangeError(`${features.length} values do not hold ${count} rows of ${dim} features`);
-      // The caller's features stay as they were: scaled into a buffer of their own.
-      const scaled = scaleRows(features, count, null, new Float64Array(count * dim));
+      const scaled = scaleRows(features, count);
       const classes = new Uint8Array(count);
       const confidence = new Float32Array(count);
       engine.predict(scaled, count, classes, confidence);
