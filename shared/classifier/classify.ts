@@ -92,16 +92,12 @@ export function createClassifier(model: Model): Classifier {
   const meanArr = Float64Array.from(mean);
   const stdArr = Float64Array.from(std);
 
-  /** z-scores the rows flagged in `valid` (all when null) of `raw` into a compact buffer. */
-  const scaleRows = (
-    raw: Float64Array,
-    rows: number,
-    valid: Uint8Array | null,
-    count: number,
-  ): Float64Array => {
+  const standardise = { mean: meanArr, std: stdArr };
+
+  /** z-scores `count` rows of `raw` into a buffer of their own. */
+  const scaleRows = (raw: Float64Array, count: number): Float64Array => {
     const out = new Float64Array(count * dim);
-    for (let p = 0, o = 0; p < rows; p++) {
-      if (valid !== null && valid[p] !== 1) continue;
+    for (let p = 0, o = 0; p < count; p++) {
       const b = p * dim;
       // (x - mean) / std, the peer's `(x[idx] - mean) / std`, operation for operation.
       for (let j = 0; j < dim; j++)
@@ -126,18 +122,36 @@ export function createClassifier(model: Model): Classifier {
       for (let r0 = 0; r0 < height; r0 += blockRows) {
         options.signal?.throwIfAborted();
         const r1 = Math.min(height, r0 + blockRows);
-        const f = computeFeatureRows(raster, model.features, r0, r1);
+        // z-scored as computeFeatureRows writes them (the same values as z-scoring its rows after,
+        // one per-pixel pass fewer), into a matrix of its own, used once.
+        const f = computeFeatureRows(raster, model.features, r0, r1, standardise);
         const rows = (r1 - r0) * width;
-        const scaled = scaleRows(f.data, rows, f.valid, f.validCount);
-        const blockClasses = new Uint8Array(f.validCount);
-        const blockConfidence = new Float32Array(f.validCount);
-        engine.predict(scaled, f.validCount, blockClasses, blockConfidence);
-        toIds(blockClasses);
-        for (let p = 0, i = 0, o = r0 * width; p < rows; p++, o++) {
-          if (f.valid[p] !== 1) continue;
-          classes[o] = blockClasses[i] as number;
-          confidence[o] = blockConfidence[i] as number;
-          i++;
+        const scaled = f.data;
+        if (f.validCount === rows) {
+          // Every pixel valid (most tiles): the answers are the block's pixels in order, written
+          // straight into the tile's arrays instead of through a per-pixel copy.
+          const o = r0 * width;
+          const blockClasses = classes.subarray(o, o + rows);
+          engine.predict(scaled, rows, blockClasses, confidence.subarray(o, o + rows));
+          toIds(blockClasses);
+        } else {
+          // The valid pixels' rows first, in order (row p moves to row i <= p: nothing is
+          // overwritten before it moves).
+          for (let p = 0, i = 0; p < rows; p++)
+            if (f.valid[p] === 1) {
+              if (i !== p) scaled.copyWithin(i * dim, p * dim, (p + 1) * dim);
+              i++;
+            }
+          const blockClasses = new Uint8Array(f.validCount);
+          const blockConfidence = new Float32Array(f.validCount);
+          engine.predict(scaled, f.validCount, blockClasses, blockConfidence);
+          toIds(blockClasses);
+          for (let p = 0, i = 0, o = r0 * width; p < rows; p++, o++) {
+            if (f.valid[p] !== 1) continue;
+            classes[o] = blockClasses[i] as number;
+            confidence[o] = blockConfidence[i] as number;
+            i++;
+          }
         }
         validPixels += f.validCount;
       }
@@ -151,7 +165,7 @@ export function createClassifier(model: Model): Classifier {
     classifyFeatures(features: Float64Array, count = features.length / dim) {
       if (!Number.isInteger(count) || count < 0 || count * dim > features.length)
         throw new RangeError(`${features.length} values do not hold ${count} rows of ${dim} features`);
-      const scaled = scaleRows(features, count, null, count);
+      const scaled = scaleRows(features, count);
       const classes = new Uint8Array(count);
       const confidence = new Float32Array(count);
       engine.predict(scaled, count, classes, confidence);

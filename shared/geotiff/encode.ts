@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { endianness } from "node:os";
-import { deflateSync } from "node:zlib";
+import { constants as zlibConstants, deflateSync } from "node:zlib";
 import { LanemapError } from "../errors.js";
 import type { BandArray, DType, GeoTiffGeoTags, GeoTransform } from "../raster/types.js";
 
@@ -71,6 +71,13 @@ export interface GeoTiffEncodeOptions {
   readonly interleave?: "band" | "pixel";
   /** zlib level 1..9 (default 6). */
   readonly deflateLevel?: number;
+  /**
+   * zlib's strategy: "default", or "rle" (matches of the previous byte only, zlib's Z_RLE) for
+   * rasters of long runs such as class rasters, where it is ~10× cheaper than level 6's match
+   * search for a stream within a few per cent of its size (Chiapas's 250² classes: 0.9 ms for 9.6 kB
+   * instead of 8.9 ms for 9.4 kB). Either is plain deflate: any TIFF reader inflates it.
+   */
+  readonly deflateStrategy?: "default" | "rle";
 }
 
 // TIFF field types.
@@ -307,6 +314,7 @@ export function encodeGeoTiff(input: GeoTiffInput, options: GeoTiffEncodeOptions
     throw new TileEncodeError(`rowsPerStrip must be a positive integer, got ${options.rowsPerStrip}`);
   const stripsPerPlane = Math.ceil(height / rowsPerStrip);
   const level = options.deflateLevel ?? 6;
+  const strategy = options.deflateStrategy === "rle" ? zlibConstants.Z_RLE : zlibConstants.Z_DEFAULT_STRATEGY;
 
   // Encode every strip first: the IFD needs their byte counts.
   const strips: Uint8Array[] = [];
@@ -332,7 +340,7 @@ export function encodeGeoTiff(input: GeoTiffInput, options: GeoTiffEncodeOptions
       }
       if (predictor === 2) applyPredictor(samples, width, rows, planar === 2 ? 1 : spp);
       const raw = littleEndianBytes(samples);
-      strips.push(compression === "deflate" ? new Uint8Array(deflateSync(raw, { level })) : raw);
+      strips.push(compression === "deflate" ? new Uint8Array(deflateSync(raw, { level, strategy })) : raw);
     }
   }
 

@@ -211,6 +211,56 @@ describe("computeFeatures", () => {
     );
   });
 
+  test("writes z-scored rows that equal z-scoring its plain rows value for value, window extras and nodata included", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 7 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        (width, height, block, seed) => {
+          let s = seed;
+          const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) % 7) - 1;
+          const bands = [0, 1, 2].map(() => Float64Array.from({ length: width * height }, rnd));
+          const r = raster(width, height, bands, { nodata: [-1, null, null] });
+          const spec = createFeatureSpec(3, {
+            red: 1,
+            nir: 2,
+            green: 3,
+            extras: [{ kind: "ndwi" }, { kind: "mean3x3", of: "ndvi" }, { kind: "std3x3", of: "b2" }],
+          });
+          const dim = featureNames(spec).length;
+          const mean = Float64Array.from({ length: dim }, (_, j) => j * 0.3 - 0.7);
+          const std = Float64Array.from({ length: dim }, (_, j) => 0.9 + j * 0.45);
+          for (let r0 = 0; r0 < height; r0 += block) {
+            const r1 = Math.min(height, r0 + block);
+            const plain = computeFeatureRows(r, spec, r0, r1);
+            const z = computeFeatureRows(r, spec, r0, r1, { mean, std });
+            assert.deepEqual(z.valid, plain.valid);
+            assert.equal(z.validCount, plain.validCount);
+            const want = plain.data.map((x, i) =>
+              plain.valid[Math.floor(i / dim)] === 1
+                ? (x - (mean[i % dim] as number)) / (std[i % dim] as number)
+                : 0,
+            );
+            assert.deepEqual(z.data, want);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  test("refuses a standardisation without one mean and one std per feature", () => {
+    const spec = createFeatureSpec(2, { red: 1, nir: 2 });
+    const r = raster(1, 1, [new Float64Array([1]), new Float64Array([2])]);
+    assert.throws(
+      () => computeFeatureRows(r, spec, 0, 1, { mean: new Float64Array(2), std: new Float64Array(3) }),
+      (e: unknown) =>
+        e instanceof TileInvalidError && /2 means and 3 stds do not standardise 3 features/.test(e.message),
+    );
+  });
+
   test("gives integer bands the features of the same values stored as float64, nodata at any pixel", () => {
     // Integer bands without scale or offset take a path of their own (typed-array built-ins); the
     // float64 copy takes the general loop: both must mark and copy the same pixels.

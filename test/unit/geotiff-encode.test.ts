@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { constants as zlibConstants, deflateSync } from "node:zlib";
 import { fromArrayBuffer } from "geotiff";
 import {
   TileEncodeError,
@@ -114,8 +115,9 @@ describe("encodeGeoTiff read back by GDAL", { skip: missing({ gdal: true }) }, (
       { compression: "deflate", interleave: "band" },
       { compression: "none", interleave: "pixel", rowsPerStrip: 4 },
       ...(dt.name.startsWith("float") ? [] : [{ compression: "deflate", predictor: 2, rowsPerStrip: 7 }]),
+      { compression: "deflate", deflateStrategy: "rle", interleave: "pixel", rowsPerStrip: 5 },
     ] as GeoTiffEncodeOptions[]) {
-      const label = `${options.compression}${options.predictor === 2 ? "+predictor" : ""}, ${options.interleave ?? "band"}`;
+      const label = `${options.compression}${options.predictor === 2 ? "+predictor" : ""}${options.deflateStrategy === "rle" ? "+rle" : ""}, ${options.interleave ?? "band"}`;
       test(`a 3-band ${dt.name} raster (${label}) keeps size, type, georeferencing, nodata, scale and pixels`, () => {
         const w = 37;
         const h = 23;
@@ -266,6 +268,20 @@ describe("encodeGeoTiff", () => {
       acquired: "2020-01-01T00:00:00Z",
     };
     assert.deepEqual(encodeGeoTiff(input), encodeGeoTiff(input));
+  });
+
+  test("the run-length strategy writes zlib's Z_RLE stream of the strip", () => {
+    // Runs, as a class raster has them: one strip of 4 × 64 uint8 samples.
+    const band = new Uint8Array(256).map((_, i) => 1 + (i >> 5));
+    const input = { ...base, width: 64, height: 4, bands: [band] };
+    const rle = encodeGeoTiff(input, { deflateStrategy: "rle" });
+    const want = deflateSync(band, { level: 6, strategy: zlibConstants.Z_RLE });
+    assert.notDeepEqual(want, deflateSync(band, { level: 6 }));
+    assert.ok(Buffer.from(rle).includes(want), "the Z_RLE stream is the file's strip");
+    assert.ok(
+      !Buffer.from(encodeGeoTiff(input)).includes(want),
+      "the default strategy writes another stream",
+    );
   });
 
   test("the predictor leaves the caller's band arrays untouched", () => {

@@ -559,6 +559,26 @@ describe("classification", () => {
     assert.deepEqual(blocks, whole);
   });
 
+  test("answers a tile's pixels as it answers their feature rows, with and without invalid pixels, and leaves the caller's rows unscaled", () => {
+    const classifier = createClassifier(model);
+    for (const invalid of [[], [pixel(0, 0), pixel(5, 5), pixel(9, 9)]]) {
+      const t = tile();
+      for (const p of invalid) (t.bands[0] as Int16Array)[p] = -9999;
+      const f = computeFeatures(t, model.features);
+      const rows = f.data.slice();
+      const byRows = classifier.classifyFeatures(rows, 100);
+      assert.deepEqual(rows, f.data);
+      for (const blockPixels of [7, 100]) {
+        const c = classifier.classify(t, { blockPixels });
+        for (let p = 0; p < 100; p++) {
+          const want = invalid.includes(p) ? 0 : byRows.classes[p];
+          assert.equal(c.classes[p], want, `class of pixel ${p}, blocks of ${blockPixels}`);
+          assert.equal(c.confidence[p], invalid.includes(p) ? 0 : byRows.confidence[p]);
+        }
+      }
+    }
+  });
+
   test("stops between blocks when its signal is aborted", () => {
     const ac = new AbortController();
     ac.abort(new Error("deadline"));

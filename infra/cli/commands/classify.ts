@@ -67,7 +67,8 @@ export function registerClassify(program: Command): void {
               LANEMAP_CLASSES: model.classes.map((c) => `${c.id}=${c.name}`).join(","),
             },
           },
-          { compression: "deflate" },
+          // Runs of classes: zlib's run-length strategy (see GeoTiffEncodeOptions.deflateStrategy).
+          { compression: "deflate", deflateStrategy: "rle" },
         );
         await writeFile(flags.out, bytes);
         // Class names where GDAL reads them (gdalinfo "Categories:", QGIS, rasterio).
