@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { redactNatsUrl } from "../../../shared/adapters/nats/index.js";
 import { configReference, parseConfig } from "../../../shared/index.js";
 import { commandSummary } from "./index.js";
 
@@ -11,7 +12,11 @@ export function registerConfig(program: Command): void {
     .action((opts: { json?: boolean }) => {
       // Throws a ConfigError naming every bad variable: the same check every role runs at start.
       const effective = parseConfig();
-      const shown = { ...effective, operatorToken: effective.operatorToken ? "(set)" : undefined };
+      const shown = {
+        ...effective,
+        operatorToken: effective.operatorToken ? "(set)" : undefined,
+        natsUrl: effective.natsUrl === undefined ? undefined : redactNatsUrl(effective.natsUrl),
+      };
       if (opts.json) {
         console.log(JSON.stringify({ reference: configReference(), effective: shown }, null, 2));
         return;

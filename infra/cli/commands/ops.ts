@@ -7,6 +7,7 @@ import {
   LiveView,
   NatsModelRegistry,
   connectNats,
+  redactNatsUrl,
   ensureStreams,
   drainWithin,
 } from "../../../shared/adapters/nats/index.js";
@@ -102,9 +103,10 @@ async function natsAccess(config: Config, flag: string | undefined, logger: Logg
     return { nc: null, url: null, error: describeError(err) };
   }
   try {
-    return { nc: await connectNats({ servers: url, name: "lanemap-ops", logger, timeoutMs: 5_000 }), url };
+    const nc = await connectNats({ servers: url, name: "lanemap-ops", logger, timeoutMs: 5_000 });
+    return { nc, url: redactNatsUrl(url) };
   } catch (err) {
-    return { nc: null, url, error: describeError(err) };
+    return { nc: null, url: redactNatsUrl(url), error: describeError(err) };
   }
 }
 

@@ -110,18 +110,88 @@ function serverList(servers: string | readonly string[]): string[] {
 }
 
 /**
+ * NATS_URL as it may be shown (logs, `lanemap config`, `ops status`): each URL's credentials
+ * replaced by `***` (`nats://***@host:4222`), so a report says they are there without giving them.
+ */
+export function redactNatsUrl(url: string): string {
+  return url
+    .split(",")
+    .map((s) => s.replace(/^(\s*(?:[a-z][a-z0-9+.-]*:\/\/)?)[^@/]*@/i, "$1***@"))
+    .join(",");
+}
+
+/** What a server URL's user information asks for: a user and password, or a token. */
+export type NatsUrlCredentials =
+  { readonly user: string; readonly pass: string } | { readonly token: string };
+
+/**
+ * Splits the credentials off server URLs: `nats://user:password@host:4222` (nats-server's
+ * `authorization { user, password }` or `users`) or `nats://token@host:4222` (`authorization {
+ * token }`), percent-decoded — the URL convention of nats-server's own clients (the Go client,
+ * the `nats` CLI), which nats.js does not read from a URL. Every URL that has credentials must have
+ * the same ones (one connection authenticates once, whichever server it reaches); a URL without
+ * any uses them too.
+ * @returns the URLs without user information (safe to log), and the credentials if any.
+ * @throws LanemapError CONFIG when two URLs carry different credentials, or one cannot be decoded.
+ */
+export function splitUrlCredentials(servers: readonly string[]): {
+  servers: string[];
+  credentials?: NatsUrlCredentials;
+} {
+  let found: { userinfo: string; credentials: NatsUrlCredentials } | undefined;
+  const bare = servers.map((s) => {
+    const m = /^((?:[a-z][a-z0-9+.-]*:\/\/)?)([^@/]*)@(.*)$/i.exec(s);
+    if (!m) return s;
+    const [, scheme = "", userinfo = "", rest = ""] = m;
+    if (found && found.userinfo !== userinfo)
+      throw new LanemapError(
+        "CONFIG",
+        "NATS_URL: the servers carry different credentials; give every URL the same user:password (or token), or only one",
+      );
+    if (!found) {
+      const colon = userinfo.indexOf(":");
+      let credentials: NatsUrlCredentials;
+      try {
+        credentials =
+          colon < 0
+            ? { token: decodeURIComponent(userinfo) }
+            : {
+                user: decodeURIComponent(userinfo.slice(0, colon)),
+                pass: decodeURIComponent(userinfo.slice(colon + 1)),
+              };
+      } catch (cause) {
+        throw new LanemapError(
+          "CONFIG",
+          "NATS_URL: the credentials before '@' are not valid percent-encoding",
+          { cause },
+        );
+      }
+      found = { userinfo, credentials };
+    }
+    return `${scheme}${rest}`;
+  });
+  return found ? { servers: bare, credentials: found.credentials } : { servers: bare };
+}
+
+/**
  * Connects with lanemap's reconnect policy (reconnect forever) and checks that the server offers
  * JetStream (requireJetStream). Resolves once connected; the status of the connection is logged
  * until it closes.
- * @throws NatsConnectError when the first connection fails; JetStreamMissingError (NATS_SETUP) when
- *   the server has no JetStream (the connection is closed first).
+ * Credentials ride in the URLs (`nats://user:password@host:4222`, `nats://token@host:4222`:
+ * {@link splitUrlCredentials}); they are never logged or put in an error.
+ * @throws NatsConnectError when the first connection fails (a refused login: the server's
+ *   "Authorization Violation"); JetStreamMissingError (NATS_SETUP) when the server has no
+ *   JetStream (the connection is closed first); LanemapError CONFIG when the URLs carry
+ *   different credentials.
  */
 export async function connectNats(options: ConnectNatsOptions): Promise<NatsConnection> {
-  const servers = serverList(options.servers);
+  // The URLs without their credentials are what errors and logs show.
+  const { servers, credentials } = splitUrlCredentials(serverList(options.servers));
   let nc: NatsConnection;
   try {
     nc = await connect({
       servers,
+      ...credentials,
       name: options.name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: options.reconnectTimeWaitMs ?? 250,

@@ -14,7 +14,10 @@ export {
   DEFAULT_MAX_PAYLOAD,
   DRAIN_TIMEOUT_MS,
   drainWithin,
+  redactNatsUrl,
+  splitUrlCredentials,
   type ConnectNatsOptions,
+  type NatsUrlCredentials,
 } from "./connection.js";
 export {
   ensureStreams,
