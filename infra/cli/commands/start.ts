@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { redactNatsUrl } from "../../../shared/adapters/nats/index.js";
 import { parseConfig } from "../../../shared/index.js";
 import { stopSignal } from "../stop.js";
 import { startPlatform } from "../../platform/platform.js";
@@ -27,7 +28,7 @@ export function registerStart(program: Command): void {
           `  API             ${platform.url}/v1/tiles   (OpenAPI: ${platform.url}/openapi.json)`,
           `  STAC            ${platform.url}/stac`,
           `  metrics         ${platform.url}/metrics`,
-          `  NATS            ${platform.natsUrl}${platform.embeddedNats ? " (embedded)" : ""}`,
+          `  NATS            ${redactNatsUrl(platform.natsUrl)}${platform.embeddedNats ? " (embedded)" : ""}`,
           `  operator token  ${config.operatorToken ? "(from LANEMAP_OPERATOR_TOKEN)" : platform.operatorToken}`,
           `  model           ${platform.model.version} (${platform.model.classes.map((c) => c.name).join(", ")})`,
           `  data            ${config.dataDir}`,
