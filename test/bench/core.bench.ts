@@ -7,7 +7,7 @@
  */
 import { printTable, writeResults } from "./harness.js";
 import { runDecodeBench } from "./core/decode.js";
-import { runE2eBench } from "./core/e2e.js";
+import { e2eResultsName, runE2eBench } from "./core/e2e.js";
 import { runKnnBench } from "./core/knn.js";
 
 const sections = { decode: runDecodeBench, knn: runKnnBench, e2e: runE2eBench };
@@ -16,5 +16,6 @@ for (const [name, run] of Object.entries(sections)) {
   if (only.length && !only.includes(name)) continue;
   const { table, results } = await run();
   printTable(table);
-  writeResults(`core-${name}`, results, [table]);
+  // A run of fewer e2e cases is written beside the full run's results (e2eResultsName).
+  writeResults(name === "e2e" ? e2eResultsName() : `core-${name}`, results, [table]);
 }

@@ -19,17 +19,18 @@
  *   again with PROJ's answers cached (a second row: a job on tiles the machine has seen), and the
  *   other sides' ratios are paired with that row.
  * - ORFEO Toolbox with 2 threads (ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=2, Debian otb-bin):
- *   `otbcli_TrainImagesClassifier -classifier knn` (k = 5, every labelled pixel, no validation
- *   split) + `otbcli_ImageClassifier` per tile; for the archive one `otbcli_ImageClassifier` over a
+ *   `otbcli_TrainImagesClassifier -classifier knn` (k = 5, every labelled pixel — `-sample.bm 0`,
+ *   or OTB bounds every class to the smallest one's count — no validation split) + `otbcli_ImageClassifier` per tile; for the archive one `otbcli_ImageClassifier` over a
  *   VRT mosaic of the tiles (gdalbuildvrt, timed with it): one process instead of 1,024, each of
  *   which would pay OTB's start-up, so the fairer form to OTB. Its features are the bands alone (no
  *   NDVI, no z-scoring), so its classes are not compared.
  * - the PyData peer (rasterio + scikit-learn, one thread) on Chiapas; on the generated tiles only
- *   with BENCH_E2E_PEER_ALL=1 (its classification runs at ~10k px/s: 4 Mpx would take ~7 minutes a
- *   round); never on the archive.
+ *   with BENCH_E2E_PEER_ALL=1 (its classification runs at some 25–40k px/s here, so 4 Mpx take
+ *   about two minutes a round; the table's note gives the rate of the run); never on the archive.
  * An absent side is skipped with a note. BENCH_ROUNDS rounds (default 5), BENCH_E2E_ARCHIVE_ROUNDS
  * for the archive (default 3: a round takes several minutes on this machine), BENCH_E2E_CASES
- * (chiapas,tiles,archive) to run fewer cases.
+ * (chiapas,tiles,archive) to run fewer cases: such a run's results go to core-e2e-<cases>.json
+ * (core.bench.ts), never over the full run's core-e2e.json that the README's block is made from.
  *
  * Run alone: node --import tsx test/bench/core/e2e.ts
  */
@@ -89,6 +90,8 @@ interface Job {
   load1: number;
   /** The whole job's process when the steps are stage timers inside one process (the peer). */
   whole?: Times;
+  /** The peer's classification rate, pixels per second of its own predict timer. */
+  predictPxPerS?: number;
 }
 
 interface Case {
@@ -191,6 +194,11 @@ function otbTrain(c: Case, vd: string, model: string): Times {
       "-1",
       "-sample.vtr",
       "0",
+      // Every labelled pixel, as lanemap and the peer train on: OTB's default (-sample.bm 1) cuts
+      // each class down to the smallest class's count — on Chiapas 16 water pixels, so 80 of the 718
+      // samples (a new user's check saw `rows: 80` in the model), a smaller and cheaper kNN job.
+      "-sample.bm",
+      "0",
       "-classifier",
       "knn",
       "-classifier.knn.k",
@@ -234,15 +242,20 @@ function peerJob(c: Case, work: string): Job {
     OMP_NUM_THREADS: "1",
     OPENBLAS_NUM_THREADS: "1",
   });
-  const last = JSON.parse(t.stdout.trim().split("\n").pop() ?? "{}") as { seconds?: Record<string, number> };
+  const last = JSON.parse(t.stdout.trim().split("\n").pop() ?? "{}") as {
+    seconds?: Record<string, number>;
+    pixels?: number;
+  };
   const trainS = last.seconds?.["train"] ?? NaN;
   const totalS = last.seconds?.["total"] ?? NaN;
+  const predictS = last.seconds?.["predict"] ?? NaN;
   // The peer reports no CPU split: its stage timers (wall, in process) stand in for the steps.
   return {
     first: { cpuS: trainS, wallS: trainS, maxRssMiB: t.maxRssMiB },
     second: { cpuS: totalS - trainS, wallS: totalS - trainS, maxRssMiB: t.maxRssMiB },
     load1,
     whole: { cpuS: t.cpuS, wallS: t.wallS, maxRssMiB: t.maxRssMiB },
+    predictPxPerS: (last.pixels ?? NaN) / predictS,
   };
 }
 
@@ -379,14 +392,20 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
           c.name,
           side,
           threads,
-          minMedMax(
-            jobs.map((j) => j.first.cpuS),
-            2,
-          ),
-          minMedMax(
-            jobs.map((j) => j.second.cpuS),
-            2,
-          ),
+          // A side timed as one process (the peer) has no CPU split: its steps' columns stay empty
+          // (its own wall-clock stage timers are in a note), not set beside whole processes' CPU.
+          jobs.some((j) => j.whole)
+            ? null
+            : minMedMax(
+                jobs.map((j) => j.first.cpuS),
+                2,
+              ),
+          jobs.some((j) => j.whole)
+            ? null
+            : minMedMax(
+                jobs.map((j) => j.second.cpuS),
+                2,
+              ),
           minMedMax(
             whole.map((t) => t.cpuS),
             2,
@@ -418,7 +437,22 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
       );
       if (sides["lanemapCached"]!.length)
         rows.push(row("lanemap train + classify (CLI), PROJ answers cached", "1", sides["lanemapCached"]!));
-      if (sides["peer"]!.length) rows.push(row("peer (rasterio + sklearn)", "1", sides["peer"]!));
+      if (sides["peer"]!.length) {
+        const peer = sides["peer"]!;
+        rows.push(row("peer (rasterio + sklearn)", "1", peer));
+        notes.push(
+          `${c.name}, the peer's own stage timers (wall, in its process, after Python's start-up and imports): train ${minMedMax(
+            peer.map((j) => j.first.wallS),
+            2,
+          )} s, classify ${minMedMax(
+            peer.map((j) => j.second.wallS),
+            2,
+          )} s; its prediction ${minMedMax(
+            peer.map((j) => j.predictPxPerS ?? NaN),
+            0,
+          )} px/s.`,
+        );
+      }
       if (sides["otb"]!.length)
         rows.push(
           row(
@@ -449,9 +483,9 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
         null,
         null,
       ]);
-    if (withPeer && !peerAll)
+    if (withPeer && !peerAll && only.includes("tiles"))
       notes.push(
-        "The peer runs on Chiapas only: it classifies about 10k px/s, so the 4 Mpx of generated tiles would take several minutes a round (BENCH_E2E_PEER_ALL=1 adds it), the 67 Mpx archive far longer.",
+        `The peer runs on Chiapas only (BENCH_E2E_PEER_ALL=1 adds the generated tiles: at its prediction rate above, their ${((grid * tileSize) ** 2 / 1e6).toFixed(0)} Mpx add minutes a round; the archive's 67 Mpx far more).`,
       );
     const loads = results.flatMap((r) =>
       ["lanemap", "lanemapCached", "otb", "peer"].flatMap((s) =>
@@ -475,8 +509,8 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
       notes: [
         "Each side runs its own commands in fresh processes under GNU time; CPU s = user + system of those processes and their children (all threads), the figure that other load on a shared machine inflates least; wall s is what a user waits. Ratios are paired round by round with lanemap's job with PROJ's answers cached (on the archive: its only job) (> 1: lanemap is ahead). " +
           "lanemap: its CLI from a freshly built dist/ (the bench runs `npm run build` first), `lanemap train` then one `lanemap classify` per tile. Each round starts with an empty PROJ answer cache and an empty code cache (XDG_CACHE_HOME), so the first job's train pays PROJ's start-up (gdal3.js: WASM, GDAL, proj.db) and each of its commands compiles its bundle without V8's code cache, as the first job on a machine does — and as any fresh process does on tiles whose footprint it has not seen, since PROJ's answers depend on the tile's corners — and its classify commands reuse the answers; the job then runs again with the answers cached, as a job on tiles the machine has seen. " +
-          "OTB: `otbcli_TrainImagesClassifier -classifier knn` on every labelled pixel (-sample.mt -1 -sample.mv -1 -sample.vtr 0), k = 5, then one `otbcli_ImageClassifier` per tile, 2 threads (ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS). " +
-          "The peer's train and classify columns are its own in-process wall-clock stage timers (it reports no CPU split); its total CPU includes Python's start-up and imports.",
+          "OTB: `otbcli_TrainImagesClassifier -classifier knn` on every labelled pixel (-sample.mt -1 -sample.mv -1 -sample.vtr 0 -sample.bm 0: without the last, OTB bounds every class to the smallest class's count, 80 of Chiapas's 718 samples), k = 5, then one `otbcli_ImageClassifier` per tile, 2 threads (ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS). " +
+          "The peer is one process (train and classify), so it has only totals here; its total CPU includes Python's start-up and imports.",
         `The archive: ${archiveGrid * archiveGrid} tiles classified with the model each side trained on the generated tiles (before the rounds, not timed). lanemap: \`lanemap archive add\` into a fresh data directory, then \`lanemap batch run --workers 2\` (decode, classify, the DuckDB/Parquet/Arrow view and its publication). OTB: one \`otbcli_ImageClassifier\` over a VRT mosaic of the tiles (\`gdalbuildvrt\`, in the load column), 2 threads — one process rather than one per tile, whose start-up would dominate: the fairer form to OTB. Its output is one uint8 GeoTIFF.`,
         `Load average (1 min) when each side's round started: ${minMedMax(loads, 2)} on a machine shared with other work.`,
         ...notes,
@@ -488,8 +522,19 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
   }
 }
 
+/**
+ * The results file of this run: core-e2e (the README's block) for every case, core-e2e-<cases> for
+ * fewer (BENCH_E2E_CASES), so a run of Chiapas alone never replaces the full run's rows.
+ */
+export function e2eResultsName(): string {
+  const cases = process.env.BENCH_E2E_CASES?.split(",").filter(Boolean).sort();
+  return cases === undefined || cases.join(",") === "archive,chiapas,tiles"
+    ? "core-e2e"
+    : `core-e2e-${cases.join("-")}`;
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { table, results } = await runE2eBench();
   printTable(table);
-  writeResults("core-e2e", results, [table]);
+  writeResults(e2eResultsName(), results, [table]);
 }

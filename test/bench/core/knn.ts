@@ -6,7 +6,8 @@
  *
  * How it is measured, so that anyone can re-run it on a shared machine and get comparable figures:
  * - every side runs in a fresh process (knn-side.ts, knn_anchors.py) per round, ROUNDS rounds, the
- *   sides interleaved within a round (lanemap, scikit-learn, cKDTree, FAISS, then the next round),
+ *   sides interleaved within a round (lanemap, scikit-learn, cKDTree, FAISS, the first side rotating
+ *   by round, then the next round),
  *   so a burst of load elsewhere hits every side alike;
  * - a process answers the first tenth of the queries to warm up, then all of them INNER times; its
  *   rate is the median of those, in CPU time (user + system: other load on the machine does not count), wall time kept in
@@ -167,7 +168,7 @@ export function knnTable(results: readonly CaseResult[], notes: readonly string[
       r.agreementWithSklearn === null ? null : `${(100 * r.agreementWithSklearn).toFixed(3)} %`,
     ]),
     notes: [
-      `Each side in ${ROUNDS} fresh processes, interleaved round by round; a process's rate is the median of ` +
+      `Each side in ${ROUNDS} fresh processes, interleaved round by round (the side that goes first rotating); a process's rate is the median of ` +
         `${INNER} timed pass(es) over all queries after a warm-up on the first tenth, in CPU time (user + system). ` +
         "Ratios are lanemap's rate over the anchor's in the same round (min / median / max); spread = max / min " +
         "of lanemap's rates over its processes. Every side includes the majority vote. " +
@@ -192,8 +193,10 @@ export async function runKnnBench(
     const results: CaseResult[] = [];
     for (const c of cases) {
       const sides: Partial<Record<Side, SideResult>> = {};
+      const order = ["lanemap", ...ANCHORS] as Side[];
       for (let round = 0; round < ROUNDS; round++)
-        for (const side of ["lanemap", ...ANCHORS] as Side[]) {
+        // The order rotates by round, so no side always runs first (a new user's check).
+        for (const side of order.map((_, i) => order[(i + round) % order.length]!)) {
           const prior = sides[side];
           if (prior?.skipped) continue;
           const run = runSide(side, dir, c.name, round === 0);
