@@ -382,6 +382,9 @@ export class StreamTileExecutor {
     // The tiles of the earlier incarnation's tasks still queued (or in a worker's hands): their
     // results will come, and this incarnation may pack them differently, under other message ids.
     const queuedTiles = resumed ? await tilesQueued(jsm, batchTaskSubject(runId)) : new Map<string, string>();
+    // Only the tiles this run still needs: a queued task's others are not waited for.
+    for (const tileId of [...queuedTiles.keys()])
+      if (!options.tileIds.has(tileId)) queuedTiles.delete(tileId);
     // The advisory callback needs the executor, which needs the subscription: a late-bound holder.
     const ref: { self?: StreamTileExecutor } = {};
     const advisories = nc.subscribe(maxDeliveriesAdvisory(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER), {
@@ -699,6 +702,7 @@ export class StreamTileExecutor {
       return;
     }
     this.accepted.add(tileId);
+    this.queuedTiles.delete(tileId);
     this.asked.delete(tileId);
     this.onQueue.delete(tileId);
     this.taskOf.delete(tileId);
