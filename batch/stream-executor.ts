@@ -872,7 +872,11 @@ export class StreamTileExecutor {
       const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
       const info = await jsm.streams.info(BATCH_TASK_STREAM, { subjects_filter: subject });
       const tasksInStream = info.state.subjects?.[subject] ?? 0;
-      if (!full && tasksInStream >= tasksOwed) return 0;
+      const none = (looked: string) => {
+        log.debug({ tasksOwed, tasksInStream, looked }, "looked for lost batch tasks: none");
+        return 0;
+      };
+      if (!full && tasksInStream >= tasksOwed) return none("count");
       const stored = new Set<string>();
       for (const ids of (await readQueuedTasks(jsm, subject)).values()) for (const id of ids) stored.add(id);
       const last = await jsm.streams.getMessage(BATCH_RESULT_STREAM, {
@@ -883,7 +887,7 @@ export class StreamTileExecutor {
       const lost = owed.filter(
         (id) => !stored.has(id) && this.onQueue.has(id) && this.waiting.has(id) && !this.accepted.has(id),
       );
-      if (lost.length === 0 && lostEarlier.length === 0) return 0;
+      if (lost.length === 0 && lostEarlier.length === 0) return none("tasks");
       const again: PendingTile[] = [];
       const exhausted: string[] = [];
       for (const id of lost) {

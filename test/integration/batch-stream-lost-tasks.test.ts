@@ -108,3 +108,66 @@ test(
     }
   },
 );
+
+test(
+  "a slow run whose tasks are all on the queue publishes nothing again, however often the coordinator looks",
+  { skip: natsMissing(), timeout: 120_000 },
+  async () => {
+    await using nats = await natsFixture();
+    const fx = await makeDataDir(set, "slow");
+    // A look every 2 s (half the stall bound) over a run of about 6 s.
+    const config = fx.config({
+      NATS_URL: nats.server.url,
+      LANEMAP_DECODE_TIMEOUT_MS: "10000",
+      LANEMAP_BATCH_STALL_S: "4",
+    });
+    const entries: CatalogueEntry[] = [];
+    for await (const e of fx.store.entries()) entries.push(e);
+    const models = await openModelRegistry(config, nats.nc);
+    const lines: { msg: string; [k: string]: unknown }[] = [];
+    const executor = await StreamTileExecutor.start({
+      nc: nats.nc,
+      config,
+      logger: testLogger(lines),
+      runId: "20260101T000000Z-slow1",
+      artifact: new TextEncoder().encode(serializeModel(set.model)),
+      models,
+      tileIds: new Set(entries.map((e) => e.tileId)),
+    });
+    const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
+    const worker = await startBatchTaskWorker(config, {
+      nc: nats.nc,
+      logger: testLogger(),
+      pool,
+      concurrency: 1,
+      models,
+      archive: fx.store,
+      name: "w1",
+      tileDelayMs: 700,
+    });
+    const done: string[] = [];
+    worker.on((e: BatchTaskEvent) => void (e.type === "task-done" && done.push(e.tileId)));
+    try {
+      const outcomes = await Promise.all(entries.map((e) => executor.process(e)));
+      assert.ok(
+        outcomes.every((o) => o.ok),
+        "every tile is classified",
+      );
+      assert.equal(done.length, entries.length, "each once");
+      assert.ok(
+        lines.some((l) => l.msg === "looked for lost batch tasks: none"),
+        "the coordinator looked while tiles were owed",
+      );
+      assert.equal(executor.republished, 0, "nothing was published again");
+      assert.equal(executor.duplicates, 0);
+      assert.deepEqual(
+        lines.filter((l) => l.msg.startsWith("batch tasks lost")),
+        [],
+      );
+    } finally {
+      await executor.close({ purge: true });
+      await worker.stop();
+      await pool.close();
+    }
+  },
+);
