@@ -48,6 +48,8 @@ export interface ArchiveAddReport {
   readonly bad: readonly BadFile[];
   /** Every tile registered or already present, in file order. */
   readonly registered: readonly RegisteredFile[];
+  /** Files registered now whose bad-tile record (an earlier load refused them) was removed, in file order. */
+  readonly clearedBad: readonly string[];
 }
 
 /** Options of {@link addArchiveFolder}. */
@@ -89,6 +91,12 @@ export async function addArchiveFolder(
   let present = 0;
   const bad: BadFile[] = [];
   const registered: RegisteredFile[] = [];
+  const clearedBad: string[] = [];
+  // The bad-tile records of earlier loads, keyed by file name: a file registered now is not bad
+  // any more (an operator added `--acquired` to files refused without one, issue 14), and its record
+  // must go, on either backend. Listed once rather than one lookup per file.
+  const badKeys = new Set<string>();
+  if (names.length > 0) for await (const r of store.badTiles()) badKeys.add(r.key);
   let next = 0;
 
   const registerOne = async (name: string): Promise<void> => {
@@ -107,6 +115,7 @@ export async function addArchiveFolder(
       if (created) added++;
       else present++;
       registered.push({ file: name, tileId: entry.tileId, bandCount: entry.bandCount, created });
+      if (badKeys.has(name) && (await store.clearBad(name))) clearedBad.push(name);
       options.logger.debug({ file: name, tileId: entry.tileId, created }, "tile registered");
     } catch (err) {
       // The shared archive failing is not the file's fault: stop the load instead of marking it bad.
@@ -129,7 +138,8 @@ export async function addArchiveFolder(
   };
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
   registered.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
-  return { dir: root, files: names.length, added, present, bad, registered };
+  clearedBad.sort();
+  return { dir: root, files: names.length, added, present, bad, registered, clearedBad };
 }
 
 /** A catalogue entry a run leaves out because the speed lane dead-lettered its content as permanently bad. */

@@ -53,11 +53,14 @@ export function createProgressSink(options: ProgressSinkOptions): ProgressSink {
   const every = options.logEveryMs ?? 2000;
   let last = 0;
   let t0 = 0;
+  // The runner's own sink logs through its run's child logger, which binds `runId` already: pino
+  // would write the key twice in one JSON line (`batch schedule`'s lines did, issue 14 F-E).
+  const bound = options.logger.bindings()["runId"] !== undefined;
   const line = (p: RunProgress, msg: string) => {
     const s = (performance.now() - t0) / 1000;
     options.logger.info(
       {
-        runId: p.runId,
+        ...(bound ? {} : { runId: p.runId }),
         done: p.done,
         total: p.total,
         failed: p.failed,

@@ -174,6 +174,11 @@ export interface RetentionReport {
   readonly deletedStaging: string[];
   /** Old versions this run could not remove (a broker timeout): warned about, left to the next run. */
   readonly deferredVersions: string[];
+  /**
+   * This machine's downloaded copies (the nats backend's `<dataDir>/cache/views`, what `materialize`
+   * made: the previous view each run reuses) of versions no longer kept, removed.
+   */
+  readonly evictedLocal: string[];
 }
 
 /**
@@ -192,7 +197,7 @@ export async function applyRetention(
   options: { logger: Logger; activeStaging?: string; views?: PublishedViews },
 ): Promise<RetentionReport> {
   const paths = dataPaths(dataDir);
-  const views = options.views ?? new FilePublishedViews(dataDir);
+  const views: PublishedViews = options.views ?? new FilePublishedViews(dataDir);
   let current: string | null;
   let complete: PublishedVersion[];
   try {
@@ -203,7 +208,13 @@ export async function applyRetention(
       { err: describeError(err) },
       "batch view retention: cannot list the published versions; the next run removes old ones",
     );
-    return { deletedVersions: [], deletedIncomplete: [], deletedStaging: [], deferredVersions: [] };
+    return {
+      deletedVersions: [],
+      deletedIncomplete: [],
+      deletedStaging: [],
+      deferredVersions: [],
+      evictedLocal: [],
+    };
   }
   const keepNames = new Set(complete.slice(-Math.max(1, keep)).map((v) => v.name));
   if (current) keepNames.add(current);
@@ -213,6 +224,7 @@ export async function applyRetention(
     deletedIncomplete: [],
     deletedStaging: [],
     deferredVersions: [],
+    evictedLocal: [],
   };
   for (const v of complete) {
     if (keepNames.has(v.name)) continue;
@@ -229,6 +241,20 @@ export async function applyRetention(
       continue;
     }
     report.deletedVersions.push(v.name);
+  }
+  // Every run materializes the view it reuses into this machine's cache, and only serving evicted:
+  // a coordinator's cache held 18 versions (53 MB) while the store kept 5 (issue 14, F-D). The
+  // copies of the versions kept stay (the next run reuses CURRENT's; a serve on this machine may
+  // have the others open). The files backend makes no copies: its versions are the folders above.
+  if (views.evictLocal) {
+    try {
+      report.evictedLocal.push(...(await views.evictLocal([...keepNames])));
+    } catch (err) {
+      options.logger.warn(
+        { err: describeError(err) },
+        "batch view retention: cannot evict this machine's copies of old versions; the next run tries again",
+      );
+    }
   }
 
   let names: string[] = [];
@@ -255,7 +281,12 @@ export async function applyRetention(
     await rm(dir, { recursive: true, force: true });
     report.deletedStaging.push(s);
   }
-  if (report.deletedVersions.length || report.deletedIncomplete.length || report.deletedStaging.length)
+  if (
+    report.deletedVersions.length ||
+    report.deletedIncomplete.length ||
+    report.deletedStaging.length ||
+    report.evictedLocal.length
+  )
     options.logger.info({ keep, ...report }, "batch view retention");
   return report;
 }

@@ -113,24 +113,33 @@ export const TASK_MAX_TILES = 4;
 export const TASK_MAX_SAMPLES = 4 * 128 * 128 * 6;
 
 /**
- * The tile ids of the tasks on `subject` still in the task stream (queued, or held by a worker),
- * read one stored message after the other (no consumer); none when they cannot be read (the
- * message ids then still drop a re-published task of the same tiles).
+ * The tasks on `subject` still in the task stream (queued, or held by a worker), read one stored
+ * message after the other (no consumer): each task's tile ids by the task's key (its stream
+ * sequence). Throws what the reads throw (no leader now, an older server).
  */
-async function tilesQueued(jsm: JetStreamManager, subject: string): Promise<Set<string>> {
-  const tiles = new Set<string>();
-  try {
-    for (let seq = 1; ;) {
-      // STREAM.MSG.GET's `next_by_subj` (nats-server 2.9): the first message on `subject` from `seq`.
-      const query = { seq, next_by_subj: subject } as unknown as { seq: number };
-      const m = await jsm.streams.getMessage(BATCH_TASK_STREAM, query);
-      if (!m) break;
-      for (const id of m.header?.get(BATCH_HEADERS.tileId)?.split(",") ?? []) if (id) tiles.add(id);
-      seq = m.seq + 1;
-    }
-  } catch {
-    // No leader now, an older server: the message ids are the only guard, as before.
+async function readQueuedTasks(jsm: JetStreamManager, subject: string): Promise<Map<string, string[]>> {
+  const tasks = new Map<string, string[]>();
+  for (let seq = 1; ;) {
+    // STREAM.MSG.GET's `next_by_subj` (nats-server 2.9): the first message on `subject` from `seq`.
+    const query = { seq, next_by_subj: subject } as unknown as { seq: number };
+    const m = await jsm.streams.getMessage(BATCH_TASK_STREAM, query);
+    if (!m) break;
+    const ids = (m.header?.get(BATCH_HEADERS.tileId) ?? "").split(",").filter(Boolean);
+    if (ids.length > 0) tasks.set(`seq ${m.seq}`, ids);
+    seq = m.seq + 1;
   }
+  return tasks;
+}
+
+/**
+ * The tile ids of the tasks on `subject` still in the task stream, each with its task's key (see
+ * {@link readQueuedTasks}); none when they cannot be read (the message ids then still drop a
+ * re-published task of the same tiles).
+ */
+async function tilesQueued(jsm: JetStreamManager, subject: string): Promise<Map<string, string>> {
+  const tiles = new Map<string, string>();
+  const tasks = await readQueuedTasks(jsm, subject).catch(() => new Map<string, string[]>());
+  for (const [key, ids] of tasks) for (const id of ids) tiles.set(id, key);
   return tiles;
 }
 
@@ -200,6 +209,20 @@ export const WAITING_REPORT_MS = 30_000;
  */
 export const RESULT_LAG_MS = 10_000;
 
+/**
+ * How often a coordinator with tiles owed checks that their tasks are still on the work queue, at
+ * most (or half LANEMAP_BATCH_STALL_S, when shorter), in ms: see `checkLostTasks`. One request
+ * (the run's subject's count) when nothing is missing.
+ */
+export const LOST_TASK_CHECK_MS = 30_000;
+
+/**
+ * The most times one tile's task is published again after the broker lost it. A task that goes
+ * missing every time is not the broker's doing (a worker from before tasks of several tiles
+ * terminates them): the run then ends BATCH_STALLED as before, not in an endless loop.
+ */
+export const LOST_TASK_REPUBLISH_MAX = 3;
+
 /** How long a task publish retries transient JetStream errors: a few leader elections. */
 export const TRANSIENT_RETRY_MS = 60_000;
 
@@ -268,6 +291,25 @@ export class StreamTileExecutor {
   private progressMs = Date.now();
   /** The task consumer's last delivered stream sequence at the last look, to tell a new task taken. */
   private delivered = -1;
+  /** The tiles asked for (`process`) without a result yet: what a lost task is published again with. */
+  private readonly asked = new Map<string, CatalogueEntry>();
+  /**
+   * Tiles without a result whose task the broker acknowledged at publish (or an earlier
+   * incarnation's task, asked for): each should be on the queue until its result is stored.
+   */
+  private readonly onQueue = new Set<string>();
+  /** The task each tile on the queue is in: its message id, or an earlier incarnation's stream sequence. */
+  private readonly taskOf = new Map<string, string>();
+  /** How often each tile's task was published again after the broker lost it. */
+  private readonly lostAgain = new Map<string, number>();
+  /** Rounds of tasks published again so far: each round's message ids are its own. */
+  private lostRounds = 0;
+  /** When the queue was last checked for lost tasks (ms since the epoch). */
+  private lastLostCheckMs = Date.now();
+  private readonly lostCheckMs: number;
+  private checkingLost = false;
+  /** Tiles whose task was published again because the broker lost it (see checkLostTasks). */
+  republished = 0;
   /** Each published tile's task deadline (taskDeadlineMs), in ms: what a held task may take. */
   private readonly taskBoundMs = new Map<string, number>();
   /** When a result of the run last came, or the last "waiting" report was logged (ms since the epoch). */
@@ -285,9 +327,10 @@ export class StreamTileExecutor {
     readonly slots: number,
     /** The message-id generation of this run's tasks (see the module comment). */
     private readonly generation: string,
-    /** Tiles of an earlier incarnation's tasks still on the queue: not published again. */
-    private readonly queuedTiles: Set<string>,
+    /** Tiles of an earlier incarnation's tasks still on the queue, with their task's key: not published again. */
+    private readonly queuedTiles: Map<string, string>,
   ) {
+    for (const [tileId, key] of queuedTiles) this.taskOf.set(tileId, key);
     this.halted = new Promise<never>((_, reject) => {
       this.halt = (err) => {
         this.haltedBy ??= { err };
@@ -303,6 +346,7 @@ export class StreamTileExecutor {
     this.tilesPerTask = Math.max(1, Math.min(options.tilesPerTask ?? TASK_MAX_TILES, Math.floor(slots / 4)));
     this.reading = this.read();
     const stallMs = options.config.batch.stallMs;
+    this.lostCheckMs = Math.min(LOST_TASK_CHECK_MS, stallMs / 2);
     this.watchdog = setInterval(() => void this.checkStall(), Math.min(STALL_POLL_MS, stallMs / 4));
     this.watchdog.unref();
     if (options.signal?.aborted) this.onAbort();
@@ -337,7 +381,10 @@ export class StreamTileExecutor {
     const generation = resumed ? queuedId.slice(queuedId.lastIndexOf(":") + 1) : String(Date.now());
     // The tiles of the earlier incarnation's tasks still queued (or in a worker's hands): their
     // results will come, and this incarnation may pack them differently, under other message ids.
-    const queuedTiles = resumed ? await tilesQueued(jsm, batchTaskSubject(runId)) : new Set<string>();
+    const queuedTiles = resumed ? await tilesQueued(jsm, batchTaskSubject(runId)) : new Map<string, string>();
+    // Only the tiles this run still needs: a queued task's others are not waited for.
+    for (const tileId of [...queuedTiles.keys()])
+      if (!options.tileIds.has(tileId)) queuedTiles.delete(tileId);
     // The advisory callback needs the executor, which needs the subscription: a late-bound holder.
     const ref: { self?: StreamTileExecutor } = {};
     const advisories = nc.subscribe(maxDeliveriesAdvisory(BATCH_TASK_STREAM, BATCH_TASK_CONSUMER), {
@@ -381,6 +428,7 @@ export class StreamTileExecutor {
     const { tileId } = entry;
     if (this.closed) return { ok: false, code: "CANCELLED", reason: "the run was stopped" };
     if (this.haltedBy) throw this.haltedBy.err;
+    this.asked.set(tileId, entry);
     const early = this.arrived.get(tileId);
     if (early) {
       this.arrived.delete(tileId);
@@ -402,7 +450,10 @@ export class StreamTileExecutor {
     );
     if (this.accepted.has(tileId)) return outcome; // its result is on its way
     // Its task from an earlier incarnation is still queued: its result will come.
-    if (this.queuedTiles.delete(tileId)) return outcome;
+    if (this.queuedTiles.delete(tileId)) {
+      this.onQueue.add(tileId);
+      return outcome;
+    }
     const published = new Promise<void>((resolve, reject) => this.pending.push({ entry, resolve, reject }));
     this.schedulePack();
     try {
@@ -433,14 +484,7 @@ export class StreamTileExecutor {
   private pack(): void {
     if (this.closed || this.haltedBy) return;
     while (this.pending.length > 0) {
-      let n = 0;
-      let samples = 0;
-      for (const { entry } of this.pending) {
-        const s = entry.width * entry.height * entry.bandCount;
-        if (n >= this.tilesPerTask || (n > 0 && samples + s > TASK_MAX_SAMPLES)) break;
-        n++;
-        samples += s;
-      }
+      const n = this.firstTaskSize(this.pending);
       const full = n < this.pending.length || n >= this.tilesPerTask;
       const onTheQueue = this.waiting.size - this.pending.length;
       if (!full && onTheQueue >= this.slots / 2) return;
@@ -448,8 +492,24 @@ export class StreamTileExecutor {
     }
   }
 
-  /** Publishes one task of `tiles` and settles each tile's `published` with its outcome. */
-  private async publishTask(tiles: readonly PendingTile[]): Promise<void> {
+  /** How many of `tiles`, from the first, make one task: up to tilesPerTask and TASK_MAX_SAMPLES. */
+  private firstTaskSize(tiles: readonly PendingTile[]): number {
+    let n = 0;
+    let samples = 0;
+    for (const { entry } of tiles) {
+      const s = entry.width * entry.height * entry.bandCount;
+      if (n >= this.tilesPerTask || (n > 0 && samples + s > TASK_MAX_SAMPLES)) break;
+      n++;
+      samples += s;
+    }
+    return n;
+  }
+
+  /**
+   * Publishes one task of `tiles` and settles each tile's `published` with its outcome. `again`
+   * names a republish of tasks the broker lost (see checkLostTasks): a message id of its own.
+   */
+  private async publishTask(tiles: readonly PendingTile[], again?: number): Promise<void> {
     const { runId } = this.options;
     const entries = tiles.map((t) => t.entry);
     const ids = entries.map((e) => e.tileId);
@@ -468,7 +528,13 @@ export class StreamTileExecutor {
     // A retried tile's task under the generation may be in the duplicate window: a fresh id. The id
     // names every tile of the task, so two tasks share one only when they carry the same tiles.
     const retried = ids.some((id) => this.retried.has(id));
-    const msgID = `${runId}:${ids.join(",")}:${retried ? `${this.startedAtMs}r` : this.generation}`;
+    const generation =
+      again !== undefined
+        ? `${this.startedAtMs}l${again}`
+        : retried
+          ? `${this.startedAtMs}r`
+          : this.generation;
+    const msgID = `${runId}:${ids.join(",")}:${generation}`;
     try {
       // Idempotent under its Nats-Msg-Id: a publish that landed before its answer was lost is a no-op.
       await retryTransient(
@@ -480,6 +546,10 @@ export class StreamTileExecutor {
           ...(this.options.signal ? { signal: this.options.signal } : {}),
         },
       );
+      for (const id of ids) {
+        this.onQueue.add(id);
+        this.taskOf.set(id, msgID);
+      }
       for (const t of tiles) t.resolve();
     } catch (err) {
       for (const t of tiles) t.reject(err);
@@ -632,6 +702,10 @@ export class StreamTileExecutor {
       return;
     }
     this.accepted.add(tileId);
+    this.queuedTiles.delete(tileId);
+    this.asked.delete(tileId);
+    this.onQueue.delete(tileId);
+    this.taskOf.delete(tileId);
     if (head.worker !== this.coordinatorName) this.workerNames.add(head.worker);
     if ((head.deliveries ?? 1) > 1) this.redelivered++;
     let outcome: TileJobOutcome;
@@ -712,6 +786,8 @@ export class StreamTileExecutor {
       // No answer (a leader election, NATS down) is no sign of a worker either.
       this.options.logger.debug({ err: describeError(err) }, "cannot read the task consumer");
     }
+    if (Date.now() - this.lastLostCheckMs >= this.lostCheckMs && (await this.checkLostTasks(false)) > 0)
+      this.progressMs = Date.now();
     const stallMs = this.options.config.batch.stallMs;
     const heldBoundMs = this.heldBoundMs();
     const verdict = lookForStall({
@@ -724,6 +800,13 @@ export class StreamTileExecutor {
     });
     this.lastSignMs = verdict.signMs;
     if (this.closed || !verdict.stalled) return;
+    // Nothing queued may be the broker's doing: before blaming the workers, every task owed is
+    // looked for (a look under way decides first).
+    if (this.checkingLost || (await this.checkLostTasks(true)) > 0) {
+      if (!this.checkingLost) this.progressMs = this.lastSignMs = Date.now();
+      return;
+    }
+    if (this.closed) return;
     const { runId } = this.options;
     const s = Math.round(stallMs / 1000);
     if (this.unreadSeq > 0) {
@@ -757,6 +840,115 @@ export class StreamTileExecutor {
           "start one with `lanemap worker` against the same NATS, then run the batch again: it resumes from the checkpoint",
       ),
     );
+  }
+
+  /**
+   * Publishes again the tasks the broker lost (issue 14, F-B): after rolling kills and replica
+   * repairs a nats-server 2.9 replica of LANEMAP_BATCH_TASKS may reset to a shorter history
+   * ("expected sequence does not match store", last_seq 377 -> 365) and tasks it acknowledged at
+   * publish are gone; the run waited for their results with nothing queued until BATCH_STALLED. A
+   * tile is lost when its task was acknowledged at publish, it has no result, and no task on the
+   * run's subject carries it — judged only once every result stored by the end of the look has been
+   * read: a worker removes a task (acknowledges it) only after its results are stored, so a task
+   * that went that way has its result read by then. Tiles are idempotent (the first result wins),
+   * and a task published again has a message id of its own (`<runId>:<tiles>:<start>l<round>`): its
+   * old id may still be in the duplicate window. An earlier incarnation's task lost before its
+   * tiles are asked for is published when they are. The run's subject's message count gates the
+   * look at each stored task (as many tasks as are owed: nothing lost), unless `full`.
+   * @returns how many tiles were found lost (published again, or to be when asked for).
+   */
+  private async checkLostTasks(full: boolean): Promise<number> {
+    if (this.closed || this.haltedBy || this.checkingLost) return 0;
+    this.checkingLost = true;
+    this.lastLostCheckMs = Date.now();
+    const log = this.options.logger;
+    const { runId } = this.options;
+    const subject = batchTaskSubject(runId);
+    try {
+      const owed = [...this.onQueue].filter((id) => this.waiting.has(id) && !this.accepted.has(id));
+      const earlier = [...this.queuedTiles.keys()];
+      if (owed.length === 0 && earlier.length === 0) return 0;
+      const tasksOwed = new Set([...owed, ...earlier].map((id) => this.taskOf.get(id) ?? id)).size;
+      const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
+      const info = await jsm.streams.info(BATCH_TASK_STREAM, { subjects_filter: subject });
+      const tasksInStream = info.state.subjects?.[subject] ?? 0;
+      const none = (looked: string) => {
+        log.debug({ tasksOwed, tasksInStream, looked }, "looked for lost batch tasks: none");
+        return 0;
+      };
+      if (!full && tasksInStream >= tasksOwed) return none("count");
+      const stored = new Set<string>();
+      for (const ids of (await readQueuedTasks(jsm, subject)).values()) for (const id of ids) stored.add(id);
+      const last = await jsm.streams.getMessage(BATCH_RESULT_STREAM, {
+        last_by_subj: batchResultSubject(runId),
+      });
+      if ((last?.seq ?? 0) > this.lastResultSeq) return 0; // results wait unread: the next look decides
+      const lostEarlier = earlier.filter((id) => !stored.has(id) && this.queuedTiles.delete(id));
+      const lost = owed.filter(
+        (id) => !stored.has(id) && this.onQueue.has(id) && this.waiting.has(id) && !this.accepted.has(id),
+      );
+      if (lost.length === 0 && lostEarlier.length === 0) return none("tasks");
+      const again: PendingTile[] = [];
+      const exhausted: string[] = [];
+      for (const id of lost) {
+        this.onQueue.delete(id);
+        this.taskOf.delete(id);
+        const times = this.lostAgain.get(id) ?? 0;
+        const entry = this.asked.get(id);
+        if (!entry || times >= LOST_TASK_REPUBLISH_MAX) {
+          exhausted.push(id);
+          continue;
+        }
+        this.lostAgain.set(id, times + 1);
+        again.push({
+          entry,
+          resolve: () => undefined,
+          // Not on the queue still: the next look finds it lost again.
+          reject: (err) => {
+            this.onQueue.add(id);
+            log.warn(
+              { tileId: id, err: describeError(err) },
+              "cannot publish again a batch task the broker lost",
+            );
+          },
+        });
+      }
+      const tiles = again.length;
+      const round = ++this.lostRounds;
+      const publishing: Promise<void>[] = [];
+      while (again.length > 0)
+        publishing.push(this.publishTask(again.splice(0, this.firstTaskSize(again)), round));
+      this.republished += tiles;
+      log.warn(
+        {
+          queueRunId: runId,
+          lostTiles: lost.length + lostEarlier.length,
+          publishedAgain: tiles,
+          tasksPublished: publishing.length,
+          earlierIncarnation: lostEarlier.length,
+          notAgain: exhausted.length,
+          tasksOwed,
+          tasksInStream,
+          tiles: [...lost, ...lostEarlier].slice(0, 5),
+        },
+        `batch tasks lost by the broker: ${lost.length + lostEarlier.length} tiles owed a result are in no task of ${BATCH_TASK_STREAM}; ` +
+          `${tiles} published again in ${publishing.length} tasks` +
+          (lostEarlier.length > 0
+            ? `, ${lostEarlier.length} of an earlier incarnation to be published when asked for`
+            : "") +
+          (exhausted.length > 0
+            ? `, ${exhausted.length} not again (lost ${LOST_TASK_REPUBLISH_MAX} times already)`
+            : ""),
+      );
+      await Promise.all(publishing);
+      return tiles + lostEarlier.length;
+    } catch (err) {
+      // No answer (a leader election, NATS down): the next look tries again.
+      log.debug({ err: describeError(err), subject }, "cannot look for lost batch tasks");
+      return 0;
+    } finally {
+      this.checkingLost = false;
+    }
   }
 
   /** How long a held task counts as work after the last progress: the longest deadline of the tiles owed (ms). */

@@ -161,6 +161,10 @@ export function registerArchive(program: Command): void {
             `  ${r.created ? "added" : "present"}  ${r.file}  tile ${r.tileId}, ${r.bandCount} bands`,
           );
         for (const b of report.bad) console.log(`  bad  ${b.file}  ${b.code}: ${b.reason}`);
+        if (report.clearedBad.length > 0)
+          console.log(
+            `  ${report.clearedBad.length} bad-tile record(s) of an earlier load cleared: those files are registered now`,
+          );
         for (const w of warnings) console.error(w);
       }
       if (report.files === 0)
