@@ -18,7 +18,6 @@ import {
   MODEL_OBJECT_BUCKET,
   NatsModelRegistry,
   NatsPublishedViews,
-  VIEW_OBJECT_BUCKET,
   VIEW_POINTER_BUCKET,
   connectNats,
   kvStreamName,
@@ -53,7 +52,6 @@ const R3_STREAMS = [
   kvStreamName(MODEL_BUCKET),
   objectStoreStreamName(MODEL_OBJECT_BUCKET),
   kvStreamName(VIEW_POINTER_BUCKET),
-  objectStoreStreamName(VIEW_OBJECT_BUCKET),
 ];
 
 describe("cluster test: with one node of a 3-node cluster frozen (SIGSTOP)", { skip: natsMissing() }, () => {
