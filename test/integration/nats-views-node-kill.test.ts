@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { NatsPublishedViews, checkReplicaAgreement } from "../../shared/adapters/nats/index.js";
+import { NatsPublishedViews, checkReplicaAgreement, isViewStream } from "../../shared/adapters/nats/index.js";
 import { dataPaths, versionName } from "../../shared/index.js";
 import { natsMissing } from "../helpers/nats.js";
 import { NODE_NAMES, startNatsCluster } from "../helpers/nats-cluster.js";
@@ -25,9 +25,6 @@ import { waitFor } from "./speed-fixtures.js";
 /** Versions kept after each publish, as the runner's retention keeps them. */
 const KEEP = 2;
 const ROUNDS = 3;
-
-/** The view streams: the legacy bucket OBJ_lanemap-views and one OBJ_lanemap-view-<version> each. */
-const isViewStream = (stream: string): boolean => stream.startsWith("OBJ_lanemap-view");
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
