@@ -548,7 +548,10 @@ export class NatsPublishedViews implements PublishedViews {
     // A bucket without a manifest is a publish that died half way: dropped whole and written
     // anew, so no object of a version is ever overwritten (an overwrite purges the old chunks).
     await this.read(`dropping the incomplete ${name}`, async () => deleteStream(await this.jsm(), stream));
-    const objects = await viewWrite(`creating the bucket of ${name}`, () =>
+    // Create-if-absent with one config, so retried like a read: with a node just killed the meta
+    // leader may answer a stream create after nats.js's 5 s (seen with a node down, the third
+    // publish in a row), though it creates the stream.
+    const objects = await this.read(`creating the bucket of ${name}`, () =>
       atReplicas(stream, this.replicas, () =>
         new Objm(this.nc).create(bucket, {
           description: `lanemap batch view ${name}`,
