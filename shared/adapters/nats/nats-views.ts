@@ -36,6 +36,7 @@ import { Readable } from "node:stream";
 import {
   JetStreamApiCodes,
   JetStreamApiError,
+  jetstream,
   jetstreamManager,
   StorageType,
   type JetStreamManager,
@@ -86,6 +87,13 @@ export interface DamagedVersion {
 
 /** Period of the consumer-free read of CURRENT beside the watch (see NatsPublishedViews.watch). */
 const CURRENT_POLL_MS = 1_000;
+
+/**
+ * Request timeout of a version's bucket creation (and of its uploads' acknowledgements): the server
+ * answers a create once the new stream's RAFT group has elected a leader, which with a node down
+ * can take longer than nats.js's default 5 s (publish()).
+ */
+const BUCKET_CREATE_TIMEOUT_MS = 15_000;
 
 /** Request timeout of the stream API reads of list() (see NatsPublishedViews.jsm). */
 const VIEW_READ_TIMEOUT_MS = 2_000;
@@ -548,12 +556,13 @@ export class NatsPublishedViews implements PublishedViews {
     // A bucket without a manifest is a publish that died half way: dropped whole and written
     // anew, so no object of a version is ever overwritten (an overwrite purges the old chunks).
     await this.read(`dropping the incomplete ${name}`, async () => deleteStream(await this.jsm(), stream));
-    // Create-if-absent with one config, so retried like a read: with a node just killed the meta
-    // leader may answer a stream create after nats.js's 5 s (seen with a node down, the third
-    // publish in a row), though it creates the stream.
+    // Create-if-absent with one config, so retried like a read. The answer comes once the new
+    // stream's group has a leader: with a node down or frozen that may be after nats.js's 5 s
+    // (seen: the third publish in a row with a node killed), so it is awaited up to
+    // BUCKET_CREATE_TIMEOUT_MS rather than asked again.
     const objects = await this.read(`creating the bucket of ${name}`, () =>
       atReplicas(stream, this.replicas, () =>
-        new Objm(this.nc).create(bucket, {
+        new Objm(jetstream(this.nc, { timeout: BUCKET_CREATE_TIMEOUT_MS })).create(bucket, {
           description: `lanemap batch view ${name}`,
           storage: StorageType.File,
           replicas: this.replicas,
