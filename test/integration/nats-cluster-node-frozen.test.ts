@@ -18,7 +18,6 @@ import {
   MODEL_OBJECT_BUCKET,
   NatsModelRegistry,
   NatsPublishedViews,
-  VIEW_OBJECT_BUCKET,
   VIEW_POINTER_BUCKET,
   connectNats,
   kvStreamName,
@@ -46,6 +45,13 @@ const RUN_BOUND_MS = 8_000;
  * measured at load 4-9 on 2 cores), and the run may dial the frozen node first (4 s).
  */
 const FIRST_RUN_BOUND_MS = 20_000;
+/**
+ * What a publish adds to each run's bound: it creates the version's own R3 stream (nats-views.ts,
+ * issue 14 F-A), which the server answers once the new stream's group has elected a leader; when the
+ * group's first candidate is the frozen or dead node that waits out a RAFT election. Measured per
+ * publish (+ CURRENT + removal) with one node of three killed: 0.4–7.5 s, at most 10.7 s.
+ */
+const BUCKET_CREATE_MS = 10_000;
 /** A `lanemap` command slower than this fails the test (its start-up, and a dial as above). */
 const CLI_BOUND_MS = 10_000;
 
@@ -53,7 +59,6 @@ const R3_STREAMS = [
   kvStreamName(MODEL_BUCKET),
   objectStoreStreamName(MODEL_OBJECT_BUCKET),
   kvStreamName(VIEW_POINTER_BUCKET),
-  objectStoreStreamName(VIEW_OBJECT_BUCKET),
 ];
 
 describe("cluster test: with one node of a 3-node cluster frozen (SIGSTOP)", { skip: natsMissing() }, () => {
@@ -92,7 +97,7 @@ describe("cluster test: with one node of a 3-node cluster frozen (SIGSTOP)", { s
     assert.deepEqual(warned.sort(), [...R3_STREAMS].sort(), "one warning per stream kept above config");
   });
 
-  test(`the model registry is read and a version published ${RUNS} times in a row, the first within ${FIRST_RUN_BOUND_MS / 1000} s of the freeze, each other within ${RUN_BOUND_MS / 1000} s`, async (t) => {
+  test(`the model registry is read and a version published ${RUNS} times in a row, the first within ${(FIRST_RUN_BOUND_MS + BUCKET_CREATE_MS) / 1000} s of the freeze, each other within ${(RUN_BOUND_MS + BUCKET_CREATE_MS) / 1000} s`, async (t) => {
     const source = join(dir.path, "publisher");
     cluster.freeze(FROZEN, true);
     const took: number[] = [];
@@ -123,7 +128,7 @@ describe("cluster test: with one node of a 3-node cluster frozen (SIGSTOP)", { s
         }
         const ms = performance.now() - at;
         took.push(Math.round(ms));
-        const bound = run === 1 ? FIRST_RUN_BOUND_MS : RUN_BOUND_MS;
+        const bound = (run === 1 ? FIRST_RUN_BOUND_MS : RUN_BOUND_MS) + BUCKET_CREATE_MS;
         assert.ok(ms < bound, `run ${run}: took ${Math.round(ms)} ms, under ${bound} ms`);
       }
     } finally {

@@ -19,7 +19,7 @@ import type { OpsStatus, RepairReplicasReport } from "../../infra/ops/index.js";
 import { createBatchRunner } from "../../batch/index.js";
 import {
   NatsPublishedViews,
-  VIEW_OBJECT_BUCKET,
+  viewVersionBucket,
   nodeReport,
   objectStoreStreamName,
 } from "../../shared/adapters/nats/index.js";
@@ -205,14 +205,11 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
       const published = (await views.list()).find((v) => v.name === report.version);
       const file = Object.keys(published?.manifest.files ?? {}).sort()[0]!;
       // One chunk of the file gone, as from a replica that lost messages (no delete marker).
-      const info = await new Objm(nats.nc)
-        .open(VIEW_OBJECT_BUCKET)
-        .then((os) => os.info(`${report.version}/${file}`));
+      const bucket = viewVersionBucket(report.version);
+      const info = await new Objm(nats.nc).open(bucket).then((os) => os.info(file));
       const jsm = await jetstreamManager(nats.nc);
-      const stream = objectStoreStreamName(VIEW_OBJECT_BUCKET);
-      const chunk = await jsm.streams.getMessage(stream, {
-        last_by_subj: `$O.${VIEW_OBJECT_BUCKET}.C.${info!.nuid}`,
-      });
+      const stream = objectStoreStreamName(bucket);
+      const chunk = await jsm.streams.getMessage(stream, { last_by_subj: `$O.${bucket}.C.${info!.nuid}` });
       await jsm.streams.deleteMessage(stream, chunk!.seq, false);
       // Still listed (its objects' infos are whole): only the chunk count shows the loss, and a
       // serve instance would fail its download's checksum.

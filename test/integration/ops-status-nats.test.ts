@@ -13,7 +13,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import {
   LIVE_BUCKET,
   NatsPublishedViews,
-  VIEW_OBJECT_BUCKET,
+  viewVersionBucket,
   kvStreamName,
   objectStoreStreamName,
 } from "../../shared/adapters/nats/index.js";
@@ -106,7 +106,8 @@ describe("ops status and the NATS view store", { skip: natsMissing() }, () => {
     const report = await createBatchRunner(a.config(), { logger: a.logger, views }).run();
     // Not the view bucket's leader: its listing must not depend on an election, only on placement.
     const jsm = await jetstreamManager(cluster.nc);
-    const leader = (await jsm.streams.info(objectStoreStreamName(VIEW_OBJECT_BUCKET))).cluster?.leader;
+    const leader = (await jsm.streams.info(objectStoreStreamName(viewVersionBucket(report.version)))).cluster
+      ?.leader;
     const victim = NODE_NAMES.findIndex((n) => n !== leader);
     await cluster.kill(victim);
     const killedAt = Date.now();
@@ -137,7 +138,10 @@ describe("ops status and the NATS view store", { skip: natsMissing() }, () => {
     assert.equal(s.batch.current?.name, report.version);
     const dead = NODE_NAMES[victim]!;
     assert.equal(s.health, "degraded");
-    assert.match(s.degraded[0] ?? "", new RegExp(`^node ${dead} offline .*OBJ_lanemap-views`));
+    assert.match(
+      s.degraded[0] ?? "",
+      new RegExp(`^node ${dead} offline .*OBJ_lanemap-view-${report.version}`),
+    );
     for (const p of (s.streams ?? []).filter((x) => x.replicas === 3)) {
       assert.equal(p.healthy, false, `${p.stream} lacks its replica on ${dead}`);
       const peer = p.peers.find((x) => x.name === dead);

@@ -9,9 +9,15 @@ import { spawnSync } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import { FilePublishedViews } from "../../shared/adapters/archive/index.js";
-import { NatsPublishedViews, VIEW_OBJECT_BUCKET } from "../../shared/adapters/nats/index.js";
+import {
+  NatsPublishedViews,
+  VIEW_OBJECT_BUCKET,
+  objectStoreStreamName,
+  viewVersionBucket,
+} from "../../shared/adapters/nats/index.js";
 import {
   BATCH_VIEW_FILES,
   LanemapError,
@@ -62,7 +68,6 @@ async function natsHarness(): Promise<Harness> {
   const source = await tempDataDir();
   const cache = await tempDataDir();
   const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(cache.dir, "cache", "views") });
-  const objects = await new Objm(nats.nc).open(VIEW_OBJECT_BUCKET);
   return {
     views,
     async addVersion(v) {
@@ -73,16 +78,18 @@ async function natsHarness(): Promise<Harness> {
     async addIncomplete(v) {
       const name = await writeNumberedVersion(source.dir, v);
       const dir = join(dataPaths(source.dir).batchViews, name);
+      const objects = await new Objm(nats.nc).create(viewVersionBucket(name));
       for (const f of await readdir(dir))
         if (f !== BATCH_VIEW_FILES.manifest)
-          await objects.putBlob({ name: `${name}/${f}` }, new Uint8Array(await readFile(join(dir, f))));
+          await objects.putBlob({ name: f }, new Uint8Array(await readFile(join(dir, f))));
       return name;
     },
     async corrupt(name, file) {
-      const info = await objects.info(`${name}/${file}`);
-      assert.ok(info, `${name}/${file} is stored`);
+      const objects = await new Objm(nats.nc).open(viewVersionBucket(name));
+      const info = await objects.info(file);
+      assert.ok(info, `${name}'s ${file} is stored`);
       // Same size, other bytes: only the manifest's digest can tell.
-      await objects.putBlob({ name: `${name}/${file}` }, new Uint8Array(info.size).fill(7));
+      await objects.putBlob({ name: file }, new Uint8Array(info.size).fill(7));
     },
     async [Symbol.asyncDispose]() {
       await cache[Symbol.asyncDispose]();
@@ -294,6 +301,66 @@ describe("lanemap views on NATS", { ...(natsMissing() ? { skip: natsMissing()! }
     assert.match(
       unknown.stderr,
       /v000009 does not exist or is incomplete; complete versions: v000001, v000002/,
+    );
+  });
+});
+
+describe("published views in NATS: the two layouts", { skip: natsMissing() }, () => {
+  test("a version stored in the legacy shared bucket lists, downloads with its checksums and is removed, while a new publish gets a bucket of its own that its removal deletes whole", async () => {
+    await using nats = await natsFixture();
+    await using source = await tempDataDir();
+    await using cache = await tempDataDir();
+    const jsm = await jetstreamManager(nats.nc);
+    // v1 as a deployment from before per-version buckets holds it: `<version>/<file>`, manifest last.
+    const old = await writeNumberedVersion(source.dir, 1);
+    const oldDir = join(dataPaths(source.dir).batchViews, old);
+    const legacy = await new Objm(nats.nc).create(VIEW_OBJECT_BUCKET);
+    const files = (await readdir(oldDir)).sort(
+      (a, b) => Number(a === BATCH_VIEW_FILES.manifest) - Number(b === BATCH_VIEW_FILES.manifest),
+    );
+    for (const f of files) await legacy.putBlob({ name: `${old}/${f}` }, await readFile(join(oldDir, f)));
+
+    const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(cache.dir, "views") });
+    const fresh = await writeNumberedVersion(source.dir, 2);
+    await views.publish(join(dataPaths(source.dir).batchViews, fresh), fresh);
+    const own = objectStoreStreamName(viewVersionBucket(fresh));
+    assert.ok((await jsm.streams.info(own)).state.messages > 0, `${fresh} is stored in ${own}`);
+    assert.equal(
+      (await legacy.list()).filter((o) => o.name.startsWith(`${fresh}/`)).length,
+      0,
+      "nothing new goes to the legacy bucket",
+    );
+    assert.deepEqual(
+      (await views.list()).map((v) => v.name),
+      [old, fresh],
+    );
+    assert.deepEqual(await views.damaged(), []);
+    for (const name of [old, fresh]) {
+      const dir = await views.materialize(name);
+      assert.deepEqual(
+        await readFile(join(dir, BATCH_VIEW_FILES.manifest)),
+        await readFile(join(dataPaths(source.dir).batchViews, name, BATCH_VIEW_FILES.manifest)),
+      );
+    }
+    await views.setCurrent(fresh, null);
+    await views.remove(old);
+    assert.deepEqual(
+      (await legacy.list()).map((o) => o.name),
+      [],
+      "the legacy version's objects are deleted",
+    );
+    assert.deepEqual(
+      (await views.list()).map((v) => v.name),
+      [fresh],
+    );
+    const third = await writeNumberedVersion(source.dir, 3);
+    await views.publish(join(dataPaths(source.dir).batchViews, third), third);
+    await views.setCurrent(third);
+    await views.remove(fresh);
+    await assert.rejects(jsm.streams.info(own), /stream not found/, `${own} is deleted whole`);
+    assert.deepEqual(
+      (await views.list()).map((v) => v.name),
+      [third],
     );
   });
 });

@@ -5,6 +5,8 @@ import { degradedReasons, formatStatus, type OpsStatus } from "../../infra/ops/i
 import {
   LANEMAP_STREAMS,
   checkReplicas,
+  expectedLanemapStreams,
+  isViewStream,
   mergeStreamPages,
   placementOf,
   type StreamListPage,
@@ -195,6 +197,24 @@ describe("merging the pages of a stream listing taken during a leader election",
       ["LANEMAP_TILES"],
     );
     assert.deepEqual(merged.lookUp, ["KV_lanemap-new-bucket"]);
+  });
+
+  test("a published version's own stream the server names is looked up when a listing page leaves it out, and other apps' streams are not", () => {
+    const named = ["OBJ_lanemap-view-v000041", "OBJ_lanemap-view-v000042", "LANEMAP_TILES", "OBJ_other"];
+    const merged = mergeStreamPages(
+      [page(0, [...LANEMAP_STREAMS, "OBJ_lanemap-view-v000041"])],
+      expectedLanemapStreams(named),
+    );
+    assert.deepEqual(merged.lookUp, ["OBJ_lanemap-view-v000042"]);
+  });
+
+  test("the view streams are the legacy bucket's and each version's own, and no other", () => {
+    assert.deepEqual(
+      ["OBJ_lanemap-views", "OBJ_lanemap-view-v000042", "KV_lanemap-view-pointer", "OBJ_lanemap-tiles"].map(
+        isViewStream,
+      ),
+      [true, true, false, false],
+    );
   });
 
   test("a complete listing leaves nothing to look up and no stream twice", () => {

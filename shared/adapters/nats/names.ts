@@ -113,9 +113,19 @@ export const BATCH_HEADERS = {
 } as const;
 
 /**
- * Published batch views (shared/storage `PublishedViews`, nats backend): one object per file of a
- * version, named `<version>/<file>` (manifest.json stored last), and the CURRENT pointer as the KV
- * key VIEW_POINTER_KEY (value `{"name":"v000042"}`), moved by compare-and-set on its revision.
+ * Published batch views (shared/storage `PublishedViews`, nats backend): each version in an object
+ * store bucket of its own, {@link viewVersionBucket} (`lanemap-view-v000042`, stream
+ * `OBJ_lanemap-view-v000042`), one object per file named `<file>` (manifest.json stored last), and
+ * the CURRENT pointer as the KV key VIEW_POINTER_KEY (value `{"name":"v000042"}`), moved by
+ * compare-and-set on its revision. Retention deletes a version's bucket whole (nats-views.ts says why).
+ */
+export const VIEW_VERSION_BUCKET_PREFIX = "lanemap-view-";
+/** The object store bucket of published version `name` (`v000042` -> `lanemap-view-v000042`). */
+export const viewVersionBucket = (name: string): string => `${VIEW_VERSION_BUCKET_PREFIX}${name}`;
+/**
+ * The legacy layout (before issue 14 F-A): every version's files in this one bucket, named
+ * `<version>/<file>`. Still read and removed from, never written; it can go once no deployment
+ * holds a version in it (`nats object ls lanemap-views` empty: README "Scaling out").
  */
 export const VIEW_OBJECT_BUCKET = "lanemap-views";
 export const VIEW_POINTER_BUCKET = "lanemap-view-pointer";

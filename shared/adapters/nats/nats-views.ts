@@ -2,13 +2,28 @@
  * Published batch views in NATS (the nats backend of `PublishedViews`), so every machine that
  * reaches the broker reaches them, like Druid historicals loading segments from deep storage:
  *
- * - each version's files are objects of the object store VIEW_OBJECT_BUCKET named
- *   `<version>/<file>`; manifest.json goes up LAST, so a version is listed (and can be made current)
- *   only once every file it names is stored;
+ * - each version is an immutable unit of its own, the object store bucket
+ *   `viewVersionBucket(name)` (`lanemap-view-v000042`, stream `OBJ_lanemap-view-v000042`, file
+ *   storage, the configured replicas) with one object per file, named `<file>`; manifest.json goes
+ *   up LAST, so a version is listed (and can be made current) only once every file it names is
+ *   stored. Retention deletes a version's stream whole (`$JS.API.STREAM.DELETE`, a meta-layer
+ *   operation), the way Druid drops a segment: nothing is ever purged inside a stream that keeps
+ *   living. Why (issue 14 F-A): with every version in one bucket a removal was an
+ *   `ObjectStore.delete` per object, i.e. filtered purges of chunk subjects and rollups of meta
+ *   subjects in a long-lived stream, and nats-server 2.9.10 (Debian's; upstream mended restart
+ *   desyncs in 2.9.15+, PRs #5054 #5939 #6459) mishandles such purges on an abrupt restart: a node
+ *   SIGKILLed 2–6 s after a publish that removed a version came back holding 1 message where its
+ *   peers held 145, every time in an operator's check, and with its peers killed in turn every
+ *   published view was lost (test/integration/nats-views-node-kill.test.ts);
+ * - the legacy layout, every version in the one bucket VIEW_OBJECT_BUCKET as `<version>/<file>`,
+ *   is still listed, read, checked and removed from (an existing deployment keeps its versions),
+ *   never written: new publishes go to their own buckets. This path can go once no deployment holds
+ *   a version there (retention removes them as new versions are published);
  * - CURRENT is the key `current` of the KV bucket VIEW_POINTER_BUCKET, value `{"name":"v000042"}`;
  *   its revision is the KV revision, and a move with an expected revision is a KV `update` on that
  *   revision (`create` when no pointer is expected), which the server refuses when the key moved:
- *   two coordinators can never both publish over the same pointer unseen;
+ *   two coordinators can never both publish over the same pointer unseen (a KV update is an append,
+ *   no purge);
  * - `materialize` downloads a version once into `<cacheDir>/<name>.partial/`, checks every file's
  *   size and sha256 against the manifest, then renames the folder to `<cacheDir>/<name>`: a crash
  *   leaves only a `.partial` (removed on the next try), a complete folder is reused.
@@ -18,9 +33,16 @@ import { createReadStream } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { jetstreamManager, StorageType, type JetStreamManager } from "@nats-io/jetstream";
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  StorageType,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
-import { Objm, type ObjectStore } from "@nats-io/obj";
+import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
@@ -34,12 +56,24 @@ import { parseVersionName } from "../../view/paths.js";
 import { BATCH_VIEW_FILES } from "../../view/batch-schema.js";
 import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
 import { serverMaxPayload } from "./connection.js";
-import { listObjectInfos, readObjectBytes, readObjectToFile, type StoredObjectInfo } from "./object-reads.js";
+import {
+  listObjectInfos,
+  readObjectBytes,
+  readObjectInfo,
+  readObjectToFile,
+  type StoredObjectInfo,
+} from "./object-reads.js";
 import { READ_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { LEADER_READS } from "./leader-reads.js";
 import { watchKvKey } from "./key-watch.js";
-import { VIEW_OBJECT_BUCKET, VIEW_POINTER_BUCKET, VIEW_POINTER_KEY } from "./names.js";
+import {
+  VIEW_OBJECT_BUCKET,
+  VIEW_POINTER_BUCKET,
+  VIEW_POINTER_KEY,
+  VIEW_VERSION_BUCKET_PREFIX,
+  viewVersionBucket,
+} from "./names.js";
 
 const MANIFEST = BATCH_VIEW_FILES.manifest;
 
@@ -53,6 +87,13 @@ export interface DamagedVersion {
 
 /** Period of the consumer-free read of CURRENT beside the watch (see NatsPublishedViews.watch). */
 const CURRENT_POLL_MS = 1_000;
+
+/**
+ * Request timeout of a version's bucket creation (and of its uploads' acknowledgements): the server
+ * answers a create once the new stream's RAFT group has elected a leader, which with a node down
+ * can take longer than nats.js's default 5 s (publish()).
+ */
+const BUCKET_CREATE_TIMEOUT_MS = 15_000;
 
 /** Request timeout of the stream API reads of list() (see NatsPublishedViews.jsm). */
 const VIEW_READ_TIMEOUT_MS = 2_000;
@@ -85,7 +126,82 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** Published batch views on a JetStream object store and a KV pointer. */
+/**
+ * Where a version's objects are: its own bucket (objects named `<file>`), or the legacy shared
+ * bucket VIEW_OBJECT_BUCKET (objects named `<version>/<file>`).
+ */
+interface VersionHome {
+  readonly bucket: string;
+  /** What precedes a file's name in its object's name. */
+  readonly prefix: string;
+}
+
+const ownHome = (name: string): VersionHome => ({ bucket: viewVersionBucket(name), prefix: "" });
+const legacyHome = (name: string): VersionHome => ({ bucket: VIEW_OBJECT_BUCKET, prefix: `${name}/` });
+
+/** The stream-name prefix of the per-version buckets (`OBJ_lanemap-view-`). */
+const VERSION_STREAM_PREFIX = objectStoreStreamName(VIEW_VERSION_BUCKET_PREFIX);
+
+/** The view streams on the server: the versions with a bucket of their own, and whether the legacy one exists. */
+interface ViewStreams {
+  /** Version names (`v000042`) whose stream `OBJ_lanemap-view-<name>` exists, sorted. */
+  readonly own: readonly string[];
+  /** Whether `OBJ_lanemap-views` exists. */
+  readonly legacy: boolean;
+}
+
+/**
+ * The view streams, from `$JS.API.STREAM.NAMES` (no consumer; the meta leader answers it, so a
+ * read right after a node's death waits for its election: the callers retry, viewRead).
+ */
+async function viewStreams(jsm: JetStreamManager): Promise<ViewStreams> {
+  const own: string[] = [];
+  let legacy = false;
+  for await (const stream of jsm.streams.names()) {
+    if (stream === objectStoreStreamName(VIEW_OBJECT_BUCKET)) legacy = true;
+    else if (stream.startsWith(VERSION_STREAM_PREFIX)) {
+      const name = stream.slice(VERSION_STREAM_PREFIX.length);
+      if (parseVersionName(name) !== null) own.push(name);
+    }
+  }
+  return { own: own.sort(), legacy };
+}
+
+const notFoundStream = (err: unknown): boolean =>
+  err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
+
+async function streamExists(jsm: JetStreamManager, stream: string): Promise<boolean> {
+  try {
+    await jsm.streams.info(stream);
+    return true;
+  } catch (err) {
+    if (notFoundStream(err)) return false;
+    throw err;
+  }
+}
+
+/** Deletes `stream` whole; one that is gone already is no error (a retried delete). */
+async function deleteStream(jsm: JetStreamManager, stream: string): Promise<void> {
+  try {
+    await jsm.streams.delete(stream);
+  } catch (err) {
+    if (!notFoundStream(err)) throw err;
+  }
+}
+
+/** A manifest's bytes parsed, or null when they are not one. */
+function parseManifest(bytes: Uint8Array): BatchManifest | null {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+  const parsed = batchManifestSchema.safeParse(json);
+  return parsed.success ? parsed.data : null;
+}
+
+/** Published batch views on JetStream object stores (one per version) and a KV pointer. */
 export class NatsPublishedViews implements PublishedViews {
   readonly backend = "nats" as const;
   /** One download per version at a time in this process (serving and the runner may both ask). */
@@ -93,14 +209,17 @@ export class NatsPublishedViews implements PublishedViews {
 
   private constructor(
     private readonly nc: NatsConnection,
-    private readonly objects: ObjectStore,
     private readonly kv: KV,
     private readonly cacheDir: string,
+    /** Replicas of the bucket a publish creates (config.storage.replicas). */
+    private readonly replicas: number,
     private readonly logger?: Logger,
   ) {}
 
   /**
-   * Opens (creating when absent, file storage, `replicas` copies) the two buckets.
+   * Opens (creating when absent, file storage, `replicas` copies) the pointer bucket; with
+   * `replicas` given, brings every existing view stream (each version's, the legacy bucket's) up to
+   * them. A version's bucket is created by its publish.
    * @param cacheDir where `materialize` keeps downloaded versions (`<dataDir>/cache/views`).
    * @param logger hears (at warn) every retry of the CURRENT watch, named.
    * @throws LanemapError STORAGE when the broker or JetStream is unreachable.
@@ -115,9 +234,6 @@ export class NatsPublishedViews implements PublishedViews {
     return viewRead(
       "opening the view buckets",
       async () => {
-        const objects = await atReplicas(objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas, () =>
-          new Objm(nc).create(VIEW_OBJECT_BUCKET, { storage: StorageType.File, replicas }),
-        );
         // History keeps the last moves of CURRENT visible to operators.
         const kv = await atReplicas(kvStreamName(VIEW_POINTER_BUCKET), replicas, () =>
           new Kvm(nc).create(VIEW_POINTER_BUCKET, {
@@ -128,27 +244,35 @@ export class NatsPublishedViews implements PublishedViews {
           }),
         );
         if (options.replicas !== undefined) {
-          // create() leaves an existing bucket's replicas as they are: bring both to the deployment's.
+          // create() leaves an existing bucket's replicas as they are: bring every one to the deployment's.
           const jsm = await jetstreamManager(nc);
-          await ensureReplicas(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas, options.logger);
           await ensureReplicas(jsm, kvStreamName(VIEW_POINTER_BUCKET), replicas, options.logger);
+          const streams = await viewStreams(jsm);
+          for (const name of streams.own)
+            await ensureReplicas(
+              jsm,
+              objectStoreStreamName(viewVersionBucket(name)),
+              replicas,
+              options.logger,
+            );
+          if (streams.legacy)
+            await ensureReplicas(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas, options.logger);
         }
-        return new NatsPublishedViews(nc, objects, kv, options.cacheDir, options.logger);
+        return new NatsPublishedViews(nc, kv, options.cacheDir, replicas, options.logger);
       },
       options.logger,
     );
   }
 
   /**
-   * Opens the two buckets for reading only (`lanemap ops status`): creates nothing, checks and
-   * rescales nothing, so it needs no meta-leader round trip, which a node loss delays.
+   * Opens the store for reading only (`lanemap ops status`): creates nothing, checks and rescales
+   * nothing.
    * @throws LanemapError STORAGE when the broker is unreachable.
    */
   static async openExisting(nc: NatsConnection, options: { cacheDir: string }): Promise<NatsPublishedViews> {
     return viewRead("opening the view buckets", async () => {
-      const objects = await new Objm(nc).open(VIEW_OBJECT_BUCKET, false);
       const kv = await new Kvm(nc).open(VIEW_POINTER_BUCKET);
-      return new NatsPublishedViews(nc, objects, kv, options.cacheDir);
+      return new NatsPublishedViews(nc, kv, options.cacheDir, 1);
     });
   }
 
@@ -168,128 +292,186 @@ export class NatsPublishedViews implements PublishedViews {
   }
 
   /**
+   * Where version `name` is stored: its own bucket when that stream exists, else the legacy bucket
+   * (whose reads find nothing when it does not exist either). One STREAM.INFO.
+   */
+  private async homeOf(name: string): Promise<VersionHome> {
+    return (await streamExists(await this.jsm(), objectStoreStreamName(viewVersionBucket(name))))
+      ? ownHome(name)
+      : legacyHome(name);
+  }
+
+  /**
    * The manifest of a complete version (manifest stored and every file it names stored), or null.
-   * The manifest's info (`listed` by list(), else its last meta message) and, when it fits one
-   * chunk, its bytes are read without a consumer (object-reads.ts): a publish, a switch and
-   * `setCurrent` each read it, and a consumer on a dead node made a switch wait 11–37 s (issue 14, F7).
+   * `stored`: the sizes of the objects of its bucket by object name, and `listed`: its manifest's
+   * info, both from a listing (list()); without them each info is read by its last meta message.
+   * Read without a consumer (object-reads.ts): a publish, a switch and `setCurrent` each read it,
+   * and a consumer on a dead node made a switch wait 11–37 s (issue 14, F7).
    */
   private async manifestOf(
     name: string,
+    home?: VersionHome,
     stored?: Map<string, number>,
     listed?: StoredObjectInfo,
   ): Promise<BatchManifest | null> {
     if (parseVersionName(name) === null) return null;
-    const bytes = await this.objectBytes(`${name}/${MANIFEST}`, listed);
+    const at = home ?? (await this.homeOf(name));
+    const bytes = await this.objectBytes(at.bucket, `${at.prefix}${MANIFEST}`, listed);
     if (!bytes) return null;
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder().decode(bytes));
-    } catch {
-      return null;
-    }
-    const parsed = batchManifestSchema.safeParse(json);
-    if (!parsed.success || parsed.data.name !== name) return null;
-    for (const [file, { bytes: size }] of Object.entries(parsed.data.files)) {
+    const manifest = parseManifest(bytes);
+    if (manifest === null || manifest.name !== name) return null;
+    const jsm = stored ? null : await this.jsm();
+    for (const [file, { bytes: size }] of Object.entries(manifest.files)) {
       const have = stored
-        ? stored.get(`${name}/${file}`)
-        : ((await this.objects.info(`${name}/${file}`)) ?? undefined)?.size;
+        ? stored.get(`${at.prefix}${file}`)
+        : await readObjectInfo(jsm!, at.bucket, `${at.prefix}${file}`).then((i) =>
+            i === null || i.deleted ? undefined : i.size,
+          );
       if (have !== size) return null;
     }
-    return parsed.data;
+    return manifest;
   }
 
   /**
    * An object's bytes, or null when it is absent: read without a consumer (object-reads.ts; its
    * info from `listed`, else its last meta message), each request bounded as the stream API reads.
    */
-  private async objectBytes(objectName: string, listed?: StoredObjectInfo): Promise<Uint8Array | null> {
-    return readObjectBytes(this.nc, VIEW_OBJECT_BUCKET, objectName, {
+  private async objectBytes(
+    bucket: string,
+    objectName: string,
+    listed?: StoredObjectInfo,
+  ): Promise<Uint8Array | null> {
+    return readObjectBytes(this.nc, bucket, objectName, {
       idleMs: VIEW_READ_TIMEOUT_MS,
       ...(listed ? { info: listed } : {}),
     });
+  }
+
+  /** The live objects of `bucket` by name (one listing, no consumer: object-reads.ts). */
+  private async objectsOf(jsm: JetStreamManager, bucket: string): Promise<Map<string, StoredObjectInfo>> {
+    const infos = (await listObjectInfos(jsm, bucket)).filter((i) => !i.deleted);
+    return new Map(infos.map((i) => [i.name, i]));
+  }
+
+  /** The versions of the legacy bucket whose manifest is stored, from its objects, sorted. */
+  private static legacyNames(objects: Map<string, StoredObjectInfo>): string[] {
+    return [...objects.keys()]
+      .filter((n) => n.endsWith(`/${MANIFEST}`))
+      .map((n) => n.slice(0, -MANIFEST.length - 1))
+      .filter((n) => parseVersionName(n) !== null)
+      .sort();
   }
 
   async list(): Promise<PublishedVersion[]> {
     return this.read("listing views", async () => {
       // Not ObjectStore.list(): its consumer may sit on a dead node (object-reads.ts).
       const jsm = await this.jsm();
-      const infos = (await listObjectInfos(jsm, VIEW_OBJECT_BUCKET)).filter((i) => !i.deleted);
-      const stored = new Map(infos.map((i) => [i.name, i.size]));
-      const byName = new Map(infos.map((i) => [i.name, i]));
-      const names = infos
-        .filter((i) => i.name.endsWith(`/${MANIFEST}`))
-        .map((i) => i.name.slice(0, -MANIFEST.length - 1))
-        .filter((n) => parseVersionName(n) !== null)
-        .sort();
+      const streams = await viewStreams(jsm);
       const out: PublishedVersion[] = [];
-      for (const name of names) {
-        const manifest = await this.manifestOf(name, stored, byName.get(`${name}/${MANIFEST}`));
+      const add = async (name: string, home: VersionHome, objects: Map<string, StoredObjectInfo>) => {
+        const sizes = new Map([...objects].map(([n, i]) => [n, i.size]));
+        const manifest = await this.manifestOf(name, home, sizes, objects.get(`${home.prefix}${MANIFEST}`));
         if (manifest) out.push({ name, version: manifest.version, manifest });
+      };
+      for (const name of streams.own) {
+        const home = ownHome(name);
+        // Deleted between the names and this read (a retention elsewhere): not a version any more.
+        const objects = await this.objectsOf(jsm, home.bucket).catch((err: unknown) => {
+          if (notFoundStream(err)) return new Map<string, StoredObjectInfo>();
+          throw err;
+        });
+        await add(name, home, objects);
       }
-      return out;
+      if (streams.legacy) {
+        const objects = await this.objectsOf(jsm, VIEW_OBJECT_BUCKET);
+        for (const name of NatsPublishedViews.legacyNames(objects))
+          if (!streams.own.includes(name)) await add(name, legacyHome(name), objects);
+      }
+      return out.sort((a, b) => a.name.localeCompare(b.name));
     });
   }
 
   /**
-   * The published versions that lost objects (what a replica that diverged takes from the user):
-   * a version whose manifest is stored but whose manifest cannot be read, or a file it names is
-   * missing, of another size, or has fewer chunk messages in the stream than its info counts; and the
-   * version CURRENT names when its manifest is missing. list() leaves out a version missing a file
-   * and lists one missing chunks (it reads infos only; the download's checksum fails later), and says
-   * neither: `lanemap ops status` reports these. A version without
-   * a manifest is not one (a publish in progress stores it last). One STREAM.INFO for the chunk
-   * counts, besides list()'s reads.
+   * The problems of each version of `bucket` whose manifest is stored (`homes`: the versions and
+   * their object names' prefix): a manifest that cannot be read, or a file it names that is
+   * missing, of another size, or has fewer chunk messages in the stream than its info counts.
+   * One listing and one STREAM.INFO for the chunk counts.
+   */
+  private async damagedIn(
+    jsm: JetStreamManager,
+    bucket: string,
+    homes: (objects: Map<string, StoredObjectInfo>) => { name: string; prefix: string }[],
+  ): Promise<{ stored: string[]; damaged: DamagedVersion[] }> {
+    const byName = await this.objectsOf(jsm, bucket);
+    const chunkSubjects = (
+      await jsm.streams.info(objectStoreStreamName(bucket), { subjects_filter: `$O.${bucket}.C.>` })
+    ).state.subjects;
+    const chunksOf = (i: StoredObjectInfo) => chunkSubjects?.[`$O.${bucket}.C.${i.nuid}`] ?? 0;
+    const stored: string[] = [];
+    const damaged: DamagedVersion[] = [];
+    for (const { name, prefix } of homes(byName)) {
+      const listed = byName.get(`${prefix}${MANIFEST}`);
+      if (!listed) continue; // a publish in progress stores its manifest last: not a version yet
+      stored.push(name);
+      const problems: string[] = [];
+      if (chunksOf(listed) < listed.chunks)
+        problems.push(`${MANIFEST} has ${chunksOf(listed)} of ${listed.chunks} chunks`);
+      const bytes =
+        problems.length > 0 ? null : await this.objectBytes(bucket, `${prefix}${MANIFEST}`, listed);
+      const manifest = bytes ? parseManifest(bytes) : null;
+      if (manifest === null) {
+        if (problems.length === 0) problems.push(`${MANIFEST} unreadable`);
+      } else
+        for (const [file, { bytes: size }] of Object.entries(manifest.files)) {
+          const i = byName.get(`${prefix}${file}`);
+          if (!i) problems.push(`${file} missing`);
+          else if (i.size !== size) problems.push(`${file} has ${i.size} bytes, the manifest ${size}`);
+          else if (chunksOf(i) < i.chunks) problems.push(`${file} has ${chunksOf(i)} of ${i.chunks} chunks`);
+        }
+      if (problems.length > 0) damaged.push({ name, problems });
+    }
+    return { stored, damaged };
+  }
+
+  /**
+   * The published versions that lost objects (what a replica that diverged takes from the user),
+   * in both layouts: a version whose manifest is stored but whose manifest cannot be read, or a
+   * file it names is missing, of another size, or has fewer chunk messages in the stream than its
+   * info counts; and the version CURRENT names when its manifest is missing. list() leaves out a
+   * version missing a file and lists one missing chunks (it reads infos only; the download's
+   * checksum fails later), and says neither: `lanemap ops status` reports these. A version without
+   * a manifest is not one (a publish in progress stores it last). Per bucket one STREAM.INFO for
+   * the chunk counts, besides list()'s reads.
    */
   async damaged(): Promise<DamagedVersion[]> {
     return this.read("checking the published views' objects", async () => {
       const jsm = await this.jsm();
-      const infos = (await listObjectInfos(jsm, VIEW_OBJECT_BUCKET)).filter((i) => !i.deleted);
-      const byName = new Map(infos.map((i) => [i.name, i]));
-      const chunkSubjects = (
-        await jsm.streams.info(objectStoreStreamName(VIEW_OBJECT_BUCKET), {
-          subjects_filter: `$O.${VIEW_OBJECT_BUCKET}.C.>`,
-        })
-      ).state.subjects;
-      const chunksOf = (i: StoredObjectInfo) => chunkSubjects?.[`$O.${VIEW_OBJECT_BUCKET}.C.${i.nuid}`] ?? 0;
+      const streams = await viewStreams(jsm);
       const out: DamagedVersion[] = [];
-      const names = infos
-        .filter((i) => i.name.endsWith(`/${MANIFEST}`))
-        .map((i) => i.name.slice(0, -MANIFEST.length - 1))
-        .filter((n) => parseVersionName(n) !== null)
-        .sort();
-      for (const name of names) {
-        const listed = byName.get(`${name}/${MANIFEST}`)!;
-        const problems: string[] = [];
-        if (chunksOf(listed) < listed.chunks)
-          problems.push(`${MANIFEST} has ${chunksOf(listed)} of ${listed.chunks} chunks`);
-        const bytes = problems.length > 0 ? null : await this.objectBytes(`${name}/${MANIFEST}`, listed);
-        const parsed = bytes
-          ? batchManifestSchema.safeParse(
-              (() => {
-                try {
-                  return JSON.parse(new TextDecoder().decode(bytes)) as unknown;
-                } catch {
-                  return null;
-                }
-              })(),
-            )
-          : null;
-        if (!parsed?.success) {
-          if (problems.length === 0) problems.push(`${MANIFEST} unreadable`);
-        } else
-          for (const [file, { bytes: size }] of Object.entries(parsed.data.files)) {
-            const i = byName.get(`${name}/${file}`);
-            if (!i) problems.push(`${file} missing`);
-            else if (i.size !== size) problems.push(`${file} has ${i.size} bytes, the manifest ${size}`);
-            else if (chunksOf(i) < i.chunks)
-              problems.push(`${file} has ${chunksOf(i)} of ${i.chunks} chunks`);
-          }
-        if (problems.length > 0) out.push({ name, problems });
+      const stored = new Set<string>();
+      for (const name of streams.own) {
+        const found = await this.damagedIn(jsm, viewVersionBucket(name), () => [{ name, prefix: "" }]).catch(
+          (err: unknown) => {
+            if (notFoundStream(err)) return { stored: [], damaged: [] }; // removed meanwhile
+            throw err;
+          },
+        );
+        for (const n of found.stored) stored.add(n);
+        out.push(...found.damaged);
+      }
+      if (streams.legacy) {
+        const found = await this.damagedIn(jsm, VIEW_OBJECT_BUCKET, (objects) =>
+          NatsPublishedViews.legacyNames(objects)
+            .filter((n) => !streams.own.includes(n))
+            .map((n) => ({ name: n, prefix: `${n}/` })),
+        );
+        for (const n of found.stored) stored.add(n);
+        out.push(...found.damaged);
       }
       const current = this.pointerOf(await this.kv.get(VIEW_POINTER_KEY));
-      if (current && !names.includes(current.name))
+      if (current && !stored.has(current.name))
         out.push({ name: current.name, problems: [`CURRENT names it, and its ${MANIFEST} is missing`] });
-      return out;
+      return out.sort((a, b) => a.name.localeCompare(b.name));
     });
   }
 
@@ -320,7 +502,10 @@ export class NatsPublishedViews implements PublishedViews {
     const target = join(this.cacheDir, name);
     if (parseVersionName(name) === null) throw notFound(name);
     if (await hasManifest(target)) return target;
-    const manifest = await this.read(`reading ${name}`, () => this.manifestOf(name));
+    const { manifest, home } = await this.read(`reading ${name}`, async () => {
+      const at = await this.homeOf(name);
+      return { manifest: await this.manifestOf(name, at), home: at };
+    });
     if (!manifest) throw notFound(name);
     const partial = `${target}.partial`;
     await rm(partial, { recursive: true, force: true });
@@ -330,7 +515,7 @@ export class NatsPublishedViews implements PublishedViews {
       const path = join(partial, file);
       await this.read(`downloading ${name}/${file}`, async () => {
         // No consumer (object-reads.ts): written as its chunks come, checked against its info.
-        if (!(await readObjectToFile(this.nc, VIEW_OBJECT_BUCKET, `${name}/${file}`, path)))
+        if (!(await readObjectToFile(this.nc, home.bucket, `${home.prefix}${file}`, path)))
           throw notFound(name);
       });
       const size = (await stat(path)).size;
@@ -343,7 +528,7 @@ export class NatsPublishedViews implements PublishedViews {
     }
     // The manifest is written last, from the very bytes that were listed: the copy is complete.
     await this.read(`downloading ${name}/${MANIFEST}`, async () => {
-      const bytes = await this.objectBytes(`${name}/${MANIFEST}`);
+      const bytes = await this.objectBytes(home.bucket, `${home.prefix}${MANIFEST}`);
       if (!bytes) throw notFound(name);
       await mkdir(partial, { recursive: true });
       await writeFile(join(partial, MANIFEST), bytes);
@@ -364,23 +549,38 @@ export class NatsPublishedViews implements PublishedViews {
     }
     if (manifest.name !== name)
       throw new LanemapError("PUBLISH", `${localDir} holds version ${manifest.name}, not ${name}`);
-    // Idempotent: a version whose manifest is stored was uploaded completely before.
+    // Idempotent: a version whose manifest is stored (in either layout) was uploaded completely before.
     if (await this.read(`reading ${name}`, () => this.manifestOf(name))) return;
+    const bucket = viewVersionBucket(name);
+    const stream = objectStoreStreamName(bucket);
+    // A bucket without a manifest is a publish that died half way: dropped whole and written
+    // anew, so no object of a version is ever overwritten (an overwrite purges the old chunks).
+    await this.read(`dropping the incomplete ${name}`, async () => deleteStream(await this.jsm(), stream));
+    // Create-if-absent with one config, so retried like a read. The answer comes once the new
+    // stream's group has a leader: with a node down or frozen that may be after nats.js's 5 s
+    // (seen: the third publish in a row with a node killed), so it is awaited up to
+    // BUCKET_CREATE_TIMEOUT_MS rather than asked again.
+    const objects = await this.read(`creating the bucket of ${name}`, () =>
+      atReplicas(stream, this.replicas, () =>
+        new Objm(jetstream(this.nc, { timeout: BUCKET_CREATE_TIMEOUT_MS })).create(bucket, {
+          description: `lanemap batch view ${name}`,
+          storage: StorageType.File,
+          replicas: this.replicas,
+        }),
+      ),
+    );
     const chunk = Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096);
     for (const file of Object.keys(manifest.files)) {
       await viewWrite(`uploading ${name}/${file}`, () =>
-        this.objects.put(
-          { name: `${name}/${file}`, options: { max_chunk_size: chunk } },
+        objects.put(
+          { name: file, options: { max_chunk_size: chunk } },
           Readable.toWeb(createReadStream(join(localDir, file))) as unknown as ReadableStream<Uint8Array>,
         ),
       );
     }
     const manifestBytes = await readFile(join(localDir, MANIFEST));
     await viewWrite(`uploading ${name}/${MANIFEST}`, () =>
-      this.objects.putBlob(
-        { name: `${name}/${MANIFEST}`, options: { max_chunk_size: chunk } },
-        new Uint8Array(manifestBytes),
-      ),
+      objects.putBlob({ name: MANIFEST, options: { max_chunk_size: chunk } }, new Uint8Array(manifestBytes)),
     );
   }
 
@@ -409,16 +609,23 @@ export class NatsPublishedViews implements PublishedViews {
     if (parseVersionName(name) === null) throw notFound(name);
     if ((await this.current())?.name === name)
       throw new LanemapError("VIEW_IN_USE", `batch view ${name} is the current one`);
-    // Listed with the stream API (no consumer: object-reads.ts) and retried like a read: every
-    // step is idempotent, a delete of what is gone already is a no-op.
+    // Retried like a read: every step is idempotent, a delete of what is gone already is a no-op.
     await this.read(`removing ${name}`, async () => {
+      const jsm = await this.jsm();
+      // The version's own bucket goes whole: a meta-layer delete, no purge inside a living stream.
+      await deleteStream(jsm, objectStoreStreamName(viewVersionBucket(name)));
+      // The legacy layout (a version published before per-version buckets): its objects deleted
+      // one by one, as before (listed with the stream API, no consumer: object-reads.ts).
+      if (!(await streamExists(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET)))) return;
       const prefix = `${name}/`;
-      const names = (await listObjectInfos(await this.jsm(), VIEW_OBJECT_BUCKET))
+      const names = (await listObjectInfos(jsm, VIEW_OBJECT_BUCKET))
         .filter((i) => !i.deleted && i.name.startsWith(prefix))
         .map((i) => i.name);
+      if (names.length === 0) return;
       // The manifest goes first: the version stops being listed before any of its files goes.
       names.sort((a, b) => Number(b.endsWith(`/${MANIFEST}`)) - Number(a.endsWith(`/${MANIFEST}`)));
-      for (const n of names) await this.objects.delete(n);
+      const legacy = await new Objm(this.nc).open(VIEW_OBJECT_BUCKET, false);
+      for (const n of names) await legacy.delete(n);
     });
   }
 

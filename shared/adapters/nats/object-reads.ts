@@ -183,8 +183,12 @@ function infoOf(
   };
 }
 
-/** An object's info, read by its last meta message; null when there is none or no such bucket. */
-async function readInfo(
+/**
+ * An object's info, read by its last meta message (deleted ones included, flagged); null when there
+ * is none or no such bucket.
+ * @throws what the JetStream API throws (a timeout while the stream has no leader).
+ */
+export async function readObjectInfo(
   jsm: JetStreamManager,
   bucket: string,
   name: string,
@@ -395,7 +399,7 @@ async function readObjectInto(
   sink: ChunkSink,
 ): Promise<boolean> {
   const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: options.idleMs ?? OBJECT_READ_IDLE_MS });
-  let info = options.info?.name === name ? options.info : await readInfo(jsm, bucket, name);
+  let info = options.info?.name === name ? options.info : await readObjectInfo(jsm, bucket, name);
   for (let replaced = 0; ; replaced++) {
     if (!info || info.deleted) return false;
     if (info.link)
@@ -403,7 +407,7 @@ async function readObjectInto(
     const problem = await readChunks(jsm, bucket, info, sink);
     if (problem === null) return true;
     // Replaced (or deleted) meanwhile: its old chunks were purged; the info says so.
-    const now = await readInfo(jsm, bucket, name);
+    const now = await readObjectInfo(jsm, bucket, name);
     if (now?.nuid === info.nuid && !now.deleted) throw new CorruptObjectError(bucket, name, problem);
     if (replaced === REPLACED_RETRIES)
       throw new CorruptObjectError(bucket, name, `replaced ${replaced + 1} times while it was read`);

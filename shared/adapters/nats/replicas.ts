@@ -38,6 +38,7 @@ import {
   TILE_OBJECT_BUCKET,
   VIEW_OBJECT_BUCKET,
   VIEW_POINTER_BUCKET,
+  VIEW_VERSION_BUCKET_PREFIX,
 } from "./names.js";
 
 /** The JetStream stream behind a KV bucket (nats.js and the server name it so). */
@@ -356,8 +357,10 @@ export interface StreamListPage {
 }
 
 /**
- * Every stream lanemap may create (a deployment that does not use a part has not created its
- * streams): each is accounted for in `ops status` even when a listing page leaves it out.
+ * Every stream lanemap may create under a fixed name (a deployment that does not use a part has
+ * not created its streams): each is accounted for in `ops status` even when a listing page leaves
+ * it out. OBJ_lanemap-views is the legacy layout of the published views (nats-views.ts), kept while
+ * a deployment may hold versions there; the streams named per item are LANEMAP_STREAM_PREFIXES'.
  */
 export const LANEMAP_STREAMS: readonly string[] = [
   INGEST_STREAM,
@@ -374,6 +377,27 @@ export const LANEMAP_STREAMS: readonly string[] = [
     VIEW_OBJECT_BUCKET,
   ].map(objectStoreStreamName),
 ];
+
+/**
+ * Prefixes of lanemap streams made per item, which no list can name in advance: one object store
+ * per published view version (`OBJ_lanemap-view-v000042`, nats-views.ts).
+ */
+export const LANEMAP_STREAM_PREFIXES: readonly string[] = [objectStoreStreamName(VIEW_VERSION_BUCKET_PREFIX)];
+
+/** Whether `stream` holds published views: a version's own (`OBJ_lanemap-view-<version>`) or the legacy bucket's. */
+export const isViewStream = (stream: string): boolean =>
+  stream === objectStoreStreamName(VIEW_OBJECT_BUCKET) ||
+  stream.startsWith(objectStoreStreamName(VIEW_VERSION_BUCKET_PREFIX));
+
+/**
+ * The streams a status accounts for: LANEMAP_STREAMS, and every stream of `named` (the server's
+ * stream names, `$JS.API.STREAM.NAMES`) that starts with a prefix of LANEMAP_STREAM_PREFIXES, so
+ * a version's stream a listing page leaves out is looked up like a fixed one. Sorted, once each.
+ */
+export function expectedLanemapStreams(named: readonly string[]): string[] {
+  const perItem = named.filter((n) => LANEMAP_STREAM_PREFIXES.some((p) => n.startsWith(p)));
+  return [...new Set([...LANEMAP_STREAMS, ...perItem])].sort();
+}
 
 const isLanemapStream = (name: string): boolean => /lanemap/i.test(name);
 
@@ -433,22 +457,51 @@ async function streamListPages(nc: NatsConnection, timeoutMs: number): Promise<S
   return pages;
 }
 
+/**
+ * Every stream name on the server (`$JS.API.STREAM.NAMES`, paged like the listing; names only, so
+ * a page is rarely short of what the meta leader knows); empty when the request fails (the
+ * listing that follows fails the same way and says so).
+ */
+async function streamNames(nc: NatsConnection, timeoutMs: number): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const m = await nc.request("$JS.API.STREAM.NAMES", JSON.stringify({ offset: names.length }), {
+        timeout: timeoutMs,
+      });
+      const a = m.json<{ total: number; streams: string[] | null } & ApiAnswer>();
+      if (a.error) return names;
+      const n = a.streams?.length ?? 0;
+      names.push(...(a.streams ?? []));
+      if (n === 0 || names.length >= a.total) break;
+    }
+  } catch {
+    // The listing below reads the same meta leader: its failure is the one reported.
+  }
+  return names;
+}
+
 /** How long one page of the listing, or one STREAM.INFO of a stream it left out, may take. */
 export const STREAM_LIST_TIMEOUT_MS = 5_000;
 
 /**
  * Every lanemap stream on the server (streams and buckets whose name contains "lanemap", in any
- * case: LANEMAP_TILES, KV_lanemap-live, OBJ_lanemap-tiles, ...) with its replicas and placement,
- * once each, sorted by name. Listing rather than naming them keeps the report complete when a part
- * of lanemap adds a bucket; every stream of {@link LANEMAP_STREAMS} and every one the listing names
- * missing that no page gave is looked up by STREAM.INFO ({@link mergeStreamPages}): one that does
- * not exist is left out, one whose lookup fails is reported with `noAnswer`.
+ * case: LANEMAP_TILES, KV_lanemap-live, OBJ_lanemap-tiles, OBJ_lanemap-view-v000042, ...) with its
+ * replicas and placement, once each, sorted by name. Listing rather than naming them keeps the
+ * report complete when a part of lanemap adds a bucket; every stream of {@link LANEMAP_STREAMS},
+ * every per-version view stream the server names ({@link expectedLanemapStreams}) and every one the
+ * listing names missing that no page gave is looked up by STREAM.INFO ({@link mergeStreamPages}):
+ * one that does not exist is left out, one whose lookup fails is reported with `noAnswer`.
  */
 export async function lanemapStreamPlacements(
   nc: NatsConnection,
   jsm: JetStreamManager,
 ): Promise<StreamPlacement[]> {
-  const { found, lookUp } = mergeStreamPages(await streamListPages(nc, STREAM_LIST_TIMEOUT_MS));
+  const named = await streamNames(nc, STREAM_LIST_TIMEOUT_MS);
+  const { found, lookUp } = mergeStreamPages(
+    await streamListPages(nc, STREAM_LIST_TIMEOUT_MS),
+    expectedLanemapStreams(named),
+  );
   const out = [...found.values()].map(placementOf);
   const looked = await Promise.all(
     lookUp.map(async (stream): Promise<StreamPlacement | null> => {
