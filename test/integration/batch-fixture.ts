@@ -8,13 +8,15 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
-import { addArchiveFolder } from "../../batch/index.js";
+import { StreamTileExecutor, addArchiveFolder, startBatchTaskWorker } from "../../batch/index.js";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import {
   createFeatureSpec,
   decodeGeoTiff,
   parseConfig,
   saveModelFile,
+  serializeModel,
+  TilePool,
   trainModel,
   type Config,
   type Model,
@@ -166,4 +168,58 @@ export function lanemap(args: string[], env: Record<string, string> = {}): CliPr
           ? Promise.reject(new Error(`lanemap ${args.join(" ")} already ended before "${text}":\n${err}`))
           : new Promise<void>((resolve, reject) => waiters.push({ text, resolve, reject })),
   };
+}
+
+type TaskWorkerOptions = Parameters<typeof startBatchTaskWorker>[1];
+
+/**
+ * One worker's batch consumer in this process, as `lanemap worker` runs it: one tile thread, one
+ * task at a time (`extra` overrides, e.g. tileDelayMs); stop() ends the consumer, then the thread.
+ */
+export async function oneTaskWorker(
+  config: Config,
+  nc: TaskWorkerOptions["nc"],
+  models: TaskWorkerOptions["models"],
+  archive: TaskWorkerOptions["archive"],
+  extra: Partial<TaskWorkerOptions> = {},
+) {
+  const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
+  const worker = await startBatchTaskWorker(config, {
+    nc,
+    logger: testLogger(),
+    pool,
+    concurrency: 1,
+    models,
+    archive,
+    name: "w1",
+    ...extra,
+  });
+  return {
+    worker,
+    async stop() {
+      await worker.stop();
+      await pool.close();
+    },
+  };
+}
+
+/** A run's coordinator (the stream executor) with `set`'s model, for `tileIds`. */
+export function coordinator(
+  set: SampleSet,
+  config: Config,
+  nc: TaskWorkerOptions["nc"],
+  models: TaskWorkerOptions["models"],
+  runId: string,
+  tileIds: Iterable<string>,
+  logger: Logger = testLogger(),
+) {
+  return StreamTileExecutor.start({
+    nc,
+    config,
+    logger,
+    runId,
+    artifact: new TextEncoder().encode(serializeModel(set.model)),
+    models,
+    tileIds: new Set(tileIds),
+  });
 }

@@ -10,13 +10,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
-import {
-  StreamTileExecutor,
-  batchQueueSettings,
-  openTileExecutor,
-  startBatchTaskWorker,
-  type BatchTaskEvent,
-} from "../../batch/index.js";
+import { batchQueueSettings, openTileExecutor, type BatchTaskEvent } from "../../batch/index.js";
 import { encodeResult, encodeTask } from "../../batch/task-wire.js";
 import { openModelRegistry } from "../../infra/platform/models.js";
 import type { ArchiveStore } from "../../shared/adapters/archive/index.js";
@@ -27,16 +21,17 @@ import {
   batchTaskSubject,
   ensureBatchQueue,
 } from "../../shared/adapters/nats/index.js";
-import {
-  LanemapError,
-  TilePool,
-  serializeModel,
-  type CatalogueEntry,
-  type Config,
-} from "../../shared/index.js";
+import { LanemapError, type CatalogueEntry, type Config } from "../../shared/index.js";
 import { DelegatingArchive } from "../helpers/archive-entries.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
-import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
+import {
+  coordinator,
+  makeDataDir,
+  makeSampleSet,
+  oneTaskWorker,
+  testLogger,
+  type SampleSet,
+} from "./batch-fixture.js";
 
 /** The files archive, except that the first read of one object fails as a broker's would (STORAGE). */
 class FailsOnceFor extends DelegatingArchive {
@@ -100,52 +95,6 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
     return { fx, config, entries };
   }
 
-  type WorkerOptions = Parameters<typeof startBatchTaskWorker>[1];
-  /** One worker's batch consumer in this process: one tile thread, one task at a time. */
-  async function oneWorker(
-    config: Config,
-    nc: WorkerOptions["nc"],
-    models: WorkerOptions["models"],
-    archive: WorkerOptions["archive"],
-  ) {
-    const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
-    const worker = await startBatchTaskWorker(config, {
-      nc,
-      logger: testLogger(),
-      pool,
-      concurrency: 1,
-      models,
-      archive,
-      name: "w1",
-    });
-    return {
-      worker,
-      async stop() {
-        await worker.stop();
-        await pool.close();
-      },
-    };
-  }
-
-  /** The run's coordinator, with the sample set's model, for `tileIds`. */
-  function coordinator(
-    config: Config,
-    nc: WorkerOptions["nc"],
-    models: WorkerOptions["models"],
-    runId: string,
-    tileIds: Iterable<string>,
-  ) {
-    return StreamTileExecutor.start({
-      nc,
-      config,
-      logger: testLogger(),
-      runId,
-      artifact: new TextEncoder().encode(serializeModel(set.model)),
-      models,
-      tileIds: new Set(tileIds),
-    });
-  }
-
   test("a task whose tile fails transiently goes back with its other tiles' results out: every tile classified, the others' second results are duplicates, the rasters equal the in-process executor's", async () => {
     await using nats = await natsFixture();
     const { fx, config, entries } = await catalogued("flaky", nats.server.url);
@@ -153,10 +102,11 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
     const flaky = entries[1]!;
     const archive = new FailsOnceFor(fx.store, flaky.contentHash);
     const models = await openModelRegistry(config, nats.nc);
-    const w = await oneWorker(config, nats.nc, models, archive);
+    const w = await oneTaskWorker(config, nats.nc, models, archive);
     const done: Extract<BatchTaskEvent, { type: "task-done" }>[] = [];
     w.worker.on((e) => void (e.type === "task-done" && done.push(e)));
     const executor = await coordinator(
+      set,
       config,
       nats.nc,
       models,
@@ -220,6 +170,7 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
       { msgID: `${runId}:${ids.join(",")}:1700000000000`, headers: h },
     );
     const executor = await coordinator(
+      set,
       config,
       nats.nc,
       models,
@@ -227,7 +178,7 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
       entries.slice(0, 6).map((e) => e.tileId),
     );
     const done: string[] = [];
-    let w: Awaited<ReturnType<typeof oneWorker>> | undefined;
+    let w: Awaited<ReturnType<typeof oneTaskWorker>> | undefined;
     try {
       // Tiles 1-6 asked for at once: packed afresh they would make tasks of other message ids.
       const outcomes = Promise.all(entries.slice(0, 6).map((e) => executor.process(e)));
@@ -239,7 +190,7 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
         2,
         "one new task (tiles 1 and 6) beside the queued one (tiles 2-5)",
       );
-      w = await oneWorker(config, nats.nc, models, fx.store);
+      w = await oneTaskWorker(config, nats.nc, models, fx.store);
       w.worker.on((e) => void (e.type === "task-done" && done.push(e.tileId)));
       for (const [i, o] of (await outcomes).entries()) {
         const { tileId } = entries[i]!;
@@ -284,8 +235,8 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
     };
     await jetstream(nats.nc).publish(batchResultSubject(runId), encodeResult(head, new Uint8Array(0)));
     await new Promise((r) => setTimeout(r, 20)); // stored before this incarnation starts
-    const executor = await coordinator(config, nats.nc, models, runId, [tile.tileId]);
-    const w = await oneWorker(config, nats.nc, models, fx.store);
+    const executor = await coordinator(set, config, nats.nc, models, runId, [tile.tileId]);
+    const w = await oneTaskWorker(config, nats.nc, models, fx.store);
     try {
       const o = await executor.process(tile);
       assert.ok(o.ok, `the tile is classified, not failed again (${o.ok ? "" : `${o.code}: ${o.reason}`})`);

@@ -10,12 +10,19 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { StreamTileExecutor, startBatchTaskWorker, type BatchTaskEvent } from "../../batch/index.js";
+import type { BatchTaskEvent } from "../../batch/index.js";
 import { openModelRegistry } from "../../infra/platform/models.js";
 import { BATCH_TASK_STREAM, batchTaskSubject } from "../../shared/adapters/nats/index.js";
-import { TilePool, serializeModel, type CatalogueEntry } from "../../shared/index.js";
+import type { CatalogueEntry } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
-import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
+import {
+  coordinator,
+  makeDataDir,
+  makeSampleSet,
+  oneTaskWorker,
+  testLogger,
+  type SampleSet,
+} from "./batch-fixture.js";
 
 let set: SampleSet;
 before(async () => {
@@ -42,17 +49,16 @@ test(
     const lines: { msg: string; [k: string]: unknown }[] = [];
     const runId = "20260101T000000Z-lost1";
     const subject = batchTaskSubject(runId);
-    const executor = await StreamTileExecutor.start({
-      nc: nats.nc,
+    const executor = await coordinator(
+      set,
       config,
-      logger: testLogger(lines),
-      runId,
-      artifact: new TextEncoder().encode(serializeModel(set.model)),
+      nats.nc,
       models,
-      tileIds: new Set(entries.map((e) => e.tileId)),
-    });
-    const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
-    let worker: Awaited<ReturnType<typeof startBatchTaskWorker>> | undefined;
+      runId,
+      entries.map((e) => e.tileId),
+      testLogger(lines),
+    );
+    let w: Awaited<ReturnType<typeof oneTaskWorker>> | undefined;
     try {
       // Asked for in one tick, as the runner asks for its window: two tasks of four tiles.
       const outcomes = Promise.all(entries.map((e) => executor.process(e)));
@@ -68,16 +74,8 @@ test(
       assert.equal(purged, 2);
 
       const done: string[] = [];
-      worker = await startBatchTaskWorker(config, {
-        nc: nats.nc,
-        logger: testLogger(),
-        pool,
-        concurrency: 1,
-        models,
-        archive: fx.store,
-        name: "w1",
-      });
-      worker.on((e: BatchTaskEvent) => void (e.type === "task-done" && done.push(e.tileId)));
+      w = await oneTaskWorker(config, nats.nc, models, fx.store);
+      w.worker.on((e: BatchTaskEvent) => void (e.type === "task-done" && done.push(e.tileId)));
 
       for (const [i, o] of (await outcomes).entries())
         assert.ok(o.ok, `${entries[i]!.tileId} is classified (${o.ok ? "" : `${o.code}: ${o.reason}`})`);
@@ -103,8 +101,7 @@ test(
       );
     } finally {
       await executor.close({ purge: true });
-      await worker?.stop();
-      await pool.close();
+      await w?.stop();
     }
   },
 );
@@ -125,28 +122,18 @@ test(
     for await (const e of fx.store.entries()) entries.push(e);
     const models = await openModelRegistry(config, nats.nc);
     const lines: { msg: string; [k: string]: unknown }[] = [];
-    const executor = await StreamTileExecutor.start({
-      nc: nats.nc,
+    const executor = await coordinator(
+      set,
       config,
-      logger: testLogger(lines),
-      runId: "20260101T000000Z-slow1",
-      artifact: new TextEncoder().encode(serializeModel(set.model)),
+      nats.nc,
       models,
-      tileIds: new Set(entries.map((e) => e.tileId)),
-    });
-    const pool = new TilePool({ size: 1, timeoutMs: config.decodeTimeoutMs });
-    const worker = await startBatchTaskWorker(config, {
-      nc: nats.nc,
-      logger: testLogger(),
-      pool,
-      concurrency: 1,
-      models,
-      archive: fx.store,
-      name: "w1",
-      tileDelayMs: 700,
-    });
+      "20260101T000000Z-slow1",
+      entries.map((e) => e.tileId),
+      testLogger(lines),
+    );
+    const w = await oneTaskWorker(config, nats.nc, models, fx.store, { tileDelayMs: 700 });
     const done: string[] = [];
-    worker.on((e: BatchTaskEvent) => void (e.type === "task-done" && done.push(e.tileId)));
+    w.worker.on((e: BatchTaskEvent) => void (e.type === "task-done" && done.push(e.tileId)));
     try {
       const outcomes = await Promise.all(entries.map((e) => executor.process(e)));
       assert.ok(
@@ -166,8 +153,7 @@ test(
       );
     } finally {
       await executor.close({ purge: true });
-      await worker.stop();
-      await pool.close();
+      await w.stop();
     }
   },
 );

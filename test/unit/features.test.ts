@@ -180,6 +180,21 @@ describe("computeFeatures", () => {
     assert.equal(at(4, 3), 0);
   });
 
+  /** A 3-band tile of small integers from `seed` (band 1's -1 is nodata) and a spec with window extras. */
+  function smallTileWithExtras(width: number, height: number, seed: number) {
+    let s = seed;
+    const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) % 7) - 1;
+    const bands = [0, 1, 2].map(() => Float64Array.from({ length: width * height }, rnd));
+    const r = raster(width, height, bands, { nodata: [-1, null, null] });
+    const spec = createFeatureSpec(3, {
+      red: 1,
+      nir: 2,
+      green: 3,
+      extras: [{ kind: "ndwi" }, { kind: "mean3x3", of: "ndvi" }, { kind: "std3x3", of: "b2" }],
+    });
+    return { r, spec };
+  }
+
   test("gives the same rows block by block as for the whole tile, window extras included", () => {
     fc.assert(
       fc.property(
@@ -188,16 +203,7 @@ describe("computeFeatures", () => {
         fc.integer({ min: 1, max: 4 }),
         fc.integer({ min: 0, max: 2 ** 31 - 1 }),
         (width, height, block, seed) => {
-          let s = seed;
-          const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) % 7) - 1;
-          const bands = [0, 1, 2].map(() => Float64Array.from({ length: width * height }, rnd));
-          const r = raster(width, height, bands, { nodata: [-1, null, null] });
-          const spec = createFeatureSpec(3, {
-            red: 1,
-            nir: 2,
-            green: 3,
-            extras: [{ kind: "ndwi" }, { kind: "mean3x3", of: "ndvi" }, { kind: "std3x3", of: "b2" }],
-          });
+          const { r, spec } = smallTileWithExtras(width, height, seed);
           const whole = computeFeatures(r, spec);
           for (let r0 = 0; r0 < height; r0 += block) {
             const r1 = Math.min(height, r0 + block);
@@ -219,16 +225,7 @@ describe("computeFeatures", () => {
         fc.integer({ min: 1, max: 4 }),
         fc.integer({ min: 0, max: 2 ** 31 - 1 }),
         (width, height, block, seed) => {
-          let s = seed;
-          const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) % 7) - 1;
-          const bands = [0, 1, 2].map(() => Float64Array.from({ length: width * height }, rnd));
-          const r = raster(width, height, bands, { nodata: [-1, null, null] });
-          const spec = createFeatureSpec(3, {
-            red: 1,
-            nir: 2,
-            green: 3,
-            extras: [{ kind: "ndwi" }, { kind: "mean3x3", of: "ndvi" }, { kind: "std3x3", of: "b2" }],
-          });
+          const { r, spec } = smallTileWithExtras(width, height, seed);
           const dim = featureNames(spec).length;
           const mean = Float64Array.from({ length: dim }, (_, j) => j * 0.3 - 0.7);
           const std = Float64Array.from({ length: dim }, (_, j) => 0.9 + j * 0.45);
