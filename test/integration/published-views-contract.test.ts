@@ -344,10 +344,10 @@ describe("published views in NATS: the two layouts", { skip: natsMissing() }, ()
     }
     await views.setCurrent(fresh, null);
     await views.remove(old);
-    assert.deepEqual(
-      (await legacy.list()).map((o) => o.name),
-      [],
-      "the legacy version's objects are deleted",
+    await assert.rejects(
+      jsm.streams.info(objectStoreStreamName(VIEW_OBJECT_BUCKET)),
+      /stream not found/,
+      "with its last version the legacy bucket's stream is deleted whole, not left as delete markers",
     );
     assert.deepEqual(
       (await views.list()).map((v) => v.name),
