@@ -36,6 +36,9 @@ import {
 import { LanemapError } from "../../shared/index.js";
 import { OPS_EXIT } from "./exit-codes.js";
 
+/** How long a repair waits for the cluster to have a meta leader before listing its streams, in ms. */
+export const META_LEADER_WAIT_MS = 30_000;
+
 /** Options of {@link repairReplicas}. */
 export interface RepairReplicasOptions {
   readonly nc: NatsConnection;
@@ -118,7 +121,9 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
   const repairs: ReplicaRepair[] = [];
   const jsm = await jetstreamManager(nc, { checkAPI: false });
   const shortfalls = async (): Promise<ReplicaShortfall[]> =>
-    (await lanemapStreamPlacements(nc, jsm))
+    // Right after a node comes back the cluster may have no meta leader for ~20 s (an operator's
+    // check: "JetStream system temporarily unavailable (10008)" twice, then fine): waited for.
+    (await lanemapStreamPlacements(nc, jsm, { metaWaitMs: META_LEADER_WAIT_MS }))
       .map((p) => replicaShortfall(p, configured))
       .filter((x): x is ReplicaShortfall => x !== null && mine(x));
   for (const d of targets) {

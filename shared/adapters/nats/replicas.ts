@@ -437,13 +437,28 @@ export function mergeStreamPages(
 /** At most this many pages of a listing are read (nats-server pages 256 streams). */
 const MAX_LIST_PAGES = 64;
 
-/** Every page of `$JS.API.STREAM.LIST`, from offset 0 until a page is short or empty. */
-async function streamListPages(nc: NatsConnection, timeoutMs: number): Promise<StreamListPage[]> {
+/** nats-server's "JetStream system temporarily unavailable": no meta leader right now. */
+const NO_META_LEADER = 10008;
+
+/**
+ * Every page of `$JS.API.STREAM.LIST`, from offset 0 until a page is short or empty. A page refused
+ * for want of a meta leader (10008) is asked again every second for up to `metaWaitMs` (0: not).
+ */
+async function streamListPages(
+  nc: NatsConnection,
+  timeoutMs: number,
+  metaWaitMs = 0,
+): Promise<StreamListPage[]> {
   const pages: StreamListPage[] = [];
   let offset = 0;
+  const waitUntil = Date.now() + metaWaitMs;
   while (pages.length < MAX_LIST_PAGES) {
     const m = await nc.request("$JS.API.STREAM.LIST", JSON.stringify({ offset }), { timeout: timeoutMs });
     const page = m.json<StreamListPage & ApiAnswer>();
+    if (page.error?.err_code === NO_META_LEADER && Date.now() < waitUntil) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      continue;
+    }
     if (page.error)
       throw new LanemapError(
         "NATS_SETUP",
@@ -492,14 +507,18 @@ export const STREAM_LIST_TIMEOUT_MS = 5_000;
  * every per-version view stream the server names ({@link expectedLanemapStreams}) and every one the
  * listing names missing that no page gave is looked up by STREAM.INFO ({@link mergeStreamPages}):
  * one that does not exist is left out, one whose lookup fails is reported with `noAnswer`.
+ * `metaWaitMs`: how long a listing refused for want of a meta leader (10008, a node just back) is
+ * asked again, every second (default 0: `ops status` reports at once).
+ * @throws LanemapError NATS_SETUP when the listing is refused.
  */
 export async function lanemapStreamPlacements(
   nc: NatsConnection,
   jsm: JetStreamManager,
+  options: { metaWaitMs?: number } = {},
 ): Promise<StreamPlacement[]> {
   const named = await streamNames(nc, STREAM_LIST_TIMEOUT_MS);
   const { found, lookUp } = mergeStreamPages(
-    await streamListPages(nc, STREAM_LIST_TIMEOUT_MS),
+    await streamListPages(nc, STREAM_LIST_TIMEOUT_MS, options.metaWaitMs),
     expectedLanemapStreams(named),
   );
   const out = [...found.values()].map(placementOf);
