@@ -368,9 +368,9 @@ export class NatsPublishedViews implements PublishedViews {
       const jsm = await this.jsm();
       const streams = await viewStreams(jsm);
       const out: PublishedVersion[] = [];
-      const add = async (name: string, home: VersionHome, objects: Map<string, StoredObjectInfo>) => {
-        const sizes = new Map([...objects].map(([n, i]) => [n, i.size]));
-        const manifest = await this.manifestOf(name, home, sizes, objects.get(`${home.prefix}${MANIFEST}`));
+      const add = async (name: string, home: VersionHome, infos: Map<string, StoredObjectInfo>) => {
+        const sizes = new Map([...infos].map(([n, i]) => [n, i.size]));
+        const manifest = await this.manifestOf(name, home, sizes, infos.get(`${home.prefix}${MANIFEST}`));
         if (manifest) out.push({ name, version: manifest.version, manifest });
       };
       for (const name of streams.own) {
