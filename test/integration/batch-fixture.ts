@@ -18,6 +18,7 @@ import {
   serializeModel,
   TilePool,
   trainModel,
+  type CatalogueEntry,
   type Config,
   type Model,
 } from "../../shared/index.js";
@@ -222,4 +223,22 @@ export function coordinator(
     models,
     tileIds: new Set(tileIds),
   });
+}
+
+/**
+ * A data directory of `set` named `name`, its config on the nats-server at `natsUrl` (10 s decode
+ * deadline, `env` on top), and its catalogue entries sorted by tile id.
+ */
+export async function catalogued(
+  set: SampleSet,
+  name: string,
+  natsUrl: string,
+  env: Record<string, string> = {},
+) {
+  const fx = await makeDataDir(set, name);
+  const config = fx.config({ NATS_URL: natsUrl, LANEMAP_DECODE_TIMEOUT_MS: "10000", ...env });
+  const entries: CatalogueEntry[] = [];
+  for await (const e of fx.store.entries()) entries.push(e);
+  entries.sort((a, b) => a.tileId.localeCompare(b.tileId));
+  return { fx, config, entries };
 }

@@ -25,8 +25,8 @@ import { LanemapError, type CatalogueEntry, type Config } from "../../shared/ind
 import { DelegatingArchive } from "../helpers/archive-entries.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import {
+  catalogued,
   coordinator,
-  makeDataDir,
   makeSampleSet,
   oneTaskWorker,
   testLogger,
@@ -85,19 +85,9 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
   });
   after(() => set?.dispose());
 
-  /** A data directory of the sample set, its config on `natsUrl`, and its catalogue by tile id. */
-  async function catalogued(name: string, natsUrl: string) {
-    const fx = await makeDataDir(set, name);
-    const config = fx.config({ NATS_URL: natsUrl, LANEMAP_DECODE_TIMEOUT_MS: "10000" });
-    const entries: CatalogueEntry[] = [];
-    for await (const e of fx.store.entries()) entries.push(e);
-    entries.sort((a, b) => a.tileId.localeCompare(b.tileId));
-    return { fx, config, entries };
-  }
-
   test("a task whose tile fails transiently goes back with its other tiles' results out: every tile classified, the others' second results are duplicates, the rasters equal the in-process executor's", async () => {
     await using nats = await natsFixture();
-    const { fx, config, entries } = await catalogued("flaky", nats.server.url);
+    const { fx, config, entries } = await catalogued(set, "flaky", nats.server.url);
     const reference = await inProcessRasters(config, set.modelPath, entries);
     const flaky = entries[1]!;
     const archive = new FailsOnceFor(fx.store, flaky.contentHash);
@@ -150,7 +140,7 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
 
   test("a resumed coordinator does not publish again the tiles of its earlier incarnation's queued tasks, however it packs the rest", async () => {
     await using nats = await natsFixture();
-    const { fx, config, entries } = await catalogued("resume", nats.server.url);
+    const { fx, config, entries } = await catalogued(set, "resume", nats.server.url);
     const reference = await inProcessRasters(config, set.modelPath, entries);
     const models = await openModelRegistry(config, nats.nc);
     await models.put(set.model);
@@ -214,7 +204,7 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
 
   test("a resumed coordinator does not inherit its earlier incarnation's DEADLINE failure of a tile: the tile is classified again", async () => {
     await using nats = await natsFixture();
-    const { fx, config, entries } = await catalogued("resume-deadline", nats.server.url);
+    const { fx, config, entries } = await catalogued(set, "resume-deadline", nats.server.url);
     const tile = entries[0]!;
     const models = await openModelRegistry(config, nats.nc);
     await models.put(set.model);

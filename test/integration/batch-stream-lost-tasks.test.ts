@@ -13,11 +13,10 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { BatchTaskEvent } from "../../batch/index.js";
 import { openModelRegistry } from "../../infra/platform/models.js";
 import { BATCH_TASK_STREAM, batchTaskSubject } from "../../shared/adapters/nats/index.js";
-import type { CatalogueEntry } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import {
+  catalogued,
   coordinator,
-  makeDataDir,
   makeSampleSet,
   oneTaskWorker,
   testLogger,
@@ -35,16 +34,10 @@ test(
   { skip: natsMissing(), timeout: 120_000 },
   async () => {
     await using nats = await natsFixture();
-    const fx = await makeDataDir(set, "lost");
-    const config = fx.config({
-      NATS_URL: nats.server.url,
-      LANEMAP_DECODE_TIMEOUT_MS: "10000",
-      // The old coordinator fails this run 8 s after its tasks are gone.
+    // The old coordinator fails this run 8 s after its tasks are gone.
+    const { fx, config, entries } = await catalogued(set, "lost", nats.server.url, {
       LANEMAP_BATCH_STALL_S: "8",
     });
-    const entries: CatalogueEntry[] = [];
-    for await (const e of fx.store.entries()) entries.push(e);
-    entries.sort((a, b) => a.tileId.localeCompare(b.tileId));
     const models = await openModelRegistry(config, nats.nc);
     const lines: { msg: string; [k: string]: unknown }[] = [];
     const runId = "20260101T000000Z-lost1";
@@ -111,15 +104,10 @@ test(
   { skip: natsMissing(), timeout: 120_000 },
   async () => {
     await using nats = await natsFixture();
-    const fx = await makeDataDir(set, "slow");
     // A look every 2 s (half the stall bound) over a run of about 6 s.
-    const config = fx.config({
-      NATS_URL: nats.server.url,
-      LANEMAP_DECODE_TIMEOUT_MS: "10000",
+    const { fx, config, entries } = await catalogued(set, "slow", nats.server.url, {
       LANEMAP_BATCH_STALL_S: "4",
     });
-    const entries: CatalogueEntry[] = [];
-    for await (const e of fx.store.entries()) entries.push(e);
     const models = await openModelRegistry(config, nats.nc);
     const lines: { msg: string; [k: string]: unknown }[] = [];
     const executor = await coordinator(
