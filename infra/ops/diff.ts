@@ -12,20 +12,22 @@
  * disagreement, and would page the night shift for nothing. `anyTile` compares those cells too,
  * with their newest live result by the merge rule's order; each row says which (`sameTile`).
  * Run it before `ops expire`, which removes the absorbed results it compares.
+ *
+ * The batch view is read through the deployment's `PublishedViews` (files, or NATS with
+ * LANEMAP_STORAGE=nats, downloaded into this machine's cache as serving does): on a machine of a
+ * cluster the local data directory holds no view, or a stale one.
  */
 import type { Logger } from "pino";
-import { readCurrentBatch } from "../../shared/adapters/archive/index.js";
 import type { LiveView } from "../../shared/adapters/nats/index.js";
-import { LanemapError, compareCandidates, type TileResult } from "../../shared/index.js";
+import { LanemapError, compareCandidates, type PublishedViews, type TileResult } from "../../shared/index.js";
 import { readBatchCells, type BatchCellResult, type ViewClass } from "./batch-cells.js";
+import { currentPlace, readCurrentView } from "./current-view.js";
 
 /** There is no current batch view to compare with. */
 export class NoBatchViewError extends LanemapError {
-  constructor(dataDir: string) {
-    super(
-      "VIEW_NOT_FOUND",
-      `no batch view is published in ${dataDir} (views/batch/CURRENT is missing): run \`lanemap batch run\``,
-    );
+  /** @param place where CURRENT is kept (infra/ops/current-view.ts currentPlace): a file, or a NATS KV key. */
+  constructor(place: string) {
+    super("VIEW_NOT_FOUND", `no batch view is published: ${place} names none; run \`lanemap batch run\``);
   }
 }
 
@@ -188,6 +190,9 @@ export function compareLanes(
 
 /** Options of {@link diffLanes}. */
 export interface DiffOptions {
+  /** The deployment's published views (infra/platform openPublishedViews): CURRENT and its files. */
+  readonly views: Pick<PublishedViews, "backend" | "current" | "list" | "materialize">;
+  /** This machine's data directory (named in the files backend's error message). */
   readonly dataDir: string;
   /** The live view (only read whole). */
   readonly live: Pick<LiveView, "list">;
@@ -199,12 +204,15 @@ export interface DiffOptions {
 /**
  * Compares the current batch view with the live view. Reads CURRENT once, so the whole report is
  * about one version even if a batch run publishes meanwhile.
- * @throws NoBatchViewError when nothing is published.
+ * @throws NoBatchViewError when nothing is published; LanemapError VIEW_NOT_FOUND when the version
+ *   cannot be downloaded complete; the store's errors (LanemapError STORAGE when NATS cannot be read).
  */
 export async function diffLanes(options: DiffOptions): Promise<DiffReport> {
-  const current = await readCurrentBatch(options.dataDir);
-  if (!current) throw new NoBatchViewError(options.dataDir);
-  const { cells, classes } = await readBatchCells(current);
+  const { views } = options;
+  const current = await readCurrentView(views);
+  if (!current) throw new NoBatchViewError(currentPlace(views, options.dataDir));
+  const dir = await views.materialize(current.name);
+  const { cells, classes } = await readBatchCells({ ...current, dir });
   const live = (await options.live.list()).map((e) => e.result);
   const report = compareLanes(cells, live, classes, current.name, {
     watermark: current.manifest.watermark,

@@ -14,11 +14,15 @@
  *   version it names has a lower watermark than the one it started with.
  * - Idempotent: a second run finds nothing at or below W. A worker that rewrites an absorbed result
  *   after we removed it (a replay) only leaves work for the next run.
+ *
+ * CURRENT and W are read through the deployment's `PublishedViews` (files, or NATS with
+ * LANEMAP_STORAGE=nats), the same store at the start and at every check: on a machine of a cluster
+ * the local data directory holds no view, or a stale one.
  */
 import type { Logger } from "pino";
-import { readCurrentBatch } from "../../shared/adapters/archive/index.js";
 import type { LiveView } from "../../shared/adapters/nats/index.js";
-import { LanemapError } from "../../shared/index.js";
+import { LanemapError, type PublishedViews } from "../../shared/index.js";
+import { readCurrentView } from "./current-view.js";
 
 /** CURRENT now names a version with a lower watermark than the one expiry started from. */
 export class WatermarkMovedBackError extends LanemapError {
@@ -65,7 +69,8 @@ export interface ExpireReport {
 
 /** Options of {@link expireAbsorbed}. */
 export interface ExpireOptions {
-  readonly dataDir: string;
+  /** The deployment's published views (infra/platform openPublishedViews): CURRENT and W are read there. */
+  readonly views: Pick<PublishedViews, "current" | "list">;
   /** The live view (only reading it whole and removing results are needed). */
   readonly live: Pick<LiveView, "list" | "remove">;
   readonly dryRun: boolean;
@@ -76,12 +81,28 @@ export interface ExpireOptions {
 }
 
 /**
+ * The version CURRENT names now with its watermark, or null when it names none (or an incomplete
+ * one). A published version is immutable, so while CURRENT still names the version expiry started
+ * from only the pointer is read; the listing (on NATS, one request per version) only when it moved.
+ */
+async function watermarkNow(
+  views: Pick<PublishedViews, "current" | "list">,
+  from: { name: string; watermark: number },
+): Promise<{ name: string; watermark: number } | null> {
+  const pointer = await views.current();
+  if (pointer?.name === from.name) return from;
+  const now = await readCurrentView(views);
+  return now ? { name: now.name, watermark: now.manifest.watermark } : null;
+}
+
+/**
  * Removes (or, on a dry run, lists) the live results absorbed by the current batch view.
- * @throws WatermarkMovedBackError when CURRENT is rolled back to a lower watermark meanwhile.
+ * @throws WatermarkMovedBackError when CURRENT is rolled back to a lower watermark meanwhile;
+ *   the store's errors (LanemapError STORAGE when NATS cannot be read).
  */
 export async function expireAbsorbed(options: ExpireOptions): Promise<ExpireReport> {
-  const { live, logger, dryRun } = options;
-  const current = await readCurrentBatch(options.dataDir);
+  const { live, logger, dryRun, views } = options;
+  const current = await readCurrentView(views);
   const entries = await live.list();
   if (!current) {
     logger.info({ scanned: entries.length }, "no batch view published: no live result is absorbed");
@@ -106,13 +127,8 @@ export async function expireAbsorbed(options: ExpireOptions): Promise<ExpireRepo
     const chunk = Math.max(1, options.chunk ?? 64);
     for (let i = 0; i < absorbed.length; i += chunk) {
       options.signal?.throwIfAborted();
-      const now = await readCurrentBatch(options.dataDir);
-      if (!now || now.manifest.watermark < from.watermark)
-        throw new WatermarkMovedBackError(
-          from,
-          now ? { name: now.name, watermark: now.manifest.watermark } : null,
-          removed,
-        );
+      const now = await watermarkNow(views, from);
+      if (!now || now.watermark < from.watermark) throw new WatermarkMovedBackError(from, now, removed);
       for (const r of absorbed.slice(i, i + chunk)) {
         await live.remove(r.cell, r.tileId);
         removed++;

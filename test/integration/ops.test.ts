@@ -12,7 +12,12 @@ import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jet
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { createBatchRunner, type RunReport } from "../../batch/index.js";
-import { ArchiveStore, readCurrentPointer, setCurrentBatch } from "../../shared/adapters/archive/index.js";
+import {
+  ArchiveStore,
+  FilePublishedViews,
+  readCurrentPointer,
+  setCurrentBatch,
+} from "../../shared/adapters/archive/index.js";
 import { LiveView, NatsModelRegistry, speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import { serializeModel, type Config } from "../../shared/index.js";
 import { generateTile } from "../../sample/index.js";
@@ -253,6 +258,7 @@ describe("lanemap ops", { skip: natsMissing() }, () => {
     await world.classified([newer]);
 
     const clean = await diffLanes({
+      views: new FilePublishedViews(world.dataDir),
       dataDir: world.dataDir,
       live: world.live,
       threshold: 0.1,
@@ -272,6 +278,7 @@ describe("lanemap ops", { skip: natsMissing() }, () => {
     assert.equal(clean.summary.exceeding, 0);
     assert.equal(clean.summary.maxMaxDiff, 0, "the same model on the same bytes agrees exactly");
     const any = await diffLanes({
+      views: new FilePublishedViews(world.dataDir),
       dataDir: world.dataDir,
       live: world.live,
       threshold: 0.1,
@@ -327,7 +334,7 @@ describe("lanemap ops", { skip: natsMissing() }, () => {
 
     const before = await liveByTile(world);
     const dry = await expireAbsorbed({
-      dataDir: world.dataDir,
+      views: new FilePublishedViews(world.dataDir),
       live: world.live,
       dryRun: true,
       logger: world.logger,
@@ -355,7 +362,7 @@ describe("lanemap ops", { skip: natsMissing() }, () => {
       }
     })();
     const expired = await expireAbsorbed({
-      dataDir: world.dataDir,
+      views: new FilePublishedViews(world.dataDir),
       live: world.live,
       dryRun: false,
       logger: world.logger,
@@ -375,7 +382,7 @@ describe("lanemap ops", { skip: natsMissing() }, () => {
     );
 
     const again = await expireAbsorbed({
-      dataDir: world.dataDir,
+      views: new FilePublishedViews(world.dataDir),
       live: world.live,
       dryRun: false,
       logger: world.logger,
@@ -398,7 +405,7 @@ describe("lanemap ops", { skip: natsMissing() }, () => {
     };
     await assert.rejects(
       expireAbsorbed({
-        dataDir: world.dataDir,
+        views: new FilePublishedViews(world.dataDir),
         live: rollingBack,
         dryRun: false,
         chunk: 1,

@@ -33,6 +33,7 @@ import {
   replayIngest,
   type NatsAccess,
 } from "../../ops/index.js";
+import { openPublishedViews } from "../../platform/views.js";
 import { connectForCli, natsUrlFor } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { cliConfig } from "../config.js";
@@ -340,6 +341,7 @@ export function registerOps(program: Command): void {
       const { config, logger } = await setup(flags);
       const report = await withNats(config, flags, logger, async (nc) =>
         diffLanes({
+          views: await openPublishedViews(config, nc, logger),
           dataDir: config.dataDir,
           live: await LiveView.open(nc),
           threshold: limit,
@@ -363,7 +365,7 @@ export function registerOps(program: Command): void {
       const report = await interruptible((signal) =>
         withNats(config, flags, logger, async (nc) =>
           expireAbsorbed({
-            dataDir: config.dataDir,
+            views: await openPublishedViews(config, nc, logger),
             live: await LiveView.open(nc),
             dryRun: flags.dryRun ?? false,
             logger,
