@@ -120,6 +120,7 @@ export async function readStreamRunSet(options: StreamRunSetOptions): Promise<St
   for await (const m of readIngestMessages(nc, {
     fromSeq,
     toSeq: watermark,
+    logger,
     ...(options.batch ? { batch: options.batch } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   })) {

@@ -1,27 +1,35 @@
 /**
  * Reading back what the ingest stream stored, for a replay that classifies nothing itself (the
  * batch lane's kappa mode, `lanemap batch run --from-stream`): the stream's stored range, its
- * messages from one sequence to another through an ordered consumer (ephemeral, flow-controlled,
- * acknowledges nothing, so the speed lane's durable consumer and its ack floor are left alone), and
- * the tile object store the large tiles' bytes are in.
+ * messages from one sequence to another, and the tile object store the large tiles' bytes are in.
  *
- * Messages are fetched a few at a time and handed out only after their fetch has completed: a slow
- * caller (registering a large tile takes a while) never holds a pull request open, and what is held
- * at once is one fetch, at most `batch` messages of at most max_payload bytes each.
+ * The messages are read without a consumer, with the stream's own API (STREAM.MSG.GET `{ seq,
+ * next_by_subj }`, answered by the stream's leader), as object-reads.ts reads objects: an ordered
+ * consumer is an ephemeral R1 consumer, which nats-server before 2.12 (Debian ships 2.9) may place
+ * on an offline peer (nats-server PR #7165). With one node of three killed, 6 of 12 replays in a row
+ * failed that way after 5 s with a bare "timeout" (test/integration/ingest-reader-node-down.test.ts).
+ * Nothing is acknowledged either way, so the speed lane's durable consumer and its ack floor are
+ * left alone.
+ *
+ * Messages are read a few at a time and handed out only after their read has completed: a slow
+ * caller (registering a large tile takes a while) never holds a request open, and what is held at
+ * once is one step, at most `batch` messages of at most max_payload bytes each. Each step has its
+ * own request timeout and is retried (a leader election after a node died), each retry logged.
  */
 import {
-  DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
-  jetstream,
   jetstreamManager,
-  type JsMsg,
+  type JetStreamManager,
+  type StoredMsg,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
 import type { IngestMessage, TileObjects } from "../../pipeline/ingest-message.js";
 import { DeadLetterQueue } from "./dead-letters.js";
+import { READ_RETRIES, guarded } from "./guarded.js";
 import { boundedObjects } from "./object-reads.js";
-import { INGEST_STREAM, TILE_OBJECT_BUCKET } from "./names.js";
+import { INGEST_STREAM, INGEST_SUBJECT_PREFIX, TILE_OBJECT_BUCKET } from "./names.js";
 
 /** The ingest stream's stored range. An empty stream has `messages` 0 and firstSeq = lastSeq + 1. */
 export interface IngestStreamRange {
@@ -60,58 +68,95 @@ export interface ReadIngestOptions {
   readonly fromSeq: number;
   /** Last sequence (inclusive). */
   readonly toSeq: number;
-  /** Messages per fetch (default 8): the bound on what is held at once. */
+  /** Messages per step (default 8): the bound on what is held at once. */
   readonly batch?: number;
+  /** Hears each retried step (warn). */
+  readonly logger?: Logger;
   readonly signal?: AbortSignal;
 }
 
-function stored(m: JsMsg): StoredIngestMessage {
+/** How long one STREAM.MSG.GET of a replay may wait for its answer (ms) before the step is retried. */
+export const INGEST_READ_TIMEOUT_MS = 5_000;
+
+/** Every message of the ingest stream is on a subject under this filter. */
+const INGEST_FILTER = `${INGEST_SUBJECT_PREFIX}.>`;
+
+function stored(m: StoredMsg): StoredIngestMessage {
   return {
     subject: m.subject,
-    headers: m.headers,
-    data: m.data,
+    headers: m.header,
+    data: m.data, // a getter that decodes base64 on each use: once
     streamSeq: m.seq,
-    storedAt: new Date(m.info.timestampNanos / 1e6),
+    storedAt: m.time,
   };
 }
 
 /**
+ * Up to `want` stored messages from sequence `from` to `toSeq`, in order: each the next message
+ * after the previous one (a sequence removed by limits is skipped). Pipelined: the stream's
+ * messages are usually consecutive, so the requests for the next sequences go out before their
+ * answers are needed; one answered past a gap is dropped and asked again where the gap ended.
+ * `end` is true when the stream holds nothing more up to `toSeq`.
+ */
+async function messagesFrom(
+  jsm: JetStreamManager,
+  from: number,
+  toSeq: number,
+  want: number,
+): Promise<{ messages: StoredIngestMessage[]; end: boolean }> {
+  const asked = new Map<number, Promise<StoredMsg | null>>();
+  const ask = (seq: number): Promise<StoredMsg | null> => {
+    let p = asked.get(seq);
+    if (!p) {
+      // nats.js types STREAM.MSG.GET without next_by_subj, which the server takes (2.9's
+      // JSApiMsgGetRequest): passed as a variable, not a literal the type would refuse.
+      const request = { seq, next_by_subj: INGEST_FILTER };
+      p = jsm.streams.getMessage(INGEST_STREAM, request);
+      p.catch(() => undefined); // one asked too early is never awaited
+      asked.set(seq, p);
+    }
+    return p;
+  };
+  const messages: StoredIngestMessage[] = [];
+  let next = from;
+  for (let i = 0; i < want && from + i <= toSeq; i++) ask(from + i);
+  while (messages.length < want) {
+    if (next > toSeq) return { messages, end: true };
+    const m = await ask(next);
+    if (!m || m.seq > toSeq) return { messages, end: true };
+    messages.push(stored(m));
+    next = m.seq + 1;
+    for (const seq of asked.keys()) if (seq < next) asked.delete(seq);
+    for (let i = 0; i < want - messages.length && next + i <= toSeq; i++) ask(next + i);
+  }
+  return { messages, end: next > toSeq };
+}
+
+/**
  * The stored messages of the ingest stream from `fromSeq` to `toSeq`, in sequence order. Ends at
- * `toSeq`, or earlier when the stream holds nothing more (a fetch that comes back empty).
+ * `toSeq`, or earlier when the stream holds nothing more.
+ * @throws LanemapError STORAGE when a step still fails after READ_RETRIES retries (the stream
+ *   without a leader for that long, or gone).
  */
 export async function* readIngestMessages(
   nc: NatsConnection,
   options: ReadIngestOptions,
 ): AsyncGenerator<StoredIngestMessage> {
-  if (options.fromSeq > options.toSeq) return;
-  const reader = await jetstream(nc).consumers.get(INGEST_STREAM, {
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: options.fromSeq,
-  });
-  try {
-    for (let done = false; !done;) {
-      options.signal?.throwIfAborted();
-      const held: StoredIngestMessage[] = [];
-      const fetched = await reader.fetch({ max_messages: Math.max(1, options.batch ?? 8), expires: 2_000 });
-      let got = 0;
-      for await (const m of fetched) {
-        got++;
-        if (m.seq > options.toSeq) {
-          done = true;
-          break;
-        }
-        held.push(stored(m));
-        if (m.seq >= options.toSeq) {
-          // Leaving the loop stops the fetch, which would otherwise wait out its expiry.
-          done = true;
-          break;
-        }
-      }
-      if (got === 0) done = true;
-      yield* held;
-    }
-  } finally {
-    await reader.delete().catch(() => undefined);
+  const want = Math.max(1, options.batch ?? 8);
+  const jsm = () => jetstreamManager(nc, { checkAPI: false, timeout: INGEST_READ_TIMEOUT_MS });
+  for (let next = options.fromSeq; next <= options.toSeq;) {
+    options.signal?.throwIfAborted();
+    const from = next;
+    // Idempotent (a read): retried whole, so a step never hands out a message twice.
+    const step = await guarded(
+      `reading ${INGEST_STREAM} from sequence ${from}`,
+      async () => messagesFrom(await jsm(), from, options.toSeq, want),
+      READ_RETRIES,
+      options.logger,
+    );
+    yield* step.messages;
+    if (step.end || step.messages.length === 0) return;
+    next = step.messages.at(-1)!.streamSeq + 1;
   }
 }
 
