@@ -10,6 +10,7 @@
  * worker that dead-letters a tile and crashes before acknowledging it, or the max-deliveries
  * advisory racing the last delivery's handler, leaves one dead letter within the duplicate window.
  */
+import { createHash } from "node:crypto";
 import {
   JetStreamApiCodes,
   JetStreamApiError,
@@ -129,6 +130,15 @@ function copyHeaders(from: MsgHdrs | undefined, skip: ReadonlySet<string>): MsgH
   return h;
 }
 
+/** Whether object `name` of `tiles` holds `data` already (same size and SHA-256 digest). */
+async function parkedAlready(tiles: ObjectStore, name: string, data: Uint8Array): Promise<boolean> {
+  const info = await tiles.info(name);
+  if (info === null || info.deleted || info.size !== data.length) return false;
+  // `SHA-256=<base64url>`, padded by nats.js: compared without the padding (as object-reads.ts does).
+  const digest = `SHA-256=${createHash("sha256").update(data).digest("base64url")}`;
+  return info.digest.replace(/=+$/, "") === digest;
+}
+
 /** Reads and writes the dead-letter stream. */
 export class DeadLetterQueue {
   private readonly nc: NatsConnection;
@@ -174,10 +184,17 @@ export class DeadLetterQueue {
           "dead letter is too large to send inline and no tile object bucket was given",
         );
       const name = `dlq-${input.originalSeq}`;
-      await this.tiles.putBlob(
-        { name, options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - HEADER_ROOM) } },
-        data,
-      );
+      // Written once: the same tile dead-lettered again (a crash before the ack) finds its bytes
+      // parked, and a put over the name would purge the old chunks in place (a filtered
+      // STREAM.PURGE, which lost a node's copy of a replicated stream on nats-server 2.9.10: issue 14).
+      if (!(await parkedAlready(this.tiles, name, data)))
+        await this.tiles.putBlob(
+          {
+            name,
+            options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - HEADER_ROOM) },
+          },
+          data,
+        );
       h.set(HEADERS.object, name);
       data = new Uint8Array(0);
     }
