@@ -10,7 +10,6 @@
  * worker that dead-letters a tile and crashes before acknowledging it, or the max-deliveries
  * advisory racing the last delivery's handler, leaves one dead letter within the duplicate window.
  */
-import { createHash } from "node:crypto";
 import {
   JetStreamApiCodes,
   JetStreamApiError,
@@ -25,6 +24,7 @@ import { headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection } from 
 import { LanemapError, isErrorCode, type ErrorCode } from "../../errors.js";
 import type { Logger } from "pino";
 import { serverMaxPayload } from "./connection.js";
+import { objectHolds } from "./object-reads.js";
 import { retryTransient } from "./transient.js";
 import { DLQ_STREAM, DLQ_SUBJECT_PREFIX, HEADERS, INGEST_SUBJECT_PREFIX, dlqSubject } from "./names.js";
 
@@ -130,15 +130,6 @@ function copyHeaders(from: MsgHdrs | undefined, skip: ReadonlySet<string>): MsgH
   return h;
 }
 
-/** Whether object `name` of `tiles` holds `data` already (same size and SHA-256 digest). */
-async function parkedAlready(tiles: ObjectStore, name: string, data: Uint8Array): Promise<boolean> {
-  const info = await tiles.info(name);
-  if (info === null || info.deleted || info.size !== data.length) return false;
-  // `SHA-256=<base64url>`, padded by nats.js: compared without the padding (as object-reads.ts does).
-  const digest = `SHA-256=${createHash("sha256").update(data).digest("base64url")}`;
-  return info.digest.replace(/=+$/, "") === digest;
-}
-
 /** Reads and writes the dead-letter stream. */
 export class DeadLetterQueue {
   private readonly nc: NatsConnection;
@@ -187,7 +178,7 @@ export class DeadLetterQueue {
       // Written once: the same tile dead-lettered again (a crash before the ack) finds its bytes
       // parked, and a put over the name would purge the old chunks in place (a filtered
       // STREAM.PURGE, which lost a node's copy of a replicated stream on nats-server 2.9.10: issue 14).
-      if (!(await parkedAlready(this.tiles, name, data)))
+      if (!(await objectHolds(this.tiles, name, data)))
         await this.tiles.putBlob(
           {
             name,
