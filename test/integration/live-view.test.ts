@@ -128,4 +128,34 @@ describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
     assert.deepEqual([...again.snapshot().byTile.keys()].sort(), a);
     again.stop();
   });
+
+  test("a result rewritten with a raster spilled to the object store never purges the raster bucket, and reads its newest raster", async () => {
+    await using f = await natsFixture();
+    const view = await LiveView.open(f.nc);
+    // Above the 768 KiB inline limit: each raster is an object of its own.
+    const big = (fill: number) => new Uint8Array(800 * 1024).fill(fill);
+    // A purge is a request on $JS.API.STREAM.PURGE.<stream> (an object put over an existing name
+    // sends one for the old chunks; nats-server 2.9.10 then lost a node's copy: issue 14).
+    const spy = await connect({ servers: f.server.url, name: "purge-spy" });
+    const purges: string[] = [];
+    const sub = spy.subscribe("$JS.API.STREAM.PURGE.>", { callback: (_, m) => void purges.push(m.subject) });
+    await spy.flush();
+    await view.put({ result: result("t1", "c0001r0001", 1), k: 5, raster: big(1) });
+    await view.put({ result: result("t1", "c0001r0001", 1), k: 5, raster: big(1) });
+    await view.put({ result: result("t1", "c0001r0001", 2), k: 5, raster: big(2) });
+    await f.nc.flush();
+    await spy.flush();
+    sub.unsubscribe();
+    await spy.close();
+    assert.deepEqual(purges, [], "no purge of the raster bucket");
+    const entry = await view.get("c0001r0001", "t1");
+    assert.ok(entry);
+    assert.equal(entry.result.ingestSeq, 2);
+    const back = await entry.raster();
+    assert.equal(back.length, 800 * 1024);
+    assert.ok(
+      back.every((b) => b === 2),
+      "the newest raster",
+    );
+  });
 });

@@ -24,6 +24,7 @@ import { headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection } from 
 import { LanemapError, isErrorCode, type ErrorCode } from "../../errors.js";
 import type { Logger } from "pino";
 import { serverMaxPayload } from "./connection.js";
+import { objectHolds } from "./object-reads.js";
 import { retryTransient } from "./transient.js";
 import { DLQ_STREAM, DLQ_SUBJECT_PREFIX, HEADERS, INGEST_SUBJECT_PREFIX, dlqSubject } from "./names.js";
 
@@ -174,10 +175,17 @@ export class DeadLetterQueue {
           "dead letter is too large to send inline and no tile object bucket was given",
         );
       const name = `dlq-${input.originalSeq}`;
-      await this.tiles.putBlob(
-        { name, options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - HEADER_ROOM) } },
-        data,
-      );
+      // Written once: the same tile dead-lettered again (a crash before the ack) finds its bytes
+      // parked, and a put over the name would purge the old chunks in place (a filtered
+      // STREAM.PURGE, which lost a node's copy of a replicated stream on nats-server 2.9.10: issue 14).
+      if (!(await objectHolds(this.tiles, name, data)))
+        await this.tiles.putBlob(
+          {
+            name,
+            options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - HEADER_ROOM) },
+          },
+          data,
+        );
       h.set(HEADERS.object, name);
       data = new Uint8Array(0);
     }

@@ -8,8 +8,10 @@
  *
  * A value is an envelope: "LMR1", u32 JSON length, the JSON (TileResult + k + raster placement),
  * then the deflated class raster (shared/view/raster-codec.ts). Rasters that would not fit one
- * message go to an object store bucket and the envelope keeps only their name.
+ * message go to an object store bucket, one immutable object per content, and the envelope keeps
+ * only its name.
  */
+import { createHash } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
@@ -149,15 +151,27 @@ export class LiveView {
     return objects;
   }
 
-  /** Writes (or rewrites, idempotently) one result; resolves with its KV revision once durable. */
+  /**
+   * Writes (or rewrites, idempotently) one result; resolves with its KV revision once durable.
+   *
+   * A raster above {@link INLINE_RASTER_LIMIT} is stored as its own object named by key and
+   * content (`<cell>.<tileId>.<sha256>`), written only when absent, so no object is ever
+   * overwritten. Why: an object put over an existing name purges the old chunks in place (a
+   * filtered STREAM.PURGE), and on nats-server 2.9.10 a node SIGKILLed seconds after such a purge
+   * came back with 8 messages of the raster stream where its peers held 240; once it led, 29 of
+   * 30 live results' rasters were unreadable (nats-removals-node-kill.test.ts, issue 14). The
+   * rasters a rewrite supersedes stay in the bucket, as those of removed results always did.
+   */
   async put(record: ClassifiedTile): Promise<number> {
     const { result } = record;
     const key = liveKey(result.cell, result.tileId);
     let rasterObject: string | null = null;
     let inline: Uint8Array | null = record.raster;
     if (record.raster.length > INLINE_RASTER_LIMIT) {
-      rasterObject = key;
-      await (await this.rasterStore()).putBlob({ name: key }, record.raster);
+      rasterObject = `${key}.${createHash("sha256").update(record.raster).digest("hex")}`;
+      const store = await this.rasterStore();
+      const stored = await store.info(rasterObject);
+      if (stored === null || stored.deleted) await store.putBlob({ name: rasterObject }, record.raster);
       inline = null;
     }
     return this.kv.put(key, encodeEnvelope({ result, k: record.k, rasterObject }, inline));

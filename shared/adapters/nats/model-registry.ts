@@ -42,7 +42,7 @@ import {
 } from "../../models/index.js";
 import { serverMaxPayload } from "./connection.js";
 import { watchKvKey } from "./key-watch.js";
-import { listKvKeys, readObjectBytes } from "./object-reads.js";
+import { listKvKeys, objectHolds, readObjectBytes } from "./object-reads.js";
 import { retryTransient } from "./transient.js";
 import {
   CLASS_CATALOGUE_KEY,
@@ -154,15 +154,19 @@ export class NatsModelRegistry implements ModelRegistry {
       // The record is written after the object, so an existing record means a complete artifact.
       return { record: existing, created: false };
     }
-    await this.objects.putBlob(
-      {
-        name: version,
-        description: `lanemap model ${version}`,
-        // Chunks are messages: stay under max_payload even on servers configured below 128 KiB.
-        options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096) },
-      },
-      artifact,
-    );
+    // An upload that died between its object and its record left the object: a put over its name
+    // would purge those chunks in place (a filtered STREAM.PURGE, which lost a node's copy on
+    // nats-server 2.9.10: issue 14), so the same bytes are not written again.
+    if (!(await objectHolds(this.objects, version, artifact)))
+      await this.objects.putBlob(
+        {
+          name: version,
+          description: `lanemap model ${version}`,
+          // Chunks are messages: stay under max_payload even on servers configured below 128 KiB.
+          options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096) },
+        },
+        artifact,
+      );
     const record: ModelRecord = {
       version,
       sha256: digest,
