@@ -61,6 +61,7 @@ export {
   LANEMAP_STREAM_PREFIXES,
   expectedLanemapStreams,
   isViewStream,
+  isArchiveStream,
   type MergedStreamListing,
   type StreamListPage,
   type StreamPlacement,

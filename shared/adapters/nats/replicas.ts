@@ -390,6 +390,15 @@ export const isViewStream = (stream: string): boolean =>
   stream.startsWith(objectStoreStreamName(VIEW_VERSION_BUCKET_PREFIX));
 
 /**
+ * Whether `stream` belongs to the master archive (nats-archive.ts): its object store (the legacy
+ * `OBJ_lanemap-archive`), the catalogue and the bad-tile buckets.
+ */
+export const isArchiveStream = (stream: string): boolean =>
+  stream === objectStoreStreamName(ARCHIVE_OBJECT_BUCKET) ||
+  stream === kvStreamName(CATALOGUE_BUCKET) ||
+  stream === kvStreamName(BAD_TILE_BUCKET);
+
+/**
  * The streams a status accounts for: LANEMAP_STREAMS, and every stream of `named` (the server's
  * stream names, `$JS.API.STREAM.NAMES`) that starts with a prefix of LANEMAP_STREAM_PREFIXES, so
  * a version's stream a listing page leaves out is looked up like a fixed one. Sorted, once each.
