@@ -10,7 +10,8 @@
  * Here `archive add` and `archive remove` go through the real NatsTileArchive on a real 3-node
  * cluster, R3: each round puts and registers tiles, records a bad tile, then removes one tile and
  * clears the bad-tile record as `lanemap archive remove` does; a node is SIGKILLed 2–4 s later and
- * restarted 6 s after that; then every node's copy of every archive stream (the object stores, the
+ * restarted 6 s after that (every third round compacts the archive before the kill: a new generation,
+ * the old ones' streams deleted whole); then every node's copy of every archive stream (the object stores, the
  * catalogue, the bad-tile bucket) must agree (each node's own /jsz, checkReplicaAgreement), and every
  * catalogued tile must read back byte-equal. Rounds kill n1, n2, n3 in turn
  * (LANEMAP_TEST_ARCHIVE_KILL_ROUNDS, default 3: one round may miss the window).
@@ -67,6 +68,13 @@ describe("the master archive on a 3-node cluster when a node dies", { skip: nats
       kept.delete(victim!);
       await archive.clearBad(victim!);
       assert.equal(await archive.clearBad(bad), true);
+      // Every third round also compacts: a new generation, the pointer moved, the old streams deleted whole.
+      if (round % 3 === 2) {
+        const report = await archive.compact({ graceMs: 500 });
+        t.diagnostic(
+          `compaction: generation ${report.generation}, ${report.copied.objects} objects copied, deleted ${report.deleted.join(", ")}`,
+        );
+      }
       // Within the window the operator hit (seconds after the removal).
       await sleep(2_000 + (round % 3) * 1_000);
       const node = round % 3;
