@@ -17,9 +17,11 @@ import {
   archiveUsage,
   type CompactionStep,
 } from "../../shared/adapters/nats/index.js";
+import { collectStatus, formatStatus } from "../../infra/ops/index.js";
 import { LanemapError } from "../../shared/errors.js";
 import { entryOf } from "../helpers/archive-entries.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
+import { tempDir, testLogger } from "./speed-fixtures.js";
 
 /** Distinct bytes of about 150–280 KB (two or three chunks), a function of `n` only. */
 function tileBytes(n: number): Uint8Array {
@@ -80,6 +82,20 @@ describe("the master archive's generations and compaction", { skip: natsMissing(
       { entries: 4, named: 4, garbage: 2 },
     );
     assert.equal(usage.garbage.bytes, tileBytes(0).byteLength + tileBytes(1).byteLength);
+    // The operator's view: `lanemap ops status` names the garbage and the command that drops it.
+    await using data = await tempDir("lanemap-compaction-status-");
+    const status = () =>
+      collectStatus({
+        dataDir: data.path,
+        nats: { nc: nats.nc, url: nats.server.url },
+        logger: testLogger(),
+      });
+    const seen = await status();
+    assert.deepEqual(seen.archive?.garbage, usage.garbage);
+    assert.match(
+      formatStatus(seen),
+      /^archive {3}4 catalogue entries, 4 object\(s\) .* garbage 2 object\(s\) .*`lanemap archive compact` drops it/m,
+    );
 
     const dry = await archive.compact({ dryRun: true });
     assert.deepEqual(
@@ -102,6 +118,7 @@ describe("the master archive's generations and compaction", { skip: natsMissing(
     assert.deepEqual(await objectStreams(nats), ["OBJ_lanemap-archive-g000002"]);
     const after = await archiveUsage(nats.nc);
     assert.deepEqual([after.current, after.garbage.objects, after.named.objects], [2, 0, 4]);
+    assert.deepEqual((await status()).archive?.garbage, { objects: 0, bytes: 0 });
     await assertReadable(archive, kept);
     await assert.rejects(
       archive.readObject(sha(tileBytes(0))),

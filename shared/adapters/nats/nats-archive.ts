@@ -307,8 +307,12 @@ export class NatsTileArchive implements TileArchive {
         // create() leaves an existing bucket's replicas as they are: bring all to the deployment's.
         for (const bucket of [CATALOGUE_BUCKET, BAD_TILE_BUCKET, ARCHIVE_POINTER_BUCKET])
           await ensureReplicas(jsm, kvStreamName(bucket), r, options.logger);
-        for (const g of await listGenerations(jsm))
+        const now = await listGenerations(jsm);
+        for (const g of now)
           await ensureReplicas(jsm, objectStoreStreamName(archiveGenerationBucket(g)), r, options.logger);
+        // Reads probe these without asking the meta leader (STREAM.NAMES) until one misses in all of
+        // them: right after a node dies the meta group may still be electing, the streams not.
+        archive.known = [...now].reverse();
         return archive;
       },
       WRITE_RETRIES,
