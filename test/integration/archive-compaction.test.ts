@@ -156,6 +156,31 @@ describe("the master archive's generations and compaction", { skip: natsMissing(
     await assertReadable(archive, kept);
   });
 
+  test("two compactions at once lose no tile: one may refuse (the pointer moved) and delete nothing, and the next compaction finishes", async () => {
+    await using nats = await natsFixture();
+    const archive = await NatsTileArchive.open(nats.nc, { replicas: 1 });
+    const kept = await addTiles(archive, 0, 5);
+    await archive.remove("t-0000");
+    kept.delete("t-0000");
+    const second = await NatsTileArchive.open(nats.nc, { replicas: 1 });
+    const [a, b] = await Promise.allSettled([
+      archive.compact({ graceMs: 300 }),
+      (async () => {
+        // The other one starts once the first has made its generation.
+        await new Promise((r) => setTimeout(r, 50));
+        return second.compact({ graceMs: 300 });
+      })(),
+    ]);
+    for (const r of [a, b])
+      if (r.status === "rejected") assert.match(String(r.reason), /generation pointer .*nothing deleted/);
+    assert.ok(a.status === "fulfilled" || b.status === "fulfilled", "one compaction finished");
+    await assertReadable(archive, kept);
+    await archive.compact({ graceMs: 0 });
+    const usage = await archiveUsage(nats.nc);
+    assert.deepEqual([usage.generations.length, usage.garbage.objects, usage.missing], [1, 0, []]);
+    await assertReadable(second, kept);
+  });
+
   test("tiles added while a compaction runs keep their objects", async () => {
     await using nats = await natsFixture();
     const archive = await NatsTileArchive.open(nats.nc, { replicas: 1 });

@@ -569,7 +569,15 @@ export class NatsTileArchive implements TileArchive {
     const target = await read(`creating generation ${next}`, () => this.createGeneration(next));
     if (options.stopAfter === "generation")
       return { ...base, nothingToDo: false, generation: next, copied: { objects: 0, bytes: 0 }, deleted: [] };
-    const { revision } = await read("reading the generation pointer", () => this.currentGeneration());
+    const { generation: was, revision } = await read("reading the generation pointer", () =>
+      this.currentGeneration(),
+    );
+    // Moved since the usage was read: another compaction is under way; moving past it would be a step back.
+    if (was !== before.current)
+      throw new LanemapError(
+        "STORAGE",
+        `archive compaction: the generation pointer moved to ${was} meanwhile (another compaction?); nothing deleted, generation ${next} left for the next compaction`,
+      );
     try {
       await this.pointer.update(ARCHIVE_POINTER_KEY, JSON.stringify({ generation: next }), revision);
     } catch (cause) {
