@@ -73,6 +73,17 @@ export function formatStatus(s: OpsStatus): string {
         ? `model     current ${m.current.version} (activated ${m.current.activatedAt}), ${m.versions} version(s) uploaded`
         : `model     none active (${m.versions} version(s) uploaded): run \`lanemap ops model activate FILE\``,
     );
+  const a = s.archive;
+  if (a) {
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    const gens = a.generations.map((g) => `${g.bucket}${g.generation === a.current ? "*" : ""}`).join(", ");
+    out.push(
+      `archive   ${a.entries} catalogue entr${a.entries === 1 ? "y" : "ies"}, ${a.named.objects} object(s) ${mib(a.named.bytes)}  ` +
+        `garbage ${a.garbage.objects} object(s) ${mib(a.garbage.bytes)}` +
+        (a.garbage.objects > 0 ? " (`lanemap archive compact` drops it)" : "") +
+        `  generations ${gens || "none"}`,
+    );
+  }
   for (const [i, p] of (s.streams ?? []).entries()) {
     // A peer that is not current is catching up, or (offline) on a node that is down.
     const peers = p.peers.map(

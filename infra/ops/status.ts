@@ -17,16 +17,19 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { listViews, type ViewListing } from "../../batch/index.js";
 import {
+  CATALOGUE_BUCKET,
   LIVE_BUCKET,
   LiveView,
   MODEL_BUCKET,
   VIEW_POINTER_BUCKET,
   NatsModelRegistry,
   NatsPublishedViews,
+  archiveUsage,
   checkReplicaAgreement,
   lanemapStreamPlacements,
   replicaShortfall,
   retryTransient,
+  type ArchiveUsage,
   type DamagedVersion,
   type ReplicaAgreement,
   type ReplicaDivergence,
@@ -98,6 +101,12 @@ export interface OpsStatus {
     | null;
   readonly deadLetters: number | null;
   readonly model: { readonly current: CurrentModel | null; readonly versions: number } | null;
+  /**
+   * The master archive in NATS (LANEMAP_STORAGE=nats): its generations, what the catalogue names,
+   * and the garbage (objects of removed tiles, older copies) `lanemap archive compact` would drop.
+   * Null when NATS is unavailable or the catalogue bucket does not exist (a files archive).
+   */
+  readonly archive: ArchiveUsage | null;
   /**
    * Every lanemap stream and bucket (KV_*, OBJ_* included): replicas, and on a cluster the leader
    * and the other peers with whether they are current. Null when NATS is unavailable.
@@ -297,6 +306,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     consumer: null,
     deadLetters: null,
     model: null,
+    archive: null,
     streams: null,
     replicaCopies: null,
   });
@@ -344,6 +354,12 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         return { current: currentModel, versions: models.length };
       });
     }
+    // Read-only (creates nothing): what the catalogue names against what the generations hold.
+    const archive = (await retried("looking for the archive's catalogue", () =>
+      bucketExists(jsm, CATALOGUE_BUCKET),
+    ))
+      ? await retried("reading the archive's usage", () => archiveUsage(nc))
+      : null;
     // Each node's own copies (STREAM.INFO answers for the leader's only): a copy can diverge while
     // its leader reports it current (nats-server 2.9 after abrupt stops, README "Operations").
     const monitorUrls = options.config?.storage.monitorUrls ?? [];
@@ -355,6 +371,11 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         (v) =>
           `published view ${v.name} lost objects (${v.problems.join(", ")}): it cannot be served; a replica that diverged? (README "Operations")`,
       ),
+      ...(archive && archive.missing.length > 0
+        ? [
+            `archive: ${archive.missing.length} object(s) the catalogue names are stored in no generation (e.g. ${archive.missing[0]!.slice(0, 12)}): those tiles cannot be read; a replica that diverged? (README "Operations")`,
+          ]
+        : []),
     ];
     return {
       ...base,
@@ -378,6 +399,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         : null,
       deadLetters: lane.deadLetters,
       model,
+      archive,
       streams,
       replicaCopies: agreement
         ? {

@@ -80,6 +80,8 @@ export interface TileArchive {
    * registered again, with any content. Returns the removed entry, or undefined when the id has none.
    * A bulk load registering the same bytes under another id at the same moment can lose its object
    * (its run then reports OBJECT_MISSING for it): an operator command, not a lane's.
+   * The nats backend removes no object here (`objectRemoved` is false): the object stays, garbage,
+   * until `lanemap archive compact` drops it with its generation (nothing is purged in place).
    * @throws the backend's I/O errors (LanemapError STORAGE).
    */
   remove(

@@ -17,7 +17,7 @@ import { openPublishedViews } from "../../infra/platform/views.js";
 import { startLanemapWorker } from "../../infra/platform/worker.js";
 import { addArchiveFolder } from "../../batch/index.js";
 import { readCurrentBatch } from "../../shared/adapters/archive/index.js";
-import { ARCHIVE_OBJECT_BUCKET, NatsTileArchive } from "../../shared/adapters/nats/index.js";
+import { NatsTileArchive, archiveGenerationBucket } from "../../shared/adapters/nats/index.js";
 import type { CatalogueEntry } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
@@ -70,14 +70,16 @@ describe(
           const lost = entries[1]!;
           const bytes = await archive.readObject(lost.contentHash);
           const jsm = await jetstreamManager(nats.nc);
-          const stream = `OBJ_${ARCHIVE_OBJECT_BUCKET}`;
+          // A fresh archive stores its objects in generation 1 (nats-archive.ts).
+          const bucket = archiveGenerationBucket(1);
+          const stream = `OBJ_${bucket}`;
           const meta = await jsm.streams.getMessage(stream, {
-            last_by_subj: `$O.${ARCHIVE_OBJECT_BUCKET}.M.${metaName(lost.contentHash)}`,
+            last_by_subj: `$O.${bucket}.M.${metaName(lost.contentHash)}`,
           });
           assert.ok(meta, "the object's meta message is stored");
           const nuid = (meta.json() as { nuid: string }).nuid;
           const purge = async () => {
-            await jsm.streams.purge(stream, { filter: `$O.${ARCHIVE_OBJECT_BUCKET}.C.${nuid}` });
+            await jsm.streams.purge(stream, { filter: `$O.${bucket}.C.${nuid}` });
             await jsm.streams.purge(stream, { filter: meta.subject });
           };
           await purge();

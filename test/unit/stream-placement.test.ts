@@ -6,6 +6,7 @@ import {
   LANEMAP_STREAMS,
   checkReplicas,
   expectedLanemapStreams,
+  isArchiveStream,
   isViewStream,
   mergeStreamPages,
   placementOf,
@@ -32,6 +33,7 @@ const status = (streams: OpsStatus["streams"]): OpsStatus => ({
   consumer: null,
   deadLetters: 0,
   model: null,
+  archive: null,
   streams,
   replicaCopies: null,
 });
@@ -214,6 +216,51 @@ describe("merging the pages of a stream listing taken during a leader election",
         isViewStream,
       ),
       [true, true, false, false],
+    );
+  });
+
+  test("an archive generation's stream the server names is looked up when a listing page leaves it out", () => {
+    const named = ["OBJ_lanemap-archive-g000002", "OBJ_lanemap-archive-g000003", "OBJ_lanemap-archived"];
+    const merged = mergeStreamPages(
+      [page(0, [...LANEMAP_STREAMS, "OBJ_lanemap-archive-g000002"])],
+      expectedLanemapStreams(named),
+    );
+    assert.deepEqual(merged.lookUp, ["OBJ_lanemap-archive-g000003"]);
+  });
+
+  test("the archive streams are each generation's, the legacy one's, the pointer, the catalogue and the bad tiles, and no other", () => {
+    assert.deepEqual(
+      [
+        "OBJ_lanemap-archive",
+        "OBJ_lanemap-archive-g000001",
+        "KV_lanemap-archive-pointer",
+        "KV_lanemap-catalogue",
+        "KV_lanemap-bad",
+        "OBJ_lanemap-tiles",
+        "OBJ_lanemap-view-v000042",
+      ].map(isArchiveStream),
+      [true, true, true, true, true, false, false],
+    );
+  });
+
+  test("ops status names the archive's garbage and the command that drops it", () => {
+    const text = formatStatus({
+      ...status([]),
+      archive: {
+        current: 2,
+        generations: [
+          { generation: 0, bucket: "lanemap-archive", objects: 3, bytes: 3 * 2 ** 20 },
+          { generation: 2, bucket: "lanemap-archive-g000002", objects: 1, bytes: 2 ** 20 },
+        ],
+        entries: 2,
+        named: { objects: 2, bytes: 2 * 2 ** 20 },
+        garbage: { objects: 2, bytes: 2 * 2 ** 20 },
+        missing: [],
+      },
+    });
+    assert.match(
+      text,
+      /^archive {3}2 catalogue entries, 2 object\(s\) 2\.0 MiB {2}garbage 2 object\(s\) 2\.0 MiB \(`lanemap archive compact` drops it\) {2}generations lanemap-archive, lanemap-archive-g000002\*$/m,
     );
   });
 

@@ -8,6 +8,11 @@ import {
 } from "../../../batch/index.js";
 import { withTileArchive } from "../../platform/storage.js";
 import {
+  COMPACT_GRACE_MS,
+  NatsTileArchive,
+  type CompactionReport,
+} from "../../../shared/adapters/nats/index.js";
+import {
   LanemapError,
   dataPaths,
   parseConfig,
@@ -65,6 +70,43 @@ const byKey =
   (a: T, b: T) =>
     key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
 
+/** Flags of `archive compact`. */
+interface ArchiveCompactFlags {
+  dataDir?: string;
+  nats?: string;
+  dryRun?: boolean;
+  grace?: string;
+  json?: boolean;
+}
+
+const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** The lines `archive compact` prints for `r` (without --json). */
+export function compactionLines(r: CompactionReport): string[] {
+  const b = r.before;
+  const gens = b.generations.map((g) => `${g.bucket} (${g.objects} objects, ${mib(g.bytes)})`).join(", ");
+  const lines = [
+    `archive (NATS): ${b.entries} catalogue entries naming ${b.named.objects} stored objects (${mib(b.named.bytes)}); ` +
+      `garbage ${b.garbage.objects} objects (${mib(b.garbage.bytes)}); generations ${gens || "none"}`,
+  ];
+  if (r.nothingToDo) lines.push("nothing to compact: one generation and no garbage");
+  else if (r.dryRun)
+    lines.push(
+      `dry run: would create generation ${r.generation}, copy ${r.copied.objects} objects (${mib(r.copied.bytes)}) into it, ` +
+        `and delete ${r.deleted.join(", ")} whole, dropping ${b.garbage.objects} objects (${mib(b.garbage.bytes)})`,
+    );
+  else
+    lines.push(
+      `compacted into generation ${r.generation}: copied ${r.copied.objects} objects (${mib(r.copied.bytes)}), ` +
+        `deleted ${r.deleted.join(", ") || "nothing"} whole, dropping ${b.garbage.objects} objects (${mib(b.garbage.bytes)})`,
+    );
+  if (r.missing.length > 0)
+    lines.push(
+      `warning: ${r.missing.length} content hash(es) the catalogue names are stored in no generation (those tiles read as OBJECT_MISSING): ${r.missing.map((h) => h.slice(0, 12)).join(", ")}`,
+    );
+  return lines;
+}
+
 /** What `archive remove` did with one id. */
 interface Removal {
   readonly id: string;
@@ -110,6 +152,8 @@ export function layoutWarnings(
  * `lanemap archive list [--bad]` and `archive remove ID... [--bad]` (issue 14): what an operator needs
  * to see and clear the tiles batch runs quarantine; an id with nothing to remove is TILE_NOT_FOUND
  * (exit 1) after the others are removed.
+ * `lanemap archive compact [--dry-run]` (nats): drops removed tiles' objects by generations
+ * (NatsTileArchive.compact), never purging inside a living stream.
  */
 export function registerArchive(program: Command): void {
   const archive = program.command("archive").description(commandSummary("archive"));
@@ -229,7 +273,7 @@ export function registerArchive(program: Command): void {
     .command("remove")
     .argument("<id...>", "tile ids (or, for a bulk load's bad-tile record, its file name)")
     .description(
-      "take tiles out of the master archive: the catalogue entry, its object unless another entry has the same content, and its bad-tile record; the next batch run's view no longer has them",
+      "take tiles out of the master archive: the catalogue entry, its object unless another entry has the same content (LANEMAP_STORAGE=nats: by the next `archive compact`), and its bad-tile record; the next batch run's view no longer has them",
     )
     .option("--bad", "only clear the bad-tile records of the ids (keep their catalogue entries)")
     .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
@@ -265,7 +309,13 @@ export function registerArchive(program: Command): void {
             `removed ${r.id}: ` +
               [
                 r.entry
-                  ? `catalogue entry, content ${r.entry.contentHash.slice(0, 12)} ${r.entry.objectRemoved ? "deleted" : "kept (another entry has it)"}`
+                  ? `catalogue entry, content ${r.entry.contentHash.slice(0, 12)} ${
+                      r.entry.objectRemoved
+                        ? "deleted"
+                        : config.storage.backend === "nats"
+                          ? "left for `lanemap archive compact` (removed there unless another entry has it)"
+                          : "kept (another entry has it)"
+                    }`
                   : "",
                 r.badRecord ? "bad-tile record" : "",
               ]
@@ -275,5 +325,48 @@ export function registerArchive(program: Command): void {
       }
       const missing = removals.filter((r) => !r.entry && !r.badRecord).map((r) => r.id);
       if (missing.length) throw new ArchiveTileNotFoundError(missing, found.length);
+    });
+
+  archive
+    .command("compact")
+    .description(
+      "LANEMAP_STORAGE=nats: drop the objects of removed tiles — copy every object the catalogue names into a new generation, then delete the old generations' streams whole (nothing is purged in place); the files backend has nothing to compact",
+    )
+    .option("--dry-run", "say what would be copied and dropped, change nothing")
+    .option(
+      "--grace <seconds>",
+      `wait between moving the generation pointer and reading the catalogue, so puts already under way land (default ${COMPACT_GRACE_MS / 1000})`,
+    )
+    .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
+    .option("--nats <url>", "NATS server of a LANEMAP_STORAGE=nats archive (default NATS_URL)")
+    .option("--json", "print the report as JSON")
+    .action(async (flags: ArchiveCompactFlags) => {
+      const grace = flags.grace === undefined ? COMPACT_GRACE_MS / 1000 : Number(flags.grace);
+      if (!Number.isFinite(grace) || grace < 0)
+        throw new UsageError(`--grace must be a number of seconds, got "${flags.grace}"`);
+      const config = archiveConfig(flags);
+      if (config.storage.backend === "files") {
+        const why = "nothing to compact: the files backend deletes a removed tile's object at once";
+        console.log(
+          flags.json
+            ? JSON.stringify({ backend: "files", nothingToDo: true, why })
+            : `archive ${config.dataDir}: ${why}`,
+        );
+        return;
+      }
+      const report = await withTileArchive(
+        config,
+        flags.nats ?? config.natsUrl,
+        "lanemap-archive",
+        async (a) => {
+          if (!(a instanceof NatsTileArchive))
+            throw new UsageError(
+              "archive compact needs LANEMAP_STORAGE=nats and a NATS URL (--nats or NATS_URL)",
+            );
+          return a.compact({ dryRun: flags.dryRun === true, graceMs: Math.round(grace * 1000) });
+        },
+      );
+      if (flags.json) console.log(JSON.stringify({ backend: "nats", ...report }, null, 2));
+      else for (const line of compactionLines(report)) console.log(line);
     });
 }

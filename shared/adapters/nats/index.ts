@@ -61,6 +61,7 @@ export {
   LANEMAP_STREAM_PREFIXES,
   expectedLanemapStreams,
   isViewStream,
+  isArchiveStream,
   type MergedStreamListing,
   type StreamListPage,
   type StreamPlacement,
@@ -88,7 +89,16 @@ export {
   type ReadIngestOptions,
   type StoredIngestMessage,
 } from "./ingest-reader.js";
-export { NatsTileArchive, kvKey } from "./nats-archive.js";
+export {
+  NatsTileArchive,
+  kvKey,
+  archiveUsage,
+  COMPACT_GRACE_MS,
+  type ArchiveUsage,
+  type ArchiveGenerationUsage,
+  type CompactionReport,
+  type CompactionStep,
+} from "./nats-archive.js";
 export { ensureBatchQueue, BATCH_RESULT_MAX_AGE_S, type BatchQueueSettings } from "./batch-queue.js";
 export { PullSlot, parseAckSubject, type PulledMsg, type PulledInfo, type PullOptions } from "./pull-slot.js";
 export { NatsPublishedViews, type DamagedVersion } from "./nats-views.js";

@@ -40,10 +40,30 @@ export const MODEL_OBJECT_BUCKET = "lanemap-model-artifacts";
 export const LIVE_BUCKET = "lanemap-live";
 
 /**
- * The master archive on JetStream (config LANEMAP_STORAGE=nats): tile objects by sha256 (hex) in an
- * object store, one catalogue entry per tile id and one bad-tile record per key in KV buckets.
+ * The master archive on JetStream (config LANEMAP_STORAGE=nats): tile objects by sha256 (hex) in
+ * object stores, one catalogue entry per tile id and one bad-tile record per key in KV buckets.
+ *
+ * Tile objects live in generations (nats-archive.ts says why): object stores
+ * {@link archiveGenerationBucket} (`lanemap-archive-g000001`, stream `OBJ_lanemap-archive-g000001`);
+ * new objects go to the generation the KV key ARCHIVE_POINTER_KEY of ARCHIVE_POINTER_BUCKET names
+ * (value `{"generation":1}`), moved by compare-and-set; `lanemap archive compact` copies what the
+ * catalogue names into a new generation and deletes the old ones' streams whole.
+ * ARCHIVE_OBJECT_BUCKET is the legacy generation (number 0, before generations): read, never
+ * written, deleted whole by the first compaction.
  */
 export const ARCHIVE_OBJECT_BUCKET = "lanemap-archive";
+export const ARCHIVE_GENERATION_BUCKET_PREFIX = "lanemap-archive-g";
+/** The object store of archive generation `g` (1 -> `lanemap-archive-g000001`; 0 is the legacy ARCHIVE_OBJECT_BUCKET). */
+export const archiveGenerationBucket = (g: number): string =>
+  g === 0 ? ARCHIVE_OBJECT_BUCKET : `${ARCHIVE_GENERATION_BUCKET_PREFIX}${String(g).padStart(6, "0")}`;
+/** The generation number an archive object store's name carries, or null when it is not one. */
+export function parseArchiveGeneration(bucket: string): number | null {
+  if (bucket === ARCHIVE_OBJECT_BUCKET) return 0;
+  const m = /^lanemap-archive-g(\d{6,})$/.exec(bucket);
+  return m ? Number(m[1]) : null;
+}
+export const ARCHIVE_POINTER_BUCKET = "lanemap-archive-pointer";
+export const ARCHIVE_POINTER_KEY = "current";
 export const CATALOGUE_BUCKET = "lanemap-catalogue";
 export const BAD_TILE_BUCKET = "lanemap-bad";
 

@@ -2,21 +2,41 @@
  * The master archive on JetStream (issue 14): the `TileArchive` every machine reaches through NATS
  * alone, so a second machine needs no shared file system.
  *
- * Three buckets, each created on open with `replicas` replicas, file storage and history 1:
- * - ARCHIVE_OBJECT_BUCKET, an object store: one object per tile, named by its sha256 (hex). The
- *   store chunks any size (tiles are larger than max_payload) and records its own SHA-256 digest,
- *   which `putObject` compares before writing, so storing the same bytes twice is a no-op;
+ * Buckets, each created on open with `replicas` replicas and file storage:
+ * - tile objects in *generations*, object stores `archiveGenerationBucket(g)`
+ *   (`lanemap-archive-g000001`): one object per tile, named by its sha256 (hex). The store chunks
+ *   any size (tiles are larger than max_payload) and records its own SHA-256 digest, which
+ *   `putObject` compares before writing, so storing the same bytes twice is a no-op. New objects go
+ *   to the current generation, which the pointer (ARCHIVE_POINTER_BUCKET, key `current`, value
+ *   `{"generation":g}`) names and `putObject` reads before each put; `readObject` probes the
+ *   generations newest first. The legacy bucket ARCHIVE_OBJECT_BUCKET (generation 0) is read, never
+ *   written;
  * - CATALOGUE_BUCKET, a KV bucket: one entry per tile id (the entry JSON). KV `create()` succeeds
  *   only when the key has no value, which is exactly first-write-wins across machines;
  * - BAD_TILE_BUCKET, a KV bucket: one bad-tile record per record key (last write wins, as files).
+ *
+ * Why generations: removals never purge in place. `remove` deletes the catalogue entry only; the
+ * object stays, garbage, until `compact` copies every object the catalogue still names into a new
+ * generation and deletes the old generations' streams whole (`$JS.API.STREAM.DELETE`, a meta-layer
+ * operation), as retention drops a published view's bucket (nats-views.ts). An `ObjectStore.delete`
+ * in the one long-lived `OBJ_lanemap-archive` (a filtered purge of the tile's chunk subject, a
+ * rollup of its meta subject) is what nats-server 2.9.10 (Debian's; upstream mended restart desyncs
+ * in 2.9.15+) mishandles on an abrupt restart: a node SIGKILLed seconds after `lanemap archive
+ * remove` came back holding 1 message where its peers held 647 (test/integration/archive-node-kill.test.ts).
  *
  * Keys: KV keys allow `[-/_=.A-Za-z0-9]` with no empty dot-separated token, so `kvKey` escapes every
  * other byte and every "." and "=" as `=XX` (hex of the UTF-8 byte): injective, and a tile id made of
  * letters and digits stays readable in `nats kv ls`.
  */
 import { createHash } from "node:crypto";
-import { jetstreamManager, StorageType } from "@nats-io/jetstream";
-import { Kvm, type KV } from "@nats-io/kv";
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstreamManager,
+  StorageType,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
+import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -30,11 +50,18 @@ import {
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
 import { serverMaxPayload } from "./connection.js";
-import { kvValues, readObjectBytes } from "./object-reads.js";
+import { kvValues, listObjectInfos, readObjectBytes } from "./object-reads.js";
 import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { LEADER_READS } from "./leader-reads.js";
-import { ARCHIVE_OBJECT_BUCKET, BAD_TILE_BUCKET, CATALOGUE_BUCKET } from "./names.js";
+import {
+  ARCHIVE_POINTER_BUCKET,
+  ARCHIVE_POINTER_KEY,
+  BAD_TILE_BUCKET,
+  CATALOGUE_BUCKET,
+  archiveGenerationBucket,
+  parseArchiveGeneration,
+} from "./names.js";
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Last-value gets of a bucket listing (entries(), badTiles()) in flight: overlaps round trips, bounds what is held. */
@@ -64,29 +91,178 @@ function digestHex(digest: string): string | undefined {
   return Buffer.from(digest.slice(prefix.length), "base64url").toString("hex");
 }
 
-/** The master archive in JetStream: `TileArchive` on an object store and two KV buckets. */
+/** Default wait of a compaction between moving the pointer and reading the catalogue (see compact). */
+export const COMPACT_GRACE_MS = 30_000;
+
+/** One generation's object store as a listing found it. */
+export interface ArchiveGenerationUsage {
+  /** 0 for the legacy bucket ARCHIVE_OBJECT_BUCKET. */
+  readonly generation: number;
+  readonly bucket: string;
+  /** Objects stored (deleted ones of the legacy bucket left out) and their bytes. */
+  readonly objects: number;
+  readonly bytes: number;
+}
+
+/** What the archive's object stores hold against what its catalogue names (`archiveUsage`). */
+export interface ArchiveUsage {
+  /** The generation new objects go to (the pointer), or null when there is no pointer yet. */
+  readonly current: number | null;
+  /** Every generation on the server, oldest first. */
+  readonly generations: readonly ArchiveGenerationUsage[];
+  /** Catalogue entries, and the distinct objects they name that are stored (one copy counted) with their bytes. */
+  readonly entries: number;
+  readonly named: { readonly objects: number; readonly bytes: number };
+  /**
+   * Stored copies a compaction drops: objects no catalogue entry names (removed tiles), and the
+   * older copies of an object stored in two generations.
+   */
+  readonly garbage: { readonly objects: number; readonly bytes: number };
+  /** Content hashes the catalogue names that no generation holds (sorted). */
+  readonly missing: readonly string[];
+}
+
+/** What `compact` did (or, dry, would do). */
+export interface CompactionReport {
+  readonly dryRun: boolean;
+  /** The usage read before anything was done. */
+  readonly before: ArchiveUsage;
+  /** Nothing to do: one generation and no garbage. */
+  readonly nothingToDo: boolean;
+  /** The generation created (dry: that would be), or null when nothing to do. */
+  readonly generation: number | null;
+  /** Objects copied into it out of older generations, with their bytes (dry: those that would be). */
+  readonly copied: { readonly objects: number; readonly bytes: number };
+  /** Object stores deleted whole (dry: that would be). */
+  readonly deleted: readonly string[];
+  /** Content hashes the catalogue names that no generation held (those tiles read as OBJECT_MISSING). */
+  readonly missing: readonly string[];
+}
+
+/** The step after which `compact({ stopAfter })` returns: a crash there, for tests of recovery. */
+export type CompactionStep = "generation" | "pointer" | "copy";
+
+const notFoundStream = (err: unknown): boolean =>
+  err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
+
+/** The archive's generations on the server (STREAM.NAMES), oldest first; the legacy bucket is 0. */
+async function listGenerations(jsm: JetStreamManager): Promise<number[]> {
+  const out: number[] = [];
+  for await (const stream of jsm.streams.names()) {
+    if (!stream.startsWith("OBJ_")) continue;
+    const g = parseArchiveGeneration(stream.slice("OBJ_".length));
+    if (g !== null) out.push(g);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** The generation a pointer value names, or null when it names none. */
+function generationIn(value: Uint8Array): number | null {
+  try {
+    const g = (JSON.parse(new TextDecoder().decode(value)) as { generation?: unknown }).generation;
+    return typeof g === "number" && Number.isInteger(g) && g > 0 ? g : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The generation a pointer entry names, or null (no pointer, deleted, or not one). */
+function generationOf(e: KvEntry | null): number | null {
+  return !e || e.operation !== "PUT" || e.length === 0 ? null : generationIn(e.value);
+}
+
+/**
+ * What the archive's object stores hold against its catalogue, read without creating anything and
+ * without a consumer (stream names, object listings by their meta subjects, the catalogue's last
+ * values): `lanemap ops status` says when a compaction is due. One listing per generation.
+ * @throws what the JetStream API throws (callers retry it, guarded.ts).
+ */
+export async function archiveUsage(nc: NatsConnection, logger?: Logger): Promise<ArchiveUsage> {
+  const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: LISTING_TIMEOUT_MS });
+  const generations = await listGenerations(jsm);
+  let current: number | null = null;
+  try {
+    const m = await jsm.streams.getMessage(kvStreamName(ARCHIVE_POINTER_BUCKET), {
+      last_by_subj: `$KV.${ARCHIVE_POINTER_BUCKET}.${ARCHIVE_POINTER_KEY}`,
+    });
+    // A delete or purge marker has no value: no generation.
+    if (m) current = generationIn(m.data);
+  } catch (err) {
+    const noMessage = err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound;
+    if (!notFoundStream(err) && !noMessage) throw err;
+  }
+  const hashes = new Set<string>();
+  let entries = 0;
+  try {
+    for await (const m of kvValues(nc, CATALOGUE_BUCKET, {
+      what: `cannot read bucket ${CATALOGUE_BUCKET}`,
+      timeoutMs: LISTING_TIMEOUT_MS,
+      inFlight: LAST_VALUE_GETS,
+      ...(logger ? { logger } : {}),
+    })) {
+      entries++;
+      hashes.add(catalogueEntrySchema.parse(m.json()).contentHash);
+    }
+  } catch (err) {
+    if (!notFoundStream(err) && !notFoundStream((err as { cause?: unknown }).cause)) throw err;
+  }
+  const usage: ArchiveGenerationUsage[] = [];
+  const seen = new Set<string>();
+  let [namedObjects, namedBytes, garbageObjects, garbageBytes] = [0, 0, 0, 0];
+  // Newest first: the copy a compaction keeps is the newest; older copies of it are garbage.
+  for (const g of [...generations].reverse()) {
+    const bucket = archiveGenerationBucket(g);
+    const infos = await listObjectInfos(jsm, bucket).catch((err: unknown) => {
+      if (notFoundStream(err)) return []; // deleted between the names and this listing
+      throw err;
+    });
+    let [objects, bytes] = [0, 0];
+    for (const i of infos) {
+      if (i.deleted) continue;
+      objects++;
+      bytes += i.size;
+      if (hashes.has(i.name) && !seen.has(i.name)) {
+        seen.add(i.name);
+        namedObjects++;
+        namedBytes += i.size;
+      } else {
+        garbageObjects++;
+        garbageBytes += i.size;
+      }
+    }
+    usage.unshift({ generation: g, bucket, objects, bytes });
+  }
+  return {
+    current,
+    generations: usage,
+    entries,
+    named: { objects: namedObjects, bytes: namedBytes },
+    garbage: { objects: garbageObjects, bytes: garbageBytes },
+    missing: [...hashes].filter((h) => !seen.has(h)).sort(),
+  };
+}
+
+/** The master archive in JetStream: `TileArchive` on generations of object stores and two KV buckets. */
 export class NatsTileArchive implements TileArchive {
   readonly backend = "nats" as const;
-  private readonly nc: NatsConnection;
-  private readonly objects: ObjectStore;
-  private readonly catalogue: KV;
-  private readonly bad: KV;
+  /** Object stores opened, by generation. */
+  private readonly stores = new Map<number, ObjectStore>();
+  /** The generations `readObject` probes, newest first; read again when an object is in none. */
+  private known: number[] = [];
 
   private constructor(
-    nc: NatsConnection,
-    objects: ObjectStore,
-    catalogue: KV,
-    bad: KV,
+    private readonly nc: NatsConnection,
+    private readonly catalogue: KV,
+    private readonly bad: KV,
+    private readonly pointer: KV,
+    private readonly replicas: number,
     private readonly logger?: Logger,
-  ) {
-    this.nc = nc;
-    this.objects = objects;
-    this.catalogue = catalogue;
-    this.bad = bad;
-  }
+  ) {}
 
   /**
-   * Opens the archive, creating its buckets when absent (an existing bucket is used as it is).
+   * Opens the archive, creating its buckets when absent (an existing bucket is used as it is): the
+   * catalogue, the bad-tile records, the generation pointer and, when there is no pointer yet, the
+   * first generation (the legacy bucket of an older deployment is kept and read, not created).
    * @param replicas stream replicas of every bucket (1 on a single server, 3 on a 3-node cluster).
    * @param logger hears (at warn) every retry of a tile object's read, named.
    * @throws LanemapError STORAGE when JetStream cannot be reached or a bucket cannot be created.
@@ -103,9 +279,6 @@ export class NatsTileArchive implements TileArchive {
       "cannot open the NATS tile archive",
       async () => {
         const r = options.replicas;
-        const objects = await atReplicas(objectStoreStreamName(ARCHIVE_OBJECT_BUCKET), r, () =>
-          new Objm(nc).create(ARCHIVE_OBJECT_BUCKET, common),
-        );
         const kvm = new Kvm(nc);
         const catalogue = await atReplicas(kvStreamName(CATALOGUE_BUCKET), r, () =>
           kvm.create(CATALOGUE_BUCKET, { ...common, history: 1, ...LEADER_READS }),
@@ -113,26 +286,79 @@ export class NatsTileArchive implements TileArchive {
         const bad = await atReplicas(kvStreamName(BAD_TILE_BUCKET), r, () =>
           kvm.create(BAD_TILE_BUCKET, { ...common, history: 1, ...LEADER_READS }),
         );
-        // create() leaves an existing bucket's replicas as they are: bring all three to the deployment's.
-        const jsm = await jetstreamManager(nc);
-        await ensureReplicas(
-          jsm,
-          objectStoreStreamName(ARCHIVE_OBJECT_BUCKET),
-          options.replicas,
-          options.logger,
+        // History keeps the last moves visible to operators (and a move never drops a value in place).
+        const pointer = await atReplicas(kvStreamName(ARCHIVE_POINTER_BUCKET), r, () =>
+          kvm.create(ARCHIVE_POINTER_BUCKET, { ...common, history: 16, ...LEADER_READS }),
         );
-        await ensureReplicas(jsm, kvStreamName(CATALOGUE_BUCKET), options.replicas, options.logger);
-        await ensureReplicas(jsm, kvStreamName(BAD_TILE_BUCKET), options.replicas, options.logger);
-        return new NatsTileArchive(nc, objects, catalogue, bad, options.logger);
+        const archive = new NatsTileArchive(nc, catalogue, bad, pointer, r, options.logger);
+        const jsm = await jetstreamManager(nc);
+        const generations = await listGenerations(jsm);
+        if (generationOf(await pointer.get(ARCHIVE_POINTER_KEY)) === null) {
+          // First open (or of a legacy deployment): generation 1, or the newest one a crashed first open left.
+          const first = Math.max(1, ...generations);
+          await archive.createGeneration(first);
+          try {
+            await pointer.create(ARCHIVE_POINTER_KEY, JSON.stringify({ generation: first }));
+          } catch (err) {
+            // Another process set it first; anything else is a failure.
+            if (generationOf(await pointer.get(ARCHIVE_POINTER_KEY)) === null) throw err;
+          }
+        }
+        // create() leaves an existing bucket's replicas as they are: bring all to the deployment's.
+        for (const bucket of [CATALOGUE_BUCKET, BAD_TILE_BUCKET, ARCHIVE_POINTER_BUCKET])
+          await ensureReplicas(jsm, kvStreamName(bucket), r, options.logger);
+        const now = await listGenerations(jsm);
+        for (const g of now)
+          await ensureReplicas(jsm, objectStoreStreamName(archiveGenerationBucket(g)), r, options.logger);
+        // Reads probe these without asking the meta leader (STREAM.NAMES) until one misses in all of
+        // them: right after a node dies the meta group may still be electing, the streams not.
+        archive.known = [...now].reverse();
+        return archive;
       },
       WRITE_RETRIES,
       options.logger,
     );
   }
 
+  /** Creates (if absent) the object store of generation `g`, with this archive's replicas. */
+  private async createGeneration(g: number): Promise<ObjectStore> {
+    const bucket = archiveGenerationBucket(g);
+    const store = await atReplicas(objectStoreStreamName(bucket), this.replicas, () =>
+      new Objm(this.nc).create(bucket, {
+        description: `lanemap master archive, generation ${g}`,
+        replicas: this.replicas,
+        storage: StorageType.File,
+      }),
+    );
+    this.stores.set(g, store);
+    return store;
+  }
+
+  /** The object store of generation `g` (opened once; it must exist). */
+  private async storeOf(g: number): Promise<ObjectStore> {
+    const known = this.stores.get(g);
+    if (known) return known;
+    const store = await new Objm(this.nc).open(archiveGenerationBucket(g));
+    this.stores.set(g, store);
+    return store;
+  }
+
+  /** The current generation and the pointer's revision (a read through the leader: never a write behind). */
+  private async currentGeneration(): Promise<{ generation: number; revision: number }> {
+    const e = await this.pointer.get(ARCHIVE_POINTER_KEY);
+    const generation = generationOf(e);
+    if (generation === null || !e)
+      throw new LanemapError(
+        "STORAGE",
+        `the archive's generation pointer ${ARCHIVE_POINTER_BUCKET} is missing`,
+      );
+    return { generation, revision: e.revision };
+  }
+
   /**
-   * Stores raw tile bytes as the object named by their sha256 (hex); a no-op when an object of that
-   * name exists with that digest (the object store's own SHA-256).
+   * Stores raw tile bytes as the object named by their sha256 (hex) in the current generation (the
+   * pointer, read before each put so that a compaction's move is seen at once); a no-op when that
+   * generation holds an object of that name with that digest (the object store's own SHA-256).
    * @throws LanemapError STORAGE when the broker fails.
    */
   async putObject(bytes: Uint8Array): Promise<{ contentHash: string; created: boolean }> {
@@ -141,26 +367,54 @@ export class NatsTileArchive implements TileArchive {
       `cannot store object ${hash.slice(0, 12)}`,
       // Content-addressed: a retry after a put that was stored after all finds it by info().
       async () => {
-        const info = await this.objects.info(hash);
-        if (info && !info.deleted && digestHex(info.digest) === hash)
-          return { contentHash: hash, created: false };
-        await this.objects.putBlob(
-          {
-            name: hash,
-            // Chunks are messages: stay under max_payload even on servers configured below 128 KiB.
-            options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096) },
-          },
-          bytes,
-        );
-        return { contentHash: hash, created: true };
+        const objects = await this.storeOf((await this.currentGeneration()).generation);
+        return { contentHash: hash, created: await this.putInto(objects, hash, bytes) };
       },
       WRITE_RETRIES,
     );
   }
 
+  /** Puts `bytes` as object `hash` of `objects` unless it holds it already; whether it was written. */
+  private async putInto(objects: ObjectStore, hash: string, bytes: Uint8Array): Promise<boolean> {
+    const info = await objects.info(hash);
+    if (info && !info.deleted && digestHex(info.digest) === hash) return false;
+    await objects.putBlob(
+      {
+        name: hash,
+        // Chunks are messages: stay under max_payload even on servers configured below 128 KiB.
+        options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096) },
+      },
+      bytes,
+    );
+    return true;
+  }
+
+  /** The generations on the server, newest first (remembered for the next reads). */
+  private async refreshGenerations(): Promise<number[]> {
+    const jsm = await jetstreamManager(this.nc, { checkAPI: false, timeout: ARCHIVE_READ_TIMEOUT_MS });
+    this.known = (await listGenerations(jsm)).reverse();
+    return this.known;
+  }
+
+  /**
+   * The bytes of object `hash` from the first of `generations` that holds it, or null. A generation
+   * deleted meanwhile (a compaction) holds nothing.
+   */
+  private async probe(generations: readonly number[], hash: string): Promise<Uint8Array | null> {
+    for (const g of generations) {
+      const bytes = await readObjectBytes(this.nc, archiveGenerationBucket(g), hash, {
+        idleMs: ARCHIVE_READ_TIMEOUT_MS,
+      });
+      if (bytes !== null) return bytes;
+    }
+    return null;
+  }
+
   /**
    * The bytes of the object `contentHash`, read without a consumer (object-reads.ts: its chunks,
-   * size and digest checked).
+   * size and digest checked), from the newest generation that holds it; when none of the
+   * generations known to this process does, the generations are listed again (a compaction may
+   * have made a new one) and probed once more.
    * @throws LanemapError OBJECT_MISSING when no such object is stored; STORAGE when the broker fails.
    */
   async readObject(contentHash: string): Promise<Uint8Array> {
@@ -171,7 +425,13 @@ export class NatsTileArchive implements TileArchive {
     // creation on a tile, unlogged (issue 14, N3). Each request is bounded by a 2 s timeout.
     const bytes = await guarded(
       `cannot read object ${contentHash.slice(0, 12)}`,
-      () => readObjectBytes(this.nc, ARCHIVE_OBJECT_BUCKET, contentHash, { idleMs: ARCHIVE_READ_TIMEOUT_MS }),
+      async () => {
+        const first = this.known.length > 0 ? await this.probe(this.known, contentHash) : null;
+        if (first !== null) return first;
+        const before = this.known.join();
+        const now = await this.refreshGenerations();
+        return now.join() === before ? null : this.probe(now, contentHash);
+      },
       READ_RETRIES,
       this.logger,
     );
@@ -257,8 +517,10 @@ export class NatsTileArchive implements TileArchive {
   }
 
   /**
-   * Takes a tile out of the catalogue (a KV delete: a later `create()` of the id succeeds), and its
-   * object unless another entry has the same content hash (see TileArchive.remove).
+   * Takes a tile out of the catalogue (a KV delete: a later `create()` of the id succeeds). Its
+   * object is left where it is, garbage once no entry names it, until `compact` (`lanemap archive
+   * compact`): nothing is ever purged inside a living stream (see the module), so `objectRemoved`
+   * is always false here.
    * @throws LanemapError STORAGE when the broker fails.
    */
   async remove(tileId: string): Promise<{ entry: CatalogueEntry; objectRemoved: boolean } | undefined> {
@@ -269,19 +531,131 @@ export class NatsTileArchive implements TileArchive {
       () => this.catalogue.delete(kvKey(tileId)),
       WRITE_RETRIES,
     );
-    for await (const other of this.entries())
-      if (other.contentHash === entry.contentHash) return { entry, objectRemoved: false };
-    const objectRemoved = await guarded(
-      `cannot remove object ${entry.contentHash.slice(0, 12)}`,
-      async () => {
-        const info = await this.objects.info(entry.contentHash);
-        if (!info || info.deleted) return false;
-        await this.objects.delete(entry.contentHash);
-        return true;
-      },
-      WRITE_RETRIES,
+    return { entry, objectRemoved: false };
+  }
+
+  /**
+   * Drops the objects no catalogue entry names without purging inside any stream:
+   * 1. creates generation g+1 (g: the newest on the server) and moves the pointer to it by
+   *    compare-and-set (a compaction that meets another's move stops there, deleting nothing);
+   * 2. waits `graceMs` (default COMPACT_GRACE_MS), so that a put that read the old pointer just
+   *    before the move has stored its object and registered its entry;
+   * 3. copies every object the catalogue names that the new generation lacks out of the older
+   *    generations (newest first), then reads the catalogue again and copies what it names now;
+   * 4. re-reads the pointer and deletes every older generation's stream whole (the legacy bucket
+   *    included): a meta-layer delete.
+   * A crash at any step leaves every catalogued object readable (nothing is deleted before step 4
+   * and step 4 deletes only what step 3 copied), and the next compaction starts over from step 1
+   * with what is there. With `dryRun` nothing is written: the report says what would be done.
+   * Nothing to do (one generation, no garbage) is reported as such.
+   * @param stopAfter returns after that step (a crash there, for recovery tests).
+   * @throws LanemapError STORAGE when the broker fails or another compaction moved the pointer.
+   */
+  async compact(
+    options: { dryRun?: boolean; graceMs?: number; stopAfter?: CompactionStep } = {},
+  ): Promise<CompactionReport> {
+    const read = <T>(what: string, op: () => Promise<T>) =>
+      guarded(`archive compaction: ${what}`, op, READ_RETRIES, this.logger);
+    const before = await read("reading the archive's usage", () => archiveUsage(this.nc, this.logger));
+    const gens = before.generations.map((g) => g.generation);
+    const base = { dryRun: options.dryRun === true, before, missing: before.missing };
+    if (gens.length <= 1 && before.garbage.objects === 0)
+      return { ...base, nothingToDo: true, generation: null, copied: { objects: 0, bytes: 0 }, deleted: [] };
+    const next = Math.max(0, before.current ?? 0, ...gens) + 1;
+    const older = gens.filter((g) => g < next).map(archiveGenerationBucket);
+    if (options.dryRun)
+      return { ...base, nothingToDo: false, generation: next, copied: before.named, deleted: older };
+
+    const target = await read(`creating generation ${next}`, () => this.createGeneration(next));
+    if (options.stopAfter === "generation")
+      return { ...base, nothingToDo: false, generation: next, copied: { objects: 0, bytes: 0 }, deleted: [] };
+    const { generation: was, revision } = await read("reading the generation pointer", () =>
+      this.currentGeneration(),
     );
-    return { entry, objectRemoved };
+    // Moved since the usage was read: another compaction is under way; moving past it would be a step back.
+    if (was !== before.current)
+      throw new LanemapError(
+        "STORAGE",
+        `archive compaction: the generation pointer moved to ${was} meanwhile (another compaction?); nothing deleted, generation ${next} left for the next compaction`,
+      );
+    try {
+      await this.pointer.update(ARCHIVE_POINTER_KEY, JSON.stringify({ generation: next }), revision);
+    } catch (cause) {
+      throw new LanemapError(
+        "STORAGE",
+        `archive compaction: the generation pointer moved meanwhile (another compaction?); nothing deleted, generation ${next} left for the next compaction`,
+        { cause },
+      );
+    }
+    if (options.stopAfter === "pointer")
+      return { ...base, nothingToDo: false, generation: next, copied: { objects: 0, bytes: 0 }, deleted: [] };
+    await new Promise((r) => setTimeout(r, options.graceMs ?? COMPACT_GRACE_MS));
+
+    const copied = { objects: 0, bytes: 0 };
+    const missing = new Set<string>();
+    const sources = gens.filter((g) => g < next).reverse();
+    const copyNamed = async (): Promise<void> => {
+      const hashes = new Set<string>();
+      for await (const e of this.entries()) hashes.add(e.contentHash);
+      for (const hash of hashes) {
+        const there = await read(`reading ${hash.slice(0, 12)}`, () => target.info(hash));
+        if (there && !there.deleted) {
+          missing.delete(hash);
+          continue;
+        }
+        const bytes = await read(`reading ${hash.slice(0, 12)}`, () => this.probe(sources, hash));
+        if (bytes === null) {
+          missing.add(hash);
+          continue;
+        }
+        const wrote = await guarded(
+          `archive compaction: copying ${hash.slice(0, 12)}`,
+          () => this.putInto(target, hash, bytes),
+          WRITE_RETRIES,
+        );
+        missing.delete(hash);
+        if (wrote) {
+          copied.objects++;
+          copied.bytes += bytes.byteLength;
+        }
+      }
+    };
+    await copyNamed();
+    // Entries registered while the first pass ran (their objects may be in an older generation).
+    await copyNamed();
+    if (options.stopAfter === "copy")
+      return {
+        ...base,
+        nothingToDo: false,
+        generation: next,
+        copied,
+        deleted: [],
+        missing: [...missing].sort(),
+      };
+
+    const now = await read("reading the generation pointer", () => this.currentGeneration());
+    if (now.generation !== next)
+      throw new LanemapError(
+        "STORAGE",
+        `archive compaction: the generation pointer names ${now.generation}, not ${next} (another compaction?); nothing deleted`,
+      );
+    const deleted: string[] = [];
+    await read("deleting the old generations", async () => {
+      const jsm = await jetstreamManager(this.nc);
+      for (const g of await listGenerations(jsm)) {
+        if (g >= next) continue;
+        const stream = objectStoreStreamName(archiveGenerationBucket(g));
+        try {
+          await jsm.streams.delete(stream);
+        } catch (err) {
+          if (!notFoundStream(err)) throw err;
+        }
+        this.stores.delete(g);
+        if (!deleted.includes(archiveGenerationBucket(g))) deleted.push(archiveGenerationBucket(g));
+      }
+    });
+    this.known = this.known.filter((g) => g >= next);
+    return { ...base, nothingToDo: false, generation: next, copied, deleted, missing: [...missing].sort() };
   }
 
   /**

@@ -24,7 +24,9 @@ import {
 import type { NatsConnection } from "@nats-io/transport-node";
 import { LanemapError } from "../../errors.js";
 import {
+  ARCHIVE_GENERATION_BUCKET_PREFIX,
   ARCHIVE_OBJECT_BUCKET,
+  ARCHIVE_POINTER_BUCKET,
   BAD_TILE_BUCKET,
   BATCH_RASTER_BUCKET,
   BATCH_RESULT_STREAM,
@@ -367,7 +369,14 @@ export const LANEMAP_STREAMS: readonly string[] = [
   DLQ_STREAM,
   BATCH_TASK_STREAM,
   BATCH_RESULT_STREAM,
-  ...[MODEL_BUCKET, LIVE_BUCKET, CATALOGUE_BUCKET, BAD_TILE_BUCKET, VIEW_POINTER_BUCKET].map(kvStreamName),
+  ...[
+    MODEL_BUCKET,
+    LIVE_BUCKET,
+    CATALOGUE_BUCKET,
+    BAD_TILE_BUCKET,
+    ARCHIVE_POINTER_BUCKET,
+    VIEW_POINTER_BUCKET,
+  ].map(kvStreamName),
   ...[
     MODEL_OBJECT_BUCKET,
     `${LIVE_BUCKET}-rasters`,
@@ -380,14 +389,30 @@ export const LANEMAP_STREAMS: readonly string[] = [
 
 /**
  * Prefixes of lanemap streams made per item, which no list can name in advance: one object store
- * per published view version (`OBJ_lanemap-view-v000042`, nats-views.ts).
+ * per published view version (`OBJ_lanemap-view-v000042`, nats-views.ts) and one per generation of
+ * the master archive's objects (`OBJ_lanemap-archive-g000001`, nats-archive.ts).
  */
-export const LANEMAP_STREAM_PREFIXES: readonly string[] = [objectStoreStreamName(VIEW_VERSION_BUCKET_PREFIX)];
+export const LANEMAP_STREAM_PREFIXES: readonly string[] = [
+  objectStoreStreamName(VIEW_VERSION_BUCKET_PREFIX),
+  objectStoreStreamName(ARCHIVE_GENERATION_BUCKET_PREFIX),
+];
 
 /** Whether `stream` holds published views: a version's own (`OBJ_lanemap-view-<version>`) or the legacy bucket's. */
 export const isViewStream = (stream: string): boolean =>
   stream === objectStoreStreamName(VIEW_OBJECT_BUCKET) ||
   stream.startsWith(objectStoreStreamName(VIEW_VERSION_BUCKET_PREFIX));
+
+/**
+ * Whether `stream` belongs to the master archive (nats-archive.ts): a generation's object store
+ * (`OBJ_lanemap-archive-g000001`, or the legacy `OBJ_lanemap-archive`), the generation pointer,
+ * the catalogue and the bad-tile buckets.
+ */
+export const isArchiveStream = (stream: string): boolean =>
+  stream === objectStoreStreamName(ARCHIVE_OBJECT_BUCKET) ||
+  stream.startsWith(objectStoreStreamName(ARCHIVE_GENERATION_BUCKET_PREFIX)) ||
+  stream === kvStreamName(ARCHIVE_POINTER_BUCKET) ||
+  stream === kvStreamName(CATALOGUE_BUCKET) ||
+  stream === kvStreamName(BAD_TILE_BUCKET);
 
 /**
  * The streams a status accounts for: LANEMAP_STREAMS, and every stream of `named` (the server's
@@ -504,7 +529,8 @@ export const STREAM_LIST_TIMEOUT_MS = 5_000;
  * case: LANEMAP_TILES, KV_lanemap-live, OBJ_lanemap-tiles, OBJ_lanemap-view-v000042, ...) with its
  * replicas and placement, once each, sorted by name. Listing rather than naming them keeps the
  * report complete when a part of lanemap adds a bucket; every stream of {@link LANEMAP_STREAMS},
- * every per-version view stream the server names ({@link expectedLanemapStreams}) and every one the
+ * every per-item stream the server names (view versions, archive generations: {@link
+ * expectedLanemapStreams}) and every one the
  * listing names missing that no page gave is looked up by STREAM.INFO ({@link mergeStreamPages}):
  * one that does not exist is left out, one whose lookup fails is reported with `noAnswer`.
  * `metaWaitMs`: how long a listing refused for want of a meta leader (10008, a node just back) is
