@@ -3,8 +3,9 @@
  * the live view lost results (a bucket restored from an old backup, results expired by mistake) or
  * after a consumer was recreated past messages it never handled.
  *
- * How: the stored messages of LANEMAP_TILES from sequence N to M are read with an ordered consumer
- * (an ephemeral, flow-controlled reader that acknowledges nothing and leaves the durable
+ * How: the stored messages of LANEMAP_TILES from sequence N to M are read without a consumer, by
+ * sequence with the stream's own API (`readIngestMessages`: STREAM.MSG.GET `{ seq, next_by_subj }`,
+ * a few in flight, each step retried and logged; it acknowledges nothing and leaves the durable
  * `lanemap-speed` alone) and published again to their own subjects, payload and producer headers
  * unchanged, under a fresh Nats-Msg-Id `<tileId>-replay-<origSeq>-<run stamp>` so the stream's
  * duplicate window does not drop them, and with `Lanemap-Replay-Of: <origSeq>`. The running speed
@@ -18,6 +19,12 @@
  * Republishing is bounded (exactly N..M), needs nothing but the workers already running, and keeps
  * the durable's ack floor, hence the batch watermark, moving forwards only.
  *
+ * Why not an ordered consumer, as it once read: that is an ephemeral R1 consumer, which nats-server
+ * before 2.12 (Debian ships 2.9) may place on an offline peer (nats-server PR #7165); with one node
+ * of three killed, 2 of 6 replays in a row failed with a bare "timeout"
+ * (test/integration/ops-replay-node-down.test.ts), and one whose fetch had come back empty would
+ * have ended the range early without a word.
+ *
  * What a replayed tile becomes (speed/README.md, "Exactly one result"):
  * - it gets a new stream sequence, but the catalogue keeps the tile's first entry (first write
  *   wins), so the archive is not duplicated and the result carries the ORIGINAL ingest sequence:
@@ -29,17 +36,20 @@
  *   object store (`Lanemap-Object`) needs its object, which expires with the stream's age limit.
  */
 import {
-  DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
   jetstream,
   jetstreamManager,
-  type JsMsg,
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { HEADERS, INGEST_STREAM } from "../../shared/adapters/nats/index.js";
+import {
+  HEADERS,
+  INGEST_STREAM,
+  readIngestMessages,
+  type StoredIngestMessage,
+} from "../../shared/adapters/nats/index.js";
 import { LanemapError } from "../../shared/index.js";
 
 /** Header a replayed copy carries: the stream sequence of the message it copies. */
@@ -61,7 +71,7 @@ export interface ReplayOptions {
   readonly toSeq?: number;
   readonly dryRun: boolean;
   readonly logger: Logger;
-  /** Messages read per fetch (default 64). */
+  /** Messages read per step, the bound on what is held at once (default 8, `readIngestMessages`'s). */
   readonly batch?: number;
   readonly signal?: AbortSignal;
 }
@@ -120,6 +130,9 @@ function replayMsgId(tileId: string | null, origSeq: number, stamp: string): str
  * A message that is itself a replayed copy of a message inside the range is skipped: its original
  * is being replayed, and copying copies would only multiply the work.
  * @throws ReplayRangeError when the ingest stream does not exist or the range is past its end.
+ * @throws LanemapError STORAGE when reading a step of the range still fails after its retries (the
+ *   stream without a leader for that long); what was republished before stays published (each
+ *   copy names its original in Lanemap-Replay-Of).
  */
 export async function replayIngest(options: ReplayOptions): Promise<ReplayReport> {
   const { nc, logger, dryRun } = options;
@@ -163,16 +176,13 @@ export async function replayIngest(options: ReplayOptions): Promise<ReplayReport
   }
 
   const js = jetstream(nc);
-  const reader = await js.consumers.get(INGEST_STREAM, {
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: start,
-  });
-  const handle = async (m: JsMsg): Promise<void> => {
+  const handle = async (m: StoredIngestMessage): Promise<void> => {
+    const seq = m.streamSeq;
     const tileId = m.headers?.get(HEADERS.tileId) || null;
     const copyOf = Number(m.headers?.get(REPLAY_OF_HEADER) || Number.NaN);
     if (Number.isInteger(copyOf) && copyOf >= start && copyOf <= toSeq) {
       messages.push({
-        origSeq: m.seq,
+        origSeq: seq,
         subject: m.subject,
         tileId,
         newSeq: null,
@@ -181,42 +191,30 @@ export async function replayIngest(options: ReplayOptions): Promise<ReplayReport
       });
       return;
     }
-    const msgId = replayMsgId(tileId, m.seq, stamp);
+    const msgId = replayMsgId(tileId, seq, stamp);
     let newSeq: number | null = null;
     if (!dryRun) {
       const ack = await js.publish(m.subject, m.data, {
-        headers: replayHeaders(m.headers, m.seq),
+        headers: replayHeaders(m.headers, seq),
         msgID: msgId,
         expect: { streamName: INGEST_STREAM },
       });
       newSeq = ack.seq;
       republished++;
     }
-    messages.push({ origSeq: m.seq, subject: m.subject, tileId, newSeq, msgId, skipped: null });
+    messages.push({ origSeq: seq, subject: m.subject, tileId, newSeq, msgId, skipped: null });
   };
 
-  // Fetch until the frozen end: a message past it (ours, or a producer's) or an empty fetch (the
-  // end's own message was deleted and nothing came after) ends the range.
-  for (let done = false; !done;) {
-    options.signal?.throwIfAborted();
-    const batch = await reader.fetch({ max_messages: Math.max(1, options.batch ?? 64), expires: 2_000 });
-    let got = 0;
-    for await (const m of batch) {
-      got++;
-      if (m.seq > toSeq) {
-        done = true;
-        break;
-      }
-      await handle(m);
-      if (m.seq >= toSeq) {
-        // Leaving the loop stops the fetch, which would otherwise wait out its expiry.
-        done = true;
-        break;
-      }
-    }
-    if (got === 0) done = true;
-  }
-  await reader.delete().catch(() => undefined);
+  // The end was frozen above, so the copies published meanwhile are never read back; a sequence
+  // removed by limits is skipped by the read itself.
+  for await (const m of readIngestMessages(nc, {
+    fromSeq: start,
+    toSeq,
+    ...(options.batch === undefined ? {} : { batch: options.batch }),
+    logger,
+    ...(options.signal ? { signal: options.signal } : {}),
+  }))
+    await handle(m);
   const out = report();
   logger.info(
     { fromSeq: out.fromSeq, toSeq, read: out.read, republished, skipped: out.skipped, dryRun },

@@ -23,7 +23,7 @@ import {
   type JetStreamManager,
   type StoredMsg,
 } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { IngestMessage, TileObjects } from "../../pipeline/ingest-message.js";
 import { DeadLetterQueue } from "./dead-letters.js";
@@ -40,6 +40,8 @@ export interface IngestStreamRange {
 
 /** A stored ingest message and when the stream stored it. */
 export interface StoredIngestMessage extends IngestMessage {
+  /** All its headers, as NATS keeps them (`ops replay` copies the producer's onto its copy). */
+  readonly headers: MsgHdrs | undefined;
   readonly storedAt: Date;
 }
 
