@@ -102,6 +102,7 @@ export {
   boundedObjects,
   CorruptObjectError,
   OBJECT_READ_IDLE_MS,
+  objectHolds,
   readObjectBytes,
   type ReadObjectOptions,
 } from "./object-reads.js";
