@@ -102,7 +102,7 @@ export {
   boundedObjects,
   CorruptObjectError,
   OBJECT_READ_IDLE_MS,
-  objectHolds,
+  putObjectOnce,
   readObjectBytes,
   type ReadObjectOptions,
 } from "./object-reads.js";
