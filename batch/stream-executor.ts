@@ -46,11 +46,13 @@
 import { hostname } from "node:os";
 import {
   DeliverPolicy,
+  JetStreamApiError,
   jetstream,
   jetstreamManager,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
+  type StoredMsg,
 } from "@nats-io/jetstream";
 import { headers as natsHeaders, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -119,16 +121,26 @@ export const TASK_MAX_SAMPLES = 4 * 128 * 128 * 6;
  */
 async function readQueuedTasks(jsm: JetStreamManager, subject: string): Promise<Map<string, string[]>> {
   const tasks = new Map<string, string[]>();
+  for await (const m of storedTasks(jsm, subject)) {
+    const ids = (m.header?.get(BATCH_HEADERS.tileId) ?? "").split(",").filter(Boolean);
+    if (ids.length > 0) tasks.set(`seq ${m.seq}`, ids);
+  }
+  return tasks;
+}
+
+/**
+ * The task messages on `subject` still in the task stream, in stream order, each read when the
+ * previous one was taken (STREAM.MSG.GET, no consumer). Throws what the reads throw.
+ */
+async function* storedTasks(jsm: JetStreamManager, subject: string): AsyncGenerator<StoredMsg> {
   for (let seq = 1; ;) {
     // STREAM.MSG.GET's `next_by_subj` (nats-server 2.9): the first message on `subject` from `seq`.
     const query = { seq, next_by_subj: subject } as unknown as { seq: number };
     const m = await jsm.streams.getMessage(BATCH_TASK_STREAM, query);
-    if (!m) break;
-    const ids = (m.header?.get(BATCH_HEADERS.tileId) ?? "").split(",").filter(Boolean);
-    if (ids.length > 0) tasks.set(`seq ${m.seq}`, ids);
+    if (!m) return;
+    yield m;
     seq = m.seq + 1;
   }
-  return tasks;
 }
 
 /**
@@ -742,12 +754,36 @@ export class StreamTileExecutor {
     this.schedulePack();
   }
 
-  /** Removes this run's tasks still on the queue (see close). */
+  /**
+   * Removes this run's tasks still on the queue (see close), one STREAM.MSG.DELETE each. Why not a
+   * filtered STREAM.PURGE of the run's subject, as before: on nats-server 2.9.10 a node SIGKILLed
+   * seconds after a filtered purge of a replicated stream came back with only the messages written
+   * after it, as if the purge had been replayed unfiltered (issue 14, nats-removals-node-kill.test.ts),
+   * which here would drop the tasks of a run started meanwhile; message deletes came through every
+   * round of that probe.
+   */
   private async purgeTasks(): Promise<void> {
     const subject = batchTaskSubject(this.options.runId);
     try {
       const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
-      const { purged } = await jsm.streams.purge(BATCH_TASK_STREAM, { filter: subject });
+      const seqs: number[] = [];
+      for await (const m of storedTasks(jsm, subject)) seqs.push(m.seq);
+      let purged = 0;
+      for (const seq of seqs) {
+        // A task a worker acknowledged meanwhile is gone already (its error code differs between
+        // server versions: whether the message is still there decides).
+        const gone = await jsm.streams
+          .deleteMessage(BATCH_TASK_STREAM, seq, false)
+          .catch(async (err: unknown) => {
+            if (
+              err instanceof JetStreamApiError &&
+              !(await jsm.streams.getMessage(BATCH_TASK_STREAM, { seq }))
+            )
+              return false;
+            throw err;
+          });
+        if (gone) purged++;
+      }
       if (purged > 0)
         this.options.logger.info({ purged, subject }, "the run is over: its tasks still queued were removed");
     } catch (err) {

@@ -22,9 +22,9 @@
  * the task's first delivery is handed back instead, for one more try on any worker
  * (deadline-retry.ts): it says more about the moment (a frozen or starved worker) than the tile.
  */
+import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { ArchiveStore } from "../shared/adapters/archive/index.js";
@@ -33,7 +33,9 @@ import {
   BATCH_TASK_STREAM,
   PullSlot,
   batchResultSubject,
+  BATCH_RASTER_BUCKET,
   ensureBatchQueue,
+  putObjectOnce,
   serverMaxPayload,
   type PulledMsg,
 } from "../shared/adapters/nats/index.js";
@@ -166,7 +168,7 @@ export async function startBatchTaskWorker(
   const { nc, pool } = deps;
   const settings = batchQueueSettings(config);
   const jsm = await jetstreamManager(nc);
-  const { rasters } = await ensureBatchQueue(nc, jsm, settings);
+  await ensureBatchQueue(nc, jsm, settings);
   const js = jetstream(nc);
   const listeners = new Set<(e: BatchTaskEvent) => void>();
   const emit = (e: BatchTaskEvent) => {
@@ -274,8 +276,15 @@ export async function startBatchTaskWorker(
     const publishStart = performance.now();
     let { outcome, raster } = classified;
     if (outcome.ok && raster.byteLength > maxInline) {
-      const object = `${task.runId}.${tileId}`;
-      await (rasters as ObjectStore).putBlob({ name: object }, raster);
+      // Named by content and written only when absent, by a writer that never purges: a redelivered
+      // task (its worker killed after the put, before the ack; a slow worker's task redelivered) put
+      // `<runId>.<tileId>` again over its name, which purges the old chunks in place (a filtered
+      // STREAM.PURGE), and on nats-server 2.9.10 a node SIGKILLed seconds after such a purge came
+      // back with only the last object's messages (issue 14, nats-removals-node-kill.test.ts). The
+      // classification is deterministic, so the deliveries of a task name the same object and the
+      // second writes nothing.
+      const object = `${task.runId}.${tileId}.${createHash("sha256").update(raster).digest("hex")}`;
+      await putObjectOnce(nc, BATCH_RASTER_BUCKET, object, raster);
       outcome = { ...outcome, rasterObject: object };
       raster = new Uint8Array(0);
     }

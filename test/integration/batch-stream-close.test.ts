@@ -7,9 +7,13 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { CLOSE_WITHIN_MS, StreamTileExecutor } from "../../batch/stream-executor.js";
+import { BATCH_TASK_STREAM, batchTaskSubject } from "../../shared/adapters/nats/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
+import { waitFor } from "./speed-fixtures.js";
 
 let set: SampleSet;
 before(async () => {
@@ -91,6 +95,58 @@ test(
     } finally {
       process.off("unhandledRejection", onUnhandled);
       await executor.close({ purge: true });
+    }
+  },
+);
+
+test(
+  "a run over removes its tasks still queued one message at a time, never with a purge of the task stream",
+  { skip: natsMissing(), timeout: 60_000 },
+  async () => {
+    await using nats = await natsFixture();
+    const d = await makeDataDir(set, "over");
+    const entries = [];
+    for await (const e of d.store.entries()) entries.push(e);
+    const lines: { msg: string; [k: string]: unknown }[] = [];
+    const runId = "20240301T000000Z-over1";
+    const executor = await StreamTileExecutor.start({
+      nc: nats.nc,
+      config: d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" }),
+      logger: testLogger(lines),
+      runId,
+      artifact: new Uint8Array(readFileSync(set.modelPath)),
+      tileIds: new Set(entries.map((e) => e.tileId)),
+    });
+    // A filtered STREAM.PURGE lost a node's copy of a replicated stream on nats-server 2.9.10
+    // (issue 14, nats-removals-node-kill.test.ts): a request on $JS.API.STREAM.PURGE.<stream>.
+    const spy = await connect({ servers: nats.server.url, name: "purge-spy" });
+    const purges: string[] = [];
+    spy.subscribe("$JS.API.STREAM.PURGE.>", { callback: (_, m) => void purges.push(m.subject) });
+    await spy.flush();
+    const subject = batchTaskSubject(runId);
+    const jsm = await jetstreamManager(nats.nc);
+    const queued = async () =>
+      (await jsm.streams.info(BATCH_TASK_STREAM, { subjects_filter: subject })).state.subjects?.[subject] ??
+      0;
+    try {
+      // No worker runs: the tasks stay queued until the run is over.
+      const calls = entries.map((e) => executor.process(e));
+      await waitFor("the run's tasks queued", async () => (await queued()) > 0);
+      await executor.close({ purge: true });
+      for (const o of await Promise.all(calls))
+        assert.deepEqual([o.ok, !o.ok && o.code], [false, "CANCELLED"], "the tile owed was cancelled");
+      assert.equal(await queued(), 0, "no task of the run is left on the queue");
+      assert.ok(
+        lines.some(
+          (l) => l.msg === "the run is over: its tasks still queued were removed" && Number(l["purged"]) > 0,
+        ),
+        "the removal is logged with its count",
+      );
+      await spy.flush();
+      assert.deepEqual(purges, [], "no purge request was sent");
+    } finally {
+      await spy.close();
+      await executor.close();
     }
   },
 );

@@ -112,6 +112,7 @@ export {
   boundedObjects,
   CorruptObjectError,
   OBJECT_READ_IDLE_MS,
+  putObjectOnce,
   readObjectBytes,
   type ReadObjectOptions,
 } from "./object-reads.js";

@@ -20,7 +20,7 @@ import { LanemapError } from "../../errors.js";
 import { tileResultSchema, type ClassifiedTile, type TileResult } from "../../view/types.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
 import { LIVE_BUCKET } from "./names.js";
-import { kvValues, readObjectBytes } from "./object-reads.js";
+import { kvValues, putObjectOnce, readObjectBytes } from "./object-reads.js";
 import {
   atReplicas,
   checkReplicas,
@@ -155,7 +155,8 @@ export class LiveView {
    * Writes (or rewrites, idempotently) one result; resolves with its KV revision once durable.
    *
    * A raster above {@link INLINE_RASTER_LIMIT} is stored as its own object named by key and
-   * content (`<cell>.<tileId>.<sha256>`), written only when absent, so no object is ever
+   * content (`<cell>.<tileId>.<sha256>`), written only when absent (putObjectOnce, which sends no
+   * purge even when a write fails half way), so no object is ever
    * overwritten. Why: an object put over an existing name purges the old chunks in place (a
    * filtered STREAM.PURGE), and on nats-server 2.9.10 a node SIGKILLed seconds after such a purge
    * came back with 8 messages of the raster stream where its peers held 240; once it led, 29 of
@@ -169,9 +170,8 @@ export class LiveView {
     let inline: Uint8Array | null = record.raster;
     if (record.raster.length > INLINE_RASTER_LIMIT) {
       rasterObject = `${key}.${createHash("sha256").update(record.raster).digest("hex")}`;
-      const store = await this.rasterStore();
-      const stored = await store.info(rasterObject);
-      if (stored === null || stored.deleted) await store.putBlob({ name: rasterObject }, record.raster);
+      await this.rasterStore(); // created when absent
+      await putObjectOnce(this.nc, RASTER_OBJECTS, rasterObject, record.raster);
       inline = null;
     }
     return this.kv.put(key, encodeEnvelope({ result, k: record.k, rasterObject }, inline));

@@ -120,7 +120,7 @@ export const BATCH_TASK_CONSUMER = "lanemap-batch-tasks";
 export const BATCH_RESULT_STREAM = "LANEMAP_BATCH_RESULTS";
 export const BATCH_RESULT_SUBJECT_PREFIX = "batch.result";
 export const batchResultSubject = (runId: string): string => `${BATCH_RESULT_SUBJECT_PREFIX}.${runId}`;
-/** Object store bucket of class rasters too large for one result message, named `<runId>.<tileId>`. */
+/** Object store bucket of class rasters too large for one result message, named `<runId>.<tileId>.<sha256>`. */
 export const BATCH_RASTER_BUCKET = "lanemap-batch-rasters";
 
 /** Batch task and result headers. */

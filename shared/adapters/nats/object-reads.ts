@@ -23,14 +23,16 @@ import { open } from "node:fs/promises";
 import {
   JetStreamApiCodes,
   JetStreamApiError,
+  jetstream,
   jetstreamManager,
   type JetStreamManager,
   type StoredMsg,
 } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
+import { serverMaxPayload } from "./connection.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
 import { kvStreamName, objectStoreStreamName } from "./replicas.js";
 
@@ -446,4 +448,61 @@ export async function objectHolds(store: ObjectStore, name: string, bytes: Uint8
   if (info === null || info.deleted || info.size !== bytes.length) return false;
   const digest = `SHA-256=${createHash("sha256").update(bytes).digest("base64url")}`;
   return info.digest.replace(/=+$/, "") === digest;
+}
+
+/**
+ * Writes `bytes` as the object `name` of the object store `bucket` (which exists), unless the
+ * object holds them already (same size and SHA-256 digest); true when it wrote. The layout is the
+ * one nats.js writes and reads (ADR-20): the chunks on `$O.<bucket>.C.<new nuid>`, then the info on
+ * the name's meta subject with a subject rollup.
+ *
+ * Why not `ObjectStore.putBlob`: besides the purge of an existing object's chunks (which the check
+ * above avoids), nats.js purges the chunks a put wrote when it fails half way, and a second writer
+ * of the same new name that started its put after the first one's info landed purges the first
+ * one's chunks: filtered STREAM.PURGEs, which lost a node's copy of a replicated stream on
+ * nats-server 2.9.10 (issue 14, nats-removals-node-kill.test.ts). This sends none: a failed or
+ * superseded write leaves its chunks, which no info names, to the bucket's age limit or its drop;
+ * a reader (readObjectBytes) follows whichever info is last.
+ * @throws what publishing throws (a timeout while the stream has no leader).
+ */
+export async function putObjectOnce(
+  nc: NatsConnection,
+  bucket: string,
+  name: string,
+  bytes: Uint8Array,
+  options: { description?: string } = {},
+): Promise<boolean> {
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+  const sha = createHash("sha256").update(bytes).digest("base64url");
+  const info = await readObjectInfo(jsm, bucket, name);
+  if (
+    info &&
+    !info.deleted &&
+    info.size === bytes.length &&
+    info.digest.replace(/=+$/, "") === `SHA-256=${sha}`
+  )
+    return false;
+  const js = jetstream(nc, { checkAPI: false });
+  const chunk = Math.min(128 * 1024, serverMaxPayload(nc));
+  const id = nuid.next();
+  let chunks = 0;
+  for (let at = 0; at < bytes.length; at += chunk, chunks++)
+    await js.publish(`$O.${bucket}.C.${id}`, bytes.subarray(at, at + chunk));
+  const h = headers();
+  h.set("Nats-Rollup", "sub");
+  const meta = {
+    name,
+    description: options.description ?? "",
+    options: { max_chunk_size: chunk },
+    bucket,
+    nuid: id,
+    size: bytes.length,
+    chunks,
+    mtime: new Date().toISOString(),
+    // Padded, as nats.js writes it.
+    digest: `SHA-256=${sha}${"=".repeat((4 - (sha.length % 4)) % 4)}`,
+    deleted: false,
+  };
+  await js.publish(metaSubject(bucket, name), JSON.stringify(meta), { headers: h });
+  return true;
 }
