@@ -24,7 +24,7 @@ import { headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection } from 
 import { LanemapError, isErrorCode, type ErrorCode } from "../../errors.js";
 import type { Logger } from "pino";
 import { serverMaxPayload } from "./connection.js";
-import { objectHolds } from "./object-reads.js";
+import { putObjectOnce } from "./object-reads.js";
 import { retryTransient } from "./transient.js";
 import { DLQ_STREAM, DLQ_SUBJECT_PREFIX, HEADERS, INGEST_SUBJECT_PREFIX, dlqSubject } from "./names.js";
 
@@ -178,14 +178,8 @@ export class DeadLetterQueue {
       // Written once: the same tile dead-lettered again (a crash before the ack) finds its bytes
       // parked, and a put over the name would purge the old chunks in place (a filtered
       // STREAM.PURGE, which lost a node's copy of a replicated stream on nats-server 2.9.10: issue 14).
-      if (!(await objectHolds(this.tiles, name, data)))
-        await this.tiles.putBlob(
-          {
-            name,
-            options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - HEADER_ROOM) },
-          },
-          data,
-        );
+      // putObjectOnce, not putBlob: nats.js purges a failed put's chunks, the same filtered purge.
+      await putObjectOnce(this.nc, (await this.tiles.status()).bucket, name, data);
       h.set(HEADERS.object, name);
       data = new Uint8Array(0);
     }

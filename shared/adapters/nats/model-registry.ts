@@ -12,7 +12,7 @@
  * Upload first, then activate: a pointer never names an artifact that is not fully stored.
  */
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
-import { Objm, type ObjectStore } from "@nats-io/obj";
+import { Objm } from "@nats-io/obj";
 import { StorageType, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -40,9 +40,8 @@ import {
   type ModelRegistry,
   type RegistryWatch,
 } from "../../models/index.js";
-import { serverMaxPayload } from "./connection.js";
 import { watchKvKey } from "./key-watch.js";
-import { listKvKeys, objectHolds, readObjectBytes } from "./object-reads.js";
+import { listKvKeys, putObjectOnce, readObjectBytes } from "./object-reads.js";
 import { retryTransient } from "./transient.js";
 import {
   CLASS_CATALOGUE_KEY,
@@ -96,13 +95,11 @@ function parseJson<T>(e: KvEntry, what: string): T {
 export class NatsModelRegistry implements ModelRegistry {
   readonly backend = "nats" as const;
   private readonly kv: KV;
-  private readonly objects: ObjectStore;
   private readonly nc: NatsConnection;
   private readonly logger: Logger | undefined;
 
-  private constructor(kv: KV, objects: ObjectStore, nc: NatsConnection, logger: Logger | undefined) {
+  private constructor(kv: KV, nc: NatsConnection, logger: Logger | undefined) {
     this.kv = kv;
-    this.objects = objects;
     this.nc = nc;
     this.logger = logger;
   }
@@ -125,7 +122,8 @@ export class NatsModelRegistry implements ModelRegistry {
     const kv = await atReplicas(kvStreamName(MODEL_BUCKET), replicas, () =>
       new Kvm(nc).create(MODEL_BUCKET, { history: 16, storage: StorageType.File, ...r, ...LEADER_READS }),
     );
-    const objects = await atReplicas(objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas, () =>
+    // The artifacts' store: created here, written by putObjectOnce, read by readObjectBytes.
+    await atReplicas(objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas, () =>
       new Objm(nc).create(MODEL_OBJECT_BUCKET, { storage: StorageType.File, ...r }),
     );
     if (replicas !== undefined) {
@@ -133,7 +131,7 @@ export class NatsModelRegistry implements ModelRegistry {
       await ensureReplicas(jsm, kvStreamName(MODEL_BUCKET), replicas, options.logger);
       await ensureReplicas(jsm, objectStoreStreamName(MODEL_OBJECT_BUCKET), replicas, options.logger);
     }
-    return new NatsModelRegistry(kv, objects, nc, options.logger);
+    return new NatsModelRegistry(kv, nc, options.logger);
   }
 
   /**
@@ -157,16 +155,10 @@ export class NatsModelRegistry implements ModelRegistry {
     // An upload that died between its object and its record left the object: a put over its name
     // would purge those chunks in place (a filtered STREAM.PURGE, which lost a node's copy on
     // nats-server 2.9.10: issue 14), so the same bytes are not written again.
-    if (!(await objectHolds(this.objects, version, artifact)))
-      await this.objects.putBlob(
-        {
-          name: version,
-          description: `lanemap model ${version}`,
-          // Chunks are messages: stay under max_payload even on servers configured below 128 KiB.
-          options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096) },
-        },
-        artifact,
-      );
+    // putObjectOnce, not putBlob: nats.js also purges a failed put's chunks, the same filtered purge.
+    await putObjectOnce(this.nc, MODEL_OBJECT_BUCKET, version, artifact, {
+      description: `lanemap model ${version}`,
+    });
     const record: ModelRecord = {
       version,
       sha256: digest,

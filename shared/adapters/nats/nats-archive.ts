@@ -49,8 +49,7 @@ import {
   type CatalogueEntry,
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
-import { serverMaxPayload } from "./connection.js";
-import { kvValues, listObjectInfos, readObjectBytes } from "./object-reads.js";
+import { kvValues, listObjectInfos, putObjectOnce, readObjectBytes } from "./object-reads.js";
 import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { LEADER_READS } from "./leader-reads.js";
@@ -82,13 +81,6 @@ export function kvKey(s: string): string {
     out += /[A-Za-z0-9_-]/.test(c) ? c : `=${byte.toString(16).toUpperCase().padStart(2, "0")}`;
   }
   return out || "=";
-}
-
-/** The hex sha256 an object store digest ("SHA-256=<base64url>") names, or undefined for another type. */
-function digestHex(digest: string): string | undefined {
-  const prefix = "SHA-256=";
-  if (!digest.startsWith(prefix)) return undefined;
-  return Buffer.from(digest.slice(prefix.length), "base64url").toString("hex");
 }
 
 /** Default wait of a compaction between moving the pointer and reading the catalogue (see compact). */
@@ -367,26 +359,21 @@ export class NatsTileArchive implements TileArchive {
       `cannot store object ${hash.slice(0, 12)}`,
       // Content-addressed: a retry after a put that was stored after all finds it by info().
       async () => {
-        const objects = await this.storeOf((await this.currentGeneration()).generation);
-        return { contentHash: hash, created: await this.putInto(objects, hash, bytes) };
+        const { generation } = await this.currentGeneration();
+        return { contentHash: hash, created: await this.putInto(generation, hash, bytes) };
       },
       WRITE_RETRIES,
     );
   }
 
-  /** Puts `bytes` as object `hash` of `objects` unless it holds it already; whether it was written. */
-  private async putInto(objects: ObjectStore, hash: string, bytes: Uint8Array): Promise<boolean> {
-    const info = await objects.info(hash);
-    if (info && !info.deleted && digestHex(info.digest) === hash) return false;
-    await objects.putBlob(
-      {
-        name: hash,
-        // Chunks are messages: stay under max_payload even on servers configured below 128 KiB.
-        options: { max_chunk_size: Math.min(128 * 1024, serverMaxPayload(this.nc) - 4096) },
-      },
-      bytes,
-    );
-    return true;
+  /**
+   * Puts `bytes` as object `hash` of `objects` unless it holds it already; whether it was written.
+   * Through putObjectOnce, not ObjectStore.putBlob: nats.js purges a failed put's chunks (a filtered
+   * STREAM.PURGE, the removal that lost a node's copy on nats-server 2.9.10, issue 14).
+   */
+  private async putInto(generation: number, hash: string, bytes: Uint8Array): Promise<boolean> {
+    await this.storeOf(generation); // it exists (opened once)
+    return putObjectOnce(this.nc, archiveGenerationBucket(generation), hash, bytes);
   }
 
   /** The generations on the server, newest first (remembered for the next reads). */
@@ -610,7 +597,7 @@ export class NatsTileArchive implements TileArchive {
         }
         const wrote = await guarded(
           `archive compaction: copying ${hash.slice(0, 12)}`,
-          () => this.putInto(target, hash, bytes),
+          () => this.putInto(next, hash, bytes),
           WRITE_RETRIES,
         );
         missing.delete(hash);

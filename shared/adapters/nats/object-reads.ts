@@ -28,7 +28,6 @@ import {
   type JetStreamManager,
   type StoredMsg,
 } from "@nats-io/jetstream";
-import type { ObjectStore } from "@nats-io/obj";
 import { headers, nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
@@ -435,19 +434,6 @@ export function boundedObjects(
     getBlob: (name) =>
       guarded(`reading ${what} ${name}`, () => readObjectBytes(nc, bucket, name, { idleMs }), READ_RETRIES),
   };
-}
-
-/**
- * Whether object `name` of `store` holds `bytes` already (same size and SHA-256 digest), read from
- * its info (STREAM.MSG.GET, no consumer). A writer asks before a put it may be repeating: a put over
- * an existing name purges the old chunks in place (a filtered STREAM.PURGE), which lost a node's
- * copy of a replicated stream on nats-server 2.9.10 (issue 14, nats-removals-node-kill.test.ts).
- */
-export async function objectHolds(store: ObjectStore, name: string, bytes: Uint8Array): Promise<boolean> {
-  const info = await store.info(name);
-  if (info === null || info.deleted || info.size !== bytes.length) return false;
-  const digest = `SHA-256=${createHash("sha256").update(bytes).digest("base64url")}`;
-  return info.digest.replace(/=+$/, "") === digest;
 }
 
 /**
