@@ -61,7 +61,7 @@ const raster = encodeClassRaster({
 test(
   "serving's live view hears every result once within 10 s after the node of its watch's consumer is SIGKILLed, and its snapshot equals list()",
   { skip: natsMissing() },
-  async () => {
+  async (t) => {
     await using cluster = await startNatsCluster();
     const writerNc = await connect({ servers: [...cluster.urls], maxReconnectAttempts: -1 });
     const source = new LiveSource({
@@ -94,6 +94,10 @@ test(
         return Boolean(info?.cluster?.leader);
       });
 
+      // What readiness says meanwhile ("behind" while a change waits for the recreated watch).
+      const states = new Set<string>();
+      const watchState = setInterval(() => states.add(source.state().state), 50);
+      watchState.unref();
       const tookMs: number[] = [];
       for (let i = 1; i <= RESULTS; i++) {
         const t0 = performance.now();
@@ -105,6 +109,8 @@ test(
         );
         tookMs.push(Math.round(performance.now() - t0));
       }
+      clearInterval(watchState);
+      t.diagnostic(`heard after ${tookMs.join(", ")} ms; states seen: ${[...states].join(", ")}`);
       const keys = heard.filter((c) => c.position > 1).map((c) => c.key);
       assert.deepEqual(
         keys,
