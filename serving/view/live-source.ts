@@ -155,7 +155,7 @@ export class LiveSource {
       if (behind)
         return {
           state: "behind",
-          error: `the live view's watch has not delivered revision ${behind.revision} for ${Math.round((Date.now() - behind.sinceMs) / 1000)} s; recreating it`,
+          error: `the live view's watch has not delivered revision ${behind.revision} for ${Math.round((Date.now() - behind.since) / 1000)} s; recreating it`,
         };
       return { state: "following", error: null };
     }

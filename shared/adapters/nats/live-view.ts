@@ -43,7 +43,7 @@ const RASTER_OBJECTS = `${LIVE_BUCKET}-rasters`;
 const FOLLOW_IDLE_MS = 10_000;
 
 /** Period of the consumer-free check that the watch of `follow()` still delivers (ms). */
-export const FOLLOW_CHECK_MS = 1_000;
+const FOLLOW_CHECK_MS = 1_000;
 
 /** How long a change a check saw may stay undelivered before the watch is recreated (ms). */
 const FOLLOW_STALL_MS = 2_000;
@@ -468,10 +468,10 @@ export class LiveFollower {
    * saw the bucket hold it at least `forMs` ago (ms), and since when (epoch ms); null when it
    * has heard everything the last check saw.
    */
-  behind(forMs = FOLLOW_CHECK_MS): { revision: number; sinceMs: number } | null {
+  behind(forMs = FOLLOW_CHECK_MS): { revision: number; since: number } | null {
     const m = this.missed;
     if (!m || this.revision >= m.revision || Date.now() - m.at < forMs) return null;
-    return { revision: m.revision, sinceMs: m.at };
+    return { revision: m.revision, since: m.at };
   }
 
   /** Stops following. */
