@@ -17,7 +17,14 @@ import type { LruCache } from "./lru-cache.js";
 import { servedResult, type ServedResult } from "./served-result.js";
 
 /** What the live source can say for /ready and /v1/views. */
-export type LiveSourceState = "connecting" | "following" | "disconnected" | "failed" | "closed";
+export type LiveSourceState =
+  | "connecting"
+  | "following"
+  /** Following, but a change the bucket holds has not been heard for a second or more (being recovered). */
+  | "behind"
+  | "disconnected"
+  | "failed"
+  | "closed";
 
 /** One change of the live view, for server-sent events. */
 export interface LiveChange {
@@ -77,7 +84,7 @@ export class LiveSource {
         this.nc,
         this.replicas === undefined ? {} : { replicas: this.replicas },
       );
-      const follower = await view.follow((c) => this.emit(c));
+      const follower = await view.follow((c) => this.emit(c), { logger: this.logger });
       if (this.closed) {
         follower.stop();
         return;
@@ -142,7 +149,16 @@ export class LiveSource {
     if (this.closed) return { state: "closed", error: null };
     if (this.nc.isClosed()) return { state: "disconnected", error: "the NATS connection is closed" };
     if (this.connection === "disconnected") return { state: "disconnected", error: "NATS is disconnected" };
-    if (this.follower) return { state: "following", error: null };
+    if (this.follower) {
+      // Not ready while behind: its answers would miss changes other instances already serve.
+      const behind = this.follower.behind();
+      if (behind)
+        return {
+          state: "behind",
+          error: `the live view's watch has not delivered revision ${behind.revision} for ${Math.round((Date.now() - behind.since) / 1000)} s; recreating it`,
+        };
+      return { state: "following", error: null };
+    }
     return { state: this.lastError ? "failed" : "connecting", error: this.lastError };
   }
 

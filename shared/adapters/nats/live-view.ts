@@ -13,8 +13,9 @@
  */
 import { createHash } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { Kvm, type KV } from "@nats-io/kv";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
+import type { Logger } from "pino";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { LanemapError } from "../../errors.js";
 import { tileResultSchema, type ClassifiedTile, type TileResult } from "../../view/types.js";
@@ -30,6 +31,9 @@ import {
 } from "./replicas.js";
 import { LEADER_READS } from "./leader-reads.js";
 
+/** What `KV.watch` resolves to. */
+type KvWatchIterator = Awaited<ReturnType<KV["watch"]>>;
+
 const MAGIC = [0x4c, 0x4d, 0x52, 0x31]; // "LMR1"
 /** Rasters above this go to the object store (leaves room for headers under a 1 MiB max_payload). */
 const INLINE_RASTER_LIMIT = 768 * 1024;
@@ -37,6 +41,15 @@ const RASTER_OBJECTS = `${LIVE_BUCKET}-rasters`;
 
 /** How long an initial replay of `follow()` may deliver nothing before it is given up (ms). */
 const FOLLOW_IDLE_MS = 10_000;
+
+/** Period of the consumer-free check that the watch of `follow()` still delivers (ms). */
+const FOLLOW_CHECK_MS = 1_000;
+
+/** How long a change a check saw may stay undelivered before the watch is recreated (ms). */
+const FOLLOW_STALL_MS = 2_000;
+
+/** How long one creation of a recreated watch of `follow()` may take before it is tried again (ms). */
+const FOLLOW_CREATE_TIMEOUT_MS = 1_000;
 
 /** How long one request of `list()` waits for its answer before the step is retried (ms). */
 const LIVE_READ_TIMEOUT_MS = 2_000;
@@ -215,48 +228,150 @@ export class LiveView {
 
   /**
    * Materialises the whole bucket in memory and keeps it current. Resolves once the initial
-   * values are loaded; `onChange` hears every later change (with the entry, or null for a delete).
+   * values are loaded; `onChange` hears every later change (with the entry, or null for a delete),
+   * once each, in revision order.
+   *
    * An initial replay that delivers nothing for `idleMs` (default {@link FOLLOW_IDLE_MS}) is given
    * up: the watch is a consumer nats-server 2.9 may place on an offline peer (nats-server
    * PR #7165), whose replay then never comes, and `serve` awaited it at start (issue 14).
+   *
+   * Later, the watch is checked every `checkMs` (default {@link FOLLOW_CHECK_MS}) without a
+   * consumer: the bucket's first message after the follower's position (STREAM.MSG.GET
+   * `{ seq, next_by_subj }`, which the stream's leader answers). Why: the watch is an R1 ordered
+   * consumer; when its node dies, nats.js recreates it only after two missed 5 s heartbeats, then
+   * with 30 s heartbeats, and nats-server 2.9 may place the new one on the dead node again — a
+   * follower went deaf for minutes, unnoticed (issue 14). A message the watch has not delivered
+   * `stallMs` (default {@link FOLLOW_STALL_MS}) after a check saw it is logged (warn, once per
+   * recreation) and the watch recreated from the follower's position + 1: nothing is lost or
+   * heard twice, and the bucket is not read again. {@link LiveFollower.behind} says meanwhile.
    * @throws a TimeoutError (transient: serving follows again) when the replay stalls; what the
    *   watch throws.
    */
   async follow(
     onChange?: (change: { key: string; entry: LiveEntry | null; position: number }) => void,
-    options: { idleMs?: number } = {},
+    options: { idleMs?: number; checkMs?: number; stallMs?: number; logger?: Logger } = {},
   ): Promise<LiveFollower> {
     const idleMs = options.idleMs ?? FOLLOW_IDLE_MS;
+    const checkMs = options.checkMs ?? FOLLOW_CHECK_MS;
+    const stallMs = options.stallMs ?? FOLLOW_STALL_MS;
+    const { logger } = options;
     const follower = new LiveFollower();
     const status = await this.kv.status();
     // The bucket's last stream sequence tells when the initial replay is complete.
     const initialLast = status.streamInfo.state.last_seq;
-    const iter = await this.kv.watch({ key: ">" });
+    let iter: KvWatchIterator = await this.kv.watch({ key: ">" });
     let resolveReady!: () => void;
     let rejectReady!: (err: unknown) => void;
+    let isReady = false;
     const ready = new Promise<void>((resolve, reject) => {
-      resolveReady = resolve;
+      resolveReady = () => {
+        isReady = true;
+        resolve();
+      };
       rejectReady = reject;
     });
     if (initialLast === 0 || status.values === 0) resolveReady();
     let heard = Date.now();
-    void (async () => {
-      for await (const e of iter) {
-        heard = Date.now();
-        let entry: LiveEntry | null = null;
-        if (e.operation === "PUT" && e.value.length > 0) {
+    let stopped = false;
+    /** While a new watch is being created, and when the last one was (it gets `stallMs` of its own). */
+    let recreating = false;
+    let recreatedAt = 0;
+    const deliver = (e: KvWatchEntry): void => {
+      heard = Date.now();
+      // A watch delivers in revision order; one recreated from the position on, or a stalled one's
+      // late buffered entry, must never apply a change twice or an older one after a newer.
+      if (e.revision <= follower.position) return;
+      let entry: LiveEntry | null = null;
+      if (e.operation === "PUT" && e.value.length > 0) {
+        try {
+          entry = this.entry(e.value, e.revision);
+        } catch {
+          entry = null; // An unreadable entry is skipped, not fatal to serving.
+        }
+      }
+      follower.apply(e.key, entry, e.revision);
+      if (e.revision >= initialLast) resolveReady();
+      onChange?.({ key: e.key, entry, position: e.revision });
+    };
+    const run = async (): Promise<void> => {
+      for (;;) {
+        try {
+          for await (const e of iter) deliver(e);
+        } catch (err) {
+          if (stopped || !isReady) throw err;
+          logger?.warn({ err }, "the live view's watch failed; recreating it");
+        }
+        // Ended by stop(), by the check below (stalled), or by the client giving the consumer up.
+        if (stopped || !isReady) return;
+        recreating = true;
+        const from = follower.position + 1;
+        // No I/O: a handle whose requests are given up after 1 s, not the client's 5 s.
+        const watchKv = await new Kvm(
+          jetstream(this.nc, { timeout: FOLLOW_CREATE_TIMEOUT_MS, checkAPI: false }),
+        ).open(LIVE_BUCKET);
+        let next: KvWatchIterator | undefined;
+        for (let attempt = 1; !stopped && !next; attempt++) {
           try {
-            entry = this.entry(e.value, e.revision);
-          } catch {
-            entry = null; // An unreadable entry is skipped, not fatal to serving.
+            next = await watchKv.watch({ key: ">", resumeFromRevision: from });
+            logger?.info({ from, attempt }, "following the live view again with a new watch");
+          } catch (err) {
+            // A creation nats-server 2.9 placed on a dead node times out; the next one may land
+            // on a live node, so it is tried again soon, not after the backoff of other reads.
+            if (attempt % 10 === 0)
+              logger?.warn({ err, from, attempt }, "cannot recreate the live view's watch; trying again");
+            await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2_000)));
           }
         }
-        follower.apply(e.key, entry, e.revision);
-        if (e.revision >= initialLast) resolveReady();
-        onChange?.({ key: e.key, entry, position: e.revision });
+        recreating = false;
+        recreatedAt = Date.now();
+        if (!next) return;
+        if (stopped) return next.stop();
+        iter = next;
       }
-    })().catch((err: unknown) => rejectReady(err)); // a rejection after the replay is dropped
-    follower.stopFn = () => iter.stop();
+    };
+    // A rejection after the replay is dropped; before it, it fails the start.
+    void run().catch((err: unknown) => rejectReady(err));
+    const jsm = await jetstreamManager(this.nc, { checkAPI: false, timeout: LIVE_READ_TIMEOUT_MS });
+    const stream = kvStreamName(LIVE_BUCKET);
+    const subjects = `$KV.${LIVE_BUCKET}.>`;
+    /** The first message the watch had not delivered when a check saw it, and when. */
+    let missed: { revision: number; at: number } | undefined;
+    let checking = false;
+    const check = async (): Promise<void> => {
+      const position = follower.position;
+      // nats.js types STREAM.MSG.GET without next_by_subj, which the server takes (2.9's
+      // JSApiMsgGetRequest): passed as a variable, not a literal the type would refuse.
+      const request = { seq: position + 1, next_by_subj: subjects };
+      const next = await within(LIVE_READ_TIMEOUT_MS, jsm.streams.getMessage(stream, request)).catch(
+        () => undefined, // unanswered (an election): the next check reads again
+      );
+      if (next === undefined || stopped) return;
+      if (next === null || follower.position >= next.seq) missed = undefined;
+      else missed ??= { revision: next.seq, at: Date.now() };
+      follower.missed = missed;
+      if (missed && !recreating && Date.now() - Math.max(missed.at, recreatedAt) >= stallMs) {
+        logger?.warn(
+          { revision: missed.revision, position: follower.position, behindMs: Date.now() - missed.at },
+          "the live view's watch stalled: it has not delivered a change the bucket holds; recreating the watch",
+        );
+        recreatedAt = Date.now();
+        iter.stop();
+      }
+    };
+    const checker = setInterval(() => {
+      // One check at a time: a tick that finds one under way is skipped, not queued.
+      if (checking || !isReady || stopped) return;
+      checking = true;
+      void check()
+        .catch((err: unknown) => logger?.warn({ err }, "checking the live view's watch failed"))
+        .finally(() => (checking = false));
+    }, checkMs);
+    checker.unref();
+    follower.stopFn = () => {
+      stopped = true;
+      clearInterval(checker);
+      iter.stop();
+    };
     const stalled = setInterval(
       () => {
         if (Date.now() - heard < idleMs) return;
@@ -271,7 +386,7 @@ export class LiveView {
     try {
       await ready;
     } catch (err) {
-      iter.stop();
+      follower.stop();
       throw err;
     } finally {
       clearInterval(stalled);
@@ -313,16 +428,23 @@ export class LiveView {
 /** Keeps a materialised copy of the live view; `snapshot()` is immutable and cheap when unchanged. */
 export class LiveFollower {
   private readonly entries = new Map<string, LiveEntry>();
-  private position = 0;
+  private revision = 0;
   private cached: LiveSnapshot | undefined;
   /** @internal */
   stopFn: (() => void) | undefined;
+  /** @internal The first change the watch had not delivered when a check saw it (epoch ms). */
+  missed: { revision: number; at: number } | undefined;
+
+  /** @internal The highest revision applied. */
+  get position(): number {
+    return this.revision;
+  }
 
   /** @internal */
   apply(key: string, entry: LiveEntry | null, revision: number): void {
     if (entry) this.entries.set(key, entry);
     else this.entries.delete(key);
-    this.position = Math.max(this.position, revision);
+    this.revision = Math.max(this.revision, revision);
     this.cached = undefined;
   }
 
@@ -337,12 +459,33 @@ export class LiveFollower {
       if (list) list.push(e);
       else byCell.set(e.result.cell, [e]);
     }
-    this.cached = { position: this.position, size: byTile.size, byCell, byTile };
+    this.cached = { position: this.revision, size: byTile.size, byCell, byTile };
     return this.cached;
+  }
+
+  /**
+   * How far behind the bucket the follower is: the first change it has not heard though a check
+   * saw the bucket hold it at least `forMs` ago (ms), and since when (epoch ms); null when it
+   * has heard everything the last check saw.
+   */
+  behind(forMs = FOLLOW_CHECK_MS): { revision: number; since: number } | null {
+    const m = this.missed;
+    if (!m || this.revision >= m.revision || Date.now() - m.at < forMs) return null;
+    return { revision: m.revision, since: m.at };
   }
 
   /** Stops following. */
   stop(): void {
     this.stopFn?.();
   }
+}
+
+/** `p`, or a rejection after `ms` (p's late answer is then dropped). */
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  p.catch(() => undefined);
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
