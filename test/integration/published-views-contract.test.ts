@@ -363,4 +363,57 @@ describe("published views in NATS: the two layouts", { skip: natsMissing() }, ()
       [third],
     );
   });
+
+  test("removing a version of the legacy bucket moves the versions it still holds to buckets of their own and drops the legacy stream whole, purging nothing", async () => {
+    await using nats = await natsFixture();
+    await using source = await tempDataDir();
+    await using cache = await tempDataDir();
+    const jsm = await jetstreamManager(nats.nc);
+    // A filtered STREAM.PURGE (an ObjectStore.delete) lost a node's copy on nats-server 2.9.10 (issue 14).
+    const purges: string[] = [];
+    nats.nc.subscribe("$JS.API.STREAM.PURGE.>", { callback: (_, m) => void purges.push(m.subject) });
+    const legacy = await new Objm(nats.nc).create(VIEW_OBJECT_BUCKET);
+    const olds: string[] = [];
+    for (const n of [1, 2, 3]) {
+      const name = await writeNumberedVersion(source.dir, n);
+      const dir = join(dataPaths(source.dir).batchViews, name);
+      const files = (await readdir(dir)).sort(
+        (a, b) => Number(a === BATCH_VIEW_FILES.manifest) - Number(b === BATCH_VIEW_FILES.manifest),
+      );
+      for (const f of files) await legacy.putBlob({ name: `${name}/${f}` }, await readFile(join(dir, f)));
+      olds.push(name);
+    }
+    const [first, second, third] = olds as [string, string, string];
+    const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(cache.dir, "views") });
+    await views.setCurrent(third, null);
+
+    await views.remove(first);
+    await nats.nc.flush();
+    assert.deepEqual(purges, [], "no purge request");
+    await assert.rejects(
+      jsm.streams.info(objectStoreStreamName(VIEW_OBJECT_BUCKET)),
+      /stream not found/,
+      "the legacy stream is deleted whole",
+    );
+    for (const name of [second, third])
+      assert.ok(
+        (await jsm.streams.info(objectStoreStreamName(viewVersionBucket(name)))).state.messages > 0,
+        `${name} moved to a bucket of its own`,
+      );
+    assert.deepEqual(
+      (await views.list()).map((v) => v.name),
+      [second, third],
+    );
+    assert.equal((await views.current())?.name, third, "CURRENT still names the moved version");
+    await using fresh = await tempDataDir();
+    const other = await NatsPublishedViews.open(nats.nc, { cacheDir: join(fresh.dir, "views") });
+    for (const name of [second, third]) {
+      const dir = await other.materialize(name);
+      assert.deepEqual(
+        await readFile(join(dir, BATCH_VIEW_FILES.manifest)),
+        await readFile(join(dataPaths(source.dir).batchViews, name, BATCH_VIEW_FILES.manifest)),
+        `${name} downloads from its own bucket, checksums verified`,
+      );
+    }
+  });
 });
