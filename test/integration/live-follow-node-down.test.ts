@@ -14,49 +14,19 @@ import { jetstreamManager, type ConsumerInfo } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { LiveView, liveKey } from "../../shared/adapters/nats/index.js";
 import { LIVE_BUCKET } from "../../shared/adapters/nats/names.js";
-import { encodeClassRaster, type TileResult } from "../../shared/index.js";
 import { LiveSource, type LiveChange } from "../../serving/view/live-source.js";
 import { LruCache } from "../../serving/view/lru-cache.js";
 import { NODE_NAMES, startNatsCluster } from "../helpers/nats-cluster.js";
+import { liveRaster, liveResult } from "../helpers/live-results.js";
 import { natsMissing } from "../helpers/nats.js";
 import { testLogger, waitFor } from "./speed-fixtures.js";
 
+/** The cell every result is of. */
+const CELL = "c0001r0001";
 /** Results put after the kill. */
 const RESULTS = 5;
 /** A result heard later than this after its put fails the test (ms). */
 const HEARD_BOUND_MS = 10_000;
-
-function result(tileId: string, ingestSeq: number): TileResult {
-  return {
-    lane: "live",
-    tileId,
-    cell: "c0001r0001",
-    acquired: "2026-11-01T10:00:00Z",
-    ingestSeq,
-    contentHash: "a".repeat(64),
-    modelVersion: "m1",
-    width: 2,
-    height: 2,
-    geoTransform: [0, 30, 0, 0, 0, -30],
-    epsg: 32615,
-    proj4: null,
-    boundsWgs84: null,
-    validPixels: 4,
-    counts: [0, 3, 1],
-    areasM2: [0, 2700, 900],
-    dominantClass: 1,
-    meanConfidence: 0.8,
-    processedAt: "2026-11-01T10:00:01Z",
-  };
-}
-
-const raster = encodeClassRaster({
-  width: 2,
-  height: 2,
-  k: 5,
-  classes: new Uint8Array([1, 1, 1, 2]),
-  votes: new Uint8Array([5, 4, 3, 5]),
-});
 
 test(
   "serving's live view hears every result once within 10 s after the node of its watch's consumer is SIGKILLed, and its snapshot equals list()",
@@ -72,7 +42,7 @@ test(
     });
     try {
       const writer = await LiveView.open(writerNc, { replicas: 3 });
-      await writer.put({ result: result("t0", 0), k: 5, raster });
+      await writer.put({ result: liveResult("t0", CELL, 0), k: 5, raster: liveRaster });
       const heard: LiveChange[] = [];
       source.onChange((c) => heard.push(c));
       await source.start();
@@ -101,7 +71,7 @@ test(
       const tookMs: number[] = [];
       for (let i = 1; i <= RESULTS; i++) {
         const t0 = performance.now();
-        const revision = await writer.put({ result: result(`t${i}`, i), k: 5, raster });
+        const revision = await writer.put({ result: liveResult(`t${i}`, CELL, i), k: 5, raster: liveRaster });
         await waitFor(
           `result ${i} (revision ${revision})`,
           () => heard.some((c) => c.position === revision),

@@ -2,47 +2,16 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { connect } from "@nats-io/transport-node";
 import { LiveView } from "../../shared/adapters/nats/index.js";
-import { encodeClassRaster, decodeClassRaster, type TileResult } from "../../shared/index.js";
+import { decodeClassRaster, type TileResult } from "../../shared/index.js";
+import { liveRaster, liveResult } from "../helpers/live-results.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
-
-function result(tileId: string, cell: string, ingestSeq: number): TileResult {
-  return {
-    lane: "live",
-    tileId,
-    cell,
-    acquired: "2026-11-01T10:00:00Z",
-    ingestSeq,
-    contentHash: "a".repeat(64),
-    modelVersion: "m1",
-    width: 2,
-    height: 2,
-    geoTransform: [0, 30, 0, 0, 0, -30],
-    epsg: 32615,
-    proj4: null,
-    boundsWgs84: null,
-    validPixels: 4,
-    counts: [0, 3, 1],
-    areasM2: [0, 2700, 900],
-    dominantClass: 1,
-    meanConfidence: 0.8,
-    processedAt: "2026-11-01T10:00:01Z",
-  };
-}
-
-const raster = encodeClassRaster({
-  width: 2,
-  height: 2,
-  k: 5,
-  classes: new Uint8Array([1, 1, 1, 2]),
-  votes: new Uint8Array([5, 4, 3, 5]),
-});
 
 describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
   test("a result written twice is one entry, readable with its raster by a follower", async () => {
     await using f = await natsFixture();
     const view = await LiveView.open(f.nc);
-    await view.put({ result: result("t1", "c0001r0001", 7), k: 5, raster });
-    await view.put({ result: result("t1", "c0001r0001", 7), k: 5, raster });
+    await view.put({ result: liveResult("t1", "c0001r0001", 7), k: 5, raster: liveRaster });
+    await view.put({ result: liveResult("t1", "c0001r0001", 7), k: 5, raster: liveRaster });
     const follower = await view.follow();
     const snap = follower.snapshot();
     assert.equal(snap.size, 1);
@@ -59,9 +28,13 @@ describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
     const view = await LiveView.open(f.nc);
     // More entries than one round of gets (32); one removed, one rewritten.
     for (let i = 0; i < 40; i++)
-      await view.put({ result: result(`t${i}`, `c${String(i).padStart(4, "0")}r0001`, i + 1), k: 5, raster });
+      await view.put({
+        result: liveResult(`t${i}`, `c${String(i).padStart(4, "0")}r0001`, i + 1),
+        k: 5,
+        raster: liveRaster,
+      });
     await view.remove("c0003r0001", "t3");
-    await view.put({ result: result("t5", "c0005r0001", 99), k: 5, raster });
+    await view.put({ result: liveResult("t5", "c0005r0001", 99), k: 5, raster: liveRaster });
     // Every consumer creation is a request on $JS.API.CONSUMER.CREATE (an ordered one for a KV watch).
     const spy = await connect({ servers: f.server.url, name: "consumer-spy" });
     const creates: string[] = [];
@@ -96,8 +69,8 @@ describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
     const changes: string[] = [];
     const follower = await view.follow((c) => changes.push(`${c.key}:${c.entry ? "put" : "del"}`));
     const before = follower.snapshot();
-    await view.put({ result: result("t1", "c0001r0001", 1), k: 5, raster });
-    await view.put({ result: result("t2", "c0001r0001", 2), k: 5, raster });
+    await view.put({ result: liveResult("t1", "c0001r0001", 1), k: 5, raster: liveRaster });
+    await view.put({ result: liveResult("t2", "c0001r0001", 2), k: 5, raster: liveRaster });
     await view.remove("c0001r0001", "t1");
     for (let i = 0; i < 100 && changes.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(changes, ["c0001r0001.t1:put", "c0001r0001.t2:put", "c0001r0001.t1:del"]);
@@ -112,7 +85,7 @@ describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
     await using f = await natsFixture();
     const view = await LiveView.open(f.nc);
     for (let i = 1; i <= 5; i++)
-      await view.put({ result: result(`t${i}`, `c000${i}r0000`, i), k: 5, raster });
+      await view.put({ result: liveResult(`t${i}`, `c000${i}r0000`, i), k: 5, raster: liveRaster });
     const first = await view.follow();
     const a = [...first.snapshot().byTile.keys()].sort();
     first.stop();
@@ -140,9 +113,9 @@ describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
     const purges: string[] = [];
     const sub = spy.subscribe("$JS.API.STREAM.PURGE.>", { callback: (_, m) => void purges.push(m.subject) });
     await spy.flush();
-    await view.put({ result: result("t1", "c0001r0001", 1), k: 5, raster: big(1) });
-    await view.put({ result: result("t1", "c0001r0001", 1), k: 5, raster: big(1) });
-    await view.put({ result: result("t1", "c0001r0001", 2), k: 5, raster: big(2) });
+    await view.put({ result: liveResult("t1", "c0001r0001", 1), k: 5, raster: big(1) });
+    await view.put({ result: liveResult("t1", "c0001r0001", 1), k: 5, raster: big(1) });
+    await view.put({ result: liveResult("t1", "c0001r0001", 2), k: 5, raster: big(2) });
     await f.nc.flush();
     await spy.flush();
     sub.unsubscribe();

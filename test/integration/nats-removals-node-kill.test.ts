@@ -37,8 +37,7 @@ import {
   objectStoreStreamName,
 } from "../../shared/adapters/nats/index.js";
 import { LIVE_BUCKET, MODEL_BUCKET } from "../../shared/adapters/nats/names.js";
-import type { TileResult } from "../../shared/index.js";
-import { encodeClassRaster } from "../../shared/index.js";
+import { liveRaster, liveResult } from "../helpers/live-results.js";
 import { natsMissing } from "../helpers/nats.js";
 import { NODE_NAMES, startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { tinyModel } from "../helpers/models.js";
@@ -158,38 +157,6 @@ async function probe(t: TestContext, cluster: NatsCluster, r: Removal): Promise<
   return out;
 }
 
-function liveResult(tileId: string, cell: string, ingestSeq: number): TileResult {
-  return {
-    lane: "live",
-    tileId,
-    cell,
-    acquired: "2026-11-01T10:00:00Z",
-    ingestSeq,
-    contentHash: "a".repeat(64),
-    modelVersion: "m1",
-    width: 2,
-    height: 2,
-    geoTransform: [0, 30, 0, 0, 0, -30],
-    epsg: 32615,
-    proj4: null,
-    boundsWgs84: null,
-    validPixels: 4,
-    counts: [0, 3, 1],
-    areasM2: [0, 2700, 900],
-    dominantClass: 1,
-    meanConfidence: 0.8,
-    processedAt: "2026-11-01T10:00:01Z",
-  };
-}
-
-const raster = encodeClassRaster({
-  width: 2,
-  height: 2,
-  k: 5,
-  classes: new Uint8Array([1, 1, 1, 2]),
-  votes: new Uint8Array([5, 4, 3, 5]),
-});
-
 /** Results in the live view before the first round: hundreds, as in the operator's stream. */
 const LIVE_RESULTS = 300;
 /** Removals (or rewrites) per round. */
@@ -206,7 +173,7 @@ async function filledLiveView(cluster: NatsCluster) {
   const view = await LiveView.open(cluster.nc, { replicas: 3 });
   const live = new Map<string, number>();
   for (let i = 0; i < LIVE_RESULTS; i++) {
-    await view.put({ result: liveResult(`t${i}`, cellOf(i), i + 1), k: 5, raster });
+    await view.put({ result: liveResult(`t${i}`, cellOf(i), i + 1), k: 5, raster: liveRaster });
     live.set(`t${i}`, i + 1);
   }
   const read = async () => (await view.list()).map((e) => `${e.result.tileId}@${e.result.ingestSeq}`);
@@ -253,7 +220,7 @@ describe("removals in replicated streams when a node dies seconds later", { skip
         async remove(round) {
           for (let i = 0; i < BURST; i++) {
             const n = round * BURST + i;
-            await view.put({ result: liveResult(`t${n}`, cellOf(n), ++seq), k: 5, raster });
+            await view.put({ result: liveResult(`t${n}`, cellOf(n), ++seq), k: 5, raster: liveRaster });
             live.set(`t${n}`, seq);
           }
         },
