@@ -293,12 +293,18 @@ export class NatsPublishedViews implements PublishedViews {
 
   /**
    * Where version `name` is stored: its own bucket when that stream exists, else the legacy bucket
-   * (whose reads find nothing when it does not exist either). One STREAM.INFO.
+   * (whose reads find nothing when it does not exist either). A bucket of its own without its
+   * manifest is an upload under way (a publish, or a legacy version being moved out of the shared
+   * bucket by remove()): then the legacy copy, when it has its manifest, is the complete one.
+   * One STREAM.INFO, and a manifest info read or two.
    */
   private async homeOf(name: string): Promise<VersionHome> {
-    return (await streamExists(await this.jsm(), objectStoreStreamName(viewVersionBucket(name))))
-      ? ownHome(name)
-      : legacyHome(name);
+    const jsm = await this.jsm();
+    if (!(await streamExists(jsm, objectStoreStreamName(viewVersionBucket(name))))) return legacyHome(name);
+    const info = (bucket: string, object: string) =>
+      readObjectInfo(jsm, bucket, object).then((i) => i !== null && !i.deleted);
+    if (await info(viewVersionBucket(name), MANIFEST)) return ownHome(name);
+    return (await info(VIEW_OBJECT_BUCKET, `${name}/${MANIFEST}`)) ? legacyHome(name) : ownHome(name);
   }
 
   /**
@@ -373,6 +379,7 @@ export class NatsPublishedViews implements PublishedViews {
         const manifest = await this.manifestOf(name, home, sizes, infos.get(`${home.prefix}${MANIFEST}`));
         if (manifest) out.push({ name, version: manifest.version, manifest });
       };
+      const listed = () => new Set(out.map((v) => v.name));
       for (const name of streams.own) {
         const home = ownHome(name);
         // Deleted between the names and this read (a retention elsewhere): not a version any more.
@@ -384,8 +391,10 @@ export class NatsPublishedViews implements PublishedViews {
       }
       if (streams.legacy) {
         const objects = await this.objectsOf(jsm, VIEW_OBJECT_BUCKET);
+        // Also a version whose own bucket is still being written (moved out of this one by remove()).
+        const complete = listed();
         for (const name of NatsPublishedViews.legacyNames(objects))
-          if (!streams.own.includes(name)) await add(name, legacyHome(name), objects);
+          if (!complete.has(name)) await add(name, legacyHome(name), objects);
       }
       return out.sort((a, b) => a.name.localeCompare(b.name));
     });
@@ -551,6 +560,14 @@ export class NatsPublishedViews implements PublishedViews {
       throw new LanemapError("PUBLISH", `${localDir} holds version ${manifest.name}, not ${name}`);
     // Idempotent: a version whose manifest is stored (in either layout) was uploaded completely before.
     if (await this.read(`reading ${name}`, () => this.manifestOf(name))) return;
+    await this.storeOwn(localDir, name, manifest);
+  }
+
+  /**
+   * Uploads the complete version folder `localDir` into the bucket of its own, `manifest` naming
+   * its files, manifest last (publish, and a legacy version moved out of the shared bucket).
+   */
+  private async storeOwn(localDir: string, name: string, manifest: BatchManifest): Promise<void> {
     const bucket = viewVersionBucket(name);
     const stream = objectStoreStreamName(bucket);
     // A bucket without a manifest is a publish that died half way: dropped whole and written
@@ -614,22 +631,29 @@ export class NatsPublishedViews implements PublishedViews {
       const jsm = await this.jsm();
       // The version's own bucket goes whole: a meta-layer delete, no purge inside a living stream.
       await deleteStream(jsm, objectStoreStreamName(viewVersionBucket(name)));
-      // The legacy layout (a version published before per-version buckets): its objects deleted
-      // one by one, as before (listed with the stream API, no consumer: object-reads.ts).
+      // The legacy layout (a version published before per-version buckets). Its objects are not
+      // deleted one by one (filtered purges in a long-lived stream, the removal that lost a node's
+      // copy on nats-server 2.9.10: issue 14): the versions it still holds besides this one move to
+      // buckets of their own (downloaded with their checksums, uploaded as a publish does), then
+      // the legacy stream goes whole. Left as a stream of delete markers it also diverged after
+      // node kills, 2 times in 2 in an operator's check.
       if (!(await streamExists(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET)))) return;
-      const prefix = `${name}/`;
-      const live = (await listObjectInfos(jsm, VIEW_OBJECT_BUCKET)).filter((i) => !i.deleted);
-      const names = live.filter((i) => i.name.startsWith(prefix)).map((i) => i.name);
-      if (names.length > 0) {
-        // The manifest goes first: the version stops being listed before any of its files goes.
-        names.sort((a, b) => Number(b.endsWith(`/${MANIFEST}`)) - Number(a.endsWith(`/${MANIFEST}`)));
-        const legacy = await new Objm(this.nc).open(VIEW_OBJECT_BUCKET, false);
-        for (const n of names) await legacy.delete(n);
+      const held = NatsPublishedViews.legacyNames(await this.objectsOf(jsm, VIEW_OBJECT_BUCKET));
+      if (!held.includes(name)) return;
+      const own = (await viewStreams(jsm)).own;
+      for (const other of held) {
+        if (other === name) continue;
+        if (own.includes(other)) {
+          if ((await this.homeOf(other)).bucket !== VIEW_OBJECT_BUCKET) continue; // moved already
+          // A move that died half way: its bucket goes whole and the move starts over.
+          await deleteStream(jsm, objectStoreStreamName(viewVersionBucket(other)));
+        }
+        const dir = await this.materialize(other);
+        const manifest = batchManifestSchema.parse(JSON.parse(await readFile(join(dir, MANIFEST), "utf8")));
+        this.logger?.info({ version: other }, "moving a view version out of the legacy shared bucket");
+        await this.storeOwn(dir, other, manifest);
       }
-      // Once it holds no object, the legacy stream itself goes whole (nothing writes there any
-      // more): left as a stream of delete markers it still diverged after node kills, 2 times in 2
-      // in an operator's check, and kept `ops status` DEGRADED after every restart.
-      if (live.length === names.length) await deleteStream(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET));
+      await deleteStream(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET));
     });
   }
 
