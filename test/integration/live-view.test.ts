@@ -131,4 +131,34 @@ describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
       "the newest raster",
     );
   });
+
+  test("a follower still delivering a burst of writes hears the removals made meanwhile, and ends equal to list()", async () => {
+    await using f = await natsFixture();
+    const view = await LiveView.open(f.nc);
+    await view.put({ result: result("t0", "c0000r0001", 1), k: 5, raster });
+    const follower = await view.follow();
+    // Written and removed without awaiting each (many speed workers and an `ops expire` at once), so
+    // the watch is still delivering writes when the removals come: nats-server 2.9.10 then moved
+    // its consumer past what it had not delivered yet, removals included (issue 14).
+    const writes: Promise<unknown>[] = [];
+    for (let i = 1; i <= 2_000; i++)
+      writes.push(
+        view.put({ result: result(`t${i}`, `c${String(i).padStart(4, "0")}r0001`, i + 1), k: 5, raster }),
+      );
+    for (let i = 0; i < 100; i++) writes.push(view.remove(`c${String(i).padStart(4, "0")}r0001`, `t${i}`));
+    await Promise.all(writes);
+    const listed = (await view.list()).map((e) => e.result.tileId).sort();
+    assert.equal(listed.length, 1_901);
+    const heard = () => [...follower.snapshot().byTile.keys()].sort();
+    for (let i = 0; i < 100 && heard().join() !== listed.join(); i++)
+      await new Promise((r) => setTimeout(r, 25));
+    const snap = follower.snapshot();
+    follower.stop();
+    assert.ok(!snap.byTile.has("t0") && !snap.byTile.has("t99"), "the removed results are gone");
+    assert.deepEqual(
+      [...snap.byTile.keys()].sort(),
+      listed,
+      "within 2.5 s the follower holds what the bucket holds",
+    );
+  });
 });

@@ -54,6 +54,9 @@ const FOLLOW_CREATE_TIMEOUT_MS = 1_000;
 /** How long one request of `list()` waits for its answer before the step is retried (ms). */
 const LIVE_READ_TIMEOUT_MS = 2_000;
 
+/** Most STREAM.MSG.GET requests one check of `follow()` spends on the watch's skipped sequences. */
+const FOLLOW_GAP_GETS = 1_024;
+
 /** STREAM.MSG.GET requests of one `list()` in flight at once (as the catalogue listing's). */
 const LIVE_GETS_IN_FLIGHT = 32;
 
@@ -202,6 +205,16 @@ export class LiveView {
     return this.entry(e.value, e.revision);
   }
 
+  /** The entry a PUT's value holds, or null when it is empty or unreadable (skipped, not fatal to serving). */
+  private readable(value: Uint8Array, revision: number): LiveEntry | null {
+    if (value.length === 0) return null;
+    try {
+      return this.entry(value, revision);
+    } catch {
+      return null;
+    }
+  }
+
   private entry(value: Uint8Array, revision: number): LiveEntry {
     const { meta, raster } = decodeEnvelope(value);
     const copy = meta.rasterObject ? null : raster.slice();
@@ -229,7 +242,7 @@ export class LiveView {
   /**
    * Materialises the whole bucket in memory and keeps it current. Resolves once the initial
    * values are loaded; `onChange` hears every later change (with the entry, or null for a delete),
-   * once each, in revision order.
+   * once each, in revision order (a change the watch skipped is heard late, see below).
    *
    * An initial replay that delivers nothing for `idleMs` (default {@link FOLLOW_IDLE_MS}) is given
    * up: the watch is a consumer nats-server 2.9 may place on an offline peer (nats-server
@@ -244,6 +257,18 @@ export class LiveView {
    * `stallMs` (default {@link FOLLOW_STALL_MS}) after a check saw it is logged (warn, once per
    * recreation) and the watch recreated from the follower's position + 1: nothing is lost or
    * heard twice, and the bucket is not read again. {@link LiveFollower.behind} says meanwhile.
+   *
+   * The same check reads what the watch went past: once the replay is done, a change delivered
+   * more than one revision after the last leaves a gap, and the check reads the bucket's messages in
+   * it (STREAM.MSG.GET `next_by_subj` from its start), at most {@link FOLLOW_GAP_GETS} a check. Why:
+   * on nats-server 2.9.10 a filtered purge moves every consumer of the stream on to the purged
+   * subject's first kept message (nats-server PR #3838 limited that to the consumers it concerns),
+   * and a KV purge is one (a rollup of its key): a watch still delivering older changes skips them.
+   * Followers kept the results `ops expire` removed while their position said they had heard it
+   * all (issue 14); a watch behind a burst of 3,000 writes and 201 purges heard 994 keys. A gap
+   * normally holds only messages the bucket no longer has (a key rewritten or purged before the
+   * watch delivered it); a message still there was skipped and is applied then (logged, warn),
+   * unless its key has heard a newer revision: `onChange` then hears it late, out of order.
    * @throws a TimeoutError (transient: serving follows again) when the replay stalls; what the
    *   watch throws.
    */
@@ -273,6 +298,8 @@ export class LiveView {
     if (initialLast === 0 || status.values === 0) resolveReady();
     let heard = Date.now();
     let stopped = false;
+    /** Revision ranges the watch went past after the replay, not yet read in the bucket (oldest first). */
+    const gaps: { from: number; to: number }[] = [];
     /** While a new watch is being created, and when the last one was (it gets `stallMs` of its own). */
     let recreating = false;
     let recreatedAt = 0;
@@ -281,14 +308,9 @@ export class LiveView {
       // A watch delivers in revision order; one recreated from the position on, or a stalled one's
       // late buffered entry, must never apply a change twice or an older one after a newer.
       if (e.revision <= follower.position) return;
-      let entry: LiveEntry | null = null;
-      if (e.operation === "PUT" && e.value.length > 0) {
-        try {
-          entry = this.entry(e.value, e.revision);
-        } catch {
-          entry = null; // An unreadable entry is skipped, not fatal to serving.
-        }
-      }
+      if (isReady && e.revision > follower.position + 1)
+        gaps.push({ from: follower.position + 1, to: e.revision - 1 });
+      const entry = e.operation === "PUT" ? this.readable(e.value, e.revision) : null;
       follower.apply(e.key, entry, e.revision);
       if (e.revision >= initialLast) resolveReady();
       onChange?.({ key: e.key, entry, position: e.revision });
@@ -334,10 +356,44 @@ export class LiveView {
     const jsm = await jetstreamManager(this.nc, { checkAPI: false, timeout: LIVE_READ_TIMEOUT_MS });
     const stream = kvStreamName(LIVE_BUCKET);
     const subjects = `$KV.${LIVE_BUCKET}.>`;
+    const keyPrefix = `$KV.${LIVE_BUCKET}.`;
+    /** Reads the gaps' messages still in the bucket and applies them; the number applied. */
+    const fillGaps = async (): Promise<number> => {
+      let applied = 0;
+      for (let gets = 0; gaps.length > 0 && gets < FOLLOW_GAP_GETS && !stopped; gets++) {
+        const gap = gaps[0]!;
+        const request = { seq: gap.from, next_by_subj: subjects };
+        const m = await within(LIVE_READ_TIMEOUT_MS, jsm.streams.getMessage(stream, request)).catch(
+          () => undefined, // unanswered: the next check reads again from here
+        );
+        if (m === undefined || stopped) break;
+        if (m === null || m.seq > gap.to) {
+          gaps.shift();
+          continue;
+        }
+        gap.from = m.seq + 1;
+        const key = m.subject.slice(keyPrefix.length);
+        const op = m.header?.get("KV-Operation") || "PUT";
+        const entry = op === "PUT" ? this.readable(m.data, m.seq) : null;
+        if (!follower.apply(key, entry, m.seq)) continue;
+        applied++;
+        onChange?.({ key, entry, position: m.seq });
+      }
+      return applied;
+    };
     /** The first message the watch had not delivered when a check saw it, and when. */
     let missed: { revision: number; at: number } | undefined;
     let checking = false;
     const check = async (): Promise<void> => {
+      if (gaps.length > 0) {
+        const applied = await fillGaps();
+        if (applied > 0)
+          logger?.warn(
+            { applied, position: follower.position },
+            "the live view's watch skipped changes the bucket holds; applied them from the bucket",
+          );
+        if (stopped) return;
+      }
       const position = follower.position;
       // nats.js types STREAM.MSG.GET without next_by_subj, which the server takes (2.9's
       // JSApiMsgGetRequest): passed as a variable, not a literal the type would refuse.
@@ -428,6 +484,8 @@ export class LiveView {
 /** Keeps a materialised copy of the live view; `snapshot()` is immutable and cheap when unchanged. */
 export class LiveFollower {
   private readonly entries = new Map<string, LiveEntry>();
+  /** Per key, the revision of its last change applied (a removal included). */
+  private readonly revisions = new Map<string, number>();
   private revision = 0;
   private cached: LiveSnapshot | undefined;
   /** @internal */
@@ -440,12 +498,18 @@ export class LiveFollower {
     return this.revision;
   }
 
-  /** @internal */
-  apply(key: string, entry: LiveEntry | null, revision: number): void {
+  /**
+   * @internal Applies a change unless its key already has one as new; whether it applied. A skipped
+   * change is applied late (follow()), so an older one must never replace or revive a newer one.
+   */
+  apply(key: string, entry: LiveEntry | null, revision: number): boolean {
+    if ((this.revisions.get(key) ?? 0) >= revision) return false;
+    this.revisions.set(key, revision);
     if (entry) this.entries.set(key, entry);
     else this.entries.delete(key);
     this.revision = Math.max(this.revision, revision);
     this.cached = undefined;
+    return true;
   }
 
   /** The live view as of now; later changes never alter a returned snapshot. */
