@@ -135,7 +135,7 @@ describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
   test("a follower still delivering a burst of writes hears the removals made meanwhile, and ends equal to list()", async () => {
     await using f = await natsFixture();
     const view = await LiveView.open(f.nc);
-    await view.put({ result: result("t0", "c0000r0001", 1), k: 5, raster });
+    await view.put({ result: liveResult("t0", "c0000r0001", 1), k: 5, raster: liveRaster });
     const follower = await view.follow();
     // Written and removed without awaiting each (many speed workers and an `ops expire` at once), so
     // the watch is still delivering writes when the removals come: nats-server 2.9.10 then moved
@@ -143,7 +143,11 @@ describe("the live view in JetStream KV", { skip: natsMissing() }, () => {
     const writes: Promise<unknown>[] = [];
     for (let i = 1; i <= 2_000; i++)
       writes.push(
-        view.put({ result: result(`t${i}`, `c${String(i).padStart(4, "0")}r0001`, i + 1), k: 5, raster }),
+        view.put({
+          result: liveResult(`t${i}`, `c${String(i).padStart(4, "0")}r0001`, i + 1),
+          k: 5,
+          raster: liveRaster,
+        }),
       );
     for (let i = 0; i < 100; i++) writes.push(view.remove(`c${String(i).padStart(4, "0")}r0001`, `t${i}`));
     await Promise.all(writes);
