@@ -3,14 +3,17 @@
  * fresh data directory, and a model trained from its training polygons, saved in data/models/.
  * Everything is real: GeoTIFF files, catalogue JSON, DuckDB files, worker threads.
  */
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import { StreamTileExecutor, addArchiveFolder, startBatchTaskWorker } from "../../batch/index.js";
-import { ArchiveStore } from "../../shared/adapters/archive/index.js";
+import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
+import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
 import {
+  BATCH_VIEW_FILES,
   createFeatureSpec,
   decodeGeoTiff,
   parseConfig,
@@ -241,4 +244,24 @@ export async function catalogued(
   for await (const e of fx.store.entries()) entries.push(e);
   entries.sort((a, b) => a.tileId.localeCompare(b.tileId));
   return { fx, config, entries };
+}
+
+/** tile id -> the stored class raster blob of the batch view in folder `viewDir` (its DuckDB file). */
+export async function viewRasters(viewDir: string): Promise<Map<string, Buffer>> {
+  const db = await DuckDbDatabase.open(join(viewDir, BATCH_VIEW_FILES.duckdb), { readOnly: true });
+  try {
+    const rows = await db.all<{ tile_id: string; raster: { bytes: Uint8Array } }>(
+      "SELECT tile_id, raster FROM rasters ORDER BY tile_id",
+    );
+    return new Map(rows.map((r) => [r.tile_id, Buffer.from(r.raster.bytes)]));
+  } finally {
+    db.closeSync();
+  }
+}
+
+/** tile id -> the stored class raster blob of the current view of `dataDir`. */
+export async function currentViewRasters(dataDir: string): Promise<Map<string, Buffer>> {
+  const current = await readCurrentBatch(dataDir);
+  assert.ok(current, "a view is published");
+  return viewRasters(current.dir);
 }

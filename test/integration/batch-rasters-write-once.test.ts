@@ -8,22 +8,19 @@
  * every raster is spilled), the real task worker and tile threads, the real files archive.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { createBatchRunner } from "../../batch/index.js";
 import { decodeResult, type ResultHead } from "../../batch/task-wire.js";
 import { openModelRegistry } from "../../infra/platform/models.js";
-import { readCurrentBatch } from "../../shared/adapters/archive/index.js";
-import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
 import { BATCH_RASTER_BUCKET, readObjectBytes } from "../../shared/adapters/nats/index.js";
 import { listObjectInfos } from "../../shared/adapters/nats/object-reads.js";
-import { BATCH_VIEW_FILES } from "../../shared/index.js";
 import { natsMissing, natsFixture } from "../helpers/nats.js";
 import {
   catalogued,
   coordinator,
+  currentViewRasters,
   makeDataDir,
   makeSampleSet,
   oneTaskWorker,
@@ -38,21 +35,6 @@ before(async () => {
 });
 after(() => set?.dispose());
 
-/** tile id -> the class raster blob of the current view of `dataDir`. */
-async function viewRasters(dataDir: string): Promise<Map<string, Buffer>> {
-  const current = await readCurrentBatch(dataDir);
-  assert.ok(current, "a view is published");
-  const db = await DuckDbDatabase.open(join(current.dir, BATCH_VIEW_FILES.duckdb), { readOnly: true });
-  try {
-    const rows = await db.all<{ tile_id: string; raster: { bytes: Uint8Array } }>(
-      "SELECT tile_id, raster FROM rasters ORDER BY tile_id",
-    );
-    return new Map(rows.map((r) => [r.tile_id, Buffer.from(r.raster.bytes)]));
-  } finally {
-    db.closeSync();
-  }
-}
-
 test(
   "a task delivered again leaves one readable raster object per tile, equal to the threads run's, and never purges the raster bucket",
   { skip: natsMissing(), timeout: 120_000 },
@@ -63,7 +45,7 @@ test(
       model: set.modelPath,
     });
     assert.equal(threads.tiles.failed, 0);
-    const reference = await viewRasters(a.dataDir);
+    const reference = await currentViewRasters(a.dataDir);
 
     // Messages of 32 KiB, less than the 64 KiB the worker keeps for a result's head: every raster
     // spills to the bucket (a 64 px tile's compresses to ~55 bytes).

@@ -7,18 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { jetstream } from "@nats-io/jetstream";
 import { StreamTileExecutor, createBatchRunner } from "../../batch/index.js";
 import { encodeResult, type ResultHead } from "../../batch/task-wire.js";
 import { buildBatchRunner } from "../../infra/platform/batch-runners.js";
 import { openModelRegistry } from "../../infra/platform/models.js";
-import { ArchiveStore, readCurrentBatch } from "../../shared/adapters/archive/index.js";
-import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
+import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { batchResultSubject } from "../../shared/adapters/nats/index.js";
 import {
-  BATCH_VIEW_FILES,
   classifyTileBytes,
   createClassifier,
   registerTile,
@@ -27,7 +24,13 @@ import {
 } from "../../shared/index.js";
 import { publishTile } from "../../speed/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
-import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
+import {
+  currentViewRasters,
+  makeDataDir,
+  makeSampleSet,
+  testLogger,
+  type SampleSet,
+} from "./batch-fixture.js";
 import {
   lanemap,
   tempDir,
@@ -38,21 +41,6 @@ import {
   waitFor,
   type CliProcess,
 } from "./speed-fixtures.js";
-
-/** tile id -> the stored class raster blob of the current view of `dataDir`. */
-async function viewRasters(dataDir: string): Promise<Map<string, Buffer>> {
-  const current = await readCurrentBatch(dataDir);
-  assert.ok(current, "a view is published");
-  const db = await DuckDbDatabase.open(join(current.dir, BATCH_VIEW_FILES.duckdb), { readOnly: true });
-  try {
-    const rows = await db.all<{ tile_id: string; raster: { bytes: Uint8Array } }>(
-      "SELECT tile_id, raster FROM rasters ORDER BY tile_id",
-    );
-    return new Map(rows.map((r) => [r.tile_id, Buffer.from(r.raster.bytes)]));
-  } finally {
-    db.closeSync();
-  }
-}
 
 const workerStarted = (l: Record<string, unknown>) => l["msg"] === "worker ready: speed + batch";
 
@@ -70,7 +58,7 @@ describe("batch runs on the JetStream work queue", { skip: natsMissing() }, () =
     const a = await makeDataDir(set, "threads");
     const threads = await createBatchRunner(a.config(), { logger }).run({ model: set.modelPath });
     assert.equal(threads.tiles.failed, 0);
-    const reference = await viewRasters(a.dataDir);
+    const reference = await currentViewRasters(a.dataDir);
 
     const b = await makeDataDir(set, "stream");
     const entries: CatalogueEntry[] = [];
@@ -127,7 +115,7 @@ describe("batch runs on the JetStream work queue", { skip: natsMissing() }, () =
         "the threads executor reports replaced threads instead",
       );
 
-      const streamed = await viewRasters(b.dataDir);
+      const streamed = await currentViewRasters(b.dataDir);
       reference.delete(poisoned.tileId);
       assert.deepEqual([...streamed.keys()], [...reference.keys()], "every good tile is in the view");
       for (const [tileId, raster] of reference)
@@ -145,7 +133,7 @@ describe("batch runs on the JetStream work queue", { skip: natsMissing() }, () =
     const logger = testLogger();
     const a = await makeDataDir(set, "resume-threads");
     await createBatchRunner(a.config(), { logger }).run({ model: set.modelPath });
-    const reference = await viewRasters(a.dataDir);
+    const reference = await currentViewRasters(a.dataDir);
     const c = await makeDataDir(set, "resume-stream");
     await using worker = lanemap(
       ["worker", "--name", "w1"],
@@ -180,7 +168,7 @@ describe("batch runs on the JetStream work queue", { skip: natsMissing() }, () =
       done.every((l) => l["runId"] === report.resumedFrom),
       "every task carried the first run's queue id",
     );
-    const streamed = await viewRasters(c.dataDir);
+    const streamed = await currentViewRasters(c.dataDir);
     assert.deepEqual([...streamed.keys()], [...reference.keys()]);
     for (const [tileId, raster] of reference)
       assert.ok(raster.equals(streamed.get(tileId)!), `class raster of ${tileId} equals the threads view's`);

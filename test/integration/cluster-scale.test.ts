@@ -17,7 +17,6 @@ import { after, before, describe, test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createBatchRunner } from "../../batch/index.js";
 import { readCurrentBatch } from "../../shared/adapters/archive/index.js";
-import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
 import {
   BATCH_TASK_CONSUMER,
   BATCH_TASK_STREAM,
@@ -26,12 +25,12 @@ import {
   NatsModelRegistry,
   NatsPublishedViews,
 } from "../../shared/adapters/nats/index.js";
-import { BATCH_VIEW_FILES, serializeModel } from "../../shared/index.js";
+import { serializeModel } from "../../shared/index.js";
 import { generateTile } from "../../sample/index.js";
 import { publishTile, type PublishedTile } from "../../speed/index.js";
 import { natsMissing } from "../helpers/nats.js";
 import { NODE_NAMES, startNatsCluster } from "../helpers/nats-cluster.js";
-import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
+import { viewRasters, makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
 import { js, lanemap, runLanemap, tempDir, testEnv, waitFor, type CliProcess } from "./speed-fixtures.js";
 
 /** The generated archive: 8 x 8 tiles of 64 px (64 tiles), seed 7. */
@@ -41,19 +40,6 @@ const SEED = 7;
 /** Live tiles sent while the batch run is on the queue; every LIVE_BAD_EVERY-th is not a GeoTIFF. */
 const LIVE_TILES = 12;
 const LIVE_BAD_EVERY = 4;
-
-/** tile id -> the stored class raster blob of the batch view in folder `viewDir`. */
-async function viewRasters(viewDir: string): Promise<Map<string, Buffer>> {
-  const db = await DuckDbDatabase.open(join(viewDir, BATCH_VIEW_FILES.duckdb), { readOnly: true });
-  try {
-    const rows = await db.all<{ tile_id: string; raster: { bytes: Uint8Array } }>(
-      "SELECT tile_id, raster FROM rasters ORDER BY tile_id",
-    );
-    return new Map(rows.map((r) => [r.tile_id, Buffer.from(r.raster.bytes)]));
-  } finally {
-    db.closeSync();
-  }
-}
 
 /** Fields measured by the clock at the instant of asking (ages, staleness, snapshot time). */
 const CLOCK_KEYS = new Set(["ageDays", "ageS", "sinceNewestResultS", "staleness", "snapshot"]);
