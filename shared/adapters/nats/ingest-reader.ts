@@ -28,7 +28,7 @@ import type { Logger } from "pino";
 import type { IngestMessage, TileObjects } from "../../pipeline/ingest-message.js";
 import { DeadLetterQueue } from "./dead-letters.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
-import { boundedObjects } from "./object-reads.js";
+import { boundedObjects, nextBySubject } from "./object-reads.js";
 import { INGEST_STREAM, INGEST_SUBJECT_PREFIX, TILE_OBJECT_BUCKET } from "./names.js";
 
 /** The ingest stream's stored range. An empty stream has `messages` 0 and firstSeq = lastSeq + 1. */
@@ -106,19 +106,7 @@ async function messagesFrom(
   toSeq: number,
   want: number,
 ): Promise<{ messages: StoredIngestMessage[]; end: boolean }> {
-  const asked = new Map<number, Promise<StoredMsg | null>>();
-  const ask = (seq: number): Promise<StoredMsg | null> => {
-    let p = asked.get(seq);
-    if (!p) {
-      // nats.js types STREAM.MSG.GET without next_by_subj, which the server takes (2.9's
-      // JSApiMsgGetRequest): passed as a variable, not a literal the type would refuse.
-      const request = { seq, next_by_subj: INGEST_FILTER };
-      p = jsm.streams.getMessage(INGEST_STREAM, request);
-      p.catch(() => undefined); // one asked too early is never awaited
-      asked.set(seq, p);
-    }
-    return p;
-  };
+  const { asked, ask } = nextBySubject(jsm, INGEST_STREAM, INGEST_FILTER);
   const messages: StoredIngestMessage[] = [];
   let next = from;
   for (let i = 0; i < want && from + i <= toSeq; i++) ask(from + i);

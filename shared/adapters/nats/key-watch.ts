@@ -12,6 +12,7 @@
  * period is logged ("<what> watch stalled") and the watch recreated. Creating the watch is retried
  * (a warning naming it) in the background: the caller never waits for it.
  */
+import { within } from "./transient.js";
 import type { KV, KvEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { retryTransient } from "./transient.js";
@@ -149,14 +150,4 @@ export function watchKvKey<T extends { readonly revision: number }>(
       await Promise.all([followed, polling]);
     },
   };
-}
-
-/** `p`, or a rejection after `ms` (p's late answer is then dropped). */
-function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  p.catch(() => undefined);
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

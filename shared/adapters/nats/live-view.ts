@@ -11,6 +11,7 @@
  * message go to an object store bucket, one immutable object per content, and the envelope keeps
  * only its name.
  */
+import { within } from "./transient.js";
 import { createHash } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -542,14 +543,4 @@ export class LiveFollower {
   stop(): void {
     this.stopFn?.();
   }
-}
-
-/** `p`, or a rejection after `ms` (p's late answer is then dropped). */
-function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  p.catch(() => undefined);
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

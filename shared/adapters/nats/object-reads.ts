@@ -207,6 +207,36 @@ export async function readObjectInfo(
 }
 
 /**
+ * Memoised STREAM.MSG.GET `{ seq, next_by_subj: subject }` requests of `stream` (no consumer): `ask`
+ * sends one per sequence at most, so requests can be sent before their answers are needed; `asked`
+ * holds them (callers drop those asked too early). A request never awaited is not an unhandled
+ * rejection.
+ */
+export function nextBySubject(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+): {
+  readonly asked: Map<number, Promise<StoredMsg | null>>;
+  ask(seq: number): Promise<StoredMsg | null>;
+} {
+  const asked = new Map<number, Promise<StoredMsg | null>>();
+  const ask = (seq: number): Promise<StoredMsg | null> => {
+    let p = asked.get(seq);
+    if (!p) {
+      // nats.js types STREAM.MSG.GET without next_by_subj, which the server takes (2.9's
+      // JSApiMsgGetRequest): passed as a variable, not a literal the type would refuse.
+      const request = { seq, next_by_subj: subject };
+      p = jsm.streams.getMessage(stream, request);
+      p.catch(() => undefined); // one asked too early is never awaited
+      asked.set(seq, p);
+    }
+    return p;
+  };
+  return { asked, ask };
+}
+
+/**
  * Up to `want` chunks on `subject`, in order, from stream sequence `from` on: each the next
  * message on the subject after the previous one (STREAM.MSG.GET `{ seq, next_by_subj }`). Fewer
  * when the stream holds fewer from `from` on.
@@ -224,19 +254,7 @@ async function chunksFrom(
   from: number,
   take: (part: Uint8Array) => Promise<void>,
 ): Promise<number> {
-  const asked = new Map<number, Promise<StoredMsg | null>>();
-  const ask = (seq: number): Promise<StoredMsg | null> => {
-    let p = asked.get(seq);
-    if (!p) {
-      // nats.js types STREAM.MSG.GET without next_by_subj, which the server takes (2.9's
-      // JSApiMsgGetRequest): passed as a variable, not a literal the type would refuse.
-      const request = { seq, next_by_subj: subject };
-      p = jsm.streams.getMessage(stream, request);
-      p.catch(() => undefined); // one asked too early is never awaited
-      asked.set(seq, p);
-    }
-    return p;
-  };
+  const { asked, ask } = nextBySubject(jsm, stream, subject);
   let got = 0;
   let next = from;
   // From a guessed position the first chunks are likely next to it; from 0 nothing is known.

@@ -83,3 +83,13 @@ export async function retryTransient<T>(
     }
   }
 }
+
+/** `p`, or a rejection after `ms` (p's late answer is then dropped). */
+export function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  p.catch(() => undefined);
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
