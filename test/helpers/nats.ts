@@ -3,7 +3,7 @@
  * Tests that need it skip visibly when nats-server is not installed.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -46,14 +46,20 @@ export interface BareNatsServer extends AsyncDisposable {
  * server goes away while a role is starting" made exact: every start step the role takes after
  * opening its connection (JetStream checks, streams, consumers) meets a server that is gone.
  * (Killing at the first JetStream request instead races with the server's reply.) Protocol
- * tracing (-DV) tells us when.
+ * tracing (-DV) tells us when. `config` is a configuration file's text (accounts, limits), passed
+ * with -c; the command-line flags (address, port, JetStream) take precedence over it.
  */
 export async function startBareNatsServer(options: {
   jetstream: boolean;
   killOnConnect?: boolean;
+  config?: string;
 }): Promise<BareNatsServer> {
   const dir = await mkdtemp(join(tmpdir(), "lanemap-bare-nats-"));
   const args = ["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", dir];
+  if (options.config !== undefined) {
+    await writeFile(join(dir, "nats.conf"), options.config);
+    args.push("-c", join(dir, "nats.conf"));
+  }
   if (options.jetstream) args.push("-js", "-sd", join(dir, "js"));
   if (options.killOnConnect) args.push("-DV");
   const child = spawn("nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });

@@ -255,9 +255,11 @@ export class LiveView {
    * consumer; when its node dies, nats.js recreates it only after two missed 5 s heartbeats, then
    * with 30 s heartbeats, and nats-server 2.9 may place the new one on the dead node again — a
    * follower went deaf for minutes, unnoticed (issue 14). A message the watch has not delivered
-   * `stallMs` (default {@link FOLLOW_STALL_MS}) after a check saw it is logged (warn, once per
-   * recreation) and the watch recreated from the follower's position + 1: nothing is lost or
-   * heard twice, and the bucket is not read again. {@link LiveFollower.behind} says meanwhile.
+   * `stallMs` (default {@link FOLLOW_STALL_MS}) after a check saw it is read then, with everything
+   * after it (STREAM.MSG.GET, at most {@link FOLLOW_GAP_GETS} a check), and the watch is recreated
+   * from the follower's position + 1 (logged, warn, once per recreation): nothing is lost or heard
+   * twice, and a change waits about `stallMs` + `checkMs` however many creations land on the dead
+   * node again. {@link LiveFollower.behind} says meanwhile.
    *
    * The same check reads what the watch went past: once the replay is done, a change delivered
    * more than one revision after the last leaves a gap, and the check reads the bucket's messages in
@@ -406,14 +408,26 @@ export class LiveView {
       if (next === null || follower.position >= next.seq) missed = undefined;
       else missed ??= { revision: next.seq, at: Date.now() };
       follower.missed = missed;
-      if (missed && !recreating && Date.now() - Math.max(missed.at, recreatedAt) >= stallMs) {
-        logger?.warn(
-          { revision: missed.revision, position: follower.position, behindMs: Date.now() - missed.at },
-          "the live view's watch stalled: it has not delivered a change the bucket holds; recreating the watch",
+      if (!missed || Date.now() - missed.at < stallMs) return;
+      // Stalled: read what the watch has not delivered now, without a consumer, while a new watch
+      // is created. Why: each creation may land on the dead node again (nats-server 2.9, PR #7165)
+      // and then times out; three such in a row took a follower past 10 s (1 run in ~20 of
+      // live-follow-node-down.test.ts under load). The new watch starts after what was read.
+      if (!gaps.some((g) => g.to === Number.POSITIVE_INFINITY))
+        gaps.push({ from: follower.position + 1, to: Number.POSITIVE_INFINITY });
+      const read = await fillGaps();
+      if (read > 0)
+        logger?.info(
+          { read, position: follower.position },
+          "read the live view's changes its stalled watch held back",
         );
-        recreatedAt = Date.now();
-        iter.stop();
-      }
+      if (stopped || recreating || Date.now() - Math.max(missed.at, recreatedAt) < stallMs) return;
+      logger?.warn(
+        { revision: missed.revision, position: follower.position, behindMs: Date.now() - missed.at },
+        "the live view's watch stalled: it has not delivered a change the bucket holds; recreating the watch",
+      );
+      recreatedAt = Date.now();
+      iter.stop();
     };
     const checker = setInterval(() => {
       // One check at a time: a tick that finds one under way is skipped, not queued.
