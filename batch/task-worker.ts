@@ -135,21 +135,15 @@ const TRANSIENT_RETRY_MAX_MS = 8_000;
 const PULL_EXPIRES_MS = 5_000;
 
 /**
- * Beyond the tile's own deadline (`tileDeadline`, which the pool enforces), how long a task may
- * spend loading its model and reading its tile's bytes (ms): the adapters' retries of a leader
- * election fit in it.
- */
-const TASK_IO_MARGIN_MS = 60_000;
-
-/**
  * How long a task of the tiles `entries` may take before the worker hands it back (ms): the sum of
  * its tiles' own deadlines, each scaled to its announced size (its pool runs them one after the
- * other at worst), plus the I/O margin. Its heartbeats (`+WPI`) would otherwise keep a task whose
+ * other at worst), plus the I/O margin (`config.batch.ioMarginMs`, LANEMAP_BATCH_IO_MARGIN_S: the
+ * model load and the tiles' reads, whose adapters retry through a leader election). Its heartbeats (`+WPI`) would otherwise keep a task whose
  * read hangs (a consumer on a dead node) in progress forever, and no other worker would ever take
  * it (issue 14, the operator's run 3).
  */
 export function taskDeadlineMs(config: Config, entries: readonly (AnnouncedTileSize | null)[]): number {
-  return entries.reduce((ms, e) => ms + tileDeadline(config, e).ms, 0) + TASK_IO_MARGIN_MS;
+  return entries.reduce((ms, e) => ms + tileDeadline(config, e).ms, 0) + config.batch.ioMarginMs;
 }
 
 /** Room for the result's JSON head and headers in a message, beyond the raster. */

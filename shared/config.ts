@@ -80,6 +80,11 @@ const variables = {
     default: "300",
     doc: "`stream` executor: a run fails (BATCH_STALLED, CURRENT untouched, checkpoint kept) when no new task has been taken by a `lanemap worker`, none is held in progress by one (a big tile may take longer than this; a held task counts only up to its task deadline since the last result, so frozen workers fail the run too) and no result has come back for this many seconds.",
   },
+  LANEMAP_BATCH_IO_MARGIN_S: {
+    schema: int(1),
+    default: "60",
+    doc: "`stream` executor: beyond its tiles' own deadlines, how many seconds a batch task may spend loading its model and reading its tiles before its `lanemap worker` hands it back; the task's deadline is the sum (the coordinator counts a held task up to it). The adapters' retries through a JetStream leader election fit in the default.",
+  },
   LANEMAP_STORAGE: {
     schema: z.enum(["files", "nats"]),
     default: "files",
@@ -178,6 +183,8 @@ export interface Config {
     readonly executor: Raw["LANEMAP_BATCH_EXECUTOR"];
     /** Stream executor: milliseconds without a task delivery or a result before a run fails. */
     readonly stallMs: number;
+    /** Stream executor: a task's time for its model load and tile reads beyond its tiles' deadlines (ms). */
+    readonly ioMarginMs: number;
   };
   /** Where shared state lives (shared/storage) and how JetStream replicates it. */
   readonly storage: {
@@ -238,6 +245,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>> = 
       order: r.LANEMAP_BATCH_ORDER,
       executor: r.LANEMAP_BATCH_EXECUTOR,
       stallMs: r.LANEMAP_BATCH_STALL_S * 1000,
+      ioMarginMs: r.LANEMAP_BATCH_IO_MARGIN_S * 1000,
     },
     storage: {
       backend: r.LANEMAP_STORAGE,
