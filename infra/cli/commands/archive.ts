@@ -317,7 +317,7 @@ export function registerArchive(program: Command): void {
             `${listed.length} removed tile(s) in ${where(config)}` +
               (listed.length
                 ? "; replays of the ingest stream leave out their messages stored before the removal" +
-                  (stream === undefined ? " (NATS not reachable: cannot say which can be dropped)" : "")
+                  (stream === undefined ? " (no NATS server reached: cannot say which can be dropped)" : "")
                 : ""),
           );
         }
@@ -441,7 +441,7 @@ export function registerArchive(program: Command): void {
             tombstoned === 1 ? "this tile" : `these ${tombstoned} tiles`
           } stored ` +
             (stream === undefined
-              ? `before ${removedAt} (NATS not reachable: compared by time)`
+              ? `before ${removedAt} (no NATS server reached: compared by time)`
               : `up to sequence ${stream?.lastSeq ?? 0}`) +
             " (`lanemap archive list --removed`)",
         );
