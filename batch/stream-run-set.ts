@@ -16,7 +16,12 @@
  *     (TILE_CONFLICT), as the speed lane refused it;
  *   - a message whose tile cannot be registered (the speed lane dead-lettered it: not a GeoTIFF,
  *     a contradicting header, a missing object, ...) is left out with its code and reason and its
- *     dead letter's sequence, never silently: the run report and the manifest list it.
+ *     dead letter's sequence, never silently: the run report and the manifest list it;
+ *   - a message of a tile `lanemap archive remove` took out after the stream stored it (the
+ *     archive's tombstone, shared/storage `removedBy`; an `ops replay` copy counts by the message
+ *     it copies) is left out before it is registered and listed as removed: the catalogue has no
+ *     such tile, so neither has the view. A message stored after the removal (the tile ingested
+ *     again) is replayed as any other.
  * A tile the speed lane registered and later failed to classify is in the run set, as it is in the
  * catalogue: the batch model decides again.
  *
@@ -41,8 +46,11 @@ import {
   ingestTileBytes,
   ingestTileMeta,
   isPermanent,
+  originalIngestSeq,
   registerTile,
+  removedBy,
   type CatalogueEntry,
+  type Removal,
   type StreamReplay,
 } from "../shared/index.js";
 import { resolveWatermark, setApartQuarantined, type RunSet, type WatermarkProvider } from "./catalogue.js";
@@ -107,6 +115,8 @@ export async function readStreamRunSet(options: StreamRunSetOptions): Promise<St
     );
   const deadLetters = await deadLetterSeqs(nc);
   const objects = await tileObjectsReader(nc);
+  const tombstones = new Map<string, Removal>();
+  for await (const r of options.archive.removals()) tombstones.set(r.tileId, r);
   logger.info(
     { fromSeq, toSeq: watermark, firstSeq: range.firstSeq, lastSeq: range.lastSeq },
     "replaying the ingest stream",
@@ -115,6 +125,7 @@ export async function readStreamRunSet(options: StreamRunSetOptions): Promise<St
   const entries: CatalogueEntry[] = [];
   const seen = new Set<string>();
   const excluded: StreamReplay["excluded"][number][] = [];
+  const removed: NonNullable<StreamReplay["removed"]>[number][] = [];
   let messages = 0;
   let duplicates = 0;
   for await (const m of readIngestMessages(nc, {
@@ -125,6 +136,21 @@ export async function readStreamRunSet(options: StreamRunSetOptions): Promise<St
     ...(options.signal ? { signal: options.signal } : {}),
   })) {
     messages++;
+    // A tile removed after the stream stored this message stays removed: registering it here
+    // would put it back in the catalogue and in the view (issue 14, 5 removed tiles back).
+    const tileId = m.headers?.get(HEADERS.tileId) || null;
+    const tombstone = tileId === null ? undefined : tombstones.get(tileId);
+    if (tombstone && removedBy(tombstone, { seq: originalIngestSeq(m), storedAt: m.storedAt })) {
+      const left = {
+        seq: m.streamSeq,
+        tileId: tombstone.tileId,
+        removedAt: tombstone.removedAt,
+        removedAtSeq: tombstone.ingestSeq,
+      };
+      removed.push(left);
+      logger.info(left, "ingest message of a removed tile left out of the replay");
+      continue;
+    }
     let entry: CatalogueEntry;
     try {
       const meta = ingestTileMeta(m);
@@ -165,6 +191,7 @@ export async function readStreamRunSet(options: StreamRunSetOptions): Promise<St
       tiles: entries.length,
       duplicates,
       excluded: excluded.length,
+      removed: removed.length,
       quarantined: quarantined.length,
     },
     "ingest stream replayed",
@@ -185,6 +212,7 @@ export async function readStreamRunSet(options: StreamRunSetOptions): Promise<St
       messages,
       duplicates,
       excluded,
+      removed,
     },
   };
 }

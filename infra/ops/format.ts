@@ -184,5 +184,9 @@ export function formatReplay(r: ReplayReport): string {
       : `republished ${r.republished} of ${r.read} stored message(s) of ${range}; ` +
           "the speed workers re-drive them (tiles whose live result exists are acknowledged as duplicates)",
   );
+  if (r.removed > 0)
+    lines.push(
+      `${r.removed} message(s) of tiles \`lanemap archive remove\` took out after they were stored left out (\`lanemap archive list --removed\`)`,
+    );
   return lines.join("\n");
 }

@@ -33,7 +33,10 @@
  * - a tile whose live result is still there with the same content is acknowledged as a duplicate
  *   without being classified again; only missing results are recomputed, with the current model;
  * - a tile that failed before fails again and gets a new dead letter; a tile whose bytes were in the
- *   object store (`Lanemap-Object`) needs its object, which expires with the stream's age limit.
+ *   object store (`Lanemap-Object`) needs its object, which expires with the stream's age limit;
+ * - a message of a tile `lanemap archive remove` took out after the stream stored it (the archive's
+ *   tombstone) is skipped and counted as removed: republished, it would be a new message to the
+ *   speed lane, which would register the tile again.
  */
 import {
   JetStreamApiCodes,
@@ -50,10 +53,10 @@ import {
   readIngestMessages,
   type StoredIngestMessage,
 } from "../../shared/adapters/nats/index.js";
-import { LanemapError } from "../../shared/index.js";
+import { LanemapError, originalIngestSeq, removedBy, type Removal } from "../../shared/index.js";
 
 /** Header a replayed copy carries: the stream sequence of the message it copies. */
-export const REPLAY_OF_HEADER = "Lanemap-Replay-Of";
+export const REPLAY_OF_HEADER = HEADERS.replayOf;
 
 /** The range cannot be replayed (no stream, or nothing stored in it). */
 export class ReplayRangeError extends LanemapError {
@@ -74,6 +77,11 @@ export interface ReplayOptions {
   /** Messages read per step, the bound on what is held at once (default 8, `readIngestMessages`'s). */
   readonly batch?: number;
   readonly signal?: AbortSignal;
+  /**
+   * The archive's tombstones (`TileArchive.removals`): a message of a tile removed after the stream
+   * stored it is left out, not republished (the speed lane would register the tile again).
+   */
+  readonly removals?: Iterable<Removal>;
 }
 
 /** One message of the range. */
@@ -102,6 +110,8 @@ export interface ReplayReport {
   readonly read: number;
   readonly republished: number;
   readonly skipped: number;
+  /** Of the skipped: messages of tiles `lanemap archive remove` took out after they were stored. */
+  readonly removed: number;
   readonly messages: readonly ReplayedMessage[];
 }
 
@@ -158,6 +168,9 @@ export async function replayIngest(options: ReplayOptions): Promise<ReplayReport
   const stamp = Date.now().toString(36);
   const messages: ReplayedMessage[] = [];
   let republished = 0;
+  let removed = 0;
+  const tombstones = new Map<string, Removal>();
+  for (const r of options.removals ?? []) tombstones.set(r.tileId, r);
   const report = (): ReplayReport => ({
     stream: INGEST_STREAM,
     dryRun,
@@ -168,6 +181,7 @@ export async function replayIngest(options: ReplayOptions): Promise<ReplayReport
     read: messages.length,
     republished,
     skipped: messages.filter((m) => m.skipped !== null).length,
+    removed,
     messages,
   });
   if (stored === 0 || start > toSeq) {
@@ -188,6 +202,22 @@ export async function replayIngest(options: ReplayOptions): Promise<ReplayReport
         newSeq: null,
         msgId: null,
         skipped: `a replayed copy of ${copyOf}, which this range replays`,
+      });
+      return;
+    }
+    const tombstone = tileId === null ? undefined : tombstones.get(tileId);
+    if (tombstone && removedBy(tombstone, { seq: originalIngestSeq(m), storedAt: m.storedAt })) {
+      removed++;
+      messages.push({
+        origSeq: seq,
+        subject: m.subject,
+        tileId,
+        newSeq: null,
+        msgId: null,
+        skipped:
+          `removed by \`lanemap archive remove\` at ${tombstone.removedAt}` +
+          (tombstone.ingestSeq === null ? "" : ` (stream at sequence ${tombstone.ingestSeq})`) +
+          ", after this message",
       });
       return;
     }
@@ -217,7 +247,7 @@ export async function replayIngest(options: ReplayOptions): Promise<ReplayReport
     await handle(m);
   const out = report();
   logger.info(
-    { fromSeq: out.fromSeq, toSeq, read: out.read, republished, skipped: out.skipped, dryRun },
+    { fromSeq: out.fromSeq, toSeq, read: out.read, republished, skipped: out.skipped, removed, dryRun },
     dryRun ? "ingest replay listed (dry run)" : "ingest messages replayed",
   );
   return out;

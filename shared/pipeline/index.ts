@@ -13,6 +13,7 @@ export {
   ingestDescribeOptions,
   ingestTileBytes,
   ingestTileMeta,
+  originalIngestSeq,
   pamFromHeader,
   type IngestHeaders,
   type IngestMessage,

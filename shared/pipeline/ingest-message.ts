@@ -58,6 +58,16 @@ export function pamFromHeader(value: string | undefined): Pam | undefined {
 }
 
 /**
+ * The ingest sequence a message stands for: its own, or, for a copy `lanemap ops replay`
+ * republished (header Lanemap-Replay-Of), the sequence of the message it copies — what a
+ * removal's tombstone is compared with (shared/storage `removedBy`).
+ */
+export function originalIngestSeq(m: Pick<IngestMessage, "headers" | "streamSeq">): number {
+  const of = Number(m.headers?.get(HEADERS.replayOf) || Number.NaN);
+  return Number.isInteger(of) && of >= 1 && of < m.streamSeq ? of : m.streamSeq;
+}
+
+/**
  * The tile metadata an ingest message states: tile id, cell (header, else the subject's last
  * token), acquisition time and PAM band values from the headers, the stream sequence as ingest
  * sequence, source "stream".

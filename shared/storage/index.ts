@@ -1,6 +1,8 @@
 /** Storage every machine reaches: the archive and published-view interfaces (backends in shared/adapters). */
 export {
   ViewPointerConflictError,
+  removalDroppable,
+  removedBy,
   validCatalogueEntry,
   type PublishedVersion,
   type PublishedViews,

@@ -20,6 +20,7 @@ import {
   type BadTileRecord,
   type BatchManifest,
   type CatalogueEntry,
+  type Removal,
 } from "../view/types.js";
 
 /**
@@ -87,6 +88,52 @@ export interface TileArchive {
   remove(
     tileId: string,
   ): Promise<{ readonly entry: CatalogueEntry; readonly objectRemoved: boolean } | undefined>;
+  /**
+   * Records a removed tile's tombstone (replacing an older one of the id: the latest removal
+   * counts). `lanemap archive remove` records it before it removes the entry, so a crash between
+   * the two leaves a tombstone of a tile still catalogued (removing it again mends that), never an
+   * entry gone without its tombstone.
+   * @throws the backend's I/O errors (LanemapError STORAGE).
+   */
+  recordRemoval(removal: Removal): Promise<void>;
+  /** Every tombstone (no order promised). @throws the backend's I/O errors (LanemapError STORAGE). */
+  removals(): AsyncIterable<Removal>;
+  /**
+   * Drops the tombstone of `tileId` (once no replay can meet a message it covers, `removalDroppable`);
+   * true when there was one.
+   * @throws the backend's I/O errors (LanemapError STORAGE).
+   */
+  dropRemoval(tileId: string): Promise<boolean>;
+}
+
+/**
+ * Whether the tombstone `removal` covers an ingest message of its tile: the message was stored
+ * before the removal, by the ingest stream's sequence when the removal recorded it (`seq` is the
+ * message's original sequence: for an `ops replay` copy, the message it copies), else by the time
+ * the stream stored it. A message stored after the removal (the tile ingested again) is not covered.
+ * @param message.seq ingest stream sequence (≥ 1); message.storedAt when the stream stored it.
+ */
+export function removedBy(removal: Removal, message: { seq: number; storedAt: Date }): boolean {
+  if (removal.ingestSeq !== null) return message.seq <= removal.ingestSeq;
+  return message.storedAt.getTime() <= Date.parse(removal.removedAt);
+}
+
+/**
+ * Whether a tombstone can be dropped: the ingest stream no longer holds any message it covers (its
+ * limits, LANEMAP_STREAM_MAX_AGE_S / LANEMAP_STREAM_MAX_BYTES, discarded them), so no replay can
+ * meet one. `stream` is LANEMAP_TILES' stored range (null: the stream does not exist; a caller
+ * that cannot reach NATS does not ask); `firstStoredAt` when its
+ * first stored message was stored (undefined when empty). A copy `ops replay` made of a covered
+ * message before the removal is stored before the removal too, so it went first.
+ */
+export function removalDroppable(
+  removal: Removal,
+  stream: { readonly firstSeq: number; readonly messages: number; readonly firstStoredAt?: Date } | null,
+): boolean {
+  // Nothing stored: whatever is stored from now on is stored after the removal.
+  if (stream === null || stream.messages === 0) return true;
+  if (removal.ingestSeq !== null) return stream.firstSeq > removal.ingestSeq;
+  return stream.firstStoredAt !== undefined && stream.firstStoredAt.getTime() > Date.parse(removal.removedAt);
 }
 
 /** Where CURRENT points: a version name ("v000042") and the pointer's revision (opaque, grows on every move). */

@@ -4,6 +4,7 @@
  *   archive/objects/ab/<sha256>.tif   raw tiles, content-addressed, immutable
  *   archive/catalogue/<tileId>.json   one catalogue entry per tile (first write wins)
  *   archive/bad/<key>.json            tiles that could not be registered, with the reason
+ *   archive/removed/<tileId>.json     removed tiles' tombstones (what replays of the stream leave out)
  *   views/batch/v000042/              one published batch view version (manifest.json last)
  *   views/batch/CURRENT               the current version's name, swapped by rename
  *   views/batch/.staging/             versions being written (never read by serving)
@@ -19,6 +20,7 @@ export interface DataPaths {
   readonly objects: string;
   readonly catalogue: string;
   readonly bad: string;
+  readonly removed: string;
   readonly batchViews: string;
   readonly batchCurrent: string;
   readonly batchStaging: string;
@@ -36,6 +38,7 @@ export function dataPaths(root: string): DataPaths {
     objects: join(root, "archive", "objects"),
     catalogue: join(root, "archive", "catalogue"),
     bad: join(root, "archive", "bad"),
+    removed: join(root, "archive", "removed"),
     batchViews: join(root, "views", "batch"),
     batchCurrent: join(root, "views", "batch", "CURRENT"),
     batchStaging: join(root, "views", "batch", ".staging"),

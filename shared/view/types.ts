@@ -67,6 +67,27 @@ export const badTileSchema = z.object({
 /** A tile that could not be registered or processed, with the reason. */
 export type BadTileRecord = z.infer<typeof badTileSchema>;
 
+/**
+ * What `lanemap archive remove` leaves behind (a tombstone): the replays of the ingest stream
+ * (`batch run --from-stream`, `ops replay`) leave out every message of the tile that the stream
+ * stored before the removal (shared/storage `removedBy`), so a replay never brings the tile back,
+ * while a message stored after it (the tile ingested again) counts.
+ */
+export const removalSchema = z.object({
+  tileId: z.string(),
+  /** When it was removed (ISO 8601): the rule's fallback when `ingestSeq` is null. */
+  removedAt: isoTime,
+  /**
+   * LANEMAP_TILES' last sequence when it was removed (0: no ingest stream yet): every message of the
+   * tile up to it predates the removal. Null when NATS was not reachable from `archive remove`.
+   */
+  ingestSeq: z.number().int().min(0).nullable(),
+  /** The removed entry's content hash. */
+  contentHash: z.string(),
+});
+/** A removed tile's tombstone (see removalSchema). */
+export type Removal = z.infer<typeof removalSchema>;
+
 /** Which lane produced a result. */
 export type Lane = "batch" | "live";
 
@@ -181,6 +202,22 @@ export const streamReplaySchema = z.object({
       deadLetterSeq: z.number().int().min(1).nullable(),
     }),
   ),
+  /**
+   * Messages of tiles `lanemap archive remove` took out after the stream stored them (their
+   * tombstones, removalSchema): left out, so the view has none of them, as the catalogue has none.
+   * Absent in views published before tombstones.
+   */
+  removed: z
+    .array(
+      z.object({
+        seq: z.number().int().min(1),
+        tileId: z.string(),
+        /** When the tile was removed, and the stream's last sequence then (null: not recorded). */
+        removedAt: isoTime,
+        removedAtSeq: z.number().int().min(0).nullable(),
+      }),
+    )
+    .optional(),
 });
 /** A kappa-mode run's replay of the ingest stream (see streamReplaySchema). */
 export type StreamReplay = z.infer<typeof streamReplaySchema>;

@@ -67,4 +67,13 @@ export class DelegatingArchive implements TileArchive {
   clearBad(key: string) {
     return this.store.clearBad(key);
   }
+  recordRemoval(...a: Parameters<ArchiveStore["recordRemoval"]>) {
+    return this.store.recordRemoval(...a);
+  }
+  removals() {
+    return this.store.removals();
+  }
+  dropRemoval(tileId: string) {
+    return this.store.dropRemoval(tileId);
+  }
 }

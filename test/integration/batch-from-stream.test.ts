@@ -183,8 +183,9 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
             deadLetterSeq: letters[1]!.seq,
           },
         ],
+        removed: [],
       },
-      "the replayed range, the re-sent tile counted once, the broken file listed with its dead letter",
+      "the replayed range, the re-sent tile counted once, the broken file listed with its dead letter, no tile removed",
     );
     assert.equal(
       byStream.stream?.excluded[0]?.reason,

@@ -143,6 +143,27 @@ function contract(name: string, open: () => Promise<Backend>, skip?: string): vo
       await backend.archive.remove("twin-a");
     });
 
+    test("a removal's tombstone is kept one per tile id, the later replacing the older, seen from a second connection, until it is dropped", async () => {
+      const first = {
+        tileId: "tile.gone-1",
+        removedAt: "2026-12-01T10:00:00.000Z",
+        ingestSeq: 7,
+        contentHash: "d".repeat(64),
+      };
+      const later = { ...first, removedAt: "2026-12-01T11:00:00.000Z", ingestSeq: 12 };
+      const noPosition = { ...first, tileId: "tile-gone-2", ingestSeq: null };
+      await backend.archive.recordRemoval(first);
+      await backend.archive.recordRemoval(later);
+      await backend.archive.recordRemoval(noPosition);
+      const byId = (a: { tileId: string }, b: { tileId: string }) => (a.tileId < b.tileId ? -1 : 1);
+      const other = await backend.second();
+      assert.deepEqual((await collect(other.removals())).sort(byId), [later, noPosition].sort(byId));
+      assert.equal(await other.dropRemoval(first.tileId), true);
+      assert.equal(await backend.archive.dropRemoval(first.tileId), false, "dropped once");
+      assert.deepEqual(await collect(backend.archive.removals()), [noPosition]);
+      assert.equal(await backend.archive.dropRemoval(noPosition.tileId), true);
+    });
+
     test("entries() streams 1,000 registered entries, each once", async () => {
       const ids = Array.from({ length: 1000 }, (_, i) => `bulk-${String(i).padStart(4, "0")}`);
       for (let i = 0; i < ids.length; i += 50)

@@ -10,16 +10,25 @@ import { withTileArchive } from "../../platform/storage.js";
 import {
   COMPACT_GRACE_MS,
   NatsTileArchive,
+  connectNats,
+  drainWithin,
+  ingestStreamRange,
   type CompactionReport,
+  type IngestStreamRange,
 } from "../../../shared/adapters/nats/index.js";
 import {
   LanemapError,
   dataPaths,
+  describeError,
   parseConfig,
+  removalDroppable,
   type BadTileRecord,
   type CatalogueEntry,
   type Config,
+  type Removal,
+  type TileArchive,
 } from "../../../shared/index.js";
+import { embeddedNatsUrl } from "../nats-connect.js";
 import { UsageError } from "../usage.js";
 import { cliLogger } from "../logger.js";
 import { commandSummary } from "./index.js";
@@ -31,12 +40,56 @@ interface ArchiveAddFlags {
   json?: boolean;
 }
 
-/** Flags of `archive list` and `archive remove` (`--bad`: the bad-tile records). */
+/** Flags of `archive list` and `archive remove` (`--bad`: the bad-tile records; `--removed`: the tombstones). */
 interface ArchiveListFlags {
   dataDir?: string;
   nats?: string;
   bad?: boolean;
+  removed?: boolean;
   json?: boolean;
+}
+
+/**
+ * LANEMAP_TILES' stored range now, for a tombstone (`archive remove`) and the question whether one
+ * can be dropped: null when there is no ingest stream, undefined when no NATS server is configured
+ * (--nats, NATS_URL, a running `lanemap start`) or it does not answer (said on stderr): the
+ * tombstone then falls back to the removal's time (shared/storage `removedBy`).
+ */
+async function ingestPosition(
+  config: Config,
+  flag: string | undefined,
+): Promise<IngestStreamRange | null | undefined> {
+  const url = flag ?? config.natsUrl ?? (await embeddedNatsUrl(config.dataDir));
+  if (url === undefined) return undefined;
+  try {
+    const nc = await connectNats({ servers: url, name: "lanemap-archive-position" });
+    try {
+      return await ingestStreamRange(nc);
+    } finally {
+      await drainWithin(nc);
+    }
+  } catch (err) {
+    console.error(
+      `warning: cannot read the ingest stream's position (${describeError(err)}): removals are compared by time`,
+    );
+    return undefined;
+  }
+}
+
+/**
+ * Drops the tombstones no replay can meet any more (`removalDroppable`: the ingest stream no longer
+ * holds a message they cover), except those of `keep`; the ids dropped.
+ */
+async function pruneRemovals(
+  archive: TileArchive,
+  stream: IngestStreamRange | null,
+  keep: ReadonlySet<string>,
+): Promise<string[]> {
+  const dropped: string[] = [];
+  for (const r of await collect(archive.removals()))
+    if (!keep.has(r.tileId) && removalDroppable(r, stream) && (await archive.dropRemoval(r.tileId)))
+      dropped.push(r.tileId);
+  return dropped.sort();
 }
 
 /** One of the ids given to `lanemap archive remove` is neither a catalogue entry nor a bad-tile record. */
@@ -108,12 +161,14 @@ export function compactionLines(r: CompactionReport): string[] {
 }
 
 /** What `archive remove` did with one id. */
-interface Removal {
+interface RemovedId {
   readonly id: string;
   /** The catalogue entry removed, if the id had one (never with --bad). */
   readonly entry?: { readonly contentHash: string; readonly objectRemoved: boolean };
   /** Whether a bad-tile record of the id was removed. */
   readonly badRecord: boolean;
+  /** The tombstone recorded with the entry's removal (what the replays leave out). */
+  readonly tombstone?: { readonly ingestSeq: number | null; readonly removedAt: string };
 }
 
 /**
@@ -226,11 +281,48 @@ export function registerArchive(program: Command): void {
       "list the catalogue (tile id, cell, acquired, ingest seq, bands, content), or with --bad the bad-tile records (dead letters of the speed lane, files a bulk load refused)",
     )
     .option("--bad", "list the bad-tile records instead of the catalogue")
+    .option(
+      "--removed",
+      "list the removed tiles' tombstones instead (what `batch run --from-stream` and `ops replay` leave out), each with whether it can be dropped",
+    )
     .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
     .option("--nats <url>", "NATS server of a LANEMAP_STORAGE=nats archive (default NATS_URL)")
     .option("--json", "print JSON")
     .action(async (flags: ArchiveListFlags) => {
       const config = archiveConfig(flags);
+      if (flags.bad && flags.removed)
+        throw new UsageError("--bad and --removed list different records: give one");
+      if (flags.removed) {
+        const removals = await withTileArchive(config, flags.nats ?? config.natsUrl, "lanemap-archive", (a) =>
+          collect<Removal>(a.removals()),
+        );
+        removals.sort(byKey((r) => r.tileId));
+        const stream = await ingestPosition(config, flags.nats);
+        const listed = removals.map((r) => ({
+          ...r,
+          droppable: stream === undefined ? null : removalDroppable(r, stream),
+        }));
+        if (flags.json) console.log(JSON.stringify(listed, null, 2));
+        else {
+          for (const r of listed)
+            console.log(
+              `${r.tileId}  removed ${r.removedAt}  ` +
+                (r.ingestSeq === null
+                  ? "stream position not recorded"
+                  : `stream at sequence ${r.ingestSeq}`) +
+                `  content ${r.contentHash.slice(0, 12)}` +
+                (r.droppable ? "  (droppable: the stream no longer holds its messages)" : ""),
+            );
+          console.log(
+            `${listed.length} removed tile(s) in ${where(config)}` +
+              (listed.length
+                ? "; replays of the ingest stream leave out their messages stored before the removal" +
+                  (stream === undefined ? " (no NATS server reached: cannot say which can be dropped)" : "")
+                : ""),
+          );
+        }
+        return;
+      }
       if (flags.bad) {
         const records = await withTileArchive(config, flags.nats ?? config.natsUrl, "lanemap-archive", (a) =>
           collect<BadTileRecord>(a.badTiles()),
@@ -281,24 +373,43 @@ export function registerArchive(program: Command): void {
     .option("--json", "print one JSON line per id")
     .action(async (ids: string[], flags: ArchiveListFlags) => {
       const config = archiveConfig(flags);
-      const removals = await withTileArchive(
+      if (flags.removed) throw new UsageError("--removed goes with `archive list`");
+      // Where the ingest stream is now: every stored message of a removed tile up to here predates
+      // its removal, and the replays leave those out (the tombstone).
+      const stream = flags.bad ? undefined : await ingestPosition(config, flags.nats);
+      const removedAt = new Date().toISOString();
+      const { removals, dropped } = await withTileArchive(
         config,
         flags.nats ?? config.natsUrl,
         "lanemap-archive",
         async (a) => {
-          const out: Removal[] = [];
+          const out: RemovedId[] = [];
           for (const id of [...new Set(ids)]) {
-            const removed = flags.bad ? undefined : await a.remove(id);
+            let removed: Awaited<ReturnType<TileArchive["remove"]>>;
+            const ingestSeq = stream === undefined ? null : (stream?.lastSeq ?? 0);
+            if (!flags.bad) {
+              const entry = await a.get(id);
+              // The tombstone goes first: a crash before the entry goes leaves the tile catalogued
+              // with a tombstone (remove it again), never removed without one.
+              if (entry)
+                await a.recordRemoval({ tileId: id, removedAt, ingestSeq, contentHash: entry.contentHash });
+              removed = await a.remove(id);
+            }
             const badRecord = await a.clearBad(id);
             out.push({
               id,
               ...(removed
-                ? { entry: { contentHash: removed.entry.contentHash, objectRemoved: removed.objectRemoved } }
+                ? {
+                    entry: { contentHash: removed.entry.contentHash, objectRemoved: removed.objectRemoved },
+                    tombstone: { ingestSeq, removedAt },
+                  }
                 : {}),
               badRecord,
             });
           }
-          return out;
+          // Tombstones no replay can meet any more go (bounded by what the stream's limits keep).
+          const dropped = stream === undefined ? [] : await pruneRemovals(a, stream, new Set(ids));
+          return { removals: out, dropped };
         },
       );
       const found = removals.filter((r) => r.entry || r.badRecord);
@@ -323,6 +434,21 @@ export function registerArchive(program: Command): void {
                 .join(", "),
           );
       }
+      const tombstoned = found.filter((r) => r.tombstone).length;
+      if (tombstoned > 0 && !flags.json)
+        console.log(
+          `tombstone${tombstoned === 1 ? "" : "s"} recorded: replays of the ingest stream leave out the messages of ${
+            tombstoned === 1 ? "this tile" : `these ${tombstoned} tiles`
+          } stored ` +
+            (stream === undefined
+              ? `before ${removedAt} (no NATS server reached: compared by time)`
+              : `up to sequence ${stream?.lastSeq ?? 0}`) +
+            " (`lanemap archive list --removed`)",
+        );
+      if (dropped.length > 0 && !flags.json)
+        console.log(
+          `dropped ${dropped.length} older tombstone(s) the ingest stream holds no message of: ${dropped.join(", ")}`,
+        );
       const missing = removals.filter((r) => !r.entry && !r.badRecord).map((r) => r.id);
       if (missing.length) throw new ArchiveTileNotFoundError(missing, found.length);
     });

@@ -156,12 +156,18 @@ function printReport(r: RunReport): void {
   if (s) {
     console.log(
       `  stream ${s.stream} sequences ${s.fromSeq}..${s.toSeq} (stored ${s.firstSeq}..${s.lastSeq}): ` +
-        `${s.messages} messages, ${s.duplicates} duplicate${s.duplicates === 1 ? "" : "s"}, ${s.excluded.length} left out`,
+        `${s.messages} messages, ${s.duplicates} duplicate${s.duplicates === 1 ? "" : "s"}, ${s.excluded.length} left out` +
+        (s.removed?.length ? `, ${s.removed.length} of removed tiles` : ""),
     );
     for (const x of s.excluded)
       console.log(
         `  left out seq ${x.seq} ${x.tileId ?? "(no tile id)"}  ${x.code}: ${x.reason}` +
           (x.deadLetterSeq === null ? "" : ` (dead letter ${x.deadLetterSeq})`),
+      );
+    for (const x of s.removed ?? [])
+      console.log(
+        `  removed seq ${x.seq} ${x.tileId}  (\`lanemap archive remove\` at ${x.removedAt}` +
+          (x.removedAtSeq === null ? ")" : `, stream at sequence ${x.removedAtSeq})`),
       );
   }
   if (r.retention.deletedVersions.length)

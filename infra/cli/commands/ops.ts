@@ -34,6 +34,7 @@ import {
   type NatsAccess,
 } from "../../ops/index.js";
 import { openPublishedViews } from "../../platform/views.js";
+import { openTileArchive } from "../../platform/storage.js";
 import { connectForCli, natsUrlFor } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { cliConfig } from "../config.js";
@@ -391,16 +392,20 @@ export function registerOps(program: Command): void {
         throw new UsageError(`--to-seq ${toSeq} is before --from-seq ${fromSeq}`);
       const { config, logger } = await setup(flags);
       const report = await interruptible((signal) =>
-        withNats(config, flags, logger, (nc) =>
-          replayIngest({
+        withNats(config, flags, logger, async (nc) => {
+          // The archive's tombstones: the replay leaves out what `archive remove` took out since.
+          const removals = [];
+          for await (const r of (await openTileArchive(config, nc, logger)).removals()) removals.push(r);
+          return replayIngest({
             nc,
+            removals,
             fromSeq,
             ...(toSeq === undefined ? {} : { toSeq }),
             dryRun: flags.dryRun ?? false,
             logger,
             signal,
-          }),
-        ),
+          });
+        }),
       );
       console.log(flags.json ? JSON.stringify(report, null, 2) : formatReplay(report));
     });

@@ -12,8 +12,10 @@ import { dataPaths, type DataPaths } from "../../view/paths.js";
 import {
   badTileSchema,
   catalogueEntrySchema,
+  removalSchema,
   type BadTileRecord,
   type CatalogueEntry,
+  type Removal,
 } from "../../view/types.js";
 import { validCatalogueEntry, type TileArchive } from "../../storage/index.js";
 import { createFileDurable, writeFileDurable } from "./durable.js";
@@ -139,6 +141,26 @@ export class ArchiveStore implements TileArchive {
     for await (const other of this.entries())
       if (other.contentHash === entry.contentHash) return { entry, objectRemoved: false };
     return { entry, objectRemoved: await unlinkIfPresent(this.objectPath(entry.contentHash)) };
+  }
+
+  /** Records a removed tile's tombstone, `archive/removed/<tileId>.json` (replacing an older one). */
+  async recordRemoval(removal: Removal): Promise<void> {
+    const valid = removalSchema.parse(removal);
+    await writeFileDurable(
+      join(this.paths.removed, `${safeFileKey(valid.tileId)}.json`),
+      JSON.stringify(valid) + "\n",
+    );
+  }
+
+  /** Streams the tombstones. */
+  async *removals(): AsyncGenerator<Removal> {
+    for await (const text of this.readJsonFiles(this.paths.removed))
+      yield removalSchema.parse(JSON.parse(text));
+  }
+
+  /** Drops the tombstone of `tileId`; true when there was one. */
+  async dropRemoval(tileId: string): Promise<boolean> {
+    return unlinkIfPresent(join(this.paths.removed, `${safeFileKey(tileId)}.json`));
   }
 
   private async *readJsonFiles(dir: string): AsyncGenerator<string> {

@@ -36,6 +36,8 @@ export interface IngestStreamRange {
   readonly firstSeq: number;
   readonly lastSeq: number;
   readonly messages: number;
+  /** When the first stored message was stored (undefined when the stream is empty). */
+  readonly firstStoredAt?: Date;
 }
 
 /** A stored ingest message and when the stream stored it. */
@@ -57,7 +59,13 @@ export async function ingestStreamRange(nc: NatsConnection): Promise<IngestStrea
   const jsm = await jetstreamManager(nc);
   try {
     const { state } = await jsm.streams.info(INGEST_STREAM);
-    return { firstSeq: state.first_seq, lastSeq: state.last_seq, messages: state.messages };
+    const firstStoredAt = state.messages > 0 ? new Date(state.first_ts) : undefined;
+    return {
+      firstSeq: state.first_seq,
+      lastSeq: state.last_seq,
+      messages: state.messages,
+      ...(firstStoredAt && !Number.isNaN(firstStoredAt.getTime()) ? { firstStoredAt } : {}),
+    };
   } catch (err) {
     if (notFound(err)) return null;
     throw err;

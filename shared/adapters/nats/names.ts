@@ -66,6 +66,8 @@ export const ARCHIVE_POINTER_BUCKET = "lanemap-archive-pointer";
 export const ARCHIVE_POINTER_KEY = "current";
 export const CATALOGUE_BUCKET = "lanemap-catalogue";
 export const BAD_TILE_BUCKET = "lanemap-bad";
+/** KV bucket of removed tiles' tombstones (`archive remove`), one per tile id: what the replays leave out. */
+export const REMOVAL_BUCKET = "lanemap-removed";
 
 /** Object store bucket for tiles larger than the server's max_payload. */
 export const TILE_OBJECT_BUCKET = "lanemap-tiles";
@@ -104,6 +106,8 @@ export const HEADERS = {
   originalMsgId: "Lanemap-Original-Msg-Id",
   /** Dead letters: when the tile was dead-lettered (ISO 8601). */
   deadAt: "Lanemap-Dead-At",
+  /** An `ops replay` copy: the stream sequence of the message it copies (its original ingest sequence). */
+  replayOf: "Lanemap-Replay-Of",
 } as const;
 
 /**

@@ -13,7 +13,9 @@
  *   written;
  * - CATALOGUE_BUCKET, a KV bucket: one entry per tile id (the entry JSON). KV `create()` succeeds
  *   only when the key has no value, which is exactly first-write-wins across machines;
- * - BAD_TILE_BUCKET, a KV bucket: one bad-tile record per record key (last write wins, as files).
+ * - BAD_TILE_BUCKET, a KV bucket: one bad-tile record per record key (last write wins, as files);
+ * - REMOVAL_BUCKET, a KV bucket: one removed tile's tombstone per tile id (last write wins), what
+ *   the replays of the ingest stream leave out; dropped by a KV delete (a marker), never a purge.
  *
  * Why generations: removals never purge in place. `remove` deletes the catalogue entry only; the
  * object stays, garbage, until `compact` copies every object the catalogue still names into a new
@@ -45,8 +47,10 @@ import { validCatalogueEntry, type TileArchive } from "../../storage/index.js";
 import {
   badTileSchema,
   catalogueEntrySchema,
+  removalSchema,
   type BadTileRecord,
   type CatalogueEntry,
+  type Removal,
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
 import { kvValues, listObjectInfos, putObjectOnce, readObjectBytes } from "./object-reads.js";
@@ -58,6 +62,7 @@ import {
   ARCHIVE_POINTER_KEY,
   BAD_TILE_BUCKET,
   CATALOGUE_BUCKET,
+  REMOVAL_BUCKET,
   archiveGenerationBucket,
   parseArchiveGeneration,
 } from "./names.js";
@@ -246,6 +251,7 @@ export class NatsTileArchive implements TileArchive {
     private readonly nc: NatsConnection,
     private readonly catalogue: KV,
     private readonly bad: KV,
+    private readonly removed: KV,
     private readonly pointer: KV,
     private readonly replicas: number,
     private readonly logger?: Logger,
@@ -278,11 +284,14 @@ export class NatsTileArchive implements TileArchive {
         const bad = await atReplicas(kvStreamName(BAD_TILE_BUCKET), r, () =>
           kvm.create(BAD_TILE_BUCKET, { ...common, history: 1, ...LEADER_READS }),
         );
+        const removed = await atReplicas(kvStreamName(REMOVAL_BUCKET), r, () =>
+          kvm.create(REMOVAL_BUCKET, { ...common, history: 1, ...LEADER_READS }),
+        );
         // History keeps the last moves visible to operators (and a move never drops a value in place).
         const pointer = await atReplicas(kvStreamName(ARCHIVE_POINTER_BUCKET), r, () =>
           kvm.create(ARCHIVE_POINTER_BUCKET, { ...common, history: 16, ...LEADER_READS }),
         );
-        const archive = new NatsTileArchive(nc, catalogue, bad, pointer, r, options.logger);
+        const archive = new NatsTileArchive(nc, catalogue, bad, removed, pointer, r, options.logger);
         const jsm = await jetstreamManager(nc);
         const generations = await listGenerations(jsm);
         if (generationOf(await pointer.get(ARCHIVE_POINTER_KEY)) === null) {
@@ -297,7 +306,7 @@ export class NatsTileArchive implements TileArchive {
           }
         }
         // create() leaves an existing bucket's replicas as they are: bring all to the deployment's.
-        for (const bucket of [CATALOGUE_BUCKET, BAD_TILE_BUCKET, ARCHIVE_POINTER_BUCKET])
+        for (const bucket of [CATALOGUE_BUCKET, BAD_TILE_BUCKET, REMOVAL_BUCKET, ARCHIVE_POINTER_BUCKET])
           await ensureReplicas(jsm, kvStreamName(bucket), r, options.logger);
         const now = await listGenerations(jsm);
         for (const g of now)
@@ -519,6 +528,36 @@ export class NatsTileArchive implements TileArchive {
       WRITE_RETRIES,
     );
     return { entry, objectRemoved: false };
+  }
+
+  /** Records a removed tile's tombstone (replacing an older one of the id). @throws LanemapError STORAGE. */
+  async recordRemoval(removal: Removal): Promise<void> {
+    const valid = removalSchema.parse(removal);
+    await guarded(
+      `cannot record the removal of ${valid.tileId}`,
+      () => this.removed.put(kvKey(valid.tileId), JSON.stringify(valid)),
+      WRITE_RETRIES,
+    );
+  }
+
+  /** Streams the tombstones (read without a consumer). @throws LanemapError STORAGE when the broker fails. */
+  async *removals(): AsyncGenerator<Removal> {
+    for await (const json of this.lastValues(REMOVAL_BUCKET)) yield removalSchema.parse(json);
+  }
+
+  /** Drops the tombstone of `tileId` (a KV delete marker, no purge); true when there was one. @throws LanemapError STORAGE. */
+  async dropRemoval(tileId: string): Promise<boolean> {
+    const k = kvKey(tileId);
+    return guarded(
+      `cannot drop the removal of ${tileId}`,
+      async () => {
+        const e = await this.removed.get(k);
+        if (!e || e.operation !== "PUT") return false;
+        await this.removed.delete(k);
+        return true;
+      },
+      WRITE_RETRIES,
+    );
   }
 
   /**

@@ -37,6 +37,7 @@ import {
   LIVE_BUCKET,
   MODEL_BUCKET,
   MODEL_OBJECT_BUCKET,
+  REMOVAL_BUCKET,
   TILE_OBJECT_BUCKET,
   VIEW_OBJECT_BUCKET,
   VIEW_POINTER_BUCKET,
@@ -374,6 +375,7 @@ export const LANEMAP_STREAMS: readonly string[] = [
     LIVE_BUCKET,
     CATALOGUE_BUCKET,
     BAD_TILE_BUCKET,
+    REMOVAL_BUCKET,
     ARCHIVE_POINTER_BUCKET,
     VIEW_POINTER_BUCKET,
   ].map(kvStreamName),
@@ -405,14 +407,15 @@ export const isViewStream = (stream: string): boolean =>
 /**
  * Whether `stream` belongs to the master archive (nats-archive.ts): a generation's object store
  * (`OBJ_lanemap-archive-g000001`, or the legacy `OBJ_lanemap-archive`), the generation pointer,
- * the catalogue and the bad-tile buckets.
+ * the catalogue, the bad-tile and the tombstone buckets.
  */
 export const isArchiveStream = (stream: string): boolean =>
   stream === objectStoreStreamName(ARCHIVE_OBJECT_BUCKET) ||
   stream.startsWith(objectStoreStreamName(ARCHIVE_GENERATION_BUCKET_PREFIX)) ||
   stream === kvStreamName(ARCHIVE_POINTER_BUCKET) ||
   stream === kvStreamName(CATALOGUE_BUCKET) ||
-  stream === kvStreamName(BAD_TILE_BUCKET);
+  stream === kvStreamName(BAD_TILE_BUCKET) ||
+  stream === kvStreamName(REMOVAL_BUCKET);
 
 /**
  * The streams a status accounts for: LANEMAP_STREAMS, and every stream of `named` (the server's
