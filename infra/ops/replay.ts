@@ -32,7 +32,8 @@
  * - the live view key is `<cell>.<tileId>`: a result is rewritten in place, never added twice;
  * - a tile whose live result is still there with the same content is acknowledged as a duplicate
  *   without being classified again; only missing results are recomputed, with the current model;
- * - a tile that failed before fails again and gets a new dead letter; a tile whose bytes were in the
+ * - a tile that failed before fails again and keeps its one dead letter (one per tile, bytes and
+ *   code: dead-letters.ts); a tile whose bytes were in the
  *   object store (`Lanemap-Object`) needs its object, which expires with the stream's age limit.
  */
 import {
