@@ -151,7 +151,7 @@ export function letterKey(input: Pick<DeadLetterInput, "headers" | "data" | "cod
   return hash.digest("hex").slice(0, 32);
 }
 
-/** Writes a repeat met between its check and its write is tried again (another worker's letter). */
+/** How often `add` looks again when another worker wrote the input's letter between its check and its write. */
 const ADD_RACES = 3;
 
 /** Reads and writes the dead-letter stream. */
