@@ -283,8 +283,9 @@ export class TilePipeline {
   ): Promise<boolean> {
     const { dlq, archive, logger, metrics, events } = this.d;
     let seq: number;
+    let repeat: boolean;
     try {
-      ({ seq } = await dlq.add({
+      ({ seq, duplicate: repeat } = await dlq.add({
         originalSeq: original.seq,
         subject: original.subject,
         headers: original.headers,
@@ -311,10 +312,11 @@ export class TilePipeline {
       })
       .catch(() => undefined); // The dead letter is the record that matters; this is a convenience copy.
     metrics.tiles.inc({ outcome: "failed" });
-    metrics.deadLetters.inc();
+    // A repeat (a replayed copy, a redelivery) keeps the input's one letter: not a new dead letter.
+    if (!repeat) metrics.deadLetters.inc();
     logger.warn(
       { code, reason, tileId: ctx.tileId, streamSeq: original.seq, deadLetter: seq },
-      "tile dead-lettered",
+      repeat ? "tile dead-lettered again: its letter is already there" : "tile dead-lettered",
     );
     events.emit({
       type: "tile-failed",

@@ -7,7 +7,6 @@
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JetStreamClient } from "@nats-io/jetstream";
-import { Objm } from "@nats-io/obj";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import {
   HEADERS,
@@ -16,6 +15,7 @@ import {
   ingestSubject,
   isStorageFull,
   isTransientBrokerError,
+  putObjectOnce,
   serverMaxPayload,
 } from "../shared/adapters/nats/index.js";
 import {
@@ -112,8 +112,9 @@ export function checkTileMeta(meta: PublishTileMeta): void {
 /**
  * Publishes one tile to the ingest stream and resolves once JetStream stored it (or recognised it
  * as a duplicate). Tiles over the server's max_payload are uploaded to the `lanemap-tiles` object
- * store first (named `<tileId>.<hash>`, so a retry re-uses the upload) and referenced by the
- * Lanemap-Object header of an empty message.
+ * store first (named `<tileId>.<hash>`, so a retry re-uses the upload; written by putObjectOnce,
+ * which never sends a STREAM.PURGE) and referenced by the Lanemap-Object header of an empty message;
+ * that bucket must exist (ensureTileObjects).
  * A publish the stream cannot take for the moment (a leader election) is retried with the same
  * Nats-Msg-Id, pausing 250 ms doubling to 2 s, for `options.retryForMs`.
  * @throws TileInvalidError for malformed metadata; LanemapError INGEST_PUBLISH when the retries ran
@@ -140,18 +141,15 @@ export async function publishTile(
   let object: string | null = null;
   if (bytes.length + HEADER_ROOM > maxPayload) {
     object = `${meta.tileId}.${hash}`;
-    const store = await new Objm(js).open(TILE_OBJECT_BUCKET);
-    const existing = await store.info(object);
-    if (!existing || existing.deleted || existing.size !== bytes.length)
-      await store.putBlob(
-        {
-          name: object,
-          description: `tile ${meta.tileId}`,
-          // Chunks are messages too: keep them under max_payload on servers configured below 128 KiB.
-          options: { max_chunk_size: Math.min(128 * 1024, maxPayload - HEADER_ROOM) },
-        },
-        bytes,
+    if (!nc)
+      throw new LanemapError(
+        "INGEST_PUBLISH",
+        `tile ${meta.tileId} is over max_payload and the JetStream client shows no connection to upload it with`,
       );
+    // Written once, never through ObjectStore.putBlob: that purges the chunks it wrote when it fails
+    // half way, and a racing writer of the same name purges the other's; a filtered STREAM.PURGE
+    // lost a node's copy on nats-server 2.9.10 (issue 14). Same bytes already stored: nothing sent.
+    await putObjectOnce(nc, TILE_OBJECT_BUCKET, object, bytes, { description: `tile ${meta.tileId}` });
     h.set(HEADERS.object, object);
     payload = new Uint8Array(0);
   }

@@ -81,7 +81,11 @@ export function formatStatus(s: OpsStatus): string {
       `archive   ${a.entries} catalogue entr${a.entries === 1 ? "y" : "ies"}, ${a.named.objects} object(s) ${mib(a.named.bytes)}  ` +
         `garbage ${a.garbage.objects} object(s) ${mib(a.garbage.bytes)}` +
         (a.garbage.objects > 0 ? " (`lanemap archive compact` drops it)" : "") +
-        `  generations ${gens || "none"}`,
+        `  generations ${gens || "none"}` +
+        // Above the pointer: a compaction's new generation before its move, no data (ArchiveUsage.pending).
+        (a.pending.length > 0
+          ? `  pending ${a.pending.map((g) => g.bucket).join(", ")} (a compaction under way or stopped before moving the pointer: no data; the next compaction drops it)`
+          : ""),
     );
   }
   for (const [i, p] of (s.streams ?? []).entries()) {

@@ -32,8 +32,9 @@
  * - the live view key is `<cell>.<tileId>`: a result is rewritten in place, never added twice;
  * - a tile whose live result is still there with the same content is acknowledged as a duplicate
  *   without being classified again; only missing results are recomputed, with the current model;
- * - a tile that failed before fails again and gets a new dead letter; a tile whose bytes were in the
- *   object store (`Lanemap-Object`) needs its object, which expires with the stream's age limit;
+ * - a tile that failed before fails again and keeps its one dead letter (one per tile, bytes and
+ *   code: dead-letters.ts); a tile whose bytes were in the object store (`Lanemap-Object`) needs its
+ *   object, which expires with the stream's age limit;
  * - a message of a tile `lanemap archive remove` took out after the stream stored it (the archive's
  *   tombstone) is skipped and counted as removed: republished, it would be a new message to the
  *   speed lane, which would register the tile again.

@@ -11,8 +11,11 @@ import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
 import { StorageType, jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
+import { Kvm } from "@nats-io/kv";
 import {
   ARCHIVE_OBJECT_BUCKET,
+  ARCHIVE_POINTER_BUCKET,
+  ARCHIVE_POINTER_KEY,
   NatsTileArchive,
   archiveUsage,
   type CompactionStep,
@@ -156,29 +159,114 @@ describe("the master archive's generations and compaction", { skip: natsMissing(
     await assertReadable(archive, kept);
   });
 
-  test("two compactions at once lose no tile: one may refuse (the pointer moved) and delete nothing, and the next compaction finishes", async () => {
+  test("two compactions at once lose no tile and leave no generation behind: the one that lost the pointer drops the generation it made, and ops status shows no pending one", async () => {
     await using nats = await natsFixture();
     const archive = await NatsTileArchive.open(nats.nc, { replicas: 1 });
-    const kept = await addTiles(archive, 0, 5);
-    await archive.remove("t-0000");
-    kept.delete("t-0000");
+    const kept = await addTiles(archive, 0, 8);
     const second = await NatsTileArchive.open(nats.nc, { replicas: 1 });
-    const [a, b] = await Promise.allSettled([
-      archive.compact({ graceMs: 300 }),
-      (async () => {
-        // The other one starts once the first has made its generation.
-        await new Promise((r) => setTimeout(r, 50));
-        return second.compact({ graceMs: 300 });
-      })(),
-    ]);
-    for (const r of [a, b])
-      if (r.status === "rejected") assert.match(String(r.reason), /generation pointer .*nothing deleted/);
-    assert.ok(a.status === "fulfilled" || b.status === "fulfilled", "one compaction finished");
-    await assertReadable(archive, kept);
+    const outcomes: string[] = [];
+    const left: string[] = [];
+    // The other one starts 0-50 ms later: before, while and after the first makes its generation and moves the pointer.
+    for (const [round, delayMs] of [0, 15, 50].entries()) {
+      const victim = `t-${String(round).padStart(4, "0")}`;
+      await archive.remove(victim);
+      kept.delete(victim);
+      const [a, b] = await Promise.allSettled([
+        archive.compact({ graceMs: 200 }),
+        (async () => {
+          await new Promise((r) => setTimeout(r, delayMs));
+          return second.compact({ graceMs: 200 });
+        })(),
+      ]);
+      for (const r of [a, b]) {
+        outcomes.push(r.status === "fulfilled" ? "done" : String(r.reason).replace(/^.*compaction: /, ""));
+        if (r.status === "rejected")
+          assert.match(
+            String(r.reason),
+            /generation pointer .*no data deleted, its empty generation \d+ dropped|generation \d+ was made by another compaction meanwhile; nothing done|generation pointer names \d+, not \d+ .*nothing deleted/,
+          );
+      }
+      assert.ok(
+        a.status === "fulfilled" || b.status === "fulfilled",
+        `round ${round}: one compaction finished`,
+      );
+      // A stream above the pointer is a generation the loser made and left (ops status: pending).
+      const { current } = await archiveUsage(nats.nc);
+      for (const stream of await objectStreams(nats))
+        if (Number(stream.slice(-6)) > current!)
+          left.push(`round ${round}: ${stream} above the pointer's g${current} (${outcomes.join("; ")})`);
+      await assertReadable(archive, kept);
+    }
+    assert.deepEqual(left, [], "no generation left behind");
+
+    // The interleaving that left one, made to happen: the loser reads the usage after the winner
+    // made its generation (g+1) and before it moved the pointer, makes g+2, then finds the pointer moved.
+    await archive.remove("t-0007");
+    kept.delete("t-0007");
+    const winner = await archive.compact({ graceMs: 0, stopAfter: "generation" });
+    assert.ok(winner.generation);
+    const pointer = await new Kvm(nats.nc).open(ARCHIVE_POINTER_BUCKET);
+    const loser = second as unknown as { currentGeneration(): Promise<unknown> };
+    const read = loser.currentGeneration.bind(second);
+    loser.currentGeneration = async () => {
+      loser.currentGeneration = read;
+      const e = await pointer.get(ARCHIVE_POINTER_KEY); // the winner's move, as its step 1 does it
+      await pointer.update(
+        ARCHIVE_POINTER_KEY,
+        JSON.stringify({ generation: winner.generation }),
+        e!.revision,
+      );
+      return read();
+    };
+    await assert.rejects(
+      second.compact({ graceMs: 0 }),
+      new RegExp(
+        `generation pointer moved to ${winner.generation} meanwhile .*no data deleted, its empty generation ${winner.generation! + 1} dropped`,
+      ),
+    );
+    const after = await archiveUsage(nats.nc);
+    assert.equal(after.current, winner.generation);
+    assert.deepEqual(after.pending, [], "ops status: no pending generation");
+    assert.ok(
+      (await objectStreams(nats)).every((stream) => Number(stream.slice(-6)) <= winner.generation!),
+      "the loser's generation is gone",
+    );
+    await assertReadable(second, kept);
     await archive.compact({ graceMs: 0 });
     const usage = await archiveUsage(nats.nc);
     assert.deepEqual([usage.generations.length, usage.garbage.objects, usage.missing], [1, 0, []]);
     await assertReadable(second, kept);
+  });
+
+  test("ops status shows a generation above the pointer as pending, not as data, and the next compaction drops it", async () => {
+    await using nats = await natsFixture();
+    const archive = await NatsTileArchive.open(nats.nc, { replicas: 1 });
+    const kept = await addTiles(archive, 0, 3);
+    await archive.remove("t-0000");
+    kept.delete("t-0000");
+    // A compaction that died after making its generation, before moving the pointer.
+    const stopped = await archive.compact({ graceMs: 0, stopAfter: "generation" });
+    const usage = await archiveUsage(nats.nc);
+    assert.deepEqual(
+      [usage.current, usage.generations.map((g) => g.generation), usage.pending.map((g) => g.generation)],
+      [1, [1], [stopped.generation]],
+    );
+    await using data = await tempDir("pub14-compaction-pending-");
+    const text = formatStatus(
+      await collectStatus({
+        dataDir: data.path,
+        nats: { nc: nats.nc, url: nats.server.url },
+        logger: testLogger(),
+      }),
+    );
+    assert.match(
+      text,
+      /generations lanemap-archive-g000001\* {2}pending lanemap-archive-g000002 \(a compaction under way or stopped before moving the pointer: no data/,
+    );
+    const done = await archive.compact({ graceMs: 0 });
+    assert.deepEqual(done.deleted, ["lanemap-archive-g000001", "lanemap-archive-g000002"]);
+    assert.deepEqual(await objectStreams(nats), ["OBJ_lanemap-archive-g000003"]);
+    await assertReadable(archive, kept);
   });
 
   test("tiles added while a compaction runs keep their objects", async () => {

@@ -291,7 +291,8 @@ describe("removals in replicated streams when a node dies seconds later", { skip
           originalSeq: 1000 + i,
           subject: `tiles.in.${cellOf(i)}`,
           headers: headers(),
-          data: new Uint8Array(64),
+          // Bytes of its own: one letter per bad input (a repeat of the same bytes writes nothing).
+          data: new TextEncoder().encode(`letter ${i}`),
           code: "TILE_DECODE",
           reason: `letter ${i}`,
           deliveries: 2,
@@ -346,7 +347,7 @@ describe("removals in replicated streams when a node dies seconds later", { skip
               originalSeq: 1000 + original,
               subject: `tiles.in.${cellOf(i)}`,
               headers: headers(),
-              data: new Uint8Array(64),
+              data: new TextEncoder().encode(`letter ${original}`),
               code: "TILE_DECODE",
               reason: `letter ${original}`,
               deliveries: 2,

@@ -140,7 +140,8 @@ export function compactionLines(r: CompactionReport): string[] {
   const gens = b.generations.map((g) => `${g.bucket} (${g.objects} objects, ${mib(g.bytes)})`).join(", ");
   const lines = [
     `archive (NATS): ${b.entries} catalogue entries naming ${b.named.objects} stored objects (${mib(b.named.bytes)}); ` +
-      `garbage ${b.garbage.objects} objects (${mib(b.garbage.bytes)}); generations ${gens || "none"}`,
+      `garbage ${b.garbage.objects} objects (${mib(b.garbage.bytes)}); generations ${gens || "none"}` +
+      (b.pending.length > 0 ? `; pending (no data) ${b.pending.map((g) => g.bucket).join(", ")}` : ""),
   ];
   if (r.nothingToDo) lines.push("nothing to compact: one generation and no garbage");
   else if (r.dryRun)

@@ -1,15 +1,22 @@
 /**
  * Dead letters: ingest messages the speed lane cannot classify, kept in their own stream
- * (LANEMAP_DLQ on `tiles.dlq.<cell>`) with why. A dead letter carries the original message whole
+ * (LANEMAP_DLQ on `tiles.dlq.<cell>.<key>`) with why. A dead letter carries the original message whole
  * (payload, or the object store reference of a large tile, and every original header) plus the
  * reason, error code, original stream sequence and subject and the number of deliveries, so an
  * operator can read it, fix what was wrong (a new model, a new tile id) and send it back through
  * the ingest stream (`retry`), where it gets a new sequence like any fresh tile.
  *
- * Dead-lettering is idempotent: the dead letter's Nats-Msg-Id is `dlq-<original sequence>`, so a
- * worker that dead-letters a tile and crashes before acknowledging it, or the max-deliveries
- * advisory racing the last delivery's handler, leaves one dead letter within the duplicate window.
+ * Dead-lettering is idempotent: one letter per bad input, the same tile (id) with the same bytes
+ * (or the same object) failing with the same code, however often it fails. Each input has a subject
+ * of its own, `tiles.dlq.<cell>.<key>` ({@link letterKey}); a letter is written only when that
+ * subject holds none, and the write expects the subject empty (Nats-Expected-Last-Subject-Sequence
+ * 0), so two workers failing copies of one tile at once leave one letter. Why: the original
+ * sequence alone (the letter's Nats-Msg-Id `dlq-<original sequence>`, still set) is new for every
+ * copy `lanemap ops replay` publishes, and an operator who replayed a range twice over 6 bad tiles
+ * found 22 letters; a crash before the ack redelivered after the duplicate window made two as well.
+ * Nothing is deleted or purged to keep it so: a repeat writes nothing.
  */
+import { createHash } from "node:crypto";
 import {
   JetStreamApiCodes,
   JetStreamApiError,
@@ -130,6 +137,23 @@ function copyHeaders(from: MsgHdrs | undefined, skip: ReadonlySet<string>): MsgH
   return h;
 }
 
+/**
+ * What makes two failures one letter: the tile id, the bytes (an object reference's name, which
+ * `publishTile` derives from the bytes) and the code; 32 hex of their SHA-256, a subject token.
+ * Not the reason's text (it names delivery counts and times) nor the sequence (new for a replay).
+ */
+export function letterKey(input: Pick<DeadLetterInput, "headers" | "data" | "code">): string {
+  const hash = createHash("sha256");
+  const object = lastHeader(input.headers, HEADERS.object);
+  hash.update(`${lastHeader(input.headers, HEADERS.tileId) ?? ""}\0${input.code}\0`);
+  if (object) hash.update(`object\0${object}`);
+  else hash.update(input.data);
+  return hash.digest("hex").slice(0, 32);
+}
+
+/** How often `add` looks again when another worker wrote the input's letter between its check and its write. */
+const ADD_RACES = 3;
+
 /** Reads and writes the dead-letter stream. */
 export class DeadLetterQueue {
   private readonly nc: NatsConnection;
@@ -155,8 +179,42 @@ export class DeadLetterQueue {
     return new DeadLetterQueue(nc, jetstream(nc), await jetstreamManager(nc, { checkAPI: false }), tiles);
   }
 
-  /** Dead-letters one message; resolves with the dead letter's sequence once it is stored. */
+  /**
+   * Dead-letters one message, unless its input already has a letter ({@link letterKey}); resolves
+   * with the letter's sequence once it is stored, `duplicate` when the letter was there already
+   * (written before by this or another worker, for this message or another copy of the tile). A
+   * message `dlq retry` sent back (HEADERS.retryOf) gets a letter of its own when the one it came
+   * from is still there: that retry removes it.
+   * @throws what publishing and STREAM.MSG.GET throw; LanemapError DLQ for a payload too large to
+   *   send inline when no tile bucket was given.
+   */
   async add(input: DeadLetterInput): Promise<{ seq: number; duplicate: boolean }> {
+    const subject = dlqSubject(cellOf(input.subject), letterKey(input));
+    for (let race = 0; ; race++) {
+      const existing = await this.jsm.streams.getMessage(DLQ_STREAM, { last_by_subj: subject });
+      if (existing && lastHeader(input.headers, HEADERS.retryOf) !== String(existing.seq))
+        return { seq: existing.seq, duplicate: true };
+      try {
+        return await this.write(input, subject, existing?.seq ?? 0);
+      } catch (err) {
+        // Another worker wrote this input's letter since the check: read it and say so.
+        if (
+          race < ADD_RACES &&
+          err instanceof JetStreamApiError &&
+          err.code === JetStreamApiCodes.StreamWrongLastSequence
+        )
+          continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Writes the letter on `subject`, expecting `lastSeq` there (0: none). */
+  private async write(
+    input: DeadLetterInput,
+    subject: string,
+    lastSeq: number,
+  ): Promise<{ seq: number; duplicate: boolean }> {
     const h = copyHeaders(input.headers, DLQ_ONLY);
     const originalMsgId = lastHeader(input.headers, HEADERS.msgId);
     if (originalMsgId) h.set(HEADERS.originalMsgId, headerValue(originalMsgId));
@@ -183,10 +241,10 @@ export class DeadLetterQueue {
       h.set(HEADERS.object, name);
       data = new Uint8Array(0);
     }
-    const ack = await this.js.publish(dlqSubject(cellOf(input.subject)), data, {
+    const ack = await this.js.publish(subject, data, {
       headers: h,
       msgID: `dlq-${input.originalSeq}`,
-      expect: { streamName: DLQ_STREAM },
+      expect: { streamName: DLQ_STREAM, lastSubjectSequence: lastSeq },
     });
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
@@ -306,6 +364,7 @@ export class DeadLetterQueue {
   async retry(seq: number): Promise<{ ingestSeq: number; letter: DeadLetter }> {
     const { letter, data, headers } = await this.get(seq);
     const h = copyHeaders(headers, DLQ_ONLY);
+    h.set(HEADERS.retryOf, String(seq));
     const ack = await this.js.publish(letter.originalSubject, data, {
       headers: h,
       msgID: `retry-${letter.originalSeq}-${nuid.next()}`,

@@ -12,10 +12,15 @@ export const ingestSubject = (cell: string): string => `${INGEST_SUBJECT_PREFIX}
 /** Durable pull consumer all speed workers share. */
 export const SPEED_CONSUMER = "lanemap-speed";
 
-/** Dead-letter stream: tiles that cannot be classified, with the reason; subjects `tiles.dlq.<cell>`. */
+/**
+ * Dead-letter stream: tiles that cannot be classified, with the reason; subjects
+ * `tiles.dlq.<cell>.<key>`, one subject per bad input (dead-letters.ts `letterKey`: the tile id, its
+ * bytes or object and the code), so the stream holds one letter per input however often it fails.
+ * Letters written before the key (`tiles.dlq.<cell>`) are still listed, retried and removed.
+ */
 export const DLQ_STREAM = "LANEMAP_DLQ";
 export const DLQ_SUBJECT_PREFIX = "tiles.dlq";
-export const dlqSubject = (cell: string): string => `${DLQ_SUBJECT_PREFIX}.${cell}`;
+export const dlqSubject = (cell: string, key: string): string => `${DLQ_SUBJECT_PREFIX}.${cell}.${key}`;
 
 /** Core-NATS event per classified tile (summary only), for subscribers such as the web page. */
 export const CLASSIFIED_SUBJECT_PREFIX = "tiles.classified";
@@ -108,6 +113,11 @@ export const HEADERS = {
   deadAt: "Lanemap-Dead-At",
   /** An `ops replay` copy: the stream sequence of the message it copies (its original ingest sequence). */
   replayOf: "Lanemap-Replay-Of",
+  /**
+   * An ingest message `lanemap dlq retry` sent back: the sequence of the dead letter it came from,
+   * which that retry removes (a new failure of it is a new letter, not the one being removed).
+   */
+  retryOf: "Lanemap-Retry-Of",
 } as const;
 
 /**

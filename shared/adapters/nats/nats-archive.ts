@@ -35,12 +35,13 @@ import {
   JetStreamApiCodes,
   JetStreamApiError,
   jetstreamManager,
+  DiscardPolicy,
   StorageType,
   type JetStreamManager,
 } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
 import { validCatalogueEntry, type TileArchive } from "../../storage/index.js";
@@ -105,8 +106,17 @@ export interface ArchiveGenerationUsage {
 export interface ArchiveUsage {
   /** The generation new objects go to (the pointer), or null when there is no pointer yet. */
   readonly current: number | null;
-  /** Every generation on the server, oldest first. */
+  /**
+   * Every generation on the server up to the pointer's, oldest first: what holds the archive's
+   * objects (all of them when there is no pointer).
+   */
   readonly generations: readonly ArchiveGenerationUsage[];
+  /**
+   * Generations newer than the pointer's: made by a compaction that has not moved the pointer yet
+   * (under way, or stopped before its move). No put writes to one before the pointer names it, so
+   * they hold no data: not counted in `named` or `garbage`; the next compaction drops them.
+   */
+  readonly pending: readonly ArchiveGenerationUsage[];
   /** Catalogue entries, and the distinct objects they name that are stored (one copy counted) with their bytes. */
   readonly entries: number;
   readonly named: { readonly objects: number; readonly bytes: number };
@@ -138,6 +148,9 @@ export interface CompactionReport {
 
 /** The step after which `compact({ stopAfter })` returns: a crash there, for tests of recovery. */
 export type CompactionStep = "generation" | "pointer" | "copy";
+
+/** JSStreamNameExistErr: "stream name already in use with a different configuration" (not in nats.js's table). */
+const STREAM_NAME_IN_USE = 10058;
 
 const notFoundStream = (err: unknown): boolean =>
   err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
@@ -204,6 +217,7 @@ export async function archiveUsage(nc: NatsConnection, logger?: Logger): Promise
     if (!notFoundStream(err) && !notFoundStream((err as { cause?: unknown }).cause)) throw err;
   }
   const usage: ArchiveGenerationUsage[] = [];
+  const pending: ArchiveGenerationUsage[] = [];
   const seen = new Set<string>();
   let [namedObjects, namedBytes, garbageObjects, garbageBytes] = [0, 0, 0, 0];
   // Newest first: the copy a compaction keeps is the newest; older copies of it are garbage.
@@ -214,6 +228,11 @@ export async function archiveUsage(nc: NatsConnection, logger?: Logger): Promise
       throw err;
     });
     let [objects, bytes] = [0, 0];
+    if (current !== null && g > current) {
+      for (const i of infos.filter((i) => !i.deleted)) [objects, bytes] = [objects + 1, bytes + i.size];
+      pending.unshift({ generation: g, bucket, objects, bytes });
+      continue;
+    }
     for (const i of infos) {
       if (i.deleted) continue;
       objects++;
@@ -232,6 +251,7 @@ export async function archiveUsage(nc: NatsConnection, logger?: Logger): Promise
   return {
     current,
     generations: usage,
+    pending,
     entries,
     named: { objects: namedObjects, bytes: namedBytes },
     garbage: { objects: garbageObjects, bytes: garbageBytes },
@@ -333,6 +353,61 @@ export class NatsTileArchive implements TileArchive {
     );
     this.stores.set(g, store);
     return store;
+  }
+
+  /**
+   * Creates generation `g` for one compaction (`owner`, a nuid in the stream's description), failing
+   * when a stream of that name exists with another description: the object store layout
+   * `Objm.create` makes (ADR-20: chunk and meta subjects, rollups, direct gets, discard new), made
+   * with STREAM.CREATE itself because `Objm.create` opens an existing stream as its own. A retry of
+   * this create (its answer lost) is the same config, which the server answers as created.
+   *
+   * Why: so that a generation a compaction made is that compaction's alone. Only its maker moves
+   * the pointer to it, so one that lost the pointer's compare-and-set is provably never named,
+   * never written, and it drops it (compact); were creation shared, two compactions could pick the
+   * same number and the loser would drop the winner's.
+   * @throws LanemapError STORAGE when another compaction made generation `g`; what STREAM.CREATE throws.
+   */
+  private async createOwnGeneration(g: number, owner: string): Promise<ObjectStore> {
+    const bucket = archiveGenerationBucket(g);
+    const stream = objectStoreStreamName(bucket);
+    const jsm = await jetstreamManager(this.nc, { checkAPI: false });
+    try {
+      await atReplicas(stream, this.replicas, () =>
+        jsm.streams.add({
+          name: stream,
+          description: `lanemap master archive, generation ${g} (compaction ${owner})`,
+          subjects: [`$O.${bucket}.C.>`, `$O.${bucket}.M.>`],
+          storage: StorageType.File,
+          num_replicas: this.replicas,
+          discard: DiscardPolicy.New,
+          allow_rollup_hdrs: true,
+          allow_direct: true,
+          max_age: 0,
+        }),
+      );
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === STREAM_NAME_IN_USE)
+        throw new LanemapError(
+          "STORAGE",
+          `archive compaction: generation ${g} was made by another compaction meanwhile; nothing done`,
+          { cause: err },
+        );
+      throw err;
+    }
+    return this.storeOf(g);
+  }
+
+  /** Deletes generation `g`'s stream whole (gone already: nothing to do). */
+  private async dropGeneration(g: number): Promise<void> {
+    const jsm = await jetstreamManager(this.nc, { checkAPI: false });
+    try {
+      await jsm.streams.delete(objectStoreStreamName(archiveGenerationBucket(g)));
+    } catch (err) {
+      if (!notFoundStream(err)) throw err;
+    }
+    this.stores.delete(g);
+    this.known = this.known.filter((k) => k !== g);
   }
 
   /** The object store of generation `g` (opened once; it must exist). */
@@ -562,8 +637,10 @@ export class NatsTileArchive implements TileArchive {
 
   /**
    * Drops the objects no catalogue entry names without purging inside any stream:
-   * 1. creates generation g+1 (g: the newest on the server) and moves the pointer to it by
-   *    compare-and-set (a compaction that meets another's move stops there, deleting nothing);
+   * 1. creates generation g+1 (g: the newest on the server) as its own (createOwnGeneration: a
+   *    compaction that finds it made by another stops there) and moves the pointer to it by
+   *    compare-and-set (one that meets another's move stops there, deleting no data, and drops the
+   *    generation it made: the pointer never named it, so nothing was written to it);
    * 2. waits `graceMs` (default COMPACT_GRACE_MS), so that a put that read the old pointer just
    *    before the move has stored its object and registered its entry;
    * 3. copies every object the catalogue names that the new generation lacks out of the older
@@ -583,33 +660,48 @@ export class NatsTileArchive implements TileArchive {
     const read = <T>(what: string, op: () => Promise<T>) =>
       guarded(`archive compaction: ${what}`, op, READ_RETRIES, this.logger);
     const before = await read("reading the archive's usage", () => archiveUsage(this.nc, this.logger));
-    const gens = before.generations.map((g) => g.generation);
+    const gens = [...before.generations, ...before.pending].map((g) => g.generation);
     const base = { dryRun: options.dryRun === true, before, missing: before.missing };
-    if (gens.length <= 1 && before.garbage.objects === 0)
+    if (before.generations.length <= 1 && before.garbage.objects === 0)
       return { ...base, nothingToDo: true, generation: null, copied: { objects: 0, bytes: 0 }, deleted: [] };
     const next = Math.max(0, before.current ?? 0, ...gens) + 1;
     const older = gens.filter((g) => g < next).map(archiveGenerationBucket);
     if (options.dryRun)
       return { ...base, nothingToDo: false, generation: next, copied: before.named, deleted: older };
 
-    const target = await read(`creating generation ${next}`, () => this.createGeneration(next));
+    const owner = nuid.next();
+    const target = await read(`creating generation ${next}`, () => this.createOwnGeneration(next, owner));
     if (options.stopAfter === "generation")
       return { ...base, nothingToDo: false, generation: next, copied: { objects: 0, bytes: 0 }, deleted: [] };
     const { generation: was, revision } = await read("reading the generation pointer", () =>
       this.currentGeneration(),
     );
-    // Moved since the usage was read: another compaction is under way; moving past it would be a step back.
-    if (was !== before.current)
+    // Lost to another compaction: the generation made above is this one's alone (createOwnGeneration)
+    // and the pointer never named it, so no put wrote to it: dropped whole, nothing left behind.
+    const yieldTo = async (moved: string, cause?: unknown): Promise<never> => {
+      const left = await read(`dropping generation ${next}`, () => this.dropGeneration(next)).then(
+        () => `its empty generation ${next} dropped`,
+        (err: unknown) =>
+          `its empty generation ${next} left for the next compaction (dropping it failed: ${(err as Error).message})`,
+      );
       throw new LanemapError(
         "STORAGE",
-        `archive compaction: the generation pointer moved to ${was} meanwhile (another compaction?); nothing deleted, generation ${next} left for the next compaction`,
+        `archive compaction: the generation pointer moved${moved} meanwhile (another compaction?); no data deleted, ${left}`,
+        cause === undefined ? undefined : { cause },
       );
+    };
+    // Moved since the usage was read: another compaction is under way; moving past it would be a step back.
+    if (was !== before.current) return yieldTo(` to ${was}`);
     try {
       await this.pointer.update(ARCHIVE_POINTER_KEY, JSON.stringify({ generation: next }), revision);
     } catch (cause) {
+      // Refused: another move came first. Any other failure (a timeout) may have moved it after
+      // all, or may yet: the generation is kept, for the next compaction to drop or to use.
+      if (cause instanceof JetStreamApiError && cause.code === JetStreamApiCodes.StreamWrongLastSequence)
+        return yieldTo("", cause);
       throw new LanemapError(
         "STORAGE",
-        `archive compaction: the generation pointer moved meanwhile (another compaction?); nothing deleted, generation ${next} left for the next compaction`,
+        `archive compaction: moving the generation pointer to ${next} failed (${(cause as Error).message}); no data deleted, generation ${next} left for the next compaction`,
         { cause },
       );
     }
