@@ -22,7 +22,7 @@ import {
   putObjectOnce,
 } from "../../shared/adapters/nats/index.js";
 import { encodeClassRaster, type ClassRaster } from "../../shared/index.js";
-import { expireAbsorbed } from "../../infra/ops/index.js";
+import { collectStatus, expireAbsorbed, formatStatus } from "../../infra/ops/index.js";
 import { LiveSource } from "../../serving/view/live-source.js";
 import { LruCache } from "../../serving/view/lru-cache.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
@@ -204,6 +204,20 @@ describe("the live view's spilled rasters, a bucket per period", { skip: natsMis
       { bucket: LIVE_RASTER_BUCKET, why: "named" },
       { bucket: "lanemap-live-rasters-202609", why: "named" },
     ]);
+
+    // ops status names each raster bucket with its size and the results naming it.
+    const status = await collectStatus({ dataDir: data.dir, nats: { nc: f.nc, url: f.server.url }, logger });
+    assert.deepEqual(
+      status.live?.rasterBuckets.map((b) => [b.bucket, b.period, b.named, b.bytes > 800 * 1024]),
+      [
+        [LIVE_RASTER_BUCKET, null, 1, true],
+        ["lanemap-live-rasters-202609", "202609", 1, true],
+      ],
+    );
+    assert.match(
+      formatStatus(status),
+      /rasters lanemap-live-rasters-202609 {2}0\.8 MB in \d+ message\(s\), named by 1 result/,
+    );
 
     const source = new LiveSource({ nc: f.nc, cache: new LruCache(1 << 24, () => 1), logger });
     try {
