@@ -85,7 +85,6 @@ export {
   liveKey,
   RASTER_PERIOD_GRACE_MS,
   type LiveEntry,
-  type LiveRasterBucket,
   type LiveSnapshot,
   type RasterReclaim,
 } from "./live-view.js";

@@ -142,17 +142,6 @@ function decodeEnvelope(bytes: Uint8Array): { meta: EnvelopeMeta; raster: Uint8A
   };
 }
 
-/** A live raster bucket on the server (one period's, or the legacy one). */
-export interface LiveRasterBucket {
-  /** Its name: `lanemap-live-rasters-202611`, or the legacy `lanemap-live-rasters`. */
-  readonly bucket: string;
-  /** Its period (`yyyymm`), or null for the legacy bucket. */
-  readonly period: string | null;
-  /** Stream messages (an object is its chunks and one info) and bytes it holds. */
-  readonly messages: number;
-  readonly bytes: number;
-}
-
 /** What {@link LiveView.reclaimRasterBuckets} found and did. */
 export interface RasterReclaim {
   /** The period new rasters go to at the check (`yyyymm`). */
@@ -556,32 +545,6 @@ export class LiveView {
       clearInterval(stalled);
     }
     return follower;
-  }
-
-  /**
-   * The raster buckets on the server (every period's, and the legacy one when it exists), oldest
-   * period first, the legacy one before them, with what each holds: their stream names
-   * (`$JS.API.STREAM.NAMES`, the meta leader's) and each one's STREAM.INFO, no consumer.
-   * @throws LanemapError STORAGE when the broker still fails after the retries.
-   */
-  async rasterBuckets(): Promise<LiveRasterBucket[]> {
-    return guarded(
-      "listing the live raster buckets",
-      async () => {
-        const jsm = await jetstreamManager(this.nc, { checkAPI: false, timeout: LIVE_READ_TIMEOUT_MS });
-        const out: LiveRasterBucket[] = [];
-        for (const { bucket, period } of await rasterBucketNames(jsm)) {
-          try {
-            const { state } = await jsm.streams.info(objectStoreStreamName(bucket));
-            out.push({ bucket, period, messages: state.messages, bytes: state.bytes });
-          } catch (err) {
-            if (!notFoundStream(err)) throw err; // dropped since it was named
-          }
-        }
-        return out;
-      },
-      READ_RETRIES,
-    );
   }
 
   /**
