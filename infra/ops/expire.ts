@@ -18,9 +18,15 @@
  * CURRENT and W are read through the deployment's `PublishedViews` (files, or NATS with
  * LANEMAP_STORAGE=nats), the same store at the start and at every check: on a machine of a cluster
  * the local data directory holds no view, or a stale one.
+ *
+ * After its removals it reclaims the live view's spilled rasters: every raster bucket of a past
+ * period (and the legacy unperiodised one) that no live entry names is dropped whole
+ * (LiveView.reclaimRasterBuckets, STREAM.DELETE, never a purge). The buckets the entries named when
+ * this run started are kept too, so a result it removes keeps its raster until the next run: a
+ * serving request that took its snapshot before it heard the removal can still read it.
  */
 import type { Logger } from "pino";
-import type { LiveView } from "../../shared/adapters/nats/index.js";
+import type { LiveView, RasterReclaim } from "../../shared/adapters/nats/index.js";
 import { LanemapError, type PublishedViews } from "../../shared/index.js";
 import { readCurrentView } from "./current-view.js";
 
@@ -65,14 +71,22 @@ export interface ExpireReport {
   readonly kept: number;
   /** The absorbed results (removed, or that would be on a dry run), in ingest order. */
   readonly results: readonly ExpiredResult[];
+  /**
+   * The live raster buckets dropped (on a dry run: that would be) and kept; null when the live
+   * view given cannot reclaim them.
+   */
+  readonly rasterBuckets: RasterReclaim | null;
 }
 
 /** Options of {@link expireAbsorbed}. */
 export interface ExpireOptions {
   /** The deployment's published views (infra/platform openPublishedViews): CURRENT and W are read there. */
   readonly views: Pick<PublishedViews, "current" | "list">;
-  /** The live view (only reading it whole and removing results are needed). */
-  readonly live: Pick<LiveView, "list" | "remove">;
+  /**
+   * The live view: reading it whole and removing results, and (when it can) dropping the raster
+   * buckets no entry names any more.
+   */
+  readonly live: Pick<LiveView, "list" | "remove"> & Partial<Pick<LiveView, "reclaimRasterBuckets">>;
   readonly dryRun: boolean;
   readonly logger: Logger;
   /** Deletions between two checks of CURRENT (default 64). */
@@ -104,6 +118,18 @@ export async function expireAbsorbed(options: ExpireOptions): Promise<ExpireRepo
   const { live, logger, dryRun, views } = options;
   const current = await readCurrentView(views);
   const entries = await live.list();
+  const reclaim = async (): Promise<RasterReclaim | null> => {
+    if (!live.reclaimRasterBuckets) return null;
+    options.signal?.throwIfAborted();
+    const alsoNamed = entries.flatMap((e) => (e.rasterBucket ? [e.rasterBucket] : []));
+    const r = await live.reclaimRasterBuckets({ alsoNamed, dryRun });
+    if (r.dropped.length > 0 || r.kept.length > 0)
+      logger.info(
+        { dropped: r.dropped, kept: r.kept.map((k) => `${k.bucket} (${k.why})`), dryRun },
+        dryRun ? "live raster buckets that would be dropped (dry run)" : "live raster buckets reclaimed",
+      );
+    return r;
+  };
   if (!current) {
     logger.info({ scanned: entries.length }, "no batch view published: no live result is absorbed");
     return {
@@ -115,6 +141,7 @@ export async function expireAbsorbed(options: ExpireOptions): Promise<ExpireRepo
       removed: 0,
       kept: entries.length,
       results: [],
+      rasterBuckets: await reclaim(),
     };
   }
   const from = { name: current.name, watermark: current.manifest.watermark };
@@ -144,6 +171,7 @@ export async function expireAbsorbed(options: ExpireOptions): Promise<ExpireRepo
     removed,
     kept: entries.length - absorbed.length,
     results: absorbed,
+    rasterBuckets: await reclaim(),
   };
   logger.info(
     { version: report.version, watermark: report.watermark, dryRun, absorbed: report.absorbed, removed },

@@ -53,6 +53,12 @@ export function formatStatus(s: OpsStatus): string {
           ? `newest ${l.newestProcessedAt} (${formatAge(l.lagS ?? 0)} ago)`
           : "no result yet"),
     );
+  for (const b of l?.rasterBuckets ?? [])
+    out.push(
+      `  rasters ${b.bucket}  ${(b.bytes / 1024 / 1024).toFixed(1)} MB in ${b.messages} message(s), ` +
+        (b.named > 0 ? `named by ${b.named} result(s)` : "named by no result") +
+        (b.period === null ? " (legacy, before periods)" : ""),
+    );
   out.push(
     s.ingest
       ? `ingest    ${s.ingest.messages} message(s), last seq ${s.ingest.lastSeq}, ${(s.ingest.bytes / 1024 / 1024).toFixed(1)} MB`
@@ -152,10 +158,27 @@ export function formatDiff(r: DiffReport): string {
   return out.join("\n");
 }
 
+/** The live raster buckets `ops expire` dropped and kept, one line each (none when there are none). */
+function formatRasterBuckets(r: ExpireReport): string[] {
+  const b = r.rasterBuckets;
+  if (!b) return [];
+  const lines = b.dropped.map(
+    (name) => `${r.dryRun ? "would drop" : "dropped"} live raster bucket ${name} (no live entry names it)`,
+  );
+  for (const k of b.kept)
+    lines.push(
+      `kept live raster bucket ${k.bucket} (${k.why === "current" ? `period current at ${b.period}` : "a live entry names it"})`,
+    );
+  return lines;
+}
+
 /** `ops expire` as text. */
 export function formatExpire(r: ExpireReport): string {
   if (r.version === null)
-    return `no batch view published: nothing is absorbed (${r.scanned} live result(s) kept)`;
+    return [
+      `no batch view published: nothing is absorbed (${r.scanned} live result(s) kept)`,
+      ...formatRasterBuckets(r),
+    ].join("\n");
   const head = r.dryRun
     ? `dry run: would remove ${r.absorbed} of ${r.scanned} live result(s) absorbed by ${r.version} (watermark ${r.watermark})`
     : `removed ${r.removed} of ${r.scanned} live result(s) absorbed by ${r.version} (watermark ${r.watermark})`;
@@ -165,6 +188,7 @@ export function formatExpire(r: ExpireReport): string {
   if (r.dryRun && r.results.length > 50)
     lines.push(`  ... and ${r.results.length - 50} more (--json lists all)`);
   lines.push(`${r.kept} result(s) above the watermark kept`);
+  lines.push(...formatRasterBuckets(r));
   return lines.join("\n");
 }
 

@@ -20,6 +20,7 @@ import {
   CATALOGUE_BUCKET,
   LIVE_BUCKET,
   LiveView,
+  parseLiveRasterBucket,
   MODEL_BUCKET,
   VIEW_POINTER_BUCKET,
   NatsModelRegistry,
@@ -67,6 +68,19 @@ export interface LiveStatus {
   readonly newestProcessedAt: string | null;
   /** Seconds since then: how long ago the speed lane last wrote a result. */
   readonly lagS: number | null;
+  /**
+   * The object stores holding its spilled rasters (one per period, `lanemap-live-rasters-<yyyymm>`,
+   * and the legacy `lanemap-live-rasters` while it exists), oldest first, with what each holds and
+   * how many current results name it: one no result names, of a past period, is what `ops expire`
+   * drops. Taken from the stream listing: no request of its own.
+   */
+  readonly rasterBuckets: readonly {
+    readonly bucket: string;
+    readonly period: string | null;
+    readonly messages: number;
+    readonly bytes: number;
+    readonly named: number;
+  }[];
 }
 
 /** Everything `ops status` reports. */
@@ -346,6 +360,17 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         newest = e.result.processedAt;
       if (watermark !== null && e.result.ingestSeq <= watermark) absorbed++;
     }
+    const named = new Map<string, number>();
+    for (const e of entries)
+      if (e.rasterBucket) named.set(e.rasterBucket, (named.get(e.rasterBucket) ?? 0) + 1);
+    const rasterBuckets = streams.flatMap((p) => {
+      const bucket = p.stream.startsWith("OBJ_") ? p.stream.slice("OBJ_".length) : "";
+      const period = parseLiveRasterBucket(bucket);
+      return period === undefined
+        ? []
+        : [{ bucket, period, messages: p.messages, bytes: p.bytes, named: named.get(bucket) ?? 0 }];
+    });
+    rasterBuckets.sort((a, b) => (a.period ?? "").localeCompare(b.period ?? ""));
     let model: OpsStatus["model"] = { current: null, versions: 0 };
     if (await retried("looking for the model registry", () => bucketExists(jsm, MODEL_BUCKET))) {
       model = await retried("reading the model registry", async () => {
@@ -389,6 +414,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         aboveWatermark: entries.length - absorbed,
         newestProcessedAt: newest === null ? null : utcTimestamp(newest),
         lagS: newest === null ? null : seconds(newest, now),
+        rasterBuckets,
       },
       ingest: lane.ingest,
       consumer: lane.consumer

@@ -36,7 +36,12 @@ import {
   kvStreamName,
   objectStoreStreamName,
 } from "../../shared/adapters/nats/index.js";
-import { LIVE_BUCKET, MODEL_BUCKET } from "../../shared/adapters/nats/names.js";
+import {
+  LIVE_BUCKET,
+  MODEL_BUCKET,
+  liveRasterBucket,
+  liveRasterPeriod,
+} from "../../shared/adapters/nats/names.js";
 import { liveRaster, liveResult } from "../helpers/live-results.js";
 import { natsMissing } from "../helpers/nats.js";
 import { NODE_NAMES, startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
@@ -237,7 +242,9 @@ describe("removals in replicated streams when a node dies seconds later", { skip
 
   test("the live view's put over an existing result whose raster is spilled to the object store leaves every node's copy alike and every raster readable", async (t) => {
     await using cluster = await startNatsCluster();
-    const view = await LiveView.open(cluster.nc, { replicas: 3 });
+    // One month's raster bucket for the whole probe, whatever the date it runs on.
+    const month = new Date("2026-11-15T00:00:00Z");
+    const view = await LiveView.open(cluster.nc, { replicas: 3, now: () => month });
     // Above the inline limit (768 KiB): the raster goes to the object store, 8 chunk messages each.
     const spilled = (i: number, version: number) => {
       const bytes = new Uint8Array(800 * 1024);
@@ -250,7 +257,7 @@ describe("removals in replicated streams when a node dies seconds later", { skip
       versions.set(i, 0);
     }
     const findings = await probe(t, cluster, {
-      stream: objectStoreStreamName(`${LIVE_BUCKET}-rasters`),
+      stream: objectStoreStreamName(liveRasterBucket(liveRasterPeriod(month))),
       async remove(round) {
         // A tile classified again (a new model, a retry): its raster object is rewritten in place.
         for (let i = 0; i < SPILLED_BURST; i++) {

@@ -79,7 +79,15 @@ export {
   type ReplicaCopy,
   type ReplicaDivergence,
 } from "./replicas.js";
-export { LiveView, LiveFollower, liveKey, type LiveEntry, type LiveSnapshot } from "./live-view.js";
+export {
+  LiveView,
+  LiveFollower,
+  liveKey,
+  RASTER_PERIOD_GRACE_MS,
+  type LiveEntry,
+  type LiveSnapshot,
+  type RasterReclaim,
+} from "./live-view.js";
 export {
   deadLetterSeqs,
   ingestStreamRange,

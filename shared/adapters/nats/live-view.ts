@@ -8,20 +8,28 @@
  *
  * A value is an envelope: "LMR1", u32 JSON length, the JSON (TileResult + k + raster placement),
  * then the deflated class raster (shared/view/raster-codec.ts). Rasters that would not fit one
- * message go to an object store bucket, one immutable object per content, and the envelope keeps
- * only its name.
+ * message go to an object store bucket of the period they are written in (names.ts
+ * liveRasterBucket), one immutable object per content, and the envelope keeps only the period and
+ * the object's name; `ops expire` drops a past period's bucket whole once no entry names it
+ * ({@link LiveView.reclaimRasterBuckets}).
  */
 import { within } from "./transient.js";
 import { createHash } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
 import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { LanemapError } from "../../errors.js";
 import { tileResultSchema, type ClassifiedTile, type TileResult } from "../../view/types.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
-import { LIVE_BUCKET } from "./names.js";
+import { LIVE_BUCKET, liveRasterBucket, liveRasterPeriod, parseLiveRasterBucket } from "./names.js";
 import { kvValues, putObjectOnce, readObjectBytes } from "./object-reads.js";
 import {
   atReplicas,
@@ -38,7 +46,15 @@ type KvWatchIterator = Awaited<ReturnType<KV["watch"]>>;
 const MAGIC = [0x4c, 0x4d, 0x52, 0x31]; // "LMR1"
 /** Rasters above this go to the object store (leaves room for headers under a 1 MiB max_payload). */
 const INLINE_RASTER_LIMIT = 768 * 1024;
-const RASTER_OBJECTS = `${LIVE_BUCKET}-rasters`;
+
+/**
+ * How long after its month ends a period's raster bucket still counts as current for
+ * {@link LiveView.reclaimRasterBuckets} (ms). Why: a writer picks the period by its own clock
+ * before it stores the raster and names it in the entry; a writer whose clock is behind, or whose
+ * put started just before midnight UTC on the last day, names the old month's bucket a moment
+ * after the month ended. An hour covers any sane clock skew and any put.
+ */
+export const RASTER_PERIOD_GRACE_MS = 60 * 60 * 1000;
 
 /** How long an initial replay of `follow()` may deliver nothing before it is given up (ms). */
 const FOLLOW_IDLE_MS = 10_000;
@@ -67,6 +83,11 @@ export interface LiveEntry {
   readonly k: number;
   /** KV revision of this entry. */
   readonly revision: number;
+  /**
+   * The object store bucket its raster was spilled to (`lanemap-live-rasters-<yyyymm>`, or the
+   * legacy `lanemap-live-rasters` for an entry written before periods), or null when it is inline.
+   */
+  readonly rasterBucket: string | null;
   /** The deflated class raster (fetched from the object store on first use when spilled). */
   raster(): Promise<Uint8Array>;
 }
@@ -97,6 +118,11 @@ interface EnvelopeMeta {
   result: TileResult;
   k: number;
   rasterObject: string | null;
+  /**
+   * The period (`yyyymm`) whose bucket holds `rasterObject`; absent (null) in entries written
+   * before periods, whose rasters are in the legacy bucket.
+   */
+  rasterPeriod?: string | null;
 }
 
 function decodeEnvelope(bytes: Uint8Array): { meta: EnvelopeMeta; raster: Uint8Array } {
@@ -107,35 +133,73 @@ function decodeEnvelope(bytes: Uint8Array): { meta: EnvelopeMeta; raster: Uint8A
   const raw = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + len))) as EnvelopeMeta;
   const result = tileResultSchema.parse(raw.result);
   if (!Number.isInteger(raw.k) || raw.k < 1) throw new LanemapError("LIVE_VIEW", "live view entry has no k");
+  const rasterPeriod = raw.rasterPeriod ?? null;
+  if (rasterPeriod !== null && parseLiveRasterBucket(liveRasterBucket(rasterPeriod)) !== rasterPeriod)
+    throw new LanemapError("LIVE_VIEW", `live view entry names no raster period: ${String(rasterPeriod)}`);
   return {
-    meta: { result, k: raw.k, rasterObject: raw.rasterObject ?? null },
+    meta: { result, k: raw.k, rasterObject: raw.rasterObject ?? null, rasterPeriod },
     raster: bytes.subarray(8 + len),
   };
+}
+
+/** What {@link LiveView.reclaimRasterBuckets} found and did. */
+export interface RasterReclaim {
+  /** The period new rasters go to at the check (`yyyymm`). */
+  readonly period: string;
+  /** Buckets dropped whole (on a dry run: that would be), by name, sorted. */
+  readonly dropped: readonly string[];
+  /** Buckets kept, by name, sorted, with why: the current period's, or named by a live entry. */
+  readonly kept: readonly { readonly bucket: string; readonly why: "current" | "named" }[];
+}
+
+const notFoundStream = (err: unknown): boolean =>
+  err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
+
+/** The live raster buckets on the server (STREAM.NAMES), the legacy one first, then by period. */
+async function rasterBucketNames(
+  jsm: JetStreamManager,
+): Promise<{ bucket: string; period: string | null }[]> {
+  const out: { bucket: string; period: string | null }[] = [];
+  for await (const stream of jsm.streams.names()) {
+    if (!stream.startsWith("OBJ_")) continue;
+    const bucket = stream.slice("OBJ_".length);
+    const period = parseLiveRasterBucket(bucket);
+    if (period !== undefined) out.push({ bucket, period });
+  }
+  return out.sort((a, b) => (a.period ?? "").localeCompare(b.period ?? ""));
 }
 
 /** Reads and writes the live view bucket. */
 export class LiveView {
   private readonly kv: KV;
   private readonly objm: Objm;
-  private objects: ObjectStore | undefined;
+  /** Raster buckets this process created or found, by name (a dropped one is forgotten on a failed put). */
+  private readonly objects = new Map<string, ObjectStore>();
   private readonly nc: NatsConnection;
   private readonly replicas: number | undefined;
+  private readonly now: () => Date;
 
-  private constructor(kv: KV, nc: NatsConnection, replicas: number | undefined) {
+  private constructor(kv: KV, nc: NatsConnection, replicas: number | undefined, now: () => Date) {
     this.kv = kv;
     this.nc = nc;
     this.objm = new Objm(nc);
     this.replicas = replicas;
+    this.now = now;
   }
 
   /**
    * Opens the live view bucket, creating it (file storage, history 1) when absent. With `replicas`
    * (`config.storage.replicas`) the bucket and its raster objects are brought to that many replicas,
    * in place when they exist; without, a new bucket gets 1 and an existing one keeps its own (a
-   * reader never rescales what the writers set up).
+   * reader never rescales what the writers set up). `now` is the clock that picks the period a
+   * spilled raster is written in, and which periods are past ({@link reclaimRasterBuckets}); tests
+   * give a fixed one.
    * @throws LanemapError (NATS_SETUP) when the replicas cannot be set.
    */
-  static async open(nc: NatsConnection, options: { replicas?: number } = {}): Promise<LiveView> {
+  static async open(
+    nc: NatsConnection,
+    options: { replicas?: number; now?: () => Date } = {},
+  ): Promise<LiveView> {
     const { replicas } = options;
     const kv = await atReplicas(kvStreamName(LIVE_BUCKET), replicas, () =>
       new Kvm(nc).create(LIVE_BUCKET, {
@@ -147,24 +211,22 @@ export class LiveView {
     );
     if (replicas !== undefined)
       await ensureReplicas(await jetstreamManager(nc), kvStreamName(LIVE_BUCKET), replicas);
-    return new LiveView(kv, nc, replicas);
+    return new LiveView(kv, nc, replicas, options.now ?? (() => new Date()));
   }
 
-  private async rasterStore(): Promise<ObjectStore> {
-    if (this.objects) return this.objects;
-    const objects = await atReplicas(objectStoreStreamName(RASTER_OBJECTS), this.replicas, () =>
-      this.objm.create(RASTER_OBJECTS, {
+  /** The raster bucket `bucket`, created (at the view's replicas) when absent. */
+  private async rasterStore(bucket: string): Promise<ObjectStore> {
+    const known = this.objects.get(bucket);
+    if (known) return known;
+    const objects = await atReplicas(objectStoreStreamName(bucket), this.replicas, () =>
+      this.objm.create(bucket, {
         storage: "file",
         ...(this.replicas === undefined ? {} : { replicas: this.replicas }),
       } as Parameters<Objm["create"]>[1]),
     );
     if (this.replicas !== undefined)
-      await ensureReplicas(
-        await jetstreamManager(this.nc),
-        objectStoreStreamName(RASTER_OBJECTS),
-        this.replicas,
-      );
-    this.objects = objects;
+      await ensureReplicas(await jetstreamManager(this.nc), objectStoreStreamName(bucket), this.replicas);
+    this.objects.set(bucket, objects);
     return objects;
   }
 
@@ -177,21 +239,36 @@ export class LiveView {
    * overwritten. Why: an object put over an existing name purges the old chunks in place (a
    * filtered STREAM.PURGE), and on nats-server 2.9.10 a node SIGKILLed seconds after such a purge
    * came back with 8 messages of the raster stream where its peers held 240; once it led, 29 of
-   * 30 live results' rasters were unreadable (nats-removals-node-kill.test.ts, issue 14). The
-   * rasters a rewrite supersedes stay in the bucket, as those of removed results always did.
+   * 30 live results' rasters were unreadable (nats-removals-node-kill.test.ts, issue 14).
+   *
+   * The object goes to the bucket of the period (UTC month) of the view's clock at the put,
+   * `lanemap-live-rasters-<yyyymm>`, created when absent, and the entry names the period beside
+   * the object. The rasters a rewrite supersedes and those of removed results stay in their
+   * period's bucket until `ops expire` drops it whole ({@link reclaimRasterBuckets}): a raster
+   * stream is only ever appended to, then deleted (STREAM.DELETE, a meta-layer operation).
    */
   async put(record: ClassifiedTile): Promise<number> {
     const { result } = record;
     const key = liveKey(result.cell, result.tileId);
     let rasterObject: string | null = null;
+    let rasterPeriod: string | null = null;
     let inline: Uint8Array | null = record.raster;
     if (record.raster.length > INLINE_RASTER_LIMIT) {
       rasterObject = `${key}.${createHash("sha256").update(record.raster).digest("hex")}`;
-      await this.rasterStore(); // created when absent
-      await putObjectOnce(this.nc, RASTER_OBJECTS, rasterObject, record.raster);
+      rasterPeriod = liveRasterPeriod(this.now());
+      const bucket = liveRasterBucket(rasterPeriod);
+      await this.rasterStore(bucket); // created when absent
+      try {
+        await putObjectOnce(this.nc, bucket, rasterObject, record.raster);
+      } catch (err) {
+        // A bucket this process knew may have been dropped since (a clock far behind the one of
+        // `ops expire`): forgotten, so the put the worker retries creates it again.
+        this.objects.delete(bucket);
+        throw err;
+      }
       inline = null;
     }
-    return this.kv.put(key, encodeEnvelope({ result, k: record.k, rasterObject }, inline));
+    return this.kv.put(key, encodeEnvelope({ result, k: record.k, rasterObject, rasterPeriod }, inline));
   }
 
   /** Removes one result (expiry of an absorbed result). */
@@ -220,21 +297,26 @@ export class LiveView {
     const { meta, raster } = decodeEnvelope(value);
     const copy = meta.rasterObject ? null : raster.slice();
     const name = meta.rasterObject;
+    // An entry written before periods names no period: its raster is in the legacy bucket.
+    const bucket = name ? liveRasterBucket(meta.rasterPeriod ?? null) : null;
     return {
       result: meta.result,
       k: meta.k,
       revision,
+      rasterBucket: bucket,
       raster: async () => {
         if (copy) return copy;
         // No consumer (object-reads.ts); a broker failure is a transient STORAGE error.
-        const blob = name
-          ? await guarded(
-              `reading live raster object ${name}`,
-              () => readObjectBytes(this.nc, RASTER_OBJECTS, name),
-              READ_RETRIES,
-            )
-          : null;
-        if (!blob) throw new LanemapError("LIVE_VIEW", `raster object ${name ?? "?"} is missing`);
+        const blob =
+          name && bucket
+            ? await guarded(
+                `reading live raster object ${name} of ${bucket}`,
+                () => readObjectBytes(this.nc, bucket, name),
+                READ_RETRIES,
+              )
+            : null;
+        if (!blob)
+          throw new LanemapError("LIVE_VIEW", `raster object ${name ?? "?"} of ${bucket ?? "?"} is missing`);
         return blob;
       },
     };
@@ -463,6 +545,82 @@ export class LiveView {
       clearInterval(stalled);
     }
     return follower;
+  }
+
+  /**
+   * Drops whole (`$JS.API.STREAM.DELETE`) every raster bucket of a past period, and the legacy
+   * one, that no live entry names an object in; `ops expire` calls it after its removals. Nothing
+   * is ever purged: a filtered STREAM.PURGE lost a node's copy of the raster stream on nats-server
+   * 2.9.10 (put() says how), and a stream deletion is a meta-layer operation that came through
+   * every node-kill round (the views' and the archive's, README "Scaling out").
+   *
+   * Past: a period before the one of the view's clock {@link RASTER_PERIOD_GRACE_MS} ago, so the
+   * current month's bucket, and for the first hour of a month the previous one's, are never
+   * candidates however unnamed: a put in flight at a month boundary, or by a writer whose clock is
+   * a little behind, names a bucket this check keeps. The candidates' names are read before the
+   * entries (consumer-free, {@link list}), so a bucket a writer creates meanwhile is not one.
+   * `alsoNamed` adds buckets to keep: `ops expire` passes those its first listing named, so an
+   * entry it removes keeps its raster until the next run.
+   *
+   * Why a late reader is harmless: a reader that took a snapshot holding an entry that no entry
+   * names any more (removed by `ops expire`, or superseded by a rewrite into the current period)
+   * may ask for its raster after the drop and get LIVE_VIEW "raster object … is missing" for that
+   * one request. A removed entry's bucket outlives the run that removed it (`alsoNamed`), and a
+   * removed result is one the current batch view absorbed, which the merge rule answers from the
+   * batch view (its raster is never read); a superseded one is replaced in every follower's
+   * snapshot as soon as it hears the rewrite, so only a request that took its snapshot before that
+   * and reads the raster after the whole check could meet the drop, and the next request reads the
+   * rewrite.
+   * @param options.dryRun list what would be dropped, drop nothing.
+   * @throws LanemapError STORAGE when the broker still fails after the retries.
+   */
+  async reclaimRasterBuckets(
+    options: { alsoNamed?: Iterable<string>; dryRun?: boolean } = {},
+  ): Promise<RasterReclaim> {
+    const at = this.now();
+    const period = liveRasterPeriod(at);
+    const oldestKept = liveRasterPeriod(new Date(at.getTime() - RASTER_PERIOD_GRACE_MS));
+    const jsm = await jetstreamManager(this.nc, { checkAPI: false, timeout: LIVE_READ_TIMEOUT_MS });
+    const buckets = await guarded(
+      "listing the live raster buckets",
+      () => rasterBucketNames(jsm),
+      READ_RETRIES,
+    );
+    const kept: { bucket: string; why: "current" | "named" }[] = [];
+    const past: string[] = [];
+    for (const b of buckets) {
+      // yyyymm strings order as the months do; a period ahead of this clock is a writer's ahead.
+      if (b.period !== null && b.period >= oldestKept) kept.push({ bucket: b.bucket, why: "current" });
+      else past.push(b.bucket);
+    }
+    const dropped: string[] = [];
+    if (past.length > 0) {
+      const named = new Set<string>(options.alsoNamed ?? []);
+      for (const e of await this.list()) if (e.rasterBucket) named.add(e.rasterBucket);
+      for (const bucket of past) {
+        if (named.has(bucket)) {
+          kept.push({ bucket, why: "named" });
+          continue;
+        }
+        if (!options.dryRun) {
+          await guarded(
+            `dropping the live raster bucket ${bucket}`,
+            async () => {
+              try {
+                await jsm.streams.delete(objectStoreStreamName(bucket));
+              } catch (err) {
+                if (!notFoundStream(err)) throw err; // gone already: a retried or concurrent drop
+              }
+            },
+            READ_RETRIES,
+          );
+          this.objects.delete(bucket);
+        }
+        dropped.push(bucket);
+      }
+    }
+    const byName = (a: { bucket: string }, b: { bucket: string }) => (a.bucket < b.bucket ? -1 : 1);
+    return { period, dropped: dropped.sort(), kept: kept.sort(byName) };
   }
 
   /**

@@ -45,6 +45,28 @@ export const MODEL_OBJECT_BUCKET = "lanemap-model-artifacts";
 export const LIVE_BUCKET = "lanemap-live";
 
 /**
+ * Live class rasters too large for a KV value (live-view.ts), one object per content, in an
+ * object store per period: {@link liveRasterBucket} (`lanemap-live-rasters-202611`, the UTC month
+ * the raster was written in, stream `OBJ_lanemap-live-rasters-202611`). `lanemap ops expire` drops
+ * a past period's bucket whole once no live entry names it. LIVE_RASTER_BUCKET is the legacy
+ * bucket (before periods): read for entries that name no period, never written, dropped the same way.
+ */
+export const LIVE_RASTER_BUCKET = "lanemap-live-rasters";
+export const LIVE_RASTER_BUCKET_PREFIX = "lanemap-live-rasters-";
+/** The period (`yyyymm`, UTC) a live raster written at `at` belongs to: 2026-11-30T23:59Z -> `202611`. */
+export const liveRasterPeriod = (at: Date): string =>
+  `${String(at.getUTCFullYear()).padStart(4, "0")}${String(at.getUTCMonth() + 1).padStart(2, "0")}`;
+/** The raster bucket of `period` (`202611` -> `lanemap-live-rasters-202611`; null: the legacy LIVE_RASTER_BUCKET). */
+export const liveRasterBucket = (period: string | null): string =>
+  period === null ? LIVE_RASTER_BUCKET : `${LIVE_RASTER_BUCKET_PREFIX}${period}`;
+/** The period a live raster bucket's name carries (null for the legacy one), or undefined when it is not one. */
+export function parseLiveRasterBucket(bucket: string): string | null | undefined {
+  if (bucket === LIVE_RASTER_BUCKET) return null;
+  const m = /^lanemap-live-rasters-(\d{6})$/.exec(bucket);
+  return m ? m[1] : undefined;
+}
+
+/**
  * The master archive on JetStream (config LANEMAP_STORAGE=nats): tile objects by sha256 (hex) in
  * object stores, one catalogue entry per tile id and one bad-tile record per key in KV buckets.
  *

@@ -35,6 +35,8 @@ import {
   DLQ_STREAM,
   INGEST_STREAM,
   LIVE_BUCKET,
+  LIVE_RASTER_BUCKET,
+  LIVE_RASTER_BUCKET_PREFIX,
   MODEL_BUCKET,
   MODEL_OBJECT_BUCKET,
   REMOVAL_BUCKET,
@@ -381,7 +383,7 @@ export const LANEMAP_STREAMS: readonly string[] = [
   ].map(kvStreamName),
   ...[
     MODEL_OBJECT_BUCKET,
-    `${LIVE_BUCKET}-rasters`,
+    LIVE_RASTER_BUCKET,
     ARCHIVE_OBJECT_BUCKET,
     TILE_OBJECT_BUCKET,
     BATCH_RASTER_BUCKET,
@@ -391,12 +393,14 @@ export const LANEMAP_STREAMS: readonly string[] = [
 
 /**
  * Prefixes of lanemap streams made per item, which no list can name in advance: one object store
- * per published view version (`OBJ_lanemap-view-v000042`, nats-views.ts) and one per generation of
- * the master archive's objects (`OBJ_lanemap-archive-g000001`, nats-archive.ts).
+ * per published view version (`OBJ_lanemap-view-v000042`, nats-views.ts), one per generation of
+ * the master archive's objects (`OBJ_lanemap-archive-g000001`, nats-archive.ts) and one per period
+ * of the live view's spilled rasters (`OBJ_lanemap-live-rasters-202611`, live-view.ts).
  */
 export const LANEMAP_STREAM_PREFIXES: readonly string[] = [
   objectStoreStreamName(VIEW_VERSION_BUCKET_PREFIX),
   objectStoreStreamName(ARCHIVE_GENERATION_BUCKET_PREFIX),
+  objectStoreStreamName(LIVE_RASTER_BUCKET_PREFIX),
 ];
 
 /** Whether `stream` holds published views: a version's own (`OBJ_lanemap-view-<version>`) or the legacy bucket's. */
