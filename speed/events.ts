@@ -32,6 +32,19 @@ export interface TileDuplicateEvent {
 }
 
 /**
+ * A message of a tile `lanemap archive remove` took out after the stream stored the message (its
+ * tombstone covers it): acknowledged and left out, as the replays leave it out.
+ */
+export interface TileRemovedEvent {
+  readonly type: "tile-removed";
+  readonly tileId: string;
+  readonly cell: string;
+  readonly streamSeq: number;
+  /** When the tile was removed (ISO 8601). */
+  readonly removedAt: string;
+}
+
+/**
  * A tile that cannot be classified: dead-lettered and terminated. (When the dead letter cannot be
  * written, the tile is nak'd instead and a `tile-retry` event says so.)
  */
@@ -91,6 +104,7 @@ export interface StoppedEvent {
 export type SpeedEvent =
   | TileClassifiedEvent
   | TileDuplicateEvent
+  | TileRemovedEvent
   | TileFailedEvent
   | TileRetryEvent
   | ModelActivatedEvent

@@ -18,6 +18,7 @@ export { EventHub, type SpeedEvent } from "./events.js";
 export type {
   TileClassifiedEvent,
   TileDuplicateEvent,
+  TileRemovedEvent,
   TileFailedEvent,
   TileRetryEvent,
   ModelActivatedEvent,

@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /** The metrics one speed worker updates. */
 export interface SpeedMetrics {
-  /** Tiles handled, by outcome (classified, duplicate, failed, retried); rate() = tiles/s. */
+  /** Tiles handled, by outcome (classified, duplicate, removed, failed, retried); rate() = tiles/s. */
   readonly tiles: Counter<"outcome">;
   /** Publish time (JetStream timestamp) -> result written to the live view, seconds. */
   readonly latency: Histogram;

@@ -30,7 +30,9 @@ import {
   ingestTileBytes,
   ingestTileMeta,
   isPermanent,
+  originalIngestSeq,
   registerTile,
+  removedBy,
   tileDeadline,
   type ErrorCode,
   type CatalogueEntry,
@@ -159,6 +161,7 @@ export class TilePipeline {
     ctx.tileId = entry.tileId;
     ctx.cell = entry.cell;
     ctx.contentHash = entry.contentHash;
+    if (created && (await this.removedAfter(m, entry))) return;
     if (!created) {
       // Seen before (a re-sent tile, or a redelivery after a crash): if its result is written, done.
       const existing = await live.get(entry.cell, entry.tileId);
@@ -213,6 +216,37 @@ export class TilePipeline {
       processMs: performance.now() - started,
       liveRevision: revision,
     });
+  }
+
+  /**
+   * Whether `lanemap archive remove` took the tile out after the stream stored this message (its
+   * tombstone covers the message: `removedBy`); then the entry just registered is removed again and
+   * the tile is left out, as `batch run --from-stream` and `ops replay` leave it out. Why: a speed
+   * lane behind its stream (a backlog, a redelivery) would otherwise put a removed tile back. Asked
+   * only of a tile the catalogue did not hold: one tombstone read per new tile.
+   */
+  private async removedAfter(m: JsMsg, entry: CatalogueEntry): Promise<boolean> {
+    const { archive, metrics, events, logger } = this.d;
+    const tombstone = await archive.removal(entry.tileId);
+    const message = {
+      seq: originalIngestSeq({ headers: m.headers, streamSeq: m.info.streamSequence }),
+      storedAt: new Date(m.info.timestampNanos / 1e6),
+    };
+    if (!tombstone || !removedBy(tombstone, message)) return false;
+    await archive.remove(entry.tileId);
+    metrics.tiles.inc({ outcome: "removed" });
+    logger.info(
+      { tileId: entry.tileId, streamSeq: m.info.streamSequence, removedAt: tombstone.removedAt },
+      "tile left out: archive remove took it out after this message was stored",
+    );
+    events.emit({
+      type: "tile-removed",
+      tileId: entry.tileId,
+      cell: entry.cell,
+      streamSeq: m.info.streamSequence,
+      removedAt: tombstone.removedAt,
+    });
+    return true;
   }
 
   private announce(entry: CatalogueEntry, r: TileResult): void {

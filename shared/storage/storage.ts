@@ -98,6 +98,8 @@ export interface TileArchive {
   recordRemoval(removal: Removal): Promise<void>;
   /** Every tombstone (no order promised). @throws the backend's I/O errors (LanemapError STORAGE). */
   removals(): AsyncIterable<Removal>;
+  /** The tombstone of `tileId`, if any. @throws the backend's I/O errors (LanemapError STORAGE). */
+  removal(tileId: string): Promise<Removal | undefined>;
   /**
    * Drops the tombstone of `tileId` (once no replay can meet a message it covers, `removalDroppable`);
    * true when there was one.

@@ -73,6 +73,9 @@ export class DelegatingArchive implements TileArchive {
   removals() {
     return this.store.removals();
   }
+  removal(tileId: string) {
+    return this.store.removal(tileId);
+  }
   dropRemoval(tileId: string) {
     return this.store.dropRemoval(tileId);
   }

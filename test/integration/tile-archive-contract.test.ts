@@ -158,7 +158,14 @@ function contract(name: string, open: () => Promise<Backend>, skip?: string): vo
       const byId = (a: { tileId: string }, b: { tileId: string }) => (a.tileId < b.tileId ? -1 : 1);
       const other = await backend.second();
       assert.deepEqual((await collect(other.removals())).sort(byId), [later, noPosition].sort(byId));
+      assert.deepEqual(
+        await other.removal(first.tileId),
+        later,
+        "the latest removal of an id is its tombstone",
+      );
+      assert.equal(await other.removal("never-removed"), undefined);
       assert.equal(await other.dropRemoval(first.tileId), true);
+      assert.equal(await backend.archive.removal(first.tileId), undefined, "a dropped tombstone is gone");
       assert.equal(await backend.archive.dropRemoval(first.tileId), false, "dropped once");
       assert.deepEqual(await collect(backend.archive.removals()), [noPosition]);
       assert.equal(await backend.archive.dropRemoval(noPosition.tileId), true);

@@ -158,6 +158,18 @@ export class ArchiveStore implements TileArchive {
       yield removalSchema.parse(JSON.parse(text));
   }
 
+  /** The tombstone of `tileId`, if any. */
+  async removal(tileId: string): Promise<Removal | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.paths.removed, `${safeFileKey(tileId)}.json`), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    return removalSchema.parse(JSON.parse(text));
+  }
+
   /** Drops the tombstone of `tileId`; true when there was one. */
   async dropRemoval(tileId: string): Promise<boolean> {
     return unlinkIfPresent(join(this.paths.removed, `${safeFileKey(tileId)}.json`));

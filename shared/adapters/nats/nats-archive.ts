@@ -620,6 +620,16 @@ export class NatsTileArchive implements TileArchive {
     for await (const json of this.lastValues(REMOVAL_BUCKET)) yield removalSchema.parse(json);
   }
 
+  /** The tombstone of `tileId`, if any (a KV get, no consumer). @throws LanemapError STORAGE. */
+  async removal(tileId: string): Promise<Removal | undefined> {
+    const e = await guarded(
+      `cannot read the removal of ${tileId}`,
+      () => this.removed.get(kvKey(tileId)),
+      READ_RETRIES,
+    );
+    return e && e.operation === "PUT" ? removalSchema.parse(e.json()) : undefined;
+  }
+
   /** Drops the tombstone of `tileId` (a KV delete marker, no purge); true when there was one. @throws LanemapError STORAGE. */
   async dropRemoval(tileId: string): Promise<boolean> {
     const k = kvKey(tileId);
