@@ -194,32 +194,21 @@ export async function replayIngest(options: ReplayOptions): Promise<ReplayReport
   const handle = async (m: StoredIngestMessage): Promise<void> => {
     const seq = m.streamSeq;
     const tileId = m.headers?.get(HEADERS.tileId) || null;
+    const skip = (reason: string) =>
+      messages.push({ origSeq: seq, subject: m.subject, tileId, newSeq: null, msgId: null, skipped: reason });
     const copyOf = Number(m.headers?.get(REPLAY_OF_HEADER) || Number.NaN);
     if (Number.isInteger(copyOf) && copyOf >= start && copyOf <= toSeq) {
-      messages.push({
-        origSeq: seq,
-        subject: m.subject,
-        tileId,
-        newSeq: null,
-        msgId: null,
-        skipped: `a replayed copy of ${copyOf}, which this range replays`,
-      });
+      skip(`a replayed copy of ${copyOf}, which this range replays`);
       return;
     }
     const tombstone = tileId === null ? undefined : tombstones.get(tileId);
     if (tombstone && removedBy(tombstone, { seq: originalIngestSeq(m), storedAt: m.storedAt })) {
       removed++;
-      messages.push({
-        origSeq: seq,
-        subject: m.subject,
-        tileId,
-        newSeq: null,
-        msgId: null,
-        skipped:
-          `removed by \`lanemap archive remove\` at ${tombstone.removedAt}` +
+      skip(
+        `removed by \`lanemap archive remove\` at ${tombstone.removedAt}` +
           (tombstone.ingestSeq === null ? "" : ` (stream at sequence ${tombstone.ingestSeq})`) +
           ", after this message",
-      });
+      );
       return;
     }
     const msgId = replayMsgId(tileId, seq, stamp);
