@@ -304,7 +304,7 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
       await symlink(scene, join(tilesDir, "LE70220491999322EDC01_stack.tif"));
       cases.push({
         key: "chiapas",
-        name: "Chiapas L7 scene (250² × 6)",
+        name: "Chiapas L7 scene (250² × 8)",
         tilesDir,
         training: labels,
         tiles: await tilesOf(tilesDir),
