@@ -84,7 +84,7 @@ async function diverge(
 describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, () => {
   // One cluster for the two cases that need one: each makes a stream of its own (the first drops
   // its stream once done, the second drops it too should the first fail before) and leaves every
-  // node up again; neither needs a fresh cluster, and a start and stop cost ~10 s at load.
+  // node up again; neither needs a fresh cluster (a start and stop: ~3 s at load 8).
   let cluster: NatsCluster;
   before(async () => {
     cluster = await startNatsCluster();
