@@ -106,6 +106,11 @@ const variables = {
     default: undefined,
     doc: "Comma-separated monitoring URLs (`http:` of nats-server) of every cluster node, e.g. `http://lanemap-a.internal:8222,...`: `lanemap ops status` compares each lanemap stream's copies across them and `ops repair-replicas` replaces a copy that diverged. Unset: not checked.",
   },
+  LANEMAP_REPLICA_SETTLE_S: {
+    schema: int(0, 600),
+    default: "6",
+    doc: "`ops repair-replicas`: how many seconds it first waits for a stream's missing peer to come back by itself before it places one (right after a node restarts, its stream leaders leave it out of STREAM.INFO for a few seconds: about 5 s seen on nats-server 2.9.10).",
+  },
   LANEMAP_SPEED_CONCURRENCY: {
     schema: int(1, 64),
     default: "2",
@@ -192,6 +197,8 @@ export interface Config {
     readonly replicas: number;
     /** Every cluster node's monitoring URL (LANEMAP_NATS_MONITOR_URLS), or none. */
     readonly monitorUrls: readonly string[];
+    /** `ops repair-replicas`: the wait for a missing peer to come back before placing one (ms). */
+    readonly replicaSettleMs: number;
   };
   readonly speed: {
     readonly concurrency: number;
@@ -254,6 +261,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>> = 
         .split(",")
         .map((s) => s.trim())
         .filter(Boolean),
+      replicaSettleMs: r.LANEMAP_REPLICA_SETTLE_S * 1000,
     },
     speed: {
       concurrency: r.LANEMAP_SPEED_CONCURRENCY,

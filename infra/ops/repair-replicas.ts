@@ -58,6 +58,11 @@ export interface RepairReplicasOptions {
    * is a repair target. Default 1 (then only a stream with fewer peers than its own num_replicas).
    */
   readonly replicas?: number;
+  /**
+   * How long a placement first waits for a missing peer to come back by itself, in ms
+   * (config.storage.replicaSettleMs, LANEMAP_REPLICA_SETTLE_S); default PLACE_SETTLE_MS.
+   */
+  readonly settleMs?: number;
   readonly logger: Logger;
 }
 
@@ -171,7 +176,12 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
     }
     logger.warn({ stream: short.stream, why: short.why }, "placing a stream's missing replicas");
     try {
-      const steps = await placeReplicas(jsm, short.stream, short.wanted);
+      const steps = await placeReplicas(
+        jsm,
+        short.stream,
+        short.wanted,
+        options.settleMs === undefined ? {} : { settleMs: options.settleMs },
+      );
       logger.info({ stream: short.stream, steps }, "replicas placed");
       placements.push({ ...short, steps });
     } catch (err) {

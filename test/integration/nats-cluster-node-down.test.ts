@@ -44,6 +44,15 @@ const workerReady = (l: Record<string, unknown>): boolean => l["msg"] === "worke
 const SWITCH_BOUND_MS = 10_000;
 /** A run of a repeated step slower than this fails the test (a consumer on the dead node made one take 10-60 s before issue 14). */
 const RUN_BOUND_MS = 10_000;
+/**
+ * One `lanemap` command slower than this fails the test: a command that met a consumer on the dead
+ * node waited out a request timeout and failed, or took 10-60 s retrying (issue 14). Each command is
+ * bounded on its own, not a model list and a dlq list together: the pair also pays two Node
+ * start-ups and module loads, which say how busy the machine is, not whether a command waited on the
+ * dead node (a pair took 3.0-3.4 s here at load 4-12, and missed a 10 s bound at 11.5-13.1 s at load
+ * 10-12).
+ */
+const COMMAND_BOUND_MS = 10_000;
 /** Times each step runs in a row with the node down. */
 const RUNS = 5;
 /** Dead letters stored before the node is killed. */
@@ -192,20 +201,26 @@ describe("cluster test: with one node of a 3-node cluster SIGKILLed", { skip: na
       NATS_URL: cluster.natsUrl,
       LANEMAP_NATS_REPLICAS: "3",
     });
-    const took: number[] = [];
-    for (let run = 1; run <= 3; run++) {
+    const took: string[] = [];
+    const timed = async (run: number, args: string[]) => {
       const at = performance.now();
-      const models = await runLanemap(["model", "list"], env);
-      assert.equal(models.code, 0, `run ${run}: ${models.stderr}`);
+      const r = await runLanemap(args, env);
+      const ms = Math.round(performance.now() - at);
+      took.push(`${args[0]} ${ms}`);
+      assert.equal(r.code, 0, `run ${run}: lanemap ${args.join(" ")}: ${r.stderr}`);
+      assert.ok(
+        ms < COMMAND_BOUND_MS,
+        `run ${run}: lanemap ${args.join(" ")} took ${ms} ms, under ${COMMAND_BOUND_MS} ms`,
+      );
+      return r;
+    };
+    for (let run = 1; run <= 3; run++) {
+      const models = await timed(run, ["model", "list"]);
       assert.match(models.stdout, new RegExp(modelVersion.slice(0, 12)));
-      const dlq = await runLanemap(["dlq", "list", "--json"], env);
-      assert.equal(dlq.code, 0, `run ${run}: ${dlq.stderr}`);
+      const dlq = await timed(run, ["dlq", "list", "--json"]);
       assert.equal((JSON.parse(dlq.stdout) as unknown[]).length, LETTERS);
-      const ms = performance.now() - at;
-      took.push(Math.round(ms));
-      assert.ok(ms < RUN_BOUND_MS, `run ${run}: took ${Math.round(ms)} ms, under ${RUN_BOUND_MS} ms`);
     }
-    t.diagnostic(`each run (model list + dlq list), ms: ${took.join(", ")}`);
+    t.diagnostic(`each command, ms: ${took.join(", ")}`);
   });
 
   test("`lanemap worker` starts and is ready 3 times in a row, each on an empty data directory", async () => {

@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { OpsStatus, RepairReplicasReport } from "../../infra/ops/index.js";
 import { createBatchRunner } from "../../batch/index.js";
@@ -30,25 +30,33 @@ import { NODE_NAMES, startNatsCluster, type NatsCluster } from "../helpers/nats-
 import { runLanemap, tempDir, testEnv, waitFor } from "./speed-fixtures.js";
 
 const STREAM = "LANEMAP_DIVERGENCE_TEST";
+/** The three-way case's stream (the same subjects: it is made once STREAM is gone). */
+const THREE_WAY = "LANEMAP_DIVERGENCE_THREE_WAY_TEST";
 
 const monitorUrls = (cluster: NatsCluster): string => cluster.servers.map((s) => s.monitoringUrl).join(",");
 
-/** Every node's copy of STREAM as [messages, first_seq, last_seq], in NODE_NAMES order. */
-async function copies(cluster: NatsCluster): Promise<(number[] | null)[]> {
+/** Every node's copy of `stream` as [messages, first_seq, last_seq], in NODE_NAMES order. */
+async function copies(cluster: NatsCluster, stream = STREAM): Promise<(number[] | null)[]> {
   const reports = await Promise.all(cluster.servers.map((s) => nodeReport(s.monitoringUrl!)));
   return reports.map((r) => {
-    const c = r.node === null ? undefined : r.streams.get(STREAM);
+    const c = r.node === null ? undefined : r.streams.get(stream);
     return c ? [c.messages, c.firstSeq, c.lastSeq] : null;
   });
 }
 
 /**
- * Makes node `victim`'s copy of STREAM diverge (see the header): stopped cleanly, its message
+ * Makes node `victim`'s copy of `stream` diverge (see the header): stopped cleanly, its message
  * blocks removed, messages `from`..`to - 1` published without it, restarted; resolves once its copy
  * is back at last_seq `to` and unchanged for half a second (right after the start it shows an empty
  * copy, then replays its log).
  */
-async function diverge(cluster: NatsCluster, victim: number, from: number, to: number): Promise<void> {
+async function diverge(
+  cluster: NatsCluster,
+  victim: number,
+  from: number,
+  to: number,
+  stream = STREAM,
+): Promise<void> {
   await cluster.kill(victim, "SIGTERM");
   const blocks = join(
     cluster.servers[victim]!.storeDir,
@@ -56,7 +64,7 @@ async function diverge(cluster: NatsCluster, victim: number, from: number, to: n
     "jetstream",
     "$G",
     "streams",
-    STREAM,
+    stream,
     "msgs",
   );
   for (const f of await readdir(blocks)) await rm(join(blocks, f));
@@ -65,7 +73,7 @@ async function diverge(cluster: NatsCluster, victim: number, from: number, to: n
   await cluster.restart(victim);
   let seen = "";
   await waitFor(`node ${NODE_NAMES[victim]}'s copy at last_seq ${to}, settled`, async () => {
-    const now = JSON.stringify((await copies(cluster))[victim]);
+    const now = JSON.stringify((await copies(cluster, stream))[victim]);
     const settled = now === seen && (JSON.parse(now) as number[] | null)?.[2] === to;
     seen = now;
     if (!settled) await new Promise((r) => setTimeout(r, 500));
@@ -74,8 +82,18 @@ async function diverge(cluster: NatsCluster, victim: number, from: number, to: n
 }
 
 describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, () => {
+  // One cluster for the two cases that need one: each makes a stream of its own (the first drops
+  // its stream once done, the second drops it too should the first fail before) and leaves every
+  // node up again; neither needs a fresh cluster (a start and stop: ~3 s at load 8).
+  let cluster: NatsCluster;
+  before(async () => {
+    cluster = await startNatsCluster();
+  });
+  after(async () => {
+    await cluster?.[Symbol.asyncDispose]();
+  });
+
   test("ops status says ok while every node's copy agrees, names the stream and the node of a copy that diverged (exit 3), and ops repair-replicas steps it down and brings it back from the new leader", async () => {
-    await using cluster = await startNatsCluster();
     await using data = await tempDir("lanemap-replica-divergence-");
     const jsm = await jetstreamManager(cluster.nc);
     await jsm.streams.add({ name: STREAM, subjects: ["lanemap-divergence.>"], num_replicas: 3 });
@@ -154,21 +172,23 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
     assert.deepEqual(await copies(cluster), [expected, expected, expected], "every copy holds all 230 again");
     const after = await ops(["status"]);
     assert.equal(after.code, 0, `${after.stderr}\n${after.stdout}`);
+    await jsm.streams.delete(STREAM);
   });
 
   test("when all three copies differ, ops repair-replicas refuses (no majority to trust) and --trust-leader replaces both others from the leader's", async () => {
-    await using cluster = await startNatsCluster();
     await using data = await tempDir("lanemap-replica-three-way-");
     const jsm = await jetstreamManager(cluster.nc);
-    await jsm.streams.add({ name: STREAM, subjects: ["lanemap-divergence.>"], num_replicas: 3 });
+    // The first case's stream, when that case failed before dropping it (it holds the same subjects).
+    await jsm.streams.delete(STREAM).catch(() => false);
+    await jsm.streams.add({ name: THREE_WAY, subjects: ["lanemap-divergence.>"], num_replicas: 3 });
     const js = jetstream(cluster.nc);
     for (let i = 0; i < 200; i++) await js.publish(`lanemap-divergence.${i % 5}`, new Uint8Array(100));
-    const leader = (await jsm.streams.info(STREAM)).cluster?.leader;
+    const leader = (await jsm.streams.info(THREE_WAY)).cluster?.leader;
     const [x, y] = NODE_NAMES.flatMap((n, i) => (n === leader ? [] : [i]));
-    await diverge(cluster, x!, 200, 230);
-    await diverge(cluster, y!, 230, 250);
-    assert.equal((await jsm.streams.info(STREAM)).cluster?.leader, leader, "the leader stayed");
-    const three = await copies(cluster);
+    await diverge(cluster, x!, 200, 230, THREE_WAY);
+    await diverge(cluster, y!, 230, 250, THREE_WAY);
+    assert.equal((await jsm.streams.info(THREE_WAY)).cluster?.leader, leader, "the leader stayed");
+    const three = await copies(cluster, THREE_WAY);
     assert.equal(
       new Set(three.map((c) => JSON.stringify(c))).size,
       3,
@@ -187,12 +207,12 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
       r1.repairs.map((r) => [r.node, /no majority/.test(r.refused ?? "")]),
       [x, y].map((i) => [NODE_NAMES[i!], true]),
     );
-    assert.deepEqual(await copies(cluster), three, "nothing changed");
+    assert.deepEqual(await copies(cluster, THREE_WAY), three, "nothing changed");
 
     const trusted = await ops(["repair-replicas", "--trust-leader"]);
     assert.equal(trusted.code, 0, `${trusted.stderr}\n${trusted.stdout}`);
     const all = [250, 1, 250];
-    assert.deepEqual(await copies(cluster), [all, all, all], "every copy is the leader's");
+    assert.deepEqual(await copies(cluster, THREE_WAY), [all, all, all], "every copy is the leader's");
   });
 
   test("a published view whose objects lost messages without a delete marker is reported by ops status (degraded, exit 3), naming the version and the object, though views list still shows it", async () => {

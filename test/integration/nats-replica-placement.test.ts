@@ -77,6 +77,13 @@ describe("replicas missing from a stream on a 3-node cluster", { skip: natsMissi
     });
   }
 
+  /**
+   * For a repair whose missing peer cannot come back by itself (PEER.REMOVEd, lowered by hand, its
+   * node stopped): the repair's first wait for it (LANEMAP_REPLICA_SETTLE_S, 6 s) waits for nothing
+   * there. A repair right after a node restarted keeps the default.
+   */
+  const noSettle = { LANEMAP_REPLICA_SETTLE_S: "0" };
+
   const nonLeader = async (name: string): Promise<number> => {
     const leader = (await (await jetstreamManager(cluster.nc)).streams.info(name)).cluster?.leader;
     return NODE_NAMES.findIndex((n) => n !== leader);
@@ -114,7 +121,7 @@ describe("replicas missing from a stream on a 3-node cluster", { skip: natsMissi
     );
     assert.equal(peersOf(await jsm.streams.info(name)).length, 2, "a dry run changes nothing");
 
-    const repaired = await ops(["repair-replicas"]);
+    const repaired = await ops(["repair-replicas"], noSettle);
     assert.equal(repaired.code, 0, `${repaired.stderr}\n${repaired.stdout}`);
     const r = JSON.parse(repaired.stdout) as RepairReplicasReport;
     assert.deepEqual(
@@ -142,7 +149,7 @@ describe("replicas missing from a stream on a 3-node cluster", { skip: natsMissi
       lowered.stderr,
       new RegExp(`${name}: num_replicas 2 \\(.*\\) where LANEMAP_NATS_REPLICAS asks 3: lowered`),
     );
-    const raised = await ops(["repair-replicas", "--stream", name], r3);
+    const raised = await ops(["repair-replicas", "--stream", name], { ...r3, ...noSettle });
     assert.equal(raised.code, 0, `${raised.stderr}\n${raised.stdout}`);
     assert.deepEqual((JSON.parse(raised.stdout) as RepairReplicasReport).unplaced, []);
     const back = await jsm.streams.info(name);
@@ -191,7 +198,7 @@ describe("replicas missing from a stream on a 3-node cluster", { skip: natsMissi
     // A clean stop: the node says goodbye, so the meta leader counts it offline at once.
     await cluster.kill(victim, "SIGTERM");
     try {
-      const failed = await ops(["repair-replicas", "--stream", name], r3);
+      const failed = await ops(["repair-replicas", "--stream", name], { ...r3, ...noSettle });
       assert.equal(failed.code, 1, `${failed.stderr}\n${failed.stdout}`);
       const jsm = await jetstreamManager(cluster.nc);
       const left = await jsm.streams.info(name);

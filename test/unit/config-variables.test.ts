@@ -52,4 +52,10 @@ describe("LANEMAP_* variables", () => {
     assert.equal(parseConfig({ LANEMAP_BATCH_STALL_S: "2" }).batch.stallMs, 2_000);
     assert.throws(() => parseConfig({ LANEMAP_BATCH_STALL_S: "0" }), /LANEMAP_BATCH_STALL_S/);
   });
+
+  test("LANEMAP_REPLICA_SETTLE_S is how long a replica repair waits for a missing peer, 6 s unless set, 0 for none", () => {
+    assert.equal(parseConfig({}).storage.replicaSettleMs, 6_000);
+    assert.equal(parseConfig({ LANEMAP_REPLICA_SETTLE_S: "0" }).storage.replicaSettleMs, 0);
+    assert.throws(() => parseConfig({ LANEMAP_REPLICA_SETTLE_S: "-1" }), /LANEMAP_REPLICA_SETTLE_S/);
+  });
 });

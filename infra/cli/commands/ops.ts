@@ -310,6 +310,7 @@ export function registerOps(program: Command): void {
           dryRun: flags.dryRun ?? false,
           trustLeader: flags.trustLeader ?? false,
           replicas: config.storage.replicas,
+          settleMs: config.storage.replicaSettleMs,
           logger,
         }),
       );
