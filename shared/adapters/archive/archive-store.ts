@@ -94,14 +94,18 @@ export class ArchiveStore implements TileArchive {
 
   /** The catalogue entry of a tile, or undefined. */
   async get(tileId: string): Promise<CatalogueEntry | undefined> {
-    let text: string;
+    const text = await this.readJsonFile(this.paths.catalogue, tileId);
+    return text === undefined ? undefined : catalogueEntrySchema.parse(JSON.parse(text));
+  }
+
+  /** The text of `<dir>/<key>.json`, or undefined when there is none. */
+  private async readJsonFile(dir: string, key: string): Promise<string | undefined> {
     try {
-      text = await readFile(join(this.paths.catalogue, `${safeFileKey(tileId)}.json`), "utf8");
+      return await readFile(join(dir, `${safeFileKey(key)}.json`), "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw err;
     }
-    return catalogueEntrySchema.parse(JSON.parse(text));
   }
 
   /** Streams every catalogue entry (directory order), holding one at a time. */
@@ -160,14 +164,8 @@ export class ArchiveStore implements TileArchive {
 
   /** The tombstone of `tileId`, if any. */
   async removal(tileId: string): Promise<Removal | undefined> {
-    let text: string;
-    try {
-      text = await readFile(join(this.paths.removed, `${safeFileKey(tileId)}.json`), "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
-    }
-    return removalSchema.parse(JSON.parse(text));
+    const text = await this.readJsonFile(this.paths.removed, tileId);
+    return text === undefined ? undefined : removalSchema.parse(JSON.parse(text));
   }
 
   /** Drops the tombstone of `tileId`; true when there was one. */
