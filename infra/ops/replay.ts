@@ -51,7 +51,9 @@ import type { Logger } from "pino";
 import {
   HEADERS,
   INGEST_STREAM,
+  brokerError,
   readIngestMessages,
+  retryTransient,
   type StoredIngestMessage,
 } from "../../shared/adapters/nats/index.js";
 import { LanemapError, originalIngestSeq, removedBy, type Removal } from "../../shared/index.js";
@@ -147,12 +149,19 @@ function replayMsgId(tileId: string | null, origSeq: number, stamp: string): str
  */
 export async function replayIngest(options: ReplayOptions): Promise<ReplayReport> {
   const { nc, logger, dryRun } = options;
-  const jsm = await jetstreamManager(nc);
+  // No $JS.API.INFO round trip (checkAPI): the meta leader may be the node that just died.
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
   let info: StreamInfo;
   try {
-    info = await jsm.streams.info(INGEST_STREAM);
+    info = await retryTransient(
+      `reading the state of ${INGEST_STREAM}`,
+      () => jsm.streams.info(INGEST_STREAM),
+      {
+        logger,
+      },
+    );
   } catch (cause) {
-    if (streamNotFound(cause))
+    if (streamNotFound(cause instanceof LanemapError ? cause.cause : cause))
       throw new ReplayRangeError(`the ingest stream ${INGEST_STREAM} does not exist: nothing to replay`, {
         cause,
       });
@@ -214,11 +223,19 @@ export async function replayIngest(options: ReplayOptions): Promise<ReplayReport
     const msgId = replayMsgId(tileId, seq, stamp);
     let newSeq: number | null = null;
     if (!dryRun) {
-      const ack = await js.publish(m.subject, m.data, {
-        headers: replayHeaders(m.headers, seq),
-        msgID: msgId,
-        expect: { streamName: INGEST_STREAM },
-      });
+      // Retried through a leader election (an operator's replay ended in a bare "timeout" when the
+      // stream's leader was killed, copies published up to there): every attempt carries the same
+      // Nats-Msg-Id, so one whose ack was lost with the old leader is kept once by the stream.
+      const ack = await retryTransient(
+        `republishing ingest message ${seq}`,
+        () =>
+          js.publish(m.subject, m.data, {
+            headers: replayHeaders(m.headers, seq),
+            msgID: msgId,
+            expect: { streamName: INGEST_STREAM },
+          }),
+        { logger },
+      );
       newSeq = ack.seq;
       republished++;
     }
@@ -227,14 +244,26 @@ export async function replayIngest(options: ReplayOptions): Promise<ReplayReport
 
   // The end was frozen above, so the copies published meanwhile are never read back; a sequence
   // removed by limits is skipped by the read itself.
-  for await (const m of readIngestMessages(nc, {
-    fromSeq: start,
-    toSeq,
-    ...(options.batch === undefined ? {} : { batch: options.batch }),
-    logger,
-    ...(options.signal ? { signal: options.signal } : {}),
-  }))
-    await handle(m);
+  try {
+    for await (const m of readIngestMessages(nc, {
+      fromSeq: start,
+      toSeq,
+      ...(options.batch === undefined ? {} : { batch: options.batch }),
+      logger,
+      ...(options.signal ? { signal: options.signal } : {}),
+    }))
+      await handle(m);
+  } catch (err) {
+    // Say how far it got: the copies published so far are in the stream (and the speed lane's).
+    if (dryRun || messages.length === 0) throw err;
+    const last = messages[messages.length - 1]!.origSeq;
+    const e = err instanceof LanemapError ? err : brokerError("replaying", err);
+    throw new LanemapError(
+      e.code,
+      `${e.message} — stopped after sequence ${last} (${republished} message(s) republished, ${messages.length - republished} left out); \`lanemap ops replay --from-seq ${last + 1} --to-seq ${toSeq}\` goes on from there (the range frozen at the start: the copies are after it)`,
+      { cause: err },
+    );
+  }
   const out = report();
   logger.info(
     { fromSeq: out.fromSeq, toSeq, read: out.read, republished, skipped: out.skipped, removed, dryRun },
