@@ -106,10 +106,10 @@ describe("lanemap on a 3-node JetStream cluster", { skip: natsMissing() }, () =>
       raster: makeRaster(4, () => 1),
     });
     await live3.put({ result: big.result, k: big.raster.k, raster: randomBytes(800 * 1024) });
-    assert.equal(
-      (await jsm.streams.info(objectStoreStreamName(`${LIVE_BUCKET}-rasters`))).config.num_replicas,
-      3,
-    );
+    // The raster's bucket is its month's (lanemap-live-rasters-<yyyymm>), named in the entry.
+    const rasterBucket = (await live3.list()).find((e) => e.result.tileId === "big")?.rasterBucket;
+    assert.ok(rasterBucket, "the big raster is spilled to a bucket");
+    assert.equal((await jsm.streams.info(objectStoreStreamName(rasterBucket))).config.num_replicas, 3);
     const registry3 = await NatsModelRegistry.open(cluster.nc, { replicas: r3.storage.replicas });
     for (const s of LANE_STREAMS) assert.equal((await jsm.streams.info(s)).config.num_replicas, 3, s);
     assert.equal((await registry3.current())?.version, model.version, "the active pointer survives");

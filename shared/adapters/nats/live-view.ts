@@ -174,7 +174,7 @@ export class LiveView {
   private readonly kv: KV;
   private readonly objm: Objm;
   /** Raster buckets this process created or found, by name (a dropped one is forgotten on a failed put). */
-  private readonly objects = new Map<string, ObjectStore>();
+  private readonly rasterStores = new Map<string, ObjectStore>();
   private readonly nc: NatsConnection;
   private readonly replicas: number | undefined;
   private readonly now: () => Date;
@@ -216,7 +216,7 @@ export class LiveView {
 
   /** The raster bucket `bucket`, created (at the view's replicas) when absent. */
   private async rasterStore(bucket: string): Promise<ObjectStore> {
-    const known = this.objects.get(bucket);
+    const known = this.rasterStores.get(bucket);
     if (known) return known;
     const objects = await atReplicas(objectStoreStreamName(bucket), this.replicas, () =>
       this.objm.create(bucket, {
@@ -226,7 +226,7 @@ export class LiveView {
     );
     if (this.replicas !== undefined)
       await ensureReplicas(await jetstreamManager(this.nc), objectStoreStreamName(bucket), this.replicas);
-    this.objects.set(bucket, objects);
+    this.rasterStores.set(bucket, objects);
     return objects;
   }
 
@@ -263,7 +263,7 @@ export class LiveView {
       } catch (err) {
         // A bucket this process knew may have been dropped since (a clock far behind the one of
         // `ops expire`): forgotten, so the put the worker retries creates it again.
-        this.objects.delete(bucket);
+        this.rasterStores.delete(bucket);
         throw err;
       }
       inline = null;
@@ -614,7 +614,7 @@ export class LiveView {
             },
             READ_RETRIES,
           );
-          this.objects.delete(bucket);
+          this.rasterStores.delete(bucket);
         }
         dropped.push(bucket);
       }
