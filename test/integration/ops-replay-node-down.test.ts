@@ -9,8 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { headers as natsHeaders } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import {
   HEADERS,
   INGEST_STREAM,
@@ -36,23 +36,29 @@ const DEAD = 2;
 
 const tileIdOf = (seq: number) => `c0000r0000-t${String(seq).padStart(3, "0")}`;
 
+/** The lane's streams at R3 with MESSAGES ingest messages, sequences 1..MESSAGES; the manager. */
+async function seedIngest(nc: NatsConnection, dataDir: string): Promise<JetStreamManager> {
+  const jsm = await jetstreamManager(nc);
+  await ensureStreams(jsm, testConfig(dataDir).stream, 3);
+  const js = jetstream(nc);
+  for (let i = 1; i <= MESSAGES; i++) {
+    const h = natsHeaders();
+    h.set(HEADERS.tileId, tileIdOf(i));
+    await js.publish(`${INGEST_SUBJECT_PREFIX}.c0000r0000`, new Uint8Array(32).fill(i), {
+      headers: h,
+      msgID: tileIdOf(i),
+    });
+  }
+  return jsm;
+}
+
 test(
   "with one node of a 3-node cluster SIGKILLed, ops replay republishes exactly the range, every time, without a consumer",
   { skip: natsMissing() },
   async () => {
     await using cluster = await startNatsCluster();
     await using dir = await tempDir("lanemap-ops-replay-");
-    const jsm = await jetstreamManager(cluster.nc);
-    await ensureStreams(jsm, testConfig(dir.path).stream, 3);
-    const js = jetstream(cluster.nc);
-    for (let i = 1; i <= MESSAGES; i++) {
-      const h = natsHeaders();
-      h.set(HEADERS.tileId, tileIdOf(i));
-      await js.publish(`${INGEST_SUBJECT_PREFIX}.c0000r0000`, new Uint8Array(32).fill(i), {
-        headers: h,
-        msgID: tileIdOf(i),
-      });
-    }
+    const jsm = await seedIngest(cluster.nc, dir.path);
     await cluster.kill(DEAD);
     await cluster.waitForMetaLeader();
     // The kill's cost, paid once (an election when the dead node led the stream), not measured.
@@ -177,17 +183,7 @@ test(
   async () => {
     await using cluster = await startNatsCluster();
     await using dir = await tempDir("lanemap-ops-replay-leader-");
-    const jsm = await jetstreamManager(cluster.nc);
-    await ensureStreams(jsm, testConfig(dir.path).stream, 3);
-    const js = jetstream(cluster.nc);
-    for (let i = 1; i <= MESSAGES; i++) {
-      const h = natsHeaders();
-      h.set(HEADERS.tileId, tileIdOf(i));
-      await js.publish(`${INGEST_SUBJECT_PREFIX}.c0000r0000`, new Uint8Array(32).fill(i), {
-        headers: h,
-        msgID: tileIdOf(i),
-      });
-    }
+    const jsm = await seedIngest(cluster.nc, dir.path);
     const leader = (await jsm.streams.info(INGEST_STREAM)).cluster?.leader;
     const node = NODE_NAMES.indexOf(leader as (typeof NODE_NAMES)[number]);
     assert.ok(node >= 0, `the stream's leader is a node of the cluster (${leader})`);
