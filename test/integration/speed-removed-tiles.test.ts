@@ -9,11 +9,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { jetstream } from "@nats-io/jetstream";
-import { openModelRegistry } from "../../infra/platform/models.js";
 import { openTileArchive } from "../../infra/platform/storage.js";
 import { publishTile, startSpeedWorker, type SpeedEvent } from "../../speed/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import {
+  activateModel,
   runLanemap,
   tempDir,
   testConfig,
@@ -34,10 +34,7 @@ test(
     const config = testConfig(dataDir.path, extra);
     const env = testEnv(dataDir.path, extra);
     const logger = testLogger();
-    const models = await openModelRegistry(config, nats.nc);
-    const model = await testModel();
-    await models.put(model, { trainedBy: "test" });
-    await models.activate(model.version);
+    await activateModel(nats.nc, await testModel());
     const archive = await openTileArchive(config, nats.nc, logger);
     const js = jetstream(nats.nc);
     const tile = testTile(0, 0, "2024-01-10T16:40:00Z");
@@ -46,7 +43,7 @@ test(
 
     const events: SpeedEvent[] = [];
     {
-      await using worker = await startSpeedWorker(config, { nc: nats.nc, logger, models });
+      await using worker = await startSpeedWorker(config, { nc: nats.nc, logger });
       worker.on((e) => events.push(e));
       await send("first");
       await waitFor("the tile classified", () => events.some((e) => e.type === "tile-classified"), 60_000);
@@ -58,7 +55,7 @@ test(
     assert.equal(await archive.get(tile.tileId), undefined);
 
     events.length = 0;
-    await using worker = await startSpeedWorker(config, { nc: nats.nc, logger, models });
+    await using worker = await startSpeedWorker(config, { nc: nats.nc, logger });
     worker.on((e) => events.push(e));
     const tileEvents = () => events.filter((e) => e.type.startsWith("tile-"));
     await waitFor("the older message handled", () => tileEvents().length > 0, 60_000);
