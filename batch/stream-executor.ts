@@ -628,7 +628,12 @@ export class StreamTileExecutor {
         this.results = messages;
         this.lastReadMs = Date.now();
         if (this.closed) {
-          await messages.close().catch(() => undefined);
+          // Closed while the consumer was being made (a SIGTERM as the run starts). Not `close()`:
+          // nats.js ends a consumer's messages from inside their iteration, which never comes here,
+          // so its promise never settled and the close waited CLOSE_WITHIN_MS for it (the first
+          // SIGTERM took 10 s). `stop()` unsubscribes at once; the server drops the R1 consumer
+          // after its inactive threshold.
+          messages.stop();
           return;
         }
         for await (const m of messages) {

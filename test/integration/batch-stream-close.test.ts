@@ -150,3 +150,35 @@ test(
     }
   },
 );
+
+test(
+  "an executor stopped while its result consumer is still being made closes at once, without giving up on its reader",
+  { skip: natsMissing(), timeout: 60_000 },
+  async () => {
+    await using nats = await natsFixture();
+    const d = await makeDataDir(set, "early");
+    const entries = [];
+    for await (const e of d.store.entries()) entries.push(e);
+    const lines: { msg: string; [k: string]: unknown }[] = [];
+    const executor = await StreamTileExecutor.start({
+      nc: nats.nc,
+      config: d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" }),
+      logger: testLogger(lines),
+      runId: "20240301T000000Z-early1",
+      artifact: new Uint8Array(readFileSync(set.modelPath)),
+      tileIds: new Set(entries.map((e) => e.tileId)),
+    });
+    // `start` returns as the reader sends its consumer's creation: this close comes before the
+    // consumer exists (a SIGTERM right after "batch tiles go to the work queue" — the first
+    // SIGTERM then took CLOSE_WITHIN_MS, 10 s, to stop the coordinator).
+    const t0 = performance.now();
+    await executor.close();
+    const ms = performance.now() - t0;
+    assert.deepEqual(
+      lines.filter((l) => /did not stop in time/.test(l.msg)).map((l) => l.msg),
+      [],
+      "the reader stopped by itself",
+    );
+    assert.ok(ms < CLOSE_WITHIN_MS / 2, `closed at once (${Math.round(ms)} ms)`);
+  },
+);
