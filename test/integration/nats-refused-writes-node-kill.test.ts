@@ -217,6 +217,8 @@ function assertSound(findings: readonly RoundFindings[]): void {
 const NEW_PER_BURST = 5;
 const REFUSED_PER_BURST = 20;
 const LATER = 3;
+/** Entries written before the first round: more than a burst refuses. */
+const FILLED = 30;
 
 describe(
   "writes the leader refuses in replicated streams when a node dies around them",
@@ -243,7 +245,7 @@ describe(
           ids.push(id);
         }
       };
-      await register(60);
+      await register(FILLED);
       const findings = await probe(t, cluster, {
         stream: kvStreamName(CATALOGUE_BUCKET),
         async burst(_, halfway) {
@@ -345,7 +347,7 @@ describe(
           tiles.push(id);
         }
       };
-      await fresh(60);
+      await fresh(FILLED);
       const findings = await probe(t, cluster, {
         stream: INGEST_STREAM,
         async burst(_, halfway) {
@@ -411,7 +413,7 @@ describe(
         }
         return refused;
       };
-      await fresh(60, 1);
+      await fresh(FILLED, 1);
       const findings = await probe(t, cluster, {
         stream: DLQ_STREAM,
         burst: (_, halfway) => fresh(REFUSED_PER_BURST / 4, 5, halfway),
