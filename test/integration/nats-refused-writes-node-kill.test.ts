@@ -26,7 +26,7 @@
  * names the stream.
  *
  * One round per kind by default (the leader killed halfway through the burst), on one cluster for
- * the file (about 50 s here); LANEMAP_TEST_REFUSED_ROUNDS=N runs N. No kind diverged in 24 rounds
+ * the file (about 50 s here); LANEMAP_TEST_REFUSED_ROUNDS=N runs N. No kind diverged in 34 rounds
  * each on nats-server 2.9.10 (README, "Writes the leader refuses"): the file stays as the guard.
  */
 import assert from "node:assert/strict";
@@ -79,11 +79,13 @@ interface RefusedWrites {
 
 /** What one round found (nulls: nothing wrong). */
 interface RoundFindings {
+  /** Writes of the burst the server refused (0: the round probed nothing). */
   readonly refused: number;
   /** Node copies that still differed 20 s after the restart and the later writes, in words. */
   readonly diverged: string | null;
   /** When they differed: what checkReplicaAgreement (ops status) said of the stream. */
   readonly detected: string | null;
+  /** How what the adapter's reader saw differs from what was written. */
   readonly reader: string | null;
 }
 
@@ -199,7 +201,7 @@ async function probe(t: TestContext, cluster: NatsCluster, r: RefusedWrites): Pr
   return out;
 }
 
-/** The rounds that went wrong, and that every round refused writes (else it probed nothing). */
+/** Asserts that every round's burst was refused in part (else it probed nothing) and that none went wrong. */
 function assertSound(findings: readonly RoundFindings[]): void {
   assert.deepEqual(
     findings.filter((f) => f.refused === 0),
@@ -229,7 +231,7 @@ describe(
       cluster = await startNatsCluster();
     });
     after(async () => {
-      await cluster[Symbol.asyncDispose]();
+      await cluster?.[Symbol.asyncDispose]();
     });
 
     test("registering catalogued tiles again (KV creates refused as 'key exists') leaves every node's copy of the catalogue alike and every entry readable", async (t) => {
