@@ -26,7 +26,7 @@
  * names the stream.
  *
  * One round per kind by default (the leader killed halfway through the burst), on one cluster for
- * the file (about 50 s here); LANEMAP_TEST_REFUSED_ROUNDS=N runs N. No kind diverged in 34 rounds
+ * the file (50–63 s here); LANEMAP_TEST_REFUSED_ROUNDS=N runs N. No kind diverged in 34 rounds
  * each on nats-server 2.9.10 (README, "Writes the leader refuses"): the file stays as the guard.
  */
 import assert from "node:assert/strict";
