@@ -64,6 +64,12 @@ export interface ServerDeps {
 export interface ServerOptions {
   /** Budget of decoded class rasters kept in memory (default 256 MiB). */
   readonly rasterCacheBytes?: number;
+  /**
+   * Budget of a batch view's class raster BLOBs (deflated, as stored) held in memory from its open,
+   * so that no query reads DuckDB; a view with more reads them from DuckDB on demand (default 64
+   * MiB; 0 holds none). While a publish switches versions, the old and the new one may both hold.
+   */
+  readonly heldRasterBytes?: number;
   /** Fallback check of the batch CURRENT pointer (default 2 s; fs.watch usually hears it first). */
   readonly pollIntervalMs?: number;
   /** How long a paged snapshot stays available to its cursor after the last page (default 10 min). */
@@ -109,6 +115,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     ...(deps.views ? { views: deps.views } : {}),
     cache,
     logger,
+    heldRasterBytes: options.heldRasterBytes ?? 64 * 2 ** 20,
     ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
   });
   // A cluster deployment's serve may be the first to touch the live bucket: it creates it (or brings

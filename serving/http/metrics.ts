@@ -162,6 +162,16 @@ export class ServingMetrics {
       () => batch.peek()?.manifest.tiles.failed ?? null,
     );
     gauge(
+      "lanemap_batch_view_held_raster_bytes",
+      "Class raster BLOB bytes the batch view serving reads holds in memory (0: read from DuckDB on demand, over the budget)",
+      () => batch.peek()?.heldRasterBytes ?? null,
+    );
+    gauge(
+      "lanemap_batch_view_raster_reads",
+      "Queries that read class rasters from the DuckDB file of the batch view serving reads, since it opened",
+      () => batch.peek()?.rasterReads ?? null,
+    );
+    gauge(
       "lanemap_live_view_position",
       "Live view position (KV revision) serving has applied",
       () => live?.snapshot()?.position ?? null,

@@ -52,6 +52,7 @@ export class BatchViewSource {
   private readonly cache: LruCache<ClassRaster>;
   private readonly logger: Logger;
   private readonly pollIntervalMs: number;
+  private readonly heldRasterBytes: number;
   private currentView: OpenedBatchView | null = null;
   private failure: { name: string; at: number; error: string } | null = null;
   private watcher: { stop(): Promise<void> } | null = null;
@@ -71,8 +72,11 @@ export class BatchViewSource {
     logger: Logger;
     /** Period of the fallback check of CURRENT (default 2 s). */
     pollIntervalMs?: number;
+    /** Raster BLOB bytes a version may hold in memory (OpenedBatchView.open; default 0, none). */
+    heldRasterBytes?: number;
   }) {
     this.cache = options.cache;
+    this.heldRasterBytes = options.heldRasterBytes ?? 0;
     this.logger = options.logger;
     this.pollIntervalMs = options.pollIntervalMs ?? 2000;
     this.views =
@@ -171,7 +175,9 @@ export class BatchViewSource {
     let next: OpenedBatchView;
     try {
       const dir = await this.views.materialize(name);
-      next = await OpenedBatchView.open(await versionIn(dir, name), this.cache, this.logger);
+      next = await OpenedBatchView.open(await versionIn(dir, name), this.cache, this.logger, {
+        heldRasterBytes: this.heldRasterBytes,
+      });
     } catch (err) {
       this.failure = { name, at: Date.now(), error: describeError(err) };
       this.logger.error(

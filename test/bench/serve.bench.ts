@@ -6,7 +6,9 @@
  * point query's p99 at a fixed 2,000 requests/s next to the bare endpoint's at the same rate.
  *
  * Rounds (default 5): each round starts a fresh server process and a fresh bare Express process,
- * warms both, and measures one side then the other, the side that goes first alternating by round
+ * warms both (2 s per case, then one request per path of each case, so every tile the measured
+ * seconds touch is cached however loaded the machine is), and measures one side then the other,
+ * the side that goes first alternating by round
  * (rounds.ts); ratios are paired within a round and every figure is min / median / max over the
  * rounds. The server's CPU time per request (user + system from /proc, over the measured seconds) is
  * the figure other load inflates least.
@@ -124,7 +126,7 @@ interface Measure {
 async function cannon(
   server: { url: string; proc: ChildProcess },
   paths: readonly string[],
-  opts: { connections?: number; seconds: number; rate?: number },
+  opts: { connections?: number; rate?: number } & ({ seconds: number } | { amount: number }),
 ): Promise<Measure> {
   let i = 0;
   const pid = server.proc.pid as number;
@@ -132,7 +134,7 @@ async function cannon(
   const result = await autocannon({
     url: server.url,
     connections: opts.connections ?? 16,
-    duration: opts.seconds,
+    ...("amount" in opts ? { amount: opts.amount } : { duration: opts.seconds }),
     ...(opts.rate ? { overallRate: opts.rate } : {}),
     requests: [
       {
@@ -281,8 +283,14 @@ async function round(
           seconds: SECONDS + 2,
         });
       } else {
-        // Warm the JIT and the raster cache before measuring.
-        for (const c of cases) await cannon(srv, c.paths, { seconds: 2 });
+        // Warm the JIT, then the raster cache with one request per path: a warm-up of fixed seconds
+        // reached fewer of the 2,000 points on a loaded machine, and the measured seconds then
+        // read cold tiles a quiet run had cached (issue 11: 93 % raster-cache misses loaded, 14 %
+        // quiet), so the CPU per request compared different work.
+        for (const c of cases) {
+          await cannon(srv, c.paths, { seconds: 2 });
+          if (c.paths.length > 1) await cannon(srv, c.paths, { amount: c.paths.length });
+        }
         for (const c of cases)
           out[c.name] = await cannon(srv, c.paths, { connections: c.connections, seconds: SECONDS });
         out[POINT_FIXED] = await cannon(srv, cases[0]!.paths, {
