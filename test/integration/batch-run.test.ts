@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { DuckDBBlobValue } from "@duckdb/node-api";
 import { tableFromIPC } from "apache-arrow";
-import { addArchiveFolder, createBatchRunner, TileWorkerPool } from "../../batch/index.js";
+import { addArchiveFolder, createBatchRunner, TileWorkerPool, type RunReport } from "../../batch/index.js";
 import { readCurrentBatch, listBatchVersions } from "../../shared/adapters/archive/index.js";
 import { DuckDbDatabase } from "../../shared/adapters/duckdb/index.js";
 import {
@@ -18,7 +18,13 @@ import {
 } from "../../shared/index.js";
 import { generateTile } from "../../sample/index.js";
 import { missing, sharedData } from "../helpers/env.js";
-import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
+import {
+  makeDataDir,
+  makeSampleSet,
+  testLogger,
+  type DataDirFixture,
+  type SampleSet,
+} from "./batch-fixture.js";
 
 let set: SampleSet;
 before(async () => {
@@ -35,10 +41,15 @@ async function catalogue(store: { entries(): AsyncGenerator<CatalogueEntry> }): 
 const sql = (path: string) => `'${path.replaceAll("'", "''")}'`;
 
 describe("a batch run end to end", () => {
-  test("publishes a view in which every tile equals the direct classification of that tile", async () => {
+  /** One run over the sample, which the first two cases only read (a run costs a pool of threads). */
+  let e2e: { fx: DataDirFixture; report: RunReport };
+  before(async () => {
     const fx = await makeDataDir(set, "e2e");
-    const runner = createBatchRunner(fx.config(), { logger: fx.logger });
-    const report = await runner.run();
+    e2e = { fx, report: await createBatchRunner(fx.config(), { logger: fx.logger }).run() };
+  });
+
+  test("publishes a view in which every tile equals the direct classification of that tile", async () => {
+    const { fx, report } = e2e;
     assert.equal(report.version, "v000001");
     assert.deepEqual(
       { total: report.tiles.total, classified: report.tiles.classified, failed: report.tiles.failed },
@@ -109,9 +120,7 @@ describe("a batch run end to end", () => {
   });
 
   test("the Arrow and Parquet exports hold exactly the rows of the DuckDB tiles table", async () => {
-    const fx = await makeDataDir(set, "exports");
-    await createBatchRunner(fx.config(), { logger: fx.logger }).run();
-    const current = (await readCurrentBatch(fx.dataDir))!;
+    const current = (await readCurrentBatch(e2e.fx.dataDir))!;
     const db = await DuckDbDatabase.open(join(current.dir, BATCH_VIEW_FILES.duckdb), { readOnly: true });
     try {
       const rows = await db.allJS<Record<string, unknown>>("SELECT * FROM tiles ORDER BY tile_id");

@@ -13,7 +13,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { projectRoot } from "../helpers/env.js";
@@ -150,28 +150,37 @@ describe(
   "LANEMAP_NATS_REPLICAS=3 on a single nats-server whose streams exist at R1",
   { skip: natsMissing() },
   () => {
+    // One server and one set of R1 streams for these cases: each asserts that its command left every
+    // stream at R1, so the next one meets the same streams (a command that rescaled one fails its own
+    // case). Set up once, not per case: a server and two lanemap processes each (2-3 s at load 9).
+    let server: Awaited<ReturnType<typeof startBareNatsServer>>;
+    let dataDir: string;
+    let env: Record<string, string>;
+    before(async () => {
+      server = await startBareNatsServer({ jetstream: true });
+      dataDir = await mkdtemp(join(tmpdir(), "lanemap-r1-then-r3-"));
+      env = { NATS_URL: server.url, LANEMAP_DATA_DIR: dataDir, LANEMAP_STORAGE: "nats" };
+      for (const args of [
+        ["model", "list"],
+        ["archive", "list"],
+      ]) {
+        const made = await run(args, { ...env, LANEMAP_NATS_REPLICAS: "1" });
+        assert.equal(made.code, 0, `lanemap ${args.join(" ")} at R1; stderr:\n${made.stderr}`);
+      }
+    });
+    after(async () => {
+      await server?.[Symbol.asyncDispose]();
+      if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    });
+
     for (const c of REPLICAS_COMMANDS) {
       test(`lanemap ${c.name} fails at once with the same NATS_SETUP line and leaves the streams at R1`, async () => {
-        await using server = await startBareNatsServer({ jetstream: true });
-        const dataDir = await mkdtemp(join(tmpdir(), "lanemap-r1-then-r3-"));
-        try {
-          const env = { NATS_URL: server.url, LANEMAP_DATA_DIR: dataDir, LANEMAP_STORAGE: "nats" };
-          for (const args of [
-            ["model", "list"],
-            ["archive", "list"],
-          ]) {
-            const made = await run(args, { ...env, LANEMAP_NATS_REPLICAS: "1" });
-            assert.equal(made.code, 0, `lanemap ${args.join(" ")} at R1; stderr:\n${made.stderr}`);
-          }
-          const r = await run(c.args, { ...env, LANEMAP_NATS_REPLICAS: "3", ...c.env });
-          assertReplicasRefused(r);
-          await using nc = await connect({ servers: server.url });
-          const jsm = await jetstreamManager(nc);
-          for await (const info of jsm.streams.list())
-            assert.equal(info.config.num_replicas, 1, `${info.config.name} rescaled`);
-        } finally {
-          await rm(dataDir, { recursive: true, force: true });
-        }
+        const r = await run(c.args, { ...env, LANEMAP_NATS_REPLICAS: "3", ...c.env });
+        assertReplicasRefused(r);
+        await using nc = await connect({ servers: server.url });
+        const jsm = await jetstreamManager(nc);
+        for await (const info of jsm.streams.list())
+          assert.equal(info.config.num_replicas, 1, `${info.config.name} rescaled`);
       });
     }
 
