@@ -176,6 +176,14 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
       let batch: ConsumerMessages | undefined;
       try {
         batch = await consumer.fetch({ max_messages: 1, expires: 5_000 });
+        if (stopping.signal.aborted) {
+          // Stopped while the pull was being set up (a stop right after start): `stop()` has closed
+          // the fetches it saw, not this one, which would hold the stop until its 5 s expiry. Not
+          // `close()`: nats.js settles it inside an iteration that never comes here. A message the
+          // server still delivers to it is redelivered after ack_wait (at least once).
+          batch.stop();
+          break;
+        }
         fetches.add(batch);
         let m: JsMsg | undefined;
         for await (const got of batch) {
