@@ -27,6 +27,7 @@ import {
   NatsPublishedViews,
   archiveUsage,
   checkReplicaAgreement,
+  kvStreamName,
   lanemapStreamPlacements,
   replicaShortfall,
   retryTransient,
@@ -342,15 +343,15 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     let entries: LiveEntry[] = [];
     let position = 0;
     if (await retried("looking for the live view", () => bucketExists(jsm, LIVE_BUCKET))) {
-      // The follower's position counts removals too, which the entries alone would not show.
-      const snapshot = await retried("reading the live view", async () => {
-        const follower = await (await LiveView.open(nc)).follow();
-        const s = follower.snapshot();
-        follower.stop();
-        return s;
-      });
-      entries = [...snapshot.byTile.values()];
-      position = snapshot.position;
+      // Consumer-free (STREAM.MSG.GET per key): a watch's consumer may be placed on a dead node
+      // before nats-server 2.12, and three such placements in a row outlasted the retries (ops
+      // status said "nats UNAVAILABLE: reading the live view: timeout" with one node of three down).
+      entries = await retried("reading the live view", async () => (await LiveView.open(nc)).list());
+      // The position is the bucket's last sequence, which counts removals too (a follower's
+      // position after its replay); read after the entries, so none listed is newer than it.
+      position = await retried("reading the live view's position", async () =>
+        jsm.streams.info(kvStreamName(LIVE_BUCKET)).then((i) => i.state.last_seq),
+      );
     }
     const watermark = batch.current?.watermark ?? null;
     let newest: string | null = null;

@@ -67,8 +67,10 @@ interface StoredComposite {
 
 /** The view's raster BLOBs held in memory (`OpenedBatchView.open`, `heldRasterBytes`). */
 interface HeldRasters {
-  readonly rasters: ReadonlyMap<string, StoredRaster>;
-  readonly composites: ReadonlyMap<string, StoredComposite>;
+  /** Each tile's class raster, by tile id. */
+  readonly byTile: ReadonlyMap<string, StoredRaster>;
+  /** Each composited cell's BLOBs, by cell. */
+  readonly byCell: ReadonlyMap<string, StoredComposite>;
   /** Their BLOB bytes in all. */
   readonly bytes: number;
 }
@@ -262,7 +264,7 @@ export class OpenedBatchView {
         this.cache.getOrLoad(this.cacheKey(summary.tileId), async () => {
           this.check();
           const row = this.held
-            ? this.held.rasters.get(summary.tileId)
+            ? this.held.byTile.get(summary.tileId)
             : await this.queryRaster(summary.tileId);
           if (!row) throw new BatchViewError(`${this.name}: tile ${summary.tileId} has no raster`);
           return decodeClassRaster(row.raster, summary.width, summary.height, row.k);
@@ -301,7 +303,7 @@ export class OpenedBatchView {
     // Cell keys cannot hold ":", tile ids neither: the key cannot meet a tile's.
     const loaded = this.cache.getOrLoad(`b${this.generation}:composite:${cell}`, async () => {
       this.check();
-      const row = this.held ? this.held.composites.get(cell) : await this.queryComposite(cell);
+      const row = this.held ? this.held.byCell.get(cell) : await this.queryComposite(cell);
       if (!row) throw new BatchViewError(`${this.name}: composite of ${cell} has no raster`);
       const raster = decodeClassRaster(row.raster, c.width, c.height, c.k);
       return { ...raster, source: decodeSourceIndex(row.source, c.width * c.height) };
@@ -418,5 +420,5 @@ async function loadHeldRasters(
       "SELECT cell, raster, source FROM composites",
     ))
       composites.set(row.cell, { raster: blobBytes(row.raster), source: blobBytes(row.source) });
-  return { rasters, composites, bytes };
+  return { byTile: rasters, byCell: composites, bytes };
 }
