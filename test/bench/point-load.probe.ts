@@ -27,26 +27,12 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFile
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import express from "express";
-import { pino } from "pino";
-import { WGS84, crsFromEpsg, parseConfig, projectPoint } from "../../shared/index.js";
-import { createServer } from "../../serving/index.js";
-import {
-  makeRaster,
-  tempDataDir,
-  utmTile,
-  writeBatchView,
-  type TileFixture,
-} from "../helpers/serving-views.js";
+import { WGS84, crsFromEpsg, projectPoint } from "../../shared/index.js";
+import { tempDataDir, writeBatchView } from "../helpers/serving-views.js";
 import { minMedMax } from "./harness.js";
+import { SIDE, TILE_M, X0, Y0, bareChild, buildTiles, serveChild } from "./serve-view.js";
 import { loadNow, processCpuSeconds } from "./rounds.js";
 
-const SIDE = 100;
-const PIXELS = 64;
-const PIXEL_M = 30;
-const X0 = 300_000;
-const Y0 = 5_600_000;
-const TILE_M = PIXELS * PIXEL_M;
 const ROUNDS = Number(process.env["ROUNDS"] ?? 3);
 const SECONDS = Number(process.env["SECONDS"] ?? 6);
 const WARM = Number(process.env["WARM"] ?? 2);
@@ -65,35 +51,9 @@ const SIDES: Side[] = (["point", "bare", ...(BEFORE ? (["before"] as const) : []
 const WARM_ALL = process.env["WARM"] === "all";
 const COLD = process.env["COLD"] === "1";
 
-if (process.argv[2] === "--child") await child(process.argv[3] ?? "");
-else if (process.argv[2] === "--bare") bare();
+if (process.argv[2] === "--child") await serveChild(process.argv[3] ?? "");
+else if (process.argv[2] === "--bare") bareChild();
 else await main();
-
-async function child(dataDir: string): Promise<void> {
-  const config = parseConfig({
-    LANEMAP_DATA_DIR: dataDir,
-    PORT: "0",
-    HOST: "127.0.0.1",
-    LANEMAP_LOG_LEVEL: "silent",
-  });
-  const server = createServer(config, { logger: pino({ level: "silent" }) });
-  const l = await server.listen();
-  process.once("SIGTERM", () => void server.close().then(() => process.exit(0)));
-  process.send?.({ url: l.url });
-}
-
-/** bench:serve's bare endpoint. */
-function bare(): void {
-  const app = express();
-  app.get("/ok", (_req, res) => {
-    res.json({ ok: true });
-  });
-  const server = app.listen(0, "127.0.0.1", () => {
-    const addr = server.address();
-    process.send?.({ url: `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}` });
-  });
-  process.once("SIGTERM", () => server.close(() => process.exit(0)));
-}
 
 /** A server child: `side` names the tree whose copy of this probe runs it (BEFORE for "before"). */
 function spawnServer(
@@ -120,33 +80,6 @@ function spawnServer(
       reject(new Error(`${side} server exited with ${code}`));
     });
   });
-}
-
-/** The same tiles as bench:serve's view. */
-function buildTiles(): TileFixture[] {
-  const tiles: TileFixture[] = [];
-  for (let col = 0; col < SIDE; col++)
-    for (let row = 0; row < SIDE; row++)
-      tiles.push(
-        utmTile({
-          x0: X0 + col * TILE_M,
-          y0: Y0 - row * TILE_M,
-          pixels: PIXELS,
-          pixelM: PIXEL_M,
-          cell: `c${String(col).padStart(4, "0")}r${String(row).padStart(4, "0")}`,
-          tileId: `t-${col}-${row}`,
-          lane: "batch",
-          acquired: "2026-06-01T10:00:00Z",
-          ingestSeq: col * SIDE + row,
-          raster: makeRaster(
-            PIXELS,
-            (c, r) => ((c >> 3) + (r >> 3) + col + row) % 5,
-            5,
-            (c) => 1 + (c % 5),
-          ),
-        }),
-      );
-  return tiles;
 }
 
 /** The same 2,000 points as bench:serve. */

@@ -29,18 +29,10 @@ import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import express from "express";
-import { pino } from "pino";
-import { WGS84, crsFromEpsg, parseConfig, projectPoint, transformBounds } from "../../shared/index.js";
-import { createServer } from "../../serving/index.js";
-import {
-  makeRaster,
-  tempDataDir,
-  utmTile,
-  writeBatchView,
-  type TileFixture,
-} from "../helpers/serving-views.js";
+import { WGS84, crsFromEpsg, projectPoint, transformBounds } from "../../shared/index.js";
+import { tempDataDir, writeBatchView } from "../helpers/serving-views.js";
 import { median, minMedMax, printTable, spreadOf, writeResults, type Cell } from "./harness.js";
+import { PIXELS, SIDE, TILE_M, X0, Y0, bareChild, buildTiles, serveChild } from "./serve-view.js";
 import {
   digitsFor,
   heldIn,
@@ -52,12 +44,6 @@ import {
   stat,
 } from "./rounds.js";
 
-const SIDE = 100;
-const PIXELS = 64;
-const PIXEL_M = 30;
-const X0 = 300_000;
-const Y0 = 5_600_000;
-const TILE_M = PIXELS * PIXEL_M;
 // LANEMAP_BENCH_SECONDS is how `npm run bench:compare` sets it; --seconds wins.
 const { values: cli } = parseArgs({
   // A child process gets positional arguments of its own, not the bench's options.
@@ -78,26 +64,8 @@ else await main();
 
 /** A child process: the serving layer over `dataDir`, or the bare Express endpoint. */
 async function child(kind: string, dataDir: string): Promise<void> {
-  if (kind === "bare") {
-    const app = express();
-    app.get("/ok", (_req, res) => {
-      res.json({ ok: true });
-    });
-    const server = app.listen(0, "127.0.0.1", () => {
-      const addr = server.address();
-      process.send?.({ url: `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}` });
-    });
-    return;
-  }
-  const config = parseConfig({
-    LANEMAP_DATA_DIR: dataDir,
-    PORT: "0",
-    HOST: "127.0.0.1",
-    LANEMAP_LOG_LEVEL: "silent",
-  });
-  const server = createServer(config, { logger: pino({ level: "silent" }) });
-  const l = await server.listen();
-  process.send?.({ url: l.url });
+  if (kind === "bare") bareChild();
+  else await serveChild(dataDir);
 }
 
 function spawnChild(kind: string, dataDir = ""): Promise<{ url: string; proc: ChildProcess }> {
@@ -151,33 +119,6 @@ async function cannon(
     requests: result.requests.total,
     cpuUsPerRequest: ((processCpuSeconds(pid) - cpu0) * 1e6) / Math.max(1, result.requests.total),
   };
-}
-
-/** The view: SIDE² UTM tiles, classes in bands so every class occurs in every tile. */
-function buildTiles(): TileFixture[] {
-  const tiles: TileFixture[] = [];
-  for (let col = 0; col < SIDE; col++)
-    for (let row = 0; row < SIDE; row++)
-      tiles.push(
-        utmTile({
-          x0: X0 + col * TILE_M,
-          y0: Y0 - row * TILE_M,
-          pixels: PIXELS,
-          pixelM: PIXEL_M,
-          cell: `c${String(col).padStart(4, "0")}r${String(row).padStart(4, "0")}`,
-          tileId: `t-${col}-${row}`,
-          lane: "batch",
-          acquired: "2026-06-01T10:00:00Z",
-          ingestSeq: col * SIDE + row,
-          raster: makeRaster(
-            PIXELS,
-            (c, r) => ((c >> 3) + (r >> 3) + col + row) % 5,
-            5,
-            (c) => 1 + (c % 5),
-          ),
-        }),
-      );
-  return tiles;
 }
 
 async function main(): Promise<void> {
