@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { CLOSE_WITHIN_MS, StreamTileExecutor } from "../../batch/stream-executor.js";
 import { BATCH_TASK_STREAM, batchTaskSubject } from "../../shared/adapters/nats/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
@@ -21,23 +21,38 @@ before(async () => {
 });
 after(() => set?.dispose());
 
+/**
+ * A stream executor for run `runId` over a fresh data directory named `name` of the sample set (no
+ * worker runs), with its catalogue entries and the log lines it wrote.
+ */
+async function startExecutor(
+  nats: { nc: NatsConnection; server: { url: string } },
+  name: string,
+  runId: string,
+  signal?: AbortSignal,
+) {
+  const d = await makeDataDir(set, name);
+  const entries = [];
+  for await (const e of d.store.entries()) entries.push(e);
+  const lines: { msg: string; [k: string]: unknown }[] = [];
+  const executor = await StreamTileExecutor.start({
+    nc: nats.nc,
+    config: d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" }),
+    logger: testLogger(lines),
+    runId,
+    artifact: new Uint8Array(readFileSync(set.modelPath)),
+    tileIds: new Set(entries.map((e) => e.tileId)),
+    ...(signal ? { signal } : {}),
+  });
+  return { executor, entries, lines };
+}
+
 test(
   "a stream run's executor closes within its bound when its nats-server froze, cancelling the tiles owed",
   { skip: natsMissing(), timeout: 120_000 },
   async () => {
     await using nats = await natsFixture();
-    const d = await makeDataDir(set, "close");
-    const entries = [];
-    for await (const e of d.store.entries()) entries.push(e);
-    const lines: { msg: string; [k: string]: unknown }[] = [];
-    const executor = await StreamTileExecutor.start({
-      nc: nats.nc,
-      config: d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" }),
-      logger: testLogger(lines),
-      runId: "20240301T000000Z-close1",
-      artifact: new Uint8Array(readFileSync(set.modelPath)),
-      tileIds: new Set(entries.map((e) => e.tileId)),
-    });
+    const { executor, entries } = await startExecutor(nats, "close", "20240301T000000Z-close1");
     // No worker: the tile is owed when the server freezes.
     const owed = executor.process(entries[0]!);
     await new Promise((r) => setTimeout(r, 500));
@@ -64,22 +79,11 @@ test(
   { skip: natsMissing(), timeout: 60_000 },
   async () => {
     await using nats = await natsFixture();
-    const d = await makeDataDir(set, "halt");
-    const entries = [];
-    for await (const e of d.store.entries()) entries.push(e);
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
     process.on("unhandledRejection", onUnhandled);
     const ac = new AbortController();
-    const executor = await StreamTileExecutor.start({
-      nc: nats.nc,
-      config: d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" }),
-      logger: testLogger([]),
-      runId: "20240301T000000Z-halt1",
-      artifact: new Uint8Array(readFileSync(set.modelPath)),
-      tileIds: new Set(entries.map((e) => e.tileId)),
-      signal: ac.signal,
-    });
+    const { executor, entries } = await startExecutor(nats, "halt", "20240301T000000Z-halt1", ac.signal);
     try {
       // Both tiles are asked for in one tick and no worker runs: the halt finds them owed, the
       // second perhaps not yet published (a task waits for more tiles while the window is busy).
@@ -104,19 +108,8 @@ test(
   { skip: natsMissing(), timeout: 60_000 },
   async () => {
     await using nats = await natsFixture();
-    const d = await makeDataDir(set, "over");
-    const entries = [];
-    for await (const e of d.store.entries()) entries.push(e);
-    const lines: { msg: string; [k: string]: unknown }[] = [];
     const runId = "20240301T000000Z-over1";
-    const executor = await StreamTileExecutor.start({
-      nc: nats.nc,
-      config: d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" }),
-      logger: testLogger(lines),
-      runId,
-      artifact: new Uint8Array(readFileSync(set.modelPath)),
-      tileIds: new Set(entries.map((e) => e.tileId)),
-    });
+    const { executor, entries, lines } = await startExecutor(nats, "over", runId);
     // A filtered STREAM.PURGE lost a node's copy of a replicated stream on nats-server 2.9.10
     // (issue 14, nats-removals-node-kill.test.ts): a request on $JS.API.STREAM.PURGE.<stream>.
     const spy = await connect({ servers: nats.server.url, name: "purge-spy" });
@@ -156,18 +149,7 @@ test(
   { skip: natsMissing(), timeout: 60_000 },
   async () => {
     await using nats = await natsFixture();
-    const d = await makeDataDir(set, "early");
-    const entries = [];
-    for await (const e of d.store.entries()) entries.push(e);
-    const lines: { msg: string; [k: string]: unknown }[] = [];
-    const executor = await StreamTileExecutor.start({
-      nc: nats.nc,
-      config: d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" }),
-      logger: testLogger(lines),
-      runId: "20240301T000000Z-early1",
-      artifact: new Uint8Array(readFileSync(set.modelPath)),
-      tileIds: new Set(entries.map((e) => e.tileId)),
-    });
+    const { executor, lines } = await startExecutor(nats, "early", "20240301T000000Z-early1");
     // `start` returns as the reader sends its consumer's creation: this close comes before the
     // consumer exists (a SIGTERM right after "batch tiles go to the work queue" — the first
     // SIGTERM then took CLOSE_WITHIN_MS, 10 s, to stop the coordinator).
