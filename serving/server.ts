@@ -25,6 +25,7 @@ import { BatchRunLedger } from "./usecases/batch-runs.js";
 import type { ServingContext } from "./usecases/context.js";
 import { SourceImagery } from "./usecases/source-image.js";
 import { BatchViewSource } from "./view/batch-source.js";
+import { DEFAULT_HELD_RASTER_BYTES } from "./view/batch-view.js";
 import { LiveSource } from "./view/live-source.js";
 import { LruCache } from "./view/lru-cache.js";
 import { SnapshotManager } from "./view/snapshot.js";
@@ -115,7 +116,7 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
     ...(deps.views ? { views: deps.views } : {}),
     cache,
     logger,
-    heldRasterBytes: options.heldRasterBytes ?? 64 * 2 ** 20,
+    heldRasterBytes: options.heldRasterBytes ?? DEFAULT_HELD_RASTER_BYTES,
     ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
   });
   // A cluster deployment's serve may be the first to touch the live bucket: it creates it (or brings

@@ -75,6 +75,12 @@ interface HeldRasters {
   readonly bytes: number;
 }
 
+/**
+ * The server's default `heldRasterBytes` (64 MiB): a 10,000-tile view of 64² tiles holds ~3 MB, so
+ * views of a few hundred thousand small tiles answer without DuckDB (issue 11).
+ */
+export const DEFAULT_HELD_RASTER_BYTES = 64 * 2 ** 20;
+
 /** Options of `OpenedBatchView.open`. */
 export interface OpenBatchViewOptions {
   /**
