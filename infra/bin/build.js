@@ -80,12 +80,12 @@ function packageOf(specifier) {
 /**
  * The commands that run from a CommonJS bundle of their own, dist/cli/<command>.cjs, which
  * infra/bin/lanemap.js compiles with V8's code cache (Node 20 has none for ES modules): the file
- * commands, a short process each, where compiling is a large share of the CPU a run costs. With
- * each, the V8 flags the command sets itself (`lanemap train`: --liftoff-only, see its action):
- * V8 refuses a code cache written under other flags than the reader's, and the cache is written
- * at exit, so lanemap.js sets them before it compiles the bundle.
+ * commands, a short process each, where compiling is a large share of the CPU a run costs. None
+ * sets V8 flags for its whole life (V8 refuses a code cache written under other flags than the
+ * reader's): the PROJ engine's baseline-only window (shared/util/wasm-tier.ts) ends long before
+ * the cache is written at exit.
  */
-const CODE_CACHED_COMMANDS = { train: ["--liftoff-only"], classify: [], evaluate: [], info: [] };
+const CODE_CACHED_COMMANDS = ["train", "classify", "evaluate", "info"];
 
 /**
  * Bundles the compiled CLI (dist/infra/cli/main.js) into dist/cli/, in two forms:
@@ -94,8 +94,7 @@ const CODE_CACHED_COMMANDS = { train: ["--liftoff-only"], classify: [], evaluate
  *   files instead of ~300 modules (lanemap classify: ~0.3 s of CPU less per process, most of it
  *   module resolution, compiling and proj4's CommonJS export scan).
  * - <command>.cjs for each CODE_CACHED_COMMANDS: the same entry with only that command, as one
- *   CommonJS script, whose first line names its content's hash (the code cache's key) and the
- *   command's V8 flags.
+ *   CommonJS script, whose first line names its content's hash (the code cache's key).
  * Each bundled module keeps its own location: `import.meta.url` is rewritten to the URL of the
  * file it came from (relative to the bundle, so dist/ stays relocatable), so worker entries
  * (dist/shared/.../*-thread.js), the web page's folder and createRequire() resolve as in dist/.
@@ -176,7 +175,7 @@ async function bundleCli() {
     },
   });
   const commandsIndex = join(dist, "infra", "cli", "commands", "index.js");
-  for (const [command, v8Flags] of Object.entries(CODE_CACHED_COMMANDS)) {
+  for (const command of CODE_CACHED_COMMANDS) {
     // The catalogue's other commands become empty modules: lanemap.js runs this bundle only for
     // `command`, and main.js loads no command but the one named.
     const onlyCommand = {
@@ -206,7 +205,7 @@ async function bundleCli() {
     const id = createHash("sha256").update(code).digest("hex").slice(0, 16);
     writeFileSync(
       join(out, `${command}.cjs`),
-      Buffer.concat([Buffer.from(`// lanemap-bundle ${[id, ...v8Flags].join(" ")}\n`), code]),
+      Buffer.concat([Buffer.from(`// lanemap-bundle ${id}\n`), code]),
     );
   }
 }

@@ -93,10 +93,8 @@ function writeCodeCache(path, data, command) {
  */
 function runWithCodeCache(file, command, argv) {
   const source = readFileSync(file, "utf8");
-  // The first line: `// lanemap-bundle <content hash> <V8 flags the command sets>...`.
-  const [id, ...v8Flags] = /^\/\/ lanemap-bundle ([^\n]+)\n/.exec(source)?.[1].split(" ") ?? [];
-  // node:v8 only when the command sets flags: it loads Node's heap utilities with it.
-  for (const flag of v8Flags) builtin("node:v8").setFlagsFromString(flag);
+  // The first line: `// lanemap-bundle <content hash>`.
+  const id = /^\/\/ lanemap-bundle ([0-9a-f]+)\n/.exec(source)?.[1];
   const cachePath = id === undefined ? null : codeCachePath(command, id);
   let cachedData;
   try {
@@ -113,7 +111,11 @@ function runWithCodeCache(file, command, argv) {
   const help = argv.some((a) => a === "-h" || a === "--help") || argv[0] === "help";
   if (cachePath !== null && (cachedData === undefined || script.cachedDataRejected) && !help)
     process.once("exit", (code) => {
-      if (code === 0) writeCodeCache(cachePath, script.createCachedData(), command);
+      if (code !== 0) return;
+      // V8 keys a code cache by the process's flags: those the PROJ engine's start changed go back to
+      // their defaults first (shared/util/wasm-tier.ts), or the next process would refuse the cache.
+      globalThis[Symbol.for("lanemap.restoreV8FlagsForCodeCache")]?.();
+      writeCodeCache(cachePath, script.createCachedData(), command);
     });
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));

@@ -5,6 +5,7 @@
  * boxes) are measured per instruction, and steadier because a WebAssembly function is compiled
  * from fixed bytes rather than from whatever type feedback a process happened to gather.
  */
+import { createOptimisable } from "../util/wasm-tier.js";
 import { KNN_WASM_BASE64 } from "./knn-wasm.js";
 import { mortonParameters } from "./order.js";
 
@@ -78,7 +79,9 @@ function kernelModule(): object | null {
   if (compiled === undefined) {
     try {
       if (!wasm) throw new Error("no WebAssembly");
-      compiled = new wasm.Module(Buffer.from(KNN_WASM_BASE64, "base64"));
+      const api = wasm;
+      // The kernel must reach V8's optimising tier, whatever window the PROJ engine's start opened.
+      compiled = createOptimisable(() => new api.Module(Buffer.from(KNN_WASM_BASE64, "base64")));
     } catch {
       compiled = null;
     }

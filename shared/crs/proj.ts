@@ -5,12 +5,14 @@
  *      WKT2, PROJJSON, EPSG identification and proj4 export);
  *   2. where points go (`transformer`: OGRCoordinateTransformation, i.e. the operation PROJ picks,
  *      including its ballpark fallback when a datum shift needs a grid file that is not there).
- * Start-up costs about 2–3 s (compiling 27 MB of WASM and loading proj.db), so the engine is loaded
+ * Start-up costs about 0.6–0.9 s of CPU (27 MB of WASM, baseline-compiled only: see
+ * shared/util/wasm-tier.ts; loading proj.db), so the engine is loaded
  * lazily, once per process, on the thread that resolves CRSs (never in decoder workers); after that
  * every call is synchronous. Measured figures: README "CRS engine".
  */
 import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
+import { createBaselineOnly } from "../util/wasm-tier.js";
 import { CrsError } from "./crs.js";
 
 /** What GDAL says about a GeoTIFF's CRS. */
@@ -116,16 +118,20 @@ async function start(): Promise<ProjEngine> {
   // gdal3.js reads its data file as "./" + path in Node, so the path must be relative to the
   // working directory (an absolute one would become ".//abs/path").
   const dir = relative(process.cwd(), join(dirname(pkg), "dist", "package"));
-  const gdal = await init({
-    path: dir === "" ? "." : dir,
-    useWorker: false,
-    // GDAL's warnings belong to the reading they concern (GdalCrsReading.warnings), not to stderr.
-    logHandler: () => {},
-    errorHandler: (message) => {
-      if (messages.length < 100) messages.push(message);
-    },
+  // Baseline-compiled only (wasm-tier.ts): GDAL's start runs much of its code once, and V8's
+  // optimising recompiles of it cost more CPU than the rest of a short command.
+  return createBaselineOnly(async () => {
+    const gdal = await init({
+      path: dir === "" ? "." : dir,
+      useWorker: false,
+      // GDAL's warnings belong to the reading they concern (GdalCrsReading.warnings), not to stderr.
+      logHandler: () => {},
+      errorHandler: (message) => {
+        if (messages.length < 100) messages.push(message);
+      },
+    });
+    return new GdalProjEngine(gdal, version);
   });
-  return new GdalProjEngine(gdal, version);
 }
 
 class GdalProjEngine implements ProjEngine {

@@ -1,7 +1,6 @@
 import { readFile, readdir, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { userInfo } from "node:os";
-import { setFlagsFromString } from "node:v8";
 import type { Command } from "commander";
 import {
   LanemapError,
@@ -300,13 +299,6 @@ export function registerTrain(program: Command): void {
       "refuse the labels when any feature lies outside every tile or a class ends without a sample",
     )
     .action(async (flags: TrainFlags) => {
-      // The only WebAssembly a training process runs is GDAL's (the PROJ engine, when an answer is
-      // not on disk), and it runs most of that code once: V8's optimising tier would compile its hot
-      // functions on background threads for a process that ends before they pay back — about 0.7 s
-      // of CPU of PROJ's ~1.5 s start-up on Chiapas. Baseline code alone here (the same results: a
-      // WebAssembly function computes the same doubles in either tier); set before the module
-      // compiles. Not for commands that classify: the kNN kernel needs the optimising tier.
-      setFlagsFromString("--liftoff-only");
       const intoRegistry = flags.activate === true || flags.dataDir !== undefined;
       if (!flags.out && !intoRegistry)
         throw new UsageError(

@@ -1,0 +1,90 @@
+/**
+ * Which of V8's two WebAssembly compilers a module's code gets: Liftoff (a one-pass baseline
+ * compiler) for every function, then TurboFan (the optimising compiler) for the functions that run
+ * hot — V8's "dynamic tiering" (v8.dev/docs/wasm-compilation-pipeline), decided for a module when
+ * V8 creates it.
+ *
+ * Why lanemap cares: gdal3.js (GDAL + PROJ, 27 MB of WebAssembly) runs enough of its code while it
+ * starts (drivers, proj.db) that V8 recompiles much of it with TurboFan on background threads: about
+ * 1 s of CPU, more than the rest of a `lanemap classify` of a 250² scene, for code that then answers
+ * one GDALInfo and a few hundred point transforms per process. Created under V8's `--liftoff-only`
+ * it starts for ~0.65 s of CPU instead of ~1.7 s (Node 20.20; README "CRS engine"). The k-NN kernel
+ * is the opposite: Liftoff runs it at about half the rate, so it must be created with tiering on.
+ *
+ * V8 has no per-module option, so this sets the process-wide flags for as short a window as a
+ * module's creation and start, then sets back what later modules need. `--liftoff-only` implies
+ * `--no-wasm-tier-up` and `--no-wasm-dynamic-tiering` (V8's flag-definitions.h), which stay off
+ * unless set back: with dynamic tiering off every module created later stays on Liftoff for good
+ * (seen: a k-NN kernel at half its rate), so it is set back; `--wasm-tier-up` is not, because a
+ * module created without dynamic tiering (GDAL's) then has every function recompiled by TurboFan
+ * in the background (seen: Chiapas' first train 1.5 -> 3.7 CPU s), and modules with dynamic tiering
+ * tier up without it (test/unit/wasm-tier.test.ts checks both with V8's intrinsics, Node 20 / V8
+ * 11.3). V8 keys its code cache by the flags, so `restoreFlagsForCodeCache` (published on
+ * globalThis for infra/bin/lanemap.js) sets that last one back when nothing runs any more, at exit.
+ * V8 reuses one compiled module for identical bytes across the process's threads, so the first
+ * creation decides for all; the flags are shared by every thread, and `createOptimisable` sets
+ * them back before it creates a module, so a window another thread opened can only end early
+ * (costing the saving, never the kernel's tier). Nothing is changed on another V8 major or when the
+ * process was started with tiering flags of its own (BASELINE_WINDOWS).
+ */
+import { setFlagsFromString } from "node:v8";
+
+/**
+ * Whether the windows act: on the V8 whose flags and their implications were checked (11.x, Node
+ * 20), and when the process's own flags do not decide the tiers. Elsewhere both functions only run
+ * `create` (the saving is lost, nothing else).
+ */
+export const BASELINE_WINDOWS =
+  /^11\./.test(process.versions.v8) &&
+  ![...process.execArgv, ...(process.env["NODE_OPTIONS"] ?? "").split(/\s+/)].some((a) =>
+    /^--(no-)?(liftoff|liftoff-only|wasm-tier-up|wasm-dynamic-tiering)(=|$)/.test(a),
+  );
+
+let open = 0;
+
+/** The key on globalThis under which infra/bin/lanemap.js finds `restoreFlagsForCodeCache`. */
+export const RESTORE_FLAGS_KEY = Symbol.for("lanemap.restoreV8FlagsForCodeCache");
+
+/** Tiering as later modules need it (see the module comment for why not `--wasm-tier-up`). */
+function restoreTiers(): void {
+  setFlagsFromString("--no-liftoff-only");
+  setFlagsFromString("--wasm-dynamic-tiering");
+}
+
+/**
+ * Every flag a window changed back at V8's default, so a code cache written now is one a fresh
+ * process accepts. Only when no WebAssembly runs any more (at exit): GDAL's module would then be
+ * recompiled by TurboFan as it runs.
+ */
+function restoreFlagsForCodeCache(): void {
+  if (open === 0) setFlagsFromString("--wasm-tier-up");
+}
+
+/**
+ * Runs `create` (which creates and starts a WebAssembly module) with V8's optimising compiler off
+ * for the modules created meanwhile, then restores V8's tiering. Re-entrant: nested or concurrent
+ * windows in one thread end with the last.
+ * @throws whatever `create` throws (tiering is restored first).
+ */
+export async function createBaselineOnly<T>(create: () => Promise<T>): Promise<T> {
+  if (!BASELINE_WINDOWS) return create();
+  if (open++ === 0) {
+    (globalThis as Record<symbol, unknown>)[RESTORE_FLAGS_KEY] = restoreFlagsForCodeCache;
+    setFlagsFromString("--liftoff-only");
+  }
+  try {
+    return await create();
+  } finally {
+    if (--open === 0) restoreTiers();
+  }
+}
+
+/**
+ * Runs `create` (which creates a WebAssembly module, synchronously) with V8's tiering as by
+ * default, whatever window another caller opened (which then ends early; see the module comment).
+ * @throws whatever `create` throws.
+ */
+export function createOptimisable<T>(create: () => T): T {
+  if (BASELINE_WINDOWS) restoreTiers();
+  return create();
+}

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { pathToFileURL } from "node:url";
+
+const { projectRoot } = await import("../helpers/env.js");
+const { BASELINE_WINDOWS } = await import("../../shared/util/wasm-tier.js");
+
+/** What a module created inside a window gets: Liftoff only where the windows act (V8 11). */
+const insideWindow = BASELINE_WINDOWS ? "baseline" : "optimised";
+
+const wasmTier = pathToFileURL(join(projectRoot, "shared", "util", "wasm-tier.ts")).href;
+const proj = pathToFileURL(join(projectRoot, "shared", "crs", "proj.ts")).href;
+
+/**
+ * A child process with V8's test intrinsics (%IsTurboFanFunction), which a module of this file
+ * cannot use: it defines `make()` (a new WebAssembly module each call — V8 reuses one compiled
+ * module for identical bytes — whose `sum(n)` loops n times) and `tier(f)` (runs f hot until V8's
+ * background compiler has given it TurboFan code, else reports the tier it stayed on), runs `body`
+ * and returns what it printed, one line per probe.
+ */
+function probe(body: string): string[] {
+  const script = `
+const { createBaselineOnly, createOptimisable } = await import(${JSON.stringify(wasmTier)});
+// (func (export "sum") (param i32) (result i32)): s = 0 + 1 + ... + (n - 1)
+const bytes = [0,97,115,109,1,0,0,0, 1,6,1,0x60,1,0x7f,1,0x7f, 3,2,1,0, 7,7,1,3,115,117,109,0,0,
+  10,0x25,1,0x23, 1,2,0x7f, 2,0x40, 3,0x40, 0x20,1,0x20,0,0x4e,0x0d,1, 0x20,2,0x20,1,0x6a,0x21,2,
+  0x20,1,0x41,1,0x6a,0x21,1, 0x0c,0, 0x0b,0x0b, 0x20,2, 0x0b];
+let serial = 0;
+// A custom section named after a serial number makes each module's bytes new.
+const make = () => new WebAssembly.Instance(new WebAssembly.Module(
+  new Uint8Array([...bytes, 0, 2, 1, 65 + serial++]))).exports.sum;
+async function tier(f) {
+  if (f(10) !== 45) throw new Error("wrong sum");
+  for (let round = 0; round < 200; round++) {
+    f(100000);
+    await new Promise((r) => setTimeout(r, 10));
+    if (%IsTurboFanFunction(f)) return "optimised";
+  }
+  return %IsLiftoffFunction(f) ? "baseline" : "other";
+}
+${body}`;
+  const child = spawnSync(
+    process.execPath,
+    ["--allow-natives-syntax", "--import", "tsx", "--input-type=module", "-e", script],
+    { cwd: projectRoot, encoding: "utf8", timeout: 60_000 },
+  );
+  assert.equal(child.status, 0, child.stderr);
+  return child.stdout.trim().split("\n");
+}
+
+describe("V8's WebAssembly tiers around the PROJ engine's start (wasm-tier.ts)", () => {
+  test("a module created inside a baseline-only window stays on Liftoff however hot it runs (on V8 11), and one created after it reaches TurboFan", () => {
+    const lines = probe(`
+console.log(await tier(make()));
+let inside;
+await createBaselineOnly(async () => { inside = make(); inside(10); });
+console.log(await tier(inside));
+console.log(await tier(make()));`);
+    assert.deepEqual(lines, ["optimised", insideWindow, "optimised"]);
+  });
+
+  test("a module created by createOptimisable reaches TurboFan even while another caller's window is open", () => {
+    const lines = probe(`
+let kernel;
+const during = await createBaselineOnly(async () => { kernel = createOptimisable(make); return tier(kernel); });
+console.log(during);
+console.log(await tier(make()));`);
+    assert.deepEqual(lines, ["optimised", "optimised"]);
+  });
+
+  test("once the PROJ engine has started (in its window), modules created after it are optimised as by default", () => {
+    const lines = probe(`
+const { loadProjEngine } = await import(${JSON.stringify(proj)});
+const engine = await loadProjEngine();
+const xs = new Float64Array([500000]), ys = new Float64Array([1800000]);
+engine.transformer("EPSG:32615", "EPSG:4326")(xs, ys);
+console.log(xs[0].toFixed(6), ys[0].toFixed(6));
+console.log(await tier(make()));`);
+    // (500000, 1800000) in UTM zone 15N lies on the zone's central meridian, 93° W.
+    assert.deepEqual(lines, ["-93.000000 16.280833", "optimised"]);
+  });
+});
