@@ -40,7 +40,7 @@ function builtSources(): Set<string> | null {
 }
 
 /** The compiled twin (dist/<path>.js) of the .ts module `entry` when dist/ is fresh and built it, else null. */
-function compiledTwin(entry: URL): URL | null {
+export function compiledTwin(entry: URL): URL | null {
   if (entry.protocol !== "file:") return null;
   const path = relative(fileURLToPath(root), fileURLToPath(entry)).split("\\").join("/");
   if (!builtSources()?.has(path)) return null;

@@ -6,12 +6,20 @@ import { pathToFileURL } from "node:url";
 
 const { projectRoot } = await import("../helpers/env.js");
 const { BASELINE_WINDOWS } = await import("../../shared/util/wasm-tier.js");
+const { compiledTwin } = await import("../../shared/util/worker.js");
 
 /** What a module created inside a window gets: Liftoff only where the windows act (V8 11). */
 const insideWindow = BASELINE_WINDOWS ? "baseline" : "optimised";
 
-const wasmTier = pathToFileURL(join(projectRoot, "shared", "util", "wasm-tier.ts")).href;
-const proj = pathToFileURL(join(projectRoot, "shared", "crs", "proj.ts")).href;
+const sources = [
+  pathToFileURL(join(projectRoot, "shared", "util", "wasm-tier.ts")),
+  pathToFileURL(join(projectRoot, "shared", "crs", "proj.ts")),
+];
+// The compiled modules while dist/ is fresh (a child then starts without tsx: seconds less), else
+// the sources through tsx.
+const twins = sources.map((s) => compiledTwin(s));
+const compiled = twins.every((t) => t !== null);
+const [wasmTier, proj] = (compiled ? (twins as URL[]) : sources).map((u) => u.href);
 
 /**
  * A child process with V8's test intrinsics (%IsTurboFanFunction), which a module of this file
@@ -43,7 +51,7 @@ async function tier(f) {
 ${body}`;
   const child = spawnSync(
     process.execPath,
-    ["--allow-natives-syntax", "--import", "tsx", "--input-type=module", "-e", script],
+    ["--allow-natives-syntax", ...(compiled ? [] : ["--import", "tsx"]), "--input-type=module", "-e", script],
     { cwd: projectRoot, encoding: "utf8", timeout: 60_000 },
   );
   assert.equal(child.status, 0, child.stderr);
