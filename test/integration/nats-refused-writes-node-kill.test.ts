@@ -51,7 +51,7 @@ import { ViewPointerConflictError, dataPaths } from "../../shared/index.js";
 import { publishTile } from "../../speed/index.js";
 import { entryOf } from "../helpers/archive-entries.js";
 import { natsMissing } from "../helpers/nats.js";
-import { NODE_NAMES, startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
+import { NODE_NAMES, killAndRestart, startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { tempDataDir, writeNumberedVersion } from "../helpers/serving-views.js";
 import { tempDir, testConfig } from "./speed-fixtures.js";
 
@@ -176,13 +176,10 @@ async function probe(t: TestContext, cluster: NatsCluster, r: RefusedWrites): Pr
     const refused = await r.burst(round, () => {
       if (when === "halfway") killed ??= cluster.kill(victim);
     });
-    if (killed === undefined) {
-      await sleep(typeof when === "number" ? when : 0);
-      killed = cluster.kill(victim);
-    }
+    if (killed === undefined) await sleep(typeof when === "number" ? when : 0);
+    // A kill already landed (before or halfway through the burst) is awaited, not made again.
     await killed;
-    await sleep(3_000);
-    await cluster.restart(victim);
+    await killAndRestart(cluster, victim, { downMs: 3_000 });
     await r.later(round);
     const { diverged, detected } = await copiesAlike(cluster, r.stream);
     const reader = await readNow(r);
