@@ -19,14 +19,16 @@
  * through the burst, with writes in flight (F1's node died during a kappa run); before it, so the
  * node catches up through every refused write when it is back; or 0, 1.5 or 3 s after it (round
  * by round: KILL_AT); the stream's leader on even rounds, a follower on odd ones. The node is
- * restarted 3 s later and a few accepted writes follow (F1's copy stayed offset by later writes);
+ * restarted once the two left lead the stream (at once when the kill came before or during the
+ * burst, after their election when it came behind it) and a few accepted writes follow (F1's copy
+ * stayed offset by later writes);
  * then every node's copy of the stream (messages, first and last sequence, deletes: each node's own
  * /jsz) must be alike within 20 s, and a reader of the adapter must see what was written. Where
  * copies differ the findings also say whether `checkReplicaAgreement` (what `ops status` runs)
  * names the stream.
  *
  * One round per kind by default (the leader killed halfway through the burst), on one cluster for
- * the file (50–63 s here); LANEMAP_TEST_REFUSED_ROUNDS=N runs N. No kind diverged in 34 rounds
+ * the file (44–53 s here); LANEMAP_TEST_REFUSED_ROUNDS=N runs N. No kind diverged in 34 rounds
  * each on nats-server 2.9.10 (README, "Writes the leader refuses"): the file stays as the guard.
  */
 import assert from "node:assert/strict";
@@ -53,7 +55,7 @@ import { entryOf } from "../helpers/archive-entries.js";
 import { natsMissing } from "../helpers/nats.js";
 import { NODE_NAMES, killAndRestart, startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { tempDataDir, writeNumberedVersion } from "../helpers/serving-views.js";
-import { tempDir, testConfig } from "./speed-fixtures.js";
+import { tempDir, testConfig, waitFor } from "./speed-fixtures.js";
 
 const ROUNDS = Number(process.env["LANEMAP_TEST_REFUSED_ROUNDS"] ?? 1);
 
@@ -156,6 +158,13 @@ async function leaderOf(cluster: NatsCluster, stream: string): Promise<number> {
   return i;
 }
 
+/** True when `stream` has a leader and it is not node `node` (false while it has none). */
+async function ledWithout(cluster: NatsCluster, stream: string, node: number): Promise<boolean> {
+  const jsm = await jetstreamManager(cluster.nc, { checkAPI: false });
+  const leader = (await jsm.streams.info(stream).catch(() => null))?.cluster?.leader;
+  return typeof leader === "string" && leader !== "" && leader !== NODE_NAMES[node];
+}
+
 /**
  * When each round's kill lands, by round: halfway through the burst, with writes in flight (F1: a
  * node killed during a kappa run); before it, so the node catches up through every refused write
@@ -179,7 +188,18 @@ async function probe(t: TestContext, cluster: NatsCluster, r: RefusedWrites): Pr
     if (killed === undefined) await sleep(typeof when === "number" ? when : 0);
     // A kill already landed (before or halfway through the burst) is awaited, not made again.
     await killed;
-    await killAndRestart(cluster, victim, { downMs: 3_000 });
+    // Back once the two left lead the stream, which the node then rejoins as a follower behind them:
+    // after a kill before or halfway through the burst that is at once (a new leader stored the
+    // burst's later writes); after a kill of the leader behind the burst, once they elected one.
+    // (A fixed 3 s here cost each default round 3 s after the election it had already waited out.)
+    await killAndRestart(cluster, victim, {
+      whileDown: () =>
+        waitFor(
+          `a leader of ${r.stream} other than ${NODE_NAMES[victim]}`,
+          () => ledWithout(cluster, r.stream, victim),
+          60_000,
+        ),
+    });
     await r.later(round);
     const { diverged, detected } = await copiesAlike(cluster, r.stream);
     const reader = await readNow(r);
