@@ -27,14 +27,15 @@
  * copies differ the findings also say whether `checkReplicaAgreement` (what `ops status` runs)
  * names the stream.
  *
- * One round per kind by default (the leader killed halfway through the burst), on one cluster for
- * the file (44–53 s here); LANEMAP_TEST_REFUSED_ROUNDS=N runs N. No kind diverged in 34 rounds
- * each on nats-server 2.9.10 (README, "Writes the leader refuses"): the file stays as the guard.
+ * One round per kind by default (the leader killed halfway through the burst), each kind on a
+ * cluster of its own and the four at once; LANEMAP_TEST_REFUSED_ROUNDS=N runs N. No kind diverged
+ * in 34 rounds each on nats-server 2.9.10 (README, "Writes the leader refuses"): the file stays as
+ * the guard.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { after, before, describe, test, type TestContext } from "node:test";
+import { describe, test, type TestContext } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import {
@@ -241,17 +242,12 @@ const FILLED = 30;
 
 describe(
   "writes the leader refuses in replicated streams when a node dies around them",
-  { skip: natsMissing() },
+  // Each kind on a cluster of its own, all four at once: a round is mostly waiting (the election
+  // after the kill, the restart), and a kill of one kind's node must not land in another's round.
+  { skip: natsMissing(), concurrency: true },
   () => {
-    let cluster: NatsCluster;
-    before(async () => {
-      cluster = await startNatsCluster();
-    });
-    after(async () => {
-      await cluster?.[Symbol.asyncDispose]();
-    });
-
     test("registering catalogued tiles again (KV creates refused as 'key exists') leaves every node's copy of the catalogue alike and every entry readable", async (t) => {
+      await using cluster = await startNatsCluster();
       const archive = await NatsTileArchive.open(cluster.nc, { replicas: 3 });
       const ids: string[] = [];
       const hashOf = (id: string) => createHash("sha256").update(id).digest("hex");
@@ -289,6 +285,7 @@ describe(
     });
 
     test("moving CURRENT on a stale revision (KV updates refused) leaves every node's copy of the pointer alike and the last accepted move current", async (t) => {
+      await using cluster = await startNatsCluster();
       await using source = await tempDataDir();
       await using cache = await tempDataDir();
       const views = await NatsPublishedViews.open(cluster.nc, {
@@ -350,6 +347,7 @@ describe(
     });
 
     test("publishing tiles again inside the duplicate window (Nats-Msg-Id duplicates) leaves every node's copy of the ingest stream alike and each tile in it once", async (t) => {
+      await using cluster = await startNatsCluster();
       await using dir = await tempDir("lanemap-refused-ingest-");
       const jsm = await jetstreamManager(cluster.nc);
       await ensureStreams(jsm, testConfig(dir.path).stream, 3);
@@ -395,6 +393,7 @@ describe(
     });
 
     test("dead-lettering copies of one bad tile at once (publishes expecting an empty subject refused) leaves every node's copy of the dead letters alike and one letter per tile", async (t) => {
+      await using cluster = await startNatsCluster();
       await using dir = await tempDir("lanemap-refused-dlq-");
       await ensureStreams(await jetstreamManager(cluster.nc), testConfig(dir.path).stream, 3);
       const dlq = await DeadLetterQueue.open(cluster.nc);
