@@ -15,6 +15,10 @@
  * The start resolves once every node's /jsz shows a JetStream meta leader and both other peers
  * current (`meta_cluster`), so an R3 stream can be created at once. The connection it opens lists
  * all three client URLs and reconnects forever, as a lanemap process on a cluster should.
+ *
+ * The node-kill tests lose a node and bring it back through {@link killAndRestart}, and compare
+ * every node's own copy of the streams afterwards through {@link replicasDisagree}: one way to
+ * kill, wait and restart, not a copy per test file.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -24,6 +28,7 @@ import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { startNatsServer, type NatsServer } from "../../infra/nats/launcher.js";
+import { checkReplicaAgreement } from "../../shared/adapters/nats/index.js";
 
 /** The prefix of every test cluster's name (`cluster.name` of its nodes: the prefix and 6 hex digits). */
 export const CLUSTER_NAME_PREFIX = "lanemap-test-";
@@ -236,4 +241,68 @@ export async function startNatsCluster(): Promise<NatsCluster> {
       await stopAll();
     },
   };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How {@link killAndRestart} loses node `i` and when it brings it back. */
+export interface KillAndRestartOptions<T> {
+  /** How long the node stays down, counted from its exit (default 0: restarted once `whileDown` is done). */
+  readonly downMs?: number;
+  /**
+   * What the test does with the node down (reads with it gone, an election to wait for): runs once
+   * the node has exited, and the node is restarted only once it is done and `downMs` has passed.
+   */
+  readonly whileDown?: () => Promise<T>;
+}
+
+/**
+ * Loses node `i` of `cluster` and brings it back, as every node-kill test does: SIGKILLs it (a
+ * machine that dies; its store kept), runs `whileDown` and waits out `downMs`, both from the node's
+ * exit, then restarts it on the same ports and store. Resolves with what `whileDown` resolved with,
+ * once every running node sees it back in the meta group. A node already killed (a kill that landed
+ * halfway through a burst of writes) is not killed again: its down time starts now.
+ */
+export async function killAndRestart<T = undefined>(
+  cluster: NatsCluster,
+  i: number,
+  options: KillAndRestartOptions<T> = {},
+): Promise<T | undefined> {
+  await cluster.kill(i);
+  const [, result] = await Promise.all([sleep(options.downMs ?? 0), options.whileDown?.()]);
+  await cluster.restart(i);
+  return result;
+}
+
+/**
+ * Waits up to `timeoutMs` until every node's own copy (its /jsz, checkReplicaAgreement: what `ops
+ * status` runs) of every stream `which` selects agrees, every node answering. Resolves with null
+ * then, or with what disagreed at the last look, in words: a restarted node catches up within
+ * seconds, a diverged copy never does.
+ */
+export async function replicasDisagree(
+  cluster: NatsCluster,
+  which: (stream: string) => boolean,
+  timeoutMs = 20_000,
+): Promise<string | null> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    // Read anew each time: a restarted node's monitoring port is its own again.
+    const urls = cluster.servers.map((s) => s.monitoringUrl!);
+    let last: string;
+    try {
+      const a = await checkReplicaAgreement(urls, { resampleMs: 1_000 });
+      const odd = a.divergences.filter((d) => which(d.stream));
+      const silent = a.nodes.flatMap((n) => (n.node === null ? [`${n.url}: ${n.error}`] : []));
+      if (odd.length === 0 && silent.length === 0) return null;
+      last = [
+        ...odd.map((d) => `${d.stream} on ${d.node}${d.isLeader ? " (its leader)" : ""}: ${d.why}`),
+        ...silent,
+      ].join("; ");
+    } catch (err) {
+      last = `the check failed: ${String(err)}`;
+    }
+    if (Date.now() > deadline) return last;
+    await sleep(50);
+  }
 }

@@ -19,11 +19,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
-import { NatsTileArchive, checkReplicaAgreement, isArchiveStream } from "../../shared/adapters/nats/index.js";
+import { NatsTileArchive, isArchiveStream } from "../../shared/adapters/nats/index.js";
 import { entryOf, badOf } from "../helpers/archive-entries.js";
 import { natsMissing } from "../helpers/nats.js";
-import { NODE_NAMES, startNatsCluster } from "../helpers/nats-cluster.js";
-import { waitFor } from "./speed-fixtures.js";
+import { NODE_NAMES, killAndRestart, replicasDisagree, startNatsCluster } from "../helpers/nats-cluster.js";
 
 const ROUNDS = Number(process.env.LANEMAP_TEST_ARCHIVE_KILL_ROUNDS ?? 3);
 /** Tiles put before the first round, and in each round (one of them removed in the round). */
@@ -78,26 +77,11 @@ describe("the master archive on a 3-node cluster when a node dies", { skip: nats
       // Within the window the operator hit (seconds after the removal).
       await sleep(2_000 + (round % 3) * 1_000);
       const node = round % 3;
-      await cluster.kill(node);
-      await sleep(6_000);
-      await cluster.restart(node);
+      await killAndRestart(cluster, node, { downMs: 6_000 });
       // A restarted node catches up within seconds; a diverged copy never does.
-      let last = "";
-      const agreed = await waitFor(
-        `every node's copy of the archive streams agreeing after ${NODE_NAMES[node]} restarted`,
-        async () => {
-          const urls = cluster.servers.map((s) => s.monitoringUrl!);
-          const a = await checkReplicaAgreement(urls, { resampleMs: 1_000 });
-          const odd = a.divergences.filter((d) => isArchiveStream(d.stream));
-          const silent = a.nodes.flatMap((r) => (r.node === null ? [`${r.url}: ${r.error}`] : []));
-          last = [...odd.map((d) => `${d.stream} on ${d.node}: ${d.why}`), ...silent].join("; ");
-          return silent.length === 0 && odd.length === 0;
-        },
-        20_000,
-      ).catch(() => false);
-      const verdict = agreed ? "agree" : last;
-      t.diagnostic(`round ${round + 1} (${NODE_NAMES[node]} killed): ${verdict}`);
-      if (!agreed) failures.push(`round ${round + 1} (${NODE_NAMES[node]} killed): ${last}`);
+      const disagreed = await replicasDisagree(cluster, isArchiveStream);
+      t.diagnostic(`round ${round + 1} (${NODE_NAMES[node]} killed): ${disagreed ?? "agree"}`);
+      if (disagreed !== null) failures.push(`round ${round + 1} (${NODE_NAMES[node]} killed): ${disagreed}`);
     }
     assert.deepEqual(failures, [], "every archive stream's copies agree after each restart");
 

@@ -31,7 +31,6 @@ import {
   DeadLetterQueue,
   LiveView,
   NatsModelRegistry,
-  checkReplicaAgreement,
   ensureStreams,
   kvStreamName,
   objectStoreStreamName,
@@ -44,9 +43,15 @@ import {
 } from "../../shared/adapters/nats/names.js";
 import { liveRaster, liveResult } from "../helpers/live-results.js";
 import { natsMissing } from "../helpers/nats.js";
-import { NODE_NAMES, startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
+import {
+  NODE_NAMES,
+  killAndRestart,
+  replicasDisagree,
+  startNatsCluster,
+  type NatsCluster,
+} from "../helpers/nats-cluster.js";
 import { tinyModel } from "../helpers/models.js";
-import { tempDir, testConfig, waitFor } from "./speed-fixtures.js";
+import { tempDir, testConfig } from "./speed-fixtures.js";
 
 const ROUNDS = Number(process.env["LANEMAP_TEST_REMOVAL_ROUNDS"] ?? 1);
 /**
@@ -92,24 +97,6 @@ function difference(seen: readonly string[], want: readonly string[]): string | 
   return `${seen.length} seen where ${want.length} expected; missing ${missing.length} (${missing.slice(0, 3).join(", ")}), extra ${extra.length} (${extra.slice(0, 3).join(", ")})`;
 }
 
-/** Every node's copy of `stream` agreeing within 20 s after a restart, or what disagreed last. */
-async function agreement(cluster: NatsCluster, stream: string): Promise<string | null> {
-  let last = "";
-  const agreed = await waitFor(
-    `every node's copy of ${stream} agreeing`,
-    async () => {
-      const urls = cluster.servers.map((s) => s.monitoringUrl!);
-      const a = await checkReplicaAgreement(urls, { resampleMs: 1_000 });
-      const bad = a.divergences.filter((d) => d.stream === stream);
-      const silent = a.nodes.flatMap((n) => (n.node === null ? [`${n.url}: ${n.error}`] : []));
-      last = [...bad.map((d) => `${d.node}${d.isLeader ? " (leader)" : ""}: ${d.why}`), ...silent].join("; ");
-      return silent.length === 0 && bad.length === 0;
-    },
-    20_000,
-  ).catch(() => false);
-  return agreed ? null : last;
-}
-
 /** A reader's view now, retried through a leader election for up to 20 s. */
 async function readNow(r: Removal): Promise<string | null> {
   let seen: string[] | undefined;
@@ -138,21 +125,21 @@ async function probe(t: TestContext, cluster: NatsCluster, r: Removal): Promise<
     await r.remove(round);
     // Within the window the operator hit (2–6 s after the removal).
     await sleep(2_000 + (round % 3) * 1_000);
-    await cluster.kill(victim);
-    await sleep(6_000);
-    await cluster.restart(victim);
-    const diverged = await agreement(cluster, r.stream);
+    await killAndRestart(cluster, victim, { downMs: 6_000 });
+    const diverged = await replicasDisagree(cluster, (s) => s === r.stream);
     const reader = await readNow(r);
     const afterLeaderChanges: string[] = [];
     if (diverged !== null) {
       // The operator's next step: the others die in turn, so the odd copy may be the one that leads.
       for (const other of [0, 1, 2].filter((i) => i !== victim)) {
-        await cluster.kill(other);
-        await cluster.waitForMetaLeader();
-        await sleep(3_000);
-        const seen = await readNow(r);
+        const seen = await killAndRestart(cluster, other, {
+          whileDown: async () => {
+            await cluster.waitForMetaLeader();
+            await sleep(3_000);
+            return readNow(r);
+          },
+        });
         afterLeaderChanges.push(`${NODE_NAMES[other]} down: ${seen ?? "reader sees what it must"}`);
-        await cluster.restart(other);
       }
     }
     const f = { diverged, reader, afterLeaderChanges };

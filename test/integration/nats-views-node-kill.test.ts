@@ -16,12 +16,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { NatsPublishedViews, checkReplicaAgreement, isViewStream } from "../../shared/adapters/nats/index.js";
+import { NatsPublishedViews, isViewStream } from "../../shared/adapters/nats/index.js";
 import { dataPaths, versionName } from "../../shared/index.js";
 import { natsMissing } from "../helpers/nats.js";
-import { NODE_NAMES, startNatsCluster } from "../helpers/nats-cluster.js";
+import { NODE_NAMES, killAndRestart, replicasDisagree, startNatsCluster } from "../helpers/nats-cluster.js";
 import { tempDataDir, writeNumberedVersion } from "../helpers/serving-views.js";
-import { waitFor } from "./speed-fixtures.js";
 
 /** Versions kept after each publish, as the runner's retention keeps them. */
 const KEEP = 2;
@@ -58,25 +57,10 @@ describe("published views on a 3-node cluster when a node dies", { skip: natsMis
       // Within the window the operator hit (2–6 s after the publish that removed a version).
       const node = round % NODE_NAMES.length;
       await sleep(2_000 + node * 1_000);
-      await cluster.kill(node);
-      await sleep(6_000);
-      await cluster.restart(node);
+      await killAndRestart(cluster, node, { downMs: 6_000 });
       // A restarted node catches up within seconds; a diverged copy never does.
-      let last = "";
-      const agreed = await waitFor(
-        `every node's copy of the view streams agreeing after ${NODE_NAMES[node]} restarted`,
-        async () => {
-          // Read anew each time: a restarted node's monitoring port is its own again.
-          const urls = cluster.servers.map((s) => s.monitoringUrl!);
-          const a = await checkReplicaAgreement(urls, { resampleMs: 1_000 });
-          const bad = a.divergences.filter((d) => isViewStream(d.stream));
-          const silent = a.nodes.flatMap((n) => (n.node === null ? [`${n.url}: ${n.error}`] : []));
-          last = [...bad.map((d) => `${d.stream} on ${d.node}: ${d.why}`), ...silent].join("; ");
-          return silent.length === 0 && bad.length === 0;
-        },
-        20_000,
-      ).catch(() => false);
-      if (!agreed) failures.push(`round ${round + 1} (${NODE_NAMES[node]} killed): ${last}`);
+      const disagreed = await replicasDisagree(cluster, isViewStream);
+      if (disagreed !== null) failures.push(`round ${round + 1} (${NODE_NAMES[node]} killed): ${disagreed}`);
     }
     assert.deepEqual(failures, [], "every view stream's copies agree after each restart");
 
