@@ -10,6 +10,7 @@ import { ProblemError } from "../errors.js";
 import { JSON_BODY_TYPES, type RouteSpec } from "../api/route-spec.js";
 import type { ServingMetrics } from "./metrics.js";
 import { notFound, problemMiddleware } from "./problem.js";
+import { ANSWER_HEADERS } from "./routes/common.js";
 import { webAssets } from "../web/assets.js";
 
 /** CORS per LANEMAP_CORS_ORIGINS: none (same origin only), a list, or `*`. */
@@ -22,7 +23,7 @@ export function cors(origins: readonly string[]): RequestHandler {
     if (!any) res.vary("Origin");
     if (origin && (any || allowed.has(origin))) {
       res.setHeader("Access-Control-Allow-Origin", any ? "*" : origin);
-      res.setHeader("Access-Control-Expose-Headers", "Link, Location, Lanemap-Tile-Id, Lanemap-Lane");
+      res.setHeader("Access-Control-Expose-Headers", ["Link", "Location", ...ANSWER_HEADERS].join(", "));
       if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
         res.setHeader("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         res.setHeader("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept");

@@ -211,6 +211,37 @@ describe("source.png and confidence.png over HTTP", () => {
     assert.equal(res.headers.get("lanemap-lane"), "batch");
   });
 
+  test("every image and file answer of a tile names its tile, lane, model version, batch view version and live position in headers, as the tile's JSON answer does", async () => {
+    const detail = await srv.json<{ snapshot: { batch: { name: string } | null; live: unknown } }>(
+      "/v1/tiles/gen-20240101",
+    );
+    assert.equal(detail.status, 200);
+    assert.equal(detail.body.snapshot.batch?.name, "v000001");
+    assert.equal(detail.body.snapshot.live, null);
+    for (const file of [
+      "classes.png",
+      "classes.tif",
+      "classes.tif.aux.xml",
+      "age.png",
+      "source.png",
+      "confidence.png",
+    ]) {
+      for (const id of ["gen-20240101", fixtureCell(0, 0)]) {
+        const res = await srv.get(`/v1/tiles/${id}/${file}`);
+        assert.equal(res.status, 200, `${id}/${file}`);
+        await res.arrayBuffer();
+        const h = (name: string) => res.headers.get(name);
+        assert.deepEqual(
+          [h("lanemap-tile-id"), h("lanemap-lane"), h("lanemap-model-version"), h("lanemap-batch-version")],
+          ["gen-20240101", "batch", "m-layers", detail.body.snapshot.batch?.name],
+          `${id}/${file}`,
+        );
+        // No live view in this fixture: the header says so rather than being absent.
+        assert.equal(h("lanemap-live-position"), "none", `${id}/${file}`);
+      }
+    }
+  });
+
   test("bad render parameters are 400 problems naming the parameter", async () => {
     const cases: [string, string][] = [
       ["bidx=9", "bidx"],

@@ -3,13 +3,15 @@
  * factories take theirs), the base URL of a request, the query schemas of endpoints that take no or
  * only a format parameter, and the problem responses many endpoints document.
  */
-import type { Request } from "express";
+import type { Request, Response } from "express";
 import { z } from "zod";
 import type { Registry } from "prom-client";
 import { formatParam, laneParam } from "../../api/params.js";
 import { JSON_BODY_TYPES, problem } from "../../api/route-spec.js";
 import { ProblemError } from "../../errors.js";
 import type { EventHub } from "../events.js";
+import type { ServedResult } from "../../view/served-result.js";
+import type { Snapshot } from "../../view/snapshot.js";
 import { baseUrl } from "../respond.js";
 
 /** The app's parts the route modules need besides the serving context. */
@@ -59,3 +61,31 @@ export function requireJsonBody(req: Request, what: string): void {
       },
     );
 }
+
+/** Header values are 7-bit text: a model version is a hex digest, but never fail an answer on one. */
+const headerText = (v: string): string => v.replace(/[^\x20-\x7e]/g, "?");
+
+/**
+ * Says who answered an image or file, which has no body field for it where a JSON answer has
+ * `provenance` and `snapshot`: Lanemap-Tile-Id and Lanemap-Lane of the result drawn,
+ * Lanemap-Model-Version of its model (a composite's newest source's; Lanemap-Sources, where a route
+ * sets it, lists every source), Lanemap-Batch-Version of the snapshot's batch view (`v000042`, or
+ * `none`) and Lanemap-Live-Position of its live view (the live KV bucket's last revision, or `none`):
+ * the figures a JSON answer's `snapshot.batch.name` and `snapshot.live.position` give.
+ */
+export function setAnswerHeaders(res: Response, drawn: ServedResult, snapshot: Snapshot): void {
+  res.setHeader("Lanemap-Tile-Id", drawn.tileId);
+  res.setHeader("Lanemap-Lane", drawn.lane);
+  res.setHeader("Lanemap-Model-Version", headerText(drawn.summary.modelVersion));
+  res.setHeader("Lanemap-Batch-Version", snapshot.batch ? headerText(snapshot.batch.name) : "none");
+  res.setHeader("Lanemap-Live-Position", snapshot.live ? String(snapshot.live.position) : "none");
+}
+
+/** The provenance headers a browser page may read across origins (CORS `Access-Control-Expose-Headers`). */
+export const ANSWER_HEADERS = [
+  "Lanemap-Tile-Id",
+  "Lanemap-Lane",
+  "Lanemap-Model-Version",
+  "Lanemap-Batch-Version",
+  "Lanemap-Live-Position",
+] as const;

@@ -20,7 +20,7 @@ import { drawnTarget } from "../../usecases/tiles.js";
 import { pixelSources } from "../../view/pixel-composite.js";
 import type { ServedResult } from "../../view/served-result.js";
 import { hold, sendBytes } from "../respond.js";
-import { badRequest, laneOnly } from "./common.js";
+import { badRequest, laneOnly, setAnswerHeaders } from "./common.js";
 
 /** A query value Express may give as a string or, for a repeated key, an array of strings. */
 const repeatable = z.union([z.string(), z.array(z.string())]);
@@ -177,8 +177,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
           const image = await ctx.sourceImages.renderComposite(await pixelSources(drawn), render, (r) =>
             modelBands.of(lease, r),
           );
-          res.setHeader("Lanemap-Tile-Id", drawn.tileId);
-          res.setHeader("Lanemap-Lane", drawn.lane);
+          setAnswerHeaders(res, drawn, lease.snapshot);
           await setSourcesHeader(res, drawn);
           res.setHeader("Lanemap-Bands", image.bands.join(","));
           res.setHeader("Lanemap-Bands-From", image.bandsFrom);
@@ -190,8 +189,7 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
         }
         const spectral = render.bidx ? null : await modelBands.of(lease, drawn);
         const image = await ctx.sourceImages.render(drawn, render, spectral);
-        res.setHeader("Lanemap-Tile-Id", drawn.tileId);
-        res.setHeader("Lanemap-Lane", drawn.lane);
+        setAnswerHeaders(res, drawn, lease.snapshot);
         await setSourcesHeader(res, drawn);
         res.setHeader("Lanemap-Bands", image.bands.join(","));
         res.setHeader("Lanemap-Bands-From", image.bandsFrom);
@@ -222,13 +220,10 @@ export function registerLayerRoutes(ctx: ServingContext): RouteSpec[] {
       },
       handle: async (req, res) => {
         const q = parseQuery(laneOnly, req.query);
-        const { drawn } = drawnOf(req, res, q.lane);
+        const { lease, drawn } = drawnOf(req, res, q.lane);
         const raster = await drawn.raster();
         const png = confidencePng(raster);
-        res.setHeader("Lanemap-Tile-Id", drawn.tileId);
-        res.setHeader("Lanemap-Lane", drawn.lane);
-        // Header values are 7-bit text; model versions are hex digests, but never fail an answer on one.
-        res.setHeader("Lanemap-Model-Version", drawn.summary.modelVersion.replace(/[^\x20-\x7e]/g, "?"));
+        setAnswerHeaders(res, drawn, lease.snapshot);
         res.setHeader("Lanemap-K", String(raster.k));
         await setSourcesHeader(res, drawn);
         sendBytes(res, png, "image/png");

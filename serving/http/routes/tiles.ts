@@ -34,7 +34,15 @@ import { agePng, tileDetailWithComposite } from "../../usecases/composite.js";
 import { drawnTarget, listTiles, resolveTarget } from "../../usecases/tiles.js";
 import type { ComposedCell } from "../../view/served-result.js";
 import { hold, MEDIA, negotiate, sendBytes, sendJson, withParam } from "../respond.js";
-import { badRequest, formatOnly, laneOnly, noQuery, requestBase, type RouteDeps } from "./common.js";
+import {
+  badRequest,
+  formatOnly,
+  laneOnly,
+  noQuery,
+  requestBase,
+  setAnswerHeaders,
+  type RouteDeps,
+} from "./common.js";
 
 const tilesQuery = z.strictObject({
   bbox: bboxParam.optional(),
@@ -189,8 +197,7 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
       handle: async (req, res) => {
         const { lease, drawn } = target(req, res, laneOnly);
         const png = classesPng(await drawn.raster(), lease.snapshot.classes);
-        res.setHeader("Lanemap-Tile-Id", drawn.tileId);
-        res.setHeader("Lanemap-Lane", drawn.lane);
+        setAnswerHeaders(res, drawn, lease.snapshot);
         sendBytes(res, png, "image/png");
       },
     },
@@ -207,8 +214,7 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
       handle: async (req, res) => {
         const { lease, drawn } = target(req, res, laneOnly);
         const png = await agePng(drawn, lease.now);
-        res.setHeader("Lanemap-Tile-Id", drawn.tileId);
-        res.setHeader("Lanemap-Lane", drawn.lane);
+        setAnswerHeaders(res, drawn, lease.snapshot);
         sendBytes(res, png, "image/png");
       },
     },
@@ -233,8 +239,7 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
         const onOwnGrid = own.geoTransform.every((v, i) => v === drawn.summary.geoTransform[i]);
         const sourceTags = onOwnGrid ? await georef.geoTags(drawn.summary) : null;
         const tif = classesGeoTiff(drawn, await drawn.raster(), lease.snapshot.classes, sourceTags);
-        res.setHeader("Lanemap-Tile-Id", drawn.tileId);
-        res.setHeader("Lanemap-Lane", drawn.lane);
+        setAnswerHeaders(res, drawn, lease.snapshot);
         res.setHeader("Content-Disposition", `inline; filename="${drawn.tileId}.classes.tif"`);
         sendBytes(res, tif, "image/tiff; application=geotiff");
       },
@@ -255,8 +260,7 @@ export function registerTileRoutes(ctx: ServingContext, deps: RouteDeps): RouteS
       },
       handle: async (req, res) => {
         const { lease, drawn } = target(req, res);
-        res.setHeader("Lanemap-Tile-Id", drawn.tileId);
-        res.setHeader("Lanemap-Lane", drawn.lane);
+        setAnswerHeaders(res, drawn, lease.snapshot);
         sendBytes(
           res,
           new TextEncoder().encode(pamCategoryNamesXml(categoryNames(lease.snapshot.classes))),
