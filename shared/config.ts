@@ -24,9 +24,20 @@ const variables = {
   },
   HOST: { schema: z.string().min(1), default: "127.0.0.1", doc: "Interface the serving layer listens on." },
   NATS_URL: {
-    schema: z.string().min(1).optional(),
+    schema: z
+      .string()
+      .min(1)
+      .refine(
+        (v) =>
+          v.split(",").every((u) => !/^\s*[a-z][a-z0-9+.-]*:\/\//i.test(u) || /^\s*(nats|tls):\/\//i.test(u)),
+        {
+          message:
+            "must be nats:// or tls:// URLs (or host:port), comma-separated: an http:// URL is nats-server's monitoring endpoint, which LANEMAP_NATS_MONITOR_URLS takes",
+        },
+      )
+      .optional(),
     default: undefined,
-    doc: "NATS server URL(s), comma-separated. Unset: `lanemap start` runs an embedded nats-server in the data directory.",
+    doc: "NATS server URL(s), comma-separated: `nats://` or `tls://` URLs or `host:port` (an `http://` URL, nats-server's monitoring endpoint, is refused). Unset: `lanemap start` runs an embedded nats-server in the data directory.",
   },
   LANEMAP_OPERATOR_TOKEN: {
     schema: z.string().min(16, "must be at least 16 characters").optional(),
@@ -219,6 +230,25 @@ export interface Config {
 }
 
 /**
+ * NATS_URL as it may be shown (logs, `lanemap config`, `ops status`, a refused configuration): each
+ * URL's credentials replaced by `***` (`nats://***@host:4222`), so a report says they are there
+ * without giving them.
+ */
+export function redactNatsUrl(url: string): string {
+  return url
+    .split(",")
+    .map((s) => s.replace(/^(\s*(?:[a-z][a-z0-9+.-]*:\/\/)?)[^@/]*@/i, "$1***@"))
+    .join(",");
+}
+
+/** A refused value as an error may quote it: secrets never (the token, NATS_URL's credentials). */
+function shownValue(name: string, value: string | undefined): string {
+  if (value === undefined) return "undefined";
+  if (name === "LANEMAP_OPERATOR_TOKEN") return `(${value.length} characters, not shown)`;
+  return JSON.stringify(name === "NATS_URL" ? redactNatsUrl(value) : value);
+}
+
+/**
  * Parses the configuration from an environment (default `process.env`), applying defaults.
  * Throws a ConfigError naming every variable that failed validation.
  * @throws ConfigError naming every variable that failed validation.
@@ -230,7 +260,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>> = 
     const value = env[name] === "" ? undefined : (env[name] ?? v.default);
     const r = v.schema.safeParse(value);
     if (r.success) raw[name] = r.data;
-    else problems.push(`${name}=${JSON.stringify(env[name])}: ${r.error.issues[0]?.message ?? "invalid"}`);
+    else problems.push(`${name}=${shownValue(name, env[name])}: ${r.error.issues[0]?.message ?? "invalid"}`);
   }
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   const r = raw as Raw;

@@ -96,11 +96,14 @@ export async function requireJetStream(nc: NatsConnection): Promise<void> {
 /** The connection could not be made. */
 export class NatsConnectError extends LanemapError {
   constructor(servers: readonly string[], options?: { cause?: unknown }) {
-    super(
-      "NATS_CONNECT",
-      `cannot connect to NATS at ${servers.join(", ")}: ${options?.cause instanceof Error ? options.cause.message : String(options?.cause)}`,
-      options,
-    );
+    const why = options?.cause instanceof Error ? options.cause.message : String(options?.cause);
+    // A port that accepts the connection but never speaks NATS (nats-server's monitoring or cluster
+    // port, another service) ends in the client's dial timeout, which alone says nothing.
+    const hint =
+      why === "timeout"
+        ? " (nothing answered as a NATS server: is it nats-server's client port, 4222 by default, not its monitoring or cluster port?)"
+        : "";
+    super("NATS_CONNECT", `cannot connect to NATS at ${servers.join(", ")}: ${why}${hint}`, options);
   }
 }
 
@@ -109,16 +112,9 @@ function serverList(servers: string | readonly string[]): string[] {
   return list.map((s) => s.trim()).filter(Boolean);
 }
 
-/**
- * NATS_URL as it may be shown (logs, `lanemap config`, `ops status`): each URL's credentials
- * replaced by `***` (`nats://***@host:4222`), so a report says they are there without giving them.
- */
-export function redactNatsUrl(url: string): string {
-  return url
-    .split(",")
-    .map((s) => s.replace(/^(\s*(?:[a-z][a-z0-9+.-]*:\/\/)?)[^@/]*@/i, "$1***@"))
-    .join(",");
-}
+// NATS_URL as it may be shown: defined with the configuration, which must not print credentials
+// either when it refuses a value.
+export { redactNatsUrl } from "../../config.js";
 
 /** What a server URL's user information asks for: a user and password, or a token. */
 export type NatsUrlCredentials =
