@@ -10,10 +10,9 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import Module, { createRequire } from "node:module";
+import { createRequire } from "node:module";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import vm from "node:vm";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const dist = join(root, "dist");
@@ -227,37 +226,7 @@ function sourceFiles(dir, out = []) {
   }
   return out;
 }
-/**
- * V8 code caches of the CommonJS bundles, written into dist/cli/code-cache/ as the build's own (as pip
- * byte-compiles a package when it installs it), so a command's first run on a machine — before
- * infra/bin/lanemap.js has written the fuller cache of a run into $XDG_CACHE_HOME — does not compile
- * its whole bundle: ~0.15–0.25 s of CPU of a 0.4–0.7 s `lanemap train` / `classify` on Chiapas. Made by
- * compiling each bundle exactly as lanemap.js does (same wrapper, file name and options, default V8
- * flags) without running it, so they hold the eagerly compiled code only; named like lanemap.js's
- * (content hash, Node version, architecture), so another bundle or Node never reads one.
- */
-function writeBuildCodeCaches() {
-  const folder = join(dist, "cli", "code-cache");
-  rmSync(folder, { recursive: true, force: true });
-  mkdirSync(folder, { recursive: true });
-  for (const command of CODE_CACHED_COMMANDS) {
-    const file = join(dist, "cli", `${command}.cjs`);
-    const source = readFileSync(file, "utf8");
-    const id = /^\/\/ lanemap-bundle ([0-9a-f]+)\n/.exec(source)?.[1];
-    if (id === undefined) throw new Error(`lanemap build: ${command}.cjs has no bundle header`);
-    const script = new vm.Script(Module.wrap(source), {
-      filename: file,
-      importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-    });
-    writeFileSync(
-      join(folder, `${command}-${id}-node${process.version}-${process.arch}.v8`),
-      script.createCachedData(),
-    );
-  }
-}
-
 await bundleCli();
-writeBuildCodeCaches();
 const sources = ["shared", "batch", "speed", "serving", "infra"].flatMap((d) => sourceFiles(join(root, d)));
 writeFileSync(join(dist, "SOURCES"), `${sources.sort().join("\n")}\n`);
 writeFileSync(join(dist, "BUILT"), `${new Date().toISOString()}\n`);

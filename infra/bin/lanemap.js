@@ -18,7 +18,7 @@ const { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, 
 const Module = builtin("node:module");
 const { createRequire } = Module;
 const { homedir } = builtin("node:os");
-const { basename, dirname, join } = builtin("node:path");
+const { dirname, join } = builtin("node:path");
 const { fileURLToPath } = builtin("node:url");
 const vm = builtin("node:vm");
 
@@ -97,18 +97,10 @@ function runWithCodeCache(file, command, argv) {
   const id = /^\/\/ lanemap-bundle ([0-9a-f]+)\n/.exec(source)?.[1];
   const cachePath = id === undefined ? null : codeCachePath(command, id);
   let cachedData;
-  // The build's own cache (infra/bin/build.js: eagerly compiled code only) until a run has written
-  // the fuller one into $XDG_CACHE_HOME.
-  let fromBuild = false;
   try {
     if (cachePath !== null) cachedData = readFileSync(cachePath);
   } catch {
-    try {
-      cachedData = readFileSync(join(root, "dist", "cli", "code-cache", basename(cachePath)));
-      fromBuild = true;
-    } catch {
-      cachedData = undefined;
-    }
+    cachedData = undefined;
   }
   const script = new vm.Script(Module.wrap(source), {
     filename: file,
@@ -117,7 +109,7 @@ function runWithCodeCache(file, command, argv) {
     importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   const help = argv.some((a) => a === "-h" || a === "--help") || argv[0] === "help";
-  if (cachePath !== null && (cachedData === undefined || fromBuild || script.cachedDataRejected) && !help)
+  if (cachePath !== null && (cachedData === undefined || script.cachedDataRejected) && !help)
     process.once("exit", (code) => {
       if (code !== 0) return;
       // V8 keys a code cache by the process's flags: those the PROJ engine's start changed go back to

@@ -12,9 +12,9 @@
  * - lanemap, its CLI from dist/ (rebuilt first, so no run falls back to tsx): `lanemap train` +
  *   one `lanemap classify` per tile; for the archive `lanemap archive add` + `lanemap batch run
  *   --workers 2`. Each round starts with an empty PROJ answer cache (XDG_CACHE_HOME, see
- *   shared/crs/proj-memo.ts) and no code cache of the file commands' bundles there (the same
- *   folder, see infra/bin/lanemap.js) but the build's (dist/cli/code-cache), so its first job pays
- *   PROJ's start-up and reads only the build's eagerly compiled code, as the first job on a machine
+ *   shared/crs/proj-memo.ts) and an empty code cache of the file commands' bundles (the same
+ *   folder, see infra/bin/lanemap.js), so its first job pays PROJ's start-up and compiles the
+ *   bundles without a cache as the first job on a machine
  *   (or on tiles it has not seen) does; on Chiapas and the generated tiles the same job then runs
  *   again with PROJ's answers cached (a second row: a job on tiles the machine has seen), and the
  *   other sides' ratios are paired with that row.
@@ -508,7 +508,7 @@ export async function runE2eBench(options: { grid?: number; tileSize?: number } 
       rows,
       notes: [
         "Each side runs its own commands in fresh processes under GNU time; CPU s = user + system of those processes and their children (all threads), the figure that other load on a shared machine inflates least; wall s is what a user waits. Ratios are paired round by round with lanemap's job with PROJ's answers cached (on the archive: its only job) (> 1: lanemap is ahead). " +
-          "lanemap: its CLI from a freshly built dist/ (the bench runs `npm run build` first), `lanemap train` then one `lanemap classify` per tile. Each round starts with an empty PROJ answer cache and an empty code cache in XDG_CACHE_HOME, so the first job's train pays PROJ's start-up (gdal3.js: WASM, GDAL, proj.db) and each of its commands reads only the build's code cache (dist/cli/code-cache: eagerly compiled code), as the first job on a machine after `npm ci` does — and as any fresh process does on tiles whose footprint it has not seen, since PROJ's answers depend on the tile's corners — and its classify commands reuse the answers; the job then runs again with the answers cached, as a job on tiles the machine has seen. " +
+          "lanemap: its CLI from a freshly built dist/ (the bench runs `npm run build` first), `lanemap train` then one `lanemap classify` per tile. Each round starts with an empty PROJ answer cache and an empty code cache (XDG_CACHE_HOME), so the first job's train pays PROJ's start-up (gdal3.js: WASM, GDAL, proj.db) and each of its commands compiles its bundle without V8's code cache, as the first job on a machine does — and as any fresh process does on tiles whose footprint it has not seen, since PROJ's answers depend on the tile's corners — and its classify commands reuse the answers; the job then runs again with the answers cached, as a job on tiles the machine has seen. " +
           "OTB: `otbcli_TrainImagesClassifier -classifier knn` on every labelled pixel (-sample.mt -1 -sample.mv -1 -sample.vtr 0 -sample.bm 0: without the last, OTB bounds every class to the smallest class's count, 80 of Chiapas's 718 samples), k = 5, then one `otbcli_ImageClassifier` per tile, 2 threads (ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS). " +
           "The peer is one process (train and classify), so it has only totals here; its total CPU includes Python's start-up and imports.",
         ...(only.includes("archive")
