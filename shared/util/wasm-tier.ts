@@ -18,8 +18,8 @@
  * (seen: a k-NN kernel at half its rate), so it is set back; `--wasm-tier-up` is not, because a
  * module created without dynamic tiering (GDAL's) then has every function recompiled by TurboFan
  * in the background (seen: Chiapas' first train 1.5 -> 3.7 CPU s), and modules with dynamic tiering
- * tier up without it (test/unit/wasm-tier.test.ts checks both with V8's intrinsics, Node 20 / V8
- * 11.3). V8 keys its code cache by the flags, so `restoreFlagsForCodeCache` (published on
+ * tier up without it (test/unit/wasm-tier.test.ts checks both with V8's intrinsics, on V8 11.3 and
+ * 12.4). V8 keys its code cache by the flags, so `restoreFlagsForCodeCache` (published on
  * globalThis for infra/bin/lanemap.js) sets that last one back when nothing runs any more, at exit.
  * V8 reuses one compiled module for identical bytes across the process's threads, so the first
  * creation decides for all; the flags are shared by every thread, and `createOptimisable` sets
@@ -30,14 +30,16 @@
 import { setFlagsFromString } from "node:v8";
 
 /**
- * Whether the windows act: on the V8 whose flags and their implications were checked (11.x, Node
- * 20), and when the process's own flags do not decide the tiers. Elsewhere both functions only run
- * `create` (the saving is lost, nothing else).
+ * Whether the windows act: on the V8 lines whose flags and their implications were checked (11.x,
+ * Node 20; 12.x, Node 22 — on 13 and 14, Node 24 and 26, `--liftoff-only` set at run time does not
+ * reach a new module, so a window would only cost the flag calls), and when the process was not
+ * started with tiering flags of its own (Node refuses them in NODE_OPTIONS; V8 takes `-` or `_`).
+ * Elsewhere both functions only run `create`: the saving is lost, nothing else.
  */
 export const BASELINE_WINDOWS =
-  /^11\./.test(process.versions.v8) &&
-  ![...process.execArgv, ...(process.env["NODE_OPTIONS"] ?? "").split(/\s+/)].some((a) =>
-    /^--(no-)?(liftoff|liftoff-only|wasm-tier-up|wasm-dynamic-tiering)(=|$)/.test(a),
+  /^1[12]\./.test(process.versions.v8) &&
+  !process.execArgv.some((a) =>
+    /^--(no-?)?(liftoff|liftoff[-_]only|wasm[-_]tier[-_]up|wasm[-_]dynamic[-_]tiering)(=|$)/.test(a),
   );
 
 let open = 0;

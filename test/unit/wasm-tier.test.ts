@@ -8,7 +8,7 @@ const { projectRoot } = await import("../helpers/env.js");
 const { BASELINE_WINDOWS } = await import("../../shared/util/wasm-tier.js");
 const { compiledTwin } = await import("../../shared/util/worker.js");
 
-/** What a module created inside a window gets: Liftoff only where the windows act (V8 11). */
+/** What a module created inside a window gets: Liftoff only where the windows act (V8 11 and 12). */
 const insideWindow = BASELINE_WINDOWS ? "baseline" : "optimised";
 
 const sources = [
@@ -59,7 +59,7 @@ ${body}`;
 }
 
 describe("V8's WebAssembly tiers around the PROJ engine's start (wasm-tier.ts)", () => {
-  test("a module created inside a baseline-only window stays on Liftoff however hot it runs (on V8 11), and one created after it reaches TurboFan", () => {
+  test("a module created inside a baseline-only window stays on Liftoff however hot it runs (where the windows act: V8 11 and 12), and one created after it reaches TurboFan", () => {
     const lines = probe(`
 console.log(await tier(make()));
 let inside;
