@@ -11,7 +11,13 @@ import type { Express } from "express";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { ArchiveStore, FileModelRegistry } from "../shared/adapters/archive/index.js";
-import type { ClassRaster, Config, ModelRegistry, PublishedViews } from "../shared/index.js";
+import {
+  LanemapError,
+  type ClassRaster,
+  type Config,
+  type ModelRegistry,
+  type PublishedViews,
+} from "../shared/index.js";
 import { buildOpenApi } from "./api/openapi.js";
 import type { BatchTrigger } from "./batch-trigger.js";
 import type { ModelTrainer } from "./model-trainer.js";
@@ -249,10 +255,31 @@ export function createServer(config: Config, deps: ServerDeps, options: ServerOp
       // Slow clients must not pin sockets forever; the slowest legitimate answer is a stats query.
       server.requestTimeout = 60_000;
       server.headersTimeout = 20_000;
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
+      // A socket that cannot listen releases what start() opened (views, watches, timers): the
+      // caller gets the error, not a process kept alive by them.
+      const bound = new Promise<void>((resolve, reject) => {
+        server.once("error", (err: NodeJS.ErrnoException) => {
+          // Named apart from the views start() has loaded: the socket is what failed.
+          const why =
+            err.code === "EADDRINUSE"
+              ? "the address is in use (another process listens there: stop it or set PORT)"
+              : err.code === "EACCES"
+                ? "not allowed (a port below 1024 needs privileges: set PORT)"
+                : err.message;
+          reject(
+            new LanemapError("LISTEN", `cannot listen on ${config.host}:${config.port ?? 0}: ${why}`, {
+              cause: err,
+            }),
+          );
+        });
         server.listen(config.port ?? 0, config.host, () => resolve());
       });
+      try {
+        await bound;
+      } catch (err) {
+        await close();
+        throw err;
+      }
       const addr = server.address() as AddressInfo;
       const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
       const url = `http://${host}:${addr.port}`;

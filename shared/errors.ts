@@ -102,6 +102,8 @@ export const ERROR_TABLE = {
   VIEW_IN_USE: [409, "permanent", 1, "the batch view is the current one and cannot be removed"],
   // Shared storage (files or JetStream object store + KV).
   STORAGE: [503, "transient", 1, "shared storage failed (a file system or a JetStream bucket)"],
+  // The serving layer's own socket.
+  LISTEN: [500, "transient", 1, "the HTTP server cannot listen on its address (in use, not allowed)"],
   // Worker threads and pools.
   WORKER_START: [500, "transient", 1, "a worker thread failed to start"],
   WORKER_CRASHED: [500, "transient", 1, "a worker thread crashed or exited"],
