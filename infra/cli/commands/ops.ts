@@ -4,7 +4,9 @@ import { CommanderError, type Command } from "commander";
 import type { Logger } from "pino";
 import {
   DeadLetterQueue,
+  LIVE_BUCKET,
   LiveView,
+  kvStreamName,
   NatsModelRegistry,
   connectNats,
   redactNatsUrl,
@@ -15,9 +17,11 @@ import { LanemapError, describeError, type Config } from "../../../shared/index.
 import {
   OPS_EXIT,
   OPS_EXIT_HELP,
+  advanceIngest,
   collectStatus,
   diffLanes,
   expireAbsorbed,
+  formatAdvanceIngest,
   formatDiff,
   formatDiffCsv,
   formatExpire,
@@ -409,6 +413,38 @@ export function registerOps(program: Command): void {
         }),
       );
       console.log(flags.json ? JSON.stringify(report, null, 2) : formatReplay(report));
+    });
+
+  common(ops.command("advance-ingest-stream"))
+    .description(
+      "after LANEMAP_TILES was deleted and recreated (INGEST_STREAM_BEHIND): set its first sequence past every sequence lanemap recorded, while it is empty; idempotent",
+    )
+    .option("--dry-run", "say what it would set; change nothing")
+    .option(
+      "--discard-stored",
+      "also when the stream already holds messages: they are deleted (publish their tiles again after)",
+    )
+    .action(async (flags: OpsFlags & { dryRun?: boolean; discardStored?: boolean }) => {
+      const { config, logger } = await setup(flags);
+      const report = await withNats(config, flags, logger, async (nc) => {
+        const jsm = await jetstreamManager(nc);
+        // The live view's sequences count too; a bucket nobody created is no live result.
+        const hasLive = await jsm.streams.info(kvStreamName(LIVE_BUCKET)).then(
+          () => true,
+          () => false,
+        );
+        return advanceIngest({
+          nc,
+          config,
+          views: await openPublishedViews(config, nc, logger),
+          archive: await openTileArchive(config, nc, logger),
+          ...(hasLive ? { liveEntries: await (await LiveView.open(nc)).list() } : {}),
+          dryRun: flags.dryRun ?? false,
+          discardStored: flags.discardStored ?? false,
+          logger,
+        });
+      });
+      console.log(flags.json ? JSON.stringify(report, null, 2) : formatAdvanceIngest(report));
     });
 
   borrowCommands(ops);
