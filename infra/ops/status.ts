@@ -423,7 +423,6 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
           });
     const ingestBehind = ingestStreamBehind(INGEST_STREAM, lane.ingest, records);
     const degraded = [
-      ...(ingestBehind ? [describeIngestStreamBehind(ingestBehind)] : []),
       ...degradedReasons(streams, options.config?.storage.replicas),
       ...(agreement ? divergenceReasons(agreement) : []),
       ...(batch.damaged ?? []).map(
@@ -435,6 +434,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
             `archive: ${archive.missing.length} object(s) the catalogue names are stored in no generation (e.g. ${archive.missing[0]!.slice(0, 12)}): those tiles cannot be read; a replica that diverged? (README "Operations")`,
           ]
         : []),
+      ...(ingestBehind ? [describeIngestStreamBehind(ingestBehind)] : []),
     ];
     return {
       ...base,
