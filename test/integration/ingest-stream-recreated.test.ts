@@ -30,6 +30,24 @@ import {
   waitFor,
 } from "./speed-fixtures.js";
 
+/**
+ * Runs `lanemap ...args` to its end, or kills it after 90 s: a role that does not refuse would run
+ * for ever (a failure guard, never a measurement).
+ */
+async function runToEnd(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | string; stdout: string; stderr: string }> {
+  await using p = lanemap(args, env);
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([
+    p.exited,
+    new Promise<string>((resolve) => (timer = setTimeout(() => resolve("still running after 90 s"), 90_000))),
+  ]);
+  clearTimeout(timer);
+  return { code, stdout: p.out.join("\n"), stderr: p.stderr() };
+}
+
 /** The one `lanemap: ...` line of a refused command (asserted to be the only one). */
 function refusalLine(stderr: string): string {
   const lines = stderr.split("\n").filter((l) => l.startsWith("lanemap: "));
@@ -38,7 +56,7 @@ function refusalLine(stderr: string): string {
 }
 
 test(
-  "a recreated ingest stream is refused by speed, batch run, serve and ingest until ops advance-ingest-stream moves it past lanemap's record; then a new tile is served live and the next view keeps every tile",
+  "a recreated ingest stream is refused by speed, batch run, serve, ingest and archive remove, and ops status says so, until ops advance-ingest-stream moves it past lanemap's record; then a new tile is served live and the next view keeps every tile",
   { skip: natsMissing(), timeout: 240_000 },
   async () => {
     await using nats = await natsFixture();
@@ -87,12 +105,12 @@ test(
     const file = join(dataDir.path, "fresh.tif");
     await writeFile(file, fresh.bytes);
     const [speed, batch, serve, ingest, remove, status] = await Promise.all([
-      runLanemap(["speed"], env),
-      runLanemap(["batch", "run"], env),
-      runLanemap(["serve", "--no-batch-runs"], { ...env, PORT: "0" }),
-      runLanemap(["ingest", file, "--cell", fresh.cell, "--acquired", fresh.acquired], env),
-      runLanemap(["archive", "remove", old[1]!.tileId], env),
-      runLanemap(["ops", "status"], env),
+      runToEnd(["speed"], env),
+      runToEnd(["batch", "run"], env),
+      runToEnd(["serve", "--no-batch-runs"], { ...env, PORT: "0" }),
+      runToEnd(["ingest", file, "--cell", fresh.cell, "--acquired", fresh.acquired], env),
+      runToEnd(["archive", "remove", old[1]!.tileId], env),
+      runToEnd(["ops", "status"], env),
     ]);
     const behind = (recorded: number, source: RegExp) =>
       new RegExp(
@@ -131,7 +149,10 @@ test(
     );
     const dry = await runLanemap(["ops", "advance-ingest-stream", "--dry-run", "--discard-stored"], env);
     assert.equal(dry.code, 0, dry.stderr);
-    assert.match(dry.stdout, /dry run: would set its first sequence to 5 and delete its 1 message\(s\)/);
+    assert.deepEqual(dry.stdout.split("\n"), [
+      `LANEMAP_TILES: last sequence 1, 1 message(s); lanemap's highest recorded sequence: 4 (catalogue entry ${old[3]!.tileId})`,
+      "dry run: would set its first sequence to 5 and delete its 1 message(s)",
+    ]);
     assert.equal((await jsm.streams.info(INGEST_STREAM)).state.last_seq, 1, "a dry run changes nothing");
     const advanced = await runLanemap(["ops", "advance-ingest-stream", "--discard-stored", "--json"], env);
     assert.equal(advanced.code, 0, advanced.stderr);
