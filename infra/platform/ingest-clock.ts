@@ -1,7 +1,8 @@
 /**
  * The one owner of "is the ingest stream still lanemap's clock?" (shared/view/ingest-clock.ts): every
  * composition root that consumes, publishes to or merges by the ingest stream's sequences calls it at
- * start — `lanemap speed`, `worker`, `serve`, `start`, `ingest` — and every batch run through its
+ * start — `lanemap speed`, `worker`, `serve`, `start`, `ingest`, `dlq retry`, `ops replay`, `archive
+ * remove` (which records the stream's sequence in a tombstone) — and every batch run through its
  * watermark provider, so a deleted and recreated LANEMAP_TILES (sequences from 1 again) is refused
  * with one line naming the stream, its last sequence, the record and the repair, instead of hiding
  * new tiles as absorbed or dropping catalogue tiles from the next view.

@@ -56,7 +56,7 @@ function refusalLine(stderr: string): string {
 }
 
 test(
-  "a recreated ingest stream is refused by speed, batch run, serve, ingest and archive remove, and ops status says so, until ops advance-ingest-stream moves it past lanemap's record; then a new tile is served live and the next view keeps every tile",
+  "a recreated ingest stream is refused by speed, batch run, serve, ingest, archive remove, dlq retry and ops replay, and ops status says so, until ops advance-ingest-stream moves it past lanemap's record; then a new tile is served live and the next view keeps every tile",
   { skip: natsMissing(), timeout: 240_000 },
   async () => {
     await using nats = await natsFixture();
@@ -104,12 +104,14 @@ test(
     const fresh = testTile(0, 0, "2024-01-20T16:40:00Z");
     const file = join(dataDir.path, "fresh.tif");
     await writeFile(file, fresh.bytes);
-    const [speed, batch, serve, ingest, remove, status] = await Promise.all([
+    const [speed, batch, serve, ingest, remove, retry, replay, status] = await Promise.all([
       runToEnd(["speed"], env),
       runToEnd(["batch", "run"], env),
       runToEnd(["serve", "--no-batch-runs"], { ...env, PORT: "0" }),
       runToEnd(["ingest", file, "--cell", fresh.cell, "--acquired", fresh.acquired], env),
       runToEnd(["archive", "remove", old[1]!.tileId], env),
+      runToEnd(["dlq", "retry", "--all"], env),
+      runToEnd(["ops", "replay", "--from-seq", "1"], env),
       runToEnd(["ops", "status"], env),
     ]);
     const behind = (recorded: number, source: RegExp) =>
@@ -123,6 +125,9 @@ test(
       ["ingest", ingest],
       // Its tombstone would record sequence 0 and make every older tombstone look droppable.
       ["archive remove", remove],
+      // Both republish to the ingest stream.
+      ["dlq retry", retry],
+      ["ops replay", replay],
     ] as const) {
       assert.equal(r.code, 1, `lanemap ${name} exit code; stderr:\n${r.stderr}`);
       assert.match(refusalLine(r.stderr), viewW, `lanemap ${name}`);

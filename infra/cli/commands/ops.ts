@@ -39,6 +39,7 @@ import {
 } from "../../ops/index.js";
 import { openPublishedViews } from "../../platform/views.js";
 import { openTileArchive } from "../../platform/storage.js";
+import { refuseIngestStreamBehind } from "../../platform/ingest-clock.js";
 import { connectForCli, natsUrlFor } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { cliConfig } from "../config.js";
@@ -399,8 +400,15 @@ export function registerOps(program: Command): void {
       const report = await interruptible((signal) =>
         withNats(config, flags, logger, async (nc) => {
           // The archive's tombstones: the replay leaves out what `archive remove` took out since.
+          const archive = await openTileArchive(config, nc, logger);
+          // It republishes to the ingest stream: not to a recreated one (sequences from 1 again).
+          await refuseIngestStreamBehind(
+            nc,
+            { views: await openPublishedViews(config, nc, logger), archive },
+            { what: "ops replay", logger },
+          );
           const removals = [];
-          for await (const r of (await openTileArchive(config, nc, logger)).removals()) removals.push(r);
+          for await (const r of archive.removals()) removals.push(r);
           return replayIngest({
             nc,
             removals,
