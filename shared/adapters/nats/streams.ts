@@ -349,7 +349,7 @@ export async function speedLaneStatus(jsm: JetStreamManager): Promise<SpeedLaneS
  * test/integration/ingest-stream-recreated.test.ts) sets its first sequence to `nextSeq` and its last
  * to `nextSeq - 1`, and moves the ack floor of every consumer it has to `nextSeq - 1`. Purge removes
  * the messages below `nextSeq`, so the caller checks the stream is empty first; the answer is how
- * many messages a publish that slipped in meanwhile lost (0 when none did).
+ * many messages it deleted (0 on an empty stream: more means a publish slipped in meanwhile).
  */
 export async function advanceIngestStream(jsm: JetStreamManager, nextSeq: number): Promise<number> {
   const { purged } = await jsm.streams.purge(INGEST_STREAM, { seq: nextSeq });
