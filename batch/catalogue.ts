@@ -209,10 +209,20 @@ export interface RunSet {
 }
 
 /**
- * Supplies the speed lane's acknowledged floor: every stream message up to it is in the catalogue
- * (infra wires the speed consumer's ack floor; tests pass a function).
+ * What a run has read when it asks for its watermark: the catalogue's highest ingest sequence (a
+ * catalogue run; absent for a replay of the stream), so a provider can check the ingest stream has
+ * not fallen behind it (infra's provider refuses a recreated stream, shared/view/ingest-clock.ts).
  */
-export type WatermarkProvider = () => number | Promise<number>;
+export interface WatermarkContext {
+  readonly catalogueMaxSeq?: number;
+}
+
+/**
+ * Supplies the speed lane's acknowledged floor: every stream message up to it is in the catalogue
+ * (infra wires the speed consumer's ack floor; tests pass a function). It may refuse the run by
+ * throwing a LanemapError (INGEST_STREAM_BEHIND), which the run reports as it is.
+ */
+export type WatermarkProvider = (context?: WatermarkContext) => number | Promise<number>;
 
 /**
  * Reads the catalogue and picks a run's entries. Without a provider the watermark is the highest
@@ -228,7 +238,7 @@ export async function readRunSet(store: TileArchive, watermark?: WatermarkProvid
     all.push(entry);
     if (entry.ingestSeq > maxSeq) maxSeq = entry.ingestSeq;
   }
-  const w = await resolveWatermark(watermark, maxSeq);
+  const w = await resolveWatermark(watermark, maxSeq, { catalogueMaxSeq: maxSeq });
   const covered = all.filter((e) => e.ingestSeq <= w);
   const { entries, quarantined } = await setApartQuarantined(store, covered);
   return {
@@ -278,9 +288,10 @@ export async function setApartQuarantined(
 export async function resolveWatermark(
   watermark: WatermarkProvider | undefined,
   maxSeq: number,
+  context: WatermarkContext = {},
 ): Promise<number> {
   if (!watermark) return maxSeq;
-  const floor = await watermark();
+  const floor = await watermark(context);
   if (!Number.isInteger(floor) || floor < 0)
     throw new LanemapError(
       "WATERMARK",

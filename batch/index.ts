@@ -15,6 +15,7 @@ export {
   type RegisteredFile,
   type RunSet,
   type WatermarkProvider,
+  type WatermarkContext,
 } from "./catalogue.js";
 export {
   createBatchRunner,

@@ -120,6 +120,13 @@ export const ERROR_TABLE = {
   DLQ_RETRY: [500, "transient", 1, "some dead letters could not be retried"],
   REPLAY_RANGE: [400, "permanent", 1, "the replay range is not in the stream"],
   REPLAY_INCOMPLETE: [409, "permanent", 1, "the ingest stream lacks tiles the catalogue has"],
+  // Permanent: the stream stays behind until an operator advances it (`lanemap ops advance-ingest-stream`).
+  INGEST_STREAM_BEHIND: [
+    409,
+    "permanent",
+    1,
+    "the ingest stream's last sequence is below one lanemap recorded (it was deleted and recreated)",
+  ],
   // HTTP answers of serving (problem types).
   BAD_REQUEST: [400, "permanent", 1, "Bad request"],
   INVALID_PARAMETERS: [400, "permanent", 1, "Invalid request parameters"],

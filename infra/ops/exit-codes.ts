@@ -29,9 +29,11 @@ Exit codes (every ops command):
   ${OPS_EXIT.usage}  usage error (unknown option, malformed value)
   ${OPS_EXIT.checkFailed}  ran fine but a check failed: \`ops diff\` found a cell over --threshold, or
      \`ops status\` found NATS degraded (a node offline, a replica behind, a stream without a leader,
-     a node's copy diverged, a replica unplaced), or \`ops repair-replicas\` left copies that
-     still disagree or a replica unplaced (a repair it tried and failed: 1)
+     a node's copy diverged, a replica unplaced, the ingest stream behind lanemap's record), or
+     \`ops repair-replicas\` left copies that still disagree or a replica unplaced (a repair it
+     tried and failed: 1)
 
 Every command takes --json, --data-dir DIR and --nats URL. The ones that change state (expire,
-replay, dlq retry, views rollback, model activate) take --dry-run: print what they would do, change
-nothing, exit 0 (or 1 when the real run would be refused). Runbook: infra/ops/README.md.`;
+replay, repair-replicas, advance-ingest-stream, dlq retry, views rollback, model activate) take
+--dry-run: print what they would do, change nothing, exit 0 (or 1 when the real run would be
+refused). Runbook: infra/ops/README.md.`;

@@ -2,6 +2,7 @@
  * The text an operator reads: each ops report as a few aligned lines. `--json` prints the reports
  * themselves instead; these functions only decide what a person needs first.
  */
+import { describeIngestStreamBehind } from "../../shared/index.js";
 import type { DiffReport } from "./diff.js";
 import type { ExpireReport } from "./expire.js";
 import type { ReplayReport } from "./replay.js";
@@ -64,6 +65,7 @@ export function formatStatus(s: OpsStatus): string {
       ? `ingest    ${s.ingest.messages} message(s), last seq ${s.ingest.lastSeq}, ${(s.ingest.bytes / 1024 / 1024).toFixed(1)} MB`
       : "ingest    stream not created yet (nothing ingested, no worker started)",
   );
+  if (s.ingestBehind) out.push(`          BEHIND: ${describeIngestStreamBehind(s.ingestBehind)}`);
   const k = s.consumer;
   out.push(
     k

@@ -3,6 +3,13 @@
  * and tests call directly. Each takes what it touches (data directory, NATS connection, live view)
  * and a pino logger, and returns a report; none of them prints or exits.
  */
+export {
+  IngestStreamNotEmptyError,
+  advanceIngest,
+  formatAdvanceIngest,
+  type AdvanceIngestOptions,
+  type AdvanceIngestReport,
+} from "./advance-ingest.js";
 export { readBatchCells, type BatchCellResult, type ViewClass } from "./batch-cells.js";
 export {
   NoBatchViewError,

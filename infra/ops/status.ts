@@ -18,6 +18,7 @@ import type { Logger } from "pino";
 import { listViews, type ViewListing } from "../../batch/index.js";
 import {
   CATALOGUE_BUCKET,
+  INGEST_STREAM,
   LIVE_BUCKET,
   LiveView,
   parseLiveRasterBucket,
@@ -41,7 +42,17 @@ import {
   type LiveEntry,
   type SpeedLaneStatus,
 } from "../../shared/adapters/nats/index.js";
-import { describeError, utcTimestamp, type Config, type PublishedViews } from "../../shared/index.js";
+import {
+  describeError,
+  describeIngestStreamBehind,
+  ingestStreamBehind,
+  utcTimestamp,
+  type Config,
+  type IngestStreamBehind,
+  type PublishedViews,
+  type RecordedSeq,
+} from "../../shared/index.js";
+import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { viewCacheDir } from "../platform/views.js";
 
 /** The current batch view. */
@@ -108,6 +119,12 @@ export interface OpsStatus {
   /** Null when NATS is unavailable. */
   readonly live: LiveStatus | null;
   readonly ingest: SpeedLaneStatus["ingest"];
+  /**
+   * LANEMAP_TILES behind lanemap's record (deleted and recreated: shared/view/ingest-clock.ts),
+   * compared with every listed version's watermark, every live result's sequence and, with
+   * LANEMAP_STORAGE=files, every tombstone; null when it is not (or NATS is unavailable). Degraded.
+   */
+  readonly ingestBehind: IngestStreamBehind | null;
   readonly consumer:
     | (NonNullable<SpeedLaneStatus["consumer"]> & {
         /** Stream messages above the ack floor: neither classified nor dead-lettered yet. */
@@ -318,6 +335,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     nats: { ok: false, url, error },
     live: null,
     ingest: null,
+    ingestBehind: null,
     consumer: null,
     deadLetters: null,
     model: null,
@@ -390,6 +408,20 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     // its leader reports it current (nats-server 2.9 after abrupt stops, README "Operations").
     const monitorUrls = options.config?.storage.monitorUrls ?? [];
     const agreement = monitorUrls.length > 0 ? await checkReplicaAgreement(monitorUrls) : null;
+    // The ingest stream against lanemap's record, from what status has read already (plus the
+    // tombstones of a files archive: reading the nats one would open, i.e. create, its buckets).
+    const records: RecordedSeq[] = [
+      ...versions.map((v) => ({ seq: v.watermark, source: `the watermark of batch view ${v.name}` })),
+      ...entries.map((e) => ({ seq: e.result.ingestSeq, source: `live result of tile ${e.result.tileId}` })),
+    ];
+    if (storage === "files")
+      for await (const r of new ArchiveStore(options.dataDir).removals())
+        if (r.ingestSeq !== null)
+          records.push({
+            seq: r.ingestSeq,
+            source: `the tombstone of tile ${r.tileId}, removed ${r.removedAt}`,
+          });
+    const ingestBehind = ingestStreamBehind(INGEST_STREAM, lane.ingest, records);
     const degraded = [
       ...degradedReasons(streams, options.config?.storage.replicas),
       ...(agreement ? divergenceReasons(agreement) : []),
@@ -402,6 +434,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
             `archive: ${archive.missing.length} object(s) the catalogue names are stored in no generation (e.g. ${archive.missing[0]!.slice(0, 12)}): those tiles cannot be read; a replica that diverged? (README "Operations")`,
           ]
         : []),
+      ...(ingestBehind ? [describeIngestStreamBehind(ingestBehind)] : []),
     ];
     return {
       ...base,
@@ -418,6 +451,7 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
         rasterBuckets,
       },
       ingest: lane.ingest,
+      ingestBehind,
       consumer: lane.consumer
         ? {
             ...lane.consumer,

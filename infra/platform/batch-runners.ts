@@ -6,7 +6,6 @@
  * model, the same pointer the speed lane follows. Before, only `start` and `serve` wired the ack
  * floor, and `batch run`/`schedule` fell back to the catalogue's highest sequence.
  */
-import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import {
@@ -14,13 +13,12 @@ import {
   type BatchRunner,
   type BatchTestHooks,
   type ProgressSink,
-  type WatermarkProvider,
 } from "../../batch/index.js";
-import { speedLaneStatus } from "../../shared/adapters/nats/index.js";
 import type { Config, ModelRegistry, TileArchive } from "../../shared/index.js";
 import { openModelRegistry } from "./models.js";
 import { openTileArchive } from "./storage.js";
 import { openPublishedViews } from "./views.js";
+import { ingestClockWatermark } from "./ingest-clock.js";
 
 /** What a runner is built from besides the configuration. */
 export interface BatchRunnerSetup {
@@ -35,20 +33,6 @@ export interface BatchRunnerSetup {
   readonly hooks?: BatchTestHooks;
 }
 
-/**
- * The speed lane's ack floor as a watermark: the highest stream sequence below which every message
- * was acknowledged by the speed consumer. Without a speed consumer yet (no speed worker ever ran)
- * nothing is pending with the speed lane, so the whole catalogue is the batch lane's.
- */
-export function ackFloorWatermark(nc: NatsConnection): WatermarkProvider {
-  let jsm: Awaited<ReturnType<typeof jetstreamManager>> | undefined;
-  return async () => {
-    jsm ??= await jetstreamManager(nc);
-    const s = await speedLaneStatus(jsm);
-    return s.consumer ? s.consumer.ackFloorSeq : Number.MAX_SAFE_INTEGER;
-  };
-}
-
 /** Builds a batch runner with the deployment's watermark and model registry. */
 export async function buildBatchRunner(
   config: Config,
@@ -56,13 +40,15 @@ export async function buildBatchRunner(
 ): Promise<{ readonly runner: BatchRunner; readonly models: ModelRegistry }> {
   const models = setup.models ?? (await openModelRegistry(config, setup.nc, setup.logger));
   const archive = setup.archive ?? (await openTileArchive(config, setup.nc, setup.logger));
+  // Where versions are published and CURRENT moves (LANEMAP_STORAGE: files, or NATS via `nc`).
+  const views = await openPublishedViews(config, setup.nc, setup.logger);
   const runner = createBatchRunner(config, {
     logger: setup.logger,
     models,
     archive,
-    // Where versions are published and CURRENT moves (LANEMAP_STORAGE: files, or NATS via `nc`).
-    views: await openPublishedViews(config, setup.nc, setup.logger),
-    ...(setup.nc ? { watermark: ackFloorWatermark(setup.nc), nc: setup.nc } : {}),
+    views,
+    // Every run first checks the ingest stream against lanemap's record (a recreated stream is refused).
+    ...(setup.nc ? { watermark: ingestClockWatermark(setup.nc, { views, archive }), nc: setup.nc } : {}),
     ...(setup.progress ? { progress: setup.progress } : {}),
     ...(setup.hooks ? { hooks: setup.hooks } : {}),
   });

@@ -51,6 +51,7 @@ import { modelTrainerFor } from "./trainer.js";
 import { buildBatchRunner } from "./batch-runners.js";
 import { openModelRegistry } from "./models.js";
 import { openPublishedViews } from "./views.js";
+import { refuseIngestStreamBehind } from "./ingest-clock.js";
 
 /** The sample archive `lanemap start` generates when the catalogue is empty. */
 export const SAMPLE = {
@@ -213,6 +214,9 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
     stack.push(async () => batchAbort.abort());
     // The published views (LANEMAP_STORAGE): the batch lane publishes there, serving follows them.
     const views = await openPublishedViews(config, nc, logger);
+    // Both lanes and serving go by the ingest stream's sequences: a recreated stream (from 1 again,
+    // a lost store under data/nats with the data directory kept) is refused before any of them starts.
+    await refuseIngestStreamBehind(nc, { views, archive: store }, { what: "start", logger });
     if (!(await views.current())) {
       logger.info("no batch view yet: running the first batch");
       const report = await runner.run({ signal: batchAbort.signal });

@@ -14,6 +14,8 @@ import { TilePool, type Config, type ModelRegistry, type TileArchive } from "../
 import { startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
 import { openModelRegistry } from "./models.js";
 import { openTileArchive } from "./storage.js";
+import { openPublishedViews } from "./views.js";
+import { refuseIngestStreamBehind } from "./ingest-clock.js";
 
 /** What a worker process is built from besides the configuration. */
 export interface WorkerSetup {
@@ -61,6 +63,12 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
     const models = setup.models ?? (await openModelRegistry(config, setup.nc, setup.logger));
     // One archive for both consumers: the data directory's, or the JetStream buckets (LANEMAP_STORAGE).
     const archive = setup.archive ?? (await openTileArchive(config, setup.nc));
+    // A recreated ingest stream (sequences from 1 again) is refused before anything is consumed.
+    await refuseIngestStreamBehind(
+      setup.nc,
+      { views: await openPublishedViews(config, setup.nc, setup.logger), archive },
+      { what: "worker start-up", logger: setup.logger },
+    );
     await warming;
     speed = await startSpeedWorker(config, {
       nc: setup.nc,

@@ -5,3 +5,4 @@ export * from "./raster-codec.js";
 export * from "./batch-schema.js";
 export * from "./composite.js";
 export * from "./resample.js";
+export * from "./ingest-clock.js";

@@ -30,6 +30,7 @@ const status = (streams: OpsStatus["streams"]): OpsStatus => ({
   degraded: [],
   live: null,
   ingest: null,
+  ingestBehind: null,
   consumer: null,
   deadLetters: 0,
   model: null,

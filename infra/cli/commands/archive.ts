@@ -7,8 +7,11 @@ import {
   type ModelLayout,
 } from "../../../batch/index.js";
 import { withTileArchive } from "../../platform/storage.js";
+import { withPublishedViews } from "../../platform/views.js";
+import { recordedIngestSeqs } from "../../platform/ingest-clock.js";
 import {
   COMPACT_GRACE_MS,
+  INGEST_STREAM,
   NatsTileArchive,
   connectNats,
   drainWithin,
@@ -17,9 +20,11 @@ import {
   type IngestStreamRange,
 } from "../../../shared/adapters/nats/index.js";
 import {
+  IngestStreamBehindError,
   LanemapError,
   dataPaths,
   describeError,
+  ingestStreamBehind,
   parseConfig,
   removalDroppable,
   type BadTileRecord,
@@ -378,12 +383,23 @@ export function registerArchive(program: Command): void {
       // Where the ingest stream is now: every stored message of a removed tile up to here predates
       // its removal, and the replays leave those out (the tombstone).
       const stream = flags.bad ? undefined : await ingestPosition(config, flags.nats);
+      // A recreated stream (sequences from 1 again) would give the tombstone a sequence below the
+      // messages it must cover, and, empty, make every older tombstone look droppable: refused.
+      const versions =
+        stream === undefined
+          ? []
+          : await withPublishedViews(config, flags.nats, "lanemap-archive-views", (v) => v.list());
       const removedAt = new Date().toISOString();
       const { removals, dropped } = await withTileArchive(
         config,
         flags.nats ?? config.natsUrl,
         "lanemap-archive",
         async (a) => {
+          if (stream !== undefined) {
+            const records = await recordedIngestSeqs({ views: { list: async () => versions }, archive: a });
+            const behind = ingestStreamBehind(INGEST_STREAM, stream, records);
+            if (behind) throw new IngestStreamBehindError(behind);
+          }
           const out: RemovedId[] = [];
           for (const id of [...new Set(ids)]) {
             let removed: Awaited<ReturnType<TileArchive["remove"]>>;

@@ -11,6 +11,9 @@ import { LanemapError, describeError } from "../../../shared/index.js";
 import type { Logger } from "pino";
 import { cliLogger } from "../logger.js";
 import { connectForCli } from "../nats-connect.js";
+import { refuseIngestStreamBehind } from "../../platform/ingest-clock.js";
+import { openTileArchive } from "../../platform/storage.js";
+import { openPublishedViews } from "../../platform/views.js";
 import { UsageError } from "../usage.js";
 import { cliConfig } from "../config.js";
 import { commandSummary } from "./index.js";
@@ -57,6 +60,15 @@ async function withQueue<T>(
   try {
     if (mode === "read") return await fn(await DeadLetterQueue.open(nc), logger);
     await ensureStreams(await jetstreamManager(nc), config.stream, config.storage.replicas);
+    // A retry publishes to the ingest stream: not to a recreated one (sequences from 1 again).
+    await refuseIngestStreamBehind(
+      nc,
+      {
+        views: await openPublishedViews(config, nc, logger),
+        archive: await openTileArchive(config, nc, logger),
+      },
+      { what: "dlq retry", logger },
+    );
     const tiles = await ensureTileObjects(nc, config.stream, config.storage.replicas);
     return await fn(await DeadLetterQueue.open(nc, tiles), logger);
   } finally {

@@ -122,7 +122,8 @@ export const commands: readonly CommandEntry[] = [
   },
   {
     name: "ops",
-    summary: "operator scripts: status, diff, expire, replay; dlq, views and model administration",
+    summary:
+      "operator scripts: status, diff, expire, replay, repair-replicas, advance-ingest-stream; dlq, views and model administration",
     load: async () => (await import("./ops.js")).registerOps,
   },
 ];

@@ -20,6 +20,9 @@ import {
 } from "../../../shared/index.js";
 import { publishTile } from "../../../speed/index.js";
 import { connectForCli } from "../nats-connect.js";
+import { refuseIngestStreamBehind } from "../../platform/ingest-clock.js";
+import { openTileArchive } from "../../platform/storage.js";
+import { openPublishedViews } from "../../platform/views.js";
 import { UsageError } from "../usage.js";
 import { commandSummary } from "./index.js";
 
@@ -78,6 +81,14 @@ export function registerIngest(program: Command): void {
           await ensureStreams(await jetstreamManager(nc), config.stream, config.storage.replicas);
           await ensureTileObjects(nc, config.stream, config.storage.replicas);
         });
+        // Checked once, not per publish: a recreated stream (sequences from 1 again) would hand these
+        // tiles sequences the batch view already counts as absorbed.
+        const archive = await openTileArchive(config, nc);
+        await refuseIngestStreamBehind(
+          nc,
+          { views: await openPublishedViews(config, nc), archive },
+          { what: "ingest" },
+        );
         const js = jetstream(nc);
         for (const [i, file] of files.entries()) {
           const progress = files.length > 1 ? `[${i + 1}/${files.length}] ` : "";

@@ -4,7 +4,9 @@ import { CommanderError, type Command } from "commander";
 import type { Logger } from "pino";
 import {
   DeadLetterQueue,
+  LIVE_BUCKET,
   LiveView,
+  kvStreamName,
   NatsModelRegistry,
   connectNats,
   redactNatsUrl,
@@ -15,9 +17,11 @@ import { LanemapError, describeError, type Config } from "../../../shared/index.
 import {
   OPS_EXIT,
   OPS_EXIT_HELP,
+  advanceIngest,
   collectStatus,
   diffLanes,
   expireAbsorbed,
+  formatAdvanceIngest,
   formatDiff,
   formatDiffCsv,
   formatExpire,
@@ -35,6 +39,7 @@ import {
 } from "../../ops/index.js";
 import { openPublishedViews } from "../../platform/views.js";
 import { openTileArchive } from "../../platform/storage.js";
+import { refuseIngestStreamBehind } from "../../platform/ingest-clock.js";
 import { connectForCli, natsUrlFor } from "../nats-connect.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { cliConfig } from "../config.js";
@@ -395,8 +400,15 @@ export function registerOps(program: Command): void {
       const report = await interruptible((signal) =>
         withNats(config, flags, logger, async (nc) => {
           // The archive's tombstones: the replay leaves out what `archive remove` took out since.
+          const archive = await openTileArchive(config, nc, logger);
+          // It republishes to the ingest stream: not to a recreated one (sequences from 1 again).
+          await refuseIngestStreamBehind(
+            nc,
+            { views: await openPublishedViews(config, nc, logger), archive },
+            { what: "ops replay", logger },
+          );
           const removals = [];
-          for await (const r of (await openTileArchive(config, nc, logger)).removals()) removals.push(r);
+          for await (const r of archive.removals()) removals.push(r);
           return replayIngest({
             nc,
             removals,
@@ -409,6 +421,38 @@ export function registerOps(program: Command): void {
         }),
       );
       console.log(flags.json ? JSON.stringify(report, null, 2) : formatReplay(report));
+    });
+
+  common(ops.command("advance-ingest-stream"))
+    .description(
+      "after LANEMAP_TILES was deleted and recreated (INGEST_STREAM_BEHIND): set its first sequence past every sequence lanemap recorded, while it is empty; idempotent",
+    )
+    .option("--dry-run", "say what it would set; change nothing")
+    .option(
+      "--discard-stored",
+      "also when the stream already holds messages: they are deleted (publish their tiles again after)",
+    )
+    .action(async (flags: OpsFlags & { dryRun?: boolean; discardStored?: boolean }) => {
+      const { config, logger } = await setup(flags);
+      const report = await withNats(config, flags, logger, async (nc) => {
+        const jsm = await jetstreamManager(nc);
+        // The live view's sequences count too; a bucket nobody created is no live result.
+        const hasLive = await jsm.streams.info(kvStreamName(LIVE_BUCKET)).then(
+          () => true,
+          () => false,
+        );
+        return advanceIngest({
+          nc,
+          config,
+          views: await openPublishedViews(config, nc, logger),
+          archive: await openTileArchive(config, nc, logger),
+          ...(hasLive ? { liveEntries: await (await LiveView.open(nc)).list() } : {}),
+          dryRun: flags.dryRun ?? false,
+          discardStored: flags.discardStored ?? false,
+          logger,
+        });
+      });
+      console.log(flags.json ? JSON.stringify(report, null, 2) : formatAdvanceIngest(report));
     });
 
   borrowCommands(ops);

@@ -16,6 +16,7 @@ import { buildBatchRunner } from "../../platform/batch-runners.js";
 import { openModelRegistry } from "../../platform/models.js";
 import { openTileArchive } from "../../platform/storage.js";
 import { openPublishedViews } from "../../platform/views.js";
+import { refuseIngestStreamBehind } from "../../platform/ingest-clock.js";
 import { modelTrainerFor } from "../../platform/trainer.js";
 import { TrainPool } from "../../../shared/index.js";
 import { STOP_DRAIN_MS, stopSignal } from "../stop.js";
@@ -90,6 +91,8 @@ export function registerServe(program: Command): void {
       const views = await startStep("opening the published views", () =>
         openPublishedViews(config, nc, logger),
       );
+      // With the live view, merged by ingest sequence against W: a recreated ingest stream is refused.
+      if (nc) await refuseIngestStreamBehind(nc, { views, archive }, { what: "serve start-up", logger });
       let batchTrigger: BatchTrigger | undefined;
       // Stops a triggered run at shutdown: nothing is published, its checkpoint is kept for the next run.
       const batchAbort = new AbortController();

@@ -8,6 +8,9 @@ import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js
 import { drainWithin } from "../../../shared/adapters/nats/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { openModelRegistry } from "../../platform/models.js";
+import { refuseIngestStreamBehind } from "../../platform/ingest-clock.js";
+import { openTileArchive } from "../../platform/storage.js";
+import { openPublishedViews } from "../../platform/views.js";
 import { UsageError, positiveInt } from "../usage.js";
 import { cliLogger } from "../logger.js";
 import { parseTestHooks } from "../test-hooks.js";
@@ -93,6 +96,13 @@ export function registerSpeed(program: Command): void {
         `lanemap-speed ${flags.name ?? process.pid}`,
         logger,
       );
+      // A recreated ingest stream (sequences from 1 again) is refused before anything is consumed.
+      const archive = await openTileArchive(config, nc, logger);
+      await refuseIngestStreamBehind(
+        nc,
+        { views: await openPublishedViews(config, nc, logger), archive },
+        { what: "speed start-up", logger },
+      );
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
       // Listening for the stop signal before the worker says it started: a supervisor may stop it at
@@ -103,6 +113,7 @@ export function registerSpeed(program: Command): void {
         logger,
         registry,
         models: await openModelRegistry(config, nc, logger),
+        archive,
         hooks,
         ...(flags.name ? { name: flags.name } : {}),
       });

@@ -25,6 +25,7 @@ export {
   ensureTileObjects,
   ensureSpeedResources,
   speedLaneStatus,
+  advanceIngestStream,
   StreamSetupError,
   isStorageFull,
   isTransientBrokerError,

@@ -26,19 +26,13 @@ import {
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { IngestMessage, TileObjects } from "../../pipeline/ingest-message.js";
+import type { IngestStreamRange } from "../../view/ingest-clock.js";
 import { DeadLetterQueue } from "./dead-letters.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
 import { boundedObjects, nextBySubject } from "./object-reads.js";
 import { INGEST_STREAM, INGEST_SUBJECT_PREFIX, TILE_OBJECT_BUCKET } from "./names.js";
 
-/** The ingest stream's stored range. An empty stream has `messages` 0 and firstSeq = lastSeq + 1. */
-export interface IngestStreamRange {
-  readonly firstSeq: number;
-  readonly lastSeq: number;
-  readonly messages: number;
-  /** When the first stored message was stored (undefined when the stream is empty). */
-  readonly firstStoredAt?: Date;
-}
+export type { IngestStreamRange };
 
 /** A stored ingest message and when the stream stored it. */
 export interface StoredIngestMessage extends IngestMessage {

@@ -289,7 +289,12 @@ export async function ensureSpeedResources(
 
 /** The speed lane as JetStream sees it: what serving's `/ready`, `lanemap status` and metrics show. */
 export interface SpeedLaneStatus {
-  readonly ingest: { readonly messages: number; readonly bytes: number; readonly lastSeq: number } | null;
+  readonly ingest: {
+    readonly messages: number;
+    readonly bytes: number;
+    readonly firstSeq: number;
+    readonly lastSeq: number;
+  } | null;
   readonly consumer: {
     /** Messages not yet delivered to any worker: the lane's lag in tiles. */
     readonly pending: number;
@@ -317,7 +322,12 @@ export async function speedLaneStatus(jsm: JetStreamManager): Promise<SpeedLaneS
   ]);
   return {
     ingest: ingest
-      ? { messages: ingest.state.messages, bytes: ingest.state.bytes, lastSeq: ingest.state.last_seq }
+      ? {
+          messages: ingest.state.messages,
+          bytes: ingest.state.bytes,
+          firstSeq: ingest.state.first_seq,
+          lastSeq: ingest.state.last_seq,
+        }
       : null,
     consumer: consumer
       ? {
@@ -331,4 +341,17 @@ export async function speedLaneStatus(jsm: JetStreamManager): Promise<SpeedLaneS
       : null,
     deadLetters: dlq ? dlq.state.messages : null,
   };
+}
+
+/**
+ * Makes the ingest stream give out `nextSeq` as its next sequence: a purge with `{ seq: nextSeq }`,
+ * which on an empty stream (nats-server 2.9.10 and later; checked in
+ * test/integration/ingest-stream-recreated.test.ts) sets its first sequence to `nextSeq` and its last
+ * to `nextSeq - 1`, and moves the ack floor of every consumer it has to `nextSeq - 1`. Purge removes
+ * the messages below `nextSeq`, so the caller checks the stream is empty first; the answer is how
+ * many messages it deleted (0 on an empty stream: more means a publish slipped in meanwhile).
+ */
+export async function advanceIngestStream(jsm: JetStreamManager, nextSeq: number): Promise<number> {
+  const { purged } = await jsm.streams.purge(INGEST_STREAM, { seq: nextSeq });
+  return purged;
 }
