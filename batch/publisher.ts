@@ -277,7 +277,7 @@ async function undoPublish(
   p: { name: string; target: string; stagingDir: string; expected: number | null },
 ): Promise<ViewPointerConflictError> {
   const { name, target, stagingDir } = p;
-  const removed =
+  const removedFromStore =
     views.backend === "files" ||
     (await views.remove(name).then(
       () => true,
@@ -287,6 +287,8 @@ async function undoPublish(
     () => true,
     () => false,
   );
+  // The files backend's version is the folder: renamed back, it is gone.
+  const removed = views.backend === "files" ? restored : removedFromStore;
   const actual = await views.current().catch(() => null);
   const rest = `${removed ? `this run's upload of ${name} was removed again` : `this run's upload of ${name} is left for retention`}; ${
     restored ? "the run's checkpoint is kept: run again to resume" : `the version folder stays at ${target}`

@@ -26,6 +26,7 @@ import {
   viewVersionBucket,
 } from "../../shared/adapters/nats/index.js";
 import { BATCH_VIEW_FILES, LanemapError, dataPaths } from "../../shared/index.js";
+import { FilePublishedViews } from "../../shared/adapters/archive/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { tempDataDir } from "../helpers/serving-views.js";
 
@@ -242,6 +243,41 @@ describe("two batch coordinators on one NATS store", { ...(skip ? { skip } : {})
     assert.deepEqual(
       (await views.list()).map((v) => v.name),
       ["v000002"],
+    );
+  });
+});
+
+describe("a pointer move lost after the rename, on the files backend", () => {
+  test("puts the version folder back as the staging folder, so the run's checkpoint is kept and no stray version stays", async () => {
+    await using a = await tempDataDir();
+    const views = new FilePublishedViews(a.dir);
+    const first = await stage(a.dir, "run-1");
+    await publishStagedView(a.dir, first.dir, draft, { logger, views, lease: { expected: null } });
+    const lease: PointerLease = { expected: (await views.current())!.revision };
+    const second = await stage(a.dir, "run-2");
+    await assert.rejects(
+      publishStagedView(a.dir, second.dir, draft, {
+        logger,
+        views,
+        lease,
+        // An operator's rollback (here to the version CURRENT names) between the checks and the move.
+        beforeRename: async () => void (await views.setCurrent("v000001")),
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof LanemapError, String(err));
+        assert.equal(err.code, "VIEW_POINTER_CONFLICT", err.message);
+        assert.match(err.message, /v000002 was removed again; the run's checkpoint is kept/);
+        return true;
+      },
+    );
+    assert.ok((await readdir(second.dir)).includes(BATCH_VIEW_FILES.duckdb));
+    assert.deepEqual(
+      (await readdir(dataPaths(a.dir).batchViews)).filter((n) => n.startsWith("v")),
+      ["v000001"],
+    );
+    assert.deepEqual(
+      (await views.list()).map((v) => v.name),
+      ["v000001"],
     );
   });
 });
