@@ -66,6 +66,8 @@ export {
   applyRetention,
   listViews,
   nextVersionNumber,
+  staleLease,
+  RESERVE_TRIES,
   publishStagedView,
   rollbackBatchView,
   type ManifestDraft,

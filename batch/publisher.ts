@@ -12,6 +12,15 @@
  * the revision the run read at its start (`PointerLease`): a pointer moved meanwhile (an operator's
  * rollback, another coordinator) fails the run with VIEW_POINTER_CONFLICT and leaves CURRENT as it is.
  *
+ * Two coordinators on one shared store (issue 14: the `lanemap-batch` unit enabled on two machines)
+ * are caught before either writes into the other's version: a publisher first checks its lease
+ * (CURRENT moved since the run read it: VIEW_POINTER_CONFLICT naming the version published
+ * meanwhile, nothing written, the staging folder and its checkpoint left for a rerun), then
+ * reserves its version number (`PublishedViews.reserve`, a KV create on nats: a number another
+ * publisher holds is skipped), and checks the lease again. Two that pass both checks at the same
+ * moment upload into versions of their own; the second pointer move is refused, and that
+ * publisher removes its upload again and puts its folder back as the checkpoint.
+ *
  * A crash before 2 leaves only a staging folder (never read by serving); between 2 and 3 a complete
  * version that is not current yet. Readers that opened an older version keep reading it: the version
  * CURRENT names is never deleted, and retention only removes versions beyond the newest `keep`.
@@ -19,7 +28,8 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, rename, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { hostname } from "node:os";
+import { basename, join } from "node:path";
 import type { Logger } from "pino";
 import {
   FilePublishedViews,
@@ -40,9 +50,11 @@ import {
   parseVersionName,
   versionName,
   versionNameOf,
+  ViewPointerConflictError,
   type BatchManifest,
   type PublishedVersion,
   type PublishedViews,
+  type ViewPointer,
 } from "../shared/index.js";
 
 /** The manifest without what publishing fills in (version, name, files). */
@@ -60,6 +72,53 @@ async function sha256File(path: string): Promise<string> {
  */
 export interface PointerLease {
   expected: number | null;
+}
+
+/**
+ * The conflict of a lease whose CURRENT moved (`pointer` read now), or null while it holds: what a
+ * publisher checks before it writes anything. The message names the version now current.
+ */
+export function staleLease(
+  lease: PointerLease,
+  pointer: ViewPointer | null,
+  name: string,
+): ViewPointerConflictError | null {
+  if ((pointer?.revision ?? null) === lease.expected) return null;
+  return new ViewPointerConflictError(
+    name,
+    lease.expected,
+    pointer,
+    pointer
+      ? `another coordinator published ${pointer.name} (or an operator moved CURRENT to it) since this run read CURRENT; nothing was uploaded and the run's checkpoint is kept: run again to build on ${pointer.name}`
+      : "CURRENT was removed since this run read it; nothing was uploaded and the run's checkpoint is kept",
+  );
+}
+
+/** How many numbers a publisher tries past the next one before it gives up (each held by another). */
+export const RESERVE_TRIES = 16;
+
+/**
+ * Reserves the first free version number from `first` on (at most RESERVE_TRIES), in `views`.
+ * @throws LanemapError PUBLISH when every number tried is held.
+ */
+async function reserveVersion(
+  views: PublishedViews,
+  first: number,
+  holder: string,
+  logger: Logger,
+): Promise<number> {
+  for (let version = first; version < first + RESERVE_TRIES; version++) {
+    const held = await views.reserve(versionName(version), holder);
+    if (held === null) return version;
+    logger.warn(
+      { version: held.name, holder: held.holder },
+      "batch view version reserved by another publisher; taking the next number",
+    );
+  }
+  throw new LanemapError(
+    "PUBLISH",
+    `versions ${versionName(first)} to ${versionName(first + RESERVE_TRIES - 1)} are all reserved by other publishers; is another batch coordinator running on this store?`,
+  );
 }
 
 /** The version CURRENT names, readable on this machine (materialized), with the pointer read. */
@@ -101,10 +160,13 @@ export async function nextVersionNumber(dataDir: string, views?: PublishedViews)
 /**
  * Publishes a complete staging folder (every file of BATCH_VIEW_FILES but the manifest) as the next
  * version and makes it current. `beforeRename` runs after the manifest is durable and before the
- * rename (the crash tests pause there). With `views` the version is published through it and
- * CURRENT moves from `lease.expected` (then holds the new revision).
- * @throws ViewPointerConflictError (VIEW_POINTER_CONFLICT) when CURRENT moved since the lease;
- *   LanemapError STORAGE when the shared store fails.
+ * rename (the crash tests pause there). With `views` the version number is reserved in it first,
+ * the version is published through it and CURRENT moves from `lease.expected` (then holds the new
+ * revision).
+ * @throws ViewPointerConflictError (VIEW_POINTER_CONFLICT) when CURRENT moved since the lease:
+ *   before anything is written when the move is seen then, else after the upload (which is removed
+ *   again); either way the staging folder stays, so a rerun resumes from its checkpoint;
+ *   LanemapError PUBLISH when no version number can be reserved; STORAGE when the shared store fails.
  */
 export async function publishStagedView(
   dataDir: string,
@@ -133,7 +195,28 @@ export async function publishStagedView(
         `staging folder ${stagingDir} still holds ${extra}; refusing to publish`,
       );
 
-  const version = await nextVersionNumber(dataDir, options.views);
+  const views = options.views;
+  const lease = options.lease;
+  const check = async (name: string): Promise<void> => {
+    if (!views || !lease) return;
+    const conflict = staleLease(lease, await views.current(), name);
+    if (conflict) throw conflict;
+  };
+  let version = await nextVersionNumber(dataDir, views);
+  await check(versionName(version));
+  if (views) {
+    version = await reserveVersion(
+      views,
+      version,
+      `run ${basename(stagingDir)} (pid ${process.pid} on ${hostname()})`,
+      options.logger,
+    );
+    // Another publisher may have moved CURRENT between the first check and the reservation.
+    await check(versionName(version)).catch(async (err: unknown) => {
+      await views.release(versionName(version)).catch(() => undefined);
+      throw err;
+    });
+  }
   const name = versionName(version);
   const manifest = batchManifestSchema.parse({
     format: "lanemap.batch-view/1",
@@ -154,10 +237,26 @@ export async function publishStagedView(
   await fsyncPath(paths.batchViews);
   await fsyncPath(paths.batchStaging).catch(() => undefined);
   let published: BatchVersion;
-  if (options.views) {
-    await options.views.publish(target, name);
-    const pointer = await options.views.setCurrent(name, options.lease?.expected);
-    if (options.lease) options.lease.expected = pointer.revision;
+  if (views) {
+    try {
+      await views.publish(target, name);
+      const pointer = await views.setCurrent(name, lease?.expected);
+      if (lease) lease.expected = pointer.revision;
+    } catch (err) {
+      if (err instanceof ViewPointerConflictError)
+        throw await undoPublish(views, { name, target, stagingDir, expected: lease?.expected ?? null });
+      throw err;
+    } finally {
+      // Published (the store lists it: no one reserves the number again) or given up.
+      await views
+        .release(name)
+        .catch((err: unknown) =>
+          options.logger.warn(
+            { version: name, err: describeError(err) },
+            "batch view reservation not released; it expires by itself",
+          ),
+        );
+    }
     published = { name, version, dir: target, manifest };
   } else published = await setCurrentBatch(dataDir, name);
   options.logger.info(
@@ -165,6 +264,41 @@ export async function publishStagedView(
     "batch view published",
   );
   return published;
+}
+
+/**
+ * After a lost pointer move (two coordinators passed their checks at the same moment): removes the
+ * version just uploaded (not current, so no reader names it; the files backend's version is the
+ * folder itself) and puts the folder back as the staging folder, so a rerun resumes from its
+ * checkpoint. Each step is best effort; returns the conflict to throw, saying what was undone.
+ */
+async function undoPublish(
+  views: PublishedViews,
+  p: { name: string; target: string; stagingDir: string; expected: number | null },
+): Promise<ViewPointerConflictError> {
+  const { name, target, stagingDir } = p;
+  const removedFromStore =
+    views.backend === "files" ||
+    (await views.remove(name).then(
+      () => true,
+      () => false,
+    ));
+  const restored = await rename(target, stagingDir).then(
+    () => true,
+    () => false,
+  );
+  // The files backend's version is the folder: renamed back, it is gone.
+  const removed = views.backend === "files" ? restored : removedFromStore;
+  const actual = await views.current().catch(() => null);
+  const rest = `${removed ? `this run's upload of ${name} was removed again` : `this run's upload of ${name} is left for retention`}; ${
+    restored ? "the run's checkpoint is kept: run again to resume" : `the version folder stays at ${target}`
+  }`;
+  return new ViewPointerConflictError(
+    name,
+    p.expected,
+    actual,
+    actual ? `another coordinator published ${actual.name} meanwhile; ${rest}` : rest,
+  );
 }
 
 /** What retention removed. */
@@ -179,6 +313,8 @@ export interface RetentionReport {
    * made: the previous view each run reuses) of versions no longer kept, removed.
    */
   readonly evictedLocal: string[];
+  /** Reservations of complete versions (a publisher that died before releasing its own), released. */
+  readonly releasedReservations: string[];
 }
 
 /**
@@ -214,6 +350,7 @@ export async function applyRetention(
       deletedStaging: [],
       deferredVersions: [],
       evictedLocal: [],
+      releasedReservations: [],
     };
   }
   const keepNames = new Set(complete.slice(-Math.max(1, keep)).map((v) => v.name));
@@ -225,6 +362,7 @@ export async function applyRetention(
     deletedStaging: [],
     deferredVersions: [],
     evictedLocal: [],
+    releasedReservations: [],
   };
   for (const v of complete) {
     if (keepNames.has(v.name)) continue;
@@ -257,6 +395,32 @@ export async function applyRetention(
     }
   }
 
+  // Reservations (PublishedViews.reserve): a complete version's is released (its publisher died
+  // between its pointer move and its release); a version the store holds half written that no
+  // reservation holds is removed (its publisher died; a publish under way holds its number). A
+  // reservation of a version never completed is a publish under way or a dead one: it expires by
+  // itself (nats: the bucket's max_age), and the next retention then removes what it left.
+  try {
+    const unfinished = views.incomplete ? await views.incomplete() : [];
+    const reserved = await views.reservations();
+    const held = new Set(reserved.map((r) => r.name));
+    for (const r of reserved)
+      if (completeNames.has(r.name)) {
+        await views.release(r.name);
+        report.releasedReservations.push(r.name);
+      }
+    for (const n of unfinished)
+      if (!held.has(n) && !completeNames.has(n) && n !== current) {
+        await views.remove(n);
+        report.deletedIncomplete.push(n);
+      }
+  } catch (err) {
+    options.logger.warn(
+      { err: describeError(err) },
+      "batch view retention: cannot check the reserved and half-written versions; the next run tries again",
+    );
+  }
+
   let names: string[] = [];
   try {
     names = await readdir(paths.batchViews);
@@ -267,7 +431,7 @@ export async function applyRetention(
   for (const n of names) {
     if (parseVersionName(n) === null || keepNames.has(n)) continue;
     await rm(join(paths.batchViews, n), { recursive: true, force: true });
-    if (!completeNames.has(n)) report.deletedIncomplete.push(n);
+    if (!completeNames.has(n) && !report.deletedIncomplete.includes(n)) report.deletedIncomplete.push(n);
   }
   let staging: string[] = [];
   try {
@@ -285,7 +449,8 @@ export async function applyRetention(
     report.deletedVersions.length ||
     report.deletedIncomplete.length ||
     report.deletedStaging.length ||
-    report.evictedLocal.length
+    report.evictedLocal.length ||
+    report.releasedReservations.length
   )
     options.logger.info({ keep, ...report }, "batch view retention");
   return report;

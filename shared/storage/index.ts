@@ -7,5 +7,6 @@ export {
   type PublishedVersion,
   type PublishedViews,
   type TileArchive,
+  type VersionReservation,
   type ViewPointer,
 } from "./storage.js";

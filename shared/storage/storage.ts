@@ -151,16 +151,25 @@ export interface PublishedVersion {
   readonly manifest: BatchManifest;
 }
 
-/** CURRENT moved since the revision the caller read: another coordinator published or rolled back. */
+/**
+ * CURRENT moved since the revision the caller read: another coordinator published or rolled back.
+ * `detail`, when given, follows the message (what happened to the caller's work).
+ */
 export class ViewPointerConflictError extends LanemapError {
-  constructor(name: string, expected: number | null, actual: ViewPointer | null) {
+  constructor(name: string, expected: number | null, actual: ViewPointer | null, detail?: string) {
     super(
       "VIEW_POINTER_CONFLICT",
       `CURRENT was not moved to ${name}: expected revision ${expected ?? "none"}, found ${
         actual ? `${actual.name} at revision ${actual.revision}` : "no pointer"
-      }`,
+      }${detail ? `; ${detail}` : ""}`,
     );
   }
+}
+
+/** Who holds a version number (PublishedViews.reserve): free text, e.g. "run <id> (pid 12 on host-a)". */
+export interface VersionReservation {
+  readonly name: string;
+  readonly holder: string;
 }
 
 /** Published batch views and their CURRENT pointer. */
@@ -190,6 +199,26 @@ export interface PublishedViews {
    *   when the pointer moved.
    */
   setCurrent(name: string, expectedRevision?: number | null): Promise<ViewPointer>;
+  /**
+   * Reserves version number `name` for one publisher before anything is written under it (issue 14:
+   * two coordinators computed the same next number and uploaded into one bucket). Returns null
+   * when reserved, else the reservation that holds it (the caller takes the next number). The nats
+   * backend creates a KV key, which the server refuses when it exists; a reservation expires by
+   * itself after a while (a coordinator that died holding one) and is released by `release`. The
+   * files backend reserves nothing: its publishers are serialised already (FilePublishedViews).
+   * @throws the backend's I/O errors (LanemapError STORAGE).
+   */
+  reserve(name: string, holder: string): Promise<VersionReservation | null>;
+  /** Drops the reservation of `name` (published, or given up); a no-op when there is none. */
+  release(name: string): Promise<void>;
+  /** Every reservation held, sorted by name (retention). */
+  reservations(): Promise<VersionReservation[]>;
+  /**
+   * Versions whose writing started in the store and never completed (the nats backend: a bucket
+   * without its manifest); retention removes those no reservation holds. Absent on a backend whose
+   * incomplete versions are local folders (files).
+   */
+  incomplete?(): Promise<string[]>;
   /** Removes a version that CURRENT does not name (retention). @throws LanemapError VIEW_IN_USE for the current one. */
   remove(name: string): Promise<void>;
   /**

@@ -48,6 +48,9 @@ function storeWith(n: number, failing: { list?: boolean; remove?: readonly strin
     materialize: () => Promise.reject(new Error("not used")),
     publish: () => Promise.reject(new Error("not used")),
     setCurrent: () => Promise.reject(new Error("not used")),
+    reserve: () => Promise.reject(new Error("not used")),
+    release: () => Promise.reject(new Error("not used")),
+    reservations: async () => [],
     watch: () => ({ stop: async () => undefined }),
   };
   return { views, names };

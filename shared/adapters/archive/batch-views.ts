@@ -11,6 +11,7 @@ import {
   ViewPointerConflictError,
   type PublishedVersion,
   type PublishedViews,
+  type VersionReservation,
   type ViewPointer,
 } from "../../storage/index.js";
 import { dataPaths, parseVersionName } from "../../view/paths.js";
@@ -159,6 +160,23 @@ export class FilePublishedViews implements PublishedViews {
   async setCurrent(name: string, expectedRevision?: number | null): Promise<ViewPointer> {
     const { revision } = await setCurrentBatch(this.dataDir, name, expectedRevision);
     return { name, revision };
+  }
+
+  /**
+   * Reserves nothing, and need not: every publisher of a data directory holds its batch lock
+   * (batch/lock.ts, an O_EXCL file, which also holds across hosts sharing the folder), so two never
+   * compute a version number at once; and a version folder is made by renaming the staging folder
+   * onto its name, which fails when a non-empty folder has it already, so no version is ever written
+   * into another's.
+   */
+  async reserve(): Promise<VersionReservation | null> {
+    return null;
+  }
+
+  async release(): Promise<void> {}
+
+  async reservations(): Promise<VersionReservation[]> {
+    return [];
   }
 
   async remove(name: string): Promise<void> {

@@ -186,3 +186,15 @@ export const viewVersionBucket = (name: string): string => `${VIEW_VERSION_BUCKE
 export const VIEW_OBJECT_BUCKET = "lanemap-views";
 export const VIEW_POINTER_BUCKET = "lanemap-view-pointer";
 export const VIEW_POINTER_KEY = "current";
+/**
+ * Version numbers reserved by a publisher before it writes anything under them (nats-views.ts
+ * `reserve`): one key per version (`v000042`, value `{"holder":"..."}`), created only when absent.
+ * The bucket's max_age (VIEW_RESERVATION_TTL_MS) expires what a coordinator that died left.
+ */
+export const VIEW_RESERVATION_BUCKET = "lanemap-view-reservations";
+/**
+ * How long a reservation lives unless released: far longer than any upload of a version, so a live
+ * publisher never loses its own; a dead one's number is free again (and its half-written bucket
+ * removed by the next retention) after it.
+ */
+export const VIEW_RESERVATION_TTL_MS = 6 * 60 * 60 * 1000;

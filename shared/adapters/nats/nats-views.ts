@@ -25,6 +25,11 @@
  *   revision (`create` when no pointer is expected), which the server refuses when the key moved:
  *   two coordinators can never both publish over the same pointer unseen (a KV update is an append,
  *   no purge);
+ * - a publisher reserves its version number first, by creating the key `<name>` of the KV bucket
+ *   VIEW_RESERVATION_BUCKET (refused when it exists), so two coordinators never upload into one
+ *   bucket (issue 14: both computed v000017 and the loser's chunks landed in the winner's stream).
+ *   The bucket's max_age expires a reservation its holder never released (it died); retention
+ *   releases those of complete versions and removes the half-written buckets no one holds;
  * - `materialize` downloads a version once into `<cacheDir>/<name>.partial/`, checks every file's
  *   size and sha256 against the manifest, then renames the folder to `<cacheDir>/<name>`: a crash
  *   leaves only a `.partial` (removed on the next try), a complete folder is reused.
@@ -51,6 +56,7 @@ import {
   ViewPointerConflictError,
   type PublishedVersion,
   type PublishedViews,
+  type VersionReservation,
   type ViewPointer,
 } from "../../storage/index.js";
 import { parseVersionName } from "../../view/paths.js";
@@ -72,6 +78,8 @@ import {
   VIEW_OBJECT_BUCKET,
   VIEW_POINTER_BUCKET,
   VIEW_POINTER_KEY,
+  VIEW_RESERVATION_BUCKET,
+  VIEW_RESERVATION_TTL_MS,
   VIEW_VERSION_BUCKET_PREFIX,
   viewVersionBucket,
 } from "./names.js";
@@ -202,6 +210,17 @@ function parseManifest(bytes: Uint8Array): BatchManifest | null {
   return parsed.success ? parsed.data : null;
 }
 
+/** A reservation's entry read back, or null when the key holds none (absent, deleted, expired). */
+function reservationOf(e: KvEntry | null): VersionReservation | null {
+  if (!e || e.operation !== "PUT" || e.length === 0) return null;
+  try {
+    const v = JSON.parse(new TextDecoder().decode(e.value)) as { holder?: unknown };
+    return { name: e.key, holder: typeof v.holder === "string" ? v.holder : "an unknown publisher" };
+  } catch {
+    return { name: e.key, holder: "an unknown publisher" };
+  }
+}
+
 /** Published batch views on JetStream object stores (one per version) and a KV pointer. */
 export class NatsPublishedViews implements PublishedViews {
   readonly backend = "nats" as const;
@@ -211,6 +230,8 @@ export class NatsPublishedViews implements PublishedViews {
   private constructor(
     private readonly nc: NatsConnection,
     private readonly kv: KV,
+    /** The reservations (VIEW_RESERVATION_BUCKET); null when opened read-only and it does not exist. */
+    private readonly reserved: KV | null,
     private readonly cacheDir: string,
     /** Replicas of the bucket a publish creates (config.storage.replicas). */
     private readonly replicas: number,
@@ -244,10 +265,20 @@ export class NatsPublishedViews implements PublishedViews {
             ...LEADER_READS,
           }),
         );
+        const reserved = await atReplicas(kvStreamName(VIEW_RESERVATION_BUCKET), replicas, () =>
+          new Kvm(nc).create(VIEW_RESERVATION_BUCKET, {
+            history: 1,
+            ttl: VIEW_RESERVATION_TTL_MS,
+            storage: StorageType.File,
+            replicas,
+            ...LEADER_READS,
+          }),
+        );
         if (options.replicas !== undefined) {
           // create() leaves an existing bucket's replicas as they are: bring every one to the deployment's.
           const jsm = await jetstreamManager(nc);
           await ensureReplicas(jsm, kvStreamName(VIEW_POINTER_BUCKET), replicas, options.logger);
+          await ensureReplicas(jsm, kvStreamName(VIEW_RESERVATION_BUCKET), replicas, options.logger);
           const streams = await viewStreams(jsm);
           for (const name of streams.own)
             await ensureReplicas(
@@ -259,7 +290,7 @@ export class NatsPublishedViews implements PublishedViews {
           if (streams.legacy)
             await ensureReplicas(jsm, objectStoreStreamName(VIEW_OBJECT_BUCKET), replicas, options.logger);
         }
-        return new NatsPublishedViews(nc, kv, options.cacheDir, replicas, options.logger);
+        return new NatsPublishedViews(nc, kv, reserved, options.cacheDir, replicas, options.logger);
       },
       options.logger,
     );
@@ -273,7 +304,14 @@ export class NatsPublishedViews implements PublishedViews {
   static async openExisting(nc: NatsConnection, options: { cacheDir: string }): Promise<NatsPublishedViews> {
     return viewRead("opening the view buckets", async () => {
       const kv = await new Kvm(nc).open(VIEW_POINTER_BUCKET);
-      return new NatsPublishedViews(nc, kv, options.cacheDir, 1);
+      // A deployment whose publishers predate reservations has no such bucket: nothing is reserved.
+      const reserved = (await streamExists(
+        await jetstreamManager(nc, { checkAPI: false }),
+        kvStreamName(VIEW_RESERVATION_BUCKET),
+      ))
+        ? await new Kvm(nc).open(VIEW_RESERVATION_BUCKET)
+        : null;
+      return new NatsPublishedViews(nc, kv, reserved, options.cacheDir, 1);
     });
   }
 
@@ -621,6 +659,83 @@ export class NatsPublishedViews implements PublishedViews {
       throw storageError("published views in NATS: moving CURRENT failed", err);
     }
     return { name, revision };
+  }
+
+  async reserve(name: string, holder: string): Promise<VersionReservation | null> {
+    if (parseVersionName(name) === null) throw notFound(name);
+    const kv = this.reservationBucket();
+    try {
+      await viewWrite(`reserving ${name}`, () => kv.create(name, JSON.stringify({ holder })));
+    } catch (err) {
+      // Refused because the key exists (another publisher's), or lost on the way: the key says which.
+      const held = reservationOf(await this.read(`reading the reservation of ${name}`, () => kv.get(name)));
+      if (held === null) throw err;
+      if (held.holder !== holder) return held;
+      // Our own create, whose answer was lost: ours.
+    }
+    // A reservation released (its version published) lets the number be created again: a number
+    // published already is never handed out twice, whatever the caller computed.
+    if (await this.read(`reading ${name}`, () => this.manifestOf(name))) {
+      await this.release(name);
+      return { name, holder: `the published version ${name}` };
+    }
+    return null;
+  }
+
+  async release(name: string): Promise<void> {
+    const kv = this.reservationBucket();
+    // A delete marker, not a purge (no purge inside a living stream: see the header); the bucket's
+    // max_age drops the markers.
+    await viewWrite(`releasing the reservation of ${name}`, () => kv.delete(name));
+  }
+
+  async reservations(): Promise<VersionReservation[]> {
+    const kv = this.reserved;
+    if (!kv) return [];
+    return this.read("listing the reserved versions", async () => {
+      // The keys from the stream's subjects (no consumer: object-reads.ts says why), each read by a get.
+      const prefix = `$KV.${VIEW_RESERVATION_BUCKET}.`;
+      const subjects =
+        (
+          await (
+            await this.jsm()
+          ).streams.info(kvStreamName(VIEW_RESERVATION_BUCKET), {
+            subjects_filter: `${prefix}>`,
+          })
+        ).state.subjects ?? {};
+      const out: VersionReservation[] = [];
+      for (const subject of Object.keys(subjects).sort()) {
+        const held = reservationOf(await kv.get(subject.slice(prefix.length)));
+        if (held) out.push(held);
+      }
+      return out;
+    });
+  }
+
+  /**
+   * Versions whose upload started and never finished: a bucket of their own without a manifest
+   * (retention removes those no reservation holds).
+   */
+  async incomplete(): Promise<string[]> {
+    return this.read("listing the incomplete versions", async () => {
+      const jsm = await this.jsm();
+      const out: string[] = [];
+      for (const name of (await viewStreams(jsm)).own) {
+        // (A stream removed meanwhile reads as one without a manifest: removing it again is a no-op.)
+        const manifest = await readObjectInfo(jsm, viewVersionBucket(name), MANIFEST);
+        if (manifest === null || manifest.deleted) out.push(name);
+      }
+      return out;
+    });
+  }
+
+  private reservationBucket(): KV {
+    if (!this.reserved)
+      throw new LanemapError(
+        "STORAGE",
+        "published views in NATS: opened read-only, cannot reserve a version",
+      );
+    return this.reserved;
   }
 
   async remove(name: string): Promise<void> {
