@@ -240,12 +240,19 @@ export async function publishStagedView(
   if (views) {
     try {
       await views.publish(target, name);
-      const pointer = await views.setCurrent(name, lease?.expected);
-      if (lease) lease.expected = pointer.revision;
-    } catch (err) {
-      if (err instanceof ViewPointerConflictError)
-        throw await undoPublish(views, { name, target, stagingDir, expected: lease?.expected ?? null });
-      throw err;
+      try {
+        const pointer = await views.setCurrent(name, lease?.expected);
+        if (lease) lease.expected = pointer.revision;
+      } catch (err) {
+        if (!(err instanceof ViewPointerConflictError)) throw err;
+        // The name is reserved for this run alone: CURRENT naming it means the move landed and only
+        // its answer was lost (a node lost mid-request reports the retried compare-and-set as a
+        // conflict). Undoing then would remove the current version.
+        const actual = await views.current();
+        if (actual?.name !== name)
+          throw await undoPublish(views, { name, target, stagingDir, expected: lease?.expected ?? null });
+        if (lease) lease.expected = actual.revision;
+      }
     } finally {
       // Published (the store lists it: no one reserves the number again) or given up.
       await views

@@ -25,7 +25,7 @@ import {
   objectStoreStreamName,
   viewVersionBucket,
 } from "../../shared/adapters/nats/index.js";
-import { BATCH_VIEW_FILES, LanemapError, dataPaths } from "../../shared/index.js";
+import { BATCH_VIEW_FILES, LanemapError, ViewPointerConflictError, dataPaths } from "../../shared/index.js";
 import { FilePublishedViews } from "../../shared/adapters/archive/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { tempDataDir } from "../helpers/serving-views.js";
@@ -163,6 +163,32 @@ describe("two batch coordinators on one NATS store", { ...(skip ? { skip } : {})
     } finally {
       await ncB.close();
     }
+  });
+
+  test("a pointer move that landed but whose answer was lost (reported as a conflict) is a publish, not undone", async () => {
+    await using nats = await natsFixture();
+    await using a = await tempDataDir();
+    const real = await NatsPublishedViews.open(nats.nc, { cacheDir: join(a.dir, "cache", "views") });
+    // The real store, whose compare-and-set answer is lost after it landed: what the adapter reports
+    // when a node dies between the update and its acknowledgement and the retry finds the new revision.
+    const views = Object.assign(Object.create(real) as NatsPublishedViews, {
+      async setCurrent(name: string, expected?: number | null) {
+        const pointer = await real.setCurrent(name, expected);
+        throw new ViewPointerConflictError(name, expected ?? null, pointer, "CURRENT moved (answer lost)");
+      },
+    });
+    const base = await stage(a.dir, "run-base");
+    const lease: PointerLease = { expected: null };
+    const published = await publishStagedView(a.dir, base.dir, draft, { logger, views, lease });
+    assert.equal(published.name, "v000001");
+    const current = await real.current();
+    assert.equal(current?.name, "v000001", "the version stays current");
+    assert.equal(lease.expected, current.revision, "the lease follows the landed move");
+    assert.deepEqual(
+      (await real.list()).map((v) => v.name),
+      ["v000001"],
+      "the upload is not removed",
+    );
   });
 
   test("a coordinator whose CURRENT moved since its run started stops before it uploads, naming the version published meanwhile", async () => {
