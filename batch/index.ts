@@ -75,6 +75,7 @@ export {
   type ViewListing,
 } from "./publisher.js";
 export { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
+export { diffBatchViews, type RasterComparison, type ViewDiff } from "./view-diff.js";
 export type { TileFailure } from "./view-store.js";
 export {
   TileWorkerPool,

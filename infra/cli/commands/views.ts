@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { listViews, rollbackBatchView } from "../../../batch/index.js";
+import { diffBatchViews, listViews, rollbackBatchView } from "../../../batch/index.js";
 import { withPublishedViews } from "../../platform/views.js";
 import { cliConfig } from "../config.js";
 import { commandSummary } from "./index.js";
@@ -17,7 +17,10 @@ function configFor(flags: ViewsFlags) {
   return cliConfig({ LANEMAP_DATA_DIR: flags.dataDir });
 }
 
-/** `lanemap views list|rollback`: the published batch view versions and the CURRENT pointer. */
+/** Exit code of `views diff` when the views differ (the command ran fine): as `ops diff`'s. */
+const VIEWS_DIFFER = 3;
+
+/** `lanemap views list|rollback|diff`: the published batch view versions and the CURRENT pointer. */
 export function registerViews(program: Command): void {
   const views = program.command("views").description(commandSummary("views"));
   views
@@ -61,6 +64,37 @@ export function registerViews(program: Command): void {
             .join("  ")
             .trimEnd(),
         );
+    });
+  views
+    .command("diff")
+    .argument("<a>", "a complete version, e.g. v000003 or 3")
+    .argument("<b>", "another complete version")
+    .description(
+      "compare two versions tile by tile and cell by cell: each tile's class raster and each cell's per-pixel composite, decoded (exit 0 identical, 3 different)",
+    )
+    .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
+    .option("--json", "print JSON")
+    .option("--nats <url>", NATS_FLAG)
+    .action(async (a: string, b: string, flags: ViewsFlags) => {
+      const config = configFor(flags);
+      const d = await withPublishedViews(config, flags.nats, "lanemap views diff", (views) =>
+        diffBatchViews(config.dataDir, a, b, views),
+      );
+      if (flags.json) console.log(JSON.stringify(d, null, 2));
+      else {
+        const line = (what: string, c: typeof d.tiles) => {
+          const first = (ids: readonly string[]) =>
+            ids.length ? ` (${ids.slice(0, 5).join(", ")}${ids.length > 5 ? ", ..." : ""})` : "";
+          console.log(
+            `${what}: ${c.equal} equal, ${c.differing.length} differing${first(c.differing)}, ` +
+              `${c.onlyInA.length} only in ${d.a}${first(c.onlyInA)}, ${c.onlyInB.length} only in ${d.b}${first(c.onlyInB)}`,
+          );
+        };
+        line("tiles", d.tiles);
+        line("composites", d.composites);
+        console.log(d.identical ? `${d.a} and ${d.b} hold the same pixels` : `${d.a} and ${d.b} differ`);
+      }
+      if (!d.identical) process.exitCode = VIEWS_DIFFER;
     });
   views
     .command("rollback")
