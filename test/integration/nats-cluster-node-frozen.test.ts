@@ -19,6 +19,7 @@ import {
   NatsModelRegistry,
   NatsPublishedViews,
   VIEW_POINTER_BUCKET,
+  VIEW_RESERVATION_BUCKET,
   connectNats,
   kvStreamName,
   objectStoreStreamName,
@@ -59,6 +60,7 @@ const R3_STREAMS = [
   kvStreamName(MODEL_BUCKET),
   objectStoreStreamName(MODEL_OBJECT_BUCKET),
   kvStreamName(VIEW_POINTER_BUCKET),
+  kvStreamName(VIEW_RESERVATION_BUCKET),
 ];
 
 describe("cluster test: with one node of a 3-node cluster frozen (SIGSTOP)", { skip: natsMissing() }, () => {
