@@ -495,6 +495,20 @@ export async function listViews(dataDir: string, views?: PublishedViews): Promis
 }
 
 /**
+ * The version name an operator's argument gives ("v000042" or "42").
+ * @throws LanemapError VIEW_NOT_FOUND when it names no version.
+ */
+export function batchVersionNamed(spec: string): string {
+  const name = versionNameOf(spec);
+  if (name === null)
+    throw new LanemapError(
+      "VIEW_NOT_FOUND",
+      `"${spec}" is not a batch view version (expected e.g. v000042 or 42)`,
+    );
+  return name;
+}
+
+/**
  * Points CURRENT back (or forward) at a complete version. Accepts "v000042" or "42". With a
  * `views` store other than the data directory's files the move goes through it (compare-and-set
  * on the revision read just before).
@@ -506,12 +520,7 @@ export async function rollbackBatchView(
   version: string,
   views?: PublishedViews,
 ): Promise<PublishedVersion> {
-  const name = versionNameOf(version);
-  if (name === null)
-    throw new LanemapError(
-      "VIEW_NOT_FOUND",
-      `"${version}" is not a batch view version (expected e.g. v000042 or 42)`,
-    );
+  const name = batchVersionNamed(version);
   if (views && views.backend !== "files") {
     const pointer = await views.current();
     const known = await views.list();

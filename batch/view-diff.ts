@@ -11,13 +11,13 @@
 import { join } from "node:path";
 import { readBatchVersion } from "../shared/adapters/archive/index.js";
 import { DuckDbDatabase } from "../shared/adapters/duckdb/index.js";
+import { batchVersionNamed } from "./publisher.js";
 import {
   BATCH_VIEW_FILES,
   LanemapError,
   dataPaths,
   decodeClassRaster,
   decodeSourceIndex,
-  versionNameOf,
   type PublishedViews,
 } from "../shared/index.js";
 
@@ -121,12 +121,7 @@ async function readRasters(
 
 /** The local folder of a complete version: the data directory's own, or the shared store's copy. */
 async function versionDir(dataDir: string, spec: string, views?: PublishedViews): Promise<[string, string]> {
-  const name = versionNameOf(spec);
-  if (name === null)
-    throw new LanemapError(
-      "VIEW_NOT_FOUND",
-      `"${spec}" is not a batch view version (expected e.g. v000042 or 42)`,
-    );
+  const name = batchVersionNamed(spec);
   if (views && views.backend !== "files") return [name, await views.materialize(name)];
   if (!(await readBatchVersion(dataDir, name)))
     throw new LanemapError("VIEW_NOT_FOUND", `batch view ${name} does not exist or is incomplete`);
