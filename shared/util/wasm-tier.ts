@@ -26,15 +26,20 @@
  * them back before it creates a module, so a window another thread opened can only end early
  * (costing the saving, never the kernel's tier). Nothing is changed on another V8 major or when the
  * process was started with tiering flags of its own (BASELINE_WINDOWS).
+ *
+ * The same window defers WebAssembly validation (`--wasm-lazy-validation`, LAZY_VALIDATION_WINDOWS):
+ * gdal3.js is validated function by function as its start compiles them, not all 27 MB up front.
+ * A module a window did not create is validated whole as by default, so the k-NN kernel's bytes are
+ * still checked before it runs.
  */
 import { setFlagsFromString } from "node:v8";
 
 /**
- * Whether the windows act: on the V8 lines whose flags and their implications were checked (11.x,
- * Node 20; 12.x, Node 22 — on 13 and 14, Node 24 and 26, `--liftoff-only` set at run time does not
- * reach a new module, so a window would only cost the flag calls), and when the process was not
- * started with tiering flags of its own (Node refuses them in NODE_OPTIONS; V8 takes `-` or `_`).
- * Elsewhere both functions only run `create`: the saving is lost, nothing else.
+ * Whether the windows put new modules on the baseline tier: on the V8 lines whose flags and their
+ * implications were checked (11.x, Node 20; 12.x, Node 22 — on 13 and 14, Node 24 and 26,
+ * `--liftoff-only` set at run time does not reach a new module, so it would only cost the flag
+ * calls), and when the process was not started with tiering flags of its own (Node refuses them in
+ * NODE_OPTIONS; V8 takes `-` or `_`). Elsewhere the saving is lost, nothing else.
  */
 export const BASELINE_WINDOWS =
   /^1[12]\./.test(process.versions.v8) &&
@@ -42,15 +47,35 @@ export const BASELINE_WINDOWS =
     /^--(no-?)?(liftoff|liftoff[-_]only|wasm[-_]tier[-_]up|wasm[-_]dynamic[-_]tiering)(=|$)/.test(a),
   );
 
+/**
+ * Whether the windows defer validation (`--wasm-lazy-validation`: a function is validated when it
+ * is first compiled, not the whole module when it is created): V8 11 to 14 (Node 20 to 26), where
+ * the run-time flag was checked to reach a new module and to be set back (test/unit/wasm-tier.test.ts),
+ * unless the process was started with the flag. GDAL's start compiles a small part of its 27 MB;
+ * validating all of it up front cost 0.10-0.16 s of CPU (10 paired starts, Node 20.20; ~0.1 s on
+ * Node 24).
+ */
+export const LAZY_VALIDATION_WINDOWS =
+  /^1[1-4]\./.test(process.versions.v8) &&
+  !process.execArgv.some((a) => /^--(no-?)?wasm[-_]lazy[-_]validation(=|$)/.test(a));
+
+const WINDOWS = BASELINE_WINDOWS || LAZY_VALIDATION_WINDOWS;
+
 let open = 0;
 
 /** The key on globalThis under which infra/bin/lanemap.js finds `restoreFlagsForCodeCache`. */
 export const RESTORE_FLAGS_KEY = Symbol.for("lanemap.restoreV8FlagsForCodeCache");
 
-/** Tiering as later modules need it (see the module comment for why not `--wasm-tier-up`). */
+/**
+ * Tiering and validation as later modules need them (see the module comment for why not
+ * `--wasm-tier-up`): a module of ours is validated whole when created, as by default.
+ */
 function restoreTiers(): void {
-  setFlagsFromString("--no-liftoff-only");
-  setFlagsFromString("--wasm-dynamic-tiering");
+  if (BASELINE_WINDOWS) {
+    setFlagsFromString("--no-liftoff-only");
+    setFlagsFromString("--wasm-dynamic-tiering");
+  }
+  if (LAZY_VALIDATION_WINDOWS) setFlagsFromString("--no-wasm-lazy-validation");
 }
 
 /**
@@ -59,20 +84,22 @@ function restoreTiers(): void {
  * recompiled by TurboFan as it runs.
  */
 function restoreFlagsForCodeCache(): void {
-  if (open === 0) setFlagsFromString("--wasm-tier-up");
+  if (open === 0 && BASELINE_WINDOWS) setFlagsFromString("--wasm-tier-up");
 }
 
 /**
  * Runs `create` (which creates and starts a WebAssembly module) with V8's optimising compiler off
- * for the modules created meanwhile, then restores V8's tiering. Re-entrant: nested or concurrent
- * windows in one thread end with the last.
+ * (BASELINE_WINDOWS) and validation deferred to each function's first compile
+ * (LAZY_VALIDATION_WINDOWS) for the modules created meanwhile, then restores V8's tiering and
+ * validation. Re-entrant: nested or concurrent windows in one thread end with the last.
  * @throws whatever `create` throws (tiering is restored first).
  */
 export async function createBaselineOnly<T>(create: () => Promise<T>): Promise<T> {
-  if (!BASELINE_WINDOWS) return create();
+  if (!WINDOWS) return create();
   if (open++ === 0) {
     (globalThis as Record<symbol, unknown>)[RESTORE_FLAGS_KEY] = restoreFlagsForCodeCache;
-    setFlagsFromString("--liftoff-only");
+    if (BASELINE_WINDOWS) setFlagsFromString("--liftoff-only");
+    if (LAZY_VALIDATION_WINDOWS) setFlagsFromString("--wasm-lazy-validation");
   }
   try {
     return await create();
@@ -87,6 +114,6 @@ export async function createBaselineOnly<T>(create: () => Promise<T>): Promise<T
  * @throws whatever `create` throws.
  */
 export function createOptimisable<T>(create: () => T): T {
-  if (BASELINE_WINDOWS) restoreTiers();
+  if (WINDOWS) restoreTiers();
   return create();
 }

@@ -5,11 +5,13 @@ import { describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 
 const { projectRoot } = await import("../helpers/env.js");
-const { BASELINE_WINDOWS } = await import("../../shared/util/wasm-tier.js");
+const { BASELINE_WINDOWS, LAZY_VALIDATION_WINDOWS } = await import("../../shared/util/wasm-tier.js");
 const { compiledTwin } = await import("../../shared/util/worker.js");
 
 /** What a module created inside a window gets: Liftoff only where the windows act (V8 11 and 12). */
 const insideWindow = BASELINE_WINDOWS ? "baseline" : "optimised";
+/** What V8 says of a module with an invalid function inside a window: deferred on V8 11 to 14. */
+const invalidInsideWindow = LAZY_VALIDATION_WINDOWS ? "created" : "CompileError";
 
 const sources = [
   pathToFileURL(join(projectRoot, "shared", "util", "wasm-tier.ts")),
@@ -39,6 +41,16 @@ let serial = 0;
 // A custom section named after a serial number makes each module's bytes new.
 const make = () => new WebAssembly.Instance(new WebAssembly.Module(
   new Uint8Array([...bytes, 0, 2, 1, 65 + serial++]))).exports.sum;
+// (func (result i32) i32.add): invalid (the stack is empty), never called.
+const invalid = [0,97,115,109,1,0,0,0, 1,5,1,0x60,0,1,0x7f, 3,2,1,0, 10,5,1,3,0,0x6a,0x0b];
+function createInvalid() {
+  try {
+    new WebAssembly.Module(new Uint8Array([...invalid, 0, 2, 1, 65 + serial++]));
+    return "created";
+  } catch (e) {
+    return e.constructor.name;
+  }
+}
 async function tier(f) {
   if (f(10) !== 45) throw new Error("wrong sum");
   for (let round = 0; round < 200; round++) {
@@ -76,6 +88,17 @@ const during = await createBaselineOnly(async () => { kernel = createOptimisable
 console.log(during);
 console.log(await tier(make()));`);
     assert.deepEqual(lines, ["optimised", "optimised"]);
+  });
+
+  test("a module created inside a window is validated function by function as each is first compiled (V8 11 to 14), one created after it whole again", () => {
+    const lines = probe(`
+console.log(createInvalid());
+console.log(await createBaselineOnly(async () => createInvalid()));
+console.log(createInvalid());
+let kernel;
+await createBaselineOnly(async () => { kernel = createOptimisable(createInvalid); });
+console.log(kernel);`);
+    assert.deepEqual(lines, ["CompileError", invalidInsideWindow, "CompileError", "CompileError"]);
   });
 
   test("once the PROJ engine has started (in its window), modules created after it are optimised as by default", () => {
