@@ -5,8 +5,9 @@
  *      WKT2, PROJJSON, EPSG identification and proj4 export);
  *   2. where points go (`transformer`: OGRCoordinateTransformation, i.e. the operation PROJ picks,
  *      including its ballpark fallback when a datum shift needs a grid file that is not there).
- * Start-up costs about 0.6–0.9 s of CPU (27 MB of WASM, baseline-compiled only: see
- * shared/util/wasm-tier.ts; loading proj.db), so the engine is loaded
+ * Start-up costs about 0.2–0.3 s of CPU (27 MB of WASM, baseline-compiled and validated lazily: see
+ * shared/util/wasm-tier.ts; GDAL's GTiff driver only: see gdal-drivers.ts; loading proj.db), then
+ * ~0.1 s for the first CRS GDAL reads (proj.db's lookups), so the engine is loaded
  * lazily, once per process, on the thread that resolves CRSs (never in decoder workers); after that
  * every call is synchronous. Measured figures: README "CRS engine".
  */
@@ -14,6 +15,7 @@ import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
 import { createBaselineOnly } from "../util/wasm-tier.js";
 import { CrsError } from "./crs.js";
+import { GDAL_DRIVERS_SKIPPED } from "./gdal-drivers.js";
 
 /** What GDAL says about a GeoTIFF's CRS. */
 export interface GdalCrsReading {
@@ -38,6 +40,8 @@ export type PointsTransform = (xs: Float64Array, ys: Float64Array) => void;
 export interface ProjEngine {
   /** gdal3.js version (it pins its GDAL and PROJ). */
   readonly version: string;
+  /** The GDAL drivers registered, by short name: GTiff alone unless gdal-drivers.ts lacks one. */
+  readonly drivers: readonly string[];
   /**
    * GDAL's reading of a GeoTIFF's CRS, or null when GDAL finds none.
    * @throws CrsError when GDAL cannot open the bytes.
@@ -68,11 +72,15 @@ interface EmscriptenModule {
 
 interface Gdal3 {
   readonly Module: EmscriptenModule;
+  /** gdal3.js's listing of the registered drivers, by short name. */
+  readonly drivers: { readonly raster: Record<string, unknown>; readonly vector: Record<string, unknown> };
 }
 
 type InitGdalJs = (config: {
   path: string;
   useWorker?: boolean;
+  /** Environment variables of the WebAssembly process (GDAL reads its configuration options there). */
+  env?: Record<string, string>;
   logHandler?: (message: string, stream: string) => void;
   errorHandler?: (message: string, stream: string) => void;
 }) => Promise<Gdal3>;
@@ -124,6 +132,8 @@ async function start(): Promise<ProjEngine> {
     const gdal = await init({
       path: dir === "" ? "." : dir,
       useWorker: false,
+      // Only GTiff stays registered: gdal3.js's listing of every driver is half its start (gdal-drivers.ts).
+      env: { GDAL_SKIP: GDAL_DRIVERS_SKIPPED.join(",") },
       // GDAL's warnings belong to the reading they concern (GdalCrsReading.warnings), not to stderr.
       logHandler: () => {},
       errorHandler: (message) => {
@@ -140,12 +150,14 @@ class GdalProjEngine implements ProjEngine {
   private readonly handles = new Map<string, number>();
   private readonly scratch: number;
   private serial = 0;
+  readonly drivers: readonly string[];
 
   constructor(
     gdal: Gdal3,
     readonly version: string,
   ) {
     this.m = gdal.Module;
+    this.drivers = [...new Set([...Object.keys(gdal.drivers.raster), ...Object.keys(gdal.drivers.vector)])];
     try {
       this.m.FS.mkdir("/lanemap-crs");
     } catch {
