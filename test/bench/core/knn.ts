@@ -31,13 +31,16 @@ import { DIM, K, QUERIES, writeKnnCases } from "./knn-data.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /**
- * Timed passes per process (BENCH_KNN_PASSES, default 3): this machine is a VM whose CPU time for
+ * Timed passes per process (BENCH_KNN_PASSES, default 5): this machine is a VM whose CPU time for
  * a fixed loop varies up to 1.26× between passes of ~0.1 s in one process (host noise, not the
  * JIT), and with one pass, or the median of three, every side's spread over 5 processes was
  * 1.05–1.8 in quiet runs (FAISS's and cKDTree's as much as lanemap's). A process's rate is its
- * best pass (see below); a bad JIT state would still show, since it persists across passes.
+ * best pass (see below); a bad JIT state would still show, since it persists across passes. Five
+ * rather than three: 8 lanemap processes at load 9 (spectral, N = 1k) had per-pass rates of 470–705k
+ * pred/s, every process a pass at 600k or more but one; their best of the first three spread 1.38,
+ * their best of five 1.24 (2026-12-02).
  */
-const INNER = Number(process.env.BENCH_KNN_PASSES ?? 3);
+const INNER = Number(process.env.BENCH_KNN_PASSES ?? 5);
 /** ml-knn visits every node (see README): give it this much time per size, at least 20 queries. */
 const ML_KNN_BUDGET_MS = 1_500;
 const HERE = fileURLToPath(new URL(".", import.meta.url));
