@@ -21,6 +21,9 @@ const units = readdirSync(systemdDir).filter((f) => f.endsWith(".service"));
 /** The units that run a lanemap command (all but the NATS node's own). */
 const lanemapUnits = units.filter((u) => u.startsWith("lanemap-") && u !== "lanemap-nats.service");
 const envExamples = readdirSync(systemdDir).filter((f) => f.endsWith(".env.example"));
+const timers = readdirSync(systemdDir).filter((f) => f.endsWith(".timer"));
+/** A unit a timer starts: a oneshot run, not a service kept up (no Restart=). */
+const timerStarted = (unit: string): boolean => timers.includes(unit.replace(/\.service$/, ".timer"));
 const read = (dir: string, f: string): string => readFileSync(join(dir, f), "utf8");
 
 /** `Key=value` lines of a unit's [Service] section (a key may repeat). */
@@ -141,10 +144,32 @@ describe("the deployment examples in infra/", () => {
         // An unknown subcommand prints the parent's help; the usage line names the command run.
         assert.match(r.stdout, new RegExp(`^Usage: lanemap ${args.join(" ")} `, "m"));
         assert.deepEqual(serviceLines(unit, "EnvironmentFile"), ["/etc/lanemap/lanemap.env"]);
-        assert.deepEqual(serviceLines(unit, "Restart"), ["on-failure"]);
+        if (timerStarted(f)) {
+          // The timer runs it again; a restart on failure would retry a refused repair at once.
+          assert.deepEqual(serviceLines(unit, "Type"), ["oneshot"]);
+          assert.deepEqual(serviceLines(unit, "Restart"), []);
+        } else assert.deepEqual(serviceLines(unit, "Restart"), ["on-failure"]);
       },
     );
   }
+
+  for (const f of timers)
+    test(`infra/systemd/${f} starts a lanemap unit of infra/systemd on a period, and is installed by timers.target`, () => {
+      const timer = read(systemdDir, f);
+      const [unit] = serviceLines(timer, "Unit");
+      assert.ok(
+        unit !== undefined && lanemapUnits.includes(unit),
+        `Unit=${unit ?? "(none)"} is a lanemap unit here`,
+      );
+      assert.equal(unit, f.replace(/\.timer$/, ".service"));
+      assert.match(serviceLines(timer, "OnUnitActiveSec")[0] ?? "", /^\d+(min|s|h)$/);
+      assert.deepEqual(serviceLines(timer, "WantedBy"), ["timers.target"]);
+    });
+
+  test("lanemap-repair-replicas.service runs `ops repair-replicas` with the majority rule only (never --trust-leader)", () => {
+    const [execStart] = serviceLines(read(systemdDir, "lanemap-repair-replicas.service"), "ExecStart");
+    assert.match(execStart ?? "", / ops repair-replicas$/);
+  });
 
   test("lanemap-nats.service runs Debian's /usr/sbin/nats-server, checks its config before it starts, and stops in lame duck mode", () => {
     // Not named nats-server.service: that is Debian's own unit (user nats), which it would override.

@@ -115,6 +115,17 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
       "every node's monitoring answered",
     );
     assert.deepEqual(ok.replicaCopies?.divergences, []);
+    // What infra/systemd/lanemap-repair-replicas.timer runs every 5 minutes: on a healthy cluster it
+    // replaces nothing and exits 0.
+    const idle = await ops(["repair-replicas"]);
+    assert.equal(idle.code, 0, `${idle.stderr}\n${idle.stdout}`);
+    const nothing = JSON.parse(idle.stdout) as RepairReplicasReport;
+    assert.deepEqual([nothing.repairs, nothing.placements, nothing.remaining], [[], [], []]);
+    assert.deepEqual(
+      await copies(cluster),
+      [0, 1, 2].map(() => [200, 1, 200]),
+      "no copy touched",
+    );
 
     const leader = (await jsm.streams.info(STREAM)).cluster?.leader;
     const victim = NODE_NAMES.findIndex((n) => n !== leader);
