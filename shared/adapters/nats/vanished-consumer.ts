@@ -1,0 +1,96 @@
+/**
+ * What a running pull loop does when its durable consumer may be gone (issue 14): `nats consumer rm`,
+ * `nats stream rm`, a node's store lost. nats.js 3.4 does not say so in a pull loop: a fetch that
+ * was waiting ends with a 409 "consumer deleted" status, and every later one against the missing
+ * consumer is answered by nobody and ends 5 s later as "heartbeats missed" (a PullSlot's pull, by
+ * its own give-up timer, with no error at all). A loop that retries those for ever, as the workers
+ * did, keeps "pulling tiles failed" in its log until a restart. So a failed (or unanswered) pull
+ * asks CONSUMER.INFO what became of the consumer, and one rule, for both lanes, decides:
+ *
+ * - consumer there: a passing failure (a reconnect, a leader election); the loop retries as before;
+ * - the caller's clock refuses (the speed lane: the ingest stream gone or recreated behind what the
+ *   views recorded, shared/view/ingest-clock.ts, asked through the composition root's one check):
+ *   the worker stops with that error;
+ * - stream gone (and the clock does not refuse): the worker stops with {@link StreamMissingError};
+ *   re-creating the stream under running workers would hide what happened (a batch run's queued
+ *   tasks, the ingest stream's sequences); a restart creates it again where that is right;
+ * - only the consumer gone: re-created with the start-up's own function (same config), and the loop
+ *   goes on; what is delivered again is idempotent as always.
+ */
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import type { LanemapError } from "../../errors.js";
+import { StreamSetupError } from "./streams.js";
+
+/** What CONSUMER.INFO says of a durable consumer a pull loop lost. */
+export type ConsumerPresence = "present" | "consumer-missing" | "stream-missing";
+
+/**
+ * Whether `consumer` of `stream` exists (ConsumerNotFound 10014, StreamNotFound 10059 say which is gone).
+ * @throws what CONSUMER.INFO throws otherwise (a timeout, no responders: nothing is known).
+ */
+export async function consumerPresence(
+  jsm: JetStreamManager,
+  stream: string,
+  consumer: string,
+): Promise<ConsumerPresence> {
+  try {
+    await jsm.consumers.info(stream, consumer);
+    return "present";
+  } catch (err) {
+    if (err instanceof JetStreamApiError) {
+      if (err.code === JetStreamApiCodes.StreamNotFound) return "stream-missing";
+      if (err.code === JetStreamApiCodes.ConsumerNotFound) return "consumer-missing";
+    }
+    throw err;
+  }
+}
+
+/** A running worker's stream was deleted under it: it stops (NATS_SETUP, exit 1). */
+export class StreamMissingError extends StreamSetupError {
+  readonly stream: string;
+  constructor(stream: string, consequence: string) {
+    super(
+      `stream ${stream} was deleted under the running worker (JetStream: stream not found): ${consequence}`,
+    );
+    this.stream = stream;
+  }
+}
+
+/** What {@link recoverVanishedConsumer} found and did. */
+export type ConsumerRecovery =
+  | { readonly outcome: "present" }
+  | { readonly outcome: "recreated" }
+  | { readonly outcome: "stop"; readonly error: LanemapError };
+
+/** What {@link recoverVanishedConsumer} needs: the consumer, and the caller's own decisions. */
+export interface VanishedConsumer {
+  readonly jsm: JetStreamManager;
+  readonly stream: string;
+  readonly consumer: string;
+  /** Re-creates the consumer: the very function the worker's start-up uses (same config). */
+  readonly recreate: () => Promise<unknown>;
+  /**
+   * The caller's clock, asked only once the consumer or stream is gone: an error when the worker
+   * must stop (the speed lane's INGEST_STREAM_BEHIND), null when it may go on.
+   */
+  readonly refuse?: () => Promise<LanemapError | null>;
+  /** What a stop for a missing stream means, for its one line (after "...: "). */
+  readonly streamMissing: string;
+}
+
+/**
+ * After a failed or unanswered pull: the consumer is there (retry), or re-created (go on), or the
+ * worker must stop with the error returned (module comment).
+ * @throws when CONSUMER.INFO, the clock or the re-creation fail (transient: the caller retries at
+ *   its next failed pull).
+ */
+export async function recoverVanishedConsumer(v: VanishedConsumer): Promise<ConsumerRecovery> {
+  const presence = await consumerPresence(v.jsm, v.stream, v.consumer);
+  if (presence === "present") return { outcome: "present" };
+  const refused = (await v.refuse?.()) ?? null;
+  if (refused) return { outcome: "stop", error: refused };
+  if (presence === "stream-missing")
+    return { outcome: "stop", error: new StreamMissingError(v.stream, v.streamMissing) };
+  await v.recreate();
+  return { outcome: "recreated" };
+}
