@@ -16,10 +16,17 @@
  *   tasks, the ingest stream's sequences); a restart creates it again where that is right;
  * - only the consumer gone: re-created with the start-up's own function (same config), and the loop
  *   goes on; what is delivered again is idempotent as always.
+ *
+ * "Gone" is acted on only when CONSUMER.INFO says so twice, {@link CONFIRM_MS} apart: a stop is for
+ * good (exit 1, a supervisor's restart refused), and a cluster recovering from a restart should not
+ * get one for a not-found it answers while its assignments are still being applied.
  */
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import type { LanemapError } from "../../errors.js";
 import { StreamSetupError } from "./streams.js";
+
+/** How long after a first "not found" CONSUMER.INFO is asked again before anything is done (ms). */
+export const CONFIRM_MS = 1_000;
 
 /** What CONSUMER.INFO says of a durable consumer a pull loop lost. */
 export type ConsumerPresence = "present" | "consumer-missing" | "stream-missing";
@@ -76,6 +83,8 @@ export interface VanishedConsumer {
   readonly refuse?: () => Promise<LanemapError | null>;
   /** What a stop for a missing stream means, for its one line (after "...: "). */
   readonly streamMissing: string;
+  /** Wait before the confirming CONSUMER.INFO (default {@link CONFIRM_MS}). */
+  readonly confirmMs?: number;
 }
 
 /**
@@ -85,6 +94,9 @@ export interface VanishedConsumer {
  *   its next failed pull).
  */
 export async function recoverVanishedConsumer(v: VanishedConsumer): Promise<ConsumerRecovery> {
+  if ((await consumerPresence(v.jsm, v.stream, v.consumer)) === "present") return { outcome: "present" };
+  await new Promise((resolve) => setTimeout(resolve, v.confirmMs ?? CONFIRM_MS));
+  // The second answer decides (a stream deleted and already made again: consumer-missing now).
   const presence = await consumerPresence(v.jsm, v.stream, v.consumer);
   if (presence === "present") return { outcome: "present" };
   const refused = (await v.refuse?.()) ?? null;
