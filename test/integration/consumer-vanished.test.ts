@@ -129,8 +129,8 @@ test(
     await using dir = await tempDir("stream-vanished-");
     const extra = { NATS_URL: nats.server.url, LANEMAP_BATCH_WORKERS: "1" };
     const config = testConfig(dir.path, extra);
-    // Each tile waits 600 ms before its decode: the consumer can be deleted while one is in flight.
-    const env = { ...testEnv(dir.path, extra), LANEMAP_LOG_LEVEL: "info", LANEMAP_TEST_TILE_DELAY_MS: "600" };
+    // Each tile waits 400 ms before its decode: the consumer can be deleted while one is in flight.
+    const env = { ...testEnv(dir.path, extra), LANEMAP_LOG_LEVEL: "info", LANEMAP_TEST_TILE_DELAY_MS: "400" };
     await activateModel(nats.nc, await testModel());
     const js = jetstream(nats.nc);
     const jsm = await jetstreamManager(nats.nc);
