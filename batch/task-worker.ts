@@ -39,8 +39,8 @@ import {
   batchResultSubject,
   BATCH_RASTER_BUCKET,
   ensureBatchQueue,
+  consumerRecovery,
   ensureBatchTaskConsumer,
-  recoverVanishedConsumer,
   putObjectOnce,
   serverMaxPayload,
   type PulledMsg,
@@ -453,36 +453,29 @@ export async function startBatchTaskWorker(
     failure = error;
     log.error({ code: error.code, err: error.message }, "batch task worker stopping: its stream is gone");
     emit({ type: "stream-lost", reason: error.message });
-    void stop();
+    stop().catch(() => undefined); // the caller's own stop() gets the same promise
   };
-  // One check at a time for all slots (their pulls fail together when the consumer goes).
-  let recovering: Promise<"present" | "recreated" | "stop"> | undefined;
-  const recover = (): Promise<"present" | "recreated" | "stop"> =>
-    (recovering ??= (async () => {
-      try {
-        const r = await recoverVanishedConsumer({
-          jsm,
-          stream: BATCH_TASK_STREAM,
-          consumer: BATCH_TASK_CONSUMER,
-          recreate: () => ensureBatchTaskConsumer(jsm, settings),
-          streamMissing: "stopping; the tasks queued in it are gone (a start creates it again)",
-        });
-        if (r.outcome === "recreated") {
-          log.warn(
-            { stream: BATCH_TASK_STREAM, consumer: BATCH_TASK_CONSUMER },
-            "the batch task consumer had vanished (stream intact): re-created it",
-          );
-          emit({ type: "consumer-recreated" });
-        } else if (r.outcome === "stop") fail(r.error);
-        return r.outcome;
-      } catch (err) {
-        // Nothing known (NATS away, a leader election): the pull is retried, and checked again.
-        log.debug({ err: describeError(err) }, "cannot tell whether the batch task consumer exists");
-        return "present";
-      } finally {
-        recovering = undefined;
-      }
-    })());
+  const recover = consumerRecovery(
+    {
+      jsm,
+      stream: BATCH_TASK_STREAM,
+      consumer: BATCH_TASK_CONSUMER,
+      recreate: () => ensureBatchTaskConsumer(jsm, settings),
+      streamMissing: "stopping; the tasks queued in it are gone (a start creates it again)",
+    },
+    {
+      recreated: () => {
+        log.warn(
+          { stream: BATCH_TASK_STREAM, consumer: BATCH_TASK_CONSUMER },
+          "the batch task consumer had vanished (stream intact): re-created it",
+        );
+        emit({ type: "consumer-recreated" });
+      },
+      stop: fail,
+      unknown: (err) =>
+        log.debug({ err: describeError(err) }, "cannot tell whether the batch task consumer exists"),
+    },
+  );
   const slot = async (): Promise<void> => {
     let failures = 0;
     // The slot's last result still being published (see `handle`).
@@ -560,10 +553,13 @@ export async function startBatchTaskWorker(
   // `fail` (above) calls it: only ever after an await of a slot, so once it is defined here.
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
-      stopping.abort();
-      await Promise.all(slots);
-      log.info("batch task worker stopped");
-      endedWith(failure);
+      try {
+        stopping.abort();
+        await Promise.all(slots);
+        log.info("batch task worker stopped");
+      } finally {
+        endedWith(failure);
+      }
     })());
   return {
     name,

@@ -34,8 +34,8 @@ import type { TileArchive } from "../shared/index.js";
 import {
   DeadLetterQueue,
   HEADERS,
+  consumerRecovery,
   ensureSpeedConsumer,
-  recoverVanishedConsumer,
   INGEST_STREAM,
   LiveView,
   NatsModelRegistry,
@@ -187,48 +187,42 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
     failure = error;
     logger.error({ code: error.code, err: error.message }, "speed worker stopping: its stream is gone");
     events.emit({ type: "stream-lost", code: error.code, reason: error.message });
-    void stop();
+    stop().catch(() => undefined); // the caller's own stop() gets the same promise
   };
-  // One check at a time for all slots (their pulls fail together when the consumer goes).
-  let recovering: Promise<"present" | "recreated" | "stop"> | undefined;
-  const recover = (): Promise<"present" | "recreated" | "stop"> =>
-    (recovering ??= (async () => {
-      try {
-        const r = await recoverVanishedConsumer({
-          jsm,
-          stream: INGEST_STREAM,
-          consumer: SPEED_CONSUMER,
-          recreate: () =>
-            ensureSpeedConsumer(jsm, config.speed, {
-              description: `re-created by speed worker ${name} at ${new Date().toISOString()}: the previous one vanished under running workers`,
-            }),
-          ...(deps.ingestClock
-            ? {
-                refuse: async () => {
-                  const behind = await deps.ingestClock!();
-                  return behind ? new IngestStreamBehindError(behind) : null;
-                },
-              }
-            : {}),
-          streamMissing: "stopping; a start creates it again, empty (the tiles it held are gone)",
-        });
-        if (r.outcome === "recreated") {
-          metrics.consumerRecreated.inc();
-          logger.warn(
-            { stream: INGEST_STREAM, consumer: SPEED_CONSUMER },
-            "the speed consumer had vanished (stream intact, not behind lanemap's record): re-created it",
-          );
-          events.emit({ type: "consumer-recreated", stream: INGEST_STREAM, consumer: SPEED_CONSUMER });
-        } else if (r.outcome === "stop") fail(r.error);
-        return r.outcome;
-      } catch (err) {
-        // Nothing known (NATS away, a leader election): the pull is retried, and checked again.
-        logger.debug({ err: describeError(err) }, "cannot tell whether the speed consumer exists");
-        return "present";
-      } finally {
-        recovering = undefined;
-      }
-    })());
+  const { ingestClock } = deps;
+  const recover = consumerRecovery(
+    {
+      jsm,
+      stream: INGEST_STREAM,
+      consumer: SPEED_CONSUMER,
+      recreate: () =>
+        ensureSpeedConsumer(jsm, config.speed, {
+          description: `re-created by speed worker ${name} at ${new Date().toISOString()}: the previous one vanished under running workers`,
+        }),
+      ...(ingestClock
+        ? {
+            refuse: async () => {
+              const behind = await ingestClock();
+              return behind ? new IngestStreamBehindError(behind) : null;
+            },
+          }
+        : {}),
+      streamMissing: "stopping; a start creates it again, empty (the tiles it held are gone)",
+    },
+    {
+      recreated: () => {
+        metrics.consumerRecreated.inc();
+        logger.warn(
+          { stream: INGEST_STREAM, consumer: SPEED_CONSUMER },
+          "the speed consumer had vanished (stream intact, not behind lanemap's record): re-created it",
+        );
+        events.emit({ type: "consumer-recreated", stream: INGEST_STREAM, consumer: SPEED_CONSUMER });
+      },
+      stop: fail,
+      unknown: (err) =>
+        logger.debug({ err: describeError(err) }, "cannot tell whether the speed consumer exists"),
+    },
+  );
 
   const slot = async (index: number): Promise<void> => {
     let failures = 0;
@@ -318,17 +312,20 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
   // `fail` (above) calls it: only ever after an await of a slot, so once it is defined here.
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
-      stopping.abort(new LanemapError("CANCELLED", "the speed worker is stopping"));
-      for (const f of fetches) await f.close().catch(() => undefined);
-      await Promise.all(slots);
-      clearInterval(poll);
-      advisories.unsubscribe();
-      active.stop();
-      await closePools();
-      logger.info("speed worker stopped");
-      events.emit({ type: "stopped" });
-      events.close();
-      endedWith(failure);
+      try {
+        stopping.abort(new LanemapError("CANCELLED", "the speed worker is stopping"));
+        for (const f of fetches) await f.close().catch(() => undefined);
+        await Promise.all(slots);
+        clearInterval(poll);
+        advisories.unsubscribe();
+        active.stop();
+        await closePools();
+        logger.info("speed worker stopped");
+        events.emit({ type: "stopped" });
+        events.close();
+      } finally {
+        endedWith(failure);
+      }
     })());
 
   return {

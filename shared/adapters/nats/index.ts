@@ -116,10 +116,12 @@ export {
 } from "./batch-queue.js";
 export {
   consumerPresence,
+  consumerRecovery,
   recoverVanishedConsumer,
   StreamMissingError,
   type ConsumerPresence,
   type ConsumerRecovery,
+  type RecoveryHandlers,
   type VanishedConsumer,
 } from "./vanished-consumer.js";
 export { PullSlot, parseAckSubject, type PulledMsg, type PulledInfo, type PullOptions } from "./pull-slot.js";

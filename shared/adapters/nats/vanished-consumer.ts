@@ -106,3 +106,39 @@ export async function recoverVanishedConsumer(v: VanishedConsumer): Promise<Cons
   await v.recreate();
   return { outcome: "recreated" };
 }
+
+/** What a worker does with the outcomes of {@link consumerRecovery}. */
+export interface RecoveryHandlers {
+  /** The consumer was re-created: say so (a log line, an event, a metric). */
+  readonly recreated: () => void;
+  /** The worker must stop with `error`. */
+  readonly stop: (error: LanemapError) => void;
+  /** The check could not tell (NATS away, a leader election); the pull is retried and checked again. */
+  readonly unknown: (err: unknown) => void;
+}
+
+/**
+ * A worker's check after a failed or unanswered pull: one at a time for all its slots (their pulls
+ * fail together when the consumer goes), each caller getting the outcome of the check under way.
+ * A check that cannot tell reads "present": the slot backs off and retries as before.
+ */
+export function consumerRecovery(
+  v: VanishedConsumer,
+  on: RecoveryHandlers,
+): () => Promise<ConsumerRecovery["outcome"]> {
+  let running: Promise<ConsumerRecovery["outcome"]> | undefined;
+  const check = async (): Promise<ConsumerRecovery["outcome"]> => {
+    try {
+      const r = await recoverVanishedConsumer(v);
+      if (r.outcome === "recreated") on.recreated();
+      else if (r.outcome === "stop") on.stop(r.error);
+      return r.outcome;
+    } catch (err) {
+      on.unknown(err);
+      return "present";
+    } finally {
+      running = undefined;
+    }
+  };
+  return () => (running ??= check());
+}
