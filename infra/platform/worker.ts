@@ -109,7 +109,7 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
       })());
     // The first lane to end says why (null on a stop); a lane that stopped by itself stops the rest.
     const ended = Promise.race([started.ended, batch.ended]).then(async (why) => {
-      await stop();
+      await stop().catch(() => undefined); // a caller's own stop() reports its failure
       return why;
     });
     return { name, speed: started, batch, pool, stop, ended };
