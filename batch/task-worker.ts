@@ -21,6 +21,10 @@
  * acknowledged like a success: the coordinator reports it, nobody retries it. A missed deadline on
  * the task's first delivery is handed back instead, for one more try on any worker
  * (deadline-retry.ts): it says more about the moment (a frozen or starved worker) than the tile.
+ *
+ * A task consumer deleted under the worker (`nats consumer rm`) is re-created at the next failed or
+ * unanswered pull; a task stream deleted under it stops the worker (`ended` says why):
+ * shared/adapters/nats/vanished-consumer.ts, the rule the speed lane follows too.
  */
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
@@ -35,6 +39,8 @@ import {
   batchResultSubject,
   BATCH_RASTER_BUCKET,
   ensureBatchQueue,
+  consumerRecovery,
+  ensureBatchTaskConsumer,
   putObjectOnce,
   serverMaxPayload,
   type PulledMsg,
@@ -93,7 +99,11 @@ export interface BatchTaskWorkerDeps {
 /** What a task worker reports per task, for logs and tests. */
 export type BatchTaskEvent =
   | { readonly type: "task-done"; readonly runId: string; readonly tileId: string; readonly ok: boolean }
-  | { readonly type: "task-error"; readonly reason: string };
+  | { readonly type: "task-error"; readonly reason: string }
+  /** The task consumer had vanished (its stream intact): re-created with the start-up's config. */
+  | { readonly type: "consumer-recreated" }
+  /** The task stream was deleted under the worker: it stops (`ended` gives the error). */
+  | { readonly type: "stream-lost"; readonly reason: string };
 
 /** A running task worker. */
 export interface BatchTaskWorker {
@@ -102,6 +112,11 @@ export interface BatchTaskWorker {
   on(fn: (e: BatchTaskEvent) => void): () => void;
   /** Stops pulling, lets the tasks in flight finish (result + ack), then stops. */
   stop(): Promise<void>;
+  /**
+   * Resolves once the worker has stopped: null after `stop()`, the error when it stopped by itself
+   * (its task stream deleted while it ran).
+   */
+  readonly ended: Promise<LanemapError | null>;
 }
 
 /** A classified task: its outcome and, when it succeeded, its class raster. */
@@ -431,6 +446,36 @@ export async function startBatchTaskWorker(
   };
 
   const stopping = new AbortController();
+  // Why the worker stopped by itself (null: it did not); set once, before `stop()`.
+  let failure: LanemapError | null = null;
+  const fail = (error: LanemapError): void => {
+    if (failure || stopping.signal.aborted) return;
+    failure = error;
+    log.error({ code: error.code, err: error.message }, "batch task worker stopping: its stream is gone");
+    emit({ type: "stream-lost", reason: error.message });
+    stop().catch(() => undefined); // the caller's own stop() gets the same promise
+  };
+  const recover = consumerRecovery(
+    {
+      jsm,
+      stream: BATCH_TASK_STREAM,
+      consumer: BATCH_TASK_CONSUMER,
+      recreate: () => ensureBatchTaskConsumer(jsm, settings),
+      streamMissing: "stopping; the tasks queued in it are gone (a start creates it again)",
+    },
+    {
+      recreated: () => {
+        log.warn(
+          { stream: BATCH_TASK_STREAM, consumer: BATCH_TASK_CONSUMER },
+          "the batch task consumer had vanished (stream intact): re-created it",
+        );
+        emit({ type: "consumer-recreated" });
+      },
+      stop: fail,
+      unknown: (err) =>
+        log.debug({ err: describeError(err) }, "cannot tell whether the batch task consumer exists"),
+    },
+  );
   const slot = async (): Promise<void> => {
     let failures = 0;
     // The slot's last result still being published (see `handle`).
@@ -468,9 +513,18 @@ export async function startBatchTaskWorker(
           asked = undefined;
           const m = await next;
           if (m) ({ published: publishing } = await handle(m, publishing, ask, stored));
+          // Not even a 408 at its expiry: a consumer that no longer exists answers nothing.
+          else if (pulls.unanswered && (await recover()) === "stop") break;
           failures = 0;
         } catch (err) {
           if (stopping.signal.aborted) break;
+          // A 409 "consumer deleted" (the pull was waiting when it went), or another refusal.
+          const recovery = await recover();
+          if (recovery === "stop" || stopping.signal.aborted) break;
+          if (recovery === "recreated") {
+            failures = 0;
+            continue;
+          }
           failures++;
           const reason = describeError(err);
           if (failures === 1 || failures % 20 === 0)
@@ -494,17 +548,26 @@ export async function startBatchTaskWorker(
   log.info({ concurrency: deps.concurrency }, "batch task worker started");
 
   let stopped: Promise<void> | undefined;
+  let endedWith: (why: LanemapError | null) => void = () => {};
+  const ended = new Promise<LanemapError | null>((resolve) => (endedWith = resolve));
+  // `fail` (above) calls it: only ever after an await of a slot, so once it is defined here.
+  const stop = (): Promise<void> =>
+    (stopped ??= (async () => {
+      try {
+        stopping.abort();
+        await Promise.all(slots);
+        log.info("batch task worker stopped");
+      } finally {
+        endedWith(failure);
+      }
+    })());
   return {
     name,
     on: (fn) => {
       listeners.add(fn);
       return () => listeners.delete(fn);
     },
-    stop: () =>
-      (stopped ??= (async () => {
-        stopping.abort();
-        await Promise.all(slots);
-        log.info("batch task worker stopped");
-      })()),
+    stop,
+    ended,
   };
 }

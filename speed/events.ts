@@ -95,6 +95,26 @@ export interface ConsumerErrorEvent {
   readonly reason: string;
 }
 
+/**
+ * The shared durable consumer had vanished (`nats consumer rm`) while its stream was intact and not
+ * behind lanemap's record: this worker re-created it with the start-up's config and goes on.
+ */
+export interface ConsumerRecreatedEvent {
+  readonly type: "consumer-recreated";
+  readonly stream: string;
+  readonly consumer: string;
+}
+
+/**
+ * The ingest stream was deleted or recreated behind lanemap's record under the running worker: it
+ * stops (in-flight tiles finish first) and `ended` gives the error (INGEST_STREAM_BEHIND, NATS_SETUP).
+ */
+export interface StreamLostEvent {
+  readonly type: "stream-lost";
+  readonly code: ErrorCode;
+  readonly reason: string;
+}
+
 /** The worker stopped (after draining its in-flight tiles). */
 export interface StoppedEvent {
   readonly type: "stopped";
@@ -111,6 +131,8 @@ export type SpeedEvent =
   | ModelFailedEvent
   | WaitingForModelEvent
   | ConsumerErrorEvent
+  | ConsumerRecreatedEvent
+  | StreamLostEvent
   | StoppedEvent;
 
 /**

@@ -25,5 +25,7 @@ export type {
   ModelFailedEvent,
   WaitingForModelEvent,
   ConsumerErrorEvent,
+  ConsumerRecreatedEvent,
+  StreamLostEvent,
   StoppedEvent,
 } from "./events.js";

@@ -24,6 +24,8 @@ export interface SpeedMetrics {
   readonly inFlight: Gauge;
   /** 1 for the model version this worker classifies with (label `version`). */
   readonly model: Gauge<"version">;
+  /** Times this worker re-created the vanished durable consumer (vanished-consumer.ts). */
+  readonly consumerRecreated: Counter;
 }
 
 /** Creates the speed metrics on `registry`. Call once per registry. */
@@ -77,6 +79,11 @@ export function createSpeedMetrics(registry: Registry): SpeedMetrics {
       name: "lanemap_speed_model_info",
       help: "1 for the model version this worker classifies with.",
       labelNames: ["version"],
+      registers,
+    }),
+    consumerRecreated: new Counter({
+      name: "lanemap_speed_consumer_recreated_total",
+      help: "Times this worker re-created the speed consumer after it vanished (nats consumer rm).",
       registers,
     }),
   };

@@ -12,6 +12,10 @@
  * tiles (one pull request per free slot, so a busy worker never hoards messages an idle one could
  * take). Nothing is lost if a worker dies: an unacknowledged tile is redelivered after ack_wait, and
  * every step is idempotent (see speed/README.md, "Exactly one result").
+ *
+ * A consumer deleted under the worker (`nats consumer rm`, `nats stream rm`) is noticed at the next
+ * failed pull (shared/adapters/nats/vanished-consumer.ts): re-created when only it is gone, or the
+ * worker stops by itself (`ended` says why) when the ingest stream is gone or behind lanemap's record.
  */
 
 import { hostname } from "node:os";
@@ -30,6 +34,8 @@ import type { TileArchive } from "../shared/index.js";
 import {
   DeadLetterQueue,
   HEADERS,
+  consumerRecovery,
+  ensureSpeedConsumer,
   INGEST_STREAM,
   LiveView,
   NatsModelRegistry,
@@ -41,11 +47,13 @@ import {
   speedLaneStatus,
 } from "../shared/adapters/nats/index.js";
 import {
+  IngestStreamBehindError,
   LanemapError,
   TilePool,
   describeError,
   pullBackoff,
   type Config,
+  type IngestStreamBehind,
   type ModelRegistry,
 } from "../shared/index.js";
 import { ActiveModel } from "./active-model.js";
@@ -76,6 +84,13 @@ export interface SpeedWorkerDeps {
   readonly name?: string;
   /** How often consumer lag and the DLQ size are polled for the metrics (default 5 s). */
   readonly pollIntervalMs?: number;
+  /**
+   * The composition root's ingest clock check (infra/platform/ingest-clock.ts
+   * `ingestStreamBehindRecord`, the start-up's own decision), asked again when the consumer
+   * vanished under the running worker: behind means the worker stops with INGEST_STREAM_BEHIND
+   * instead of re-creating the consumer on a recreated stream. Without it only a missing stream stops it.
+   */
+  readonly ingestClock?: () => Promise<IngestStreamBehind | null>;
 }
 
 /** A running worker. */
@@ -91,6 +106,11 @@ export interface SpeedWorker extends AsyncDisposable {
   on(fn: (e: SpeedEvent) => void): () => void;
   /** Stops pulling, lets in-flight tiles finish (ack or nak), then releases everything it opened. */
   stop(): Promise<void>;
+  /**
+   * Resolves once the worker has stopped: null after `stop()`, the error when it stopped by itself
+   * (its ingest stream deleted, or recreated behind lanemap's record, while it ran).
+   */
+  readonly ended: Promise<LanemapError | null>;
 }
 
 /**
@@ -160,6 +180,50 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
     hooks: deps.hooks ?? {},
   });
 
+  // Why the worker stopped by itself (null: it did not); set once, before `stop()`.
+  let failure: LanemapError | null = null;
+  const fail = (error: LanemapError): void => {
+    if (failure || stopping.signal.aborted) return;
+    failure = error;
+    logger.error({ code: error.code, err: error.message }, "speed worker stopping: its stream is gone");
+    events.emit({ type: "stream-lost", code: error.code, reason: error.message });
+    stop().catch(() => undefined); // the caller's own stop() gets the same promise
+  };
+  const { ingestClock } = deps;
+  const recover = consumerRecovery(
+    {
+      jsm,
+      stream: INGEST_STREAM,
+      consumer: SPEED_CONSUMER,
+      recreate: () =>
+        ensureSpeedConsumer(jsm, config.speed, {
+          description: `re-created by speed worker ${name} at ${new Date().toISOString()}: the previous one vanished under running workers`,
+        }),
+      ...(ingestClock
+        ? {
+            refuse: async () => {
+              const behind = await ingestClock();
+              return behind ? new IngestStreamBehindError(behind) : null;
+            },
+          }
+        : {}),
+      streamMissing: "stopping; a start creates it again, empty (the tiles it held are gone)",
+    },
+    {
+      recreated: () => {
+        metrics.consumerRecreated.inc();
+        logger.warn(
+          { stream: INGEST_STREAM, consumer: SPEED_CONSUMER },
+          "the speed consumer had vanished (stream intact, not behind lanemap's record): re-created it",
+        );
+        events.emit({ type: "consumer-recreated", stream: INGEST_STREAM, consumer: SPEED_CONSUMER });
+      },
+      stop: fail,
+      unknown: (err) =>
+        logger.debug({ err: describeError(err) }, "cannot tell whether the speed consumer exists"),
+    },
+  );
+
   const slot = async (index: number): Promise<void> => {
     let failures = 0;
     while (!stopping.signal.aborted) {
@@ -205,6 +269,14 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
         failures = 0;
       } catch (err) {
         if (stopping.signal.aborted) break;
+        // A vanished consumer fails every pull (a 409, then "heartbeats missed" 5 s after each):
+        // asked at once, so it is re-created, or the worker stops, within one pull's expiry.
+        const recovery = await recover();
+        if (recovery === "stop" || stopping.signal.aborted) break;
+        if (recovery === "recreated") {
+          failures = 0;
+          continue;
+        }
         failures++;
         const reason = describeError(err);
         if (failures === 1 || failures % 20 === 0)
@@ -235,18 +307,25 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
   logger.info({ concurrency, model: active.current?.version ?? null }, "speed worker started");
 
   let stopped: Promise<void> | undefined;
+  let endedWith: (why: LanemapError | null) => void = () => {};
+  const ended = new Promise<LanemapError | null>((resolve) => (endedWith = resolve));
+  // `fail` (above) calls it: only ever after an await of a slot, so once it is defined here.
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
-      stopping.abort(new LanemapError("CANCELLED", "the speed worker is stopping"));
-      for (const f of fetches) await f.close().catch(() => undefined);
-      await Promise.all(slots);
-      clearInterval(poll);
-      advisories.unsubscribe();
-      active.stop();
-      await closePools();
-      logger.info("speed worker stopped");
-      events.emit({ type: "stopped" });
-      events.close();
+      try {
+        stopping.abort(new LanemapError("CANCELLED", "the speed worker is stopping"));
+        for (const f of fetches) await f.close().catch(() => undefined);
+        await Promise.all(slots);
+        clearInterval(poll);
+        advisories.unsubscribe();
+        active.stop();
+        await closePools();
+        logger.info("speed worker stopped");
+        events.emit({ type: "stopped" });
+        events.close();
+      } finally {
+        endedWith(failure);
+      }
     })());
 
   return {
@@ -257,6 +336,7 @@ export async function startSpeedWorker(config: Config, deps: SpeedWorkerDeps): P
     status: () => events.iterate(),
     on: (fn) => events.on(fn),
     stop,
+    ended,
     [Symbol.asyncDispose]: stop,
   };
 }

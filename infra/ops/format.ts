@@ -71,8 +71,10 @@ export function formatStatus(s: OpsStatus): string {
     k
       ? `consumer  pending ${k.pending}  ack pending ${k.ackPending}  ack floor ${k.ackFloorSeq}  ` +
           `unacknowledged ${k.unacknowledged}  redelivered ${k.redelivered}  waiting pulls ${k.waiting}`
-      : "consumer  not created yet (no speed worker started)",
+      : "consumer  missing (no speed worker started yet, or deleted: a running worker re-creates it)",
   );
+  // Set only by a worker that re-created it (shared/adapters/nats/vanished-consumer.ts).
+  if (k?.description) out.push(`          ${k.description}`);
   out.push(`dlq       ${s.deadLetters ?? 0} dead letter(s)`);
   const m = s.model;
   if (m)

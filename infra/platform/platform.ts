@@ -51,7 +51,7 @@ import { modelTrainerFor } from "./trainer.js";
 import { buildBatchRunner } from "./batch-runners.js";
 import { openModelRegistry } from "./models.js";
 import { openPublishedViews } from "./views.js";
-import { refuseIngestStreamBehind } from "./ingest-clock.js";
+import { ingestStreamBehindRecord, refuseIngestStreamBehind } from "./ingest-clock.js";
 
 /** The sample archive `lanemap start` generates when the catalogue is empty. */
 export const SAMPLE = {
@@ -83,6 +83,11 @@ export interface Platform extends AsyncDisposable {
   readonly alreadyFed: number;
   /** Publishes one fresh acquisition of a cell (what the feeder does on its timer). */
   feedOnce(scenario?: "flood" | "clearing" | "none"): Promise<{ cell: string; tileId: string; seq: number }>;
+  /**
+   * Rejects when the speed worker stopped by itself (the ingest stream deleted, or recreated behind
+   * lanemap's record, while it ran: INGEST_STREAM_BEHIND or NATS_SETUP); never resolves.
+   */
+  readonly failed: Promise<never>;
   stop(): Promise<void>;
 }
 
@@ -231,8 +236,11 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       registry: metricsRegistry,
       models,
       archive: store,
+      ingestClock: () => ingestStreamBehindRecord(nc, { views, archive: store }),
     });
     stack.push(() => worker.stop());
+    const failed = worker.ended.then((why) => (why ? Promise.reject(why) : new Promise<never>(() => {})));
+    failed.catch(() => undefined); // start.ts awaits it
 
     // 6. Serving, with the batch runner and the trainer (one worker thread) behind its operator endpoints.
     const trainPool = new TrainPool({ timeoutMs: TRAIN_TIMEOUT_MS });
@@ -325,6 +333,7 @@ export async function startPlatform(config: Config, logger: Logger): Promise<Pla
       feeding,
       alreadyFed,
       feedOnce,
+      failed,
       stop,
       [Symbol.asyncDispose]: stop,
     };

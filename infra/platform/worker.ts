@@ -10,12 +10,18 @@ import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { startBatchTaskWorker, type BatchTaskWorker } from "../../batch/index.js";
-import { TilePool, type Config, type ModelRegistry, type TileArchive } from "../../shared/index.js";
+import {
+  TilePool,
+  type Config,
+  type LanemapError,
+  type ModelRegistry,
+  type TileArchive,
+} from "../../shared/index.js";
 import { startSpeedWorker, type SpeedWorker } from "../../speed/index.js";
 import { openModelRegistry } from "./models.js";
 import { openTileArchive } from "./storage.js";
 import { openPublishedViews } from "./views.js";
-import { refuseIngestStreamBehind } from "./ingest-clock.js";
+import { ingestStreamBehindRecord, refuseIngestStreamBehind } from "./ingest-clock.js";
 
 /** What a worker process is built from besides the configuration. */
 export interface WorkerSetup {
@@ -41,6 +47,12 @@ export interface LanemapWorker {
   readonly pool: TilePool;
   /** Stops both consumers (tiles in flight finish), then the threads. */
   stop(): Promise<void>;
+  /**
+   * Resolves once the worker has stopped: null after `stop()`, the error when a lane stopped by
+   * itself (its stream deleted, or the ingest stream recreated behind lanemap's record, while it
+   * ran; shared/adapters/nats/vanished-consumer.ts), after the other lane and the threads stopped too.
+   */
+  readonly ended: Promise<LanemapError | null>;
 }
 
 /**
@@ -63,12 +75,10 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
     const models = setup.models ?? (await openModelRegistry(config, setup.nc, setup.logger));
     // One archive for both consumers: the data directory's, or the JetStream buckets (LANEMAP_STORAGE).
     const archive = setup.archive ?? (await openTileArchive(config, setup.nc));
-    // A recreated ingest stream (sequences from 1 again) is refused before anything is consumed.
-    await refuseIngestStreamBehind(
-      setup.nc,
-      { views: await openPublishedViews(config, setup.nc, setup.logger), archive },
-      { what: "worker start-up", logger: setup.logger },
-    );
+    // A recreated ingest stream (sequences from 1 again) is refused before anything is consumed,
+    // and checked again by the speed worker when its consumer vanishes while it runs.
+    const records = { views: await openPublishedViews(config, setup.nc, setup.logger), archive };
+    await refuseIngestStreamBehind(setup.nc, records, { what: "worker start-up", logger: setup.logger });
     await warming;
     speed = await startSpeedWorker(config, {
       nc: setup.nc,
@@ -77,6 +87,7 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
       models,
       name,
       archive,
+      ingestClock: () => ingestStreamBehindRecord(setup.nc, records),
     });
     const batch = await startBatchTaskWorker(config, {
       nc: setup.nc,
@@ -91,17 +102,17 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
     });
     const started = speed;
     let stopped: Promise<void> | undefined;
-    return {
-      name,
-      speed: started,
-      batch,
-      pool,
-      stop: () =>
-        (stopped ??= (async () => {
-          await Promise.all([batch.stop(), started.stop()]);
-          await pool.close();
-        })()),
-    };
+    const stop = () =>
+      (stopped ??= (async () => {
+        await Promise.all([batch.stop(), started.stop()]);
+        await pool.close();
+      })());
+    // The first lane to end says why (null on a stop); a lane that stopped by itself stops the rest.
+    const ended = Promise.race([started.ended, batch.ended]).then(async (why) => {
+      await stop().catch(() => undefined); // a caller's own stop() reports its failure
+      return why;
+    });
+    return { name, speed: started, batch, pool, stop, ended };
   } catch (err) {
     await speed?.stop().catch(() => undefined);
     await warming.catch(() => undefined);

@@ -202,6 +202,29 @@ describe("PullSlot, one message per pull on one subscription", { skip: natsMissi
     }
   });
 
+  test("a pull waiting when its consumer is deleted rejects (409), and one after is answered by nobody: null with unanswered set, which an expired pull of a live consumer never sets", async () => {
+    await using nats = await natsFixture();
+    await queueOf(nats.nc, 0);
+    const jsm = await jetstreamManager(nats.nc);
+    const slot = new PullSlot(nats.nc, STREAM, CONSUMER);
+    try {
+      assert.equal(await slot.next({ expiresMs: 300 }), null, "expired: the server's 408");
+      assert.equal(slot.unanswered, false);
+      const refused = assert.rejects(
+        slot.next({ expiresMs: 5_000 }),
+        /pull from consumer workers failed: 409 Consumer Deleted/,
+      );
+      await nats.nc.flush();
+      await jsm.consumers.delete(STREAM, CONSUMER);
+      await refused;
+      // Given up by the slot itself, expiresMs + 2 s later: no 408 comes from a missing consumer.
+      assert.equal(await slot.next({ expiresMs: 300 }), null);
+      assert.equal(slot.unanswered, true);
+    } finally {
+      slot.close();
+    }
+  });
+
   test("reads the delivery info of both forms of the ack subject", () => {
     assert.deepEqual(parseAckSubject("$JS.ACK.S.C.2.17.40.1700000000000000000.5"), {
       stream: "S",

@@ -8,7 +8,7 @@ import { startSpeedWorker, type SpeedWorkerHooks } from "../../../speed/index.js
 import { drainWithin } from "../../../shared/adapters/nats/index.js";
 import { connectForCli } from "../nats-connect.js";
 import { openModelRegistry } from "../../platform/models.js";
-import { refuseIngestStreamBehind } from "../../platform/ingest-clock.js";
+import { ingestStreamBehindRecord, refuseIngestStreamBehind } from "../../platform/ingest-clock.js";
 import { openTileArchive } from "../../platform/storage.js";
 import { openPublishedViews } from "../../platform/views.js";
 import { UsageError, positiveInt } from "../usage.js";
@@ -98,11 +98,8 @@ export function registerSpeed(program: Command): void {
       );
       // A recreated ingest stream (sequences from 1 again) is refused before anything is consumed.
       const archive = await openTileArchive(config, nc, logger);
-      await refuseIngestStreamBehind(
-        nc,
-        { views: await openPublishedViews(config, nc, logger), archive },
-        { what: "speed start-up", logger },
-      );
+      const records = { views: await openPublishedViews(config, nc, logger), archive };
+      await refuseIngestStreamBehind(nc, records, { what: "speed start-up", logger });
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
       // Listening for the stop signal before the worker says it started: a supervisor may stop it at
@@ -115,6 +112,8 @@ export function registerSpeed(program: Command): void {
         models: await openModelRegistry(config, nc, logger),
         archive,
         hooks,
+        // The same check again when the consumer vanishes under the running worker.
+        ingestClock: () => ingestStreamBehindRecord(nc, records),
         ...(flags.name ? { name: flags.name } : {}),
       });
       worker.on((e) => {
@@ -143,12 +142,15 @@ export function registerSpeed(program: Command): void {
         );
       }
       // Tiles still in flight at the deadline are not acknowledged: JetStream redelivers them (stop.ts).
-      await stopping;
+      // The ingest stream deleted (or recreated behind lanemap's record) under the running worker
+      // ends it too, after its tiles in flight: exit 1 with the line its start-up would print.
+      const failure = await Promise.race([stopping.then(() => null), worker.ended]);
       await worker.stop();
       server?.close();
       server?.closeAllConnections();
       // Bounded: with nats-server stopping at the same moment, drain() alone never ends.
       if ((await drainWithin(nc, STOP_DRAIN_MS)) === "closed")
         logger.warn("the NATS connection did not drain in time; closed it");
+      if (failure) throw failure;
     });
 }

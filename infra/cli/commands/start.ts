@@ -45,9 +45,14 @@ export function registerStart(program: Command): void {
           "",
         ].join("\n"),
       );
-      // Everything closes in order, the whole within STOP_DEADLINE_MS (stop.ts).
-      await stopping;
+      // Everything closes in order, the whole within STOP_DEADLINE_MS (stop.ts). The ingest stream
+      // deleted or recreated under the running speed worker stops everything too: exit 1, its line.
+      const failure = await Promise.race([
+        stopping.then(() => null),
+        platform.failed.catch((e: unknown) => e),
+      ]);
       await platform.stop();
+      if (failure !== null) throw failure;
       logger.info("stopped");
       logger.flush();
     });

@@ -64,8 +64,11 @@ export function registerWorker(program: Command): void {
       const stopping = stopSignal(logger, "stopping: finishing the tiles in flight");
       logger.info({ threads: config.batch.workers, name: worker.name }, "worker ready: speed + batch");
       // Tiles still in flight at the deadline are not acknowledged: JetStream redelivers them (stop.ts).
-      await stopping;
+      // A stream deleted under it (or the ingest stream recreated behind lanemap's record) ends it
+      // too, after its tiles in flight: exit 1 with the line its start-up would print.
+      const failure = await Promise.race([stopping.then(() => null), worker.ended]);
       await worker.stop();
       await drainWithin(nc, STOP_DRAIN_MS);
+      if (failure) throw failure;
     });
 }

@@ -119,6 +119,34 @@ export async function ensureBatchQueue(
     max_age: nanos(settings.resultMaxAgeS * 1000),
     duplicate_window: window,
   });
+  await ensureBatchTaskConsumer(jsm, settings);
+  try {
+    const rasters = await atReplicas(objectStoreStreamName(BATCH_RASTER_BUCKET), settings.replicas, () =>
+      new Objm(nc).create(BATCH_RASTER_BUCKET, {
+        storage: StorageType.File,
+        replicas: settings.replicas,
+        ttl: nanos(settings.resultMaxAgeS * 1000),
+      }),
+    );
+    return { rasters };
+  } catch (err) {
+    if (err instanceof LanemapError) throw err;
+    throw new StreamSetupError(`cannot open object store ${BATCH_RASTER_BUCKET}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Creates or updates the task stream's shared durable pull consumer: explicit ack, every task from
+ * the start, ack wait and max deliveries from `settings`. The start-up ({@link ensureBatchQueue})
+ * and a running worker that lost the consumer (vanished-consumer.ts) both create it here.
+ * @throws StreamSetupError (NATS_SETUP) when the consumer cannot be read, created or updated.
+ */
+export async function ensureBatchTaskConsumer(
+  jsm: JetStreamManager,
+  settings: Pick<BatchQueueSettings, "ackWaitMs" | "maxDeliver">,
+): Promise<void> {
   const wanted: Partial<ConsumerConfig> = {
     ack_wait: nanos(settings.ackWaitMs),
     max_deliver: settings.maxDeliver,
@@ -149,20 +177,5 @@ export async function ensureBatchQueue(
         cause: err,
       },
     );
-  }
-  try {
-    const rasters = await atReplicas(objectStoreStreamName(BATCH_RASTER_BUCKET), settings.replicas, () =>
-      new Objm(nc).create(BATCH_RASTER_BUCKET, {
-        storage: StorageType.File,
-        replicas: settings.replicas,
-        ttl: nanos(settings.resultMaxAgeS * 1000),
-      }),
-    );
-    return { rasters };
-  } catch (err) {
-    if (err instanceof LanemapError) throw err;
-    throw new StreamSetupError(`cannot open object store ${BATCH_RASTER_BUCKET}: ${(err as Error).message}`, {
-      cause: err,
-    });
   }
 }

@@ -108,7 +108,22 @@ export {
   type CompactionReport,
   type CompactionStep,
 } from "./nats-archive.js";
-export { ensureBatchQueue, BATCH_RESULT_MAX_AGE_S, type BatchQueueSettings } from "./batch-queue.js";
+export {
+  ensureBatchQueue,
+  ensureBatchTaskConsumer,
+  BATCH_RESULT_MAX_AGE_S,
+  type BatchQueueSettings,
+} from "./batch-queue.js";
+export {
+  consumerPresence,
+  consumerRecovery,
+  recoverVanishedConsumer,
+  StreamMissingError,
+  type ConsumerPresence,
+  type ConsumerRecovery,
+  type RecoveryHandlers,
+  type VanishedConsumer,
+} from "./vanished-consumer.js";
 export { PullSlot, parseAckSubject, type PulledMsg, type PulledInfo, type PullOptions } from "./pull-slot.js";
 export { NatsPublishedViews, type DamagedVersion } from "./nats-views.js";
 export {

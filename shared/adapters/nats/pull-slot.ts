@@ -162,6 +162,7 @@ export class PullSlot {
   private readonly nextSubject: string;
   private serial = 0;
   private waiting: Waiting | undefined;
+  private silent = false;
 
   /** A slot on durable consumer `consumer` of `stream`; one subscription until `close`. */
   constructor(
@@ -174,8 +175,17 @@ export class PullSlot {
   }
 
   /**
+   * True when the last pull ended with no answer from the server at all, neither a message nor a
+   * status (its 408 at expiry): a consumer that no longer exists answers nothing (nats-server
+   * 2.9.10), so the caller asks what became of it (vanished-consumer.ts).
+   */
+  get unanswered(): boolean {
+    return this.silent;
+  }
+
+  /**
    * Asks for one message and resolves with it, or with null when none came within `expiresMs`
-   * (or `signal` aborted). Never more than one pull of a slot at a time.
+   * (or `signal` aborted; see {@link unanswered}). Never more than one pull of a slot at a time.
    * @throws StreamSetupError (NATS_SETUP) when the server refuses the pull (its consumer deleted,
    *   no JetStream answering, a bad request) or the subscription ended.
    */
@@ -186,8 +196,12 @@ export class PullSlot {
       return Promise.resolve(null);
     }
     const token = ++this.serial;
+    this.silent = false;
     return new Promise<PulledMsg | null>((resolve, reject) => {
-      const timer = setTimeout(() => settle(null), options.expiresMs + EXPIRY_MARGIN_MS);
+      const timer = setTimeout(() => {
+        if (this.waiting?.token === token) this.silent = true;
+        settle(null);
+      }, options.expiresMs + EXPIRY_MARGIN_MS);
       const onAbort = () => settle(null);
       const settle = (m: PulledMsg | null, err?: unknown) => {
         if (this.waiting?.token !== token) return;

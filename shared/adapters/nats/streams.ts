@@ -196,12 +196,15 @@ export async function ensureStreams(
 /**
  * Creates or updates the durable pull consumer all speed workers share: explicit ack, ack wait and
  * max deliveries from config, every message of the ingest stream from the start. Its replicas are
- * the stream's (num_replicas 0): the server scales the consumer with the stream.
+ * the stream's (num_replicas 0): the server scales the consumer with the stream. The start-up and a
+ * running worker that lost the consumer (vanished-consumer.ts) both create it here; `description`
+ * (set only when it creates the consumer) says who re-created it, for `lanemap ops status`.
  * @throws StreamSetupError (NATS_SETUP) when the consumer cannot be read, created or updated.
  */
 export async function ensureSpeedConsumer(
   jsm: JetStreamManager,
   settings: ConsumerSettings,
+  options: { readonly description?: string } = {},
 ): Promise<ConsumerInfo> {
   const wanted: Partial<ConsumerConfig> = {
     ack_wait: nanos(settings.ackWaitMs),
@@ -221,6 +224,7 @@ export async function ensureSpeedConsumer(
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
         filter_subject: `${INGEST_SUBJECT_PREFIX}.>`,
+        ...(options.description ? { description: options.description } : {}),
         ...wanted,
       });
     }
@@ -306,6 +310,9 @@ export interface SpeedLaneStatus {
     /** Highest stream sequence delivered, and the one below which everything is acknowledged. */
     readonly deliveredSeq: number;
     readonly ackFloorSeq: number;
+    /** When the consumer was created (ISO 8601), and what its creator noted (a re-creation). */
+    readonly created: string;
+    readonly description: string | null;
   } | null;
   readonly deadLetters: number | null;
 }
@@ -337,6 +344,8 @@ export async function speedLaneStatus(jsm: JetStreamManager): Promise<SpeedLaneS
           waiting: consumer.num_waiting,
           deliveredSeq: consumer.delivered.stream_seq,
           ackFloorSeq: consumer.ack_floor.stream_seq,
+          created: consumer.created,
+          description: consumer.config.description || null,
         }
       : null,
     deadLetters: dlq ? dlq.state.messages : null,
