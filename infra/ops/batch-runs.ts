@@ -200,10 +200,6 @@ export async function collectBatchRuns(options: {
 }): Promise<BatchRunsStatus> {
   const { dataDir, nc, now } = options;
   let error: string | undefined;
-  const checkpoints = await listCheckpoints(dataDir).catch((err: unknown) => {
-    error = `the checkpoints in ${dataDir}: ${describeError(err)}`;
-    return [];
-  });
   let lease: BatchRunsInput["lease"] = null;
   let held: VersionReservation[] = [];
   let tasks = new Map<string, number>();
@@ -222,14 +218,16 @@ export async function collectBatchRuns(options: {
       error = `NATS: ${describeError(err)}`;
     }
   }
-  const status = batchRunsStatus({
-    now,
-    dataDir,
-    lease,
-    lock: liveBatchLockOwner(dataDir),
-    checkpoints,
-    reservations: held,
-    tasks,
-  });
+  const lock = liveBatchLockOwner(dataDir);
+  // Checkpoints are opened (read-only) only when no run holds the lock or the lease: a run that
+  // found its checkpoint locked by this read would count it unusable and start clean.
+  const checkpoints =
+    lease || lock
+      ? []
+      : await listCheckpoints(dataDir).catch((err: unknown) => {
+          error = `the checkpoints in ${dataDir}: ${describeError(err)}`;
+          return [];
+        });
+  const status = batchRunsStatus({ now, dataDir, lease, lock, checkpoints, reservations: held, tasks });
   return { ...status, ...(error === undefined ? {} : { error }) };
 }
