@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { batchRunsStatus, describeBatchRuns, type BatchRunsInput } from "../../infra/ops/batch-runs.js";
-import { formatAge } from "../../infra/ops/format.js";
+import { batchRunsStatus, describeBatchRuns, formatAge, type BatchRunsInput } from "../../infra/ops/index.js";
 import {
   BatchLeaseHeldError,
   BatchLeaseLostError,
