@@ -3,7 +3,7 @@
  * runs it (issue 14): real CLI processes, each with its own data directory, one nats-server. The
  * second coordinator is refused at its start, naming the first, while the first runs on and
  * publishes the only version; `ops status` names the holder. A SIGKILLed holder's lease expires
- * after its TTL (2 s here, LANEMAP_BATCH_LEASE_S), `ops status` then reports its abandoned
+ * after its TTL (3 s here, LANEMAP_BATCH_LEASE_S), `ops status` then reports its abandoned
  * checkpoint, and a rerun takes over and resumes it.
  */
 import assert from "node:assert/strict";
@@ -26,12 +26,12 @@ const skip = natsMissing();
 
 describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), timeout: 60_000 }, () => {
   /** A deployment on one nats-server: the sample archive in NATS, and each machine's environment. */
-  async function deployment(nats: Awaited<ReturnType<typeof natsFixture>>, loadDir: string) {
+  async function deployment(nats: Awaited<ReturnType<typeof natsFixture>>, loadDir: string, leaseS: number) {
     const env = (dataDir: string, extra: Record<string, string> = {}) => ({
       LANEMAP_DATA_DIR: dataDir,
       NATS_URL: nats.server.url,
       LANEMAP_STORAGE: "nats",
-      LANEMAP_BATCH_LEASE_S: "2",
+      LANEMAP_BATCH_LEASE_S: String(leaseS),
       LANEMAP_BATCH_WORKERS: "1",
       LANEMAP_DECODE_TIMEOUT_MS: "10000",
       LANEMAP_LOG_LEVEL: "info",
@@ -47,7 +47,8 @@ describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), time
     await using a = await tempDir("lease-cli-a-");
     await using b = await tempDir("lease-cli-b-");
     await using c = await tempDir("lease-cli-c-");
-    const env = await deployment(nats, c.path);
+    // Nothing here waits for an expiry: a TTL long enough that a loaded machine never loses it.
+    const env = await deployment(nats, c.path, 30);
 
     await using first = lanemap(
       ["batch", "run", "--model", set.modelPath, "--json"],
@@ -97,7 +98,8 @@ describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), time
     await using nats = await natsFixture();
     await using a = await tempDir("lease-cli-kill-");
     await using c = await tempDir("lease-cli-ops-");
-    const env = await deployment(nats, c.path);
+    // Short, as an expiry is waited for; long enough for a holder on a loaded machine to keep it.
+    const env = await deployment(nats, c.path, 3);
 
     await using killed = lanemap(
       ["batch", "run", "--model", set.modelPath],

@@ -51,7 +51,7 @@ async function foreignLease(nc: Parameters<typeof BatchLeases.read>[0], runId: s
 describe("the batch coordinator lease", { ...(skip ? { skip } : {}) }, () => {
   test("a held lease refuses a second coordinator naming its holder, stays held past its TTL while refreshed, and is free once released", async () => {
     await using nats = await natsFixture();
-    const leases = await BatchLeases.open(nats.nc, { ttlMs: TTL_MS, logger: testLogger() });
+    const leases = await BatchLeases.open(nats.nc, { ttlMs: 2 * TTL_MS, logger: testLogger() });
     const a = await leases.acquire({
       runId: "run-a",
       startedAt: "2026-12-02T02:00:00.000Z",
@@ -118,7 +118,8 @@ describe("the batch coordinator lease", { ...(skip ? { skip } : {}) }, () => {
     await using nats = await natsFixture();
     const fx = await makeDataDir(set, "lease-taken");
     const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(fx.dataDir, "cache", "views") });
-    const config = fx.config({ LANEMAP_BATCH_LEASE_S: "1", LANEMAP_BATCH_WORKERS: "1" });
+    // 3 s: a holder on a loaded machine keeps it until it is taken; a refresh each second notices that.
+    const config = fx.config({ LANEMAP_BATCH_LEASE_S: "3", LANEMAP_BATCH_WORKERS: "1" });
     const runner = createBatchRunner(config, {
       logger: testLogger(),
       views,
@@ -134,7 +135,7 @@ describe("the batch coordinator lease", { ...(skip ? { skip } : {}) }, () => {
       // As the server does after the holder was paused past the TTL, and another coordinator starts.
       const kv = await new Kvm(nats.nc).open(BATCH_LEASE_BUCKET);
       await kv.purge(BATCH_LEASE_KEY);
-      const leases = await BatchLeases.open(nats.nc, { ttlMs: TTL_MS, logger: testLogger() });
+      const leases = await BatchLeases.open(nats.nc, { ttlMs: 3_000, logger: testLogger() });
       const other = await leases.acquire({ runId: "the-other-run", startedAt: "now", building: "v000001" });
       await assert.rejects(run, (err: unknown) => {
         assert.ok(err instanceof LanemapError, String(err));
