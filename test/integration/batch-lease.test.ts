@@ -4,24 +4,33 @@
  * a second coordinator at once, naming the holder; the holder keeps it past its TTL by refreshing;
  * a holder that stops refreshing loses it after the TTL; a holder paused past its TTL, or whose
  * lease another coordinator took, stops before publishing with BATCH_LEASE_LOST, its checkpoint
- * kept; a scheduled tick that finds the lease held is skipped in one log line.
+ * kept (and one that lost it during its upload removes the upload again); a scheduled tick that
+ * finds the lease held is skipped in one log line.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdir, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Kvm } from "@nats-io/kv";
-import { createBatchRunner, listCheckpoints, scheduleBatchRuns } from "../../batch/index.js";
+import {
+  createBatchRunner,
+  listCheckpoints,
+  publishStagedView,
+  scheduleBatchRuns,
+} from "../../batch/index.js";
 import {
   BATCH_LEASE_BUCKET,
   BATCH_LEASE_KEY,
   BatchLeaseHeldError,
+  BatchLeaseLostError,
   BatchLeases,
   NatsPublishedViews,
 } from "../../shared/adapters/nats/index.js";
-import { LanemapError } from "../../shared/index.js";
+import { BATCH_VIEW_FILES, LanemapError, dataPaths } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
-import { waitFor } from "./speed-fixtures.js";
+import { tempDir, waitFor } from "./speed-fixtures.js";
 import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
 
 let set: SampleSet;
@@ -156,6 +165,48 @@ describe("the batch coordinator lease", { ...(skip ? { skip } : {}) }, () => {
     } finally {
       await runner.close();
     }
+  });
+
+  test("a publisher whose lease is lost during its upload removes the upload, leaves CURRENT alone and puts its folder back as the checkpoint", async () => {
+    await using nats = await natsFixture();
+    await using data = await tempDir("lease-upload-");
+    const views = await NatsPublishedViews.open(nats.nc, { cacheDir: join(data.path, "cache", "views") });
+    const staging = join(dataPaths(data.path).batchStaging, "run-lost");
+    await mkdir(staging, { recursive: true });
+    for (const key of ["duckdb", "parquet", "arrow", "model"] as const)
+      await writeFile(join(staging, BATCH_VIEW_FILES[key]), randomBytes(2_000));
+    // Held when the publisher checks before reserving; lost when it asks again after the upload.
+    let asked = 0;
+    const holding = async () => {
+      if (++asked > 1) throw new BatchLeaseLostError("it expired");
+    };
+    const draft = {
+      watermark: 1,
+      modelVersion: "m",
+      startedAt: "2026-12-02T02:00:00.000Z",
+      finishedAt: "2026-12-02T02:01:00.000Z",
+      order: "hilbert",
+      tiles: { total: 1, classified: 1, reused: 0, failed: 0 },
+      cells: 1,
+      failures: [],
+    };
+    await assert.rejects(
+      publishStagedView(data.path, staging, draft, {
+        logger: testLogger(),
+        views,
+        lease: { expected: null },
+        holding,
+      }),
+      { code: "BATCH_LEASE_LOST" },
+    );
+    assert.equal(asked, 2, "asked before reserving and after the upload");
+    assert.equal(await views.current(), null, "CURRENT never moved");
+    assert.deepEqual(await views.list(), [], "the upload was removed");
+    assert.deepEqual(await views.reservations(), [], "its number released");
+    assert.ok(
+      (await stat(join(staging, BATCH_VIEW_FILES.duckdb))).isFile(),
+      "the checkpoint is back in staging",
+    );
   });
 
   test("a scheduled tick while another machine's coordinator holds the lease is skipped in one log line naming it; the next tick runs and releases the lease", async () => {
