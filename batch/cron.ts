@@ -2,7 +2,10 @@
  * The scheduled rebuild: node-cron fires `config.batch.cron` in `config.batch.timezone` (default
  * nightly at 02:00 UTC) and each tick runs one batch run through the runner. Overlap is refused by the
  * runner's lock, which also covers runs started by other processes (a manual `lanemap batch run`, a
- * second scheduler): such a tick is logged and skipped, never queued.
+ * second scheduler), and for a distributed run by the coordinator lease, which covers other
+ * machines (shared/adapters/nats/batch-lease.ts): such a tick is logged in one line naming the
+ * holder and skipped, never queued nor retried. A run whose lease was taken over stops
+ * (BATCH_LEASE_LOST) and is not retried either: the coordinator that took it builds the version.
  *
  * A tick whose run fails transiently (a NATS node lost mid-run, a stalled queue, storage for a
  * moment unreachable: any error whose code is not "permanent" in shared/errors.ts) runs again after
@@ -76,7 +79,21 @@ export function scheduleBatchRuns(
         return report;
       } catch (err) {
         if (err instanceof LanemapError && err.code === "BATCH_RUN_ACTIVE") {
-          log.warn({ err: describeError(err) }, "scheduled batch run skipped: another run is active");
+          // Another coordinator (this machine's lock, or another machine's lease) is building: one
+          // line per tick, no retry, never a second version.
+          log.warn(
+            { code: err.code, err: describeError(err) },
+            "scheduled batch run skipped: another run is active",
+          );
+          return undefined;
+        }
+        if (err instanceof LanemapError && err.code === "BATCH_LEASE_LOST") {
+          // Another coordinator took over this run's lease (it was paused or cut off past the TTL):
+          // it builds the version now, so retrying would only be refused.
+          log.warn(
+            { code: err.code, err: describeError(err) },
+            "scheduled batch run stopped: another coordinator took over its lease; the next cron tick runs again",
+          );
           return undefined;
         }
         if (signal?.aborted) {

@@ -39,6 +39,7 @@ export { scheduleBatchRuns, SCHEDULE_RETRY_DELAYS_MS, type BatchSchedule } from 
 export {
   acquireBatchLock,
   batchLockPath,
+  liveBatchLockOwner,
   BatchRunningError,
   type BatchLock,
   type LockOptions,
@@ -75,6 +76,7 @@ export {
   type ViewListing,
 } from "./publisher.js";
 export { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
+export { listCheckpoints, type CheckpointListing } from "./staging.js";
 export { diffBatchViews, type RasterComparison, type ViewDiff } from "./view-diff.js";
 export type { TileFailure } from "./view-store.js";
 export {

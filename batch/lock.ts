@@ -87,6 +87,17 @@ function readOwner(path: string): LockOwner | null {
   return null;
 }
 
+/**
+ * The owner of `dataDir`'s batch lock while it may still be running (`lanemap ops status`), or null
+ * when there is no lock or it is stale (its pid dead on this host, or over the 24 h bound).
+ */
+export function liveBatchLockOwner(dataDir: string): LockOwner | null {
+  const path = batchLockPath(dataDir);
+  const owner = readOwner(path);
+  if (!owner) return null;
+  return staleReason(path, owner, DEFAULT_STALE_MS, DEFAULT_UNREADABLE_GRACE_MS) === null ? owner : null;
+}
+
 /** Why a lock is stale, or null when its owner may still be running. */
 function staleReason(
   path: string,

@@ -177,6 +177,13 @@ export async function publishStagedView(
     beforeRename?: () => Promise<void>;
     views?: PublishedViews;
     lease?: PointerLease;
+    /**
+     * Resolves while this run may still publish, else throws (the batch coordinator lease,
+     * shared/adapters/nats/batch-lease.ts `confirm`): asked before anything is reserved or written,
+     * and again after the upload, before CURRENT moves (a refusal then removes the upload again
+     * and puts the folder back as the checkpoint).
+     */
+    holding?: () => Promise<void>;
   },
 ): Promise<BatchVersion> {
   const paths = dataPaths(dataDir);
@@ -198,6 +205,7 @@ export async function publishStagedView(
   const views = options.views;
   const lease = options.lease;
   const check = async (name: string): Promise<void> => {
+    await options.holding?.();
     if (!views || !lease) return;
     const conflict = staleLease(lease, await views.current(), name);
     if (conflict) throw conflict;
@@ -240,6 +248,11 @@ export async function publishStagedView(
   if (views) {
     try {
       await views.publish(target, name);
+      // Uploading takes time: a coordinator that lost its lease meanwhile must not move CURRENT.
+      await options.holding?.().catch(async (err: unknown) => {
+        await undoUpload(views, { name, target, stagingDir });
+        throw err;
+      });
       try {
         const pointer = await views.setCurrent(name, lease?.expected);
         if (lease) lease.expected = pointer.revision;
@@ -283,19 +296,8 @@ async function undoPublish(
   views: PublishedViews,
   p: { name: string; target: string; stagingDir: string; expected: number | null },
 ): Promise<ViewPointerConflictError> {
-  const { name, target, stagingDir } = p;
-  const removedFromStore =
-    views.backend === "files" ||
-    (await views.remove(name).then(
-      () => true,
-      () => false,
-    ));
-  const restored = await rename(target, stagingDir).then(
-    () => true,
-    () => false,
-  );
-  // The files backend's version is the folder: renamed back, it is gone.
-  const removed = views.backend === "files" ? restored : removedFromStore;
+  const { name, target } = p;
+  const { removed, restored } = await undoUpload(views, p);
   const actual = await views.current().catch(() => null);
   const rest = `${removed ? `this run's upload of ${name} was removed again` : `this run's upload of ${name} is left for retention`}; ${
     restored ? "the run's checkpoint is kept: run again to resume" : `the version folder stays at ${target}`
@@ -306,6 +308,28 @@ async function undoPublish(
     actual,
     actual ? `another coordinator published ${actual.name} meanwhile; ${rest}` : rest,
   );
+}
+
+/**
+ * Removes an upload that must not become current (best effort) and renames its folder back to the
+ * staging folder, the run's checkpoint; says what it managed.
+ */
+async function undoUpload(
+  views: PublishedViews,
+  p: { name: string; target: string; stagingDir: string },
+): Promise<{ removed: boolean; restored: boolean }> {
+  const removedFromStore =
+    views.backend === "files" ||
+    (await views.remove(p.name).then(
+      () => true,
+      () => false,
+    ));
+  const restored = await rename(p.target, p.stagingDir).then(
+    () => true,
+    () => false,
+  );
+  // The files backend's version is the folder: renamed back, it is gone.
+  return { removed: views.backend === "files" ? restored : removedFromStore, restored };
 }
 
 /** What retention removed. */

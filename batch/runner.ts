@@ -20,6 +20,7 @@ import {
   dataPaths,
   describeError,
   serializeModel,
+  versionName,
   type CatalogueEntry,
   type Config,
   type ClassifiedTile,
@@ -30,7 +31,7 @@ import {
   type PublishedViews,
 } from "../shared/index.js";
 import type { TileArchive } from "../shared/index.js";
-import { retryTransient } from "../shared/adapters/nats/index.js";
+import { BatchLeases, retryTransient, type HeldBatchLease } from "../shared/adapters/nats/index.js";
 import type { BatchVersion } from "../shared/adapters/archive/index.js";
 import { rowsToArrowIpc } from "./arrow-export.js";
 import { readRunSet, type QuarantinedTile, type RunSet, type WatermarkProvider } from "./catalogue.js";
@@ -40,6 +41,7 @@ import { chooseOrdering, orderEntries, placeEntries, resolveAround, type OrderKi
 import { createProgressSink, type ProgressSink, type RunProgress } from "./progress.js";
 import {
   applyRetention,
+  nextVersionNumber,
   publishStagedView,
   readCurrentVersion,
   type PointerLease,
@@ -292,20 +294,34 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
   const execute = async (runId: string, lock: BatchLock, options: BatchRunOptions): Promise<RunReport> => {
     const log = deps.logger.child({ runId });
     patch(runId, { state: "running", startedAt: new Date().toISOString() });
+    let lease: HeldBatchLease | undefined;
     try {
+      lease = await takeCoordinatorLease(config, deps, runId, options, log);
+      // A lost lease stops the run as a stop signal would: nothing published, the checkpoint kept.
+      const signal =
+        lease && options.signal
+          ? AbortSignal.any([options.signal, lease.signal])
+          : (lease?.signal ?? options.signal);
       const report = await executeRun(
         config,
-        { ...deps, hooks, logger: log, warmPool },
+        { ...deps, hooks, logger: log, warmPool, ...(lease ? { lease } : {}) },
         runId,
-        options,
-        (p) => patch(runId, { progress: { done: p.done, total: p.total, failed: p.failed } }),
+        { ...options, ...(signal ? { signal } : {}) },
+        (p) => {
+          patch(runId, { progress: { done: p.done, total: p.total, failed: p.failed } });
+          lease?.note({ progress: { done: p.done, total: p.total } });
+        },
       );
       patch(runId, { state: "succeeded", finishedAt: report.finishedAt, report });
       return report;
-    } catch (err) {
+    } catch (thrown) {
+      // The run's own abort error says less than why its lease was lost.
+      const err: unknown =
+        lease?.signal.aborted && !options.signal?.aborted ? (lease.signal.reason as unknown) : thrown;
       await warmPool.drop();
       const code = err instanceof LanemapError ? err.code : "BATCH_FAILED";
-      log.error({ code, err: describeError(err) }, "batch run failed");
+      // A refusal (another coordinator holds the lease) is the caller's one line to say, as the lock's is.
+      if (code !== "BATCH_RUN_ACTIVE") log.error({ code, err: describeError(err) }, "batch run failed");
       patch(runId, {
         state: "failed",
         finishedAt: new Date().toISOString(),
@@ -313,6 +329,7 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
       });
       throw err;
     } finally {
+      await lease?.release();
       lock.releaseSync();
       if (active === runId) active = undefined;
     }
@@ -340,16 +357,40 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
   };
 }
 
+/**
+ * Takes the batch coordinator lease when the run is distributed (its views in NATS, or its tiles
+ * on the stream executor's work queue, so other machines' coordinators share its state; the batch
+ * lock, lock.ts, only covers this data directory): undefined for a run on this machine alone.
+ * @throws BatchLeaseHeldError (BATCH_RUN_ACTIVE) naming the holder when another coordinator holds it.
+ */
+async function takeCoordinatorLease(
+  config: Config,
+  deps: BatchRunnerDeps,
+  runId: string,
+  options: BatchRunOptions,
+  log: Logger,
+): Promise<HeldBatchLease | undefined> {
+  const kind = options.executor ?? config.batch.executor;
+  if (!deps.nc || (deps.views?.backend !== "nats" && kind !== "stream")) return undefined;
+  const leases = await BatchLeases.open(deps.nc, {
+    ttlMs: config.batch.leaseTtlMs,
+    replicas: config.storage.replicas,
+    logger: log,
+  });
+  const building = versionName(await nextVersionNumber(config.dataDir, deps.views));
+  return leases.acquire({ runId, startedAt: new Date().toISOString(), building });
+}
+
 /** The runner's warm tile threads (see createBatchRunner). */
 interface WarmPool {
   get(): TilePool;
   drop(): Promise<void>;
 }
 
-/** One run, under the lock. */
+/** One run, under the lock (and the coordinator lease, `deps.lease`, when it is distributed). */
 async function executeRun(
   config: Config,
-  deps: BatchRunnerDeps & { hooks: BatchTestHooks; warmPool?: WarmPool },
+  deps: BatchRunnerDeps & { hooks: BatchTestHooks; warmPool?: WarmPool; lease?: HeldBatchLease },
   runId: string,
   options: BatchRunOptions,
   onProgress: (p: RunProgress) => void,
@@ -450,6 +491,7 @@ async function executeRun(
             previous,
             views,
             lease,
+            ...(deps.lease ? { holding: deps.lease } : {}),
             model,
             draft: {
               watermark: runSet.watermark,
@@ -535,6 +577,7 @@ async function executeRun(
         logger: log,
         views,
         lease,
+        holding: deps.lease ? () => deps.lease!.confirm() : undefined,
         beforeRename: deps.hooks.publishDelayMs
           ? async () => {
               log.info(
@@ -845,6 +888,8 @@ async function publishInterim(
     previous: BatchVersion;
     views: PublishedViews;
     lease: PointerLease;
+    /** The coordinator lease of a distributed run, confirmed before the interim moves CURRENT. */
+    holding?: HeldBatchLease;
     model: Parameters<typeof serializeModel>[0];
     draft: {
       watermark: number;
@@ -907,7 +952,12 @@ async function publishInterim(
         carried: { tiles: carried, fromVersion: p.previous.name, modelVersions },
         ...p.draft.provenance,
       },
-      { logger: log, views: p.views, lease: p.lease },
+      {
+        logger: log,
+        views: p.views,
+        lease: p.lease,
+        holding: p.holding ? () => p.holding!.confirm() : undefined,
+      },
     );
     log.info(
       { version: published.name, tiles: tally.tiles - carried, carried, fromVersion: p.previous.name },

@@ -5,7 +5,7 @@
  * folder found when a run starts belongs to a run that died: the newest one whose DuckDB file opens
  * is adopted and resumed, every other one (and an unusable one) is removed, and the run starts clean.
  */
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { BATCH_VIEW_FILES, dataPaths, describeError } from "../shared/index.js";
@@ -70,4 +70,51 @@ export async function openStaging(
     threads: options.duckdbThreads,
   });
   return { dir, view, resumedFrom: undefined };
+}
+
+/** A checkpoint left in this data directory's staging (`lanemap ops status`). */
+export interface CheckpointListing {
+  /** The run that wrote it (its folder's name; a resumed run keeps writing its predecessor's). */
+  readonly runId: string;
+  readonly dir: string;
+  /** When its DuckDB file (or its WAL) was last written. */
+  readonly modifiedAt: string;
+  /** Tiles finished of the run set's total, or null when the file cannot be read (a live run holds it). */
+  readonly tiles: { readonly done: number; readonly total: number | null } | null;
+}
+
+/**
+ * The checkpoints under `dataDir`'s staging, newest first, read only (the next run adopts the newest
+ * and removes the others: openStaging). Interim views (`.interim-<runId>`) are not checkpoints.
+ */
+export async function listCheckpoints(dataDir: string): Promise<CheckpointListing[]> {
+  const root = dataPaths(dataDir).batchStaging;
+  let names: string[];
+  try {
+    names = (await readdir(root))
+      .filter((n) => !n.startsWith("."))
+      .sort()
+      .reverse();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const out: CheckpointListing[] = [];
+  for (const runId of names) {
+    const dir = join(root, runId);
+    const db = join(dir, BATCH_VIEW_FILES.duckdb);
+    const times = await Promise.all(
+      [db, `${db}.wal`].map((f) =>
+        stat(f).then(
+          (s) => s.mtimeMs,
+          () => null,
+        ),
+      ),
+    );
+    const mtimes = times.filter((t): t is number => t !== null);
+    if (mtimes.length === 0) continue;
+    const tiles = await StagingViewStore.readProgress(db).catch(() => null);
+    out.push({ runId, dir, modifiedAt: new Date(Math.max(...mtimes)).toISOString(), tiles });
+  }
+  return out;
 }

@@ -129,6 +129,31 @@ export class StagingViewStore {
   }
 
   /**
+   * What a checkpoint at `path` holds, read without changing it (`lanemap ops status`): tiles
+   * finished (classified, or reused from the previous view) of the run set's total (null before the
+   * run recorded its set). Throws when the file cannot be opened, e.g. a live run holds it.
+   */
+  static async readProgress(path: string): Promise<{ done: number; total: number | null }> {
+    const db = await DuckDbDatabase.open(path, { threads: 1, memoryLimit: "64MB", readOnly: true });
+    try {
+      const tables = new Set(
+        (
+          await db.all<{ name: string }>(
+            "SELECT table_name AS name FROM duckdb_tables() WHERE database_name = current_database()",
+          )
+        ).map((r) => r.name),
+      );
+      const count = async (table: string) =>
+        tables.has(table)
+          ? Number((await db.all<{ n: bigint | number }>(`SELECT count(*) AS n FROM ${table}`))[0]?.n ?? 0)
+          : null;
+      return { done: (await count("tiles")) ?? 0, total: await count("run_set") };
+    } finally {
+      db.closeSync();
+    }
+  }
+
+  /**
    * Records the run's tile set (id + content hash) in a scratch table the pruning and reuse
    * statements join against; dropped again before the view is published.
    */

@@ -96,6 +96,11 @@ const variables = {
     default: "60",
     doc: "`stream` executor: beyond its tiles' own deadlines, how many seconds a batch task may spend loading its model and reading its tiles before its `lanemap worker` hands it back; the task's deadline is the sum (the coordinator counts a held task up to it). The adapters' retries through a JetStream leader election fit in the default.",
   },
+  LANEMAP_BATCH_LEASE_S: {
+    schema: int(1, 3600),
+    default: "30",
+    doc: "TTL of the batch coordinator lease in NATS KV (`KV_lanemap-batch-lease`), taken by every run whose storage or executor is NATS: a second coordinator is refused while it is held; the holder refreshes it every third of this and stops its run (BATCH_LEASE_LOST, checkpoint kept) when it could not; a killed holder's lease expires after this, and only then can a rerun take over.",
+  },
   LANEMAP_STORAGE: {
     schema: z.enum(["files", "nats"]),
     default: "files",
@@ -201,6 +206,8 @@ export interface Config {
     readonly stallMs: number;
     /** Stream executor: a task's time for its model load and tile reads beyond its tiles' deadlines (ms). */
     readonly ioMarginMs: number;
+    /** TTL of the coordinator lease of distributed runs (ms; batch-lease.ts). */
+    readonly leaseTtlMs: number;
   };
   /** Where shared state lives (shared/storage) and how JetStream replicates it. */
   readonly storage: {
@@ -283,6 +290,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>> = 
       executor: r.LANEMAP_BATCH_EXECUTOR,
       stallMs: r.LANEMAP_BATCH_STALL_S * 1000,
       ioMarginMs: r.LANEMAP_BATCH_IO_MARGIN_S * 1000,
+      leaseTtlMs: r.LANEMAP_BATCH_LEASE_S * 1000,
     },
     storage: {
       backend: r.LANEMAP_STORAGE,

@@ -69,6 +69,12 @@ export const ERROR_TABLE = {
   // The batch lane.
   BATCH_RUN_ACTIVE: [409, "transient", 1, "a batch run is already active"],
   BATCH_FAILED: [500, "transient", 1, "a batch run failed"],
+  BATCH_LEASE_LOST: [
+    409,
+    "transient",
+    1,
+    "a batch coordinator lost its lease (not refreshed within its TTL) and stopped before publishing; its checkpoint is kept",
+  ],
   BATCH_TILES_FAILED: [500, "transient", 1, "a batch view was published without some tiles"],
   ARCHIVE_OBJECTS_UNREADABLE: [
     503,

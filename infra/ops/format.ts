@@ -3,6 +3,7 @@
  * themselves instead; these functions only decide what a person needs first.
  */
 import { describeIngestStreamBehind } from "../../shared/index.js";
+import { describeBatchRuns } from "./batch-runs.js";
 import type { DiffReport } from "./diff.js";
 import type { ExpireReport } from "./expire.js";
 import type { ReplayReport } from "./replay.js";
@@ -36,6 +37,7 @@ export function formatStatus(s: OpsStatus): string {
     out.push(
       `          versions ${s.batch.versions.map((v) => `${v.name}${v.current ? "*" : ""} (W ${v.watermark})`).join(", ")}`,
     );
+  for (const line of describeBatchRuns(s.batch.runs, formatAge)) out.push(`runs      ${line}`);
   if (!s.nats.ok) {
     out.push(`nats      UNAVAILABLE${s.nats.url ? ` at ${s.nats.url}` : ""}: ${s.nats.error}`);
     return out.join("\n");

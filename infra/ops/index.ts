@@ -12,6 +12,15 @@ export {
 } from "./advance-ingest.js";
 export { readBatchCells, type BatchCellResult, type ViewClass } from "./batch-cells.js";
 export {
+  batchRunsStatus,
+  collectBatchRuns,
+  describeBatchRuns,
+  type AbandonedPart,
+  type ActiveRun,
+  type BatchRunsInput,
+  type BatchRunsStatus,
+} from "./batch-runs.js";
+export {
   NoBatchViewError,
   classShares,
   compareLanes,

@@ -54,6 +54,7 @@ import {
 } from "../../shared/index.js";
 import { ArchiveStore } from "../../shared/adapters/archive/index.js";
 import { viewCacheDir } from "../platform/views.js";
+import { collectBatchRuns, type BatchRunsStatus } from "./batch-runs.js";
 
 /** The current batch view. */
 export interface CurrentBatchStatus {
@@ -112,6 +113,12 @@ export interface OpsStatus {
      * when it names an incomplete one; each makes the report degraded. Absent with `files`.
      */
     readonly damaged?: readonly DamagedVersion[];
+    /**
+     * Batch runs: the one in progress (the coordinator lease's holder, this data directory's lock)
+     * and what an abandoned one left (checkpoint, reserved version, tasks), with what to do.
+     * Reported, never a failed check: the exit code stays as `health` says.
+     */
+    readonly runs: BatchRunsStatus;
   };
   readonly nats:
     | { readonly ok: true; readonly url: string }
@@ -309,8 +316,10 @@ export async function collectStatus(options: StatusOptions): Promise<OpsStatus> 
     }
   }
   const current = versions.find((v) => v.current);
+  const runs = await collectBatchRuns({ dataDir: options.dataDir, nc: options.nats.nc, now });
   const batch = {
     storage,
+    runs,
     ...(error === undefined ? {} : { error }),
     ...(damaged === undefined ? {} : { damaged }),
     current: current

@@ -170,6 +170,8 @@ export class ViewPointerConflictError extends LanemapError {
 export interface VersionReservation {
   readonly name: string;
   readonly holder: string;
+  /** When it was made, by the store's clock (the nats backend: the KV entry's time), when known. */
+  readonly reservedAt?: string;
 }
 
 /** Published batch views and their CURRENT pointer. */

@@ -245,7 +245,14 @@ describe("two batch coordinators on one NATS store", { ...(skip ? { skip } : {})
     // Another coordinator holds v000001 and has written part of it.
     assert.equal(await views.reserve("v000001", "run other (pid 1 on elsewhere)"), null);
     const held = await views.reserve("v000001", "run mine");
-    assert.deepEqual(held, { name: "v000001", holder: "run other (pid 1 on elsewhere)" });
+    assert.deepEqual(
+      { name: held?.name, holder: held?.holder },
+      { name: "v000001", holder: "run other (pid 1 on elsewhere)" },
+    );
+    assert.ok(
+      held?.reservedAt && Number.isFinite(Date.parse(held.reservedAt)),
+      "with the store's time of it",
+    );
     const half = await new Objm(nats.nc).create(viewVersionBucket("v000001"));
     await half.putBlob({ name: BATCH_VIEW_FILES.model }, new Uint8Array(10));
 

@@ -24,7 +24,7 @@ const info = (name: string, replicas: number, cluster?: StreamInfo["cluster"]): 
 const status = (streams: OpsStatus["streams"]): OpsStatus => ({
   at: "2026-11-30T18:00:00.000Z",
   dataDir: "/var/lib/lanemap/data",
-  batch: { storage: "files", current: null, versions: [] },
+  batch: { storage: "files", current: null, versions: [], runs: { active: [], abandoned: [], advice: [] } },
   nats: { ok: true, url: "nats://a:4222,nats://b:4222,nats://c:4222" },
   health: "ok",
   degraded: [],

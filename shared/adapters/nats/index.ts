@@ -127,6 +127,18 @@ export {
 export { PullSlot, parseAckSubject, type PulledMsg, type PulledInfo, type PullOptions } from "./pull-slot.js";
 export { NatsPublishedViews, type DamagedVersion } from "./nats-views.js";
 export {
+  BatchLeases,
+  HeldBatchLease,
+  BatchLeaseHeldError,
+  BatchLeaseLostError,
+  describeHolder,
+  leaseHolderSchema,
+  leaseStillHeld,
+  refreshPeriodMs,
+  type LeaseHolder,
+  type LeaseState,
+} from "./batch-lease.js";
+export {
   retryTransient,
   brokerError,
   DEFAULT_TRANSIENT_RETRY_MS,

@@ -198,3 +198,13 @@ export const VIEW_RESERVATION_BUCKET = "lanemap-view-reservations";
  * removed by the next retention) after it.
  */
 export const VIEW_RESERVATION_TTL_MS = 6 * 60 * 60 * 1000;
+
+/**
+ * The batch coordinator lease (batch-lease.ts): the one key BATCH_LEASE_KEY of this KV bucket
+ * names the coordinator whose distributed run (NATS storage or the stream executor) is in progress,
+ * created only when absent and refreshed by update on its revision. The bucket's max_age is the
+ * lease's TTL (LANEMAP_BATCH_LEASE_S): nats-server 2.9 has no per-key TTL, so a holder that stops
+ * refreshing (killed) loses its key after it.
+ */
+export const BATCH_LEASE_BUCKET = "lanemap-batch-lease";
+export const BATCH_LEASE_KEY = "coordinator";

@@ -215,9 +215,13 @@ function reservationOf(e: KvEntry | null): VersionReservation | null {
   if (!e || e.operation !== "PUT" || e.length === 0) return null;
   try {
     const v = JSON.parse(new TextDecoder().decode(e.value)) as { holder?: unknown };
-    return { name: e.key, holder: typeof v.holder === "string" ? v.holder : "an unknown publisher" };
+    return {
+      name: e.key,
+      holder: typeof v.holder === "string" ? v.holder : "an unknown publisher",
+      reservedAt: e.created.toISOString(),
+    };
   } catch {
-    return { name: e.key, holder: "an unknown publisher" };
+    return { name: e.key, holder: "an unknown publisher", reservedAt: e.created.toISOString() };
   }
 }
 

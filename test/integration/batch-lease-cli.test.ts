@@ -1,0 +1,142 @@
+/**
+ * `lanemap batch run` on two machines against one NATS store (LANEMAP_STORAGE=nats), as an operator
+ * runs it (issue 14): real CLI processes, each with its own data directory, one nats-server. The
+ * second coordinator is refused at its start, naming the first, while the first runs on and
+ * publishes the only version; `ops status` names the holder. A SIGKILLed holder's lease expires
+ * after its TTL (3 s here, LANEMAP_BATCH_LEASE_S), `ops status` then reports its abandoned
+ * checkpoint, and a rerun takes over and resumes it.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { addArchiveFolder, type RunReport } from "../../batch/index.js";
+import type { OpsStatus } from "../../infra/ops/index.js";
+import { openTileArchive } from "../../infra/platform/storage.js";
+import { BatchLeases, NatsPublishedViews } from "../../shared/adapters/nats/index.js";
+import { natsFixture, natsMissing } from "../helpers/nats.js";
+import { makeSampleSet, type SampleSet } from "./batch-fixture.js";
+import { lanemap, runLanemap, tempDir, testConfig, testLogger, waitFor } from "./speed-fixtures.js";
+
+let set: SampleSet;
+before(async () => {
+  set = await makeSampleSet({ width: 2, height: 2 });
+});
+after(() => set?.dispose());
+
+const skip = natsMissing();
+
+describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), timeout: 60_000 }, () => {
+  /** A deployment on one nats-server: the sample archive in NATS, and each machine's environment. */
+  async function deployment(nats: Awaited<ReturnType<typeof natsFixture>>, loadDir: string, leaseS: number) {
+    const env = (dataDir: string, extra: Record<string, string> = {}) => ({
+      LANEMAP_DATA_DIR: dataDir,
+      NATS_URL: nats.server.url,
+      LANEMAP_STORAGE: "nats",
+      LANEMAP_BATCH_LEASE_S: String(leaseS),
+      LANEMAP_BATCH_WORKERS: "1",
+      LANEMAP_DECODE_TIMEOUT_MS: "10000",
+      LANEMAP_LOG_LEVEL: "info",
+      ...extra,
+    });
+    const archive = await openTileArchive(testConfig(loadDir, env(loadDir)), nats.nc, testLogger());
+    await addArchiveFolder(archive, set.tilesDir, { logger: testLogger(), maxPixels: 1e8 });
+    return env;
+  }
+
+  test("a second coordinator is refused at its start naming the first, which runs on and publishes the only version; ops status names the holder", async () => {
+    await using nats = await natsFixture();
+    await using a = await tempDir("lease-cli-a-");
+    await using b = await tempDir("lease-cli-b-");
+    await using c = await tempDir("lease-cli-c-");
+    // Nothing here waits for an expiry: a TTL long enough that a loaded machine never loses it.
+    const env = await deployment(nats, c.path, 30);
+
+    await using first = lanemap(
+      ["batch", "run", "--model", set.modelPath, "--json"],
+      env(a.path, { LANEMAP_TEST_TILE_DELAY_MS: "600" }),
+    );
+    const held = await waitFor(
+      "the first coordinator's lease",
+      async () => (await BatchLeases.read(nats.nc)) ?? undefined,
+    );
+    assert.equal(held.holder.pid, first.child.pid);
+    assert.equal(held.holder.building, "v000001");
+
+    const second = await runLanemap(["batch", "run", "--model", set.modelPath], env(b.path));
+    assert.equal(second.code, 1, second.stderr);
+    const said = second.stderr.split("\n").filter((l) => l.startsWith("lanemap: "));
+    assert.equal(said.length, 1, second.stderr);
+    assert.match(
+      said[0]!,
+      new RegExp(
+        `^lanemap: another batch coordinator holds the lease: host \\S+, pid ${first.child.pid}, run ${held.holder.runId}, started ${held.holder.startedAt}, building v000001`,
+      ),
+    );
+    assert.doesNotMatch(second.stderr, /batch run started/, "refused before reading its run set");
+    assert.equal(first.child.exitCode, null, "refused while the first still runs: not after a whole run");
+
+    const status = await runLanemap(["ops", "status", "--json"], env(c.path));
+    assert.equal(status.code, 0, status.stderr);
+    const runs = (JSON.parse(status.stdout) as OpsStatus).batch.runs;
+    assert.equal(runs.active.length, 1, status.stdout);
+    const active = runs.active[0]!;
+    assert.ok(active.kind === "lease");
+    assert.equal(active.holder.runId, held.holder.runId);
+    assert.deepEqual(runs.abandoned, []);
+
+    assert.equal(await first.exited, 0, first.stderr());
+    const report = JSON.parse(first.out.join("\n")) as RunReport;
+    assert.equal(report.version, "v000001");
+    const views = await NatsPublishedViews.open(nats.nc, { cacheDir: `${c.path}/cache/views` });
+    assert.deepEqual(
+      (await views.list()).map((v) => v.name),
+      ["v000001"],
+    );
+    assert.equal(await BatchLeases.read(nats.nc), null, "the holder deleted its lease at its end");
+  });
+
+  test("a SIGKILLed holder's lease expires after its TTL; ops status then reports its abandoned checkpoint, and a rerun takes over and resumes it", async () => {
+    await using nats = await natsFixture();
+    await using a = await tempDir("lease-cli-kill-");
+    await using c = await tempDir("lease-cli-ops-");
+    // Short, as an expiry is waited for; long enough for a holder on a loaded machine to keep it.
+    const env = await deployment(nats, c.path, 3);
+
+    await using killed = lanemap(
+      ["batch", "run", "--model", set.modelPath],
+      env(a.path, { LANEMAP_TEST_TILE_DELAY_MS: "500" }),
+    );
+    // Its lease's progress is written after each tile's checkpoint write is committed.
+    const held = await waitFor(
+      "two tiles in the holder's checkpoint",
+      async () => {
+        const s = await BatchLeases.read(nats.nc);
+        return s && (s.holder.progress?.done ?? 0) >= 2 ? s : undefined;
+      },
+      30_000,
+    );
+    killed.child.kill("SIGKILL");
+    await killed.exited;
+    await waitFor(
+      "the killed holder's lease to expire",
+      async () => (await BatchLeases.read(nats.nc)) === null,
+    );
+
+    const status = await runLanemap(["ops", "status", "--json"], env(a.path));
+    assert.equal(status.code, 0, status.stderr);
+    const runs = (JSON.parse(status.stdout) as OpsStatus).batch.runs;
+    assert.deepEqual(runs.active, []);
+    const checkpoint = runs.abandoned.find((p) => p.kind === "checkpoint");
+    assert.ok(checkpoint?.kind === "checkpoint", status.stdout);
+    assert.equal(checkpoint.runId, held.holder.runId);
+    assert.ok((checkpoint.tiles?.done ?? 0) >= 2, JSON.stringify(checkpoint));
+    assert.equal(checkpoint.tiles?.total, 4);
+    assert.ok(runs.advice.some((l) => /rerun .* resumes the newest checkpoint/.test(l)));
+    const rerun = await runLanemap(["batch", "run", "--model", set.modelPath, "--json"], env(a.path));
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const report = JSON.parse(rerun.stdout) as RunReport;
+    assert.equal(report.version, "v000001");
+    assert.equal(report.resumedFrom, held.holder.runId);
+    assert.ok(report.tiles.resumed >= 2, JSON.stringify(report.tiles));
+    assert.equal(report.tiles.resumed + report.tiles.classified, 4);
+  });
+});
