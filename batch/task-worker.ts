@@ -8,11 +8,15 @@
  * that is gone.
  *
  * One pull request per free slot (`concurrency`, the pool's size), each slot on one long-lived
- * subscription (shared/adapters/nats PullSlot, not a fetch per task): a busy worker never hoards
- * tasks an idle one could take, and live tiles, which the pool queues ahead of batch tiles, wait
+ * subscription (shared/adapters/nats PullSlot, not a fetch per task): a busy worker holds no task
+ * an idle one could take beyond the one it works on (and, for its last small tile's time, the
+ * next: below), and live tiles, which the pool queues ahead of batch tiles, wait
  * at most for the batch tiles already running. A slot is free again as soon as its tile thread is: the result is
  * published while the slot already pulls its next task, so the thread does not idle through that
- * round trip (at most one result per slot is on its way at a time). A task is acknowledged once its
+ * round trip (at most one result per slot is on its way at a time); a task of several small tiles
+ * asks for the next one while its last tile still runs, so the pull's round trip through the broker
+ * overlaps that tile too (the task pulled waits in the slot, with heartbeats, and goes back at a
+ * stop). A task is acknowledged once its
  * result is stored, with the slot's next pull (`+NXT`, one message instead of an ack and a pull): a
  * task stays unacknowledged, kept alive by its heartbeats, until its slot asks for more work or
  * stops — at least once, as before, and one broker message and one socket write fewer per task.
@@ -184,6 +188,8 @@ export async function startBatchTaskWorker(
     for (const fn of listeners) fn(e);
   };
   const maxInline = serverMaxPayload(nc) - HEAD_ROOM;
+  /** How often a task held by this worker is reported in progress (`+WPI`), in ms. */
+  const heartbeatMs = Math.max(500, Math.floor(settings.ackWaitMs / 3));
   const loading = new Map<string, Promise<void>>();
 
   /** Loads a model version into the pool once, however many tasks name it at once. */
@@ -363,7 +369,7 @@ export async function startBatchTaskWorker(
       m.term(describeError(err));
       return { published: previous };
     }
-    const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(settings.ackWaitMs / 3)));
+    const heartbeat = setInterval(() => m.working(), heartbeatMs);
     // A stop waits for the task's tiles as long as their own deadlines, one after the other at worst.
     const tilesMs = task.entries.reduce((ms, e) => ms + tileDeadline(config, e).ms, 0);
     const deadlineMs = deps.taskDeadlineMs ?? taskDeadlineMs(config, task.entries);
@@ -376,8 +382,32 @@ export async function startBatchTaskWorker(
     let over = false;
     let publishing = previous;
     let unpublished: unknown;
+    // The slot's next task is asked for once, by whichever comes first: the task's last tile left
+    // running (a task of several tiles, see below) or every tile classified.
+    let freed = false;
+    const freeOnce = () => {
+      if (freed) return;
+      freed = true;
+      free();
+    };
+    // A task of several (small) tiles asks for the slot's next one while its last tile is still
+    // classifying, once the slot's earlier results are out: the pull's round trip through the
+    // broker, which the tile thread otherwise idled through between two tasks (a scheduling delay
+    // of each of three processes on a loaded machine), overlaps that tile. The task pulled waits
+    // in the slot, kept alive by its heartbeats, and reaches the pool only once this one's tiles
+    // are classified, so live tiles still go first and the slot never has more than one task's
+    // tiles in the pool; a task of one tile (a large one) asks only once it is classified, not to
+    // hold a task another worker could take for a long tile's time.
+    let unsettled = task.entries.length;
+    const settled = () => {
+      if (--unsettled === 1 && task.entries.length > 1)
+        void previous.then(() => {
+          if (!over) freeOnce();
+        });
+    };
     const classified = async (entry: CatalogueEntry, i: number): Promise<void> => {
       const c = await classify(task, entry, m.info.deliveryCount);
+      settled();
       if (over || !c) return;
       done[i] = c;
       const times = { queuedMs, classifyMs: tenths(performance.now() - classifyStart) };
@@ -427,7 +457,7 @@ export async function startBatchTaskWorker(
     // The slot's results before this task have had this whole task to be published; if they have
     // not been yet (the broker is slow), the slot waits here rather than pile up rasters.
     await previous;
-    free();
+    freeOnce();
     const complete = done.every((c) => c !== null);
     return {
       published: publishing.then(() => {
@@ -500,11 +530,20 @@ export async function startBatchTaskWorker(
       const ack = takeUnacked();
       return pulls.next({ expiresMs: PULL_EXPIRES_MS, signal: stopping.signal, ...(ack ? { ack } : {}) });
     };
-    // The next task's pull, asked for by `handle` as soon as the tile thread is free.
+    // The next task's pull, asked for by `handle` as soon as the tile thread is free (or about to
+    // be: the last tile of a task of several). A task that arrives while this slot's previous one
+    // still runs is kept alive with heartbeats until `handle` takes it (and its own start).
     let asked: Promise<PulledMsg | null> | undefined;
+    let waitingBeat: NodeJS.Timeout | undefined;
     const ask = () => {
-      asked = pull();
-      asked.catch(() => undefined); // awaited below: only no "unhandled" report before that
+      const p = pull();
+      asked = p;
+      p.then(
+        (m) => {
+          if (m && asked === p) waitingBeat = setInterval(() => m.working(), heartbeatMs);
+        },
+        () => undefined, // awaited below: only no "unhandled" report before that
+      );
     };
     try {
       while (!stopping.signal.aborted) {
@@ -512,6 +551,7 @@ export async function startBatchTaskWorker(
           const next = asked ?? pull();
           asked = undefined;
           const m = await next;
+          clearInterval(waitingBeat);
           if (m) ({ published: publishing } = await handle(m, publishing, ask, stored));
           // Not even a 408 at its expiry: a consumer that no longer exists answers nothing.
           else if (pulls.unanswered && (await recover()) === "stop") break;
@@ -535,6 +575,13 @@ export async function startBatchTaskWorker(
       }
       await publishing;
     } finally {
+      // A task pulled for this slot that it will not start (it stopped): back to the queue at once,
+      // not after its ack wait (the pull itself ended null at the stop if it was still waiting).
+      const left = asked;
+      asked = undefined;
+      const m = await left?.catch(() => null);
+      clearInterval(waitingBeat);
+      m?.nak();
       takeUnacked()?.ack();
       pulls.close();
     }

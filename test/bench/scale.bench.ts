@@ -63,12 +63,18 @@ const TILE_SIZE = Number(process.env["SCALE_TILE_SIZE"] ?? 128);
 /**
  * A second tree to compare with (SCALE_BEFORE=DIR, a checkout with its own `npm run build`, e.g.
  * the commit before a change): one more `lanemap worker` from DIR on a nats-server of its own, sent
- * tasks of one tile each (what a worker of any version reads; DIR = this tree compares the tasks of
- * several tiles with tasks of one, on the same worker code),
+ * tasks of SCALE_BEFORE_TILES tiles (default one, what a worker of any version reads; DIR = this
+ * tree compares the tasks of several tiles with tasks of one, on the same worker code),
  * driven in every round beside this tree's, so a change's effect is read within one run on this
  * shared machine instead of across runs at different loads.
  */
 const BEFORE = process.env["SCALE_BEFORE"];
+/**
+ * Tiles per task sent to the SCALE_BEFORE worker (SCALE_BEFORE_TILES, default 1: what a worker of
+ * any version reads; 4, the coordinator's own, for a tree that reads tasks of several tiles too,
+ * so a change to the worker is compared on the same tasks).
+ */
+const BEFORE_TILES = Number(process.env["SCALE_BEFORE_TILES"] ?? 1);
 /**
  * Side of the tiles of an extra pair of rows (SCALE_LARGE_TILE_SIZE, default 512; 0 leaves them
  * out): the in-process pool against one `lanemap worker` on LARGE_TILES tiles of that size, paired
@@ -449,7 +455,7 @@ async function main(): Promise<void> {
     await threadsRun(1);
     await streamRun(one);
     await streamRun(two);
-    if (before) await streamRun(before, job, 1);
+    if (before) await streamRun(before, job, BEFORE_TILES);
     if (large && largeJob) {
       await threadsRun(1, largeJob);
       await streamRun(large, largeJob);
@@ -469,7 +475,7 @@ async function main(): Promise<void> {
         nats: s1.natsMs,
       });
       if (before) {
-        const b1 = await streamRun(before, job, 1);
+        const b1 = await streamRun(before, job, BEFORE_TILES);
         figures["beforeStream1"]!.push(b1.ms);
         figures["beforeStreamCpu1"]!.push(b1.allCpuMsPerTile);
         beforeSplits.push({
@@ -537,7 +543,7 @@ async function main(): Promise<void> {
       : [];
     const beforeNotes = BEFORE
       ? [
-          `Before (SCALE_BEFORE=${BEFORE}, one \`lanemap worker\` of that tree, tasks of one tile, same rounds): ${minMedMax(perTile(figures["beforeStream1"]!), 1, " ms")} per tile; ` +
+          `Before (SCALE_BEFORE=${BEFORE}, one \`lanemap worker\` of that tree, tasks of up to ${BEFORE_TILES} tile${BEFORE_TILES > 1 ? "s" : ""}, same rounds): ${minMedMax(perTile(figures["beforeStream1"]!), 1, " ms")} per tile; ` +
             `distribution overhead in wall time ${minMedMax(beforeOverhead, 2, " ms")} per tile, ${((median(beforeOverhead) / classifyMs) * 100).toFixed(1)} % ` +
             `(this tree: ${minMedMax(overhead, 2, " ms")}, ${((median(overhead) / classifyMs) * 100).toFixed(1)} %); ` +
             `distribution overhead in CPU time ${minMedMax(beforeCpuOverhead, 2, " ms")} per tile, ${((median(beforeCpuOverhead) / classifyCpuMs) * 100).toFixed(1)} % ` +

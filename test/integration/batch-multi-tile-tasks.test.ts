@@ -20,6 +20,7 @@ import {
   batchResultSubject,
   batchTaskSubject,
   ensureBatchQueue,
+  parseAckSubject,
 } from "../../shared/adapters/nats/index.js";
 import { LanemapError, type CatalogueEntry, type Config } from "../../shared/index.js";
 import { DelegatingArchive } from "../helpers/archive-entries.js";
@@ -135,6 +136,71 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
     } finally {
       await executor.close({ purge: true });
       await w.stop();
+    }
+  });
+
+  test("a worker asks for its next task while the last tile of a task of several runs, and one that stops then hands that task back at once: no task held after its stop, and another worker classifies it", async () => {
+    await using nats = await natsFixture();
+    const { fx, config, entries } = await catalogued(set, "prefetch", nats.server.url);
+    const models = await openModelRegistry(config, nats.nc);
+    // Every answer a worker sends for a task (its ack subject names the task's stream sequence).
+    const answers: { seq: number; verb: string }[] = [];
+    const sub = nats.nc.subscribe(`$JS.ACK.${BATCH_TASK_STREAM}.>`, {
+      callback: (_err, m) =>
+        void answers.push({
+          seq: parseAckSubject(m.subject)?.streamSequence ?? 0,
+          verb: new TextDecoder().decode(m.data).split(" ")[0]!,
+        }),
+    });
+    const a = await oneTaskWorker(config, nats.nc, models, fx.store, { name: "a" });
+    const byA: string[] = [];
+    let stopped: Promise<void> | undefined;
+    a.worker.on((e) => {
+      if (e.type !== "task-done") return;
+      byA.push(e.tileId);
+      // The first task's third result is out: its fourth tile is left, so the next task was asked
+      // for (before that result's publish, on the same connection, so it has arrived by the end of
+      // the task). Stopping now: the task finishes, the one pulled early must go back.
+      if (byA.length === 3) stopped = a.stop();
+    });
+    const executor = await coordinator(
+      set,
+      config,
+      nats.nc,
+      models,
+      "20260101T000000Z-multi4",
+      entries.map((e) => e.tileId),
+    );
+    let b: Awaited<ReturnType<typeof oneTaskWorker>> | undefined;
+    try {
+      // Two tasks of four 64² tiles.
+      const outcomes = Promise.all(entries.map((e) => executor.process(e)));
+      while (!stopped) await new Promise((r) => setTimeout(r, 20));
+      await stopped;
+      await nats.nc.flush(); // the answers the worker sent are in
+      assert.deepEqual(
+        byA,
+        entries.slice(0, 4).map((e) => e.tileId),
+        "the stopped worker classified its first task only",
+      );
+      assert.deepEqual(
+        answers.filter((a) => a.seq === 2 && a.verb !== "+WPI").map((a) => a.verb),
+        ["-NAK"],
+        "the second task, pulled while the first one's last tile ran, went back at once at the stop",
+      );
+      b = await oneTaskWorker(config, nats.nc, models, fx.store, { name: "b" });
+      for (const [i, o] of (await outcomes).entries()) assert.ok(o.ok, `${entries[i]!.tileId} is classified`);
+      assert.equal(
+        executor.redelivered,
+        4,
+        "the second task's tiles came from its second delivery: the first was the early pull",
+      );
+      assert.equal(executor.duplicates, 0);
+    } finally {
+      await executor.close({ purge: true });
+      await b?.stop();
+      await a.stop();
+      sub.unsubscribe();
     }
   });
 
