@@ -67,6 +67,7 @@ import {
   batchResultSubject,
   batchTaskSubject,
   ensureBatchQueue,
+  ensureStreams,
   isTransientBrokerError,
   readObjectBytes,
   maxDeliveriesAdvisory,
@@ -366,7 +367,8 @@ export class StreamTileExecutor {
   }
 
   /**
-   * Makes sure the queue's streams, consumer and bucket exist, stores the model in the registry
+   * Makes sure the queue's streams, consumer and bucket exist (and the speed lane's streams every
+   * worker needs to start), stores the model in the registry
    * when it is not there, and starts reading the run's results.
    * @throws StreamSetupError (NATS_SETUP); ModelError for an artifact that is not a model;
    *   the registry's errors (a model whose classes disagree with its catalogue).
@@ -377,6 +379,16 @@ export class StreamTileExecutor {
     await retryTransient(
       "creating or checking the batch work queue",
       async () => ensureBatchQueue(nc, await jetstreamManager(nc), batchQueueSettings(config)),
+      { deadlineMs: TRANSIENT_RETRY_MS, logger: options.logger },
+    );
+    // The workers that take the tasks serve the speed lane too, and a `lanemap worker` starts by
+    // making sure its streams exist: where they cannot be made (a node's max_file_store smaller than
+    // LANEMAP_STREAM_MAX_BYTES asks, replicas the cluster cannot place) every worker exits at once
+    // with NATS_SETUP, and a run that had published its tasks waited LANEMAP_BATCH_STALL_S for
+    // nobody (an operator's check). The same set-up here fails the run at once with the same line.
+    await retryTransient(
+      "creating or checking the speed lane's streams the workers need",
+      async () => ensureStreams(await jetstreamManager(nc), config.stream, config.storage.replicas),
       { deadlineMs: TRANSIENT_RETRY_MS, logger: options.logger },
     );
     const jsm = await jetstreamManager(nc, NO_API_CHECK);
