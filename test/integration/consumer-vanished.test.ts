@@ -99,6 +99,11 @@ test(
       const c = (await speedLaneStatus(jsm)).consumer;
       return c !== null && c.pending === 0 && c.ackPending === 0;
     });
+    // The worker logs a tile after its result is stored: under load its line can trail the live view.
+    await waitFor(
+      "the worker's line for the tile published after the re-creation",
+      () => classifiedLines(worker, after.tileId).length > 0,
+    );
     assert.equal(classifiedLines(worker, after.tileId).length, 1, "classified exactly once");
     assert.equal(classifiedLines(worker, before.tileId).length, 1, "the earlier tile not classified again");
     assert.ok(await live.get(before.cell, before.tileId), "the earlier result kept");
