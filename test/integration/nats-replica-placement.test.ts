@@ -180,15 +180,24 @@ describe(
       const { cluster, ops, stream, copies, nonLeader } = f;
       const name = "LANEMAP_EMPTY_COPY_TEST";
       await stream(name, 150);
+      const all = [150, 1, 150];
+      // Idle means every copy current: a follower still applying when it stops catches up from the
+      // others' log on restart instead of coming back empty (CI once waited 30 s for an empty copy).
+      await waitFor("every copy holding the 150 messages", async () =>
+        (await copies(name)).every((c) => c?.join() === all.join()),
+      );
       const victim = await nonLeader(name);
       await cluster.kill(victim, "SIGTERM");
       await rm(join(cluster.servers[victim]!.storeDir, "jetstream", "jetstream", "$G", "streams", name), {
         recursive: true,
       });
       await cluster.restart(victim);
+      let seen: (number[] | null)[] = [];
       await waitFor(`node ${NODE_NAMES[victim]} back with an empty copy`, async () => {
-        const c = await copies(name);
-        return c[victim]?.[0] === 0;
+        seen = await copies(name);
+        return seen[victim]?.[0] === 0;
+      }).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message} (copies last seen: ${JSON.stringify(seen)})`);
       });
       const bad = await ops(["status"]);
       assert.equal(bad.code, 3, `${bad.stderr}\n${bad.stdout}`);
@@ -199,7 +208,6 @@ describe(
       );
       const repaired = await ops(["repair-replicas", "--stream", name]);
       assert.equal(repaired.code, 0, `${repaired.stderr}\n${repaired.stdout}`);
-      const all = [150, 1, 150];
       assert.deepEqual(await copies(name), [all, all, all]);
       const jsm = await jetstreamManager(cluster.nc);
       for (const seq of [1, 75, 150])
