@@ -21,9 +21,9 @@
  * Run alone: node --import tsx test/bench/core/knn.ts [rounds]
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { median, minMedMax, printTable, spreadOf, writeResults, type Table } from "../harness.js";
@@ -68,16 +68,31 @@ interface SideRun {
   wall: number[];
 }
 
+/**
+ * The CPU every side's process is pinned to (BENCH_KNN_CPU, default the last one; "none" leaves
+ * the scheduler free), with util-linux's taskset when the machine has it: pyperf's advice for
+ * one-thread benchmarks. Unpinned, the scheduler moves a process between cores (and its V8 or
+ * Python helper threads share them), and on this 2-core VM 10 lanemap processes of isotropic N = 1k
+ * split into two groups, 343–375k and 437–450k pred/s (spread 1.31), where 8 pinned ones to one CPU
+ * gave 449–462k (2026-12-02). Every side is pinned alike, anchors included.
+ */
+const PIN_CPU = ((): string | null => {
+  const v = process.env.BENCH_KNN_CPU ?? String(availableParallelism() - 1);
+  if (v === "none" || !existsSync("/usr/bin/taskset")) return null;
+  return v;
+})();
+
 /** Runs one side once in a fresh process; a string is the reason it could not run. */
 function runSide(side: Side, dir: string, name: string, out: boolean): SideRun | string {
   const args = [dir, name, String(INNER), ...(out ? ["--out"] : [])];
-  const r =
+  const [cmd, cmdArgs] =
     side === "lanemap"
-      ? spawnSync(process.execPath, ["--import", "tsx", join(HERE, "knn-side.ts"), ...args], {
-          encoding: "utf8",
-          env: ONE_THREAD,
-        })
-      : spawnSync("/usr/bin/python3", [join(HERE, "knn_anchors.py"), side, ...args], {
+      ? [process.execPath, ["--import", "tsx", join(HERE, "knn-side.ts"), ...args]]
+      : ["/usr/bin/python3", [join(HERE, "knn_anchors.py"), side, ...args]];
+  const r =
+    PIN_CPU === null
+      ? spawnSync(cmd, cmdArgs, { encoding: "utf8", env: ONE_THREAD })
+      : spawnSync("/usr/bin/taskset", ["-c", PIN_CPU, cmd, ...cmdArgs], {
           encoding: "utf8",
           env: ONE_THREAD,
         });
@@ -137,6 +152,20 @@ function agreement(dir: string, name: string, a: string, b: string): number | nu
   }
 }
 
+/** The anchors' spreads over the same rounds, lowest to highest over the cases: the host's share. */
+function anchorSpreads(results: readonly CaseResult[]): string {
+  const parts = ANCHORS.flatMap((a) => {
+    const spreads = results.flatMap((r) => {
+      const perS = r.sides[a]?.perS ?? [];
+      return perS.length > 1 ? [spreadOf(perS)] : [];
+    });
+    return spreads.length === 0
+      ? []
+      : [`${SIDE_NAMES[a]} ${Math.min(...spreads).toFixed(2)}–${Math.max(...spreads).toFixed(2)}`];
+  });
+  return `The anchors' own spreads over the same rounds (max / min of their processes' rates, lowest–highest over the cases): ${parts.length ? parts.join(", ") : "none ran"}.`;
+}
+
 /** The printed table of a run's results; `notes` are the run's skip and failure notes. */
 export function knnTable(results: readonly CaseResult[], notes: readonly string[]): Table {
   const fmtStats = (xs: readonly number[] | undefined, digits: number, suffix = ""): string | null =>
@@ -176,7 +205,11 @@ export function knnTable(results: readonly CaseResult[], notes: readonly string[
         `${INNER} timed pass(es) over all queries after a warm-up on the first tenth, in CPU time (user + system). ` +
         "Ratios are lanemap's rate over the anchor's in the same round (min / median / max); spread = max / min " +
         "of lanemap's rates over its processes. Every side includes the majority vote. " +
-        `ml-knn: wall clock on its first queries for ~${ML_KNN_BUDGET_MS / 1000} s, in this process.`,
+        `ml-knn: wall clock on its first queries for ~${ML_KNN_BUDGET_MS / 1000} s, in this process. ` +
+        (PIN_CPU === null
+          ? "Processes not pinned to a CPU."
+          : `Every side's processes pinned to CPU ${PIN_CPU} (taskset; BENCH_KNN_CPU=none to leave them free).`),
+      anchorSpreads(results),
       "spectral = correlated Landsat-like classes; isotropic = unit-variance Gaussian mixture (a kd-tree's hard case). " +
         "= sklearn: share of queries where lanemap's class equals scikit-learn's (same tie rule). FAISS computes in " +
         "float32, so it may differ on near ties.",
