@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync, existsSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, test } from "node:test";
 import { pino } from "pino";
 import { BatchRunningError, acquireBatchLock, batchLockPath } from "../../batch/index.js";
 import { processStartStamp } from "../../shared/index.js";
+import { liveProcess, zombie } from "../helpers/processes.js";
 
 function captureLogger() {
   const lines: { msg: string; reason?: string }[] = [];
@@ -20,33 +21,6 @@ function deadPid(): number {
     encoding: "utf8",
   });
   return Number(r.stdout);
-}
-
-/** A process that lives until killed, and its pid once it runs. */
-async function liveProcess(): Promise<{ child: ChildProcess; pid: number } & Disposable> {
-  const child = spawn("sleep", ["60"], { stdio: "ignore" });
-  await new Promise((resolve) => child.once("spawn", resolve));
-  return { child, pid: child.pid!, [Symbol.dispose]: () => void child.kill("SIGKILL") };
-}
-
-/**
- * A zombie: a process that has exited but that its parent never reaps (the parent execs into
- * `sleep`), as a SIGKILLed coordinator is until its parent waits for it. `kill(pid, 0)` finds it.
- */
-async function zombie(): Promise<{ pid: number } & Disposable> {
-  const parent = spawn("sh", ["-c", 'sh -c "exit 0" & echo $!; exec sleep 60'], {
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  const pid = await new Promise<number>((resolve) =>
-    parent.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))),
-  );
-  // Until the child has exited it is no zombie yet.
-  for (;;) {
-    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0];
-    if (state === "Z") break;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return { pid, [Symbol.dispose]: () => void parent.kill("SIGKILL") };
 }
 
 function writeLock(dataDir: string, owner: Record<string, unknown>): string {
