@@ -132,7 +132,10 @@ describe("batch runs in real processes", () => {
     await slow.waitForStderr('"msg":"batch run started"');
     const second = lanemap(["batch", "run", "--data-dir", fx.dataDir]);
     assert.equal((await second.exited).code, 1);
-    assert.match(second.stderr(), /^lanemap: a batch run is already active: run \S+ \(pid \d+ on /m);
+    assert.match(
+      second.stderr(),
+      /^lanemap: BATCH_RUN_ACTIVE: a batch run is already active: run \S+ \(pid \d+ on /m,
+    );
     assert.equal((await slow.exited).code, 0, slow.stderr());
 
     const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], {

@@ -30,7 +30,7 @@ after(() => set?.dispose());
 
 const skip = natsMissing();
 
-describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), timeout: 60_000 }, () => {
+describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), timeout: 120_000 }, () => {
   /** A deployment on one nats-server: the sample archive in NATS, and each machine's environment. */
   async function deployment(nats: Awaited<ReturnType<typeof natsFixture>>, loadDir: string, leaseS: number) {
     const env = (dataDir: string, extra: Record<string, string> = {}) => ({
@@ -74,7 +74,7 @@ describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), time
     assert.match(
       said[0]!,
       new RegExp(
-        `^lanemap: another batch coordinator holds the lease: host \\S+, pid ${first.child.pid}, run ${held.holder.runId}, started ${held.holder.startedAt}, building v000001`,
+        `^lanemap: BATCH_RUN_ACTIVE: another batch coordinator holds the lease: host \\S+, pid ${first.child.pid}, run ${held.holder.runId}, started ${held.holder.startedAt}, building v000001`,
       ),
     );
     assert.doesNotMatch(second.stderr, /batch run started/, "refused before reading its run set");

@@ -68,7 +68,7 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
 
     assert.equal(code, 1, "the run exits non-zero");
     const last = run.stderr().trim().split("\n").pop() ?? "";
-    assert.match(last, /^lanemap: no `lanemap worker` has taken a task of run \S+ for 2 s/);
+    assert.match(last, /^lanemap: BATCH_STALLED: no `lanemap worker` has taken a task of run \S+ for 2 s/);
     assert.match(last, /start one with `lanemap worker`/);
     assert.ok(
       run.lines.some((l) => l["msg"] === "batch run failed" && l["code"] === "BATCH_STALLED"),
@@ -86,7 +86,10 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
     delete env["NATS_URL"];
     await using run = lanemap(["batch", "run", "--model", set.modelPath, "--executor", "stream"], env);
     assert.equal(await run.exited, 1, "refused, not an empty run that exits 0");
-    assert.match(run.stderr().trim().split("\n").pop() ?? "", /^lanemap: the stream executor needs NATS/);
+    assert.match(
+      run.stderr().trim().split("\n").pop() ?? "",
+      /^lanemap: CONFIG: the stream executor needs NATS/,
+    );
   });
 
   test("the first SIGTERM stops a coordinator waiting for workers and keeps its tasks; the resume classifies a tile whose earlier result was a transient failure again", async () => {
