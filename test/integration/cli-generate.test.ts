@@ -52,7 +52,7 @@ describe("lanemap generate", () => {
     assert.equal(refused.stderr.trim().split("\n").length, 1);
     assert.match(
       refused.stderr,
-      /^lanemap: ARCHIVE_EXISTS: .* is not empty; refusing to overwrite it \(pass --force/,
+      /^lanemap: USAGE: .* is not empty; refusing to overwrite it \(pass --force/,
     );
     const forced = await lanemap(
       "generate",
