@@ -85,7 +85,7 @@ describe("the speed lane's commands", { skip: natsMissing() }, () => {
     await writeFile(tagged, testTile(4, 4, tomorrow).bytes);
     const tag = await runLanemap(["ingest", tagged], env);
     assert.equal(tag.code, 1, tag.stderr);
-    assert.match(tag.stderr, /refused .*c0004r0004\.tif: acquisition time .* in the future/);
+    assert.match(tag.stderr, /refused .*c0004r0004\.tif: TILE_INVALID: acquisition time .* in the future/);
   });
 
   test("lanemap model activate validates, uploads and switches; model list marks the current one", async () => {
