@@ -3,10 +3,11 @@
  * SIGKILLed process whose parent has not reaped it is a zombie that `kill(pid, 0)` still finds
  * (an operator's retry was refused on one, issue 14), and a pid is reused, by any process, or by
  * the retry itself in a fresh PID namespace (a container's entrypoint is pid 1 every time). So a
- * lock records its owner's start stamp as well (Linux: the boot id and the process's start time in
- * clock ticks since boot, /proc/<pid>/stat field 22), which no later process with that pid shares.
+ * lock records its owner's start stamp as well (Linux: the boot id, the PID namespace and the
+ * process's start time in clock ticks since boot, /proc/<pid>/stat field 22), which no later process
+ * with that pid shares.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { hostname } from "node:os";
 
 /**
@@ -56,10 +57,13 @@ function procStat(pid: number): ProcStat | undefined {
 }
 
 let bootIdMemo: string | null | undefined;
-function bootId(): string | null {
+/** This boot of the kernel and this PID namespace ("<boot id>/<pid ns inode>"), or null off Linux. */
+function bootAndNamespace(): string | null {
   if (bootIdMemo === undefined) {
     try {
-      bootIdMemo = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+      const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+      const ns = /\[(\d+)\]/.exec(readlinkSync("/proc/self/ns/pid"))?.[1] ?? "0";
+      bootIdMemo = `${boot}/${ns}`;
     } catch {
       bootIdMemo = null;
     }
@@ -68,13 +72,14 @@ function bootId(): string | null {
 }
 
 /**
- * A stamp that names one process of this host for the life of the boot ("<boot id>/<start ticks>"),
- * or undefined where /proc does not tell (not Linux, or no such pid).
+ * A stamp that names one process of this host for the life of the boot, as seen from this PID
+ * namespace ("<boot id>/<pid ns>/<start ticks>"), or undefined where /proc does not tell (not
+ * Linux, or no such pid).
  */
 export function processStartStamp(pid: number): string | undefined {
-  const boot = bootId();
+  const prefix = bootAndNamespace();
   const stat = procStat(pid);
-  return boot && stat ? `${boot}/${stat.startTicks}` : undefined;
+  return prefix && stat ? `${prefix}/${stat.startTicks}` : undefined;
 }
 
 /** This process as a lock file records it. */
@@ -106,6 +111,13 @@ function processStartedAtMs(stat: ProcStat): number | undefined {
  */
 export function ownerGone(owner: ProcessOwner): string | null {
   if (owner.hostname !== hostname()) return null;
+  const here = bootAndNamespace();
+  if (owner.processStart !== undefined && here !== null && !owner.processStart.startsWith(`${here}/`)) {
+    // Another boot of this host: every process of that one is gone. Another PID namespace (a
+    // container given this host name): its pids mean nothing here, so nothing can be proved.
+    const [boot] = owner.processStart.split("/");
+    return boot !== here.split("/")[0] ? "this host has rebooted since it was written" : null;
+  }
   if (!pidAlive(owner.pid)) return `its pid ${owner.pid} is dead on this host`;
   const stat = procStat(owner.pid);
   if (!stat) return null;

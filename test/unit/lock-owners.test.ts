@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, test } from "node:test";
 import { LabelStore } from "../../shared/adapters/archive/index.js";
 import { ShortLockHeldError, takeShortLock } from "../../shared/adapters/archive/short-lock.js";
 import { embeddedNatsUrl } from "../../infra/cli/nats-connect.js";
-import { dataPaths, processStartStamp } from "../../shared/index.js";
+import { dataPaths, ownerGone, processStartStamp } from "../../shared/index.js";
 import { liveProcess, zombie } from "../helpers/processes.js";
 
 const onLinux = process.platform === "linux" ? {} : { skip: "reads /proc" };
@@ -43,7 +43,7 @@ describe("short locks (the label log's and the model registry's)", () => {
       JSON.stringify({
         pid: other.pid,
         hostname: hostname(),
-        processStart: "another-boot/1",
+        processStart: `${processStartStamp(other.pid)}0`,
         startedAt: "x",
       }),
     );
@@ -56,6 +56,22 @@ describe("short locks (the label log's and the model registry's)", () => {
     await release();
     await assert.rejects(readFile(path), { code: "ENOENT" });
   });
+
+  test(
+    "an owner of an earlier boot is gone; one of another PID namespace with this host name is not judged by its pid",
+    onLinux,
+    async () => {
+      using other = await liveProcess();
+      const [boot, ns, ticks] = processStartStamp(other.pid)!.split("/");
+      const owner = { pid: other.pid, hostname: hostname() };
+      assert.equal(
+        ownerGone({ ...owner, processStart: `not-${boot}/${ns}/${ticks}` }),
+        "this host has rebooted since it was written",
+      );
+      assert.equal(ownerGone({ ...owner, processStart: `${boot}/1${ns}/${ticks}` }), null);
+      assert.equal(ownerGone({ ...owner, processStart: `${boot}/${ns}/${ticks}` }), null, "alive");
+    },
+  );
 
   test("a live owner, or another host's, is waited for and then refused naming it and what to do", async () => {
     using other = await liveProcess();
