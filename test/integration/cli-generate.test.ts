@@ -50,10 +50,7 @@ describe("lanemap generate", () => {
     const refused = await lanemap("generate", "--out", out, "--grid", "1x1", "--tile-size", "32");
     assert.equal(refused.code, 2);
     assert.equal(refused.stderr.trim().split("\n").length, 1);
-    assert.match(
-      refused.stderr,
-      /^lanemap: USAGE: .* is not empty; refusing to overwrite it \(pass --force/,
-    );
+    assert.match(refused.stderr, /^lanemap: USAGE: .* is not empty; refusing to overwrite it \(pass --force/);
     const forced = await lanemap(
       "generate",
       "--out",
