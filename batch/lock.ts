@@ -1,9 +1,11 @@
 /**
  * The batch run lock: at most one batch run per data directory, across processes and hosts that
  * share it. The lock is a file created with O_EXCL (`open(..., "wx")`), holding the owner's pid,
- * host name, run id and start time. A lock whose owner is provably gone is broken, with a log line:
- * its pid is dead on this host, or it is older than a generous staleness bound (a run on another
- * host that died cannot be checked by pid).
+ * host name, process start stamp, run id and start time. A lock whose owner is provably gone is
+ * broken, with a warn line: its pid is dead on this host, a zombie, or now another process's
+ * (shared/util/process.ts), or the lock is older than a generous staleness bound (a run on another
+ * host that died cannot be checked by pid). A live owner's, or another host's, is refused naming the
+ * owner and what to do.
  *
  * Acquisition is synchronous on purpose: `trigger()` must refuse a second run at once, with an
  * error the caller can turn into "409 Conflict", not later from a background promise.
@@ -22,12 +24,14 @@ import {
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { LanemapError, dataPaths, pidAlive } from "../shared/index.js";
+import { LanemapError, dataPaths, ownerGone, processStartStamp } from "../shared/index.js";
 
 /** What a lock file says about its owner. */
 export interface LockOwner {
   readonly pid: number;
   readonly hostname: string;
+  /** The owner's start stamp (shared/util/process.ts); absent in locks of older versions. */
+  readonly processStart?: string;
   readonly runId: string;
   readonly startedAt: string;
 }
@@ -39,11 +43,18 @@ export class BatchRunningError extends LanemapError {
     super(
       "BATCH_RUN_ACTIVE",
       owner
-        ? `a batch run is already active: run ${owner.runId} (pid ${owner.pid} on ${owner.hostname}, started ${owner.startedAt}); lock ${lockPath}`
-        : `a batch run is already active (lock ${lockPath} is being written)`,
+        ? `a batch run is already active: run ${owner.runId} (pid ${owner.pid} on ${owner.hostname}, started ${owner.startedAt}); lock ${lockPath}; ${whatToDo(owner, lockPath)}`
+        : `a batch run is already active (lock ${lockPath} is being written); retry in a minute`,
     );
     this.owner = owner;
   }
+}
+
+/** What an operator refused by a live lock can do. */
+function whatToDo(owner: LockOwner, lockPath: string): string {
+  return owner.hostname === hostname()
+    ? `wait for it to end (lanemap ops status), or stop it (kill ${owner.pid}) and rerun`
+    : `it runs on another host, where only it can be checked: if no lanemap runs there (pid ${owner.pid}), remove ${lockPath} and rerun (a lock over 24 h old is broken by itself)`;
 }
 
 /** Options of {@link acquireBatchLock}. */
@@ -78,7 +89,8 @@ function readOwner(path: string): LockOwner | null {
       typeof parsed.pid === "number" &&
       typeof parsed.hostname === "string" &&
       typeof parsed.runId === "string" &&
-      typeof parsed.startedAt === "string"
+      typeof parsed.startedAt === "string" &&
+      (parsed.processStart === undefined || typeof parsed.processStart === "string")
     )
       return parsed as LockOwner;
   } catch {
@@ -114,8 +126,8 @@ function staleReason(
     }
     return age > graceMs ? `it is unreadable and ${Math.round(age / 1000)} s old` : null;
   }
-  if (owner.hostname === hostname() && !pidAlive(owner.pid))
-    return `its pid ${owner.pid} is dead on this host`;
+  const gone = ownerGone(owner);
+  if (gone !== null) return gone;
   const age = Date.now() - Date.parse(owner.startedAt);
   if (Number.isFinite(age) && age > staleAfterMs)
     return `it is ${Math.round(age / 3600_000)} h old (over the ${Math.round(staleAfterMs / 3600_000)} h bound)`;
@@ -146,9 +158,11 @@ function tryCreate(path: string, owner: LockOwner): boolean {
 export function acquireBatchLock(dataDir: string, options: LockOptions): BatchLock {
   const path = batchLockPath(dataDir);
   mkdirSync(dataPaths(dataDir).locks, { recursive: true });
+  const stamp = processStartStamp(process.pid);
   const owner: LockOwner = {
     pid: process.pid,
     hostname: hostname(),
+    ...(stamp === undefined ? {} : { processStart: stamp }),
     runId: options.runId,
     startedAt: new Date().toISOString(),
   };
@@ -175,7 +189,11 @@ export function acquireBatchLock(dataDir: string, options: LockOptions): BatchLo
       throw new BatchRunningError(moved, path);
     }
     unlinkSync(aside);
-    options.logger.warn({ lock: path, staleOwner: existing, reason }, `broke a stale batch lock: ${reason}`);
+    const whose = existing ? ` of run ${existing.runId} (pid ${existing.pid} on ${existing.hostname})` : "";
+    options.logger.warn(
+      { lock: path, staleOwner: existing, reason },
+      `broke a stale batch lock${whose}: ${reason}`,
+    );
   }
   throw new BatchRunningError(readOwner(path), path);
 }

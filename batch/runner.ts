@@ -48,6 +48,7 @@ import {
   type RetentionReport,
 } from "./publisher.js";
 import { openStaging } from "./staging.js";
+import { removeQueuedTasks } from "./stream-executor.js";
 import { NO_TEST_HOOKS, type BatchTestHooks } from "./test-hooks.js";
 import { readStreamRunSet } from "./stream-run-set.js";
 import { StagingViewStore, type TileFailure } from "./view-store.js";
@@ -450,7 +451,24 @@ async function executeRun(
     "batch run started",
   );
 
-  const staging = await openStaging(config.dataDir, runId, { logger: log });
+  // --full recomputes every tile: an interrupted run's checkpoint is dropped, not resumed.
+  const staging = await openStaging(config.dataDir, runId, { logger: log, discard: options.full ?? false });
+  if (staging.discarded) {
+    const d = staging.discarded;
+    // Its tasks still queued would be classified for nobody: a resume takes them back, --full does not.
+    const tasksRemoved =
+      deps.nc && (options.executor ?? config.batch.executor) === "stream"
+        ? await removeQueuedTasks(deps.nc, d.runId, log)
+        : 0;
+    const done = d.tiles ? `${d.tiles.done} of ${d.tiles.total ?? "?"} tiles done` : "tiles done unknown";
+    const ageS = Math.max(0, Math.round((Date.now() - Date.parse(d.modifiedAt)) / 1000));
+    log.warn(
+      { discardedRun: d.runId, tiles: d.tiles, modifiedAt: d.modifiedAt, tasksRemoved },
+      `--full: discarded the checkpoint of interrupted run ${d.runId} (${done}, last written ${ageS} s ago` +
+        (tasksRemoved > 0 ? `, ${tasksRemoved} of its tasks removed from the queue` : "") +
+        "); every tile is recomputed",
+    );
+  }
   const view = staging.view;
   let closed = false;
   // The artifact goes into the version folder first: the workers load it from there, and the

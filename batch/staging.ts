@@ -4,6 +4,7 @@
  * so folder names sort by age. Staging is only ever touched under the batch lock, so any staging
  * folder found when a run starts belongs to a run that died: the newest one whose DuckDB file opens
  * is adopted and resumed, every other one (and an unusable one) is removed, and the run starts clean.
+ * A `--full` run (`discard`) adopts none: it removes them all and says what it dropped.
  */
 import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -17,19 +18,32 @@ export interface Staging {
   readonly view: StagingViewStore;
   /** The run whose checkpoint was adopted, when this run resumes one. */
   readonly resumedFrom: string | undefined;
+  /** The newest checkpoint removed unused (`discard`: a --full run starts over), for its log line. */
+  readonly discarded?: CheckpointListing;
 }
 
 /**
  * Opens the staging folder of run `runId`: adopts the newest usable checkpoint left by a dead run,
- * else creates a new folder. Removes every other staging folder.
+ * else creates a new folder. Removes every other staging folder. With `discard` (a --full run, which
+ * recomputes every tile) it adopts none and reports the newest checkpoint it removed.
  */
 export async function openStaging(
   dataDir: string,
   runId: string,
-  options: { logger: Logger; duckdbThreads?: number },
+  options: { logger: Logger; duckdbThreads?: number; discard?: boolean },
 ): Promise<Staging> {
   const root = dataPaths(dataDir).batchStaging;
   await mkdir(root, { recursive: true });
+  if (options.discard) {
+    const discarded = (await listCheckpoints(dataDir))[0];
+    for (const name of await readdir(root)) await rm(join(root, name), { recursive: true, force: true });
+    const dir = join(root, runId);
+    await mkdir(dir, { recursive: true });
+    const view = await StagingViewStore.open(join(dir, BATCH_VIEW_FILES.duckdb), {
+      threads: options.duckdbThreads,
+    });
+    return { dir, view, resumedFrom: undefined, ...(discarded ? { discarded } : {}) };
+  }
   const leftovers = (await readdir(root)).sort().reverse();
   const checkpointFiles = new Set([BATCH_VIEW_FILES.duckdb, `${BATCH_VIEW_FILES.duckdb}.wal`]);
 

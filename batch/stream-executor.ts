@@ -780,35 +780,12 @@ export class StreamTileExecutor {
    * round of that probe.
    */
   private async purgeTasks(): Promise<void> {
-    const subject = batchTaskSubject(this.options.runId);
-    try {
-      const jsm = await jetstreamManager(this.options.nc, NO_API_CHECK);
-      const seqs: number[] = [];
-      for await (const m of storedTasks(jsm, subject)) seqs.push(m.seq);
-      let purged = 0;
-      for (const seq of seqs) {
-        // A task a worker acknowledged meanwhile is gone already (its error code differs between
-        // server versions: whether the message is still there decides).
-        const gone = await jsm.streams
-          .deleteMessage(BATCH_TASK_STREAM, seq, false)
-          .catch(async (err: unknown) => {
-            if (
-              err instanceof JetStreamApiError &&
-              !(await jsm.streams.getMessage(BATCH_TASK_STREAM, { seq }))
-            )
-              return false;
-            throw err;
-          });
-        if (gone) purged++;
-      }
-      if (purged > 0)
-        this.options.logger.info({ purged, subject }, "the run is over: its tasks still queued were removed");
-    } catch (err) {
-      this.options.logger.warn(
-        { err: describeError(err), subject },
-        "cannot remove the run's tasks still queued; they expire with the task stream's max age",
+    const purged = await removeQueuedTasks(this.options.nc, this.options.runId, this.options.logger);
+    if (purged > 0)
+      this.options.logger.info(
+        { purged, subject: batchTaskSubject(this.options.runId) },
+        "the run is over: its tasks still queued were removed",
       );
-    }
   }
 
   /**
@@ -1082,5 +1059,40 @@ export class StreamTileExecutor {
     } catch (err) {
       log.error({ err: describeError(err), seq }, "cannot fail a batch task that exhausted its deliveries");
     }
+  }
+}
+
+/**
+ * Removes run `runId`'s tasks still on the queue, one STREAM.MSG.DELETE each (see the executor's
+ * purgeTasks for why not a filtered purge). Never throws: a removal that fails is logged at warn,
+ * and the tasks then age out with the stream's max age.
+ * @returns how many were removed.
+ */
+export async function removeQueuedTasks(nc: NatsConnection, runId: string, logger: Logger): Promise<number> {
+  const subject = batchTaskSubject(runId);
+  try {
+    const jsm = await jetstreamManager(nc, NO_API_CHECK);
+    const seqs: number[] = [];
+    for await (const m of storedTasks(jsm, subject)) seqs.push(m.seq);
+    let purged = 0;
+    for (const seq of seqs) {
+      // A task a worker acknowledged meanwhile is gone already (its error code differs between
+      // server versions: whether the message is still there decides).
+      const gone = await jsm.streams
+        .deleteMessage(BATCH_TASK_STREAM, seq, false)
+        .catch(async (err: unknown) => {
+          if (err instanceof JetStreamApiError && !(await jsm.streams.getMessage(BATCH_TASK_STREAM, { seq })))
+            return false;
+          throw err;
+        });
+      if (gone) purged++;
+    }
+    return purged;
+  } catch (err) {
+    logger.warn(
+      { err: describeError(err), subject },
+      "cannot remove the run's tasks still queued; they expire with the task stream's max age",
+    );
+    return 0;
   }
 }

@@ -300,6 +300,18 @@ export function describeError(err: unknown): string {
 }
 
 /**
+ * What the CLI prints after "lanemap: " for a thrown value: "<CODE>: <message>" for a LanemapError,
+ * the code first, where an operator grepping a journal or the README's table of codes finds it at
+ * a fixed place however long the message (a message that starts with its code already is not
+ * doubled); describeError's line for anything else.
+ */
+export function errorLine(err: unknown): string {
+  if (!(err instanceof LanemapError)) return describeError(err);
+  const prefix = `${err.code}: `;
+  return err.message.startsWith(prefix) ? err.message : prefix + err.message;
+}
+
+/**
  * An error as plain data, the one encoding for worker-thread messages and other processes.
  * `code` is a string on the wire: a record from a newer process may carry a code this one lacks.
  */

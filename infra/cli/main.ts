@@ -57,9 +57,10 @@ async function main(argv: readonly string[]): Promise<void> {
       // command or option, missing argument) are usage errors: exit 2, as the error table's USAGE.
       process.exitCode = err.exitCode === 0 ? 0 : 2;
     } else {
-      // The exit code is the error table's (shared/errors.ts): 2 for usage, 1 for the rest.
-      const { LanemapError, describeError, exitCodeOf } = await import("../../shared/index.js");
-      console.error(`lanemap: ${err instanceof LanemapError ? err.message : describeError(err)}`);
+      // The exit code is the error table's (shared/errors.ts): 2 for usage, 1 for the rest. The line
+      // carries the code first: `lanemap: BATCH_RUN_ACTIVE: ...`.
+      const { LanemapError, errorLine, exitCodeOf } = await import("../../shared/index.js");
+      console.error(`lanemap: ${errorLine(err)}`);
       if (!(err instanceof LanemapError) && process.env["LANEMAP_DEBUG"]) console.error(err);
       process.exitCode = exitCodeOf(err);
       // A role whose start failed may hold what it opened before the failing step (a NATS

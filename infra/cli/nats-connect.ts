@@ -4,11 +4,12 @@
  * `<data>/nats/run/`), so `lanemap ingest` and friends work beside a running `lanemap start`
  * with no configuration.
  */
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { ConfigError, dataPaths, pidAlive, type Config } from "../../shared/index.js";
+import { ConfigError, dataPaths, ownerGone, type Config } from "../../shared/index.js";
 
 /** The URL of a running embedded nats-server of this data directory, or undefined. */
 export async function embeddedNatsUrl(dataDir: string): Promise<string | undefined> {
@@ -21,8 +22,13 @@ export async function embeddedNatsUrl(dataDir: string): Promise<string | undefin
   }
   for (const name of names) {
     const m = /_(\d+)\.ports$/.exec(name);
-    if (!m || !pidAlive(Number(m[1]))) continue;
+    if (!m) continue;
     try {
+      // A killed server's file stays: its pid dead, a zombie, or another process's by now (one
+      // that started after the file was written).
+      const { mtime } = await stat(join(runDir, name));
+      if (ownerGone({ pid: Number(m[1]), hostname: hostname(), startedAt: mtime.toISOString() }) !== null)
+        continue;
       const ports = JSON.parse(await readFile(join(runDir, name), "utf8")) as { nats?: string[] };
       const url = ports.nats?.[0];
       if (url) return url;

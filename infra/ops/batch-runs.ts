@@ -117,7 +117,7 @@ export function batchRunsStatus(input: BatchRunsInput): Omit<BatchRunsStatus, "e
   const advice: string[] = [];
   if (abandoned.some((a) => a.kind === "checkpoint"))
     advice.push(
-      `a rerun on this machine (\`lanemap batch run\`, or the next \`batch schedule\` tick) resumes the newest checkpoint; to discard it instead: rm -r ${input.dataDir}/views/batch/.staging/<run>`,
+      `a rerun on this machine (\`lanemap batch run\`, or the next \`batch schedule\` tick) resumes the newest checkpoint; to discard it instead: \`lanemap batch run --full\` (it recomputes every tile), or rm -r ${input.dataDir}/views/batch/.staging/<run>`,
     );
   if (abandoned.some((a) => a.kind === "reservation"))
     advice.push(
@@ -125,7 +125,7 @@ export function batchRunsStatus(input: BatchRunsInput): Omit<BatchRunsStatus, "e
     );
   if (abandoned.some((a) => a.kind === "tasks"))
     advice.push(
-      `a resumed run takes its tasks back; to discard them: nats stream purge ${BATCH_TASK_STREAM} --subject ${BATCH_TASK_SUBJECT_PREFIX}.<run>`,
+      `a resumed run takes its tasks back, and a \`--full\` run on the coordinator's machine removes them; to discard them: nats stream purge ${BATCH_TASK_STREAM} --subject ${BATCH_TASK_SUBJECT_PREFIX}.<run>`,
     );
   return { active, abandoned, advice };
 }

@@ -184,7 +184,7 @@ function scenario(backend: "files" | "nats"): void {
         assert.match(removed.stdout(), /^removed four-band-tile: catalogue entry/m);
         assert.match(
           removed.stderr(),
-          /^lanemap: no tile no-such-tile in the archive \(the other 3 removed\)/m,
+          /^lanemap: TILE_NOT_FOUND: no tile no-such-tile in the archive \(the other 3 removed\)/m,
         );
         assert.equal(await archive.get("corrupt-tile"), undefined);
         // NATS purges nothing in place: the removed tiles' objects go with a compaction's old generation.

@@ -59,6 +59,38 @@ describe("batch runs in real processes", () => {
     assert.deepEqual(readdirSync(dataPaths(fx.dataDir).batchStaging), [], "the checkpoint was consumed");
   });
 
+  test("a --full run after a SIGKILLed run discards its checkpoint with one line saying what it dropped, and recomputes every tile", async () => {
+    const fx = await makeDataDir(set, "kill-full");
+    const slow = lanemap(["batch", "run", "--data-dir", fx.dataDir, "--workers", "1"], {
+      LANEMAP_TEST_TILE_DELAY_MS: "400",
+      LANEMAP_LOG_LEVEL: "debug",
+    });
+    await slow.waitForStderr('"msg":"checkpoint written"');
+    slow.child.kill("SIGKILL");
+    await slow.exited;
+    const [interrupted] = readdirSync(dataPaths(fx.dataDir).batchStaging);
+    assert.ok(interrupted, "the killed run left its checkpoint");
+
+    const full = lanemap(["batch", "run", "--json", "--full", "--data-dir", fx.dataDir]);
+    assert.equal((await full.exited).code, 0, full.stderr());
+    const report = JSON.parse(full.stdout()) as RunReport;
+    assert.equal(report.resumedFrom, undefined, "nothing resumed");
+    assert.deepEqual([report.tiles.resumed, report.tiles.reused, report.tiles.classified], [0, 0, 9]);
+    const said = full
+      .stderr()
+      .split("\n")
+      .filter((l) => l.includes("discarded the checkpoint"));
+    assert.equal(said.length, 1, full.stderr());
+    assert.match(
+      said[0]!,
+      new RegExp(
+        `"msg":"--full: discarded the checkpoint of interrupted run ${interrupted} \\(([1-8]) of 9 tiles done, last written \\d+ s ago\\); every tile is recomputed"`,
+      ),
+    );
+    assert.doesNotMatch(full.stderr(), /resuming an interrupted batch run/);
+    assert.deepEqual(readdirSync(dataPaths(fx.dataDir).batchStaging), [], "no checkpoint is left");
+  });
+
   test("a run SIGKILLed mid-publish leaves CURRENT and the published versions unchanged, and the rerun publishes", async () => {
     const fx = await makeDataDir(set, "kill-publish");
     // The published version and the added tile before the kill are set-up, not what this case is
@@ -100,7 +132,10 @@ describe("batch runs in real processes", () => {
     await slow.waitForStderr('"msg":"batch run started"');
     const second = lanemap(["batch", "run", "--data-dir", fx.dataDir]);
     assert.equal((await second.exited).code, 1);
-    assert.match(second.stderr(), /^lanemap: a batch run is already active: run \S+ \(pid \d+ on /m);
+    assert.match(
+      second.stderr(),
+      /^lanemap: BATCH_RUN_ACTIVE: a batch run is already active: run \S+ \(pid \d+ on /m,
+    );
     assert.equal((await slow.exited).code, 0, slow.stderr());
 
     const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], {
@@ -119,7 +154,10 @@ describe("batch runs in real processes", () => {
     );
     const after = lanemap(["batch", "run", "--data-dir", fx.dataDir]);
     assert.equal((await after.exited).code, 0, after.stderr());
-    assert.match(after.stderr(), /broke a stale batch lock: its pid \d+ is dead on this host/);
+    assert.match(
+      after.stderr(),
+      /broke a stale batch lock of run crashed \(pid \d+ on \S+\): its pid \d+ is dead on this host/,
+    );
     assert.deepEqual(await names(fx.dataDir), ["v000001", "v000002"]);
   });
 

@@ -235,7 +235,7 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
     assert.equal(past.code, 1);
     assert.equal(
       past.stderr.trim(),
-      `lanemap: sequence ${last + 5} is past the end of ${INGEST_STREAM} (last sequence ${last})`,
+      `lanemap: REPLAY_RANGE: sequence ${last + 5} is past the end of ${INGEST_STREAM} (last sequence ${last})`,
     );
     assert.equal((await readCurrentBatch(streamDir.path))?.name, b.version, "nothing was published");
 
@@ -254,7 +254,7 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
     assert.equal(refused.code, 1);
     assert.equal(
       refused.stderr.trim(),
-      `lanemap: 1 of 8 catalogue tiles are not in the replayed range of ${INGEST_STREAM} (1 bulk-loaded with \`lanemap archive add\`, e.g. ${bulk.tileId}): ` +
+      `lanemap: REPLAY_INCOMPLETE: 1 of 8 catalogue tiles are not in the replayed range of ${INGEST_STREAM} (1 bulk-loaded with \`lanemap archive add\`, e.g. ${bulk.tileId}): ` +
         "a view from the stream would drop them; run without --from-stream, or give --allow-partial to publish it anyway",
     );
     assert.equal((await readCurrentBatch(streamDir.path))?.name, b.version, "nothing was published");
@@ -270,7 +270,7 @@ describe("lanemap batch run --from-stream (kappa mode)", { skip: natsMissing() }
     assert.equal(noNats.code, 2);
     assert.match(
       noNats.stderr.trim(),
-      /^lanemap: --from-stream replays the ingest stream, and NATS is not configured/,
+      /^lanemap: USAGE: --from-stream replays the ingest stream, and NATS is not configured/,
     );
 
     // The speed lane's ack floor bounds a replay as it bounds a catalogue run.

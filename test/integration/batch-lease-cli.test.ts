@@ -4,15 +4,21 @@
  * second coordinator is refused at its start, naming the first, while the first runs on and
  * publishes the only version; `ops status` names the holder. A SIGKILLed holder's lease expires
  * after its TTL (3 s here, LANEMAP_BATCH_LEASE_S), `ops status` then reports its abandoned
- * checkpoint, and a rerun takes over and resumes it.
+ * checkpoint, and a rerun takes over and resumes it. A `--full` rerun right after a holder killed
+ * under a parent that has not reaped it (its pid still answers) takes over its lock and lease and
+ * discards its checkpoint instead.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { addArchiveFolder, type RunReport } from "../../batch/index.js";
 import type { OpsStatus } from "../../infra/ops/index.js";
 import { openTileArchive } from "../../infra/platform/storage.js";
 import { BatchLeases, NatsPublishedViews } from "../../shared/adapters/nats/index.js";
+import { projectRoot } from "../helpers/env.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
+import { procState } from "../helpers/processes.js";
 import { makeSampleSet, type SampleSet } from "./batch-fixture.js";
 import { lanemap, runLanemap, tempDir, testConfig, testLogger, waitFor } from "./speed-fixtures.js";
 
@@ -24,7 +30,7 @@ after(() => set?.dispose());
 
 const skip = natsMissing();
 
-describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), timeout: 60_000 }, () => {
+describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), timeout: 120_000 }, () => {
   /** A deployment on one nats-server: the sample archive in NATS, and each machine's environment. */
   async function deployment(nats: Awaited<ReturnType<typeof natsFixture>>, loadDir: string, leaseS: number) {
     const env = (dataDir: string, extra: Record<string, string> = {}) => ({
@@ -68,7 +74,7 @@ describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), time
     assert.match(
       said[0]!,
       new RegExp(
-        `^lanemap: another batch coordinator holds the lease: host \\S+, pid ${first.child.pid}, run ${held.holder.runId}, started ${held.holder.startedAt}, building v000001`,
+        `^lanemap: BATCH_RUN_ACTIVE: another batch coordinator holds the lease: host \\S+, pid ${first.child.pid}, run ${held.holder.runId}, started ${held.holder.startedAt}, building v000001`,
       ),
     );
     assert.doesNotMatch(second.stderr, /batch run started/, "refused before reading its run set");
@@ -138,5 +144,63 @@ describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), time
     assert.equal(report.resumedFrom, held.holder.runId);
     assert.ok(report.tiles.resumed >= 2, JSON.stringify(report.tiles));
     assert.equal(report.tiles.resumed + report.tiles.classified, 4);
+  });
+
+  test("a --full rerun right after a SIGKILLed holder, still a zombie, takes over its lock with one warn line and discards its checkpoint with one line", async () => {
+    await using nats = await natsFixture();
+    await using a = await tempDir("lease-cli-full-");
+    await using c = await tempDir("lease-cli-full-ops-");
+    const env = await deployment(nats, c.path, 3);
+    // The holder's parent execs into `sleep`, which never reaps it: once killed it stays a zombie,
+    // as under a supervisor that has not waited for it yet, and its pid still answers kill(pid, 0).
+    const holderLine = `"${process.execPath}" "${join(projectRoot, "infra", "bin", "lanemap.js")}" batch run --model "${set.modelPath}" >/dev/null 2>&1 & echo $!; exec sleep 120`;
+    const parent = spawn("sh", ["-c", holderLine], {
+      env: { ...process.env, ...env(a.path, { LANEMAP_TEST_TILE_DELAY_MS: "500" }) },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    await using _parent = {
+      [Symbol.asyncDispose]: async () => void parent.kill("SIGKILL"),
+    };
+    const pid = await new Promise<number>((resolve) =>
+      parent.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))),
+    );
+    const held = await waitFor(
+      "two tiles in the holder's checkpoint",
+      async () => {
+        const s = await BatchLeases.read(nats.nc);
+        return s && (s.holder.progress?.done ?? 0) >= 2 ? s : undefined;
+      },
+      30_000,
+    );
+    assert.equal(held.holder.pid, pid);
+    process.kill(pid, "SIGKILL");
+    await waitFor("the killed holder to be a zombie", () => procState(pid) === "Z");
+    await waitFor(
+      "the killed holder's lease to expire",
+      async () => (await BatchLeases.read(nats.nc)) === null,
+    );
+    assert.equal(procState(pid), "Z", "still a zombie when the rerun starts");
+
+    const rerun = await runLanemap(
+      ["batch", "run", "--full", "--model", set.modelPath, "--json"],
+      env(a.path),
+    );
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const lines = rerun.stderr.split("\n");
+    const broke = lines.filter((l) => l.includes("broke a stale batch lock"));
+    assert.equal(broke.length, 1, rerun.stderr);
+    assert.match(broke[0]!, new RegExp(`of run ${held.holder.runId} \\(pid ${pid} on .*zombie`));
+    const dropped = lines.filter((l) => l.includes("discarded the checkpoint"));
+    assert.equal(dropped.length, 1, rerun.stderr);
+    assert.match(
+      dropped[0]!,
+      new RegExp(
+        `--full: discarded the checkpoint of interrupted run ${held.holder.runId} \\([2-4] of 4 tiles done, last written \\d+ s ago\\)`,
+      ),
+    );
+    const report = JSON.parse(rerun.stdout) as RunReport;
+    assert.equal(report.version, "v000001");
+    assert.equal(report.resumedFrom, undefined);
+    assert.deepEqual([report.tiles.resumed, report.tiles.classified], [0, 4]);
   });
 });

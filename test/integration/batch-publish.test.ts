@@ -62,7 +62,7 @@ describe("publishing batch views", () => {
     assert.match(forward.stdout(), /CURRENT -> v000002/);
     const bad = lanemap(["views", "rollback", "v000042", "--data-dir", fx.dataDir]);
     assert.equal((await bad.exited).code, 1);
-    assert.match(bad.stderr(), /^lanemap: batch view v000042 does not exist/m);
+    assert.match(bad.stderr(), /^lanemap: VIEW_NOT_FOUND: batch view v000042 does not exist/m);
     const table = lanemap(["views", "list", "--data-dir", fx.dataDir]);
     assert.equal((await table.exited).code, 0);
     assert.match(table.stdout(), /^\*\s+v000002/m);

@@ -99,7 +99,7 @@ describe("a stream batch run with frozen workers", { skip: natsMissing(), timeou
       const last = run.stderr().trim().split("\n").pop() ?? "";
       assert.match(
         last,
-        /^lanemap: workers hold \d+ tasks of the task queue in progress past their deadline/,
+        /^lanemap: BATCH_STALLED: workers hold \d+ tasks of the task queue in progress past their deadline/,
       );
       assert.match(last, /e\.g\. \S+/, "it names tiles of the held tasks");
       assert.ok(

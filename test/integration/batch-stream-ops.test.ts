@@ -14,7 +14,12 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { createBatchRunner } from "../../batch/index.js";
 import { encodeResult, type ResultHead } from "../../batch/task-wire.js";
 import { readCurrentBatch } from "../../shared/adapters/archive/index.js";
-import { BATCH_HEADERS, BATCH_TASK_STREAM, batchResultSubject } from "../../shared/adapters/nats/index.js";
+import {
+  BATCH_HEADERS,
+  BATCH_TASK_STREAM,
+  BatchLeases,
+  batchResultSubject,
+} from "../../shared/adapters/nats/index.js";
 import { dataPaths, type CatalogueEntry } from "../../shared/index.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
@@ -68,7 +73,7 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
 
     assert.equal(code, 1, "the run exits non-zero");
     const last = run.stderr().trim().split("\n").pop() ?? "";
-    assert.match(last, /^lanemap: no `lanemap worker` has taken a task of run \S+ for 2 s/);
+    assert.match(last, /^lanemap: BATCH_STALLED: no `lanemap worker` has taken a task of run \S+ for 2 s/);
     assert.match(last, /start one with `lanemap worker`/);
     assert.ok(
       run.lines.some((l) => l["msg"] === "batch run failed" && l["code"] === "BATCH_STALLED"),
@@ -86,7 +91,57 @@ describe("operating a stream batch run", { skip: natsMissing() }, () => {
     delete env["NATS_URL"];
     await using run = lanemap(["batch", "run", "--model", set.modelPath, "--executor", "stream"], env);
     assert.equal(await run.exited, 1, "refused, not an empty run that exits 0");
-    assert.match(run.stderr().trim().split("\n").pop() ?? "", /^lanemap: the stream executor needs NATS/);
+    assert.match(
+      run.stderr().trim().split("\n").pop() ?? "",
+      /^lanemap: CONFIG: the stream executor needs NATS/,
+    );
+  });
+
+  test("a --full run after a SIGKILLed coordinator discards its checkpoint and removes its queued tasks, saying both in one line", async () => {
+    await using nats = await natsFixture();
+    const d = await makeDataDir(set, "full-after-kill");
+    const env = (stallS: string) =>
+      testEnv(d.dataDir, {
+        NATS_URL: nats.server.url,
+        LANEMAP_BATCH_STALL_S: stallS,
+        // Short: the killed holder's lease must expire before the rerun can take over.
+        LANEMAP_BATCH_LEASE_S: "2",
+        LANEMAP_LOG_LEVEL: "info",
+      });
+    // No worker: the killed coordinator's tasks stay queued, as a crash leaves them for a resume.
+    await using killed = lanemap(
+      ["batch", "run", "--model", set.modelPath, "--executor", "stream"],
+      env("300"),
+    );
+    const started = await killed.waitForLine("the run's start", (l) => l["msg"] === "batch run started");
+    await waitFor("its tasks on the queue", async () => (await queuedTasks(nats.nc)) > 0 || undefined);
+    killed.child.kill("SIGKILL");
+    await killed.exited;
+    const left = await queuedTasks(nats.nc);
+    await waitFor(
+      "the killed holder's lease to expire",
+      async () => (await BatchLeases.read(nats.nc)) === null,
+    );
+
+    await using full = lanemap(
+      ["batch", "run", "--model", set.modelPath, "--executor", "stream", "--full"],
+      env("2"),
+    );
+    assert.equal(await full.exited, 1, "still no worker: it stalls, after starting over");
+    const dropped = full.lines.filter((l) => String(l["msg"]).startsWith("--full: discarded the checkpoint"));
+    assert.equal(dropped.length, 1, full.stderr());
+    assert.match(
+      String(dropped[0]!["msg"]),
+      new RegExp(
+        `^--full: discarded the checkpoint of interrupted run ${String(started["runId"])} \\(0 of 6 tiles done, last written \\d+ s ago, ${left} of its tasks removed from the queue\\); every tile is recomputed$`,
+      ),
+    );
+    assert.equal(
+      full.lines.filter((l) => l["msg"] === "resuming an interrupted batch run from its checkpoint").length,
+      0,
+    );
+    // Its own tasks are removed when it fails; the killed run's only by the discard.
+    assert.equal(await queuedTasks(nats.nc), 0, "no task of either run is left queued");
   });
 
   test("the first SIGTERM stops a coordinator waiting for workers and keeps its tasks; the resume classifies a tile whose earlier result was a transient failure again", async () => {

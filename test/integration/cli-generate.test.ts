@@ -50,7 +50,7 @@ describe("lanemap generate", () => {
     const refused = await lanemap("generate", "--out", out, "--grid", "1x1", "--tile-size", "32");
     assert.equal(refused.code, 2);
     assert.equal(refused.stderr.trim().split("\n").length, 1);
-    assert.match(refused.stderr, /^lanemap: .* is not empty; refusing to overwrite it \(pass --force/);
+    assert.match(refused.stderr, /^lanemap: USAGE: .* is not empty; refusing to overwrite it \(pass --force/);
     const forced = await lanemap(
       "generate",
       "--out",
@@ -87,6 +87,6 @@ describe("lanemap generate", () => {
   test("asks for --out when it is missing", async () => {
     const r = await lanemap("generate");
     assert.equal(r.code, 2);
-    assert.equal(r.stderr.trim(), "lanemap: --out <dir> is required");
+    assert.equal(r.stderr.trim(), "lanemap: USAGE: --out <dir> is required");
   });
 });

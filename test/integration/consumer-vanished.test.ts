@@ -121,7 +121,7 @@ test(
     assert.equal(code, 1, worker.stderr());
     assert.match(
       stopLine(worker.stderr()),
-      /^lanemap: stream LANEMAP_BATCH_TASKS was deleted under the running worker \(JetStream: stream not found\): stopping; /,
+      /^lanemap: NATS_SETUP: stream LANEMAP_BATCH_TASKS was deleted under the running worker \(JetStream: stream not found\): stopping; /,
     );
   },
 );

@@ -239,12 +239,12 @@ describe(
         assert.match(
           line ?? "",
           new RegExp(
-            `^lanemap: ${name}: 3 replicas not placed after 3 attempt\\(s\\) \\(last: R3 refused: .*(no suitable peers for placement|insufficient resources).*\\); left at num_replicas 2 with 2 placed \\(${peers.join(", ")}\\); run again once every node is up and current: lanemap ops repair-replicas --stream ${name}$`,
+            `^lanemap: NATS_SETUP: ${name}: 3 replicas not placed after 3 attempt\\(s\\) \\(last: R3 refused: .*(no suitable peers for placement|insufficient resources).*\\); left at num_replicas 2 with 2 placed \\(${peers.join(", ")}\\); run again once every node is up and current: lanemap ops repair-replicas --stream ${name}$`,
           ),
           failed.stderr,
         );
         const r = JSON.parse(failed.stdout) as RepairReplicasReport;
-        assert.equal(r.placements[0]?.failed, line?.slice("lanemap: ".length));
+        assert.equal(r.placements[0]?.failed, line?.slice("lanemap: NATS_SETUP: ".length));
       } finally {
         await cluster.restart(victim);
       }

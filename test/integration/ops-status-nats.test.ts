@@ -80,7 +80,7 @@ describe("ops status and the NATS view store", { skip: natsMissing() }, () => {
     assert.match(down.stdout, /^nats +UNAVAILABLE at /m);
     assert.equal(
       down.stderr.trim().split("\n").at(-1),
-      "lanemap: ops status: batch and nats UNAVAILABLE (see above)",
+      "lanemap: NATS_CONNECT: ops status: batch and nats UNAVAILABLE (see above)",
     );
   });
 

@@ -107,7 +107,7 @@ describe("using your own scenes", { skip: missing({ shared: true }) }, () => {
       run.stdout,
       /failed L7_ETMs-20010809T123000Z {2}TILE_INVALID: the raster has 6 bands, the feature spec expects 8/,
     );
-    assert.match(run.stderr, /lanemap: 1 of 2 tiles failed and are not in v000001/);
+    assert.match(run.stderr, /lanemap: BATCH_TILES_FAILED: 1 of 2 tiles failed and are not in v000001/);
     const status = lanemap("ops", "status", "--data-dir", data, "--json");
     const body = JSON.parse(status.stdout) as { batch: { current: { tiles: { failed: number } } } };
     assert.equal(body.batch.current.tiles.failed, 1);

@@ -57,7 +57,7 @@ describe("the speed lane's commands", { skip: natsMissing() }, () => {
     assert.equal(refused.length, 3, r.stderr);
     assert.match(r.stderr, /refused .*no-crs\.tif: .*coordinate reference system/);
     assert.match(r.stderr, /refused .*notes\.tif: /);
-    assert.match(r.stderr, /refused .*absent\.tif: cannot read the file/);
+    assert.match(r.stderr, /refused .*absent\.tif: UNREADABLE: cannot read the file/);
     assert.match(r.stderr, /3 of 4 file\(s\) refused/);
 
     // The published tile is resolved exactly as the file said: cell from the name, time from the TIFF.
@@ -85,7 +85,7 @@ describe("the speed lane's commands", { skip: natsMissing() }, () => {
     await writeFile(tagged, testTile(4, 4, tomorrow).bytes);
     const tag = await runLanemap(["ingest", tagged], env);
     assert.equal(tag.code, 1, tag.stderr);
-    assert.match(tag.stderr, /refused .*c0004r0004\.tif: acquisition time .* in the future/);
+    assert.match(tag.stderr, /refused .*c0004r0004\.tif: TILE_INVALID: acquisition time .* in the future/);
   });
 
   test("lanemap model activate validates, uploads and switches; model list marks the current one", async () => {

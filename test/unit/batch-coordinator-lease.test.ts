@@ -106,7 +106,7 @@ describe("batch runs in ops status", () => {
     ]);
     assert.match(
       describeBatchRuns(s, formatAge)[3]!,
-      /^ {2}what to do: a rerun on this machine .* resumes the newest checkpoint; to discard it instead: rm -r /,
+      /^ {2}what to do: a rerun on this machine .* resumes the newest checkpoint; to discard it instead: `lanemap batch run --full` \(it recomputes every tile\), or rm -r /,
     );
   });
 

@@ -6,6 +6,8 @@ import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { pino } from "pino";
 import { BatchRunningError, acquireBatchLock, batchLockPath } from "../../batch/index.js";
+import { processStartStamp } from "../../shared/index.js";
+import { liveProcess, zombie } from "../helpers/processes.js";
 
 function captureLogger() {
   const lines: { msg: string; reason?: string }[] = [];
@@ -20,6 +22,15 @@ function deadPid(): number {
   });
   return Number(r.stdout);
 }
+
+function writeLock(dataDir: string, owner: Record<string, unknown>): string {
+  const path = batchLockPath(dataDir);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(owner));
+  return path;
+}
+
+const onLinux = process.platform === "linux" ? {} : { skip: "reads /proc" };
 
 describe("the batch lock", () => {
   let dataDir: string;
@@ -74,6 +85,89 @@ describe("the batch lock", () => {
     lock.releaseSync();
   });
 
+  test(
+    "a lock left by a killed process that is still a zombie (not reaped) is taken over with one warn line",
+    onLinux,
+    async () => {
+      using z = await zombie();
+      const path = writeLock(dataDir, {
+        pid: z.pid,
+        hostname: hostname(),
+        runId: "killed-run",
+        startedAt: new Date(Date.now() - 60_000).toISOString(),
+      });
+      const { logger, lines } = captureLogger();
+      const lock = acquireBatchLock(dataDir, { runId: "retry", logger });
+      assert.equal(JSON.parse(readFileSync(path, "utf8")).runId, "retry");
+      const warnings = lines.filter((l) => l.msg.startsWith("broke a stale batch lock"));
+      assert.equal(warnings.length, 1, JSON.stringify(lines));
+      assert.match(warnings[0]!.msg, new RegExp(`of run killed-run \\(pid ${z.pid} on .*zombie`));
+      lock.releaseSync();
+    },
+  );
+
+  test(
+    "a lock whose pid now belongs to another process (its start stamp differs) is taken over",
+    onLinux,
+    async () => {
+      using other = await liveProcess();
+      writeLock(dataDir, {
+        pid: other.pid,
+        hostname: hostname(),
+        processStart: `${processStartStamp(other.pid)}-not-this-one`,
+        runId: "earlier-run",
+        startedAt: new Date().toISOString(),
+      });
+      const { logger, lines } = captureLogger();
+      const lock = acquireBatchLock(dataDir, { runId: "retry", logger });
+      assert.match(lines.find((l) => l.msg.startsWith("broke a stale"))?.msg ?? "", /pid was reused/);
+      lock.releaseSync();
+    },
+  );
+
+  test(
+    "an older lock without a start stamp whose pid's process started after it was written is taken over",
+    onLinux,
+    async () => {
+      using other = await liveProcess();
+      writeLock(dataDir, {
+        pid: other.pid,
+        hostname: hostname(),
+        runId: "old-format",
+        startedAt: new Date(Date.now() - 3600_000).toISOString(),
+      });
+      const { logger, lines } = captureLogger();
+      const lock = acquireBatchLock(dataDir, { runId: "retry", logger });
+      assert.match(lines.find((l) => l.msg.startsWith("broke a stale"))?.msg ?? "", /started after/);
+      lock.releaseSync();
+    },
+  );
+
+  test(
+    "a live owner on this host is refused naming it and how to stop it; the lock records its start stamp",
+    onLinux,
+    () => {
+      const { logger } = captureLogger();
+      const first = acquireBatchLock(dataDir, { runId: "live", logger });
+      try {
+        assert.equal(
+          JSON.parse(readFileSync(first.path, "utf8")).processStart,
+          processStartStamp(process.pid),
+        );
+        assert.throws(
+          () => acquireBatchLock(dataDir, { runId: "second", logger }),
+          (err: unknown) =>
+            err instanceof BatchRunningError &&
+            new RegExp(`run live \\(pid ${process.pid} on .*kill ${process.pid}\\) and rerun`).test(
+              err.message,
+            ),
+        );
+      } finally {
+        first.releaseSync();
+      }
+    },
+  );
+
   test("a live lock of another host is respected until it is older than the staleness bound", () => {
     const path = batchLockPath(dataDir);
     mkdirSync(dirname(path), { recursive: true });
@@ -85,7 +179,12 @@ describe("the batch lock", () => {
     };
     writeFileSync(path, JSON.stringify(owner));
     const { logger } = captureLogger();
-    assert.throws(() => acquireBatchLock(dataDir, { runId: "local", logger }), BatchRunningError);
+    assert.throws(
+      () => acquireBatchLock(dataDir, { runId: "local", logger }),
+      (err: unknown) =>
+        err instanceof BatchRunningError &&
+        /on elsewhere\.example.*another host.*remove .*batch\.lock and rerun/.test(err.message),
+    );
     const lock = acquireBatchLock(dataDir, { runId: "local", logger, staleAfterMs: 3600_000 });
     assert.equal(lock.owner.runId, "local");
     lock.releaseSync();

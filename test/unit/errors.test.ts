@@ -25,6 +25,7 @@ import {
   codeOfSlug,
   decodeError,
   encodeError,
+  errorLine,
   exitCodeOf,
   isErrorCode,
   isPermanent,
@@ -71,6 +72,20 @@ describe("the error table", () => {
     assert.equal(exitCodeOf(new UsageError("--k must be a positive integer")), 2);
     assert.equal(exitCodeOf(new TileDecodeError("not a TIFF")), 1);
     assert.equal(exitCodeOf(new Error("boom")), 1);
+  });
+
+  test("the CLI's one line of an error carries its code first, once, and of anything else the message", () => {
+    assert.equal(
+      errorLine(new LanemapError("BATCH_RUN_ACTIVE", "another batch coordinator holds the lease: host a")),
+      "BATCH_RUN_ACTIVE: another batch coordinator holds the lease: host a",
+    );
+    assert.equal(errorLine(new UsageError("--out <dir> is required")), "USAGE: --out <dir> is required");
+    // A message that names its code first already (INGEST_STREAM_BEHIND's do) is not doubled.
+    assert.equal(
+      errorLine(new LanemapError("INGEST_STREAM_BEHIND", "INGEST_STREAM_BEHIND: ingest stream X is at 0")),
+      "INGEST_STREAM_BEHIND: ingest stream X is at 0",
+    );
+    assert.equal(errorLine(new Error("boom\nsecond line")), "boom");
   });
 
   test("the README's Errors section lists every code as the table says", () => {

@@ -181,7 +181,10 @@ function printReport(r: RunReport): void {
 const commonOptions = (c: Command): Command =>
   c
     .option("--data-dir <dir>", "data directory (default: LANEMAP_DATA_DIR, else ./data)")
-    .option("--full", "recompute every tile (default: reuse tiles whose content and model are unchanged)")
+    .option(
+      "--full",
+      "recompute every tile: an interrupted run's checkpoint is discarded, not resumed (default: resume it, and reuse tiles whose content and model are unchanged)",
+    )
     .option(
       "--around <tile|lon,lat>",
       "process the area around a tile id, cell or WGS84 point first (hilbert-around)",

@@ -7,7 +7,7 @@ import {
   type DeadLetter,
   drainWithin,
 } from "../../../shared/adapters/nats/index.js";
-import { LanemapError, describeError } from "../../../shared/index.js";
+import { describeError, errorLine, LanemapError } from "../../../shared/index.js";
 import type { Logger } from "pino";
 import { cliLogger } from "../logger.js";
 import { connectForCli } from "../nats-connect.js";
@@ -140,7 +140,7 @@ export function registerDlq(program: Command): void {
           } catch (err) {
             failed++;
             if (flags.json) console.log(JSON.stringify({ seq, ok: false, reason: describeError(err) }));
-            else console.error(`lanemap: cannot retry dead letter ${seq}: ${describeError(err)}`);
+            else console.error(`lanemap: cannot retry dead letter ${seq}: ${errorLine(err)}`);
           }
         }
       });

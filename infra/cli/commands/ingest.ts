@@ -10,10 +10,11 @@ import {
   drainWithin,
 } from "../../../shared/adapters/nats/index.js";
 import {
-  LanemapError,
   describeError,
   describeTile,
+  errorLine,
   futureAcquisition,
+  LanemapError,
   parseConfig,
   readPamSidecar,
   readSidecar,
@@ -144,7 +145,7 @@ export function registerIngest(program: Command): void {
             const code = err instanceof LanemapError ? err.code : "ERROR";
             if (flags.json)
               console.log(JSON.stringify({ file, ok: false, code, reason: describeError(err) }));
-            else console.error(`${progress}lanemap: refused ${file}: ${describeError(err)}`);
+            else console.error(`${progress}lanemap: refused ${file}: ${errorLine(err)}`);
           }
         }
       } finally {

@@ -18,9 +18,8 @@
  * when there is no pointer yet, activates the artifact that old rule would have picked — once, so an
  * existing directory keeps applying the model it applied; from then on only the pointer decides.
  */
-import { mkdir, open as openFile, readdir, readFile, stat, unlink } from "node:fs/promises";
+import { mkdir, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { parseModel, serializeModel, type Model } from "../../classifier/index.js";
 import { LanemapError } from "../../errors.js";
@@ -40,9 +39,13 @@ import {
 } from "../../models/index.js";
 import { dataPaths } from "../../view/paths.js";
 import { createFileDurable, writeFileDurable } from "./durable.js";
+import { ShortLockHeldError, takeShortLock } from "./short-lock.js";
 
 const VERSION = /^[0-9a-f]{16}$/;
-/** A lock older than this was left by a crashed process (an activation takes milliseconds). */
+/**
+ * A lock older than this was left by a crashed process (an activation takes milliseconds); one whose
+ * owner is provably dead on this host is taken over at once (short-lock.ts).
+ */
 const STALE_LOCK_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
 
@@ -266,34 +269,23 @@ export class FileModelRegistry implements ModelRegistry {
 
   private async withLock<T>(fn: () => Promise<T>): Promise<T> {
     await mkdir(this.dir, { recursive: true });
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        const fh = await openFile(this.lockPath, "wx");
-        await fh.writeFile(`${process.pid}\n`);
-        await fh.close();
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT")
-          throw registryError(`no models folder ${this.dir}: store a model first`, err);
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST")
-          throw registryError(`cannot lock ${this.lockPath}`, err);
-        const age = await stat(this.lockPath).then(
-          (s) => Date.now() - s.mtimeMs,
-          () => 0,
-        );
-        if (age > STALE_LOCK_MS) await unlink(this.lockPath).catch(() => undefined);
-        else if (Date.now() > deadline)
-          throw registryError(
-            `${this.lockPath} is held by another process for over ${LOCK_WAIT_MS / 1000} s`,
-          );
-        else await sleep(10);
-      }
+    let release: () => Promise<void>;
+    try {
+      release = await takeShortLock(this.lockPath, {
+        waitMs: LOCK_WAIT_MS,
+        staleMs: STALE_LOCK_MS,
+        pollMs: 10,
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT")
+        throw registryError(`no models folder ${this.dir}: store a model first`, err);
+      if (err instanceof ShortLockHeldError) throw registryError(err.message, err);
+      throw registryError(`cannot lock ${this.lockPath}`, err);
     }
     try {
       return await fn();
     } finally {
-      await unlink(this.lockPath).catch(() => undefined);
+      await release();
     }
   }
 

@@ -10,11 +10,12 @@
  * cuts it off before appending.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, stat, truncate, unlink } from "node:fs/promises";
+import { mkdir, open, readFile, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { LanemapError } from "../../errors.js";
 import type { Label, LabelDraft, LabelSet } from "../../labels/index.js";
 import { dataPaths } from "../../view/paths.js";
+import { ShortLockHeldError, takeShortLock } from "./short-lock.js";
 
 /** One line of the log. */
 type LogEntry =
@@ -27,7 +28,10 @@ type LogEntry =
       readonly author: string | null;
     };
 
-/** How long a writer waits for the lock, and when a lock file is judged left behind by a dead writer. */
+/**
+ * How long a writer waits for the lock, and when a lock file is judged left behind whatever it says
+ * (a writer on another host; one provably dead on this host is taken over at once, short-lock.ts).
+ */
 const LOCK_WAIT_MS = 10_000;
 const LOCK_STALE_MS = 30_000;
 
@@ -46,8 +50,6 @@ export class LabelNotFoundError extends LanemapError {
     this.labelId = id;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The versioned label set of one data directory. */
 export class LabelStore {
@@ -133,7 +135,7 @@ export class LabelStore {
   private async change<R>(
     make: (version: number, at: string, current: LabelSet) => { entry: LogEntry; result: R },
   ): Promise<R> {
-    await this.lock();
+    const release = await this.lock();
     try {
       const current = await this.read();
       const at = new Date().toISOString();
@@ -141,7 +143,7 @@ export class LabelStore {
       await this.append(`${JSON.stringify(entry)}\n`);
       return result;
     } finally {
-      await unlink(this.lockPath).catch(() => undefined);
+      await release();
     }
   }
 
@@ -170,29 +172,13 @@ export class LabelStore {
     }
   }
 
-  private async lock(): Promise<void> {
+  private async lock(): Promise<() => Promise<void>> {
     await mkdir(join(this.lockPath, ".."), { recursive: true });
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        const fh = await open(this.lockPath, "wx");
-        await fh.write(String(process.pid));
-        await fh.close();
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST")
-          throw new LabelStoreError(`cannot take ${this.lockPath}: ${(err as Error).message}`, {
-            cause: err,
-          });
-      }
-      const age = await stat(this.lockPath).then(
-        (s) => Date.now() - s.mtimeMs,
-        () => 0,
-      );
-      if (age > LOCK_STALE_MS) await unlink(this.lockPath).catch(() => undefined);
-      else if (Date.now() > deadline)
-        throw new LabelStoreError(`${this.lockPath} has been held for over ${LOCK_WAIT_MS / 1000} s`);
-      else await sleep(20);
+    try {
+      return await takeShortLock(this.lockPath, { waitMs: LOCK_WAIT_MS, staleMs: LOCK_STALE_MS, pollMs: 20 });
+    } catch (err) {
+      if (err instanceof ShortLockHeldError) throw new LabelStoreError(err.message, { cause: err });
+      throw new LabelStoreError(`cannot take ${this.lockPath}: ${(err as Error).message}`, { cause: err });
     }
   }
 }
