@@ -99,3 +99,4 @@ export {
   type BatchTaskWorker,
   type BatchTaskWorkerDeps,
 } from "./task-worker.js";
+export { createBatchTaskMetrics, type BatchTaskMetrics, type HandBackReason } from "./task-metrics.js";

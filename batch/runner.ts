@@ -220,10 +220,15 @@ export interface BatchRunner {
   /** Runs now and resolves with the report; throws BatchRunningError when a run is active anywhere. */
   run(options?: BatchRunOptions): Promise<RunReport>;
   /**
-   * Starts a run in the background and returns its id at once; throws BatchRunningError (code
-   * BATCH_RUN_ACTIVE) when a run is active anywhere. Follow it with `status(runId)`.
+   * Starts a run in the background and resolves with its id once it holds the coordinator lease
+   * (at once for a run that takes none), so a caller never hears of a run another machine's
+   * coordinator refuses. Follow it with `status(runId)`.
+   * @throws BatchRunningError (BATCH_RUN_ACTIVE) when this data directory's lock is held (a run of
+   *   this runner, or another process on this machine); BatchLeaseHeldError (BATCH_RUN_ACTIVE,
+   *   naming the holder) when another coordinator holds the lease; STORAGE when the lease cannot
+   *   be taken for want of JetStream.
    */
-  trigger(options?: BatchRunOptions): { runId: string };
+  trigger(options?: BatchRunOptions): Promise<{ runId: string }>;
   /** A run of this runner (the last 100 are remembered), or undefined. */
   status(runId: string): RunStatus | undefined;
   /** The run this runner has queued or running, or undefined when it is idle. */
@@ -292,12 +297,19 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
     return { runId, lock };
   };
 
-  const execute = async (runId: string, lock: BatchLock, options: BatchRunOptions): Promise<RunReport> => {
+  /** One run under `lock`; `onLeased` hears when it holds its coordinator lease (or needs none). */
+  const execute = async (
+    runId: string,
+    lock: BatchLock,
+    options: BatchRunOptions,
+    onLeased: () => void = () => {},
+  ): Promise<RunReport> => {
     const log = deps.logger.child({ runId });
     patch(runId, { state: "running", startedAt: new Date().toISOString() });
     let lease: HeldBatchLease | undefined;
     try {
       lease = await takeCoordinatorLease(config, deps, runId, options, log);
+      onLeased();
       // A lost lease stops the run as a stop signal would: nothing published, the checkpoint kept.
       const signal =
         lease && options.signal
@@ -346,10 +358,17 @@ export function createBatchRunner(config: Config, deps: BatchRunnerDeps): BatchR
       }
       return execute(started.runId, started.lock, options);
     },
-    trigger(options = {}) {
+    async trigger(options = {}) {
       const { runId, lock } = begin();
+      // The caller hears of the run once it holds the coordinator lease: refused by another
+      // machine's coordinator, it is the caller's BATCH_RUN_ACTIVE naming the holder, as `lanemap
+      // batch run` says it, not the id of a run that fails in the background a moment later.
+      let leased = () => {};
+      const holding = new Promise<void>((resolve) => (leased = resolve));
+      const run = execute(runId, lock, options, leased);
       // The outcome is kept in the run's status; the background promise must not go unhandled.
-      setImmediate(() => void execute(runId, lock, options).catch(() => undefined));
+      run.catch(() => undefined);
+      await Promise.race([holding, run]);
       return { runId };
     },
     status: (runId) => statuses.get(runId),

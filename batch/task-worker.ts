@@ -35,6 +35,7 @@ import { hostname } from "node:os";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import { Registry } from "prom-client";
 import { ArchiveStore } from "../shared/adapters/archive/index.js";
 import {
   BATCH_TASK_CONSUMER,
@@ -68,6 +69,7 @@ import {
 } from "../shared/index.js";
 import { deadlineTriedAgain } from "./deadline-retry.js";
 import { batchQueueSettings } from "./stream-executor.js";
+import { createBatchTaskMetrics, type BatchTaskMetrics, type HandBackReason } from "./task-metrics.js";
 import {
   decodeTask,
   encodeResult,
@@ -90,6 +92,8 @@ export interface BatchTaskWorkerDeps {
   readonly archive: TileArchive;
   /** Name in logs and results (default host:pid). */
   readonly name?: string;
+  /** Where the metrics go (task-metrics.ts; default a private Registry). */
+  readonly registry?: Registry;
   /** Test hook: each tile's thread sleeps this long first (a fixed per-tile cost). 0 in production. */
   readonly tileDelayMs?: number;
   /**
@@ -104,6 +108,17 @@ export interface BatchTaskWorkerDeps {
 export type BatchTaskEvent =
   | { readonly type: "task-done"; readonly runId: string; readonly tileId: string; readonly ok: boolean }
   | { readonly type: "task-error"; readonly reason: string }
+  /**
+   * A task went back to the queue (`-NAK`) for another delivery, to any worker: `seq` is its stream
+   * sequence, `runId` null (and `tileIds` empty) when it could not be read.
+   */
+  | {
+      readonly type: "task-handed-back";
+      readonly seq: number;
+      readonly runId: string | null;
+      readonly tileIds: readonly string[];
+      readonly reason: HandBackReason;
+    }
   /** The task consumer had vanished (its stream intact): re-created with the start-up's config. */
   | { readonly type: "consumer-recreated" }
   /** The task stream was deleted under the worker: it stops (`ended` gives the error). */
@@ -112,6 +127,8 @@ export type BatchTaskEvent =
 /** A running task worker. */
 export interface BatchTaskWorker {
   readonly name: string;
+  /** The worker's metrics, on `deps.registry` (or its own). */
+  readonly metrics: BatchTaskMetrics;
   /** Calls `fn` for every later event; returns the unsubscribe function. */
   on(fn: (e: BatchTaskEvent) => void): () => void;
   /** Stops pulling, lets the tasks in flight finish (result + ack), then stops. */
@@ -168,6 +185,15 @@ export function taskDeadlineMs(config: Config, entries: readonly (AnnouncedTileS
 /** Room for the result's JSON head and headers in a message, beyond the raster. */
 const HEAD_ROOM = 64 * 1024;
 
+/** The task `m` carries, or null when it cannot be read (it is then named by its sequence alone). */
+function readableTask(m: PulledMsg): BatchTask | null {
+  try {
+    return decodeTask(m.data);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Starts pulling batch tasks (creating the queue's streams and consumer when absent).
  * @throws StreamSetupError (NATS_SETUP) when the queue cannot be created or read.
@@ -186,6 +212,22 @@ export async function startBatchTaskWorker(
   const listeners = new Set<(e: BatchTaskEvent) => void>();
   const emit = (e: BatchTaskEvent) => {
     for (const fn of listeners) fn(e);
+  };
+  const metrics = createBatchTaskMetrics(deps.registry ?? new Registry());
+  /**
+   * Hands `m` back to the queue (`-NAK`, redelivered after `delayMs`), said in one info line, the
+   * counter and an event: without them a task handed back at a stop showed nowhere (issue 14).
+   */
+  const handBack = (m: PulledMsg, task: BatchTask | null, reason: HandBackReason, delayMs?: number): void => {
+    m.nak(delayMs);
+    metrics.handedBack.inc({ reason });
+    const runId = task?.runId ?? null;
+    const tileIds = task?.entries.map((e) => e.tileId) ?? [];
+    log.info(
+      { seq: m.seq, runId, tiles: tileIds, deliveries: m.info.deliveryCount, reason },
+      "batch task handed back to the queue",
+    );
+    emit({ type: "task-handed-back", seq: m.seq, runId, tileIds, reason });
   };
   const maxInline = serverMaxPayload(nc) - HEAD_ROOM;
   /** How often a task held by this worker is reported in progress (`+WPI`), in ms. */
@@ -418,6 +460,8 @@ export async function startBatchTaskWorker(
     };
     let deadline: NodeJS.Timeout | undefined;
     let stopGrace: NodeJS.Timeout | undefined;
+    // What ended the wait for the task's tiles, when not their own outcomes.
+    let cutShort: HandBackReason | undefined;
     let removeOnStop = () => {};
     await Promise.race([
       Promise.all(task.entries.map(classified)),
@@ -427,13 +471,17 @@ export async function startBatchTaskWorker(
             { tiles: task.entries.map((e) => e.tileId), deadlineMs: deadlineMs },
             "batch task outlived its deadline (a read that hangs?); handed back for redelivery",
           );
+          cutShort = "deadline";
           resolve();
         }, deadlineMs);
       }),
       // A stop waits for the tiles in flight as long as their own deadlines, not for a read that hangs.
       new Promise<void>((resolve) => {
         const onStop = () => {
-          stopGrace = setTimeout(resolve, tilesMs);
+          stopGrace = setTimeout(() => {
+            cutShort = "stopping";
+            resolve();
+          }, tilesMs);
         };
         if (stopping.signal.aborted) onStop();
         else stopping.signal.addEventListener("abort", onStop, { once: true });
@@ -446,9 +494,16 @@ export async function startBatchTaskWorker(
     removeOnStop();
     // A growing delay: a broker that just lost a node is not asked again at once, and a replica
     // that lost sight of an object has a few seconds to catch up or lose its leadership.
+    // A tile left without an outcome by the worker's stop (its pool closing) counts as the stop's.
     const redeliver = () => {
       clearInterval(heartbeat);
-      m.nak(Math.min(TRANSIENT_RETRY_MAX_MS, TRANSIENT_RETRY_MS * 2 ** (m.info.deliveryCount - 1)));
+      const reason = cutShort ?? (stopping.signal.aborted ? "stopping" : "retry");
+      handBack(
+        m,
+        task,
+        reason,
+        Math.min(TRANSIENT_RETRY_MAX_MS, TRANSIENT_RETRY_MS * 2 ** (m.info.deliveryCount - 1)),
+      );
     };
     if (done.every((c) => c === null)) {
       redeliver();
@@ -581,7 +636,7 @@ export async function startBatchTaskWorker(
       asked = undefined;
       const m = await left?.catch(() => null);
       clearInterval(waitingBeat);
-      m?.nak();
+      if (m) handBack(m, readableTask(m), "stopping");
       takeUnacked()?.ack();
       pulls.close();
     }
@@ -610,6 +665,7 @@ export async function startBatchTaskWorker(
     })());
   return {
     name,
+    metrics,
     on: (fn) => {
       listeners.add(fn);
       return () => listeners.delete(fn);

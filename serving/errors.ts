@@ -2,6 +2,7 @@
  * Errors the serving layer throws on purpose. Each becomes one RFC 9457 problem body in the single
  * error middleware (serving/http/problem.ts); routes and use cases never write error responses.
  */
+import type { LeaseHolder } from "../shared/adapters/nats/index.js";
 import { LanemapError, codeOfSlug, type ProblemSlug } from "../shared/index.js";
 
 /** One bad parameter of a request: its name (query key, path segment, `body` or a body path) and why. */
@@ -111,16 +112,22 @@ export class AreaTooLargeError extends ProblemError {
 /**
  * A batch run cannot start because one is active. A BatchTrigger adapter throws this (or any error
  * with code BATCH_RUN_ACTIVE, as the batch lane's lock does) so that POST /v1/batch/runs answers 409
- * naming the active run.
+ * naming the active run: this server's (`activeRunId`), or another coordinator's holding the batch
+ * coordinator lease (`holder`, and `detail` its one line, as `lanemap batch run` prints it).
  */
 export class BatchRunActiveError extends LanemapError {
   readonly activeRunId: string | undefined;
-  constructor(activeRunId?: string, options?: { cause?: unknown }) {
+  readonly holder: LeaseHolder | undefined;
+  constructor(
+    activeRunId?: string,
+    options: { cause?: unknown; holder?: LeaseHolder; detail?: string } = {},
+  ) {
     super(
       "BATCH_RUN_ACTIVE",
-      activeRunId ? `batch run ${activeRunId} is active` : "a batch run is active",
-      options,
+      options.detail ?? (activeRunId ? `batch run ${activeRunId} is active` : "a batch run is active"),
+      options.cause === undefined ? undefined : { cause: options.cause },
     );
     this.activeRunId = activeRunId;
+    this.holder = options.holder;
   }
 }

@@ -10,7 +10,7 @@
  * shown, never used to decide anything; what is live is decided by the lease's existence (the server
  * expires it) and the lock's pid.
  */
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   liveBatchLockOwner,
@@ -27,6 +27,7 @@ import {
   describeHolder,
   kvStreamName,
   type LeaseHolder,
+  isStreamNotFound,
 } from "../../shared/adapters/nats/index.js";
 import { describeError, type VersionReservation } from "../../shared/index.js";
 import { viewCacheDir } from "../platform/views.js";
@@ -170,7 +171,7 @@ async function waitingTasks(nc: NatsConnection): Promise<Map<string, number>> {
       if (n > 0) out.set(subject.slice(BATCH_TASK_SUBJECT_PREFIX.length + 1), n);
     return out;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return new Map();
+    if (isStreamNotFound(err)) return new Map();
     throw err;
   }
 }
@@ -181,7 +182,7 @@ async function reservations(nc: NatsConnection, dataDir: string): Promise<Versio
   try {
     await jsm.streams.info(kvStreamName(VIEW_RESERVATION_BUCKET));
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return [];
+    if (isStreamNotFound(err)) return [];
     throw err;
   }
   const store = await NatsPublishedViews.openExisting(nc, { cacheDir: viewCacheDir(dataDir) });

@@ -39,13 +39,7 @@
  *   tombstone) is skipped and counted as removed: republished, it would be a new message to the
  *   speed lane, which would register the tile again.
  */
-import {
-  JetStreamApiCodes,
-  JetStreamApiError,
-  jetstream,
-  jetstreamManager,
-  type StreamInfo,
-} from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import {
@@ -55,6 +49,7 @@ import {
   readIngestMessages,
   retryTransient,
   type StoredIngestMessage,
+  isStreamNotFound,
 } from "../../shared/adapters/nats/index.js";
 import { LanemapError, originalIngestSeq, removedBy, type Removal } from "../../shared/index.js";
 
@@ -118,10 +113,6 @@ export interface ReplayReport {
   readonly messages: readonly ReplayedMessage[];
 }
 
-function streamNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
-}
-
 /** The producer's headers without JetStream's own (`Nats-*`), which belong to the original message. */
 function replayHeaders(from: MsgHdrs | undefined, origSeq: number): MsgHdrs {
   const h = natsHeaders();
@@ -161,7 +152,7 @@ export async function replayIngest(options: ReplayOptions): Promise<ReplayReport
       },
     );
   } catch (cause) {
-    if (streamNotFound(cause instanceof LanemapError ? cause.cause : cause))
+    if (isStreamNotFound(cause instanceof LanemapError ? cause.cause : cause))
       throw new ReplayRangeError(`the ingest stream ${INGEST_STREAM} does not exist: nothing to replay`, {
         cause,
       });

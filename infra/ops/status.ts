@@ -7,12 +7,7 @@
  * when a connection is given, and as unavailable, with the reason, otherwise; so are the replicas
  * and the cluster placement (leader, peers) of every lanemap stream and bucket.
  */
-import {
-  JetStreamApiCodes,
-  JetStreamApiError,
-  jetstreamManager,
-  type JetStreamManager,
-} from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { listViews, type ViewListing } from "../../batch/index.js";
@@ -41,6 +36,7 @@ import {
   type CurrentModel,
   type LiveEntry,
   type SpeedLaneStatus,
+  isStreamNotFound,
 } from "../../shared/adapters/nats/index.js";
 import {
   describeError,
@@ -259,7 +255,7 @@ async function bucketExists(jsm: JetStreamManager, bucket: string): Promise<bool
     await jsm.streams.info(`KV_${bucket}`);
     return true;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return false;
+    if (isStreamNotFound(err)) return false;
     throw err;
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { BatchRunner, RunStatus as BatchRunStatus } from "../../batch/index.js";
 import { BatchRunActiveError, type BatchTrigger, type RunStatus } from "../../serving/index.js";
+import { BatchLeaseHeldError } from "../../shared/adapters/nats/index.js";
 import { errorCode, parseVersionName } from "../../shared/index.js";
 
 /** Serving's status shape for a batch run status. */
@@ -27,13 +28,20 @@ export function batchTriggerFor(runner: BatchRunner, signal?: AbortSignal): Batc
   return {
     async trigger(opts) {
       try {
-        return runner.trigger({
+        return await runner.trigger({
           ...(opts.full === undefined ? {} : { full: opts.full }),
           ...(opts.around === undefined ? {} : { around: `${opts.around.lon},${opts.around.lat}` }),
           ...(opts.interim === undefined ? {} : { interim: opts.interim }),
           ...(signal ? { signal } : {}),
         });
       } catch (err) {
+        // Another coordinator holds the batch lease: its holder and the CLI's line, not a run of ours.
+        if (err instanceof BatchLeaseHeldError)
+          throw new BatchRunActiveError(undefined, {
+            cause: err,
+            detail: err.message,
+            ...(err.holder ? { holder: err.holder } : {}),
+          });
         if (errorCode(err) === "BATCH_RUN_ACTIVE")
           throw new BatchRunActiveError(runner.current()?.runId, { cause: err });
         throw err;

@@ -9,6 +9,7 @@
 import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import type { Registry } from "prom-client";
 import { startBatchTaskWorker, type BatchTaskWorker } from "../../batch/index.js";
 import {
   TilePool,
@@ -33,6 +34,8 @@ export interface WorkerSetup {
   readonly archive?: TileArchive;
   /** Name in logs and results (default host:pid). */
   readonly name?: string;
+  /** Where both lanes' metrics go (`lanemap_speed_*`, `lanemap_batch_tasks_*`; default one private Registry each). */
+  readonly registry?: Registry;
   /** Test hook: each batch tile costs this long more in its thread (LANEMAP_TEST_TILE_DELAY_MS). */
   readonly batchTileDelayMs?: number;
   /** Test hook: a batch task's deadline in ms (default batch/task-worker.ts `taskDeadlineMs`). */
@@ -87,6 +90,7 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
       models,
       name,
       archive,
+      ...(setup.registry ? { registry: setup.registry } : {}),
       ingestClock: () => ingestStreamBehindRecord(setup.nc, records),
     });
     const batch = await startBatchTaskWorker(config, {
@@ -97,6 +101,7 @@ export async function startLanemapWorker(config: Config, setup: WorkerSetup): Pr
       models,
       archive,
       name,
+      ...(setup.registry ? { registry: setup.registry } : {}),
       tileDelayMs: setup.batchTileDelayMs ?? 0,
       ...(setup.batchTaskDeadlineMs ? { taskDeadlineMs: setup.batchTaskDeadlineMs } : {}),
     });

@@ -5,6 +5,7 @@
  * (every real response is validated against /openapi.json).
  */
 import { z } from "zod";
+import { leaseHolderSchema } from "../../shared/adapters/nats/index.js";
 
 /** Schemas registered here become `#/components/schemas/<id>` in the OpenAPI document. */
 export const apiRegistry = z.registry<{ id: string; description?: string }>();
@@ -37,6 +38,10 @@ export const Problem = component(
       limit: z.number().optional(),
       estimated_pixels: z.number().optional(),
       active_run_id: z.string().optional(),
+      holder: leaseHolderSchema.optional().meta({
+        description:
+          "batch-run-active: the batch coordinator holding the lease on another machine (or process), as `lanemap ops status` names it",
+      }),
     })
     .loose(),
   "RFC 9457 problem details (application/problem+json)",

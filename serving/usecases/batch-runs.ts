@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { RunAcceptedBody, RunStatusBody } from "../api/schemas.js";
 import { errorCode } from "../../shared/index.js";
-import { NotFoundError, ProblemError } from "../errors.js";
+import { BatchRunActiveError, NotFoundError, ProblemError } from "../errors.js";
 import type { BatchTrigger, InterimRequest, RunStatus } from "../batch-trigger.js";
 import type { ServingContext } from "./context.js";
 
@@ -47,7 +47,11 @@ function noTrigger(): ProblemError {
   );
 }
 
-/** Starts a run; 409 when one is active. */
+/**
+ * Starts a run; 409 when one is active: this server's (`active_run_id`), or another coordinator's
+ * holding the batch lease (`holder`: host, pid, run, start, the version it builds), checked before
+ * the 202 (the trigger resolves once its run holds the lease).
+ */
 export async function triggerRun(
   ctx: ServingContext,
   full: boolean,
@@ -68,9 +72,15 @@ export async function triggerRun(
   } catch (err) {
     if (errorCode(err) === "BATCH_RUN_ACTIVE") {
       const active = (err as { activeRunId?: unknown }).activeRunId;
+      const holder = err instanceof BatchRunActiveError ? err.holder : undefined;
+      if (holder)
+        ctx.logger.info({ holder }, "batch run not triggered: another batch coordinator holds the lease");
       throw new ProblemError(409, "batch-run-active", "Batch run active", (err as Error).message, {
         cause: err,
-        extensions: typeof active === "string" ? { active_run_id: active } : {},
+        extensions: {
+          ...(typeof active === "string" ? { active_run_id: active } : {}),
+          ...(holder ? { holder } : {}),
+        },
       });
     }
     throw err;

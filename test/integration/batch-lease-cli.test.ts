@@ -11,9 +11,11 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { hostname } from "node:os";
 import { after, before, describe, test } from "node:test";
 import { addArchiveFolder, type RunReport } from "../../batch/index.js";
 import type { OpsStatus } from "../../infra/ops/index.js";
+import { openModelRegistry } from "../../infra/platform/models.js";
 import { openTileArchive } from "../../infra/platform/storage.js";
 import { BatchLeases, NatsPublishedViews } from "../../shared/adapters/nats/index.js";
 import { projectRoot } from "../helpers/env.js";
@@ -202,5 +204,84 @@ describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), time
     assert.equal(report.version, "v000001");
     assert.equal(report.resumedFrom, undefined);
     assert.deepEqual([report.tiles.resumed, report.tiles.classified], [0, 4]);
+  });
+
+  test("lanemap serve answers POST /v1/batch/runs with a 409 naming the holder while another machine's coordinator holds the lease, before any run starts; once free, a 202 for a run that holds it, and a second POST meanwhile names that run as before", async () => {
+    await using nats = await natsFixture();
+    await using s = await tempDir("lease-serve-");
+    await using c = await tempDir("lease-serve-load-");
+    const env = await deployment(nats, c.path, 30);
+    // The run serve starts needs an active model; with no `lanemap worker` it then waits, active.
+    const models = await openModelRegistry(testConfig(c.path, env(c.path)), nats.nc);
+    await models.put(set.model);
+    await models.activate(set.model.version);
+    // Another machine's coordinator, as `lanemap batch run` takes the lease (the adapter itself).
+    const leases = await BatchLeases.open(nats.nc, { ttlMs: 30_000, logger: testLogger() });
+    const other = await leases.acquire({
+      runId: "20261202T020000Z-abc123",
+      startedAt: "2026-12-02T02:00:00.000Z",
+      building: "v000008",
+    });
+    const token = "an-operator-token-of-some-length";
+    await using serve = lanemap(
+      ["serve", "--port", "0"],
+      env(s.path, { LANEMAP_OPERATOR_TOKEN: token, LANEMAP_BATCH_EXECUTOR: "stream" }),
+    );
+    const line = await serve.waitForLine(
+      "lanemap serving at",
+      (l) => typeof l["text"] === "string" && l["text"].startsWith("lanemap serving at "),
+      60_000,
+    );
+    const url = /lanemap serving at (http:\/\/\S+)/.exec(String(line["text"]))![1]!;
+    const post = () =>
+      fetch(`${url}/v1/batch/runs`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+    try {
+      const refused = await post();
+      const body = (await refused.json()) as Record<string, unknown>;
+      assert.equal(refused.status, 409, JSON.stringify(body));
+      assert.equal(refused.headers.get("content-type"), "application/problem+json; charset=utf-8");
+      assert.equal(body["type"], "/problems/batch-run-active", "the code BATCH_RUN_ACTIVE");
+      // The same facts as the CLI's line: host, pid, run, started, the version being built.
+      assert.match(
+        String(body["detail"]),
+        new RegExp(
+          `^another batch coordinator holds the lease: host \\S+, pid ${process.pid}, run 20261202T020000Z-abc123, started 2026-12-02T02:00:00.000Z, building v000008`,
+        ),
+      );
+      assert.deepEqual(
+        body["holder"],
+        {
+          host: hostname(),
+          pid: process.pid,
+          runId: "20261202T020000Z-abc123",
+          startedAt: "2026-12-02T02:00:00.000Z",
+          building: "v000008",
+        },
+        "the holder as fields",
+      );
+      assert.equal(body["active_run_id"], undefined, "no run of this server to follow");
+      assert.equal((await BatchLeases.read(nats.nc))?.holder.runId, "20261202T020000Z-abc123");
+      assert.ok(
+        !serve.lines.some((l) => l["msg"] === "batch run triggered"),
+        "nothing was started in the background",
+      );
+
+      await other.release();
+      const accepted = await post();
+      const run = (await accepted.json()) as { runId: string };
+      assert.equal(accepted.status, 202, JSON.stringify(run));
+      const lease = await BatchLeases.read(nats.nc);
+      assert.equal(lease?.holder.runId, run.runId, "the run accepted held the lease when it was answered");
+      assert.equal(lease?.holder.pid, serve.child.pid);
+      // A run already going in this serve process: refused as before, by its own lock, naming it.
+      const again = await post();
+      const active = (await again.json()) as Record<string, unknown>;
+      assert.equal(again.status, 409, JSON.stringify(active));
+      assert.equal(active["type"], "/problems/batch-run-active");
+      assert.equal(active["active_run_id"], run.runId);
+      assert.equal(active["detail"], `batch run ${run.runId} is active`);
+    } finally {
+      await other.release();
+    }
   });
 });

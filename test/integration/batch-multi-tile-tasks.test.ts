@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
+import { Registry } from "prom-client";
 import { batchQueueSettings, openTileExecutor, type BatchTaskEvent } from "../../batch/index.js";
 import { encodeResult, encodeTask } from "../../batch/task-wire.js";
 import { openModelRegistry } from "../../infra/platform/models.js";
@@ -139,7 +140,7 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
     }
   });
 
-  test("a worker asks for its next task while the last tile of a task of several runs, and one that stops then hands that task back at once: no task held after its stop, and another worker classifies it", async () => {
+  test("a worker asks for its next task while the last tile of a task of several runs, and one that stops then hands that task back at once, saying so in one info line and its handed-back counter: no task held after its stop, and another worker classifies it", async () => {
     await using nats = await natsFixture();
     const { fx, config, entries } = await catalogued(set, "prefetch", nats.server.url);
     const models = await openModelRegistry(config, nats.nc);
@@ -152,7 +153,13 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
           verb: new TextDecoder().decode(m.data).split(" ")[0]!,
         }),
     });
-    const a = await oneTaskWorker(config, nats.nc, models, fx.store, { name: "a" });
+    const logLines: { msg: string; [k: string]: unknown }[] = [];
+    const registry = new Registry();
+    const a = await oneTaskWorker(config, nats.nc, models, fx.store, {
+      name: "a",
+      logger: testLogger(logLines),
+      registry,
+    });
     const byA: string[] = [];
     let stopped: Promise<void> | undefined;
     a.worker.on((e) => {
@@ -187,6 +194,32 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
         answers.filter((a) => a.seq === 2 && a.verb !== "+WPI").map((a) => a.verb),
         ["-NAK"],
         "the second task, pulled while the first one's last tile ran, went back at once at the stop",
+      );
+      assert.deepEqual(
+        logLines
+          .filter((l) => l.msg === "batch task handed back to the queue")
+          .map(({ seq, runId, tiles, reason, level }) => ({ seq, runId, tiles, reason, level })),
+        [
+          {
+            seq: 2,
+            runId: "20260101T000000Z-multi4",
+            tiles: entries.slice(4).map((e) => e.tileId),
+            reason: "stopping",
+            level: 30, // info
+          },
+        ],
+        "one info line names the task handed back, its run, its tiles and why",
+      );
+      const exposition = await registry.metrics();
+      assert.match(
+        exposition,
+        /^lanemap_batch_tasks_handed_back_total\{reason="stopping"\} 1$/m,
+        "the worker's metrics count the task handed back at its stop",
+      );
+      assert.doesNotMatch(
+        exposition,
+        /^lanemap_batch_tasks_handed_back_total\{reason="(deadline|retry)"\}/m,
+        "and nothing else handed back",
       );
       b = await oneTaskWorker(config, nats.nc, models, fx.store, { name: "b" });
       for (const [i, o] of (await outcomes).entries()) assert.ok(o.ok, `${entries[i]!.tileId} is classified`);

@@ -233,13 +233,10 @@ describe("a batch run end to end", () => {
       logger: fx.logger,
       hooks: { tileDelayMs: 100, publishDelayMs: 0 },
     });
-    const { runId } = runner.trigger({ order: "natural" });
+    const { runId } = await runner.trigger({ order: "natural" });
     assert.ok(["queued", "running"].includes(runner.status(runId)!.state));
     assert.equal(runner.current()?.runId, runId);
-    assert.throws(
-      () => runner.trigger(),
-      (err: unknown) => (err as { code?: string }).code === "BATCH_RUN_ACTIVE",
-    );
+    await assert.rejects(runner.trigger(), { code: "BATCH_RUN_ACTIVE" });
     await assert.rejects(runner.run(), { code: "BATCH_RUN_ACTIVE" });
     while (["queued", "running"].includes(runner.status(runId)!.state))
       await new Promise((r) => setTimeout(r, 50));
@@ -253,7 +250,7 @@ describe("a batch run end to end", () => {
   test("a failed run is reported with its error and publishes nothing", async () => {
     const fx = await makeDataDir(set, "failing");
     const runner = createBatchRunner(fx.config(), { logger: fx.logger });
-    const { runId } = runner.trigger({ model: join(set.root, "no-such-model.json") });
+    const { runId } = await runner.trigger({ model: join(set.root, "no-such-model.json") });
     while (["queued", "running"].includes(runner.status(runId)!.state))
       await new Promise((r) => setTimeout(r, 20));
     assert.equal(runner.status(runId)!.state, "failed");

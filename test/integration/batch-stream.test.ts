@@ -176,6 +176,66 @@ describe("batch runs on the JetStream work queue", { skip: natsMissing() }, () =
       assert.ok(raster.equals(streamed.get(tileId)!), `class raster of ${tileId} equals the threads view's`);
   });
 
+  test("a `lanemap worker` SIGTERMed mid-run hands back the task it pulled early in one info line naming it (its metrics served at --metrics-port count such tasks), and another worker classifies it", async () => {
+    await using nats = await natsFixture();
+    const d = await makeDataDir(set, "handed-back");
+    const env = testEnv(d.dataDir, {
+      NATS_URL: nats.server.url,
+      LANEMAP_BATCH_WORKERS: "1",
+      LANEMAP_TEST_TILE_DELAY_MS: "300",
+      LANEMAP_LOG_LEVEL: "info",
+    });
+    await using w1 = lanemap(["worker", "--name", "w1", "--metrics-port", "0"], env);
+    await w1.waitForLine("w1 ready", workerStarted, 60_000);
+    const port = (await w1.waitForLine("w1's metrics port", (l) => l["msg"] === "metrics at /metrics"))[
+      "port"
+    ];
+    const metrics = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text();
+    assert.match(metrics, /^# TYPE lanemap_batch_tasks_handed_back_total counter$/m, "the batch side's");
+    assert.match(metrics, /^# TYPE lanemap_speed_tiles_total counter$/m, "and the speed side's, together");
+    const config = d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" });
+    const { runner } = await buildBatchRunner(config, { logger: testLogger(), nc: nats.nc });
+    // Tasks of four 64² tiles: once three of w1's first task are out, its last one runs (300 ms)
+    // and the slot has asked for the next task (the ask precedes that third result's publish).
+    const run = runner.run({ model: set.modelPath });
+    await waitFor(
+      "three tiles of w1's first task",
+      () => w1.lines.filter((l) => l["msg"] === "batch tile classified").length >= 3 || undefined,
+      60_000,
+    );
+    w1.child.kill("SIGTERM");
+    assert.equal(await w1.exited, 0, "w1 stops cleanly");
+    const firstTask = w1.lines.filter((l) => l["msg"] === "batch tile classified").map((l) => l["tileId"]);
+    assert.equal(firstTask.length, 4, "w1 finished the task it had started");
+    const handedBack = w1.lines.filter((l) => l["msg"] === "batch task handed back to the queue");
+    assert.equal(handedBack.length, 1, "one line for the one task w1 handed back");
+    const line = handedBack[0]!;
+    assert.equal(line["level"], 30, "at info");
+    assert.equal(line["reason"], "stopping");
+    assert.equal(line["worker"], "w1");
+    assert.equal(typeof line["runId"], "string");
+    assert.ok(Number.isInteger(line["seq"]), "the task's stream sequence");
+    const tiles = line["tiles"] as string[];
+    assert.equal(tiles.length, 4, "the task's tiles");
+    assert.ok(
+      tiles.every((t) => !firstTask.includes(t)),
+      "none of them classified by w1",
+    );
+
+    await using w2 = lanemap(["worker", "--name", "w2"], env);
+    const report = await run;
+    assert.equal(report.tiles.failed, 0);
+    assert.equal(line["runId"], report.runId, "the task handed back was the run's");
+    const byW2 = w2.lines.filter((l) => l["msg"] === "batch tile classified");
+    for (const t of tiles)
+      assert.ok(
+        byW2.some((l) => l["tileId"] === t && l["runId"] === line["runId"]),
+        `w2 classified ${t}, handed back by w1`,
+      );
+    const streamed = await currentViewRasters(d.dataDir);
+    assert.deepEqual([...streamed.keys()], [...reference.keys()]);
+  });
+
   test("a duplicate result of a tile is ignored: the first one wins", async () => {
     await using nats = await natsFixture();
     const b = await makeDataDir(set, "duplicates");

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { connect } from "@nats-io/transport-node";
 import { LiveView } from "../../shared/adapters/nats/index.js";
-import { isTransientBrokerError } from "../../shared/adapters/nats/streams.js";
+import { isTransientBrokerError } from "../../shared/adapters/nats/jetstream-errors.js";
 import { natsMissing } from "../helpers/nats.js";
 import { startNatsServerWithUsers } from "../helpers/nats-permissions.js";
 

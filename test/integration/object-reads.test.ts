@@ -22,7 +22,7 @@ import {
   readObjectBytes,
   readObjectToFile,
 } from "../../shared/adapters/nats/object-reads.js";
-import { isTransientBrokerError } from "../../shared/adapters/nats/streams.js";
+import { isTransientBrokerError } from "../../shared/adapters/nats/jetstream-errors.js";
 import { ERROR_CODES, LanemapError } from "../../shared/index.js";
 import { projectRoot } from "../helpers/env.js";
 import { natsFixture, natsMissing, startBareNatsServer } from "../helpers/nats.js";

@@ -1,4 +1,3 @@
-import { createServer, type Server } from "node:http";
 import type { Command } from "commander";
 import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
@@ -12,6 +11,7 @@ import { ingestStreamBehindRecord, refuseIngestStreamBehind } from "../../platfo
 import { openTileArchive } from "../../platform/storage.js";
 import { openPublishedViews } from "../../platform/views.js";
 import { UsageError, positiveInt } from "../usage.js";
+import { metricsPortFlag, startMetricsServer } from "../metrics-server.js";
 import { cliLogger } from "../logger.js";
 import { parseTestHooks } from "../test-hooks.js";
 import { commandSummary } from "./index.js";
@@ -40,24 +40,6 @@ function testHooks(logger: Logger): SpeedWorkerHooks {
   };
 }
 
-/** Serves the registry's metrics at /metrics; resolves with the bound port. */
-function serveMetrics(registry: Registry, port: number, host: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.url !== "/metrics") {
-      res.writeHead(404).end("not found: try /metrics\n");
-      return;
-    }
-    registry
-      .metrics()
-      .then((text) => res.writeHead(200, { "content-type": registry.contentType }).end(text))
-      .catch((err: unknown) => res.writeHead(500).end(String(err)));
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve(server));
-  });
-}
-
 function withConcurrency(config: Config, flag: string | undefined): Config {
   if (flag === undefined) return config;
   const n = positiveInt("--concurrency", flag, config.speed.concurrency);
@@ -81,13 +63,7 @@ export function registerSpeed(program: Command): void {
     .option("--name <name>", "worker name in logs (default host:pid)")
     .action(async (flags: SpeedFlags) => {
       const config = withConcurrency(parseConfig(), flags.concurrency);
-      const metricsPort =
-        flags.metricsPort === undefined ? undefined : Number.parseInt(flags.metricsPort, 10);
-      if (
-        metricsPort !== undefined &&
-        !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535)
-      )
-        throw new UsageError(`--metrics-port must be a port number, got "${flags.metricsPort}"`);
+      const metricsPort = metricsPortFlag(flags.metricsPort);
       const logger = await cliLogger(config.logLevel, { role: "speed", pid: process.pid });
       const hooks = testHooks(logger);
       const nc = await connectForCli(
@@ -132,22 +108,13 @@ export function registerSpeed(program: Command): void {
         else if (e.type === "tile-duplicate")
           logger.info({ tileId: e.tileId, streamSeq: e.streamSeq }, "tile already classified; acknowledged");
       });
-      let server: Server | undefined;
-      if (metricsPort !== undefined) {
-        server = await serveMetrics(registry, metricsPort, config.host);
-        const addr = server.address();
-        logger.info(
-          { port: typeof addr === "object" && addr ? addr.port : metricsPort },
-          "metrics at /metrics",
-        );
-      }
+      const metricsServer = await startMetricsServer(registry, metricsPort, config.host, logger);
       // Tiles still in flight at the deadline are not acknowledged: JetStream redelivers them (stop.ts).
       // The ingest stream deleted (or recreated behind lanemap's record) under the running worker
       // ends it too, after its tiles in flight: exit 1 with the line its start-up would print.
       const failure = await Promise.race([stopping.then(() => null), worker.ended]);
       await worker.stop();
-      server?.close();
-      server?.closeAllConnections();
+      metricsServer.close();
       // Bounded: with nats-server stopping at the same moment, drain() alone never ends.
       if ((await drainWithin(nc, STOP_DRAIN_MS)) === "closed")
         logger.warn("the NATS connection did not drain in time; closed it");

@@ -53,7 +53,9 @@ export function registerBatchRunRoutes(ctx: ServingContext, deps: RouteDeps): Ro
         "400": badRequest,
         "401": problem("No bearer token"),
         "403": problem("Wrong bearer token"),
-        "409": problem("A run is active"),
+        "409": problem(
+          "A run is active: this server's (`active_run_id`), or another coordinator's holding the batch lease (`holder`)",
+        ),
         "503": problem("No operator token configured, or no batch runner wired"),
       },
       handle: async (req, res) => {

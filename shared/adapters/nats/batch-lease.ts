@@ -29,6 +29,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { LanemapError } from "../../errors.js";
+import { isStreamNotFound } from "./jetstream-errors.js";
 import { guarded, READ_RETRIES } from "./guarded.js";
 import { LEADER_READS } from "./leader-reads.js";
 import { BATCH_LEASE_BUCKET, BATCH_LEASE_KEY } from "./names.js";
@@ -192,7 +193,7 @@ export class BatchLeases {
         try {
           maxAge = (await jsm.streams.info(kvStreamName(BATCH_LEASE_BUCKET))).config.max_age;
         } catch (err) {
-          if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return null;
+          if (isStreamNotFound(err)) return null;
           throw err;
         }
         const e = await (await new Kvm(nc).open(BATCH_LEASE_BUCKET)).get(BATCH_LEASE_KEY);

@@ -30,6 +30,7 @@ import type { ObjectStore } from "@nats-io/obj";
 import { headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { LanemapError, isErrorCode, type ErrorCode } from "../../errors.js";
 import type { Logger } from "pino";
+import { isStreamNotFound } from "./jetstream-errors.js";
 import { serverMaxPayload } from "./connection.js";
 import { putObjectOnce } from "./object-reads.js";
 import { retryTransient } from "./transient.js";
@@ -281,7 +282,7 @@ export class DeadLetterQueue {
     try {
       info = await jsm.streams.info(DLQ_STREAM);
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return [];
+      if (isStreamNotFound(err)) return [];
       throw err;
     }
     if (info.state.messages === 0) return [];

@@ -13,7 +13,7 @@
  */
 import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
-import { isTransientBrokerError } from "./streams.js";
+import { isTransientBrokerError } from "./jetstream-errors.js";
 
 /** A broker failure as STORAGE, with `what` and the broker's message; lanemap's own errors pass. */
 export function storageError(what: string, err: unknown): LanemapError {

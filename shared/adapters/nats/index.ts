@@ -2,7 +2,8 @@
  * NATS adapters: the names of the ingest contract and shared buckets, connecting, the JetStream
  * resources of the speed lane (streams, consumer, tile objects) and their status, the live view,
  * the model registry, the dead-letter queue, the published batch views, and the replicas of all
- * of them (replicas.ts).
+ * of them (replicas.ts); what a JetStream failure means (jetstream-errors.ts: not found, storage
+ * full, transient).
  */
 export * from "./names.js";
 export {
@@ -27,12 +28,16 @@ export {
   speedLaneStatus,
   advanceIngestStream,
   StreamSetupError,
-  isStorageFull,
-  isTransientBrokerError,
   type StreamLimits,
   type ConsumerSettings,
   type SpeedLaneStatus,
 } from "./streams.js";
+export {
+  isStreamNotFound,
+  isConsumerNotFound,
+  isStorageFull,
+  isTransientBrokerError,
+} from "./jetstream-errors.js";
 export {
   NatsModelRegistry,
   ModelConflictError,

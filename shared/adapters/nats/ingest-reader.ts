@@ -27,6 +27,7 @@ import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { IngestMessage, TileObjects } from "../../pipeline/ingest-message.js";
 import type { IngestStreamRange } from "../../view/ingest-clock.js";
+import { isStreamNotFound } from "./jetstream-errors.js";
 import { DeadLetterQueue } from "./dead-letters.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
 import { boundedObjects, nextBySubject } from "./object-reads.js";
@@ -43,8 +44,8 @@ export interface StoredIngestMessage extends IngestMessage {
 
 function notFound(err: unknown): boolean {
   return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.NoMessageFound)
+    isStreamNotFound(err) ||
+    (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound)
   );
 }
 

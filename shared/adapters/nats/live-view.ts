@@ -13,16 +13,11 @@
  * the object's name; `ops expire` drops a past period's bucket whole once no entry names it
  * ({@link LiveView.reclaimRasterBuckets}).
  */
+import { isStreamNotFound } from "./jetstream-errors.js";
 import { within } from "./transient.js";
 import { createHash } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
-import {
-  JetStreamApiCodes,
-  JetStreamApiError,
-  jetstream,
-  jetstreamManager,
-  type JetStreamManager,
-} from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { Objm, type ObjectStore } from "@nats-io/obj";
@@ -151,9 +146,6 @@ export interface RasterReclaim {
   /** Buckets kept, by name, sorted, with why: the current period's, or named by a live entry. */
   readonly kept: readonly { readonly bucket: string; readonly why: "current" | "named" }[];
 }
-
-const notFoundStream = (err: unknown): boolean =>
-  err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
 
 /** The live raster buckets on the server (STREAM.NAMES), the legacy one first, then by period. */
 async function rasterBucketNames(
@@ -609,7 +601,7 @@ export class LiveView {
               try {
                 await jsm.streams.delete(objectStoreStreamName(bucket));
               } catch (err) {
-                if (!notFoundStream(err)) throw err; // gone already: a retried or concurrent drop
+                if (!isStreamNotFound(err)) throw err; // gone already: a retried or concurrent drop
               }
             },
             READ_RETRIES,

@@ -54,6 +54,7 @@ import {
   type Removal,
 } from "../../view/types.js";
 import { TileConflictError } from "../archive/index.js";
+import { isStreamNotFound } from "./jetstream-errors.js";
 import { kvValues, listObjectInfos, putObjectOnce, readObjectBytes } from "./object-reads.js";
 import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
@@ -152,9 +153,6 @@ export type CompactionStep = "generation" | "pointer" | "copy";
 /** JSStreamNameExistErr: "stream name already in use with a different configuration" (not in nats.js's table). */
 const STREAM_NAME_IN_USE = 10058;
 
-const notFoundStream = (err: unknown): boolean =>
-  err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
-
 /** The archive's generations on the server (STREAM.NAMES), oldest first; the legacy bucket is 0. */
 async function listGenerations(jsm: JetStreamManager): Promise<number[]> {
   const out: number[] = [];
@@ -199,7 +197,7 @@ export async function archiveUsage(nc: NatsConnection, logger?: Logger): Promise
     if (m) current = generationIn(m.data);
   } catch (err) {
     const noMessage = err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound;
-    if (!notFoundStream(err) && !noMessage) throw err;
+    if (!isStreamNotFound(err) && !noMessage) throw err;
   }
   const hashes = new Set<string>();
   let entries = 0;
@@ -214,7 +212,7 @@ export async function archiveUsage(nc: NatsConnection, logger?: Logger): Promise
       hashes.add(catalogueEntrySchema.parse(m.json()).contentHash);
     }
   } catch (err) {
-    if (!notFoundStream(err) && !notFoundStream((err as { cause?: unknown }).cause)) throw err;
+    if (!isStreamNotFound(err) && !isStreamNotFound((err as { cause?: unknown }).cause)) throw err;
   }
   const usage: ArchiveGenerationUsage[] = [];
   const pending: ArchiveGenerationUsage[] = [];
@@ -224,7 +222,7 @@ export async function archiveUsage(nc: NatsConnection, logger?: Logger): Promise
   for (const g of [...generations].reverse()) {
     const bucket = archiveGenerationBucket(g);
     const infos = await listObjectInfos(jsm, bucket).catch((err: unknown) => {
-      if (notFoundStream(err)) return []; // deleted between the names and this listing
+      if (isStreamNotFound(err)) return []; // deleted between the names and this listing
       throw err;
     });
     let [objects, bytes] = [0, 0];
@@ -404,7 +402,7 @@ export class NatsTileArchive implements TileArchive {
     try {
       await jsm.streams.delete(objectStoreStreamName(archiveGenerationBucket(g)));
     } catch (err) {
-      if (!notFoundStream(err)) throw err;
+      if (!isStreamNotFound(err)) throw err;
     }
     this.stores.delete(g);
     this.known = this.known.filter((k) => k !== g);
@@ -776,7 +774,7 @@ export class NatsTileArchive implements TileArchive {
         try {
           await jsm.streams.delete(stream);
         } catch (err) {
-          if (!notFoundStream(err)) throw err;
+          if (!isStreamNotFound(err)) throw err;
         }
         this.stores.delete(g);
         if (!deleted.includes(archiveGenerationBucket(g))) deleted.push(archiveGenerationBucket(g));

@@ -39,14 +39,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import {
-  JetStreamApiCodes,
-  JetStreamApiError,
-  jetstream,
-  jetstreamManager,
-  StorageType,
-  type JetStreamManager,
-} from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, StorageType, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -62,6 +55,7 @@ import {
 import { parseVersionName } from "../../view/paths.js";
 import { BATCH_VIEW_FILES } from "../../view/batch-schema.js";
 import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
+import { isStreamNotFound } from "./jetstream-errors.js";
 import { serverMaxPayload } from "./connection.js";
 import {
   listObjectInfos,
@@ -176,15 +170,12 @@ async function viewStreams(jsm: JetStreamManager): Promise<ViewStreams> {
   return { own: own.sort(), legacy };
 }
 
-const notFoundStream = (err: unknown): boolean =>
-  err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
-
 async function streamExists(jsm: JetStreamManager, stream: string): Promise<boolean> {
   try {
     await jsm.streams.info(stream);
     return true;
   } catch (err) {
-    if (notFoundStream(err)) return false;
+    if (isStreamNotFound(err)) return false;
     throw err;
   }
 }
@@ -194,7 +185,7 @@ async function deleteStream(jsm: JetStreamManager, stream: string): Promise<void
   try {
     await jsm.streams.delete(stream);
   } catch (err) {
-    if (!notFoundStream(err)) throw err;
+    if (!isStreamNotFound(err)) throw err;
   }
 }
 
@@ -427,7 +418,7 @@ export class NatsPublishedViews implements PublishedViews {
         const home = ownHome(name);
         // Deleted between the names and this read (a retention elsewhere): not a version any more.
         const objects = await this.objectsOf(jsm, home.bucket).catch((err: unknown) => {
-          if (notFoundStream(err)) return new Map<string, StoredObjectInfo>();
+          if (isStreamNotFound(err)) return new Map<string, StoredObjectInfo>();
           throw err;
         });
         await add(name, home, objects);
@@ -504,7 +495,7 @@ export class NatsPublishedViews implements PublishedViews {
       for (const name of streams.own) {
         const found = await this.damagedIn(jsm, viewVersionBucket(name), () => [{ name, prefix: "" }]).catch(
           (err: unknown) => {
-            if (notFoundStream(err)) return { stored: [], damaged: [] }; // removed meanwhile
+            if (isStreamNotFound(err)) return { stored: [], damaged: [] }; // removed meanwhile
             throw err;
           },
         );

@@ -20,17 +20,11 @@
  */
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
-import {
-  JetStreamApiCodes,
-  JetStreamApiError,
-  jetstream,
-  jetstreamManager,
-  type JetStreamManager,
-  type StoredMsg,
-} from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
 import { headers, nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
+import { isStreamNotFound } from "./jetstream-errors.js";
 import { serverMaxPayload } from "./connection.js";
 import { READ_RETRIES, guarded } from "./guarded.js";
 import { kvStreamName, objectStoreStreamName } from "./replicas.js";
@@ -201,7 +195,7 @@ export async function readObjectInfo(
     });
     return m ? infoOf(m.json(), m.seq) : null;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return null;
+    if (isStreamNotFound(err)) return null;
     throw err;
   }
 }

@@ -15,14 +15,10 @@
  * Scaling up needs as many JetStream servers in the cluster as replicas; a single server refuses
  * replicas above 1 ("replicas > 1 not supported in non-clustered mode"), reported as NATS_SETUP.
  */
-import {
-  JetStreamApiCodes,
-  JetStreamApiError,
-  type JetStreamManager,
-  type StreamInfo,
-} from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { LanemapError } from "../../errors.js";
+import { isStreamNotFound } from "./jetstream-errors.js";
 import {
   ARCHIVE_GENERATION_BUCKET_PREFIX,
   ARCHIVE_OBJECT_BUCKET,
@@ -564,7 +560,7 @@ export async function lanemapStreamPlacements(
       try {
         return placementOf(await jsm.streams.info(stream));
       } catch (err) {
-        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return null;
+        if (isStreamNotFound(err)) return null;
         return noAnswerPlacement(stream, err);
       }
     }),

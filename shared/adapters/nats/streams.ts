@@ -13,7 +13,6 @@ import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
-  JetStreamApiCodes,
   JetStreamApiError,
   RetentionPolicy,
   jetstreamManager,
@@ -38,6 +37,7 @@ import {
   ensureReplicas,
   objectStoreStreamName,
 } from "./replicas.js";
+import { isConsumerNotFound, isStorageFull, isStreamNotFound } from "./jetstream-errors.js";
 import {
   DLQ_STREAM,
   DLQ_SUBJECT_PREFIX,
@@ -59,19 +59,12 @@ export class StreamSetupError extends LanemapError {
   }
 }
 
-const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
-const CONSUMER_NOT_FOUND = JetStreamApiCodes.ConsumerNotFound;
-
-function isApiError(err: unknown, ...codes: number[]): boolean {
-  return err instanceof JetStreamApiError && codes.includes(err.code);
-}
-
 /** The value, or null when the resource does not exist (any other failure is thrown). */
 async function orNull<T>(p: Promise<T>): Promise<T | null> {
   try {
     return await p;
   } catch (err) {
-    if (isApiError(err, STREAM_NOT_FOUND, CONSUMER_NOT_FOUND)) return null;
+    if (isStreamNotFound(err) || isConsumerNotFound(err)) return null;
     throw err;
   }
 }
@@ -98,8 +91,7 @@ async function ensureStream(
   try {
     info = await jsm.streams.info(name);
   } catch (err) {
-    if (!isApiError(err, STREAM_NOT_FOUND))
-      throw new StreamSetupError(`cannot read stream ${name}`, { cause: err });
+    if (!isStreamNotFound(err)) throw new StreamSetupError(`cannot read stream ${name}`, { cause: err });
   }
   try {
     if (!info) {
@@ -150,32 +142,6 @@ async function ensureStream(
 }
 
 /**
- * True when JetStream refused for want of storage: "insufficient storage resources available"
- * (JetStream API error 10047, a stream's max_bytes above what the server or account may store) or
- * "maximum bytes exceeded" (a full stream that discards new messages). Messages are the server's
- * (nats-server `server/errors.json`), matched as text because the codes differ per case.
- */
-export function isStorageFull(err: unknown): boolean {
-  return (
-    err instanceof Error && /insufficient (storage )?resources|maximum bytes exceeded/i.test(err.message)
-  );
-}
-
-/**
- * True when a JetStream request or publish failed for a moment, not for good: a timeout, or no
- * responders (nats.js reports those on the JetStream API as "jetstream is not enabled"; a 503 API
- * error) — what a client sees while an R3 stream elects its leader, just after it is created or
- * when a node dies. A full stream is not transient (isStorageFull). Retry only what is idempotent.
- */
-export function isTransientBrokerError(err: unknown): boolean {
-  if (!(err instanceof Error) || isStorageFull(err)) return false;
-  if (err.name === "JetStreamNotEnabled" || err.name === "TimeoutError" || err.name === "NoRespondersError")
-    return true;
-  if (err instanceof JetStreamApiError) return err.status === 503;
-  return /no responders|time ?out/i.test(err.message) || isTransientBrokerError(err.cause);
-}
-
-/**
  * Creates or updates the ingest stream (LANEMAP_TILES on `tiles.in.>`) and the dead-letter stream
  * (LANEMAP_DLQ on `tiles.dlq.>`): file storage, limits retention, the byte/age limits and the
  * duplicate window (for Nats-Msg-Id) from config, and `replicas` (`config.storage.replicas`; omitted:
@@ -214,7 +180,7 @@ export async function ensureSpeedConsumer(
   try {
     info = await jsm.consumers.info(INGEST_STREAM, SPEED_CONSUMER);
   } catch (err) {
-    if (!isApiError(err, CONSUMER_NOT_FOUND))
+    if (!isConsumerNotFound(err))
       throw new StreamSetupError(`cannot read consumer ${SPEED_CONSUMER}`, { cause: err });
   }
   try {

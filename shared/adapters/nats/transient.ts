@@ -11,7 +11,7 @@
  */
 import type { Logger } from "pino";
 import { LanemapError, type ErrorCode } from "../../errors.js";
-import { isTransientBrokerError } from "./streams.js";
+import { isTransientBrokerError } from "./jetstream-errors.js";
 
 /** How long an operation is retried after its first transient failure unless told otherwise: two elections. */
 export const DEFAULT_TRANSIENT_RETRY_MS = 30_000;

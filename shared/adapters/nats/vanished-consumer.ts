@@ -21,8 +21,9 @@
  * good (exit 1, a supervisor's restart refused), and a cluster recovering from a restart should not
  * get one for a not-found it answers while its assignments are still being applied.
  */
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { LanemapError } from "../../errors.js";
+import { isConsumerNotFound, isStreamNotFound } from "./jetstream-errors.js";
 import { StreamSetupError } from "./streams.js";
 
 /** How long after a first "not found" CONSUMER.INFO is asked again before anything is done (ms). */
@@ -44,10 +45,8 @@ export async function consumerPresence(
     await jsm.consumers.info(stream, consumer);
     return "present";
   } catch (err) {
-    if (err instanceof JetStreamApiError) {
-      if (err.code === JetStreamApiCodes.StreamNotFound) return "stream-missing";
-      if (err.code === JetStreamApiCodes.ConsumerNotFound) return "consumer-missing";
-    }
+    if (isStreamNotFound(err)) return "stream-missing";
+    if (isConsumerNotFound(err)) return "consumer-missing";
     throw err;
   }
 }

@@ -1,0 +1,31 @@
+/**
+ * The Prometheus metrics of a batch task worker (`lanemap worker`'s batch side), registered on a
+ * Registry the caller passes in (never the global one: two workers in one test process, or a
+ * worker beside the speed lane's metrics in one process, must not collide).
+ */
+import { Counter, type Registry } from "prom-client";
+
+/** Why a task worker handed a task back to the queue (`-NAK`) instead of acknowledging it. */
+export type HandBackReason = "stopping" | "deadline" | "retry";
+
+/** The metrics one batch task worker updates. */
+export interface BatchTaskMetrics {
+  /**
+   * Tasks this worker handed back to the queue (`-NAK`), by reason: `stopping` (pulled early or
+   * unfinished when it stopped), `deadline` (the task outlived its deadline), `retry` (a tile
+   * left for one more try: a transient failure, a first missed tile deadline).
+   */
+  readonly handedBack: Counter<"reason">;
+}
+
+/** Creates the batch task worker's metrics on `registry`. Call once per registry. */
+export function createBatchTaskMetrics(registry: Registry): BatchTaskMetrics {
+  return {
+    handedBack: new Counter({
+      name: "lanemap_batch_tasks_handed_back_total",
+      help: "Batch tasks this worker handed back to the queue (-NAK) for another delivery, by reason.",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+  };
+}
