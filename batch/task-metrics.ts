@@ -6,14 +6,15 @@
 import { Counter, type Registry } from "prom-client";
 
 /** Why a task worker handed a task back to the queue (`-NAK`) instead of acknowledging it. */
-export type HandBackReason = "stopping" | "deadline" | "retry";
+export type HandBackReason = "stopping" | "deadline" | "retry" | "unclaimed";
 
 /** The metrics one batch task worker updates. */
 export interface BatchTaskMetrics {
   /**
    * Tasks this worker handed back to the queue (`-NAK`), by reason: `stopping` (pulled early or
    * unfinished when it stopped), `deadline` (the task outlived its deadline), `retry` (a tile
-   * left for one more try: a transient failure, a first missed tile deadline).
+   * left for one more try: a transient failure, a first missed tile deadline), `unclaimed` (it
+   * arrived after the pull that asked for it was given up).
    */
   readonly handedBack: Counter<"reason">;
 }

@@ -566,7 +566,11 @@ export async function startBatchTaskWorker(
     // The slot's last result still being published (see `handle`).
     let publishing: Promise<void> = Promise.resolve();
     // One subscription for the slot's life, one pull request per task it is free for (pull-slot.ts).
-    const pulls = new PullSlot(nc, BATCH_TASK_STREAM, BATCH_TASK_CONSUMER);
+    // A task that arrives after its pull was given up (at a stop, the abort can beat the server's
+    // delivery) goes back the way every other hand-back does: logged and counted.
+    const pulls = new PullSlot(nc, BATCH_TASK_STREAM, BATCH_TASK_CONSUMER, (m) =>
+      handBack(m, readableTask(m), stopping.signal.aborted ? "stopping" : "unclaimed"),
+    );
     // The slot's last task whose result is stored: acknowledged with its next pull (`+NXT`), its
     // heartbeats going on until then (a slot waiting on an empty queue sends it when its pull
     // expires, within PULL_EXPIRES_MS; a stopping one at once).

@@ -164,11 +164,16 @@ export class PullSlot {
   private waiting: Waiting | undefined;
   private silent = false;
 
-  /** A slot on durable consumer `consumer` of `stream`; one subscription until `close`. */
+  /**
+   * A slot on durable consumer `consumer` of `stream`; one subscription until `close`.
+   * `unclaimed` gets a message that arrives when no pull waits (one given up: expired or aborted
+   * while the server was already delivering); it must hand it back. Default: `-NAK` it silently.
+   */
   constructor(
     private readonly nc: NatsConnection,
     stream: string,
     private readonly consumer: string,
+    private readonly unclaimed: (m: PulledMsg) => void = (m) => m.nak(),
   ) {
     this.nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`;
     this.sub = nc.subscribe(`${this.prefix}.*`, { callback: (err, msg) => this.onMsg(err, msg) });
@@ -249,7 +254,7 @@ export class PullSlot {
       // by the pull waiting, if any — at most one message per slot either way.
       const m = new Pulled(msg, info);
       if (this.waiting) this.waiting.settle(m);
-      else m.nak(); // no pull waits (one given up): hand it back rather than hold it
+      else this.unclaimed(m); // no pull waits (one given up): handed back rather than held
       return;
     }
     // A status comes on the reply subject of the pull it ends.
