@@ -477,7 +477,7 @@ async function executeRun(
     // Its tasks still queued would be classified for nobody: a resume takes them back, --full does not.
     const tasksRemoved =
       deps.nc && (options.executor ?? config.batch.executor) === "stream"
-        ? await removeQueuedTasks(deps.nc, d.runId, log)
+        ? await removeQueuedTasks(deps.nc, d.runId, log, "discarded")
         : 0;
     const done = d.tiles ? `${d.tiles.done} of ${d.tiles.total ?? "?"} tiles done` : "tiles done unknown";
     const ageS = Math.max(0, Math.round((Date.now() - Date.parse(d.modifiedAt)) / 1000));

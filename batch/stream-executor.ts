@@ -71,8 +71,12 @@ import {
   isTransientBrokerError,
   readObjectBytes,
   maxDeliveriesAdvisory,
+  readRunRecord,
+  recordRunOver,
   retryTransient,
+  storedBeforeRunOver,
   type BatchQueueSettings,
+  type RunEnd,
 } from "../shared/adapters/nats/index.js";
 import {
   LanemapError,
@@ -120,9 +124,14 @@ export const TASK_MAX_SAMPLES = 4 * 128 * 128 * 6;
  * message after the other (no consumer): each task's tile ids by the task's key (its stream
  * sequence). Throws what the reads throw (no leader now, an older server).
  */
-async function readQueuedTasks(jsm: JetStreamManager, subject: string): Promise<Map<string, string[]>> {
+async function readQueuedTasks(
+  jsm: JetStreamManager,
+  subject: string,
+  dead: (seq: number) => boolean = () => false,
+): Promise<Map<string, string[]>> {
   const tasks = new Map<string, string[]>();
   for await (const m of storedTasks(jsm, subject)) {
+    if (dead(m.seq)) continue;
     const ids = (m.header?.get(BATCH_HEADERS.tileId) ?? "").split(",").filter(Boolean);
     if (ids.length > 0) tasks.set(`seq ${m.seq}`, ids);
   }
@@ -149,11 +158,34 @@ async function* storedTasks(jsm: JetStreamManager, subject: string): AsyncGenera
  * {@link readQueuedTasks}); none when they cannot be read (the message ids then still drop a
  * re-published task of the same tiles).
  */
-async function tilesQueued(jsm: JetStreamManager, subject: string): Promise<Map<string, string>> {
+async function tilesQueued(
+  jsm: JetStreamManager,
+  subject: string,
+  dead: (seq: number) => boolean,
+): Promise<Map<string, string>> {
   const tiles = new Map<string, string>();
-  const tasks = await readQueuedTasks(jsm, subject).catch(() => new Map<string, string[]>());
+  const tasks = await readQueuedTasks(jsm, subject, dead).catch(() => new Map<string, string[]>());
   for (const [key, ids] of tasks) for (const id of ids) tiles.set(id, key);
   return tiles;
+}
+
+/**
+ * Which stored tasks of run `runId` are dead: stored before the run was recorded over
+ * (batch-runs.ts), by sequence. None when the run has no record or it cannot be read now.
+ */
+async function deadTasksOf(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  runId: string,
+): Promise<(seq: number) => boolean> {
+  try {
+    const record = await readRunRecord(nc, runId);
+    if (!record) return () => false;
+    const created = (await jsm.streams.info(BATCH_TASK_STREAM)).created;
+    return (seq) => storedBeforeRunOver(record, seq, created);
+  } catch {
+    return () => false;
+  }
 }
 
 /** A tile whose task is not published yet, and its `process` call's wait for that publish. */
@@ -342,6 +374,8 @@ export class StreamTileExecutor {
     private readonly generation: string,
     /** Tiles of an earlier incarnation's tasks still on the queue, with their task's key: not published again. */
     private readonly queuedTiles: Map<string, string>,
+    /** Which of the run's stored tasks were stored before it was once recorded over (batch-runs.ts). */
+    private readonly deadTask: (seq: number) => boolean,
   ) {
     for (const [tileId, key] of queuedTiles) this.taskOf.set(tileId, key);
     this.halted = new Promise<never>((_, reject) => {
@@ -397,15 +431,20 @@ export class StreamTileExecutor {
     if (!(await models.get(model.version))) await models.put(model);
     const js = jetstream(nc);
     // A task of this run still queued is an earlier incarnation's: publish under its generation.
+    // Not one stored before the run was recorded over (a failed run resumed from its checkpoint):
+    // workers drop those (batch-runs.ts), so their tiles are published afresh.
+    const dead = await deadTasksOf(nc, jsm, runId);
     const queued = await jsm.streams
       .getMessage(BATCH_TASK_STREAM, { last_by_subj: batchTaskSubject(runId) })
       .catch(() => null);
-    const queuedId = queued?.header?.get("Nats-Msg-Id") ?? "";
+    const queuedId = queued && !dead(queued.seq) ? (queued.header?.get("Nats-Msg-Id") ?? "") : "";
     const resumed = queuedId.startsWith(`${runId}:`);
     const generation = resumed ? queuedId.slice(queuedId.lastIndexOf(":") + 1) : String(Date.now());
     // The tiles of the earlier incarnation's tasks still queued (or in a worker's hands): their
     // results will come, and this incarnation may pack them differently, under other message ids.
-    const queuedTiles = resumed ? await tilesQueued(jsm, batchTaskSubject(runId)) : new Map<string, string>();
+    const queuedTiles = resumed
+      ? await tilesQueued(jsm, batchTaskSubject(runId), dead)
+      : new Map<string, string>();
     // Only the tiles this run still needs: a queued task's others are not waited for.
     for (const tileId of [...queuedTiles.keys()])
       if (!options.tileIds.has(tileId)) queuedTiles.delete(tileId);
@@ -426,6 +465,7 @@ export class StreamTileExecutor {
       options.window ?? DEFAULT_STREAM_WINDOW,
       generation,
       queuedTiles,
+      dead,
     );
     ref.self = self;
     // `queueRunId`, not `runId`: the runner's logger already carries this run's id, and a resumed
@@ -908,7 +948,8 @@ export class StreamTileExecutor {
       };
       if (!full && tasksInStream >= tasksOwed) return none("count");
       const stored = new Set<string>();
-      for (const ids of (await readQueuedTasks(jsm, subject)).values()) for (const id of ids) stored.add(id);
+      for (const ids of (await readQueuedTasks(jsm, subject, this.deadTask)).values())
+        for (const id of ids) stored.add(id);
       const last = await jsm.streams.getMessage(BATCH_RESULT_STREAM, {
         last_by_subj: batchResultSubject(runId),
       });
@@ -1063,13 +1104,29 @@ export class StreamTileExecutor {
 }
 
 /**
- * Removes run `runId`'s tasks still on the queue, one STREAM.MSG.DELETE each (see the executor's
- * purgeTasks for why not a filtered purge). Never throws: a removal that fails is logged at warn,
- * and the tasks then age out with the stream's max age.
- * @returns how many were removed.
+ * Ends run `runId` on the queue: records it as over (shared/adapters/nats batch-runs.ts: every task
+ * of it stored until now is dead, also one a node's stale copy of the stream brings back later),
+ * then removes its tasks still queued, one STREAM.MSG.DELETE each (see the executor's purgeTasks
+ * for why not a filtered purge). Never throws: a record or a removal that fails is logged at warn
+ * (the tasks then age out with the stream's max age).
+ * @returns how many tasks were removed.
  */
-export async function removeQueuedTasks(nc: NatsConnection, runId: string, logger: Logger): Promise<number> {
+export async function removeQueuedTasks(
+  nc: NatsConnection,
+  runId: string,
+  logger: Logger,
+  end: RunEnd = "over",
+): Promise<number> {
   const subject = batchTaskSubject(runId);
+  try {
+    const r = await recordRunOver(nc, runId, end);
+    logger.debug({ queueRunId: runId, lastTaskSeq: r.lastTaskSeq, end }, "batch run recorded as over");
+  } catch (err) {
+    logger.warn(
+      { err: describeError(err), queueRunId: runId },
+      "cannot record the run as over; a stale copy of its tasks could still be classified",
+    );
+  }
   try {
     const jsm = await jetstreamManager(nc, NO_API_CHECK);
     const seqs: number[] = [];

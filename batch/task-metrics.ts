@@ -17,6 +17,12 @@ export interface BatchTaskMetrics {
    * arrived after the pull that asked for it was given up).
    */
   readonly handedBack: Counter<"reason">;
+  /**
+   * Tasks this worker acknowledged without classifying them, by reason: `run-over` (stored before
+   * their run was recorded over: a node's stale copy of the task stream brought them back;
+   * shared/adapters/nats batch-runs.ts).
+   */
+  readonly dropped: Counter<"reason">;
 }
 
 /** Creates the batch task worker's metrics on `registry`. Call once per registry. */
@@ -25,6 +31,12 @@ export function createBatchTaskMetrics(registry: Registry): BatchTaskMetrics {
     handedBack: new Counter({
       name: "lanemap_batch_tasks_handed_back_total",
       help: "Batch tasks this worker handed back to the queue (-NAK) for another delivery, by reason.",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+    dropped: new Counter({
+      name: "lanemap_batch_tasks_dropped_total",
+      help: "Batch tasks this worker acknowledged without classifying them (their run was over), by reason.",
       labelNames: ["reason"],
       registers: [registry],
     }),

@@ -41,6 +41,8 @@ import {
   BATCH_TASK_CONSUMER,
   BATCH_TASK_STREAM,
   PullSlot,
+  RunRecordCache,
+  storedBeforeRunOver,
   batchResultSubject,
   BATCH_RASTER_BUCKET,
   ensureBatchQueue,
@@ -119,6 +121,16 @@ export type BatchTaskEvent =
       readonly tileIds: readonly string[];
       readonly reason: HandBackReason;
     }
+  /**
+   * A task stored before its run was recorded over (a node's stale copy of the task stream brought
+   * it back: shared/adapters/nats batch-runs.ts) was acknowledged without being classified.
+   */
+  | {
+      readonly type: "task-dropped";
+      readonly seq: number;
+      readonly runId: string;
+      readonly tileIds: readonly string[];
+    }
   /** The task consumer had vanished (its stream intact): re-created with the start-up's config. */
   | { readonly type: "consumer-recreated" }
   /** The task stream was deleted under the worker: it stops (`ended` gives the error). */
@@ -182,6 +194,12 @@ export function taskDeadlineMs(config: Config, entries: readonly (AnnouncedTileS
   return entries.reduce((ms, e) => ms + tileDeadline(config, e).ms, 0) + config.batch.ioMarginMs;
 }
 
+/**
+ * How long a worker trusts what it read of a run's record (batch-runs.ts), in ms: it asks the
+ * bucket once per run per this long, not once per task.
+ */
+const RUN_RECORD_REFRESH_MS = 5_000;
+
 /** Room for the result's JSON head and headers in a message, beyond the raster. */
 const HEAD_ROOM = 64 * 1024;
 
@@ -208,6 +226,10 @@ export async function startBatchTaskWorker(
   const settings = batchQueueSettings(config);
   const jsm = await jetstreamManager(nc);
   await ensureBatchQueue(nc, jsm, settings);
+  // The task stream a run record's sequence must be of (batch-runs.ts); read again when the
+  // consumer is re-created, since the stream may have been re-created with it.
+  let taskStreamCreated = (await jsm.streams.info(BATCH_TASK_STREAM)).created;
+  const runRecords = new RunRecordCache(nc, RUN_RECORD_REFRESH_MS);
   const js = jetstream(nc);
   const listeners = new Set<(e: BatchTaskEvent) => void>();
   const emit = (e: BatchTaskEvent) => {
@@ -228,6 +250,25 @@ export async function startBatchTaskWorker(
       "batch task handed back to the queue",
     );
     emit({ type: "task-handed-back", seq: m.seq, runId, tileIds, reason });
+  };
+  /**
+   * Acknowledges `m` unclassified when it was stored before its run was recorded over (a node's
+   * stale copy of the task stream brought it back: batch-runs.ts), said in one info line, the
+   * counter and an event.
+   * @returns whether it was dropped.
+   */
+  const droppedAsOver = async (m: PulledMsg, task: BatchTask): Promise<boolean> => {
+    const record = await runRecords.get(task.runId);
+    if (!storedBeforeRunOver(record, m.seq, taskStreamCreated)) return false;
+    m.ack();
+    metrics.dropped.inc({ reason: "run-over" });
+    const tileIds = task.entries.map((e) => e.tileId);
+    log.info(
+      { seq: m.seq, runId: task.runId, tiles: tileIds, lastTaskSeq: record!.lastTaskSeq, end: record!.end },
+      "batch task of a run that is over dropped unclassified (stored before the run ended)",
+    );
+    emit({ type: "task-dropped", seq: m.seq, runId: task.runId, tileIds });
+    return true;
   };
   const maxInline = serverMaxPayload(nc) - HEAD_ROOM;
   /** How often a task held by this worker is reported in progress (`+WPI`), in ms. */
@@ -411,6 +452,7 @@ export async function startBatchTaskWorker(
       m.term(describeError(err));
       return { published: previous };
     }
+    if (await droppedAsOver(m, task)) return { published: previous };
     const heartbeat = setInterval(() => m.working(), heartbeatMs);
     // A stop waits for the task's tiles as long as their own deadlines, one after the other at worst.
     const tilesMs = task.entries.reduce((ms, e) => ms + tileDeadline(config, e).ms, 0);
@@ -553,6 +595,10 @@ export async function startBatchTaskWorker(
         log.warn(
           { stream: BATCH_TASK_STREAM, consumer: BATCH_TASK_CONSUMER },
           "the batch task consumer had vanished (stream intact): re-created it",
+        );
+        void jsm.streams.info(BATCH_TASK_STREAM).then(
+          (i) => (taskStreamCreated = i.created),
+          () => undefined, // the record of another stream is ignored until a later look
         );
         emit({ type: "consumer-recreated" });
       },

@@ -15,18 +15,21 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import {
   BATCH_RASTER_BUCKET,
   BATCH_RESULT_STREAM,
   BATCH_RESULT_SUBJECT_PREFIX,
+  BATCH_RUN_BUCKET,
   BATCH_TASK_CONSUMER,
   BATCH_TASK_STREAM,
   BATCH_TASK_SUBJECT_PREFIX,
 } from "./names.js";
 import { LanemapError } from "../../errors.js";
 import { StreamSetupError } from "./streams.js";
+import { openRunRecords } from "./batch-runs.js";
 import {
   atReplicas,
   objectStoreStreamName,
@@ -90,14 +93,15 @@ async function ensureStream(jsm: JetStreamManager, wanted: Partial<StreamConfig>
 /**
  * Creates or updates the task stream (work-queue retention, `batch.task.>`), its shared durable
  * pull consumer (explicit ack, ack wait and max deliveries from `settings`), the results stream
- * (limits retention, `batch.result.>`, results kept `resultMaxAgeS`) and the raster bucket.
+ * (limits retention, `batch.result.>`, results kept `resultMaxAgeS`), the raster bucket and the
+ * bucket of records of runs that are over (batch-runs.ts).
  * @throws StreamSetupError (NATS_SETUP) when a resource cannot be created or updated.
  */
 export async function ensureBatchQueue(
   nc: NatsConnection,
   jsm: JetStreamManager,
   settings: BatchQueueSettings,
-): Promise<{ rasters: ObjectStore }> {
+): Promise<{ rasters: ObjectStore; runs: KV }> {
   const window = nanos(Math.min(settings.duplicateWindowS, settings.resultMaxAgeS) * 1000);
   await ensureStream(jsm, {
     name: BATCH_TASK_STREAM,
@@ -128,7 +132,14 @@ export async function ensureBatchQueue(
         ttl: nanos(settings.resultMaxAgeS * 1000),
       }),
     );
-    return { rasters };
+    // The records of runs that are over (batch-runs.ts) live as long as the tasks they outdate.
+    const runs = await openRunRecords(nc, settings.replicas, settings.resultMaxAgeS).catch((err: unknown) => {
+      if (err instanceof LanemapError) throw err;
+      throw new StreamSetupError(`cannot open KV bucket ${BATCH_RUN_BUCKET}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    });
+    return { rasters, runs };
   } catch (err) {
     if (err instanceof LanemapError) throw err;
     throw new StreamSetupError(`cannot open object store ${BATCH_RASTER_BUCKET}: ${(err as Error).message}`, {

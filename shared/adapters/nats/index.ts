@@ -120,6 +120,15 @@ export {
   type BatchQueueSettings,
 } from "./batch-queue.js";
 export {
+  RunRecordCache,
+  openRunRecords,
+  readRunRecord,
+  recordRunOver,
+  storedBeforeRunOver,
+  type ClosedRun,
+  type RunEnd,
+} from "./batch-runs.js";
+export {
   consumerPresence,
   consumerRecovery,
   recoverVanishedConsumer,

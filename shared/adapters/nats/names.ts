@@ -159,6 +159,12 @@ export const batchResultSubject = (runId: string): string => `${BATCH_RESULT_SUB
 /** Object store bucket of class rasters too large for one result message, named `<runId>.<tileId>.<sha256>`. */
 export const BATCH_RASTER_BUCKET = "lanemap-batch-rasters";
 
+/**
+ * Records of batch runs that are over (batch-runs.ts): one key per run id, whose value names the
+ * task stream's last sequence when the run ended; a task of that run stored at or below it is dead.
+ */
+export const BATCH_RUN_BUCKET = "lanemap-batch-runs";
+
 /** Batch task and result headers. */
 export const BATCH_HEADERS = {
   runId: "Lanemap-Run-Id",
