@@ -43,6 +43,7 @@
  *   queued (`close({ purge: true })`), so a worker started later does not classify them; an
  *   interrupted one keeps them for its resume.
  */
+import { getMaxListeners, setMaxListeners } from "node:events";
 import { hostname } from "node:os";
 import {
   DeliverPolicy,
@@ -398,6 +399,11 @@ export class StreamTileExecutor {
     this.watchdog.unref();
     if (options.signal?.aborted) this.onAbort();
     else options.signal?.addEventListener("abort", this.onAbort, { once: true });
+    // Every task publish retrying through a node loss waits on the run's signal, one listener each
+    // (retryTransient): a full window of them is expected, not a leak, and Node's default of 10
+    // printed a MaxListenersExceededWarning to an operator watching a node die (issue 14).
+    if (options.signal)
+      setMaxListeners(Math.max(getMaxListeners(options.signal), slots + 16), options.signal);
   }
 
   /**

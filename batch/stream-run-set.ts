@@ -105,7 +105,8 @@ export async function readStreamRunSet(options: StreamRunSetOptions): Promise<St
   if (fromSeq < range.firstSeq)
     throw new StreamRangeError(
       `${INGEST_STREAM} no longer holds sequence ${fromSeq}: its first sequence is ${range.firstSeq} ` +
-        `(older messages went with LANEMAP_STREAM_MAX_AGE_S / LANEMAP_STREAM_MAX_BYTES); ` +
+        `(older messages are gone: aged out by LANEMAP_STREAM_MAX_AGE_S / LANEMAP_STREAM_MAX_BYTES, ` +
+        `or removed by \`lanemap ops advance-ingest-stream\` or a purge); ` +
         `--from-seq ${range.firstSeq} replays what is left`,
     );
   const watermark = await resolveWatermark(options.watermark, range.lastSeq);

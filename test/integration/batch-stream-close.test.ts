@@ -164,3 +164,58 @@ test(
     assert.ok(ms < CLOSE_WITHIN_MS / 2, `closed at once (${Math.round(ms)} ms)`);
   },
 );
+
+test(
+  "a window of task publishes retrying while the nats-server is frozen waits on the run's signal without a MaxListenersExceededWarning",
+  { skip: natsMissing(), timeout: 120_000 },
+  async () => {
+    // 16 tiles, one task each, all published at once: an operator watching a node die saw Node's
+    // warning about more than 10 listeners on the run's signal (issue 14).
+    const many = await makeSampleSet({ width: 4, height: 4, tileSize: 32, seed: 5 });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => void warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      await using nats = await natsFixture();
+      const d = await makeDataDir(many, "window");
+      const entries = [];
+      for await (const e of d.store.entries()) entries.push(e);
+      const lines: { msg: string; [k: string]: unknown }[] = [];
+      const ac = new AbortController();
+      const executor = await StreamTileExecutor.start({
+        nc: nats.nc,
+        config: d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" }),
+        logger: testLogger(lines),
+        runId: "20240301T000000Z-window",
+        artifact: new Uint8Array(readFileSync(many.modelPath)),
+        tileIds: new Set(entries.map((e) => e.tileId)),
+        window: 32,
+        tilesPerTask: 1,
+        signal: ac.signal,
+      });
+      process.kill(nats.server.pid, "SIGSTOP");
+      try {
+        const calls = entries.map((e) => executor.process(e).catch(() => undefined));
+        await waitFor(
+          "every task publish timed out and waits to retry",
+          () => lines.filter((l) => /transient broker error/.test(l.msg)).length >= entries.length,
+          60_000,
+        );
+        ac.abort(new Error("stopped"));
+        await Promise.all(calls);
+      } finally {
+        process.kill(nats.server.pid, "SIGCONT");
+      }
+      await executor.close();
+      await new Promise((r) => setImmediate(r)); // a warning is emitted on the next tick
+      assert.deepEqual(
+        warnings.filter((w) => w.name === "MaxListenersExceededWarning").map((w) => w.message),
+        [],
+        "no listener warning",
+      );
+    } finally {
+      process.off("warning", onWarning);
+      many.dispose();
+    }
+  },
+);
