@@ -19,6 +19,17 @@ after(() => set?.dispose());
 
 const names = async (dataDir: string) => (await listBatchVersions(dataDir)).map((v) => v.name);
 
+/** A slow `lanemap batch run` (400 ms a tile) SIGKILLed once it wrote its first checkpoint; how it exited. */
+async function killedAfterCheckpoint(dataDir: string) {
+  const slow = lanemap(["batch", "run", "--data-dir", dataDir, "--workers", "1"], {
+    LANEMAP_TEST_TILE_DELAY_MS: "400",
+    LANEMAP_LOG_LEVEL: "debug",
+  });
+  await slow.waitForStderr('"msg":"checkpoint written"');
+  slow.child.kill("SIGKILL");
+  return slow.exited;
+}
+
 /** `lanemap batch run --json` to completion; returns the report. */
 async function runToEnd(
   dataDir: string,
@@ -34,13 +45,7 @@ async function runToEnd(
 describe("batch runs in real processes", () => {
   test("a run SIGKILLed mid-run publishes nothing, and the rerun resumes from its checkpoint and publishes", async () => {
     const fx = await makeDataDir(set, "kill-run");
-    const slow = lanemap(["batch", "run", "--data-dir", fx.dataDir, "--workers", "1"], {
-      LANEMAP_TEST_TILE_DELAY_MS: "400",
-      LANEMAP_LOG_LEVEL: "debug",
-    });
-    await slow.waitForStderr('"msg":"checkpoint written"');
-    slow.child.kill("SIGKILL");
-    assert.equal((await slow.exited).signal, "SIGKILL");
+    assert.equal((await killedAfterCheckpoint(fx.dataDir)).signal, "SIGKILL");
 
     assert.equal(await readCurrentPointer(fx.dataDir), null, "nothing is current");
     assert.deepEqual(await names(fx.dataDir), [], "no version was published");
@@ -61,13 +66,7 @@ describe("batch runs in real processes", () => {
 
   test("a --full run after a SIGKILLed run discards its checkpoint with one line saying what it dropped, and recomputes every tile", async () => {
     const fx = await makeDataDir(set, "kill-full");
-    const slow = lanemap(["batch", "run", "--data-dir", fx.dataDir, "--workers", "1"], {
-      LANEMAP_TEST_TILE_DELAY_MS: "400",
-      LANEMAP_LOG_LEVEL: "debug",
-    });
-    await slow.waitForStderr('"msg":"checkpoint written"');
-    slow.child.kill("SIGKILL");
-    await slow.exited;
+    await killedAfterCheckpoint(fx.dataDir);
     const [interrupted] = readdirSync(dataPaths(fx.dataDir).batchStaging);
     assert.ok(interrupted, "the killed run left its checkpoint");
 

@@ -13,6 +13,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { hostname } from "node:os";
 import { after, before, describe, test } from "node:test";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { addArchiveFolder, type RunReport } from "../../batch/index.js";
 import type { OpsStatus } from "../../infra/ops/index.js";
 import { openModelRegistry } from "../../infra/platform/models.js";
@@ -31,6 +32,17 @@ before(async () => {
 after(() => set?.dispose());
 
 const skip = natsMissing();
+
+/** The lease once its holder's checkpoint holds two tiles (its progress is written after each commit). */
+const leaseAtTwoTiles = (nc: NatsConnection) =>
+  waitFor(
+    "two tiles in the holder's checkpoint",
+    async () => {
+      const s = await BatchLeases.read(nc);
+      return s && (s.holder.progress?.done ?? 0) >= 2 ? s : undefined;
+    },
+    30_000,
+  );
 
 describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), timeout: 120_000 }, () => {
   /** A deployment on one nats-server: the sample archive in NATS, and each machine's environment. */
@@ -114,14 +126,7 @@ describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), time
       env(a.path, { LANEMAP_TEST_TILE_DELAY_MS: "500" }),
     );
     // Its lease's progress is written after each tile's checkpoint write is committed.
-    const held = await waitFor(
-      "two tiles in the holder's checkpoint",
-      async () => {
-        const s = await BatchLeases.read(nats.nc);
-        return s && (s.holder.progress?.done ?? 0) >= 2 ? s : undefined;
-      },
-      30_000,
-    );
+    const held = await leaseAtTwoTiles(nats.nc);
     killed.child.kill("SIGKILL");
     await killed.exited;
     await waitFor(
@@ -166,14 +171,7 @@ describe("batch coordinators on two machines", { ...(skip ? { skip } : {}), time
     const pid = await new Promise<number>((resolve) =>
       parent.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))),
     );
-    const held = await waitFor(
-      "two tiles in the holder's checkpoint",
-      async () => {
-        const s = await BatchLeases.read(nats.nc);
-        return s && (s.holder.progress?.done ?? 0) >= 2 ? s : undefined;
-      },
-      30_000,
-    );
+    const held = await leaseAtTwoTiles(nats.nc);
     assert.equal(held.holder.pid, pid);
     process.kill(pid, "SIGKILL");
     await waitFor("the killed holder to be a zombie", () => procState(pid) === "Z");
