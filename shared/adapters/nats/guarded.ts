@@ -13,7 +13,7 @@
  */
 import type { Logger } from "pino";
 import { LanemapError } from "../../errors.js";
-import { isTransientBrokerError } from "./jetstream-errors.js";
+import { isLeaderlessAnswer, isTransientBrokerError } from "./jetstream-errors.js";
 
 /** A broker failure as STORAGE, with `what` and the broker's message; lanemap's own errors pass. */
 export function storageError(what: string, err: unknown): LanemapError {
@@ -26,7 +26,10 @@ export function storageError(what: string, err: unknown): LanemapError {
 /**
  * Runs `op`, mapping a broker failure to STORAGE. With `retries`, an op that failed transiently
  * (isTransientBrokerError) runs again (after 100 ms, 200 ms, ... at most 2 s) up to that many more
- * times: only for idempotent operations. Every retry is said to `logger` (warn, naming `what`):
+ * times: only for idempotent operations. An op refused at once for want of a leader
+ * (isLeaderlessAnswer) is retried besides for {@link LEADERLESS_WAIT_MS} after its first attempt:
+ * five quick refusals last 3 s, shorter than an election, and an `ops replay` whose stream's
+ * leader was SIGKILLed as it started failed there on a loaded machine (the full suite). Every retry is said to `logger` (warn, naming `what`):
  * a read that waited out a request timeout and tried again was silent, and an operator with a node
  * down saw a command sit 6–11 s without a word (issue 14, N3).
  * @throws LanemapError STORAGE (or `op`'s own LanemapError).
@@ -37,11 +40,15 @@ export async function guarded<T>(
   retries = 0,
   logger?: Logger,
 ): Promise<T> {
+  const startedAt = Date.now();
   for (let attempt = 0; ; attempt++) {
     try {
       return await op();
     } catch (err) {
-      if (attempt < retries && !(err instanceof LanemapError) && isTransientBrokerError(err)) {
+      const again =
+        attempt < retries ||
+        (retries > 0 && isLeaderlessAnswer(err) && Date.now() - startedAt < LEADERLESS_WAIT_MS);
+      if (again && !(err instanceof LanemapError) && isTransientBrokerError(err)) {
         const retryInMs = Math.min(2_000, 100 * 2 ** attempt);
         logger?.warn(
           { what, err: err instanceof Error ? err.message : String(err), attempt: attempt + 1, retryInMs },
@@ -54,6 +61,12 @@ export async function guarded<T>(
     }
   }
 }
+
+/**
+ * How long an op with retries keeps retrying refusals for want of a leader, in ms: longer than an
+ * election (2–5 s on nats-server 2.9), as WRITE_RETRIES' backoff is.
+ */
+export const LEADERLESS_WAIT_MS = 10_000;
 
 /** Retries of a read in the storage adapters (see the module comment). */
 export const READ_RETRIES = 5;

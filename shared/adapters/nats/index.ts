@@ -37,6 +37,7 @@ export {
   isConsumerNotFound,
   isStorageFull,
   isTransientBrokerError,
+  isLeaderlessAnswer,
 } from "./jetstream-errors.js";
 export {
   NatsModelRegistry,

@@ -48,3 +48,18 @@ export function isTransientBrokerError(err: unknown): boolean {
   if (err instanceof JetStreamApiError) return err.status === 503;
   return /no responders|time ?out/i.test(err.message) || isTransientBrokerError(err.cause);
 }
+
+/**
+ * True when the broker answered at once that nobody can serve the request now: no responders
+ * (nats.js: "jetstream is not enabled") or a 503 API error such as "JetStream system temporarily
+ * unavailable" (err_code 10008, no meta leader). What a client sees for the whole of an election
+ * (nats-server 2.9's RAFT election timeout is 2–5 s after the leader's last heartbeat, more on a
+ * loaded machine), so a retry budget counted in attempts runs out in a fraction of it. A timeout
+ * is not this: it costs its own wait.
+ */
+export function isLeaderlessAnswer(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === "JetStreamNotEnabled" || err.name === "NoRespondersError") return true;
+  if (err instanceof JetStreamApiError) return err.status === 503;
+  return /no responders/i.test(err.message) || isLeaderlessAnswer(err.cause);
+}
