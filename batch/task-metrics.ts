@@ -6,7 +6,11 @@
 import { Counter, type Registry } from "prom-client";
 
 /** Why a task worker handed a task back to the queue (`-NAK`) instead of acknowledging it. */
-export type HandBackReason = "stopping" | "deadline" | "retry" | "unclaimed";
+export const HAND_BACK_REASONS = ["stopping", "deadline", "retry", "unclaimed"] as const;
+export type HandBackReason = (typeof HAND_BACK_REASONS)[number];
+
+/** Why a task worker acknowledged a task without classifying it. */
+export const DROP_REASONS = ["run-over"] as const;
 
 /** The metrics one batch task worker updates. */
 export interface BatchTaskMetrics {
@@ -25,9 +29,14 @@ export interface BatchTaskMetrics {
   readonly dropped: Counter<"reason">;
 }
 
-/** Creates the batch task worker's metrics on `registry`. Call once per registry. */
+/**
+ * Creates the batch task worker's metrics on `registry`, every reason's series at 0: a counter
+ * with no sample until its first event reads as "no data" to `rate()` and to an alert on it, not
+ * as 0 (Prometheus' instrumentation practice: initialise the label values you know). Call once per
+ * registry.
+ */
 export function createBatchTaskMetrics(registry: Registry): BatchTaskMetrics {
-  return {
+  const metrics = {
     handedBack: new Counter({
       name: "lanemap_batch_tasks_handed_back_total",
       help: "Batch tasks this worker handed back to the queue (-NAK) for another delivery, by reason.",
@@ -41,4 +50,7 @@ export function createBatchTaskMetrics(registry: Registry): BatchTaskMetrics {
       registers: [registry],
     }),
   };
+  for (const reason of HAND_BACK_REASONS) metrics.handedBack.inc({ reason }, 0);
+  for (const reason of DROP_REASONS) metrics.dropped.inc({ reason }, 0);
+  return metrics;
 }

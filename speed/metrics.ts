@@ -28,10 +28,16 @@ export interface SpeedMetrics {
   readonly consumerRecreated: Counter;
 }
 
-/** Creates the speed metrics on `registry`. Call once per registry. */
+/** The outcomes `lanemap_speed_tiles_total` counts a tile under. */
+export const TILE_OUTCOMES = ["classified", "duplicate", "removed", "retried", "failed"] as const;
+
+/**
+ * Creates the speed metrics on `registry`, every outcome's series at 0 (a counter with no sample
+ * until its first event reads as "no data" to `rate()` and to alerts). Call once per registry.
+ */
 export function createSpeedMetrics(registry: Registry): SpeedMetrics {
   const registers = [registry];
-  return {
+  const metrics: SpeedMetrics = {
     tiles: new Counter({
       name: "lanemap_speed_tiles_total",
       help: "Tiles handled by the speed lane, by outcome.",
@@ -87,4 +93,6 @@ export function createSpeedMetrics(registry: Registry): SpeedMetrics {
       registers,
     }),
   };
+  for (const outcome of TILE_OUTCOMES) metrics.tiles.inc({ outcome }, 0);
+  return metrics;
 }

@@ -192,6 +192,12 @@ describe("batch runs on the JetStream work queue", { skip: natsMissing() }, () =
     ];
     const metrics = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text();
     assert.match(metrics, /^# TYPE lanemap_batch_tasks_handed_back_total counter$/m, "the batch side's");
+    assert.match(
+      metrics,
+      /^lanemap_batch_tasks_dropped_total\{reason="run-over"\} 0$/m,
+      "a counter that has counted nothing yet has its sample at 0, not none",
+    );
+    assert.match(metrics, /^lanemap_batch_tasks_handed_back_total\{reason="deadline"\} 0$/m);
     assert.match(metrics, /^# TYPE lanemap_speed_tiles_total counter$/m, "and the speed side's, together");
     const config = d.config({ NATS_URL: nats.server.url, LANEMAP_BATCH_EXECUTOR: "stream" });
     const { runner } = await buildBatchRunner(config, { logger: testLogger(), nc: nats.nc });
