@@ -135,3 +135,17 @@ export function ownerGone(owner: ProcessOwner): string | null {
     return `its pid ${owner.pid} is now another process on this host (started after the file was written)`;
   return null;
 }
+
+/**
+ * Why a process recorded in a record every machine of a cluster shares (the batch coordinator's
+ * lease in NATS KV) is provably gone, or null when it may still be running. Stricter than
+ * {@link ownerGone}: a host name is no machine's identity across a cluster (two machines may share
+ * one, and another boot id then is another machine, not a reboot), so only a process recorded in
+ * this very boot and PID namespace (its `processStart` begins with ours) can be proved gone here.
+ */
+export function recordedProcessGone(owner: ProcessOwner): string | null {
+  const here = bootAndNamespace();
+  if (owner.processStart === undefined || here === null || !owner.processStart.startsWith(`${here}/`))
+    return null;
+  return ownerGone(owner);
+}

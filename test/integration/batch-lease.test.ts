@@ -8,7 +8,9 @@
  * finds the lease held is skipped in one log line.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { mkdir, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -29,6 +31,7 @@ import {
   NatsPublishedViews,
 } from "../../shared/adapters/nats/index.js";
 import { BATCH_VIEW_FILES, LanemapError, dataPaths } from "../../shared/index.js";
+import { processStartStamp } from "../../shared/util/process.js";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
 import { tempDir, waitFor } from "./speed-fixtures.js";
 import { makeDataDir, makeSampleSet, testLogger, type SampleSet } from "./batch-fixture.js";
@@ -121,6 +124,81 @@ describe("the batch coordinator lease", { ...(skip ? { skip } : {}) }, () => {
     });
     assert.ok(mine.signal.aborted);
     await mine.release();
+  });
+
+  test("a holder that finds its own record at a revision it did not write (the bucket's leader a copy that missed refreshes) carries on from it, in one warn line", async () => {
+    await using nats = await natsFixture();
+    const lines: { msg: string; [k: string]: unknown }[] = [];
+    const leases = await BatchLeases.open(nats.nc, { ttlMs: 3_000, logger: testLogger(lines) });
+    const mine = await leases.acquire({
+      runId: "run-a",
+      startedAt: "2026-12-03T07:00:00.000Z",
+      building: "v000002",
+    });
+    // What a stale copy leading the bucket serves: this holder's own record, another revision.
+    const kv = await new Kvm(nats.nc).open(BATCH_LEASE_BUCKET);
+    const stored = (await kv.get(BATCH_LEASE_KEY))!;
+    const stale = await kv.put(BATCH_LEASE_KEY, stored.value);
+    await mine.confirm();
+    assert.equal(mine.signal.aborted, false, "not lost: no other coordinator took it");
+    const now = (await BatchLeases.read(nats.nc))!;
+    assert.ok(now.revision > stale, "refreshed by a compare-and-set on the revision it found");
+    assert.equal(now.holder.runId, "run-a");
+    const line = lines.find((l) => /held this coordinator's own lease at revision/.test(l.msg));
+    assert.ok(line, "said in a warn line");
+    assert.equal(line["found"], stale);
+    await assert.rejects(
+      leases.acquire({ runId: "run-b", startedAt: "now", building: null }),
+      { code: "BATCH_RUN_ACTIVE" },
+      "still held against another run",
+    );
+    await mine.release();
+    assert.equal(await BatchLeases.read(nats.nc), null);
+  });
+
+  test("a lease whose holder was a process of this machine that is gone is taken over at once; a live holder's and another machine's of the same host name are refused", async () => {
+    await using nats = await natsFixture();
+    const lines: { msg: string; [k: string]: unknown }[] = [];
+    const leases = await BatchLeases.open(nats.nc, { ttlMs: 60_000, logger: testLogger(lines) });
+    const kv = await new Kvm(nats.nc).open(BATCH_LEASE_BUCKET);
+    const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+    const exited = once(child, "exit");
+    const pid = child.pid!;
+    const stamp = processStartStamp(pid);
+    assert.ok(stamp, "this machine has /proc");
+    const record = (processStart: string) =>
+      JSON.stringify({
+        host: hostname(),
+        pid,
+        runId: "killed-run",
+        startedAt: "2026-12-03T07:00:00.000Z",
+        building: "v000004",
+        processStart,
+      });
+    await kv.create(BATCH_LEASE_KEY, record(stamp));
+    await assert.rejects(
+      leases.acquire({ runId: "mine", startedAt: "now", building: null }),
+      { code: "BATCH_RUN_ACTIVE" },
+      "its holder is alive",
+    );
+    child.kill("SIGKILL");
+    await exited;
+    const mine = await leases.acquire({ runId: "mine", startedAt: "now", building: null });
+    assert.equal((await BatchLeases.read(nats.nc))?.holder.runId, "mine");
+    const line = lines.find((l) => l.msg.startsWith("batch coordinator lease taken over"));
+    assert.ok(line, "one warn line");
+    assert.match(line.msg, new RegExp(`its pid ${pid} is dead on this host`));
+    assert.match(String(line["was"]), /run killed-run/);
+    await mine.release();
+
+    // Same host name, another boot id: another machine (or this one before a reboot): not provable.
+    await kv.create(
+      BATCH_LEASE_KEY,
+      record(`00000000-0000-4000-8000-000000000000/4026531836/${stamp.split("/")[2]!}`),
+    );
+    await assert.rejects(leases.acquire({ runId: "mine", startedAt: "now", building: null }), {
+      code: "BATCH_RUN_ACTIVE",
+    });
   });
 
   test("a run whose lease another coordinator took stops before publishing with BATCH_LEASE_LOST naming it, and keeps its checkpoint", async () => {

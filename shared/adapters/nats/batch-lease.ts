@@ -29,6 +29,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { LanemapError } from "../../errors.js";
+import { processStartStamp, recordedProcessGone } from "../../util/process.js";
 import { isStreamNotFound } from "./jetstream-errors.js";
 import { guarded, READ_RETRIES } from "./guarded.js";
 import { LEADER_READS } from "./leader-reads.js";
@@ -46,6 +47,11 @@ export const leaseHolderSchema = z.object({
   building: z.string().nullable(),
   /** Tiles done of the run's total at its last refresh; absent before classification starts. */
   progress: z.object({ done: z.number().int(), total: z.number().int() }).optional(),
+  /**
+   * The holder's start stamp (boot id, PID namespace, start ticks: shared/util/process.ts), which
+   * lets a coordinator of the same machine prove a holder gone; absent in older records.
+   */
+  processStart: z.string().optional(),
 });
 
 /** The holder of a batch coordinator lease. */
@@ -119,6 +125,21 @@ function holderOf(e: KvEntry | null): LeaseHolder | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Whether two records name the same coordinator run of the same process: host, pid, run and start
+ * (and start stamp when both have one). What a refresh makes of its own record found at another
+ * revision.
+ */
+function sameHolder(a: LeaseHolder, b: LeaseHolder): boolean {
+  return (
+    a.host === b.host &&
+    a.pid === b.pid &&
+    a.runId === b.runId &&
+    a.startedAt === b.startedAt &&
+    (a.processStart === undefined || b.processStart === undefined || a.processStart === b.processStart)
+  );
 }
 
 /** A refused compare-and-set: the key's last revision is not the one given. */
@@ -211,35 +232,76 @@ export class BatchLeases {
   }
 
   /**
-   * Takes the lease for `holder` (host and pid are this process's) or throws.
+   * Takes the lease for `holder` (host, pid and start stamp are this process's) or throws. A lease
+   * whose holder is provably gone — a process of this very machine boot and PID namespace whose
+   * pid is dead, a zombie or reused (shared/util/process.ts `recordedProcessGone`) — is taken over
+   * at once, by a delete on its revision and a create, rather than refused until it expires: a
+   * coordinator SIGKILLed on this machine, or one that failed without releasing it, would otherwise
+   * refuse the next run for up to the TTL naming a dead pid (an operator's check, issue 14). A
+   * holder on another machine is never proved gone here: its lease expires by the TTL.
    * @throws BatchLeaseHeldError (BATCH_RUN_ACTIVE) naming the holder when it is held;
    *   LanemapError STORAGE when JetStream does not answer.
    */
-  async acquire(holder: Omit<LeaseHolder, "host" | "pid">): Promise<HeldBatchLease> {
-    const record: LeaseHolder = { host: hostname(), pid: process.pid, ...holder };
-    const sentAt = performance.now();
+  async acquire(holder: Omit<LeaseHolder, "host" | "pid" | "processStart">): Promise<HeldBatchLease> {
+    const stamp = processStartStamp(process.pid);
+    const record: LeaseHolder = {
+      host: hostname(),
+      pid: process.pid,
+      ...holder,
+      ...(stamp === undefined ? {} : { processStart: stamp }),
+    };
+    let sentAt = performance.now();
     let revision: number;
     try {
-      revision = await this.kv.create(BATCH_LEASE_KEY, JSON.stringify(record));
+      revision = await this.create(record);
     } catch (err) {
-      if (!wrongRevision(err))
-        throw new LanemapError(
-          "STORAGE",
-          `batch coordinator lease: taking it failed: ${err instanceof Error ? err.message : String(err)}`,
-          { cause: err },
-        );
+      if (!wrongRevision(err)) throw err;
       const held = await guarded(
         "batch coordinator lease: reading its holder",
         () => this.kv.get(BATCH_LEASE_KEY),
         READ_RETRIES,
       );
-      throw new BatchLeaseHeldError(holderOf(held), this.ttlMs);
+      const gone = holderOf(held);
+      const why =
+        gone === null || held === null ? null : recordedProcessGone({ ...gone, hostname: gone.host });
+      if (why === null || held === null || gone === null) throw new BatchLeaseHeldError(gone, this.ttlMs);
+      try {
+        // On its revision: a lease taken meanwhile by a live coordinator is never deleted.
+        await this.kv.delete(BATCH_LEASE_KEY, { previousSeq: held.revision });
+        sentAt = performance.now();
+        revision = await this.create(record);
+      } catch (again) {
+        if (!wrongRevision(again)) throw again;
+        const now = await this.kv.get(BATCH_LEASE_KEY).catch(() => null);
+        throw new BatchLeaseHeldError(holderOf(now), this.ttlMs);
+      }
+      this.logger.warn(
+        { lease: BATCH_LEASE_BUCKET, was: describeHolder(gone), why },
+        `batch coordinator lease taken over: its holder is gone (${why})`,
+      );
     }
     this.logger.info(
       { lease: BATCH_LEASE_BUCKET, revision, ttlMs: this.ttlMs, building: record.building },
       "batch coordinator lease taken",
     );
     return new HeldBatchLease(this.kv, record, revision, sentAt, this.ttlMs, this.logger);
+  }
+
+  /**
+   * Creates the key with `record`: its revision.
+   * @throws the broker's error when the key exists (see wrongRevision); LanemapError STORAGE otherwise.
+   */
+  private async create(record: LeaseHolder): Promise<number> {
+    try {
+      return await this.kv.create(BATCH_LEASE_KEY, JSON.stringify(record));
+    } catch (err) {
+      if (wrongRevision(err)) throw err;
+      throw new LanemapError(
+        "STORAGE",
+        `batch coordinator lease: taking it failed: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
   }
 }
 
@@ -284,14 +346,24 @@ export class HeldBatchLease {
     });
   }
 
-  /** Deletes the key when it is still ours, and stops refreshing. Never throws. */
+  /**
+   * Deletes the key when it is still ours, and stops refreshing. Never throws. A lease lost (a
+   * pause past the TTL, a refresh refused) whose key still holds this coordinator's own record is
+   * deleted too, on the revision found: the next run need not wait out the TTL for a dead run.
+   */
   async release(): Promise<void> {
     this.released = true;
     clearTimeout(this.timer);
     await this.chain;
-    if (this.lost.signal.aborted) return;
+    let revision = this.revision;
+    if (this.lost.signal.aborted) {
+      const now = await this.kv.get(BATCH_LEASE_KEY).catch(() => null);
+      const holder = holderOf(now);
+      if (now === null || holder === null || !sameHolder(holder, this.record)) return;
+      revision = now.revision;
+    }
     try {
-      await this.kv.delete(BATCH_LEASE_KEY, { previousSeq: this.revision });
+      await this.kv.delete(BATCH_LEASE_KEY, { previousSeq: revision });
       this.logger.info({ lease: BATCH_LEASE_BUCKET }, "batch coordinator lease released");
     } catch (err) {
       this.logger.warn(
@@ -314,6 +386,45 @@ export class HeldBatchLease {
   private enqueue(): Promise<void> {
     this.chain = this.chain.then(() => this.refresh());
     return this.chain;
+  }
+
+  /**
+   * The key holds this coordinator's own record, at a revision other than the one it last wrote:
+   * the lease bucket's leader is a copy that missed some of this holder's refreshes (nats-server
+   * 2.9 can let a diverged copy lead, `lanemap ops status` names it). No other coordinator took it
+   * (its create would have been refused, or its record would be there), so the holder carries on
+   * by a compare-and-set on the revision it found, which restarts the key's TTL on the server; a
+   * lease taken in between fails that CAS and is lost as usual. An operator's check saw the holder
+   * fail BATCH_LEASE_LOST naming itself as "another coordinator", then the next run refused for up
+   * to the TTL naming the dead pid.
+   */
+  private async readopt(found: number, cause: unknown): Promise<void> {
+    const sentAt = performance.now();
+    try {
+      const was = this.revision;
+      this.revision = await this.kv.update(BATCH_LEASE_KEY, JSON.stringify(this.record), found);
+      this.lastSentOk = sentAt;
+      this.logger.warn(
+        { lease: BATCH_LEASE_BUCKET, wrote: was, found, revision: this.revision },
+        `batch coordinator lease: the bucket held this coordinator's own lease at revision ${found}, not ${was} it last wrote (its copies disagree? lanemap ops status); refreshed on it`,
+      );
+    } catch (err) {
+      if (!wrongRevision(err)) {
+        this.logger.warn(
+          { lease: BATCH_LEASE_BUCKET, err: err instanceof Error ? err.message : String(err) },
+          "batch coordinator lease refresh failed; retrying",
+        );
+        return;
+      }
+      const now = await this.kv.get(BATCH_LEASE_KEY).catch(() => null);
+      const other = holderOf(now);
+      this.lose(
+        other && !sameHolder(other, this.record)
+          ? `it expired and another coordinator took it (${describeHolder(other)})`
+          : "it expired",
+        cause,
+      );
+    }
   }
 
   private lose(why: string, cause?: unknown): void {
@@ -343,6 +454,10 @@ export class HeldBatchLease {
       if (wrongRevision(err)) {
         const now = await this.kv.get(BATCH_LEASE_KEY).catch(() => null);
         const other = holderOf(now);
+        if (now !== null && other !== null && sameHolder(other, this.record)) {
+          await this.readopt(now.revision, err);
+          return;
+        }
         this.lose(
           other ? `it expired and another coordinator took it (${describeHolder(other)})` : "it expired",
           err,
