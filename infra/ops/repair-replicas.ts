@@ -15,6 +15,14 @@
  * and up again until the replica is placed (`placeReplicas`), or left in a stated state with the
  * command to run again.
  *
+ * A follower's copy that holds, besides its leader's messages, only messages the leader removed is
+ * pruned instead (`pruneToLeader`: those messages deleted through the stream's log), and replaced
+ * only when it still disagrees; a copy just placed (a replacement, a placement) that came back
+ * holding such messages is pruned after. nats-server 2.9.10 catches a new copy up by replaying the
+ * stream's log, which lacks removals made outside it: a work queue's acknowledged tasks came back
+ * on every copy this command placed (an operator's check: 166 on LANEMAP_BATCH_TASKS, exit 3 on
+ * every run of the timer).
+ *
  * A copy is replaced only when every node's monitoring answered (with a node unseen the stream may
  * be down to the one copy being removed) and a strict majority of its stream's group holds the
  * reference copy, or the operator chose the leader's (`trustLeader`): when all three copies differ
@@ -28,6 +36,8 @@ import {
   checkReplicaAgreement,
   lanemapStreamPlacements,
   placeReplicas,
+  prunable,
+  pruneToLeader,
   replaceReplica,
   replicaShortfall,
   type ReplicaDivergence,
@@ -77,6 +87,11 @@ export interface ReplicaRepair {
   readonly refused?: string;
   /** The repair was tried and failed: the error's one line (what the stream was left at). */
   readonly failed?: string;
+  /**
+   * The copy holds only messages its leader removed besides the leader's: it is pruned to the
+   * leader's (shared/adapters/nats `pruneToLeader`), and replaced only if that does not make it agree.
+   */
+  readonly prune?: boolean;
 }
 
 /** A stream short of placed replicas, placed again or not. */
@@ -131,6 +146,11 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
     (await lanemapStreamPlacements(nc, jsm, { metaWaitMs: META_LEADER_WAIT_MS }))
       .map((p) => replicaShortfall(p, configured))
       .filter((x): x is ReplicaShortfall => x !== null && mine(x));
+  const prunedStreams = new Set<string>();
+  const stillDiverged = async (d: ReplicaDivergence): Promise<boolean> =>
+    (await checkReplicaAgreement(monitorUrls)).divergences.some(
+      (x) => x.stream === d.stream && x.node === d.node,
+    );
   for (const d of targets) {
     // The stream's group: the nodes holding the reference copy and every node named diverged.
     const group = new Set([
@@ -151,12 +171,36 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
         why: d.why,
         steps: [],
         ...(refused ? { refused } : {}),
+        ...(prunable(d) ? { prune: true } : {}),
       });
       continue;
     }
+    // A follower holding what its leader removed is pruned, not replaced: a new copy of such a
+    // stream brings the removed messages back (prunable's comment), and pruning keeps all 3 copies.
+    const pruned: string[] = [];
+    if (prunable(d) && !prunedStreams.has(d.stream)) {
+      prunedStreams.add(d.stream);
+      try {
+        pruned.push(...(await pruneToLeader(jsm, d.stream, { fromSeq: d.copy?.firstSeq ?? 1 })));
+        logger.warn(
+          { stream: d.stream, node: d.node, why: d.why, steps: pruned },
+          "pruned a replica to its leader's",
+        );
+        if (!(await stillDiverged(d))) {
+          repairs.push({ stream: d.stream, node: d.node, why: d.why, steps: pruned });
+          continue;
+        }
+      } catch (err) {
+        if (!(err instanceof LanemapError)) throw err;
+        logger.warn(
+          { stream: d.stream, node: d.node, err: err.message },
+          "prune refused; replacing the replica",
+        );
+      }
+    }
     logger.warn({ stream: d.stream, node: d.node, why: d.why }, "replacing a diverged replica");
     try {
-      const steps = await replaceReplica(nc, jsm, d.stream, d.node);
+      const steps = [...pruned, ...(await replaceReplica(nc, jsm, d.stream, d.node))];
       logger.info({ stream: d.stream, node: d.node, steps }, "replica replaced");
       repairs.push({ stream: d.stream, node: d.node, why: d.why, steps });
     } catch (err) {
@@ -191,10 +235,44 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
     }
   }
   const changed = repairs.some((r) => r.steps.length > 0 || r.failed) || placements.length > 0;
-  const remaining =
+  let remaining =
     options.dryRun || !changed
       ? targets
       : (await checkReplicaAgreement(monitorUrls)).divergences.filter(mine);
+  // A copy just placed (a replacement, a placement) that replayed its stream's log holds what the
+  // leader removed outside it (a work-queue's acknowledged tasks): pruned now, once per stream.
+  const fresh = new Set([
+    ...repairs.filter((r) => r.steps.length > 0).map((r) => r.stream),
+    ...placements.filter((p) => p.steps.length > 0).map((p) => p.stream),
+  ]);
+  const afterwards = remaining.filter((d) => fresh.has(d.stream) && prunable(d) && unseen.length === 0);
+  for (const stream of new Set(afterwards.map((d) => d.stream))) {
+    const fromSeq = Math.min(
+      ...afterwards.filter((d) => d.stream === stream).map((d) => d.copy?.firstSeq ?? 1),
+    );
+    const nodes = afterwards.filter((d) => d.stream === stream).map((d) => d.node);
+    try {
+      const steps = await pruneToLeader(jsm, stream, { fromSeq });
+      logger.warn({ stream, nodes, steps }, "pruned the replicas just placed to their leader's");
+      for (const d of afterwards.filter((x) => x.stream === stream)) {
+        const i = repairs.findIndex((r) => r.stream === stream && r.node === d.node);
+        if (i >= 0) repairs[i] = { ...repairs[i]!, steps: [...repairs[i]!.steps, ...steps] };
+        else repairs.push({ stream, node: d.node, why: d.why, steps });
+      }
+    } catch (err) {
+      if (!(err instanceof LanemapError)) throw err;
+      logger.error({ stream, nodes, err: err.message }, "replicas just placed not pruned");
+      for (const node of nodes)
+        repairs.push({
+          stream,
+          node,
+          why: "holds messages its leader removed",
+          steps: [],
+          failed: err.message,
+        });
+    }
+  }
+  if (afterwards.length > 0) remaining = (await checkReplicaAgreement(monitorUrls)).divergences.filter(mine);
   const unplaced = options.dryRun ? placements.map(shortfallOf) : await shortfalls();
   return { dryRun: options.dryRun, repairs, placements, remaining, unplaced, unanswered: unseen };
 }
@@ -236,7 +314,12 @@ export function formatRepairReplicas(r: RepairReplicasReport): string {
     out.push(`${x.stream} on node ${x.node}: ${x.why}`);
     if (x.refused) out.push(`  NOT REPAIRED: ${x.refused}`);
     else if (x.failed) out.push(`  FAILED: ${x.failed}`);
-    else if (r.dryRun) out.push("  would be replaced by a fresh copy from the leader (dry run)");
+    else if (r.dryRun)
+      out.push(
+        x.prune
+          ? "  would be pruned to the leader's copy (the messages the leader removed deleted from it), replaced only if it still disagrees (dry run)"
+          : "  would be replaced by a fresh copy from the leader (dry run)",
+      );
     else for (const s of x.steps) out.push(`  ${s}`);
   }
   for (const x of r.placements) {

@@ -11,6 +11,7 @@ import {
 import {
   copyDisagreement,
   placementOf,
+  prunable,
   replicaDivergences,
   replicaShortfall,
   type NodeCopies,
@@ -72,6 +73,21 @@ describe("which copies of a stream diverged", () => {
         /holds 141 msgs, first_seq 126, last_seq 266, 0 deleted where the others hold 262 msgs, first_seq 5, last_seq 266, 0 deleted at the same last_seq/,
       );
     }
+  });
+
+  test("a follower holding messages its leader removed is pruned, not replaced; a leader's odd copy, a copy lacking messages or one running ahead is replaced", () => {
+    // The operator's case: the copy just placed kept 166 acknowledged tasks the others removed.
+    const [follower] = replicaDivergences(sample("b", [166, 1, 166], [0, 167, 166], [0, 167, 166]));
+    assert.equal(prunable(follower!), true);
+    const [leader] = replicaDivergences(sample("a", [166, 1, 166], [0, 167, 166], [0, 167, 166]));
+    assert.equal(prunable(leader!), false, "the leader's copy: stepped down and replaced");
+    const [lacking] = replicaDivergences(sample("b", [141, 126, 266], [262, 5, 266], [262, 5, 266]));
+    assert.equal(prunable(lacking!), false, "a copy that lost messages gets them back only by a copy");
+    const [ahead] = replicaDivergences(
+      sample("b", [40, 1, 300], [0, 267, 266], [0, 267, 266]),
+      new Set(["OBJ_lanemap-views"]),
+    );
+    assert.equal(prunable(ahead!), false, "messages past the leader's last are not the leader's to judge");
   });
 
   test("a node the stream's group names that holds no copy is named", () => {

@@ -1076,3 +1076,110 @@ export async function replaceReplica(
   steps.push(...(await placeReplicas(jsm, stream, wanted, { timeoutMs, settleMs: 0 })));
   return steps;
 }
+
+/**
+ * Whether `d`'s odd copy can be mended by {@link pruneToLeader} rather than replaced: a follower's
+ * copy holding messages beyond the reference, which is the leader's own copy (the leader is among
+ * the agreeing nodes), and not running ahead of it (last_seq not past the leader's). What
+ * nats-server 2.9 leaves when a copy is placed anew and catches up by replaying the stream's log:
+ * removals made outside that log — a work-queue's acknowledged messages (removed through its
+ * consumer's group), messages expired by max_age — come back on the new copy only (an operator's
+ * check: 166 acknowledged batch tasks on the copy `ops repair-replicas` had just placed, so every
+ * later repair replaced it again and brought them back again).
+ */
+export function prunable(d: ReplicaDivergence): boolean {
+  const leader = d.reference.leader;
+  return (
+    !d.isLeader &&
+    d.copy !== null &&
+    leader !== null &&
+    d.agreeing.includes(leader) &&
+    d.copy.messages > d.reference.messages &&
+    d.copy.lastSeq <= d.reference.lastSeq
+  );
+}
+
+/** At most this many single-message deletes one {@link pruneToLeader} sends. */
+export const PRUNE_MAX_DELETES = 100_000;
+/** How many of those deletes are in flight at once. */
+const PRUNE_CONCURRENCY = 64;
+/**
+ * The leader's answer to a prune delete, which finds nothing there: "sequence not found" (10043)
+ * for a sequence inside its range, "no message found" (10057, a failed delete) below its first.
+ */
+const nothingThere = (err: unknown): boolean =>
+  err instanceof JetStreamApiError &&
+  (err.code === 10043 || (err.code === 10057 && /no message found/i.test(err.message)));
+
+/**
+ * Removes from every copy of `stream` the messages its leader no longer holds from `fromSeq` on,
+ * through the stream's own RAFT log so each copy applies it: a delete (`$JS.API.STREAM.MSG.DELETE`,
+ * no_erase) of each sequence below the leader's first one and of each it lists as deleted.
+ * nats-server 2.9.10 proposes a clustered delete without looking (server
+ * `jsClusteredMsgDeleteRequest`): the leader, holding nothing there, answers "sequence not found"
+ * (10043) or "no message found" (10057), and a copy that holds the message removes it. A stream without consumers gets one purge
+ * below the leader's first sequence (`$JS.API.STREAM.PURGE` `{"seq": first}`, "up to but not
+ * including") instead of those deletes; never one with consumers: 2.9.10's purge clears every
+ * consumer's pending list (server `consumer.purge`: `o.pending = nil`), so tasks in flight would
+ * never be delivered again. The leader's messages are never touched: everything removed is below its
+ * first sequence or in its deleted list, and a message published meanwhile takes a sequence past
+ * both. A stream that denies deletes (a KV bucket) gets the purge only, and the steps say so.
+ * @returns the steps taken, in words (empty when the leader lacks nothing from `fromSeq` on).
+ * @throws LanemapError (NATS_SETUP) when the stream has no leader within `timeoutMs`, or the
+ *   server refuses the purge or a delete with anything but "sequence not found".
+ */
+export async function pruneToLeader(
+  jsm: JetStreamManager,
+  stream: string,
+  options: { fromSeq?: number; timeoutMs?: number; maxDeletes?: number } = {},
+): Promise<string[]> {
+  const fromSeq = Math.max(1, options.fromSeq ?? 1);
+  const maxDeletes = options.maxDeletes ?? PRUNE_MAX_DELETES;
+  await until(
+    jsm,
+    stream,
+    "a leader",
+    (i) => !!i.cluster?.leader,
+    options.timeoutMs ?? REPAIR_STEP_TIMEOUT_MS,
+  );
+  const info = await jsm.streams.info(stream, { deleted_details: true });
+  const { messages, first_seq: first, last_seq: last } = info.state;
+  const leader = info.cluster?.leader ?? "?";
+  const floor = messages > 0 ? first : last + 1;
+  const steps: string[] = [];
+  const refused = (what: string, err: unknown) =>
+    new LanemapError("NATS_SETUP", `${stream}: ${what} refused: ${refusalText(err)}`, { cause: err });
+  const below: number[] = [];
+  if (floor > fromSeq && info.state.consumer_count === 0) {
+    try {
+      await jsm.streams.purge(stream, { seq: floor });
+    } catch (err) {
+      throw refused(`the purge below seq ${floor}`, err);
+    }
+    steps.push(`purged every copy below seq ${floor}, where the leader (${leader}) holds nothing`);
+  } else for (let seq = fromSeq; seq < floor && below.length <= maxDeletes; seq++) below.push(seq);
+  const deleted = [...below, ...(info.state.deleted ?? []).filter((seq) => seq >= Math.max(fromSeq, floor))];
+  if (deleted.length === 0) return steps;
+  if (info.config.deny_delete) {
+    steps.push(`${deleted.length} message(s) the leader removed left alone: the stream denies deletes`);
+    return steps;
+  }
+  const todo = deleted.slice(0, maxDeletes);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < todo.length) {
+      const seq = todo[next++]!;
+      try {
+        await jsm.streams.deleteMessage(stream, seq, false);
+      } catch (err) {
+        if (!nothingThere(err)) throw refused(`the delete of seq ${seq}`, err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PRUNE_CONCURRENCY, todo.length) }, worker));
+  steps.push(
+    `deleted from every copy the ${todo.length} message(s) from seq ${fromSeq} on the leader (${leader}) no longer holds` +
+      (todo.length < deleted.length ? `; more left (at most ${maxDeletes} a run): run again` : ""),
+  );
+  return steps;
+}
