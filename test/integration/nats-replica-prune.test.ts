@@ -19,8 +19,9 @@ import {
   jetstreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { repairReplicas, repairExitCode } from "../../infra/ops/index.js";
-import { nodeReport } from "../../shared/adapters/nats/index.js";
+import { nodeReport, pruneToLeader } from "../../shared/adapters/nats/index.js";
 import { natsMissing } from "../helpers/nats.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { testLogger, waitFor } from "./speed-fixtures.js";
@@ -227,6 +228,51 @@ describe("a work-queue stream's copies after a repair", { ...(skip ? { skip } : 
     assert.deepEqual(
       new Set(Object.values(await settledCopies(stream))),
       new Set([`0/${TASKS + 1}/${TASKS}`]),
+    );
+  });
+
+  test("a prune takes nothing the leader holds: a KV bucket with a watcher keeps every key's last value, and a task in flight is still delivered", async () => {
+    const kv = await new Kvm(cluster.nc).create("lanemap-prune-kv-test", { history: 1, replicas: 3 });
+    for (let round = 0; round < 3; round++)
+      for (let k = 0; k < 10; k++) await kv.put(`key${k}`, `round ${round}`);
+    await kv.delete("key0");
+    await kv.put("key5", "round 3"); // its round-2 revision: a gap inside the leader's range
+    const watch = await kv.watch();
+    const jsm = await jetstreamManager(cluster.nc);
+    const before = (await jsm.streams.info("KV_lanemap-prune-kv-test")).state;
+    assert.ok(before.first_seq > 1, "older revisions removed below the first");
+    const steps = await pruneToLeader(jsm, "KV_lanemap-prune-kv-test", { fromSeq: 1 });
+    assert.match(
+      steps.join("; "),
+      /^purged every copy below seq \d+/,
+      "its watcher acknowledges nothing: a purge",
+    );
+    assert.match(
+      steps.join("; "),
+      /deleted from every copy the 1 message\(s\)/,
+      "and key5's older revision, a gap",
+    );
+    for (let k = 1; k < 10; k++)
+      assert.equal((await kv.get(`key${k}`))?.string(), k === 5 ? "round 3" : "round 2");
+    assert.equal((await kv.get("key0"))?.operation, "DEL");
+    assert.deepEqual((await jsm.streams.info("KV_lanemap-prune-kv-test")).state.messages, before.messages);
+    watch.stop();
+
+    const stream = "LANEMAP_PRUNE_SAFE_TEST";
+    await taskStream(stream, "lanemap-prune-safe");
+    const held = await consume(stream, TASKS, (seq) => seq === 30);
+    assert.equal(held.seqs.length, TASKS);
+    const pruned = await pruneToLeader(jsm, stream, { fromSeq: 1 });
+    assert.match(
+      pruned.join("; "),
+      /^deleted from every copy the 59 message\(s\)/,
+      "an acknowledging consumer: deletes, no purge",
+    );
+    await held.handBack();
+    assert.deepEqual(
+      (await consume(stream, TASKS, () => false)).seqs,
+      [30],
+      "the task in flight is delivered again",
     );
   });
 });
