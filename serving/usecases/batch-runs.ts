@@ -9,6 +9,7 @@ import { errorCode } from "../../shared/index.js";
 import { BatchRunActiveError, NotFoundError, ProblemError } from "../errors.js";
 import type { BatchTrigger, InterimRequest, RunStatus } from "../batch-trigger.js";
 import type { ServingContext } from "./context.js";
+import type { LeaseHolder } from "../../shared/adapters/nats/index.js";
 
 const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
 
@@ -72,7 +73,7 @@ export async function triggerRun(
   } catch (err) {
     if (errorCode(err) === "BATCH_RUN_ACTIVE") {
       const active = (err as { activeRunId?: unknown }).activeRunId;
-      const holder = err instanceof BatchRunActiveError ? err.holder : undefined;
+      const holder = err instanceof BatchRunActiveError && err.holder ? publicHolder(err.holder) : undefined;
       if (holder)
         ctx.logger.info({ holder }, "batch run not triggered: another batch coordinator holds the lease");
       throw new ProblemError(409, "batch-run-active", "Batch run active", (err as Error).message, {
@@ -85,6 +86,16 @@ export async function triggerRun(
     }
     throw err;
   }
+}
+
+/**
+ * The holder as the 409 names it: host, pid, runId, startedAt, building, progress (README). Its
+ * process start stamp (boot id, PID namespace) is for proving a holder gone on its own machine.
+ */
+function publicHolder(h: LeaseHolder): Omit<LeaseHolder, "processStart"> {
+  const { processStart, ...shown } = h;
+  void processStart;
+  return shown;
 }
 
 /** A run's status; 404 for an unknown id. */

@@ -218,7 +218,7 @@ describe("tasks of several tiles on the batch work queue", { skip: natsMissing()
       );
       assert.doesNotMatch(
         exposition,
-        /^lanemap_batch_tasks_handed_back_total\{reason="(deadline|retry)"\}/m,
+        /^lanemap_batch_tasks_handed_back_total\{reason="(deadline|retry)"\} [1-9]/m,
         "and nothing else handed back",
       );
       b = await oneTaskWorker(config, nats.nc, models, fx.store, { name: "b" });
