@@ -30,7 +30,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { LanemapError } from "../../errors.js";
 import { processStartStamp, recordedProcessGone } from "../../util/process.js";
-import { isStreamNotFound } from "./jetstream-errors.js";
+import { isLeaderlessAnswer, isStreamNotFound, isTransientBrokerError } from "./jetstream-errors.js";
 import { guarded, READ_RETRIES } from "./guarded.js";
 import { LEADER_READS } from "./leader-reads.js";
 import { BATCH_LEASE_BUCKET, BATCH_LEASE_KEY } from "./names.js";
@@ -142,6 +142,46 @@ function sameHolder(a: LeaseHolder, b: LeaseHolder): boolean {
   );
 }
 
+/** How long a leader step-down request of the lease bucket may take. */
+const STEPDOWN_TIMEOUT_MS = 3_000;
+/** How long a write waits after a step-down before it is tried again (an election: 2–5 s on 2.9). */
+const AFTER_STEPDOWN_MS = 2_500;
+
+/**
+ * A lease write that timed out: nats-server took the request and nobody answered. Not a refusal
+ * for want of a leader (that answers at once: an election, which passes by itself).
+ */
+function writeTimedOut(err: unknown): boolean {
+  return isTransientBrokerError(err) && !isLeaderlessAnswer(err);
+}
+
+/**
+ * Asks the lease bucket's leader to step down (`$JS.API.STREAM.LEADER.STEPDOWN`): the remedy for a
+ * leader that takes writes and never answers them. nats-server 2.9.10 left one so after the node
+ * leading the bucket was SIGKILLed mid-run and restarted (an operator's check, 2 of 5 tries: every
+ * write timed out for minutes, "KV_lanemap-batch-lease has high message lag" in the new leader's
+ * log, until a step-down), so the holder lost its lease and every rerun failed "timeout". A
+ * step-down of a healthy leader costs one election. Never throws.
+ * @returns the node asked, or why it was not done, in words.
+ */
+async function stepDownLeaseLeader(nc: NatsConnection): Promise<string> {
+  const stream = kvStreamName(BATCH_LEASE_BUCKET);
+  try {
+    const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: STEPDOWN_TIMEOUT_MS });
+    const leader = (await jsm.streams.info(stream)).cluster?.leader;
+    if (!leader) return "not asked: the bucket has no leader or is not clustered";
+    const m = await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, "", {
+      timeout: STEPDOWN_TIMEOUT_MS,
+    });
+    const answer = m.json<{ error?: { description?: string } }>();
+    if (answer.error) return `${leader} refused: ${answer.error.description ?? "?"}`;
+    await new Promise((r) => setTimeout(r, AFTER_STEPDOWN_MS));
+    return `${leader} stepped down`;
+  } catch (err) {
+    return `not done: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
 /** A refused compare-and-set: the key's last revision is not the one given. */
 function wrongRevision(err: unknown): boolean {
   return (
@@ -154,6 +194,7 @@ function wrongRevision(err: unknown): boolean {
 /** The lease bucket of a deployment. */
 export class BatchLeases {
   private constructor(
+    private readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly ttlMs: number,
     private readonly logger: Logger,
@@ -194,7 +235,7 @@ export class BatchLeases {
         }
         if (options.replicas !== undefined)
           await ensureReplicas(jsm, stream, options.replicas, options.logger);
-        return new BatchLeases(kv, options.ttlMs, options.logger);
+        return new BatchLeases(nc, kv, options.ttlMs, options.logger);
       },
       READ_RETRIES,
       options.logger,
@@ -262,6 +303,11 @@ export class BatchLeases {
         READ_RETRIES,
       );
       const gone = holderOf(held);
+      if (held !== null && gone !== null && sameHolder(gone, record)) {
+        // This very acquire's create, which timed out and was tried again: its key, so its lease
+        // (sentAt is still the first try's, so the holder counts the TTL from before it).
+        return this.taken(record, held.revision, sentAt);
+      }
       const why =
         gone === null || held === null ? null : recordedProcessGone({ ...gone, hostname: gone.host });
       if (why === null || held === null || gone === null) throw new BatchLeaseHeldError(gone, this.ttlMs);
@@ -280,11 +326,17 @@ export class BatchLeases {
         `batch coordinator lease taken over: its holder is gone (${why})`,
       );
     }
+    return this.taken(record, revision, sentAt);
+  }
+
+  private taken(record: LeaseHolder, revision: number, sentAt: number): HeldBatchLease {
     this.logger.info(
       { lease: BATCH_LEASE_BUCKET, revision, ttlMs: this.ttlMs, building: record.building },
       "batch coordinator lease taken",
     );
-    return new HeldBatchLease(this.kv, record, revision, sentAt, this.ttlMs, this.logger);
+    return new HeldBatchLease(this.kv, record, revision, sentAt, this.ttlMs, this.logger, () =>
+      stepDownLeaseLeader(this.nc),
+    );
   }
 
   /**
@@ -293,7 +345,19 @@ export class BatchLeases {
    */
   private async create(record: LeaseHolder): Promise<number> {
     try {
-      return await this.kv.create(BATCH_LEASE_KEY, JSON.stringify(record));
+      try {
+        return await this.kv.create(BATCH_LEASE_KEY, JSON.stringify(record));
+      } catch (err) {
+        if (!writeTimedOut(err)) throw err;
+        // Tried once more: one that finds the first's key is refused, and acquire then reads
+        // this very record there and takes it as its own.
+        const stepDown = await stepDownLeaseLeader(this.nc);
+        this.logger.warn(
+          { lease: BATCH_LEASE_BUCKET, err: err instanceof Error ? err.message : String(err), stepDown },
+          `batch coordinator lease: taking it timed out; asked the bucket's leader to step down (${stepDown}) and trying once more`,
+        );
+        return await this.kv.create(BATCH_LEASE_KEY, JSON.stringify(record));
+      }
     } catch (err) {
       if (wrongRevision(err)) throw err;
       throw new LanemapError(
@@ -321,9 +385,14 @@ export class HeldBatchLease {
     private lastSentOk: number,
     private readonly ttlMs: number,
     private readonly logger: Logger,
+    /** Asks the bucket's leader to step down; says what happened (stepDownLeaseLeader). */
+    private readonly stepDown: () => Promise<string>,
   ) {
     this.schedule();
   }
+
+  /** Why the last refresh failed, when it did (said when the lease lapses). */
+  private lastFailure: string | null = null;
 
   /** Aborts, with a BatchLeaseLostError as its reason, when the lease is lost. */
   get signal(): AbortSignal {
@@ -442,7 +511,10 @@ export class HeldBatchLease {
       // Paused (GC, SIGSTOP) or cut off past the TTL: the server may have expired the key and
       // another coordinator taken it; even a refresh that succeeded now could follow its publish.
       this.lose(
-        `not refreshed for ${(since / 1000).toFixed(1)} s, over its ${Math.round(this.ttlMs / 1000)} s TTL (the process was paused or cut off from NATS)`,
+        `not refreshed for ${(since / 1000).toFixed(1)} s, over its ${Math.round(this.ttlMs / 1000)} s TTL ` +
+          (this.lastFailure === null
+            ? "(the process was paused or cut off from NATS)"
+            : `(its refreshes failed, the last: ${this.lastFailure}; see lanemap ops status)`),
       );
       return;
     }
@@ -450,6 +522,7 @@ export class HeldBatchLease {
     try {
       this.revision = await this.kv.update(BATCH_LEASE_KEY, JSON.stringify(this.record), this.revision);
       this.lastSentOk = sentAt;
+      this.lastFailure = null;
     } catch (err) {
       if (wrongRevision(err)) {
         const now = await this.kv.get(BATCH_LEASE_KEY).catch(() => null);
@@ -465,10 +538,17 @@ export class HeldBatchLease {
         return;
       }
       // A leader election or a slow server: the next refresh tries again, while the TTL allows.
+      // A write that timed out may be a leader that never answers: it is asked to step down.
+      const message = err instanceof Error ? err.message : String(err);
+      this.lastFailure = message;
+      const stepDown = writeTimedOut(err) ? await this.stepDown() : undefined;
       this.logger.warn(
-        { lease: BATCH_LEASE_BUCKET, err: err instanceof Error ? err.message : String(err) },
-        "batch coordinator lease refresh failed; retrying",
+        { lease: BATCH_LEASE_BUCKET, err: message, ...(stepDown === undefined ? {} : { stepDown }) },
+        stepDown === undefined
+          ? "batch coordinator lease refresh failed; retrying"
+          : `batch coordinator lease refresh timed out; asked the bucket's leader to step down (${stepDown}); retrying`,
       );
+      if (stepDown !== undefined && !this.released && !this.lost.signal.aborted) return this.refresh();
     }
   }
 }
