@@ -146,9 +146,12 @@ export function describeBatchRuns(s: BatchRunsStatus, formatAge: (s: number) => 
     out.push(
       p.kind === "checkpoint"
         ? `ABANDONED run ${p.runId}: checkpoint ${p.dir}, ${
-            p.tiles
-              ? `${p.tiles.done} of ${p.tiles.total ?? "?"} tiles done`
-              : "tiles unknown (its file cannot be read)"
+            p.tiles === null
+              ? "tiles unknown (its file cannot be read)"
+              : p.tiles.total === null
+                ? // The run set is recorded once the run has listed its tiles and dropped as it publishes.
+                  `${p.tiles.done} tiles done, of a total it no longer records (stopped while publishing, or before it listed its tiles)`
+                : `${p.tiles.done} of ${p.tiles.total} tiles done`
           }, last written ${formatAge(p.ageS)} ago`
         : p.kind === "reservation"
           ? `ABANDONED reservation of ${p.version} by ${p.holder}${p.ageS === null ? "" : `, ${formatAge(p.ageS)} old`}`

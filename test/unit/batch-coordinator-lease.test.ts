@@ -110,6 +110,17 @@ describe("batch runs in ops status", () => {
     );
   });
 
+  test("a checkpoint whose run set is gone (killed while publishing) says its tiles done without a made-up total", () => {
+    const s = batchRunsStatus({
+      ...leftovers,
+      checkpoints: [{ ...leftovers.checkpoints[0]!, tiles: { done: 296, total: null } }],
+    });
+    assert.match(
+      describeBatchRuns(s, formatAge)[0]!,
+      /, 296 tiles done, of a total it no longer records \(stopped while publishing, or before it listed its tiles\), last written/,
+    );
+  });
+
   test("a live lease or lock is a run in progress, and then nothing is called abandoned (the leftovers may be its own)", () => {
     const s = batchRunsStatus({
       ...leftovers,

@@ -113,6 +113,7 @@ describe("which copies of a stream diverged", () => {
         ["b", ["c"]],
       ],
     );
+    assert.match(d[0]!.why, /where the leader c holds 262 msgs/, "not 'the others', who disagree too");
   });
 
   test("a copy behind with first_seq ahead of the others lost its head: diverged even while writes go on", () => {

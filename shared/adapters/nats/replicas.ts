@@ -655,16 +655,23 @@ const figures = (c: ReplicaCopy): string =>
  * catch-up, PRs nats-io/nats-server#5054, #5939, #6459). `settled`: no copy of the stream changed
  * between two samples, so any difference at all is one catching up does not explain.
  */
-export function copyDisagreement(copy: ReplicaCopy, reference: ReplicaCopy, settled: boolean): string | null {
+export function copyDisagreement(
+  copy: ReplicaCopy,
+  reference: ReplicaCopy,
+  settled: boolean,
+  /** Whose the reference is, in words: "the others" (a majority) or "the leader n1" (no majority). */
+  whose = "the others",
+): string | null {
   if (sameCopy(copy, reference)) return null;
   const last = Math.sign(copy.lastSeq - reference.lastSeq);
   const first = Math.sign(copy.firstSeq - reference.firstSeq);
+  const hold = whose === "the others" ? "hold" : "holds";
   if (last === 0)
-    return `holds ${figures(copy)} where the others hold ${figures(reference)} at the same last_seq`;
+    return `holds ${figures(copy)} where ${whose} ${hold} ${figures(reference)} at the same last_seq`;
   if (first !== 0 && first !== last)
-    return `holds ${figures(copy)}: first_seq and last_seq on opposite sides of the others' (${figures(reference)})`;
+    return `holds ${figures(copy)}: first_seq and last_seq on opposite sides of ${whose}'s (${figures(reference)})`;
   if (settled)
-    return `holds ${figures(copy)} and has not moved towards the others' ${figures(reference)} while the stream was idle`;
+    return `holds ${figures(copy)} and has not moved towards ${whose}'s ${figures(reference)} while the stream was idle`;
   return null;
 }
 
@@ -700,6 +707,8 @@ export function replicaDivergences(
       const agree = [...copies.values()].filter((d) => sameCopy(c, d)).length;
       if (agree * 2 > group.size) reference = c;
     }
+    // No majority: the leader's copy, and the words say so (not "the others", who disagree too).
+    const whose = reference === undefined ? `the leader ${leader ?? "?"}` : "the others";
     reference ??= leader === null ? undefined : copies.get(leader);
     if (reference === undefined) continue; // no leader and no majority: "no leader" elsewhere
     const ref = reference;
@@ -709,8 +718,8 @@ export function replicaDivergences(
       const copy = copies.get(node) ?? null;
       const why =
         copy === null
-          ? `holds no copy though the stream's group names it (the others hold ${figures(ref)})`
-          : copyDisagreement(copy, ref, settled.has(stream));
+          ? `holds no copy though the stream's group names it (${whose} ${whose === "the others" ? "hold" : "holds"} ${figures(ref)})`
+          : copyDisagreement(copy, ref, settled.has(stream), whose);
       if (why !== null)
         out.push({ stream, node, isLeader: node === leader, copy, reference: ref, agreeing, why });
     }
