@@ -64,7 +64,7 @@ import {
   readObjectToFile,
   type StoredObjectInfo,
 } from "./object-reads.js";
-import { READ_RETRIES, guarded, storageError } from "./guarded.js";
+import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js";
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { LEADER_READS } from "./leader-reads.js";
 import { watchKvKey } from "./key-watch.js";
@@ -109,6 +109,17 @@ function viewRead<T>(what: string, op: () => Promise<T>, logger?: Logger): Promi
 /** A write or set-up step, its failure as STORAGE (not retried). */
 function viewWrite<T>(what: string, op: () => Promise<T>): Promise<T> {
   return guarded(`published views in NATS: ${what} failed`, op);
+}
+
+/**
+ * A KV write whose repetition is harmless — a create or compare-and-set whose second try, when the
+ * first landed unanswered, is refused and then recognised by reading the key, or a delete — retried
+ * through an election (WRITE_RETRIES, about 10 s): an operator's check lost a run with every tile
+ * classified to one timeout of the version reservation while that bucket's leader was re-elected
+ * after a node was SIGKILLed (`STORAGE: published views in NATS: reserving v000002 failed: timeout`).
+ */
+function viewKeyWrite<T>(what: string, op: () => Promise<T>): Promise<T> {
+  return guarded(`published views in NATS: ${what} failed`, op, WRITE_RETRIES);
 }
 
 function notFound(name: string): LanemapError {
@@ -640,18 +651,30 @@ export class NatsPublishedViews implements PublishedViews {
     const value = JSON.stringify({ name });
     let revision: number;
     try {
-      revision =
-        expectedRevision === undefined
-          ? await this.kv.put(VIEW_POINTER_KEY, value)
-          : expectedRevision === null
-            ? await this.kv.create(VIEW_POINTER_KEY, value)
-            : await this.kv.update(VIEW_POINTER_KEY, value, expectedRevision);
+      // Retried through an election: a second try after a first that landed unanswered is refused
+      // (its revision moved), and the pointer read below then names this very version.
+      revision = await guarded(
+        "published views in NATS: moving CURRENT",
+        () =>
+          expectedRevision === undefined
+            ? this.kv.put(VIEW_POINTER_KEY, value)
+            : expectedRevision === null
+              ? this.kv.create(VIEW_POINTER_KEY, value)
+              : this.kv.update(VIEW_POINTER_KEY, value, expectedRevision),
+        WRITE_RETRIES,
+      );
     } catch (err) {
       // The server refuses a wrong revision; anything else (broker gone) is a storage failure.
       const actual = await this.current();
+      // CURRENT names this version only by this write: versions are reserved, never published twice.
+      if (actual?.name === name && expectedRevision !== undefined && actual.revision !== expectedRevision)
+        return actual;
       if (expectedRevision !== undefined && (actual?.revision ?? null) !== expectedRevision)
         throw new ViewPointerConflictError(name, expectedRevision, actual);
-      throw storageError("published views in NATS: moving CURRENT failed", err);
+      throw storageError(
+        "published views in NATS: moving CURRENT failed",
+        err instanceof LanemapError ? err.cause : err,
+      );
     }
     return { name, revision };
   }
@@ -660,7 +683,7 @@ export class NatsPublishedViews implements PublishedViews {
     if (parseVersionName(name) === null) throw notFound(name);
     const kv = this.reservationBucket();
     try {
-      await viewWrite(`reserving ${name}`, () => kv.create(name, JSON.stringify({ holder })));
+      await viewKeyWrite(`reserving ${name}`, () => kv.create(name, JSON.stringify({ holder })));
     } catch (err) {
       // Refused because the key exists (another publisher's), or lost on the way: the key says which.
       const held = reservationOf(await this.read(`reading the reservation of ${name}`, () => kv.get(name)));
@@ -681,7 +704,7 @@ export class NatsPublishedViews implements PublishedViews {
     const kv = this.reservationBucket();
     // A delete marker, not a purge (no purge inside a living stream: see the header); the bucket's
     // max_age drops the markers.
-    await viewWrite(`releasing the reservation of ${name}`, () => kv.delete(name));
+    await viewKeyWrite(`releasing the reservation of ${name}`, () => kv.delete(name));
   }
 
   async reservations(): Promise<VersionReservation[]> {
