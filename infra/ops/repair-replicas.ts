@@ -33,6 +33,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import {
+  BATCH_LEASE_BUCKET,
+  kvStreamName,
   checkReplicaAgreement,
   lanemapStreamPlacements,
   placeReplicas,
@@ -45,6 +47,15 @@ import {
 } from "../../shared/adapters/nats/index.js";
 import { LanemapError } from "../../shared/index.js";
 import { OPS_EXIT } from "./exit-codes.js";
+
+/**
+ * Streams whose leader's copy is the only one anyone uses, repaired from it without a majority (as
+ * `--trust-leader`): the coordinator lease, one key every coordinator reads and writes at the
+ * leader, whose other copies can only hold older revisions of it, expiring with the bucket's max_age
+ * (the TTL). Killing the node leading it mid-run left its three copies all different three times in
+ * an operator's check, and the timer (no `--trust-leader`) exited 3 on every run.
+ */
+const LEADER_IS_TRUTH = new Set([kvStreamName(BATCH_LEASE_BUCKET)]);
 
 /** How long a repair waits for the cluster to have a meta leader before listing its streams, in ms. */
 export const META_LEADER_WAIT_MS = 30_000;
@@ -157,11 +168,11 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
       ...d.agreeing,
       ...found.divergences.filter((x) => x.stream === d.stream).map((x) => x.node),
     ]).size;
+    const trustLeader = options.trustLeader === true || LEADER_IS_TRUTH.has(d.stream);
     const refused =
       unseen.length > 0
         ? `node monitoring ${unseen.join(", ")} does not answer: the stream may have no other copy`
-        : d.agreeing.length * 2 <= group &&
-            !(options.trustLeader && d.agreeing.includes(d.reference.leader ?? ""))
+        : d.agreeing.length * 2 <= group && !(trustLeader && d.agreeing.includes(d.reference.leader ?? ""))
           ? `no majority of ${d.stream}'s copies agree (${d.agreeing.join(", ") || "none"}): no copy to trust; --trust-leader replaces the others from the leader's (README "Operations")`
           : undefined;
     if (refused !== undefined || options.dryRun) {

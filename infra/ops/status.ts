@@ -221,7 +221,8 @@ export function divergenceReasons(agreement: ReplicaAgreement): string[] {
   for (const d of agreement.divergences)
     out.push(
       `${d.stream} diverged on node ${d.node}${d.isLeader ? " (its leader)" : ""}: ${d.why}` +
-        `${d.agreeing.length > 0 ? ` (${d.agreeing.join(", ")} agree)` : ""}; ` +
+        // One node "agreeing" is the leader's copy alone, compared with for want of a majority.
+        `${d.agreeing.length > 1 ? ` (${d.agreeing.join(", ")} agree)` : d.agreeing.length === 1 ? ` (no majority agrees: compared with ${d.agreeing[0]}'s copy)` : ""}; ` +
         `repair: lanemap ops repair-replicas --stream ${d.stream} (README "Operations", replicas that diverge)`,
     );
   return out;

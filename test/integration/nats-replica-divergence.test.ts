@@ -18,6 +18,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { OpsStatus, RepairReplicasReport } from "../../infra/ops/index.js";
 import { createBatchRunner } from "../../batch/index.js";
 import {
+  BatchLeases,
   NatsPublishedViews,
   viewVersionBucket,
   nodeReport,
@@ -25,7 +26,7 @@ import {
 } from "../../shared/adapters/nats/index.js";
 import { Objm } from "@nats-io/obj";
 import { natsFixture, natsMissing } from "../helpers/nats.js";
-import { makeDataDir, makeSampleSet } from "./batch-fixture.js";
+import { makeDataDir, makeSampleSet, testLogger } from "./batch-fixture.js";
 import { NODE_NAMES, startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { runLanemap, tempDir, testEnv, waitFor } from "./speed-fixtures.js";
 
@@ -56,6 +57,7 @@ async function diverge(
   from: number,
   to: number,
   stream = STREAM,
+  subject = (i: number) => `lanemap-divergence.${i % 5}`,
 ): Promise<void> {
   await cluster.kill(victim, "SIGTERM");
   const blocks = join(
@@ -69,7 +71,7 @@ async function diverge(
   );
   for (const f of await readdir(blocks)) await rm(join(blocks, f));
   const js = jetstream(cluster.nc);
-  for (let i = from; i < to; i++) await js.publish(`lanemap-divergence.${i % 5}`, new Uint8Array(100));
+  for (let i = from; i < to; i++) await js.publish(subject(i), new Uint8Array(100));
   await cluster.restart(victim);
   let seen = "";
   await waitFor(`node ${NODE_NAMES[victim]}'s copy at last_seq ${to}, settled`, async () => {
@@ -224,6 +226,49 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
     assert.equal(trusted.code, 0, `${trusted.stderr}\n${trusted.stdout}`);
     const all = [250, 1, 250];
     assert.deepEqual(await copies(cluster, THREE_WAY), [all, all, all], "every copy is the leader's");
+  });
+
+  test("the coordinator lease's copies all differing are repaired from its leader by a plain ops repair-replicas (the timer's): its leader's is the only copy anyone uses", async () => {
+    await using data = await tempDir("lanemap-replica-lease-");
+    // The real bucket, as a coordinator opens it (a TTL long enough to outlive the test).
+    await BatchLeases.open(cluster.nc, { ttlMs: 600_000, replicas: 3, logger: testLogger() });
+    const stream = "KV_lanemap-batch-lease";
+    const key = (i: number) => `$KV.lanemap-batch-lease.k${i % 40}`;
+    const js = jetstream(cluster.nc);
+    for (let i = 0; i < 40; i++) await js.publish(key(i), new Uint8Array(100));
+    const jsm = await jetstreamManager(cluster.nc);
+    const leader = (await jsm.streams.info(stream)).cluster?.leader;
+    const [x, y] = NODE_NAMES.flatMap((n, i) => (n === leader ? [] : [i]));
+    await diverge(cluster, x!, 40, 60, stream, key);
+    await diverge(cluster, y!, 60, 70, stream, key);
+    const three = await copies(cluster, stream);
+    assert.equal(
+      new Set(three.map((c) => JSON.stringify(c))).size,
+      3,
+      `three different copies: ${JSON.stringify(three)}`,
+    );
+    const repaired = await runLanemap(
+      ["ops", "repair-replicas", "--json"],
+      testEnv(data.path, { NATS_URL: cluster.natsUrl, LANEMAP_NATS_MONITOR_URLS: monitorUrls(cluster) }),
+    );
+    assert.equal(repaired.code, 0, `${repaired.stderr}\n${repaired.stdout}`);
+    const report = JSON.parse(repaired.stdout) as RepairReplicasReport;
+    assert.deepEqual(
+      report.repairs.filter((r) => r.refused !== undefined),
+      [],
+      "none refused for want of a majority",
+    );
+    const now = await copies(cluster, stream);
+    assert.equal(
+      new Set(now.map((c) => JSON.stringify(c))).size,
+      1,
+      `every copy is the leader's: ${JSON.stringify(now)}`,
+    );
+    assert.deepEqual(
+      now[NODE_NAMES.indexOf(leader as (typeof NODE_NAMES)[number])],
+      three[NODE_NAMES.indexOf(leader as (typeof NODE_NAMES)[number])],
+    );
+    await jsm.streams.delete(stream);
   });
 
   test("a published view whose objects lost messages without a delete marker is reported by ops status (degraded, exit 3), naming the version and the object, though views list still shows it", async () => {

@@ -139,6 +139,15 @@ describe("which copies of a stream diverged", () => {
       `OBJ_lanemap-views diverged on node a (its leader): ${divergences[0]!.why} (b, c agree); repair: lanemap ops repair-replicas --stream OBJ_lanemap-views (README "Operations", replicas that diverge)`,
     ]);
   });
+
+  test("with no majority ops status says whose copy it compared with, not that one node 'agrees'", () => {
+    const divergences = replicaDivergences(sample("c", [100, 5, 266], [200, 5, 266], [262, 5, 266]));
+    const [line] = divergenceReasons({ nodes: [], divergences });
+    assert.match(
+      line!,
+      /where the leader c holds 262 msgs.* \(no majority agrees: compared with c's copy\); repair:/,
+    );
+  });
 });
 
 /** A clustered stream's placement: num_replicas `replicas`, led by `leader`, other peers `peers`. */
