@@ -55,7 +55,7 @@ import {
 import { parseVersionName } from "../../view/paths.js";
 import { BATCH_VIEW_FILES } from "../../view/batch-schema.js";
 import { batchManifestSchema, type BatchManifest } from "../../view/types.js";
-import { isStreamNotFound } from "./jetstream-errors.js";
+import { isStreamNotFound, isTransientBrokerError } from "./jetstream-errors.js";
 import { serverMaxPayload } from "./connection.js";
 import {
   listObjectInfos,
@@ -97,6 +97,11 @@ const CURRENT_POLL_MS = 1_000;
  * can take longer than nats.js's default 5 s (publish()).
  */
 const BUCKET_CREATE_TIMEOUT_MS = 15_000;
+
+/** How many times a version's upload is tried whole before its publish fails (storeOwn). */
+const UPLOAD_ATTEMPTS = 3;
+/** The pause before an upload is tried again: an election (2–5 s on nats-server 2.9) may be under way. */
+const UPLOAD_RETRY_MS = 2_000;
 
 /** Request timeout of the stream API reads of list() (see NatsPublishedViews.jsm). */
 const VIEW_READ_TIMEOUT_MS = 2_000;
@@ -613,6 +618,33 @@ export class NatsPublishedViews implements PublishedViews {
    * its files, manifest last (publish, and a legacy version moved out of the shared bucket).
    */
   private async storeOwn(localDir: string, name: string, manifest: BatchManifest): Promise<void> {
+    // Whole again on a transient failure: each try drops what the last one wrote. An upload does
+    // not resume (an object overwritten purges its old chunks: see the header); an operator's
+    // check lost 7 of 7 runs, every tile classified, to one timeout of an object's upload with the
+    // node leading the version's bucket SIGKILLed as it started (`uploading v0000NN/view.duckdb
+    // failed: timeout`).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.storeOwnOnce(localDir, name, manifest);
+      } catch (err) {
+        const transient =
+          err instanceof LanemapError ? isTransientBrokerError(err.cause) : isTransientBrokerError(err);
+        if (!transient || attempt >= UPLOAD_ATTEMPTS) throw err;
+        this.logger?.warn(
+          {
+            version: name,
+            attempt,
+            err: err instanceof Error ? err.message : String(err),
+            retryInMs: UPLOAD_RETRY_MS,
+          },
+          "upload of a view version failed transiently (a leader election?): uploading it again, whole",
+        );
+        await new Promise((r) => setTimeout(r, UPLOAD_RETRY_MS));
+      }
+    }
+  }
+
+  private async storeOwnOnce(localDir: string, name: string, manifest: BatchManifest): Promise<void> {
     const bucket = viewVersionBucket(name);
     const stream = objectStoreStreamName(bucket);
     // A bucket without a manifest is a publish that died half way: dropped whole and written
