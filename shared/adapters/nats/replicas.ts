@@ -15,7 +15,7 @@
  * Scaling up needs as many JetStream servers in the cluster as replicas; a single server refuses
  * replicas above 1 ("replicas > 1 not supported in non-clustered mode"), reported as NATS_SETUP.
  */
-import { AckPolicy, JetStreamApiError, type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { LanemapError } from "../../errors.js";
 import { isStreamNotFound } from "./jetstream-errors.js";
@@ -666,12 +666,13 @@ export function copyDisagreement(
   const last = Math.sign(copy.lastSeq - reference.lastSeq);
   const first = Math.sign(copy.firstSeq - reference.firstSeq);
   const hold = whose === "the others" ? "hold" : "holds";
+  const theirs = whose === "the others" ? "the others'" : `${whose}'s`;
   if (last === 0)
     return `holds ${figures(copy)} where ${whose} ${hold} ${figures(reference)} at the same last_seq`;
   if (first !== 0 && first !== last)
-    return `holds ${figures(copy)}: first_seq and last_seq on opposite sides of ${whose}'s (${figures(reference)})`;
+    return `holds ${figures(copy)}: first_seq and last_seq on opposite sides of ${theirs} (${figures(reference)})`;
   if (settled)
-    return `holds ${figures(copy)} and has not moved towards ${whose}'s ${figures(reference)} while the stream was idle`;
+    return `holds ${figures(copy)} and has not moved towards ${theirs} ${figures(reference)} while the stream was idle`;
   return null;
 }
 
@@ -1121,40 +1122,22 @@ const nothingThere = (err: unknown): boolean =>
   (err.code === 10043 || (err.code === 10057 && /no message found/i.test(err.message)));
 
 /**
- * Whether every consumer of `stream` acknowledges nothing (AckPolicy none: a KV watcher, an ordered
- * consumer), so a purge cannot clear a pending list; false when the listing fails or takes over 5 s.
- */
-async function onlyUnackedConsumers(jsm: JetStreamManager, stream: string): Promise<boolean> {
-  try {
-    const listing = (async () => {
-      for await (const c of jsm.consumers.list(stream))
-        if (c.config.ack_policy !== AckPolicy.None) return false;
-      return true;
-    })();
-    const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000).unref());
-    return await Promise.race([listing.catch(() => false), timeout]);
-  } catch {
-    return false;
-  }
-}
-
-/**
  * Removes from every copy of `stream` the messages its leader no longer holds from `fromSeq` on,
  * through the stream's own RAFT log so each copy applies it: a delete (`$JS.API.STREAM.MSG.DELETE`,
  * no_erase) of each sequence below the leader's first one and of each it lists as deleted.
  * nats-server 2.9.10 proposes a clustered delete without looking (server
  * `jsClusteredMsgDeleteRequest`): the leader, holding nothing there, answers "sequence not found"
- * (10043) or "no message found" (10057), and a copy that holds the message removes it. A stream
- * whose consumers acknowledge nothing (none, or KV watchers) gets one purge below the leader's first
- * sequence (`$JS.API.STREAM.PURGE` `{"seq": first}`, "up to but not including") instead of those
- * deletes; never one with an acknowledging consumer: 2.9.10's purge clears every consumer's pending
- * list (server `consumer.purge`: `o.pending = nil`), so tasks in flight would never be delivered
- * again. The leader's messages are never touched: everything removed is below its first sequence or
- * in its deleted list, and a message published meanwhile takes a sequence past both. A stream that
- * denies deletes (a KV bucket) gets the purge only, and the steps say what was left.
+ * (10043) or "no message found" (10057), and a copy that holds the message removes it. Never a
+ * purge: 2.9.10's purge clears every consumer's pending list (server `consumer.purge`:
+ * `o.pending = nil`), so tasks in flight would never be delivered again, and a purge below the
+ * leader's first sequence of the lease bucket was followed, 2 of 2 in an operator's check, by its
+ * copies diverging again at the next writes (deletes only: stable). The leader's messages are never
+ * touched: everything removed is below its first sequence or in its deleted list, and a message
+ * published meanwhile takes a sequence past both. A stream that denies deletes is left alone, and
+ * the steps say so.
  * @returns the steps taken, in words (empty when the leader lacks nothing from `fromSeq` on).
  * @throws LanemapError (NATS_SETUP) when the stream has no leader within `timeoutMs`, or the
- *   server refuses the purge or a delete with anything but "sequence not found".
+ *   server refuses a delete with anything but "sequence not found".
  */
 export async function pruneToLeader(
   jsm: JetStreamManager,
@@ -1178,14 +1161,7 @@ export async function pruneToLeader(
   const refused = (what: string, err: unknown) =>
     new LanemapError("NATS_SETUP", `${stream}: ${what} refused: ${refusalText(err)}`, { cause: err });
   const below: number[] = [];
-  if (floor > fromSeq && (info.state.consumer_count === 0 || (await onlyUnackedConsumers(jsm, stream)))) {
-    try {
-      await jsm.streams.purge(stream, { seq: floor });
-    } catch (err) {
-      throw refused(`the purge below seq ${floor}`, err);
-    }
-    steps.push(`purged every copy below seq ${floor}, where the leader (${leader}) holds nothing`);
-  } else for (let seq = fromSeq; seq < floor && below.length <= maxDeletes; seq++) below.push(seq);
+  for (let seq = fromSeq; seq < floor && below.length <= maxDeletes; seq++) below.push(seq);
   const deleted = [...below, ...(info.state.deleted ?? []).filter((seq) => seq >= Math.max(fromSeq, floor))];
   if (deleted.length === 0) return steps;
   if (info.config.deny_delete) {
