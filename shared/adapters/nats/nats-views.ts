@@ -111,6 +111,16 @@ function viewRead<T>(what: string, op: () => Promise<T>, logger?: Logger): Promi
   return guarded(`published views in NATS: ${what} failed`, op, READ_RETRIES, logger);
 }
 
+/** The version a CURRENT entry's value names, or null. */
+function pointerName(data: Uint8Array): string | null {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(data)) as { name?: unknown };
+    return typeof v.name === "string" ? v.name : null;
+  } catch {
+    return null;
+  }
+}
+
 /** A write or set-up step, its failure as STORAGE (not retried). */
 function viewWrite<T>(what: string, op: () => Promise<T>): Promise<T> {
   return guarded(`published views in NATS: ${what} failed`, op);
@@ -682,25 +692,42 @@ export class NatsPublishedViews implements PublishedViews {
     if (!(await this.read(`reading ${name}`, () => this.manifestOf(name)))) throw notFound(name);
     const value = JSON.stringify({ name });
     let revision: number;
+    /** A try failed without an answer: it may have landed, and a later one then be refused. */
+    let unanswered = false;
     try {
       // Retried through an election: a second try after a first that landed unanswered is refused
       // (its revision moved), and the pointer read below then names this very version.
       revision = await guarded(
         "published views in NATS: moving CURRENT",
-        () =>
-          expectedRevision === undefined
-            ? this.kv.put(VIEW_POINTER_KEY, value)
-            : expectedRevision === null
-              ? this.kv.create(VIEW_POINTER_KEY, value)
-              : this.kv.update(VIEW_POINTER_KEY, value, expectedRevision),
+        async () => {
+          try {
+            return await (expectedRevision === undefined
+              ? this.kv.put(VIEW_POINTER_KEY, value)
+              : expectedRevision === null
+                ? this.kv.create(VIEW_POINTER_KEY, value)
+                : this.kv.update(VIEW_POINTER_KEY, value, expectedRevision));
+          } catch (err) {
+            if (isTransientBrokerError(err)) unanswered = true;
+            throw err;
+          }
+        },
         WRITE_RETRIES,
       );
     } catch (err) {
       // The server refuses a wrong revision; anything else (broker gone) is a storage failure.
       const actual = await this.current();
-      // CURRENT names this version only by this write: versions are reserved, never published twice.
-      if (actual?.name === name && expectedRevision !== undefined && actual.revision !== expectedRevision)
-        return actual;
+      // Refused after a try that went unanswered: that try landed if the write right after the
+      // expected revision names this version (a compare-and-set lands only as the key's next
+      // revision, and CURRENT is its bucket's one key, so that is the stream's next sequence).
+      // Without such a try a refusal is a conflict, whatever CURRENT names.
+      if (unanswered && actual?.name === name && typeof expectedRevision === "number") {
+        const next = await this.read("reading CURRENT's history", async () =>
+          (await this.jsm()).streams
+            .getMessage(kvStreamName(VIEW_POINTER_BUCKET), { seq: expectedRevision + 1 })
+            .catch(() => null),
+        );
+        if (next !== null && pointerName(next.data) === name) return { name, revision: expectedRevision + 1 };
+      }
       if (expectedRevision !== undefined && (actual?.revision ?? null) !== expectedRevision)
         throw new ViewPointerConflictError(name, expectedRevision, actual);
       throw storageError(
