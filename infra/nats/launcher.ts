@@ -64,9 +64,16 @@ export interface NatsServer extends AsyncDisposable {
   restart(): Promise<void>;
 }
 
-/** True when a nats-server binary is on PATH. */
+/**
+ * True when a nats-server binary is on PATH (its `--version` exits 0 within 10 s: a probe that hung
+ * would hold `lanemap start` before it printed a line).
+ */
 export function natsServerAvailable(): boolean {
-  const r = spawnSync("nats-server", ["--version"], { stdio: "ignore" });
+  const r = spawnSync("nats-server", ["--version"], {
+    stdio: "ignore",
+    timeout: 10_000,
+    killSignal: "SIGKILL",
+  });
   return r.status === 0;
 }
 

@@ -27,7 +27,8 @@ export function peerScript(): string | null {
 }
 
 function commandWorks(cmd: string, args: string[]): boolean {
-  const r = spawnSync(cmd, args, { stdio: "ignore" });
+  // Bounded: a probe that never ends would hold the test file (see processes.ts, runSync).
+  const r = spawnSync(cmd, args, { stdio: "ignore", timeout: 30_000, killSignal: "SIGKILL" });
   return r.status === 0;
 }
 

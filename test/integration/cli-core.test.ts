@@ -10,12 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeGeoTiff, encodeGeoTiff, parseModel } from "../../shared/index.js";
 import { hasGdal, missing, projectRoot, sharedData } from "../helpers/env.js";
+import { runSync } from "../helpers/processes.js";
 
 const CLI = join(projectRoot, "infra", "bin", "lanemap.js");
 
 function lanemap(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd: projectRoot });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runSync(process.execPath, [CLI, ...args], { cwd: projectRoot });
 }
 
 /** Asserts a failed run: the exit code and one line on stderr matching `message`. */

@@ -4,7 +4,6 @@
  * start a command this build has, and every env example must be a valid lanemap configuration.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -13,6 +12,7 @@ import { CLUSTER_PING } from "../../infra/nats/launcher.js";
 import { parseConfig } from "../../shared/index.js";
 import { projectRoot } from "../helpers/env.js";
 import { natsMissing } from "../helpers/nats.js";
+import { runSync } from "../helpers/processes.js";
 
 const natsDir = join(projectRoot, "infra", "nats");
 const systemdDir = join(projectRoot, "infra", "systemd");
@@ -49,8 +49,7 @@ function parseEnvFile(text: string): Record<string, string> {
 
 /** The variables an env file sets as `set -a; . FILE` in sh sets them (sh's own env left out). */
 function sourceWithSh(file: string): Record<string, string> {
-  const r = spawnSync("sh", ["-c", 'set -a; . "$1" && env -0', "sh", file], {
-    encoding: "utf8",
+  const r = runSync("sh", ["-c", 'set -a; . "$1" && env -0', "sh", file], {
     env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" },
   });
   assert.equal(r.status, 0, `sh sources ${file}: ${r.stderr}`);
@@ -78,7 +77,7 @@ describe("the deployment examples in infra/", () => {
       `nats-server accepts infra/nats/${f} (nats-server --config ${f} -t)`,
       { skip: natsMissing() },
       () => {
-        const r = spawnSync("nats-server", ["--config", join(natsDir, f), "-t"], { encoding: "utf8" });
+        const r = runSync("nats-server", ["--config", join(natsDir, f), "-t"]);
         assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
         assert.match(`${r.stdout}${r.stderr}`, /is valid/);
       },
@@ -132,12 +131,11 @@ describe("the deployment examples in infra/", () => {
       { skip: known ? undefined : `this build has no \`lanemap ${args[0] ?? "?"}\` command yet` },
       () => {
         assert.ok(args.length > 0, `ExecStart runs infra/bin/lanemap.js: ${execStart ?? "(none)"}`);
-        const r = spawnSync(
+        const r = runSync(
           process.execPath,
           [join(projectRoot, "infra", "bin", "lanemap.js"), ...args, "--help"],
           {
             cwd: projectRoot,
-            encoding: "utf8",
           },
         );
         assert.equal(r.status, 0, r.stderr);
