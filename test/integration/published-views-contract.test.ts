@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -243,6 +244,50 @@ describe(
         (await views.list()).map((v) => v.name),
         [name],
       );
+    });
+
+    test("two processes sharing a cache download one version at once: each gets the whole checked copy, no partial folder stays", async () => {
+      await using nats = await natsFixture();
+      await using source = await tempDataDir();
+      await using cache = await tempDataDir();
+      const cacheDir = join(cache.dir, "cache", "views");
+      // Two instances: two downloads with nothing shared but the folder, as two processes have.
+      const one = await NatsPublishedViews.open(nats.nc, { cacheDir });
+      const other = await NatsPublishedViews.open(nats.nc, { cacheDir });
+      const name = await writeNumberedVersion(source.dir, 1);
+      await one.publish(join(dataPaths(source.dir).batchViews, name), name);
+      const published = await readFile(join(dataPaths(source.dir).batchViews, name, BATCH_VIEW_FILES.duckdb));
+      for (let round = 0; round < 8; round++) {
+        const dirs = await Promise.all([
+          one.materialize(name),
+          other.materialize(name),
+          one.materialize(name),
+        ]);
+        assert.deepEqual(dirs, [join(cacheDir, name), join(cacheDir, name), join(cacheDir, name)]);
+        assert.deepEqual(
+          await readdir(cacheDir),
+          [name],
+          `round ${round}: the version's folder and nothing else`,
+        );
+        assert.ok((await readFile(join(cacheDir, name, BATCH_VIEW_FILES.duckdb))).equals(published));
+        assert.deepEqual(await one.evictLocal([]), [name]);
+      }
+    });
+
+    test("eviction removes a partial folder whose download's process is gone, never one a live download fills", async () => {
+      await using nats = await natsFixture();
+      await using cache = await tempDataDir();
+      const cacheDir = join(cache.dir, "views");
+      const views = await NatsPublishedViews.open(nats.nc, { cacheDir });
+      const dead = spawnSync("true").pid!;
+      const owner = (pid: number) =>
+        JSON.stringify({ pid, hostname: hostname(), startedAt: new Date().toISOString() });
+      await mkdir(join(cacheDir, "v000001.partial-00aa"), { recursive: true });
+      await writeFile(join(cacheDir, "v000001.partial-00aa", ".download-owner.json"), owner(dead));
+      await mkdir(join(cacheDir, "v000001.partial-00bb"), { recursive: true });
+      await writeFile(join(cacheDir, "v000001.partial-00bb", ".download-owner.json"), owner(process.pid));
+      assert.deepEqual(await views.evictLocal([]), ["v000001.partial-00aa"]);
+      assert.deepEqual(await readdir(cacheDir), ["v000001.partial-00bb"]);
     });
 
     test("a broker that is gone is a STORAGE error", async () => {

@@ -30,13 +30,15 @@
  *   bucket (issue 14: both computed v000017 and the loser's chunks landed in the winner's stream).
  *   The bucket's max_age expires a reservation its holder never released (it died); retention
  *   releases those of complete versions and removes the half-written buckets no one holds;
- * - `materialize` downloads a version once into `<cacheDir>/<name>.partial/`, checks every file's
- *   size and sha256 against the manifest, then renames the folder to `<cacheDir>/<name>`: a crash
- *   leaves only a `.partial` (removed on the next try), a complete folder is reused.
+ * - `materialize` downloads a version once into a partial folder of its own
+ *   (`<cacheDir>/<name>.partial-<hex>/`, partial-folders.ts: processes may share the cache), checks
+ *   every file's size and sha256 against the manifest, then renames the folder to `<cacheDir>/<name>`:
+ *   a crash leaves only a partial folder (removed once its process is gone), a complete folder is
+ *   reused, and of two downloads finishing together the first rename wins.
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { jetstream, jetstreamManager, StorageType, type JetStreamManager } from "@nats-io/jetstream";
@@ -68,6 +70,7 @@ import { READ_RETRIES, WRITE_RETRIES, guarded, storageError } from "./guarded.js
 import { atReplicas, ensureReplicas, kvStreamName, objectStoreStreamName } from "./replicas.js";
 import { LEADER_READS } from "./leader-reads.js";
 import { watchKvKey } from "./key-watch.js";
+import { finishPartial, removeStalePartials, startPartial } from "./partial-folders.js";
 import {
   VIEW_OBJECT_BUCKET,
   VIEW_POINTER_BUCKET,
@@ -576,10 +579,24 @@ export class NatsPublishedViews implements PublishedViews {
       return { manifest: await this.manifestOf(name, at), home: at };
     });
     if (!manifest) throw notFound(name);
-    const partial = `${target}.partial`;
-    await rm(partial, { recursive: true, force: true });
-    await rm(target, { recursive: true, force: true });
-    await mkdir(partial, { recursive: true });
+    await removeStalePartials(this.cacheDir, target);
+    const partial = await startPartial(target);
+    try {
+      await this.fill(name, home, manifest, partial);
+      return await finishPartial(partial, target, MANIFEST);
+    } catch (err) {
+      await rm(partial, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Downloads a version's files into `partial`, each checked against the manifest, the manifest last. */
+  private async fill(
+    name: string,
+    home: VersionHome,
+    manifest: BatchManifest,
+    partial: string,
+  ): Promise<void> {
     for (const [file, expected] of Object.entries(manifest.files)) {
       const path = join(partial, file);
       await this.read(`downloading ${name}/${file}`, async () => {
@@ -599,11 +616,8 @@ export class NatsPublishedViews implements PublishedViews {
     await this.read(`downloading ${name}/${MANIFEST}`, async () => {
       const bytes = await this.objectBytes(home.bucket, `${home.prefix}${MANIFEST}`);
       if (!bytes) throw notFound(name);
-      await mkdir(partial, { recursive: true });
       await writeFile(join(partial, MANIFEST), bytes);
     });
-    await rename(partial, target);
-    return target;
   }
 
   async publish(localDir: string, name: string): Promise<void> {
@@ -860,11 +874,12 @@ export class NatsPublishedViews implements PublishedViews {
     }
     const removed: string[] = [];
     for (const entry of entries) {
-      // A `.partial` of a download under way belongs to it; a stale one goes with its next try.
+      // A partial folder of a download under way (in any process) belongs to it; stale ones go below.
       if (parseVersionName(entry) === null || keep.includes(entry) || this.downloads.has(entry)) continue;
       await rm(join(this.cacheDir, entry), { recursive: true, force: true });
       removed.push(entry);
     }
+    removed.push(...(await removeStalePartials(this.cacheDir)));
     return removed;
   }
 
