@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -238,7 +238,8 @@ describe(
       assert.equal(await views.materialize(name), join(cacheDir, name));
       assert.deepEqual(await readdir(cacheDir), [name]);
       await views.setCurrent(name);
-      assert.deepEqual(await views.evictLocal([]), [name], "eviction removes local copies only");
+      // Kept: a later version this process is about to open.
+      assert.deepEqual(await views.evictLocal(["v000002"]), [name], "eviction removes local copies only");
       assert.deepEqual(await readdir(cacheDir), []);
       assert.deepEqual(
         (await views.list()).map((v) => v.name),
@@ -270,8 +271,34 @@ describe(
           `round ${round}: the version's folder and nothing else`,
         );
         assert.ok((await readFile(join(cacheDir, name, BATCH_VIEW_FILES.duckdb))).equals(published));
-        assert.deepEqual(await one.evictLocal([]), [name]);
+        assert.deepEqual(await one.evictLocal(["v000002"]), [name]);
       }
+    });
+
+    test("eviction leaves a copy newer than every kept version that was just completed: another process may be opening it", async () => {
+      await using nats = await natsFixture();
+      await using source = await tempDataDir();
+      await using cache = await tempDataDir();
+      const cacheDir = join(cache.dir, "views");
+      const serveA = await NatsPublishedViews.open(nats.nc, { cacheDir });
+      const serveB = await NatsPublishedViews.open(nats.nc, { cacheDir });
+      const names = [];
+      for (const v of [1, 2, 3]) {
+        const name = await writeNumberedVersion(source.dir, v);
+        await serveA.publish(join(dataPaths(source.dir).batchViews, name), name);
+        names.push(name);
+      }
+      const [v1, v2, v3] = names as [string, string, string];
+      await serveA.materialize(v1);
+      await serveA.materialize(v2);
+      // serveB heard of v3 first and has just downloaded it; serveA switches to v2 and evicts.
+      await serveB.materialize(v3);
+      assert.deepEqual(await serveA.evictLocal([v2]), [v1]);
+      assert.deepEqual((await readdir(cacheDir)).sort(), [v2, v3]);
+      // Completed long ago, the same copy is garbage to a process that keeps only older versions.
+      const longAgo = new Date(Date.now() - 3600_000);
+      await utimes(join(cacheDir, v3), longAgo, longAgo);
+      assert.deepEqual(await serveA.evictLocal([v2]), [v3]);
     });
 
     test("eviction removes a partial folder whose download's process is gone, never one a live download fills", async () => {

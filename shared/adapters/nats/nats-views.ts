@@ -145,6 +145,22 @@ function notFound(name: string): LanemapError {
 }
 
 /** A folder of `<cacheDir>` holding a complete copy: its manifest is the last thing renamed in. */
+/**
+ * How long a local copy newer than every version an evicting process keeps is left alone: another
+ * process sharing the cache (a serve that heard of a publish first) may have just downloaded it and
+ * be opening it; once open, its files stay readable to that process after a removal (unlink).
+ */
+const FRESH_COPY_MS = 10 * 60_000;
+
+/** True when the copy at `dir` was completed (its folder last changed) less than `ms` ago. */
+async function completedWithin(dir: string, ms: number): Promise<boolean> {
+  try {
+    return Date.now() - (await stat(dir)).mtimeMs < ms;
+  } catch {
+    return false;
+  }
+}
+
 async function hasManifest(dir: string): Promise<boolean> {
   return stat(join(dir, MANIFEST)).then(
     (s) => s.isFile(),
@@ -873,9 +889,13 @@ export class NatsPublishedViews implements PublishedViews {
       throw err;
     }
     const removed: string[] = [];
+    const newestKept = Math.max(-1, ...keep.map((k) => parseVersionName(k) ?? -1));
     for (const entry of entries) {
       // A partial folder of a download under way (in any process) belongs to it; stale ones go below.
-      if (parseVersionName(entry) === null || keep.includes(entry) || this.downloads.has(entry)) continue;
+      const version = parseVersionName(entry);
+      if (version === null || keep.includes(entry) || this.downloads.has(entry)) continue;
+      if (version > newestKept && (await completedWithin(join(this.cacheDir, entry), FRESH_COPY_MS)))
+        continue;
       await rm(join(this.cacheDir, entry), { recursive: true, force: true });
       removed.push(entry);
     }
