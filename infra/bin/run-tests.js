@@ -18,7 +18,9 @@
 // LANEMAP_TEST_FILE_TIMEOUT_S (default 900 s; the slowest file takes about 2 min here) instead of CI's
 // whole 90 minutes (it did once: a run that never ended). --test-force-exit ends a file's process once
 // its tests are done even when something it started still holds the event loop (a child's pipe, a
-// timer): such a leak must fail a test, not hang the run.
+// timer): such a leak must fail a test, not hang the run. A file still running at two thirds of its
+// timeout has its process tree printed (`run-tests:` lines: state, kernel wait, command), since the
+// runner's kill names no test (CI once lost a file that way, with nothing to show where it stood).
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -94,14 +96,73 @@ function positiveInteger(name, fallback) {
 }
 const concurrency = positiveInteger("LANEMAP_TEST_CONCURRENCY", "3");
 const fileTimeoutS = positiveInteger("LANEMAP_TEST_FILE_TIMEOUT_S", "900");
-run(process.execPath, [
-  "--import",
-  "tsx",
-  "--test",
-  "--test-reporter=spec",
-  `--test-concurrency=${concurrency}`,
-  `--test-timeout=${fileTimeoutS * 1000}`,
-  "--test-force-exit",
-  ...flags,
-  ...files,
-]);
+
+/** Processes as `ps` lists them: pid, parent, seconds since start, state, kernel wait, command line. */
+function processTable() {
+  const r = spawnSync("ps", ["-e", "-o", "pid=,ppid=,etimes=,stat=,wchan:24=,args="], {
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  if (r.status !== 0) return [];
+  return r.stdout
+    .split("\n")
+    .map((line) => /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(.*)$/.exec(line))
+    .filter((m) => m !== null)
+    .map((m) => ({
+      pid: Number(m[1]),
+      ppid: Number(m[2]),
+      etimes: Number(m[3]),
+      stat: m[4],
+      wchan: m[5],
+      args: m[6],
+    }));
+}
+
+/**
+ * Prints, once per test file process, what it and its children are doing when it has run for two
+ * thirds of the file timeout: the runner then kills it naming no test (a spawnSync or a hang at
+ * import reports nothing), and this is all a CI log would keep of where it stood.
+ */
+function reportStuckFiles(runnerPid, reported) {
+  const table = processTable();
+  const childrenOf = (pid) => table.filter((p) => p.ppid === pid);
+  for (const file of childrenOf(runnerPid)) {
+    if (file.etimes < (fileTimeoutS * 2) / 3 || reported.has(file.pid)) continue;
+    reported.add(file.pid);
+    const lines = [];
+    const walk = (p, depth) => {
+      lines.push(`${"  ".repeat(depth)}${p.pid} ${p.etimes}s ${p.stat} ${p.wchan} ${p.args.slice(0, 240)}`);
+      for (const c of childrenOf(p.pid)) walk(c, depth + 1);
+    };
+    walk(file, 0);
+    console.log(
+      `run-tests: a test file has run for ${file.etimes} s; its processes (pid, age, state, wait, command):`,
+    );
+    for (const l of lines) console.log(`run-tests:   ${l}`);
+  }
+}
+
+const runner = spawn(
+  process.execPath,
+  [
+    "--import",
+    "tsx",
+    "--test",
+    "--test-reporter=spec",
+    `--test-concurrency=${concurrency}`,
+    `--test-timeout=${fileTimeoutS * 1000}`,
+    "--test-force-exit",
+    ...flags,
+    ...files,
+  ],
+  { cwd: root, stdio: "inherit" },
+);
+const reported = new Set();
+const watchdog = setInterval(
+  () => reportStuckFiles(runner.pid, reported),
+  Math.min(30_000, fileTimeoutS * 100),
+);
+runner.on("exit", (code, signal) => {
+  clearInterval(watchdog);
+  process.exit(code ?? (signal ? 1 : 0));
+});
