@@ -231,9 +231,9 @@ export interface PublishedViews {
   /**
    * Removes this machine's local copies of versions (made by `materialize`) except those named in
    * `keep`; returns the names removed. Absent on a backend that makes no copies (files). The caller
-   * keeps every version a reader still has open; a copy newer than every kept version that was
-   * completed minutes ago stays too (another process sharing the cache may be opening it), and so
-   * does a download under way in any process.
+   * keeps every version a reader still has open; a copy another process sharing the cache used
+   * after this one, minutes ago at most, stays too (it may be opening it), and so does a download
+   * under way in any process.
    */
   evictLocal?(keep: readonly string[]): Promise<string[]>;
 }

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdir, readdir, readFile, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -271,34 +271,38 @@ describe(
           `round ${round}: the version's folder and nothing else`,
         );
         assert.ok((await readFile(join(cacheDir, name, BATCH_VIEW_FILES.duckdb))).equals(published));
-        assert.deepEqual(await one.evictLocal(["v000002"]), [name]);
+        await rm(join(cacheDir, name), { recursive: true });
       }
     });
 
-    test("eviction leaves a copy newer than every kept version that was just completed: another process may be opening it", async () => {
+    test("eviction leaves a copy another process sharing the cache has just used (it may be opening it), and takes it minutes later", async () => {
       await using nats = await natsFixture();
       await using source = await tempDataDir();
       await using cache = await tempDataDir();
       const cacheDir = join(cache.dir, "views");
-      const serveA = await NatsPublishedViews.open(nats.nc, { cacheDir });
-      const serveB = await NatsPublishedViews.open(nats.nc, { cacheDir });
+      const serve = await NatsPublishedViews.open(nats.nc, { cacheDir });
+      const diff = await NatsPublishedViews.open(nats.nc, { cacheDir });
       const names = [];
       for (const v of [1, 2, 3]) {
         const name = await writeNumberedVersion(source.dir, v);
-        await serveA.publish(join(dataPaths(source.dir).batchViews, name), name);
+        await serve.publish(join(dataPaths(source.dir).batchViews, name), name);
         names.push(name);
       }
       const [v1, v2, v3] = names as [string, string, string];
-      await serveA.materialize(v1);
-      await serveA.materialize(v2);
-      // serveB heard of v3 first and has just downloaded it; serveA switches to v2 and evicts.
-      await serveB.materialize(v3);
-      assert.deepEqual(await serveA.evictLocal([v2]), [v1]);
-      assert.deepEqual((await readdir(cacheDir)).sort(), [v2, v3]);
-      // Completed long ago, the same copy is garbage to a process that keeps only older versions.
+      for (const name of names) await serve.materialize(name);
+      // `views diff v1 v3` beside the serve: it reuses the serve's copies as it opens them.
+      await diff.materialize(v1);
+      await diff.materialize(v3);
+      // The serve, now on v2, evicts the rest: only what no other process has used since it did.
+      assert.deepEqual(await serve.evictLocal([v2]), []);
+      assert.deepEqual((await readdir(cacheDir)).sort(), [v1, v2, v3]);
+      // Used long ago by the other process, the copies are the serve's to remove.
       const longAgo = new Date(Date.now() - 3600_000);
+      await utimes(join(cacheDir, v1), longAgo, longAgo);
       await utimes(join(cacheDir, v3), longAgo, longAgo);
-      assert.deepEqual(await serveA.evictLocal([v2]), [v3]);
+      assert.deepEqual((await serve.evictLocal([v2])).sort(), [v1, v3]);
+      // And a process evicts what it alone used at once.
+      assert.deepEqual(await serve.evictLocal([]), [v2]);
     });
 
     test("eviction removes a partial folder whose download's process is gone, never one a live download fills", async () => {

@@ -38,7 +38,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { jetstream, jetstreamManager, StorageType, type JetStreamManager } from "@nats-io/jetstream";
@@ -144,23 +144,16 @@ function notFound(name: string): LanemapError {
   return new LanemapError("VIEW_NOT_FOUND", `batch view ${name} does not exist or is incomplete`);
 }
 
-/** A folder of `<cacheDir>` holding a complete copy: its manifest is the last thing renamed in. */
 /**
- * How long a local copy newer than every version an evicting process keeps is left alone: another
- * process sharing the cache (a serve that heard of a publish first) may have just downloaded it and
- * be opening it; once open, its files stay readable to that process after a removal (unlink).
+ * How long a local copy another process of the machine used last is left alone by this one's
+ * eviction: that process (a `views diff`, a serve that heard of a publish first) may be opening it
+ * (an operator's diff of a reference version failed, "database does not exist", when a serve
+ * evicted it at that moment: 2 of 70). Once open, its files stay readable to that process after a
+ * removal (unlink), so minutes are plenty.
  */
-const FRESH_COPY_MS = 10 * 60_000;
+const USED_ELSEWHERE_MS = 10 * 60_000;
 
-/** True when the copy at `dir` was completed (its folder last changed) less than `ms` ago. */
-async function completedWithin(dir: string, ms: number): Promise<boolean> {
-  try {
-    return Date.now() - (await stat(dir)).mtimeMs < ms;
-  } catch {
-    return false;
-  }
-}
-
+/** A folder of `<cacheDir>` holding a complete copy: its manifest is the last thing renamed in. */
 async function hasManifest(dir: string): Promise<boolean> {
   return stat(join(dir, MANIFEST)).then(
     (s) => s.isFile(),
@@ -266,6 +259,8 @@ export class NatsPublishedViews implements PublishedViews {
   readonly backend = "nats" as const;
   /** One download per version at a time in this process (serving and the runner may both ask). */
   private readonly downloads = new Map<string, Promise<string>>();
+  /** Local copy -> its folder's mtime as this process's last `materialize` left it (markUsed). */
+  private readonly usedStamps = new Map<string, number>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -586,10 +581,25 @@ export class NatsPublishedViews implements PublishedViews {
     return p;
   }
 
+  /**
+   * Marks a local copy as used now (its folder's mtime, which processes sharing the cache read) and
+   * remembers the stamp this process left: a later stamp is another process's use.
+   */
+  private async markUsed(name: string, dir: string): Promise<string> {
+    try {
+      const now = new Date();
+      await utimes(dir, now, now);
+      this.usedStamps.set(name, (await stat(dir)).mtimeMs);
+    } catch {
+      // A copy whose stamp cannot be set is still a copy; eviction elsewhere may take it sooner.
+    }
+    return dir;
+  }
+
   private async download(name: string): Promise<string> {
     const target = join(this.cacheDir, name);
     if (parseVersionName(name) === null) throw notFound(name);
-    if (await hasManifest(target)) return target;
+    if (await hasManifest(target)) return this.markUsed(name, target);
     const { manifest, home } = await this.read(`reading ${name}`, async () => {
       const at = await this.homeOf(name);
       return { manifest: await this.manifestOf(name, at), home: at };
@@ -599,7 +609,7 @@ export class NatsPublishedViews implements PublishedViews {
     const partial = await startPartial(target);
     try {
       await this.fill(name, home, manifest, partial);
-      return await finishPartial(partial, target, MANIFEST);
+      return await this.markUsed(name, await finishPartial(partial, target, MANIFEST));
     } catch (err) {
       await rm(partial, { recursive: true, force: true });
       throw err;
@@ -880,6 +890,16 @@ export class NatsPublishedViews implements PublishedViews {
     });
   }
 
+  /** True when another process used the local copy `name` after this one last did, minutes ago at most. */
+  private async usedElsewhere(name: string): Promise<boolean> {
+    try {
+      const { mtimeMs } = await stat(join(this.cacheDir, name));
+      return Date.now() - mtimeMs < USED_ELSEWHERE_MS && this.usedStamps.get(name) !== mtimeMs;
+    } catch {
+      return false;
+    }
+  }
+
   async evictLocal(keep: readonly string[]): Promise<string[]> {
     let entries: string[];
     try {
@@ -889,14 +909,12 @@ export class NatsPublishedViews implements PublishedViews {
       throw err;
     }
     const removed: string[] = [];
-    const newestKept = Math.max(-1, ...keep.map((k) => parseVersionName(k) ?? -1));
     for (const entry of entries) {
       // A partial folder of a download under way (in any process) belongs to it; stale ones go below.
-      const version = parseVersionName(entry);
-      if (version === null || keep.includes(entry) || this.downloads.has(entry)) continue;
-      if (version > newestKept && (await completedWithin(join(this.cacheDir, entry), FRESH_COPY_MS)))
-        continue;
+      if (parseVersionName(entry) === null || keep.includes(entry) || this.downloads.has(entry)) continue;
+      if (await this.usedElsewhere(entry)) continue;
       await rm(join(this.cacheDir, entry), { recursive: true, force: true });
+      this.usedStamps.delete(entry);
       removed.push(entry);
     }
     removed.push(...(await removeStalePartials(this.cacheDir)));
