@@ -34,6 +34,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import {
   BATCH_LEASE_BUCKET,
+  BatchLeases,
+  describeHolder,
   kvStreamName,
   checkReplicaAgreement,
   lanemapStreamPlacements,
@@ -49,13 +51,15 @@ import { LanemapError } from "../../shared/index.js";
 import { OPS_EXIT } from "./exit-codes.js";
 
 /**
- * Streams whose leader's copy is the only one anyone uses, repaired from it without a majority (as
- * `--trust-leader`): the coordinator lease, one key every coordinator reads and writes at the
- * leader, whose other copies can only hold older revisions of it, expiring with the bucket's max_age
- * (the TTL). Killing the node leading it mid-run left its three copies all different three times in
- * an operator's check, and the timer (no `--trust-leader`) exited 3 on every run.
+ * The coordinator lease's bucket: one key every coordinator reads and writes at the leader, nothing
+ * else. Killing the node leading it mid-run left its three copies all different three times in an
+ * operator's check; replacing a copy then left nats-server 2.9.10 with one that stayed behind every
+ * later write (4 of 6 rounds). So it is not repaired copy by copy: when no coordinator holds the
+ * lease, the bucket is created afresh (BatchLeases.recreateIfFree); while one does, the repair waits
+ * for the next try (the timer's), refused, naming the holder. Without a majority too: no copy of it
+ * holds anything a fresh bucket would lack.
  */
-const LEADER_IS_TRUTH = new Set([kvStreamName(BATCH_LEASE_BUCKET)]);
+const LEASE_STREAM = kvStreamName(BATCH_LEASE_BUCKET);
 
 /** How long a repair waits for the cluster to have a meta leader before listing its streams, in ms. */
 export const META_LEADER_WAIT_MS = 30_000;
@@ -130,6 +134,35 @@ export interface RepairReplicasReport {
   readonly unanswered: readonly string[];
 }
 
+/** The lease bucket's repair (see LEASE_STREAM): created afresh when no coordinator holds it. */
+async function recreateLeaseBucket(
+  nc: NatsConnection,
+  logger: Logger,
+  unseen: readonly string[],
+  dryRun: boolean,
+): Promise<{ steps: readonly string[]; refused?: string; failed?: string }> {
+  if (unseen.length > 0)
+    return {
+      steps: [],
+      refused: `node monitoring ${unseen.join(", ")} does not answer: the stream may have no other copy`,
+    };
+  if (dryRun) return { steps: [] };
+  try {
+    const r = await BatchLeases.recreateIfFree(nc);
+    if ("holder" in r)
+      return {
+        steps: [],
+        refused: `a coordinator holds the lease (${describeHolder(r.holder)}): its bucket is created afresh once the lease is free (the next repair, the timer's)`,
+      };
+    logger.warn({ stream: LEASE_STREAM, steps: r.steps }, "lease bucket created afresh");
+    return { steps: r.steps };
+  } catch (err) {
+    if (!(err instanceof LanemapError)) throw err;
+    logger.error({ stream: LEASE_STREAM, err: err.message }, "lease bucket not created afresh");
+    return { steps: [], failed: err.message };
+  }
+}
+
 /**
  * Finds the diverged copies and replaces each from the leader's, then places the replicas of every
  * stream short of them (see the module header). A repair the server refuses does not stop the
@@ -162,13 +195,30 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
     (await checkReplicaAgreement(monitorUrls)).divergences.some(
       (x) => x.stream === d.stream && x.node === d.node,
     );
+  /** The lease bucket's outcome, once for all its diverged copies: the steps, or why not. */
+  let leaseOutcome: { steps: readonly string[]; refused?: string; failed?: string } | undefined;
   for (const d of targets) {
+    if (d.stream === LEASE_STREAM) {
+      leaseOutcome ??= await recreateLeaseBucket(nc, logger, unseen, options.dryRun === true);
+      // The steps are reported once, on the first copy; a refusal or failure on each.
+      const first = !repairs.some((r) => r.stream === d.stream);
+      const { refused, failed } = leaseOutcome;
+      repairs.push({
+        stream: d.stream,
+        node: d.node,
+        why: d.why,
+        steps: first ? leaseOutcome.steps : [],
+        ...(refused === undefined ? {} : { refused }),
+        ...(failed === undefined ? {} : { failed }),
+      });
+      continue;
+    }
     // The stream's group: the nodes holding the reference copy and every node named diverged.
     const group = new Set([
       ...d.agreeing,
       ...found.divergences.filter((x) => x.stream === d.stream).map((x) => x.node),
     ]).size;
-    const trustLeader = options.trustLeader === true || LEADER_IS_TRUTH.has(d.stream);
+    const trustLeader = options.trustLeader === true;
     const refused =
       unseen.length > 0
         ? `node monitoring ${unseen.join(", ")} does not answer: the stream may have no other copy`

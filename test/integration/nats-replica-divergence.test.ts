@@ -228,10 +228,10 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
     assert.deepEqual(await copies(cluster, THREE_WAY), [all, all, all], "every copy is the leader's");
   });
 
-  test("the coordinator lease's copies all differing are repaired from its leader by a plain ops repair-replicas (the timer's): its leader's is the only copy anyone uses", async () => {
+  test("the coordinator lease's copies all differing: a plain ops repair-replicas (the timer's) is refused naming the holder while a coordinator holds it, and creates the bucket afresh once the lease is free", async () => {
     await using data = await tempDir("lanemap-replica-lease-");
     // The real bucket, as a coordinator opens it (a TTL long enough to outlive the test).
-    await BatchLeases.open(cluster.nc, { ttlMs: 600_000, replicas: 3, logger: testLogger() });
+    const leases = await BatchLeases.open(cluster.nc, { ttlMs: 600_000, replicas: 3, logger: testLogger() });
     const stream = "KV_lanemap-batch-lease";
     const key = (i: number) => `$KV.lanemap-batch-lease.k${i % 40}`;
     const js = jetstream(cluster.nc);
@@ -241,33 +241,63 @@ describe("replicas that diverge on a 3-node cluster", { skip: natsMissing() }, (
     const [x, y] = NODE_NAMES.flatMap((n, i) => (n === leader ? [] : [i]));
     await diverge(cluster, x!, 40, 60, stream, key);
     await diverge(cluster, y!, 60, 70, stream, key);
+    // A run starts on the diverged bucket.
+    const held = await leases.acquire({ runId: "run-lease-repair", startedAt: "now", building: "v000001" });
     const three = await copies(cluster, stream);
     assert.equal(
       new Set(three.map((c) => JSON.stringify(c))).size,
       3,
       `three different copies: ${JSON.stringify(three)}`,
     );
-    const repaired = await runLanemap(
-      ["ops", "repair-replicas", "--json"],
-      testEnv(data.path, { NATS_URL: cluster.natsUrl, LANEMAP_NATS_MONITOR_URLS: monitorUrls(cluster) }),
+    const { created } = await jsm.streams.info(stream);
+    const env = testEnv(data.path, {
+      NATS_URL: cluster.natsUrl,
+      LANEMAP_NATS_MONITOR_URLS: monitorUrls(cluster),
+    });
+    const refused = await runLanemap(["ops", "repair-replicas", "--json"], env);
+    assert.equal(refused.code, 3, `${refused.stderr}\n${refused.stdout}`);
+    const whyNot = (JSON.parse(refused.stdout) as RepairReplicasReport).repairs.map((r) => r.refused);
+    assert.ok(whyNot.length > 0);
+    for (const why of whyNot)
+      assert.match(why ?? "", /a coordinator holds the lease \(host .*run run-lease-repair/);
+    assert.equal(
+      (await jsm.streams.info(stream)).created,
+      created,
+      "the bucket is the same stream under the holder",
     );
+    assert.equal(new Set((await copies(cluster, stream)).map((c) => JSON.stringify(c))).size, 3);
+
+    await held.release();
+    const repaired = await runLanemap(["ops", "repair-replicas", "--json"], env);
     assert.equal(repaired.code, 0, `${repaired.stderr}\n${repaired.stdout}`);
     const report = JSON.parse(repaired.stdout) as RepairReplicasReport;
     assert.deepEqual(
-      report.repairs.filter((r) => r.refused !== undefined),
+      report.repairs.filter((r) => r.refused !== undefined || r.failed !== undefined),
       [],
-      "none refused for want of a majority",
+      "none refused (no majority needed) or failed",
+    );
+    assert.ok(
+      report.repairs.some((r) =>
+        r.steps.some((step) => /created KV_lanemap-batch-lease again: R3/.test(step)),
+      ),
     );
     const now = await copies(cluster, stream);
     assert.equal(
       new Set(now.map((c) => JSON.stringify(c))).size,
       1,
-      `every copy is the leader's: ${JSON.stringify(now)}`,
+      `three equal copies: ${JSON.stringify(now)}`,
     );
-    assert.deepEqual(
-      now[NODE_NAMES.indexOf(leader as (typeof NODE_NAMES)[number])],
-      three[NODE_NAMES.indexOf(leader as (typeof NODE_NAMES)[number])],
-    );
+    const info = await jsm.streams.info(stream);
+    assert.equal(info.config.max_age, 600_000 * 1_000_000, "its TTL kept");
+    assert.equal(info.config.num_replicas, 3);
+    // A coordinator takes the fresh bucket's lease as before.
+    const next = await (
+      await BatchLeases.open(cluster.nc, { ttlMs: 600_000, replicas: 3, logger: testLogger() })
+    ).acquire({ runId: "run-after-repair", startedAt: "now", building: "v000002" });
+    await next.release();
+    const again = await runLanemap(["ops", "repair-replicas", "--json"], env);
+    assert.equal(again.code, 0, `a second repair finds nothing: ${again.stderr}\n${again.stdout}`);
+    assert.deepEqual((JSON.parse(again.stdout) as RepairReplicasReport).repairs, []);
     await jsm.streams.delete(stream);
   });
 

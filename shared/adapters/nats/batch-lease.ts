@@ -191,6 +191,9 @@ function wrongRevision(err: unknown): boolean {
   );
 }
 
+/** How long a re-created lease bucket is given to place its copies before the repair checks them, ms. */
+const RECREATE_SETTLE_MS = 10_000;
+
 /** The lease bucket of a deployment. */
 export class BatchLeases {
   private constructor(
@@ -240,6 +243,51 @@ export class BatchLeases {
       READ_RETRIES,
       options.logger,
     );
+  }
+
+  /**
+   * Deletes the lease bucket's stream and creates it again with the same configuration (replicas,
+   * max_age...), when no coordinator holds the lease: the repair of a bucket whose copies diverged
+   * (`ops repair-replicas`). The bucket holds nothing else anyone reads, so a fresh stream loses
+   * nothing. Replacing a copy instead left nats-server 2.9.10 with a copy that stayed behind every
+   * later write ("could not replace peer", "detected duplicate assignment"), 4 of 6 rounds of an
+   * operator's check when the repair ran while the bucket held the last run's release; a fresh
+   * stream is a fresh RAFT group. A coordinator that opens the bucket between the delete and the
+   * create creates it itself (BatchLeases.open), with the same configuration.
+   * @returns the steps taken, or the holder when one holds the lease (nothing changed then)
+   * @throws LanemapError STORAGE when JetStream does not answer
+   */
+  static async recreateIfFree(
+    nc: NatsConnection,
+  ): Promise<{ readonly steps: readonly string[] } | { readonly holder: LeaseHolder }> {
+    const stream = kvStreamName(BATCH_LEASE_BUCKET);
+    return guarded("batch coordinator lease: re-creating its bucket", async () => {
+      const jsm = await jetstreamManager(nc, { checkAPI: false });
+      const { config } = await jsm.streams.info(stream);
+      const holder = holderOf(await (await new Kvm(nc).open(BATCH_LEASE_BUCKET)).get(BATCH_LEASE_KEY));
+      if (holder !== null) return { holder };
+      await jsm.streams.delete(stream);
+      await jsm.streams.add(config);
+      // Back to the caller once every copy is placed and current, so a check right after compares them.
+      for (const until = Date.now() + RECREATE_SETTLE_MS; Date.now() < until;) {
+        const c = (await jsm.streams.info(stream)).cluster;
+        const followers = c?.replicas ?? [];
+        if (
+          c === undefined ||
+          (c.leader &&
+            followers.length === config.num_replicas - 1 &&
+            followers.every((r) => r.current && !r.offline))
+        )
+          break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      return {
+        steps: [
+          `deleted ${stream} (no coordinator held the lease)`,
+          `created ${stream} again: R${config.num_replicas}, max_age ${config.max_age / 1e9} s`,
+        ],
+      };
+    });
   }
 
   /**
