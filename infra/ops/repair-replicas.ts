@@ -134,6 +134,11 @@ export interface RepairReplicasReport {
   readonly unanswered: readonly string[];
 }
 
+/** Why a copy is not repaired while some node's monitoring is silent: its copies were not compared. */
+function unansweredRefusal(unseen: readonly string[]): string {
+  return `node monitoring ${unseen.join(", ")} does not answer: the stream may have no other copy`;
+}
+
 /** The lease bucket's repair (see LEASE_STREAM): created afresh when no coordinator holds it. */
 async function recreateLeaseBucket(
   nc: NatsConnection,
@@ -144,7 +149,7 @@ async function recreateLeaseBucket(
   if (unseen.length > 0)
     return {
       steps: [],
-      refused: `node monitoring ${unseen.join(", ")} does not answer: the stream may have no other copy`,
+      refused: unansweredRefusal(unseen),
     };
   if (dryRun) return { steps: [] };
   try {
@@ -221,7 +226,7 @@ export async function repairReplicas(options: RepairReplicasOptions): Promise<Re
     const trustLeader = options.trustLeader === true;
     const refused =
       unseen.length > 0
-        ? `node monitoring ${unseen.join(", ")} does not answer: the stream may have no other copy`
+        ? unansweredRefusal(unseen)
         : d.agreeing.length * 2 <= group && !(trustLeader && d.agreeing.includes(d.reference.leader ?? ""))
           ? `no majority of ${d.stream}'s copies agree (${d.agreeing.join(", ") || "none"}): no copy to trust; --trust-leader replaces the others from the leader's (README "Operations")`
           : undefined;

@@ -609,7 +609,7 @@ export class NatsPublishedViews implements PublishedViews {
     const partial = await startPartial(target);
     try {
       await this.fill(name, home, manifest, partial);
-      return await this.markUsed(name, await finishPartial(partial, target, MANIFEST));
+      return await this.markUsed(name, await finishPartial(partial, target, hasManifest));
     } catch (err) {
       await rm(partial, { recursive: true, force: true });
       throw err;

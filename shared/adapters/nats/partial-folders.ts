@@ -26,7 +26,7 @@ const PARTIAL = ".partial";
 export const PARTIAL_STALE_MS = 24 * 3600_000;
 
 /** The target a partial folder's name belongs to, or null when the name is not a partial folder's. */
-export function partialTarget(entry: string): string | null {
+function partialTarget(entry: string): string | null {
   const at = entry.lastIndexOf(PARTIAL);
   if (at <= 0) return null;
   const tail = entry.slice(at + PARTIAL.length);
@@ -47,24 +47,18 @@ export async function startPartial(target: string): Promise<string> {
   return partial;
 }
 
-/** True when `dir` holds `file` (a complete folder's last-written file). */
-async function holds(dir: string, file: string): Promise<boolean> {
-  try {
-    await stat(join(dir, file));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Renames a filled partial folder to its target. When another process has completed the target
- * meanwhile (it holds `completeFile`), that copy wins and this one is removed: both are the same
- * checked bytes. A target without `completeFile` (left by an older build) is replaced.
+ * meanwhile (`isComplete` says so), that copy wins and this one is removed: both are the same
+ * checked bytes. An incomplete target (left by an older build) is replaced.
  * @returns the target's path
  * @throws the file system's error when the rename fails for another reason
  */
-export async function finishPartial(partial: string, target: string, completeFile: string): Promise<string> {
+export async function finishPartial(
+  partial: string,
+  target: string,
+  isComplete: (dir: string) => Promise<boolean>,
+): Promise<string> {
   await rm(join(partial, OWNER_FILE), { force: true });
   for (let attempt = 0; ; attempt++) {
     try {
@@ -73,7 +67,7 @@ export async function finishPartial(partial: string, target: string, completeFil
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if ((code !== "ENOTEMPTY" && code !== "EEXIST") || attempt > 0) throw err;
-      if (await holds(target, completeFile)) {
+      if (await isComplete(target)) {
         await rm(partial, { recursive: true, force: true });
         return target;
       }
