@@ -36,7 +36,7 @@
  *   a crash leaves only a partial folder (removed once its process is gone), a complete folder is
  *   reused, and of two downloads finishing together the first rename wins.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomInt } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -587,8 +587,10 @@ export class NatsPublishedViews implements PublishedViews {
    */
   private async markUsed(name: string, dir: string): Promise<string> {
     try {
-      const now = new Date();
-      await utimes(dir, now, now);
+      // Seconds with random microseconds: two processes stamping within one millisecond still
+      // leave different stamps (the file system keeps nanoseconds).
+      const stamp = Date.now() / 1000 + randomInt(1, 1000) / 1e6;
+      await utimes(dir, stamp, stamp);
       this.usedStamps.set(name, (await stat(dir)).mtimeMs);
     } catch {
       // A copy whose stamp cannot be set is still a copy; eviction elsewhere may take it sooner.
